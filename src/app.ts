@@ -1,0 +1,155 @@
+import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
+import type { DataSource } from 'typeorm';
+import { AuthService } from './auth/auth.service';
+import type { Config } from './config/config';
+import { CustomerResolver } from './customers/customer.resolver';
+import { CustomerService } from './customers/customer.service';
+import { createDataSource, type QueryCounter } from './db/data-source';
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded-postgres';
+import { createApollo } from './graphql/apollo';
+import { createLoaders } from './graphql/loaders';
+import { NodeResolver } from './graphql/node.resolver';
+import { createSchema } from './graphql/schema';
+import { createHttpServer } from './http/http-server';
+import { IngestService } from './interactions/ingest.service';
+import { InteractionResolver } from './interactions/interaction.resolver';
+import { InteractionService } from './interactions/interaction.service';
+import { RecordInteractionsService } from './interactions/record-interactions.service';
+import { TaxonomyService } from './sentiment/taxonomy.service';
+import type { Logger } from './shared/logger';
+import { Metrics } from './shared/metrics';
+
+export interface Database {
+  ds: DataSource;
+  queries: QueryCounter;
+  embedded: EmbeddedPostgresHandle | null;
+  close(): Promise<void>;
+}
+
+/** Connects to DATABASE_URL, or starts the embedded server first; runs pending migrations. */
+export async function openDatabase(config: Config, log: Logger, opts: { migrate?: boolean; schema?: string } = {}): Promise<Database> {
+  let embedded: EmbeddedPostgresHandle | null = null;
+  let url = config.databaseUrl;
+  if (!url) {
+    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log);
+    url = embedded.url;
+  }
+  const { dataSource: ds, queries } = createDataSource({ url, poolSize: config.databasePoolSize, schema: opts.schema });
+  try {
+    await ds.initialize();
+    if (opts.migrate !== false) {
+      const ran = await ds.runMigrations({ transaction: 'each' });
+      if (ran.length > 0) log.info({ migrations: ran.map((m) => m.name) }, 'migrations applied');
+    }
+  } catch (e) {
+    if (ds.isInitialized) await ds.destroy().catch(() => undefined);
+    if (embedded) await embedded.stop().catch(() => undefined);
+    throw e;
+  }
+  return {
+    ds,
+    queries,
+    embedded,
+    async close() {
+      if (ds.isInitialized) await ds.destroy();
+      if (embedded) await embedded.stop();
+    },
+  };
+}
+
+/** Every service of the process, wired by hand in one place. */
+export function createServices(config: Config, db: Database, log: Logger, metrics: Metrics) {
+  const taxonomy = new TaxonomyService(db.ds);
+  const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }));
+  const ingest = new IngestService(recorder, config.ingestMaxTextBytes, metrics, log.child({ component: 'ingest' }));
+  const customers = new CustomerService(db.ds);
+  const interactions = new InteractionService(db.ds);
+  const auth = new AuthService(config.auth);
+  return { taxonomy, recorder, ingest, customers, interactions, auth };
+}
+export type Services = ReturnType<typeof createServices>;
+
+export interface RunningApp {
+  url: string;
+  db: Database;
+  services: Services;
+  metrics: Metrics;
+  server: http.Server;
+  stop(): Promise<void>;
+}
+
+/** Starts the roles of `config` and listens; `stop()` drains and closes everything. */
+export async function startApp(config: Config, log: Logger, database?: Database): Promise<RunningApp> {
+  const startedAt = Date.now();
+  const db = database ?? (await openDatabase(config, log));
+  const metrics = new Metrics();
+  const services = createServices(config, db, log, metrics);
+  await services.taxonomy.ensureSeeded();
+
+  const apiOn = config.roles.includes('api');
+  const ingestOn = config.roles.includes('ingest');
+  let apollo = null;
+  if (apiOn) {
+    const schema = await createSchema(
+      new Map<Function, unknown>([
+        [CustomerResolver, new CustomerResolver(services.customers)],
+        [InteractionResolver, new InteractionResolver(services.interactions, services.ingest)],
+        [NodeResolver, new NodeResolver()],
+      ]),
+    );
+    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
+    await apollo.start();
+  }
+
+  const server = createHttpServer({
+    log: log.child({ component: 'http' }),
+    metrics,
+    auth: services.auth,
+    apollo,
+    makeLoaders: (principal) => createLoaders(services, principal),
+    ingest: ingestOn ? services.ingest : null,
+    ingestMaxBytes: config.ingestMaxBytes,
+    readiness: async () => {
+      try {
+        await db.ds.query('SELECT 1');
+        if (await db.ds.showMigrations()) return 'database migrations are pending';
+        return null;
+      } catch (e) {
+        return `database unreachable: ${(e as Error).message}`;
+      }
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://localhost:${port}`;
+  if (config.auth.open) log.warn('authentication is not configured: every caller acts as admin (allowed only outside production)');
+  log.info({ url: `${url}/graphql`, roles: config.roles, startupMs: Date.now() - startedAt, embeddedDatabase: db.embedded !== null }, 'Earshot is listening');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    url,
+    db,
+    services,
+    metrics,
+    server,
+    stop() {
+      stopping ??= (async () => {
+        log.info('shutting down: no new connections, finishing in-flight requests');
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
+        await closed;
+        clearTimeout(timer);
+        if (apollo) await apollo.stop();
+        if (!database) await db.close();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}

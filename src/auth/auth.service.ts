@@ -1,0 +1,68 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { USER_ROLES, type Config, type UserRole } from '../config/config';
+import { AppError } from '../shared/app-error';
+
+export interface Principal {
+  /** who: an API key's name or the JWT subject */
+  id: string;
+  role: UserRole;
+}
+
+/** Roles that may see emails and phone numbers. */
+export const PII_ROLES: ReadonlySet<UserRole> = new Set(['admin', 'agent', 'sales']);
+
+/** With no auth configured (development only) every caller acts as this. */
+const OPEN_PRINCIPAL: Principal = { id: 'anonymous (auth not configured)', role: 'admin' };
+
+/**
+ * Turns request headers into a principal: `X-API-Key` or `Authorization: Bearer <key|JWT>`.
+ * Must stay true: a request carrying a credential that does not verify is refused with
+ * UNAUTHENTICATED, never treated as anonymous.
+ */
+export class AuthService {
+  private readonly jwks: ReturnType<typeof createRemoteJWKSet> | null;
+  private readonly secret: Uint8Array | null;
+
+  constructor(private readonly config: Config['auth']) {
+    this.jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : null;
+    this.secret = config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : null;
+  }
+
+  async authenticate(headers: { authorization?: string; 'x-api-key'?: string | string[] }): Promise<Principal | null> {
+    const apiKey = Array.isArray(headers['x-api-key']) ? headers['x-api-key'][0] : headers['x-api-key'];
+    const bearer = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? '')?.[1]?.trim();
+    const credential = apiKey ?? bearer;
+    if (!credential) return this.config.open ? OPEN_PRINCIPAL : null;
+    const key = this.config.apiKeys.find((k) => safeEqual(k.key, credential));
+    if (key) return { id: key.name, role: key.role };
+    if (bearer && bearer.split('.').length === 3 && (this.secret || this.jwks)) return this.verifyJwt(bearer);
+    if (this.config.open) throw new AppError('UNAUTHENTICATED', 'a credential was sent but authentication is not configured');
+    throw new AppError('UNAUTHENTICATED', 'invalid API key or token');
+  }
+
+  private async verifyJwt(token: string): Promise<Principal> {
+    let payload: JWTPayload;
+    try {
+      const opts = { issuer: this.config.jwtIssuer ?? undefined, audience: this.config.jwtAudience ?? undefined };
+      payload = this.secret
+        ? (await jwtVerify(token, this.secret, { ...opts, algorithms: ['HS256'] })).payload
+        : (await jwtVerify(token, this.jwks!, opts)).payload;
+    } catch (e) {
+      throw new AppError('UNAUTHENTICATED', `invalid token: ${(e as Error).message}`);
+    }
+    const claimed = [payload.role, ...(Array.isArray(payload.roles) ? payload.roles : [])].filter(
+      (r): r is UserRole => typeof r === 'string' && (USER_ROLES as readonly string[]).includes(r),
+    );
+    if (claimed.length === 0) throw new AppError('FORBIDDEN', `the token carries no role (claim "role" or "roles": ${USER_ROLES.join(', ')})`);
+    // with several roles, the most privileged one in USER_ROLES order applies
+    const role = USER_ROLES.find((r) => claimed.includes(r))!;
+    return { id: payload.sub ?? 'unknown', role };
+  }
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

@@ -1,0 +1,58 @@
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, InputType, Query, Resolver, Root } from 'type-graphql';
+import { IsOptional, MaxLength } from 'class-validator';
+import type { GraphQLContext } from '../graphql/context';
+import { PageArgs } from '../graphql/args';
+import { SentimentLabel } from '../graphql/enums';
+import { fromGlobalId, pageSize } from '../graphql/relay';
+import { InteractionConnection } from '../interactions/interaction.type';
+import type { CustomerService } from './customer.service';
+import { Customer, CustomerConnection, CustomerSentiment, Identity } from './customer.type';
+
+@InputType()
+export class CustomerFilter {
+  @Field(() => String, { nullable: true, description: 'case-insensitive substring of the display name' })
+  @IsOptional()
+  @MaxLength(200)
+  search?: string;
+
+  @Field(() => SentimentLabel, { nullable: true })
+  label?: SentimentLabel;
+}
+
+@ArgsType()
+export class CustomersArgs extends PageArgs {
+  @Field(() => CustomerFilter, { nullable: true })
+  filter?: CustomerFilter;
+}
+
+@Resolver(() => Customer)
+export class CustomerResolver {
+  constructor(private readonly customerService: CustomerService) {}
+
+  @Authorized()
+  @Query(() => CustomerConnection, { description: 'Customers, newest first' })
+  customers(@Args(() => CustomersArgs) args: CustomersArgs): Promise<CustomerConnection> {
+    return this.customerService.page(args.first, args.after, args.filter);
+  }
+
+  @Authorized()
+  @Query(() => Customer, { nullable: true })
+  customer(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Customer | null> {
+    return ctx.loaders.customer.load(fromGlobalId(id, 'Customer').id);
+  }
+
+  @FieldResolver(() => [Identity])
+  identities(@Root() c: Customer, @Ctx() ctx: GraphQLContext): Promise<Identity[]> {
+    return ctx.loaders.identities.load(c.uuid);
+  }
+
+  @FieldResolver(() => CustomerSentiment)
+  sentiment(@Root() c: Customer): CustomerSentiment {
+    return c.sentimentRow;
+  }
+
+  @FieldResolver(() => InteractionConnection, { description: 'Interactions of this customer, newest first' })
+  interactions(@Root() c: Customer, @Args(() => PageArgs) args: PageArgs, @Ctx() ctx: GraphQLContext): Promise<InteractionConnection> {
+    return ctx.loaders.customerInteractions.load(JSON.stringify([c.uuid, pageSize(args.first), args.after ?? null]));
+  }
+}

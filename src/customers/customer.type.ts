@@ -1,0 +1,75 @@
+import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
+import { GraphQLISODateTime } from 'type-graphql';
+import { IdentityKind, SentimentLabel } from '../graphql/enums';
+import { Node, PageInfo } from '../graphql/relay';
+
+@ObjectType({ description: 'One identity of a customer: a CRM record, an email, a phone number, a social handle' })
+export class Identity {
+  @Field(() => IdentityKind)
+  kind!: IdentityKind;
+
+  @Field(() => String, { nullable: true, description: 'social network for handles, CRM system for CRM ids' })
+  network!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'normalized value; null when your role may not see it (emails and phones: admin, agent, sales only)' })
+  value!: string | null;
+
+  @Field(() => Boolean, { description: 'true when value is hidden from your role' })
+  redacted!: boolean;
+
+  @Field(() => String, { description: 'where Earshot learned it: ingest, salesforce, hubspot, manual' })
+  source!: string;
+}
+
+@ObjectType({ description: "The customer's time-decayed sentiment (half-life 30 days) over inbound interactions" })
+export class CustomerSentiment {
+  @Field(() => Float, { nullable: true, description: '-1..1; null before any inbound interaction' })
+  score!: number | null;
+
+  @Field(() => SentimentLabel, { nullable: true })
+  label!: SentimentLabel | null;
+
+  @Field(() => Int, { description: 'inbound interactions scored' })
+  interactionCount!: number;
+
+  @Field(() => Float, { nullable: true, description: 'mean of the last 30 days minus the mean of the 30 days before' })
+  trend!: number | null;
+
+  @Field(() => GraphQLISODateTime, { nullable: true })
+  lastInteractionAt!: Date | null;
+}
+
+@ObjectType({ implements: Node, description: 'A person or organisation: a cluster of identities with their interactions and sentiment' })
+export class Customer extends Node {
+  /** the database uuid; `id` is the opaque Relay id */
+  uuid!: string;
+
+  @Field(() => String, { nullable: true })
+  displayName!: string | null;
+
+  @Field(() => GraphQLISODateTime)
+  createdAt!: Date;
+
+  sentimentRow!: CustomerSentiment;
+}
+
+@ObjectType()
+export class CustomerEdge {
+  @Field(() => String)
+  cursor!: string;
+
+  @Field(() => Customer)
+  node!: Customer;
+}
+
+@ObjectType()
+export class CustomerConnection {
+  @Field(() => Int)
+  totalCount!: number;
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+
+  @Field(() => [CustomerEdge])
+  edges!: CustomerEdge[];
+}

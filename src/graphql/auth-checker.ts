@@ -1,0 +1,12 @@
+import type { AuthChecker } from 'type-graphql';
+import { AppError } from '../shared/app-error';
+import type { GraphQLContext } from './context';
+
+/** `@Authorized()` needs any principal; `@Authorized('admin', …)` needs one of those roles. */
+export const authChecker: AuthChecker<GraphQLContext> = ({ context }, roles) => {
+  if (!context.principal) throw new AppError('UNAUTHENTICATED', 'authentication required: send X-API-Key or Authorization: Bearer');
+  if (roles.length > 0 && !roles.includes(context.principal.role)) {
+    throw new AppError('FORBIDDEN', `this needs one of the roles ${roles.join(', ')}; you are ${context.principal.role}`);
+  }
+  return true;
+};

@@ -1,0 +1,33 @@
+import type { InteractionMessage } from '../interactions/interaction-message';
+import { identityKey, type IdentityKeyOptions, type IdentityKind } from './normalize';
+
+export interface IdentityClaim {
+  kind: IdentityKind;
+  network: string | null;
+  /** normalized key, unique per kind */
+  value: string;
+  raw: string;
+}
+
+/** Strongest first: the first claim that names a known customer decides. */
+const PRIORITY: Record<IdentityKind, number> = { crm: 0, email: 1, phone: 2, handle: 3, profile_url: 4 };
+
+/**
+ * The deterministic identities an interaction's author carries: CRM ids, email, phone,
+ * the handle on the source network (social networks only) and the profile URL.
+ * Values that cannot be an identity of their kind are left out, never half-normalized.
+ */
+export function authorIdentities(m: InteractionMessage, opts: IdentityKeyOptions): IdentityClaim[] {
+  const out: IdentityClaim[] = [];
+  const add = (kind: IdentityKind, network: string | null, raw: string | null | undefined) => {
+    if (!raw) return;
+    const value = identityKey(kind, network, raw, opts);
+    if (value && !out.some((c) => c.kind === kind && c.value === value)) out.push({ kind, network, value, raw });
+  };
+  for (const ref of m.author.crmIds ?? []) add('crm', ref.system, `${ref.objectType}:${ref.id}`);
+  add('email', null, m.author.email);
+  add('phone', null, m.author.phone);
+  add('handle', m.source, m.author.handle);
+  add('profile_url', null, m.author.profileUrl);
+  return out.sort((a, b) => PRIORITY[a.kind] - PRIORITY[b.kind]);
+}

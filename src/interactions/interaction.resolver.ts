@@ -1,0 +1,75 @@
+import { IsOptional } from 'class-validator';
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, GraphQLISODateTime, ID, InputType, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Customer } from '../customers/customer.type';
+import { AppError } from '../shared/app-error';
+import { PageArgs } from '../graphql/args';
+import type { GraphQLContext } from '../graphql/context';
+import { Direction, Intent, SentimentLabel } from '../graphql/enums';
+import type { IngestService } from './ingest.service';
+import type { InteractionService } from './interaction.service';
+import { IngestResult, Interaction, InteractionConnection, InteractionInput, TopicRef } from './interaction.type';
+
+@InputType()
+export class InteractionFilter {
+  @Field(() => String, { nullable: true })
+  source?: string;
+
+  @Field(() => Direction, { nullable: true })
+  direction?: Direction;
+
+  @Field(() => SentimentLabel, { nullable: true })
+  label?: SentimentLabel;
+
+  @Field(() => Intent, { nullable: true })
+  intent?: Intent;
+
+  @Field(() => ID, { nullable: true })
+  customerId?: string;
+
+  @Field(() => GraphQLISODateTime, { nullable: true, description: 'occurredAt ≥ from' })
+  @IsOptional()
+  from?: Date;
+
+  @Field(() => GraphQLISODateTime, { nullable: true, description: 'occurredAt < to' })
+  @IsOptional()
+  to?: Date;
+}
+
+@ArgsType()
+export class InteractionsArgs extends PageArgs {
+  @Field(() => InteractionFilter, { nullable: true })
+  filter?: InteractionFilter;
+}
+
+@Resolver(() => Interaction)
+export class InteractionResolver {
+  constructor(
+    private readonly interactions: InteractionService,
+    private readonly ingest: IngestService,
+  ) {}
+
+  @Authorized()
+  @Query(() => InteractionConnection, { name: 'interactions', description: 'Interactions, newest first' })
+  interactionsPage(@Args(() => InteractionsArgs) args: InteractionsArgs): Promise<InteractionConnection> {
+    return this.interactions.page(args.first, args.after, args.filter);
+  }
+
+  @Authorized('admin', 'service', 'agent')
+  @Mutation(() => IngestResult, { description: 'Same pipeline and result as POST /ingest; at most 1,000 per call' })
+  ingestInteractions(@Arg('input', () => [InteractionInput]) input: InteractionInput[]): Promise<IngestResult> {
+    if (input.length > 1000) throw AppError.badInput('at most 1000 interactions per call');
+    // GraphQL input objects carry nulls for absent fields; the JSON Schema wants them absent.
+    const plain = input.map((i) => JSON.parse(JSON.stringify(i, (_k, v) => (v === null ? undefined : v))) as unknown);
+    return this.ingest.ingestObjects(plain, 'graphql');
+  }
+
+  @FieldResolver(() => Customer, { nullable: true })
+  customer(@Root() i: Interaction, @Ctx() ctx: GraphQLContext): Promise<Customer | null> | null {
+    return i.customerUuid ? ctx.loaders.customer.load(i.customerUuid) : null;
+  }
+
+  @FieldResolver(() => [TopicRef])
+  topics(@Root() i: Interaction, @Ctx() ctx: GraphQLContext): Promise<TopicRef[]> {
+    return ctx.loaders.topics.load(i.uuid);
+  }
+}

@@ -1,0 +1,156 @@
+import type { DataSource } from 'typeorm';
+import { Direction, Intent, SentimentLabel } from '../graphql/enums';
+import { decodeCursor, encodeCursor, fromGlobalId, pageSize, toGlobalId, toPage, type Page } from '../graphql/relay';
+import { Interaction, type TopicRef } from './interaction.type';
+
+export interface InteractionFilter {
+  source?: string | null;
+  direction?: Direction | null;
+  label?: SentimentLabel | null;
+  intent?: Intent | null;
+  /** opaque Customer id */
+  customerId?: string | null;
+  from?: Date | null;
+  to?: Date | null;
+}
+
+interface InteractionRow {
+  id: string;
+  source: string;
+  external_id: string;
+  url: string | null;
+  text: string;
+  occurred_at: Date;
+  direction: string;
+  in_reply_to: string | null;
+  author_handle: string | null;
+  author_display_name: string | null;
+  lang: string | null;
+  rating: number | null;
+  sentiment_score: number;
+  sentiment_label: string;
+  sentiment_confidence: number;
+  intent: string;
+  intent_confidence: number;
+  explanation: { token: string; weight: number }[];
+  customer_id: string | null;
+}
+
+const COLUMNS = `i.id, i.source, i.external_id, i.url, i.text, i.occurred_at, i.direction, i.in_reply_to,
+  i.author_handle, i.author_display_name, i.lang, i.rating, i.sentiment_score, i.sentiment_label,
+  i.sentiment_confidence, i.intent, i.intent_confidence, i.explanation, i.customer_id`;
+
+export function toInteraction(r: InteractionRow): Interaction {
+  const i = new Interaction();
+  i.id = toGlobalId('Interaction', r.id);
+  i.uuid = r.id;
+  i.customerUuid = r.customer_id;
+  i.source = r.source;
+  i.externalId = r.external_id;
+  i.url = r.url;
+  i.text = r.text;
+  i.occurredAt = r.occurred_at;
+  i.direction = r.direction as Direction;
+  i.inReplyTo = r.in_reply_to;
+  i.author = { handle: r.author_handle, displayName: r.author_display_name };
+  i.lang = r.lang;
+  i.rating = r.rating;
+  i.sentiment = {
+    score: r.sentiment_score,
+    label: r.sentiment_label as SentimentLabel,
+    confidence: r.sentiment_confidence,
+    explanation: r.explanation,
+  };
+  i.intent = r.intent as Intent;
+  i.intentConfidence = r.intent_confidence;
+  return i;
+}
+
+export class InteractionService {
+  constructor(private readonly ds: DataSource) {}
+
+  /** Newest first, keyset-paged on (occurred_at, id). */
+  async page(first: number | null | undefined, after: string | null | undefined, filter: InteractionFilter = {}): Promise<Page<Interaction>> {
+    const n = pageSize(first);
+    const cursor = decodeCursor(after);
+    const where: string[] = ['true'];
+    const params: unknown[] = [];
+    const add = (sql: (p: string) => string, value: unknown) => {
+      params.push(value);
+      where.push(sql(`$${params.length}`));
+    };
+    if (filter.source) add((p) => `i.source = ${p}`, filter.source);
+    if (filter.direction) add((p) => `i.direction = ${p}`, filter.direction);
+    if (filter.label) add((p) => `i.sentiment_label = ${p}`, filter.label);
+    if (filter.intent) add((p) => `i.intent = ${p}`, filter.intent);
+    if (filter.customerId) add((p) => `i.customer_id = ${p}::uuid`, fromGlobalId(filter.customerId, 'Customer').id);
+    if (filter.from) add((p) => `i.occurred_at >= ${p}`, filter.from);
+    if (filter.to) add((p) => `i.occurred_at < ${p}`, filter.to);
+    const countWhere = where.join(' AND ');
+    const countParams = [...params];
+    if (cursor) {
+      params.push(cursor.sort, cursor.id);
+      where.push(`(i.occurred_at, i.id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+    }
+    params.push(n + 1);
+    const [rows, [{ total }]] = await Promise.all([
+      this.ds.query(
+        `SELECT ${COLUMNS} FROM interaction i WHERE ${where.join(' AND ')}
+         ORDER BY i.occurred_at DESC, i.id DESC LIMIT $${params.length}`,
+        params,
+      ) as Promise<InteractionRow[]>,
+      this.ds.query(`SELECT count(*)::int AS total FROM interaction i WHERE ${countWhere}`, countParams) as Promise<{ total: number }[]>,
+    ]);
+    return toPage(rows.map(toInteraction), n, total, (i) => encodeCursor(i.occurredAt, i.uuid));
+  }
+
+  async byIds(ids: readonly string[]): Promise<(Interaction | null)[]> {
+    const rows: InteractionRow[] = await this.ds.query(`SELECT ${COLUMNS} FROM interaction i WHERE i.id = ANY($1::uuid[])`, [ids]);
+    const byId = new Map(rows.map((r) => [r.id, toInteraction(r)]));
+    return ids.map((id) => byId.get(id) ?? null);
+  }
+
+  async topicsOf(interactionIds: readonly string[]): Promise<TopicRef[][]> {
+    const rows: { interaction_id: string; name: string; department: string }[] = await this.ds.query(
+      `SELECT it.interaction_id, t.name, d.name AS department
+         FROM interaction_topic it JOIN topic t ON t.id = it.topic_id JOIN department d ON d.id = t.department_id
+        WHERE it.interaction_id = ANY($1::uuid[]) ORDER BY t.name`,
+      [interactionIds],
+    );
+    const grouped = new Map<string, TopicRef[]>();
+    for (const r of rows) grouped.set(r.interaction_id, [...(grouped.get(r.interaction_id) ?? []), { name: r.name, department: r.department }]);
+    return interactionIds.map((id) => grouped.get(id) ?? []);
+  }
+
+  /**
+   * One page of interactions for each of many customers, in two queries whatever their
+   * number (a LATERAL join for the rows, one grouped count).
+   */
+  async pagesByCustomer(customerIds: readonly string[], first: number, after: string | null): Promise<Page<Interaction>[]> {
+    const cursor = decodeCursor(after);
+    const params: unknown[] = [customerIds, first + 1];
+    let cond = '';
+    if (cursor) {
+      params.push(cursor.sort, cursor.id);
+      cond = `AND (i.occurred_at, i.id) < ($3::timestamptz, $4::uuid)`;
+    }
+    const [rows, counts] = await Promise.all([
+      this.ds.query(
+        `SELECT x.* FROM unnest($1::uuid[]) AS c(id) CROSS JOIN LATERAL (
+           SELECT ${COLUMNS} FROM interaction i WHERE i.customer_id = c.id ${cond}
+            ORDER BY i.occurred_at DESC, i.id DESC LIMIT $2) x`,
+        params,
+      ) as Promise<InteractionRow[]>,
+      this.ds.query(
+        `SELECT customer_id, count(*)::int AS total FROM interaction WHERE customer_id = ANY($1::uuid[]) GROUP BY customer_id`,
+        [customerIds],
+      ) as Promise<{ customer_id: string; total: number }[]>,
+    ]);
+    const totals = new Map(counts.map((c) => [c.customer_id, c.total]));
+    const grouped = new Map<string, Interaction[]>();
+    for (const r of rows) grouped.set(r.customer_id!, [...(grouped.get(r.customer_id!) ?? []), toInteraction(r)]);
+    return customerIds.map((id) =>
+      toPage(grouped.get(id) ?? [], first, totals.get(id) ?? 0, (i) => encodeCursor(i.occurredAt, i.uuid)),
+    );
+  }
+}

@@ -1,0 +1,205 @@
+import { GraphQLJSONObject } from 'graphql-scalars';
+import { Field, Float, GraphQLISODateTime, InputType, Int, ObjectType } from 'type-graphql';
+import { Direction, Intent, SentimentLabel } from '../graphql/enums';
+import { Node, PageInfo } from '../graphql/relay';
+
+@ObjectType()
+export class Author {
+  @Field(() => String, { nullable: true })
+  handle!: string | null;
+
+  @Field(() => String, { nullable: true })
+  displayName!: string | null;
+}
+
+@ObjectType({ description: 'A word or signal that moved the score, and by how much' })
+export class ExplanationItem {
+  @Field(() => String)
+  token!: string;
+
+  @Field(() => Float)
+  weight!: number;
+}
+
+@ObjectType()
+export class InteractionSentiment {
+  @Field(() => Float, { description: '-1 (very negative) .. 1 (very positive)' })
+  score!: number;
+
+  @Field(() => SentimentLabel)
+  label!: SentimentLabel;
+
+  @Field(() => Float, { description: '0..1' })
+  confidence!: number;
+
+  @Field(() => [ExplanationItem])
+  explanation!: ExplanationItem[];
+}
+
+@ObjectType()
+export class TopicRef {
+  @Field(() => String)
+  name!: string;
+
+  @Field(() => String)
+  department!: string;
+}
+
+@ObjectType({ implements: Node })
+export class Interaction extends Node {
+  uuid!: string;
+  customerUuid!: string | null;
+
+  @Field(() => String)
+  source!: string;
+
+  @Field(() => String)
+  externalId!: string;
+
+  @Field(() => String, { nullable: true })
+  url!: string | null;
+
+  @Field(() => String)
+  text!: string;
+
+  @Field(() => GraphQLISODateTime)
+  occurredAt!: Date;
+
+  @Field(() => Direction)
+  direction!: Direction;
+
+  @Field(() => String, { nullable: true, description: 'externalId of the interaction this one answers' })
+  inReplyTo!: string | null;
+
+  @Field(() => Author)
+  author!: Author;
+
+  @Field(() => String, { nullable: true, description: 'ISO 639-1 code, or und' })
+  lang!: string | null;
+
+  @Field(() => Float, { nullable: true })
+  rating!: number | null;
+
+  @Field(() => InteractionSentiment)
+  sentiment!: InteractionSentiment;
+
+  @Field(() => Intent)
+  intent!: Intent;
+
+  @Field(() => Float)
+  intentConfidence!: number;
+}
+
+@ObjectType()
+export class InteractionEdge {
+  @Field(() => String)
+  cursor!: string;
+
+  @Field(() => Interaction)
+  node!: Interaction;
+}
+
+@ObjectType()
+export class InteractionConnection {
+  @Field(() => Int)
+  totalCount!: number;
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+
+  @Field(() => [InteractionEdge])
+  edges!: InteractionEdge[];
+}
+
+@ObjectType()
+export class RejectedLine {
+  @Field(() => Int, { description: '1-based line (NDJSON) or position in the input list (GraphQL)' })
+  line!: number;
+
+  @Field(() => String)
+  error!: string;
+}
+
+@ObjectType()
+export class IngestResult {
+  @Field(() => Int)
+  accepted!: number;
+
+  @Field(() => Int, { description: 'already stored, or repeated within this request (same source and externalId)' })
+  duplicates!: number;
+
+  @Field(() => [RejectedLine])
+  rejected!: RejectedLine[];
+}
+
+@InputType()
+export class CrmIdInput {
+  @Field(() => String, { description: 'salesforce or hubspot' })
+  system!: string;
+
+  @Field(() => String, { description: 'Contact, Lead, Account (Salesforce); contact, company (HubSpot)' })
+  objectType!: string;
+
+  @Field(() => String)
+  id!: string;
+}
+
+@InputType()
+export class AuthorInput {
+  @Field(() => String, { nullable: true })
+  handle?: string;
+
+  @Field(() => String, { nullable: true })
+  displayName?: string;
+
+  @Field(() => String, { nullable: true })
+  email?: string;
+
+  @Field(() => String, { nullable: true })
+  phone?: string;
+
+  @Field(() => String, { nullable: true })
+  profileUrl?: string;
+
+  @Field(() => [CrmIdInput], { nullable: true })
+  crmIds?: CrmIdInput[];
+}
+
+@InputType({ description: 'One interactions.v1 message (schema/interactions.v1.schema.json)' })
+export class InteractionInput {
+  @Field(() => String, { nullable: true })
+  eventId?: string;
+
+  @Field(() => String)
+  source!: string;
+
+  @Field(() => String)
+  externalId!: string;
+
+  @Field(() => String, { nullable: true })
+  url?: string;
+
+  @Field(() => String, { description: 'ISO-8601 date-time' })
+  occurredAt!: string;
+
+  @Field(() => Direction)
+  direction!: Direction;
+
+  @Field(() => String, { nullable: true })
+  inReplyTo?: string;
+
+  @Field(() => AuthorInput)
+  author!: AuthorInput;
+
+  @Field(() => String)
+  text!: string;
+
+  @Field(() => String, { nullable: true })
+  lang?: string;
+
+  @Field(() => Float, { nullable: true })
+  rating?: number;
+
+  @Field(() => GraphQLJSONObject, { nullable: true })
+  metadata?: Record<string, unknown>;
+}

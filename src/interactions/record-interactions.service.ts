@@ -1,0 +1,396 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource, QueryRunner } from 'typeorm';
+import type { Config } from '../config/config';
+import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
+import { OUTBOX_TOPICS, enrichedEvent, sentimentEvent, type CustomerSummaryRow } from '../outbox/outbox-events';
+import type { Logger } from '../shared/logger';
+import type { Analysis } from '../sentiment/analyzer';
+import type { TaxonomyService } from '../sentiment/taxonomy.service';
+import type { InteractionMessage } from './interaction-message';
+
+export type RecordStatus = 'accepted' | 'duplicate';
+
+export interface RecordOutcome {
+  accepted: number;
+  duplicates: number;
+  /** per input message, in input order */
+  statuses: RecordStatus[];
+  /** ids of the accepted interactions */
+  interactionIds: string[];
+}
+
+/** Advisory-lock buckets for identity keys: bounded lock count per transaction. */
+const LOCK_NAMESPACE = 7_041_975;
+const LOCK_BUCKETS = 1024;
+
+interface Prepared {
+  index: number;
+  id: string;
+  message: InteractionMessage;
+  analysis: Analysis;
+  claims: IdentityClaim[];
+  customerId: string | null;
+}
+
+/**
+ * The one write path of every ingest channel (HTTP, GraphQL, Kafka): dedupe, analyze,
+ * attach to a customer, persist the interaction, its topics, the rollups and the outbox
+ * rows in one transaction.
+ *
+ * Must stay true: a message whose (source, externalId) is already stored changes nothing;
+ * two concurrent batches never create two customers for one identity; everything that
+ * leaves the service is written to the outbox in the same transaction.
+ */
+export class RecordInteractionsService {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly taxonomy: TaxonomyService,
+    private readonly config: Pick<Config, 'identity' | 'publicUrl'>,
+    private readonly log: Logger,
+  ) {}
+
+  async record(messages: InteractionMessage[]): Promise<RecordOutcome> {
+    const statuses: RecordStatus[] = new Array(messages.length).fill('duplicate');
+    const { analyzer, topicIds, departmentIds } = await this.taxonomy.current();
+    const identityOpts = {
+      email: { plusAddressing: this.config.identity.plusAddressing },
+      defaultRegion: this.config.identity.defaultPhoneRegion,
+    };
+
+    const seen = new Set<string>();
+    const unique: Prepared[] = [];
+    messages.forEach((message, index) => {
+      const key = `${message.source}\u0000${message.externalId}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      const ratingScale = typeof message.metadata?.ratingScale === 'number' ? message.metadata.ratingScale : undefined;
+      unique.push({
+        index,
+        id: randomUUID(),
+        message,
+        analysis: analyzer.analyze(message.text, { lang: message.lang, rating: message.rating, ratingScale }),
+        claims: authorIdentities(message, identityOpts),
+        customerId: null,
+      });
+    });
+    if (unique.length === 0) return { accepted: 0, duplicates: messages.length, statuses, interactionIds: [] };
+
+    const qr = this.ds.createQueryRunner();
+    await qr.connect();
+    try {
+      await qr.startTransaction();
+      const accepted = await this.persist(qr, unique, topicIds, departmentIds);
+      await qr.commitTransaction();
+      for (const p of accepted) statuses[p.index] = 'accepted';
+      return {
+        accepted: accepted.length,
+        duplicates: messages.length - accepted.length,
+        statuses,
+        interactionIds: accepted.map((p) => p.id),
+      };
+    } catch (e) {
+      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
+      throw e;
+    } finally {
+      await qr.release();
+    }
+  }
+
+  private async persist(
+    qr: QueryRunner,
+    batch: Prepared[],
+    topicIds: Map<string, number>,
+    departmentIds: Map<string, number>,
+  ): Promise<Prepared[]> {
+    const existing: { source: string; external_id: string }[] = await qr.query(
+      `SELECT i.source, i.external_id FROM interaction i
+         JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)
+           ON i.source = k.source AND i.external_id = k.external_id`,
+      [batch.map((p) => p.message.source), batch.map((p) => p.message.externalId)],
+    );
+    const stored = new Set(existing.map((r) => `${r.source}\u0000${r.external_id}`));
+    const fresh = batch.filter((p) => !stored.has(`${p.message.source}\u0000${p.message.externalId}`));
+    if (fresh.length === 0) return [];
+
+    await this.resolveCustomers(qr, fresh.filter((p) => p.message.direction === 'inbound'));
+    await this.attachReplies(qr, fresh);
+
+    const inserted: { id: string }[] = await qr.query(
+      `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
+          author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
+          sentiment_confidence, intent, intent_confidence, explanation, customer_id)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], $14::jsonb[], $15::float8[],
+          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[])
+       ON CONFLICT (source, external_id) DO NOTHING
+       RETURNING id`,
+      [
+        fresh.map((p) => p.id),
+        fresh.map((p) => p.message.eventId ?? null),
+        fresh.map((p) => p.message.source),
+        fresh.map((p) => p.message.externalId),
+        fresh.map((p) => p.message.url ?? null),
+        fresh.map((p) => p.message.text),
+        fresh.map((p) => new Date(p.message.occurredAt).toISOString()),
+        fresh.map((p) => p.message.direction),
+        fresh.map((p) => p.message.inReplyTo ?? null),
+        fresh.map((p) => p.message.author.handle ?? null),
+        fresh.map((p) => p.message.author.displayName ?? null),
+        fresh.map((p) => p.analysis.lang),
+        fresh.map((p) => p.message.rating ?? null),
+        fresh.map((p) => (p.message.metadata ? JSON.stringify(p.message.metadata) : null)),
+        fresh.map((p) => p.analysis.score),
+        fresh.map((p) => p.analysis.label),
+        fresh.map((p) => p.analysis.confidence),
+        fresh.map((p) => p.analysis.intent),
+        fresh.map((p) => p.analysis.intentConfidence),
+        fresh.map((p) => JSON.stringify(p.analysis.explanation)),
+        fresh.map((p) => p.customerId),
+      ],
+    );
+    const insertedIds = new Set(inserted.map((r) => r.id));
+    const accepted = fresh.filter((p) => insertedIds.has(p.id));
+    if (accepted.length === 0) return [];
+
+    const topicRows = accepted.flatMap((p) =>
+      p.analysis.topics.filter((t) => topicIds.has(t.name)).map((t) => [p.id, topicIds.get(t.name)!, t.matched] as const),
+    );
+    if (topicRows.length > 0) {
+      await qr.query(
+        `INSERT INTO interaction_topic (interaction_id, topic_id, matched)
+         SELECT i, t, ARRAY(SELECT jsonb_array_elements_text(m)) FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS x(i, t, m)
+         ON CONFLICT DO NOTHING`,
+        [topicRows.map((r) => r[0]), topicRows.map((r) => r[1]), topicRows.map((r) => JSON.stringify(r[2]))],
+      );
+    }
+
+    const summaries = await this.updateRollups(qr, accepted, departmentIds);
+    await this.writeOutbox(qr, accepted, summaries);
+    return accepted;
+  }
+
+  /**
+   * Attaches each message to a customer by its deterministic identities, creating the
+   * customer and identities the first time an author is seen.
+   */
+  private async resolveCustomers(qr: QueryRunner, batch: Prepared[]): Promise<void> {
+    const claims = new Map<string, IdentityClaim>();
+    for (const p of batch) for (const c of p.claims) claims.set(`${c.kind}\u0000${c.value}`, c);
+    if (claims.size > 0) {
+      const buckets = [...new Set([...claims.keys()].map((k) => fnv1a(k) % LOCK_BUCKETS))].sort((a, b) => a - b);
+      await qr.query(`SELECT pg_advisory_xact_lock($1::int, b) FROM unnest($2::int[]) AS b ORDER BY b`, [LOCK_NAMESPACE, buckets]);
+    }
+    const owners = new Map<string, string>();
+    if (claims.size > 0) {
+      const all = [...claims.values()];
+      const rows: { kind: string; value: string; customer_id: string }[] = await qr.query(
+        `SELECT ci.kind, ci.value, coalesce(c.merged_into_id, c.id) AS customer_id
+           FROM customer_identity ci JOIN customer c ON c.id = ci.customer_id
+           JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
+        [all.map((c) => c.kind), all.map((c) => c.value)],
+      );
+      for (const r of rows) owners.set(`${r.kind}\u0000${r.value}`, r.customer_id);
+    }
+
+    const newCustomers: { id: string; displayName: string | null }[] = [];
+    const newIdentities: { customerId: string; claim: IdentityClaim }[] = [];
+    for (const p of batch) {
+      const keys = p.claims.map((c) => `${c.kind}\u0000${c.value}`);
+      // claims are sorted strongest first, so the strongest known identity decides
+      let customerId = keys.map((k) => owners.get(k)).find((id) => id !== undefined) ?? null;
+      if (customerId === null && p.claims.length > 0) {
+        customerId = randomUUID();
+        newCustomers.push({ id: customerId, displayName: p.message.author.displayName ?? p.message.author.handle ?? null });
+      }
+      p.customerId = customerId;
+      if (customerId === null) continue;
+      p.claims.forEach((claim, i) => {
+        if (!owners.has(keys[i]!)) {
+          owners.set(keys[i]!, customerId);
+          newIdentities.push({ customerId, claim });
+        }
+      });
+    }
+
+    if (newCustomers.length > 0) {
+      await qr.query(`INSERT INTO customer (id, display_name) SELECT * FROM unnest($1::uuid[], $2::text[])`, [
+        newCustomers.map((c) => c.id),
+        newCustomers.map((c) => c.displayName),
+      ]);
+    }
+    if (newIdentities.length > 0) {
+      await qr.query(
+        `INSERT INTO customer_identity (customer_id, kind, network, value, raw_value, source)
+         SELECT c, k, n, v, r, 'ingest' FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS x(c, k, n, v, r)
+         ON CONFLICT (kind, value) DO NOTHING`,
+        [
+          newIdentities.map((i) => i.customerId),
+          newIdentities.map((i) => i.claim.kind),
+          newIdentities.map((i) => i.claim.network),
+          newIdentities.map((i) => i.claim.value),
+          newIdentities.map((i) => i.claim.raw),
+        ],
+      );
+    }
+  }
+
+  /**
+   * A company's reply belongs to the customer it answers, never to the brand account
+   * that wrote it: look the answered interaction up in this batch, then in the database.
+   */
+  private async attachReplies(qr: QueryRunner, batch: Prepared[]): Promise<void> {
+    const replies = batch.filter((p) => p.message.direction === 'outbound' && p.message.inReplyTo);
+    if (replies.length === 0) return;
+    const inBatch = new Map(batch.map((p) => [`${p.message.source}\u0000${p.message.externalId}`, p]));
+    const missing: Prepared[] = [];
+    for (const r of replies) {
+      const target = inBatch.get(`${r.message.source}\u0000${r.message.inReplyTo}`);
+      if (target?.customerId) r.customerId = target.customerId;
+      else missing.push(r);
+    }
+    if (missing.length === 0) return;
+    const rows: { source: string; external_id: string; customer_id: string }[] = await qr.query(
+      `SELECT i.source, i.external_id, i.customer_id FROM interaction i
+         JOIN unnest($1::text[], $2::text[]) AS k(source, external_id) ON i.source = k.source AND i.external_id = k.external_id
+        WHERE i.customer_id IS NOT NULL`,
+      [missing.map((r) => r.message.source), missing.map((r) => r.message.inReplyTo)],
+    );
+    const owners = new Map(rows.map((r) => [`${r.source}\u0000${r.external_id}`, r.customer_id]));
+    for (const r of missing) r.customerId = owners.get(`${r.message.source}\u0000${r.message.inReplyTo}`) ?? null;
+  }
+
+  private async updateRollups(
+    qr: QueryRunner,
+    accepted: Prepared[],
+    departmentIds: Map<string, number>,
+  ): Promise<CustomerSummaryRow[]> {
+    type Agg = { n: number; sum: number; neg: number; pos: number };
+    const add = (m: Map<string, Agg>, key: string, a: Analysis) => {
+      const agg = m.get(key) ?? { n: 0, sum: 0, neg: 0, pos: 0 };
+      agg.n++;
+      agg.sum += a.score;
+      if (a.label === 'negative') agg.neg++;
+      if (a.label === 'positive') agg.pos++;
+      m.set(key, agg);
+    };
+    const byCustomerDay = new Map<string, Agg>();
+    const byDepartmentDay = new Map<string, Agg>();
+    const lastSeen = new Map<string, number>();
+    for (const p of accepted) {
+      const day = new Date(p.message.occurredAt).toISOString().slice(0, 10);
+      if (p.customerId) {
+        const t = Date.parse(p.message.occurredAt);
+        lastSeen.set(p.customerId, Math.max(lastSeen.get(p.customerId) ?? 0, t));
+      }
+      if (p.message.direction !== 'inbound') continue;
+      if (p.customerId) add(byCustomerDay, `${p.customerId}|${day}`, p.analysis);
+      const departments = new Set(p.analysis.topics.map((t) => departmentIds.get(t.department)).filter((d) => d !== undefined));
+      for (const d of departments) add(byDepartmentDay, `${d}|${day}`, p.analysis);
+    }
+    const upsert = async (table: string, keyColumn: string, keyType: string, m: Map<string, Agg>) => {
+      if (m.size === 0) return;
+      const entries = [...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+      await qr.query(
+        `INSERT INTO ${table} (${keyColumn}, day, interaction_count, score_sum, negative_count, positive_count)
+         SELECT * FROM unnest($1::${keyType}[], $2::date[], $3::int[], $4::float8[], $5::int[], $6::int[])
+         ON CONFLICT (${keyColumn}, day) DO UPDATE SET
+           interaction_count = ${table}.interaction_count + EXCLUDED.interaction_count,
+           score_sum = ${table}.score_sum + EXCLUDED.score_sum,
+           negative_count = ${table}.negative_count + EXCLUDED.negative_count,
+           positive_count = ${table}.positive_count + EXCLUDED.positive_count`,
+        [
+          entries.map(([k]) => k.split('|')[0]),
+          entries.map(([k]) => k.split('|')[1]),
+          entries.map(([, a]) => a.n),
+          entries.map(([, a]) => a.sum),
+          entries.map(([, a]) => a.neg),
+          entries.map(([, a]) => a.pos),
+        ],
+      );
+    };
+    await upsert('customer_sentiment_daily', 'customer_id', 'uuid', byCustomerDay);
+    await upsert('department_sentiment_daily', 'department_id', 'int', byDepartmentDay);
+    if (lastSeen.size === 0) return [];
+    return refreshCustomerSummaries(qr, [...lastSeen.keys()], [...lastSeen.values()].map((t) => new Date(t).toISOString()));
+  }
+
+  private async writeOutbox(qr: QueryRunner, accepted: Prepared[], summaries: CustomerSummaryRow[]): Promise<void> {
+    const rows = [
+      ...accepted.map((p) => enrichedEvent(p.id, p.message, p.analysis, p.customerId)),
+      ...summaries.map((s) => sentimentEvent(s, this.config.publicUrl)),
+    ];
+    await insertOutbox(qr, rows);
+  }
+}
+
+export async function insertOutbox(
+  qr: QueryRunner,
+  rows: { topic: string; key: string | null; payload: unknown; headers: Record<string, string> }[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await qr.query(
+    `INSERT INTO outbox (topic, message_key, payload, headers)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[])`,
+    [
+      rows.map((r) => r.topic),
+      rows.map((r) => r.key),
+      rows.map((r) => (r.payload === null ? null : JSON.stringify(r.payload))),
+      rows.map((r) => JSON.stringify(r.headers)),
+    ],
+  );
+}
+
+/**
+ * Recomputes the stored sentiment summary of customers from their daily rollups:
+ * a time-decayed mean (half-life 30 days), the 30-day trend (mean of the last 30 days
+ * minus the 30 before) and the count of scored inbound interactions.
+ */
+export async function refreshCustomerSummaries(
+  qr: Pick<QueryRunner, 'query'>,
+  customerIds: string[],
+  lastSeen?: string[],
+): Promise<CustomerSummaryRow[]> {
+  const order = customerIds.map((id, i) => [id, lastSeen?.[i] ?? null] as const).sort(([a], [b]) => (a < b ? -1 : 1));
+  // TypeORM answers an UPDATE … RETURNING with [rows, affected]
+  const [rows] = (await qr.query(
+    `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) AS x(id, seen)),
+     d AS (
+       SELECT s.*, power(0.5, greatest(0, current_date - s.day) / 30.0) AS w
+         FROM customer_sentiment_daily s JOIN ids ON ids.id = s.customer_id),
+     agg AS (
+       SELECT customer_id,
+              sum(score_sum * w) / nullif(sum(interaction_count * w), 0) AS score,
+              sum(interaction_count)::int AS n,
+              sum(score_sum) FILTER (WHERE day > current_date - 30)
+                / nullif(sum(interaction_count) FILTER (WHERE day > current_date - 30), 0) AS recent,
+              sum(score_sum) FILTER (WHERE day <= current_date - 30 AND day > current_date - 60)
+                / nullif(sum(interaction_count) FILTER (WHERE day <= current_date - 30 AND day > current_date - 60), 0) AS prior
+         FROM d GROUP BY customer_id)
+     UPDATE customer c SET
+       sentiment_score = agg.score,
+       sentiment_label = CASE WHEN agg.score IS NULL THEN NULL WHEN agg.score >= 0.05 THEN 'positive'
+                              WHEN agg.score <= -0.05 THEN 'negative' ELSE 'neutral' END,
+       sentiment_trend = agg.recent - agg.prior,
+       interaction_count = coalesce(agg.n, 0),
+       last_interaction_at = greatest(c.last_interaction_at, ids.seen),
+       updated_at = now()
+     FROM ids LEFT JOIN agg ON agg.customer_id = ids.id
+     WHERE c.id = ids.id
+     RETURNING c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend,
+               c.interaction_count, c.last_interaction_at, c.updated_at`,
+    [order.map(([id]) => id), order.map(([, s]) => s)],
+  )) as [CustomerSummaryRow[], number];
+  return rows;
+}
+
+/** 32-bit FNV-1a: stable across processes, so every replica picks the same lock bucket. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export { OUTBOX_TOPICS };

@@ -1,0 +1,156 @@
+#!/usr/bin/env node
+import 'reflect-metadata';
+import { writeFileSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { openDatabase, startApp, createServices } from './app';
+import { ConfigError, loadConfig, type Config } from './config/config';
+import { generateDemoInteractions } from './demo/demo-data';
+import { printSdl } from './graphql/schema';
+import { Metrics } from './shared/metrics';
+import { createLogger, type Logger } from './shared/logger';
+
+const USAGE = `Usage: earshot [command] [options]
+
+Commands:
+  serve                 start the roles in EARSHOT_ROLES (default command)
+    --demo              load the demo data set first
+  demo                  load the demo data set (through the ingest pipeline), then serve
+    --load-only         exit after loading
+  migrate               apply pending database migrations and exit
+    --revert            undo the last applied migration instead
+  emit-schema           write schema/schema.graphql from the code
+    --check             exit 1 when the committed file differs instead of writing
+  analyze               score texts from stdin, one per line, as JSON lines on stdout
+    --jsonl             input lines are JSON objects with a "text" field
+  resolve --input F.csv resolve person records of a CSV into clusters (JSON lines)
+  help                  show this text
+
+Configuration comes from environment variables; see README.md.`;
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
+  const rest = command === argv[0] ? argv.slice(1) : argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      demo: { type: 'boolean', default: false },
+      'load-only': { type: 'boolean', default: false },
+      revert: { type: 'boolean', default: false },
+      check: { type: 'boolean', default: false },
+      jsonl: { type: 'boolean', default: false },
+      input: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (command === 'emit-schema') return emitSchema(values.check);
+  if (command === 'analyze') {
+    const { runAnalyzeCommand } = await import('./sentiment/analyze.command.js');
+    await runAnalyzeCommand({ jsonl: values.jsonl, input: process.stdin, output: process.stdout });
+    return 0;
+  }
+  if (command === 'resolve') {
+    if (!values.input) throw new UsageError('resolve needs --input FILE.csv');
+    const { runResolveCommand } = await import('./identity/resolve.command.js');
+    await runResolveCommand({ input: values.input, output: process.stdout });
+    return 0;
+  }
+
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  switch (command) {
+    case 'serve':
+      return serve(config, log, values.demo, false);
+    case 'demo':
+      return serve(config, log, true, values['load-only']);
+    case 'migrate':
+      return migrate(config, log, values.revert);
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+class UsageError extends Error {}
+
+async function emitSchema(check: boolean): Promise<number> {
+  const file = path.resolve(__dirname, '../../schema/schema.graphql');
+  const sdl = await printSdl();
+  if (check) {
+    const committed = readFileSync(file, 'utf8');
+    if (committed !== sdl) {
+      process.stderr.write('schema/schema.graphql differs from the code: run `npm run schema:emit` and commit it\n');
+      return 1;
+    }
+    process.stdout.write('schema/schema.graphql matches the code\n');
+    return 0;
+  }
+  writeFileSync(file, sdl);
+  process.stdout.write(`wrote ${file}\n`);
+  return 0;
+}
+
+async function migrate(config: Config, log: Logger, revert: boolean): Promise<number> {
+  const db = await openDatabase(config, log, { migrate: !revert });
+  try {
+    if (revert) {
+      await db.ds.undoLastMigration({ transaction: 'each' });
+      log.info('reverted the last migration');
+    } else log.info('migrations are up to date');
+  } finally {
+    await db.close();
+  }
+  return 0;
+}
+
+async function loadDemo(config: Config, log: Logger, db: Awaited<ReturnType<typeof openDatabase>>): Promise<void> {
+  const services = createServices(config, db, log, new Metrics());
+  await services.taxonomy.ensureSeeded();
+  const messages = generateDemoInteractions();
+  const started = Date.now();
+  const result = await services.ingest.ingestObjects(messages, 'demo');
+  log.info({ ...result, rejected: result.rejected.length, ms: Date.now() - started }, 'demo data loaded (already-loaded items count as duplicates)');
+}
+
+async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boolean): Promise<number> {
+  const db = await openDatabase(config, log);
+  if (demo) await loadDemo(config, log, db);
+  if (loadOnly) {
+    await db.close();
+    return 0;
+  }
+  const app = await startApp(config, log, db);
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: string) => {
+      log.info({ signal }, 'signal received');
+      resolve();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  const hardStop = setTimeout(() => {
+    log.error('shutdown took too long; exiting');
+    process.exit(1);
+  }, config.shutdownTimeoutMs + 10_000);
+  hardStop.unref();
+  await app.stop();
+  await db.close();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) process.stderr.write(`earshot: ${err.message}\n`);
+    else if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      process.stderr.write(`earshot: ${(err as Error).message}\n\n${USAGE}\n`);
+    } else process.stderr.write(`earshot: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = err instanceof ConfigError || err instanceof UsageError ? 2 : 1;
+  },
+);

@@ -1,0 +1,46 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every Prometheus metric of the process, in one registry served at /metrics. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpDuration = new Histogram({
+    name: 'earshot_http_request_duration_seconds',
+    help: 'HTTP request latency by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly graphqlDuration = new Histogram({
+    name: 'earshot_graphql_operation_duration_seconds',
+    help: 'GraphQL operation latency by operation type and name',
+    labelNames: ['type', 'operation', 'outcome'] as const,
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly ingested = new Counter({
+    name: 'earshot_ingest_interactions_total',
+    help: 'Interactions offered to the ingest pipeline, by channel (http, graphql, kafka) and result',
+    labelNames: ['channel', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ingestBatchDuration = new Histogram({
+    name: 'earshot_ingest_batch_duration_seconds',
+    help: 'Time to analyze and persist one ingest batch (one transaction)',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly outboxBacklog = new Gauge({
+    name: 'earshot_outbox_backlog',
+    help: 'Outbox rows not yet published',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'earshot_' });
+  }
+}
