@@ -1,0 +1,314 @@
+import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+
+/** The kinds of identity a customer cluster is made of (customer_identity.kind). */
+export type IdentityKind = 'email' | 'phone' | 'handle' | 'crm' | 'profile_url';
+
+/** Social networks whose handles we normalize; `twitter` is accepted as an alias of `x`. */
+export type SocialNetwork = 'x' | 'instagram' | 'facebook' | 'linkedin' | 'reddit' | 'youtube' | 'tiktok';
+
+export const SOCIAL_NETWORKS: readonly SocialNetwork[] = ['x', 'instagram', 'facebook', 'linkedin', 'reddit', 'youtube', 'tiktok'];
+
+export interface EmailOptions {
+  /** `strip` drops `+tag` from the local part (jane+news@x.com → jane@x.com). */
+  plusAddressing: 'keep' | 'strip';
+  /**
+   * Gmail ignores dots in the local part; only Gmail does, so this is off by default and applies
+   * only to gmail.com / googlemail.com.
+   */
+  gmailDots?: 'keep' | 'strip';
+}
+
+export const DEFAULT_EMAIL_OPTIONS: EmailOptions = Object.freeze({ plusAddressing: 'keep', gmailDots: 'keep' });
+
+// Deliberately loose: RFC 5322 allows far more than CRMs ever hold, and a too strict check would
+// silently drop real identities. We only refuse what cannot be an address at all.
+const EMAIL_SHAPE = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+\.[^\s@<>(),;:".]{2,}$/;
+
+/**
+ * Normalizes an email address for deterministic matching.
+ *
+ * Must stay true: the result is lower case with no surrounding whitespace, `mailto:` and
+ * display-name wrappers removed; `null` means "not an email", never a partial value.
+ */
+export function normalizeEmail(raw: string | null | undefined, options: EmailOptions = DEFAULT_EMAIL_OPTIONS): string | null {
+  if (raw == null) return null;
+  let s = raw.trim().toLowerCase();
+  if (s.startsWith('mailto:')) s = s.slice(7);
+  const angle = /<([^>]+)>/.exec(s);
+  if (angle) s = angle[1]!.trim();
+  if (!EMAIL_SHAPE.test(s)) return null;
+  const at = s.lastIndexOf('@');
+  let local = s.slice(0, at);
+  let domain = s.slice(at + 1);
+  if (domain === 'googlemail.com') domain = 'gmail.com';
+  if (options.plusAddressing === 'strip') {
+    const plus = local.indexOf('+');
+    if (plus > 0) local = local.slice(0, plus);
+  }
+  if (options.gmailDots === 'strip' && domain === 'gmail.com') local = local.replace(/\./g, '');
+  if (local.length === 0) return null;
+  return `${local}@${domain}`;
+}
+
+/**
+ * Normalizes a phone number to E.164 with libphonenumber-js (full metadata, so validity is the
+ * real per-country rule, at about 9 µs a number).
+ *
+ * Must stay true: the result is either a valid E.164 string (`+` and digits) or `null`; numbers
+ * without a country prefix are read in `defaultRegion`.
+ */
+export function normalizePhone(raw: string | null | undefined, defaultRegion: string = 'US'): string | null {
+  if (raw == null) return null;
+  const s = raw.trim();
+  if (s.length === 0) return null;
+  // "00" is the international prefix in most of the world; CRM exports keep it often.
+  const input = s.startsWith('00') ? `+${s.slice(2)}` : s;
+  const parsed = parsePhoneNumberFromString(input, { defaultCountry: defaultRegion.toUpperCase() as CountryCode, extract: true });
+  if (!parsed || !parsed.isValid()) return null;
+  return parsed.number;
+}
+
+/** Maps network names as they appear in feeds and CRM fields to ours. */
+export function canonicalNetwork(network: string | null | undefined): SocialNetwork | null {
+  if (!network) return null;
+  const n = network.trim().toLowerCase();
+  switch (n) {
+    case 'x':
+    case 'twitter':
+    case 'x.com':
+    case 'twitter.com':
+      return 'x';
+    case 'ig':
+    case 'instagram':
+      return 'instagram';
+    case 'fb':
+    case 'facebook':
+      return 'facebook';
+    case 'linkedin':
+      return 'linkedin';
+    case 'reddit':
+      return 'reddit';
+    case 'youtube':
+    case 'yt':
+      return 'youtube';
+    case 'tiktok':
+      return 'tiktok';
+    default:
+      return null;
+  }
+}
+
+const HANDLE_RULES: Record<SocialNetwork, RegExp> = {
+  x: /^[a-z0-9_]{1,15}$/,
+  instagram: /^[a-z0-9._]{1,30}$/,
+  // Facebook ignores dots and case in usernames, so they are removed before this check.
+  facebook: /^[a-z0-9]{1,50}$|^id:[0-9]{1,20}$/,
+  linkedin: /^[a-z0-9\-_%.\u00c0-\uffff]{2,100}$/,
+  reddit: /^[a-z0-9_-]{3,20}$/,
+  // YouTube handles are case-insensitive, channel ids are not; see normalizeHandle.
+  youtube: /^[a-z0-9._-]{3,30}$|^channel:UC[A-Za-z0-9_-]{22}$|^(c|user):[a-z0-9._-]{1,100}$/,
+  tiktok: /^[a-z0-9._]{2,24}$/,
+};
+
+/**
+ * Normalizes a social handle for one network.
+ *
+ * Must stay true: the same account always yields the same string (lower case, no leading `@`,
+ * no `u/` prefix, no Facebook dots), and what a network could not hold as a handle yields `null`.
+ * YouTube channel ids keep their case and are prefixed `channel:`, legacy custom URLs `c:` / `user:`.
+ */
+export function normalizeHandle(network: string, raw: string | null | undefined): string | null {
+  const net = canonicalNetwork(network);
+  if (!net || raw == null) return null;
+  let h = raw.trim();
+  if (h.length === 0) return null;
+  if (/^https?:\/\//i.test(h) || /^(www\.)?[a-z]+\.(com|be)\//i.test(h)) {
+    const parsed = parseProfileUrl(h);
+    return parsed && parsed.network === net ? parsed.handle : null;
+  }
+  if (net === 'youtube') {
+    const channel = /^(?:channel[:/])?(UC[A-Za-z0-9_-]{22})$/.exec(h);
+    if (channel) return `channel:${channel[1]}`;
+    const legacy = /^(c|user)[:/](.+)$/i.exec(h);
+    if (legacy) h = `${legacy[1]!.toLowerCase()}:${legacy[2]!.toLowerCase()}`;
+  }
+  h = h.replace(/^@+/, '');
+  if (net === 'reddit') h = h.replace(/^\/?u(ser)?\//i, '');
+  if (net === 'linkedin') h = h.replace(/^\/?in\//i, '').replace(/\/+$/, '');
+  if (!h.startsWith('channel:')) h = h.toLowerCase();
+  if (net === 'facebook' && !h.startsWith('id:')) h = h.replace(/\./g, '');
+  return HANDLE_RULES[net].test(h) ? h : null;
+}
+
+// Paths that live where a handle would but are pages of the network itself.
+const RESERVED: Partial<Record<SocialNetwork, ReadonlySet<string>>> = {
+  x: new Set(['home', 'search', 'i', 'intent', 'share', 'hashtag', 'explore', 'settings', 'messages', 'notifications', 'login', 'signup', 'tos', 'privacy', 'compose']),
+  instagram: new Set(['p', 'reel', 'reels', 'explore', 'stories', 'accounts', 'direct', 'tv']),
+  facebook: new Set(['groups', 'events', 'pages', 'watch', 'marketplace', 'sharer', 'sharer.php', 'login', 'help', 'photo', 'photo.php', 'story.php', 'permalink.php', 'hashtag']),
+  tiktok: new Set(['tag', 'music', 'discover', 'explore', 'foryou']),
+};
+
+const HOSTS: Record<string, SocialNetwork> = {
+  'x.com': 'x',
+  'twitter.com': 'x',
+  'mobile.twitter.com': 'x',
+  'mobile.x.com': 'x',
+  'instagram.com': 'instagram',
+  'facebook.com': 'facebook',
+  'm.facebook.com': 'facebook',
+  'fb.com': 'facebook',
+  'linkedin.com': 'linkedin',
+  'reddit.com': 'reddit',
+  'old.reddit.com': 'reddit',
+  'new.reddit.com': 'reddit',
+  'youtube.com': 'youtube',
+  'm.youtube.com': 'youtube',
+  'tiktok.com': 'tiktok',
+  'm.tiktok.com': 'tiktok',
+};
+
+/**
+ * Reads the account a profile URL points at.
+ *
+ * Must stay true: only a URL that names one account yields a result (a post, a search or a
+ * hashtag page yields `null`), and the handle is normalized exactly as {@link normalizeHandle}
+ * does, so a URL and a handle of the same account give the same identity key.
+ */
+export function parseProfileUrl(url: string | null | undefined): { network: SocialNetwork; handle: string } | null {
+  if (url == null) return null;
+  let s = url.trim();
+  if (s.length === 0) return null;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) s = `https://${s}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(s);
+  } catch {
+    return null;
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return null;
+  let host = parsed.hostname.toLowerCase();
+  if (host.startsWith('www.')) host = host.slice(4);
+  // LinkedIn serves country subdomains (uk.linkedin.com/in/...).
+  if (/^[a-z]{2}\.linkedin\.com$/.test(host)) host = 'linkedin.com';
+  const network = HOSTS[host];
+  if (!network) return null;
+  const parts = parsed.pathname.split('/').filter((p) => p.length > 0).map((p) => safeDecode(p));
+  const first = parts[0];
+  let candidate: string | null = null;
+  switch (network) {
+    case 'x':
+    case 'instagram':
+      if (parts.length >= 1 && !RESERVED[network]!.has(first!.toLowerCase())) {
+        // x.com/jane/status/123 is a post by jane, not her profile.
+        if (parts.length === 1 || (network === 'x' && ['with_replies', 'media', 'likes'].includes(parts[1]!))) candidate = first!;
+      }
+      break;
+    case 'facebook':
+      if (first === 'profile.php') {
+        const id = parsed.searchParams.get('id');
+        candidate = id && /^\d+$/.test(id) ? `id:${id}` : null;
+      } else if (first === 'people' && parts.length >= 3 && /^\d+$/.test(parts[2]!)) {
+        candidate = `id:${parts[2]}`;
+      } else if (parts.length === 1 && !RESERVED.facebook!.has(first!.toLowerCase())) {
+        candidate = first!;
+      }
+      break;
+    case 'linkedin':
+      if (first === 'in' && parts.length >= 2) candidate = parts[1]!;
+      break;
+    case 'reddit':
+      if ((first === 'u' || first === 'user') && parts.length >= 2) candidate = parts[1]!;
+      break;
+    case 'youtube':
+      if (first?.startsWith('@')) candidate = first;
+      else if (first === 'channel' && parts.length >= 2) candidate = `channel:${parts[1]}`;
+      else if ((first === 'c' || first === 'user') && parts.length >= 2) candidate = `${first}:${parts[1]}`;
+      break;
+    case 'tiktok':
+      if (first?.startsWith('@') && parts.length === 1) candidate = first;
+      break;
+  }
+  if (candidate == null) return null;
+  const handle = normalizeHandle(network, candidate);
+  return handle ? { network, handle } : null;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** Options that change how identity values are normalized; they come from config. */
+export interface IdentityKeyOptions {
+  email?: EmailOptions;
+  /** ISO 3166 region for phone numbers written without a country prefix. */
+  defaultRegion?: string;
+}
+
+const SF_ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ012345';
+
+/**
+ * Turns a 15-character, case-sensitive Salesforce id into its 18-character case-insensitive form;
+ * the API returns either form for the same record, and they must not become two identities.
+ */
+export function salesforceId18(id: string): string {
+  if (!/^[a-zA-Z0-9]{15}$/.test(id)) return id;
+  let suffix = '';
+  for (let block = 0; block < 3; block++) {
+    let bits = 0;
+    for (let i = 0; i < 5; i++) {
+      const c = id.charCodeAt(block * 5 + i);
+      if (c >= 65 && c <= 90) bits |= 1 << i;
+    }
+    suffix += SF_ID_CHARS[bits];
+  }
+  return id + suffix;
+}
+
+/**
+ * The unique, normalized value stored in `customer_identity.value`.
+ *
+ * - email: the normalized address (`jane@example.com`)
+ * - phone: E.164 (`+14155552671`)
+ * - handle: `<network>:<handle>` (`x:jane_doe`); `network` is required
+ * - crm: `<system>:<Object>:<id>` (`salesforce:Contact:003…` with 18-character ids,
+ *   `hubspot:contact:123`); `network` is the system and `value` is `Object:id`
+ * - profile_url: the same `<network>:<handle>` as the handle it points at, so a URL and a
+ *   handle of one account can never become two identities
+ *
+ * Must stay true: two inputs that denote the same identity yield the same string, and `null`
+ * is returned (never a half-normalized value) when the input cannot be an identity of that kind.
+ */
+export function identityKey(kind: IdentityKind, network: string | null, value: string, options: IdentityKeyOptions = {}): string | null {
+  switch (kind) {
+    case 'email':
+      return normalizeEmail(value, options.email ?? DEFAULT_EMAIL_OPTIONS);
+    case 'phone':
+      return normalizePhone(value, options.defaultRegion ?? 'US');
+    case 'handle': {
+      const net = canonicalNetwork(network);
+      if (!net) return null;
+      const h = normalizeHandle(net, value);
+      return h ? `${net}:${h}` : null;
+    }
+    case 'profile_url': {
+      const p = parseProfileUrl(value);
+      return p ? `${p.network}:${p.handle}` : null;
+    }
+    case 'crm': {
+      const system = (network ?? '').trim().toLowerCase();
+      const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([A-Za-z0-9_-]+)\s*$/.exec(value);
+      if (!m) return null;
+      if (system === 'salesforce') {
+        // Salesforce object API names are case-insensitive; keep the conventional capitalisation.
+        const obj = m[1]!.charAt(0).toUpperCase() + m[1]!.slice(1);
+        return `salesforce:${obj}:${salesforceId18(m[2]!)}`;
+      }
+      if (system === 'hubspot') return `hubspot:${m[1]!.toLowerCase()}:${m[2]}`;
+      return null;
+    }
+  }
+}

@@ -1,0 +1,155 @@
+import { createReadStream } from 'node:fs';
+import { once } from 'node:events';
+import { parse } from 'csv-parse';
+import { resolveBatch, type PersonRecord, type ResolveOptions } from './matcher';
+
+// Header names are compared without case, spaces, dots or underscores, so `given_name`,
+// `GivenName` and `Given Name` are one column. Febrl's names, Salesforce's and HubSpot's.
+const COLUMN: Record<string, keyof PersonRecord | 'email' | 'phone' | 'street' | 'twitter' | 'ignore'> = {
+  recid: 'id',
+  id: 'id',
+  hsobjectid: 'id',
+  givenname: 'givenName',
+  firstname: 'givenName',
+  surname: 'surname',
+  lastname: 'surname',
+  streetnumber: 'streetNumber',
+  address1: 'address1',
+  address2: 'address2',
+  address: 'street',
+  mailingstreet: 'street',
+  suburb: 'city',
+  city: 'city',
+  mailingcity: 'city',
+  postcode: 'postcode',
+  zip: 'postcode',
+  mailingpostalcode: 'postcode',
+  state: 'state',
+  mailingstate: 'state',
+  dateofbirth: 'dateOfBirth',
+  birthdate: 'dateOfBirth',
+  dateofbirthcustom: 'dateOfBirth',
+  company: 'company',
+  accountname: 'company',
+  email: 'email',
+  phone: 'phone',
+  mobilephone: 'phone',
+  twitterhandle: 'twitter',
+  // A national identity number is exactly what a CRM never has; matching on it would make the
+  // evaluation say nothing about real data.
+  socsecid: 'ignore',
+};
+
+function columnKey(header: string): string {
+  return header.toLowerCase().replace(/[\s._-]+/g, '');
+}
+
+/**
+ * Maps one CSV row (header → value) to a PersonRecord; unknown columns are ignored.
+ *
+ * Must stay true: `soc_sec_id` never reaches the matcher; a row without an id column gets
+ * `row-<n>` (1-based data row).
+ */
+export function rowToPerson(row: Record<string, string>, rowNumber: number): PersonRecord {
+  const r: PersonRecord & { emails: string[]; phones: string[]; handles: { network: string; handle: string }[] } = {
+    id: '',
+    emails: [],
+    phones: [],
+    handles: [],
+  };
+  for (const [header, raw] of Object.entries(row)) {
+    const value = (raw ?? '').trim();
+    if (value.length === 0) continue;
+    const target = COLUMN[columnKey(header)];
+    switch (target) {
+      case undefined:
+      case 'ignore':
+        break;
+      case 'email':
+        r.emails.push(value);
+        break;
+      case 'phone':
+        r.phones.push(value);
+        break;
+      case 'twitter':
+        r.handles.push({ network: 'x', handle: value });
+        break;
+      case 'street': {
+        // MailingStreet holds the number and up to three lines in one field.
+        const lines = value.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+        const first = /^(\d+[a-z]?)\s+(.+)$/i.exec(lines[0] ?? '');
+        if (first) {
+          r.streetNumber ??= first[1]!;
+          r.address1 = first[2]!;
+        } else {
+          r.address1 = lines[0];
+        }
+        if (lines.length > 1) r.address2 = lines.slice(1).join(' ');
+        break;
+      }
+      default:
+        (r as unknown as Record<string, string>)[target] = value;
+    }
+  }
+  if (!r.id) r.id = `row-${rowNumber}`;
+  return r;
+}
+
+/**
+ * Reads person records from a CSV file with a header row. Febrl files separate values with
+ * ", ", hence the trimming.
+ */
+export async function readPersonCsv(file: string): Promise<PersonRecord[]> {
+  const parser = createReadStream(file).pipe(
+    parse({ columns: true, trim: true, skip_empty_lines: true, relax_column_count: true, bom: true }),
+  );
+  const records: PersonRecord[] = [];
+  let n = 0;
+  for await (const row of parser as AsyncIterable<Record<string, string>>) records.push(rowToPerson(row, ++n));
+  return records;
+}
+
+export interface ResolveCommandOptions {
+  /** Path of the CSV file. */
+  input: string;
+  output: NodeJS.WritableStream;
+  autoLinkThreshold?: number;
+  reviewThreshold?: number;
+  /** Passed to resolveBatch (parameters, email and phone options…). */
+  resolve?: ResolveOptions;
+}
+
+/**
+ * `earshot resolve --input FILE.csv`: resolves the records of a CSV file and writes one JSON line
+ * per record, in input order: `{"id", "cluster", "suggestedWith"}`.
+ *
+ * Must stay true: exactly one line per data row; `cluster` is the smallest record id of the
+ * record's cluster (numeric-aware order), so it is stable under reordering of the input;
+ * `suggestedWith` lists the records paired with this one in the review band.
+ */
+export async function runResolveCommand(opts: ResolveCommandOptions): Promise<{ records: number; clusters: number }> {
+  const records = await readPersonCsv(opts.input);
+  const result = resolveBatch(records, {
+    ...opts.resolve,
+    ...(opts.autoLinkThreshold != null ? { autoLinkThreshold: opts.autoLinkThreshold } : {}),
+    ...(opts.reviewThreshold != null ? { reviewThreshold: opts.reviewThreshold } : {}),
+  });
+  const clusterOf = new Map<string, string>();
+  for (const c of result.clusters) for (const id of c) clusterOf.set(id, c[0]!);
+  const suggested = new Map<string, string[]>();
+  for (const s of result.suggestions) {
+    push(suggested, s.a, s.b);
+    push(suggested, s.b, s.a);
+  }
+  for (const r of records) {
+    const line = JSON.stringify({ id: r.id, cluster: clusterOf.get(r.id), suggestedWith: suggested.get(r.id) ?? [] }) + '\n';
+    if (!opts.output.write(line)) await once(opts.output, 'drain');
+  }
+  return { records: records.length, clusters: result.clusters.length };
+}
+
+function push(map: Map<string, string[]>, key: string, value: string): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}

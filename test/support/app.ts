@@ -1,0 +1,53 @@
+import { startApp, type RunningApp } from '../../src/app';
+import { loadConfig } from '../../src/config/config';
+import { createLogger } from '../../src/shared/logger';
+import { createTestDatabase, type TestDatabase } from './postgres';
+
+export interface TestApp extends RunningApp {
+  database: TestDatabase;
+  /** POST a GraphQL operation; returns the parsed body and the HTTP status */
+  gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<{ status: number; data: T; errors?: { message: string; extensions?: { code?: string } }[] }>;
+  close(): Promise<void>;
+}
+
+/** The whole service in-process on its own fresh database, listening on a free port. */
+export async function startTestApp(env: Record<string, string> = {}, label = 'app'): Promise<TestApp> {
+  const database = await createTestDatabase(label);
+  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', DATABASE_URL: database.url, ...env });
+  const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
+  const app = await startApp(config, log);
+  return Object.assign(app, {
+    database,
+    async gql(query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}) {
+      const res = await fetch(`${app.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await res.json()) as { data: never; errors?: never };
+      return { status: res.status, data: body.data, errors: body.errors };
+    },
+    async close() {
+      await app.stop();
+      await database.drop();
+    },
+  });
+}
+
+/** One valid interactions.v1 message; override what the test is about. */
+export function message(n: number, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    eventId: `evt-${n}`,
+    source: 'x',
+    externalId: `ext-${n}`,
+    occurredAt: new Date(Date.UTC(2026, 10, 1, 12, 0, 0) + n * 60_000).toISOString(),
+    direction: 'inbound',
+    author: { handle: `user${n}`, displayName: `User ${n}` },
+    text: n % 3 === 0 ? 'I love this, great service!' : n % 3 === 1 ? 'My parcel is late and nobody answers. Terrible.' : 'How do I change my password?',
+    ...over,
+  };
+}
+
+export function ndjson(lines: unknown[]): string {
+  return lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n');
+}

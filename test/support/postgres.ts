@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Client } from 'pg';
+
+/**
+ * The PostgreSQL server tests use, as an admin URL: TEST_DATABASE_URL, else the local
+ * server on 127.0.0.1:5432 when it answers, else null (the global setup then starts
+ * the embedded one).
+ */
+export async function findTestPostgres(): Promise<string | null> {
+  if (process.env.TEST_DATABASE_URL) return process.env.TEST_DATABASE_URL;
+  const local = 'postgres://postgres@127.0.0.1:5432/postgres';
+  const client = new Client({ connectionString: local, connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return local;
+  } catch {
+    return null;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export const TEST_PG_ENV = 'EARSHOT_TEST_PG_ADMIN_URL';
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh, empty database of its own for one test file. */
+export async function createTestDatabase(label = 't'): Promise<TestDatabase> {
+  const admin = process.env[TEST_PG_ENV];
+  if (!admin) throw new Error(`${TEST_PG_ENV} is not set: run the tests through vitest with test/vitest.config.ts`);
+  const name = `earshot_${label.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
+  const client = new Client({ connectionString: admin });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    name,
+    async drop() {
+      const c = new Client({ connectionString: admin });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+export const REPO_ROOT = path.resolve(__dirname, '../..');
