@@ -39,6 +39,21 @@ export interface Config {
     readonly plusAddressing: 'keep' | 'strip';
     readonly defaultPhoneRegion: string;
   };
+  readonly kafka: {
+    /** null: no Kafka; the consumer and the outbox relay stay off and the outbox keeps rows */
+    readonly brokers: readonly string[] | null;
+    readonly clientId: string;
+    readonly topics: readonly string[];
+    readonly groupId: string;
+    readonly ssl: boolean;
+    readonly sasl: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string } | null;
+    readonly createTopics: boolean;
+    readonly partitions: number;
+    /** -1: the broker's default */
+    readonly replicationFactor: number;
+    readonly maxMessageBytes: number;
+    readonly outboxPollMs: number;
+  };
   readonly shutdownTimeoutMs: number;
 }
 
@@ -156,10 +171,54 @@ export function loadConfig(env: Env = process.env): Config {
       plusAddressing: oneOf('EARSHOT_EMAIL_PLUS_ADDRESSING', 'strip', ['keep', 'strip'] as const),
       defaultPhoneRegion: (str('EARSHOT_DEFAULT_PHONE_REGION') ?? 'US').toUpperCase(),
     },
+    kafka: parseKafka(str, int, oneOf, problems),
     shutdownTimeoutMs: int('EARSHOT_SHUTDOWN_TIMEOUT_MS', 15_000, 0, 600_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+function parseKafka(
+  str: (n: string) => string | null,
+  int: (n: string, d: number, min: number, max: number) => number,
+  oneOf: <T extends string>(n: string, d: T, allowed: readonly T[]) => T,
+  problems: string[],
+): Config['kafka'] {
+  const list = (name: string, def: string[]): string[] => {
+    const raw = str(name);
+    return raw === null ? def : raw.split(',').map((s) => s.trim()).filter(Boolean);
+  };
+  const brokersRaw = str('KAFKA_BROKERS');
+  const brokers = brokersRaw === null ? null : list('KAFKA_BROKERS', []);
+  for (const b of brokers ?? []) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`KAFKA_BROKERS: ${JSON.stringify(b)} is not host:port`);
+  const topics = list('KAFKA_TOPICS', ['interactions.v1']);
+  for (const t of topics) if (!/^[A-Za-z0-9._-]{1,249}$/.test(t)) problems.push(`KAFKA_TOPICS: ${JSON.stringify(t)} is not a valid topic name`);
+  const mechanism = str('KAFKA_SASL_MECHANISM');
+  let sasl: Config['kafka']['sasl'] = null;
+  if (mechanism !== null) {
+    const m = oneOf('KAFKA_SASL_MECHANISM', 'plain', ['plain', 'scram-sha-256', 'scram-sha-512'] as const);
+    const username = str('KAFKA_SASL_USERNAME');
+    const password = str('KAFKA_SASL_PASSWORD');
+    if (!username || !password) problems.push('KAFKA_SASL_MECHANISM needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD');
+    sasl = { mechanism: m, username: username ?? '', password: password ?? '' };
+  }
+  const sslRaw = str('KAFKA_SSL');
+  if (sslRaw !== null && !['true', 'false'].includes(sslRaw)) problems.push('KAFKA_SSL: expected true or false');
+  const createRaw = str('KAFKA_CREATE_TOPICS');
+  if (createRaw !== null && !['true', 'false'].includes(createRaw)) problems.push('KAFKA_CREATE_TOPICS: expected true or false');
+  return {
+    brokers,
+    clientId: str('KAFKA_CLIENT_ID') ?? 'earshot',
+    topics,
+    groupId: str('KAFKA_GROUP_ID') ?? 'earshot-ingest',
+    ssl: sslRaw === 'true',
+    sasl,
+    createTopics: createRaw !== 'false',
+    partitions: int('KAFKA_TOPIC_PARTITIONS', 3, 1, 10_000),
+    replicationFactor: int('KAFKA_REPLICATION_FACTOR', -1, -1, 32),
+    maxMessageBytes: int('KAFKA_MAX_MESSAGE_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
+    outboxPollMs: int('EARSHOT_OUTBOX_POLL_MS', 200, 10, 60_000),
+  };
 }
 
 function deepFreeze<T>(o: T): T {
