@@ -25,6 +25,7 @@ export default defineConfig({
   },
   test: {
     globalSetup: [path.join(root, 'test/support/global-setup.ts')],
+    setupFiles: ['reflect-metadata'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -38,6 +38,10 @@ export interface Config {
   readonly identity: {
     readonly plusAddressing: 'keep' | 'strip';
     readonly defaultPhoneRegion: string;
+    /** bits of match weight from which two records are one customer without review */
+    readonly autoLinkBits: number;
+    /** bits from which a pair becomes a merge suggestion; at most autoLinkBits */
+    readonly reviewBits: number;
   };
   readonly kafka: {
     /** null: no Kafka; the consumer and the outbox relay stay off and the outbox keeps rows */
@@ -53,6 +57,10 @@ export interface Config {
     readonly replicationFactor: number;
     readonly maxMessageBytes: number;
     readonly outboxPollMs: number;
+    /** prepended to the outbound topic names (interactions.enriched.v1, customer-sentiment.v1): one cluster, several environments */
+    readonly outputTopicPrefix: string;
+    /** partitions one consumer processes at the same time (kafkajs partitionsConsumedConcurrently) */
+    readonly concurrency: number;
   };
   readonly shutdownTimeoutMs: number;
 }
@@ -170,6 +178,7 @@ export function loadConfig(env: Env = process.env): Config {
     identity: {
       plusAddressing: oneOf('EARSHOT_EMAIL_PLUS_ADDRESSING', 'strip', ['keep', 'strip'] as const),
       defaultPhoneRegion: (str('EARSHOT_DEFAULT_PHONE_REGION') ?? 'US').toUpperCase(),
+      ...identityThresholds(str, problems),
     },
     kafka: parseKafka(str, int, oneOf, problems),
     shutdownTimeoutMs: int('EARSHOT_SHUTDOWN_TIMEOUT_MS', 15_000, 0, 600_000),
@@ -204,6 +213,8 @@ function parseKafka(
   }
   const sslRaw = str('KAFKA_SSL');
   if (sslRaw !== null && !['true', 'false'].includes(sslRaw)) problems.push('KAFKA_SSL: expected true or false');
+  const prefix = str('KAFKA_OUTPUT_TOPIC_PREFIX') ?? '';
+  if (prefix !== '' && !/^[A-Za-z0-9._-]{1,200}$/.test(prefix)) problems.push(`KAFKA_OUTPUT_TOPIC_PREFIX: ${JSON.stringify(prefix)} has characters a topic name cannot have`);
   const createRaw = str('KAFKA_CREATE_TOPICS');
   if (createRaw !== null && !['true', 'false'].includes(createRaw)) problems.push('KAFKA_CREATE_TOPICS: expected true or false');
   return {
@@ -218,7 +229,27 @@ function parseKafka(
     replicationFactor: int('KAFKA_REPLICATION_FACTOR', -1, -1, 32),
     maxMessageBytes: int('KAFKA_MAX_MESSAGE_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     outboxPollMs: int('EARSHOT_OUTBOX_POLL_MS', 200, 10, 60_000),
+    outputTopicPrefix: prefix,
+    concurrency: int('KAFKA_CONSUMER_CONCURRENCY', 2, 1, 64),
   };
+}
+
+/** Defaults: the thresholds chosen on the Febrl evaluation (src/identity/matcher.ts). */
+function identityThresholds(str: (n: string) => string | null, problems: string[]): { autoLinkBits: number; reviewBits: number } {
+  const bits = (name: string, def: number): number => {
+    const raw = str(name);
+    if (raw === null) return def;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0 || n > 100) {
+      problems.push(`${name}=${JSON.stringify(raw)}: expected a number of bits from 0 to 100`);
+      return def;
+    }
+    return n;
+  };
+  const autoLinkBits = bits('EARSHOT_IDENTITY_AUTO_LINK_BITS', 13);
+  const reviewBits = bits('EARSHOT_IDENTITY_REVIEW_BITS', 7);
+  if (reviewBits > autoLinkBits) problems.push('EARSHOT_IDENTITY_REVIEW_BITS must not exceed EARSHOT_IDENTITY_AUTO_LINK_BITS');
+  return { autoLinkBits, reviewBits };
 }
 
 function deepFreeze<T>(o: T): T {

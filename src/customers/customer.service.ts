@@ -19,10 +19,12 @@ interface CustomerRow {
   interaction_count: number;
   last_interaction_at: Date | null;
   created_at: Date;
+  sort_key: string;
 }
 
+// sort_key: the exact timestamp as text, since a JS Date drops the microseconds a cursor needs
 const CUSTOMER_COLUMNS = `c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend,
-  c.interaction_count, c.last_interaction_at, c.created_at`;
+  c.interaction_count, c.last_interaction_at, c.created_at, c.created_at::text AS sort_key`;
 
 /** Maps a stored customer to what the API exposes. */
 export function toCustomer(r: CustomerRow): Customer {
@@ -31,6 +33,7 @@ export function toCustomer(r: CustomerRow): Customer {
   c.uuid = r.id;
   c.displayName = r.display_name;
   c.createdAt = r.created_at;
+  c.sortKey = r.sort_key;
   c.sentimentRow = {
     score: r.sentiment_score,
     label: (r.sentiment_label as SentimentLabel | null) ?? null,
@@ -75,7 +78,7 @@ export class CustomerService {
       ) as Promise<CustomerRow[]>,
       this.ds.query(`SELECT count(*)::int AS total FROM customer c WHERE ${countWhere.join(' AND ')}`, countParams) as Promise<{ total: number }[]>,
     ]);
-    return toPage(rows.map(toCustomer), n, total, (c) => encodeCursor(c.createdAt, c.uuid));
+    return toPage(rows.map(toCustomer), n, total, (c) => encodeCursor(c.sortKey, c.uuid));
   }
 
   /** In the order of `ids`; a merged customer resolves to its survivor; null when unknown. */

@@ -51,6 +51,8 @@ export class Customer extends Node {
   createdAt!: Date;
 
   sentimentRow!: CustomerSentiment;
+  /** keyset cursor value: created_at with full precision */
+  sortKey!: string;
 }
 
 @ObjectType()

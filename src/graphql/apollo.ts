@@ -48,6 +48,8 @@ export function createApollo(schema: GraphQLSchema, log: Logger, metrics: Metric
     schema,
     formatError: makeFormatError(log),
     includeStacktraceInErrorResponses: false,
+    // main.ts owns shutdown; Apollo's own handler re-raises the signal and kills the process
+    stopOnTerminationSignals: false,
     introspection: true,
     plugins: [operationsPlugin(log, metrics), ...(production ? [ApolloServerPluginLandingPageDisabled()] : [])],
   });

@@ -34,11 +34,12 @@ interface InteractionRow {
   intent_confidence: number;
   explanation: { token: string; weight: number }[];
   customer_id: string | null;
+  sort_key: string;
 }
 
 const COLUMNS = `i.id, i.source, i.external_id, i.url, i.text, i.occurred_at, i.direction, i.in_reply_to,
   i.author_handle, i.author_display_name, i.lang, i.rating, i.sentiment_score, i.sentiment_label,
-  i.sentiment_confidence, i.intent, i.intent_confidence, i.explanation, i.customer_id`;
+  i.sentiment_confidence, i.intent, i.intent_confidence, i.explanation, i.customer_id, i.occurred_at::text AS sort_key`;
 
 export function toInteraction(r: InteractionRow): Interaction {
   const i = new Interaction();
@@ -63,6 +64,7 @@ export function toInteraction(r: InteractionRow): Interaction {
   };
   i.intent = r.intent as Intent;
   i.intentConfidence = r.intent_confidence;
+  i.sortKey = r.sort_key;
   return i;
 }
 
@@ -101,7 +103,7 @@ export class InteractionService {
       ) as Promise<InteractionRow[]>,
       this.ds.query(`SELECT count(*)::int AS total FROM interaction i WHERE ${countWhere}`, countParams) as Promise<{ total: number }[]>,
     ]);
-    return toPage(rows.map(toInteraction), n, total, (i) => encodeCursor(i.occurredAt, i.uuid));
+    return toPage(rows.map(toInteraction), n, total, (i) => encodeCursor(i.sortKey, i.uuid));
   }
 
   async byIds(ids: readonly string[]): Promise<(Interaction | null)[]> {
@@ -150,7 +152,7 @@ export class InteractionService {
     const grouped = new Map<string, Interaction[]>();
     for (const r of rows) grouped.set(r.customer_id!, [...(grouped.get(r.customer_id!) ?? []), toInteraction(r)]);
     return customerIds.map((id) =>
-      toPage(grouped.get(id) ?? [], first, totals.get(id) ?? 0, (i) => encodeCursor(i.occurredAt, i.uuid)),
+      toPage(grouped.get(id) ?? [], first, totals.get(id) ?? 0, (i) => encodeCursor(i.sortKey, i.uuid)),
     );
   }
 }

@@ -49,6 +49,8 @@ export class TopicRef {
 export class Interaction extends Node {
   uuid!: string;
   customerUuid!: string | null;
+  /** keyset cursor value: occurred_at with full precision */
+  sortKey!: string;
 
   @Field(() => String)
   source!: string;

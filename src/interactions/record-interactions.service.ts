@@ -3,6 +3,7 @@ import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
 import { OUTBOX_TOPICS, enrichedEvent, sentimentEvent, type CustomerSummaryRow } from '../outbox/outbox-events';
+import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/outbox-relay';
 import type { Logger } from '../shared/logger';
 import type { Analysis } from '../sentiment/analyzer';
 import type { TaxonomyService } from '../sentiment/taxonomy.service';
@@ -328,9 +329,13 @@ export async function insertOutbox(
   rows: { topic: string; key: string | null; payload: unknown; headers: Record<string, string> }[],
 ): Promise<void> {
   if (rows.length === 0) return;
+  // The NOTIFY is delivered at commit (never for a rollback) and wakes the outbox relay at once.
   await qr.query(
-    `INSERT INTO outbox (topic, message_key, payload, headers)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[])`,
+    `WITH ins AS (
+       INSERT INTO outbox (topic, message_key, payload, headers)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[])
+       RETURNING 1)
+     SELECT pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '') FROM (SELECT count(*) AS n FROM ins) c WHERE c.n > 0`,
     [
       rows.map((r) => r.topic),
       rows.map((r) => r.key),

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Makes a checkout runnable: installs the locked dependencies when they are missing or stale
+# (Node.js 24 itself comes with them, as the `node` package), then compiles with tsc.
+# Used by `npm start` so that a fresh clone starts with one command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stamp=node_modules/.package-lock.json
+if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  echo "[earshot] installing dependencies (npm ci): first run only" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+export PATH="$PWD/node_modules/.bin:$PATH"
+if [ ! -f dist/src/main.js ] || [ -n "$(find src migrations schema -newer dist/src/main.js -print -quit)" ]; then
+  echo "[earshot] compiling (tsc)" >&2
+  tsc -p tsconfig.json
+fi

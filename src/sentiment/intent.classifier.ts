@@ -1,0 +1,68 @@
+export type Intent = 'complaint' | 'question' | 'praise' | 'purchase_intent' | 'churn_threat' | 'other';
+
+export interface IntentResult {
+  intent: Intent;
+  /** in [0, 1] */
+  confidence: number;
+  /** the cue that decided, for explanations and debugging */
+  cue: string;
+}
+
+/** Intent cues are read from this many leading characters; the opening states the purpose. */
+const INTENT_WINDOW = 5_000;
+
+const CHURN =
+  /\b(?:cancel(?:l?ing)? my (?:account|subscription|membership|plan|contract|service)|clos(?:e|ing) my account|switch(?:ing|ed)? (?:over )?to|mov(?:e|ing) (?:over )?to (?!the\b|a\b)|never (?:again|(?:buy|buying|order|ordering|use|using|fly|flying|shop|shopping|coming|come)\b[^.!?]{0,40}\bagain)|(?:take|taking) my (?:business|money) elsewhere|done with (?:you|this|your)|last time i(?:'ll| will)? (?:use|order|buy|fly|shop)|(?:i'm|i am|we're|we are) (?:leaving|out)\b|unsubscrib(?:e|ing)|won't be (?:back|renewing|using)|not (?:renewing|coming back)|looking for (?:a |an )?(?:alternative|another provider|other options)|port(?:ing)? my number|#neveragain|#boycott)/;
+
+const PURCHASE =
+  /\b(?:(?:want|wanna|going|planning|plan|looking|hoping|ready|about|need|trying) (?:to )?(?:buy|purchase|order|get|upgrade|subscribe|pre-?order)\b|where (?:can|do) i (?:buy|get|order|find)|how much (?:is|are|does|do|for)|(?:do|does) (?:you|it) (?:ship|deliver|come in|sell)|is (?:it|this|the \w+) (?:in stock|available)|(?:back )?in stock\?|interested in (?:buying|getting|the|your|a)|take my money|shut up and take|can't wait to (?:buy|get|order|try)|pre-?order|(?:any|is there a) (?:discount|coupon|promo)|add(?:ed)? to (?:my )?cart|price (?:of|for)\b[^?]{0,40}\?|(?:thinking|thought) (?:about|of) (?:buying|getting|ordering|upgrading))/;
+
+const QUESTION_START =
+  /^(?:how|what|when|where|why|who|which|can|could|would|will|is|are|do|does|did|should|has|have|any(?:one|body)|is there)\b/;
+
+const COMPLAINT =
+  /\b(?:charged (?:me )?twice|double charged|overcharged|still (?:waiting|not|no|hasn't|haven't)|never (?:arrived|received|showed up|got)|no (?:response|reply|one (?:answers|responds|helps))|on hold for|(?:doesn't|does not|didn't|not|stopped) work(?:ing)?|broken|defective|damaged|wrong (?:item|order|size)|missing|unacceptable|ridiculous|worst|terrible|horrible|disappointed|disappointing|complain(?:t|ing)?|rip(?:ped)? ?off|scam(?:med)?|refund|lost my|#fail|waste of|where is my|why is my|why (?:do|does|did|is|are|can't|won't) you)\b/;
+
+const PRAISE =
+  /\b(?:thank(?:s| you)|thx|ty|kudos|shout ?out|props to|love (?:it|this|you|your|the)|amazing|awesome|excellent|fantastic|great (?:job|service|experience|support|product)|well done|highly recommend|recommend|best \w+ ever|above and beyond|five stars|5 stars)\b/;
+
+/**
+ * Classifies what the writer wants. Precedence reflects what the business must act on first:
+ * churn threat, purchase intent, complaint, question, praise, other. Complaints and questions
+ * feed the listening gap, so a negative question ("why is my order still not here?") is a
+ * complaint. Never throws.
+ */
+export function classifyIntent(text: string, score: number, negativeThreshold: number, positiveThreshold: number): IntentResult {
+  const lower = (text.length > INTENT_WINDOW ? text.slice(0, INTENT_WINDOW) : text).toLowerCase().replace(/’/g, "'");
+  const trimmed = lower.trim();
+  if (!trimmed) return { intent: 'other', confidence: 0.5, cue: 'empty' };
+
+  const churn = CHURN.exec(lower);
+  if (churn) return { intent: 'churn_threat', confidence: score < 0 ? 0.9 : 0.75, cue: churn[0] };
+
+  const hasQuestionMark = lower.includes('?');
+  const questionForm = hasQuestionMark || QUESTION_START.test(trimmed);
+
+  const purchase = PURCHASE.exec(lower);
+  if (purchase && score > negativeThreshold * 2) return { intent: 'purchase_intent', confidence: 0.8, cue: purchase[0] };
+
+  const complaint = COMPLAINT.exec(lower);
+  if (score <= negativeThreshold) {
+    const strength = Math.min(1, Math.abs(score));
+    return { intent: 'complaint', confidence: round2(0.55 + 0.3 * strength + (complaint ? 0.1 : 0)), cue: complaint?.[0] ?? 'negative sentiment' };
+  }
+  if (complaint && score < positiveThreshold) return { intent: 'complaint', confidence: 0.65, cue: complaint[0] };
+
+  if (questionForm) return { intent: 'question', confidence: hasQuestionMark ? 0.85 : 0.6, cue: hasQuestionMark ? '?' : trimmed.split(/\s/, 1)[0] };
+
+  const praise = PRAISE.exec(lower);
+  if (score >= positiveThreshold) {
+    return { intent: 'praise', confidence: round2(0.5 + 0.3 * Math.min(1, score) + (praise ? 0.15 : 0)), cue: praise?.[0] ?? 'positive sentiment' };
+  }
+  if (praise && score >= 0) return { intent: 'praise', confidence: 0.6, cue: praise[0] };
+  return { intent: 'other', confidence: 0.5, cue: 'no cue' };
+}
+
+function round2(x: number): number {
+  return Math.round(Math.min(1, Math.max(0, x)) * 100) / 100;
+}

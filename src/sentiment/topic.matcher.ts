@@ -1,0 +1,167 @@
+import { type Token, TOKEN_HASHTAG, TOKEN_WORD } from './sentiment.engine';
+
+export interface TaxonomyTopic {
+  /** stable machine name, e.g. `billing` */
+  name: string;
+  /** human label, e.g. `Billing and payments` */
+  label: string;
+  department: string;
+  phrases: string[];
+}
+
+export interface TopicMatch {
+  name: string;
+  department: string;
+  matched: string[];
+}
+
+/**
+ * The default taxonomy for customer-facing businesses. Phrases are matched on whole words after
+ * light stemming, so "charges" matches "charge" and "app" never matches "happy".
+ */
+export const DEFAULT_TAXONOMY: TaxonomyTopic[] = [
+  {
+    name: 'billing',
+    label: 'Billing and payments',
+    department: 'Finance',
+    phrases: ['bill', 'billing', 'billed', 'invoice', 'charge', 'charged', 'charged twice', 'double charged', 'overcharged', 'payment', 'pay', 'card', 'credit card', 'debit', 'direct debit', 'transaction', 'subscription fee', 'statement', 'autopay'],
+  },
+  {
+    name: 'delivery',
+    label: 'Delivery and shipping',
+    department: 'Logistics',
+    phrases: ['delivery', 'deliver', 'delivered', 'shipping', 'ship', 'shipment', 'package', 'parcel', 'courier', 'tracking', 'tracking number', 'dispatch', 'arrived', 'never arrived', 'out for delivery', 'postage', 'driver'],
+  },
+  {
+    name: 'delays',
+    label: 'Delays and cancellations',
+    department: 'Operations',
+    phrases: ['delay', 'delayed', 'late', 'cancelled', 'canceled', 'cancellation', 'cancel', 'postponed', 'rescheduled', 'still waiting', 'waiting for', 'behind schedule', 'missed connection', 'overbooked'],
+  },
+  {
+    name: 'quality',
+    label: 'Product quality and defects',
+    department: 'Product',
+    phrases: ['broken', 'broke', 'defect', 'defective', 'quality', 'faulty', 'stopped working', 'not working', 'damaged', 'cracked', 'fell apart', 'poor quality', 'cheaply made', 'malfunction', 'leaking', 'flimsy'],
+  },
+  {
+    name: 'service',
+    label: 'Customer service and staff',
+    department: 'Customer Care',
+    phrases: ['support', 'agent', 'staff', 'on hold', 'customer service', 'customer care', 'rude', 'representative', 'rep', 'call center', 'helpdesk', 'help desk', 'manager', 'employee', 'no response', 'no reply', 'chat support', 'waiter', 'cashier'],
+  },
+  {
+    name: 'pricing',
+    label: 'Pricing',
+    department: 'Marketing',
+    phrases: ['price', 'pricing', 'priced', 'expensive', 'cheap', 'cost', 'overpriced', 'rip off', 'ripoff', 'fee', 'fees', 'hidden fees', 'discount', 'promo', 'coupon', 'value for money'],
+  },
+  {
+    name: 'app',
+    label: 'Website and app',
+    department: 'Digital',
+    phrases: ['app', 'website', 'site', 'web site', 'crash', 'crashed', 'bug', 'buggy', 'glitch', 'checkout', 'page', 'error message', 'update', 'ios', 'android', 'outage', 'loading', 'down again'],
+  },
+  {
+    name: 'account',
+    label: 'Account and login',
+    department: 'Digital',
+    phrases: ['login', 'log in', 'logged out', 'password', 'account', 'sign in', 'signin', 'locked out', 'two factor', '2fa', 'verification code', 'username', 'reset link', 'profile'],
+  },
+  {
+    name: 'returns',
+    label: 'Returns and refunds',
+    department: 'Customer Care',
+    phrases: ['refund', 'refunded', 'return', 'returned', 'money back', 'exchange', 'return label', 'rma', 'store credit', 'chargeback'],
+  },
+];
+
+/**
+ * A light English stemmer (plural, past, gerund, adverb suffixes, final "e") applied identically
+ * to taxonomy phrases and text, so both sides land on the same stem. Deliberately conservative:
+ * it never strips a word shorter than four letters, which keeps "app", "bug", "fee" intact.
+ */
+export function stem(word: string): string {
+  let w = word;
+  if (w.length <= 3) return w;
+  if (w.endsWith("'s")) w = w.slice(0, -2);
+  if (w.endsWith('ies') && w.length > 4) w = w.slice(0, -3) + 'y';
+  else if (w.endsWith('sses')) w = w.slice(0, -2);
+  else if (w.endsWith('ing') && w.length > 5) w = undouble(w.slice(0, -3));
+  else if (w.endsWith('ed') && w.length > 4) w = undouble(w.slice(0, -2));
+  else if (w.endsWith('es') && w.length > 4 && /(?:ch|sh|x|ss|z)es$/.test(w)) w = w.slice(0, -2);
+  else if (w.endsWith('s') && !w.endsWith('ss') && !w.endsWith('us') && w.length > 3) w = w.slice(0, -1);
+  if (w.endsWith('e') && w.length > 4) w = w.slice(0, -1);
+  return w;
+}
+
+function undouble(w: string): string {
+  const n = w.length;
+  if (n >= 3 && w[n - 1] === w[n - 2] && !'lsz'.includes(w[n - 1])) return w.slice(0, -1);
+  if (n >= 4 && w.endsWith('ll')) return w.slice(0, -1);
+  return w;
+}
+
+interface CompiledPhrase {
+  stems: string[];
+  topic: number;
+  phrase: string;
+}
+
+/**
+ * Matches text to taxonomy topics. Compiled once per taxonomy; matching is one pass over the
+ * tokens, so its cost does not grow with the size of the taxonomy.
+ */
+export class TopicMatcher {
+  private readonly byFirst = new Map<string, CompiledPhrase[]>();
+
+  constructor(private readonly taxonomy: readonly TaxonomyTopic[]) {
+    taxonomy.forEach((topic, index) => {
+      for (const phrase of topic.phrases ?? []) {
+        const words = phrase.toLowerCase().match(/[\p{L}\p{N}]+(?:'[\p{L}]+)?/gu);
+        if (!words) continue;
+        const stems = words.map(stem);
+        const list = this.byFirst.get(stems[0]) ?? [];
+        list.push({ stems, topic: index, phrase });
+        this.byFirst.set(stems[0], list);
+      }
+    });
+    for (const list of this.byFirst.values()) list.sort((a, b) => b.stems.length - a.stems.length);
+  }
+
+  /** Topics in taxonomy order, each with the distinct phrases that matched (at most 5). */
+  match(tokens: readonly Token[]): TopicMatch[] {
+    const stems: string[] = [];
+    for (const t of tokens) {
+      if (t.kind === TOKEN_WORD) stems.push(stem(t.lower));
+      else if (t.kind === TOKEN_HASHTAG) stems.push(stem(t.lower));
+      else stems.push('');
+    }
+    const found = new Map<number, string[]>();
+    for (let i = 0; i < stems.length; i++) {
+      const cands = stems[i] ? this.byFirst.get(stems[i]) : undefined;
+      if (!cands) continue;
+      for (const c of cands) {
+        if (i + c.stems.length > stems.length) continue;
+        let ok = true;
+        for (let k = 1; k < c.stems.length; k++) {
+          if (stems[i + k] !== c.stems[k]) {
+            ok = false;
+            break;
+          }
+        }
+        if (!ok) continue;
+        const list = found.get(c.topic) ?? [];
+        if (list.length < 5 && !list.includes(c.phrase)) list.push(c.phrase);
+        found.set(c.topic, list);
+        break;
+      }
+    }
+    const out: TopicMatch[] = [];
+    for (const [index, matched] of [...found].sort((a, b) => a[0] - b[0])) {
+      const t = this.taxonomy[index];
+      out.push({ name: t.name, department: t.department, matched });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,118 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { message, ndjson } from '../support/app';
+import { REPO_ROOT } from '../support/postgres';
+
+const MAIN = path.join(REPO_ROOT, 'dist/src/main.js');
+
+interface Started {
+  child: ChildProcess;
+  url: string;
+  ms: number;
+  logs: string[];
+  exit: Promise<number | null>;
+}
+
+/** Runs the compiled CLI like an operator would and waits for its "listening" log line. */
+function startEarshot(args: string[], env: Record<string, string>): Promise<Started> {
+  const t0 = Date.now();
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "listening" line within 60 s:\n${logs.join('')}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      logs.push(chunk.toString());
+      const m = /"url":"(http:\/\/localhost:\d+)\/graphql"/.exec(chunk.toString());
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1]!, ms: Date.now() - t0, logs, exit });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
+    void exit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`earshot exited with ${code} before listening:\n${logs.join('')}`));
+    });
+  });
+}
+
+const gql = async (url: string, query: string) => {
+  const res = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+  return (await res.json()) as { data: Record<string, unknown> };
+};
+
+describe('earshot serve on its embedded PostgreSQL (compiled CLI)', () => {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-e2e-'));
+  const env = {
+    EARSHOT_DATA_DIR: dataDir,
+    EARSHOT_EMBEDDED_PG_PORT: String(56000 + Math.floor(Math.random() * 4000)),
+    PORT: '0',
+    HOST: '127.0.0.1',
+  };
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('starts with no DATABASE_URL, ingests, stops on SIGTERM and keeps its data across a restart', async () => {
+    const first = await startEarshot(['serve'], env);
+    expect(first.logs.join('')).toContain('initialising embedded PostgreSQL (first start)');
+    expect(await gql(first.url, '{ __typename }')).toEqual({ data: { __typename: 'Query' } });
+
+    const res = await fetch(`${first.url}/ingest`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: ndjson(Array.from({ length: 50 }, (_, i) => message(i))),
+    });
+    expect(await res.json()).toEqual({ accepted: 50, duplicates: 0, rejected: [] });
+
+    first.child.kill('SIGTERM');
+    expect(await first.exit).toBe(0);
+    expect(first.logs.join('')).toContain('"msg":"stopped"');
+
+    const second = await startEarshot([], env);
+    try {
+      expect(second.logs.join('')).not.toContain('first start');
+      const r = await gql(second.url, '{ interactions { totalCount } customers { totalCount } }');
+      expect(r.data).toEqual({ interactions: { totalCount: 50 }, customers: { totalCount: 50 } });
+    } finally {
+      second.child.kill('SIGTERM');
+      expect(await second.exit).toBe(0);
+    }
+  });
+
+  it('loads the demo data set through the pipeline: hundreds of customers, thousands of interactions', async () => {
+    const demo = await startEarshot(['demo'], env);
+    try {
+      const r = await gql(demo.url, `{ customers(first: 1) { totalCount } interactions(first: 0) { totalCount }
+        negative: interactions(first: 0, filter: { label: NEGATIVE }) { totalCount }
+        positive: interactions(first: 0, filter: { label: POSITIVE }) { totalCount }
+        outbound: interactions(first: 0, filter: { direction: OUTBOUND }) { totalCount } }`);
+      const d = r.data as Record<string, { totalCount: number }>;
+      expect(d.customers!.totalCount).toBeGreaterThanOrEqual(250);
+      expect(d.interactions!.totalCount).toBeGreaterThanOrEqual(3000);
+      expect(d.negative!.totalCount).toBeGreaterThan(300);
+      expect(d.positive!.totalCount).toBeGreaterThan(300);
+      expect(d.outbound!.totalCount).toBeGreaterThan(300);
+    } finally {
+      demo.child.kill('SIGTERM');
+      await demo.exit;
+    }
+  });
+
+  it('refuses to start in production without authentication, naming the variables', async () => {
+    const child = spawn(process.execPath, [MAIN, 'serve'], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', PORT: 'x' } });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(2);
+    expect(err).toContain('PORT');
+    expect(err).toContain('NODE_ENV=production requires authentication');
+  });
+});
