@@ -6,6 +6,11 @@ import { AuthService } from './auth/auth.service';
 import type { Config } from './config/config';
 import { CustomerResolver } from './customers/customer.resolver';
 import { CustomerService } from './customers/customer.service';
+import { createCrmClients } from './crm/crm-clients';
+import { CrmRecordService } from './crm/crm-record.service';
+import { CrmResolver } from './crm/crm.resolver';
+import { CrmSyncService } from './crm/crm-sync.service';
+import { CrmWritebackService } from './crm/crm-writeback.service';
 import { createDataSource, type QueryCounter } from './db/data-source';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded-postgres';
 import { createApollo } from './graphql/apollo';
@@ -13,10 +18,16 @@ import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
 import { createHttpServer } from './http/http-server';
+import { IdentityService } from './identity/identity.service';
+import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from './identity/identity.resolver';
+import { ReresolutionJobService } from './identity/reresolve.job';
+import { startKafkaPipeline, type KafkaPipeline } from './ingest/kafka-pipeline';
 import { IngestService } from './interactions/ingest.service';
 import { InteractionResolver } from './interactions/interaction.resolver';
 import { InteractionService } from './interactions/interaction.service';
 import { RecordInteractionsService } from './interactions/record-interactions.service';
+import { RetagJobRunner } from './sentiment/retag.job';
+import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
 import type { Logger } from './shared/logger';
 import { Metrics } from './shared/metrics';
@@ -67,7 +78,14 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const customers = new CustomerService(db.ds);
   const interactions = new InteractionService(db.ds);
   const auth = new AuthService(config.auth);
-  return { taxonomy, recorder, ingest, customers, interactions, auth };
+  const identity = new IdentityService(db.ds, config, log.child({ component: 'identity' }));
+  const reresolution = new ReresolutionJobService(db.ds, identity, config, log.child({ component: 'reresolution' }));
+  const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }));
+  const crmClients = createCrmClients(config.crm, log);
+  const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }));
+  const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }));
+  const crmRecords = new CrmRecordService(db.ds, config.crm);
+  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, identity, reresolution, crmSync, crmWriteback, crmRecords };
 }
 export type Services = ReturnType<typeof createServices>;
 
@@ -77,6 +95,8 @@ export interface RunningApp {
   services: Services;
   metrics: Metrics;
   server: http.Server;
+  /** the ingest role's consumer and outbox relay; null without KAFKA_BROKERS or the ingest role */
+  kafka: KafkaPipeline | null;
   stop(): Promise<void>;
 }
 
@@ -87,9 +107,17 @@ export async function startApp(config: Config, log: Logger, database?: Database)
   const metrics = new Metrics();
   const services = createServices(config, db, log, metrics);
   await services.taxonomy.ensureSeeded();
+  // a re-tagging job cut short by the last shutdown goes on where the taxonomy left it
+  services.retag.kick();
 
   const apiOn = config.roles.includes('api');
   const ingestOn = config.roles.includes('ingest');
+  const kafka = ingestOn ? await startKafkaPipeline(config, db.ds, services.recorder, metrics, log) : null;
+  if (config.roles.includes('sync')) {
+    // Both log once and idle when no CRM is configured.
+    services.crmSync.start();
+    services.crmWriteback.start();
+  }
   let apollo = null;
   if (apiOn) {
     const schema = await createSchema(
@@ -97,6 +125,11 @@ export async function startApp(config: Config, log: Logger, database?: Database)
         [CustomerResolver, new CustomerResolver(services.customers)],
         [InteractionResolver, new InteractionResolver(services.interactions, services.ingest)],
         [NodeResolver, new NodeResolver()],
+        [IdentityResolver, new IdentityResolver(services.identity, services.reresolution)],
+        [IdentityChangeResolver, new IdentityChangeResolver()],
+        [CustomerMergeHistoryResolver, new CustomerMergeHistoryResolver(services.identity)],
+        [CrmResolver, new CrmResolver(services.crmSync, services.crmWriteback)],
+        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag)],
       ]),
     );
     apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
@@ -115,7 +148,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
       try {
         await db.ds.query('SELECT 1');
         if (await db.ds.showMigrations()) return 'database migrations are pending';
-        return null;
+        return kafka?.health() ?? null;
       } catch (e) {
         return `database unreachable: ${(e as Error).message}`;
       }
@@ -137,15 +170,20 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     services,
     metrics,
     server,
+    kafka,
     stop() {
       stopping ??= (async () => {
         log.info('shutting down: no new connections, finishing in-flight requests');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
-        await closed;
+        // The consumer finishes and commits its chunk in flight while HTTP requests drain.
+        await Promise.all([closed, kafka?.stop()]);
         clearTimeout(timer);
+        await services.retag.stop();
+        await Promise.all([services.crmSync.stop(), services.crmWriteback.stop()]);
         if (apollo) await apollo.stop();
+        await services.reresolution.drain();
         if (!database) await db.close();
         log.info('stopped');
       })();

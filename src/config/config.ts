@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { parseCrmConfig, type CrmConfig } from '../crm/crm.config';
+import { parseListeningGapConfig, type ListeningGapConfig } from '../listening-gap/listening-gap.config';
 
 export type Role = 'api' | 'ingest' | 'sync';
 export const ALL_ROLES: readonly Role[] = ['api', 'ingest', 'sync'];
@@ -61,7 +63,13 @@ export interface Config {
     readonly outputTopicPrefix: string;
     /** partitions one consumer processes at the same time (kafkajs partitionsConsumedConcurrently) */
     readonly concurrency: number;
+    /** how long the group waits for a silent consumer (e.g. killed) before giving its partitions to others */
+    readonly sessionTimeoutMs: number;
   };
+  /** Salesforce and HubSpot sync and write-back (src/crm/crm.config.ts) */
+  readonly crm: CrmConfig;
+  /** SLAs, business hours, reply matching and escalation of the listening gap (src/listening-gap/listening-gap.config.ts) */
+  readonly listeningGap: ListeningGapConfig;
   readonly shutdownTimeoutMs: number;
 }
 
@@ -181,6 +189,8 @@ export function loadConfig(env: Env = process.env): Config {
       ...identityThresholds(str, problems),
     },
     kafka: parseKafka(str, int, oneOf, problems),
+    crm: parseCrmConfig(str, int, problems),
+    listeningGap: parseListeningGapConfig(str, int, problems),
     shutdownTimeoutMs: int('EARSHOT_SHUTDOWN_TIMEOUT_MS', 15_000, 0, 600_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
@@ -230,7 +240,8 @@ function parseKafka(
     maxMessageBytes: int('KAFKA_MAX_MESSAGE_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     outboxPollMs: int('EARSHOT_OUTBOX_POLL_MS', 200, 10, 60_000),
     outputTopicPrefix: prefix,
-    concurrency: int('KAFKA_CONSUMER_CONCURRENCY', 2, 1, 64),
+    concurrency: int('KAFKA_CONSUMER_CONCURRENCY', 3, 1, 64),
+    sessionTimeoutMs: int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),
   };
 }
 

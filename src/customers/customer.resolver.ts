@@ -5,6 +5,7 @@ import { PageArgs } from '../graphql/args';
 import { SentimentLabel } from '../graphql/enums';
 import { fromGlobalId, pageSize } from '../graphql/relay';
 import { InteractionConnection } from '../interactions/interaction.type';
+import { CrmRecordRef } from '../crm/crm.type';
 import type { CustomerService } from './customer.service';
 import { Customer, CustomerConnection, CustomerSentiment, Identity } from './customer.type';
 
@@ -44,6 +45,11 @@ export class CustomerResolver {
   @FieldResolver(() => [Identity])
   identities(@Root() c: Customer, @Ctx() ctx: GraphQLContext): Promise<Identity[]> {
     return ctx.loaders.identities.load(c.uuid);
+  }
+
+  @FieldResolver(() => [CrmRecordRef], { description: 'Salesforce and HubSpot records of this customer, with deep links' })
+  crmRecords(@Root() c: Customer, @Ctx() ctx: GraphQLContext): Promise<CrmRecordRef[]> {
+    return ctx.loaders.crmRecords.load(c.uuid);
   }
 
   @FieldResolver(() => CustomerSentiment)

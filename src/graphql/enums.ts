@@ -5,7 +5,7 @@ export enum SentimentLabel {
   NEUTRAL = 'neutral',
   POSITIVE = 'positive',
 }
-registerEnumType(SentimentLabel, { name: 'SentimentLabel', description: 'negative: score ≤ -0.05; positive: score ≥ 0.05; neutral between' });
+registerEnumType(SentimentLabel, { name: 'SentimentLabel', description: 'negative: score ≤ -0.35; positive: score ≥ 0.35; neutral between (for interactions and for customer averages)' });
 
 export enum Direction {
   INBOUND = 'inbound',

@@ -1,6 +1,8 @@
 import DataLoader from 'dataloader';
 import type { Principal } from '../auth/auth.service';
 import type { CustomerService } from '../customers/customer.service';
+import type { CrmRecordService } from '../crm/crm-record.service';
+import type { CrmRecordRef } from '../crm/crm.type';
 import type { Customer, Identity } from '../customers/customer.type';
 import type { InteractionService } from '../interactions/interaction.service';
 import type { Interaction, TopicRef } from '../interactions/interaction.type';
@@ -13,14 +15,16 @@ export interface Loaders {
   topics: DataLoader<string, TopicRef[]>;
   /** key: JSON [customerUuid, first, after] */
   customerInteractions: DataLoader<string, Page<Interaction>>;
+  crmRecords: DataLoader<string, CrmRecordRef[]>;
 }
 
 /** Fresh per request: batching across one operation, no cache shared between users. */
-export function createLoaders(services: { customers: CustomerService; interactions: InteractionService }, principal: Principal | null): Loaders {
+export function createLoaders(services: { customers: CustomerService; interactions: InteractionService; crmRecords: CrmRecordService }, principal: Principal | null): Loaders {
   return {
     customer: new DataLoader((ids) => services.customers.byIds(ids)),
     identities: new DataLoader((ids) => services.customers.identitiesOf(ids, principal)),
     interaction: new DataLoader((ids) => services.interactions.byIds(ids)),
+    crmRecords: new DataLoader((ids) => services.crmRecords.byCustomers(ids)),
     topics: new DataLoader((ids) => services.interactions.topicsOf(ids)),
     customerInteractions: new DataLoader(async (keys) => {
       // one batched query per distinct (first, after) pair; in practice one

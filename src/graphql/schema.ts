@@ -5,10 +5,22 @@ import { Customer } from '../customers/customer.type';
 import { CustomerResolver } from '../customers/customer.resolver';
 import { Interaction } from '../interactions/interaction.type';
 import { InteractionResolver } from '../interactions/interaction.resolver';
+import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from '../identity/identity.resolver';
 import { authChecker } from './auth-checker';
+import { SentimentResolver } from '../sentiment/sentiment.resolver';
 import { NodeResolver } from './node.resolver';
+import { CrmResolver } from '../crm/crm.resolver';
 
-export const RESOLVERS = [CustomerResolver, InteractionResolver, NodeResolver] as const;
+export const RESOLVERS = [
+  CustomerResolver,
+  InteractionResolver,
+  NodeResolver,
+  SentimentResolver,
+  IdentityResolver,
+  IdentityChangeResolver,
+  CustomerMergeHistoryResolver,
+  CrmResolver,
+] as const;
 
 /**
  * Builds the executable schema. `instances` holds the resolver objects wired by hand in

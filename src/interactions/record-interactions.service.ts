@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
+import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys } from '../identity/merge';
 import { OUTBOX_TOPICS, enrichedEvent, sentimentEvent, type CustomerSummaryRow } from '../outbox/outbox-events';
 import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/outbox-relay';
 import type { Logger } from '../shared/logger';
-import type { Analysis } from '../sentiment/analyzer';
+import { NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD, type Analysis } from '../sentiment/analyzer';
 import type { TaxonomyService } from '../sentiment/taxonomy.service';
 import type { InteractionMessage } from './interaction-message';
 
@@ -172,31 +173,65 @@ export class RecordInteractionsService {
 
   /**
    * Attaches each message to a customer by its deterministic identities, creating the
-   * customer and identities the first time an author is seen.
+   * customer and identities the first time an author is seen. A message naming identities of
+   * two customers (a handle known alone, now with an email a CRM contact has) proves them one
+   * person: they are merged here, in this transaction, with an audit entry; unless a person
+   * rejected the pair or both hold records of one CRM object (then a suggestion).
+   * Also records which identity attached each message, so an unmerge or unlink moves it back.
    */
   private async resolveCustomers(qr: QueryRunner, batch: Prepared[]): Promise<void> {
+    const keyOf = (c: IdentityClaim) => identityLockKey(c.kind, c.value);
     const claims = new Map<string, IdentityClaim>();
-    for (const p of batch) for (const c of p.claims) claims.set(`${c.kind}\u0000${c.value}`, c);
-    if (claims.size > 0) {
-      const buckets = [...new Set([...claims.keys()].map((k) => fnv1a(k) % LOCK_BUCKETS))].sort((a, b) => a - b);
-      await qr.query(`SELECT pg_advisory_xact_lock($1::int, b) FROM unnest($2::int[]) AS b ORDER BY b`, [LOCK_NAMESPACE, buckets]);
-    }
+    for (const p of batch) for (const c of p.claims) claims.set(keyOf(c), c);
+    if (claims.size === 0) return;
+    await lockIdentityKeys(qr, claims.keys());
+
     const owners = new Map<string, string>();
-    if (claims.size > 0) {
-      const all = [...claims.values()];
-      const rows: { kind: string; value: string; customer_id: string }[] = await qr.query(
-        `SELECT ci.kind, ci.value, coalesce(c.merged_into_id, c.id) AS customer_id
-           FROM customer_identity ci JOIN customer c ON c.id = ci.customer_id
-           JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
-        [all.map((c) => c.kind), all.map((c) => c.value)],
-      );
-      for (const r of rows) owners.set(`${r.kind}\u0000${r.value}`, r.customer_id);
+    const identityIds = new Map<string, string>();
+    const all = [...claims.values()];
+    const rows: { id: string; kind: string; value: string; customer_id: string }[] = await qr.query(
+      `SELECT ci.id, ci.kind, ci.value, ci.customer_id
+         FROM customer_identity ci
+         JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
+      [all.map((c) => c.kind), all.map((c) => c.value)],
+    );
+    // Locking the owners makes a concurrent merge of one of them finish first (we then see its survivor).
+    const roots = rows.length > 0 ? await lockCustomers(qr, rows.map((r) => r.customer_id)) : new Map<string, string>();
+    for (const r of rows) {
+      owners.set(identityLockKey(r.kind, r.value), roots.get(r.customer_id) ?? r.customer_id);
+      identityIds.set(identityLockKey(r.kind, r.value), r.id);
+    }
+
+    for (const p of batch) {
+      const known = p.claims.filter((c) => owners.has(keyOf(c)));
+      for (const other of known.slice(1)) {
+        const survivor = owners.get(keyOf(known[0]!))!;
+        const mergedId = owners.get(keyOf(other))!;
+        if (survivor === mergedId) continue;
+        const m = p.message;
+        const outcome = await autoMergeTx(
+          qr,
+          { customerId: survivor, identityId: identityIds.get(keyOf(known[0]!))! },
+          { customerId: mergedId, identityId: identityIds.get(keyOf(other))! },
+          {
+            reason: `interaction ${m.source}/${m.externalId} names the ${known[0]!.kind} of one customer and the ${other.kind} of the other`,
+            actor: `rule:deterministic:${known[0]!.kind}`,
+            evidence: [
+              { field: known[0]!.kind, outcome: 'agree', detail: 'held by the survivor; named by the same author' },
+              { field: other.kind, outcome: 'agree', detail: 'held by the merged customer; named by the same author' },
+            ],
+            publicUrl: this.config.publicUrl,
+          },
+        );
+        if (outcome.merged) for (const [k, owner] of owners) if (owner === mergedId) owners.set(k, survivor);
+      }
     }
 
     const newCustomers: { id: string; displayName: string | null }[] = [];
-    const newIdentities: { customerId: string; claim: IdentityClaim }[] = [];
+    const newIdentities: { id: string; customerId: string; claim: IdentityClaim }[] = [];
+    const attachedBy: { interactionId: string; identityId: string }[] = [];
     for (const p of batch) {
-      const keys = p.claims.map((c) => `${c.kind}\u0000${c.value}`);
+      const keys = p.claims.map(keyOf);
       // claims are sorted strongest first, so the strongest known identity decides
       let customerId = keys.map((k) => owners.get(k)).find((id) => id !== undefined) ?? null;
       if (customerId === null && p.claims.length > 0) {
@@ -207,10 +242,14 @@ export class RecordInteractionsService {
       if (customerId === null) continue;
       p.claims.forEach((claim, i) => {
         if (!owners.has(keys[i]!)) {
+          const id = randomUUID();
           owners.set(keys[i]!, customerId);
-          newIdentities.push({ customerId, claim });
+          identityIds.set(keys[i]!, id);
+          newIdentities.push({ id, customerId, claim });
         }
       });
+      const by = keys.find((k) => owners.get(k) === customerId);
+      if (by) attachedBy.push({ interactionId: p.id, identityId: identityIds.get(by)! });
     }
 
     if (newCustomers.length > 0) {
@@ -220,17 +259,25 @@ export class RecordInteractionsService {
       ]);
     }
     if (newIdentities.length > 0) {
+      // No ON CONFLICT: the advisory locks above make a concurrent insert of the same key impossible.
       await qr.query(
-        `INSERT INTO customer_identity (customer_id, kind, network, value, raw_value, source)
-         SELECT c, k, n, v, r, 'ingest' FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS x(c, k, n, v, r)
-         ON CONFLICT (kind, value) DO NOTHING`,
+        `INSERT INTO customer_identity (id, customer_id, kind, network, value, raw_value, source)
+         SELECT i, c, k, n, v, r, 'ingest' FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(i, c, k, n, v, r)`,
         [
+          newIdentities.map((i) => i.id),
           newIdentities.map((i) => i.customerId),
           newIdentities.map((i) => i.claim.kind),
           newIdentities.map((i) => i.claim.network),
           newIdentities.map((i) => i.claim.value),
           newIdentities.map((i) => i.claim.raw),
         ],
+      );
+    }
+    if (attachedBy.length > 0) {
+      await qr.query(
+        `INSERT INTO interaction_identity (interaction_id, identity_id)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT (interaction_id) DO NOTHING`,
+        [attachedBy.map((a) => a.interactionId), attachedBy.map((a) => a.identityId)],
       );
     }
   }
@@ -325,7 +372,7 @@ export class RecordInteractionsService {
 }
 
 export async function insertOutbox(
-  qr: QueryRunner,
+  qr: Pick<QueryRunner, 'query'>,
   rows: { topic: string; key: string | null; payload: unknown; headers: Record<string, string> }[],
 ): Promise<void> {
   if (rows.length === 0) return;
@@ -373,8 +420,8 @@ export async function refreshCustomerSummaries(
          FROM d GROUP BY customer_id)
      UPDATE customer c SET
        sentiment_score = agg.score,
-       sentiment_label = CASE WHEN agg.score IS NULL THEN NULL WHEN agg.score >= 0.05 THEN 'positive'
-                              WHEN agg.score <= -0.05 THEN 'negative' ELSE 'neutral' END,
+       sentiment_label = CASE WHEN agg.score IS NULL THEN NULL WHEN agg.score >= ${POSITIVE_THRESHOLD} THEN 'positive'
+                              WHEN agg.score <= ${NEGATIVE_THRESHOLD} THEN 'negative' ELSE 'neutral' END,
        sentiment_trend = agg.recent - agg.prior,
        interaction_count = coalesce(agg.n, 0),
        last_interaction_at = greatest(c.last_interaction_at, ids.seen),

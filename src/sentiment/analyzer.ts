@@ -66,6 +66,11 @@ export class SentimentAnalyzer {
     this.engine = new SentimentEngine(opts.params);
   }
 
+  /** Only the taxonomy topics of a text: what re-tagging after a taxonomy edit needs. */
+  topicsOf(text: string): TopicMatch[] {
+    return this.topics.match(tokenize(text.length > MAX_SCORED_CHARS ? text.slice(0, MAX_SCORED_CHARS) : text));
+  }
+
   /**
    * Pure and synchronous; never throws on any input (non-strings are treated as text). Work is
    * bounded: only the first MAX_SCORED_CHARS characters are scored, so a 1 MB text costs about

@@ -1,5 +1,9 @@
 import type { DataSource } from 'typeorm';
+import { AppError } from '../shared/app-error';
 import { DEFAULT_TAXONOMY, SentimentAnalyzer, type TaxonomyTopic } from './analyzer';
+
+/** Another replica's taxonomy edit reaches this one's ingest within this time. */
+const CACHE_TTL_MS = 10_000;
 
 export interface LoadedTaxonomy {
   analyzer: SentimentAnalyzer;
@@ -11,6 +15,7 @@ export interface LoadedTaxonomy {
 /** The topic → department taxonomy, stored in the database and cached per process. */
 export class TaxonomyService {
   private cached: Promise<LoadedTaxonomy> | null = null;
+  private loadedAt = 0;
 
   constructor(private readonly ds: DataSource) {}
 
@@ -34,7 +39,8 @@ export class TaxonomyService {
   }
 
   current(): Promise<LoadedTaxonomy> {
-    if (!this.cached) {
+    if (!this.cached || Date.now() - this.loadedAt > CACHE_TTL_MS) {
+      this.loadedAt = Date.now();
       this.cached = this.load().catch((e) => {
         this.cached = null;
         throw e;
@@ -45,6 +51,38 @@ export class TaxonomyService {
 
   invalidate(): void {
     this.cached = null;
+  }
+
+  /**
+   * Creates or replaces a topic (and its department when new). Phrases are trimmed,
+   * lower-cased and de-duplicated; a topic needs at least one.
+   */
+  async upsertTopic(t: TaxonomyTopic): Promise<TaxonomyTopic> {
+    const phrases = [...new Set(t.phrases.map((p) => p.trim().toLowerCase()).filter(Boolean))];
+    if (!/^[a-z][a-z0-9_]{0,62}$/.test(t.name)) throw AppError.badInput('topic name: lower-case letters, digits and _, starting with a letter');
+    if (phrases.length === 0) throw AppError.badInput('a topic needs at least one phrase');
+    if (!t.department.trim()) throw AppError.badInput('department must not be empty');
+    await this.ds.transaction(async (em) => {
+      const [dept] = await em.query(
+        `INSERT INTO department (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
+        [t.department.trim()],
+      );
+      await em.query(
+        `INSERT INTO topic (name, label, department_id, phrases) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO UPDATE SET label = EXCLUDED.label, department_id = EXCLUDED.department_id,
+           phrases = EXCLUDED.phrases, updated_at = now()`,
+        [t.name, t.label.trim() || t.name, dept.id, phrases],
+      );
+    });
+    this.invalidate();
+    return { name: t.name, label: t.label.trim() || t.name, department: t.department.trim(), phrases };
+  }
+
+  /** Removes a topic and its tags; its department stays (its history is in the rollups). */
+  async deleteTopic(name: string): Promise<void> {
+    const [, deleted] = await this.ds.query('DELETE FROM topic WHERE name = $1', [name]);
+    if (deleted === 0) throw AppError.notFound(`topic ${JSON.stringify(name)}`);
+    this.invalidate();
   }
 
   private async load(): Promise<LoadedTaxonomy> {

@@ -40,6 +40,48 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly kafkaMessages = new Counter({
+    name: 'earshot_kafka_messages_total',
+    help: 'Kafka messages consumed and committed, by topic and result (accepted, duplicate, dead_letter)',
+    labelNames: ['topic', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kafkaConsumerLag = new Gauge({
+    name: 'earshot_kafka_consumer_lag',
+    help: 'High watermark minus the committed offset, per assigned partition, as of the last committed batch',
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kafkaDeadLetters = new Counter({
+    name: 'earshot_kafka_dead_letters_total',
+    help: 'Messages written to <topic>.dlq, by original topic and error kind',
+    labelNames: ['topic', 'kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kafkaRetries = new Counter({
+    name: 'earshot_kafka_retries_total',
+    help: 'Transient failures (database or broker) after which a partition waited and retried the same messages',
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+
+  readonly outboxPublished = new Counter({
+    name: 'earshot_outbox_published_total',
+    help: 'Outbox rows published to Kafka and acknowledged by all in-sync replicas, by topic',
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+
+  readonly outboxPublishDelay = new Histogram({
+    name: 'earshot_outbox_publish_delay_seconds',
+    help: 'Time from an outbox row being written to its acknowledgement by Kafka',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'earshot_' });
   }

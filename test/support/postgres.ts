@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 
@@ -59,4 +60,13 @@ export async function createTestDatabase(label = 't'): Promise<TestDatabase> {
   };
 }
 
-export const REPO_ROOT = path.resolve(__dirname, '../..');
+/** The checkout's root, from the sources (vitest) and from dist/ (compiled benchmarks) alike. */
+export const REPO_ROOT = ((): string => {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, 'package.json')) || path.basename(dir) === 'dist') {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${__dirname}`);
+    dir = parent;
+  }
+  return dir;
+})();

@@ -1,0 +1,207 @@
+/** The daily budget of an org or portal is spent (or the vendor said so): stop and resume later. */
+export class CrmBudgetExhausted extends Error {
+  constructor(
+    readonly key: string,
+    /** when the next window opens */
+    readonly until: Date,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CrmBudgetExhausted';
+  }
+}
+
+/** A call failed after every retry the policy allows. */
+export class CrmCallFailed extends Error {
+  constructor(
+    message: string,
+    readonly status: number | null,
+    readonly body?: unknown,
+  ) {
+    super(message);
+    this.name = 'CrmCallFailed';
+  }
+}
+
+export interface BudgetLimits {
+  daily: number;
+  per10s: number;
+  /** a separate per-second limit for search calls (HubSpot); none when unset */
+  searchPerSecond?: number;
+}
+
+export interface BudgetSnapshot {
+  key: string;
+  day: string;
+  usedToday: number;
+  daily: number;
+  per10s: number;
+  inLast10s: number;
+  exhaustedUntil: Date | null;
+  /** what the vendor last reported as used / allowed for the day, when it reports it */
+  vendorUsage: { used: number; max: number } | null;
+}
+
+const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const nextUtcMidnight = (ms: number) => new Date(Date.UTC(new Date(ms).getUTCFullYear(), new Date(ms).getUTCMonth(), new Date(ms).getUTCDate() + 1));
+
+/**
+ * The API budget of one org or portal: calls per UTC day and per rolling 10 s (and search calls
+ * per second), one instance shared by every caller of that org in the process (see budgetFor).
+ * Callers `acquire()` before each HTTP call; it waits for room in the rolling windows and throws
+ * CrmBudgetExhausted when the day is spent. A Retry-After pauses every caller of the org.
+ *
+ * Must stay true: every HTTP call to the vendor, retries included, is one acquire(); a budget
+ * marked exhausted stays so until the next UTC day (or until the vendor reports room again).
+ */
+export class CrmBudget {
+  private day: string;
+  private used = 0;
+  private window: number[] = [];
+  private searchWindow: number[] = [];
+  private pausedUntil = 0;
+  private exhaustedUntil: number | null = null;
+  private vendorUsage: { used: number; max: number } | null = null;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly key: string,
+    private limits: BudgetLimits,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.day = utcDay(this.now());
+  }
+
+  setLimits(limits: BudgetLimits): void {
+    this.limits = limits;
+  }
+
+  /** Takes one call from the budget, waiting for room in the rolling windows. */
+  acquire(opts: { search?: boolean } = {}): Promise<void> {
+    // One at a time, so concurrent callers are paced in order instead of all waking at once.
+    const turn = this.queue.then(() => this.take(opts.search === true));
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async take(search: boolean): Promise<void> {
+    for (;;) {
+      const t = this.now();
+      this.roll(t);
+      if (this.exhaustedUntil !== null) {
+        if (t < this.exhaustedUntil) throw this.exhausted();
+        this.exhaustedUntil = null;
+      }
+      if (this.used >= this.limits.daily) {
+        this.exhaustedUntil = nextUtcMidnight(t).getTime();
+        throw this.exhausted();
+      }
+      let wait = Math.max(0, this.pausedUntil - t);
+      this.window = this.window.filter((x) => x > t - 10_000);
+      if (!search && this.window.length >= this.limits.per10s) wait = Math.max(wait, this.window[0]! + 10_000 - t);
+      if (search && this.limits.searchPerSecond) {
+        this.searchWindow = this.searchWindow.filter((x) => x > t - 1_000);
+        if (this.searchWindow.length >= this.limits.searchPerSecond) wait = Math.max(wait, this.searchWindow[0]! + 1_000 - t);
+      }
+      if (wait > 0) {
+        await new Promise((r) => setTimeout(r, Math.min(wait + 1, 60_000)));
+        continue;
+      }
+      this.used++;
+      if (search) this.searchWindow.push(t);
+      else this.window.push(t);
+      return;
+    }
+  }
+
+  /** A Retry-After (or a backoff after a 429): no caller of this org sends before it passes. */
+  pause(ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, this.now() + ms);
+  }
+
+  /** The vendor said the day is spent (REQUEST_LIMIT_EXCEEDED, a DAILY 429). */
+  markExhausted(until: Date = nextUtcMidnight(this.now())): CrmBudgetExhausted {
+    this.exhaustedUntil = until.getTime();
+    return this.exhausted();
+  }
+
+  /** Usage the vendor reports (Salesforce Sforce-Limit-Info): the org-wide truth across replicas. */
+  observeVendorUsage(used: number, max: number): void {
+    this.vendorUsage = { used, max };
+    if (used >= max) this.exhaustedUntil ??= nextUtcMidnight(this.now()).getTime();
+  }
+
+  /** Restores today's count persisted by another run or replica (the larger count wins). */
+  restore(day: string, used: number): void {
+    this.roll(this.now());
+    if (day === this.day) this.used = Math.max(this.used, used);
+  }
+
+  snapshot(): BudgetSnapshot {
+    const t = this.now();
+    this.roll(t);
+    return {
+      key: this.key,
+      day: this.day,
+      usedToday: this.used,
+      daily: this.limits.daily,
+      per10s: this.limits.per10s,
+      inLast10s: this.window.filter((x) => x > t - 10_000).length,
+      exhaustedUntil: this.exhaustedUntil !== null && this.exhaustedUntil > t ? new Date(this.exhaustedUntil) : null,
+      vendorUsage: this.vendorUsage,
+    };
+  }
+
+  private roll(t: number): void {
+    const d = utcDay(t);
+    if (d !== this.day) {
+      this.day = d;
+      this.used = 0;
+      this.vendorUsage = null;
+    }
+  }
+
+  private exhausted(): CrmBudgetExhausted {
+    const until = new Date(this.exhaustedUntil ?? nextUtcMidnight(this.now()).getTime());
+    return new CrmBudgetExhausted(this.key, until, `daily API budget of ${this.key} is spent (${this.used}/${this.limits.daily} calls today); resuming after ${until.toISOString()}`);
+  }
+}
+
+const registry = new Map<string, CrmBudget>();
+
+/** The one budget of an org or portal in this process: every client of it shares the limiter. */
+export function budgetFor(key: string, limits: BudgetLimits, now?: () => number): CrmBudget {
+  let b = registry.get(key);
+  if (!b) {
+    b = new CrmBudget(key, limits, now);
+    registry.set(key, b);
+  } else b.setLimits(limits);
+  return b;
+}
+
+/** Forgets every shared budget (tests start each org afresh). */
+export function resetBudgets(): void {
+  registry.clear();
+}
+
+export interface RetryPolicy {
+  maxRetries: number;
+  baseMs: number;
+  maxWaitMs: number;
+}
+
+/**
+ * How long to wait before retry `attempt` (0-based): the vendor's Retry-After when it sent one
+ * (seconds or an HTTP date), else exponential backoff with full jitter.
+ */
+export function retryDelay(policy: RetryPolicy, attempt: number, retryAfter: string | null | undefined): number {
+  if (retryAfter) {
+    const secs = Number(retryAfter);
+    const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(retryAfter) - Date.now();
+    if (Number.isFinite(ms) && ms >= 0) return ms;
+  }
+  const cap = policy.baseMs * 2 ** attempt;
+  return Math.round(cap / 2 + (Math.random() * cap) / 2);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

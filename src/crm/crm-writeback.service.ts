@@ -1,0 +1,223 @@
+import type { DataSource } from 'typeorm';
+import type { Logger } from '../shared/logger';
+import type { CrmConfig } from './crm.config';
+import { CrmBudgetExhausted } from './crm-budget';
+import type { CrmClient, CrmSystem, WriteBackKey, WriteBackUpdate, WriteBackValues } from './crm.port';
+
+interface DesiredRow {
+  record_id: string;
+  customer_id: string;
+  system: CrmSystem;
+  object_type: string;
+  external_id: string;
+  written_values: Partial<WriteBackValues> | null;
+  sentiment_score: number | null;
+  sentiment_label: string | null;
+  sentiment_trend: number | null;
+  last_interaction_at: Date | null;
+  open_complaints: number;
+}
+
+export interface WriteBackRunReport {
+  customers: number;
+  records: number;
+  written: number;
+  failed: number;
+  unchanged: number;
+  /** HTTP calls spent, per system */
+  apiCalls: Partial<Record<CrmSystem, number>>;
+  budgetExhausted: boolean;
+}
+
+const round = (n: number | null, digits = 3) => (n === null ? null : Math.round(n * 10 ** digits) / 10 ** digits);
+const KEYS: WriteBackKey[] = ['score', 'label', 'trend', 'openComplaints', 'lastInteraction', 'url'];
+
+/** The values a CRM record should show for its customer. */
+export function desiredValues(r: Pick<DesiredRow, 'customer_id' | 'sentiment_score' | 'sentiment_label' | 'sentiment_trend' | 'last_interaction_at' | 'open_complaints'>, publicUrl: string): WriteBackValues {
+  return {
+    score: round(r.sentiment_score),
+    label: r.sentiment_label,
+    trend: round(r.sentiment_trend),
+    openComplaints: Number(r.open_complaints),
+    lastInteraction: r.last_interaction_at ? new Date(r.last_interaction_at).toISOString() : null,
+    url: `${publicUrl}/customers/${r.customer_id}`,
+  };
+}
+
+/** Only what differs from what was last written (everything when nothing was). */
+export function changedValues(desired: WriteBackValues, written: Partial<WriteBackValues> | null): Partial<WriteBackValues> {
+  const out: Partial<WriteBackValues> = {};
+  for (const k of KEYS) {
+    if (!written || !(k in written) || written[k] !== desired[k]) (out as Record<string, unknown>)[k] = desired[k];
+  }
+  return out;
+}
+
+/**
+ * Writes customers' sentiment onto their CRM records, from the `crm_writeback` outbox that
+ * database triggers fill (migrations/1764300000000-CrmSync.ts). A pass leases a batch of due
+ * customers, computes each live record's values, sends only those that changed since the last
+ * successful write (crm_record.written_values), grouped per system and object in the largest
+ * batches each API takes, then records per-record outcomes.
+ *
+ * Must stay true: a queue row is removed only when every record of the customer was written (or
+ * failed for good), and only if the customer was not enqueued again meanwhile; a crash leaves the
+ * lease to expire and the next pass redoes the batch, sending nothing already written; a record
+ * that failed is retried with backoff; a spent budget postpones the batch to the next window.
+ */
+export class CrmWritebackService {
+  private readonly clients = new Map<CrmSystem, CrmClient>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private current: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly ds: DataSource,
+    clients: CrmClient[],
+    private readonly config: Pick<CrmConfig, 'writeBack' | 'writeBackPollMs' | 'writeBackLeaseMs'>,
+    private readonly publicUrl: string,
+    private readonly log: Logger,
+    private readonly batchCustomers = 2_000,
+  ) {
+    for (const c of clients) this.clients.set(c.system, c);
+  }
+
+  /** Polls the queue until stop(); a no-op with write-back off or no CRM configured. */
+  start(): void {
+    if (!this.config.writeBack || this.clients.size === 0) return;
+    const tick = async () => {
+      if (this.stopped) return;
+      try {
+        // Drain: keep going while passes find work.
+        for (let r = await this.runOnce(); r.customers > 0 && !r.budgetExhausted && !this.stopped; r = await this.runOnce());
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'CRM write-back pass failed');
+      }
+      if (!this.stopped) this.timer = setTimeout(() => void (this.current = tick()), this.config.writeBackPollMs);
+    };
+    this.current = tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.current?.catch(() => undefined);
+  }
+
+  async pending(): Promise<number> {
+    const [row]: { n: string }[] = await this.ds.query('SELECT count(*) AS n FROM crm_writeback');
+    return Number(row?.n ?? 0);
+  }
+
+  /** One pass over at most `batchCustomers` due customers. */
+  async runOnce(): Promise<WriteBackRunReport> {
+    const report: WriteBackRunReport = { customers: 0, records: 0, written: 0, failed: 0, unchanged: 0, apiCalls: {}, budgetExhausted: false };
+    const [claimed] = (await this.ds.query(
+      `UPDATE crm_writeback w SET leased_until = clock_timestamp() + make_interval(secs => $2::double precision / 1000)
+        WHERE w.customer_id IN (
+          SELECT customer_id FROM crm_writeback
+           WHERE next_attempt_at <= clock_timestamp() AND (leased_until IS NULL OR leased_until < clock_timestamp())
+           ORDER BY enqueued_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+        RETURNING w.customer_id, w.enqueued_at, w.attempts`,
+      [this.batchCustomers, this.config.writeBackLeaseMs],
+    )) as [{ customer_id: string; enqueued_at: Date; attempts: number }[], number];
+    if (claimed.length === 0) return report;
+    report.customers = claimed.length;
+    const ids = claimed.map((c) => c.customer_id);
+
+    // A merged-away customer's records have moved to the survivor (its own trigger enqueued it).
+    const rows: DesiredRow[] = await this.ds.query(
+      `SELECT r.id AS record_id, c.id AS customer_id, r.system, r.object_type, r.external_id, r.written_values,
+              c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.last_interaction_at,
+              (SELECT count(*)::int FROM interaction i
+                WHERE i.customer_id = c.id AND i.direction = 'inbound' AND i.intent = 'complaint'
+                  AND NOT EXISTS (SELECT 1 FROM interaction o WHERE o.source = i.source AND o.in_reply_to = i.external_id AND o.direction = 'outbound')
+              ) AS open_complaints
+         FROM customer c JOIN crm_record r ON r.customer_id = c.id
+        WHERE c.id = ANY($1::uuid[]) AND c.merged_into_id IS NULL AND c.last_interaction_at IS NOT NULL AND r.deleted_at IS NULL`,
+      [ids],
+    );
+    const retry = new Map<string, string>();
+    const groups = new Map<string, { client: CrmClient; objectType: string; items: { row: DesiredRow; desired: WriteBackValues; update: WriteBackUpdate }[] }>();
+    for (const row of rows) {
+      const client = this.clients.get(row.system);
+      if (!client || !client.writeBackObjects.includes(row.object_type)) continue;
+      report.records++;
+      const desired = desiredValues(row, this.publicUrl);
+      const values = changedValues(desired, row.written_values);
+      if (Object.keys(values).length === 0) {
+        report.unchanged++;
+        continue;
+      }
+      const key = `${row.system}\u0000${row.object_type}`;
+      const g = groups.get(key) ?? { client, objectType: row.object_type, items: [] };
+      g.items.push({ row, desired, update: { externalId: row.external_id, values } });
+      groups.set(key, g);
+    }
+
+    const done: { id: string; values: Partial<WriteBackValues> }[] = [];
+    const failed: { id: string; error: string }[] = [];
+    let exhaustedUntil: Date | null = null;
+    for (const g of groups.values()) {
+      if (exhaustedUntil) {
+        for (const it of g.items) retry.set(it.row.customer_id, 'waiting for the next API budget window');
+        continue;
+      }
+      const before = g.client.budget.snapshot().usedToday;
+      try {
+        const outcomes = await g.client.writeBack(g.objectType, g.items.map((i) => i.update));
+        outcomes.forEach((o, k) => {
+          const it = g.items[k]!;
+          if (o.ok) {
+            done.push({ id: it.row.record_id, values: it.desired });
+            report.written++;
+          } else {
+            failed.push({ id: it.row.record_id, error: o.error ?? 'failed' });
+            report.failed++;
+            if (o.retriable !== false) retry.set(it.row.customer_id, o.error ?? 'failed');
+          }
+        });
+      } catch (e) {
+        if (!(e instanceof CrmBudgetExhausted)) throw e;
+        exhaustedUntil = e.until;
+        report.budgetExhausted = true;
+        for (const it of g.items) retry.set(it.row.customer_id, e.message);
+        this.log.warn({ system: g.client.system, until: e.until }, 'CRM write-back paused: daily API budget spent');
+      } finally {
+        report.apiCalls[g.client.system] = (report.apiCalls[g.client.system] ?? 0) + g.client.budget.snapshot().usedToday - before;
+      }
+    }
+
+    if (done.length) {
+      await this.ds.query(
+        `UPDATE crm_record r SET written_values = x.v, written_at = now(), writeback_error = NULL
+           FROM unnest($1::uuid[], $2::jsonb[]) AS x(id, v) WHERE r.id = x.id`,
+        [done.map((d) => d.id), done.map((d) => JSON.stringify(d.values))],
+      );
+    }
+    if (failed.length) {
+      await this.ds.query(`UPDATE crm_record r SET writeback_error = x.e FROM unnest($1::uuid[], $2::text[]) AS x(id, e) WHERE r.id = x.id`, [failed.map((f) => f.id), failed.map((f) => f.error)]);
+    }
+    const finished = claimed.filter((c) => !retry.has(c.customer_id));
+    if (finished.length) {
+      // Rows enqueued again since the claim (a newer change) stay; locked ones are being re-enqueued.
+      await this.ds.query(
+        `DELETE FROM crm_writeback WHERE customer_id IN (
+           SELECT w.customer_id FROM crm_writeback w JOIN unnest($1::uuid[], $2::timestamptz[]) AS x(id, at) ON w.customer_id = x.id AND w.enqueued_at = x.at
+           FOR UPDATE OF w SKIP LOCKED)`,
+        [finished.map((c) => c.customer_id), finished.map((c) => c.enqueued_at)],
+      );
+    }
+    const again = claimed.filter((c) => retry.has(c.customer_id));
+    if (again.length) {
+      await this.ds.query(
+        `UPDATE crm_writeback w SET leased_until = NULL, attempts = w.attempts + 1, last_error = x.err,
+           next_attempt_at = coalesce($3::timestamptz, clock_timestamp() + make_interval(secs => least(3600, 2 ^ least(w.attempts, 12))))
+           FROM unnest($1::uuid[], $2::text[]) AS x(id, err) WHERE w.customer_id = x.id`,
+        [again.map((c) => c.customer_id), again.map((c) => retry.get(c.customer_id)!), exhaustedUntil],
+      );
+    }
+    this.log.debug({ ...report }, 'CRM write-back pass');
+    return report;
+  }
+}

@@ -1,0 +1,120 @@
+import type { CrmRecordInput } from '../identity/identity.service';
+import type { CrmBudget } from './crm-budget';
+
+export type CrmSystem = 'salesforce' | 'hubspot';
+export type SyncMode = 'incremental' | 'full';
+
+/**
+ * Where an object's sync stands: the last (modstamp, id) fully handed to the identity intake.
+ * Ties on the timestamp are broken by id, so records sharing one modstamp are never skipped.
+ */
+export interface SyncCursor {
+  /** ISO-8601 with milliseconds */
+  modstamp: string;
+  id: string;
+}
+
+/** A Salesforce Case as the listening gap needs it (not a person: kept out of identity). */
+export interface CrmCaseRow {
+  externalId: string;
+  status: string | null;
+  isClosed: boolean;
+  contactId: string | null;
+  accountId: string | null;
+  modstamp: string | null;
+  deleted: boolean;
+}
+
+/** One page of pulled changes, handed to the sync service before the cursor moves past it. */
+export interface PulledBatch {
+  objectType: string;
+  /** people and organisations, for IdentityService.ingestCrmRecords */
+  records: CrmRecordInput[];
+  /** Salesforce Case rows (objectType Case) */
+  cases: CrmCaseRow[];
+  /** the cursor after this batch; null for deletion batches (they do not move it) */
+  cursor: SyncCursor | null;
+  via: 'rest' | 'bulk' | 'search' | 'deleted' | 'archived';
+}
+
+export interface PullOptions {
+  cursor: SyncCursor | null;
+  mode: SyncMode;
+  /** deletions newer than this are pulled; null: none (first load) */
+  deletedSince: Date | null;
+  /** looks up what the store holds for deleted ids (the vendor sends ids only) */
+  known(ids: string[]): Promise<Map<string, CrmRecordInput>>;
+  /** must persist the batch before resolving: the cursor moves on after it */
+  sink(batch: PulledBatch): Promise<void>;
+}
+
+export interface PullResult {
+  /** deletions up to this time are pulled; the next run asks from here */
+  deletedCheckedUntil: Date | null;
+}
+
+/** The write-back values, in the vendor-neutral shape the adapter maps onto its field names. */
+export interface WriteBackValues {
+  score: number | null;
+  label: string | null;
+  trend: number | null;
+  openComplaints: number;
+  lastInteraction: string | null;
+  url: string;
+}
+export type WriteBackKey = keyof WriteBackValues;
+
+export interface WriteBackUpdate {
+  externalId: string;
+  /** only the values that changed since the last successful write */
+  values: Partial<WriteBackValues>;
+}
+
+export interface WriteBackOutcome {
+  externalId: string;
+  ok: boolean;
+  error?: string;
+  /** false: the record is gone in the CRM, a retry cannot help */
+  retriable?: boolean;
+}
+
+export interface SetupReport {
+  created: string[];
+  existing: string[];
+  /** steps an admin has to do by hand (Salesforce fields ship as a DX source folder) */
+  manual: string[];
+}
+
+/**
+ * One CRM: what the sync and write-back services need, nothing vendor-specific. Two adapters:
+ * salesforce/salesforce.client.ts (jsforce) and hubspot/hubspot.client.ts (@hubspot/api-client).
+ *
+ * Must stay true for every adapter: every HTTP call is counted against `budget` and paced by it;
+ * a spent daily budget surfaces as CrmBudgetExhausted (never as silent data loss); an expired
+ * token is renewed and the call repeated; the adapter owns the retry policy for 429 and 5xx.
+ */
+export interface CrmClient {
+  readonly system: CrmSystem;
+  /** synced objects in sync order (organisations first, so people can point at them) */
+  readonly objectTypes: readonly string[];
+  /** objects that take the write-back values */
+  readonly writeBackObjects: readonly string[];
+  readonly budget: CrmBudget;
+  /**
+   * Pulls what changed after `cursor` (everything when null or mode full) in cursor order,
+   * then deletions since `deletedSince`. Each batch goes through `sink` before the next is asked
+   * for, so a run stopped anywhere resumes from the last cursor without losing a record.
+   */
+  pull(objectType: string, opts: PullOptions): Promise<PullResult>;
+  /**
+   * Writes values onto records in the largest batches the API allows (Salesforce sObject
+   * Collections: 200; HubSpot batch update: 100). Per-record outcomes in input order; a failed
+   * call fails only its own records.
+   */
+  writeBack(objectType: string, updates: WriteBackUpdate[]): Promise<WriteBackOutcome[]>;
+  /** A deep link to the record in the CRM's UI; null when it cannot be built. */
+  recordUrl(objectType: string, externalId: string): string | null;
+  /** Creates what write-back needs in the CRM (idempotent). */
+  setup(): Promise<SetupReport>;
+  close(): Promise<void>;
+}

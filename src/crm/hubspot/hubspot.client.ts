@@ -1,0 +1,310 @@
+import { Client } from '@hubspot/api-client';
+import type { Logger } from '../../shared/logger';
+import type { CrmConfig, HubSpotConfig } from '../crm.config';
+import { budgetFor, CrmCallFailed, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
+import { crmRecordUrl } from '../crm-links';
+import type { CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
+import { hubspotModstamp, hubspotPropertyDefinitions, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
+
+const SEARCH_PAGE = 200;
+const SEARCH_CAP = 10_000;
+const BATCH_MAX = 100;
+const LIST_PAGE = 100;
+
+interface HsError {
+  code: number;
+  body: unknown;
+  headers: Record<string, string>;
+}
+
+function asHsError(e: unknown): HsError | null {
+  const x = e as Partial<HsError> & { response?: unknown };
+  if (typeof x?.code !== 'number') return null;
+  let body = x.body;
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      // keep the text
+    }
+  }
+  return { code: x.code, body, headers: x.headers ?? {} };
+}
+
+/**
+ * The HubSpot adapter (@hubspot/api-client 14): private-app token or OAuth with refresh (also when
+ * a token expires mid-sync); contacts and companies pulled through the search API on their
+ * last-modified property in windows that restart below the 10,000-result cap (and, when more
+ * than 10,000 records share one timestamp, by object id within it); archived records through the
+ * list API; contact→company associations through the v4 batch API; write-back through batch update.
+ *
+ * The client's own 429 retry only fires for some bodies and is process-wide, so it stays off
+ * (numberOfApiCallRetries 0) and every call goes through `call()`, which owns the policy.
+ */
+export class HubSpotCrmClient implements CrmClient {
+  readonly system = 'hubspot' as const;
+  readonly objectTypes: readonly HsObjectType[];
+  readonly writeBackObjects: readonly string[];
+  readonly budget: CrmBudget;
+  readonly client: Client;
+  private readonly policy: RetryPolicy;
+  private tokenExpiresAt = 0;
+  private refreshing: Promise<void> | null = null;
+  private portalId: string | null;
+  /** calls sent (OAuth token calls included), for reports */
+  calls = 0;
+
+  constructor(
+    private readonly hs: HubSpotConfig,
+    crm: Pick<CrmConfig, 'maxRetries' | 'retryBaseMs' | 'maxRetryWaitMs'>,
+    private readonly log: Logger,
+    private readonly opts: { now?: () => number; searchLagMs?: number } = {},
+  ) {
+    const order: HsObjectType[] = ['companies', 'contacts'];
+    this.objectTypes = [...hs.objects].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+    this.writeBackObjects = this.objectTypes;
+    this.budget = budgetFor(`hubspot:${hs.basePath}:${hs.portalId ?? hs.clientId ?? hs.accessToken?.slice(-8)}`, hs.budget, opts.now);
+    this.policy = { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs };
+    this.client = new Client({ accessToken: hs.accessToken ?? undefined, basePath: hs.basePath, numberOfApiCallRetries: 0 });
+    this.portalId = hs.portalId;
+  }
+
+  recordUrl(objectType: string, externalId: string): string | null {
+    return crmRecordUrl('hubspot', objectType, externalId, { portalId: this.portalId, appUrl: this.hs.appUrl });
+  }
+
+  get portal(): string | null {
+    return this.portalId;
+  }
+
+  async close(): Promise<void> {}
+
+  private async ensureToken(force = false): Promise<void> {
+    if (this.hs.auth !== 'oauth') return;
+    if (!force && Date.now() < this.tokenExpiresAt - 60_000) return;
+    this.refreshing ??= (async () => {
+      const t = await this.client.oauth.tokensApi.create('refresh_token', undefined, undefined, this.hs.clientId!, this.hs.clientSecret!, this.hs.refreshToken!);
+      this.calls++;
+      this.client.setAccessToken(t.accessToken);
+      this.tokenExpiresAt = Date.now() + t.expiresIn * 1000;
+      if (!this.portalId) {
+        const info = await this.client.oauth.accessTokensApi.get(t.accessToken).catch(() => null);
+        if (info?.hubId) this.portalId = String(info.hubId);
+      }
+      this.log.info({ expiresIn: t.expiresIn }, 'hubspot access token refreshed');
+    })().finally(() => (this.refreshing = null));
+    await this.refreshing;
+  }
+
+  /**
+   * One API call under the budget and the retry policy: 429 waits for Retry-After (or backs
+   * off) and pauses every caller of the portal; a DAILY 429 marks the budget spent; 401 renews
+   * an OAuth token once; 5xx and network errors back off.
+   */
+  async call<T>(what: string, fn: () => Promise<T>, opts: { search?: boolean } = {}): Promise<T> {
+    let renewed = false;
+    for (let attempt = 0; ; attempt++) {
+      await this.ensureToken();
+      await this.budget.acquire(opts);
+      this.calls++;
+      try {
+        return await fn();
+      } catch (e) {
+        const err = asHsError(e);
+        const status = err?.code ?? null;
+        const body = (err?.body ?? {}) as { policyName?: string; category?: string; message?: string };
+        if (status === 401 && this.hs.auth === 'oauth' && !renewed) {
+          renewed = true;
+          attempt--;
+          await this.ensureToken(true);
+          continue;
+        }
+        if (status === 429 && body.policyName === 'DAILY') throw this.budget.markExhausted();
+        const transient = status === 429 || (status !== null && status >= 500) || (status === null && isNetworkError(e));
+        if (!transient) {
+          if (status !== null) throw new CrmCallFailed(`HubSpot ${what} failed with ${status}: ${body.message ?? ''}`.trim(), status, err?.body);
+          throw e;
+        }
+        if (attempt >= this.policy.maxRetries) throw new CrmCallFailed(`HubSpot ${what} failed with ${status ?? 'a network error'} after ${attempt + 1} attempts`, status, err?.body);
+        const retryAfter = err?.headers?.['retry-after'] ?? err?.headers?.['Retry-After'];
+        let wait = retryDelay(this.policy, attempt, retryAfter);
+        // The 10 s window: without Retry-After, waiting for its end is the shortest safe wait.
+        if (!retryAfter && status === 429 && body.policyName === 'TEN_SECONDLY_ROLLING') wait = Math.max(wait, Math.min(10_000, this.policy.baseMs * 4));
+        if (wait > this.policy.maxWaitMs) throw new CrmCallFailed(`HubSpot asked to wait ${Math.round(wait / 1000)} s, longer than this run waits`, status, err?.body);
+        if (status === 429) this.budget.pause(wait);
+        this.log.debug({ status, wait, attempt, what }, 'hubspot call throttled or failed; retrying');
+        await sleep(wait);
+      }
+    }
+  }
+
+  private api(type: HsObjectType) {
+    return type === 'contacts' ? this.client.crm.contacts : this.client.crm.companies;
+  }
+
+  // ---- pull -----------------------------------------------------------------------------------
+
+  async pull(objectType: string, opts: PullOptions): Promise<PullResult> {
+    const type = objectType as HsObjectType;
+    const startedAt = new Date(Date.now());
+    await this.pullChanges(type, opts, startedAt.getTime() - (this.opts.searchLagMs ?? 0));
+    const deletedCheckedUntil = opts.deletedSince ? await this.pullArchived(type, opts, startedAt) : startedAt;
+    return { deletedCheckedUntil };
+  }
+
+  private search(type: HsObjectType, body: Record<string, unknown>) {
+    return this.call(`search ${type}`, () => this.api(type).searchApi.doSearch(body as never), { search: true }) as Promise<{ total: number; results: HsObjectJson[]; paging?: { next?: { after: string } } }>;
+  }
+
+  /**
+   * Search windows on the last-modified property, [cursor, upper], sorted ascending. A window stops
+   * before the 10,000-result cap and the next one starts at the last timestamp seen (records on it
+   * come again: the intake is idempotent). When a whole window is one timestamp, that timestamp is
+   * walked by object id instead. The cursor means "everything modified before it is synced".
+   */
+  private async pullChanges(type: HsObjectType, opts: PullOptions, upper: number): Promise<void> {
+    const prop = LAST_MODIFIED[type];
+    const props = properties(type, this.hs.identityFields);
+    let from = opts.mode === 'full' || !opts.cursor ? 0 : Date.parse(opts.cursor.modstamp);
+    if (from > upper) return;
+    for (;;) {
+      let after: string | undefined;
+      let fetched = 0;
+      let lastTs = from;
+      let allOnFrom = true;
+      for (;;) {
+        const res = await this.search(type, {
+          filterGroups: [{ filters: [{ propertyName: prop, operator: 'GTE', value: String(from) }, { propertyName: prop, operator: 'LTE', value: String(upper) }] }],
+          sorts: [{ propertyName: prop, direction: 'ASCENDING' }],
+          properties: props,
+          limit: SEARCH_PAGE,
+          ...(after ? { after } : {}),
+        });
+        fetched += res.results.length;
+        if (res.results.length) {
+          const last = Date.parse(hubspotModstamp(type, res.results[res.results.length - 1]!)!);
+          lastTs = Math.max(lastTs, last);
+          if (last !== from) allOnFrom = false;
+          await this.emitObjects(type, res.results, { modstamp: new Date(lastTs).toISOString(), id: '' }, opts);
+        }
+        after = res.paging?.next?.after;
+        if (!after) return;
+        if (Number(after) + SEARCH_PAGE > SEARCH_CAP) break;
+      }
+      // The window hit the cap: restart from its last timestamp, or walk that one timestamp by id.
+      if (allOnFrom && fetched >= SEARCH_CAP - SEARCH_PAGE) {
+        await this.pullTie(type, from, props, opts);
+        from += 1;
+      } else from = lastTs;
+    }
+  }
+
+  /** Every record modified at exactly `ts`, by ascending object id (keyset, so no cap applies). */
+  private async pullTie(type: HsObjectType, ts: number, props: string[], opts: PullOptions): Promise<void> {
+    const prop = LAST_MODIFIED[type];
+    let lastId = '0';
+    for (;;) {
+      const res = await this.search(type, {
+        filterGroups: [{ filters: [{ propertyName: prop, operator: 'EQ', value: String(ts) }, { propertyName: 'hs_object_id', operator: 'GT', value: lastId }] }],
+        sorts: [{ propertyName: 'hs_object_id', direction: 'ASCENDING' }],
+        properties: props,
+        limit: SEARCH_PAGE,
+      });
+      if (!res.results.length) return;
+      lastId = res.results[res.results.length - 1]!.id;
+      await this.emitObjects(type, res.results, { modstamp: new Date(ts).toISOString(), id: lastId }, opts);
+      if (res.results.length < SEARCH_PAGE) return;
+    }
+  }
+
+  private async emitObjects(type: HsObjectType, objects: HsObjectJson[], cursor: SyncCursor | null, opts: PullOptions, via: 'search' | 'archived' = 'search'): Promise<void> {
+    const companies = type === 'contacts' ? await this.companiesOf(objects.map((o) => o.id)) : new Map<string, string[]>();
+    const records = objects.map((o) => mapHubSpotObject(type, o, this.hs.identityFields, companies.get(o.id) ?? []));
+    await opts.sink({ objectType: type, records, cases: [], cursor, via });
+  }
+
+  /** contact id → associated company ids (v4 batch read, 1,000 ids a call). */
+  private async companiesOf(contactIds: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    for (let i = 0; i < contactIds.length; i += 1000) {
+      const inputs = contactIds.slice(i, i + 1000).map((id) => ({ id }));
+      const res = await this.call('read associations', () => this.client.crm.associations.v4.batchApi.getPage('contacts', 'companies', { inputs }));
+      for (const r of res.results) out.set(String(r._from.id), r.to.map((t) => String(t.toObjectId)));
+    }
+    return out;
+  }
+
+  /** Archived records (HubSpot's deletions) archived since `deletedSince`, through the list API. */
+  private async pullArchived(type: HsObjectType, opts: PullOptions, until: Date): Promise<Date> {
+    const since = opts.deletedSince!.getTime() - 60_000;
+    const props = properties(type, this.hs.identityFields);
+    let after: string | undefined;
+    do {
+      const page = await this.call(`list archived ${type}`, () => this.api(type).basicApi.getPage(LIST_PAGE, after, props, undefined, undefined, true));
+      const recent = (page.results as HsObjectJson[]).filter((o) => o.archivedAt && new Date(o.archivedAt).getTime() >= since);
+      if (recent.length) {
+        const known = await opts.known(recent.map((o) => o.id));
+        // Archived before Earshot ever saw them: nothing to take back.
+        const seen = recent.filter((o) => known.has(o.id)).map((o) => ({ ...o, archived: true }));
+        if (seen.length) await this.emitObjects(type, seen, null, opts, 'archived');
+      }
+      after = page.paging?.next?.after;
+    } while (after);
+    return until;
+  }
+
+  // ---- write-back -------------------------------------------------------------------------------
+
+  async writeBack(objectType: string, updates: WriteBackUpdate[]): Promise<WriteBackOutcome[]> {
+    const type = objectType as HsObjectType;
+    const out: WriteBackOutcome[] = [];
+    for (let i = 0; i < updates.length; i += BATCH_MAX) {
+      const chunk = updates.slice(i, i + BATCH_MAX);
+      const inputs = chunk.map((u) => hubspotWriteBack(u.externalId, u.values, this.hs.writeBackFields));
+      try {
+        const res = (await this.call(`batch update ${type}`, () => this.api(type).batchApi.update({ inputs }))) as { errors?: { category: string; message: string; context?: { ids?: string[] } }[] };
+        const failed = new Map<string, { category: string; message: string }>();
+        for (const e of res.errors ?? []) for (const id of e.context?.ids ?? []) failed.set(String(id), e);
+        for (const u of chunk) {
+          const f = failed.get(u.externalId);
+          out.push(f ? { externalId: u.externalId, ok: false, error: `${f.category}: ${f.message}`, retriable: f.category !== 'OBJECT_NOT_FOUND' } : { externalId: u.externalId, ok: true });
+        }
+      } catch (e) {
+        if ((e as Error).name === 'CrmBudgetExhausted') throw e;
+        for (const u of chunk) out.push({ externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true });
+      }
+    }
+    return out;
+  }
+
+  /** The Earshot property group and properties on contacts and companies; 409 means already there. */
+  async setup(): Promise<SetupReport> {
+    const report: SetupReport = { created: [], existing: [], manual: [] };
+    const group = this.hs.propertyGroup;
+    const exists = (e: unknown) => (e as CrmCallFailed).status === 409;
+    for (const type of this.objectTypes) {
+      try {
+        await this.call(`create property group ${type}`, () => this.client.crm.properties.groupsApi.create(type, { name: group, label: 'Earshot', displayOrder: -1 }));
+        report.created.push(`${type} group ${group}`);
+      } catch (e) {
+        if (!exists(e)) throw e;
+        report.existing.push(`${type} group ${group}`);
+      }
+      for (const def of hubspotPropertyDefinitions(this.hs.writeBackFields, group)) {
+        try {
+          await this.call(`create property ${type}.${def.name}`, () => this.client.crm.properties.coreApi.create(type, { ...def } as never));
+          report.created.push(`${type}.${def.name}`);
+        } catch (e) {
+          if (!exists(e)) throw e;
+          report.existing.push(`${type}.${def.name}`);
+        }
+      }
+    }
+    return report;
+  }
+}
+
+function isNetworkError(e: unknown): boolean {
+  const code = (e as { code?: unknown; cause?: { code?: string } }).cause?.code ?? (e as { code?: unknown }).code;
+  return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|UND_ERR_SOCKET|ENETUNREACH)$/.test(code);
+}

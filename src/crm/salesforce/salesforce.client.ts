@@ -1,0 +1,278 @@
+import { parse as parseCsv } from 'csv-parse/sync';
+import { importPKCS8, SignJWT } from 'jose';
+import { Connection } from 'jsforce';
+import type { CrmRecordInput } from '../../identity/identity.service';
+import type { Logger } from '../../shared/logger';
+import type { CrmConfig, SalesforceConfig } from '../crm.config';
+import { budgetFor, CrmCallFailed, sleep, type CrmBudget } from '../crm-budget';
+import { crmRecordUrl } from '../crm-links';
+import type { CrmCaseRow, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
+import { BudgetedTransport } from './salesforce-transport';
+import { mapSalesforceCase, mapSalesforceRecord, salesforceWriteBack, selectFields, sfDateTime, soqlDateTime, soqlString, type SfRow } from './salesforce.mapper';
+
+const COLLECTION_MAX = 200;
+const BULK_PAGE = 10_000;
+// Per-record errors a retry cannot fix: the record is gone or the field mapping is wrong.
+const PERMANENT = new Set(['ENTITY_IS_DELETED', 'INVALID_CROSS_REFERENCE_KEY', 'INVALID_FIELD', 'INVALID_FIELD_FOR_INSERT_UPDATE', 'MALFORMED_ID', 'INVALID_ID_FIELD', 'INVALID_TYPE']);
+const DAY = 86_400_000;
+
+interface QueryPage {
+  records: SfRow[];
+  done: boolean;
+  nextRecordsUrl?: string;
+  totalSize: number;
+}
+
+/**
+ * The Salesforce adapter (jsforce 3): JWT bearer, refresh-token or username-password auth with a
+ * new session on INVALID_SESSION_ID; incremental pulls on the tie-safe cursor (SystemModstamp, Id)
+ * through query/queryMore, or through Bulk API 2.0 query jobs above the bulk threshold (result pages
+ * fetched and parsed here: jsforce's own reader mis-parses multi-page results); deletions through
+ * getDeleted (queryAll beyond its 30-day reach); write-back through sObject Collections.
+ */
+export class SalesforceCrmClient implements CrmClient {
+  readonly system = 'salesforce' as const;
+  readonly objectTypes: readonly string[];
+  readonly writeBackObjects: readonly string[];
+  readonly budget: CrmBudget;
+  readonly transport: BudgetedTransport;
+  private conn: Connection | null = null;
+  private connecting: Promise<Connection> | null = null;
+
+  constructor(
+    private readonly sf: SalesforceConfig,
+    private readonly crm: Pick<CrmConfig, 'bulkThreshold' | 'maxRetries' | 'retryBaseMs' | 'maxRetryWaitMs'>,
+    private readonly log: Logger,
+    opts: { now?: () => number; bulkPollMs?: number } = {},
+  ) {
+    // Organisations first, so a Contact's Account is known when the Contact arrives.
+    const order = ['Account', 'Contact', 'Lead', 'Case'];
+    this.objectTypes = [...sf.objects].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+    this.writeBackObjects = sf.writeBackObjects.filter((o) => sf.objects.includes(o));
+    this.budget = budgetFor(`salesforce:${sf.loginUrl}:${sf.username ?? sf.jwtSubject ?? sf.clientId}`, sf.budget, opts.now);
+    this.transport = new BudgetedTransport(this.budget, { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs }, log);
+    this.bulkPollMs = opts.bulkPollMs ?? 250;
+  }
+
+  private readonly bulkPollMs: number;
+
+  /** The instance URL once authenticated (for deep links). */
+  get instanceUrl(): string | null {
+    return this.conn?.instanceUrl ?? this.sf.instanceUrl;
+  }
+
+  recordUrl(objectType: string, externalId: string): string | null {
+    return crmRecordUrl('salesforce', objectType, externalId, { instanceUrl: this.instanceUrl });
+  }
+
+  /** An authenticated connection; one login shared by every concurrent caller. */
+  async connection(): Promise<Connection> {
+    if (this.conn) return this.conn;
+    this.connecting ??= this.connect().finally(() => (this.connecting = null));
+    this.conn = await this.connecting;
+    return this.conn;
+  }
+
+  private async connect(): Promise<Connection> {
+    const sf = this.sf;
+    const oauth2 = sf.clientId ? { loginUrl: sf.loginUrl, clientId: sf.clientId, clientSecret: sf.clientSecret ?? undefined } : undefined;
+    const conn = new Connection({
+      loginUrl: sf.loginUrl,
+      instanceUrl: sf.instanceUrl ?? undefined,
+      version: sf.apiVersion,
+      oauth2,
+      refreshToken: sf.refreshToken ?? undefined,
+      // JWT has no refresh token: a new assertion is the new session.
+      refreshFn: sf.auth === 'jwt' ? (c, cb) => void this.jwtSession(c).then((t) => cb(undefined, t), (e: Error) => cb(e)) : undefined,
+    });
+    conn._transport = this.transport;
+    conn.oauth2._transport = this.transport;
+    if (sf.auth === 'password') {
+      // jsforce renews a password session by logging in again on INVALID_SESSION_ID.
+      await conn.login(sf.username!, sf.password!);
+    } else if (sf.auth === 'jwt') {
+      await this.jwtSession(conn);
+    } else {
+      await conn._refreshDelegate!.refresh(Date.now());
+    }
+    this.log.info({ instanceUrl: conn.instanceUrl, auth: sf.auth }, 'salesforce session established');
+    return conn;
+  }
+
+  private async jwtSession(conn: Connection): Promise<string> {
+    const sf = this.sf;
+    const key = await importPKCS8(sf.jwtPrivateKey!, 'RS256');
+    const assertion = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256' })
+      .setIssuer(sf.clientId!)
+      .setSubject(sf.jwtSubject!)
+      .setAudience(sf.jwtAudience)
+      .setExpirationTime('3m')
+      .sign(key);
+    const res = await conn.oauth2.requestToken({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion });
+    conn._establish({ instanceUrl: res.instance_url, accessToken: res.access_token });
+    return res.access_token;
+  }
+
+  async close(): Promise<void> {
+    this.conn = null;
+  }
+
+  // ---- pull -----------------------------------------------------------------------------------
+
+  async pull(objectType: string, opts: PullOptions): Promise<PullResult> {
+    const conn = await this.connection();
+    const fields = selectFields(objectType, this.sf.identityFields);
+    const cursor = opts.mode === 'full' ? null : opts.cursor;
+    // Deletions are asked up to the moment the change query starts: later ones come next run.
+    const startedAt = new Date(Date.now());
+    const where = cursor
+      ? ` WHERE SystemModstamp > ${soqlDateTime(cursor.modstamp)} OR (SystemModstamp = ${soqlDateTime(cursor.modstamp)} AND Id > ${soqlString(cursor.id)})`
+      : '';
+    const soql = `SELECT ${fields.join(', ')} FROM ${objectType}${where} ORDER BY SystemModstamp ASC, Id ASC`;
+    const count = (await conn.query(`SELECT COUNT() FROM ${objectType}${where}`)).totalSize;
+    if (count > this.crm.bulkThreshold) await this.pullBulk(conn, objectType, soql, opts);
+    else if (count > 0) await this.pullRest(conn, objectType, soql, opts);
+    const deletedCheckedUntil = opts.deletedSince ? await this.pullDeleted(conn, objectType, opts, startedAt) : startedAt;
+    return { deletedCheckedUntil };
+  }
+
+  private async emit(objectType: string, rows: SfRow[], via: 'rest' | 'bulk', opts: PullOptions): Promise<void> {
+    if (rows.length === 0) return;
+    const last = rows[rows.length - 1]!;
+    const cursor: SyncCursor = { modstamp: sfDateTime(last.SystemModstamp)!, id: String(last.Id) };
+    if (objectType === 'Case') await opts.sink({ objectType, records: [], cases: rows.map((r) => mapSalesforceCase(r)), cursor, via });
+    else await opts.sink({ objectType, records: rows.map((r) => mapSalesforceRecord(objectType, r, this.sf.identityFields)), cases: [], cursor, via });
+  }
+
+  private async pullRest(conn: Connection, objectType: string, soql: string, opts: PullOptions): Promise<void> {
+    const headers = { 'Sforce-Query-Options': `batchSize=${this.sf.queryBatchSize}` };
+    let page = (await conn.query<SfRow>(soql, { autoFetch: false, headers } as never)) as unknown as QueryPage;
+    for (;;) {
+      await this.emit(objectType, page.records.map(stripAttributes), 'rest', opts);
+      if (page.done || !page.nextRecordsUrl) return;
+      page = (await conn.queryMore<SfRow>(page.nextRecordsUrl, { headers } as never)) as unknown as QueryPage;
+    }
+  }
+
+  /** Bulk API 2.0 query job; result pages fetched here with Sforce-Locator paging. */
+  private async pullBulk(conn: Connection, objectType: string, soql: string, opts: PullOptions, operation: 'query' | 'queryAll' = 'query'): Promise<void> {
+    const base = `/services/data/v${this.sf.apiVersion}/jobs/query`;
+    const job = await conn.request<{ id: string; state: string }>({
+      method: 'POST',
+      url: base,
+      body: JSON.stringify({ operation, query: soql, contentType: 'CSV', columnDelimiter: 'COMMA', lineEnding: 'LF' }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    let state = job.state;
+    for (let wait = this.bulkPollMs; state !== 'JobComplete'; wait = Math.min(wait * 2, 10_000)) {
+      if (state === 'Failed' || state === 'Aborted') throw new CrmCallFailed(`Bulk API 2.0 job ${job.id} ended ${state}`, null);
+      const info = await conn.request<{ state: string; errorMessage?: string }>({ method: 'GET', url: `${base}/${job.id}` });
+      state = info.state;
+      if (state !== 'JobComplete' && state !== 'Failed' && state !== 'Aborted') await sleep(wait);
+    }
+    let locator: string | null = null;
+    do {
+      const qs = new URLSearchParams({ maxRecords: String(BULK_PAGE), ...(locator ? { locator } : {}) });
+      const res = await this.rawGet(conn, `${base}/${job.id}/results?${qs}`);
+      const rows = parseCsv(res.body, { columns: true, skip_empty_lines: true }) as SfRow[];
+      await this.emit(objectType, rows, 'bulk', opts);
+      const next = res.headers['sforce-locator'];
+      locator = next && next !== 'null' ? next : null;
+    } while (locator);
+    await conn.request({ method: 'DELETE', url: `${base}/${job.id}` }).catch((e: Error) => this.log.warn({ err: e.message, job: job.id }, 'could not delete a finished bulk job'));
+  }
+
+  /** A GET whose headers matter (CSV pages): through the budgeted transport, renewing the session on 401. */
+  private async rawGet(conn: Connection, path: string): Promise<{ body: string; headers: Record<string, string> }> {
+    for (let renewed = false; ; renewed = true) {
+      const sentAt = Date.now();
+      const res = await this.transport.httpRequest({ method: 'GET', url: `${conn.instanceUrl}${path}`, headers: { Authorization: `Bearer ${conn.accessToken}`, Accept: 'text/csv' } });
+      if (res.statusCode === 401 && !renewed && conn._refreshDelegate) {
+        await conn._refreshDelegate.refresh(sentAt);
+        continue;
+      }
+      if (res.statusCode >= 400) throw new CrmCallFailed(`Salesforce GET ${path} failed with ${res.statusCode}`, res.statusCode, res.body);
+      return { body: res.body, headers: res.headers };
+    }
+  }
+
+  /** getDeleted for the last 30 days (whole minutes, as Salesforce answers); queryAll beyond that. */
+  private async pullDeleted(conn: Connection, objectType: string, opts: PullOptions, until: Date): Promise<Date> {
+    const since = opts.deletedSince!;
+    let ids: string[];
+    let covered = until;
+    if (until.getTime() - since.getTime() < 29 * DAY) {
+      // A minute of overlap: getDeleted covers whole minutes, and repeats are idempotent.
+      const start = new Date(since.getTime() - 60_000);
+      const end = new Date(Math.max(until.getTime(), start.getTime() + 60_000));
+      const res = await conn.sobject(objectType).deleted(start, end);
+      ids = res.deletedRecords.map((d) => d.id);
+      covered = new Date(Math.min(until.getTime(), Date.parse(sfDateTime(res.latestDateCovered) ?? until.toISOString())));
+      if (covered.getTime() < since.getTime()) covered = since;
+    } else {
+      const rows = (await conn.query<SfRow>(`SELECT Id FROM ${objectType} WHERE IsDeleted = true AND SystemModstamp >= ${soqlDateTime(since.toISOString())}`, { scanAll: true } as never)) as unknown as QueryPage;
+      ids = rows.records.map((r) => String(r.Id));
+      let page = rows;
+      while (!page.done && page.nextRecordsUrl) {
+        page = (await conn.queryMore<SfRow>(page.nextRecordsUrl)) as unknown as QueryPage;
+        ids.push(...page.records.map((r) => String(r.Id)));
+      }
+    }
+    for (let i = 0; i < ids.length; i += 1000) {
+      const chunk = ids.slice(i, i + 1000);
+      if (objectType === 'Case') {
+        const cases: CrmCaseRow[] = chunk.map((id) => ({ externalId: id, status: null, isClosed: true, contactId: null, accountId: null, modstamp: null, deleted: true }));
+        await opts.sink({ objectType, records: [], cases, cursor: null, via: 'deleted' });
+        continue;
+      }
+      const known = await opts.known(chunk);
+      const records: CrmRecordInput[] = [...known.values()].map((r) => ({ ...r, deleted: true }));
+      if (records.length) await opts.sink({ objectType, records, cases: [], cursor: null, via: 'deleted' });
+    }
+    return covered;
+  }
+
+  // ---- write-back -------------------------------------------------------------------------------
+
+  async writeBack(objectType: string, updates: WriteBackUpdate[]): Promise<WriteBackOutcome[]> {
+    const conn = await this.connection();
+    const out: WriteBackOutcome[] = [];
+    // Chunked here rather than with allowRecursive: one failed call then fails only its own 200.
+    for (let i = 0; i < updates.length; i += COLLECTION_MAX) {
+      const chunk = updates.slice(i, i + COLLECTION_MAX);
+      const records = chunk.map((u) => salesforceWriteBack(objectType, u.externalId, u.values, this.sf.writeBackFields));
+      try {
+        const res = (await conn.sobject(objectType).update(records as never, { allOrNone: false })) as unknown as { id?: string; success: boolean; errors: { statusCode?: string; errorCode?: string; message: string }[] }[];
+        res.forEach((r, k) => {
+          const err = r.errors?.[0];
+          const code = err?.statusCode ?? err?.errorCode ?? '';
+          out.push(r.success ? { externalId: chunk[k]!.externalId, ok: true } : { externalId: chunk[k]!.externalId, ok: false, error: `${code}: ${err?.message ?? 'failed'}`, retriable: !PERMANENT.has(code) });
+        });
+      } catch (e) {
+        if ((e as Error).name === 'CrmBudgetExhausted') throw e;
+        for (const u of chunk) out.push({ externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true });
+      }
+    }
+    return out;
+  }
+
+  async setup(): Promise<SetupReport> {
+    const conn = await this.connection();
+    const report: SetupReport = { created: [], existing: [], manual: [] };
+    for (const obj of this.writeBackObjects) {
+      const d = await conn.sobject(obj).describe();
+      const names = new Set(d.fields.map((f) => f.name));
+      for (const api of Object.values(this.sf.writeBackFields)) {
+        if (names.has(api)) report.existing.push(`${obj}.${api}`);
+        else report.manual.push(`${obj}.${api}: deploy docker/salesforce (sf project deploy start --source-dir docker/salesforce/force-app)`);
+      }
+    }
+    return report;
+  }
+}
+
+function stripAttributes(r: SfRow): SfRow {
+  const { attributes: _a, ...rest } = r;
+  return rest;
+}

@@ -1,0 +1,363 @@
+import { randomUUID } from 'node:crypto';
+import type { QueryRunner } from 'typeorm';
+import { insertOutbox, refreshCustomerSummaries } from '../interactions/record-interactions.service';
+import { sentimentEvent, sentimentTombstone, type CustomerSummaryRow } from '../outbox/outbox-events';
+import { AppError } from '../shared/app-error';
+
+/**
+ * The transactional building blocks of identity resolution, shared by the ingest pipeline,
+ * CRM intake, the GraphQL mutations and the re-resolution job. Every function runs inside the
+ * caller's transaction.
+ *
+ * Lock protocol (the same everywhere, so concurrent writers serialize instead of duplicating):
+ * 1. advisory locks on the buckets of every identity key about to be read or created, sorted;
+ * 2. row locks (FOR NO KEY UPDATE) on every customer about to be written, sorted by id;
+ * a customer that turns out to be merged away is followed to its survivor, which is locked too.
+ */
+
+type Q = QueryRunner;
+
+/** Advisory-lock buckets for identity keys: bounded lock count per transaction. */
+const LOCK_NAMESPACE = 7_041_975;
+const LOCK_BUCKETS = 1024;
+
+export function identityLockKey(kind: string, value: string): string {
+  return `${kind}\u0000${value}`;
+}
+
+/**
+ * Takes the transaction-scoped advisory locks of identity keys (`identityLockKey`), in bucket
+ * order so that two transactions never wait on each other in a cycle.
+ * Must stay true: the same key maps to the same bucket in every process (FNV-1a, not a salted hash).
+ */
+export async function lockIdentityKeys(qr: Q, keys: Iterable<string>): Promise<void> {
+  const buckets = [...new Set([...keys].map((k) => fnv1a(k) % LOCK_BUCKETS))].sort((a, b) => a - b);
+  if (buckets.length === 0) return;
+  await qr.query(`SELECT pg_advisory_xact_lock($1::int, b) FROM unnest($2::int[]) AS b ORDER BY b`, [LOCK_NAMESPACE, buckets]);
+}
+
+/** 32-bit FNV-1a: stable across processes, so every replica picks the same lock bucket. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * Locks customers for writing and returns each asked id's current root (itself, or the
+ * customer it was merged into). A merge committed while we waited is seen here, because a
+ * locking read re-reads the newest row version.
+ * Must stay true: every returned root is locked by this transaction; unknown ids are absent.
+ */
+export async function lockCustomers(qr: Q, ids: Iterable<string>): Promise<Map<string, string>> {
+  const roots = new Map<string, string>();
+  const locked = new Set<string>();
+  let todo = [...new Set(ids)];
+  while (todo.length > 0) {
+    const rows: { id: string; merged_into_id: string | null }[] = await qr.query(
+      `SELECT id, merged_into_id FROM customer WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`,
+      [todo.sort()],
+    );
+    for (const r of rows) {
+      locked.add(r.id);
+      roots.set(r.id, r.merged_into_id ?? r.id);
+    }
+    // merged_into_id always names a root (merges repoint), so one more round locks the survivors
+    todo = [...new Set(rows.map((r) => r.merged_into_id).filter((id): id is string => id !== null && !locked.has(id)))];
+  }
+  for (const [id, root] of roots) {
+    let r = root;
+    for (let hops = 0; hops < 8 && roots.get(r) !== undefined && roots.get(r) !== r; hops++) r = roots.get(r)!;
+    roots.set(id, r);
+  }
+  return roots;
+}
+
+/** One field's contribution to a match: what the matcher explains, or a deterministic reason. */
+export interface EvidenceItem {
+  field: string;
+  outcome: string;
+  level?: string;
+  similarity?: number;
+  weight?: number;
+  detail?: string;
+}
+
+/** Enough to undo a merge: what moved from the merged customer to the survivor. */
+export interface MergeSnapshot {
+  identities: string[];
+  crmRecords: string[];
+  /** interactions that moved without an identity of the merged customer attaching them */
+  interactions: string[];
+  /** customers merged into the merged one earlier, repointed to the survivor */
+  repointed: string[];
+  displayName: string | null;
+}
+
+export interface MergeTxOptions {
+  reason: string;
+  actor: string;
+  score?: number | null;
+  evidence?: EvidenceItem[] | null;
+  publicUrl: string;
+}
+
+/**
+ * Merges `mergedId` into `survivorId`: identities, interactions, CRM records and rollups move
+ * to the survivor, the merged customer points at it, the audit row keeps a snapshot for undo,
+ * and the outbox gets a tombstone for the merged id and the survivor's new summary.
+ *
+ * Must stay true: both customers end locked by this transaction; only roots are merged
+ * (CONFLICT otherwise); merged_into_id always names a root, never a chain.
+ */
+export async function mergeCustomersTx(qr: Q, survivorId: string, mergedId: string, opts: MergeTxOptions): Promise<string> {
+  if (survivorId === mergedId) throw new AppError('CONFLICT', 'a customer cannot be merged into itself');
+  const roots = await lockCustomers(qr, [survivorId, mergedId]);
+  if (!roots.has(survivorId)) throw AppError.notFound(`customer ${survivorId}`);
+  if (!roots.has(mergedId)) throw AppError.notFound(`customer ${mergedId}`);
+  if (roots.get(survivorId) !== survivorId || roots.get(mergedId) !== mergedId) {
+    throw new AppError('CONFLICT', 'one of the customers has already been merged into another', {
+      survivorRoot: roots.get(survivorId),
+      mergedRoot: roots.get(mergedId),
+    });
+  }
+
+  const identities = ids(await qr.query(`WITH u AS (UPDATE customer_identity SET customer_id = $1 WHERE customer_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
+  const crmRecords = ids(await qr.query(`WITH u AS (UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE customer_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
+  const moved: { id: string; follows: boolean }[] = await qr.query(
+    `WITH u AS (UPDATE interaction SET customer_id = $1 WHERE customer_id = $2 RETURNING id)
+     SELECT u.id, coalesce(ii.identity_id = ANY($3::uuid[]), false) AS follows
+       FROM u LEFT JOIN interaction_identity ii ON ii.interaction_id = u.id`,
+    [survivorId, mergedId, identities],
+  );
+  const repointed = ids(await qr.query(`WITH u AS (UPDATE customer SET merged_into_id = $1 WHERE merged_into_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
+  const [merged]: { display_name: string | null }[] = await qr.query(
+    `WITH u AS (UPDATE customer SET merged_into_id = $1, updated_at = now() WHERE id = $2 RETURNING display_name) SELECT display_name FROM u`,
+    [survivorId, mergedId],
+  );
+  await qr.query(`UPDATE customer SET display_name = $2 WHERE id = $1 AND display_name IS NULL`, [survivorId, merged?.display_name ?? null]);
+
+  const snapshot: MergeSnapshot = {
+    identities,
+    crmRecords,
+    interactions: moved.filter((m) => !m.follows).map((m) => m.id),
+    repointed,
+    displayName: merged?.display_name ?? null,
+  };
+  const [audit]: { id: string }[] = await qr.query(
+    `INSERT INTO merge_audit (created_at, action, survivor_id, merged_id, score, evidence, reason, actor, snapshot)
+     VALUES (clock_timestamp(), 'merge', $1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+    [survivorId, mergedId, opts.score ?? null, JSON.stringify(opts.evidence ?? []), opts.reason, opts.actor, JSON.stringify(snapshot)],
+  );
+  // A merged customer with nothing scored (a CRM record just linked) leaves the rollups as they are.
+  const summaries = moved.length > 0 ? await recomputeCustomerRollups(qr, [survivorId, mergedId]) : await refreshCustomerSummaries(qr, [survivorId]);
+  await insertOutbox(qr, [
+    sentimentTombstone(mergedId),
+    ...summaries.filter((s) => s.id === survivorId).map((s) => sentimentEvent(s, opts.publicUrl)),
+  ]);
+  return audit!.id;
+}
+
+export interface UnmergeTxResult {
+  auditId: string;
+  survivorId: string;
+  restoredId: string;
+}
+
+/**
+ * Undoes the merge (or link) recorded in `mergeAuditId`. For a link (a CRM record or identity
+ * taken into a customer), what was linked moves out to a new customer. For a merge, the merged
+ * customer becomes visible again and
+ * gets back its identities, the interactions those identities attached (also ones that arrived
+ * after the merge), the interactions it brought without an identity, its CRM records and the
+ * customers once merged into it; rollups of both sides are recomputed from the interactions.
+ * The pair is then remembered as rejected, so no rule merges it again.
+ *
+ * Must stay true: what was moved elsewhere since (unlinked, say) stays where it is now; an
+ * already undone merge is a CONFLICT, never undone twice.
+ */
+export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: string; reason: string; publicUrl: string }): Promise<UnmergeTxResult> {
+  const [audit]: { action: string; survivor_id: string; merged_id: string; snapshot: Partial<MergeSnapshot> | null; undone_at: Date | null }[] = await qr.query(
+    `SELECT action, survivor_id, merged_id, snapshot, undone_at FROM merge_audit WHERE id = $1 FOR UPDATE`,
+    [mergeAuditId],
+  );
+  if (!audit) throw AppError.notFound(`merge ${mergeAuditId}`);
+  if ((audit.action !== 'merge' && audit.action !== 'link') || !Array.isArray(audit.snapshot?.identities)) {
+    throw AppError.badInput(`audit entry ${mergeAuditId} is a ${audit.action}, not a merge or link`);
+  }
+  if (audit.undone_at) throw new AppError('CONFLICT', `${audit.action} ${mergeAuditId} was already undone at ${new Date(audit.undone_at).toISOString()}`);
+  const snap: MergeSnapshot = { crmRecords: [], interactions: [], repointed: [], displayName: null, ...audit.snapshot!, identities: audit.snapshot!.identities! };
+  let root: string | undefined;
+  let restored: string;
+  if (audit.action === 'link') {
+    // a record or identity linked into a customer goes out to a customer of its own
+    root = (await lockCustomers(qr, [audit.survivor_id])).get(audit.survivor_id);
+    if (!root) throw AppError.notFound(`customer ${audit.survivor_id}`);
+    restored = randomUUID();
+    await qr.query(`INSERT INTO customer (id, display_name) VALUES ($1, $2)`, [restored, snap.displayName]);
+  } else {
+    const roots = await lockCustomers(qr, [audit.survivor_id, audit.merged_id]);
+    root = roots.get(audit.survivor_id);
+    restored = audit.merged_id;
+    if (!root || roots.get(restored) !== root || root === restored) {
+      throw new AppError('CONFLICT', 'the merged customer is no longer part of the survivor; nothing to undo');
+    }
+  }
+  const back = ids(
+    await qr.query(`WITH u AS (UPDATE customer_identity SET customer_id = $1 WHERE id = ANY($2::uuid[]) AND customer_id = $3 RETURNING id) SELECT id FROM u`, [
+      restored,
+      snap.identities,
+      root,
+    ]),
+  );
+  await qr.query(
+    `UPDATE interaction i SET customer_id = $1
+      WHERE i.customer_id = $3
+        AND (i.id = ANY($4::uuid[]) OR EXISTS (SELECT 1 FROM interaction_identity ii WHERE ii.interaction_id = i.id AND ii.identity_id = ANY($2::uuid[])))`,
+    [restored, back, root, snap.interactions],
+  );
+  await qr.query(`UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE id = ANY($2::uuid[]) AND customer_id = $3`, [restored, snap.crmRecords, root]);
+  await qr.query(`UPDATE customer SET merged_into_id = $1 WHERE id = ANY($2::uuid[]) AND merged_into_id = $3`, [restored, snap.repointed, root]);
+  await qr.query(`UPDATE customer SET merged_into_id = NULL, display_name = coalesce($2, display_name), updated_at = now() WHERE id = $1`, [restored, snap.displayName]);
+  await qr.query(`UPDATE merge_audit SET undone_at = now() WHERE id = $1`, [mergeAuditId]);
+  const [undo]: { id: string }[] = await qr.query(
+    `INSERT INTO merge_audit (created_at, action, survivor_id, merged_id, reason, actor, snapshot)
+     VALUES (clock_timestamp(), 'unmerge', $1, $2, $3, $4, $5) RETURNING id`,
+    [root, restored, opts.reason, opts.actor, JSON.stringify({ undoes: mergeAuditId, identities: back })],
+  );
+  const [a, b] = await Promise.all([anchorOf(qr, root), anchorOf(qr, restored)]);
+  if (a && b) {
+    await recordSuggestion(qr, { customerId: root, identityId: a }, { customerId: restored, identityId: b }, {
+      score: null,
+      evidence: [],
+      reason: `merge ${mergeAuditId} undone by ${opts.actor}`,
+      status: 'rejected',
+      decidedBy: opts.actor,
+    });
+  }
+  const summaries = await recomputeCustomerRollups(qr, [root, restored]);
+  await insertOutbox(qr, summaries.map((s) => sentimentEvent(s, opts.publicUrl)));
+  return { auditId: undo!.id, survivorId: root, restoredId: restored };
+}
+
+/**
+ * Rebuilds the daily sentiment rollups of customers from their interactions, the last
+ * interaction time, and the stored summaries.
+ * Must stay true: the result equals what ingesting the customer's interactions one by one would
+ * have produced (inbound only, days in UTC).
+ */
+export async function recomputeCustomerRollups(qr: Q, customerIds: string[]): Promise<CustomerSummaryRow[]> {
+  const sorted = [...new Set(customerIds)].sort();
+  await qr.query(`DELETE FROM customer_sentiment_daily WHERE customer_id = ANY($1::uuid[])`, [sorted]);
+  await qr.query(
+    `INSERT INTO customer_sentiment_daily (customer_id, day, interaction_count, score_sum, negative_count, positive_count)
+     SELECT customer_id, (occurred_at AT TIME ZONE 'UTC')::date, count(*), sum(sentiment_score),
+            count(*) FILTER (WHERE sentiment_label = 'negative'), count(*) FILTER (WHERE sentiment_label = 'positive')
+       FROM interaction WHERE customer_id = ANY($1::uuid[]) AND direction = 'inbound'
+      GROUP BY 1, 2`,
+    [sorted],
+  );
+  await qr.query(`UPDATE customer c SET last_interaction_at = (SELECT max(occurred_at) FROM interaction i WHERE i.customer_id = c.id) WHERE c.id = ANY($1::uuid[])`, [sorted]);
+  return refreshCustomerSummaries(qr, sorted);
+}
+
+/** Whether a person has said these two customers are different (a rejected pair, or an undone merge). */
+export async function rejectedBetween(qr: Q, a: string, b: string): Promise<boolean> {
+  const rows: unknown[] = await qr.query(
+    `SELECT 1 FROM merge_suggestion s
+       JOIN customer_identity ia ON ia.id = s.identity_a_id
+       JOIN customer_identity ib ON ib.id = s.identity_b_id
+      WHERE s.status = 'rejected'
+        AND ((ia.customer_id = $1 AND ib.customer_id = $2) OR (ia.customer_id = $2 AND ib.customer_id = $1))
+      LIMIT 1`,
+    [a, b],
+  );
+  return rows.length > 0;
+}
+
+/** Two customers holding different records of one CRM object: the CRM keeps them apart, so must we without review. */
+export async function crmConflict(qr: Q, a: string, b: string): Promise<boolean> {
+  const rows: unknown[] = await qr.query(
+    `SELECT 1 FROM crm_record x JOIN crm_record y
+         ON y.system = x.system AND y.object_type = x.object_type AND y.external_id <> x.external_id
+      WHERE x.customer_id = $1 AND y.customer_id = $2 AND x.deleted_at IS NULL AND y.deleted_at IS NULL
+      LIMIT 1`,
+    [a, b],
+  );
+  return rows.length > 0;
+}
+
+/** The identity that stands for a customer in a suggestion: its CRM id if it has one, else its oldest. */
+export async function anchorOf(qr: Q, customerId: string): Promise<string | null> {
+  const [row]: { id: string }[] = await qr.query(
+    `SELECT id FROM customer_identity WHERE customer_id = $1 ORDER BY (kind = 'crm') DESC, created_at, id LIMIT 1`,
+    [customerId],
+  );
+  return row?.id ?? null;
+}
+
+export interface Side {
+  customerId: string;
+  identityId: string;
+}
+
+/**
+ * Records a merge suggestion (or, with status 'rejected', a remembered rejection).
+ * Returns false when nothing was written: the pair is already known, a rejection covers the two
+ * customers, or a pending suggestion already joins them.
+ */
+export async function recordSuggestion(
+  qr: Q,
+  a: Side,
+  b: Side,
+  s: { score: number | null; evidence: EvidenceItem[]; reason: string; status?: 'pending' | 'rejected'; decidedBy?: string },
+): Promise<boolean> {
+  if (a.identityId === b.identityId || a.customerId === b.customerId) return false;
+  const status = s.status ?? 'pending';
+  if (status === 'pending' && (await rejectedBetween(qr, a.customerId, b.customerId))) return false;
+  const [x, y] = a.identityId < b.identityId ? [a, b] : [b, a];
+  const rows: unknown[] = await qr.query(
+    `INSERT INTO merge_suggestion (customer_a_id, customer_b_id, identity_a_id, identity_b_id, pair_key, score, evidence, reason, status, decided_at, decided_by)
+     SELECT $1::uuid, $2::uuid, $3::uuid, $4::uuid, $3::text || ':' || $4::text, $5::float8, $6::jsonb, $7::text, $8::text,
+            CASE WHEN $8::text = 'rejected' THEN now() END, $9::text
+      WHERE $8::text = 'rejected' OR NOT EXISTS (
+        SELECT 1 FROM merge_suggestion s
+          JOIN customer_identity ia ON ia.id = s.identity_a_id
+          JOIN customer_identity ib ON ib.id = s.identity_b_id
+         WHERE s.status = 'pending'
+           AND ((ia.customer_id = $1::uuid AND ib.customer_id = $2::uuid) OR (ia.customer_id = $2::uuid AND ib.customer_id = $1::uuid)))
+     ON CONFLICT (pair_key) DO ${status === 'rejected' ? `UPDATE SET status = 'rejected', decided_at = now(), decided_by = EXCLUDED.decided_by` : 'NOTHING'}
+     RETURNING id`,
+    [x.customerId, y.customerId, x.identityId, y.identityId, s.score, JSON.stringify(s.evidence), s.reason, status, s.decidedBy ?? null],
+  );
+  return rows.length > 0;
+}
+
+/**
+ * A merge a rule wants: done unless a person rejected the pair (then nothing) or the two hold
+ * different records of one CRM object (then a suggestion for review instead).
+ */
+export async function autoMergeTx(
+  qr: Q,
+  survivor: Side,
+  merged: Side,
+  opts: MergeTxOptions,
+): Promise<{ merged: true; auditId: string } | { merged: false; suggested: boolean }> {
+  if (await rejectedBetween(qr, survivor.customerId, merged.customerId)) return { merged: false, suggested: false };
+  if (await crmConflict(qr, survivor.customerId, merged.customerId)) {
+    const suggested = await recordSuggestion(qr, survivor, merged, {
+      score: opts.score ?? null,
+      evidence: opts.evidence ?? [],
+      reason: `${opts.reason}; not merged automatically: both hold records of the same CRM object`,
+    });
+    return { merged: false, suggested };
+  }
+  return { merged: true, auditId: await mergeCustomersTx(qr, survivor.customerId, merged.customerId, opts) };
+}
+
+function ids(rows: { id: string }[]): string[] {
+  return rows.map((r) => r.id);
+}

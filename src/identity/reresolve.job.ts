@@ -1,0 +1,315 @@
+import type { DataSource, QueryRunner } from 'typeorm';
+import type { Config } from '../config/config';
+import { AppError } from '../shared/app-error';
+import type { Logger } from '../shared/logger';
+import type { IdentityService } from './identity.service';
+import { resolveBatch, type PersonRecord, type ScoredPair } from './matcher';
+import { autoMergeTx, lockCustomers, recordSuggestion, type EvidenceItem } from './merge';
+
+export interface ReresolutionJobRow {
+  id: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  total: number;
+  done: number;
+  merges: number;
+  suggestions: number;
+  autoLinkBits: number;
+  reviewBits: number;
+  error: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+const PROGRESS_EVERY = 500;
+const STALE_MINUTES = 15;
+
+/**
+ * Batch re-resolution: every CRM person profile through resolveBatch (weights refitted to the
+ * data, the thresholds of config or of the request), then the auto links applied as merges and
+ * the review band recorded as suggestions.
+ *
+ * Must stay true: it never splits a customer (merges a person made or accepted stay), never
+ * merges or suggests a rejected pair, never merges two records of one CRM object (they become
+ * suggestions), and one job runs at a time (a unique index on active jobs).
+ */
+export class ReresolutionJobService {
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly identity: IdentityService,
+    private readonly config: Pick<Config, 'identity' | 'publicUrl'>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Queues a job and starts it in the background; CONFLICT while another is active. */
+  async start(actor: string, thresholds: { autoLinkBits?: number | null; reviewBits?: number | null } = {}): Promise<ReresolutionJobRow> {
+    const auto = thresholds.autoLinkBits ?? this.config.identity.autoLinkBits;
+    const review = thresholds.reviewBits ?? Math.min(this.config.identity.reviewBits, auto);
+    if (review > auto) throw AppError.badInput('reviewBits must not exceed autoLinkBits', { autoLinkBits: auto, reviewBits: review });
+    if (!this.running) {
+      // a job left 'running' by a process that died would block every later one
+      await this.ds.query(
+        `UPDATE reresolution_job SET status = 'failed', error = 'interrupted: no progress for ${STALE_MINUTES} minutes', finished_at = now()
+          WHERE status IN ('queued', 'running') AND updated_at < now() - interval '${STALE_MINUTES} minutes'`,
+      );
+    }
+    let row: RawJob;
+    try {
+      [row] = (await this.ds.query(
+        `INSERT INTO reresolution_job (auto_link_bits, review_bits, requested_by) VALUES ($1, $2, $3) RETURNING *`,
+        [auto, review, actor],
+      )) as RawJob[];
+    } catch (e) {
+      if ((e as { driverError?: { code?: string } }).driverError?.code === '23505') throw new AppError('CONFLICT', 'a re-resolution job is already running');
+      throw e;
+    }
+    const job = row!;
+    this.running = this.run(job.id, auto, review).finally(() => (this.running = null));
+    return toJob(job);
+  }
+
+  async get(id: string): Promise<ReresolutionJobRow | null> {
+    const [row]: RawJob[] = await this.ds.query(`SELECT * FROM reresolution_job WHERE id = $1`, [id]);
+    return row ? toJob(row) : null;
+  }
+
+  /** Waits for the job this process runs, if any (shutdown, tests). */
+  async drain(): Promise<void> {
+    await this.running;
+  }
+
+  private async run(jobId: string, autoLinkBits: number, reviewBits: number): Promise<void> {
+    const log = this.log.child({ job: jobId });
+    const t0 = Date.now();
+    try {
+      const profiles: { id: string; person: Omit<PersonRecord, 'id'> }[] = await this.ds.query(
+        `SELECT id, person FROM crm_record WHERE person IS NOT NULL AND deleted_at IS NULL AND customer_id IS NOT NULL ORDER BY id`,
+      );
+      await this.ds.query(`UPDATE reresolution_job SET status = 'running', started_at = now(), updated_at = now(), total = $2 WHERE id = $1`, [jobId, profiles.length]);
+      log.info({ profiles: profiles.length, autoLinkBits, reviewBits }, 're-resolution started');
+      const records: PersonRecord[] = profiles.map((p) => ({ ...p.person, id: p.id }));
+      const rejected = await this.rejectedRecordPairs();
+      const result = resolveBatch(records, {
+        autoLinkThreshold: autoLinkBits,
+        reviewThreshold: reviewBits,
+        rejectedPairs: rejected,
+        email: this.identity.keyOptions.email,
+        defaultRegion: this.identity.keyOptions.defaultRegion,
+      });
+      log.info({ ms: Date.now() - t0, clusters: result.clusters.length, links: result.links.length, suggestions: result.suggestions.length, parameters: result.parameters.source }, 'records resolved; applying');
+
+      const clusterOf = new Map<string, number>();
+      result.clusters.forEach((c, i) => c.forEach((id) => clusterOf.set(id, i)));
+      const linksByCluster = new Map<number, ScoredPair[]>();
+      for (const l of result.links) {
+        const c = clusterOf.get(l.a)!;
+        linksByCluster.set(c, [...(linksByCluster.get(c) ?? []), l]);
+      }
+      // Most links join records already in one customer: skip those without a transaction, on a
+      // snapshot of the clusters kept current with the merges this job makes (rechecked under lock).
+      const rootRows: { id: string; root: string; obj: string; deleted: boolean }[] = await this.ds.query(
+        `SELECT r.id, coalesce(c.merged_into_id, c.id) AS root, r.system || ':' || r.object_type AS obj, r.deleted_at IS NOT NULL AS deleted
+           FROM crm_record r JOIN customer c ON c.id = r.customer_id`,
+      );
+      const rootOf = new Map(rootRows.map((r) => [r.id, r.root]));
+      // CRM records per customer and object, to see without a query that two customers may not merge
+      const objects = new Map<string, Map<string, Set<string>>>();
+      for (const r of rootRows) {
+        if (r.deleted) continue;
+        const m = objects.get(r.root) ?? new Map<string, Set<string>>();
+        m.set(r.obj, (m.get(r.obj) ?? new Set()).add(r.id));
+        objects.set(r.root, m);
+      }
+      const conflict = (ra: string, rb: string): boolean => {
+        const a = objects.get(ra);
+        const b = objects.get(rb);
+        if (!a || !b) return false;
+        for (const [obj, ids] of a) if (b.has(obj) && [...b.get(obj)!].some((id) => !ids.has(id))) return true;
+        return false;
+      };
+      const parent = new Map<string, string>();
+      const find = (x: string): string => {
+        while (parent.has(x)) x = parent.get(x)!;
+        return x;
+      };
+      const apart = (a: string, b: string): boolean => {
+        const ra = rootOf.get(a);
+        const rb = rootOf.get(b);
+        return ra === undefined || rb === undefined || find(ra) !== find(rb);
+      };
+      const decided: { a: string; b: string; status: string }[] = await this.ds.query(
+        `SELECT ia.customer_id AS a, ib.customer_id AS b, s.status FROM merge_suggestion s
+           JOIN customer_identity ia ON ia.id = s.identity_a_id JOIN customer_identity ib ON ib.id = s.identity_b_id
+          WHERE s.status IN ('pending', 'rejected') AND ia.customer_id <> ib.customer_id`,
+      );
+      const pairKey = (x: string, y: string) => (x < y ? `${x}|${y}` : `${y}|${x}`);
+      const known = new Map(decided.map((d) => [pairKey(d.a, d.b), d.status]));
+      const knownStatus = (a: string, b: string) => known.get(pairKey(find(rootOf.get(a)!), find(rootOf.get(b)!)));
+      let applied = 0;
+      let done = 0;
+      let merges = 0;
+      let suggestions = 0;
+      let reported = 0;
+      for (let c = 0; c < result.clusters.length; c++) {
+        for (const link of linksByCluster.get(c) ?? []) {
+          if (!apart(link.a, link.b)) continue;
+          const status = knownStatus(link.a, link.b);
+          // rejected: never merged; a CRM conflict already up for review: nothing new to record
+          if (status === 'rejected' || (status === 'pending' && conflict(find(rootOf.get(link.a)!), find(rootOf.get(link.b)!)))) continue;
+          applied++;
+          const outcome = await this.transaction((qr) => this.applyLink(qr, link, autoLinkBits));
+          if (outcome === 'merged') {
+            merges++;
+            const [ra, rb] = [find(rootOf.get(link.a)!), find(rootOf.get(link.b)!)];
+            if (ra !== rb) {
+              parent.set(ra, rb);
+              const into = objects.get(rb) ?? new Map<string, Set<string>>();
+              for (const [obj, ids] of objects.get(ra) ?? []) into.set(obj, new Set([...(into.get(obj) ?? []), ...ids]));
+              objects.set(rb, into);
+            }
+          }
+          if (outcome === 'suggested') suggestions++;
+        }
+        done += result.clusters[c]!.length;
+        if (done - reported >= PROGRESS_EVERY) {
+          reported = done;
+          await this.progress(jobId, done, merges, suggestions);
+          log.info({ done, total: profiles.length, merges, suggestions }, 're-resolution progress');
+        }
+      }
+      for (const s of result.suggestions) {
+        if (!apart(s.a, s.b) || knownStatus(s.a, s.b) !== undefined) continue;
+        applied++;
+        if (await this.transaction((qr) => this.applySuggestion(qr, s, reviewBits, autoLinkBits))) suggestions++;
+      }
+      await this.ds.query(
+        `UPDATE reresolution_job SET status = 'succeeded', done = $2, merges = $3, suggestions = $4, finished_at = now(), updated_at = now() WHERE id = $1`,
+        [jobId, done, merges, suggestions],
+      );
+      if (result.parameters.source === 'estimated') this.identity.useParameters(result.parameters);
+      log.info({ ms: Date.now() - t0, done, merges, suggestions, applied }, 're-resolution finished');
+    } catch (e) {
+      log.error({ err: e }, 're-resolution failed');
+      await this.ds
+        .query(`UPDATE reresolution_job SET status = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1`, [jobId, (e as Error).message])
+        .catch(() => undefined);
+    }
+  }
+
+  private async progress(jobId: string, done: number, merges: number, suggestions: number): Promise<void> {
+    await this.ds.query(`UPDATE reresolution_job SET done = $2, merges = $3, suggestions = $4, updated_at = now() WHERE id = $1`, [jobId, done, merges, suggestions]);
+  }
+
+  /** One auto link: merge the customers of its two records unless they are one already. */
+  private async applyLink(qr: QueryRunner, link: ScoredPair, autoLinkBits: number): Promise<'merged' | 'suggested' | 'none'> {
+    const sides = await this.sides(qr, link.a, link.b);
+    if (!sides) return 'none';
+    const [a, b] = sides;
+    const r = await autoMergeTx(qr, a, b, {
+      reason: `re-resolution: records match with ${link.score.toFixed(1)} bits (auto-link threshold ${autoLinkBits})`,
+      actor: 'rule:fellegi-sunter:batch',
+      score: link.score,
+      evidence: link.evidence as EvidenceItem[],
+      publicUrl: this.config.publicUrl,
+    });
+    return r.merged ? 'merged' : r.suggested ? 'suggested' : 'none';
+  }
+
+  private async applySuggestion(qr: QueryRunner, s: ScoredPair, reviewBits: number, autoLinkBits: number): Promise<boolean> {
+    const sides = await this.sides(qr, s.a, s.b);
+    if (!sides) return false;
+    return recordSuggestion(qr, sides[0], sides[1], {
+      score: s.score,
+      evidence: s.evidence as EvidenceItem[],
+      reason: `re-resolution: ${s.score.toFixed(1)} bits, in the review band ${reviewBits}–${autoLinkBits}`,
+    });
+  }
+
+  /** The current (locked) customers of two records and their CRM identities; null when already one. */
+  private async sides(qr: QueryRunner, recordA: string, recordB: string) {
+    const rows: { id: string; customer_id: string; anchor: string }[] = await qr.query(
+      `SELECT r.id, ci.customer_id, ci.id AS anchor FROM crm_record r
+         JOIN customer_identity ci ON ci.kind = 'crm' AND ci.value = r.person->'crmIds'->>0
+        WHERE r.id = ANY($1::uuid[])`,
+      [[recordA, recordB]],
+    );
+    const a = rows.find((r) => r.id === recordA);
+    const b = rows.find((r) => r.id === recordB);
+    if (!a || !b) return null;
+    const roots = await lockCustomers(qr, [a.customer_id, b.customer_id]);
+    const ra = roots.get(a.customer_id)!;
+    const rb = roots.get(b.customer_id)!;
+    if (ra === rb) return null;
+    // the older customer survives, so ids people already use keep working
+    const [older]: { id: string }[] = await qr.query(`SELECT id FROM customer WHERE id = ANY($1::uuid[]) ORDER BY created_at, id LIMIT 1`, [[ra, rb]]);
+    const sa = { customerId: ra, identityId: a.anchor };
+    const sb = { customerId: rb, identityId: b.anchor };
+    return older!.id === ra ? ([sa, sb] as const) : ([sb, sa] as const);
+  }
+
+  /**
+   * Rejections as pairs of CRM records, for resolveBatch: each rejected suggestion's two sides,
+   * every record of one customer against every record of the other, so that no cluster joins them.
+   */
+  private async rejectedRecordPairs(): Promise<[string, string][]> {
+    const rows: { a: string; b: string }[] = await this.ds.query(
+      `SELECT ra.id AS a, rb.id AS b FROM merge_suggestion s
+         JOIN customer_identity ia ON ia.id = s.identity_a_id
+         JOIN customer_identity ib ON ib.id = s.identity_b_id
+         JOIN crm_record ra ON ra.customer_id = ia.customer_id AND ra.person IS NOT NULL
+         JOIN crm_record rb ON rb.customer_id = ib.customer_id AND rb.person IS NOT NULL
+        WHERE s.status = 'rejected' AND ia.customer_id <> ib.customer_id`,
+    );
+    return rows.map((r) => [r.a, r.b]);
+  }
+
+  private async transaction<T>(fn: (qr: QueryRunner) => Promise<T>): Promise<T> {
+    const qr = this.ds.createQueryRunner();
+    await qr.connect();
+    try {
+      await qr.startTransaction();
+      const out = await fn(qr);
+      await qr.commitTransaction();
+      return out;
+    } catch (e) {
+      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
+      throw e;
+    } finally {
+      await qr.release();
+    }
+  }
+}
+
+interface RawJob {
+  id: string;
+  status: ReresolutionJobRow['status'];
+  total: number;
+  done: number;
+  merges: number;
+  suggestions: number;
+  auto_link_bits: number;
+  review_bits: number;
+  error: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+function toJob(r: RawJob): ReresolutionJobRow {
+  return {
+    id: r.id,
+    status: r.status,
+    total: r.total,
+    done: r.done,
+    merges: r.merges,
+    suggestions: r.suggestions,
+    autoLinkBits: r.auto_link_bits,
+    reviewBits: r.review_bits,
+    error: r.error,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}

@@ -1,0 +1,116 @@
+import { Kafka, logLevel, type ITopicConfig, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
+import type { Config } from '../config/config';
+import { OUTBOX_TOPICS } from '../outbox/outbox-events';
+import type { Logger } from '../shared/logger';
+
+export type KafkaSettings = Config['kafka'];
+
+/** The dead-letter topic of an input topic. */
+export function deadLetterTopic(topic: string): string {
+  return `${topic}.dlq`;
+}
+
+/** The name a logical outbound topic (as stored in outbox.topic) has on the cluster. */
+export function outputTopicName(settings: Pick<KafkaSettings, 'outputTopicPrefix'>, logical: string): string {
+  return `${settings.outputTopicPrefix}${logical}`;
+}
+
+/**
+ * A kafkajs client for the configured cluster, logging through pino.
+ *
+ * What must stay true: TLS and SASL settings from the environment apply to every client
+ * (consumer, dead-letter producer, relay producer, admin) because they all come from here.
+ */
+export function createKafka(settings: KafkaSettings, log: Logger, clientSuffix: string): Kafka {
+  if (!settings.brokers || settings.brokers.length === 0) throw new Error('KAFKA_BROKERS is not set');
+  const config: KafkaConfig = {
+    clientId: `${settings.clientId}-${clientSuffix}`,
+    brokers: [...settings.brokers],
+    ssl: settings.ssl,
+    connectionTimeout: 3_000,
+    requestTimeout: 30_000,
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry: LogEntry) => logEntry(log, entry),
+    // kafkajs' own retries cover brief broker hiccups; the consumer and relay loops retry beyond that.
+    retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 10_000 },
+  };
+  if (settings.sasl) {
+    config.sasl = { mechanism: settings.sasl.mechanism, username: settings.sasl.username, password: settings.sasl.password } as SASLOptions;
+  }
+  return new Kafka(config);
+}
+
+function logEntry(log: Logger, { namespace, level, log: entry }: LogEntry): void {
+  const { message, timestamp: _t, logger: _l, ...rest } = entry as LogEntry['log'] & { logger?: string };
+  const fields = { kafkajs: namespace, ...rest };
+  // The relay resends unacknowledged rows itself and consumers dedupe on event-id, so bounded
+  // producer retries are intended; kafkajs warns about them on every connect.
+  if (message.startsWith('Limiting retries for the idempotent producer')) return log.debug(fields, message);
+  if (level === logLevel.ERROR) log.error(fields, message);
+  else if (level === logLevel.WARN) log.warn(fields, message);
+  else if (level === logLevel.INFO) log.info(fields, message);
+  else log.debug(fields, message);
+}
+
+/**
+ * The topics Earshot reads and writes, as the admin API wants them: the input topics and
+ * their `.dlq`, the enriched stream, and the compacted customer-sentiment stream.
+ */
+export function topicSpecs(settings: KafkaSettings): ITopicConfig[] {
+  const base = { numPartitions: settings.partitions, replicationFactor: settings.replicationFactor };
+  return [
+    ...settings.topics.flatMap((t) => [
+      { topic: t, ...base },
+      { topic: deadLetterTopic(t), ...base },
+    ]),
+    { topic: outputTopicName(settings, OUTBOX_TOPICS.enriched.name), ...base },
+    {
+      topic: outputTopicName(settings, OUTBOX_TOPICS.sentiment.name),
+      ...base,
+      // Only the latest summary per customer matters, and a tombstone must make the key disappear.
+      configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
+    },
+  ];
+}
+
+/**
+ * Creates the missing topics of {@link topicSpecs} when KAFKA_CREATE_TOPICS allows it.
+ *
+ * What must stay true: never fails the start when the cluster refuses (ACLs, managed
+ * clusters): it logs what is missing and carries on; an existing customer-sentiment topic
+ * that is not compacted is reported, since tombstones would then not erase anything.
+ */
+export async function ensureTopics(kafka: Kafka, settings: KafkaSettings, log: Logger): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const specs = topicSpecs(settings);
+    if (settings.createTopics) {
+      const existing = new Set(await admin.listTopics());
+      const missing = specs.filter((s) => !existing.has(s.topic));
+      if (missing.length > 0) {
+        try {
+          await admin.createTopics({ topics: missing, waitForLeaders: true });
+          log.info({ topics: missing.map((m) => m.topic) }, 'kafka topics created');
+        } catch (e) {
+          log.warn({ err: e, topics: missing.map((m) => m.topic) }, 'could not create kafka topics; create them by hand');
+        }
+      }
+    }
+    const sentiment = outputTopicName(settings, OUTBOX_TOPICS.sentiment.name);
+    try {
+      const described = await admin.describeConfigs({
+        resources: [{ type: 2 /* TOPIC */, name: sentiment, configNames: ['cleanup.policy'] }],
+        includeSynonyms: false,
+      });
+      const policy = described.resources[0]?.configEntries.find((c) => c.configName === 'cleanup.policy')?.configValue ?? '';
+      if (!policy.split(',').includes('compact')) {
+        log.warn({ topic: sentiment, policy }, 'the customer-sentiment topic is not compacted: erased customers stay readable');
+      }
+    } catch (e) {
+      log.debug({ err: e, topic: sentiment }, 'could not describe the customer-sentiment topic');
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -1,0 +1,68 @@
+import type { DataSource } from 'typeorm';
+import type { Config } from '../config/config';
+import type { RecordInteractionsService } from '../interactions/record-interactions.service';
+import { OutboxRelay, type OutboxRelayOptions } from '../outbox/outbox-relay';
+import type { Logger } from '../shared/logger';
+import type { Metrics } from '../shared/metrics';
+import { createKafka, ensureTopics } from './kafka-client';
+import { KafkaIngestConsumer, type KafkaConsumerOptions } from './kafka-consumer';
+
+export interface KafkaPipeline {
+  consumer: KafkaIngestConsumer;
+  relay: OutboxRelay;
+  /** null when consuming and publishing work, else the reason (for /readyz) */
+  health(): string | null;
+  /** consumer first (its last chunk commits and writes outbox rows), then the relay drains */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the `ingest` role's Kafka side: topics, outbox relay, consumer. Returns null, after
+ * saying so once in the log, when KAFKA_BROKERS is unset, so the embedded default keeps
+ * starting without any external service (outbox rows then wait in the table).
+ *
+ * What must stay true: fails the start when the cluster cannot be reached, so that an
+ * orchestrator restarts the process instead of running an ingest replica that consumes nothing.
+ */
+export async function startKafkaPipeline(
+  config: Config,
+  ds: DataSource,
+  recorder: RecordInteractionsService,
+  metrics: Metrics,
+  log: Logger,
+  opts: { consumer?: KafkaConsumerOptions; relay?: OutboxRelayOptions } = {},
+): Promise<KafkaPipeline | null> {
+  const settings = config.kafka;
+  if (!settings.brokers) {
+    log.info('KAFKA_BROKERS is not set: the Kafka consumer and the outbox relay are off; outbox rows wait in the database');
+    return null;
+  }
+  const kafkaLog = log.child({ component: 'kafka' });
+  await ensureTopics(createKafka(settings, kafkaLog, 'admin'), settings, kafkaLog);
+  const relay = new OutboxRelay(createKafka(settings, kafkaLog, 'relay'), ds, settings, metrics, log.child({ component: 'outbox-relay' }), opts.relay);
+  const consumer = new KafkaIngestConsumer(
+    createKafka(settings, kafkaLog, 'ingest'),
+    settings,
+    recorder,
+    config.ingestMaxTextBytes,
+    metrics,
+    log.child({ component: 'kafka-consumer' }),
+    opts.consumer,
+  );
+  await relay.start();
+  try {
+    await consumer.start();
+  } catch (e) {
+    await relay.stop(0);
+    throw e;
+  }
+  return {
+    consumer,
+    relay,
+    health: () => consumer.health() ?? relay.health(),
+    async stop() {
+      await consumer.stop();
+      await relay.stop();
+    },
+  };
+}

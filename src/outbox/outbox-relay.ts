@@ -1,0 +1,246 @@
+import { Partitioners, type IHeaders, type Kafka, type Producer } from 'kafkajs';
+import { Client } from 'pg';
+import type { DataSource } from 'typeorm';
+import type { Config } from '../config/config';
+import type { Logger } from '../shared/logger';
+import type { Metrics } from '../shared/metrics';
+
+/** The channel a committed outbox insert notifies, so that the relay wakes at once. */
+export const OUTBOX_NOTIFY_CHANNEL = 'earshot_outbox';
+
+/** Advisory-lock key (first half) of the relay leader; the second half is the schema's hash. */
+const RELAY_LOCK_NAMESPACE = 7_041_976;
+
+export interface OutboxRelayOptions {
+  /** rows per Kafka request and per `UPDATE … SET sent_at` */
+  batchSize?: number;
+  /** how often a standby replica tries to become the leader */
+  standbyRetryMs?: number;
+  /** readiness fails when publishing has failed for this long */
+  unhealthyAfterMs?: number;
+}
+
+interface OutboxRow {
+  id: string;
+  topic: string;
+  message_key: string | null;
+  /** jsonb as text: published byte for byte, no parse and re-serialise */
+  payload: string | null;
+  headers: Record<string, string>;
+  created_at: Date;
+}
+
+/**
+ * Publishes outbox rows to Kafka: `interactions.enriched.v1` and `customer-sentiment.v1`.
+ *
+ * What must stay true:
+ * - a row is marked sent only after Kafka acknowledged it from all in-sync replicas (acks -1,
+ *   idempotent producer, one request in flight), so a crash publishes it again rather than
+ *   never: delivery is at least once, and the `event-id` header lets consumers dedupe;
+ * - rows are published in `id` order by one leader at a time (a session advisory lock, per
+ *   database and schema). Two writers of the same key serialise on the customer's row lock
+ *   before they take outbox ids, so per key — which is what Kafka orders by — id order is
+ *   commit order, and with a single publisher it is also publish order;
+ * - key = `message_key`; a null payload is published as a tombstone (null value);
+ * - the headers stored with the row (schema-version, event-id, content-type) travel with it.
+ */
+export class OutboxRelay {
+  private readonly producer: Producer;
+  private readonly batchSize: number;
+  private readonly standbyRetryMs: number;
+  private readonly unhealthyAfterMs: number;
+  private lockClient: Client | null = null;
+  private leader = false;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private woken = false;
+  private failingSince: number | null = null;
+  private lastError: string | null = null;
+  private lastBacklogAt = 0;
+
+  constructor(
+    kafka: Kafka,
+    private readonly ds: DataSource,
+    private readonly settings: Config['kafka'],
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    opts: OutboxRelayOptions = {},
+  ) {
+    this.batchSize = opts.batchSize ?? 1_000;
+    this.standbyRetryMs = opts.standbyRetryMs ?? 2_000;
+    this.unhealthyAfterMs = opts.unhealthyAfterMs ?? 30_000;
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.producer.connect();
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** True while this replica holds the leader lock and publishes. */
+  isLeader(): boolean {
+    return this.leader;
+  }
+
+  /** null when publishing works (or this replica is a standby), else why not. */
+  health(): string | null {
+    if (this.failingSince !== null && Date.now() - this.failingSince > this.unhealthyAfterMs) {
+      return `outbox relay cannot publish since ${new Date(this.failingSince).toISOString()}: ${this.lastError}`;
+    }
+    return null;
+  }
+
+  /** Stops after the cycle in flight, publishing what is left for up to `drainMs`. */
+  async stop(drainMs = 5_000): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.poke();
+    await this.loop;
+    if (this.leader && drainMs > 0) {
+      const deadline = Date.now() + drainMs;
+      try {
+        while (Date.now() < deadline && (await this.publishOnce()) > 0);
+      } catch (e) {
+        this.log.warn({ err: e }, 'outbox relay could not drain before stopping; the rows wait for the next leader');
+      }
+    }
+    await this.releaseLeadership();
+    await this.producer.disconnect().catch(() => undefined);
+    this.log.info('outbox relay stopped');
+  }
+
+  private poke(): void {
+    this.woken = true;
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    let backoff = this.settings.outboxPollMs;
+    while (this.running) {
+      try {
+        if (!this.leader && !(await this.tryLead())) {
+          await this.idle(this.standbyRetryMs);
+          continue;
+        }
+        const published = await this.publishOnce();
+        this.failingSince = null;
+        backoff = this.settings.outboxPollMs;
+        await this.updateBacklog(false);
+        if (published < this.batchSize) await this.idle(this.settings.outboxPollMs);
+      } catch (e) {
+        this.failingSince ??= Date.now();
+        this.lastError = (e as Error).message;
+        this.log.warn({ err: e, retryInMs: backoff }, 'outbox relay cycle failed; retrying');
+        await this.idle(backoff);
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    }
+  }
+
+  /** Waits for a NOTIFY, a stop, or `ms`. */
+  private idle(ms: number): Promise<void> {
+    if (this.woken || !this.running) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(t);
+        self.wake = null;
+        self.woken = false;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /** Takes the leader lock on a dedicated session, which also LISTENs for new rows. */
+  private async tryLead(): Promise<boolean> {
+    if (!this.lockClient) {
+      const options = this.ds.options as { url?: string };
+      const client = new Client({ connectionString: options.url, application_name: 'earshot-outbox-relay', connectionTimeoutMillis: 5_000, keepAlive: true });
+      client.on('error', (e) => {
+        // The session, and with it the lock, is gone: another replica may lead now.
+        this.log.warn({ err: e }, 'outbox relay lost its leader session');
+        this.leader = false;
+        if (this.lockClient === client) this.lockClient = null;
+        client.end().catch(() => undefined);
+      });
+      client.on('notification', () => this.poke());
+      await client.connect();
+      this.lockClient = client;
+    }
+    const schema = (this.ds.options as { schema?: string }).schema ?? 'public';
+    const rows = (await this.lockClient.query('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', [RELAY_LOCK_NAMESPACE, hash32(schema)])).rows as { ok: boolean }[];
+    if (!rows[0]?.ok) return false;
+    await this.lockClient.query(`LISTEN ${OUTBOX_NOTIFY_CHANNEL}`);
+    this.leader = true;
+    this.log.info('outbox relay is the leader: publishing');
+    return true;
+  }
+
+  private async releaseLeadership(): Promise<void> {
+    const client = this.lockClient;
+    this.lockClient = null;
+    this.leader = false;
+    // Ending the session releases the advisory lock and the LISTEN.
+    if (client) await client.end().catch(() => undefined);
+  }
+
+  /** Publishes the oldest unsent rows; returns how many. */
+  private async publishOnce(): Promise<number> {
+    const rows = (await this.ds.query(
+      `SELECT id, topic, message_key, payload::text AS payload, headers, created_at
+         FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1`,
+      [this.batchSize],
+    )) as OutboxRow[];
+    if (rows.length === 0) return 0;
+    const ids = rows.map((r) => r.id);
+    const byTopic = new Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>();
+    for (const r of rows) {
+      const topic = `${this.settings.outputTopicPrefix}${r.topic}`;
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, (list = []));
+      list.push({ key: r.message_key, value: r.payload, headers: r.headers });
+    }
+    try {
+      await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+    } catch (e) {
+      await this.ds
+        .query(`UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, String((e as Error).message).slice(0, 1000)])
+        .catch(() => undefined);
+      throw e;
+    }
+    await this.ds.query(`UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])`, [ids]);
+    const now = Date.now();
+    for (const [topic, messages] of byTopic) this.metrics.outboxPublished.inc({ topic }, messages.length);
+    for (const r of rows) this.metrics.outboxPublishDelay.observe((now - new Date(r.created_at).getTime()) / 1000);
+    return rows.length;
+  }
+
+  private async updateBacklog(force: boolean): Promise<void> {
+    if (!force && Date.now() - this.lastBacklogAt < 1_000) return;
+    this.lastBacklogAt = Date.now();
+    const [row] = (await this.ds.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)) as { n: number }[];
+    this.metrics.outboxBacklog.set(row?.n ?? 0);
+  }
+}
+
+/** 31-bit FNV-1a: a stable int4 advisory-lock key for a schema name. */
+function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) & 0x7fffffff;
+}

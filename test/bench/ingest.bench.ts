@@ -1,0 +1,257 @@
+// Kafka ingest throughput: `npm run bench:ingest` (BENCH_MESSAGES=100000 by default).
+// Produces the messages to a fresh topic, then measures on the same data:
+//   1. broker ceiling: a bare kafkajs consumer that only counts the messages;
+//   2. database ceiling: COPY of the same interactions into a fresh, migrated database;
+//   3. end to end: Earshot's ingest role (consumer + pipeline + outbox relay, in this process)
+//      from start to the last committed offset, on another fresh database.
+// Texts are the TweetEval validation tweets (real posts), cycled; authors repeat, so customers
+// accumulate interactions as they would in a listening feed.
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { Client } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { openDatabase, startApp } from '../../src/app';
+import { loadConfig } from '../../src/config/config';
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db/embedded-postgres';
+import { createLogger } from '../../src/shared/logger';
+import { groupLag, produce } from '../support/kafka-fixtures';
+import { ensureKafka } from '../support/kafka';
+import { createTestDatabase, findTestPostgres, TEST_PG_ENV } from '../support/postgres';
+
+const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
+const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 3);
+const AUTHORS = Number(process.env.BENCH_AUTHORS ?? 20_000);
+const DATA_DIR = path.resolve(process.env.EARSHOT_SHARED_DATA ?? path.join(process.cwd(), '../shared/data'), 'sentiment');
+const SOURCES = ['x', 'facebook', 'instagram', 'reddit', 'trustpilot', 'app_store'];
+
+const rssMb = () => process.resourceUsage().maxRSS / 1024;
+const CLOCK_TICK_US = 10_000; // USER_HZ is 100 on Linux
+
+/** CPU time (user + system, µs) a local process has used, or null when it is not on this machine. */
+function cpuOf(pid: number): number | null {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_US;
+  } catch {
+    return null;
+  }
+}
+
+function brokerPid(): number | null {
+  try {
+    return Number(fs.readFileSync(path.join(process.cwd(), '.kafka', 'kafka.pid'), 'utf8').trim()) || null;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU used by the database's server processes (backends of `db`) so far. */
+async function postgresCpu(query: (sql: string) => Promise<unknown>): Promise<Map<number, number>> {
+  const rows = (await query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)) as { pid: number }[];
+  const out = new Map<number, number>();
+  for (const { pid } of rows) {
+    const c = cpuOf(pid);
+    if (c !== null) out.set(pid, c);
+  }
+  return out;
+}
+const rate = (n: number, ms: number) => Math.round((n / ms) * 1000);
+
+interface Msg {
+  source: string;
+  externalId: string;
+  occurredAt: string;
+  direction: 'inbound';
+  author: { handle: string; displayName: string };
+  text: string;
+}
+
+function generate(): Msg[] {
+  const tweets = fs.readFileSync(path.join(DATA_DIR, 'tweeteval_val_text.txt'), 'utf8').split('\n').map((t) => t.trim()).filter(Boolean);
+  const base = Date.UTC(2026, 9, 1);
+  return Array.from({ length: N }, (_, i) => {
+    const a = (i * 7_919) % AUTHORS;
+    return {
+      source: SOURCES[a % SOURCES.length]!,
+      externalId: `bench-${i}`,
+      occurredAt: new Date(base + i * 25_000).toISOString(),
+      direction: 'inbound',
+      author: { handle: `author${a}`, displayName: `Author ${a}` },
+      text: tweets[i % tweets.length]!,
+    };
+  });
+}
+
+async function bareConsumer(kafka: Kafka, topic: string): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `bench.bare.${randomUUID()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let count = 0;
+  const started = performance.now();
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      partitionsConsumedConcurrently: PARTITIONS,
+      eachBatch: async ({ batch }) => {
+        count += batch.messages.length;
+        if (count >= N) resolve();
+      },
+    });
+  });
+  const ms = performance.now() - started;
+  await consumer.disconnect();
+  return ms;
+}
+
+/** COPY of the interactions (parsed from the same bytes) into a migrated database: what PostgreSQL can take at most. */
+async function copyCeiling(values: Buffer[], url: string): Promise<number> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+  const started = performance.now();
+  await client.query('BEGIN');
+  const stream = client.query(
+    copyFrom(`COPY interaction (id, source, external_id, text, occurred_at, direction, author_handle, author_display_name,
+              sentiment_score, sentiment_label, sentiment_confidence, intent) FROM STDIN`),
+  );
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on('finish', resolve);
+    stream.on('error', reject);
+  });
+  const CHUNK = 2_000;
+  for (let i = 0; i < values.length; i += CHUNK) {
+    let text = '';
+    for (const v of values.slice(i, i + CHUNK)) {
+      const m = JSON.parse(v.toString('utf8')) as Msg;
+      text += `${randomUUID()}\t${m.source}\t${esc(m.externalId)}\t${esc(m.text)}\t${m.occurredAt}\t${m.direction}\t${esc(m.author.handle)}\t${esc(m.author.displayName)}\t0\tneutral\t0\tother\n`;
+    }
+    if (!stream.write(text)) await new Promise((r) => stream.once('drain', r));
+  }
+  stream.end();
+  await done;
+  await client.query('COMMIT');
+  const ms = performance.now() - started;
+  const { rows } = await client.query('SELECT count(*)::int AS n FROM interaction');
+  await client.end();
+  if ((rows[0] as { n: number }).n !== N) throw new Error(`COPY stored ${(rows[0] as { n: number }).n} rows, not ${N}`);
+  return ms;
+}
+
+async function main(): Promise<void> {
+  const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  const brokers = await ensureKafka();
+  let embedded: EmbeddedPostgresHandle | null = null;
+  let adminUrl = await findTestPostgres();
+  if (!adminUrl) {
+    embedded = await startEmbeddedPostgres(path.join(process.cwd(), '.earshot', 'bench'), Number(process.env.EARSHOT_TEST_PG_PORT ?? 54331), log);
+    adminUrl = embedded.url;
+  }
+  process.env[TEST_PG_ENV] = adminUrl;
+  process.env.EARSHOT_TEST_KAFKA_BROKERS = brokers;
+
+  const id = randomUUID().slice(0, 8);
+  const topic = `bench.ingest.${id}.interactions.v1`;
+  const group = `bench.ingest.${id}`;
+  const prefix = `bench.ingest.${id}.`;
+  const kafka = new Kafka({ clientId: 'earshot-bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+
+  const messages = generate();
+  const values = messages.map((m) => Buffer.from(JSON.stringify(m)));
+  const bytes = values.reduce((a, v) => a + v.length, 0);
+  let t = performance.now();
+  await produce(kafka, topic, messages.map((m, i) => ({ key: m.author.handle, value: values[i]! })), 5_000);
+  const produceMs = performance.now() - t;
+  console.log(`produced ${N} messages (${(bytes / 1e6).toFixed(1)} MB, ${PARTITIONS} partitions) in ${produceMs.toFixed(0)} ms: ${rate(N, produceMs)}/s`);
+
+  const bareMs = await bareConsumer(kafka, topic);
+  console.log(`broker ceiling (bare kafkajs consumer): ${rate(N, bareMs)} interactions/s (${bareMs.toFixed(0)} ms)`);
+
+  const copyDb = await createTestDatabase('benchcopy');
+  const migrated = await openDatabase(loadConfig({ DATABASE_URL: copyDb.url, LOG_LEVEL: 'warn' }), log);
+  await migrated.close();
+  const copyMs = await copyCeiling(values, copyDb.url);
+  console.log(`database ceiling (COPY into interaction): ${rate(N, copyMs)} interactions/s (${copyMs.toFixed(0)} ms)`);
+  await copyDb.drop();
+
+  const e2eDb = await createTestDatabase('benche2e');
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    EARSHOT_API_KEYS: 'bench-key-0123456789:service',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATABASE_URL: e2eDb.url,
+    EARSHOT_ROLES: 'ingest',
+    KAFKA_BROKERS: brokers,
+    KAFKA_TOPICS: topic,
+    KAFKA_GROUP_ID: group,
+    KAFKA_OUTPUT_TOPIC_PREFIX: prefix,
+    KAFKA_TOPIC_PARTITIONS: String(PARTITIONS),
+    KAFKA_CONSUMER_CONCURRENCY: process.env.KAFKA_CONSUMER_CONCURRENCY ?? String(PARTITIONS),
+  });
+  t = performance.now();
+  const app = await startApp(config, log);
+  const startMs = performance.now() - t;
+  const query = (sql: string) => app.db.ds.query(sql) as Promise<unknown>;
+  const pgBefore = await postgresCpu(query);
+  const broker = brokerPid();
+  const brokerBefore = broker ? cpuOf(broker) : null;
+  const nodeBefore = process.cpuUsage();
+  t = performance.now();
+  for (;;) {
+    if ((await groupLag(admin, group, topic)) === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const e2eMs = performance.now() - t;
+  const nodeCpu = process.cpuUsage(nodeBefore);
+  const pgAfter = await postgresCpu(query);
+  const brokerAfter = broker ? cpuOf(broker) : null;
+  const [{ n: stored }] = (await app.db.ds.query('SELECT count(*)::int AS n FROM interaction')) as { n: number }[];
+  if (stored !== N) throw new Error(`end to end stored ${stored} interactions, not ${N}`);
+  console.log(`end to end (Earshot consumer → pipeline → committed rows): ${rate(N, e2eMs)} interactions/s (${e2eMs.toFixed(0)} ms, after a ${startMs.toFixed(0)} ms start)`);
+  for (;;) {
+    const [{ n }] = (await app.db.ds.query('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL')) as { n: number }[];
+    if (n === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const relayMs = performance.now() - t;
+  const [{ n: events }] = (await app.db.ds.query('SELECT count(*)::int AS n FROM outbox')) as { n: number }[];
+  console.log(`outbox relay: all ${events} events published ${(relayMs - e2eMs).toFixed(0)} ms after the last commit (${rate(events, relayMs)} events/s overall)`);
+  await app.stop();
+  await e2eDb.drop();
+
+  const e2e = rate(N, e2eMs);
+  const ceiling = Math.min(rate(N, bareMs), rate(N, copyMs));
+  console.log('');
+  console.log(`| measure | interactions/s |`);
+  console.log(`| --- | ---: |`);
+  console.log(`| broker ceiling (bare kafkajs consumer) | ${rate(N, bareMs)} |`);
+  console.log(`| database ceiling (COPY) | ${rate(N, copyMs)} |`);
+  console.log(`| end to end (Earshot) | ${e2e} |`);
+  console.log(`ratio end to end / lower ceiling: ${(e2e / ceiling).toFixed(3)}; peak RSS of this process: ${rssMb().toFixed(0)} MB`);
+  // Where the CPU went during the end-to-end run, per interaction: on a 2-core machine the three
+  // together bound the rate at 2 s of CPU per second of wall time.
+  const perMsg = (us: number) => (us / N).toFixed(0);
+  const nodeUs = nodeCpu.user + nodeCpu.system;
+  let pgUs = 0;
+  for (const [pid, after] of pgAfter) pgUs += after - (pgBefore.get(pid) ?? 0);
+  const brokerUs = brokerBefore !== null && brokerAfter !== null ? brokerAfter - brokerBefore : null;
+  console.log(
+    `CPU per interaction during the end-to-end run: Earshot (node) ${perMsg(nodeUs)} µs, PostgreSQL backends ${pgAfter.size > 0 ? `${perMsg(pgUs)} µs` : 'n/a (not local)'}, ` +
+      `Kafka broker ${brokerUs !== null ? `${perMsg(brokerUs)} µs` : 'n/a (not started by docker/kafka.sh)'}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`,
+  );
+
+  await admin.deleteTopics({ topics: [topic, `${topic}.dlq`, `${prefix}interactions.enriched.v1`, `${prefix}customer-sentiment.v1`] }).catch(() => undefined);
+  await admin.disconnect();
+  if (embedded) await embedded.stop();
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

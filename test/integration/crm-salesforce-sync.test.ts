@@ -1,0 +1,223 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { budgetFor } from '../../src/crm/crm-budget';
+import { SalesforceServer } from '../crm-servers/salesforce/server';
+import { startTestApp, type TestApp } from '../support/app';
+import { seedSalesforceContacts } from '../support/crm-seed';
+
+// The production sync (jsforce through Earshot's budgeted transport, the identity intake, the
+// cursor table) against the local Salesforce server: every call is real HTTP, counted by the server.
+
+const N = Number(process.env.CRM_BENCH_CONTACTS ?? 25_000);
+// Modstamps as an org has them: the past for the initial load, then ever later.
+const B = Date.now() - 30 * 86_400_000;
+const HOUR = 3_600_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+let sf: SalesforceServer;
+let app: TestApp;
+/** The budget's clock runs this far ahead: a test moves it to "the next day". */
+let clockOffset = 0;
+
+const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[];
+const count = async (sql: string, params: unknown[] = []) => Number((await q<{ n: string }>(sql, params))[0]!.n);
+const live = (ids: string[]) => count(`SELECT count(*) AS n FROM crm_record WHERE system = 'salesforce' AND external_id = ANY($1) AND deleted_at IS NULL`, [ids]);
+const run = () => app.services.crmSync.run('salesforce', 'incremental');
+
+beforeAll(async () => {
+  sf = new SalesforceServer();
+  const { url } = await sf.start();
+  // The org's one shared budget, registered first so its clock is the test's.
+  budgetFor(`salesforce:${url}:earshot@example.com`, { daily: 100_000, per10s: 250 }, () => Date.now() + clockOffset);
+  app = await startTestApp(
+    {
+      EARSHOT_ROLES: 'api',
+      EARSHOT_SF_LOGIN_URL: url,
+      EARSHOT_SF_CLIENT_ID: sf.options.clientId,
+      EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
+      EARSHOT_SF_USERNAME: 'earshot@example.com',
+      EARSHOT_SF_PASSWORD: 'password',
+      EARSHOT_SF_OBJECTS: 'Contact,Case',
+      EARSHOT_SF_QUERY_BATCH_SIZE: '200',
+      EARSHOT_CRM_BULK_THRESHOLD: '2000',
+      EARSHOT_CRM_RETRY_BASE_MS: '20',
+      EARSHOT_CRM_MAX_RETRIES: '4',
+    },
+    'crmsf',
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await app?.close();
+  await sf?.stop();
+});
+
+describe('Salesforce sync', () => {
+  it(`loads ${N.toLocaleString('en')} contacts through one Bulk API 2.0 job, every one once`, async () => {
+    const ids = seedSalesforceContacts(sf, N, { start: iso(B), stepMs: 1000 });
+    sf.resetStats();
+    const t0 = performance.now();
+    const report = await run();
+    const ms = performance.now() - t0;
+    expect(report.objects.find((o) => o.objectType === 'Contact')).toMatchObject({ outcome: 'ok', records: N, via: ['bulk'] });
+    expect(await live(ids)).toBe(N);
+    expect(await count(`SELECT count(DISTINCT customer_id) AS n FROM crm_record WHERE system = 'salesforce'`)).toBe(N);
+    const s = sf.stats();
+    expect(s.byEndpoint['POST /jobs/query']).toBe(1);
+    expect(s.byEndpoint['GET /jobs/query/:id/results']).toBe(Math.ceil(N / 10_000));
+    console.info(`[bench] salesforce initial sync of ${N} contacts: ${(ms / 1000).toFixed(1)} s, ${s.total} API calls (${((s.total / N) * 1000).toFixed(2)} per 1,000 records)`);
+    const state = await app.services.crmSync.state('salesforce', 'Contact');
+    expect(state).toMatchObject({ status: 'ok', recordsLastRun: N, cursorId: ids[N - 1] });
+    expect(state!.cursorModstamp!.toISOString()).toBe(iso(B + (N - 1) * 1000));
+  }, 400_000);
+
+  it('syncs incremental changes through query/queryMore, resuming inside 300 records that share one SystemModstamp', async () => {
+    const stamp = iso(B + 24 * HOUR);
+    const tied = seedSalesforceContacts(sf, 300, { start: stamp, stepMs: 0 });
+    const later = seedSalesforceContacts(sf, 50, { start: iso(B + 25 * HOUR) });
+    sf.resetStats();
+    // The first page (200 of the tie) goes through; queryMore then fails past every retry.
+    sf.faults.enqueue({ match: (r) => r.endpoint === 'GET /query/:locator', status: 500, times: 5 });
+    const first = await run();
+    expect(first.objects[0]).toMatchObject({ objectType: 'Contact', outcome: 'error', records: 200 });
+    const mid = await app.services.crmSync.state('salesforce', 'Contact');
+    expect(mid!.cursorModstamp!.toISOString()).toBe(stamp);
+    expect(mid!.cursorId).toBe([...tied].sort()[199]);
+    const second = await run();
+    expect(second.objects[0]).toMatchObject({ outcome: 'ok', records: 150, via: ['rest'] });
+    expect(await live([...tied, ...later])).toBe(350);
+    expect(await count(`SELECT count(*) AS n FROM crm_record WHERE system = 'salesforce' AND object_type = 'Contact'`)).toBe(N + 350);
+    // 500s: 5 (one try and four retries); the count query plus the query, queryMore pages.
+    expect(sf.stats().byStatus['500']).toBe(5);
+    const calls = sf.stats().total - 5;
+    console.info(`[bench] salesforce incremental sync of 350 changes: ${calls} successful API calls (${((calls / 350) * 1000).toFixed(1)} per 1,000 records at 200 a page)`);
+  });
+
+  it('picks up edits and deletions (getDeleted) and marks deleted records without dropping their history', async () => {
+    const [a, b, c] = sf.store.list('Contact', false).slice(0, 3);
+    sf.store.update('Contact', a!.Id, { Title: 'VP Listening' });
+    sf.store.delete('Contact', b!.Id);
+    sf.store.delete('Contact', c!.Id);
+    sf.resetStats();
+    const r = await run();
+    expect(r.objects[0]).toMatchObject({ outcome: 'ok', records: 1, deleted: 2 });
+    expect(sf.stats().byEndpoint['GET /sobjects/:type/deleted']).toBe(1);
+    const rows = await q<{ external_id: string; deleted_at: Date | null; payload: Record<string, unknown> }>(
+      `SELECT external_id, deleted_at, payload FROM crm_record WHERE external_id = ANY($1) ORDER BY external_id`,
+      [[a!.Id, b!.Id, c!.Id]],
+    );
+    const byId = new Map(rows.map((x) => [x.external_id, x]));
+    expect(byId.get(a!.Id)!.deleted_at).toBeNull();
+    expect(byId.get(a!.Id)!.payload.Title).toBe('VP Listening');
+    expect(byId.get(b!.Id)!.deleted_at).not.toBeNull();
+    expect(byId.get(c!.Id)!.payload.Email).toBe(c!.Email);
+    // Nothing new: one count query and one getDeleted.
+    sf.resetStats();
+    const idle = await run();
+    expect(idle.objects[0]).toMatchObject({ records: 0, deleted: 0 });
+  });
+
+  it('gets a new session when the token expires mid-sync, on the REST path and on a Bulk result page', async () => {
+    const restIds = seedSalesforceContacts(sf, 700, { start: iso(Date.now() + HOUR) });
+    sf.resetStats();
+    sf.expireTokensAfterCalls(2);
+    const rest = await run();
+    expect(rest.objects[0]).toMatchObject({ outcome: 'ok', records: 700 });
+    expect(await live(restIds)).toBe(700);
+    expect(sf.stats().byEndpoint['POST /oauth2/token']).toBe(1);
+    expect(sf.stats().byStatus['401']).toBe(1);
+
+    const bulkIds = seedSalesforceContacts(sf, 2500, { start: iso(Date.now() + 2 * HOUR) });
+    sf.resetStats();
+    // count, job create, poll: the first result page then meets an expired session.
+    sf.expireTokensAfterCalls(3);
+    const bulk = await run();
+    expect(bulk.objects[0]).toMatchObject({ outcome: 'ok', records: 2500, via: ['bulk'] });
+    expect(await live(bulkIds)).toBe(2500);
+    expect(sf.stats().byEndpoint['POST /oauth2/token']).toBe(1);
+  });
+
+  it('rides out a storm of 429s, with and without Retry-After, and counts every retry against the budget', async () => {
+    const ids = seedSalesforceContacts(sf, 450, { start: iso(Date.now() + 3 * HOUR) });
+    sf.resetStats();
+    const before = app.services.crmSync.client('salesforce')!.budget.snapshot().usedToday;
+    sf.faults.enqueue({ match: '/services/data', status: 429, retryAfter: 1, times: 2 });
+    sf.faults.enqueue({ match: '/services/data', status: 429, times: 3 });
+    sf.faults.enqueue({ match: '/services/data', status: 503, times: 1 });
+    const t0 = performance.now();
+    const r = await run();
+    expect(r.objects[0]).toMatchObject({ outcome: 'ok', records: 450 });
+    expect(await live(ids)).toBe(450);
+    expect(sf.stats().byStatus).toMatchObject({ '429': 5, '503': 1 });
+    // Retry-After: 1 s was honoured twice (the transport pauses the whole org).
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(2_000);
+    const used = app.services.crmSync.client('salesforce')!.budget.snapshot().usedToday - before;
+    expect(used).toBe(sf.stats().total - (sf.stats().byEndpoint['POST /oauth2/token'] ?? 0));
+  });
+
+  it('stops cleanly when the daily budget is spent (own budget or REQUEST_LIMIT_EXCEEDED) and resumes from the cursor next window', async () => {
+    const budget = app.services.crmSync.client('salesforce')!.budget;
+    const ids = seedSalesforceContacts(sf, 900, { start: iso(Date.now() + 4 * HOUR) });
+    // The org says the day is spent after the count query and two pages.
+    sf.faults.enqueue({ match: (r) => r.endpoint === 'GET /query/:locator' && r.path.endsWith('-400'), status: 403, body: [{ message: 'TotalRequests Limit exceeded.', errorCode: 'REQUEST_LIMIT_EXCEEDED' }] });
+    const r1 = await run();
+    expect(r1.complete).toBe(false);
+    expect(r1.objects[0]).toMatchObject({ outcome: 'budget_exhausted', records: 400 });
+    const st = await app.services.crmSync.states('salesforce');
+    expect(st.map((s) => s.status)).toEqual(['budget_exhausted', 'budget_exhausted']);
+    expect(st.find((s) => s.objectType === 'Contact')!.lastError).toMatch(/daily API budget .* is spent/);
+    // Same window: nothing is sent at all.
+    sf.resetStats();
+    const r2 = await run();
+    expect(r2.objects[0]!.outcome).toBe('budget_exhausted');
+    expect(sf.stats().total).toBe(0);
+    expect(budget.snapshot().exhaustedUntil).not.toBeNull();
+    // The next UTC day: it resumes from the cursor and loses nothing.
+    clockOffset += 86_400_000;
+    const r3 = await run();
+    expect(r3.objects[0]).toMatchObject({ outcome: 'ok', records: 500 });
+    expect(await live(ids)).toBe(900);
+  });
+
+  it('syncs Case status for the listening gap', async () => {
+    const [contact] = sf.store.list('Contact', false);
+    const open = sf.store.insert('Case', { Subject: 'Parcel late', Status: 'New', ContactId: contact!.Id });
+    const closed = sf.store.insert('Case', { Subject: 'Refund', Status: 'Closed', ContactId: contact!.Id });
+    await run();
+    const rows = await q<{ external_id: string; status: string; is_closed: boolean; contact_id: string }>(`SELECT external_id, status, is_closed, contact_id FROM crm_case ORDER BY external_id`);
+    expect(rows).toEqual([
+      { external_id: open.Id, status: 'New', is_closed: false, contact_id: contact!.Id },
+      { external_id: closed.Id, status: 'Closed', is_closed: true, contact_id: contact!.Id },
+    ]);
+    sf.store.update('Case', open.Id, { Status: 'Closed' });
+    await run();
+    expect((await q<{ is_closed: boolean }>(`SELECT is_closed FROM crm_case WHERE external_id = $1`, [open.Id]))[0]!.is_closed).toBe(true);
+  });
+
+  it('shows sync state over GraphQL and links customers to their Salesforce records', async () => {
+    const status = await app.gql<{ crmSyncStatus: { systems: string[]; objects: { objectType: string; status: string; totalRecords: number; cursorId: string | null }[]; budgets: { system: string; usedToday: number }[] } }>(
+      `{ crmSyncStatus { systems running objects { system objectType status cursorModstamp cursorId totalRecords lastError apiCallsLastRun } budgets { system usedToday dailyLimit per10s exhaustedUntil } writeBackPending } }`,
+    );
+    expect(status.errors).toBeUndefined();
+    expect(status.data.crmSyncStatus.systems).toEqual(['SALESFORCE']);
+    const contact = status.data.crmSyncStatus.objects.find((o) => o.objectType === 'Contact')!;
+    expect(contact.status).toBe('OK');
+    expect(contact.totalRecords).toBeGreaterThanOrEqual(N + 350);
+    expect(status.data.crmSyncStatus.budgets[0]!.usedToday).toBeGreaterThan(0);
+
+    const [rec] = sf.store.list('Contact', false);
+    const [{ customer_id }] = await q<{ customer_id: string }>(`SELECT customer_id FROM crm_record WHERE external_id = $1`, [rec!.Id]);
+    const id = Buffer.from(`Customer:${customer_id}`).toString('base64url');
+    const res = await app.gql<{ customer: { crmRecords: { system: string; objectType: string; externalId: string; url: string; owner: string; lastModified: string }[] } }>(
+      `query($id: ID!) { customer(id: $id) { crmRecords { system objectType externalId url owner lastModified } } }`,
+      { id },
+    );
+    expect(res.errors).toBeUndefined();
+    expect(res.data.customer.crmRecords).toEqual([
+      { system: 'SALESFORCE', objectType: 'Contact', externalId: rec!.Id, url: `${sf.url}/lightning/r/Contact/${rec!.Id}/view`, owner: sf.store.defaultUserId, lastModified: expect.any(String) },
+    ]);
+
+    const trig = await app.gql<{ triggerCrmSync: { running: string[] } }>(`mutation { triggerCrmSync(system: SALESFORCE, mode: INCREMENTAL) { running } }`);
+    expect(trig.errors).toBeUndefined();
+    expect(trig.data.triggerCrmSync.running).toEqual(['SALESFORCE']);
+    while (app.services.crmSync.isRunning('salesforce')) await new Promise((r) => setTimeout(r, 50));
+  });
+});

@@ -1,0 +1,142 @@
+import net from 'node:net';
+import { type Admin, type Kafka } from 'kafkajs';
+import { Client } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApp, type RunningApp } from '../../src/app';
+import { loadConfig } from '../../src/config/config';
+import { createLogger } from '../../src/shared/logger';
+import { message } from '../support/app';
+import { groupLag, kafkaEnv, kafkaNames, produce, testKafka, waitFor } from '../support/kafka-fixtures';
+import { createTestDatabase, type TestDatabase } from '../support/postgres';
+
+const HALF = 2_000;
+const OUTAGE_MS = 6_000;
+
+/**
+ * A TCP relay in front of PostgreSQL. `cut()` resets every open connection and refuses new
+ * ones, which is what the service sees when the database host goes away; `restore()` listens
+ * on the same port again.
+ */
+class TcpProxy {
+  private server: net.Server | null = null;
+  private readonly sockets = new Set<net.Socket>();
+  port = 0;
+
+  constructor(
+    private readonly host: string,
+    private readonly targetPort: number,
+  ) {}
+
+  async listen(): Promise<void> {
+    const server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, this.host);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
+    this.port = (server.address() as net.AddressInfo).port;
+    this.server = server;
+  }
+
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    const closed = new Promise<void>((resolve) => server?.close(() => resolve()) ?? resolve());
+    for (const s of this.sockets) s.resetAndDestroy();
+    await closed;
+  }
+
+  async restore(): Promise<void> {
+    if (!this.server) await this.listen();
+  }
+}
+
+describe('Kafka consumer: PostgreSQL unreachable mid-stream', () => {
+  const names = kafkaNames('outage');
+  let kafka: Kafka;
+  let admin: Admin;
+  let database: TestDatabase;
+  let direct: Client;
+  let proxy: TcpProxy;
+  let app: RunningApp;
+
+  beforeAll(async () => {
+    kafka = testKafka();
+    admin = kafka.admin();
+    await admin.connect();
+    database = await createTestDatabase('kafkaoutage');
+    direct = new Client({ connectionString: database.url });
+    await direct.connect();
+    const target = new URL(database.url);
+    proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+    await proxy.listen();
+    const viaProxy = new URL(database.url);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATABASE_URL: viaProxy.toString(),
+      EARSHOT_ROLES: 'ingest',
+      ...kafkaEnv(names),
+    });
+    app = await startApp(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'));
+  });
+
+  afterAll(async () => {
+    await proxy?.restore().catch(() => undefined);
+    await app?.stop();
+    await direct?.end();
+    await database?.drop();
+    await admin?.deleteTopics({ topics: [names.topic, names.dlq, names.enriched, names.sentiment] }).catch(() => undefined);
+    await admin?.disconnect();
+  });
+
+  const stored = async () => ((await direct.query(`SELECT count(*)::int AS n FROM interaction`)).rows[0] as { n: number }).n;
+
+  it('pauses while the database is away, resumes, and loses nothing', async () => {
+    const stream = Array.from({ length: 2 * HALF }, (_, n) => ({ key: `user${n % 301}`, value: JSON.stringify(message(n)) }));
+    await produce(kafka, names.topic, stream.slice(0, HALF));
+    await waitFor('the consumer to be mid-stream', async () => (await stored()) >= HALF / 2, 60_000, 20);
+
+    await proxy.cut();
+    const cutAt = Date.now();
+    await produce(kafka, names.topic, stream.slice(HALF));
+    const ready = await fetch(`${app.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { reason: string }).reason).toMatch(/database unreachable/);
+
+    // Nothing moves while the database is away: no rows, no committed offsets.
+    const rowsDuring = await stored();
+    const lagDuring = await groupLag(admin, names.group, names.topic);
+    await new Promise((r) => setTimeout(r, OUTAGE_MS - (Date.now() - cutAt)));
+    expect(await stored()).toBe(rowsDuring);
+    expect(await groupLag(admin, names.group, names.topic)).toBe(lagDuring);
+    expect(lagDuring).toBeGreaterThan(HALF);
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(Number(/earshot_kafka_retries_total\{[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0)).toBeGreaterThan(0);
+
+    await proxy.restore();
+    const restoredAt = Date.now();
+    await waitFor('every offset to be committed after the outage', async () => (await groupLag(admin, names.group, names.topic)) === 0, 90_000, 100);
+    const recoveredMs = Date.now() - restoredAt;
+
+    expect(await stored()).toBe(2 * HALF);
+    const [{ n }] = (await direct.query(`SELECT count(*)::int AS n FROM outbox WHERE topic = 'interactions.enriched.v1'`)).rows as { n: number }[];
+    expect(n).toBe(2 * HALF);
+    expect(await dlqSize()).toBe(0);
+    await waitFor('readiness to come back', async () => (await fetch(`${app.url}/readyz`)).status === 200, 20_000);
+    console.info(`kafka-outage: ${rowsDuring} rows at the cut, ${OUTAGE_MS} ms outage, all ${2 * HALF} committed ${recoveredMs} ms after the database came back`);
+  });
+
+  async function dlqSize(): Promise<number> {
+    const offsets = await admin.fetchTopicOffsets(names.dlq);
+    return offsets.reduce((a, o) => a + Number(o.high), 0);
+  }
+});

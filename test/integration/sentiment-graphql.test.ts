@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+
+const ADMIN = 'admin-key-0123456789';
+const ANALYST = 'analyst-key-0123456789';
+const as = (key: string) => ({ 'x-api-key': key });
+
+const ANALYZE = `query($text: String!, $lang: String) { analyzeText(text: $text, lang: $lang) {
+  score label confidence intent intentConfidence lang topics { name department } explanation { token weight } } }`;
+
+type Analysis = { score: number; label: string; confidence: number; intent: string; lang: string; topics: { name: string; department: string }[]; explanation: { token: string; weight: number }[] };
+
+describe('analyzeText and the editable taxonomy', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ EARSHOT_API_KEYS: `${ADMIN}:admin,${ANALYST}:analyst` }, 'sentiment');
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  const analyze = async (text: string, lang?: string) => {
+    const r = await app.gql<{ analyzeText: Analysis }>(ANALYZE, { text, lang }, as(ANALYST));
+    expect(r.errors).toBeUndefined();
+    return r.data.analyzeText;
+  };
+
+  it('explains a complaint: negative, complaint intent, billing topic routed to Finance, words with weights', async () => {
+    const a = await analyze('I was charged twice and support is useless. Never again!');
+    expect(a.label).toBe('NEGATIVE');
+    expect(a.score).toBeLessThan(-0.35);
+    expect(['COMPLAINT', 'CHURN_THREAT']).toContain(a.intent);
+    expect(a.topics).toContainEqual({ name: 'billing', department: 'Finance' });
+    expect(a.explanation.length).toBeGreaterThan(0);
+    expect(a.explanation.some((e) => e.weight < 0)).toBe(true);
+    expect(a.lang).toBe('en');
+  });
+
+  it('handles empty, emoji-only, 1 MB and unsupported-language text without failing', async () => {
+    const empty = await analyze('');
+    expect(empty).toMatchObject({ label: 'NEUTRAL', score: 0 });
+    const emoji = await analyze('😍😍🔥');
+    expect(emoji.label).toBe('POSITIVE');
+    const big = await analyze('the delivery was terrible. '.repeat(40_000));
+    expect(big.label).toBe('NEGATIVE');
+    const german = await analyze('Die Lieferung kam viel zu spät und der Kundendienst war unfreundlich.');
+    expect(german.lang).toBe('de');
+    expect(german.label).toBe('NEUTRAL');
+    expect(german.confidence).toBeLessThanOrEqual(0.3);
+  });
+
+  it('lets an admin add a topic, re-tags stored interactions in the background and rebuilds department rollups', async () => {
+    const res = await fetch(`${app.url}/ingest`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', ...as(ADMIN) },
+      body: ndjson([
+        message(1, { text: 'My loyalty points disappeared, this is terrible' }),
+        message(2, { text: 'Love the new rewards scheme!' }),
+        message(3, { text: 'Nothing to do with the new topic' }),
+      ]),
+    });
+    expect(((await res.json()) as { accepted: number }).accepted).toBe(3);
+
+    const forbidden = await app.gql('mutation { upsertTopic(input: { name: "loyalty", label: "Loyalty", department: "Loyalty Team", phrases: ["points"] }) { job { id } } }', undefined, as(ANALYST));
+    expect(forbidden.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+
+    const edit = await app.gql<{ upsertTopic: { topic: { name: string; phrases: string[] }; job: { id: string; status: string } } }>(
+      'mutation { upsertTopic(input: { name: "loyalty", label: "Loyalty programme", department: "Loyalty Team", phrases: ["Loyalty points", "rewards", "rewards"] }) { topic { name phrases } job { id status } } }',
+      undefined,
+      as(ADMIN),
+    );
+    expect(edit.errors).toBeUndefined();
+    expect(edit.data.upsertTopic.topic.phrases).toEqual(['loyalty points', 'rewards']);
+
+    let job = { status: 'queued', done: 0, total: 0, changed: 0, progress: 0 };
+    for (let i = 0; i < 100 && job.status !== 'succeeded' && job.status !== 'failed'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      job = (await app.gql<{ retagJob: typeof job }>('query($id: ID!) { retagJob(id: $id) { status done total changed progress } }', { id: edit.data.upsertTopic.job.id }, as(ADMIN))).data.retagJob;
+    }
+    expect(job).toEqual({ status: 'succeeded', done: 3, total: 3, changed: 2, progress: 1 });
+
+    const tagged = await app.gql<{ interactions: { edges: { node: { externalId: string; topics: { name: string; department: string }[] } }[] } }>(
+      '{ interactions(first: 10) { edges { node { externalId topics { name department } } } } }',
+      undefined,
+      as(ADMIN),
+    );
+    const byId = new Map(tagged.data.interactions.edges.map((e) => [e.node.externalId, e.node.topics]));
+    expect(byId.get('ext-1')).toContainEqual({ name: 'loyalty', department: 'Loyalty Team' });
+    expect(byId.get('ext-2')).toContainEqual({ name: 'loyalty', department: 'Loyalty Team' });
+    expect(byId.get('ext-3')).not.toContainEqual(expect.objectContaining({ name: 'loyalty' }));
+
+    const rollup = await app.db.ds.query(
+      `SELECT sum(r.interaction_count)::int AS n FROM department_sentiment_daily r JOIN department d ON d.id = r.department_id WHERE d.name = 'Loyalty Team'`,
+    );
+    expect(rollup[0].n).toBe(2);
+
+    // new interactions are tagged with the edited taxonomy at once
+    const later = await app.gql<{ analyzeText: Analysis }>(ANALYZE, { text: 'where are my rewards?' }, as(ADMIN));
+    expect(later.data.analyzeText.topics).toContainEqual({ name: 'loyalty', department: 'Loyalty Team' });
+  });
+
+  it('answers BAD_USER_INPUT for an invalid topic and NOT_FOUND for an unknown one', async () => {
+    const bad = await app.gql('mutation { upsertTopic(input: { name: "Bad Name", label: "x", department: "y", phrases: ["z"] }) { job { id } } }', undefined, as(ADMIN));
+    expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const missing = await app.gql('mutation { deleteTopic(name: "no_such_topic") { job { id } } }', undefined, as(ADMIN));
+    expect(missing.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    const job = await app.gql('{ retagJob(id: "nope") { status } }', undefined, as(ADMIN));
+    expect(job.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+});

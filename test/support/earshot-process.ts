@@ -1,0 +1,49 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { REPO_ROOT } from './postgres';
+
+const MAIN = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
+
+export interface EarshotProcess {
+  child: ChildProcess;
+  /** everything the process wrote to stdout and stderr so far (JSON log lines) */
+  output(): string;
+  /** resolves with the exit code or signal */
+  exited: Promise<number | NodeJS.Signals>;
+  kill(signal: NodeJS.Signals): Promise<number | NodeJS.Signals>;
+}
+
+/**
+ * Runs the compiled service (`node dist/src/main.js serve`) as a child process with `env`
+ * on top of a minimal environment, so a test can kill it like an orchestrator would.
+ *
+ * What must stay true: it runs what `npm start` runs (the compiled build, Node 24), so the
+ * build must be current: run `npm run build` first.
+ */
+export function spawnEarshot(env: Record<string, string>): EarshotProcess {
+  if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` before this test`);
+  const child = spawn(process.execPath, [MAIN, 'serve'], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const keep = (c: Buffer) => {
+    out += c.toString('utf8');
+    // The tail is what explains a failure; the head would only grow memory.
+    if (out.length > 2_000_000) out = out.slice(-1_000_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code ?? -1)));
+  return {
+    child,
+    output: () => out,
+    exited,
+    kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,221 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Kafka, Partitioners, logLevel, type Admin, type IHeaders } from 'kafkajs';
+import { REPO_ROOT } from './postgres';
+
+/** Topic, group and output prefix of one test: nothing shared with any other test. */
+export interface KafkaNames {
+  topic: string;
+  group: string;
+  prefix: string;
+  enriched: string;
+  sentiment: string;
+  dlq: string;
+}
+
+export function kafkaNames(label: string): KafkaNames {
+  const id = randomUUID().slice(0, 8);
+  const prefix = `test.${label}.${id}.`;
+  return {
+    topic: `test.${label}.${id}.interactions.v1`,
+    group: `test.${label}.${id}`,
+    prefix,
+    enriched: `${prefix}interactions.enriched.v1`,
+    sentiment: `${prefix}customer-sentiment.v1`,
+    dlq: `test.${label}.${id}.interactions.v1.dlq`,
+  };
+}
+
+export function testBrokers(): string {
+  const brokers = process.env.EARSHOT_TEST_KAFKA_BROKERS;
+  if (!brokers) throw new Error('EARSHOT_TEST_KAFKA_BROKERS is not set: run the tests through vitest with test/vitest.config.ts');
+  return brokers;
+}
+
+/** The environment that points Earshot's ingest role at the test's own topics. */
+export function kafkaEnv(names: KafkaNames, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    KAFKA_BROKERS: testBrokers(),
+    KAFKA_TOPICS: names.topic,
+    KAFKA_GROUP_ID: names.group,
+    KAFKA_OUTPUT_TOPIC_PREFIX: names.prefix,
+    KAFKA_TOPIC_PARTITIONS: '3',
+    EARSHOT_OUTBOX_POLL_MS: '100',
+    ...extra,
+  };
+}
+
+export function testKafka(clientId = 'earshot-test'): Kafka {
+  return new Kafka({ clientId, brokers: testBrokers().split(','), logLevel: logLevel.NOTHING });
+}
+
+export interface Outgoing {
+  key: string | null;
+  value: string | Buffer | null;
+  headers?: IHeaders;
+}
+
+/** Produces in order, in requests of `chunk`, acknowledged by all in-sync replicas. */
+export async function produce(kafka: Kafka, topic: string, messages: Outgoing[], chunk = 2_000): Promise<void> {
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
+  try {
+    for (let i = 0; i < messages.length; i += chunk) {
+      await producer.send({ topic, acks: -1, messages: messages.slice(i, i + chunk) });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== null && v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Per partition: high watermark minus the group's committed offset (a never-committed partition counts from 0). */
+export async function groupLag(admin: Admin, group: string, topic: string): Promise<number> {
+  const [ends, [committed]] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId: group, topics: [topic] })]);
+  let lag = 0;
+  for (const end of ends) {
+    const c = committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? '-1';
+    lag += Number(end.high) - Math.max(0, Number(c));
+  }
+  return lag;
+}
+
+export interface Received {
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+}
+
+/** Everything in `topic` up to its current end, read with a throwaway kafkajs consumer. */
+export async function readTopic(kafka: Kafka, topic: string, timeoutMs = 30_000): Promise<Received[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = await admin.fetchTopicOffsets(topic);
+  await admin.disconnect();
+  const want = new Map(ends.map((e) => [e.partition, Number(e.high)]));
+  const total = [...want.values()].reduce((a, b) => a + b, 0);
+  const out: Received[] = [];
+  if (total === 0) return out;
+  const consumer = kafka.consumer({ groupId: `test.reader.${randomUUID()}` });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`read ${out.length} of ${total} messages of ${topic}`)), timeoutMs);
+      void consumer.run({
+        eachMessage: async ({ partition, message }) => {
+          if (Number(message.offset) >= (want.get(partition) ?? 0)) return;
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+          out.push({ partition, offset: message.offset, key: message.key?.toString('utf8') ?? null, value: message.value, headers });
+          if (out.length >= total) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}
+
+// A plain consumer that shares nothing with Earshot or kafkajs: Apache Kafka's own Java client
+// (kafka-clients from the broker's jars), reading every partition from the beginning to its end.
+const JAVA_DUMP = `
+import java.time.Duration;
+import java.util.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+public class DumpTopic {
+  public static void main(String[] args) throws Exception {
+    Properties p = new Properties();
+    p.put("bootstrap.servers", args[0]);
+    p.put("enable.auto.commit", "false");
+    p.put("key.deserializer", ByteArrayDeserializer.class.getName());
+    p.put("value.deserializer", ByteArrayDeserializer.class.getName());
+    ObjectMapper json = new ObjectMapper();
+    try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
+      List<TopicPartition> parts = new ArrayList<>();
+      c.partitionsFor(args[1]).forEach(i -> parts.add(new TopicPartition(i.topic(), i.partition())));
+      c.assign(parts);
+      c.seekToBeginning(parts);
+      Map<TopicPartition, Long> end = c.endOffsets(parts);
+      long deadline = System.currentTimeMillis() + 60000;
+      while (parts.stream().anyMatch(tp -> c.position(tp) < end.get(tp))) {
+        if (System.currentTimeMillis() > deadline) throw new RuntimeException("timed out");
+        for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(500))) {
+          Map<String, Object> o = new LinkedHashMap<>();
+          o.put("partition", r.partition());
+          o.put("offset", r.offset());
+          o.put("key", r.key() == null ? null : new String(r.key(), "UTF-8"));
+          o.put("value", r.value() == null ? null : new String(r.value(), "UTF-8"));
+          Map<String, String> h = new LinkedHashMap<>();
+          for (Header x : r.headers()) h.put(x.key(), x.value() == null ? null : new String(x.value(), "UTF-8"));
+          o.put("headers", h);
+          System.out.println(json.writeValueAsString(o));
+        }
+      }
+    }
+  }
+}
+`;
+
+export interface JavaRecord {
+  partition: number;
+  offset: number;
+  key: string | null;
+  value: string | null;
+  headers: Record<string, string>;
+}
+
+/**
+ * Reads a whole topic with the Apache Kafka Java client from the project's broker jars
+ * (.kafka/libs, fetched by docker/kafka.sh), so the test does not read Earshot's output with
+ * the same library that wrote it.
+ */
+export async function dumpTopicWithJavaClient(topic: string): Promise<JavaRecord[]> {
+  const libs = path.join(process.env.KAFKA_DIR ?? path.join(REPO_ROOT, '.kafka'), 'libs');
+  if (!fs.existsSync(path.join(libs, '.pom.sha256'))) throw new Error(`no Kafka jars in ${libs}: run \`bash docker/kafka.sh start\` once to fetch them`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'earshot-dump-'));
+  const source = path.join(dir, 'DumpTopic.java');
+  fs.writeFileSync(source, JAVA_DUMP);
+  try {
+    const { stdout } = await promisify(execFile)(
+      process.env.JAVA_HOME ? path.join(process.env.JAVA_HOME, 'bin', 'java') : 'java',
+      ['-Xmx256m', '-XX:TieredStopAtLevel=1', `-Dlog4j.configuration=file:${path.join(REPO_ROOT, 'docker/kafka/log4j-tools.properties')}`, '-cp', `${libs}/*`, source, testBrokers(), topic],
+      { maxBuffer: 256 * 1024 * 1024, timeout: 90_000 },
+    );
+    return stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as JavaRecord);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
