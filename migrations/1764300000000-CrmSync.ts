@@ -85,7 +85,9 @@ export class CrmSync1764300000000 implements MigrationInterface {
 
       CREATE FUNCTION crm_writeback_on_customer() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF NEW.merged_into_id IS NULL AND NEW.last_interaction_at IS NOT NULL THEN
+        -- Customers without a CRM record have nothing to write (and with no CRM configured, none has).
+        IF NEW.merged_into_id IS NULL AND NEW.last_interaction_at IS NOT NULL
+           AND EXISTS (SELECT 1 FROM crm_record r WHERE r.customer_id = NEW.id AND r.deleted_at IS NULL) THEN
           PERFORM crm_writeback_enqueue(NEW.id);
         END IF;
         RETURN NULL;
@@ -118,7 +120,7 @@ export class CrmSync1764300000000 implements MigrationInterface {
       BEGIN
         SELECT i.customer_id INTO cid FROM interaction i
          WHERE i.source = NEW.source AND i.external_id = NEW.in_reply_to AND i.customer_id IS NOT NULL;
-        IF cid IS NOT NULL THEN
+        IF cid IS NOT NULL AND EXISTS (SELECT 1 FROM crm_record r WHERE r.customer_id = cid AND r.deleted_at IS NULL) THEN
           PERFORM crm_writeback_enqueue(cid);
         END IF;
         RETURN NULL;

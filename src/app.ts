@@ -25,6 +25,10 @@ import { startKafkaPipeline, type KafkaPipeline } from './ingest/kafka-pipeline'
 import { IngestService } from './interactions/ingest.service';
 import { InteractionResolver } from './interactions/interaction.resolver';
 import { InteractionService } from './interactions/interaction.service';
+import { EscalationJob } from './listening-gap/escalation.job';
+import { ListeningGapResolver, TopicInsightResolver } from './listening-gap/listening-gap.resolver';
+import { ListeningGapService } from './listening-gap/listening-gap.service';
+import { ListeningGapTracker } from './listening-gap/listening-gap.tracker';
 import { RecordInteractionsService } from './interactions/record-interactions.service';
 import { RetagJobRunner } from './sentiment/retag.job';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
@@ -73,7 +77,7 @@ export async function openDatabase(config: Config, log: Logger, opts: { migrate?
 /** Every service of the process, wired by hand in one place. */
 export function createServices(config: Config, db: Database, log: Logger, metrics: Metrics) {
   const taxonomy = new TaxonomyService(db.ds);
-  const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }));
+  const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }), new ListeningGapTracker(config.listeningGap));
   const ingest = new IngestService(recorder, config.ingestMaxTextBytes, metrics, log.child({ component: 'ingest' }));
   const customers = new CustomerService(db.ds);
   const interactions = new InteractionService(db.ds);
@@ -85,7 +89,9 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }));
   const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }));
   const crmRecords = new CrmRecordService(db.ds, config.crm);
-  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, identity, reresolution, crmSync, crmWriteback, crmRecords };
+  const listeningGap = new ListeningGapService(db.ds, config.listeningGap);
+  const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }));
+  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
 }
 export type Services = ReturnType<typeof createServices>;
 
@@ -107,6 +113,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
   const metrics = new Metrics();
   const services = createServices(config, db, log, metrics);
   await services.taxonomy.ensureSeeded();
+  await services.listeningGap.ensureDefaultDepartment();
   // a re-tagging job cut short by the last shutdown goes on where the taxonomy left it
   services.retag.kick();
 
@@ -117,6 +124,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     // Both log once and idle when no CRM is configured.
     services.crmSync.start();
     services.crmWriteback.start();
+    services.escalation.start();
   }
   let apollo = null;
   if (apiOn) {
@@ -130,6 +138,8 @@ export async function startApp(config: Config, log: Logger, database?: Database)
         [CustomerMergeHistoryResolver, new CustomerMergeHistoryResolver(services.identity)],
         [CrmResolver, new CrmResolver(services.crmSync, services.crmWriteback)],
         [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag)],
+        [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
+        [TopicInsightResolver, new TopicInsightResolver()],
       ]),
     );
     apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
@@ -181,7 +191,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
         await Promise.all([closed, kafka?.stop()]);
         clearTimeout(timer);
         await services.retag.stop();
-        await Promise.all([services.crmSync.stop(), services.crmWriteback.stop()]);
+        await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
         if (apollo) await apollo.stop();
         await services.reresolution.drain();
         if (!database) await db.close();

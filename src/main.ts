@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDatabase, startApp, createServices } from './app';
 import { ConfigError, loadConfig, type Config } from './config/config';
+import { createCrmClients } from './crm/crm-clients';
 import { generateDemoInteractions } from './demo/demo-data';
 import { printSdl } from './graphql/schema';
 import { Metrics } from './shared/metrics';
@@ -17,6 +18,10 @@ Commands:
     --demo              load the demo data set first
   demo                  load the demo data set (through the ingest pipeline), then serve
     --load-only         exit after loading
+    --crm               also start the local Salesforce and HubSpot API servers (test/crm-servers,
+                        after npm run build), sync from them and write sentiment back to them
+  setup-crm             create the HubSpot property group and properties (idempotent) and check
+                        that the Salesforce fields of docker/salesforce are deployed
   migrate               apply pending database migrations and exit
     --revert            undo the last applied migration instead
   emit-schema           write schema/schema.graphql from the code
@@ -36,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       demo: { type: 'boolean', default: false },
       'load-only': { type: 'boolean', default: false },
+      crm: { type: 'boolean', default: false },
       revert: { type: 'boolean', default: false },
       check: { type: 'boolean', default: false },
       jsonl: { type: 'boolean', default: false },
@@ -61,13 +67,17 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const config = loadConfig();
+  let config = loadConfig();
   const log = createLogger(config.logLevel);
+  let stopCrm: (() => Promise<void>) | null = null;
+  if (values.crm && (command === 'demo' || command === 'serve')) ({ config, stop: stopCrm } = await startDemoCrm(config, log));
   switch (command) {
     case 'serve':
-      return serve(config, log, values.demo, false);
+      return serve(config, log, values.demo, false).finally(() => stopCrm?.());
     case 'demo':
-      return serve(config, log, true, values['load-only']);
+      return serve(config, log, true, values['load-only']).finally(() => stopCrm?.());
+    case 'setup-crm':
+      return setupCrm(config, log);
     case 'migrate':
       return migrate(config, log, values.revert);
     default:
@@ -76,6 +86,58 @@ async function main(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/** Creates what write-back needs in each configured CRM; prints what it did as JSON. */
+async function setupCrm(config: Config, log: Logger): Promise<number> {
+  const clients = createCrmClients(config.crm, log);
+  if (clients.length === 0) throw new UsageError('setup-crm needs Salesforce or HubSpot credentials (see README.md, CRM sync)');
+  let missing = 0;
+  for (const client of clients) {
+    const report = await client.setup();
+    missing += report.manual.length;
+    process.stdout.write(`${JSON.stringify({ system: client.system, ...report })}\n`);
+  }
+  return missing > 0 ? 1 : 0;
+}
+
+/**
+ * The demo's CRMs: the local Salesforce and HubSpot servers (test/crm-servers, compiled to
+ * dist/test) with contacts for some of the demo people, and a config that syncs from them.
+ */
+async function startDemoCrm(config: Config, log: Logger): Promise<{ config: Config; stop: () => Promise<void> }> {
+  const file = path.resolve(__dirname, '../test/crm-servers/main.js');
+  let mod: typeof import('../test/crm-servers/main');
+  try {
+    mod = require(file) as typeof import('../test/crm-servers/main');
+  } catch {
+    throw new UsageError(`--crm needs the local CRM servers: run npm run build (missing ${file})`);
+  }
+  const { salesforce, hubspot, info } = await mod.startCrmServers({ contacts: 50 });
+  // Half of the demo people are in Salesforce, a third in HubSpot (some in both), by email.
+  const people = new Map<string, string>();
+  for (const m of generateDemoInteractions()) if (m.author.email && m.author.displayName) people.set(m.author.email, m.author.displayName);
+  [...people].forEach(([email, name], i) => {
+    const [first, ...rest] = name.split(' ');
+    if (i % 2 === 0) salesforce.store.insert('Contact', { FirstName: first, LastName: rest.join(' ') || first, Email: email });
+    if (i % 3 === 0) hubspot.store.create('contacts', { email, firstname: first ?? null, lastname: rest.join(' ') || null });
+  });
+  const next = loadConfig({
+    ...process.env,
+    EARSHOT_SF_LOGIN_URL: info.salesforce.loginUrl,
+    EARSHOT_SF_CLIENT_ID: info.salesforce.clientId,
+    EARSHOT_SF_CLIENT_SECRET: info.salesforce.clientSecret,
+    EARSHOT_SF_USERNAME: info.salesforce.username,
+    EARSHOT_SF_PASSWORD: info.salesforce.password,
+    EARSHOT_HUBSPOT_TOKEN: info.hubspot.accessToken,
+    EARSHOT_HUBSPOT_BASE_PATH: info.hubspot.basePath,
+    EARSHOT_HUBSPOT_PORTAL_ID: String(hubspot.store.portalId),
+    EARSHOT_HUBSPOT_SEARCH_LAG_MS: '0',
+    EARSHOT_CRM_SYNC_INTERVAL_MS: process.env.EARSHOT_CRM_SYNC_INTERVAL_MS ?? '60000',
+  });
+  for (const client of createCrmClients(next.crm, log)) await client.setup();
+  log.info({ salesforce: info.salesforce.loginUrl, hubspot: info.hubspot.basePath }, 'local CRM servers started for the demo');
+  return { config: next, stop: () => Promise.all([salesforce.stop(), hubspot.stop()]).then(() => undefined) };
+}
 
 async function emitSchema(check: boolean): Promise<number> {
   const file = path.resolve(__dirname, '../../schema/schema.graphql');

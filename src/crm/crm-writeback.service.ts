@@ -118,9 +118,9 @@ export class CrmWritebackService {
           SELECT customer_id FROM crm_writeback
            WHERE next_attempt_at <= clock_timestamp() AND (leased_until IS NULL OR leased_until < clock_timestamp())
            ORDER BY enqueued_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-        RETURNING w.customer_id, w.enqueued_at, w.attempts`,
+        RETURNING w.customer_id, w.enqueued_at::text AS enqueued_at, w.attempts`,
       [this.batchCustomers, this.config.writeBackLeaseMs],
-    )) as [{ customer_id: string; enqueued_at: Date; attempts: number }[], number];
+    )) as [{ customer_id: string; enqueued_at: string; attempts: number }[], number];
     if (claimed.length === 0) return report;
     report.customers = claimed.length;
     const ids = claimed.map((c) => c.customer_id);
@@ -201,6 +201,7 @@ export class CrmWritebackService {
     const finished = claimed.filter((c) => !retry.has(c.customer_id));
     if (finished.length) {
       // Rows enqueued again since the claim (a newer change) stay; locked ones are being re-enqueued.
+      // enqueued_at travels as text: a JS Date would drop the microseconds the comparison needs.
       await this.ds.query(
         `DELETE FROM crm_writeback WHERE customer_id IN (
            SELECT w.customer_id FROM crm_writeback w JOIN unnest($1::uuid[], $2::timestamptz[]) AS x(id, at) ON w.customer_id = x.id AND w.enqueued_at = x.at

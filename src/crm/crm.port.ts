@@ -78,6 +78,33 @@ export interface WriteBackOutcome {
   retriable?: boolean;
 }
 
+/**
+ * The Case (Salesforce) or ticket (HubSpot) that escalates an ignored listening-gap item.
+ * `idempotencyKey` is the item id: the adapter stores it on the record so that a repeated call
+ * finds the record it created instead of creating a second one.
+ */
+export interface CaseInput {
+  idempotencyKey: string;
+  subject: string;
+  description: string;
+  /** the channel the customer used (x, email, …) */
+  origin: string;
+  priority: 'high' | 'medium';
+  /** the customer's person record in this CRM (Salesforce Contact, HubSpot contact), if any */
+  contactId: string | null;
+  /** Salesforce Account / HubSpot company */
+  accountId: string | null;
+  /** user or queue that owns the case; null: the CRM's default */
+  ownerId: string | null;
+}
+
+export interface CaseRef {
+  externalId: string;
+  url: string | null;
+  /** false: the record of this idempotency key existed already (a retry) */
+  created: boolean;
+}
+
 export interface SetupReport {
   created: string[];
   existing: string[];
@@ -114,6 +141,12 @@ export interface CrmClient {
   writeBack(objectType: string, updates: WriteBackUpdate[]): Promise<WriteBackOutcome[]>;
   /** A deep link to the record in the CRM's UI; null when it cannot be built. */
   recordUrl(objectType: string, externalId: string): string | null;
+  /**
+   * Creates the escalation Case or ticket, linked to the contact/account and owner given.
+   * Must stay true: idempotent on `idempotencyKey` (an upsert on an external-id field or a
+   * unique property), so retries after a crash or by another replica never make two records.
+   */
+  createCase(input: CaseInput): Promise<CaseRef>;
   /** Creates what write-back needs in the CRM (idempotent). */
   setup(): Promise<SetupReport>;
   close(): Promise<void>;

@@ -10,6 +10,7 @@ import { authChecker } from './auth-checker';
 import { SentimentResolver } from '../sentiment/sentiment.resolver';
 import { NodeResolver } from './node.resolver';
 import { CrmResolver } from '../crm/crm.resolver';
+import { ListeningGapResolver, TopicInsightResolver } from '../listening-gap/listening-gap.resolver';
 
 export const RESOLVERS = [
   CustomerResolver,
@@ -20,6 +21,8 @@ export const RESOLVERS = [
   IdentityChangeResolver,
   CustomerMergeHistoryResolver,
   CrmResolver,
+  ListeningGapResolver,
+  TopicInsightResolver,
 ] as const;
 
 /**

@@ -64,6 +64,7 @@ export function topicSpecs(settings: KafkaSettings): ITopicConfig[] {
       { topic: deadLetterTopic(t), ...base },
     ]),
     { topic: outputTopicName(settings, OUTBOX_TOPICS.enriched.name), ...base },
+    { topic: outputTopicName(settings, OUTBOX_TOPICS.listeningGap.name), ...base },
     {
       topic: outputTopicName(settings, OUTBOX_TOPICS.sentiment.name),
       ...base,

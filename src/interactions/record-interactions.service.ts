@@ -8,6 +8,7 @@ import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/outbox-relay';
 import type { Logger } from '../shared/logger';
 import { NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD, type Analysis } from '../sentiment/analyzer';
 import type { TaxonomyService } from '../sentiment/taxonomy.service';
+import { recipientOf, type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
 import type { InteractionMessage } from './interaction-message';
 
 export type RecordStatus = 'accepted' | 'duplicate';
@@ -49,6 +50,8 @@ export class RecordInteractionsService {
     private readonly taxonomy: TaxonomyService,
     private readonly config: Pick<Config, 'identity' | 'publicUrl'>,
     private readonly log: Logger,
+    /** opens, reopens and answers listening-gap items in the same transaction; off when absent */
+    private readonly gap: ListeningGapTracker | null = null,
   ) {}
 
   async record(messages: InteractionMessage[]): Promise<RecordOutcome> {
@@ -116,14 +119,15 @@ export class RecordInteractionsService {
 
     await this.resolveCustomers(qr, fresh.filter((p) => p.message.direction === 'inbound'));
     await this.attachReplies(qr, fresh);
+    let gapPlan = this.gap ? await this.gap.plan(qr, fresh.map(tracked)) : null;
 
     const inserted: { id: string }[] = await qr.query(
       `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
           author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
-          sentiment_confidence, intent, intent_confidence, explanation, customer_id)
+          sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key)
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], $14::jsonb[], $15::float8[],
-          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[])
+          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[], $22::text[])
        ON CONFLICT (source, external_id) DO NOTHING
        RETURNING id`,
       [
@@ -148,6 +152,7 @@ export class RecordInteractionsService {
         fresh.map((p) => p.analysis.intentConfidence),
         fresh.map((p) => JSON.stringify(p.analysis.explanation)),
         fresh.map((p) => p.customerId),
+        fresh.map((p) => gapPlan?.threadKeys.get(p.id) ?? null),
       ],
     );
     const insertedIds = new Set(inserted.map((r) => r.id));
@@ -166,6 +171,11 @@ export class RecordInteractionsService {
       );
     }
 
+    if (this.gap && gapPlan) {
+      // A concurrent writer took some of these (source, externalId): plan again without them.
+      if (accepted.length < fresh.length) gapPlan = await this.gap.plan(qr, accepted.map(tracked));
+      await this.gap.write(qr, gapPlan, insertedIds);
+    }
     const summaries = await this.updateRollups(qr, accepted, departmentIds);
     await this.writeOutbox(qr, accepted, summaries);
     return accepted;
@@ -433,6 +443,24 @@ export async function refreshCustomerSummaries(
     [order.map(([id]) => id), order.map(([, s]) => s)],
   )) as [CustomerSummaryRow[], number];
   return rows;
+}
+
+function tracked(p: Prepared): TrackedMessage {
+  const m = p.message;
+  return {
+    id: p.id,
+    source: m.source,
+    externalId: m.externalId,
+    inReplyTo: m.inReplyTo ?? null,
+    direction: m.direction,
+    occurredAt: Date.parse(m.occurredAt),
+    authorKey: (m.author.handle ?? m.author.email ?? null)?.toLowerCase() ?? null,
+    recipientKey: m.direction === 'outbound' ? recipientOf(m.metadata, m.text) : null,
+    intent: p.analysis.intent,
+    score: p.analysis.score,
+    customerId: p.customerId,
+    departments: p.analysis.topics.map((t) => t.department),
+  };
 }
 
 /** 32-bit FNV-1a: stable across processes, so every replica picks the same lock bucket. */

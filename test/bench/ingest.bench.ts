@@ -17,6 +17,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { openDatabase, startApp } from '../../src/app';
 import { loadConfig } from '../../src/config/config';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db/embedded-postgres';
+import { OUTBOX_TOPICS } from '../../src/outbox/outbox-events';
 import { createLogger } from '../../src/shared/logger';
 import { groupLag, produce } from '../support/kafka-fixtures';
 import { ensureKafka } from '../support/kafka';
@@ -246,7 +247,7 @@ async function main(): Promise<void> {
       `Kafka broker ${brokerUs !== null ? `${perMsg(brokerUs)} µs` : 'n/a (not started by docker/kafka.sh)'}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`,
   );
 
-  await admin.deleteTopics({ topics: [topic, `${topic}.dlq`, `${prefix}interactions.enriched.v1`, `${prefix}customer-sentiment.v1`] }).catch(() => undefined);
+  await admin.deleteTopics({ topics: [topic, `${topic}.dlq`, ...Object.values(OUTBOX_TOPICS).map((o) => `${prefix}${o.name}`)] }).catch(() => undefined);
   await admin.disconnect();
   if (embedded) await embedded.stop();
 }

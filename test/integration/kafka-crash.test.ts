@@ -29,7 +29,7 @@ describe('Kafka consumer: SIGKILL mid-stream, then restart', () => {
     await running?.kill('SIGKILL');
     await db?.end();
     await database?.drop();
-    await admin?.deleteTopics({ topics: [names.topic, names.dlq, names.enriched, names.sentiment] }).catch(() => undefined);
+    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
     await admin?.disconnect();
   });
 

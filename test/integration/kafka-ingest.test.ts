@@ -66,7 +66,7 @@ describe('Kafka consumer: 10,000 messages with malformed ones and duplicates', (
 
   afterAll(async () => {
     await app?.close();
-    await admin?.deleteTopics({ topics: [names.topic, names.dlq, names.enriched, names.sentiment] }).catch(() => undefined);
+    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
     await admin?.disconnect();
   });
 

@@ -94,7 +94,7 @@ describe('Kafka consumer: PostgreSQL unreachable mid-stream', () => {
     await app?.stop();
     await direct?.end();
     await database?.drop();
-    await admin?.deleteTopics({ topics: [names.topic, names.dlq, names.enriched, names.sentiment] }).catch(() => undefined);
+    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
     await admin?.disconnect();
   });
 

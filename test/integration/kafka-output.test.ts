@@ -62,7 +62,7 @@ describe('Kafka output topics, read by the Apache Kafka Java client', () => {
 
   afterAll(async () => {
     await app?.close();
-    await admin?.deleteTopics({ topics: [names.topic, names.dlq, names.enriched, names.sentiment] }).catch(() => undefined);
+    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
     await admin?.disconnect();
   });
 

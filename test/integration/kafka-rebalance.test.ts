@@ -40,7 +40,7 @@ describe('Kafka consumer: two replicas in one group, joining and leaving mid-str
     for (const app of apps) await app.stop();
     await direct?.end();
     await database?.drop();
-    await admin?.deleteTopics({ topics: [names.topic, names.dlq, names.enriched, names.sentiment] }).catch(() => undefined);
+    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
     await admin?.disconnect();
   });
 

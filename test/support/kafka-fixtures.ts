@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, Partitioners, logLevel, type Admin, type IHeaders } from 'kafkajs';
+import { OUTBOX_TOPICS } from '../../src/outbox/outbox-events';
 import { REPO_ROOT } from './postgres';
 
 /** Topic, group and output prefix of one test: nothing shared with any other test. */
@@ -15,18 +16,22 @@ export interface KafkaNames {
   enriched: string;
   sentiment: string;
   dlq: string;
+  /** every topic the test's Earshot creates, for clean-up */
+  all: string[];
 }
 
 export function kafkaNames(label: string): KafkaNames {
   const id = randomUUID().slice(0, 8);
   const prefix = `test.${label}.${id}.`;
+  const topic = `test.${label}.${id}.interactions.v1`;
   return {
-    topic: `test.${label}.${id}.interactions.v1`,
+    topic,
     group: `test.${label}.${id}`,
     prefix,
     enriched: `${prefix}interactions.enriched.v1`,
     sentiment: `${prefix}customer-sentiment.v1`,
-    dlq: `test.${label}.${id}.interactions.v1.dlq`,
+    dlq: `${topic}.dlq`,
+    all: [topic, `${topic}.dlq`, ...Object.values(OUTBOX_TOPICS).map((t) => `${prefix}${t.name}`)],
   };
 }
 

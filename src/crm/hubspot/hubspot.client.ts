@@ -3,8 +3,8 @@ import type { Logger } from '../../shared/logger';
 import type { CrmConfig, HubSpotConfig } from '../crm.config';
 import { budgetFor, CrmCallFailed, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
-import type { CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
-import { hubspotModstamp, hubspotPropertyDefinitions, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
+import type { CaseInput, CaseRef, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
+import { hubspotModstamp, hubspotPropertyDefinitions, hubspotTicket, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
 
 const SEARCH_PAGE = 200;
 const SEARCH_CAP = 10_000;
@@ -275,6 +275,22 @@ export class HubSpotCrmClient implements CrmClient {
       }
     }
     return out;
+  }
+
+  /**
+   * Batch upsert of one ticket on the unique `earshot_item_id` property (a retry finds its ticket),
+   * then the default ticket→contact and ticket→company associations.
+   */
+  async createCase(input: CaseInput): Promise<CaseRef> {
+    const res = (await this.call('upsert ticket', () => this.client.crm.tickets.batchApi.upsert({ inputs: [hubspotTicket(input)] as never }))) as {
+      results: { id: string; _new?: boolean }[];
+    };
+    const t = res.results[0];
+    if (!t) throw new CrmCallFailed('HubSpot ticket upsert returned no result', null);
+    if (input.contactId) await this.call('associate ticket', () => this.client.crm.associations.v4.basicApi.createDefault('tickets', t.id, 'contacts', input.contactId!));
+    if (input.accountId) await this.call('associate ticket', () => this.client.crm.associations.v4.basicApi.createDefault('tickets', t.id, 'companies', input.accountId!));
+    const url = this.portalId ? `${this.hs.appUrl.replace(/\/$/, '')}/contacts/${this.portalId}/record/0-5/${encodeURIComponent(t.id)}` : null;
+    return { externalId: t.id, url, created: t._new !== false };
   }
 
   /** The Earshot property group and properties on contacts and companies; 409 means already there. */

@@ -1,6 +1,6 @@
 import type { CrmIdentity, CrmPerson, CrmRecordInput } from '../../identity/identity.service';
 import type { IdentityFieldSpec, WriteBackFieldNames } from '../crm.config';
-import type { WriteBackValues } from '../crm.port';
+import type { CaseInput, WriteBackValues } from '../crm.port';
 
 /** A CRM v3 object as search, list and batch read return it. */
 export interface HsObjectJson {
@@ -77,6 +77,27 @@ export function hubspotWriteBack(externalId: string, values: Partial<WriteBackVa
   const props: Record<string, string> = {};
   for (const [k, v] of Object.entries(values) as [keyof WriteBackValues, unknown][]) props[names[k]] = v === null || v === undefined ? '' : String(v);
   return { id: externalId, properties: props };
+}
+
+/** The unique-value ticket property that carries the listening-gap item id (idempotent escalation). */
+export const HS_TICKET_KEY_PROPERTY = 'earshot_item_id';
+
+/**
+ * The batch-upsert input of an escalation ticket (support pipeline `0`, stage `1` = New), keyed
+ * by the unique `earshot_item_id` property.
+ */
+export function hubspotTicket(input: CaseInput): { idProperty: string; id: string; properties: Record<string, string> } {
+  const properties: Record<string, string> = {
+    [HS_TICKET_KEY_PROPERTY]: input.idempotencyKey,
+    subject: input.subject.slice(0, 255),
+    content: input.description.slice(0, 65_000),
+    hs_pipeline: '0',
+    hs_pipeline_stage: '1',
+    hs_ticket_priority: input.priority === 'high' ? 'HIGH' : 'MEDIUM',
+    source_type: input.origin === 'email' ? 'EMAIL' : input.origin === 'chat' ? 'CHAT' : input.origin === 'call' ? 'PHONE' : 'OTHER',
+  };
+  if (input.ownerId) properties.hubspot_owner_id = input.ownerId;
+  return { idProperty: HS_TICKET_KEY_PROPERTY, id: input.idempotencyKey, properties };
 }
 
 /** The property definitions `setup-crm` creates in the Earshot group. */

@@ -6,9 +6,9 @@ import type { Logger } from '../../shared/logger';
 import type { CrmConfig, SalesforceConfig } from '../crm.config';
 import { budgetFor, CrmCallFailed, sleep, type CrmBudget } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
-import type { CrmCaseRow, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
+import type { CaseInput, CaseRef, CrmCaseRow, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
 import { BudgetedTransport } from './salesforce-transport';
-import { mapSalesforceCase, mapSalesforceRecord, salesforceWriteBack, selectFields, sfDateTime, soqlDateTime, soqlString, type SfRow } from './salesforce.mapper';
+import { mapSalesforceCase, mapSalesforceRecord, salesforceCase, salesforceWriteBack, SF_CASE_KEY_FIELD, selectFields, sfDateTime, soqlDateTime, soqlString, type SfRow } from './salesforce.mapper';
 
 const COLLECTION_MAX = 200;
 const BULK_PAGE = 10_000;
@@ -255,6 +255,23 @@ export class SalesforceCrmClient implements CrmClient {
       }
     }
     return out;
+  }
+
+  /** An upsert on the Case external-id field through sObject Collections: a retry finds its Case. */
+  async createCase(input: CaseInput): Promise<CaseRef> {
+    const conn = await this.connection();
+    const res = await conn.request<{ id?: string; success: boolean; created?: boolean; errors: { statusCode?: string; message: string }[] }[]>({
+      method: 'PATCH',
+      url: `/services/data/v${this.sf.apiVersion}/composite/sobjects/Case/${SF_CASE_KEY_FIELD}`,
+      body: JSON.stringify({ allOrNone: true, records: [salesforceCase(input)] }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    const r = res[0];
+    if (!r?.success || !r.id) {
+      const err = r?.errors?.[0];
+      throw new CrmCallFailed(`Salesforce Case upsert failed: ${err?.statusCode ?? ''} ${err?.message ?? 'no result'}`.trim(), 400, r);
+    }
+    return { externalId: r.id, url: this.recordUrl('Case', r.id), created: r.created !== false };
   }
 
   async setup(): Promise<SetupReport> {

@@ -1,6 +1,6 @@
 import type { CrmIdentity, CrmPerson, CrmRecordInput } from '../../identity/identity.service';
 import type { IdentityFieldSpec, WriteBackFieldNames } from '../crm.config';
-import type { CrmCaseRow, WriteBackValues } from '../crm.port';
+import type { CaseInput, CrmCaseRow, WriteBackValues } from '../crm.port';
 
 /** A record as the REST API (JSON) or Bulk API 2.0 (CSV, every value a string) returns it. */
 export type SfRow = Record<string, unknown>;
@@ -89,6 +89,28 @@ export function mapSalesforceCase(row: SfRow, deleted = false): CrmCaseRow {
 export function salesforceWriteBack(objectType: string, externalId: string, values: Partial<WriteBackValues>, names: WriteBackFieldNames): Record<string, unknown> {
   const rec: Record<string, unknown> = { attributes: { type: objectType }, Id: externalId };
   for (const [k, v] of Object.entries(values) as [keyof WriteBackValues, unknown][]) rec[names[k]] = v ?? null;
+  return rec;
+}
+
+/** The Case external-id field that carries the listening-gap item id (idempotent escalation). */
+export const SF_CASE_KEY_FIELD = 'Earshot_Item_Id__c';
+
+/**
+ * The sObject Collections upsert record of an escalation Case. Status is left to the org's
+ * default (and untouched by a repeated upsert), so a retry never reopens a Case an agent worked on.
+ */
+export function salesforceCase(input: CaseInput): Record<string, unknown> {
+  const rec: Record<string, unknown> = {
+    attributes: { type: 'Case' },
+    [SF_CASE_KEY_FIELD]: input.idempotencyKey,
+    Subject: input.subject.slice(0, 255),
+    Description: input.description.slice(0, 32_000),
+    Origin: input.origin,
+    Priority: input.priority === 'high' ? 'High' : 'Medium',
+  };
+  if (input.contactId) rec.ContactId = input.contactId;
+  if (input.accountId) rec.AccountId = input.accountId;
+  if (input.ownerId) rec.OwnerId = input.ownerId;
   return rec;
 }
 

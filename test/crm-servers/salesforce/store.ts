@@ -86,9 +86,11 @@ export const SOBJECTS: Record<string, SObjectDef> = {
     name: 'Case', keyPrefix: '500', label: 'Case',
     fields: [
       ...SYSTEM_FIELDS, f('CaseNumber', 'string', { calculated: true }), f('Subject', 'string'), f('Description', 'textarea'),
-      f('Status', 'picklist'), f('Origin', 'picklist'), f('IsClosed', 'boolean', { calculated: true }),
+      f('Status', 'picklist'), f('Origin', 'picklist'), f('Priority', 'picklist'), f('IsClosed', 'boolean', { calculated: true }),
       f('ContactId', 'reference', { referenceTo: 'Contact', relationshipName: 'Contact' }),
       f('AccountId', 'reference', { referenceTo: 'Account', relationshipName: 'Account' }), owner,
+      // Earshot's escalation key (docker/salesforce ships it as an External ID, unique)
+      f('Earshot_Item_Id__c', 'string'),
     ],
   },
 };
@@ -278,6 +280,8 @@ export class SalesforceStore {
     }
     if (type === 'Case') {
       if (!rec.CaseNumber) rec.CaseNumber = String(this.counters.get('Case') ?? 1).padStart(8, '0');
+      // the Status picklist's default value in a standard org
+      if (!rec.Status) rec.Status = 'New';
       rec.IsClosed = rec.Status === 'Closed';
     }
   }

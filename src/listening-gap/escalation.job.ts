@@ -1,0 +1,275 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import type { CaseInput, CrmClient, CrmSystem } from '../crm/crm.port';
+import { insertOutbox } from '../interactions/record-interactions.service';
+import { OUTBOX_TOPICS, type OutboxRow } from '../outbox/outbox-events';
+import type { Logger } from '../shared/logger';
+import { escalationTargetFor, type ListeningGapConfig } from './listening-gap.config';
+
+/** Advisory-lock key of the escalation leader (one runner at a time across replicas). */
+const ESCALATION_LOCK = 7_401_001;
+/** A claim older than this is taken over: its runner died between the claim and the commit. */
+const LEASE_SECONDS = 300;
+const BATCH = 50;
+
+export interface EscalationReport {
+  claimed: number;
+  escalated: number;
+  failed: number;
+  /** false: another replica holds the leader lock */
+  ran: boolean;
+}
+
+interface Claimed {
+  id: string;
+  customer_id: string | null;
+  source: string;
+  intent: string;
+  sentiment_score: number;
+  opened_at: Date;
+  due_at: Date;
+  sla_seconds: number;
+  assigned_user: string | null;
+  department: string;
+  interaction_id: string;
+  external_id: string;
+  url: string | null;
+  text: string;
+  occurred_at: Date;
+  display_name: string | null;
+}
+
+interface RecordRow {
+  customer_id: string;
+  system: CrmSystem;
+  object_type: string;
+  external_id: string;
+  owner_id: string | null;
+  account_id: string | null;
+}
+
+/**
+ * Escalates overdue listening items: a Salesforce Case or HubSpot ticket (per department) linked
+ * to the customer's CRM record and owner, and one `listening-gap.v1` event.
+ *
+ * Must stay true — never two cases or two events for one item, across restarts and replicas:
+ * 1. an item is claimed by a guarded UPDATE (`escalation_state` null, or a lapsed lease) with a
+ *    fresh claim token, under a leader advisory lock;
+ * 2. the CRM call is an upsert keyed by the item id, so a retry after a crash between the call
+ *    and the commit finds the record it created;
+ * 3. the move to `done` and the outbox row are one transaction, conditional on the claim token,
+ *    and `done` is final.
+ */
+export class EscalationJob {
+  private readonly clients = new Map<CrmSystem, CrmClient>();
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly ds: DataSource,
+    clients: CrmClient[],
+    private readonly config: ListeningGapConfig,
+    private readonly publicUrl: string,
+    private readonly log: Logger,
+  ) {
+    for (const c of clients) this.clients.set(c.system, c);
+  }
+
+  /** Runs every `escalationIntervalMs` until stop(); does nothing when escalation is off. */
+  start(): void {
+    if (!this.config.escalation) {
+      this.log.info('listening-gap escalation is off (EARSHOT_GAP_ESCALATION=off)');
+      return;
+    }
+    const tick = () => {
+      if (this.stopped) return;
+      this.running = this.runOnce()
+        .catch((e: Error) => this.log.error({ err: e.message }, 'escalation run failed'))
+        .finally(() => {
+          this.running = null;
+          if (!this.stopped) this.timer = setTimeout(tick, this.config.escalationIntervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, Math.min(1_000, this.config.escalationIntervalMs));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One pass over every overdue item not escalated yet, as the leader; a standby returns ran=false. */
+  async runOnce(): Promise<EscalationReport> {
+    const report: EscalationReport = { claimed: 0, escalated: 0, failed: 0, ran: false };
+    const qr = this.ds.createQueryRunner();
+    await qr.connect();
+    try {
+      const [got] = (await qr.query('SELECT pg_try_advisory_lock($1) AS ok', [ESCALATION_LOCK])) as { ok: boolean }[];
+      if (!got?.ok) return report;
+      report.ran = true;
+      try {
+        for (;;) {
+          const claim = randomUUID();
+          const claimed = await this.claim(claim);
+          report.claimed += claimed.length;
+          for (const item of claimed) {
+            if (await this.escalate(item, claim)) report.escalated++;
+            else report.failed++;
+          }
+          if (claimed.length < BATCH || this.stopped) break;
+        }
+      } finally {
+        await qr.query('SELECT pg_advisory_unlock($1)', [ESCALATION_LOCK]);
+      }
+    } finally {
+      await qr.release();
+    }
+    if (report.claimed > 0) this.log.info(report, 'listening-gap escalation run');
+    return report;
+  }
+
+  private async claim(claim: string): Promise<Claimed[]> {
+    const [ids] = (await this.ds.query(
+      `UPDATE listening_item li SET escalation_state = 'pending', escalation_claim = $1,
+              escalation_lease_until = now() + make_interval(secs => $2), escalation_attempts = li.escalation_attempts + 1
+        WHERE li.id IN (
+          SELECT id FROM listening_item
+           WHERE status = 'open' AND due_at < now()
+             AND (escalation_state IS NULL OR (escalation_state = 'pending' AND escalation_lease_until < now()))
+           ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+          AND (li.escalation_state IS NULL OR li.escalation_state = 'pending')
+        RETURNING li.id`,
+      [claim, LEASE_SECONDS, BATCH],
+    )) as [{ id: string }[], number];
+    if (ids.length === 0) return [];
+    return this.ds.query(
+      `SELECT li.id, coalesce(c.merged_into_id, li.customer_id) AS customer_id, li.source, li.intent, li.sentiment_score, li.opened_at,
+              li.due_at, li.sla_seconds, li.assigned_user, coalesce(ad.name, d.name) AS department,
+              i.id AS interaction_id, i.external_id, i.url, i.text, i.occurred_at, c.display_name
+         FROM listening_item li
+         JOIN department d ON d.id = li.department_id
+         LEFT JOIN department ad ON ad.id = li.assigned_department_id
+         JOIN interaction i ON i.id = li.interaction_id
+         LEFT JOIN customer c ON c.id = li.customer_id
+        WHERE li.id = ANY($1::uuid[]) ORDER BY li.due_at`,
+      [ids.map((r) => r.id)],
+    );
+  }
+
+  private async escalate(item: Claimed, claim: string): Promise<boolean> {
+    const target = escalationTargetFor(this.config, item.department);
+    const client = target.system === 'none' ? undefined : this.clients.get(target.system);
+    try {
+      let crmCase: { system: CrmSystem; id: string; url: string | null } | null = null;
+      if (client) {
+        const input = await this.caseInput(item, client.system, target.ownerId);
+        const ref = await client.createCase(input);
+        crmCase = { system: client.system, id: ref.externalId, url: ref.url };
+      } else if (target.system !== 'none') {
+        this.log.warn({ item: item.id, system: target.system }, 'escalation target CRM is not configured; publishing the event without a case');
+      }
+      const escalatedAt = new Date();
+      return await this.ds.transaction(async (em) => {
+        const [done] = (await em.query(
+          `UPDATE listening_item SET escalation_state = 'done', escalated_at = $3, escalation_system = $4, escalation_case_id = $5,
+                  escalation_case_url = $6, escalation_error = NULL, escalation_lease_until = NULL, updated_at = now()
+            WHERE id = $1 AND escalation_claim = $2 AND escalation_state = 'pending'
+            RETURNING id`,
+          [item.id, claim, escalatedAt, crmCase?.system ?? null, crmCase?.id ?? null, crmCase?.url ?? null],
+        )) as [{ id: string }[], number];
+        // Our lease lapsed and another runner took over: it records (and announces) the same case.
+        if (done.length === 0) return false;
+        await insertOutbox(em, [this.event(item, escalatedAt, crmCase)]);
+        return true;
+      });
+    } catch (e) {
+      const message = (e as Error).message.slice(0, 1000);
+      this.log.warn({ item: item.id, err: message }, 'escalation failed; retried when the lease lapses');
+      // Keep the claim (state pending) so a retry upserts the same record; shorten the lease for a sooner retry.
+      await this.ds.query(
+        `UPDATE listening_item SET escalation_error = $3, escalation_lease_until = now() + interval '30 seconds'
+          WHERE id = $1 AND escalation_claim = $2 AND escalation_state = 'pending'`,
+        [item.id, claim, message],
+      );
+      return false;
+    }
+  }
+
+  /** Links the case to the customer's person record (and its organisation) in that CRM, and to its owner. */
+  private async caseInput(item: Claimed, system: CrmSystem, fallbackOwner: string | null): Promise<CaseInput> {
+    const records: RecordRow[] = item.customer_id
+      ? await this.ds.query(
+          `SELECT customer_id, system, object_type, external_id, owner_id,
+                  coalesce(payload->>'AccountId', payload->'associatedCompanyIds'->>0) AS account_id
+             FROM crm_record WHERE customer_id = $1 AND system = $2 AND deleted_at IS NULL
+            ORDER BY modstamp DESC NULLS LAST`,
+          [item.customer_id, system],
+        )
+      : [];
+    const person = records.find((r) => r.object_type === 'Contact' || r.object_type === 'contacts');
+    const org = records.find((r) => r.object_type === 'Account' || r.object_type === 'companies');
+    const lead = records.find((r) => r.object_type === 'Lead');
+    const overdueH = Math.max(0, (Date.now() - item.due_at.getTime()) / 3_600_000);
+    const description = [
+      `${item.display_name ?? 'A customer'} wrote on ${item.source} at ${item.occurred_at.toISOString()} and has had no answer:`,
+      '',
+      item.text,
+      '',
+      item.url ? `Original: ${item.url}` : null,
+      `Department: ${item.department}; intent: ${item.intent}; sentiment ${item.sentiment_score.toFixed(2)}.`,
+      `First response was due ${item.due_at.toISOString()} (SLA ${Math.round(item.sla_seconds / 60)} min); ${overdueH.toFixed(1)} h overdue.`,
+      lead ? `Salesforce Lead: ${lead.external_id}` : null,
+      item.customer_id ? `Earshot: ${this.publicUrl}/customers/${item.customer_id}` : null,
+    ]
+      .filter((l) => l !== null)
+      .join('\n');
+    return {
+      idempotencyKey: item.id,
+      subject: `Unanswered ${item.intent.replace('_', ' ')} on ${item.source} (${item.department})`,
+      description,
+      origin: item.source,
+      priority: item.sentiment_score <= -0.5 || item.intent === 'churn_threat' ? 'high' : 'medium',
+      contactId: person?.external_id ?? null,
+      accountId: person?.account_id ?? org?.external_id ?? null,
+      ownerId: person?.owner_id ?? org?.owner_id ?? lead?.owner_id ?? fallbackOwner,
+    };
+  }
+
+  private event(item: Claimed, escalatedAt: Date, crmCase: { system: CrmSystem; id: string; url: string | null } | null): OutboxRow {
+    const eventId = randomUUID();
+    return {
+      topic: OUTBOX_TOPICS.listeningGap.name,
+      key: item.id,
+      headers: { 'schema-version': OUTBOX_TOPICS.listeningGap.version, 'event-id': eventId, 'content-type': 'application/json' },
+      payload: {
+        schemaVersion: 1,
+        eventId,
+        type: 'item.escalated',
+        itemId: item.id,
+        customerId: item.customer_id,
+        department: item.department,
+        assignedUser: item.assigned_user,
+        channel: item.source,
+        intent: item.intent,
+        sentimentScore: item.sentiment_score,
+        openedAt: item.opened_at.toISOString(),
+        dueAt: item.due_at.toISOString(),
+        slaSeconds: item.sla_seconds,
+        escalatedAt: escalatedAt.toISOString(),
+        overdueSeconds: Math.max(0, Math.round((escalatedAt.getTime() - item.due_at.getTime()) / 1000)),
+        interaction: {
+          id: item.interaction_id,
+          source: item.source,
+          externalId: item.external_id,
+          url: item.url,
+          text: item.text,
+          occurredAt: item.occurred_at.toISOString(),
+        },
+        case: crmCase,
+        url: item.customer_id ? `${this.publicUrl}/customers/${item.customer_id}` : this.publicUrl,
+      },
+    };
+  }
+}

@@ -1,0 +1,383 @@
+import { randomUUID } from 'node:crypto';
+import type { QueryRunner } from 'typeorm';
+import { addBusinessSeconds } from './business-hours';
+import { slaFor, type ListeningGapConfig } from './listening-gap.config';
+
+/** What the tracker needs of an interaction on its way into the database. */
+export interface TrackedMessage {
+  id: string;
+  source: string;
+  externalId: string;
+  inReplyTo: string | null;
+  direction: 'inbound' | 'outbound';
+  occurredAt: number;
+  /** the author's handle (or email) at the source */
+  authorKey: string | null;
+  /** outbound only: whom it addresses (metadata.recipientHandle or a leading @handle) */
+  recipientKey: string | null;
+  intent: string;
+  score: number;
+  customerId: string | null;
+  /** departments of its topics, strongest topic first */
+  departments: string[];
+}
+
+interface ItemState {
+  id: string;
+  isNew: boolean;
+  dirty: boolean;
+  source: string;
+  threadKey: string;
+  interactionId: string;
+  lastInteractionId: string;
+  authorKey: string | null;
+  customerId: string | null;
+  department: string;
+  intent: string;
+  score: number;
+  status: 'open' | 'answered' | 'closed';
+  openedAt: number;
+  lastOpenedAt: number;
+  lastInboundAt: number;
+  slaSeconds: number;
+  dueAt: number;
+  firstResponseAt: number | null;
+  firstResponseSeconds: number | null;
+  respondedBy: string | null;
+  closedAt: number | null;
+  closeReason: string | null;
+  reopenedCount: number;
+}
+
+export interface GapPlan {
+  /** per interaction id: the thread it belongs to, or null when it starts its own */
+  threadKeys: Map<string, string | null>;
+  items: ItemState[];
+}
+
+interface ItemRow {
+  id: string;
+  source: string;
+  thread_key: string;
+  interaction_id: string;
+  last_interaction_id: string;
+  author_handle: string | null;
+  customer_id: string | null;
+  department: string;
+  intent: string;
+  sentiment_score: number;
+  status: 'open' | 'answered' | 'closed';
+  opened_at: Date;
+  last_opened_at: Date;
+  last_inbound_at: Date;
+  sla_seconds: number;
+  due_at: Date;
+  first_response_at: Date | null;
+  first_response_seconds: number | null;
+  responded_by: string | null;
+  closed_at: Date | null;
+  close_reason: string | null;
+  reopened_count: number;
+}
+
+const k = (a: string, b: string) => `${a}\u0000${b}`;
+
+/** The handle a reply addresses: `metadata.recipientHandle`, else a leading `@handle` of its text. */
+export function recipientOf(metadata: Record<string, unknown> | null | undefined, text: string): string | null {
+  const r = metadata?.recipientHandle;
+  if (typeof r === 'string' && r.trim()) return r.trim().replace(/^@/, '').toLowerCase();
+  const m = /^\s*@([A-Za-z0-9_.-]{1,100})/.exec(text);
+  return m ? m[1]!.toLowerCase() : null;
+}
+
+/**
+ * Keeps `listening_item` in step with ingest, inside the pipeline's transaction: inbound
+ * complaints and questions (or strongly negative messages) open or reopen the item of their
+ * thread, outbound replies answer it. Set-based: per batch one query for thread roots, one that
+ * loads and locks the items involved, one insert and one update, whatever the batch size.
+ *
+ * Must stay true: a thread (source + root externalId) has at most one item; events are applied
+ * in the order they happened, so a reply and a later complaint in one batch leave the item open;
+ * the first response is recorded once and never moved.
+ */
+export class ListeningGapTracker {
+  constructor(private readonly config: ListeningGapConfig) {}
+
+  opens(m: Pick<TrackedMessage, 'direction' | 'intent' | 'score'>): boolean {
+    return m.direction === 'inbound' && (this.config.intents.includes(m.intent) || m.score <= this.config.negativeThreshold);
+  }
+
+  dueAt(from: number, department: string, channel: string): { sla: number; due: number } {
+    const sla = slaFor(this.config, department, channel);
+    return { sla, due: addBusinessSeconds(new Date(from), sla, this.config.businessHours).getTime() };
+  }
+
+  /** Works out threads and item changes; call before the interactions are inserted (they carry the thread). */
+  async plan(qr: Pick<QueryRunner, 'query'>, batch: TrackedMessage[]): Promise<GapPlan> {
+    const threadKeys = new Map<string, string | null>();
+    if (batch.length === 0) return { threadKeys, items: [] };
+    const ordered = [...batch].sort((a, b) => a.occurredAt - b.occurredAt || (a.direction === b.direction ? 0 : a.direction === 'inbound' ? -1 : 1));
+    const inBatch = new Map(batch.map((m) => [k(m.source, m.externalId), m]));
+
+    const parents = batch.filter((m) => m.inReplyTo && !inBatch.has(k(m.source, m.inReplyTo)));
+    const roots = new Map<string, string>();
+    if (parents.length > 0) {
+      const rows: { source: string; external_id: string; root: string }[] = await qr.query(
+        `SELECT i.source, i.external_id, coalesce(i.thread_key, i.external_id) AS root
+           FROM interaction i JOIN unnest($1::text[], $2::text[]) AS x(source, external_id)
+             ON i.source = x.source AND i.external_id = x.external_id`,
+        [parents.map((m) => m.source), parents.map((m) => m.inReplyTo)],
+      );
+      for (const r of rows) roots.set(k(r.source, r.external_id), r.root);
+    }
+    const keyOf = new Map<string, string>();
+    const rootOf = (m: TrackedMessage): string => {
+      const known = keyOf.get(m.id);
+      if (known) return known;
+      if (!m.inReplyTo) return m.externalId;
+      const parent = inBatch.get(k(m.source, m.inReplyTo));
+      // A reply to a message not seen (yet) joins the thread that message will start.
+      return parent && parent !== m ? (keyOf.get(parent.id) ?? roots.get(k(m.source, m.inReplyTo)) ?? m.inReplyTo) : (roots.get(k(m.source, m.inReplyTo)) ?? m.inReplyTo);
+    };
+    // first pass: preliminary roots, to know which items to load
+    for (const m of ordered) keyOf.set(m.id, rootOf(m));
+
+    const threadPairs = new Map<string, [string, string]>();
+    const authorPairs = new Map<string, [string, string]>();
+    let earliest = Infinity;
+    for (const m of ordered) {
+      threadPairs.set(k(m.source, keyOf.get(m.id)!), [m.source, keyOf.get(m.id)!]);
+      const who = m.inReplyTo ? null : m.direction === 'inbound' ? m.authorKey : m.recipientKey;
+      if (who) {
+        authorPairs.set(k(m.source, who), [m.source, who]);
+        earliest = Math.min(earliest, m.occurredAt);
+      }
+    }
+    const tp = [...threadPairs.values()];
+    const ap = [...authorPairs.values()];
+    const rows: ItemRow[] = await qr.query(
+      `SELECT li.id, li.source, li.thread_key, li.interaction_id, li.last_interaction_id, li.author_handle, li.customer_id,
+              d.name AS department, li.intent, li.sentiment_score, li.status, li.opened_at, li.last_opened_at, li.last_inbound_at,
+              li.sla_seconds, li.due_at, li.first_response_at, li.first_response_seconds, li.responded_by, li.closed_at,
+              li.close_reason, li.reopened_count
+         FROM listening_item li JOIN department d ON d.id = li.department_id
+        WHERE li.id IN (
+          SELECT l.id FROM listening_item l JOIN unnest($1::text[], $2::text[]) AS t(source, thread_key)
+              ON l.source = t.source AND l.thread_key = t.thread_key
+          UNION
+          SELECT l.id FROM listening_item l JOIN unnest($3::text[], $4::text[]) AS a(source, author)
+              ON l.source = a.source AND lower(l.author_handle) = a.author AND l.author_handle IS NOT NULL
+           WHERE l.last_inbound_at >= $5::timestamptz)
+        ORDER BY li.id
+        FOR UPDATE OF li`,
+      [
+        tp.map((p) => p[0]),
+        tp.map((p) => p[1]),
+        ap.map((p) => p[0]),
+        ap.map((p) => p[1]),
+        new Date((Number.isFinite(earliest) ? earliest : Date.now()) - this.config.replyWindowSeconds * 1000).toISOString(),
+      ],
+    );
+
+    const items: ItemState[] = rows.map((r) => ({
+      id: r.id,
+      isNew: false,
+      dirty: false,
+      source: r.source,
+      threadKey: r.thread_key,
+      interactionId: r.interaction_id,
+      lastInteractionId: r.last_interaction_id,
+      authorKey: r.author_handle,
+      customerId: r.customer_id,
+      department: r.department,
+      intent: r.intent,
+      score: r.sentiment_score,
+      status: r.status,
+      openedAt: r.opened_at.getTime(),
+      lastOpenedAt: r.last_opened_at.getTime(),
+      lastInboundAt: r.last_inbound_at.getTime(),
+      slaSeconds: r.sla_seconds,
+      dueAt: r.due_at.getTime(),
+      firstResponseAt: r.first_response_at?.getTime() ?? null,
+      firstResponseSeconds: r.first_response_seconds,
+      respondedBy: r.responded_by,
+      closedAt: r.closed_at?.getTime() ?? null,
+      closeReason: r.close_reason,
+      reopenedCount: r.reopened_count,
+    }));
+    const byThread = new Map(items.map((i) => [k(i.source, i.threadKey), i]));
+    const byAuthor = new Map<string, ItemState[]>();
+    const indexAuthor = (i: ItemState) => {
+      if (!i.authorKey) return;
+      const key = k(i.source, i.authorKey.toLowerCase());
+      byAuthor.set(key, [...(byAuthor.get(key) ?? []), i]);
+    };
+    items.forEach(indexAuthor);
+    const window = this.config.replyWindowSeconds * 1000;
+    const recentOf = (source: string, who: string | null, t: number): ItemState | undefined => {
+      if (!who) return undefined;
+      let best: ItemState | undefined;
+      for (const i of byAuthor.get(k(source, who)) ?? []) {
+        if (i.lastInboundAt >= t - window && (!best || i.lastInboundAt > best.lastInboundAt)) best = i;
+      }
+      return best;
+    };
+
+    // second pass: events in the order they happened
+    keyOf.clear();
+    for (const m of ordered) {
+      const root = rootOf(m);
+      keyOf.set(m.id, root);
+      const t = m.occurredAt;
+      if (m.direction === 'inbound') {
+        if (!this.opens(m)) continue;
+        let item = byThread.get(k(m.source, root));
+        if (!item && !m.inReplyTo) item = recentOf(m.source, m.authorKey, t);
+        if (item) {
+          keyOf.set(m.id, item.threadKey);
+          item.dirty = true;
+          item.score = Math.min(item.score, m.score);
+          item.customerId ??= m.customerId;
+          if (t >= item.lastInboundAt) {
+            item.lastInboundAt = t;
+            item.lastInteractionId = m.id;
+          }
+          if (item.status !== 'open') {
+            // A new complaint in an answered or closed thread: the clock starts again.
+            const { sla, due } = this.dueAt(t, item.department, item.source);
+            Object.assign(item, { status: 'open', lastOpenedAt: t, slaSeconds: sla, dueAt: due, closedAt: null, closeReason: null, reopenedCount: item.reopenedCount + 1 });
+          }
+          continue;
+        }
+        const department = m.departments[0] ?? this.config.defaultDepartment;
+        const { sla, due } = this.dueAt(t, department, m.source);
+        const created: ItemState = {
+          id: randomUUID(),
+          isNew: true,
+          dirty: true,
+          source: m.source,
+          threadKey: root,
+          interactionId: m.id,
+          lastInteractionId: m.id,
+          authorKey: m.authorKey,
+          customerId: m.customerId,
+          department,
+          intent: m.intent,
+          score: m.score,
+          status: 'open',
+          openedAt: t,
+          lastOpenedAt: t,
+          lastInboundAt: t,
+          slaSeconds: sla,
+          dueAt: due,
+          firstResponseAt: null,
+          firstResponseSeconds: null,
+          respondedBy: null,
+          closedAt: null,
+          closeReason: null,
+          reopenedCount: 0,
+        };
+        items.push(created);
+        byThread.set(k(created.source, created.threadKey), created);
+        indexAuthor(created);
+      } else {
+        let item = byThread.get(k(m.source, root));
+        const explicit = item !== undefined && m.inReplyTo !== null;
+        if (!item && !m.inReplyTo) item = recentOf(m.source, m.recipientKey, t);
+        if (!item) continue;
+        keyOf.set(m.id, item.threadKey);
+        if (item.status !== 'open' || (!explicit && t < item.lastOpenedAt)) continue;
+        item.dirty = true;
+        item.status = 'answered';
+        item.closedAt = Math.max(t, item.lastOpenedAt);
+        item.closeReason = 'reply';
+        if (item.firstResponseAt === null) {
+          item.firstResponseAt = Math.max(t, item.openedAt);
+          item.firstResponseSeconds = Math.round((item.firstResponseAt - item.openedAt) / 1000);
+          item.respondedBy = 'reply';
+        }
+      }
+    }
+    for (const m of batch) {
+      const key = keyOf.get(m.id)!;
+      threadKeys.set(m.id, key === m.externalId ? null : key);
+    }
+    return { threadKeys, items: items.filter((i) => i.dirty) };
+  }
+
+  /** Writes the plan; `accepted` are the interaction ids that were actually inserted. */
+  async write(qr: Pick<QueryRunner, 'query'>, plan: GapPlan, accepted: Set<string>): Promise<void> {
+    const ts = (n: number | null) => (n === null ? null : new Date(n).toISOString());
+    const fresh = plan.items.filter((i) => i.isNew && accepted.has(i.interactionId));
+    const changed = plan.items.filter((i) => !i.isNew);
+    for (const i of changed) if (!accepted.has(i.lastInteractionId)) i.lastInteractionId = i.interactionId;
+    if (fresh.length > 0) {
+      await qr.query(
+        `INSERT INTO listening_item (id, source, thread_key, interaction_id, last_interaction_id, author_handle, customer_id, department_id,
+            intent, sentiment_score, status, opened_at, last_opened_at, last_inbound_at, sla_seconds, due_at, first_response_at,
+            first_response_seconds, responded_by, closed_at, close_reason)
+         SELECT x.id, x.source, x.thread_key, x.iid, x.last_iid, x.author, x.customer, d.id, x.intent, x.score, x.status, x.opened,
+                x.opened, x.last_inbound, x.sla, x.due, x.fr_at, x.fr_s, x.by, x.closed, x.reason
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], $8::text[], $9::text[],
+                       $10::float8[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::int[], $15::timestamptz[],
+                       $16::timestamptz[], $17::int[], $18::text[], $19::timestamptz[], $20::text[])
+             AS x(id, source, thread_key, iid, last_iid, author, customer, dept, intent, score, status, opened, last_inbound, sla, due,
+                  fr_at, fr_s, by, closed, reason)
+           JOIN department d ON d.name = x.dept
+         ON CONFLICT (source, thread_key) DO NOTHING`,
+        [
+          fresh.map((i) => i.id),
+          fresh.map((i) => i.source),
+          fresh.map((i) => i.threadKey),
+          fresh.map((i) => i.interactionId),
+          fresh.map((i) => (accepted.has(i.lastInteractionId) ? i.lastInteractionId : i.interactionId)),
+          fresh.map((i) => i.authorKey),
+          fresh.map((i) => i.customerId),
+          fresh.map((i) => i.department),
+          fresh.map((i) => i.intent),
+          fresh.map((i) => i.score),
+          fresh.map((i) => i.status),
+          fresh.map((i) => ts(i.openedAt)),
+          fresh.map((i) => ts(i.lastInboundAt)),
+          fresh.map((i) => i.slaSeconds),
+          fresh.map((i) => ts(i.dueAt)),
+          fresh.map((i) => ts(i.firstResponseAt)),
+          fresh.map((i) => i.firstResponseSeconds),
+          fresh.map((i) => i.respondedBy),
+          fresh.map((i) => ts(i.closedAt)),
+          fresh.map((i) => i.closeReason),
+        ],
+      );
+    }
+    if (changed.length > 0) {
+      await qr.query(
+        `UPDATE listening_item li SET
+           status = x.status, last_opened_at = x.last_opened, last_inbound_at = x.last_inbound, last_interaction_id = x.last_iid,
+           sentiment_score = x.score, customer_id = x.customer, sla_seconds = x.sla, due_at = x.due,
+           first_response_at = x.fr_at, first_response_seconds = x.fr_s, responded_by = x.by, closed_at = x.closed,
+           close_reason = x.reason, reopened_count = x.reopened, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::uuid[], $6::float8[], $7::uuid[], $8::int[],
+                     $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::timestamptz[], $14::text[], $15::int[])
+           AS x(id, status, last_opened, last_inbound, last_iid, score, customer, sla, due, fr_at, fr_s, by, closed, reason, reopened)
+        WHERE li.id = x.id`,
+        [
+          changed.map((i) => i.id),
+          changed.map((i) => i.status),
+          changed.map((i) => ts(i.lastOpenedAt)),
+          changed.map((i) => ts(i.lastInboundAt)),
+          changed.map((i) => i.lastInteractionId),
+          changed.map((i) => i.score),
+          changed.map((i) => i.customerId),
+          changed.map((i) => i.slaSeconds),
+          changed.map((i) => ts(i.dueAt)),
+          changed.map((i) => ts(i.firstResponseAt)),
+          changed.map((i) => i.firstResponseSeconds),
+          changed.map((i) => i.respondedBy),
+          changed.map((i) => ts(i.closedAt)),
+          changed.map((i) => i.closeReason),
+          changed.map((i) => i.reopenedCount),
+        ],
+      );
+    }
+  }
+}

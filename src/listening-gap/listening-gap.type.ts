@@ -1,0 +1,323 @@
+import { MaxLength, MinLength } from 'class-validator';
+import { ArgsType, Field, Float, GraphQLISODateTime, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { PageArgs } from '../graphql/args';
+import { Intent } from '../graphql/enums';
+import { Node, PageInfo } from '../graphql/relay';
+
+export enum ListeningItemStatus {
+  OPEN = 'open',
+  ANSWERED = 'answered',
+  CLOSED = 'closed',
+}
+registerEnumType(ListeningItemStatus, {
+  name: 'ListeningItemStatus',
+  description: 'open: waiting for a first (or, after a new complaint, a next) response; answered: a reply or a person answered; closed: closed by a person or its CRM case',
+});
+
+export enum TrendScope {
+  CUSTOMER = 'customer',
+  DEPARTMENT = 'department',
+  TOPIC = 'topic',
+  ALL = 'all',
+}
+registerEnumType(TrendScope, { name: 'TrendScope', description: 'CUSTOMER: id is a Customer id; DEPARTMENT: a department name; TOPIC: a topic name; ALL: no id' });
+
+export enum TrendBucket {
+  HOUR = 'hour',
+  DAY = 'day',
+  WEEK = 'week',
+}
+registerEnumType(TrendBucket, { name: 'TrendBucket', description: 'UTC buckets; weeks start on Monday' });
+
+@ObjectType()
+export class Escalation {
+  @Field(() => GraphQLISODateTime)
+  escalatedAt!: Date;
+
+  @Field(() => String, { nullable: true, description: 'salesforce or hubspot; null when escalated to no CRM' })
+  system!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'Salesforce Case id or HubSpot ticket id' })
+  caseId!: string | null;
+
+  @Field(() => String, { nullable: true })
+  caseUrl!: string | null;
+}
+
+@ObjectType({ implements: Node, description: 'A conversation thread waiting for (or given) an answer: the unit of the listening gap' })
+export class ListeningItem extends Node {
+  uuid!: string;
+  customerUuid!: string | null;
+  interactionUuid!: string;
+  lastInteractionUuid!: string;
+  /** keyset cursor value of the open-items order */
+  sortKey!: string;
+
+  @Field(() => ListeningItemStatus)
+  status!: ListeningItemStatus;
+
+  @Field(() => String, { description: 'the source of the thread (x, email, …)' })
+  channel!: string;
+
+  @Field(() => String, { description: 'the department it is routed to: the assigned one, else the one of its topic' })
+  department!: string;
+
+  @Field(() => String, { description: 'the department of its topic (or the default department)' })
+  topicDepartment!: string;
+
+  @Field(() => String, { nullable: true })
+  assignedUser!: string | null;
+
+  @Field(() => Intent)
+  intent!: Intent;
+
+  @Field(() => Float, { description: 'the most negative sentiment score in the thread' })
+  sentimentScore!: number;
+
+  @Field(() => GraphQLISODateTime)
+  openedAt!: Date;
+
+  @Field(() => GraphQLISODateTime, { description: 'openedAt, or when a new complaint reopened the thread' })
+  lastOpenedAt!: Date;
+
+  @Field(() => Int)
+  slaSeconds!: number;
+
+  @Field(() => GraphQLISODateTime, { description: 'when the (next) response is due; business hours applied when configured' })
+  dueAt!: Date;
+
+  @Field(() => Boolean, { description: 'open and past dueAt' })
+  overdue!: boolean;
+
+  @Field(() => Int, { description: 'seconds since lastOpenedAt' })
+  ageSeconds!: number;
+
+  @Field(() => Float, { description: 'sort key of openItems: age relative to the SLA, negativity and customer value' })
+  urgency!: number;
+
+  @Field(() => GraphQLISODateTime, { nullable: true })
+  firstResponseAt!: Date | null;
+
+  @Field(() => Int, { nullable: true })
+  firstResponseSeconds!: number | null;
+
+  @Field(() => String, { nullable: true, description: 'reply, person or crm' })
+  respondedBy!: string | null;
+
+  @Field(() => GraphQLISODateTime, { nullable: true })
+  closedAt!: Date | null;
+
+  @Field(() => String, { nullable: true, description: 'reply, crm_case_closed, marked_responded, or the reason given to closeItem' })
+  closeReason!: string | null;
+
+  @Field(() => Int)
+  reopenedCount!: number;
+
+  @Field(() => Escalation, { nullable: true })
+  escalation!: Escalation | null;
+}
+
+@ObjectType()
+export class ListeningItemEdge {
+  @Field(() => String)
+  cursor!: string;
+
+  @Field(() => ListeningItem)
+  node!: ListeningItem;
+}
+
+@ObjectType()
+export class ListeningItemConnection {
+  @Field(() => Int)
+  totalCount!: number;
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+
+  @Field(() => [ListeningItemEdge])
+  edges!: ListeningItemEdge[];
+}
+
+@ArgsType()
+export class OpenItemsArgs extends PageArgs {
+  @Field(() => String, { nullable: true, description: 'the routed department (assigned, else of the topic)' })
+  department?: string;
+
+  @Field(() => String, { nullable: true })
+  channel?: string;
+
+  @Field(() => Boolean, { nullable: true, defaultValue: false })
+  overdueOnly?: boolean;
+}
+
+@ObjectType({ description: 'Items opened in the window. received = answered + ignored + pending + dismissed' })
+export class GapFigures {
+  @Field(() => Int, { description: 'items opened in the window' })
+  received!: number;
+
+  @Field(() => Int, { description: 'first response (reply, markResponded or CRM) by the due time' })
+  answered!: number;
+
+  @Field(() => Int, { description: 'no first response by the due time: still waiting past it, answered late, or closed after it without an answer' })
+  ignored!: number;
+
+  @Field(() => Int, { description: 'open and not yet due' })
+  pending!: number;
+
+  @Field(() => Int, { description: 'closed by a person without an answer before the due time' })
+  dismissed!: number;
+
+  @Field(() => Float, { description: 'ignored / received; 0 when nothing was received' })
+  ignoredShare!: number;
+
+  @Field(() => Float, { nullable: true, description: 'median first-response time of the items answered so far (any time)' })
+  medianFirstResponseSeconds!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  p90FirstResponseSeconds!: number | null;
+}
+
+@ObjectType()
+export class DepartmentGap extends GapFigures {
+  @Field(() => String)
+  department!: string;
+}
+
+@ObjectType()
+export class ChannelGap extends GapFigures {
+  @Field(() => String)
+  channel!: string;
+}
+
+@ObjectType()
+export class ListeningGap extends GapFigures {
+  @Field(() => [DepartmentGap])
+  byDepartment!: DepartmentGap[];
+
+  @Field(() => [ChannelGap])
+  byChannel!: ChannelGap[];
+}
+
+@ObjectType()
+export class TopicInsight {
+  exampleIds!: string[];
+
+  @Field(() => String)
+  topic!: string;
+
+  @Field(() => String)
+  label!: string;
+
+  @Field(() => Int, { description: 'inbound interactions with the topic in the window' })
+  volume!: number;
+
+  @Field(() => Int)
+  negativeCount!: number;
+
+  @Field(() => Float, { nullable: true })
+  averageSentiment!: number | null;
+}
+
+@ObjectType()
+export class DepartmentInsight {
+  @Field(() => String)
+  department!: string;
+
+  @Field(() => Int, { description: 'inbound interactions with a topic of the department in the window' })
+  volume!: number;
+
+  @Field(() => Float, { nullable: true })
+  averageSentiment!: number | null;
+
+  @Field(() => Float, { nullable: true, description: 'average of the window of the same length just before' })
+  previousAverageSentiment!: number | null;
+
+  @Field(() => Float, { nullable: true, description: 'averageSentiment − previousAverageSentiment' })
+  sentimentChange!: number | null;
+
+  @Field(() => Float, { description: 'share of negative interactions in the window' })
+  negativeShare!: number;
+
+  @Field(() => [TopicInsight], { description: 'up to 5 topics by volume' })
+  topTopics!: TopicInsight[];
+
+  @Field(() => [TopicInsight], { description: 'up to 3 topics by negative interactions, with the latest negative examples' })
+  topNegativeTopics!: TopicInsight[];
+
+  @Field(() => Int, { description: 'open items routed to the department now' })
+  openItems!: number;
+
+  @Field(() => Int, { description: 'open items past their due time now' })
+  overdueItems!: number;
+}
+
+@ObjectType()
+export class TrendPoint {
+  @Field(() => GraphQLISODateTime)
+  start!: Date;
+
+  @Field(() => Int)
+  count!: number;
+
+  @Field(() => Float, { nullable: true })
+  averageScore!: number | null;
+
+  @Field(() => Int)
+  negativeCount!: number;
+
+  @Field(() => Int)
+  positiveCount!: number;
+}
+
+@ArgsType()
+export class WindowArgs {
+  @Field(() => GraphQLISODateTime, { description: 'inclusive' })
+  from!: Date;
+
+  @Field(() => GraphQLISODateTime, { description: 'exclusive' })
+  to!: Date;
+}
+
+@ArgsType()
+export class ListeningGapArgs extends WindowArgs {
+  @Field(() => String, { nullable: true })
+  department?: string;
+
+  @Field(() => String, { nullable: true })
+  channel?: string;
+}
+
+@ArgsType()
+export class SentimentTrendArgs extends WindowArgs {
+  @Field(() => TrendScope)
+  scope!: TrendScope;
+
+  @Field(() => ID, { nullable: true })
+  id?: string;
+
+  @Field(() => TrendBucket)
+  bucket!: TrendBucket;
+}
+
+@ArgsType()
+export class AssignItemArgs {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String, { nullable: true, description: 'routes the item to this department (must exist)' })
+  department?: string;
+
+  @Field(() => String, { nullable: true, description: 'a user id or name; empty string clears it' })
+  user?: string;
+}
+
+@ArgsType()
+export class CloseItemArgs {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String, { description: 'why it needs no answer (spam, duplicate, handled elsewhere…)' })
+  @MinLength(1)
+  @MaxLength(500)
+  reason!: string;
+}

@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { budgetFor } from '../../src/crm/crm-budget';
+import { loadConfig } from '../../src/config/config';
+import { HubSpotCrmClient } from '../../src/crm/hubspot/hubspot.client';
+import type { PulledBatch } from '../../src/crm/crm.port';
+import { createLogger } from '../../src/shared/logger';
+import { HubSpotServer } from '../crm-servers/hubspot/server';
+import { startTestApp, type TestApp } from '../support/app';
+import { seedHubSpotContacts } from '../support/crm-seed';
+
+// The production HubSpot sync (@hubspot/api-client with its retries off, Earshot's retry policy
+// and budget) against the local HubSpot server, which enforces the 10,000-result search cap, the
+// 5-a-second search limit and the rolling 10 s limit.
+
+const N = Number(process.env.CRM_HS_CONTACTS ?? 10_500);
+const B = Date.now() - 30 * 86_400_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+let hs: HubSpotServer;
+let app: TestApp;
+let clockOffset = 0;
+
+const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[];
+const count = async (sql: string, params: unknown[] = []) => Number((await q<{ n: string }>(sql, params))[0]!.n);
+const live = (ids: string[]) => count(`SELECT count(*) AS n FROM crm_record WHERE system = 'hubspot' AND external_id = ANY($1) AND deleted_at IS NULL`, [ids]);
+const run = () => app.services.crmSync.run('hubspot', 'incremental');
+const token = () => hs.options.privateAppTokens[0]!;
+
+beforeAll(async () => {
+  hs = new HubSpotServer();
+  const { url } = await hs.start();
+  budgetFor(`hubspot:${url}:${hs.store.portalId}`, { daily: 650_000, per10s: 190, searchPerSecond: 5 }, () => Date.now() + clockOffset);
+  app = await startTestApp(
+    {
+      EARSHOT_ROLES: 'api',
+      EARSHOT_HUBSPOT_TOKEN: token(),
+      EARSHOT_HUBSPOT_BASE_PATH: url,
+      EARSHOT_HUBSPOT_PORTAL_ID: String(hs.store.portalId),
+      EARSHOT_HUBSPOT_SEARCH_LAG_MS: '0',
+      EARSHOT_CRM_RETRY_BASE_MS: '10',
+    },
+    'crmhs',
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await app?.close();
+  await hs?.stop();
+});
+
+describe('HubSpot setup-crm', () => {
+  it('creates the Earshot property group and properties once, and finds them on the second run (409)', async () => {
+    const client = app.services.crmSync.client('hubspot')!;
+    const first = await client.setup();
+    expect(first.created).toHaveLength(14);
+    expect(first.created).toContain('contacts.earshot_sentiment_score');
+    const second = await client.setup();
+    expect(second).toEqual({ created: [], existing: first.created, manual: [] });
+    expect(hs.store.properties.companies.get('earshot_last_interaction')).toMatchObject({ type: 'datetime', groupName: 'earshot' });
+  });
+});
+
+describe('HubSpot sync', () => {
+  it(`loads ${N.toLocaleString('en')} contacts through search windows below the 10,000-result cap, with their companies`, async () => {
+    const companies = hs.store.generateCompanies(30, { modifiedAt: iso(B - 1000) });
+    const ids = seedHubSpotContacts(hs, N, { start: iso(B), stepMs: 1000, companyIds: companies.map((c) => c.id) });
+    hs.resetStats();
+    const t0 = performance.now();
+    const report = await run();
+    const ms = performance.now() - t0;
+    expect(report.objects.map((o) => [o.objectType, o.outcome, o.records])).toEqual([
+      ['companies', 'ok', 30],
+      ['contacts', 'ok', N],
+    ]);
+    expect(await live(ids)).toBe(N);
+    const s = hs.stats();
+    expect(s.byStatus['400']).toBeUndefined();
+    const searches = s.byEndpoint['POST /crm/v3/objects/:type/search']!;
+    // Two windows for the contacts (the cap forces a restart), one for the companies.
+    expect(searches).toBeGreaterThanOrEqual(Math.ceil(N / 200) + 1);
+    const [withCompany] = await q<{ payload: { associatedCompanyIds: string[] } }>(`SELECT payload FROM crm_record WHERE system = 'hubspot' AND external_id = $1`, [ids[7]]);
+    expect(withCompany!.payload.associatedCompanyIds).toHaveLength(1);
+    console.info(`[bench] hubspot initial sync of ${N} contacts: ${(ms / 1000).toFixed(1)} s, ${s.total} API calls (${((s.total / (N + 30)) * 1000).toFixed(2)} per 1,000 records; ${searches} searches)`);
+  }, 300_000);
+
+  it('takes 300 contacts modified in the same millisecond and archived contacts incrementally', async () => {
+    const at = iso(Date.now() - 60_000);
+    const tied = seedHubSpotContacts(hs, 300, { start: at, stepMs: 0 });
+    const gone = hs.store.list('contacts').slice(0, 2);
+    for (const o of gone) hs.store.archive('contacts', o);
+    hs.resetStats();
+    const r = await run();
+    const contacts = r.objects.find((o) => o.objectType === 'contacts')!;
+    expect(contacts).toMatchObject({ outcome: 'ok', deleted: 2 });
+    expect(contacts.records).toBeGreaterThanOrEqual(300);
+    expect(await live(tied)).toBe(300);
+    const rows = await q<{ deleted_at: Date | null }>(`SELECT deleted_at FROM crm_record WHERE system = 'hubspot' AND external_id = ANY($1)`, [gone.map((o) => o.id)]);
+    expect(rows.every((x) => x.deleted_at !== null)).toBe(true);
+    const calls = hs.stats().total;
+    console.info(`[bench] hubspot incremental sync of 300 changes + 2 archived: ${calls} API calls`);
+  });
+
+  it('rides out a storm of 429s with and without Retry-After', async () => {
+    const ids = seedHubSpotContacts(hs, 250, { start: iso(Date.now() - 30_000), stepMs: 10 });
+    hs.resetStats();
+    hs.rateLimitStorm(4);
+    hs.rateLimitStorm(2, { retryAfter: 1 });
+    hs.rateLimitStorm(2, { policyName: 'SECONDLY' });
+    const t0 = performance.now();
+    const r = await run();
+    expect(r.objects.every((o) => o.outcome === 'ok')).toBe(true);
+    expect(await live(ids)).toBe(250);
+    expect(hs.stats().byStatus['429']).toBe(8);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(2_000);
+  });
+
+  it('stops on the DAILY limit and resumes from the cursor the next day', async () => {
+    const ids = seedHubSpotContacts(hs, 450, { start: iso(Date.now() - 20_000), stepMs: 10 });
+    // companies search passes, the contacts' first search page passes, then the portal's day is over.
+    let n = 0;
+    hs.faults.enqueue({ match: (req) => req.path.endsWith('/search') && ++n === 3, status: 429, body: { status: 'error', message: 'You have reached your daily limit.', errorType: 'RATE_LIMIT', policyName: 'DAILY' } });
+    const r1 = await run();
+    expect(r1.complete).toBe(false);
+    expect(r1.objects.find((o) => o.objectType === 'contacts')).toMatchObject({ outcome: 'budget_exhausted', records: 200 });
+    hs.resetStats();
+    expect((await run()).complete).toBe(false);
+    expect(hs.stats().total).toBe(0);
+    clockOffset += 86_400_000;
+    const r3 = await run();
+    expect(r3.complete).toBe(true);
+    expect(await live(ids)).toBe(450);
+  });
+});
+
+describe('HubSpot OAuth', () => {
+  it('refreshes an access token that expires mid-sync and carries on', async () => {
+    const res = await fetch(`${hs.url}/oauth/v1/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: hs.issueAuthorizationCode(), client_id: hs.options.clientId, client_secret: hs.options.clientSecret, redirect_uri: 'http://localhost/cb' }),
+    });
+    const { refresh_token } = (await res.json()) as { refresh_token: string };
+    const config = loadConfig({
+      EARSHOT_HUBSPOT_REFRESH_TOKEN: refresh_token,
+      EARSHOT_HUBSPOT_CLIENT_ID: hs.options.clientId,
+      EARSHOT_HUBSPOT_CLIENT_SECRET: hs.options.clientSecret,
+      EARSHOT_HUBSPOT_BASE_PATH: hs.url,
+      EARSHOT_HUBSPOT_OBJECTS: 'contacts',
+      EARSHOT_CRM_RETRY_BASE_MS: '10',
+    });
+    const client = new HubSpotCrmClient(config.crm.hubspot!, config.crm, createLogger('silent'), { searchLagMs: 0 });
+    hs.resetStats();
+    hs.expireTokensAfterCalls(3);
+    const got = new Set<string>();
+    await client.pull('contacts', { cursor: { modstamp: iso(B + 5_000_000), id: '' }, mode: 'incremental', deletedSince: null, known: async () => new Map(), sink: async (b: PulledBatch) => b.records.forEach((r) => got.add(r.externalId)) });
+    const expected = hs.store.list('contacts').filter((o) => Date.parse(o.properties.lastmodifieddate!) >= B + 5_000_000).length;
+    expect(got.size).toBe(expected);
+    expect(hs.stats().byEndpoint['POST /oauth/v1/token']).toBe(2);
+    expect(hs.stats().byStatus['401']).toBe(1);
+    // The portal id comes from the token info for deep links.
+    expect(client.recordUrl('contacts', '101')).toBe(`https://app.hubspot.com/contacts/${hs.store.portalId}/record/0-1/101`);
+  });
+});

@@ -1,0 +1,201 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CrmWritebackService } from '../../src/crm/crm-writeback.service';
+import { createDataSource } from '../../src/db/data-source';
+import { createLogger } from '../../src/shared/logger';
+import { HubSpotServer } from '../crm-servers/hubspot/server';
+import { SalesforceServer } from '../crm-servers/salesforce/server';
+import { startTestApp, type TestApp } from '../support/app';
+import { seedSalesforceContacts } from '../support/crm-seed';
+
+// Sentiment written back onto Salesforce Contacts and HubSpot contacts by the production
+// write-back (trigger-filled outbox, sObject Collections, HubSpot batch update) against the local
+// servers: 1,000 customers, each with one record in each CRM sharing an email.
+
+const N = 1000;
+let sf: SalesforceServer;
+let hs: HubSpotServer;
+let app: TestApp;
+let sfIds: string[] = [];
+const emails: string[] = [];
+const hsIdByEmail = new Map<string, string>();
+let round = 0;
+
+const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[];
+const pending = async () => Number((await q<{ n: string }>('SELECT count(*) AS n FROM crm_writeback'))[0]!.n);
+
+/** One interaction from each of these customers (by email), negative or positive by turn. */
+async function speak(who: string[], tone: 'negative' | 'positive'): Promise<void> {
+  round++;
+  const text = tone === 'negative' ? 'My parcel is late again and nobody answers. Terrible service, I want a refund.' : 'Thank you, the support team was great and fixed it fast!';
+  const msgs = who.map((email, i) => ({
+    eventId: `wb-${round}-${i}`,
+    source: 'email',
+    externalId: `wb-${round}-${i}`,
+    occurredAt: new Date(Date.now() - 60_000).toISOString(),
+    direction: 'inbound',
+    author: { displayName: email.split('@')[0], email },
+    text,
+  }));
+  const r = await app.services.ingest.ingestObjects(msgs, 'test');
+  expect(r.rejected).toHaveLength(0);
+}
+
+/** What each CRM shows now must equal the customer's current values. */
+async function expectCrmsMatchCustomers(): Promise<void> {
+  const rows = await q<{ external_id: string; system: string; score: number | null; label: string | null; last: Date | null; customer_id: string }>(
+    `SELECT r.external_id, r.system, c.sentiment_score AS score, c.sentiment_label AS label, c.last_interaction_at AS last, c.id AS customer_id
+       FROM crm_record r JOIN customer c ON c.id = r.customer_id WHERE r.deleted_at IS NULL AND c.last_interaction_at IS NOT NULL`,
+  );
+  expect(rows.length).toBe(2 * N);
+  for (const r of rows) {
+    const score = r.score === null ? null : Math.round(r.score * 1000) / 1000;
+    if (r.system === 'salesforce') {
+      const rec = sf.store.find('Contact', r.external_id)!;
+      expect(rec.Earshot_Sentiment_Score__c).toBe(score);
+      expect(rec.Earshot_Sentiment_Label__c).toBe(r.label);
+      expect(rec.Earshot_Last_Interaction__c).toBe(r.last!.getTime());
+      expect(rec.Earshot_Url__c).toBe(`http://localhost:4000/customers/${r.customer_id}`);
+    } else {
+      const o = hs.store.get('contacts', r.external_id)!;
+      expect(o.properties.earshot_sentiment_score).toBe(String(score));
+      expect(o.properties.earshot_sentiment_label).toBe(r.label);
+      expect(o.properties.earshot_last_interaction).toBe(r.last!.toISOString());
+    }
+  }
+}
+
+beforeAll(async () => {
+  sf = new SalesforceServer();
+  hs = new HubSpotServer();
+  await Promise.all([sf.start(), hs.start()]);
+  app = await startTestApp(
+    {
+      EARSHOT_ROLES: 'api',
+      EARSHOT_PUBLIC_URL: 'http://localhost:4000',
+      EARSHOT_SF_LOGIN_URL: sf.url,
+      EARSHOT_SF_CLIENT_ID: sf.options.clientId,
+      EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
+      EARSHOT_SF_USERNAME: 'earshot@example.com',
+      EARSHOT_SF_PASSWORD: 'password',
+      EARSHOT_SF_OBJECTS: 'Contact',
+      EARSHOT_HUBSPOT_TOKEN: hs.options.privateAppTokens[0]!,
+      EARSHOT_HUBSPOT_BASE_PATH: hs.url,
+      EARSHOT_HUBSPOT_OBJECTS: 'contacts',
+      EARSHOT_HUBSPOT_SEARCH_LAG_MS: '0',
+      EARSHOT_CRM_RETRY_BASE_MS: '10',
+      EARSHOT_CRM_MAX_RETRIES: '2',
+      EARSHOT_CRM_WRITEBACK_LEASE_MS: '500',
+    },
+    'crmwb',
+  );
+  sfIds = seedSalesforceContacts(sf, N, { start: new Date(Date.now() - 86_400_000).toISOString() });
+  for (const id of sfIds) {
+    const c = sf.store.find('Contact', id)!;
+    emails.push(String(c.Email));
+    const o = hs.store.create('contacts', { email: String(c.Email), firstname: String(c.FirstName), lastname: String(c.LastName) }, Date.now() - 3_600_000);
+    hsIdByEmail.set(String(c.Email), o.id);
+  }
+  await app.services.crmSync.client('hubspot')!.setup();
+  await app.services.crmSync.run('salesforce');
+  await app.services.crmSync.run('hubspot');
+}, 180_000);
+
+afterAll(async () => {
+  await app?.close();
+  await Promise.all([sf?.stop(), hs?.stop()]);
+});
+
+describe('CRM write-back', () => {
+  it('links each person once across both CRMs and queues nothing before they speak', async () => {
+    const [row] = await q<{ customers: string; records: string }>(`SELECT count(DISTINCT customer_id) AS customers, count(*) AS records FROM crm_record`);
+    expect(Number(row!.records)).toBe(2 * N);
+    expect(Number(row!.customers)).toBe(N);
+    expect(await pending()).toBe(0);
+  });
+
+  it('writes 1,000 changed customers onto Salesforce in 5 calls and onto HubSpot in 10', async () => {
+    await speak(emails, 'negative');
+    expect(await pending()).toBe(N);
+    sf.resetStats();
+    hs.resetStats();
+    const t0 = performance.now();
+    const r = await app.services.crmWriteback.runOnce();
+    const ms = performance.now() - t0;
+    expect(r).toMatchObject({ customers: N, records: 2 * N, written: 2 * N, failed: 0 });
+    const sfCalls = sf.stats().total - (sf.stats().byEndpoint['POST /oauth2/token'] ?? 0);
+    expect(sf.stats().byEndpoint['PATCH /composite/sobjects']).toBe(5);
+    expect(sfCalls).toBeLessThanOrEqual(5);
+    expect(hs.stats().byEndpoint['POST /crm/v3/objects/:type/batch/update']).toBe(10);
+    expect(hs.stats().total).toBeLessThanOrEqual(10);
+    expect(await pending()).toBe(0);
+    await expectCrmsMatchCustomers();
+    console.info(`[bench] write-back of ${N} customers: salesforce ${sfCalls} calls (${(sfCalls / N) * 1000} per 1,000), hubspot ${hs.stats().total} calls (${(hs.stats().total / N) * 1000} per 1,000), ${ms.toFixed(0)} ms`);
+  });
+
+  it('sends nothing when nothing changed, and only the changed customers (and values) otherwise', async () => {
+    sf.resetStats();
+    hs.resetStats();
+    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 0 });
+    expect(sf.stats().total + hs.stats().total).toBe(0);
+    // Someone edits the link in Salesforce: a value Earshot did not change is not sent again.
+    const rec = sf.store.find('Contact', sfIds[0]!)!;
+    const link = rec.Earshot_Url__c;
+    rec.Earshot_Url__c = 'https://tampered.example.com';
+    // The same text again: score and label stay, the last interaction moves.
+    await speak(emails.slice(0, 10), 'negative');
+    const r = await app.services.crmWriteback.runOnce();
+    expect(r).toMatchObject({ customers: 10, written: 20 });
+    expect(sf.stats().byEndpoint['PATCH /composite/sobjects']).toBe(1);
+    expect(hs.stats().byEndpoint['POST /crm/v3/objects/:type/batch/update']).toBe(1);
+    expect(rec.Earshot_Url__c).toBe('https://tampered.example.com');
+    rec.Earshot_Url__c = link;
+    const sent = (await q<{ written_values: Record<string, unknown> }>(`SELECT written_values FROM crm_record WHERE external_id = $1`, [sfIds[0]]))[0]!.written_values;
+    expect(Object.keys(sent).sort()).toEqual(['label', 'lastInteraction', 'openComplaints', 'score', 'trend', 'url']);
+    await expectCrmsMatchCustomers();
+  });
+
+  it('retries a record that failed (UNABLE_TO_LOCK_ROW) and drops none', async () => {
+    sf.failRecord(sfIds[20]!, 'UNABLE_TO_LOCK_ROW');
+    await speak(emails.slice(20, 25), 'positive');
+    const first = await app.services.crmWriteback.runOnce();
+    expect(first).toMatchObject({ customers: 5, written: 9, failed: 1 });
+    expect(await pending()).toBe(1);
+    const [row] = await q<{ attempts: number; last_error: string }>(`SELECT attempts, last_error FROM crm_writeback`);
+    expect(row).toMatchObject({ attempts: 1, last_error: expect.stringContaining('UNABLE_TO_LOCK_ROW') });
+    // Backoff: 1 s after the first failure.
+    await new Promise((r) => setTimeout(r, 1_100));
+    const second = await app.services.crmWriteback.runOnce();
+    // HubSpot already has the value: only the Salesforce record goes again.
+    expect(second).toMatchObject({ customers: 1, written: 1, failed: 0, unchanged: 1 });
+    expect(await pending()).toBe(0);
+    await expectCrmsMatchCustomers();
+  });
+
+  it('loses nothing when a worker dies mid-write-back: the lease runs out and the next pass finishes the batch', async () => {
+    await speak(emails, 'positive');
+    expect(await pending()).toBe(N);
+    // Worker A: its own database pool, which "dies" while A's third Salesforce call is on the wire.
+    const { dataSource: dsA } = createDataSource({ url: app.database.url, poolSize: 2 });
+    await dsA.initialize();
+    const clients = [app.services.crmSync.client('salesforce')!, app.services.crmSync.client('hubspot')!];
+    const a = new CrmWritebackService(dsA, clients, { writeBack: true, writeBackPollMs: 1000, writeBackLeaseMs: 500 }, 'http://localhost:4000', createLogger('silent'));
+    let patches = 0;
+    sf.faults.enqueue({
+      match: (r) => {
+        if (r.endpoint === 'PATCH /composite/sobjects' && ++patches === 3) void dsA.destroy();
+        return false;
+      },
+    });
+    await expect(a.runOnce()).rejects.toThrow();
+    sf.faults.clear();
+    expect(patches).toBeGreaterThanOrEqual(3);
+    // A's batch is leased to nobody once the lease passes.
+    expect(await pending()).toBe(N);
+    await new Promise((r) => setTimeout(r, 600));
+    sf.resetStats();
+    const r = await app.services.crmWriteback.runOnce();
+    expect(r.customers).toBe(N);
+    expect(await pending()).toBe(0);
+    await expectCrmsMatchCustomers();
+  });
+});
