@@ -43,6 +43,7 @@ export interface SyncRunReport {
   complete: boolean;
 }
 
+const INTAKE_BATCH = 2_000;
 const PERSON_KEYS: (keyof CrmPerson)[] = ['givenName', 'surname', 'company', 'streetNumber', 'address1', 'address2', 'city', 'postcode', 'state', 'dateOfBirth'];
 
 /**
@@ -187,7 +188,7 @@ export class CrmSyncService {
       [system, objectType, mode],
     );
     const r: ObjectRunReport = { objectType, records: 0, deleted: 0, apiCalls: 0, ms: 0, via: [], outcome: 'ok' };
-    const sink = async (b: PulledBatch) => {
+    const persist = async (b: PulledBatch) => {
       const n = b.records.length + b.cases.length;
       const deleted = b.via === 'deleted' || b.via === 'archived' ? n : 0;
       if (b.records.length) await this.identity.ingestCrmRecords(system, objectType, b.records);
@@ -205,6 +206,24 @@ export class CrmSyncService {
       );
       await this.saveOrg(client);
     };
+    // Pages are handed to the identity intake in batches of about INTAKE_BATCH records: fewer,
+    // larger intake calls; the cursor still moves only after its batch is committed.
+    let buffer: PulledBatch[] = [];
+    const flush = async () => {
+      if (buffer.length === 0) return;
+      const parts = buffer;
+      buffer = [];
+      for (const via of [...new Set(parts.map((p) => p.via))]) {
+        const same = parts.filter((p) => p.via === via);
+        const cursor = [...same].reverse().find((p) => p.cursor)?.cursor ?? null;
+        await persist({ objectType, records: same.flatMap((p) => p.records), cases: same.flatMap((p) => p.cases), cursor, via });
+      }
+    };
+    const sink = async (b: PulledBatch) => {
+      if (buffer.length && buffer[0]!.via !== b.via) await flush();
+      buffer.push(b);
+      if (buffer.reduce((n, p) => n + p.records.length + p.cases.length, 0) >= INTAKE_BATCH) await flush();
+    };
     try {
       const res = await client.pull(objectType, {
         cursor: state?.cursorModstamp ? { modstamp: state.cursorModstamp.toISOString(), id: state.cursorId ?? '' } : null,
@@ -213,6 +232,7 @@ export class CrmSyncService {
         known: (ids) => this.known(system, objectType, ids),
         sink,
       });
+      await flush();
       r.apiCalls = client.budget.snapshot().usedToday - used0;
       await this.ds.query(
         `UPDATE crm_sync_state SET status = 'ok', last_error = NULL, last_run_finished_at = now(), last_success_at = now(),
@@ -221,6 +241,8 @@ export class CrmSyncService {
         [system, objectType, res.deletedCheckedUntil, r.apiCalls],
       );
     } catch (e) {
+      // What was fetched before the failure is kept, and the cursor moves past it.
+      await flush().catch((f: Error) => this.log.error({ system, objectType, err: f.message }, 'could not store the records fetched before a failure'));
       r.apiCalls = client.budget.snapshot().usedToday - used0;
       r.outcome = e instanceof CrmBudgetExhausted ? 'budget_exhausted' : 'error';
       r.error = (e as Error).message;

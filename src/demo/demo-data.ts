@@ -68,6 +68,21 @@ const REPLIES = [
   'Thank you so much for the kind words, we will pass them on!',
 ];
 
+/**
+ * How well each department answers, so the listening gap differs by department as it does in real
+ * companies: the share of complaints and questions that get a reply at all, and the typical delay
+ * in hours (replies come after delay × (0.2..2)). Matched on the text; the rest use `default`.
+ */
+const CARE_PROFILES: { match: RegExp; replyRate: number; delayH: number }[] = [
+  { match: /charged|billing|refund|discount|price|plan/i, replyRate: 0.85, delayH: 2 }, // Finance, Marketing: quick
+  { match: /parcel|delivery|courier|address|stock/i, replyRate: 0.55, delayH: 10 }, // Logistics: slow, often ignored
+  { match: /flight|delay|cancel/i, replyRate: 0.45, delayH: 8 }, // Operations
+  { match: /quality|stopped working|blender/i, replyRate: 0.35, delayH: 20 }, // Product: rarely answers social media
+  { match: /app|website|log in|password/i, replyRate: 0.6, delayH: 5 }, // Digital
+  { match: /hold|agent|support/i, replyRate: 0.75, delayH: 3 }, // Customer Care
+];
+const DEFAULT_PROFILE = { replyRate: 0.65, delayH: 6 };
+
 export interface DemoOptions {
   customers?: number;
   interactions?: number;
@@ -127,17 +142,21 @@ export function generateDemoInteractions(opts: DemoOptions = {}): InteractionMes
       text,
       rating: source === 'trustpilot' || source === 'google_reviews' || source === 'app_store' ? ratingFor(kind, rand) : null,
     });
-    // About two thirds of complaints and questions get an answer, some hours later.
-    if ((kind === 'complaint' || kind === 'question' || kind === 'churn') && rand() < 0.65 && out.length < nInteractions) {
+    // Complaints and questions get an answer at the rate and speed of their department; the rest
+    // are the listening gap. Some social replies only @-mention the customer instead of threading.
+    const profile = CARE_PROFILES.find((c) => c.match.test(text)) ?? DEFAULT_PROFILE;
+    if ((kind === 'complaint' || kind === 'question' || kind === 'churn') && rand() < profile.replyRate && out.length < nInteractions) {
+      const delayMs = Math.floor(profile.delayH * (0.2 + rand() * 1.8) * 3_600_000);
+      const mention = social && rand() < 0.2;
       out.push({
         eventId: `demo-evt-${++seq}`,
         source,
         externalId: `demo-${source}-${seq}`,
-        occurredAt: new Date(Math.min(now, occurredAt.getTime() + Math.floor(rand() * 48 * 3_600_000))).toISOString(),
+        occurredAt: new Date(Math.min(now, occurredAt.getTime() + delayMs)).toISOString(),
         direction: 'outbound',
-        inReplyTo: externalId,
+        ...(mention ? {} : { inReplyTo: externalId }),
         author: { handle: 'earshot_brand', displayName: 'Brand Care Team' },
-        text: pick(REPLIES),
+        text: mention ? `@${p.handle} ${pick(REPLIES)}` : pick(REPLIES),
       });
     }
   }

@@ -169,7 +169,8 @@ export class ListeningGapService {
       after = { urgency: Number(urgency), id: cursor.id };
     }
     const params: unknown[] = [now];
-    const where = [`li.status = 'open'`];
+    // $1 (the clock) is referenced even without overdueOnly, so the count query can bind it too
+    const where = [`li.status = 'open'`, `$1::timestamptz IS NOT NULL`];
     const add = (sql: (p: string) => string, v: unknown) => {
       params.push(v);
       where.push(sql(`$${params.length}`));

@@ -315,14 +315,14 @@ export class ListeningGapTracker {
       await qr.query(
         `INSERT INTO listening_item (id, source, thread_key, interaction_id, last_interaction_id, author_handle, customer_id, department_id,
             intent, sentiment_score, status, opened_at, last_opened_at, last_inbound_at, sla_seconds, due_at, first_response_at,
-            first_response_seconds, responded_by, closed_at, close_reason)
+            first_response_seconds, responded_by, closed_at, close_reason, reopened_count)
          SELECT x.id, x.source, x.thread_key, x.iid, x.last_iid, x.author, x.customer, d.id, x.intent, x.score, x.status, x.opened,
-                x.opened, x.last_inbound, x.sla, x.due, x.fr_at, x.fr_s, x.by, x.closed, x.reason
+                x.last_opened, x.last_inbound, x.sla, x.due, x.fr_at, x.fr_s, x.by, x.closed, x.reason, x.reopened
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], $8::text[], $9::text[],
                        $10::float8[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::int[], $15::timestamptz[],
-                       $16::timestamptz[], $17::int[], $18::text[], $19::timestamptz[], $20::text[])
+                       $16::timestamptz[], $17::int[], $18::text[], $19::timestamptz[], $20::text[], $21::timestamptz[], $22::int[])
              AS x(id, source, thread_key, iid, last_iid, author, customer, dept, intent, score, status, opened, last_inbound, sla, due,
-                  fr_at, fr_s, by, closed, reason)
+                  fr_at, fr_s, by, closed, reason, last_opened, reopened)
            JOIN department d ON d.name = x.dept
          ON CONFLICT (source, thread_key) DO NOTHING`,
         [
@@ -346,6 +346,8 @@ export class ListeningGapTracker {
           fresh.map((i) => i.respondedBy),
           fresh.map((i) => ts(i.closedAt)),
           fresh.map((i) => i.closeReason),
+          fresh.map((i) => ts(i.lastOpenedAt)),
+          fresh.map((i) => i.reopenedCount),
         ],
       );
     }

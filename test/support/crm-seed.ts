@@ -54,7 +54,7 @@ export function seedHubSpotContacts(hs: HubSpotServer, n: number, opts: { start:
   for (let i = 0; i < n; i++) {
     const k = base + i;
     const { first, last } = person(k);
-    const c = hs.store.create('contacts', { email: `${first}.${last}.${k}@example.net`.toLowerCase(), firstname: first, lastname: last }, t0 + i * (opts.stepMs ?? 1000));
+    const c = hs.store.create('contacts', { email: `${first}.${last}.${k}@example.net`.toLowerCase(), firstname: first, lastname: last, twitterhandle: `${first}_${last}_${k}`.toLowerCase() }, t0 + i * (opts.stepMs ?? 1000));
     if (opts.companyIds?.length) hs.store.associate(c.id, opts.companyIds[k % opts.companyIds.length]!);
     ids.push(c.id);
   }
