@@ -16,7 +16,7 @@ echo "[test] compiling (tsc)"
 npm run --silent build || exit 1
 
 mkdir -p .cache
-report=.cache/vitest-report.json
+report="$PWD/.cache/vitest-report.json"
 rm -f "$report"
 vitest run --config test/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$report" "$@"
 status=$?

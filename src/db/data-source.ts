@@ -1,13 +1,29 @@
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
+import { requestContext } from '../shared/request-context';
 import { migrations } from '../../migrations';
 import { entities } from './entities';
 
-/** Counts SQL statements; tests use it to prove DataLoaders keep query counts constant. */
+/**
+ * Counts SQL statements, in all and per HTTP request (by request id); tests use it to prove
+ * DataLoaders keep a request's query count constant, whatever background jobs do meanwhile.
+ */
 export class QueryCounter implements TypeOrmLogger {
   count = 0;
+  private readonly perRequest = new Map<string, number>();
+
   logQuery(): void {
     this.count++;
+    const id = requestContext.getStore()?.requestId;
+    if (id === undefined) return;
+    this.perRequest.set(id, (this.perRequest.get(id) ?? 0) + 1);
+    // bounded: only the newest requests are kept
+    if (this.perRequest.size > 1000) this.perRequest.delete(this.perRequest.keys().next().value!);
   }
+
+  ofRequest(requestId: string): number {
+    return this.perRequest.get(requestId) ?? 0;
+  }
+
   logQueryError(): void {}
   logQuerySlow(): void {}
   logSchemaBuild(): void {}

@@ -6,6 +6,7 @@ import type { GraphQLContext } from '../graphql/context';
 import type { Loaders } from '../graphql/loaders';
 import type { IngestService } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
+import { requestContext } from '../shared/request-context';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 
@@ -42,7 +43,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
         reqLog.debug({ method: req.method, path: url.pathname, status: res.statusCode }, 'request');
       }
     });
-    handle(deps, req, res, url, route, requestId, reqLog).catch((err: unknown) => {
+    requestContext.run({ requestId }, () => handle(deps, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
       if (err instanceof AppError) return sendJson(res, err.httpStatus, { error: { code: err.code, message: err.message } });
       reqLog.error({ err }, 'unhandled error in HTTP handler');
       if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error', requestId } });
