@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { budgetFor } from '../../src/crm/crm-budget';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { startTestApp, type TestApp } from '../support/app';
-import { seedSalesforceContacts } from '../support/crm-seed';
+import { seedSalesforceContacts } from '../fixtures/crm/seed';
 
 // The production sync (jsforce through Earshot's budgeted transport, the identity intake, the
 // cursor table) against the local Salesforce server: every call is real HTTP, counted by the server.

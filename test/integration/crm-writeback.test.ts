@@ -5,7 +5,7 @@ import { createLogger } from '../../src/shared/logger';
 import { HubSpotServer } from '../crm-servers/hubspot/server';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { startTestApp, type TestApp } from '../support/app';
-import { seedSalesforceContacts } from '../support/crm-seed';
+import { seedSalesforceContacts } from '../fixtures/crm/seed';
 
 // Sentiment written back onto Salesforce Contacts and HubSpot contacts by the production
 // write-back (trigger-filled outbox, sObject Collections, HubSpot batch update) against the local

@@ -18,8 +18,8 @@ export type HsObjectType = 'contacts' | 'companies';
 export const LAST_MODIFIED: Record<HsObjectType, string> = { contacts: 'lastmodifieddate', companies: 'hs_lastmodifieddate' };
 
 export const HS_PROPERTIES: Record<HsObjectType, readonly string[]> = {
-  contacts: ['firstname', 'lastname', 'email', 'phone', 'mobilephone', 'company', 'jobtitle', 'city', 'country', 'hs_object_id', 'lastmodifieddate', 'hs_lastmodifieddate'],
-  companies: ['name', 'domain', 'phone', 'industry', 'city', 'country', 'hs_object_id', 'hs_lastmodifieddate'],
+  contacts: ['firstname', 'lastname', 'email', 'phone', 'mobilephone', 'company', 'jobtitle', 'city', 'country', 'hubspot_owner_id', 'hs_object_id', 'lastmodifieddate', 'hs_lastmodifieddate'],
+  companies: ['name', 'domain', 'phone', 'industry', 'city', 'country', 'hubspot_owner_id', 'hs_object_id', 'hs_lastmodifieddate'],
 };
 
 export function properties(type: HsObjectType, identityFields: readonly IdentityFieldSpec[]): string[] {
