@@ -3,7 +3,7 @@ import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
 import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys } from '../identity/merge';
-import { OUTBOX_TOPICS, enrichedEvent, sentimentEvent, type CustomerSummaryRow } from '../outbox/outbox-events';
+import { enrichedEvent, sentimentEvent, type CustomerSummaryRow } from '../outbox/outbox-events';
 import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/outbox-relay';
 import type { Logger } from '../shared/logger';
 import { NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD, type Analysis } from '../sentiment/analyzer';
@@ -21,10 +21,6 @@ export interface RecordOutcome {
   /** ids of the accepted interactions */
   interactionIds: string[];
 }
-
-/** Advisory-lock buckets for identity keys: bounded lock count per transaction. */
-const LOCK_NAMESPACE = 7_041_975;
-const LOCK_BUCKETS = 1024;
 
 interface Prepared {
   index: number;
@@ -463,14 +459,3 @@ function tracked(p: Prepared): TrackedMessage {
   };
 }
 
-/** 32-bit FNV-1a: stable across processes, so every replica picks the same lock bucket. */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-export { OUTBOX_TOPICS };
