@@ -1,23 +1,13 @@
 import path from 'node:path';
-import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
 const root = path.resolve(__dirname, '..');
 
-// SWC instead of the default transform: type-graphql and TypeORM read the
-// decorator metadata that only tsc and SWC emit.
 export default defineConfig({
   root,
-  plugins: [
-    swc.vite({
-      jsc: {
-        target: 'es2022',
-        parser: { syntax: 'typescript', decorators: true },
-        transform: { legacyDecorator: true, decoratorMetadata: true },
-      },
-      module: { type: 'es6' },
-    }),
-  ],
+  // type-graphql and TypeORM read decorator metadata: Vite's own transform (oxc) emits it
+  // like tsc when asked, as esbuild never did.
+  oxc: { decorator: { legacy: true, emitDecoratorMetadata: true } },
   resolve: {
     // One copy of graphql: type-graphql and Apollo load graphql's CommonJS
     // build, so our own code must too ("another module or realm" otherwise).
