@@ -413,7 +413,8 @@ export async function refreshCustomerSummaries(
   const [rows] = (await qr.query(
     `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) AS x(id, seen)),
      d AS (
-       SELECT s.*, power(0.5, greatest(0, current_date - s.day) / 30.0) AS w
+       SELECT s.*, -- float8, not numeric: numeric power() cost 15 µs a row
+              power(0.5::float8, greatest(0, current_date - s.day)::float8 / 30.0) AS w
          FROM customer_sentiment_daily s JOIN ids ON ids.id = s.customer_id),
      agg AS (
        SELECT customer_id,
