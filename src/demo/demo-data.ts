@@ -1,16 +1,6 @@
 import type { InteractionMessage } from '../interactions/interaction-message';
+import { seededRandom } from '../shared/seeded-random';
 
-/** Deterministic PRNG (mulberry32) so every demo start shows the same graph. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FIRST = ['Ava', 'Ben', 'Chloe', 'Daniel', 'Emma', 'Finn', 'Grace', 'Hugo', 'Isla', 'Jack', 'Kate', 'Liam', 'Maya', 'Noah', 'Olivia', 'Paul', 'Quinn', 'Ruby', 'Sam', 'Tara', 'Umar', 'Vera', 'Will', 'Xena', 'Yusuf', 'Zoe', 'Priya', 'Mateo', 'Aiko', 'Lars'];
 const LAST = ['Smith', 'Jones', 'Garcia', 'Nguyen', 'Müller', 'Rossi', 'Kowalski', 'Okafor', 'Tanaka', 'Silva', 'Brown', 'Dubois', 'Novak', 'Haddad', 'Larsen', 'Kim', 'Patel', 'Cohen', 'Moreau', 'Fischer'];
@@ -96,7 +86,7 @@ export interface DemoOptions {
  * a mood per person (some happy, some angry), complaints that get replies and some that don't.
  */
 export function generateDemoInteractions(opts: DemoOptions = {}): InteractionMessage[] {
-  const rand = rng(opts.seed ?? 42);
+  const rand = seededRandom(opts.seed ?? 42);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const nCustomers = opts.customers ?? 300;
   const nInteractions = opts.interactions ?? 3000;

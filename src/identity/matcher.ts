@@ -7,6 +7,7 @@ import {
   type EmailOptions,
 } from './normalize';
 import { isNickname, jaroWinkler, soundex, tokenSimilarity, withinOneEdit } from './similarity';
+import { seededRandom } from '../shared/seeded-random';
 
 /** One person as a source knows them: a CRM contact, a Febrl row, a social author. */
 export interface PersonRecord {
@@ -674,16 +675,6 @@ function blockPairs(prepared: readonly Prepared[], options: MatcherOptions): Arr
 // ---------------------------------------------------------------------------------------------
 // Parameter estimation (EM), unsupervised: it never sees which records are duplicates.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface EstimateOptions extends MatcherOptions {
   /** Random pairs drawn to estimate u; default 20,000. */
@@ -714,7 +705,7 @@ function estimateFromPrepared(prepared: readonly Prepared[], pairs: ReadonlyArra
   // u: exact agreement from value frequencies (exact for random pairs), the other levels from a
   // random sample of pairs.
   const uCounts = est.map((k) => new Float64Array(COMPARISONS[k]!.levels.length));
-  const rnd = mulberry32(options.seed ?? 12345);
+  const rnd = seededRandom(options.seed ?? 12345);
   const samples = Math.min(options.samplePairs ?? 20_000, (n * (n - 1)) / 2);
   const levels = new Int8Array(K);
   for (let s = 0; s < samples; s++) {
