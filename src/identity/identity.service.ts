@@ -20,6 +20,7 @@ import {
 import { identityKey, type IdentityKeyOptions, type IdentityKind } from './normalize';
 import { insertOutbox } from '../interactions/record-interactions.service';
 import { sentimentEvent } from '../outbox/outbox-events';
+import { inTransaction } from '../db/transaction';
 
 export type CrmSystem = 'salesforce' | 'hubspot';
 
@@ -640,20 +641,8 @@ export class IdentityService {
     if (first) this.log.info({ profiles: this.index!.size }, 'identity index loaded');
   }
 
-  private async transaction<T>(fn: (qr: QueryRunner) => Promise<T>): Promise<T> {
-    const qr = this.ds.createQueryRunner();
-    await qr.connect();
-    try {
-      await qr.startTransaction();
-      const out = await fn(qr);
-      await qr.commitTransaction();
-      return out;
-    } catch (e) {
-      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
-      throw e;
-    } finally {
-      await qr.release();
-    }
+  private transaction<T>(fn: (qr: QueryRunner) => Promise<T>): Promise<T> {
+    return inTransaction(this.ds, fn);
   }
 
   /** A deadlock (two writers locking rows in different orders) aborts one of them: run it again. */

@@ -5,6 +5,7 @@ import type { Logger } from '../shared/logger';
 import type { IdentityService } from './identity.service';
 import { resolveBatch, type PersonRecord, type ScoredPair } from './matcher';
 import { autoMergeTx, lockCustomers, recordSuggestion, type EvidenceItem } from './merge';
+import { inTransaction } from '../db/transaction';
 
 export interface ReresolutionJobRow {
   id: string;
@@ -265,20 +266,8 @@ export class ReresolutionJobService {
     return rows.map((r) => [r.a, r.b]);
   }
 
-  private async transaction<T>(fn: (qr: QueryRunner) => Promise<T>): Promise<T> {
-    const qr = this.ds.createQueryRunner();
-    await qr.connect();
-    try {
-      await qr.startTransaction();
-      const out = await fn(qr);
-      await qr.commitTransaction();
-      return out;
-    } catch (e) {
-      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
-      throw e;
-    } finally {
-      await qr.release();
-    }
+  private transaction<T>(fn: (qr: QueryRunner) => Promise<T>): Promise<T> {
+    return inTransaction(this.ds, fn);
   }
 }
 

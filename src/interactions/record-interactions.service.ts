@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
+import { inTransaction } from '../db/transaction';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
 import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys } from '../identity/merge';
 import { enrichedEvent, sentimentEvent, type CustomerSummaryRow } from '../outbox/outbox-events';
@@ -76,25 +77,14 @@ export class RecordInteractionsService {
     });
     if (unique.length === 0) return { accepted: 0, duplicates: messages.length, statuses, interactionIds: [] };
 
-    const qr = this.ds.createQueryRunner();
-    await qr.connect();
-    try {
-      await qr.startTransaction();
-      const accepted = await this.persist(qr, unique, topicIds, departmentIds);
-      await qr.commitTransaction();
-      for (const p of accepted) statuses[p.index] = 'accepted';
-      return {
-        accepted: accepted.length,
-        duplicates: messages.length - accepted.length,
-        statuses,
-        interactionIds: accepted.map((p) => p.id),
-      };
-    } catch (e) {
-      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
-      throw e;
-    } finally {
-      await qr.release();
-    }
+    const accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, topicIds, departmentIds));
+    for (const p of accepted) statuses[p.index] = 'accepted';
+    return {
+      accepted: accepted.length,
+      duplicates: messages.length - accepted.length,
+      statuses,
+      interactionIds: accepted.map((p) => p.id),
+    };
   }
 
   private async persist(
