@@ -182,8 +182,16 @@ export function prepareRecord(r: PersonRecord, options: MatcherOptions = {}): Pr
     handleStems: uniq(handleStems),
     crmIds,
     crmObjects,
-    sortKey: `${surname}|${given}|${r.id}`,
+    // Ties are broken by a hash of the id, not the id: ids often encode how records were made
+    // (Febrl's rec-N-org / rec-N-dup-k), and sorting on them would place true pairs side by side.
+    sortKey: `${surname}|${given}|${idHash(r.id)}`,
   };
+}
+
+function idHash(id: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
 }
 
 function uniq(values: (string | null)[]): string[] {
