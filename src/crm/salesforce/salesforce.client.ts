@@ -87,13 +87,22 @@ export class SalesforceCrmClient implements CrmClient {
     });
     conn._transport = this.transport;
     conn.oauth2._transport = this.transport;
-    if (sf.auth === 'password') {
-      // jsforce renews a password session by logging in again on INVALID_SESSION_ID.
-      await conn.login(sf.username!, sf.password!);
-    } else if (sf.auth === 'jwt') {
-      await this.jwtSession(conn);
-    } else {
-      await conn._refreshDelegate!.refresh(Date.now());
+    try {
+      if (sf.auth === 'password') {
+        // jsforce renews a password session by logging in again on INVALID_SESSION_ID.
+        await conn.login(sf.username!, sf.password!);
+      } else if (sf.auth === 'jwt') {
+        await this.jwtSession(conn);
+      } else {
+        await conn._refreshDelegate!.refresh(Date.now());
+      }
+    } catch (e) {
+      if ((e as Error).name === 'CrmBudgetExhausted') throw e;
+      // jsforce reports only the OAuth error description ("invalid assertion"): operators reading
+      // crmSyncStatus.lastError need to see that the login failed, with which flow and OAuth code.
+      const err = e as Error;
+      const code = err.name && err.name !== 'Error' ? `${err.name}: ` : '';
+      throw new CrmCallFailed(`Salesforce login (${sf.auth}) failed: ${code}${err.message}`, null);
     }
     this.log.info({ instanceUrl: conn.instanceUrl, auth: sf.auth }, 'salesforce session established');
     return conn;

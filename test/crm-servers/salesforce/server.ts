@@ -67,6 +67,8 @@ export class SalesforceServer {
   readonly faults = new FaultQueue();
   readonly options: Required<Omit<SalesforceServerOptions, 'jwtPublicKeyPem'>> & { jwtPublicKeyPem?: string };
   private readonly callStats = new CallStats();
+  /** token requests per grant_type: one endpoint serves every OAuth flow, and tests ask which ran */
+  private readonly grants = new Map<string, number>();
   private readonly router = new Router();
   private readonly bulk2: Bulk2Jobs;
   private readonly sessions = new Map<string, Session>();
@@ -114,13 +116,14 @@ export class SalesforceServer {
     this.server = undefined;
   }
 
-  /** Calls per endpoint label (e.g. `PATCH /composite/sobjects`), per status, and the API usage. */
-  stats(): ReturnType<CallStats['snapshot']> & { apiUsage: number } {
-    return { ...this.callStats.snapshot(), apiUsage: this.apiUsage };
+  /** Calls per endpoint label (e.g. `PATCH /composite/sobjects`), per status, token requests per grant type, and the API usage. */
+  stats(): ReturnType<CallStats['snapshot']> & { apiUsage: number; byGrantType: Record<string, number> } {
+    return { ...this.callStats.snapshot(), apiUsage: this.apiUsage, byGrantType: Object.fromEntries(this.grants) };
   }
 
   resetStats(): void {
     this.callStats.reset();
+    this.grants.clear();
   }
 
   /** Invalidates every issued access token: the next call gets 401 INVALID_SESSION_ID. */
@@ -342,6 +345,8 @@ export class SalesforceServer {
     const p = parseForm(req.rawBody, req.headers['content-type']);
     const oauthErr = (error: string, description: string, status = 400): CrmResponse => ({ status, body: { error, error_description: description } });
     const clientOk = p.client_id === this.options.clientId;
+    const grant = p.grant_type ?? '(none)';
+    this.grants.set(grant, (this.grants.get(grant) ?? 0) + 1);
     switch (p.grant_type) {
       case 'password':
         if (!clientOk) return oauthErr('invalid_client_id', 'client identifier invalid');
