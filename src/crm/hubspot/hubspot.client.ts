@@ -4,7 +4,7 @@ import type { CrmConfig, HubSpotConfig } from '../crm.config';
 import { budgetFor, CrmCallFailed, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
 import type { CaseInput, CaseRef, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
-import { hubspotModstamp, hubspotPropertyDefinitions, hubspotTicket, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
+import { HS_TICKET_KEY_PROPERTY, hubspotModstamp, hubspotPropertyDefinitions, hubspotTicket, hubspotTicketKeyDefinition, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
 
 const SEARCH_PAGE = 200;
 const SEARCH_CAP = 10_000;
@@ -51,6 +51,7 @@ export class HubSpotCrmClient implements CrmClient {
   private tokenExpiresAt = 0;
   private refreshing: Promise<void> | null = null;
   private portalId: string | null;
+  private ticketKey: Promise<void> | null = null;
   /** calls sent (OAuth token calls included), for reports */
   calls = 0;
 
@@ -282,6 +283,7 @@ export class HubSpotCrmClient implements CrmClient {
    * then the default ticket→contact and ticket→company associations.
    */
   async createCase(input: CaseInput): Promise<CaseRef> {
+    await this.ensureTicketKey();
     const res = (await this.call('upsert ticket', () => this.client.crm.tickets.batchApi.upsert({ inputs: [hubspotTicket(input)] as never }))) as {
       results: { id: string; _new?: boolean }[];
     };
@@ -291,6 +293,36 @@ export class HubSpotCrmClient implements CrmClient {
     if (input.accountId) await this.call('associate ticket', () => this.client.crm.associations.v4.basicApi.createDefault('tickets', t.id, 'companies', input.accountId!));
     const url = this.portalId ? `${this.hs.appUrl.replace(/\/$/, '')}/contacts/${this.portalId}/record/0-5/${encodeURIComponent(t.id)}` : null;
     return { externalId: t.id, url, created: t._new !== false };
+  }
+
+  /**
+   * Once per process: the unique ticket property the upsert keys on. HubSpot refuses an upsert on
+   * a property that does not exist or is not `hasUniqueValue`, and `setup-crm` does not create it.
+   */
+  private ensureTicketKey(): Promise<void> {
+    this.ticketKey ??= (async () => {
+      const status = (e: unknown) => (e instanceof CrmCallFailed ? e.status : null);
+      const found = await this.call('read ticket property', () => this.client.crm.properties.coreApi.getByName('tickets', HS_TICKET_KEY_PROPERTY)).catch((e: unknown) => {
+        if (status(e) === 404) return null;
+        throw e;
+      });
+      if (found) {
+        if (!found.hasUniqueValue) throw new CrmCallFailed(`HubSpot ticket property ${HS_TICKET_KEY_PROPERTY} exists but is not unique (hasUniqueValue); escalation cannot upsert on it`, null);
+        return;
+      }
+      const group = this.hs.propertyGroup;
+      await this.call('create property group tickets', () => this.client.crm.properties.groupsApi.create('tickets', { name: group, label: 'Earshot', displayOrder: -1 })).catch((e: unknown) => {
+        if (status(e) !== 409) throw e;
+      });
+      await this.call(`create property tickets.${HS_TICKET_KEY_PROPERTY}`, () => this.client.crm.properties.coreApi.create('tickets', hubspotTicketKeyDefinition(group) as never)).catch((e: unknown) => {
+        if (status(e) !== 409) throw e;
+      });
+    })().catch((e: unknown) => {
+      // not cached: the next escalation tries again
+      this.ticketKey = null;
+      throw e;
+    });
+    return this.ticketKey;
   }
 
   /** The Earshot property group and properties on contacts and companies; 409 means already there. */

@@ -100,6 +100,14 @@ export function hubspotTicket(input: CaseInput): { idProperty: string; id: strin
   return { idProperty: HS_TICKET_KEY_PROPERTY, id: input.idempotencyKey, properties };
 }
 
+/** The ticket property escalation upserts on: unique, so a second ticket for one item is impossible. */
+export function hubspotTicketKeyDefinition(group: string) {
+  return {
+    name: HS_TICKET_KEY_PROPERTY, label: 'Earshot listening item', type: 'string', fieldType: 'text', groupName: group, hasUniqueValue: true,
+    description: 'The Earshot listening-gap item this ticket escalates',
+  } as const;
+}
+
 /** The property definitions `setup-crm` creates in the Earshot group. */
 export function hubspotPropertyDefinitions(names: WriteBackFieldNames, group: string) {
   return [

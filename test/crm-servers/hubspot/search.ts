@@ -26,6 +26,7 @@ const OPERATORS = new Set(['EQ', 'NEQ', 'LT', 'LTE', 'GT', 'GTE', 'BETWEEN', 'IN
 const SEARCHABLE: Record<ObjectType, string[]> = {
   contacts: ['email', 'firstname', 'lastname', 'phone', 'company'],
   companies: ['name', 'domain', 'phone', 'website'],
+  tickets: ['subject', 'content', 'hs_pipeline_stage'],
 };
 
 /** Values of datetime/number properties compare numerically; datetimes accept ms epoch or ISO. */

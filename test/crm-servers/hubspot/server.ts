@@ -57,7 +57,35 @@ function defaultFaultBody(status: number): unknown {
   }
 }
 
-const TYPE_ALIASES: Record<string, ObjectType> = { contacts: 'contacts', contact: 'contacts', '0-1': 'contacts', companies: 'companies', company: 'companies', '0-2': 'companies' };
+const TYPE_ALIASES: Record<string, ObjectType> = {
+  contacts: 'contacts', contact: 'contacts', '0-1': 'contacts',
+  companies: 'companies', company: 'companies', '0-2': 'companies',
+  tickets: 'tickets', ticket: 'tickets', '0-5': 'tickets',
+};
+
+const SINGULAR: Record<ObjectType, string> = { contacts: 'contact', companies: 'company', tickets: 'ticket' };
+
+/**
+ * HubSpot-defined association types between the standard objects (the documented type ids):
+ * the unlabeled default first, then the Primary label where the pair has one.
+ */
+const ASSOCIATION_TYPES: Record<string, { typeId: number; label: string | null }[]> = {
+  'contacts>companies': [{ typeId: 279, label: null }, { typeId: 1, label: 'Primary' }],
+  'companies>contacts': [{ typeId: 280, label: null }, { typeId: 2, label: 'Primary' }],
+  'tickets>contacts': [{ typeId: 16, label: null }],
+  'contacts>tickets': [{ typeId: 15, label: null }],
+  'tickets>companies': [{ typeId: 26, label: null }, { typeId: 339, label: 'Primary' }],
+  'companies>tickets': [{ typeId: 25, label: null }, { typeId: 340, label: 'Primary' }],
+};
+
+/** The object type at the other end of an association type id sent by `from`. */
+function associationTarget(from: ObjectType, typeId: number): ObjectType | undefined {
+  for (const [pair, types] of Object.entries(ASSOCIATION_TYPES)) {
+    const [f, t] = pair.split('>') as [ObjectType, ObjectType];
+    if (f === from && types.some((x) => x.typeId === typeId)) return t;
+  }
+  return undefined;
+}
 
 /**
  * A local HubSpot portal speaking CRM v3 (objects, batch, search, properties, groups),
@@ -243,6 +271,7 @@ export class HubSpotServer {
     r.add('POST', `${O}/batch/read`, 'POST /crm/v3/objects/:type/batch/read', wrap((q, t) => this.batchRead(q, t)));
     r.add('POST', `${O}/batch/create`, 'POST /crm/v3/objects/:type/batch/create', wrap((q, t) => this.batchCreate(q, t)));
     r.add('POST', `${O}/batch/update`, 'POST /crm/v3/objects/:type/batch/update', wrap((q, t) => this.batchUpdate(q, t)));
+    r.add('POST', `${O}/batch/upsert`, 'POST /crm/v3/objects/:type/batch/upsert', wrap((q, t) => this.batchUpsert(q, t)));
     r.add('POST', `${O}/batch/archive`, 'POST /crm/v3/objects/:type/batch/archive', wrap((q, t) => this.batchArchive(q, t)));
     r.add('GET', `${O}/:id`, 'GET /crm/v3/objects/:type/:id', wrap((q, t) => this.getObject(q, t)));
     r.add('PATCH', `${O}/:id`, 'PATCH /crm/v3/objects/:type/:id', wrap((q, t) => this.updateObject(q, t)));
@@ -290,16 +319,25 @@ export class HubSpotServer {
       const body = JSON.parse(q.rawBody || '{}') as { inputs?: { from: { id: string }; to: { id: string } }[] };
       const inputs = body.inputs ?? [];
       if (inputs.length > MAX_BATCH) return this.tooMany(inputs.length);
-      for (const i of inputs) this.link(t, i.from.id, i.to.id);
-      return { status: 200, body: { status: 'COMPLETE', results: inputs.map((i) => this.v4Label(t, i.from.id, i.to.id)), startedAt: new Date().toISOString(), completedAt: new Date().toISOString() } };
+      const to = TYPE_ALIASES[q.params.to.toLowerCase()];
+      if (!to || !ASSOCIATION_TYPES[`${t}>${to}`]) return hsErr(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${q.params.to}`);
+      const missing = inputs.flatMap((i) => this.missingEnds(t, String(i.from.id), to, String(i.to.id)));
+      if (missing.length) return hsErr(400, 'VALIDATION_ERROR', missing.join(' '));
+      for (const i of inputs) this.store.link(t, String(i.from.id), to, String(i.to.id));
+      return { status: 200, body: { status: 'COMPLETE', results: inputs.flatMap((i) => this.defaultAssociations(t, String(i.from.id), to, String(i.to.id))), startedAt: new Date().toISOString(), completedAt: new Date().toISOString() } };
     }));
-    r.add('GET', '/crm/v4/objects/:type/:id/associations/:toType', 'GET /crm/v4/objects/:type/:id/associations/:toType', wrap((q, t) => ({
-      status: 200,
-      body: { results: this.store.associated(t, q.params.id).map((to) => ({ toObjectId: Number(to), associationTypes: this.assocTypes(t) })) },
-    })));
+    r.add('GET', '/crm/v4/objects/:type/:id/associations/:toType', 'GET /crm/v4/objects/:type/:id/associations/:toType', wrap((q, t) => {
+      const to = TYPE_ALIASES[q.params.toType.toLowerCase()];
+      if (!to) return hsErr(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${q.params.toType}`);
+      return { status: 200, body: { results: this.store.linked(t, q.params.id, to).map((id) => ({ toObjectId: Number(id), associationTypes: this.assocTypes(t, to) })) } };
+    }));
     r.add('PUT', '/crm/v4/objects/:from/:fromId/associations/default/:to/:toId', 'PUT /crm/v4/objects/:from/:fromId/associations/default/:to/:toId', wrap((q, t) => {
-      this.link(t, q.params.fromId, q.params.toId);
-      return { status: 200, body: { status: 'COMPLETE', results: [this.v4Label(t, q.params.fromId, q.params.toId)], startedAt: new Date().toISOString(), completedAt: new Date().toISOString() } };
+      const to = TYPE_ALIASES[q.params.to.toLowerCase()];
+      if (!to || !ASSOCIATION_TYPES[`${t}>${to}`]) return hsErr(400, 'VALIDATION_ERROR', `Unable to infer object type from: ${q.params.to}`);
+      const missing = this.missingEnds(t, q.params.fromId, to, q.params.toId);
+      if (missing.length) return hsErr(400, 'VALIDATION_ERROR', missing.join(' '));
+      this.store.link(t, q.params.fromId, to, q.params.toId);
+      return { status: 200, body: { status: 'COMPLETE', results: this.defaultAssociations(t, q.params.fromId, to, q.params.toId), startedAt: new Date().toISOString(), completedAt: new Date().toISOString() } };
     }));
   }
 
@@ -332,7 +370,7 @@ export class HubSpotServer {
     return {
       status: 200,
       body: {
-        token: req.params.token, user: 'earshot@example.com', hub_domain: 'earshot-dev.example.com', scopes: ['crm.objects.contacts.read', 'crm.objects.contacts.write', 'crm.objects.companies.read', 'crm.objects.companies.write', 'crm.schemas.contacts.write', 'crm.schemas.companies.write'],
+        token: req.params.token, user: 'earshot@example.com', hub_domain: 'earshot-dev.example.com', scopes: ['crm.objects.contacts.read', 'crm.objects.contacts.write', 'crm.objects.companies.read', 'crm.objects.companies.write', 'tickets', 'crm.schemas.contacts.write', 'crm.schemas.companies.write'],
         hub_id: this.store.portalId, app_id: 1_234_567, expires_in: Math.round((t.expiresAt - Date.now()) / 1000), user_id: 7_001, token_type: 'access',
       },
     };
@@ -351,8 +389,8 @@ export class HubSpotServer {
       for (const a of associations) {
         const to = TYPE_ALIASES[a.toLowerCase()];
         if (!to || to === type) continue;
-        const ids = this.store.associated(type, o.id);
-        if (ids.length) assoc[to] = { results: ids.map((id) => ({ id, type: type === 'contacts' ? 'contact_to_company' : 'company_to_contact' })) };
+        const ids = this.store.linked(type, o.id, to);
+        if (ids.length) assoc[to] = { results: ids.map((id) => ({ id, type: `${SINGULAR[type]}_to_${SINGULAR[to]}` })) };
       }
       if (Object.keys(assoc).length) out.associations = assoc;
     }
@@ -398,6 +436,7 @@ export class HubSpotServer {
     const props = this.store.validate(type, body.properties ?? {});
     const dup = this.duplicateEmail(type, props);
     if (dup) return hsErr(409, 'CONFLICT', `Contact already exists. Existing ID: ${dup}`);
+    this.store.validateCreate(type, props);
     return { status: 201, body: this.view(type, this.store.create(type, props), Object.keys(props)) };
   }
 
@@ -411,6 +450,7 @@ export class HubSpotServer {
     if (!o) return this.notFound(type, req.params.id);
     const body = JSON.parse(req.rawBody || '{}') as { properties?: Record<string, unknown> };
     const props = this.store.validate(type, body.properties ?? {});
+    this.store.validateUnique(type, props, o.id);
     this.store.update(type, o, props);
     return { status: 200, body: this.view(type, o, Object.keys(props)) };
   }
@@ -446,7 +486,7 @@ export class HubSpotServer {
       if (o) results.push(this.view(type, o, body.properties));
       else missing.push(String(id));
     }
-    const label = type === 'contacts' ? 'CONTACT' : 'COMPANY';
+    const label = SINGULAR[type].toUpperCase();
     const errors = missing.length
       ? [{ status: 'error', category: 'OBJECT_NOT_FOUND', message: `Could not get some ${label} objects, they may be deleted or not exist. Check that ids are valid.`, context: { ids: missing } }]
       : [];
@@ -454,13 +494,14 @@ export class HubSpotServer {
   }
 
   private batchCreate(req: CrmRequest, type: ObjectType): CrmResponse {
-    const body = JSON.parse(req.rawBody || '{}') as { inputs?: { properties?: Record<string, unknown>; associations?: { to: { id: string } }[] }[] };
+    const body = JSON.parse(req.rawBody || '{}') as { inputs?: { properties?: Record<string, unknown>; associations?: { to: { id: string }; types?: { associationTypeId: number }[] }[] }[] };
     const inputs = body.inputs ?? [];
     if (inputs.length > MAX_BATCH) return this.tooMany(inputs.length);
     const validated = inputs.map((i) => this.store.validate(type, i.properties ?? {}));
+    for (const props of validated) this.store.validateCreate(type, props);
     const created = validated.map((props, k) => {
       const o = this.store.create(type, props);
-      for (const a of inputs[k].associations ?? []) this.link(type, o.id, a.to.id);
+      for (const a of inputs[k].associations ?? []) this.link(type, o.id, a.to.id, a.types);
       return this.view(type, o, Object.keys(props));
     });
     return this.batchEnvelope(created, [], 201);
@@ -475,6 +516,7 @@ export class HubSpotServer {
     const dups = ids.filter((id, k) => ids.indexOf(id) !== k);
     if (dups.length) return hsErr(400, 'VALIDATION_ERROR', `Duplicate IDs found in batch input: [${[...new Set(dups)].join(', ')}]. IDs must be unique`);
     const validated = inputs.map((i) => this.store.validate(type, i.properties ?? {}));
+    inputs.forEach((input, k) => this.store.validateUnique(type, validated[k], String(input.id)));
     const results: unknown[] = [];
     const missing: string[] = [];
     inputs.forEach((input, k) => {
@@ -484,9 +526,47 @@ export class HubSpotServer {
       results.push(this.view(type, o, Object.keys(validated[k])));
     });
     const errors = missing.length
-      ? [{ status: 'error', category: 'OBJECT_NOT_FOUND', message: `Could not get some ${type === 'contacts' ? 'CONTACT' : 'COMPANY'} objects, they may be deleted or not exist. Check that ids are valid.`, context: { ids: missing } }]
+      ? [{ status: 'error', category: 'OBJECT_NOT_FOUND', message: `Could not get some ${SINGULAR[type].toUpperCase()} objects, they may be deleted or not exist. Check that ids are valid.`, context: { ids: missing } }]
       : [];
     return this.batchEnvelope(results, errors, 200);
+  }
+
+  /**
+   * Creates or updates records found by a unique property (`idProperty`, which must be declared
+   * `hasUniqueValue`; contacts also take `email`). All-or-nothing on invalid input (400); each
+   * result says whether it was `new`. The value in `id` is written to `idProperty` on create.
+   */
+  private batchUpsert(req: CrmRequest, type: ObjectType): CrmResponse {
+    const body = JSON.parse(req.rawBody || '{}') as { inputs?: { idProperty?: string; id?: string; properties?: Record<string, unknown>; objectWriteTraceId?: string }[] };
+    const inputs = body.inputs ?? [];
+    if (inputs.length > MAX_BATCH) return this.tooMany(inputs.length);
+    for (const i of inputs) {
+      if (!i.idProperty) return hsErr(400, 'VALIDATION_ERROR', 'idProperty is required for upsert');
+      if (i.id === undefined || i.id === null || String(i.id) === '') return hsErr(400, 'VALIDATION_ERROR', 'id is required for upsert');
+      const def = this.store.properties[type].get(i.idProperty);
+      if (!def || def.archived) return hsErr(400, 'VALIDATION_ERROR', `Property "${i.idProperty}" does not exist`);
+      if (!def.hasUniqueValue && !(type === 'contacts' && i.idProperty === 'email')) {
+        return hsErr(400, 'VALIDATION_ERROR', `${i.idProperty} is not a unique identifier property for ${type}; set hasUniqueValue on the property to upsert on it`);
+      }
+    }
+    const keys = inputs.map((i) => `${i.idProperty}=${String(i.id)}`);
+    const dups = keys.filter((k, n) => keys.indexOf(k) !== n);
+    if (dups.length) return hsErr(400, 'VALIDATION_ERROR', `Duplicate IDs found in batch input: [${[...new Set(dups)].join(', ')}]. IDs must be unique`);
+    const plan = inputs.map((i) => {
+      const id = String(i.id);
+      const props = this.store.validate(type, { ...i.properties, [i.idProperty!]: id });
+      const existing = i.idProperty === 'email'
+        ? this.store.list(type).find((o) => o.properties.email?.toLowerCase() === id.toLowerCase())
+        : this.store.findByUnique(type, i.idProperty!, id);
+      if (existing) this.store.validateUnique(type, props, existing.id);
+      else this.store.validateCreate(type, props);
+      return { props, existing, traceId: i.objectWriteTraceId };
+    });
+    const results = plan.map(({ props, existing, traceId }) => {
+      const o = existing ? this.store.update(type, existing, props) : this.store.create(type, props);
+      return { ...this.view(type, o, Object.keys(props)), new: !existing, ...(traceId ? { objectWriteTraceId: traceId } : {}) };
+    });
+    return this.batchEnvelope(results, [], 200);
   }
 
   private batchArchive(req: CrmRequest, type: ObjectType): CrmResponse {
@@ -541,19 +621,32 @@ export class HubSpotServer {
 
   // ---- associations ----------------------------------------------------------------------------
 
-  private link(from: ObjectType, fromId: string, toId: string): void {
-    if (from === 'contacts') this.store.associate(fromId, toId);
-    else this.store.associate(toId, fromId);
+  /** An association given at create time: its type id names the target object (contact↔company without one). */
+  private link(from: ObjectType, fromId: string, toId: string, types?: { associationTypeId: number }[]): void {
+    const to = types?.length ? associationTarget(from, Number(types[0]!.associationTypeId)) : from === 'contacts' ? 'companies' : from === 'companies' ? 'contacts' : undefined;
+    if (!to) throw new HsValidationError([{ isValid: false, message: `association type ${types?.[0]?.associationTypeId} is not valid from ${from}`, error: 'INVALID_ASSOCIATION_TYPE', name: 'associations' }]);
+    this.store.link(from, fromId, to, toId);
   }
 
-  private assocTypes(from: ObjectType): { category: string; typeId: number; label: string | null }[] {
-    return from === 'contacts'
-      ? [{ category: 'HUBSPOT_DEFINED', typeId: 279, label: null }, { category: 'HUBSPOT_DEFINED', typeId: 1, label: 'Primary' }]
-      : [{ category: 'HUBSPOT_DEFINED', typeId: 280, label: null }, { category: 'HUBSPOT_DEFINED', typeId: 2, label: 'Primary' }];
+  private assocTypes(from: ObjectType, to: ObjectType): { category: string; typeId: number; label: string | null }[] {
+    return (ASSOCIATION_TYPES[`${from}>${to}`] ?? []).map((t) => ({ category: 'HUBSPOT_DEFINED', ...t }));
   }
 
-  private v4Label(from: ObjectType, fromId: string, toId: string): Record<string, unknown> {
-    return { fromObjectTypeId: from === 'contacts' ? '0-1' : '0-2', fromObjectId: Number(fromId), toObjectTypeId: from === 'contacts' ? '0-2' : '0-1', toObjectId: Number(toId), labels: [] };
+  /** Messages for ends of an association that do not exist (HubSpot refuses to link them). */
+  private missingEnds(from: ObjectType, fromId: string, to: ObjectType, toId: string): string[] {
+    const out: string[] = [];
+    if (!this.store.get(from, fromId)) out.push(`${SINGULAR[from]} ${fromId} was not found.`);
+    if (!this.store.get(to, toId)) out.push(`${SINGULAR[to]} ${toId} was not found.`);
+    return out;
+  }
+
+  /** What a default association creates: the unlabeled type in both directions. */
+  private defaultAssociations(from: ObjectType, fromId: string, to: ObjectType, toId: string): Record<string, unknown>[] {
+    const spec = (f: ObjectType, t: ObjectType) => ({ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: ASSOCIATION_TYPES[`${f}>${t}`]![0]!.typeId });
+    return [
+      { from: { id: fromId }, to: { id: toId }, associationSpec: spec(from, to) },
+      { from: { id: toId }, to: { id: fromId }, associationSpec: spec(to, from) },
+    ];
   }
 
   private assocRead(req: CrmRequest, from: ObjectType, version: 'v3' | 'v4'): CrmResponse {
@@ -565,14 +658,14 @@ export class HubSpotServer {
     const results: unknown[] = [];
     const errors: unknown[] = [];
     for (const { id } of inputs) {
-      const ids = to === from ? [] : this.store.associated(from, String(id));
+      const ids = to === from ? [] : this.store.linked(from, String(id), to);
       if (!ids.length) {
-        errors.push({ status: 'error', category: 'OBJECT_NOT_FOUND', subCategory: 'crm.associations.NO_ASSOCIATIONS_FOUND', context: { fromObjectId: [String(id)] }, message: `No ${to} is associated with ${from.replace(/s$/, '').replace(/ie$/, 'y')} ${id}.` });
+        errors.push({ status: 'error', category: 'OBJECT_NOT_FOUND', subCategory: 'crm.associations.NO_ASSOCIATIONS_FOUND', context: { fromObjectId: [String(id)] }, message: `No ${to} is associated with ${SINGULAR[from]} ${id}.` });
         continue;
       }
       results.push(version === 'v4'
-        ? { from: { id: String(id) }, to: ids.map((t) => ({ toObjectId: Number(t), associationTypes: this.assocTypes(from) })) }
-        : { from: { id: String(id) }, to: ids.map((t) => ({ id: t, type: from === 'contacts' ? 'contact_to_company' : 'company_to_contact' })) });
+        ? { from: { id: String(id) }, to: ids.map((t) => ({ toObjectId: Number(t), associationTypes: this.assocTypes(from, to) })) }
+        : { from: { id: String(id) }, to: ids.map((t) => ({ id: t, type: `${SINGULAR[from]}_to_${SINGULAR[to]}` })) });
     }
     return this.batchEnvelope(results, errors, 200);
   }

@@ -1,7 +1,24 @@
 import { COMPANY_WORDS, FIRST_NAMES, LAST_NAMES, rng } from '../http-util';
 
-export type ObjectType = 'contacts' | 'companies';
-export const OBJECT_TYPES: ObjectType[] = ['contacts', 'companies'];
+export type ObjectType = 'contacts' | 'companies' | 'tickets';
+export const OBJECT_TYPES: ObjectType[] = ['contacts', 'companies', 'tickets'];
+
+/** The "information" property group each standard object ships with. */
+const INFO_GROUP: Record<ObjectType, { name: string; label: string }> = {
+  contacts: { name: 'contactinformation', label: 'Contact information' },
+  companies: { name: 'companyinformation', label: 'Company information' },
+  tickets: { name: 'ticketinformation', label: 'Ticket information' },
+};
+
+/** Properties a create (or the create branch of an upsert) must carry (HubSpot tickets guide). */
+export const REQUIRED_ON_CREATE: Record<ObjectType, readonly string[]> = {
+  contacts: [],
+  companies: [],
+  tickets: ['subject', 'hs_pipeline', 'hs_pipeline_stage'],
+};
+
+/** The default support pipeline ("0") and its stages, as a new portal has them. */
+export const TICKET_PIPELINE = { id: '0', stages: [{ id: '1', label: 'New' }, { id: '2', label: 'Waiting on contact' }, { id: '3', label: 'Waiting on us' }, { id: '4', label: 'Closed' }] };
 
 export interface HsProperty {
   name: string;
@@ -42,10 +59,18 @@ export interface HsObject {
 /** Properties whose values HubSpot computes; clients may not write them. */
 const READ_ONLY = new Set(['hs_object_id', 'createdate', 'lastmodifieddate', 'hs_lastmodifieddate']);
 
+/** The portal's users that records can be owned by (`hubspot_owner_id` options). */
+export const OWNERS = [
+  { id: '70010001', email: 'sam.owner@example.com' },
+  { id: '70010002', email: 'kim.owner@example.com' },
+  { id: '70010003', email: 'alex.owner@example.com' },
+];
+
 /** HubSpot returns these when a request names no properties. */
 export const DEFAULT_PROPERTIES: Record<ObjectType, string[]> = {
   contacts: ['createdate', 'email', 'firstname', 'hs_object_id', 'lastmodifieddate', 'lastname'],
   companies: ['createdate', 'domain', 'hs_lastmodifieddate', 'hs_object_id', 'name'],
+  tickets: ['content', 'createdate', 'hs_lastmodifieddate', 'hs_object_id', 'hs_pipeline', 'hs_pipeline_stage', 'hs_ticket_category', 'hs_ticket_priority', 'subject'],
 };
 
 export class HsValidationError extends Error {
@@ -56,31 +81,39 @@ export class HsValidationError extends Error {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** In-memory HubSpot portal: contacts, companies, their property definitions and associations. */
+/** In-memory HubSpot portal: contacts, companies, tickets, their property definitions and associations. */
 export class HubSpotStore {
   readonly portalId = 2_460_001;
-  readonly objects: Record<ObjectType, Map<string, HsObject>> = { contacts: new Map(), companies: new Map() };
-  readonly properties: Record<ObjectType, Map<string, HsProperty>> = { contacts: new Map(), companies: new Map() };
-  readonly groups: Record<ObjectType, Map<string, HsGroup>> = { contacts: new Map(), companies: new Map() };
-  /** contact id → company ids (primary first). */
-  readonly contactCompanies = new Map<string, string[]>();
-  private nextId: Record<ObjectType, number> = { contacts: 101, companies: 9_001 };
+  readonly objects: Record<ObjectType, Map<string, HsObject>> = { contacts: new Map(), companies: new Map(), tickets: new Map() };
+  readonly properties: Record<ObjectType, Map<string, HsProperty>> = { contacts: new Map(), companies: new Map(), tickets: new Map() };
+  readonly groups: Record<ObjectType, Map<string, HsGroup>> = { contacts: new Map(), companies: new Map(), tickets: new Map() };
+  /** `type:id` → `type:id` of every associated record, both directions kept (first linked first). */
+  private readonly links = new Map<string, string[]>();
+  private nextId: Record<ObjectType, number> = { contacts: 101, companies: 9_001, tickets: 5_100_001 };
   private fixedNow: number | null = null;
   private lastNow = 0;
 
   constructor() {
     const std = (t: ObjectType, name: string, type: HsProperty['type'], group: string, readOnly = false) =>
       this.defineProperty(t, { name, label: name, type, fieldType: type === 'enumeration' ? 'select' : type === 'datetime' || type === 'date' ? 'date' : type === 'number' ? 'number' : 'text', groupName: group }, readOnly);
-    for (const t of OBJECT_TYPES) {
-      this.groups[t].set(t === 'contacts' ? 'contactinformation' : 'companyinformation', { name: t === 'contacts' ? 'contactinformation' : 'companyinformation', label: t === 'contacts' ? 'Contact information' : 'Company information', displayOrder: -1, archived: false });
-    }
+    for (const t of OBJECT_TYPES) this.groups[t].set(INFO_GROUP[t].name, { ...INFO_GROUP[t], displayOrder: -1, archived: false });
     for (const n of ['email', 'firstname', 'lastname', 'phone', 'mobilephone', 'company', 'jobtitle', 'twitterhandle', 'city', 'country']) std('contacts', n, 'string', 'contactinformation');
     for (const n of ['name', 'domain', 'phone', 'industry', 'city', 'country']) std('companies', n, 'string', 'companyinformation');
+    for (const n of ['subject', 'content', 'hs_ticket_category']) std('tickets', n, 'string', 'ticketinformation');
+    const options = (values: string[]) => values.map((value, displayOrder) => ({ label: value, value, displayOrder, hidden: false }));
+    const enumeration = (t: ObjectType, name: string, values: string[]) =>
+      this.defineProperty(t, { name, label: name, type: 'enumeration', fieldType: 'select', groupName: INFO_GROUP[t].name, options: options(values) });
+    enumeration('tickets', 'hs_pipeline', [TICKET_PIPELINE.id]);
+    enumeration('tickets', 'hs_pipeline_stage', TICKET_PIPELINE.stages.map((s) => s.id));
+    enumeration('tickets', 'hs_ticket_priority', ['LOW', 'MEDIUM', 'HIGH', 'URGENT']);
+    enumeration('tickets', 'source_type', ['CHAT', 'EMAIL', 'FORM', 'PHONE', 'OTHER']);
     for (const t of OBJECT_TYPES) {
-      const g = t === 'contacts' ? 'contactinformation' : 'companyinformation';
+      const g = INFO_GROUP[t].name;
       std(t, 'hs_object_id', 'number', g, true);
       std(t, 'createdate', 'datetime', g, true);
       std(t, 'hs_lastmodifieddate', 'datetime', g, true);
+      // An owner is one of the portal's users; any other value is rejected like a bad option.
+      enumeration(t, 'hubspot_owner_id', OWNERS.map((o) => o.id));
     }
     std('contacts', 'lastmodifieddate', 'datetime', 'contactinformation', true);
   }
@@ -134,6 +167,29 @@ export class HubSpotStore {
     return out;
   }
 
+  /** A create must carry the object's required properties (and unique values must stay unique). */
+  validateCreate(type: ObjectType, props: Record<string, string | null>): void {
+    const missing = REQUIRED_ON_CREATE[type].filter((n) => props[n] === null || props[n] === undefined || props[n] === '');
+    if (missing.length) throw new HsValidationError(missing.map((name) => ({ isValid: false, message: `${name} is required`, error: 'REQUIRED_PROPERTY', name })));
+    this.validateUnique(type, props);
+  }
+
+  /** Values of `hasUniqueValue` properties may belong to one record only. */
+  validateUnique(type: ObjectType, props: Record<string, string | null>, self?: string): void {
+    const errors: HsValidationError['errors'] = [];
+    for (const [name, v] of Object.entries(props)) {
+      if (v === null || v === '' || !this.properties[type].get(name)?.hasUniqueValue) continue;
+      const other = this.findByUnique(type, name, v);
+      if (other && other.id !== self) errors.push({ isValid: false, message: `${v} already has a value for property ${name} on object ${other.id}; this property requires unique values.`, error: 'DUPLICATE_UNIQUE_PROPERTY_VALUE', name });
+    }
+    if (errors.length) throw new HsValidationError(errors);
+  }
+
+  /** The live record whose `property` equals `value`. */
+  findByUnique(type: ObjectType, property: string, value: string): HsObject | undefined {
+    return this.list(type).find((o) => o.properties[property] === value);
+  }
+
   create(type: ObjectType, props: Record<string, string | null>, at?: number): HsObject {
     const now = at ?? this.now();
     const id = String(this.nextId[type]++);
@@ -171,15 +227,29 @@ export class HubSpotStore {
   }
 
   associate(contactId: string, companyId: string): void {
-    const list = this.contactCompanies.get(contactId) ?? [];
-    if (!list.includes(companyId)) list.push(companyId);
-    this.contactCompanies.set(contactId, list);
+    this.link('contacts', contactId, 'companies', companyId);
   }
 
-  /** Associated ids in either direction (contacts→companies or companies→contacts). */
+  /** Associates two records; associations in HubSpot are always two-way. */
+  link(fromType: ObjectType, fromId: string, toType: ObjectType, toId: string): void {
+    const add = (a: string, b: string) => {
+      const list = this.links.get(a) ?? [];
+      if (!list.includes(b)) list.push(b);
+      this.links.set(a, list);
+    };
+    add(`${fromType}:${fromId}`, `${toType}:${toId}`);
+    add(`${toType}:${toId}`, `${fromType}:${fromId}`);
+  }
+
+  /** Ids of the `toType` records associated with one record. */
+  linked(fromType: ObjectType, id: string, toType: ObjectType): string[] {
+    const prefix = `${toType}:`;
+    return (this.links.get(`${fromType}:${id}`) ?? []).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  }
+
+  /** Associated ids between contacts and companies, in either direction. */
   associated(from: ObjectType, id: string): string[] {
-    if (from === 'contacts') return this.contactCompanies.get(id) ?? [];
-    return [...this.contactCompanies].filter(([, cos]) => cos.includes(id)).map(([c]) => c);
+    return this.linked(from, id, from === 'contacts' ? 'companies' : 'contacts');
   }
 
   // ---- seeding helpers -------------------------------------------------------------------
