@@ -107,46 +107,38 @@ export class RecordInteractionsService {
     await this.attachReplies(qr, fresh);
     let gapPlan = this.gap ? await this.gap.plan(qr, fresh.map(tracked)) : null;
 
-    // One json parameter instead of 22 parallel arrays: JSON.stringify is native, while pg's
-    // array escaping of every text element (and jsonb inside jsonb[]) cost ~15 µs an interaction.
-    // JSON null becomes SQL NULL for every column, as a null array element did.
     const inserted: { id: string }[] = await qr.query(
       `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
           author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
           sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key)
-       SELECT * FROM json_to_recordset($1::json) AS x(id uuid, event_id text, source text, external_id text, url text,
-          text text, occurred_at timestamptz, direction text, in_reply_to text, author_handle text, author_display_name text,
-          lang text, rating float8, metadata jsonb, sentiment_score float8, sentiment_label text, sentiment_confidence float8,
-          intent text, intent_confidence float8, explanation jsonb, customer_id uuid, thread_key text)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], $14::jsonb[], $15::float8[],
+          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[], $22::text[])
        ON CONFLICT (source, external_id) DO NOTHING
        RETURNING id`,
       [
-        JSON.stringify(
-          fresh.map((p) => ({
-            id: p.id,
-            event_id: p.message.eventId ?? null,
-            source: p.message.source,
-            external_id: p.message.externalId,
-            url: p.message.url ?? null,
-            text: p.message.text,
-            occurred_at: new Date(p.message.occurredAt).toISOString(),
-            direction: p.message.direction,
-            in_reply_to: p.message.inReplyTo ?? null,
-            author_handle: p.message.author.handle ?? null,
-            author_display_name: p.message.author.displayName ?? null,
-            lang: p.analysis.lang,
-            rating: p.message.rating ?? null,
-            metadata: p.message.metadata ? p.message.metadata : null,
-            sentiment_score: p.analysis.score,
-            sentiment_label: p.analysis.label,
-            sentiment_confidence: p.analysis.confidence,
-            intent: p.analysis.intent,
-            intent_confidence: p.analysis.intentConfidence,
-            explanation: p.analysis.explanation,
-            customer_id: p.customerId,
-            thread_key: gapPlan?.threadKeys.get(p.id) ?? null,
-          })),
-        ),
+        fresh.map((p) => p.id),
+        fresh.map((p) => p.message.eventId ?? null),
+        fresh.map((p) => p.message.source),
+        fresh.map((p) => p.message.externalId),
+        fresh.map((p) => p.message.url ?? null),
+        fresh.map((p) => p.message.text),
+        fresh.map((p) => new Date(p.message.occurredAt).toISOString()),
+        fresh.map((p) => p.message.direction),
+        fresh.map((p) => p.message.inReplyTo ?? null),
+        fresh.map((p) => p.message.author.handle ?? null),
+        fresh.map((p) => p.message.author.displayName ?? null),
+        fresh.map((p) => p.analysis.lang),
+        fresh.map((p) => p.message.rating ?? null),
+        fresh.map((p) => (p.message.metadata ? JSON.stringify(p.message.metadata) : null)),
+        fresh.map((p) => p.analysis.score),
+        fresh.map((p) => p.analysis.label),
+        fresh.map((p) => p.analysis.confidence),
+        fresh.map((p) => p.analysis.intent),
+        fresh.map((p) => p.analysis.intentConfidence),
+        fresh.map((p) => JSON.stringify(p.analysis.explanation)),
+        fresh.map((p) => p.customerId),
+        fresh.map((p) => gapPlan?.threadKeys.get(p.id) ?? null),
       ],
     );
     const insertedIds = new Set(inserted.map((r) => r.id));
@@ -381,11 +373,11 @@ export async function insertOutbox(
 ): Promise<void> {
   if (rows.length === 0) return;
   // The NOTIFY is delivered at commit (never for a rollback) and wakes the outbox relay at once.
-  // One json parameter: each payload is serialized once, not stringified and then array-escaped again.
+  // One jsonb parameter: each payload is serialized once, not stringified and then array-escaped again.
   await qr.query(
     `WITH ins AS (
        INSERT INTO outbox (topic, message_key, payload, headers)
-       SELECT * FROM json_to_recordset($1::json) AS x(topic text, message_key text, payload jsonb, headers jsonb)
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(topic text, message_key text, payload jsonb, headers jsonb)
        RETURNING 1)
      SELECT pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '') FROM (SELECT count(*) AS n FROM ins) c WHERE c.n > 0`,
     [JSON.stringify(rows.map((r) => ({ topic: r.topic, message_key: r.key, payload: r.payload, headers: r.headers })))],
