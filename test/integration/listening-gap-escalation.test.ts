@@ -74,7 +74,7 @@ describe('listening-gap escalation', () => {
     await sf?.stop();
     const admin = kafka.admin();
     await admin.connect();
-    await admin.deleteTopics({ topics: [names.topic, names.dlq, names.enriched, names.sentiment, gapTopic] }).catch(() => undefined);
+    await admin.deleteTopics({ topics: names.all }).catch(() => undefined);
     await admin.disconnect();
   });
 

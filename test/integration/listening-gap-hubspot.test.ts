@@ -87,7 +87,7 @@ describe('listening-gap escalation to HubSpot', () => {
     await hs?.stop();
     const admin = kafka.admin();
     await admin.connect();
-    await admin.deleteTopics({ topics: [names.topic, names.dlq, names.enriched, names.sentiment, gapTopic] }).catch(() => undefined);
+    await admin.deleteTopics({ topics: names.all }).catch(() => undefined);
     await admin.disconnect();
   });
 

@@ -67,7 +67,7 @@ describe('listening gap lifecycle through Kafka ingest', () => {
     await app?.close();
     const admin = kafka.admin();
     await admin.connect();
-    await admin.deleteTopics({ topics: [names.topic, names.dlq, names.enriched, names.sentiment, `${names.prefix}listening-gap.v1`] }).catch(() => undefined);
+    await admin.deleteTopics({ topics: names.all }).catch(() => undefined);
     await admin.disconnect();
   });
 
