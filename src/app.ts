@@ -78,7 +78,7 @@ export async function openDatabase(config: Config, log: Logger, opts: { migrate?
 export function createServices(config: Config, db: Database, log: Logger, metrics: Metrics) {
   const taxonomy = new TaxonomyService(db.ds);
   const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }), new ListeningGapTracker(config.listeningGap));
-  const ingest = new IngestService(recorder, config.ingestMaxTextBytes, metrics, log.child({ component: 'ingest' }));
+  const ingest = new IngestService(recorder, config.ingestLimits, metrics, log.child({ component: 'ingest' }));
   const customers = new CustomerService(db.ds);
   const interactions = new InteractionService(db.ds);
   const auth = new AuthService(config.auth);

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseCrmConfig, type CrmConfig } from '../crm/crm.config';
 import { parseListeningGapConfig, type ListeningGapConfig } from '../listening-gap/listening-gap.config';
+import { parseIngestLimits, type IngestLimitsConfig } from '../interactions/ingest-limits.config';
 
 export type Role = 'api' | 'ingest' | 'sync';
 export const ALL_ROLES: readonly Role[] = ['api', 'ingest', 'sync'];
@@ -28,6 +29,8 @@ export interface Config {
   readonly publicUrl: string;
   readonly ingestMaxBytes: number;
   readonly ingestMaxTextBytes: number;
+  /** what every ingest channel refuses at the edge, line by line (src/interactions/ingest-limits.config.ts) */
+  readonly ingestLimits: IngestLimitsConfig;
   readonly auth: {
     readonly apiKeys: readonly ApiKey[];
     readonly jwtSecret: string | null;
@@ -65,6 +68,10 @@ export interface Config {
     readonly concurrency: number;
     /** how long the group waits for a silent consumer (e.g. killed) before giving its partitions to others */
     readonly sessionTimeoutMs: number;
+    /** a partition with messages waiting that commits nothing for this long makes /readyz fail */
+    readonly stallTimeoutMs: number;
+    /** compression codecs the consumer decodes besides gzip; a batch in another is dead-lettered */
+    readonly codecs: readonly ('lz4' | 'snappy' | 'zstd')[];
   };
   /** Salesforce and HubSpot sync and write-back (src/crm/crm.config.ts) */
   readonly crm: CrmConfig;
@@ -162,6 +169,7 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push('NODE_ENV=production requires authentication: set EARSHOT_API_KEYS, EARSHOT_JWT_SECRET or EARSHOT_JWKS_URL');
   }
 
+  const ingestMaxTextBytes = int('EARSHOT_INGEST_MAX_TEXT_BYTES', 256 * 1024, 1024, 16 * 1024 * 1024);
   const config: Config = {
     nodeEnv,
     port,
@@ -174,7 +182,8 @@ export function loadConfig(env: Env = process.env): Config {
     embeddedPgPort: int('EARSHOT_EMBEDDED_PG_PORT', 54329, 1, 65535),
     publicUrl: (url('EARSHOT_PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(/\/$/, ''),
     ingestMaxBytes: int('EARSHOT_INGEST_MAX_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    ingestMaxTextBytes: int('EARSHOT_INGEST_MAX_TEXT_BYTES', 256 * 1024, 1024, 16 * 1024 * 1024),
+    ingestMaxTextBytes,
+    ingestLimits: { maxTextBytes: ingestMaxTextBytes, ...parseIngestLimits(str, int, problems) },
     auth: {
       apiKeys,
       jwtSecret,
@@ -242,7 +251,22 @@ function parseKafka(
     outputTopicPrefix: prefix,
     concurrency: int('KAFKA_CONSUMER_CONCURRENCY', 3, 1, 64),
     sessionTimeoutMs: int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),
+    stallTimeoutMs: int('KAFKA_STALL_TIMEOUT_MS', 60_000, 1_000, 3_600_000),
+    codecs: codecList(str('KAFKA_COMPRESSION_CODECS'), problems),
   };
+}
+
+const CODECS = ['lz4', 'snappy', 'zstd'] as const;
+
+function codecList(raw: string | null, problems: string[]): Config['kafka']['codecs'] {
+  if (raw === null) return [...CODECS];
+  const parts = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const bad = parts.filter((p) => !(CODECS as readonly string[]).includes(p));
+  if (bad.length > 0 && !(parts.length === 1 && parts[0] === 'none')) {
+    problems.push(`KAFKA_COMPRESSION_CODECS=${JSON.stringify(raw)}: expected a comma-separated subset of ${CODECS.join(',')}, or none`);
+    return [...CODECS];
+  }
+  return [...new Set(parts.filter((p) => p !== 'none'))] as Config['kafka']['codecs'];
 }
 
 /** Defaults: the thresholds chosen on the Febrl evaluation (src/identity/matcher.ts). */

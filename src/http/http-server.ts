@@ -108,7 +108,7 @@ async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerRes
   }
   const body = await readBody(req, deps.ingestMaxBytes, res);
   if (body === null) return;
-  const result = await deps.ingest.ingestLines(body.toString('utf8').split('\n'), 'http');
+  const result = await deps.ingest.ingestNdjson(body, 'http');
   sendJson(res, 200, result);
 }
 

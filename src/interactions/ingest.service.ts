@@ -1,6 +1,8 @@
+import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
-import { validateMessage, parseMessage, type InteractionMessage } from './interaction-message';
+import { validateMessage, parseMessage, type InteractionMessage, type LimitsArg } from './interaction-message';
+import { persistIsolating } from './isolate-lines';
 import type { RecordInteractionsService } from './record-interactions.service';
 
 export interface IngestSummary {
@@ -11,11 +13,18 @@ export interface IngestSummary {
 
 const BATCH = 500;
 
-/** Validates a request's messages and feeds the valid ones to the pipeline in batches. */
+/**
+ * Validates a request's messages and feeds the valid ones to the pipeline in batches.
+ *
+ * What must stay true: a line is rejected alone, with its line number and a reason — at
+ * the edge (parseMessage) or, when the database still refuses it, by isolation around the
+ * batch call — and every valid line of the same request is stored; only a retriable
+ * failure (database unreachable, lock conflict) fails the request.
+ */
 export class IngestService {
   constructor(
     private readonly recorder: RecordInteractionsService,
-    private readonly maxTextBytes: number,
+    private readonly limits: LimitsArg,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {}
@@ -26,44 +35,80 @@ export class IngestService {
     lines.forEach((raw, i) => {
       if (raw.trim() !== '') items.push({ line: i + 1, raw });
     });
-    return this.run(items.map(({ line, raw }) => ({ line, result: parseMessage(raw, this.maxTextBytes) })), channel);
+    return this.run(items.map(({ line, raw }) => ({ line, result: parseMessage(raw, this.limits) })), channel);
+  }
+
+  /**
+   * An NDJSON body as bytes: each line is decoded on its own, so bytes that are not UTF-8
+   * reject their line only (decoding the whole body first would silently replace them).
+   */
+  async ingestNdjson(body: Buffer, channel: string): Promise<IngestSummary> {
+    const items: { line: number; result: ReturnType<typeof parseMessage> }[] = [];
+    let start = 0;
+    for (let line = 1; start <= body.length; line++) {
+      let end = body.indexOf(0x0a, start);
+      if (end === -1) end = body.length;
+      const raw = body.subarray(start, end);
+      if (!isBlank(raw)) items.push({ line, result: parseMessage(raw, this.limits) });
+      start = end + 1;
+    }
+    return this.run(items, channel);
   }
 
   async ingestObjects(values: unknown[], channel: string): Promise<IngestSummary> {
-    return this.run(values.map((v, i) => ({ line: i + 1, result: validateMessage(v, this.maxTextBytes) })), channel);
+    return this.run(values.map((v, i) => ({ line: i + 1, result: validateMessage(v, this.limits) })), channel);
   }
 
   private async run(items: { line: number; result: ReturnType<typeof validateMessage> }[], channel: string): Promise<IngestSummary> {
     const rejected: IngestSummary['rejected'] = [];
-    const valid: InteractionMessage[] = [];
-    for (const { line, result } of items) {
-      if (result.ok) valid.push(result.message);
-      else rejected.push({ line, error: result.error });
-    }
     let accepted = 0;
     let duplicates = 0;
     // Duplicates within one request must count as duplicates even across batches.
     const seen = new Set<string>();
-    const distinct: InteractionMessage[] = [];
-    for (const m of valid) {
+    const distinct: { line: number; message: InteractionMessage }[] = [];
+    for (const { line, result } of items) {
+      if (!result.ok) {
+        rejected.push({ line, error: result.error });
+        continue;
+      }
+      const m = result.message;
       const key = `${m.source}\u0000${m.externalId}`;
       if (seen.has(key)) duplicates++;
       else {
         seen.add(key);
-        distinct.push(m);
+        distinct.push({ line, message: m });
       }
     }
     for (let i = 0; i < distinct.length; i += BATCH) {
+      const batch = distinct.slice(i, i + BATCH);
       const end = this.metrics.ingestBatchDuration.startTimer();
-      const out = await this.recorder.record(distinct.slice(i, i + BATCH));
-      end();
+      let out: Awaited<ReturnType<typeof persistIsolating>>;
+      try {
+        out = await persistIsolating(batch, (part) => this.recorder.record(part.map((b) => b.message)));
+      } catch (e) {
+        // only retriable failures get here; the batches before this one are stored and a retry dedupes them
+        this.log.warn({ err: e, channel, storedSoFar: accepted }, 'ingest batch failed transiently');
+        throw new AppError('SERVICE_UNAVAILABLE', `the database is unavailable; ${accepted} lines were stored before it failed, send the body again (stored lines count as duplicates)`);
+      } finally {
+        end();
+      }
       accepted += out.accepted;
       duplicates += out.duplicates;
+      for (const r of out.rejected) rejected.push({ line: batch[r.index]!.line, error: r.error });
+      if (out.rejected.length > 0) {
+        this.log.warn({ channel, lines: out.rejected.map((r) => batch[r.index]!.line), sqlStates: out.rejected.map((r) => r.sqlState), attempts: out.attempts }, 'lines refused by the pipeline were isolated and rejected; the rest of the batch is stored');
+      }
     }
+    rejected.sort((a, b) => a.line - b.line);
     this.metrics.ingested.inc({ channel, result: 'accepted' }, accepted);
     this.metrics.ingested.inc({ channel, result: 'duplicate' }, duplicates);
     this.metrics.ingested.inc({ channel, result: 'rejected' }, rejected.length);
     if (items.length > 0) this.log.info({ channel, accepted, duplicates, rejected: rejected.length }, 'ingested');
     return { accepted, duplicates, rejected };
   }
+}
+
+function isBlank(b: Buffer): boolean {
+  for (const c of b) if (c !== 0x20 && c !== 0x09 && c !== 0x0d) return false;
+  return true;
 }

@@ -43,43 +43,172 @@ const ajv = new Ajv2020({ allErrors: true, strict: false });
 addFormats(ajv);
 const validate = ajv.compile<InteractionMessage>(messageSchema);
 
-export type ValidationResult = { ok: true; message: InteractionMessage } | { ok: false; error: string };
+/** Why a message was refused, for the dead-letter `x-error-kind` header and the counters. */
+export type RejectionKind = 'malformed-json' | 'invalid-encoding' | 'schema-violation' | 'too-large' | 'invalid-value';
+
+export type ValidationResult = { ok: true; message: InteractionMessage } | { ok: false; error: string; kind: RejectionKind };
 
 /**
- * Checks one decoded message against interactions.v1 and the text size limit.
- * The error names every offending field so a producer can fix it in one go.
+ * What the edge accepts beyond the JSON Schema: everything PostgreSQL would refuse for its
+ * content, or that no real interaction has, is refused here with a reason, line by line.
  */
-export function validateMessage(value: unknown, maxTextBytes: number): ValidationResult {
-  if (!validate(value)) {
-    const errors = (validate.errors ?? [])
-      // the branches of anyOf fail one by one; their summary says it once
-      .filter((e) => !e.schemaPath.includes('/anyOf/'))
-      .map((e) => {
-        const where = e.instancePath === '' ? '' : `${e.instancePath.slice(1).replace(/\//g, '.')}: `;
-        if (e.keyword === 'required') return `${where}missing required field '${(e.params as { missingProperty: string }).missingProperty}'`;
-        if (e.keyword === 'enum') return `${where}must be one of ${(e.params as { allowedValues: string[] }).allowedValues.join(', ')}`;
-        if (e.keyword === 'additionalProperties') return `${where}unknown field '${(e.params as { additionalProperty: string }).additionalProperty}'`;
-        if (e.keyword === 'anyOf') return 'author: needs at least one of handle, email, phone, crmIds';
-        return `${where}${e.message}`;
-      })
-      .filter((m, i, all) => all.indexOf(m) === i);
-    return { ok: false, error: errors.join('; ') || 'invalid message' };
-  }
-  const message = value;
-  if (Buffer.byteLength(message.text, 'utf8') > maxTextBytes) {
-    return { ok: false, error: `text: longer than the limit of ${maxTextBytes} bytes` };
-  }
-  if (Number.isNaN(Date.parse(message.occurredAt))) return { ok: false, error: 'occurredAt: not a valid date-time' };
-  return { ok: true, message };
+export interface MessageLimits {
+  /** EARSHOT_INGEST_MAX_TEXT_BYTES */
+  maxTextBytes: number;
+  /** EARSHOT_INGEST_MAX_METADATA_DEPTH: objects and arrays nested inside `metadata` (metadata itself is 1) */
+  maxMetadataDepth: number;
+  /** EARSHOT_INGEST_MAX_METADATA_BYTES: `metadata` as compact JSON in UTF-8 */
+  maxMetadataBytes: number;
+  /** EARSHOT_INGEST_EARLIEST_OCCURRED_AT, as epoch milliseconds */
+  earliestOccurredAt: number;
+  /** EARSHOT_INGEST_MAX_FUTURE_DAYS, in milliseconds: how far past `now` occurredAt may be (clock skew, scheduled posts) */
+  maxFutureMs: number;
+  /** the clock the future limit is measured against; injectable for tests */
+  now?: () => number;
 }
 
-/** Parses one NDJSON line or Kafka value; never throws. */
-export function parseMessage(raw: string | Buffer, maxTextBytes: number): ValidationResult {
+export const DEFAULT_MESSAGE_LIMITS: Readonly<MessageLimits> = Object.freeze({
+  maxTextBytes: 256 * 1024,
+  maxMetadataDepth: 32,
+  maxMetadataBytes: 64 * 1024,
+  earliestOccurredAt: Date.UTC(1970, 0, 1),
+  maxFutureMs: 3_650 * 86_400_000,
+});
+
+/** A bare number is the text limit alone (the older signature); the other limits keep their defaults. */
+export type LimitsArg = number | Partial<MessageLimits>;
+
+function limitsOf(arg: LimitsArg): MessageLimits {
+  return typeof arg === 'number' ? { ...DEFAULT_MESSAGE_LIMITS, maxTextBytes: arg } : { ...DEFAULT_MESSAGE_LIMITS, ...arg };
+}
+
+const fail = (kind: RejectionKind, error: string): ValidationResult => ({ ok: false, kind, error });
+
+/** Problems reported per message at most: a producer fixes the first few, then sees the rest. */
+const MAX_PROBLEMS = 5;
+
+/**
+ * Walks the whole decoded value without recursion (a 5,000-deep value must not overflow the
+ * stack here or anywhere after), and names every string PostgreSQL cannot store — a NUL
+ * character (text and jsonb refuse it) or a lone UTF-16 surrogate (jsonb refuses its escape) —
+ * in values and in keys, and `metadata` nested deeper than the limit.
+ */
+function inspectStrings(value: unknown, limits: MessageLimits): { problems: string[]; metadataTooDeep: boolean } {
+  const problems: string[] = [];
+  let metadataTooDeep = false;
+  const check = (s: string, where: string, what: string) => {
+    if (problems.length >= MAX_PROBLEMS) return;
+    if (s.includes('\u0000')) problems.push(`${where || 'message'}: ${what} contains a NUL character (\\u0000), which cannot be stored`);
+    else if (!(s as unknown as { isWellFormed(): boolean }).isWellFormed()) problems.push(`${where || 'message'}: ${what} contains a lone UTF-16 surrogate (half of a pair), which cannot be stored`);
+  };
+  // depth counts levels inside metadata (0 outside it)
+  const stack: { v: unknown; path: string; metaDepth: number }[] = [{ v: value, path: '', metaDepth: 0 }];
+  while (stack.length > 0 && problems.length < MAX_PROBLEMS) {
+    const { v, path, metaDepth } = stack.pop()!;
+    if (typeof v === 'string') {
+      check(v, path, 'the value');
+      continue;
+    }
+    if (v === null || typeof v !== 'object') continue;
+    const inMeta = metaDepth > 0 || path === 'metadata';
+    const depth = inMeta ? metaDepth + 1 : 0;
+    if (inMeta && depth > limits.maxMetadataDepth) {
+      metadataTooDeep = true;
+      continue;
+    }
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], path: path === '' ? String(i) : `${path}.${i}`, metaDepth: depth });
+    } else {
+      const keys = Object.keys(v);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const k = keys[i]!;
+        check(k, path, `the key ${JSON.stringify(k.slice(0, 40))}`);
+        stack.push({ v: (v as Record<string, unknown>)[k], path: path === '' ? k : `${path}.${k}`, metaDepth: depth });
+      }
+    }
+  }
+  return { problems, metadataTooDeep };
+}
+
+/**
+ * Checks one decoded message against interactions.v1 and the edge limits. The error names
+ * every offending field so a producer can fix it in one go. Never throws.
+ *
+ * What must stay true: a message that passes is one PostgreSQL can store as it is (no NUL,
+ * no lone surrogate, a timestamp it can represent, bounded metadata), so that one producer's
+ * bad line never reaches, and never fails, a batch shared with valid lines.
+ */
+export function validateMessage(value: unknown, limitsArg: LimitsArg): ValidationResult {
+  const limits = limitsOf(limitsArg);
+  try {
+    const { problems, metadataTooDeep } = inspectStrings(value, limits);
+    if (metadataTooDeep) {
+      problems.unshift(`metadata: nested deeper than ${limits.maxMetadataDepth} levels (EARSHOT_INGEST_MAX_METADATA_DEPTH)`);
+    }
+    if (problems.length > 0) return fail('invalid-value', problems.join('; '));
+    if (!validate(value)) {
+      const errors = (validate.errors ?? [])
+        // the branches of anyOf fail one by one; their summary says it once
+        .filter((e) => !e.schemaPath.includes('/anyOf/'))
+        .map((e) => {
+          const where = e.instancePath === '' ? '' : `${e.instancePath.slice(1).replace(/\//g, '.')}: `;
+          if (e.keyword === 'required') return `${where}missing required field '${(e.params as { missingProperty: string }).missingProperty}'`;
+          if (e.keyword === 'enum') return `${where}must be one of ${(e.params as { allowedValues: string[] }).allowedValues.join(', ')}`;
+          if (e.keyword === 'additionalProperties') return `${where}unknown field '${(e.params as { additionalProperty: string }).additionalProperty}'`;
+          if (e.keyword === 'anyOf') return 'author: needs at least one of handle, email, phone, crmIds';
+          return `${where}${e.message}`;
+        })
+        .filter((m, i, all) => all.indexOf(m) === i);
+      return fail('schema-violation', errors.join('; ') || 'invalid message');
+    }
+    const message = value;
+    if (Buffer.byteLength(message.text, 'utf8') > limits.maxTextBytes) {
+      return fail('too-large', `text: longer than the limit of ${limits.maxTextBytes} bytes`);
+    }
+    const at = Date.parse(message.occurredAt);
+    if (Number.isNaN(at)) return fail('schema-violation', 'occurredAt: not a valid date-time');
+    if (at < limits.earliestOccurredAt) {
+      return fail('invalid-value', `occurredAt: ${message.occurredAt} is before ${new Date(limits.earliestOccurredAt).toISOString()} (EARSHOT_INGEST_EARLIEST_OCCURRED_AT)`);
+    }
+    const latest = (limits.now ?? Date.now)() + limits.maxFutureMs;
+    if (at > latest) {
+      return fail('invalid-value', `occurredAt: ${message.occurredAt} is more than ${Math.round(limits.maxFutureMs / 86_400_000)} days in the future (EARSHOT_INGEST_MAX_FUTURE_DAYS)`);
+    }
+    if (message.metadata) {
+      const bytes = Buffer.byteLength(JSON.stringify(message.metadata), 'utf8');
+      if (bytes > limits.maxMetadataBytes) {
+        return fail('too-large', `metadata: ${bytes} bytes as JSON, over the limit of ${limits.maxMetadataBytes} bytes (EARSHOT_INGEST_MAX_METADATA_BYTES)`);
+      }
+    }
+    return { ok: true, message };
+  } catch (e) {
+    // Whatever slipped past the checks above (a stack overflow in a library) is still this message's fault alone.
+    return fail('invalid-value', `the message could not be validated: ${(e as Error).message}`);
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses one NDJSON line or Kafka value; never throws. Bytes must be valid UTF-8: a
+ * decoder that replaced bad bytes would store text the producer never sent.
+ */
+export function parseMessage(raw: string | Uint8Array, limits: LimitsArg): ValidationResult {
+  let text: string;
+  if (typeof raw === 'string') text = raw;
+  else {
+    try {
+      text = utf8.decode(raw);
+    } catch {
+      return fail('invalid-encoding', 'the message is not valid UTF-8');
+    }
+  }
   let value: unknown;
   try {
-    value = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+    value = JSON.parse(text);
   } catch (e) {
-    return { ok: false, error: `malformed JSON: ${(e as Error).message}` };
+    if (e instanceof SyntaxError) return fail('malformed-json', `malformed JSON: ${e.message}`);
+    return fail('malformed-json', `malformed JSON: could not be parsed (${(e as Error).message})`);
   }
-  return validateMessage(value, maxTextBytes);
+  return validateMessage(value, limits);
 }

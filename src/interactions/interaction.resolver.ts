@@ -58,9 +58,7 @@ export class InteractionResolver {
   @Mutation(() => IngestResult, { description: 'Same pipeline and result as POST /ingest; at most 1,000 per call' })
   ingestInteractions(@Arg('input', () => [InteractionInput]) input: InteractionInput[]): Promise<IngestResult> {
     if (input.length > 1000) throw AppError.badInput('at most 1000 interactions per call');
-    // GraphQL input objects carry nulls for absent fields; the JSON Schema wants them absent.
-    const plain = input.map((i) => JSON.parse(JSON.stringify(i, (_k, v) => (v === null ? undefined : v))) as unknown);
-    return this.ingest.ingestObjects(plain, 'graphql');
+    return this.ingest.ingestObjects(input.map(asMessage), 'graphql');
   }
 
   @FieldResolver(() => Customer, { nullable: true })
@@ -72,4 +70,20 @@ export class InteractionResolver {
   topics(@Root() i: Interaction, @Ctx() ctx: GraphQLContext): Promise<TopicRef[]> {
     return ctx.loaders.topics.load(i.uuid);
   }
+}
+
+/**
+ * GraphQL input objects carry nulls for absent fields; the JSON Schema wants them absent.
+ * Only the input types' own fields are copied: `metadata` is the caller's JSON, kept as it is
+ * (its nulls are data) and never walked recursively here, however deep it nests.
+ */
+function asMessage(i: InteractionInput): unknown {
+  const strip = (o: object): Record<string, unknown> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined));
+  const m = strip(i);
+  if (i.author) {
+    const author = strip(i.author);
+    if (i.author.crmIds) author.crmIds = i.author.crmIds.map(strip);
+    m.author = author;
+  }
+  return m;
 }

@@ -1,0 +1,62 @@
+/**
+ * Which failures of the write path are worth retrying. The rule is narrow on purpose: only a
+ * failure of the connection or of concurrency (locks, serialization, deadlock) can succeed
+ * on a later attempt with the same data; everything else — a value PostgreSQL refuses, an
+ * encoding error, a stack overflow, a bug — fails again forever, so retrying it stalls a
+ * Kafka partition or a request without end.
+ */
+
+/**
+ * SQLSTATEs that describe the server or the session, not the data:
+ * 08 connection exception, 40001 serialization failure, 40P01 deadlock, 55P03 lock not
+ * available, 55006 object in use, 57014 query canceled (statement or lock timeout), 57P01-57P05
+ * shutdown, crash, cannot connect now, idle session timeout, 53 insufficient resources (disk
+ * full, out of memory, too many connections), 58 system (I/O) errors.
+ */
+const RETRIABLE_SQLSTATE = /^(08[0-9A-Z]{3}|40001|40P01|55P03|55006|57014|57P0[1-5]|53[0-9A-Z]{3}|58[0-9A-Z]{3})$/;
+
+/** Socket-level errors of the driver (no SQLSTATE): the server was not reached or went away. */
+const RETRIABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'ENETDOWN']);
+
+/** Messages of node-postgres, pg-pool and TypeORM for a lost or unobtainable connection. */
+const RETRIABLE_MESSAGE =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is not established|terminating connection|server closed the connection unexpectedly|Query read timeout|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/** The SQLSTATE of a pg or TypeORM error (TypeORM keeps the driver's error in driverError), else null. */
+export function sqlState(e: unknown): string | null {
+  if (!e || typeof e !== 'object') return null;
+  const err = e as { code?: unknown; driverError?: { code?: unknown } };
+  const code = err.driverError?.code ?? err.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null;
+}
+
+/**
+ * True for a failure that may succeed if the same data is written again later: connection
+ * errors and lock, serialization and deadlock conflicts.
+ *
+ * What must stay true: anything without such a SQLSTATE or connection symptom — validation,
+ * out-of-range values (22…), constraint violations (23…), encoding, RangeError, TypeError —
+ * is false, so that it is rejected (HTTP) or dead-lettered (Kafka) and never retried forever.
+ */
+export function isRetriable(e: unknown): boolean {
+  for (let cur: unknown = e, hops = 0; cur && typeof cur === 'object' && hops < 5; hops++) {
+    const code = sqlState(cur);
+    if (code !== null) return RETRIABLE_SQLSTATE.test(code);
+    const err = cur as { code?: unknown; errno?: unknown; message?: unknown; driverError?: unknown; cause?: unknown };
+    const errno = typeof err.code === 'string' ? err.code : null;
+    if (errno && RETRIABLE_ERRNO.has(errno)) return true;
+    if (typeof err.message === 'string' && RETRIABLE_MESSAGE.test(err.message)) return true;
+    cur = err.driverError ?? err.cause;
+  }
+  return false;
+}
+
+/** A reason for a rejected line that a producer can act on, without stack or connection details. */
+export function rejectionReason(e: unknown): string {
+  const code = sqlState(e);
+  const message = e instanceof Error ? e.message : String(e);
+  const short = message.length > 500 ? `${message.slice(0, 500)}…` : message;
+  if (code !== null) return `rejected by the database (SQLSTATE ${code}): ${short}`;
+  if (e instanceof RangeError) return `could not be processed (${short}): the message is too deeply nested or too large`;
+  return `could not be processed: ${short}`;
+}
