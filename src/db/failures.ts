@@ -27,7 +27,8 @@ export function sqlState(e: unknown): string | null {
   if (!e || typeof e !== 'object') return null;
   const err = e as { code?: unknown; driverError?: { code?: unknown } };
   const code = err.driverError?.code ?? err.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null;
+  // SQLSTATE classes are two digits, or F0, HV, P0, XX: 'EPIPE' is an errno, not a SQLSTATE.
+  return typeof code === 'string' && /^([0-9]{2}|F0|HV|P0|XX)[0-9A-Z]{3}$/.test(code) ? code : null;
 }
 
 /**

@@ -37,11 +37,13 @@ describe('dead letters', () => {
     expect(validationKind("missing required field 'text'")).toBe('schema-violation');
   });
 
-  it('treat only data errors as permanent: outages, deadlocks and unknown errors are retried', () => {
+  it('treat every failure but connection and concurrency ones as permanent', () => {
     expect(isPermanentDataError({ code: '22021' })).toBe(true); // NUL byte in text
     expect(isPermanentDataError({ driverError: { code: '22P02' } })).toBe(true);
     expect(isPermanentDataError({ code: '23502' })).toBe(true);
-    for (const transient of [{ code: '40P01' }, { code: '40001' }, { code: '57P01' }, { code: '08006' }, { code: 'ECONNREFUSED' }, new Error('Connection terminated unexpectedly'), { code: '23505' }, null]) {
+    expect(isPermanentDataError({ code: '23505' })).toBe(true);
+    expect(isPermanentDataError(new RangeError('Maximum call stack size exceeded'))).toBe(true);
+    for (const transient of [{ code: '40P01' }, { code: '40001' }, { code: '57P01' }, { code: '08006' }, { code: 'ECONNREFUSED' }, new Error('Connection terminated unexpectedly'), null]) {
       expect(isPermanentDataError(transient)).toBe(false);
     }
   });

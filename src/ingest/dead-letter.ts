@@ -1,9 +1,19 @@
 import { Partitioners, type IHeaders, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
+import { isRetriable, sqlState } from '../db/failures';
+import type { RejectionKind } from '../interactions/interaction-message';
 import type { Metrics } from '../shared/metrics';
 import { deadLetterTopic } from './kafka-client';
 
 /** Why a message can never be processed; the `x-error-kind` header. */
-export type DeadLetterKind = 'malformed-json' | 'schema-violation' | 'too-large' | 'empty' | 'rejected-by-database';
+export type DeadLetterKind =
+  | RejectionKind
+  | 'empty'
+  /** refused by PostgreSQL for its content (a SQLSTATE that retrying cannot fix) */
+  | 'rejected-by-database'
+  /** the pipeline failed on it alone without a SQLSTATE (RangeError, TypeError …) */
+  | 'unprocessable'
+  /** part of a batch this consumer cannot decompress (codec unavailable, corrupt data) */
+  | 'undecodable-batch';
 
 export interface DeadLetter {
   topic: string;
@@ -48,28 +58,16 @@ export function deadLetterRecord(d: DeadLetter, failedAt: Date = new Date()): { 
   };
 }
 
-/** PostgreSQL error classes that depend on the data of a message, not on the server's state. */
-const PERMANENT_SQLSTATES = [/^22/, /^23502$/, /^23514$/, /^54/];
-
 /**
- * True only for a database error that will fail again however often the same message is
- * retried (invalid text such as NUL bytes, a value out of range, a check violation).
- *
- * What must stay true: every other error — connection refused or terminated, pool timeout,
- * deadlock (40P01), serialization failure (40001), admin shutdown (57P01), unknown errors —
- * is transient, so that an outage pauses consumption and never dead-letters good data.
+ * True for a database failure that will fail again however often the same message is
+ * retried: anything but a connection, lock, serialization or deadlock failure (see
+ * src/db/failures.ts, the one classification of the write path).
  */
 export function isPermanentDataError(e: unknown): boolean {
-  const code = sqlState(e);
-  return code !== null && PERMANENT_SQLSTATES.some((re) => re.test(code));
+  return e !== null && e !== undefined && !isRetriable(e);
 }
 
-function sqlState(e: unknown): string | null {
-  if (!e || typeof e !== 'object') return null;
-  const err = e as { code?: unknown; driverError?: { code?: unknown } };
-  const code = err.driverError?.code ?? err.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null;
-}
+export { sqlState };
 
 /**
  * Writes dead letters to `<topic>.dlq` with an idempotent producer and acks from all

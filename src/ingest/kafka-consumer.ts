@@ -1,9 +1,12 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import { parseMessage, type InteractionMessage } from '../interactions/interaction-message';
+import { isRetriable } from '../db/failures';
+import { parseMessage, type InteractionMessage, type LimitsArg } from '../interactions/interaction-message';
+import { persistIsolating } from '../interactions/isolate-lines';
 import type { RecordInteractionsService } from '../interactions/record-interactions.service';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
-import { DeadLetterPublisher, isPermanentDataError, validationKind, type DeadLetter } from './dead-letter';
+import { DeadLetterPublisher, type DeadLetter } from './dead-letter';
+import { UNDECODABLE_BATCH_HEADER, UNDECODABLE_HEADER } from './kafka-codecs';
 import { ensureTopics, type KafkaSettings } from './kafka-client';
 
 export interface KafkaConsumerOptions {
@@ -14,6 +17,21 @@ export interface KafkaConsumerOptions {
   retryMaxMs?: number;
   /** readiness fails when the broker has not been heard from for this long */
   contactTimeoutMs?: number;
+  /** readiness fails when a partition with waiting messages commits nothing for this long (default KAFKA_STALL_TIMEOUT_MS) */
+  stallTimeoutMs?: number;
+  /** first and longest wait before the consumer is started again after a crash kafkajs does not restart */
+  restartInitialMs?: number;
+  restartMaxMs?: number;
+}
+
+/** Progress of one assigned partition, for stall detection. */
+interface PartitionProgress {
+  topic: string;
+  partition: number;
+  /** since when the partition has had fetched messages that are not committed yet; null when caught up */
+  pendingSince: number | null;
+  /** why the partition waits, in words for an operator (no error text, no hosts) */
+  waitingOn: string | null;
 }
 
 interface Control {
@@ -40,15 +58,27 @@ class Abandoned extends Error {}
  *   dead letters are acknowledged by the broker, so a crash at any point redelivers, never loses;
  * - redelivery never duplicates, because the pipeline ignores a known (source, externalId);
  * - a partition's messages are processed in offset order, one chunk at a time;
- * - a transient failure (database down, deadlock, timeout, broker error) makes the partition
- *   wait and retry the same chunk with exponential backoff, forever: it never skips;
- * - only a message that can never succeed (bad JSON, schema violation, too large, rejected by
- *   the database for its content) goes to `<topic>.dlq`;
+ * - only a retriable failure (connection lost, lock, serialization or deadlock conflict,
+ *   broker error) makes the partition wait and retry the same chunk with exponential backoff:
+ *   it never skips then;
+ * - any other failure belongs to a message: it is found (edge checks, then bisection of the
+ *   batch) and that message alone goes to `<topic>.dlq` with its reason, and the partition
+ *   moves on — validation, out-of-range values, encoding, stack overflow, a batch in a codec
+ *   this consumer cannot decode;
+ * - a partition with waiting messages that commits nothing for `stallTimeoutMs` makes
+ *   `health()` fail with the reason, and its lag gauge counts the messages it has not committed;
+ * - a crash that kafkajs does not restart from is restarted here, with backoff, while running;
  * - `stop()` lets the chunk in flight finish and commit, then leaves the group.
  */
 export class KafkaIngestConsumer {
-  private readonly consumer: Consumer;
+  private consumer: Consumer;
   private readonly dlq: DeadLetterPublisher;
+  private readonly stallTimeoutMs: number;
+  private readonly restartInitialMs: number;
+  private readonly restartMaxMs: number;
+  private readonly progress = new Map<string, PartitionProgress>();
+  private restartDelay = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
   private readonly chunkSize: number;
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
@@ -64,7 +94,8 @@ export class KafkaIngestConsumer {
     private readonly kafka: Kafka,
     private readonly settings: KafkaSettings,
     private readonly recorder: RecordInteractionsService,
-    private readonly maxTextBytes: number,
+    /** the edge limits (config.ingestLimits); a bare number is the text limit alone */
+    private readonly limits: LimitsArg,
     private readonly metrics: Metrics,
     private readonly log: Logger,
     opts: KafkaConsumerOptions = {},
@@ -73,18 +104,27 @@ export class KafkaIngestConsumer {
     this.retryInitialMs = opts.retryInitialMs ?? 200;
     this.retryMaxMs = opts.retryMaxMs ?? 5_000;
     this.contactTimeoutMs = opts.contactTimeoutMs ?? 45_000;
+    this.stallTimeoutMs = opts.stallTimeoutMs ?? settings.stallTimeoutMs ?? 60_000;
+    this.restartInitialMs = opts.restartInitialMs ?? 1_000;
+    this.restartMaxMs = opts.restartMaxMs ?? 30_000;
     this.dlq = new DeadLetterPublisher(kafka, metrics);
-    this.consumer = kafka.consumer({
-      groupId: settings.groupId,
-      sessionTimeout: settings.sessionTimeoutMs,
-      heartbeatInterval: Math.min(3_000, Math.floor(settings.sessionTimeoutMs / 3)),
+    this.consumer = this.createConsumer();
+    metrics.kafkaStalledPartitions = () => this.stalledPartitions();
+  }
+
+  private createConsumer(): Consumer {
+    const consumer = this.kafka.consumer({
+      groupId: this.settings.groupId,
+      sessionTimeout: this.settings.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3_000, Math.floor(this.settings.sessionTimeoutMs / 3)),
       // Consumption must resume after any crash: a stopped consumer would stall ingest silently.
       retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 10_000, restartOnFailure: async () => this.state === 'running' },
       allowAutoTopicCreation: false,
       // An idle long-poll delays stop() by up to this long; the broker answers sooner whenever data arrives.
       maxWaitTimeInMs: 1_000,
     });
-    this.watchEvents();
+    this.watchEvents(consumer);
+    return consumer;
   }
 
   /**
@@ -96,6 +136,11 @@ export class KafkaIngestConsumer {
     this.problem = 'connecting to the broker';
     await ensureTopics(this.kafka, this.settings, this.log);
     await this.dlq.connect();
+    await this.runConsumer();
+    this.log.info({ topics: this.settings.topics, groupId: this.settings.groupId, concurrency: this.settings.concurrency }, 'kafka consumer started');
+  }
+
+  private async runConsumer(): Promise<void> {
     await this.consumer.connect();
     // A new group starts at the beginning: messages produced before the first start count too.
     await this.consumer.subscribe({ topics: [...this.settings.topics], fromBeginning: true });
@@ -107,7 +152,33 @@ export class KafkaIngestConsumer {
       partitionsConsumedConcurrently: this.settings.concurrency,
       eachBatch: (payload) => this.eachBatch(payload),
     });
-    this.log.info({ topics: this.settings.topics, groupId: this.settings.groupId, concurrency: this.settings.concurrency }, 'kafka consumer started');
+  }
+
+  /**
+   * kafkajs gives up on a crash it deems non-retriable (restart: false) and leaves the
+   * consumer stopped for good; a new consumer object joins the group again instead, after a
+   * backoff that grows while crashes repeat, so the partitions are consumed again.
+   */
+  private scheduleRestart(): void {
+    if (this.state !== 'running' || this.restartTimer) return;
+    this.restartDelay = this.restartDelay === 0 ? this.restartInitialMs : Math.min(this.restartDelay * 2, this.restartMaxMs);
+    this.metrics.kafkaConsumerRestarts.inc();
+    this.log.warn({ inMs: this.restartDelay }, 'kafka consumer stopped after a crash kafkajs does not recover from; starting it again');
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.state !== 'running') return;
+      const old = this.consumer;
+      this.consumer = this.createConsumer();
+      void old
+        .disconnect()
+        .catch(() => undefined)
+        .then(() => this.runConsumer())
+        .catch((e: unknown) => {
+          this.log.error({ err: e }, 'kafka consumer restart failed');
+          this.scheduleRestart();
+        });
+    }, this.restartDelay);
+    this.restartTimer.unref();
   }
 
   /** Resolves once this member has joined its group (after `start`). */
@@ -122,7 +193,19 @@ export class KafkaIngestConsumer {
     if (this.problem) return `kafka consumer: ${this.problem}`;
     const silent = Date.now() - this.lastContact;
     if (silent > this.contactTimeoutMs) return `kafka consumer: no answer from the broker for ${Math.round(silent / 1000)} s`;
+    const stalled = this.stalledPartitions().filter((p) => p.seconds * 1000 >= this.stallTimeoutMs);
+    if (stalled.length > 0) {
+      return `kafka consumer: ${stalled.map((p) => `${p.topic}[${p.partition}] has made no progress for ${Math.round(p.seconds)} s (${p.waitingOn ?? 'processing a batch'})`).join('; ')}`;
+    }
     return null;
+  }
+
+  /** Every partition with fetched messages not yet committed, and for how long. */
+  stalledPartitions(): { topic: string; partition: number; seconds: number; waitingOn: string | null }[] {
+    const now = Date.now();
+    return [...this.progress.values()]
+      .filter((p) => p.pendingSince !== null)
+      .map((p) => ({ topic: p.topic, partition: p.partition, seconds: (now - p.pendingSince!) / 1000, waitingOn: p.waitingOn }));
   }
 
   /** Stops fetching, lets the chunk in flight finish and commit, leaves the group, disconnects. */
@@ -131,37 +214,61 @@ export class KafkaIngestConsumer {
     this.state = 'stopping';
     // Wakes a partition that waits between retries: its chunk was not committed and will be redelivered.
     this.stopSignal.abort();
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
     await this.consumer.disconnect().catch((e: unknown) => this.log.warn({ err: e }, 'kafka consumer disconnect failed'));
     await this.dlq.disconnect().catch(() => undefined);
     this.state = 'stopped';
     this.metrics.kafkaConsumerLag.reset();
+    this.progress.clear();
     this.log.info('kafka consumer stopped');
   }
 
-  private watchEvents(): void {
-    const { events } = this.consumer;
+  private watchEvents(consumer: Consumer): void {
+    const { events } = consumer;
+    // Events of a consumer replaced after a crash must not speak for the current one.
+    const current = () => consumer === this.consumer;
     const touch = () => {
-      this.lastContact = Date.now();
+      if (current()) this.lastContact = Date.now();
     };
-    this.consumer.on(events.HEARTBEAT, touch);
-    this.consumer.on(events.FETCH, touch);
-    this.consumer.on(events.COMMIT_OFFSETS, touch);
-    this.consumer.on(events.GROUP_JOIN, (e) => {
+    consumer.on(events.HEARTBEAT, touch);
+    consumer.on(events.FETCH, touch);
+    consumer.on(events.COMMIT_OFFSETS, () => {
+      touch();
+      this.restartDelay = 0;
+    });
+    consumer.on(events.GROUP_JOIN, (e) => {
+      if (!current()) return;
       touch();
       this.joined = true;
       this.problem = null;
       // A partition that moved to another member must not keep reporting this member's lag.
       this.metrics.kafkaConsumerLag.reset();
+      const assigned = new Set(Object.entries(e.payload.memberAssignment).flatMap(([t, ps]) => ps.map((p) => `${t}/${p}`)));
+      for (const k of this.progress.keys()) if (!assigned.has(k)) this.progress.delete(k);
       this.log.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'kafka consumer joined its group');
       for (const w of this.joinWaiters.splice(0)) w();
     });
-    this.consumer.on(events.CRASH, (e) => {
-      this.problem = `crashed (${e.payload.error.message}); restarting: ${e.payload.restart}`;
+    consumer.on(events.CRASH, (e) => {
+      if (!current()) return;
+      // The reason for /readyz names the kind of failure only; the error itself goes to the log.
+      this.problem = `crashed (${e.payload.error.name}); restarting`;
       this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'kafka consumer crashed');
+      if (!e.payload.restart) this.scheduleRestart();
     });
-    this.consumer.on(events.DISCONNECT, () => {
-      if (this.state === 'running') this.problem = 'disconnected from the broker';
+    consumer.on(events.DISCONNECT, () => {
+      if (current() && this.state === 'running' && !this.restartTimer) this.problem = 'disconnected from the broker';
     });
+  }
+
+  private partitionProgress(topic: string, partition: number): PartitionProgress {
+    const key = `${topic}/${partition}`;
+    let p = this.progress.get(key);
+    if (!p) {
+      p = { topic, partition, pendingSince: null, waitingOn: null };
+      this.progress.set(key, p);
+    }
+    return p;
   }
 
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -169,6 +276,13 @@ export class KafkaIngestConsumer {
     const { topic, partition } = batch;
     const control: Control = { isRunning, isStale, heartbeat };
     const highWatermark = BigInt(batch.highWatermark);
+    const progress = this.partitionProgress(topic, partition);
+    const lag = (next: bigint) => this.metrics.kafkaConsumerLag.set({ topic, partition: String(partition) }, Number(highWatermark > next ? highWatermark - next : 0n));
+    if (batch.messages.length === 0) return;
+    // Until the first chunk commits, every fetched message counts as lag: a partition stuck
+    // on its first chunk must not show the 0 of its last good batch.
+    lag(BigInt(batch.messages[0]!.offset));
+    progress.pendingSince ??= Date.now();
     for (let i = 0; i < batch.messages.length; i += this.chunkSize) {
       if (!isRunning() || isStale()) return;
       const chunk = batch.messages.slice(i, i + this.chunkSize);
@@ -186,7 +300,9 @@ export class KafkaIngestConsumer {
       const next = BigInt(last) + 1n;
       await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
       this.count(topic, result);
-      this.metrics.kafkaConsumerLag.set({ topic, partition: String(partition) }, Number(highWatermark > next ? highWatermark - next : 0n));
+      lag(next);
+      progress.pendingSince = i + this.chunkSize < batch.messages.length ? Date.now() : null;
+      progress.waitingOn = null;
       await heartbeat();
     }
   }
@@ -206,14 +322,17 @@ export class KafkaIngestConsumer {
     const valid: { message: KafkaMessage; parsed: InteractionMessage }[] = [];
     for (const message of chunk) {
       const value = message.value;
-      if (value === null || value.length === 0) {
+      const undecodable = header(message, UNDECODABLE_HEADER);
+      if (undecodable !== null) {
+        letters.push({ topic, partition, message, kind: 'undecodable-batch', reason: `${undecodable} (batch offsets ${header(message, UNDECODABLE_BATCH_HEADER) ?? '?'})` });
+      } else if (value === null || value.length === 0) {
         letters.push({ topic, partition, message, kind: 'empty', reason: 'the message has no value' });
       } else if (value.length > this.settings.maxMessageBytes) {
         letters.push({ topic, partition, message, kind: 'too-large', reason: `the message is ${value.length} bytes, over the limit of ${this.settings.maxMessageBytes} (KAFKA_MAX_MESSAGE_BYTES)` });
       } else {
-        const r = parseMessage(value, this.maxTextBytes);
+        const r = parseMessage(value, this.limits);
         if (r.ok) valid.push({ message, parsed: r.message });
-        else letters.push({ topic, partition, message, kind: validationKind(r.error), reason: r.error });
+        else letters.push({ topic, partition, message, kind: r.kind, reason: r.error });
       }
     }
     const end = this.metrics.ingestBatchDuration.startTimer();
@@ -225,8 +344,8 @@ export class KafkaIngestConsumer {
   }
 
   /**
-   * Records the items; when the database rejects the batch for the content of some message,
-   * halves the batch until the offending messages are alone, and dead-letters only those.
+   * Records the items through the isolating wrapper: a message the pipeline refuses for its
+   * content is found by bisection and dead-lettered alone; retriable failures are thrown.
    */
   private async recordIsolating(
     topic: string,
@@ -234,21 +353,14 @@ export class KafkaIngestConsumer {
     items: { message: KafkaMessage; parsed: InteractionMessage }[],
     letters: DeadLetter[],
   ): Promise<{ accepted: number; duplicates: number }> {
-    if (items.length === 0) return { accepted: 0, duplicates: 0 };
-    try {
-      const out = await this.recorder.record(items.map((i) => i.parsed));
-      return { accepted: out.accepted, duplicates: out.duplicates };
-    } catch (e) {
-      if (!isPermanentDataError(e)) throw e;
-      if (items.length === 1) {
-        letters.push({ topic, partition, message: items[0]!.message, kind: 'rejected-by-database', reason: (e as Error).message });
-        return { accepted: 0, duplicates: 0 };
-      }
-      const mid = Math.ceil(items.length / 2);
-      const a = await this.recordIsolating(topic, partition, items.slice(0, mid), letters);
-      const b = await this.recordIsolating(topic, partition, items.slice(mid), letters);
-      return { accepted: a.accepted + b.accepted, duplicates: a.duplicates + b.duplicates };
+    const out = await persistIsolating(items, (part) => this.recorder.record(part.map((i) => i.parsed)));
+    for (const r of out.rejected) {
+      letters.push({ topic, partition, message: items[r.index]!.message, kind: r.sqlState ? 'rejected-by-database' : 'unprocessable', reason: r.error });
     }
+    if (out.rejected.length > 0) {
+      this.log.warn({ topic, partition, offsets: out.rejected.map((r) => items[r.index]!.message.offset), attempts: out.attempts }, 'messages refused by the pipeline were isolated and dead-lettered');
+    }
+    return { accepted: out.accepted, duplicates: out.duplicates };
   }
 
   /** Runs `fn` until it succeeds, waiting with exponential backoff and jitter between attempts. */
@@ -265,6 +377,8 @@ export class KafkaIngestConsumer {
       } catch (e) {
         if (!control.isRunning() || control.isStale() || this.stopSignal.signal.aborted) throw new Abandoned();
         this.metrics.kafkaRetries.inc({ topic });
+        this.partitionProgress(topic, partition).waitingOn =
+          what === 'dead-letter' ? 'retrying: the broker does not accept dead letters' : isRetriable(e) ? 'retrying: the database is unavailable or busy' : 'retrying after an unexpected error';
         const wait = Math.round(delay * (0.75 + Math.random() * 0.5));
         const log = attempt === 1 || attempt % 10 === 0 ? this.log.warn.bind(this.log) : this.log.debug.bind(this.log);
         log({ err: e, topic, partition, attempt, waitMs: wait }, `${what} failed transiently; partition pauses and retries`);
@@ -276,6 +390,13 @@ export class KafkaIngestConsumer {
       }
     }
   }
+}
+
+function header(message: KafkaMessage, name: string): string | null {
+  const v = message.headers?.[name];
+  if (v === undefined || v === null) return null;
+  const one = Array.isArray(v) ? v[0] : v;
+  return one === undefined ? null : Buffer.isBuffer(one) ? one.toString('utf8') : String(one);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -5,6 +5,7 @@ import { OutboxRelay, type OutboxRelayOptions } from '../outbox/outbox-relay';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { createKafka, ensureTopics } from './kafka-client';
+import { registerCodecs } from './kafka-codecs';
 import { KafkaIngestConsumer, type KafkaConsumerOptions } from './kafka-consumer';
 
 export interface KafkaPipeline {
@@ -38,13 +39,15 @@ export async function startKafkaPipeline(
     return null;
   }
   const kafkaLog = log.child({ component: 'kafka' });
+  const codecs = registerCodecs(settings.codecs, kafkaLog);
+  kafkaLog.info({ codecs: ['gzip', ...codecs] }, 'kafka compression codecs registered');
   await ensureTopics(createKafka(settings, kafkaLog, 'admin'), settings, kafkaLog);
   const relay = new OutboxRelay(createKafka(settings, kafkaLog, 'relay'), ds, settings, metrics, log.child({ component: 'outbox-relay' }), opts.relay);
   const consumer = new KafkaIngestConsumer(
     createKafka(settings, kafkaLog, 'ingest'),
     settings,
     recorder,
-    config.ingestMaxTextBytes,
+    config.ingestLimits,
     metrics,
     log.child({ component: 'kafka-consumer' }),
     opts.consumer,

@@ -50,3 +50,48 @@ describe('interactions.v1 validation', () => {
     expect(parse({ ...valid, colour: 'red' })).toMatchObject({ ok: false, error: "unknown field 'colour'" });
   });
 });
+
+describe('edge checks: what PostgreSQL would refuse is refused line by line', () => {
+  const ok = (over: Record<string, unknown>) => parse({ ...valid, ...over });
+
+  it('refuses NUL characters in any string and in metadata keys, naming the field', () => {
+    expect(ok({ text: 'a\u0000b' })).toMatchObject({ ok: false, kind: 'invalid-value', error: expect.stringMatching(/^text: .*NUL/) });
+    expect(ok({ author: { handle: 'j', displayName: '\u0000' } })).toMatchObject({ ok: false, error: expect.stringMatching(/^author\.displayName: .*NUL/) });
+    expect(ok({ externalId: '1\u0000' })).toMatchObject({ ok: false, error: expect.stringMatching(/^externalId: .*NUL/) });
+    expect(ok({ metadata: { 'a\u0000': 1 } })).toMatchObject({ ok: false, error: expect.stringMatching(/^metadata: the key .*NUL/) });
+    expect(ok({ metadata: { a: [{ b: 'x\u0000' }] } })).toMatchObject({ ok: false, error: expect.stringMatching(/^metadata\.a\.0\.b: .*NUL/) });
+  });
+
+  it('refuses lone surrogates and keeps well-formed pairs', () => {
+    expect(parseMessage('{"source":"x","externalId":"1","occurredAt":"2026-11-20T10:00:00Z","direction":"inbound","author":{"handle":"j"},"text":"\\ud800"}', 1000)).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/^text: .*lone UTF-16 surrogate/),
+    });
+    expect(ok({ text: 'emoji 😀 fine' })).toMatchObject({ ok: true });
+  });
+
+  it('refuses timestamps PostgreSQL cannot store or no interaction has', () => {
+    expect(ok({ occurredAt: '0000-01-01T00:00:00Z' })).toMatchObject({ ok: false, error: expect.stringMatching(/before 1970-01-01T00:00:00.000Z \(EARSHOT_INGEST_EARLIEST_OCCURRED_AT\)/) });
+    expect(ok({ occurredAt: '9999-12-31T23:59:59-14:00' })).toMatchObject({ ok: false, error: expect.stringMatching(/in the future \(EARSHOT_INGEST_MAX_FUTURE_DAYS\)/) });
+    const now = () => Date.UTC(2026, 10, 20);
+    expect(parseMessage(JSON.stringify({ ...valid, occurredAt: '2026-11-22T00:00:00Z' }), { maxFutureMs: 86_400_000, now })).toMatchObject({ ok: false });
+    expect(parseMessage(JSON.stringify({ ...valid, occurredAt: '2026-11-20T12:00:00Z' }), { maxFutureMs: 86_400_000, now })).toMatchObject({ ok: true });
+  });
+
+  it('refuses metadata deeper or larger than the limits, without overflowing the stack', () => {
+    const deep = `{"source":"x","externalId":"1","occurredAt":"2026-11-20T10:00:00Z","direction":"inbound","author":{"handle":"j"},"text":"t","metadata":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`;
+    expect(parseMessage(deep, 1000)).toMatchObject({ ok: false, kind: 'invalid-value', error: 'metadata: nested deeper than 32 levels (EARSHOT_INGEST_MAX_METADATA_DEPTH)' });
+    let m: unknown = 1;
+    for (let i = 0; i < 31; i++) m = { a: m };
+    // metadata itself is level 1: m under one more key makes 32, the limit; under two, 33
+    expect(ok({ metadata: { a: m } })).toMatchObject({ ok: true });
+    expect(ok({ metadata: { a: { b: m } } })).toMatchObject({ ok: false });
+    expect(ok({ metadata: { blob: 'x'.repeat(2_000) } })).toMatchObject({ ok: true });
+    expect(parseMessage(JSON.stringify({ ...valid, metadata: { blob: 'x'.repeat(2_000) } }), { maxMetadataBytes: 1_000 })).toMatchObject({ ok: false, kind: 'too-large' });
+  });
+
+  it('refuses bytes that are not UTF-8', () => {
+    const bytes = Buffer.concat([Buffer.from(JSON.stringify(valid).slice(0, -2)), Buffer.from([0xff]), Buffer.from('"}')]);
+    expect(parseMessage(bytes, 1000)).toEqual({ ok: false, kind: 'invalid-encoding', error: 'the message is not valid UTF-8' });
+  });
+});

@@ -49,8 +49,28 @@ export class Metrics {
 
   readonly kafkaConsumerLag = new Gauge({
     name: 'earshot_kafka_consumer_lag',
-    help: 'High watermark minus the committed offset, per assigned partition, as of the last committed batch',
+    help: 'High watermark minus the committed offset, per assigned partition; counts every fetched message while a batch is not yet committed',
     labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+
+  /** set by the Kafka consumer: its partitions with fetched, uncommitted messages, and for how long */
+  kafkaStalledPartitions: () => { topic: string; partition: number; seconds: number }[] = () => [];
+
+  readonly kafkaPartitionStalled = new Gauge({
+    name: 'earshot_kafka_partition_stalled_seconds',
+    help: 'Per assigned partition with fetched messages not yet committed: seconds since it last committed (0 series when caught up)',
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.kafkaPartitionStalled.reset();
+      for (const p of this.kafkaStalledPartitions()) this.kafkaPartitionStalled.set({ topic: p.topic, partition: String(p.partition) }, Math.round(p.seconds * 10) / 10);
+    },
+  });
+
+  readonly kafkaConsumerRestarts = new Counter({
+    name: 'earshot_kafka_consumer_restarts_total',
+    help: 'Times the consumer was started again after a crash kafkajs does not restart from itself',
     registers: [this.registry],
   });
 

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { isRetriable, rejectionReason, sqlState } from './failures';
+
+describe('failure classification', () => {
+  it('retries connection, lock, serialization and deadlock failures only', () => {
+    const retriable = [
+      { code: '08006' }, // connection failure
+      { code: '08001' },
+      { code: '40001' }, // serialization failure
+      { code: '40P01' }, // deadlock
+      { code: '55P03' }, // lock not available
+      { code: '57P01' }, // admin shutdown
+      { code: '57P03' }, // cannot connect now
+      { code: '57014' }, // statement timeout
+      { code: '53300' }, // too many connections
+      { driverError: { code: '40P01' } }, // TypeORM QueryFailedError
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+      Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }),
+      new Error('Connection terminated unexpectedly'),
+      new Error('timeout exceeded when trying to connect'),
+      new Error('wrapped', { cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) }),
+    ];
+    for (const e of retriable) expect(isRetriable(e), JSON.stringify(e) + String(e)).toBe(true);
+  });
+
+  it('never retries data, encoding, stack or unknown failures', () => {
+    const permanent = [
+      { code: '22021' }, // invalid byte sequence (NUL)
+      { code: '22P05' }, // unsupported Unicode escape in jsonb
+      { code: '22008' }, // datetime field overflow
+      { code: '22003' }, // numeric out of range
+      { code: '23505' }, // unique violation
+      { code: '23514' }, // check violation
+      { code: '54001' }, // statement too complex
+      { code: 'XX000' }, // internal error
+      new RangeError('Maximum call stack size exceeded'),
+      new TypeError("Cannot read properties of undefined (reading 'x')"),
+      new Error('LZ4 compression not implemented'),
+      'a string',
+      null,
+      undefined,
+    ];
+    for (const e of permanent) expect(isRetriable(e), String(e)).toBe(false);
+  });
+
+  it('reads SQLSTATEs only where they are SQLSTATEs', () => {
+    expect(sqlState({ code: 'EPIPE' })).toBeNull();
+    expect(sqlState({ code: '22P05' })).toBe('22P05');
+    expect(sqlState({ driverError: { code: '40P01' } })).toBe('40P01');
+  });
+
+  it('gives a reason a producer can act on', () => {
+    expect(rejectionReason(Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' }))).toBe(
+      'rejected by the database (SQLSTATE 22021): invalid byte sequence for encoding "UTF8": 0x00',
+    );
+    expect(rejectionReason(new RangeError('Maximum call stack size exceeded'))).toMatch(/too deeply nested or too large/);
+  });
+});
