@@ -13,6 +13,8 @@ describe('failure classification', () => {
       { code: '57P03' }, // cannot connect now
       { code: '57014' }, // statement timeout
       { code: '53300' }, // too many connections
+      { code: '42P01' }, // undefined table: a migration is missing, not a bad message
+      { code: '42501' }, // permission denied
       { driverError: { code: '40P01' } }, // TypeORM QueryFailedError
       Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
       Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }),

@@ -224,3 +224,72 @@ export async function dumpTopicWithJavaClient(topic: string): Promise<JavaRecord
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+
+// Apache Kafka's own Java producer, so that compressed batches are written exactly as most
+// producers in the field write them (lz4 frames, xerial-framed snappy, zstd), not by the
+// library under test. Reads {"key","value"} JSON lines on stdin; values as base64.
+const JAVA_PRODUCE = `
+import java.io.*;
+import java.util.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import com.fasterxml.jackson.databind.*;
+
+public class ProduceTopic {
+  public static void main(String[] args) throws Exception {
+    Properties p = new Properties();
+    p.put("bootstrap.servers", args[0]);
+    p.put("compression.type", args[2]);
+    p.put("acks", "all");
+    p.put("linger.ms", "200");
+    p.put("batch.size", "1000000");
+    p.put("key.serializer", ByteArraySerializer.class.getName());
+    p.put("value.serializer", ByteArraySerializer.class.getName());
+    ObjectMapper json = new ObjectMapper();
+    BufferedReader in = new BufferedReader(new InputStreamReader(System.in, "UTF-8"));
+    try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+      List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
+      for (String line; (line = in.readLine()) != null; ) {
+        if (line.isEmpty()) continue;
+        JsonNode n = json.readTree(line);
+        byte[] key = n.get("key").isNull() ? null : n.get("key").asText().getBytes("UTF-8");
+        byte[] value = n.get("value").isNull() ? null : Base64.getDecoder().decode(n.get("value").asText());
+        Integer partition = n.has("partition") ? n.get("partition").asInt() : null;
+        sent.add(producer.send(new ProducerRecord<>(args[1], partition, key, value)));
+      }
+      producer.flush();
+      for (java.util.concurrent.Future<RecordMetadata> f : sent) f.get();
+    }
+    System.out.println("produced");
+  }
+}
+`;
+
+/**
+ * Produces with the Apache Kafka Java client from the broker's jars, compressed with
+ * `compression` (none, gzip, snappy, lz4, zstd); all messages in as few batches as the
+ * producer makes within one linger.
+ */
+export async function produceWithJavaClient(topic: string, compression: string, messages: { key: string | null; value: string | Buffer | null; partition?: number }[]): Promise<void> {
+  const libs = path.join(process.env.KAFKA_DIR ?? path.join(REPO_ROOT, '.kafka'), 'libs');
+  if (!fs.existsSync(path.join(libs, '.pom.sha256'))) throw new Error(`no Kafka jars in ${libs}: run \`bash docker/kafka.sh start\` once to fetch them`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'earshot-produce-'));
+  const source = path.join(dir, 'ProduceTopic.java');
+  fs.writeFileSync(source, JAVA_PRODUCE);
+  const input = messages
+    .map((m) => JSON.stringify({ key: m.key, value: m.value === null ? null : Buffer.from(m.value).toString('base64'), ...(m.partition === undefined ? {} : { partition: m.partition }) }))
+    .join('\n');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = execFile(
+        process.env.JAVA_HOME ? path.join(process.env.JAVA_HOME, 'bin', 'java') : 'java',
+        ['-Xmx256m', '-XX:TieredStopAtLevel=1', `-Dlog4j.configuration=file:${path.join(REPO_ROOT, 'docker/kafka/log4j-tools.properties')}`, '-cp', `${libs}/*`, source, testBrokers(), topic, compression],
+        { maxBuffer: 16 * 1024 * 1024, timeout: 120_000 },
+        (err, stdout, stderr) => (err ? reject(new Error(`java producer failed: ${err.message}\n${stderr}`)) : stdout.includes('produced') ? resolve() : reject(new Error(`java producer: ${stdout}\n${stderr}`))),
+      );
+      child.stdin!.end(input);
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
