@@ -39,6 +39,29 @@ describe('POST /ingest: one bad line among 10,000', () => {
     });
   });
 
+  it('a line PostgreSQL itself refuses at line 5,000 of 10,000 is found by bisection and rejected alone', { timeout: 240_000 }, async () => {
+    // A rule of the database the edge does not know, so the line reaches the batch insert.
+    await app.db.ds.query(`ALTER TABLE interaction ADD CONSTRAINT test_refused CHECK (text NOT LIKE '%refused-by-the-database%')`);
+    try {
+      const body = (prefix: string, bad: boolean) =>
+        ndjson(Array.from({ length: 10_000 }, (_, j) => message(j + 1, { externalId: `${prefix}-${j + 1}`, ...(bad && j + 1 === 5_000 ? { text: 'refused-by-the-database' } : {}) })));
+      let started = Date.now();
+      const clean = await post(app, body('clean', false));
+      const cleanMs = Date.now() - started;
+      expect(await clean.json()).toMatchObject({ accepted: 10_000, rejected: [] });
+      started = Date.now();
+      const res = await post(app, body('dbbad', true));
+      const badMs = Date.now() - started;
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ accepted: 9_999, duplicates: 0, rejected: [{ line: 5_000, error: expect.stringMatching(/^rejected by the database \(SQLSTATE 23514\)/) }] });
+      const [{ n }] = (await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction WHERE external_id LIKE 'dbbad-%'`)) as { n: number }[];
+      expect(n).toBe(9_999);
+      console.info(`ingest-hostile: 10,000 valid lines ${cleanMs} ms; with one refused by PostgreSQL at line 5,000 ${badMs} ms (bisection)`);
+    } finally {
+      await app.db.ds.query(`ALTER TABLE interaction DROP CONSTRAINT test_refused`);
+    }
+  });
+
   it('rejects a line that is not valid UTF-8 and stores its neighbours', async () => {
     const good1 = Buffer.from(JSON.stringify(message(95_000_001)) + '\n');
     const bad = Buffer.concat([Buffer.from(JSON.stringify(message(95_000_002)).slice(0, -2)), Buffer.from([0xc3, 0x28]), Buffer.from('"}\n')]);
