@@ -87,6 +87,33 @@ const fail = (kind: RejectionKind, error: string): ValidationResult => ({ ok: fa
 /** Problems reported per message at most: a producer fixes the first few, then sees the rest. */
 const MAX_PROBLEMS = 5;
 
+interface Node {
+  v: unknown;
+  parent: Node | null;
+  key: string;
+  /** levels inside metadata (metadata itself is 1); 0 outside it */
+  metaDepth: number;
+}
+
+/** The dotted path of a node, built only when a problem is reported. */
+function pathOf(n: Node | null): string {
+  const parts: string[] = [];
+  for (let c = n; c && c.parent; c = c.parent) parts.push(c.key);
+  return parts.reverse().join('.');
+}
+
+function badString(s: string): 'NUL' | 'surrogate' | null {
+  if (s.includes('\u0000')) return 'NUL';
+  if (!(s as unknown as { isWellFormed(): boolean }).isWellFormed()) return 'surrogate';
+  return null;
+}
+
+function describeBad(kind: 'NUL' | 'surrogate', where: string, what: string): string {
+  return kind === 'NUL'
+    ? `${where || 'message'}: ${what} contains a NUL character (\\u0000), which cannot be stored`
+    : `${where || 'message'}: ${what} contains a lone UTF-16 surrogate (half of a pair), which cannot be stored`;
+}
+
 /**
  * Walks the whole decoded value without recursion (a 5,000-deep value must not overflow the
  * stack here or anywhere after), and names every string PostgreSQL cannot store — a NUL
@@ -96,34 +123,31 @@ const MAX_PROBLEMS = 5;
 function inspectStrings(value: unknown, limits: MessageLimits): { problems: string[]; metadataTooDeep: boolean } {
   const problems: string[] = [];
   let metadataTooDeep = false;
-  const check = (s: string, where: string, what: string) => {
-    if (problems.length >= MAX_PROBLEMS) return;
-    if (s.includes('\u0000')) problems.push(`${where || 'message'}: ${what} contains a NUL character (\\u0000), which cannot be stored`);
-    else if (!(s as unknown as { isWellFormed(): boolean }).isWellFormed()) problems.push(`${where || 'message'}: ${what} contains a lone UTF-16 surrogate (half of a pair), which cannot be stored`);
-  };
-  // depth counts levels inside metadata (0 outside it)
-  const stack: { v: unknown; path: string; metaDepth: number }[] = [{ v: value, path: '', metaDepth: 0 }];
+  const stack: Node[] = [{ v: value, parent: null, key: '', metaDepth: 0 }];
   while (stack.length > 0 && problems.length < MAX_PROBLEMS) {
-    const { v, path, metaDepth } = stack.pop()!;
+    const node = stack.pop()!;
+    const v = node.v;
     if (typeof v === 'string') {
-      check(v, path, 'the value');
+      const bad = badString(v);
+      if (bad) problems.push(describeBad(bad, pathOf(node), 'the value'));
       continue;
     }
     if (v === null || typeof v !== 'object') continue;
-    const inMeta = metaDepth > 0 || path === 'metadata';
-    const depth = inMeta ? metaDepth + 1 : 0;
+    const inMeta = node.metaDepth > 0 || (node.key === 'metadata' && node.parent !== null && node.parent.parent === null);
+    const depth = inMeta ? node.metaDepth + 1 : 0;
     if (inMeta && depth > limits.maxMetadataDepth) {
       metadataTooDeep = true;
       continue;
     }
     if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], path: path === '' ? String(i) : `${path}.${i}`, metaDepth: depth });
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], parent: node, key: String(i), metaDepth: depth });
     } else {
       const keys = Object.keys(v);
       for (let i = keys.length - 1; i >= 0; i--) {
         const k = keys[i]!;
-        check(k, path, `the key ${JSON.stringify(k.slice(0, 40))}`);
-        stack.push({ v: (v as Record<string, unknown>)[k], path: path === '' ? k : `${path}.${k}`, metaDepth: depth });
+        const bad = badString(k);
+        if (bad && problems.length < MAX_PROBLEMS) problems.push(describeBad(bad, pathOf(node), `the key ${JSON.stringify(k.slice(0, 40))}`));
+        stack.push({ v: (v as Record<string, unknown>)[k], parent: node, key: k, metaDepth: depth });
       }
     }
   }
