@@ -17,7 +17,7 @@ import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
-import { createHttpServer } from './http/http-server';
+import { createHttpServer, createMetricsServer } from './http/http-server';
 import { IdentityService } from './identity/identity.service';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from './identity/identity.resolver';
 import { ReresolutionJobService } from './identity/reresolve.job';
@@ -97,6 +97,8 @@ export type Services = ReturnType<typeof createServices>;
 
 export interface RunningApp {
   url: string;
+  /** /metrics on its own port (EARSHOT_METRICS_PORT), else null */
+  metricsUrl: string | null;
   db: Database;
   services: Services;
   metrics: Metrics;
@@ -142,7 +144,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
         [TopicInsightResolver, new TopicInsightResolver()],
       ]),
     );
-    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
+    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics);
     await apollo.start();
   }
 
@@ -154,13 +156,16 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     makeLoaders: (principal) => createLoaders(services, principal),
     ingest: ingestOn ? services.ingest : null,
     ingestMaxBytes: config.ingestMaxBytes,
+    metricsAccess: { onMainPort: config.metrics.onMainPort, key: config.metrics.key },
     readiness: async () => {
       try {
         await db.ds.query('SELECT 1');
         if (await db.ds.showMigrations()) return 'database migrations are pending';
         return kafka?.health() ?? null;
       } catch (e) {
-        return `database unreachable: ${(e as Error).message}`;
+        // the driver's message names hosts, ports and users: it goes to the log, not to callers
+        log.warn({ err: e }, 'readiness: the database does not answer');
+        return 'database unreachable';
       }
     },
   });
@@ -170,12 +175,26 @@ export async function startApp(config: Config, log: Logger, database?: Database)
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://localhost:${port}`;
+  let metricsServer: http.Server | null = null;
+  let metricsUrl: string | null = null;
+  if (config.metrics.port !== null) {
+    const ms = createMetricsServer(metrics, config.metrics.key);
+    metricsServer = ms;
+    await new Promise<void>((resolve, reject) => {
+      ms.once('error', reject);
+      ms.listen(config.metrics.port!, config.host, () => resolve());
+    });
+    metricsUrl = `http://localhost:${(ms.address() as AddressInfo).port}/metrics`;
+  } else if (!config.metrics.onMainPort) {
+    log.warn('/metrics is off: in production set EARSHOT_METRICS_KEY or EARSHOT_METRICS_PORT to scrape it');
+  }
   if (config.auth.open) log.warn('authentication is not configured: every caller acts as admin (allowed only outside production)');
   log.info({ url: `${url}/graphql`, roles: config.roles, startupMs: Date.now() - startedAt, embeddedDatabase: db.embedded !== null }, 'Earshot is listening');
 
   let stopping: Promise<void> | null = null;
   return {
     url,
+    metricsUrl,
     db,
     services,
     metrics,
@@ -185,6 +204,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
       stopping ??= (async () => {
         log.info('shutting down: no new connections, finishing in-flight requests');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        metricsServer?.close();
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
         // The consumer finishes and commits its chunk in flight while HTTP requests drain.

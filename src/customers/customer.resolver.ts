@@ -1,5 +1,5 @@
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, InputType, Query, Resolver, Root } from 'type-graphql';
-import { IsOptional, MaxLength } from 'class-validator';
+import { IsOptional, MaxLength, ValidateNested } from 'class-validator';
 import type { GraphQLContext } from '../graphql/context';
 import { PageArgs } from '../graphql/args';
 import { SentimentLabel } from '../graphql/enums';
@@ -22,7 +22,10 @@ export class CustomerFilter {
 
 @ArgsType()
 export class CustomersArgs extends PageArgs {
+  // without ValidateNested class-validator never looks inside, and @MaxLength(200) is dead letter
   @Field(() => CustomerFilter, { nullable: true })
+  @IsOptional()
+  @ValidateNested()
   filter?: CustomerFilter;
 }
 

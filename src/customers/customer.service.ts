@@ -52,7 +52,7 @@ export class CustomerService {
   /** Customers newest first, keyset-paged on (created_at, id); merged-away customers are hidden. */
   async page(first: number | null | undefined, after: string | null | undefined, filter: CustomerFilter = {}): Promise<Page<Customer>> {
     const n = pageSize(first);
-    const cursor = decodeCursor(after);
+    const cursor = decodeCursor(after, 'timestamp');
     const where: string[] = ['c.merged_into_id IS NULL'];
     const params: unknown[] = [];
     if (filter.search) {

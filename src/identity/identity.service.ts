@@ -298,7 +298,7 @@ export class IdentityService {
   /** Pending suggestions, oldest first, keyset-paged; pairs already in one customer are left out. */
   async suggestions(first: number | null | undefined, after: string | null | undefined): Promise<Page<SuggestionRow>> {
     const n = pageSize(first);
-    const cursor = decodeCursor(after);
+    const cursor = decodeCursor(after, 'bigint');
     const base = `FROM merge_suggestion s
        JOIN customer_identity ia ON ia.id = s.identity_a_id
        JOIN customer_identity ib ON ib.id = s.identity_b_id

@@ -1,4 +1,4 @@
-import { IsOptional } from 'class-validator';
+import { IsOptional, ValidateNested } from 'class-validator';
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, GraphQLISODateTime, ID, InputType, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Customer } from '../customers/customer.type';
 import { AppError } from '../shared/app-error';
@@ -38,6 +38,8 @@ export class InteractionFilter {
 @ArgsType()
 export class InteractionsArgs extends PageArgs {
   @Field(() => InteractionFilter, { nullable: true })
+  @IsOptional()
+  @ValidateNested()
   filter?: InteractionFilter;
 }
 
