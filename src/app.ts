@@ -23,7 +23,7 @@ import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver 
 import { ReresolutionJobService } from './identity/reresolve.job';
 import { startKafkaPipeline, type KafkaPipeline } from './ingest/kafka-pipeline';
 import { IngestService } from './interactions/ingest.service';
-import { InteractionResolver } from './interactions/interaction.resolver';
+import { AuthorResolver, InteractionResolver } from './interactions/interaction.resolver';
 import { InteractionService } from './interactions/interaction.service';
 import { EscalationJob } from './listening-gap/escalation.job';
 import { ListeningGapResolver, TopicInsightResolver } from './listening-gap/listening-gap.resolver';
@@ -134,6 +134,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
       new Map<Function, unknown>([
         [CustomerResolver, new CustomerResolver(services.customers)],
         [InteractionResolver, new InteractionResolver(services.interactions, services.ingest)],
+        [AuthorResolver, new AuthorResolver()],
         [NodeResolver, new NodeResolver()],
         [IdentityResolver, new IdentityResolver(services.identity, services.reresolution)],
         [IdentityChangeResolver, new IdentityChangeResolver()],

@@ -60,6 +60,14 @@ export function safeDisplayName(...candidates: (string | null | undefined)[]): s
   return null;
 }
 
+/**
+ * The display name a customer created from an interaction gets: the author's display name, else
+ * a public handle (social networks, reviews), else none. Never an address.
+ */
+export function customerDisplayName(source: string, author: { displayName?: string | null; handle?: string | null }): string | null {
+  return safeDisplayName(author.displayName, ADDRESS_SOURCES.has(source) ? null : author.handle);
+}
+
 /** A customer's (or an author's) display name as this viewer may see it. */
 export function displayNameFor(viewer: PiiViewer | null | undefined, stored: string | null): string | null {
   if (stored === null || canSeePii(viewer)) return stored;
@@ -82,15 +90,6 @@ export function identityValueFor(viewer: PiiViewer | null | undefined, kind: str
   // a handle on an address channel (whatsapp:+1415…) is an address too
   if (network !== null && ADDRESS_SOURCES.has(network)) return null;
   return looksLikePii(value) ? null : value;
-}
-
-/**
- * Free text that quotes identity values (audit reasons, evidence details): addresses are
- * masked for viewers without PII; the rest stays readable.
- */
-export function maskPiiInText(viewer: PiiViewer | null | undefined, text: string | null): string | null {
-  if (text === null || canSeePii(viewer)) return text;
-  return text.replace(new RegExp(EMAIL_LIKE.source, 'g'), '[email]').replace(new RegExp(PHONE_LIKE.source, 'g'), '[phone]');
 }
 
 /** What a customer search may match for this viewer. */
