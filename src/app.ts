@@ -30,6 +30,7 @@ import { ListeningGapResolver, TopicInsightResolver } from './listening-gap/list
 import { ListeningGapService } from './listening-gap/listening-gap.service';
 import { ListeningGapTracker } from './listening-gap/listening-gap.tracker';
 import { RecordInteractionsService } from './interactions/record-interactions.service';
+import { AnalyzePool } from './sentiment/analyze.pool';
 import { RetagJobRunner } from './sentiment/retag.job';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
@@ -85,13 +86,14 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const identity = new IdentityService(db.ds, config, log.child({ component: 'identity' }));
   const reresolution = new ReresolutionJobService(db.ds, identity, config, log.child({ component: 'reresolution' }));
   const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }));
+  const analyzePool = new AnalyzePool({ threads: config.graphql.analyzeWorkers, minBytes: config.graphql.analyzeWorkerMinBytes }, log.child({ component: 'analyze' }));
   const crmClients = createCrmClients(config.crm, log);
   const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }));
   const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }));
   const crmRecords = new CrmRecordService(db.ds, config.crm);
   const listeningGap = new ListeningGapService(db.ds, config.listeningGap);
   const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }));
-  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
+  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
 }
 export type Services = ReturnType<typeof createServices>;
 
@@ -140,7 +142,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
         [IdentityChangeResolver, new IdentityChangeResolver()],
         [CustomerMergeHistoryResolver, new CustomerMergeHistoryResolver(services.identity)],
         [CrmResolver, new CrmResolver(services.crmSync, services.crmWriteback)],
-        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag)],
+        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag, services.analyzePool)],
         [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
         [TopicInsightResolver, new TopicInsightResolver()],
       ]),
@@ -214,6 +216,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
         await services.retag.stop();
         await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
         if (apollo) await apollo.stop();
+        await services.analyzePool.close();
         await services.reresolution.drain();
         if (!database) await db.close();
         log.info('stopped');

@@ -84,6 +84,8 @@ export interface GraphqlConfig {
   readonly introspection: boolean;
   /** "Did you mean …?" in error messages (default: on outside production) */
   readonly fieldSuggestions: boolean;
+  /** lexical tokens in one document: refused while parsing, before any other work */
+  readonly maxTokens: number;
   readonly maxDepth: number;
   readonly maxAliases: number;
   /** estimated cost of one operation: every field 1, a list's children times `first` (or 10 without it) */
@@ -302,6 +304,7 @@ function parseGraphql(
   return {
     introspection: bool('EARSHOT_GRAPHQL_INTROSPECTION', !production),
     fieldSuggestions: bool('EARSHOT_GRAPHQL_FIELD_SUGGESTIONS', !production),
+    maxTokens: int('EARSHOT_GRAPHQL_MAX_TOKENS', 2_000, 50, 1_000_000),
     maxDepth: int('EARSHOT_GRAPHQL_MAX_DEPTH', 12, 2, 100),
     maxAliases: int('EARSHOT_GRAPHQL_MAX_ALIASES', 30, 0, 10_000),
     maxComplexity: int('EARSHOT_GRAPHQL_MAX_COMPLEXITY', 20_000, 10, 100_000_000),

@@ -66,6 +66,8 @@ export function createApollo(
     // main.ts owns shutdown; Apollo's own handler re-raises the signal and kills the process
     stopOnTerminationSignals: false,
     introspection: graphql.introspection,
+    // a document's size is bounded while it is parsed, so a bomb costs a millisecond, not a validation pass
+    parseOptions: { maxTokens: graphql.maxTokens },
     validationRules: costValidationRules(graphql),
     plugins: [
       operationsPlugin(log, metrics, new Set(metricsConfig.operationNames)),

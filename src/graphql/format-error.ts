@@ -45,6 +45,10 @@ function formatter(log: Logger) {
     if (original instanceof GraphQLError && original.extensions?.code === COST_LIMIT_CODE) {
       return { message: original.message, locations: formatted.locations, extensions: { code: COST_LIMIT_CODE } };
     }
+    const tokens = /Document contains more th(?:an|at) (\d+) tokens/.exec(formatted.message);
+    if (tokens) {
+      return { message: `the document has more than ${tokens[1]} tokens (EARSHOT_GRAPHQL_MAX_TOKENS)`, locations: formatted.locations, extensions: { code: COST_LIMIT_CODE } };
+    }
     const issues = original instanceof GraphQLError ? (original.extensions?.validationErrors as ValidationIssue[] | undefined) : undefined;
     if (Array.isArray(issues)) {
       const lines = validationMessages(issues).slice(0, 20).map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l));

@@ -35,7 +35,7 @@ function unwrapList(type: GraphQLOutputType): boolean {
 
 /**
  * Every field costs 1; a field with a `first` argument multiplies what it selects by `first`
- * (20 when absent), any other list by {@link UNPAGED_LIST_SIZE}; analyzeText costs
+ * (20 when absent), any other list but a connection's `edges` by {@link UNPAGED_LIST_SIZE}; analyzeText costs
  * {@link ANALYZE_TEXT_COST}. Also adds up the bytes of text handed to analyzeText, over every
  * alias and fragment.
  */
@@ -49,7 +49,8 @@ function estimator(state: { analyzeBytes: number }): ComplexityEstimator {
       const first = typeof args.first === 'number' && args.first >= 0 ? args.first : DEFAULT_PAGE_SIZE;
       return 1 + Math.max(first, 1) * childComplexity;
     }
-    if (unwrapList(field.type) && childComplexity > 0) return 1 + UNPAGED_LIST_SIZE * childComplexity;
+    // a connection's edges are already counted by its `first`
+    if (field.name !== 'edges' && unwrapList(field.type) && childComplexity > 0) return 1 + UNPAGED_LIST_SIZE * childComplexity;
     return 1 + childComplexity;
   };
 }
