@@ -60,10 +60,10 @@ function estimator(state: { analyzeBytes: number }): ComplexityEstimator {
  * analyzeText more text than a request may, and stops resolving fields once an operation has
  * used up its time budget.
  */
-export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig): ApolloServerPlugin<GraphQLContext> {
+export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig, now: () => number = Date.now): ApolloServerPlugin<GraphQLContext> {
   return {
     async requestDidStart() {
-      const deadline = Date.now() + config.timeBudgetMs;
+      const deadline = now() + config.timeBudgetMs;
       return {
         async didResolveOperation({ document, operationName, request }) {
           const variables = request.variables ?? {};
@@ -86,7 +86,7 @@ export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig): A
         async executionDidStart() {
           return {
             willResolveField() {
-              if (Date.now() > deadline) {
+              if (now() > deadline) {
                 throw new AppError('TIME_BUDGET_EXCEEDED', `the operation used up its time budget of ${config.timeBudgetMs} ms (EARSHOT_GRAPHQL_TIME_BUDGET_MS)`);
               }
             },
