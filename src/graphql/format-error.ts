@@ -4,6 +4,8 @@ import type { Logger } from '../shared/logger';
 import { AppError } from '../shared/app-error';
 import { COST_LIMIT_CODE, withoutSuggestions } from './limits';
 
+const MAX_MESSAGE = 1000;
+
 const PASS_THROUGH = new Set([COST_LIMIT_CODE, 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE', 'UNAUTHENTICATED']);
 
 /**
@@ -21,8 +23,6 @@ export function makeFormatError(log: Logger, opts: { fieldSuggestions?: boolean 
     return message === out.message ? out : { ...out, message };
   };
 }
-
-const MAX_MESSAGE = 1000;
 
 interface ValidationIssue {
   property?: string;
