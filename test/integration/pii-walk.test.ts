@@ -69,6 +69,7 @@ describe('PII walk: every query as analyst and service, and both output topics',
         EARSHOT_GRAPHQL_MAX_COMPLEXITY: '100000000',
         EARSHOT_GRAPHQL_MAX_DEPTH: '40',
         EARSHOT_GRAPHQL_MAX_ALIASES: '1000',
+        EARSHOT_GRAPHQL_MAX_TOKENS: '1000000',
         EARSHOT_GAP_ESCALATION: 'off',
       }),
       'piiwalk',
@@ -159,6 +160,9 @@ describe('PII walk: every query as analyst and service, and both output topics',
       const res = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...as(role) }, body: JSON.stringify({ query: q.query }) });
       const text = await res.text();
       expect(res.status, `${role} ${q.query}: ${text.slice(0, 300)}`).toBeLessThan(500);
+      // a query that is refused as a whole would prove nothing
+      const codes = ((JSON.parse(text) as { errors?: { extensions?: { code?: string } }[] }).errors ?? []).map((e) => e.extensions?.code);
+      expect(codes.filter((c) => c === 'COST_LIMIT_EXCEEDED' || c === 'GRAPHQL_PARSE_FAILED' || c === 'GRAPHQL_VALIDATION_FAILED'), `${role} ${q.query.slice(0, 200)}`).toEqual([]);
       fields.add(q.field);
       bodies += text;
       const values = found(text);

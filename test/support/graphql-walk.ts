@@ -34,11 +34,12 @@ export type ArgValues = (field: string, arg: GraphQLArgument) => unknown[] | und
  * get `first` (when they take one) and any required argument `args` knows; a field whose
  * required argument is unknown is left out and reported in `skipped`.
  */
-export function selectAll(schema: GraphQLSchema, type: GraphQLNamedType, depth: number, args: ArgValues, skipped: Set<string>): string {
+export function selectAll(schema: GraphQLSchema, type: GraphQLNamedType, depth: number, args: ArgValues, skipped: Set<string>, aliasPrefix = ''): string {
   if (isLeafType(type)) return '';
   if (depth <= 0) return '__typename';
   if (isInterfaceType(type) || isUnionType(type)) {
-    const parts = schema.getPossibleTypes(type).map((t) => `... on ${t.name} { ${selectAll(schema, t, depth, args, skipped)} }`);
+    // aliased per type: two types' fields of one name may differ in type, which GraphQL refuses to merge
+    const parts = schema.getPossibleTypes(type).map((t) => `... on ${t.name} { ${selectAll(schema, t, depth, args, skipped, `${t.name}_`)} }`);
     return `__typename ${parts.join(' ')}`;
   }
   if (!isObjectType(type)) return '__typename';
@@ -47,14 +48,18 @@ export function selectAll(schema: GraphQLSchema, type: GraphQLNamedType, depth: 
     const call = argumentsOf(f, args, skipped, type.name);
     if (call === null) continue;
     const named = getNamedType(f.type);
-    if (isLeafType(named)) parts.push(`${f.name}${call}`);
-    else parts.push(`${f.name}${call} { ${selectAll(schema, named, depth - 1, args, skipped)} }`);
+    const name = aliasPrefix ? `${aliasPrefix}${f.name}: ${f.name}` : f.name;
+    if (isLeafType(named)) parts.push(`${name}${call}`);
+    else parts.push(`${name}${call} { ${selectAll(schema, named, depth - 1, args, skipped)} }`);
   }
   return parts.join(' ');
 }
 
+/** A value as a GraphQL literal (input objects have unquoted keys). */
 function literal(v: unknown, enumArg: boolean): string {
   if (enumArg && typeof v === 'string') return v;
+  if (Array.isArray(v)) return `[${v.map((x) => literal(x, false)).join(', ')}]`;
+  if (v !== null && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${k}: ${literal(x, false)}`).join(', ')}}`;
   return JSON.stringify(v);
 }
 
