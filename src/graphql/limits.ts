@@ -19,7 +19,7 @@ function costError(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: COST_LIMIT_CODE } });
 }
 
-/** Depth and alias limits as validation rules: refused with the parse, before variables are even read. */
+/** Depth and alias limits as validation rules: refused in validation, before variables are coerced or any resolver runs. */
 export function costValidationRules(config: GraphqlConfig): ValidationRule[] {
   const report = (what: string) => (ctx: ValidationContext | null, err: GraphQLError) =>
     ctx?.reportError(costError(`${err.message.replace(/^Syntax Error: /, '')} (${what})`));
