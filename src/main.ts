@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First, before anything that needs Node.js 24: an older Node gets a message and exit code 3.
+import './node-version';
 import 'reflect-metadata';
 import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,6 +10,7 @@ import { ConfigError, loadConfig, type Config } from './config/config';
 import { createCrmClients } from './crm/crm-clients';
 import { generateDemoInteractions } from './demo/demo-data';
 import { printSdl } from './graphql/schema';
+import { AppError } from './shared/app-error';
 import { Metrics } from './shared/metrics';
 import { createLogger, type Logger } from './shared/logger';
 
@@ -33,8 +36,12 @@ Commands:
 
 Configuration comes from environment variables; see README.md.`;
 
+const COMMANDS = new Set(['serve', 'demo', 'setup-crm', 'migrate', 'emit-schema', 'analyze', 'resolve', 'help']);
+
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
+  // Checked before anything starts: a typo must not open the database first.
+  if (!COMMANDS.has(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   const rest = command === argv[0] ? argv.slice(1) : argv;
   const { values } = parseArgs({
     args: rest,
@@ -57,8 +64,11 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'emit-schema') return emitSchema(values.check);
   if (command === 'analyze') {
     const { runAnalyzeCommand } = await import('./sentiment/analyze.command.js');
-    await runAnalyzeCommand({ jsonl: values.jsonl, input: process.stdin, output: process.stdout });
-    return 0;
+    const { lines, failed } = await runAnalyzeCommand({ jsonl: values.jsonl, input: process.stdin, output: process.stdout });
+    if (failed === 0) return 0;
+    // Every line was still answered (an {"error"} line each); the exit code lets a script notice.
+    process.stderr.write(`earshot: ${failed} of ${lines} input lines failed (their output lines carry "error")\n`);
+    return 1;
   }
   if (command === 'resolve') {
     if (!values.input) throw new UsageError('resolve needs --input FILE.csv');
@@ -204,15 +214,31 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
   return 0;
 }
 
+/**
+ * Exit codes (README, Command line): 0 done; 1 a failure at run time, or `analyze` input lines
+ * that failed; 2 a user mistake (unknown command or flag, missing or unreadable input, invalid
+ * configuration), told in one line with a hint and no stack trace; 3 Node.js older than 24
+ * (./node-version).
+ */
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`earshot: ${err.message}\n`);
-    else if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      process.stderr.write(`earshot: ${(err as Error).message}\n\n${USAGE}\n`);
-    } else process.stderr.write(`earshot: ${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = err instanceof ConfigError || err instanceof UsageError ? 2 : 1;
+    else if (isUserMistake(err)) process.stderr.write(`earshot: ${oneLine((err as Error).message)}\nRun \`earshot help\` for the commands and options.\n`);
+    else process.stderr.write(`earshot: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = err instanceof ConfigError || isUserMistake(err) ? 2 : 1;
   },
 );
+
+function isUserMistake(err: unknown): boolean {
+  if (err instanceof UsageError) return true;
+  if (err instanceof AppError) return err.code === 'BAD_USER_INPUT';
+  // parseArgs: ERR_PARSE_ARGS_UNKNOWN_OPTION, …_INVALID_OPTION_VALUE, …_UNEXPECTED_POSITIONAL
+  return String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS_');
+}
+
+function oneLine(message: string): string {
+  return message.split('\n')[0]!.trim();
+}
