@@ -9,6 +9,7 @@ import { openDatabase, startApp, createServices } from './app';
 import { ConfigError, loadConfig, type Config } from './config/config';
 import { createCrmClients } from './crm/crm-clients';
 import { generateDemoInteractions } from './demo/demo-data';
+import { listenWhileStarting } from './http/http-server';
 import { printSdl } from './graphql/schema';
 import { AppError } from './shared/app-error';
 import { Metrics } from './shared/metrics';
@@ -189,21 +190,47 @@ async function loadDemo(config: Config, log: Logger, db: Awaited<ReturnType<type
 }
 
 async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boolean): Promise<number> {
-  const db = await openDatabase(config, log);
-  if (demo) await loadDemo(config, log, db);
   if (loadOnly) {
+    const db = await openDatabase(config, log);
+    await loadDemo(config, log, db);
     await db.close();
     return 0;
   }
-  const app = await startApp(config, log, db);
-  await new Promise<void>((resolve) => {
+  let signalled: string | null = null;
+  const stopRequested = new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       log.info({ signal }, 'signal received');
+      signalled = signal;
       resolve();
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   });
+  // HTTP first: after a crash the orchestrator sees a live process at once, and /readyz says
+  // what is still starting (the database, the schema, the Kafka group) instead of no answer.
+  let phase = 'opening the database';
+  const early = await listenWhileStarting(config.port, config.host, () => phase);
+  log.info({ httpUrl: early.url, readyz: `${early.url}/readyz` }, 'HTTP is up; /readyz says when Earshot is ready');
+  const db = await openDatabase(config, log, {
+    // The embedded PostgreSQL died and would not start again: only a new process can help.
+    onFatal: (err) => {
+      log.fatal({ err }, 'exiting so that the supervisor starts Earshot again');
+      process.exit(1);
+    },
+  }).catch(async (e: unknown) => {
+    early.server.close();
+    throw e;
+  });
+  if (demo) {
+    phase = 'loading the demo data set';
+    await loadDemo(config, log, db);
+  }
+  phase = config.roles.includes('ingest') && config.kafka.brokers ? 'building the schema, then joining the Kafka consumer group' : 'building the schema';
+  const app = await startApp(config, log, db, { server: early }).catch(async (e: unknown) => {
+    await db.close().catch(() => undefined);
+    throw e;
+  });
+  if (signalled === null) await stopRequested;
   const hardStop = setTimeout(() => {
     log.error('shutdown took too long; exiting');
     process.exit(1);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
 import type { AuthService, Principal } from '../auth/auth.service';
 import type { GraphQLContext } from '../graphql/context';
@@ -22,6 +23,8 @@ export interface HttpDeps {
   ingestMaxBytes: number;
   /** resolves to null when ready, or the reason it is not */
   readiness: () => Promise<string | null>;
+  /** null while the process can do its work, else why not (a dead embedded PostgreSQL): /healthz says 503 */
+  liveness?: () => string | null;
 }
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
@@ -29,8 +32,60 @@ const INGEST_ROLES = new Set(['admin', 'service', 'agent']);
 
 /** The service's own HTTP server: GraphQL beside /ingest, health, readiness and metrics. */
 export function createHttpServer(deps: HttpDeps): http.Server {
+  return withTimeouts(http.createServer(requestHandler(deps)));
+}
+
+export interface StartingServer {
+  server: http.Server;
+  url: string;
+  /** from now on every request is served by `deps` */
+  attach(deps: HttpDeps): void;
+}
+
+/**
+ * Listens before the database, the schema and Kafka are ready, so that an orchestrator sees a
+ * live process at once after a restart: until `attach`, /healthz answers 200, /readyz 503 with
+ * `phase()` as the reason, and everything else 503 SERVICE_UNAVAILABLE with Retry-After.
+ */
+export async function listenWhileStarting(port: number, host: string, phase: () => string): Promise<StartingServer> {
+  let handler: http.RequestListener | null = null;
+  const server = withTimeouts(
+    http.createServer((req, res) => {
+      if (handler) return handler(req, res);
+      req.resume();
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      if (path === '/healthz') return sendJson(res, 200, { status: 'ok', starting: phase() });
+      if (path === '/readyz') return sendJson(res, 503, { status: 'unavailable', reason: `starting: ${phase()}` });
+      res.setHeader('retry-after', '1');
+      sendJson(res, 503, { error: { code: 'SERVICE_UNAVAILABLE', message: `Earshot is starting (${phase()}); try again shortly` } });
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  return {
+    server,
+    url: `http://localhost:${address.port}`,
+    attach(deps) {
+      handler = requestHandler(deps);
+    },
+  };
+}
+
+function withTimeouts(server: http.Server): http.Server {
+  server.keepAliveTimeout = 5_000;
+  server.requestTimeout = 120_000;
+  return server;
+}
+
+function requestHandler(deps: HttpDeps): http.RequestListener {
   const { log, metrics } = deps;
-  const server = http.createServer((req, res) => {
+  return (req, res) => {
     const requestId = (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].slice(0, 100)) || randomUUID();
     res.setHeader('x-request-id', requestId);
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -49,10 +104,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error', requestId } });
       else res.destroy();
     });
-  });
-  server.keepAliveTimeout = 5_000;
-  server.requestTimeout = 120_000;
-  return server;
+  };
 }
 
 function routeOf(path: string): string {
@@ -72,8 +124,10 @@ async function handle(
   log: Logger,
 ): Promise<void> {
   switch (route) {
-    case 'healthz':
-      return sendJson(res, 200, { status: 'ok' });
+    case 'healthz': {
+      const problem = deps.liveness?.() ?? null;
+      return sendJson(res, problem ? 503 : 200, problem ? { status: 'unhealthy', reason: problem } : { status: 'ok' });
+    }
     case 'readyz': {
       const problem = await deps.readiness();
       return sendJson(res, problem ? 503 : 200, problem ? { status: 'unavailable', reason: problem } : { status: 'ready' });
