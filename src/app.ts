@@ -34,6 +34,7 @@ import { RetagJobRunner } from './sentiment/retag.job';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
 import type { Logger } from './shared/logger';
+import { IdleGc } from './shared/idle-gc';
 import { Metrics } from './shared/metrics';
 
 export interface Database {
@@ -175,6 +176,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
       }
     },
     liveness: () => db.embedded?.problem() ?? null,
+    graphqlSlots: { concurrency: config.graphqlConcurrency, queueMax: config.graphqlQueueMax },
   };
   let server: http.Server;
   if (opts.server) {
@@ -203,6 +205,8 @@ export async function startApp(config: Config, log: Logger, database?: Database,
       throw e;
     }
   } else if (ingestOn) await startKafkaPipeline(config, db.ds, services.recorder, metrics, log); // logs that Kafka is off
+  const idleGc = new IdleGc(log.child({ component: 'memory' }));
+  idleGc.start();
   const port = (server.address() as AddressInfo).port;
   const url = `http://localhost:${port}`;
   if (config.auth.open) log.warn('authentication is not configured: every caller acts as admin (allowed only outside production)');
@@ -219,6 +223,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     stop() {
       stopping ??= (async () => {
         log.info('shutting down: no new connections, finishing in-flight requests');
+        idleGc.stop();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
+import { Sema } from 'async-sema';
 import type { AuthService, Principal } from '../auth/auth.service';
 import type { GraphQLContext } from '../graphql/context';
 import type { Loaders } from '../graphql/loaders';
@@ -25,6 +26,8 @@ export interface HttpDeps {
   readiness: () => Promise<string | null>;
   /** null while the process can do its work, else why not (a dead embedded PostgreSQL): /healthz says 503 */
   liveness?: () => string | null;
+  /** GraphQL operations run at once, and how many may wait (EARSHOT_GRAPHQL_CONCURRENCY, _QUEUE_MAX) */
+  graphqlSlots?: { concurrency: number; queueMax: number };
 }
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
@@ -85,6 +88,9 @@ function withTimeouts(server: http.Server): http.Server {
 
 function requestHandler(deps: HttpDeps): http.RequestListener {
   const { log, metrics } = deps;
+  // Each operation in flight holds its rows, loaders and answer: without a bound, 200 concurrent
+  // pages grew the heap past 800 MB and starved the pool (10 s connect timeouts).
+  const slots = deps.graphqlSlots ? { sema: new Sema(deps.graphqlSlots.concurrency), queueMax: deps.graphqlSlots.queueMax } : null;
   return (req, res) => {
     const requestId = (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].slice(0, 100)) || randomUUID();
     res.setHeader('x-request-id', requestId);
@@ -98,7 +104,7 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
         reqLog.debug({ method: req.method, path: url.pathname, status: res.statusCode }, 'request');
       }
     });
-    requestContext.run({ requestId }, () => handle(deps, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
+    requestContext.run({ requestId }, () => handle(deps, slots, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
       if (err instanceof AppError) return sendJson(res, err.httpStatus, { error: { code: err.code, message: err.message } });
       reqLog.error({ err }, 'unhandled error in HTTP handler');
       if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error', requestId } });
@@ -114,8 +120,14 @@ function routeOf(path: string): string {
   return 'other';
 }
 
+interface Slots {
+  sema: Sema;
+  queueMax: number;
+}
+
 async function handle(
   deps: HttpDeps,
+  slots: Slots | null,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -140,7 +152,7 @@ async function handle(
       return handleIngest(deps, req, res);
     case 'graphql':
       if (!deps.apollo) throw new AppError('NOT_FOUND', 'the api role is not enabled on this instance');
-      return handleGraphql(deps, deps.apollo, req, res, url, requestId, log);
+      return handleGraphql(deps, deps.apollo, slots, req, res, url, requestId, log);
     default:
       return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } });
   }
@@ -169,6 +181,7 @@ async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerRes
 async function handleGraphql(
   deps: HttpDeps,
   apollo: ApolloServer<GraphQLContext>,
+  slots: Slots | null,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -198,19 +211,30 @@ async function handleGraphql(
     if (!(e instanceof AppError)) throw e;
     return sendJson(res, e.httpStatus, { errors: [{ message: e.message, extensions: { code: e.code } }] });
   }
-  const response = await apollo.executeHTTPGraphQLRequest({
-    httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
-    context: async () => ({ requestId, principal, loaders: deps.makeLoaders(principal) }),
-  });
-  for (const [k, v] of response.headers) res.setHeader(k, v);
-  res.statusCode = response.status ?? 200;
-  if (response.body.kind === 'complete') {
-    res.end(response.body.string);
-    return;
+  if (slots) {
+    if (slots.sema.nrWaiting() >= slots.queueMax) {
+      res.setHeader('retry-after', '1');
+      return sendJson(res, 503, { errors: [{ message: 'too many GraphQL operations are waiting; try again shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
+    }
+    await slots.sema.acquire();
   }
-  for await (const chunk of response.body.asyncIterator) res.write(chunk);
-  res.end();
-  log.debug('graphql response streamed');
+  try {
+    const response = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
+      context: async () => ({ requestId, principal, loaders: deps.makeLoaders(principal) }),
+    });
+    for (const [k, v] of response.headers) res.setHeader(k, v);
+    res.statusCode = response.status ?? 200;
+    if (response.body.kind === 'complete') {
+      res.end(response.body.string);
+      return;
+    }
+    for await (const chunk of response.body.asyncIterator) res.write(chunk);
+    res.end();
+    log.debug('graphql response streamed');
+  } finally {
+    slots?.sema.release();
+  }
 }
 
 /** Reads the body up to `limit` bytes; over it, answers 413 and returns null. */
