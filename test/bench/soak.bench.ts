@@ -252,7 +252,8 @@ async function main(): Promise<number> {
     clearInterval(sampler);
     const rssAfter = rssMb(pid);
     const heapAfter = await heapMb(service.url);
-    say(`after idling: V8 heap ${JSON.stringify(heapAfter)}`);
+    const idleCollections = service.output().split('idle: collected garbage').length - 1;
+    say(`after idling: V8 heap ${JSON.stringify(heapAfter)}; idle collections ${idleCollections}`);
 
     const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
     const page = sorted(latency.page);
@@ -277,6 +278,7 @@ async function main(): Promise<number> {
         rssBackUnderMaxAfterS: backAfter,
         heapAtLoadEndMb: heapAtEnd,
         heapAfterMb: heapAfter,
+        idleCollections,
         maxRssMb: opts.maxRssMb,
         pages: page.length,
         pagesPerSecond: round(page.length / loadSeconds),
