@@ -219,6 +219,7 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
     },
   }).catch(async (e: unknown) => {
     early.server.close();
+    early.server.closeAllConnections();
     throw e;
   });
   if (demo) {
@@ -227,6 +228,10 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
   }
   phase = config.roles.includes('ingest') && config.kafka.brokers ? 'building the schema, then joining the Kafka consumer group' : 'building the schema';
   const app = await startApp(config, log, db, { server: early }).catch(async (e: unknown) => {
+    if (early.server.listening) {
+      early.server.close();
+      early.server.closeAllConnections();
+    }
     await db.close().catch(() => undefined);
     throw e;
   });
