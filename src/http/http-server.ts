@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
-import { Sema } from 'async-sema';
 import type { AuthService, Principal } from '../auth/auth.service';
 import type { GraphQLContext } from '../graphql/context';
 import type { Loaders } from '../graphql/loaders';
 import type { IngestService } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
 import { requestContext } from '../shared/request-context';
+import { OperationSlots } from './operation-slots';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 
@@ -90,7 +90,7 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
   const { log, metrics } = deps;
   // Each operation in flight holds its rows, loaders and answer: without a bound, 200 concurrent
   // pages grew the heap past 800 MB and starved the pool (10 s connect timeouts).
-  const slots = deps.graphqlSlots ? { sema: new Sema(deps.graphqlSlots.concurrency), queueMax: deps.graphqlSlots.queueMax } : null;
+  const slots = deps.graphqlSlots ? new OperationSlots(deps.graphqlSlots.concurrency, deps.graphqlSlots.queueMax) : null;
   return (req, res) => {
     const requestId = (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].slice(0, 100)) || randomUUID();
     res.setHeader('x-request-id', requestId);
@@ -120,14 +120,9 @@ function routeOf(path: string): string {
   return 'other';
 }
 
-interface Slots {
-  sema: Sema;
-  queueMax: number;
-}
-
 async function handle(
   deps: HttpDeps,
-  slots: Slots | null,
+  slots: OperationSlots | null,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -181,7 +176,7 @@ async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerRes
 async function handleGraphql(
   deps: HttpDeps,
   apollo: ApolloServer<GraphQLContext>,
-  slots: Slots | null,
+  slots: OperationSlots | null,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -211,12 +206,9 @@ async function handleGraphql(
     if (!(e instanceof AppError)) throw e;
     return sendJson(res, e.httpStatus, { errors: [{ message: e.message, extensions: { code: e.code } }] });
   }
-  if (slots) {
-    if (slots.sema.nrWaiting() >= slots.queueMax) {
-      res.setHeader('retry-after', '1');
-      return sendJson(res, 503, { errors: [{ message: 'too many GraphQL operations are waiting; try again shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
-    }
-    await slots.sema.acquire();
+  if (slots && !(await slots.enter())) {
+    res.setHeader('retry-after', '1');
+    return sendJson(res, 503, { errors: [{ message: 'too many GraphQL operations are waiting; try again shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
   }
   try {
     const response = await apollo.executeHTTPGraphQLRequest({
@@ -233,7 +225,7 @@ async function handleGraphql(
     res.end();
     log.debug('graphql response streamed');
   } finally {
-    slots?.sema.release();
+    slots?.leave();
   }
 }
 
