@@ -1,0 +1,331 @@
+// Training of the linear model: AdaGrad on the multinomial (three-class) and logistic
+// (complaint) losses with L2, in one pass per epoch over every labelled text, in an order fixed
+// by a seed. Pure TypeScript; deterministic (same data, same seed, same weights, bit for bit).
+import { seededRandom } from '../../shared/seeded-random';
+import { SentimentEngine, tokenize, type Token } from '../sentiment.engine';
+import { type Example, NEGATIVE, NEUTRAL, POSITIVE, VALIDATION_BUCKET } from './datasets';
+import { FeatureExtractor, FeatureVector } from './features';
+import { HEAD_COMPLAINT, HEADS, LinearModel, type Logits, type ModelHeader, type ModelThresholds, sha256 } from './linear-model';
+
+/** Texts are cut here for training and scoring alike (the analyzer's MAX_SCORED_CHARS is larger). */
+export const MAX_TRAIN_CHARS = 2_000;
+
+export interface TrainConfig {
+  seed: number;
+  epochs: number;
+  hashBits: number;
+  /** AdaGrad step */
+  lr: number;
+  /** L2 penalty on each weight a text touches */
+  l2: number;
+  /** weight of each set's texts (1 when absent; 0 leaves a set out) */
+  setWeights: Record<string, number>;
+}
+
+export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
+  seed: 20261130,
+  epochs: 6,
+  hashBits: 19,
+  lr: 0.15,
+  l2: 1e-6,
+  setWeights: {
+    // News sentences and long product reviews are further from customer posts than tweets.
+    phrasebank: 0.5,
+    cesamard: 0.7,
+    amazon_snippets: 0.7,
+    movie_snippets: 0.5,
+    nyt_snippets: 0.5,
+    // Messages to companies are what Earshot reads most.
+    acl2019: 2,
+    xfincorp: 1.5,
+    sanders: 1.5,
+    apple: 1.5,
+  },
+});
+
+/** Tokens and lexicon valences of a text, ready for the extractor. */
+export class Featurizer {
+  readonly engine: SentimentEngine;
+  readonly extractor: FeatureExtractor;
+  readonly fv = new FeatureVector();
+  private vals = new Float64Array(256);
+
+  constructor(hashBits: number, engine = new SentimentEngine()) {
+    this.engine = engine;
+    this.extractor = new FeatureExtractor(engine, hashBits);
+  }
+
+  featuresOfTokens(tokens: readonly Token[]): FeatureVector {
+    if (this.vals.length < tokens.length) this.vals = new Float64Array(tokens.length * 2);
+    const vals = this.vals;
+    for (let i = 0; i < tokens.length; i++) vals[i] = this.engine.valence(tokens[i]!);
+    this.extractor.extract(tokens, this.fv, vals);
+    return this.fv;
+  }
+
+  features(text: string): FeatureVector {
+    return this.featuresOfTokens(tokenize(text.length > MAX_TRAIN_CHARS ? text.slice(0, MAX_TRAIN_CHARS) : text));
+  }
+}
+
+/** Trains and returns a model with neutral thresholds (see {@link tune}). */
+export function train(examples: readonly Example[], cfg: TrainConfig, name: string): LinearModel {
+  const dim = 1 << cfg.hashBits;
+  const w = new Float32Array(dim * HEADS);
+  const g = new Float32Array(dim * HEADS);
+  const bias = new Float64Array(HEADS);
+  const gb = new Float64Array(HEADS).fill(1e-8);
+  const f = new Featurizer(cfg.hashBits);
+  const used = examples.filter((e) => (cfg.setWeights[e.set] ?? 1) > 0 && (e.sentiment !== undefined || e.complaint !== undefined));
+  const order = used.map((_, i) => i);
+  const rand = seededRandom(cfg.seed);
+  const grad = new Float64Array(HEADS);
+  const z = new Float64Array(HEADS);
+  const { lr, l2 } = cfg;
+
+  for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      const t = order[i]!;
+      order[i] = order[j]!;
+      order[j] = t;
+    }
+    for (const oi of order) {
+      const ex = used[oi]!;
+      const weight = cfg.setWeights[ex.set] ?? 1;
+      const fv = f.features(ex.text);
+      z[0] = bias[0]!;
+      z[1] = bias[1]!;
+      z[2] = bias[2]!;
+      z[3] = bias[3]!;
+      for (let e = 0; e < fv.n; e++) {
+        const o = fv.idx[e]! * HEADS;
+        const v = fv.val[e]!;
+        z[0] += w[o]! * v;
+        z[1] += w[o + 1]! * v;
+        z[2] += w[o + 2]! * v;
+        z[3] += w[o + 3]! * v;
+      }
+      grad.fill(0);
+      if (ex.sentiment !== undefined) {
+        const m = Math.max(z[0]!, z[1]!, z[2]!);
+        const e0 = Math.exp(z[0]! - m);
+        const e1 = Math.exp(z[1]! - m);
+        const e2 = Math.exp(z[2]! - m);
+        const s = e0 + e1 + e2;
+        grad[0] = weight * (e0 / s - (ex.sentiment === NEGATIVE ? 1 : 0));
+        grad[1] = weight * (e1 / s - (ex.sentiment === NEUTRAL ? 1 : 0));
+        grad[2] = weight * (e2 / s - (ex.sentiment === POSITIVE ? 1 : 0));
+      }
+      if (ex.complaint !== undefined) grad[HEAD_COMPLAINT] = weight * (1 / (1 + Math.exp(-z[3]!)) - ex.complaint);
+      for (let h = 0; h < HEADS; h++) {
+        const gh = grad[h]!;
+        if (gh === 0) continue;
+        gb[h] += gh * gh;
+        bias[h] -= (lr * gh) / Math.sqrt(gb[h]!);
+        for (let e = 0; e < fv.n; e++) {
+          const o = fv.idx[e]! * HEADS + h;
+          const d = gh * fv.val[e]! + l2 * w[o]!;
+          const gg = g[o]! + d * d;
+          g[o] = gg;
+          w[o] = w[o]! - (lr * d) / Math.sqrt(gg + 1e-8);
+        }
+      }
+    }
+  }
+
+  const counts: Record<string, number> = {};
+  for (const e of used) counts[e.set] = (counts[e.set] ?? 0) + 1;
+  const header: ModelHeader = {
+    name,
+    hashBits: cfg.hashBits,
+    bias: Array.from(bias),
+    k: 1,
+    lexiconBlend: 0,
+    thresholds: { negativeOffset: 0, positiveOffset: 0, complaint: 0.5, unhappyNegative: 1 },
+    training: { seed: cfg.seed, epochs: cfg.epochs, lr: cfg.lr, l2: cfg.l2, setWeights: cfg.setWeights, textsPerSet: counts },
+  };
+  return new LinearModel(header, w).roundTrip();
+}
+
+/** Scores texts with a model: raw logits, for tuning and evaluation. */
+export function logitsOf(model: LinearModel, texts: readonly string[], f = new Featurizer(model.header.hashBits)): Logits[] {
+  const z = new Float64Array(HEADS + 1);
+  return texts.map((t) => {
+    model.logits(f.features(t), z);
+    return { negative: z[0]!, neutral: z[1]!, positive: z[2]!, complaint: z[3]!, lexicon: z[4]! };
+  });
+}
+
+export function decide(l: Logits, th: ModelThresholds): 0 | 1 | 2 {
+  const n = l.negative + th.negativeOffset;
+  const p = l.positive + th.positiveOffset;
+  if (n >= l.neutral && n >= p) return NEGATIVE;
+  if (p > l.neutral && p > n) return POSITIVE;
+  return NEUTRAL;
+}
+
+export function pNegative(l: Logits): number {
+  const m = Math.max(l.negative, l.neutral, l.positive);
+  const e0 = Math.exp(l.negative - m);
+  return e0 / (e0 + Math.exp(l.neutral - m) + Math.exp(l.positive - m));
+}
+
+export const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
+export function macroF1(truth: readonly number[], pred: readonly number[], classes: readonly number[]): { macro: number; perClass: number[] } {
+  const perClass = classes.map((c) => {
+    let tp = 0;
+    let fp = 0;
+    let fn = 0;
+    for (let i = 0; i < truth.length; i++) {
+      if (pred[i] === c && truth[i] === c) tp++;
+      else if (pred[i] === c) fp++;
+      else if (truth[i] === c) fn++;
+    }
+    return tp === 0 ? 0 : (2 * tp) / (2 * tp + fp + fn);
+  });
+  return { macro: perClass.reduce((a, b) => a + b, 0) / perClass.length, perClass };
+}
+
+export function pearson(x: readonly number[], y: readonly number[]): number {
+  const n = x.length;
+  let mx = 0;
+  let my = 0;
+  for (let i = 0; i < n; i++) {
+    mx += x[i]!;
+    my += y[i]!;
+  }
+  mx /= n;
+  my /= n;
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (x[i]! - mx) * (y[i]! - my);
+    sxx += (x[i]! - mx) ** 2;
+    syy += (y[i]! - my) ** 2;
+  }
+  return sxx === 0 || syy === 0 ? 0 : sxy / Math.sqrt(sxx * syy);
+}
+
+/** Ground truth for "unhappy" on messages to companies: negative, or labelled a complaint. */
+export function unhappyTruth(e: Example): boolean | undefined {
+  if (e.sentiment === undefined && e.complaint === undefined) return undefined;
+  return e.sentiment === NEGATIVE || e.complaint === 1;
+}
+
+/** Largest false-flag share the unhappy threshold may reach on validation (the target is 15%). */
+export const UNHAPPY_FALSE_FLAG_BUDGET = 0.12;
+
+/**
+ * Chooses the decision constants on the validation split only: three-class offsets for the mean
+ * macro-F1 over the three-class sets, k for the mean Pearson r over the rated sets, the complaint
+ * threshold for complaint F1, and the unhappy threshold for the highest recall on messages to
+ * companies within {@link UNHAPPY_FALSE_FLAG_BUDGET} false flags.
+ */
+export function tune(model: LinearModel, examples: readonly Example[]): LinearModel {
+  const val = examples.filter((e) => e.bucket === VALIDATION_BUCKET);
+  const f = new Featurizer(model.header.hashBits);
+  const logits = logitsOf(model, val.map((e) => e.text), f);
+
+  // Three-class offsets: the mean of per-set macro-F1 (so no one large set decides).
+  const bySet = new Map<string, number[]>();
+  val.forEach((e, i) => {
+    if (e.sentiment === undefined || e.rating !== undefined) return;
+    const list = bySet.get(e.set) ?? [];
+    list.push(i);
+    bySet.set(e.set, list);
+  });
+  const threeClass = [...bySet].filter(([, ix]) => new Set(ix.map((i) => val[i]!.sentiment)).size === 3);
+  let best = { score: -1, neg: 0, pos: 0 };
+  for (let neg = -1.5; neg <= 1.5001; neg += 0.1) {
+    for (let pos = -1.5; pos <= 1.5001; pos += 0.1) {
+      const th = { negativeOffset: neg, positiveOffset: pos, complaint: 0.5, unhappyNegative: 1 };
+      let sum = 0;
+      for (const [, ix] of threeClass) {
+        sum += macroF1(ix.map((i) => val[i]!.sentiment!), ix.map((i) => decide(logits[i]!, th)), [0, 1, 2]).macro;
+      }
+      const score = sum / threeClass.length;
+      if (score > best.score + 1e-12) best = { score, neg: round(neg), pos: round(pos) };
+    }
+  }
+
+  // k and the lexicon blend: the mean Pearson r of the score with people's ratings.
+  const rated = [...new Set(val.filter((e) => e.rating !== undefined).map((e) => e.set))];
+  const ratedIx = rated.map((set) => val.map((e, i) => (e.set === set ? i : -1)).filter((i) => i >= 0));
+  let bestK = { r: -2, k: 1, lambda: 0 };
+  for (let k = 0.05; k <= 1.0001; k += 0.05) {
+    for (let lambda = 0; lambda <= 3.0001; lambda += 0.25) {
+      let sum = 0;
+      for (const ix of ratedIx) {
+        sum += pearson(ix.map((i) => Math.tanh(k * (logits[i]!.positive - logits[i]!.negative) + lambda * logits[i]!.lexicon)), ix.map((i) => val[i]!.rating!));
+      }
+      const r = sum / Math.max(1, ratedIx.length);
+      if (r > bestK.r + 1e-12) bestK = { r, k: round(k), lambda: round(lambda) };
+    }
+  }
+
+  // Complaint threshold: F1 of the complaint class, pooled over the complaint sets.
+  const cx = val.map((e, i) => (e.complaint !== undefined ? i : -1)).filter((i) => i >= 0);
+  let bestC = { f1: -1, t: 0.5 };
+  for (let t = 0.2; t <= 0.8001; t += 0.02) {
+    const pred = cx.map((i) => (sigmoid(logits[i]!.complaint) >= t ? 1 : 0));
+    const f1 = macroF1(cx.map((i) => val[i]!.complaint!), pred, [1]).macro;
+    if (f1 > bestC.f1 + 1e-12) bestC = { f1, t: round(t) };
+  }
+
+  // Unhappy: highest recall on messages to companies with at most the false-flag budget.
+  const ux = val.map((e, i) => (e.toCompany && unhappyTruth(e) !== undefined ? i : -1)).filter((i) => i >= 0);
+  const base = { negativeOffset: best.neg, positiveOffset: best.pos, complaint: bestC.t, unhappyNegative: 1 };
+  let bestU = { recall: -1, t: 1 };
+  for (let t = 0.05; t <= 1.0001; t += 0.01) {
+    let tp = 0;
+    let pos = 0;
+    let fp = 0;
+    let neg = 0;
+    for (const i of ux) {
+      const l = logits[i]!;
+      const flag = decide(l, base) === NEGATIVE || sigmoid(l.complaint) >= base.complaint || pNegative(l) >= t;
+      if (unhappyTruth(val[i]!)) {
+        pos++;
+        if (flag) tp++;
+      } else {
+        neg++;
+        if (flag) fp++;
+      }
+    }
+    const recall = tp / Math.max(1, pos);
+    if (fp / Math.max(1, neg) <= UNHAPPY_FALSE_FLAG_BUDGET && recall > bestU.recall) bestU = { recall, t: round(t) };
+  }
+
+  const header: ModelHeader = {
+    ...model.header,
+    k: bestK.k,
+    lexiconBlend: bestK.lambda,
+    thresholds: { ...base, unhappyNegative: bestU.t },
+    training: {
+      ...model.header.training,
+      validation: {
+        meanMacroF1: round4(best.score),
+        meanPearson: round4(bestK.r),
+        complaintF1: round4(bestC.f1),
+        unhappyRecall: round4(bestU.recall),
+      },
+    },
+  };
+  return new LinearModel(header, model.weights);
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+function round4(x: number): number {
+  return Math.round(x * 10000) / 10000;
+}
+
+/** sha256 of the stored (int16) weights: equal hashes mean the same model. */
+export function weightsHash(model: LinearModel): string {
+  const s = model.serialize();
+  return sha256(s);
+}
