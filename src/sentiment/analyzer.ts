@@ -110,8 +110,8 @@ export class SentimentAnalyzer {
     const input = typeof text === 'string' ? text : text == null ? '' : String(text);
     const truncated = input.length > MAX_SCORED_CHARS;
     const scored = truncated ? input.slice(0, MAX_SCORED_CHARS) : input;
-    const lang = detectLanguage(scored, opts?.lang);
     const tokens = tokenize(scored);
+    const lang = detectLanguage(scored, opts?.lang, tokens);
     const topics = this.topics.match(tokens);
     const rating = ratingScore(opts?.rating, opts?.ratingScale);
     const ratingItem = rating === null ? null : { token: `rating ${opts.rating}/${opts.ratingScale ?? 5}`, weight: round3(rating * RATING_LOGIT_WEIGHT) };
@@ -142,8 +142,7 @@ export class SentimentAnalyzer {
 
     const fv = this.featurizer.featuresOfTokens(tokens);
     const z = this.z;
-    this.model.logits(fv, z);
-    const { items, logit: textLogit } = this.model.explain(fv, MAX_EXPLANATION - 2, this.scratch);
+    const { items, logit: textLogit } = this.model.explain(fv, MAX_EXPLANATION - 2, this.scratch, z);
     let logit = textLogit;
     if (ratingItem) {
       logit += rating! * RATING_LOGIT_WEIGHT;
@@ -165,7 +164,7 @@ export class SentimentAnalyzer {
     const complaintProbability = 1 / (1 + Math.exp(-z[HEAD_COMPLAINT]!));
     const complaint = complaintProbability >= th.complaint;
     const intent = classifyIntent(scored, { negative: label === 'negative', positive: label === 'positive', complaint, complaintProbability });
-    const unhappy = label === 'negative' || complaint || intent.intent === 'churn_threat' || probs[0] >= th.unhappyNegative;
+    const unhappy = label === 'negative' || complaint || intent.intent === 'churn_threat';
     const explanation = items.map((e) => ({ token: e.token, weight: round3(e.weight) }));
     if (truncated) explanation.push({ token: `(only the first ${MAX_SCORED_CHARS} characters were scored)`, weight: 0 });
     const confidence = rating !== null ? Math.max(Math.abs(score), 0.5) : label === 'negative' ? probs[0] : label === 'positive' ? probs[2] : probs[1];

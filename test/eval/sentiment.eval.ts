@@ -8,16 +8,14 @@
 // Options: --quick (no cross-set trainings), --json (a JSON summary as the last line).
 // Exits non-zero when a target of issue 10 is missed.
 import { loadCorpus, type Example, NEGATIVE, NEUTRAL, POSITIVE, TEST_BUCKET, VALIDATION_BUCKET } from '../../src/sentiment/model/datasets';
-import { defaultModel, type LinearModel, type Logits } from '../../src/sentiment/model/linear-model';
+import { defaultModel, type LinearModel } from '../../src/sentiment/model/linear-model';
 import { EVAL_ONLY_SETS, trainingExamples } from '../../src/sentiment/model/train.command';
 import {
-  decide,
   DEFAULT_TRAIN_CONFIG,
   Featurizer,
   logitsOf,
   macroF1,
   pearson,
-  pNegative,
   sigmoid,
   train,
   tune,
@@ -39,14 +37,12 @@ interface Pred {
   unhappy: boolean;
 }
 
-function modelPreds(model: LinearModel, texts: string[], f?: Featurizer): Pred[] {
-  const th = model.header.thresholds;
-  return logitsOf(model, texts, f).map((l: Logits) => {
-    let label = decide(l, th);
-    const score = Math.tanh(model.polarityLogit([l.negative, l.neutral, l.positive, l.complaint, l.lexicon]));
-    if ((label === POSITIVE && score <= 0) || (label === NEGATIVE && score >= 0)) label = NEUTRAL;
-    const complaint = sigmoid(l.complaint) >= th.complaint;
-    return { label, score, complaint, unhappy: label === NEGATIVE || complaint || pNegative(l) >= th.unhappyNegative };
+/** What the service decides: the analyzer itself (language detection and intent rules included). */
+function modelPreds(model: LinearModel, texts: string[]): Pred[] {
+  const analyzer = new SentimentAnalyzer({ model });
+  return texts.map((t) => {
+    const a = analyzer.analyze(t);
+    return { label: a.label === 'negative' ? NEGATIVE : a.label === 'positive' ? POSITIVE : NEUTRAL, score: a.score, complaint: a.complaint, unhappy: a.unhappy };
   });
 }
 
@@ -134,7 +130,7 @@ function main(): number {
     const ex = name === 'tweeteval' ? list : list.filter((e) => e.bucket === TEST_BUCKET);
     if (ex.length === 0) continue;
     const texts = ex.map((e) => e.text);
-    const ours = modelPreds(model, texts, f);
+    const ours = modelPreds(model, texts);
     const vp = vaderPreds(texts);
     const mo = metrics(ex, ours);
     heldOut[name] = mo;
@@ -181,26 +177,20 @@ function main(): number {
     out.push('', '### Cross-set: trained without a set, tested on all of it (thresholds re-tuned on the other sets\' validation split)', '');
     out.push(...HEADER);
     const cross: Record<string, Metrics> = {};
-    const cfg = { ...DEFAULT_TRAIN_CONFIG, epochs: 3 };
-    for (const left of ['sanders', 'apple', 'acl2019', 'xfincorp']) {
+    // Fewer epochs than the shipped model (4): the figures show transfer, and each run costs minutes.
+    const cfg = { ...DEFAULT_TRAIN_CONFIG, epochs: 2 };
+    for (const left of ['sanders', 'apple', 'acl2019']) {
       const exclude = new Set([...EVAL_ONLY_SETS, left]);
       const all = trainingExamples(corpus.sets, exclude);
       const trainSet = all.filter((e) => e.bucket !== TEST_BUCKET && e.bucket !== VALIDATION_BUCKET);
       const m = tune(train(trainSet, cfg, `without-${left}`), all);
       const ex = corpus.sets.get(left)!;
-      const mo = metrics(ex, modelPreds(m, ex.map((e) => e.text), f));
+      const mo = metrics(ex, modelPreds(m, ex.map((e) => e.text)));
       cross[left] = mo;
       out.push(row(`${left} (all ${ex.length})`, 'Earshot without it', mo), row(`${left} (all ${ex.length})`, 'VADER', metrics(ex, vaderPreds(ex.map((e) => e.text)))));
     }
     summary.crossSet = cross;
   }
-
-  // Agreement of the service's analyzer with this evaluation's scoring (same model, same numbers).
-  const analyzer = new SentimentAnalyzer({ model });
-  const probe = corpus.sets.get('tweeteval')!.slice(0, 200);
-  const names = ['negative', 'neutral', 'positive'] as const;
-  const agree = probe.filter((e) => analyzer.analyze(e.text, { lang: 'en' }).label === names[modelPreds(model, [e.text], f)[0]!.label]).length;
-  out.push('', `The service's analyzer and this evaluation agree on ${agree} of ${probe.length} TweetEval labels.`);
 
   const targets = {
     semevalMacroF1: (heldOut.semeval?.macroF1 ?? 0) >= 0.62,

@@ -11,7 +11,6 @@ import {
   type Token,
   TOKEN_CLAUSE,
   TOKEN_EMOJI,
-  TOKEN_EMOTICON,
   TOKEN_END,
   TOKEN_HASHTAG,
   TOKEN_WORD,
@@ -108,9 +107,10 @@ export class FeatureVector {
     if (slot === 2 * T) return 'ALL CAPS (emphasis)';
     if (slot >= T) {
       const i = slot - T;
+      // The bigram's first word: the previous token of the same sentence (clause marks skipped).
       let j = i - 1;
-      while (j >= 0 && !isFeatureToken(this.tokens[j]!)) j--;
-      return j >= 0 ? `${this.tokens[j]!.lower} ${this.tokens[i]!.lower}` : this.tokens[i]!.lower;
+      while (j >= 0 && this.tokens[j]!.kind === TOKEN_CLAUSE) j--;
+      return j >= 0 && isFeatureToken(this.tokens[j]!) ? `${this.tokens[j]!.lower} ${this.tokens[i]!.lower}` : this.tokens[i]!.lower;
     }
     const t = this.tokens[slot]!;
     if (t.kind === TOKEN_END) return t.text.trim() || '(line break)';
@@ -123,7 +123,7 @@ export class FeatureVector {
 }
 
 function isFeatureToken(t: Token): boolean {
-  return t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG || t.kind === TOKEN_EMOJI || t.kind === TOKEN_EMOTICON;
+  return t.kind !== TOKEN_CLAUSE && t.kind !== TOKEN_END;
 }
 
 /**
@@ -200,10 +200,13 @@ export class FeatureExtractor {
     }
     buf[len++] = 2;
     let count = 0;
-    for (let n = 3; n <= 5; n++) {
-      for (let start = 0; start + n <= len; start++) {
-        let h = SEED_CHAR ^ n;
-        for (let k = 0; k < n; k++) h = Math.imul(h ^ buf[start + k]!, 16777619);
+    // 3-, 4- and 5-grams from each start in one pass: each longer gram extends the shorter's hash.
+    for (let start = 0; start + 3 <= len; start++) {
+      let h = SEED_CHAR;
+      h = Math.imul(h ^ buf[start]!, 16777619);
+      h = Math.imul(h ^ buf[start + 1]!, 16777619);
+      for (let k = start + 2; k < len && k < start + 5; k++) {
+        h = Math.imul(h ^ buf[k]!, 16777619);
         out.push(this.bucket(h), scale, owner);
         count++;
       }

@@ -22,8 +22,6 @@ export interface ModelThresholds {
   positiveOffset: number;
   /** complaint when its probability is at least this */
   complaint: number;
-  /** unhappy (opens a listening item) also when P(negative) is at least this */
-  unhappyNegative: number;
 }
 
 export interface ModelHeader {
@@ -107,8 +105,9 @@ export class LinearModel {
    * The polarity logit (see {@link polarityLogit}) split by owner: the strongest `top` owners by
    * |contribution| (same names merged), then "(other features)" with the rest and "(baseline)"
    * with the bias. The weights add up to the logit exactly (before any rounding by the caller).
+   * Also fills `z` with the logits, as {@link logits} does.
    */
-  explain(fv: FeatureVector, top: number, scratch: { acc: Float64Array }): { items: ExplanationItem[]; logit: number } {
+  explain(fv: FeatureVector, top: number, scratch: { acc: Float64Array }, z: Float64Array = new Float64Array(HEADS + 1)): { items: ExplanationItem[]; logit: number } {
     const T = fv.tokens.length;
     const slots = 2 * T + 1;
     if (scratch.acc.length < slots) scratch.acc = new Float64Array(slots * 2);
@@ -117,12 +116,34 @@ export class LinearModel {
     const w = this.weights;
     const k = this.header.k;
     const lambda = this.header.lexiconBlend;
+    const b = this.header.bias;
+    // One pass fills the logits and the per-owner contributions: the weights are read once.
+    let z0 = b[0]!;
+    let z1 = b[1]!;
+    let z2 = b[2]!;
+    let z3 = b[3]!;
+    let lex = 0;
     const { idx, val, owner, n } = fv;
     for (let e = 0; e < n; e++) {
       const i = idx[e]!;
       const o = i * HEADS;
-      acc[owner[e]!]! += val[e]! * ((w[o + 2]! - w[o]!) * k + (i < DENSE_FEATURES ? lambda : 0));
+      const v = val[e]!;
+      const w0 = w[o]!;
+      const w2 = w[o + 2]!;
+      z0 += w0 * v;
+      z1 += w[o + 1]! * v;
+      z2 += w2 * v;
+      z3 += w[o + 3]! * v;
+      if (i < DENSE_FEATURES) {
+        lex += v;
+        acc[owner[e]!]! += v * ((w2 - w0) * k + lambda);
+      } else acc[owner[e]!]! += v * (w2 - w0) * k;
     }
+    z[0] = z0;
+    z[1] = z1;
+    z[2] = z2;
+    z[3] = z3;
+    z[4] = lex;
     const baseline = (this.header.bias[2]! - this.header.bias[0]!) * k;
     const live: number[] = [];
     let total = baseline;

@@ -24,7 +24,7 @@ export interface TrainConfig {
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   seed: 20261130,
-  epochs: 6,
+  epochs: 4,
   hashBits: 19,
   lr: 0.15,
   l2: 1e-6,
@@ -142,7 +142,7 @@ export function train(examples: readonly Example[], cfg: TrainConfig, name: stri
     bias: Array.from(bias),
     k: 1,
     lexiconBlend: 0,
-    thresholds: { negativeOffset: 0, positiveOffset: 0, complaint: 0.5, unhappyNegative: 1 },
+    thresholds: { negativeOffset: 0, positiveOffset: 0, complaint: 0.5 },
     training: { seed: cfg.seed, epochs: cfg.epochs, lr: cfg.lr, l2: cfg.l2, setWeights: cfg.setWeights, textsPerSet: counts },
   };
   return new LinearModel(header, w).roundTrip();
@@ -220,9 +220,9 @@ export const UNHAPPY_FALSE_FLAG_BUDGET = 0.12;
 
 /**
  * Chooses the decision constants on the validation split only: three-class offsets for the mean
- * macro-F1 over the three-class sets, k for the mean Pearson r over the rated sets, the complaint
- * threshold for complaint F1, and the unhappy threshold for the highest recall on messages to
- * companies within {@link UNHAPPY_FALSE_FLAG_BUDGET} false flags.
+ * macro-F1 over the three-class sets, k and λ for the mean Pearson r over the rated sets, then
+ * the complaint threshold (and a nudge of the negative offset) for the most unhappy customers
+ * found on messages to companies within {@link UNHAPPY_FALSE_FLAG_BUDGET} false flags.
  */
 export function tune(model: LinearModel, examples: readonly Example[]): LinearModel {
   const val = examples.filter((e) => e.bucket === VALIDATION_BUCKET);
@@ -241,7 +241,7 @@ export function tune(model: LinearModel, examples: readonly Example[]): LinearMo
   let best = { score: -1, neg: 0, pos: 0 };
   for (let neg = -1.5; neg <= 1.5001; neg += 0.1) {
     for (let pos = -1.5; pos <= 1.5001; pos += 0.1) {
-      const th = { negativeOffset: neg, positiveOffset: pos, complaint: 0.5, unhappyNegative: 1 };
+      const th = { negativeOffset: neg, positiveOffset: pos, complaint: 0.5 };
       let sum = 0;
       for (const [, ix] of threeClass) {
         sum += macroF1(ix.map((i) => val[i]!.sentiment!), ix.map((i) => decide(logits[i]!, th)), [0, 1, 2]).macro;
@@ -266,51 +266,57 @@ export function tune(model: LinearModel, examples: readonly Example[]): LinearMo
     }
   }
 
-  // Complaint threshold: F1 of the complaint class, pooled over the complaint sets.
-  const cx = val.map((e, i) => (e.complaint !== undefined ? i : -1)).filter((i) => i >= 0);
-  let bestC = { f1: -1, t: 0.5 };
-  for (let t = 0.2; t <= 0.8001; t += 0.02) {
-    const pred = cx.map((i) => (sigmoid(logits[i]!.complaint) >= t ? 1 : 0));
-    const f1 = macroF1(cx.map((i) => val[i]!.complaint!), pred, [1]).macro;
-    if (f1 > bestC.f1 + 1e-12) bestC = { f1, t: round(t) };
-  }
-
-  // Unhappy: highest recall on messages to companies with at most the false-flag budget.
+  // Complaint threshold and the three-class offsets again, jointly: unhappy (negative or
+  // complaint) on messages to companies should reach as many unhappy customers as it can within
+  // the false-flag budget, at little cost to macro-F1.
   const ux = val.map((e, i) => (e.toCompany && unhappyTruth(e) !== undefined ? i : -1)).filter((i) => i >= 0);
-  const base = { negativeOffset: best.neg, positiveOffset: best.pos, complaint: bestC.t, unhappyNegative: 1 };
-  let bestU = { recall: -1, t: 1 };
-  for (let t = 0.05; t <= 1.0001; t += 0.01) {
-    let tp = 0;
-    let pos = 0;
-    let fp = 0;
-    let neg = 0;
-    for (const i of ux) {
-      const l = logits[i]!;
-      const flag = decide(l, base) === NEGATIVE || sigmoid(l.complaint) >= base.complaint || pNegative(l) >= t;
-      if (unhappyTruth(val[i]!)) {
-        pos++;
-        if (flag) tp++;
-      } else {
-        neg++;
-        if (flag) fp++;
+  const cx = val.map((e, i) => (e.complaint !== undefined ? i : -1)).filter((i) => i >= 0);
+  const pc = logits.map((l) => sigmoid(l.complaint));
+  let bestJ = { objective: -Infinity, neg: best.neg, pos: best.pos, t: 0.5, recall: 0, falseFlags: 1, macro: best.score, complaintF1: 0 };
+  for (let dn = -0.5; dn <= 0.5001; dn += 0.1) {
+    const th = { negativeOffset: round(best.neg + dn), positiveOffset: best.pos, complaint: 0.5 };
+    const labels = logits.map((l) => decide(l, th));
+    let macro = 0;
+    for (const [, ix] of threeClass) macro += macroF1(ix.map((i) => val[i]!.sentiment!), ix.map((i) => labels[i]!), [0, 1, 2]).macro;
+    macro /= threeClass.length;
+    for (let t = 0.3; t <= 0.9001; t += 0.02) {
+      let tp = 0;
+      let pos = 0;
+      let fp = 0;
+      let neg = 0;
+      for (const i of ux) {
+        const flag = labels[i] === NEGATIVE || pc[i]! >= t;
+        if (unhappyTruth(val[i]!)) {
+          pos++;
+          if (flag) tp++;
+        } else {
+          neg++;
+          if (flag) fp++;
+        }
+      }
+      const recall = tp / Math.max(1, pos);
+      const falseFlags = fp / Math.max(1, neg);
+      const objective = macro + recall - 4 * Math.max(0, falseFlags - UNHAPPY_FALSE_FLAG_BUDGET);
+      if (objective > bestJ.objective + 1e-12) {
+        const complaintF1 = macroF1(cx.map((i) => val[i]!.complaint!), cx.map((i) => (pc[i]! >= t ? 1 : 0)), [1]).macro;
+        bestJ = { objective, neg: th.negativeOffset, pos: th.positiveOffset, t: round(t), recall, falseFlags, macro, complaintF1 };
       }
     }
-    const recall = tp / Math.max(1, pos);
-    if (fp / Math.max(1, neg) <= UNHAPPY_FALSE_FLAG_BUDGET && recall > bestU.recall) bestU = { recall, t: round(t) };
   }
 
   const header: ModelHeader = {
     ...model.header,
     k: bestK.k,
     lexiconBlend: bestK.lambda,
-    thresholds: { ...base, unhappyNegative: bestU.t },
+    thresholds: { negativeOffset: bestJ.neg, positiveOffset: bestJ.pos, complaint: bestJ.t },
     training: {
       ...model.header.training,
       validation: {
-        meanMacroF1: round4(best.score),
+        meanMacroF1: round4(bestJ.macro),
         meanPearson: round4(bestK.r),
-        complaintF1: round4(bestC.f1),
-        unhappyRecall: round4(bestU.recall),
+        complaintF1: round4(bestJ.complaintF1),
+        unhappyRecall: round4(bestJ.recall),
+        unhappyFalseFlags: round4(bestJ.falseFlags),
       },
     },
   };
