@@ -209,9 +209,13 @@ export function pearson(x: readonly number[], y: readonly number[]): number {
   return sxx === 0 || syy === 0 ? 0 : sxy / Math.sqrt(sxx * syy);
 }
 
-/** Ground truth for "unhappy" on messages to companies: negative, or labelled a complaint. */
+/**
+ * Ground truth for "unhappy" on messages to companies: negative, or labelled a complaint. Only
+ * texts with a sentiment label count: where only complaints are labelled (ACL 2019), a negative
+ * non-complaint would wrongly count as a false flag.
+ */
 export function unhappyTruth(e: Example): boolean | undefined {
-  if (e.sentiment === undefined && e.complaint === undefined) return undefined;
+  if (e.sentiment === undefined) return undefined;
   return e.sentiment === NEGATIVE || e.complaint === 1;
 }
 
