@@ -158,8 +158,9 @@ export class SentimentAnalyzer {
       const p = z[HEAD_POSITIVE]! + th.positiveOffset;
       const z1 = z[HEAD_NEUTRAL]!;
       label = n >= z1 && n >= p ? 'negative' : p > z1 && p > n ? 'positive' : 'neutral';
-      // The label never contradicts the direction of the score.
-      if ((label === 'positive' && score <= 0) || (label === 'negative' && score >= 0)) label = 'neutral';
+      // The label never contradicts the direction of the score, nor calls a near-zero score polar.
+      const m = th.minPolarScore ?? 0;
+      if ((label === 'positive' && score <= m) || (label === 'negative' && score >= -m)) label = 'neutral';
     }
     const complaintProbability = 1 / (1 + Math.exp(-z[HEAD_COMPLAINT]!));
     const complaint = complaintProbability >= th.complaint;

@@ -130,58 +130,58 @@ function main(): number {
   let cv = { macro: 0, perClass: [0, 0] };
   const heldOut: Record<string, Metrics> = {};
   if (!crossOnly) {
-  const pooled: { ex: Example[]; ours: Pred[]; vader: Pred[] } = { ex: [], ours: [], vader: [] };
-  for (const [name, list] of corpus.sets) {
-    const ex = name === 'tweeteval' ? list : list.filter((e) => e.bucket === TEST_BUCKET);
-    if (ex.length === 0) continue;
-    const texts = ex.map((e) => e.text);
-    const ours = modelPreds(model, texts);
-    const vp = vaderPreds(texts);
-    const mo = metrics(ex, ours);
-    heldOut[name] = mo;
-    out.push(row(name, 'Earshot', mo), row(name, 'VADER', metrics(ex, vp)));
-    if (ex[0]!.toCompany) {
-      pooled.ex.push(...ex);
-      pooled.ours.push(...ours);
-      pooled.vader.push(...vp);
+    const pooled: { ex: Example[]; ours: Pred[]; vader: Pred[] } = { ex: [], ours: [], vader: [] };
+    for (const [name, list] of corpus.sets) {
+      const ex = name === 'tweeteval' ? list : list.filter((e) => e.bucket === TEST_BUCKET);
+      if (ex.length === 0) continue;
+      const texts = ex.map((e) => e.text);
+      const ours = modelPreds(model, texts);
+      const vp = vaderPreds(texts);
+      const mo = metrics(ex, ours);
+      heldOut[name] = mo;
+      out.push(row(name, 'Earshot', mo), row(name, 'VADER', metrics(ex, vp)));
+      if (ex[0]!.toCompany) {
+        pooled.ex.push(...ex);
+        pooled.ours.push(...ours);
+        pooled.vader.push(...vp);
+      }
     }
-  }
-  po = metrics(pooled.ex, pooled.ours);
-  const pv = metrics(pooled.ex, pooled.vader);
-  out.push(row('**messages to companies, pooled**', 'Earshot', po), row('**messages to companies, pooled**', 'VADER', pv));
-  summary.heldOut = heldOut;
-  summary.toCompanies = { earshot: po, vader: pv };
+    po = metrics(pooled.ex, pooled.ours);
+    const pv = metrics(pooled.ex, pooled.vader);
+    out.push(row('**messages to companies, pooled**', 'Earshot', po), row('**messages to companies, pooled**', 'VADER', pv));
+    summary.heldOut = heldOut;
+    summary.toCompanies = { earshot: po, vader: pv };
 
-  // ACL 2019 complaints, 10-fold: the complaint head only sees complaint-labelled texts, so it is
-  // trained on the complaint sets alone (same weights as in a full run, up to example order).
-  const acl = corpus.sets.get('acl2019')!;
-  const others = [...(corpus.sets.get('xfincorp') ?? []), ...(corpus.sets.get('cesamard') ?? [])].filter((e) => e.bucket !== TEST_BUCKET);
-  const truth: number[] = [];
-  const predicted: number[] = [];
-  const vaderPred: number[] = [];
-  const atShipped: number[] = [];
-  const complaintOnly = (list: Example[]) => list.filter((e) => e.complaint !== undefined).map((e) => ({ ...e, sentiment: undefined }));
-  for (let fold = 0; fold < 10; fold++) {
-    const test = acl.filter((e) => e.bucket === fold);
-    const m = train(complaintOnly([...others, ...acl.filter((e) => e.bucket !== fold)]), DEFAULT_TRAIN_CONFIG, `cv-${fold}`);
-    const l = logitsOf(m, test.map((e) => e.text), f);
-    test.forEach((e, i) => {
-      truth.push(e.complaint!);
-      predicted.push(sigmoid(l[i]!.complaint) >= 0.5 ? 1 : 0);
-      atShipped.push(sigmoid(l[i]!.complaint) >= model.header.thresholds.complaint ? 1 : 0);
-      vaderPred.push(vader.SentimentIntensityAnalyzer.polarity_scores(e.text).compound <= -0.05 ? 1 : 0);
-    });
-  }
-  cv = macroF1(truth, predicted, [0, 1]);
-  const cvVader = macroF1(truth, vaderPred, [0, 1]);
-  out.push('', `### ACL 2019 complaints, 10-fold cross-validation (${truth.length} tweets; threshold 0.5; VADER: compound ≤ -0.05 as "complaint")`, '');
-  out.push('| system | complaint F1 | macro-F1 | accuracy |', '| --- | --- | --- | --- |');
-  const acc = (p: number[]) => p.filter((x, i) => x === truth[i]).length / truth.length;
-  const cvShipped = macroF1(truth, atShipped, [0, 1]);
-  out.push(`| Earshot (probability ≥ 0.5) | ${f3(cv.perClass[1]!)} | ${f3(cv.macro)} | ${f3(acc(predicted))} |`);
-  out.push(`| Earshot (the service's threshold, ${model.header.thresholds.complaint}, set for unhappy false flags) | ${f3(cvShipped.perClass[1]!)} | ${f3(cvShipped.macro)} | ${f3(acc(atShipped))} |`);
-  out.push(`| VADER | ${f3(cvVader.perClass[1]!)} | ${f3(cvVader.macro)} | ${f3(acc(vaderPred))} |`);
-  summary.aclCv = { macroF1: cv.macro, complaintF1: cv.perClass[1], vaderMacroF1: cvVader.macro };
+    // ACL 2019 complaints, 10-fold: the complaint head only sees complaint-labelled texts, so it is
+    // trained on the complaint sets alone (same weights as in a full run, up to example order).
+    const acl = corpus.sets.get('acl2019')!;
+    const others = [...(corpus.sets.get('xfincorp') ?? []), ...(corpus.sets.get('cesamard') ?? [])].filter((e) => e.bucket !== TEST_BUCKET);
+    const truth: number[] = [];
+    const predicted: number[] = [];
+    const vaderPred: number[] = [];
+    const atShipped: number[] = [];
+    const complaintOnly = (list: Example[]) => list.filter((e) => e.complaint !== undefined).map((e) => ({ ...e, sentiment: undefined }));
+    for (let fold = 0; fold < 10; fold++) {
+      const test = acl.filter((e) => e.bucket === fold);
+      const m = train(complaintOnly([...others, ...acl.filter((e) => e.bucket !== fold)]), DEFAULT_TRAIN_CONFIG, `cv-${fold}`);
+      const l = logitsOf(m, test.map((e) => e.text), f);
+      test.forEach((e, i) => {
+        truth.push(e.complaint!);
+        predicted.push(sigmoid(l[i]!.complaint) >= 0.5 ? 1 : 0);
+        atShipped.push(sigmoid(l[i]!.complaint) >= model.header.thresholds.complaint ? 1 : 0);
+        vaderPred.push(vader.SentimentIntensityAnalyzer.polarity_scores(e.text).compound <= -0.05 ? 1 : 0);
+      });
+    }
+    cv = macroF1(truth, predicted, [0, 1]);
+    const cvVader = macroF1(truth, vaderPred, [0, 1]);
+    out.push('', `### ACL 2019 complaints, 10-fold cross-validation (${truth.length} tweets; threshold 0.5; VADER: compound ≤ -0.05 as "complaint")`, '');
+    out.push('| system | complaint F1 | macro-F1 | accuracy |', '| --- | --- | --- | --- |');
+    const acc = (p: number[]) => p.filter((x, i) => x === truth[i]).length / truth.length;
+    const cvShipped = macroF1(truth, atShipped, [0, 1]);
+    out.push(`| Earshot (probability ≥ 0.5) | ${f3(cv.perClass[1]!)} | ${f3(cv.macro)} | ${f3(acc(predicted))} |`);
+    out.push(`| Earshot (the service's threshold, ${model.header.thresholds.complaint}, set for unhappy false flags) | ${f3(cvShipped.perClass[1]!)} | ${f3(cvShipped.macro)} | ${f3(acc(atShipped))} |`);
+    out.push(`| VADER | ${f3(cvVader.perClass[1]!)} | ${f3(cvVader.macro)} | ${f3(acc(vaderPred))} |`);
+    summary.aclCv = { macroF1: cv.macro, complaintF1: cv.perClass[1], vaderMacroF1: cvVader.macro };
 
   }
 

@@ -22,6 +22,8 @@ export interface ModelThresholds {
   positiveOffset: number;
   /** complaint when its probability is at least this */
   complaint: number;
+  /** a polar label needs |score| above this (and of its sign), else neutral */
+  minPolarScore: number;
 }
 
 export interface ModelHeader {
@@ -58,25 +60,54 @@ export interface Logits {
 }
 
 export class LinearModel {
+  /** weights as stored: q[bucket * HEADS + head] · scales[head] */
+  readonly q: Int16Array;
+  readonly scales: readonly number[];
+
+  /**
+   * Holds the weights in their stored form (int16 per head with a scale): 4 bytes per bucket
+   * rather than 16 keeps the tables that a short post touches in cache, and the model scored is
+   * bit for bit the model stored.
+   */
   constructor(
     readonly header: ModelHeader,
-    /** weights[bucket * HEADS + head] */
-    readonly weights: Float32Array,
+    q: Int16Array,
+    scales: readonly number[],
   ) {
-    if (weights.length !== (1 << header.hashBits) * HEADS) throw new Error(`model ${header.name}: weights do not match hashBits ${header.hashBits}`);
+    if (q.length !== (1 << header.hashBits) * HEADS) throw new Error(`model ${header.name}: weights do not match hashBits ${header.hashBits}`);
+    this.q = q;
+    this.scales = scales;
+  }
+
+  /** Quantises trained float weights (weights[bucket * HEADS + head]). */
+  static fromFloat(header: ModelHeader, weights: Float32Array): LinearModel {
+    const { q, scales } = quantize(weights);
+    return new LinearModel(header, q, scales);
+  }
+
+  /** The same weights under another header (thresholds, calibration). */
+  withHeader(header: ModelHeader): LinearModel {
+    return new LinearModel(header, this.q, this.scales);
   }
 
   get name(): string {
     return this.header.name;
   }
 
+  /** The weights as floats (what the model computes with), for inspection and tests. */
+  get weights(): Float32Array {
+    const w = new Float32Array(this.q.length);
+    for (let i = 0; i < w.length; i++) w[i] = this.q[i]! * this.scales[i % HEADS]!;
+    return w;
+  }
+
   logits(fv: FeatureVector, out: Float64Array): void {
-    const w = this.weights;
+    const q = this.q;
     const b = this.header.bias;
-    let z0 = b[0]!;
-    let z1 = b[1]!;
-    let z2 = b[2]!;
-    let z3 = b[3]!;
+    let z0 = 0;
+    let z1 = 0;
+    let z2 = 0;
+    let z3 = 0;
     let lex = 0;
     const { idx, val, n } = fv;
     for (let e = 0; e < n; e++) {
@@ -84,15 +115,16 @@ export class LinearModel {
       const o = i * HEADS;
       const v = val[e]!;
       if (i < DENSE_FEATURES) lex += v;
-      z0 += w[o]! * v;
-      z1 += w[o + 1]! * v;
-      z2 += w[o + 2]! * v;
-      z3 += w[o + 3]! * v;
+      z0 += q[o]! * v;
+      z1 += q[o + 1]! * v;
+      z2 += q[o + 2]! * v;
+      z3 += q[o + 3]! * v;
     }
-    out[0] = z0;
-    out[1] = z1;
-    out[2] = z2;
-    out[3] = z3;
+    const sc = this.scales;
+    out[0] = b[0]! + z0 * sc[0]!;
+    out[1] = b[1]! + z1 * sc[1]!;
+    out[2] = b[2]! + z2 * sc[2]!;
+    out[3] = b[3]! + z3 * sc[3]!;
     out[4] = lex;
   }
 
@@ -113,67 +145,79 @@ export class LinearModel {
     if (scratch.acc.length < slots) scratch.acc = new Float64Array(slots * 2);
     const acc = scratch.acc;
     acc.fill(0, 0, slots);
-    const w = this.weights;
+    const q = this.q;
     const k = this.header.k;
     const lambda = this.header.lexiconBlend;
     const b = this.header.bias;
+    const sc = this.scales;
+    const s0k = sc[0]! * k;
+    const s2k = sc[2]! * k;
     // One pass fills the logits and the per-owner contributions: the weights are read once.
-    let z0 = b[0]!;
-    let z1 = b[1]!;
-    let z2 = b[2]!;
-    let z3 = b[3]!;
+    let z0 = 0;
+    let z1 = 0;
+    let z2 = 0;
+    let z3 = 0;
     let lex = 0;
     const { idx, val, owner, n } = fv;
     for (let e = 0; e < n; e++) {
       const i = idx[e]!;
       const o = i * HEADS;
       const v = val[e]!;
-      const w0 = w[o]!;
-      const w2 = w[o + 2]!;
-      z0 += w0 * v;
-      z1 += w[o + 1]! * v;
-      z2 += w2 * v;
-      z3 += w[o + 3]! * v;
+      const q0 = q[o]!;
+      const q2 = q[o + 2]!;
+      z0 += q0 * v;
+      z1 += q[o + 1]! * v;
+      z2 += q2 * v;
+      z3 += q[o + 3]! * v;
       if (i < DENSE_FEATURES) {
         lex += v;
-        acc[owner[e]!]! += v * ((w2 - w0) * k + lambda);
-      } else acc[owner[e]!]! += v * (w2 - w0) * k;
+        acc[owner[e]!]! += v * (q2 * s2k - q0 * s0k + lambda);
+      } else acc[owner[e]!]! += v * (q2 * s2k - q0 * s0k);
     }
-    z[0] = z0;
-    z[1] = z1;
-    z[2] = z2;
-    z[3] = z3;
+    z[0] = b[0]! + z0 * sc[0]!;
+    z[1] = b[1]! + z1 * sc[1]!;
+    z[2] = b[2]! + z2 * sc[2]!;
+    z[3] = b[3]! + z3 * sc[3]!;
     z[4] = lex;
-    const baseline = (this.header.bias[2]! - this.header.bias[0]!) * k;
-    const live: number[] = [];
+    const baseline = (b[2]! - b[0]!) * k;
+    // The strongest `top` slots by insertion into a short sorted list (posts have few slots).
+    const best: number[] = [];
     let total = baseline;
     for (let s = 0; s < slots; s++) {
-      if (acc[s] === 0) continue;
-      total += acc[s]!;
-      live.push(s);
+      const c = acc[s]!;
+      if (c === 0) continue;
+      total += c;
+      const a = Math.abs(c);
+      if (best.length === top && a <= Math.abs(acc[best[top - 1]!]!)) continue;
+      if (best.length < top) best.push(s);
+      let p = best.length - 1;
+      while (p > 0 && Math.abs(acc[best[p - 1]!]!) < a) {
+        best[p] = best[p - 1]!;
+        p--;
+      }
+      best[p] = s;
     }
-    live.sort((x, y) => Math.abs(acc[y]!) - Math.abs(acc[x]!) || x - y);
-    const best = live.length > top ? live.slice(0, top) : live;
-    const merged = new Map<string, number>();
+    const items: ExplanationItem[] = [];
     let shown = 0;
     for (const s of best) {
       const name = fv.slotName(s);
-      merged.set(name, (merged.get(name) ?? 0) + acc[s]!);
-      shown += acc[s]!;
+      const c = acc[s]!;
+      shown += c;
+      const same = items.find((it) => it.token === name);
+      if (same) same.weight += c;
+      else items.push({ token: name, weight: c });
     }
-    const items: ExplanationItem[] = [];
-    for (const [token, weight] of merged) items.push({ token, weight });
-    items.sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight));
+    if (items.length < best.length) items.sort((x, y) => Math.abs(y.weight) - Math.abs(x.weight));
     const rest = total - baseline - shown;
-    if (Math.abs(rest) > 0) items.push({ token: '(other features)', weight: rest });
+    if (rest !== 0) items.push({ token: '(other features)', weight: rest });
     items.push({ token: '(baseline)', weight: baseline });
     return { items, logit: total };
   }
 
   /** The artifact: gzip(magic, header length, header JSON, int16 weights quantised per head). */
   serialize(): Buffer {
-    const { q, scales } = quantize(this.weights);
-    const header = { ...this.header, scales, weightsSha256: sha256(q) };
+    const q = this.q;
+    const header = { ...this.header, scales: this.scales, weightsSha256: sha256(q) };
     const json = Buffer.from(JSON.stringify(header), 'utf8');
     const len = Buffer.alloc(4);
     len.writeUInt32LE(json.length, 0);
@@ -190,15 +234,8 @@ export class LinearModel {
     // Copied into an aligned buffer; the file is little-endian like every platform Node runs on.
     const q = new Int16Array(body.byteLength / 2);
     new Uint8Array(q.buffer).set(body.subarray(0, q.byteLength));
-    const w = new Float32Array(q.length);
-    for (let i = 0; i < q.length; i++) w[i] = q[i]! * header.scales[i % HEADS]!;
-    const { scales: _scales, ...rest } = header;
-    return new LinearModel(rest, w);
-  }
-
-  /** The same model with its weights as stored (int16), so evaluation sees what the service runs. */
-  roundTrip(): LinearModel {
-    return LinearModel.deserialize(this.serialize());
+    const { scales, ...rest } = header;
+    return new LinearModel(rest, q, scales);
   }
 }
 

@@ -38,7 +38,7 @@ describe('training', () => {
     const model = train(subset(), cfg, 'fixture');
     const stored = LinearModel.deserialize(model.serialize());
     expect(Array.from(stored.weights)).toEqual(Array.from(model.weights));
-    const tuned = new LinearModel({ ...model.header, k: 1, lexiconBlend: 0 }, model.weights);
+    const tuned = model.withHeader({ ...model.header, k: 1, lexiconBlend: 0 });
     const an = new SentimentAnalyzer({ model: tuned });
     expect(an.analyze('@brand still no refund 3', { lang: 'en' }).score).toBeLessThan(0);
     expect(an.analyze('great service #3', { lang: 'en' }).score).toBeGreaterThan(0);
