@@ -27,7 +27,7 @@ function linesOf(s: string): Record<string, unknown>[] {
 describe('runAnalyzeCommand', () => {
   it('writes one JSON object per plain-text line, in order, with the documented fields', async () => {
     const out = collector();
-    const input = Readable.from(['I love this airline!\n', '\n', 'My bag was lost and nobody helps 😡\r\n', 'How do I reset my password?']);
+    const input = Readable.from(['I love this airline!\n', '\n', 'My bag was lost and nobody helps 😡\r\n', 'Can I log in with my Google account?']);
     const { lines } = await runAnalyzeCommand({ jsonl: false, input, output: out.stream });
     expect(lines).toBe(4);
     const rows = linesOf(out.text());

@@ -26,7 +26,7 @@ describe('sentiment', () => {
   it('labels plain positive, negative and neutral posts', () => {
     expect(analyzer.analyze('The support team was amazing, thank you so much!').label).toBe('positive');
     expect(analyzer.analyze('Terrible experience, the worst airline I have ever flown with.').label).toBe('negative');
-    expect(analyzer.analyze('The store opens at nine on Saturdays.').label).toBe('neutral');
+    expect(analyzer.analyze('@united can I bring my dog on the flight?').label).toBe('neutral');
   });
 
   it('is deterministic: the same text gives the same analysis, from any analyzer instance', () => {
@@ -127,7 +127,7 @@ describe('complaint and unhappy', () => {
     ]) {
       expect(analyzer.analyze(t).unhappy, t).toBe(true);
     }
-    for (const t of ['Thanks, great service!', 'Huge thanks to Maria at the help desk, she was fantastic!', 'The store opens at nine on Saturdays.']) {
+    for (const t of ['Thanks, great service!', 'Huge thanks to Maria at the help desk, she was fantastic!', '@united can I bring my dog on the flight?']) {
       const a = analyzer.analyze(t);
       expect(a.unhappy, t).toBe(false);
       expect(a.complaint, t).toBe(false);
@@ -156,7 +156,7 @@ describe('intent', () => {
     ['Thinking about upgrading to the pro plan, how much is it?', 'purchase_intent'],
     ['Cancel my subscription, I am switching to Netflix.', 'churn_threat'],
     ['Third time this month. Never ordering from you again.', 'churn_threat'],
-    ['The store opens at nine on Saturdays.', 'other'],
+    ['My order number is 12345 and it ships from Ohio.', 'other'],
   ])('%s -> %s', (text, expected) => {
     const a = analyzer.analyze(text);
     expect(a.intent).toBe(expected);
