@@ -1,7 +1,7 @@
 // The analyzer every department reads: sentiment and complaint from the trained linear model
 // (src/sentiment/model) with its exact explanation, intent, topics routed to departments, and
 // language. Composition only; the parts live in their own modules.
-import { classifyIntent, type Intent } from './intent.classifier';
+import { classifyIntent, COMPLAINT_CUE, COMPLAINT_CUE_PROBABILITY, type Intent } from './intent.classifier';
 import { detectLanguage } from './language';
 import { defaultModel, HEAD_COMPLAINT, HEAD_NEGATIVE, HEAD_NEUTRAL, HEAD_POSITIVE, HEADS, type LinearModel } from './model/linear-model';
 import { Featurizer } from './model/trainer';
@@ -163,7 +163,7 @@ export class SentimentAnalyzer {
       if ((label === 'positive' && score <= m) || (label === 'negative' && score >= -m)) label = 'neutral';
     }
     const complaintProbability = 1 / (1 + Math.exp(-z[HEAD_COMPLAINT]!));
-    const complaint = complaintProbability >= th.complaint;
+    const complaint = complaintProbability >= th.complaint || (complaintProbability >= COMPLAINT_CUE_PROBABILITY && COMPLAINT_CUE.test(scored.length > 5_000 ? scored.slice(0, 5_000) : scored));
     const intent = classifyIntent(scored, { negative: label === 'negative', positive: label === 'positive', complaint, complaintProbability });
     const unhappy = label === 'negative' || complaint || intent.intent === 'churn_threat';
     const explanation = items.map((e) => ({ token: e.token, weight: round3(e.weight) }));

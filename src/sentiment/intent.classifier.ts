@@ -20,6 +20,16 @@ const PURCHASE =
 const QUESTION_START =
   /^(?:how|what|when|where|why|who|which|can|could|would|will|is|are|do|does|did|should|has|have|any(?:one|body)|is there)\b/;
 
+/**
+ * Unmistakable complaint phrases. They lower the complaint model's bar (see
+ * {@link COMPLAINT_CUE_PROBABILITY}) where customer-service wording meets general-tweet words
+ * the model reads as positive ("Charged twice AGAIN. Unbelievable.").
+ */
+export const COMPLAINT_CUE =
+  /\b(?:charged (?:me )?twice|double[- ]charged|overcharged|still (?:waiting|no|not|hasn't|haven't)|never (?:arrived|received|showed up|got)|no (?:response|reply|refund)|on hold for|(?:doesn't|does not|didn't|stopped) work(?:ing)?|broken|defective|damaged|wrong (?:item|order|size)|(?:lost|lose) my|where is my|rip(?:ped)? ?off|scam(?:med)?|waste of|#fail)\b/i;
+/** With a cue, the complaint probability needed to call a complaint. */
+export const COMPLAINT_CUE_PROBABILITY = 0.5;
+
 const PRAISE =
   /\b(?:thank(?:s| you)|thx|ty|kudos|shout ?out|props to|love (?:it|this|you|your|the)|amazing|awesome|excellent|fantastic|great (?:job|service|experience|support|product)|well done|highly recommend|recommend|best \w+ ever|above and beyond|five stars|5 stars)\b/;
 
