@@ -100,8 +100,10 @@ function metrics(ex: Example[], p: Pred[]): Metrics {
         if (p[i]!.unhappy) fp++;
       }
     });
-    m.unhappyRecall = tp / Math.max(1, pos);
-    m.falseFlags = fp / Math.max(1, neg);
+    if (pos + neg > 0) {
+      m.unhappyRecall = tp / Math.max(1, pos);
+      m.falseFlags = fp / Math.max(1, neg);
+    }
   }
   if (ex.some((e) => e.rating !== undefined)) m.pearson = pearson(p.map((q) => q.score), ex.map((e) => e.rating!));
   return m;
