@@ -17,23 +17,25 @@ import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
-import { createHttpServer } from './http/http-server';
+import { createHttpServer, createMetricsServer, type HttpDeps, type StartingServer } from './http/http-server';
 import { IdentityService } from './identity/identity.service';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from './identity/identity.resolver';
 import { ReresolutionJobService } from './identity/reresolve.job';
 import { startKafkaPipeline, type KafkaPipeline } from './ingest/kafka-pipeline';
 import { IngestService } from './interactions/ingest.service';
-import { InteractionResolver } from './interactions/interaction.resolver';
+import { AuthorResolver, InteractionResolver } from './interactions/interaction.resolver';
 import { InteractionService } from './interactions/interaction.service';
 import { EscalationJob } from './listening-gap/escalation.job';
 import { ListeningGapResolver, TopicInsightResolver } from './listening-gap/listening-gap.resolver';
 import { ListeningGapService } from './listening-gap/listening-gap.service';
 import { ListeningGapTracker } from './listening-gap/listening-gap.tracker';
 import { RecordInteractionsService } from './interactions/record-interactions.service';
+import { AnalyzePool } from './sentiment/analyze.pool';
 import { RetagJobRunner } from './sentiment/retag.job';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
 import type { Logger } from './shared/logger';
+import { IdleGc } from './shared/idle-gc';
 import { Metrics } from './shared/metrics';
 
 export interface Database {
@@ -44,11 +46,15 @@ export interface Database {
 }
 
 /** Connects to DATABASE_URL, or starts the embedded server first; runs pending migrations. */
-export async function openDatabase(config: Config, log: Logger, opts: { migrate?: boolean; schema?: string } = {}): Promise<Database> {
+export async function openDatabase(
+  config: Config,
+  log: Logger,
+  opts: { migrate?: boolean; schema?: string; onFatal?: (err: Error) => void } = {},
+): Promise<Database> {
   let embedded: EmbeddedPostgresHandle | null = null;
   let url = config.databaseUrl;
   if (!url) {
-    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log);
+    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log, { onFatal: opts.onFatal });
     url = embedded.url;
   }
   const { dataSource: ds, queries } = createDataSource({ url, poolSize: config.databasePoolSize, schema: opts.schema });
@@ -85,18 +91,21 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const identity = new IdentityService(db.ds, config, log.child({ component: 'identity' }));
   const reresolution = new ReresolutionJobService(db.ds, identity, config, log.child({ component: 'reresolution' }));
   const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }));
+  const analyzePool = new AnalyzePool({ threads: config.graphql.analyzeWorkers, minBytes: config.graphql.analyzeWorkerMinBytes }, log.child({ component: 'analyze' }));
   const crmClients = createCrmClients(config.crm, log);
   const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }));
   const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }));
   const crmRecords = new CrmRecordService(db.ds, config.crm);
   const listeningGap = new ListeningGapService(db.ds, config.listeningGap);
   const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }));
-  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
+  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
 }
 export type Services = ReturnType<typeof createServices>;
 
 export interface RunningApp {
   url: string;
+  /** /metrics on its own port (EARSHOT_METRICS_PORT), else null */
+  metricsUrl: string | null;
   db: Database;
   services: Services;
   metrics: Metrics;
@@ -106,8 +115,14 @@ export interface RunningApp {
   stop(): Promise<void>;
 }
 
-/** Starts the roles of `config` and listens; `stop()` drains and closes everything. */
-export async function startApp(config: Config, log: Logger, database?: Database): Promise<RunningApp> {
+/**
+ * Starts the roles of `config` and listens; `stop()` drains and closes everything.
+ *
+ * What must stay true: HTTP answers before the Kafka consumer has joined its group (which
+ * can take a session timeout after a crash): /readyz says why it is not ready meanwhile.
+ * `opts.server`, already listening (listenWhileStarting), is used instead of a new one.
+ */
+export async function startApp(config: Config, log: Logger, database?: Database, opts: { server?: StartingServer } = {}): Promise<RunningApp> {
   const startedAt = Date.now();
   const db = database ?? (await openDatabase(config, log));
   const metrics = new Metrics();
@@ -119,7 +134,6 @@ export async function startApp(config: Config, log: Logger, database?: Database)
 
   const apiOn = config.roles.includes('api');
   const ingestOn = config.roles.includes('ingest');
-  const kafka = ingestOn ? await startKafkaPipeline(config, db.ds, services.recorder, metrics, log) : null;
   if (config.roles.includes('sync')) {
     // Both log once and idle when no CRM is configured.
     services.crmSync.start();
@@ -132,21 +146,24 @@ export async function startApp(config: Config, log: Logger, database?: Database)
       new Map<Function, unknown>([
         [CustomerResolver, new CustomerResolver(services.customers)],
         [InteractionResolver, new InteractionResolver(services.interactions, services.ingest)],
+        [AuthorResolver, new AuthorResolver()],
         [NodeResolver, new NodeResolver()],
         [IdentityResolver, new IdentityResolver(services.identity, services.reresolution)],
         [IdentityChangeResolver, new IdentityChangeResolver()],
         [CustomerMergeHistoryResolver, new CustomerMergeHistoryResolver(services.identity)],
         [CrmResolver, new CrmResolver(services.crmSync, services.crmWriteback)],
-        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag)],
+        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag, services.analyzePool)],
         [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
         [TopicInsightResolver, new TopicInsightResolver()],
       ]),
     );
-    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
+    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics);
     await apollo.start();
   }
 
-  const server = createHttpServer({
+  let kafka: KafkaPipeline | null = null;
+  let kafkaStarting = ingestOn && config.kafka.brokers ? 'kafka consumer: connecting and joining the consumer group' : null;
+  const deps: HttpDeps = {
     log: log.child({ component: 'http' }),
     metrics,
     auth: services.auth,
@@ -154,28 +171,72 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     makeLoaders: (principal) => createLoaders(services, principal),
     ingest: ingestOn ? services.ingest : null,
     ingestMaxBytes: config.ingestMaxBytes,
+    metricsAccess: { onMainPort: config.metrics.onMainPort, key: config.metrics.key },
     readiness: async () => {
       try {
         await db.ds.query('SELECT 1');
         if (await db.ds.showMigrations()) return 'database migrations are pending';
-        return kafka?.health() ?? null;
+        return kafkaStarting ?? kafka?.health() ?? null;
       } catch (e) {
-        return `database unreachable: ${(e as Error).message}`;
+        // the driver's message names hosts, ports and users: it goes to the log, not to callers
+        log.warn({ err: e }, 'readiness: the database does not answer');
+        return 'database unreachable';
       }
     },
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+    liveness: () => db.embedded?.problem() ?? null,
+    graphqlSlots: { concurrency: config.graphqlConcurrency, queueMax: config.graphqlQueueMax },
+  };
+  let server: http.Server;
+  if (opts.server) {
+    opts.server.attach(deps);
+    server = opts.server.server;
+  } else {
+    server = createHttpServer(deps);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  }
+  if (kafkaStarting) {
+    try {
+      kafka = await startKafkaPipeline(config, db.ds, services.recorder, metrics, log);
+      kafkaStarting = null;
+    } catch (e) {
+      // The start fails as a whole (an orchestrator restarts the process): nothing may keep running.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+      await services.retag.stop();
+      await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
+      if (apollo) await apollo.stop();
+      if (!database) await db.close();
+      throw e;
+    }
+  } else if (ingestOn) await startKafkaPipeline(config, db.ds, services.recorder, metrics, log); // logs that Kafka is off
+  const idleGc = new IdleGc(log.child({ component: 'memory' }));
+  idleGc.start();
   const port = (server.address() as AddressInfo).port;
   const url = `http://localhost:${port}`;
+  let metricsServer: http.Server | null = null;
+  let metricsUrl: string | null = null;
+  if (config.metrics.port !== null) {
+    const ms = createMetricsServer(metrics, config.metrics.key);
+    metricsServer = ms;
+    await new Promise<void>((resolve, reject) => {
+      ms.once('error', reject);
+      ms.listen(config.metrics.port!, config.host, () => resolve());
+    });
+    metricsUrl = `http://localhost:${(ms.address() as AddressInfo).port}/metrics`;
+  } else if (!config.metrics.onMainPort) {
+    log.warn('/metrics is off: in production set EARSHOT_METRICS_KEY or EARSHOT_METRICS_PORT to scrape it');
+  }
   if (config.auth.open) log.warn('authentication is not configured: every caller acts as admin (allowed only outside production)');
   log.info({ url: `${url}/graphql`, roles: config.roles, startupMs: Date.now() - startedAt, embeddedDatabase: db.embedded !== null }, 'Earshot is listening');
 
   let stopping: Promise<void> | null = null;
   return {
     url,
+    metricsUrl,
     db,
     services,
     metrics,
@@ -184,7 +245,9 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     stop() {
       stopping ??= (async () => {
         log.info('shutting down: no new connections, finishing in-flight requests');
+        idleGc.stop();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        metricsServer?.close();
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
         // The consumer finishes and commits its chunk in flight while HTTP requests drain.
@@ -193,6 +256,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
         await services.retag.stop();
         await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
         if (apollo) await apollo.stop();
+        await services.analyzePool.close();
         await services.reresolution.drain();
         if (!database) await db.close();
         log.info('stopped');
