@@ -195,7 +195,10 @@ export class KafkaIngestConsumer {
     if (silent > this.contactTimeoutMs) return `kafka consumer: no answer from the broker for ${Math.round(silent / 1000)} s`;
     const stalled = this.stalledPartitions().filter((p) => p.seconds * 1000 >= this.stallTimeoutMs);
     if (stalled.length > 0) {
-      return `kafka consumer: ${stalled.map((p) => `${p.topic}[${p.partition}] has made no progress for ${Math.round(p.seconds)} s (${p.waitingOn ?? 'processing a batch'})`).join('; ')}`;
+      // plain words only (letters, digits, dots, parentheses), so /readyz shows it as it is
+      const p = stalled.sort((a, b) => b.seconds - a.seconds)[0]!;
+      const more = stalled.length > 1 ? ` and ${stalled.length - 1} more` : '';
+      return `kafka consumer: partition ${p.partition} of ${p.topic}${more} stalled for ${Math.round(p.seconds)} s (${p.waitingOn ?? 'processing a batch'})`;
     }
     return null;
   }
@@ -378,7 +381,7 @@ export class KafkaIngestConsumer {
         if (!control.isRunning() || control.isStale() || this.stopSignal.signal.aborted) throw new Abandoned();
         this.metrics.kafkaRetries.inc({ topic });
         this.partitionProgress(topic, partition).waitingOn =
-          what === 'dead-letter' ? 'retrying: the broker does not accept dead letters' : isRetriable(e) ? 'retrying: the database is unavailable or busy' : 'retrying after an unexpected error';
+          what === 'dead-letter' ? 'broker refuses dead letters, retrying' : isRetriable(e) ? 'database unavailable or busy, retrying' : 'unexpected error, retrying';
         const wait = Math.round(delay * (0.75 + Math.random() * 0.5));
         const log = attempt === 1 || attempt % 10 === 0 ? this.log.warn.bind(this.log) : this.log.debug.bind(this.log);
         log({ err: e, topic, partition, attempt, waitMs: wait }, `${what} failed transiently; partition pauses and retries`);
