@@ -22,6 +22,7 @@ export function toOutputRecord(a: Analysis): Record<string, unknown> {
     lang: a.lang,
     topics: a.topics.map((t) => ({ name: t.name, department: t.department })),
     explanation: a.explanation,
+    model: a.model,
   };
 }
 

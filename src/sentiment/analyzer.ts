@@ -24,6 +24,8 @@ export interface Analysis {
   topics: TopicMatch[];
   /** the words and signals that moved the score, by |weight|; weights on the -4..+4 valence scale */
   explanation: { token: string; weight: number }[];
+  /** the name and version of the model that scored it; stored with every interaction */
+  model: string;
 }
 
 export interface AnalyzeOptions {
@@ -49,6 +51,8 @@ export const SUPPORTED_LANGUAGES: ReadonlySet<string> = new Set(['en']);
 export const UNSUPPORTED_LANGUAGE_CONFIDENCE = 0.2;
 /** Weight of the star rating when the text also carries sentiment (the rest is the text). */
 export const RATING_WEIGHT = 0.5;
+/** What interactions scored by this analyzer record as their model. */
+export const BUILT_IN_MODEL = 'earshot-lexicon-v1';
 
 /** Maps a score to its label with the documented thresholds. */
 export function labelFor(score: number): SentimentLabel {
@@ -102,6 +106,7 @@ export class SentimentAnalyzer {
           { token: `(no sentiment lexicon for language '${lang}')`, weight: 0 },
           ...(rating === null ? [] : [{ token: `rating ${opts.rating}/${opts.ratingScale ?? 5}`, weight: round3(rating * 4) }]),
         ],
+        model: BUILT_IN_MODEL,
       };
     }
 
@@ -125,6 +130,7 @@ export class SentimentAnalyzer {
       lang,
       topics,
       explanation,
+      model: BUILT_IN_MODEL,
     };
   }
 }
