@@ -74,6 +74,7 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
  */
 export class RescoreJobRunner {
   private running: Promise<void> | null = null;
+  private kickedWhileRunning = false;
   private stopped = false;
 
   constructor(
@@ -115,22 +116,26 @@ export class RescoreJobRunner {
 
   /** Starts working through the active job unless this process already is. */
   kick(): void {
-    if (this.running || this.stopped) return;
+    if (this.stopped) return;
+    if (this.running) {
+      // the drain under way may have looked for jobs before this one was committed
+      this.kickedWhileRunning = true;
+      return;
+    }
     this.running = this.drain()
       .catch((err: unknown) => this.log.error({ err }, 're-scoring stopped on an error'))
       .finally(() => {
         this.running = null;
+        if (this.kickedWhileRunning) {
+          this.kickedWhileRunning = false;
+          this.kick();
+        }
       });
   }
 
   /** Lets the current page finish; an unfinished job resumes at the next start. */
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.running;
-  }
-
-  /** Resolves when this process has no job in hand (tests, shutdown). */
-  async idle(): Promise<void> {
     await this.running;
   }
 
