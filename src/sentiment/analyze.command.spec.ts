@@ -32,7 +32,7 @@ describe('runAnalyzeCommand', () => {
     expect(lines).toBe(4);
     const rows = linesOf(out.text());
     expect(rows).toHaveLength(4);
-    expect(Object.keys(rows[0]).sort()).toEqual(['confidence', 'explanation', 'intent', 'intentConfidence', 'label', 'lang', 'score', 'topics'].sort());
+    expect(Object.keys(rows[0]).sort()).toEqual(['confidence', 'explanation', 'intent', 'intentConfidence', 'label', 'lang', 'model', 'score', 'topics'].sort());
     expect(rows[0].label).toBe('positive');
     expect(rows[1]).toMatchObject({ label: 'neutral', score: 0, explanation: [] });
     expect(rows[2].label).toBe('negative');
