@@ -76,6 +76,7 @@ export class RescoreJobRunner {
   private running: Promise<void> | null = null;
   private kickedWhileRunning = false;
   private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ds: DataSource,
@@ -84,6 +85,8 @@ export class RescoreJobRunner {
     private readonly gap: ListeningGapTracker,
     private readonly config: Pick<Config, 'publicUrl'> & { sentiment: { rescoreBatchSize: number } },
     private readonly log: Logger,
+    /** how soon a replica that found the runner lock taken looks again while a job is active */
+    private readonly retryMs = 5_000,
   ) {}
 
   /** Queues a job and starts it in the background; CONFLICT while another is queued or running. */
@@ -136,6 +139,7 @@ export class RescoreJobRunner {
   /** Lets the current page finish; an unfinished job resumes at the next start. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.retry);
     await this.running;
   }
 
@@ -144,7 +148,17 @@ export class RescoreJobRunner {
     await qr.connect();
     try {
       const [{ locked }] = await qr.query('SELECT pg_try_advisory_lock($1) AS locked', [RUNNER_LOCK]);
-      if (!locked) return; // another replica runs it
+      if (!locked) {
+        // Another replica runs it, or a crashed one whose session PostgreSQL has not ended yet:
+        // look again later, so the job never waits for the next deploy.
+        const [active] = await qr.query(`SELECT 1 FROM rescore_job WHERE status IN ('queued', 'running') LIMIT 1`);
+        if (active && !this.stopped) {
+          clearTimeout(this.retry);
+          this.retry = setTimeout(() => this.kick(), this.retryMs);
+          this.retry.unref();
+        }
+        return;
+      }
       try {
         for (;;) {
           if (this.stopped) return;

@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ndjson, startTestApp, type TestApp } from '../support/app';
+import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+import { spawnEarshot } from '../support/earshot-process';
 import { ModelServer, type ModelRequestItem } from '../support/model-server';
 import type { TestDatabase } from '../support/postgres';
 
@@ -224,5 +225,56 @@ describe('re-scoring stored interactions after a model change', () => {
     expect(second2).toMatchObject({ status: 'succeeded', done: 8, changed: 0, itemsOpened: 0, customersUpdated: 0 });
     expect((await db.query(`SELECT count(*)::int AS n FROM listening_item`))[0].n).toBe(4);
     expect((await db.query(`SELECT count(*)::int AS n FROM outbox WHERE topic = 'customer-sentiment.v1'`))[0].n).toBe(outboxBefore + events.length);
+  });
+
+  it('resumes after the process is killed (SIGKILL) mid-job, redoing only the page that had not committed', async () => {
+    const seed = await startTestApp(KEYS, 'rescorekill');
+    const res = await fetch(`${seed.url}/ingest`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', ...as(ADMIN) },
+      body: ndjson(Array.from({ length: 6 }, (_, i) => message(i + 1, { text: `I will cancel my next ${i + 2} flights` }))),
+    });
+    expect(((await res.json()) as { accepted: number }).accepted).toBe(6);
+    const killedDb = seed.database;
+    await seed.stop();
+
+    const env = { ...KEYS, EARSHOT_SENTIMENT_URL: server.url, EARSHOT_RESCORE_BATCH_SIZE: '2' };
+    const proc = spawnEarshot({ ...env, DATABASE_URL: killedDb.url, EARSHOT_ROLES: 'api' });
+    let url: string | null = null;
+    const deadline = Date.now() + 60_000;
+    while (!url) {
+      const m = /"url":"(http:\/\/localhost:\d+)\/graphql"/.exec(proc.output());
+      if (m) url = m[1]!;
+      else if (proc.child.exitCode !== null || Date.now() > deadline) throw new Error(`earshot did not start:\n${proc.output().slice(-3000)}`);
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const sentBefore = server.requests.length;
+    const held = server.hold(sentBefore + 2);
+    const started = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...as(ADMIN) },
+      body: JSON.stringify({ query: 'mutation { startRescore { id } }' }),
+    });
+    const jobId = ((await started.json()) as { data: { startRescore: { id: string } } }).data.startRescore.id;
+    await held.arrived;
+    await proc.kill('SIGKILL');
+    held.release();
+    const firstPage = server.requests[sentBefore]!.items.map((i) => i.text);
+
+    const resumed = await startTestApp(env, 'rescorekill', killedDb);
+    try {
+      const job = await finished(resumed, jobId);
+      expect(job).toMatchObject({ status: 'succeeded', total: 6, done: 6, changed: 6 });
+      // after the restart: the page that was waiting on the model and the one after it; never the committed first page
+      const after = server.requests.slice(sentBefore + 2).flatMap((r) => r.items.map((i) => i.text));
+      expect(after).toHaveLength(4);
+      for (const t of firstPage) expect(after).not.toContain(t);
+      const models = await resumed.db.ds.query(`SELECT sentiment_model, count(*)::int AS n FROM interaction GROUP BY 1`);
+      expect(models).toEqual([{ sentiment_model: NEW_MODEL, n: 6 }]);
+      const items = await resumed.db.ds.query(`SELECT count(*)::int AS n FROM listening_item WHERE status = 'open'`);
+      expect(items[0].n).toBe(6);
+    } finally {
+      await resumed.close();
+    }
   });
 });
