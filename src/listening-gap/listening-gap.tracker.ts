@@ -363,15 +363,17 @@ export class ListeningGapTracker {
       .filter((ms) => ms.length > 0);
     if (fresh.length === 0) return { opened: 0, customers: [] };
 
-    const replies: { source: string; root: string; first: Date }[] = await qr.query(
-      `SELECT x.source, x.root, min(i.occurred_at) AS first
-         FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS x(source, root, opened)
-         JOIN interaction i ON i.source = x.source AND i.direction = 'outbound' AND i.occurred_at >= x.opened
-              AND (i.thread_key = x.root OR (i.thread_key IS NULL AND i.in_reply_to = x.root))
-        GROUP BY 1, 2`,
+    const replies: { source: string; root: string; first: Date | null }[] = await qr.query(
+      // two lookups, each on its index: replies deeper in the thread carry its key, direct ones name the root
+      `SELECT x.source, x.root, least(
+                (SELECT min(i.occurred_at) FROM interaction i
+                  WHERE i.source = x.source AND i.thread_key = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened),
+                (SELECT min(i.occurred_at) FROM interaction i
+                  WHERE i.source = x.source AND i.in_reply_to = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened)) AS first
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS x(source, root, opened)`,
       [fresh.map((ms) => ms[0]!.source), fresh.map((ms) => rootOf(ms[0]!)), fresh.map((ms) => new Date(ms[0]!.occurredAt).toISOString())],
     );
-    const answeredAt = new Map(replies.map((r) => [k(r.source, r.root), r.first.getTime()]));
+    const answeredAt = new Map(replies.filter((r) => r.first !== null).map((r) => [k(r.source, r.root), r.first!.getTime()]));
     const ts = (n: number | null) => (n === null ? null : new Date(n).toISOString());
     const rows = fresh.map((ms) => {
       const first = ms[0]!;
