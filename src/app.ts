@@ -32,6 +32,9 @@ import { ListeningGapTracker } from './listening-gap/listening-gap.tracker';
 import { RecordInteractionsService } from './interactions/record-interactions.service';
 import { AnalyzePool } from './sentiment/analyze.pool';
 import { RetagJobRunner } from './sentiment/retag.job';
+import { RemoteSentimentModel } from './sentiment/remote-model.client';
+import { RescoreJobRunner } from './sentiment/rescore.job';
+import { SentimentScorer } from './sentiment/sentiment.scorer';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
 import type { Logger } from './shared/logger';
@@ -83,7 +86,11 @@ export async function openDatabase(
 /** Every service of the process, wired by hand in one place. */
 export function createServices(config: Config, db: Database, log: Logger, metrics: Metrics) {
   const taxonomy = new TaxonomyService(db.ds);
-  const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }), new ListeningGapTracker(config.listeningGap));
+  const { url } = config.sentiment;
+  const remoteModel = url ? new RemoteSentimentModel({ ...config.sentiment, url }, log.child({ component: 'sentiment-model' }), metrics.registry) : null;
+  const scorer = new SentimentScorer(taxonomy, remoteModel, log.child({ component: 'sentiment-model' }), config.sentiment.batchSize);
+  const gapTracker = new ListeningGapTracker(config.listeningGap);
+  const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }), gapTracker, scorer);
   const ingest = new IngestService(recorder, config.ingestMaxTextBytes, metrics, log.child({ component: 'ingest' }));
   const customers = new CustomerService(db.ds);
   const interactions = new InteractionService(db.ds);
@@ -92,13 +99,14 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const reresolution = new ReresolutionJobService(db.ds, identity, config, log.child({ component: 'reresolution' }));
   const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }));
   const analyzePool = new AnalyzePool({ threads: config.graphql.analyzeWorkers, minBytes: config.graphql.analyzeWorkerMinBytes }, log.child({ component: 'analyze' }));
+  const rescore = new RescoreJobRunner(db.ds, taxonomy, scorer, gapTracker, config, log.child({ component: 'rescore' }));
   const crmClients = createCrmClients(config.crm, log);
   const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }));
   const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }));
   const crmRecords = new CrmRecordService(db.ds, config.crm);
   const listeningGap = new ListeningGapService(db.ds, config.listeningGap);
   const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }));
-  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
+  return { taxonomy, remoteModel, scorer, rescore, recorder, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
 }
 export type Services = ReturnType<typeof createServices>;
 
@@ -131,6 +139,8 @@ export async function startApp(config: Config, log: Logger, database?: Database,
   await services.listeningGap.ensureDefaultDepartment();
   // a re-tagging job cut short by the last shutdown goes on where the taxonomy left it
   services.retag.kick();
+  // so does a re-score, after its last committed page
+  services.rescore.kick();
 
   const apiOn = config.roles.includes('api');
   const ingestOn = config.roles.includes('ingest');
@@ -152,7 +162,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         [IdentityChangeResolver, new IdentityChangeResolver()],
         [CustomerMergeHistoryResolver, new CustomerMergeHistoryResolver(services.identity)],
         [CrmResolver, new CrmResolver(services.crmSync, services.crmWriteback)],
-        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag, services.analyzePool)],
+        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag, services.analyzePool, services.scorer, services.rescore)],
         [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
         [TopicInsightResolver, new TopicInsightResolver()],
       ]),
@@ -254,6 +264,8 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         await Promise.all([closed, kafka?.stop()]);
         clearTimeout(timer);
         await services.retag.stop();
+        await services.rescore.stop();
+        services.remoteModel?.shutdown();
         await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
         if (apollo) await apollo.stop();
         await services.analyzePool.close();

@@ -26,6 +26,21 @@ describe('loadConfig', () => {
     expect((error as ConfigError).problems).toHaveLength(5);
   });
 
+  it('reads the model server settings with sane defaults and names the bad ones', () => {
+    const d = loadConfig({}).sentiment;
+    expect(d).toMatchObject({ url: null, timeoutMs: 2000, batchSize: 64, breakerErrorPercent: 50, breakerMinRequests: 5, breakerResetMs: 30000, rescoreBatchSize: 500 });
+    const c = loadConfig({ EARSHOT_SENTIMENT_URL: 'http://models.internal:8080/v1/score', EARSHOT_SENTIMENT_TIMEOUT_MS: '750', EARSHOT_SENTIMENT_BATCH_SIZE: '32' }).sentiment;
+    expect(c).toMatchObject({ url: 'http://models.internal:8080/v1/score', timeoutMs: 750, batchSize: 32 });
+    let error: unknown;
+    try {
+      loadConfig({ EARSHOT_SENTIMENT_URL: 'ftp://x', EARSHOT_SENTIMENT_TIMEOUT_MS: '0', EARSHOT_SENTIMENT_BATCH_SIZE: 'many', EARSHOT_SENTIMENT_BREAKER_ERROR_PERCENT: '150' });
+    } catch (e) {
+      error = e;
+    }
+    const problems = (error as ConfigError).problems.join('\n');
+    for (const name of ['EARSHOT_SENTIMENT_URL', 'EARSHOT_SENTIMENT_TIMEOUT_MS', 'EARSHOT_SENTIMENT_BATCH_SIZE', 'EARSHOT_SENTIMENT_BREAKER_ERROR_PERCENT']) expect(problems).toContain(name);
+  });
+
   it('refuses to run open in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/requires authentication/);
     const c = loadConfig({ NODE_ENV: 'production', EARSHOT_API_KEYS: 'k-0123456789abcdef:admin:ops' });

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseCrmConfig, type CrmConfig } from '../crm/crm.config';
 import { parseListeningGapConfig, type ListeningGapConfig } from '../listening-gap/listening-gap.config';
+import { parseSentimentConfig, type SentimentConfig } from '../sentiment/sentiment.config';
 
 export type Role = 'api' | 'ingest' | 'sync';
 export const ALL_ROLES: readonly Role[] = ['api', 'ingest', 'sync'];
@@ -76,6 +77,8 @@ export interface Config {
   readonly crm: CrmConfig;
   /** SLAs, business hours, reply matching and escalation of the listening gap (src/listening-gap/listening-gap.config.ts) */
   readonly listeningGap: ListeningGapConfig;
+  /** the built-in model, or a team's model server with a breaker in front (src/sentiment/sentiment.config.ts) */
+  readonly sentiment: SentimentConfig;
   readonly shutdownTimeoutMs: number;
   /** cost limits and production defaults of the GraphQL API (src/graphql/limits.ts) */
   readonly graphql: GraphqlConfig;
@@ -236,6 +239,7 @@ export function loadConfig(env: Env = process.env): Config {
     kafka: parseKafka(str, int, oneOf, problems),
     crm: parseCrmConfig(str, int, problems),
     listeningGap: parseListeningGapConfig(str, int, problems),
+    sentiment: parseSentimentConfig(str, int, problems),
     shutdownTimeoutMs: int('EARSHOT_SHUTDOWN_TIMEOUT_MS', 15_000, 0, 600_000),
     graphql: parseGraphql(str, int, nodeEnv === 'production', problems),
     metrics: parseMetrics(str, int, nodeEnv === 'production', port, problems),

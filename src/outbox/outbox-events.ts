@@ -66,7 +66,7 @@ export function enrichedEvent(id: string, m: InteractionMessage, a: Analysis, cu
       text: m.text,
       lang: a.lang,
       rating: m.rating ?? null,
-      sentiment: { score: a.score, label: a.label, confidence: a.confidence, explanation: a.explanation.slice(0, 20) },
+      sentiment: { score: a.score, label: a.label, confidence: a.confidence, explanation: a.explanation.slice(0, 20), model: a.model },
       intent: { name: a.intent, confidence: a.intentConfidence },
       topics: a.topics.map((t) => ({ name: t.name, department: t.department })),
       departments,

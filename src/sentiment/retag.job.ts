@@ -161,3 +161,21 @@ export async function rebuildDepartmentRollups(ds: DataSource): Promise<void> {
        GROUP BY 1, 2`);
   });
 }
+
+/**
+ * Topic rollups from the stored tags and scores. Triggers keep them in step with tag inserts and
+ * deletes; a change of scores (a re-score) is not a tag change, so it rebuilds them.
+ */
+export async function rebuildTopicRollups(ds: DataSource): Promise<void> {
+  await ds.transaction(async (em) => {
+    await em.query('LOCK TABLE topic_sentiment_daily IN EXCLUSIVE MODE');
+    await em.query('DELETE FROM topic_sentiment_daily');
+    await em.query(`
+      INSERT INTO topic_sentiment_daily (topic_id, day, interaction_count, score_sum, negative_count, positive_count)
+      SELECT it.topic_id, (i.occurred_at AT TIME ZONE 'UTC')::date, count(*), sum(i.sentiment_score),
+             count(*) FILTER (WHERE i.sentiment_label = 'negative'), count(*) FILTER (WHERE i.sentiment_label = 'positive')
+        FROM interaction_topic it JOIN interaction i ON i.id = it.interaction_id
+       WHERE i.direction = 'inbound'
+       GROUP BY 1, 2`);
+  });
+}
