@@ -33,8 +33,10 @@ import { RecordInteractionsService } from './interactions/record-interactions.se
 import { RetagJobRunner } from './sentiment/retag.job';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
+import { systemClock, type Clock } from './shared/clock';
 import type { Logger } from './shared/logger';
 import { Metrics } from './shared/metrics';
+import type { TaskDeps } from './shared/task-runner';
 
 export interface Database {
   ds: DataSource;
@@ -75,7 +77,8 @@ export async function openDatabase(config: Config, log: Logger, opts: { migrate?
 }
 
 /** Every service of the process, wired by hand in one place. */
-export function createServices(config: Config, db: Database, log: Logger, metrics: Metrics) {
+export function createServices(config: Config, db: Database, log: Logger, metrics: Metrics, clock: Clock = systemClock) {
+  const tasks: TaskDeps = { clock, onRun: (name, outcome, seconds) => metrics.taskRuns.labels(name, outcome).observe(seconds) };
   const taxonomy = new TaxonomyService(db.ds);
   const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }), new ListeningGapTracker(config.listeningGap));
   const ingest = new IngestService(recorder, config.ingestMaxTextBytes, metrics, log.child({ component: 'ingest' }));
@@ -83,14 +86,14 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const interactions = new InteractionService(db.ds);
   const auth = new AuthService(config.auth);
   const identity = new IdentityService(db.ds, config, log.child({ component: 'identity' }));
-  const reresolution = new ReresolutionJobService(db.ds, identity, config, log.child({ component: 'reresolution' }));
-  const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }));
+  const reresolution = new ReresolutionJobService(db.ds, identity, config, log.child({ component: 'reresolution' }), tasks);
+  const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }), tasks);
   const crmClients = createCrmClients(config.crm, log);
-  const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }));
-  const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }));
+  const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }), tasks);
+  const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }), undefined, tasks);
   const crmRecords = new CrmRecordService(db.ds, config.crm);
   const listeningGap = new ListeningGapService(db.ds, config.listeningGap);
-  const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }));
+  const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }), tasks);
   return { taxonomy, recorder, ingest, customers, interactions, auth, retag, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
 }
 export type Services = ReturnType<typeof createServices>;
@@ -107,11 +110,11 @@ export interface RunningApp {
 }
 
 /** Starts the roles of `config` and listens; `stop()` drains and closes everything. */
-export async function startApp(config: Config, log: Logger, database?: Database): Promise<RunningApp> {
+export async function startApp(config: Config, log: Logger, database?: Database, opts: { clock?: Clock } = {}): Promise<RunningApp> {
   const startedAt = Date.now();
   const db = database ?? (await openDatabase(config, log));
   const metrics = new Metrics();
-  const services = createServices(config, db, log, metrics);
+  const services = createServices(config, db, log, metrics, opts.clock);
   await services.taxonomy.ensureSeeded();
   await services.listeningGap.ensureDefaultDepartment();
   // a re-tagging job cut short by the last shutdown goes on where the taxonomy left it
