@@ -30,6 +30,10 @@ import { ListeningGapResolver, TopicInsightResolver } from './listening-gap/list
 import { ListeningGapService } from './listening-gap/listening-gap.service';
 import { ListeningGapTracker } from './listening-gap/listening-gap.tracker';
 import { RecordInteractionsService } from './interactions/record-interactions.service';
+import { ErasureService } from './privacy/erasure.service';
+import { CustomerExportService } from './privacy/export.service';
+import { PrivacyResolver } from './privacy/privacy.resolver';
+import { RetentionJob } from './privacy/retention.job';
 import { RetagJobRunner } from './sentiment/retag.job';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
@@ -94,7 +98,10 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const crmRecords = new CrmRecordService(db.ds, config.crm);
   const listeningGap = new ListeningGapService(db.ds, config.listeningGap);
   const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }), tasks);
-  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
+  const erasure = new ErasureService(db.ds, crmClients, identity.keyOptions, log.child({ component: 'erasure' }), tasks);
+  const exports = new CustomerExportService(db.ds);
+  const retention = new RetentionJob(db.ds, config.retentionDays, log.child({ component: 'retention' }), { ...tasks, onRedacted: (n) => metrics.retentionRedacted.inc(n) });
+  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation, erasure, exports, retention };
 }
 export type Services = ReturnType<typeof createServices>;
 
@@ -128,6 +135,8 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     services.crmSync.start();
     services.crmWriteback.start();
     services.escalation.start();
+    services.erasure.crmTask.start();
+    services.retention.start();
   }
   let apollo = null;
   if (apiOn) {
@@ -143,6 +152,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag)],
         [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
         [TopicInsightResolver, new TopicInsightResolver()],
+        [PrivacyResolver, new PrivacyResolver(services.erasure, services.exports, services.retention)],
       ]),
     );
     apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
@@ -194,7 +204,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         await Promise.all([closed, kafka?.stop()]);
         clearTimeout(timer);
         await services.retag.stop();
-        await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
+        await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop(), services.erasure.crmTask.stop(), services.retention.stop()]);
         if (apollo) await apollo.stop();
         await services.reresolution.drain();
         if (!database) await db.close();

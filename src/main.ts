@@ -29,6 +29,9 @@ Commands:
   analyze               score texts from stdin, one per line, as JSON lines on stdout
     --jsonl             input lines are JSON objects with a "text" field
   resolve --input F.csv resolve person records of a CSV into clusters (JSON lines)
+  erase                 erase one customer everywhere (see README, Privacy); prints the audit record
+    --email E | --phone P | --handle network:handle | --id UUID
+    --reason R          a ticket reference (kept in the audit row: no personal data)
   help                  show this text
 
 Configuration comes from environment variables; see README.md.`;
@@ -46,6 +49,11 @@ async function main(argv: string[]): Promise<number> {
       check: { type: 'boolean', default: false },
       jsonl: { type: 'boolean', default: false },
       input: { type: 'string' },
+      email: { type: 'string' },
+      phone: { type: 'string' },
+      handle: { type: 'string' },
+      id: { type: 'string' },
+      reason: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -69,6 +77,8 @@ async function main(argv: string[]): Promise<number> {
 
   let config = loadConfig();
   const log = createLogger(config.logLevel);
+  // typos such as EARSHOT_ROLE would otherwise be ignored without a word
+  for (const w of config.warnings) log.warn(w);
   let stopCrm: (() => Promise<void>) | null = null;
   if (values.crm && (command === 'demo' || command === 'serve')) ({ config, stop: stopCrm } = await startDemoCrm(config, log));
   switch (command) {
@@ -80,6 +90,8 @@ async function main(argv: string[]): Promise<number> {
       return setupCrm(config, log);
     case 'migrate':
       return migrate(config, log, values.revert);
+    case 'erase':
+      return erase(config, log, values);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
@@ -153,6 +165,25 @@ async function emitSchema(check: boolean): Promise<number> {
   }
   writeFileSync(file, sdl);
   process.stdout.write(`wrote ${file}\n`);
+  return 0;
+}
+
+/** `earshot erase`: the same erasure as the eraseCustomer mutation, then one pass of the CRM clean-up. */
+async function erase(config: Config, log: Logger, v: { email?: string; phone?: string; handle?: string; id?: string; reason?: string }): Promise<number> {
+  if ([v.email, v.phone, v.handle, v.id].filter(Boolean).length !== 1) throw new UsageError('erase needs exactly one of --email, --phone, --handle, --id');
+  if (!v.reason) throw new UsageError('erase needs --reason (a ticket reference, no personal data)');
+  const db = await openDatabase(config, log);
+  try {
+    const services = createServices(config, db, log, new Metrics());
+    const customerId = await services.erasure.findCustomer(v);
+    const out = await services.erasure.erase(customerId, v.reason, `cli:${process.env.USER ?? 'unknown'}`);
+    // CRM fields and cases now when a CRM is configured; the sync role retries what fails
+    if (out.request.status === 'crm_pending') await services.erasure.crmTask.runNow().catch((e: Error) => log.warn({ err: e.message }, 'CRM clean-up left for the sync role'));
+    const request = (await services.erasure.requestFor(customerId)) ?? out.request;
+    process.stdout.write(`${JSON.stringify({ erasedNow: out.erasedNow, ...request })}\n`);
+  } finally {
+    await db.close();
+  }
   return 0;
 }
 

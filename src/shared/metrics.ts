@@ -90,6 +90,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly retentionRedacted = new Counter({
+    name: 'earshot_retention_redacted_total',
+    help: 'Interactions whose text and author details the retention job removed (EARSHOT_RETENTION_DAYS)',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'earshot_' });
   }
