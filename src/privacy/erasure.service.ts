@@ -147,6 +147,7 @@ export class ErasureService {
          SELECT id, status FROM listening_item WHERE customer_id = ANY($1::uuid[]) OR interaction_id = ANY($2::uuid[]) FOR UPDATE),
        u AS (
          UPDATE listening_item li SET author_handle = NULL, customer_id = NULL, escalation_error = NULL, updated_at = now(),
+                thread_key = 'erased:' || li.id::text,
                 status = CASE WHEN old.status = 'open' THEN 'closed' ELSE li.status END,
                 closed_at = CASE WHEN old.status = 'open' THEN now() ELSE li.closed_at END,
                 close_reason = CASE WHEN old.status = 'open' THEN 'erased' ELSE li.close_reason END
