@@ -155,7 +155,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         [PrivacyResolver, new PrivacyResolver(services.erasure, services.exports, services.retention)],
       ]),
     );
-    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
+    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', log.child({ component: 'access' }));
     await apollo.start();
   }
 
@@ -167,6 +167,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     makeLoaders: (principal) => createLoaders(services, principal),
     ingest: ingestOn ? services.ingest : null,
     ingestMaxBytes: config.ingestMaxBytes,
+    accessLog: log.child({ component: 'access' }),
     readiness: async () => {
       try {
         await db.ds.query('SELECT 1');

@@ -10,7 +10,7 @@ import { makeFormatError } from './format-error';
 const STATUS_BY_CODE: Record<string, number> = { UNAUTHENTICATED: 401, FORBIDDEN: 403 };
 
 /** Latency metrics, logs of unexpected errors with the request id, and 401/403 statuses. */
-function operationsPlugin(log: Logger, metrics: Metrics): ApolloServerPlugin<GraphQLContext> {
+function operationsPlugin(log: Logger, metrics: Metrics, accessLog: Logger | null): ApolloServerPlugin<GraphQLContext> {
   return {
     async requestDidStart({ contextValue }) {
       const start = process.hrtime.bigint();
@@ -29,7 +29,11 @@ function operationsPlugin(log: Logger, metrics: Metrics): ApolloServerPlugin<Gra
             { type: operation?.operation ?? 'unknown', operation: operation?.name?.value ?? 'anonymous', outcome: errors?.length ? 'error' : 'ok' },
             seconds,
           );
-          if (response.body.kind !== 'single') return;
+          if (response.body.kind !== 'single') {
+            accessLog?.info({ requestId: contextValue.requestId, operationType: operation?.operation ?? null, operationName: operation?.name?.value ?? null,
+              role: contextValue.principal?.role ?? null, status: 'streamed', durationMs: Math.round(seconds * 10_000) / 10 }, 'graphql operation');
+            return;
+          }
           const result = response.body.singleResult;
           for (const e of result.errors ?? []) {
             const code = e.extensions?.code as string | undefined;
@@ -37,13 +41,28 @@ function operationsPlugin(log: Logger, metrics: Metrics): ApolloServerPlugin<Gra
             // only when nothing else came back: a partial result stays 200
             if (code && STATUS_BY_CODE[code] && (result.data === null || result.data === undefined)) response.http.status = STATUS_BY_CODE[code];
           }
+          // The operation's access line: its name and type, never its variables or its result.
+          accessLog?.info(
+            {
+              requestId: contextValue.requestId,
+              operationType: operation?.operation ?? null,
+              operationName: operation?.name?.value ?? null,
+              role: contextValue.principal?.role ?? null,
+              status: result.errors?.length ? 'error' : 'ok',
+              errorCodes: result.errors?.length ? [...new Set(result.errors.map((e) => String(e.extensions?.code ?? 'UNKNOWN')))] : undefined,
+              httpStatus: response.http.status ?? 200,
+              durationMs: Math.round(seconds * 10_000) / 10,
+              bytes: Buffer.byteLength(JSON.stringify(result)),
+            },
+            'graphql operation',
+          );
         },
       };
     },
   };
 }
 
-export function createApollo(schema: GraphQLSchema, log: Logger, metrics: Metrics, production: boolean): ApolloServer<GraphQLContext> {
+export function createApollo(schema: GraphQLSchema, log: Logger, metrics: Metrics, production: boolean, accessLog: Logger | null = null): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     schema,
     formatError: makeFormatError(log),
@@ -51,6 +70,6 @@ export function createApollo(schema: GraphQLSchema, log: Logger, metrics: Metric
     // main.ts owns shutdown; Apollo's own handler re-raises the signal and kills the process
     stopOnTerminationSignals: false,
     introspection: true,
-    plugins: [operationsPlugin(log, metrics), ...(production ? [ApolloServerPluginLandingPageDisabled()] : [])],
+    plugins: [operationsPlugin(log, metrics, accessLog), ...(production ? [ApolloServerPluginLandingPageDisabled()] : [])],
   });
 }

@@ -22,6 +22,8 @@ export interface HttpDeps {
   ingestMaxBytes: number;
   /** resolves to null when ready, or the reason it is not */
   readiness: () => Promise<string | null>;
+  /** one line per HTTP request (requestId, method, route, status, role, duration, bytes) */
+  accessLog?: Logger;
 }
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
@@ -37,13 +39,28 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     const route = routeOf(url.pathname);
     const end = metrics.httpDuration.startTimer({ method: req.method ?? 'GET', route });
     const reqLog = log.child({ requestId });
+    const store: { requestId: string; role?: string | null; bytesIn?: number } = { requestId };
+    const t0 = performance.now();
+    const written0 = req.socket.bytesWritten;
     res.on('finish', () => {
       end({ status: String(res.statusCode) });
-      if (route !== 'metrics' && route !== 'healthz') {
-        reqLog.debug({ method: req.method, path: url.pathname, status: res.statusCode }, 'request');
-      }
+      // The access log: one line per request; the route, never the query string (GET GraphQL
+      // carries variables there) nor a path outside the known routes.
+      deps.accessLog?.info(
+        {
+          requestId,
+          method: req.method,
+          route,
+          status: res.statusCode,
+          role: store.role ?? null,
+          durationMs: Math.round((performance.now() - t0) * 10) / 10,
+          bytesIn: store.bytesIn ?? Number(req.headers['content-length'] ?? 0),
+          bytesOut: req.socket.bytesWritten - written0,
+        },
+        'http request',
+      );
     });
-    requestContext.run({ requestId }, () => handle(deps, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
+    requestContext.run(store, () => handle(deps, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
       if (err instanceof AppError) return sendJson(res, err.httpStatus, { error: { code: err.code, message: err.message } });
       reqLog.error({ err }, 'unhandled error in HTTP handler');
       if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error', requestId } });
@@ -99,6 +116,7 @@ async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerRes
     return sendJson(res, 405, { error: { code: 'BAD_USER_INPUT', message: 'use POST with an NDJSON body' } });
   }
   const principal = await deps.auth.authenticate(req.headers);
+  noteRole(principal);
   if (!principal) throw new AppError('UNAUTHENTICATED', 'authentication required: send X-API-Key or Authorization: Bearer');
   if (!INGEST_ROLES.has(principal.role)) throw new AppError('FORBIDDEN', `ingest needs one of the roles ${[...INGEST_ROLES].join(', ')}`);
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -140,6 +158,7 @@ async function handleGraphql(
   let principal: Principal | null;
   try {
     principal = await deps.auth.authenticate(req.headers);
+    noteRole(principal);
   } catch (e) {
     if (!(e instanceof AppError)) throw e;
     return sendJson(res, e.httpStatus, { errors: [{ message: e.message, extensions: { code: e.code } }] });
@@ -157,6 +176,11 @@ async function handleGraphql(
   for await (const chunk of response.body.asyncIterator) res.write(chunk);
   res.end();
   log.debug('graphql response streamed');
+}
+
+function noteRole(principal: Principal | null): void {
+  const store = requestContext.getStore();
+  if (store) store.role = principal?.role ?? null;
 }
 
 /** Reads the body up to `limit` bytes; over it, answers 413 and returns null. */
@@ -184,6 +208,8 @@ function readBody(req: IncomingMessage, limit: number, res: ServerResponse): Pro
       chunks.push(c);
     });
     req.on('end', () => {
+      const store = requestContext.getStore();
+      if (store) store.bytesIn = size;
       if (!over) resolve(Buffer.concat(chunks));
     });
     req.on('error', reject);
