@@ -80,7 +80,11 @@ async function main(argv: string[]): Promise<number> {
   // typos such as EARSHOT_ROLE would otherwise be ignored without a word
   for (const w of config.warnings) log.warn(w);
   let stopCrm: (() => Promise<void>) | null = null;
-  if (values.crm && (command === 'demo' || command === 'serve')) ({ config, stop: stopCrm } = await startDemoCrm(config, log));
+  if (values.crm && (command === 'demo' || command === 'serve')) {
+    // demo only: the local CRM servers are no part of the production image
+    const { startDemoCrm } = await import('./demo/demo-crm.js');
+    ({ config, stop: stopCrm } = await startDemoCrm(config, log));
+  }
   switch (command) {
     case 'serve':
       return serve(config, log, values.demo, false).finally(() => stopCrm?.());
@@ -110,45 +114,6 @@ async function setupCrm(config: Config, log: Logger): Promise<number> {
     process.stdout.write(`${JSON.stringify({ system: client.system, ...report })}\n`);
   }
   return missing > 0 ? 1 : 0;
-}
-
-/**
- * The demo's CRMs: the local Salesforce and HubSpot servers (test/crm-servers, compiled to
- * dist/test) with contacts for some of the demo people, and a config that syncs from them.
- */
-async function startDemoCrm(config: Config, log: Logger): Promise<{ config: Config; stop: () => Promise<void> }> {
-  const file = path.resolve(__dirname, '../test/crm-servers/main.js');
-  let mod: typeof import('../test/crm-servers/main');
-  try {
-    mod = require(file) as typeof import('../test/crm-servers/main');
-  } catch {
-    throw new UsageError(`--crm needs the local CRM servers: run npm run build (missing ${file})`);
-  }
-  const { salesforce, hubspot, info } = await mod.startCrmServers({ contacts: 50 });
-  // Half of the demo people are in Salesforce, a third in HubSpot (some in both), by email.
-  const people = new Map<string, string>();
-  for (const m of generateDemoInteractions()) if (m.author.email && m.author.displayName) people.set(m.author.email, m.author.displayName);
-  [...people].forEach(([email, name], i) => {
-    const [first, ...rest] = name.split(' ');
-    if (i % 2 === 0) salesforce.store.insert('Contact', { FirstName: first, LastName: rest.join(' ') || first, Email: email });
-    if (i % 3 === 0) hubspot.store.create('contacts', { email, firstname: first ?? null, lastname: rest.join(' ') || null });
-  });
-  const next = loadConfig({
-    ...process.env,
-    EARSHOT_SF_LOGIN_URL: info.salesforce.loginUrl,
-    EARSHOT_SF_CLIENT_ID: info.salesforce.clientId,
-    EARSHOT_SF_CLIENT_SECRET: info.salesforce.clientSecret,
-    EARSHOT_SF_USERNAME: info.salesforce.username,
-    EARSHOT_SF_PASSWORD: info.salesforce.password,
-    EARSHOT_HUBSPOT_TOKEN: info.hubspot.accessToken,
-    EARSHOT_HUBSPOT_BASE_PATH: info.hubspot.basePath,
-    EARSHOT_HUBSPOT_PORTAL_ID: String(hubspot.store.portalId),
-    EARSHOT_HUBSPOT_SEARCH_LAG_MS: '0',
-    EARSHOT_CRM_SYNC_INTERVAL_MS: process.env.EARSHOT_CRM_SYNC_INTERVAL_MS ?? '60000',
-  });
-  for (const client of createCrmClients(next.crm, log)) await client.setup();
-  log.info({ salesforce: info.salesforce.loginUrl, hubspot: info.hubspot.basePath }, 'local CRM servers started for the demo');
-  return { config: next, stop: () => Promise.all([salesforce.stop(), hubspot.stop()]).then(() => undefined) };
 }
 
 async function emitSchema(check: boolean): Promise<number> {
