@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+// first: with OTEL_* set, tracing must patch pg and node:http before anything loads them
+import { tracing } from './tracing/register';
 import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -197,6 +199,7 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
   hardStop.unref();
   await app.stop();
   await db.close();
+  await tracing?.shutdown();
   return 0;
 }
 

@@ -2,6 +2,7 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { AppError } from '../shared/app-error';
+import { SpanKind, SpanStatusCode, tracer } from '../shared/tracing';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import type { GraphQLContext } from './context';
@@ -14,7 +15,15 @@ function operationsPlugin(log: Logger, metrics: Metrics, accessLog: Logger | nul
   return {
     async requestDidStart({ contextValue }) {
       const start = process.hrtime.bigint();
+      // one span per operation, named by the operation; never its variables or document
+      const span = tracer().startSpan('graphql', { kind: SpanKind.INTERNAL });
       return {
+        async didResolveOperation({ operation }) {
+          const type = operation?.operation ?? 'query';
+          const name = operation?.name?.value ?? null;
+          span.updateName(`graphql ${type}${name ? ` ${name}` : ''}`);
+          span.setAttributes({ 'graphql.operation.type': type, ...(name ? { 'graphql.operation.name': name } : {}) });
+        },
         async didEncounterErrors({ errors, operation }) {
           for (const e of errors) {
             const original = e.originalError;
@@ -25,6 +34,8 @@ function operationsPlugin(log: Logger, metrics: Metrics, accessLog: Logger | nul
         },
         async willSendResponse({ response, operation, errors }) {
           const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+          if (errors?.length) span.setStatus({ code: SpanStatusCode.ERROR, message: [...new Set(errors.map((e) => String(e.extensions?.code ?? 'ERROR')))].join(',') });
+          span.end();
           metrics.graphqlDuration.observe(
             { type: operation?.operation ?? 'unknown', operation: operation?.name?.value ?? 'anonymous', outcome: errors?.length ? 'error' : 'ok' },
             seconds,

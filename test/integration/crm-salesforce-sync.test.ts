@@ -50,7 +50,7 @@ afterAll(async () => {
   await sf?.stop();
 });
 
-describe('Salesforce sync', () => {
+describe('Salesforce sync', { shuffle: false }, () => {
   it(`loads ${N.toLocaleString('en')} contacts through one Bulk API 2.0 job, every one once`, async () => {
     const ids = seedSalesforceContacts(sf, N, { start: iso(B), stepMs: 1000 });
     sf.resetStats();

@@ -109,7 +109,7 @@ afterAll(async () => {
   await Promise.all([sf?.stop(), hs?.stop()]);
 });
 
-describe('CRM write-back', () => {
+describe('CRM write-back', { shuffle: false }, () => {
   it('links each person once across both CRMs and queues nothing before they speak', async () => {
     const [row] = await q<{ customers: string; records: string }>(`SELECT count(DISTINCT customer_id) AS customers, count(*) AS records FROM crm_record`);
     expect(Number(row!.records)).toBe(2 * N);
