@@ -10,6 +10,7 @@ import { ConfigError, loadConfig, type Config } from './config/config';
 import { createCrmClients } from './crm/crm-clients';
 import { generateDemoInteractions } from './demo/demo-data';
 import { printSdl } from './graphql/schema';
+import { AppError } from './shared/app-error';
 import { Metrics } from './shared/metrics';
 import { createLogger, type Logger } from './shared/logger';
 
@@ -209,6 +210,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`earshot: ${err.message}\n`);
+    else if (err instanceof AppError) process.stderr.write(`earshot: ${err.code}: ${err.message}\n`);
     else if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       process.stderr.write(`earshot: ${(err as Error).message}\n\n${USAGE}\n`);
     } else process.stderr.write(`earshot: ${(err as Error).stack ?? String(err)}\n`);

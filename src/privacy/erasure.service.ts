@@ -100,7 +100,7 @@ export class ErasureService {
       `SELECT coalesce(c.merged_into_id, c.id) AS customer_id FROM customer_identity ci JOIN customer c ON c.id = ci.customer_id WHERE ci.kind = $1 AND ci.value = $2`,
       [kind, key],
     );
-    if (!rows[0]) throw AppError.notFound(`no customer with that ${kind}`);
+    if (!rows[0]) throw AppError.notFound(`customer with that ${kind}`);
     return rows[0].customer_id;
   }
 
