@@ -232,7 +232,9 @@ describe('eraseCustomer', () => {
   });
 
   it('finds the person by email, phone or handle for `earshot erase`, and says NOT_FOUND for nobody', async () => {
-    await app.services.ingest.ingestObjects([{ ...message(20), externalId: 'lookup-20', eventId: 'lookup-20', author: { handle: 'lookup_me', email: 'lookup@example.org', phone: '+1 415 555 0142' } }], 'test');
+    // none of the other test's seeded values: the tests run in any order
+    await app.services.ingest.ingestObjects([{ source: 'x', externalId: 'lookup-20', occurredAt: new Date().toISOString(), direction: 'inbound',
+      author: { handle: 'lookup_me', email: 'lookup@example.org', phone: '+1 415 555 0142' }, text: 'Where is my parcel?' }], 'test');
     const byEmail = await app.services.erasure.findCustomer({ email: 'Lookup@Example.org' });
     expect(await app.services.erasure.findCustomer({ phone: '(415) 555-0142' })).toBe(byEmail);
     expect(await app.services.erasure.findCustomer({ handle: 'x:lookup_me' })).toBe(byEmail);
