@@ -257,8 +257,9 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`earshot: ${err.message}\n`);
-    else if (err instanceof AppError) process.stderr.write(`earshot: ${err.code}: ${oneLine(err.message)}\n`);
     else if (isUserMistake(err)) process.stderr.write(`earshot: ${oneLine((err as Error).message)}\nRun \`earshot help\` for the commands and options.\n`);
+    // e.g. erase: NOT_FOUND for nobody with that email, in one line
+    else if (err instanceof AppError) process.stderr.write(`earshot: ${err.code}: ${oneLine(err.message)}\n`);
     else process.stderr.write(`earshot: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = err instanceof ConfigError || isUserMistake(err) ? 2 : 1;
   },
