@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { traceHeaders } from '../shared/tracing';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { customerDisplayName } from '../auth/pii.policy';
 import type { Config } from '../config/config';
@@ -388,6 +389,7 @@ export async function insertOutbox(
   rows: { topic: string; key: string | null; payload: unknown; headers: Record<string, string> }[],
 ): Promise<void> {
   if (rows.length === 0) return;
+  const trace = traceHeaders();
   // The NOTIFY is delivered at commit (never for a rollback) and wakes the outbox relay at once.
   // One jsonb parameter: each payload is serialized once, not stringified and then array-escaped again.
   await qr.query(
@@ -396,7 +398,8 @@ export async function insertOutbox(
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(topic text, message_key text, payload jsonb, headers jsonb)
        RETURNING 1)
      SELECT pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '') FROM (SELECT count(*) AS n FROM ins) c WHERE c.n > 0`,
-    [JSON.stringify(rows.map((r) => ({ topic: r.topic, message_key: r.key, payload: r.payload, headers: r.headers })))],
+    // the W3C trace context of the transaction rides with the row, so the relay continues the trace
+    [JSON.stringify(rows.map((r) => ({ topic: r.topic, message_key: r.key, payload: r.payload, headers: { ...r.headers, ...trace } })))],
   );
 }
 

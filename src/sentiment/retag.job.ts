@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
+import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { TaxonomyService } from './taxonomy.service';
 
 export interface RetagJobRow {
@@ -27,14 +28,21 @@ const RUNNER_LOCK = 7_041_976;
  * a restart is picked up again at the next start (re-tagging is idempotent).
  */
 export class RetagJobRunner {
-  private running: Promise<void> | null = null;
-  private stopped = false;
+  /** on demand only: kick() after an edit, and once at start for a job cut short */
+  readonly task: TaskRunner<void>;
 
   constructor(
     private readonly ds: DataSource,
     private readonly taxonomy: TaxonomyService,
     private readonly log: Logger,
-  ) {}
+    deps: TaskDeps = {},
+  ) {
+    this.task = new TaskRunner({ name: 'retag', intervalMs: null, ...deps, log, run: () => this.drain() });
+  }
+
+  private get stopped(): boolean {
+    return this.task.isStopped;
+  }
 
   async enqueue(reason: string, actor: string): Promise<RetagJobRow> {
     const [job] = await this.ds.query(`INSERT INTO retag_job (reason, requested_by) VALUES ($1, $2) RETURNING *`, [reason, actor]);
@@ -49,20 +57,14 @@ export class RetagJobRunner {
     return job;
   }
 
-  /** Starts working through unfinished jobs unless this process already is. */
+  /** Works through unfinished jobs; while a pass runs, one more follows it (a job queued meanwhile is not missed). */
   kick(): void {
-    if (this.running || this.stopped) return;
-    this.running = this.drain()
-      .catch((err: unknown) => this.log.error({ err }, 're-tagging stopped on an error'))
-      .finally(() => {
-        this.running = null;
-      });
+    this.task.trigger();
   }
 
   /** Lets the current chunk finish; an unfinished job resumes at the next start. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    await this.running;
+    await this.task.stop();
   }
 
   private async drain(): Promise<void> {
