@@ -2,6 +2,8 @@ import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { isRetriable } from '../db/failures';
 import { parseMessage, type InteractionMessage, type LimitsArg } from '../interactions/interaction-message';
 import { persistIsolating } from '../interactions/isolate-lines';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { contextFromHeaders, inSpan, SpanKind, trace } from '../shared/tracing';
 import type { RecordInteractionsService } from '../interactions/record-interactions.service';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
@@ -356,7 +358,22 @@ export class KafkaIngestConsumer {
     items: { message: KafkaMessage; parsed: InteractionMessage }[],
     letters: DeadLetter[],
   ): Promise<{ accepted: number; duplicates: number }> {
-    const out = await persistIsolating(items, (part) => this.recorder.record(part.map((i) => i.parsed)));
+    if (items.length === 0) return { accepted: 0, duplicates: 0 };
+    const persist = (part: { message: KafkaMessage; parsed: InteractionMessage }[]) => {
+      // The chunk continues the trace of its first traced message; the others are links.
+      const contexts = part.map((i) => contextFromHeaders(i.message.headers as Record<string, unknown>)).filter((c) => trace.getSpanContext(c));
+      return inSpan(
+        `${topic} process`,
+        {
+          kind: SpanKind.CONSUMER,
+          parent: contexts[0] ?? ROOT_CONTEXT,
+          links: contexts.slice(1).map((c) => ({ context: trace.getSpanContext(c)! })),
+          attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'process', 'messaging.destination.name': topic, 'messaging.destination.partition.id': String(partition), 'messaging.batch.message_count': part.length },
+        },
+        () => this.recorder.record(part.map((i) => i.parsed)),
+      );
+    };
+    const out = await persistIsolating(items, persist);
     for (const r of out.rejected) {
       letters.push({ topic, partition, message: items[r.index]!.message, kind: r.sqlState ? 'rejected-by-database' : 'unprocessable', reason: r.error });
     }
