@@ -154,6 +154,8 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     makeLoaders: (principal) => createLoaders(services, principal),
     ingest: ingestOn ? services.ingest : null,
     ingestMaxBytes: config.ingestMaxBytes,
+    explorer: config.graphql.explorer,
+    corsOrigins: config.graphql.corsOrigins,
     readiness: async () => {
       try {
         await db.ds.query('SELECT 1');

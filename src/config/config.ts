@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseCrmConfig, type CrmConfig } from '../crm/crm.config';
+import { parseGraphqlConfig, type GraphqlConfig } from '../graphql/graphql.config';
 import { parseListeningGapConfig, type ListeningGapConfig } from '../listening-gap/listening-gap.config';
 
 export type Role = 'api' | 'ingest' | 'sync';
@@ -71,6 +72,8 @@ export interface Config {
   /** SLAs, business hours, reply matching and escalation of the listening gap (src/listening-gap/listening-gap.config.ts) */
   readonly listeningGap: ListeningGapConfig;
   readonly shutdownTimeoutMs: number;
+  /** the GraphQL API's explorer, subscriptions, CORS and operation allow-list (src/graphql/graphql.config.ts) */
+  readonly graphql: GraphqlConfig;
 }
 
 export class ConfigError extends Error {
@@ -192,6 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
     crm: parseCrmConfig(str, int, problems),
     listeningGap: parseListeningGapConfig(str, int, problems),
     shutdownTimeoutMs: int('EARSHOT_SHUTDOWN_TIMEOUT_MS', 15_000, 0, 600_000),
+    graphql: parseGraphqlConfig(str, int, nodeEnv, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);

@@ -51,6 +51,7 @@ export function createApollo(schema: GraphQLSchema, log: Logger, metrics: Metric
     // main.ts owns shutdown; Apollo's own handler re-raises the signal and kills the process
     stopOnTerminationSignals: false,
     introspection: true,
-    plugins: [operationsPlugin(log, metrics), ...(production ? [ApolloServerPluginLandingPageDisabled()] : [])],
+    // Earshot serves its own offline explorer (src/graphql/explorer.ts); Apollo's landing page loads from a CDN
+    plugins: [operationsPlugin(log, metrics), ApolloServerPluginLandingPageDisabled()],
   });
 }

@@ -3,6 +3,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
 import type { AuthService, Principal } from '../auth/auth.service';
 import type { GraphQLContext } from '../graphql/context';
+import { EXPLORER_ASSET_PREFIX, sendExplorerAsset, sendExplorerPage, wantsExplorerPage } from '../graphql/explorer';
+import { applyCors } from './cors';
 import type { Loaders } from '../graphql/loaders';
 import type { IngestService } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
@@ -22,6 +24,10 @@ export interface HttpDeps {
   ingestMaxBytes: number;
   /** resolves to null when ready, or the reason it is not */
   readiness: () => Promise<string | null>;
+  /** serve GraphiQL at GET /graphql (browsers) and /explorer */
+  explorer?: boolean;
+  /** EARSHOT_CORS_ORIGINS */
+  corsOrigins?: readonly string[];
 }
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
@@ -57,6 +63,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
 
 function routeOf(path: string): string {
   if (path === '/graphql') return 'graphql';
+  if (path === '/explorer' || path.startsWith(EXPLORER_ASSET_PREFIX)) return 'explorer';
   if (path === '/ingest') return 'ingest';
   if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1);
   return 'other';
@@ -86,7 +93,14 @@ async function handle(
       return handleIngest(deps, req, res);
     case 'graphql':
       if (!deps.apollo) throw new AppError('NOT_FOUND', 'the api role is not enabled on this instance');
+      if (applyCors(deps.corsOrigins ?? [], req, res)) return;
+      if (deps.explorer && wantsExplorerPage(req, url)) return sendExplorerPage(res);
       return handleGraphql(deps, deps.apollo, req, res, url, requestId, log);
+    case 'explorer':
+      if (!deps.apollo || !deps.explorer) throw new AppError('NOT_FOUND', 'the explorer is off on this instance (EARSHOT_EXPLORER=on turns it on)');
+      if (url.pathname === '/explorer') return sendExplorerPage(res);
+      if (!sendExplorerAsset(req, res, url.pathname.slice(EXPLORER_ASSET_PREFIX.length))) throw new AppError('NOT_FOUND', `no explorer file ${url.pathname}`);
+      return;
     default:
       return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } });
   }
