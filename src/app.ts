@@ -17,6 +17,10 @@ import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
+import { LiveEvents } from './graphql/live-events';
+import { LiveHub } from './graphql/live-hub';
+import { SubscriptionResolver } from './graphql/subscription.resolver';
+import { attachSubscriptionServer } from './graphql/ws-server';
 import { createHttpServer } from './http/http-server';
 import { IdentityService } from './identity/identity.service';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from './identity/identity.resolver';
@@ -127,8 +131,9 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     services.escalation.start();
   }
   let apollo = null;
+  let schema = null;
   if (apiOn) {
-    const schema = await createSchema(
+    schema = await createSchema(
       new Map<Function, unknown>([
         [CustomerResolver, new CustomerResolver(services.customers)],
         [InteractionResolver, new InteractionResolver(services.interactions, services.ingest)],
@@ -140,6 +145,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
         [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag)],
         [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
         [TopicInsightResolver, new TopicInsightResolver()],
+        [SubscriptionResolver, new SubscriptionResolver()],
       ]),
     );
     apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
@@ -170,6 +176,31 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
   });
+  let live: { events: LiveEvents; hub: LiveHub; ws: { close(): Promise<void> } } | null = null;
+  if (schema) {
+    const options = db.ds.options as { url?: string; schema?: string };
+    const events = new LiveEvents(options.url!, options.schema ?? 'public', log.child({ component: 'live-events' }));
+    await events.start();
+    const hub = new LiveHub(
+      events,
+      {
+        interaction: (ids) => services.interactions.byIds(ids),
+        listening_item: (ids) => services.listeningGap.byIds(ids),
+        customer_sentiment: (ids) => services.customers.byIds(ids),
+      },
+      log.child({ component: 'subscriptions' }),
+    );
+    const ws = attachSubscriptionServer({
+      server,
+      schema,
+      auth: services.auth,
+      hub,
+      limits: { queueLimit: config.graphql.subscriptionQueueLimit, maxBufferedBytes: config.graphql.subscriptionMaxBufferedBytes },
+      makeLoaders: (principal) => createLoaders(services, principal),
+      log: log.child({ component: 'subscriptions' }),
+    });
+    live = { events, hub, ws };
+  }
   const port = (server.address() as AddressInfo).port;
   const url = `http://localhost:${port}`;
   if (config.auth.open) log.warn('authentication is not configured: every caller acts as admin (allowed only outside production)');
@@ -186,6 +217,12 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     stop() {
       stopping ??= (async () => {
         log.info('shutting down: no new connections, finishing in-flight requests');
+        // WebSocket clients are told first (1001), or the HTTP server would wait for them
+        if (live) {
+          await live.ws.close();
+          live.hub.close();
+          await live.events.stop();
+        }
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);

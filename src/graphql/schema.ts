@@ -9,6 +9,7 @@ import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver 
 import { authChecker } from './auth-checker';
 import { SentimentResolver } from '../sentiment/sentiment.resolver';
 import { NodeResolver } from './node.resolver';
+import { SubscriptionResolver } from './subscription.resolver';
 import { CrmResolver } from '../crm/crm.resolver';
 import { ListeningGapResolver, TopicInsightResolver } from '../listening-gap/listening-gap.resolver';
 
@@ -23,7 +24,19 @@ export const RESOLVERS = [
   CrmResolver,
   ListeningGapResolver,
   TopicInsightResolver,
+  SubscriptionResolver,
 ] as const;
+
+// Subscriptions bring their own event source (src/graphql/live-hub.ts) through `subscribe`;
+// type-graphql still asks for a PubSub, which nothing uses.
+const NO_PUBSUB = {
+  publish(): void {
+    throw new Error('publish through PostgreSQL NOTIFY (src/graphql/live-events.ts)');
+  },
+  subscribe(): never {
+    throw new Error('subscriptions use their own subscribe function');
+  },
+};
 
 /**
  * Builds the executable schema. `instances` holds the resolver objects wired by hand in
@@ -43,6 +56,7 @@ export async function createSchema(instances: Map<Function, unknown> = new Map()
     authChecker,
     validate: true,
     container,
+    pubSub: NO_PUBSUB,
   });
 }
 
