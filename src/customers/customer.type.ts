@@ -1,7 +1,7 @@
 import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { GraphQLISODateTime } from 'type-graphql';
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
-import { Node, PageInfo } from '../graphql/relay';
+import { Connection, Node } from '../graphql/relay';
 
 @ObjectType({ description: 'One identity of a customer: a CRM record, an email, a phone number, a social handle' })
 export class Identity {
@@ -51,27 +51,7 @@ export class Customer extends Node {
   createdAt!: Date;
 
   sentimentRow!: CustomerSentiment;
-  /** keyset cursor value: created_at with full precision */
-  sortKey!: string;
 }
 
-@ObjectType()
-export class CustomerEdge {
-  @Field(() => String)
-  cursor!: string;
-
-  @Field(() => Customer)
-  node!: Customer;
-}
-
-@ObjectType()
-export class CustomerConnection {
-  @Field(() => Int)
-  totalCount!: number;
-
-  @Field(() => PageInfo)
-  pageInfo!: PageInfo;
-
-  @Field(() => [CustomerEdge])
-  edges!: CustomerEdge[];
-}
+@ObjectType({ description: 'A page of customers' })
+export class CustomerConnection extends Connection(Customer) {}

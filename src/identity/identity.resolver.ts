@@ -6,7 +6,7 @@ import { Customer } from '../customers/customer.type';
 import { PageArgs } from '../graphql/args';
 import type { GraphQLContext } from '../graphql/context';
 import { IdentityKind } from '../graphql/enums';
-import { fromGlobalId } from '../graphql/relay';
+import { fromGlobalId, mapPage } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
 import type { IdentityOutcome, IdentityService } from './identity.service';
 import {
@@ -112,8 +112,7 @@ export class IdentityResolver {
   @Authorized(...READERS)
   @Query(() => MergeSuggestionConnection, { description: 'Pending merge suggestions, oldest first' })
   async mergeSuggestions(@Args(() => PageArgs) args: PageArgs): Promise<MergeSuggestionConnection> {
-    const page = await this.identity.suggestions(args.first, args.after);
-    return { ...page, edges: page.edges.map((e) => ({ cursor: e.cursor, node: toMergeSuggestion(e.node) })) };
+    return mapPage(await this.identity.suggestions(args), toMergeSuggestion);
   }
 
   @Authorized(...WRITERS)

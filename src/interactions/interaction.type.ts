@@ -1,7 +1,7 @@
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Field, Float, GraphQLISODateTime, InputType, Int, ObjectType } from 'type-graphql';
 import { Direction, Intent, SentimentLabel } from '../graphql/enums';
-import { Node, PageInfo } from '../graphql/relay';
+import { Connection, Node } from '../graphql/relay';
 
 @ObjectType()
 export class Author {
@@ -49,8 +49,6 @@ export class TopicRef {
 export class Interaction extends Node {
   uuid!: string;
   customerUuid!: string | null;
-  /** keyset cursor value: occurred_at with full precision */
-  sortKey!: string;
 
   @Field(() => String)
   source!: string;
@@ -92,26 +90,8 @@ export class Interaction extends Node {
   intentConfidence!: number;
 }
 
-@ObjectType()
-export class InteractionEdge {
-  @Field(() => String)
-  cursor!: string;
-
-  @Field(() => Interaction)
-  node!: Interaction;
-}
-
-@ObjectType()
-export class InteractionConnection {
-  @Field(() => Int)
-  totalCount!: number;
-
-  @Field(() => PageInfo)
-  pageInfo!: PageInfo;
-
-  @Field(() => [InteractionEdge])
-  edges!: InteractionEdge[];
-}
+@ObjectType({ description: 'A page of interactions' })
+export class InteractionConnection extends Connection(Interaction) {}
 
 @ObjectType()
 export class RejectedLine {
