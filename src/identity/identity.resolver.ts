@@ -165,9 +165,8 @@ export class IdentityResolver {
 
   @Authorized(...READERS)
   @Query(() => ReresolutionJob, { nullable: true, description: 'Status and progress of a re-resolution job' })
-  async reresolutionJob(@Arg('id', () => ID) id: string): Promise<ReresolutionJob | null> {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) throw AppError.badInput(`invalid job id ${JSON.stringify(id)}`);
-    const job = await this.jobs.get(id);
+  async reresolutionJob(@Arg('id', () => ID, { description: 'the job id from startReresolution' }) id: string): Promise<ReresolutionJob | null> {
+    const job = await this.jobs.get(fromGlobalId(id, 'ReresolutionJob').id);
     return job ? toReresolutionJob(job) : null;
   }
 

@@ -202,5 +202,5 @@ export class ReresolutionJob {
 }
 
 export function toReresolutionJob(r: ReresolutionJobRow): ReresolutionJob {
-  return { ...r, status: r.status as ReresolutionStatus };
+  return { ...r, id: toGlobalId('ReresolutionJob', r.id), status: r.status as ReresolutionStatus };
 }

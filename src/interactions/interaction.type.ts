@@ -161,8 +161,8 @@ export class InteractionInput {
   @Field(() => String, { nullable: true })
   url?: string;
 
-  @Field(() => String, { description: 'ISO-8601 date-time' })
-  occurredAt!: string;
+  @Field(() => GraphQLISODateTime, { description: 'when it happened (ISO-8601 date-time)' })
+  occurredAt!: Date;
 
   @Field(() => Direction)
   direction!: Direction;

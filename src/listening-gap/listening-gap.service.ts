@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import type { Principal } from '../auth/auth.service';
+import type { CrmSystemEnum } from '../crm/crm.type';
 import { Intent } from '../graphql/enums';
 import { cursorOrderName, keyset, type SortKey, type Window } from '../graphql/keyset';
 import { fromGlobalId, toGlobalId, type Page } from '../graphql/relay';
@@ -111,7 +112,7 @@ function toItem(r: ItemRow): ListeningItem {
   i.closedAt = r.closed_at;
   i.closeReason = r.close_reason;
   i.reopenedCount = r.reopened_count;
-  i.escalation = r.escalated_at ? { escalatedAt: r.escalated_at, system: r.escalation_system, caseId: r.escalation_case_id, caseUrl: r.escalation_case_url } : null;
+  i.escalation = r.escalated_at ? { escalatedAt: r.escalated_at, system: r.escalation_system === 'salesforce' || r.escalation_system === 'hubspot' ? (r.escalation_system as CrmSystemEnum) : null, caseId: r.escalation_case_id, caseUrl: r.escalation_case_url } : null;
   return i;
 }
 

@@ -1,6 +1,7 @@
 import { MaxLength, MinLength } from 'class-validator';
 import { ArgsType, Field, Float, GraphQLISODateTime, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { PageArgs } from '../graphql/args';
+import { CrmSystemEnum } from '../crm/crm.type';
 import { Intent } from '../graphql/enums';
 import { Connection, Node } from '../graphql/relay';
 
@@ -34,8 +35,8 @@ export class Escalation {
   @Field(() => GraphQLISODateTime)
   escalatedAt!: Date;
 
-  @Field(() => String, { nullable: true, description: 'salesforce or hubspot; null when escalated to no CRM' })
-  system!: string | null;
+  @Field(() => CrmSystemEnum, { nullable: true, description: 'the CRM the case or ticket is in; null when escalated to no CRM' })
+  system!: CrmSystemEnum | null;
 
   @Field(() => String, { nullable: true, description: 'Salesforce Case id or HubSpot ticket id' })
   caseId!: string | null;

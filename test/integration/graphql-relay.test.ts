@@ -121,3 +121,19 @@ describe('Relay conventions of the GraphQL API', () => {
     expect(deps.data.departments.find((d) => d.name === 'Finance')!.topics).toContain('billing');
   });
 });
+
+describe('validation errors', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({}, 'validation');
+  });
+  afterAll(async () => app?.close());
+
+  it('name the argument and the rule, without the validator internals', async () => {
+    const r = await app.gql(`mutation { closeItem(id: "${Buffer.from('ListeningItem:3f1c2a4e-8b7d-4c1a-9e2f-0a1b2c3d4e5f').toString('base64url')}", reason: "") { status } }`);
+    expect(r.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', details: { violations: [{ argument: 'reason', rule: 'minLength' }] } } });
+    expect(JSON.stringify(r.errors)).not.toMatch(/validationErrors|"target"|"value"|constraints/);
+    const big = await app.gql(`{ customers(first: 101) { edges { cursor } } }`);
+    expect(big.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', details: { argument: 'first', rule: '0..100' } } });
+  });
+});

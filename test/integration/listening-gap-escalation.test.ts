@@ -118,7 +118,7 @@ describe('listening-gap escalation', () => {
     const open = await app.gql<{ openItems: { edges: { node: { overdue: boolean; escalation: { system: string; caseId: string } } }[] } }>(
       `{ openItems(overdueOnly: true) { edges { node { overdue escalation { system caseId caseUrl } } } } }`,
     );
-    expect(open.data.openItems.edges[0]!.node).toMatchObject({ overdue: true, escalation: { system: 'salesforce', caseId: made[0]!.Id } });
+    expect(open.data.openItems.edges[0]!.node).toMatchObject({ overdue: true, escalation: { system: 'SALESFORCE', caseId: made[0]!.Id } });
   });
 
   it('a restarted service and the background jobs of two replicas make no second case and no second event', async () => {
