@@ -7,6 +7,7 @@ import { Interaction } from '../interactions/interaction.type';
 import { InteractionResolver } from '../interactions/interaction.resolver';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from '../identity/identity.resolver';
 import { authChecker } from './auth-checker';
+import { describeSchema } from './descriptions';
 import { SentimentResolver } from '../sentiment/sentiment.resolver';
 import { NodeResolver } from './node.resolver';
 import { SubscriptionResolver } from './subscription.resolver';
@@ -50,14 +51,14 @@ export async function createSchema(instances: Map<Function, unknown> = new Map()
       return found;
     },
   };
-  return buildSchema({
+  return describeSchema(await buildSchema({
     resolvers: [...RESOLVERS],
     orphanedTypes: [Customer, Interaction],
     authChecker,
     validate: true,
     container,
     pubSub: NO_PUBSUB,
-  });
+  }));
 }
 
 /** The SDL committed as schema/schema.graphql: sorted, so diffs show real changes only. */
