@@ -17,6 +17,7 @@ import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
+import { toSubgraphSchema } from './graphql/federation';
 import { LiveEvents } from './graphql/live-events';
 import { LiveHub } from './graphql/live-hub';
 import { SubscriptionResolver } from './graphql/subscription.resolver';
@@ -148,7 +149,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
         [SubscriptionResolver, new SubscriptionResolver()],
       ]),
     );
-    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
+    apollo = createApollo(config.graphql.federation ? toSubgraphSchema(schema) : schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
     await apollo.start();
   }
 

@@ -1,4 +1,4 @@
-import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
+import { Directive, Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { GraphQLISODateTime } from 'type-graphql';
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
 import { Connection, Node } from '../graphql/relay';
@@ -39,6 +39,8 @@ export class CustomerSentiment {
   lastInteractionAt!: Date | null;
 }
 
+// an entity other subgraphs can join to (Federation 2, src/graphql/federation.ts)
+@Directive('@key(fields: "id")')
 @ObjectType({ implements: Node, description: 'A person or organisation: a cluster of identities with their interactions and sentiment' })
 export class Customer extends Node {
   /** the database uuid; `id` is the opaque Relay id */

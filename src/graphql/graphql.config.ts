@@ -11,6 +11,8 @@ export interface GraphqlConfig {
   readonly persistedOperationsFile: string | null;
   /** off: any document; allow: persisted ids and free documents; only: persisted ids only */
   readonly trustedDocuments: 'off' | 'allow' | 'only';
+  /** serve /graphql as an Apollo Federation 2 subgraph (adds _service and _entities) */
+  readonly federation: boolean;
 }
 
 /** Parses the GraphQL API's variables, adding to `problems` rather than throwing. */
@@ -45,7 +47,10 @@ export function parseGraphqlConfig(
   const persistedOperationsFile = str('EARSHOT_PERSISTED_OPERATIONS');
   if (trusted !== 'off' && persistedOperationsFile === null) problems.push(`EARSHOT_TRUSTED_DOCUMENTS=${trusted} needs EARSHOT_PERSISTED_OPERATIONS (a manifest file)`);
 
+  const federationRaw = str('EARSHOT_FEDERATION');
+  if (federationRaw !== null && !['on', 'off'].includes(federationRaw)) problems.push(`EARSHOT_FEDERATION=${JSON.stringify(federationRaw)}: expected on or off`);
   return {
+    federation: federationRaw === 'on',
     explorer,
     corsOrigins,
     subscriptionQueueLimit: int('EARSHOT_SUBSCRIPTION_QUEUE_LIMIT', 1000, 1, 1_000_000),
