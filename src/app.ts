@@ -18,6 +18,7 @@ import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
 import { toSubgraphSchema } from './graphql/federation';
+import { TrustedDocuments } from './graphql/trusted-documents';
 import { LiveEvents } from './graphql/live-events';
 import { LiveHub } from './graphql/live-hub';
 import { SubscriptionResolver } from './graphql/subscription.resolver';
@@ -163,6 +164,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     ingestMaxBytes: config.ingestMaxBytes,
     explorer: config.graphql.explorer,
     corsOrigins: config.graphql.corsOrigins,
+    trustedDocuments: apiOn ? new TrustedDocuments(config.graphql.trustedDocuments, config.graphql.persistedOperationsFile) : null,
     readiness: async () => {
       try {
         await db.ds.query('SELECT 1');

@@ -5,6 +5,7 @@ import type { AuthService, Principal } from '../auth/auth.service';
 import type { GraphQLContext } from '../graphql/context';
 import { EXPLORER_ASSET_PREFIX, sendExplorerAsset, sendExplorerPage, wantsExplorerPage } from '../graphql/explorer';
 import { applyCors } from './cors';
+import type { TrustedDocuments } from '../graphql/trusted-documents';
 import type { Loaders } from '../graphql/loaders';
 import type { IngestService } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
@@ -28,6 +29,8 @@ export interface HttpDeps {
   explorer?: boolean;
   /** EARSHOT_CORS_ORIGINS */
   corsOrigins?: readonly string[];
+  /** EARSHOT_TRUSTED_DOCUMENTS with its manifest; null: any document */
+  trustedDocuments?: TrustedDocuments | null;
 }
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
@@ -150,6 +153,13 @@ async function handleGraphql(
       }
     } else body = text;
   }
+  let search = url.search;
+  if (deps.trustedDocuments && deps.trustedDocuments.mode !== 'off') {
+    const checked = trustedCheck(deps.trustedDocuments, req.method ?? 'GET', body, url);
+    if (checked.error) return sendJson(res, checked.error.status, { errors: [{ message: checked.error.message, extensions: { code: checked.error.code } }] });
+    if (checked.body !== undefined) body = checked.body;
+    if (checked.search !== undefined) search = checked.search;
+  }
   // A credential that does not verify is answered with 401 before any GraphQL work.
   let principal: Principal | null;
   try {
@@ -159,7 +169,7 @@ async function handleGraphql(
     return sendJson(res, e.httpStatus, { errors: [{ message: e.message, extensions: { code: e.code } }] });
   }
   const response = await apollo.executeHTTPGraphQLRequest({
-    httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
+    httpGraphQLRequest: { method: req.method ?? 'GET', headers, search, body },
     context: async () => ({ requestId, principal, loaders: deps.makeLoaders(principal) }),
   });
   for (const [k, v] of response.headers) res.setHeader(k, v);
@@ -171,6 +181,32 @@ async function handleGraphql(
   for await (const chunk of response.body.asyncIterator) res.write(chunk);
   res.end();
   log.debug('graphql response streamed');
+}
+
+/** Applies the trusted-documents check to a POST body or GET query string. */
+function trustedCheck(trusted: TrustedDocuments, method: string, body: unknown, url: URL): { error?: { status: number; code: string; message: string }; body?: unknown; search?: string } {
+  if (method === 'POST') {
+    if (!body || typeof body !== 'object' || Array.isArray(body)) return {};
+    const r = trusted.check(body as Record<string, unknown>);
+    return r.error ? { error: r.error } : { body: r.params };
+  }
+  if (method !== 'GET') return {};
+  const params: Record<string, unknown> = {};
+  const q = url.searchParams.get('query');
+  if (q !== null) params.query = q;
+  const ext = url.searchParams.get('extensions');
+  if (ext !== null) {
+    try {
+      params.extensions = JSON.parse(ext);
+    } catch {
+      return {};
+    }
+  }
+  const r = trusted.check(params);
+  if (r.error) return { error: r.error };
+  const next = new URLSearchParams(url.searchParams);
+  if (typeof r.params?.query === 'string') next.set('query', r.params.query);
+  return { search: `?${next.toString()}` };
 }
 
 /** Reads the body up to `limit` bytes; over it, answers 413 and returns null. */
