@@ -3,7 +3,7 @@ import { GraphQLISODateTime } from 'type-graphql';
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
 import { Connection, Node } from '../graphql/relay';
 
-@ObjectType({ description: 'One identity of a customer: a CRM record, an email, a phone number, a social handle' })
+@ObjectType({ simpleResolvers: true, description: 'One identity of a customer: a CRM record, an email, a phone number, a social handle' })
 export class Identity {
   @Field(() => IdentityKind)
   kind!: IdentityKind;
@@ -21,7 +21,7 @@ export class Identity {
   source!: string;
 }
 
-@ObjectType({ description: "The customer's time-decayed sentiment (half-life 30 days) over inbound interactions" })
+@ObjectType({ simpleResolvers: true, description: "The customer's time-decayed sentiment (half-life 30 days) over inbound interactions" })
 export class CustomerSentiment {
   @Field(() => Float, { nullable: true, description: '-1..1; null before any inbound interaction' })
   score!: number | null;
@@ -41,7 +41,7 @@ export class CustomerSentiment {
 
 // an entity other subgraphs can join to (Federation 2, src/graphql/federation.ts)
 @Directive('@key(fields: "id")')
-@ObjectType({ implements: Node, description: 'A person or organisation: a cluster of identities with their interactions and sentiment' })
+@ObjectType({ implements: Node, simpleResolvers: true, description: 'A person or organisation: a cluster of identities with their interactions and sentiment' })
 export class Customer extends Node {
   /** the database uuid; `id` is the opaque Relay id */
   uuid!: string;
@@ -55,5 +55,5 @@ export class Customer extends Node {
   sentimentRow!: CustomerSentiment;
 }
 
-@ObjectType({ description: 'A page of customers' })
+@ObjectType({ simpleResolvers: true, description: 'A page of customers' })
 export class CustomerConnection extends Connection(Customer) {}

@@ -64,7 +64,7 @@ export abstract class Node {
   id!: string;
 }
 
-@ObjectType({ description: 'Where a page sits in its list (Relay cursor connections)' })
+@ObjectType({ simpleResolvers: true, description: 'Where a page sits in its list (Relay cursor connections)' })
 export class PageInfo {
   @Field(() => Boolean, { description: 'more items follow endCursor (paging forward with first/after); with last/before: true when before was given' })
   hasNextPage!: boolean;
@@ -101,7 +101,7 @@ export function Connection<T extends object>(nodeClass: ClassType<T>, name = nod
   const known = connectionTypes.get(nodeClass);
   if (known) return known as ClassType<Page<T>>;
 
-  @ObjectType(`${name}Edge`, { description: `One ${name} of a page, with its cursor` })
+  @ObjectType(`${name}Edge`, { simpleResolvers: true, description: `One ${name} of a page, with its cursor` })
   class EdgeType {
     @Field(() => String, { description: 'opaque position of this node in the list: pass it as after or before' })
     cursor!: string;
@@ -112,7 +112,7 @@ export function Connection<T extends object>(nodeClass: ClassType<T>, name = nod
 
   // abstract: each feature declares `@ObjectType() class XConnection extends Connection(X) {}`
   // unnamed and unreferenced, so not in the schema itself
-  @ObjectType()
+  @ObjectType({ simpleResolvers: true })
   abstract class ConnectionType {
     @Field(() => Int, { description: 'items in the whole list under the same filter (counted only when asked for)' })
     totalCount!: number | Promise<number>;

@@ -103,7 +103,7 @@ export function toMergeSuggestion(r: SuggestionRow): MergeSuggestion {
   return s;
 }
 
-@ObjectType({ description: 'A page of pending merge suggestions, oldest first' })
+@ObjectType({ simpleResolvers: true, description: 'A page of pending merge suggestions, oldest first' })
 export class MergeSuggestionConnection extends Connection(MergeSuggestion) {}
 
 @ObjectType({ description: 'One entry of the identity audit log: a merge, its undo, a manual link or unlink' })

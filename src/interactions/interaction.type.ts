@@ -3,7 +3,7 @@ import { Field, Float, GraphQLISODateTime, InputType, Int, ObjectType } from 'ty
 import { Direction, Intent, SentimentLabel } from '../graphql/enums';
 import { Connection, Node } from '../graphql/relay';
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class Author {
   @Field(() => String, { nullable: true })
   handle!: string | null;
@@ -12,7 +12,7 @@ export class Author {
   displayName!: string | null;
 }
 
-@ObjectType({ description: 'A word or signal that moved the score, and by how much' })
+@ObjectType({ simpleResolvers: true, description: 'A word or signal that moved the score, and by how much' })
 export class ExplanationItem {
   @Field(() => String)
   token!: string;
@@ -21,7 +21,7 @@ export class ExplanationItem {
   weight!: number;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class InteractionSentiment {
   @Field(() => Float, { description: '-1 (very negative) .. 1 (very positive)' })
   score!: number;
@@ -36,7 +36,7 @@ export class InteractionSentiment {
   explanation!: ExplanationItem[];
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class TopicRef {
   @Field(() => String)
   name!: string;
@@ -45,7 +45,7 @@ export class TopicRef {
   department!: string;
 }
 
-@ObjectType({ implements: Node })
+@ObjectType({ implements: Node, simpleResolvers: true })
 export class Interaction extends Node {
   uuid!: string;
   customerUuid!: string | null;
@@ -90,7 +90,7 @@ export class Interaction extends Node {
   intentConfidence!: number;
 }
 
-@ObjectType({ description: 'A page of interactions' })
+@ObjectType({ simpleResolvers: true, description: 'A page of interactions' })
 export class InteractionConnection extends Connection(Interaction) {}
 
 @ObjectType()

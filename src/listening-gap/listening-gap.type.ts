@@ -45,7 +45,7 @@ export class Escalation {
   caseUrl!: string | null;
 }
 
-@ObjectType({ implements: Node, description: 'A conversation thread waiting for (or given) an answer: the unit of the listening gap' })
+@ObjectType({ implements: Node, simpleResolvers: true, description: 'A conversation thread waiting for (or given) an answer: the unit of the listening gap' })
 export class ListeningItem extends Node {
   uuid!: string;
   customerUuid!: string | null;
@@ -116,7 +116,7 @@ export class ListeningItem extends Node {
   escalation!: Escalation | null;
 }
 
-@ObjectType({ description: 'A page of listening items' })
+@ObjectType({ simpleResolvers: true, description: 'A page of listening items' })
 export class ListeningItemConnection extends Connection(ListeningItem) {}
 
 export enum ListeningItemOrder {
