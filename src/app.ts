@@ -23,7 +23,7 @@ import { LiveEvents } from './graphql/live-events';
 import { LiveHub } from './graphql/live-hub';
 import { SubscriptionResolver } from './graphql/subscription.resolver';
 import { attachSubscriptionServer } from './graphql/ws-server';
-import { createHttpServer } from './http/http-server';
+import { createHttpServer, type HttpDeps, type StartingServer } from './http/http-server';
 import { IdentityService } from './identity/identity.service';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from './identity/identity.resolver';
 import { ReresolutionJobService } from './identity/reresolve.job';
@@ -40,6 +40,7 @@ import { RetagJobRunner } from './sentiment/retag.job';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
 import type { Logger } from './shared/logger';
+import { IdleGc } from './shared/idle-gc';
 import { Metrics } from './shared/metrics';
 
 export interface Database {
@@ -50,11 +51,15 @@ export interface Database {
 }
 
 /** Connects to DATABASE_URL, or starts the embedded server first; runs pending migrations. */
-export async function openDatabase(config: Config, log: Logger, opts: { migrate?: boolean; schema?: string } = {}): Promise<Database> {
+export async function openDatabase(
+  config: Config,
+  log: Logger,
+  opts: { migrate?: boolean; schema?: string; onFatal?: (err: Error) => void } = {},
+): Promise<Database> {
   let embedded: EmbeddedPostgresHandle | null = null;
   let url = config.databaseUrl;
   if (!url) {
-    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log);
+    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log, { onFatal: opts.onFatal });
     url = embedded.url;
   }
   const { dataSource: ds, queries } = createDataSource({ url, poolSize: config.databasePoolSize, schema: opts.schema });
@@ -112,8 +117,14 @@ export interface RunningApp {
   stop(): Promise<void>;
 }
 
-/** Starts the roles of `config` and listens; `stop()` drains and closes everything. */
-export async function startApp(config: Config, log: Logger, database?: Database): Promise<RunningApp> {
+/**
+ * Starts the roles of `config` and listens; `stop()` drains and closes everything.
+ *
+ * What must stay true: HTTP answers before the Kafka consumer has joined its group (which
+ * can take a session timeout after a crash): /readyz says why it is not ready meanwhile.
+ * `opts.server`, already listening (listenWhileStarting), is used instead of a new one.
+ */
+export async function startApp(config: Config, log: Logger, database?: Database, opts: { server?: StartingServer } = {}): Promise<RunningApp> {
   const startedAt = Date.now();
   const db = database ?? (await openDatabase(config, log));
   const metrics = new Metrics();
@@ -125,7 +136,6 @@ export async function startApp(config: Config, log: Logger, database?: Database)
 
   const apiOn = config.roles.includes('api');
   const ingestOn = config.roles.includes('ingest');
-  const kafka = ingestOn ? await startKafkaPipeline(config, db.ds, services.recorder, metrics, log) : null;
   if (config.roles.includes('sync')) {
     // Both log once and idle when no CRM is configured.
     services.crmSync.start();
@@ -154,7 +164,9 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     await apollo.start();
   }
 
-  const server = createHttpServer({
+  let kafka: KafkaPipeline | null = null;
+  let kafkaStarting = ingestOn && config.kafka.brokers ? 'kafka consumer: connecting and joining the consumer group' : null;
+  const deps: HttpDeps = {
     log: log.child({ component: 'http' }),
     metrics,
     auth: services.auth,
@@ -169,16 +181,43 @@ export async function startApp(config: Config, log: Logger, database?: Database)
       try {
         await db.ds.query('SELECT 1');
         if (await db.ds.showMigrations()) return 'database migrations are pending';
-        return kafka?.health() ?? null;
+        return kafkaStarting ?? kafka?.health() ?? null;
       } catch (e) {
         return `database unreachable: ${(e as Error).message}`;
       }
     },
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+    liveness: () => db.embedded?.problem() ?? null,
+    graphqlSlots: { concurrency: config.graphqlConcurrency, queueMax: config.graphqlQueueMax },
+  };
+  let server: http.Server;
+  if (opts.server) {
+    opts.server.attach(deps);
+    server = opts.server.server;
+  } else {
+    server = createHttpServer(deps);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  }
+  if (kafkaStarting) {
+    try {
+      kafka = await startKafkaPipeline(config, db.ds, services.recorder, metrics, log);
+      kafkaStarting = null;
+    } catch (e) {
+      // The start fails as a whole (an orchestrator restarts the process): nothing may keep running.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+      await services.retag.stop();
+      await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
+      if (apollo) await apollo.stop();
+      if (!database) await db.close();
+      throw e;
+    }
+  } else if (ingestOn) await startKafkaPipeline(config, db.ds, services.recorder, metrics, log); // logs that Kafka is off
+  const idleGc = new IdleGc(log.child({ component: 'memory' }));
+  idleGc.start();
   let live: { events: LiveEvents; hub: LiveHub; ws: { close(): Promise<void> } } | null = null;
   if (schema) {
     const options = db.ds.options as { url?: string; schema?: string };
@@ -220,6 +259,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     stop() {
       stopping ??= (async () => {
         log.info('shutting down: no new connections, finishing in-flight requests');
+        idleGc.stop();
         // WebSocket clients are told first (1001), or the HTTP server would wait for them
         if (live) {
           await live.ws.close();
