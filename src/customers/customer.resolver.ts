@@ -1,5 +1,6 @@
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, InputType, Query, registerEnumType, Resolver, Root } from 'type-graphql';
-import { IsOptional, MaxLength } from 'class-validator';
+import { IsOptional, MaxLength, ValidateNested } from 'class-validator';
+import { displayNameFor } from '../auth/pii.policy';
 import type { GraphQLContext } from '../graphql/context';
 import { PageArgs } from '../graphql/args';
 import { SentimentLabel } from '../graphql/enums';
@@ -32,7 +33,7 @@ registerEnumType(InteractionOrder, {
 export class CustomerFilter {
   @Field(() => String, {
     nullable: true,
-    description: 'case-insensitive substring of the display name or a handle; for roles that may see PII (admin, agent, sales) also of an email or phone number',
+    description: 'case-insensitive substring of the display name (for roles without PII: of display names that are no email or phone); for roles that may see PII (admin, agent, sales) also of an email, phone number or handle; at most 200 characters',
   })
   @IsOptional()
   @MaxLength(200)
@@ -44,7 +45,10 @@ export class CustomerFilter {
 
 @ArgsType()
 export class CustomersArgs extends PageArgs {
+  // without ValidateNested class-validator never looks inside, and @MaxLength(200) is dead letter
   @Field(() => CustomerFilter, { nullable: true, description: 'all customers when omitted' })
+  @IsOptional()
+  @ValidateNested()
   filter?: CustomerFilter;
 
   @Field(() => CustomerOrder, { nullable: true, defaultValue: CustomerOrder.NEWEST, description: 'list order (default NEWEST)' })
@@ -64,13 +68,18 @@ export class CustomerResolver {
   @Authorized()
   @Query(() => CustomerConnection, { description: 'Customers in the asked order (newest first by default), filtered' })
   customers(@Args(() => CustomersArgs) args: CustomersArgs, @Ctx() ctx: GraphQLContext): Promise<CustomerConnection> {
-    return this.customerService.page(args, args.filter, args.order, ctx.principal);
+    return this.customerService.page(args, args.filter ?? {}, args.order ?? CustomerOrder.NEWEST, ctx.principal);
   }
 
   @Authorized()
   @Query(() => Customer, { nullable: true, description: 'One customer by id (a merged-away id answers its survivor); null when unknown' })
   customer(@Arg('id', () => ID, { description: 'a Customer id' }) id: string, @Ctx() ctx: GraphQLContext): Promise<Customer | null> {
     return ctx.loaders.customer.load(fromGlobalId(id, 'Customer').id);
+  }
+
+  @FieldResolver(() => String, { nullable: true, description: 'never an email or a phone number for roles without PII' })
+  displayName(@Root() c: Customer, @Ctx() ctx: GraphQLContext): string | null {
+    return displayNameFor(ctx.principal, c.displayName);
   }
 
   @FieldResolver(() => [Identity], { description: "the customer's identities; emails and phones only for roles allowed PII" })

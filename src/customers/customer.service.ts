@@ -1,6 +1,5 @@
 import type { DataSource } from 'typeorm';
-import type { Principal } from '../auth/auth.service';
-import { PII_ROLES } from '../auth/auth.service';
+import { identityValueFor, searchScopeFor, sqlLooksLikePii, type PiiViewer } from '../auth/pii.policy';
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
 import { keyset, type SortKey, type Window } from '../graphql/keyset';
 import { toGlobalId, type Page } from '../graphql/relay';
@@ -67,17 +66,17 @@ export function toCustomer(r: CustomerRow): Customer {
   return c;
 }
 
-const PII_KINDS = new Set<string>([IdentityKind.EMAIL, IdentityKind.PHONE]);
 
 export class CustomerService {
   constructor(private readonly ds: DataSource) {}
 
   /**
-   * Customers in the asked order, keyset-paged; merged-away customers are hidden. The search
-   * matches display names for every role, and emails, phone numbers and handles only for roles
-   * allowed to see PII (a role without it cannot learn an email by searching for it).
+   * Customers in the asked order, keyset-paged; merged-away customers are hidden.
+   * Must stay true: for a viewer without PII the search matches display names only, and never
+   * one that reads as an email or a phone, so it cannot answer "does this address exist?";
+   * viewers with PII also find customers by email, phone number or handle.
    */
-  async page(w: Window, filter: CustomerFilter = {}, order: CustomerOrder = CustomerOrder.NEWEST, principal: Principal | null = null): Promise<Page<Customer>> {
+  async page(w: Window, filter: CustomerFilter = {}, order: CustomerOrder = CustomerOrder.NEWEST, viewer: PiiViewer | null = null): Promise<Page<Customer>> {
     const sort = CUSTOMER_ORDERS[order];
     const where: string[] = ['c.merged_into_id IS NULL'];
     const params: unknown[] = [];
@@ -85,19 +84,20 @@ export class CustomerService {
       const text = filter.search.trim().toLowerCase();
       params.push(`%${text.replace(/[\\%_]/g, (m) => `\\${m}`)}%`);
       const like = `$${params.length}`;
-      const alternatives = [`lower(c.display_name) LIKE ${like}`];
-      if (principal !== null && PII_ROLES.has(principal.role)) {
-        alternatives.push(`EXISTS (SELECT 1 FROM customer_identity ci WHERE ci.customer_id = c.id AND ci.kind IN ('email', 'handle') AND lower(ci.value) LIKE ${like})`);
+      if (searchScopeFor(viewer) === 'display-name-without-pii') {
+        where.push(`lower(c.display_name) LIKE ${like}`, `NOT ${sqlLooksLikePii('c.display_name')}`);
+      } else {
+        const alternatives = [
+          `lower(c.display_name) LIKE ${like}`,
+          `EXISTS (SELECT 1 FROM customer_identity ci WHERE ci.customer_id = c.id AND ci.kind IN ('email', 'handle') AND lower(ci.value) LIKE ${like})`,
+        ];
         const digits = text.replace(/\D/g, '');
         if (digits.length >= 5) {
           params.push(`%${digits}%`);
           alternatives.push(`EXISTS (SELECT 1 FROM customer_identity ci WHERE ci.customer_id = c.id AND ci.kind = 'phone' AND ci.value LIKE $${params.length})`);
         }
-      } else {
-        // handles are public names on their network: every role may search them
-        alternatives.push(`EXISTS (SELECT 1 FROM customer_identity ci WHERE ci.customer_id = c.id AND ci.kind = 'handle' AND lower(ci.value) LIKE ${like})`);
+        where.push(`(${alternatives.join(' OR ')})`);
       }
-      where.push(`(${alternatives.join(' OR ')})`);
     }
     if (filter.label) {
       params.push(filter.label);
@@ -131,18 +131,17 @@ export class CustomerService {
   }
 
   /** Identities of many customers in one query; emails and phones hidden from roles without PII access. */
-  async identitiesOf(customerIds: readonly string[], principal: Principal | null): Promise<Identity[][]> {
+  async identitiesOf(customerIds: readonly string[], viewer: PiiViewer | null): Promise<Identity[][]> {
     const rows: { customer_id: string; kind: string; network: string | null; value: string; source: string }[] = await this.ds.query(
       `SELECT customer_id, kind, network, value, source FROM customer_identity
         WHERE customer_id = ANY($1::uuid[]) ORDER BY kind, value`,
       [customerIds],
     );
-    const seePii = principal !== null && PII_ROLES.has(principal.role);
     const grouped = new Map<string, Identity[]>();
     for (const r of rows) {
-      const hidden = PII_KINDS.has(r.kind) && !seePii;
+      const value = identityValueFor(viewer, r.kind, r.network, r.value);
       const list = grouped.get(r.customer_id) ?? [];
-      list.push({ kind: r.kind as IdentityKind, network: r.network, value: hidden ? null : r.value, redacted: hidden, source: r.source });
+      list.push({ kind: r.kind as IdentityKind, network: r.network, value, redacted: value === null, source: r.source });
       grouped.set(r.customer_id, list);
     }
     return customerIds.map((id) => grouped.get(id) ?? []);

@@ -1,4 +1,4 @@
-export interface GraphqlConfig {
+export interface GraphqlApiConfig {
   /** GraphiQL at GET /graphql (browsers) and /explorer; off in production unless EARSHOT_EXPLORER=on */
   readonly explorer: boolean;
   /** origins allowed to call /graphql from a browser; `*` any; empty: no CORS headers at all */
@@ -21,7 +21,7 @@ export function parseGraphqlConfig(
   int: (n: string, d: number, min: number, max: number) => number,
   nodeEnv: string,
   problems: string[],
-): GraphqlConfig {
+): GraphqlApiConfig {
   const explorerRaw = str('EARSHOT_EXPLORER');
   if (explorerRaw !== null && !['on', 'off'].includes(explorerRaw)) problems.push(`EARSHOT_EXPLORER=${JSON.stringify(explorerRaw)}: expected on or off`);
   const explorer = explorerRaw === null ? nodeEnv !== 'production' : explorerRaw === 'on';
@@ -56,6 +56,6 @@ export function parseGraphqlConfig(
     subscriptionQueueLimit: int('EARSHOT_SUBSCRIPTION_QUEUE_LIMIT', 1000, 1, 1_000_000),
     subscriptionMaxBufferedBytes: int('EARSHOT_SUBSCRIPTION_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     persistedOperationsFile,
-    trustedDocuments: (['off', 'allow', 'only'].includes(trusted) ? trusted : 'off') as GraphqlConfig['trustedDocuments'],
+    trustedDocuments: (['off', 'allow', 'only'].includes(trusted) ? trusted : 'off') as GraphqlApiConfig['trustedDocuments'],
   };
 }

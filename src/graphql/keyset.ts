@@ -41,8 +41,8 @@ export function keyset(sort: SortKey, idExpr: string, w: Window, params: unknown
   if (w.first != null && w.last != null) throw AppError.badInput('pass first or last, not both', { argument: 'last', rule: 'first and last are exclusive' });
   const backward = w.last != null || (w.first == null && w.before != null);
   const n = backward ? pageSize(w.last ?? DEFAULT_PAGE_SIZE, 'last') : pageSize(w.first, 'first');
-  const after = decodeCursor(w.after, sort.name, 'after');
-  const before = decodeCursor(w.before, sort.name, 'before');
+  const after = decodeCursor(w.after, sort.name, 'after', sort.type);
+  const before = decodeCursor(w.before, sort.name, 'before', sort.type);
   const conditions: string[] = [];
   const bound = (c: { sort: string; id: string }, later: boolean) => {
     params.push(c.sort, c.id);

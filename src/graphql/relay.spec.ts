@@ -45,7 +45,7 @@ describe('keyset', () => {
 
   it('pages forward: where after the cursor, in the list order, one more row to know about the next page', () => {
     const params: unknown[] = [];
-    const after = encodeCursor('2026-01-05', ID, 'newest');
+    const after = encodeCursor('2026-01-05 00:00:00+00', ID, 'newest');
     const k = keyset(sort, 't.id', { first: 2, after }, params);
     expect(k.conditions).toEqual(['(t.at, t.id) < ($1::timestamptz, $2::uuid)']);
     expect(k.orderBy).toBe('t.at DESC, t.id DESC');
@@ -58,7 +58,7 @@ describe('keyset', () => {
 
   it('pages backward with last/before: reversed order in SQL, rows turned back', () => {
     const params: unknown[] = [];
-    const k = keyset(sort, 't.id', { last: 2, before: encodeCursor('2026-01-01', ID, 'newest') }, params);
+    const k = keyset(sort, 't.id', { last: 2, before: encodeCursor('2026-01-01 00:00:00+00', ID, 'newest') }, params);
     expect(k.conditions).toEqual(['(t.at, t.id) > ($1::timestamptz, $2::uuid)']);
     expect(k.orderBy).toBe('t.at ASC, t.id ASC');
     const page = k.page(rows(2), (r) => r.at, (r) => [r.at, r.id], async () => 0);

@@ -36,17 +36,50 @@ export function encodeCursor(sort: Date | string | number, id: string, sortName 
   return Buffer.from(JSON.stringify([sortName, s, id])).toString('base64url');
 }
 
-export function decodeCursor(cursor: string | null | undefined, sortName = 'default', argument = 'after'): Cursor | null {
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$/;
+
+/** A timestamp PostgreSQL reads as timestamptz without complaint (the day exists, the year is sane). */
+export function isTimestamp(s: string): boolean {
+  const m = TIMESTAMP.exec(s);
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const date = new Date(Date.UTC(y, mo - 1, d));
+  return y >= 1 && date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
+}
+
+const SORT_CHECKS = {
+  timestamp: isTimestamp,
+  bigint: (s: string) => /^-?\d{1,18}$/.test(s),
+  any: (_s: string) => true,
+} as const;
+
+/** What a sort value of each SQL type must look like before it is cast in SQL. */
+const VALUE_CHECKS: Record<string, (s: string) => boolean> = {
+  timestamptz: (s) => isTimestamp(s) || s === '-infinity' || s === 'infinity',
+  float8: (s) => /^-?(\d+(\.\d+)?(e[+-]?\d+)?|Infinity)$/i.test(s),
+  int8: SORT_CHECKS.bigint,
+  text: SORT_CHECKS.any,
+};
+
+/**
+ * Decodes a cursor made by {@link encodeCursor} for the order `sortName`. A cursor of another
+ * order, a forged one, or one whose sort value is not of `type` is the caller's mistake
+ * (BAD_USER_INPUT, naming the argument) and never reaches SQL as a value PostgreSQL refuses.
+ */
+export function decodeCursor(cursor: string | null | undefined, sortName = 'default', argument = 'after', type = 'text'): Cursor | null {
   if (cursor === null || cursor === undefined) return null;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(parsed) && parsed.length === 3 && parsed[0] === sortName && typeof parsed[1] === 'string' && typeof parsed[2] === 'string' && UUID.test(parsed[2])) {
+    if (
+      Array.isArray(parsed) && parsed.length === 3 && parsed[0] === sortName && typeof parsed[1] === 'string' && typeof parsed[2] === 'string' &&
+      UUID.test(parsed[2]) && (VALUE_CHECKS[type] ?? SORT_CHECKS.any)(parsed[1])
+    ) {
       return { sort: parsed[1], id: parsed[2] };
     }
   } catch {
     // fall through
   }
-  throw AppError.badInput(`invalid cursor: ${JSON.stringify(cursor)} (a cursor is only valid for the list and order it came from)`, { argument, rule: 'a cursor from this list' });
+  throw AppError.badInput(`invalid cursor: ${JSON.stringify(cursor.length > 200 ? `${cursor.slice(0, 200)}…` : cursor)} (a cursor is only valid for the list and order it came from)`, { argument, rule: 'a cursor from this list' });
 }
 
 /** Page size as asked, capped: over MAX_PAGE_SIZE is the caller's mistake, not silently trimmed. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
+import { ADDRESS_SOURCES, safeDisplayName } from '../auth/pii.policy';
 import type { Config } from '../config/config';
 import { keyset, type SortKey, type Window } from '../graphql/keyset';
 import type { Page } from '../graphql/relay';
@@ -267,7 +268,10 @@ export class IdentityService {
       const fresh = randomUUID();
       const record: { id: string; person: CrmPerson | null }[] =
         kind === 'crm' ? await qr.query(`SELECT r.id, r.person FROM crm_record r WHERE r.customer_id = $1 AND r.person->'crmIds'->>0 = $2`, [owner, key]) : [];
-      const name = record[0]?.person ? [record[0].person.givenName, record[0].person.surname].filter(Boolean).join(' ') || null : identity.raw_value;
+      // a split-off email or phone must not become the new customer's name
+      const name = record[0]?.person
+        ? safeDisplayName([record[0].person.givenName, record[0].person.surname].filter(Boolean).join(' '), record[0].person.company)
+        : kind === 'handle' && !ADDRESS_SOURCES.has(network ?? '') ? safeDisplayName(identity.raw_value) : null;
       await qr.query(`INSERT INTO customer (id, display_name) VALUES ($1, $2)`, [fresh, name]);
       await qr.query(`UPDATE customer_identity SET customer_id = $1, linked_by = 'manual', link_score = NULL, link_evidence = NULL WHERE id = $2`, [fresh, identity.id]);
       const moved: { id: string }[] = await qr.query(
@@ -685,7 +689,9 @@ export function prepareCrmRecord(
     handles: claims.filter((c) => c.kind === 'handle' || c.kind === 'profile_url').map((c) => ({ network: c.network!, handle: c.value.slice(c.value.indexOf(':') + 1) })),
     crmIds: [crmKey],
   };
-  const displayName = [p.givenName, p.surname].filter((s) => s && s.trim()).join(' ') || p.company || claims[1]?.raw || null;
+  // never an email or a phone: a CRM record without a name is named after a public handle, or not at all
+  const handle = claims.find((c) => (c.kind === 'handle' || c.kind === 'profile_url') && !ADDRESS_SOURCES.has(c.network ?? ''));
+  const displayName = safeDisplayName([p.givenName, p.surname].filter((s) => s && s.trim()).join(' '), p.company, handle?.raw);
   return { claims, person, displayName };
 }
 

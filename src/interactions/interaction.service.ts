@@ -66,7 +66,7 @@ export function toInteraction(r: InteractionRow): Interaction {
   i.occurredAt = r.occurred_at;
   i.direction = r.direction as Direction;
   i.inReplyTo = r.in_reply_to;
-  i.author = { handle: r.author_handle, displayName: r.author_display_name };
+  i.author = { source: r.source, handle: r.author_handle, displayName: r.author_display_name };
   i.lang = r.lang;
   i.rating = r.rating;
   i.sentiment = {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
+import { customerDisplayName } from '../auth/pii.policy';
 import type { Config } from '../config/config';
 import { inTransaction } from '../db/transaction';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
@@ -232,7 +233,7 @@ export class RecordInteractionsService {
       let customerId = keys.map((k) => owners.get(k)).find((id) => id !== undefined) ?? null;
       if (customerId === null && p.claims.length > 0) {
         customerId = randomUUID();
-        newCustomers.push({ id: customerId, displayName: p.message.author.displayName ?? p.message.author.handle ?? null });
+        newCustomers.push({ id: customerId, displayName: customerDisplayName(p.message.source, p.message.author) });
       }
       p.customerId = customerId;
       if (customerId === null) continue;

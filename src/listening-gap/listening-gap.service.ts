@@ -3,7 +3,7 @@ import type { Principal } from '../auth/auth.service';
 import type { CrmSystemEnum } from '../crm/crm.type';
 import { Intent } from '../graphql/enums';
 import { cursorOrderName, keyset, type SortKey, type Window } from '../graphql/keyset';
-import { fromGlobalId, toGlobalId, type Page } from '../graphql/relay';
+import { fromGlobalId, isTimestamp, toGlobalId, type Page } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
 import type { ListeningGapConfig } from './listening-gap.config';
 import {
@@ -184,7 +184,7 @@ export class ListeningGapService {
     // later pages (and their cursors) keep ranking by it
     let now = new Date().toISOString();
     const named = cursorOrderName(w.after) ?? cursorOrderName(w.before);
-    if (order === ListeningItemOrder.URGENCY && named?.startsWith('urgency@') && !Number.isNaN(Date.parse(named.slice(8)))) now = named.slice(8);
+    if (order === ListeningItemOrder.URGENCY && named?.startsWith('urgency@') && isTimestamp(named.slice(8))) now = named.slice(8);
     const params: unknown[] = [now];
     // $1 (the clock) is referenced always, so the count query can bind it too
     const where = [`$1::timestamptz IS NOT NULL`];

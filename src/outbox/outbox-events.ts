@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { authorHandleFor, displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
 import type { InteractionMessage } from '../interactions/interaction-message';
 import type { Analysis } from '../sentiment/analyzer';
 
@@ -34,7 +35,11 @@ function headers(version: string, eventId: string): Record<string, string> {
 
 /**
  * interactions.enriched.v1: the interaction as received plus what Earshot derived.
- * The author's email and phone stay out of the stream (PII); the customerId joins them.
+ * Must stay true: no email and no phone number in any field Earshot fills: the author's email
+ * and phone are left out, the handle is null on address channels (sms, email, call…) or when it
+ * reads as an address, and so is a display name that reads as one (src/auth/pii.policy.ts, as
+ * for a role without PII). The customerId joins them for whoever may see them. The text is
+ * published as the author wrote it.
  */
 export function enrichedEvent(id: string, m: InteractionMessage, a: Analysis, customerId: string | null): OutboxRow {
   const eventId = randomUUID();
@@ -54,7 +59,10 @@ export function enrichedEvent(id: string, m: InteractionMessage, a: Analysis, cu
       occurredAt: new Date(m.occurredAt).toISOString(),
       direction: m.direction,
       inReplyTo: m.inReplyTo ?? null,
-      author: { handle: m.author.handle ?? null, displayName: m.author.displayName ?? null },
+      author: {
+        handle: authorHandleFor(PUBLIC_VIEWER, m.source, m.author.handle ?? null),
+        displayName: displayNameFor(PUBLIC_VIEWER, m.author.displayName ?? null),
+      },
       text: m.text,
       lang: a.lang,
       rating: m.rating ?? null,
@@ -68,7 +76,10 @@ export function enrichedEvent(id: string, m: InteractionMessage, a: Analysis, cu
   };
 }
 
-/** customer-sentiment.v1 (compacted, key = customerId): the customer's current summary. */
+/**
+ * customer-sentiment.v1 (compacted, key = customerId): the customer's current summary.
+ * Must stay true: no email or phone number (the display name as a role without PII sees it).
+ */
 export function sentimentEvent(s: CustomerSummaryRow, publicUrl: string): OutboxRow {
   const eventId = randomUUID();
   return {
@@ -79,7 +90,7 @@ export function sentimentEvent(s: CustomerSummaryRow, publicUrl: string): Outbox
       schemaVersion: 1,
       eventId,
       customerId: s.id,
-      displayName: s.display_name,
+      displayName: displayNameFor(PUBLIC_VIEWER, s.display_name),
       score: s.sentiment_score,
       label: s.sentiment_label,
       trend30d: s.sentiment_trend,
