@@ -13,6 +13,7 @@ import { NodeResolver } from './node.resolver';
 import { SubscriptionResolver } from './subscription.resolver';
 import { CrmResolver } from '../crm/crm.resolver';
 import { ListeningGapResolver, TopicInsightResolver } from '../listening-gap/listening-gap.resolver';
+import { PrivacyResolver } from '../privacy/privacy.resolver';
 
 export const RESOLVERS = [
   CustomerResolver,
@@ -27,6 +28,7 @@ export const RESOLVERS = [
   ListeningGapResolver,
   TopicInsightResolver,
   SubscriptionResolver,
+  PrivacyResolver,
 ] as const;
 
 // Subscriptions bring their own event source (src/graphql/live-hub.ts) through `subscribe`;

@@ -8,6 +8,7 @@ export const OUTBOX_TOPICS = {
   enriched: { name: 'interactions.enriched.v1', version: '1' },
   sentiment: { name: 'customer-sentiment.v1', version: '1' },
   listeningGap: { name: 'listening-gap.v1', version: '1' },
+  erasure: { name: 'customer-erasure.v1', version: '1' },
 } as const;
 
 export interface OutboxRow {
@@ -66,7 +67,7 @@ export function enrichedEvent(id: string, m: InteractionMessage, a: Analysis, cu
       text: m.text,
       lang: a.lang,
       rating: m.rating ?? null,
-      sentiment: { score: a.score, label: a.label, confidence: a.confidence, explanation: a.explanation.slice(0, 20) },
+      sentiment: { score: a.score, label: a.label, confidence: a.confidence, explanation: a.explanation.slice(0, 20), model: a.model },
       intent: { name: a.intent, confidence: a.intentConfidence },
       topics: a.topics.map((t) => ({ name: t.name, department: t.department })),
       departments,

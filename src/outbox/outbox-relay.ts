@@ -1,5 +1,7 @@
 import { Partitioners, type IHeaders, type Kafka, type Producer } from 'kafkajs';
 import { Client } from 'pg';
+import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, tracer } from '../shared/tracing';
+import type { Span } from '@opentelemetry/api';
 import type { DataSource } from 'typeorm';
 import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
@@ -206,15 +208,30 @@ export class OutboxRelay {
     if (rows.length === 0) return 0;
     const ids = rows.map((r) => r.id);
     const byTopic = new Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>();
+    // A row written inside a trace is published in a child span of it, whose context the Kafka
+    // message carries on: produced message → committed row → published event, one trace.
+    const spans: Span[] = [];
     for (const r of rows) {
       const topic = `${this.settings.outputTopicPrefix}${r.topic}`;
       let list = byTopic.get(topic);
       if (!list) byTopic.set(topic, (list = []));
-      list.push({ key: r.message_key, value: r.payload, headers: r.headers });
+      let headers = r.headers as Record<string, string>;
+      if (headers.traceparent) {
+        const parent = contextFromHeaders(headers);
+        const span = tracer().startSpan(`${topic} publish`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'send', 'messaging.destination.name': topic, 'earshot.outbox.id': String(r.id) } }, parent);
+        spans.push(span);
+        headers = { ...headers, ...traceHeaders(trace.setSpan(parent, span)) };
+      }
+      list.push({ key: r.message_key, value: r.payload, headers });
     }
     try {
       await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      for (const span of spans) span.end();
     } catch (e) {
+      for (const span of spans) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
+        span.end();
+      }
       await this.ds
         .query(`UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, String((e as Error).message).slice(0, 1000)])
         .catch(() => undefined);

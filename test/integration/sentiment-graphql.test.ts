@@ -6,9 +6,22 @@ const ANALYST = 'analyst-key-0123456789';
 const as = (key: string) => ({ 'x-api-key': key });
 
 const ANALYZE = `query($text: String!, $lang: String) { analyzeText(text: $text, lang: $lang) {
-  score label confidence intent intentConfidence lang topics { name department } explanation { token weight } } }`;
+  score label confidence intent intentConfidence complaint complaintProbability unhappy logit model lang topics { name department } explanation { token weight } } }`;
 
-type Analysis = { score: number; label: string; confidence: number; intent: string; lang: string; topics: { name: string; department: string }[]; explanation: { token: string; weight: number }[] };
+type Analysis = {
+  score: number;
+  label: string;
+  confidence: number;
+  intent: string;
+  complaint: boolean;
+  complaintProbability: number;
+  unhappy: boolean;
+  logit: number;
+  model: string;
+  lang: string;
+  topics: { name: string; department: string }[];
+  explanation: { token: string; weight: number }[];
+};
 
 describe('analyzeText and the editable taxonomy', () => {
   let app: TestApp;
@@ -34,6 +47,9 @@ describe('analyzeText and the editable taxonomy', () => {
     expect(a.explanation.length).toBeGreaterThan(0);
     expect(a.explanation.some((e) => e.weight < 0)).toBe(true);
     expect(a.lang).toBe('en');
+    expect(a.unhappy).toBe(true);
+    expect(a.model).toMatch(/^earshot-linear-/);
+    expect(Math.abs(a.explanation.reduce((s, e) => s + e.weight, 0) - a.logit)).toBeLessThan(0.01);
   });
 
   it('handles empty, emoji-only, 256 kB and unsupported-language text without failing, and refuses 1 MB with a code', async () => {
@@ -75,11 +91,9 @@ describe('analyzeText and the editable taxonomy', () => {
     expect(edit.errors).toBeUndefined();
     expect(edit.data.upsertTopic.topic.phrases).toEqual(['loyalty points', 'rewards']);
 
-    let job = { status: 'QUEUED', done: 0, total: 0, changed: 0, progress: 0 };
-    for (let i = 0; i < 100 && job.status !== 'SUCCEEDED' && job.status !== 'FAILED'; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      job = (await app.gql<{ retagJob: typeof job }>('query($id: ID!) { retagJob(id: $id) { status done total changed progress } }', { id: edit.data.upsertTopic.job.id }, as(ADMIN))).data.retagJob;
-    }
+    // the background runner's pass over queued jobs (and the one more a kick during it queues)
+    await app.services.retag.task.idle();
+    const job = (await app.gql<{ retagJob: { status: string } }>('query($id: ID!) { retagJob(id: $id) { status done total changed progress } }', { id: edit.data.upsertTopic.job.id }, as(ADMIN))).data.retagJob;
     expect(job).toEqual({ status: 'SUCCEEDED', done: 3, total: 3, changed: 2, progress: 1 });
 
     const tagged = await app.gql<{ interactions: { edges: { node: { externalId: string; topics: { name: string; department: string }[] } }[] } }>(
