@@ -17,6 +17,12 @@ import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
+import { toSubgraphSchema } from './graphql/federation';
+import { TrustedDocuments } from './graphql/trusted-documents';
+import { LiveEvents } from './graphql/live-events';
+import { LiveHub } from './graphql/live-hub';
+import { SubscriptionResolver } from './graphql/subscription.resolver';
+import { attachSubscriptionServer } from './graphql/ws-server';
 import { createHttpServer, createMetricsServer, type HttpDeps, type StartingServer } from './http/http-server';
 import { IdentityService } from './identity/identity.service';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from './identity/identity.resolver';
@@ -164,8 +170,9 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     services.retention.start();
   }
   let apollo = null;
+  let schema = null;
   if (apiOn) {
-    const schema = await createSchema(
+    schema = await createSchema(
       new Map<Function, unknown>([
         [CustomerResolver, new CustomerResolver(services.customers)],
         [InteractionResolver, new InteractionResolver(services.interactions, services.ingest)],
@@ -178,10 +185,11 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag, services.analyzePool, services.scorer, services.rescore)],
         [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
         [TopicInsightResolver, new TopicInsightResolver()],
+        [SubscriptionResolver, new SubscriptionResolver()],
         [PrivacyResolver, new PrivacyResolver(services.erasure, services.exports, services.retention)],
       ]),
     );
-    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics, log.child({ component: 'access' }));
+    apollo = createApollo(config.graphqlApi.federation ? toSubgraphSchema(schema) : schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics, log.child({ component: 'access' }));
     await apollo.start();
   }
 
@@ -195,6 +203,9 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     makeLoaders: (principal) => createLoaders(services, principal),
     ingest: ingestOn ? services.ingest : null,
     ingestMaxBytes: config.ingestMaxBytes,
+    explorer: config.graphqlApi.explorer,
+    corsOrigins: config.graphqlApi.corsOrigins,
+    trustedDocuments: apiOn ? new TrustedDocuments(config.graphqlApi.trustedDocuments, config.graphqlApi.persistedOperationsFile) : null,
     metricsAccess: { onMainPort: config.metrics.onMainPort, key: config.metrics.key },
     accessLog: log.child({ component: 'access' }),
     readiness: async () => {
@@ -240,6 +251,31 @@ export async function startApp(config: Config, log: Logger, database?: Database,
   } else if (ingestOn) await startKafkaPipeline(config, db.ds, services.recorder, metrics, log); // logs that Kafka is off
   const idleGc = new IdleGc(log.child({ component: 'memory' }));
   idleGc.start();
+  let live: { events: LiveEvents; hub: LiveHub; ws: { close(): Promise<void> } } | null = null;
+  if (schema) {
+    const options = db.ds.options as { url?: string; schema?: string };
+    const events = new LiveEvents(options.url!, options.schema ?? 'public', log.child({ component: 'live-events' }));
+    await events.start();
+    const hub = new LiveHub(
+      events,
+      {
+        interaction: (ids) => services.interactions.byIds(ids),
+        listening_item: (ids) => services.listeningGap.byIds(ids),
+        customer_sentiment: (ids) => services.customers.byIds(ids),
+      },
+      log.child({ component: 'subscriptions' }),
+    );
+    const ws = attachSubscriptionServer({
+      server,
+      schema,
+      auth: services.auth,
+      hub,
+      limits: { queueLimit: config.graphqlApi.subscriptionQueueLimit, maxBufferedBytes: config.graphqlApi.subscriptionMaxBufferedBytes },
+      makeLoaders: (principal) => createLoaders(services, principal),
+      log: log.child({ component: 'subscriptions' }),
+    });
+    live = { events, hub, ws };
+  }
   const port = (server.address() as AddressInfo).port;
   const url = `http://localhost:${port}`;
   let metricsServer: http.Server | null = null;
@@ -271,6 +307,12 @@ export async function startApp(config: Config, log: Logger, database?: Database,
       stopping ??= (async () => {
         log.info('shutting down: no new connections, finishing in-flight requests');
         idleGc.stop();
+        // WebSocket clients are told first (1001), or the HTTP server would wait for them
+        if (live) {
+          await live.ws.close();
+          live.hub.close();
+          await live.events.stop();
+        }
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         metricsServer?.close();
         server.closeIdleConnections();

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseCrmConfig, type CrmConfig } from '../crm/crm.config';
+import { parseGraphqlConfig, type GraphqlApiConfig } from '../graphql/graphql.config';
 import { parseListeningGapConfig, type ListeningGapConfig } from '../listening-gap/listening-gap.config';
 import { parseIngestLimits, type IngestLimitsConfig } from '../interactions/ingest-limits.config';
 import { parseSentimentConfig, type SentimentConfig } from '../sentiment/sentiment.config';
@@ -87,6 +88,8 @@ export interface Config {
   /** the built-in model, or a team's model server with a breaker in front (src/sentiment/sentiment.config.ts) */
   readonly sentiment: SentimentConfig;
   readonly shutdownTimeoutMs: number;
+  /** the GraphQL API's explorer, subscriptions, CORS, federation and operation allow-list (src/graphql/graphql.config.ts) */
+  readonly graphqlApi: GraphqlApiConfig;
   /** cost limits and production defaults of the GraphQL API (src/graphql/limits.ts) */
   readonly graphql: GraphqlConfig;
   /** who may scrape /metrics, and where */
@@ -257,6 +260,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     shutdownTimeoutMs: int('EARSHOT_SHUTDOWN_TIMEOUT_MS', 15_000, 0, 600_000),
     graphql: parseGraphql(str, int, nodeEnv === 'production', problems),
     metrics: parseMetrics(str, int, nodeEnv === 'production', port, problems),
+    graphqlApi: parseGraphqlConfig(str, int, nodeEnv, problems),
     retentionDays: str('EARSHOT_RETENTION_DAYS') === null ? null : int('EARSHOT_RETENTION_DAYS', 0, 1, 36_500),
     warnings: [],
   };

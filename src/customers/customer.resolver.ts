@@ -1,33 +1,64 @@
-import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, InputType, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, InputType, Query, registerEnumType, Resolver, Root } from 'type-graphql';
 import { IsOptional, MaxLength, ValidateNested } from 'class-validator';
 import { displayNameFor } from '../auth/pii.policy';
 import type { GraphQLContext } from '../graphql/context';
 import { PageArgs } from '../graphql/args';
 import { SentimentLabel } from '../graphql/enums';
-import { fromGlobalId, pageSize } from '../graphql/relay';
+import { fromGlobalId } from '../graphql/relay';
+import { InteractionOrder } from '../interactions/interaction.service';
 import { InteractionConnection } from '../interactions/interaction.type';
 import { CrmRecordRef } from '../crm/crm.type';
-import type { CustomerService } from './customer.service';
+import { CustomerOrder, type CustomerService } from './customer.service';
 import { Customer, CustomerConnection, CustomerSentiment, Identity } from './customer.type';
 
-@InputType()
+registerEnumType(CustomerOrder, {
+  name: 'CustomerOrder',
+  description: 'Orders of the customer list',
+  valuesConfig: {
+    NEWEST: { description: 'newest customers first (by creation)' },
+    MOST_NEGATIVE: { description: 'lowest sentiment score first; customers without a score last' },
+    MOST_POSITIVE: { description: 'highest sentiment score first; customers without a score last' },
+    LAST_ACTIVITY: { description: 'most recent interaction first; customers without one last' },
+    OPEN_ITEMS: { description: 'most open listening items first' },
+  },
+});
+
+registerEnumType(InteractionOrder, {
+  name: 'InteractionOrder',
+  description: 'Orders of interaction lists, by occurredAt',
+  valuesConfig: { NEWEST: { description: 'latest first' }, OLDEST: { description: 'earliest first' } },
+});
+
+@InputType({ description: 'Which customers to list' })
 export class CustomerFilter {
-  @Field(() => String, { nullable: true, description: 'case-insensitive substring of the display name (for roles without PII: of display names that are no email or phone), at most 200 characters' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'case-insensitive substring of the display name (for roles without PII: of display names that are no email or phone); for roles that may see PII (admin, agent, sales) also of an email, phone number or handle; at most 200 characters',
+  })
   @IsOptional()
   @MaxLength(200)
   search?: string;
 
-  @Field(() => SentimentLabel, { nullable: true })
+  @Field(() => SentimentLabel, { nullable: true, description: 'only customers whose current label is this' })
   label?: SentimentLabel;
 }
 
 @ArgsType()
 export class CustomersArgs extends PageArgs {
   // without ValidateNested class-validator never looks inside, and @MaxLength(200) is dead letter
-  @Field(() => CustomerFilter, { nullable: true })
+  @Field(() => CustomerFilter, { nullable: true, description: 'all customers when omitted' })
   @IsOptional()
   @ValidateNested()
   filter?: CustomerFilter;
+
+  @Field(() => CustomerOrder, { nullable: true, defaultValue: CustomerOrder.NEWEST, description: 'list order (default NEWEST)' })
+  order?: CustomerOrder;
+}
+
+@ArgsType()
+export class CustomerInteractionsArgs extends PageArgs {
+  @Field(() => InteractionOrder, { nullable: true, defaultValue: InteractionOrder.NEWEST, description: 'list order (default NEWEST)' })
+  order?: InteractionOrder;
 }
 
 @Resolver(() => Customer)
@@ -35,14 +66,14 @@ export class CustomerResolver {
   constructor(private readonly customerService: CustomerService) {}
 
   @Authorized()
-  @Query(() => CustomerConnection, { description: 'Customers, newest first' })
+  @Query(() => CustomerConnection, { description: 'Customers in the asked order (newest first by default), filtered' })
   customers(@Args(() => CustomersArgs) args: CustomersArgs, @Ctx() ctx: GraphQLContext): Promise<CustomerConnection> {
-    return this.customerService.page(args.first, args.after, args.filter, ctx.principal);
+    return this.customerService.page(args, args.filter ?? {}, args.order ?? CustomerOrder.NEWEST, ctx.principal);
   }
 
   @Authorized()
-  @Query(() => Customer, { nullable: true })
-  customer(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Customer | null> {
+  @Query(() => Customer, { nullable: true, description: 'One customer by id (a merged-away id answers its survivor); null when unknown' })
+  customer(@Arg('id', () => ID, { description: 'a Customer id' }) id: string, @Ctx() ctx: GraphQLContext): Promise<Customer | null> {
     return ctx.loaders.customer.load(fromGlobalId(id, 'Customer').id);
   }
 
@@ -51,7 +82,7 @@ export class CustomerResolver {
     return displayNameFor(ctx.principal, c.displayName);
   }
 
-  @FieldResolver(() => [Identity])
+  @FieldResolver(() => [Identity], { description: "the customer's identities; emails and phones only for roles allowed PII" })
   identities(@Root() c: Customer, @Ctx() ctx: GraphQLContext): Promise<Identity[]> {
     return ctx.loaders.identities.load(c.uuid);
   }
@@ -61,13 +92,14 @@ export class CustomerResolver {
     return ctx.loaders.crmRecords.load(c.uuid);
   }
 
-  @FieldResolver(() => CustomerSentiment)
+  @FieldResolver(() => CustomerSentiment, { description: 'time-decayed sentiment summary' })
   sentiment(@Root() c: Customer): CustomerSentiment {
     return c.sentimentRow;
   }
 
-  @FieldResolver(() => InteractionConnection, { description: 'Interactions of this customer, newest first' })
-  interactions(@Root() c: Customer, @Args(() => PageArgs) args: PageArgs, @Ctx() ctx: GraphQLContext): Promise<InteractionConnection> {
-    return ctx.loaders.customerInteractions.load(JSON.stringify([c.uuid, pageSize(args.first), args.after ?? null]));
+  @FieldResolver(() => InteractionConnection, { description: 'Interactions of this customer, newest first by default' })
+  interactions(@Root() c: Customer, @Args(() => CustomerInteractionsArgs) args: CustomerInteractionsArgs, @Ctx() ctx: GraphQLContext): Promise<InteractionConnection> {
+    const w = { first: args.first ?? null, after: args.after ?? null, last: args.last ?? null, before: args.before ?? null };
+    return ctx.loaders.customerInteractions.load(JSON.stringify([c.uuid, w, args.order ?? InteractionOrder.NEWEST]));
   }
 }

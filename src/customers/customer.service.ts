@@ -1,7 +1,8 @@
 import type { DataSource } from 'typeorm';
 import { identityValueFor, searchScopeFor, sqlLooksLikePii, type PiiViewer } from '../auth/pii.policy';
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
-import { decodeCursor, encodeCursor, pageSize, toGlobalId, toPage, type Page } from '../graphql/relay';
+import { keyset, type SortKey, type Window } from '../graphql/keyset';
+import { toGlobalId, type Page } from '../graphql/relay';
 import { Customer, type Identity } from './customer.type';
 
 export interface CustomerFilter {
@@ -18,12 +19,35 @@ interface CustomerRow {
   interaction_count: number;
   last_interaction_at: Date | null;
   created_at: Date;
+  /** the value of the list order, as text (keeps full precision) */
   sort_key: string;
 }
 
-// sort_key: the exact timestamp as text, since a JS Date drops the microseconds a cursor needs
 const CUSTOMER_COLUMNS = `c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend,
-  c.interaction_count, c.last_interaction_at, c.created_at, c.created_at::text AS sort_key`;
+  c.interaction_count, c.last_interaction_at, c.created_at`;
+
+/** Orders of the customer list; sort values are never null (coalesced), as the keyset needs. */
+export enum CustomerOrder {
+  NEWEST = 'newest',
+  MOST_NEGATIVE = 'most_negative',
+  MOST_POSITIVE = 'most_positive',
+  LAST_ACTIVITY = 'last_activity',
+  OPEN_ITEMS = 'open_items',
+}
+
+// sort keys are read back as text: a JS Date drops the microseconds a cursor needs
+const CUSTOMER_ORDERS: Record<CustomerOrder, SortKey> = {
+  [CustomerOrder.NEWEST]: { name: 'newest', expr: 'c.created_at', type: 'timestamptz', desc: true },
+  [CustomerOrder.MOST_NEGATIVE]: { name: 'most_negative', expr: 'coalesce(c.sentiment_score, 2::float8)', type: 'float8', desc: false },
+  [CustomerOrder.MOST_POSITIVE]: { name: 'most_positive', expr: 'coalesce(c.sentiment_score, -2::float8)', type: 'float8', desc: true },
+  [CustomerOrder.LAST_ACTIVITY]: { name: 'last_activity', expr: `coalesce(c.last_interaction_at, '-infinity'::timestamptz)`, type: 'timestamptz', desc: true },
+  [CustomerOrder.OPEN_ITEMS]: {
+    name: 'open_items',
+    expr: `(SELECT count(*) FROM listening_item li WHERE li.customer_id = c.id AND li.status = 'open')`,
+    type: 'int8',
+    desc: true,
+  },
+};
 
 /** Maps a stored customer to what the API exposes. */
 export function toCustomer(r: CustomerRow): Customer {
@@ -32,7 +56,6 @@ export function toCustomer(r: CustomerRow): Customer {
   c.uuid = r.id;
   c.displayName = r.display_name;
   c.createdAt = r.created_at;
-  c.sortKey = r.sort_key;
   c.sentimentRow = {
     score: r.sentiment_score,
     label: (r.sentiment_label as SentimentLabel | null) ?? null,
@@ -48,40 +71,50 @@ export class CustomerService {
   constructor(private readonly ds: DataSource) {}
 
   /**
-   * Customers newest first, keyset-paged on (created_at, id); merged-away customers are hidden.
+   * Customers in the asked order, keyset-paged; merged-away customers are hidden.
    * Must stay true: for a viewer without PII the search matches display names only, and never
-   * one that reads as an email or a phone, so it cannot answer "does this address exist?".
+   * one that reads as an email or a phone, so it cannot answer "does this address exist?";
+   * viewers with PII also find customers by email, phone number or handle.
    */
-  async page(first: number | null | undefined, after: string | null | undefined, filter: CustomerFilter = {}, viewer: PiiViewer | null = null): Promise<Page<Customer>> {
-    const n = pageSize(first);
-    const cursor = decodeCursor(after, 'timestamp');
+  async page(w: Window, filter: CustomerFilter = {}, order: CustomerOrder = CustomerOrder.NEWEST, viewer: PiiViewer | null = null): Promise<Page<Customer>> {
+    const sort = CUSTOMER_ORDERS[order];
     const where: string[] = ['c.merged_into_id IS NULL'];
     const params: unknown[] = [];
     if (filter.search) {
-      params.push(`%${filter.search.toLowerCase().replace(/[\\%_]/g, (m) => `\\${m}`)}%`);
-      where.push(`lower(c.display_name) LIKE $${params.length}`);
-      if (searchScopeFor(viewer) === 'display-name-without-pii') where.push(`NOT ${sqlLooksLikePii('c.display_name')}`);
+      const text = filter.search.trim().toLowerCase();
+      params.push(`%${text.replace(/[\\%_]/g, (m) => `\\${m}`)}%`);
+      const like = `$${params.length}`;
+      if (searchScopeFor(viewer) === 'display-name-without-pii') {
+        where.push(`lower(c.display_name) LIKE ${like}`, `NOT ${sqlLooksLikePii('c.display_name')}`);
+      } else {
+        const alternatives = [
+          `lower(c.display_name) LIKE ${like}`,
+          `EXISTS (SELECT 1 FROM customer_identity ci WHERE ci.customer_id = c.id AND ci.kind IN ('email', 'handle') AND lower(ci.value) LIKE ${like})`,
+        ];
+        const digits = text.replace(/\D/g, '');
+        if (digits.length >= 5) {
+          params.push(`%${digits}%`);
+          alternatives.push(`EXISTS (SELECT 1 FROM customer_identity ci WHERE ci.customer_id = c.id AND ci.kind = 'phone' AND ci.value LIKE $${params.length})`);
+        }
+        where.push(`(${alternatives.join(' OR ')})`);
+      }
     }
     if (filter.label) {
       params.push(filter.label);
       where.push(`c.sentiment_label = $${params.length}`);
     }
-    const countParams = [...params];
     const countWhere = [...where];
-    if (cursor) {
-      params.push(cursor.sort, cursor.id);
-      where.push(`(c.created_at, c.id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
-    }
-    params.push(n + 1);
-    const [rows, [{ total }]] = await Promise.all([
-      this.ds.query(
-        `SELECT ${CUSTOMER_COLUMNS} FROM customer c WHERE ${where.join(' AND ')}
-         ORDER BY c.created_at DESC, c.id DESC LIMIT $${params.length}`,
-        params,
-      ) as Promise<CustomerRow[]>,
-      this.ds.query(`SELECT count(*)::int AS total FROM customer c WHERE ${countWhere.join(' AND ')}`, countParams) as Promise<{ total: number }[]>,
-    ]);
-    return toPage(rows.map(toCustomer), n, total, (c) => encodeCursor(c.sortKey, c.uuid));
+    const countParams = [...params];
+    const k = keyset(sort, 'c.id', w, params);
+    params.push(k.limit);
+    const rows = (await this.ds.query(
+      `SELECT ${CUSTOMER_COLUMNS}, (${sort.expr})::text AS sort_key FROM customer c WHERE ${[...where, ...k.conditions].join(' AND ')}
+       ORDER BY ${k.orderBy} LIMIT $${params.length}`,
+      params,
+    )) as CustomerRow[];
+    return k.page(rows, toCustomer, (r) => [r.sort_key, r.id], async () =>
+      ((await this.ds.query(`SELECT count(*)::int AS total FROM customer c WHERE ${countWhere.join(' AND ')}`, countParams)) as { total: number }[])[0]!.total,
+    );
   }
 
   /** In the order of `ids`; a merged customer resolves to its survivor; null when unknown. */

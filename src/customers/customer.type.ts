@@ -1,9 +1,9 @@
-import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
+import { Directive, Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { GraphQLISODateTime } from 'type-graphql';
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
-import { Node, PageInfo } from '../graphql/relay';
+import { Connection, Node } from '../graphql/relay';
 
-@ObjectType({ description: 'One identity of a customer: a CRM record, an email, a phone number, a social handle' })
+@ObjectType({ simpleResolvers: true, description: 'One identity of a customer: a CRM record, an email, a phone number, a social handle' })
 export class Identity {
   @Field(() => IdentityKind)
   kind!: IdentityKind;
@@ -21,7 +21,7 @@ export class Identity {
   source!: string;
 }
 
-@ObjectType({ description: "The customer's time-decayed sentiment (half-life 30 days) over inbound interactions" })
+@ObjectType({ simpleResolvers: true, description: "The customer's time-decayed sentiment (half-life 30 days) over inbound interactions" })
 export class CustomerSentiment {
   @Field(() => Float, { nullable: true, description: '-1..1; null before any inbound interaction' })
   score!: number | null;
@@ -39,7 +39,9 @@ export class CustomerSentiment {
   lastInteractionAt!: Date | null;
 }
 
-@ObjectType({ implements: Node, description: 'A person or organisation: a cluster of identities with their interactions and sentiment' })
+// an entity other subgraphs can join to (Federation 2, src/graphql/federation.ts)
+@Directive('@key(fields: "id")')
+@ObjectType({ implements: Node, simpleResolvers: true, description: 'A person or organisation: a cluster of identities with their interactions and sentiment' })
 export class Customer extends Node {
   /** the database uuid; `id` is the opaque Relay id */
   uuid!: string;
@@ -51,27 +53,7 @@ export class Customer extends Node {
   createdAt!: Date;
 
   sentimentRow!: CustomerSentiment;
-  /** keyset cursor value: created_at with full precision */
-  sortKey!: string;
 }
 
-@ObjectType()
-export class CustomerEdge {
-  @Field(() => String)
-  cursor!: string;
-
-  @Field(() => Customer)
-  node!: Customer;
-}
-
-@ObjectType()
-export class CustomerConnection {
-  @Field(() => Int)
-  totalCount!: number;
-
-  @Field(() => PageInfo)
-  pageInfo!: PageInfo;
-
-  @Field(() => [CustomerEdge])
-  edges!: CustomerEdge[];
-}
+@ObjectType({ simpleResolvers: true, description: 'A page of customers' })
+export class CustomerConnection extends Connection(Customer) {}

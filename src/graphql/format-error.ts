@@ -1,8 +1,33 @@
 import type { GraphQLFormattedError } from 'graphql';
 import { GraphQLError } from 'graphql';
 import type { Logger } from '../shared/logger';
+import { ArgumentValidationError } from 'type-graphql';
 import { AppError } from '../shared/app-error';
 import { COST_LIMIT_CODE, withoutSuggestions } from './limits';
+
+interface ValidationFailure {
+  property: string;
+  constraints?: Record<string, string>;
+  children?: ValidationFailure[];
+}
+
+/**
+ * class-validator's report, reduced to what a client can act on: which argument (as a path, e.g.
+ * `input.reason`) broke which rule, and the rule's message; never the validator's own objects.
+ */
+function validationError(formatted: GraphQLFormattedError, error: ArgumentValidationError): GraphQLFormattedError {
+  const failures: { argument: string; rule: string; message: string }[] = [];
+  const walk = (list: ValidationFailure[], prefix: string) => {
+    for (const v of list) {
+      const path = prefix ? `${prefix}.${v.property}` : v.property;
+      for (const [rule, message] of Object.entries(v.constraints ?? {})) failures.push({ argument: path, rule, message });
+      walk(v.children ?? [], path);
+    }
+  };
+  walk((error.extensions.validationErrors ?? []) as ValidationFailure[], '');
+  const message = failures.length ? failures.map((f) => `${f.argument}: ${f.message}`).join('; ') : 'invalid arguments';
+  return { message, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT', details: { violations: failures } } };
+}
 
 const MAX_MESSAGE = 1000;
 
@@ -52,11 +77,14 @@ function formatter(log: Logger) {
     const issues = original instanceof GraphQLError ? (original.extensions?.validationErrors as ValidationIssue[] | undefined) : undefined;
     if (Array.isArray(issues)) {
       const lines = validationMessages(issues).slice(0, 20).map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l));
-      return { message: `invalid arguments: ${lines.join('; ')}`, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };
+      // which argument broke which rule, never the validator's own objects
+      const violations = (validationError(formatted, original as ArgumentValidationError).extensions!.details as { violations: unknown[] }).violations.slice(0, 20);
+      return { message: `invalid arguments: ${lines.join('; ')}`, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT', details: { violations } } };
     }
     if (original instanceof AppError) {
       return { ...formatted, message: original.message, extensions: { code: original.code, ...(original.details ? { details: original.details } : {}) } };
     }
+    if (original instanceof ArgumentValidationError) return validationError(formatted, original);
     const code = (formatted.extensions?.code as string | undefined) ?? (original instanceof GraphQLError ? (original.extensions.code as string | undefined) : undefined);
     if (code === 'UNAUTHORIZED') return { ...formatted, extensions: { code: 'FORBIDDEN' } };
     if (code && PASS_THROUGH.has(code)) {

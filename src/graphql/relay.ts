@@ -1,10 +1,10 @@
-import { Field, ID, InterfaceType, ObjectType, Int } from 'type-graphql';
+import { Field, ID, InterfaceType, Int, ObjectType, type ClassType } from 'type-graphql';
 import { AppError } from '../shared/app-error';
 
 export const MAX_PAGE_SIZE = 100;
 export const DEFAULT_PAGE_SIZE = 20;
 
-export type NodeKind = 'Customer' | 'Interaction' | 'MergeSuggestion' | 'ListeningItem';
+export type NodeKind = 'Customer' | 'Interaction' | 'MergeSuggestion' | 'ListeningItem' | 'RetagJob' | 'ReresolutionJob';
 
 /** Opaque Relay ids: base64url("Kind:uuid"). */
 export function toGlobalId(kind: NodeKind, id: string): string {
@@ -19,20 +19,21 @@ export function fromGlobalId(globalId: string, expected?: NodeKind): { kind: Nod
   const kind = decoded.slice(0, sep) as NodeKind;
   const id = decoded.slice(sep + 1);
   if (sep < 1 || !UUID.test(id) || (expected && kind !== expected)) {
-    throw AppError.badInput(`invalid ${expected ?? 'node'} id: ${JSON.stringify(globalId)}`);
+    throw AppError.badInput(`invalid ${expected ?? 'node'} id: ${JSON.stringify(globalId)}`, { argument: 'id', rule: expected ? `a ${expected} id` : 'a node id' });
   }
   return { kind, id };
 }
 
-/** Keyset cursor of a row ordered by (sort value, id). */
+/** Keyset cursor of a row ordered by (sort value, id) under the named sort. */
 export interface Cursor {
   sort: string;
   id: string;
 }
 
-export function encodeCursor(sort: Date | string | number, id: string): string {
+/** The sort's name is in the cursor, so a cursor from another order is refused rather than misread. */
+export function encodeCursor(sort: Date | string | number, id: string, sortName = 'default'): string {
   const s = sort instanceof Date ? sort.toISOString() : String(sort);
-  return Buffer.from(JSON.stringify([s, id])).toString('base64url');
+  return Buffer.from(JSON.stringify([sortName, s, id])).toString('base64url');
 }
 
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$/;
@@ -52,62 +53,120 @@ const SORT_CHECKS = {
   any: (_s: string) => true,
 } as const;
 
+/** What a sort value of each SQL type must look like before it is cast in SQL. */
+const VALUE_CHECKS: Record<string, (s: string) => boolean> = {
+  timestamptz: (s) => isTimestamp(s) || s === '-infinity' || s === 'infinity',
+  float8: (s) => /^-?(\d+(\.\d+)?(e[+-]?\d+)?|Infinity)$/i.test(s),
+  int8: SORT_CHECKS.bigint,
+  text: SORT_CHECKS.any,
+};
+
 /**
- * Decodes a cursor made by {@link encodeCursor}. `sort` says what its sort value must be, so
- * that a forged cursor is the caller's mistake (BAD_USER_INPUT) and never reaches SQL as a
- * value PostgreSQL refuses.
+ * Decodes a cursor made by {@link encodeCursor} for the order `sortName`. A cursor of another
+ * order, a forged one, or one whose sort value is not of `type` is the caller's mistake
+ * (BAD_USER_INPUT, naming the argument) and never reaches SQL as a value PostgreSQL refuses.
  */
-export function decodeCursor(cursor: string | null | undefined, sort: keyof typeof SORT_CHECKS = 'any'): Cursor | null {
+export function decodeCursor(cursor: string | null | undefined, sortName = 'default', argument = 'after', type = 'text'): Cursor | null {
   if (cursor === null || cursor === undefined) return null;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (
-      Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && typeof parsed[1] === 'string' &&
-      UUID.test(parsed[1]) && SORT_CHECKS[sort](parsed[0])
+      Array.isArray(parsed) && parsed.length === 3 && parsed[0] === sortName && typeof parsed[1] === 'string' && typeof parsed[2] === 'string' &&
+      UUID.test(parsed[2]) && (VALUE_CHECKS[type] ?? SORT_CHECKS.any)(parsed[1])
     ) {
-      return { sort: parsed[0], id: parsed[1] };
+      return { sort: parsed[1], id: parsed[2] };
     }
   } catch {
     // fall through
   }
-  throw AppError.badInput(`invalid cursor: ${JSON.stringify(cursor.length > 200 ? `${cursor.slice(0, 200)}…` : cursor)}`);
+  throw AppError.badInput(`invalid cursor: ${JSON.stringify(cursor.length > 200 ? `${cursor.slice(0, 200)}…` : cursor)} (a cursor is only valid for the list and order it came from)`, { argument, rule: 'a cursor from this list' });
 }
 
 /** Page size as asked, capped: over MAX_PAGE_SIZE is the caller's mistake, not silently trimmed. */
-export function pageSize(first: number | null | undefined): number {
+export function pageSize(first: number | null | undefined, argument = 'first'): number {
   if (first === null || first === undefined) return DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE_SIZE) {
-    throw AppError.badInput(`first must be between 0 and ${MAX_PAGE_SIZE}`, { first });
+    throw AppError.badInput(`${argument} must be between 0 and ${MAX_PAGE_SIZE}`, { argument, rule: `0..${MAX_PAGE_SIZE}`, [argument]: first });
   }
   return first;
 }
 
-@InterfaceType({ description: 'An object with a globally unique, opaque id (Relay)' })
+@InterfaceType({ description: 'An object with a globally unique, opaque id (Relay): node(id:) fetches it again' })
 export abstract class Node {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'opaque global id; pass it to node(id:)' })
   id!: string;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true, description: 'Where a page sits in its list (Relay cursor connections)' })
 export class PageInfo {
-  @Field(() => Boolean)
+  @Field(() => Boolean, { description: 'more items follow endCursor (paging forward with first/after); with last/before: true when before was given' })
   hasNextPage!: boolean;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => Boolean, { description: 'more items precede startCursor (paging backward with last/before); with first/after: true when after was given' })
+  hasPreviousPage!: boolean;
+
+  @Field(() => String, { nullable: true, description: 'cursor of the first edge; null on an empty page' })
+  startCursor!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'cursor of the last edge; null on an empty page' })
   endCursor!: string | null;
 }
 
+export interface Edge<T> {
+  cursor: string;
+  node: T;
+}
+
+/** A page as resolvers return it; `totalCount` is a getter, so its query runs only when asked for. */
 export interface Page<T> {
-  totalCount: number;
+  readonly totalCount: number | Promise<number>;
   pageInfo: PageInfo;
-  edges: { cursor: string; node: T }[];
+  edges: Edge<T>[];
 }
 
-/** Builds a page from rows fetched with LIMIT first + 1. */
-export function toPage<T>(rows: T[], first: number, totalCount: number, cursorOf: (row: T) => string): Page<T> {
-  const nodes = rows.slice(0, first);
-  const edges = nodes.map((node) => ({ cursor: cursorOf(node), node }));
-  return { totalCount, pageInfo: { hasNextPage: rows.length > first, endCursor: edges.at(-1)?.cursor ?? null }, edges };
+const connectionTypes = new Map<Function, ClassType>();
+
+/**
+ * The one connection type of the API (type-graphql's generic-types pattern): the base of
+ * `<Node>Connection`, with `<Node>Edge`, built once per node class.
+ */
+export function Connection<T extends object>(nodeClass: ClassType<T>, name = nodeClass.name): ClassType<Page<T>> {
+  const known = connectionTypes.get(nodeClass);
+  if (known) return known as ClassType<Page<T>>;
+
+  @ObjectType(`${name}Edge`, { simpleResolvers: true, description: `One ${name} of a page, with its cursor` })
+  class EdgeType {
+    @Field(() => String, { description: 'opaque position of this node in the list: pass it as after or before' })
+    cursor!: string;
+
+    @Field(() => nodeClass, { description: `the ${name}` })
+    node!: T;
+  }
+
+  // abstract: each feature declares `@ObjectType() class XConnection extends Connection(X) {}`
+  // unnamed and unreferenced, so not in the schema itself
+  @ObjectType({ simpleResolvers: true })
+  abstract class ConnectionType {
+    @Field(() => Int, { description: 'items in the whole list under the same filter (counted only when asked for)' })
+    totalCount!: number | Promise<number>;
+
+    @Field(() => PageInfo, { description: 'cursors and whether more pages exist' })
+    pageInfo!: PageInfo;
+
+    @Field(() => [EdgeType], { description: 'the items of this page, in list order' })
+    edges!: Edge<T>[];
+  }
+  connectionTypes.set(nodeClass, ConnectionType as unknown as ClassType);
+  return ConnectionType as unknown as ClassType<Page<T>>;
 }
 
-export { Int };
+/** The same page with its nodes mapped; totalCount stays lazy (a spread would run its query). */
+export function mapPage<A, B>(page: Page<A>, map: (node: A) => B): Page<B> {
+  return {
+    get totalCount() {
+      return page.totalCount;
+    },
+    pageInfo: page.pageInfo,
+    edges: page.edges.map((e) => ({ cursor: e.cursor, node: map(e.node) })),
+  };
+}

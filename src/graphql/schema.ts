@@ -7,8 +7,10 @@ import { Interaction } from '../interactions/interaction.type';
 import { AuthorResolver, InteractionResolver } from '../interactions/interaction.resolver';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from '../identity/identity.resolver';
 import { authChecker } from './auth-checker';
+import { describeSchema } from './descriptions';
 import { SentimentResolver } from '../sentiment/sentiment.resolver';
 import { NodeResolver } from './node.resolver';
+import { SubscriptionResolver } from './subscription.resolver';
 import { CrmResolver } from '../crm/crm.resolver';
 import { ListeningGapResolver, TopicInsightResolver } from '../listening-gap/listening-gap.resolver';
 import { PrivacyResolver } from '../privacy/privacy.resolver';
@@ -25,8 +27,20 @@ export const RESOLVERS = [
   CrmResolver,
   ListeningGapResolver,
   TopicInsightResolver,
+  SubscriptionResolver,
   PrivacyResolver,
 ] as const;
+
+// Subscriptions bring their own event source (src/graphql/live-hub.ts) through `subscribe`;
+// type-graphql still asks for a PubSub, which nothing uses.
+const NO_PUBSUB = {
+  publish(): void {
+    throw new Error('publish through PostgreSQL NOTIFY (src/graphql/live-events.ts)');
+  },
+  subscribe(): never {
+    throw new Error('subscriptions use their own subscribe function');
+  },
+};
 
 /**
  * Builds the executable schema. `instances` holds the resolver objects wired by hand in
@@ -40,13 +54,14 @@ export async function createSchema(instances: Map<Function, unknown> = new Map()
       return found;
     },
   };
-  return buildSchema({
+  return describeSchema(await buildSchema({
     resolvers: [...RESOLVERS],
     orphanedTypes: [Customer, Interaction],
     authChecker,
     validate: true,
     container,
-  });
+    pubSub: NO_PUBSUB,
+  }));
 }
 
 /** The SDL committed as schema/schema.graphql: sorted, so diffs show real changes only. */

@@ -4,6 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
 import type { AuthService, Principal } from '../auth/auth.service';
 import type { GraphQLContext } from '../graphql/context';
+import { EXPLORER_ASSET_PREFIX, sendExplorerAsset, sendExplorerPage, wantsExplorerPage } from '../graphql/explorer';
+import { applyCors } from './cors';
+import type { TrustedDocuments } from '../graphql/trusted-documents';
 import type { Loaders } from '../graphql/loaders';
 import type { IngestService } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
@@ -24,6 +27,12 @@ export interface HttpDeps {
   ingestMaxBytes: number;
   /** resolves to null when ready, or the reason it is not */
   readiness: () => Promise<string | null>;
+  /** serve GraphiQL at GET /graphql (browsers) and /explorer */
+  explorer?: boolean;
+  /** EARSHOT_CORS_ORIGINS */
+  corsOrigins?: readonly string[];
+  /** EARSHOT_TRUSTED_DOCUMENTS with its manifest; null: any document */
+  trustedDocuments?: TrustedDocuments | null;
   /** whether /metrics is served here, and the key it needs */
   metricsAccess: { onMainPort: boolean; key: string | null };
   /** one line per HTTP request (requestId, method, route, status, role, duration, bytes) */
@@ -171,6 +180,7 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
 
 function routeOf(path: string): string {
   if (path === '/graphql') return 'graphql';
+  if (path === '/explorer' || path.startsWith(EXPLORER_ASSET_PREFIX)) return 'explorer';
   if (path === '/ingest') return 'ingest';
   if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1);
   return 'other';
@@ -203,7 +213,14 @@ async function handle(
       return handleIngest(deps, req, res);
     case 'graphql':
       if (!deps.apollo) throw new AppError('NOT_FOUND', 'the api role is not enabled on this instance');
+      if (applyCors(deps.corsOrigins ?? [], req, res)) return;
+      if (deps.explorer && wantsExplorerPage(req, url)) return sendExplorerPage(res);
       return handleGraphql(deps, deps.apollo, slots, req, res, url, requestId, log);
+    case 'explorer':
+      if (!deps.apollo || !deps.explorer) throw new AppError('NOT_FOUND', 'the explorer is off on this instance (EARSHOT_EXPLORER=on turns it on)');
+      if (url.pathname === '/explorer') return sendExplorerPage(res);
+      if (!sendExplorerAsset(req, res, url.pathname.slice(EXPLORER_ASSET_PREFIX.length))) throw new AppError('NOT_FOUND', `no explorer file ${url.pathname}`);
+      return;
     default:
       return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } });
   }
@@ -255,6 +272,13 @@ async function handleGraphql(
       }
     } else body = text;
   }
+  let search = url.search;
+  if (deps.trustedDocuments && deps.trustedDocuments.mode !== 'off') {
+    const checked = trustedCheck(deps.trustedDocuments, req.method ?? 'GET', body, url);
+    if (checked.error) return sendJson(res, checked.error.status, { errors: [{ message: checked.error.message, extensions: { code: checked.error.code } }] });
+    if (checked.body !== undefined) body = checked.body;
+    if (checked.search !== undefined) search = checked.search;
+  }
   // A credential that does not verify is answered with 401 before any GraphQL work.
   let principal: Principal | null;
   try {
@@ -270,7 +294,7 @@ async function handleGraphql(
   }
   try {
     const response = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
+      httpGraphQLRequest: { method: req.method ?? 'GET', headers, search, body },
       context: async () => ({ requestId, principal, loaders: deps.makeLoaders(principal) }),
     });
     for (const [k, v] of response.headers) res.setHeader(k, v);
@@ -285,6 +309,32 @@ async function handleGraphql(
   } finally {
     slots?.leave();
   }
+}
+
+/** Applies the trusted-documents check to a POST body or GET query string. */
+function trustedCheck(trusted: TrustedDocuments, method: string, body: unknown, url: URL): { error?: { status: number; code: string; message: string }; body?: unknown; search?: string } {
+  if (method === 'POST') {
+    if (!body || typeof body !== 'object' || Array.isArray(body)) return {};
+    const r = trusted.check(body as Record<string, unknown>);
+    return r.error ? { error: r.error } : { body: r.params };
+  }
+  if (method !== 'GET') return {};
+  const params: Record<string, unknown> = {};
+  const q = url.searchParams.get('query');
+  if (q !== null) params.query = q;
+  const ext = url.searchParams.get('extensions');
+  if (ext !== null) {
+    try {
+      params.extensions = JSON.parse(ext);
+    } catch {
+      return {};
+    }
+  }
+  const r = trusted.check(params);
+  if (r.error) return { error: r.error };
+  const next = new URLSearchParams(url.searchParams);
+  if (typeof r.params?.query === 'string') next.set('query', r.params.query);
+  return { search: `?${next.toString()}` };
 }
 
 function noteRole(principal: Principal | null): void {

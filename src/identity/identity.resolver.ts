@@ -6,7 +6,7 @@ import { Customer } from '../customers/customer.type';
 import { PageArgs } from '../graphql/args';
 import type { GraphQLContext } from '../graphql/context';
 import { IdentityKind } from '../graphql/enums';
-import { fromGlobalId } from '../graphql/relay';
+import { fromGlobalId, mapPage } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
 import type { IdentityOutcome, IdentityService } from './identity.service';
 import {
@@ -112,8 +112,7 @@ export class IdentityResolver {
   @Authorized(...READERS)
   @Query(() => MergeSuggestionConnection, { description: 'Pending merge suggestions, oldest first' })
   async mergeSuggestions(@Args(() => PageArgs) args: PageArgs): Promise<MergeSuggestionConnection> {
-    const page = await this.identity.suggestions(args.first, args.after);
-    return { ...page, edges: page.edges.map((e) => ({ cursor: e.cursor, node: toMergeSuggestion(e.node) })) };
+    return mapPage(await this.identity.suggestions(args), toMergeSuggestion);
   }
 
   @Authorized(...WRITERS)
@@ -166,9 +165,8 @@ export class IdentityResolver {
 
   @Authorized(...READERS)
   @Query(() => ReresolutionJob, { nullable: true, description: 'Status and progress of a re-resolution job' })
-  async reresolutionJob(@Arg('id', () => ID) id: string): Promise<ReresolutionJob | null> {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) throw AppError.badInput(`invalid job id ${JSON.stringify(id)}`);
-    const job = await this.jobs.get(id);
+  async reresolutionJob(@Arg('id', () => ID, { description: 'the job id from startReresolution' }) id: string): Promise<ReresolutionJob | null> {
+    const job = await this.jobs.get(fromGlobalId(id, 'ReresolutionJob').id);
     return job ? toReresolutionJob(job) : null;
   }
 

@@ -2,7 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { ADDRESS_SOURCES, safeDisplayName } from '../auth/pii.policy';
 import type { Config } from '../config/config';
-import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../graphql/relay';
+import { keyset, type SortKey, type Window } from '../graphql/keyset';
+import type { Page } from '../graphql/relay';
+
+// created_at as text keeps the microseconds rows of one transaction share
+const SUGGESTION_ORDER: SortKey = { name: 'suggestions', expr: 's.created_at', type: 'timestamptz', desc: false };
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { IncrementalIndex, Matcher, DEFAULT_PARAMETERS, type MatchParameters, type PersonRecord } from './matcher';
@@ -300,30 +304,20 @@ export class IdentityService {
   }
 
   /** Pending suggestions, oldest first, keyset-paged; pairs already in one customer are left out. */
-  async suggestions(first: number | null | undefined, after: string | null | undefined): Promise<Page<SuggestionRow>> {
-    const n = pageSize(first);
-    const cursor = decodeCursor(after, 'bigint');
+  async suggestions(w: Window): Promise<Page<SuggestionRow>> {
     const base = `FROM merge_suggestion s
        JOIN customer_identity ia ON ia.id = s.identity_a_id
        JOIN customer_identity ib ON ib.id = s.identity_b_id
       WHERE s.status = 'pending' AND ia.customer_id <> ib.customer_id`;
-    const params: unknown[] = [n + 1];
-    let where = '';
-    if (cursor) {
-      params.push(cursor.sort, cursor.id);
-      // microseconds: a JS Date would cut them off, and rows of one transaction share a timestamp
-      where = ` AND ((extract(epoch FROM s.created_at) * 1000000)::bigint, s.id) > ($2::bigint, $3::uuid)`;
-    }
-    const [rows, [{ total }]] = await Promise.all([
-      this.ds.query(
-        `SELECT s.*, ia.customer_id AS cur_a, ib.customer_id AS cur_b, ((extract(epoch FROM s.created_at) * 1000000)::bigint)::text AS created_us
-         ${base}${where} ORDER BY s.created_at, s.id LIMIT $1`,
-        params,
-      ) as Promise<(RawSuggestion & { created_us: string })[]>,
-      this.ds.query(`SELECT count(*)::int AS total ${base}`) as Promise<{ total: number }[]>,
-    ]);
-    const micros = new Map(rows.map((r) => [r.id, r.created_us]));
-    return toPage(rows.map(toSuggestion), n, total, (s) => encodeCursor(micros.get(s.id)!, s.id));
+    const params: unknown[] = [];
+    const k = keyset(SUGGESTION_ORDER, 's.id', w, params);
+    params.push(k.limit);
+    const rows = (await this.ds.query(
+      `SELECT s.*, ia.customer_id AS cur_a, ib.customer_id AS cur_b, s.created_at::text AS sort_key
+       ${base}${k.conditions.map((c) => ` AND ${c}`).join('')} ORDER BY ${k.orderBy} LIMIT $${params.length}`,
+      params,
+    )) as (RawSuggestion & { sort_key: string })[];
+    return k.page(rows, toSuggestion, (r) => [r.sort_key, r.id], async () => ((await this.ds.query(`SELECT count(*)::int AS total ${base}`)) as { total: number }[])[0]!.total);
   }
 
   async suggestion(id: string): Promise<SuggestionRow | null> {

@@ -1,5 +1,5 @@
 import { Field, Float, GraphQLISODateTime, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { Node, PageInfo, toGlobalId } from '../graphql/relay';
+import { Connection, Node, toGlobalId } from '../graphql/relay';
 import type { AuditRow, SuggestionRow } from './identity.service';
 import type { ReresolutionJobRow } from './reresolve.job';
 import type { EvidenceItem } from './merge';
@@ -103,26 +103,8 @@ export function toMergeSuggestion(r: SuggestionRow): MergeSuggestion {
   return s;
 }
 
-@ObjectType()
-export class MergeSuggestionEdge {
-  @Field(() => String)
-  cursor!: string;
-
-  @Field(() => MergeSuggestion)
-  node!: MergeSuggestion;
-}
-
-@ObjectType()
-export class MergeSuggestionConnection {
-  @Field(() => Int)
-  totalCount!: number;
-
-  @Field(() => PageInfo)
-  pageInfo!: PageInfo;
-
-  @Field(() => [MergeSuggestionEdge])
-  edges!: MergeSuggestionEdge[];
-}
+@ObjectType({ simpleResolvers: true, description: 'A page of pending merge suggestions, oldest first' })
+export class MergeSuggestionConnection extends Connection(MergeSuggestion) {}
 
 @ObjectType({ description: 'One entry of the identity audit log: a merge, its undo, a manual link or unlink' })
 export class MergeRecord {
@@ -220,5 +202,5 @@ export class ReresolutionJob {
 }
 
 export function toReresolutionJob(r: ReresolutionJobRow): ReresolutionJob {
-  return { ...r, status: r.status as ReresolutionStatus };
+  return { ...r, id: toGlobalId('ReresolutionJob', r.id), status: r.status as ReresolutionStatus };
 }

@@ -6,7 +6,7 @@ import { PageArgs } from '../graphql/args';
 import type { GraphQLContext } from '../graphql/context';
 import { Direction, Intent, SentimentLabel } from '../graphql/enums';
 import type { IngestService } from './ingest.service';
-import type { InteractionService } from './interaction.service';
+import { InteractionOrder, type InteractionService } from './interaction.service';
 import { authorHandleFor, displayNameFor } from '../auth/pii.policy';
 import { Author, IngestResult, Interaction, InteractionConnection, InteractionInput, TopicRef } from './interaction.type';
 
@@ -38,10 +38,13 @@ export class InteractionFilter {
 
 @ArgsType()
 export class InteractionsArgs extends PageArgs {
-  @Field(() => InteractionFilter, { nullable: true })
+  @Field(() => InteractionFilter, { nullable: true, description: 'all interactions when omitted' })
   @IsOptional()
   @ValidateNested()
   filter?: InteractionFilter;
+
+  @Field(() => InteractionOrder, { nullable: true, defaultValue: InteractionOrder.NEWEST, description: 'list order (default NEWEST)' })
+  order?: InteractionOrder;
 }
 
 @Resolver(() => Interaction)
@@ -54,7 +57,7 @@ export class InteractionResolver {
   @Authorized()
   @Query(() => InteractionConnection, { name: 'interactions', description: 'Interactions, newest first' })
   interactionsPage(@Args(() => InteractionsArgs) args: InteractionsArgs): Promise<InteractionConnection> {
-    return this.interactions.page(args.first, args.after, args.filter);
+    return this.interactions.page(args, args.filter ?? {}, args.order ?? InteractionOrder.NEWEST);
   }
 
   @Authorized('admin', 'service', 'agent')

@@ -1,6 +1,19 @@
 import type { DataSource } from 'typeorm';
 import { Direction, Intent, SentimentLabel } from '../graphql/enums';
-import { decodeCursor, encodeCursor, fromGlobalId, pageSize, toGlobalId, toPage, type Page } from '../graphql/relay';
+import { keyset, type SortKey, type Window } from '../graphql/keyset';
+import { fromGlobalId, toGlobalId, type Page } from '../graphql/relay';
+
+/** Orders of interaction lists. */
+export enum InteractionOrder {
+  NEWEST = 'newest',
+  OLDEST = 'oldest',
+}
+
+// occurred_at read back as text: a JS Date drops the microseconds a cursor needs
+const INTERACTION_ORDERS: Record<InteractionOrder, SortKey> = {
+  [InteractionOrder.NEWEST]: { name: 'newest', expr: 'i.occurred_at', type: 'timestamptz', desc: true },
+  [InteractionOrder.OLDEST]: { name: 'oldest', expr: 'i.occurred_at', type: 'timestamptz', desc: false },
+};
 import { Interaction, type TopicRef } from './interaction.type';
 
 export interface InteractionFilter {
@@ -66,17 +79,15 @@ export function toInteraction(r: InteractionRow): Interaction {
   };
   i.intent = r.intent as Intent;
   i.intentConfidence = r.intent_confidence;
-  i.sortKey = r.sort_key;
   return i;
 }
 
 export class InteractionService {
   constructor(private readonly ds: DataSource) {}
 
-  /** Newest first, keyset-paged on (occurred_at, id). */
-  async page(first: number | null | undefined, after: string | null | undefined, filter: InteractionFilter = {}): Promise<Page<Interaction>> {
-    const n = pageSize(first);
-    const cursor = decodeCursor(after, 'timestamp');
+  /** In the asked order of occurredAt, keyset-paged on (occurred_at, id). */
+  async page(w: Window, filter: InteractionFilter = {}, order: InteractionOrder = InteractionOrder.NEWEST): Promise<Page<Interaction>> {
+    const sort = INTERACTION_ORDERS[order];
     const where: string[] = ['true'];
     const params: unknown[] = [];
     const add = (sql: (p: string) => string, value: unknown) => {
@@ -92,20 +103,16 @@ export class InteractionService {
     if (filter.to) add((p) => `i.occurred_at < ${p}`, filter.to);
     const countWhere = where.join(' AND ');
     const countParams = [...params];
-    if (cursor) {
-      params.push(cursor.sort, cursor.id);
-      where.push(`(i.occurred_at, i.id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
-    }
-    params.push(n + 1);
-    const [rows, [{ total }]] = await Promise.all([
-      this.ds.query(
-        `SELECT ${COLUMNS} FROM interaction i WHERE ${where.join(' AND ')}
-         ORDER BY i.occurred_at DESC, i.id DESC LIMIT $${params.length}`,
-        params,
-      ) as Promise<InteractionRow[]>,
-      this.ds.query(`SELECT count(*)::int AS total FROM interaction i WHERE ${countWhere}`, countParams) as Promise<{ total: number }[]>,
-    ]);
-    return toPage(rows.map(toInteraction), n, total, (i) => encodeCursor(i.sortKey, i.uuid));
+    const k = keyset(sort, 'i.id', w, params);
+    params.push(k.limit);
+    const rows = (await this.ds.query(
+      `SELECT ${COLUMNS} FROM interaction i WHERE ${[...where, ...k.conditions].join(' AND ')}
+       ORDER BY ${k.orderBy} LIMIT $${params.length}`,
+      params,
+    )) as InteractionRow[];
+    return k.page(rows, toInteraction, (r) => [r.sort_key, r.id], async () =>
+      ((await this.ds.query(`SELECT count(*)::int AS total FROM interaction i WHERE ${countWhere}`, countParams)) as { total: number }[])[0]!.total,
+    );
   }
 
   async byIds(ids: readonly string[]): Promise<(Interaction | null)[]> {
@@ -127,34 +134,35 @@ export class InteractionService {
   }
 
   /**
-   * One page of interactions for each of many customers, in two queries whatever their
-   * number (a LATERAL join for the rows, one grouped count).
+   * One page of interactions for each of many customers in one query whatever their number
+   * (a LATERAL join); each page's totalCount is `countOf(customerId)`, called only when asked for.
    */
-  async pagesByCustomer(customerIds: readonly string[], first: number, after: string | null): Promise<Page<Interaction>[]> {
-    const cursor = decodeCursor(after, 'timestamp');
-    const params: unknown[] = [customerIds, first + 1];
-    let cond = '';
-    if (cursor) {
-      params.push(cursor.sort, cursor.id);
-      cond = `AND (i.occurred_at, i.id) < ($3::timestamptz, $4::uuid)`;
+  async pagesByCustomer(customerIds: readonly string[], w: Window, order: InteractionOrder, countOf: (customerId: string) => Promise<number>): Promise<Page<Interaction>[]> {
+    const params: unknown[] = [customerIds];
+    const k = keyset(INTERACTION_ORDERS[order], 'i.id', w, params);
+    params.push(k.limit);
+    const rows = (await this.ds.query(
+      `SELECT x.* FROM unnest($1::uuid[]) AS c(id) CROSS JOIN LATERAL (
+         SELECT ${COLUMNS} FROM interaction i WHERE i.customer_id = c.id ${k.conditions.map((c) => `AND ${c}`).join(' ')}
+          ORDER BY ${k.orderBy} LIMIT $${params.length}) x`,
+      params,
+    )) as InteractionRow[];
+    const grouped = new Map<string, InteractionRow[]>();
+    for (const r of rows) {
+      const list = grouped.get(r.customer_id!);
+      if (list) list.push(r);
+      else grouped.set(r.customer_id!, [r]);
     }
-    const [rows, counts] = await Promise.all([
-      this.ds.query(
-        `SELECT x.* FROM unnest($1::uuid[]) AS c(id) CROSS JOIN LATERAL (
-           SELECT ${COLUMNS} FROM interaction i WHERE i.customer_id = c.id ${cond}
-            ORDER BY i.occurred_at DESC, i.id DESC LIMIT $2) x`,
-        params,
-      ) as Promise<InteractionRow[]>,
-      this.ds.query(
-        `SELECT customer_id, count(*)::int AS total FROM interaction WHERE customer_id = ANY($1::uuid[]) GROUP BY customer_id`,
-        [customerIds],
-      ) as Promise<{ customer_id: string; total: number }[]>,
-    ]);
+    return customerIds.map((id) => k.page(grouped.get(id) ?? [], toInteraction, (r) => [r.sort_key, r.id], () => countOf(id)));
+  }
+
+  /** Interactions per customer, for the totalCount of their pages. */
+  async countsByCustomer(customerIds: readonly string[]): Promise<number[]> {
+    const counts = (await this.ds.query(
+      `SELECT customer_id, count(*)::int AS total FROM interaction WHERE customer_id = ANY($1::uuid[]) GROUP BY customer_id`,
+      [customerIds],
+    )) as { customer_id: string; total: number }[];
     const totals = new Map(counts.map((c) => [c.customer_id, c.total]));
-    const grouped = new Map<string, Interaction[]>();
-    for (const r of rows) grouped.set(r.customer_id!, [...(grouped.get(r.customer_id!) ?? []), toInteraction(r)]);
-    return customerIds.map((id) =>
-      toPage(grouped.get(id) ?? [], first, totals.get(id) ?? 0, (i) => encodeCursor(i.sortKey, i.uuid)),
-    );
+    return customerIds.map((id) => totals.get(id) ?? 0);
   }
 }

@@ -1,9 +1,9 @@
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Field, Float, GraphQLISODateTime, InputType, Int, ObjectType } from 'type-graphql';
 import { Direction, Intent, SentimentLabel } from '../graphql/enums';
-import { Node, PageInfo } from '../graphql/relay';
+import { Connection, Node } from '../graphql/relay';
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class Author {
   /** the interaction's channel: on address channels (sms, email, call…) the handle is PII */
   source!: string;
@@ -14,7 +14,7 @@ export class Author {
   displayName!: string | null;
 }
 
-@ObjectType({ description: 'A word or signal that moved the score, and by how much' })
+@ObjectType({ simpleResolvers: true, description: 'A word or signal that moved the score, and by how much' })
 export class ExplanationItem {
   @Field(() => String)
   token!: string;
@@ -23,7 +23,7 @@ export class ExplanationItem {
   weight!: number;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class InteractionSentiment {
   @Field(() => Float, { description: '-1 (very negative) .. 1 (very positive)' })
   score!: number;
@@ -44,7 +44,7 @@ export class InteractionSentiment {
   model!: string | null;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class TopicRef {
   @Field(() => String)
   name!: string;
@@ -53,12 +53,10 @@ export class TopicRef {
   department!: string;
 }
 
-@ObjectType({ implements: Node })
+@ObjectType({ implements: Node, simpleResolvers: true })
 export class Interaction extends Node {
   uuid!: string;
   customerUuid!: string | null;
-  /** keyset cursor value: occurred_at with full precision */
-  sortKey!: string;
 
   @Field(() => String)
   source!: string;
@@ -100,26 +98,8 @@ export class Interaction extends Node {
   intentConfidence!: number;
 }
 
-@ObjectType()
-export class InteractionEdge {
-  @Field(() => String)
-  cursor!: string;
-
-  @Field(() => Interaction)
-  node!: Interaction;
-}
-
-@ObjectType()
-export class InteractionConnection {
-  @Field(() => Int)
-  totalCount!: number;
-
-  @Field(() => PageInfo)
-  pageInfo!: PageInfo;
-
-  @Field(() => [InteractionEdge])
-  edges!: InteractionEdge[];
-}
+@ObjectType({ simpleResolvers: true, description: 'A page of interactions' })
+export class InteractionConnection extends Connection(Interaction) {}
 
 @ObjectType()
 export class RejectedLine {
@@ -189,8 +169,8 @@ export class InteractionInput {
   @Field(() => String, { nullable: true })
   url?: string;
 
-  @Field(() => String, { description: 'ISO-8601 date-time' })
-  occurredAt!: string;
+  @Field(() => GraphQLISODateTime, { description: 'when it happened (ISO-8601 date-time)' })
+  occurredAt!: Date;
 
   @Field(() => Direction)
   direction!: Direction;

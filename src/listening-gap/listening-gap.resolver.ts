@@ -1,12 +1,17 @@
 import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Customer } from '../customers/customer.type';
 import type { GraphQLContext } from '../graphql/context';
+import { fromGlobalId } from '../graphql/relay';
 import { Interaction } from '../interactions/interaction.type';
 import type { ListeningGapService } from './listening-gap.service';
 import {
   AssignItemArgs,
   CloseItemArgs,
+  Department,
   DepartmentInsight,
+  ListeningItemEvent,
+  ListeningItemOrder,
+  ListeningItemsArgs,
   ListeningGap,
   ListeningGapArgs,
   ListeningItem,
@@ -26,6 +31,24 @@ export class ListeningGapResolver {
   @Query(() => ListeningItemConnection, { description: 'Items waiting for an answer, most urgent first (age against the SLA, negativity, customer value)' })
   openItems(@Args(() => OpenItemsArgs) args: OpenItemsArgs): Promise<ListeningItemConnection> {
     return this.gap.openItems(args);
+  }
+
+  @Authorized()
+  @Query(() => ListeningItem, { nullable: true, description: 'One listening item by id, whatever its status; null when unknown' })
+  listeningItem(@Arg('id', () => ID, { description: 'a ListeningItem id' }) id: string, @Ctx() ctx: GraphQLContext): Promise<ListeningItem | null> {
+    return ctx.loaders.listeningItem.load(fromGlobalId(id, 'ListeningItem').id);
+  }
+
+  @Authorized()
+  @Query(() => ListeningItemConnection, { description: 'Listening items of any status (open, answered, closed) under the filter, newest first by default' })
+  listeningItems(@Args(() => ListeningItemsArgs) args: ListeningItemsArgs): Promise<ListeningItemConnection> {
+    return this.gap.listeningItems(args.filter ?? {}, args.order ?? ListeningItemOrder.NEWEST, args);
+  }
+
+  @Authorized()
+  @Query(() => [Department], { description: 'Every department, by name, with its topics and open items' })
+  departments(): Promise<Department[]> {
+    return this.gap.departments();
   }
 
   @Authorized()
@@ -60,8 +83,13 @@ export class ListeningGapResolver {
 
   @Authorized('admin', 'agent')
   @Mutation(() => ListeningItem, { description: 'Routes an item to a department and/or a person instead of the department of its topic' })
-  assignItem(@Args(() => AssignItemArgs) a: AssignItemArgs): Promise<ListeningItem> {
-    return this.gap.assignItem(a.id, a.department, a.user);
+  assignItem(@Args(() => AssignItemArgs) a: AssignItemArgs, @Ctx() ctx: GraphQLContext): Promise<ListeningItem> {
+    return this.gap.assignItem(a.id, a.department, a.user, ctx.principal!);
+  }
+
+  @FieldResolver(() => [ListeningItemEvent], { description: 'what happened to the item, oldest first: opened, replied, escalated, assigned, closed … by whom and when' })
+  history(@Root() i: ListeningItem, @Ctx() ctx: GraphQLContext): Promise<ListeningItemEvent[]> {
+    return ctx.loaders.listeningItemHistory.load(i.uuid);
   }
 
   @FieldResolver(() => Customer, { nullable: true })

@@ -1,12 +1,19 @@
 import type { DataSource } from 'typeorm';
 import type { Principal } from '../auth/auth.service';
+import type { CrmSystemEnum } from '../crm/crm.type';
 import { Intent } from '../graphql/enums';
-import { decodeCursor, encodeCursor, fromGlobalId, isTimestamp, pageSize, toGlobalId, toPage, type Page } from '../graphql/relay';
+import { cursorOrderName, keyset, type SortKey, type Window } from '../graphql/keyset';
+import { fromGlobalId, isTimestamp, toGlobalId, type Page } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
 import type { ListeningGapConfig } from './listening-gap.config';
 import {
   ListeningItem,
+  ListeningItemOrder,
   ListeningItemStatus,
+  type Department,
+  type ListeningItemEvent,
+  type ListeningItemEventKind,
+  type ListeningItemFilter,
   TrendBucket,
   TrendScope,
   type ChannelGap,
@@ -49,6 +56,12 @@ interface ItemRow {
 }
 
 const MAX_WINDOW_DAYS = 3660;
+
+const ITEM_ORDERS: Record<Exclude<ListeningItemOrder, ListeningItemOrder.URGENCY>, SortKey> = {
+  [ListeningItemOrder.OLDEST]: { name: 'oldest', expr: 'li.last_opened_at', type: 'timestamptz', desc: false },
+  [ListeningItemOrder.NEWEST]: { name: 'newest', expr: 'li.last_opened_at', type: 'timestamptz', desc: true },
+  [ListeningItemOrder.DUE]: { name: 'due', expr: 'li.due_at', type: 'timestamptz', desc: false },
+};
 const MAX_BUCKETS = 5000;
 
 /**
@@ -99,7 +112,7 @@ function toItem(r: ItemRow): ListeningItem {
   i.closedAt = r.closed_at;
   i.closeReason = r.close_reason;
   i.reopenedCount = r.reopened_count;
-  i.escalation = r.escalated_at ? { escalatedAt: r.escalated_at, system: r.escalation_system, caseId: r.escalation_case_id, caseUrl: r.escalation_case_url } : null;
+  i.escalation = r.escalated_at ? { escalatedAt: r.escalated_at, system: r.escalation_system === 'salesforce' || r.escalation_system === 'hubspot' ? (r.escalation_system as CrmSystemEnum) : null, caseId: r.escalation_case_id, caseUrl: r.escalation_case_url } : null;
   return i;
 }
 
@@ -157,45 +170,79 @@ export class ListeningGapService {
   }
 
   /** Open items, most urgent first; the urgency clock is frozen at the first page (kept in the cursor). */
-  async openItems(args: { department?: string | null; channel?: string | null; overdueOnly?: boolean | null; first?: number | null; after?: string | null }): Promise<Page<ListeningItem>> {
-    const n = pageSize(args.first);
-    const cursor = decodeCursor(args.after);
+  async openItems(args: { department?: string | null; channel?: string | null; overdueOnly?: boolean | null } & Window): Promise<Page<ListeningItem>> {
+    return this.list({ status: [ListeningItemStatus.OPEN], department: args.department ?? undefined, channel: args.channel ?? undefined, overdueOnly: args.overdueOnly }, ListeningItemOrder.URGENCY, args);
+  }
+
+  /** Items of any status under the filter, in the asked order. */
+  async listeningItems(filter: ListeningItemFilter, order: ListeningItemOrder, w: Window): Promise<Page<ListeningItem>> {
+    return this.list(filter, order, w);
+  }
+
+  private async list(filter: ListeningItemFilter & { overdueOnly?: boolean | null }, order: ListeningItemOrder, w: Window): Promise<Page<ListeningItem>> {
+    // URGENCY depends on the clock: the clock of the first page is part of the order's name, so
+    // later pages (and their cursors) keep ranking by it
     let now = new Date().toISOString();
-    let after: { urgency: number; id: string } | null = null;
-    if (cursor) {
-      const [asOf, urgency] = cursor.sort.split('|');
-      if (!asOf || !isTimestamp(asOf) || urgency === undefined || Number.isNaN(Number(urgency))) throw AppError.badInput(`invalid cursor: ${JSON.stringify(args.after)}`);
-      now = asOf;
-      after = { urgency: Number(urgency), id: cursor.id };
-    }
+    const named = cursorOrderName(w.after) ?? cursorOrderName(w.before);
+    if (order === ListeningItemOrder.URGENCY && named?.startsWith('urgency@') && isTimestamp(named.slice(8))) now = named.slice(8);
     const params: unknown[] = [now];
-    // $1 (the clock) is referenced even without overdueOnly, so the count query can bind it too
-    const where = [`li.status = 'open'`, `$1::timestamptz IS NOT NULL`];
+    // $1 (the clock) is referenced always, so the count query can bind it too
+    const where = [`$1::timestamptz IS NOT NULL`];
     const add = (sql: (p: string) => string, v: unknown) => {
       params.push(v);
       where.push(sql(`$${params.length}`));
     };
-    if (args.department) add((p) => `coalesce(ad.name, d.name) = ${p}`, args.department);
-    if (args.channel) add((p) => `li.source = ${p}`, args.channel);
-    if (args.overdueOnly) where.push(`li.due_at < $1::timestamptz`);
+    if (filter.status?.length) add((p) => `li.status = ANY(${p}::text[])`, filter.status);
+    if (filter.department) add((p) => `coalesce(ad.name, d.name) = ${p}`, filter.department);
+    if (filter.channel) add((p) => `li.source = ${p}`, filter.channel);
+    if (filter.assignee) add((p) => `li.assigned_user = ${p}`, filter.assignee);
+    if (filter.from) add((p) => `li.opened_at >= ${p}`, filter.from);
+    if (filter.to) add((p) => `li.opened_at < ${p}`, filter.to);
+    if (filter.overdueOnly) where.push(`li.status = 'open' AND li.due_at < $1::timestamptz`);
     const countParams = [...params];
     const countWhere = where.join(' AND ');
-    const urgency = URGENCY.replace('$NOW', '$1');
-    if (after) {
-      params.push(after.urgency, after.id);
-      where.push(`(${urgency}, li.id) < ($${params.length - 1}::float8, $${params.length}::uuid)`);
+    const urgency = URGENCY.replace('$NOW', '$1::timestamptz');
+    const sort: SortKey =
+      order === ListeningItemOrder.URGENCY
+        ? { name: `urgency@${now}`, expr: `(${urgency})::float8`, type: 'float8', desc: true }
+        : ITEM_ORDERS[order];
+    const k = keyset(sort, 'li.id', w, params);
+    params.push(k.limit);
+    const rows = (await this.ds.query(
+      `SELECT ${ITEM_COLUMNS}, ${urgency}::float8 AS urgency, (extract(epoch FROM $1::timestamptz) * 1000)::bigint AS now_ms, (${sort.expr})::text AS sort_key
+         FROM ${ITEM_FROM} WHERE ${[...where, ...k.conditions].join(' AND ')}
+        ORDER BY ${k.orderBy} LIMIT $${params.length}`,
+      params,
+    )) as (ItemRow & { sort_key: string })[];
+    return k.page(rows, toItem, (r) => [r.sort_key, r.id], async () =>
+      ((await this.ds.query(`SELECT count(*)::int AS total FROM ${ITEM_FROM} WHERE ${countWhere}`, countParams)) as { total: number }[])[0]!.total,
+    );
+  }
+
+  /** The history of many items, oldest first: who opened, answered, escalated, assigned, closed them, and when. */
+  async historyOf(itemIds: readonly string[]): Promise<ListeningItemEvent[][]> {
+    const rows = (await this.ds.query(
+      `SELECT item_id, kind, actor, at, detail FROM listening_item_event WHERE item_id = ANY($1::uuid[]) ORDER BY at, id`,
+      [itemIds],
+    )) as { item_id: string; kind: string; actor: string | null; at: Date; detail: Record<string, unknown> | null }[];
+    const grouped = new Map<string, ListeningItemEvent[]>();
+    for (const r of rows) {
+      const list = grouped.get(r.item_id) ?? [];
+      list.push({ kind: r.kind as ListeningItemEventKind, actor: r.actor, at: r.at, detail: r.detail ? JSON.stringify(r.detail) : null });
+      grouped.set(r.item_id, list);
     }
-    params.push(n + 1);
-    const [rows, [count]] = await Promise.all([
-      this.ds.query(
-        `SELECT ${ITEM_COLUMNS}, ${urgency}::float8 AS urgency, (extract(epoch FROM $1::timestamptz) * 1000)::bigint AS now_ms
-           FROM ${ITEM_FROM} WHERE ${where.join(' AND ')}
-          ORDER BY urgency DESC, li.id DESC LIMIT $${params.length}`,
-        params,
-      ) as Promise<ItemRow[]>,
-      this.ds.query(`SELECT count(*)::int AS total FROM ${ITEM_FROM} WHERE ${countWhere}`, countParams) as Promise<{ total: number }[]>,
-    ]);
-    return toPage(rows.map(toItem), n, count!.total, (i) => encodeCursor(`${now}|${i.urgency}`, i.uuid));
+    return itemIds.map((id) => grouped.get(id) ?? []);
+  }
+
+  /** Every department, with its topics and open items now. */
+  async departments(): Promise<Department[]> {
+    const rows = (await this.ds.query(
+      `SELECT d.name,
+              coalesce((SELECT array_agg(t.name ORDER BY t.name) FROM topic t WHERE t.department_id = d.id), '{}') AS topics,
+              (SELECT count(*)::int FROM listening_item li WHERE li.status = 'open' AND coalesce(li.assigned_department_id, li.department_id) = d.id) AS open_items
+         FROM department d ORDER BY d.name`,
+    )) as { name: string; topics: string[]; open_items: number }[];
+    return rows.map((r) => ({ name: r.name, topics: r.topics, openItems: r.open_items }));
   }
 
   async byIds(ids: readonly string[]): Promise<(ListeningItem | null)[]> {
@@ -218,11 +265,12 @@ export class ListeningGapService {
   async markResponded(globalId: string, principal: Principal): Promise<ListeningItem> {
     const { id } = fromGlobalId(globalId, 'ListeningItem');
     const [, n] = (await this.ds.query(
-      `UPDATE listening_item SET status = 'answered', closed_at = now(), close_reason = 'marked_responded',
+      `WITH actor AS (SELECT set_config('earshot.actor', $2, true))
+       UPDATE listening_item SET status = 'answered', closed_at = now(), close_reason = 'marked_responded',
               first_response_at = coalesce(first_response_at, greatest(now(), opened_at)),
               first_response_seconds = coalesce(first_response_seconds, greatest(0, extract(epoch FROM now() - opened_at))::int),
               responded_by = coalesce(responded_by, 'person'), assigned_user = coalesce(assigned_user, $2), updated_at = now()
-        WHERE id = $1 AND status = 'open'`,
+         FROM actor WHERE id = $1 AND status = 'open'`,
       [id, principal.id],
     )) as [unknown, number];
     const item = await this.one(id);
@@ -236,17 +284,21 @@ export class ListeningGapService {
     const text = reason.trim();
     if (!text) throw AppError.badInput('a reason is required');
     const [, n] = (await this.ds.query(
-      `UPDATE listening_item SET status = 'closed', closed_at = now(), close_reason = $2, assigned_user = coalesce(assigned_user, $3), updated_at = now()
-        WHERE id = $1 AND status = 'open'`,
+      `WITH actor AS (SELECT set_config('earshot.actor', $3, true))
+       UPDATE listening_item SET status = 'closed', closed_at = now(), close_reason = $2, assigned_user = coalesce(assigned_user, $3), updated_at = now()
+        FROM actor WHERE id = $1 AND status = 'open'`,
       [id, text.slice(0, 500), principal.id],
     )) as [unknown, number];
     const item = await this.one(id);
     if (n === 0 && item.status === ListeningItemStatus.OPEN) throw new AppError('CONFLICT', 'the item changed meanwhile; try again');
+    // an answered or closed item keeps its own outcome: saying "closed" would drop the reason silently
+    if (n === 0 && item.status === ListeningItemStatus.CLOSED && item.closeReason === text.slice(0, 500)) return item;
+    if (n === 0) throw new AppError('CONFLICT', `the item is already ${item.status} (${item.closeReason ?? 'no reason'}); only open items can be closed`, { status: item.status });
     return item;
   }
 
   /** Routes an item to another department and/or a person; an empty user clears the assignee. */
-  async assignItem(globalId: string, department: string | null | undefined, user: string | null | undefined): Promise<ListeningItem> {
+  async assignItem(globalId: string, department: string | null | undefined, user: string | null | undefined, principal?: Principal): Promise<ListeningItem> {
     const { id } = fromGlobalId(globalId, 'ListeningItem');
     if ((department === undefined || department === null) && (user === undefined || user === null)) throw AppError.badInput('give a department, a user, or both');
     let departmentId: number | null = null;
@@ -256,12 +308,13 @@ export class ListeningGapService {
       departmentId = d.id;
     }
     const [, n] = (await this.ds.query(
-      `UPDATE listening_item SET
+      `WITH actor AS (SELECT set_config('earshot.actor', $4, true))
+       UPDATE listening_item SET
          assigned_department_id = coalesce($2::int, assigned_department_id),
          assigned_user = CASE WHEN $3::text IS NULL THEN assigned_user ELSE nullif($3::text, '') END,
          updated_at = now()
-        WHERE id = $1`,
-      [id, departmentId, user === undefined ? null : user],
+        FROM actor WHERE id = $1`,
+      [id, departmentId, user === undefined ? null : user, principal?.id ?? ''],
     )) as [unknown, number];
     if (n === 0) throw AppError.notFound('listening item');
     return this.one(id);

@@ -1,8 +1,9 @@
 import { MaxLength, MinLength } from 'class-validator';
-import { ArgsType, Field, Float, GraphQLISODateTime, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { ArgsType, Field, Float, GraphQLISODateTime, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { PageArgs } from '../graphql/args';
+import { CrmSystemEnum } from '../crm/crm.type';
 import { Intent } from '../graphql/enums';
-import { Node, PageInfo } from '../graphql/relay';
+import { Connection, Node } from '../graphql/relay';
 
 export enum ListeningItemStatus {
   OPEN = 'open',
@@ -34,8 +35,8 @@ export class Escalation {
   @Field(() => GraphQLISODateTime)
   escalatedAt!: Date;
 
-  @Field(() => String, { nullable: true, description: 'salesforce or hubspot; null when escalated to no CRM' })
-  system!: string | null;
+  @Field(() => CrmSystemEnum, { nullable: true, description: 'the CRM the case or ticket is in; null when escalated to no CRM' })
+  system!: CrmSystemEnum | null;
 
   @Field(() => String, { nullable: true, description: 'Salesforce Case id or HubSpot ticket id' })
   caseId!: string | null;
@@ -44,14 +45,12 @@ export class Escalation {
   caseUrl!: string | null;
 }
 
-@ObjectType({ implements: Node, description: 'A conversation thread waiting for (or given) an answer: the unit of the listening gap' })
+@ObjectType({ implements: Node, simpleResolvers: true, description: 'A conversation thread waiting for (or given) an answer: the unit of the listening gap' })
 export class ListeningItem extends Node {
   uuid!: string;
   customerUuid!: string | null;
   interactionUuid!: string;
   lastInteractionUuid!: string;
-  /** keyset cursor value of the open-items order */
-  sortKey!: string;
 
   @Field(() => ListeningItemStatus)
   status!: ListeningItemStatus;
@@ -117,25 +116,104 @@ export class ListeningItem extends Node {
   escalation!: Escalation | null;
 }
 
-@ObjectType()
-export class ListeningItemEdge {
-  @Field(() => String)
-  cursor!: string;
+@ObjectType({ simpleResolvers: true, description: 'A page of listening items' })
+export class ListeningItemConnection extends Connection(ListeningItem) {}
 
-  @Field(() => ListeningItem)
-  node!: ListeningItem;
+export enum ListeningItemOrder {
+  URGENCY = 'urgency',
+  DUE = 'due',
+  OLDEST = 'oldest',
+  NEWEST = 'newest',
+}
+registerEnumType(ListeningItemOrder, {
+  name: 'ListeningItemOrder',
+  description: 'Orders of listening item lists',
+  valuesConfig: {
+    URGENCY: { description: 'most urgent first: age against the SLA, negativity, customer value (the clock frozen at the first page)' },
+    DUE: { description: 'earliest due time first' },
+    OLDEST: { description: 'longest waiting first (by lastOpenedAt)' },
+    NEWEST: { description: 'most recently (re)opened first' },
+  },
+});
+
+export enum ListeningItemEventKind {
+  OPENED = 'opened',
+  REOPENED = 'reopened',
+  REPLIED = 'replied',
+  RESPONDED = 'responded',
+  ESCALATED = 'escalated',
+  ASSIGNED = 'assigned',
+  CLOSED = 'closed',
+}
+registerEnumType(ListeningItemEventKind, {
+  name: 'ListeningItemEventKind',
+  description: 'What happened to a listening item',
+  valuesConfig: {
+    OPENED: { description: 'an inbound complaint or question opened it' },
+    REOPENED: { description: 'a new complaint in an answered or closed thread opened it again' },
+    REPLIED: { description: 'an outbound reply in the thread answered it' },
+    RESPONDED: { description: 'a person (markResponded) or the CRM answered it' },
+    ESCALATED: { description: 'it was past due and escalated to the CRM' },
+    ASSIGNED: { description: 'routed to a department and/or a person' },
+    CLOSED: { description: 'closed without an answer (a person, or its CRM case closed)' },
+  },
+});
+
+@ObjectType({ description: 'One step in the life of a listening item' })
+export class ListeningItemEvent {
+  @Field(() => ListeningItemEventKind, { description: 'what happened' })
+  kind!: ListeningItemEventKind;
+
+  @Field(() => String, { nullable: true, description: 'who: the API key name or JWT subject of a person, else ingest, reply, crm, escalation or system' })
+  actor!: string | null;
+
+  @Field(() => GraphQLISODateTime, { description: 'when' })
+  at!: Date;
+
+  @Field(() => String, { nullable: true, description: 'details as a JSON object (reason, department and user, CRM system and case id …)' })
+  detail!: string | null;
 }
 
-@ObjectType()
-export class ListeningItemConnection {
-  @Field(() => Int)
-  totalCount!: number;
+@ObjectType({ description: 'A department that topics route to and listening items are assigned to' })
+export class Department {
+  @Field(() => String, { description: 'its name, as used in filters and assignItem' })
+  name!: string;
 
-  @Field(() => PageInfo)
-  pageInfo!: PageInfo;
+  @Field(() => [String], { description: 'names of the topics routed to it' })
+  topics!: string[];
 
-  @Field(() => [ListeningItemEdge])
-  edges!: ListeningItemEdge[];
+  @Field(() => Int, { description: 'open listening items routed to it now' })
+  openItems!: number;
+}
+
+@InputType({ description: 'Which listening items to list (all of these must match)' })
+export class ListeningItemFilter {
+  @Field(() => [ListeningItemStatus], { nullable: true, description: 'any of these statuses; all when omitted' })
+  status?: ListeningItemStatus[];
+
+  @Field(() => String, { nullable: true, description: 'the routed department (assigned, else of the topic)' })
+  department?: string;
+
+  @Field(() => String, { nullable: true, description: 'the channel (source) of the thread' })
+  channel?: string;
+
+  @Field(() => String, { nullable: true, description: 'the assigned user' })
+  assignee?: string;
+
+  @Field(() => GraphQLISODateTime, { nullable: true, description: 'opened at or after this time' })
+  from?: Date;
+
+  @Field(() => GraphQLISODateTime, { nullable: true, description: 'opened before this time' })
+  to?: Date;
+}
+
+@ArgsType()
+export class ListeningItemsArgs extends PageArgs {
+  @Field(() => ListeningItemFilter, { nullable: true, description: 'all items when omitted' })
+  filter?: ListeningItemFilter;
+
+  @Field(() => ListeningItemOrder, { nullable: true, defaultValue: ListeningItemOrder.NEWEST, description: 'list order (default NEWEST)' })
+  order?: ListeningItemOrder;
 }
 
 @ArgsType()

@@ -50,6 +50,12 @@ export class RetagJobRunner {
     return job;
   }
 
+  /** The job, or null when there is none with this id. */
+  async find(id: string): Promise<RetagJobRow | null> {
+    const [job] = (await this.ds.query(`SELECT * FROM retag_job WHERE id = $1`, [id])) as RetagJobRow[];
+    return job ?? null;
+  }
+
   async get(id: string): Promise<RetagJobRow> {
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw AppError.badInput(`invalid job id: ${JSON.stringify(id)}`);
     const [job] = await this.ds.query(`SELECT * FROM retag_job WHERE id = $1`, [id]);

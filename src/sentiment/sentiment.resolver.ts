@@ -4,16 +4,17 @@ import { Intent, SentimentLabel } from '../graphql/enums';
 import type { AnalyzePool } from './analyze.pool';
 import type { RescoreJobRow, RescoreJobRunner } from './rescore.job';
 import type { RetagJobRow, RetagJobRunner } from './retag.job';
+import { fromGlobalId, toGlobalId } from '../graphql/relay';
 import type { SentimentScorer } from './sentiment.scorer';
-import { RescoreJob, RetagJob, TaxonomyEdit, TextAnalysis, Topic, TopicInput } from './sentiment.type';
+import { RescoreJob, RetagJob, RetagJobStatus, TaxonomyEdit, TextAnalysis, Topic, TopicInput } from './sentiment.type';
 import type { TaxonomyService } from './taxonomy.service';
 
 const MAX_TEXT = 1024 * 1024;
 
 export function toRetagJob(r: RetagJobRow): RetagJob {
   return {
-    id: r.id,
-    status: r.status,
+    id: toGlobalId('RetagJob', r.id),
+    status: r.status as RetagJobStatus,
     reason: r.reason,
     total: r.total,
     done: r.done,
@@ -99,9 +100,10 @@ export class SentimentResolver {
   }
 
   @Authorized('admin', 'analyst')
-  @Query(() => RetagJob)
-  async retagJob(@Arg('id', () => ID) id: string): Promise<RetagJob> {
-    return toRetagJob(await this.retag.get(id));
+  @Query(() => RetagJob, { nullable: true, description: 'Status and progress of a re-tagging job; null when unknown' })
+  async retagJob(@Arg('id', () => ID, { description: 'the job id from upsertTopic or deleteTopic' }) id: string): Promise<RetagJob | null> {
+    const job = await this.retag.find(fromGlobalId(id, 'RetagJob').id);
+    return job ? toRetagJob(job) : null;
   }
 
   @Authorized('admin')

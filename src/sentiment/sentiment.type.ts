@@ -1,5 +1,5 @@
 import { ArrayMaxSize, ArrayMinSize, IsString, Matches, MaxLength, MinLength } from 'class-validator';
-import { Field, Float, GraphQLISODateTime, ID, InputType, Int, ObjectType } from 'type-graphql';
+import { Field, Float, GraphQLISODateTime, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Intent, SentimentLabel } from '../graphql/enums';
 import { ExplanationItem, TopicRef } from '../interactions/interaction.type';
 
@@ -83,13 +83,30 @@ export class TopicInput {
   phrases!: string[];
 }
 
+export enum RetagJobStatus {
+  QUEUED = 'queued',
+  RUNNING = 'running',
+  SUCCEEDED = 'succeeded',
+  FAILED = 'failed',
+}
+registerEnumType(RetagJobStatus, {
+  name: 'RetagJobStatus',
+  description: 'Where a re-tagging job is',
+  valuesConfig: {
+    QUEUED: { description: 'waiting for the job before it' },
+    RUNNING: { description: 'working through the stored interactions' },
+    SUCCEEDED: { description: 'every interaction re-tagged, rollups rebuilt' },
+    FAILED: { description: 'stopped; error says why' },
+  },
+});
+
 @ObjectType({ description: 'Re-tagging of stored interactions after a taxonomy edit' })
 export class RetagJob {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'opaque global id; pass it to retagJob(id:)' })
   id!: string;
 
-  @Field(() => String, { description: 'queued, running, succeeded or failed' })
-  status!: string;
+  @Field(() => RetagJobStatus, { description: 'where the job is' })
+  status!: RetagJobStatus;
 
   @Field(() => String)
   reason!: string;

@@ -127,7 +127,7 @@ describe('listening-gap escalation', () => {
       `{ openItems(first: 100, overdueOnly: true) { edges { node { id overdue escalation { system caseId caseUrl } } } } }`,
     );
     const mine = open.data.openItems.edges.map((e) => e.node).find((n) => n.escalation?.caseId === made[0]!.Id);
-    expect(mine).toMatchObject({ overdue: true, escalation: { system: 'salesforce', caseId: made[0]!.Id } });
+    expect(mine).toMatchObject({ overdue: true, escalation: { system: 'SALESFORCE', caseId: made[0]!.Id } });
   });
 
   it('a restarted service and the background jobs of two replicas make no second case and no second event', async () => {

@@ -166,8 +166,13 @@ describe('listening gap lifecycle through Kafka ingest', () => {
     expect(assigned.data.assignItem).toEqual({ department: 'Digital', assignedUser: 'sam' });
     expect((await open({ department: 'Digital' })).edges.map((e) => e.node.interaction.externalId)).toEqual(['f1']);
 
-    const again = await app.gql(`mutation($id: ID!) { closeItem(id: $id, reason: "x") { status } }`, { id: byExt.get('g1')!.id });
+    // closing again with the same reason is a repeat; another reason would be silently dropped: CONFLICT
+    const again = await app.gql(`mutation($id: ID!) { closeItem(id: $id, reason: "duplicate of a ticket") { status } }`, { id: byExt.get('g1')!.id });
     expect(again.errors).toBeUndefined();
+    const other = await app.gql(`mutation($id: ID!) { closeItem(id: $id, reason: "x") { status } }`, { id: byExt.get('g1')!.id });
+    expect(other.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+    const answered = await app.gql(`mutation($id: ID!) { closeItem(id: $id, reason: "spam") { status } }`, { id: byExt.get('e1')!.id });
+    expect(answered.errors?.[0]?.extensions?.code).toBe('CONFLICT');
     const unknown = await app.gql(`mutation { assignItem(id: "${byExt.get('f1')!.id}", department: "Nope") { id } }`);
     expect(unknown.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });

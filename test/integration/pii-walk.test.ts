@@ -140,6 +140,7 @@ describe('PII walk: every query as analyst and service, and both output topics',
         if (field === 'analyzeText' && arg.name === 'text') return ['Charged twice, please call me back'];
         if (field === 'customer' && arg.name === 'id') return ids.customers;
         if (field === 'node' && arg.name === 'id') return [...ids.customers, ...ids.interactions, ...ids.suggestions, ...ids.items];
+        if (field === 'listeningItem' && arg.name === 'id') return ids.items;
         if (field === 'retagJob') return [ids.retagJob];
         if (field === 'reresolutionJob') return [ids.reresolutionJob];
         if (field === 'sentimentTrend' && arg.name === 'scope') return ['ALL', 'CUSTOMER', 'DEPARTMENT', 'TOPIC'];

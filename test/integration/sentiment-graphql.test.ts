@@ -94,7 +94,7 @@ describe('analyzeText and the editable taxonomy', () => {
     // the background runner's pass over queued jobs (and the one more a kick during it queues)
     await app.services.retag.task.idle();
     const job = (await app.gql<{ retagJob: { status: string } }>('query($id: ID!) { retagJob(id: $id) { status done total changed progress } }', { id: edit.data.upsertTopic.job.id }, as(ADMIN))).data.retagJob;
-    expect(job).toEqual({ status: 'succeeded', done: 3, total: 3, changed: 2, progress: 1 });
+    expect(job).toEqual({ status: 'SUCCEEDED', done: 3, total: 3, changed: 2, progress: 1 });
 
     const tagged = await app.gql<{ interactions: { edges: { node: { externalId: string; topics: { name: string; department: string }[] } }[] } }>(
       '{ interactions(first: 10) { edges { node { externalId topics { name department } } } } }',

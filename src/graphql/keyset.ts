@@ -1,0 +1,94 @@
+import { AppError } from '../shared/app-error';
+import { decodeCursor, DEFAULT_PAGE_SIZE, encodeCursor, pageSize, type Page } from './relay';
+
+/** One order of a list: an SQL expression (never null: coalesce in it) and its direction; ties broken by id. */
+export interface SortKey {
+  /** written into cursors: a cursor of another order is refused */
+  name: string;
+  expr: string;
+  /** the SQL type the cursor's value is cast back to */
+  type: 'timestamptz' | 'float8' | 'int8' | 'text';
+  desc: boolean;
+}
+
+/** Relay's window arguments. */
+export interface Window {
+  first?: number | null;
+  after?: string | null;
+  last?: number | null;
+  before?: string | null;
+}
+
+export interface Keyset {
+  /** conditions from after/before, with their values appended to the caller's params */
+  conditions: string[];
+  orderBy: string;
+  /** LIMIT: page size + 1, to know whether more follow */
+  limit: number;
+  /** turns the rows as fetched (query order) into a page */
+  page<R, T>(rows: R[], map: (row: R) => T, cursorOf: (row: R) => [sortValue: string, id: string], totalCount: () => Promise<number>): Page<T>;
+}
+
+/**
+ * The one keyset pager: `WHERE (sort, id) < / > (cursor)` and `ORDER BY sort, id` in the list's
+ * direction, or reversed for last/before (and the rows turned back). Every list uses it, one
+ * query per page whatever its depth; totalCount is a separate query run only when asked for.
+ *
+ * What must stay true: a cursor is only accepted by the list order that made it; first and last
+ * are never both applied; pages never overlap or skip rows under concurrent inserts elsewhere.
+ */
+export function keyset(sort: SortKey, idExpr: string, w: Window, params: unknown[]): Keyset {
+  if (w.first != null && w.last != null) throw AppError.badInput('pass first or last, not both', { argument: 'last', rule: 'first and last are exclusive' });
+  const backward = w.last != null || (w.first == null && w.before != null);
+  const n = backward ? pageSize(w.last ?? DEFAULT_PAGE_SIZE, 'last') : pageSize(w.first, 'first');
+  const after = decodeCursor(w.after, sort.name, 'after', sort.type);
+  const before = decodeCursor(w.before, sort.name, 'before', sort.type);
+  const conditions: string[] = [];
+  const bound = (c: { sort: string; id: string }, later: boolean) => {
+    params.push(c.sort, c.id);
+    // "later in the list": smaller when the list is descending
+    const op = later !== sort.desc ? '>' : '<';
+    conditions.push(`(${sort.expr}, ${idExpr}) ${op} ($${params.length - 1}::${sort.type}, $${params.length}::uuid)`);
+  };
+  if (after) bound(after, true);
+  if (before) bound(before, false);
+  const dir = sort.desc !== backward ? 'DESC' : 'ASC';
+  return {
+    conditions,
+    orderBy: `${sort.expr} ${dir}, ${idExpr} ${dir}`,
+    limit: n + 1,
+    page(rows, map, cursorOf, count) {
+      const more = rows.length > n;
+      const kept = rows.slice(0, n);
+      if (backward) kept.reverse();
+      const edges = kept.map((r) => {
+        const [s, id] = cursorOf(r);
+        return { cursor: encodeCursor(s, id, sort.name), node: map(r) };
+      });
+      let total: Promise<number> | null = null;
+      return {
+        get totalCount() {
+          return (total ??= count());
+        },
+        pageInfo: {
+          hasNextPage: backward ? before !== null : more,
+          hasPreviousPage: backward ? more : after !== null,
+          startCursor: edges[0]?.cursor ?? null,
+          endCursor: edges.at(-1)?.cursor ?? null,
+        },
+        edges,
+      };
+    },
+  };
+}
+
+/** The order name written in a cursor, or null for none or an unreadable one (keyset() then refuses it). */
+export function cursorOrderName(cursor: string | null | undefined): string | null {
+  if (!cursor) return null;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    return Array.isArray(parsed) && typeof parsed[0] === 'string' ? parsed[0] : null;
+  } catch {
+    return null;
+  }
+}
