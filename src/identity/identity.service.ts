@@ -12,51 +12,18 @@ import {
   lockCustomers,
   lockIdentityKeys,
   mergeCustomersTx,
-  recomputeCustomerRollups,
   recordSuggestion,
   unmergeTx,
   type EvidenceItem,
 } from './merge';
 import { identityKey, type IdentityKeyOptions, type IdentityKind } from './normalize';
-import { insertOutbox } from '../interactions/record-interactions.service';
+import { enqueueOutbox } from '../outbox/outbox';
+import { rebuildCustomerRollups } from '../sentiment/rollups';
 import { sentimentEvent } from '../outbox/outbox-events';
 import { inTransaction } from '../db/transaction';
+import type { CrmPerson, CrmRecordInput, CrmSystem } from '../crm/crm.port';
 
-export type CrmSystem = 'salesforce' | 'hubspot';
-
-/** The person as a CRM record describes them: what the probabilistic matcher compares. */
-export interface CrmPerson {
-  givenName?: string | null;
-  surname?: string | null;
-  company?: string | null;
-  streetNumber?: string | null;
-  address1?: string | null;
-  address2?: string | null;
-  city?: string | null;
-  postcode?: string | null;
-  state?: string | null;
-  dateOfBirth?: string | null;
-}
-
-/** A deterministic identity a CRM record carries (raw; normalized here). */
-export interface CrmIdentity {
-  kind: Exclude<IdentityKind, 'crm'>;
-  /** social network of a handle (HubSpot `twitterhandle` → 'x') */
-  network?: string | null;
-  value: string;
-}
-
-/** One CRM record as the sync hands it over: mapped by the vendor adapter, raw payload kept. */
-export interface CrmRecordInput {
-  externalId: string;
-  ownerId?: string | null;
-  modstamp?: Date | string | null;
-  payload?: Record<string, unknown>;
-  person?: CrmPerson | null;
-  identities?: CrmIdentity[];
-  /** deleted in the CRM: kept for history, no longer matched */
-  deleted?: boolean;
-}
+export type { CrmIdentity, CrmPerson, CrmRecordInput, CrmSystem } from '../crm/crm.port';
 
 export interface CrmIntakeResult {
   records: number;
@@ -288,8 +255,8 @@ export class IdentityService {
           decidedBy: actor,
         });
       }
-      const summaries = await recomputeCustomerRollups(qr, [owner, fresh]);
-      await insertOutbox(qr, summaries.map((s) => sentimentEvent(s, this.config.publicUrl)));
+      const summaries = await rebuildCustomerRollups(qr, [owner, fresh]);
+      await enqueueOutbox(qr, summaries.map((s) => sentimentEvent(s, this.config.publicUrl)));
       return { auditId: audit!.id, owner, fresh };
     });
     return { audit: await this.audit(r.auditId), customerIds: [r.owner, r.fresh] };

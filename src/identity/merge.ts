@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { QueryRunner } from 'typeorm';
-import { insertOutbox, refreshCustomerSummaries } from '../interactions/record-interactions.service';
-import { sentimentEvent, sentimentTombstone, type CustomerSummaryRow } from '../outbox/outbox-events';
+import { enqueueOutbox } from '../outbox/outbox';
+import { rebuildCustomerRollups, refreshCustomerSummaries } from '../sentiment/rollups';
+import { sentimentEvent, sentimentTombstone } from '../outbox/outbox-events';
 import { AppError } from '../shared/app-error';
 
 /**
@@ -153,8 +154,8 @@ export async function mergeCustomersTx(qr: Q, survivorId: string, mergedId: stri
     [survivorId, mergedId, opts.score ?? null, JSON.stringify(opts.evidence ?? []), opts.reason, opts.actor, JSON.stringify(snapshot)],
   );
   // A merged customer with nothing scored (a CRM record just linked) leaves the rollups as they are.
-  const summaries = moved.length > 0 ? await recomputeCustomerRollups(qr, [survivorId, mergedId]) : await refreshCustomerSummaries(qr, [survivorId]);
-  await insertOutbox(qr, [
+  const summaries = moved.length > 0 ? await rebuildCustomerRollups(qr, [survivorId, mergedId]) : await refreshCustomerSummaries(qr, [survivorId]);
+  await enqueueOutbox(qr, [
     sentimentTombstone(mergedId),
     ...summaries.filter((s) => s.id === survivorId).map((s) => sentimentEvent(s, opts.publicUrl)),
   ]);
@@ -238,30 +239,9 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
       decidedBy: opts.actor,
     });
   }
-  const summaries = await recomputeCustomerRollups(qr, [root, restored]);
-  await insertOutbox(qr, summaries.map((s) => sentimentEvent(s, opts.publicUrl)));
+  const summaries = await rebuildCustomerRollups(qr, [root, restored]);
+  await enqueueOutbox(qr, summaries.map((s) => sentimentEvent(s, opts.publicUrl)));
   return { auditId: undo!.id, survivorId: root, restoredId: restored };
-}
-
-/**
- * Rebuilds the daily sentiment rollups of customers from their interactions, the last
- * interaction time, and the stored summaries.
- * Must stay true: the result equals what ingesting the customer's interactions one by one would
- * have produced (inbound only, days in UTC).
- */
-export async function recomputeCustomerRollups(qr: Q, customerIds: string[]): Promise<CustomerSummaryRow[]> {
-  const sorted = [...new Set(customerIds)].sort();
-  await qr.query(`DELETE FROM customer_sentiment_daily WHERE customer_id = ANY($1::uuid[])`, [sorted]);
-  await qr.query(
-    `INSERT INTO customer_sentiment_daily (customer_id, day, interaction_count, score_sum, negative_count, positive_count)
-     SELECT customer_id, (occurred_at AT TIME ZONE 'UTC')::date, count(*), sum(sentiment_score),
-            count(*) FILTER (WHERE sentiment_label = 'negative'), count(*) FILTER (WHERE sentiment_label = 'positive')
-       FROM interaction WHERE customer_id = ANY($1::uuid[]) AND direction = 'inbound'
-      GROUP BY 1, 2`,
-    [sorted],
-  );
-  await qr.query(`UPDATE customer c SET last_interaction_at = (SELECT max(occurred_at) FROM interaction i WHERE i.customer_id = c.id) WHERE c.id = ANY($1::uuid[])`, [sorted]);
-  return refreshCustomerSummaries(qr, sorted);
 }
 
 /** Whether a person has said these two customers are different (a rejected pair, or an undone merge). */

@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
+import { applyRollups, storedContributions } from './rollups';
 import type { TaxonomyService } from './taxonomy.service';
 
 export interface RetagJobRow {
@@ -22,8 +23,8 @@ const CHUNK = 2000;
 const RUNNER_LOCK = 7_041_976;
 
 /**
- * Re-tags every stored interaction with the current taxonomy after an edit, then rebuilds
- * the department rollups from the new tags. Progress is stored per job; a job cut short by
+ * Re-tags every stored interaction with the current taxonomy after an edit; each chunk moves
+ * the department and topic rollups of the interactions it re-tags in the same transaction. Progress is stored per job; a job cut short by
  * a restart is picked up again at the next start (re-tagging is idempotent).
  */
 export class RetagJobRunner {
@@ -121,6 +122,8 @@ export class RetagJobRunner {
         }
         await this.ds.transaction(async (em) => {
           if (ids.length > 0) {
+            // The rollups follow the tags in the same transaction: out with the old, in with the new.
+            await applyRollups(em, await storedContributions(em, ids), -1);
             await em.query('DELETE FROM interaction_topic WHERE interaction_id = ANY($1::uuid[])', [ids]);
             if (topicRows.length > 0) {
               await em.query(
@@ -129,6 +132,7 @@ export class RetagJobRunner {
                 [topicRows.map((r) => r[0]), topicRows.map((r) => r[1]), topicRows.map((r) => r[2])],
               );
             }
+            await applyRollups(em, await storedContributions(em, ids), 1);
           }
           await em.query('UPDATE retag_job SET done = done + $2, changed = changed + $3 WHERE id = $1', [job.id, rows.length, changed]);
         });
@@ -136,28 +140,11 @@ export class RetagJobRunner {
         last = rows.at(-1)!.id;
         if (done % 20_000 < CHUNK) log.info({ done, total: n }, 're-tagging progress');
       }
-      await rebuildDepartmentRollups(this.ds);
       await this.ds.query(`UPDATE retag_job SET status = 'succeeded', finished_at = now() WHERE id = $1`, [job.id]);
-      log.info({ done }, 're-tagging finished; department rollups rebuilt');
+      log.info({ done }, 're-tagging finished');
     } catch (err) {
       await this.ds.query(`UPDATE retag_job SET status = 'failed', error = $2, finished_at = now() WHERE id = $1`, [job.id, (err as Error).message]);
       throw err;
     }
   }
-}
-
-/** Department rollups from the stored tags: what they would be had every interaction arrived today. */
-export async function rebuildDepartmentRollups(ds: DataSource): Promise<void> {
-  await ds.transaction(async (em) => {
-    await em.query('LOCK TABLE department_sentiment_daily IN EXCLUSIVE MODE');
-    await em.query('DELETE FROM department_sentiment_daily');
-    await em.query(`
-      INSERT INTO department_sentiment_daily (department_id, day, interaction_count, score_sum, negative_count, positive_count)
-      SELECT x.department_id, (i.occurred_at AT TIME ZONE 'UTC')::date, count(*), sum(i.sentiment_score),
-             count(*) FILTER (WHERE i.sentiment_label = 'negative'), count(*) FILTER (WHERE i.sentiment_label = 'positive')
-        FROM (SELECT DISTINCT it.interaction_id, t.department_id FROM interaction_topic it JOIN topic t ON t.id = it.topic_id) x
-        JOIN interaction i ON i.id = x.interaction_id
-       WHERE i.direction = 'inbound'
-       GROUP BY 1, 2`);
-  });
 }

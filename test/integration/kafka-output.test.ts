@@ -4,7 +4,7 @@ import { ConfigResourceTypes, type Admin, type Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sentimentSchema from '../../schema/customer-sentiment.v1.schema.json';
 import enrichedSchema from '../../schema/interactions.enriched.v1.schema.json';
-import { insertOutbox } from '../../src/interactions/record-interactions.service';
+import { enqueueOutbox } from '../../src/outbox/outbox';
 import { sentimentTombstone } from '../../src/outbox/outbox-events';
 import { message, startTestApp, type TestApp } from '../support/app';
 import { dumpTopicWithJavaClient, groupLag, kafkaEnv, kafkaNames, produce, testKafka, waitFor, type JavaRecord } from '../support/kafka-fixtures';
@@ -47,7 +47,7 @@ describe('Kafka output topics, read by the Apache Kafka Java client', () => {
     // What erasing (or merging away) a customer writes: a tombstone for its key, through the outbox.
     const [victim] = (await app.db.ds.query(`SELECT id FROM customer ORDER BY created_at, id LIMIT 1`)) as { id: string }[];
     erased = victim!.id;
-    await app.db.ds.transaction((m) => insertOutbox(m, [sentimentTombstone(erased)]));
+    await app.db.ds.transaction((m) => enqueueOutbox(m, [sentimentTombstone(erased)]));
     await waitFor('the outbox to be published', async () => {
       const [{ n }] = (await app.db.ds.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)) as { n: number }[];
       return n === 0;

@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import type { QueryRunner } from 'typeorm';
+import type { InteractionMessage } from '../interactions/interaction-message';
+import type { IdentityClaim } from './author-identities';
+import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys } from './merge';
+
+/** A message on its way into the database, as author resolution sees it. */
+export interface AuthoredMessage {
+  /** the interaction id it will be stored under */
+  id: string;
+  message: InteractionMessage;
+  /** the author's deterministic identities, strongest first (`authorIdentities`) */
+  claims: IdentityClaim[];
+  /** set here: the customer the interaction belongs to, or null */
+  customerId: string | null;
+}
+
+/**
+ * Author → customer resolution for the ingest pipeline, inside its transaction: inbound messages
+ * by their author's identities, outbound replies by the customer they answer.
+ *
+ * Must stay true: two concurrent batches (in one process or several) never create two customers
+ * for one identity; interactions are recorded with the identity that attached them, so an
+ * unmerge or unlink moves them back.
+ */
+export async function resolveAuthors(qr: QueryRunner, batch: AuthoredMessage[], opts: { publicUrl: string }): Promise<void> {
+  await resolveCustomers(qr, batch.filter((p) => p.message.direction === 'inbound'), opts.publicUrl);
+  await attachReplies(qr, batch);
+}
+
+/**
+ * Attaches each message to a customer by its deterministic identities, creating the
+ * customer and identities the first time an author is seen. A message naming identities of
+ * two customers (a handle known alone, now with an email a CRM contact has) proves them one
+ * person: they are merged here, in this transaction, with an audit entry; unless a person
+ * rejected the pair or both hold records of one CRM object (then a suggestion).
+ * Also records which identity attached each message, so an unmerge or unlink moves it back.
+ */
+async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publicUrl: string): Promise<void> {
+  const keyOf = (c: IdentityClaim) => identityLockKey(c.kind, c.value);
+  const claims = new Map<string, IdentityClaim>();
+  for (const p of batch) for (const c of p.claims) claims.set(keyOf(c), c);
+  if (claims.size === 0) return;
+  await lockIdentityKeys(qr, claims.keys());
+
+  const owners = new Map<string, string>();
+  const identityIds = new Map<string, string>();
+  const all = [...claims.values()];
+  const rows: { id: string; kind: string; value: string; customer_id: string }[] = await qr.query(
+    `SELECT ci.id, ci.kind, ci.value, ci.customer_id
+       FROM customer_identity ci
+       JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
+    [all.map((c) => c.kind), all.map((c) => c.value)],
+  );
+  // Locking the owners makes a concurrent merge of one of them finish first (we then see its survivor).
+  const roots = rows.length > 0 ? await lockCustomers(qr, rows.map((r) => r.customer_id)) : new Map<string, string>();
+  for (const r of rows) {
+    owners.set(identityLockKey(r.kind, r.value), roots.get(r.customer_id) ?? r.customer_id);
+    identityIds.set(identityLockKey(r.kind, r.value), r.id);
+  }
+
+  for (const p of batch) {
+    const known = p.claims.filter((c) => owners.has(keyOf(c)));
+    for (const other of known.slice(1)) {
+      const survivor = owners.get(keyOf(known[0]!))!;
+      const mergedId = owners.get(keyOf(other))!;
+      if (survivor === mergedId) continue;
+      const m = p.message;
+      const outcome = await autoMergeTx(
+        qr,
+        { customerId: survivor, identityId: identityIds.get(keyOf(known[0]!))! },
+        { customerId: mergedId, identityId: identityIds.get(keyOf(other))! },
+        {
+          reason: `interaction ${m.source}/${m.externalId} names the ${known[0]!.kind} of one customer and the ${other.kind} of the other`,
+          actor: `rule:deterministic:${known[0]!.kind}`,
+          evidence: [
+            { field: known[0]!.kind, outcome: 'agree', detail: 'held by the survivor; named by the same author' },
+            { field: other.kind, outcome: 'agree', detail: 'held by the merged customer; named by the same author' },
+          ],
+          publicUrl,
+        },
+      );
+      if (outcome.merged) for (const [k, owner] of owners) if (owner === mergedId) owners.set(k, survivor);
+    }
+  }
+
+  const newCustomers: { id: string; displayName: string | null }[] = [];
+  const newIdentities: { id: string; customerId: string; claim: IdentityClaim }[] = [];
+  const attachedBy: { interactionId: string; identityId: string }[] = [];
+  for (const p of batch) {
+    const keys = p.claims.map(keyOf);
+    // claims are sorted strongest first, so the strongest known identity decides
+    let customerId = keys.map((k) => owners.get(k)).find((id) => id !== undefined) ?? null;
+    if (customerId === null && p.claims.length > 0) {
+      customerId = randomUUID();
+      newCustomers.push({ id: customerId, displayName: p.message.author.displayName ?? p.message.author.handle ?? null });
+    }
+    p.customerId = customerId;
+    if (customerId === null) continue;
+    p.claims.forEach((claim, i) => {
+      if (!owners.has(keys[i]!)) {
+        const id = randomUUID();
+        owners.set(keys[i]!, customerId);
+        identityIds.set(keys[i]!, id);
+        newIdentities.push({ id, customerId, claim });
+      }
+    });
+    const by = keys.find((k) => owners.get(k) === customerId);
+    if (by) attachedBy.push({ interactionId: p.id, identityId: identityIds.get(by)! });
+  }
+
+  if (newCustomers.length > 0) {
+    await qr.query(`INSERT INTO customer (id, display_name) SELECT * FROM unnest($1::uuid[], $2::text[])`, [
+      newCustomers.map((c) => c.id),
+      newCustomers.map((c) => c.displayName),
+    ]);
+  }
+  if (newIdentities.length > 0) {
+    // No ON CONFLICT: the advisory locks above make a concurrent insert of the same key impossible.
+    await qr.query(
+      `INSERT INTO customer_identity (id, customer_id, kind, network, value, raw_value, source)
+       SELECT i, c, k, n, v, r, 'ingest' FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(i, c, k, n, v, r)`,
+      [
+        newIdentities.map((i) => i.id),
+        newIdentities.map((i) => i.customerId),
+        newIdentities.map((i) => i.claim.kind),
+        newIdentities.map((i) => i.claim.network),
+        newIdentities.map((i) => i.claim.value),
+        newIdentities.map((i) => i.claim.raw),
+      ],
+    );
+  }
+  if (attachedBy.length > 0) {
+    await qr.query(
+      `INSERT INTO interaction_identity (interaction_id, identity_id)
+       SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT (interaction_id) DO NOTHING`,
+      [attachedBy.map((a) => a.interactionId), attachedBy.map((a) => a.identityId)],
+    );
+  }
+}
+
+/**
+ * A company's reply belongs to the customer it answers, never to the brand account
+ * that wrote it: look the answered interaction up in this batch, then in the database.
+ */
+async function attachReplies(qr: QueryRunner, batch: AuthoredMessage[]): Promise<void> {
+  const replies = batch.filter((p) => p.message.direction === 'outbound' && p.message.inReplyTo);
+  if (replies.length === 0) return;
+  const inBatch = new Map(batch.map((p) => [`${p.message.source}\u0000${p.message.externalId}`, p]));
+  const missing: AuthoredMessage[] = [];
+  for (const r of replies) {
+    const target = inBatch.get(`${r.message.source}\u0000${r.message.inReplyTo}`);
+    if (target?.customerId) r.customerId = target.customerId;
+    else missing.push(r);
+  }
+  if (missing.length === 0) return;
+  const rows: { source: string; external_id: string; customer_id: string }[] = await qr.query(
+    `SELECT i.source, i.external_id, i.customer_id FROM interaction i
+       JOIN unnest($1::text[], $2::text[]) AS k(source, external_id) ON i.source = k.source AND i.external_id = k.external_id
+      WHERE i.customer_id IS NOT NULL`,
+    [missing.map((r) => r.message.source), missing.map((r) => r.message.inReplyTo)],
+  );
+  const owners = new Map(rows.map((r) => [`${r.source}\u0000${r.external_id}`, r.customer_id]));
+  for (const r of missing) r.customerId = owners.get(`${r.message.source}\u0000${r.message.inReplyTo}`) ?? null;
+}
+
