@@ -41,22 +41,60 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
   const claims = new Map<string, IdentityClaim>();
   for (const p of batch) for (const c of p.claims) claims.set(keyOf(c), c);
   if (claims.size === 0) return;
-  await lockIdentityKeys(qr, claims.keys());
+
+  // Most authors are known: read their identities without a lock. Only messages that would
+  // create an identity or join two customers take the identity-key locks (then read again).
+  const found = await readIdentities(qr, [...claims.values()]);
+  const locked = new Set<string>();
+  for (const p of batch) {
+    const ownersOfP = new Set<string>();
+    let unknown = false;
+    for (const c of p.claims) {
+      const f = found.get(keyOf(c));
+      if (f) ownersOfP.add(f.customer_id);
+      else unknown = true;
+    }
+    if (unknown || ownersOfP.size > 1) for (const c of p.claims) locked.add(keyOf(c));
+  }
+  if (locked.size > 0) {
+    await lockIdentityKeys(qr, locked);
+    const again = await readIdentities(qr, [...locked].map((k) => claims.get(k)!));
+    for (const k of locked) {
+      const v = again.get(k);
+      if (v) found.set(k, v);
+      else found.delete(k);
+    }
+  }
+
+  // Locking the owners makes a concurrent merge, unlink or erasure of one of them finish first.
+  // Whatever moves an identity holds its customer's row lock, so once we hold the owners' locks
+  // a fresh read shows where each identity is now, and it stays there until we commit.
+  let roots = new Map<string, string>();
+  let unsure = [...found.keys()].filter((k) => !locked.has(k));
+  for (let round = 0; ; round++) {
+    const owners = [...new Set([...found.values()].map((f) => f.customer_id))].filter((id) => !roots.has(id));
+    if (owners.length > 0) for (const [id, root] of await lockCustomers(qr, owners)) roots.set(id, root);
+    if (unsure.length === 0) break;
+    const now = await readIdentities(qr, unsure.map((k) => claims.get(k)!));
+    const moved = unsure.filter((k) => now.get(k)?.customer_id !== found.get(k)!.customer_id);
+    if (moved.length === 0) break;
+    if (round >= 4) throw new Error('identities keep moving while an ingest batch resolves its authors; retry the batch');
+    // Rare: moved (to a customer we lock next round) or erased (created again under its key lock).
+    const gone = moved.filter((k) => !now.has(k));
+    if (gone.length > 0) await lockIdentityKeys(qr, gone);
+    for (const k of moved) {
+      const v = now.get(k);
+      if (v) found.set(k, v);
+      else found.delete(k);
+    }
+    unsure = moved.filter((k) => now.has(k));
+  }
 
   const owners = new Map<string, string>();
   const identityIds = new Map<string, string>();
-  const all = [...claims.values()];
-  const rows: { id: string; kind: string; value: string; customer_id: string }[] = await qr.query(
-    `SELECT ci.id, ci.kind, ci.value, ci.customer_id
-       FROM customer_identity ci
-       JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
-    [all.map((c) => c.kind), all.map((c) => c.value)],
-  );
-  // Locking the owners makes a concurrent merge of one of them finish first (we then see its survivor).
-  const roots = rows.length > 0 ? await lockCustomers(qr, rows.map((r) => r.customer_id)) : new Map<string, string>();
-  for (const r of rows) {
-    owners.set(identityLockKey(r.kind, r.value), roots.get(r.customer_id) ?? r.customer_id);
-    identityIds.set(identityLockKey(r.kind, r.value), r.id);
+  for (const [k, r] of found) {
+    owners.set(k, roots.get(r.customer_id) ?? r.customer_id);
+    identityIds.set(k, r.id);
   }
 
   for (const p of batch) {
@@ -164,3 +202,16 @@ async function attachReplies(qr: QueryRunner, batch: AuthoredMessage[]): Promise
   for (const r of missing) r.customerId = owners.get(`${r.message.source}\u0000${r.message.inReplyTo}`) ?? null;
 }
 
+/** Where identities are now (one statement, no lock), keyed by `identityLockKey`. */
+async function readIdentities(qr: QueryRunner, claims: IdentityClaim[]): Promise<Map<string, { id: string; customer_id: string }>> {
+  const out = new Map<string, { id: string; customer_id: string }>();
+  if (claims.length === 0) return out;
+  const rows: { id: string; kind: string; value: string; customer_id: string }[] = await qr.query(
+    `SELECT ci.id, ci.kind, ci.value, ci.customer_id
+       FROM customer_identity ci
+       JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
+    [claims.map((c) => c.kind), claims.map((c) => c.value)],
+  );
+  for (const r of rows) out.set(identityLockKey(r.kind, r.value), r);
+  return out;
+}

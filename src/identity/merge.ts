@@ -11,40 +11,46 @@ import { AppError } from '../shared/app-error';
  * caller's transaction.
  *
  * Lock protocol (the same everywhere, so concurrent writers serialize instead of duplicating):
- * 1. advisory locks on the buckets of every identity key about to be read or created, sorted;
+ * 1. advisory locks on every identity key about to be created (or read to decide a merge), sorted;
  * 2. row locks (FOR NO KEY UPDATE) on every customer about to be written, sorted by id;
  * a customer that turns out to be merged away is followed to its survivor, which is locked too.
+ * Whatever moves an existing identity holds its customer's row lock while it does, so a reader that
+ * needs no new identity skips step 1: it locks the owners it read, then reads again to confirm
+ * (`identity/author-resolution.ts`).
  */
 
 type Q = QueryRunner;
 
-/** Advisory-lock buckets for identity keys: bounded lock count per transaction. */
-const LOCK_NAMESPACE = 7_041_975;
-const LOCK_BUCKETS = 1024;
-
+/**
+ * One advisory lock per identity key (a 64-bit hash of it, so two keys share a lock only by
+ * a negligible accident). Only writers that create or move identities take them, so their
+ * number per transaction is what it creates, not what it reads.
+ */
 export function identityLockKey(kind: string, value: string): string {
   return `${kind}\u0000${value}`;
 }
 
 /**
- * Takes the transaction-scoped advisory locks of identity keys (`identityLockKey`), in bucket
+ * Takes the transaction-scoped advisory locks of identity keys (`identityLockKey`), in hash
  * order so that two transactions never wait on each other in a cycle.
- * Must stay true: the same key maps to the same bucket in every process (FNV-1a, not a salted hash).
+ * Must stay true: the same key maps to the same lock in every process (FNV-1a, not a salted hash).
  */
 export async function lockIdentityKeys(qr: Q, keys: Iterable<string>): Promise<void> {
-  const buckets = [...new Set([...keys].map((k) => fnv1a(k) % LOCK_BUCKETS))].sort((a, b) => a - b);
-  if (buckets.length === 0) return;
-  await qr.query(`SELECT pg_advisory_xact_lock($1::int, b) FROM unnest($2::int[]) AS b ORDER BY b`, [LOCK_NAMESPACE, buckets]);
+  const locks = [...new Set([...keys].map(lockOf))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (locks.length === 0) return;
+  await qr.query(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k ORDER BY k`, [locks.map(String)]);
 }
 
-/** 32-bit FNV-1a: stable across processes, so every replica picks the same lock bucket. */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
+/** Two 32-bit FNV-1a hashes (different offsets) as one signed 64-bit advisory-lock key. */
+function lockOf(s: string): bigint {
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
   for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193);
   }
-  return h >>> 0;
+  return BigInt.asIntN(64, (BigInt(a >>> 0) << 32n) | BigInt(b >>> 0));
 }
 
 /**

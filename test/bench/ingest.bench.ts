@@ -6,6 +6,10 @@
 //      from start to the last committed offset, on another fresh database.
 // Texts are the TweetEval validation tweets (real posts), cycled; authors repeat, so customers
 // accumulate interactions as they would in a listening feed.
+// Per interaction it also reports the WAL written (on a server of its own: BENCH_DATABASE=embedded,
+// the default, starts one, so other databases' WAL does not count), the row writes (inserts,
+// updates and deletes in pg_stat_user_tables), node CPU, and the p99 from commit to Kafka ack.
+// `--json` prints the figures as one JSON object on the last line.
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -29,6 +33,7 @@ const AUTHORS = Number(process.env.BENCH_AUTHORS ?? 20_000);
 const DATA_DIR = path.resolve(process.env.EARSHOT_SHARED_DATA ?? path.join(process.cwd(), '../shared/data'), 'sentiment');
 const SOURCES = ['x', 'facebook', 'instagram', 'reddit', 'trustpilot', 'app_store'];
 
+const JSON_OUT = process.argv.includes('--json');
 const rssMb = () => process.resourceUsage().maxRSS / 1024;
 const CLOCK_TICK_US = 10_000; // USER_HZ is 100 on Linux
 
@@ -59,6 +64,41 @@ async function postgresCpu(query: (sql: string) => Promise<unknown>): Promise<Ma
     if (c !== null) out.set(pid, c);
   }
   return out;
+}
+/** Rows inserted, updated and deleted in the database so far (as far as its statistics were flushed). */
+async function rowWrites(url: string): Promise<number> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query(`SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::float8 AS n FROM pg_stat_user_tables`);
+    return (rows[0] as { n: number }).n;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Row writes once every exited backend's statistics have arrived (they stop changing). */
+async function settledRowWrites(url: string): Promise<number> {
+  let last = -1;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const n = await rowWrites(url);
+    if (n === last || Date.now() > deadline) return n;
+    last = n;
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+/** The upper bucket bound under which 99% of commit → Kafka ack delays fell (the relay's histogram). */
+async function publishDelayP99(registry: { getSingleMetric(name: string): unknown }): Promise<number | null> {
+  const metric = registry.getSingleMetric('earshot_outbox_publish_delay_seconds') as { get(): Promise<{ values: { metricName?: string; labels: Record<string, unknown>; value: number }[] }> } | undefined;
+  if (!metric) return null;
+  const { values } = await metric.get();
+  const buckets = values.filter((v) => v.metricName?.endsWith('_bucket')).map((v) => ({ le: Number(v.labels.le), n: v.value }));
+  const total = buckets.find((b) => !Number.isFinite(b.le))?.n ?? 0;
+  if (total === 0) return null;
+  const hit = buckets.filter((b) => Number.isFinite(b.le)).sort((a, b) => a.le - b.le).find((b) => b.n >= 0.99 * total);
+  return hit ? hit.le * 1000 : Infinity;
 }
 const rate = (n: number, ms: number) => Math.round((n / ms) * 1000);
 
@@ -145,9 +185,9 @@ async function main(): Promise<void> {
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
   const brokers = await ensureKafka();
   let embedded: EmbeddedPostgresHandle | null = null;
-  let adminUrl = await findTestPostgres();
+  let adminUrl = process.env.BENCH_DATABASE === 'local' ? await findTestPostgres() : null;
   if (!adminUrl) {
-    embedded = await startEmbeddedPostgres(path.join(process.cwd(), '.earshot', 'bench'), Number(process.env.EARSHOT_TEST_PG_PORT ?? 54331), log);
+    embedded = await startEmbeddedPostgres(path.join(process.cwd(), '.earshot', 'bench'), Number(process.env.BENCH_PG_PORT ?? 54_391), log);
     adminUrl = embedded.url;
   }
   process.env[TEST_PG_ENV] = adminUrl;
@@ -199,6 +239,8 @@ async function main(): Promise<void> {
   const app = await startApp(config, log);
   const startMs = performance.now() - t;
   const query = (sql: string) => app.db.ds.query(sql) as Promise<unknown>;
+  const rowWritesBefore = await rowWrites(e2eDb.url);
+  const [{ lsn: walBefore }] = (await app.db.ds.query('SELECT pg_current_wal_lsn()::text AS lsn')) as { lsn: string }[];
   const pgBefore = await postgresCpu(query);
   const broker = brokerPid();
   const brokerBefore = broker ? cpuOf(broker) : null;
@@ -210,6 +252,7 @@ async function main(): Promise<void> {
   }
   const e2eMs = performance.now() - t;
   const nodeCpu = process.cpuUsage(nodeBefore);
+  const [{ wal }] = (await app.db.ds.query(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8 AS wal`, [walBefore])) as { wal: number }[];
   const pgAfter = await postgresCpu(query);
   const brokerAfter = broker ? cpuOf(broker) : null;
   const [{ n: stored }] = (await app.db.ds.query('SELECT count(*)::int AS n FROM interaction')) as { n: number }[];
@@ -223,7 +266,10 @@ async function main(): Promise<void> {
   const relayMs = performance.now() - t;
   const [{ n: events }] = (await app.db.ds.query('SELECT count(*)::int AS n FROM outbox')) as { n: number }[];
   console.log(`outbox relay: all ${events} events published ${(relayMs - e2eMs).toFixed(0)} ms after the last commit (${rate(events, relayMs)} events/s overall)`);
+  const publishP99Ms = await publishDelayP99(app.metrics.registry);
   await app.stop();
+  // The pool's backends flush their statistics when they exit.
+  const writes = (await settledRowWrites(e2eDb.url)) - rowWritesBefore;
   await e2eDb.drop();
 
   const e2e = rate(N, e2eMs);
@@ -247,6 +293,26 @@ async function main(): Promise<void> {
       `Kafka broker ${brokerUs !== null ? `${perMsg(brokerUs)} µs` : 'n/a (not started by docker/kafka.sh)'}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`,
   );
 
+  const walPerMsg = wal / N;
+  console.log(`per interaction: ${walPerMsg.toFixed(0)} bytes of WAL${embedded ? '' : ' (shared server: includes other databases)'}, ${(writes / N).toFixed(2)} row writes; commit → Kafka ack p99 ${publishP99Ms === null ? 'n/a' : `≤ ${publishP99Ms} ms`}`);
+  if (JSON_OUT) {
+    console.log(
+      JSON.stringify({
+        messages: N,
+        partitions: PARTITIONS,
+        endToEndPerSec: e2e,
+        kafkaCeilingPerSec: rate(N, bareMs),
+        copyCeilingPerSec: rate(N, copyMs),
+        ratioToLowerCeiling: Number((e2e / ceiling).toFixed(3)),
+        walBytesPerInteraction: Math.round(walPerMsg),
+        rowWritesPerInteraction: Number((writes / N).toFixed(2)),
+        nodeCpuMicrosPerInteraction: Math.round(nodeUs / N),
+        postgresCpuMicrosPerInteraction: pgAfter.size > 0 ? Math.round(pgUs / N) : null,
+        publishDelayP99Ms: publishP99Ms,
+        loadAverage: os.loadavg()[0],
+      }),
+    );
+  }
   await admin.deleteTopics({ topics: [topic, `${topic}.dlq`, ...Object.values(OUTBOX_TOPICS).map((o) => `${prefix}${o.name}`)] }).catch(() => undefined);
   await admin.disconnect();
   if (embedded) await embedded.stop();
