@@ -59,6 +59,8 @@ export interface Config {
     readonly replicationFactor: number;
     readonly maxMessageBytes: number;
     readonly outboxPollMs: number;
+    /** sent outbox rows are deleted after this many hours */
+    readonly outboxRetentionHours: number;
     /** prepended to the outbound topic names (interactions.enriched.v1, customer-sentiment.v1): one cluster, several environments */
     readonly outputTopicPrefix: string;
     /** partitions one consumer processes at the same time (kafkajs partitionsConsumedConcurrently) */
@@ -239,6 +241,7 @@ function parseKafka(
     replicationFactor: int('KAFKA_REPLICATION_FACTOR', -1, -1, 32),
     maxMessageBytes: int('KAFKA_MAX_MESSAGE_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     outboxPollMs: int('EARSHOT_OUTBOX_POLL_MS', 200, 10, 60_000),
+    outboxRetentionHours: int('EARSHOT_OUTBOX_RETENTION_HOURS', 24, 0, 24 * 365),
     outputTopicPrefix: prefix,
     concurrency: int('KAFKA_CONSUMER_CONCURRENCY', 3, 1, 64),
     sessionTimeoutMs: int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),

@@ -4,7 +4,6 @@ import type { Config } from '../config/config';
 import { inTransaction } from '../db/transaction';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
 import { resolveAuthors } from '../identity/author-resolution';
-import { enrichedEvent, sentimentEvent, type CustomerSummaryRow } from '../outbox/outbox-events';
 import { enqueueOutbox } from '../outbox/outbox';
 import { applyRollups, refreshCustomerSummaries } from '../sentiment/rollups';
 import type { Logger } from '../shared/logger';
@@ -174,17 +173,9 @@ export class RecordInteractionsService {
         departmentIds: p.analysis.topics.map((t) => departmentIds.get(t.department)).filter((d) => d !== undefined),
       })),
     );
-    const summaries = await refreshCustomerSummaries(qr, [...lastSeen.keys()], lastSeen);
-    await this.writeOutbox(qr, accepted, summaries);
+    await refreshCustomerSummaries(qr, [...lastSeen.keys()], lastSeen, { returning: false });
+    await enqueueOutbox(qr, { interactionIds: accepted.map((p) => p.id), customerIds: [...lastSeen.keys()], publicUrl: this.config.publicUrl });
     return accepted;
-  }
-
-  private async writeOutbox(qr: QueryRunner, accepted: Prepared[], summaries: CustomerSummaryRow[]): Promise<void> {
-    const rows = [
-      ...accepted.map((p) => enrichedEvent(p.id, p.message, p.analysis, p.customerId)),
-      ...summaries.map((s) => sentimentEvent(s, this.config.publicUrl)),
-    ];
-    await enqueueOutbox(qr, rows);
   }
 }
 

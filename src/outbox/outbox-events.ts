@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { InteractionMessage } from '../interactions/interaction-message';
-import type { Analysis } from '../sentiment/analyzer';
 
 /** Outbound topics and the schema version each payload follows (schema/*.schema.json). */
 export const OUTBOX_TOPICS = {
@@ -30,42 +28,6 @@ export interface CustomerSummaryRow {
 
 function headers(version: string, eventId: string): Record<string, string> {
   return { 'schema-version': version, 'event-id': eventId, 'content-type': 'application/json' };
-}
-
-/**
- * interactions.enriched.v1: the interaction as received plus what Earshot derived.
- * The author's email and phone stay out of the stream (PII); the customerId joins them.
- */
-export function enrichedEvent(id: string, m: InteractionMessage, a: Analysis, customerId: string | null): OutboxRow {
-  const eventId = randomUUID();
-  const departments = [...new Set(a.topics.map((t) => t.department))];
-  return {
-    topic: OUTBOX_TOPICS.enriched.name,
-    key: customerId ?? `${m.source}:${m.externalId}`,
-    headers: headers(OUTBOX_TOPICS.enriched.version, eventId),
-    payload: {
-      schemaVersion: 1,
-      eventId,
-      interactionId: id,
-      sourceEventId: m.eventId ?? null,
-      source: m.source,
-      externalId: m.externalId,
-      url: m.url ?? null,
-      occurredAt: new Date(m.occurredAt).toISOString(),
-      direction: m.direction,
-      inReplyTo: m.inReplyTo ?? null,
-      author: { handle: m.author.handle ?? null, displayName: m.author.displayName ?? null },
-      text: m.text,
-      lang: a.lang,
-      rating: m.rating ?? null,
-      sentiment: { score: a.score, label: a.label, confidence: a.confidence, explanation: a.explanation.slice(0, 20) },
-      intent: { name: a.intent, confidence: a.intentConfidence },
-      topics: a.topics.map((t) => ({ name: t.name, department: t.department })),
-      departments,
-      customerId,
-      processedAt: new Date().toISOString(),
-    },
-  };
 }
 
 /** customer-sentiment.v1 (compacted, key = customerId): the customer's current summary. */

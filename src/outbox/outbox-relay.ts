@@ -12,8 +12,10 @@ export const OUTBOX_NOTIFY_CHANNEL = 'earshot_outbox';
 const RELAY_LOCK_NAMESPACE = 7_041_976;
 
 export interface OutboxRelayOptions {
-  /** rows per Kafka request and per `UPDATE … SET sent_at` */
+  /** events per Kafka request, about (whole outbox rows are taken, at least one) */
   batchSize?: number;
+  /** how long sent outbox rows are kept (seconds) */
+  retentionSeconds?: number;
   /** how often a standby replica tries to become the leader */
   standbyRetryMs?: number;
   /** readiness fails when publishing has failed for this long */
@@ -21,7 +23,7 @@ export interface OutboxRelayOptions {
 }
 
 interface OutboxRow {
-  id: string;
+  batch_id: string;
   topic: string;
   message_key: string | null;
   /** jsonb as text: published byte for byte, no parse and re-serialise */
@@ -31,10 +33,13 @@ interface OutboxRow {
 }
 
 /**
- * Publishes outbox rows to Kafka: `interactions.enriched.v1` and `customer-sentiment.v1`.
+ * Publishes the outbox to Kafka: `interactions.enriched.v1`, `customer-sentiment.v1` and the
+ * events written as given (`listening-gap.v1`, tombstones). One `outbox_batch` row per writing
+ * transaction; its events are rendered by the `outbox` view when published, and the row is
+ * marked sent once, then deleted after `EARSHOT_OUTBOX_RETENTION_HOURS`.
  *
  * What must stay true:
- * - a row is marked sent only after Kafka acknowledged it from all in-sync replicas (acks -1,
+ * - a row is marked sent only after Kafka acknowledged all its events from all in-sync replicas (acks -1,
  *   idempotent producer, one request in flight), so a crash publishes it again rather than
  *   never: delivery is at least once, and the `event-id` header lets consumers dedupe;
  * - rows are published in `id` order by one leader at a time (a session advisory lock, per
@@ -58,6 +63,8 @@ export class OutboxRelay {
   private failingSince: number | null = null;
   private lastError: string | null = null;
   private lastBacklogAt = 0;
+  private lastRetentionAt = 0;
+  private readonly retentionSeconds: number;
 
   constructor(
     kafka: Kafka,
@@ -70,6 +77,7 @@ export class OutboxRelay {
     this.batchSize = opts.batchSize ?? 1_000;
     this.standbyRetryMs = opts.standbyRetryMs ?? 2_000;
     this.unhealthyAfterMs = opts.unhealthyAfterMs ?? 30_000;
+    this.retentionSeconds = opts.retentionSeconds ?? settings.outboxRetentionHours * 3600;
     this.producer = kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
@@ -196,15 +204,26 @@ export class OutboxRelay {
     if (client) await client.end().catch(() => undefined);
   }
 
-  /** Publishes the oldest unsent rows; returns how many. */
+  /** Publishes the events of the oldest unsent outbox rows (about `batchSize` events); returns how many. */
   private async publishOnce(): Promise<number> {
+    const pending = (await this.ds.query(
+      `SELECT id, cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages) AS n
+         FROM outbox_batch WHERE sent_at IS NULL ORDER BY id LIMIT 64`,
+    )) as { id: string; n: number }[];
+    if (pending.length === 0) return 0;
+    const ids: string[] = [];
+    let size = 0;
+    for (const p of pending) {
+      if (ids.length > 0 && size + p.n > this.batchSize) break;
+      ids.push(p.id);
+      size += p.n;
+    }
+    // Rendered here, from the rows as they are now (see the `outbox` view's migration).
     const rows = (await this.ds.query(
-      `SELECT id, topic, message_key, payload::text AS payload, headers, created_at
-         FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1`,
-      [this.batchSize],
+      `SELECT batch_id, topic, message_key, payload::text AS payload, headers, created_at
+         FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`,
+      [ids],
     )) as OutboxRow[];
-    if (rows.length === 0) return 0;
-    const ids = rows.map((r) => r.id);
     const byTopic = new Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>();
     for (const r of rows) {
       const topic = `${this.settings.outputTopicPrefix}${r.topic}`;
@@ -213,24 +232,45 @@ export class OutboxRelay {
       list.push({ key: r.message_key, value: r.payload, headers: r.headers });
     }
     try {
-      await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      if (rows.length > 0) await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
     } catch (e) {
       await this.ds
-        .query(`UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, String((e as Error).message).slice(0, 1000)])
+        .query(`UPDATE outbox_batch SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, String((e as Error).message).slice(0, 1000)])
         .catch(() => undefined);
       throw e;
     }
-    await this.ds.query(`UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])`, [ids]);
-    const now = Date.now();
+    const [sent] = (await this.ds.query(
+      `UPDATE outbox_batch SET sent_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])
+       RETURNING id, extract(epoch FROM sent_at - created_at)::float8 AS delay`,
+      [ids],
+    )) as [{ id: string; delay: number }[], number];
     for (const [topic, messages] of byTopic) this.metrics.outboxPublished.inc({ topic }, messages.length);
-    for (const r of rows) this.metrics.outboxPublishDelay.observe((now - new Date(r.created_at).getTime()) / 1000);
-    return rows.length;
+    // one observation per event: its outbox row's commit to the broker's ack
+    const perRow = new Map<string, number>();
+    for (const r of rows) perRow.set(r.batch_id, (perRow.get(r.batch_id) ?? 0) + 1);
+    for (const d of sent) for (let k = 0; k < (perRow.get(d.id) ?? 0); k++) this.metrics.outboxPublishDelay.observe(d.delay);
+    await this.applyRetention();
+    return size;
+  }
+
+  /** Deletes rows sent longer ago than the retention (a bounded batch at most once a minute). */
+  private async applyRetention(): Promise<void> {
+    if (Date.now() - this.lastRetentionAt < 60_000) return;
+    this.lastRetentionAt = Date.now();
+    await this.ds.query(
+      `DELETE FROM outbox_batch WHERE id IN (
+         SELECT id FROM outbox_batch WHERE sent_at < now() - make_interval(secs => $1) ORDER BY sent_at LIMIT 10000)`,
+      [this.retentionSeconds],
+    );
   }
 
   private async updateBacklog(force: boolean): Promise<void> {
     if (!force && Date.now() - this.lastBacklogAt < 1_000) return;
     this.lastBacklogAt = Date.now();
-    const [row] = (await this.ds.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)) as { n: number }[];
+    const [row] = (await this.ds.query(
+      `SELECT coalesce(sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages)), 0)::int AS n
+         FROM outbox_batch WHERE sent_at IS NULL`,
+    )) as { n: number }[];
     this.metrics.outboxBacklog.set(row?.n ?? 0);
   }
 }

@@ -96,8 +96,14 @@ async function upsert(qr: Q, table: string, keyColumn: string, keyType: string, 
  * minus the 30 before) and the count of scored inbound interactions. `lastSeen` (ms), when
  * given, moves `last_interaction_at` forward. One UPDATE per customer per call.
  */
-export async function refreshCustomerSummaries(qr: Q, customerIds: readonly string[], lastSeen?: ReadonlyMap<string, number>): Promise<CustomerSummaryRow[]> {
+export async function refreshCustomerSummaries(
+  qr: Q,
+  customerIds: readonly string[],
+  lastSeen?: ReadonlyMap<string, number>,
+  opts: { returning?: boolean } = {},
+): Promise<CustomerSummaryRow[]> {
   if (customerIds.length === 0) return [];
+  const returning = opts.returning ?? true;
   const order = [...new Set(customerIds)].sort();
   // TypeORM answers an UPDATE … RETURNING with [rows, affected]
   const [rows] = (await qr.query(
@@ -125,11 +131,10 @@ export async function refreshCustomerSummaries(qr: Q, customerIds: readonly stri
        updated_at = now()
      FROM ids LEFT JOIN agg ON agg.customer_id = ids.id
      WHERE c.id = ids.id
-     RETURNING c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend,
-               c.interaction_count, c.last_interaction_at, c.updated_at`,
+     ${returning ? 'RETURNING c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.interaction_count, c.last_interaction_at, c.updated_at' : ''}`,
     [order, order.map((id) => (lastSeen?.has(id) ? new Date(lastSeen.get(id)!).toISOString() : null))],
   )) as [CustomerSummaryRow[], number];
-  return rows;
+  return returning ? rows : [];
 }
 
 /**
