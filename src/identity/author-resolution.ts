@@ -13,6 +13,8 @@ export interface AuthoredMessage {
   claims: IdentityClaim[];
   /** set here: the customer the interaction belongs to, or null */
   customerId: string | null;
+  /** set here: the identity that attached it to its customer (stored as interaction.identity_id) */
+  identityId?: string | null;
 }
 
 /**
@@ -34,7 +36,7 @@ export async function resolveAuthors(qr: QueryRunner, batch: AuthoredMessage[], 
  * two customers (a handle known alone, now with an email a CRM contact has) proves them one
  * person: they are merged here, in this transaction, with an audit entry; unless a person
  * rejected the pair or both hold records of one CRM object (then a suggestion).
- * Also records which identity attached each message, so an unmerge or unlink moves it back.
+ * Also sets which identity attached each message, so an unmerge or unlink moves it back.
  */
 async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publicUrl: string): Promise<void> {
   const keyOf = (c: IdentityClaim) => identityLockKey(c.kind, c.value);
@@ -124,7 +126,6 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
 
   const newCustomers: { id: string; displayName: string | null }[] = [];
   const newIdentities: { id: string; customerId: string; claim: IdentityClaim }[] = [];
-  const attachedBy: { interactionId: string; identityId: string }[] = [];
   for (const p of batch) {
     const keys = p.claims.map(keyOf);
     // claims are sorted strongest first, so the strongest known identity decides
@@ -144,7 +145,7 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
       }
     });
     const by = keys.find((k) => owners.get(k) === customerId);
-    if (by) attachedBy.push({ interactionId: p.id, identityId: identityIds.get(by)! });
+    p.identityId = by ? identityIds.get(by)! : null;
   }
 
   if (newCustomers.length > 0) {
@@ -166,13 +167,6 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
         newIdentities.map((i) => i.claim.value),
         newIdentities.map((i) => i.claim.raw),
       ],
-    );
-  }
-  if (attachedBy.length > 0) {
-    await qr.query(
-      `INSERT INTO interaction_identity (interaction_id, identity_id)
-       SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT (interaction_id) DO NOTHING`,
-      [attachedBy.map((a) => a.interactionId), attachedBy.map((a) => a.identityId)],
     );
   }
 }

@@ -235,7 +235,7 @@ export class IdentityService {
       await qr.query(`UPDATE customer_identity SET customer_id = $1, linked_by = 'manual', link_score = NULL, link_evidence = NULL WHERE id = $2`, [fresh, identity.id]);
       const moved: { id: string }[] = await qr.query(
         `WITH u AS (UPDATE interaction i SET customer_id = $1
-                     WHERE i.customer_id = $2 AND EXISTS (SELECT 1 FROM interaction_identity ii WHERE ii.interaction_id = i.id AND ii.identity_id = $3)
+                     WHERE i.customer_id = $2 AND i.identity_id = $3
                     RETURNING id) SELECT id FROM u`,
         [fresh, owner, identity.id],
       );

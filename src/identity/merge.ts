@@ -135,9 +135,8 @@ export async function mergeCustomersTx(qr: Q, survivorId: string, mergedId: stri
   const identities = ids(await qr.query(`WITH u AS (UPDATE customer_identity SET customer_id = $1 WHERE customer_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
   const crmRecords = ids(await qr.query(`WITH u AS (UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE customer_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
   const moved: { id: string; follows: boolean }[] = await qr.query(
-    `WITH u AS (UPDATE interaction SET customer_id = $1 WHERE customer_id = $2 RETURNING id)
-     SELECT u.id, coalesce(ii.identity_id = ANY($3::uuid[]), false) AS follows
-       FROM u LEFT JOIN interaction_identity ii ON ii.interaction_id = u.id`,
+    `WITH u AS (UPDATE interaction SET customer_id = $1 WHERE customer_id = $2 RETURNING id, identity_id)
+     SELECT u.id, coalesce(u.identity_id = ANY($3::uuid[]), false) AS follows FROM u`,
     [survivorId, mergedId, identities],
   );
   const repointed = ids(await qr.query(`WITH u AS (UPDATE customer SET merged_into_id = $1 WHERE merged_into_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
@@ -223,7 +222,7 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
   await qr.query(
     `UPDATE interaction i SET customer_id = $1
       WHERE i.customer_id = $3
-        AND (i.id = ANY($4::uuid[]) OR EXISTS (SELECT 1 FROM interaction_identity ii WHERE ii.interaction_id = i.id AND ii.identity_id = ANY($2::uuid[])))`,
+        AND (i.id = ANY($4::uuid[]) OR i.identity_id = ANY($2::uuid[]))`,
     [restored, back, root, snap.interactions],
   );
   await qr.query(`UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE id = ANY($2::uuid[]) AND customer_id = $3`, [restored, snap.crmRecords, root]);

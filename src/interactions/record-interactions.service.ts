@@ -30,6 +30,7 @@ interface Prepared {
   analysis: Analysis;
   claims: IdentityClaim[];
   customerId: string | null;
+  identityId?: string | null;
 }
 
 /**
@@ -109,10 +110,10 @@ export class RecordInteractionsService {
     const inserted: { id: string }[] = await qr.query(
       `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
           author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
-          sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key)
+          sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key, identity_id)
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], $14::jsonb[], $15::float8[],
-          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[], $22::text[])
+          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[], $22::text[], $23::uuid[])
        ON CONFLICT (source, external_id) DO NOTHING
        RETURNING id`,
       [
@@ -138,6 +139,7 @@ export class RecordInteractionsService {
         fresh.map((p) => JSON.stringify(p.analysis.explanation)),
         fresh.map((p) => p.customerId),
         fresh.map((p) => gapPlan?.threadKeys.get(p.id) ?? null),
+        fresh.map((p) => p.identityId ?? null),
       ],
     );
     const insertedIds = new Set(inserted.map((r) => r.id));

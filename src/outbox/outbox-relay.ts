@@ -1,9 +1,40 @@
 import { Partitioners, type IHeaders, type Kafka, type Producer } from 'kafkajs';
-import { Client } from 'pg';
-import type { DataSource } from 'typeorm';
+import { Client, Pool } from 'pg';
 import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
+
+/** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
+export interface RelayDatabase {
+  url: string;
+  /** search_path of every connection (tests isolate themselves in a schema) */
+  schema?: string;
+}
+
+/** What the relay reports; the Prometheus metrics in process, messages to it from a worker thread. */
+export interface RelayMetrics {
+  published(topic: string, n: number): void;
+  delay(seconds: number, n: number): void;
+  backlog(n: number): void;
+}
+
+/** The relay as the ingest role sees it, in process or in a worker thread. */
+export interface RelayHandle {
+  start(): Promise<void>;
+  stop(drainMs?: number): Promise<void>;
+  isLeader(): boolean;
+  health(): string | null;
+}
+
+export function metricsSink(metrics: Metrics): RelayMetrics {
+  return {
+    published: (topic, n) => metrics.outboxPublished.inc({ topic }, n),
+    delay: (seconds, n) => {
+      for (let i = 0; i < n; i++) metrics.outboxPublishDelay.observe(seconds);
+    },
+    backlog: (n) => metrics.outboxBacklog.set(n),
+  };
+}
 
 /** The channel a committed outbox insert notifies, so that the relay wakes at once. */
 export const OUTBOX_NOTIFY_CHANNEL = 'earshot_outbox';
@@ -49,8 +80,9 @@ interface OutboxRow {
  * - key = `message_key`; a null payload is published as a tombstone (null value);
  * - the headers stored with the row (schema-version, event-id, content-type) travel with it.
  */
-export class OutboxRelay {
+export class OutboxRelay implements RelayHandle {
   private readonly producer: Producer;
+  private readonly pool: Pool;
   private readonly batchSize: number;
   private readonly standbyRetryMs: number;
   private readonly unhealthyAfterMs: number;
@@ -68,12 +100,21 @@ export class OutboxRelay {
 
   constructor(
     kafka: Kafka,
-    private readonly ds: DataSource,
+    private readonly db: RelayDatabase,
     private readonly settings: Config['kafka'],
-    private readonly metrics: Metrics,
+    private readonly metrics: RelayMetrics,
     private readonly log: Logger,
     opts: OutboxRelayOptions = {},
   ) {
+    this.pool = new Pool({
+      connectionString: db.url,
+      max: 2,
+      application_name: 'earshot-outbox-relay',
+      connectionTimeoutMillis: 10_000,
+      options: db.schema ? `-c search_path=${db.schema}` : undefined,
+    });
+    // An idle connection dropped by the server: the pool replaces it; the cycle that needs it retries.
+    this.pool.on('error', (e) => this.log.warn({ err: e }, 'outbox relay pool connection lost'));
     this.batchSize = opts.batchSize ?? 1_000;
     this.standbyRetryMs = opts.standbyRetryMs ?? 2_000;
     this.unhealthyAfterMs = opts.unhealthyAfterMs ?? 30_000;
@@ -121,6 +162,7 @@ export class OutboxRelay {
     }
     await this.releaseLeadership();
     await this.producer.disconnect().catch(() => undefined);
+    await this.pool.end().catch(() => undefined);
     this.log.info('outbox relay stopped');
   }
 
@@ -174,8 +216,13 @@ export class OutboxRelay {
   /** Takes the leader lock on a dedicated session, which also LISTENs for new rows. */
   private async tryLead(): Promise<boolean> {
     if (!this.lockClient) {
-      const options = this.ds.options as { url?: string };
-      const client = new Client({ connectionString: options.url, application_name: 'earshot-outbox-relay', connectionTimeoutMillis: 5_000, keepAlive: true });
+      const client = new Client({
+        connectionString: this.db.url,
+        application_name: 'earshot-outbox-relay',
+        connectionTimeoutMillis: 5_000,
+        keepAlive: true,
+        options: this.db.schema ? `-c search_path=${this.db.schema}` : undefined,
+      });
       client.on('error', (e) => {
         // The session, and with it the lock, is gone: another replica may lead now.
         this.log.warn({ err: e }, 'outbox relay lost its leader session');
@@ -187,7 +234,7 @@ export class OutboxRelay {
       await client.connect();
       this.lockClient = client;
     }
-    const schema = (this.ds.options as { schema?: string }).schema ?? 'public';
+    const schema = this.db.schema ?? 'public';
     const rows = (await this.lockClient.query('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', [RELAY_LOCK_NAMESPACE, hash32(schema)])).rows as { ok: boolean }[];
     if (!rows[0]?.ok) return false;
     await this.lockClient.query(`LISTEN ${OUTBOX_NOTIFY_CHANNEL}`);
@@ -206,7 +253,7 @@ export class OutboxRelay {
 
   /** Publishes the events of the oldest unsent outbox rows (about `batchSize` events); returns how many. */
   private async publishOnce(): Promise<number> {
-    const pending = (await this.ds.query(
+    const pending = (await this.q(
       `SELECT id, cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages) AS n
          FROM outbox_batch WHERE sent_at IS NULL ORDER BY id LIMIT 64`,
     )) as { id: string; n: number }[];
@@ -219,7 +266,7 @@ export class OutboxRelay {
       size += p.n;
     }
     // Rendered here, from the rows as they are now (see the `outbox` view's migration).
-    const rows = (await this.ds.query(
+    const rows = (await this.q(
       `SELECT batch_id, topic, message_key, payload::text AS payload, headers, created_at
          FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`,
       [ids],
@@ -234,30 +281,34 @@ export class OutboxRelay {
     try {
       if (rows.length > 0) await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
     } catch (e) {
-      await this.ds
+      await this.pool
         .query(`UPDATE outbox_batch SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, String((e as Error).message).slice(0, 1000)])
         .catch(() => undefined);
       throw e;
     }
-    const [sent] = (await this.ds.query(
+    const sent = (await this.q(
       `UPDATE outbox_batch SET sent_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])
        RETURNING id, extract(epoch FROM sent_at - created_at)::float8 AS delay`,
       [ids],
-    )) as [{ id: string; delay: number }[], number];
-    for (const [topic, messages] of byTopic) this.metrics.outboxPublished.inc({ topic }, messages.length);
+    )) as { id: string; delay: number }[];
+    for (const [topic, messages] of byTopic) this.metrics.published(topic, messages.length);
     // one observation per event: its outbox row's commit to the broker's ack
     const perRow = new Map<string, number>();
     for (const r of rows) perRow.set(r.batch_id, (perRow.get(r.batch_id) ?? 0) + 1);
-    for (const d of sent) for (let k = 0; k < (perRow.get(d.id) ?? 0); k++) this.metrics.outboxPublishDelay.observe(d.delay);
+    for (const d of sent) this.metrics.delay(d.delay, perRow.get(d.id) ?? 0);
     await this.applyRetention();
     return size;
+  }
+
+  private async q(sql: string, params?: unknown[]): Promise<unknown[]> {
+    return (await this.pool.query(sql, params)).rows as unknown[];
   }
 
   /** Deletes rows sent longer ago than the retention (a bounded batch at most once a minute). */
   private async applyRetention(): Promise<void> {
     if (Date.now() - this.lastRetentionAt < 60_000) return;
     this.lastRetentionAt = Date.now();
-    await this.ds.query(
+    await this.q(
       `DELETE FROM outbox_batch WHERE id IN (
          SELECT id FROM outbox_batch WHERE sent_at < now() - make_interval(secs => $1) ORDER BY sent_at LIMIT 10000)`,
       [this.retentionSeconds],
@@ -267,11 +318,11 @@ export class OutboxRelay {
   private async updateBacklog(force: boolean): Promise<void> {
     if (!force && Date.now() - this.lastBacklogAt < 1_000) return;
     this.lastBacklogAt = Date.now();
-    const [row] = (await this.ds.query(
+    const [row] = (await this.q(
       `SELECT coalesce(sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages)), 0)::int AS n
          FROM outbox_batch WHERE sent_at IS NULL`,
     )) as { n: number }[];
-    this.metrics.outboxBacklog.set(row?.n ?? 0);
+    this.metrics.backlog(row?.n ?? 0);
   }
 }
 

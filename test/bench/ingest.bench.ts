@@ -77,6 +77,27 @@ async function rowWrites(url: string): Promise<number> {
   }
 }
 
+/** Where the row writes went, per table and per interaction (the run's database is fresh). */
+async function printTableWrites(url: string): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query(
+      `SELECT relname, n_tup_ins::float8 AS ins, n_tup_upd::float8 AS upd, n_tup_hot_upd::float8 AS hot, n_tup_del::float8 AS del
+         FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY n_tup_ins + n_tup_upd + n_tup_del DESC`,
+    );
+    const per = (n: number) => (n / N).toFixed(3);
+    console.log(
+      'row writes per interaction by table: ' +
+        (rows as { relname: string; ins: number; upd: number; hot: number; del: number }[])
+          .map((r) => `${r.relname} +${per(r.ins)}${r.upd ? ` ~${per(r.upd)} (hot ${per(r.hot)})` : ''}${r.del ? ` -${per(r.del)}` : ''}`)
+          .join(', '),
+    );
+  } finally {
+    await client.end();
+  }
+}
+
 /** Row writes once every exited backend's statistics have arrived (they stop changing). */
 async function settledRowWrites(url: string): Promise<number> {
   let last = -1;
@@ -272,6 +293,7 @@ async function main(): Promise<void> {
   await app.stop();
   // The pool's backends flush their statistics when they exit.
   const writes = (await settledRowWrites(e2eDb.url)) - rowWritesBefore;
+  await printTableWrites(e2eDb.url);
   await e2eDb.drop();
 
   const e2e = rate(N, e2eMs);
