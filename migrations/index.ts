@@ -8,6 +8,7 @@ import { OutboxPerTransaction1765400000001 } from './1765400000001-OutboxPerTran
 import { InteractionIdentityColumn1765400000002 } from './1765400000002-InteractionIdentityColumn';
 import { InPlaceSummaryUpdates1765400000003 } from './1765400000003-InPlaceSummaryUpdates';
 import { DropUnusedIngestIndexes1765400000004 } from './1765400000004-DropUnusedIngestIndexes';
+import { WritebackTriggerPerStatement1765400000005 } from './1765400000005-WritebackTriggerPerStatement';
 
 /** Every migration, in order. Listed by hand so the compiled build needs no glob. */
-export const migrations = [Initial1764000000000, IdentityResolution1764100000000, TaxonomyRetag1764200000000, CrmSync1764300000000, ListeningGap1764400000000, OneRollupMechanism1765400000000, OutboxPerTransaction1765400000001, InteractionIdentityColumn1765400000002, InPlaceSummaryUpdates1765400000003, DropUnusedIngestIndexes1765400000004];
+export const migrations = [Initial1764000000000, IdentityResolution1764100000000, TaxonomyRetag1764200000000, CrmSync1764300000000, ListeningGap1764400000000, OneRollupMechanism1765400000000, OutboxPerTransaction1765400000001, InteractionIdentityColumn1765400000002, InPlaceSummaryUpdates1765400000003, DropUnusedIngestIndexes1765400000004, WritebackTriggerPerStatement1765400000005];
