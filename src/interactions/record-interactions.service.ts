@@ -163,7 +163,7 @@ export class RecordInteractionsService {
       if (accepted.length < fresh.length) gapPlan = await this.gap.plan(qr, accepted.map(tracked));
       await this.gap.write(qr, gapPlan, insertedIds);
     }
-    const lastSeen = await applyRollups(
+    const { lastSeen, added } = await applyRollups(
       qr,
       accepted.map((p) => ({
         customerId: p.customerId,
@@ -175,7 +175,7 @@ export class RecordInteractionsService {
         departmentIds: p.analysis.topics.map((t) => departmentIds.get(t.department)).filter((d) => d !== undefined),
       })),
     );
-    await refreshCustomerSummaries(qr, [...lastSeen.keys()], lastSeen, { returning: false });
+    await refreshCustomerSummaries(qr, [...lastSeen.keys()], lastSeen, { returning: false, added });
     await enqueueOutbox(qr, { interactionIds: accepted.map((p) => p.id), customerIds: [...lastSeen.keys()], publicUrl: this.config.publicUrl });
     return accepted;
   }

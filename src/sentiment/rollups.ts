@@ -39,13 +39,19 @@ const dayOf = (t: number) => new Date(Math.floor(t / DAY_MS) * DAY_MS).toISOStri
 
 /**
  * Adds (sign 1) or removes (sign -1) interactions' contributions to the three daily rollups.
- * Returns the customers touched with the latest time seen for each (for their summaries).
+ * Returns the customers touched with the latest time seen for each, and how many inbound
+ * interactions each gained (for their summaries).
  */
-export async function applyRollups(qr: Q, items: readonly RollupContribution[], sign: 1 | -1 = 1): Promise<Map<string, number>> {
+export async function applyRollups(
+  qr: Q,
+  items: readonly RollupContribution[],
+  sign: 1 | -1 = 1,
+): Promise<{ lastSeen: Map<string, number>; added: Map<string, number> }> {
   const byCustomer = new Map<string, Agg>();
   const byDepartment = new Map<string, Agg>();
   const byTopic = new Map<string, Agg>();
   const lastSeen = new Map<string, number>();
+  const added = new Map<string, number>();
   const add = (m: Map<string, Agg>, key: string, it: RollupContribution) => {
     let a = m.get(key);
     if (!a) m.set(key, (a = { n: 0, sum: 0, neg: 0, pos: 0 }));
@@ -58,14 +64,17 @@ export async function applyRollups(qr: Q, items: readonly RollupContribution[], 
     if (it.customerId) lastSeen.set(it.customerId, Math.max(lastSeen.get(it.customerId) ?? 0, it.occurredAt));
     if (it.direction !== 'inbound') continue;
     const day = dayOf(it.occurredAt);
-    if (it.customerId) add(byCustomer, `${it.customerId}|${day}`, it);
+    if (it.customerId) {
+      add(byCustomer, `${it.customerId}|${day}`, it);
+      added.set(it.customerId, (added.get(it.customerId) ?? 0) + sign);
+    }
     for (const d of new Set(it.departmentIds)) add(byDepartment, `${d}|${day}`, it);
     for (const t of new Set(it.topicIds)) add(byTopic, `${t}|${day}`, it);
   }
   await upsert(qr, 'customer_sentiment_daily', 'customer_id', 'uuid', byCustomer);
   await upsert(qr, 'department_sentiment_daily', 'department_id', 'int', byDepartment);
   await upsert(qr, 'topic_sentiment_daily', 'topic_id', 'int', byTopic);
-  return lastSeen;
+  return { lastSeen, added };
 }
 
 async function upsert(qr: Q, table: string, keyColumn: string, keyType: string, m: Map<string, Agg>): Promise<void> {
@@ -90,32 +99,44 @@ async function upsert(qr: Q, table: string, keyColumn: string, keyType: string, 
   );
 }
 
+/** Days before a customer's newest interaction that still count for its score: older ones weigh < 2^-24. */
+export const SUMMARY_HORIZON_DAYS = 730;
+
 /**
  * Recomputes the stored sentiment summary of customers from their daily rollups:
  * a time-decayed mean (half-life 30 days), the 30-day trend (mean of the last 30 days
  * minus the 30 before) and the count of scored inbound interactions. `lastSeen` (ms), when
  * given, moves `last_interaction_at` forward. One UPDATE per customer per call.
+ *
+ * With `added` (the inbound interactions each customer just gained; the ingest pipeline) the
+ * count is incremented and only the daily rows of the last `SUMMARY_HORIZON_DAYS` before the
+ * customer's newest interaction are read, so the cost does not grow with a customer's history
+ * (the decay weights cancel in the mean, so dropping older days changes it by < 2^-24).
+ * Without it (after a merge or unmerge) the count is summed from every daily row.
  */
 export async function refreshCustomerSummaries(
   qr: Q,
   customerIds: readonly string[],
   lastSeen?: ReadonlyMap<string, number>,
-  opts: { returning?: boolean } = {},
+  opts: { returning?: boolean; added?: ReadonlyMap<string, number> } = {},
 ): Promise<CustomerSummaryRow[]> {
   if (customerIds.length === 0) return [];
   const returning = opts.returning ?? true;
+  const incremental = opts.added !== undefined;
   const order = [...new Set(customerIds)].sort();
   // TypeORM answers an UPDATE … RETURNING with [rows, affected]
   const [rows] = (await qr.query(
-    `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) AS x(id, seen)),
+    `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]) AS x(id, seen, added)),
      d AS (
        SELECT s.*, -- float8, not numeric: numeric power() cost 15 µs a row
               power(0.5::float8, greatest(0, current_date - s.day)::float8 / 30.0) AS w
-         FROM customer_sentiment_daily s JOIN ids ON ids.id = s.customer_id),
+         FROM ids JOIN customer c0 ON c0.id = ids.id
+         JOIN customer_sentiment_daily s ON s.customer_id = ids.id
+        WHERE greatest(c0.last_interaction_at, ids.seen) IS NULL
+           OR s.day > (greatest(c0.last_interaction_at, ids.seen) AT TIME ZONE 'UTC')::date - ${SUMMARY_HORIZON_DAYS}),
      agg AS (
        SELECT customer_id,
               sum(score_sum * w) / nullif(sum(interaction_count * w), 0) AS score,
-              sum(interaction_count)::int AS n,
               sum(score_sum) FILTER (WHERE day > current_date - 30)
                 / nullif(sum(interaction_count) FILTER (WHERE day > current_date - 30), 0) AS recent,
               sum(score_sum) FILTER (WHERE day <= current_date - 30 AND day > current_date - 60)
@@ -126,13 +147,21 @@ export async function refreshCustomerSummaries(
        sentiment_label = CASE WHEN agg.score IS NULL THEN NULL WHEN agg.score >= ${POSITIVE_THRESHOLD} THEN 'positive'
                               WHEN agg.score <= ${NEGATIVE_THRESHOLD} THEN 'negative' ELSE 'neutral' END,
        sentiment_trend = agg.recent - agg.prior,
-       interaction_count = coalesce(agg.n, 0),
+       interaction_count = ${
+         incremental
+           ? 'c.interaction_count + ids.added'
+           : 'coalesce((SELECT sum(a.interaction_count)::int FROM customer_sentiment_daily a WHERE a.customer_id = c.id), 0)'
+       },
        last_interaction_at = greatest(c.last_interaction_at, ids.seen),
        updated_at = now()
      FROM ids LEFT JOIN agg ON agg.customer_id = ids.id
      WHERE c.id = ids.id
      ${returning ? 'RETURNING c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.interaction_count, c.last_interaction_at, c.updated_at' : ''}`,
-    [order, order.map((id) => (lastSeen?.has(id) ? new Date(lastSeen.get(id)!).toISOString() : null))],
+    [
+      order,
+      order.map((id) => (lastSeen?.has(id) ? new Date(lastSeen.get(id)!).toISOString() : null)),
+      order.map((id) => opts.added?.get(id) ?? 0),
+    ],
   )) as [CustomerSummaryRow[], number];
   return returning ? rows : [];
 }
