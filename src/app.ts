@@ -17,19 +17,20 @@ import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
-import { createHttpServer, type HttpDeps, type StartingServer } from './http/http-server';
+import { createHttpServer, createMetricsServer, type HttpDeps, type StartingServer } from './http/http-server';
 import { IdentityService } from './identity/identity.service';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from './identity/identity.resolver';
 import { ReresolutionJobService } from './identity/reresolve.job';
 import { startKafkaPipeline, type KafkaPipeline } from './ingest/kafka-pipeline';
 import { IngestService } from './interactions/ingest.service';
-import { InteractionResolver } from './interactions/interaction.resolver';
+import { AuthorResolver, InteractionResolver } from './interactions/interaction.resolver';
 import { InteractionService } from './interactions/interaction.service';
 import { EscalationJob } from './listening-gap/escalation.job';
 import { ListeningGapResolver, TopicInsightResolver } from './listening-gap/listening-gap.resolver';
 import { ListeningGapService } from './listening-gap/listening-gap.service';
 import { ListeningGapTracker } from './listening-gap/listening-gap.tracker';
 import { RecordInteractionsService } from './interactions/record-interactions.service';
+import { AnalyzePool } from './sentiment/analyze.pool';
 import { RetagJobRunner } from './sentiment/retag.job';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
@@ -90,18 +91,21 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const identity = new IdentityService(db.ds, config, log.child({ component: 'identity' }));
   const reresolution = new ReresolutionJobService(db.ds, identity, config, log.child({ component: 'reresolution' }));
   const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }));
+  const analyzePool = new AnalyzePool({ threads: config.graphql.analyzeWorkers, minBytes: config.graphql.analyzeWorkerMinBytes }, log.child({ component: 'analyze' }));
   const crmClients = createCrmClients(config.crm, log);
   const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }));
   const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }));
   const crmRecords = new CrmRecordService(db.ds, config.crm);
   const listeningGap = new ListeningGapService(db.ds, config.listeningGap);
   const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }));
-  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
+  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
 }
 export type Services = ReturnType<typeof createServices>;
 
 export interface RunningApp {
   url: string;
+  /** /metrics on its own port (EARSHOT_METRICS_PORT), else null */
+  metricsUrl: string | null;
   db: Database;
   services: Services;
   metrics: Metrics;
@@ -142,17 +146,18 @@ export async function startApp(config: Config, log: Logger, database?: Database,
       new Map<Function, unknown>([
         [CustomerResolver, new CustomerResolver(services.customers)],
         [InteractionResolver, new InteractionResolver(services.interactions, services.ingest)],
+        [AuthorResolver, new AuthorResolver()],
         [NodeResolver, new NodeResolver()],
         [IdentityResolver, new IdentityResolver(services.identity, services.reresolution)],
         [IdentityChangeResolver, new IdentityChangeResolver()],
         [CustomerMergeHistoryResolver, new CustomerMergeHistoryResolver(services.identity)],
         [CrmResolver, new CrmResolver(services.crmSync, services.crmWriteback)],
-        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag)],
+        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag, services.analyzePool)],
         [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
         [TopicInsightResolver, new TopicInsightResolver()],
       ]),
     );
-    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
+    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics);
     await apollo.start();
   }
 
@@ -166,13 +171,16 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     makeLoaders: (principal) => createLoaders(services, principal),
     ingest: ingestOn ? services.ingest : null,
     ingestMaxBytes: config.ingestMaxBytes,
+    metricsAccess: { onMainPort: config.metrics.onMainPort, key: config.metrics.key },
     readiness: async () => {
       try {
         await db.ds.query('SELECT 1');
         if (await db.ds.showMigrations()) return 'database migrations are pending';
         return kafkaStarting ?? kafka?.health() ?? null;
       } catch (e) {
-        return `database unreachable: ${(e as Error).message}`;
+        // the driver's message names hosts, ports and users: it goes to the log, not to callers
+        log.warn({ err: e }, 'readiness: the database does not answer');
+        return 'database unreachable';
       }
     },
     liveness: () => db.embedded?.problem() ?? null,
@@ -209,12 +217,26 @@ export async function startApp(config: Config, log: Logger, database?: Database,
   idleGc.start();
   const port = (server.address() as AddressInfo).port;
   const url = `http://localhost:${port}`;
+  let metricsServer: http.Server | null = null;
+  let metricsUrl: string | null = null;
+  if (config.metrics.port !== null) {
+    const ms = createMetricsServer(metrics, config.metrics.key);
+    metricsServer = ms;
+    await new Promise<void>((resolve, reject) => {
+      ms.once('error', reject);
+      ms.listen(config.metrics.port!, config.host, () => resolve());
+    });
+    metricsUrl = `http://localhost:${(ms.address() as AddressInfo).port}/metrics`;
+  } else if (!config.metrics.onMainPort) {
+    log.warn('/metrics is off: in production set EARSHOT_METRICS_KEY or EARSHOT_METRICS_PORT to scrape it');
+  }
   if (config.auth.open) log.warn('authentication is not configured: every caller acts as admin (allowed only outside production)');
   log.info({ url: `${url}/graphql`, roles: config.roles, startupMs: Date.now() - startedAt, embeddedDatabase: db.embedded !== null }, 'Earshot is listening');
 
   let stopping: Promise<void> | null = null;
   return {
     url,
+    metricsUrl,
     db,
     services,
     metrics,
@@ -225,6 +247,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         log.info('shutting down: no new connections, finishing in-flight requests');
         idleGc.stop();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        metricsServer?.close();
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
         // The consumer finishes and commits its chunk in flight while HTTP requests drain.
@@ -233,6 +256,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         await services.retag.stop();
         await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
         if (apollo) await apollo.stop();
+        await services.analyzePool.close();
         await services.reresolution.drain();
         if (!database) await db.close();
         log.info('stopped');

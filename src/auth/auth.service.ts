@@ -6,14 +6,19 @@ import { AppError } from '../shared/app-error';
 export interface Principal {
   /** who: an API key's name or the JWT subject */
   id: string;
+  /** the most privileged of `roles` (logs, messages) */
   role: UserRole;
+  /** every role the credential carries; a request may do what any of them may (auth-checker, pii.policy) */
+  roles: readonly UserRole[];
 }
 
-/** Roles that may see emails and phone numbers. */
-export const PII_ROLES: ReadonlySet<UserRole> = new Set(['admin', 'agent', 'sales']);
+export { PII_ROLES } from './pii.policy';
+
+/** Most privileged first: a token with several roles is named after the first it holds. */
+const PRIVILEGE_ORDER: readonly UserRole[] = ['admin', 'agent', 'sales', 'analyst', 'service'];
 
 /** With no auth configured (development only) every caller acts as this. */
-const OPEN_PRINCIPAL: Principal = { id: 'anonymous (auth not configured)', role: 'admin' };
+const OPEN_PRINCIPAL: Principal = { id: 'anonymous (auth not configured)', role: 'admin', roles: ['admin'] };
 
 /**
  * Turns request headers into a principal: `X-API-Key` or `Authorization: Bearer <key|JWT>`.
@@ -35,7 +40,7 @@ export class AuthService {
     const credential = apiKey ?? bearer;
     if (!credential) return this.config.open ? OPEN_PRINCIPAL : null;
     const key = this.config.apiKeys.find((k) => safeEqual(k.key, credential));
-    if (key) return { id: key.name, role: key.role };
+    if (key) return { id: key.name, role: key.role, roles: [key.role] };
     if (bearer && bearer.split('.').length === 3 && (this.secret || this.jwks)) return this.verifyJwt(bearer);
     if (this.config.open) throw new AppError('UNAUTHENTICATED', 'a credential was sent but authentication is not configured');
     throw new AppError('UNAUTHENTICATED', 'invalid API key or token');
@@ -44,20 +49,26 @@ export class AuthService {
   private async verifyJwt(token: string): Promise<Principal> {
     let payload: JWTPayload;
     try {
-      const opts = { issuer: this.config.jwtIssuer ?? undefined, audience: this.config.jwtAudience ?? undefined };
+      // a token without exp would be valid forever: exp is required, and its lifetime capped
+      const opts = { issuer: this.config.jwtIssuer ?? undefined, audience: this.config.jwtAudience ?? undefined, requiredClaims: ['exp'] };
       payload = this.secret
         ? (await jwtVerify(token, this.secret, { ...opts, algorithms: ['HS256'] })).payload
         : (await jwtVerify(token, this.jwks!, opts)).payload;
     } catch (e) {
       throw new AppError('UNAUTHENTICATED', `invalid token: ${(e as Error).message}`);
     }
+    const now = Math.floor(Date.now() / 1000);
+    const issued = typeof payload.iat === 'number' && payload.iat <= now ? payload.iat : now;
+    if (typeof payload.exp !== 'number' || payload.exp - issued > this.config.jwtMaxAgeSeconds) {
+      throw new AppError('UNAUTHENTICATED', `invalid token: it must expire at most ${this.config.jwtMaxAgeSeconds} s after it was issued (EARSHOT_JWT_MAX_AGE_SECONDS)`);
+    }
     const claimed = [payload.role, ...(Array.isArray(payload.roles) ? payload.roles : [])].filter(
       (r): r is UserRole => typeof r === 'string' && (USER_ROLES as readonly string[]).includes(r),
     );
     if (claimed.length === 0) throw new AppError('FORBIDDEN', `the token carries no role (claim "role" or "roles": ${USER_ROLES.join(', ')})`);
-    // with several roles, the most privileged one in USER_ROLES order applies
-    const role = USER_ROLES.find((r) => claimed.includes(r))!;
-    return { id: payload.sub ?? 'unknown', role };
+    // several roles act together, so the most privileged one decides (e.g. agent + analyst sees PII)
+    const roles = PRIVILEGE_ORDER.filter((r) => claimed.includes(r));
+    return { id: payload.sub ?? 'unknown', role: roles[0]!, roles };
   }
 }
 

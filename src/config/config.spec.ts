@@ -41,4 +41,23 @@ describe('loadConfig', () => {
   it('accepts a subset of roles', () => {
     expect(loadConfig({ EARSHOT_ROLES: 'ingest, api' }).roles).toEqual(['ingest', 'api']);
   });
+
+  it('turns introspection, suggestions and an open /metrics off in production, unless enabled', () => {
+    const auth = { EARSHOT_API_KEYS: 'k-0123456789abcdef:admin' };
+    const dev = loadConfig({ ...auth });
+    expect(dev.graphql).toMatchObject({ introspection: true, fieldSuggestions: true, maxTokens: 2000, maxDepth: 12, maxAliases: 30, maxComplexity: 20000 });
+    expect(dev.metrics.onMainPort).toBe(true);
+    const prod = loadConfig({ ...auth, NODE_ENV: 'production' });
+    expect(prod.graphql).toMatchObject({ introspection: false, fieldSuggestions: false });
+    expect(prod.metrics.onMainPort).toBe(false);
+    expect(loadConfig({ ...auth, NODE_ENV: 'production', EARSHOT_METRICS_KEY: 'm-0123456789abcdef' }).metrics.onMainPort).toBe(true);
+    expect(loadConfig({ ...auth, NODE_ENV: 'production', EARSHOT_GRAPHQL_INTROSPECTION: 'true' }).graphql.introspection).toBe(true);
+    let message = '';
+    try {
+      loadConfig({ ...auth, EARSHOT_GRAPHQL_MAX_DEPTH: '1', EARSHOT_METRICS_KEY: 'short', EARSHOT_GRAPHQL_INTROSPECTION: 'yes', EARSHOT_METRICS_OPERATIONS: 'ok,not-a-name' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    for (const v of ['EARSHOT_GRAPHQL_MAX_DEPTH', 'EARSHOT_METRICS_KEY', 'EARSHOT_GRAPHQL_INTROSPECTION', 'EARSHOT_METRICS_OPERATIONS']) expect(message).toContain(v);
+  });
 });

@@ -38,6 +38,8 @@ export interface Config {
     readonly jwksUrl: string | null;
     readonly jwtIssuer: string | null;
     readonly jwtAudience: string | null;
+    /** a JWT must carry exp, at most this many seconds after its iat (or after now, without iat) */
+    readonly jwtMaxAgeSeconds: number;
     /** true when neither API keys nor JWT are configured (development only) */
     readonly open: boolean;
   };
@@ -79,6 +81,42 @@ export interface Config {
   /** SLAs, business hours, reply matching and escalation of the listening gap (src/listening-gap/listening-gap.config.ts) */
   readonly listeningGap: ListeningGapConfig;
   readonly shutdownTimeoutMs: number;
+  /** cost limits and production defaults of the GraphQL API (src/graphql/limits.ts) */
+  readonly graphql: GraphqlConfig;
+  /** who may scrape /metrics, and where */
+  readonly metrics: MetricsConfig;
+}
+
+export interface GraphqlConfig {
+  /** __schema / __type answered (default: on outside production) */
+  readonly introspection: boolean;
+  /** "Did you mean …?" in error messages (default: on outside production) */
+  readonly fieldSuggestions: boolean;
+  /** lexical tokens in one document: refused while parsing, before any other work */
+  readonly maxTokens: number;
+  readonly maxDepth: number;
+  readonly maxAliases: number;
+  /** estimated cost of one operation: every field 1, a list's children times `first` (or 10 without it) */
+  readonly maxComplexity: number;
+  /** total bytes of text that one request may hand to analyzeText, over every alias */
+  readonly analyzeMaxTextBytes: number;
+  /** texts from this size are analyzed on a worker thread, off the event loop */
+  readonly analyzeWorkerMinBytes: number;
+  /** worker threads for analyzeText (0: always on the event loop) */
+  readonly analyzeWorkers: number;
+  /** one operation's time budget; past it, no further field is resolved */
+  readonly timeBudgetMs: number;
+}
+
+export interface MetricsConfig {
+  /** when set, /metrics needs `Authorization: Bearer <key>` */
+  readonly key: string | null;
+  /** when set, /metrics is served on this port only (and not on PORT) */
+  readonly port: number | null;
+  /** operation names used as metric labels; any other name is counted as `other` */
+  readonly operationNames: readonly string[];
+  /** false: /metrics is off on the main port (production without a key or a port of its own) */
+  readonly onMainPort: boolean;
 }
 
 export class ConfigError extends Error {
@@ -191,6 +229,7 @@ export function loadConfig(env: Env = process.env): Config {
       jwksUrl,
       jwtIssuer: str('EARSHOT_JWT_ISSUER'),
       jwtAudience: str('EARSHOT_JWT_AUDIENCE'),
+      jwtMaxAgeSeconds: int('EARSHOT_JWT_MAX_AGE_SECONDS', 86_400, 60, 366 * 86_400),
       open,
     },
     identity: {
@@ -202,6 +241,8 @@ export function loadConfig(env: Env = process.env): Config {
     crm: parseCrmConfig(str, int, problems),
     listeningGap: parseListeningGapConfig(str, int, problems),
     shutdownTimeoutMs: int('EARSHOT_SHUTDOWN_TIMEOUT_MS', 15_000, 0, 600_000),
+    graphql: parseGraphql(str, int, nodeEnv === 'production', problems),
+    metrics: parseMetrics(str, int, nodeEnv === 'production', port, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
@@ -257,6 +298,51 @@ function parseKafka(
     concurrency: int('KAFKA_CONSUMER_CONCURRENCY', 3, 1, 64),
     sessionTimeoutMs: int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),
   };
+}
+
+function parseGraphql(
+  str: (n: string) => string | null,
+  int: (n: string, d: number, min: number, max: number) => number,
+  production: boolean,
+  problems: string[],
+): GraphqlConfig {
+  const bool = (name: string, def: boolean): boolean => {
+    const raw = str(name);
+    if (raw === null) return def;
+    if (raw !== 'true' && raw !== 'false') {
+      problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`);
+      return def;
+    }
+    return raw === 'true';
+  };
+  return {
+    introspection: bool('EARSHOT_GRAPHQL_INTROSPECTION', !production),
+    fieldSuggestions: bool('EARSHOT_GRAPHQL_FIELD_SUGGESTIONS', !production),
+    maxTokens: int('EARSHOT_GRAPHQL_MAX_TOKENS', 2_000, 50, 1_000_000),
+    maxDepth: int('EARSHOT_GRAPHQL_MAX_DEPTH', 12, 2, 100),
+    maxAliases: int('EARSHOT_GRAPHQL_MAX_ALIASES', 30, 0, 10_000),
+    maxComplexity: int('EARSHOT_GRAPHQL_MAX_COMPLEXITY', 20_000, 10, 100_000_000),
+    analyzeMaxTextBytes: int('EARSHOT_ANALYZE_MAX_TEXT_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
+    analyzeWorkerMinBytes: int('EARSHOT_ANALYZE_WORKER_MIN_BYTES', 8 * 1024, 0, 64 * 1024 * 1024),
+    analyzeWorkers: int('EARSHOT_ANALYZE_WORKERS', 1, 0, 64),
+    timeBudgetMs: int('EARSHOT_GRAPHQL_TIME_BUDGET_MS', 15_000, 100, 600_000),
+  };
+}
+
+function parseMetrics(
+  str: (n: string) => string | null,
+  int: (n: string, d: number, min: number, max: number) => number,
+  production: boolean,
+  mainPort: number,
+  problems: string[],
+): MetricsConfig {
+  const key = str('EARSHOT_METRICS_KEY');
+  if (key !== null && key.length < 16) problems.push('EARSHOT_METRICS_KEY: must have at least 16 characters');
+  const port = str('EARSHOT_METRICS_PORT') === null ? null : int('EARSHOT_METRICS_PORT', 0, 0, 65535);
+  if (port !== null && port !== 0 && port === mainPort) problems.push('EARSHOT_METRICS_PORT must differ from PORT');
+  const names = (str('EARSHOT_METRICS_OPERATIONS') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) if (!/^[_A-Za-z][_0-9A-Za-z]{0,99}$/.test(n)) problems.push(`EARSHOT_METRICS_OPERATIONS: ${JSON.stringify(n)} is not a GraphQL operation name`);
+  return { key, port, operationNames: names.slice(0, 200), onMainPort: port === null && (key !== null || !production) };
 }
 
 /** Defaults: the thresholds chosen on the Febrl evaluation (src/identity/matcher.ts). */

@@ -1,5 +1,6 @@
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, InputType, Query, Resolver, Root } from 'type-graphql';
-import { IsOptional, MaxLength } from 'class-validator';
+import { IsOptional, MaxLength, ValidateNested } from 'class-validator';
+import { displayNameFor } from '../auth/pii.policy';
 import type { GraphQLContext } from '../graphql/context';
 import { PageArgs } from '../graphql/args';
 import { SentimentLabel } from '../graphql/enums';
@@ -11,7 +12,7 @@ import { Customer, CustomerConnection, CustomerSentiment, Identity } from './cus
 
 @InputType()
 export class CustomerFilter {
-  @Field(() => String, { nullable: true, description: 'case-insensitive substring of the display name' })
+  @Field(() => String, { nullable: true, description: 'case-insensitive substring of the display name (for roles without PII: of display names that are no email or phone), at most 200 characters' })
   @IsOptional()
   @MaxLength(200)
   search?: string;
@@ -22,7 +23,10 @@ export class CustomerFilter {
 
 @ArgsType()
 export class CustomersArgs extends PageArgs {
+  // without ValidateNested class-validator never looks inside, and @MaxLength(200) is dead letter
   @Field(() => CustomerFilter, { nullable: true })
+  @IsOptional()
+  @ValidateNested()
   filter?: CustomerFilter;
 }
 
@@ -32,14 +36,19 @@ export class CustomerResolver {
 
   @Authorized()
   @Query(() => CustomerConnection, { description: 'Customers, newest first' })
-  customers(@Args(() => CustomersArgs) args: CustomersArgs): Promise<CustomerConnection> {
-    return this.customerService.page(args.first, args.after, args.filter);
+  customers(@Args(() => CustomersArgs) args: CustomersArgs, @Ctx() ctx: GraphQLContext): Promise<CustomerConnection> {
+    return this.customerService.page(args.first, args.after, args.filter, ctx.principal);
   }
 
   @Authorized()
   @Query(() => Customer, { nullable: true })
   customer(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Customer | null> {
     return ctx.loaders.customer.load(fromGlobalId(id, 'Customer').id);
+  }
+
+  @FieldResolver(() => String, { nullable: true, description: 'never an email or a phone number for roles without PII' })
+  displayName(@Root() c: Customer, @Ctx() ctx: GraphQLContext): string | null {
+    return displayNameFor(ctx.principal, c.displayName);
   }
 
   @FieldResolver(() => [Identity])

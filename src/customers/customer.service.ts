@@ -1,6 +1,5 @@
 import type { DataSource } from 'typeorm';
-import type { Principal } from '../auth/auth.service';
-import { PII_ROLES } from '../auth/auth.service';
+import { identityValueFor, searchScopeFor, sqlLooksLikePii, type PiiViewer } from '../auth/pii.policy';
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
 import { decodeCursor, encodeCursor, pageSize, toGlobalId, toPage, type Page } from '../graphql/relay';
 import { Customer, type Identity } from './customer.type';
@@ -44,20 +43,24 @@ export function toCustomer(r: CustomerRow): Customer {
   return c;
 }
 
-const PII_KINDS = new Set<string>([IdentityKind.EMAIL, IdentityKind.PHONE]);
 
 export class CustomerService {
   constructor(private readonly ds: DataSource) {}
 
-  /** Customers newest first, keyset-paged on (created_at, id); merged-away customers are hidden. */
-  async page(first: number | null | undefined, after: string | null | undefined, filter: CustomerFilter = {}): Promise<Page<Customer>> {
+  /**
+   * Customers newest first, keyset-paged on (created_at, id); merged-away customers are hidden.
+   * Must stay true: for a viewer without PII the search matches display names only, and never
+   * one that reads as an email or a phone, so it cannot answer "does this address exist?".
+   */
+  async page(first: number | null | undefined, after: string | null | undefined, filter: CustomerFilter = {}, viewer: PiiViewer | null = null): Promise<Page<Customer>> {
     const n = pageSize(first);
-    const cursor = decodeCursor(after);
+    const cursor = decodeCursor(after, 'timestamp');
     const where: string[] = ['c.merged_into_id IS NULL'];
     const params: unknown[] = [];
     if (filter.search) {
       params.push(`%${filter.search.toLowerCase().replace(/[\\%_]/g, (m) => `\\${m}`)}%`);
       where.push(`lower(c.display_name) LIKE $${params.length}`);
+      if (searchScopeFor(viewer) === 'display-name-without-pii') where.push(`NOT ${sqlLooksLikePii('c.display_name')}`);
     }
     if (filter.label) {
       params.push(filter.label);
@@ -95,18 +98,17 @@ export class CustomerService {
   }
 
   /** Identities of many customers in one query; emails and phones hidden from roles without PII access. */
-  async identitiesOf(customerIds: readonly string[], principal: Principal | null): Promise<Identity[][]> {
+  async identitiesOf(customerIds: readonly string[], viewer: PiiViewer | null): Promise<Identity[][]> {
     const rows: { customer_id: string; kind: string; network: string | null; value: string; source: string }[] = await this.ds.query(
       `SELECT customer_id, kind, network, value, source FROM customer_identity
         WHERE customer_id = ANY($1::uuid[]) ORDER BY kind, value`,
       [customerIds],
     );
-    const seePii = principal !== null && PII_ROLES.has(principal.role);
     const grouped = new Map<string, Identity[]>();
     for (const r of rows) {
-      const hidden = PII_KINDS.has(r.kind) && !seePii;
+      const value = identityValueFor(viewer, r.kind, r.network, r.value);
       const list = grouped.get(r.customer_id) ?? [];
-      list.push({ kind: r.kind as IdentityKind, network: r.network, value: hidden ? null : r.value, redacted: hidden, source: r.source });
+      list.push({ kind: r.kind as IdentityKind, network: r.network, value, redacted: value === null, source: r.source });
       grouped.set(r.customer_id, list);
     }
     return customerIds.map((id) => grouped.get(id) ?? []);

@@ -11,7 +11,7 @@ export class Identity {
   @Field(() => String, { nullable: true, description: 'social network for handles, CRM system for CRM ids' })
   network!: string | null;
 
-  @Field(() => String, { nullable: true, description: 'normalized value; null when your role may not see it (emails and phones: admin, agent, sales only)' })
+  @Field(() => String, { nullable: true, description: 'normalized value; null when your role may not see it (emails, phones and handles on address channels: admin, agent, sales only)' })
   value!: string | null;
 
   @Field(() => Boolean, { description: 'true when value is hidden from your role' })
@@ -44,7 +44,7 @@ export class Customer extends Node {
   /** the database uuid; `id` is the opaque Relay id */
   uuid!: string;
 
-  @Field(() => String, { nullable: true })
+  /** as stored; exposed through CustomerResolver.displayName (src/auth/pii.policy.ts) */
   displayName!: string | null;
 
   @Field(() => GraphQLISODateTime)

@@ -1,16 +1,18 @@
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
+import type { GraphqlConfig, MetricsConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import type { GraphQLContext } from './context';
 import { makeFormatError } from './format-error';
+import { COST_LIMIT_CODE, costLimitPlugin, costValidationRules } from './limits';
 
-const STATUS_BY_CODE: Record<string, number> = { UNAUTHENTICATED: 401, FORBIDDEN: 403 };
+const STATUS_BY_CODE: Record<string, number> = { UNAUTHENTICATED: 401, FORBIDDEN: 403, [COST_LIMIT_CODE]: 400, TIME_BUDGET_EXCEEDED: 503 };
 
 /** Latency metrics, logs of unexpected errors with the request id, and 401/403 statuses. */
-function operationsPlugin(log: Logger, metrics: Metrics): ApolloServerPlugin<GraphQLContext> {
+function operationsPlugin(log: Logger, metrics: Metrics, operationNames: ReadonlySet<string>): ApolloServerPlugin<GraphQLContext> {
   return {
     async requestDidStart({ contextValue }) {
       const start = process.hrtime.bigint();
@@ -26,7 +28,8 @@ function operationsPlugin(log: Logger, metrics: Metrics): ApolloServerPlugin<Gra
         async willSendResponse({ response, operation, errors }) {
           const seconds = Number(process.hrtime.bigint() - start) / 1e9;
           metrics.graphqlDuration.observe(
-            { type: operation?.operation ?? 'unknown', operation: operation?.name?.value ?? 'anonymous', outcome: errors?.length ? 'error' : 'ok' },
+            // label values stay bounded: a name off the allow-list is `other`, whatever callers send
+            { type: operation?.operation ?? 'unknown', operation: operationLabel(operation?.name?.value, operationNames), outcome: errors?.length ? 'error' : 'ok' },
             seconds,
           );
           if (response.body.kind !== 'single') return;
@@ -43,14 +46,33 @@ function operationsPlugin(log: Logger, metrics: Metrics): ApolloServerPlugin<Gra
   };
 }
 
-export function createApollo(schema: GraphQLSchema, log: Logger, metrics: Metrics, production: boolean): ApolloServer<GraphQLContext> {
+function operationLabel(name: string | undefined, allowed: ReadonlySet<string>): string {
+  if (name === undefined) return 'anonymous';
+  return allowed.has(name) ? name : 'other';
+}
+
+export function createApollo(
+  schema: GraphQLSchema,
+  log: Logger,
+  metrics: Metrics,
+  production: boolean,
+  graphql: GraphqlConfig,
+  metricsConfig: Pick<MetricsConfig, 'operationNames'>,
+): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     schema,
-    formatError: makeFormatError(log),
+    formatError: makeFormatError(log, { fieldSuggestions: graphql.fieldSuggestions }),
     includeStacktraceInErrorResponses: false,
     // main.ts owns shutdown; Apollo's own handler re-raises the signal and kills the process
     stopOnTerminationSignals: false,
-    introspection: true,
-    plugins: [operationsPlugin(log, metrics), ...(production ? [ApolloServerPluginLandingPageDisabled()] : [])],
+    introspection: graphql.introspection,
+    // a document's size is bounded while it is parsed, so a bomb costs a millisecond, not a validation pass
+    parseOptions: { maxTokens: graphql.maxTokens },
+    validationRules: costValidationRules(graphql),
+    plugins: [
+      operationsPlugin(log, metrics, new Set(metricsConfig.operationNames)),
+      costLimitPlugin(schema, graphql),
+      ...(production ? [ApolloServerPluginLandingPageDisabled()] : []),
+    ],
   });
 }

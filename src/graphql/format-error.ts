@@ -2,17 +2,58 @@ import type { GraphQLFormattedError } from 'graphql';
 import { GraphQLError } from 'graphql';
 import type { Logger } from '../shared/logger';
 import { AppError } from '../shared/app-error';
+import { COST_LIMIT_CODE, withoutSuggestions } from './limits';
 
-const PASS_THROUGH = new Set(['BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE', 'UNAUTHENTICATED']);
+const MAX_MESSAGE = 1000;
+
+const PASS_THROUGH = new Set([COST_LIMIT_CODE, 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE', 'UNAUTHENTICATED']);
 
 /**
  * The one place errors become what clients see: AppError codes as extensions.code,
  * GraphQL's own request errors as they are, and anything else as INTERNAL_SERVER_ERROR
  * with the request id, after logging the real error.
  */
-export function makeFormatError(log: Logger) {
+export function makeFormatError(log: Logger, opts: { fieldSuggestions?: boolean } = {}) {
+  const format = formatter(log);
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const out = format(formatted, error);
+    let message = opts.fieldSuggestions === false ? withoutSuggestions(out.message) : out.message;
+    // GraphQL quotes the offending value; a 1 MB variable must not come back in full
+    if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE)}…`;
+    return message === out.message ? out : { ...out, message };
+  };
+}
+
+interface ValidationIssue {
+  property?: string;
+  constraints?: Record<string, string>;
+  children?: ValidationIssue[];
+}
+
+/** class-validator's errors as `path: message` lines, without the target object or the offending value. */
+function validationMessages(issues: ValidationIssue[], prefix = ''): string[] {
+  return issues.flatMap((i) => {
+    const path = `${prefix}${i.property ?? ''}`;
+    const own = Object.values(i.constraints ?? {}).map((m) => `${path}: ${m}`);
+    return [...own, ...validationMessages(i.children ?? [], `${path}.`)];
+  });
+}
+
+function formatter(log: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    if (original instanceof GraphQLError && original.extensions?.code === COST_LIMIT_CODE) {
+      return { message: original.message, locations: formatted.locations, extensions: { code: COST_LIMIT_CODE } };
+    }
+    const tokens = /Document contains more th(?:an|at) (\d+) tokens/.exec(formatted.message);
+    if (tokens) {
+      return { message: `the document has more than ${tokens[1]} tokens (EARSHOT_GRAPHQL_MAX_TOKENS)`, locations: formatted.locations, extensions: { code: COST_LIMIT_CODE } };
+    }
+    const issues = original instanceof GraphQLError ? (original.extensions?.validationErrors as ValidationIssue[] | undefined) : undefined;
+    if (Array.isArray(issues)) {
+      const lines = validationMessages(issues).slice(0, 20).map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l));
+      return { message: `invalid arguments: ${lines.join('; ')}`, path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };
+    }
     if (original instanceof AppError) {
       return { ...formatted, message: original.message, extensions: { code: original.code, ...(original.details ? { details: original.details } : {}) } };
     }

@@ -35,17 +35,42 @@ export function encodeCursor(sort: Date | string | number, id: string): string {
   return Buffer.from(JSON.stringify([s, id])).toString('base64url');
 }
 
-export function decodeCursor(cursor: string | null | undefined): Cursor | null {
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$/;
+
+/** A timestamp PostgreSQL reads as timestamptz without complaint (the day exists, the year is sane). */
+export function isTimestamp(s: string): boolean {
+  const m = TIMESTAMP.exec(s);
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const date = new Date(Date.UTC(y, mo - 1, d));
+  return y >= 1 && date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
+}
+
+const SORT_CHECKS = {
+  timestamp: isTimestamp,
+  bigint: (s: string) => /^-?\d{1,18}$/.test(s),
+  any: (_s: string) => true,
+} as const;
+
+/**
+ * Decodes a cursor made by {@link encodeCursor}. `sort` says what its sort value must be, so
+ * that a forged cursor is the caller's mistake (BAD_USER_INPUT) and never reaches SQL as a
+ * value PostgreSQL refuses.
+ */
+export function decodeCursor(cursor: string | null | undefined, sort: keyof typeof SORT_CHECKS = 'any'): Cursor | null {
   if (cursor === null || cursor === undefined) return null;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && typeof parsed[1] === 'string' && UUID.test(parsed[1])) {
+    if (
+      Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && typeof parsed[1] === 'string' &&
+      UUID.test(parsed[1]) && SORT_CHECKS[sort](parsed[0])
+    ) {
       return { sort: parsed[0], id: parsed[1] };
     }
   } catch {
     // fall through
   }
-  throw AppError.badInput(`invalid cursor: ${JSON.stringify(cursor)}`);
+  throw AppError.badInput(`invalid cursor: ${JSON.stringify(cursor.length > 200 ? `${cursor.slice(0, 200)}…` : cursor)}`);
 }
 
 /** Page size as asked, capped: over MAX_PAGE_SIZE is the caller's mistake, not silently trimmed. */

@@ -4,7 +4,7 @@ import { buildSchema, type ContainerType } from 'type-graphql';
 import { Customer } from '../customers/customer.type';
 import { CustomerResolver } from '../customers/customer.resolver';
 import { Interaction } from '../interactions/interaction.type';
-import { InteractionResolver } from '../interactions/interaction.resolver';
+import { AuthorResolver, InteractionResolver } from '../interactions/interaction.resolver';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from '../identity/identity.resolver';
 import { authChecker } from './auth-checker';
 import { SentimentResolver } from '../sentiment/sentiment.resolver';
@@ -15,6 +15,7 @@ import { ListeningGapResolver, TopicInsightResolver } from '../listening-gap/lis
 export const RESOLVERS = [
   CustomerResolver,
   InteractionResolver,
+  AuthorResolver,
   NodeResolver,
   SentimentResolver,
   IdentityResolver,

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
@@ -24,10 +24,49 @@ export interface HttpDeps {
   ingestMaxBytes: number;
   /** resolves to null when ready, or the reason it is not */
   readiness: () => Promise<string | null>;
+  /** whether /metrics is served here, and the key it needs */
+  metricsAccess: { onMainPort: boolean; key: string | null };
   /** null while the process can do its work, else why not (a dead embedded PostgreSQL): /healthz says 503 */
   liveness?: () => string | null;
   /** GraphQL operations run at once, and how many may wait (EARSHOT_GRAPHQL_CONCURRENCY, _QUEUE_MAX) */
   graphqlSlots?: { concurrency: number; queueMax: number };
+}
+
+/**
+ * What /readyz may tell anyone: a component's own words, never a driver's or broker's raw
+ * error (hosts, ports, users), which stays in the log.
+ */
+export function publicReason(reason: string): string {
+  const cut = reason.indexOf(': ');
+  if (cut < 0) return reason;
+  const tail = reason.slice(cut + 2);
+  return tail.length <= 120 && /^[\w\s,.()-]*$/.test(tail) ? reason : `${reason.slice(0, cut)} (details in the log)`;
+}
+
+/** Prometheus text; with a key, only for `Authorization: Bearer <key>`. */
+export async function serveMetrics(metrics: Metrics, key: string | null, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (key !== null) {
+    const sent = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim() ?? '';
+    const a = Buffer.from(sent);
+    const b = Buffer.from(key);
+    if (a.length !== b.length || !timingSafeEqual(a, b)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return sendJson(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'metrics need Authorization: Bearer <EARSHOT_METRICS_KEY>' } });
+    }
+  }
+  res.writeHead(200, { 'content-type': metrics.registry.contentType });
+  res.end(await metrics.registry.metrics());
+}
+
+/** /metrics alone on its own port (EARSHOT_METRICS_PORT), for a scraper on a private network. */
+export function createMetricsServer(metrics: Metrics, key: string | null): http.Server {
+  return http.createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (path !== '/metrics') return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'only /metrics is served on this port' } });
+    serveMetrics(metrics, key, req, res).catch(() => {
+      if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' } });
+    });
+  });
 }
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
@@ -137,12 +176,12 @@ async function handle(
     }
     case 'readyz': {
       const problem = await deps.readiness();
-      return sendJson(res, problem ? 503 : 200, problem ? { status: 'unavailable', reason: problem } : { status: 'ready' });
+      if (problem) log.debug({ reason: problem }, 'not ready');
+      return sendJson(res, problem ? 503 : 200, problem ? { status: 'unavailable', reason: publicReason(problem) } : { status: 'ready' });
     }
     case 'metrics':
-      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
-      res.end(await deps.metrics.registry.metrics());
-      return;
+      if (!deps.metricsAccess.onMainPort) return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } });
+      return serveMetrics(deps.metrics, deps.metricsAccess.key, req, res);
     case 'ingest':
       return handleIngest(deps, req, res);
     case 'graphql':
@@ -161,7 +200,7 @@ async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerRes
   }
   const principal = await deps.auth.authenticate(req.headers);
   if (!principal) throw new AppError('UNAUTHENTICATED', 'authentication required: send X-API-Key or Authorization: Bearer');
-  if (!INGEST_ROLES.has(principal.role)) throw new AppError('FORBIDDEN', `ingest needs one of the roles ${[...INGEST_ROLES].join(', ')}`);
+  if (!principal.roles.some((r) => INGEST_ROLES.has(r))) throw new AppError('FORBIDDEN', `ingest needs one of the roles ${[...INGEST_ROLES].join(', ')}`);
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (!NDJSON_TYPES.has(type)) {
     req.resume();

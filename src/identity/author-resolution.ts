@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { QueryRunner } from 'typeorm';
+import { customerDisplayName } from '../auth/pii.policy';
 import type { InteractionMessage } from '../interactions/interaction-message';
 import type { IdentityClaim } from './author-identities';
 import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys } from './merge';
@@ -132,7 +133,7 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
     let customerId = keys.map((k) => owners.get(k)).find((id) => id !== undefined) ?? null;
     if (customerId === null && p.claims.length > 0) {
       customerId = randomUUID();
-      newCustomers.push({ id: customerId, displayName: p.message.author.displayName ?? p.message.author.handle ?? null });
+      newCustomers.push({ id: customerId, displayName: customerDisplayName(p.message.source, p.message.author) });
     }
     p.customerId = customerId;
     if (customerId === null) continue;

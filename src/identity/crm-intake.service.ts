@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
+import { ADDRESS_SOURCES, safeDisplayName } from '../auth/pii.policy';
 import type { Config } from '../config/config';
 import type { CrmRecordInput, CrmSystem } from '../crm/crm.port';
 import { inTransaction } from '../db/transaction';
@@ -373,7 +374,9 @@ export function prepareCrmRecord(
     handles: claims.filter((c) => c.kind === 'handle' || c.kind === 'profile_url').map((c) => ({ network: c.network!, handle: c.value.slice(c.value.indexOf(':') + 1) })),
     crmIds: [crmKey],
   };
-  const displayName = [p.givenName, p.surname].filter((s) => s && s.trim()).join(' ') || p.company || claims[1]?.raw || null;
+  // never an email or a phone: a CRM record without a name is named after a public handle, or not at all
+  const handle = claims.find((c) => (c.kind === 'handle' || c.kind === 'profile_url') && !ADDRESS_SOURCES.has(c.network ?? ''));
+  const displayName = safeDisplayName([p.givenName, p.surname].filter((s) => s && s.trim()).join(' '), p.company, handle?.raw);
   return { claims, person, displayName };
 }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
+import { ADDRESS_SOURCES, safeDisplayName } from '../auth/pii.policy';
 import type { Config } from '../config/config';
 import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
@@ -186,7 +187,10 @@ export class IdentityService {
       const fresh = randomUUID();
       const record: { id: string; person: CrmPerson | null }[] =
         kind === 'crm' ? await qr.query(`SELECT r.id, r.person FROM crm_record r WHERE r.customer_id = $1 AND r.person->'crmIds'->>0 = $2`, [owner, key]) : [];
-      const name = record[0]?.person ? [record[0].person.givenName, record[0].person.surname].filter(Boolean).join(' ') || null : identity.raw_value;
+      // a split-off email or phone must not become the new customer's name
+      const name = record[0]?.person
+        ? safeDisplayName([record[0].person.givenName, record[0].person.surname].filter(Boolean).join(' '), record[0].person.company)
+        : kind === 'handle' && !ADDRESS_SOURCES.has(network ?? '') ? safeDisplayName(identity.raw_value) : null;
       await qr.query(`INSERT INTO customer (id, display_name) VALUES ($1, $2)`, [fresh, name]);
       await qr.query(`UPDATE customer_identity SET customer_id = $1, linked_by = 'manual', link_score = NULL, link_evidence = NULL WHERE id = $2`, [fresh, identity.id]);
       const moved: { id: string }[] = await qr.query(
@@ -221,7 +225,7 @@ export class IdentityService {
   /** Pending suggestions, oldest first, keyset-paged; pairs already in one customer are left out. */
   async suggestions(first: number | null | undefined, after: string | null | undefined): Promise<Page<SuggestionRow>> {
     const n = pageSize(first);
-    const cursor = decodeCursor(after);
+    const cursor = decodeCursor(after, 'bigint');
     const base = `FROM merge_suggestion s
        JOIN customer_identity ia ON ia.id = s.identity_a_id
        JOIN customer_identity ib ON ib.id = s.identity_b_id

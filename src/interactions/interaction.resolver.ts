@@ -1,4 +1,4 @@
-import { IsOptional } from 'class-validator';
+import { IsOptional, ValidateNested } from 'class-validator';
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, GraphQLISODateTime, ID, InputType, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Customer } from '../customers/customer.type';
 import { AppError } from '../shared/app-error';
@@ -7,7 +7,8 @@ import type { GraphQLContext } from '../graphql/context';
 import { Direction, Intent, SentimentLabel } from '../graphql/enums';
 import type { IngestService } from './ingest.service';
 import type { InteractionService } from './interaction.service';
-import { IngestResult, Interaction, InteractionConnection, InteractionInput, TopicRef } from './interaction.type';
+import { authorHandleFor, displayNameFor } from '../auth/pii.policy';
+import { Author, IngestResult, Interaction, InteractionConnection, InteractionInput, TopicRef } from './interaction.type';
 
 @InputType()
 export class InteractionFilter {
@@ -38,6 +39,8 @@ export class InteractionFilter {
 @ArgsType()
 export class InteractionsArgs extends PageArgs {
   @Field(() => InteractionFilter, { nullable: true })
+  @IsOptional()
+  @ValidateNested()
   filter?: InteractionFilter;
 }
 
@@ -71,5 +74,19 @@ export class InteractionResolver {
   @FieldResolver(() => [TopicRef])
   topics(@Root() i: Interaction, @Ctx() ctx: GraphQLContext): Promise<TopicRef[]> {
     return ctx.loaders.topics.load(i.uuid);
+  }
+}
+
+/** What an author's fields show depends on who asks (src/auth/pii.policy.ts). */
+@Resolver(() => Author)
+export class AuthorResolver {
+  @FieldResolver(() => String, { nullable: true, description: 'null for roles without PII on address channels (sms, email, call, whatsapp, chat, ticket, survey) or when it reads as an email or phone' })
+  handle(@Root() a: Author, @Ctx() ctx: GraphQLContext): string | null {
+    return authorHandleFor(ctx.principal, a.source, a.handle);
+  }
+
+  @FieldResolver(() => String, { nullable: true, description: 'null for roles without PII when it reads as an email or phone' })
+  displayName(@Root() a: Author, @Ctx() ctx: GraphQLContext): string | null {
+    return displayNameFor(ctx.principal, a.displayName);
   }
 }

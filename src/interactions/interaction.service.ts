@@ -53,7 +53,7 @@ export function toInteraction(r: InteractionRow): Interaction {
   i.occurredAt = r.occurred_at;
   i.direction = r.direction as Direction;
   i.inReplyTo = r.in_reply_to;
-  i.author = { handle: r.author_handle, displayName: r.author_display_name };
+  i.author = { source: r.source, handle: r.author_handle, displayName: r.author_display_name };
   i.lang = r.lang;
   i.rating = r.rating;
   i.sentiment = {
@@ -74,7 +74,7 @@ export class InteractionService {
   /** Newest first, keyset-paged on (occurred_at, id). */
   async page(first: number | null | undefined, after: string | null | undefined, filter: InteractionFilter = {}): Promise<Page<Interaction>> {
     const n = pageSize(first);
-    const cursor = decodeCursor(after);
+    const cursor = decodeCursor(after, 'timestamp');
     const where: string[] = ['true'];
     const params: unknown[] = [];
     const add = (sql: (p: string) => string, value: unknown) => {
@@ -129,7 +129,7 @@ export class InteractionService {
    * number (a LATERAL join for the rows, one grouped count).
    */
   async pagesByCustomer(customerIds: readonly string[], first: number, after: string | null): Promise<Page<Interaction>[]> {
-    const cursor = decodeCursor(after);
+    const cursor = decodeCursor(after, 'timestamp');
     const params: unknown[] = [customerIds, first + 1];
     let cond = '';
     if (cursor) {

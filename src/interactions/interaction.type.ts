@@ -5,10 +5,12 @@ import { Node, PageInfo } from '../graphql/relay';
 
 @ObjectType()
 export class Author {
-  @Field(() => String, { nullable: true })
+  /** the interaction's channel: on address channels (sms, email, call…) the handle is PII */
+  source!: string;
+
+  /** as stored; exposed through AuthorResolver (src/auth/pii.policy.ts) */
   handle!: string | null;
 
-  @Field(() => String, { nullable: true })
   displayName!: string | null;
 }
 

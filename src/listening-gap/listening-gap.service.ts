@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { Principal } from '../auth/auth.service';
 import { Intent } from '../graphql/enums';
-import { decodeCursor, encodeCursor, fromGlobalId, pageSize, toGlobalId, toPage, type Page } from '../graphql/relay';
+import { decodeCursor, encodeCursor, fromGlobalId, isTimestamp, pageSize, toGlobalId, toPage, type Page } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
 import type { ListeningGapConfig } from './listening-gap.config';
 import {
@@ -164,7 +164,7 @@ export class ListeningGapService {
     let after: { urgency: number; id: string } | null = null;
     if (cursor) {
       const [asOf, urgency] = cursor.sort.split('|');
-      if (!asOf || Number.isNaN(Date.parse(asOf)) || urgency === undefined || Number.isNaN(Number(urgency))) throw AppError.badInput(`invalid cursor: ${JSON.stringify(args.after)}`);
+      if (!asOf || !isTimestamp(asOf) || urgency === undefined || Number.isNaN(Number(urgency))) throw AppError.badInput(`invalid cursor: ${JSON.stringify(args.after)}`);
       now = asOf;
       after = { urgency: Number(urgency), id: cursor.id };
     }

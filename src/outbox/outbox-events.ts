@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
 
 /** Outbound topics and the schema version each payload follows (schema/*.schema.json). */
 export const OUTBOX_TOPICS = {
@@ -30,7 +31,10 @@ function headers(version: string, eventId: string): Record<string, string> {
   return { 'schema-version': version, 'event-id': eventId, 'content-type': 'application/json' };
 }
 
-/** customer-sentiment.v1 (compacted, key = customerId): the customer's current summary. */
+/**
+ * customer-sentiment.v1 (compacted, key = customerId): the customer's current summary.
+ * Must stay true: no email or phone number (the display name as a role without PII sees it).
+ */
 export function sentimentEvent(s: CustomerSummaryRow, publicUrl: string): OutboxRow {
   const eventId = randomUUID();
   return {
@@ -41,7 +45,7 @@ export function sentimentEvent(s: CustomerSummaryRow, publicUrl: string): Outbox
       schemaVersion: 1,
       eventId,
       customerId: s.id,
-      displayName: s.display_name,
+      displayName: displayNameFor(PUBLIC_VIEWER, s.display_name),
       score: s.sentiment_score,
       label: s.sentiment_label,
       trend30d: s.sentiment_trend,

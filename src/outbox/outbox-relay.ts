@@ -1,5 +1,6 @@
 import { Partitioners, type IHeaders, type Kafka, type Producer } from 'kafkajs';
 import { Client, Pool } from 'pg';
+import { authorHandleFor, displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
 import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
@@ -55,6 +56,8 @@ export interface OutboxRelayOptions {
 
 interface OutboxRow {
   batch_id: string;
+  /** 0 rendered interactions.enriched.v1, 1 rendered customer-sentiment.v1, 2 stored as given */
+  part: number;
   topic: string;
   message_key: string | null;
   /** jsonb as text: published byte for byte, no parse and re-serialise */
@@ -267,7 +270,7 @@ export class OutboxRelay implements RelayHandle {
     }
     // Rendered here, from the rows as they are now (see the `outbox` view's migration).
     const rows = (await this.q(
-      `SELECT batch_id, topic, message_key, payload::text AS payload, headers, created_at
+      `SELECT batch_id, part, topic, message_key, payload::text AS payload, headers, created_at
          FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`,
       [ids],
     )) as OutboxRow[];
@@ -276,7 +279,9 @@ export class OutboxRelay implements RelayHandle {
       const topic = `${this.settings.outputTopicPrefix}${r.topic}`;
       let list = byTopic.get(topic);
       if (!list) byTopic.set(topic, (list = []));
-      list.push({ key: r.message_key, value: r.payload, headers: r.headers });
+      // rendered events go through the PII policy here, as a role without PII sees them
+      const value = r.payload === null ? null : r.part === 0 ? publicEnriched(r.payload) : r.part === 1 ? publicSentiment(r.payload) : r.payload;
+      list.push({ key: r.message_key, value, headers: r.headers });
     }
     try {
       if (rows.length > 0) await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
@@ -324,6 +329,25 @@ export class OutboxRelay implements RelayHandle {
     )) as { n: number }[];
     this.metrics.backlog(row?.n ?? 0);
   }
+}
+
+/** interactions.enriched.v1 without an email or phone in the author (src/auth/pii.policy.ts); unchanged text when nothing is hidden. */
+function publicEnriched(text: string): string {
+  const v = JSON.parse(text) as { source: string; author: { handle: string | null; displayName: string | null } };
+  const handle = authorHandleFor(PUBLIC_VIEWER, v.source, v.author.handle);
+  const displayName = displayNameFor(PUBLIC_VIEWER, v.author.displayName);
+  if (handle === v.author.handle && displayName === v.author.displayName) return text;
+  v.author = { handle, displayName };
+  return JSON.stringify(v);
+}
+
+/** customer-sentiment.v1 with the display name as a role without PII sees it. */
+function publicSentiment(text: string): string {
+  const v = JSON.parse(text) as { displayName: string | null };
+  const displayName = displayNameFor(PUBLIC_VIEWER, v.displayName);
+  if (displayName === v.displayName) return text;
+  v.displayName = displayName;
+  return JSON.stringify(v);
 }
 
 /** 31-bit FNV-1a: a stable int4 advisory-lock key for a schema name. */

@@ -1,6 +1,7 @@
 import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
 import type { GraphQLContext } from '../graphql/context';
 import { Intent, SentimentLabel } from '../graphql/enums';
+import type { AnalyzePool } from './analyze.pool';
 import type { RetagJobRow, RetagJobRunner } from './retag.job';
 import { RetagJob, TaxonomyEdit, TextAnalysis, Topic, TopicInput } from './sentiment.type';
 import type { TaxonomyService } from './taxonomy.service';
@@ -27,16 +28,16 @@ export class SentimentResolver {
   constructor(
     private readonly taxonomy: TaxonomyService,
     private readonly retag: RetagJobRunner,
+    private readonly scorer: AnalyzePool,
   ) {}
 
   @Authorized()
-  @Query(() => TextAnalysis, { description: 'Scores a text with the analyzer and the current taxonomy, without storing it' })
+  @Query(() => TextAnalysis, { description: 'Scores a text with the analyzer and the current taxonomy, without storing it. One request may hand it at most EARSHOT_ANALYZE_MAX_TEXT_BYTES of text in all (256 KiB by default), over every alias' })
   async analyzeText(
     @Arg('text', () => String) text: string,
     @Arg('lang', () => String, { nullable: true }) lang?: string,
   ): Promise<TextAnalysis> {
-    const { analyzer } = await this.taxonomy.current();
-    const a = analyzer.analyze(text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text, { lang });
+    const a = await this.scorer.analyze(text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text, lang, await this.taxonomy.current());
     return {
       ...a,
       label: a.label as SentimentLabel,

@@ -36,13 +36,16 @@ describe('analyzeText and the editable taxonomy', () => {
     expect(a.lang).toBe('en');
   });
 
-  it('handles empty, emoji-only, 1 MB and unsupported-language text without failing', async () => {
+  it('handles empty, emoji-only, 256 kB and unsupported-language text without failing, and refuses 1 MB with a code', async () => {
     const empty = await analyze('');
     expect(empty).toMatchObject({ label: 'NEUTRAL', score: 0 });
     const emoji = await analyze('😍😍🔥');
     expect(emoji.label).toBe('POSITIVE');
-    const big = await analyze('the delivery was terrible. '.repeat(40_000));
+    // the most one request may hand analyzeText (EARSHOT_ANALYZE_MAX_TEXT_BYTES), scored on a worker thread
+    const big = await analyze('the delivery was terrible. '.repeat(9_700));
     expect(big.label).toBe('NEGATIVE');
+    const mb = await app.gql(ANALYZE, { text: 'the delivery was terrible. '.repeat(40_000) }, as(ANALYST));
+    expect(mb.errors?.[0]?.extensions?.code).toBe('COST_LIMIT_EXCEEDED');
     const german = await analyze('Die Lieferung kam viel zu spät und der Kundendienst war unfreundlich.');
     expect(german.lang).toBe('de');
     expect(german.label).toBe('NEUTRAL');

@@ -1,0 +1,107 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
+import { GraphQLError, isListType, isNonNullType, type GraphQLOutputType, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
+import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
+import type { GraphqlConfig } from '../config/config';
+import { AppError } from '../shared/app-error';
+import type { GraphQLContext } from './context';
+import { DEFAULT_PAGE_SIZE } from './relay';
+
+/** extensions.code of every operation refused for its cost, before any resolver runs */
+export const COST_LIMIT_CODE = 'COST_LIMIT_EXCEEDED';
+/** assumed length of a list field without `first` */
+export const UNPAGED_LIST_SIZE = 10;
+/** cost of one analyzeText call beside its text: scoring is the most expensive thing a query can ask */
+export const ANALYZE_TEXT_COST = 50;
+
+function costError(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: COST_LIMIT_CODE } });
+}
+
+/** Depth and alias limits as validation rules: refused in validation, before variables are coerced or any resolver runs. */
+export function costValidationRules(config: GraphqlConfig): ValidationRule[] {
+  const report = (what: string) => (ctx: ValidationContext | null, err: GraphQLError) =>
+    ctx?.reportError(costError(`${err.message.replace(/^Syntax Error: /, '')} (${what})`));
+  return [
+    maxDepthRule({ n: config.maxDepth, propagateOnRejection: false, onReject: [report('EARSHOT_GRAPHQL_MAX_DEPTH')] }),
+    maxAliasesRule({ n: config.maxAliases, propagateOnRejection: false, onReject: [report('EARSHOT_GRAPHQL_MAX_ALIASES')] }),
+  ];
+}
+
+function unwrapList(type: GraphQLOutputType): boolean {
+  return isListType(isNonNullType(type) ? type.ofType : type);
+}
+
+/**
+ * Every field costs 1; a field with a `first` argument multiplies what it selects by `first`
+ * (20 when absent), any other list but a connection's `edges` by {@link UNPAGED_LIST_SIZE}; analyzeText costs
+ * {@link ANALYZE_TEXT_COST}. Also adds up the bytes of text handed to analyzeText, over every
+ * alias and fragment.
+ */
+function estimator(state: { analyzeBytes: number }): ComplexityEstimator {
+  return ({ type, field, args, childComplexity }) => {
+    // introspection is on only where enabled (EARSHOT_GRAPHQL_INTROSPECTION) and reads no data
+    if (field.name.startsWith('__') || type.name.startsWith('__')) return 0;
+    if (field.name === 'analyzeText') {
+      if (typeof args.text === 'string') state.analyzeBytes += Buffer.byteLength(args.text);
+      return ANALYZE_TEXT_COST;
+    }
+    if (field.args.some((a) => a.name === 'first')) {
+      const first = typeof args.first === 'number' && args.first >= 0 ? args.first : DEFAULT_PAGE_SIZE;
+      return 1 + Math.max(first, 1) * childComplexity;
+    }
+    // a connection's edges are already counted by its `first`
+    if (field.name !== 'edges' && unwrapList(field.type) && childComplexity > 0) return 1 + UNPAGED_LIST_SIZE * childComplexity;
+    return 1 + childComplexity;
+  };
+}
+
+/**
+ * Refuses, before execution, an operation whose estimated cost is over the limit or that hands
+ * analyzeText more text than a request may, and stops resolving fields once an operation has
+ * used up its time budget.
+ */
+export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig, now: () => number = Date.now): ApolloServerPlugin<GraphQLContext> {
+  return {
+    async requestDidStart() {
+      const deadline = now() + config.timeBudgetMs;
+      return {
+        async didResolveOperation({ document, operationName, request }) {
+          const variables = request.variables ?? {};
+          const state = { analyzeBytes: 0 };
+          let cost: number;
+          try {
+            cost = getComplexity({ schema, query: document, operationName: operationName ?? undefined, variables, estimators: [estimator(state)] });
+          } catch (e) {
+            // variables that do not fit their types: execution refuses them with BAD_USER_INPUT
+            if (e instanceof GraphQLError) return;
+            throw e;
+          }
+          if (cost > config.maxComplexity) {
+            throw costError(`estimated cost ${cost} is over the limit of ${config.maxComplexity} (EARSHOT_GRAPHQL_MAX_COMPLEXITY): ask for smaller pages or fewer fields`);
+          }
+          if (state.analyzeBytes > config.analyzeMaxTextBytes) {
+            throw costError(`analyzeText was handed ${state.analyzeBytes} bytes of text in one request, over the limit of ${config.analyzeMaxTextBytes} (EARSHOT_ANALYZE_MAX_TEXT_BYTES)`);
+          }
+        },
+        async executionDidStart() {
+          return {
+            willResolveField() {
+              if (now() > deadline) {
+                throw new AppError('TIME_BUDGET_EXCEEDED', `the operation used up its time budget of ${config.timeBudgetMs} ms (EARSHOT_GRAPHQL_TIME_BUDGET_MS)`);
+              }
+            },
+          };
+        },
+      };
+    },
+  };
+}
+
+const SUGGESTION = /\s*Did you mean [^?]*\?/g;
+
+/** Error messages without "Did you mean …?", which would spell out the schema to a caller without introspection. */
+export function withoutSuggestions(message: string): string {
+  return message.replace(SUGGESTION, '');
+}
