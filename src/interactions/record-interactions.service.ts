@@ -194,6 +194,7 @@ function tracked(p: Prepared): TrackedMessage {
     recipientKey: m.direction === 'outbound' ? recipientOf(m.metadata, m.text) : null,
     intent: p.analysis.intent,
     score: p.analysis.score,
+    unhappy: p.analysis.unhappy,
     customerId: p.customerId,
     departments: p.analysis.topics.map((t) => t.department),
   };

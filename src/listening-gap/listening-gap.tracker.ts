@@ -17,6 +17,8 @@ export interface TrackedMessage {
   recipientKey: string | null;
   intent: string;
   score: number;
+  /** the analyzer's "unhappy" (negative, complaint or churn threat): always opens an item */
+  unhappy?: boolean;
   customerId: string | null;
   /** departments of its topics, strongest topic first */
   departments: string[];
@@ -92,7 +94,7 @@ export function recipientOf(metadata: Record<string, unknown> | null | undefined
 
 /**
  * Keeps `listening_item` in step with ingest, inside the pipeline's transaction: inbound
- * complaints and questions (or strongly negative messages) open or reopen the item of their
+ * complaints and questions (and any message the analyzer calls unhappy, or strongly negative) open or reopen the item of their
  * thread, outbound replies answer it. Set-based: per batch one query for thread roots, one that
  * loads and locks the items involved, one insert and one update, whatever the batch size.
  *
@@ -103,8 +105,8 @@ export function recipientOf(metadata: Record<string, unknown> | null | undefined
 export class ListeningGapTracker {
   constructor(private readonly config: ListeningGapConfig) {}
 
-  opens(m: Pick<TrackedMessage, 'direction' | 'intent' | 'score'>): boolean {
-    return m.direction === 'inbound' && (this.config.intents.includes(m.intent) || m.score <= this.config.negativeThreshold);
+  opens(m: Pick<TrackedMessage, 'direction' | 'intent' | 'score' | 'unhappy'>): boolean {
+    return m.direction === 'inbound' && (m.unhappy === true || this.config.intents.includes(m.intent) || m.score <= this.config.negativeThreshold);
   }
 
   dueAt(from: number, department: string, channel: string): { sla: number; due: number } {

@@ -27,12 +27,14 @@ function linesOf(s: string): Record<string, unknown>[] {
 describe('runAnalyzeCommand', () => {
   it('writes one JSON object per plain-text line, in order, with the documented fields', async () => {
     const out = collector();
-    const input = Readable.from(['I love this airline!\n', '\n', 'My bag was lost and nobody helps 😡\r\n', 'How do I reset my password?']);
+    const input = Readable.from(['I love this airline!\n', '\n', 'My bag was lost and nobody helps 😡\r\n', 'Can I log in with my Google account?']);
     const { lines } = await runAnalyzeCommand({ jsonl: false, input, output: out.stream });
     expect(lines).toBe(4);
     const rows = linesOf(out.text());
     expect(rows).toHaveLength(4);
-    expect(Object.keys(rows[0]).sort()).toEqual(['confidence', 'explanation', 'intent', 'intentConfidence', 'label', 'lang', 'score', 'topics'].sort());
+    expect(Object.keys(rows[0]).sort()).toEqual(
+      ['complaint', 'complaintProbability', 'confidence', 'explanation', 'intent', 'intentConfidence', 'label', 'lang', 'logit', 'model', 'score', 'topics', 'unhappy'].sort(),
+    );
     expect(rows[0].label).toBe('positive');
     expect(rows[1]).toMatchObject({ label: 'neutral', score: 0, explanation: [] });
     expect(rows[2].label).toBe('negative');

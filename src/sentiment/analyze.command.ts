@@ -19,9 +19,14 @@ export function toOutputRecord(a: Analysis): Record<string, unknown> {
     confidence: a.confidence,
     intent: a.intent,
     intentConfidence: a.intentConfidence,
+    complaint: a.complaint,
+    complaintProbability: a.complaintProbability,
+    unhappy: a.unhappy,
     lang: a.lang,
     topics: a.topics.map((t) => ({ name: t.name, department: t.department })),
     explanation: a.explanation,
+    logit: a.logit,
+    model: a.model,
   };
 }
 

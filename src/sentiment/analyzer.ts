@@ -1,8 +1,11 @@
-// The analyzer every department reads: sentiment with its explanation, intent, topics routed to
-// departments, and language. Composition only; the parts live in their own modules.
-import { classifyIntent, type Intent } from './intent.classifier';
+// The analyzer every department reads: sentiment and complaint from the trained linear model
+// (src/sentiment/model) with its exact explanation, intent, topics routed to departments, and
+// language. Composition only; the parts live in their own modules.
+import { classifyIntent, COMPLAINT_CUE, COMPLAINT_CUE_PROBABILITY, type Intent } from './intent.classifier';
 import { detectLanguage } from './language';
-import { type EngineParams, MAX_SCORED_CHARS, round3, SentimentEngine, tokenize } from './sentiment.engine';
+import { defaultModel, HEAD_COMPLAINT, HEAD_NEGATIVE, HEAD_NEUTRAL, HEAD_POSITIVE, HEADS, type LinearModel } from './model/linear-model';
+import { Featurizer } from './model/trainer';
+import { MAX_SCORED_CHARS, round3, tokenize } from './sentiment.engine';
 import { DEFAULT_TAXONOMY, type TaxonomyTopic, TopicMatcher, type TopicMatch } from './topic.matcher';
 
 export type { Intent } from './intent.classifier';
@@ -12,18 +15,32 @@ export { DEFAULT_TAXONOMY } from './topic.matcher';
 export type SentimentLabel = 'negative' | 'neutral' | 'positive';
 
 export interface Analysis {
-  /** in [-1, 1] */
+  /** in [-1, 1]: tanh(logit) */
   score: number;
+  /** the model's three-class decision; never positive with a score ≤ 0 nor negative with one ≥ 0 */
   label: SentimentLabel;
-  /** in [0, 1]; at most {@link UNSUPPORTED_LANGUAGE_CONFIDENCE} for a language without a lexicon */
+  /** in [0, 1]: the probability of the label; at most {@link UNSUPPORTED_LANGUAGE_CONFIDENCE} for a language without a model */
   confidence: number;
   intent: Intent;
   intentConfidence: number;
+  /** the complaint model's decision and probability */
+  complaint: boolean;
+  complaintProbability: number;
+  /** negative, or a complaint, or a churn threat: opens a listening item when inbound */
+  unhappy: boolean;
   /** ISO 639-1 code, or `und` when undetermined */
   lang: string;
   topics: TopicMatch[];
-  /** the words and signals that moved the score, by |weight|; weights on the -4..+4 valence scale */
+  /**
+   * What moved the score, strongest first: tokens, bigrams and signals (negation, intensifiers,
+   * "but", "!", ALL CAPS, emoji, a star rating), then "(other features)" and "(baseline)". The
+   * weights add up to `logit` (to rounding).
+   */
   explanation: { token: string; weight: number }[];
+  /** score = tanh(logit); logit = the sum of the explanation's weights */
+  logit: number;
+  /** the versioned name of the model that scored this */
+  model: string;
 }
 
 export interface AnalyzeOptions {
@@ -35,20 +52,24 @@ export interface AnalyzeOptions {
 }
 
 /**
- * Label thresholds. A score >= POSITIVE_THRESHOLD is `positive`, <= NEGATIVE_THRESHOLD is
- * `negative`, anything between is `neutral`. Wider than VADER's ±0.05 because a single mildly
- * rated word ("like", "please", "ok") should not make a post positive. Chosen by sweeping 0.05..0.5
- * on the even-numbered lines of the TweetEval validation set (macro-F1 0.591 at 0.35, 0.593 at
- * 0.4; the lower one was kept so mild complaints still count as negative); the odd-numbered lines
- * are reported separately as held out.
+ * Score thresholds for labels of averages (a customer's or a department's time-decayed score) and
+ * of texts scored with a star rating: >= POSITIVE_THRESHOLD is `positive`, <= NEGATIVE_THRESHOLD
+ * `negative`, between `neutral`. A single text's label is the model's three-class decision.
  */
 export const POSITIVE_THRESHOLD = 0.35;
 export const NEGATIVE_THRESHOLD = -0.35;
 /** Languages with a lexicon. Text detected as anything else is neutral with low confidence. */
 export const SUPPORTED_LANGUAGES: ReadonlySet<string> = new Set(['en']);
 export const UNSUPPORTED_LANGUAGE_CONFIDENCE = 0.2;
-/** Weight of the star rating when the text also carries sentiment (the rest is the text). */
+/** Weight of the star rating in a language without a model. */
 export const RATING_WEIGHT = 0.5;
+/**
+ * A star rating's share of the logit, per unit of rating (-1 for 1 of 5 .. 1 for 5 of 5): 1.5
+ * makes a 1-star review with neutral words score about -0.9, and a 5-star one with mildly
+ * negative words still positive. Not learned (no training text has a rating).
+ */
+export const RATING_LOGIT_WEIGHT = 1.5;
+const MAX_EXPLANATION = 12;
 
 /** Maps a score to its label with the documented thresholds. */
 export function labelFor(score: number): SentimentLabel {
@@ -58,12 +79,21 @@ export function labelFor(score: number): SentimentLabel {
 export class SentimentAnalyzer {
   private readonly taxonomy: TaxonomyTopic[];
   private readonly topics: TopicMatcher;
-  private readonly engine: SentimentEngine;
+  private readonly model: LinearModel;
+  private readonly featurizer: Featurizer;
+  private readonly z = new Float64Array(HEADS + 1);
+  private readonly scratch = { acc: new Float64Array(256) };
 
-  constructor(opts: { taxonomy?: TaxonomyTopic[]; params?: Partial<EngineParams> } = {}) {
+  constructor(opts: { taxonomy?: TaxonomyTopic[]; model?: LinearModel } = {}) {
     this.taxonomy = opts.taxonomy ?? DEFAULT_TAXONOMY;
     this.topics = new TopicMatcher(this.taxonomy);
-    this.engine = new SentimentEngine(opts.params);
+    this.model = opts.model ?? defaultModel();
+    this.featurizer = sharedFeaturizer(this.model.header.hashBits);
+  }
+
+  /** The versioned name of the model that scores (recorded with what it scored). */
+  get modelName(): string {
+    return this.model.name;
   }
 
   /** Only the taxonomy topics of a text: what re-tagging after a taxonomy edit needs. */
@@ -80,53 +110,121 @@ export class SentimentAnalyzer {
     const input = typeof text === 'string' ? text : text == null ? '' : String(text);
     const truncated = input.length > MAX_SCORED_CHARS;
     const scored = truncated ? input.slice(0, MAX_SCORED_CHARS) : input;
-    const lang = detectLanguage(scored, opts?.lang);
     const tokens = tokenize(scored);
+    const lang = detectLanguage(scored, opts?.lang, tokens);
     const topics = this.topics.match(tokens);
     const rating = ratingScore(opts?.rating, opts?.ratingScale);
+    const ratingItem = rating === null ? null : { token: `rating ${opts.rating}/${opts.ratingScale ?? 5}`, weight: round3(rating * RATING_LOGIT_WEIGHT) };
 
     if (lang !== 'und' && !SUPPORTED_LANGUAGES.has(lang)) {
-      // No lexicon: an honest "don't know" beats a confident wrong answer. A star rating is
-      // language-independent, so it still counts, at low confidence.
+      // No model for this language: an honest "don't know" beats a confident wrong answer. A
+      // star rating is language-independent, so it still counts, at low confidence.
       const score = rating === null ? 0 : round3(rating * RATING_WEIGHT);
-      const intent = classifyIntent(scored.includes('?') ? '?' : '', 0, NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD);
+      const label = labelFor(score);
+      const intent = classifyIntent(scored.includes('?') ? '?' : '', { negative: false, positive: false, complaint: false });
       return {
         score,
-        label: labelFor(score),
+        label,
         confidence: UNSUPPORTED_LANGUAGE_CONFIDENCE,
         intent: intent.intent,
         intentConfidence: Math.min(0.3, intent.confidence),
+        complaint: false,
+        complaintProbability: 0,
+        unhappy: label === 'negative',
         lang,
         topics,
-        explanation: [
-          { token: `(no sentiment lexicon for language '${lang}')`, weight: 0 },
-          ...(rating === null ? [] : [{ token: `rating ${opts.rating}/${opts.ratingScale ?? 5}`, weight: round3(rating * 4) }]),
-        ],
+        explanation: [{ token: `(no sentiment model for language '${lang}')`, weight: 0 }, ...(ratingItem ? [ratingItem] : [])],
+        logit: rating === null ? 0 : round6(Math.atanh(Math.max(-0.999, Math.min(0.999, score)))),
+        model: this.model.name,
       };
     }
+    if (tokens.length === 0 && rating === null) return this.empty(lang, topics);
 
-    const s = this.engine.scoreTokens(tokens, truncated);
-    let score = s.score;
-    const explanation = s.explanation.slice();
-    if (rating !== null) {
-      score = s.signals > 0 ? RATING_WEIGHT * rating + (1 - RATING_WEIGHT) * s.score : rating;
-      explanation.push({ token: `rating ${opts.rating}/${opts.ratingScale ?? 5}`, weight: round3(rating * 4) });
-      explanation.sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight));
+    const fv = this.featurizer.featuresOfTokens(tokens);
+    const z = this.z;
+    const { items, logit: textLogit } = this.model.explain(fv, MAX_EXPLANATION - 2, this.scratch, z);
+    let logit = textLogit;
+    if (ratingItem) {
+      logit += rating! * RATING_LOGIT_WEIGHT;
+      items.push(ratingItem);
     }
-    score = round3(Math.max(-1, Math.min(1, score)));
-    const label = labelFor(score);
-    const intent = classifyIntent(scored, score, NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD);
+    const score = round3(Math.tanh(logit));
+    const th = this.model.header.thresholds;
+    const probs = softmax3(z[HEAD_NEGATIVE]!, z[HEAD_NEUTRAL]!, z[HEAD_POSITIVE]!);
+    let label: SentimentLabel;
+    if (rating !== null) label = labelFor(score);
+    else {
+      const n = z[HEAD_NEGATIVE]! + th.negativeOffset;
+      const p = z[HEAD_POSITIVE]! + th.positiveOffset;
+      const z1 = z[HEAD_NEUTRAL]!;
+      label = n >= z1 && n >= p ? 'negative' : p > z1 && p > n ? 'positive' : 'neutral';
+      // The label never contradicts the direction of the score, nor calls a near-zero score polar.
+      const m = th.minPolarScore ?? 0;
+      if ((label === 'positive' && score <= m) || (label === 'negative' && score >= -m)) label = 'neutral';
+    }
+    const complaintProbability = 1 / (1 + Math.exp(-z[HEAD_COMPLAINT]!));
+    const complaint = complaintProbability >= th.complaint || (complaintProbability >= COMPLAINT_CUE_PROBABILITY && COMPLAINT_CUE.test(scored.length > 5_000 ? scored.slice(0, 5_000) : scored));
+    const intent = classifyIntent(scored, { negative: label === 'negative', positive: label === 'positive', complaint, complaintProbability });
+    const unhappy = label === 'negative' || complaint || intent.intent === 'churn_threat';
+    const explanation = items.map((e) => ({ token: e.token, weight: round3(e.weight) }));
+    if (truncated) explanation.push({ token: `(only the first ${MAX_SCORED_CHARS} characters were scored)`, weight: 0 });
+    const confidence = rating !== null ? Math.max(Math.abs(score), 0.5) : label === 'negative' ? probs[0] : label === 'positive' ? probs[2] : probs[1];
     return {
       score,
       label,
-      confidence: confidenceFor(score, label, s.positive, s.negative, s.signals, rating),
+      confidence: round3(confidence),
       intent: intent.intent,
       intentConfidence: intent.confidence,
+      complaint,
+      complaintProbability: round3(complaintProbability),
+      unhappy,
       lang,
       topics,
       explanation,
+      logit: round6(logit),
+      model: this.model.name,
     };
   }
+
+  private empty(lang: string, topics: TopicMatch[]): Analysis {
+    return {
+      score: 0,
+      label: 'neutral',
+      confidence: 0.5,
+      intent: 'other',
+      intentConfidence: 0.5,
+      complaint: false,
+      complaintProbability: 0,
+      unhappy: false,
+      lang,
+      topics,
+      explanation: [],
+      logit: 0,
+      model: this.model.name,
+    };
+  }
+}
+
+// One featurizer (and its lexicon engine) per process and hash size: analyzers are rebuilt on
+// every taxonomy edit, the lexicon is not.
+const featurizers = new Map<number, Featurizer>();
+function sharedFeaturizer(hashBits: number): Featurizer {
+  let f = featurizers.get(hashBits);
+  if (!f) featurizers.set(hashBits, (f = new Featurizer(hashBits)));
+  return f;
+}
+
+function softmax3(a: number, b: number, c: number): [number, number, number] {
+  const m = Math.max(a, b, c);
+  const ea = Math.exp(a - m);
+  const eb = Math.exp(b - m);
+  const ec = Math.exp(c - m);
+  const s = ea + eb + ec;
+  return [ea / s, eb / s, ec / s];
+}
+
+function round6(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
 }
 
 /** A star rating mapped linearly to [-1, 1] (3 of 5 is 0), or null when absent or out of range. */
@@ -134,25 +232,4 @@ export function ratingScore(rating: number | null | undefined, scale: number | u
   const max = typeof scale === 'number' && Number.isFinite(scale) && scale > 1 ? scale : 5;
   if (typeof rating !== 'number' || !Number.isFinite(rating) || rating < 1 || rating > max) return null;
   return (rating - (1 + max) / 2) / ((max - 1) / 2);
-}
-
-function confidenceFor(score: number, label: SentimentLabel, pos: number, neg: number, signals: number, rating: number | null): number {
-  let c: number;
-  if (signals === 0 && rating === null) {
-    // Nothing sentiment-bearing: neutral is likely but we have no evidence either way.
-    c = 0.55;
-  } else {
-    const mass = pos - neg;
-    const agreement = mass > 0 ? Math.abs(pos + neg) / mass : 1;
-    const evidence = Math.min(1, signals / 4);
-    if (label === 'neutral') {
-      // Closer to zero and with less mixed evidence = surer that it is neutral.
-      const margin = 1 - Math.abs(score) / POSITIVE_THRESHOLD;
-      c = 0.35 + 0.3 * margin + 0.1 * (1 - evidence);
-    } else {
-      c = 0.3 + 0.35 * Math.min(1, Math.abs(score) / 0.8) + 0.2 * agreement + 0.1 * evidence;
-    }
-    if (rating !== null) c += Math.sign(rating) === Math.sign(score) ? 0.1 : -0.1;
-  }
-  return round3(Math.max(0, Math.min(1, c)));
 }

@@ -20,46 +20,59 @@ const PURCHASE =
 const QUESTION_START =
   /^(?:how|what|when|where|why|who|which|can|could|would|will|is|are|do|does|did|should|has|have|any(?:one|body)|is there)\b/;
 
-const COMPLAINT =
-  /\b(?:charged (?:me )?twice|double charged|overcharged|still (?:waiting|not|no|hasn't|haven't)|never (?:arrived|received|showed up|got)|no (?:response|reply|one (?:answers|responds|helps))|on hold for|(?:doesn't|does not|didn't|not|stopped) work(?:ing)?|broken|defective|damaged|wrong (?:item|order|size)|missing|unacceptable|ridiculous|worst|terrible|horrible|disappointed|disappointing|complain(?:t|ing)?|rip(?:ped)? ?off|scam(?:med)?|refund|lost my|#fail|waste of|where is my|why is my|why (?:do|does|did|is|are|can't|won't) you)\b/;
+/**
+ * Unmistakable complaint phrases. They lower the complaint model's bar (see
+ * {@link COMPLAINT_CUE_PROBABILITY}) where customer-service wording meets general-tweet words
+ * the model reads as positive ("Charged twice AGAIN. Unbelievable.").
+ */
+export const COMPLAINT_CUE =
+  /\b(?:charged (?:me )?twice|double[- ]charged|overcharged|still (?:waiting|no|not|hasn't|haven't)|never (?:arrived|received|showed up|got)|no (?:response|reply|refund)|on hold for|(?:doesn't|does not|didn't|stopped) work(?:ing)?|broken|defective|damaged|wrong (?:item|order|size)|(?:lost|lose) my|where is my|rip(?:ped)? ?off|scam(?:med)?|waste of|#fail)\b/i;
+/** With a cue, the complaint probability needed to call a complaint. */
+export const COMPLAINT_CUE_PROBABILITY = 0.5;
 
 const PRAISE =
   /\b(?:thank(?:s| you)|thx|ty|kudos|shout ?out|props to|love (?:it|this|you|your|the)|amazing|awesome|excellent|fantastic|great (?:job|service|experience|support|product)|well done|highly recommend|recommend|best \w+ ever|above and beyond|five stars|5 stars)\b/;
 
+/** What the models decided about the text, which the intent rules build on. */
+export interface IntentSignals {
+  negative: boolean;
+  positive: boolean;
+  /** the complaint model's decision (learned from the complaint sets) */
+  complaint: boolean;
+  complaintProbability?: number;
+}
+
 /**
- * Classifies what the writer wants. Precedence reflects what the business must act on first:
- * churn threat, purchase intent, complaint, question, praise, other. Complaints and questions
- * feed the listening gap, so a negative question ("why is my order still not here?") is a
- * complaint. Never throws.
+ * Classifies what the writer wants. Complaint comes from the trained complaint model (or a
+ * negative label); churn threat, purchase intent, question and praise are rules, for want of
+ * labelled data. Precedence reflects what the business must act on first: churn threat,
+ * purchase intent, complaint, question, praise, other. Complaints and questions feed the
+ * listening gap, so a negative question ("why is my order still not here?") is a complaint.
+ * Never throws.
  */
-export function classifyIntent(text: string, score: number, negativeThreshold: number, positiveThreshold: number): IntentResult {
+export function classifyIntent(text: string, s: IntentSignals): IntentResult {
   const lower = (text.length > INTENT_WINDOW ? text.slice(0, INTENT_WINDOW) : text).toLowerCase().replace(/’/g, "'");
   const trimmed = lower.trim();
   if (!trimmed) return { intent: 'other', confidence: 0.5, cue: 'empty' };
 
   const churn = CHURN.exec(lower);
-  if (churn) return { intent: 'churn_threat', confidence: score < 0 ? 0.9 : 0.75, cue: churn[0] };
+  if (churn) return { intent: 'churn_threat', confidence: s.negative || s.complaint ? 0.9 : 0.75, cue: churn[0] };
 
   const hasQuestionMark = lower.includes('?');
   const questionForm = hasQuestionMark || QUESTION_START.test(trimmed);
 
   const purchase = PURCHASE.exec(lower);
-  if (purchase && score > negativeThreshold * 2) return { intent: 'purchase_intent', confidence: 0.8, cue: purchase[0] };
+  if (purchase && !s.complaint && !s.negative) return { intent: 'purchase_intent', confidence: 0.8, cue: purchase[0] };
 
-  const complaint = COMPLAINT.exec(lower);
-  if (score <= negativeThreshold) {
-    const strength = Math.min(1, Math.abs(score));
-    return { intent: 'complaint', confidence: round2(0.55 + 0.3 * strength + (complaint ? 0.1 : 0)), cue: complaint?.[0] ?? 'negative sentiment' };
+  if (s.complaint || s.negative) {
+    const p = s.complaintProbability ?? 0.5;
+    return { intent: 'complaint', confidence: round2(s.complaint ? Math.max(p, 0.55) : 0.55 + 0.3 * p), cue: s.complaint ? 'complaint model' : 'negative sentiment' };
   }
-  if (complaint && score < positiveThreshold) return { intent: 'complaint', confidence: 0.65, cue: complaint[0] };
 
-  if (questionForm) return { intent: 'question', confidence: hasQuestionMark ? 0.85 : 0.6, cue: hasQuestionMark ? '?' : trimmed.split(/\s/, 1)[0] };
+  if (questionForm) return { intent: 'question', confidence: hasQuestionMark ? 0.85 : 0.6, cue: hasQuestionMark ? '?' : trimmed.split(/\s/, 1)[0]! };
 
   const praise = PRAISE.exec(lower);
-  if (score >= positiveThreshold) {
-    return { intent: 'praise', confidence: round2(0.5 + 0.3 * Math.min(1, score) + (praise ? 0.15 : 0)), cue: praise?.[0] ?? 'positive sentiment' };
-  }
-  if (praise && score >= 0) return { intent: 'praise', confidence: 0.6, cue: praise[0] };
+  if (s.positive) return { intent: 'praise', confidence: round2(0.6 + (praise ? 0.25 : 0)), cue: praise?.[0] ?? 'positive sentiment' };
   return { intent: 'other', confidence: 0.5, cue: 'no cue' };
 }
 

@@ -8,10 +8,10 @@ export class TextAnalysis {
   @Field(() => Float, { description: '-1..1' })
   score!: number;
 
-  @Field(() => SentimentLabel, { description: 'positive: score ≥ 0.35; negative: score ≤ -0.35; neutral between' })
+  @Field(() => SentimentLabel, { description: "the model's three-class decision; never positive with score ≤ 0 nor negative with score ≥ 0" })
   label!: SentimentLabel;
 
-  @Field(() => Float, { description: '0..1; low for languages without a lexicon' })
+  @Field(() => Float, { description: '0..1: the probability of the label; low for languages without a model' })
   confidence!: number;
 
   @Field(() => Intent)
@@ -20,13 +20,28 @@ export class TextAnalysis {
   @Field(() => Float)
   intentConfidence!: number;
 
+  @Field(() => Boolean, { description: "the complaint model's decision" })
+  complaint!: boolean;
+
+  @Field(() => Float, { description: '0..1' })
+  complaintProbability!: number;
+
+  @Field(() => Boolean, { description: 'negative, a complaint or a churn threat: opens a listening item when inbound' })
+  unhappy!: boolean;
+
+  @Field(() => Float, { description: 'score = tanh(logit); the explanation weights add up to it' })
+  logit!: number;
+
+  @Field(() => String, { description: 'the versioned name of the model that scored the text' })
+  model!: string;
+
   @Field(() => String, { description: 'ISO 639-1 code, or und when undetermined' })
   lang!: string;
 
   @Field(() => [TopicRef])
   topics!: TopicRef[];
 
-  @Field(() => [ExplanationItem], { description: 'the words and signals that moved the score, strongest first' })
+  @Field(() => [ExplanationItem], { description: 'the tokens and signals that moved the score, strongest first, then (other features) and (baseline); the weights add up to logit' })
   explanation!: ExplanationItem[];
 }
 

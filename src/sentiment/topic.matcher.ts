@@ -95,6 +95,18 @@ export function stem(word: string): string {
   return w;
 }
 
+// Word frequencies are Zipfian: a bounded memo answers most look-ups without re-stemming.
+const STEM_MEMO_MAX = 100_000;
+const stemMemo = new Map<string, string>();
+function cachedStem(word: string): string {
+  let s = stemMemo.get(word);
+  if (s === undefined) {
+    s = stem(word);
+    if (stemMemo.size < STEM_MEMO_MAX && word.length < 40) stemMemo.set(word, s);
+  }
+  return s;
+}
+
 function undouble(w: string): string {
   const n = w.length;
   if (n >= 3 && w[n - 1] === w[n - 2] && !'lsz'.includes(w[n - 1])) return w.slice(0, -1);
@@ -133,8 +145,7 @@ export class TopicMatcher {
   match(tokens: readonly Token[]): TopicMatch[] {
     const stems: string[] = [];
     for (const t of tokens) {
-      if (t.kind === TOKEN_WORD) stems.push(stem(t.lower));
-      else if (t.kind === TOKEN_HASHTAG) stems.push(stem(t.lower));
+      if (t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG) stems.push(cachedStem(t.lower));
       else stems.push('');
     }
     const found = new Map<number, string[]>();

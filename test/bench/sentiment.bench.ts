@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SentimentAnalyzer } from '../../src/sentiment/analyzer';
 import { languageDetectorAvailable } from '../../src/sentiment/language';
+import { defaultModel, modelPath } from '../../src/sentiment/model/linear-model';
 
 const DATA_DIR = path.resolve(process.env.EARSHOT_DATA_DIR ?? path.join(process.cwd(), '../shared/data'), 'sentiment');
 const DURATION_MS = Number(process.env.BENCH_MS ?? 5_000);
@@ -16,7 +17,14 @@ function percentile(sorted: Float64Array, p: number): number {
 
 function main(): void {
   const tweets = fs.readFileSync(path.join(DATA_DIR, 'tweeteval_val_text.txt'), 'utf8').split('\n').filter((t) => t.trim() !== '');
+  // Model load: read, gunzip, dequantise; the first call in the process is the real cost.
+  const l0 = performance.now();
+  const model = defaultModel();
+  const loadMs = performance.now() - l0;
+  const modelBytes = fs.statSync(modelPath()).size;
+  const a0 = performance.now();
   const analyzer = new SentimentAnalyzer();
+  const firstAnalyzerMs = performance.now() - a0;
   const avgChars = tweets.reduce((s, t) => s + t.length, 0) / tweets.length;
 
   // Warm-up so the JIT has compiled the hot paths before timing.
@@ -77,8 +85,14 @@ function main(): void {
   console.log(`| per tweet p50 / p99 | ${(percentile(lat, 50) * 1000).toFixed(1)} µs / ${(percentile(lat, 99) * 1000).toFixed(1)} µs |`);
   console.log(`| 5,000-word transcript (${transcript.length} chars), median of 25 | ${runs[12].toFixed(2)} ms |`);
   console.log(`| 1 MB text (first 100,000 chars scored) | ${bigMs.toFixed(1)} ms |`);
+  console.log(`| model ${model.name}: file size | ${(modelBytes / 1048576).toFixed(2)} MB |`);
+  console.log(`| model load (read, gunzip, dequantise), once per process | ${loadMs.toFixed(0)} ms |`);
+  console.log(`| first analyzer (lexicon and feature tables) | ${firstAnalyzerMs.toFixed(0)} ms |`);
+  if (process.argv.includes('--json')) {
+    console.log(JSON.stringify({ textsPerSecond: Math.round(perSecond), bestWindow: Math.round(best), p50us: percentile(lat, 50) * 1000, p99us: percentile(lat, 99) * 1000, transcriptMs: runs[12], bigMs, modelBytes, loadMs, firstAnalyzerMs }));
+  }
   if (Number.isNaN(sink)) console.log('unreachable');
-  process.exitCode = perSecond >= 20_000 ? 0 : 1;
+  process.exitCode = perSecond >= 20_000 && loadMs <= 300 && modelBytes <= 20 * 1048576 ? 0 : 1;
 }
 
 main();

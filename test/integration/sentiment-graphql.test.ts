@@ -6,9 +6,22 @@ const ANALYST = 'analyst-key-0123456789';
 const as = (key: string) => ({ 'x-api-key': key });
 
 const ANALYZE = `query($text: String!, $lang: String) { analyzeText(text: $text, lang: $lang) {
-  score label confidence intent intentConfidence lang topics { name department } explanation { token weight } } }`;
+  score label confidence intent intentConfidence complaint complaintProbability unhappy logit model lang topics { name department } explanation { token weight } } }`;
 
-type Analysis = { score: number; label: string; confidence: number; intent: string; lang: string; topics: { name: string; department: string }[]; explanation: { token: string; weight: number }[] };
+type Analysis = {
+  score: number;
+  label: string;
+  confidence: number;
+  intent: string;
+  complaint: boolean;
+  complaintProbability: number;
+  unhappy: boolean;
+  logit: number;
+  model: string;
+  lang: string;
+  topics: { name: string; department: string }[];
+  explanation: { token: string; weight: number }[];
+};
 
 describe('analyzeText and the editable taxonomy', () => {
   let app: TestApp;
@@ -34,6 +47,9 @@ describe('analyzeText and the editable taxonomy', () => {
     expect(a.explanation.length).toBeGreaterThan(0);
     expect(a.explanation.some((e) => e.weight < 0)).toBe(true);
     expect(a.lang).toBe('en');
+    expect(a.unhappy).toBe(true);
+    expect(a.model).toMatch(/^earshot-linear-/);
+    expect(Math.abs(a.explanation.reduce((s, e) => s + e.weight, 0) - a.logit)).toBeLessThan(0.01);
   });
 
   it('handles empty, emoji-only, 256 kB and unsupported-language text without failing, and refuses 1 MB with a code', async () => {

@@ -1,0 +1,395 @@
+// Features of the linear sentiment/complaint model: hashed word unigrams (negation-scoped),
+// bigrams and character 3-5-grams, plus VADER-style lexicon valence split into its token-level
+// pieces. Shared by training and inference, so what is trained is exactly what is scored.
+//
+// Every feature value is an entry (bucket, value, owner): the owner is the token (or bigram, or
+// signal) the value came from. A linear model's logit is then a sum over entries, and grouping
+// the entries' contributions by owner explains the logit exactly, with nothing left over.
+import { BOOSTERS, CONTRAST_AFTER, NEGATORS } from '../sentiment.lexicon';
+import {
+  type SentimentEngine,
+  type Token,
+  TOKEN_CLAUSE,
+  TOKEN_EMOJI,
+  TOKEN_END,
+  TOKEN_HASHTAG,
+  TOKEN_WORD,
+} from '../sentiment.engine';
+
+/** Dense (named) features sit below the hashed buckets. */
+export const F_LEX_POS = 0;
+export const F_LEX_NEG = 1;
+export const DENSE_FEATURES = 8;
+
+const SEED_WORD = 0x3c6ef372;
+const SEED_NEG = 0x6a09e667;
+const SEED_BIGRAM = 0x510e527f;
+const SEED_CHAR = 0x1f83d9ab;
+const SEED_PUNCT = 0x5be0cd19;
+const START = 0x243f6a88;
+
+/** VADER's constants: booster step, caps emphasis, "!" emphasis, normalisation alpha. */
+const CAPS_INCR = 0.733;
+const BANG_INCR = 0.292;
+const ALPHA = 15;
+const NEGATE_POSITIVE = -0.74;
+const NEGATE_NEGATIVE = -0.5;
+/** Negation reaches this many words, within the clause. */
+const NEG_SCOPE = 3;
+const MAX_WORD_CHARS = 24;
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function isCaps(t: string): boolean {
+  return t.length > 1 && t !== t.toLowerCase() && t === t.toUpperCase();
+}
+
+/** Punctuation marks as features: "?", "??", "!", "!!", "?!", "..." ("." alone carries nothing). */
+function punctClass(t: string): number {
+  let q = 0;
+  let b = 0;
+  let d = 0;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c === 63) q++;
+    else if (c === 33) b++;
+    else if (c === 46) d++;
+  }
+  if (q > 0 && b > 0) return 5;
+  if (q > 0) return q > 1 ? 2 : 1;
+  if (b > 0) return b > 1 ? 4 : 3;
+  return d > 1 ? 6 : 0;
+}
+
+/**
+ * The features of one text, in reusable buffers: entries `idx[i]`, `val[i]`, `owner[i]` for
+ * i < n. Owners: token i is slot i, the bigram ending at token i is slot T + i, ALL CAPS
+ * emphasis is slot 2T. Not thread-safe; one per analyzer.
+ */
+export class FeatureVector {
+  n = 0;
+  idx = new Int32Array(512);
+  val = new Float64Array(512);
+  owner = new Int32Array(512);
+  tokens: readonly Token[] = [];
+  /** per token: index of the negator whose scope it is in, else -1 */
+  negatedBy = new Int32Array(128);
+
+  push(idx: number, val: number, owner: number): void {
+    if (this.n === this.idx.length) {
+      const size = this.idx.length * 2;
+      const i2 = new Int32Array(size);
+      i2.set(this.idx);
+      this.idx = i2;
+      const v2 = new Float64Array(size);
+      v2.set(this.val);
+      this.val = v2;
+      const o2 = new Int32Array(size);
+      o2.set(this.owner);
+      this.owner = o2;
+    }
+    this.idx[this.n] = idx;
+    this.val[this.n] = val;
+    this.owner[this.n] = owner;
+    this.n++;
+  }
+
+  /** Human-readable name of a slot, for explanations. */
+  slotName(slot: number): string {
+    const T = this.tokens.length;
+    if (slot === 2 * T) return 'ALL CAPS (emphasis)';
+    if (slot >= T) {
+      const i = slot - T;
+      // The bigram's first word: the previous token of the same sentence (clause marks skipped).
+      let j = i - 1;
+      while (j >= 0 && this.tokens[j]!.kind === TOKEN_CLAUSE) j--;
+      return j >= 0 && isFeatureToken(this.tokens[j]!) ? `${this.tokens[j]!.lower} ${this.tokens[i]!.lower}` : this.tokens[i]!.lower;
+    }
+    const t = this.tokens[slot]!;
+    if (t.kind === TOKEN_END) return t.text.trim() || '(line break)';
+    if (t.kind === TOKEN_HASHTAG) return `#${t.lower}`;
+    const neg = this.negatedBy[slot]!;
+    if (neg >= 0) return neg === slot - 1 ? `${this.tokens[neg]!.lower} ${t.lower}` : `${this.tokens[neg]!.lower} … ${t.lower}`;
+    if (t.kind === TOKEN_WORD && CONTRAST_AFTER.has(t.lower)) return `${t.lower} (contrast)`;
+    return t.lower;
+  }
+}
+
+function isFeatureToken(t: Token): boolean {
+  return t.kind !== TOKEN_CLAUSE && t.kind !== TOKEN_END;
+}
+
+/**
+ * Turns tokens into feature entries. `hashBits` fixes the size of the hashed space; the lexicon
+ * comes from the VADER-based engine (its `valence` knows VADER's words, our customer-service
+ * additions, emoji and hashtags).
+ */
+export class FeatureExtractor {
+  private readonly mask: number;
+  private readonly chars = new Int32Array(MAX_WORD_CHARS + 2);
+  private wordHash = new Int32Array(128);
+  private pieceVal = new Float64Array(256);
+  private pieceOwner = new Int32Array(256);
+  private pieceSign = new Int8Array(256);
+
+  constructor(
+    private readonly engine: SentimentEngine,
+    readonly hashBits: number,
+  ) {
+    this.mask = (1 << hashBits) - 1;
+  }
+
+  get dimension(): number {
+    return 1 << this.hashBits;
+  }
+
+  private bucket(h: number): number {
+    const b = fmix(h) & this.mask;
+    return b < DENSE_FEATURES ? b + DENSE_FEATURES : b;
+  }
+
+  /** Hash of a token's normalised spelling: lower case, letters repeated 3+ times cut to 2, digits as 0. */
+  private hashToken(t: Token, seed: number): number {
+    const s = t.lower;
+    let h = seed;
+    let a = -1;
+    let b = -2;
+    if (t.kind === TOKEN_HASHTAG) h = Math.imul(h ^ 35, 16777619);
+    const n = Math.min(s.length, 64);
+    for (let i = 0; i < n; i++) {
+      let c = s.charCodeAt(i);
+      if (c >= 48 && c <= 57) c = 48;
+      // Skin tones and variation selectors do not change an emoji's meaning.
+      else if (c === 0xfe0f) continue;
+      else if (c === 0xd83c && i + 1 < n) {
+        const d = s.charCodeAt(i + 1);
+        if (d >= 0xdffb && d <= 0xdfff) {
+          i++;
+          continue;
+        }
+      }
+      if (c === a && c === b) continue;
+      b = a;
+      a = c;
+      h = Math.imul(h ^ c, 16777619);
+    }
+    return h;
+  }
+
+  private charGrams(t: Token, owner: number, out: FeatureVector, scale: number): number {
+    const s = t.lower;
+    const buf = this.chars;
+    let len = 0;
+    buf[len++] = 1;
+    let a = -1;
+    let b = -2;
+    for (let i = 0; i < s.length && len < MAX_WORD_CHARS + 1; i++) {
+      let c = s.charCodeAt(i);
+      if (c >= 48 && c <= 57) c = 48;
+      if (c === a && c === b) continue;
+      b = a;
+      a = c;
+      buf[len++] = c;
+    }
+    buf[len++] = 2;
+    let count = 0;
+    // 3-, 4- and 5-grams from each start in one pass: each longer gram extends the shorter's hash.
+    for (let start = 0; start + 3 <= len; start++) {
+      let h = SEED_CHAR;
+      h = Math.imul(h ^ buf[start]!, 16777619);
+      h = Math.imul(h ^ buf[start + 1]!, 16777619);
+      for (let k = start + 2; k < len && k < start + 5; k++) {
+        h = Math.imul(h ^ buf[k]!, 16777619);
+        out.push(this.bucket(h), scale, owner);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /** Fills `out` with the features of `tokens`. Linear in the number of tokens. */
+  extract(tokens: readonly Token[], out: FeatureVector, valence: Float64Array): void {
+    out.n = 0;
+    out.tokens = tokens;
+    const T = tokens.length;
+    if (out.negatedBy.length < T) out.negatedBy = new Int32Array(T * 2);
+    if (this.wordHash.length < T) this.wordHash = new Int32Array(T * 2);
+    const negatedBy = out.negatedBy;
+
+    // Negation scope and word-level hashes.
+    let words = 0;
+    let caps = 0;
+    let negator = -1;
+    let scopeLeft = 0;
+    for (let i = 0; i < T; i++) {
+      const t = tokens[i]!;
+      negatedBy[i] = -1;
+      if (t.kind === TOKEN_CLAUSE || t.kind === TOKEN_END) {
+        scopeLeft = 0;
+        continue;
+      }
+      if (t.kind === TOKEN_WORD) {
+        words++;
+        if (isCaps(t.text)) caps++;
+        if (NEGATORS.has(t.lower) || t.lower.endsWith("n't")) {
+          negator = i;
+          scopeLeft = NEG_SCOPE;
+          continue;
+        }
+      }
+      if (scopeLeft > 0) {
+        negatedBy[i] = negator;
+        scopeLeft--;
+      }
+    }
+
+    // Word unigrams and bigrams (one group), character n-grams (another), each scaled to unit norm.
+    const start = out.n;
+    let prev = START;
+    let nWord = 0;
+    for (let i = 0; i < T; i++) {
+      const t = tokens[i]!;
+      if (t.kind === TOKEN_CLAUSE) continue;
+      if (t.kind === TOKEN_END) {
+        const p = punctClass(t.text);
+        if (p !== 0) {
+          out.push(this.bucket(SEED_PUNCT ^ p), 1, i);
+          nWord++;
+        }
+        prev = START;
+        continue;
+      }
+      const hw = this.hashToken(t, SEED_WORD);
+      this.wordHash[i] = hw;
+      out.push(this.bucket(negatedBy[i]! >= 0 ? hw ^ SEED_NEG : hw), 1, i);
+      out.push(this.bucket(Math.imul(prev, 0x9e3779b1) ^ hw ^ SEED_BIGRAM), 1, T + i);
+      nWord += 2;
+      prev = hw;
+    }
+    const wScale = nWord > 0 ? 1 / Math.sqrt(nWord) : 0;
+    for (let e = start; e < out.n; e++) out.val[e] = wScale;
+
+    const cStart = out.n;
+    let nChar = 0;
+    for (let i = 0; i < T; i++) {
+      const t = tokens[i]!;
+      if (t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG) nChar += this.charGrams(t, i, out, 1);
+    }
+    const cScale = nChar > 0 ? 1 / Math.sqrt(nChar) : 0;
+    for (let e = cStart; e < out.n; e++) out.val[e] = cScale;
+
+    this.lexicon(tokens, out, valence, caps > 0 && caps < words);
+  }
+
+  /**
+   * VADER-style valence, kept as pieces (a word's own valence, a booster's push, a negation's
+   * flip, a "but"'s reweighting, "!" emphasis) each owned by the token that caused it. The
+   * pieces are normalised together like VADER's compound, S / sqrt(S² + 15), and enter the
+   * model as two dense features (positive and negative valence).
+   */
+  private lexicon(tokens: readonly Token[], out: FeatureVector, valence: Float64Array, capDiff: boolean): void {
+    const T = tokens.length;
+    let np = 0;
+    const capsSlot = 2 * T;
+    const pushPiece = (v: number, owner: number, sign: number) => {
+      if (v === 0) return;
+      if (np === this.pieceVal.length) {
+        const size = np * 2;
+        const a = new Float64Array(size);
+        a.set(this.pieceVal);
+        this.pieceVal = a;
+        const b = new Int32Array(size);
+        b.set(this.pieceOwner);
+        this.pieceOwner = b;
+        const c = new Int8Array(size);
+        c.set(this.pieceSign);
+        this.pieceSign = c;
+      }
+      this.pieceVal[np] = v;
+      this.pieceOwner[np] = owner;
+      this.pieceSign[np] = sign;
+      np++;
+    };
+
+    let s0 = 0;
+    for (let end = 0; end <= T; end++) {
+      if (end < T && tokens[end]!.kind !== TOKEN_END) continue;
+      // One sentence: tokens s0..end-1, terminated by tokens[end] (if any).
+      let contrast = -1;
+      for (let i = s0; i < end; i++) {
+        const t = tokens[i]!;
+        if (t.kind === TOKEN_WORD && CONTRAST_AFTER.has(t.lower)) {
+          contrast = i;
+          break;
+        }
+      }
+      let items = 0;
+      let sentenceSum = 0;
+      for (let i = s0; i < end; i++) {
+        const t = tokens[i]!;
+        const v0 = valence[i]!;
+        if (v0 === 0) continue;
+        if (t.kind === TOKEN_WORD) {
+          if (NEGATORS.has(t.lower)) continue;
+          if (BOOSTERS[t.lower] !== undefined && i + 1 < end && valence[i + 1] !== 0) continue;
+        }
+        const sign = v0 > 0 ? 1 : -1;
+        const pStart = np;
+        let v = v0;
+        pushPiece(v0, i, 0);
+        if (t.kind === TOKEN_WORD) {
+          if (capDiff && isCaps(t.text)) {
+            pushPiece(sign * CAPS_INCR, capsSlot, 0);
+            v += sign * CAPS_INCR;
+          }
+          for (let j = 1; j <= 3; j++) {
+            const k = i - j;
+            if (k < s0) break;
+            const p = tokens[k]!;
+            if (p.kind === TOKEN_CLAUSE) break;
+            const b = p.kind === TOKEN_WORD ? BOOSTERS[p.lower] : undefined;
+            if (b !== undefined) {
+              const d = b * sign * (j === 1 ? 1 : j === 2 ? 0.95 : 0.9);
+              pushPiece(d, k, 0);
+              v += d;
+            }
+          }
+          const neg = out.negatedBy[i]!;
+          if (neg >= 0) {
+            const nv = v * (v > 0 ? NEGATE_POSITIVE : NEGATE_NEGATIVE);
+            pushPiece(nv - v, neg, 0);
+            v = nv;
+          }
+        }
+        if (contrast >= 0) {
+          const f = i < contrast ? 0.5 : 1.5;
+          pushPiece(v * (f - 1), contrast, 0);
+          v *= f;
+        }
+        const s = v > 0 ? 1 : -1;
+        for (let p = pStart; p < np; p++) this.pieceSign[p] = s;
+        items++;
+        sentenceSum += v;
+      }
+      if (end < T && items > 0 && sentenceSum !== 0) {
+        let bangs = 0;
+        const term = tokens[end]!.text;
+        for (let k = 0; k < term.length; k++) if (term.charCodeAt(k) === 33) bangs++;
+        if (bangs > 0) pushPiece((sentenceSum > 0 ? 1 : -1) * Math.min(bangs, 4) * BANG_INCR, end, sentenceSum > 0 ? 1 : -1);
+      }
+      s0 = end + 1;
+    }
+
+    let S = 0;
+    for (let p = 0; p < np; p++) S += this.pieceVal[p]!;
+    const c = 1 / Math.sqrt(S * S + ALPHA);
+    for (let p = 0; p < np; p++) out.push(this.pieceSign[p]! > 0 ? F_LEX_POS : F_LEX_NEG, this.pieceVal[p]! * c, this.pieceOwner[p]!);
+  }
+}
