@@ -31,12 +31,21 @@ import { ListeningGapService } from './listening-gap/listening-gap.service';
 import { ListeningGapTracker } from './listening-gap/listening-gap.tracker';
 import { RecordInteractionsService } from './interactions/record-interactions.service';
 import { AnalyzePool } from './sentiment/analyze.pool';
+import { ErasureService } from './privacy/erasure.service';
+import { CustomerExportService } from './privacy/export.service';
+import { PrivacyResolver } from './privacy/privacy.resolver';
+import { RetentionJob } from './privacy/retention.job';
 import { RetagJobRunner } from './sentiment/retag.job';
+import { RemoteSentimentModel } from './sentiment/remote-model.client';
+import { RescoreJobRunner } from './sentiment/rescore.job';
+import { SentimentScorer } from './sentiment/sentiment.scorer';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
+import { systemClock, type Clock } from './shared/clock';
 import type { Logger } from './shared/logger';
 import { IdleGc } from './shared/idle-gc';
 import { Metrics } from './shared/metrics';
+import type { TaskDeps } from './shared/task-runner';
 
 export interface Database {
   ds: DataSource;
@@ -81,24 +90,33 @@ export async function openDatabase(
 }
 
 /** Every service of the process, wired by hand in one place. */
-export function createServices(config: Config, db: Database, log: Logger, metrics: Metrics) {
+export function createServices(config: Config, db: Database, log: Logger, metrics: Metrics, clock: Clock = systemClock) {
+  const tasks: TaskDeps = { clock, onRun: (name, outcome, seconds) => metrics.taskRuns.labels(name, outcome).observe(seconds) };
   const taxonomy = new TaxonomyService(db.ds);
-  const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }), new ListeningGapTracker(config.listeningGap));
+  const { url } = config.sentiment;
+  const remoteModel = url ? new RemoteSentimentModel({ ...config.sentiment, url }, log.child({ component: 'sentiment-model' }), metrics.registry) : null;
+  const scorer = new SentimentScorer(taxonomy, remoteModel, log.child({ component: 'sentiment-model' }), config.sentiment.batchSize);
+  const gapTracker = new ListeningGapTracker(config.listeningGap);
+  const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }), gapTracker, scorer);
   const ingest = new IngestService(recorder, config.ingestMaxTextBytes, metrics, log.child({ component: 'ingest' }));
   const customers = new CustomerService(db.ds);
   const interactions = new InteractionService(db.ds);
   const auth = new AuthService(config.auth);
   const identity = new IdentityService(db.ds, config, log.child({ component: 'identity' }));
-  const reresolution = new ReresolutionJobService(db.ds, identity, config, log.child({ component: 'reresolution' }));
-  const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }));
+  const reresolution = new ReresolutionJobService(db.ds, identity, config, log.child({ component: 'reresolution' }), tasks);
+  const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }), tasks);
   const analyzePool = new AnalyzePool({ threads: config.graphql.analyzeWorkers, minBytes: config.graphql.analyzeWorkerMinBytes }, log.child({ component: 'analyze' }));
+  const rescore = new RescoreJobRunner(db.ds, taxonomy, scorer, gapTracker, config, log.child({ component: 'rescore' }));
   const crmClients = createCrmClients(config.crm, log);
-  const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }));
-  const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }));
+  const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }), tasks);
+  const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }), undefined, tasks);
   const crmRecords = new CrmRecordService(db.ds, config.crm);
   const listeningGap = new ListeningGapService(db.ds, config.listeningGap);
-  const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }));
-  return { taxonomy, recorder, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation };
+  const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }), tasks);
+  const erasure = new ErasureService(db.ds, crmClients, identity.keyOptions, log.child({ component: 'erasure' }), tasks);
+  const exports = new CustomerExportService(db.ds);
+  const retention = new RetentionJob(db.ds, config.retentionDays, log.child({ component: 'retention' }), { ...tasks, onRedacted: (n) => metrics.retentionRedacted.inc(n) });
+  return { taxonomy, remoteModel, scorer, rescore, recorder, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation, erasure, exports, retention };
 }
 export type Services = ReturnType<typeof createServices>;
 
@@ -120,17 +138,20 @@ export interface RunningApp {
  *
  * What must stay true: HTTP answers before the Kafka consumer has joined its group (which
  * can take a session timeout after a crash): /readyz says why it is not ready meanwhile.
- * `opts.server`, already listening (listenWhileStarting), is used instead of a new one.
+ * `opts.server`, already listening (listenWhileStarting), is used instead of a new one;
+ * `opts.clock` drives the background tasks (tests move it instead of sleeping).
  */
-export async function startApp(config: Config, log: Logger, database?: Database, opts: { server?: StartingServer } = {}): Promise<RunningApp> {
+export async function startApp(config: Config, log: Logger, database?: Database, opts: { server?: StartingServer; clock?: Clock } = {}): Promise<RunningApp> {
   const startedAt = Date.now();
   const db = database ?? (await openDatabase(config, log));
   const metrics = new Metrics();
-  const services = createServices(config, db, log, metrics);
+  const services = createServices(config, db, log, metrics, opts.clock);
   await services.taxonomy.ensureSeeded();
   await services.listeningGap.ensureDefaultDepartment();
   // a re-tagging job cut short by the last shutdown goes on where the taxonomy left it
   services.retag.kick();
+  // so does a re-score, after its last committed page
+  services.rescore.kick();
 
   const apiOn = config.roles.includes('api');
   const ingestOn = config.roles.includes('ingest');
@@ -139,6 +160,8 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     services.crmSync.start();
     services.crmWriteback.start();
     services.escalation.start();
+    services.erasure.crmTask.start();
+    services.retention.start();
   }
   let apollo = null;
   if (apiOn) {
@@ -152,12 +175,13 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         [IdentityChangeResolver, new IdentityChangeResolver()],
         [CustomerMergeHistoryResolver, new CustomerMergeHistoryResolver(services.identity)],
         [CrmResolver, new CrmResolver(services.crmSync, services.crmWriteback)],
-        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag, services.analyzePool)],
+        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag, services.analyzePool, services.scorer, services.rescore)],
         [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
         [TopicInsightResolver, new TopicInsightResolver()],
+        [PrivacyResolver, new PrivacyResolver(services.erasure, services.exports, services.retention)],
       ]),
     );
-    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics);
+    apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics, log.child({ component: 'access' }));
     await apollo.start();
   }
 
@@ -172,6 +196,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     ingest: ingestOn ? services.ingest : null,
     ingestMaxBytes: config.ingestMaxBytes,
     metricsAccess: { onMainPort: config.metrics.onMainPort, key: config.metrics.key },
+    accessLog: log.child({ component: 'access' }),
     readiness: async () => {
       try {
         await db.ds.query('SELECT 1');
@@ -254,7 +279,9 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         await Promise.all([closed, kafka?.stop()]);
         clearTimeout(timer);
         await services.retag.stop();
-        await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
+        await services.rescore.stop();
+        services.remoteModel?.shutdown();
+        await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop(), services.erasure.crmTask.stop(), services.retention.stop()]);
         if (apollo) await apollo.stop();
         await services.analyzePool.close();
         await services.reresolution.drain();

@@ -2,6 +2,8 @@
 // First, before anything that needs Node.js 24: an older Node gets a message and exit code 3.
 import './node-version';
 import 'reflect-metadata';
+// first: with OTEL_* set, tracing must patch pg and node:http before anything loads them
+import { tracing } from './tracing/register';
 import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +35,9 @@ Commands:
   analyze               score texts from stdin, one per line, as JSON lines on stdout
     --jsonl             input lines are JSON objects with a "text" field
   resolve --input F.csv resolve person records of a CSV into clusters (JSON lines)
+  erase                 erase one customer everywhere (see README, Privacy); prints the audit record
+    --email E | --phone P | --handle network:handle | --id UUID
+    --reason R          a ticket reference (kept in the audit row: no personal data)
   help                  show this text
 
 Configuration comes from environment variables; see README.md.`;
@@ -54,6 +59,11 @@ async function main(argv: string[]): Promise<number> {
       check: { type: 'boolean', default: false },
       jsonl: { type: 'boolean', default: false },
       input: { type: 'string' },
+      email: { type: 'string' },
+      phone: { type: 'string' },
+      handle: { type: 'string' },
+      id: { type: 'string' },
+      reason: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -80,8 +90,14 @@ async function main(argv: string[]): Promise<number> {
 
   let config = loadConfig();
   const log = createLogger(config.logLevel);
+  // typos such as EARSHOT_ROLE would otherwise be ignored without a word
+  for (const w of config.warnings) log.warn(w);
   let stopCrm: (() => Promise<void>) | null = null;
-  if (values.crm && (command === 'demo' || command === 'serve')) ({ config, stop: stopCrm } = await startDemoCrm(config, log));
+  if (values.crm && (command === 'demo' || command === 'serve')) {
+    // demo only: the local CRM servers are no part of the production image
+    const { startDemoCrm } = await import('./demo/demo-crm.js');
+    ({ config, stop: stopCrm } = await startDemoCrm(config, log));
+  }
   switch (command) {
     case 'serve':
       return serve(config, log, values.demo, false).finally(() => stopCrm?.());
@@ -91,6 +107,8 @@ async function main(argv: string[]): Promise<number> {
       return setupCrm(config, log);
     case 'migrate':
       return migrate(config, log, values.revert);
+    case 'erase':
+      return erase(config, log, values);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
@@ -111,45 +129,6 @@ async function setupCrm(config: Config, log: Logger): Promise<number> {
   return missing > 0 ? 1 : 0;
 }
 
-/**
- * The demo's CRMs: the local Salesforce and HubSpot servers (test/crm-servers, compiled to
- * dist/test) with contacts for some of the demo people, and a config that syncs from them.
- */
-async function startDemoCrm(config: Config, log: Logger): Promise<{ config: Config; stop: () => Promise<void> }> {
-  const file = path.resolve(__dirname, '../test/crm-servers/main.js');
-  let mod: typeof import('../test/crm-servers/main');
-  try {
-    mod = require(file) as typeof import('../test/crm-servers/main');
-  } catch {
-    throw new UsageError(`--crm needs the local CRM servers: run npm run build (missing ${file})`);
-  }
-  const { salesforce, hubspot, info } = await mod.startCrmServers({ contacts: 50 });
-  // Half of the demo people are in Salesforce, a third in HubSpot (some in both), by email.
-  const people = new Map<string, string>();
-  for (const m of generateDemoInteractions()) if (m.author.email && m.author.displayName) people.set(m.author.email, m.author.displayName);
-  [...people].forEach(([email, name], i) => {
-    const [first, ...rest] = name.split(' ');
-    if (i % 2 === 0) salesforce.store.insert('Contact', { FirstName: first, LastName: rest.join(' ') || first, Email: email });
-    if (i % 3 === 0) hubspot.store.create('contacts', { email, firstname: first ?? null, lastname: rest.join(' ') || null });
-  });
-  const next = loadConfig({
-    ...process.env,
-    EARSHOT_SF_LOGIN_URL: info.salesforce.loginUrl,
-    EARSHOT_SF_CLIENT_ID: info.salesforce.clientId,
-    EARSHOT_SF_CLIENT_SECRET: info.salesforce.clientSecret,
-    EARSHOT_SF_USERNAME: info.salesforce.username,
-    EARSHOT_SF_PASSWORD: info.salesforce.password,
-    EARSHOT_HUBSPOT_TOKEN: info.hubspot.accessToken,
-    EARSHOT_HUBSPOT_BASE_PATH: info.hubspot.basePath,
-    EARSHOT_HUBSPOT_PORTAL_ID: String(hubspot.store.portalId),
-    EARSHOT_HUBSPOT_SEARCH_LAG_MS: '0',
-    EARSHOT_CRM_SYNC_INTERVAL_MS: process.env.EARSHOT_CRM_SYNC_INTERVAL_MS ?? '60000',
-  });
-  for (const client of createCrmClients(next.crm, log)) await client.setup();
-  log.info({ salesforce: info.salesforce.loginUrl, hubspot: info.hubspot.basePath }, 'local CRM servers started for the demo');
-  return { config: next, stop: () => Promise.all([salesforce.stop(), hubspot.stop()]).then(() => undefined) };
-}
-
 async function emitSchema(check: boolean): Promise<number> {
   const file = path.resolve(__dirname, '../../schema/schema.graphql');
   const sdl = await printSdl();
@@ -164,6 +143,25 @@ async function emitSchema(check: boolean): Promise<number> {
   }
   writeFileSync(file, sdl);
   process.stdout.write(`wrote ${file}\n`);
+  return 0;
+}
+
+/** `earshot erase`: the same erasure as the eraseCustomer mutation, then one pass of the CRM clean-up. */
+async function erase(config: Config, log: Logger, v: { email?: string; phone?: string; handle?: string; id?: string; reason?: string }): Promise<number> {
+  if ([v.email, v.phone, v.handle, v.id].filter(Boolean).length !== 1) throw new UsageError('erase needs exactly one of --email, --phone, --handle, --id');
+  if (!v.reason) throw new UsageError('erase needs --reason (a ticket reference, no personal data)');
+  const db = await openDatabase(config, log);
+  try {
+    const services = createServices(config, db, log, new Metrics());
+    const customerId = await services.erasure.findCustomer(v);
+    const out = await services.erasure.erase(customerId, v.reason, `cli:${process.env.USER ?? 'unknown'}`);
+    // CRM fields and cases now when a CRM is configured; the sync role retries what fails
+    if (out.request.status === 'crm_pending') await services.erasure.crmTask.runNow().catch((e: Error) => log.warn({ err: e.message }, 'CRM clean-up left for the sync role'));
+    const request = (await services.erasure.requestFor(customerId)) ?? out.request;
+    process.stdout.write(`${JSON.stringify({ erasedNow: out.erasedNow, ...request })}\n`);
+  } finally {
+    await db.close();
+  }
   return 0;
 }
 
@@ -243,6 +241,7 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
   hardStop.unref();
   await app.stop();
   await db.close();
+  await tracing?.shutdown();
   return 0;
 }
 
@@ -259,6 +258,8 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`earshot: ${err.message}\n`);
     else if (isUserMistake(err)) process.stderr.write(`earshot: ${oneLine((err as Error).message)}\nRun \`earshot help\` for the commands and options.\n`);
+    // e.g. erase: NOT_FOUND for nobody with that email, in one line
+    else if (err instanceof AppError) process.stderr.write(`earshot: ${err.code}: ${oneLine(err.message)}\n`);
     else process.stderr.write(`earshot: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = err instanceof ConfigError || isUserMistake(err) ? 2 : 1;
   },

@@ -18,7 +18,9 @@ npm run --silent build || exit 1
 mkdir -p .cache
 report="$PWD/.cache/vitest-report.json"
 rm -f "$report"
-vitest run --config test/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$report" "$@"
+# Shuffled (files and tests, a new seed each run; the seed is printed): no test may depend on another
+# having run first. Files that tell one story in steps opt out with describe(..., { shuffle: false }).
+vitest run --config test/vitest.config.ts --sequence.shuffle --reporter=default --reporter=json --outputFile.json="$report" "$@"
 status=$?
 
 if [ -f "$report" ]; then

@@ -1,5 +1,7 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, knownVariableNames, loadConfig } from './config';
 
 describe('loadConfig', () => {
   it('gives the documented defaults on an empty environment', () => {
@@ -24,6 +26,21 @@ describe('loadConfig', () => {
     const text = (error as ConfigError).message;
     for (const name of ['PORT', 'EARSHOT_ROLES', 'LOG_LEVEL', 'DATABASE_URL', 'KAFKA_BROKERS']) expect(text).toContain(name);
     expect((error as ConfigError).problems).toHaveLength(5);
+  });
+
+  it('reads the model server settings with sane defaults and names the bad ones', () => {
+    const d = loadConfig({}).sentiment;
+    expect(d).toMatchObject({ url: null, timeoutMs: 2000, batchSize: 64, breakerErrorPercent: 50, breakerMinRequests: 5, breakerResetMs: 30000, rescoreBatchSize: 500 });
+    const c = loadConfig({ EARSHOT_SENTIMENT_URL: 'http://models.internal:8080/v1/score', EARSHOT_SENTIMENT_TIMEOUT_MS: '750', EARSHOT_SENTIMENT_BATCH_SIZE: '32' }).sentiment;
+    expect(c).toMatchObject({ url: 'http://models.internal:8080/v1/score', timeoutMs: 750, batchSize: 32 });
+    let error: unknown;
+    try {
+      loadConfig({ EARSHOT_SENTIMENT_URL: 'ftp://x', EARSHOT_SENTIMENT_TIMEOUT_MS: '0', EARSHOT_SENTIMENT_BATCH_SIZE: 'many', EARSHOT_SENTIMENT_BREAKER_ERROR_PERCENT: '150' });
+    } catch (e) {
+      error = e;
+    }
+    const problems = (error as ConfigError).problems.join('\n');
+    for (const name of ['EARSHOT_SENTIMENT_URL', 'EARSHOT_SENTIMENT_TIMEOUT_MS', 'EARSHOT_SENTIMENT_BATCH_SIZE', 'EARSHOT_SENTIMENT_BREAKER_ERROR_PERCENT']) expect(problems).toContain(name);
   });
 
   it('refuses to run open in production', () => {
@@ -59,5 +76,27 @@ describe('loadConfig', () => {
       message = (e as Error).message;
     }
     for (const v of ['EARSHOT_GRAPHQL_MAX_DEPTH', 'EARSHOT_METRICS_KEY', 'EARSHOT_GRAPHQL_INTROSPECTION', 'EARSHOT_METRICS_OPERATIONS']) expect(message).toContain(v);
+  });
+
+  it('warns about an unknown EARSHOT_* variable with the closest known name, and not about known ones', () => {
+    const config = loadConfig({ EARSHOT_ROLE: 'api', EARSHOT_RETENTION_DAYS: '30', EARSHOT_SF_USERNAME: 'u', EARSHOT_HUBSPOT_TOKEN: 't', EARSHOT_NOTHING_LIKE_IT_AT_ALL: '1', OTHER_VAR: 'x' });
+    expect(config.warnings).toEqual([
+      'EARSHOT_NOTHING_LIKE_IT_AT_ALL is not a variable Earshot knows',
+      'EARSHOT_ROLE is not a variable Earshot knows; did you mean EARSHOT_ROLES?',
+    ]);
+    expect(config.retentionDays).toBe(30);
+    expect(loadConfig({}).warnings).toEqual([]);
+    expect(loadConfig({}).retentionDays).toBeNull();
+    expect(() => loadConfig({ EARSHOT_RETENTION_DAYS: '0' })).toThrow(/EARSHOT_RETENTION_DAYS/);
+  });
+
+  it('knows every EARSHOT_* name the source reads', () => {
+    const known = knownVariableNames();
+    const src = readdirSync(path.join(__dirname, '..'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.spec.ts'))
+      .map((f) => readFileSync(path.join(__dirname, '..', f), 'utf8'))
+      .join('\n');
+    const names = new Set([...src.matchAll(/['`](EARSHOT_[A-Z0-9_]+)['`]/g)].map((m) => m[1]!));
+    expect([...names].filter((n) => !known.has(n))).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseCrmConfig, type CrmConfig } from '../crm/crm.config';
 import { parseListeningGapConfig, type ListeningGapConfig } from '../listening-gap/listening-gap.config';
+import { parseSentimentConfig, type SentimentConfig } from '../sentiment/sentiment.config';
 
 export type Role = 'api' | 'ingest' | 'sync';
 export const ALL_ROLES: readonly Role[] = ['api', 'ingest', 'sync'];
@@ -80,11 +81,17 @@ export interface Config {
   readonly crm: CrmConfig;
   /** SLAs, business hours, reply matching and escalation of the listening gap (src/listening-gap/listening-gap.config.ts) */
   readonly listeningGap: ListeningGapConfig;
+  /** the built-in model, or a team's model server with a breaker in front (src/sentiment/sentiment.config.ts) */
+  readonly sentiment: SentimentConfig;
   readonly shutdownTimeoutMs: number;
   /** cost limits and production defaults of the GraphQL API (src/graphql/limits.ts) */
   readonly graphql: GraphqlConfig;
   /** who may scrape /metrics, and where */
   readonly metrics: MetricsConfig;
+  /** days an interaction keeps its text and author details; null: kept (EARSHOT_RETENTION_DAYS unset) */
+  readonly retentionDays: number | null;
+  /** not errors: EARSHOT_* variables no part of Earshot reads (typos), each with the closest known name; logged at start */
+  readonly warnings: readonly string[];
 }
 
 export interface GraphqlConfig {
@@ -131,9 +138,10 @@ type Env = Record<string, string | undefined>;
  * Parses the environment once. Collects every problem before failing so that an
  * operator fixes all variables in one go.
  */
-export function loadConfig(env: Env = process.env): Config {
+export function loadConfig(env: Env = process.env, read: Set<string> = new Set()): Config {
   const problems: string[] = [];
   const str = (name: string): string | null => {
+    read.add(name);
     const v = env[name];
     return v === undefined || v.trim() === '' ? null : v.trim();
   };
@@ -240,11 +248,15 @@ export function loadConfig(env: Env = process.env): Config {
     kafka: parseKafka(str, int, oneOf, problems),
     crm: parseCrmConfig(str, int, problems),
     listeningGap: parseListeningGapConfig(str, int, problems),
+    sentiment: parseSentimentConfig(str, int, problems),
     shutdownTimeoutMs: int('EARSHOT_SHUTDOWN_TIMEOUT_MS', 15_000, 0, 600_000),
     graphql: parseGraphql(str, int, nodeEnv === 'production', problems),
     metrics: parseMetrics(str, int, nodeEnv === 'production', port, problems),
+    retentionDays: str('EARSHOT_RETENTION_DAYS') === null ? null : int('EARSHOT_RETENTION_DAYS', 0, 1, 36_500),
+    warnings: [],
   };
   if (problems.length > 0) throw new ConfigError(problems);
+  (config as unknown as { warnings: string[] }).warnings = unknownVariables(env, new Set([...read, ...KNOWN_ELSEWHERE]));
   return deepFreeze(config);
 }
 
@@ -361,6 +373,57 @@ function identityThresholds(str: (n: string) => string | null, problems: string[
   const reviewBits = bits('EARSHOT_IDENTITY_REVIEW_BITS', 7);
   if (reviewBits > autoLinkBits) problems.push('EARSHOT_IDENTITY_REVIEW_BITS must not exceed EARSHOT_IDENTITY_AUTO_LINK_BITS');
   return { autoLinkBits, reviewBits };
+}
+
+/**
+ * EARSHOT_* names read only under conditions (so not seen while parsing an environment without
+ * them), or read outside loadConfig. Every other name counts as known once loadConfig reads it.
+ */
+export const KNOWN_ELSEWHERE: readonly string[] = [
+  ...['API_VERSION', 'BUDGET_PER_10S', 'CLIENT_ID', 'CLIENT_SECRET', 'DAILY_BUDGET', 'IDENTITY_FIELDS', 'INSTANCE_URL', 'JWT_AUDIENCE', 'JWT_SUBJECT', 'JWT_KEY', 'JWT_KEY_FILE',
+    'LOGIN_URL', 'OBJECTS', 'QUERY_BATCH_SIZE', 'WRITEBACK_FIELDS', 'WRITEBACK_OBJECTS', 'REFRESH_TOKEN', 'USERNAME', 'PASSWORD'].map((n) => `EARSHOT_SF_${n}`),
+  ...['APP_URL', 'BASE_PATH', 'BUDGET_PER_10S', 'CLIENT_ID', 'CLIENT_SECRET', 'DAILY_BUDGET', 'IDENTITY_FIELDS', 'OBJECTS', 'PORTAL_ID', 'PROPERTY_GROUP', 'SEARCH_LAG_MS',
+    'SEARCH_PER_SECOND', 'WRITEBACK_PROPERTIES', 'TOKEN', 'REFRESH_TOKEN'].map((n) => `EARSHOT_HUBSPOT_${n}`),
+  // compose, benchmarks and tests
+  'EARSHOT_PORT', 'EARSHOT_SHARED_DATA', 'EARSHOT_TEST_KAFKA_BROKERS', 'EARSHOT_TEST_PG_ADMIN_URL', 'EARSHOT_TEST_PG_PORT',
+];
+
+/** Every variable name loadConfig reads with an empty environment, plus KNOWN_ELSEWHERE. */
+export function knownVariableNames(): Set<string> {
+  const read = new Set<string>(KNOWN_ELSEWHERE);
+  loadConfig({}, read);
+  return read;
+}
+
+/** A warning per EARSHOT_* variable that nothing reads, naming the closest known one. */
+export function unknownVariables(env: Env, known: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('EARSHOT_') || known.has(name)) continue;
+    let best: string | null = null;
+    let bestD = Infinity;
+    for (const k of known) {
+      if (!k.startsWith('EARSHOT_')) continue;
+      const d = editDistance(name, k);
+      if (d < bestD) [best, bestD] = [k, d];
+    }
+    out.push(`${name} is not a variable Earshot knows${best && bestD <= Math.max(3, Math.floor(name.length / 3)) ? `; did you mean ${best}?` : ''}`);
+  }
+  return out;
+}
+
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length]!;
 }
 
 function deepFreeze<T>(o: T): T {

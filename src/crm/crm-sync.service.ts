@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { IdentityService } from '../identity/identity.service';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
+import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted, type BudgetSnapshot } from './crm-budget';
 import type { CrmCaseRow, CrmClient, CrmPerson, CrmRecordInput, CrmSystem, PulledBatch, SyncMode } from './crm.port';
@@ -59,18 +60,31 @@ const PERSON_KEYS: (keyof CrmPerson)[] = ['givenName', 'surname', 'company', 'st
 export class CrmSyncService {
   private readonly clients = new Map<CrmSystem, CrmClient>();
   private readonly running = new Map<CrmSystem, Promise<SyncRunReport>>();
-  private timer: NodeJS.Timeout | null = null;
-  private stopped = false;
-  private loop: Promise<void> | null = null;
+  /** the scheduled incremental syncs of every configured system */
+  readonly task: TaskRunner<void>;
 
   constructor(
     private readonly ds: DataSource,
     private readonly identity: IdentityService,
     clients: CrmClient[],
-    private readonly config: Pick<CrmConfig, 'syncIntervalMs'>,
+    config: Pick<CrmConfig, 'syncIntervalMs'>,
     private readonly log: Logger,
+    deps: TaskDeps = {},
   ) {
     for (const c of clients) this.clients.set(c.system, c);
+    this.task = new TaskRunner({
+      name: 'crm-sync',
+      intervalMs: config.syncIntervalMs,
+      ...deps,
+      log,
+      run: async ({ stopping }) => {
+        for (const system of this.clients.keys()) {
+          if (stopping()) return;
+          // one system's failure does not keep the others from syncing
+          await this.run(system, 'incremental').catch((e: Error) => this.log.error({ err: e.message, system }, 'CRM sync run failed'));
+        }
+      },
+    });
   }
 
   get systems(): CrmSystem[] {
@@ -87,26 +101,17 @@ export class CrmSyncService {
       this.log.info('CRM sync is off: no Salesforce or HubSpot credentials configured');
       return;
     }
-    const tick = async () => {
-      for (const system of this.clients.keys()) {
-        if (this.stopped) return;
-        await this.run(system, 'incremental').catch((e: Error) => this.log.error({ err: e.message, system }, 'CRM sync run failed'));
-      }
-    };
-    const schedule = () => {
-      if (this.stopped) return;
-      this.timer = setTimeout(() => {
-        this.loop = tick().finally(schedule);
-      }, this.config.syncIntervalMs);
-    };
-    this.loop = tick().finally(schedule);
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.loop?.catch(() => undefined);
+    await this.task.stop();
     await Promise.allSettled([...this.running.values()]);
+  }
+
+  /** Resolves when no run of the system is going in this process (after triggerCrmSync). */
+  async idle(system: CrmSystem): Promise<void> {
+    await this.running.get(system)?.catch(() => undefined);
   }
 
   /** Starts a run in the background unless one is going; returns at once. */

@@ -1,5 +1,7 @@
 import type { DataSource } from 'typeorm';
+import { systemClock, type Clock } from '../shared/clock';
 import type { Logger } from '../shared/logger';
+import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted } from './crm-budget';
 import type { CrmClient, CrmSystem, WriteBackKey, WriteBackUpdate, WriteBackValues } from './crm.port';
@@ -67,9 +69,9 @@ export function changedValues(desired: WriteBackValues, written: Partial<WriteBa
  */
 export class CrmWritebackService {
   private readonly clients = new Map<CrmSystem, CrmClient>();
-  private timer: NodeJS.Timeout | null = null;
-  private stopped = false;
-  private current: Promise<unknown> | null = null;
+  /** polls the queue every writeBackPollMs, draining it while passes find work */
+  readonly task: TaskRunner<WriteBackRunReport>;
+  private readonly clock: Clock;
 
   constructor(
     private readonly ds: DataSource,
@@ -78,30 +80,28 @@ export class CrmWritebackService {
     private readonly publicUrl: string,
     private readonly log: Logger,
     private readonly batchCustomers = 2_000,
+    deps: TaskDeps = {},
   ) {
     for (const c of clients) this.clients.set(c.system, c);
+    this.clock = deps.clock ?? systemClock;
+    this.task = new TaskRunner({
+      name: 'crm-writeback',
+      intervalMs: config.writeBackPollMs,
+      ...deps,
+      log,
+      run: () => this.runOnce(),
+      again: (r) => r.customers > 0 && !r.budgetExhausted,
+    });
   }
 
   /** Polls the queue until stop(); a no-op with write-back off or no CRM configured. */
   start(): void {
     if (!this.config.writeBack || this.clients.size === 0) return;
-    const tick = async () => {
-      if (this.stopped) return;
-      try {
-        // Drain: keep going while passes find work.
-        for (let r = await this.runOnce(); r.customers > 0 && !r.budgetExhausted && !this.stopped; r = await this.runOnce());
-      } catch (e) {
-        this.log.error({ err: (e as Error).message }, 'CRM write-back pass failed');
-      }
-      if (!this.stopped) this.timer = setTimeout(() => void (this.current = tick()), this.config.writeBackPollMs);
-    };
-    this.current = tick();
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.current?.catch(() => undefined);
+    await this.task.stop();
   }
 
   async pending(): Promise<number> {
@@ -112,14 +112,16 @@ export class CrmWritebackService {
   /** One pass over at most `batchCustomers` due customers. */
   async runOnce(): Promise<WriteBackRunReport> {
     const report: WriteBackRunReport = { customers: 0, records: 0, written: 0, failed: 0, unchanged: 0, apiCalls: {}, budgetExhausted: false };
+    // Leases and backoff run on the injected clock (tests move it instead of sleeping).
+    const now = this.clock.date();
     const [claimed] = (await this.ds.query(
-      `UPDATE crm_writeback w SET leased_until = clock_timestamp() + make_interval(secs => $2::double precision / 1000)
+      `UPDATE crm_writeback w SET leased_until = $3::timestamptz + make_interval(secs => $2::double precision / 1000)
         WHERE w.customer_id IN (
           SELECT customer_id FROM crm_writeback
-           WHERE next_attempt_at <= clock_timestamp() AND (leased_until IS NULL OR leased_until < clock_timestamp())
+           WHERE next_attempt_at <= $3::timestamptz AND (leased_until IS NULL OR leased_until < $3::timestamptz)
            ORDER BY enqueued_at LIMIT $1 FOR UPDATE SKIP LOCKED)
         RETURNING w.customer_id, w.enqueued_at::text AS enqueued_at, w.attempts`,
-      [this.batchCustomers, this.config.writeBackLeaseMs],
+      [this.batchCustomers, this.config.writeBackLeaseMs, now],
     )) as [{ customer_id: string; enqueued_at: string; attempts: number }[], number];
     if (claimed.length === 0) return report;
     report.customers = claimed.length;
@@ -213,9 +215,9 @@ export class CrmWritebackService {
     if (again.length) {
       await this.ds.query(
         `UPDATE crm_writeback w SET leased_until = NULL, attempts = w.attempts + 1, last_error = x.err,
-           next_attempt_at = coalesce($3::timestamptz, clock_timestamp() + make_interval(secs => least(3600, 2 ^ least(w.attempts, 12))))
+           next_attempt_at = coalesce($3::timestamptz, $4::timestamptz + make_interval(secs => least(3600, 2 ^ least(w.attempts, 12))))
            FROM unnest($1::uuid[], $2::text[]) AS x(id, err) WHERE w.customer_id = x.id`,
-        [again.map((c) => c.customer_id), again.map((c) => retry.get(c.customer_id)!), exhaustedUntil],
+        [again.map((c) => c.customer_id), again.map((c) => retry.get(c.customer_id)!), exhaustedUntil, this.clock.date()],
       );
     }
     this.log.debug({ ...report }, 'CRM write-back pass');

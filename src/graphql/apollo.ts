@@ -3,6 +3,7 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { GraphqlConfig, MetricsConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
+import { SpanKind, SpanStatusCode, tracer } from '../shared/tracing';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import type { GraphQLContext } from './context';
@@ -12,11 +13,19 @@ import { COST_LIMIT_CODE, costLimitPlugin, costValidationRules } from './limits'
 const STATUS_BY_CODE: Record<string, number> = { UNAUTHENTICATED: 401, FORBIDDEN: 403, [COST_LIMIT_CODE]: 400, TIME_BUDGET_EXCEEDED: 503 };
 
 /** Latency metrics, logs of unexpected errors with the request id, and 401/403 statuses. */
-function operationsPlugin(log: Logger, metrics: Metrics, operationNames: ReadonlySet<string>): ApolloServerPlugin<GraphQLContext> {
+function operationsPlugin(log: Logger, metrics: Metrics, operationNames: ReadonlySet<string>, accessLog: Logger | null): ApolloServerPlugin<GraphQLContext> {
   return {
     async requestDidStart({ contextValue }) {
       const start = process.hrtime.bigint();
+      // one span per operation, named by the operation; never its variables or document
+      const span = tracer().startSpan('graphql', { kind: SpanKind.INTERNAL });
       return {
+        async didResolveOperation({ operation }) {
+          const type = operation?.operation ?? 'query';
+          const name = operation?.name?.value ?? null;
+          span.updateName(`graphql ${type}${name ? ` ${name}` : ''}`);
+          span.setAttributes({ 'graphql.operation.type': type, ...(name ? { 'graphql.operation.name': name } : {}) });
+        },
         async didEncounterErrors({ errors, operation }) {
           for (const e of errors) {
             const original = e.originalError;
@@ -27,12 +36,18 @@ function operationsPlugin(log: Logger, metrics: Metrics, operationNames: Readonl
         },
         async willSendResponse({ response, operation, errors }) {
           const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+          if (errors?.length) span.setStatus({ code: SpanStatusCode.ERROR, message: [...new Set(errors.map((e) => String(e.extensions?.code ?? 'ERROR')))].join(',') });
+          span.end();
           metrics.graphqlDuration.observe(
             // label values stay bounded: a name off the allow-list is `other`, whatever callers send
             { type: operation?.operation ?? 'unknown', operation: operationLabel(operation?.name?.value, operationNames), outcome: errors?.length ? 'error' : 'ok' },
             seconds,
           );
-          if (response.body.kind !== 'single') return;
+          if (response.body.kind !== 'single') {
+            accessLog?.info({ requestId: contextValue.requestId, operationType: operation?.operation ?? null, operationName: operation?.name?.value ?? null,
+              role: contextValue.principal?.role ?? null, status: 'streamed', durationMs: Math.round(seconds * 10_000) / 10 }, 'graphql operation');
+            return;
+          }
           const result = response.body.singleResult;
           for (const e of result.errors ?? []) {
             const code = e.extensions?.code as string | undefined;
@@ -40,6 +55,21 @@ function operationsPlugin(log: Logger, metrics: Metrics, operationNames: Readonl
             // only when nothing else came back: a partial result stays 200
             if (code && STATUS_BY_CODE[code] && (result.data === null || result.data === undefined)) response.http.status = STATUS_BY_CODE[code];
           }
+          // The operation's access line: its name and type, never its variables or its result.
+          accessLog?.info(
+            {
+              requestId: contextValue.requestId,
+              operationType: operation?.operation ?? null,
+              operationName: operation?.name?.value ?? null,
+              role: contextValue.principal?.role ?? null,
+              status: result.errors?.length ? 'error' : 'ok',
+              errorCodes: result.errors?.length ? [...new Set(result.errors.map((e) => String(e.extensions?.code ?? 'UNKNOWN')))] : undefined,
+              httpStatus: response.http.status ?? 200,
+              durationMs: Math.round(seconds * 10_000) / 10,
+              bytes: Buffer.byteLength(JSON.stringify(result)),
+            },
+            'graphql operation',
+          );
         },
       };
     },
@@ -58,6 +88,7 @@ export function createApollo(
   production: boolean,
   graphql: GraphqlConfig,
   metricsConfig: Pick<MetricsConfig, 'operationNames'>,
+  accessLog: Logger | null = null,
 ): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     schema,
@@ -70,7 +101,7 @@ export function createApollo(
     parseOptions: { maxTokens: graphql.maxTokens },
     validationRules: costValidationRules(graphql),
     plugins: [
-      operationsPlugin(log, metrics, new Set(metricsConfig.operationNames)),
+      operationsPlugin(log, metrics, new Set(metricsConfig.operationNames), accessLog),
       costLimitPlugin(schema, graphql),
       ...(production ? [ApolloServerPluginLandingPageDisabled()] : []),
     ],

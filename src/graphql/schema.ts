@@ -11,6 +11,7 @@ import { SentimentResolver } from '../sentiment/sentiment.resolver';
 import { NodeResolver } from './node.resolver';
 import { CrmResolver } from '../crm/crm.resolver';
 import { ListeningGapResolver, TopicInsightResolver } from '../listening-gap/listening-gap.resolver';
+import { PrivacyResolver } from '../privacy/privacy.resolver';
 
 export const RESOLVERS = [
   CustomerResolver,
@@ -24,6 +25,7 @@ export const RESOLVERS = [
   CrmResolver,
   ListeningGapResolver,
   TopicInsightResolver,
+  PrivacyResolver,
 ] as const;
 
 /**

@@ -26,6 +26,8 @@ export interface HttpDeps {
   readiness: () => Promise<string | null>;
   /** whether /metrics is served here, and the key it needs */
   metricsAccess: { onMainPort: boolean; key: string | null };
+  /** one line per HTTP request (requestId, method, route, status, role, duration, bytes) */
+  accessLog?: Logger;
   /** null while the process can do its work, else why not (a dead embedded PostgreSQL): /healthz says 503 */
   liveness?: () => string | null;
   /** GraphQL operations run at once, and how many may wait (EARSHOT_GRAPHQL_CONCURRENCY, _QUEUE_MAX) */
@@ -137,13 +139,28 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
     const route = routeOf(url.pathname);
     const end = metrics.httpDuration.startTimer({ method: req.method ?? 'GET', route });
     const reqLog = log.child({ requestId });
+    const store: { requestId: string; role?: string | null; bytesIn?: number } = { requestId };
+    const t0 = performance.now();
+    const written0 = req.socket.bytesWritten;
     res.on('finish', () => {
       end({ status: String(res.statusCode) });
-      if (route !== 'metrics' && route !== 'healthz') {
-        reqLog.debug({ method: req.method, path: url.pathname, status: res.statusCode }, 'request');
-      }
+      // The access log: one line per request; the route, never the query string (GET GraphQL
+      // carries variables there) nor a path outside the known routes.
+      deps.accessLog?.info(
+        {
+          requestId,
+          method: req.method,
+          route,
+          status: res.statusCode,
+          role: store.role ?? null,
+          durationMs: Math.round((performance.now() - t0) * 10) / 10,
+          bytesIn: store.bytesIn ?? Number(req.headers['content-length'] ?? 0),
+          bytesOut: req.socket.bytesWritten - written0,
+        },
+        'http request',
+      );
     });
-    requestContext.run({ requestId }, () => handle(deps, slots, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
+    requestContext.run(store, () => handle(deps, slots, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
       if (err instanceof AppError) return sendJson(res, err.httpStatus, { error: { code: err.code, message: err.message } });
       reqLog.error({ err }, 'unhandled error in HTTP handler');
       if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error', requestId } });
@@ -199,6 +216,7 @@ async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerRes
     return sendJson(res, 405, { error: { code: 'BAD_USER_INPUT', message: 'use POST with an NDJSON body' } });
   }
   const principal = await deps.auth.authenticate(req.headers);
+  noteRole(principal);
   if (!principal) throw new AppError('UNAUTHENTICATED', 'authentication required: send X-API-Key or Authorization: Bearer');
   if (!principal.roles.some((r) => INGEST_ROLES.has(r))) throw new AppError('FORBIDDEN', `ingest needs one of the roles ${[...INGEST_ROLES].join(', ')}`);
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -241,6 +259,7 @@ async function handleGraphql(
   let principal: Principal | null;
   try {
     principal = await deps.auth.authenticate(req.headers);
+    noteRole(principal);
   } catch (e) {
     if (!(e instanceof AppError)) throw e;
     return sendJson(res, e.httpStatus, { errors: [{ message: e.message, extensions: { code: e.code } }] });
@@ -268,6 +287,11 @@ async function handleGraphql(
   }
 }
 
+function noteRole(principal: Principal | null): void {
+  const store = requestContext.getStore();
+  if (store) store.role = principal?.role ?? null;
+}
+
 /** Reads the body up to `limit` bytes; over it, answers 413 and returns null. */
 function readBody(req: IncomingMessage, limit: number, res: ServerResponse): Promise<Buffer | null> {
   const declared = Number(req.headers['content-length'] ?? '0');
@@ -293,6 +317,8 @@ function readBody(req: IncomingMessage, limit: number, res: ServerResponse): Pro
       chunks.push(c);
     });
     req.on('end', () => {
+      const store = requestContext.getStore();
+      if (store) store.bytesIn = size;
       if (!over) resolve(Buffer.concat(chunks));
     });
     req.on('error', reject);

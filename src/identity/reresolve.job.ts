@@ -2,6 +2,7 @@ import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
+import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { IdentityService } from './identity.service';
 import { resolveBatch, type PersonRecord, type ScoredPair } from './matcher';
 import { autoMergeTx, lockCustomers, recordSuggestion, type EvidenceItem } from './merge';
@@ -35,21 +36,36 @@ const STALE_MINUTES = 15;
  * suggestions), and one job runs at a time (a unique index on active jobs).
  */
 export class ReresolutionJobService {
-  private running: Promise<void> | null = null;
+  /** on demand only: start() queues a job and triggers it */
+  readonly task: TaskRunner<void>;
+  private queued: { id: string; auto: number; review: number } | null = null;
 
   constructor(
     private readonly ds: DataSource,
     private readonly identity: IdentityService,
     private readonly config: Pick<Config, 'identity' | 'publicUrl'>,
     private readonly log: Logger,
-  ) {}
+    deps: TaskDeps = {},
+  ) {
+    this.task = new TaskRunner({
+      name: 'reresolution',
+      intervalMs: null,
+      ...deps,
+      log,
+      run: async () => {
+        const job = this.queued;
+        this.queued = null;
+        if (job) await this.run(job.id, job.auto, job.review);
+      },
+    });
+  }
 
   /** Queues a job and starts it in the background; CONFLICT while another is active. */
   async start(actor: string, thresholds: { autoLinkBits?: number | null; reviewBits?: number | null } = {}): Promise<ReresolutionJobRow> {
     const auto = thresholds.autoLinkBits ?? this.config.identity.autoLinkBits;
     const review = thresholds.reviewBits ?? Math.min(this.config.identity.reviewBits, auto);
     if (review > auto) throw AppError.badInput('reviewBits must not exceed autoLinkBits', { autoLinkBits: auto, reviewBits: review });
-    if (!this.running) {
+    if (!this.task.running) {
       // a job left 'running' by a process that died would block every later one
       await this.ds.query(
         `UPDATE reresolution_job SET status = 'failed', error = 'interrupted: no progress for ${STALE_MINUTES} minutes', finished_at = now()
@@ -67,7 +83,8 @@ export class ReresolutionJobService {
       throw e;
     }
     const job = row!;
-    this.running = this.run(job.id, auto, review).finally(() => (this.running = null));
+    this.queued = { id: job.id, auto, review };
+    this.task.trigger();
     return toJob(job);
   }
 
@@ -78,7 +95,7 @@ export class ReresolutionJobService {
 
   /** Waits for the job this process runs, if any (shutdown, tests). */
   async drain(): Promise<void> {
-    await this.running;
+    await this.task.idle();
   }
 
   private async run(jobId: string, autoLinkBits: number, reviewBits: number): Promise<void> {

@@ -65,6 +65,7 @@ export function topicSpecs(settings: KafkaSettings): ITopicConfig[] {
     ]),
     { topic: outputTopicName(settings, OUTBOX_TOPICS.enriched.name), ...base },
     { topic: outputTopicName(settings, OUTBOX_TOPICS.listeningGap.name), ...base },
+    { topic: outputTopicName(settings, OUTBOX_TOPICS.erasure.name), ...base },
     {
       topic: outputTopicName(settings, OUTBOX_TOPICS.sentiment.name),
       ...base,

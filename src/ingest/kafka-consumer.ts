@@ -1,5 +1,7 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { parseMessage, type InteractionMessage } from '../interactions/interaction-message';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { contextFromHeaders, inSpan, SpanKind, trace } from '../shared/tracing';
 import type { RecordInteractionsService } from '../interactions/record-interactions.service';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
@@ -236,7 +238,18 @@ export class KafkaIngestConsumer {
   ): Promise<{ accepted: number; duplicates: number }> {
     if (items.length === 0) return { accepted: 0, duplicates: 0 };
     try {
-      const out = await this.recorder.record(items.map((i) => i.parsed));
+      // The chunk continues the trace of its first traced message; the others are links.
+      const contexts = items.map((i) => contextFromHeaders(i.message.headers as Record<string, unknown>)).filter((c) => trace.getSpanContext(c));
+      const out = await inSpan(
+        `${topic} process`,
+        {
+          kind: SpanKind.CONSUMER,
+          parent: contexts[0] ?? ROOT_CONTEXT,
+          links: contexts.slice(1).map((c) => ({ context: trace.getSpanContext(c)! })),
+          attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'process', 'messaging.destination.name': topic, 'messaging.destination.partition.id': String(partition), 'messaging.batch.message_count': items.length },
+        },
+        () => this.recorder.record(items.map((i) => i.parsed)),
+      );
       return { accepted: out.accepted, duplicates: out.duplicates };
     } catch (e) {
       if (!isPermanentDataError(e)) throw e;

@@ -62,6 +62,10 @@ export class InteractionEntity {
   @Column({ type: 'jsonb', default: () => "'[]'" })
   explanation!: { token: string; weight: number }[];
 
+  /** null: scored before models were recorded */
+  @Column({ name: 'sentiment_model', type: 'text', nullable: true })
+  sentimentModel!: string | null;
+
   @Column({ name: 'customer_id', type: 'uuid', nullable: true })
   customerId!: string | null;
 

@@ -33,13 +33,14 @@ interface InteractionRow {
   intent: string;
   intent_confidence: number;
   explanation: { token: string; weight: number }[];
+  sentiment_model: string | null;
   customer_id: string | null;
   sort_key: string;
 }
 
 const COLUMNS = `i.id, i.source, i.external_id, i.url, i.text, i.occurred_at, i.direction, i.in_reply_to,
   i.author_handle, i.author_display_name, i.lang, i.rating, i.sentiment_score, i.sentiment_label,
-  i.sentiment_confidence, i.intent, i.intent_confidence, i.explanation, i.customer_id, i.occurred_at::text AS sort_key`;
+  i.sentiment_confidence, i.intent, i.intent_confidence, i.explanation, i.sentiment_model, i.customer_id, i.occurred_at::text AS sort_key`;
 
 export function toInteraction(r: InteractionRow): Interaction {
   const i = new Interaction();
@@ -61,6 +62,7 @@ export function toInteraction(r: InteractionRow): Interaction {
     label: r.sentiment_label as SentimentLabel,
     confidence: r.sentiment_confidence,
     explanation: r.explanation,
+    model: r.sentiment_model,
   };
   i.intent = r.intent as Intent;
   i.intentConfidence = r.intent_confidence;

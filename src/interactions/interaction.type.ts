@@ -36,6 +36,12 @@ export class InteractionSentiment {
 
   @Field(() => [ExplanationItem])
   explanation!: ExplanationItem[];
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'the model that scored it (e.g. earshot-linear-2026.11, or the name a model server gave); null: scored before models were recorded',
+  })
+  model!: string | null;
 }
 
 @ObjectType()

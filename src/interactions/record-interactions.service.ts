@@ -9,6 +9,7 @@ import { applyRollups, refreshCustomerSummaries } from '../sentiment/rollups';
 import type { Logger } from '../shared/logger';
 import type { Analysis } from '../sentiment/analyzer';
 import type { TaxonomyService } from '../sentiment/taxonomy.service';
+import { SentimentScorer } from '../sentiment/sentiment.scorer';
 import { recipientOf, type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
 import type { InteractionMessage } from './interaction-message';
 
@@ -50,33 +51,46 @@ export class RecordInteractionsService {
     private readonly log: Logger,
     /** opens, reopens and answers listening-gap items in the same transaction; off when absent */
     private readonly gap: ListeningGapTracker | null = null,
+    /** built-in model, or the team's model server with the built-in as fallback */
+    private readonly scorer: SentimentScorer = new SentimentScorer(taxonomy, null, log),
   ) {}
 
   async record(messages: InteractionMessage[]): Promise<RecordOutcome> {
     const statuses: RecordStatus[] = new Array(messages.length).fill('duplicate');
-    const { analyzer, topicIds, departmentIds } = await this.taxonomy.current();
+    const loaded = await this.taxonomy.current();
+    const { topicIds, departmentIds } = loaded;
     const identityOpts = {
       email: { plusAddressing: this.config.identity.plusAddressing },
       defaultRegion: this.config.identity.defaultPhoneRegion,
     };
 
     const seen = new Set<string>();
-    const unique: Prepared[] = [];
+    const firsts: { message: InteractionMessage; index: number }[] = [];
     messages.forEach((message, index) => {
       const key = `${message.source}\u0000${message.externalId}`;
       if (seen.has(key)) return;
       seen.add(key);
-      const ratingScale = typeof message.metadata?.ratingScale === 'number' ? message.metadata.ratingScale : undefined;
-      unique.push({
-        index,
-        id: randomUUID(),
-        message,
-        analysis: analyzer.analyze(message.text, { lang: message.lang, rating: message.rating, ratingScale }),
-        claims: authorIdentities(message, identityOpts),
-        customerId: null,
-      });
+      firsts.push({ message, index });
     });
-    if (unique.length === 0) return { accepted: 0, duplicates: messages.length, statuses, interactionIds: [] };
+    if (firsts.length === 0) return { accepted: 0, duplicates: messages.length, statuses, interactionIds: [] };
+    // One call per batch, before the transaction: a model server may take its time, a lock must not.
+    const analyses = await this.scorer.analyzeBatch(
+      firsts.map(({ message: m }) => ({
+        text: m.text,
+        lang: m.lang,
+        rating: m.rating,
+        ratingScale: typeof m.metadata?.ratingScale === 'number' ? m.metadata.ratingScale : undefined,
+      })),
+      loaded,
+    );
+    const unique: Prepared[] = firsts.map(({ message, index }, i) => ({
+      index,
+      id: randomUUID(),
+      message,
+      analysis: analyses[i]!,
+      claims: authorIdentities(message, identityOpts),
+      customerId: null,
+    }));
 
     const accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, topicIds, departmentIds));
     for (const p of accepted) statuses[p.index] = 'accepted';
@@ -110,10 +124,10 @@ export class RecordInteractionsService {
     const inserted: { id: string }[] = await qr.query(
       `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
           author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
-          sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key, identity_id)
+          sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key, identity_id, sentiment_model)
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], $14::jsonb[], $15::float8[],
-          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[], $22::text[], $23::uuid[])
+          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[], $22::text[], $23::uuid[], $24::text[])
        ON CONFLICT (source, external_id) DO NOTHING
        RETURNING id`,
       [
@@ -140,6 +154,7 @@ export class RecordInteractionsService {
         fresh.map((p) => p.customerId),
         fresh.map((p) => gapPlan?.threadKeys.get(p.id) ?? null),
         fresh.map((p) => p.identityId ?? null),
+        fresh.map((p) => p.analysis.model),
       ],
     );
     const insertedIds = new Set(inserted.map((r) => r.id));

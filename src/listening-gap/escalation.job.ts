@@ -4,6 +4,7 @@ import type { CaseInput, CrmClient, CrmSystem } from '../crm/crm.port';
 import { enqueueOutbox } from '../outbox/outbox';
 import { OUTBOX_TOPICS, type OutboxRow } from '../outbox/outbox-events';
 import type { Logger } from '../shared/logger';
+import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import { escalationTargetFor, type ListeningGapConfig } from './listening-gap.config';
 
 /** Advisory-lock key of the escalation leader (one runner at a time across replicas). */
@@ -62,9 +63,8 @@ interface RecordRow {
  */
 export class EscalationJob {
   private readonly clients = new Map<CrmSystem, CrmClient>();
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<unknown> | null = null;
-  private stopped = false;
+  /** one pass every escalationIntervalMs on the sync role */
+  readonly task: TaskRunner<EscalationReport>;
 
   constructor(
     private readonly ds: DataSource,
@@ -72,8 +72,17 @@ export class EscalationJob {
     private readonly config: ListeningGapConfig,
     private readonly publicUrl: string,
     private readonly log: Logger,
+    deps: TaskDeps = {},
   ) {
     for (const c of clients) this.clients.set(c.system, c);
+    this.task = new TaskRunner({
+      name: 'escalation',
+      intervalMs: config.escalationIntervalMs,
+      firstRunAfterMs: Math.min(1_000, config.escalationIntervalMs),
+      ...deps,
+      log,
+      run: ({ stopping }) => this.runOnce(stopping),
+    });
   }
 
   /** Runs every `escalationIntervalMs` until stop(); does nothing when escalation is off. */
@@ -82,26 +91,15 @@ export class EscalationJob {
       this.log.info('listening-gap escalation is off (EARSHOT_GAP_ESCALATION=off)');
       return;
     }
-    const tick = () => {
-      if (this.stopped) return;
-      this.running = this.runOnce()
-        .catch((e: Error) => this.log.error({ err: e.message }, 'escalation run failed'))
-        .finally(() => {
-          this.running = null;
-          if (!this.stopped) this.timer = setTimeout(tick, this.config.escalationIntervalMs);
-        });
-    };
-    this.timer = setTimeout(tick, Math.min(1_000, this.config.escalationIntervalMs));
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+    await this.task.stop();
   }
 
   /** One pass over every overdue item not escalated yet, as the leader; a standby returns ran=false. */
-  async runOnce(): Promise<EscalationReport> {
+  async runOnce(stopping: () => boolean = () => this.task.isStopped): Promise<EscalationReport> {
     const report: EscalationReport = { claimed: 0, escalated: 0, failed: 0, ran: false };
     const qr = this.ds.createQueryRunner();
     await qr.connect();
@@ -118,7 +116,7 @@ export class EscalationJob {
             if (await this.escalate(item, claim)) report.escalated++;
             else report.failed++;
           }
-          if (claimed.length < BATCH || this.stopped) break;
+          if (claimed.length < BATCH || stopping()) break;
         }
       } finally {
         await qr.query('SELECT pg_advisory_unlock($1)', [ESCALATION_LOCK]);

@@ -24,6 +24,22 @@ export interface TrackedMessage {
   departments: string[];
 }
 
+/** A stored inbound interaction with its new scores, as the re-score job hands it over. */
+export interface RescoredMessage {
+  id: string;
+  source: string;
+  externalId: string;
+  /** the stored thread_key (null: it starts its thread) */
+  threadKey: string | null;
+  direction: 'inbound' | 'outbound';
+  occurredAt: number;
+  authorKey: string | null;
+  customerId: string | null;
+  intent: string;
+  score: number;
+  departments: string[];
+}
+
 interface ItemState {
   id: string;
   isNew: boolean;
@@ -305,6 +321,124 @@ export class ListeningGapTracker {
       threadKeys.set(m.id, key === m.externalId ? null : key);
     }
     return { threadKeys, items: items.filter((i) => i.dirty) };
+  }
+
+  /**
+   * After a re-score: opens items for stored inbound messages that now open one (same rule as at
+   * ingest) and whose thread has none, and lowers the score of open items to their new minimum.
+   * An item that exists is never reopened or closed here: answered and closed threads stay so.
+   * A new item whose thread already holds a company reply after the message is recorded answered
+   * at that reply; otherwise it is open, due by the SLA from when the message happened.
+   * Threads are the reply chains stored with the messages (the author-window join of live ingest
+   * is not replayed for old messages). Returns the customers whose open items changed.
+   */
+  async applyRescored(qr: Pick<QueryRunner, 'query'>, batch: RescoredMessage[], openSince: number | null): Promise<{ opened: number; customers: string[] }> {
+    const unhappy = batch.filter((m) => this.opens(m));
+    if (unhappy.length === 0) return { opened: 0, customers: [] };
+    const rootOf = (m: RescoredMessage) => m.threadKey ?? m.externalId;
+    const threads = new Map<string, RescoredMessage[]>();
+    for (const m of [...unhappy].sort((a, b) => a.occurredAt - b.occurredAt)) {
+      const key = k(m.source, rootOf(m));
+      threads.set(key, [...(threads.get(key) ?? []), m]);
+    }
+    const pairs = [...threads.values()].map((ms) => ms[0]!);
+    const existing: { id: string; source: string; thread_key: string; status: string; customer_id: string | null }[] = await qr.query(
+      `SELECT li.id, li.source, li.thread_key, li.status, li.customer_id FROM listening_item li
+         JOIN unnest($1::text[], $2::text[]) AS t(source, thread_key) ON li.source = t.source AND li.thread_key = t.thread_key
+        ORDER BY li.id FOR UPDATE OF li`,
+      [pairs.map((m) => m.source), pairs.map(rootOf)],
+    );
+    const customers = new Set<string>();
+    const lowered = existing.filter((r) => r.status === 'open');
+    if (lowered.length > 0) {
+      const min = lowered.map((r) => Math.min(...threads.get(k(r.source, r.thread_key))!.map((m) => m.score)));
+      await qr.query(
+        `UPDATE listening_item li SET sentiment_score = least(li.sentiment_score, x.score), updated_at = now()
+           FROM unnest($1::uuid[], $2::float8[]) AS x(id, score) WHERE li.id = x.id AND x.score < li.sentiment_score`,
+        [lowered.map((r) => r.id), min],
+      );
+    }
+    const known = new Set(existing.map((r) => k(r.source, r.thread_key)));
+    const fresh = [...threads.entries()]
+      .filter(([key]) => !known.has(key))
+      .map(([, ms]) => ms.filter((m) => openSince === null || m.occurredAt >= openSince))
+      .filter((ms) => ms.length > 0);
+    if (fresh.length === 0) return { opened: 0, customers: [] };
+
+    const replies: { source: string; root: string; first: Date | null }[] = await qr.query(
+      // two lookups, each on its index: replies deeper in the thread carry its key, direct ones name the root
+      `SELECT x.source, x.root, least(
+                (SELECT min(i.occurred_at) FROM interaction i
+                  WHERE i.source = x.source AND i.thread_key = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened),
+                (SELECT min(i.occurred_at) FROM interaction i
+                  WHERE i.source = x.source AND i.in_reply_to = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened)) AS first
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS x(source, root, opened)`,
+      [fresh.map((ms) => ms[0]!.source), fresh.map((ms) => rootOf(ms[0]!)), fresh.map((ms) => new Date(ms[0]!.occurredAt).toISOString())],
+    );
+    const answeredAt = new Map(replies.filter((r) => r.first !== null).map((r) => [k(r.source, r.root), r.first!.getTime()]));
+    const ts = (n: number | null) => (n === null ? null : new Date(n).toISOString());
+    const rows = fresh.map((ms) => {
+      const first = ms[0]!;
+      const last = ms.at(-1)!;
+      const department = first.departments[0] ?? this.config.defaultDepartment;
+      const { sla, due } = this.dueAt(first.occurredAt, department, first.source);
+      const reply = answeredAt.get(k(first.source, rootOf(first))) ?? null;
+      if (first.customerId && reply === null) customers.add(first.customerId);
+      return {
+        id: randomUUID(),
+        source: first.source,
+        threadKey: rootOf(first),
+        interactionId: first.id,
+        lastInteractionId: last.id,
+        author: first.authorKey,
+        customerId: first.customerId,
+        department,
+        intent: first.intent,
+        score: Math.min(...ms.map((m) => m.score)),
+        status: reply === null ? 'open' : 'answered',
+        openedAt: first.occurredAt,
+        lastInboundAt: last.occurredAt,
+        sla,
+        due,
+        responseAt: reply,
+        responseSeconds: reply === null ? null : Math.round((reply - first.occurredAt) / 1000),
+      };
+    });
+    const inserted: unknown[] = await qr.query(
+      `INSERT INTO listening_item (id, source, thread_key, interaction_id, last_interaction_id, author_handle, customer_id, department_id,
+          intent, sentiment_score, status, opened_at, last_opened_at, last_inbound_at, sla_seconds, due_at, first_response_at,
+          first_response_seconds, responded_by, closed_at, close_reason)
+       SELECT x.id, x.source, x.thread_key, x.iid, x.last_iid, x.author, x.customer, d.id, x.intent, x.score, x.status, x.opened,
+              x.opened, x.last_inbound, x.sla, x.due, x.fr_at, x.fr_s, CASE WHEN x.fr_at IS NULL THEN NULL ELSE 'reply' END,
+              x.fr_at, CASE WHEN x.fr_at IS NULL THEN NULL ELSE 'reply' END
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], $8::text[], $9::text[],
+                     $10::float8[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::int[], $15::timestamptz[],
+                     $16::timestamptz[], $17::int[])
+           AS x(id, source, thread_key, iid, last_iid, author, customer, dept, intent, score, status, opened, last_inbound, sla, due, fr_at, fr_s)
+         JOIN department d ON d.name = x.dept
+       ON CONFLICT (source, thread_key) DO NOTHING
+       RETURNING 1`,
+      [
+        rows.map((r) => r.id),
+        rows.map((r) => r.source),
+        rows.map((r) => r.threadKey),
+        rows.map((r) => r.interactionId),
+        rows.map((r) => r.lastInteractionId),
+        rows.map((r) => r.author),
+        rows.map((r) => r.customerId),
+        rows.map((r) => r.department),
+        rows.map((r) => r.intent),
+        rows.map((r) => r.score),
+        rows.map((r) => r.status),
+        rows.map((r) => ts(r.openedAt)),
+        rows.map((r) => ts(r.lastInboundAt)),
+        rows.map((r) => r.sla),
+        rows.map((r) => ts(r.due)),
+        rows.map((r) => ts(r.responseAt)),
+        rows.map((r) => r.responseSeconds),
+      ],
+    );
+    return { opened: inserted.length, customers: [...customers] };
   }
 
   /** Writes the plan; `accepted` are the interaction ids that were actually inserted. */

@@ -6,6 +6,7 @@ export const OUTBOX_TOPICS = {
   enriched: { name: 'interactions.enriched.v1', version: '1' },
   sentiment: { name: 'customer-sentiment.v1', version: '1' },
   listeningGap: { name: 'listening-gap.v1', version: '1' },
+  erasure: { name: 'customer-erasure.v1', version: '1' },
 } as const;
 
 export interface OutboxRow {

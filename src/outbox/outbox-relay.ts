@@ -1,6 +1,8 @@
 import { Partitioners, type IHeaders, type Kafka, type Producer } from 'kafkajs';
 import { Client, Pool } from 'pg';
+import type { Span } from '@opentelemetry/api';
 import { authorHandleFor, displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
+import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, tracer } from '../shared/tracing';
 import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
@@ -275,17 +277,32 @@ export class OutboxRelay implements RelayHandle {
       [ids],
     )) as OutboxRow[];
     const byTopic = new Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>();
+    // A row written inside a trace is published in a child span of it, whose context the Kafka
+    // message carries on: produced message → committed row → published event, one trace.
+    const spans: Span[] = [];
     for (const r of rows) {
       const topic = `${this.settings.outputTopicPrefix}${r.topic}`;
       let list = byTopic.get(topic);
       if (!list) byTopic.set(topic, (list = []));
       // rendered events go through the PII policy here, as a role without PII sees them
       const value = r.payload === null ? null : r.part === 0 ? publicEnriched(r.payload) : r.part === 1 ? publicSentiment(r.payload) : r.payload;
-      list.push({ key: r.message_key, value, headers: r.headers });
+      let headers = r.headers;
+      if (headers.traceparent) {
+        const parent = contextFromHeaders(headers);
+        const span = tracer().startSpan(`${topic} publish`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'send', 'messaging.destination.name': topic, 'earshot.outbox.id': String(r.batch_id) } }, parent);
+        spans.push(span);
+        headers = { ...headers, ...traceHeaders(trace.setSpan(parent, span)) };
+      }
+      list.push({ key: r.message_key, value, headers });
     }
     try {
       if (rows.length > 0) await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      for (const span of spans) span.end();
     } catch (e) {
+      for (const span of spans) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
+        span.end();
+      }
       await this.pool
         .query(`UPDATE outbox_batch SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, String((e as Error).message).slice(0, 1000)])
         .catch(() => undefined);

@@ -1,5 +1,8 @@
 // Entry of the outbox relay's worker thread (see outbox-relay-thread.ts): the relay's producer,
 // its Kafka encoding and its queries run here, off the ingest event loop.
+// Tracing first (a thread has its own OpenTelemetry globals): the publish spans continue the
+// trace stored with each outbox row, as the relay does in process.
+import { tracing } from '../tracing/register';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/config';
 import { createKafka } from '../ingest/kafka-client';
@@ -46,7 +49,8 @@ const timer = setInterval(flush, 100);
 
 port.on('message', (m: { type: 'stop'; drainMs: number }) => {
   if (m.type !== 'stop') return;
-  void relay.stop(m.drainMs).finally(() => {
+  void relay.stop(m.drainMs).finally(async () => {
+    await tracing?.shutdown().catch(() => undefined);
     clearInterval(timer);
     flush();
     port.postMessage({ type: 'stopped' } satisfies RelayWorkerMessage);

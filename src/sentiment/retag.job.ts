@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
+import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import { applyRollups, storedContributions } from './rollups';
 import type { TaxonomyService } from './taxonomy.service';
 
@@ -28,14 +29,21 @@ const RUNNER_LOCK = 7_041_976;
  * a restart is picked up again at the next start (re-tagging is idempotent).
  */
 export class RetagJobRunner {
-  private running: Promise<void> | null = null;
-  private stopped = false;
+  /** on demand only: kick() after an edit, and once at start for a job cut short */
+  readonly task: TaskRunner<void>;
 
   constructor(
     private readonly ds: DataSource,
     private readonly taxonomy: TaxonomyService,
     private readonly log: Logger,
-  ) {}
+    deps: TaskDeps = {},
+  ) {
+    this.task = new TaskRunner({ name: 'retag', intervalMs: null, ...deps, log, run: () => this.drain() });
+  }
+
+  private get stopped(): boolean {
+    return this.task.isStopped;
+  }
 
   async enqueue(reason: string, actor: string): Promise<RetagJobRow> {
     const [job] = await this.ds.query(`INSERT INTO retag_job (reason, requested_by) VALUES ($1, $2) RETURNING *`, [reason, actor]);
@@ -50,20 +58,14 @@ export class RetagJobRunner {
     return job;
   }
 
-  /** Starts working through unfinished jobs unless this process already is. */
+  /** Works through unfinished jobs; while a pass runs, one more follows it (a job queued meanwhile is not missed). */
   kick(): void {
-    if (this.running || this.stopped) return;
-    this.running = this.drain()
-      .catch((err: unknown) => this.log.error({ err }, 're-tagging stopped on an error'))
-      .finally(() => {
-        this.running = null;
-      });
+    this.task.trigger();
   }
 
   /** Lets the current chunk finish; an unfinished job resumes at the next start. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    await this.running;
+    await this.task.stop();
   }
 
   private async drain(): Promise<void> {
@@ -147,4 +149,38 @@ export class RetagJobRunner {
       throw err;
     }
   }
+}
+
+/** Department rollups from the stored tags: what they would be had every interaction arrived today. */
+export async function rebuildDepartmentRollups(ds: DataSource): Promise<void> {
+  await ds.transaction(async (em) => {
+    await em.query('LOCK TABLE department_sentiment_daily IN EXCLUSIVE MODE');
+    await em.query('DELETE FROM department_sentiment_daily');
+    await em.query(`
+      INSERT INTO department_sentiment_daily (department_id, day, interaction_count, score_sum, negative_count, positive_count)
+      SELECT x.department_id, (i.occurred_at AT TIME ZONE 'UTC')::date, count(*), sum(i.sentiment_score),
+             count(*) FILTER (WHERE i.sentiment_label = 'negative'), count(*) FILTER (WHERE i.sentiment_label = 'positive')
+        FROM (SELECT DISTINCT it.interaction_id, t.department_id FROM interaction_topic it JOIN topic t ON t.id = it.topic_id) x
+        JOIN interaction i ON i.id = x.interaction_id
+       WHERE i.direction = 'inbound'
+       GROUP BY 1, 2`);
+  });
+}
+
+/**
+ * Topic rollups from the stored tags and scores. Writers keep them in step through
+ * `applyRollups` (rollups.ts); a change of every score (a re-score) rebuilds them instead.
+ */
+export async function rebuildTopicRollups(ds: DataSource): Promise<void> {
+  await ds.transaction(async (em) => {
+    await em.query('LOCK TABLE topic_sentiment_daily IN EXCLUSIVE MODE');
+    await em.query('DELETE FROM topic_sentiment_daily');
+    await em.query(`
+      INSERT INTO topic_sentiment_daily (topic_id, day, interaction_count, score_sum, negative_count, positive_count)
+      SELECT it.topic_id, (i.occurred_at AT TIME ZONE 'UTC')::date, count(*), sum(i.sentiment_score),
+             count(*) FILTER (WHERE i.sentiment_label = 'negative'), count(*) FILTER (WHERE i.sentiment_label = 'positive')
+        FROM interaction_topic it JOIN interaction i ON i.id = it.interaction_id
+       WHERE i.direction = 'inbound'
+       GROUP BY 1, 2`);
+  });
 }

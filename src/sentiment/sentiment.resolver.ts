@@ -1,9 +1,11 @@
-import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, GraphQLISODateTime, ID, Mutation, Query, Resolver } from 'type-graphql';
 import type { GraphQLContext } from '../graphql/context';
 import { Intent, SentimentLabel } from '../graphql/enums';
 import type { AnalyzePool } from './analyze.pool';
+import type { RescoreJobRow, RescoreJobRunner } from './rescore.job';
 import type { RetagJobRow, RetagJobRunner } from './retag.job';
-import { RetagJob, TaxonomyEdit, TextAnalysis, Topic, TopicInput } from './sentiment.type';
+import type { SentimentScorer } from './sentiment.scorer';
+import { RescoreJob, RetagJob, TaxonomyEdit, TextAnalysis, Topic, TopicInput } from './sentiment.type';
 import type { TaxonomyService } from './taxonomy.service';
 
 const MAX_TEXT = 1024 * 1024;
@@ -23,12 +25,37 @@ export function toRetagJob(r: RetagJobRow): RetagJob {
   };
 }
 
+export function toRescoreJob(r: RescoreJobRow): RescoreJob {
+  return {
+    id: r.id,
+    status: r.status,
+    phase: r.phase,
+    total: r.total,
+    done: r.done,
+    changed: r.changed,
+    itemsOpened: r.items_opened,
+    customersUpdated: r.customers_updated,
+    models: Object.entries(r.models ?? {})
+      .map(([model, count]) => ({ model, count: Number(count) }))
+      .sort((a, b) => b.count - a.count || (a.model < b.model ? -1 : 1)),
+    // the last page and the rollups are still to come until it says succeeded
+    progress: r.status === 'succeeded' ? 1 : r.total > 0 ? Math.min(0.99, r.done / r.total) : 0,
+    openItemsSince: r.open_items_since,
+    error: r.error,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}
+
 @Resolver()
 export class SentimentResolver {
   constructor(
     private readonly taxonomy: TaxonomyService,
     private readonly retag: RetagJobRunner,
-    private readonly scorer: AnalyzePool,
+    private readonly pool: AnalyzePool,
+    private readonly scorer: SentimentScorer,
+    private readonly rescore: RescoreJobRunner,
   ) {}
 
   @Authorized()
@@ -37,12 +64,15 @@ export class SentimentResolver {
     @Arg('text', () => String) text: string,
     @Arg('lang', () => String, { nullable: true }) lang?: string,
   ): Promise<TextAnalysis> {
-    const a = await this.scorer.analyze(text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text, lang, await this.taxonomy.current());
+    const input = text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text;
+    // a team's own model server scores it when one is configured (falling back like ingest does);
+    // otherwise the built-in model, on a worker thread for large texts
+    const a = this.scorer.external ? (await this.scorer.analyzeBatch([{ text: input, lang }]))[0] : await this.pool.analyze(input, lang, await this.taxonomy.current());
     return {
-      ...a,
-      label: a.label as SentimentLabel,
-      intent: a.intent as Intent,
-      topics: a.topics.map((t) => ({ name: t.name, department: t.department })),
+      ...a!,
+      label: a!.label as SentimentLabel,
+      intent: a!.intent as Intent,
+      topics: a!.topics.map((t) => ({ name: t.name, department: t.department })),
     };
   }
 
@@ -73,5 +103,26 @@ export class SentimentResolver {
   async retagJob(@Arg('id', () => ID) id: string): Promise<RetagJob> {
     return toRetagJob(await this.retag.get(id));
   }
-}
 
+  @Authorized('admin')
+  @Mutation(() => RescoreJob, {
+    description:
+      'Re-analyzes every stored interaction with the current model in the background: scores, labels, intents, explanations and the model name; customer, department and topic rollups; listening items for messages now unhappy (never reopening answered or closed ones). CONFLICT while another re-score is active.',
+  })
+  async startRescore(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('openItemsSince', () => GraphQLISODateTime, {
+      nullable: true,
+      description: 'open listening items only for messages from this time on (older ones still get their new scores); default: all',
+    })
+    openItemsSince?: Date | null,
+  ): Promise<RescoreJob> {
+    return toRescoreJob(await this.rescore.start(ctx.principal!.id, openItemsSince ?? null));
+  }
+
+  @Authorized('admin', 'analyst')
+  @Query(() => RescoreJob, { description: 'Progress of a re-score job' })
+  async rescoreJob(@Arg('id', () => ID) id: string): Promise<RescoreJob> {
+    return toRescoreJob(await this.rescore.get(id));
+  }
+}

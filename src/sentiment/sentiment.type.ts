@@ -32,7 +32,7 @@ export class TextAnalysis {
   @Field(() => Float, { description: 'score = tanh(logit); the explanation weights add up to it' })
   logit!: number;
 
-  @Field(() => String, { description: 'the versioned name of the model that scored the text' })
+  @Field(() => String, { description: 'the versioned name of the model that scored the text: the built-in one, or the model server of EARSHOT_SENTIMENT_URL' })
   model!: string;
 
   @Field(() => String, { description: 'ISO 639-1 code, or und when undetermined' })
@@ -43,6 +43,7 @@ export class TextAnalysis {
 
   @Field(() => [ExplanationItem], { description: 'the tokens and signals that moved the score, strongest first, then (other features) and (baseline); the weights add up to logit' })
   explanation!: ExplanationItem[];
+
 }
 
 @ObjectType({ description: 'A taxonomy topic: phrases that route interactions to a department' })
@@ -122,4 +123,61 @@ export class TaxonomyEdit {
 
   @Field(() => RetagJob)
   job!: RetagJob;
+}
+
+@ObjectType({ description: 'How many texts one model scored' })
+export class ModelCount {
+  @Field(() => String)
+  model!: string;
+
+  @Field(() => Int)
+  count!: number;
+}
+
+@ObjectType({ description: 'Re-scoring of stored interactions with the current model' })
+export class RescoreJob {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String, { description: 'queued, running, succeeded or failed' })
+  status!: string;
+
+  @Field(() => String, { description: 'interactions (pages of stored interactions), rollups (department and topic rollups), done' })
+  phase!: string;
+
+  @Field(() => Int, { description: 'stored interactions when the job started' })
+  total!: number;
+
+  @Field(() => Int, { description: 'interactions re-analyzed so far (those stored during the run may make it exceed total)' })
+  done!: number;
+
+  @Field(() => Int, { description: 'interactions whose score, label, intent, explanation or model changed' })
+  changed!: number;
+
+  @Field(() => Int, { description: 'listening items opened for messages the model now finds unhappy' })
+  itemsOpened!: number;
+
+  @Field(() => Int, { description: 'customers whose sentiment summary changed' })
+  customersUpdated!: number;
+
+  @Field(() => [ModelCount], { description: 'texts per model that scored them in this run (the built-in model counts fallbacks from a failing model server)' })
+  models!: ModelCount[];
+
+  @Field(() => Float, { description: '0..1' })
+  progress!: number;
+
+  @Field(() => GraphQLISODateTime, { nullable: true, description: 'listening items were opened only for messages from this time on' })
+  openItemsSince!: Date | null;
+
+  @Field(() => String, { nullable: true })
+  error!: string | null;
+
+  @Field(() => GraphQLISODateTime)
+  createdAt!: Date;
+
+  @Field(() => GraphQLISODateTime, { nullable: true })
+  startedAt!: Date | null;
+
+  @Field(() => GraphQLISODateTime, { nullable: true })
+  finishedAt!: Date | null;
 }

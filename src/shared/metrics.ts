@@ -82,6 +82,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly taskRuns = new Histogram({
+    name: 'earshot_task_run_duration_seconds',
+    help: 'Runs of background tasks (crm-sync, crm-writeback, escalation, retag, reresolution, retention), by outcome',
+    labelNames: ['task', 'outcome'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
+  readonly retentionRedacted = new Counter({
+    name: 'earshot_retention_redacted_total',
+    help: 'Interactions whose text and author details the retention job removed (EARSHOT_RETENTION_DAYS)',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'earshot_' });
   }

@@ -1,4 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-/** The request an async call chain serves: lets logs and query counts name their request. */
-export const requestContext = new AsyncLocalStorage<{ requestId: string }>();
+/**
+ * The request an async call chain serves: lets logs and query counts name their request, and
+ * lets the access log learn the caller's role once it is authenticated.
+ */
+export const requestContext = new AsyncLocalStorage<{ requestId: string; role?: string | null; bytesIn?: number }>();

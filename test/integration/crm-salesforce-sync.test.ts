@@ -50,7 +50,7 @@ afterAll(async () => {
   await sf?.stop();
 });
 
-describe('Salesforce sync', () => {
+describe('Salesforce sync', { shuffle: false }, () => {
   it(`loads ${N.toLocaleString('en')} contacts through one Bulk API 2.0 job, every one once`, async () => {
     const ids = seedSalesforceContacts(sf, N, { start: iso(B), stepMs: 1000 });
     sf.resetStats();
@@ -94,10 +94,10 @@ describe('Salesforce sync', () => {
   it('picks up edits and deletions (getDeleted) and marks deleted records without dropping their history', async () => {
     const [a, b, c] = sf.store.list('Contact', false).slice(0, 3);
     sf.store.update('Contact', a!.Id, { Title: 'VP Listening' });
-    sf.store.delete('Contact', b!.Id);
-    sf.store.delete('Contact', c!.Id);
-    // getDeleted answers in whole seconds: a deletion this very second would come next run.
-    await new Promise((r) => setTimeout(r, 1_100));
+    // getDeleted answers in whole seconds: a deletion this very second would come next run, so
+    // these are stamped a second ago on the server's clock (the sync looks a minute back anyway).
+    sf.store.delete('Contact', b!.Id, Date.now() - 1_000);
+    sf.store.delete('Contact', c!.Id, Date.now() - 1_000);
     sf.resetStats();
     const r = await run();
     expect(r.objects[0]).toMatchObject({ outcome: 'ok', records: 1, deleted: 2 });
@@ -221,6 +221,7 @@ describe('Salesforce sync', () => {
     const trig = await app.gql<{ triggerCrmSync: { running: string[] } }>(`mutation { triggerCrmSync(system: SALESFORCE, mode: INCREMENTAL) { running } }`);
     expect(trig.errors).toBeUndefined();
     expect(trig.data.triggerCrmSync.running).toEqual(['SALESFORCE']);
-    while (app.services.crmSync.isRunning('salesforce')) await new Promise((r) => setTimeout(r, 50));
+    await app.services.crmSync.idle('salesforce');
+    expect(app.services.crmSync.isRunning('salesforce')).toBe(false);
   });
 });

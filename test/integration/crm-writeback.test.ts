@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CrmWritebackService } from '../../src/crm/crm-writeback.service';
 import { createDataSource } from '../../src/db/data-source';
+import { ManualClock } from '../../src/shared/clock';
 import { createLogger } from '../../src/shared/logger';
 import { HubSpotServer } from '../crm-servers/hubspot/server';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
@@ -19,6 +20,8 @@ let sfIds: string[] = [];
 const emails: string[] = [];
 const hsIdByEmail = new Map<string, string>();
 let round = 0;
+// backoff and leases run on this clock: the tests move it instead of sleeping
+const clock = new ManualClock();
 
 const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[];
 const pending = async () => Number((await q<{ n: string }>('SELECT count(*) AS n FROM crm_writeback'))[0]!.n);
@@ -87,6 +90,8 @@ beforeAll(async () => {
       EARSHOT_CRM_WRITEBACK_LEASE_MS: '500',
     },
     'crmwb',
+    undefined,
+    { clock },
   );
   sfIds = seedSalesforceContacts(sf, N, { start: new Date(Date.now() - 86_400_000).toISOString() });
   for (const id of sfIds) {
@@ -105,7 +110,7 @@ afterAll(async () => {
   await Promise.all([sf?.stop(), hs?.stop()]);
 });
 
-describe('CRM write-back', () => {
+describe('CRM write-back', { shuffle: false }, () => {
   it('links each person once across both CRMs and queues nothing before they speak', async () => {
     const [row] = await q<{ customers: string; records: string }>(`SELECT count(DISTINCT customer_id) AS customers, count(*) AS records FROM crm_record`);
     expect(Number(row!.records)).toBe(2 * N);
@@ -162,8 +167,8 @@ describe('CRM write-back', () => {
     expect(await pending()).toBe(1);
     const [row] = await q<{ attempts: number; last_error: string }>(`SELECT attempts, last_error FROM crm_writeback`);
     expect(row).toMatchObject({ attempts: 1, last_error: expect.stringContaining('UNABLE_TO_LOCK_ROW') });
-    // Backoff: 1 s after the first failure.
-    await new Promise((r) => setTimeout(r, 1_100));
+    // Backoff: 1 s after the first failure, on the injected clock.
+    clock.advance(1_100);
     const second = await app.services.crmWriteback.runOnce();
     // HubSpot already has the value: only the Salesforce record goes again.
     expect(second).toMatchObject({ customers: 1, written: 1, failed: 0, unchanged: 1 });
@@ -178,7 +183,7 @@ describe('CRM write-back', () => {
     const { dataSource: dsA } = createDataSource({ url: app.database.url, poolSize: 2 });
     await dsA.initialize();
     const clients = [app.services.crmSync.client('salesforce')!, app.services.crmSync.client('hubspot')!];
-    const a = new CrmWritebackService(dsA, clients, { writeBack: true, writeBackPollMs: 1000, writeBackLeaseMs: 500 }, 'http://localhost:4000', createLogger('silent'));
+    const a = new CrmWritebackService(dsA, clients, { writeBack: true, writeBackPollMs: 1000, writeBackLeaseMs: 60_000 }, 'http://localhost:4000', createLogger('silent'), undefined, { clock });
     let patches = 0;
     sf.faults.enqueue({
       match: (r) => {
@@ -191,7 +196,9 @@ describe('CRM write-back', () => {
     expect(patches).toBeGreaterThanOrEqual(3);
     // A's batch is leased to nobody once the lease passes.
     expect(await pending()).toBe(N);
-    await new Promise((r) => setTimeout(r, 600));
+    // A's lease (60 s) holds until the clock passes it
+    expect((await app.services.crmWriteback.runOnce()).customers).toBe(0);
+    clock.advance(61_000);
     sf.resetStats();
     const r = await app.services.crmWriteback.runOnce();
     expect(r.customers).toBe(N);

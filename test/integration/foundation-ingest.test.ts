@@ -31,6 +31,8 @@ describe('POST /ingest on real PostgreSQL', () => {
     }
     expect(v).toBe(985);
 
+    const total = async () => (await app.gql<{ interactions: { totalCount: number } }>('{ interactions { totalCount } }')).data.interactions.totalCount;
+    const before = await total();
     const res = await post(app, ndjson(body));
     expect(res.status).toBe(200);
     const json = (await res.json()) as { accepted: number; duplicates: number; rejected: { line: number; error: string }[] };
@@ -40,8 +42,7 @@ describe('POST /ingest on real PostgreSQL', () => {
     expect(json.rejected[0]!.error).toMatch(/malformed JSON/);
     expect(json.rejected.find((r) => r.error.includes('myspace') || r.error.includes('source: must be one of'))).toBeDefined();
 
-    const count = await app.gql<{ interactions: { totalCount: number } }>('{ interactions { totalCount } }');
-    expect(count.data.interactions.totalCount).toBe(985);
+    expect((await total()) - before).toBe(985);
   });
 
   it('counts a body sent twice as all duplicates and stores nothing new', async () => {
@@ -87,12 +88,27 @@ describe('POST /ingest on real PostgreSQL', () => {
   });
 
   it('keeps everything across a restart on the same database', async () => {
-    const before = (await app.gql<{ interactions: { totalCount: number } }>('{ interactions { totalCount } }')).data.interactions.totalCount;
-    await app.stop();
+    // its own instance and database: the shared app stays up for the other tests, in any order
+    const own = await startTestApp({}, 'ingest-restart');
+    let closed = false;
+    try {
+      await post(own, ndjson([message(9000), message(9001), message(9002)]));
+      const before = (await own.gql<{ interactions: { totalCount: number } }>('{ interactions { totalCount } }')).data.interactions.totalCount;
+      expect(before).toBe(3);
+      await own.stop();
+      closed = true;
+      await restartAndCount(own.database.url, before);
+    } finally {
+      if (!closed) await own.stop();
+      await own.database.drop();
+    }
+  });
+
+  async function restartAndCount(url: string, before: number): Promise<void> {
     const { startApp } = await import('../../src/app');
     const { loadConfig } = await import('../../src/config/config');
     const { createLogger } = await import('../../src/shared/logger');
-    const restarted = await startApp(loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: app.database.url }), createLogger('error'));
+    const restarted = await startApp(loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: url }), createLogger('error'));
     try {
       const res = await fetch(`${restarted.url}/graphql`, {
         method: 'POST',
@@ -103,5 +119,5 @@ describe('POST /ingest on real PostgreSQL', () => {
     } finally {
       await restarted.stop();
     }
-  });
+  }
 });

@@ -118,9 +118,18 @@ describe('Kafka consumer: 10,000 messages with malformed ones and duplicates', (
   });
 
   it('reports not ready once its consumer no longer consumes', async () => {
-    await app.kafka!.consumer.stop();
-    const res = await fetch(`${app.url}/readyz`);
-    expect(res.status).toBe(503);
-    expect(((await res.json()) as { reason: string }).reason).toMatch(/kafka consumer is stopped/);
+    // its own instance, topics and group: the other test's consumer keeps consuming, in any order
+    const own = kafkaNames('ingest-ready');
+    const other = await startTestApp(kafkaEnv(own, { EARSHOT_ROLES: 'ingest' }), 'kafkaready');
+    try {
+      await waitFor('consumer', async () => other.kafka?.health() === null);
+      await other.kafka!.consumer.stop();
+      const res = await fetch(`${other.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { reason: string }).reason).toMatch(/kafka consumer is stopped/);
+    } finally {
+      await other.close();
+      await admin.deleteTopics({ topics: own.all }).catch(() => undefined);
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { startApp, type RunningApp } from '../../src/app';
 import { loadConfig } from '../../src/config/config';
+import type { Clock } from '../../src/shared/clock';
 import { createLogger } from '../../src/shared/logger';
 import { createTestDatabase, type TestDatabase } from './postgres';
 
@@ -10,12 +11,15 @@ export interface TestApp extends RunningApp {
   close(): Promise<void>;
 }
 
-/** The whole service in-process on its own fresh database, listening on a free port. */
-export async function startTestApp(env: Record<string, string> = {}, label = 'app'): Promise<TestApp> {
-  const database = await createTestDatabase(label);
+/**
+ * The whole service in-process on its own fresh database, listening on a free port. Pass the
+ * `database` of an earlier app (stopped with `stop()`) to start again on its data: a restart.
+ */
+export async function startTestApp(env: Record<string, string> = {}, label = 'app', existing?: TestDatabase, opts: { clock?: Clock } = {}): Promise<TestApp> {
+  const database = existing ?? (await createTestDatabase(label));
   const config = loadConfig({ NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', DATABASE_URL: database.url, ...env });
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
-  const app = await startApp(config, log);
+  const app = await startApp(config, log, undefined, opts);
   return Object.assign(app, {
     database,
     async gql(query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}) {

@@ -1,0 +1,51 @@
+import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { GraphQLJSONObject } from 'graphql-scalars';
+import type { GraphQLContext } from '../graphql/context';
+import { fromGlobalId } from '../graphql/relay';
+import type { ErasureService } from './erasure.service';
+import type { CustomerExportService } from './export.service';
+import type { RetentionJob } from './retention.job';
+import { Erasure, RetentionStatus, toErasure, toRetentionStatus } from './privacy.type';
+
+@Resolver()
+export class PrivacyResolver {
+  constructor(
+    private readonly erasures: ErasureService,
+    private readonly exports: CustomerExportService,
+    private readonly retention: RetentionJob,
+  ) {}
+
+  @Authorized('admin')
+  @Mutation(() => Erasure, {
+    description:
+      'Erases a customer everywhere (identities, display name, interaction texts and authors, CRM links and written-back fields, open listening items, topics via tombstones and customer-erasure.v1). Idempotent. `reason`: a ticket reference, never personal data (it is kept in the audit row).',
+  })
+  async eraseCustomer(
+    @Arg('id', () => ID) id: string,
+    @Arg('reason', () => String) reason: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<Erasure> {
+    const p = ctx.principal!;
+    const out = await this.erasures.erase(fromGlobalId(id, 'Customer').id, reason, `${p.role}:${p.id}`);
+    return toErasure(out.request, out.erasedNow);
+  }
+
+  @Authorized('admin')
+  @Query(() => Erasure, { nullable: true, description: 'The erasure of a customer (global id), if one was made' })
+  async erasure(@Arg('customerId', () => ID) customerId: string): Promise<Erasure | null> {
+    const r = await this.erasures.requestFor(fromGlobalId(customerId, 'Customer').id);
+    return r ? toErasure(r, false) : null;
+  }
+
+  @Authorized('admin')
+  @Query(() => GraphQLJSONObject, { description: 'Everything Earshot holds about one person (data subject access request), as JSON' })
+  customerDataExport(@Arg('id', () => ID) id: string): Promise<Record<string, unknown>> {
+    return this.exports.export(fromGlobalId(id, 'Customer').id);
+  }
+
+  @Authorized('admin', 'analyst')
+  @Query(() => RetentionStatus)
+  async retentionStatus(): Promise<RetentionStatus> {
+    return toRetentionStatus(this.retention.status(), await this.retention.pending());
+  }
+}

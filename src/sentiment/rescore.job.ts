@@ -1,0 +1,348 @@
+import type { DataSource, QueryRunner } from 'typeorm';
+import type { Config } from '../config/config';
+import { inTransaction } from '../db/transaction';
+import { lockCustomers } from '../identity/merge';
+import type { ListeningGapTracker, RescoredMessage } from '../listening-gap/listening-gap.tracker';
+import { enqueueOutbox } from '../outbox/outbox';
+import { AppError } from '../shared/app-error';
+import type { Logger } from '../shared/logger';
+import type { Analysis } from './analyzer';
+import { rebuildDepartmentRollups, rebuildTopicRollups } from './retag.job';
+import { applyRollups, rebuildCustomerRollups, storedContributions } from './rollups';
+import type { SentimentScorer } from './sentiment.scorer';
+import type { TaxonomyService } from './taxonomy.service';
+
+export interface RescoreJobRow {
+  id: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  phase: 'interactions' | 'rollups' | 'done';
+  requested_by: string;
+  open_items_since: Date | null;
+  total: number;
+  done: number;
+  changed: number;
+  items_opened: number;
+  customers_updated: number;
+  last_id: string | null;
+  models: Record<string, number>;
+  error: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  updated_at: Date;
+}
+
+interface StoredRow {
+  id: string;
+  text: string;
+  lang: string | null;
+  rating: number | null;
+  rating_scale: number | null;
+  source: string;
+  external_id: string;
+  thread_key: string | null;
+  direction: 'inbound' | 'outbound';
+  occurred_at: Date;
+  author_handle: string | null;
+  customer_id: string | null;
+  sentiment_score: number;
+  sentiment_label: string;
+  sentiment_confidence: number;
+  intent: string;
+  intent_confidence: number;
+  explanation: { token: string; weight: number }[];
+  sentiment_model: string | null;
+}
+
+/** pg_try_advisory_lock key: one re-score runner across all replicas */
+const RUNNER_LOCK = 7_041_977;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Re-scores every stored interaction with the current model (built-in, or the model server of
+ * EARSHOT_SENTIMENT_URL with the built-in as fallback), in keyset pages by id. Each page commits
+ * in one transaction: the interactions' score, label, confidence, intent, explanation and model;
+ * the customers' daily rollups and summaries (the CRM write-back triggers see the change, and
+ * customer-sentiment.v1 gets an event per changed summary); listening items for messages that
+ * became unhappy; and the job's cursor. Department and topic rollups are rebuilt when the pages
+ * are done, as the re-tag job does.
+ *
+ * Must stay true: one job is active at a time (a unique index; a second start is CONFLICT) and one
+ * replica runs it (an advisory lock); a job cut short (crash, deploy) resumes after its last
+ * committed page at the next start; running it again with the same model changes nothing; an
+ * answered or closed listening item is never reopened.
+ */
+export class RescoreJobRunner {
+  private running: Promise<void> | null = null;
+  private kickedWhileRunning = false;
+  private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly taxonomy: TaxonomyService,
+    private readonly scorer: SentimentScorer,
+    private readonly gap: ListeningGapTracker,
+    private readonly config: Pick<Config, 'publicUrl'> & { sentiment: { rescoreBatchSize: number } },
+    private readonly log: Logger,
+    /** how soon a replica that found the runner lock taken looks again while a job is active */
+    private readonly retryMs = 5_000,
+  ) {}
+
+  /** Queues a job and starts it in the background; CONFLICT while another is queued or running. */
+  async start(actor: string, openItemsSince: Date | null = null): Promise<RescoreJobRow> {
+    let job: RescoreJobRow;
+    try {
+      [job] = (await this.ds.query(`INSERT INTO rescore_job (requested_by, open_items_since) VALUES ($1, $2) RETURNING *`, [
+        actor,
+        openItemsSince?.toISOString() ?? null,
+      ])) as RescoreJobRow[];
+    } catch (e) {
+      if ((e as { driverError?: { code?: string } }).driverError?.code === '23505') {
+        // the active job may be an orphan of a dead replica: make sure someone works on it
+        this.kick();
+        const [active] = (await this.ds.query(`SELECT id FROM rescore_job WHERE status IN ('queued', 'running')`)) as { id: string }[];
+        throw new AppError('CONFLICT', 'a re-score job is already active', active ? { jobId: active.id } : undefined);
+      }
+      throw e;
+    }
+    this.kick();
+    return job!;
+  }
+
+  async get(id: string): Promise<RescoreJobRow> {
+    if (!UUID_RE.test(id)) throw AppError.badInput(`invalid job id: ${JSON.stringify(id)}`);
+    const [job] = (await this.ds.query(`SELECT * FROM rescore_job WHERE id = $1`, [id])) as RescoreJobRow[];
+    if (!job) throw AppError.notFound(`re-score job ${id}`);
+    return job;
+  }
+
+  /** Starts working through the active job unless this process already is. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      // the drain under way may have looked for jobs before this one was committed
+      this.kickedWhileRunning = true;
+      return;
+    }
+    this.running = this.drain()
+      .catch((err: unknown) => this.log.error({ err }, 're-scoring stopped on an error'))
+      .finally(() => {
+        this.running = null;
+        if (this.kickedWhileRunning) {
+          this.kickedWhileRunning = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Lets the current page finish; an unfinished job resumes at the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    const qr = this.ds.createQueryRunner();
+    await qr.connect();
+    try {
+      const [{ locked }] = await qr.query('SELECT pg_try_advisory_lock($1) AS locked', [RUNNER_LOCK]);
+      if (!locked) {
+        // Another replica runs it, or a crashed one whose session PostgreSQL has not ended yet:
+        // look again later, so the job never waits for the next deploy.
+        const [active] = await qr.query(`SELECT 1 FROM rescore_job WHERE status IN ('queued', 'running') LIMIT 1`);
+        if (active && !this.stopped) {
+          clearTimeout(this.retry);
+          this.retry = setTimeout(() => this.kick(), this.retryMs);
+          this.retry.unref();
+        }
+        return;
+      }
+      try {
+        for (;;) {
+          if (this.stopped) return;
+          const [job]: RescoreJobRow[] = await qr.query(`SELECT * FROM rescore_job WHERE status IN ('queued', 'running') ORDER BY created_at LIMIT 1`);
+          if (!job) return;
+          await this.run(job);
+        }
+      } finally {
+        await qr.query('SELECT pg_advisory_unlock($1)', [RUNNER_LOCK]);
+      }
+    } finally {
+      await qr.release();
+    }
+  }
+
+  private async run(job: RescoreJobRow): Promise<void> {
+    const log = this.log.child({ job: job.id });
+    try {
+      if (job.status === 'queued') {
+        const [{ n }] = await this.ds.query('SELECT count(*)::int AS n FROM interaction');
+        await this.ds.query(`UPDATE rescore_job SET status = 'running', started_at = now(), updated_at = now(), total = $2 WHERE id = $1`, [job.id, n]);
+        log.info({ total: n, external: this.scorer.external }, 're-scoring stored interactions');
+      } else {
+        log.info({ done: job.done, total: job.total, after: job.last_id, phase: job.phase }, 're-score resumed');
+      }
+      const openSince = job.open_items_since ? new Date(job.open_items_since).getTime() : null;
+      let last = job.last_id ?? '00000000-0000-0000-0000-000000000000';
+      while (job.phase === 'interactions') {
+        if (this.stopped) return;
+        const rows: StoredRow[] = await this.ds.query(
+          `SELECT id, text, lang, rating, CASE WHEN jsonb_typeof(metadata->'ratingScale') = 'number' THEN (metadata->>'ratingScale')::float8 END AS rating_scale,
+                  source, external_id, thread_key, direction, occurred_at, author_handle, customer_id, sentiment_score, sentiment_label,
+                  sentiment_confidence, intent, intent_confidence, explanation, sentiment_model
+             FROM interaction WHERE id > $1 ORDER BY id LIMIT $2`,
+          [last, this.config.sentiment.rescoreBatchSize],
+        );
+        if (rows.length === 0) {
+          await this.ds.query(`UPDATE rescore_job SET phase = 'rollups', updated_at = now() WHERE id = $1`, [job.id]);
+          job.phase = 'rollups';
+          break;
+        }
+        // Scored before the transaction: a model server may take its time, a lock must not.
+        const loaded = await this.taxonomy.current();
+        const analyses = await this.scorer.analyzeBatch(
+          rows.map((r) => ({ text: r.text, lang: r.lang === 'und' ? null : r.lang, rating: r.rating, ratingScale: r.rating_scale ?? undefined })),
+          loaded,
+        );
+        await withRetry(() => inTransaction(this.ds, (qr) => this.applyPage(qr, job, rows, analyses, openSince, loaded.topics)));
+        last = rows.at(-1)!.id;
+      }
+      if (job.phase === 'rollups') {
+        await rebuildDepartmentRollups(this.ds);
+        await rebuildTopicRollups(this.ds);
+      }
+      await this.ds.query(`UPDATE rescore_job SET status = 'succeeded', phase = 'done', finished_at = now(), updated_at = now() WHERE id = $1`, [job.id]);
+      const [done] = (await this.ds.query(`SELECT done, changed, items_opened, customers_updated, models FROM rescore_job WHERE id = $1`, [job.id])) as RescoreJobRow[];
+      log.info({ ...done }, 're-score finished; rollups rebuilt');
+    } catch (err) {
+      await this.ds.query(`UPDATE rescore_job SET status = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1`, [job.id, (err as Error).message]);
+      throw err;
+    }
+  }
+
+  /** One page, in one transaction: rows, rollups, items, outbox and the cursor move together. */
+  private async applyPage(
+    qr: QueryRunner,
+    job: RescoreJobRow,
+    rows: StoredRow[],
+    analyses: Analysis[],
+    openSince: number | null,
+    topics: { name: string; department: string }[],
+  ): Promise<void> {
+    const models: Record<string, number> = {};
+    for (const a of analyses) models[a.model] = (models[a.model] ?? 0) + 1;
+    const changed = rows.flatMap((r, i) => (differs(r, analyses[i]!) ? [{ row: r, a: analyses[i]! }] : []));
+
+    let itemsOpened = 0;
+    let customersUpdated = 0;
+    if (changed.length > 0) {
+      // Customers first, in the order every writer takes them (ingest, merges), then their rows.
+      const owners = [...new Set(changed.map((c) => c.row.customer_id).filter((id): id is string => id !== null))];
+      if (owners.length > 0) await lockCustomers(qr, owners);
+      // department and topic rollups follow the scores in this transaction (rollups.ts): the old
+      // contributions out before the update, the new ones in after it
+      const changedIds = changed.map((c) => c.row.id);
+      await applyRollups(qr, await storedContributions(qr, changedIds), -1);
+      const [updated] = (await qr.query(
+        `UPDATE interaction i SET sentiment_score = x.score, sentiment_label = x.label, sentiment_confidence = x.confidence,
+                intent = x.intent, intent_confidence = x.intent_confidence, explanation = x.explanation, sentiment_model = x.model
+           FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::float8[], $5::text[], $6::float8[], $7::jsonb[], $8::text[])
+             AS x(id, score, label, confidence, intent, intent_confidence, explanation, model)
+          WHERE i.id = x.id
+          RETURNING i.id, i.customer_id, i.direction`,
+        [
+          changed.map((c) => c.row.id),
+          changed.map((c) => c.a.score),
+          changed.map((c) => c.a.label),
+          changed.map((c) => c.a.confidence),
+          changed.map((c) => c.a.intent),
+          changed.map((c) => c.a.intentConfidence),
+          changed.map((c) => JSON.stringify(c.a.explanation)),
+          changed.map((c) => c.a.model),
+        ],
+      )) as [{ id: string; customer_id: string | null; direction: string }[], number];
+      await applyRollups(qr, await storedContributions(qr, changedIds), 1);
+      // the owner now (a merge may have moved a row since it was read; lockCustomers took the survivor too)
+      const ownerOf = new Map(updated.map((u) => [u.id, u.customer_id]));
+      const customers = [...new Set(updated.filter((u) => u.direction === 'inbound' && u.customer_id).map((u) => u.customer_id!))];
+      if (customers.length > 0) {
+        const before = summaryKeys(await qr.query(`SELECT id, sentiment_score, sentiment_label, sentiment_trend, interaction_count FROM customer WHERE id = ANY($1::uuid[])`, [customers]));
+        const summaries = await rebuildCustomerRollups(qr, customers);
+        const moved = summaries.filter((s) => before.get(s.id) !== summaryKey(s));
+        customersUpdated = moved.length;
+        await enqueueOutbox(qr, { customerIds: moved.map((s) => s.id), publicUrl: this.config.publicUrl });
+      }
+
+      const departmentsOf = new Map(topics.map((t) => [t.name, t.department]));
+      const rescored: RescoredMessage[] = changed
+        .filter((c) => c.row.direction === 'inbound')
+        .map(({ row, a }) => ({
+          id: row.id,
+          source: row.source,
+          externalId: row.external_id,
+          threadKey: row.thread_key,
+          direction: row.direction,
+          occurredAt: new Date(row.occurred_at).getTime(),
+          authorKey: row.author_handle?.toLowerCase() ?? null,
+          customerId: ownerOf.get(row.id) ?? row.customer_id,
+          intent: a.intent,
+          score: a.score,
+          departments: a.topics.map((t) => departmentsOf.get(t.name)).filter((d): d is string => d !== undefined),
+        }));
+      const gap = await this.gap.applyRescored(qr, rescored, openSince);
+      itemsOpened = gap.opened;
+
+      // The open-complaint count written to CRM records follows intents, not only the summary.
+      const touched = [...new Set([...updated.map((u) => u.customer_id), ...gap.customers].filter((id): id is string => id !== null))].sort();
+      if (touched.length > 0) {
+        await qr.query(
+          `SELECT crm_writeback_enqueue(c.id) FROM customer c
+            WHERE c.id = ANY($1::uuid[]) AND c.merged_into_id IS NULL AND c.last_interaction_at IS NOT NULL
+              AND EXISTS (SELECT 1 FROM crm_record r WHERE r.customer_id = c.id AND r.deleted_at IS NULL)`,
+          [touched],
+        );
+      }
+    }
+    await qr.query(
+      `UPDATE rescore_job SET done = done + $2, changed = changed + $3, items_opened = items_opened + $4,
+              customers_updated = customers_updated + $5, last_id = $6, updated_at = now(),
+              models = (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM (
+                SELECT k, sum(v::int) AS v FROM (
+                  SELECT key AS k, value AS v FROM jsonb_each_text(rescore_job.models)
+                  UNION ALL SELECT key, value FROM jsonb_each_text($7::jsonb)) m GROUP BY k) s)
+        WHERE id = $1`,
+      [job.id, rows.length, changed.length, itemsOpened, customersUpdated, rows.at(-1)!.id, JSON.stringify(models)],
+    );
+  }
+}
+
+/** Whether the stored scores differ from a new analysis (what the re-score writes). */
+function differs(r: StoredRow, a: Analysis): boolean {
+  return (
+    r.sentiment_model !== a.model ||
+    r.sentiment_score !== a.score ||
+    r.sentiment_label !== a.label ||
+    r.sentiment_confidence !== a.confidence ||
+    r.intent !== a.intent ||
+    r.intent_confidence !== a.intentConfidence ||
+    JSON.stringify(r.explanation.map((e) => [e.token, e.weight])) !== JSON.stringify(a.explanation.map((e) => [e.token, e.weight]))
+  );
+}
+
+type SummaryLike = { id: string; sentiment_score: number | null; sentiment_label: string | null; sentiment_trend: number | null; interaction_count: number };
+const summaryKey = (s: SummaryLike) => JSON.stringify([s.sentiment_score, s.sentiment_label, s.sentiment_trend, s.interaction_count]);
+const summaryKeys = (rows: SummaryLike[]) => new Map(rows.map((r) => [r.id, summaryKey(r)]));
+
+/** A deadlock with a concurrent merge or ingest aborts one side; the page is simply done again. */
+async function withRetry<T>(fn: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const code = (e as { driverError?: { code?: string }; code?: string }).driverError?.code ?? (e as { code?: string }).code;
+      if (i >= attempts || (code !== '40P01' && code !== '40001')) throw e;
+    }
+  }
+}

@@ -1,0 +1,67 @@
+import { context, propagation, trace } from '@opentelemetry/api';
+import type { SpanExporter } from '@opentelemetry/sdk-trace';
+
+export interface Tracing {
+  shutdown(): Promise<void>;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** On when an OTLP endpoint or a traces exporter is named by the standard OTEL_* variables. */
+export function tracingEnabled(env: Env): boolean {
+  if (env.OTEL_SDK_DISABLED === 'true') return false;
+  const exporter = env.OTEL_TRACES_EXPORTER;
+  if (exporter !== undefined) return exporter !== 'none' && exporter !== '';
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+}
+
+/**
+ * Starts OpenTelemetry tracing when the standard OTEL_* variables ask for it (or a test hands in
+ * an exporter); null, and nothing loaded, otherwise. Must run before `pg` and `node:http` are
+ * first required (main.ts imports it first): their instrumentations patch the modules on load.
+ * Spans: HTTP server and client (instrumentation-http), SQL (instrumentation-pg, statements
+ * without values), GraphQL operations and Kafka consume/publish (our own spans, see README).
+ */
+export function startTracing(env: Env = process.env, opts: { exporter?: SpanExporter } = {}): Tracing | null {
+  if (!opts.exporter && !tracingEnabled(env)) return null;
+  // Loaded only when tracing is on: zero cost otherwise.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const sdk = require('@opentelemetry/sdk-trace') as typeof import('@opentelemetry/sdk-trace');
+  const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks') as typeof import('@opentelemetry/context-async-hooks');
+  const { W3CTraceContextPropagator } = require('@opentelemetry/core') as typeof import('@opentelemetry/core');
+  const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
+  const { registerInstrumentations } = require('@opentelemetry/instrumentation') as typeof import('@opentelemetry/instrumentation');
+  const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
+  const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg') as typeof import('@opentelemetry/instrumentation-pg');
+  let processor;
+  if (opts.exporter) processor = new sdk.SimpleSpanProcessor({ exporter: opts.exporter });
+  else if (env.OTEL_TRACES_EXPORTER === 'console') processor = new sdk.SimpleSpanProcessor({ exporter: new sdk.ConsoleSpanExporter() });
+  else {
+    const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
+    processor = new sdk.BatchSpanProcessor({ exporter: new OTLPTraceExporter() });
+  }
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const provider = new sdk.TracerProvider({
+    resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME ?? 'earshot' }),
+    spanProcessors: [processor],
+  });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+  const unregister = registerInstrumentations({
+    tracerProvider: provider,
+    instrumentations: [
+      new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => /^\/(healthz|readyz|metrics)\b/.test(req.url ?? '') }),
+      new PgInstrumentation({ enhancedDatabaseReporting: false }),
+    ],
+  });
+  return {
+    async shutdown() {
+      unregister();
+      await provider.shutdown();
+      trace.disable();
+      propagation.disable();
+      context.disable();
+    },
+  };
+}
