@@ -70,6 +70,10 @@ export interface Config {
     readonly replicationFactor: number;
     readonly maxMessageBytes: number;
     readonly outboxPollMs: number;
+    /** publish from a worker thread (compiled builds only) */
+    readonly relayThread: boolean;
+    /** sent outbox rows are deleted after this many hours */
+    readonly outboxRetentionHours: number;
     /** prepended to the outbound topic names (interactions.enriched.v1, customer-sentiment.v1): one cluster, several environments */
     readonly outputTopicPrefix: string;
     /** partitions one consumer processes at the same time (kafkajs partitionsConsumedConcurrently) */
@@ -299,6 +303,8 @@ function parseKafka(
   if (prefix !== '' && !/^[A-Za-z0-9._-]{1,200}$/.test(prefix)) problems.push(`KAFKA_OUTPUT_TOPIC_PREFIX: ${JSON.stringify(prefix)} has characters a topic name cannot have`);
   const createRaw = str('KAFKA_CREATE_TOPICS');
   if (createRaw !== null && !['true', 'false'].includes(createRaw)) problems.push('KAFKA_CREATE_TOPICS: expected true or false');
+  const threadRaw = str('EARSHOT_OUTBOX_RELAY_THREAD');
+  if (threadRaw !== null && !['true', 'false'].includes(threadRaw)) problems.push('EARSHOT_OUTBOX_RELAY_THREAD: expected true or false');
   return {
     brokers,
     clientId: str('KAFKA_CLIENT_ID') ?? 'earshot',
@@ -311,6 +317,8 @@ function parseKafka(
     replicationFactor: int('KAFKA_REPLICATION_FACTOR', -1, -1, 32),
     maxMessageBytes: int('KAFKA_MAX_MESSAGE_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     outboxPollMs: int('EARSHOT_OUTBOX_POLL_MS', 200, 10, 60_000),
+    outboxRetentionHours: int('EARSHOT_OUTBOX_RETENTION_HOURS', 24, 0, 24 * 365),
+    relayThread: threadRaw !== 'false',
     outputTopicPrefix: prefix,
     concurrency: int('KAFKA_CONSUMER_CONCURRENCY', 3, 1, 64),
     sessionTimeoutMs: int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),

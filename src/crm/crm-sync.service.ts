@@ -1,11 +1,11 @@
 import type { DataSource } from 'typeorm';
-import type { CrmPerson, CrmRecordInput, IdentityService } from '../identity/identity.service';
+import type { IdentityService } from '../identity/identity.service';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted, type BudgetSnapshot } from './crm-budget';
-import type { CrmCaseRow, CrmClient, CrmSystem, PulledBatch, SyncMode } from './crm.port';
+import type { CrmCaseRow, CrmClient, CrmPerson, CrmRecordInput, CrmSystem, PulledBatch, SyncMode } from './crm.port';
 
 export interface SyncStateRow {
   system: CrmSystem;

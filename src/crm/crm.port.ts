@@ -1,7 +1,41 @@
-import type { CrmRecordInput } from '../identity/identity.service';
 import type { CrmBudget } from './crm-budget';
 
 export type CrmSystem = 'salesforce' | 'hubspot';
+
+/** The person as a CRM record describes them: what the probabilistic matcher compares. */
+export interface CrmPerson {
+  givenName?: string | null;
+  surname?: string | null;
+  company?: string | null;
+  streetNumber?: string | null;
+  address1?: string | null;
+  address2?: string | null;
+  city?: string | null;
+  postcode?: string | null;
+  state?: string | null;
+  dateOfBirth?: string | null;
+}
+
+/** A deterministic identity a CRM record carries (raw; normalized here). */
+export interface CrmIdentity {
+  kind: 'email' | 'phone' | 'handle' | 'profile_url';
+  /** social network of a handle (HubSpot `twitterhandle` → 'x') */
+  network?: string | null;
+  value: string;
+}
+
+/** One CRM record as the sync hands it over: mapped by the vendor adapter, raw payload kept. */
+export interface CrmRecordInput {
+  externalId: string;
+  ownerId?: string | null;
+  modstamp?: Date | string | null;
+  payload?: Record<string, unknown>;
+  person?: CrmPerson | null;
+  identities?: CrmIdentity[];
+  /** deleted in the CRM: kept for history, no longer matched */
+  deleted?: boolean;
+}
+
 export type SyncMode = 'incremental' | 'full';
 
 /**

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { QueryRunner } from 'typeorm';
-import { insertOutbox, refreshCustomerSummaries } from '../interactions/record-interactions.service';
-import { sentimentEvent, sentimentTombstone, type CustomerSummaryRow } from '../outbox/outbox-events';
+import { enqueueOutbox } from '../outbox/outbox';
+import { rebuildCustomerRollups, refreshCustomerSummaries } from '../sentiment/rollups';
+import { sentimentEvent, sentimentTombstone } from '../outbox/outbox-events';
 import { AppError } from '../shared/app-error';
 
 /**
@@ -10,40 +11,46 @@ import { AppError } from '../shared/app-error';
  * caller's transaction.
  *
  * Lock protocol (the same everywhere, so concurrent writers serialize instead of duplicating):
- * 1. advisory locks on the buckets of every identity key about to be read or created, sorted;
+ * 1. advisory locks on every identity key about to be created (or read to decide a merge), sorted;
  * 2. row locks (FOR NO KEY UPDATE) on every customer about to be written, sorted by id;
  * a customer that turns out to be merged away is followed to its survivor, which is locked too.
+ * Whatever moves an existing identity holds its customer's row lock while it does, so a reader that
+ * needs no new identity skips step 1: it locks the owners it read, then reads again to confirm
+ * (`identity/author-resolution.ts`).
  */
 
 type Q = QueryRunner;
 
-/** Advisory-lock buckets for identity keys: bounded lock count per transaction. */
-const LOCK_NAMESPACE = 7_041_975;
-const LOCK_BUCKETS = 1024;
-
+/**
+ * One advisory lock per identity key (a 64-bit hash of it, so two keys share a lock only by
+ * a negligible accident). Only writers that create or move identities take them, so their
+ * number per transaction is what it creates, not what it reads.
+ */
 export function identityLockKey(kind: string, value: string): string {
   return `${kind}\u0000${value}`;
 }
 
 /**
- * Takes the transaction-scoped advisory locks of identity keys (`identityLockKey`), in bucket
+ * Takes the transaction-scoped advisory locks of identity keys (`identityLockKey`), in hash
  * order so that two transactions never wait on each other in a cycle.
- * Must stay true: the same key maps to the same bucket in every process (FNV-1a, not a salted hash).
+ * Must stay true: the same key maps to the same lock in every process (FNV-1a, not a salted hash).
  */
 export async function lockIdentityKeys(qr: Q, keys: Iterable<string>): Promise<void> {
-  const buckets = [...new Set([...keys].map((k) => fnv1a(k) % LOCK_BUCKETS))].sort((a, b) => a - b);
-  if (buckets.length === 0) return;
-  await qr.query(`SELECT pg_advisory_xact_lock($1::int, b) FROM unnest($2::int[]) AS b ORDER BY b`, [LOCK_NAMESPACE, buckets]);
+  const locks = [...new Set([...keys].map(lockOf))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (locks.length === 0) return;
+  await qr.query(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k ORDER BY k`, [locks.map(String)]);
 }
 
-/** 32-bit FNV-1a: stable across processes, so every replica picks the same lock bucket. */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
+/** Two 32-bit FNV-1a hashes (different offsets) as one signed 64-bit advisory-lock key. */
+function lockOf(s: string): bigint {
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
   for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193);
   }
-  return h >>> 0;
+  return BigInt.asIntN(64, (BigInt(a >>> 0) << 32n) | BigInt(b >>> 0));
 }
 
 /**
@@ -128,9 +135,8 @@ export async function mergeCustomersTx(qr: Q, survivorId: string, mergedId: stri
   const identities = ids(await qr.query(`WITH u AS (UPDATE customer_identity SET customer_id = $1 WHERE customer_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
   const crmRecords = ids(await qr.query(`WITH u AS (UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE customer_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
   const moved: { id: string; follows: boolean }[] = await qr.query(
-    `WITH u AS (UPDATE interaction SET customer_id = $1 WHERE customer_id = $2 RETURNING id)
-     SELECT u.id, coalesce(ii.identity_id = ANY($3::uuid[]), false) AS follows
-       FROM u LEFT JOIN interaction_identity ii ON ii.interaction_id = u.id`,
+    `WITH u AS (UPDATE interaction SET customer_id = $1 WHERE customer_id = $2 RETURNING id, identity_id)
+     SELECT u.id, coalesce(u.identity_id = ANY($3::uuid[]), false) AS follows FROM u`,
     [survivorId, mergedId, identities],
   );
   const repointed = ids(await qr.query(`WITH u AS (UPDATE customer SET merged_into_id = $1 WHERE merged_into_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
@@ -153,8 +159,8 @@ export async function mergeCustomersTx(qr: Q, survivorId: string, mergedId: stri
     [survivorId, mergedId, opts.score ?? null, JSON.stringify(opts.evidence ?? []), opts.reason, opts.actor, JSON.stringify(snapshot)],
   );
   // A merged customer with nothing scored (a CRM record just linked) leaves the rollups as they are.
-  const summaries = moved.length > 0 ? await recomputeCustomerRollups(qr, [survivorId, mergedId]) : await refreshCustomerSummaries(qr, [survivorId]);
-  await insertOutbox(qr, [
+  const summaries = moved.length > 0 ? await rebuildCustomerRollups(qr, [survivorId, mergedId]) : await refreshCustomerSummaries(qr, [survivorId]);
+  await enqueueOutbox(qr, [
     sentimentTombstone(mergedId),
     ...summaries.filter((s) => s.id === survivorId).map((s) => sentimentEvent(s, opts.publicUrl)),
   ]);
@@ -216,7 +222,7 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
   await qr.query(
     `UPDATE interaction i SET customer_id = $1
       WHERE i.customer_id = $3
-        AND (i.id = ANY($4::uuid[]) OR EXISTS (SELECT 1 FROM interaction_identity ii WHERE ii.interaction_id = i.id AND ii.identity_id = ANY($2::uuid[])))`,
+        AND (i.id = ANY($4::uuid[]) OR i.identity_id = ANY($2::uuid[]))`,
     [restored, back, root, snap.interactions],
   );
   await qr.query(`UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE id = ANY($2::uuid[]) AND customer_id = $3`, [restored, snap.crmRecords, root]);
@@ -238,30 +244,9 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
       decidedBy: opts.actor,
     });
   }
-  const summaries = await recomputeCustomerRollups(qr, [root, restored]);
-  await insertOutbox(qr, summaries.map((s) => sentimentEvent(s, opts.publicUrl)));
+  const summaries = await rebuildCustomerRollups(qr, [root, restored]);
+  await enqueueOutbox(qr, summaries.map((s) => sentimentEvent(s, opts.publicUrl)));
   return { auditId: undo!.id, survivorId: root, restoredId: restored };
-}
-
-/**
- * Rebuilds the daily sentiment rollups of customers from their interactions, the last
- * interaction time, and the stored summaries.
- * Must stay true: the result equals what ingesting the customer's interactions one by one would
- * have produced (inbound only, days in UTC).
- */
-export async function recomputeCustomerRollups(qr: Q, customerIds: string[]): Promise<CustomerSummaryRow[]> {
-  const sorted = [...new Set(customerIds)].sort();
-  await qr.query(`DELETE FROM customer_sentiment_daily WHERE customer_id = ANY($1::uuid[])`, [sorted]);
-  await qr.query(
-    `INSERT INTO customer_sentiment_daily (customer_id, day, interaction_count, score_sum, negative_count, positive_count)
-     SELECT customer_id, (occurred_at AT TIME ZONE 'UTC')::date, count(*), sum(sentiment_score),
-            count(*) FILTER (WHERE sentiment_label = 'negative'), count(*) FILTER (WHERE sentiment_label = 'positive')
-       FROM interaction WHERE customer_id = ANY($1::uuid[]) AND direction = 'inbound'
-      GROUP BY 1, 2`,
-    [sorted],
-  );
-  await qr.query(`UPDATE customer c SET last_interaction_at = (SELECT max(occurred_at) FROM interaction i WHERE i.customer_id = c.id) WHERE c.id = ANY($1::uuid[])`, [sorted]);
-  return refreshCustomerSummaries(qr, sorted);
 }
 
 /** Whether a person has said these two customers are different (a rejected pair, or an undone merge). */

@@ -1,7 +1,8 @@
 import type { DataSource } from 'typeorm';
 import type { Config } from '../config/config';
 import type { RecordInteractionsService } from '../interactions/record-interactions.service';
-import { OutboxRelay, type OutboxRelayOptions } from '../outbox/outbox-relay';
+import { metricsSink, OutboxRelay, type OutboxRelayOptions, type RelayHandle } from '../outbox/outbox-relay';
+import { relayWorkerFile, ThreadedRelay } from '../outbox/outbox-relay-thread';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { createKafka, ensureTopics } from './kafka-client';
@@ -10,7 +11,7 @@ import { KafkaIngestConsumer, type KafkaConsumerOptions } from './kafka-consumer
 
 export interface KafkaPipeline {
   consumer: KafkaIngestConsumer;
-  relay: OutboxRelay;
+  relay: RelayHandle;
   /** null when consuming and publishing work, else the reason (for /readyz) */
   health(): string | null;
   /** consumer first (its last chunk commits and writes outbox rows), then the relay drains */
@@ -42,7 +43,13 @@ export async function startKafkaPipeline(
   const codecs = registerCodecs(settings.codecs, kafkaLog);
   kafkaLog.info({ codecs: ['gzip', ...codecs] }, 'kafka compression codecs registered');
   await ensureTopics(createKafka(settings, kafkaLog, 'admin'), settings, kafkaLog);
-  const relay = new OutboxRelay(createKafka(settings, kafkaLog, 'relay'), ds, settings, metrics, log.child({ component: 'outbox-relay' }), opts.relay);
+  const dsOptions = ds.options as { url?: string; schema?: string };
+  const db = { url: dsOptions.url!, schema: dsOptions.schema };
+  // Compiled, the relay publishes from a worker thread; from TypeScript sources (tests), in process.
+  const workerFile = settings.relayThread ? relayWorkerFile() : null;
+  const relay: RelayHandle = workerFile
+    ? new ThreadedRelay(workerFile, { settings, db, opts: opts.relay ?? {}, logLevel: log.level }, metricsSink(metrics), log.child({ component: 'outbox-relay' }))
+    : new OutboxRelay(createKafka(settings, kafkaLog, 'relay'), db, settings, metricsSink(metrics), log.child({ component: 'outbox-relay' }), opts.relay);
   const consumer = new KafkaIngestConsumer(
     createKafka(settings, kafkaLog, 'ingest'),
     settings,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import type { CaseInput, CrmClient, CrmSystem } from '../crm/crm.port';
-import { insertOutbox } from '../interactions/record-interactions.service';
+import { enqueueOutbox } from '../outbox/outbox';
 import { OUTBOX_TOPICS, type OutboxRow } from '../outbox/outbox-events';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
@@ -179,7 +179,7 @@ export class EscalationJob {
         )) as [{ id: string }[], number];
         // Our lease lapsed and another runner took over: it records (and announces) the same case.
         if (done.length === 0) return false;
-        await insertOutbox(em, [this.event(item, escalatedAt, crmCase)]);
+        await enqueueOutbox(em, [this.event(item, escalatedAt, crmCase)]);
         return true;
       });
     } catch (e) {

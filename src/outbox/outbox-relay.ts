@@ -1,11 +1,43 @@
 import { Partitioners, type IHeaders, type Kafka, type Producer } from 'kafkajs';
-import { Client } from 'pg';
-import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, tracer } from '../shared/tracing';
+import { Client, Pool } from 'pg';
 import type { Span } from '@opentelemetry/api';
-import type { DataSource } from 'typeorm';
+import { authorHandleFor, displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
+import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, tracer } from '../shared/tracing';
 import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
+
+/** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
+export interface RelayDatabase {
+  url: string;
+  /** search_path of every connection (tests isolate themselves in a schema) */
+  schema?: string;
+}
+
+/** What the relay reports; the Prometheus metrics in process, messages to it from a worker thread. */
+export interface RelayMetrics {
+  published(topic: string, n: number): void;
+  delay(seconds: number, n: number): void;
+  backlog(n: number): void;
+}
+
+/** The relay as the ingest role sees it, in process or in a worker thread. */
+export interface RelayHandle {
+  start(): Promise<void>;
+  stop(drainMs?: number): Promise<void>;
+  isLeader(): boolean;
+  health(): string | null;
+}
+
+export function metricsSink(metrics: Metrics): RelayMetrics {
+  return {
+    published: (topic, n) => metrics.outboxPublished.inc({ topic }, n),
+    delay: (seconds, n) => {
+      for (let i = 0; i < n; i++) metrics.outboxPublishDelay.observe(seconds);
+    },
+    backlog: (n) => metrics.outboxBacklog.set(n),
+  };
+}
 
 /** The channel a committed outbox insert notifies, so that the relay wakes at once. */
 export const OUTBOX_NOTIFY_CHANNEL = 'earshot_outbox';
@@ -14,8 +46,10 @@ export const OUTBOX_NOTIFY_CHANNEL = 'earshot_outbox';
 const RELAY_LOCK_NAMESPACE = 7_041_976;
 
 export interface OutboxRelayOptions {
-  /** rows per Kafka request and per `UPDATE … SET sent_at` */
+  /** events per Kafka request, about (whole outbox rows are taken, at least one) */
   batchSize?: number;
+  /** how long sent outbox rows are kept (seconds) */
+  retentionSeconds?: number;
   /** how often a standby replica tries to become the leader */
   standbyRetryMs?: number;
   /** readiness fails when publishing has failed for this long */
@@ -23,7 +57,9 @@ export interface OutboxRelayOptions {
 }
 
 interface OutboxRow {
-  id: string;
+  batch_id: string;
+  /** 0 rendered interactions.enriched.v1, 1 rendered customer-sentiment.v1, 2 stored as given */
+  part: number;
   topic: string;
   message_key: string | null;
   /** jsonb as text: published byte for byte, no parse and re-serialise */
@@ -33,10 +69,13 @@ interface OutboxRow {
 }
 
 /**
- * Publishes outbox rows to Kafka: `interactions.enriched.v1` and `customer-sentiment.v1`.
+ * Publishes the outbox to Kafka: `interactions.enriched.v1`, `customer-sentiment.v1` and the
+ * events written as given (`listening-gap.v1`, tombstones). One `outbox_batch` row per writing
+ * transaction; its events are rendered by the `outbox` view when published, and the row is
+ * marked sent once, then deleted after `EARSHOT_OUTBOX_RETENTION_HOURS`.
  *
  * What must stay true:
- * - a row is marked sent only after Kafka acknowledged it from all in-sync replicas (acks -1,
+ * - a row is marked sent only after Kafka acknowledged all its events from all in-sync replicas (acks -1,
  *   idempotent producer, one request in flight), so a crash publishes it again rather than
  *   never: delivery is at least once, and the `event-id` header lets consumers dedupe;
  * - rows are published in `id` order by one leader at a time (a session advisory lock, per
@@ -46,8 +85,9 @@ interface OutboxRow {
  * - key = `message_key`; a null payload is published as a tombstone (null value);
  * - the headers stored with the row (schema-version, event-id, content-type) travel with it.
  */
-export class OutboxRelay {
+export class OutboxRelay implements RelayHandle {
   private readonly producer: Producer;
+  private readonly pool: Pool;
   private readonly batchSize: number;
   private readonly standbyRetryMs: number;
   private readonly unhealthyAfterMs: number;
@@ -60,18 +100,30 @@ export class OutboxRelay {
   private failingSince: number | null = null;
   private lastError: string | null = null;
   private lastBacklogAt = 0;
+  private lastRetentionAt = 0;
+  private readonly retentionSeconds: number;
 
   constructor(
     kafka: Kafka,
-    private readonly ds: DataSource,
+    private readonly db: RelayDatabase,
     private readonly settings: Config['kafka'],
-    private readonly metrics: Metrics,
+    private readonly metrics: RelayMetrics,
     private readonly log: Logger,
     opts: OutboxRelayOptions = {},
   ) {
+    this.pool = new Pool({
+      connectionString: db.url,
+      max: 2,
+      application_name: 'earshot-outbox-relay',
+      connectionTimeoutMillis: 10_000,
+      options: db.schema ? `-c search_path=${db.schema}` : undefined,
+    });
+    // An idle connection dropped by the server: the pool replaces it; the cycle that needs it retries.
+    this.pool.on('error', (e) => this.log.warn({ err: e }, 'outbox relay pool connection lost'));
     this.batchSize = opts.batchSize ?? 1_000;
     this.standbyRetryMs = opts.standbyRetryMs ?? 2_000;
     this.unhealthyAfterMs = opts.unhealthyAfterMs ?? 30_000;
+    this.retentionSeconds = opts.retentionSeconds ?? settings.outboxRetentionHours * 3600;
     this.producer = kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
@@ -115,6 +167,7 @@ export class OutboxRelay {
     }
     await this.releaseLeadership();
     await this.producer.disconnect().catch(() => undefined);
+    await this.pool.end().catch(() => undefined);
     this.log.info('outbox relay stopped');
   }
 
@@ -168,8 +221,13 @@ export class OutboxRelay {
   /** Takes the leader lock on a dedicated session, which also LISTENs for new rows. */
   private async tryLead(): Promise<boolean> {
     if (!this.lockClient) {
-      const options = this.ds.options as { url?: string };
-      const client = new Client({ connectionString: options.url, application_name: 'earshot-outbox-relay', connectionTimeoutMillis: 5_000, keepAlive: true });
+      const client = new Client({
+        connectionString: this.db.url,
+        application_name: 'earshot-outbox-relay',
+        connectionTimeoutMillis: 5_000,
+        keepAlive: true,
+        options: this.db.schema ? `-c search_path=${this.db.schema}` : undefined,
+      });
       client.on('error', (e) => {
         // The session, and with it the lock, is gone: another replica may lead now.
         this.log.warn({ err: e }, 'outbox relay lost its leader session');
@@ -181,7 +239,7 @@ export class OutboxRelay {
       await client.connect();
       this.lockClient = client;
     }
-    const schema = (this.ds.options as { schema?: string }).schema ?? 'public';
+    const schema = this.db.schema ?? 'public';
     const rows = (await this.lockClient.query('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', [RELAY_LOCK_NAMESPACE, hash32(schema)])).rows as { ok: boolean }[];
     if (!rows[0]?.ok) return false;
     await this.lockClient.query(`LISTEN ${OUTBOX_NOTIFY_CHANNEL}`);
@@ -198,15 +256,26 @@ export class OutboxRelay {
     if (client) await client.end().catch(() => undefined);
   }
 
-  /** Publishes the oldest unsent rows; returns how many. */
+  /** Publishes the events of the oldest unsent outbox rows (about `batchSize` events); returns how many. */
   private async publishOnce(): Promise<number> {
-    const rows = (await this.ds.query(
-      `SELECT id, topic, message_key, payload::text AS payload, headers, created_at
-         FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1`,
-      [this.batchSize],
+    const pending = (await this.q(
+      `SELECT id, cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages) AS n
+         FROM outbox_batch WHERE sent_at IS NULL ORDER BY id LIMIT 64`,
+    )) as { id: string; n: number }[];
+    if (pending.length === 0) return 0;
+    const ids: string[] = [];
+    let size = 0;
+    for (const p of pending) {
+      if (ids.length > 0 && size + p.n > this.batchSize) break;
+      ids.push(p.id);
+      size += p.n;
+    }
+    // Rendered here, from the rows as they are now (see the `outbox` view's migration).
+    const rows = (await this.q(
+      `SELECT batch_id, part, topic, message_key, payload::text AS payload, headers, created_at
+         FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`,
+      [ids],
     )) as OutboxRow[];
-    if (rows.length === 0) return 0;
-    const ids = rows.map((r) => r.id);
     const byTopic = new Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>();
     // A row written inside a trace is published in a child span of it, whose context the Kafka
     // message carries on: produced message → committed row → published event, one trace.
@@ -215,41 +284,87 @@ export class OutboxRelay {
       const topic = `${this.settings.outputTopicPrefix}${r.topic}`;
       let list = byTopic.get(topic);
       if (!list) byTopic.set(topic, (list = []));
-      let headers = r.headers as Record<string, string>;
+      // rendered events go through the PII policy here, as a role without PII sees them
+      const value = r.payload === null ? null : r.part === 0 ? publicEnriched(r.payload) : r.part === 1 ? publicSentiment(r.payload) : r.payload;
+      let headers = r.headers;
       if (headers.traceparent) {
         const parent = contextFromHeaders(headers);
-        const span = tracer().startSpan(`${topic} publish`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'send', 'messaging.destination.name': topic, 'earshot.outbox.id': String(r.id) } }, parent);
+        const span = tracer().startSpan(`${topic} publish`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'send', 'messaging.destination.name': topic, 'earshot.outbox.id': String(r.batch_id) } }, parent);
         spans.push(span);
         headers = { ...headers, ...traceHeaders(trace.setSpan(parent, span)) };
       }
-      list.push({ key: r.message_key, value: r.payload, headers });
+      list.push({ key: r.message_key, value, headers });
     }
     try {
-      await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      if (rows.length > 0) await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
       for (const span of spans) span.end();
     } catch (e) {
       for (const span of spans) {
         span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
         span.end();
       }
-      await this.ds
-        .query(`UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, String((e as Error).message).slice(0, 1000)])
+      await this.pool
+        .query(`UPDATE outbox_batch SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, String((e as Error).message).slice(0, 1000)])
         .catch(() => undefined);
       throw e;
     }
-    await this.ds.query(`UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])`, [ids]);
-    const now = Date.now();
-    for (const [topic, messages] of byTopic) this.metrics.outboxPublished.inc({ topic }, messages.length);
-    for (const r of rows) this.metrics.outboxPublishDelay.observe((now - new Date(r.created_at).getTime()) / 1000);
-    return rows.length;
+    const sent = (await this.q(
+      `UPDATE outbox_batch SET sent_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])
+       RETURNING id, extract(epoch FROM sent_at - created_at)::float8 AS delay`,
+      [ids],
+    )) as { id: string; delay: number }[];
+    for (const [topic, messages] of byTopic) this.metrics.published(topic, messages.length);
+    // one observation per event: its outbox row's commit to the broker's ack
+    const perRow = new Map<string, number>();
+    for (const r of rows) perRow.set(r.batch_id, (perRow.get(r.batch_id) ?? 0) + 1);
+    for (const d of sent) this.metrics.delay(d.delay, perRow.get(d.id) ?? 0);
+    await this.applyRetention();
+    return size;
+  }
+
+  private async q(sql: string, params?: unknown[]): Promise<unknown[]> {
+    return (await this.pool.query(sql, params)).rows as unknown[];
+  }
+
+  /** Deletes rows sent longer ago than the retention (a bounded batch at most once a minute). */
+  private async applyRetention(): Promise<void> {
+    if (Date.now() - this.lastRetentionAt < 60_000) return;
+    this.lastRetentionAt = Date.now();
+    await this.q(
+      `DELETE FROM outbox_batch WHERE id IN (
+         SELECT id FROM outbox_batch WHERE sent_at < now() - make_interval(secs => $1) ORDER BY sent_at LIMIT 10000)`,
+      [this.retentionSeconds],
+    );
   }
 
   private async updateBacklog(force: boolean): Promise<void> {
     if (!force && Date.now() - this.lastBacklogAt < 1_000) return;
     this.lastBacklogAt = Date.now();
-    const [row] = (await this.ds.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)) as { n: number }[];
-    this.metrics.outboxBacklog.set(row?.n ?? 0);
+    const [row] = (await this.q(
+      `SELECT coalesce(sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages)), 0)::int AS n
+         FROM outbox_batch WHERE sent_at IS NULL`,
+    )) as { n: number }[];
+    this.metrics.backlog(row?.n ?? 0);
   }
+}
+
+/** interactions.enriched.v1 without an email or phone in the author (src/auth/pii.policy.ts); unchanged text when nothing is hidden. */
+function publicEnriched(text: string): string {
+  const v = JSON.parse(text) as { source: string; author: { handle: string | null; displayName: string | null } };
+  const handle = authorHandleFor(PUBLIC_VIEWER, v.source, v.author.handle);
+  const displayName = displayNameFor(PUBLIC_VIEWER, v.author.displayName);
+  if (handle === v.author.handle && displayName === v.author.displayName) return text;
+  v.author = { handle, displayName };
+  return JSON.stringify(v);
+}
+
+/** customer-sentiment.v1 with the display name as a role without PII sees it. */
+function publicSentiment(text: string): string {
+  const v = JSON.parse(text) as { displayName: string | null };
+  const displayName = displayNameFor(PUBLIC_VIEWER, v.displayName);
+  if (displayName === v.displayName) return text;
+  v.displayName = displayName;
+  return JSON.stringify(v);
 }
 
 /** 31-bit FNV-1a: a stable int4 advisory-lock key for a schema name. */

@@ -4,7 +4,7 @@ import type { CrmClient, CrmSystem, WriteBackValues } from '../crm/crm.port';
 import { CrmBudgetExhausted } from '../crm/crm-budget';
 import { inTransaction } from '../db/transaction';
 import { identityKey, type IdentityKeyOptions } from '../identity/normalize';
-import { insertOutbox } from '../interactions/record-interactions.service';
+import { enqueueOutbox } from '../outbox/outbox';
 import { OUTBOX_TOPICS, sentimentTombstone, type OutboxRow } from '../outbox/outbox-events';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
@@ -132,14 +132,13 @@ export class ErasureService {
       `WITH r AS (
          UPDATE interaction SET text = '', url = NULL, author_handle = NULL, author_display_name = NULL, metadata = NULL,
                 explanation = '[]', event_id = NULL, in_reply_to = NULL, thread_key = NULL,
-                external_id = 'erased:' || id::text, customer_id = NULL, redacted_at = now()
+                external_id = 'erased:' || id::text, customer_id = NULL, identity_id = NULL, redacted_at = now()
           WHERE customer_id = ANY($1::uuid[]) RETURNING id)
        SELECT id FROM r`,
       [ids],
     );
     const iids = redacted.map((r) => r.id);
     await qr.query(`UPDATE interaction_topic SET matched = '{}' WHERE interaction_id = ANY($1::uuid[]) AND matched <> '{}'`, [iids]);
-    await qr.query(`DELETE FROM interaction_identity WHERE interaction_id = ANY($1::uuid[])`, [iids]);
 
     // Listening items: no author left; open ones closed; escalation cases queued for redaction.
     const items: { id: string; was: string; escalation_system: CrmSystem | null; escalation_case_id: string | null; source: string }[] = await qr.query(
@@ -165,15 +164,36 @@ export class ErasureService {
     await qr.query(`DELETE FROM merge_suggestion WHERE customer_a_id = ANY($1::uuid[]) OR customer_b_id = ANY($1::uuid[])`, [ids]);
     await qr.query(`DELETE FROM merge_audit WHERE survivor_id = ANY($1::uuid[]) OR merged_id = ANY($1::uuid[])`, [ids]);
     const [{ n: identities }] = await qr.query(`WITH d AS (DELETE FROM customer_identity WHERE customer_id = ANY($1::uuid[]) RETURNING 1) SELECT count(*)::int AS n FROM d`, [ids]);
-    // Outbox rows about them, sent or not: unsent ones never leave, sent ones keep no copy.
+    // Outbox events about them, sent or not: unsent ones never leave, sent ones keep no copy.
+    // An `outbox_batch` row may carry other customers' events too: only theirs are taken out
+    // (counted through the `outbox` view while the customer rows still exist), empty rows go.
     const [{ n: outboxRows }] = await qr.query(
-      `WITH d AS (
-         DELETE FROM outbox WHERE message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])
-            OR (topic = $3 AND payload->>'interactionId' = ANY($2::text[]))
-         RETURNING 1)
-       SELECT count(*)::int AS n FROM d`,
+      `SELECT count(*)::int AS n FROM outbox
+        WHERE message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])
+           OR (topic = $3 AND payload->>'interactionId' = ANY($2::text[]))`,
       [ids, iids, OUTBOX_TOPICS.enriched.name],
     );
+    if (outboxRows > 0) {
+      await qr.query(
+        `WITH hit AS (
+           SELECT b.id FROM outbox_batch b
+            WHERE b.interaction_ids && $2::uuid[] OR b.customer_ids && $1::uuid[]
+               OR EXISTS (SELECT 1 FROM jsonb_array_elements(b.messages) m
+                           WHERE m->>'key' = ANY($1::text[]) OR m->'payload'->>'customerId' = ANY($1::text[])
+                              OR (m->>'topic' = $3 AND m->'payload'->>'interactionId' = ANY($2::text[]))))
+         UPDATE outbox_batch b SET
+           interaction_ids = ARRAY(SELECT x FROM unnest(b.interaction_ids) WITH ORDINALITY u(x, n) WHERE x <> ALL($2::uuid[]) ORDER BY n),
+           customer_ids = ARRAY(SELECT x FROM unnest(b.customer_ids) WITH ORDINALITY u(x, n) WHERE x <> ALL($1::uuid[]) ORDER BY n),
+           messages = coalesce((SELECT jsonb_agg(m ORDER BY n) FROM jsonb_array_elements(b.messages) WITH ORDINALITY e(m, n)
+                                 WHERE NOT (coalesce(m->>'key' = ANY($1::text[]), false) OR coalesce(m->'payload'->>'customerId' = ANY($1::text[]), false)
+                                            OR coalesce(m->>'topic' = $3 AND m->'payload'->>'interactionId' = ANY($2::text[]), false))), '[]'::jsonb)
+          FROM hit WHERE b.id = hit.id`,
+        [ids, iids, OUTBOX_TOPICS.enriched.name],
+      );
+      await qr.query(
+        `DELETE FROM outbox_batch WHERE cardinality(interaction_ids) = 0 AND cardinality(customer_ids) = 0 AND messages = '[]'::jsonb`,
+      );
+    }
     await qr.query(`DELETE FROM customer WHERE id = ANY($1::uuid[])`, [ids]);
 
     const crmRows = [
@@ -218,7 +238,7 @@ export class ErasureService {
         },
       });
     }
-    await insertOutbox(qr, events);
+    await enqueueOutbox(qr, events);
     return { request: toRequest(row), erasedNow: true };
   }
 

@@ -38,7 +38,7 @@ export class CustomerExportService {
       q(`SELECT * FROM merge_audit WHERE survivor_id = ANY($1::uuid[]) OR merged_id = ANY($1::uuid[]) ORDER BY created_at`),
       q(`SELECT * FROM customer_sentiment_daily WHERE customer_id = ANY($1::uuid[]) ORDER BY day`),
       q(`SELECT * FROM crm_writeback WHERE customer_id = ANY($1::uuid[])`),
-      q(`SELECT id, topic, message_key, payload, created_at FROM outbox WHERE sent_at IS NULL AND (message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])) ORDER BY id`),
+      q(`SELECT batch_id AS id, topic, message_key, payload, created_at FROM outbox WHERE sent_at IS NULL AND (message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])) ORDER BY batch_id, part, seq`),
       q(`SELECT * FROM erasure_request WHERE erased_customer_ids && $1::uuid[] ORDER BY created_at`),
     ]);
     return {

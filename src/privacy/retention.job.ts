@@ -97,7 +97,7 @@ export class RetentionJob {
       const n = await this.ds.transaction(async (em) => {
         const rows: { id: string }[] = await em.query(
           `WITH c AS (SELECT id FROM interaction WHERE redacted_at IS NULL AND occurred_at < $1 ORDER BY occurred_at LIMIT $2 FOR UPDATE SKIP LOCKED),
-           u AS (UPDATE interaction i SET text = '', url = NULL, metadata = NULL, explanation = '[]', author_handle = NULL, author_display_name = NULL, redacted_at = now()
+           u AS (UPDATE interaction i SET text = '', url = NULL, metadata = NULL, explanation = '[]', author_handle = NULL, author_display_name = NULL, identity_id = NULL, redacted_at = now()
                    FROM c WHERE i.id = c.id RETURNING i.id)
            SELECT id FROM u`,
           [cutoff, CHUNK],
@@ -105,7 +105,6 @@ export class RetentionJob {
         if (rows.length === 0) return 0;
         const ids = rows.map((r) => r.id);
         await em.query(`UPDATE interaction_topic SET matched = '{}' WHERE interaction_id = ANY($1::uuid[]) AND matched <> '{}'`, [ids]);
-        await em.query(`DELETE FROM interaction_identity WHERE interaction_id = ANY($1::uuid[])`, [ids]);
         await em.query(`UPDATE listening_item SET author_handle = NULL WHERE (interaction_id = ANY($1::uuid[]) OR last_interaction_id = ANY($1::uuid[])) AND author_handle IS NOT NULL`, [ids]);
         return ids.length;
       });

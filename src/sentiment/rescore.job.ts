@@ -1,14 +1,14 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
 import { inTransaction } from '../db/transaction';
-import { lockCustomers, recomputeCustomerRollups } from '../identity/merge';
+import { lockCustomers } from '../identity/merge';
 import type { ListeningGapTracker, RescoredMessage } from '../listening-gap/listening-gap.tracker';
-import { insertOutbox } from '../interactions/record-interactions.service';
-import { sentimentEvent } from '../outbox/outbox-events';
+import { enqueueOutbox } from '../outbox/outbox';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import type { Analysis } from './analyzer';
 import { rebuildDepartmentRollups, rebuildTopicRollups } from './retag.job';
+import { applyRollups, rebuildCustomerRollups, storedContributions } from './rollups';
 import type { SentimentScorer } from './sentiment.scorer';
 import type { TaxonomyService } from './taxonomy.service';
 
@@ -241,6 +241,10 @@ export class RescoreJobRunner {
       // Customers first, in the order every writer takes them (ingest, merges), then their rows.
       const owners = [...new Set(changed.map((c) => c.row.customer_id).filter((id): id is string => id !== null))];
       if (owners.length > 0) await lockCustomers(qr, owners);
+      // department and topic rollups follow the scores in this transaction (rollups.ts): the old
+      // contributions out before the update, the new ones in after it
+      const changedIds = changed.map((c) => c.row.id);
+      await applyRollups(qr, await storedContributions(qr, changedIds), -1);
       const [updated] = (await qr.query(
         `UPDATE interaction i SET sentiment_score = x.score, sentiment_label = x.label, sentiment_confidence = x.confidence,
                 intent = x.intent, intent_confidence = x.intent_confidence, explanation = x.explanation, sentiment_model = x.model
@@ -259,15 +263,16 @@ export class RescoreJobRunner {
           changed.map((c) => c.a.model),
         ],
       )) as [{ id: string; customer_id: string | null; direction: string }[], number];
+      await applyRollups(qr, await storedContributions(qr, changedIds), 1);
       // the owner now (a merge may have moved a row since it was read; lockCustomers took the survivor too)
       const ownerOf = new Map(updated.map((u) => [u.id, u.customer_id]));
       const customers = [...new Set(updated.filter((u) => u.direction === 'inbound' && u.customer_id).map((u) => u.customer_id!))];
       if (customers.length > 0) {
         const before = summaryKeys(await qr.query(`SELECT id, sentiment_score, sentiment_label, sentiment_trend, interaction_count FROM customer WHERE id = ANY($1::uuid[])`, [customers]));
-        const summaries = await recomputeCustomerRollups(qr, customers);
+        const summaries = await rebuildCustomerRollups(qr, customers);
         const moved = summaries.filter((s) => before.get(s.id) !== summaryKey(s));
         customersUpdated = moved.length;
-        await insertOutbox(qr, moved.map((s) => sentimentEvent(s, this.config.publicUrl)));
+        await enqueueOutbox(qr, { customerIds: moved.map((s) => s.id), publicUrl: this.config.publicUrl });
       }
 
       const departmentsOf = new Map(topics.map((t) => [t.name, t.department]));

@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
+import { applyRollups, storedContributions } from './rollups';
 import type { TaxonomyService } from './taxonomy.service';
 
 export interface RetagJobRow {
@@ -23,8 +24,8 @@ const CHUNK = 2000;
 const RUNNER_LOCK = 7_041_976;
 
 /**
- * Re-tags every stored interaction with the current taxonomy after an edit, then rebuilds
- * the department rollups from the new tags. Progress is stored per job; a job cut short by
+ * Re-tags every stored interaction with the current taxonomy after an edit; each chunk moves
+ * the department and topic rollups of the interactions it re-tags in the same transaction. Progress is stored per job; a job cut short by
  * a restart is picked up again at the next start (re-tagging is idempotent).
  */
 export class RetagJobRunner {
@@ -129,6 +130,8 @@ export class RetagJobRunner {
         }
         await this.ds.transaction(async (em) => {
           if (ids.length > 0) {
+            // The rollups follow the tags in the same transaction: out with the old, in with the new.
+            await applyRollups(em, await storedContributions(em, ids), -1);
             await em.query('DELETE FROM interaction_topic WHERE interaction_id = ANY($1::uuid[])', [ids]);
             if (topicRows.length > 0) {
               await em.query(
@@ -137,6 +140,7 @@ export class RetagJobRunner {
                 [topicRows.map((r) => r[0]), topicRows.map((r) => r[1]), topicRows.map((r) => r[2])],
               );
             }
+            await applyRollups(em, await storedContributions(em, ids), 1);
           }
           await em.query('UPDATE retag_job SET done = done + $2, changed = changed + $3 WHERE id = $1', [job.id, rows.length, changed]);
         });
@@ -144,9 +148,8 @@ export class RetagJobRunner {
         last = rows.at(-1)!.id;
         if (done % 20_000 < CHUNK) log.info({ done, total: n }, 're-tagging progress');
       }
-      await rebuildDepartmentRollups(this.ds);
       await this.ds.query(`UPDATE retag_job SET status = 'succeeded', finished_at = now() WHERE id = $1`, [job.id]);
-      log.info({ done }, 're-tagging finished; department rollups rebuilt');
+      log.info({ done }, 're-tagging finished');
     } catch (err) {
       await this.ds.query(`UPDATE retag_job SET status = 'failed', error = $2, finished_at = now() WHERE id = $1`, [job.id, (err as Error).message]);
       throw err;
@@ -171,8 +174,8 @@ export async function rebuildDepartmentRollups(ds: DataSource): Promise<void> {
 }
 
 /**
- * Topic rollups from the stored tags and scores. Triggers keep them in step with tag inserts and
- * deletes; a change of scores (a re-score) is not a tag change, so it rebuilds them.
+ * Topic rollups from the stored tags and scores. Writers keep them in step through
+ * `applyRollups` (rollups.ts); a change of every score (a re-score) rebuilds them instead.
  */
 export async function rebuildTopicRollups(ds: DataSource): Promise<void> {
   await ds.transaction(async (em) => {

@@ -6,6 +6,10 @@
 //      from start to the last committed offset, on another fresh database.
 // Texts are the TweetEval validation tweets (real posts), cycled; authors repeat, so customers
 // accumulate interactions as they would in a listening feed.
+// Per interaction it also reports the WAL written (on a server of its own: BENCH_DATABASE=embedded,
+// the default, starts one, so other databases' WAL does not count), the row writes (inserts,
+// updates and deletes in pg_stat_user_tables), node CPU, and the p99 from commit to Kafka ack.
+// `--json` prints the figures as one JSON object on the last line.
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -20,6 +24,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db
 import { OUTBOX_TOPICS } from '../../src/outbox/outbox-events';
 import { createLogger } from '../../src/shared/logger';
 import { groupLag, produce } from '../support/kafka-fixtures';
+import { spawnEarshot } from '../support/earshot-process';
 import { ensureKafka } from '../support/kafka';
 import { createTestDatabase, findTestPostgres, TEST_PG_ENV } from '../support/postgres';
 
@@ -29,6 +34,8 @@ const AUTHORS = Number(process.env.BENCH_AUTHORS ?? 20_000);
 const DATA_DIR = path.resolve(process.env.EARSHOT_SHARED_DATA ?? path.join(process.cwd(), '../shared/data'), 'sentiment');
 const SOURCES = ['x', 'facebook', 'instagram', 'reddit', 'trustpilot', 'app_store'];
 
+const JSON_OUT = process.argv.includes('--json');
+const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1);
 const rssMb = () => process.resourceUsage().maxRSS / 1024;
 const CLOCK_TICK_US = 10_000; // USER_HZ is 100 on Linux
 
@@ -59,6 +66,90 @@ async function postgresCpu(query: (sql: string) => Promise<unknown>): Promise<Ma
     if (c !== null) out.set(pid, c);
   }
   return out;
+}
+/** n compiled ingest processes (`node dist/src/main.js serve`) on the benchmark's topic and database. */
+async function startReplicas(n: number, config: ReturnType<typeof loadConfig>, url: string, log: ReturnType<typeof createLogger>) {
+  // migrate once, before the processes race to
+  const migrated = await openDatabase(config, log);
+  await migrated.close();
+  const k = config.kafka;
+  const env: Record<string, string> = {
+    NODE_ENV: 'production',
+    EARSHOT_API_KEYS: 'bench-key-0123456789:service',
+    DATABASE_URL: url,
+    EARSHOT_ROLES: 'ingest',
+    LOG_LEVEL: 'warn',
+    KAFKA_BROKERS: k.brokers!.join(','),
+    KAFKA_TOPICS: k.topics.join(','),
+    KAFKA_GROUP_ID: k.groupId,
+    KAFKA_OUTPUT_TOPIC_PREFIX: k.outputTopicPrefix,
+    KAFKA_TOPIC_PARTITIONS: String(k.partitions),
+    KAFKA_CONSUMER_CONCURRENCY: String(Math.max(1, Math.ceil(k.concurrency / n))),
+  };
+  const procs = Array.from({ length: n }, () => spawnEarshot(env));
+  return {
+    cpu: () => procs.reduce((sum, p) => sum + (cpuOf(p.child.pid!) ?? 0), 0),
+    async stop() {
+      await Promise.all(procs.map((p) => p.kill('SIGTERM')));
+    },
+  };
+}
+
+/** Rows inserted, updated and deleted in the database so far (as far as its statistics were flushed). */
+async function rowWrites(url: string): Promise<number> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query(`SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::float8 AS n FROM pg_stat_user_tables`);
+    return (rows[0] as { n: number }).n;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Where the row writes went, per table and per interaction (the run's database is fresh). */
+async function printTableWrites(url: string): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query(
+      `SELECT relname, n_tup_ins::float8 AS ins, n_tup_upd::float8 AS upd, n_tup_hot_upd::float8 AS hot, n_tup_del::float8 AS del
+         FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY n_tup_ins + n_tup_upd + n_tup_del DESC`,
+    );
+    const per = (n: number) => (n / N).toFixed(3);
+    console.log(
+      'row writes per interaction by table: ' +
+        (rows as { relname: string; ins: number; upd: number; hot: number; del: number }[])
+          .map((r) => `${r.relname} +${per(r.ins)}${r.upd ? ` ~${per(r.upd)} (hot ${per(r.hot)})` : ''}${r.del ? ` -${per(r.del)}` : ''}`)
+          .join(', '),
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+/** Row writes once every exited backend's statistics have arrived (they stop changing). */
+async function settledRowWrites(url: string): Promise<number> {
+  let last = -1;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const n = await rowWrites(url);
+    if (n === last || Date.now() > deadline) return n;
+    last = n;
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+/** The upper bucket bound under which 99% of commit → Kafka ack delays fell (the relay's histogram). */
+async function publishDelayP99(registry: { getSingleMetric(name: string): unknown }): Promise<number | null> {
+  const metric = registry.getSingleMetric('earshot_outbox_publish_delay_seconds') as { get(): Promise<{ values: { metricName?: string; labels: Record<string, unknown>; value: number }[] }> } | undefined;
+  if (!metric) return null;
+  const { values } = await metric.get();
+  const buckets = values.filter((v) => v.metricName?.endsWith('_bucket')).map((v) => ({ le: Number(v.labels.le), n: v.value }));
+  const total = buckets.find((b) => !Number.isFinite(b.le))?.n ?? 0;
+  if (total === 0) return null;
+  const hit = buckets.filter((b) => Number.isFinite(b.le)).sort((a, b) => a.le - b.le).find((b) => b.n >= 0.99 * total);
+  return hit ? hit.le * 1000 : Infinity;
 }
 const rate = (n: number, ms: number) => Math.round((n / ms) * 1000);
 
@@ -145,9 +236,9 @@ async function main(): Promise<void> {
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
   const brokers = await ensureKafka();
   let embedded: EmbeddedPostgresHandle | null = null;
-  let adminUrl = await findTestPostgres();
+  let adminUrl = process.env.BENCH_DATABASE === 'local' ? await findTestPostgres() : null;
   if (!adminUrl) {
-    embedded = await startEmbeddedPostgres(path.join(process.cwd(), '.earshot', 'bench'), Number(process.env.EARSHOT_TEST_PG_PORT ?? 54331), log);
+    embedded = await startEmbeddedPostgres(path.join(process.cwd(), '.earshot', 'bench'), Number(process.env.BENCH_PG_PORT ?? 54_391), log);
     adminUrl = embedded.url;
   }
   process.env[TEST_PG_ENV] = adminUrl;
@@ -195,14 +286,29 @@ async function main(): Promise<void> {
     KAFKA_TOPIC_PARTITIONS: String(PARTITIONS),
     KAFKA_CONSUMER_CONCURRENCY: process.env.KAFKA_CONSUMER_CONCURRENCY ?? String(PARTITIONS),
   });
+  // BENCH_REPLICAS=n (n ≥ 2) runs n compiled ingest processes in one consumer group instead of
+  // the in-process app: the partitions split between them (timed from the first committed row).
+  const replicas = REPLICAS > 1 ? await startReplicas(REPLICAS, config, e2eDb.url, log) : null;
   t = performance.now();
-  const app = await startApp(config, log);
+  const app = replicas ? null : await startApp(config, log);
   const startMs = performance.now() - t;
-  const query = (sql: string) => app.db.ds.query(sql) as Promise<unknown>;
+  const db = app ? app.db : await openDatabase(config, log);
+  const sql = <T>(text: string, params?: unknown[]) => db.ds.query(text, params) as Promise<T>;
+  const query = (text: string) => sql<unknown>(text);
+  const rowWritesBefore = await rowWrites(e2eDb.url);
+  const [{ lsn: walBefore }] = await sql<{ lsn: string }[]>('SELECT pg_current_wal_lsn()::text AS lsn');
   const pgBefore = await postgresCpu(query);
   const broker = brokerPid();
   const brokerBefore = broker ? cpuOf(broker) : null;
   const nodeBefore = process.cpuUsage();
+  const childBefore = replicas ? replicas.cpu() : 0;
+  if (replicas) {
+    for (;;) {
+      const [{ n }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM (SELECT 1 FROM interaction LIMIT 1) x');
+      if (n > 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
   t = performance.now();
   for (;;) {
     if ((await groupLag(admin, group, topic)) === 0) break;
@@ -210,20 +316,38 @@ async function main(): Promise<void> {
   }
   const e2eMs = performance.now() - t;
   const nodeCpu = process.cpuUsage(nodeBefore);
+  const childCpu = replicas ? replicas.cpu() - childBefore : 0;
+  const [{ wal }] = await sql<{ wal: number }[]>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8 AS wal`, [walBefore]);
   const pgAfter = await postgresCpu(query);
   const brokerAfter = broker ? cpuOf(broker) : null;
-  const [{ n: stored }] = (await app.db.ds.query('SELECT count(*)::int AS n FROM interaction')) as { n: number }[];
+  const [{ n: stored }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM interaction');
   if (stored !== N) throw new Error(`end to end stored ${stored} interactions, not ${N}`);
-  console.log(`end to end (Earshot consumer → pipeline → committed rows): ${rate(N, e2eMs)} interactions/s (${e2eMs.toFixed(0)} ms, after a ${startMs.toFixed(0)} ms start)`);
+  console.log(
+    `end to end (Earshot consumer → pipeline → committed rows${replicas ? `, ${REPLICAS} processes` : ''}): ${rate(N, e2eMs)} interactions/s (${e2eMs.toFixed(0)} ms, after a ${startMs.toFixed(0)} ms start)`,
+  );
   for (;;) {
-    const [{ n }] = (await app.db.ds.query('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL')) as { n: number }[];
+    const [{ n }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM outbox_batch WHERE sent_at IS NULL');
     if (n === 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const relayMs = performance.now() - t;
-  const [{ n: events }] = (await app.db.ds.query('SELECT count(*)::int AS n FROM outbox')) as { n: number }[];
+  const [{ n: events }] = await sql<{ n: number }[]>(
+    'SELECT sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages))::int AS n FROM outbox_batch',
+  );
   console.log(`outbox relay: all ${events} events published ${(relayMs - e2eMs).toFixed(0)} ms after the last commit (${rate(events, relayMs)} events/s overall)`);
-  await app.stop();
+  const [{ p99 }] = await sql<{ p99: number | null }[]>(
+    `SELECT (percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::float8 AS p99 FROM outbox_batch`,
+  );
+  const publishP99Ms = app ? await publishDelayP99(app.metrics.registry) : p99 === null ? null : Math.round(p99);
+  console.log(`commit → Kafka ack per outbox row: p99 ${p99 === null ? 'n/a' : `${Math.round(p99)} ms`}`);
+  if (app) await app.stop();
+  else {
+    await db.close();
+    await replicas!.stop();
+  }
+  // The pool's backends flush their statistics when they exit.
+  const writes = (await settledRowWrites(e2eDb.url)) - rowWritesBefore;
+  await printTableWrites(e2eDb.url);
   await e2eDb.drop();
 
   const e2e = rate(N, e2eMs);
@@ -238,7 +362,7 @@ async function main(): Promise<void> {
   // Where the CPU went during the end-to-end run, per interaction: on a 2-core machine the three
   // together bound the rate at 2 s of CPU per second of wall time.
   const perMsg = (us: number) => (us / N).toFixed(0);
-  const nodeUs = nodeCpu.user + nodeCpu.system;
+  const nodeUs = nodeCpu.user + nodeCpu.system + childCpu;
   let pgUs = 0;
   for (const [pid, after] of pgAfter) pgUs += after - (pgBefore.get(pid) ?? 0);
   const brokerUs = brokerBefore !== null && brokerAfter !== null ? brokerAfter - brokerBefore : null;
@@ -247,6 +371,27 @@ async function main(): Promise<void> {
       `Kafka broker ${brokerUs !== null ? `${perMsg(brokerUs)} µs` : 'n/a (not started by docker/kafka.sh)'}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`,
   );
 
+  const walPerMsg = wal / N;
+  console.log(`per interaction: ${walPerMsg.toFixed(0)} bytes of WAL${embedded ? '' : ' (shared server: includes other databases)'}, ${(writes / N).toFixed(2)} row writes; commit → Kafka ack p99 ${publishP99Ms === null ? 'n/a' : `≤ ${publishP99Ms} ms`}`);
+  if (JSON_OUT) {
+    console.log(
+      JSON.stringify({
+        messages: N,
+        partitions: PARTITIONS,
+        replicas: REPLICAS,
+        endToEndPerSec: e2e,
+        kafkaCeilingPerSec: rate(N, bareMs),
+        copyCeilingPerSec: rate(N, copyMs),
+        ratioToLowerCeiling: Number((e2e / ceiling).toFixed(3)),
+        walBytesPerInteraction: Math.round(walPerMsg),
+        rowWritesPerInteraction: Number((writes / N).toFixed(2)),
+        nodeCpuMicrosPerInteraction: Math.round(nodeUs / N),
+        postgresCpuMicrosPerInteraction: pgAfter.size > 0 ? Math.round(pgUs / N) : null,
+        publishDelayP99Ms: publishP99Ms,
+        loadAverage: os.loadavg()[0],
+      }),
+    );
+  }
   await admin.deleteTopics({ topics: [topic, `${topic}.dlq`, ...Object.values(OUTBOX_TOPICS).map((o) => `${prefix}${o.name}`)] }).catch(() => undefined);
   await admin.disconnect();
   if (embedded) await embedded.stop();

@@ -56,7 +56,7 @@ describe('PII walk: every query as analyst and service, and both output topics',
   let kafka: Kafka;
   let app: TestApp;
   let schema: GraphQLSchema;
-  const ids = { customers: [] as string[], interactions: [] as string[], suggestions: [] as string[], items: [] as string[], retagJob: '', reresolutionJob: '' };
+  const ids = { customers: [] as string[], interactions: [] as string[], suggestions: [] as string[], items: [] as string[], retagJob: '', reresolutionJob: '', rescoreJob: '' };
 
   const as = (role: keyof typeof KEYS) => ({ 'x-api-key': KEYS[role] });
 
@@ -102,6 +102,8 @@ describe('PII walk: every query as analyst and service, and both output topics',
     ids.retagJob = (topic.data as { upsertTopic: { job: { id: string } } }).upsertTopic.job.id;
     const job = await app.gql(`mutation { startReresolution { id } }`, undefined, as('admin'));
     ids.reresolutionJob = (job.data as { startReresolution: { id: string } }).startReresolution.id;
+    const rescore = await app.gql(`mutation { startRescore { id } }`, undefined, as('admin'));
+    ids.rescoreJob = (rescore.data as { startRescore: { id: string } }).startRescore.id;
 
     schema = await fetchSchema(app.url, as('admin'));
     const all = await app.gql<{
@@ -143,6 +145,9 @@ describe('PII walk: every query as analyst and service, and both output topics',
         if (field === 'listeningItem' && arg.name === 'id') return ids.items;
         if (field === 'retagJob') return [ids.retagJob];
         if (field === 'reresolutionJob') return [ids.reresolutionJob];
+        if (field === 'rescoreJob') return [ids.rescoreJob];
+        if (field === 'erasure' && arg.name === 'customerId') return ids.customers;
+        if (field === 'customerDataExport' && arg.name === 'id') return ids.customers;
         if (field === 'sentimentTrend' && arg.name === 'scope') return ['ALL', 'CUSTOMER', 'DEPARTMENT', 'TOPIC'];
         if (field === 'sentimentTrend' && arg.name === 'bucket') return ['DAY'];
         if (field === 'sentimentTrend' && arg.name === 'id') return [...ids.customers, 'Walkers', 'walk_topic'];

@@ -44,7 +44,7 @@ describe('retention', () => {
     const rows = await app.db.ds.query(
       `SELECT external_id, text, author_handle, author_display_name, url, metadata, sentiment_score, intent, customer_id IS NOT NULL AS linked,
               (SELECT count(*)::int FROM interaction_topic it WHERE it.interaction_id = i.id) AS topics,
-              (SELECT count(*)::int FROM interaction_identity ii WHERE ii.interaction_id = i.id) AS authors
+              (i.identity_id IS NOT NULL)::int AS authors
          FROM interaction i ORDER BY external_id`,
     );
     expect(rows[0]).toMatchObject({ external_id: 'ret-1', text: '', author_handle: null, author_display_name: null, url: null, metadata: null, intent: 'complaint', linked: true, authors: 0 });

@@ -227,7 +227,7 @@ describe('re-scoring stored interactions after a model change', () => {
 
     // Data teams get the changed summaries; sales get frank's record rewritten (queued for write-back).
     const events: { key: string; score: number }[] = await db.query(
-      `SELECT message_key AS key, (payload->>'score')::float8 AS score FROM outbox WHERE topic = 'customer-sentiment.v1' ORDER BY id OFFSET $1`,
+      `SELECT message_key AS key, (payload->>'score')::float8 AS score FROM outbox WHERE topic = 'customer-sentiment.v1' ORDER BY batch_id, part, seq OFFSET $1`,
       [outboxBefore],
     );
     expect(new Set(events.map((e) => e.key))).toEqual(new Set([ids.alice, ids.bob, ids.carol, ids.dave, ids.frank]));

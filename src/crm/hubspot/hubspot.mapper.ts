@@ -1,4 +1,4 @@
-import type { CrmIdentity, CrmPerson, CrmRecordInput } from '../../identity/identity.service';
+import type { CrmIdentity, CrmPerson, CrmRecordInput } from '../crm.port';
 import type { IdentityFieldSpec, WriteBackFieldNames } from '../crm.config';
 import type { CaseInput, WriteBackValues } from '../crm.port';
 

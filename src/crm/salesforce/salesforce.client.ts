@@ -1,7 +1,7 @@
 import { parse as parseCsv } from 'csv-parse/sync';
 import { importPKCS8, SignJWT } from 'jose';
 import { Connection } from 'jsforce';
-import type { CrmRecordInput } from '../../identity/identity.service';
+import type { CrmRecordInput } from '../crm.port';
 import type { Logger } from '../../shared/logger';
 import type { CrmConfig, SalesforceConfig } from '../crm.config';
 import { budgetFor, CrmCallFailed, sleep, type CrmBudget } from '../crm-budget';

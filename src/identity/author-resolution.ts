@@ -1,0 +1,212 @@
+import { randomUUID } from 'node:crypto';
+import type { QueryRunner } from 'typeorm';
+import { customerDisplayName } from '../auth/pii.policy';
+import type { InteractionMessage } from '../interactions/interaction-message';
+import type { IdentityClaim } from './author-identities';
+import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys } from './merge';
+
+/** A message on its way into the database, as author resolution sees it. */
+export interface AuthoredMessage {
+  /** the interaction id it will be stored under */
+  id: string;
+  message: InteractionMessage;
+  /** the author's deterministic identities, strongest first (`authorIdentities`) */
+  claims: IdentityClaim[];
+  /** set here: the customer the interaction belongs to, or null */
+  customerId: string | null;
+  /** set here: the identity that attached it to its customer (stored as interaction.identity_id) */
+  identityId?: string | null;
+}
+
+/**
+ * Author → customer resolution for the ingest pipeline, inside its transaction: inbound messages
+ * by their author's identities, outbound replies by the customer they answer.
+ *
+ * Must stay true: two concurrent batches (in one process or several) never create two customers
+ * for one identity; interactions are recorded with the identity that attached them, so an
+ * unmerge or unlink moves them back.
+ */
+export async function resolveAuthors(qr: QueryRunner, batch: AuthoredMessage[], opts: { publicUrl: string }): Promise<void> {
+  await resolveCustomers(qr, batch.filter((p) => p.message.direction === 'inbound'), opts.publicUrl);
+  await attachReplies(qr, batch);
+}
+
+/**
+ * Attaches each message to a customer by its deterministic identities, creating the
+ * customer and identities the first time an author is seen. A message naming identities of
+ * two customers (a handle known alone, now with an email a CRM contact has) proves them one
+ * person: they are merged here, in this transaction, with an audit entry; unless a person
+ * rejected the pair or both hold records of one CRM object (then a suggestion).
+ * Also sets which identity attached each message, so an unmerge or unlink moves it back.
+ */
+async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publicUrl: string): Promise<void> {
+  const keyOf = (c: IdentityClaim) => identityLockKey(c.kind, c.value);
+  const claims = new Map<string, IdentityClaim>();
+  for (const p of batch) for (const c of p.claims) claims.set(keyOf(c), c);
+  if (claims.size === 0) return;
+
+  // Most authors are known: read their identities without a lock. Only messages that would
+  // create an identity or join two customers take the identity-key locks (then read again).
+  const found = await readIdentities(qr, [...claims.values()]);
+  const locked = new Set<string>();
+  for (const p of batch) {
+    const ownersOfP = new Set<string>();
+    let unknown = false;
+    for (const c of p.claims) {
+      const f = found.get(keyOf(c));
+      if (f) ownersOfP.add(f.customer_id);
+      else unknown = true;
+    }
+    if (unknown || ownersOfP.size > 1) for (const c of p.claims) locked.add(keyOf(c));
+  }
+  if (locked.size > 0) {
+    await lockIdentityKeys(qr, locked);
+    const again = await readIdentities(qr, [...locked].map((k) => claims.get(k)!));
+    for (const k of locked) {
+      const v = again.get(k);
+      if (v) found.set(k, v);
+      else found.delete(k);
+    }
+  }
+
+  // Locking the owners makes a concurrent merge, unlink or erasure of one of them finish first.
+  // Whatever moves an identity holds its customer's row lock, so once we hold the owners' locks
+  // a fresh read shows where each identity is now, and it stays there until we commit.
+  let roots = new Map<string, string>();
+  let unsure = [...found.keys()].filter((k) => !locked.has(k));
+  for (let round = 0; ; round++) {
+    const owners = [...new Set([...found.values()].map((f) => f.customer_id))].filter((id) => !roots.has(id));
+    if (owners.length > 0) for (const [id, root] of await lockCustomers(qr, owners)) roots.set(id, root);
+    if (unsure.length === 0) break;
+    const now = await readIdentities(qr, unsure.map((k) => claims.get(k)!));
+    const moved = unsure.filter((k) => now.get(k)?.customer_id !== found.get(k)!.customer_id);
+    if (moved.length === 0) break;
+    if (round >= 4) throw new Error('identities keep moving while an ingest batch resolves its authors; retry the batch');
+    // Rare: moved (to a customer we lock next round) or erased (created again under its key lock).
+    const gone = moved.filter((k) => !now.has(k));
+    if (gone.length > 0) await lockIdentityKeys(qr, gone);
+    for (const k of moved) {
+      const v = now.get(k);
+      if (v) found.set(k, v);
+      else found.delete(k);
+    }
+    unsure = moved.filter((k) => now.has(k));
+  }
+
+  const owners = new Map<string, string>();
+  const identityIds = new Map<string, string>();
+  for (const [k, r] of found) {
+    owners.set(k, roots.get(r.customer_id) ?? r.customer_id);
+    identityIds.set(k, r.id);
+  }
+
+  for (const p of batch) {
+    const known = p.claims.filter((c) => owners.has(keyOf(c)));
+    for (const other of known.slice(1)) {
+      const survivor = owners.get(keyOf(known[0]!))!;
+      const mergedId = owners.get(keyOf(other))!;
+      if (survivor === mergedId) continue;
+      const m = p.message;
+      const outcome = await autoMergeTx(
+        qr,
+        { customerId: survivor, identityId: identityIds.get(keyOf(known[0]!))! },
+        { customerId: mergedId, identityId: identityIds.get(keyOf(other))! },
+        {
+          reason: `interaction ${m.source}/${m.externalId} names the ${known[0]!.kind} of one customer and the ${other.kind} of the other`,
+          actor: `rule:deterministic:${known[0]!.kind}`,
+          evidence: [
+            { field: known[0]!.kind, outcome: 'agree', detail: 'held by the survivor; named by the same author' },
+            { field: other.kind, outcome: 'agree', detail: 'held by the merged customer; named by the same author' },
+          ],
+          publicUrl,
+        },
+      );
+      if (outcome.merged) for (const [k, owner] of owners) if (owner === mergedId) owners.set(k, survivor);
+    }
+  }
+
+  const newCustomers: { id: string; displayName: string | null }[] = [];
+  const newIdentities: { id: string; customerId: string; claim: IdentityClaim }[] = [];
+  for (const p of batch) {
+    const keys = p.claims.map(keyOf);
+    // claims are sorted strongest first, so the strongest known identity decides
+    let customerId = keys.map((k) => owners.get(k)).find((id) => id !== undefined) ?? null;
+    if (customerId === null && p.claims.length > 0) {
+      customerId = randomUUID();
+      newCustomers.push({ id: customerId, displayName: customerDisplayName(p.message.source, p.message.author) });
+    }
+    p.customerId = customerId;
+    if (customerId === null) continue;
+    p.claims.forEach((claim, i) => {
+      if (!owners.has(keys[i]!)) {
+        const id = randomUUID();
+        owners.set(keys[i]!, customerId);
+        identityIds.set(keys[i]!, id);
+        newIdentities.push({ id, customerId, claim });
+      }
+    });
+    const by = keys.find((k) => owners.get(k) === customerId);
+    p.identityId = by ? identityIds.get(by)! : null;
+  }
+
+  if (newCustomers.length > 0) {
+    await qr.query(`INSERT INTO customer (id, display_name) SELECT * FROM unnest($1::uuid[], $2::text[])`, [
+      newCustomers.map((c) => c.id),
+      newCustomers.map((c) => c.displayName),
+    ]);
+  }
+  if (newIdentities.length > 0) {
+    // No ON CONFLICT: the advisory locks above make a concurrent insert of the same key impossible.
+    await qr.query(
+      `INSERT INTO customer_identity (id, customer_id, kind, network, value, raw_value, source)
+       SELECT i, c, k, n, v, r, 'ingest' FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(i, c, k, n, v, r)`,
+      [
+        newIdentities.map((i) => i.id),
+        newIdentities.map((i) => i.customerId),
+        newIdentities.map((i) => i.claim.kind),
+        newIdentities.map((i) => i.claim.network),
+        newIdentities.map((i) => i.claim.value),
+        newIdentities.map((i) => i.claim.raw),
+      ],
+    );
+  }
+}
+
+/**
+ * A company's reply belongs to the customer it answers, never to the brand account
+ * that wrote it: look the answered interaction up in this batch, then in the database.
+ */
+async function attachReplies(qr: QueryRunner, batch: AuthoredMessage[]): Promise<void> {
+  const replies = batch.filter((p) => p.message.direction === 'outbound' && p.message.inReplyTo);
+  if (replies.length === 0) return;
+  const inBatch = new Map(batch.map((p) => [`${p.message.source}\u0000${p.message.externalId}`, p]));
+  const missing: AuthoredMessage[] = [];
+  for (const r of replies) {
+    const target = inBatch.get(`${r.message.source}\u0000${r.message.inReplyTo}`);
+    if (target?.customerId) r.customerId = target.customerId;
+    else missing.push(r);
+  }
+  if (missing.length === 0) return;
+  const rows: { source: string; external_id: string; customer_id: string }[] = await qr.query(
+    `SELECT i.source, i.external_id, i.customer_id FROM interaction i
+       JOIN unnest($1::text[], $2::text[]) AS k(source, external_id) ON i.source = k.source AND i.external_id = k.external_id
+      WHERE i.customer_id IS NOT NULL`,
+    [missing.map((r) => r.message.source), missing.map((r) => r.message.inReplyTo)],
+  );
+  const owners = new Map(rows.map((r) => [`${r.source}\u0000${r.external_id}`, r.customer_id]));
+  for (const r of missing) r.customerId = owners.get(`${r.message.source}\u0000${r.message.inReplyTo}`) ?? null;
+}
+
+/** Where identities are now (one statement, no lock), keyed by `identityLockKey`. */
+async function readIdentities(qr: QueryRunner, claims: IdentityClaim[]): Promise<Map<string, { id: string; customer_id: string }>> {
+  const out = new Map<string, { id: string; customer_id: string }>();
+  if (claims.length === 0) return out;
+  const rows: { id: string; kind: string; value: string; customer_id: string }[] = await qr.query(
+    `SELECT ci.id, ci.kind, ci.value, ci.customer_id
+       FROM customer_identity ci
+       JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
+    [claims.map((c) => c.kind), claims.map((c) => c.value)],
+  );
+  for (const r of rows) out.set(identityLockKey(r.kind, r.value), r);
+  return out;
+}

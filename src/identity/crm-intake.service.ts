@@ -1,0 +1,402 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource, QueryRunner } from 'typeorm';
+import { ADDRESS_SOURCES, safeDisplayName } from '../auth/pii.policy';
+import type { Config } from '../config/config';
+import type { CrmRecordInput, CrmSystem } from '../crm/crm.port';
+import { inTransaction } from '../db/transaction';
+import { AppError } from '../shared/app-error';
+import type { Logger } from '../shared/logger';
+import { IncrementalIndex, Matcher, DEFAULT_PARAMETERS, type MatchParameters, type PersonRecord } from './matcher';
+import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys, recordSuggestion, type EvidenceItem } from './merge';
+import { identityKey, type IdentityKeyOptions, type IdentityKind } from './normalize';
+
+export interface CrmIntakeResult {
+  records: number;
+  /** records that got a customer of their own */
+  created: number;
+  /** records attached to an existing customer by a shared identity */
+  attached: number;
+  /** customers merged because a record's deterministic keys proved them one */
+  merged: number;
+  /** records linked to an existing customer by the matcher (score at or above the auto-link threshold) */
+  linked: number;
+  /** suggestions recorded for review */
+  suggested: number;
+  /** per input record, in input order: the customer it belongs to */
+  customerIds: string[];
+}
+
+const CHUNK = 100;
+const INDEX_REFRESH_MS = 5_000;
+
+/**
+ * CRM records into customers: deterministic keys first, then the probabilistic matcher over an
+ * in-memory index of every CRM profile (refreshed from the database every few seconds, so other
+ * processes' records are seen). Split off IdentityService, which delegates to it.
+ */
+export class CrmIntakeService {
+  private index: IncrementalIndex | null = null;
+  private indexedUntil = new Date(0);
+  private lastRefresh = 0;
+  private parameters: MatchParameters = DEFAULT_PARAMETERS;
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly config: Pick<Config, 'identity' | 'publicUrl'>,
+    private readonly log: Logger,
+  ) {}
+
+  get thresholds(): { autoLinkBits: number; reviewBits: number } {
+    return { autoLinkBits: this.config.identity.autoLinkBits, reviewBits: this.config.identity.reviewBits };
+  }
+
+  get keyOptions() {
+    return { email: { plusAddressing: this.config.identity.plusAddressing }, defaultRegion: this.config.identity.defaultPhoneRegion };
+  }
+
+  useParameters(parameters: MatchParameters): void {
+    this.parameters = parameters;
+    this.index = null;
+  }
+
+  /**
+   * Takes CRM records in (the CRM sync calls this): upserts each `crm_record` with its person
+   * profile, derives its deterministic identities (the CRM id, emails, phones, handles held in
+   * CRM fields) and attaches it to the customer owning any of them, merging customers those
+   * keys prove to be one (audited). A record sharing a key with another record of the same CRM
+   * object is never merged: a suggestion is recorded instead. A record no key places is matched
+   * probabilistically: at or above the auto-link threshold it is merged into the best match
+   * (audited with score and evidence), in the review band it becomes a suggestion, below it
+   * stays a customer of its own.
+   *
+   * Must stay true: idempotent for the same input; a concurrent ingest or intake of the same
+   * email or phone never yields two customers; records are committed in chunks of 100, each
+   * chunk all or nothing.
+   */
+  async ingestCrmRecords(system: CrmSystem, objectType: string, records: CrmRecordInput[], actor = `sync:${system}`): Promise<CrmIntakeResult> {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(objectType)) throw AppError.badInput(`invalid CRM object type ${JSON.stringify(objectType)}`);
+    const result: CrmIntakeResult = { records: records.length, created: 0, attached: 0, merged: 0, linked: 0, suggested: 0, customerIds: [] };
+    await this.ensureIndex();
+    for (let i = 0; i < records.length; i += CHUNK) {
+      const chunk = records.slice(i, i + CHUNK).map((r) => this.prepareCrm(system, objectType, r));
+      const outcome = await this.withRetry(() => this.transaction((qr) => this.intakeChunk(qr, system, objectType, chunk, actor)));
+      result.created += outcome.created;
+      result.attached += outcome.attached;
+      result.merged += outcome.merged;
+      result.linked += outcome.linked;
+      result.suggested += outcome.suggested;
+      result.customerIds.push(...outcome.customerIds);
+    }
+    return result;
+  }
+
+  private prepareCrm(system: CrmSystem, objectType: string, input: CrmRecordInput): PreparedCrm {
+    return { input, ...prepareCrmRecord(system, objectType, input, this.keyOptions), recordId: null };
+  }
+
+  private async intakeChunk(qr: QueryRunner, system: CrmSystem, objectType: string, chunk: PreparedCrm[], actor: string): Promise<Omit<CrmIntakeResult, 'records'>> {
+    const out = { created: 0, attached: 0, merged: 0, linked: 0, suggested: 0, customerIds: [] as string[] };
+    // All keys of the chunk at once and in order: locking record by record could deadlock with the ingest pipeline.
+    await lockIdentityKeys(qr, chunk.flatMap((c) => c.claims.map((k) => identityLockKey(k.kind, k.value))));
+    for (const c of chunk) {
+      const [rec]: { id: string; customer_id: string | null }[] = await qr.query(
+        `INSERT INTO crm_record (system, object_type, external_id, owner_id, payload, modstamp, person, deleted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $8::boolean THEN now() END)
+         ON CONFLICT (system, object_type, external_id) DO UPDATE SET
+           owner_id = EXCLUDED.owner_id, payload = EXCLUDED.payload, modstamp = EXCLUDED.modstamp, person = EXCLUDED.person,
+           deleted_at = CASE WHEN $8::boolean THEN coalesce(crm_record.deleted_at, now()) END, updated_at = now()
+         RETURNING id, customer_id`,
+        [
+          system,
+          objectType,
+          c.input.externalId,
+          c.input.ownerId ?? null,
+          JSON.stringify(c.input.payload ?? {}),
+          c.input.modstamp ? new Date(c.input.modstamp).toISOString() : null,
+          JSON.stringify(c.person),
+          c.input.deleted === true,
+        ],
+      );
+      c.recordId = rec!.id;
+      const customerId = await this.placeRecord(qr, system, objectType, c, rec!.customer_id, actor, out);
+      out.customerIds.push(customerId);
+      // At once, so later records of this chunk match it; after a rollback the entry points at no
+      // stored record and candidates are looked up in the database, so it is ignored.
+      if (c.input.deleted) this.index!.remove(c.recordId);
+      else this.index!.add({ ...c.person, id: c.recordId });
+    }
+    return out;
+  }
+
+  /** Decides the customer of one upserted CRM record; see ingestCrmRecords. */
+  private async placeRecord(
+    qr: QueryRunner,
+    system: CrmSystem,
+    objectType: string,
+    c: PreparedCrm,
+    current: string | null,
+    actor: string,
+    out: Omit<CrmIntakeResult, 'records'>,
+  ): Promise<string> {
+    const recordId = c.recordId!;
+    const owned: { id: string; kind: string; value: string; customer_id: string }[] = await qr.query(
+      `SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM customer_identity ci
+         JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
+      [c.claims.map((k) => k.kind), c.claims.map((k) => k.value)],
+    );
+    const roots = await lockCustomers(qr, [...owned.map((o) => o.customer_id), ...(current ? [current] : [])]);
+    const ownerOf = new Map(owned.map((o) => [identityLockKey(o.kind, o.value), { identityId: o.id, customerId: roots.get(o.customer_id) ?? o.customer_id }]));
+    const crmOwner = ownerOf.get(identityLockKey('crm', c.claims[0]!.value));
+    const publicUrl = this.config.publicUrl;
+
+    // The record's own customer (a re-sync) decides; else the strongest shared identity whose
+    // owner holds no other record of this CRM object.
+    let target: string | null = crmOwner?.customerId ?? (current ? (roots.get(current) ?? current) : null);
+    let targetAnchor: string | null = crmOwner?.identityId ?? null;
+    const apart: { kind: string; side: { customerId: string; identityId: string } }[] = [];
+    let attachedVia: string | null = null;
+    for (const claim of c.claims.slice(1)) {
+      const o = ownerOf.get(identityLockKey(claim.kind, claim.value));
+      if (!o || o.customerId === target) continue;
+      if (await this.holdsOtherRecord(qr, o.customerId, system, objectType, c.input.externalId)) {
+        apart.push({ kind: claim.kind, side: o });
+        continue;
+      }
+      if (target === null) {
+        target = o.customerId;
+        targetAnchor = o.identityId;
+        attachedVia = claim.kind;
+        out.attached++;
+        continue;
+      }
+      const r = await autoMergeTx(qr, { customerId: target, identityId: targetAnchor ?? o.identityId }, o, {
+        reason: `${system} ${objectType} ${c.input.externalId} carries the ${claim.kind} of customer ${o.customerId} (intake by ${actor})`,
+        actor: `rule:deterministic:${claim.kind}`,
+        evidence: [{ field: claim.kind, outcome: 'agree', detail: `same ${claim.kind} on ${system} ${objectType} ${c.input.externalId}` }],
+        publicUrl,
+      });
+      if (r.merged) {
+        out.merged++;
+        for (const v of ownerOf.values()) if (v.customerId === o.customerId) v.customerId = target;
+      } else if (r.suggested) out.suggested++;
+    }
+
+    // Records no key placed are compared with every similar profile: the best auto link takes
+    // the record in (audited as a 'link', undoable), the review band becomes suggestions.
+    const candidates = target === null && !c.input.deleted ? this.index!.match({ ...c.person, id: recordId }) : [];
+    const info = candidates.length > 0 ? await this.recordsInfo(qr, candidates.map((m) => m.id)) : new Map<string, RecordInfo>();
+    const candidateRoots = info.size > 0 ? await lockCustomers(qr, [...info.values()].map((i) => i.customerId)) : new Map<string, string>();
+    let link: { root: string; score: number; evidence: EvidenceItem[]; label: string } | null = null;
+    for (const m of candidates) {
+      const other = info.get(m.id);
+      if (m.decision !== 'link' || !other) continue;
+      const root = candidateRoots.get(other.customerId)!;
+      if (await this.holdsOtherRecord(qr, root, system, objectType, c.input.externalId)) continue;
+      link = { root, score: m.score, evidence: m.evidence as EvidenceItem[], label: other.label };
+      break;
+    }
+
+    if (target === null && link) target = link.root;
+    const created = target === null;
+    if (created) {
+      target = randomUUID();
+      await qr.query(`INSERT INTO customer (id, display_name) VALUES ($1, $2)`, [target, c.displayName]);
+      out.created++;
+    }
+    const missing = c.claims.filter((k) => !ownerOf.has(identityLockKey(k.kind, k.value)));
+    let inserted: { id: string; kind: string }[] = [];
+    if (missing.length > 0) {
+      inserted = await qr.query(
+        `INSERT INTO customer_identity (customer_id, kind, network, value, raw_value, source, linked_by, link_score, link_evidence)
+         SELECT $1, k, n, v, r, $2, $7, $8, $9 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS x(k, n, v, r)
+         RETURNING id, kind`,
+        [
+          target,
+          system,
+          missing.map((k) => k.kind),
+          missing.map((k) => k.network),
+          missing.map((k) => k.value),
+          missing.map((k) => k.raw),
+          link ? 'rule' : 'deterministic',
+          link?.score ?? null,
+          link ? JSON.stringify(link.evidence) : null,
+        ],
+      );
+    }
+    await qr.query(`UPDATE crm_record SET customer_id = $1 WHERE id = $2 AND customer_id IS DISTINCT FROM $1`, [target, recordId]);
+    if (link || attachedVia) {
+      // a 'link' audit makes taking the record in undoable (unmergeCustomer) like a merge
+      const snapshot = { identities: inserted.map((i) => i.id), crmRecords: [recordId], interactions: [], repointed: [], displayName: c.displayName };
+      await qr.query(`INSERT INTO merge_audit (created_at, action, survivor_id, score, evidence, reason, actor, snapshot) VALUES (clock_timestamp(), 'link', $1, $2, $3, $4, $5, $6)`, [
+        target,
+        link?.score ?? null,
+        JSON.stringify(link?.evidence ?? [{ field: attachedVia, outcome: 'agree', detail: `the customer already holds this ${attachedVia}` }]),
+        link
+          ? `${system} ${objectType} ${c.input.externalId} matches ${link.label} with ${link.score.toFixed(1)} bits (auto-link threshold ${this.thresholds.autoLinkBits}; intake by ${actor})`
+          : `${system} ${objectType} ${c.input.externalId} carries a ${attachedVia} the customer holds (intake by ${actor})`,
+        link ? 'rule:fellegi-sunter' : `rule:deterministic:${attachedVia}`,
+        JSON.stringify(snapshot),
+      ]);
+      if (link) out.linked++;
+    }
+    if (c.input.deleted) return target!;
+    const selfAnchor = crmOwner?.identityId ?? inserted.find((i) => i.kind === 'crm')?.id ?? (await this.identityIdOf(qr, 'crm', c.claims[0]!.value))!;
+
+    const suggestedWith = new Set<string>([target!]);
+    for (const m of candidates) {
+      const other = info.get(m.id);
+      if (!other) continue;
+      const root = candidateRoots.get(other.customerId)!;
+      if (suggestedWith.has(root)) continue;
+      suggestedWith.add(root);
+      const ok = await recordSuggestion(qr, { customerId: target!, identityId: selfAnchor }, { customerId: root, identityId: other.anchor }, {
+        score: m.score,
+        evidence: m.evidence as EvidenceItem[],
+        reason:
+          m.decision === 'link'
+            ? `${system} ${objectType} ${c.input.externalId} matches ${other.label} (${m.score.toFixed(1)} bits) but not automatically: both hold records of one CRM object`
+            : `${system} ${objectType} ${c.input.externalId} resembles ${other.label} (${m.score.toFixed(1)} bits, review band ${this.thresholds.reviewBits}–${this.thresholds.autoLinkBits})`,
+      });
+      if (ok) out.suggested++;
+    }
+    // Shared keys with another record of the same CRM object: for review, never merged.
+    for (const a of apart) {
+      const root = (await lockCustomers(qr, [a.side.customerId])).get(a.side.customerId)!;
+      if (suggestedWith.has(root)) continue;
+      suggestedWith.add(root);
+      const ok = await recordSuggestion(qr, { customerId: target!, identityId: selfAnchor }, { customerId: root, identityId: a.side.identityId }, {
+        score: null,
+        evidence: [{ field: a.kind, outcome: 'agree', detail: `shared, but both are ${system} ${objectType} records, which the CRM keeps apart` }],
+        reason: `${system} ${objectType} ${c.input.externalId} shares a ${a.kind} with another ${objectType}`,
+      });
+      if (ok) out.suggested++;
+    }
+    return target!;
+  }
+
+  private async holdsOtherRecord(qr: QueryRunner, customerId: string, system: string, objectType: string, externalId: string): Promise<boolean> {
+    const rows: unknown[] = await qr.query(
+      `SELECT 1 FROM crm_record WHERE customer_id = $1 AND system = $2 AND object_type = $3 AND external_id <> $4 AND deleted_at IS NULL LIMIT 1`,
+      [customerId, system, objectType, externalId],
+    );
+    return rows.length > 0;
+  }
+
+  private async identityIdOf(qr: QueryRunner, kind: string, value: string): Promise<string | null> {
+    const [row]: { id: string }[] = await qr.query(`SELECT id FROM customer_identity WHERE kind = $1 AND value = $2`, [kind, value]);
+    return row?.id ?? null;
+  }
+
+  /** Customer, anchor identity and a label of CRM records, for the matcher's candidates. */
+  private async recordsInfo(qr: QueryRunner, recordIds: string[]): Promise<Map<string, RecordInfo>> {
+    const rows: { id: string; customer_id: string; anchor: string; label: string }[] = await qr.query(
+      `SELECT r.id, ci.customer_id, ci.id AS anchor, r.system || ' ' || r.object_type || ' ' || r.external_id AS label
+         FROM crm_record r
+         JOIN customer_identity ci ON ci.kind = 'crm' AND ci.value = r.person->'crmIds'->>0
+        WHERE r.id = ANY($1::uuid[]) AND r.deleted_at IS NULL`,
+      [recordIds],
+    );
+    return new Map(rows.map((r) => [r.id, { customerId: r.customer_id, anchor: r.anchor, label: r.label }]));
+  }
+
+  /** Loads (once) and refreshes (every few seconds) the profiles other processes wrote. */
+  private async ensureIndex(): Promise<void> {
+    if (this.index && Date.now() - this.lastRefresh < INDEX_REFRESH_MS) return;
+    const first = this.index === null;
+    if (first) {
+      this.index = new IncrementalIndex(new Matcher(this.parameters, this.keyOptions), {
+        autoLinkThreshold: this.thresholds.autoLinkBits,
+        reviewThreshold: this.thresholds.reviewBits,
+      });
+      this.indexedUntil = new Date(0);
+    }
+    const since = new Date(this.indexedUntil.getTime() - 60_000);
+    const rows: { id: string; person: Omit<PersonRecord, 'id'> | null; deleted: boolean; updated_at: Date }[] = await this.ds.query(
+      `SELECT id, person, deleted_at IS NOT NULL AS deleted, updated_at FROM crm_record WHERE updated_at > $1 AND person IS NOT NULL`,
+      [since.toISOString()],
+    );
+    for (const r of rows) {
+      if (r.deleted || !r.person) this.index!.remove(r.id);
+      else this.index!.add({ ...r.person, id: r.id });
+      if (r.updated_at > this.indexedUntil) this.indexedUntil = new Date(r.updated_at);
+    }
+    this.lastRefresh = Date.now();
+    if (first) this.log.info({ profiles: this.index!.size }, 'identity index loaded');
+  }
+
+  private transaction<T>(fn: (qr: QueryRunner) => Promise<T>): Promise<T> {
+    return inTransaction(this.ds, fn);
+  }
+
+  /** A deadlock (two writers locking rows in different orders) aborts one of them: run it again. */
+  private async withRetry<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        const code = (e as { driverError?: { code?: string }; code?: string }).driverError?.code ?? (e as { code?: string }).code;
+        if ((code !== '40P01' && code !== '40001') || attempt >= 4) throw e;
+        this.log.warn({ attempt, code }, 'identity transaction aborted by a lock conflict; retrying');
+      }
+    }
+  }
+}
+
+/**
+ * The deterministic identities and the person profile of one CRM record, normalized: the CRM id
+ * first, then emails, phones, handles and profile URLs in the order given, without duplicates.
+ *
+ * Must stay true: a value that cannot be an identity of its kind is dropped, never stored half
+ * normalized; the profile names the record's CRM id, so two records of one CRM object are never
+ * auto-linked by the matcher; an invalid record id is BAD_USER_INPUT.
+ */
+export function prepareCrmRecord(
+  system: CrmSystem,
+  objectType: string,
+  input: CrmRecordInput,
+  keyOptions: IdentityKeyOptions,
+): { claims: Claim[]; person: Omit<PersonRecord, 'id'>; displayName: string | null } {
+  if (!input.externalId || !/^[A-Za-z0-9_-]+$/.test(input.externalId)) throw AppError.badInput(`invalid CRM record id ${JSON.stringify(input.externalId)}`);
+  const crmKey = identityKey('crm', system, `${objectType}:${input.externalId}`, keyOptions);
+  if (!crmKey) throw AppError.badInput(`invalid CRM record ${system} ${objectType} ${input.externalId}`);
+  const claims: Claim[] = [{ kind: 'crm', network: system, value: crmKey, raw: `${objectType}:${input.externalId}` }];
+  for (const id of input.identities ?? []) {
+    const value = identityKey(id.kind, id.network ?? null, id.value, keyOptions);
+    if (value && !claims.some((c) => c.kind === id.kind && c.value === value)) {
+      claims.push({ kind: id.kind, network: id.kind === 'handle' || id.kind === 'profile_url' ? value.slice(0, value.indexOf(':')) : null, value, raw: id.value });
+    }
+  }
+  const p = input.person ?? {};
+  const person: Omit<PersonRecord, 'id'> = {
+    ...p,
+    emails: claims.filter((c) => c.kind === 'email').map((c) => c.value),
+    phones: claims.filter((c) => c.kind === 'phone').map((c) => c.value),
+    handles: claims.filter((c) => c.kind === 'handle' || c.kind === 'profile_url').map((c) => ({ network: c.network!, handle: c.value.slice(c.value.indexOf(':') + 1) })),
+    crmIds: [crmKey],
+  };
+  // never an email or a phone: a CRM record without a name is named after a public handle, or not at all
+  const handle = claims.find((c) => (c.kind === 'handle' || c.kind === 'profile_url') && !ADDRESS_SOURCES.has(c.network ?? ''));
+  const displayName = safeDisplayName([p.givenName, p.surname].filter((s) => s && s.trim()).join(' '), p.company, handle?.raw);
+  return { claims, person, displayName };
+}
+
+interface RecordInfo {
+  customerId: string;
+  anchor: string;
+  label: string;
+}
+
+export interface Claim {
+  kind: IdentityKind;
+  network: string | null;
+  value: string;
+  raw: string;
+}
+
+interface PreparedCrm {
+  input: CrmRecordInput;
+  claims: Claim[];
+  person: Omit<PersonRecord, 'id'>;
+  displayName: string | null;
+  recordId: string | null;
+}

@@ -1,0 +1,81 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../shared/logger';
+import type { RelayHandle, RelayMetrics } from './outbox-relay';
+import type { RelayWorkerData, RelayWorkerMessage } from './outbox-relay.worker';
+
+/** The compiled worker entry, or null when running from TypeScript sources (tests): then the relay runs in process. */
+export function relayWorkerFile(): string | null {
+  const file = path.join(__dirname, 'outbox-relay.worker.js');
+  return __filename.endsWith('.js') && existsSync(file) ? file : null;
+}
+
+/**
+ * The outbox relay in a worker thread of its own: publishing (kafkajs encoding, CRCs, the
+ * relay's queries) no longer competes with the consumer and the pipeline for the ingest event
+ * loop. Same guarantees as `OutboxRelay`, which runs unchanged inside the thread; leadership,
+ * health and metrics come back as messages (at most 100 ms old).
+ */
+export class ThreadedRelay implements RelayHandle {
+  private worker: Worker | null = null;
+  private leader = false;
+  private relayHealth: string | null = null;
+  private threadError: string | null = null;
+  private stopped: (() => void) | null = null;
+
+  constructor(
+    private readonly file: string,
+    private readonly data: RelayWorkerData,
+    private readonly metrics: RelayMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const worker = new Worker(this.file, { workerData: this.data });
+    this.worker = worker;
+    await new Promise<void>((resolve, reject) => {
+      worker.on('message', (m: RelayWorkerMessage) => {
+        if (m.type === 'started') resolve();
+        else if (m.type === 'failed') reject(new Error(m.message));
+        else if (m.type === 'state') {
+          this.leader = m.leader;
+          this.relayHealth = m.health;
+        } else if (m.type === 'metrics') {
+          for (const [topic, n] of m.published) this.metrics.published(topic, n);
+          for (const [seconds, n] of m.delays) this.metrics.delay(seconds, n);
+          if (m.backlog !== null) this.metrics.backlog(m.backlog);
+        } else if (m.type === 'stopped') this.stopped?.();
+      });
+      worker.on('error', (e) => {
+        this.threadError = `outbox relay thread failed: ${e.message}`;
+        this.log.error({ err: e }, 'outbox relay thread failed');
+        reject(e);
+      });
+      worker.on('exit', (code) => {
+        this.leader = false;
+        if (this.stopped === null) this.threadError ??= `outbox relay thread exited (${code})`;
+        this.stopped?.();
+      });
+    });
+  }
+
+  isLeader(): boolean {
+    return this.leader;
+  }
+
+  health(): string | null {
+    return this.threadError ?? this.relayHealth;
+  }
+
+  async stop(drainMs = 5_000): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = null;
+    const done = new Promise<void>((resolve) => (this.stopped = resolve));
+    worker.postMessage({ type: 'stop', drainMs });
+    await Promise.race([done, new Promise((r) => setTimeout(r, drainMs + 15_000).unref())]);
+    await worker.terminate();
+    this.leader = false;
+  }
+}

@@ -1,0 +1,66 @@
+// Entry of the outbox relay's worker thread (see outbox-relay-thread.ts): the relay's producer,
+// its Kafka encoding and its queries run here, off the ingest event loop.
+// Tracing first (a thread has its own OpenTelemetry globals): the publish spans continue the
+// trace stored with each outbox row, as the relay does in process.
+import { tracing } from '../tracing/register';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config/config';
+import { createKafka } from '../ingest/kafka-client';
+import { createLogger } from '../shared/logger';
+import { OutboxRelay, type OutboxRelayOptions, type RelayDatabase, type RelayMetrics } from './outbox-relay';
+
+export interface RelayWorkerData {
+  settings: Config['kafka'];
+  db: RelayDatabase;
+  opts: OutboxRelayOptions;
+  logLevel: string;
+}
+
+export type RelayWorkerMessage =
+  | { type: 'started' }
+  | { type: 'failed'; message: string }
+  | { type: 'state'; leader: boolean; health: string | null }
+  | { type: 'metrics'; published: [string, number][]; delays: [number, number][]; backlog: number | null }
+  | { type: 'stopped' };
+
+const port = parentPort!;
+const data = workerData as RelayWorkerData;
+const log = createLogger(data.logLevel, { component: 'outbox-relay', thread: 'relay' });
+const published = new Map<string, number>();
+let delays: [number, number][] = [];
+let backlog: number | null = null;
+const sink: RelayMetrics = {
+  published: (topic, n) => published.set(topic, (published.get(topic) ?? 0) + n),
+  delay: (seconds, n) => void delays.push([seconds, n]),
+  backlog: (n) => void (backlog = n),
+};
+const relay = new OutboxRelay(createKafka(data.settings, log, 'relay'), data.db, data.settings, sink, log, data.opts);
+
+function flush(): void {
+  if (published.size > 0 || delays.length > 0 || backlog !== null) {
+    port.postMessage({ type: 'metrics', published: [...published], delays, backlog } satisfies RelayWorkerMessage);
+    published.clear();
+    delays = [];
+    backlog = null;
+  }
+  port.postMessage({ type: 'state', leader: relay.isLeader(), health: relay.health() } satisfies RelayWorkerMessage);
+}
+const timer = setInterval(flush, 100);
+
+port.on('message', (m: { type: 'stop'; drainMs: number }) => {
+  if (m.type !== 'stop') return;
+  void relay.stop(m.drainMs).finally(async () => {
+    await tracing?.shutdown().catch(() => undefined);
+    clearInterval(timer);
+    flush();
+    port.postMessage({ type: 'stopped' } satisfies RelayWorkerMessage);
+  });
+});
+
+relay.start().then(
+  () => {
+    flush();
+    port.postMessage({ type: 'started' } satisfies RelayWorkerMessage);
+  },
+  (e: unknown) => port.postMessage({ type: 'failed', message: (e as Error).message } satisfies RelayWorkerMessage),
+);

@@ -1,0 +1,57 @@
+import type { Admin, Kafka } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+import { kafkaEnv, kafkaNames, readTopic, testKafka, waitFor } from '../support/kafka-fixtures';
+
+// The outbox keeps one row per writing transaction, renders its events when publishing, and
+// forgets rows once sent and past the retention (0 hours here).
+describe('outbox: one row per transaction, rendered when published, then deleted', () => {
+  const names = kafkaNames('outboxbatch');
+  let kafka: Kafka;
+  let admin: Admin;
+  let app: TestApp;
+
+  beforeAll(async () => {
+    kafka = testKafka();
+    admin = kafka.admin();
+    await admin.connect();
+    app = await startTestApp(kafkaEnv(names, { EARSHOT_ROLES: 'ingest', EARSHOT_OUTBOX_RETENTION_HOURS: '0' }), 'outboxbatch');
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
+    await admin?.disconnect();
+  });
+
+  it('publishes every event of an ingest request once, with stable event ids, and deletes the sent row', async () => {
+    // Four messages of two authors in one request: one transaction, hence one outbox row.
+    const lines = [0, 1, 2, 3].map((n) => message(n, { author: { handle: `writer${n % 2}`, displayName: `Writer ${n % 2}` } }));
+    const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson(lines) });
+    expect(res.status).toBe(200);
+
+    // Published, then deleted by the retention: nothing of the batch is left in the table.
+    await waitFor('the sent outbox row to be deleted', async () => {
+      const [{ n }] = (await app.db.ds.query(`SELECT count(*)::int AS n FROM outbox_batch`)) as { n: number }[];
+      return n === 0;
+    }, 30_000);
+
+    const enriched = await readTopic(kafka, names.enriched);
+    expect(enriched).toHaveLength(4);
+    const stored = (await app.db.ds.query(`SELECT id, customer_id FROM interaction ORDER BY external_id`)) as { id: string; customer_id: string }[];
+    const values = enriched.map((r) => JSON.parse(r.value!.toString('utf8')) as { interactionId: string; eventId: string; customerId: string });
+    expect(new Set(values.map((v) => v.interactionId))).toEqual(new Set(stored.map((s) => s.id)));
+    for (const [i, r] of enriched.entries()) {
+      expect(r.headers['event-id']).toBe(values[i]!.eventId);
+      expect(r.key).toBe(values[i]!.customerId);
+    }
+    // the event id is a function of the interaction: a re-publish after a crash repeats it
+    const again = (await app.db.ds.query(`SELECT md5('enriched:' || id::text)::uuid::text AS e FROM interaction`)) as { e: string }[];
+    expect(new Set(values.map((v) => v.eventId))).toEqual(new Set(again.map((a) => a.e)));
+
+    // one summary per customer of the batch, as stored
+    const sentiment = await readTopic(kafka, names.sentiment);
+    expect(new Set(sentiment.map((r) => r.key))).toEqual(new Set(stored.map((s) => s.customer_id)));
+    for (const r of sentiment) expect((JSON.parse(r.value!.toString('utf8')) as { interactionCount: number }).interactionCount).toBe(2);
+  });
+});
