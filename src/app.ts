@@ -17,6 +17,8 @@ import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
+import { ViewerResolver } from './auth/viewer.resolver';
+import { CONSOLE_DIR } from './http/console.static';
 import { createHttpServer } from './http/http-server';
 import { IdentityService } from './identity/identity.service';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from './identity/identity.resolver';
@@ -140,6 +142,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
         [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag)],
         [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
         [TopicInsightResolver, new TopicInsightResolver()],
+        [ViewerResolver, new ViewerResolver()],
       ]),
     );
     apollo = createApollo(schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production');
@@ -154,6 +157,8 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     makeLoaders: (principal) => createLoaders(services, principal),
     ingest: ingestOn ? services.ingest : null,
     ingestMaxBytes: config.ingestMaxBytes,
+    // the console only calls the public GraphQL API, so it needs the api role beside it
+    consoleDir: config.console && apollo ? CONSOLE_DIR : null,
     readiness: async () => {
       try {
         await db.ds.query('SELECT 1');

@@ -71,6 +71,8 @@ export interface Config {
   /** SLAs, business hours, reply matching and escalation of the listening gap (src/listening-gap/listening-gap.config.ts) */
   readonly listeningGap: ListeningGapConfig;
   readonly shutdownTimeoutMs: number;
+  /** serve the listening console at /console (on by default outside production) */
+  readonly console: boolean;
 }
 
 export class ConfigError extends Error {
@@ -192,6 +194,7 @@ export function loadConfig(env: Env = process.env): Config {
     crm: parseCrmConfig(str, int, problems),
     listeningGap: parseListeningGapConfig(str, int, problems),
     shutdownTimeoutMs: int('EARSHOT_SHUTDOWN_TIMEOUT_MS', 15_000, 0, 600_000),
+    console: oneOf('EARSHOT_CONSOLE', nodeEnv === 'production' ? 'off' : 'on', ['on', 'off'] as const) === 'on',
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);

@@ -11,6 +11,7 @@ import { SentimentResolver } from '../sentiment/sentiment.resolver';
 import { NodeResolver } from './node.resolver';
 import { CrmResolver } from '../crm/crm.resolver';
 import { ListeningGapResolver, TopicInsightResolver } from '../listening-gap/listening-gap.resolver';
+import { ViewerResolver } from '../auth/viewer.resolver';
 
 export const RESOLVERS = [
   CustomerResolver,
@@ -23,6 +24,7 @@ export const RESOLVERS = [
   CrmResolver,
   ListeningGapResolver,
   TopicInsightResolver,
+  ViewerResolver,
 ] as const;
 
 /**

@@ -6,6 +6,7 @@ import type { GraphQLContext } from '../graphql/context';
 import type { Loaders } from '../graphql/loaders';
 import type { IngestService } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
+import { CONSOLE_PATH, serveConsole } from './console.static';
 import { requestContext } from '../shared/request-context';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
@@ -22,6 +23,8 @@ export interface HttpDeps {
   ingestMaxBytes: number;
   /** resolves to null when ready, or the reason it is not */
   readiness: () => Promise<string | null>;
+  /** the built console's folder, or null when the console is off (EARSHOT_CONSOLE) */
+  consoleDir: string | null;
 }
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
@@ -59,6 +62,7 @@ function routeOf(path: string): string {
   if (path === '/graphql') return 'graphql';
   if (path === '/ingest') return 'ingest';
   if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1);
+  if (path === CONSOLE_PATH || path.startsWith(`${CONSOLE_PATH}/`)) return 'console';
   return 'other';
 }
 
@@ -84,6 +88,9 @@ async function handle(
       return;
     case 'ingest':
       return handleIngest(deps, req, res);
+    case 'console':
+      if (!deps.consoleDir) throw new AppError('NOT_FOUND', 'the console is off on this instance (EARSHOT_CONSOLE=on enables it)');
+      return serveConsole(deps.consoleDir, req, res, url.pathname);
     case 'graphql':
       if (!deps.apollo) throw new AppError('NOT_FOUND', 'the api role is not enabled on this instance');
       return handleGraphql(deps, deps.apollo, req, res, url, requestId, log);
