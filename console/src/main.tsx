@@ -4,7 +4,7 @@ import { ApiError, gql, loadCredentials, saveCredentials, VIEWER, type Credentia
 import { AdminPage } from './pages/admin';
 import { CustomerPage, CustomersPage } from './pages/customers';
 import { DepartmentsPage } from './pages/departments';
-import { QueuePage } from './pages/queue';
+import { prefetchQueue, QueuePage } from './pages/queue';
 import './styles.css';
 
 type Route = { page: 'queue' | 'customers' | 'customer' | 'departments' | 'admin'; id?: string };
@@ -144,4 +144,5 @@ function App() {
   );
 }
 
+if (loadCredentials() && parseRoute(location.hash).page === 'queue') prefetchQueue();
 render(<App />, document.getElementById('app')!);

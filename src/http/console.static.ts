@@ -2,8 +2,12 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** Where `npm run build` puts the bundled console (vite, console/vite.config.mts): dist/console. */
-export const CONSOLE_DIR = path.resolve(__dirname, '../../console');
+/**
+ * Where `npm run build` puts the bundled console (vite, console/vite.config.mts): dist/console,
+ * beside dist/src when running compiled, and the same folder when running from source (tests).
+ */
+export const CONSOLE_DIR =
+  path.basename(path.resolve(__dirname, '../..')) === 'dist' ? path.resolve(__dirname, '../../console') : path.resolve(__dirname, '../../dist/console');
 export const CONSOLE_PATH = '/console';
 
 const TYPES: Record<string, string> = {

@@ -114,6 +114,7 @@ export function AdminPage() {
                 <td>{t.phrases.join(', ')}</td>
                 <td>
                   <button
+                    aria-label={`Edit ${t.label}`}
                     onClick={() => {
                       setEditing(t);
                       setPhrases(t.phrases.join('\n'));
@@ -121,7 +122,9 @@ export function AdminPage() {
                   >
                     Edit
                   </button>{' '}
-                  <button onClick={() => void remove(t.name)}>Delete</button>
+                  <button aria-label={`Delete ${t.label}`} onClick={() => void remove(t.name)}>
+                    Delete
+                  </button>
                 </td>
               </tr>
             ))}

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, gql, live, type Viewer } from '../api';
-import { ErrorBox, Explanation, SentimentBadge, timeLeft, useQuery, when, type Label } from '../components/ui';
+import { ErrorBox, Explanation, prefetch, SentimentBadge, timeLeft, useQuery, when, type Label } from '../components/ui';
 
 interface Item {
   id: string;
@@ -27,8 +27,8 @@ interface ThreadMessage {
   sentiment?: { label: Label; score: number; explanation: { token: string; weight: number }[] };
 }
 
-const QUEUE = `query Queue($department: String, $channel: String) {
-  openItems(first: 100, department: $department, channel: $channel) {
+export const QUEUE = `query Queue($department: String, $channel: String) {
+  openItems(first: 50, department: $department, channel: $channel) {
     totalCount
     edges { node {
       id intent channel department status dueAt overdue urgency assignedUser sentimentScore openedAt
@@ -53,6 +53,11 @@ const ITEM_CUSTOMER = `query ItemCustomer($id: ID!) {
 }`;
 
 const CHANGED = `subscription Changed($department: String) { listeningItemChanged(department: $department) { id status } }`;
+
+/** The queue's first query with the page's initial filters, started before sign-in is confirmed. */
+export function prefetchQueue(): void {
+  prefetch(QUEUE, { department: null, channel: null });
+}
 
 export function QueuePage({ viewer }: { viewer: Viewer }) {
   const [department, setDepartment] = useState('');
