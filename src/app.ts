@@ -19,7 +19,7 @@ import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
 import { ViewerResolver } from './auth/viewer.resolver';
 import { CONSOLE_DIR } from './http/console.static';
-import { createHttpServer } from './http/http-server';
+import { createHttpServer, type HttpDeps, type StartingServer } from './http/http-server';
 import { IdentityService } from './identity/identity.service';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from './identity/identity.resolver';
 import { ReresolutionJobService } from './identity/reresolve.job';
@@ -36,6 +36,7 @@ import { RetagJobRunner } from './sentiment/retag.job';
 import { SentimentResolver } from './sentiment/sentiment.resolver';
 import { TaxonomyService } from './sentiment/taxonomy.service';
 import type { Logger } from './shared/logger';
+import { IdleGc } from './shared/idle-gc';
 import { Metrics } from './shared/metrics';
 
 export interface Database {
@@ -46,11 +47,15 @@ export interface Database {
 }
 
 /** Connects to DATABASE_URL, or starts the embedded server first; runs pending migrations. */
-export async function openDatabase(config: Config, log: Logger, opts: { migrate?: boolean; schema?: string } = {}): Promise<Database> {
+export async function openDatabase(
+  config: Config,
+  log: Logger,
+  opts: { migrate?: boolean; schema?: string; onFatal?: (err: Error) => void } = {},
+): Promise<Database> {
   let embedded: EmbeddedPostgresHandle | null = null;
   let url = config.databaseUrl;
   if (!url) {
-    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log);
+    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log, { onFatal: opts.onFatal });
     url = embedded.url;
   }
   const { dataSource: ds, queries } = createDataSource({ url, poolSize: config.databasePoolSize, schema: opts.schema });
@@ -108,8 +113,14 @@ export interface RunningApp {
   stop(): Promise<void>;
 }
 
-/** Starts the roles of `config` and listens; `stop()` drains and closes everything. */
-export async function startApp(config: Config, log: Logger, database?: Database): Promise<RunningApp> {
+/**
+ * Starts the roles of `config` and listens; `stop()` drains and closes everything.
+ *
+ * What must stay true: HTTP answers before the Kafka consumer has joined its group (which
+ * can take a session timeout after a crash): /readyz says why it is not ready meanwhile.
+ * `opts.server`, already listening (listenWhileStarting), is used instead of a new one.
+ */
+export async function startApp(config: Config, log: Logger, database?: Database, opts: { server?: StartingServer } = {}): Promise<RunningApp> {
   const startedAt = Date.now();
   const db = database ?? (await openDatabase(config, log));
   const metrics = new Metrics();
@@ -121,7 +132,6 @@ export async function startApp(config: Config, log: Logger, database?: Database)
 
   const apiOn = config.roles.includes('api');
   const ingestOn = config.roles.includes('ingest');
-  const kafka = ingestOn ? await startKafkaPipeline(config, db.ds, services.recorder, metrics, log) : null;
   if (config.roles.includes('sync')) {
     // Both log once and idle when no CRM is configured.
     services.crmSync.start();
@@ -149,7 +159,9 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     await apollo.start();
   }
 
-  const server = createHttpServer({
+  let kafka: KafkaPipeline | null = null;
+  let kafkaStarting = ingestOn && config.kafka.brokers ? 'kafka consumer: connecting and joining the consumer group' : null;
+  const deps: HttpDeps = {
     log: log.child({ component: 'http' }),
     metrics,
     auth: services.auth,
@@ -163,16 +175,43 @@ export async function startApp(config: Config, log: Logger, database?: Database)
       try {
         await db.ds.query('SELECT 1');
         if (await db.ds.showMigrations()) return 'database migrations are pending';
-        return kafka?.health() ?? null;
+        return kafkaStarting ?? kafka?.health() ?? null;
       } catch (e) {
         return `database unreachable: ${(e as Error).message}`;
       }
     },
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+    liveness: () => db.embedded?.problem() ?? null,
+    graphqlSlots: { concurrency: config.graphqlConcurrency, queueMax: config.graphqlQueueMax },
+  };
+  let server: http.Server;
+  if (opts.server) {
+    opts.server.attach(deps);
+    server = opts.server.server;
+  } else {
+    server = createHttpServer(deps);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  }
+  if (kafkaStarting) {
+    try {
+      kafka = await startKafkaPipeline(config, db.ds, services.recorder, metrics, log);
+      kafkaStarting = null;
+    } catch (e) {
+      // The start fails as a whole (an orchestrator restarts the process): nothing may keep running.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+      await services.retag.stop();
+      await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
+      if (apollo) await apollo.stop();
+      if (!database) await db.close();
+      throw e;
+    }
+  } else if (ingestOn) await startKafkaPipeline(config, db.ds, services.recorder, metrics, log); // logs that Kafka is off
+  const idleGc = new IdleGc(log.child({ component: 'memory' }));
+  idleGc.start();
   const port = (server.address() as AddressInfo).port;
   const url = `http://localhost:${port}`;
   if (config.auth.open) log.warn('authentication is not configured: every caller acts as admin (allowed only outside production)');
@@ -189,6 +228,7 @@ export async function startApp(config: Config, log: Logger, database?: Database)
     stop() {
       stopping ??= (async () => {
         log.info('shutting down: no new connections, finishing in-flight requests');
+        idleGc.stop();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);

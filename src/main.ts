@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First, before anything that needs Node.js 24: an older Node gets a message and exit code 3.
+import './node-version';
 import 'reflect-metadata';
 import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -7,7 +9,9 @@ import { openDatabase, startApp, createServices } from './app';
 import { ConfigError, loadConfig, type Config } from './config/config';
 import { createCrmClients } from './crm/crm-clients';
 import { generateDemoInteractions } from './demo/demo-data';
+import { listenWhileStarting } from './http/http-server';
 import { printSdl } from './graphql/schema';
+import { AppError } from './shared/app-error';
 import { Metrics } from './shared/metrics';
 import { createLogger, type Logger } from './shared/logger';
 
@@ -33,8 +37,12 @@ Commands:
 
 Configuration comes from environment variables; see README.md.`;
 
+const COMMANDS = new Set(['serve', 'demo', 'setup-crm', 'migrate', 'emit-schema', 'analyze', 'resolve', 'help']);
+
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
+  // Checked before anything starts: a typo must not open the database first.
+  if (!COMMANDS.has(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   const rest = command === argv[0] ? argv.slice(1) : argv;
   const { values } = parseArgs({
     args: rest,
@@ -57,8 +65,11 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'emit-schema') return emitSchema(values.check);
   if (command === 'analyze') {
     const { runAnalyzeCommand } = await import('./sentiment/analyze.command.js');
-    await runAnalyzeCommand({ jsonl: values.jsonl, input: process.stdin, output: process.stdout });
-    return 0;
+    const { lines, failed } = await runAnalyzeCommand({ jsonl: values.jsonl, input: process.stdin, output: process.stdout });
+    if (failed === 0) return 0;
+    // Every line was still answered (an {"error"} line each); the exit code lets a script notice.
+    process.stderr.write(`earshot: ${failed} of ${lines} input lines failed (their output lines carry "error")\n`);
+    return 1;
   }
   if (command === 'resolve') {
     if (!values.input) throw new UsageError('resolve needs --input FILE.csv');
@@ -179,21 +190,52 @@ async function loadDemo(config: Config, log: Logger, db: Awaited<ReturnType<type
 }
 
 async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boolean): Promise<number> {
-  const db = await openDatabase(config, log);
-  if (demo) await loadDemo(config, log, db);
   if (loadOnly) {
+    const db = await openDatabase(config, log);
+    await loadDemo(config, log, db);
     await db.close();
     return 0;
   }
-  const app = await startApp(config, log, db);
-  await new Promise<void>((resolve) => {
+  let signalled: string | null = null;
+  const stopRequested = new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       log.info({ signal }, 'signal received');
+      signalled = signal;
       resolve();
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   });
+  // HTTP first: after a crash the orchestrator sees a live process at once, and /readyz says
+  // what is still starting (the database, the schema, the Kafka group) instead of no answer.
+  let phase = 'opening the database';
+  const early = await listenWhileStarting(config.port, config.host, () => phase);
+  log.info({ httpUrl: early.url, readyz: `${early.url}/readyz` }, 'HTTP is up; /readyz says when Earshot is ready');
+  const db = await openDatabase(config, log, {
+    // The embedded PostgreSQL died and would not start again: only a new process can help.
+    onFatal: (err) => {
+      log.fatal({ err }, 'exiting so that the supervisor starts Earshot again');
+      process.exit(1);
+    },
+  }).catch(async (e: unknown) => {
+    early.server.close();
+    early.server.closeAllConnections();
+    throw e;
+  });
+  if (demo) {
+    phase = 'loading the demo data set';
+    await loadDemo(config, log, db);
+  }
+  phase = config.roles.includes('ingest') && config.kafka.brokers ? 'building the schema, then joining the Kafka consumer group' : 'building the schema';
+  const app = await startApp(config, log, db, { server: early }).catch(async (e: unknown) => {
+    if (early.server.listening) {
+      early.server.close();
+      early.server.closeAllConnections();
+    }
+    await db.close().catch(() => undefined);
+    throw e;
+  });
+  if (signalled === null) await stopRequested;
   const hardStop = setTimeout(() => {
     log.error('shutdown took too long; exiting');
     process.exit(1);
@@ -204,15 +246,31 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
   return 0;
 }
 
+/**
+ * Exit codes (README, Command line): 0 done; 1 a failure at run time, or `analyze` input lines
+ * that failed; 2 a user mistake (unknown command or flag, missing or unreadable input, invalid
+ * configuration), told in one line with a hint and no stack trace; 3 Node.js older than 24
+ * (./node-version).
+ */
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
     if (err instanceof ConfigError) process.stderr.write(`earshot: ${err.message}\n`);
-    else if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      process.stderr.write(`earshot: ${(err as Error).message}\n\n${USAGE}\n`);
-    } else process.stderr.write(`earshot: ${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = err instanceof ConfigError || err instanceof UsageError ? 2 : 1;
+    else if (isUserMistake(err)) process.stderr.write(`earshot: ${oneLine((err as Error).message)}\nRun \`earshot help\` for the commands and options.\n`);
+    else process.stderr.write(`earshot: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = err instanceof ConfigError || isUserMistake(err) ? 2 : 1;
   },
 );
+
+function isUserMistake(err: unknown): boolean {
+  if (err instanceof UsageError) return true;
+  if (err instanceof AppError) return err.code === 'BAD_USER_INPUT';
+  // parseArgs: ERR_PARSE_ARGS_UNKNOWN_OPTION, …_INVALID_OPTION_VALUE, …_UNEXPECTED_POSITIONAL
+  return String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS_');
+}
+
+function oneLine(message: string): string {
+  return message.split('\n')[0]!.trim();
+}

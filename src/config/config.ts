@@ -23,6 +23,10 @@ export interface Config {
   /** unset → embedded PostgreSQL in dataDir */
   readonly databaseUrl: string | null;
   readonly databasePoolSize: number;
+  /** GraphQL operations executed at once; more wait in line (bounds memory under load) */
+  readonly graphqlConcurrency: number;
+  /** operations waiting for a slot; beyond it: 503 with Retry-After */
+  readonly graphqlQueueMax: number;
   readonly dataDir: string;
   readonly embeddedPgPort: number;
   readonly publicUrl: string;
@@ -172,6 +176,8 @@ export function loadConfig(env: Env = process.env): Config {
     roles,
     databaseUrl,
     databasePoolSize: int('DATABASE_POOL_SIZE', 10, 1, 200),
+    graphqlConcurrency: int('EARSHOT_GRAPHQL_CONCURRENCY', 16, 1, 10_000),
+    graphqlQueueMax: int('EARSHOT_GRAPHQL_QUEUE_MAX', 2_000, 0, 1_000_000),
     dataDir,
     embeddedPgPort: int('EARSHOT_EMBEDDED_PG_PORT', 54329, 1, 65535),
     publicUrl: (url('EARSHOT_PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(/\/$/, ''),

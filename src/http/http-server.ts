@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
 import type { AuthService, Principal } from '../auth/auth.service';
 import type { GraphQLContext } from '../graphql/context';
@@ -8,6 +9,7 @@ import type { IngestService } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
 import { CONSOLE_PATH, serveConsole } from './console.static';
 import { requestContext } from '../shared/request-context';
+import { OperationSlots } from './operation-slots';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 
@@ -25,6 +27,10 @@ export interface HttpDeps {
   readiness: () => Promise<string | null>;
   /** the built console's folder, or null when the console is off (EARSHOT_CONSOLE) */
   consoleDir: string | null;
+  /** null while the process can do its work, else why not (a dead embedded PostgreSQL): /healthz says 503 */
+  liveness?: () => string | null;
+  /** GraphQL operations run at once, and how many may wait (EARSHOT_GRAPHQL_CONCURRENCY, _QUEUE_MAX) */
+  graphqlSlots?: { concurrency: number; queueMax: number };
 }
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
@@ -32,8 +38,63 @@ const INGEST_ROLES = new Set(['admin', 'service', 'agent']);
 
 /** The service's own HTTP server: GraphQL beside /ingest, health, readiness and metrics. */
 export function createHttpServer(deps: HttpDeps): http.Server {
+  return withTimeouts(http.createServer(requestHandler(deps)));
+}
+
+export interface StartingServer {
+  server: http.Server;
+  url: string;
+  /** from now on every request is served by `deps` */
+  attach(deps: HttpDeps): void;
+}
+
+/**
+ * Listens before the database, the schema and Kafka are ready, so that an orchestrator sees a
+ * live process at once after a restart: until `attach`, /healthz answers 200, /readyz 503 with
+ * `phase()` as the reason, and everything else 503 SERVICE_UNAVAILABLE with Retry-After.
+ */
+export async function listenWhileStarting(port: number, host: string, phase: () => string): Promise<StartingServer> {
+  let handler: http.RequestListener | null = null;
+  const server = withTimeouts(
+    http.createServer((req, res) => {
+      if (handler) return handler(req, res);
+      req.resume();
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      if (path === '/healthz') return sendJson(res, 200, { status: 'ok', starting: phase() });
+      if (path === '/readyz') return sendJson(res, 503, { status: 'unavailable', reason: `starting: ${phase()}` });
+      res.setHeader('retry-after', '1');
+      sendJson(res, 503, { error: { code: 'SERVICE_UNAVAILABLE', message: `Earshot is starting (${phase()}); try again shortly` } });
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  return {
+    server,
+    url: `http://localhost:${address.port}`,
+    attach(deps) {
+      handler = requestHandler(deps);
+    },
+  };
+}
+
+function withTimeouts(server: http.Server): http.Server {
+  server.keepAliveTimeout = 5_000;
+  server.requestTimeout = 120_000;
+  return server;
+}
+
+function requestHandler(deps: HttpDeps): http.RequestListener {
   const { log, metrics } = deps;
-  const server = http.createServer((req, res) => {
+  // Each operation in flight holds its rows, loaders and answer: without a bound, 200 concurrent
+  // pages grew the heap past 800 MB and starved the pool (10 s connect timeouts).
+  const slots = deps.graphqlSlots ? new OperationSlots(deps.graphqlSlots.concurrency, deps.graphqlSlots.queueMax) : null;
+  return (req, res) => {
     const requestId = (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].slice(0, 100)) || randomUUID();
     res.setHeader('x-request-id', requestId);
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -46,16 +107,13 @@ export function createHttpServer(deps: HttpDeps): http.Server {
         reqLog.debug({ method: req.method, path: url.pathname, status: res.statusCode }, 'request');
       }
     });
-    requestContext.run({ requestId }, () => handle(deps, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
+    requestContext.run({ requestId }, () => handle(deps, slots, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
       if (err instanceof AppError) return sendJson(res, err.httpStatus, { error: { code: err.code, message: err.message } });
       reqLog.error({ err }, 'unhandled error in HTTP handler');
       if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error', requestId } });
       else res.destroy();
     });
-  });
-  server.keepAliveTimeout = 5_000;
-  server.requestTimeout = 120_000;
-  return server;
+  };
 }
 
 function routeOf(path: string): string {
@@ -68,6 +126,7 @@ function routeOf(path: string): string {
 
 async function handle(
   deps: HttpDeps,
+  slots: OperationSlots | null,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -76,8 +135,10 @@ async function handle(
   log: Logger,
 ): Promise<void> {
   switch (route) {
-    case 'healthz':
-      return sendJson(res, 200, { status: 'ok' });
+    case 'healthz': {
+      const problem = deps.liveness?.() ?? null;
+      return sendJson(res, problem ? 503 : 200, problem ? { status: 'unhealthy', reason: problem } : { status: 'ok' });
+    }
     case 'readyz': {
       const problem = await deps.readiness();
       return sendJson(res, problem ? 503 : 200, problem ? { status: 'unavailable', reason: problem } : { status: 'ready' });
@@ -93,7 +154,7 @@ async function handle(
       return serveConsole(deps.consoleDir, req, res, url.pathname);
     case 'graphql':
       if (!deps.apollo) throw new AppError('NOT_FOUND', 'the api role is not enabled on this instance');
-      return handleGraphql(deps, deps.apollo, req, res, url, requestId, log);
+      return handleGraphql(deps, deps.apollo, slots, req, res, url, requestId, log);
     default:
       return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } });
   }
@@ -122,6 +183,7 @@ async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerRes
 async function handleGraphql(
   deps: HttpDeps,
   apollo: ApolloServer<GraphQLContext>,
+  slots: OperationSlots | null,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -151,19 +213,27 @@ async function handleGraphql(
     if (!(e instanceof AppError)) throw e;
     return sendJson(res, e.httpStatus, { errors: [{ message: e.message, extensions: { code: e.code } }] });
   }
-  const response = await apollo.executeHTTPGraphQLRequest({
-    httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
-    context: async () => ({ requestId, principal, loaders: deps.makeLoaders(principal) }),
-  });
-  for (const [k, v] of response.headers) res.setHeader(k, v);
-  res.statusCode = response.status ?? 200;
-  if (response.body.kind === 'complete') {
-    res.end(response.body.string);
-    return;
+  if (slots && !(await slots.enter())) {
+    res.setHeader('retry-after', '1');
+    return sendJson(res, 503, { errors: [{ message: 'too many GraphQL operations are waiting; try again shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
   }
-  for await (const chunk of response.body.asyncIterator) res.write(chunk);
-  res.end();
-  log.debug('graphql response streamed');
+  try {
+    const response = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
+      context: async () => ({ requestId, principal, loaders: deps.makeLoaders(principal) }),
+    });
+    for (const [k, v] of response.headers) res.setHeader(k, v);
+    res.statusCode = response.status ?? 200;
+    if (response.body.kind === 'complete') {
+      res.end(response.body.string);
+      return;
+    }
+    for await (const chunk of response.body.asyncIterator) res.write(chunk);
+    res.end();
+    log.debug('graphql response streamed');
+  } finally {
+    slots?.leave();
+  }
 }
 
 /** Reads the body up to `limit` bytes; over it, answers 413 and returns null. */

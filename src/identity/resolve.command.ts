@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { once } from 'node:events';
 import { parse } from 'csv-parse';
+import { AppError } from '../shared/app-error';
 import { resolveBatch, type PersonRecord, type ResolveOptions } from './matcher';
 
 // Header names are compared without case, spaces, dots or underscores, so `given_name`,
@@ -100,13 +101,30 @@ export function rowToPerson(row: Record<string, string>, rowNumber: number): Per
  * ", ", hence the trimming.
  */
 export async function readPersonCsv(file: string): Promise<PersonRecord[]> {
-  const parser = createReadStream(file).pipe(
-    parse({ columns: true, trim: true, skip_empty_lines: true, relax_column_count: true, bom: true }),
-  );
+  const parser = parse({ columns: true, trim: true, skip_empty_lines: true, relax_column_count: true, bom: true });
+  // pipe() does not forward a read error: without this a missing file is an unhandled 'error' event.
+  const source = createReadStream(file).on('error', (e) => parser.destroy(e));
+  source.pipe(parser);
   const records: PersonRecord[] = [];
   let n = 0;
-  for await (const row of parser as AsyncIterable<Record<string, string>>) records.push(rowToPerson(row, ++n));
+  try {
+    for await (const row of parser as AsyncIterable<Record<string, string>>) records.push(rowToPerson(row, ++n));
+  } catch (e) {
+    throw inputError(file, e);
+  } finally {
+    source.destroy();
+  }
   return records;
+}
+
+/** A missing, unreadable or malformed file is the user's to fix: one sentence, no stack. */
+function inputError(file: string, e: unknown): unknown {
+  const code = String((e as { code?: unknown }).code ?? '');
+  if (code === 'ENOENT') return AppError.badInput(`${file}: no such file`);
+  if (code === 'EACCES' || code === 'EPERM') return AppError.badInput(`${file}: permission denied`);
+  if (code === 'EISDIR') return AppError.badInput(`${file}: is a folder, not a CSV file`);
+  if (code.startsWith('CSV_')) return AppError.badInput(`${file} is not valid CSV: ${(e as Error).message}`);
+  return e;
 }
 
 export interface ResolveCommandOptions {

@@ -50,12 +50,13 @@ function parseJsonLine(line: string): { text: string; opts: AnalyzeOptions } | {
  * input order (a bad JSON line yields `{"error": ...}` and processing continues). Memory stays
  * bounded whatever the input size: output is batched and the reader waits for `drain` whenever
  * `write()` returns false. Resolves with the number of lines once everything is written; does
- * not end `output`.
+ * not end `output`. `failed` counts the lines answered with `{"error"}`.
  */
-export async function runAnalyzeCommand(opts: AnalyzeCommandOptions): Promise<{ lines: number }> {
+export async function runAnalyzeCommand(opts: AnalyzeCommandOptions): Promise<{ lines: number; failed: number }> {
   const analyzer = new SentimentAnalyzer({ taxonomy: opts.taxonomy });
   const rl = readline.createInterface({ input: opts.input, crlfDelay: Infinity });
   let lines = 0;
+  let failed = 0;
   let batch = '';
   const flush = async () => {
     if (!batch) return;
@@ -75,10 +76,11 @@ export async function runAnalyzeCommand(opts: AnalyzeCommandOptions): Promise<{ 
     } else {
       record = toOutputRecord(analyzer.analyze(line));
     }
+    if ('error' in record) failed++;
     batch += JSON.stringify(record) + '\n';
     // Writing in ~64 kB chunks keeps per-write overhead low on 100,000-line runs.
     if (batch.length >= 65_536) await flush();
   }
   await flush();
-  return { lines };
+  return { lines, failed };
 }

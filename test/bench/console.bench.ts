@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   if (!admin) throw new Error('bench:console needs a PostgreSQL server (TEST_DATABASE_URL or 127.0.0.1:5432)');
   process.env[TEST_PG_ENV] = admin;
   const database = await createTestDatabase('benchconsole');
-  const earshot = spawnEarshot({ DATABASE_URL: database.url, EARSHOT_ROLES: 'api,ingest', EARSHOT_API_KEYS: `${KEY}:agent:bench`, LOG_LEVEL: 'info' }, ['demo']);
+  const earshot = spawnEarshot({ DATABASE_URL: database.url, EARSHOT_ROLES: 'api,ingest', EARSHOT_API_KEYS: `${KEY}:agent:bench`, LOG_LEVEL: 'info' }, { args: ['demo'] });
   const browser = await launchChromium();
   try {
     const base = (await earshot.listening()).replace('localhost', '127.0.0.1');

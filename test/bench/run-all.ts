@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-const BENCHES = ['api.bench.js', 'sentiment.bench.js', 'identity.bench.js', 'ingest.bench.js', 'crm.bench.js', 'listening-gap.bench.js', 'console.bench.js'];
+const BENCHES = ['api.bench.js', 'sentiment.bench.js', 'identity.bench.js', 'ingest.bench.js', 'crm.bench.js', 'listening-gap.bench.js', 'soak.bench.js', 'console.bench.js'];
 
 let failed = 0;
 for (const file of BENCHES) {

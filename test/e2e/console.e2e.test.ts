@@ -51,7 +51,7 @@ describe('the listening console in a real browser', () => {
         // info: the "listening" line carries the URL
         LOG_LEVEL: 'info',
       },
-      ['demo'],
+      { args: ['demo'] },
     );
     base = (await earshot.listening()).replace('localhost', '127.0.0.1');
     browser = await launchChromium();

@@ -3,8 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from './postgres';
 
-const MAIN = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
-
 export interface EarshotProcess {
   child: ChildProcess;
   /** everything the process wrote to stdout and stderr so far (JSON log lines) */
@@ -14,6 +12,8 @@ export interface EarshotProcess {
   kill(signal: NodeJS.Signals): Promise<number | NodeJS.Signals>;
   /** resolves with the base URL (http://localhost:PORT) once the "listening" log line is out */
   listening(timeoutMs?: number): Promise<string>;
+  /** resolves with `http://localhost:PORT` as soon as HTTP listens (before the database and Kafka are ready) */
+  httpUrl(timeoutMs?: number): Promise<string>;
 }
 
 /**
@@ -23,10 +23,12 @@ export interface EarshotProcess {
  * What must stay true: it runs what `npm start` runs (the compiled build, Node 24), so the
  * build must be current: run `npm run build` first.
  */
-export function spawnEarshot(env: Record<string, string>, args: string[] = ['serve']): EarshotProcess {
-  if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` before this test`);
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    cwd: REPO_ROOT,
+export function spawnEarshot(env: Record<string, string>, opts: { root?: string; args?: string[] } = {}): EarshotProcess {
+  const root = opts.root ?? REPO_ROOT;
+  const main = path.join(root, 'dist', 'src', 'main.js');
+  if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` before this test`);
+  const child = spawn(process.execPath, [main, ...(opts.args ?? ['serve'])], {
+    cwd: root,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -43,6 +45,16 @@ export function spawnEarshot(env: Record<string, string>, args: string[] = ['ser
     child,
     output: () => out,
     exited,
+    async httpUrl(timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = /"httpUrl":"(http:\/\/localhost:\d+)"/.exec(out);
+        if (m) return m[1]!;
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`earshot exited before listening:\n${out.slice(-3000)}`);
+        if (Date.now() > deadline) throw new Error(`earshot did not listen within ${timeoutMs} ms:\n${out.slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     kill(signal) {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;

@@ -1,0 +1,166 @@
+import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Admin } from 'kafkajs';
+import { message, ndjson } from '../support/app';
+import { spawnEarshot, type EarshotProcess } from '../support/earshot-process';
+import { kafkaEnv, kafkaNames, testKafka, waitFor } from '../support/kafka-fixtures';
+import { createTestDatabase, type TestDatabase } from '../support/postgres';
+
+// Real processes killed the way a crash or an operator would: the compiled CLI, its embedded
+// PostgreSQL, the shared Kafka broker.
+
+const running: EarshotProcess[] = [];
+const start = (env: Record<string, string>, opts?: { root?: string }) => {
+  const p = spawnEarshot(env, opts);
+  running.push(p);
+  return p;
+};
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((p) => p.kill('SIGKILL')));
+});
+
+const get = async (url: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+};
+const totalCustomers = async (url: string): Promise<number | null> => {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: '{ customers { totalCount } }' }),
+    signal: AbortSignal.timeout(5_000),
+  });
+  const body = (await res.json()) as { data?: { customers?: { totalCount: number } } | null };
+  return body.data?.customers?.totalCount ?? null;
+};
+const ingestOne = async (url: string, n: number) => {
+  const res = await fetch(`${url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([message(n)]) });
+  expect(await res.json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+};
+/** The pid of the postmaster, from postmaster.pid in the cluster's folder. */
+const postmasterPid = (databaseDir: string) => Number(readFileSync(path.join(databaseDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+const databaseDirOf = (p: EarshotProcess) => /"databaseDir":"([^"]+)","msg":"embedded PostgreSQL started"/.exec(p.output())![1]!;
+
+describe('a dead embedded PostgreSQL', () => {
+  const dirs: string[] = [];
+  const embeddedEnv = () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-heal-'));
+    dirs.push(dataDir);
+    return { EARSHOT_DATA_DIR: dataDir, EARSHOT_EMBEDDED_PG_PORT: String(52000 + Math.floor(Math.random() * 3000)) };
+  };
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('is started again: /healthz says 503 with the reason meanwhile, then 200, and requests work on the same data', async () => {
+    const p = start(embeddedEnv());
+    const url = await p.httpUrl();
+    await waitFor('ready', async () => (await get(`${url}/readyz`)).status === 200, 90_000);
+    await ingestOne(url, 1);
+    expect(await totalCustomers(url)).toBe(1);
+
+    const pid = postmasterPid(databaseDirOf(p));
+    process.kill(pid, 'SIGKILL');
+    // Every answer from now on is either "unhealthy, with a reason" or, once restarted, a working service.
+    const unhealthy = await waitFor('/healthz to report the dead database', async () => {
+      const h = await get(`${url}/healthz`);
+      return h.status === 503 ? h.body : null;
+    }, 10_000, 20);
+    expect(unhealthy.reason).toMatch(/embedded PostgreSQL exited .*restarting/);
+    await waitFor('/healthz to say ok again', async () => (await get(`${url}/healthz`)).status === 200, 60_000, 100);
+    expect(await totalCustomers(url)).toBe(1);
+    await ingestOne(url, 2);
+    expect(await totalCustomers(url)).toBe(2);
+    expect((await get(`${url}/readyz`)).status).toBe(200);
+    expect(postmasterPid(databaseDirOf(p))).not.toBe(pid);
+    expect(p.output()).toContain('the embedded PostgreSQL runs again');
+    expect(await p.kill('SIGTERM')).toBe(0);
+  }, 180_000);
+
+  it('that cannot be started again makes the process exit non-zero for its supervisor, never answering 200 meanwhile', async () => {
+    const p = start(embeddedEnv());
+    const url = await p.httpUrl();
+    await waitFor('ready', async () => (await get(`${url}/readyz`)).status === 200, 90_000);
+    const databaseDir = databaseDirOf(p);
+    const pid = postmasterPid(databaseDir);
+    process.kill(pid, 'SIGKILL');
+    // Its data folder gone, no restart can succeed.
+    await waitFor('the postmaster to be gone', async () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 10_000, 10);
+    renameSync(databaseDir, `${databaseDir}.moved`);
+    const statuses = new Set<number>();
+    const watch = (async () => {
+      while (p.child.exitCode === null) {
+        try {
+          statuses.add((await get(`${url}/healthz`)).status);
+        } catch {
+          // the process has closed its port: it is exiting
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    expect(await p.exited).toBe(1);
+    await watch;
+    expect(statuses.has(200)).toBe(false);
+    expect(statuses.has(503)).toBe(true);
+    expect(p.output()).toContain('could not be started again');
+  }, 120_000);
+});
+
+describe('HTTP first after SIGKILL', () => {
+  const names = kafkaNames('httpfirst');
+  let database: TestDatabase;
+  let admin: Admin;
+  beforeAll(async () => {
+    database = await createTestDatabase('httpfirst');
+    admin = testKafka().admin();
+    await admin.connect();
+  });
+  afterAll(async () => {
+    await database?.drop();
+    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
+    await admin?.disconnect();
+  });
+
+  it('answers /healthz at once and /readyz 503 with the reason until the consumer has joined its group', async () => {
+    // A session timeout long enough that the dead member holds up the group for a while.
+    const env = { ...kafkaEnv(names), DATABASE_URL: database.url, KAFKA_SESSION_TIMEOUT_MS: '15000' };
+    const first = start(env);
+    const firstUrl = await first.httpUrl();
+    await waitFor('the first process to be ready', async () => (await get(`${firstUrl}/readyz`)).status === 200, 90_000);
+    expect(await first.kill('SIGKILL')).toBe('SIGKILL');
+
+    const spawnedAt = Date.now();
+    const second = start(env);
+    const url = await second.httpUrl();
+    const health = await waitFor('/healthz', async () => {
+      const h = await get(`${url}/healthz`);
+      return h.status === 200 ? { at: Date.now() } : null;
+    }, 30_000, 20);
+    const reasons = new Set<string>();
+    let answeredWhileJoining = false;
+    await waitFor('ready once the consumer has joined', async () => {
+      const r = await get(`${url}/readyz`);
+      if (r.status === 503) reasons.add(String(r.body.reason));
+      if (r.status === 503 && /kafka consumer/.test(String(r.body.reason)) && !second.output().includes('kafka consumer joined its group')) {
+        answeredWhileJoining ||= (await totalCustomers(url)) === 0;
+      }
+      return r.status === 200;
+    }, 120_000, 100);
+    const joinedAt = Date.parse(/"time":"([^"]+)"[^\n]*"msg":"kafka consumer joined its group"/.exec(second.output())![1]!);
+    console.info(`http-first: /healthz 200 after ${health.at - spawnedAt} ms, consumer joined after ${joinedAt - spawnedAt} ms`);
+    expect(health.at).toBeLessThan(joinedAt);
+    expect([...reasons].some((r) => /kafka consumer/.test(r))).toBe(true);
+    // While the consumer joins, the API already answers from the database.
+    expect(answeredWhileJoining).toBe(true);
+    expect(await second.kill('SIGTERM')).toBe(0);
+  }, 240_000);
+});
