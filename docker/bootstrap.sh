@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes a checkout runnable: installs the locked dependencies when they are missing or stale
-# (Node.js 24 itself comes with them, as the `node` package), then compiles with tsc.
+# (Node.js 24 itself comes with them, as the `node` package), then compiles (tsc, and vite for
+# the console).
 # Used by `npm start` so that a fresh clone starts with one command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,8 @@ if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ package-lock.json -
   npm ci --no-audit --no-fund >&2
 fi
 export PATH="$PWD/node_modules/.bin:$PATH"
-if [ ! -f dist/src/main.js ] || [ -n "$(find src migrations schema -newer dist/src/main.js -print -quit)" ]; then
-  echo "[earshot] compiling (tsc)" >&2
-  tsc -p tsconfig.json
+if [ ! -f dist/src/main.js ] || [ ! -f dist/console/index.html ] \
+   || [ -n "$(find src migrations schema console -newer dist/src/main.js -print -quit)" ]; then
+  echo "[earshot] compiling (tsc, and vite for the console)" >&2
+  npm run --silent build >&2
 fi

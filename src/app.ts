@@ -17,6 +17,8 @@ import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
 import { createSchema } from './graphql/schema';
+import { ViewerResolver } from './auth/viewer.resolver';
+import { CONSOLE_DIR } from './http/console.static';
 import { toSubgraphSchema } from './graphql/federation';
 import { TrustedDocuments } from './graphql/trusted-documents';
 import { LiveEvents } from './graphql/live-events';
@@ -187,6 +189,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         [TopicInsightResolver, new TopicInsightResolver()],
         [SubscriptionResolver, new SubscriptionResolver()],
         [PrivacyResolver, new PrivacyResolver(services.erasure, services.exports, services.retention)],
+        [ViewerResolver, new ViewerResolver()],
       ]),
     );
     apollo = createApollo(config.graphqlApi.federation ? toSubgraphSchema(schema) : schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics, log.child({ component: 'access' }));
@@ -208,6 +211,8 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     trustedDocuments: apiOn ? new TrustedDocuments(config.graphqlApi.trustedDocuments, config.graphqlApi.persistedOperationsFile) : null,
     metricsAccess: { onMainPort: config.metrics.onMainPort, key: config.metrics.key },
     accessLog: log.child({ component: 'access' }),
+    // the console only calls the public GraphQL API, so it needs the api role beside it
+    consoleDir: config.console && apollo ? CONSOLE_DIR : null,
     readiness: async () => {
       try {
         await db.ds.query('SELECT 1');

@@ -43,6 +43,15 @@ describe('loadConfig', () => {
     for (const name of ['EARSHOT_SENTIMENT_URL', 'EARSHOT_SENTIMENT_TIMEOUT_MS', 'EARSHOT_SENTIMENT_BATCH_SIZE', 'EARSHOT_SENTIMENT_BREAKER_ERROR_PERCENT']) expect(problems).toContain(name);
   });
 
+  it('serves the console by default outside production only, and lets either be changed', () => {
+    const key = { EARSHOT_API_KEYS: 'k-0123456789abcdef:admin:ops' };
+    expect(loadConfig({}).console).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', ...key }).console).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production', EARSHOT_CONSOLE: 'on', ...key }).console).toBe(true);
+    expect(loadConfig({ EARSHOT_CONSOLE: 'off' }).console).toBe(false);
+    expect(() => loadConfig({ EARSHOT_CONSOLE: 'yes' })).toThrow(/EARSHOT_CONSOLE/);
+  });
+
   it('refuses to run open in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/requires authentication/);
     const c = loadConfig({ NODE_ENV: 'production', EARSHOT_API_KEYS: 'k-0123456789abcdef:admin:ops' });

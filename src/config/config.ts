@@ -102,6 +102,8 @@ export interface Config {
   readonly retentionDays: number | null;
   /** not errors: EARSHOT_* variables no part of Earshot reads (typos), each with the closest known name; logged at start */
   readonly warnings: readonly string[];
+  /** serve the listening console at /console (on by default outside production) */
+  readonly console: boolean;
 }
 
 export interface GraphqlConfig {
@@ -267,6 +269,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     graphqlApi: parseGraphqlConfig(str, int, nodeEnv, problems),
     retentionDays: str('EARSHOT_RETENTION_DAYS') === null ? null : int('EARSHOT_RETENTION_DAYS', 0, 1, 36_500),
     warnings: [],
+    console: oneOf('EARSHOT_CONSOLE', nodeEnv === 'production' ? 'off' : 'on', ['on', 'off'] as const) === 'on',
   };
   if (problems.length > 0) throw new ConfigError(problems);
   (config as unknown as { warnings: string[] }).warnings = unknownVariables(env, new Set([...read, ...KNOWN_ELSEWHERE]));

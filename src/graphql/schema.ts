@@ -14,6 +14,7 @@ import { SubscriptionResolver } from './subscription.resolver';
 import { CrmResolver } from '../crm/crm.resolver';
 import { ListeningGapResolver, TopicInsightResolver } from '../listening-gap/listening-gap.resolver';
 import { PrivacyResolver } from '../privacy/privacy.resolver';
+import { ViewerResolver } from '../auth/viewer.resolver';
 
 export const RESOLVERS = [
   CustomerResolver,
@@ -29,6 +30,7 @@ export const RESOLVERS = [
   TopicInsightResolver,
   SubscriptionResolver,
   PrivacyResolver,
+  ViewerResolver,
 ] as const;
 
 // Subscriptions bring their own event source (src/graphql/live-hub.ts) through `subscribe`;

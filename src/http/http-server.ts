@@ -10,6 +10,7 @@ import type { TrustedDocuments } from '../graphql/trusted-documents';
 import type { Loaders } from '../graphql/loaders';
 import type { IngestService } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
+import { CONSOLE_PATH, serveConsole } from './console.static';
 import { requestContext } from '../shared/request-context';
 import { OperationSlots } from './operation-slots';
 import type { Logger } from '../shared/logger';
@@ -37,6 +38,8 @@ export interface HttpDeps {
   metricsAccess: { onMainPort: boolean; key: string | null };
   /** one line per HTTP request (requestId, method, route, status, role, duration, bytes) */
   accessLog?: Logger;
+  /** the built console's folder, or null when the console is off (EARSHOT_CONSOLE) */
+  consoleDir: string | null;
   /** null while the process can do its work, else why not (a dead embedded PostgreSQL): /healthz says 503 */
   liveness?: () => string | null;
   /** GraphQL operations run at once, and how many may wait (EARSHOT_GRAPHQL_CONCURRENCY, _QUEUE_MAX) */
@@ -183,6 +186,7 @@ function routeOf(path: string): string {
   if (path === '/explorer' || path.startsWith(EXPLORER_ASSET_PREFIX)) return 'explorer';
   if (path === '/ingest') return 'ingest';
   if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1);
+  if (path === CONSOLE_PATH || path.startsWith(`${CONSOLE_PATH}/`)) return 'console';
   return 'other';
 }
 
@@ -211,6 +215,9 @@ async function handle(
       return serveMetrics(deps.metrics, deps.metricsAccess.key, req, res);
     case 'ingest':
       return handleIngest(deps, req, res);
+    case 'console':
+      if (!deps.consoleDir) throw new AppError('NOT_FOUND', 'the console is off on this instance (EARSHOT_CONSOLE=on enables it)');
+      return serveConsole(deps.consoleDir, req, res, url.pathname);
     case 'graphql':
       if (!deps.apollo) throw new AppError('NOT_FOUND', 'the api role is not enabled on this instance');
       if (applyCors(deps.corsOrigins ?? [], req, res)) return;

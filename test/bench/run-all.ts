@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-const BENCHES = ['api.bench.js', 'sentiment.bench.js', 'identity.bench.js', 'ingest.bench.js', 'crm.bench.js', 'listening-gap.bench.js', 'graphql-limits.bench.js', 'rescore.bench.js', 'soak.bench.js', 'erasure.bench.js', 'subscriptions.bench.js', 'graphql.bench.js'];
+const BENCHES = ['api.bench.js', 'sentiment.bench.js', 'identity.bench.js', 'ingest.bench.js', 'crm.bench.js', 'listening-gap.bench.js', 'graphql-limits.bench.js', 'rescore.bench.js', 'soak.bench.js', 'erasure.bench.js', 'subscriptions.bench.js', 'graphql.bench.js', 'console.bench.js'];
 
 let failed = 0;
 for (const file of BENCHES) {

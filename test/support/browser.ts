@@ -1,8 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { REPO_ROOT } from './postgres';
+
+/** Where browser tests and benchmarks leave their screenshots (not committed). */
+export const SCREENSHOTS = path.join(REPO_ROOT, '.cache', 'screenshots');
+
+// as root without a sandbox, and without the background traffic (updates, sync, QUIC) a closed network refuses
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** Debian's chromium (`apt-get install chromium`, done by .ci/run), or CHROMIUM_PATH. */
 function chromiumPath(): string {
@@ -25,11 +32,7 @@ export interface TestBrowser {
 /** A real headless Chromium with a fresh profile and no traffic of its own (no updates, no sync). */
 export async function launchBrowser(): Promise<TestBrowser> {
   const profile = mkdtempSync(path.join(os.tmpdir(), 'earshot-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath(),
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath(), headless: true, args: ARGS });
   return {
     newPage: () => context.newPage(),
     async close() {
@@ -37,4 +40,10 @@ export async function launchBrowser(): Promise<TestBrowser> {
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** Headless Chromium for tests that need several isolated sessions (browser contexts). */
+export async function launchChromium(): Promise<Browser> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  return chromium.launch({ executablePath: chromiumPath(), args: ARGS });
 }

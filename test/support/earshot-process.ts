@@ -10,6 +10,8 @@ export interface EarshotProcess {
   /** resolves with the exit code or signal */
   exited: Promise<number | NodeJS.Signals>;
   kill(signal: NodeJS.Signals): Promise<number | NodeJS.Signals>;
+  /** resolves with the base URL (http://localhost:PORT) once the "listening" log line is out */
+  listening(timeoutMs?: number): Promise<string>;
   /** resolves with `http://localhost:PORT` as soon as HTTP listens (before the database and Kafka are ready) */
   httpUrl(timeoutMs?: number): Promise<string>;
 }
@@ -21,11 +23,11 @@ export interface EarshotProcess {
  * What must stay true: it runs what `npm start` runs (the compiled build, Node 24), so the
  * build must be current: run `npm run build` first.
  */
-export function spawnEarshot(env: Record<string, string>, opts: { root?: string } = {}): EarshotProcess {
+export function spawnEarshot(env: Record<string, string>, opts: { root?: string; args?: string[] } = {}): EarshotProcess {
   const root = opts.root ?? REPO_ROOT;
   const main = path.join(root, 'dist', 'src', 'main.js');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` before this test`);
-  const child = spawn(process.execPath, [main, 'serve'], {
+  const child = spawn(process.execPath, [main, ...(opts.args ?? ['serve'])], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -56,6 +58,25 @@ export function spawnEarshot(env: Record<string, string>, opts: { root?: string 
     kill(signal) {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
+    },
+    listening(timeoutMs = 120_000) {
+      const found = () => /"url":"(http:\/\/[^"]+)\/graphql"/.exec(out)?.[1] ?? null;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => done(new Error(`no "listening" line within ${timeoutMs} ms:\n${out.slice(-4000)}`)), timeoutMs);
+        const check = () => {
+          const url = found();
+          if (url) done(null, url);
+        };
+        const done = (err: Error | null, url?: string) => {
+          clearTimeout(timer);
+          child.stdout!.off('data', check);
+          if (err) reject(err);
+          else resolve(url!);
+        };
+        child.stdout!.on('data', check);
+        void exited.then((code) => done(new Error(`earshot exited with ${code} before listening:\n${out.slice(-4000)}`)));
+        check();
+      });
     },
   };
 }

@@ -1,0 +1,125 @@
+import type { ComponentChildren } from 'preact';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError, gql } from '../api';
+
+export interface QueryState<T> {
+  data: T | null;
+  error: string | null;
+  loading: boolean;
+  reload: () => Promise<void>;
+}
+
+const prefetched = new Map<string, Promise<unknown>>();
+
+/**
+ * Starts a query before the page that needs it is on screen (at start, while the sign-in is
+ * still being checked), so the first paint waits for one round trip instead of two.
+ */
+export function prefetch(query: string, variables: Record<string, unknown>): void {
+  const p = gql(query, variables);
+  p.catch(() => undefined);
+  prefetched.set(query + JSON.stringify(variables), p);
+}
+
+/** Runs a query when its variables change; `reload` runs it again (after a mutation or an event). */
+export function useQuery<T>(query: string, variables: Record<string, unknown>, skip = false): QueryState<T> {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [loading, setLoading] = useState(!skip);
+  const key = JSON.stringify(variables);
+  const latest = useRef(0);
+  const reload = useCallback(async () => {
+    if (skip) return;
+    const ticket = ++latest.current;
+    setLoading(true);
+    try {
+      const early = prefetched.get(query + key);
+      prefetched.delete(query + key);
+      const d = (await (early ?? gql<T>(query, JSON.parse(key) as Record<string, unknown>))) as T;
+      // an older answer arriving late must not overwrite a newer one
+      if (ticket === latest.current) {
+        setData(d);
+        setError(null);
+      }
+    } catch (e) {
+      if (ticket === latest.current) setError(e instanceof ApiError ? e.message : String(e));
+    } finally {
+      if (ticket === latest.current) setLoading(false);
+    }
+  }, [query, key, skip]);
+  useEffect(() => {
+    void reload();
+  }, [reload]);
+  return { data, error, loading, reload };
+}
+
+export function ErrorBox({ error }: { error: string | null }) {
+  return error ? (
+    <p role="alert" class="error">
+      {error}
+    </p>
+  ) : null;
+}
+
+export function Section({ title, children, id }: { title: string; children: ComponentChildren; id?: string }) {
+  return (
+    <section aria-labelledby={id ?? slug(title)} class="card">
+      <h2 id={id ?? slug(title)}>{title}</h2>
+      {children}
+    </section>
+  );
+}
+
+const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-');
+
+export type Label = 'POSITIVE' | 'NEUTRAL' | 'NEGATIVE';
+
+export function SentimentBadge({ label, score }: { label: Label | null | undefined; score?: number | null }) {
+  if (!label) return <span class="badge">no data</span>;
+  return (
+    <span class={`badge ${label.toLowerCase()}`}>
+      {label.toLowerCase()}
+      {score != null && ` ${score >= 0 ? '+' : ''}${score.toFixed(2)}`}
+    </span>
+  );
+}
+
+export function when(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+/** "in 2 h 5 min" / "3 h 10 min overdue", against the given clock. */
+export function timeLeft(dueIso: string, now: number): string {
+  const s = Math.round((Date.parse(dueIso) - now) / 1000);
+  const abs = Math.abs(s);
+  const d = Math.floor(abs / 86400);
+  const h = Math.floor((abs % 86400) / 3600);
+  const m = Math.floor((abs % 3600) / 60);
+  const text = d > 0 ? `${d} d ${h} h` : h > 0 ? `${h} h ${m} min` : `${m} min`;
+  return s >= 0 ? `in ${text}` : `${text} overdue`;
+}
+
+export const pct = (x: number | null | undefined) => (x == null ? '—' : `${Math.round(x * 100)}%`);
+export const num = (x: number | null | undefined, digits = 2) => (x == null ? '—' : x.toFixed(digits));
+
+export function duration(seconds: number | null | undefined): string {
+  if (seconds == null) return '—';
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 86400) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${(seconds / 86400).toFixed(1)} d`;
+}
+
+/** The words that moved the score, as chips coloured by direction. */
+export function Explanation({ items }: { items: { token: string; weight: number }[] }) {
+  if (items.length === 0) return <span class="muted">no scoring words</span>;
+  return (
+    <ul class="chips" aria-label="Words that moved the score">
+      {items.slice(0, 8).map((e) => (
+        <li class={e.weight < 0 ? 'neg' : 'pos'} title={`weight ${e.weight}`}>
+          {e.token} <span class="w">{e.weight > 0 ? '+' : ''}{e.weight.toFixed(2)}</span>
+        </li>
+      ))}
+    </ul>
+  );
+}
