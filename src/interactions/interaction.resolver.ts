@@ -84,7 +84,10 @@ export class InteractionResolver {
  * (its nulls are data) and never walked recursively here, however deep it nests.
  */
 function asMessage(i: InteractionInput): unknown {
-  const strip = (o: object): Record<string, unknown> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined));
+  // GraphQL input objects carry nulls for absent fields (the JSON Schema wants them absent) and
+  // DateTimeISO arguments arrive as Dates (the schema wants the string)
+  const strip = (o: object): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v]));
   const m = strip(i);
   if (i.author) {
     const author = strip(i.author);
