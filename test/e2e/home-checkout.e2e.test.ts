@@ -22,7 +22,7 @@ describe('a checkout in a private home folder', () => {
   it('starts its embedded PostgreSQL, stores, and keeps the data across a restart', async () => {
     // What the service reads at run time, laid out as in a clone (hard links when the file
     // system allows, so node_modules is not copied byte by byte).
-    for (const entry of ['package.json', 'dist', 'schema', 'node_modules']) {
+    for (const entry of ['package.json', 'dist', 'schema', 'models', 'node_modules']) {
       try {
         execFileSync('cp', ['-al', path.join(REPO_ROOT, entry), checkout]);
       } catch {
