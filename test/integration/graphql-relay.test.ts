@@ -17,7 +17,7 @@ describe('Relay conventions of the GraphQL API', () => {
   const as = (key: string) => ({ 'x-api-key': key });
 
   beforeAll(async () => {
-    app = await startTestApp({ EARSHOT_API_KEYS: `${ADMIN}:admin,${ANALYST}:analyst,${AGENT}:agent:sam` }, 'relay');
+    app = await startTestApp({ EARSHOT_API_KEYS: `${ADMIN}:admin,${ANALYST}:analyst,${AGENT}:agent:sam`, EARSHOT_GAP_ESCALATION: 'off' }, 'relay');
     const lines = Array.from({ length: 30 }, (_, i) =>
       message(i, { author: { handle: `relay${i}`, displayName: `Relay ${i}`, ...(i === 7 ? { email: 'seven@example.com', phone: '+1 415 555 0107' } : {}) } }),
     );
