@@ -103,7 +103,9 @@ describe('ingestInteractions: bad entries among 1,000', () => {
       const b = BAD_LINES[(i / 90) | 0];
       if (i % 90 === 45 && b) {
         input.push(asInput(b.line(20_000_000 + i)));
-        badAt.set(i, b.reason);
+        // occurredAt is a DateTimeISO here: the scalar turns 9999-12-31T23:59:59-14:00 into year
+        // 10000, which no RFC 3339 string can carry, so the edge names the format instead
+        badAt.set(i, b.kind === '9999-12-31T23:59:59-14:00' ? /occurredAt: .*(in the future|must match format "date-time")/ : b.reason);
       } else input.push(asInput(JSON.stringify(message(20_000_000 + i))));
     }
     expect(badAt.size).toBe(BAD_LINES.length);
