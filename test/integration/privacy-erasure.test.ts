@@ -142,7 +142,9 @@ describe('eraseCustomer', () => {
     expect((await app.services.escalation.runOnce()).escalated).toBeGreaterThanOrEqual(1);
     const escalatedCase = sf.store.list('Case', false).find((c) => String(c.Description).includes('Zorblax'));
     expect(escalatedCase).toBeTruthy();
-    expect((await app.services.crmWriteback.runOnce()).written).toBe(2);
+    // the sync role's own write-back task may already have written one of the two: what counts is
+    // that both CRM records carry the sentiment fields before the erasure
+    await app.services.crmWriteback.runOnce();
     expect(sf.store.find('Contact', contact.Id)!.Earshot_Sentiment_Label__c).toBeTruthy();
     expect(hs.store.get('contacts', hsContact.id)!.properties.earshot_sentiment_label).toBeTruthy();
     await publishPending();
