@@ -7,17 +7,6 @@ const ADMIN = 'admin-key-0123456789abcdef';
 const ANALYST = 'analyst-key-0123456789abcdef';
 const AGENT = 'agent-key-0123456789abcdef';
 
-/** Waits for the "Earshot is listening" line and returns its base URL. */
-async function listening(p: EarshotProcess, timeoutMs = 60_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = /"url":"(http:\/\/localhost:\d+)\/graphql"/.exec(p.output());
-    if (m) return m[1]!;
-    if (p.child.exitCode !== null) throw new Error(`earshot exited: ${p.output()}`);
-    if (Date.now() > deadline) throw new Error(`not listening within ${timeoutMs} ms: ${p.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const SUBSCRIBE_INTERACTIONS = `subscription($f: InteractionFilter) { interactionRecorded(filter: $f) {
   id text direction customer { id displayName identities { kind value redacted } } } }`;
@@ -34,9 +23,9 @@ describe('subscriptions over graphql-ws across two Earshot processes (PostgreSQL
     const env = { DATABASE_URL: database.url, EARSHOT_API_KEYS: `${ADMIN}:admin,${ANALYST}:analyst,${AGENT}:agent:sam` };
     // A takes writes (ingest, mutations); B only serves the API: an event must cross processes
     a = spawnEarshot({ ...env, EARSHOT_ROLES: 'api,ingest' });
-    urlA = await listening(a);
+    urlA = await a.listening(60_000);
     b = spawnEarshot({ ...env, EARSHOT_ROLES: 'api' });
-    urlB = await listening(b);
+    urlB = await b.listening(60_000);
   });
   afterAll(async () => {
     await Promise.all([a?.kill('SIGTERM'), b?.kill('SIGTERM')]);

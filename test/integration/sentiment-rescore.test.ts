@@ -257,14 +257,7 @@ describe('re-scoring stored interactions after a model change', () => {
 
     const env = { ...KEYS, EARSHOT_SENTIMENT_URL: server.url, EARSHOT_RESCORE_BATCH_SIZE: '2' };
     const proc = spawnEarshot({ ...env, DATABASE_URL: killedDb.url, EARSHOT_ROLES: 'api' });
-    let url: string | null = null;
-    const deadline = Date.now() + 60_000;
-    while (!url) {
-      const m = /"url":"(http:\/\/localhost:\d+)\/graphql"/.exec(proc.output());
-      if (m) url = m[1]!;
-      else if (proc.child.exitCode !== null || Date.now() > deadline) throw new Error(`earshot did not start:\n${proc.output().slice(-3000)}`);
-      else await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const url = await proc.listening(60_000);
     const sentBefore = server.requests.length;
     const held = server.hold(sentBefore + 2);
     const started = await fetch(`${url}/graphql`, {
