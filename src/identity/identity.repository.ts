@@ -1,6 +1,6 @@
 import { keyset, type SortKey, type Window } from '../graphql/keyset';
 import type { Page } from '../graphql/relay';
-import { exec, firstRow, modify, rows, type Db } from '../db/sql';
+import { exec, firstRow, rows, type Db } from '../db/sql';
 import type { PersonRecord } from './matcher';
 import type { AuditAction, AuditRow, EvidenceItem, MergeSnapshot, ReresolutionJobRow, SuggestionRow, SuggestionStatus } from './identity.model';
 
