@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { advisoryUnlock, tryAdvisoryLock } from '../db/sql';
 import type { IdentityService } from '../identity/identity.service';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
@@ -143,7 +144,7 @@ export class CrmSyncService {
     await qr.connect();
     const lockKey = client.system === 'salesforce' ? 7_301_001 : 7_301_002;
     try {
-      const got = await repo.tryAdvisoryLock(qr, lockKey);
+      const got = await tryAdvisoryLock(qr, lockKey);
       if (!got) {
         this.log.info({ system: client.system }, 'another replica is syncing this CRM; skipping this run');
         return { system: client.system, mode, objects: [], complete: false };
@@ -151,7 +152,7 @@ export class CrmSyncService {
       try {
         return await this.runSystem(client, mode);
       } finally {
-        await repo.advisoryUnlock(qr, lockKey);
+        await advisoryUnlock(qr, lockKey);
       }
     } finally {
       await qr.release();

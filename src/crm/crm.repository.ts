@@ -97,15 +97,6 @@ export async function syncBudgetExhausted(db: Db, system: CrmSystem, objectType:
   );
 }
 
-/** A session-level advisory lock (on the given connection); whether it was free. */
-export async function tryAdvisoryLock(db: Db, key: number): Promise<boolean> {
-  return (await firstRow<{ ok: boolean }>(db, 'SELECT pg_try_advisory_lock($1) AS ok', [key]))?.ok === true;
-}
-
-export async function advisoryUnlock(db: Db, key: number): Promise<void> {
-  await exec(db, 'SELECT pg_advisory_unlock($1)', [key]);
-}
-
 // ---- records and cases -------------------------------------------------------------------------
 
 /** Live records of one object by external id, as stored (for deletions the vendor reports by id only). */

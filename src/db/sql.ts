@@ -3,7 +3,7 @@ import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 /**
  * What runs SQL: the data source (each statement on a pooled connection) or a transaction's
  * query runner. TypeORM keeps the pool, transactions and migrations; statements go through the
- * three functions below, called only from the `*.repository.ts` modules, whose functions declare
+ * functions below, called only from the `*.repository.ts` modules, whose functions declare
  * what their rows are. The driver's untyped result is given its type here and nowhere else.
  */
 export type Db = Pick<DataSource, 'query'> | Pick<QueryRunner, 'query'> | Pick<EntityManager, 'query'>;
@@ -30,4 +30,16 @@ export async function exec(db: Db, text: string, params?: readonly unknown[]): P
 export async function modify<R = never>(db: Db, text: string, params?: readonly unknown[]): Promise<{ rows: R[]; count: number }> {
   const [out, count] = (await db.query(text, params as unknown[] | undefined)) as [R[], number];
   return { rows: out, count };
+}
+
+/**
+ * A session-level advisory lock on the given connection (a leader lock: one runner of a job
+ * across replicas); whether it was free. Release it on the same connection.
+ */
+export async function tryAdvisoryLock(db: Db, key: number): Promise<boolean> {
+  return (await firstRow<{ ok: boolean }>(db, 'SELECT pg_try_advisory_lock($1) AS ok', [key]))?.ok === true;
+}
+
+export async function advisoryUnlock(db: Db, key: number): Promise<void> {
+  await exec(db, 'SELECT pg_advisory_unlock($1)', [key]);
 }

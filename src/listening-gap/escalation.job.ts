@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
+import { advisoryUnlock, tryAdvisoryLock } from '../db/sql';
 import type { CaseInput, CrmClient, CrmSystem } from '../crm/crm.port';
 import { enqueueOutbox } from '../outbox/outbox';
 import { OUTBOX_TOPICS, type OutboxRow } from '../outbox/outbox-events';
@@ -80,7 +81,7 @@ export class EscalationJob {
     const qr = this.ds.createQueryRunner();
     await qr.connect();
     try {
-      if (!(await repo.tryAdvisoryLock(qr, ESCALATION_LOCK))) return report;
+      if (!(await tryAdvisoryLock(qr, ESCALATION_LOCK))) return report;
       report.ran = true;
       try {
         for (;;) {
@@ -94,7 +95,7 @@ export class EscalationJob {
           if (claimed.length < BATCH || stopping()) break;
         }
       } finally {
-        await repo.advisoryUnlock(qr, ESCALATION_LOCK);
+        await advisoryUnlock(qr, ESCALATION_LOCK);
       }
     } finally {
       await qr.release();

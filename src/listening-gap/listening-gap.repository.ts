@@ -364,15 +364,6 @@ export function trendBuckets(
 
 // ---- escalation --------------------------------------------------------------------------------
 
-/** A session-level advisory lock (on the given connection); whether it was free. */
-export async function tryAdvisoryLock(db: Db, key: number): Promise<boolean> {
-  return (await firstRow<{ ok: boolean }>(db, 'SELECT pg_try_advisory_lock($1) AS ok', [key]))?.ok === true;
-}
-
-export async function advisoryUnlock(db: Db, key: number): Promise<void> {
-  await exec(db, 'SELECT pg_advisory_unlock($1)', [key]);
-}
-
 /** Claims up to `limit` overdue open items not escalated yet (or whose lease lapsed) under a fresh token; their ids. */
 export async function claimOverdueItems(db: Db, claim: string, leaseSeconds: number, limit: number): Promise<string[]> {
   const r = await modify<{ id: string }>(
