@@ -2,9 +2,10 @@ import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 /**
  * What runs SQL: the data source (each statement on a pooled connection) or a transaction's
- * query runner. TypeORM keeps the pool, transactions and migrations; statements go through the
- * functions below, called only from the `*.repository.ts` modules, whose functions declare
- * what their rows are. The driver's untyped result is given its type here and nowhere else.
+ * query runner. TypeORM keeps the pool, transactions and migrations; statements go through
+ * `rows`, `firstRow`, `exec` and `modify`, called from the `*.repository.ts` modules, whose
+ * functions declare what their rows are (src/db/sql-boundary.spec.ts keeps SQL there). The
+ * driver's untyped result is given its type here and nowhere else.
  */
 export type Db = Pick<DataSource, 'query'> | Pick<QueryRunner, 'query'> | Pick<EntityManager, 'query'>;
 
