@@ -13,6 +13,7 @@ import { CrmSyncService } from './crm/crm-sync.service';
 import { CrmWritebackService } from './crm/crm-writeback.service';
 import { createDataSource, type QueryCounter } from './db/data-source';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded-postgres';
+import { exec } from './db/sql';
 import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
 import { NodeResolver } from './graphql/node.resolver';
@@ -215,7 +216,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     consoleDir: config.console && apollo ? CONSOLE_DIR : null,
     readiness: async () => {
       try {
-        await db.ds.query('SELECT 1');
+        await exec(db.ds, 'SELECT 1');
         if (await db.ds.showMigrations()) return 'database migrations are pending';
         return kafkaStarting ?? kafka?.health() ?? null;
       } catch (e) {

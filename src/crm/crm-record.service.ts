@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { CrmConfig } from './crm.config';
 import { crmRecordUrl } from './crm-links';
+import { liveRecordsOfCustomers, orgLinks } from './crm.repository';
 import type { CrmRecordRef, CrmSystemEnum } from './crm.type';
 
 /** CRM records of customers as the API shows them: ids, owner, last change and a deep link; never the raw payload. */
@@ -12,12 +13,8 @@ export class CrmRecordService {
 
   /** Live (not deleted) records per customer id, in input order; Salesforce first, then by object and id. */
   async byCustomers(customerIds: readonly string[]): Promise<CrmRecordRef[][]> {
-    const rows: { customer_id: string; system: string; object_type: string; external_id: string; owner_id: string | null; modstamp: Date | null }[] = await this.ds.query(
-      `SELECT customer_id, system, object_type, external_id, owner_id, modstamp FROM crm_record
-        WHERE customer_id = ANY($1::uuid[]) AND deleted_at IS NULL ORDER BY system DESC, object_type, external_id`,
-      [customerIds],
-    );
-    const orgs: { system: string; instance_url: string | null; portal_id: string | null }[] = rows.length ? await this.ds.query('SELECT system, instance_url, portal_id FROM crm_org') : [];
+    const rows = await liveRecordsOfCustomers(this.ds, customerIds);
+    const orgs = rows.length ? await orgLinks(this.ds) : [];
     const org = new Map(orgs.map((o) => [o.system, o]));
     const out = new Map<string, CrmRecordRef[]>();
     for (const r of rows) {

@@ -1,10 +1,12 @@
 import type { DataSource } from 'typeorm';
+import { advisoryUnlock, tryAdvisoryLock } from '../db/sql';
 import type { IdentityService } from '../identity/identity.service';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted, type BudgetSnapshot } from './crm-budget';
+import * as repo from './crm.repository';
 import type { CrmCaseRow, CrmClient, CrmPerson, CrmRecordInput, CrmSystem, PulledBatch, SyncMode } from './crm.port';
 
 export interface SyncStateRow {
@@ -142,15 +144,15 @@ export class CrmSyncService {
     await qr.connect();
     const lockKey = client.system === 'salesforce' ? 7_301_001 : 7_301_002;
     try {
-      const [got] = (await qr.query('SELECT pg_try_advisory_lock($1) AS ok', [lockKey])) as { ok: boolean }[];
-      if (!got?.ok) {
+      const got = await tryAdvisoryLock(qr, lockKey);
+      if (!got) {
         this.log.info({ system: client.system }, 'another replica is syncing this CRM; skipping this run');
         return { system: client.system, mode, objects: [], complete: false };
       }
       try {
         return await this.runSystem(client, mode);
       } finally {
-        await qr.query('SELECT pg_advisory_unlock($1)', [lockKey]);
+        await advisoryUnlock(qr, lockKey);
       }
     } finally {
       await qr.release();
@@ -168,11 +170,7 @@ export class CrmSyncService {
         report.complete = false;
         // The rest waits for the next window too; say so on each object.
         for (const rest of client.objectTypes.slice(client.objectTypes.indexOf(objectType) + 1)) {
-          await this.ds.query(
-            `INSERT INTO crm_sync_state (system, object_type, status, last_error, updated_at) VALUES ($1, $2, 'budget_exhausted', $3, now())
-             ON CONFLICT (system, object_type) DO UPDATE SET status = 'budget_exhausted', last_error = $3, updated_at = now()`,
-            [client.system, rest, r.error ?? null],
-          );
+          await repo.syncBudgetExhausted(this.ds, client.system, rest, r.error ?? null);
         }
         this.log.warn({ system: client.system, objectType, error: r.error }, 'CRM sync stopped: daily API budget spent; it resumes from the cursor in the next window');
         break;
@@ -186,12 +184,7 @@ export class CrmSyncService {
     const t0 = Date.now();
     const used0 = client.budget.snapshot().usedToday;
     const state = await this.state(system, objectType);
-    await this.ds.query(
-      `INSERT INTO crm_sync_state (system, object_type, status, mode, last_run_started_at, records_last_run, deleted_last_run, updated_at)
-       VALUES ($1, $2, 'running', $3, now(), 0, 0, now())
-       ON CONFLICT (system, object_type) DO UPDATE SET status = 'running', mode = $3, last_run_started_at = now(), records_last_run = 0, deleted_last_run = 0, updated_at = now()`,
-      [system, objectType, mode],
-    );
+    await repo.syncStarted(this.ds, system, objectType, mode);
     const r: ObjectRunReport = { objectType, records: 0, deleted: 0, apiCalls: 0, ms: 0, via: [], outcome: 'ok' };
     const persist = async (b: PulledBatch) => {
       const n = b.records.length + b.cases.length;
@@ -201,14 +194,12 @@ export class CrmSyncService {
       if (!r.via.includes(b.via)) r.via.push(b.via);
       r.records += n - deleted;
       r.deleted += deleted;
-      await this.ds.query(
-        `UPDATE crm_sync_state SET
-           cursor_modstamp = coalesce($3::timestamptz, cursor_modstamp), cursor_id = CASE WHEN $3::timestamptz IS NULL THEN cursor_id ELSE $4 END,
-           records_last_run = records_last_run + $5, deleted_last_run = deleted_last_run + $6, total_records = total_records + $5,
-           api_calls_last_run = $7, updated_at = now()
-         WHERE system = $1 AND object_type = $2`,
-        [system, objectType, b.cursor?.modstamp ?? null, b.cursor?.id ?? null, n - deleted, deleted, client.budget.snapshot().usedToday - used0],
-      );
+      await repo.syncBatchStored(this.ds, system, objectType, {
+        cursor: b.cursor ?? null,
+        records: n - deleted,
+        deleted,
+        apiCalls: client.budget.snapshot().usedToday - used0,
+      });
       await this.saveOrg(client);
     };
     // Pages are handed to the identity intake in batches of about INTAKE_BATCH records: fewer,
@@ -239,12 +230,7 @@ export class CrmSyncService {
       });
       await flush();
       r.apiCalls = client.budget.snapshot().usedToday - used0;
-      await this.ds.query(
-        `UPDATE crm_sync_state SET status = 'ok', last_error = NULL, last_run_finished_at = now(), last_success_at = now(),
-           deleted_checked_until = coalesce($3, deleted_checked_until), api_calls_last_run = $4, updated_at = now()
-         WHERE system = $1 AND object_type = $2`,
-        [system, objectType, res.deletedCheckedUntil, r.apiCalls],
-      );
+      await repo.syncSucceeded(this.ds, system, objectType, res.deletedCheckedUntil, r.apiCalls);
     } catch (e) {
       // What was fetched before the failure is kept, and the cursor moves past it.
       await flush().catch((f: Error) => this.log.error({ system, objectType, err: f.message }, 'could not store the records fetched before a failure'));
@@ -252,11 +238,7 @@ export class CrmSyncService {
       r.outcome = e instanceof CrmBudgetExhausted ? 'budget_exhausted' : 'error';
       r.error = (e as Error).message;
       if (r.outcome === 'error') this.log.error({ system, objectType, err: r.error }, 'CRM sync of an object failed; its cursor stays where the last batch left it');
-      await this.ds.query(
-        `UPDATE crm_sync_state SET status = $3, last_error = $4, last_run_finished_at = now(), api_calls_last_run = $5, updated_at = now()
-         WHERE system = $1 AND object_type = $2`,
-        [system, objectType, r.outcome, r.error, r.apiCalls],
-      );
+      await repo.syncFailed(this.ds, system, objectType, r.outcome, r.error, r.apiCalls);
     }
     r.ms = Date.now() - t0;
     this.log.info({ system, ...r }, 'CRM object synced');
@@ -265,11 +247,7 @@ export class CrmSyncService {
 
   /** What the store holds for records the vendor reports deleted (it sends ids only). */
   private async known(system: CrmSystem, objectType: string, ids: string[]): Promise<Map<string, CrmRecordInput>> {
-    const rows: { external_id: string; owner_id: string | null; payload: Record<string, unknown>; modstamp: Date | null; person: Record<string, unknown> | null }[] = await this.ds.query(
-      `SELECT external_id, owner_id, payload, modstamp, person FROM crm_record
-        WHERE system = $1 AND object_type = $2 AND external_id = ANY($3::text[]) AND deleted_at IS NULL`,
-      [system, objectType, ids],
-    );
+    const rows = await repo.liveRecordsByExternalId(this.ds, system, objectType, ids);
     return new Map(
       rows.map((r) => {
         const person: CrmPerson = {};
@@ -280,36 +258,11 @@ export class CrmSyncService {
   }
 
   private async upsertCases(system: CrmSystem, cases: CrmCaseRow[]): Promise<void> {
-    await this.ds.query(
-      `INSERT INTO crm_case (system, external_id, status, is_closed, contact_id, account_id, modstamp, deleted_at)
-       SELECT $1, x.id, x.status, x.closed, x.contact, x.account, x.modstamp, CASE WHEN x.deleted THEN now() END
-         FROM unnest($2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[], $7::timestamptz[], $8::boolean[])
-           AS x(id, status, closed, contact, account, modstamp, deleted)
-       ON CONFLICT (system, external_id) DO UPDATE SET
-         status = CASE WHEN EXCLUDED.deleted_at IS NULL THEN EXCLUDED.status ELSE crm_case.status END,
-         is_closed = CASE WHEN EXCLUDED.deleted_at IS NULL THEN EXCLUDED.is_closed ELSE crm_case.is_closed END,
-         contact_id = coalesce(EXCLUDED.contact_id, crm_case.contact_id), account_id = coalesce(EXCLUDED.account_id, crm_case.account_id),
-         modstamp = coalesce(EXCLUDED.modstamp, crm_case.modstamp),
-         deleted_at = CASE WHEN EXCLUDED.deleted_at IS NULL THEN NULL ELSE coalesce(crm_case.deleted_at, EXCLUDED.deleted_at) END,
-         updated_at = now()`,
-      [
-        system,
-        cases.map((c) => c.externalId),
-        cases.map((c) => c.status),
-        cases.map((c) => c.isClosed),
-        cases.map((c) => c.contactId),
-        cases.map((c) => c.accountId),
-        cases.map((c) => c.modstamp),
-        cases.map((c) => c.deleted),
-      ],
-    );
+    await repo.upsertCases(this.ds, system, cases);
   }
 
   private async restoreBudget(client: CrmClient): Promise<void> {
-    const [row]: { budget_day: string | null; budget_used: number }[] = await this.ds.query(
-      `SELECT to_char(budget_day, 'YYYY-MM-DD') AS budget_day, budget_used FROM crm_org WHERE system = $1 AND org_key = $2`,
-      [client.system, client.budget.key],
-    );
+    const row = await repo.storedBudget(this.ds, client.system, client.budget.key);
     if (row?.budget_day) client.budget.restore(row.budget_day, row.budget_used);
   }
 
@@ -317,14 +270,15 @@ export class CrmSyncService {
   private async saveOrg(client: CrmClient): Promise<void> {
     const b = client.budget.snapshot();
     const c = client as CrmClient & { instanceUrl?: string | null; portal?: string | null };
-    await this.ds.query(
-      `INSERT INTO crm_org (system, org_key, instance_url, portal_id, budget_day, budget_used, exhausted_until, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, now())
-       ON CONFLICT (system) DO UPDATE SET org_key = $2, instance_url = coalesce($3, crm_org.instance_url), portal_id = coalesce($4, crm_org.portal_id),
-         budget_day = $5, budget_used = CASE WHEN crm_org.budget_day = $5::date AND crm_org.org_key = $2 THEN greatest(crm_org.budget_used, $6) ELSE $6 END,
-         exhausted_until = $7, updated_at = now()`,
-      [client.system, b.key, c.instanceUrl ?? null, c.portal ?? null, b.day, b.usedToday, b.exhaustedUntil],
-    );
+    await repo.saveOrg(this.ds, {
+      system: client.system,
+      orgKey: b.key,
+      instanceUrl: c.instanceUrl ?? null,
+      portalId: c.portal ?? null,
+      day: b.day,
+      usedToday: b.usedToday,
+      exhaustedUntil: b.exhaustedUntil,
+    });
   }
 
   async state(system: CrmSystem, objectType: string): Promise<SyncStateRow | null> {
@@ -333,26 +287,23 @@ export class CrmSyncService {
 
   /** Stored sync state per system and object (every object, or one). */
   async states(system?: CrmSystem, objectType?: string): Promise<SyncStateRow[]> {
-    const rows: Record<string, unknown>[] = await this.ds.query(
-      `SELECT * FROM crm_sync_state WHERE ($1::text IS NULL OR system = $1) AND ($2::text IS NULL OR object_type = $2) ORDER BY system, object_type`,
-      [system ?? null, objectType ?? null],
-    );
+    const rows = await repo.syncStates(this.ds, system ?? null, objectType ?? null);
     return rows.map((r) => ({
-      system: r.system as CrmSystem,
-      objectType: r.object_type as string,
-      status: r.status as SyncStateRow['status'],
-      mode: (r.mode as SyncMode | null) ?? null,
-      cursorModstamp: (r.cursor_modstamp as Date | null) ?? null,
-      cursorId: (r.cursor_id as string | null) || null,
-      deletedCheckedUntil: (r.deleted_checked_until as Date | null) ?? null,
-      lastRunStartedAt: (r.last_run_started_at as Date | null) ?? null,
-      lastRunFinishedAt: (r.last_run_finished_at as Date | null) ?? null,
-      lastSuccessAt: (r.last_success_at as Date | null) ?? null,
+      system: r.system,
+      objectType: r.object_type,
+      status: r.status,
+      mode: r.mode ?? null,
+      cursorModstamp: r.cursor_modstamp ?? null,
+      cursorId: r.cursor_id || null,
+      deletedCheckedUntil: r.deleted_checked_until ?? null,
+      lastRunStartedAt: r.last_run_started_at ?? null,
+      lastRunFinishedAt: r.last_run_finished_at ?? null,
+      lastSuccessAt: r.last_success_at ?? null,
       recordsLastRun: Number(r.records_last_run),
       deletedLastRun: Number(r.deleted_last_run),
       apiCallsLastRun: Number(r.api_calls_last_run),
       totalRecords: Number(r.total_records),
-      lastError: (r.last_error as string | null) ?? null,
+      lastError: r.last_error ?? null,
     }));
   }
 

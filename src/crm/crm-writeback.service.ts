@@ -5,20 +5,10 @@ import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted } from './crm-budget';
 import type { CrmClient, CrmSystem, WriteBackKey, WriteBackUpdate, WriteBackValues } from './crm.port';
+import * as repo from './crm.repository';
+import type { DesiredRow } from './crm.repository';
 
-interface DesiredRow {
-  record_id: string;
-  customer_id: string;
-  system: CrmSystem;
-  object_type: string;
-  external_id: string;
-  written_values: Partial<WriteBackValues> | null;
-  sentiment_score: number | null;
-  sentiment_label: string | null;
-  sentiment_trend: number | null;
-  last_interaction_at: Date | null;
-  open_complaints: number;
-}
+export type { DesiredRow } from './crm.repository';
 
 export interface WriteBackRunReport {
   customers: number;
@@ -105,8 +95,7 @@ export class CrmWritebackService {
   }
 
   async pending(): Promise<number> {
-    const [row]: { n: string }[] = await this.ds.query('SELECT count(*) AS n FROM crm_writeback');
-    return Number(row?.n ?? 0);
+    return repo.writebackQueueLength(this.ds);
   }
 
   /** One pass over at most `batchCustomers` due customers. */
@@ -114,31 +103,13 @@ export class CrmWritebackService {
     const report: WriteBackRunReport = { customers: 0, records: 0, written: 0, failed: 0, unchanged: 0, apiCalls: {}, budgetExhausted: false };
     // Leases and backoff run on the injected clock (tests move it instead of sleeping).
     const now = this.clock.date();
-    const [claimed] = (await this.ds.query(
-      `UPDATE crm_writeback w SET leased_until = $3::timestamptz + make_interval(secs => $2::double precision / 1000)
-        WHERE w.customer_id IN (
-          SELECT customer_id FROM crm_writeback
-           WHERE next_attempt_at <= $3::timestamptz AND (leased_until IS NULL OR leased_until < $3::timestamptz)
-           ORDER BY enqueued_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-        RETURNING w.customer_id, w.enqueued_at::text AS enqueued_at, w.attempts`,
-      [this.batchCustomers, this.config.writeBackLeaseMs, now],
-    )) as [{ customer_id: string; enqueued_at: string; attempts: number }[], number];
+    const claimed = await repo.claimWriteback(this.ds, this.batchCustomers, this.config.writeBackLeaseMs, now);
     if (claimed.length === 0) return report;
     report.customers = claimed.length;
     const ids = claimed.map((c) => c.customer_id);
 
     // A merged-away customer's records have moved to the survivor (its own trigger enqueued it).
-    const rows: DesiredRow[] = await this.ds.query(
-      `SELECT r.id AS record_id, c.id AS customer_id, r.system, r.object_type, r.external_id, r.written_values,
-              c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.last_interaction_at,
-              (SELECT count(*)::int FROM interaction i
-                WHERE i.customer_id = c.id AND i.direction = 'inbound' AND i.intent = 'complaint'
-                  AND NOT EXISTS (SELECT 1 FROM interaction o WHERE o.source = i.source AND o.in_reply_to = i.external_id AND o.direction = 'outbound')
-              ) AS open_complaints
-         FROM customer c JOIN crm_record r ON r.customer_id = c.id
-        WHERE c.id = ANY($1::uuid[]) AND c.merged_into_id IS NULL AND c.last_interaction_at IS NOT NULL AND r.deleted_at IS NULL`,
-      [ids],
-    );
+    const rows = await repo.desiredRows(this.ds, ids);
     const retry = new Map<string, string>();
     const groups = new Map<string, { client: CrmClient; objectType: string; items: { row: DesiredRow; desired: WriteBackValues; update: WriteBackUpdate }[] }>();
     for (const row of rows) {
@@ -191,33 +162,24 @@ export class CrmWritebackService {
     }
 
     if (done.length) {
-      await this.ds.query(
-        `UPDATE crm_record r SET written_values = x.v, written_at = now(), writeback_error = NULL
-           FROM unnest($1::uuid[], $2::jsonb[]) AS x(id, v) WHERE r.id = x.id`,
-        [done.map((d) => d.id), done.map((d) => JSON.stringify(d.values))],
-      );
+      await repo.recordsWritten(this.ds, done);
     }
     if (failed.length) {
-      await this.ds.query(`UPDATE crm_record r SET writeback_error = x.e FROM unnest($1::uuid[], $2::text[]) AS x(id, e) WHERE r.id = x.id`, [failed.map((f) => f.id), failed.map((f) => f.error)]);
+      await repo.recordsFailed(this.ds, failed);
     }
     const finished = claimed.filter((c) => !retry.has(c.customer_id));
     if (finished.length) {
       // Rows enqueued again since the claim (a newer change) stay; locked ones are being re-enqueued.
       // enqueued_at travels as text: a JS Date would drop the microseconds the comparison needs.
-      await this.ds.query(
-        `DELETE FROM crm_writeback WHERE customer_id IN (
-           SELECT w.customer_id FROM crm_writeback w JOIN unnest($1::uuid[], $2::timestamptz[]) AS x(id, at) ON w.customer_id = x.id AND w.enqueued_at = x.at
-           FOR UPDATE OF w SKIP LOCKED)`,
-        [finished.map((c) => c.customer_id), finished.map((c) => c.enqueued_at)],
-      );
+      await repo.releaseWriteback(this.ds, finished);
     }
     const again = claimed.filter((c) => retry.has(c.customer_id));
     if (again.length) {
-      await this.ds.query(
-        `UPDATE crm_writeback w SET leased_until = NULL, attempts = w.attempts + 1, last_error = x.err,
-           next_attempt_at = coalesce($3::timestamptz, $4::timestamptz + make_interval(secs => least(3600, 2 ^ least(w.attempts, 12))))
-           FROM unnest($1::uuid[], $2::text[]) AS x(id, err) WHERE w.customer_id = x.id`,
-        [again.map((c) => c.customer_id), again.map((c) => retry.get(c.customer_id)!), exhaustedUntil, this.clock.date()],
+      await repo.retryWriteback(
+        this.ds,
+        again.map((c) => ({ customerId: c.customer_id, error: retry.get(c.customer_id)! })),
+        exhaustedUntil,
+        this.clock.date(),
       );
     }
     this.log.debug({ ...report }, 'CRM write-back pass');

@@ -1,7 +1,6 @@
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
 import { requestContext } from '../shared/request-context';
 import { migrations } from '../../migrations';
-import { entities } from './entities';
 
 /**
  * Counts SQL statements, in all and per HTTP request (by request id); tests use it to prove
@@ -45,7 +44,8 @@ export function createDataSource(opts: DataSourceOptions): { dataSource: DataSou
     type: 'postgres',
     url: opts.url,
     schema: opts.schema,
-    entities,
+    // no entities: SQL lives in the feature repositories (src/**/*.repository.ts, through src/db/sql.ts)
+    entities: [],
     migrations,
     migrationsTableName: 'migration',
     synchronize: false,

@@ -7,7 +7,9 @@ import { inTransaction } from '../db/transaction';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { IncrementalIndex, Matcher, DEFAULT_PARAMETERS, type MatchParameters, type PersonRecord } from './matcher';
-import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys, recordSuggestion, type EvidenceItem } from './merge';
+import type { EvidenceItem } from './identity.model';
+import * as repo from './identity.repository';
+import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys, recordSuggestion } from './merge';
 import { identityKey, type IdentityKeyOptions, type IdentityKind } from './normalize';
 
 export interface CrmIntakeResult {
@@ -99,26 +101,18 @@ export class CrmIntakeService {
     // All keys of the chunk at once and in order: locking record by record could deadlock with the ingest pipeline.
     await lockIdentityKeys(qr, chunk.flatMap((c) => c.claims.map((k) => identityLockKey(k.kind, k.value))));
     for (const c of chunk) {
-      const [rec]: { id: string; customer_id: string | null }[] = await qr.query(
-        `INSERT INTO crm_record (system, object_type, external_id, owner_id, payload, modstamp, person, deleted_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $8::boolean THEN now() END)
-         ON CONFLICT (system, object_type, external_id) DO UPDATE SET
-           owner_id = EXCLUDED.owner_id, payload = EXCLUDED.payload, modstamp = EXCLUDED.modstamp, person = EXCLUDED.person,
-           deleted_at = CASE WHEN $8::boolean THEN coalesce(crm_record.deleted_at, now()) END, updated_at = now()
-         RETURNING id, customer_id`,
-        [
-          system,
-          objectType,
-          c.input.externalId,
-          c.input.ownerId ?? null,
-          JSON.stringify(c.input.payload ?? {}),
-          c.input.modstamp ? new Date(c.input.modstamp).toISOString() : null,
-          JSON.stringify(c.person),
-          c.input.deleted === true,
-        ],
-      );
-      c.recordId = rec!.id;
-      const customerId = await this.placeRecord(qr, system, objectType, c, rec!.customer_id, actor, out);
+      const rec = await repo.upsertCrmRecord(qr, {
+        system,
+        objectType,
+        externalId: c.input.externalId,
+        ownerId: c.input.ownerId ?? null,
+        payload: c.input.payload ?? {},
+        modstamp: c.input.modstamp ? new Date(c.input.modstamp).toISOString() : null,
+        person: c.person,
+        deleted: c.input.deleted === true,
+      });
+      c.recordId = rec.id;
+      const customerId = await this.placeRecord(qr, system, objectType, c, rec.customer_id, actor, out);
       out.customerIds.push(customerId);
       // At once, so later records of this chunk match it; after a rollback the entry points at no
       // stored record and candidates are looked up in the database, so it is ignored.
@@ -139,11 +133,7 @@ export class CrmIntakeService {
     out: Omit<CrmIntakeResult, 'records'>,
   ): Promise<string> {
     const recordId = c.recordId!;
-    const owned: { id: string; kind: string; value: string; customer_id: string }[] = await qr.query(
-      `SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM customer_identity ci
-         JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
-      [c.claims.map((k) => k.kind), c.claims.map((k) => k.value)],
-    );
+    const owned = await repo.identitiesByKeys(qr, c.claims);
     const roots = await lockCustomers(qr, [...owned.map((o) => o.customer_id), ...(current ? [current] : [])]);
     const ownerOf = new Map(owned.map((o) => [identityLockKey(o.kind, o.value), { identityId: o.id, customerId: roots.get(o.customer_id) ?? o.customer_id }]));
     const crmOwner = ownerOf.get(identityLockKey('crm', c.claims[0]!.value));
@@ -200,43 +190,33 @@ export class CrmIntakeService {
     const created = target === null;
     if (created) {
       target = randomUUID();
-      await qr.query(`INSERT INTO customer (id, display_name) VALUES ($1, $2)`, [target, c.displayName]);
+      await repo.insertCustomer(qr, target, c.displayName);
       out.created++;
     }
     const missing = c.claims.filter((k) => !ownerOf.has(identityLockKey(k.kind, k.value)));
     let inserted: { id: string; kind: string }[] = [];
     if (missing.length > 0) {
-      inserted = await qr.query(
-        `INSERT INTO customer_identity (customer_id, kind, network, value, raw_value, source, linked_by, link_score, link_evidence)
-         SELECT $1, k, n, v, r, $2, $7, $8, $9 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS x(k, n, v, r)
-         RETURNING id, kind`,
-        [
-          target,
-          system,
-          missing.map((k) => k.kind),
-          missing.map((k) => k.network),
-          missing.map((k) => k.value),
-          missing.map((k) => k.raw),
-          link ? 'rule' : 'deterministic',
-          link?.score ?? null,
-          link ? JSON.stringify(link.evidence) : null,
-        ],
-      );
+      inserted = await repo.insertCrmIdentities(qr, target!, system, missing, {
+        linkedBy: link ? 'rule' : 'deterministic',
+        score: link?.score ?? null,
+        evidence: link ? link.evidence : null,
+      });
     }
-    await qr.query(`UPDATE crm_record SET customer_id = $1 WHERE id = $2 AND customer_id IS DISTINCT FROM $1`, [target, recordId]);
+    await repo.setCrmRecordCustomer(qr, recordId, target!);
     if (link || attachedVia) {
       // a 'link' audit makes taking the record in undoable (unmergeCustomer) like a merge
       const snapshot = { identities: inserted.map((i) => i.id), crmRecords: [recordId], interactions: [], repointed: [], displayName: c.displayName };
-      await qr.query(`INSERT INTO merge_audit (created_at, action, survivor_id, score, evidence, reason, actor, snapshot) VALUES (clock_timestamp(), 'link', $1, $2, $3, $4, $5, $6)`, [
-        target,
-        link?.score ?? null,
-        JSON.stringify(link?.evidence ?? [{ field: attachedVia, outcome: 'agree', detail: `the customer already holds this ${attachedVia}` }]),
-        link
+      await repo.insertAudit(qr, {
+        action: 'link',
+        survivorId: target!,
+        score: link?.score ?? null,
+        evidence: link?.evidence ?? [{ field: attachedVia, outcome: 'agree', detail: `the customer already holds this ${attachedVia}` }],
+        reason: link
           ? `${system} ${objectType} ${c.input.externalId} matches ${link.label} with ${link.score.toFixed(1)} bits (auto-link threshold ${this.thresholds.autoLinkBits}; intake by ${actor})`
           : `${system} ${objectType} ${c.input.externalId} carries a ${attachedVia} the customer holds (intake by ${actor})`,
-        link ? 'rule:fellegi-sunter' : `rule:deterministic:${attachedVia}`,
-        JSON.stringify(snapshot),
-      ]);
+        actor: link ? 'rule:fellegi-sunter' : `rule:deterministic:${attachedVia}`,
+        snapshot,
+      });
       if (link) out.linked++;
     }
     if (c.input.deleted) return target!;
@@ -274,29 +254,18 @@ export class CrmIntakeService {
     return target!;
   }
 
-  private async holdsOtherRecord(qr: QueryRunner, customerId: string, system: string, objectType: string, externalId: string): Promise<boolean> {
-    const rows: unknown[] = await qr.query(
-      `SELECT 1 FROM crm_record WHERE customer_id = $1 AND system = $2 AND object_type = $3 AND external_id <> $4 AND deleted_at IS NULL LIMIT 1`,
-      [customerId, system, objectType, externalId],
-    );
-    return rows.length > 0;
+  private holdsOtherRecord(qr: QueryRunner, customerId: string, system: string, objectType: string, externalId: string): Promise<boolean> {
+    return repo.holdsOtherCrmRecord(qr, customerId, system, objectType, externalId);
   }
 
   private async identityIdOf(qr: QueryRunner, kind: string, value: string): Promise<string | null> {
-    const [row]: { id: string }[] = await qr.query(`SELECT id FROM customer_identity WHERE kind = $1 AND value = $2`, [kind, value]);
-    return row?.id ?? null;
+    return (await repo.identityByKey(qr, kind, value))?.id ?? null;
   }
 
   /** Customer, anchor identity and a label of CRM records, for the matcher's candidates. */
   private async recordsInfo(qr: QueryRunner, recordIds: string[]): Promise<Map<string, RecordInfo>> {
-    const rows: { id: string; customer_id: string; anchor: string; label: string }[] = await qr.query(
-      `SELECT r.id, ci.customer_id, ci.id AS anchor, r.system || ' ' || r.object_type || ' ' || r.external_id AS label
-         FROM crm_record r
-         JOIN customer_identity ci ON ci.kind = 'crm' AND ci.value = r.person->'crmIds'->>0
-        WHERE r.id = ANY($1::uuid[]) AND r.deleted_at IS NULL`,
-      [recordIds],
-    );
-    return new Map(rows.map((r) => [r.id, { customerId: r.customer_id, anchor: r.anchor, label: r.label }]));
+    const found = await repo.crmRecordAnchors(qr, recordIds);
+    return new Map(found.map((r) => [r.id, { customerId: r.customer_id, anchor: r.anchor, label: r.label }]));
   }
 
   /** Loads (once) and refreshes (every few seconds) the profiles other processes wrote. */
@@ -311,10 +280,7 @@ export class CrmIntakeService {
       this.indexedUntil = new Date(0);
     }
     const since = new Date(this.indexedUntil.getTime() - 60_000);
-    const rows: { id: string; person: Omit<PersonRecord, 'id'> | null; deleted: boolean; updated_at: Date }[] = await this.ds.query(
-      `SELECT id, person, deleted_at IS NOT NULL AS deleted, updated_at FROM crm_record WHERE updated_at > $1 AND person IS NOT NULL`,
-      [since.toISOString()],
-    );
+    const rows = await repo.crmProfilesChangedSince(this.ds, since);
     for (const r of rows) {
       if (r.deleted || !r.person) this.index!.remove(r.id);
       else this.index!.add({ ...r.person, id: r.id });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { prepareCrmRecord } from './identity.service';
+import { prepareCrmRecord } from './crm-intake.service';
 
 const opts = { email: { plusAddressing: 'strip' as const }, defaultRegion: 'US' };
 

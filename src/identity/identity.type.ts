@@ -1,8 +1,7 @@
 import { Field, Float, GraphQLISODateTime, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Connection, Node, toGlobalId } from '../graphql/relay';
-import type { AuditRow, SuggestionRow } from './identity.service';
+import type { AuditRow, EvidenceItem, SuggestionRow } from './identity.model';
 import type { ReresolutionJobRow } from './reresolve.job';
-import type { EvidenceItem } from './merge';
 
 export enum MergeAction {
   MERGE = 'merge',

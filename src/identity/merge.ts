@@ -4,6 +4,11 @@ import { enqueueOutbox } from '../outbox/outbox';
 import { rebuildCustomerRollups, refreshCustomerSummaries } from '../sentiment/rollups';
 import { sentimentEvent, sentimentTombstone } from '../outbox/outbox-events';
 import { AppError } from '../shared/app-error';
+import * as repo from './identity.repository';
+import type { EvidenceItem, MergeSnapshot, Side } from './identity.model';
+
+export type { EvidenceItem, MergeSnapshot, Side } from './identity.model';
+export { anchorOf, crmConflict, rejectedBetween } from './identity.repository';
 
 /**
  * The transactional building blocks of identity resolution, shared by the ingest pipeline,
@@ -38,7 +43,7 @@ export function identityLockKey(kind: string, value: string): string {
 export async function lockIdentityKeys(qr: Q, keys: Iterable<string>): Promise<void> {
   const locks = [...new Set([...keys].map(lockOf))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   if (locks.length === 0) return;
-  await qr.query(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k ORDER BY k`, [locks.map(String)]);
+  await repo.advisoryXactLocks(qr, locks);
 }
 
 /** Two 32-bit FNV-1a hashes (different offsets) as one signed 64-bit advisory-lock key. */
@@ -64,10 +69,7 @@ export async function lockCustomers(qr: Q, ids: Iterable<string>): Promise<Map<s
   const locked = new Set<string>();
   let todo = [...new Set(ids)];
   while (todo.length > 0) {
-    const rows: { id: string; merged_into_id: string | null }[] = await qr.query(
-      `SELECT id, merged_into_id FROM customer WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`,
-      [todo.sort()],
-    );
+    const rows = await repo.lockCustomerRows(qr, todo.sort());
     for (const r of rows) {
       locked.add(r.id);
       roots.set(r.id, r.merged_into_id ?? r.id);
@@ -81,27 +83,6 @@ export async function lockCustomers(qr: Q, ids: Iterable<string>): Promise<Map<s
     roots.set(id, r);
   }
   return roots;
-}
-
-/** One field's contribution to a match: what the matcher explains, or a deterministic reason. */
-export interface EvidenceItem {
-  field: string;
-  outcome: string;
-  level?: string;
-  similarity?: number;
-  weight?: number;
-  detail?: string;
-}
-
-/** Enough to undo a merge: what moved from the merged customer to the survivor. */
-export interface MergeSnapshot {
-  identities: string[];
-  crmRecords: string[];
-  /** interactions that moved without an identity of the merged customer attaching them */
-  interactions: string[];
-  /** customers merged into the merged one earlier, repointed to the survivor */
-  repointed: string[];
-  displayName: string | null;
 }
 
 export interface MergeTxOptions {
@@ -132,19 +113,12 @@ export async function mergeCustomersTx(qr: Q, survivorId: string, mergedId: stri
     });
   }
 
-  const identities = ids(await qr.query(`WITH u AS (UPDATE customer_identity SET customer_id = $1 WHERE customer_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
-  const crmRecords = ids(await qr.query(`WITH u AS (UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE customer_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
-  const moved: { id: string; follows: boolean }[] = await qr.query(
-    `WITH u AS (UPDATE interaction SET customer_id = $1 WHERE customer_id = $2 RETURNING id, identity_id)
-     SELECT u.id, coalesce(u.identity_id = ANY($3::uuid[]), false) AS follows FROM u`,
-    [survivorId, mergedId, identities],
-  );
-  const repointed = ids(await qr.query(`WITH u AS (UPDATE customer SET merged_into_id = $1 WHERE merged_into_id = $2 RETURNING id) SELECT id FROM u`, [survivorId, mergedId]));
-  const [merged]: { display_name: string | null }[] = await qr.query(
-    `WITH u AS (UPDATE customer SET merged_into_id = $1, updated_at = now() WHERE id = $2 RETURNING display_name) SELECT display_name FROM u`,
-    [survivorId, mergedId],
-  );
-  await qr.query(`UPDATE customer SET display_name = $2 WHERE id = $1 AND display_name IS NULL`, [survivorId, merged?.display_name ?? null]);
+  const identities = await repo.moveAllIdentities(qr, survivorId, mergedId);
+  const crmRecords = await repo.moveAllCrmRecords(qr, survivorId, mergedId);
+  const moved = await repo.moveAllInteractions(qr, survivorId, mergedId, identities);
+  const repointed = await repo.repointMergedInto(qr, survivorId, mergedId);
+  const merged = await repo.markMerged(qr, survivorId, mergedId);
+  await repo.fillDisplayName(qr, survivorId, merged?.display_name ?? null);
 
   const snapshot: MergeSnapshot = {
     identities,
@@ -153,18 +127,23 @@ export async function mergeCustomersTx(qr: Q, survivorId: string, mergedId: stri
     repointed,
     displayName: merged?.display_name ?? null,
   };
-  const [audit]: { id: string }[] = await qr.query(
-    `INSERT INTO merge_audit (created_at, action, survivor_id, merged_id, score, evidence, reason, actor, snapshot)
-     VALUES (clock_timestamp(), 'merge', $1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-    [survivorId, mergedId, opts.score ?? null, JSON.stringify(opts.evidence ?? []), opts.reason, opts.actor, JSON.stringify(snapshot)],
-  );
+  const auditId = await repo.insertAudit(qr, {
+    action: 'merge',
+    survivorId,
+    mergedId,
+    score: opts.score ?? null,
+    evidence: opts.evidence ?? [],
+    reason: opts.reason,
+    actor: opts.actor,
+    snapshot,
+  });
   // A merged customer with nothing scored (a CRM record just linked) leaves the rollups as they are.
   const summaries = moved.length > 0 ? await rebuildCustomerRollups(qr, [survivorId, mergedId]) : await refreshCustomerSummaries(qr, [survivorId]);
   await enqueueOutbox(qr, [
     sentimentTombstone(mergedId),
     ...summaries.filter((s) => s.id === survivorId).map((s) => sentimentEvent(s, opts.publicUrl)),
   ]);
-  return audit!.id;
+  return auditId;
 }
 
 export interface UnmergeTxResult {
@@ -186,10 +165,7 @@ export interface UnmergeTxResult {
  * already undone merge is a CONFLICT, never undone twice.
  */
 export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: string; reason: string; publicUrl: string }): Promise<UnmergeTxResult> {
-  const [audit]: { action: string; survivor_id: string; merged_id: string; snapshot: Partial<MergeSnapshot> | null; undone_at: Date | null }[] = await qr.query(
-    `SELECT action, survivor_id, merged_id, snapshot, undone_at FROM merge_audit WHERE id = $1 FOR UPDATE`,
-    [mergeAuditId],
-  );
+  const audit = await repo.lockAuditEntry(qr, mergeAuditId);
   if (!audit) throw AppError.notFound(`merge ${mergeAuditId}`);
   if ((audit.action !== 'merge' && audit.action !== 'link') || !Array.isArray(audit.snapshot?.identities)) {
     throw AppError.badInput(`audit entry ${mergeAuditId} is a ${audit.action}, not a merge or link`);
@@ -203,7 +179,7 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
     root = (await lockCustomers(qr, [audit.survivor_id])).get(audit.survivor_id);
     if (!root) throw AppError.notFound(`customer ${audit.survivor_id}`);
     restored = randomUUID();
-    await qr.query(`INSERT INTO customer (id, display_name) VALUES ($1, $2)`, [restored, snap.displayName]);
+    await repo.insertCustomer(qr, restored, snap.displayName);
   } else {
     const roots = await lockCustomers(qr, [audit.survivor_id, audit.merged_id]);
     root = roots.get(audit.survivor_id);
@@ -212,29 +188,21 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
       throw new AppError('CONFLICT', 'the merged customer is no longer part of the survivor; nothing to undo');
     }
   }
-  const back = ids(
-    await qr.query(`WITH u AS (UPDATE customer_identity SET customer_id = $1 WHERE id = ANY($2::uuid[]) AND customer_id = $3 RETURNING id) SELECT id FROM u`, [
-      restored,
-      snap.identities,
-      root,
-    ]),
-  );
-  await qr.query(
-    `UPDATE interaction i SET customer_id = $1
-      WHERE i.customer_id = $3
-        AND (i.id = ANY($4::uuid[]) OR i.identity_id = ANY($2::uuid[]))`,
-    [restored, back, root, snap.interactions],
-  );
-  await qr.query(`UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE id = ANY($2::uuid[]) AND customer_id = $3`, [restored, snap.crmRecords, root]);
-  await qr.query(`UPDATE customer SET merged_into_id = $1 WHERE id = ANY($2::uuid[]) AND merged_into_id = $3`, [restored, snap.repointed, root]);
-  await qr.query(`UPDATE customer SET merged_into_id = NULL, display_name = coalesce($2, display_name), updated_at = now() WHERE id = $1`, [restored, snap.displayName]);
-  await qr.query(`UPDATE merge_audit SET undone_at = now() WHERE id = $1`, [mergeAuditId]);
-  const [undo]: { id: string }[] = await qr.query(
-    `INSERT INTO merge_audit (created_at, action, survivor_id, merged_id, reason, actor, snapshot)
-     VALUES (clock_timestamp(), 'unmerge', $1, $2, $3, $4, $5) RETURNING id`,
-    [root, restored, opts.reason, opts.actor, JSON.stringify({ undoes: mergeAuditId, identities: back })],
-  );
-  const [a, b] = await Promise.all([anchorOf(qr, root), anchorOf(qr, restored)]);
+  const back = await repo.moveIdentitiesBack(qr, restored, snap.identities, root);
+  await repo.moveInteractionsBack(qr, restored, back, root, snap.interactions);
+  await repo.moveCrmRecordsBack(qr, restored, snap.crmRecords, root);
+  await repo.repointBack(qr, restored, snap.repointed, root);
+  await repo.restoreCustomer(qr, restored, snap.displayName);
+  await repo.markAuditUndone(qr, mergeAuditId);
+  const undoId = await repo.insertAudit(qr, {
+    action: 'unmerge',
+    survivorId: root,
+    mergedId: restored,
+    reason: opts.reason,
+    actor: opts.actor,
+    snapshot: { undoes: mergeAuditId, identities: back },
+  });
+  const [a, b] = await Promise.all([repo.anchorOf(qr, root), repo.anchorOf(qr, restored)]);
   if (a && b) {
     await recordSuggestion(qr, { customerId: root, identityId: a }, { customerId: restored, identityId: b }, {
       score: null,
@@ -246,47 +214,7 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
   }
   const summaries = await rebuildCustomerRollups(qr, [root, restored]);
   await enqueueOutbox(qr, summaries.map((s) => sentimentEvent(s, opts.publicUrl)));
-  return { auditId: undo!.id, survivorId: root, restoredId: restored };
-}
-
-/** Whether a person has said these two customers are different (a rejected pair, or an undone merge). */
-export async function rejectedBetween(qr: Q, a: string, b: string): Promise<boolean> {
-  const rows: unknown[] = await qr.query(
-    `SELECT 1 FROM merge_suggestion s
-       JOIN customer_identity ia ON ia.id = s.identity_a_id
-       JOIN customer_identity ib ON ib.id = s.identity_b_id
-      WHERE s.status = 'rejected'
-        AND ((ia.customer_id = $1 AND ib.customer_id = $2) OR (ia.customer_id = $2 AND ib.customer_id = $1))
-      LIMIT 1`,
-    [a, b],
-  );
-  return rows.length > 0;
-}
-
-/** Two customers holding different records of one CRM object: the CRM keeps them apart, so must we without review. */
-export async function crmConflict(qr: Q, a: string, b: string): Promise<boolean> {
-  const rows: unknown[] = await qr.query(
-    `SELECT 1 FROM crm_record x JOIN crm_record y
-         ON y.system = x.system AND y.object_type = x.object_type AND y.external_id <> x.external_id
-      WHERE x.customer_id = $1 AND y.customer_id = $2 AND x.deleted_at IS NULL AND y.deleted_at IS NULL
-      LIMIT 1`,
-    [a, b],
-  );
-  return rows.length > 0;
-}
-
-/** The identity that stands for a customer in a suggestion: its CRM id if it has one, else its oldest. */
-export async function anchorOf(qr: Q, customerId: string): Promise<string | null> {
-  const [row]: { id: string }[] = await qr.query(
-    `SELECT id FROM customer_identity WHERE customer_id = $1 ORDER BY (kind = 'crm') DESC, created_at, id LIMIT 1`,
-    [customerId],
-  );
-  return row?.id ?? null;
-}
-
-export interface Side {
-  customerId: string;
-  identityId: string;
+  return { auditId: undoId, survivorId: root, restoredId: restored };
 }
 
 /**
@@ -302,23 +230,9 @@ export async function recordSuggestion(
 ): Promise<boolean> {
   if (a.identityId === b.identityId || a.customerId === b.customerId) return false;
   const status = s.status ?? 'pending';
-  if (status === 'pending' && (await rejectedBetween(qr, a.customerId, b.customerId))) return false;
+  if (status === 'pending' && (await repo.rejectedBetween(qr, a.customerId, b.customerId))) return false;
   const [x, y] = a.identityId < b.identityId ? [a, b] : [b, a];
-  const rows: unknown[] = await qr.query(
-    `INSERT INTO merge_suggestion (customer_a_id, customer_b_id, identity_a_id, identity_b_id, pair_key, score, evidence, reason, status, decided_at, decided_by)
-     SELECT $1::uuid, $2::uuid, $3::uuid, $4::uuid, $3::text || ':' || $4::text, $5::float8, $6::jsonb, $7::text, $8::text,
-            CASE WHEN $8::text = 'rejected' THEN now() END, $9::text
-      WHERE $8::text = 'rejected' OR NOT EXISTS (
-        SELECT 1 FROM merge_suggestion s
-          JOIN customer_identity ia ON ia.id = s.identity_a_id
-          JOIN customer_identity ib ON ib.id = s.identity_b_id
-         WHERE s.status = 'pending'
-           AND ((ia.customer_id = $1::uuid AND ib.customer_id = $2::uuid) OR (ia.customer_id = $2::uuid AND ib.customer_id = $1::uuid)))
-     ON CONFLICT (pair_key) DO ${status === 'rejected' ? `UPDATE SET status = 'rejected', decided_at = now(), decided_by = EXCLUDED.decided_by` : 'NOTHING'}
-     RETURNING id`,
-    [x.customerId, y.customerId, x.identityId, y.identityId, s.score, JSON.stringify(s.evidence), s.reason, status, s.decidedBy ?? null],
-  );
-  return rows.length > 0;
+  return repo.insertSuggestion(qr, { x, y, score: s.score, evidence: s.evidence, reason: s.reason, status, decidedBy: s.decidedBy ?? null });
 }
 
 /**
@@ -331,8 +245,8 @@ export async function autoMergeTx(
   merged: Side,
   opts: MergeTxOptions,
 ): Promise<{ merged: true; auditId: string } | { merged: false; suggested: boolean }> {
-  if (await rejectedBetween(qr, survivor.customerId, merged.customerId)) return { merged: false, suggested: false };
-  if (await crmConflict(qr, survivor.customerId, merged.customerId)) {
+  if (await repo.rejectedBetween(qr, survivor.customerId, merged.customerId)) return { merged: false, suggested: false };
+  if (await repo.crmConflict(qr, survivor.customerId, merged.customerId)) {
     const suggested = await recordSuggestion(qr, survivor, merged, {
       score: opts.score ?? null,
       evidence: opts.evidence ?? [],
@@ -341,8 +255,4 @@ export async function autoMergeTx(
     return { merged: false, suggested };
   }
   return { merged: true, auditId: await mergeCustomersTx(qr, survivor.customerId, merged.customerId, opts) };
-}
-
-function ids(rows: { id: string }[]): string[] {
-  return rows.map((r) => r.id);
 }

@@ -5,23 +5,12 @@ import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { IdentityService } from './identity.service';
 import { resolveBatch, type PersonRecord, type ScoredPair } from './matcher';
-import { autoMergeTx, lockCustomers, recordSuggestion, type EvidenceItem } from './merge';
+import type { EvidenceItem, ReresolutionJobRow } from './identity.model';
+import * as repo from './identity.repository';
+import { autoMergeTx, lockCustomers, recordSuggestion } from './merge';
 import { inTransaction } from '../db/transaction';
 
-export interface ReresolutionJobRow {
-  id: string;
-  status: 'queued' | 'running' | 'succeeded' | 'failed';
-  total: number;
-  done: number;
-  merges: number;
-  suggestions: number;
-  autoLinkBits: number;
-  reviewBits: number;
-  error: string | null;
-  createdAt: Date;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-}
+export type { ReresolutionJobRow } from './identity.model';
 
 const PROGRESS_EVERY = 500;
 const STALE_MINUTES = 15;
@@ -67,30 +56,22 @@ export class ReresolutionJobService {
     if (review > auto) throw AppError.badInput('reviewBits must not exceed autoLinkBits', { autoLinkBits: auto, reviewBits: review });
     if (!this.task.running) {
       // a job left 'running' by a process that died would block every later one
-      await this.ds.query(
-        `UPDATE reresolution_job SET status = 'failed', error = 'interrupted: no progress for ${STALE_MINUTES} minutes', finished_at = now()
-          WHERE status IN ('queued', 'running') AND updated_at < now() - interval '${STALE_MINUTES} minutes'`,
-      );
+      await repo.failStaleReresolutionJobs(this.ds, STALE_MINUTES);
     }
-    let row: RawJob;
+    let job: ReresolutionJobRow;
     try {
-      [row] = (await this.ds.query(
-        `INSERT INTO reresolution_job (auto_link_bits, review_bits, requested_by) VALUES ($1, $2, $3) RETURNING *`,
-        [auto, review, actor],
-      )) as RawJob[];
+      job = await repo.insertReresolutionJob(this.ds, auto, review, actor);
     } catch (e) {
       if ((e as { driverError?: { code?: string } }).driverError?.code === '23505') throw new AppError('CONFLICT', 'a re-resolution job is already running');
       throw e;
     }
-    const job = row!;
     this.queued = { id: job.id, auto, review };
     this.task.trigger();
-    return toJob(job);
+    return job;
   }
 
   async get(id: string): Promise<ReresolutionJobRow | null> {
-    const [row]: RawJob[] = await this.ds.query(`SELECT * FROM reresolution_job WHERE id = $1`, [id]);
-    return row ? toJob(row) : null;
+    return repo.reresolutionJobById(this.ds, id);
   }
 
   /** Waits for the job this process runs, if any (shutdown, tests). */
@@ -102,10 +83,8 @@ export class ReresolutionJobService {
     const log = this.log.child({ job: jobId });
     const t0 = Date.now();
     try {
-      const profiles: { id: string; person: Omit<PersonRecord, 'id'> }[] = await this.ds.query(
-        `SELECT id, person FROM crm_record WHERE person IS NOT NULL AND deleted_at IS NULL AND customer_id IS NOT NULL ORDER BY id`,
-      );
-      await this.ds.query(`UPDATE reresolution_job SET status = 'running', started_at = now(), updated_at = now(), total = $2 WHERE id = $1`, [jobId, profiles.length]);
+      const profiles = await repo.liveCrmProfiles(this.ds);
+      await repo.startReresolutionJob(this.ds, jobId, profiles.length);
       log.info({ profiles: profiles.length, autoLinkBits, reviewBits }, 're-resolution started');
       const records: PersonRecord[] = profiles.map((p) => ({ ...p.person, id: p.id }));
       const rejected = await this.rejectedRecordPairs();
@@ -127,10 +106,7 @@ export class ReresolutionJobService {
       }
       // Most links join records already in one customer: skip those without a transaction, on a
       // snapshot of the clusters kept current with the merges this job makes (rechecked under lock).
-      const rootRows: { id: string; root: string; obj: string; deleted: boolean }[] = await this.ds.query(
-        `SELECT r.id, coalesce(c.merged_into_id, c.id) AS root, r.system || ':' || r.object_type AS obj, r.deleted_at IS NOT NULL AS deleted
-           FROM crm_record r JOIN customer c ON c.id = r.customer_id`,
-      );
+      const rootRows = await repo.crmRecordRoots(this.ds);
       const rootOf = new Map(rootRows.map((r) => [r.id, r.root]));
       // CRM records per customer and object, to see without a query that two customers may not merge
       const objects = new Map<string, Map<string, Set<string>>>();
@@ -157,11 +133,7 @@ export class ReresolutionJobService {
         const rb = rootOf.get(b);
         return ra === undefined || rb === undefined || find(ra) !== find(rb);
       };
-      const decided: { a: string; b: string; status: string }[] = await this.ds.query(
-        `SELECT ia.customer_id AS a, ib.customer_id AS b, s.status FROM merge_suggestion s
-           JOIN customer_identity ia ON ia.id = s.identity_a_id JOIN customer_identity ib ON ib.id = s.identity_b_id
-          WHERE s.status IN ('pending', 'rejected') AND ia.customer_id <> ib.customer_id`,
-      );
+      const decided = await repo.openOrRejectedPairs(this.ds);
       const pairKey = (x: string, y: string) => (x < y ? `${x}|${y}` : `${y}|${x}`);
       const known = new Map(decided.map((d) => [pairKey(d.a, d.b), d.status]));
       const knownStatus = (a: string, b: string) => known.get(pairKey(find(rootOf.get(a)!), find(rootOf.get(b)!)));
@@ -202,22 +174,17 @@ export class ReresolutionJobService {
         applied++;
         if (await this.transaction((qr) => this.applySuggestion(qr, s, reviewBits, autoLinkBits))) suggestions++;
       }
-      await this.ds.query(
-        `UPDATE reresolution_job SET status = 'succeeded', done = $2, merges = $3, suggestions = $4, finished_at = now(), updated_at = now() WHERE id = $1`,
-        [jobId, done, merges, suggestions],
-      );
+      await repo.reresolutionProgress(this.ds, jobId, { done, merges, suggestions }, true);
       if (result.parameters.source === 'estimated') this.identity.useParameters(result.parameters);
       log.info({ ms: Date.now() - t0, done, merges, suggestions, applied }, 're-resolution finished');
     } catch (e) {
       log.error({ err: e }, 're-resolution failed');
-      await this.ds
-        .query(`UPDATE reresolution_job SET status = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1`, [jobId, (e as Error).message])
-        .catch(() => undefined);
+      await repo.failReresolutionJob(this.ds, jobId, (e as Error).message).catch(() => undefined);
     }
   }
 
   private async progress(jobId: string, done: number, merges: number, suggestions: number): Promise<void> {
-    await this.ds.query(`UPDATE reresolution_job SET done = $2, merges = $3, suggestions = $4, updated_at = now() WHERE id = $1`, [jobId, done, merges, suggestions]);
+    await repo.reresolutionProgress(this.ds, jobId, { done, merges, suggestions });
   }
 
   /** One auto link: merge the customers of its two records unless they are one already. */
@@ -247,12 +214,7 @@ export class ReresolutionJobService {
 
   /** The current (locked) customers of two records and their CRM identities; null when already one. */
   private async sides(qr: QueryRunner, recordA: string, recordB: string) {
-    const rows: { id: string; customer_id: string; anchor: string }[] = await qr.query(
-      `SELECT r.id, ci.customer_id, ci.id AS anchor FROM crm_record r
-         JOIN customer_identity ci ON ci.kind = 'crm' AND ci.value = r.person->'crmIds'->>0
-        WHERE r.id = ANY($1::uuid[])`,
-      [[recordA, recordB]],
-    );
+    const rows = await repo.crmRecordSides(qr, [recordA, recordB]);
     const a = rows.find((r) => r.id === recordA);
     const b = rows.find((r) => r.id === recordB);
     if (!a || !b) return null;
@@ -261,10 +223,10 @@ export class ReresolutionJobService {
     const rb = roots.get(b.customer_id)!;
     if (ra === rb) return null;
     // the older customer survives, so ids people already use keep working
-    const [older]: { id: string }[] = await qr.query(`SELECT id FROM customer WHERE id = ANY($1::uuid[]) ORDER BY created_at, id LIMIT 1`, [[ra, rb]]);
+    const older = await repo.oldestCustomer(qr, [ra, rb]);
     const sa = { customerId: ra, identityId: a.anchor };
     const sb = { customerId: rb, identityId: b.anchor };
-    return older!.id === ra ? ([sa, sb] as const) : ([sb, sa] as const);
+    return older === ra ? ([sa, sb] as const) : ([sb, sa] as const);
   }
 
   /**
@@ -272,50 +234,11 @@ export class ReresolutionJobService {
    * every record of one customer against every record of the other, so that no cluster joins them.
    */
   private async rejectedRecordPairs(): Promise<[string, string][]> {
-    const rows: { a: string; b: string }[] = await this.ds.query(
-      `SELECT ra.id AS a, rb.id AS b FROM merge_suggestion s
-         JOIN customer_identity ia ON ia.id = s.identity_a_id
-         JOIN customer_identity ib ON ib.id = s.identity_b_id
-         JOIN crm_record ra ON ra.customer_id = ia.customer_id AND ra.person IS NOT NULL
-         JOIN crm_record rb ON rb.customer_id = ib.customer_id AND rb.person IS NOT NULL
-        WHERE s.status = 'rejected' AND ia.customer_id <> ib.customer_id`,
-    );
+    const rows = await repo.rejectedRecordPairs(this.ds);
     return rows.map((r) => [r.a, r.b]);
   }
 
   private transaction<T>(fn: (qr: QueryRunner) => Promise<T>): Promise<T> {
     return inTransaction(this.ds, fn);
   }
-}
-
-interface RawJob {
-  id: string;
-  status: ReresolutionJobRow['status'];
-  total: number;
-  done: number;
-  merges: number;
-  suggestions: number;
-  auto_link_bits: number;
-  review_bits: number;
-  error: string | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-}
-
-function toJob(r: RawJob): ReresolutionJobRow {
-  return {
-    id: r.id,
-    status: r.status,
-    total: r.total,
-    done: r.done,
-    merges: r.merges,
-    suggestions: r.suggestions,
-    autoLinkBits: r.auto_link_bits,
-    reviewBits: r.review_bits,
-    error: r.error,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-  };
 }

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
+import { advisoryUnlock, tryAdvisoryLock } from '../db/sql';
 import type { CaseInput, CrmClient, CrmSystem } from '../crm/crm.port';
 import { enqueueOutbox } from '../outbox/outbox';
 import { OUTBOX_TOPICS, type OutboxRow } from '../outbox/outbox-events';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import { escalationTargetFor, type ListeningGapConfig } from './listening-gap.config';
+import * as repo from './listening-gap.repository';
 
 /** Advisory-lock key of the escalation leader (one runner at a time across replicas). */
 const ESCALATION_LOCK = 7_401_001;
@@ -21,33 +23,8 @@ export interface EscalationReport {
   ran: boolean;
 }
 
-interface Claimed {
-  id: string;
-  customer_id: string | null;
-  source: string;
-  intent: string;
-  sentiment_score: number;
-  opened_at: Date;
-  due_at: Date;
-  sla_seconds: number;
-  assigned_user: string | null;
-  department: string;
-  interaction_id: string;
-  external_id: string;
-  url: string | null;
-  text: string;
-  occurred_at: Date;
-  display_name: string | null;
-}
+type Claimed = repo.ClaimedItem;
 
-interface RecordRow {
-  customer_id: string;
-  system: CrmSystem;
-  object_type: string;
-  external_id: string;
-  owner_id: string | null;
-  account_id: string | null;
-}
 
 /**
  * Escalates overdue listening items: a Salesforce Case or HubSpot ticket (per department) linked
@@ -104,8 +81,7 @@ export class EscalationJob {
     const qr = this.ds.createQueryRunner();
     await qr.connect();
     try {
-      const [got] = (await qr.query('SELECT pg_try_advisory_lock($1) AS ok', [ESCALATION_LOCK])) as { ok: boolean }[];
-      if (!got?.ok) return report;
+      if (!(await tryAdvisoryLock(qr, ESCALATION_LOCK))) return report;
       report.ran = true;
       try {
         for (;;) {
@@ -119,7 +95,7 @@ export class EscalationJob {
           if (claimed.length < BATCH || stopping()) break;
         }
       } finally {
-        await qr.query('SELECT pg_advisory_unlock($1)', [ESCALATION_LOCK]);
+        await advisoryUnlock(qr, ESCALATION_LOCK);
       }
     } finally {
       await qr.release();
@@ -129,31 +105,9 @@ export class EscalationJob {
   }
 
   private async claim(claim: string): Promise<Claimed[]> {
-    const [ids] = (await this.ds.query(
-      `UPDATE listening_item li SET escalation_state = 'pending', escalation_claim = $1,
-              escalation_lease_until = now() + make_interval(secs => $2), escalation_attempts = li.escalation_attempts + 1
-        WHERE li.id IN (
-          SELECT id FROM listening_item
-           WHERE status = 'open' AND due_at < now()
-             AND (escalation_state IS NULL OR (escalation_state = 'pending' AND escalation_lease_until < now()))
-           ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-          AND (li.escalation_state IS NULL OR li.escalation_state = 'pending')
-        RETURNING li.id`,
-      [claim, LEASE_SECONDS, BATCH],
-    )) as [{ id: string }[], number];
+    const ids = await repo.claimOverdueItems(this.ds, claim, LEASE_SECONDS, BATCH);
     if (ids.length === 0) return [];
-    return this.ds.query(
-      `SELECT li.id, coalesce(c.merged_into_id, li.customer_id) AS customer_id, li.source, li.intent, li.sentiment_score, li.opened_at,
-              li.due_at, li.sla_seconds, li.assigned_user, coalesce(ad.name, d.name) AS department,
-              i.id AS interaction_id, i.external_id, i.url, i.text, i.occurred_at, c.display_name
-         FROM listening_item li
-         JOIN department d ON d.id = li.department_id
-         LEFT JOIN department ad ON ad.id = li.assigned_department_id
-         JOIN interaction i ON i.id = li.interaction_id
-         LEFT JOIN customer c ON c.id = li.customer_id
-        WHERE li.id = ANY($1::uuid[]) ORDER BY li.due_at`,
-      [ids.map((r) => r.id)],
-    );
+    return repo.claimedItems(this.ds, ids);
   }
 
   private async escalate(item: Claimed, claim: string): Promise<boolean> {
@@ -170,15 +124,8 @@ export class EscalationJob {
       }
       const escalatedAt = new Date();
       return await this.ds.transaction(async (em) => {
-        const [done] = (await em.query(
-          `UPDATE listening_item SET escalation_state = 'done', escalated_at = $3, escalation_system = $4, escalation_case_id = $5,
-                  escalation_case_url = $6, escalation_error = NULL, escalation_lease_until = NULL, updated_at = now()
-            WHERE id = $1 AND escalation_claim = $2 AND escalation_state = 'pending'
-            RETURNING id`,
-          [item.id, claim, escalatedAt, crmCase?.system ?? null, crmCase?.id ?? null, crmCase?.url ?? null],
-        )) as [{ id: string }[], number];
         // Our lease lapsed and another runner took over: it records (and announces) the same case.
-        if (done.length === 0) return false;
+        if (!(await repo.escalationDone(em, item.id, claim, escalatedAt, crmCase))) return false;
         await enqueueOutbox(em, [this.event(item, escalatedAt, crmCase)]);
         return true;
       });
@@ -186,26 +133,14 @@ export class EscalationJob {
       const message = (e as Error).message.slice(0, 1000);
       this.log.warn({ item: item.id, err: message }, 'escalation failed; retried when the lease lapses');
       // Keep the claim (state pending) so a retry upserts the same record; shorten the lease for a sooner retry.
-      await this.ds.query(
-        `UPDATE listening_item SET escalation_error = $3, escalation_lease_until = now() + interval '30 seconds'
-          WHERE id = $1 AND escalation_claim = $2 AND escalation_state = 'pending'`,
-        [item.id, claim, message],
-      );
+      await repo.escalationFailed(this.ds, item.id, claim, message);
       return false;
     }
   }
 
   /** Links the case to the customer's person record (and its organisation) in that CRM, and to its owner. */
   private async caseInput(item: Claimed, system: CrmSystem, fallbackOwner: string | null): Promise<CaseInput> {
-    const records: RecordRow[] = item.customer_id
-      ? await this.ds.query(
-          `SELECT customer_id, system, object_type, external_id, owner_id,
-                  coalesce(payload->>'AccountId', payload->'associatedCompanyIds'->>0) AS account_id
-             FROM crm_record WHERE customer_id = $1 AND system = $2 AND deleted_at IS NULL
-            ORDER BY modstamp DESC NULLS LAST`,
-          [item.customer_id, system],
-        )
-      : [];
+    const records = item.customer_id ? await repo.customerCrmRecords(this.ds, item.customer_id, system) : [];
     const person = records.find((r) => r.object_type === 'Contact' || r.object_type === 'contacts');
     const org = records.find((r) => r.object_type === 'Account' || r.object_type === 'companies');
     const lead = records.find((r) => r.object_type === 'Lead');

@@ -2,10 +2,12 @@ import type { DataSource } from 'typeorm';
 import type { Principal } from '../auth/auth.service';
 import type { CrmSystemEnum } from '../crm/crm.type';
 import { Intent } from '../graphql/enums';
-import { cursorOrderName, keyset, type SortKey, type Window } from '../graphql/keyset';
-import { fromGlobalId, isTimestamp, toGlobalId, type Page } from '../graphql/relay';
+import type { Window } from '../graphql/keyset';
+import { fromGlobalId, toGlobalId, type Page } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
 import type { ListeningGapConfig } from './listening-gap.config';
+import * as repo from './listening-gap.repository';
+import type { FigureRow, ItemRow } from './listening-gap.repository';
 import {
   ListeningItem,
   ListeningItemOrder,
@@ -25,64 +27,13 @@ import {
   type TrendPoint,
 } from './listening-gap.type';
 
-interface ItemRow {
-  id: string;
-  customer_id: string | null;
-  interaction_id: string;
-  last_interaction_id: string;
-  status: ListeningItemStatus;
-  source: string;
-  department: string;
-  topic_department: string;
-  assigned_user: string | null;
-  intent: string;
-  sentiment_score: number;
-  opened_at: Date;
-  last_opened_at: Date;
-  sla_seconds: number;
-  due_at: Date;
-  first_response_at: Date | null;
-  first_response_seconds: number | null;
-  responded_by: string | null;
-  closed_at: Date | null;
-  close_reason: string | null;
-  reopened_count: number;
-  escalated_at: Date | null;
-  escalation_system: string | null;
-  escalation_case_id: string | null;
-  escalation_case_url: string | null;
-  urgency: number;
-  now_ms: string;
-}
 
 const MAX_WINDOW_DAYS = 3660;
 
-const ITEM_ORDERS: Record<Exclude<ListeningItemOrder, ListeningItemOrder.URGENCY>, SortKey> = {
-  [ListeningItemOrder.OLDEST]: { name: 'oldest', expr: 'li.last_opened_at', type: 'timestamptz', desc: false },
-  [ListeningItemOrder.NEWEST]: { name: 'newest', expr: 'li.last_opened_at', type: 'timestamptz', desc: true },
-  [ListeningItemOrder.DUE]: { name: 'due', expr: 'li.due_at', type: 'timestamptz', desc: false },
-};
 const MAX_BUCKETS = 5000;
 
-/**
- * Urgency of an open item at `$now`: how far it is through its SLA (1.0 = due now, grows past it),
- * plus its negativity (0..1), plus customer value where known (log of the customer's interaction
- * count, and 0.5 when the customer has a CRM record). Written once, used for ORDER BY and cursor.
- */
-const URGENCY = `(extract(epoch FROM ($NOW::timestamptz - li.last_opened_at)) / li.sla_seconds
-   + greatest(0, -li.sentiment_score)
-   + 0.1 * ln(1 + coalesce(c.interaction_count, 0))
-   + CASE WHEN EXISTS (SELECT 1 FROM crm_record r WHERE r.customer_id = li.customer_id AND r.deleted_at IS NULL) THEN 0.5 ELSE 0 END)`;
 
-const ITEM_COLUMNS = `li.id, li.customer_id, li.interaction_id, li.last_interaction_id, li.status, li.source,
-  coalesce(ad.name, d.name) AS department, d.name AS topic_department, li.assigned_user, li.intent, li.sentiment_score,
-  li.opened_at, li.last_opened_at, li.sla_seconds, li.due_at, li.first_response_at, li.first_response_seconds, li.responded_by,
-  li.closed_at, li.close_reason, li.reopened_count, li.escalated_at, li.escalation_system, li.escalation_case_id, li.escalation_case_url`;
 
-const ITEM_FROM = `listening_item li
-  JOIN department d ON d.id = li.department_id
-  LEFT JOIN department ad ON ad.id = li.assigned_department_id
-  LEFT JOIN customer c ON c.id = li.customer_id`;
 
 function toItem(r: ItemRow): ListeningItem {
   const now = Number(r.now_ms);
@@ -122,19 +73,6 @@ function checkWindow(from: Date, to: Date): void {
   if (to.getTime() - from.getTime() > MAX_WINDOW_DAYS * 86_400_000) throw AppError.badInput(`the window may span at most ${MAX_WINDOW_DAYS} days`);
 }
 
-interface FigureRow {
-  department: string | null;
-  channel: string | null;
-  g_department: number;
-  g_channel: number;
-  received: number;
-  answered: number;
-  ignored: number;
-  pending: number;
-  dismissed: number;
-  median: number | null;
-  p90: number | null;
-}
 
 function figures(r: FigureRow | undefined): GapFigures {
   const received = r?.received ?? 0;
@@ -166,7 +104,7 @@ export class ListeningGapService {
 
   /** The default department must exist before the first item without a topic arrives. */
   async ensureDefaultDepartment(): Promise<void> {
-    await this.ds.query(`INSERT INTO department (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, [this.config.defaultDepartment]);
+    await repo.ensureDepartment(this.ds, this.config.defaultDepartment);
   }
 
   /** Open items, most urgent first; the urgency clock is frozen at the first page (kept in the cursor). */
@@ -179,52 +117,13 @@ export class ListeningGapService {
     return this.list(filter, order, w);
   }
 
-  private async list(filter: ListeningItemFilter & { overdueOnly?: boolean | null }, order: ListeningItemOrder, w: Window): Promise<Page<ListeningItem>> {
-    // URGENCY depends on the clock: the clock of the first page is part of the order's name, so
-    // later pages (and their cursors) keep ranking by it
-    let now = new Date().toISOString();
-    const named = cursorOrderName(w.after) ?? cursorOrderName(w.before);
-    if (order === ListeningItemOrder.URGENCY && named?.startsWith('urgency@') && isTimestamp(named.slice(8))) now = named.slice(8);
-    const params: unknown[] = [now];
-    // $1 (the clock) is referenced always, so the count query can bind it too
-    const where = [`$1::timestamptz IS NOT NULL`];
-    const add = (sql: (p: string) => string, v: unknown) => {
-      params.push(v);
-      where.push(sql(`$${params.length}`));
-    };
-    if (filter.status?.length) add((p) => `li.status = ANY(${p}::text[])`, filter.status);
-    if (filter.department) add((p) => `coalesce(ad.name, d.name) = ${p}`, filter.department);
-    if (filter.channel) add((p) => `li.source = ${p}`, filter.channel);
-    if (filter.assignee) add((p) => `li.assigned_user = ${p}`, filter.assignee);
-    if (filter.from) add((p) => `li.opened_at >= ${p}`, filter.from);
-    if (filter.to) add((p) => `li.opened_at < ${p}`, filter.to);
-    if (filter.overdueOnly) where.push(`li.status = 'open' AND li.due_at < $1::timestamptz`);
-    const countParams = [...params];
-    const countWhere = where.join(' AND ');
-    const urgency = URGENCY.replace('$NOW', '$1::timestamptz');
-    const sort: SortKey =
-      order === ListeningItemOrder.URGENCY
-        ? { name: `urgency@${now}`, expr: `(${urgency})::float8`, type: 'float8', desc: true }
-        : ITEM_ORDERS[order];
-    const k = keyset(sort, 'li.id', w, params);
-    params.push(k.limit);
-    const rows = (await this.ds.query(
-      `SELECT ${ITEM_COLUMNS}, ${urgency}::float8 AS urgency, (extract(epoch FROM $1::timestamptz) * 1000)::bigint AS now_ms, (${sort.expr})::text AS sort_key
-         FROM ${ITEM_FROM} WHERE ${[...where, ...k.conditions].join(' AND ')}
-        ORDER BY ${k.orderBy} LIMIT $${params.length}`,
-      params,
-    )) as (ItemRow & { sort_key: string })[];
-    return k.page(rows, toItem, (r) => [r.sort_key, r.id], async () =>
-      ((await this.ds.query(`SELECT count(*)::int AS total FROM ${ITEM_FROM} WHERE ${countWhere}`, countParams)) as { total: number }[])[0]!.total,
-    );
+  private list(filter: ListeningItemFilter & { overdueOnly?: boolean | null }, order: ListeningItemOrder, w: Window): Promise<Page<ListeningItem>> {
+    return repo.itemPage(this.ds, filter, order, w, toItem);
   }
 
   /** The history of many items, oldest first: who opened, answered, escalated, assigned, closed them, and when. */
   async historyOf(itemIds: readonly string[]): Promise<ListeningItemEvent[][]> {
-    const rows = (await this.ds.query(
-      `SELECT item_id, kind, actor, at, detail FROM listening_item_event WHERE item_id = ANY($1::uuid[]) ORDER BY at, id`,
-      [itemIds],
-    )) as { item_id: string; kind: string; actor: string | null; at: Date; detail: Record<string, unknown> | null }[];
+    const rows = await repo.itemEvents(this.ds, itemIds);
     const grouped = new Map<string, ListeningItemEvent[]>();
     for (const r of rows) {
       const list = grouped.get(r.item_id) ?? [];
@@ -236,21 +135,12 @@ export class ListeningGapService {
 
   /** Every department, with its topics and open items now. */
   async departments(): Promise<Department[]> {
-    const rows = (await this.ds.query(
-      `SELECT d.name,
-              coalesce((SELECT array_agg(t.name ORDER BY t.name) FROM topic t WHERE t.department_id = d.id), '{}') AS topics,
-              (SELECT count(*)::int FROM listening_item li WHERE li.status = 'open' AND coalesce(li.assigned_department_id, li.department_id) = d.id) AS open_items
-         FROM department d ORDER BY d.name`,
-    )) as { name: string; topics: string[]; open_items: number }[];
+    const rows = await repo.departmentsWithOpenItems(this.ds);
     return rows.map((r) => ({ name: r.name, topics: r.topics, openItems: r.open_items }));
   }
 
   async byIds(ids: readonly string[]): Promise<(ListeningItem | null)[]> {
-    const rows: ItemRow[] = await this.ds.query(
-      `SELECT ${ITEM_COLUMNS}, ${URGENCY.replace('$NOW', 'now()')}::float8 AS urgency, (extract(epoch FROM now()) * 1000)::bigint AS now_ms
-         FROM ${ITEM_FROM} WHERE li.id = ANY($1::uuid[])`,
-      [ids],
-    );
+    const rows = await repo.itemsByIds(this.ds, ids);
     const byId = new Map(rows.map((r) => [r.id, toItem(r)]));
     return ids.map((id) => byId.get(id) ?? null);
   }
@@ -264,15 +154,7 @@ export class ListeningGapService {
   /** A person answered outside the channels Earshot sees (phone, DM): the first response is now. */
   async markResponded(globalId: string, principal: Principal): Promise<ListeningItem> {
     const { id } = fromGlobalId(globalId, 'ListeningItem');
-    const [, n] = (await this.ds.query(
-      `WITH actor AS (SELECT set_config('earshot.actor', $2, true))
-       UPDATE listening_item SET status = 'answered', closed_at = now(), close_reason = 'marked_responded',
-              first_response_at = coalesce(first_response_at, greatest(now(), opened_at)),
-              first_response_seconds = coalesce(first_response_seconds, greatest(0, extract(epoch FROM now() - opened_at))::int),
-              responded_by = coalesce(responded_by, 'person'), assigned_user = coalesce(assigned_user, $2), updated_at = now()
-         FROM actor WHERE id = $1 AND status = 'open'`,
-      [id, principal.id],
-    )) as [unknown, number];
+    const n = await repo.markItemResponded(this.ds, id, principal.id);
     const item = await this.one(id);
     if (n === 0 && item.status === ListeningItemStatus.OPEN) throw new AppError('CONFLICT', 'the item changed meanwhile; try again');
     return item;
@@ -283,12 +165,7 @@ export class ListeningGapService {
     const { id } = fromGlobalId(globalId, 'ListeningItem');
     const text = reason.trim();
     if (!text) throw AppError.badInput('a reason is required');
-    const [, n] = (await this.ds.query(
-      `WITH actor AS (SELECT set_config('earshot.actor', $3, true))
-       UPDATE listening_item SET status = 'closed', closed_at = now(), close_reason = $2, assigned_user = coalesce(assigned_user, $3), updated_at = now()
-        FROM actor WHERE id = $1 AND status = 'open'`,
-      [id, text.slice(0, 500), principal.id],
-    )) as [unknown, number];
+    const n = await repo.closeItem(this.ds, id, text.slice(0, 500), principal.id);
     const item = await this.one(id);
     if (n === 0 && item.status === ListeningItemStatus.OPEN) throw new AppError('CONFLICT', 'the item changed meanwhile; try again');
     // an answered or closed item keeps its own outcome: saying "closed" would drop the reason silently
@@ -303,19 +180,11 @@ export class ListeningGapService {
     if ((department === undefined || department === null) && (user === undefined || user === null)) throw AppError.badInput('give a department, a user, or both');
     let departmentId: number | null = null;
     if (department) {
-      const [d] = (await this.ds.query(`SELECT id FROM department WHERE name = $1`, [department])) as { id: number }[];
-      if (!d) throw AppError.badInput(`unknown department ${JSON.stringify(department)}`);
-      departmentId = d.id;
+      const d = await repo.idByName(this.ds, 'department', department);
+      if (d === null) throw AppError.badInput(`unknown department ${JSON.stringify(department)}`);
+      departmentId = d;
     }
-    const [, n] = (await this.ds.query(
-      `WITH actor AS (SELECT set_config('earshot.actor', $4, true))
-       UPDATE listening_item SET
-         assigned_department_id = coalesce($2::int, assigned_department_id),
-         assigned_user = CASE WHEN $3::text IS NULL THEN assigned_user ELSE nullif($3::text, '') END,
-         updated_at = now()
-        FROM actor WHERE id = $1`,
-      [id, departmentId, user === undefined ? null : user, principal?.id ?? ''],
-    )) as [unknown, number];
+    const n = await repo.assignItem(this.ds, id, departmentId, user === undefined ? null : user, principal?.id ?? '');
     if (n === 0) throw AppError.notFound('listening item');
     return this.one(id);
   }
@@ -323,37 +192,7 @@ export class ListeningGapService {
   /** received / answered / ignored … for items opened in [from, to), overall, by department and by channel. */
   async listeningGap(from: Date, to: Date, department?: string | null, channel?: string | null): Promise<ListeningGap> {
     checkWindow(from, to);
-    const params: unknown[] = [from, to];
-    const where = ['li.opened_at >= $1', 'li.opened_at < $2'];
-    if (department) {
-      params.push(department);
-      where.push(`coalesce(ad.name, d.name) = $${params.length}`);
-    }
-    if (channel) {
-      params.push(channel);
-      where.push(`li.source = $${params.length}`);
-    }
-    const rows: FigureRow[] = await this.ds.query(
-      `WITH w AS (
-         SELECT coalesce(ad.name, d.name) AS department, li.source AS channel, li.status, li.due_at, li.first_response_at,
-                li.first_response_seconds, li.closed_at
-           FROM listening_item li
-           JOIN department d ON d.id = li.department_id
-           LEFT JOIN department ad ON ad.id = li.assigned_department_id
-          WHERE ${where.join(' AND ')})
-       SELECT department, channel, GROUPING(department) AS g_department, GROUPING(channel) AS g_channel,
-              count(*)::int AS received,
-              count(*) FILTER (WHERE first_response_at <= due_at)::int AS answered,
-              count(*) FILTER (WHERE (first_response_at IS NULL AND status = 'open' AND due_at < now())
-                                  OR first_response_at > due_at
-                                  OR (first_response_at IS NULL AND status <> 'open' AND closed_at > due_at))::int AS ignored,
-              count(*) FILTER (WHERE first_response_at IS NULL AND status = 'open' AND due_at >= now())::int AS pending,
-              count(*) FILTER (WHERE first_response_at IS NULL AND status <> 'open' AND closed_at <= due_at)::int AS dismissed,
-              percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_seconds) AS median,
-              percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_seconds) AS p90
-         FROM w GROUP BY GROUPING SETS ((), (department), (channel))`,
-      params,
-    );
+    const rows = await repo.gapFigures(this.ds, from, to, department, channel);
     const total = rows.find((r) => r.g_department === 1 && r.g_channel === 1);
     const byDepartment: DepartmentGap[] = rows
       .filter((r) => r.g_department === 0)
@@ -376,31 +215,9 @@ export class ListeningGapService {
     const fromDay = from.toISOString().slice(0, 10);
     const toDay = to.toISOString().slice(0, 10) === fromDay ? new Date(from.getTime() + 86_400_000).toISOString().slice(0, 10) : to.toISOString().slice(0, 10);
     const [depts, topics, items] = await Promise.all([
-      this.ds.query(
-        `SELECT d.name,
-                coalesce(sum(s.interaction_count) FILTER (WHERE s.day >= $1::date), 0)::int AS volume,
-                sum(s.score_sum) FILTER (WHERE s.day >= $1::date) / nullif(sum(s.interaction_count) FILTER (WHERE s.day >= $1::date), 0) AS avg,
-                coalesce(sum(s.negative_count) FILTER (WHERE s.day >= $1::date), 0)::int AS negative,
-                sum(s.score_sum) FILTER (WHERE s.day < $1::date) / nullif(sum(s.interaction_count) FILTER (WHERE s.day < $1::date), 0) AS prev
-           FROM department d
-           LEFT JOIN department_sentiment_daily s ON s.department_id = d.id
-                AND s.day >= $1::date - ($2::date - $1::date) AND s.day < $2::date
-          GROUP BY d.name ORDER BY d.name`,
-        [fromDay, toDay],
-      ) as Promise<{ name: string; volume: number; avg: number | null; negative: number; prev: number | null }[]>,
-      this.ds.query(
-        `SELECT t.id, t.name, t.label, d.name AS department, sum(s.interaction_count)::int AS volume,
-                sum(s.negative_count)::int AS negative, sum(s.score_sum) / nullif(sum(s.interaction_count), 0) AS avg
-           FROM topic_sentiment_daily s JOIN topic t ON t.id = s.topic_id JOIN department d ON d.id = t.department_id
-          WHERE s.day >= $1::date AND s.day < $2::date
-          GROUP BY t.id, t.name, t.label, d.name HAVING sum(s.interaction_count) > 0`,
-        [fromDay, toDay],
-      ) as Promise<{ id: number; name: string; label: string; department: string; volume: number; negative: number; avg: number | null }[]>,
-      this.ds.query(
-        `SELECT coalesce(ad.name, d.name) AS department, count(*)::int AS open, count(*) FILTER (WHERE li.due_at < now())::int AS overdue
-           FROM listening_item li JOIN department d ON d.id = li.department_id LEFT JOIN department ad ON ad.id = li.assigned_department_id
-          WHERE li.status = 'open' GROUP BY 1`,
-      ) as Promise<{ department: string; open: number; overdue: number }[]>,
+      repo.departmentVolumes(this.ds, fromDay, toDay),
+      repo.topicVolumes(this.ds, fromDay, toDay),
+      repo.openItemsByDepartment(this.ds),
     ]);
     const toTopic = (t: (typeof topics)[number]): TopicInsight => ({ topic: t.name, label: t.label, volume: t.volume, negativeCount: t.negative, averageSentiment: t.avg, exampleIds: [] });
     const byDept = new Map<string, (typeof topics)[number][]>();
@@ -410,15 +227,7 @@ export class ListeningGapService {
     const wanted = [...negative.values()].flat();
     const examples = new Map<number, string[]>();
     if (wanted.length > 0) {
-      // Newest first through the interaction time index, checking the topic per row: a few rows per topic.
-      const rows: { topic_id: number; id: string }[] = await this.ds.query(
-        `SELECT t.id AS topic_id, x.id FROM unnest($1::int[]) AS t(id) CROSS JOIN LATERAL (
-           SELECT i.id FROM interaction i
-            WHERE i.occurred_at >= $2 AND i.occurred_at < $3 AND i.direction = 'inbound' AND i.sentiment_label = 'negative'
-              AND EXISTS (SELECT 1 FROM interaction_topic it WHERE it.interaction_id = i.id AND it.topic_id = t.id)
-            ORDER BY i.occurred_at DESC, i.id DESC LIMIT 2) x`,
-        [wanted.map((t) => t.id), from, to],
-      );
+      const rows = await repo.negativeExamples(this.ds, wanted.map((t) => t.id), from, to);
       for (const r of rows) examples.set(r.topic_id, [...(examples.get(r.topic_id) ?? []), r.id]);
     }
     const open = new Map(items.map((i) => [i.department, i]));
@@ -450,42 +259,20 @@ export class ListeningGapService {
     if (scope === TrendScope.CUSTOMER) key = fromGlobalId(id!, 'Customer').id;
     else if (scope === TrendScope.DEPARTMENT || scope === TrendScope.TOPIC) {
       const table = scope === TrendScope.DEPARTMENT ? 'department' : 'topic';
-      const [row] = (await this.ds.query(`SELECT id FROM ${table} WHERE name = $1`, [id])) as { id: number }[];
-      if (!row) throw AppError.notFound(`${table} ${JSON.stringify(id)}`);
-      key = row.id;
+      const found = await repo.idByName(this.ds, table, id!);
+      if (found === null) throw AppError.notFound(`${table} ${JSON.stringify(id)}`);
+      key = found;
     }
     const unit = bucket === TrendBucket.HOUR ? 'hour' : bucket === TrendBucket.DAY ? 'day' : 'week';
-    const interval = `1 ${unit}`;
-    let data: string;
-    if (bucket !== TrendBucket.HOUR && scope !== TrendScope.ALL) {
-      const [table, column] =
-        scope === TrendScope.CUSTOMER ? ['customer_sentiment_daily', 'customer_id'] : scope === TrendScope.DEPARTMENT ? ['department_sentiment_daily', 'department_id'] : ['topic_sentiment_daily', 'topic_id'];
-      data = `SELECT date_trunc('${unit}', s.day::timestamp) AS b, sum(s.interaction_count)::int AS n, sum(s.score_sum) AS sum,
-                     sum(s.negative_count)::int AS neg, sum(s.positive_count)::int AS pos
-                FROM ${table} s WHERE s.${column} = $3 AND s.day >= ($1 AT TIME ZONE 'UTC')::date AND s.day < ($2 AT TIME ZONE 'UTC')
-               GROUP BY 1`;
-    } else {
-      const filter =
-        scope === TrendScope.CUSTOMER
-          ? 'AND i.customer_id = $3::uuid'
+    const source: repo.TrendSource =
+      bucket !== TrendBucket.HOUR && scope !== TrendScope.ALL
+        ? scope === TrendScope.CUSTOMER
+          ? { kind: 'rollup', table: 'customer_sentiment_daily', column: 'customer_id' }
           : scope === TrendScope.DEPARTMENT
-            ? 'AND EXISTS (SELECT 1 FROM interaction_topic it JOIN topic t ON t.id = it.topic_id WHERE it.interaction_id = i.id AND t.department_id = $3::int)'
-            : scope === TrendScope.TOPIC
-              ? 'AND EXISTS (SELECT 1 FROM interaction_topic it WHERE it.interaction_id = i.id AND it.topic_id = $3::int)'
-              : 'AND $3::text IS NULL';
-      data = `SELECT date_trunc('${unit}', i.occurred_at AT TIME ZONE 'UTC') AS b, count(*)::int AS n, sum(i.sentiment_score) AS sum,
-                     count(*) FILTER (WHERE i.sentiment_label = 'negative')::int AS neg, count(*) FILTER (WHERE i.sentiment_label = 'positive')::int AS pos
-                FROM interaction i WHERE i.direction = 'inbound' AND i.occurred_at >= $1 AND i.occurred_at < $2 ${filter}
-               GROUP BY 1`;
-    }
-    const rows: { start: Date; n: number; avg: number | null; neg: number; pos: number }[] = await this.ds.query(
-      `WITH data AS (${data})
-       SELECT (g.b AT TIME ZONE 'UTC') AS start, coalesce(data.n, 0) AS n, data.sum / nullif(data.n, 0) AS avg,
-              coalesce(data.neg, 0) AS neg, coalesce(data.pos, 0) AS pos
-         FROM generate_series(date_trunc('${unit}', $1 AT TIME ZONE 'UTC'), ($2 AT TIME ZONE 'UTC') - interval '1 microsecond', interval '${interval}') AS g(b)
-         LEFT JOIN data ON data.b = g.b ORDER BY g.b`,
-      [from, to, key],
-    );
+            ? { kind: 'rollup', table: 'department_sentiment_daily', column: 'department_id' }
+            : { kind: 'rollup', table: 'topic_sentiment_daily', column: 'topic_id' }
+        : { kind: 'interactions', filter: scope === TrendScope.CUSTOMER ? 'customer' : scope === TrendScope.DEPARTMENT ? 'department' : scope === TrendScope.TOPIC ? 'topic' : 'all' };
+    const rows = await repo.trendBuckets(this.ds, source, unit, from, to, key);
     return rows.map((r) => ({ start: r.start, count: r.n, averageScore: r.avg, negativeCount: r.neg, positiveCount: r.pos }));
   }
 }

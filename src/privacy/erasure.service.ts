@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { CrmClient, CrmSystem, WriteBackValues } from '../crm/crm.port';
 import { CrmBudgetExhausted } from '../crm/crm-budget';
+import type { Db } from '../db/sql';
 import { inTransaction } from '../db/transaction';
 import { identityKey, type IdentityKeyOptions } from '../identity/normalize';
 import { enqueueOutbox } from '../outbox/outbox';
@@ -9,6 +10,7 @@ import { OUTBOX_TOPICS, sentimentTombstone, type OutboxRow } from '../outbox/out
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
+import * as repo from './privacy.repository';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** interaction ids per customer-erasure.v1 event (about 80 kB), well under Kafka's 1 MB default */
@@ -96,12 +98,9 @@ export class ErasureService {
       [kind, key] = ['handle', identityKey('handle', who.handle.slice(0, i), who.handle.slice(i + 1), this.keyOptions)];
     } else throw AppError.badInput('name the person by id, email, phone or handle');
     if (!key) throw AppError.badInput(`not a valid ${kind}`);
-    const rows: { customer_id: string }[] = await this.ds.query(
-      `SELECT coalesce(c.merged_into_id, c.id) AS customer_id FROM customer_identity ci JOIN customer c ON c.id = ci.customer_id WHERE ci.kind = $1 AND ci.value = $2`,
-      [kind, key],
-    );
-    if (!rows[0]) throw AppError.notFound(`customer with that ${kind}`);
-    return rows[0].customer_id;
+    const found = await repo.customerByIdentity(this.ds, kind, key);
+    if (!found) throw AppError.notFound(`customer with that ${kind}`);
+    return found;
   }
 
   /** Erases the customer (and customers merged into it); see the class comment for what stays true. */
@@ -119,82 +118,24 @@ export class ErasureService {
   private async eraseTx(qr: QueryRunner, customerId: string, reason: string, actor: string): Promise<ErasureOutcome> {
     const prior = await this.requestFor(customerId, qr);
     if (prior) return { request: prior, erasedNow: false };
-    const customers: { id: string }[] = await qr.query(
-      `WITH root AS (SELECT coalesce(merged_into_id, id) AS id FROM customer WHERE id = $1)
-       SELECT c.id FROM customer c, root WHERE c.id = root.id OR c.merged_into_id = root.id ORDER BY c.id FOR UPDATE OF c`,
-      [customerId],
-    );
-    if (customers.length === 0) throw AppError.notFound(`customer ${customerId}`);
-    const ids = customers.map((c) => c.id);
+    const ids = await repo.customerFamily(qr, customerId, true);
+    if (ids.length === 0) throw AppError.notFound(`customer ${customerId}`);
 
     // Interactions: personal values replaced, scores and topics kept (the rollups are anonymous).
-    const redacted: { id: string }[] = await qr.query(
-      `WITH r AS (
-         UPDATE interaction SET text = '', url = NULL, author_handle = NULL, author_display_name = NULL, metadata = NULL,
-                explanation = '[]', event_id = NULL, in_reply_to = NULL, thread_key = NULL,
-                external_id = 'erased:' || id::text, customer_id = NULL, identity_id = NULL, redacted_at = now()
-          WHERE customer_id = ANY($1::uuid[]) RETURNING id)
-       SELECT id FROM r`,
-      [ids],
-    );
-    const iids = redacted.map((r) => r.id);
-    await qr.query(`UPDATE interaction_topic SET matched = '{}' WHERE interaction_id = ANY($1::uuid[]) AND matched <> '{}'`, [iids]);
+    const iids = await repo.redactCustomerInteractions(qr, ids);
+    await repo.clearTopicMatches(qr, iids);
 
     // Listening items: no author left; open ones closed; escalation cases queued for redaction.
-    const items: { id: string; was: string; escalation_system: CrmSystem | null; escalation_case_id: string | null; source: string }[] = await qr.query(
-      `WITH old AS (
-         SELECT id, status FROM listening_item WHERE customer_id = ANY($1::uuid[]) OR interaction_id = ANY($2::uuid[]) FOR UPDATE),
-       u AS (
-         UPDATE listening_item li SET author_handle = NULL, customer_id = NULL, escalation_error = NULL, updated_at = now(),
-                thread_key = 'erased:' || li.id::text,
-                status = CASE WHEN old.status = 'open' THEN 'closed' ELSE li.status END,
-                closed_at = CASE WHEN old.status = 'open' THEN now() ELSE li.closed_at END,
-                close_reason = CASE WHEN old.status = 'open' THEN 'erased' ELSE li.close_reason END
-           FROM old WHERE li.id = old.id
-         RETURNING li.id, old.status AS was, li.escalation_system, li.escalation_case_id, li.source)
-       SELECT * FROM u`,
-      [ids, iids],
-    );
+    const items = await repo.eraseListeningItems(qr, ids, iids);
 
-    const records: { system: CrmSystem; object_type: string; external_id: string; written: boolean }[] = await qr.query(
-      `WITH d AS (DELETE FROM crm_record WHERE customer_id = ANY($1::uuid[]) RETURNING system, object_type, external_id, written_values IS NOT NULL AS written)
-       SELECT * FROM d`,
-      [ids],
-    );
-    await qr.query(`DELETE FROM merge_suggestion WHERE customer_a_id = ANY($1::uuid[]) OR customer_b_id = ANY($1::uuid[])`, [ids]);
-    await qr.query(`DELETE FROM merge_audit WHERE survivor_id = ANY($1::uuid[]) OR merged_id = ANY($1::uuid[])`, [ids]);
-    const [{ n: identities }] = await qr.query(`WITH d AS (DELETE FROM customer_identity WHERE customer_id = ANY($1::uuid[]) RETURNING 1) SELECT count(*)::int AS n FROM d`, [ids]);
+    const records = await repo.deleteCrmRecords(qr, ids);
+    const identities = await repo.deleteIdentityTraces(qr, ids);
     // Outbox events about them, sent or not: unsent ones never leave, sent ones keep no copy.
     // An `outbox_batch` row may carry other customers' events too: only theirs are taken out
     // (counted through the `outbox` view while the customer rows still exist), empty rows go.
-    const [{ n: outboxRows }] = await qr.query(
-      `SELECT count(*)::int AS n FROM outbox
-        WHERE message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])
-           OR (topic = $3 AND payload->>'interactionId' = ANY($2::text[]))`,
-      [ids, iids, OUTBOX_TOPICS.enriched.name],
-    );
-    if (outboxRows > 0) {
-      await qr.query(
-        `WITH hit AS (
-           SELECT b.id FROM outbox_batch b
-            WHERE b.interaction_ids && $2::uuid[] OR b.customer_ids && $1::uuid[]
-               OR EXISTS (SELECT 1 FROM jsonb_array_elements(b.messages) m
-                           WHERE m->>'key' = ANY($1::text[]) OR m->'payload'->>'customerId' = ANY($1::text[])
-                              OR (m->>'topic' = $3 AND m->'payload'->>'interactionId' = ANY($2::text[]))))
-         UPDATE outbox_batch b SET
-           interaction_ids = ARRAY(SELECT x FROM unnest(b.interaction_ids) WITH ORDINALITY u(x, n) WHERE x <> ALL($2::uuid[]) ORDER BY n),
-           customer_ids = ARRAY(SELECT x FROM unnest(b.customer_ids) WITH ORDINALITY u(x, n) WHERE x <> ALL($1::uuid[]) ORDER BY n),
-           messages = coalesce((SELECT jsonb_agg(m ORDER BY n) FROM jsonb_array_elements(b.messages) WITH ORDINALITY e(m, n)
-                                 WHERE NOT (coalesce(m->>'key' = ANY($1::text[]), false) OR coalesce(m->'payload'->>'customerId' = ANY($1::text[]), false)
-                                            OR coalesce(m->>'topic' = $3 AND m->'payload'->>'interactionId' = ANY($2::text[]), false))), '[]'::jsonb)
-          FROM hit WHERE b.id = hit.id`,
-        [ids, iids, OUTBOX_TOPICS.enriched.name],
-      );
-      await qr.query(
-        `DELETE FROM outbox_batch WHERE cardinality(interaction_ids) = 0 AND cardinality(customer_ids) = 0 AND messages = '[]'::jsonb`,
-      );
-    }
-    await qr.query(`DELETE FROM customer WHERE id = ANY($1::uuid[])`, [ids]);
+    const outboxRows = await repo.countOutboxEventsAbout(qr, ids, iids, OUTBOX_TOPICS.enriched.name);
+    if (outboxRows > 0) await repo.removeOutboxEventsAbout(qr, ids, iids, OUTBOX_TOPICS.enriched.name);
+    await repo.deleteCustomers(qr, ids);
 
     const crmRows = [
       ...records.filter((r) => r.written && this.clients.has(r.system)).map((r) => ({ system: r.system, kind: 'record', object_type: r.object_type, external_id: r.external_id, origin: null })),
@@ -203,17 +144,21 @@ export class ErasureService {
         .map((i) => ({ system: i.escalation_system!, kind: 'case', object_type: i.escalation_system === 'salesforce' ? 'Case' : 'tickets', external_id: i.id, origin: i.source })),
     ];
     const erasureId = randomUUID();
-    const [row] = await qr.query(
-      `INSERT INTO erasure_request (id, customer_id, erased_customer_ids, reason, requested_by, interactions, identities, crm_records, listening_items_closed, outbox_rows_removed, status, completed_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CASE WHEN $11 = 'done' THEN now() END) RETURNING *`,
-      [erasureId, customerId, ids, reason, actor, iids.length, identities, records.length, items.filter((i) => i.was === 'open').length, outboxRows, crmRows.length ? 'crm_pending' : 'done'],
-    );
+    const row = await repo.insertErasureRequest(qr, {
+      id: erasureId,
+      customerId,
+      erasedCustomerIds: ids,
+      reason,
+      requestedBy: actor,
+      interactions: iids.length,
+      identities,
+      crmRecords: records.length,
+      listeningItemsClosed: items.filter((i) => i.was === 'open').length,
+      outboxRowsRemoved: outboxRows,
+      status: crmRows.length ? 'crm_pending' : 'done',
+    });
     if (crmRows.length) {
-      await qr.query(
-        `INSERT INTO crm_erasure (erasure_id, system, kind, object_type, external_id, origin)
-         SELECT $1, x.system, x.kind, x.object_type, x.external_id, x.origin FROM jsonb_to_recordset($2::jsonb) AS x(system text, kind text, object_type text, external_id text, origin text)`,
-        [erasureId, JSON.stringify(crmRows)],
-      );
+      await repo.queueCrmErasure(qr, erasureId, crmRows);
     }
     const erasedAt = new Date().toISOString();
     const parts = Math.max(1, Math.ceil(iids.length / ERASURE_EVENT_IDS));
@@ -242,8 +187,8 @@ export class ErasureService {
     return { request: toRequest(row), erasedNow: true };
   }
 
-  async requestFor(customerId: string, q: { query(sql: string, params?: unknown[]): Promise<unknown> } = this.ds): Promise<ErasureRequestRow | null> {
-    const [row] = (await q.query(`SELECT * FROM erasure_request WHERE erased_customer_ids @> ARRAY[$1::uuid] ORDER BY created_at LIMIT 1`, [customerId])) as Record<string, unknown>[];
+  async requestFor(customerId: string, db: Db = this.ds): Promise<ErasureRequestRow | null> {
+    const row = await repo.erasureRequestFor(db, customerId);
     return row ? toRequest(row) : null;
   }
 
@@ -253,9 +198,7 @@ export class ErasureService {
    * queue only when its CRM call succeeded; then its request is done once no row of it is left.
    */
   async clearCrm(): Promise<number> {
-    const due: { id: string; erasure_id: string; system: CrmSystem; kind: 'record' | 'case'; object_type: string; external_id: string; origin: string | null }[] = await this.ds.query(
-      `SELECT id, erasure_id, system, kind, object_type, external_id, origin FROM crm_erasure WHERE next_attempt_at <= now() ORDER BY id LIMIT 1000`,
-    );
+    const due = await repo.dueCrmErasures(this.ds, 1000);
     if (due.length === 0) return 0;
     const ok: string[] = [];
     const failed = new Map<string, string>();
@@ -307,43 +250,32 @@ export class ErasureService {
       }
     }
     await this.ds.transaction(async (em) => {
-      if (ok.length) await em.query(`DELETE FROM crm_erasure WHERE id = ANY($1::bigint[])`, [ok]);
+      if (ok.length) await repo.crmErasuresDone(em, ok);
       if (failed.size) {
-        await em.query(
-          `UPDATE crm_erasure c SET attempts = c.attempts + 1, last_error = left(x.err, 1000),
-                  next_attempt_at = now() + make_interval(secs => least(3600, 2 ^ least(c.attempts, 12)))
-             FROM unnest($1::bigint[], $2::text[]) AS x(id, err) WHERE c.id = x.id`,
-          [[...failed.keys()], [...failed.values()]],
-        );
+        await repo.crmErasuresFailed(em, failed);
       }
-      await em.query(
-        `UPDATE erasure_request e SET status = CASE WHEN NOT EXISTS (SELECT 1 FROM crm_erasure c WHERE c.erasure_id = e.id) THEN 'done' ELSE 'crm_pending' END,
-                completed_at = CASE WHEN NOT EXISTS (SELECT 1 FROM crm_erasure c WHERE c.erasure_id = e.id) THEN now() END,
-                crm_error = (SELECT max(last_error) FROM crm_erasure c WHERE c.erasure_id = e.id)
-          WHERE e.id = ANY($1::uuid[])`,
-        [[...new Set(due.map((d) => d.erasure_id))]],
-      );
+      await repo.settleErasureRequests(em, [...new Set(due.map((d) => d.erasure_id))]);
     });
     if (failed.size) this.log.warn({ cleared: ok.length, failed: failed.size }, 'CRM erasure pass: some records wait for a retry');
     return ok.length;
   }
 }
 
-function toRequest(r: Record<string, unknown>): ErasureRequestRow {
+function toRequest(r: repo.ErasureRequestRecord): ErasureRequestRow {
   return {
-    id: r.id as string,
-    customerId: r.customer_id as string,
-    erasedCustomerIds: r.erased_customer_ids as string[],
-    reason: r.reason as string,
-    requestedBy: r.requested_by as string,
+    id: r.id,
+    customerId: r.customer_id,
+    erasedCustomerIds: r.erased_customer_ids,
+    reason: r.reason,
+    requestedBy: r.requested_by,
     interactions: Number(r.interactions),
     identities: Number(r.identities),
     crmRecords: Number(r.crm_records),
     listeningItemsClosed: Number(r.listening_items_closed),
     outboxRowsRemoved: Number(r.outbox_rows_removed),
-    status: r.status as ErasureRequestRow['status'],
-    crmError: (r.crm_error as string | null) ?? null,
-    createdAt: r.created_at as Date,
-    completedAt: (r.completed_at as Date | null) ?? null,
+    status: r.status,
+    crmError: r.crm_error ?? null,
+    createdAt: r.created_at,
+    completedAt: r.completed_at ?? null,
   };
 }

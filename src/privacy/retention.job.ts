@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import { systemClock, type Clock } from '../shared/clock';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
+import * as repo from './privacy.repository';
 
 const DAY_MS = 86_400_000;
 const CHUNK = 5_000;
@@ -76,8 +77,7 @@ export class RetentionJob {
   /** Interactions past the limit still holding text (what the next run will do). */
   async pending(): Promise<number> {
     if (this.days === null) return 0;
-    const [row] = await this.ds.query(`SELECT count(*)::int AS n FROM interaction WHERE redacted_at IS NULL AND occurred_at < $1`, [this.cutoff()]);
-    return row.n;
+    return repo.countUnredactedBefore(this.ds, this.cutoff());
   }
 
   private cutoff(): Date {
@@ -94,20 +94,7 @@ export class RetentionJob {
     const t0 = Date.now();
     for (;;) {
       if (stopping()) break;
-      const n = await this.ds.transaction(async (em) => {
-        const rows: { id: string }[] = await em.query(
-          `WITH c AS (SELECT id FROM interaction WHERE redacted_at IS NULL AND occurred_at < $1 ORDER BY occurred_at LIMIT $2 FOR UPDATE SKIP LOCKED),
-           u AS (UPDATE interaction i SET text = '', url = NULL, metadata = NULL, explanation = '[]', author_handle = NULL, author_display_name = NULL, identity_id = NULL, redacted_at = now()
-                   FROM c WHERE i.id = c.id RETURNING i.id)
-           SELECT id FROM u`,
-          [cutoff, CHUNK],
-        );
-        if (rows.length === 0) return 0;
-        const ids = rows.map((r) => r.id);
-        await em.query(`UPDATE interaction_topic SET matched = '{}' WHERE interaction_id = ANY($1::uuid[]) AND matched <> '{}'`, [ids]);
-        await em.query(`UPDATE listening_item SET author_handle = NULL WHERE (interaction_id = ANY($1::uuid[]) OR last_interaction_id = ANY($1::uuid[])) AND author_handle IS NOT NULL`, [ids]);
-        return ids.length;
-      });
+      const n = (await this.ds.transaction((em) => repo.redactOldInteractions(em, cutoff, CHUNK))).length;
       if (n === 0) break;
       this.redactedLastRun += n;
       this.redactedTotal += n;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runJob } from '../support/identity';
-import type { CrmRecordInput, CrmSystem } from '../../src/identity/identity.service';
+import type { CrmRecordInput, CrmSystem } from '../../src/crm/crm.port';
 import { readPersonCsv } from '../../src/identity/resolve.command';
 import { startTestApp, type TestApp } from '../support/app';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toGlobalId } from '../../src/graphql/relay';
 import { runJob } from '../support/identity';
-import type { CrmRecordInput } from '../../src/identity/identity.service';
+import type { CrmRecordInput } from '../../src/crm/crm.port';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 
 type Sentiment = { score: number | null; interactionCount: number };

@@ -1,0 +1,46 @@
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+
+/**
+ * What runs SQL: the data source (each statement on a pooled connection) or a transaction's
+ * query runner. TypeORM keeps the pool, transactions and migrations; statements go through
+ * `rows`, `firstRow`, `exec` and `modify`, called from the `*.repository.ts` modules, whose
+ * functions declare what their rows are (src/db/sql-boundary.spec.ts keeps SQL there). The
+ * driver's untyped result is given its type here and nowhere else.
+ */
+export type Db = Pick<DataSource, 'query'> | Pick<QueryRunner, 'query'> | Pick<EntityManager, 'query'>;
+
+/** The rows of one statement, typed as `R` (the caller declares the shape its SQL selects). */
+export async function rows<R>(db: Db, text: string, params?: readonly unknown[]): Promise<R[]> {
+  return (await db.query(text, params as unknown[] | undefined)) as R[];
+}
+
+/** The first row of one statement, or undefined. */
+export async function firstRow<R>(db: Db, text: string, params?: readonly unknown[]): Promise<R | undefined> {
+  return (await rows<R>(db, text, params))[0];
+}
+
+/** Runs one statement for its effect. */
+export async function exec(db: Db, text: string, params?: readonly unknown[]): Promise<void> {
+  await db.query(text, params as unknown[] | undefined);
+}
+
+/**
+ * Runs an UPDATE or DELETE (with or without RETURNING): the rows it returned and how many it
+ * touched. (Through TypeORM the pg driver answers such a statement as [rows, rowCount].)
+ */
+export async function modify<R = never>(db: Db, text: string, params?: readonly unknown[]): Promise<{ rows: R[]; count: number }> {
+  const [out, count] = (await db.query(text, params as unknown[] | undefined)) as [R[], number];
+  return { rows: out, count };
+}
+
+/**
+ * A session-level advisory lock on the given connection (a leader lock: one runner of a job
+ * across replicas); whether it was free. Release it on the same connection.
+ */
+export async function tryAdvisoryLock(db: Db, key: number): Promise<boolean> {
+  return (await firstRow<{ ok: boolean }>(db, 'SELECT pg_try_advisory_lock($1) AS ok', [key]))?.ok === true;
+}
+
+export async function advisoryUnlock(db: Db, key: number): Promise<void> {
+  await exec(db, 'SELECT pg_advisory_unlock($1)', [key]);
+}

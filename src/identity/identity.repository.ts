@@ -1,0 +1,613 @@
+import { keyset, type SortKey, type Window } from '../graphql/keyset';
+import type { Page } from '../graphql/relay';
+import { exec, firstRow, rows, type Db } from '../db/sql';
+import type { PersonRecord } from './matcher';
+import type { AuditAction, AuditRow, EvidenceItem, MergeSnapshot, ReresolutionJobRow, SuggestionRow, SuggestionStatus } from './identity.model';
+
+/**
+ * Every SQL statement of identity resolution (customers, identities, CRM-record placement,
+ * merges and their undo, the review queue, the audit, the re-resolution job), each returning a
+ * declared row type. The services and the transactional building blocks in ./merge.ts compose
+ * them; none of them writes SQL. Functions take the caller's `Db`, so they run inside its
+ * transaction when given a query runner.
+ */
+
+// ---- locks -------------------------------------------------------------------------------------
+
+/** Transaction-scoped advisory locks, taken in the given (sorted) order. */
+export async function advisoryXactLocks(db: Db, locks: readonly bigint[]): Promise<void> {
+  await exec(db, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k ORDER BY k`, [locks.map(String)]);
+}
+
+/** Row-locks customers (sorted by id) and returns what each was merged into. */
+export function lockCustomerRows(db: Db, ids: readonly string[]): Promise<{ id: string; merged_into_id: string | null }[]> {
+  return rows(db, `SELECT id, merged_into_id FROM customer WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`, [ids]);
+}
+
+// ---- customers ---------------------------------------------------------------------------------
+
+export async function insertCustomer(db: Db, id: string, displayName: string | null): Promise<void> {
+  await exec(db, `INSERT INTO customer (id, display_name) VALUES ($1, $2)`, [id, displayName]);
+}
+
+/** The customer a customer id stands for now (itself, or its survivor); null when unknown. */
+export async function rootOf(db: Db, customerId: string): Promise<string | null> {
+  const row = await firstRow<{ root: string }>(db, `SELECT coalesce(merged_into_id, id) AS root FROM customer WHERE id = $1`, [customerId]);
+  return row?.root ?? null;
+}
+
+/** The oldest of some customers (ties by id): the one a merge keeps. */
+export async function oldestCustomer(db: Db, ids: readonly string[]): Promise<string | null> {
+  const row = await firstRow<{ id: string }>(db, `SELECT id FROM customer WHERE id = ANY($1::uuid[]) ORDER BY created_at, id LIMIT 1`, [ids]);
+  return row?.id ?? null;
+}
+
+// ---- merge and its undo ------------------------------------------------------------------------
+
+/** Moves every identity of `from` to `to`; the ids moved. */
+export async function moveAllIdentities(db: Db, to: string, from: string): Promise<string[]> {
+  return ids(await rows(db, `WITH u AS (UPDATE customer_identity SET customer_id = $1 WHERE customer_id = $2 RETURNING id) SELECT id FROM u`, [to, from]));
+}
+
+export async function moveAllCrmRecords(db: Db, to: string, from: string): Promise<string[]> {
+  return ids(await rows(db, `WITH u AS (UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE customer_id = $2 RETURNING id) SELECT id FROM u`, [to, from]));
+}
+
+/** Moves every interaction of `from` to `to`; `follows` tells whether one of `identityIds` attached it. */
+export function moveAllInteractions(db: Db, to: string, from: string, identityIds: readonly string[]): Promise<{ id: string; follows: boolean }[]> {
+  return rows(
+    db,
+    `WITH u AS (UPDATE interaction SET customer_id = $1 WHERE customer_id = $2 RETURNING id, identity_id)
+     SELECT u.id, coalesce(u.identity_id = ANY($3::uuid[]), false) AS follows FROM u`,
+    [to, from, identityIds],
+  );
+}
+
+/** Customers merged into `from` point at `to` instead; their ids. */
+export async function repointMergedInto(db: Db, to: string, from: string): Promise<string[]> {
+  return ids(await rows(db, `WITH u AS (UPDATE customer SET merged_into_id = $1 WHERE merged_into_id = $2 RETURNING id) SELECT id FROM u`, [to, from]));
+}
+
+/** Marks `mergedId` as merged into `survivorId`; its display name, if it was found. */
+export function markMerged(db: Db, survivorId: string, mergedId: string): Promise<{ display_name: string | null } | undefined> {
+  return firstRow(db, `WITH u AS (UPDATE customer SET merged_into_id = $1, updated_at = now() WHERE id = $2 RETURNING display_name) SELECT display_name FROM u`, [survivorId, mergedId]);
+}
+
+/** Gives a customer without a name this one. */
+export async function fillDisplayName(db: Db, customerId: string, name: string | null): Promise<void> {
+  await exec(db, `UPDATE customer SET display_name = $2 WHERE id = $1 AND display_name IS NULL`, [customerId, name]);
+}
+
+/** Identities among `identityIds` still on `from` go back to `to`; the ids that moved. */
+export async function moveIdentitiesBack(db: Db, to: string, identityIds: readonly string[], from: string): Promise<string[]> {
+  return ids(
+    await rows(db, `WITH u AS (UPDATE customer_identity SET customer_id = $1 WHERE id = ANY($2::uuid[]) AND customer_id = $3 RETURNING id) SELECT id FROM u`, [to, identityIds, from]),
+  );
+}
+
+/** Interactions on `from` listed by id or attached by one of `identityIds` go to `to`. */
+export async function moveInteractionsBack(db: Db, to: string, identityIds: readonly string[], from: string, interactionIds: readonly string[]): Promise<void> {
+  await exec(
+    db,
+    `UPDATE interaction i SET customer_id = $1
+      WHERE i.customer_id = $3
+        AND (i.id = ANY($4::uuid[]) OR i.identity_id = ANY($2::uuid[]))`,
+    [to, identityIds, from, interactionIds],
+  );
+}
+
+export async function moveCrmRecordsBack(db: Db, to: string, recordIds: readonly string[], from: string): Promise<void> {
+  await exec(db, `UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE id = ANY($2::uuid[]) AND customer_id = $3`, [to, recordIds, from]);
+}
+
+export async function repointBack(db: Db, to: string, customerIds: readonly string[], from: string): Promise<void> {
+  await exec(db, `UPDATE customer SET merged_into_id = $1 WHERE id = ANY($2::uuid[]) AND merged_into_id = $3`, [to, customerIds, from]);
+}
+
+/** Makes a merged customer a root again, with its old name when it had one. */
+export async function restoreCustomer(db: Db, customerId: string, displayName: string | null): Promise<void> {
+  await exec(db, `UPDATE customer SET merged_into_id = NULL, display_name = coalesce($2, display_name), updated_at = now() WHERE id = $1`, [customerId, displayName]);
+}
+
+// ---- identities --------------------------------------------------------------------------------
+
+export function identityByKey(db: Db, kind: string, value: string): Promise<{ id: string; customer_id: string } | undefined> {
+  return firstRow(db, `SELECT id, customer_id FROM customer_identity WHERE kind = $1 AND value = $2`, [kind, value]);
+}
+
+export function identityOfCustomer(db: Db, kind: string, value: string, customerId: string): Promise<{ id: string; raw_value: string | null } | undefined> {
+  return firstRow(db, `SELECT id, raw_value FROM customer_identity WHERE kind = $1 AND value = $2 AND customer_id = $3`, [kind, value, customerId]);
+}
+
+/** Identities held under the given (kind, value) keys, with their (possibly merged-away) customer. */
+export function identitiesByKeys(db: Db, keys: readonly { kind: string; value: string }[]): Promise<{ id: string; kind: string; value: string; customer_id: string }[]> {
+  return rows(
+    db,
+    `SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM customer_identity ci
+       JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
+    [keys.map((k) => k.kind), keys.map((k) => k.value)],
+  );
+}
+
+export async function identityCount(db: Db, customerId: string): Promise<number> {
+  return (await firstRow<{ n: number }>(db, `SELECT count(*)::int AS n FROM customer_identity WHERE customer_id = $1`, [customerId]))!.n;
+}
+
+/** The identity that stands for a customer in a suggestion: its CRM id if it has one, else its oldest. */
+export async function anchorOf(db: Db, customerId: string): Promise<string | null> {
+  const row = await firstRow<{ id: string }>(db, `SELECT id FROM customer_identity WHERE customer_id = $1 ORDER BY (kind = 'crm') DESC, created_at, id LIMIT 1`, [customerId]);
+  return row?.id ?? null;
+}
+
+/** An identity linked by a person; its id. */
+export async function insertManualIdentity(db: Db, i: { customerId: string; kind: string; network: string | null; value: string; raw: string }): Promise<string> {
+  const row = await firstRow<{ id: string }>(
+    db,
+    `INSERT INTO customer_identity (customer_id, kind, network, value, raw_value, source, linked_by)
+     VALUES ($1, $2, $3, $4, $5, 'manual', 'manual') RETURNING id`,
+    [i.customerId, i.kind, i.network, i.value, i.raw],
+  );
+  return row!.id;
+}
+
+/** Identities a CRM record carries, for one customer, linked by a rule or deterministically. */
+export function insertCrmIdentities(
+  db: Db,
+  customerId: string,
+  system: string,
+  claims: readonly { kind: string; network: string | null; value: string; raw: string }[],
+  link: { linkedBy: 'rule' | 'deterministic'; score: number | null; evidence: EvidenceItem[] | null },
+): Promise<{ id: string; kind: string }[]> {
+  return rows(
+    db,
+    `INSERT INTO customer_identity (customer_id, kind, network, value, raw_value, source, linked_by, link_score, link_evidence)
+     SELECT $1, k, n, v, r, $2, $7, $8, $9 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS x(k, n, v, r)
+     RETURNING id, kind`,
+    [
+      customerId,
+      system,
+      claims.map((k) => k.kind),
+      claims.map((k) => k.network),
+      claims.map((k) => k.value),
+      claims.map((k) => k.raw),
+      link.linkedBy,
+      link.score,
+      link.evidence ? JSON.stringify(link.evidence) : null,
+    ],
+  );
+}
+
+/** Moves one identity to another customer as a person's decision (its rule link is forgotten). */
+export async function moveIdentityByHand(db: Db, identityId: string, to: string): Promise<void> {
+  await exec(db, `UPDATE customer_identity SET customer_id = $1, linked_by = 'manual', link_score = NULL, link_evidence = NULL WHERE id = $2`, [to, identityId]);
+}
+
+/** Interactions of `from` that `identityId` attached move to `to`; their ids. */
+export async function moveInteractionsOfIdentity(db: Db, to: string, from: string, identityId: string): Promise<string[]> {
+  return ids(
+    await rows(
+      db,
+      `WITH u AS (UPDATE interaction i SET customer_id = $1
+                   WHERE i.customer_id = $2 AND i.identity_id = $3
+                  RETURNING id) SELECT id FROM u`,
+      [to, from, identityId],
+    ),
+  );
+}
+
+// ---- CRM records (as identity resolution sees them) --------------------------------------------
+
+export interface CrmRecordUpsert {
+  system: string;
+  objectType: string;
+  externalId: string;
+  ownerId: string | null;
+  payload: Record<string, unknown>;
+  modstamp: string | null;
+  person: Omit<PersonRecord, 'id'>;
+  deleted: boolean;
+}
+
+/** Inserts or updates a CRM record (a deletion keeps its first deletion time); its id and customer. */
+export async function upsertCrmRecord(db: Db, r: CrmRecordUpsert): Promise<{ id: string; customer_id: string | null }> {
+  const row = await firstRow<{ id: string; customer_id: string | null }>(
+    db,
+    `INSERT INTO crm_record (system, object_type, external_id, owner_id, payload, modstamp, person, deleted_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $8::boolean THEN now() END)
+     ON CONFLICT (system, object_type, external_id) DO UPDATE SET
+       owner_id = EXCLUDED.owner_id, payload = EXCLUDED.payload, modstamp = EXCLUDED.modstamp, person = EXCLUDED.person,
+       deleted_at = CASE WHEN $8::boolean THEN coalesce(crm_record.deleted_at, now()) END, updated_at = now()
+     RETURNING id, customer_id`,
+    [r.system, r.objectType, r.externalId, r.ownerId, JSON.stringify(r.payload), r.modstamp, JSON.stringify(r.person), r.deleted],
+  );
+  return row!;
+}
+
+export async function setCrmRecordCustomer(db: Db, recordId: string, customerId: string): Promise<void> {
+  await exec(db, `UPDATE crm_record SET customer_id = $1 WHERE id = $2 AND customer_id IS DISTINCT FROM $1`, [customerId, recordId]);
+}
+
+/** Moves one CRM record to another customer. */
+export async function moveCrmRecord(db: Db, recordId: string, to: string): Promise<void> {
+  await exec(db, `UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE id = $2`, [to, recordId]);
+}
+
+/** A customer's CRM record whose first CRM id is `crmKey`. */
+export function crmRecordByCrmId(db: Db, customerId: string, crmKey: string): Promise<{ id: string; person: { givenName?: string; surname?: string; company?: string } | null } | undefined> {
+  return firstRow(db, `SELECT r.id, r.person FROM crm_record r WHERE r.customer_id = $1 AND r.person->'crmIds'->>0 = $2`, [customerId, crmKey]);
+}
+
+/** Whether the customer holds a live record of this CRM object other than `externalId`. */
+export async function holdsOtherCrmRecord(db: Db, customerId: string, system: string, objectType: string, externalId: string): Promise<boolean> {
+  const found = await rows<{ one: number }>(
+    db,
+    `SELECT 1 AS one FROM crm_record WHERE customer_id = $1 AND system = $2 AND object_type = $3 AND external_id <> $4 AND deleted_at IS NULL LIMIT 1`,
+    [customerId, system, objectType, externalId],
+  );
+  return found.length > 0;
+}
+
+/** Two customers holding different records of one CRM object. */
+export async function crmConflict(db: Db, a: string, b: string): Promise<boolean> {
+  const found = await rows<{ one: number }>(
+    db,
+    `SELECT 1 AS one FROM crm_record x JOIN crm_record y
+         ON y.system = x.system AND y.object_type = x.object_type AND y.external_id <> x.external_id
+      WHERE x.customer_id = $1 AND y.customer_id = $2 AND x.deleted_at IS NULL AND y.deleted_at IS NULL
+      LIMIT 1`,
+    [a, b],
+  );
+  return found.length > 0;
+}
+
+/** Live CRM records with the customer and CRM identity (anchor) they belong to, and a label. */
+export function crmRecordAnchors(db: Db, recordIds: readonly string[]): Promise<{ id: string; customer_id: string; anchor: string; label: string }[]> {
+  return rows(
+    db,
+    `SELECT r.id, ci.customer_id, ci.id AS anchor, r.system || ' ' || r.object_type || ' ' || r.external_id AS label
+       FROM crm_record r
+       JOIN customer_identity ci ON ci.kind = 'crm' AND ci.value = r.person->'crmIds'->>0
+      WHERE r.id = ANY($1::uuid[]) AND r.deleted_at IS NULL`,
+    [recordIds],
+  );
+}
+
+/** CRM records (deleted ones too) with the customer and CRM identity (anchor) they belong to. */
+export function crmRecordSides(db: Db, recordIds: readonly string[]): Promise<{ id: string; customer_id: string; anchor: string }[]> {
+  return rows(
+    db,
+    `SELECT r.id, ci.customer_id, ci.id AS anchor FROM crm_record r
+       JOIN customer_identity ci ON ci.kind = 'crm' AND ci.value = r.person->'crmIds'->>0
+      WHERE r.id = ANY($1::uuid[])`,
+    [recordIds],
+  );
+}
+
+/** Person profiles changed after `since` (deleted ones flagged), for the in-memory match index. */
+export function crmProfilesChangedSince(db: Db, since: Date): Promise<{ id: string; person: Omit<PersonRecord, 'id'> | null; deleted: boolean; updated_at: Date }[]> {
+  return rows(db, `SELECT id, person, deleted_at IS NOT NULL AS deleted, updated_at FROM crm_record WHERE updated_at > $1 AND person IS NOT NULL`, [since.toISOString()]);
+}
+
+/** Every live person profile that belongs to a customer, by id. */
+export function liveCrmProfiles(db: Db): Promise<{ id: string; person: Omit<PersonRecord, 'id'> }[]> {
+  return rows(db, `SELECT id, person FROM crm_record WHERE person IS NOT NULL AND deleted_at IS NULL AND customer_id IS NOT NULL ORDER BY id`);
+}
+
+/** Every CRM record with its customer's root and its object ("system:objectType"). */
+export function crmRecordRoots(db: Db): Promise<{ id: string; root: string; obj: string; deleted: boolean }[]> {
+  return rows(
+    db,
+    `SELECT r.id, coalesce(c.merged_into_id, c.id) AS root, r.system || ':' || r.object_type AS obj, r.deleted_at IS NOT NULL AS deleted
+       FROM crm_record r JOIN customer c ON c.id = r.customer_id`,
+  );
+}
+
+// ---- audit -------------------------------------------------------------------------------------
+
+export interface AuditInsert {
+  action: AuditAction;
+  survivorId: string;
+  mergedId?: string | null;
+  score?: number | null;
+  /** stored as given; absent is NULL */
+  evidence?: readonly unknown[] | null;
+  reason: string;
+  actor: string;
+  snapshot: unknown;
+}
+
+/** Appends an audit entry (created at the clock time, so entries of one transaction keep their order); its id. */
+export async function insertAudit(db: Db, a: AuditInsert): Promise<string> {
+  const row = await firstRow<{ id: string }>(
+    db,
+    `INSERT INTO merge_audit (created_at, action, survivor_id, merged_id, score, evidence, reason, actor, snapshot)
+     VALUES (clock_timestamp(), $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+    [a.action, a.survivorId, a.mergedId ?? null, a.score ?? null, a.evidence == null ? null : JSON.stringify(a.evidence), a.reason, a.actor, JSON.stringify(a.snapshot)],
+  );
+  return row!.id;
+}
+
+/** A merge or link to undo, locked. */
+export function lockAuditEntry(
+  db: Db,
+  id: string,
+): Promise<{ action: AuditAction; survivor_id: string; merged_id: string; snapshot: Partial<MergeSnapshot> | null; undone_at: Date | null } | undefined> {
+  return firstRow(db, `SELECT action, survivor_id, merged_id, snapshot, undone_at FROM merge_audit WHERE id = $1 FOR UPDATE`, [id]);
+}
+
+export async function markAuditUndone(db: Db, id: string): Promise<void> {
+  await exec(db, `UPDATE merge_audit SET undone_at = now() WHERE id = $1`, [id]);
+}
+
+/** The most recent merge of a customer (as the merged side) not undone yet. */
+export async function latestMergeOf(db: Db, customerId: string): Promise<string | null> {
+  const row = await firstRow<{ id: string }>(
+    db,
+    `SELECT id FROM merge_audit WHERE merged_id = $1 AND action = 'merge' AND undone_at IS NULL ORDER BY created_at DESC LIMIT 1`,
+    [customerId],
+  );
+  return row?.id ?? null;
+}
+
+export async function auditById(db: Db, id: string): Promise<AuditRow | null> {
+  const row = await firstRow<RawAudit>(db, `SELECT * FROM merge_audit WHERE id = $1`, [id]);
+  return row ? toAudit(row) : null;
+}
+
+/** Audit entries of many customers (either side), newest first, at most `perCustomer` each, in input order. */
+export async function auditHistory(db: Db, customerIds: readonly string[], perCustomer = 100): Promise<AuditRow[][]> {
+  const found = await rows<RawAudit & { customer: string }>(
+    db,
+    `SELECT k.customer, a.* FROM unnest($1::uuid[]) AS k(customer)
+       CROSS JOIN LATERAL (
+         SELECT * FROM merge_audit a WHERE a.survivor_id = k.customer OR a.merged_id = k.customer
+          ORDER BY a.created_at DESC, a.id DESC LIMIT $2) a`,
+    [customerIds, perCustomer],
+  );
+  const grouped = new Map<string, AuditRow[]>();
+  for (const r of found) grouped.set(r.customer, [...(grouped.get(r.customer) ?? []), toAudit(r)]);
+  return customerIds.map((id) => grouped.get(id) ?? []);
+}
+
+// ---- suggestions (the review queue) ------------------------------------------------------------
+
+/** Whether a person has said these two customers are different (a rejected pair, or an undone merge). */
+export async function rejectedBetween(db: Db, a: string, b: string): Promise<boolean> {
+  const found = await rows<{ one: number }>(
+    db,
+    `SELECT 1 AS one FROM merge_suggestion s
+       JOIN customer_identity ia ON ia.id = s.identity_a_id
+       JOIN customer_identity ib ON ib.id = s.identity_b_id
+      WHERE s.status = 'rejected'
+        AND ((ia.customer_id = $1 AND ib.customer_id = $2) OR (ia.customer_id = $2 AND ib.customer_id = $1))
+      LIMIT 1`,
+    [a, b],
+  );
+  return found.length > 0;
+}
+
+export interface SuggestionInsert {
+  /** the side with the smaller identity id */
+  x: { customerId: string; identityId: string };
+  y: { customerId: string; identityId: string };
+  score: number | null;
+  evidence: EvidenceItem[];
+  reason: string;
+  status: 'pending' | 'rejected';
+  decidedBy: string | null;
+}
+
+/**
+ * Records a pending suggestion unless one already joins the two customers or the pair is known;
+ * a rejection is always recorded (over a known pair too). Whether a row was written.
+ */
+export async function insertSuggestion(db: Db, s: SuggestionInsert): Promise<boolean> {
+  const written = await rows<{ id: string }>(
+    db,
+    `INSERT INTO merge_suggestion (customer_a_id, customer_b_id, identity_a_id, identity_b_id, pair_key, score, evidence, reason, status, decided_at, decided_by)
+     SELECT $1::uuid, $2::uuid, $3::uuid, $4::uuid, $3::text || ':' || $4::text, $5::float8, $6::jsonb, $7::text, $8::text,
+            CASE WHEN $8::text = 'rejected' THEN now() END, $9::text
+      WHERE $8::text = 'rejected' OR NOT EXISTS (
+        SELECT 1 FROM merge_suggestion s
+          JOIN customer_identity ia ON ia.id = s.identity_a_id
+          JOIN customer_identity ib ON ib.id = s.identity_b_id
+         WHERE s.status = 'pending'
+           AND ((ia.customer_id = $1::uuid AND ib.customer_id = $2::uuid) OR (ia.customer_id = $2::uuid AND ib.customer_id = $1::uuid)))
+     ON CONFLICT (pair_key) DO ${s.status === 'rejected' ? `UPDATE SET status = 'rejected', decided_at = now(), decided_by = EXCLUDED.decided_by` : 'NOTHING'}
+     RETURNING id`,
+    [s.x.customerId, s.y.customerId, s.x.identityId, s.y.identityId, s.score, JSON.stringify(s.evidence), s.reason, s.status, s.decidedBy],
+  );
+  return written.length > 0;
+}
+
+/** A suggestion as stored, with the current customers of its two identities. */
+export interface StoredSuggestion {
+  id: string;
+  cur_a: string;
+  cur_b: string;
+  score: number | null;
+  evidence: EvidenceItem[];
+  reason: string;
+  status: SuggestionStatus;
+  created_at: Date;
+  decided_at: Date | null;
+  decided_by: string | null;
+}
+
+const SUGGESTION_JOIN = `FROM merge_suggestion s
+   JOIN customer_identity ia ON ia.id = s.identity_a_id
+   JOIN customer_identity ib ON ib.id = s.identity_b_id`;
+const SUGGESTION_COLUMNS = `s.id, ia.customer_id AS cur_a, ib.customer_id AS cur_b, s.score, s.evidence, s.reason, s.status, s.created_at, s.decided_at, s.decided_by`;
+// created_at as text keeps the microseconds rows of one transaction share
+const SUGGESTION_ORDER: SortKey = { name: 'suggestions', expr: 's.created_at', type: 'timestamptz', desc: false };
+
+/** Pending suggestions, oldest first, keyset-paged; pairs already in one customer are left out. */
+export async function pendingSuggestionPage(db: Db, w: Window): Promise<Page<SuggestionRow>> {
+  const base = `${SUGGESTION_JOIN} WHERE s.status = 'pending' AND ia.customer_id <> ib.customer_id`;
+  const params: unknown[] = [];
+  const k = keyset(SUGGESTION_ORDER, 's.id', w, params);
+  params.push(k.limit);
+  const page = await rows<StoredSuggestion & { sort_key: string }>(
+    db,
+    `SELECT ${SUGGESTION_COLUMNS}, s.created_at::text AS sort_key
+     ${base}${k.conditions.map((c) => ` AND ${c}`).join('')} ORDER BY ${k.orderBy} LIMIT $${params.length}`,
+    params,
+  );
+  return k.page(page, toSuggestion, (r) => [r.sort_key, r.id], async () => (await firstRow<{ total: number }>(db, `SELECT count(*)::int AS total ${base}`))!.total);
+}
+
+export async function suggestionById(db: Db, id: string): Promise<SuggestionRow | null> {
+  const row = await firstRow<StoredSuggestion>(db, `SELECT ${SUGGESTION_COLUMNS} ${SUGGESTION_JOIN} WHERE s.id = $1`, [id]);
+  return row ? toSuggestion(row) : null;
+}
+
+/** A suggestion, row-locked for a decision. */
+export function lockSuggestionRow(db: Db, id: string): Promise<StoredSuggestion | undefined> {
+  return firstRow(db, `SELECT ${SUGGESTION_COLUMNS} ${SUGGESTION_JOIN} WHERE s.id = $1 FOR UPDATE OF s`, [id]);
+}
+
+export async function decideSuggestion(db: Db, id: string, status: 'accepted' | 'rejected', actor: string): Promise<void> {
+  await exec(db, `UPDATE merge_suggestion SET status = $3, decided_at = now(), decided_by = $2 WHERE id = $1`, [id, actor, status]);
+}
+
+/** Decided and pending pairs of customers (pending or rejected, not yet one customer). */
+export function openOrRejectedPairs(db: Db): Promise<{ a: string; b: string; status: 'pending' | 'rejected' }[]> {
+  return rows(
+    db,
+    `SELECT ia.customer_id AS a, ib.customer_id AS b, s.status ${SUGGESTION_JOIN}
+      WHERE s.status IN ('pending', 'rejected') AND ia.customer_id <> ib.customer_id`,
+  );
+}
+
+/** Rejected suggestions as pairs of CRM records: every record of one side against every record of the other. */
+export function rejectedRecordPairs(db: Db): Promise<{ a: string; b: string }[]> {
+  return rows(
+    db,
+    `SELECT ra.id AS a, rb.id AS b ${SUGGESTION_JOIN}
+       JOIN crm_record ra ON ra.customer_id = ia.customer_id AND ra.person IS NOT NULL
+       JOIN crm_record rb ON rb.customer_id = ib.customer_id AND rb.person IS NOT NULL
+      WHERE s.status = 'rejected' AND ia.customer_id <> ib.customer_id`,
+  );
+}
+
+// ---- the re-resolution job ---------------------------------------------------------------------
+
+/** Fails jobs left queued or running without progress for `staleMinutes` (a process died). */
+export async function failStaleReresolutionJobs(db: Db, staleMinutes: number): Promise<void> {
+  await exec(
+    db,
+    `UPDATE reresolution_job SET status = 'failed', error = 'interrupted: no progress for ' || $1::int || ' minutes', finished_at = now()
+      WHERE status IN ('queued', 'running') AND updated_at < now() - make_interval(mins => $1::int)`,
+    [staleMinutes],
+  );
+}
+
+/** A queued job; a unique index on active jobs makes a second one fail with 23505. */
+export async function insertReresolutionJob(db: Db, autoLinkBits: number, reviewBits: number, actor: string): Promise<ReresolutionJobRow> {
+  const row = await firstRow<RawJob>(db, `INSERT INTO reresolution_job (auto_link_bits, review_bits, requested_by) VALUES ($1, $2, $3) RETURNING *`, [autoLinkBits, reviewBits, actor]);
+  return toJob(row!);
+}
+
+export async function reresolutionJobById(db: Db, id: string): Promise<ReresolutionJobRow | null> {
+  const row = await firstRow<RawJob>(db, `SELECT * FROM reresolution_job WHERE id = $1`, [id]);
+  return row ? toJob(row) : null;
+}
+
+export async function startReresolutionJob(db: Db, id: string, total: number): Promise<void> {
+  await exec(db, `UPDATE reresolution_job SET status = 'running', started_at = now(), updated_at = now(), total = $2 WHERE id = $1`, [id, total]);
+}
+
+export async function reresolutionProgress(db: Db, id: string, p: { done: number; merges: number; suggestions: number }, finished = false): Promise<void> {
+  await exec(
+    db,
+    finished
+      ? `UPDATE reresolution_job SET status = 'succeeded', done = $2, merges = $3, suggestions = $4, finished_at = now(), updated_at = now() WHERE id = $1`
+      : `UPDATE reresolution_job SET done = $2, merges = $3, suggestions = $4, updated_at = now() WHERE id = $1`,
+    [id, p.done, p.merges, p.suggestions],
+  );
+}
+
+export async function failReresolutionJob(db: Db, id: string, error: string): Promise<void> {
+  await exec(db, `UPDATE reresolution_job SET status = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1`, [id, error]);
+}
+
+// ---- row mapping -------------------------------------------------------------------------------
+
+interface RawAudit {
+  id: string;
+  action: AuditAction;
+  survivor_id: string | null;
+  merged_id: string | null;
+  score: number | null;
+  evidence: EvidenceItem[] | null;
+  reason: string;
+  actor: string;
+  created_at: Date;
+  undone_at: Date | null;
+}
+
+function toAudit(r: RawAudit): AuditRow {
+  return {
+    id: r.id,
+    action: r.action,
+    survivorId: r.survivor_id,
+    mergedId: r.merged_id,
+    score: r.score,
+    evidence: r.evidence ?? [],
+    reason: r.reason,
+    actor: r.actor,
+    createdAt: r.created_at,
+    undoneAt: r.undone_at,
+  };
+}
+
+function toSuggestion(r: StoredSuggestion): SuggestionRow {
+  return {
+    id: r.id,
+    customerA: r.cur_a,
+    customerB: r.cur_b,
+    score: r.score,
+    evidence: r.evidence ?? [],
+    reason: r.reason,
+    status: r.status,
+    createdAt: r.created_at,
+    decidedAt: r.decided_at,
+    decidedBy: r.decided_by,
+  };
+}
+
+interface RawJob {
+  id: string;
+  status: ReresolutionJobRow['status'];
+  total: number;
+  done: number;
+  merges: number;
+  suggestions: number;
+  auto_link_bits: number;
+  review_bits: number;
+  error: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+function toJob(r: RawJob): ReresolutionJobRow {
+  return {
+    id: r.id,
+    status: r.status,
+    total: r.total,
+    done: r.done,
+    merges: r.merges,
+    suggestions: r.suggestions,
+    autoLinkBits: r.auto_link_bits,
+    reviewBits: r.review_bits,
+    error: r.error,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+function ids(found: { id: string }[]): string[] {
+  return found.map((r) => r.id);
+}

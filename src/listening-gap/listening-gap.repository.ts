@@ -1,0 +1,464 @@
+import { exec, firstRow, modify, rows, type Db } from '../db/sql';
+import { cursorOrderName, keyset, type SortKey, type Window } from '../graphql/keyset';
+import { isTimestamp, type Page } from '../graphql/relay';
+import { ListeningItemOrder, type ListeningItemFilter, type ListeningItemStatus } from './listening-gap.type';
+
+/**
+ * Every SQL statement of the listening gap as the API and the escalation job use it (the queue,
+ * people's actions on items, the gap figures, insights and trends, escalation claims), each
+ * returning a declared row type. The ingest-time tracker (./listening-gap.tracker.ts) keeps its
+ * own statements: it runs inside the ingest pipeline's transaction.
+ */
+
+export interface ItemRow {
+  id: string;
+  customer_id: string | null;
+  interaction_id: string;
+  last_interaction_id: string;
+  status: ListeningItemStatus;
+  source: string;
+  department: string;
+  topic_department: string;
+  assigned_user: string | null;
+  intent: string;
+  sentiment_score: number;
+  opened_at: Date;
+  last_opened_at: Date;
+  sla_seconds: number;
+  due_at: Date;
+  first_response_at: Date | null;
+  first_response_seconds: number | null;
+  responded_by: string | null;
+  closed_at: Date | null;
+  close_reason: string | null;
+  reopened_count: number;
+  escalated_at: Date | null;
+  escalation_system: string | null;
+  escalation_case_id: string | null;
+  escalation_case_url: string | null;
+  urgency: number;
+  now_ms: string;
+}
+
+const ITEM_ORDERS: Record<Exclude<ListeningItemOrder, ListeningItemOrder.URGENCY>, SortKey> = {
+  [ListeningItemOrder.OLDEST]: { name: 'oldest', expr: 'li.last_opened_at', type: 'timestamptz', desc: false },
+  [ListeningItemOrder.NEWEST]: { name: 'newest', expr: 'li.last_opened_at', type: 'timestamptz', desc: true },
+  [ListeningItemOrder.DUE]: { name: 'due', expr: 'li.due_at', type: 'timestamptz', desc: false },
+};
+
+/**
+ * Urgency of an open item at `$now`: how far it is through its SLA (1.0 = due now, grows past it),
+ * plus its negativity (0..1), plus customer value where known (log of the customer's interaction
+ * count, and 0.5 when the customer has a CRM record). Written once, used for ORDER BY and cursor.
+ */
+const URGENCY = `(extract(epoch FROM ($NOW::timestamptz - li.last_opened_at)) / li.sla_seconds
+   + greatest(0, -li.sentiment_score)
+   + 0.1 * ln(1 + coalesce(c.interaction_count, 0))
+   + CASE WHEN EXISTS (SELECT 1 FROM crm_record r WHERE r.customer_id = li.customer_id AND r.deleted_at IS NULL) THEN 0.5 ELSE 0 END)`;
+
+const ITEM_COLUMNS = `li.id, li.customer_id, li.interaction_id, li.last_interaction_id, li.status, li.source,
+  coalesce(ad.name, d.name) AS department, d.name AS topic_department, li.assigned_user, li.intent, li.sentiment_score,
+  li.opened_at, li.last_opened_at, li.sla_seconds, li.due_at, li.first_response_at, li.first_response_seconds, li.responded_by,
+  li.closed_at, li.close_reason, li.reopened_count, li.escalated_at, li.escalation_system, li.escalation_case_id, li.escalation_case_url`;
+
+const ITEM_FROM = `listening_item li
+  JOIN department d ON d.id = li.department_id
+  LEFT JOIN department ad ON ad.id = li.assigned_department_id
+  LEFT JOIN customer c ON c.id = li.customer_id`;
+
+/** The default department must exist before the first item without a topic arrives. */
+export async function ensureDepartment(db: Db, name: string): Promise<void> {
+  await exec(db, `INSERT INTO department (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, [name]);
+}
+
+/**
+ * Items under the filter in the asked order, keyset-paged. URGENCY depends on the clock: the clock
+ * of the first page is part of the order's name, so later pages (and their cursors) keep ranking by it.
+ */
+export async function itemPage<T>(
+  db: Db,
+  filter: ListeningItemFilter & { overdueOnly?: boolean | null },
+  order: ListeningItemOrder,
+  w: Window,
+  map: (r: ItemRow) => T,
+): Promise<Page<T>> {
+  let now = new Date().toISOString();
+  const named = cursorOrderName(w.after) ?? cursorOrderName(w.before);
+  if (order === ListeningItemOrder.URGENCY && named?.startsWith('urgency@') && isTimestamp(named.slice(8))) now = named.slice(8);
+  const params: unknown[] = [now];
+  // $1 (the clock) is referenced always, so the count query can bind it too
+  const where = [`$1::timestamptz IS NOT NULL`];
+  const add = (sql: (p: string) => string, v: unknown) => {
+    params.push(v);
+    where.push(sql(`$${params.length}`));
+  };
+  if (filter.status?.length) add((p) => `li.status = ANY(${p}::text[])`, filter.status);
+  if (filter.department) add((p) => `coalesce(ad.name, d.name) = ${p}`, filter.department);
+  if (filter.channel) add((p) => `li.source = ${p}`, filter.channel);
+  if (filter.assignee) add((p) => `li.assigned_user = ${p}`, filter.assignee);
+  if (filter.from) add((p) => `li.opened_at >= ${p}`, filter.from);
+  if (filter.to) add((p) => `li.opened_at < ${p}`, filter.to);
+  if (filter.overdueOnly) where.push(`li.status = 'open' AND li.due_at < $1::timestamptz`);
+  const countParams = [...params];
+  const countWhere = where.join(' AND ');
+  const urgency = URGENCY.replace('$NOW', '$1::timestamptz');
+  const sort: SortKey =
+    order === ListeningItemOrder.URGENCY
+      ? { name: `urgency@${now}`, expr: `(${urgency})::float8`, type: 'float8', desc: true }
+      : ITEM_ORDERS[order];
+  const k = keyset(sort, 'li.id', w, params);
+  params.push(k.limit);
+  const page = await rows<ItemRow & { sort_key: string }>(
+    db,
+    `SELECT ${ITEM_COLUMNS}, ${urgency}::float8 AS urgency, (extract(epoch FROM $1::timestamptz) * 1000)::bigint AS now_ms, (${sort.expr})::text AS sort_key
+       FROM ${ITEM_FROM} WHERE ${[...where, ...k.conditions].join(' AND ')}
+      ORDER BY ${k.orderBy} LIMIT $${params.length}`,
+    params,
+  );
+  return k.page(page, map, (r) => [r.sort_key, r.id], async () => (await firstRow<{ total: number }>(db, `SELECT count(*)::int AS total FROM ${ITEM_FROM} WHERE ${countWhere}`, countParams))!.total);
+}
+
+export function itemsByIds(db: Db, ids: readonly string[]): Promise<ItemRow[]> {
+  return rows(
+    db,
+    `SELECT ${ITEM_COLUMNS}, ${URGENCY.replace('$NOW', 'now()')}::float8 AS urgency, (extract(epoch FROM now()) * 1000)::bigint AS now_ms
+       FROM ${ITEM_FROM} WHERE li.id = ANY($1::uuid[])`,
+    [ids],
+  );
+}
+
+export interface ItemEventRow {
+  item_id: string;
+  kind: string;
+  actor: string | null;
+  at: Date;
+  detail: Record<string, unknown> | null;
+}
+
+/** The events of many items, oldest first. */
+export function itemEvents(db: Db, itemIds: readonly string[]): Promise<ItemEventRow[]> {
+  return rows(db, `SELECT item_id, kind, actor, at, detail FROM listening_item_event WHERE item_id = ANY($1::uuid[]) ORDER BY at, id`, [itemIds]);
+}
+
+/** Every department with its topics and its open items now. */
+export function departmentsWithOpenItems(db: Db): Promise<{ name: string; topics: string[]; open_items: number }[]> {
+  return rows(
+    db,
+    `SELECT d.name,
+            coalesce((SELECT array_agg(t.name ORDER BY t.name) FROM topic t WHERE t.department_id = d.id), '{}') AS topics,
+            (SELECT count(*)::int FROM listening_item li WHERE li.status = 'open' AND coalesce(li.assigned_department_id, li.department_id) = d.id) AS open_items
+       FROM department d ORDER BY d.name`,
+  );
+}
+
+/** The id of a department or topic by name. */
+export async function idByName(db: Db, table: 'department' | 'topic', name: string): Promise<number | null> {
+  const row = await firstRow<{ id: number }>(db, `SELECT id FROM ${table} WHERE name = $1`, [name]);
+  return row?.id ?? null;
+}
+
+// ---- people's actions (each recorded with its actor by the item's event trigger) ----------------
+
+/** An open item answered by a person; how many rows changed (0: it was not open). */
+export async function markItemResponded(db: Db, id: string, actor: string): Promise<number> {
+  const r = await modify(
+    db,
+    `WITH actor AS (SELECT set_config('earshot.actor', $2, true))
+     UPDATE listening_item SET status = 'answered', closed_at = now(), close_reason = 'marked_responded',
+            first_response_at = coalesce(first_response_at, greatest(now(), opened_at)),
+            first_response_seconds = coalesce(first_response_seconds, greatest(0, extract(epoch FROM now() - opened_at))::int),
+            responded_by = coalesce(responded_by, 'person'), assigned_user = coalesce(assigned_user, $2), updated_at = now()
+       FROM actor WHERE id = $1 AND status = 'open'`,
+    [id, actor],
+  );
+  return r.count;
+}
+
+/** An open item closed with a reason; how many rows changed. */
+export async function closeItem(db: Db, id: string, reason: string, actor: string): Promise<number> {
+  const r = await modify(
+    db,
+    `WITH actor AS (SELECT set_config('earshot.actor', $3, true))
+     UPDATE listening_item SET status = 'closed', closed_at = now(), close_reason = $2, assigned_user = coalesce(assigned_user, $3), updated_at = now()
+      FROM actor WHERE id = $1 AND status = 'open'`,
+    [id, reason, actor],
+  );
+  return r.count;
+}
+
+/** Routes an item to a department and/or a user ('' clears the user, null keeps it); how many rows changed. */
+export async function assignItem(db: Db, id: string, departmentId: number | null, user: string | null, actor: string): Promise<number> {
+  const r = await modify(
+    db,
+    `WITH actor AS (SELECT set_config('earshot.actor', $4, true))
+     UPDATE listening_item SET
+       assigned_department_id = coalesce($2::int, assigned_department_id),
+       assigned_user = CASE WHEN $3::text IS NULL THEN assigned_user ELSE nullif($3::text, '') END,
+       updated_at = now()
+      FROM actor WHERE id = $1`,
+    [id, departmentId, user, actor],
+  );
+  return r.count;
+}
+
+// ---- figures -----------------------------------------------------------------------------------
+
+export interface FigureRow {
+  department: string | null;
+  channel: string | null;
+  g_department: number;
+  g_channel: number;
+  received: number;
+  answered: number;
+  ignored: number;
+  pending: number;
+  dismissed: number;
+  median: number | null;
+  p90: number | null;
+}
+
+/** received / answered / ignored … for items opened in [from, to): overall, per department, per channel (GROUPING SETS). */
+export function gapFigures(db: Db, from: Date, to: Date, department?: string | null, channel?: string | null): Promise<FigureRow[]> {
+  const params: unknown[] = [from, to];
+  const where = ['li.opened_at >= $1', 'li.opened_at < $2'];
+  if (department) {
+    params.push(department);
+    where.push(`coalesce(ad.name, d.name) = $${params.length}`);
+  }
+  if (channel) {
+    params.push(channel);
+    where.push(`li.source = $${params.length}`);
+  }
+  return rows(
+    db,
+    `WITH w AS (
+       SELECT coalesce(ad.name, d.name) AS department, li.source AS channel, li.status, li.due_at, li.first_response_at,
+              li.first_response_seconds, li.closed_at
+         FROM listening_item li
+         JOIN department d ON d.id = li.department_id
+         LEFT JOIN department ad ON ad.id = li.assigned_department_id
+        WHERE ${where.join(' AND ')})
+     SELECT department, channel, GROUPING(department) AS g_department, GROUPING(channel) AS g_channel,
+            count(*)::int AS received,
+            count(*) FILTER (WHERE first_response_at <= due_at)::int AS answered,
+            count(*) FILTER (WHERE (first_response_at IS NULL AND status = 'open' AND due_at < now())
+                                OR first_response_at > due_at
+                                OR (first_response_at IS NULL AND status <> 'open' AND closed_at > due_at))::int AS ignored,
+            count(*) FILTER (WHERE first_response_at IS NULL AND status = 'open' AND due_at >= now())::int AS pending,
+            count(*) FILTER (WHERE first_response_at IS NULL AND status <> 'open' AND closed_at <= due_at)::int AS dismissed,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_seconds) AS median,
+            percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_seconds) AS p90
+       FROM w GROUP BY GROUPING SETS ((), (department), (channel))`,
+    params,
+  );
+}
+
+// ---- insights and trends -----------------------------------------------------------------------
+
+/** Per department: inbound volume, average and negatives in [fromDay, toDay) and the average of the window before. */
+export function departmentVolumes(db: Db, fromDay: string, toDay: string): Promise<{ name: string; volume: number; avg: number | null; negative: number; prev: number | null }[]> {
+  return rows(
+    db,
+    `SELECT d.name,
+            coalesce(sum(s.interaction_count) FILTER (WHERE s.day >= $1::date), 0)::int AS volume,
+            sum(s.score_sum) FILTER (WHERE s.day >= $1::date) / nullif(sum(s.interaction_count) FILTER (WHERE s.day >= $1::date), 0) AS avg,
+            coalesce(sum(s.negative_count) FILTER (WHERE s.day >= $1::date), 0)::int AS negative,
+            sum(s.score_sum) FILTER (WHERE s.day < $1::date) / nullif(sum(s.interaction_count) FILTER (WHERE s.day < $1::date), 0) AS prev
+       FROM department d
+       LEFT JOIN department_sentiment_daily s ON s.department_id = d.id
+            AND s.day >= $1::date - ($2::date - $1::date) AND s.day < $2::date
+      GROUP BY d.name ORDER BY d.name`,
+    [fromDay, toDay],
+  );
+}
+
+export interface TopicVolumeRow {
+  id: number;
+  name: string;
+  label: string;
+  department: string;
+  volume: number;
+  negative: number;
+  avg: number | null;
+}
+
+/** Topics with inbound volume in [fromDay, toDay). */
+export function topicVolumes(db: Db, fromDay: string, toDay: string): Promise<TopicVolumeRow[]> {
+  return rows(
+    db,
+    `SELECT t.id, t.name, t.label, d.name AS department, sum(s.interaction_count)::int AS volume,
+            sum(s.negative_count)::int AS negative, sum(s.score_sum) / nullif(sum(s.interaction_count), 0) AS avg
+       FROM topic_sentiment_daily s JOIN topic t ON t.id = s.topic_id JOIN department d ON d.id = t.department_id
+      WHERE s.day >= $1::date AND s.day < $2::date
+      GROUP BY t.id, t.name, t.label, d.name HAVING sum(s.interaction_count) > 0`,
+    [fromDay, toDay],
+  );
+}
+
+/** Open and overdue items now, per (routed) department. */
+export function openItemsByDepartment(db: Db): Promise<{ department: string; open: number; overdue: number }[]> {
+  return rows(
+    db,
+    `SELECT coalesce(ad.name, d.name) AS department, count(*)::int AS open, count(*) FILTER (WHERE li.due_at < now())::int AS overdue
+       FROM listening_item li JOIN department d ON d.id = li.department_id LEFT JOIN department ad ON ad.id = li.assigned_department_id
+      WHERE li.status = 'open' GROUP BY 1`,
+  );
+}
+
+/** Up to two newest negative inbound interactions per topic in [from, to). */
+export function negativeExamples(db: Db, topicIds: readonly number[], from: Date, to: Date): Promise<{ topic_id: number; id: string }[]> {
+  // Newest first through the interaction time index, checking the topic per row: a few rows per topic.
+  return rows(
+    db,
+    `SELECT t.id AS topic_id, x.id FROM unnest($1::int[]) AS t(id) CROSS JOIN LATERAL (
+       SELECT i.id FROM interaction i
+        WHERE i.occurred_at >= $2 AND i.occurred_at < $3 AND i.direction = 'inbound' AND i.sentiment_label = 'negative'
+          AND EXISTS (SELECT 1 FROM interaction_topic it WHERE it.interaction_id = i.id AND it.topic_id = t.id)
+        ORDER BY i.occurred_at DESC, i.id DESC LIMIT 2) x`,
+    [topicIds, from, to],
+  );
+}
+
+export type TrendSource = { kind: 'rollup'; table: 'customer_sentiment_daily' | 'department_sentiment_daily' | 'topic_sentiment_daily'; column: 'customer_id' | 'department_id' | 'topic_id' } | { kind: 'interactions'; filter: 'customer' | 'department' | 'topic' | 'all' };
+
+/** Inbound sentiment per bucket of `unit` in [from, to), every bucket present (0 when empty). */
+export function trendBuckets(
+  db: Db,
+  source: TrendSource,
+  unit: 'hour' | 'day' | 'week',
+  from: Date,
+  to: Date,
+  key: unknown,
+): Promise<{ start: Date; n: number; avg: number | null; neg: number; pos: number }[]> {
+  const interval = `1 ${unit}`;
+  let data: string;
+  if (source.kind === 'rollup') {
+    data = `SELECT date_trunc('${unit}', s.day::timestamp) AS b, sum(s.interaction_count)::int AS n, sum(s.score_sum) AS sum,
+                   sum(s.negative_count)::int AS neg, sum(s.positive_count)::int AS pos
+              FROM ${source.table} s WHERE s.${source.column} = $3 AND s.day >= ($1 AT TIME ZONE 'UTC')::date AND s.day < ($2 AT TIME ZONE 'UTC')
+             GROUP BY 1`;
+  } else {
+    const filter =
+      source.filter === 'customer'
+        ? 'AND i.customer_id = $3::uuid'
+        : source.filter === 'department'
+          ? 'AND EXISTS (SELECT 1 FROM interaction_topic it JOIN topic t ON t.id = it.topic_id WHERE it.interaction_id = i.id AND t.department_id = $3::int)'
+          : source.filter === 'topic'
+            ? 'AND EXISTS (SELECT 1 FROM interaction_topic it WHERE it.interaction_id = i.id AND it.topic_id = $3::int)'
+            : 'AND $3::text IS NULL';
+    data = `SELECT date_trunc('${unit}', i.occurred_at AT TIME ZONE 'UTC') AS b, count(*)::int AS n, sum(i.sentiment_score) AS sum,
+                   count(*) FILTER (WHERE i.sentiment_label = 'negative')::int AS neg, count(*) FILTER (WHERE i.sentiment_label = 'positive')::int AS pos
+              FROM interaction i WHERE i.direction = 'inbound' AND i.occurred_at >= $1 AND i.occurred_at < $2 ${filter}
+             GROUP BY 1`;
+  }
+  return rows(
+    db,
+    `WITH data AS (${data})
+     SELECT (g.b AT TIME ZONE 'UTC') AS start, coalesce(data.n, 0) AS n, data.sum / nullif(data.n, 0) AS avg,
+            coalesce(data.neg, 0) AS neg, coalesce(data.pos, 0) AS pos
+       FROM generate_series(date_trunc('${unit}', $1 AT TIME ZONE 'UTC'), ($2 AT TIME ZONE 'UTC') - interval '1 microsecond', interval '${interval}') AS g(b)
+       LEFT JOIN data ON data.b = g.b ORDER BY g.b`,
+    [from, to, key],
+  );
+}
+
+// ---- escalation --------------------------------------------------------------------------------
+
+/** Claims up to `limit` overdue open items not escalated yet (or whose lease lapsed) under a fresh token; their ids. */
+export async function claimOverdueItems(db: Db, claim: string, leaseSeconds: number, limit: number): Promise<string[]> {
+  const r = await modify<{ id: string }>(
+    db,
+    `UPDATE listening_item li SET escalation_state = 'pending', escalation_claim = $1,
+            escalation_lease_until = now() + make_interval(secs => $2), escalation_attempts = li.escalation_attempts + 1
+      WHERE li.id IN (
+        SELECT id FROM listening_item
+         WHERE status = 'open' AND due_at < now()
+           AND (escalation_state IS NULL OR (escalation_state = 'pending' AND escalation_lease_until < now()))
+         ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+        AND (li.escalation_state IS NULL OR li.escalation_state = 'pending')
+      RETURNING li.id`,
+    [claim, leaseSeconds, limit],
+  );
+  return r.rows.map((x) => x.id);
+}
+
+/** What an escalation needs of a claimed item: the item, its first interaction and its (current) customer. */
+export interface ClaimedItem {
+  id: string;
+  customer_id: string | null;
+  source: string;
+  intent: string;
+  sentiment_score: number;
+  opened_at: Date;
+  due_at: Date;
+  sla_seconds: number;
+  assigned_user: string | null;
+  department: string;
+  interaction_id: string;
+  external_id: string;
+  url: string | null;
+  text: string;
+  occurred_at: Date;
+  display_name: string | null;
+}
+
+export function claimedItems(db: Db, ids: readonly string[]): Promise<ClaimedItem[]> {
+  return rows(
+    db,
+    `SELECT li.id, coalesce(c.merged_into_id, li.customer_id) AS customer_id, li.source, li.intent, li.sentiment_score, li.opened_at,
+            li.due_at, li.sla_seconds, li.assigned_user, coalesce(ad.name, d.name) AS department,
+            i.id AS interaction_id, i.external_id, i.url, i.text, i.occurred_at, c.display_name
+       FROM listening_item li
+       JOIN department d ON d.id = li.department_id
+       LEFT JOIN department ad ON ad.id = li.assigned_department_id
+       JOIN interaction i ON i.id = li.interaction_id
+       LEFT JOIN customer c ON c.id = li.customer_id
+      WHERE li.id = ANY($1::uuid[]) ORDER BY li.due_at`,
+    [ids],
+  );
+}
+
+/** Records an escalation as done, only under our claim; whether it was (false: the lease lapsed and another runner took it). */
+export async function escalationDone(
+  db: Db,
+  id: string,
+  claim: string,
+  escalatedAt: Date,
+  crmCase: { system: string; id: string; url: string | null } | null,
+): Promise<boolean> {
+  const r = await modify<{ id: string }>(
+    db,
+    `UPDATE listening_item SET escalation_state = 'done', escalated_at = $3, escalation_system = $4, escalation_case_id = $5,
+            escalation_case_url = $6, escalation_error = NULL, escalation_lease_until = NULL, updated_at = now()
+      WHERE id = $1 AND escalation_claim = $2 AND escalation_state = 'pending'
+      RETURNING id`,
+    [id, claim, escalatedAt, crmCase?.system ?? null, crmCase?.id ?? null, crmCase?.url ?? null],
+  );
+  return r.rows.length > 0;
+}
+
+/** Keeps the claim after a failure (a retry upserts the same case) with a shorter lease, for a sooner retry. */
+export async function escalationFailed(db: Db, id: string, claim: string, error: string): Promise<void> {
+  await exec(
+    db,
+    `UPDATE listening_item SET escalation_error = $3, escalation_lease_until = now() + interval '30 seconds'
+      WHERE id = $1 AND escalation_claim = $2 AND escalation_state = 'pending'`,
+    [id, claim, error],
+  );
+}
+
+/** A customer's live records in one CRM, newest first, with the organisation each names. */
+export function customerCrmRecords(
+  db: Db,
+  customerId: string,
+  system: string,
+): Promise<{ customer_id: string; system: string; object_type: string; external_id: string; owner_id: string | null; account_id: string | null }[]> {
+  return rows(
+    db,
+    `SELECT customer_id, system, object_type, external_id, owner_id,
+            coalesce(payload->>'AccountId', payload->'associatedCompanyIds'->>0) AS account_id
+       FROM crm_record WHERE customer_id = $1 AND system = $2 AND deleted_at IS NULL
+      ORDER BY modstamp DESC NULLS LAST`,
+    [customerId, system],
+  );
+}

@@ -1,0 +1,297 @@
+import { exec, firstRow, rows, type Db } from '../db/sql';
+import type { CrmSystem } from '../crm/crm.port';
+
+/**
+ * Every SQL statement of privacy (erasure, the CRM clean-up queue, export, retention), each
+ * returning a declared row type. Erasure statements run inside the erasure's transaction.
+ */
+
+// ---- erasure -----------------------------------------------------------------------------------
+
+/** The customer (root) holding an identity, if any. */
+export async function customerByIdentity(db: Db, kind: string, value: string): Promise<string | null> {
+  const row = await firstRow<{ customer_id: string }>(
+    db,
+    `SELECT coalesce(c.merged_into_id, c.id) AS customer_id FROM customer_identity ci JOIN customer c ON c.id = ci.customer_id WHERE ci.kind = $1 AND ci.value = $2`,
+    [kind, value],
+  );
+  return row?.customer_id ?? null;
+}
+
+/** A customer's root and every customer merged into it, by id. */
+export async function customerFamily(db: Db, customerId: string, lock: boolean): Promise<string[]> {
+  const found = await rows<{ id: string }>(
+    db,
+    `WITH root AS (SELECT coalesce(merged_into_id, id) AS id FROM customer WHERE id = $1)
+     SELECT c.id FROM customer c, root WHERE c.id = root.id OR c.merged_into_id = root.id ORDER BY c.id${lock ? ' FOR UPDATE OF c' : ''}`,
+    [customerId],
+  );
+  return found.map((c) => c.id);
+}
+
+/** Interactions of the customers keep scores and topics but lose every personal value and their customer; their ids. */
+export async function redactCustomerInteractions(db: Db, customerIds: readonly string[]): Promise<string[]> {
+  const found = await rows<{ id: string }>(
+    db,
+    `WITH r AS (
+       UPDATE interaction SET text = '', url = NULL, author_handle = NULL, author_display_name = NULL, metadata = NULL,
+              explanation = '[]', event_id = NULL, in_reply_to = NULL, thread_key = NULL,
+              external_id = 'erased:' || id::text, customer_id = NULL, identity_id = NULL, redacted_at = now()
+        WHERE customer_id = ANY($1::uuid[]) RETURNING id)
+     SELECT id FROM r`,
+    [customerIds],
+  );
+  return found.map((r) => r.id);
+}
+
+/** Forgets the words that matched topics in these interactions. */
+export async function clearTopicMatches(db: Db, interactionIds: readonly string[]): Promise<void> {
+  await exec(db, `UPDATE interaction_topic SET matched = '{}' WHERE interaction_id = ANY($1::uuid[]) AND matched <> '{}'`, [interactionIds]);
+}
+
+export interface ErasedItem {
+  id: string;
+  was: string;
+  escalation_system: CrmSystem | null;
+  escalation_case_id: string | null;
+  source: string;
+}
+
+/** Listening items of the customers or interactions: no author left, open ones closed as erased. */
+export function eraseListeningItems(db: Db, customerIds: readonly string[], interactionIds: readonly string[]): Promise<ErasedItem[]> {
+  return rows(
+    db,
+    `WITH old AS (
+         SELECT id, status FROM listening_item WHERE customer_id = ANY($1::uuid[]) OR interaction_id = ANY($2::uuid[]) FOR UPDATE),
+       u AS (
+         UPDATE listening_item li SET author_handle = NULL, customer_id = NULL, escalation_error = NULL, updated_at = now(),
+                thread_key = 'erased:' || li.id::text,
+                status = CASE WHEN old.status = 'open' THEN 'closed' ELSE li.status END,
+                closed_at = CASE WHEN old.status = 'open' THEN now() ELSE li.closed_at END,
+                close_reason = CASE WHEN old.status = 'open' THEN 'erased' ELSE li.close_reason END
+           FROM old WHERE li.id = old.id
+         RETURNING li.id, old.status AS was, li.escalation_system, li.escalation_case_id, li.source)
+       SELECT * FROM u`,
+    [customerIds, interactionIds],
+  );
+}
+
+/** Deletes the customers' CRM records; what they were and whether Earshot wrote to them. */
+export function deleteCrmRecords(db: Db, customerIds: readonly string[]): Promise<{ system: CrmSystem; object_type: string; external_id: string; written: boolean }[]> {
+  return rows(
+    db,
+    `WITH d AS (DELETE FROM crm_record WHERE customer_id = ANY($1::uuid[]) RETURNING system, object_type, external_id, written_values IS NOT NULL AS written)
+     SELECT * FROM d`,
+    [customerIds],
+  );
+}
+
+/** Deletes suggestions and audit entries naming the customers, then their identities; how many identities. */
+export async function deleteIdentityTraces(db: Db, customerIds: readonly string[]): Promise<number> {
+  await exec(db, `DELETE FROM merge_suggestion WHERE customer_a_id = ANY($1::uuid[]) OR customer_b_id = ANY($1::uuid[])`, [customerIds]);
+  await exec(db, `DELETE FROM merge_audit WHERE survivor_id = ANY($1::uuid[]) OR merged_id = ANY($1::uuid[])`, [customerIds]);
+  const row = await firstRow<{ n: number }>(db, `WITH d AS (DELETE FROM customer_identity WHERE customer_id = ANY($1::uuid[]) RETURNING 1) SELECT count(*)::int AS n FROM d`, [customerIds]);
+  return row!.n;
+}
+
+/** Outbox events (sent or not) about the customers or their interactions, counted through the `outbox` view. */
+export async function countOutboxEventsAbout(db: Db, customerIds: readonly string[], interactionIds: readonly string[], enrichedTopic: string): Promise<number> {
+  const row = await firstRow<{ n: number }>(
+    db,
+    `SELECT count(*)::int AS n FROM outbox
+      WHERE message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])
+         OR (topic = $3 AND payload->>'interactionId' = ANY($2::text[]))`,
+    [customerIds, interactionIds, enrichedTopic],
+  );
+  return row!.n;
+}
+
+/**
+ * Takes the events about the customers or their interactions out of every outbox batch (a batch may
+ * carry other customers' events too), then deletes batches left empty.
+ */
+export async function removeOutboxEventsAbout(db: Db, customerIds: readonly string[], interactionIds: readonly string[], enrichedTopic: string): Promise<void> {
+  await exec(
+    db,
+    `WITH hit AS (
+           SELECT b.id FROM outbox_batch b
+            WHERE b.interaction_ids && $2::uuid[] OR b.customer_ids && $1::uuid[]
+               OR EXISTS (SELECT 1 FROM jsonb_array_elements(b.messages) m
+                           WHERE m->>'key' = ANY($1::text[]) OR m->'payload'->>'customerId' = ANY($1::text[])
+                              OR (m->>'topic' = $3 AND m->'payload'->>'interactionId' = ANY($2::text[]))))
+         UPDATE outbox_batch b SET
+           interaction_ids = ARRAY(SELECT x FROM unnest(b.interaction_ids) WITH ORDINALITY u(x, n) WHERE x <> ALL($2::uuid[]) ORDER BY n),
+           customer_ids = ARRAY(SELECT x FROM unnest(b.customer_ids) WITH ORDINALITY u(x, n) WHERE x <> ALL($1::uuid[]) ORDER BY n),
+           messages = coalesce((SELECT jsonb_agg(m ORDER BY n) FROM jsonb_array_elements(b.messages) WITH ORDINALITY e(m, n)
+                                 WHERE NOT (coalesce(m->>'key' = ANY($1::text[]), false) OR coalesce(m->'payload'->>'customerId' = ANY($1::text[]), false)
+                                            OR coalesce(m->>'topic' = $3 AND m->'payload'->>'interactionId' = ANY($2::text[]), false))), '[]'::jsonb)
+          FROM hit WHERE b.id = hit.id`,
+    [customerIds, interactionIds, enrichedTopic],
+  );
+  await exec(db, `DELETE FROM outbox_batch WHERE cardinality(interaction_ids) = 0 AND cardinality(customer_ids) = 0 AND messages = '[]'::jsonb`);
+}
+
+export async function deleteCustomers(db: Db, customerIds: readonly string[]): Promise<void> {
+  await exec(db, `DELETE FROM customer WHERE id = ANY($1::uuid[])`, [customerIds]);
+}
+
+export interface ErasureRequestRecord {
+  id: string;
+  customer_id: string;
+  erased_customer_ids: string[];
+  reason: string;
+  requested_by: string;
+  interactions: number | string;
+  identities: number | string;
+  crm_records: number | string;
+  listening_items_closed: number | string;
+  outbox_rows_removed: number | string;
+  status: 'crm_pending' | 'done';
+  crm_error: string | null;
+  created_at: Date;
+  completed_at: Date | null;
+}
+
+export async function insertErasureRequest(
+  db: Db,
+  r: {
+    id: string;
+    customerId: string;
+    erasedCustomerIds: readonly string[];
+    reason: string;
+    requestedBy: string;
+    interactions: number;
+    identities: number;
+    crmRecords: number;
+    listeningItemsClosed: number;
+    outboxRowsRemoved: number;
+    status: 'crm_pending' | 'done';
+  },
+): Promise<ErasureRequestRecord> {
+  const row = await firstRow<ErasureRequestRecord>(
+    db,
+    `INSERT INTO erasure_request (id, customer_id, erased_customer_ids, reason, requested_by, interactions, identities, crm_records, listening_items_closed, outbox_rows_removed, status, completed_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CASE WHEN $11 = 'done' THEN now() END) RETURNING *`,
+    [r.id, r.customerId, r.erasedCustomerIds, r.reason, r.requestedBy, r.interactions, r.identities, r.crmRecords, r.listeningItemsClosed, r.outboxRowsRemoved, r.status],
+  );
+  return row!;
+}
+
+/** The (first) erasure request that erased a customer id. */
+export function erasureRequestFor(db: Db, customerId: string): Promise<ErasureRequestRecord | undefined> {
+  return firstRow(db, `SELECT * FROM erasure_request WHERE erased_customer_ids @> ARRAY[$1::uuid] ORDER BY created_at LIMIT 1`, [customerId]);
+}
+
+// ---- the CRM clean-up queue --------------------------------------------------------------------
+
+export interface CrmErasureRow {
+  system: string;
+  /** 'record' or 'case' */
+  kind: string;
+  object_type: string;
+  external_id: string;
+  origin: string | null;
+}
+
+export async function queueCrmErasure(db: Db, erasureId: string, entries: readonly CrmErasureRow[]): Promise<void> {
+  await exec(
+    db,
+    `INSERT INTO crm_erasure (erasure_id, system, kind, object_type, external_id, origin)
+     SELECT $1, x.system, x.kind, x.object_type, x.external_id, x.origin FROM jsonb_to_recordset($2::jsonb) AS x(system text, kind text, object_type text, external_id text, origin text)`,
+    [erasureId, JSON.stringify(entries)],
+  );
+}
+
+export function dueCrmErasures(db: Db, limit: number): Promise<{ id: string; erasure_id: string; system: CrmSystem; kind: 'record' | 'case'; object_type: string; external_id: string; origin: string | null }[]> {
+  return rows(db, `SELECT id, erasure_id, system, kind, object_type, external_id, origin FROM crm_erasure WHERE next_attempt_at <= now() ORDER BY id LIMIT $1`, [limit]);
+}
+
+export async function crmErasuresDone(db: Db, ids: readonly string[]): Promise<void> {
+  await exec(db, `DELETE FROM crm_erasure WHERE id = ANY($1::bigint[])`, [ids]);
+}
+
+export async function crmErasuresFailed(db: Db, failed: ReadonlyMap<string, string>): Promise<void> {
+  await exec(
+    db,
+    `UPDATE crm_erasure c SET attempts = c.attempts + 1, last_error = left(x.err, 1000),
+            next_attempt_at = now() + make_interval(secs => least(3600, 2 ^ least(c.attempts, 12)))
+       FROM unnest($1::bigint[], $2::text[]) AS x(id, err) WHERE c.id = x.id`,
+    [[...failed.keys()], [...failed.values()]],
+  );
+}
+
+/** A request is done once no CRM clean-up of it is left; else it carries the latest error. */
+export async function settleErasureRequests(db: Db, erasureIds: readonly string[]): Promise<void> {
+  await exec(
+    db,
+    `UPDATE erasure_request e SET status = CASE WHEN NOT EXISTS (SELECT 1 FROM crm_erasure c WHERE c.erasure_id = e.id) THEN 'done' ELSE 'crm_pending' END,
+            completed_at = CASE WHEN NOT EXISTS (SELECT 1 FROM crm_erasure c WHERE c.erasure_id = e.id) THEN now() END,
+            crm_error = (SELECT max(last_error) FROM crm_erasure c WHERE c.erasure_id = e.id)
+      WHERE e.id = ANY($1::uuid[])`,
+    [erasureIds],
+  );
+}
+
+// ---- export ------------------------------------------------------------------------------------
+
+/** Everything stored about some customers, table by table, as stored (the export is the raw record). */
+export type StoredRow = Record<string, unknown>;
+
+export interface CustomerData {
+  customers: StoredRow[];
+  identities: StoredRow[];
+  interactions: StoredRow[];
+  crmRecords: StoredRow[];
+  listeningItems: StoredRow[];
+  suggestions: StoredRow[];
+  history: StoredRow[];
+  daily: StoredRow[];
+  writeback: StoredRow[];
+  outbox: StoredRow[];
+  erasures: StoredRow[];
+}
+
+export async function customerData(db: Db, ids: readonly string[]): Promise<CustomerData> {
+  const q = (sql: string) => rows<StoredRow>(db, sql, [ids]);
+  const [customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures] = await Promise.all([
+    q(`SELECT * FROM customer WHERE id = ANY($1::uuid[]) ORDER BY created_at`),
+    q(`SELECT id, customer_id, kind, network, value, raw_value, source, linked_by, link_score, created_at FROM customer_identity WHERE customer_id = ANY($1::uuid[]) ORDER BY created_at`),
+    q(`SELECT i.*, coalesce((SELECT json_agg(json_build_object('topic', t.name, 'department', d.name, 'matched', it.matched) ORDER BY t.name)
+                                 FROM interaction_topic it JOIN topic t ON t.id = it.topic_id JOIN department d ON d.id = t.department_id
+                                WHERE it.interaction_id = i.id), '[]') AS topics
+           FROM interaction i WHERE i.customer_id = ANY($1::uuid[]) ORDER BY i.occurred_at, i.id`),
+    q(`SELECT id, customer_id, system, object_type, external_id, owner_id, payload, person, modstamp, deleted_at, written_values, written_at FROM crm_record WHERE customer_id = ANY($1::uuid[]) ORDER BY system, object_type, external_id`),
+    q(`SELECT * FROM listening_item WHERE customer_id = ANY($1::uuid[]) ORDER BY opened_at`),
+    q(`SELECT * FROM merge_suggestion WHERE customer_a_id = ANY($1::uuid[]) OR customer_b_id = ANY($1::uuid[]) ORDER BY created_at`),
+    q(`SELECT * FROM merge_audit WHERE survivor_id = ANY($1::uuid[]) OR merged_id = ANY($1::uuid[]) ORDER BY created_at`),
+    q(`SELECT * FROM customer_sentiment_daily WHERE customer_id = ANY($1::uuid[]) ORDER BY day`),
+    q(`SELECT * FROM crm_writeback WHERE customer_id = ANY($1::uuid[])`),
+    q(`SELECT batch_id AS id, topic, message_key, payload, created_at FROM outbox WHERE sent_at IS NULL AND (message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])) ORDER BY batch_id, part, seq`),
+    q(`SELECT * FROM erasure_request WHERE erased_customer_ids && $1::uuid[] ORDER BY created_at`),
+  ]);
+  return { customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures };
+}
+
+// ---- retention ---------------------------------------------------------------------------------
+
+/** Interactions older than `cutoff` still holding text. */
+export async function countUnredactedBefore(db: Db, cutoff: Date): Promise<number> {
+  return (await firstRow<{ n: number }>(db, `SELECT count(*)::int AS n FROM interaction WHERE redacted_at IS NULL AND occurred_at < $1`, [cutoff]))!.n;
+}
+
+/** Redacts up to `limit` of the oldest such interactions (skipping locked ones), and their listening items' author; their ids. */
+export async function redactOldInteractions(db: Db, cutoff: Date, limit: number): Promise<string[]> {
+  const found = await rows<{ id: string }>(
+    db,
+    `WITH c AS (SELECT id FROM interaction WHERE redacted_at IS NULL AND occurred_at < $1 ORDER BY occurred_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+     u AS (UPDATE interaction i SET text = '', url = NULL, metadata = NULL, explanation = '[]', author_handle = NULL, author_display_name = NULL, identity_id = NULL, redacted_at = now()
+             FROM c WHERE i.id = c.id RETURNING i.id)
+     SELECT id FROM u`,
+    [cutoff, limit],
+  );
+  const ids = found.map((r) => r.id);
+  if (ids.length === 0) return ids;
+  await clearTopicMatches(db, ids);
+  await exec(db, `UPDATE listening_item SET author_handle = NULL WHERE (interaction_id = ANY($1::uuid[]) OR last_interaction_id = ANY($1::uuid[])) AND author_handle IS NOT NULL`, [ids]);
+  return ids;
+}
