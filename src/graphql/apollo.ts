@@ -10,6 +10,18 @@ import type { GraphQLContext } from './context';
 import { makeFormatError } from './format-error';
 import { COST_LIMIT_CODE, costLimitPlugin, costValidationRules } from './limits';
 
+/** The access log's line of one GraphQL operation, without its `bytes` (counted once serialized). */
+export interface AccessLine {
+  requestId: string;
+  operationType: string | null;
+  operationName: string | null;
+  role: string | null;
+  status: 'ok' | 'error';
+  errorCodes: string[] | undefined;
+  httpStatus: number;
+  durationMs: number;
+}
+
 const STATUS_BY_CODE: Record<string, number> = { UNAUTHENTICATED: 401, FORBIDDEN: 403, [COST_LIMIT_CODE]: 400, TIME_BUDGET_EXCEEDED: 503 };
 
 /** Latency metrics, logs of unexpected errors with the request id, and 401/403 statuses. */
@@ -55,21 +67,23 @@ function operationsPlugin(log: Logger, metrics: Metrics, operationNames: Readonl
             // only when nothing else came back: a partial result stays 200
             if (code && STATUS_BY_CODE[code] && (result.data === null || result.data === undefined)) response.http.status = STATUS_BY_CODE[code];
           }
+          if (!accessLog) return;
           // The operation's access line: its name and type, never its variables or its result.
-          accessLog?.info(
-            {
-              requestId: contextValue.requestId,
-              operationType: operation?.operation ?? null,
-              operationName: operation?.name?.value ?? null,
-              role: contextValue.principal?.role ?? null,
-              status: result.errors?.length ? 'error' : 'ok',
-              errorCodes: result.errors?.length ? [...new Set(result.errors.map((e) => String(e.extensions?.code ?? 'UNKNOWN')))] : undefined,
-              httpStatus: response.http.status ?? 200,
-              durationMs: Math.round(seconds * 10_000) / 10,
-              bytes: Buffer.byteLength(JSON.stringify(result)),
-            },
-            'graphql operation',
-          );
+          const line: AccessLine = {
+            requestId: contextValue.requestId,
+            operationType: operation?.operation ?? null,
+            operationName: operation?.name?.value ?? null,
+            role: contextValue.principal?.role ?? null,
+            status: result.errors?.length ? 'error' : 'ok',
+            errorCodes: result.errors?.length ? [...new Set(result.errors.map((e) => String(e.extensions?.code ?? 'UNKNOWN')))] : undefined,
+            httpStatus: response.http.status ?? 200,
+            durationMs: Math.round(seconds * 10_000) / 10,
+          };
+          // Over HTTP the line is written once Apollo has serialized the answer, with its exact
+          // size (src/http/http-server.ts): serializing it a second time only to count it cost
+          // about 6% of busy time on the customer page. In-process callers get it counted here.
+          if (contextValue.accessLine !== undefined) contextValue.accessLine.fields = line;
+          else accessLog.info({ ...line, bytes: Buffer.byteLength(`${JSON.stringify(result)}\n`) }, 'graphql operation');
         },
       };
     },

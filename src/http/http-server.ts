@@ -3,6 +3,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
 import type { AuthService, Principal } from '../auth/auth.service';
+import type { AccessLine } from '../graphql/apollo';
 import type { GraphQLContext } from '../graphql/context';
 import { EXPLORER_ASSET_PREFIX, sendExplorerAsset, sendExplorerPage, wantsExplorerPage } from '../graphql/explorer';
 import { applyCors } from './cors';
@@ -300,13 +301,16 @@ async function handleGraphql(
     return sendJson(res, 503, { errors: [{ message: 'too many GraphQL operations are waiting; try again shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
   }
   try {
+    const accessLine: { fields: AccessLine | null } = { fields: null };
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method ?? 'GET', headers, search, body },
-      context: async () => ({ requestId, principal, loaders: deps.makeLoaders(principal) }),
+      context: async () => ({ requestId, principal, loaders: deps.makeLoaders(principal), accessLine }),
     });
     for (const [k, v] of response.headers) res.setHeader(k, v);
     res.statusCode = response.status ?? 200;
     if (response.body.kind === 'complete') {
+      // the operation's access line, with the size of the answer exactly as sent
+      if (accessLine.fields) deps.accessLog?.info({ ...accessLine.fields, bytes: Buffer.byteLength(response.body.string) }, 'graphql operation');
       res.end(response.body.string);
       return;
     }
