@@ -57,6 +57,7 @@ export class CustomersArgs extends PageArgs {
   order?: CustomerOrder;
 }
 
+/** No class-validator rules (the keyset pager checks the window): resolved without a validation pass per customer. */
 @ArgsType()
 export class CustomerInteractionsArgs extends PageArgs {
   @Field(() => InteractionOrder, { nullable: true, defaultValue: InteractionOrder.NEWEST, description: 'list order (default NEWEST)' })
@@ -104,7 +105,7 @@ export class CustomerResolver {
   }
 
   @FieldResolver(() => InteractionConnection, { description: 'Interactions of this customer, newest first by default' })
-  interactions(@Root() c: Customer, @Args(() => CustomerInteractionsArgs) args: CustomerInteractionsArgs, @Ctx() ctx: GraphQLContext): InteractionConnection | Promise<InteractionConnection> {
+  interactions(@Root() c: Customer, @Args(() => CustomerInteractionsArgs, { validate: false }) args: CustomerInteractionsArgs, @Ctx() ctx: GraphQLContext): InteractionConnection | Promise<InteractionConnection> {
     const w = { first: args.first ?? null, after: args.after ?? null, last: args.last ?? null, before: args.before ?? null };
     const order = args.order ?? InteractionOrder.NEWEST;
     const prefetched = c.prefetchedInteractions;

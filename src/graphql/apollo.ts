@@ -8,6 +8,7 @@ import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import type { GraphQLContext } from './context';
 import { makeFormatError } from './format-error';
+import { jitGateway } from './jit';
 import { COST_LIMIT_CODE, costLimitPlugin, costValidationRules } from './limits';
 
 /** The access log's line of one GraphQL operation, without its `bytes` (counted once serialized). */
@@ -105,7 +106,8 @@ export function createApollo(
   accessLog: Logger | null = null,
 ): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
-    schema,
+    // graphql-jit runs queries and mutations (src/graphql/jit.ts); EARSHOT_GRAPHQL_JIT=off: graphql-js alone
+    ...(graphql.jit ? { gateway: jitGateway(schema) } : { schema }),
     formatError: makeFormatError(log, { fieldSuggestions: graphql.fieldSuggestions }),
     includeStacktraceInErrorResponses: false,
     // main.ts owns shutdown; Apollo's own handler re-raises the signal and kills the process
