@@ -11,7 +11,7 @@ import { InteractionConnection } from '../interactions/interaction.type';
 import { CrmRecordRef } from '../crm/crm.type';
 import { customerPageSelection } from './customer-page.lookahead';
 import { CustomerOrder, interactionsKey, type CustomerService } from './customer.service';
-import { Customer, CustomerConnection, CustomerSentiment, Identity } from './customer.type';
+import { Customer, CustomerConnection, Identity } from './customer.type';
 
 registerEnumType(CustomerOrder, {
   name: 'CustomerOrder',
@@ -97,11 +97,6 @@ export class CustomerResolver {
   @FieldResolver(() => [CrmRecordRef], { description: 'Salesforce and HubSpot records of this customer, with deep links' })
   crmRecords(@Root() c: Customer, @Ctx() ctx: GraphQLContext): Promise<CrmRecordRef[]> {
     return ctx.loaders.crmRecords.load(c.uuid);
-  }
-
-  @FieldResolver(() => CustomerSentiment, { description: 'time-decayed sentiment summary' })
-  sentiment(@Root() c: Customer): CustomerSentiment {
-    return c.sentimentRow;
   }
 
   @FieldResolver(() => InteractionConnection, { description: 'Interactions of this customer, newest first by default' })

@@ -109,7 +109,7 @@ export function toCustomer(r: CustomerRow): Customer {
   c.uuid = r.id;
   c.displayName = r.display_name;
   c.createdAt = r.created_at;
-  c.sentimentRow = {
+  c.sentiment = {
     score: r.sentiment_score,
     label: (r.sentiment_label as SentimentLabel | null) ?? null,
     interactionCount: r.interaction_count,

@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
-import { GraphQLError, isListType, isNonNullType, isObjectType, type GraphQLFieldResolver, type GraphQLOutputType, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
+import { GraphQLError, isListType, isNonNullType, isObjectType, type DocumentNode, type GraphQLFieldResolver, type GraphQLOutputType, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import type { GraphqlConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
@@ -93,6 +93,7 @@ function checkBudgetInResolvers(schema: GraphQLSchema): void {
  */
 export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig, now: () => number = Date.now): ApolloServerPlugin<GraphQLContext> {
   checkBudgetInResolvers(schema);
+  const estimates = new WeakMap<DocumentNode, Map<string, { cost: number; analyzeBytes: number }>>();
   return {
     async requestDidStart({ contextValue }) {
       const start = now();
@@ -100,14 +101,26 @@ export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig, no
       return {
         async didResolveOperation({ document, operationName, request }) {
           const variables = request.variables ?? {};
-          const state = { analyzeBytes: 0 };
+          // without variables the estimate depends on the document alone: counted once per
+          // parsed document (Apollo's document cache hands the same one back)
+          const reusable = Object.keys(variables).length === 0;
+          let byName = reusable ? estimates.get(document) : undefined;
+          const known = byName?.get(operationName ?? '');
+          const state = { analyzeBytes: known?.analyzeBytes ?? 0 };
           let cost: number;
-          try {
-            cost = getComplexity({ schema, query: document, operationName: operationName ?? undefined, variables, estimators: [estimator(state)] });
-          } catch (e) {
-            // variables that do not fit their types: execution refuses them with BAD_USER_INPUT
-            if (e instanceof GraphQLError) return;
-            throw e;
+          if (known) cost = known.cost;
+          else {
+            try {
+              cost = getComplexity({ schema, query: document, operationName: operationName ?? undefined, variables, estimators: [estimator(state)] });
+            } catch (e) {
+              // variables that do not fit their types: execution refuses them with BAD_USER_INPUT
+              if (e instanceof GraphQLError) return;
+              throw e;
+            }
+            if (reusable) {
+              if (!byName) estimates.set(document, (byName = new Map()));
+              byName.set(operationName ?? '', { cost, analyzeBytes: state.analyzeBytes });
+            }
           }
           if (cost > config.maxComplexity) {
             throw costError(`estimated cost ${cost} is over the limit of ${config.maxComplexity} (EARSHOT_GRAPHQL_MAX_COMPLEXITY): ask for smaller pages or fewer fields`);
