@@ -1,4 +1,4 @@
-import type { GraphQLResolveInfo } from 'graphql';
+import type { FieldNode, GraphQLResolveInfo } from 'graphql';
 import { parseResolveInfo, type FieldsByTypeName, type ResolveTree } from 'graphql-parse-resolve-info';
 import { keyset, type Window } from '../graphql/keyset';
 import { InteractionOrder, INTERACTION_ORDERS } from '../interactions/interaction.service';
@@ -27,6 +27,20 @@ function selectsAnywhere(tree: FieldsByTypeName, name: string): boolean {
  * prefetched only when it was fetched for exactly their arguments, and load it otherwise.
  */
 export function customerPageSelection(info: GraphQLResolveInfo): PageSelection {
+  // without variables the answer depends on the parsed document alone, which Apollo's document
+  // cache hands back for every run of the same query: read once per field node
+  const node = info.fieldNodes[0]!;
+  const reusable = info.fieldNodes.length === 1 && Object.keys(info.variableValues).length === 0;
+  const known = reusable ? readAhead.get(node) : undefined;
+  if (known) return known;
+  const selection = readSelection(info);
+  if (reusable) readAhead.set(node, selection);
+  return selection;
+}
+
+const readAhead = new WeakMap<FieldNode, PageSelection>();
+
+function readSelection(info: GraphQLResolveInfo): PageSelection {
   const none: PageSelection = { identities: false, interactions: null };
   const root = parseResolveInfo(info) as ResolveTree | null;
   if (!root) return none;

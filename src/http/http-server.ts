@@ -309,9 +309,10 @@ async function handleGraphql(
     for (const [k, v] of response.headers) res.setHeader(k, v);
     res.statusCode = response.status ?? 200;
     if (response.body.kind === 'complete') {
-      // the operation's access line, with the size of the answer exactly as sent
-      if (accessLine.fields) deps.accessLog?.info({ ...accessLine.fields, bytes: Buffer.byteLength(response.body.string) }, 'graphql operation');
-      res.end(response.body.string);
+      // encoded once: the socket needs the bytes anyway, and their count is the access line's size
+      const bytes = Buffer.from(response.body.string, 'utf8');
+      if (accessLine.fields) deps.accessLog?.info({ ...accessLine.fields, bytes: bytes.length }, 'graphql operation');
+      res.end(bytes);
       return;
     }
     for await (const chunk of response.body.asyncIterator) res.write(chunk);
