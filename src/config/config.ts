@@ -125,6 +125,8 @@ export interface GraphqlConfig {
   readonly analyzeWorkers: number;
   /** one operation's time budget; past it, no further field is resolved */
   readonly timeBudgetMs: number;
+  /** queries and mutations run by graphql-jit once their document is seen twice (graphql-js otherwise) */
+  readonly jit: boolean;
 }
 
 export interface MetricsConfig {
@@ -369,6 +371,7 @@ function parseGraphql(
     analyzeWorkerMinBytes: int('EARSHOT_ANALYZE_WORKER_MIN_BYTES', 8 * 1024, 0, 64 * 1024 * 1024),
     analyzeWorkers: int('EARSHOT_ANALYZE_WORKERS', 1, 0, 64),
     timeBudgetMs: int('EARSHOT_GRAPHQL_TIME_BUDGET_MS', 15_000, 100, 600_000),
+    jit: bool('EARSHOT_GRAPHQL_JIT', true),
   };
 }
 

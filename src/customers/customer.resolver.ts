@@ -1,4 +1,5 @@
-import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, InputType, Query, registerEnumType, Resolver, Root } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Info, InputType, Query, registerEnumType, Resolver, Root } from 'type-graphql';
 import { IsOptional, MaxLength, ValidateNested } from 'class-validator';
 import { displayNameFor } from '../auth/pii.policy';
 import type { GraphQLContext } from '../graphql/context';
@@ -8,8 +9,9 @@ import { fromGlobalId } from '../graphql/relay';
 import { InteractionOrder } from '../interactions/interaction.service';
 import { InteractionConnection } from '../interactions/interaction.type';
 import { CrmRecordRef } from '../crm/crm.type';
-import { CustomerOrder, type CustomerService } from './customer.service';
-import { Customer, CustomerConnection, CustomerSentiment, Identity } from './customer.type';
+import { customerPageSelection } from './customer-page.lookahead';
+import { CustomerOrder, interactionsKey, type CustomerService } from './customer.service';
+import { Customer, CustomerConnection, Identity } from './customer.type';
 
 registerEnumType(CustomerOrder, {
   name: 'CustomerOrder',
@@ -55,6 +57,7 @@ export class CustomersArgs extends PageArgs {
   order?: CustomerOrder;
 }
 
+/** No class-validator rules (the keyset pager checks the window): resolved without a validation pass per customer. */
 @ArgsType()
 export class CustomerInteractionsArgs extends PageArgs {
   @Field(() => InteractionOrder, { nullable: true, defaultValue: InteractionOrder.NEWEST, description: 'list order (default NEWEST)' })
@@ -67,8 +70,12 @@ export class CustomerResolver {
 
   @Authorized()
   @Query(() => CustomerConnection, { description: 'Customers in the asked order (newest first by default), filtered' })
-  customers(@Args(() => CustomersArgs) args: CustomersArgs, @Ctx() ctx: GraphQLContext): Promise<CustomerConnection> {
-    return this.customerService.page(args, args.filter ?? {}, args.order ?? CustomerOrder.NEWEST, ctx.principal);
+  customers(@Args(() => CustomersArgs) args: CustomersArgs, @Ctx() ctx: GraphQLContext, @Info() info: GraphQLResolveInfo): Promise<CustomerConnection> {
+    const selection = customerPageSelection(info);
+    return this.customerService.page(args, args.filter ?? {}, args.order ?? CustomerOrder.NEWEST, ctx.principal, {
+      identities: selection.identities,
+      interactions: selection.interactions ? { ...selection.interactions, countOf: (id) => ctx.loaders.customerInteractionCount.load(id) } : undefined,
+    });
   }
 
   @Authorized()
@@ -83,8 +90,8 @@ export class CustomerResolver {
   }
 
   @FieldResolver(() => [Identity], { description: "the customer's identities; emails and phones only for roles allowed PII" })
-  identities(@Root() c: Customer, @Ctx() ctx: GraphQLContext): Promise<Identity[]> {
-    return ctx.loaders.identities.load(c.uuid);
+  identities(@Root() c: Customer, @Ctx() ctx: GraphQLContext): Identity[] | Promise<Identity[]> {
+    return c.prefetchedIdentities ?? ctx.loaders.identities.load(c.uuid);
   }
 
   @FieldResolver(() => [CrmRecordRef], { description: 'Salesforce and HubSpot records of this customer, with deep links' })
@@ -92,14 +99,12 @@ export class CustomerResolver {
     return ctx.loaders.crmRecords.load(c.uuid);
   }
 
-  @FieldResolver(() => CustomerSentiment, { description: 'time-decayed sentiment summary' })
-  sentiment(@Root() c: Customer): CustomerSentiment {
-    return c.sentimentRow;
-  }
-
   @FieldResolver(() => InteractionConnection, { description: 'Interactions of this customer, newest first by default' })
-  interactions(@Root() c: Customer, @Args(() => CustomerInteractionsArgs) args: CustomerInteractionsArgs, @Ctx() ctx: GraphQLContext): Promise<InteractionConnection> {
+  interactions(@Root() c: Customer, @Args(() => CustomerInteractionsArgs, { validate: false }) args: CustomerInteractionsArgs, @Ctx() ctx: GraphQLContext): InteractionConnection | Promise<InteractionConnection> {
     const w = { first: args.first ?? null, after: args.after ?? null, last: args.last ?? null, before: args.before ?? null };
-    return ctx.loaders.customerInteractions.load(JSON.stringify([c.uuid, w, args.order ?? InteractionOrder.NEWEST]));
+    const order = args.order ?? InteractionOrder.NEWEST;
+    const prefetched = c.prefetchedInteractions;
+    if (prefetched && prefetched.key === interactionsKey(w, order)) return prefetched.page;
+    return ctx.loaders.customerInteractions.load(JSON.stringify([c.uuid, w, order]));
   }
 }

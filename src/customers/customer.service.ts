@@ -3,6 +3,8 @@ import { identityValueFor, searchScopeFor, sqlLooksLikePii, type PiiViewer } fro
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
 import { keyset, type SortKey, type Window } from '../graphql/keyset';
 import { toGlobalId, type Page } from '../graphql/relay';
+import { INTERACTION_COLUMNS, INTERACTION_ORDERS, type InteractionOrder, toInteraction, type InteractionRow } from '../interactions/interaction.service';
+import type { Interaction } from '../interactions/interaction.type';
 import { Customer, type Identity } from './customer.type';
 
 export interface CustomerFilter {
@@ -21,6 +23,57 @@ interface CustomerRow {
   created_at: Date;
   /** the value of the list order, as text (keeps full precision) */
   sort_key: string;
+  /** with {@link PagePrefetch.identities}: [kind, network, value, source] in identitiesOf's order */
+  identities?: [string, string | null, string, string][];
+  /** with {@link PagePrefetch.interactions}: the page's rows, as INTERACTION_JSON lists them */
+  interactions?: InteractionJsonRow[];
+}
+
+/**
+ * What the customer page's selection asks for below each customer, read ahead by the resolver
+ * (src/customers/customer-page.lookahead.ts): fetched in the page's own statement, so that a page
+ * with identities and interactions is one round trip and its fields resolve without waiting.
+ */
+export interface PagePrefetch {
+  identities?: boolean;
+  interactions?: {
+    window: Window;
+    order: InteractionOrder;
+    /** the explanation list is the largest column; read only when selected */
+    explanation: boolean;
+    /** totalCount of a customer's interactions, run only when selected */
+    countOf: (customerId: string) => Promise<number>;
+  };
+}
+
+type InteractionJsonRow = [
+  id: string, source: string, externalId: string, url: string | null, text: string, occurredAt: string, direction: string,
+  inReplyTo: string | null, authorHandle: string | null, authorDisplayName: string | null, lang: string | null, rating: number | null,
+  score: number, label: string, confidence: number, intent: string, intentConfidence: number,
+  explanation: { token: string; weight: number }[] | null, model: string | null, customerId: string | null, sortKey: string,
+];
+
+/** One interaction as a JSON list, in InteractionJsonRow's order (the subquery is aliased `i`). */
+function interactionJson(explanation: boolean): string {
+  return `json_build_array(i.id, i.source, i.external_id, i.url, i.text, i.occurred_at, i.direction, i.in_reply_to,
+    i.author_handle, i.author_display_name, i.lang, i.rating, i.sentiment_score, i.sentiment_label, i.sentiment_confidence,
+    i.intent, i.intent_confidence, ${explanation ? 'i.explanation' : 'NULL'}, i.sentiment_model, i.customer_id, i.sort_key)`;
+}
+
+function fromInteractionJson(j: InteractionJsonRow): Interaction {
+  const row: InteractionRow = {
+    id: j[0], source: j[1], external_id: j[2], url: j[3], text: j[4], occurred_at: new Date(j[5]), direction: j[6],
+    in_reply_to: j[7], author_handle: j[8], author_display_name: j[9], lang: j[10], rating: j[11],
+    sentiment_score: j[12], sentiment_label: j[13], sentiment_confidence: j[14], intent: j[15], intent_confidence: j[16],
+    // not selected (PagePrefetch.interactions.explanation): never read
+    explanation: j[17] ?? [], sentiment_model: j[18], customer_id: j[19], sort_key: j[20],
+  };
+  return toInteraction(row);
+}
+
+/** The key a prefetched interactions page answers: the field's window and order. */
+export function interactionsKey(w: Window, order: InteractionOrder): string {
+  return JSON.stringify([w.first ?? null, w.after ?? null, w.last ?? null, w.before ?? null, order]);
 }
 
 const CUSTOMER_COLUMNS = `c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend,
@@ -56,7 +109,7 @@ export function toCustomer(r: CustomerRow): Customer {
   c.uuid = r.id;
   c.displayName = r.display_name;
   c.createdAt = r.created_at;
-  c.sentimentRow = {
+  c.sentiment = {
     score: r.sentiment_score,
     label: (r.sentiment_label as SentimentLabel | null) ?? null,
     interactionCount: r.interaction_count,
@@ -66,6 +119,11 @@ export function toCustomer(r: CustomerRow): Customer {
   return c;
 }
 
+/** Maps a stored identity to what `viewer` may see of it. */
+function toIdentity(viewer: PiiViewer | null, kind: string, network: string | null, stored: string, source: string): Identity {
+  const value = identityValueFor(viewer, kind, network, stored);
+  return { kind: kind as IdentityKind, network, value, redacted: value === null, source };
+}
 
 export class CustomerService {
   constructor(private readonly ds: DataSource) {}
@@ -76,7 +134,7 @@ export class CustomerService {
    * one that reads as an email or a phone, so it cannot answer "does this address exist?";
    * viewers with PII also find customers by email, phone number or handle.
    */
-  async page(w: Window, filter: CustomerFilter = {}, order: CustomerOrder = CustomerOrder.NEWEST, viewer: PiiViewer | null = null): Promise<Page<Customer>> {
+  async page(w: Window, filter: CustomerFilter = {}, order: CustomerOrder = CustomerOrder.NEWEST, viewer: PiiViewer | null = null, prefetch: PagePrefetch = {}): Promise<Page<Customer>> {
     const sort = CUSTOMER_ORDERS[order];
     const where: string[] = ['c.merged_into_id IS NULL'];
     const params: unknown[] = [];
@@ -107,12 +165,37 @@ export class CustomerService {
     const countParams = [...params];
     const k = keyset(sort, 'c.id', w, params);
     params.push(k.limit);
+    const limit = `$${params.length}`;
+    const extra: string[] = [];
+    if (prefetch.identities) {
+      extra.push(`(SELECT coalesce(json_agg(json_build_array(ci.kind, ci.network, ci.value, ci.source) ORDER BY ci.kind, ci.value), '[]')
+         FROM customer_identity ci WHERE ci.customer_id = c.id) AS identities`);
+    }
+    const ip = prefetch.interactions;
+    // the per-customer page, exactly as pagesByCustomer pages it (same keyset, same order)
+    const ik = ip ? keyset(INTERACTION_ORDERS[ip.order], 'i.id', ip.window, params) : null;
+    if (ip && ik) {
+      params.push(ik.limit);
+      extra.push(`(SELECT coalesce(json_agg(${interactionJson(ip.explanation)} ORDER BY ${ik.orderBy}), '[]') FROM (
+         SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.customer_id = c.id ${ik.conditions.map((x) => `AND ${x}`).join(' ')}
+          ORDER BY ${ik.orderBy} LIMIT $${params.length}) i) AS interactions`);
+    }
     const rows = (await this.ds.query(
-      `SELECT ${CUSTOMER_COLUMNS}, (${sort.expr})::text AS sort_key FROM customer c WHERE ${[...where, ...k.conditions].join(' AND ')}
-       ORDER BY ${k.orderBy} LIMIT $${params.length}`,
+      `SELECT ${CUSTOMER_COLUMNS}, (${sort.expr})::text AS sort_key${extra.map((x) => `, ${x}`).join('')}
+         FROM customer c WHERE ${[...where, ...k.conditions].join(' AND ')}
+       ORDER BY ${k.orderBy} LIMIT ${limit}`,
       params,
     )) as CustomerRow[];
-    return k.page(rows, toCustomer, (r) => [r.sort_key, r.id], async () =>
+    const map = (r: CustomerRow): Customer => {
+      const c = toCustomer(r);
+      if (r.identities) c.prefetchedIdentities = r.identities.map(([kind, network, value, source]) => toIdentity(viewer, kind, network, value, source));
+      if (ip && ik && r.interactions) {
+        const page = ik.page(r.interactions, fromInteractionJson, (j) => [j[20], j[0]], () => ip.countOf(r.id));
+        c.prefetchedInteractions = { key: interactionsKey(ip.window, ip.order), page };
+      }
+      return c;
+    };
+    return k.page(rows, map, (r) => [r.sort_key, r.id], async () =>
       ((await this.ds.query(`SELECT count(*)::int AS total FROM customer c WHERE ${countWhere.join(' AND ')}`, countParams)) as { total: number }[])[0]!.total,
     );
   }
@@ -139,9 +222,8 @@ export class CustomerService {
     );
     const grouped = new Map<string, Identity[]>();
     for (const r of rows) {
-      const value = identityValueFor(viewer, r.kind, r.network, r.value);
       const list = grouped.get(r.customer_id) ?? [];
-      list.push({ kind: r.kind as IdentityKind, network: r.network, value, redacted: value === null, source: r.source });
+      list.push(toIdentity(viewer, r.kind, r.network, r.value, r.source));
       grouped.set(r.customer_id, list);
     }
     return customerIds.map((id) => grouped.get(id) ?? []);

@@ -1,7 +1,8 @@
 import { Directive, Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { GraphQLISODateTime } from 'type-graphql';
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
-import { Connection, Node } from '../graphql/relay';
+import { Connection, Node, type Page } from '../graphql/relay';
+import type { Interaction } from '../interactions/interaction.type';
 
 @ObjectType({ simpleResolvers: true, description: 'One identity of a customer: a CRM record, an email, a phone number, a social handle' })
 export class Identity {
@@ -52,7 +53,15 @@ export class Customer extends Node {
   @Field(() => GraphQLISODateTime)
   createdAt!: Date;
 
-  sentimentRow!: CustomerSentiment;
+  // a plain field: a field resolver that only returned it cost a type-graphql call per customer
+  @Field(() => CustomerSentiment, { description: 'time-decayed sentiment summary' })
+  sentiment!: CustomerSentiment;
+
+  /** identities read with the page that listed this customer (CustomerService.page), for its viewer */
+  prefetchedIdentities?: Identity[];
+
+  /** interactions read with the page that listed this customer, for the window and order of `key` */
+  prefetchedInteractions?: { key: string; page: Page<Interaction> };
 }
 
 @ObjectType({ simpleResolvers: true, description: 'A page of customers' })

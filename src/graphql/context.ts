@@ -1,3 +1,4 @@
+import type { AccessLine } from './apollo';
 import type { Principal } from '../auth/auth.service';
 import type { Loaders } from './loaders';
 import type { LiveConnection, LiveHub, LiveLimits } from './live-hub';
@@ -6,6 +7,11 @@ export interface GraphQLContext {
   requestId: string;
   principal: Principal | null;
   loaders: Loaders;
+  /**
+   * Only over HTTP: the operation's access-log line, filled in by Apollo's plugin and written by
+   * the HTTP layer with the size of the serialized answer (src/graphql/apollo.ts).
+   */
+  accessLine?: { fields: AccessLine | null };
   /** only on WebSocket connections: what subscriptions need */
   live?: {
     hub: LiveHub;

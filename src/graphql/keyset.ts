@@ -63,7 +63,7 @@ export function keyset(sort: SortKey, idExpr: string, w: Window, params: unknown
       if (backward) kept.reverse();
       const edges = kept.map((r) => {
         const [s, id] = cursorOf(r);
-        return { cursor: encodeCursor(s, id, sort.name), node: map(r) };
+        return new LazyEdge(map(r), s, id, sort.name);
       });
       let total: Promise<number> | null = null;
       return {
@@ -73,13 +73,33 @@ export function keyset(sort: SortKey, idExpr: string, w: Window, params: unknown
         pageInfo: {
           hasNextPage: backward ? before !== null : more,
           hasPreviousPage: backward ? more : after !== null,
-          startCursor: edges[0]?.cursor ?? null,
-          endCursor: edges.at(-1)?.cursor ?? null,
+          get startCursor() {
+            return edges[0]?.cursor ?? null;
+          },
+          get endCursor() {
+            return edges.at(-1)?.cursor ?? null;
+          },
         },
         edges,
       };
     },
   };
+}
+
+/** An edge whose cursor is encoded when read: most pages never select their edges' cursors. */
+class LazyEdge<T> {
+  private encoded: string | null = null;
+
+  constructor(
+    readonly node: T,
+    private readonly sortValue: string,
+    private readonly id: string,
+    private readonly sortName: string,
+  ) {}
+
+  get cursor(): string {
+    return (this.encoded ??= encodeCursor(this.sortValue, this.id, this.sortName));
+  }
 }
 
 /** The order name written in a cursor, or null for none or an unreadable one (keyset() then refuses it). */

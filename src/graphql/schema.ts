@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import { isObjectType, lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
 import { Customer } from '../customers/customer.type';
 import { CustomerResolver } from '../customers/customer.resolver';
@@ -56,14 +56,28 @@ export async function createSchema(instances: Map<Function, unknown> = new Map()
       return found;
     },
   };
-  return describeSchema(await buildSchema({
+  return resolveLazyTotals(describeSchema(await buildSchema({
     resolvers: [...RESOLVERS],
     orphanedTypes: [Customer, Interaction],
     authChecker,
     validate: true,
     container,
     pubSub: NO_PUBSUB,
-  }));
+  })));
+}
+
+/**
+ * A page's `totalCount` is a getter that starts its count query when read (src/graphql/keyset.ts)
+ * and returns a promise. graphql-jit (src/graphql/jit.ts) reads a field without a resolver as a
+ * plain, settled value, so connections resolve it explicitly, which both engines await.
+ */
+function resolveLazyTotals(schema: GraphQLSchema): GraphQLSchema {
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || !type.name.endsWith('Connection')) continue;
+    const field = type.getFields().totalCount;
+    if (field && !field.resolve) field.resolve = (page: { totalCount: number | Promise<number> }) => page.totalCount;
+  }
+  return schema;
 }
 
 /** The SDL committed as schema/schema.graphql: sorted, so diffs show real changes only. */

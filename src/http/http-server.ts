@@ -3,6 +3,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
 import type { AuthService, Principal } from '../auth/auth.service';
+import type { AccessLine } from '../graphql/apollo';
 import type { GraphQLContext } from '../graphql/context';
 import { EXPLORER_ASSET_PREFIX, sendExplorerAsset, sendExplorerPage, wantsExplorerPage } from '../graphql/explorer';
 import { applyCors } from './cors';
@@ -300,14 +301,18 @@ async function handleGraphql(
     return sendJson(res, 503, { errors: [{ message: 'too many GraphQL operations are waiting; try again shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
   }
   try {
+    const accessLine: { fields: AccessLine | null } = { fields: null };
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method ?? 'GET', headers, search, body },
-      context: async () => ({ requestId, principal, loaders: deps.makeLoaders(principal) }),
+      context: async () => ({ requestId, principal, loaders: deps.makeLoaders(principal), accessLine }),
     });
     for (const [k, v] of response.headers) res.setHeader(k, v);
     res.statusCode = response.status ?? 200;
     if (response.body.kind === 'complete') {
-      res.end(response.body.string);
+      // encoded once: the socket needs the bytes anyway, and their count is the access line's size
+      const bytes = Buffer.from(response.body.string, 'utf8');
+      if (accessLine.fields) deps.accessLog?.info({ ...accessLine.fields, bytes: bytes.length }, 'graphql operation');
+      res.end(bytes);
       return;
     }
     for await (const chunk of response.body.asyncIterator) res.write(chunk);

@@ -10,7 +10,7 @@ export enum InteractionOrder {
 }
 
 // occurred_at read back as text: a JS Date drops the microseconds a cursor needs
-const INTERACTION_ORDERS: Record<InteractionOrder, SortKey> = {
+export const INTERACTION_ORDERS: Record<InteractionOrder, SortKey> = {
   [InteractionOrder.NEWEST]: { name: 'newest', expr: 'i.occurred_at', type: 'timestamptz', desc: true },
   [InteractionOrder.OLDEST]: { name: 'oldest', expr: 'i.occurred_at', type: 'timestamptz', desc: false },
 };
@@ -27,7 +27,7 @@ export interface InteractionFilter {
   to?: Date | null;
 }
 
-interface InteractionRow {
+export interface InteractionRow {
   id: string;
   source: string;
   external_id: string;
@@ -51,7 +51,7 @@ interface InteractionRow {
   sort_key: string;
 }
 
-const COLUMNS = `i.id, i.source, i.external_id, i.url, i.text, i.occurred_at, i.direction, i.in_reply_to,
+export const INTERACTION_COLUMNS = `i.id, i.source, i.external_id, i.url, i.text, i.occurred_at, i.direction, i.in_reply_to,
   i.author_handle, i.author_display_name, i.lang, i.rating, i.sentiment_score, i.sentiment_label,
   i.sentiment_confidence, i.intent, i.intent_confidence, i.explanation, i.sentiment_model, i.customer_id, i.occurred_at::text AS sort_key`;
 
@@ -106,7 +106,7 @@ export class InteractionService {
     const k = keyset(sort, 'i.id', w, params);
     params.push(k.limit);
     const rows = (await this.ds.query(
-      `SELECT ${COLUMNS} FROM interaction i WHERE ${[...where, ...k.conditions].join(' AND ')}
+      `SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE ${[...where, ...k.conditions].join(' AND ')}
        ORDER BY ${k.orderBy} LIMIT $${params.length}`,
       params,
     )) as InteractionRow[];
@@ -116,7 +116,7 @@ export class InteractionService {
   }
 
   async byIds(ids: readonly string[]): Promise<(Interaction | null)[]> {
-    const rows: InteractionRow[] = await this.ds.query(`SELECT ${COLUMNS} FROM interaction i WHERE i.id = ANY($1::uuid[])`, [ids]);
+    const rows: InteractionRow[] = await this.ds.query(`SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.id = ANY($1::uuid[])`, [ids]);
     const byId = new Map(rows.map((r) => [r.id, toInteraction(r)]));
     return ids.map((id) => byId.get(id) ?? null);
   }
@@ -143,7 +143,7 @@ export class InteractionService {
     params.push(k.limit);
     const rows = (await this.ds.query(
       `SELECT x.* FROM unnest($1::uuid[]) AS c(id) CROSS JOIN LATERAL (
-         SELECT ${COLUMNS} FROM interaction i WHERE i.customer_id = c.id ${k.conditions.map((c) => `AND ${c}`).join(' ')}
+         SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.customer_id = c.id ${k.conditions.map((c) => `AND ${c}`).join(' ')}
           ORDER BY ${k.orderBy} LIMIT $${params.length}) x`,
       params,
     )) as InteractionRow[];
