@@ -6,22 +6,11 @@ import { AppError } from '../shared/app-error';
 import { SpanKind, SpanStatusCode, tracer } from '../shared/tracing';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
-import type { GraphQLContext } from './context';
+import type { AccessLine, GraphQLContext } from './context';
+
 import { makeFormatError } from './format-error';
 import { jitGateway } from './jit';
 import { COST_LIMIT_CODE, costLimitPlugin, costValidationRules } from './limits';
-
-/** The access log's line of one GraphQL operation, without its `bytes` (counted once serialized). */
-export interface AccessLine {
-  requestId: string;
-  operationType: string | null;
-  operationName: string | null;
-  role: string | null;
-  status: 'ok' | 'error';
-  errorCodes: string[] | undefined;
-  httpStatus: number;
-  durationMs: number;
-}
 
 const STATUS_BY_CODE: Record<string, number> = { UNAUTHENTICATED: 401, FORBIDDEN: 403, [COST_LIMIT_CODE]: 400, TIME_BUDGET_EXCEEDED: 503 };
 

@@ -1,7 +1,18 @@
-import type { AccessLine } from './apollo';
 import type { Principal } from '../auth/auth.service';
 import type { Loaders } from './loaders';
 import type { LiveConnection, LiveHub, LiveLimits } from './live-hub';
+
+/** The access log's line of one GraphQL operation, without its `bytes` (counted once serialized). */
+export interface AccessLine {
+  requestId: string;
+  operationType: string | null;
+  operationName: string | null;
+  role: string | null;
+  status: 'ok' | 'error';
+  errorCodes: string[] | undefined;
+  httpStatus: number;
+  durationMs: number;
+}
 
 export interface GraphQLContext {
   requestId: string;

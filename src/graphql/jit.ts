@@ -56,7 +56,8 @@ export function jitGateway(schema: GraphQLSchema): GatewayInterface {
       const coerced = getVariableValues(schema, operation.variableDefinitions, variables, { maxErrors: 50 });
       if (coerced.errors) return { errors: coerced.errors };
     }
-    const result = (await query.query(undefined, rc.context, variables)) as ExecutionResult;
+    const { query: runCompiled } = query; // graphql-jit's compiled entry point (not SQL)
+    const result = (await runCompiled.call(query, undefined, rc.context, variables)) as ExecutionResult;
     return result.errors ? { ...result, errors: result.errors.map(asGraphqlJsError) } : result;
   };
   let onLoad: ((c: { apiSchema: GraphQLSchema; coreSupergraphSdl: string }) => void) | null = null;

@@ -3,7 +3,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
 import type { AuthService, Principal } from '../auth/auth.service';
-import type { AccessLine } from '../graphql/apollo';
+import type { AccessLine } from '../graphql/context';
 import type { GraphQLContext } from '../graphql/context';
 import { EXPLORER_ASSET_PREFIX, sendExplorerAsset, sendExplorerPage, wantsExplorerPage } from '../graphql/explorer';
 import { applyCors } from './cors';
