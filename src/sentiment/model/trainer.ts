@@ -20,6 +20,13 @@ export interface TrainConfig {
   l2: number;
   /** weight of each set's texts (1 when absent; 0 leaves a set out) */
   setWeights: Record<string, number>;
+  /**
+   * weight of each set's texts in the complaint head's loss, where it differs from `setWeights`
+   * (0 keeps a set's complaint labels out of that head, its sentiment labels still count)
+   */
+  complaintSetWeights?: Record<string, number>;
+  /** weight of a complaint (positive) example in the complaint head's loss; 1 when absent */
+  complaintPositiveWeight?: number;
 }
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
@@ -78,7 +85,11 @@ export function train(examples: readonly Example[], cfg: TrainConfig, name: stri
   const bias = new Float64Array(HEADS);
   const gb = new Float64Array(HEADS).fill(1e-8);
   const f = new Featurizer(cfg.hashBits);
-  const used = examples.filter((e) => (cfg.setWeights[e.set] ?? 1) > 0 && (e.sentiment !== undefined || e.complaint !== undefined));
+  const complaintWeight = (set: string) => cfg.complaintSetWeights?.[set] ?? cfg.setWeights[set] ?? 1;
+  const used = examples.filter(
+    (e) => (e.sentiment !== undefined && (cfg.setWeights[e.set] ?? 1) > 0) || (e.complaint !== undefined && complaintWeight(e.set) > 0),
+  );
+  const positiveWeight = cfg.complaintPositiveWeight ?? 1;
   const order = used.map((_, i) => i);
   const rand = seededRandom(cfg.seed);
   const grad = new Float64Array(HEADS);
@@ -119,7 +130,10 @@ export function train(examples: readonly Example[], cfg: TrainConfig, name: stri
         grad[1] = weight * (e1 / s - (ex.sentiment === NEUTRAL ? 1 : 0));
         grad[2] = weight * (e2 / s - (ex.sentiment === POSITIVE ? 1 : 0));
       }
-      if (ex.complaint !== undefined) grad[HEAD_COMPLAINT] = weight * (1 / (1 + Math.exp(-z[3]!)) - ex.complaint);
+      if (ex.complaint !== undefined) {
+        const cw = complaintWeight(ex.set) * (ex.complaint === 1 ? positiveWeight : 1);
+        grad[HEAD_COMPLAINT] = cw * (1 / (1 + Math.exp(-z[3]!)) - ex.complaint);
+      }
       for (let h = 0; h < HEADS; h++) {
         const gh = grad[h]!;
         if (gh === 0) continue;
@@ -145,7 +159,7 @@ export function train(examples: readonly Example[], cfg: TrainConfig, name: stri
     k: 1,
     lexiconBlend: 0,
     thresholds: { negativeOffset: 0, positiveOffset: 0, complaint: 0.5, minPolarScore: 0 },
-    training: { seed: cfg.seed, epochs: cfg.epochs, lr: cfg.lr, l2: cfg.l2, setWeights: cfg.setWeights, textsPerSet: counts },
+    training: { seed: cfg.seed, epochs: cfg.epochs, lr: cfg.lr, l2: cfg.l2, setWeights: cfg.setWeights, complaintSetWeights: cfg.complaintSetWeights, complaintPositiveWeight: cfg.complaintPositiveWeight, textsPerSet: counts },
   };
   return LinearModel.fromFloat(header, w);
 }
