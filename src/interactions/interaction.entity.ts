@@ -66,6 +66,17 @@ export class InteractionEntity {
   @Column({ name: 'sentiment_model', type: 'text', nullable: true })
   sentimentModel!: string | null;
 
+  /** the analyzer's complaint decision; null: stored before decisions were recorded */
+  @Column({ type: 'boolean', nullable: true })
+  complaint!: boolean | null;
+
+  @Column({ name: 'complaint_probability', type: 'double precision', nullable: true })
+  complaintProbability!: number | null;
+
+  /** negative, a complaint or a churn threat; null: stored before decisions were recorded */
+  @Column({ type: 'boolean', nullable: true })
+  unhappy!: boolean | null;
+
   @Column({ name: 'customer_id', type: 'uuid', nullable: true })
   customerId!: string | null;
 
