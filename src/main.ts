@@ -16,6 +16,7 @@ import { printSdl } from './graphql/schema';
 import { AppError } from './shared/app-error';
 import { Metrics } from './shared/metrics';
 import { createLogger, type Logger } from './shared/logger';
+import { defaultModelFile, loadDefaultModel, ModelLoadError } from './sentiment/model/linear-model';
 
 const USAGE = `Usage: earshot [command] [options]
 
@@ -75,6 +76,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'emit-schema') return emitSchema(values.check);
   if (command === 'analyze') {
     const { runAnalyzeCommand } = await import('./sentiment/analyze.command.js');
+    // Configuration is not loaded for this tool; the model file is its one setting.
+    loadDefaultModel(process.env.EARSHOT_SENTIMENT_MODEL_FILE || null);
     const { lines, failed } = await runAnalyzeCommand({ jsonl: values.jsonl, input: process.stdin, output: process.stdout });
     if (failed === 0) return 0;
     // Every line was still answered (an {"error"} line each); the exit code lets a script notice.
@@ -188,6 +191,9 @@ async function loadDemo(config: Config, log: Logger, db: Awaited<ReturnType<type
 }
 
 async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boolean): Promise<number> {
+  // Before anything starts: without its weights every interaction would be refused one by one.
+  const model = loadDefaultModel(config.sentiment.modelFile);
+  log.info({ model: model.name, file: defaultModelFile() }, 'sentiment model loaded');
   if (loadOnly) {
     const db = await openDatabase(config, log);
     await loadDemo(config, log, db);
@@ -256,7 +262,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError) process.stderr.write(`earshot: ${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof ModelLoadError) process.stderr.write(`earshot: ${err.message}\n`);
     else if (isUserMistake(err)) process.stderr.write(`earshot: ${oneLine((err as Error).message)}\nRun \`earshot help\` for the commands and options.\n`);
     // e.g. erase: NOT_FOUND for nobody with that email, in one line
     else if (err instanceof AppError) process.stderr.write(`earshot: ${err.code}: ${oneLine(err.message)}\n`);

@@ -51,13 +51,15 @@ type InteractionJsonRow = [
   inReplyTo: string | null, authorHandle: string | null, authorDisplayName: string | null, lang: string | null, rating: number | null,
   score: number, label: string, confidence: number, intent: string, intentConfidence: number,
   explanation: { token: string; weight: number }[] | null, model: string | null, customerId: string | null, sortKey: string,
+  complaint: boolean | null, complaintProbability: number | null, unhappy: boolean | null,
 ];
 
 /** One interaction as a JSON list, in InteractionJsonRow's order (the subquery is aliased `i`). */
 function interactionJson(explanation: boolean): string {
   return `json_build_array(i.id, i.source, i.external_id, i.url, i.text, i.occurred_at, i.direction, i.in_reply_to,
     i.author_handle, i.author_display_name, i.lang, i.rating, i.sentiment_score, i.sentiment_label, i.sentiment_confidence,
-    i.intent, i.intent_confidence, ${explanation ? 'i.explanation' : 'NULL'}, i.sentiment_model, i.customer_id, i.sort_key)`;
+    i.intent, i.intent_confidence, ${explanation ? 'i.explanation' : 'NULL'}, i.sentiment_model, i.customer_id, i.sort_key,
+    i.complaint, i.complaint_probability, i.unhappy)`;
 }
 
 function fromInteractionJson(j: InteractionJsonRow): Interaction {
@@ -67,6 +69,7 @@ function fromInteractionJson(j: InteractionJsonRow): Interaction {
     sentiment_score: j[12], sentiment_label: j[13], sentiment_confidence: j[14], intent: j[15], intent_confidence: j[16],
     // not selected (PagePrefetch.interactions.explanation): never read
     explanation: j[17] ?? [], sentiment_model: j[18], customer_id: j[19], sort_key: j[20],
+    complaint: j[21], complaint_probability: j[22], unhappy: j[23],
   };
   return toInteraction(row);
 }

@@ -47,13 +47,16 @@ export interface InteractionRow {
   intent_confidence: number;
   explanation: { token: string; weight: number }[];
   sentiment_model: string | null;
+  complaint: boolean | null;
+  complaint_probability: number | null;
+  unhappy: boolean | null;
   customer_id: string | null;
   sort_key: string;
 }
 
 export const INTERACTION_COLUMNS = `i.id, i.source, i.external_id, i.url, i.text, i.occurred_at, i.direction, i.in_reply_to,
   i.author_handle, i.author_display_name, i.lang, i.rating, i.sentiment_score, i.sentiment_label,
-  i.sentiment_confidence, i.intent, i.intent_confidence, i.explanation, i.sentiment_model, i.customer_id, i.occurred_at::text AS sort_key`;
+  i.sentiment_confidence, i.intent, i.intent_confidence, i.explanation, i.sentiment_model, i.complaint, i.complaint_probability, i.unhappy, i.customer_id, i.occurred_at::text AS sort_key`;
 
 export function toInteraction(r: InteractionRow): Interaction {
   const i = new Interaction();
@@ -79,6 +82,9 @@ export function toInteraction(r: InteractionRow): Interaction {
   };
   i.intent = r.intent as Intent;
   i.intentConfidence = r.intent_confidence;
+  i.complaint = r.complaint;
+  i.complaintProbability = r.complaint_probability;
+  i.unhappy = r.unhappy;
   return i;
 }
 

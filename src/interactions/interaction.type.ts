@@ -39,7 +39,7 @@ export class InteractionSentiment {
 
   @Field(() => String, {
     nullable: true,
-    description: 'the model that scored it (e.g. earshot-linear-2026.11, or the name a model server gave); null: scored before models were recorded',
+    description: 'the model that scored it (e.g. earshot-linear-2026.12, or the name a model server gave); null: scored before models were recorded',
   })
   model!: string | null;
 }
@@ -96,6 +96,27 @@ export class Interaction extends Node {
 
   @Field(() => Float)
   intentConfidence!: number;
+
+  @Field(() => Boolean, {
+    nullable: true,
+    description:
+      "the analyzer's complaint decision (its complaint model, or a model server's `complaint`); a complaint is unhappy. Null: stored before decisions were recorded (a re-score fills it)",
+  })
+  complaint!: boolean | null;
+
+  @Field(() => Float, {
+    nullable: true,
+    description:
+      "the complaint model's probability, 0..1 (1 or 0 when a model server said complaint true or false; the built-in model's when it said nothing). Null: stored before decisions were recorded",
+  })
+  complaintProbability!: number | null;
+
+  @Field(() => Boolean, {
+    nullable: true,
+    description:
+      'negative, or a complaint, or a churn threat: an inbound unhappy message opens a listening item. Null: stored before decisions were recorded (a re-score fills it)',
+  })
+  unhappy!: boolean | null;
 }
 
 @ObjectType({ simpleResolvers: true, description: 'A page of interactions' })

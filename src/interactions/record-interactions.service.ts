@@ -124,10 +124,12 @@ export class RecordInteractionsService {
     const inserted: { id: string }[] = await qr.query(
       `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
           author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
-          sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key, identity_id, sentiment_model)
+          sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key, identity_id, sentiment_model,
+          complaint, complaint_probability, unhappy)
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], $14::jsonb[], $15::float8[],
-          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[], $22::text[], $23::uuid[], $24::text[])
+          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[], $22::text[], $23::uuid[], $24::text[],
+          $25::boolean[], $26::float8[], $27::boolean[])
        ON CONFLICT (source, external_id) DO NOTHING
        RETURNING id`,
       [
@@ -155,6 +157,9 @@ export class RecordInteractionsService {
         fresh.map((p) => gapPlan?.threadKeys.get(p.id) ?? null),
         fresh.map((p) => p.identityId ?? null),
         fresh.map((p) => p.analysis.model),
+        fresh.map((p) => p.analysis.complaint),
+        fresh.map((p) => p.analysis.complaintProbability),
+        fresh.map((p) => p.analysis.unhappy),
       ],
     );
     const insertedIds = new Set(inserted.map((r) => r.id));

@@ -5,6 +5,7 @@ import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import type { Analysis } from './analyzer';
 import type { AnalyzeTask } from './analyze.worker';
+import { defaultModelFile } from './model/linear-model';
 import type { LoadedTaxonomy } from './taxonomy.service';
 
 /**
@@ -36,7 +37,7 @@ export class AnalyzePool {
       key = JSON.stringify(taxonomy.topics.map((t) => [t.name, t.department, t.phrases]));
       this.keys.set(taxonomy, key);
     }
-    const task: AnalyzeTask = { text, lang, taxonomyKey: key, taxonomy: taxonomy.topics.map(({ name, label, department, phrases }) => ({ name, label, department, phrases })) };
+    const task: AnalyzeTask = { text, lang, taxonomyKey: key, taxonomy: taxonomy.topics.map(({ name, label, department, phrases }) => ({ name, label, department, phrases })), modelFile: defaultModelFile() };
     try {
       return (await this.pool.run(task)) as Analysis;
     } catch (e) {

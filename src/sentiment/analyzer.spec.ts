@@ -134,6 +134,40 @@ describe('complaint and unhappy', () => {
     }
   });
 
+  it('does not flag account, password and how-to questions, but keeps unhappy questions flagged', () => {
+    for (const t of [
+      'how do I reset my password?',
+      'can I change the email on my account',
+      'Can I change the email address on my account?',
+      'How do I change my password?',
+      'Hi, how can I update my billing address?',
+      '@acme is it possible to add a second user to my account?',
+      'How do I log in to my account from a new device?',
+    ]) {
+      const a = analyzer.analyze(t);
+      expect(a.unhappy, t).toBe(false);
+      expect(a.complaint, t).toBe(false);
+      expect(a.label, t).not.toBe('negative');
+      expect(a.intent, t).toBe('question');
+      // The score and its explanation are still the model's own.
+      expect(a.explanation.reduce((s, e) => s + e.weight, 0)).toBeCloseTo(a.logit, 2);
+    }
+    for (const t of [
+      'why is my refund still not here??',
+      'Why has nobody answered my emails for 3 days?',
+      'why was I charged twice?',
+      'where is my order? it has been two weeks',
+      "Why can't I log in?? I've reset my password 5 times",
+      'how do I reset my password? I have tried 5 times and it still does not work',
+      'How is it possible that my package is lost again?',
+      'can I get a refund for this broken mess',
+    ]) {
+      const a = analyzer.analyze(t);
+      expect(a.unhappy, t).toBe(true);
+      expect(a.intent, t).toBe('complaint');
+    }
+  });
+
   it('gives a complaint probability in [0, 1] and a complaint intent when the model says complaint', () => {
     const a = analyzer.analyze('Charged twice and no refund yet, this is a joke');
     expect(a.complaint).toBe(true);

@@ -1,9 +1,10 @@
 // The analyzer every department reads: sentiment and complaint from the trained linear model
 // (src/sentiment/model) with its exact explanation, intent, topics routed to departments, and
 // language. Composition only; the parts live in their own modules.
-import { classifyIntent, COMPLAINT_CUE, COMPLAINT_CUE_PROBABILITY, type Intent } from './intent.classifier';
+import { classifyIntent, COMPLAINT_CUE, COMPLAINT_CUE_PROBABILITY, type Intent, isPlainHowToQuestion } from './intent.classifier';
 import { detectLanguage } from './language';
 import { defaultModel, HEAD_COMPLAINT, HEAD_NEGATIVE, HEAD_NEUTRAL, HEAD_POSITIVE, HEADS, type LinearModel } from './model/linear-model';
+import { F_LEX_NEG } from './model/features';
 import { Featurizer } from './model/trainer';
 import { MAX_SCORED_CHARS, round3, tokenize } from './sentiment.engine';
 import { DEFAULT_TAXONOMY, type TaxonomyTopic, TopicMatcher, type TopicMatch } from './topic.matcher';
@@ -163,7 +164,14 @@ export class SentimentAnalyzer {
       if ((label === 'positive' && score <= m) || (label === 'negative' && score >= -m)) label = 'neutral';
     }
     const complaintProbability = 1 / (1 + Math.exp(-z[HEAD_COMPLAINT]!));
-    const complaint = complaintProbability >= th.complaint || (complaintProbability >= COMPLAINT_CUE_PROBABILITY && COMPLAINT_CUE.test(scored.length > 5_000 ? scored.slice(0, 5_000) : scored));
+    let complaint = complaintProbability >= th.complaint || (complaintProbability >= COMPLAINT_CUE_PROBABILITY && COMPLAINT_CUE.test(scored.length > 5_000 ? scored.slice(0, 5_000) : scored));
+    // "How do I reset my password?": topic words (account, password, email) lean negative in the
+    // training sets, but a how-to question without a negative word or a sign of grievance is a
+    // question. The score and its explanation stay what the model computed.
+    if ((label === 'negative' || complaint) && rating === null && !hasNegativeWord(fv) && isPlainHowToQuestion(scored)) {
+      if (label === 'negative') label = 'neutral';
+      complaint = false;
+    }
     const intent = classifyIntent(scored, { negative: label === 'negative', positive: label === 'positive', complaint, complaintProbability });
     const unhappy = label === 'negative' || complaint || intent.intent === 'churn_threat';
     const explanation = items.map((e) => ({ token: e.token, weight: round3(e.weight) }));
@@ -203,6 +211,12 @@ export class SentimentAnalyzer {
       model: this.model.name,
     };
   }
+}
+
+/** True when a word of the text has negative lexicon valence (after negation and "but"). */
+function hasNegativeWord(fv: { n: number; idx: Int32Array; val: Float64Array }): boolean {
+  for (let e = fv.n - 1; e >= 0; e--) if (fv.idx[e] === F_LEX_NEG && fv.val[e]! !== 0) return true;
+  return false;
 }
 
 // One featurizer (and its lexicon engine) per process and hash size: analyzers are rebuilt on

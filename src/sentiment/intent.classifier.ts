@@ -30,6 +30,33 @@ export const COMPLAINT_CUE =
 /** With a cue, the complaint probability needed to call a complaint. */
 export const COMPLAINT_CUE_PROBABILITY = 0.5;
 
+/**
+ * A request for instructions or permission ("how do I reset my password?", "can I change the
+ * email on my account", "is there a way to …"), at the start of the text after a greeting or
+ * @mentions. The sentiment sets teach that "account", "password", "email" lean negative (they
+ * come up in complaints), so without this such questions were flagged unhappy.
+ */
+const HOW_TO =
+  /^(?:(?:@[\w.]+|hi|hello|hey|hiya|good (?:morning|afternoon|evening)|team|there|all|guys|folks)[\s,.!:-]*)*(?:(?:please|quick question|question)[\s,.:-]*)?(?:how (?:do|can|could|would|should|may) (?:i|we|you|one)|how to|can (?:i|we)|could (?:i|we)|may (?:i|we)|is (?:it|there) (?:possible|a way|an option)|are there|where (?:do|can|could|would) (?:i|we)|what(?:'s| is| are) the (?:best |easiest |right |quickest )?(?:way|steps|process)|do (?:i|we) (?:need|have) to|i(?:'d| would) like to (?:know|change|update|add)|(?:can|could) you (?:tell|show|explain|help) (?:me|us) (?:how|where))\b/;
+
+/**
+ * What makes a question a grievance even in how-to form: "why", negation, "still", "again",
+ * waiting, repeated "?" or "!", a complaint cue.
+ */
+const GRIEVANCE =
+  /\b(?:why|not|no|never|nobody|nothing|still|again|yet|keeps?|already|tried|trying|waiting|waited|days?|weeks?|hours?|months?|times|can'?t|cannot|won'?t|isn'?t|doesn'?t|didn'?t|haven'?t|hasn'?t|wasn'?t|aren'?t|unable|impossible|ridiculous|seriously|anyone)\b|[a-z]n't\b|\?\s*\?|!/;
+
+/**
+ * True for a plain how-to or permission question with no sign of a grievance in its words
+ * (the caller adds what the lexicon knows: any negative word makes it a grievance). Such a
+ * question is a question, not a complaint, whatever topic words it has.
+ */
+export function isPlainHowToQuestion(text: string): boolean {
+  if (text.length > 600) return false;
+  const lower = text.toLowerCase().replace(/’/g, "'").trim();
+  return HOW_TO.test(lower) && !GRIEVANCE.test(lower) && !COMPLAINT_CUE.test(lower);
+}
+
 const PRAISE =
   /\b(?:thank(?:s| you)|thx|ty|kudos|shout ?out|props to|love (?:it|this|you|your|the)|amazing|awesome|excellent|fantastic|great (?:job|service|experience|support|product)|well done|highly recommend|recommend|best \w+ ever|above and beyond|five stars|5 stars)\b/;
 
@@ -61,8 +88,9 @@ export function classifyIntent(text: string, s: IntentSignals): IntentResult {
   const hasQuestionMark = lower.includes('?');
   const questionForm = hasQuestionMark || QUESTION_START.test(trimmed);
 
-  const purchase = PURCHASE.exec(lower);
-  if (purchase && !s.complaint && !s.negative) return { intent: 'purchase_intent', confidence: 0.8, cue: purchase[0] };
+  // (each rule runs only where its answer can matter: most posts skip the purchase and praise scans)
+  const purchase = s.complaint || s.negative ? null : PURCHASE.exec(lower);
+  if (purchase) return { intent: 'purchase_intent', confidence: 0.8, cue: purchase[0] };
 
   if (s.complaint || s.negative) {
     const p = s.complaintProbability ?? 0.5;
@@ -71,8 +99,10 @@ export function classifyIntent(text: string, s: IntentSignals): IntentResult {
 
   if (questionForm) return { intent: 'question', confidence: hasQuestionMark ? 0.85 : 0.6, cue: hasQuestionMark ? '?' : trimmed.split(/\s/, 1)[0]! };
 
-  const praise = PRAISE.exec(lower);
-  if (s.positive) return { intent: 'praise', confidence: round2(0.6 + (praise ? 0.25 : 0)), cue: praise?.[0] ?? 'positive sentiment' };
+  if (s.positive) {
+    const praise = PRAISE.exec(lower);
+    return { intent: 'praise', confidence: round2(0.6 + (praise ? 0.25 : 0)), cue: praise?.[0] ?? 'positive sentiment' };
+  }
   return { intent: 'other', confidence: 0.5, cue: 'no cue' };
 }
 

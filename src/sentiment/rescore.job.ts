@@ -52,6 +52,9 @@ interface StoredRow {
   intent_confidence: number;
   explanation: { token: string; weight: number }[];
   sentiment_model: string | null;
+  complaint: boolean | null;
+  complaint_probability: number | null;
+  unhappy: boolean | null;
 }
 
 /** pg_try_advisory_lock key: one re-score runner across all replicas */
@@ -191,7 +194,7 @@ export class RescoreJobRunner {
         const rows: StoredRow[] = await this.ds.query(
           `SELECT id, text, lang, rating, CASE WHEN jsonb_typeof(metadata->'ratingScale') = 'number' THEN (metadata->>'ratingScale')::float8 END AS rating_scale,
                   source, external_id, thread_key, direction, occurred_at, author_handle, customer_id, sentiment_score, sentiment_label,
-                  sentiment_confidence, intent, intent_confidence, explanation, sentiment_model
+                  sentiment_confidence, intent, intent_confidence, explanation, sentiment_model, complaint, complaint_probability, unhappy
              FROM interaction WHERE id > $1 ORDER BY id LIMIT $2`,
           [last, this.config.sentiment.rescoreBatchSize],
         );
@@ -247,9 +250,11 @@ export class RescoreJobRunner {
       await applyRollups(qr, await storedContributions(qr, changedIds), -1);
       const [updated] = (await qr.query(
         `UPDATE interaction i SET sentiment_score = x.score, sentiment_label = x.label, sentiment_confidence = x.confidence,
-                intent = x.intent, intent_confidence = x.intent_confidence, explanation = x.explanation, sentiment_model = x.model
-           FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::float8[], $5::text[], $6::float8[], $7::jsonb[], $8::text[])
-             AS x(id, score, label, confidence, intent, intent_confidence, explanation, model)
+                intent = x.intent, intent_confidence = x.intent_confidence, explanation = x.explanation, sentiment_model = x.model,
+                complaint = x.complaint, complaint_probability = x.complaint_probability, unhappy = x.unhappy
+           FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::float8[], $5::text[], $6::float8[], $7::jsonb[], $8::text[],
+                       $9::boolean[], $10::float8[], $11::boolean[])
+             AS x(id, score, label, confidence, intent, intent_confidence, explanation, model, complaint, complaint_probability, unhappy)
           WHERE i.id = x.id
           RETURNING i.id, i.customer_id, i.direction`,
         [
@@ -261,6 +266,9 @@ export class RescoreJobRunner {
           changed.map((c) => c.a.intentConfidence),
           changed.map((c) => JSON.stringify(c.a.explanation)),
           changed.map((c) => c.a.model),
+          changed.map((c) => c.a.complaint),
+          changed.map((c) => c.a.complaintProbability),
+          changed.map((c) => c.a.unhappy),
         ],
       )) as [{ id: string; customer_id: string | null; direction: string }[], number];
       await applyRollups(qr, await storedContributions(qr, changedIds), 1);
@@ -327,6 +335,9 @@ function differs(r: StoredRow, a: Analysis): boolean {
     r.sentiment_confidence !== a.confidence ||
     r.intent !== a.intent ||
     r.intent_confidence !== a.intentConfidence ||
+    r.complaint !== a.complaint ||
+    r.complaint_probability !== a.complaintProbability ||
+    r.unhappy !== a.unhappy ||
     JSON.stringify(r.explanation.map((e) => [e.token, e.weight])) !== JSON.stringify(a.explanation.map((e) => [e.token, e.weight]))
   );
 }

@@ -20,6 +20,8 @@ export interface SentimentConfig {
   readonly breakerResetMs: number;
   /** stored interactions per re-score transaction (keyset page) */
   readonly rescoreBatchSize: number;
+  /** the built-in model's weights file; null: the committed models/<DEFAULT_MODEL_NAME>.bin.gz */
+  readonly modelFile: string | null;
 }
 
 export function parseSentimentConfig(
@@ -49,5 +51,6 @@ export function parseSentimentConfig(
     breakerWindowMs: int('EARSHOT_SENTIMENT_BREAKER_WINDOW_MS', 10_000, 100, 3_600_000),
     breakerResetMs: int('EARSHOT_SENTIMENT_BREAKER_RESET_MS', 30_000, 10, 3_600_000),
     rescoreBatchSize: int('EARSHOT_RESCORE_BATCH_SIZE', 500, 1, 10_000),
+    modelFile: str('EARSHOT_SENTIMENT_MODEL_FILE'),
   };
 }

@@ -109,7 +109,7 @@ export class SentimentResolver {
   @Authorized('admin')
   @Mutation(() => RescoreJob, {
     description:
-      'Re-analyzes every stored interaction with the current model in the background: scores, labels, intents, explanations and the model name; customer, department and topic rollups; listening items for messages now unhappy (never reopening answered or closed ones). CONFLICT while another re-score is active.',
+      'Re-analyzes every stored interaction with the current model in the background: scores, labels, intents, complaint and unhappy decisions, explanations and the model name; customer, department and topic rollups; listening items for messages now unhappy (never reopening answered or closed ones). CONFLICT while another re-score is active.',
   })
   async startRescore(
     @Ctx() ctx: GraphQLContext,

@@ -114,6 +114,15 @@ function undouble(w: string): string {
   return w;
 }
 
+const START_TABLE = 1 << 14;
+
+/** Hash of a word's first two UTF-16 units (one for a one-letter word) into START_TABLE. */
+function startKey(w: string): number {
+  const a = w.charCodeAt(0);
+  const b = w.length > 1 ? w.charCodeAt(1) : 0;
+  return (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 1, 0x85ebca6b)) >>> 18;
+}
+
 interface CompiledPhrase {
   stems: string[];
   topic: number;
@@ -126,6 +135,14 @@ interface CompiledPhrase {
  */
 export class TopicMatcher {
   private readonly byFirst = new Map<string, CompiledPhrase[]>();
+  /**
+   * Which two-letter starts some phrase word has (a bitmap over a hash of the first two UTF-16
+   * units). {@link stem} never changes a word's first two letters, so a word whose start is not
+   * here cannot match and is not stemmed: most words of a post skip the stemmer and its memo.
+   */
+  private readonly starts = new Uint8Array(START_TABLE);
+
+  private readonly stems: string[] = [];
 
   constructor(private readonly taxonomy: readonly TaxonomyTopic[]) {
     taxonomy.forEach((topic, index) => {
@@ -133,6 +150,7 @@ export class TopicMatcher {
         const words = phrase.toLowerCase().match(/[\p{L}\p{N}]+(?:'[\p{L}]+)?/gu);
         if (!words) continue;
         const stems = words.map(stem);
+        for (const w of stems) this.starts[startKey(w)] = 1;
         const list = this.byFirst.get(stems[0]) ?? [];
         list.push({ stems, topic: index, phrase });
         this.byFirst.set(stems[0], list);
@@ -143,11 +161,17 @@ export class TopicMatcher {
 
   /** Topics in taxonomy order, each with the distinct phrases that matched (at most 5). */
   match(tokens: readonly Token[]): TopicMatch[] {
-    const stems: string[] = [];
-    for (const t of tokens) {
-      if (t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG) stems.push(cachedStem(t.lower));
-      else stems.push('');
+    const stems = this.stems;
+    stems.length = 0;
+    let any = false;
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i]!;
+      if ((t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG) && this.starts[startKey(t.lower)] === 1) {
+        stems.push(cachedStem(t.lower));
+        any = true;
+      } else stems.push('');
     }
+    if (!any) return [];
     const found = new Map<number, string[]>();
     for (let i = 0; i < stems.length; i++) {
       const cands = stems[i] ? this.byFirst.get(stems[i]) : undefined;

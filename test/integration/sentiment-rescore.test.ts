@@ -95,6 +95,17 @@ describe('re-scoring stored interactions after a model change', () => {
     });
     expect(((await res.json()) as { accepted: number }).accepted).toBe(8);
     const ds = first.db.ds;
+    // The decisions are stored with each row: the old model took frank's thanks for a complaint.
+    const decided = async (d: typeof ds) =>
+      new Map(
+        ((await d.query(`SELECT external_id, complaint, complaint_probability, unhappy FROM interaction`)) as { external_id: string; complaint: boolean; complaint_probability: number; unhappy: boolean }[]).map(
+          (r) => [r.external_id, { complaint: r.complaint, complaintProbability: r.complaint_probability, unhappy: r.unhappy }],
+        ),
+      );
+    const dayOne = await decided(ds);
+    expect(dayOne.get('f1')).toEqual({ complaint: true, complaintProbability: 1, unhappy: true });
+    expect(dayOne.get('c1')).toEqual({ complaint: true, complaintProbability: 1, unhappy: true });
+    expect(dayOne.get('d1')).toEqual({ complaint: false, complaintProbability: 0, unhappy: false });
     const customerOf = async (externalId: string): Promise<string> =>
       (await first.db.ds.query(`SELECT customer_id FROM interaction WHERE external_id = $1`, [externalId]))[0].customer_id;
     const ids = { alice: await customerOf('a1'), bob: await customerOf('b1'), carol: await customerOf('c1'), dave: await customerOf('d1'), frank: await customerOf('f1') };
@@ -170,12 +181,19 @@ describe('re-scoring stored interactions after a model change', () => {
     expect(byId.get('b1')).toMatchObject({ sentiment_score: -0.7, sentiment_label: 'negative', intent: 'complaint' });
     expect(byId.get('d1')).toMatchObject({ sentiment_score: 0.6, sentiment_label: 'positive' });
     expect(byId.get('f1')).toMatchObject({ sentiment_score: 0.7, sentiment_label: 'positive', intent: 'other' });
+    // The re-score rewrites the stored decisions too.
+    const after = await decided(db);
+    expect(after.get('a1')).toEqual({ complaint: true, complaintProbability: 1, unhappy: true });
+    expect(after.get('f1')).toEqual({ complaint: false, complaintProbability: 0, unhappy: false });
+    expect(after.get('d1')).toMatchObject({ unhappy: false });
     const viaApi = await app.gql<{ interactions: { edges: { node: { externalId: string; sentiment: { model: string } } }[] } }>(
-      '{ interactions(first: 20) { edges { node { externalId sentiment { model } } } } }',
+      '{ interactions(first: 20) { edges { node { externalId complaint complaintProbability unhappy sentiment { model } } } } }',
       undefined,
       as(ANALYST),
     );
     expect(viaApi.data.interactions.edges.map((e) => e.node.sentiment.model)).toEqual(Array(8).fill(NEW_MODEL));
+    const a1 = (viaApi.data.interactions.edges as { node: { externalId: string; complaint?: boolean; complaintProbability?: number; unhappy?: boolean } }[]).find((e) => e.node.externalId === 'a1')!;
+    expect(a1.node).toMatchObject({ complaint: true, complaintProbability: 1, unhappy: true });
 
     // Listening items: alice's message now opens one; bob's too, answered already by the reply in
     // its thread; carol's answered item is not reopened; frank's open item is left to a person.

@@ -288,6 +288,30 @@ export class FeatureExtractor {
     this.lexicon(tokens, out, valence, caps > 0 && caps < words);
   }
 
+  private np = 0;
+
+  /** Appends one lexicon piece (a method, so no closure is allocated per text). */
+  private readonly pushPiece = (v: number, owner: number, sign: number): void => {
+    if (v === 0) return;
+    let np = this.np;
+    if (np === this.pieceVal.length) {
+      const size = np * 2;
+      const a = new Float64Array(size);
+      a.set(this.pieceVal);
+      this.pieceVal = a;
+      const b = new Int32Array(size);
+      b.set(this.pieceOwner);
+      this.pieceOwner = b;
+      const c = new Int8Array(size);
+      c.set(this.pieceSign);
+      this.pieceSign = c;
+    }
+    this.pieceVal[np] = v;
+    this.pieceOwner[np] = owner;
+    this.pieceSign[np] = sign;
+    this.np = ++np;
+  };
+
   /**
    * VADER-style valence, kept as pieces (a word's own valence, a booster's push, a negation's
    * flip, a "but"'s reweighting, "!" emphasis) each owned by the token that caused it. The
@@ -296,28 +320,9 @@ export class FeatureExtractor {
    */
   private lexicon(tokens: readonly Token[], out: FeatureVector, valence: Float64Array, capDiff: boolean): void {
     const T = tokens.length;
-    let np = 0;
+    this.np = 0;
     const capsSlot = 2 * T;
-    const pushPiece = (v: number, owner: number, sign: number) => {
-      if (v === 0) return;
-      if (np === this.pieceVal.length) {
-        const size = np * 2;
-        const a = new Float64Array(size);
-        a.set(this.pieceVal);
-        this.pieceVal = a;
-        const b = new Int32Array(size);
-        b.set(this.pieceOwner);
-        this.pieceOwner = b;
-        const c = new Int8Array(size);
-        c.set(this.pieceSign);
-        this.pieceSign = c;
-      }
-      this.pieceVal[np] = v;
-      this.pieceOwner[np] = owner;
-      this.pieceSign[np] = sign;
-      np++;
-    };
-
+    const pushPiece = this.pushPiece;
     let s0 = 0;
     for (let end = 0; end <= T; end++) {
       if (end < T && tokens[end]!.kind !== TOKEN_END) continue;
@@ -341,7 +346,7 @@ export class FeatureExtractor {
           if (BOOSTERS[t.lower] !== undefined && i + 1 < end && valence[i + 1] !== 0) continue;
         }
         const sign = v0 > 0 ? 1 : -1;
-        const pStart = np;
+        const pStart = this.np;
         let v = v0;
         pushPiece(v0, i, 0);
         if (t.kind === TOKEN_WORD) {
@@ -374,7 +379,7 @@ export class FeatureExtractor {
           v *= f;
         }
         const s = v > 0 ? 1 : -1;
-        for (let p = pStart; p < np; p++) this.pieceSign[p] = s;
+        for (let p = pStart; p < this.np; p++) this.pieceSign[p] = s;
         items++;
         sentenceSum += v;
       }
@@ -388,6 +393,7 @@ export class FeatureExtractor {
     }
 
     let S = 0;
+    const np = this.np;
     for (let p = 0; p < np; p++) S += this.pieceVal[p]!;
     const c = 1 / Math.sqrt(S * S + ALPHA);
     for (let p = 0; p < np; p++) out.push(this.pieceSign[p]! > 0 ? F_LEX_POS : F_LEX_NEG, this.pieceVal[p]! * c, this.pieceOwner[p]!);

@@ -253,7 +253,7 @@ export function sha256(a: ArrayBufferView): string {
 }
 
 /** The committed model's name; the file is models/<name>.bin.gz. */
-export const DEFAULT_MODEL_NAME = 'earshot-linear-2026.11';
+export const DEFAULT_MODEL_NAME = 'earshot-linear-2026.12';
 
 /**
  * Finds models/<file> from this module's folder upwards (the source tree and dist/ both sit
@@ -270,9 +270,59 @@ export function modelPath(file = `${DEFAULT_MODEL_NAME}.bin.gz`): string {
 }
 
 let loaded: LinearModel | undefined;
+let loadedFrom: string | undefined;
 
-/** The committed model, read once per process. */
-export function defaultModel(): LinearModel {
-  loaded ??= LinearModel.deserialize(fs.readFileSync(modelPath()));
+/** The file the built-in model was loaded from (worker threads load the same one). */
+export function defaultModelFile(): string | undefined {
+  return loadedFrom;
+}
+
+/** The built-in model's weights cannot be used: missing, unreadable or corrupt. */
+export class ModelLoadError extends Error {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`sentiment model ${file}: ${reason}. Restore it from git (models/ is committed) or rebuild it with \`npm run train\`.`);
+    this.name = 'ModelLoadError';
+  }
+}
+
+/**
+ * Reads, checks and keeps the built-in model from `file` (default: the committed weights). Throws
+ * {@link ModelLoadError}, naming the file, when it is missing, unreadable or corrupt: the service
+ * calls this before it starts anything, so it never runs without a model. A second call returns
+ * the model already loaded.
+ */
+export function loadDefaultModel(file?: string | null): LinearModel {
+  if (loaded) return loaded;
+  let where = file ?? '';
+  try {
+    where ||= modelPath();
+  } catch (e) {
+    throw new ModelLoadError(path.join('models', `${DEFAULT_MODEL_NAME}.bin.gz`), `not found (${(e as Error).message})`);
+  }
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(where);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ModelLoadError(where, code === 'ENOENT' ? 'file not found' : `cannot be read (${code ?? (e as Error).message})`);
+  }
+  let model: LinearModel;
+  try {
+    model = LinearModel.deserialize(bytes);
+  } catch (e) {
+    throw new ModelLoadError(where, `corrupt (${(e as Error).message})`);
+  }
+  const stored = model.header.weightsSha256;
+  if (stored !== undefined && stored !== sha256(model.q)) throw new ModelLoadError(where, 'corrupt (its weights do not match the sha256 in its header)');
+  loaded = model;
+  loadedFrom = where;
   return loaded;
+}
+
+/** The built-in model, read once per process (see {@link loadDefaultModel}). */
+export function defaultModel(): LinearModel {
+  return loaded ?? loadDefaultModel();
 }

@@ -1,0 +1,19 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_MODEL_NAME, defaultModel, modelPath } from './linear-model';
+import { weightsHash } from './trainer';
+
+// The committed weights are what `npm run train` produces (same data, same seed): retraining
+// changes this hash, and then the model gets a new name, this hash and a new model card.
+const COMMITTED_WEIGHTS_SHA256 = '1b7dfe9c63ff19eb9d8e314ec45c9b55460ac7d03c34d0537026fa0f08e973a3';
+
+describe('the committed model', () => {
+  it('is the trained artifact it claims to be: name, weights hash, header hash, size', () => {
+    const model = defaultModel();
+    expect(model.name).toBe(DEFAULT_MODEL_NAME);
+    expect(weightsHash(model)).toBe(COMMITTED_WEIGHTS_SHA256);
+    expect(model.header.weightsSha256).toBe(COMMITTED_WEIGHTS_SHA256);
+    expect(model.header.training).toMatchObject({ seed: 20261130, complaintSetWeights: { cesamard: 0.3 } });
+    expect(fs.statSync(modelPath()).size).toBeLessThanOrEqual(20 * 1048576);
+  });
+});
