@@ -121,41 +121,50 @@ export class RecordInteractionsService {
     await resolveAuthors(qr, fresh, this.config);
     let gapPlan = this.gap ? await this.gap.plan(qr, fresh.map(tracked)) : null;
 
+    // One JSON parameter for the batch rather than 24 arrays: the pg driver escapes every element
+    // of an array parameter one by one, while JSON.stringify is native (about 8 µs less node
+    // CPU per interaction, for about 4 µs more in PostgreSQL; README, "Ingest write path").
+    const rows = fresh.map((p) => {
+      const m = p.message;
+      const a = p.analysis;
+      return {
+        id: p.id,
+        event_id: m.eventId ?? null,
+        source: m.source,
+        external_id: m.externalId,
+        url: m.url ?? null,
+        text: m.text,
+        occurred_at: new Date(m.occurredAt).toISOString(),
+        direction: m.direction,
+        in_reply_to: m.inReplyTo ?? null,
+        author_handle: m.author.handle ?? null,
+        author_display_name: m.author.displayName ?? null,
+        lang: a.lang,
+        rating: m.rating ?? null,
+        metadata: m.metadata ?? null,
+        sentiment_score: a.score,
+        sentiment_label: a.label,
+        sentiment_confidence: a.confidence,
+        intent: a.intent,
+        intent_confidence: a.intentConfidence,
+        explanation: a.explanation,
+        customer_id: p.customerId,
+        thread_key: gapPlan?.threadKeys.get(p.id) ?? null,
+        identity_id: p.identityId ?? null,
+        sentiment_model: a.model,
+      };
+    });
     const inserted: { id: string }[] = await qr.query(
       `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
           author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
           sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key, identity_id, sentiment_model)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
-          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], $14::jsonb[], $15::float8[],
-          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[], $22::text[], $23::uuid[], $24::text[])
+       SELECT * FROM json_to_recordset($1::json) AS x(id uuid, event_id text, source text, external_id text, url text, text text,
+          occurred_at timestamptz, direction text, in_reply_to text, author_handle text, author_display_name text, lang text,
+          rating float8, metadata jsonb, sentiment_score float8, sentiment_label text, sentiment_confidence float8, intent text,
+          intent_confidence float8, explanation jsonb, customer_id uuid, thread_key text, identity_id uuid, sentiment_model text)
        ON CONFLICT (source, external_id) DO NOTHING
        RETURNING id`,
-      [
-        fresh.map((p) => p.id),
-        fresh.map((p) => p.message.eventId ?? null),
-        fresh.map((p) => p.message.source),
-        fresh.map((p) => p.message.externalId),
-        fresh.map((p) => p.message.url ?? null),
-        fresh.map((p) => p.message.text),
-        fresh.map((p) => new Date(p.message.occurredAt).toISOString()),
-        fresh.map((p) => p.message.direction),
-        fresh.map((p) => p.message.inReplyTo ?? null),
-        fresh.map((p) => p.message.author.handle ?? null),
-        fresh.map((p) => p.message.author.displayName ?? null),
-        fresh.map((p) => p.analysis.lang),
-        fresh.map((p) => p.message.rating ?? null),
-        fresh.map((p) => (p.message.metadata ? JSON.stringify(p.message.metadata) : null)),
-        fresh.map((p) => p.analysis.score),
-        fresh.map((p) => p.analysis.label),
-        fresh.map((p) => p.analysis.confidence),
-        fresh.map((p) => p.analysis.intent),
-        fresh.map((p) => p.analysis.intentConfidence),
-        fresh.map((p) => JSON.stringify(p.analysis.explanation)),
-        fresh.map((p) => p.customerId),
-        fresh.map((p) => gapPlan?.threadKeys.get(p.id) ?? null),
-        fresh.map((p) => p.identityId ?? null),
-        fresh.map((p) => p.analysis.model),
-      ],
+      [JSON.stringify(rows)],
     );
     const insertedIds = new Set(inserted.map((r) => r.id));
     const accepted = fresh.filter((p) => insertedIds.has(p.id));
