@@ -34,6 +34,15 @@ interface Prepared {
   identityId?: string | null;
 }
 
+/** A batch analyzed outside the transaction, ready for `store`. */
+export interface AnalyzedBatch {
+  size: number;
+  statuses: readonly RecordStatus[];
+  unique: readonly Prepared[];
+  topicIds: Map<string, number>;
+  departmentIds: Map<string, number>;
+}
+
 /**
  * The one write path of every ingest channel (HTTP, GraphQL, Kafka): dedupe, analyze,
  * attach to a customer, persist the interaction, its topics, the rollups and the outbox
@@ -56,9 +65,17 @@ export class RecordInteractionsService {
   ) {}
 
   async record(messages: InteractionMessage[]): Promise<RecordOutcome> {
+    return this.store(await this.analyze(messages));
+  }
+
+  /**
+   * The first half of `record`, outside any transaction: dedupe within the batch, analysis,
+   * identity claims. A caller may analyze the next batch while the one before is stored
+   * (`store`), which keeps batches stored in order.
+   */
+  async analyze(messages: InteractionMessage[]): Promise<AnalyzedBatch> {
     const statuses: RecordStatus[] = new Array(messages.length).fill('duplicate');
     const loaded = await this.taxonomy.current();
-    const { topicIds, departmentIds } = loaded;
     const identityOpts = {
       email: { plusAddressing: this.config.identity.plusAddressing },
       defaultRegion: this.config.identity.defaultPhoneRegion,
@@ -72,7 +89,7 @@ export class RecordInteractionsService {
       seen.add(key);
       firsts.push({ message, index });
     });
-    if (firsts.length === 0) return { accepted: 0, duplicates: messages.length, statuses, interactionIds: [] };
+    if (firsts.length === 0) return { size: messages.length, statuses, unique: [], topicIds: loaded.topicIds, departmentIds: loaded.departmentIds };
     // One call per batch, before the transaction: a model server may take its time, a lock must not.
     const analyses = await this.scorer.analyzeBatch(
       firsts.map(({ message: m }) => ({
@@ -91,12 +108,20 @@ export class RecordInteractionsService {
       claims: authorIdentities(message, identityOpts),
       customerId: null,
     }));
+    return { size: messages.length, statuses, unique, topicIds: loaded.topicIds, departmentIds: loaded.departmentIds };
+  }
 
-    const accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, topicIds, departmentIds));
+  /** The second half of `record`: one transaction that stores an analyzed batch. */
+  async store(batch: AnalyzedBatch): Promise<RecordOutcome> {
+    const statuses = [...batch.statuses];
+    if (batch.unique.length === 0) return { accepted: 0, duplicates: batch.size, statuses, interactionIds: [] };
+    // fresh Prepared objects: a retried batch must not see customer ids of a rolled-back try
+    const unique = batch.unique.map((p) => ({ ...p, customerId: null, identityId: undefined }));
+    const accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, batch.topicIds, batch.departmentIds));
     for (const p of accepted) statuses[p.index] = 'accepted';
     return {
       accepted: accepted.length,
-      duplicates: messages.length - accepted.length,
+      duplicates: batch.size - accepted.length,
       statuses,
       interactionIds: accepted.map((p) => p.id),
     };
