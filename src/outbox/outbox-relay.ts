@@ -134,7 +134,7 @@ export class OutboxRelay implements RelayHandle {
     });
     // An idle connection dropped by the server: the pool replaces it; the cycle that needs it retries.
     this.pool.on('error', (e) => this.log.warn({ err: e }, 'outbox relay pool connection lost'));
-    this.batchSize = opts.batchSize ?? 2_500;
+    this.batchSize = opts.batchSize ?? 1_000;
     this.standbyRetryMs = opts.standbyRetryMs ?? 2_000;
     this.unhealthyAfterMs = opts.unhealthyAfterMs ?? 30_000;
     this.retentionSeconds = opts.retentionSeconds ?? settings.outboxRetentionHours * 3600;
@@ -271,9 +271,10 @@ export class OutboxRelay implements RelayHandle {
   }
 
   /**
-   * Publishes the oldest unsent outbox rows until fewer than a full batch are left; returns how
-   * many events. Pipelined: the next batch is read and rendered while Kafka acknowledges the one
-   * before it, so the wait for PostgreSQL and the wait for the broker overlap. Batches are still
+   * Publishes the oldest unsent outbox rows until none is left; returns how many events.
+   * Pipelined: the next batch is read and rendered while Kafka acknowledges the one before it, so
+   * the wait for PostgreSQL and the wait for the broker overlap, and a row committed meanwhile
+   * waits for one send at most. Batches are still
    * sent one at a time, in row order, and a batch that fails to send stops the ones after it.
    */
   private async publishAll(): Promise<number> {
@@ -295,7 +296,7 @@ export class OutboxRelay implements RelayHandle {
           await this.updateBacklog(false);
         }
         if (!next) return total;
-        if (next.size < this.batchSize || !this.running) return total + (await this.send(next));
+        if (!this.running) return total + (await this.send(next));
         inFlight = this.send(next);
         // a failure is seen by the await above (or the finally below), not as an unhandled rejection
         inFlight.catch(() => undefined);
