@@ -15,7 +15,8 @@ import { OutboxTraceAndModel1765400000006 } from './1765400000006-OutboxTraceAnd
 import { LiveEvents1765500000000 } from './1765500000000-LiveEvents';
 import { ListeningItemHistory1765500100000 } from './1765500100000-ListeningItemHistory';
 import { PrivacyErasure1765600000000 } from './1765600000000-PrivacyErasure';
-import { InteractionComplaintUnhappy17661000000000 } from './17661000000000-InteractionComplaintUnhappy';
+import { InteractionComplaintUnhappy1766100000000 } from './1766100000000-InteractionComplaintUnhappy';
+import { CheaperOutboxRender1766200000000 } from './1766200000000-CheaperOutboxRender';
 
 /** Every migration, in order. Listed by hand so the compiled build needs no glob. */
-export const migrations = [Initial1764000000000, IdentityResolution1764100000000, TaxonomyRetag1764200000000, CrmSync1764300000000, ListeningGap1764400000000, SentimentModel1765000000000, SafeDisplayNames1765200000000, OneRollupMechanism1765400000000, OutboxPerTransaction1765400000001, InteractionIdentityColumn1765400000002, InPlaceSummaryUpdates1765400000003, DropUnusedIngestIndexes1765400000004, WritebackTriggerPerStatement1765400000005, OutboxTraceAndModel1765400000006, LiveEvents1765500000000, ListeningItemHistory1765500100000, PrivacyErasure1765600000000, InteractionComplaintUnhappy17661000000000];
+export const migrations = [Initial1764000000000, IdentityResolution1764100000000, TaxonomyRetag1764200000000, CrmSync1764300000000, ListeningGap1764400000000, SentimentModel1765000000000, SafeDisplayNames1765200000000, OneRollupMechanism1765400000000, OutboxPerTransaction1765400000001, InteractionIdentityColumn1765400000002, InPlaceSummaryUpdates1765400000003, DropUnusedIngestIndexes1765400000004, WritebackTriggerPerStatement1765400000005, OutboxTraceAndModel1765400000006, LiveEvents1765500000000, ListeningItemHistory1765500100000, PrivacyErasure1765600000000, InteractionComplaintUnhappy1766100000000, CheaperOutboxRender1766200000000];

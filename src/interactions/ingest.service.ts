@@ -79,12 +79,25 @@ export class IngestService {
         distinct.push({ line, message: m });
       }
     }
+    // The next batch is analyzed while the one before is stored: analysis needs no transaction,
+    // and batches are still stored one after the other, in line order.
+    const analyze = (from: number) => {
+      const p = from < distinct.length ? this.recorder.analyze(distinct.slice(from, from + BATCH).map((b) => b.message)) : null;
+      p?.catch(() => undefined); // seen when awaited
+      return p;
+    };
+    let next = analyze(0);
     for (let i = 0; i < distinct.length; i += BATCH) {
       const batch = distinct.slice(i, i + BATCH);
+      const analyzed = next;
+      next = analyze(i + BATCH);
       const end = this.metrics.ingestBatchDuration.startTimer();
       let out: Awaited<ReturnType<typeof persistIsolating>>;
       try {
-        out = await persistIsolating(batch, (part) => this.recorder.record(part.map((b) => b.message)));
+        // the whole batch goes in analyzed; the parts of a batch split to isolate a bad line are analyzed again
+        out = await persistIsolating(batch, async (part) =>
+          part.length === batch.length && analyzed ? this.recorder.store(await analyzed) : this.recorder.record(part.map((b) => b.message)),
+        );
       } catch (e) {
         // only retriable failures get here; the batches before this one are stored and a retry dedupes them
         this.log.warn({ err: e, channel, storedSoFar: accepted }, 'ingest batch failed transiently');

@@ -34,6 +34,15 @@ interface Prepared {
   identityId?: string | null;
 }
 
+/** A batch analyzed outside the transaction, ready for `store`. */
+export interface AnalyzedBatch {
+  size: number;
+  statuses: readonly RecordStatus[];
+  unique: readonly Prepared[];
+  topicIds: Map<string, number>;
+  departmentIds: Map<string, number>;
+}
+
 /**
  * The one write path of every ingest channel (HTTP, GraphQL, Kafka): dedupe, analyze,
  * attach to a customer, persist the interaction, its topics, the rollups and the outbox
@@ -56,9 +65,17 @@ export class RecordInteractionsService {
   ) {}
 
   async record(messages: InteractionMessage[]): Promise<RecordOutcome> {
+    return this.store(await this.analyze(messages));
+  }
+
+  /**
+   * The first half of `record`, outside any transaction: dedupe within the batch, analysis,
+   * identity claims. A caller may analyze the next batch while the one before is stored
+   * (`store`), which keeps batches stored in order.
+   */
+  async analyze(messages: InteractionMessage[]): Promise<AnalyzedBatch> {
     const statuses: RecordStatus[] = new Array(messages.length).fill('duplicate');
     const loaded = await this.taxonomy.current();
-    const { topicIds, departmentIds } = loaded;
     const identityOpts = {
       email: { plusAddressing: this.config.identity.plusAddressing },
       defaultRegion: this.config.identity.defaultPhoneRegion,
@@ -72,7 +89,7 @@ export class RecordInteractionsService {
       seen.add(key);
       firsts.push({ message, index });
     });
-    if (firsts.length === 0) return { accepted: 0, duplicates: messages.length, statuses, interactionIds: [] };
+    if (firsts.length === 0) return { size: messages.length, statuses, unique: [], topicIds: loaded.topicIds, departmentIds: loaded.departmentIds };
     // One call per batch, before the transaction: a model server may take its time, a lock must not.
     const analyses = await this.scorer.analyzeBatch(
       firsts.map(({ message: m }) => ({
@@ -91,12 +108,20 @@ export class RecordInteractionsService {
       claims: authorIdentities(message, identityOpts),
       customerId: null,
     }));
+    return { size: messages.length, statuses, unique, topicIds: loaded.topicIds, departmentIds: loaded.departmentIds };
+  }
 
-    const accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, topicIds, departmentIds));
+  /** The second half of `record`: one transaction that stores an analyzed batch. */
+  async store(batch: AnalyzedBatch): Promise<RecordOutcome> {
+    const statuses = [...batch.statuses];
+    if (batch.unique.length === 0) return { accepted: 0, duplicates: batch.size, statuses, interactionIds: [] };
+    // fresh Prepared objects: a retried batch must not see customer ids of a rolled-back try
+    const unique = batch.unique.map((p) => ({ ...p, customerId: null, identityId: undefined }));
+    const accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, batch.topicIds, batch.departmentIds));
     for (const p of accepted) statuses[p.index] = 'accepted';
     return {
       accepted: accepted.length,
-      duplicates: messages.length - accepted.length,
+      duplicates: batch.size - accepted.length,
       statuses,
       interactionIds: accepted.map((p) => p.id),
     };
@@ -121,46 +146,55 @@ export class RecordInteractionsService {
     await resolveAuthors(qr, fresh, this.config);
     let gapPlan = this.gap ? await this.gap.plan(qr, fresh.map(tracked)) : null;
 
+    // One JSON parameter for the batch rather than 24 arrays: the pg driver escapes every element
+    // of an array parameter one by one, while JSON.stringify is native (about 8 µs less node
+    // CPU per interaction, for about 4 µs more in PostgreSQL; README, "Ingest write path").
+    const rows = fresh.map((p) => {
+      const m = p.message;
+      const a = p.analysis;
+      return {
+        id: p.id,
+        event_id: m.eventId ?? null,
+        source: m.source,
+        external_id: m.externalId,
+        url: m.url ?? null,
+        text: m.text,
+        occurred_at: new Date(m.occurredAt).toISOString(),
+        direction: m.direction,
+        in_reply_to: m.inReplyTo ?? null,
+        author_handle: m.author.handle ?? null,
+        author_display_name: m.author.displayName ?? null,
+        lang: a.lang,
+        rating: m.rating ?? null,
+        metadata: m.metadata ?? null,
+        sentiment_score: a.score,
+        sentiment_label: a.label,
+        sentiment_confidence: a.confidence,
+        intent: a.intent,
+        intent_confidence: a.intentConfidence,
+        explanation: a.explanation,
+        customer_id: p.customerId,
+        thread_key: gapPlan?.threadKeys.get(p.id) ?? null,
+        identity_id: p.identityId ?? null,
+        sentiment_model: a.model,
+        complaint: a.complaint,
+        complaint_probability: a.complaintProbability,
+        unhappy: a.unhappy,
+      };
+    });
     const inserted: { id: string }[] = await qr.query(
       `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
           author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
           sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key, identity_id, sentiment_model,
           complaint, complaint_probability, unhappy)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
-          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], $14::jsonb[], $15::float8[],
-          $16::text[], $17::float8[], $18::text[], $19::float8[], $20::jsonb[], $21::uuid[], $22::text[], $23::uuid[], $24::text[],
-          $25::boolean[], $26::float8[], $27::boolean[])
+       SELECT * FROM json_to_recordset($1::json) AS x(id uuid, event_id text, source text, external_id text, url text, text text,
+          occurred_at timestamptz, direction text, in_reply_to text, author_handle text, author_display_name text, lang text,
+          rating float8, metadata jsonb, sentiment_score float8, sentiment_label text, sentiment_confidence float8, intent text,
+          intent_confidence float8, explanation jsonb, customer_id uuid, thread_key text, identity_id uuid, sentiment_model text,
+          complaint boolean, complaint_probability float8, unhappy boolean)
        ON CONFLICT (source, external_id) DO NOTHING
        RETURNING id`,
-      [
-        fresh.map((p) => p.id),
-        fresh.map((p) => p.message.eventId ?? null),
-        fresh.map((p) => p.message.source),
-        fresh.map((p) => p.message.externalId),
-        fresh.map((p) => p.message.url ?? null),
-        fresh.map((p) => p.message.text),
-        fresh.map((p) => new Date(p.message.occurredAt).toISOString()),
-        fresh.map((p) => p.message.direction),
-        fresh.map((p) => p.message.inReplyTo ?? null),
-        fresh.map((p) => p.message.author.handle ?? null),
-        fresh.map((p) => p.message.author.displayName ?? null),
-        fresh.map((p) => p.analysis.lang),
-        fresh.map((p) => p.message.rating ?? null),
-        fresh.map((p) => (p.message.metadata ? JSON.stringify(p.message.metadata) : null)),
-        fresh.map((p) => p.analysis.score),
-        fresh.map((p) => p.analysis.label),
-        fresh.map((p) => p.analysis.confidence),
-        fresh.map((p) => p.analysis.intent),
-        fresh.map((p) => p.analysis.intentConfidence),
-        fresh.map((p) => JSON.stringify(p.analysis.explanation)),
-        fresh.map((p) => p.customerId),
-        fresh.map((p) => gapPlan?.threadKeys.get(p.id) ?? null),
-        fresh.map((p) => p.identityId ?? null),
-        fresh.map((p) => p.analysis.model),
-        fresh.map((p) => p.analysis.complaint),
-        fresh.map((p) => p.analysis.complaintProbability),
-        fresh.map((p) => p.analysis.unhappy),
-      ],
+      [JSON.stringify(rows)],
     );
     const insertedIds = new Set(inserted.map((r) => r.id));
     const accepted = fresh.filter((p) => insertedIds.has(p.id));

@@ -179,13 +179,17 @@ export class ListeningGapTracker {
               li.sla_seconds, li.due_at, li.first_response_at, li.first_response_seconds, li.responded_by, li.closed_at,
               li.close_reason, li.reopened_count
          FROM listening_item li JOIN department d ON d.id = li.department_id
-        WHERE li.id IN (
+        WHERE li.id = ANY (ARRAY(
           SELECT l.id FROM listening_item l JOIN unnest($1::text[], $2::text[]) AS t(source, thread_key)
               ON l.source = t.source AND l.thread_key = t.thread_key
           UNION
-          SELECT l.id FROM listening_item l JOIN unnest($3::text[], $4::text[]) AS a(source, author)
-              ON l.source = a.source AND lower(l.author_handle) = a.author AND l.author_handle IS NOT NULL
-           WHERE l.last_inbound_at >= $5::timestamptz)
+          -- per author, on listening_item_author_idx whatever the table's size: OFFSET 0 keeps the
+          -- planner from turning this into one join that scans every item (ingest-explain.test.ts)
+          SELECT l.id FROM unnest($3::text[], $4::text[]) AS a(source, author)
+            CROSS JOIN LATERAL (
+              SELECT l.id FROM listening_item l
+               WHERE l.source = a.source AND lower(l.author_handle) = a.author AND l.author_handle IS NOT NULL
+                 AND l.last_inbound_at >= $5::timestamptz OFFSET 0) l))
         ORDER BY li.id
         FOR UPDATE OF li`,
       [

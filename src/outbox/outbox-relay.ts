@@ -65,7 +65,21 @@ interface OutboxRow {
   /** jsonb as text: published byte for byte, no parse and re-serialise */
   payload: string | null;
   headers: Record<string, string>;
-  created_at: Date;
+  /** interactions.enriched.v1: the interaction's source and author handle; with display_name, what the PII policy looks at */
+  author_source: string | null;
+  author_handle: string | null;
+  display_name: string | null;
+}
+
+interface PreparedBatch {
+  /** outbox_batch ids */
+  ids: string[];
+  /** events */
+  size: number;
+  byTopic: Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>;
+  spans: Span[];
+  /** events per outbox_batch id */
+  perRow: Map<string, number>;
 }
 
 /**
@@ -184,11 +198,11 @@ export class OutboxRelay implements RelayHandle {
           await this.idle(this.standbyRetryMs);
           continue;
         }
-        const published = await this.publishOnce();
+        await this.publishAll();
         this.failingSince = null;
         backoff = this.settings.outboxPollMs;
         await this.updateBacklog(false);
-        if (published < this.batchSize) await this.idle(this.settings.outboxPollMs);
+        await this.idle(this.settings.outboxPollMs);
       } catch (e) {
         this.failingSince ??= Date.now();
         this.lastError = (e as Error).message;
@@ -256,13 +270,57 @@ export class OutboxRelay implements RelayHandle {
     if (client) await client.end().catch(() => undefined);
   }
 
-  /** Publishes the events of the oldest unsent outbox rows (about `batchSize` events); returns how many. */
+  /**
+   * Publishes the oldest unsent outbox rows until none is left; returns how many events.
+   * Pipelined: the next batch is read and rendered while Kafka acknowledges the one before it, so
+   * the wait for PostgreSQL and the wait for the broker overlap, and a row committed meanwhile
+   * waits for one send at most. Batches are still
+   * sent one at a time, in row order, and a batch that fails to send stops the ones after it.
+   */
+  private async publishAll(): Promise<number> {
+    let total = 0;
+    let inFlight: Promise<number> | null = null;
+    let inFlightIds: string[] = [];
+    try {
+      for (;;) {
+        const next = await this.prepare(inFlightIds);
+        if (inFlight) {
+          const sending: Promise<number> = inFlight;
+          inFlight = null;
+          try {
+            total += await sending;
+          } catch (e) {
+            for (const span of next?.spans ?? []) span.end();
+            throw e;
+          }
+          await this.updateBacklog(false);
+        }
+        if (!next) return total;
+        if (!this.running) return total + (await this.send(next));
+        inFlight = this.send(next);
+        // a failure is seen by the await above (or the finally below), not as an unhandled rejection
+        inFlight.catch(() => undefined);
+        inFlightIds = next.ids;
+      }
+    } finally {
+      if (inFlight) await inFlight.catch(() => undefined);
+    }
+  }
+
+  /** One batch: read, render, send, mark sent (what `stop()` drains with). */
   private async publishOnce(): Promise<number> {
+    const next = await this.prepare([]);
+    return next ? this.send(next) : 0;
+  }
+
+  /** Reads and renders the oldest unsent outbox rows (about `batchSize` events), leaving out `busy` (rows being sent). */
+  private async prepare(busy: string[]): Promise<PreparedBatch | null> {
     const pending = (await this.q(
       `SELECT id, cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages) AS n
-         FROM outbox_batch WHERE sent_at IS NULL ORDER BY id LIMIT 64`,
+         FROM outbox_batch WHERE sent_at IS NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT 256`,
+      [busy],
     )) as { id: string; n: number }[];
-    if (pending.length === 0) return 0;
+    if (pending.length === 0) return null;
     const ids: string[] = [];
     let size = 0;
     for (const p of pending) {
@@ -270,9 +328,9 @@ export class OutboxRelay implements RelayHandle {
       ids.push(p.id);
       size += p.n;
     }
-    // Rendered here, from the rows as they are now (see the `outbox` view's migration).
+    // Rendered here, from the rows as they are now (see the `outbox` view's migrations).
     const rows = (await this.q(
-      `SELECT batch_id, part, topic, message_key, payload::text AS payload, headers, created_at
+      `SELECT batch_id, part, topic, message_key, payload::text AS payload, headers, author_source, author_handle, display_name
          FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`,
       [ids],
     )) as OutboxRow[];
@@ -280,12 +338,11 @@ export class OutboxRelay implements RelayHandle {
     // A row written inside a trace is published in a child span of it, whose context the Kafka
     // message carries on: produced message → committed row → published event, one trace.
     const spans: Span[] = [];
+    const perRow = new Map<string, number>();
     for (const r of rows) {
       const topic = `${this.settings.outputTopicPrefix}${r.topic}`;
       let list = byTopic.get(topic);
       if (!list) byTopic.set(topic, (list = []));
-      // rendered events go through the PII policy here, as a role without PII sees them
-      const value = r.payload === null ? null : r.part === 0 ? publicEnriched(r.payload) : r.part === 1 ? publicSentiment(r.payload) : r.payload;
       let headers = r.headers;
       if (headers.traceparent) {
         const parent = contextFromHeaders(headers);
@@ -293,10 +350,17 @@ export class OutboxRelay implements RelayHandle {
         spans.push(span);
         headers = { ...headers, ...traceHeaders(trace.setSpan(parent, span)) };
       }
-      list.push({ key: r.message_key, value, headers });
+      list.push({ key: r.message_key, value: publicValue(r), headers });
+      perRow.set(r.batch_id, (perRow.get(r.batch_id) ?? 0) + 1);
     }
+    return { ids, size, byTopic, spans, perRow };
+  }
+
+  /** Sends a prepared batch (acks from all in-sync replicas), then marks its rows sent; returns its size. */
+  private async send(batch: PreparedBatch): Promise<number> {
+    const { ids, byTopic, spans } = batch;
     try {
-      if (rows.length > 0) await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      if (byTopic.size > 0) await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
       for (const span of spans) span.end();
     } catch (e) {
       for (const span of spans) {
@@ -315,11 +379,9 @@ export class OutboxRelay implements RelayHandle {
     )) as { id: string; delay: number }[];
     for (const [topic, messages] of byTopic) this.metrics.published(topic, messages.length);
     // one observation per event: its outbox row's commit to the broker's ack
-    const perRow = new Map<string, number>();
-    for (const r of rows) perRow.set(r.batch_id, (perRow.get(r.batch_id) ?? 0) + 1);
-    for (const d of sent) this.metrics.delay(d.delay, perRow.get(d.id) ?? 0);
+    for (const d of sent) this.metrics.delay(d.delay, batch.perRow.get(d.id) ?? 0);
     await this.applyRetention();
-    return size;
+    return batch.size;
   }
 
   private async q(sql: string, params?: unknown[]): Promise<unknown[]> {
@@ -348,22 +410,25 @@ export class OutboxRelay implements RelayHandle {
   }
 }
 
-/** interactions.enriched.v1 without an email or phone in the author (src/auth/pii.policy.ts); unchanged text when nothing is hidden. */
-function publicEnriched(text: string): string {
-  const v = JSON.parse(text) as { source: string; author: { handle: string | null; displayName: string | null } };
-  const handle = authorHandleFor(PUBLIC_VIEWER, v.source, v.author.handle);
-  const displayName = displayNameFor(PUBLIC_VIEWER, v.author.displayName);
-  if (handle === v.author.handle && displayName === v.author.displayName) return text;
+/**
+ * The published value: rendered events go through the PII policy (src/auth/pii.policy.ts) as a
+ * role without PII sees them — no email or phone in the author of interactions.enriched.v1 or
+ * in the display name of customer-sentiment.v1. The payload is parsed and written again only
+ * when the policy hides something; otherwise it goes out byte for byte.
+ */
+function publicValue(r: OutboxRow): string | null {
+  if (r.payload === null || r.part === 2) return r.payload;
+  const displayName = displayNameFor(PUBLIC_VIEWER, r.display_name);
+  if (r.part === 1) {
+    if (displayName === r.display_name) return r.payload;
+    const v = JSON.parse(r.payload) as { displayName: string | null };
+    v.displayName = displayName;
+    return JSON.stringify(v);
+  }
+  const handle = authorHandleFor(PUBLIC_VIEWER, r.author_source ?? '', r.author_handle);
+  if (handle === r.author_handle && displayName === r.display_name) return r.payload;
+  const v = JSON.parse(r.payload) as { author: { handle: string | null; displayName: string | null } };
   v.author = { handle, displayName };
-  return JSON.stringify(v);
-}
-
-/** customer-sentiment.v1 with the display name as a role without PII sees it. */
-function publicSentiment(text: string): string {
-  const v = JSON.parse(text) as { displayName: string | null };
-  const displayName = displayNameFor(PUBLIC_VIEWER, v.displayName);
-  if (displayName === v.displayName) return text;
-  v.displayName = displayName;
   return JSON.stringify(v);
 }
 

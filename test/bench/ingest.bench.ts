@@ -387,7 +387,12 @@ async function main(): Promise<void> {
         rowWritesPerInteraction: Number((writes / N).toFixed(2)),
         nodeCpuMicrosPerInteraction: Math.round(nodeUs / N),
         postgresCpuMicrosPerInteraction: pgAfter.size > 0 ? Math.round(pgUs / N) : null,
+        // the relay's histogram: the upper bound of the bucket holding the 99th percentile, per event
         publishDelayP99Ms: publishP99Ms,
+        // the same per outbox row (one per ingest batch), exact, from sent_at - created_at
+        publishDelayP99PerRowMs: p99 === null ? null : Math.round(p99),
+        // how long after the last commit the relay published the last event
+        relayLagAfterLastCommitMs: Math.round(relayMs - e2eMs),
         loadAverage: os.loadavg()[0],
       }),
     );

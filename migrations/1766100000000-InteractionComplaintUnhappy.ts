@@ -5,8 +5,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * complaint (and the complaint model's probability), and whether the customer is unhappy
  * (negative, a complaint, or a churn threat). Null for rows stored before; a re-score fills them.
  */
-export class InteractionComplaintUnhappy17661000000000 implements MigrationInterface {
-  name = 'InteractionComplaintUnhappy17661000000000';
+export class InteractionComplaintUnhappy1766100000000 implements MigrationInterface {
+  name = 'InteractionComplaintUnhappy1766100000000';
 
   async up(q: QueryRunner): Promise<void> {
     // Nullable columns without a default: PostgreSQL adds them without rewriting the table.
