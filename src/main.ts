@@ -43,7 +43,7 @@ Commands:
 
 Configuration comes from environment variables; see README.md.`;
 
-const COMMANDS = new Set(['serve', 'demo', 'setup-crm', 'migrate', 'emit-schema', 'analyze', 'resolve', 'help']);
+const COMMANDS = new Set(['serve', 'demo', 'setup-crm', 'migrate', 'emit-schema', 'analyze', 'resolve', 'erase', 'help']);
 
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';

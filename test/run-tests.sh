@@ -18,11 +18,19 @@ npm run --silent build || exit 1
 mkdir -p .cache
 report="$PWD/.cache/vitest-report.json"
 rm -f "$report"
-# Test files run in a shuffled order (a new seed each run; the seed is printed): no file may depend
-# on another having run first. Tests inside a file keep their order: several files still tell one
-# story in steps (load, then sync incrementally; first start, then restart), which a shuffle of
-# tests breaks; making each of those tests build its own data is open work.
-vitest run --config test/vitest.config.ts --sequence.shuffle.files --reporter=default --reporter=json --outputFile.json="$report" "$@"
+# Test files, and the tests inside each file, run in a shuffled order: no test may depend on
+# another having run first (each builds its own data). The seed is printed; to replay an order,
+# `npm test -- --sequence.seed=N`.
+seed_args=()
+case " $* " in
+  *" --sequence.seed"*) echo "[test] shuffle seed as given" ;;
+  *)
+    seed=$(( (RANDOM << 15) | RANDOM ))
+    seed_args=("--sequence.seed=$seed")
+    echo "[test] shuffle seed $seed (replay this order: npm test -- --sequence.seed=$seed)"
+    ;;
+esac
+vitest run --config test/vitest.config.ts --sequence.shuffle "${seed_args[@]}" --reporter=default --reporter=json --outputFile.json="$report" "$@"
 status=$?
 
 if [ -f "$report" ]; then

@@ -17,7 +17,9 @@ const start = (env: Record<string, string>, opts?: { root?: string }) => {
   running.push(p);
   return p;
 };
-afterEach(async () => {
+afterEach(async ({ task }) => {
+  // a failure here is usually one of the processes: its tail says why
+  if (task.result?.state === 'fail') for (const p of running) console.error(`earshot output (tail):\n${p.output().slice(-4000)}`);
   await Promise.all(running.splice(0).map((p) => p.kill('SIGKILL')));
 });
 

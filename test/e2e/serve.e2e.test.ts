@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { message, ndjson } from '../support/app';
 import { REPO_ROOT } from '../support/postgres';
 
@@ -51,14 +51,19 @@ const gql = async (url: string, query: string) => {
 };
 
 describe('earshot serve on its embedded PostgreSQL (compiled CLI)', () => {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-e2e-'));
-  const env = {
-    EARSHOT_DATA_DIR: dataDir,
-    EARSHOT_EMBEDDED_PG_PORT: String(56000 + Math.floor(Math.random() * 4000)),
-    PORT: '0',
-    HOST: '127.0.0.1',
-  };
-  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+  // Each test starts from a data folder (and a PostgreSQL port) of its own: the first one is a first start.
+  let dataDir: string;
+  let env: Record<string, string>;
+  beforeEach(() => {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-e2e-'));
+    env = {
+      EARSHOT_DATA_DIR: dataDir,
+      EARSHOT_EMBEDDED_PG_PORT: String(56000 + Math.floor(Math.random() * 4000)),
+      PORT: '0',
+      HOST: '127.0.0.1',
+    };
+  });
+  afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it('starts with no DATABASE_URL, ingests, stops on SIGTERM and keeps its data across a restart', async () => {
     const first = await startEarshot(['serve'], env);

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { budgetFor } from '../../src/crm/crm-budget';
 import { loadConfig } from '../../src/config/config';
 import { HubSpotCrmClient } from '../../src/crm/hubspot/hubspot.client';
@@ -10,7 +10,8 @@ import { seedHubSpotContacts } from '../fixtures/crm/seed';
 
 // The production HubSpot sync (@hubspot/api-client with its retries off, Earshot's retry policy
 // and budget) against the local HubSpot server, which enforces the 10,000-result search cap, the
-// 5-a-second search limit and the rolling 10 s limit.
+// 5-a-second search limit and the rolling 10 s limit. Each test has a portal, a budget and a
+// database of its own (beforeEach); a test about incremental runs first loads a small portal (`loaded`).
 
 const N = Number(process.env.CRM_HS_CONTACTS ?? 2_000);
 const B = Date.now() - 30 * 86_400_000;
@@ -24,8 +25,21 @@ const count = async (sql: string, params: unknown[] = []) => Number((await q<{ n
 const live = (ids: string[]) => count(`SELECT count(*) AS n FROM crm_record WHERE system = 'hubspot' AND object_type = 'contacts' AND external_id = ANY($1) AND deleted_at IS NULL`, [ids]);
 const run = () => app.services.crmSync.run('hubspot', 'incremental');
 const token = () => hs.options.privateAppTokens[0]!;
+/** Contacts in the portal before a test's incremental runs (see `loaded`) */
+const BASE = 50;
 
-beforeAll(async () => {
+/** A portal with BASE contacts (modified in the past) and 3 companies, taken in by a first sync. */
+async function loaded(): Promise<string[]> {
+  const companies = hs.store.generateCompanies(3, { modifiedAt: iso(B - 1000) });
+  const ids = seedHubSpotContacts(hs, BASE, { start: iso(B), stepMs: 1000, companyIds: companies.map((c) => c.id) });
+  const first = await run();
+  expect(first.objects.every((o) => o.outcome === 'ok')).toBe(true);
+  expect(await live(ids)).toBe(BASE);
+  return ids;
+}
+
+beforeEach(async () => {
+  clockOffset = 0;
   hs = new HubSpotServer();
   const { url } = await hs.start();
   budgetFor(`hubspot:${url}:${hs.store.portalId}`, { daily: 650_000, per10s: 190, searchPerSecond: 5 }, () => Date.now() + clockOffset);
@@ -42,7 +56,7 @@ beforeAll(async () => {
   );
 }, 120_000);
 
-afterAll(async () => {
+afterEach(async () => {
   await app?.close();
   await hs?.stop();
 });
@@ -85,9 +99,10 @@ describe('HubSpot sync', () => {
   }, 300_000);
 
   it('takes 300 contacts modified in the same millisecond and archived contacts incrementally', async () => {
+    const base = await loaded();
     const at = iso(Date.now() - 60_000);
     const tied = seedHubSpotContacts(hs, 300, { start: at, stepMs: 0 });
-    const gone = hs.store.list('contacts').slice(0, 2);
+    const gone = base.slice(0, 2).map((id) => hs.store.get('contacts', id)!);
     for (const o of gone) hs.store.archive('contacts', o);
     hs.resetStats();
     const r = await run();
@@ -102,6 +117,7 @@ describe('HubSpot sync', () => {
   });
 
   it('rides out a storm of 429s with and without Retry-After', async () => {
+    await loaded();
     const ids = seedHubSpotContacts(hs, 250, { start: iso(Date.now() - 30_000), stepMs: 10 });
     hs.resetStats();
     hs.rateLimitStorm(4);
@@ -116,6 +132,7 @@ describe('HubSpot sync', () => {
   });
 
   it('stops on the DAILY limit and resumes from the cursor the next day', async () => {
+    await loaded();
     const ids = seedHubSpotContacts(hs, 450, { start: iso(Date.now() - 20_000), stepMs: 10 });
     // companies search passes, the contacts' first search page passes, then the portal's day is over.
     let n = 0;
@@ -205,11 +222,15 @@ describe('HubSpot OAuth', () => {
       EARSHOT_CRM_RETRY_BASE_MS: '10',
     });
     const client = new HubSpotCrmClient(config.crm.hubspot!, config.crm, createLogger('silent'), { searchLagMs: 0 });
+    // contacts before the cursor and 1,000 after it: several pages, so the token dies mid-pull
+    seedHubSpotContacts(hs, 20, { start: iso(B) });
+    seedHubSpotContacts(hs, 1000, { start: iso(B + 5_000_000), stepMs: 10 });
     hs.resetStats();
     hs.expireTokensAfterCalls(3);
     const got = new Set<string>();
     await client.pull('contacts', { cursor: { modstamp: iso(B + 5_000_000), id: '' }, mode: 'incremental', deletedSince: null, known: async () => new Map(), sink: async (b: PulledBatch) => b.records.forEach((r) => got.add(r.externalId)) });
     const expected = hs.store.list('contacts').filter((o) => Date.parse(o.properties.lastmodifieddate!) >= B + 5_000_000).length;
+    expect(expected).toBe(1000);
     expect(got.size).toBe(expected);
     expect(hs.stats().byEndpoint['POST /oauth/v1/token']).toBe(2);
     expect(hs.stats().byStatus['401']).toBe(1);

@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SalesforceCrmClient } from '../../src/crm/salesforce/salesforce.client';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { seedSalesforceContacts } from '../fixtures/crm/seed';
@@ -28,17 +28,31 @@ let keyDir: string;
 /** Contacts in the org before the first sync of each app */
 let initialIds: string[];
 
-beforeAll(async () => {
-  sf = new SalesforceServer({ jwtPublicKeyPem: connectedApp.publicKey });
-  await sf.start();
-  initialIds = seedSalesforceContacts(sf, 450, { start: iso(B), stepMs: 1000 });
+beforeAll(() => {
   keyDir = mkdtempSync(path.join(tmpdir(), 'earshot-sf-jwt-'));
 });
 
-afterAll(async () => {
-  await sf?.stop();
+afterAll(() => {
   if (keyDir) rmSync(keyDir, { recursive: true, force: true });
 });
+
+// Each test has an org of its own (and, below, an app and database of its own): a test about a
+// later run does the first sync itself.
+beforeEach(async () => {
+  sf = new SalesforceServer({ jwtPublicKeyPem: connectedApp.publicKey });
+  await sf.start();
+  initialIds = seedSalesforceContacts(sf, 450, { start: iso(B), stepMs: 1000 });
+});
+
+afterEach(async () => {
+  await sf?.stop();
+});
+
+/** The first sync of `app`: every contact of the org, taken in. */
+async function firstSync(app: TestApp): Promise<void> {
+  const report = await app.services.crmSync.run('salesforce', 'incremental');
+  expect(report.objects.find((o) => o.objectType === 'Contact')).toMatchObject({ outcome: 'ok', records: 450 });
+}
 
 /** The env every app here shares: the local org, small pages so a sync spans several calls. */
 const baseEnv = (): Record<string, string> => ({
@@ -62,10 +76,10 @@ const syncStatus = (app: TestApp) => app.gql<SyncStatus>(`{ crmSyncStatus { obje
 describe('Salesforce sync with the JWT bearer flow', () => {
   let app: TestApp;
 
-  beforeAll(async () => {
+  beforeEach(async () => {
     app = await startTestApp({ ...baseEnv(), EARSHOT_SF_JWT_KEY: connectedApp.privateKey, EARSHOT_SF_JWT_SUBJECT: 'earshot@example.com' }, 'sfjwt');
   });
-  afterAll(async () => {
+  afterEach(async () => {
     await app?.close();
   });
 
@@ -85,6 +99,7 @@ describe('Salesforce sync with the JWT bearer flow', () => {
   });
 
   it('signs a fresh assertion when the session dies mid-sync, and loses no record', async () => {
+    await firstSync(app);
     const ids = seedSalesforceContacts(sf, 500, { start: iso(B + HOUR) });
     const before = await accessToken(app);
     sf.resetStats();
@@ -102,13 +117,13 @@ describe('Salesforce sync with the JWT bearer flow', () => {
 describe('Salesforce sync with a JWT signed by the wrong key', () => {
   let app: TestApp;
 
-  beforeAll(async () => {
+  beforeEach(async () => {
     // The key comes from a file here, as it would from a mounted secret.
     const keyFile = path.join(keyDir, 'forged.key');
     writeFileSync(keyFile, forger.privateKey, { mode: 0o600 });
     app = await startTestApp({ ...baseEnv(), EARSHOT_SF_JWT_KEY_FILE: keyFile, EARSHOT_SF_JWT_SUBJECT: 'earshot@example.com' }, 'sfjwtforged');
   });
-  afterAll(async () => {
+  afterEach(async () => {
     await app?.close();
   });
 
@@ -142,7 +157,7 @@ describe('Salesforce sync with a refresh token', () => {
   let app: TestApp;
   let refreshToken: string;
 
-  beforeAll(async () => {
+  beforeEach(async () => {
     // The refresh token an admin gets once through the web-server flow (authorize, then code).
     const redirectUri = 'http://localhost/callback';
     const auth = await fetch(`${sf.url}/services/oauth2/authorize?response_type=code&client_id=${encodeURIComponent(sf.options.clientId)}&redirect_uri=${encodeURIComponent(redirectUri)}`, { redirect: 'manual' });
@@ -159,7 +174,7 @@ describe('Salesforce sync with a refresh token', () => {
       'sfrefresh',
     );
   });
-  afterAll(async () => {
+  afterEach(async () => {
     await app?.close();
   });
 
@@ -173,6 +188,7 @@ describe('Salesforce sync with a refresh token', () => {
   });
 
   it('gets a new access token with the refresh token when the session expires mid-sync, and completes with every record', async () => {
+    await firstSync(app);
     const ids = seedSalesforceContacts(sf, 700, { start: iso(B + 2 * HOUR) });
     const before = await accessToken(app);
     sf.resetStats();
@@ -190,6 +206,7 @@ describe('Salesforce sync with a refresh token', () => {
   });
 
   it('stops with a readable error when the refresh token is revoked, and keeps the cursor where it was', async () => {
+    await firstSync(app);
     const cursorBefore = await app.services.crmSync.state('salesforce', 'Contact');
     const ids = seedSalesforceContacts(sf, 50, { start: iso(B + 3 * HOUR) });
     sf.revokeRefreshTokens();
@@ -202,7 +219,8 @@ describe('Salesforce sync with a refresh token', () => {
     expect(sf.stats().byStatus['200']).toBeUndefined();
     expect(await countLive(app, ids)).toBe(0);
     const state = await app.services.crmSync.state('salesforce', 'Contact');
-    expect(state).toMatchObject({ status: 'error', cursorId: cursorBefore?.cursorId ?? null });
+    expect(cursorBefore?.cursorId).toBe(initialIds[initialIds.length - 1]);
+    expect(state).toMatchObject({ status: 'error', cursorId: cursorBefore!.cursorId });
     expect(state!.lastError).toMatch(/Unable to refresh session due to: expired access\/refresh token/);
   });
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { budgetFor } from '../../src/crm/crm-budget';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { startTestApp, type TestApp } from '../support/app';
@@ -6,6 +6,8 @@ import { seedSalesforceContacts } from '../fixtures/crm/seed';
 
 // The production sync (jsforce through Earshot's budgeted transport, the identity intake, the
 // cursor table) against the local Salesforce server: every call is real HTTP, counted by the server.
+// Each test has an org, a budget and a database of its own (beforeEach); a test about an
+// incremental run first loads a small org itself (`loaded`).
 
 const N = Number(process.env.CRM_BENCH_CONTACTS ?? 25_000);
 // Modstamps as an org has them: the past for the initial load, then ever later.
@@ -16,13 +18,25 @@ let sf: SalesforceServer;
 let app: TestApp;
 /** The budget's clock runs this far ahead: a test moves it to "the next day". */
 let clockOffset = 0;
+/** Contacts in the org before a test's incremental runs (see `loaded`) */
+const BASE = 50;
 
 const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[];
 const count = async (sql: string, params: unknown[] = []) => Number((await q<{ n: string }>(sql, params))[0]!.n);
 const live = (ids: string[]) => count(`SELECT count(*) AS n FROM crm_record WHERE system = 'salesforce' AND external_id = ANY($1) AND deleted_at IS NULL`, [ids]);
 const run = () => app.services.crmSync.run('salesforce', 'incremental');
 
-beforeAll(async () => {
+/** An org with BASE contacts, modstamps in the past, taken in by a first sync: what incremental runs start from. */
+async function loaded(): Promise<string[]> {
+  const ids = seedSalesforceContacts(sf, BASE, { start: iso(B), stepMs: 1000 });
+  const first = await run();
+  expect(first.objects.find((o) => o.objectType === 'Contact')).toMatchObject({ outcome: 'ok', records: BASE });
+  expect(await live(ids)).toBe(BASE);
+  return ids;
+}
+
+beforeEach(async () => {
+  clockOffset = 0;
   sf = new SalesforceServer();
   const { url } = await sf.start();
   // The org's one shared budget, registered first so its clock is the test's.
@@ -45,12 +59,12 @@ beforeAll(async () => {
   );
 }, 120_000);
 
-afterAll(async () => {
+afterEach(async () => {
   await app?.close();
   await sf?.stop();
 });
 
-describe('Salesforce sync', { shuffle: false }, () => {
+describe('Salesforce sync', () => {
   it(`loads ${N.toLocaleString('en')} contacts through one Bulk API 2.0 job, every one once`, async () => {
     const ids = seedSalesforceContacts(sf, N, { start: iso(B), stepMs: 1000 });
     sf.resetStats();
@@ -70,6 +84,7 @@ describe('Salesforce sync', { shuffle: false }, () => {
   }, 400_000);
 
   it('syncs incremental changes through query/queryMore, resuming inside 300 records that share one SystemModstamp', async () => {
+    await loaded();
     const stamp = iso(B + 24 * HOUR);
     const tied = seedSalesforceContacts(sf, 300, { start: stamp, stepMs: 0 });
     const later = seedSalesforceContacts(sf, 50, { start: iso(B + 25 * HOUR) });
@@ -84,7 +99,7 @@ describe('Salesforce sync', { shuffle: false }, () => {
     const second = await run();
     expect(second.objects[0]).toMatchObject({ outcome: 'ok', records: 150, via: ['rest'] });
     expect(await live([...tied, ...later])).toBe(350);
-    expect(await count(`SELECT count(*) AS n FROM crm_record WHERE system = 'salesforce' AND object_type = 'Contact'`)).toBe(N + 350);
+    expect(await count(`SELECT count(*) AS n FROM crm_record WHERE system = 'salesforce' AND object_type = 'Contact'`)).toBe(BASE + 350);
     // 500s: 9 (one try and eight retries).
     expect(sf.stats().byStatus['500']).toBe(9);
     const calls = sf.stats().total - 9;
@@ -92,6 +107,7 @@ describe('Salesforce sync', { shuffle: false }, () => {
   });
 
   it('picks up edits and deletions (getDeleted) and marks deleted records without dropping their history', async () => {
+    await loaded();
     const [a, b, c] = sf.store.list('Contact', false).slice(0, 3);
     sf.store.update('Contact', a!.Id, { Title: 'VP Listening' });
     // getDeleted answers in whole seconds: a deletion this very second would come next run, so
@@ -119,6 +135,7 @@ describe('Salesforce sync', { shuffle: false }, () => {
   });
 
   it('gets a new session when the token expires mid-sync, on the REST path and on a Bulk result page', async () => {
+    await loaded();
     const restIds = seedSalesforceContacts(sf, 700, { start: iso(Date.now() + HOUR) });
     sf.resetStats();
     sf.expireTokensAfterCalls(2);
@@ -139,6 +156,7 @@ describe('Salesforce sync', { shuffle: false }, () => {
   });
 
   it('rides out a storm of 429s, with and without Retry-After, and counts every retry against the budget', async () => {
+    await loaded();
     const ids = seedSalesforceContacts(sf, 450, { start: iso(Date.now() + 3 * HOUR) });
     sf.resetStats();
     const before = app.services.crmSync.client('salesforce')!.budget.snapshot().usedToday;
@@ -157,6 +175,7 @@ describe('Salesforce sync', { shuffle: false }, () => {
   });
 
   it('stops cleanly when the daily budget is spent (own budget or REQUEST_LIMIT_EXCEEDED) and resumes from the cursor next window', async () => {
+    await loaded();
     const budget = app.services.crmSync.client('salesforce')!.budget;
     const ids = seedSalesforceContacts(sf, 900, { start: iso(Date.now() + 4 * HOUR) });
     // The org says the day is spent after the count query and two pages.
@@ -181,6 +200,7 @@ describe('Salesforce sync', { shuffle: false }, () => {
   });
 
   it('syncs Case status for the listening gap', async () => {
+    await loaded();
     const [contact] = sf.store.list('Contact', false);
     const open = sf.store.insert('Case', { Subject: 'Parcel late', Status: 'New', ContactId: contact!.Id });
     const closed = sf.store.insert('Case', { Subject: 'Refund', Status: 'Closed', ContactId: contact!.Id });
@@ -196,6 +216,7 @@ describe('Salesforce sync', { shuffle: false }, () => {
   });
 
   it('shows sync state over GraphQL and links customers to their Salesforce records', async () => {
+    await loaded();
     const status = await app.gql<{ crmSyncStatus: { systems: string[]; objects: { objectType: string; status: string; totalRecords: number; cursorId: string | null }[]; budgets: { system: string; usedToday: number }[] } }>(
       `{ crmSyncStatus { systems running objects { system objectType status cursorModstamp cursorId totalRecords lastError apiCallsLastRun } budgets { system usedToday dailyLimit per10s exhaustedUntil } writeBackPending } }`,
     );
@@ -203,7 +224,7 @@ describe('Salesforce sync', { shuffle: false }, () => {
     expect(status.data.crmSyncStatus.systems).toEqual(['SALESFORCE']);
     const contact = status.data.crmSyncStatus.objects.find((o) => o.objectType === 'Contact')!;
     expect(contact.status).toBe('OK');
-    expect(contact.totalRecords).toBeGreaterThanOrEqual(N + 350);
+    expect(contact.totalRecords).toBe(BASE);
     expect(status.data.crmSyncStatus.budgets[0]!.usedToday).toBeGreaterThan(0);
 
     const [rec] = sf.store.list('Contact', false);

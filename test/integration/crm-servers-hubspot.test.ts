@@ -1,9 +1,10 @@
 import { Client } from '@hubspot/api-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HubSpotServer } from '../crm-servers/hubspot/server';
 
 // The real @hubspot/api-client 14 against the local HubSpot server (basePath), with the client's
-// own retries off so the server's answers reach the caller unchanged.
+// own retries off so the server's answers reach the caller unchanged. Each test has a portal of
+// its own (20 companies, 500 contacts), so what one test adds, archives or expires no other sees.
 
 let hs: HubSpotServer;
 let basePath: string;
@@ -12,14 +13,14 @@ const err = async (p: Promise<unknown>) => p.then(() => { throw new Error('expec
 // The client types `sorts` as strings; HubSpot's documented (and accepted) form is an object.
 const sort = (propertyName: string, direction: 'ASCENDING' | 'DESCENDING' = 'ASCENDING') => ({ propertyName, direction }) as unknown as string;
 
-beforeAll(async () => {
+beforeEach(async () => {
   hs = new HubSpotServer({ tenSecondLimit: 10_000, searchPerSecond: 1_000 });
   ({ url: basePath } = await hs.start());
   const companies = hs.store.generateCompanies(20);
   hs.store.generateContacts(500, { companyIds: companies.map((c) => c.id) });
 });
 
-afterAll(async () => {
+afterEach(async () => {
   await hs.stop();
 });
 

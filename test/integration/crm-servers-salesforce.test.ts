@@ -1,10 +1,11 @@
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { Connection } from 'jsforce';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 
 // The real jsforce 3 client against the local Salesforce server: every call below goes over HTTP
-// through jsforce exactly as it would against an org.
+// through jsforce exactly as it would against an org. Each test has an org of its own and
+// creates the records it reads.
 
 const VERSION = '62.0';
 let sf: SalesforceServer;
@@ -37,14 +38,20 @@ async function bulkQuery(conn: Connection, soql: string, scanAll = false): Promi
   return (await bulkQueryRaw(conn, soql, scanAll)).filter((r) => r.Id !== 'Id');
 }
 
+let publicKeyPem: string;
+
 beforeAll(async () => {
   const keys = await generateKeyPair('RS256', { extractable: true });
   privateKey = keys.privateKey as CryptoKey;
-  sf = new SalesforceServer({ jwtPublicKeyPem: await exportSPKI(keys.publicKey) });
+  publicKeyPem = await exportSPKI(keys.publicKey);
+});
+
+beforeEach(async () => {
+  sf = new SalesforceServer({ jwtPublicKeyPem: publicKeyPem });
   ({ url } = await sf.start());
 });
 
-afterAll(async () => {
+afterEach(async () => {
   await sf.stop();
 });
 
@@ -218,6 +225,8 @@ describe('Salesforce Bulk API 2.0', () => {
 
   it('includes deleted records when the job operation is queryAll', async () => {
     const conn = await login();
+    const recs = sf.store.generateContacts(5, { fields: { Title: 'ToDelete' } });
+    expect((await conn.sobject('Contact').destroy(recs.slice(0, 3).map((r) => r.Id))).every((r) => r.success)).toBe(true);
     const rows = await bulkQuery(conn, `SELECT Id, IsDeleted FROM Contact WHERE Title = 'ToDelete'`, true);
     expect(rows.filter((r) => r.IsDeleted === 'true')).toHaveLength(3);
   });
@@ -226,7 +235,7 @@ describe('Salesforce Bulk API 2.0', () => {
 describe('Salesforce sObject Collections', () => {
   it('updates 200 records in one call, rejects 201, and writes 1,000 in 5 calls with allowRecursive', async () => {
     const conn = await login();
-    const ids = sf.store.list('Contact', false).slice(0, 1000).map((r) => r.Id);
+    const ids = sf.store.generateContacts(1000).map((r) => r.Id);
     const payload = (n: number) => ids.slice(0, n).map((Id, i) => ({ Id, Earshot_Sentiment_Score__c: -0.5 + i / 1000, Earshot_Sentiment_Label__c: 'negative', Earshot_Last_Interaction__c: '2031-04-01T10:00:00.000Z' }));
     sf.resetStats();
     const r200 = await conn.sobject('Contact').update(payload(200));
@@ -306,12 +315,14 @@ describe('Salesforce quotas and faults', () => {
 
   it('expires the session mid-bulk-load (while polling the job) and jsforce logs in again and carries on', async () => {
     const conn = await login();
+    sf.store.generateContacts(5000);
     sf.resetStats();
     // After the job is created. (A 401 on a *results* page makes jsforce 3.10 write to an ended
     // stream and hang, so production code should fetch result pages itself.)
     sf.expireTokensAfterCalls(1);
     const rows = await bulkQuery(conn, 'SELECT Id FROM Contact');
-    expect(rows.length).toBe(sf.store.count('Contact'));
+    expect(rows.length).toBe(5000);
+    expect(sf.store.count('Contact')).toBe(5000);
     expect(sf.stats().byEndpoint['POST /oauth2/token']).toBe(1);
   });
 });

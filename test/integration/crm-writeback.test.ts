@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CrmWritebackService } from '../../src/crm/crm-writeback.service';
 import { createDataSource } from '../../src/db/data-source';
 import { ManualClock } from '../../src/shared/clock';
@@ -10,18 +10,18 @@ import { seedSalesforceContacts } from '../fixtures/crm/seed';
 
 // Sentiment written back onto Salesforce Contacts and HubSpot contacts by the production
 // write-back (trigger-filled outbox, sObject Collections, HubSpot batch update) against the local
-// servers: 1,000 customers, each with one record in each CRM sharing an email.
+// servers: 1,000 customers, each with one record in each CRM sharing an email. Each test has both
+// CRMs, the clock and a database of its own, synced before it starts (beforeEach).
 
 const N = 1000;
 let sf: SalesforceServer;
 let hs: HubSpotServer;
 let app: TestApp;
 let sfIds: string[] = [];
-const emails: string[] = [];
-const hsIdByEmail = new Map<string, string>();
+let emails: string[] = [];
 let round = 0;
 // backoff and leases run on this clock: the tests move it instead of sleeping
-const clock = new ManualClock();
+let clock: ManualClock;
 
 const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[];
 const pending = async () => Number((await q<{ n: string }>('SELECT count(*) AS n FROM crm_writeback'))[0]!.n);
@@ -43,13 +43,13 @@ async function speak(who: string[], tone: 'negative' | 'positive'): Promise<void
   expect(r.rejected).toHaveLength(0);
 }
 
-/** What each CRM shows now must equal the customer's current values. */
-async function expectCrmsMatchCustomers(): Promise<void> {
+/** What each CRM shows now must equal the current values of each of the `spoken` customers who spoke. */
+async function expectCrmsMatchCustomers(spoken = N): Promise<void> {
   const rows = await q<{ external_id: string; system: string; score: number | null; label: string | null; last: Date | null; customer_id: string }>(
     `SELECT r.external_id, r.system, c.sentiment_score AS score, c.sentiment_label AS label, c.last_interaction_at AS last, c.id AS customer_id
        FROM crm_record r JOIN customer c ON c.id = r.customer_id WHERE r.deleted_at IS NULL AND c.last_interaction_at IS NOT NULL`,
   );
-  expect(rows.length).toBe(2 * N);
+  expect(rows.length).toBe(2 * spoken);
   for (const r of rows) {
     const score = r.score === null ? null : Math.round(r.score * 1000) / 1000;
     if (r.system === 'salesforce') {
@@ -67,7 +67,9 @@ async function expectCrmsMatchCustomers(): Promise<void> {
   }
 }
 
-beforeAll(async () => {
+beforeEach(async () => {
+  clock = new ManualClock();
+  emails = [];
   sf = new SalesforceServer();
   hs = new HubSpotServer();
   await Promise.all([sf.start(), hs.start()]);
@@ -97,20 +99,19 @@ beforeAll(async () => {
   for (const id of sfIds) {
     const c = sf.store.find('Contact', id)!;
     emails.push(String(c.Email));
-    const o = hs.store.create('contacts', { email: String(c.Email), firstname: String(c.FirstName), lastname: String(c.LastName) }, Date.now() - 3_600_000);
-    hsIdByEmail.set(String(c.Email), o.id);
+    hs.store.create('contacts', { email: String(c.Email), firstname: String(c.FirstName), lastname: String(c.LastName) }, Date.now() - 3_600_000);
   }
   await app.services.crmSync.client('hubspot')!.setup();
   await app.services.crmSync.run('salesforce');
   await app.services.crmSync.run('hubspot');
 }, 180_000);
 
-afterAll(async () => {
+afterEach(async () => {
   await app?.close();
   await Promise.all([sf?.stop(), hs?.stop()]);
 });
 
-describe('CRM write-back', { shuffle: false }, () => {
+describe('CRM write-back', () => {
   it('links each person once across both CRMs and queues nothing before they speak', async () => {
     const [row] = await q<{ customers: string; records: string }>(`SELECT count(DISTINCT customer_id) AS customers, count(*) AS records FROM crm_record`);
     expect(Number(row!.records)).toBe(2 * N);
@@ -138,6 +139,9 @@ describe('CRM write-back', { shuffle: false }, () => {
   });
 
   it('sends nothing when nothing changed, and only the changed customers (and values) otherwise', async () => {
+    // every customer spoke and was written back
+    await speak(emails, 'negative');
+    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: N, failed: 0 });
     sf.resetStats();
     hs.resetStats();
     expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 0 });
@@ -173,7 +177,7 @@ describe('CRM write-back', { shuffle: false }, () => {
     // HubSpot already has the value: only the Salesforce record goes again.
     expect(second).toMatchObject({ customers: 1, written: 1, failed: 0, unchanged: 1 });
     expect(await pending()).toBe(0);
-    await expectCrmsMatchCustomers();
+    await expectCrmsMatchCustomers(5);
   });
 
   it('loses nothing when a worker dies mid-write-back: the lease runs out and the next pass finishes the batch', async () => {

@@ -109,6 +109,18 @@ describe('GraphQL API on real PostgreSQL', () => {
     expect(neg.data.interactions.edges.every((e) => e.node.sentiment.label === 'NEGATIVE')).toBe(true);
   });
 
+});
+
+// Writes: on a database of its own, so the reads above see exactly the 120 customers they seeded.
+describe('GraphQL ingest mutation on real PostgreSQL', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({}, 'graphqlingest');
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
   it('ingests through the ingestInteractions mutation with the same result as /ingest', async () => {
     const input = [message(9000), message(9000), { ...message(9001), source: 'myspace' }];
     const r = await app.gql<{ ingestInteractions: { accepted: number; duplicates: number; rejected: { line: number; error: string }[] } }>(

@@ -1,12 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 
 describe('identity resolution under concurrent arrivals', () => {
+  // Each test on a database of its own: the first counts every customer there is.
   let app: TestApp;
-  beforeAll(async () => {
+  beforeEach(async () => {
     app = await startTestApp({ DATABASE_POOL_SIZE: '24' }, 'identityrace');
   });
-  afterAll(async () => {
+  afterEach(async () => {
     await app?.close();
   });
 

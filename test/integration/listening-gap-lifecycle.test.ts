@@ -1,5 +1,5 @@
 import type { Kafka } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp, ndjson } from '../support/app';
 import { kafkaEnv, kafkaNames, produce, testKafka, waitFor } from '../support/kafka-fixtures';
 
@@ -37,7 +37,8 @@ function reply(externalId: string, at: number, text: string, over: Record<string
 }
 
 describe('listening gap lifecycle through Kafka ingest', () => {
-  const names = kafkaNames('gaplife');
+  // Each test on its own topic and database: item counts and threads are the test's alone.
+  let names: ReturnType<typeof kafkaNames>;
   let kafka: Kafka;
   let app: TestApp;
 
@@ -57,13 +58,14 @@ describe('listening gap lifecycle through Kafka ingest', () => {
       )) as Record<string, unknown>[]
     )[0]!;
 
-  beforeAll(async () => {
+  beforeEach(async () => {
+    names = kafkaNames('gaplife');
     kafka = testKafka();
     app = await startTestApp({ ...kafkaEnv(names), EARSHOT_GAP_ESCALATION: 'off' }, 'gaplife');
     await waitFor('consumer', async () => app.kafka?.health() === null);
   });
 
-  afterAll(async () => {
+  afterEach(async () => {
     await app?.close();
     const admin = kafka.admin();
     await admin.connect();
@@ -99,6 +101,12 @@ describe('listening gap lifecycle through Kafka ingest', () => {
   });
 
   it('a new complaint in the thread reopens the same item; a reply naming @ana answers it again, the first response stays', async () => {
+    // the answered thread of the test above, built here
+    await send([msg('c1', T0, 'ana', 'My parcel is late and nobody answers. Terrible.')]);
+    await stored('c1');
+    await send([reply('r1', T0 + 37 * MIN, "We're sorry! Your parcel ships today.", { inReplyTo: 'c1' })]);
+    await stored('r1');
+    expect(await row('c1')).toMatchObject({ status: 'answered', first_response_seconds: 2220 });
     await send([msg('c2', T0 + 180 * MIN, 'ana', 'Still nothing has arrived. Awful.', { inReplyTo: 'r1' })]);
     await stored('c2');
     const reopened = await open({ channel: 'x' });

@@ -1,6 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import type { GraphQLSchema } from 'graphql';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SafeDisplayNames1765200000000 } from '../../migrations/1765200000000-SafeDisplayNames';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 import { fetchSchema, queriesForEveryRootField } from '../support/graphql-walk';
@@ -216,10 +216,11 @@ describe('PII walk: every query as analyst and service, and both output topics',
 });
 
 describe('PII in rows stored before the fix', () => {
+  // a database per test: the second one runs the migration that clears what the first one searches
   let app: TestApp;
   const KEY = { 'x-api-key': KEYS.analyst };
   const ADMIN = { 'x-api-key': KEYS.admin };
-  beforeAll(async () => {
+  beforeEach(async () => {
     app = await startTestApp({ EARSHOT_API_KEYS: `${KEYS.admin}:admin,${KEYS.analyst}:analyst` }, 'piilegacy');
     // what the old pipeline stored: a customer named after its email, one after its phone, and a named one
     await app.db.ds.query(
@@ -227,7 +228,7 @@ describe('PII in rows stored before the fix', () => {
       [EMAILS[0], PHONES[0]!.raw],
     );
   });
-  afterAll(async () => {
+  afterEach(async () => {
     await app?.close();
   });
 

@@ -10,6 +10,7 @@ import { HubSpotServer } from '../crm-servers/hubspot/server';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { startTestApp, type TestApp } from '../support/app';
 import { kafkaEnv, kafkaNames, readTopic, testKafka, waitFor, type Received } from '../support/kafka-fixtures';
+import { grepDatabase as grepPii, mentions } from '../support/pii-grep';
 
 // Erasure end to end on PostgreSQL, the Kafka broker and the local Salesforce and HubSpot
 // servers: a person with identities, interactions on two channels, CRM records in both CRMs with
@@ -63,27 +64,7 @@ describe('eraseCustomer', () => {
       relay = null;
     }
   };
-  /** Every (table, column, value) where a seeded value still appears, over every text-like column of every table. */
-  const grepDatabase = async (values: string[]) => {
-    const cols = await q<{ table_name: string; column_name: string }>(
-      `SELECT c.table_name, c.column_name FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name)
-        WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
-          AND (c.data_type IN ('text', 'character varying', 'jsonb', 'json', 'ARRAY', 'USER-DEFINED') OR c.udt_name IN ('text', 'varchar'))
-          AND c.table_name <> 'migrations'`,
-    );
-    const hits: string[] = [];
-    for (const { table_name: t, column_name: c } of cols) {
-      for (const v of values) {
-        const [{ n }] = await q<{ n: number }>(`SELECT count(*)::int AS n FROM "${t}" WHERE "${c}"::text ILIKE '%' || $1 || '%'`, [v]);
-        if (n > 0) hits.push(`${t}.${c}: ${v} (${n})`);
-      }
-    }
-    return { hits, columns: cols.length };
-  };
-  const mentions = (r: Received, values: string[]) => {
-    const text = `${r.key ?? ''} ${r.value?.toString('utf8') ?? ''}`.toLowerCase();
-    return values.filter((v) => text.includes(v.toLowerCase()));
-  };
+  const grepDatabase = (values: string[]) => grepPii(q, values);
 
   beforeAll(async () => {
     kafka = testKafka();

@@ -2,6 +2,7 @@ import { SignJWT } from 'jose';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+import { waitFor } from '../support/kafka-fixtures';
 import { TEST_PG_ENV } from '../support/postgres';
 
 const ADMIN = 'prod-admin-key-0123456789';
@@ -86,8 +87,7 @@ describe('production defaults', () => {
       await admin.end();
     }
     // and it comes back by itself
-    for (let i = 0; i < 50 && (await fetch(`${app.url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
-    expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
+    await waitFor('readiness to come back', async () => (await fetch(`${app.url}/readyz`)).status === 200, 20_000, 100);
   });
 
   it('refuses a JWT without exp, and one that lives longer than EARSHOT_JWT_MAX_AGE_SECONDS (1 day)', async () => {

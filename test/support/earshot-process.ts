@@ -80,3 +80,25 @@ export function spawnEarshot(env: Record<string, string>, opts: { root?: string;
     },
   };
 }
+
+/**
+ * Runs one command of the compiled CLI to its end (`node dist/src/main.js ...args`) with `env` on
+ * top of a minimal environment; resolves with its exit code and what it wrote to stdout and stderr.
+ */
+export function runEarshot(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const main = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
+  if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` before this test`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [main, ...args], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -31,15 +31,19 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, empty database of its own for one test file. */
-export async function createTestDatabase(label = 't'): Promise<TestDatabase> {
+/**
+ * A fresh, empty database of its own for one test file or one test. With `template` (a database
+ * nobody is connected to, e.g. one whose app was stopped), a copy of it: a test starts from
+ * data a `beforeAll` loaded once, and what it changes is its own.
+ */
+export async function createTestDatabase(label = 't', template?: TestDatabase): Promise<TestDatabase> {
   const admin = process.env[TEST_PG_ENV];
   if (!admin) throw new Error(`${TEST_PG_ENV} is not set: run the tests through vitest with test/vitest.config.ts`);
   const name = `earshot_${label.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
   const client = new Client({ connectionString: admin });
   await client.connect();
   try {
-    await client.query(`CREATE DATABASE ${name}`);
+    await client.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template.name}` : ''}`);
   } finally {
     await client.end();
   }

@@ -316,6 +316,13 @@ function fieldAt(type: string, parts: string[]) {
   return fieldDef(def, parts[parts.length - 1]);
 }
 
+function checkLiterals(store: SalesforceStore, q: SoqlQuery, c: Cond): void {
+  if (c.op === 'and' || c.op === 'or') c.items.forEach((x) => checkLiterals(store, q, x));
+  else if (c.op === 'not') checkLiterals(store, q, c.item);
+  else if (c.op === 'in') c.values.forEach((lit) => literalFor(store, q, c.field, lit));
+  else if (c.op === 'cmp') literalFor(store, q, c.field, c.value);
+}
+
 function matches(store: SalesforceStore, q: SoqlQuery, rec: SfRecord, c: Cond): boolean {
   switch (c.op) {
     case 'and': return c.items.every((x) => matches(store, q, rec, x));
@@ -345,6 +352,8 @@ function matches(store: SalesforceStore, q: SoqlQuery, rec: SfRecord, c: Cond): 
 
 /** Runs the query; `includeDeleted` is queryAll. Returns matching records in result order. */
 export function runSoql(store: SalesforceStore, q: SoqlQuery, includeDeleted: boolean): SfRecord[] {
+  // Salesforce checks every literal against its field before reading a record: an empty org answers the same error.
+  if (q.where) checkLiterals(store, q, q.where);
   let rows = store.list(q.type, includeDeleted);
   if (q.where) rows = rows.filter((r) => matches(store, q, r, q.where!));
   if (q.orderBy.length) {
