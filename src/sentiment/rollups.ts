@@ -143,16 +143,17 @@ export async function refreshCustomerSummaries(
   const { keys, days } = splitKeys(entries);
   const sums = incremental
     ? `x AS (SELECT * FROM unnest($4::uuid[], $5::date[], $6::float8[], $7::float8[]) AS x(id, day, n, sum)),
-       nr AS (SELECT ids.id, greatest(c0.sentiment_ref, (SELECT max(x.day) FROM x WHERE x.id = ids.id)) AS ref,
-                     c0.sentiment_ref AS old_ref, c0.sentiment_wsum AS ws, c0.sentiment_wn AS wn
-                FROM ids JOIN customer c0 ON c0.id = ids.id),
+       xa AS (SELECT x.id, max(x.day) AS day FROM x GROUP BY x.id),
+       nr AS (SELECT ids.id, greatest(c0.sentiment_ref, xa.day) AS ref, c0.sentiment_ref AS old_ref, c0.sentiment_wsum AS ws, c0.sentiment_wn AS wn
+                FROM ids JOIN customer c0 ON c0.id = ids.id LEFT JOIN xa ON xa.id = ids.id),
+       xs AS (SELECT nr.id, sum(x.sum * power(0.5::float8, (nr.ref - x.day)::float8 / 30)) AS ws,
+                     sum(x.n * power(0.5::float8, (nr.ref - x.day)::float8 / 30)) AS wn
+                FROM nr JOIN x ON x.id = nr.id GROUP BY nr.id),
        acc AS (SELECT nr.id, nr.ref,
-                      coalesce(nr.ws * power(0.5::float8, (nr.ref - nr.old_ref)::float8 / 30), 0)
-                        + coalesce((SELECT sum(x.sum * power(0.5::float8, (nr.ref - x.day)::float8 / 30)) FROM x WHERE x.id = nr.id), 0) AS ws,
-                      coalesce(nr.wn * power(0.5::float8, (nr.ref - nr.old_ref)::float8 / 30), 0)
-                        + coalesce((SELECT sum(x.n * power(0.5::float8, (nr.ref - x.day)::float8 / 30)) FROM x WHERE x.id = nr.id), 0) AS wn,
+                      coalesce(nr.ws * power(0.5::float8, (nr.ref - nr.old_ref)::float8 / 30), 0) + coalesce(xs.ws, 0) AS ws,
+                      coalesce(nr.wn * power(0.5::float8, (nr.ref - nr.old_ref)::float8 / 30), 0) + coalesce(xs.wn, 0) AS wn,
                       NULL::int AS n
-                 FROM nr)`
+                 FROM nr LEFT JOIN xs ON xs.id = nr.id)`
     : `x AS (SELECT i.customer_id AS id, (i.occurred_at AT TIME ZONE 'UTC')::date AS day, i.sentiment_score AS score
                FROM interaction i WHERE i.customer_id = ANY($1::uuid[]) AND i.direction = 'inbound'),
        r AS (SELECT x.id, max(x.day) AS ref FROM x GROUP BY x.id),
