@@ -120,7 +120,7 @@ const TREND_FROM = `((current_date - 60)::timestamp AT TIME ZONE 'UTC')`;
  *
  * The decayed mean is kept on the row as Σ score·w and Σ w with w = 2^((day − ref)/30) for a
  * reference day `sentiment_ref` (the newest day seen): the ratio does not depend on the
- * reference, so a batch rescales the stored sums to its newest day and adds its own days, each
+ * reference, so a batch rescales the stored sums to the newer reference day and adds its own days, each
  * weighted by its own age (exact, order-independent). The trend reads the customer's inbound
  * interactions of the last 60 days (`interaction_customer_idx`), so neither part grows with a
  * customer's history.
@@ -141,25 +141,30 @@ export async function refreshCustomerSummaries(
   const order = [...new Set(customerIds)].sort();
   const entries = incremental ? [...opts.days!.entries()].sort(byKey) : [];
   const { keys, days } = splitKeys(entries);
+  // Incremental: the batch's days are summed relative to its own newest day (`xs.bref`); the SET
+  // then rescales the row's stored sums and the batch's to the later of the two reference days.
+  // Everything read from the row is read from the target row `c` itself, so a concurrent update
+  // of the same customer (READ COMMITTED re-reads the row after waiting for its lock) is never lost.
+  const half = (days: string) => `power(0.5::float8, (${days})::float8 / 30)`;
+  const ref = incremental ? 'greatest(c.sentiment_ref, xs.bref)' : 'acc.ref';
+  const ws = incremental
+    ? `(coalesce(c.sentiment_wsum * ${half(`${ref} - c.sentiment_ref`)}, 0) + coalesce(xs.ws * ${half(`${ref} - xs.bref`)}, 0))`
+    : 'acc.ws';
+  const wn = incremental
+    ? `(coalesce(c.sentiment_wn * ${half(`${ref} - c.sentiment_ref`)}, 0) + coalesce(xs.wn * ${half(`${ref} - xs.bref`)}, 0))`
+    : 'acc.wn';
+  const score = `(${ws} / nullif(${wn}, 0))`;
   const sums = incremental
     ? `x AS (SELECT * FROM unnest($4::uuid[], $5::date[], $6::float8[], $7::float8[]) AS x(id, day, n, sum)),
        xa AS (SELECT x.id, max(x.day) AS day FROM x GROUP BY x.id),
-       nr AS (SELECT ids.id, greatest(c0.sentiment_ref, xa.day) AS ref, c0.sentiment_ref AS old_ref, c0.sentiment_wsum AS ws, c0.sentiment_wn AS wn
-                FROM ids JOIN customer c0 ON c0.id = ids.id LEFT JOIN xa ON xa.id = ids.id),
-       xs AS (SELECT nr.id, sum(x.sum * power(0.5::float8, (nr.ref - x.day)::float8 / 30)) AS ws,
-                     sum(x.n * power(0.5::float8, (nr.ref - x.day)::float8 / 30)) AS wn
-                FROM nr JOIN x ON x.id = nr.id GROUP BY nr.id),
-       acc AS (SELECT nr.id, nr.ref,
-                      coalesce(nr.ws * power(0.5::float8, (nr.ref - nr.old_ref)::float8 / 30), 0) + coalesce(xs.ws, 0) AS ws,
-                      coalesce(nr.wn * power(0.5::float8, (nr.ref - nr.old_ref)::float8 / 30), 0) + coalesce(xs.wn, 0) AS wn,
-                      NULL::int AS n
-                 FROM nr LEFT JOIN xs ON xs.id = nr.id)`
+       xs AS (SELECT x.id, xa.day AS bref, sum(x.sum * ${half('xa.day - x.day')}) AS ws, sum(x.n * ${half('xa.day - x.day')}) AS wn
+                FROM x JOIN xa ON xa.id = x.id GROUP BY x.id, xa.day)`
     : `x AS (SELECT i.customer_id AS id, (i.occurred_at AT TIME ZONE 'UTC')::date AS day, i.sentiment_score AS score
                FROM interaction i WHERE i.customer_id = ANY($1::uuid[]) AND i.direction = 'inbound'),
        r AS (SELECT x.id, max(x.day) AS ref FROM x GROUP BY x.id),
-       acc AS (SELECT x.id, r.ref, sum(x.score * power(0.5::float8, (r.ref - x.day)::float8 / 30)) AS ws,
-                      sum(power(0.5::float8, (r.ref - x.day)::float8 / 30)) AS wn, count(*)::int AS n
+       acc AS (SELECT x.id, r.ref, sum(x.score * ${half('r.ref - x.day')}) AS ws, sum(${half('r.ref - x.day')}) AS wn, count(*)::int AS n
                  FROM x JOIN r ON r.id = x.id GROUP BY x.id, r.ref)`;
+  const joinSums = incremental ? 'LEFT JOIN xs ON xs.id = ids.id' : 'LEFT JOIN acc ON acc.id = ids.id';
   // TypeORM answers an UPDATE … RETURNING with [rows, affected]
   const [rows] = (await qr.query(
     `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]) AS x(id, seen, added)),
@@ -176,17 +181,17 @@ export async function refreshCustomerSummaries(
         WHERE i.customer_id = ANY($1::uuid[]) AND i.occurred_at >= ${TREND_FROM} AND i.direction = 'inbound'
         GROUP BY i.customer_id)
      UPDATE customer c SET
-       sentiment_wsum = acc.ws,
-       sentiment_wn = acc.wn,
-       sentiment_ref = acc.ref,
-       sentiment_score = acc.ws / nullif(acc.wn, 0),
-       sentiment_label = CASE WHEN acc.ws / nullif(acc.wn, 0) IS NULL THEN NULL WHEN acc.ws / nullif(acc.wn, 0) >= ${POSITIVE_THRESHOLD} THEN 'positive'
-                              WHEN acc.ws / nullif(acc.wn, 0) <= ${NEGATIVE_THRESHOLD} THEN 'negative' ELSE 'neutral' END,
+       sentiment_wsum = ${ws},
+       sentiment_wn = ${wn},
+       sentiment_ref = ${ref},
+       sentiment_score = ${score},
+       sentiment_label = CASE WHEN ${score} IS NULL THEN NULL WHEN ${score} >= ${POSITIVE_THRESHOLD} THEN 'positive'
+                              WHEN ${score} <= ${NEGATIVE_THRESHOLD} THEN 'negative' ELSE 'neutral' END,
        sentiment_trend = tr.recent - tr.prior,
        interaction_count = ${incremental ? 'c.interaction_count + ids.added' : 'coalesce(acc.n, 0)'},
        last_interaction_at = greatest(c.last_interaction_at, ids.seen),
        updated_at = now()
-     FROM ids LEFT JOIN acc ON acc.id = ids.id LEFT JOIN tr ON tr.customer_id = ids.id
+     FROM ids ${joinSums} LEFT JOIN tr ON tr.customer_id = ids.id
      WHERE c.id = ids.id
      ${returning ? 'RETURNING c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.interaction_count, c.last_interaction_at, c.updated_at' : ''}`,
     [
