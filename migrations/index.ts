@@ -17,6 +17,8 @@ import { ListeningItemHistory1765500100000 } from './1765500100000-ListeningItem
 import { PrivacyErasure1765600000000 } from './1765600000000-PrivacyErasure';
 import { InteractionComplaintUnhappy1766100000000 } from './1766100000000-InteractionComplaintUnhappy';
 import { CheaperOutboxRender1766200000000 } from './1766200000000-CheaperOutboxRender';
+import { ImpliedOpenedEvent1766800000000 } from './1766800000000-ImpliedOpenedEvent';
+import { CustomerSummaryOnRow1766800000001 } from './1766800000001-CustomerSummaryOnRow';
 
 /** Every migration, in order. Listed by hand so the compiled build needs no glob. */
-export const migrations = [Initial1764000000000, IdentityResolution1764100000000, TaxonomyRetag1764200000000, CrmSync1764300000000, ListeningGap1764400000000, SentimentModel1765000000000, SafeDisplayNames1765200000000, OneRollupMechanism1765400000000, OutboxPerTransaction1765400000001, InteractionIdentityColumn1765400000002, InPlaceSummaryUpdates1765400000003, DropUnusedIngestIndexes1765400000004, WritebackTriggerPerStatement1765400000005, OutboxTraceAndModel1765400000006, LiveEvents1765500000000, ListeningItemHistory1765500100000, PrivacyErasure1765600000000, InteractionComplaintUnhappy1766100000000, CheaperOutboxRender1766200000000];
+export const migrations = [Initial1764000000000, IdentityResolution1764100000000, TaxonomyRetag1764200000000, CrmSync1764300000000, ListeningGap1764400000000, SentimentModel1765000000000, SafeDisplayNames1765200000000, OneRollupMechanism1765400000000, OutboxPerTransaction1765400000001, InteractionIdentityColumn1765400000002, InPlaceSummaryUpdates1765400000003, DropUnusedIngestIndexes1765400000004, WritebackTriggerPerStatement1765400000005, OutboxTraceAndModel1765400000006, LiveEvents1765500000000, ListeningItemHistory1765500100000, PrivacyErasure1765600000000, InteractionComplaintUnhappy1766100000000, CheaperOutboxRender1766200000000, ImpliedOpenedEvent1766800000000, CustomerSummaryOnRow1766800000001];

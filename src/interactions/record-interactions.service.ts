@@ -217,7 +217,7 @@ export class RecordInteractionsService {
       if (accepted.length < fresh.length) gapPlan = await this.gap.plan(qr, accepted.map(tracked));
       await this.gap.write(qr, gapPlan, insertedIds);
     }
-    const { lastSeen, added } = await applyRollups(
+    const { lastSeen, added, days } = await applyRollups(
       qr,
       accepted.map((p) => ({
         customerId: p.customerId,
@@ -229,7 +229,7 @@ export class RecordInteractionsService {
         departmentIds: p.analysis.topics.map((t) => departmentIds.get(t.department)).filter((d) => d !== undefined),
       })),
     );
-    await refreshCustomerSummaries(qr, [...lastSeen.keys()], lastSeen, { returning: false, added });
+    await refreshCustomerSummaries(qr, [...lastSeen.keys()], lastSeen, { returning: false, added, days });
     await enqueueOutbox(qr, { interactionIds: accepted.map((p) => p.id), customerIds: [...lastSeen.keys()], publicUrl: this.config.publicUrl });
     return accepted;
   }

@@ -135,9 +135,23 @@ export interface ItemEventRow {
   detail: Record<string, unknown> | null;
 }
 
-/** The events of many items, oldest first. */
+/**
+ * The events of many items, oldest first. The opening is implied by the item row (no event row
+ * is written for it: migration ImpliedOpenedEvent1766800000000) and sorts before any event of
+ * the same instant, as its row did when it was written first.
+ */
 export function itemEvents(db: Db, itemIds: readonly string[]): Promise<ItemEventRow[]> {
-  return rows(db, `SELECT item_id, kind, actor, at, detail FROM listening_item_event WHERE item_id = ANY($1::uuid[]) ORDER BY at, id`, [itemIds]);
+  return rows(
+    db,
+    `SELECT item_id, kind, actor, at, detail FROM (
+       SELECT li.id AS item_id, 'opened' AS kind, 'ingest' AS actor, li.opened_at AS at,
+              jsonb_build_object('channel', li.source, 'intent', li.intent) AS detail, 0::bigint AS id
+         FROM listening_item li WHERE li.id = ANY($1::uuid[])
+       UNION ALL
+       SELECT item_id, kind, actor, at, detail, id FROM listening_item_event WHERE item_id = ANY($1::uuid[])
+     ) e ORDER BY at, id`,
+    [itemIds],
+  );
 }
 
 /** Every department with its topics and its open items now. */

@@ -58,9 +58,12 @@ describe('ingest batch: every statement uses an index and touches only the batch
     await app.db.ds.query(`
       INSERT INTO customer_identity (customer_id, kind, network, value, source)
       SELECT id, 'handle', 'x', 'x:' || lower(display_name), 'ingest' FROM customer WHERE display_name LIKE 'Bulk %'`);
+    // each bulk customer gets two of the bulk interactions (their summaries and daily rollups read them)
     await app.db.ds.query(`
-      INSERT INTO customer_sentiment_daily (customer_id, day, interaction_count, score_sum, negative_count, positive_count)
-      SELECT c.id, date '2026-01-01' + d, 1, 0, 0, 0 FROM customer c, generate_series(0, 2) d WHERE c.display_name LIKE 'Bulk %'`);
+      UPDATE interaction i SET customer_id = c.id
+        FROM (SELECT b.id, 'bulk-' || (b.rn + k * ${BULK / 2}) AS ext
+                FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM customer WHERE display_name LIKE 'Bulk %') b, (VALUES (0), (1)) v(k)) c
+       WHERE i.source = 'x' AND i.external_id = c.ext`);
     await app.db.ds.query(`
       INSERT INTO listening_item (source, thread_key, interaction_id, last_interaction_id, department_id, intent, sentiment_score,
                                   opened_at, last_opened_at, last_inbound_at, sla_seconds, due_at, author_handle)
