@@ -74,9 +74,12 @@ function fromInteractionJson(j: InteractionJsonRow): Interaction {
   return toInteraction(row);
 }
 
-/** The key a prefetched interactions page answers: the field's window and order. */
-export function interactionsKey(w: Window, order: InteractionOrder): string {
-  return JSON.stringify([w.first ?? null, w.after ?? null, w.last ?? null, w.before ?? null, order]);
+/** True when a page prefetched for `a` answers the field asked with `b` (the same window and order). */
+export function sameInteractionsPage(a: { window: Window; order: InteractionOrder }, b: { window: Window; order: InteractionOrder }): boolean {
+  const x = a.window;
+  const y = b.window;
+  return a.order === b.order && (x.first ?? null) === (y.first ?? null) && (x.after ?? null) === (y.after ?? null)
+    && (x.last ?? null) === (y.last ?? null) && (x.before ?? null) === (y.before ?? null);
 }
 
 const CUSTOMER_COLUMNS = `c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend,
@@ -194,7 +197,7 @@ export class CustomerService {
       if (r.identities) c.prefetchedIdentities = r.identities.map(([kind, network, value, source]) => toIdentity(viewer, kind, network, value, source));
       if (ip && ik && r.interactions) {
         const page = ik.page(r.interactions, fromInteractionJson, (j) => [j[20], j[0]], () => ip.countOf(r.id));
-        c.prefetchedInteractions = { key: interactionsKey(ip.window, ip.order), page };
+        c.prefetchedInteractions = { window: ip.window, order: ip.order, page };
       }
       return c;
     };
