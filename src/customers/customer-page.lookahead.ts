@@ -7,17 +7,85 @@ import { InteractionOrder, INTERACTION_ORDERS } from '../interactions/interactio
 export interface PageSelection {
   identities: boolean;
   /** null: not selected, selected more than once (aliases), or with arguments its own resolver refuses */
-  interactions: { window: Window; order: InteractionOrder; explanation: boolean } | null;
+  interactions: { window: Window; order: InteractionOrder; columns: ReadonlySet<string> | null } | null;
+}
+
+/**
+ * The interaction columns each field of `Interaction` resolves from (toInteraction and the field
+ * resolvers of src/interactions/interaction.resolver.ts). A field not listed here (a new one)
+ * makes the page read every column.
+ */
+const INTERACTION_FIELD_COLUMNS: Record<string, readonly string[]> = {
+  __typename: [],
+  id: ['id'],
+  source: ['source'],
+  externalId: ['external_id'],
+  url: ['url'],
+  text: ['text'],
+  occurredAt: ['occurred_at'],
+  direction: ['direction'],
+  inReplyTo: ['in_reply_to'],
+  author: ['source', 'author_handle', 'author_display_name'],
+  lang: ['lang'],
+  rating: ['rating'],
+  intent: ['intent'],
+  intentConfidence: ['intent_confidence'],
+  complaint: ['complaint'],
+  complaintProbability: ['complaint_probability'],
+  unhappy: ['unhappy'],
+  customer: ['customer_id'],
+  topics: ['id'],
+};
+const SENTIMENT_FIELD_COLUMNS: Record<string, readonly string[]> = {
+  __typename: [],
+  score: ['sentiment_score'],
+  label: ['sentiment_label'],
+  confidence: ['sentiment_confidence'],
+  explanation: ['explanation'],
+  model: ['sentiment_model'],
+};
+
+/** The columns the selection below an interactions connection reads, or null when it cannot tell (then all). */
+function interactionColumns(connection: ResolveTree): Set<string> | null {
+  const columns = new Set<string>();
+  for (const [type, fields] of Object.entries(connection.fieldsByTypeName)) {
+    if (type !== 'InteractionConnection') return null;
+    for (const f of Object.values(fields)) {
+      if (f.name !== 'edges') continue;
+      for (const [edgeType, edgeFields] of Object.entries(f.fieldsByTypeName)) {
+        if (edgeType !== 'InteractionEdge') return null;
+        for (const n of Object.values(edgeFields)) {
+          if (n.name !== 'node') continue;
+          for (const [nodeType, nodeFields] of Object.entries(n.fieldsByTypeName)) {
+            if (nodeType !== 'Interaction') return null;
+            for (const field of Object.values(nodeFields)) {
+              if (field.name === 'sentiment') {
+                for (const [sType, sFields] of Object.entries(field.fieldsByTypeName)) {
+                  if (sType !== 'InteractionSentiment') return null;
+                  for (const sf of Object.values(sFields)) {
+                    const cols = SENTIMENT_FIELD_COLUMNS[sf.name];
+                    if (!cols) return null;
+                    for (const c of cols) columns.add(c);
+                  }
+                }
+                continue;
+              }
+              const cols = INTERACTION_FIELD_COLUMNS[field.name];
+              if (!cols) return null;
+              for (const c of cols) columns.add(c);
+            }
+          }
+        }
+      }
+    }
+  }
+  return columns;
 }
 
 function fieldsOf(tree: FieldsByTypeName, typeName?: string): ResolveTree[] {
   const out: ResolveTree[] = [];
   for (const [type, fields] of Object.entries(tree)) if (!typeName || type === typeName) out.push(...Object.values(fields));
   return out;
-}
-
-function selectsAnywhere(tree: FieldsByTypeName, name: string): boolean {
-  return fieldsOf(tree).some((f) => f.name === name || selectsAnywhere(f.fieldsByTypeName, name));
 }
 
 /**
@@ -62,6 +130,6 @@ function readSelection(info: GraphQLResolveInfo): PageSelection {
   } catch {
     return selection;
   }
-  selection.interactions = { window, order, explanation: selectsAnywhere(field.fieldsByTypeName, 'explanation') };
+  selection.interactions = { window, order, columns: interactionColumns(field) };
   return selection;
 }

@@ -10,7 +10,7 @@ import { InteractionOrder } from '../interactions/interaction.service';
 import { InteractionConnection } from '../interactions/interaction.type';
 import { CrmRecordRef } from '../crm/crm.type';
 import { customerPageSelection } from './customer-page.lookahead';
-import { CustomerOrder, interactionsKey, type CustomerService } from './customer.service';
+import { CustomerOrder, sameInteractionsPage, type CustomerService } from './customer.service';
 import { Customer, CustomerConnection, Identity } from './customer.type';
 
 registerEnumType(CustomerOrder, {
@@ -104,7 +104,7 @@ export class CustomerResolver {
     const w = { first: args.first ?? null, after: args.after ?? null, last: args.last ?? null, before: args.before ?? null };
     const order = args.order ?? InteractionOrder.NEWEST;
     const prefetched = c.prefetchedInteractions;
-    if (prefetched && prefetched.key === interactionsKey(w, order)) return prefetched.page;
+    if (prefetched && sameInteractionsPage(prefetched, { window: w, order })) return prefetched.page;
     return ctx.loaders.customerInteractions.load(JSON.stringify([c.uuid, w, order]));
   }
 }

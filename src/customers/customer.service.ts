@@ -39,8 +39,8 @@ export interface PagePrefetch {
   interactions?: {
     window: Window;
     order: InteractionOrder;
-    /** the explanation list is the largest column; read only when selected */
-    explanation: boolean;
+    /** the columns the selected fields read (src/customers/customer-page.lookahead.ts), or null for all */
+    columns: ReadonlySet<string> | null;
     /** totalCount of a customer's interactions, run only when selected */
     countOf: (customerId: string) => Promise<number>;
   };
@@ -54,12 +54,23 @@ type InteractionJsonRow = [
   complaint: boolean | null, complaintProbability: number | null, unhappy: boolean | null,
 ];
 
-/** One interaction as a JSON list, in InteractionJsonRow's order (the subquery is aliased `i`). */
-function interactionJson(explanation: boolean): string {
-  return `json_build_array(i.id, i.source, i.external_id, i.url, i.text, i.occurred_at, i.direction, i.in_reply_to,
-    i.author_handle, i.author_display_name, i.lang, i.rating, i.sentiment_score, i.sentiment_label, i.sentiment_confidence,
-    i.intent, i.intent_confidence, ${explanation ? 'i.explanation' : 'NULL'}, i.sentiment_model, i.customer_id, i.sort_key,
-    i.complaint, i.complaint_probability, i.unhappy)`;
+/** The slots of InteractionJsonRow, in order: the column each is read from. */
+const INTERACTION_JSON_SLOTS = [
+  'id', 'source', 'external_id', 'url', 'text', 'occurred_at', 'direction', 'in_reply_to', 'author_handle', 'author_display_name', 'lang', 'rating',
+  'sentiment_score', 'sentiment_label', 'sentiment_confidence', 'intent', 'intent_confidence', 'explanation', 'sentiment_model', 'customer_id', 'sort_key',
+  'complaint', 'complaint_probability', 'unhappy',
+] as const;
+
+/** Columns every prefetched interaction carries whatever is selected: its id and cursor. */
+const ALWAYS = new Set(['id', 'sort_key']);
+
+/**
+ * One interaction as a JSON list, in InteractionJsonRow's order (the subquery is aliased `i`).
+ * Only the `columns` the selection reads are filled (all of them when null), the others are
+ * NULL: never read, as no selected field resolves from them.
+ */
+function interactionJson(columns: ReadonlySet<string> | null): string {
+  return `json_build_array(${INTERACTION_JSON_SLOTS.map((c) => (!columns || columns.has(c) || ALWAYS.has(c) ? `i.${c}` : 'NULL')).join(', ')})`;
 }
 
 function fromInteractionJson(j: InteractionJsonRow): Interaction {
@@ -67,16 +78,19 @@ function fromInteractionJson(j: InteractionJsonRow): Interaction {
     id: j[0], source: j[1], external_id: j[2], url: j[3], text: j[4], occurred_at: new Date(j[5]), direction: j[6],
     in_reply_to: j[7], author_handle: j[8], author_display_name: j[9], lang: j[10], rating: j[11],
     sentiment_score: j[12], sentiment_label: j[13], sentiment_confidence: j[14], intent: j[15], intent_confidence: j[16],
-    // not selected (PagePrefetch.interactions.explanation): never read
+    // not selected (PagePrefetch.interactions.columns): never read
     explanation: j[17] ?? [], sentiment_model: j[18], customer_id: j[19], sort_key: j[20],
     complaint: j[21], complaint_probability: j[22], unhappy: j[23],
   };
   return toInteraction(row);
 }
 
-/** The key a prefetched interactions page answers: the field's window and order. */
-export function interactionsKey(w: Window, order: InteractionOrder): string {
-  return JSON.stringify([w.first ?? null, w.after ?? null, w.last ?? null, w.before ?? null, order]);
+/** True when a page prefetched for `a` answers the field asked with `b` (the same window and order). */
+export function sameInteractionsPage(a: { window: Window; order: InteractionOrder }, b: { window: Window; order: InteractionOrder }): boolean {
+  const x = a.window;
+  const y = b.window;
+  return a.order === b.order && (x.first ?? null) === (y.first ?? null) && (x.after ?? null) === (y.after ?? null)
+    && (x.last ?? null) === (y.last ?? null) && (x.before ?? null) === (y.before ?? null);
 }
 
 const CUSTOMER_COLUMNS = `c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend,
@@ -179,7 +193,7 @@ export class CustomerService {
     const ik = ip ? keyset(INTERACTION_ORDERS[ip.order], 'i.id', ip.window, params) : null;
     if (ip && ik) {
       params.push(ik.limit);
-      extra.push(`(SELECT coalesce(json_agg(${interactionJson(ip.explanation)} ORDER BY ${ik.orderBy}), '[]') FROM (
+      extra.push(`(SELECT coalesce(json_agg(${interactionJson(ip.columns)} ORDER BY ${ik.orderBy}), '[]') FROM (
          SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.customer_id = c.id ${ik.conditions.map((x) => `AND ${x}`).join(' ')}
           ORDER BY ${ik.orderBy} LIMIT $${params.length}) i) AS interactions`);
     }
@@ -194,7 +208,7 @@ export class CustomerService {
       if (r.identities) c.prefetchedIdentities = r.identities.map(([kind, network, value, source]) => toIdentity(viewer, kind, network, value, source));
       if (ip && ik && r.interactions) {
         const page = ik.page(r.interactions, fromInteractionJson, (j) => [j[20], j[0]], () => ip.countOf(r.id));
-        c.prefetchedInteractions = { key: interactionsKey(ip.window, ip.order), page };
+        c.prefetchedInteractions = { window: ip.window, order: ip.order, page };
       }
       return c;
     };

@@ -3,6 +3,8 @@ import { GraphQLISODateTime } from 'type-graphql';
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
 import { Connection, Node, type Page } from '../graphql/relay';
 import type { Interaction } from '../interactions/interaction.type';
+import type { InteractionOrder } from '../interactions/interaction.service';
+import type { Window } from '../graphql/keyset';
 
 @ObjectType({ simpleResolvers: true, description: 'One identity of a customer: a CRM record, an email, a phone number, a social handle' })
 export class Identity {
@@ -60,8 +62,8 @@ export class Customer extends Node {
   /** identities read with the page that listed this customer (CustomerService.page), for its viewer */
   prefetchedIdentities?: Identity[];
 
-  /** interactions read with the page that listed this customer, for the window and order of `key` */
-  prefetchedInteractions?: { key: string; page: Page<Interaction> };
+  /** interactions read with the page that listed this customer, for `window` and `order` */
+  prefetchedInteractions?: { window: Window; order: InteractionOrder; page: Page<Interaction> };
 }
 
 @ObjectType({ simpleResolvers: true, description: 'A page of customers' })

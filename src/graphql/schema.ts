@@ -8,6 +8,7 @@ import { AuthorResolver, InteractionResolver } from '../interactions/interaction
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from '../identity/identity.resolver';
 import { authChecker } from './auth-checker';
 import { describeSchema } from './descriptions';
+import { callFieldResolversDirectly } from './direct-resolvers';
 import { SentimentResolver } from '../sentiment/sentiment.resolver';
 import { NodeResolver } from './node.resolver';
 import { SubscriptionResolver } from './subscription.resolver';
@@ -56,14 +57,15 @@ export async function createSchema(instances: Map<Function, unknown> = new Map()
       return found;
     },
   };
-  return resolveLazyTotals(describeSchema(await buildSchema({
+  const schema = await buildSchema({
     resolvers: [...RESOLVERS],
     orphanedTypes: [Customer, Interaction],
     authChecker,
     validate: true,
     container,
     pubSub: NO_PUBSUB,
-  })));
+  });
+  return resolveLazyTotals(describeSchema(callFieldResolversDirectly(schema, instances)));
 }
 
 /**
