@@ -17,18 +17,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const ERASURE_EVENT_IDS = 2_000;
 const CRM_BATCH = 200;
 
-export interface ErasureRequestRow {
-  id: string;
-  customerId: string;
+export interface ErasureRequestRow extends Omit<repo.NewErasureRequest, 'erasedCustomerIds'> {
   erasedCustomerIds: string[];
-  reason: string;
-  requestedBy: string;
-  interactions: number;
-  identities: number;
-  crmRecords: number;
-  listeningItemsClosed: number;
-  outboxRowsRemoved: number;
-  status: 'crm_pending' | 'done';
   crmError: string | null;
   createdAt: Date;
   completedAt: Date | null;

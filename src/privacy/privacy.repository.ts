@@ -152,22 +152,22 @@ export interface ErasureRequestRecord {
   completed_at: Date | null;
 }
 
-export async function insertErasureRequest(
-  db: Db,
-  r: {
-    id: string;
-    customerId: string;
-    erasedCustomerIds: readonly string[];
-    reason: string;
-    requestedBy: string;
-    interactions: number;
-    identities: number;
-    crmRecords: number;
-    listeningItemsClosed: number;
-    outboxRowsRemoved: number;
-    status: 'crm_pending' | 'done';
-  },
-): Promise<ErasureRequestRecord> {
+/** What an erasure records when it happens (the audit row, without PII). */
+export interface NewErasureRequest {
+  id: string;
+  customerId: string;
+  erasedCustomerIds: readonly string[];
+  reason: string;
+  requestedBy: string;
+  interactions: number;
+  identities: number;
+  crmRecords: number;
+  listeningItemsClosed: number;
+  outboxRowsRemoved: number;
+  status: 'crm_pending' | 'done';
+}
+
+export async function insertErasureRequest(db: Db, r: NewErasureRequest): Promise<ErasureRequestRecord> {
   const row = await firstRow<ErasureRequestRecord>(
     db,
     `INSERT INTO erasure_request (id, customer_id, erased_customer_ids, reason, requested_by, interactions, identities, crm_records, listening_items_closed, outbox_rows_removed, status, completed_at)
