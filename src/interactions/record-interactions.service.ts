@@ -190,7 +190,7 @@ export class RecordInteractionsService {
        SELECT * FROM json_to_recordset($1::json) AS x(id uuid, event_id text, source text, external_id text, url text, text text,
           occurred_at timestamptz, direction text, in_reply_to text, author_handle text, author_display_name text, lang text,
           rating float8, metadata jsonb, sentiment_score float8, sentiment_label text, sentiment_confidence float8, intent text,
-          intent_confidence float8, explanation jsonb, customer_id uuid, thread_key text, identity_id uuid, sentiment_model text,
+          intent_confidence float8, explanation json, customer_id uuid, thread_key text, identity_id uuid, sentiment_model text,
           complaint boolean, complaint_probability float8, unhappy boolean)
        ON CONFLICT (source, external_id) DO NOTHING
        RETURNING id`,

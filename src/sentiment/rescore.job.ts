@@ -252,7 +252,7 @@ export class RescoreJobRunner {
         `UPDATE interaction i SET sentiment_score = x.score, sentiment_label = x.label, sentiment_confidence = x.confidence,
                 intent = x.intent, intent_confidence = x.intent_confidence, explanation = x.explanation, sentiment_model = x.model,
                 complaint = x.complaint, complaint_probability = x.complaint_probability, unhappy = x.unhappy
-           FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::float8[], $5::text[], $6::float8[], $7::jsonb[], $8::text[],
+           FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::float8[], $5::text[], $6::float8[], $7::json[], $8::text[],
                        $9::boolean[], $10::float8[], $11::boolean[])
              AS x(id, score, label, confidence, intent, intent_confidence, explanation, model, complaint, complaint_probability, unhappy)
           WHERE i.id = x.id
