@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HubSpotServer } from '../crm-servers/hubspot/server';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
+import { crmEnv as crmSettings } from '../support/crm-env';
 import { startTestApp } from '../support/app';
 import { runEarshot } from '../support/earshot-process';
 import { grepDatabase, recordMentions } from '../support/pii-grep';
@@ -75,19 +76,7 @@ describe('earshot erase (compiled CLI)', () => {
     sf = new SalesforceServer();
     hs = new HubSpotServer();
     await Promise.all([sf.start(), hs.start()]);
-    crmEnv = {
-      EARSHOT_SF_LOGIN_URL: sf.url,
-      EARSHOT_SF_CLIENT_ID: sf.options.clientId,
-      EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
-      EARSHOT_SF_USERNAME: 'earshot@example.com',
-      EARSHOT_SF_PASSWORD: 'password',
-      EARSHOT_SF_OBJECTS: 'Contact',
-      EARSHOT_HUBSPOT_TOKEN: hs.options.privateAppTokens[0]!,
-      EARSHOT_HUBSPOT_BASE_PATH: hs.url,
-      EARSHOT_HUBSPOT_OBJECTS: 'contacts',
-      EARSHOT_HUBSPOT_SEARCH_LAG_MS: '0',
-      EARSHOT_CRM_RETRY_BASE_MS: '10',
-    };
+    crmEnv = crmSettings(sf, hs);
   });
 
   afterEach(async () => {

@@ -5,6 +5,7 @@ import { ManualClock } from '../../src/shared/clock';
 import { createLogger } from '../../src/shared/logger';
 import { HubSpotServer } from '../crm-servers/hubspot/server';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
+import { crmEnv } from '../support/crm-env';
 import { startTestApp, type TestApp } from '../support/app';
 import { seedSalesforceContacts } from '../fixtures/crm/seed';
 
@@ -77,17 +78,7 @@ beforeEach(async () => {
     {
       EARSHOT_ROLES: 'api',
       EARSHOT_PUBLIC_URL: 'http://localhost:4000',
-      EARSHOT_SF_LOGIN_URL: sf.url,
-      EARSHOT_SF_CLIENT_ID: sf.options.clientId,
-      EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
-      EARSHOT_SF_USERNAME: 'earshot@example.com',
-      EARSHOT_SF_PASSWORD: 'password',
-      EARSHOT_SF_OBJECTS: 'Contact',
-      EARSHOT_HUBSPOT_TOKEN: hs.options.privateAppTokens[0]!,
-      EARSHOT_HUBSPOT_BASE_PATH: hs.url,
-      EARSHOT_HUBSPOT_OBJECTS: 'contacts',
-      EARSHOT_HUBSPOT_SEARCH_LAG_MS: '0',
-      EARSHOT_CRM_RETRY_BASE_MS: '10',
+      ...crmEnv(sf, hs),
       EARSHOT_CRM_MAX_RETRIES: '2',
       EARSHOT_CRM_WRITEBACK_LEASE_MS: '500',
     },

@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/shared/logger';
 import { HubSpotServer } from '../crm-servers/hubspot/server';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
+import { crmEnv } from '../support/crm-env';
 import { startTestApp, type TestApp } from '../support/app';
 import { kafkaEnv, kafkaNames, readTopic, testKafka, waitFor, type Received } from '../support/kafka-fixtures';
 import { grepDatabase as grepPii, mentions } from '../support/pii-grep';
@@ -73,17 +74,7 @@ describe('eraseCustomer', () => {
     await Promise.all([sf.start(), hs.start()]);
     env = {
       ...kafkaEnv(names),
-      EARSHOT_SF_LOGIN_URL: sf.url,
-      EARSHOT_SF_CLIENT_ID: sf.options.clientId,
-      EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
-      EARSHOT_SF_USERNAME: 'earshot@example.com',
-      EARSHOT_SF_PASSWORD: 'password',
-      EARSHOT_SF_OBJECTS: 'Account,Contact,Case',
-      EARSHOT_HUBSPOT_TOKEN: hs.options.privateAppTokens[0]!,
-      EARSHOT_HUBSPOT_BASE_PATH: hs.url,
-      EARSHOT_HUBSPOT_OBJECTS: 'contacts',
-      EARSHOT_HUBSPOT_SEARCH_LAG_MS: '0',
-      EARSHOT_CRM_RETRY_BASE_MS: '10',
+      ...crmEnv(sf, hs, { salesforce: 'Account,Contact,Case' }),
       EARSHOT_CRM_SYNC_INTERVAL_MS: '3600000',
       EARSHOT_CRM_WRITEBACK_POLL_MS: '3600000',
       EARSHOT_GAP_ESCALATION: 'off',
