@@ -6,8 +6,8 @@ import { AppError } from '../shared/app-error';
 import { SpanKind, SpanStatusCode, tracer } from '../shared/tracing';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
+import { stringifyAnswer } from './answer-json';
 import type { AccessLine, GraphQLContext } from './context';
-
 import { makeFormatError } from './format-error';
 import { jitGateway } from './jit';
 import { COST_LIMIT_CODE, costLimitPlugin, costValidationRules } from './limits';
@@ -97,6 +97,8 @@ export function createApollo(
   return new ApolloServer<GraphQLContext>({
     // graphql-jit runs queries and mutations (src/graphql/jit.ts); EARSHOT_GRAPHQL_JIT=off: graphql-js alone
     ...(graphql.jit ? { gateway: jitGateway(schema) } : { schema }),
+    // JSON.stringify without V8's slow path for text beyond Latin-1 (src/graphql/answer-json.ts)
+    stringifyResult: stringifyAnswer,
     formatError: makeFormatError(log, { fieldSuggestions: graphql.fieldSuggestions }),
     includeStacktraceInErrorResponses: false,
     // main.ts owns shutdown; Apollo's own handler re-raises the signal and kills the process
