@@ -9,6 +9,7 @@ import type { Metrics } from '../shared/metrics';
 import { stringifyAnswer } from './answer-json';
 import type { AccessLine, GraphQLContext } from './context';
 import { makeFormatError } from './format-error';
+import { FOR_APOLLO_VERSION, gatewayRequestContextInstalled } from './gateway-request-context';
 import { jitGateway } from './jit';
 import { COST_LIMIT_CODE, costLimitPlugin, costValidationRules } from './limits';
 
@@ -94,9 +95,13 @@ export function createApollo(
   metricsConfig: Pick<MetricsConfig, 'operationNames'>,
   accessLog: Logger | null = null,
 ): ApolloServer<GraphQLContext> {
+  const gateway = graphql.jit ? jitGateway(schema) : null;
+  if (gateway && !gatewayRequestContextInstalled()) {
+    log.warn({ expected: FOR_APOLLO_VERSION }, "@apollo/server is not the version whose gateway request context Earshot replaces: every GraphQL request's objects now live until a full GC (src/graphql/gateway-request-context.ts)");
+  }
   return new ApolloServer<GraphQLContext>({
     // graphql-jit runs queries and mutations (src/graphql/jit.ts); EARSHOT_GRAPHQL_JIT=off: graphql-js alone
-    ...(graphql.jit ? { gateway: jitGateway(schema) } : { schema }),
+    ...(gateway ? { gateway } : { schema }),
     // JSON.stringify without V8's slow path for text beyond Latin-1 (src/graphql/answer-json.ts)
     stringifyResult: stringifyAnswer,
     formatError: makeFormatError(log, { fieldSuggestions: graphql.fieldSuggestions }),

@@ -1,6 +1,7 @@
 import type { GatewayExecutor, GatewayInterface } from '@apollo/server-gateway-interface';
 import { execute, getVariableValues, GraphQLError, type DocumentNode, type ExecutionResult, type GraphQLSchema, type SourceLocation } from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
+import { installGatewayRequestContext } from './gateway-request-context';
 
 /** documents seen once are run by graphql-js; compiled from the second time on */
 const SEEN_ONCE = 'seen-once';
@@ -31,6 +32,8 @@ function asGraphqlJsError(e: GraphQLError): GraphQLError {
 }
 
 export function jitGateway(schema: GraphQLSchema): GatewayInterface {
+  // without it, Apollo's gateway request context kept every request alive until a full GC
+  installGatewayRequestContext();
   const compiled = new WeakMap<DocumentNode, Map<string, CompiledQuery | typeof SEEN_ONCE | null>>();
   const executor: GatewayExecutor = async (rc) => {
     const { document, operation, request } = rc;
