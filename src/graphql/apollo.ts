@@ -3,10 +3,10 @@ import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDi
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { GraphqlConfig, MetricsConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
+import { stringifyAnswer } from '../shared/fast-json';
 import { SpanKind, SpanStatusCode, tracer } from '../shared/tracing';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
-import { stringifyAnswer } from './answer-json';
 import type { AccessLine, GraphQLContext } from './context';
 import { makeFormatError } from './format-error';
 import { FOR_APOLLO_VERSION, gatewayRequestContextInstalled } from './gateway-request-context';
@@ -102,7 +102,7 @@ export function createApollo(
   return new ApolloServer<GraphQLContext>({
     // graphql-jit runs queries and mutations (src/graphql/jit.ts); EARSHOT_GRAPHQL_JIT=off: graphql-js alone
     ...(gateway ? { gateway } : { schema }),
-    // JSON.stringify without V8's slow path for text beyond Latin-1 (src/graphql/answer-json.ts)
+    // JSON.stringify without V8's slow path for text beyond Latin-1 (src/shared/fast-json.ts)
     stringifyResult: stringifyAnswer,
     formatError: makeFormatError(log, { fieldSuggestions: graphql.fieldSuggestions }),
     includeStacktraceInErrorResponses: false,

@@ -1,6 +1,6 @@
 /**
- * Serializes a GraphQL answer for the wire, as Apollo's own `JSON.stringify(value) + '\n'` does,
- * but without V8's slow path for text outside Latin-1.
+ * `JSON.stringify` without V8's slow path for text outside Latin-1: for GraphQL answers (Apollo's
+ * `stringifyResult`) and the JSON Earshot hands PostgreSQL and Kafka.
  *
  * V8 (Node 24) writes JSON through a fast one-byte path; one string anywhere in the answer with a
  * character above U+00FF (an emoji in one customer's message) sends the whole answer down the slow
@@ -78,18 +78,23 @@ class Placeholders {
   }
 }
 
-/** JSON text of `value` (then a newline, as Apollo writes it); the same value as `JSON.stringify` reads back. */
+/** A GraphQL answer as Apollo writes it (JSON, then a newline). */
 export function stringifyAnswer(value: unknown): string {
+  return `${stringifyJson(value)}\n`;
+}
+
+/** JSON text of a JSON-like value (no replacer, no indent): the same value as `JSON.stringify`'s reads back. */
+export function stringifyJson(value: unknown): string {
   const p = new Placeholders();
   p.visit(value);
-  if (p.wide.length === 0) return `${JSON.stringify(value)}\n`;
+  if (p.wide.length === 0) return JSON.stringify(value);
   let out: string;
   try {
     out = JSON.stringify(value);
   } finally {
     p.restore();
   }
-  if (p.clash) return `${JSON.stringify(value)}\n`;
+  if (p.clash) return JSON.stringify(value);
   let spliced = '';
   let from = 0;
   let found = 0;
@@ -103,12 +108,12 @@ export function stringifyAnswer(value: unknown): string {
     if (before !== 0x3a && before !== 0x5b && before !== 0x2c) continue;
     const end = out.indexOf('"', at + MARK_JSON.length);
     const i = Number(out.slice(at + MARK_JSON.length, end));
-    if (end < 0 || !Number.isInteger(i) || i !== found) return `${JSON.stringify(value)}\n`;
+    if (end < 0 || !Number.isInteger(i) || i !== found) return JSON.stringify(value);
     spliced += out.slice(from, at) + escapeWide(p.wide[i]!);
     from = end + 1;
     search = from;
     found++;
   }
-  if (found !== p.wide.length) return `${JSON.stringify(value)}\n`;
-  return `${spliced}${out.slice(from)}\n`;
+  if (found !== p.wide.length) return JSON.stringify(value);
+  return spliced + out.slice(from);
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { stringifyAnswer } from './answer-json';
+import { stringifyAnswer, stringifyJson } from './fast-json';
 
 /** strings mixing ASCII, Latin-1, astral and lone surrogates, quotes, backslashes and the placeholder's own characters */
 const text = fc.oneof(
@@ -22,6 +22,7 @@ describe('stringifyAnswer', () => {
         expect(out.endsWith('\n')).toBe(true);
         expect(JSON.parse(out)).toEqual(JSON.parse(before));
         expect(JSON.stringify(value)).toBe(before);
+        expect(JSON.parse(stringifyJson(value))).toEqual(JSON.parse(before));
       }),
       { numRuns: 2000 },
     );
