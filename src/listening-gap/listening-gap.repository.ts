@@ -1,6 +1,8 @@
+import { customerJson, type CustomerJsonRow } from '../customers/customer.service';
 import { exec, firstRow, modify, rows, type Db } from '../db/sql';
 import { cursorOrderName, keyset, type SortKey, type Window } from '../graphql/keyset';
 import { isTimestamp, type Page } from '../graphql/relay';
+import { INTERACTION_COLUMNS, interactionJson, type InteractionJsonRow } from '../interactions/interaction.service';
 import { ListeningItemOrder, type ListeningItemFilter, type ListeningItemStatus } from './listening-gap.type';
 
 /**
@@ -38,6 +40,34 @@ export interface ItemRow {
   escalation_case_url: string | null;
   urgency: number;
   now_ms: string;
+  /** with {@link ItemPrefetch.customer}: the item's customer (its survivor when merged); null without one */
+  prefetched_customer?: CustomerJsonRow | null;
+  /** with {@link ItemPrefetch.interaction}: the interaction that opened the item */
+  prefetched_interaction?: InteractionJsonRow | null;
+}
+
+/**
+ * What a page of items brings along in its own statement, read ahead of the fields that resolve
+ * it (src/listening-gap/listening-items.lookahead.ts): for each, the columns the selection reads
+ * (null: all of them); absent: not selected, left to the DataLoaders.
+ */
+export interface ItemPrefetch {
+  customer?: ReadonlySet<string> | null;
+  interaction?: ReadonlySet<string> | null;
+}
+
+/** The prefetched values as select-list entries (alias `c` inside the customer's subquery is the survivor). */
+function prefetchColumns(p: ItemPrefetch): string {
+  const out: string[] = [];
+  if (p.customer !== undefined) {
+    // as CustomerService.byIds resolves it: a merged-away customer answers its survivor
+    out.push(`(SELECT ${customerJson(p.customer)} FROM customer m JOIN customer c ON c.id = coalesce(m.merged_into_id, m.id)
+       WHERE m.id = li.customer_id) AS prefetched_customer`);
+  }
+  if (p.interaction !== undefined) {
+    out.push(`(SELECT ${interactionJson(p.interaction)} FROM (SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.id = li.interaction_id) i) AS prefetched_interaction`);
+  }
+  return out.map((x) => `, ${x}`).join('');
 }
 
 const ITEM_ORDERS: Record<Exclude<ListeningItemOrder, ListeningItemOrder.URGENCY>, SortKey> = {
@@ -81,6 +111,7 @@ export async function itemPage<T>(
   order: ListeningItemOrder,
   w: Window,
   map: (r: ItemRow) => T,
+  prefetch: ItemPrefetch = {},
 ): Promise<Page<T>> {
   let now = new Date().toISOString();
   const named = cursorOrderName(w.after) ?? cursorOrderName(w.before);
@@ -110,7 +141,7 @@ export async function itemPage<T>(
   params.push(k.limit);
   const page = await rows<ItemRow & { sort_key: string }>(
     db,
-    `SELECT ${ITEM_COLUMNS}, ${urgency}::float8 AS urgency, (extract(epoch FROM $1::timestamptz) * 1000)::bigint AS now_ms, (${sort.expr})::text AS sort_key
+    `SELECT ${ITEM_COLUMNS}, ${urgency}::float8 AS urgency, (extract(epoch FROM $1::timestamptz) * 1000)::bigint AS now_ms, (${sort.expr})::text AS sort_key${prefetchColumns(prefetch)}
        FROM ${ITEM_FROM} WHERE ${[...where, ...k.conditions].join(' AND ')}
       ORDER BY ${k.orderBy} LIMIT $${params.length}`,
     params,

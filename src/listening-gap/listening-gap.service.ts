@@ -1,13 +1,15 @@
 import type { DataSource } from 'typeorm';
 import type { Principal } from '../auth/auth.service';
 import type { CrmSystemEnum } from '../crm/crm.type';
+import { fromCustomerJson } from '../customers/customer.service';
+import { fromInteractionJson } from '../interactions/interaction.service';
 import { Intent } from '../graphql/enums';
 import type { Window } from '../graphql/keyset';
 import { fromGlobalId, toGlobalId, type Page } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
 import type { ListeningGapConfig } from './listening-gap.config';
 import * as repo from './listening-gap.repository';
-import type { FigureRow, ItemRow } from './listening-gap.repository';
+import type { FigureRow, ItemPrefetch, ItemRow } from './listening-gap.repository';
 import {
   ListeningItem,
   ListeningItemOrder,
@@ -63,6 +65,8 @@ function toItem(r: ItemRow): ListeningItem {
   i.closedAt = r.closed_at;
   i.closeReason = r.close_reason;
   i.reopenedCount = r.reopened_count;
+  if (r.prefetched_customer !== undefined) i.prefetchedCustomer = r.prefetched_customer && fromCustomerJson(r.prefetched_customer);
+  if (r.prefetched_interaction !== undefined) i.prefetchedInteraction = r.prefetched_interaction && fromInteractionJson(r.prefetched_interaction);
   i.escalation = r.escalated_at ? { escalatedAt: r.escalated_at, system: r.escalation_system === 'salesforce' || r.escalation_system === 'hubspot' ? (r.escalation_system as CrmSystemEnum) : null, caseId: r.escalation_case_id, caseUrl: r.escalation_case_url } : null;
   return i;
 }
@@ -107,18 +111,21 @@ export class ListeningGapService {
     await repo.ensureDepartment(this.ds, this.config.defaultDepartment);
   }
 
-  /** Open items, most urgent first; the urgency clock is frozen at the first page (kept in the cursor). */
-  async openItems(args: { department?: string | null; channel?: string | null; overdueOnly?: boolean | null } & Window): Promise<Page<ListeningItem>> {
-    return this.list({ status: [ListeningItemStatus.OPEN], department: args.department ?? undefined, channel: args.channel ?? undefined, overdueOnly: args.overdueOnly }, ListeningItemOrder.URGENCY, args);
+  /**
+   * Open items, most urgent first; the urgency clock is frozen at the first page (kept in the cursor).
+   * `prefetch`: the customers and interactions the page's selection reads, fetched in its own statement.
+   */
+  async openItems(args: { department?: string | null; channel?: string | null; overdueOnly?: boolean | null } & Window, prefetch: ItemPrefetch = {}): Promise<Page<ListeningItem>> {
+    return this.list({ status: [ListeningItemStatus.OPEN], department: args.department ?? undefined, channel: args.channel ?? undefined, overdueOnly: args.overdueOnly }, ListeningItemOrder.URGENCY, args, prefetch);
   }
 
-  /** Items of any status under the filter, in the asked order. */
-  async listeningItems(filter: ListeningItemFilter, order: ListeningItemOrder, w: Window): Promise<Page<ListeningItem>> {
-    return this.list(filter, order, w);
+  /** Items of any status under the filter, in the asked order (`prefetch` as for openItems). */
+  async listeningItems(filter: ListeningItemFilter, order: ListeningItemOrder, w: Window, prefetch: ItemPrefetch = {}): Promise<Page<ListeningItem>> {
+    return this.list(filter, order, w, prefetch);
   }
 
-  private list(filter: ListeningItemFilter & { overdueOnly?: boolean | null }, order: ListeningItemOrder, w: Window): Promise<Page<ListeningItem>> {
-    return repo.itemPage(this.ds, filter, order, w, toItem);
+  private list(filter: ListeningItemFilter & { overdueOnly?: boolean | null }, order: ListeningItemOrder, w: Window, prefetch: ItemPrefetch): Promise<Page<ListeningItem>> {
+    return repo.itemPage(this.ds, filter, order, w, toItem, prefetch);
   }
 
   /** The history of many items, oldest first: who opened, answered, escalated, assigned, closed them, and when. */
