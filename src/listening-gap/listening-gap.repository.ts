@@ -44,6 +44,8 @@ export interface ItemRow {
   prefetched_customer?: CustomerJsonRow | null;
   /** with {@link ItemPrefetch.interaction}: the interaction that opened the item */
   prefetched_interaction?: InteractionJsonRow | null;
+  /** with {@link ItemPrefetch.lastInteraction}: the latest inbound interaction of the thread */
+  prefetched_last_interaction?: InteractionJsonRow | null;
 }
 
 /**
@@ -54,7 +56,14 @@ export interface ItemRow {
 export interface ItemPrefetch {
   customer?: ReadonlySet<string> | null;
   interaction?: ReadonlySet<string> | null;
+  lastInteraction?: ReadonlySet<string> | null;
 }
+
+/** The interactions an item names, by the field that resolves each: the item's column and the alias of its prefetch. */
+const ITEM_INTERACTIONS = [
+  { field: 'interaction', column: 'interaction_id', as: 'prefetched_interaction' },
+  { field: 'lastInteraction', column: 'last_interaction_id', as: 'prefetched_last_interaction' },
+] as const;
 
 /** The prefetched values as select-list entries (alias `c` inside the customer's subquery is the survivor). */
 function prefetchColumns(p: ItemPrefetch): string {
@@ -64,8 +73,9 @@ function prefetchColumns(p: ItemPrefetch): string {
     out.push(`(SELECT ${customerJson(p.customer)} FROM customer m JOIN customer c ON c.id = coalesce(m.merged_into_id, m.id)
        WHERE m.id = li.customer_id) AS prefetched_customer`);
   }
-  if (p.interaction !== undefined) {
-    out.push(`(SELECT ${interactionJson(p.interaction)} FROM (SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.id = li.interaction_id) i) AS prefetched_interaction`);
+  for (const { field, column, as } of ITEM_INTERACTIONS) {
+    const columns = p[field];
+    if (columns !== undefined) out.push(`(SELECT ${interactionJson(columns)} FROM (SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.id = li.${column}) i) AS ${as}`);
   }
   return out.map((x) => `, ${x}`).join('');
 }

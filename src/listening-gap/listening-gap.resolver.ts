@@ -107,7 +107,8 @@ export class ListeningGapResolver {
   }
 
   @FieldResolver(() => Interaction, { nullable: true, description: 'the latest inbound interaction of the thread' })
-  lastInteraction(@Root() i: ListeningItem, @Ctx() ctx: GraphQLContext): Promise<Interaction | null> {
+  lastInteraction(@Root() i: ListeningItem, @Ctx() ctx: GraphQLContext): Interaction | Promise<Interaction | null> | null {
+    if (i.prefetchedLastInteraction !== undefined) return i.prefetchedLastInteraction;
     return ctx.loaders.interaction.load(i.lastInteractionUuid);
   }
 }

@@ -67,6 +67,7 @@ function toItem(r: ItemRow): ListeningItem {
   i.reopenedCount = r.reopened_count;
   if (r.prefetched_customer !== undefined) i.prefetchedCustomer = r.prefetched_customer && fromCustomerJson(r.prefetched_customer);
   if (r.prefetched_interaction !== undefined) i.prefetchedInteraction = r.prefetched_interaction && fromInteractionJson(r.prefetched_interaction);
+  if (r.prefetched_last_interaction !== undefined) i.prefetchedLastInteraction = r.prefetched_last_interaction && fromInteractionJson(r.prefetched_last_interaction);
   i.escalation = r.escalated_at ? { escalatedAt: r.escalated_at, system: r.escalation_system === 'salesforce' || r.escalation_system === 'hubspot' ? (r.escalation_system as CrmSystemEnum) : null, caseId: r.escalation_case_id, caseUrl: r.escalation_case_url } : null;
   return i;
 }

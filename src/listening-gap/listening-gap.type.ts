@@ -60,6 +60,9 @@ export class ListeningItem extends Node {
   /** the opening interaction read with the page that listed this item; undefined: not read, load it */
   prefetchedInteraction?: Interaction | null;
 
+  /** the latest inbound interaction read with the page that listed this item; undefined: not read, load it */
+  prefetchedLastInteraction?: Interaction | null;
+
   @Field(() => ListeningItemStatus)
   status!: ListeningItemStatus;
 

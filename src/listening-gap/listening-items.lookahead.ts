@@ -17,7 +17,7 @@ function columnsOf(items: ResolveTree[], field: string, type: string, map: Colum
 
 /**
  * What a page of listening items (`openItems`, `listeningItems`) selects below each item that
- * the page's own statement can fetch: the customer and the opening interaction, with the columns
+ * the page's own statement can fetch: the customer, the opening and the latest interaction, with the columns
  * their selected fields read. Neither field takes arguments, so aliases and fragments only add
  * columns. The item's field resolvers (./listening-gap.resolver.ts) use what was prefetched and
  * load through the DataLoaders whatever was not (an item reached another way).
@@ -28,7 +28,9 @@ export const listeningItemsSelection = lookahead((root: ResolveTree | null): Ite
   const prefetch: ItemPrefetch = {};
   const customer = columnsOf(items, 'customer', 'Customer', CUSTOMER_FIELD_COLUMNS);
   if (customer !== undefined) prefetch.customer = customer;
-  const interaction = columnsOf(items, 'interaction', 'Interaction', INTERACTION_FIELD_COLUMNS);
-  if (interaction !== undefined) prefetch.interaction = interaction;
+  for (const field of ['interaction', 'lastInteraction'] as const) {
+    const columns = columnsOf(items, field, 'Interaction', INTERACTION_FIELD_COLUMNS);
+    if (columns !== undefined) prefetch[field] = columns;
+  }
   return prefetch;
 });

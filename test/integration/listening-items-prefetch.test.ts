@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 
-// A page of listening items (openItems, listeningItems) reads each item's customer and opening
-// interaction in its own statement, and only the columns the selected fields need
+// A page of listening items (openItems, listeningItems) reads each item's customer, opening and
+// latest interaction in its own statement, and only the columns the selected fields need
 // (src/listening-gap/listening-items.lookahead.ts). An item reached by listeningItem(id:) has
 // nothing prefetched: its fields load through the DataLoaders. Both must answer alike, for every
 // selection and role (a customer merged away answers its survivor either way).
@@ -85,7 +85,7 @@ describe('a page of listening items prefetches exactly what its customer and int
     it(`${role}: the bench's queue is one statement, and listeningItems prefetches alike`, async () => {
       const queue = await statements(`{ openItems(first: 50) { edges { node { id channel department dueAt customer { displayName } interaction { text } } } } }`, key);
       expect(queue.statements).toBe(1);
-      const selection = 'status customer { id displayName } interaction { externalId text }';
+      const selection = 'status customer { id displayName } interaction { externalId text } lastInteraction { externalId }';
       const list = await statements(`{ listeningItems(first: 40, filter: { channel: "email" }) { edges { node { id ${selection} } } } }`, key);
       expect(list.statements).toBe(1);
       const nodes = list.data.listeningItems!.edges.map((e) => e.node);
