@@ -54,6 +54,8 @@ export interface ItemRow {
  * (null: all of them); absent: not selected, left to the DataLoaders.
  */
 export interface ItemPrefetch {
+  /** the item's own columns (ItemRow's) its selected fields read; all of them when null or absent */
+  columns?: ReadonlySet<string> | null;
   customer?: ReadonlySet<string> | null;
   interaction?: ReadonlySet<string> | null;
   lastInteraction?: ReadonlySet<string> | null;
@@ -96,10 +98,28 @@ const URGENCY = `(extract(epoch FROM ($NOW::timestamptz - li.last_opened_at)) / 
    + 0.1 * ln(1 + coalesce(c.interaction_count, 0))
    + CASE WHEN EXISTS (SELECT 1 FROM crm_record r WHERE r.customer_id = li.customer_id AND r.deleted_at IS NULL) THEN 0.5 ELSE 0 END)`;
 
-const ITEM_COLUMNS = `li.id, li.customer_id, li.interaction_id, li.last_interaction_id, li.status, li.source,
-  coalesce(ad.name, d.name) AS department, d.name AS topic_department, li.assigned_user, li.intent, li.sentiment_score,
-  li.opened_at, li.last_opened_at, li.sla_seconds, li.due_at, li.first_response_at, li.first_response_seconds, li.responded_by,
-  li.closed_at, li.close_reason, li.reopened_count, li.escalated_at, li.escalation_system, li.escalation_case_id, li.escalation_case_url`;
+/** An item's columns (ItemRow) and the SQL each is read with; `$NOW` is the clock of the page. */
+const ITEM_COLUMN_SQL: Record<string, string> = {
+  id: 'li.id', customer_id: 'li.customer_id', interaction_id: 'li.interaction_id', last_interaction_id: 'li.last_interaction_id',
+  status: 'li.status', source: 'li.source', department: 'coalesce(ad.name, d.name)', topic_department: 'd.name',
+  assigned_user: 'li.assigned_user', intent: 'li.intent', sentiment_score: 'li.sentiment_score', opened_at: 'li.opened_at',
+  last_opened_at: 'li.last_opened_at', sla_seconds: 'li.sla_seconds', due_at: 'li.due_at', first_response_at: 'li.first_response_at',
+  first_response_seconds: 'li.first_response_seconds', responded_by: 'li.responded_by', closed_at: 'li.closed_at',
+  close_reason: 'li.close_reason', reopened_count: 'li.reopened_count', escalated_at: 'li.escalated_at',
+  escalation_system: 'li.escalation_system', escalation_case_id: 'li.escalation_case_id', escalation_case_url: 'li.escalation_case_url',
+  urgency: `${URGENCY}::float8`, now_ms: '(extract(epoch FROM $NOW::timestamptz) * 1000)::bigint',
+};
+
+/**
+ * The select list of an item: the `columns` a selection reads (ItemPrefetch.columns), or all of
+ * them; always the id. A column left out is absent from the row, and no selected field reads it.
+ */
+function itemColumns(columns: ReadonlySet<string> | null | undefined, now: string): string {
+  return Object.entries(ITEM_COLUMN_SQL)
+    .filter(([name]) => !columns || columns.has(name) || name === 'id')
+    .map(([name, sql]) => (sql === `li.${name}` ? sql : `${sql.replaceAll('$NOW', now)} AS ${name}`))
+    .join(', ');
+}
 
 const ITEM_FROM = `listening_item li
   JOIN department d ON d.id = li.department_id
@@ -151,7 +171,7 @@ export async function itemPage<T>(
   params.push(k.limit);
   const page = await rows<ItemRow & { sort_key: string }>(
     db,
-    `SELECT ${ITEM_COLUMNS}, ${urgency}::float8 AS urgency, (extract(epoch FROM $1::timestamptz) * 1000)::bigint AS now_ms, (${sort.expr})::text AS sort_key${prefetchColumns(prefetch)}
+    `SELECT ${itemColumns(prefetch.columns, '$1')}, (${sort.expr})::text AS sort_key${prefetchColumns(prefetch)}
        FROM ${ITEM_FROM} WHERE ${[...where, ...k.conditions].join(' AND ')}
       ORDER BY ${k.orderBy} LIMIT $${params.length}`,
     params,
@@ -162,7 +182,7 @@ export async function itemPage<T>(
 export function itemsByIds(db: Db, ids: readonly string[]): Promise<ItemRow[]> {
   return rows(
     db,
-    `SELECT ${ITEM_COLUMNS}, ${URGENCY.replace('$NOW', 'now()')}::float8 AS urgency, (extract(epoch FROM now()) * 1000)::bigint AS now_ms
+    `SELECT ${itemColumns(null, 'now()')}
        FROM ${ITEM_FROM} WHERE li.id = ANY($1::uuid[])`,
     [ids],
   );

@@ -37,6 +37,7 @@ const MAX_BUCKETS = 5000;
 
 
 
+/** Maps an item row; a row of a page carries only the columns its selection reads (ItemPrefetch.columns), so derived values are computed only from what is there. */
 function toItem(r: ItemRow): ListeningItem {
   const now = Number(r.now_ms);
   const i = new ListeningItem();
@@ -56,8 +57,8 @@ function toItem(r: ItemRow): ListeningItem {
   i.lastOpenedAt = r.last_opened_at;
   i.slaSeconds = r.sla_seconds;
   i.dueAt = r.due_at;
-  i.overdue = r.status === 'open' && r.due_at.getTime() < now;
-  i.ageSeconds = Math.max(0, Math.round((now - r.last_opened_at.getTime()) / 1000));
+  i.overdue = r.status === 'open' && !!r.due_at && r.due_at.getTime() < now;
+  i.ageSeconds = r.last_opened_at ? Math.max(0, Math.round((now - r.last_opened_at.getTime()) / 1000)) : 0;
   i.urgency = Number(r.urgency);
   i.firstResponseAt = r.first_response_at;
   i.firstResponseSeconds = r.first_response_seconds;

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 
 // A page of listening items (openItems, listeningItems) reads each item's customer, opening and
-// latest interaction in its own statement, and only the columns the selected fields need
+// latest interaction in its own statement, and only the columns the selected fields need (the
+// item's own as well)
 // (src/listening-gap/listening-items.lookahead.ts). An item reached by listeningItem(id:) has
 // nothing prefetched: its fields load through the DataLoaders. Both must answer alike, for every
 // selection and role (a customer merged away answers its survivor either way).
@@ -21,6 +22,9 @@ const SELECTIONS = [
      customer { id displayName } topics { name department } }`,
   'a: customer { displayName } b: customer { id sentiment { label } } interaction { ... on Node { id } ... on Interaction { text author { handle } } }',
   'customer { ... on Node { id } } lastInteraction { id text }',
+  `__typename status channel department topicDepartment assignedUser intent sentimentScore openedAt lastOpenedAt slaSeconds dueAt overdue
+   firstResponseAt firstResponseSeconds respondedBy closedAt closeReason reopenedCount escalation { escalatedAt system caseId caseUrl } history { kind actor }`,
+  '... on Node { id } ... on ListeningItem { overdue customer { displayName } }',
 ];
 
 type Node = Record<string, unknown> & { id: string };
@@ -93,6 +97,20 @@ describe('a page of listening items prefetches exactly what its customer and int
       expect(await loaded(nodes.map((n) => n.id), selection, key)).toEqual(nodes);
     });
   }
+
+  it('reads the clock-relative fields (ageSeconds, urgency) on a narrow page as on a full one', async () => {
+    type Item = { id: string; ageSeconds: number; urgency: number };
+    const narrow = (await statements(`{ openItems(first: 50) { edges { node { id ageSeconds urgency } } } }`, ADMIN)).data.openItems!.edges.map((e) => e.node as unknown as Item);
+    const full = (await statements(`{ openItems(first: 50) { edges { node { id ageSeconds urgency status dueAt customer { id } } } } }`, ADMIN)).data.openItems!.edges.map((e) => e.node as unknown as Item);
+    expect(narrow.map((n) => n.id)).toEqual(full.map((n) => n.id));
+    const urgencies = narrow.map((n) => n.urgency);
+    expect(urgencies).toEqual([...urgencies].sort((a, b) => b - a));
+    narrow.forEach((n, k) => {
+      expect(n.ageSeconds).toBeGreaterThan(0);
+      expect(Math.abs(n.ageSeconds - full[k]!.ageSeconds)).toBeLessThanOrEqual(60);
+      expect(Math.abs(n.urgency - full[k]!.urgency)).toBeLessThan(0.01);
+    });
+  });
 
   it('hides what it hid before from an analyst: display names that read as addresses, email handles, email identities', async () => {
     const selection = 'customer { displayName identities { kind value redacted } } interaction { author { handle displayName } }';
