@@ -1,6 +1,6 @@
-import type { FieldNode, GraphQLResolveInfo } from 'graphql';
-import { parseResolveInfo, type FieldsByTypeName, type ResolveTree } from 'graphql-parse-resolve-info';
+import type { ResolveTree } from 'graphql-parse-resolve-info';
 import { keyset, type Window } from '../graphql/keyset';
+import { connectionNodeFields, lookahead, selectedColumns, type ColumnMap } from '../graphql/lookahead';
 import { InteractionOrder, INTERACTION_ORDERS } from '../interactions/interaction.service';
 
 /** What `customers` selects below each customer, as far as the page's own statement can fetch it. */
@@ -15,7 +15,7 @@ export interface PageSelection {
  * resolvers of src/interactions/interaction.resolver.ts). A field not listed here (a new one)
  * makes the page read every column.
  */
-const INTERACTION_FIELD_COLUMNS: Record<string, readonly string[]> = {
+export const INTERACTION_FIELD_COLUMNS: ColumnMap = {
   __typename: [],
   id: ['id'],
   source: ['source'],
@@ -35,58 +35,42 @@ const INTERACTION_FIELD_COLUMNS: Record<string, readonly string[]> = {
   unhappy: ['unhappy'],
   customer: ['customer_id'],
   topics: ['id'],
+  sentiment: {
+    type: 'InteractionSentiment',
+    fields: {
+      __typename: [],
+      score: ['sentiment_score'],
+      label: ['sentiment_label'],
+      confidence: ['sentiment_confidence'],
+      explanation: ['explanation'],
+      model: ['sentiment_model'],
+    },
+  },
 };
-const SENTIMENT_FIELD_COLUMNS: Record<string, readonly string[]> = {
+
+/** An interactions connection: only its nodes read columns. */
+const INTERACTION_CONNECTION_COLUMNS: ColumnMap = {
   __typename: [],
-  score: ['sentiment_score'],
-  label: ['sentiment_label'],
-  confidence: ['sentiment_confidence'],
-  explanation: ['explanation'],
-  model: ['sentiment_model'],
+  totalCount: [],
+  pageInfo: [],
+  edges: { type: 'InteractionEdge', fields: { __typename: [], cursor: [], node: { type: 'Interaction', fields: INTERACTION_FIELD_COLUMNS } } },
 };
 
-/** The columns the selection below an interactions connection reads, or null when it cannot tell (then all). */
-function interactionColumns(connection: ResolveTree): Set<string> | null {
-  const columns = new Set<string>();
-  for (const [type, fields] of Object.entries(connection.fieldsByTypeName)) {
-    if (type !== 'InteractionConnection') return null;
-    for (const f of Object.values(fields)) {
-      if (f.name !== 'edges') continue;
-      for (const [edgeType, edgeFields] of Object.entries(f.fieldsByTypeName)) {
-        if (edgeType !== 'InteractionEdge') return null;
-        for (const n of Object.values(edgeFields)) {
-          if (n.name !== 'node') continue;
-          for (const [nodeType, nodeFields] of Object.entries(n.fieldsByTypeName)) {
-            if (nodeType !== 'Interaction') return null;
-            for (const field of Object.values(nodeFields)) {
-              if (field.name === 'sentiment') {
-                for (const [sType, sFields] of Object.entries(field.fieldsByTypeName)) {
-                  if (sType !== 'InteractionSentiment') return null;
-                  for (const sf of Object.values(sFields)) {
-                    const cols = SENTIMENT_FIELD_COLUMNS[sf.name];
-                    if (!cols) return null;
-                    for (const c of cols) columns.add(c);
-                  }
-                }
-                continue;
-              }
-              const cols = INTERACTION_FIELD_COLUMNS[field.name];
-              if (!cols) return null;
-              for (const c of cols) columns.add(c);
-            }
-          }
-        }
-      }
-    }
-  }
-  return columns;
-}
-
-function fieldsOf(tree: FieldsByTypeName, typeName?: string): ResolveTree[] {
-  const out: ResolveTree[] = [];
-  for (const [type, fields] of Object.entries(tree)) if (!typeName || type === typeName) out.push(...Object.values(fields));
-  return out;
-}
+/**
+ * The customer columns (CustomerService's CUSTOMER_COLUMNS) each field of `Customer` resolves
+ * from (toCustomer and the field resolvers of ./customer.resolver.ts); a field not listed here
+ * makes a prefetch read every column.
+ */
+export const CUSTOMER_FIELD_COLUMNS: ColumnMap = {
+  __typename: [],
+  id: ['id'],
+  displayName: ['display_name'],
+  createdAt: ['created_at'],
+  sentiment: ['sentiment_score', 'sentiment_label', 'interaction_count', 'sentiment_trend', 'last_interaction_at'],
+  identities: ['id'],
+  crmRecords: ['id'],
+  interactions: ['id'],
+};
 
 /**
  * Reads the selection of a `customers` field ahead of its resolvers (graphql-parse-resolve-info:
@@ -94,28 +78,12 @@ function fieldsOf(tree: FieldsByTypeName, typeName?: string): ResolveTree[] {
  * it answers, correctness does not depend on it: a customer's field resolvers use what was
  * prefetched only when it was fetched for exactly their arguments, and load it otherwise.
  */
-export function customerPageSelection(info: GraphQLResolveInfo): PageSelection {
-  // without variables the answer depends on the parsed document alone, which Apollo's document
-  // cache hands back for every run of the same query: read once per field node
-  const node = info.fieldNodes[0]!;
-  const reusable = info.fieldNodes.length === 1 && Object.keys(info.variableValues).length === 0;
-  const known = reusable ? readAhead.get(node) : undefined;
-  if (known) return known;
-  const selection = readSelection(info);
-  if (reusable) readAhead.set(node, selection);
-  return selection;
-}
+export const customerPageSelection = lookahead(readSelection);
 
-const readAhead = new WeakMap<FieldNode, PageSelection>();
-
-function readSelection(info: GraphQLResolveInfo): PageSelection {
+function readSelection(root: ResolveTree | null): PageSelection {
   const none: PageSelection = { identities: false, interactions: null };
-  const root = parseResolveInfo(info) as ResolveTree | null;
   if (!root) return none;
-  const customers = fieldsOf(root.fieldsByTypeName)
-    .filter((f) => f.name === 'edges')
-    .flatMap((e) => fieldsOf(e.fieldsByTypeName).filter((f) => f.name === 'node'))
-    .flatMap((n) => fieldsOf(n.fieldsByTypeName, 'Customer'));
+  const customers = connectionNodeFields(root, 'Customer');
   const interactions = customers.filter((f) => f.name === 'interactions');
   const selection: PageSelection = { identities: customers.some((f) => f.name === 'identities'), interactions: null };
   if (interactions.length !== 1) return selection;
@@ -130,6 +98,6 @@ function readSelection(info: GraphQLResolveInfo): PageSelection {
   } catch {
     return selection;
   }
-  selection.interactions = { window, order, columns: interactionColumns(field) };
+  selection.interactions = { window, order, columns: selectedColumns(field.fieldsByTypeName, 'InteractionConnection', INTERACTION_CONNECTION_COLUMNS) };
   return selection;
 }

@@ -3,7 +3,7 @@ import { identityValueFor, searchScopeFor, sqlLooksLikePii, type PiiViewer } fro
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
 import { keyset, type SortKey, type Window } from '../graphql/keyset';
 import { toGlobalId, type Page } from '../graphql/relay';
-import { INTERACTION_COLUMNS, INTERACTION_ORDERS, type InteractionOrder, toInteraction, type InteractionRow } from '../interactions/interaction.service';
+import { fromInteractionJson, INTERACTION_COLUMNS, INTERACTION_ORDERS, interactionJson, type InteractionJsonRow, type InteractionOrder } from '../interactions/interaction.service';
 import type { Interaction } from '../interactions/interaction.type';
 import { Customer, type Identity } from './customer.type';
 
@@ -46,45 +46,6 @@ export interface PagePrefetch {
   };
 }
 
-type InteractionJsonRow = [
-  id: string, source: string, externalId: string, url: string | null, text: string, occurredAt: string, direction: string,
-  inReplyTo: string | null, authorHandle: string | null, authorDisplayName: string | null, lang: string | null, rating: number | null,
-  score: number, label: string, confidence: number, intent: string, intentConfidence: number,
-  explanation: { token: string; weight: number }[] | null, model: string | null, customerId: string | null, sortKey: string,
-  complaint: boolean | null, complaintProbability: number | null, unhappy: boolean | null,
-];
-
-/** The slots of InteractionJsonRow, in order: the column each is read from. */
-const INTERACTION_JSON_SLOTS = [
-  'id', 'source', 'external_id', 'url', 'text', 'occurred_at', 'direction', 'in_reply_to', 'author_handle', 'author_display_name', 'lang', 'rating',
-  'sentiment_score', 'sentiment_label', 'sentiment_confidence', 'intent', 'intent_confidence', 'explanation', 'sentiment_model', 'customer_id', 'sort_key',
-  'complaint', 'complaint_probability', 'unhappy',
-] as const;
-
-/** Columns every prefetched interaction carries whatever is selected: its id and cursor. */
-const ALWAYS = new Set(['id', 'sort_key']);
-
-/**
- * One interaction as a JSON list, in InteractionJsonRow's order (the subquery is aliased `i`).
- * Only the `columns` the selection reads are filled (all of them when null), the others are
- * NULL: never read, as no selected field resolves from them.
- */
-function interactionJson(columns: ReadonlySet<string> | null): string {
-  return `json_build_array(${INTERACTION_JSON_SLOTS.map((c) => (!columns || columns.has(c) || ALWAYS.has(c) ? `i.${c}` : 'NULL')).join(', ')})`;
-}
-
-function fromInteractionJson(j: InteractionJsonRow): Interaction {
-  const row: InteractionRow = {
-    id: j[0], source: j[1], external_id: j[2], url: j[3], text: j[4], occurred_at: new Date(j[5]), direction: j[6],
-    in_reply_to: j[7], author_handle: j[8], author_display_name: j[9], lang: j[10], rating: j[11],
-    sentiment_score: j[12], sentiment_label: j[13], sentiment_confidence: j[14], intent: j[15], intent_confidence: j[16],
-    // not selected (PagePrefetch.interactions.columns): never read
-    explanation: j[17] ?? [], sentiment_model: j[18], customer_id: j[19], sort_key: j[20],
-    complaint: j[21], complaint_probability: j[22], unhappy: j[23],
-  };
-  return toInteraction(row);
-}
-
 /** True when a page prefetched for `a` answers the field asked with `b` (the same window and order). */
 export function sameInteractionsPage(a: { window: Window; order: InteractionOrder }, b: { window: Window; order: InteractionOrder }): boolean {
   const x = a.window;
@@ -95,6 +56,33 @@ export function sameInteractionsPage(a: { window: Window; order: InteractionOrde
 
 const CUSTOMER_COLUMNS = `c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend,
   c.interaction_count, c.last_interaction_at, c.created_at`;
+
+/** A customer as {@link customerJson} lists it: the columns of CUSTOMER_COLUMNS, in order. */
+export type CustomerJsonRow = [
+  id: string, displayName: string | null, score: number | null, label: string | null, trend: number | null,
+  interactionCount: number | null, lastInteractionAt: string | null, createdAt: string | null,
+];
+
+const CUSTOMER_JSON_SLOTS = ['id', 'display_name', 'sentiment_score', 'sentiment_label', 'sentiment_trend', 'interaction_count', 'last_interaction_at', 'created_at'] as const;
+
+/**
+ * One customer as a JSON list, in CustomerJsonRow's order, from a customer row aliased `c`. Only
+ * the `columns` a selection reads (src/customers/customer-page.lookahead.ts) are filled, all of
+ * them when null, and always the id; the others are NULL: never read, as no selected field
+ * resolves from them.
+ */
+export function customerJson(columns: ReadonlySet<string> | null): string {
+  return `json_build_array(${CUSTOMER_JSON_SLOTS.map((c) => (!columns || columns.has(c) || c === 'id' ? `c.${c}` : 'NULL')).join(', ')})`;
+}
+
+/** The customer {@link customerJson} listed. */
+export function fromCustomerJson(j: CustomerJsonRow): Customer {
+  return toCustomer({
+    id: j[0], display_name: j[1], sentiment_score: j[2], sentiment_label: j[3], sentiment_trend: j[4],
+    // not selected (the columns customerJson was given): never read
+    interaction_count: j[5] as number, last_interaction_at: j[6] === null ? null : new Date(j[6]), created_at: (j[7] === null ? null : new Date(j[7])) as Date, sort_key: '',
+  });
+}
 
 /** Orders of the customer list; sort values are never null (coalesced), as the keyset needs. */
 export enum CustomerOrder {

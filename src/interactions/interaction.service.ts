@@ -88,6 +88,47 @@ export function toInteraction(r: InteractionRow): Interaction {
   return i;
 }
 
+/** One interaction as {@link interactionJson} lists it. */
+export type InteractionJsonRow = [
+  id: string, source: string, externalId: string, url: string | null, text: string, occurredAt: string, direction: string,
+  inReplyTo: string | null, authorHandle: string | null, authorDisplayName: string | null, lang: string | null, rating: number | null,
+  score: number, label: string, confidence: number, intent: string, intentConfidence: number,
+  explanation: { token: string; weight: number }[] | null, model: string | null, customerId: string | null, sortKey: string,
+  complaint: boolean | null, complaintProbability: number | null, unhappy: boolean | null,
+];
+
+/** The slots of InteractionJsonRow, in order: the column each is read from. */
+const INTERACTION_JSON_SLOTS = [
+  'id', 'source', 'external_id', 'url', 'text', 'occurred_at', 'direction', 'in_reply_to', 'author_handle', 'author_display_name', 'lang', 'rating',
+  'sentiment_score', 'sentiment_label', 'sentiment_confidence', 'intent', 'intent_confidence', 'explanation', 'sentiment_model', 'customer_id', 'sort_key',
+  'complaint', 'complaint_probability', 'unhappy',
+] as const;
+
+/** Columns every prefetched interaction carries whatever is selected: its id and cursor. */
+const ALWAYS = new Set(['id', 'sort_key']);
+
+/**
+ * One interaction as a JSON list, in InteractionJsonRow's order, from a row of INTERACTION_COLUMNS aliased `i`.
+ * Only the `columns` the selection reads are filled (all of them when null), the others are
+ * NULL: never read, as no selected field resolves from them.
+ */
+export function interactionJson(columns: ReadonlySet<string> | null): string {
+  return `json_build_array(${INTERACTION_JSON_SLOTS.map((c) => (!columns || columns.has(c) || ALWAYS.has(c) ? `i.${c}` : 'NULL')).join(', ')})`;
+}
+
+/** The interaction {@link interactionJson} listed (unfilled slots come back null and are never read). */
+export function fromInteractionJson(j: InteractionJsonRow): Interaction {
+  const row: InteractionRow = {
+    id: j[0], source: j[1], external_id: j[2], url: j[3], text: j[4], occurred_at: new Date(j[5]), direction: j[6],
+    in_reply_to: j[7], author_handle: j[8], author_display_name: j[9], lang: j[10], rating: j[11],
+    sentiment_score: j[12], sentiment_label: j[13], sentiment_confidence: j[14], intent: j[15], intent_confidence: j[16],
+    // not selected (the columns interactionJson was given): never read
+    explanation: j[17] ?? [], sentiment_model: j[18], customer_id: j[19], sort_key: j[20],
+    complaint: j[21], complaint_probability: j[22], unhappy: j[23],
+  };
+  return toInteraction(row);
+}
+
 export class InteractionService {
   constructor(private readonly ds: DataSource) {}
 

@@ -1,6 +1,8 @@
+import { customerJson, type CustomerJsonRow } from '../customers/customer.service';
 import { exec, firstRow, modify, rows, type Db } from '../db/sql';
 import { cursorOrderName, keyset, type SortKey, type Window } from '../graphql/keyset';
 import { isTimestamp, type Page } from '../graphql/relay';
+import { INTERACTION_COLUMNS, interactionJson, type InteractionJsonRow } from '../interactions/interaction.service';
 import { ListeningItemOrder, type ListeningItemFilter, type ListeningItemStatus } from './listening-gap.type';
 
 /**
@@ -38,6 +40,46 @@ export interface ItemRow {
   escalation_case_url: string | null;
   urgency: number;
   now_ms: string;
+  /** with {@link ItemPrefetch.customer}: the item's customer (its survivor when merged); null without one */
+  prefetched_customer?: CustomerJsonRow | null;
+  /** with {@link ItemPrefetch.interaction}: the interaction that opened the item */
+  prefetched_interaction?: InteractionJsonRow | null;
+  /** with {@link ItemPrefetch.lastInteraction}: the latest inbound interaction of the thread */
+  prefetched_last_interaction?: InteractionJsonRow | null;
+}
+
+/**
+ * What a page of items brings along in its own statement, read ahead of the fields that resolve
+ * it (src/listening-gap/listening-items.lookahead.ts): for each, the columns the selection reads
+ * (null: all of them); absent: not selected, left to the DataLoaders.
+ */
+export interface ItemPrefetch {
+  /** the item's own columns (ItemRow's) its selected fields read; all of them when null or absent */
+  columns?: ReadonlySet<string> | null;
+  customer?: ReadonlySet<string> | null;
+  interaction?: ReadonlySet<string> | null;
+  lastInteraction?: ReadonlySet<string> | null;
+}
+
+/** The interactions an item names, by the field that resolves each: the item's column and the alias of its prefetch. */
+const ITEM_INTERACTIONS = [
+  { field: 'interaction', column: 'interaction_id', as: 'prefetched_interaction' },
+  { field: 'lastInteraction', column: 'last_interaction_id', as: 'prefetched_last_interaction' },
+] as const;
+
+/** The prefetched values as select-list entries (alias `c` inside the customer's subquery is the survivor). */
+function prefetchColumns(p: ItemPrefetch): string {
+  const out: string[] = [];
+  if (p.customer !== undefined) {
+    // as CustomerService.byIds resolves it: a merged-away customer answers its survivor
+    out.push(`(SELECT ${customerJson(p.customer)} FROM customer m JOIN customer c ON c.id = coalesce(m.merged_into_id, m.id)
+       WHERE m.id = li.customer_id) AS prefetched_customer`);
+  }
+  for (const { field, column, as } of ITEM_INTERACTIONS) {
+    const columns = p[field];
+    if (columns !== undefined) out.push(`(SELECT ${interactionJson(columns)} FROM (SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.id = li.${column}) i) AS ${as}`);
+  }
+  return out.map((x) => `, ${x}`).join('');
 }
 
 const ITEM_ORDERS: Record<Exclude<ListeningItemOrder, ListeningItemOrder.URGENCY>, SortKey> = {
@@ -56,10 +98,28 @@ const URGENCY = `(extract(epoch FROM ($NOW::timestamptz - li.last_opened_at)) / 
    + 0.1 * ln(1 + coalesce(c.interaction_count, 0))
    + CASE WHEN EXISTS (SELECT 1 FROM crm_record r WHERE r.customer_id = li.customer_id AND r.deleted_at IS NULL) THEN 0.5 ELSE 0 END)`;
 
-const ITEM_COLUMNS = `li.id, li.customer_id, li.interaction_id, li.last_interaction_id, li.status, li.source,
-  coalesce(ad.name, d.name) AS department, d.name AS topic_department, li.assigned_user, li.intent, li.sentiment_score,
-  li.opened_at, li.last_opened_at, li.sla_seconds, li.due_at, li.first_response_at, li.first_response_seconds, li.responded_by,
-  li.closed_at, li.close_reason, li.reopened_count, li.escalated_at, li.escalation_system, li.escalation_case_id, li.escalation_case_url`;
+/** An item's columns (ItemRow) and the SQL each is read with; `$NOW` is the clock of the page. */
+const ITEM_COLUMN_SQL: Record<string, string> = {
+  id: 'li.id', customer_id: 'li.customer_id', interaction_id: 'li.interaction_id', last_interaction_id: 'li.last_interaction_id',
+  status: 'li.status', source: 'li.source', department: 'coalesce(ad.name, d.name)', topic_department: 'd.name',
+  assigned_user: 'li.assigned_user', intent: 'li.intent', sentiment_score: 'li.sentiment_score', opened_at: 'li.opened_at',
+  last_opened_at: 'li.last_opened_at', sla_seconds: 'li.sla_seconds', due_at: 'li.due_at', first_response_at: 'li.first_response_at',
+  first_response_seconds: 'li.first_response_seconds', responded_by: 'li.responded_by', closed_at: 'li.closed_at',
+  close_reason: 'li.close_reason', reopened_count: 'li.reopened_count', escalated_at: 'li.escalated_at',
+  escalation_system: 'li.escalation_system', escalation_case_id: 'li.escalation_case_id', escalation_case_url: 'li.escalation_case_url',
+  urgency: `${URGENCY}::float8`, now_ms: '(extract(epoch FROM $NOW::timestamptz) * 1000)::bigint',
+};
+
+/**
+ * The select list of an item: the `columns` a selection reads (ItemPrefetch.columns), or all of
+ * them; always the id. A column left out is absent from the row, and no selected field reads it.
+ */
+function itemColumns(columns: ReadonlySet<string> | null | undefined, now: string): string {
+  return Object.entries(ITEM_COLUMN_SQL)
+    .filter(([name]) => !columns || columns.has(name) || name === 'id')
+    .map(([name, sql]) => (sql === `li.${name}` ? sql : `${sql.replaceAll('$NOW', now)} AS ${name}`))
+    .join(', ');
+}
 
 const ITEM_FROM = `listening_item li
   JOIN department d ON d.id = li.department_id
@@ -81,6 +141,7 @@ export async function itemPage<T>(
   order: ListeningItemOrder,
   w: Window,
   map: (r: ItemRow) => T,
+  prefetch: ItemPrefetch = {},
 ): Promise<Page<T>> {
   let now = new Date().toISOString();
   const named = cursorOrderName(w.after) ?? cursorOrderName(w.before);
@@ -110,7 +171,7 @@ export async function itemPage<T>(
   params.push(k.limit);
   const page = await rows<ItemRow & { sort_key: string }>(
     db,
-    `SELECT ${ITEM_COLUMNS}, ${urgency}::float8 AS urgency, (extract(epoch FROM $1::timestamptz) * 1000)::bigint AS now_ms, (${sort.expr})::text AS sort_key
+    `SELECT ${itemColumns(prefetch.columns, '$1')}, (${sort.expr})::text AS sort_key${prefetchColumns(prefetch)}
        FROM ${ITEM_FROM} WHERE ${[...where, ...k.conditions].join(' AND ')}
       ORDER BY ${k.orderBy} LIMIT $${params.length}`,
     params,
@@ -121,7 +182,7 @@ export async function itemPage<T>(
 export function itemsByIds(db: Db, ids: readonly string[]): Promise<ItemRow[]> {
   return rows(
     db,
-    `SELECT ${ITEM_COLUMNS}, ${URGENCY.replace('$NOW', 'now()')}::float8 AS urgency, (extract(epoch FROM now()) * 1000)::bigint AS now_ms
+    `SELECT ${itemColumns(null, 'now()')}
        FROM ${ITEM_FROM} WHERE li.id = ANY($1::uuid[])`,
     [ids],
   );

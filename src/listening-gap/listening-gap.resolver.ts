@@ -1,9 +1,11 @@
-import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Info, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Customer } from '../customers/customer.type';
 import type { GraphQLContext } from '../graphql/context';
 import { fromGlobalId } from '../graphql/relay';
 import { Interaction } from '../interactions/interaction.type';
 import type { ListeningGapService } from './listening-gap.service';
+import { listeningItemsSelection } from './listening-items.lookahead';
 import {
   AssignItemArgs,
   CloseItemArgs,
@@ -29,8 +31,8 @@ export class ListeningGapResolver {
 
   @Authorized()
   @Query(() => ListeningItemConnection, { description: 'Items waiting for an answer, most urgent first (age against the SLA, negativity, customer value)' })
-  openItems(@Args(() => OpenItemsArgs) args: OpenItemsArgs): Promise<ListeningItemConnection> {
-    return this.gap.openItems(args);
+  openItems(@Args(() => OpenItemsArgs) args: OpenItemsArgs, @Info() info: GraphQLResolveInfo): Promise<ListeningItemConnection> {
+    return this.gap.openItems(args, listeningItemsSelection(info));
   }
 
   @Authorized()
@@ -41,8 +43,8 @@ export class ListeningGapResolver {
 
   @Authorized()
   @Query(() => ListeningItemConnection, { description: 'Listening items of any status (open, answered, closed) under the filter, newest first by default' })
-  listeningItems(@Args(() => ListeningItemsArgs) args: ListeningItemsArgs): Promise<ListeningItemConnection> {
-    return this.gap.listeningItems(args.filter ?? {}, args.order ?? ListeningItemOrder.NEWEST, args);
+  listeningItems(@Args(() => ListeningItemsArgs) args: ListeningItemsArgs, @Info() info: GraphQLResolveInfo): Promise<ListeningItemConnection> {
+    return this.gap.listeningItems(args.filter ?? {}, args.order ?? ListeningItemOrder.NEWEST, args, listeningItemsSelection(info));
   }
 
   @Authorized()
@@ -93,17 +95,20 @@ export class ListeningGapResolver {
   }
 
   @FieldResolver(() => Customer, { nullable: true })
-  customer(@Root() i: ListeningItem, @Ctx() ctx: GraphQLContext): Promise<Customer | null> | null {
+  customer(@Root() i: ListeningItem, @Ctx() ctx: GraphQLContext): Customer | Promise<Customer | null> | null {
+    if (i.prefetchedCustomer !== undefined) return i.prefetchedCustomer;
     return i.customerUuid ? ctx.loaders.customer.load(i.customerUuid) : null;
   }
 
   @FieldResolver(() => Interaction, { nullable: true, description: 'the inbound interaction that opened the item' })
-  interaction(@Root() i: ListeningItem, @Ctx() ctx: GraphQLContext): Promise<Interaction | null> {
+  interaction(@Root() i: ListeningItem, @Ctx() ctx: GraphQLContext): Interaction | Promise<Interaction | null> | null {
+    if (i.prefetchedInteraction !== undefined) return i.prefetchedInteraction;
     return ctx.loaders.interaction.load(i.interactionUuid);
   }
 
   @FieldResolver(() => Interaction, { nullable: true, description: 'the latest inbound interaction of the thread' })
-  lastInteraction(@Root() i: ListeningItem, @Ctx() ctx: GraphQLContext): Promise<Interaction | null> {
+  lastInteraction(@Root() i: ListeningItem, @Ctx() ctx: GraphQLContext): Interaction | Promise<Interaction | null> | null {
+    if (i.prefetchedLastInteraction !== undefined) return i.prefetchedLastInteraction;
     return ctx.loaders.interaction.load(i.lastInteractionUuid);
   }
 }

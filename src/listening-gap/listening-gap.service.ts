@@ -1,13 +1,15 @@
 import type { DataSource } from 'typeorm';
 import type { Principal } from '../auth/auth.service';
 import type { CrmSystemEnum } from '../crm/crm.type';
+import { fromCustomerJson } from '../customers/customer.service';
+import { fromInteractionJson } from '../interactions/interaction.service';
 import { Intent } from '../graphql/enums';
 import type { Window } from '../graphql/keyset';
 import { fromGlobalId, toGlobalId, type Page } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
 import type { ListeningGapConfig } from './listening-gap.config';
 import * as repo from './listening-gap.repository';
-import type { FigureRow, ItemRow } from './listening-gap.repository';
+import type { FigureRow, ItemPrefetch, ItemRow } from './listening-gap.repository';
 import {
   ListeningItem,
   ListeningItemOrder,
@@ -35,6 +37,7 @@ const MAX_BUCKETS = 5000;
 
 
 
+/** Maps an item row; a row of a page carries only the columns its selection reads (ItemPrefetch.columns), so derived values are computed only from what is there. */
 function toItem(r: ItemRow): ListeningItem {
   const now = Number(r.now_ms);
   const i = new ListeningItem();
@@ -54,8 +57,8 @@ function toItem(r: ItemRow): ListeningItem {
   i.lastOpenedAt = r.last_opened_at;
   i.slaSeconds = r.sla_seconds;
   i.dueAt = r.due_at;
-  i.overdue = r.status === 'open' && r.due_at.getTime() < now;
-  i.ageSeconds = Math.max(0, Math.round((now - r.last_opened_at.getTime()) / 1000));
+  i.overdue = r.status === 'open' && !!r.due_at && r.due_at.getTime() < now;
+  i.ageSeconds = r.last_opened_at ? Math.max(0, Math.round((now - r.last_opened_at.getTime()) / 1000)) : 0;
   i.urgency = Number(r.urgency);
   i.firstResponseAt = r.first_response_at;
   i.firstResponseSeconds = r.first_response_seconds;
@@ -63,6 +66,9 @@ function toItem(r: ItemRow): ListeningItem {
   i.closedAt = r.closed_at;
   i.closeReason = r.close_reason;
   i.reopenedCount = r.reopened_count;
+  if (r.prefetched_customer !== undefined) i.prefetchedCustomer = r.prefetched_customer && fromCustomerJson(r.prefetched_customer);
+  if (r.prefetched_interaction !== undefined) i.prefetchedInteraction = r.prefetched_interaction && fromInteractionJson(r.prefetched_interaction);
+  if (r.prefetched_last_interaction !== undefined) i.prefetchedLastInteraction = r.prefetched_last_interaction && fromInteractionJson(r.prefetched_last_interaction);
   i.escalation = r.escalated_at ? { escalatedAt: r.escalated_at, system: r.escalation_system === 'salesforce' || r.escalation_system === 'hubspot' ? (r.escalation_system as CrmSystemEnum) : null, caseId: r.escalation_case_id, caseUrl: r.escalation_case_url } : null;
   return i;
 }
@@ -107,18 +113,21 @@ export class ListeningGapService {
     await repo.ensureDepartment(this.ds, this.config.defaultDepartment);
   }
 
-  /** Open items, most urgent first; the urgency clock is frozen at the first page (kept in the cursor). */
-  async openItems(args: { department?: string | null; channel?: string | null; overdueOnly?: boolean | null } & Window): Promise<Page<ListeningItem>> {
-    return this.list({ status: [ListeningItemStatus.OPEN], department: args.department ?? undefined, channel: args.channel ?? undefined, overdueOnly: args.overdueOnly }, ListeningItemOrder.URGENCY, args);
+  /**
+   * Open items, most urgent first; the urgency clock is frozen at the first page (kept in the cursor).
+   * `prefetch`: the customers and interactions the page's selection reads, fetched in its own statement.
+   */
+  async openItems(args: { department?: string | null; channel?: string | null; overdueOnly?: boolean | null } & Window, prefetch: ItemPrefetch = {}): Promise<Page<ListeningItem>> {
+    return this.list({ status: [ListeningItemStatus.OPEN], department: args.department ?? undefined, channel: args.channel ?? undefined, overdueOnly: args.overdueOnly }, ListeningItemOrder.URGENCY, args, prefetch);
   }
 
-  /** Items of any status under the filter, in the asked order. */
-  async listeningItems(filter: ListeningItemFilter, order: ListeningItemOrder, w: Window): Promise<Page<ListeningItem>> {
-    return this.list(filter, order, w);
+  /** Items of any status under the filter, in the asked order (`prefetch` as for openItems). */
+  async listeningItems(filter: ListeningItemFilter, order: ListeningItemOrder, w: Window, prefetch: ItemPrefetch = {}): Promise<Page<ListeningItem>> {
+    return this.list(filter, order, w, prefetch);
   }
 
-  private list(filter: ListeningItemFilter & { overdueOnly?: boolean | null }, order: ListeningItemOrder, w: Window): Promise<Page<ListeningItem>> {
-    return repo.itemPage(this.ds, filter, order, w, toItem);
+  private list(filter: ListeningItemFilter & { overdueOnly?: boolean | null }, order: ListeningItemOrder, w: Window, prefetch: ItemPrefetch): Promise<Page<ListeningItem>> {
+    return repo.itemPage(this.ds, filter, order, w, toItem, prefetch);
   }
 
   /** The history of many items, oldest first: who opened, answered, escalated, assigned, closed them, and when. */

@@ -4,6 +4,8 @@ import { PageArgs } from '../graphql/args';
 import { CrmSystemEnum } from '../crm/crm.type';
 import { Intent } from '../graphql/enums';
 import { Connection, Node } from '../graphql/relay';
+import type { Customer } from '../customers/customer.type';
+import type { Interaction } from '../interactions/interaction.type';
 
 export enum ListeningItemStatus {
   OPEN = 'open',
@@ -51,6 +53,15 @@ export class ListeningItem extends Node {
   customerUuid!: string | null;
   interactionUuid!: string;
   lastInteractionUuid!: string;
+
+  /** the customer read with the page that listed this item (null: none); undefined: not read, load it */
+  prefetchedCustomer?: Customer | null;
+
+  /** the opening interaction read with the page that listed this item; undefined: not read, load it */
+  prefetchedInteraction?: Interaction | null;
+
+  /** the latest inbound interaction read with the page that listed this item; undefined: not read, load it */
+  prefetchedLastInteraction?: Interaction | null;
 
   @Field(() => ListeningItemStatus)
   status!: ListeningItemStatus;
