@@ -162,11 +162,20 @@ export function Connection<T extends object>(nodeClass: ClassType<T>, name = nod
 
 /** The same page with its nodes mapped; totalCount stays lazy (a spread would run its query). */
 export function mapPage<A, B>(page: Page<A>, map: (node: A) => B): Page<B> {
-  return {
-    get totalCount() {
-      return page.totalCount;
-    },
-    pageInfo: page.pageInfo,
-    edges: page.edges.map((e) => ({ cursor: e.cursor, node: map(e.node) })),
-  };
+  return new MappedPage(page, page.edges.map((e) => ({ cursor: e.cursor, node: map(e.node) })));
+}
+
+/** A class, not a literal with a getter closure: see KeysetPage in keyset.ts. */
+class MappedPage<A, B> implements Page<B> {
+  readonly pageInfo: PageInfo;
+  constructor(
+    private readonly page: Page<A>,
+    readonly edges: Edge<B>[],
+  ) {
+    this.pageInfo = page.pageInfo;
+  }
+
+  get totalCount(): number | Promise<number> {
+    return this.page.totalCount;
+  }
 }
