@@ -19,6 +19,8 @@ export interface RelayMetrics {
   published(topic: string, n: number): void;
   delay(seconds: number, n: number): void;
   backlog(n: number): void;
+  /** CPU time the relay's thread used (µs), when it runs in a thread of its own */
+  cpu?(micros: number): void;
 }
 
 /** The relay as the ingest role sees it, in process or in a worker thread. */
@@ -36,6 +38,7 @@ export function metricsSink(metrics: Metrics): RelayMetrics {
       for (let i = 0; i < n; i++) metrics.outboxPublishDelay.observe(seconds);
     },
     backlog: (n) => metrics.outboxBacklog.set(n),
+    cpu: (micros) => metrics.outboxRelayCpu.inc(micros / 1e6),
   };
 }
 

@@ -20,7 +20,7 @@ export type RelayWorkerMessage =
   | { type: 'started' }
   | { type: 'failed'; message: string }
   | { type: 'state'; leader: boolean; health: string | null }
-  | { type: 'metrics'; published: [string, number][]; delays: [number, number][]; backlog: number | null }
+  | { type: 'metrics'; published: [string, number][]; delays: [number, number][]; backlog: number | null; cpuMicros: number }
   | { type: 'stopped' };
 
 const port = parentPort!;
@@ -36,9 +36,15 @@ const sink: RelayMetrics = {
 };
 const relay = new OutboxRelay(createKafka(data.settings, log, 'relay'), data.db, data.settings, sink, log, data.opts);
 
+// this thread's own CPU time, reported as it grows
+let cpuBefore = process.threadCpuUsage();
+
 function flush(): void {
-  if (published.size > 0 || delays.length > 0 || backlog !== null) {
-    port.postMessage({ type: 'metrics', published: [...published], delays, backlog } satisfies RelayWorkerMessage);
+  const cpuNow = process.threadCpuUsage();
+  const cpuMicros = cpuNow.user - cpuBefore.user + cpuNow.system - cpuBefore.system;
+  if (published.size > 0 || delays.length > 0 || backlog !== null || cpuMicros >= 1_000) {
+    cpuBefore = cpuNow;
+    port.postMessage({ type: 'metrics', published: [...published], delays, backlog, cpuMicros } satisfies RelayWorkerMessage);
     published.clear();
     delays = [];
     backlog = null;
