@@ -1,4 +1,3 @@
-import { Partitioners, type IHeaders, type Kafka, type Producer } from 'kafkajs';
 import { Client, Pool } from 'pg';
 import type { Span } from '@opentelemetry/api';
 import { authorHandleFor, displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
@@ -6,6 +5,7 @@ import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, trac
 import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
+import type { RelayMessage, RelayProducer } from './relay-producer';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
 export interface RelayDatabase {
@@ -79,7 +79,10 @@ interface PreparedBatch {
   ids: string[];
   /** events */
   size: number;
-  byTopic: Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>;
+  /** in row order */
+  messages: RelayMessage[];
+  /** events per topic, for the metrics */
+  perTopic: Map<string, number>;
   spans: Span[];
   /** events per outbox_batch id */
   perRow: Map<string, number>;
@@ -103,7 +106,6 @@ interface PreparedBatch {
  * - the headers stored with the row (schema-version, event-id, content-type) travel with it.
  */
 export class OutboxRelay implements RelayHandle {
-  private readonly producer: Producer;
   private readonly pool: Pool;
   private readonly batchSize: number;
   private readonly standbyRetryMs: number;
@@ -121,7 +123,7 @@ export class OutboxRelay implements RelayHandle {
   private readonly retentionSeconds: number;
 
   constructor(
-    kafka: Kafka,
+    private readonly producer: RelayProducer,
     private readonly db: RelayDatabase,
     private readonly settings: Config['kafka'],
     private readonly metrics: RelayMetrics,
@@ -141,12 +143,6 @@ export class OutboxRelay implements RelayHandle {
     this.standbyRetryMs = opts.standbyRetryMs ?? 2_000;
     this.unhealthyAfterMs = opts.unhealthyAfterMs ?? 30_000;
     this.retentionSeconds = opts.retentionSeconds ?? settings.outboxRetentionHours * 3600;
-    this.producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      allowAutoTopicCreation: false,
-    });
   }
 
   async start(): Promise<void> {
@@ -337,15 +333,15 @@ export class OutboxRelay implements RelayHandle {
          FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`,
       [ids],
     )) as OutboxRow[];
-    const byTopic = new Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>();
+    const messages: RelayMessage[] = [];
+    const perTopic = new Map<string, number>();
     // A row written inside a trace is published in a child span of it, whose context the Kafka
     // message carries on: produced message → committed row → published event, one trace.
     const spans: Span[] = [];
     const perRow = new Map<string, number>();
     for (const r of rows) {
       const topic = `${this.settings.outputTopicPrefix}${r.topic}`;
-      let list = byTopic.get(topic);
-      if (!list) byTopic.set(topic, (list = []));
+      perTopic.set(topic, (perTopic.get(topic) ?? 0) + 1);
       let headers = r.headers;
       if (headers.traceparent) {
         const parent = contextFromHeaders(headers);
@@ -353,17 +349,17 @@ export class OutboxRelay implements RelayHandle {
         spans.push(span);
         headers = { ...headers, ...traceHeaders(trace.setSpan(parent, span)) };
       }
-      list.push({ key: r.message_key, value: publicValue(r), headers });
+      messages.push({ topic, key: r.message_key, value: publicValue(r), headers });
       perRow.set(r.batch_id, (perRow.get(r.batch_id) ?? 0) + 1);
     }
-    return { ids, size, byTopic, spans, perRow };
+    return { ids, size, messages, perTopic, spans, perRow };
   }
 
   /** Sends a prepared batch (acks from all in-sync replicas), then marks its rows sent; returns its size. */
   private async send(batch: PreparedBatch): Promise<number> {
-    const { ids, byTopic, spans } = batch;
+    const { ids, messages, spans } = batch;
     try {
-      if (byTopic.size > 0) await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      await this.producer.send(messages);
       for (const span of spans) span.end();
     } catch (e) {
       for (const span of spans) {
@@ -380,7 +376,7 @@ export class OutboxRelay implements RelayHandle {
        RETURNING id, extract(epoch FROM sent_at - created_at)::float8 AS delay`,
       [ids],
     )) as { id: string; delay: number }[];
-    for (const [topic, messages] of byTopic) this.metrics.published(topic, messages.length);
+    for (const [topic, n] of batch.perTopic) this.metrics.published(topic, n);
     // one observation per event: its outbox row's commit to the broker's ack
     for (const d of sent) this.metrics.delay(d.delay, batch.perRow.get(d.id) ?? 0);
     await this.applyRetention();

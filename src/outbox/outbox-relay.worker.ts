@@ -5,7 +5,7 @@
 import { tracing } from '../tracing/register';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/config';
-import { createKafka } from '../ingest/kafka-client';
+import { createRelayProducer } from '../ingest/kafka-client';
 import { createLogger } from '../shared/logger';
 import { OutboxRelay, type OutboxRelayOptions, type RelayDatabase, type RelayMetrics } from './outbox-relay';
 
@@ -34,7 +34,7 @@ const sink: RelayMetrics = {
   delay: (seconds, n) => void delays.push([seconds, n]),
   backlog: (n) => void (backlog = n),
 };
-const relay = new OutboxRelay(createKafka(data.settings, log, 'relay'), data.db, data.settings, sink, log, data.opts);
+const relay = new OutboxRelay(createRelayProducer(data.settings, log), data.db, data.settings, sink, log, data.opts);
 
 // this thread's own CPU time, reported as it grows
 let cpuBefore = process.threadCpuUsage();
