@@ -148,7 +148,7 @@ export class OutboxRelay implements RelayHandle {
     });
     // An idle connection dropped by the server: the pool replaces it; the cycle that needs it retries.
     this.pool.on('error', (e) => this.log.warn({ err: e }, 'outbox relay pool connection lost'));
-    this.batchSize = opts.batchSize ?? 250;
+    this.batchSize = opts.batchSize ?? 500;
     this.standbyRetryMs = opts.standbyRetryMs ?? 2_000;
     this.unhealthyAfterMs = opts.unhealthyAfterMs ?? 30_000;
     this.retentionSeconds = opts.retentionSeconds ?? settings.outboxRetentionHours * 3600;

@@ -349,11 +349,13 @@ async function main(): Promise<void> {
   const relayCpuAfter = app ? await relayCpuSeconds(app.metrics.registry) : null;
   const relayCpuPerEvent = relayCpuBefore !== null && relayCpuAfter !== null && relayCpuAfter > 0 ? ((relayCpuAfter - relayCpuBefore) * 1e6) / events : null;
   if (relayCpuPerEvent !== null) console.log(`outbox relay thread: ${relayCpuPerEvent.toFixed(1)} µs of CPU per published event (${(events / N).toFixed(2)} events per interaction)`);
-  const [{ p99 }] = await sql<{ p99: number | null }[]>(
-    `SELECT (percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::float8 AS p99 FROM outbox_batch`,
+  const [{ p50, p90, p99 }] = await sql<{ p50: number | null; p90: number | null; p99: number | null }[]>(
+    `SELECT (percentile_disc(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::float8 AS p50,
+            (percentile_disc(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::float8 AS p90,
+            (percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::float8 AS p99 FROM outbox_batch`,
   );
   const publishP99Ms = app ? await publishDelayP99(app.metrics.registry) : p99 === null ? null : Math.round(p99);
-  console.log(`commit → Kafka ack per outbox row: p99 ${p99 === null ? 'n/a' : `${Math.round(p99)} ms`}`);
+  console.log(`commit → Kafka ack per outbox row: p50 / p90 / p99 ${p99 === null ? 'n/a' : `${Math.round(p50!)} / ${Math.round(p90!)} / ${Math.round(p99)} ms`}`);
   if (app) await app.stop();
   else {
     await db.close();
@@ -405,6 +407,8 @@ async function main(): Promise<void> {
         publishDelayP99Ms: publishP99Ms,
         // the same per outbox row (one per ingest batch), exact, from sent_at - created_at
         publishDelayP99PerRowMs: p99 === null ? null : Math.round(p99),
+        publishDelayP50PerRowMs: p50 === null ? null : Math.round(p50),
+        publishDelayP90PerRowMs: p90 === null ? null : Math.round(p90),
         // how long after the last commit the relay published the last event
         relayLagAfterLastCommitMs: Math.round(relayMs - e2eMs),
         // CPU of the relay's thread (read, render, publish, mark sent) per published event
