@@ -72,6 +72,8 @@ export interface Config {
     readonly outboxPollMs: number;
     /** publish from a worker thread (compiled builds only) */
     readonly relayThread: boolean;
+    /** the outbox relay's Kafka client: @platformatic/kafka (Kafka 3.5 and later), or kafkajs for older brokers */
+    readonly relayProducer: 'platformatic' | 'kafkajs';
     /** sent outbox rows are deleted after this many hours */
     readonly outboxRetentionHours: number;
     /** prepended to the outbound topic names (interactions.enriched.v1, customer-sentiment.v1): one cluster, several environments */
@@ -310,6 +312,8 @@ function parseKafka(
   if (createRaw !== null && !['true', 'false'].includes(createRaw)) problems.push('KAFKA_CREATE_TOPICS: expected true or false');
   const threadRaw = str('EARSHOT_OUTBOX_RELAY_THREAD');
   if (threadRaw !== null && !['true', 'false'].includes(threadRaw)) problems.push('EARSHOT_OUTBOX_RELAY_THREAD: expected true or false');
+  const producerRaw = str('EARSHOT_OUTBOX_PRODUCER');
+  if (producerRaw !== null && !['platformatic', 'kafkajs'].includes(producerRaw)) problems.push('EARSHOT_OUTBOX_PRODUCER: expected platformatic or kafkajs');
   return {
     brokers,
     clientId: str('KAFKA_CLIENT_ID') ?? 'earshot',
@@ -324,6 +328,7 @@ function parseKafka(
     outboxPollMs: int('EARSHOT_OUTBOX_POLL_MS', 200, 10, 60_000),
     outboxRetentionHours: int('EARSHOT_OUTBOX_RETENTION_HOURS', 24, 0, 24 * 365),
     relayThread: threadRaw !== 'false',
+    relayProducer: producerRaw === 'kafkajs' ? 'kafkajs' : 'platformatic',
     outputTopicPrefix: prefix,
     concurrency: int('KAFKA_CONSUMER_CONCURRENCY', 3, 1, 64),
     sessionTimeoutMs: int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),

@@ -1,6 +1,7 @@
 import { Kafka, logLevel, type ITopicConfig, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { Config } from '../config/config';
 import { OUTBOX_TOPICS } from '../outbox/outbox-events';
+import { KafkajsRelayProducer, PlatformaticRelayProducer, type RelayProducer } from '../outbox/relay-producer';
 import type { Logger } from '../shared/logger';
 
 export type KafkaSettings = Config['kafka'];
@@ -38,6 +39,12 @@ export function createKafka(settings: KafkaSettings, log: Logger, clientSuffix: 
     config.sasl = { mechanism: settings.sasl.mechanism, username: settings.sasl.username, password: settings.sasl.password } as SASLOptions;
   }
   return new Kafka(config);
+}
+
+/** The outbox relay's producer, on the same cluster, TLS and SASL settings as the clients above. */
+export function createRelayProducer(settings: KafkaSettings, log: Logger): RelayProducer {
+  if (settings.relayProducer === 'kafkajs') return new KafkajsRelayProducer(createKafka(settings, log, 'relay'));
+  return new PlatformaticRelayProducer(settings, 'relay');
 }
 
 function logEntry(log: Logger, { namespace, level, log: entry }: LogEntry): void {

@@ -5,7 +5,7 @@ import { metricsSink, OutboxRelay, type OutboxRelayOptions, type RelayHandle } f
 import { relayWorkerFile, ThreadedRelay } from '../outbox/outbox-relay-thread';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
-import { createKafka, ensureTopics } from './kafka-client';
+import { createKafka, createRelayProducer, ensureTopics } from './kafka-client';
 import { registerCodecs } from './kafka-codecs';
 import { KafkaIngestConsumer, type KafkaConsumerOptions } from './kafka-consumer';
 
@@ -49,7 +49,7 @@ export async function startKafkaPipeline(
   const workerFile = settings.relayThread ? relayWorkerFile() : null;
   const relay: RelayHandle = workerFile
     ? new ThreadedRelay(workerFile, { settings, db, opts: opts.relay ?? {}, logLevel: log.level }, metricsSink(metrics), log.child({ component: 'outbox-relay' }))
-    : new OutboxRelay(createKafka(settings, kafkaLog, 'relay'), db, settings, metricsSink(metrics), log.child({ component: 'outbox-relay' }), opts.relay);
+    : new OutboxRelay(createRelayProducer(settings, kafkaLog), db, settings, metricsSink(metrics), log.child({ component: 'outbox-relay' }), opts.relay);
   const consumer = new KafkaIngestConsumer(
     createKafka(settings, kafkaLog, 'ingest'),
     settings,

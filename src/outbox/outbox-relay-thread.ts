@@ -45,6 +45,7 @@ export class ThreadedRelay implements RelayHandle {
           for (const [topic, n] of m.published) this.metrics.published(topic, n);
           for (const [seconds, n] of m.delays) this.metrics.delay(seconds, n);
           if (m.backlog !== null) this.metrics.backlog(m.backlog);
+          if (m.cpuMicros > 0) this.metrics.cpu?.(m.cpuMicros);
         } else if (m.type === 'stopped') this.stopped?.();
       });
       worker.on('error', (e) => {

@@ -1,4 +1,3 @@
-import { Partitioners, type IHeaders, type Kafka, type Producer } from 'kafkajs';
 import { Client, Pool } from 'pg';
 import type { Span } from '@opentelemetry/api';
 import { authorHandleFor, displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
@@ -6,6 +5,7 @@ import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, trac
 import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
+import type { RelayMessage, RelayProducer } from './relay-producer';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
 export interface RelayDatabase {
@@ -19,6 +19,8 @@ export interface RelayMetrics {
   published(topic: string, n: number): void;
   delay(seconds: number, n: number): void;
   backlog(n: number): void;
+  /** CPU time the relay's thread used (µs), when it runs in a thread of its own */
+  cpu?(micros: number): void;
 }
 
 /** The relay as the ingest role sees it, in process or in a worker thread. */
@@ -36,6 +38,7 @@ export function metricsSink(metrics: Metrics): RelayMetrics {
       for (let i = 0; i < n; i++) metrics.outboxPublishDelay.observe(seconds);
     },
     backlog: (n) => metrics.outboxBacklog.set(n),
+    cpu: (micros) => metrics.outboxRelayCpu.inc(micros / 1e6),
   };
 }
 
@@ -46,7 +49,7 @@ export const OUTBOX_NOTIFY_CHANNEL = 'earshot_outbox';
 const RELAY_LOCK_NAMESPACE = 7_041_976;
 
 export interface OutboxRelayOptions {
-  /** events per Kafka request, about (whole outbox rows are taken, at least one) */
+  /** events per Kafka request at most: whole outbox rows while they fit, a larger row in slices */
   batchSize?: number;
   /** how long sent outbox rows are kept (seconds) */
   retentionSeconds?: number;
@@ -71,15 +74,27 @@ interface OutboxRow {
   display_name: string | null;
 }
 
-interface PreparedBatch {
-  /** outbox_batch ids */
-  ids: string[];
+/** Events sent in one Kafka request: whole rows, or a slice of one part of a larger row. */
+interface Chunk {
+  /** whole outbox_batch rows, rendered in row order */
+  rows: string[];
+  /** or events `lo`..`hi` (seq) of one part of one row */
+  slice: { id: string; part: number; lo: number; hi: number } | null;
   /** events */
   size: number;
-  byTopic: Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>;
+  /** rows whose last event is in this chunk (marked sent once it is acknowledged), with their events */
+  completes: Map<string, number>;
+  /** rows with events in this chunk */
+  touches: string[];
+}
+
+interface PreparedBatch {
+  chunk: Chunk;
+  /** in row order */
+  messages: RelayMessage[];
+  /** events per topic, for the metrics */
+  perTopic: Map<string, number>;
   spans: Span[];
-  /** events per outbox_batch id */
-  perRow: Map<string, number>;
 }
 
 /**
@@ -100,7 +115,6 @@ interface PreparedBatch {
  * - the headers stored with the row (schema-version, event-id, content-type) travel with it.
  */
 export class OutboxRelay implements RelayHandle {
-  private readonly producer: Producer;
   private readonly pool: Pool;
   private readonly batchSize: number;
   private readonly standbyRetryMs: number;
@@ -118,7 +132,7 @@ export class OutboxRelay implements RelayHandle {
   private readonly retentionSeconds: number;
 
   constructor(
-    kafka: Kafka,
+    private readonly producer: RelayProducer,
     private readonly db: RelayDatabase,
     private readonly settings: Config['kafka'],
     private readonly metrics: RelayMetrics,
@@ -134,16 +148,10 @@ export class OutboxRelay implements RelayHandle {
     });
     // An idle connection dropped by the server: the pool replaces it; the cycle that needs it retries.
     this.pool.on('error', (e) => this.log.warn({ err: e }, 'outbox relay pool connection lost'));
-    this.batchSize = opts.batchSize ?? 1_000;
+    this.batchSize = opts.batchSize ?? 500;
     this.standbyRetryMs = opts.standbyRetryMs ?? 2_000;
     this.unhealthyAfterMs = opts.unhealthyAfterMs ?? 30_000;
     this.retentionSeconds = opts.retentionSeconds ?? settings.outboxRetentionHours * 3600;
-    this.producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      allowAutoTopicCreation: false,
-    });
   }
 
   async start(): Promise<void> {
@@ -272,18 +280,24 @@ export class OutboxRelay implements RelayHandle {
 
   /**
    * Publishes the oldest unsent outbox rows until none is left; returns how many events.
-   * Pipelined: the next batch is read and rendered while Kafka acknowledges the one before it, so
-   * the wait for PostgreSQL and the wait for the broker overlap, and a row committed meanwhile
-   * waits for one send at most. Batches are still
-   * sent one at a time, in row order, and a batch that fails to send stops the ones after it.
+   * Pipelined by chunks of at most `batchSize` events: the next chunk is read and rendered while
+   * Kafka acknowledges the one before it, so the wait for PostgreSQL and the wait for the broker
+   * overlap. A row larger than a chunk (an ingest batch of 500 interactions is about 830 events)
+   * is rendered and sent in slices, so its first events are on their way while the rest are
+   * rendered; it is marked sent when its last slice is acknowledged. Chunks are still sent one at
+   * a time, in row order (row, part, seq: the order they always had), and a chunk that fails to
+   * send stops the ones after it; the rows it touched are published again, whole, later.
    */
   private async publishAll(): Promise<number> {
     let total = 0;
+    let queue: Chunk[] = [];
     let inFlight: Promise<number> | null = null;
     let inFlightIds: string[] = [];
     try {
       for (;;) {
-        const next = await this.prepare(inFlightIds);
+        if (queue.length === 0) queue = await this.plan(inFlightIds);
+        const chunk = queue.shift();
+        const next = chunk ? await this.render(chunk) : null;
         if (inFlight) {
           const sending: Promise<number> = inFlight;
           inFlight = null;
@@ -296,53 +310,92 @@ export class OutboxRelay implements RelayHandle {
           await this.updateBacklog(false);
         }
         if (!next) return total;
-        if (!this.running) return total + (await this.send(next));
+        if (!this.running) {
+          // finish the rows begun, then stop
+          total += await this.send(next);
+          for (const rest of queue) total += await this.send(await this.render(rest));
+          return total;
+        }
         inFlight = this.send(next);
         // a failure is seen by the await above (or the finally below), not as an unhandled rejection
         inFlight.catch(() => undefined);
-        inFlightIds = next.ids;
+        inFlightIds = next.chunk.touches;
       }
     } finally {
       if (inFlight) await inFlight.catch(() => undefined);
     }
   }
 
-  /** One batch: read, render, send, mark sent (what `stop()` drains with). */
+  /** The oldest unsent rows, chunk by chunk: read, render, send, mark sent (what `stop()` drains with). */
   private async publishOnce(): Promise<number> {
-    const next = await this.prepare([]);
-    return next ? this.send(next) : 0;
+    let total = 0;
+    for (const chunk of await this.plan([])) total += await this.send(await this.render(chunk));
+    return total;
   }
 
-  /** Reads and renders the oldest unsent outbox rows (about `batchSize` events), leaving out `busy` (rows being sent). */
-  private async prepare(busy: string[]): Promise<PreparedBatch | null> {
+  /**
+   * Splits the oldest unsent outbox rows (leaving out `busy`, rows being sent) into chunks of at
+   * most `batchSize` events: whole rows together while they fit, a larger row in slices of one
+   * part's consecutive events.
+   */
+  private async plan(busy: string[]): Promise<Chunk[]> {
     const pending = (await this.q(
-      `SELECT id, cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages) AS n
+      `SELECT id, cardinality(interaction_ids) AS n0, cardinality(customer_ids) AS n1, jsonb_array_length(messages) AS n2
          FROM outbox_batch WHERE sent_at IS NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT 256`,
       [busy],
-    )) as { id: string; n: number }[];
-    if (pending.length === 0) return null;
-    const ids: string[] = [];
-    let size = 0;
+    )) as { id: string; n0: number; n1: number; n2: number }[];
+    const chunks: Chunk[] = [];
+    let group: Chunk | null = null;
+    let planned = 0;
     for (const p of pending) {
-      if (ids.length > 0 && size + p.n > this.batchSize) break;
-      ids.push(p.id);
-      size += p.n;
+      const n = p.n0 + p.n1 + p.n2;
+      // about `batchSize` events per cycle of reading the table, as before, but at least a row
+      if (planned > 0 && planned + n > this.batchSize * 4) break;
+      planned += n;
+      if (n <= this.batchSize) {
+        if (group && group.size + n > this.batchSize) group = null;
+        if (!group) chunks.push((group = { rows: [], slice: null, size: 0, completes: new Map(), touches: [] }));
+        group.rows.push(p.id);
+        group.size += n;
+        group.completes.set(p.id, n);
+        group.touches.push(p.id);
+        continue;
+      }
+      group = null;
+      const slices: Chunk[] = [];
+      for (const [part, count] of [p.n0, p.n1, p.n2].entries()) {
+        for (let lo = 1; lo <= count; lo += this.batchSize) {
+          const hi = Math.min(count, lo + this.batchSize - 1);
+          slices.push({ rows: [], slice: { id: p.id, part, lo, hi }, size: hi - lo + 1, completes: new Map(), touches: [p.id] });
+        }
+      }
+      slices[slices.length - 1]!.completes.set(p.id, n);
+      chunks.push(...slices);
     }
-    // Rendered here, from the rows as they are now (see the `outbox` view's migrations).
-    const rows = (await this.q(
-      `SELECT batch_id, part, topic, message_key, payload::text AS payload, headers, author_source, author_handle, display_name
-         FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`,
-      [ids],
-    )) as OutboxRow[];
-    const byTopic = new Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>();
+    return chunks;
+  }
+
+  /** Renders a chunk's events from the rows as they are now (see the `outbox` view's migrations). */
+  private async render(chunk: Chunk): Promise<PreparedBatch> {
+    const columns = `batch_id, part, topic, message_key, payload::text AS payload, headers, author_source, author_handle, display_name`;
+    const rows = (
+      chunk.slice
+        ? await this.q(`SELECT ${columns} FROM outbox WHERE batch_id = $1 AND part = $2 AND seq BETWEEN $3 AND $4 ORDER BY seq`, [
+            chunk.slice.id,
+            chunk.slice.part,
+            chunk.slice.lo,
+            chunk.slice.hi,
+          ])
+        : await this.q(`SELECT ${columns} FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`, [chunk.rows])
+    ) as OutboxRow[];
+    const messages: RelayMessage[] = [];
+    const perTopic = new Map<string, number>();
     // A row written inside a trace is published in a child span of it, whose context the Kafka
     // message carries on: produced message → committed row → published event, one trace.
     const spans: Span[] = [];
-    const perRow = new Map<string, number>();
     for (const r of rows) {
       const topic = `${this.settings.outputTopicPrefix}${r.topic}`;
-      let list = byTopic.get(topic);
-      if (!list) byTopic.set(topic, (list = []));
+      perTopic.set(topic, (perTopic.get(topic) ?? 0) + 1);
       let headers = r.headers;
       if (headers.traceparent) {
         const parent = contextFromHeaders(headers);
@@ -350,17 +403,16 @@ export class OutboxRelay implements RelayHandle {
         spans.push(span);
         headers = { ...headers, ...traceHeaders(trace.setSpan(parent, span)) };
       }
-      list.push({ key: r.message_key, value: publicValue(r), headers });
-      perRow.set(r.batch_id, (perRow.get(r.batch_id) ?? 0) + 1);
+      messages.push({ topic, key: r.message_key, value: publicValue(r), headers });
     }
-    return { ids, size, byTopic, spans, perRow };
+    return { chunk, messages, perTopic, spans };
   }
 
-  /** Sends a prepared batch (acks from all in-sync replicas), then marks its rows sent; returns its size. */
+  /** Sends a rendered chunk (acks from all in-sync replicas), then marks the rows it completes sent; returns its size. */
   private async send(batch: PreparedBatch): Promise<number> {
-    const { ids, byTopic, spans } = batch;
+    const { chunk, messages, spans } = batch;
     try {
-      if (byTopic.size > 0) await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      await this.producer.send(messages);
       for (const span of spans) span.end();
     } catch (e) {
       for (const span of spans) {
@@ -368,20 +420,22 @@ export class OutboxRelay implements RelayHandle {
         span.end();
       }
       await this.pool
-        .query(`UPDATE outbox_batch SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, String((e as Error).message).slice(0, 1000)])
+        .query(`UPDATE outbox_batch SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [chunk.touches, String((e as Error).message).slice(0, 1000)])
         .catch(() => undefined);
       throw e;
     }
-    const sent = (await this.q(
-      `UPDATE outbox_batch SET sent_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])
-       RETURNING id, extract(epoch FROM sent_at - created_at)::float8 AS delay`,
-      [ids],
-    )) as { id: string; delay: number }[];
-    for (const [topic, messages] of byTopic) this.metrics.published(topic, messages.length);
-    // one observation per event: its outbox row's commit to the broker's ack
-    for (const d of sent) this.metrics.delay(d.delay, batch.perRow.get(d.id) ?? 0);
-    await this.applyRetention();
-    return batch.size;
+    for (const [topic, n] of batch.perTopic) this.metrics.published(topic, n);
+    if (chunk.completes.size > 0) {
+      const sent = (await this.q(
+        `UPDATE outbox_batch SET sent_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])
+         RETURNING id, extract(epoch FROM sent_at - created_at)::float8 AS delay`,
+        [[...chunk.completes.keys()]],
+      )) as { id: string; delay: number }[];
+      // one observation per event: its outbox row's commit to the broker's ack
+      for (const d of sent) this.metrics.delay(d.delay, chunk.completes.get(d.id) ?? 0);
+      await this.applyRetention();
+    }
+    return chunk.size;
   }
 
   private async q(sql: string, params?: unknown[]): Promise<unknown[]> {

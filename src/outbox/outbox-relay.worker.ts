@@ -5,7 +5,7 @@
 import { tracing } from '../tracing/register';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/config';
-import { createKafka } from '../ingest/kafka-client';
+import { createRelayProducer } from '../ingest/kafka-client';
 import { createLogger } from '../shared/logger';
 import { OutboxRelay, type OutboxRelayOptions, type RelayDatabase, type RelayMetrics } from './outbox-relay';
 
@@ -20,7 +20,7 @@ export type RelayWorkerMessage =
   | { type: 'started' }
   | { type: 'failed'; message: string }
   | { type: 'state'; leader: boolean; health: string | null }
-  | { type: 'metrics'; published: [string, number][]; delays: [number, number][]; backlog: number | null }
+  | { type: 'metrics'; published: [string, number][]; delays: [number, number][]; backlog: number | null; cpuMicros: number }
   | { type: 'stopped' };
 
 const port = parentPort!;
@@ -34,11 +34,17 @@ const sink: RelayMetrics = {
   delay: (seconds, n) => void delays.push([seconds, n]),
   backlog: (n) => void (backlog = n),
 };
-const relay = new OutboxRelay(createKafka(data.settings, log, 'relay'), data.db, data.settings, sink, log, data.opts);
+const relay = new OutboxRelay(createRelayProducer(data.settings, log), data.db, data.settings, sink, log, data.opts);
+
+// this thread's own CPU time, reported as it grows
+let cpuBefore = process.threadCpuUsage();
 
 function flush(): void {
-  if (published.size > 0 || delays.length > 0 || backlog !== null) {
-    port.postMessage({ type: 'metrics', published: [...published], delays, backlog } satisfies RelayWorkerMessage);
+  const cpuNow = process.threadCpuUsage();
+  const cpuMicros = cpuNow.user - cpuBefore.user + cpuNow.system - cpuBefore.system;
+  if (published.size > 0 || delays.length > 0 || backlog !== null || cpuMicros >= 1_000) {
+    cpuBefore = cpuNow;
+    port.postMessage({ type: 'metrics', published: [...published], delays, backlog, cpuMicros } satisfies RelayWorkerMessage);
     published.clear();
     delays = [];
     backlog = null;

@@ -95,6 +95,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly outboxRelayCpu = new Counter({
+    name: 'earshot_outbox_relay_cpu_seconds_total',
+    help: 'CPU time (user + system) of the outbox relay thread: reading, rendering and publishing the outbox (only when the relay runs in its own thread)',
+    registers: [this.registry],
+  });
+
   readonly outboxPublishDelay = new Histogram({
     name: 'earshot_outbox_publish_delay_seconds',
     help: 'Time from an outbox row being written to its acknowledgement by Kafka',

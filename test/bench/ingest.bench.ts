@@ -153,6 +153,14 @@ async function publishDelayP99(registry: { getSingleMetric(name: string): unknow
 }
 const rate = (n: number, ms: number) => Math.round((n / ms) * 1000);
 
+/** CPU seconds the relay's thread reported so far (null when the relay runs in process or in other processes). */
+async function relayCpuSeconds(registry: { getSingleMetric(name: string): unknown }): Promise<number | null> {
+  const metric = registry.getSingleMetric('earshot_outbox_relay_cpu_seconds_total') as { get(): Promise<{ values: { value: number }[] }> } | undefined;
+  if (!metric) return null;
+  const { values } = await metric.get();
+  return values[0]?.value ?? 0;
+}
+
 interface Msg {
   source: string;
   externalId: string;
@@ -301,6 +309,7 @@ async function main(): Promise<void> {
   const broker = brokerPid();
   const brokerBefore = broker ? cpuOf(broker) : null;
   const nodeBefore = process.cpuUsage();
+  const relayCpuBefore = app ? await relayCpuSeconds(app.metrics.registry) : null;
   const childBefore = replicas ? replicas.cpu() : 0;
   if (replicas) {
     for (;;) {
@@ -335,11 +344,18 @@ async function main(): Promise<void> {
     'SELECT sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages))::int AS n FROM outbox_batch',
   );
   console.log(`outbox relay: all ${events} events published ${(relayMs - e2eMs).toFixed(0)} ms after the last commit (${rate(events, relayMs)} events/s overall)`);
-  const [{ p99 }] = await sql<{ p99: number | null }[]>(
-    `SELECT (percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::float8 AS p99 FROM outbox_batch`,
+  // the relay thread reports its CPU every 100 ms
+  await new Promise((r) => setTimeout(r, 300));
+  const relayCpuAfter = app ? await relayCpuSeconds(app.metrics.registry) : null;
+  const relayCpuPerEvent = relayCpuBefore !== null && relayCpuAfter !== null && relayCpuAfter > 0 ? ((relayCpuAfter - relayCpuBefore) * 1e6) / events : null;
+  if (relayCpuPerEvent !== null) console.log(`outbox relay thread: ${relayCpuPerEvent.toFixed(1)} µs of CPU per published event (${(events / N).toFixed(2)} events per interaction)`);
+  const [{ p50, p90, p99 }] = await sql<{ p50: number | null; p90: number | null; p99: number | null }[]>(
+    `SELECT (percentile_disc(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::float8 AS p50,
+            (percentile_disc(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::float8 AS p90,
+            (percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::float8 AS p99 FROM outbox_batch`,
   );
   const publishP99Ms = app ? await publishDelayP99(app.metrics.registry) : p99 === null ? null : Math.round(p99);
-  console.log(`commit → Kafka ack per outbox row: p99 ${p99 === null ? 'n/a' : `${Math.round(p99)} ms`}`);
+  console.log(`commit → Kafka ack per outbox row: p50 / p90 / p99 ${p99 === null ? 'n/a' : `${Math.round(p50!)} / ${Math.round(p90!)} / ${Math.round(p99)} ms`}`);
   if (app) await app.stop();
   else {
     await db.close();
@@ -391,8 +407,12 @@ async function main(): Promise<void> {
         publishDelayP99Ms: publishP99Ms,
         // the same per outbox row (one per ingest batch), exact, from sent_at - created_at
         publishDelayP99PerRowMs: p99 === null ? null : Math.round(p99),
+        publishDelayP50PerRowMs: p50 === null ? null : Math.round(p50),
+        publishDelayP90PerRowMs: p90 === null ? null : Math.round(p90),
         // how long after the last commit the relay published the last event
         relayLagAfterLastCommitMs: Math.round(relayMs - e2eMs),
+        // CPU of the relay's thread (read, render, publish, mark sent) per published event
+        relayCpuMicrosPerEvent: relayCpuPerEvent === null ? null : Number(relayCpuPerEvent.toFixed(1)),
         loadAverage: os.loadavg()[0],
       }),
     );

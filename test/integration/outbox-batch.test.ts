@@ -54,4 +54,45 @@ describe('outbox: one row per transaction, rendered when published, then deleted
     expect(new Set(sentiment.map((r) => r.key))).toEqual(new Set(stored.map((s) => s.customer_id)));
     for (const r of sentiment) expect((JSON.parse(r.value!.toString('utf8')) as { interactionCount: number }).interactionCount).toBe(2);
   });
+
+  it('publishes a row larger than one Kafka request in slices: every event once, each key on one partition, in order', async () => {
+    // 400 lines of 100 authors in one request: one row of 400 interactions and 100 customers,
+    // more than the relay puts in one request (250), so it goes out in slices.
+    const base = 1_000;
+    const lines = Array.from({ length: 400 }, (_, i) => message(base + i, { author: { handle: `bulk${i % 100}`, displayName: `Bulk ${i % 100}` } }));
+    const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson(lines) });
+    expect(res.status).toBe(200);
+    // (sent, not yet deleted: the retention runs once a minute)
+    await waitFor('every outbox row to be sent', async () => {
+      const [{ n }] = (await app.db.ds.query(`SELECT count(*)::int AS n FROM outbox_batch WHERE sent_at IS NULL`)) as { n: number }[];
+      return n === 0;
+    }, 30_000);
+
+    const stored = (await app.db.ds.query(`SELECT id, customer_id, external_id FROM interaction WHERE external_id LIKE 'ext-1___'`)) as { id: string; customer_id: string; external_id: string }[];
+    expect(stored).toHaveLength(400);
+    const byId = new Map(stored.map((s) => [s.id, s]));
+    const enriched = (await readTopic(kafka, names.enriched))
+      .map((r) => ({ r, v: JSON.parse(r.value!.toString('utf8')) as { interactionId: string; customerId: string } }))
+      .filter(({ v }) => byId.has(v.interactionId));
+    // once each
+    expect(enriched).toHaveLength(400);
+    expect(new Set(enriched.map(({ v }) => v.interactionId)).size).toBe(400);
+    // one partition per key, and per key in the order the messages were written (one author's
+    // lines are 100 apart, so a key's events come from different slices of the row)
+    const perKey = new Map<string, { partition: number; offset: number; n: number }[]>();
+    for (const { r, v } of enriched) {
+      expect(r.key).toBe(v.customerId);
+      const list = perKey.get(r.key!) ?? [];
+      list.push({ partition: r.partition, offset: Number(r.offset), n: Number(byId.get(v.interactionId)!.external_id.slice(4)) });
+      perKey.set(r.key!, list);
+    }
+    expect(perKey.size).toBe(100);
+    for (const list of perKey.values()) {
+      expect(new Set(list.map((e) => e.partition)).size).toBe(1);
+      const byOffset = [...list].sort((a, b) => a.offset - b.offset).map((e) => e.n);
+      expect(byOffset).toEqual([...byOffset].sort((a, b) => a - b));
+    }
+    const sentiment = (await readTopic(kafka, names.sentiment)).filter((r) => perKey.has(r.key!));
+    expect(new Set(sentiment.map((r) => r.key))).toEqual(new Set(perKey.keys()));
+  });
 });
