@@ -7,7 +7,7 @@ import { enqueueOutbox } from '../outbox/outbox';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import type { Analysis } from './analyzer';
-import { rebuildDepartmentRollups, rebuildTopicRollups } from './retag.job';
+import { rebuildDepartmentRollups, rebuildTopicRollups } from './rollups.repository';
 import { applyRollups, rebuildCustomerRollups, storedContributions } from './rollups';
 import type { SentimentScorer } from './sentiment.scorer';
 import type { TaxonomyService } from './taxonomy.service';
