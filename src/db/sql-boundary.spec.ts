@@ -36,9 +36,7 @@ function queryCalls(sf: ts.SourceFile): number {
  */
 const LEFT_TO_OWNERS: Record<string, number> = {
   'listening-gap/listening-gap.tracker.ts': 8,
-  'sentiment/taxonomy.service.ts': 7,
   'interactions/interaction.service.ts': 6,
-  'sentiment/rollups.ts': 6,
   'customers/customer.service.ts': 4,
   'identity/author-resolution.ts': 4,
   'outbox/outbox-relay.ts': 4,
