@@ -1,3 +1,4 @@
+import type { Pool, PoolClient } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 /**
@@ -43,4 +44,15 @@ export async function tryAdvisoryLock(db: Db, key: number): Promise<boolean> {
 
 export async function advisoryUnlock(db: Db, key: number): Promise<void> {
   await exec(db, 'SELECT pg_advisory_unlock($1)', [key]);
+}
+
+/**
+ * A node-postgres pool or client used directly, outside TypeORM: the outbox relay's own small
+ * pool (it may run in a worker thread) and its leader session.
+ */
+export type PgDb = Pick<Pool, 'query'> | Pick<PoolClient, 'query'>;
+
+/** The rows of one statement run on a node-postgres pool or client, typed as `R`. */
+export async function pgRows<R>(db: PgDb, text: string, params?: readonly unknown[]): Promise<R[]> {
+  return (await db.query(text, params as unknown[] | undefined)).rows as R[];
 }

@@ -6,6 +6,8 @@ import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, trac
 import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
+import * as repo from './outbox.repository';
+import { OUTBOX_NOTIFY_CHANNEL, type OutboxRow } from './outbox.repository';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
 export interface RelayDatabase {
@@ -39,8 +41,7 @@ export function metricsSink(metrics: Metrics): RelayMetrics {
   };
 }
 
-/** The channel a committed outbox insert notifies, so that the relay wakes at once. */
-export const OUTBOX_NOTIFY_CHANNEL = 'earshot_outbox';
+export { OUTBOX_NOTIFY_CHANNEL };
 
 /** Advisory-lock key (first half) of the relay leader; the second half is the schema's hash. */
 const RELAY_LOCK_NAMESPACE = 7_041_976;
@@ -54,21 +55,6 @@ export interface OutboxRelayOptions {
   standbyRetryMs?: number;
   /** readiness fails when publishing has failed for this long */
   unhealthyAfterMs?: number;
-}
-
-interface OutboxRow {
-  batch_id: string;
-  /** 0 rendered interactions.enriched.v1, 1 rendered customer-sentiment.v1, 2 stored as given */
-  part: number;
-  topic: string;
-  message_key: string | null;
-  /** jsonb as text: published byte for byte, no parse and re-serialise */
-  payload: string | null;
-  headers: Record<string, string>;
-  /** interactions.enriched.v1: the interaction's source and author handle; with display_name, what the PII policy looks at */
-  author_source: string | null;
-  author_handle: string | null;
-  display_name: string | null;
 }
 
 interface PreparedBatch {
@@ -254,8 +240,7 @@ export class OutboxRelay implements RelayHandle {
       this.lockClient = client;
     }
     const schema = this.db.schema ?? 'public';
-    const rows = (await this.lockClient.query('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', [RELAY_LOCK_NAMESPACE, hash32(schema)])).rows as { ok: boolean }[];
-    if (!rows[0]?.ok) return false;
+    if (!(await repo.tryRelayLock(this.lockClient, RELAY_LOCK_NAMESPACE, hash32(schema)))) return false;
     await this.lockClient.query(`LISTEN ${OUTBOX_NOTIFY_CHANNEL}`);
     this.leader = true;
     this.log.info('outbox relay is the leader: publishing');
@@ -315,11 +300,7 @@ export class OutboxRelay implements RelayHandle {
 
   /** Reads and renders the oldest unsent outbox rows (about `batchSize` events), leaving out `busy` (rows being sent). */
   private async prepare(busy: string[]): Promise<PreparedBatch | null> {
-    const pending = (await this.q(
-      `SELECT id, cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages) AS n
-         FROM outbox_batch WHERE sent_at IS NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT 256`,
-      [busy],
-    )) as { id: string; n: number }[];
+    const pending = await repo.pendingBatches(this.pool, busy);
     if (pending.length === 0) return null;
     const ids: string[] = [];
     let size = 0;
@@ -329,11 +310,7 @@ export class OutboxRelay implements RelayHandle {
       size += p.n;
     }
     // Rendered here, from the rows as they are now (see the `outbox` view's migrations).
-    const rows = (await this.q(
-      `SELECT batch_id, part, topic, message_key, payload::text AS payload, headers, author_source, author_handle, display_name
-         FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`,
-      [ids],
-    )) as OutboxRow[];
+    const rows = await repo.renderedRows(this.pool, ids);
     const byTopic = new Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>();
     // A row written inside a trace is published in a child span of it, whose context the Kafka
     // message carries on: produced message → committed row → published event, one trace.
@@ -367,16 +344,10 @@ export class OutboxRelay implements RelayHandle {
         span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
         span.end();
       }
-      await this.pool
-        .query(`UPDATE outbox_batch SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, String((e as Error).message).slice(0, 1000)])
-        .catch(() => undefined);
+      await repo.markAttemptFailed(this.pool, ids, String((e as Error).message).slice(0, 1000)).catch(() => undefined);
       throw e;
     }
-    const sent = (await this.q(
-      `UPDATE outbox_batch SET sent_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])
-       RETURNING id, extract(epoch FROM sent_at - created_at)::float8 AS delay`,
-      [ids],
-    )) as { id: string; delay: number }[];
+    const sent = await repo.markSent(this.pool, ids);
     for (const [topic, messages] of byTopic) this.metrics.published(topic, messages.length);
     // one observation per event: its outbox row's commit to the broker's ack
     for (const d of sent) this.metrics.delay(d.delay, batch.perRow.get(d.id) ?? 0);
@@ -384,29 +355,18 @@ export class OutboxRelay implements RelayHandle {
     return batch.size;
   }
 
-  private async q(sql: string, params?: unknown[]): Promise<unknown[]> {
-    return (await this.pool.query(sql, params)).rows as unknown[];
-  }
-
   /** Deletes rows sent longer ago than the retention (a bounded batch at most once a minute). */
   private async applyRetention(): Promise<void> {
     if (Date.now() - this.lastRetentionAt < 60_000) return;
     this.lastRetentionAt = Date.now();
-    await this.q(
-      `DELETE FROM outbox_batch WHERE id IN (
-         SELECT id FROM outbox_batch WHERE sent_at < now() - make_interval(secs => $1) ORDER BY sent_at LIMIT 10000)`,
-      [this.retentionSeconds],
-    );
+    await repo.deleteSentBefore(this.pool, this.retentionSeconds);
   }
 
   private async updateBacklog(force: boolean): Promise<void> {
     if (!force && Date.now() - this.lastBacklogAt < 1_000) return;
     this.lastBacklogAt = Date.now();
-    const [row] = (await this.q(
-      `SELECT coalesce(sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages)), 0)::int AS n
-         FROM outbox_batch WHERE sent_at IS NULL`,
-    )) as { n: number }[];
-    this.metrics.backlog(row?.n ?? 0);
+    const n = await repo.unsentEvents(this.pool);
+    this.metrics.backlog(n);
   }
 }
 
