@@ -7,8 +7,8 @@ import type { AuditAction, AuditRow, EvidenceItem, MergeSnapshot, ReresolutionJo
 /**
  * Every SQL statement of identity resolution (customers, identities, CRM-record placement,
  * merges and their undo, the review queue, the audit, the re-resolution job, author resolution at
- * ingest), each returning a declared row type. The services and the transactional building blocks in ./merge.ts compose
- * them; none of them writes SQL. Functions take the caller's `Db`, so they run inside its
+ * ingest), each returning a declared row type. The services, the transactional building blocks in
+ * ./merge.ts and ./author-resolution.ts compose them; none of them writes SQL. Functions take the caller's `Db`, so they run inside its
  * transaction when given a query runner.
  */
 

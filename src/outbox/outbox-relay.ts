@@ -7,7 +7,7 @@ import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import * as repo from './outbox.repository';
-import { OUTBOX_NOTIFY_CHANNEL, type OutboxRow } from './outbox.repository';
+import { OUTBOX_NOTIFY_CHANNEL, type RenderedOutboxRow } from './outbox.repository';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
 export interface RelayDatabase {
@@ -376,7 +376,7 @@ export class OutboxRelay implements RelayHandle {
  * in the display name of customer-sentiment.v1. The payload is parsed and written again only
  * when the policy hides something; otherwise it goes out byte for byte.
  */
-function publicValue(r: OutboxRow): string | null {
+function publicValue(r: RenderedOutboxRow): string | null {
   if (r.payload === null || r.part === 2) return r.payload;
   const displayName = displayNameFor(PUBLIC_VIEWER, r.display_name);
   if (r.part === 1) {

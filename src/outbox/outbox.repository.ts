@@ -28,7 +28,7 @@ export async function insertOutboxBatch(
 // ---- the relay (its own pool) -------------------------------------------------------------------
 
 /** A rendered event of the `outbox` view. */
-export interface OutboxRow {
+export interface RenderedOutboxRow {
   batch_id: string;
   /** 0 rendered interactions.enriched.v1, 1 rendered customer-sentiment.v1, 2 stored as given */
   part: number;
@@ -60,7 +60,7 @@ export function pendingBatches(db: PgDb, busy: readonly string[]): Promise<{ id:
 }
 
 /** The events of outbox rows, rendered from the rows they name as they are now. */
-export function renderedRows(db: PgDb, ids: readonly string[]): Promise<OutboxRow[]> {
+export function renderedRows(db: PgDb, ids: readonly string[]): Promise<RenderedOutboxRow[]> {
   return pgRows(
     db,
     `SELECT batch_id, part, topic, message_key, payload::text AS payload, headers, author_source, author_handle, display_name
