@@ -1,33 +1,14 @@
 import type { DataSource } from 'typeorm';
-import { identityValueFor, searchScopeFor, sqlLooksLikePii, type PiiViewer } from '../auth/pii.policy';
+import { identityValueFor, type PiiViewer } from '../auth/pii.policy';
 import { IdentityKind, SentimentLabel } from '../graphql/enums';
-import { keyset, type SortKey, type Window } from '../graphql/keyset';
+import type { Keyset, Window } from '../graphql/keyset';
 import { toGlobalId, type Page } from '../graphql/relay';
-import { fromInteractionJson, INTERACTION_COLUMNS, INTERACTION_ORDERS, interactionJson, type InteractionJsonRow, type InteractionOrder } from '../interactions/interaction.service';
-import type { Interaction } from '../interactions/interaction.type';
+import { fromInteractionJson, type InteractionOrder } from '../interactions/interaction.service';
+import * as repo from './customer.repository';
+import { CustomerOrder, type CustomerFilter, type CustomerJsonRow, type CustomerRow } from './customer.repository';
 import { Customer, type Identity } from './customer.type';
 
-export interface CustomerFilter {
-  search?: string | null;
-  label?: SentimentLabel | null;
-}
-
-interface CustomerRow {
-  id: string;
-  display_name: string | null;
-  sentiment_score: number | null;
-  sentiment_label: string | null;
-  sentiment_trend: number | null;
-  interaction_count: number;
-  last_interaction_at: Date | null;
-  created_at: Date;
-  /** the value of the list order, as text (keeps full precision) */
-  sort_key: string;
-  /** with {@link PagePrefetch.identities}: [kind, network, value, source] in identitiesOf's order */
-  identities?: [string, string | null, string, string][];
-  /** with {@link PagePrefetch.interactions}: the page's rows, as INTERACTION_JSON lists them */
-  interactions?: InteractionJsonRow[];
-}
+export { CustomerOrder, type CustomerFilter } from './customer.repository';
 
 /**
  * What the customer page's selection asks for below each customer, read ahead by the resolver
@@ -54,28 +35,7 @@ export function sameInteractionsPage(a: { window: Window; order: InteractionOrde
     && (x.last ?? null) === (y.last ?? null) && (x.before ?? null) === (y.before ?? null);
 }
 
-const CUSTOMER_COLUMNS = `c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend,
-  c.interaction_count, c.last_interaction_at, c.created_at`;
-
-/** A customer as {@link customerJson} lists it: the columns of CUSTOMER_COLUMNS, in order. */
-export type CustomerJsonRow = [
-  id: string, displayName: string | null, score: number | null, label: string | null, trend: number | null,
-  interactionCount: number | null, lastInteractionAt: string | null, createdAt: string | null,
-];
-
-const CUSTOMER_JSON_SLOTS = ['id', 'display_name', 'sentiment_score', 'sentiment_label', 'sentiment_trend', 'interaction_count', 'last_interaction_at', 'created_at'] as const;
-
-/**
- * One customer as a JSON list, in CustomerJsonRow's order, from a customer row aliased `c`. Only
- * the `columns` a selection reads (src/customers/customer-page.lookahead.ts) are filled, all of
- * them when null, and always the id; the others are NULL: never read, as no selected field
- * resolves from them.
- */
-export function customerJson(columns: ReadonlySet<string> | null): string {
-  return `json_build_array(${CUSTOMER_JSON_SLOTS.map((c) => (!columns || columns.has(c) || c === 'id' ? `c.${c}` : 'NULL')).join(', ')})`;
-}
-
-/** The customer {@link customerJson} listed. */
+/** The customer `customerJson` (customer.repository.ts) listed. */
 export function fromCustomerJson(j: CustomerJsonRow): Customer {
   return toCustomer({
     id: j[0], display_name: j[1], sentiment_score: j[2], sentiment_label: j[3], sentiment_trend: j[4],
@@ -83,29 +43,6 @@ export function fromCustomerJson(j: CustomerJsonRow): Customer {
     interaction_count: j[5] as number, last_interaction_at: j[6] === null ? null : new Date(j[6]), created_at: (j[7] === null ? null : new Date(j[7])) as Date, sort_key: '',
   });
 }
-
-/** Orders of the customer list; sort values are never null (coalesced), as the keyset needs. */
-export enum CustomerOrder {
-  NEWEST = 'newest',
-  MOST_NEGATIVE = 'most_negative',
-  MOST_POSITIVE = 'most_positive',
-  LAST_ACTIVITY = 'last_activity',
-  OPEN_ITEMS = 'open_items',
-}
-
-// sort keys are read back as text: a JS Date drops the microseconds a cursor needs
-const CUSTOMER_ORDERS: Record<CustomerOrder, SortKey> = {
-  [CustomerOrder.NEWEST]: { name: 'newest', expr: 'c.created_at', type: 'timestamptz', desc: true },
-  [CustomerOrder.MOST_NEGATIVE]: { name: 'most_negative', expr: 'coalesce(c.sentiment_score, 2::float8)', type: 'float8', desc: false },
-  [CustomerOrder.MOST_POSITIVE]: { name: 'most_positive', expr: 'coalesce(c.sentiment_score, -2::float8)', type: 'float8', desc: true },
-  [CustomerOrder.LAST_ACTIVITY]: { name: 'last_activity', expr: `coalesce(c.last_interaction_at, '-infinity'::timestamptz)`, type: 'timestamptz', desc: true },
-  [CustomerOrder.OPEN_ITEMS]: {
-    name: 'open_items',
-    expr: `(SELECT count(*) FROM listening_item li WHERE li.customer_id = c.id AND li.status = 'open')`,
-    type: 'int8',
-    desc: true,
-  },
-};
 
 /** Maps a stored customer to what the API exposes. */
 export function toCustomer(r: CustomerRow): Customer {
@@ -140,58 +77,8 @@ export class CustomerService {
    * viewers with PII also find customers by email, phone number or handle.
    */
   async page(w: Window, filter: CustomerFilter = {}, order: CustomerOrder = CustomerOrder.NEWEST, viewer: PiiViewer | null = null, prefetch: PagePrefetch = {}): Promise<Page<Customer>> {
-    const sort = CUSTOMER_ORDERS[order];
-    const where: string[] = ['c.merged_into_id IS NULL'];
-    const params: unknown[] = [];
-    if (filter.search) {
-      const text = filter.search.trim().toLowerCase();
-      params.push(`%${text.replace(/[\\%_]/g, (m) => `\\${m}`)}%`);
-      const like = `$${params.length}`;
-      if (searchScopeFor(viewer) === 'display-name-without-pii') {
-        where.push(`lower(c.display_name) LIKE ${like}`, `NOT ${sqlLooksLikePii('c.display_name')}`);
-      } else {
-        const alternatives = [
-          `lower(c.display_name) LIKE ${like}`,
-          `EXISTS (SELECT 1 FROM customer_identity ci WHERE ci.customer_id = c.id AND ci.kind IN ('email', 'handle') AND lower(ci.value) LIKE ${like})`,
-        ];
-        const digits = text.replace(/\D/g, '');
-        if (digits.length >= 5) {
-          params.push(`%${digits}%`);
-          alternatives.push(`EXISTS (SELECT 1 FROM customer_identity ci WHERE ci.customer_id = c.id AND ci.kind = 'phone' AND ci.value LIKE $${params.length})`);
-        }
-        where.push(`(${alternatives.join(' OR ')})`);
-      }
-    }
-    if (filter.label) {
-      params.push(filter.label);
-      where.push(`c.sentiment_label = $${params.length}`);
-    }
-    const countWhere = [...where];
-    const countParams = [...params];
-    const k = keyset(sort, 'c.id', w, params);
-    params.push(k.limit);
-    const limit = `$${params.length}`;
-    const extra: string[] = [];
-    if (prefetch.identities) {
-      extra.push(`(SELECT coalesce(json_agg(json_build_array(ci.kind, ci.network, ci.value, ci.source) ORDER BY ci.kind, ci.value), '[]')
-         FROM customer_identity ci WHERE ci.customer_id = c.id) AS identities`);
-    }
     const ip = prefetch.interactions;
-    // the per-customer page, exactly as pagesByCustomer pages it (same keyset, same order)
-    const ik = ip ? keyset(INTERACTION_ORDERS[ip.order], 'i.id', ip.window, params) : null;
-    if (ip && ik) {
-      params.push(ik.limit);
-      extra.push(`(SELECT coalesce(json_agg(${interactionJson(ip.columns)} ORDER BY ${ik.orderBy}), '[]') FROM (
-         SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.customer_id = c.id ${ik.conditions.map((x) => `AND ${x}`).join(' ')}
-          ORDER BY ${ik.orderBy} LIMIT $${params.length}) i) AS interactions`);
-    }
-    const rows = (await this.ds.query(
-      `SELECT ${CUSTOMER_COLUMNS}, (${sort.expr})::text AS sort_key${extra.map((x) => `, ${x}`).join('')}
-         FROM customer c WHERE ${[...where, ...k.conditions].join(' AND ')}
-       ORDER BY ${k.orderBy} LIMIT ${limit}`,
-      params,
-    )) as CustomerRow[];
-    const map = (r: CustomerRow): Customer => {
+    const map = (r: CustomerRow, ik: Keyset | null): Customer => {
       const c = toCustomer(r);
       if (r.identities) c.prefetchedIdentities = r.identities.map(([kind, network, value, source]) => toIdentity(viewer, kind, network, value, source));
       if (ip && ik && r.interactions) {
@@ -200,31 +87,19 @@ export class CustomerService {
       }
       return c;
     };
-    return k.page(rows, map, (r) => [r.sort_key, r.id], async () =>
-      ((await this.ds.query(`SELECT count(*)::int AS total FROM customer c WHERE ${countWhere.join(' AND ')}`, countParams)) as { total: number }[])[0]!.total,
-    );
+    return repo.customerPage(this.ds, w, filter, order, viewer, prefetch, map);
   }
 
   /** In the order of `ids`; a merged customer resolves to its survivor; null when unknown. */
   async byIds(ids: readonly string[]): Promise<(Customer | null)[]> {
-    const rows: (CustomerRow & { asked: string })[] = await this.ds.query(
-      `SELECT k.asked, ${CUSTOMER_COLUMNS}
-         FROM unnest($1::uuid[]) AS k(asked)
-         JOIN customer m ON m.id = k.asked
-         JOIN customer c ON c.id = coalesce(m.merged_into_id, m.id)`,
-      [ids],
-    );
+    const rows = await repo.customersByIds(this.ds, ids);
     const byId = new Map(rows.map((r) => [r.asked, toCustomer(r)]));
     return ids.map((id) => byId.get(id) ?? null);
   }
 
   /** Identities of many customers in one query; emails and phones hidden from roles without PII access. */
   async identitiesOf(customerIds: readonly string[], viewer: PiiViewer | null): Promise<Identity[][]> {
-    const rows: { customer_id: string; kind: string; network: string | null; value: string; source: string }[] = await this.ds.query(
-      `SELECT customer_id, kind, network, value, source FROM customer_identity
-        WHERE customer_id = ANY($1::uuid[]) ORDER BY kind, value`,
-      [customerIds],
-    );
+    const rows = await repo.identitiesOfCustomers(this.ds, customerIds);
     const grouped = new Map<string, Identity[]>();
     for (const r of rows) {
       const list = grouped.get(r.customer_id) ?? [];

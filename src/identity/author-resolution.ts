@@ -3,6 +3,7 @@ import type { QueryRunner } from 'typeorm';
 import { customerDisplayName } from '../auth/pii.policy';
 import type { InteractionMessage } from '../interactions/interaction-message';
 import type { IdentityClaim } from './author-identities';
+import * as repo from './identity.repository';
 import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys } from './merge';
 
 /** A message on its way into the database, as author resolution sees it. */
@@ -150,25 +151,11 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
   }
 
   if (newCustomers.length > 0) {
-    await qr.query(`INSERT INTO customer (id, display_name) SELECT * FROM unnest($1::uuid[], $2::text[])`, [
-      newCustomers.map((c) => c.id),
-      newCustomers.map((c) => c.displayName),
-    ]);
+    await repo.insertCustomers(qr, newCustomers);
   }
   if (newIdentities.length > 0) {
     // No ON CONFLICT: the advisory locks above make a concurrent insert of the same key impossible.
-    await qr.query(
-      `INSERT INTO customer_identity (id, customer_id, kind, network, value, raw_value, source)
-       SELECT i, c, k, n, v, r, 'ingest' FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(i, c, k, n, v, r)`,
-      [
-        newIdentities.map((i) => i.id),
-        newIdentities.map((i) => i.customerId),
-        newIdentities.map((i) => i.claim.kind),
-        newIdentities.map((i) => i.claim.network),
-        newIdentities.map((i) => i.claim.value),
-        newIdentities.map((i) => i.claim.raw),
-      ],
-    );
+    await repo.insertIngestIdentities(qr, newIdentities);
   }
 }
 
@@ -187,12 +174,7 @@ async function attachReplies(qr: QueryRunner, batch: AuthoredMessage[]): Promise
     else missing.push(r);
   }
   if (missing.length === 0) return;
-  const rows: { source: string; external_id: string; customer_id: string }[] = await qr.query(
-    `SELECT i.source, i.external_id, i.customer_id FROM interaction i
-       JOIN unnest($1::text[], $2::text[]) AS k(source, external_id) ON i.source = k.source AND i.external_id = k.external_id
-      WHERE i.customer_id IS NOT NULL`,
-    [missing.map((r) => r.message.source), missing.map((r) => r.message.inReplyTo)],
-  );
+  const rows = await repo.ownersOf(qr, missing.map((r) => r.message.source), missing.map((r) => r.message.inReplyTo!));
   const owners = new Map(rows.map((r) => [`${r.source}\u0000${r.external_id}`, r.customer_id]));
   for (const r of missing) r.customerId = owners.get(`${r.message.source}\u0000${r.message.inReplyTo}`) ?? null;
 }
@@ -201,12 +183,7 @@ async function attachReplies(qr: QueryRunner, batch: AuthoredMessage[]): Promise
 async function readIdentities(qr: QueryRunner, claims: IdentityClaim[]): Promise<Map<string, { id: string; customer_id: string }>> {
   const out = new Map<string, { id: string; customer_id: string }>();
   if (claims.length === 0) return out;
-  const rows: { id: string; kind: string; value: string; customer_id: string }[] = await qr.query(
-    `SELECT ci.id, ci.kind, ci.value, ci.customer_id
-       FROM customer_identity ci
-       JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
-    [claims.map((c) => c.kind), claims.map((c) => c.value)],
-  );
+  const rows = await repo.identitiesAt(qr, claims.map((c) => c.kind), claims.map((c) => c.value));
   for (const r of rows) out.set(identityLockKey(r.kind, r.value), r);
   return out;
 }

@@ -6,9 +6,9 @@ import type { AuditAction, AuditRow, EvidenceItem, MergeSnapshot, ReresolutionJo
 
 /**
  * Every SQL statement of identity resolution (customers, identities, CRM-record placement,
- * merges and their undo, the review queue, the audit, the re-resolution job), each returning a
- * declared row type. The services and the transactional building blocks in ./merge.ts compose
- * them; none of them writes SQL. Functions take the caller's `Db`, so they run inside its
+ * merges and their undo, the review queue, the audit, the re-resolution job, author resolution at
+ * ingest), each returning a declared row type. The services, the transactional building blocks in
+ * ./merge.ts and ./author-resolution.ts compose them; none of them writes SQL. Functions take the caller's `Db`, so they run inside its
  * transaction when given a query runner.
  */
 
@@ -610,4 +610,56 @@ function toJob(r: RawJob): ReresolutionJobRow {
 
 function ids(found: { id: string }[]): string[] {
   return found.map((r) => r.id);
+}
+
+// ---- author resolution at ingest (./author-resolution.ts), inside the pipeline's transaction ----
+
+/** Inserts new customers. */
+export async function insertCustomers(db: Db, customers: readonly { id: string; displayName: string | null }[]): Promise<void> {
+  await exec(db, `INSERT INTO customer (id, display_name) SELECT * FROM unnest($1::uuid[], $2::text[])`, [
+    customers.map((c) => c.id),
+    customers.map((c) => c.displayName),
+  ]);
+}
+
+/** Inserts identities found at ingest (no ON CONFLICT: the caller holds the keys' advisory locks). */
+export async function insertIngestIdentities(
+  db: Db,
+  identities: readonly { id: string; customerId: string; claim: { kind: string; network: string | null; value: string; raw: string } }[],
+): Promise<void> {
+  await exec(
+    db,
+    `INSERT INTO customer_identity (id, customer_id, kind, network, value, raw_value, source)
+       SELECT i, c, k, n, v, r, 'ingest' FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(i, c, k, n, v, r)`,
+    [
+      identities.map((i) => i.id),
+      identities.map((i) => i.customerId),
+      identities.map((i) => i.claim.kind),
+      identities.map((i) => i.claim.network),
+      identities.map((i) => i.claim.value),
+      identities.map((i) => i.claim.raw),
+    ],
+  );
+}
+
+/** The customer of stored interactions by (source, external id), where they have one. */
+export function ownersOf(db: Db, sources: readonly string[], externalIds: readonly string[]): Promise<{ source: string; external_id: string; customer_id: string }[]> {
+  return rows(
+    db,
+    `SELECT i.source, i.external_id, i.customer_id FROM interaction i
+       JOIN unnest($1::text[], $2::text[]) AS k(source, external_id) ON i.source = k.source AND i.external_id = k.external_id
+      WHERE i.customer_id IS NOT NULL`,
+    [sources, externalIds],
+  );
+}
+
+/** Where identities are now by (kind, value) (one statement, no lock). */
+export function identitiesAt(db: Db, kinds: readonly string[], values: readonly string[]): Promise<{ id: string; kind: string; value: string; customer_id: string }[]> {
+  return rows(
+    db,
+    `SELECT ci.id, ci.kind, ci.value, ci.customer_id
+       FROM customer_identity ci
+       JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
+    [kinds, values],
+  );
 }

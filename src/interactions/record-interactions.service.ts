@@ -12,6 +12,7 @@ import type { TaxonomyService } from '../sentiment/taxonomy.service';
 import { SentimentScorer } from '../sentiment/sentiment.scorer';
 import { recipientOf, type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
 import type { InteractionMessage } from './interaction-message';
+import { insertInteractions, insertTopicTags, storedKeys, type NewInteractionRow } from './interaction.repository';
 
 export type RecordStatus = 'accepted' | 'duplicate';
 
@@ -133,12 +134,7 @@ export class RecordInteractionsService {
     topicIds: Map<string, number>,
     departmentIds: Map<string, number>,
   ): Promise<Prepared[]> {
-    const existing: { source: string; external_id: string }[] = await qr.query(
-      `SELECT i.source, i.external_id FROM interaction i
-         JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)
-           ON i.source = k.source AND i.external_id = k.external_id`,
-      [batch.map((p) => p.message.source), batch.map((p) => p.message.externalId)],
-    );
+    const existing = await storedKeys(qr, batch.map((p) => p.message.source), batch.map((p) => p.message.externalId));
     const stored = new Set(existing.map((r) => `${r.source}\u0000${r.external_id}`));
     const fresh = batch.filter((p) => !stored.has(`${p.message.source}\u0000${p.message.externalId}`));
     if (fresh.length === 0) return [];
@@ -149,7 +145,7 @@ export class RecordInteractionsService {
     // One JSON parameter for the batch rather than 24 arrays: the pg driver escapes every element
     // of an array parameter one by one, while JSON.stringify is native (about 8 µs less node
     // CPU per interaction, for about 4 µs more in PostgreSQL; README, "Ingest write path").
-    const rows = fresh.map((p) => {
+    const rows = fresh.map((p): NewInteractionRow => {
       const m = p.message;
       const a = p.analysis;
       return {
@@ -182,20 +178,7 @@ export class RecordInteractionsService {
         unhappy: a.unhappy,
       };
     });
-    const inserted: { id: string }[] = await qr.query(
-      `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
-          author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
-          sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key, identity_id, sentiment_model,
-          complaint, complaint_probability, unhappy)
-       SELECT * FROM json_to_recordset($1::json) AS x(id uuid, event_id text, source text, external_id text, url text, text text,
-          occurred_at timestamptz, direction text, in_reply_to text, author_handle text, author_display_name text, lang text,
-          rating float8, metadata jsonb, sentiment_score float8, sentiment_label text, sentiment_confidence float8, intent text,
-          intent_confidence float8, explanation json, customer_id uuid, thread_key text, identity_id uuid, sentiment_model text,
-          complaint boolean, complaint_probability float8, unhappy boolean)
-       ON CONFLICT (source, external_id) DO NOTHING
-       RETURNING id`,
-      [JSON.stringify(rows)],
-    );
+    const inserted = await insertInteractions(qr, rows);
     const insertedIds = new Set(inserted.map((r) => r.id));
     const accepted = fresh.filter((p) => insertedIds.has(p.id));
     if (accepted.length === 0) return [];
@@ -204,12 +187,7 @@ export class RecordInteractionsService {
       p.analysis.topics.filter((t) => topicIds.has(t.name)).map((t) => [p.id, topicIds.get(t.name)!, t.matched] as const),
     );
     if (topicRows.length > 0) {
-      await qr.query(
-        `INSERT INTO interaction_topic (interaction_id, topic_id, matched)
-         SELECT i, t, ARRAY(SELECT jsonb_array_elements_text(m)) FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS x(i, t, m)
-         ON CONFLICT DO NOTHING`,
-        [topicRows.map((r) => r[0]), topicRows.map((r) => r[1]), topicRows.map((r) => JSON.stringify(r[2]))],
-      );
+      await insertTopicTags(qr, topicRows);
     }
 
     if (this.gap && gapPlan) {

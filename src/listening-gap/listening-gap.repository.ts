@@ -1,15 +1,15 @@
-import { customerJson, type CustomerJsonRow } from '../customers/customer.service';
+import { customerJson, type CustomerJsonRow } from '../customers/customer.repository';
 import { exec, firstRow, modify, rows, type Db } from '../db/sql';
 import { cursorOrderName, keyset, type SortKey, type Window } from '../graphql/keyset';
 import { isTimestamp, type Page } from '../graphql/relay';
-import { INTERACTION_COLUMNS, interactionJson, type InteractionJsonRow } from '../interactions/interaction.service';
+import { INTERACTION_COLUMNS, interactionJson, type InteractionJsonRow } from '../interactions/interaction.repository';
 import { ListeningItemOrder, type ListeningItemFilter, type ListeningItemStatus } from './listening-gap.type';
 
 /**
  * Every SQL statement of the listening gap as the API and the escalation job use it (the queue,
  * people's actions on items, the gap figures, insights and trends, escalation claims), each
- * returning a declared row type. The ingest-time tracker (./listening-gap.tracker.ts) keeps its
- * own statements: it runs inside the ingest pipeline's transaction.
+ * returning a declared row type; and those of the ingest-time tracker (./listening-gap.tracker.ts),
+ * which run inside the ingest pipeline's (or the re-score's) transaction.
  */
 
 export interface ItemRow {
@@ -535,5 +535,288 @@ export function customerCrmRecords(
        FROM crm_record WHERE customer_id = $1 AND system = $2 AND deleted_at IS NULL
       ORDER BY modstamp DESC NULLS LAST`,
     [customerId, system],
+  );
+}
+
+// ---- the ingest-time tracker (./listening-gap.tracker.ts), inside the pipeline's transaction ----
+
+/** An item as the tracker plans it: loaded (and locked) or new, changed or not. */
+export interface TrackedItem {
+  id: string;
+  isNew: boolean;
+  dirty: boolean;
+  source: string;
+  threadKey: string;
+  interactionId: string;
+  lastInteractionId: string;
+  authorKey: string | null;
+  customerId: string | null;
+  department: string;
+  intent: string;
+  score: number;
+  status: 'open' | 'answered' | 'closed';
+  openedAt: number;
+  lastOpenedAt: number;
+  lastInboundAt: number;
+  slaSeconds: number;
+  dueAt: number;
+  firstResponseAt: number | null;
+  firstResponseSeconds: number | null;
+  respondedBy: string | null;
+  closedAt: number | null;
+  closeReason: string | null;
+  reopenedCount: number;
+}
+
+/** A stored item as the tracker loads it. */
+export interface TrackedItemRow {
+  id: string;
+  source: string;
+  thread_key: string;
+  interaction_id: string;
+  last_interaction_id: string;
+  author_handle: string | null;
+  customer_id: string | null;
+  department: string;
+  intent: string;
+  sentiment_score: number;
+  status: 'open' | 'answered' | 'closed';
+  opened_at: Date;
+  last_opened_at: Date;
+  last_inbound_at: Date;
+  sla_seconds: number;
+  due_at: Date;
+  first_response_at: Date | null;
+  first_response_seconds: number | null;
+  responded_by: string | null;
+  closed_at: Date | null;
+  close_reason: string | null;
+  reopened_count: number;
+}
+
+const ts = (n: number | null) => (n === null ? null : new Date(n).toISOString());
+
+/** The thread root of stored messages by (source, external id). */
+export function threadRoots(db: Db, sources: readonly string[], externalIds: readonly string[]): Promise<{ source: string; external_id: string; root: string }[]> {
+  return rows(
+    db,
+    `SELECT i.source, i.external_id, coalesce(i.thread_key, i.external_id) AS root
+           FROM interaction i JOIN unnest($1::text[], $2::text[]) AS x(source, external_id)
+             ON i.source = x.source AND i.external_id = x.external_id`,
+    [sources, externalIds],
+  );
+}
+
+/**
+ * Loads and locks (in id order) the items of the threads, and those of the authors whose last
+ * inbound message is at or after `since`.
+ */
+export function lockTrackedItems(
+  db: Db,
+  k: { threadSources: readonly string[]; threadKeys: readonly string[]; authorSources: readonly string[]; authors: readonly string[]; since: string },
+): Promise<TrackedItemRow[]> {
+  return rows(
+    db,
+    `SELECT li.id, li.source, li.thread_key, li.interaction_id, li.last_interaction_id, li.author_handle, li.customer_id,
+              d.name AS department, li.intent, li.sentiment_score, li.status, li.opened_at, li.last_opened_at, li.last_inbound_at,
+              li.sla_seconds, li.due_at, li.first_response_at, li.first_response_seconds, li.responded_by, li.closed_at,
+              li.close_reason, li.reopened_count
+         FROM listening_item li JOIN department d ON d.id = li.department_id
+        WHERE li.id = ANY (ARRAY(
+          SELECT l.id FROM listening_item l JOIN unnest($1::text[], $2::text[]) AS t(source, thread_key)
+              ON l.source = t.source AND l.thread_key = t.thread_key
+          UNION
+          -- per author, on listening_item_author_idx whatever the table's size: OFFSET 0 keeps the
+          -- planner from turning this into one join that scans every item (ingest-explain.test.ts)
+          SELECT l.id FROM unnest($3::text[], $4::text[]) AS a(source, author)
+            CROSS JOIN LATERAL (
+              SELECT l.id FROM listening_item l
+               WHERE l.source = a.source AND lower(l.author_handle) = a.author AND l.author_handle IS NOT NULL
+                 AND l.last_inbound_at >= $5::timestamptz OFFSET 0) l))
+        ORDER BY li.id
+        FOR UPDATE OF li`,
+    [k.threadSources, k.threadKeys, k.authorSources, k.authors, k.since],
+  );
+}
+
+/** Loads and locks (in id order) the items of threads by (source, thread key). */
+export function lockItemsOfThreads(
+  db: Db,
+  sources: readonly string[],
+  threadKeys: readonly string[],
+): Promise<{ id: string; source: string; thread_key: string; status: string; customer_id: string | null }[]> {
+  return rows(
+    db,
+    `SELECT li.id, li.source, li.thread_key, li.status, li.customer_id FROM listening_item li
+         JOIN unnest($1::text[], $2::text[]) AS t(source, thread_key) ON li.source = t.source AND li.thread_key = t.thread_key
+        ORDER BY li.id FOR UPDATE OF li`,
+    [sources, threadKeys],
+  );
+}
+
+/** Lowers items' scores to the given ones where those are lower. */
+export async function lowerItemScores(db: Db, ids: readonly string[], scores: readonly number[]): Promise<void> {
+  await exec(
+    db,
+    `UPDATE listening_item li SET sentiment_score = least(li.sentiment_score, x.score), updated_at = now()
+           FROM unnest($1::uuid[], $2::float8[]) AS x(id, score) WHERE li.id = x.id AND x.score < li.sentiment_score`,
+    [ids, scores],
+  );
+}
+
+/** Per thread (source, root) the first company reply at or after `opened`, or null. */
+export function firstReplies(
+  db: Db,
+  sources: readonly string[],
+  roots: readonly string[],
+  opened: readonly string[],
+): Promise<{ source: string; root: string; first: Date | null }[]> {
+  return rows(
+    db,
+    // two lookups, each on its index: replies deeper in the thread carry its key, direct ones name the root
+    `SELECT x.source, x.root, least(
+                (SELECT min(i.occurred_at) FROM interaction i
+                  WHERE i.source = x.source AND i.thread_key = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened),
+                (SELECT min(i.occurred_at) FROM interaction i
+                  WHERE i.source = x.source AND i.in_reply_to = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened)) AS first
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS x(source, root, opened)`,
+    [sources, roots, opened],
+  );
+}
+
+/** An item a re-score opens (times in ms; `responseAt`: the company reply already in its thread, if any). */
+export interface RescoredItem {
+  id: string;
+  source: string;
+  threadKey: string;
+  interactionId: string;
+  lastInteractionId: string;
+  author: string | null;
+  customerId: string | null;
+  department: string;
+  intent: string;
+  score: number;
+  status: string;
+  openedAt: number;
+  lastInboundAt: number;
+  sla: number;
+  due: number;
+  responseAt: number | null;
+  responseSeconds: number | null;
+}
+
+/** Inserts the items a re-score opens (a thread that has one already keeps it); how many were inserted. */
+export async function insertRescoredItems(db: Db, items: readonly RescoredItem[]): Promise<number> {
+  const inserted = await rows<{ '?column?': number }>(
+    db,
+    `INSERT INTO listening_item (id, source, thread_key, interaction_id, last_interaction_id, author_handle, customer_id, department_id,
+          intent, sentiment_score, status, opened_at, last_opened_at, last_inbound_at, sla_seconds, due_at, first_response_at,
+          first_response_seconds, responded_by, closed_at, close_reason)
+       SELECT x.id, x.source, x.thread_key, x.iid, x.last_iid, x.author, x.customer, d.id, x.intent, x.score, x.status, x.opened,
+              x.opened, x.last_inbound, x.sla, x.due, x.fr_at, x.fr_s, CASE WHEN x.fr_at IS NULL THEN NULL ELSE 'reply' END,
+              x.fr_at, CASE WHEN x.fr_at IS NULL THEN NULL ELSE 'reply' END
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], $8::text[], $9::text[],
+                     $10::float8[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::int[], $15::timestamptz[],
+                     $16::timestamptz[], $17::int[])
+           AS x(id, source, thread_key, iid, last_iid, author, customer, dept, intent, score, status, opened, last_inbound, sla, due, fr_at, fr_s)
+         JOIN department d ON d.name = x.dept
+       ON CONFLICT (source, thread_key) DO NOTHING
+       RETURNING 1`,
+    [
+      items.map((r) => r.id),
+      items.map((r) => r.source),
+      items.map((r) => r.threadKey),
+      items.map((r) => r.interactionId),
+      items.map((r) => r.lastInteractionId),
+      items.map((r) => r.author),
+      items.map((r) => r.customerId),
+      items.map((r) => r.department),
+      items.map((r) => r.intent),
+      items.map((r) => r.score),
+      items.map((r) => r.status),
+      items.map((r) => ts(r.openedAt)),
+      items.map((r) => ts(r.lastInboundAt)),
+      items.map((r) => r.sla),
+      items.map((r) => ts(r.due)),
+      items.map((r) => ts(r.responseAt)),
+      items.map((r) => r.responseSeconds),
+    ],
+  );
+  return inserted.length;
+}
+
+/** Inserts new items of the accepted interactions (`accepted`: the interaction ids actually inserted). */
+export async function insertItems(db: Db, fresh: readonly TrackedItem[], accepted: ReadonlySet<string>): Promise<void> {
+  await exec(
+    db,
+    `INSERT INTO listening_item (id, source, thread_key, interaction_id, last_interaction_id, author_handle, customer_id, department_id,
+            intent, sentiment_score, status, opened_at, last_opened_at, last_inbound_at, sla_seconds, due_at, first_response_at,
+            first_response_seconds, responded_by, closed_at, close_reason, reopened_count)
+         SELECT x.id, x.source, x.thread_key, x.iid, x.last_iid, x.author, x.customer, d.id, x.intent, x.score, x.status, x.opened,
+                x.last_opened, x.last_inbound, x.sla, x.due, x.fr_at, x.fr_s, x.by, x.closed, x.reason, x.reopened
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], $8::text[], $9::text[],
+                       $10::float8[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::int[], $15::timestamptz[],
+                       $16::timestamptz[], $17::int[], $18::text[], $19::timestamptz[], $20::text[], $21::timestamptz[], $22::int[])
+             AS x(id, source, thread_key, iid, last_iid, author, customer, dept, intent, score, status, opened, last_inbound, sla, due,
+                  fr_at, fr_s, by, closed, reason, last_opened, reopened)
+           JOIN department d ON d.name = x.dept
+         ON CONFLICT (source, thread_key) DO NOTHING`,
+    [
+      fresh.map((i) => i.id),
+      fresh.map((i) => i.source),
+      fresh.map((i) => i.threadKey),
+      fresh.map((i) => i.interactionId),
+      fresh.map((i) => (accepted.has(i.lastInteractionId) ? i.lastInteractionId : i.interactionId)),
+      fresh.map((i) => i.authorKey),
+      fresh.map((i) => i.customerId),
+      fresh.map((i) => i.department),
+      fresh.map((i) => i.intent),
+      fresh.map((i) => i.score),
+      fresh.map((i) => i.status),
+      fresh.map((i) => ts(i.openedAt)),
+      fresh.map((i) => ts(i.lastInboundAt)),
+      fresh.map((i) => i.slaSeconds),
+      fresh.map((i) => ts(i.dueAt)),
+      fresh.map((i) => ts(i.firstResponseAt)),
+      fresh.map((i) => i.firstResponseSeconds),
+      fresh.map((i) => i.respondedBy),
+      fresh.map((i) => ts(i.closedAt)),
+      fresh.map((i) => i.closeReason),
+      fresh.map((i) => ts(i.lastOpenedAt)),
+      fresh.map((i) => i.reopenedCount),
+    ],
+  );
+}
+
+/** Writes the changes of loaded items. */
+export async function updateItems(db: Db, changed: readonly TrackedItem[]): Promise<void> {
+  await exec(
+    db,
+    `UPDATE listening_item li SET
+           status = x.status, last_opened_at = x.last_opened, last_inbound_at = x.last_inbound, last_interaction_id = x.last_iid,
+           sentiment_score = x.score, customer_id = x.customer, sla_seconds = x.sla, due_at = x.due,
+           first_response_at = x.fr_at, first_response_seconds = x.fr_s, responded_by = x.by, closed_at = x.closed,
+           close_reason = x.reason, reopened_count = x.reopened, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::uuid[], $6::float8[], $7::uuid[], $8::int[],
+                     $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::timestamptz[], $14::text[], $15::int[])
+           AS x(id, status, last_opened, last_inbound, last_iid, score, customer, sla, due, fr_at, fr_s, by, closed, reason, reopened)
+        WHERE li.id = x.id`,
+    [
+      changed.map((i) => i.id),
+      changed.map((i) => i.status),
+      changed.map((i) => ts(i.lastOpenedAt)),
+      changed.map((i) => ts(i.lastInboundAt)),
+      changed.map((i) => i.lastInteractionId),
+      changed.map((i) => i.score),
+      changed.map((i) => i.customerId),
+      changed.map((i) => i.slaSeconds),
+      changed.map((i) => ts(i.dueAt)),
+      changed.map((i) => ts(i.firstResponseAt)),
+      changed.map((i) => i.firstResponseSeconds),
+      changed.map((i) => i.respondedBy),
+      changed.map((i) => ts(i.closedAt)),
+      changed.map((i) => i.closeReason),
+      changed.map((i) => i.reopenedCount),
+    ],
   );
 }

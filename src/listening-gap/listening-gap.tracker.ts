@@ -2,6 +2,18 @@ import { randomUUID } from 'node:crypto';
 import type { QueryRunner } from 'typeorm';
 import { addBusinessSeconds } from './business-hours';
 import { slaFor, type ListeningGapConfig } from './listening-gap.config';
+import {
+  firstReplies,
+  insertItems,
+  insertRescoredItems,
+  lockItemsOfThreads,
+  lockTrackedItems,
+  lowerItemScores,
+  threadRoots,
+  updateItems,
+  type RescoredItem,
+  type TrackedItem,
+} from './listening-gap.repository';
 
 /** What the tracker needs of an interaction on its way into the database. */
 export interface TrackedMessage {
@@ -40,62 +52,12 @@ export interface RescoredMessage {
   departments: string[];
 }
 
-interface ItemState {
-  id: string;
-  isNew: boolean;
-  dirty: boolean;
-  source: string;
-  threadKey: string;
-  interactionId: string;
-  lastInteractionId: string;
-  authorKey: string | null;
-  customerId: string | null;
-  department: string;
-  intent: string;
-  score: number;
-  status: 'open' | 'answered' | 'closed';
-  openedAt: number;
-  lastOpenedAt: number;
-  lastInboundAt: number;
-  slaSeconds: number;
-  dueAt: number;
-  firstResponseAt: number | null;
-  firstResponseSeconds: number | null;
-  respondedBy: string | null;
-  closedAt: number | null;
-  closeReason: string | null;
-  reopenedCount: number;
-}
+type ItemState = TrackedItem;
 
 export interface GapPlan {
   /** per interaction id: the thread it belongs to, or null when it starts its own */
   threadKeys: Map<string, string | null>;
   items: ItemState[];
-}
-
-interface ItemRow {
-  id: string;
-  source: string;
-  thread_key: string;
-  interaction_id: string;
-  last_interaction_id: string;
-  author_handle: string | null;
-  customer_id: string | null;
-  department: string;
-  intent: string;
-  sentiment_score: number;
-  status: 'open' | 'answered' | 'closed';
-  opened_at: Date;
-  last_opened_at: Date;
-  last_inbound_at: Date;
-  sla_seconds: number;
-  due_at: Date;
-  first_response_at: Date | null;
-  first_response_seconds: number | null;
-  responded_by: string | null;
-  closed_at: Date | null;
-  close_reason: string | null;
-  reopened_count: number;
 }
 
 const k = (a: string, b: string) => `${a}\u0000${b}`;
@@ -140,12 +102,7 @@ export class ListeningGapTracker {
     const parents = batch.filter((m) => m.inReplyTo && !inBatch.has(k(m.source, m.inReplyTo)));
     const roots = new Map<string, string>();
     if (parents.length > 0) {
-      const rows: { source: string; external_id: string; root: string }[] = await qr.query(
-        `SELECT i.source, i.external_id, coalesce(i.thread_key, i.external_id) AS root
-           FROM interaction i JOIN unnest($1::text[], $2::text[]) AS x(source, external_id)
-             ON i.source = x.source AND i.external_id = x.external_id`,
-        [parents.map((m) => m.source), parents.map((m) => m.inReplyTo)],
-      );
+      const rows = await threadRoots(qr, parents.map((m) => m.source), parents.map((m) => m.inReplyTo!));
       for (const r of rows) roots.set(k(r.source, r.external_id), r.root);
     }
     const keyOf = new Map<string, string>();
@@ -173,33 +130,13 @@ export class ListeningGapTracker {
     }
     const tp = [...threadPairs.values()];
     const ap = [...authorPairs.values()];
-    const rows: ItemRow[] = await qr.query(
-      `SELECT li.id, li.source, li.thread_key, li.interaction_id, li.last_interaction_id, li.author_handle, li.customer_id,
-              d.name AS department, li.intent, li.sentiment_score, li.status, li.opened_at, li.last_opened_at, li.last_inbound_at,
-              li.sla_seconds, li.due_at, li.first_response_at, li.first_response_seconds, li.responded_by, li.closed_at,
-              li.close_reason, li.reopened_count
-         FROM listening_item li JOIN department d ON d.id = li.department_id
-        WHERE li.id = ANY (ARRAY(
-          SELECT l.id FROM listening_item l JOIN unnest($1::text[], $2::text[]) AS t(source, thread_key)
-              ON l.source = t.source AND l.thread_key = t.thread_key
-          UNION
-          -- per author, on listening_item_author_idx whatever the table's size: OFFSET 0 keeps the
-          -- planner from turning this into one join that scans every item (ingest-explain.test.ts)
-          SELECT l.id FROM unnest($3::text[], $4::text[]) AS a(source, author)
-            CROSS JOIN LATERAL (
-              SELECT l.id FROM listening_item l
-               WHERE l.source = a.source AND lower(l.author_handle) = a.author AND l.author_handle IS NOT NULL
-                 AND l.last_inbound_at >= $5::timestamptz OFFSET 0) l))
-        ORDER BY li.id
-        FOR UPDATE OF li`,
-      [
-        tp.map((p) => p[0]),
-        tp.map((p) => p[1]),
-        ap.map((p) => p[0]),
-        ap.map((p) => p[1]),
-        new Date((Number.isFinite(earliest) ? earliest : Date.now()) - this.config.replyWindowSeconds * 1000).toISOString(),
-      ],
-    );
+    const rows = await lockTrackedItems(qr, {
+      threadSources: tp.map((p) => p[0]),
+      threadKeys: tp.map((p) => p[1]),
+      authorSources: ap.map((p) => p[0]),
+      authors: ap.map((p) => p[1]),
+      since: new Date((Number.isFinite(earliest) ? earliest : Date.now()) - this.config.replyWindowSeconds * 1000).toISOString(),
+    });
 
     const items: ItemState[] = rows.map((r) => ({
       id: r.id,
@@ -346,21 +283,12 @@ export class ListeningGapTracker {
       threads.set(key, [...(threads.get(key) ?? []), m]);
     }
     const pairs = [...threads.values()].map((ms) => ms[0]!);
-    const existing: { id: string; source: string; thread_key: string; status: string; customer_id: string | null }[] = await qr.query(
-      `SELECT li.id, li.source, li.thread_key, li.status, li.customer_id FROM listening_item li
-         JOIN unnest($1::text[], $2::text[]) AS t(source, thread_key) ON li.source = t.source AND li.thread_key = t.thread_key
-        ORDER BY li.id FOR UPDATE OF li`,
-      [pairs.map((m) => m.source), pairs.map(rootOf)],
-    );
+    const existing = await lockItemsOfThreads(qr, pairs.map((m) => m.source), pairs.map(rootOf));
     const customers = new Set<string>();
     const lowered = existing.filter((r) => r.status === 'open');
     if (lowered.length > 0) {
       const min = lowered.map((r) => Math.min(...threads.get(k(r.source, r.thread_key))!.map((m) => m.score)));
-      await qr.query(
-        `UPDATE listening_item li SET sentiment_score = least(li.sentiment_score, x.score), updated_at = now()
-           FROM unnest($1::uuid[], $2::float8[]) AS x(id, score) WHERE li.id = x.id AND x.score < li.sentiment_score`,
-        [lowered.map((r) => r.id), min],
-      );
+      await lowerItemScores(qr, lowered.map((r) => r.id), min);
     }
     const known = new Set(existing.map((r) => k(r.source, r.thread_key)));
     const fresh = [...threads.entries()]
@@ -369,19 +297,9 @@ export class ListeningGapTracker {
       .filter((ms) => ms.length > 0);
     if (fresh.length === 0) return { opened: 0, customers: [] };
 
-    const replies: { source: string; root: string; first: Date | null }[] = await qr.query(
-      // two lookups, each on its index: replies deeper in the thread carry its key, direct ones name the root
-      `SELECT x.source, x.root, least(
-                (SELECT min(i.occurred_at) FROM interaction i
-                  WHERE i.source = x.source AND i.thread_key = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened),
-                (SELECT min(i.occurred_at) FROM interaction i
-                  WHERE i.source = x.source AND i.in_reply_to = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened)) AS first
-         FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS x(source, root, opened)`,
-      [fresh.map((ms) => ms[0]!.source), fresh.map((ms) => rootOf(ms[0]!)), fresh.map((ms) => new Date(ms[0]!.occurredAt).toISOString())],
-    );
+    const replies = await firstReplies(qr, fresh.map((ms) => ms[0]!.source), fresh.map((ms) => rootOf(ms[0]!)), fresh.map((ms) => new Date(ms[0]!.occurredAt).toISOString()));
     const answeredAt = new Map(replies.filter((r) => r.first !== null).map((r) => [k(r.source, r.root), r.first!.getTime()]));
-    const ts = (n: number | null) => (n === null ? null : new Date(n).toISOString());
-    const rows = fresh.map((ms) => {
+    const rows: RescoredItem[] = fresh.map((ms) => {
       const first = ms[0]!;
       const last = ms.at(-1)!;
       const department = first.departments[0] ?? this.config.defaultDepartment;
@@ -408,118 +326,20 @@ export class ListeningGapTracker {
         responseSeconds: reply === null ? null : Math.round((reply - first.occurredAt) / 1000),
       };
     });
-    const inserted: unknown[] = await qr.query(
-      `INSERT INTO listening_item (id, source, thread_key, interaction_id, last_interaction_id, author_handle, customer_id, department_id,
-          intent, sentiment_score, status, opened_at, last_opened_at, last_inbound_at, sla_seconds, due_at, first_response_at,
-          first_response_seconds, responded_by, closed_at, close_reason)
-       SELECT x.id, x.source, x.thread_key, x.iid, x.last_iid, x.author, x.customer, d.id, x.intent, x.score, x.status, x.opened,
-              x.opened, x.last_inbound, x.sla, x.due, x.fr_at, x.fr_s, CASE WHEN x.fr_at IS NULL THEN NULL ELSE 'reply' END,
-              x.fr_at, CASE WHEN x.fr_at IS NULL THEN NULL ELSE 'reply' END
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], $8::text[], $9::text[],
-                     $10::float8[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::int[], $15::timestamptz[],
-                     $16::timestamptz[], $17::int[])
-           AS x(id, source, thread_key, iid, last_iid, author, customer, dept, intent, score, status, opened, last_inbound, sla, due, fr_at, fr_s)
-         JOIN department d ON d.name = x.dept
-       ON CONFLICT (source, thread_key) DO NOTHING
-       RETURNING 1`,
-      [
-        rows.map((r) => r.id),
-        rows.map((r) => r.source),
-        rows.map((r) => r.threadKey),
-        rows.map((r) => r.interactionId),
-        rows.map((r) => r.lastInteractionId),
-        rows.map((r) => r.author),
-        rows.map((r) => r.customerId),
-        rows.map((r) => r.department),
-        rows.map((r) => r.intent),
-        rows.map((r) => r.score),
-        rows.map((r) => r.status),
-        rows.map((r) => ts(r.openedAt)),
-        rows.map((r) => ts(r.lastInboundAt)),
-        rows.map((r) => r.sla),
-        rows.map((r) => ts(r.due)),
-        rows.map((r) => ts(r.responseAt)),
-        rows.map((r) => r.responseSeconds),
-      ],
-    );
-    return { opened: inserted.length, customers: [...customers] };
+    const opened = await insertRescoredItems(qr, rows);
+    return { opened, customers: [...customers] };
   }
 
   /** Writes the plan; `accepted` are the interaction ids that were actually inserted. */
   async write(qr: Pick<QueryRunner, 'query'>, plan: GapPlan, accepted: Set<string>): Promise<void> {
-    const ts = (n: number | null) => (n === null ? null : new Date(n).toISOString());
     const fresh = plan.items.filter((i) => i.isNew && accepted.has(i.interactionId));
     const changed = plan.items.filter((i) => !i.isNew);
     for (const i of changed) if (!accepted.has(i.lastInteractionId)) i.lastInteractionId = i.interactionId;
     if (fresh.length > 0) {
-      await qr.query(
-        `INSERT INTO listening_item (id, source, thread_key, interaction_id, last_interaction_id, author_handle, customer_id, department_id,
-            intent, sentiment_score, status, opened_at, last_opened_at, last_inbound_at, sla_seconds, due_at, first_response_at,
-            first_response_seconds, responded_by, closed_at, close_reason, reopened_count)
-         SELECT x.id, x.source, x.thread_key, x.iid, x.last_iid, x.author, x.customer, d.id, x.intent, x.score, x.status, x.opened,
-                x.last_opened, x.last_inbound, x.sla, x.due, x.fr_at, x.fr_s, x.by, x.closed, x.reason, x.reopened
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], $8::text[], $9::text[],
-                       $10::float8[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::int[], $15::timestamptz[],
-                       $16::timestamptz[], $17::int[], $18::text[], $19::timestamptz[], $20::text[], $21::timestamptz[], $22::int[])
-             AS x(id, source, thread_key, iid, last_iid, author, customer, dept, intent, score, status, opened, last_inbound, sla, due,
-                  fr_at, fr_s, by, closed, reason, last_opened, reopened)
-           JOIN department d ON d.name = x.dept
-         ON CONFLICT (source, thread_key) DO NOTHING`,
-        [
-          fresh.map((i) => i.id),
-          fresh.map((i) => i.source),
-          fresh.map((i) => i.threadKey),
-          fresh.map((i) => i.interactionId),
-          fresh.map((i) => (accepted.has(i.lastInteractionId) ? i.lastInteractionId : i.interactionId)),
-          fresh.map((i) => i.authorKey),
-          fresh.map((i) => i.customerId),
-          fresh.map((i) => i.department),
-          fresh.map((i) => i.intent),
-          fresh.map((i) => i.score),
-          fresh.map((i) => i.status),
-          fresh.map((i) => ts(i.openedAt)),
-          fresh.map((i) => ts(i.lastInboundAt)),
-          fresh.map((i) => i.slaSeconds),
-          fresh.map((i) => ts(i.dueAt)),
-          fresh.map((i) => ts(i.firstResponseAt)),
-          fresh.map((i) => i.firstResponseSeconds),
-          fresh.map((i) => i.respondedBy),
-          fresh.map((i) => ts(i.closedAt)),
-          fresh.map((i) => i.closeReason),
-          fresh.map((i) => ts(i.lastOpenedAt)),
-          fresh.map((i) => i.reopenedCount),
-        ],
-      );
+      await insertItems(qr, fresh, accepted);
     }
     if (changed.length > 0) {
-      await qr.query(
-        `UPDATE listening_item li SET
-           status = x.status, last_opened_at = x.last_opened, last_inbound_at = x.last_inbound, last_interaction_id = x.last_iid,
-           sentiment_score = x.score, customer_id = x.customer, sla_seconds = x.sla, due_at = x.due,
-           first_response_at = x.fr_at, first_response_seconds = x.fr_s, responded_by = x.by, closed_at = x.closed,
-           close_reason = x.reason, reopened_count = x.reopened, updated_at = now()
-         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::uuid[], $6::float8[], $7::uuid[], $8::int[],
-                     $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::timestamptz[], $14::text[], $15::int[])
-           AS x(id, status, last_opened, last_inbound, last_iid, score, customer, sla, due, fr_at, fr_s, by, closed, reason, reopened)
-        WHERE li.id = x.id`,
-        [
-          changed.map((i) => i.id),
-          changed.map((i) => i.status),
-          changed.map((i) => ts(i.lastOpenedAt)),
-          changed.map((i) => ts(i.lastInboundAt)),
-          changed.map((i) => i.lastInteractionId),
-          changed.map((i) => i.score),
-          changed.map((i) => i.customerId),
-          changed.map((i) => i.slaSeconds),
-          changed.map((i) => ts(i.dueAt)),
-          changed.map((i) => ts(i.firstResponseAt)),
-          changed.map((i) => i.firstResponseSeconds),
-          changed.map((i) => i.respondedBy),
-          changed.map((i) => ts(i.closedAt)),
-          changed.map((i) => i.closeReason),
-          changed.map((i) => i.reopenedCount),
-        ],
-      );
+      await updateItems(qr, changed);
     }
   }
 }

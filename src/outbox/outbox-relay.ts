@@ -5,6 +5,7 @@ import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, trac
 import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
+import { OUTBOX_NOTIFY_CHANNEL } from './outbox.repository';
 import type { RelayMessage, RelayProducer } from './relay-producer';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
@@ -42,8 +43,6 @@ export function metricsSink(metrics: Metrics): RelayMetrics {
   };
 }
 
-/** The channel a committed outbox insert notifies, so that the relay wakes at once. */
-export const OUTBOX_NOTIFY_CHANNEL = 'earshot_outbox';
 
 /** Advisory-lock key (first half) of the relay leader; the second half is the schema's hash. */
 const RELAY_LOCK_NAMESPACE = 7_041_976;

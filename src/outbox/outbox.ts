@@ -1,7 +1,7 @@
 import type { QueryRunner } from 'typeorm';
 import { traceHeaders } from '../shared/tracing';
 import type { OutboxRow } from './outbox-events';
-import { OUTBOX_NOTIFY_CHANNEL } from './outbox-relay';
+import { insertOutboxBatch } from './outbox.repository';
 
 /** What one transaction publishes. */
 export interface OutboxEntry {
@@ -36,20 +36,14 @@ export async function enqueueOutbox(qr: Pick<QueryRunner, 'query'>, entry: Outbo
   if (customers.length > 0 && e.publicUrl === undefined) throw new Error('enqueueOutbox: publicUrl is needed to render customer-sentiment.v1');
   const trace = traceHeaders();
   // The NOTIFY is delivered at commit (never for a rollback) and wakes the outbox relay at once.
-  await qr.query(
-    `WITH ins AS (
-       INSERT INTO outbox_batch (interaction_ids, customer_ids, public_url, messages, trace_headers)
-       VALUES ($1::uuid[], $2::uuid[], $3, $4::jsonb, $5::jsonb) RETURNING 1)
-     SELECT pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '') FROM ins`,
-    [
-      interactions,
-      customers,
-      customers.length > 0 ? e.publicUrl : null,
-      JSON.stringify(messages.map((r) => ({ topic: r.topic, key: r.key, payload: r.payload, headers: r.headers }))),
-      // the W3C trace context of the transaction, once per row: the relay continues the trace
-      trace.traceparent ? JSON.stringify(trace) : null,
-    ],
-  );
+  await insertOutboxBatch(qr, {
+    interactionIds: interactions,
+    customerIds: customers,
+    publicUrl: customers.length > 0 ? (e.publicUrl ?? null) : null,
+    messages: JSON.stringify(messages.map((r) => ({ topic: r.topic, key: r.key, payload: r.payload, headers: r.headers }))),
+    // the W3C trace context of the transaction, once per row: the relay continues the trace
+    traceHeaders: trace.traceparent ? JSON.stringify(trace) : null,
+  });
 }
 
 function isRows(x: OutboxEntry | readonly OutboxRow[]): x is readonly OutboxRow[] {

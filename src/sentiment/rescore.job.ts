@@ -7,55 +7,33 @@ import { enqueueOutbox } from '../outbox/outbox';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import type { Analysis } from './analyzer';
-import { rebuildDepartmentRollups, rebuildTopicRollups } from './retag.job';
+import { advisoryUnlock } from '../db/sql';
+import {
+  activeRescoreJobId,
+  addRescoreProgress,
+  customerSummaries,
+  enqueueCrmWriteback,
+  hasActiveRescoreJob,
+  insertRescoreJob,
+  markRescoreFailed,
+  markRescoreRollupsPhase,
+  markRescoreRunning,
+  markRescoreSucceeded,
+  nextRescoreJob,
+  rescoreJobById,
+  rescoreJobTotals,
+  storedPage,
+  updateScores,
+  type RescoreJobRow,
+  type StoredRow,
+} from './rescore.repository';
+import { countInteractions, tryRunnerLock } from './retag.repository';
+import { rebuildDepartmentRollups, rebuildTopicRollups } from './rollups.repository';
 import { applyRollups, rebuildCustomerRollups, storedContributions } from './rollups';
 import type { SentimentScorer } from './sentiment.scorer';
 import type { TaxonomyService } from './taxonomy.service';
 
-export interface RescoreJobRow {
-  id: string;
-  status: 'queued' | 'running' | 'succeeded' | 'failed';
-  phase: 'interactions' | 'rollups' | 'done';
-  requested_by: string;
-  open_items_since: Date | null;
-  total: number;
-  done: number;
-  changed: number;
-  items_opened: number;
-  customers_updated: number;
-  last_id: string | null;
-  models: Record<string, number>;
-  error: string | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-  updated_at: Date;
-}
-
-interface StoredRow {
-  id: string;
-  text: string;
-  lang: string | null;
-  rating: number | null;
-  rating_scale: number | null;
-  source: string;
-  external_id: string;
-  thread_key: string | null;
-  direction: 'inbound' | 'outbound';
-  occurred_at: Date;
-  author_handle: string | null;
-  customer_id: string | null;
-  sentiment_score: number;
-  sentiment_label: string;
-  sentiment_confidence: number;
-  intent: string;
-  intent_confidence: number;
-  explanation: { token: string; weight: number }[];
-  sentiment_model: string | null;
-  complaint: boolean | null;
-  complaint_probability: number | null;
-  unhappy: boolean | null;
-}
+export type { RescoreJobRow } from './rescore.repository';
 
 /** pg_try_advisory_lock key: one re-score runner across all replicas */
 const RUNNER_LOCK = 7_041_977;
@@ -96,16 +74,13 @@ export class RescoreJobRunner {
   async start(actor: string, openItemsSince: Date | null = null): Promise<RescoreJobRow> {
     let job: RescoreJobRow;
     try {
-      [job] = (await this.ds.query(`INSERT INTO rescore_job (requested_by, open_items_since) VALUES ($1, $2) RETURNING *`, [
-        actor,
-        openItemsSince?.toISOString() ?? null,
-      ])) as RescoreJobRow[];
+      job = await insertRescoreJob(this.ds, actor, openItemsSince?.toISOString() ?? null);
     } catch (e) {
       if ((e as { driverError?: { code?: string } }).driverError?.code === '23505') {
         // the active job may be an orphan of a dead replica: make sure someone works on it
         this.kick();
-        const [active] = (await this.ds.query(`SELECT id FROM rescore_job WHERE status IN ('queued', 'running')`)) as { id: string }[];
-        throw new AppError('CONFLICT', 'a re-score job is already active', active ? { jobId: active.id } : undefined);
+        const active = await activeRescoreJobId(this.ds);
+        throw new AppError('CONFLICT', 'a re-score job is already active', active ? { jobId: active } : undefined);
       }
       throw e;
     }
@@ -115,7 +90,7 @@ export class RescoreJobRunner {
 
   async get(id: string): Promise<RescoreJobRow> {
     if (!UUID_RE.test(id)) throw AppError.badInput(`invalid job id: ${JSON.stringify(id)}`);
-    const [job] = (await this.ds.query(`SELECT * FROM rescore_job WHERE id = $1`, [id])) as RescoreJobRow[];
+    const job = await rescoreJobById(this.ds, id);
     if (!job) throw AppError.notFound(`re-score job ${id}`);
     return job;
   }
@@ -150,12 +125,10 @@ export class RescoreJobRunner {
     const qr = this.ds.createQueryRunner();
     await qr.connect();
     try {
-      const [{ locked }] = await qr.query('SELECT pg_try_advisory_lock($1) AS locked', [RUNNER_LOCK]);
-      if (!locked) {
+      if (!(await tryRunnerLock(qr, RUNNER_LOCK))) {
         // Another replica runs it, or a crashed one whose session PostgreSQL has not ended yet:
         // look again later, so the job never waits for the next deploy.
-        const [active] = await qr.query(`SELECT 1 FROM rescore_job WHERE status IN ('queued', 'running') LIMIT 1`);
-        if (active && !this.stopped) {
+        if ((await hasActiveRescoreJob(qr)) && !this.stopped) {
           clearTimeout(this.retry);
           this.retry = setTimeout(() => this.kick(), this.retryMs);
           this.retry.unref();
@@ -165,12 +138,12 @@ export class RescoreJobRunner {
       try {
         for (;;) {
           if (this.stopped) return;
-          const [job]: RescoreJobRow[] = await qr.query(`SELECT * FROM rescore_job WHERE status IN ('queued', 'running') ORDER BY created_at LIMIT 1`);
+          const job = await nextRescoreJob(qr);
           if (!job) return;
           await this.run(job);
         }
       } finally {
-        await qr.query('SELECT pg_advisory_unlock($1)', [RUNNER_LOCK]);
+        await advisoryUnlock(qr, RUNNER_LOCK);
       }
     } finally {
       await qr.release();
@@ -181,8 +154,8 @@ export class RescoreJobRunner {
     const log = this.log.child({ job: job.id });
     try {
       if (job.status === 'queued') {
-        const [{ n }] = await this.ds.query('SELECT count(*)::int AS n FROM interaction');
-        await this.ds.query(`UPDATE rescore_job SET status = 'running', started_at = now(), updated_at = now(), total = $2 WHERE id = $1`, [job.id, n]);
+        const n = await countInteractions(this.ds);
+        await markRescoreRunning(this.ds, job.id, n);
         log.info({ total: n, external: this.scorer.external }, 're-scoring stored interactions');
       } else {
         log.info({ done: job.done, total: job.total, after: job.last_id, phase: job.phase }, 're-score resumed');
@@ -191,15 +164,9 @@ export class RescoreJobRunner {
       let last = job.last_id ?? '00000000-0000-0000-0000-000000000000';
       while (job.phase === 'interactions') {
         if (this.stopped) return;
-        const rows: StoredRow[] = await this.ds.query(
-          `SELECT id, text, lang, rating, CASE WHEN jsonb_typeof(metadata->'ratingScale') = 'number' THEN (metadata->>'ratingScale')::float8 END AS rating_scale,
-                  source, external_id, thread_key, direction, occurred_at, author_handle, customer_id, sentiment_score, sentiment_label,
-                  sentiment_confidence, intent, intent_confidence, explanation, sentiment_model, complaint, complaint_probability, unhappy
-             FROM interaction WHERE id > $1 ORDER BY id LIMIT $2`,
-          [last, this.config.sentiment.rescoreBatchSize],
-        );
+        const rows = await storedPage(this.ds, last, this.config.sentiment.rescoreBatchSize);
         if (rows.length === 0) {
-          await this.ds.query(`UPDATE rescore_job SET phase = 'rollups', updated_at = now() WHERE id = $1`, [job.id]);
+          await markRescoreRollupsPhase(this.ds, job.id);
           job.phase = 'rollups';
           break;
         }
@@ -216,11 +183,11 @@ export class RescoreJobRunner {
         await rebuildDepartmentRollups(this.ds);
         await rebuildTopicRollups(this.ds);
       }
-      await this.ds.query(`UPDATE rescore_job SET status = 'succeeded', phase = 'done', finished_at = now(), updated_at = now() WHERE id = $1`, [job.id]);
-      const [done] = (await this.ds.query(`SELECT done, changed, items_opened, customers_updated, models FROM rescore_job WHERE id = $1`, [job.id])) as RescoreJobRow[];
+      await markRescoreSucceeded(this.ds, job.id);
+      const done = await rescoreJobTotals(this.ds, job.id);
       log.info({ ...done }, 're-score finished; rollups rebuilt');
     } catch (err) {
-      await this.ds.query(`UPDATE rescore_job SET status = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1`, [job.id, (err as Error).message]);
+      await markRescoreFailed(this.ds, job.id, (err as Error).message);
       throw err;
     }
   }
@@ -248,35 +215,13 @@ export class RescoreJobRunner {
       // contributions out before the update, the new ones in after it
       const changedIds = changed.map((c) => c.row.id);
       await applyRollups(qr, await storedContributions(qr, changedIds), -1);
-      const [updated] = (await qr.query(
-        `UPDATE interaction i SET sentiment_score = x.score, sentiment_label = x.label, sentiment_confidence = x.confidence,
-                intent = x.intent, intent_confidence = x.intent_confidence, explanation = x.explanation, sentiment_model = x.model,
-                complaint = x.complaint, complaint_probability = x.complaint_probability, unhappy = x.unhappy
-           FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::float8[], $5::text[], $6::float8[], $7::json[], $8::text[],
-                       $9::boolean[], $10::float8[], $11::boolean[])
-             AS x(id, score, label, confidence, intent, intent_confidence, explanation, model, complaint, complaint_probability, unhappy)
-          WHERE i.id = x.id
-          RETURNING i.id, i.customer_id, i.direction`,
-        [
-          changed.map((c) => c.row.id),
-          changed.map((c) => c.a.score),
-          changed.map((c) => c.a.label),
-          changed.map((c) => c.a.confidence),
-          changed.map((c) => c.a.intent),
-          changed.map((c) => c.a.intentConfidence),
-          changed.map((c) => JSON.stringify(c.a.explanation)),
-          changed.map((c) => c.a.model),
-          changed.map((c) => c.a.complaint),
-          changed.map((c) => c.a.complaintProbability),
-          changed.map((c) => c.a.unhappy),
-        ],
-      )) as [{ id: string; customer_id: string | null; direction: string }[], number];
+      const updated = await updateScores(qr, changed);
       await applyRollups(qr, await storedContributions(qr, changedIds), 1);
       // the owner now (a merge may have moved a row since it was read; lockCustomers took the survivor too)
       const ownerOf = new Map(updated.map((u) => [u.id, u.customer_id]));
       const customers = [...new Set(updated.filter((u) => u.direction === 'inbound' && u.customer_id).map((u) => u.customer_id!))];
       if (customers.length > 0) {
-        const before = summaryKeys(await qr.query(`SELECT id, sentiment_score, sentiment_label, sentiment_trend, interaction_count FROM customer WHERE id = ANY($1::uuid[])`, [customers]));
+        const before = summaryKeys(await customerSummaries(qr, customers));
         const summaries = await rebuildCustomerRollups(qr, customers);
         const moved = summaries.filter((s) => before.get(s.id) !== summaryKey(s));
         customersUpdated = moved.length;
@@ -305,24 +250,17 @@ export class RescoreJobRunner {
       // The open-complaint count written to CRM records follows intents, not only the summary.
       const touched = [...new Set([...updated.map((u) => u.customer_id), ...gap.customers].filter((id): id is string => id !== null))].sort();
       if (touched.length > 0) {
-        await qr.query(
-          `SELECT crm_writeback_enqueue(c.id) FROM customer c
-            WHERE c.id = ANY($1::uuid[]) AND c.merged_into_id IS NULL AND c.last_interaction_at IS NOT NULL
-              AND EXISTS (SELECT 1 FROM crm_record r WHERE r.customer_id = c.id AND r.deleted_at IS NULL)`,
-          [touched],
-        );
+        await enqueueCrmWriteback(qr, touched);
       }
     }
-    await qr.query(
-      `UPDATE rescore_job SET done = done + $2, changed = changed + $3, items_opened = items_opened + $4,
-              customers_updated = customers_updated + $5, last_id = $6, updated_at = now(),
-              models = (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM (
-                SELECT k, sum(v::int) AS v FROM (
-                  SELECT key AS k, value AS v FROM jsonb_each_text(rescore_job.models)
-                  UNION ALL SELECT key, value FROM jsonb_each_text($7::jsonb)) m GROUP BY k) s)
-        WHERE id = $1`,
-      [job.id, rows.length, changed.length, itemsOpened, customersUpdated, rows.at(-1)!.id, JSON.stringify(models)],
-    );
+    await addRescoreProgress(qr, job.id, {
+      done: rows.length,
+      changed: changed.length,
+      itemsOpened,
+      customersUpdated,
+      lastId: rows.at(-1)!.id,
+      models,
+    });
   }
 }
 

@@ -1,6 +1,6 @@
-import type { QueryRunner } from 'typeorm';
+import type { Db } from '../db/sql';
 import type { CustomerSummaryRow } from '../outbox/outbox-events';
-import { NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD } from './analyzer';
+import { storedTags, updateCustomerSummaries, updateLastInteraction, upsertDaily } from './rollups.repository';
 
 /**
  * The one owner of the derived sentiment tables: the daily rollups per department
@@ -27,7 +27,7 @@ export interface RollupContribution {
   departmentIds: readonly number[];
 }
 
-type Q = Pick<QueryRunner, 'query'>;
+type Q = Db;
 interface Agg {
   n: number;
   sum: number;
@@ -93,24 +93,12 @@ const splitKeys = (entries: [string, Agg][]) => {
 };
 const byKey = ([a]: [string, Agg], [b]: [string, Agg]) => (a < b ? -1 : a > b ? 1 : 0);
 
-async function upsert(qr: Q, table: string, keyColumn: string, keyType: string, m: Map<string, Agg>): Promise<void> {
+async function upsert(qr: Q, table: 'department_sentiment_daily' | 'topic_sentiment_daily', keyColumn: string, keyType: string, m: Map<string, Agg>): Promise<void> {
   if (m.size === 0) return;
   const entries = [...m.entries()].sort(byKey);
   const { keys, days } = splitKeys(entries);
-  await qr.query(
-    `INSERT INTO ${table} AS t (${keyColumn}, day, interaction_count, score_sum, negative_count, positive_count)
-     SELECT * FROM unnest($1::${keyType}[], $2::date[], $3::int[], $4::float8[], $5::int[], $6::int[])
-     ON CONFLICT (${keyColumn}, day) DO UPDATE SET
-       interaction_count = t.interaction_count + EXCLUDED.interaction_count,
-       score_sum = t.score_sum + EXCLUDED.score_sum,
-       negative_count = t.negative_count + EXCLUDED.negative_count,
-       positive_count = t.positive_count + EXCLUDED.positive_count`,
-    [keys, days, entries.map(([, a]) => a.n), entries.map(([, a]) => a.sum), entries.map(([, a]) => a.neg), entries.map(([, a]) => a.pos)],
-  );
+  await upsertDaily(qr, table, keyColumn, keyType, { keys, days, n: entries.map(([, a]) => a.n), sum: entries.map(([, a]) => a.sum), neg: entries.map(([, a]) => a.neg), pos: entries.map(([, a]) => a.pos) });
 }
-
-/** The trend's lower bound: the 60 UTC days it reads end today. */
-const TREND_FROM = `((current_date - 60)::timestamp AT TIME ZONE 'UTC')`;
 
 /**
  * Recomputes the stored sentiment summary of customers: a time-decayed mean (half-life 30
@@ -141,67 +129,13 @@ export async function refreshCustomerSummaries(
   const order = [...new Set(customerIds)].sort();
   const entries = incremental ? [...opts.days!.entries()].sort(byKey) : [];
   const { keys, days } = splitKeys(entries);
-  // Incremental: the batch's days are summed relative to its own newest day (`xs.bref`); the SET
-  // then rescales the row's stored sums and the batch's to the later of the two reference days.
-  // Everything read from the row is read from the target row `c` itself, so a concurrent update
-  // of the same customer (READ COMMITTED re-reads the row after waiting for its lock) is never lost.
-  const half = (days: string) => `power(0.5::float8, (${days})::float8 / 30)`;
-  const ref = incremental ? 'greatest(c.sentiment_ref, xs.bref)' : 'acc.ref';
-  const ws = incremental
-    ? `(coalesce(c.sentiment_wsum * ${half(`${ref} - c.sentiment_ref`)}, 0) + coalesce(xs.ws * ${half(`${ref} - xs.bref`)}, 0))`
-    : 'acc.ws';
-  const wn = incremental
-    ? `(coalesce(c.sentiment_wn * ${half(`${ref} - c.sentiment_ref`)}, 0) + coalesce(xs.wn * ${half(`${ref} - xs.bref`)}, 0))`
-    : 'acc.wn';
-  const score = `(${ws} / nullif(${wn}, 0))`;
-  const sums = incremental
-    ? `x AS (SELECT * FROM unnest($4::uuid[], $5::date[], $6::float8[], $7::float8[]) AS x(id, day, n, sum)),
-       xa AS (SELECT x.id, max(x.day) AS day FROM x GROUP BY x.id),
-       xs AS (SELECT x.id, xa.day AS bref, sum(x.sum * ${half('xa.day - x.day')}) AS ws, sum(x.n * ${half('xa.day - x.day')}) AS wn
-                FROM x JOIN xa ON xa.id = x.id GROUP BY x.id, xa.day)`
-    : `x AS (SELECT i.customer_id AS id, (i.occurred_at AT TIME ZONE 'UTC')::date AS day, i.sentiment_score AS score
-               FROM interaction i WHERE i.customer_id = ANY($1::uuid[]) AND i.direction = 'inbound'),
-       r AS (SELECT x.id, max(x.day) AS ref FROM x GROUP BY x.id),
-       acc AS (SELECT x.id, r.ref, sum(x.score * ${half('r.ref - x.day')}) AS ws, sum(${half('r.ref - x.day')}) AS wn, count(*)::int AS n
-                 FROM x JOIN r ON r.id = x.id GROUP BY x.id, r.ref)`;
-  const joinSums = incremental ? 'LEFT JOIN xs ON xs.id = ids.id' : 'LEFT JOIN acc ON acc.id = ids.id';
-  // TypeORM answers an UPDATE … RETURNING with [rows, affected]
-  const [rows] = (await qr.query(
-    `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]) AS x(id, seen, added)),
-     ${sums},
-     tr AS (
-       SELECT i.customer_id,
-              sum(i.sentiment_score) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 30)
-                / nullif(count(*) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 30), 0) AS recent,
-              sum(i.sentiment_score) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date <= current_date - 30
-                                                AND (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 60)
-                / nullif(count(*) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date <= current_date - 30
-                                                AND (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 60), 0) AS prior
-         FROM interaction i
-        WHERE i.customer_id = ANY($1::uuid[]) AND i.occurred_at >= ${TREND_FROM} AND i.direction = 'inbound'
-        GROUP BY i.customer_id)
-     UPDATE customer c SET
-       sentiment_wsum = ${ws},
-       sentiment_wn = ${wn},
-       sentiment_ref = ${ref},
-       sentiment_score = ${score},
-       sentiment_label = CASE WHEN ${score} IS NULL THEN NULL WHEN ${score} >= ${POSITIVE_THRESHOLD} THEN 'positive'
-                              WHEN ${score} <= ${NEGATIVE_THRESHOLD} THEN 'negative' ELSE 'neutral' END,
-       sentiment_trend = tr.recent - tr.prior,
-       interaction_count = ${incremental ? 'c.interaction_count + ids.added' : 'coalesce(acc.n, 0)'},
-       last_interaction_at = greatest(c.last_interaction_at, ids.seen),
-       updated_at = now()
-     FROM ids ${joinSums} LEFT JOIN tr ON tr.customer_id = ids.id
-     WHERE c.id = ids.id
-     ${returning ? 'RETURNING c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.interaction_count, c.last_interaction_at, c.updated_at' : ''}`,
-    [
-      order,
-      order.map((id) => (lastSeen?.has(id) ? new Date(lastSeen.get(id)!).toISOString() : null)),
-      order.map((id) => opts.added?.get(id) ?? 0),
-      ...(incremental ? [keys, days, entries.map(([, a]) => a.n), entries.map(([, a]) => a.sum)] : []),
-    ],
-  )) as [CustomerSummaryRow[], number];
-  return returning ? rows : [];
+  return updateCustomerSummaries(qr, {
+    ids: order,
+    seen: order.map((id) => (lastSeen?.has(id) ? new Date(lastSeen.get(id)!).toISOString() : null)),
+    added: order.map((id) => opts.added?.get(id) ?? 0),
+    days: incremental ? { keys, days, n: entries.map(([, a]) => a.n), sum: entries.map(([, a]) => a.sum) } : null,
+    returning,
+  });
 }
 
 /**
@@ -213,7 +147,7 @@ export async function refreshCustomerSummaries(
  */
 export async function rebuildCustomerRollups(qr: Q, customerIds: readonly string[]): Promise<CustomerSummaryRow[]> {
   const sorted = [...new Set(customerIds)].sort();
-  await qr.query(`UPDATE customer c SET last_interaction_at = (SELECT max(occurred_at) FROM interaction i WHERE i.customer_id = c.id) WHERE c.id = ANY($1::uuid[])`, [sorted]);
+  await updateLastInteraction(qr, sorted);
   return refreshCustomerSummaries(qr, sorted);
 }
 
@@ -223,17 +157,7 @@ export async function rebuildCustomerRollups(qr: Q, customerIds: readonly string
  */
 export async function storedContributions(qr: Q, interactionIds: readonly string[]): Promise<RollupContribution[]> {
   if (interactionIds.length === 0) return [];
-  const rows: { occurred_at: Date; direction: 'inbound' | 'outbound'; score: number; label: string; topics: number[]; departments: number[] }[] = await qr.query(
-    `SELECT i.occurred_at, i.direction, i.sentiment_score AS score, i.sentiment_label AS label,
-            coalesce(array_agg(it.topic_id) FILTER (WHERE it.topic_id IS NOT NULL), '{}') AS topics,
-            coalesce(array_agg(DISTINCT t.department_id) FILTER (WHERE t.department_id IS NOT NULL), '{}') AS departments
-       FROM interaction i
-       LEFT JOIN interaction_topic it ON it.interaction_id = i.id
-       LEFT JOIN topic t ON t.id = it.topic_id
-      WHERE i.id = ANY($1::uuid[])
-      GROUP BY i.id`,
-    [interactionIds],
-  );
+  const rows = await storedTags(qr, interactionIds);
   // customer rollups do not depend on tags: leave them out of a tag correction
   return rows.map((r) => ({ customerId: null, occurredAt: r.occurred_at.getTime(), direction: r.direction, score: r.score, label: r.label, topicIds: r.topics, departmentIds: r.departments }));
 }

@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { AppError } from '../shared/app-error';
 import { DEFAULT_TAXONOMY, SentimentAnalyzer, type TaxonomyTopic } from './analyzer';
+import * as repo from './taxonomy.repository';
 
 /** Another replica's taxonomy edit reaches this one's ingest within this time. */
 const CACHE_TTL_MS = 10_000;
@@ -21,18 +22,11 @@ export class TaxonomyService {
 
   /** Inserts the default taxonomy into an empty database; leaves an edited one alone. */
   async ensureSeeded(): Promise<void> {
-    const [{ n }] = await this.ds.query('SELECT count(*)::int AS n FROM topic');
-    if (n > 0) return;
+    if ((await repo.countTopics(this.ds)) > 0) return;
     await this.ds.transaction(async (em) => {
       for (const t of DEFAULT_TAXONOMY) {
-        const [dept] = await em.query(
-          `INSERT INTO department (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
-          [t.department],
-        );
-        await em.query(
-          `INSERT INTO topic (name, label, department_id, phrases) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING`,
-          [t.name, t.label, dept.id, t.phrases],
-        );
+        const departmentId = await repo.upsertDepartment(em, t.department);
+        await repo.insertTopicIfAbsent(em, { name: t.name, label: t.label, departmentId, phrases: t.phrases });
       }
     });
     this.invalidate();
@@ -63,16 +57,8 @@ export class TaxonomyService {
     if (phrases.length === 0) throw AppError.badInput('a topic needs at least one phrase');
     if (!t.department.trim()) throw AppError.badInput('department must not be empty');
     await this.ds.transaction(async (em) => {
-      const [dept] = await em.query(
-        `INSERT INTO department (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
-        [t.department.trim()],
-      );
-      await em.query(
-        `INSERT INTO topic (name, label, department_id, phrases) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (name) DO UPDATE SET label = EXCLUDED.label, department_id = EXCLUDED.department_id,
-           phrases = EXCLUDED.phrases, updated_at = now()`,
-        [t.name, t.label.trim() || t.name, dept.id, phrases],
-      );
+      const departmentId = await repo.upsertDepartment(em, t.department.trim());
+      await repo.upsertTopic(em, { name: t.name, label: t.label.trim() || t.name, departmentId, phrases });
     });
     this.invalidate();
     return { name: t.name, label: t.label.trim() || t.name, department: t.department.trim(), phrases };
@@ -80,17 +66,13 @@ export class TaxonomyService {
 
   /** Removes a topic and its tags; its department stays (its history is in the rollups). */
   async deleteTopic(name: string): Promise<void> {
-    const [, deleted] = await this.ds.query('DELETE FROM topic WHERE name = $1', [name]);
+    const deleted = await repo.deleteTopic(this.ds, name);
     if (deleted === 0) throw AppError.notFound(`topic ${JSON.stringify(name)}`);
     this.invalidate();
   }
 
   private async load(): Promise<LoadedTaxonomy> {
-    const rows: { id: number; name: string; label: string; phrases: string[]; department: string; department_id: number }[] =
-      await this.ds.query(
-        `SELECT t.id, t.name, t.label, t.phrases, d.name AS department, d.id AS department_id
-           FROM topic t JOIN department d ON d.id = t.department_id ORDER BY t.id`,
-      );
+    const rows = await repo.topicsWithDepartments(this.ds);
     const topics = rows.map((r) => ({ id: r.id, name: r.name, label: r.label, department: r.department, phrases: r.phrases }));
     return {
       analyzer: new SentimentAnalyzer({ taxonomy: topics }),

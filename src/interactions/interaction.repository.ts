@@ -1,0 +1,255 @@
+import { exec, firstRow, rows, type Db } from '../db/sql';
+import { keyset, type SortKey, type Window } from '../graphql/keyset';
+import type { Page } from '../graphql/relay';
+
+/**
+ * Every SQL statement over stored interactions: the API's lists and look-ups, and the ingest
+ * pipeline's batch writes (inside its transaction), each returning a declared row type.
+ */
+
+/** Orders of interaction lists. */
+export enum InteractionOrder {
+  NEWEST = 'newest',
+  OLDEST = 'oldest',
+}
+
+// occurred_at read back as text: a JS Date drops the microseconds a cursor needs
+export const INTERACTION_ORDERS: Record<InteractionOrder, SortKey> = {
+  [InteractionOrder.NEWEST]: { name: 'newest', expr: 'i.occurred_at', type: 'timestamptz', desc: true },
+  [InteractionOrder.OLDEST]: { name: 'oldest', expr: 'i.occurred_at', type: 'timestamptz', desc: false },
+};
+
+export interface InteractionRow {
+  id: string;
+  source: string;
+  external_id: string;
+  url: string | null;
+  text: string;
+  occurred_at: Date;
+  direction: string;
+  in_reply_to: string | null;
+  author_handle: string | null;
+  author_display_name: string | null;
+  lang: string | null;
+  rating: number | null;
+  sentiment_score: number;
+  sentiment_label: string;
+  sentiment_confidence: number;
+  intent: string;
+  intent_confidence: number;
+  explanation: { token: string; weight: number }[];
+  sentiment_model: string | null;
+  complaint: boolean | null;
+  complaint_probability: number | null;
+  unhappy: boolean | null;
+  customer_id: string | null;
+  sort_key: string;
+}
+
+export const INTERACTION_COLUMNS = `i.id, i.source, i.external_id, i.url, i.text, i.occurred_at, i.direction, i.in_reply_to,
+  i.author_handle, i.author_display_name, i.lang, i.rating, i.sentiment_score, i.sentiment_label,
+  i.sentiment_confidence, i.intent, i.intent_confidence, i.explanation, i.sentiment_model, i.complaint, i.complaint_probability, i.unhappy, i.customer_id, i.occurred_at::text AS sort_key`;
+
+/** What an interaction list is filtered by (`customerId`: the customer's uuid). */
+/** One interaction as {@link interactionJson} lists it (read back by `fromInteractionJson` in interaction.service.ts). */
+export type InteractionJsonRow = [
+  id: string, source: string, externalId: string, url: string | null, text: string, occurredAt: string, direction: string,
+  inReplyTo: string | null, authorHandle: string | null, authorDisplayName: string | null, lang: string | null, rating: number | null,
+  score: number, label: string, confidence: number, intent: string, intentConfidence: number,
+  explanation: { token: string; weight: number }[] | null, model: string | null, customerId: string | null, sortKey: string,
+  complaint: boolean | null, complaintProbability: number | null, unhappy: boolean | null,
+];
+
+/** The slots of InteractionJsonRow, in order: the column each is read from. */
+const INTERACTION_JSON_SLOTS = [
+  'id', 'source', 'external_id', 'url', 'text', 'occurred_at', 'direction', 'in_reply_to', 'author_handle', 'author_display_name', 'lang', 'rating',
+  'sentiment_score', 'sentiment_label', 'sentiment_confidence', 'intent', 'intent_confidence', 'explanation', 'sentiment_model', 'customer_id', 'sort_key',
+  'complaint', 'complaint_probability', 'unhappy',
+] as const;
+
+/** Columns every prefetched interaction carries whatever is selected: its id and cursor. */
+const ALWAYS = new Set(['id', 'sort_key']);
+
+/**
+ * One interaction as a JSON list, in InteractionJsonRow's order, from a row of INTERACTION_COLUMNS aliased `i`.
+ * Only the `columns` the selection reads are filled (all of them when null), the others are
+ * NULL: never read, as no selected field resolves from them.
+ */
+export function interactionJson(columns: ReadonlySet<string> | null): string {
+  return `json_build_array(${INTERACTION_JSON_SLOTS.map((c) => (!columns || columns.has(c) || ALWAYS.has(c) ? `i.${c}` : 'NULL')).join(', ')})`;
+}
+
+export interface InteractionRowFilter {
+  source?: string | null;
+  direction?: string | null;
+  label?: string | null;
+  intent?: string | null;
+  customerId?: string | null;
+  from?: Date | null;
+  to?: Date | null;
+}
+
+// ---- the API -----------------------------------------------------------------------------------
+
+/** In the asked order of occurredAt, keyset-paged on (occurred_at, id). */
+export async function interactionPage<T>(db: Db, w: Window, filter: InteractionRowFilter, order: InteractionOrder, map: (r: InteractionRow) => T): Promise<Page<T>> {
+  const sort = INTERACTION_ORDERS[order];
+  const where: string[] = ['true'];
+  const params: unknown[] = [];
+  const add = (sql: (p: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(sql(`$${params.length}`));
+  };
+  if (filter.source) add((p) => `i.source = ${p}`, filter.source);
+  if (filter.direction) add((p) => `i.direction = ${p}`, filter.direction);
+  if (filter.label) add((p) => `i.sentiment_label = ${p}`, filter.label);
+  if (filter.intent) add((p) => `i.intent = ${p}`, filter.intent);
+  if (filter.customerId) add((p) => `i.customer_id = ${p}::uuid`, filter.customerId);
+  if (filter.from) add((p) => `i.occurred_at >= ${p}`, filter.from);
+  if (filter.to) add((p) => `i.occurred_at < ${p}`, filter.to);
+  const countWhere = where.join(' AND ');
+  const countParams = [...params];
+  const k = keyset(sort, 'i.id', w, params);
+  params.push(k.limit);
+  const found = await rows<InteractionRow>(
+    db,
+    `SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE ${[...where, ...k.conditions].join(' AND ')}
+       ORDER BY ${k.orderBy} LIMIT $${params.length}`,
+    params,
+  );
+  return k.page(found, map, (r) => [r.sort_key, r.id], async () =>
+    (await firstRow<{ total: number }>(db, `SELECT count(*)::int AS total FROM interaction i WHERE ${countWhere}`, countParams))!.total,
+  );
+}
+
+export function interactionsByIds(db: Db, ids: readonly string[]): Promise<InteractionRow[]> {
+  return rows(db, `SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.id = ANY($1::uuid[])`, [ids]);
+}
+
+/** The topics of interactions, by topic name. */
+export function topicsOfInteractions(db: Db, interactionIds: readonly string[]): Promise<{ interaction_id: string; name: string; department: string }[]> {
+  return rows(
+    db,
+    `SELECT it.interaction_id, t.name, d.name AS department
+         FROM interaction_topic it JOIN topic t ON t.id = it.topic_id JOIN department d ON d.id = t.department_id
+        WHERE it.interaction_id = ANY($1::uuid[]) ORDER BY t.name`,
+    [interactionIds],
+  );
+}
+
+/**
+ * One page of interactions for each of many customers in one query whatever their number
+ * (a LATERAL join); each page's totalCount is `countOf(customerId)`, called only when asked for.
+ */
+export async function interactionPagesByCustomer<T>(
+  db: Db,
+  customerIds: readonly string[],
+  w: Window,
+  order: InteractionOrder,
+  map: (r: InteractionRow) => T,
+  countOf: (customerId: string) => Promise<number>,
+): Promise<Page<T>[]> {
+  const params: unknown[] = [customerIds];
+  const k = keyset(INTERACTION_ORDERS[order], 'i.id', w, params);
+  params.push(k.limit);
+  const found = await rows<InteractionRow>(
+    db,
+    `SELECT x.* FROM unnest($1::uuid[]) AS c(id) CROSS JOIN LATERAL (
+         SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.customer_id = c.id ${k.conditions.map((c) => `AND ${c}`).join(' ')}
+          ORDER BY ${k.orderBy} LIMIT $${params.length}) x`,
+    params,
+  );
+  const grouped = new Map<string, InteractionRow[]>();
+  for (const r of found) {
+    const list = grouped.get(r.customer_id!);
+    if (list) list.push(r);
+    else grouped.set(r.customer_id!, [r]);
+  }
+  return customerIds.map((id) => k.page(grouped.get(id) ?? [], map, (r) => [r.sort_key, r.id], () => countOf(id)));
+}
+
+/** Interactions per customer (customers without any are left out). */
+export function countsByCustomer(db: Db, customerIds: readonly string[]): Promise<{ customer_id: string; total: number }[]> {
+  return rows(
+    db,
+    `SELECT customer_id, count(*)::int AS total FROM interaction WHERE customer_id = ANY($1::uuid[]) GROUP BY customer_id`,
+    [customerIds],
+  );
+}
+
+// ---- the ingest pipeline (inside its transaction) ----------------------------------------------
+
+/** Which of the (source, external id) keys are stored already. */
+export function storedKeys(db: Db, sources: readonly string[], externalIds: readonly string[]): Promise<{ source: string; external_id: string }[]> {
+  return rows(
+    db,
+    `SELECT i.source, i.external_id FROM interaction i
+         JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)
+           ON i.source = k.source AND i.external_id = k.external_id`,
+    [sources, externalIds],
+  );
+}
+
+/** An interaction as the ingest pipeline inserts it (the columns of json_to_recordset below). */
+export interface NewInteractionRow {
+  id: string;
+  event_id: string | null;
+  source: string;
+  external_id: string;
+  url: string | null;
+  text: string;
+  occurred_at: string;
+  direction: string;
+  in_reply_to: string | null;
+  author_handle: string | null;
+  author_display_name: string | null;
+  lang: string | null;
+  rating: number | null;
+  metadata: unknown;
+  sentiment_score: number;
+  sentiment_label: string;
+  sentiment_confidence: number;
+  intent: string;
+  intent_confidence: number;
+  explanation: unknown;
+  customer_id: string | null;
+  thread_key: string | null;
+  identity_id: string | null;
+  sentiment_model: string | null;
+  complaint: boolean | null;
+  complaint_probability: number | null;
+  unhappy: boolean | null;
+}
+
+/**
+ * Inserts a batch as one JSON parameter (record-interactions.service.ts says why); the ids
+ * inserted (a (source, external id) stored meanwhile is skipped).
+ */
+export async function insertInteractions(db: Db, batch: readonly NewInteractionRow[]): Promise<{ id: string }[]> {
+  return rows(
+    db,
+    `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
+          author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
+          sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key, identity_id, sentiment_model,
+          complaint, complaint_probability, unhappy)
+       SELECT * FROM json_to_recordset($1::json) AS x(id uuid, event_id text, source text, external_id text, url text, text text,
+          occurred_at timestamptz, direction text, in_reply_to text, author_handle text, author_display_name text, lang text,
+          rating float8, metadata jsonb, sentiment_score float8, sentiment_label text, sentiment_confidence float8, intent text,
+          intent_confidence float8, explanation json, customer_id uuid, thread_key text, identity_id uuid, sentiment_model text,
+          complaint boolean, complaint_probability float8, unhappy boolean)
+       ON CONFLICT (source, external_id) DO NOTHING
+       RETURNING id`,
+    [JSON.stringify(batch)],
+  );
+}
+
+/** Tags interactions: [interaction id, topic id, matched words]. */
+export async function insertTopicTags(db: Db, tags: readonly (readonly [string, number, readonly string[]])[]): Promise<void> {
+  await exec(
+    db,
+    `INSERT INTO interaction_topic (interaction_id, topic_id, matched)
+         SELECT i, t, ARRAY(SELECT jsonb_array_elements_text(m)) FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS x(i, t, m)
+         ON CONFLICT DO NOTHING`,
+    [tags.map((r) => r[0]), tags.map((r) => r[1]), tags.map((r) => JSON.stringify(r[2]))],
+  );
+}

@@ -1,0 +1,90 @@
+import { exec, firstRow, rows, type Db } from '../db/sql';
+
+/**
+ * Every SQL statement of the re-tag job (its job rows, the chunked read of stored tags and their
+ * replacement), each returning a declared row type. The rollups the job moves are written by
+ * ./rollups.ts and ./rollups.repository.ts.
+ */
+
+export interface RetagJobRow {
+  id: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  reason: string;
+  requested_by: string;
+  total: number;
+  done: number;
+  changed: number;
+  error: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+// ---- the job rows ------------------------------------------------------------------------------
+
+export async function insertRetagJob(db: Db, reason: string, actor: string): Promise<RetagJobRow> {
+  return (await firstRow<RetagJobRow>(db, `INSERT INTO retag_job (reason, requested_by) VALUES ($1, $2) RETURNING *`, [reason, actor]))!;
+}
+
+export function retagJobById(db: Db, id: string): Promise<RetagJobRow | undefined> {
+  return firstRow(db, `SELECT * FROM retag_job WHERE id = $1`, [id]);
+}
+
+/** The oldest job not finished, if any. */
+export function nextRetagJob(db: Db): Promise<RetagJobRow | undefined> {
+  return firstRow(db, `SELECT * FROM retag_job WHERE status IN ('queued', 'running') ORDER BY created_at LIMIT 1`);
+}
+
+/** The session-level advisory lock of the one re-tag runner; whether it was free (release: `advisoryUnlock`). */
+export async function tryRunnerLock(db: Db, key: number): Promise<boolean> {
+  const [{ locked }] = await rows<{ locked: boolean }>(db, 'SELECT pg_try_advisory_lock($1) AS locked', [key]);
+  return locked;
+}
+
+export async function countInteractions(db: Db): Promise<number> {
+  const [{ n }] = await rows<{ n: number }>(db, 'SELECT count(*)::int AS n FROM interaction');
+  return n;
+}
+
+export async function markRetagRunning(db: Db, id: string, total: number): Promise<void> {
+  await exec(db, `UPDATE retag_job SET status = 'running', started_at = now(), total = $2, done = 0, changed = 0 WHERE id = $1`, [id, total]);
+}
+
+export async function addRetagProgress(db: Db, id: string, done: number, changed: number): Promise<void> {
+  await exec(db, 'UPDATE retag_job SET done = done + $2, changed = changed + $3 WHERE id = $1', [id, done, changed]);
+}
+
+export async function markRetagSucceeded(db: Db, id: string): Promise<void> {
+  await exec(db, `UPDATE retag_job SET status = 'succeeded', finished_at = now() WHERE id = $1`, [id]);
+}
+
+export async function markRetagFailed(db: Db, id: string, error: string): Promise<void> {
+  await exec(db, `UPDATE retag_job SET status = 'failed', error = $2, finished_at = now() WHERE id = $1`, [id, error]);
+}
+
+// ---- the tags ----------------------------------------------------------------------------------
+
+/** Up to `limit` interactions after `after` by id, with their topic ids sorted. */
+export function taggedChunk(db: Db, after: string, limit: number): Promise<{ id: string; text: string; topics: number[] }[]> {
+  return rows(
+    db,
+    `SELECT i.id, i.text, coalesce(array_agg(it.topic_id ORDER BY it.topic_id) FILTER (WHERE it.topic_id IS NOT NULL), '{}') AS topics
+             FROM (SELECT id, text FROM interaction WHERE id > $1 ORDER BY id LIMIT $2) i
+             LEFT JOIN interaction_topic it ON it.interaction_id = i.id
+            GROUP BY i.id, i.text ORDER BY i.id`,
+    [after, limit],
+  );
+}
+
+/** Replaces the tags of the interactions `ids` by `tags` ([interaction id, topic id, matched words as JSON]). */
+export async function replaceTags(db: Db, ids: readonly string[], tags: readonly (readonly [string, number, string])[]): Promise<void> {
+  await exec(db, 'DELETE FROM interaction_topic WHERE interaction_id = ANY($1::uuid[])', [ids]);
+  if (tags.length > 0) {
+    await exec(
+      db,
+      `INSERT INTO interaction_topic (interaction_id, topic_id, matched)
+                 SELECT i, t, ARRAY(SELECT jsonb_array_elements_text(m)) FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS x(i, t, m)`,
+      [tags.map((r) => r[0]), tags.map((r) => r[1]), tags.map((r) => r[2])],
+    );
+  }
+}

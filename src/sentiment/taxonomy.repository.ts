@@ -1,0 +1,61 @@
+import { exec, firstRow, modify, rows, type Db } from '../db/sql';
+
+/** Every SQL statement of the topic → department taxonomy, each returning a declared row type. */
+
+export interface TopicRow {
+  id: number;
+  name: string;
+  label: string;
+  phrases: string[];
+  department: string;
+  department_id: number;
+}
+
+export async function countTopics(db: Db): Promise<number> {
+  const [{ n }] = await rows<{ n: number }>(db, 'SELECT count(*)::int AS n FROM topic');
+  return n;
+}
+
+/** The department's id, inserting it when new. */
+export async function upsertDepartment(db: Db, name: string): Promise<number> {
+  const dept = await firstRow<{ id: number }>(
+    db,
+    `INSERT INTO department (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
+    [name],
+  );
+  return dept!.id;
+}
+
+/** Inserts a topic unless one of that name exists (seeding). */
+export async function insertTopicIfAbsent(db: Db, t: { name: string; label: string; departmentId: number; phrases: readonly string[] }): Promise<void> {
+  await exec(
+    db,
+    `INSERT INTO topic (name, label, department_id, phrases) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING`,
+    [t.name, t.label, t.departmentId, t.phrases],
+  );
+}
+
+/** Creates or replaces a topic. */
+export async function upsertTopic(db: Db, t: { name: string; label: string; departmentId: number; phrases: readonly string[] }): Promise<void> {
+  await exec(
+    db,
+    `INSERT INTO topic (name, label, department_id, phrases) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO UPDATE SET label = EXCLUDED.label, department_id = EXCLUDED.department_id,
+           phrases = EXCLUDED.phrases, updated_at = now()`,
+    [t.name, t.label, t.departmentId, t.phrases],
+  );
+}
+
+/** Deletes a topic (its tags go with it); how many rows went. */
+export async function deleteTopic(db: Db, name: string): Promise<number> {
+  return (await modify(db, 'DELETE FROM topic WHERE name = $1', [name])).count;
+}
+
+/** Every topic with its department, by id. */
+export function topicsWithDepartments(db: Db): Promise<TopicRow[]> {
+  return rows(
+    db,
+    `SELECT t.id, t.name, t.label, t.phrases, d.name AS department, d.id AS department_id
+           FROM topic t JOIN department d ON d.id = t.department_id ORDER BY t.id`,
+  );
+}
