@@ -1,4 +1,5 @@
 import { exec, firstRow, modify, rows, type Db } from '../db/sql';
+import type { InteractionRow } from '../interactions/interaction.repository';
 import type { Analysis } from './analyzer';
 
 /**
@@ -27,30 +28,14 @@ export interface RescoreJobRow {
   updated_at: Date;
 }
 
-/** A stored interaction as the re-score reads it. */
-export interface StoredRow {
-  id: string;
-  text: string;
-  lang: string | null;
-  rating: number | null;
+/** A stored interaction as the re-score reads it: its stored analysis, as the API's row has it, and what the tracker needs. */
+export interface StoredRow extends Pick<InteractionRow,
+  'id' | 'text' | 'lang' | 'rating' | 'source' | 'external_id' | 'occurred_at' | 'author_handle' | 'customer_id'
+  | 'sentiment_score' | 'sentiment_label' | 'sentiment_confidence' | 'intent' | 'intent_confidence' | 'explanation'
+  | 'sentiment_model' | 'complaint' | 'complaint_probability' | 'unhappy'> {
   rating_scale: number | null;
-  source: string;
-  external_id: string;
   thread_key: string | null;
   direction: 'inbound' | 'outbound';
-  occurred_at: Date;
-  author_handle: string | null;
-  customer_id: string | null;
-  sentiment_score: number;
-  sentiment_label: string;
-  sentiment_confidence: number;
-  intent: string;
-  intent_confidence: number;
-  explanation: { token: string; weight: number }[];
-  sentiment_model: string | null;
-  complaint: boolean | null;
-  complaint_probability: number | null;
-  unhappy: boolean | null;
 }
 
 // ---- the job rows ------------------------------------------------------------------------------
