@@ -100,7 +100,7 @@ export function createApollo(
     log.warn({ expected: FOR_APOLLO_VERSION }, "@apollo/server is not the version whose gateway request context Earshot replaces: every GraphQL request's objects now live until a full GC (src/graphql/gateway-request-context.ts)");
   }
   return new ApolloServer<GraphQLContext>({
-    // graphql-jit runs queries and mutations (src/graphql/jit.ts); EARSHOT_GRAPHQL_JIT=off: graphql-js alone
+    // graphql-jit runs queries and mutations (src/graphql/jit.ts); EARSHOT_GRAPHQL_JIT=false: graphql-js alone
     ...(gateway ? { gateway } : { schema }),
     // JSON.stringify without V8's slow path for text beyond Latin-1 (src/shared/fast-json.ts)
     stringifyResult: stringifyAnswer,
