@@ -23,6 +23,7 @@ export class ThreadedRelay implements RelayHandle {
   private relayHealth: string | null = null;
   private threadError: string | null = null;
   private stopped: (() => void) | null = null;
+  private flushed: (() => void)[] = [];
 
   constructor(
     private readonly file: string,
@@ -46,7 +47,8 @@ export class ThreadedRelay implements RelayHandle {
           for (const [seconds, n] of m.delays) this.metrics.delay(seconds, n);
           if (m.backlog !== null) this.metrics.backlog(m.backlog);
           if (m.cpuMicros > 0) this.metrics.cpu?.(m.cpuMicros);
-        } else if (m.type === 'stopped') this.stopped?.();
+        } else if (m.type === 'flushed') this.flushed.shift()?.();
+        else if (m.type === 'stopped') this.stopped?.();
       });
       worker.on('error', (e) => {
         this.threadError = `outbox relay thread failed: ${e.message}`;
@@ -55,6 +57,7 @@ export class ThreadedRelay implements RelayHandle {
       });
       worker.on('exit', (code) => {
         this.leader = false;
+        for (const resolve of this.flushed.splice(0)) resolve();
         if (this.stopped === null) this.threadError ??= `outbox relay thread exited (${code})`;
         this.stopped?.();
       });
@@ -67,6 +70,16 @@ export class ThreadedRelay implements RelayHandle {
 
   health(): string | null {
     return this.threadError ?? this.relayHealth;
+  }
+
+  /** Asks the thread to report now; its messages arrive in order, so its metrics are in once it answers. */
+  flushMetrics(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.flushed.push(resolve);
+      worker.postMessage({ type: 'flush' });
+    });
   }
 
   async stop(drainMs = 5_000): Promise<void> {

@@ -30,6 +30,8 @@ export interface RelayHandle {
   stop(drainMs?: number): Promise<void>;
   isLeader(): boolean;
   health(): string | null;
+  /** Resolves once every metric observed so far has reached the process's registry. */
+  flushMetrics(): Promise<void>;
 }
 
 export function metricsSink(metrics: Metrics): RelayMetrics {
@@ -158,6 +160,9 @@ export class OutboxRelay implements RelayHandle {
     this.running = true;
     this.loop = this.run();
   }
+
+  /** In process the metrics are recorded as they happen: nothing waits. */
+  async flushMetrics(): Promise<void> {}
 
   /** True while this replica holds the leader lock and publishes. */
   isLeader(): boolean {

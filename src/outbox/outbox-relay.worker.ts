@@ -21,7 +21,8 @@ export type RelayWorkerMessage =
   | { type: 'failed'; message: string }
   | { type: 'state'; leader: boolean; health: string | null }
   | { type: 'metrics'; published: [string, number][]; delays: [number, number][]; backlog: number | null; cpuMicros: number }
-  | { type: 'stopped' };
+  | { type: 'stopped' }
+  | { type: 'flushed' };
 
 const port = parentPort!;
 const data = workerData as RelayWorkerData;
@@ -53,7 +54,12 @@ function flush(): void {
 }
 const timer = setInterval(flush, 100);
 
-port.on('message', (m: { type: 'stop'; drainMs: number }) => {
+port.on('message', (m: { type: 'stop'; drainMs: number } | { type: 'flush' }) => {
+  if (m.type === 'flush') {
+    flush();
+    port.postMessage({ type: 'flushed' } satisfies RelayWorkerMessage);
+    return;
+  }
   if (m.type !== 'stop') return;
   void relay.stop(m.drainMs).finally(async () => {
     await tracing?.shutdown().catch(() => undefined);
