@@ -44,6 +44,16 @@ describe('stringifyAnswer', () => {
     expect(JSON.parse(stringifyAnswer(keyed))).toEqual(keyed);
   });
 
+  it('answers as JSON.stringify does for values nested deeper than its walk can go, and leaves them unchanged', () => {
+    for (const depth of [1_000, 3_000]) {
+      let value: unknown = 'é😀';
+      for (let i = 0; i < depth; i++) value = { a: value };
+      const before = JSON.stringify(value);
+      expect(JSON.parse(stringifyJson(value))).toEqual(JSON.parse(before));
+      expect(JSON.stringify(value)).toBe(before);
+    }
+  });
+
   it('serializes values with toJSON as JSON.stringify does', () => {
     const value = { data: { when: new Date('2026-12-01T00:00:00.000Z'), wide: '😀' } };
     expect(JSON.parse(stringifyAnswer(value))).toEqual(JSON.parse(JSON.stringify(value)));

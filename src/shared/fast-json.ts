@@ -65,10 +65,11 @@ class Placeholders {
     if (typeof x === 'string') {
       if (x.charCodeAt(0) === 0) this.clash = true;
       if (WIDE.test(x)) {
-        (holder as Record<string | number, unknown>)[key] = MARK + this.wide.length;
+        // recorded before the holder changes: restore() puts back whatever a failed walk changed
         this.wide.push(x);
         this.holders.push(holder);
         this.keys.push(key);
+        (holder as Record<string | number, unknown>)[key] = MARK + (this.wide.length - 1);
       }
     } else if (x !== null && typeof x === 'object') this.visit(x);
   }
@@ -86,7 +87,14 @@ export function stringifyAnswer(value: unknown): string {
 /** JSON text of a JSON-like value (no replacer, no indent): the same value as `JSON.stringify`'s reads back. */
 export function stringifyJson(value: unknown): string {
   const p = new Placeholders();
-  p.visit(value);
+  try {
+    p.visit(value);
+  } catch (e) {
+    // nested deeper than this walk's stack allows (JSON.stringify's own goes a little further)
+    p.restore();
+    if (e instanceof RangeError) return JSON.stringify(value);
+    throw e;
+  }
   if (p.wide.length === 0) return JSON.stringify(value);
   let out: string;
   try {
