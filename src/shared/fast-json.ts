@@ -75,7 +75,7 @@ class Placeholders {
   }
 
   restore(): void {
-    for (let i = 0; i < this.wide.length; i++) (this.holders[i] as Record<string | number, unknown>)[this.keys[i]!] = this.wide[i];
+    for (let i = 0; i < this.keys.length; i++) (this.holders[i] as Record<string | number, unknown>)[this.keys[i]!] = this.wide[i];
   }
 }
 
