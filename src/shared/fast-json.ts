@@ -6,8 +6,8 @@
  * character above U+00FF (an emoji in one customer's message) sends the whole answer down the slow
  * path and makes the result a two-byte string, which is slow again to encode as UTF-8 for the
  * socket. Measured on bench:graphql's 66 kB customer page, which holds 6 such characters (300
- * fresh copies, minimum / median of 7 rounds): 0.79 / 0.96 ms to stringify and encode it with
- * JSON.stringify, 0.30 / 0.47 ms this way; 0.13–0.22 ms when the page holds none.
+ * fresh copies, minimum / median of 7 rounds): 1.51 / 1.55 ms to stringify and encode it with
+ * JSON.stringify, 0.40 / 0.52 ms this way; 0.31 / 0.50 ms when the page holds none.
  *
  * What it does: the strings holding such characters are set aside and replaced in place by
  * numbered placeholders, the answer is stringified (one-byte, fast), each placeholder is replaced
