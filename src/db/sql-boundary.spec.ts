@@ -33,10 +33,6 @@ function queryCalls(sf: ts.SourceFile): number {
  * statement a repository could own. The list may only shrink.
  */
 const LEFT_TO_OWNERS: Record<string, number> = {
-  // the relay's statements on its own node-postgres pool, rewritten for chunked publishing while
-  // the other outbox SQL moved to outbox.repository.ts (3), and the LISTEN on the leader's own
-  // session, whose end hands the leadership over (1)
-  'outbox/outbox-relay.ts': 4,
   // LISTEN on the live-events session (client), which reconnects on its own
   'graphql/live-events.ts': 1,
   // CREATE DATABASE while bootstrapping the embedded PostgreSQL, before any data source exists

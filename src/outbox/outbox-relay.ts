@@ -5,7 +5,17 @@ import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, trac
 import type { Config } from '../config/config';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
-import { OUTBOX_NOTIFY_CHANNEL } from './outbox.repository';
+import {
+  deleteSentOutboxRows,
+  markOutboxRowsFailed,
+  markOutboxRowsSent,
+  outboxBacklog,
+  outboxEventsOfRows,
+  outboxEventsOfSlice,
+  pendingOutboxRows,
+  tryLeadOutbox,
+  type OutboxEventRow,
+} from './outbox.repository';
 import type { RelayMessage, RelayProducer } from './relay-producer';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
@@ -58,21 +68,6 @@ export interface OutboxRelayOptions {
   standbyRetryMs?: number;
   /** readiness fails when publishing has failed for this long */
   unhealthyAfterMs?: number;
-}
-
-interface OutboxRow {
-  batch_id: string;
-  /** 0 rendered interactions.enriched.v1, 1 rendered customer-sentiment.v1, 2 stored as given */
-  part: number;
-  topic: string;
-  message_key: string | null;
-  /** jsonb as text: published byte for byte, no parse and re-serialise */
-  payload: string | null;
-  headers: Record<string, string>;
-  /** interactions.enriched.v1: the interaction's source and author handle; with display_name, what the PII policy looks at */
-  author_source: string | null;
-  author_handle: string | null;
-  display_name: string | null;
 }
 
 /** Events sent in one Kafka request: whole rows, or a slice of one part of a larger row. */
@@ -266,9 +261,7 @@ export class OutboxRelay implements RelayHandle {
       this.lockClient = client;
     }
     const schema = this.db.schema ?? 'public';
-    const rows = (await this.lockClient.query('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', [RELAY_LOCK_NAMESPACE, hash32(schema)])).rows as { ok: boolean }[];
-    if (!rows[0]?.ok) return false;
-    await this.lockClient.query(`LISTEN ${OUTBOX_NOTIFY_CHANNEL}`);
+    if (!(await tryLeadOutbox(this.lockClient, RELAY_LOCK_NAMESPACE, hash32(schema)))) return false;
     this.leader = true;
     this.log.info('outbox relay is the leader: publishing');
     return true;
@@ -343,11 +336,7 @@ export class OutboxRelay implements RelayHandle {
    * part's consecutive events.
    */
   private async plan(busy: string[]): Promise<Chunk[]> {
-    const pending = (await this.q(
-      `SELECT id, cardinality(interaction_ids) AS n0, cardinality(customer_ids) AS n1, jsonb_array_length(messages) AS n2
-         FROM outbox_batch WHERE sent_at IS NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT 256`,
-      [busy],
-    )) as { id: string; n0: number; n1: number; n2: number }[];
+    const pending = await pendingOutboxRows(this.pool, busy);
     const chunks: Chunk[] = [];
     let group: Chunk | null = null;
     let planned = 0;
@@ -381,17 +370,7 @@ export class OutboxRelay implements RelayHandle {
 
   /** Renders a chunk's events from the rows as they are now (see the `outbox` view's migrations). */
   private async render(chunk: Chunk): Promise<PreparedBatch> {
-    const columns = `batch_id, part, topic, message_key, payload::text AS payload, headers, author_source, author_handle, display_name`;
-    const rows = (
-      chunk.slice
-        ? await this.q(`SELECT ${columns} FROM outbox WHERE batch_id = $1 AND part = $2 AND seq BETWEEN $3 AND $4 ORDER BY seq`, [
-            chunk.slice.id,
-            chunk.slice.part,
-            chunk.slice.lo,
-            chunk.slice.hi,
-          ])
-        : await this.q(`SELECT ${columns} FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`, [chunk.rows])
-    ) as OutboxRow[];
+    const rows = chunk.slice ? await outboxEventsOfSlice(this.pool, chunk.slice) : await outboxEventsOfRows(this.pool, chunk.rows);
     const messages: RelayMessage[] = [];
     const perTopic = new Map<string, number>();
     // A row written inside a trace is published in a child span of it, whose context the Kafka
@@ -423,18 +402,12 @@ export class OutboxRelay implements RelayHandle {
         span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
         span.end();
       }
-      await this.pool
-        .query(`UPDATE outbox_batch SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [chunk.touches, String((e as Error).message).slice(0, 1000)])
-        .catch(() => undefined);
+      await markOutboxRowsFailed(this.pool, chunk.touches, String((e as Error).message)).catch(() => undefined);
       throw e;
     }
     for (const [topic, n] of batch.perTopic) this.metrics.published(topic, n);
     if (chunk.completes.size > 0) {
-      const sent = (await this.q(
-        `UPDATE outbox_batch SET sent_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])
-         RETURNING id, extract(epoch FROM sent_at - created_at)::float8 AS delay`,
-        [[...chunk.completes.keys()]],
-      )) as { id: string; delay: number }[];
+      const sent = await markOutboxRowsSent(this.pool, [...chunk.completes.keys()]);
       // one observation per event: its outbox row's commit to the broker's ack
       for (const d of sent) this.metrics.delay(d.delay, chunk.completes.get(d.id) ?? 0);
       await this.applyRetention();
@@ -442,29 +415,17 @@ export class OutboxRelay implements RelayHandle {
     return chunk.size;
   }
 
-  private async q(sql: string, params?: unknown[]): Promise<unknown[]> {
-    return (await this.pool.query(sql, params)).rows as unknown[];
-  }
-
   /** Deletes rows sent longer ago than the retention (a bounded batch at most once a minute). */
   private async applyRetention(): Promise<void> {
     if (Date.now() - this.lastRetentionAt < 60_000) return;
     this.lastRetentionAt = Date.now();
-    await this.q(
-      `DELETE FROM outbox_batch WHERE id IN (
-         SELECT id FROM outbox_batch WHERE sent_at < now() - make_interval(secs => $1) ORDER BY sent_at LIMIT 10000)`,
-      [this.retentionSeconds],
-    );
+    await deleteSentOutboxRows(this.pool, this.retentionSeconds);
   }
 
   private async updateBacklog(force: boolean): Promise<void> {
     if (!force && Date.now() - this.lastBacklogAt < 1_000) return;
     this.lastBacklogAt = Date.now();
-    const [row] = (await this.q(
-      `SELECT coalesce(sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages)), 0)::int AS n
-         FROM outbox_batch WHERE sent_at IS NULL`,
-    )) as { n: number }[];
-    this.metrics.backlog(row?.n ?? 0);
+    this.metrics.backlog(await outboxBacklog(this.pool));
   }
 }
 
@@ -474,7 +435,7 @@ export class OutboxRelay implements RelayHandle {
  * in the display name of customer-sentiment.v1. The payload is parsed and written again only
  * when the policy hides something; otherwise it goes out byte for byte.
  */
-function publicValue(r: OutboxRow): string | null {
+function publicValue(r: OutboxEventRow): string | null {
   if (r.payload === null || r.part === 2) return r.payload;
   const displayName = displayNameFor(PUBLIC_VIEWER, r.display_name);
   if (r.part === 1) {
