@@ -75,7 +75,7 @@ export async function openDatabase(
     embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log, { onFatal: opts.onFatal });
     url = embedded.url;
   }
-  const { dataSource: ds, queries } = createDataSource({ url, poolSize: config.databasePoolSize, schema: opts.schema });
+  const { dataSource: ds, queries } = createDataSource({ url, poolSize: config.databasePoolSize, poolIdleMs: config.databasePoolIdleMs, schema: opts.schema });
   try {
     await ds.initialize();
     if (opts.migrate !== false) {

@@ -26,6 +26,8 @@ export interface Config {
   /** unset → embedded PostgreSQL in dataDir */
   readonly databaseUrl: string | null;
   readonly databasePoolSize: number;
+  /** a pooled connection idle this long is closed (ms) */
+  readonly databasePoolIdleMs: number;
   /** GraphQL operations executed at once; more wait in line (bounds memory under load) */
   readonly graphqlConcurrency: number;
   /** operations waiting for a slot; beyond it: 503 with Retry-After */
@@ -241,6 +243,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     roles,
     databaseUrl,
     databasePoolSize: int('DATABASE_POOL_SIZE', 10, 1, 200),
+    databasePoolIdleMs: int('DATABASE_POOL_IDLE_MS', 60_000, 1_000, 86_400_000),
     graphqlConcurrency: int('EARSHOT_GRAPHQL_CONCURRENCY', 16, 1, 10_000),
     graphqlQueueMax: int('EARSHOT_GRAPHQL_QUEUE_MAX', 2_000, 0, 1_000_000),
     dataDir,

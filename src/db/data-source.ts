@@ -1,4 +1,5 @@
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
+import { loopTurns } from '../shared/loop-turns';
 import { requestContext } from '../shared/request-context';
 import { migrations } from '../../migrations';
 
@@ -33,6 +34,13 @@ export class QueryCounter implements TypeOrmLogger {
 export interface DataSourceOptions {
   url: string;
   poolSize?: number;
+  /**
+   * an idle pooled connection is closed after this long (ms; node-postgres' default is 10 s). A
+   * new connection costs a connection set-up and a backend with cold catalog caches: with the
+   * default, the API closed its pool in each 10-second lull of bench:graphql's turns, and the
+   * first requests after it waited up to 330 ms at 10 connections (180–220 ms with 60 s)
+   */
+  poolIdleMs?: number;
   /** applies to every connection: lets tests isolate themselves in a schema */
   schema?: string;
   applicationName?: string;
@@ -55,10 +63,28 @@ export function createDataSource(opts: DataSourceOptions): { dataSource: DataSou
     applicationName: opts.applicationName ?? 'earshot',
     extra: {
       connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: opts.poolIdleMs ?? 60_000,
       options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
     },
   });
+  takeTurnsInRequests(dataSource);
   return { dataSource, queries };
+}
+
+/**
+ * A statement run on the pool (`DataSource.query`, not in a transaction) on behalf of a GraphQL
+ * operation resumes its caller in a turn of the event loop of its own (src/shared/loop-turns.ts):
+ * what the operation does with the rows — executing its selection, serializing the answer — no
+ * longer runs in the callback that read them, with every other result read in the same turn.
+ * Statements in transactions (a query runner) resume at once: they hold locks.
+ */
+function takeTurnsInRequests(dataSource: DataSource): void {
+  const query = dataSource.query.bind(dataSource);
+  dataSource.query = async function turnTakingQuery(text, parameters, queryRunner) {
+    const result: unknown = await query(text, parameters, queryRunner);
+    if (!queryRunner && requestContext.getStore()?.loopTurns) await loopTurns.take();
+    return result;
+  } as DataSource['query'];
 }
 
 /** Pending migrations, without running them. */

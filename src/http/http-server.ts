@@ -12,6 +12,7 @@ import type { Loaders } from '../graphql/loaders';
 import type { IngestService } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
 import { CONSOLE_PATH, serveConsole } from './console.static';
+import { loopTurns } from '../shared/loop-turns';
 import { requestContext } from '../shared/request-context';
 import { OperationSlots } from './operation-slots';
 import type { Logger } from '../shared/logger';
@@ -296,11 +297,21 @@ async function handleGraphql(
     if (!(e instanceof AppError)) throw e;
     return sendJson(res, e.httpStatus, { errors: [{ message: e.message, extensions: { code: e.code } }] });
   }
+  const store = requestContext.getStore();
+  if (store) store.loopTurns = true;
   if (slots && !(await slots.enter())) {
     res.setHeader('retry-after', '1');
     return sendJson(res, 503, { errors: [{ message: 'too many GraphQL operations are waiting; try again shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
   }
   try {
+    // the operation's work (parse, validate, resolvers up to their first statement) in a turn of
+    // the event loop of its own, as what it does with its rows (src/shared/loop-turns.ts)
+    await loopTurns.take();
+    // a client that hung up while its operation waited (a slot, a turn) gets no work done for it
+    if (req.socket.destroyed) {
+      log.debug('graphql client went away before its operation ran');
+      return;
+    }
     const accessLine: { fields: AccessLine | null } = { fields: null };
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method ?? 'GET', headers, search, body },

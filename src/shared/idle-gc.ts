@@ -10,6 +10,15 @@ export interface IdleGcOptions {
   idleBelow?: number;
   /** heap or RSS growth since the last full collection that is worth giving back (default 64 MB) */
   minGrowthBytes?: number;
+  /**
+   * how long the event loop must have been idle, interval after interval, before a collection
+   * (default 30 s). The collection shrinks the young generation and drops compiled code, so the
+   * next burst starts cold: after 5 s, every short lull between bursts cost the burst after it
+   * (bench:graphql's turns: a 10-second pause, then a first second of requests up to 3× slower)
+   */
+  quietForMs?: number;
+  /** the clock (ms), for tests */
+  now?: () => number;
 }
 
 /**
@@ -17,12 +26,14 @@ export interface IdleGcOptions {
  * allocation pushes it to, so a process that goes quiet after a burst keeps its peak heap
  * (measured: 200 concurrent customer pages left 450 MB of heap and 680 MB RSS, of which a
  * full collection freed all but 84 MB of heap and 240 MB RSS). Once the event loop has been
- * idle for a whole interval and the heap or the RSS has grown by `minGrowthBytes` since the
- * last full collection, this runs one; it costs tens of milliseconds of an idle process.
+ * idle for `quietForMs` (interval after interval) and the heap or the RSS has grown by
+ * `minGrowthBytes` since the last full collection, this runs one; it costs tens of milliseconds
+ * of an idle process.
  *
  * What must stay true: never runs while the event loop is busy (over a quarter of the last
- * interval; a Kafka backlog drained slowly still counts as quiet); at most one collection per
- * interval, and none again until memory grows anew; the timer never keeps the process alive.
+ * interval; a Kafka backlog drained slowly still counts as quiet), nor before it has been quiet
+ * for `quietForMs`; at most one collection per interval, and none again until memory grows anew;
+ * the timer never keeps the process alive.
  */
 export class IdleGc {
   private timer: NodeJS.Timeout | null = null;
@@ -30,6 +41,8 @@ export class IdleGc {
   private baseline = process.memoryUsage().heapUsed;
   private rssBaseline = process.memoryUsage().rss;
   private readonly gc = exposeGc();
+  /** when the current run of idle intervals began, or null while busy */
+  private quietSince: number | null = null;
   collections = 0;
 
   constructor(
@@ -59,7 +72,14 @@ export class IdleGc {
     if (heapUsed < this.baseline) this.baseline = heapUsed;
     // RSS falls some seconds after a collection (V8 unmaps freed pages lazily): follow it down.
     if (rss < this.rssBaseline) this.rssBaseline = rss;
-    if (!this.gc || elu.utilization >= (this.opts.idleBelow ?? 0.25)) return false;
+    const now = (this.opts.now ?? Date.now)();
+    if (elu.utilization >= (this.opts.idleBelow ?? 0.25)) {
+      this.quietSince = null;
+      return false;
+    }
+    // the interval that just ended was quiet: the run of quiet began at its start at the latest
+    this.quietSince ??= now - (this.opts.intervalMs ?? 5_000);
+    if (!this.gc || now - this.quietSince < (this.opts.quietForMs ?? 30_000)) return false;
     // Either garbage V8 has not collected yet, or pages it collected during the load but still
     // holds (measured: heap 250 MB, RSS 734 MB after a soak; a full collection let both go).
     const growth = this.opts.minGrowthBytes ?? 64 * 1024 * 1024;

@@ -4,4 +4,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  * The request an async call chain serves: lets logs and query counts name their request, and
  * lets the access log learn the caller's role once it is authenticated.
  */
-export const requestContext = new AsyncLocalStorage<{ requestId: string; role?: string | null; bytesIn?: number }>();
+export const requestContext = new AsyncLocalStorage<{
+  requestId: string;
+  role?: string | null;
+  bytesIn?: number;
+  /** set for a GraphQL operation: its pooled reads take a turn of the event loop (src/db/data-source.ts) */
+  loopTurns?: boolean;
+}>();
