@@ -14,7 +14,8 @@ export interface IdleGcOptions {
    * how long the event loop must have been idle, interval after interval, before a collection
    * (default 30 s). The collection shrinks the young generation and drops compiled code, so the
    * next burst starts cold: after 5 s, every short lull between bursts cost the burst after it
-   * (bench:graphql's turns: a 10-second pause, then a first second of requests up to 3× slower)
+   * (bench:graphql's 10-second pauses: the burst after each began with answers of 100–330 ms
+   * against a p50 of 30 ms, V8's own memory reducer contributing; see src/service-flags.ts)
    */
   quietForMs?: number;
   /** the clock (ms), for tests */
