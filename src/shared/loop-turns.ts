@@ -6,7 +6,7 @@
  * executing the selection over the rows and serializing the answer, 2–4 ms — runs as the
  * continuation of its SQL result, in the callback that read the result; when ten results are
  * read in one turn, that turn takes 30 ms or more, and at 50 connections opened at once the last
- * waited about two seconds to be accepted (the whole tail of bench:graphql's p99). Taking a turn
+ * waited about two seconds to be accepted (most of bench:graphql's p99 at 50 connections). Taking a turn
  * after the result moves each continuation into the loop's check phase (setImmediate), one per
  * turn, so a turn is about one operation long and new connections are accepted promptly.
  *
