@@ -6,6 +6,7 @@ import type { ListeningGapTracker, RescoredMessage } from '../listening-gap/list
 import { enqueueOutbox } from '../outbox/outbox';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
+import { requestContext } from '../shared/request-context';
 import type { Analysis } from './analyzer';
 import { advisoryUnlock } from '../db/sql';
 import {
@@ -103,7 +104,9 @@ export class RescoreJobRunner {
       this.kickedWhileRunning = true;
       return;
     }
-    this.running = this.drain()
+    // not part of the request that asked for it (src/shared/task-runner.ts says why)
+    this.running = requestContext
+      .exit(() => this.drain())
       .catch((err: unknown) => this.log.error({ err }, 're-scoring stopped on an error'))
       .finally(() => {
         this.running = null;

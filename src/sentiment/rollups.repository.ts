@@ -103,23 +103,34 @@ export async function updateCustomerSummaries(
        r AS (SELECT x.id, max(x.day) AS ref FROM x GROUP BY x.id),
        acc AS (SELECT x.id, r.ref, sum(x.score * ${half('r.ref - x.day')}) AS ws, sum(${half('r.ref - x.day')}) AS wn, count(*)::int AS n
                  FROM x JOIN r ON r.id = x.id GROUP BY x.id, r.ref)`;
+  // The trend reads each customer's last 60 days through interaction_customer_idx, one customer
+  // at a time (a LATERAL … OFFSET 0). As one query over `customer_id = ANY(…)` the planner chose,
+  // in bench:ingest, a bitmap scan of interaction_page_idx over every interaction of the last 60
+  // days (84,000 rows read for 1,590 kept, 8,900 buffers, 64 ms of a 74 ms statement per batch):
+  // work that grew with the table, the largest statement of the write path (README, "Ingest").
+  // Likewise `c.id = ANY($1)` lets the customer rows be found by their key: joined only through
+  // the CTE, the planner read all of \`customer\` into a hash (13,334 rows, 15 ms per batch) until
+  // the table grew large enough for the index to look cheaper. With both conditions the planner
+  // expects one row from that join and may put the trend in the inner side of a nested loop, so
+  // the trend is MATERIALIZED: computed once per customer whatever the join order.
   const joinSums = incremental ? 'LEFT JOIN xs ON xs.id = ids.id' : 'LEFT JOIN acc ON acc.id = ids.id';
   // TypeORM answers an UPDATE … RETURNING with [rows, affected]
   const { rows: out } = await modify<CustomerSummaryRow>(
     db,
     `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]) AS x(id, seen, added)),
      ${sums},
-     tr AS (
-       SELECT i.customer_id,
-              sum(i.sentiment_score) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 30)
-                / nullif(count(*) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 30), 0) AS recent,
-              sum(i.sentiment_score) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date <= current_date - 30
-                                                AND (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 60)
-                / nullif(count(*) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date <= current_date - 30
-                                                AND (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 60), 0) AS prior
-         FROM interaction i
-        WHERE i.customer_id = ANY($1::uuid[]) AND i.occurred_at >= ${TREND_FROM} AND i.direction = 'inbound'
-        GROUP BY i.customer_id)
+     tr AS MATERIALIZED (
+       SELECT ids.id AS customer_id, t.recent, t.prior
+         FROM ids CROSS JOIN LATERAL (
+           SELECT sum(i.sentiment_score) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 30)
+                    / nullif(count(*) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 30), 0) AS recent,
+                  sum(i.sentiment_score) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date <= current_date - 30
+                                                    AND (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 60)
+                    / nullif(count(*) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date <= current_date - 30
+                                                    AND (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 60), 0) AS prior
+             FROM interaction i
+            WHERE i.customer_id = ids.id AND i.occurred_at >= ${TREND_FROM} AND i.direction = 'inbound'
+           OFFSET 0) t)
      UPDATE customer c SET
        sentiment_wsum = ${ws},
        sentiment_wn = ${wn},
@@ -132,7 +143,7 @@ export async function updateCustomerSummaries(
        last_interaction_at = greatest(c.last_interaction_at, ids.seen),
        updated_at = now()
      FROM ids ${joinSums} LEFT JOIN tr ON tr.customer_id = ids.id
-     WHERE c.id = ids.id
+     WHERE c.id = ids.id AND c.id = ANY($1::uuid[])
      ${returning ? 'RETURNING c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.interaction_count, c.last_interaction_at, c.updated_at' : ''}`,
     [u.ids, u.seen, u.added, ...(u.days ? [u.days.keys, u.days.days, u.days.n, u.days.sum] : [])],
   );

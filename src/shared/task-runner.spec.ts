@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { ManualClock } from './clock';
+import { requestContext } from './request-context';
 import { TaskRunner } from './task-runner';
 
 const log = pino({ level: 'silent' });
@@ -68,5 +69,16 @@ describe('TaskRunner', () => {
     const t = new TaskRunner({ name: 't', intervalMs: null, log, run: async () => queue.shift()!, again: (r) => r > 0 });
     expect(await t.runNow()).toBe(0);
     expect(queue).toEqual([]);
+  });
+
+  it('runs a task asked for by a request outside that request (its logs, its event-loop turns)', async () => {
+    const seen: unknown[] = [];
+    const t = new TaskRunner({ name: 't', intervalMs: null, log, run: async () => void seen.push(requestContext.getStore()) });
+    await requestContext.run({ requestId: 'req-1', loopTurns: true }, async () => {
+      await t.runNow();
+      t.trigger();
+    });
+    await t.waitForRuns(2);
+    expect(seen).toEqual([undefined, undefined]);
   });
 });
