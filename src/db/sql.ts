@@ -1,3 +1,7 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { PoolClient } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 /**
@@ -44,3 +48,14 @@ export async function tryAdvisoryLock(db: Db, key: number): Promise<boolean> {
 export async function advisoryUnlock(db: Db, key: number): Promise<void> {
   await exec(db, 'SELECT pg_advisory_unlock($1)', [key]);
 }
+
+/**
+ * `COPY target FROM STDIN` on the transaction's own connection, with `body` (rows in COPY's text
+ * format: ./copy-text.ts) as its data. All rows or none: a row PostgreSQL refuses (a unique key
+ * stored meanwhile, say) fails the statement, and with it the transaction.
+ */
+export async function copyIn(qr: QueryRunner, target: string, body: string): Promise<void> {
+  const client = (await qr.connect()) as PoolClient;
+  await pipeline(Readable.from([Buffer.from(body, 'utf8')]), client.query(copyFrom(`COPY ${target} FROM STDIN`)));
+}
+

@@ -1,4 +1,6 @@
-import { exec, firstRow, rows, type Db } from '../db/sql';
+import type { QueryRunner } from 'typeorm';
+import { copyBoolean, copyJson, copyNumber, copyText } from '../db/copy-text';
+import { copyIn, exec, firstRow, rows, type Db } from '../db/sql';
 import { keyset, type SortKey, type Window } from '../graphql/keyset';
 import type { Page } from '../graphql/relay';
 
@@ -190,7 +192,7 @@ export function storedKeys(db: Db, sources: readonly string[], externalIds: read
   );
 }
 
-/** An interaction as the ingest pipeline inserts it (the columns of json_to_recordset below). */
+/** An interaction as the ingest pipeline inserts it (the columns COPY writes below). */
 export interface NewInteractionRow {
   id: string;
   event_id: string | null;
@@ -221,26 +223,64 @@ export interface NewInteractionRow {
   unhappy: boolean | null;
 }
 
+/** The columns a new interaction is written with, in the order {@link copyRow} writes them. */
+const NEW_INTERACTION_COLUMNS = `id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to, author_handle,
+  author_display_name, lang, rating, metadata, sentiment_score, sentiment_label, sentiment_confidence, intent, intent_confidence,
+  explanation, customer_id, thread_key, identity_id, sentiment_model, complaint, complaint_probability, unhappy`;
+
+function copyRow(r: NewInteractionRow): string {
+  return [
+    r.id,
+    copyText(r.event_id),
+    copyText(r.source),
+    copyText(r.external_id),
+    copyText(r.url),
+    copyText(r.text),
+    r.occurred_at,
+    copyText(r.direction),
+    copyText(r.in_reply_to),
+    copyText(r.author_handle),
+    copyText(r.author_display_name),
+    copyText(r.lang),
+    copyNumber(r.rating),
+    copyJson(r.metadata),
+    copyNumber(r.sentiment_score),
+    copyText(r.sentiment_label),
+    copyNumber(r.sentiment_confidence),
+    copyText(r.intent),
+    copyNumber(r.intent_confidence),
+    copyJson(r.explanation),
+    copyText(r.customer_id),
+    copyText(r.thread_key),
+    copyText(r.identity_id),
+    copyText(r.sentiment_model),
+    copyBoolean(r.complaint),
+    copyNumber(r.complaint_probability),
+    copyBoolean(r.unhappy),
+  ].join('\t');
+}
+
 /**
- * Inserts a batch as one JSON parameter (record-interactions.service.ts says why); the ids
- * inserted (a (source, external id) stored meanwhile is skipped).
+ * Inserts a batch with COPY, in the caller's transaction: all rows or none. The caller has
+ * left out the (source, external id) pairs already stored; one stored meanwhile by a concurrent
+ * writer fails the COPY with a unique violation ({@link isStoredMeanwhile}), and the batch is
+ * run again. COPY rather than an INSERT … ON CONFLICT from one JSON parameter: on 500 stored
+ * rows replayed on PostgreSQL 15, 18–21 ms against 30–36 ms (json_to_recordset alone took 15 ms:
+ * it builds a hash of every object's keys), with 779 instead of 1,194 bytes per row sent; node
+ * spends the same 8–9 µs per row writing either (README, "Ingest write path").
  */
-export async function insertInteractions(db: Db, batch: readonly NewInteractionRow[]): Promise<{ id: string }[]> {
-  return rows(
-    db,
-    `INSERT INTO interaction (id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to,
-          author_handle, author_display_name, lang, rating, metadata, sentiment_score, sentiment_label,
-          sentiment_confidence, intent, intent_confidence, explanation, customer_id, thread_key, identity_id, sentiment_model,
-          complaint, complaint_probability, unhappy)
-       SELECT * FROM json_to_recordset($1::json) AS x(id uuid, event_id text, source text, external_id text, url text, text text,
-          occurred_at timestamptz, direction text, in_reply_to text, author_handle text, author_display_name text, lang text,
-          rating float8, metadata jsonb, sentiment_score float8, sentiment_label text, sentiment_confidence float8, intent text,
-          intent_confidence float8, explanation json, customer_id uuid, thread_key text, identity_id uuid, sentiment_model text,
-          complaint boolean, complaint_probability float8, unhappy boolean)
-       ON CONFLICT (source, external_id) DO NOTHING
-       RETURNING id`,
-    [JSON.stringify(batch)],
-  );
+export async function insertInteractions(qr: QueryRunner, batch: readonly NewInteractionRow[]): Promise<void> {
+  if (batch.length === 0) return;
+  let body = '';
+  for (const r of batch) body += `${copyRow(r)}\n`;
+  await copyIn(qr, `interaction (${NEW_INTERACTION_COLUMNS})`, body);
+}
+
+/** True for the error of a batch that met an interaction stored meanwhile (same source and external id). */
+export function isStoredMeanwhile(e: unknown): boolean {
+  const err = e as { code?: unknown; constraint?: unknown; driverError?: { code?: unknown; constraint?: unknown } } | null;
+  const d = err?.driverError ?? err;
+  return d?.code === '23505' && d.constraint === 'interaction_source_external_key';
 }
 
 /** Tags interactions: [interaction id, topic id, matched words]. */

@@ -51,6 +51,23 @@ describe('POST /ingest on real PostgreSQL', () => {
     expect(await (await post(app, body)).json()).toEqual({ accepted: 0, duplicates: 2, rejected: [] });
   });
 
+  it('stores lines that two clients send at once exactly once, and answers both', async () => {
+    // 300 lines in both bodies, 100 of their own in each: a batch that meets the other's rows,
+    // not yet committed when it looked for stored ones, is stored again without them
+    const shared = Array.from({ length: 300 }, (_, i) => message(7000 + i));
+    const a = [...shared, ...Array.from({ length: 100 }, (_, i) => message(7400 + i))];
+    const b = [...Array.from({ length: 100 }, (_, i) => message(7600 + i)), ...shared.slice().reverse()];
+    const [ra, rb] = await Promise.all([post(app, ndjson(a)), post(app, ndjson(b))]);
+    expect([ra.status, rb.status]).toEqual([200, 200]);
+    const [ja, jb] = (await Promise.all([ra.json(), rb.json()])) as { accepted: number; duplicates: number; rejected: unknown[] }[];
+    expect(ja!.accepted + jb!.accepted).toBe(500);
+    expect(ja!.duplicates + jb!.duplicates).toBe(300);
+    const [{ n }] = (await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction WHERE external_id = ANY($1::text[])`, [
+      [...a, ...b].map((m) => m.externalId as string),
+    ])) as { n: number }[];
+    expect(n).toBe(500);
+  });
+
   it('rejects a 1 MB text with a reason and keeps the valid lines of the same body', async () => {
     const res = await post(app, ndjson([message(6000, { text: 'a'.repeat(1024 * 1024) }), message(6001)]));
     expect(res.status).toBe(200);
