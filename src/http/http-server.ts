@@ -146,6 +146,7 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
   // Each operation in flight holds its rows, loaders and answer: without a bound, 200 concurrent
   // pages grew the heap past 800 MB and starved the pool (10 s connect timeouts).
   const slots = deps.graphqlSlots ? new OperationSlots(deps.graphqlSlots.concurrency, deps.graphqlSlots.queueMax) : null;
+  if (slots) deps.metrics.watchGraphqlQueue(() => slots.waiting());
   return (req, res) => {
     const requestId = (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].slice(0, 100)) || randomUUID();
     res.setHeader('x-request-id', requestId);

@@ -109,7 +109,7 @@ export async function updateCustomerSummaries(
   // days (84,000 rows read for 1,590 kept, 8,900 buffers, 64 ms of a 74 ms statement per batch):
   // work that grew with the table, the largest statement of the write path (README, "Ingest").
   // Likewise `c.id = ANY($1)` lets the customer rows be found by their key: joined only through
-  // the CTE, the planner read all of \`customer\` into a hash (13,334 rows, 15 ms per batch) until
+  // the CTE, the planner read all of `customer` into a hash (13,334 rows, 15 ms per batch) until
   // the table grew large enough for the index to look cheaper. With both conditions the planner
   // expects one row from that join and may put the trend in the inner side of a nested loop, so
   // the trend is MATERIALIZED: computed once per customer whatever the join order.

@@ -34,6 +34,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly graphqlQueues: (() => number)[] = [];
+
+  readonly graphqlWaiting: Gauge = new Gauge({
+    name: 'earshot_graphql_operations_waiting',
+    help: 'GraphQL operations waiting for a slot (EARSHOT_GRAPHQL_CONCURRENCY at once, EARSHOT_GRAPHQL_QUEUE_MAX in line)',
+    registers: [this.registry],
+    collect: (): void => this.graphqlWaiting.set(this.graphqlQueues.reduce((n, q) => n + q(), 0)),
+  });
+
+  /** Counts the operations `waiting()` reports in earshot_graphql_operations_waiting. */
+  watchGraphqlQueue(waiting: () => number): void {
+    this.graphqlQueues.push(waiting);
+  }
+
   readonly outboxBacklog = new Gauge({
     name: 'earshot_outbox_backlog',
     help: 'Outbox rows not yet published',
