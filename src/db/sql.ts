@@ -58,4 +58,3 @@ export async function copyIn(qr: QueryRunner, target: string, body: string): Pro
   const client = (await qr.connect()) as PoolClient;
   await pipeline(Readable.from([Buffer.from(body, 'utf8')]), client.query(copyFrom(`COPY ${target} FROM STDIN`)));
 }
-
