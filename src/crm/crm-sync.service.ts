@@ -3,7 +3,7 @@ import { advisoryUnlock, tryAdvisoryLock } from '../db/sql';
 import type { IdentityService } from '../identity/identity.service';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
-import { requestContext } from '../shared/request-context';
+import { outsideRequest } from '../shared/request-context';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted, type BudgetSnapshot } from './crm-budget';
@@ -121,8 +121,7 @@ export class CrmSyncService {
   trigger(system: CrmSystem, mode: SyncMode): { started: boolean } {
     if (!this.clients.has(system)) throw AppError.badInput(`${system} is not configured`);
     if (this.running.has(system)) return { started: false };
-    // not part of the request that asked for it (src/shared/task-runner.ts says why)
-    void requestContext.exit(() => this.run(system, mode)).catch((e: Error) => this.log.error({ err: e.message, system }, 'CRM sync run failed'));
+    void outsideRequest(() => this.run(system, mode)).catch((e: Error) => this.log.error({ err: e.message, system }, 'CRM sync run failed'));
     return { started: true };
   }
 

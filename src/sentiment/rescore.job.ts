@@ -6,7 +6,7 @@ import type { ListeningGapTracker, RescoredMessage } from '../listening-gap/list
 import { enqueueOutbox } from '../outbox/outbox';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
-import { requestContext } from '../shared/request-context';
+import { outsideRequest } from '../shared/request-context';
 import type { Analysis } from './analyzer';
 import { advisoryUnlock } from '../db/sql';
 import {
@@ -104,9 +104,7 @@ export class RescoreJobRunner {
       this.kickedWhileRunning = true;
       return;
     }
-    // not part of the request that asked for it (src/shared/task-runner.ts says why)
-    this.running = requestContext
-      .exit(() => this.drain())
+    this.running = outsideRequest(() => this.drain())
       .catch((err: unknown) => this.log.error({ err }, 're-scoring stopped on an error'))
       .finally(() => {
         this.running = null;

@@ -11,3 +11,12 @@ export const requestContext = new AsyncLocalStorage<{
   /** set for a GraphQL operation: its pooled reads take a turn of the event loop (src/db/data-source.ts) */
   loopTurns?: boolean;
 }>();
+
+/**
+ * Starts background work a request asked for (a job run, a re-score, a CRM sync) outside that
+ * request: it must not log under the request's id nor take a GraphQL operation's event-loop
+ * turns (src/shared/loop-turns.ts) for as long as it runs.
+ */
+export function outsideRequest<T>(start: () => T): T {
+  return requestContext.exit(start);
+}

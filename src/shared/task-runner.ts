@@ -1,6 +1,6 @@
 import type { Logger } from './logger';
 import { systemClock, type Clock, type TimerHandle } from './clock';
-import { requestContext } from './request-context';
+import { outsideRequest } from './request-context';
 
 export interface TaskRunnerOptions<R> {
   /** names the task in logs and metrics (`crm-sync`, `escalation` …) */
@@ -90,9 +90,7 @@ export class TaskRunner<R = unknown> {
   /** Runs now, or joins the run in flight; rejects with the run's error (which is also logged and counted). */
   runNow(): Promise<R> {
     if (this.current) return this.current;
-    // a run asked for by a request (a mutation that triggers a job) is not part of it: it must not
-    // log under its id nor take the event-loop turns of a GraphQL operation (src/shared/loop-turns.ts)
-    const p = requestContext.exit(() => this.execute());
+    const p = outsideRequest(() => this.execute());
     this.current = p;
     void p
       .catch(() => undefined)

@@ -121,6 +121,9 @@ async function probeBatch(label: string, statistics: 'fresh' | 'stale'): Promise
 }
 
 const what = (sql: string) => `${sql.replace(/\s+/g, ' ').trim().slice(0, 90)}…`;
+/** The plan's scans of tables (not the table a statement writes). */
+const tableReads = (plan: PlanNode) => [...nodes(plan)].filter((n) => n['Relation Name'] && n['Node Type'] !== 'ModifyTable');
+const scanName = (n: PlanNode) => `${n['Node Type']} ${n['Relation Name']}${n['Index Name'] ? ` (${n['Index Name']})` : ''}`;
 
 describe('ingest batch: every statement uses an index and touches only the batch’s rows', () => {
   let app: TestApp;
@@ -141,9 +144,8 @@ describe('ingest batch: every statement uses an index and touches only the batch
     const violations: string[] = [];
     for (const s of statements) {
       const [{ 'QUERY PLAN': plan }] = (await app.db.ds.query(`EXPLAIN (FORMAT JSON) ${s.sql}`, s.params)) as { 'QUERY PLAN': { Plan: PlanNode }[] }[];
-      const all = [...nodes(plan[0]!.Plan)];
-      const reads = all.filter((n) => n['Relation Name'] && n['Node Type'] !== 'ModifyTable');
-      report.push(`${what(s.sql)}\n    ${reads.map((n) => `${n['Node Type']} ${n['Relation Name']}${n['Index Name'] ? ` (${n['Index Name']})` : ''} ~${n['Plan Rows']}`).join('; ') || 'no table read'}`);
+      const reads = tableReads(plan[0]!.Plan);
+      report.push(`${what(s.sql)}\n    ${reads.map((n) => `${scanName(n)} ~${n['Plan Rows']}`).join('; ') || 'no table read'}`);
       for (const n of reads) {
         if (SMALL_TABLES.has(n['Relation Name']!)) continue;
         if (n['Node Type'] === 'Seq Scan') violations.push(`${what(s.sql)}: Seq Scan on ${n['Relation Name']}`);
@@ -189,12 +191,12 @@ describe('ingest batch: with statistics taken before the recent rows arrived, st
         }
         await qr.query('ROLLBACK TO SAVEPOINT probe');
         analyzed++;
-        const reads = [...nodes(plan[0]!.Plan)].filter((n) => n['Relation Name'] && n['Node Type'] !== 'ModifyTable');
+        const reads = tableReads(plan[0]!.Plan);
         const read = (n: PlanNode) => ((n['Actual Rows'] ?? 0) + (n['Rows Removed by Filter'] ?? 0) + (n['Rows Removed by Index Recheck'] ?? 0)) * (n['Actual Loops'] ?? 1);
-        report.push(`${what(s.sql)}\n    ${reads.map((n) => `${n['Node Type']} ${n['Relation Name']}${n['Index Name'] ? ` (${n['Index Name']})` : ''} read ${read(n)}`).join('; ') || 'no table read'}`);
+        report.push(`${what(s.sql)}\n    ${reads.map((n) => `${scanName(n)} read ${read(n)}`).join('; ') || 'no table read'}`);
         for (const n of reads) {
           if (SMALL_TABLES.has(n['Relation Name']!)) continue;
-          if (read(n) > 10 * BATCH) violations.push(`${what(s.sql)}: ${n['Node Type']} on ${n['Relation Name']}${n['Index Name'] ? ` (${n['Index Name']})` : ''} read ${read(n)} rows`);
+          if (read(n) > 10 * BATCH) violations.push(`${what(s.sql)}: ${scanName(n)} read ${read(n)} rows`);
         }
       }
       await qr.rollbackTransaction();
