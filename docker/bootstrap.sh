@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stamp=node_modules/.package-lock.json
-if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] \
+   || [ -n "$(find patches -newer "$stamp" -print -quit)" ]; then
   echo "[earshot] installing dependencies (npm ci): first run only" >&2
   npm ci --no-audit --no-fund >&2
 fi

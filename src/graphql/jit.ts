@@ -20,6 +20,12 @@ const SEEN_ONCE = 'seen-once';
  *   a document's first run go through graphql-js `execute`;
  * - compiled operations are held per parsed document (a WeakMap): Apollo's bounded document
  *   cache decides how many live, and a document evicted from it takes its compiled code along.
+ *
+ * patches/graphql-jit+0.8.9.patch (applied by patch-package on npm ci): graphql-jit 0.8.9 builds
+ * every leaf's error location and response path as array literals on every call, and uses them
+ * only when the value is null or an Error; the patched code builds them only then. The customer
+ * page allocated 1.30 MB per request before, 0.87 MB after, and took 7% less CPU (see README).
+ * src/graphql/jit-leaves.spec.ts holds the answers, errors included, to graphql-js's.
  */
 /**
  * graphql-jit's errors only look like graphql-js's (no `extensions` object when the cause has

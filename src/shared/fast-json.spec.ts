@@ -58,4 +58,9 @@ describe('stringifyAnswer', () => {
     const value = { data: { when: new Date('2026-12-01T00:00:00.000Z'), wide: '😀' } };
     expect(JSON.parse(stringifyAnswer(value))).toEqual(JSON.parse(JSON.stringify(value)));
   });
+
+  it('leaves out inherited properties and keeps own ones, as JSON.stringify does', () => {
+    const value = { data: Object.assign(Object.create({ inherited: '😀 no', also: 1 }) as object, { own: '😀 yes', n: 2 }) };
+    expect(stringifyJson(value)).toBe(JSON.stringify(value).replace('😀', '\\ud83d\\ude00'));
+  });
 });
