@@ -23,7 +23,7 @@ import { loadConfig } from '../../src/config/config';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db/embedded-postgres';
 import { OUTBOX_TOPICS } from '../../src/outbox/outbox-events';
 import { createLogger } from '../../src/shared/logger';
-import { groupLag, produce } from '../support/kafka-fixtures';
+import { groupLag, produce, waitFor } from '../support/kafka-fixtures';
 import { spawnEarshot } from '../support/earshot-process';
 import { ensureKafka } from '../support/kafka';
 import { createTestDatabase, findTestPostgres, TEST_PG_ENV } from '../support/postgres';
@@ -280,6 +280,10 @@ async function main(): Promise<void> {
   await copyDb.drop();
 
   const e2eDb = await createTestDatabase('benche2e');
+  // Replicas read a topic of their own that is empty until every one of them is up and the
+  // group is stable: their boot and the rebalance as each joins are neither timed nor counted.
+  const e2eTopic = REPLICAS > 1 ? `bench.ingest.${id}.replicas.v1` : topic;
+  if (e2eTopic !== topic) await admin.createTopics({ topics: [{ topic: e2eTopic, numPartitions: PARTITIONS }], waitForLeaders: true });
   const config = loadConfig({
     NODE_ENV: 'production',
     EARSHOT_API_KEYS: 'bench-key-0123456789:service',
@@ -288,7 +292,7 @@ async function main(): Promise<void> {
     DATABASE_URL: e2eDb.url,
     EARSHOT_ROLES: 'ingest',
     KAFKA_BROKERS: brokers,
-    KAFKA_TOPICS: topic,
+    KAFKA_TOPICS: e2eTopic,
     KAFKA_GROUP_ID: group,
     KAFKA_OUTPUT_TOPIC_PREFIX: prefix,
     KAFKA_TOPIC_PARTITIONS: String(PARTITIONS),
@@ -297,6 +301,14 @@ async function main(): Promise<void> {
   // BENCH_REPLICAS=n (n ≥ 2) runs n compiled ingest processes in one consumer group instead of
   // the in-process app: the partitions split between them (timed from the first committed row).
   const replicas = REPLICAS > 1 ? await startReplicas(REPLICAS, config, e2eDb.url, log) : null;
+  if (replicas) {
+    const stableSince = performance.now();
+    await waitFor(`${REPLICAS} replicas in a stable group`, async () => {
+      const [g] = (await admin.describeGroups([group])).groups;
+      return g?.state === 'Stable' && g.members.length === REPLICAS;
+    }, 180_000, 200);
+    console.log(`${REPLICAS} replicas up and in a stable group after ${(performance.now() - stableSince).toFixed(0)} ms (not timed)`);
+  }
   t = performance.now();
   const app = replicas ? null : await startApp(config, log);
   const startMs = performance.now() - t;
@@ -312,6 +324,8 @@ async function main(): Promise<void> {
   const relayCpuBefore = app ? await relayCpuSeconds(app.metrics.registry) : null;
   const childBefore = replicas ? replicas.cpu() : 0;
   if (replicas) {
+    // the same messages, into the replicas' topic (about 2 s: the replicas start as they arrive)
+    await produce(kafka, e2eTopic, messages.map((m, i) => ({ key: m.author.handle, value: values[i]! })), 5_000);
     for (;;) {
       const [{ n }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM (SELECT 1 FROM interaction LIMIT 1) x');
       if (n > 0) break;
@@ -320,11 +334,12 @@ async function main(): Promise<void> {
   }
   t = performance.now();
   for (;;) {
-    if ((await groupLag(admin, group, topic)) === 0) break;
+    if ((await groupLag(admin, group, e2eTopic)) === 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const e2eMs = performance.now() - t;
-  const nodeCpu = process.cpuUsage(nodeBefore);
+  // with replicas, Earshot is the child processes; this process only produced and watched
+  const nodeCpu = replicas ? { user: 0, system: 0 } : process.cpuUsage(nodeBefore);
   const childCpu = replicas ? replicas.cpu() - childBefore : 0;
   const [{ wal }] = await sql<{ wal: number }[]>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8 AS wal`, [walBefore]);
   const pgAfter = await postgresCpu(query);
@@ -417,7 +432,7 @@ async function main(): Promise<void> {
       }),
     );
   }
-  await admin.deleteTopics({ topics: [topic, `${topic}.dlq`, ...Object.values(OUTBOX_TOPICS).map((o) => `${prefix}${o.name}`)] }).catch(() => undefined);
+  await admin.deleteTopics({ topics: [...new Set([topic, e2eTopic]), `${topic}.dlq`, `${e2eTopic}.dlq`, ...Object.values(OUTBOX_TOPICS).map((o) => `${prefix}${o.name}`)] }).catch(() => undefined);
   await admin.disconnect();
   if (embedded) await embedded.stop();
 }
