@@ -432,7 +432,8 @@ async function main(): Promise<void> {
       }),
     );
   }
-  await admin.deleteTopics({ topics: [...new Set([topic, e2eTopic]), `${topic}.dlq`, `${e2eTopic}.dlq`, ...Object.values(OUTBOX_TOPICS).map((o) => `${prefix}${o.name}`)] }).catch(() => undefined);
+  const made = [...new Set([topic, e2eTopic])];
+  await admin.deleteTopics({ topics: [...made, ...made.map((name) => `${name}.dlq`), ...Object.values(OUTBOX_TOPICS).map((o) => `${prefix}${o.name}`)] }).catch(() => undefined);
   await admin.disconnect();
   if (embedded) await embedded.stop();
 }
