@@ -91,11 +91,12 @@ export function stringifyJson(value: unknown): string {
   const p = new Placeholders();
   try {
     p.visit(value);
-  } catch (e) {
-    // nested deeper than this walk's stack allows (JSON.stringify's own goes a little further)
+  } catch {
+    // nested deeper than this walk's stack allows (JSON.stringify's own goes a little further):
+    // a RangeError, or a SyntaxError when V8 runs out of stack compiling WIDE there (seen when a
+    // deep answer was the first to meet it); JSON.stringify answers, or throws as it would have
     p.restore();
-    if (e instanceof RangeError) return JSON.stringify(value);
-    throw e;
+    return JSON.stringify(value);
   }
   if (p.wide.length === 0) return JSON.stringify(value);
   let out: string;

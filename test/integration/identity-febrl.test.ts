@@ -130,7 +130,12 @@ describe('identity resolution of Febrl dataset 3 through the database', () => {
     expect(job.status).toBe('SUCCEEDED');
     expect(job.total).toBe(5000);
     expect(job.done).toBe(5000);
-    expect(job.seen.some((s) => s.status === 'RUNNING')).toBe(true);
+    // it ran (started, then finished) and its progress only went forward; whether a poll every
+    // 100 ms catches it RUNNING depends on the machine's speed (a fast run was missed), so that is
+    // not asserted
+    expect(job.startedAt).not.toBeNull();
+    expect(Date.parse(job.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(job.startedAt!));
+    for (const s of job.seen) expect(s.done).toBeLessThanOrEqual(5000);
     const dones = job.seen.map((s) => s.done);
     expect(dones).toEqual([...dones].sort((a, b) => a - b));
     const after = await quality();
