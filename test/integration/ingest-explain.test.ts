@@ -120,24 +120,28 @@ async function probeBatch(label: string, statistics: 'fresh' | 'stale'): Promise
   return { app, statements: dml };
 }
 
+/** A batch probed for the describe block it is called in: the app is closed after the block. */
+function probedBatch(database: string, statistics: 'fresh' | 'stale') {
+  const probed = { app: undefined as unknown as TestApp, statements: [] as { sql: string; params: unknown[] }[] };
+  beforeAll(async () => {
+    Object.assign(probed, await probeBatch(database, statistics));
+  }, 300_000);
+  afterAll(async () => {
+    await probed.app?.close();
+  });
+  return probed;
+}
+
 const what = (sql: string) => `${sql.replace(/\s+/g, ' ').trim().slice(0, 90)}…`;
 /** The plan's scans of tables (not the table a statement writes). */
 const tableReads = (plan: PlanNode) => [...nodes(plan)].filter((n) => n['Relation Name'] && n['Node Type'] !== 'ModifyTable');
 const scanName = (n: PlanNode) => `${n['Node Type']} ${n['Relation Name']}${n['Index Name'] ? ` (${n['Index Name']})` : ''}`;
 
 describe('ingest batch: every statement uses an index and touches only the batch’s rows', () => {
-  let app: TestApp;
-  let statements: { sql: string; params: unknown[] }[] = [];
-
-  beforeAll(async () => {
-    ({ app, statements } = await probeBatch('ingestexplain', 'fresh'));
-  }, 300_000);
-
-  afterAll(async () => {
-    await app?.close();
-  });
+  const probed = probedBatch('ingestexplain', 'fresh');
 
   it('EXPLAIN of each statement: no sequential scan of a table that grows, estimates bounded by the batch', async () => {
+    const { app, statements } = probed;
     const [{ n: interactions }] = (await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction`)) as { n: number }[];
     expect(interactions).toBeGreaterThanOrEqual(SEEDED);
     const report: string[] = [];
@@ -159,18 +163,10 @@ describe('ingest batch: every statement uses an index and touches only the batch
 });
 
 describe('ingest batch: with statistics taken before the recent rows arrived, still only the batch’s rows', () => {
-  let app: TestApp;
-  let statements: { sql: string; params: unknown[] }[] = [];
-
-  beforeAll(async () => {
-    ({ app, statements } = await probeBatch('ingestexplainstale', 'stale'));
-  }, 300_000);
-
-  afterAll(async () => {
-    await app?.close();
-  });
+  const probed = probedBatch('ingestexplainstale', 'stale');
 
   it('EXPLAIN ANALYZE of each statement: the rows each scan read, kept or filtered out, are bounded by the batch', async () => {
+    const { app, statements } = probed;
     const report: string[] = [];
     const violations: string[] = [];
     let analyzed = 0;
