@@ -3,19 +3,21 @@ import { pipeline } from 'node:stream/promises';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { withArrayParams } from './array-param';
 
 /**
  * What runs SQL: the data source (each statement on a pooled connection) or a transaction's
  * query runner. TypeORM keeps the pool, transactions and migrations; statements go through
  * `rows`, `firstRow`, `exec` and `modify`, called from the `*.repository.ts` modules, whose
  * functions declare what their rows are (src/db/sql-boundary.spec.ts keeps SQL there). The
- * driver's untyped result is given its type here and nowhere else.
+ * driver's untyped result is given its type here and nowhere else. Array parameters are written
+ * as array literals here (./array-param.ts: the driver's text, for less CPU).
  */
 export type Db = Pick<DataSource, 'query'> | Pick<QueryRunner, 'query'> | Pick<EntityManager, 'query'>;
 
 /** The rows of one statement, typed as `R` (the caller declares the shape its SQL selects). */
 export async function rows<R>(db: Db, text: string, params?: readonly unknown[]): Promise<R[]> {
-  return (await db.query(text, params as unknown[] | undefined)) as R[];
+  return (await db.query(text, withArrayParams(params))) as R[];
 }
 
 /** The first row of one statement, or undefined. */
@@ -25,7 +27,7 @@ export async function firstRow<R>(db: Db, text: string, params?: readonly unknow
 
 /** Runs one statement for its effect. */
 export async function exec(db: Db, text: string, params?: readonly unknown[]): Promise<void> {
-  await db.query(text, params as unknown[] | undefined);
+  await db.query(text, withArrayParams(params));
 }
 
 /**
@@ -33,7 +35,7 @@ export async function exec(db: Db, text: string, params?: readonly unknown[]): P
  * touched. (Through TypeORM the pg driver answers such a statement as [rows, rowCount].)
  */
 export async function modify<R = never>(db: Db, text: string, params?: readonly unknown[]): Promise<{ rows: R[]; count: number }> {
-  const [out, count] = (await db.query(text, params as unknown[] | undefined)) as [R[], number];
+  const [out, count] = (await db.query(text, withArrayParams(params))) as [R[], number];
   return { rows: out, count };
 }
 

@@ -379,7 +379,9 @@ async function main(): Promise<void> {
   // The pool's backends flush their statistics when they exit.
   const writes = (await settledRowWrites(e2eDb.url)) - rowWritesBefore;
   await printTableWrites(e2eDb.url);
-  await e2eDb.drop();
+  // BENCH_KEEP_DB=1 keeps the end-to-end database for a look afterwards (EXPLAIN, the outbox view)
+  if (process.env.BENCH_KEEP_DB === '1') console.log(`kept the end-to-end database: ${e2eDb.name}`);
+  else await e2eDb.drop();
 
   const e2e = rate(N, e2eMs);
   const ceiling = Math.min(rate(N, bareMs), rate(N, copyMs));

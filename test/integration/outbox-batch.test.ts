@@ -56,6 +56,29 @@ describe('outbox: one row per transaction, rendered when published, then deleted
     const sentiment = await readTopic(svc.kafka, svc.names.sentiment);
     expect(new Set(sentiment.map((r) => r.key))).toEqual(new Set(stored.map((s) => s.customer_id)));
     for (const r of sentiment) expect((JSON.parse(r.value!.toString('utf8')) as { interactionCount: number }).interactionCount).toBe(2);
+
+    // timestamps in UTC to the millisecond, as the contract writes them
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    const sent = new Map(lines.map((l) => [l.externalId, l.occurredAt]));
+    for (const r of enriched) {
+      const v = JSON.parse(r.value!.toString('utf8')) as { externalId: string; occurredAt: string; processedAt: string };
+      expect(v.occurredAt).toBe(sent.get(v.externalId));
+      expect(v.processedAt).toMatch(iso);
+    }
+    for (const r of sentiment) {
+      const v = JSON.parse(r.value!.toString('utf8')) as { lastInteractionAt: string; updatedAt: string };
+      expect(v.lastInteractionAt).toMatch(iso);
+      expect(v.updatedAt).toMatch(iso);
+    }
+  });
+
+  it('renders timestamps inline: outbox_ts is expanded into the view, not called once per timestamp', async () => {
+    // A SQL function is inlined only when it claims no less volatility than its body has
+    // (to_char is STABLE); otherwise every event's timestamps ran as statements of their own.
+    const plan = (await svc.app.db.ds.query(`EXPLAIN (VERBOSE) SELECT payload FROM outbox WHERE batch_id = 1`)) as { 'QUERY PLAN': string }[];
+    const text = plan.map((p) => p['QUERY PLAN']).join('\n');
+    expect(text).toContain('to_char(');
+    expect(text).not.toContain('outbox_ts(');
   });
 });
 
