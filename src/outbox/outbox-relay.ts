@@ -10,12 +10,11 @@ import {
   markOutboxRowsFailed,
   markOutboxRowsSent,
   outboxBacklog,
-  outboxEventsOfRows,
-  outboxEventsOfSlice,
   pendingOutboxRows,
   tryLeadOutbox,
   type OutboxEventRow,
 } from './outbox.repository';
+import { outboxEvents } from './outbox-render';
 import type { RelayMessage, RelayProducer } from './relay-producer';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
@@ -82,6 +81,8 @@ interface Chunk {
   completes: Map<string, number>;
   /** rows with events in this chunk */
   touches: string[];
+  /** whether any whole row of the chunk holds events stored as given */
+  given: boolean;
 }
 
 interface PreparedBatch {
@@ -96,7 +97,8 @@ interface PreparedBatch {
 /**
  * Publishes the outbox to Kafka: `interactions.enriched.v1`, `customer-sentiment.v1` and the
  * events written as given (`listening-gap.v1`, tombstones). One `outbox_batch` row per writing
- * transaction; its events are rendered by the `outbox` view when published, and the row is
+ * transaction; its events are rendered when published from the rows they describe, as the `outbox`
+ * view defines them (./outbox-render.ts), and the row is
  * marked sent once, then deleted after `EARSHOT_OUTBOX_RETENTION_HOURS`.
  *
  * What must stay true:
@@ -347,8 +349,9 @@ export class OutboxRelay implements RelayHandle {
       planned += n;
       if (n <= this.batchSize) {
         if (group && group.size + n > this.batchSize) group = null;
-        if (!group) chunks.push((group = { rows: [], slice: null, size: 0, completes: new Map(), touches: [] }));
+        if (!group) chunks.push((group = { rows: [], slice: null, size: 0, completes: new Map(), touches: [], given: false }));
         group.rows.push(p.id);
+        group.given ||= p.n2 > 0;
         group.size += n;
         group.completes.set(p.id, n);
         group.touches.push(p.id);
@@ -359,7 +362,7 @@ export class OutboxRelay implements RelayHandle {
       for (const [part, count] of [p.n0, p.n1, p.n2].entries()) {
         for (let lo = 1; lo <= count; lo += this.batchSize) {
           const hi = Math.min(count, lo + this.batchSize - 1);
-          slices.push({ rows: [], slice: { id: p.id, part, lo, hi }, size: hi - lo + 1, completes: new Map(), touches: [p.id] });
+          slices.push({ rows: [], slice: { id: p.id, part, lo, hi }, size: hi - lo + 1, completes: new Map(), touches: [p.id], given: part === 2 });
         }
       }
       slices[slices.length - 1]!.completes.set(p.id, n);
@@ -368,9 +371,9 @@ export class OutboxRelay implements RelayHandle {
     return chunks;
   }
 
-  /** Renders a chunk's events from the rows as they are now (see the `outbox` view's migrations). */
+  /** Renders a chunk's events from the rows as they are now (./outbox-render.ts; the `outbox` view defines them). */
   private async render(chunk: Chunk): Promise<PreparedBatch> {
-    const rows = chunk.slice ? await outboxEventsOfSlice(this.pool, chunk.slice) : await outboxEventsOfRows(this.pool, chunk.rows);
+    const rows = await outboxEvents(this.pool, chunk.slice ? { slice: chunk.slice } : { ids: chunk.rows }, chunk.given);
     const messages: RelayMessage[] = [];
     const perTopic = new Map<string, number>();
     // A row written inside a trace is published in a child span of it, whose context the Kafka

@@ -73,19 +73,126 @@ export interface OutboxEventRow {
 
 const EVENT_COLUMNS = `batch_id, part, topic, message_key, payload::text AS payload, headers, author_source, author_handle, display_name`;
 
-/** Every event of whole rows, in row order (row, part, seq). */
-export function outboxEventsOfRows(db: RelayDb, ids: readonly string[]): Promise<OutboxEventRow[]> {
-  return relayRows<OutboxEventRow>(db, `SELECT ${EVENT_COLUMNS} FROM outbox WHERE batch_id = ANY($1::bigint[]) ORDER BY batch_id, part, seq`, [ids]);
+/** Which events of the outbox to read: whole rows, or events `lo`..`hi` (seq) of one part of one row. */
+export type OutboxSelection = { ids: readonly string[] } | { slice: { id: string; part: number; lo: number; hi: number } };
+
+/** The selection as a condition on outbox_batch `b` and the part's ordinality `x.n`, and its parameters. */
+function where(sel: OutboxSelection): { cond: string; params: unknown[] } {
+  return 'ids' in sel
+    ? { cond: 'b.id = ANY($1::bigint[])', params: [sel.ids] }
+    : { cond: 'b.id = $1 AND x.n BETWEEN $2 AND $3', params: [sel.slice.id, sel.slice.lo, sel.slice.hi] };
 }
 
-/** Events `lo`..`hi` (seq) of one part of one row, in order. */
-export function outboxEventsOfSlice(db: RelayDb, s: { id: string; part: number; lo: number; hi: number }): Promise<OutboxEventRow[]> {
-  return relayRows<OutboxEventRow>(db, `SELECT ${EVENT_COLUMNS} FROM outbox WHERE batch_id = $1 AND part = $2 AND seq BETWEEN $3 AND $4 ORDER BY seq`, [
-    s.id,
-    s.part,
-    s.lo,
-    s.hi,
-  ]);
+/** Every event of the selection as the `outbox` view renders it, in row order (row, part, seq). */
+export function outboxEventsRendered(db: RelayDb, sel: OutboxSelection, part?: number): Promise<OutboxEventRow[]> {
+  if ('ids' in sel) {
+    return relayRows<OutboxEventRow>(
+      db,
+      `SELECT ${EVENT_COLUMNS} FROM outbox WHERE batch_id = ANY($1::bigint[])${part === undefined ? '' : ` AND part = ${Number(part)}`} ORDER BY batch_id, part, seq`,
+      [sel.ids],
+    );
+  }
+  const s = sel.slice;
+  return relayRows<OutboxEventRow>(db, `SELECT ${EVENT_COLUMNS} FROM outbox WHERE batch_id = $1 AND part = $2 AND seq BETWEEN $3 AND $4 ORDER BY seq`, [s.id, s.part, s.lo, s.hi]);
+}
+
+/**
+ * One interactions.enriched.v1 event's fields as stored, for the relay to write its JSON (the
+ * `outbox` view's part 0, column for column: src/outbox/outbox-render.ts). Timestamps are already
+ * in the contract's text, the explanation and the topic lists already JSON text.
+ */
+export interface EnrichedEventRow {
+  batch_id: string;
+  seq: number;
+  event_id: string;
+  /** the outbox row's trace headers, JSON text */
+  trace_headers: string | null;
+  id: string;
+  source_event_id: string | null;
+  source: string;
+  external_id: string;
+  url: string | null;
+  occurred_at: string;
+  direction: string;
+  in_reply_to: string | null;
+  author_handle: string | null;
+  author_display_name: string | null;
+  text: string;
+  lang: string;
+  rating: number | null;
+  sentiment_score: number;
+  sentiment_label: string;
+  sentiment_confidence: number;
+  sentiment_model: string | null;
+  explanation: string;
+  intent: string;
+  intent_confidence: number;
+  topics: string | null;
+  departments: string | null;
+  customer_id: string | null;
+  processed_at: string;
+}
+
+/** The enriched events of a selection (part 0), in row order. */
+export function enrichedEventRows(db: RelayDb, sel: OutboxSelection): Promise<EnrichedEventRow[]> {
+  const { cond, params } = where(sel);
+  return relayRows<EnrichedEventRow>(
+    db,
+    `SELECT b.id AS batch_id, x.n::int AS seq, md5('enriched:' || i.id::text)::uuid::text AS event_id, b.trace_headers::text AS trace_headers,
+            i.id, i.event_id AS source_event_id, i.source, i.external_id, i.url, outbox_ts(i.occurred_at) AS occurred_at,
+            i.direction, i.in_reply_to, i.author_handle, i.author_display_name, i.text, coalesce(i.lang, 'und') AS lang, i.rating,
+            i.sentiment_score, i.sentiment_label, i.sentiment_confidence, i.sentiment_model,
+            (CASE WHEN json_array_length(i.explanation) <= 20 THEN i.explanation
+              ELSE (SELECT json_agg(e.v ORDER BY e.n) FROM json_array_elements(i.explanation) WITH ORDINALITY AS e(v, n) WHERE e.n <= 20) END)::text AS explanation,
+            i.intent, i.intent_confidence, tags.topics::text AS topics, tags.departments::text AS departments,
+            i.customer_id, outbox_ts(i.created_at) AS processed_at
+       FROM outbox_batch b
+       CROSS JOIN LATERAL unnest(b.interaction_ids) WITH ORDINALITY AS x(id, n)
+       JOIN interaction i ON i.id = x.id
+       LEFT JOIN LATERAL (
+         SELECT json_agg(json_build_object('name', t.name, 'department', d.name) ORDER BY t.id) AS topics,
+                json_agg(DISTINCT d.name) AS departments
+           FROM interaction_topic it JOIN topic t ON t.id = it.topic_id JOIN department d ON d.id = t.department_id
+          WHERE it.interaction_id = i.id) tags ON true
+      WHERE ${cond}
+      ORDER BY b.id, x.n`,
+    params,
+  );
+}
+
+/** One customer-sentiment.v1 event's fields as stored (the view's part 1). */
+export interface SentimentEventRow {
+  batch_id: string;
+  seq: number;
+  event_id: string;
+  trace_headers: string | null;
+  id: string;
+  display_name: string | null;
+  sentiment_score: number | null;
+  sentiment_label: string | null;
+  sentiment_trend: number | null;
+  interaction_count: number;
+  last_interaction_at: string | null;
+  url: string;
+  updated_at: string;
+}
+
+/** The customer summaries of a selection (part 1), in row order; customers merged away or erased are left out. */
+export function sentimentEventRows(db: RelayDb, sel: OutboxSelection): Promise<SentimentEventRow[]> {
+  const { cond, params } = where(sel);
+  return relayRows<SentimentEventRow>(
+    db,
+    `SELECT b.id AS batch_id, x.n::int AS seq, md5('sentiment:' || b.id || ':' || c.id::text)::uuid::text AS event_id, b.trace_headers::text AS trace_headers,
+            c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.interaction_count,
+            outbox_ts(c.last_interaction_at) AS last_interaction_at, coalesce(b.public_url, '') || '/customers/' || c.id AS url,
+            outbox_ts(c.updated_at) AS updated_at
+       FROM outbox_batch b
+       CROSS JOIN LATERAL unnest(b.customer_ids) WITH ORDINALITY AS x(id, n)
+       JOIN customer c ON c.id = x.id AND c.merged_into_id IS NULL
+      WHERE ${cond}
+      ORDER BY b.id, x.n`,
+    params,
+  );
 }
 
 /** Records a failed publishing attempt on the rows a chunk touched. */

@@ -1,0 +1,99 @@
+import {
+  enrichedEventRows,
+  outboxEventsRendered,
+  sentimentEventRows,
+  type EnrichedEventRow,
+  type OutboxEventRow,
+  type OutboxSelection,
+  type RelayDb,
+  type SentimentEventRow,
+} from './outbox.repository';
+
+/**
+ * The events of outbox rows, their JSON written here from the rows they describe. The `outbox`
+ * view stays the definition of each event. The relay reads the same columns the view reads and
+ * writes the same fields in the same order, with the same values. PostgreSQL building that JSON was the
+ * largest statement of an ingest run: the view took about 26 µs of a core per enriched event,
+ * reading the columns takes about 12, and writing them here a few more in the relay's thread.
+ * Every event is compared with the view's in test/integration/outbox-render.test.ts.
+ * Events stored as given (part 2: tombstones, listening-gap events) still come from the view.
+ *
+ * `given`: whether any of the rows holds events stored as given (for whole rows; a slice names its part).
+ */
+export async function outboxEvents(db: RelayDb, sel: OutboxSelection, given: boolean): Promise<OutboxEventRow[]> {
+  const part = 'slice' in sel ? sel.slice.part : null;
+  if (part === 0) return (await enrichedEventRows(db, sel)).map(enrichedEvent);
+  if (part === 1) return (await sentimentEventRows(db, sel)).map(sentimentEvent);
+  if (part === 2) return outboxEventsRendered(db, sel);
+  const enriched = await enrichedEventRows(db, sel);
+  const sentiment = await sentimentEventRows(db, sel);
+  const asGiven = given ? await outboxEventsRendered(db, sel, 2) : [];
+  // row order (row, part, seq): each list is in (row, seq) order
+  const byRow = new Map<string, OutboxEventRow[]>();
+  const add = (e: OutboxEventRow) => {
+    let list = byRow.get(e.batch_id);
+    if (!list) byRow.set(e.batch_id, (list = []));
+    list.push(e);
+  };
+  for (const r of enriched) add(enrichedEvent(r));
+  for (const r of sentiment) add(sentimentEvent(r));
+  for (const e of asGiven) add(e);
+  return [...byRow.keys()].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0)).flatMap((id) => byRow.get(id)!);
+}
+
+const str = JSON.stringify as (s: string | null) => string;
+
+/** A float8 as json_build_object writes it: a number, or the string PostgreSQL gives NaN and the infinities. */
+function num(x: number | null): string {
+  if (x === null) return 'null';
+  return Number.isFinite(x) ? String(x) : `"${Number.isNaN(x) ? 'NaN' : x > 0 ? 'Infinity' : '-Infinity'}"`;
+}
+
+function headers(eventId: string, trace: string | null): Record<string, string> {
+  const h: Record<string, string> = { 'schema-version': '1', 'event-id': eventId, 'content-type': 'application/json' };
+  return trace === null ? h : Object.assign(h, JSON.parse(trace) as Record<string, string>);
+}
+
+/** interactions.enriched.v1 (the view's part 0). */
+export function enrichedEvent(r: EnrichedEventRow): OutboxEventRow {
+  const payload =
+    `{"schemaVersion":1,"eventId":${str(r.event_id)},"interactionId":${str(r.id)},"sourceEventId":${str(r.source_event_id)},` +
+    `"source":${str(r.source)},"externalId":${str(r.external_id)},"url":${str(r.url)},"occurredAt":${str(r.occurred_at)},` +
+    `"direction":${str(r.direction)},"inReplyTo":${str(r.in_reply_to)},` +
+    `"author":{"handle":${str(r.author_handle)},"displayName":${str(r.author_display_name)}},` +
+    `"text":${str(r.text)},"lang":${str(r.lang)},"rating":${num(r.rating)},` +
+    `"sentiment":{"score":${num(r.sentiment_score)},"label":${str(r.sentiment_label)},"confidence":${num(r.sentiment_confidence)},` +
+    `"model":${str(r.sentiment_model)},"explanation":${r.explanation}},` +
+    `"intent":{"name":${str(r.intent)},"confidence":${num(r.intent_confidence)}},` +
+    `"topics":${r.topics ?? '[]'},"departments":${r.departments ?? '[]'},"customerId":${str(r.customer_id)},"processedAt":${str(r.processed_at)}}`;
+  return {
+    batch_id: r.batch_id,
+    part: 0,
+    topic: 'interactions.enriched.v1',
+    message_key: r.customer_id ?? `${r.source}:${r.external_id}`,
+    payload,
+    headers: headers(r.event_id, r.trace_headers),
+    author_source: r.source,
+    author_handle: r.author_handle,
+    display_name: r.author_display_name,
+  };
+}
+
+/** customer-sentiment.v1 (the view's part 1). */
+export function sentimentEvent(r: SentimentEventRow): OutboxEventRow {
+  const payload =
+    `{"schemaVersion":1,"eventId":${str(r.event_id)},"customerId":${str(r.id)},"displayName":${str(r.display_name)},` +
+    `"score":${num(r.sentiment_score)},"label":${str(r.sentiment_label)},"trend30d":${num(r.sentiment_trend)},` +
+    `"interactionCount":${r.interaction_count},"lastInteractionAt":${str(r.last_interaction_at)},"url":${str(r.url)},"updatedAt":${str(r.updated_at)}}`;
+  return {
+    batch_id: r.batch_id,
+    part: 1,
+    topic: 'customer-sentiment.v1',
+    message_key: r.id,
+    payload,
+    headers: headers(r.event_id, r.trace_headers),
+    author_source: null,
+    author_handle: null,
+    display_name: r.display_name,
+  };
+}
