@@ -59,14 +59,17 @@ function brokerPid(): number | null {
 
 /** CPU used by the database's server processes (backends of `db`) so far. */
 async function postgresCpu(query: (sql: string) => Promise<unknown>): Promise<Map<number, number>> {
-  const rows = (await query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)) as { pid: number }[];
+  const rows = (await query(`SELECT pid, application_name AS app FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)) as { pid: number; app: string }[];
   const out = new Map<number, number>();
-  for (const { pid } of rows) {
+  for (const { pid, app } of rows) {
     const c = cpuOf(pid);
     if (c !== null) out.set(pid, c);
+    backendApps.set(pid, app || '(none)');
   }
   return out;
 }
+/** The application_name of each backend seen, for the CPU breakdown by client. */
+const backendApps = new Map<number, string>();
 /** n compiled ingest processes (`node dist/src/main.js serve`) on the benchmark's topic and database. */
 async function startReplicas(n: number, config: ReturnType<typeof loadConfig>, url: string, log: ReturnType<typeof createLogger>) {
   // migrate once, before the processes race to
@@ -314,25 +317,33 @@ async function main(): Promise<void> {
   const startMs = performance.now() - t;
   const db = app ? app.db : await openDatabase(config, log);
   const sql = <T>(text: string, params?: unknown[]) => db.ds.query(text, params) as Promise<T>;
-  const query = (text: string) => sql<unknown>(text);
+  // Backend CPU is read through a connection of its own: through the app's pool, the backend
+  // running the query was left out as "the bench's own", and in process that was one of the
+  // ingest's backends (about a third of their CPU went uncounted until this was found).
+  const meter = new Client({ connectionString: e2eDb.url, application_name: 'earshot-bench-meter' });
+  await meter.connect();
+  const query = async (text: string) => (await meter.query(text)).rows as unknown;
+  // The in-process app consumes from the moment it joins the group, inside startApp: what it
+  // stored before a measure starts is left out of that measure's count (replicas store nothing
+  // before their topic is filled).
+  const storedNow = async () => (await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM interaction'))[0]!.n;
+  const storedBeforeWrites = await storedNow();
   const rowWritesBefore = await rowWrites(e2eDb.url);
   const [{ lsn: walBefore }] = await sql<{ lsn: string }[]>('SELECT pg_current_wal_lsn()::text AS lsn');
+  const storedBeforeCpu = await storedNow();
   const pgBefore = await postgresCpu(query);
   const broker = brokerPid();
   const brokerBefore = broker ? cpuOf(broker) : null;
   const nodeBefore = process.cpuUsage();
   const relayCpuBefore = app ? await relayCpuSeconds(app.metrics.registry) : null;
   const childBefore = replicas ? replicas.cpu() : 0;
-  if (replicas) {
-    // the same messages, into the replicas' topic (about 2 s: the replicas start as they arrive)
-    await produce(kafka, e2eTopic, messages.map((m, i) => ({ key: m.author.handle, value: values[i]! })), 5_000);
-    for (;;) {
-      const [{ n }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM (SELECT 1 FROM interaction LIMIT 1) x');
-      if (n > 0) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  const storedBeforeClock = replicas ? 0 : await storedNow();
   t = performance.now();
+  if (replicas) {
+    // the same messages, into the replicas' topic (about 2 s, timed: the replicas start on the
+    // first ones as they arrive)
+    await produce(kafka, e2eTopic, messages.map((m, i) => ({ key: m.author.handle, value: values[i]! })), 5_000);
+  }
   for (;;) {
     if ((await groupLag(admin, group, e2eTopic)) === 0) break;
     await new Promise((r) => setTimeout(r, 50));
@@ -343,11 +354,12 @@ async function main(): Promise<void> {
   const childCpu = replicas ? replicas.cpu() - childBefore : 0;
   const [{ wal }] = await sql<{ wal: number }[]>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8 AS wal`, [walBefore]);
   const pgAfter = await postgresCpu(query);
+  await meter.end();
   const brokerAfter = broker ? cpuOf(broker) : null;
   const [{ n: stored }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM interaction');
   if (stored !== N) throw new Error(`end to end stored ${stored} interactions, not ${N}`);
   console.log(
-    `end to end (Earshot consumer → pipeline → committed rows${replicas ? `, ${REPLICAS} processes` : ''}): ${rate(N, e2eMs)} interactions/s (${e2eMs.toFixed(0)} ms, after a ${startMs.toFixed(0)} ms start)`,
+    `end to end (Earshot consumer → pipeline → committed rows${replicas ? `, ${REPLICAS} processes` : ''}): ${rate(N - storedBeforeClock, e2eMs)} interactions/s (${N - storedBeforeClock} in ${e2eMs.toFixed(0)} ms, after a ${startMs.toFixed(0)} ms start)`,
   );
   for (;;) {
     const [{ n }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM outbox_batch WHERE sent_at IS NULL');
@@ -383,7 +395,7 @@ async function main(): Promise<void> {
   if (process.env.BENCH_KEEP_DB === '1') console.log(`kept the end-to-end database: ${e2eDb.name}`);
   else await e2eDb.drop();
 
-  const e2e = rate(N, e2eMs);
+  const e2e = rate(N - storedBeforeClock, e2eMs);
   const ceiling = Math.min(rate(N, bareMs), rate(N, copyMs));
   console.log('');
   console.log(`| measure | interactions/s |`);
@@ -394,18 +406,31 @@ async function main(): Promise<void> {
   console.log(`ratio end to end / lower ceiling: ${(e2e / ceiling).toFixed(3)}; peak RSS of this process: ${rssMb().toFixed(0)} MB`);
   // Where the CPU went during the end-to-end run, per interaction: on a 2-core machine the three
   // together bound the rate at 2 s of CPU per second of wall time.
-  const perMsg = (us: number) => (us / N).toFixed(0);
+  const inCpuWindow = N - storedBeforeCpu;
+  const perMsg = (us: number) => (us / inCpuWindow).toFixed(0);
   const nodeUs = nodeCpu.user + nodeCpu.system + childCpu;
   let pgUs = 0;
-  for (const [pid, after] of pgAfter) pgUs += after - (pgBefore.get(pid) ?? 0);
+  const byApp = new Map<string, { us: number; backends: number }>();
+  for (const [pid, after] of pgAfter) {
+    const us = after - (pgBefore.get(pid) ?? 0);
+    pgUs += us;
+    const app = backendApps.get(pid) ?? '(none)';
+    const e = byApp.get(app) ?? { us: 0, backends: 0 };
+    e.us += us;
+    e.backends++;
+    byApp.set(app, e);
+  }
+  if (byApp.size > 0) {
+    console.log(`PostgreSQL backend CPU per interaction by client: ${[...byApp].sort((a, b) => b[1].us - a[1].us).map(([app, e]) => `${app} ${perMsg(e.us)} µs (${e.backends} backends)`).join(', ')}`);
+  }
   const brokerUs = brokerBefore !== null && brokerAfter !== null ? brokerAfter - brokerBefore : null;
   console.log(
     `CPU per interaction during the end-to-end run: Earshot (node) ${perMsg(nodeUs)} µs, PostgreSQL backends ${pgAfter.size > 0 ? `${perMsg(pgUs)} µs` : 'n/a (not local)'}, ` +
       `Kafka broker ${brokerUs !== null ? `${perMsg(brokerUs)} µs` : 'n/a (not started by docker/kafka.sh)'}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`,
   );
 
-  const walPerMsg = wal / N;
-  console.log(`per interaction: ${walPerMsg.toFixed(0)} bytes of WAL${embedded ? '' : ' (shared server: includes other databases)'}, ${(writes / N).toFixed(2)} row writes; commit → Kafka ack p99 ${publishP99Ms === null ? 'n/a' : `≤ ${publishP99Ms} ms`}`);
+  const walPerMsg = wal / (N - storedBeforeWrites);
+  console.log(`per interaction: ${walPerMsg.toFixed(0)} bytes of WAL${embedded ? '' : ' (shared server: includes other databases)'}, ${(writes / (N - storedBeforeWrites)).toFixed(2)} row writes; commit → Kafka ack p99 ${publishP99Ms === null ? 'n/a' : `≤ ${publishP99Ms} ms`}`);
   if (JSON_OUT) {
     console.log(
       JSON.stringify({
@@ -417,9 +442,12 @@ async function main(): Promise<void> {
         copyCeilingPerSec: rate(N, copyMs),
         ratioToLowerCeiling: Number((e2e / ceiling).toFixed(3)),
         walBytesPerInteraction: Math.round(walPerMsg),
-        rowWritesPerInteraction: Number((writes / N).toFixed(2)),
-        nodeCpuMicrosPerInteraction: Math.round(nodeUs / N),
-        postgresCpuMicrosPerInteraction: pgAfter.size > 0 ? Math.round(pgUs / N) : null,
+        rowWritesPerInteraction: Number((writes / (N - storedBeforeWrites)).toFixed(2)),
+        nodeCpuMicrosPerInteraction: Math.round(nodeUs / inCpuWindow),
+        postgresCpuMicrosPerInteraction: pgAfter.size > 0 ? Math.round(pgUs / inCpuWindow) : null,
+        // interactions the in-process app stored before the clock and the CPU count started
+        storedBeforeClock,
+        storedBeforeCpu,
         // the relay's histogram: the upper bound of the bucket holding the 99th percentile, per event
         publishDelayP99Ms: publishP99Ms,
         // the same per outbox row (one per ingest batch), exact, from sent_at - created_at
