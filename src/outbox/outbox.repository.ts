@@ -1,5 +1,6 @@
 import type { Pool, PoolClient, Client } from 'pg';
 import { exec, type Db } from '../db/sql';
+import type { CustomerSummaryRow } from './outbox-events';
 
 /**
  * Every statement on the outbox: the insert, which every writer makes in its own transaction
@@ -160,18 +161,12 @@ export function enrichedEventRows(db: RelayDb, sel: OutboxSelection): Promise<En
   );
 }
 
-/** One customer-sentiment.v1 event's fields as stored (the view's part 1). */
-export interface SentimentEventRow {
+/** One customer-sentiment.v1 event's fields as stored (the view's part 1): the summary, its timestamps as text. */
+export interface SentimentEventRow extends Omit<CustomerSummaryRow, 'last_interaction_at' | 'updated_at' | 'label'> {
   batch_id: string;
   seq: number;
   event_id: string;
   trace_headers: string | null;
-  id: string;
-  display_name: string | null;
-  sentiment_score: number | null;
-  sentiment_label: string | null;
-  sentiment_trend: number | null;
-  interaction_count: number;
   last_interaction_at: string | null;
   url: string;
   updated_at: string;
