@@ -6,7 +6,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * volatile than the function claims, so every call ran as a statement of its own: 3.3 per
  * interaction in `bench:ingest` (333,340 calls for 100,000 interactions in pg_stat_statements). Declared STABLE, as
  * its body is, it is inlined into the `outbox` view: rendering 30,000 interactions and 20,000
- * customer summaries took 1.14 s instead of 1.30 s. No index or constraint uses it (one would
+ * customer summaries took 1.14–1.22 s instead of 1.30–1.48 s (three runs each). No index or constraint uses it (one would
  * need IMMUTABLE).
  */
 export class InlinedOutboxTimestamp1767000000000 implements MigrationInterface {

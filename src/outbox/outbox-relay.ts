@@ -14,7 +14,7 @@ import {
   tryLeadOutbox,
   type OutboxEventRow,
 } from './outbox.repository';
-import { outboxEvents } from './outbox-render';
+import { outboxEvents, type OutboxParts } from './outbox-render';
 import type { RelayMessage, RelayProducer } from './relay-producer';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
@@ -81,8 +81,8 @@ interface Chunk {
   completes: Map<string, number>;
   /** rows with events in this chunk */
   touches: string[];
-  /** whether any whole row of the chunk holds events stored as given */
-  given: boolean;
+  /** which parts of its whole rows hold events (a slice reads its own part) */
+  parts: OutboxParts;
 }
 
 interface PreparedBatch {
@@ -349,9 +349,9 @@ export class OutboxRelay implements RelayHandle {
       planned += n;
       if (n <= this.batchSize) {
         if (group && group.size + n > this.batchSize) group = null;
-        if (!group) chunks.push((group = { rows: [], slice: null, size: 0, completes: new Map(), touches: [], given: false }));
+        if (!group) chunks.push((group = { rows: [], slice: null, size: 0, completes: new Map(), touches: [], parts: [false, false, false] }));
         group.rows.push(p.id);
-        group.given ||= p.n2 > 0;
+        group.parts = [group.parts[0] || p.n0 > 0, group.parts[1] || p.n1 > 0, group.parts[2] || p.n2 > 0];
         group.size += n;
         group.completes.set(p.id, n);
         group.touches.push(p.id);
@@ -362,7 +362,7 @@ export class OutboxRelay implements RelayHandle {
       for (const [part, count] of [p.n0, p.n1, p.n2].entries()) {
         for (let lo = 1; lo <= count; lo += this.batchSize) {
           const hi = Math.min(count, lo + this.batchSize - 1);
-          slices.push({ rows: [], slice: { id: p.id, part, lo, hi }, size: hi - lo + 1, completes: new Map(), touches: [p.id], given: part === 2 });
+          slices.push({ rows: [], slice: { id: p.id, part, lo, hi }, size: hi - lo + 1, completes: new Map(), touches: [p.id], parts: [part === 0, part === 1, part === 2] });
         }
       }
       slices[slices.length - 1]!.completes.set(p.id, n);
@@ -373,7 +373,7 @@ export class OutboxRelay implements RelayHandle {
 
   /** Renders a chunk's events from the rows as they are now (./outbox-render.ts; the `outbox` view defines them). */
   private async render(chunk: Chunk): Promise<PreparedBatch> {
-    const rows = await outboxEvents(this.pool, chunk.slice ? { slice: chunk.slice } : { ids: chunk.rows }, chunk.given);
+    const rows = await outboxEvents(this.pool, chunk.slice ? { slice: chunk.slice } : { ids: chunk.rows }, chunk.parts);
     const messages: RelayMessage[] = [];
     const perTopic = new Map<string, number>();
     // A row written inside a trace is published in a child span of it, whose context the Kafka

@@ -9,25 +9,29 @@ import {
   type SentimentEventRow,
 } from './outbox.repository';
 
+/** Which parts of the selected rows hold events: interactions, customer summaries, events stored as given. */
+export type OutboxParts = readonly [boolean, boolean, boolean];
+
 /**
  * The events of outbox rows, their JSON written here from the rows they describe. The `outbox`
  * view stays the definition of each event. The relay reads the same columns the view reads and
  * writes the same fields in the same order, with the same values. PostgreSQL building that JSON was the
  * largest statement of an ingest run: the view took 25–27 µs of a core per enriched event,
- * reading the columns 14–15 (measured on 30,000), and writing the JSON here costs the relay's thread a few more.
+ * reading the columns 14–15 (measured on 30,000, two runs each), and writing the JSON here costs the relay's thread a few more.
  * Every event is compared with the view's in test/integration/outbox-render.test.ts.
  * Events stored as given (part 2: tombstones, listening-gap events) still come from the view.
  *
- * `given`: whether any of the rows holds events stored as given (for whole rows; a slice names its part).
+ * Only the parts that hold events are read (`parts`, from the rows' counts; a slice reads its own
+ * part), so a row of tombstones or escalations costs one statement, not three.
  */
-export async function outboxEvents(db: RelayDb, sel: OutboxSelection, given: boolean): Promise<OutboxEventRow[]> {
+export async function outboxEvents(db: RelayDb, sel: OutboxSelection, parts: OutboxParts): Promise<OutboxEventRow[]> {
   const part = 'slice' in sel ? sel.slice.part : null;
   if (part === 0) return (await enrichedEventRows(db, sel)).map(enrichedEvent);
   if (part === 1) return (await sentimentEventRows(db, sel)).map(sentimentEvent);
   if (part === 2) return outboxEventsRendered(db, sel);
-  const enriched = await enrichedEventRows(db, sel);
-  const sentiment = await sentimentEventRows(db, sel);
-  const asGiven = given ? await outboxEventsRendered(db, sel, 2) : [];
+  const enriched = parts[0] ? await enrichedEventRows(db, sel) : [];
+  const sentiment = parts[1] ? await sentimentEventRows(db, sel) : [];
+  const asGiven = parts[2] ? await outboxEventsRendered(db, sel, 2) : [];
   // row order (row, part, seq): each list is in (row, seq) order
   const byRow = new Map<string, OutboxEventRow[]>();
   const add = (e: OutboxEventRow) => {
