@@ -1,6 +1,6 @@
 import { keyset, type SortKey, type Window } from '../graphql/keyset';
 import type { Page } from '../graphql/relay';
-import { exec, firstRow, rows, type Db } from '../db/sql';
+import { batchIds, exec, firstRow, rows, type Db } from '../db/sql';
 import type { PersonRecord } from './matcher';
 import type { AuditAction, AuditRow, EvidenceItem, MergeSnapshot, ReresolutionJobRow, SuggestionRow, SuggestionStatus } from './identity.model';
 
@@ -21,7 +21,7 @@ export async function advisoryXactLocks(db: Db, locks: readonly bigint[]): Promi
 
 /** Row-locks customers (sorted by id) and returns what each was merged into. */
 export function lockCustomerRows(db: Db, ids: readonly string[]): Promise<{ id: string; merged_into_id: string | null }[]> {
-  return rows(db, `SELECT id, merged_into_id FROM customer WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`, [ids]);
+  return rows(db, `SELECT id, merged_into_id FROM customer WHERE id = ANY (${batchIds(1)}) ORDER BY id FOR NO KEY UPDATE`, [ids]);
 }
 
 // ---- customers ---------------------------------------------------------------------------------
@@ -119,12 +119,22 @@ export function identityOfCustomer(db: Db, kind: string, value: string, customer
   return firstRow(db, `SELECT id, raw_value FROM customer_identity WHERE kind = $1 AND value = $2 AND customer_id = $3`, [kind, value, customerId]);
 }
 
+/**
+ * One identity by the (kind, value) of the row `k` it is joined LATERAL to. Batches of keys are
+ * looked up one key at a time on `customer_identity_kind_value_key`: `OFFSET 0` keeps the planner
+ * from turning the lookup into one hash join over the whole table, which it prefers while the table
+ * is a few thousand rows to a few tens of thousands (and which then costs more than the probes:
+ * 7–11 ms against 3–5 ms for 350 keys over 13,000 identities). Every batch-of-keys lookup of the
+ * ingest path has this form (ingest-explain.test.ts).
+ */
+const IDENTITY_BY_KEY = `SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM customer_identity ci WHERE ci.kind = k.kind AND ci.value = k.value OFFSET 0`;
+
 /** Identities held under the given (kind, value) keys, with their (possibly merged-away) customer. */
 export function identitiesByKeys(db: Db, keys: readonly { kind: string; value: string }[]): Promise<{ id: string; kind: string; value: string; customer_id: string }[]> {
   return rows(
     db,
-    `SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM customer_identity ci
-       JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
+    `SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM unnest($1::text[], $2::text[]) AS k(kind, value)
+       CROSS JOIN LATERAL (${IDENTITY_BY_KEY}) ci`,
     [keys.map((k) => k.kind), keys.map((k) => k.value)],
   );
 }
@@ -646,9 +656,10 @@ export async function insertIngestIdentities(
 export function ownersOf(db: Db, sources: readonly string[], externalIds: readonly string[]): Promise<{ source: string; external_id: string; customer_id: string }[]> {
   return rows(
     db,
-    `SELECT i.source, i.external_id, i.customer_id FROM interaction i
-       JOIN unnest($1::text[], $2::text[]) AS k(source, external_id) ON i.source = k.source AND i.external_id = k.external_id
-      WHERE i.customer_id IS NOT NULL`,
+    `SELECT i.source, i.external_id, i.customer_id FROM unnest($1::text[], $2::text[]) AS k(source, external_id)
+       CROSS JOIN LATERAL (
+         SELECT i.source, i.external_id, i.customer_id FROM interaction i
+          WHERE i.source = k.source AND i.external_id = k.external_id AND i.customer_id IS NOT NULL OFFSET 0) i`,
     [sources, externalIds],
   );
 }
@@ -657,9 +668,8 @@ export function ownersOf(db: Db, sources: readonly string[], externalIds: readon
 export function identitiesAt(db: Db, kinds: readonly string[], values: readonly string[]): Promise<{ id: string; kind: string; value: string; customer_id: string }[]> {
   return rows(
     db,
-    `SELECT ci.id, ci.kind, ci.value, ci.customer_id
-       FROM customer_identity ci
-       JOIN unnest($1::text[], $2::text[]) AS k(kind, value) ON ci.kind = k.kind AND ci.value = k.value`,
+    `SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM unnest($1::text[], $2::text[]) AS k(kind, value)
+       CROSS JOIN LATERAL (${IDENTITY_BY_KEY}) ci`,
     [kinds, values],
   );
 }

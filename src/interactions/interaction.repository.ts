@@ -185,9 +185,9 @@ export function countsByCustomer(db: Db, customerIds: readonly string[]): Promis
 export function storedKeys(db: Db, sources: readonly string[], externalIds: readonly string[]): Promise<{ source: string; external_id: string }[]> {
   return rows(
     db,
-    `SELECT i.source, i.external_id FROM interaction i
-         JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)
-           ON i.source = k.source AND i.external_id = k.external_id`,
+    `SELECT i.source, i.external_id FROM unnest($1::text[], $2::text[]) AS k(source, external_id)
+       CROSS JOIN LATERAL (
+         SELECT i.source, i.external_id FROM interaction i WHERE i.source = k.source AND i.external_id = k.external_id OFFSET 0) i`,
     [sources, externalIds],
   );
 }

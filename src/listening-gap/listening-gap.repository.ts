@@ -1,5 +1,5 @@
 import { customerJson, type CustomerJsonRow } from '../customers/customer.repository';
-import { exec, firstRow, modify, rows, type Db } from '../db/sql';
+import { batchIds, exec, firstRow, modify, rows, type Db } from '../db/sql';
 import { cursorOrderName, keyset, type SortKey, type Window } from '../graphql/keyset';
 import { isTimestamp, type Page } from '../graphql/relay';
 import { INTERACTION_COLUMNS, interactionJson, type InteractionJsonRow } from '../interactions/interaction.repository';
@@ -600,9 +600,10 @@ const ts = (n: number | null) => (n === null ? null : new Date(n).toISOString())
 export function threadRoots(db: Db, sources: readonly string[], externalIds: readonly string[]): Promise<{ source: string; external_id: string; root: string }[]> {
   return rows(
     db,
-    `SELECT i.source, i.external_id, coalesce(i.thread_key, i.external_id) AS root
-           FROM interaction i JOIN unnest($1::text[], $2::text[]) AS x(source, external_id)
-             ON i.source = x.source AND i.external_id = x.external_id`,
+    `SELECT i.source, i.external_id, i.root FROM unnest($1::text[], $2::text[]) AS x(source, external_id)
+       CROSS JOIN LATERAL (
+         SELECT i.source, i.external_id, coalesce(i.thread_key, i.external_id) AS root FROM interaction i
+          WHERE i.source = x.source AND i.external_id = x.external_id OFFSET 0) i`,
     [sources, externalIds],
   );
 }
@@ -623,11 +624,12 @@ export function lockTrackedItems(
               li.close_reason, li.reopened_count
          FROM listening_item li JOIN department d ON d.id = li.department_id
         WHERE li.id = ANY (ARRAY(
-          SELECT l.id FROM listening_item l JOIN unnest($1::text[], $2::text[]) AS t(source, thread_key)
-              ON l.source = t.source AND l.thread_key = t.thread_key
+          -- per thread on listening_item_thread_key and per author on listening_item_author_idx,
+          -- whatever the table's size: OFFSET 0 keeps the planner from turning either into one
+          -- join that scans every item (ingest-explain.test.ts)
+          SELECT l.id FROM unnest($1::text[], $2::text[]) AS t(source, thread_key)
+            CROSS JOIN LATERAL (SELECT l.id FROM listening_item l WHERE l.source = t.source AND l.thread_key = t.thread_key OFFSET 0) l
           UNION
-          -- per author, on listening_item_author_idx whatever the table's size: OFFSET 0 keeps the
-          -- planner from turning this into one join that scans every item (ingest-explain.test.ts)
           SELECT l.id FROM unnest($3::text[], $4::text[]) AS a(source, author)
             CROSS JOIN LATERAL (
               SELECT l.id FROM listening_item l
@@ -648,7 +650,9 @@ export function lockItemsOfThreads(
   return rows(
     db,
     `SELECT li.id, li.source, li.thread_key, li.status, li.customer_id FROM listening_item li
-         JOIN unnest($1::text[], $2::text[]) AS t(source, thread_key) ON li.source = t.source AND li.thread_key = t.thread_key
+        WHERE li.id = ANY (ARRAY(
+          SELECT l.id FROM unnest($1::text[], $2::text[]) AS t(source, thread_key)
+            CROSS JOIN LATERAL (SELECT l.id FROM listening_item l WHERE l.source = t.source AND l.thread_key = t.thread_key OFFSET 0) l))
         ORDER BY li.id FOR UPDATE OF li`,
     [sources, threadKeys],
   );
@@ -800,7 +804,7 @@ export async function updateItems(db: Db, changed: readonly TrackedItem[]): Prom
          FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::uuid[], $6::float8[], $7::uuid[], $8::int[],
                      $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::timestamptz[], $14::text[], $15::int[])
            AS x(id, status, last_opened, last_inbound, last_iid, score, customer, sla, due, fr_at, fr_s, by, closed, reason, reopened)
-        WHERE li.id = x.id`,
+        WHERE li.id = x.id AND li.id = ANY (${batchIds(1)})`,
     [
       changed.map((i) => i.id),
       changed.map((i) => i.status),

@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { exec, modify, rows, type Db } from '../db/sql';
+import { batchIds, exec, modify, rows, type Db } from '../db/sql';
 import type { CustomerSummaryRow } from '../outbox/outbox-events';
 import { NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD } from './analyzer';
 
@@ -143,7 +143,7 @@ export async function updateCustomerSummaries(
        last_interaction_at = greatest(c.last_interaction_at, ids.seen),
        updated_at = now()
      FROM ids ${joinSums} LEFT JOIN tr ON tr.customer_id = ids.id
-     WHERE c.id = ids.id AND c.id = ANY($1::uuid[])
+     WHERE c.id = ids.id AND c.id = ANY (${batchIds(1)})
      ${returning ? 'RETURNING c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.interaction_count, c.last_interaction_at, c.updated_at' : ''}`,
     [u.ids, u.seen, u.added, ...(u.days ? [u.days.keys, u.days.days, u.days.n, u.days.sum] : [])],
   );
