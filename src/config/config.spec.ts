@@ -43,6 +43,19 @@ describe('loadConfig', () => {
     for (const name of ['EARSHOT_SENTIMENT_URL', 'EARSHOT_SENTIMENT_TIMEOUT_MS', 'EARSHOT_SENTIMENT_BATCH_SIZE', 'EARSHOT_SENTIMENT_BREAKER_ERROR_PERCENT']) expect(problems).toContain(name);
   });
 
+  it('lets a fetch wait for a batch: 512 KiB or 100 ms by default, bounded, bad values named', () => {
+    expect(loadConfig({}).kafka).toMatchObject({ fetchMinBytes: 524_288, fetchMaxWaitMs: 100 });
+    expect(loadConfig({ KAFKA_FETCH_MIN_BYTES: '1', KAFKA_FETCH_MAX_WAIT_MS: '1000' }).kafka).toMatchObject({ fetchMinBytes: 1, fetchMaxWaitMs: 1000 });
+    let error: unknown;
+    try {
+      loadConfig({ KAFKA_FETCH_MIN_BYTES: '0', KAFKA_FETCH_MAX_WAIT_MS: 'soon' });
+    } catch (e) {
+      error = e;
+    }
+    const problems = (error as ConfigError).problems.join('\n');
+    for (const name of ['KAFKA_FETCH_MIN_BYTES', 'KAFKA_FETCH_MAX_WAIT_MS']) expect(problems).toContain(name);
+  });
+
   it('serves the console by default outside production only, and lets either be changed', () => {
     const key = { EARSHOT_API_KEYS: 'k-0123456789abcdef:admin:ops' };
     expect(loadConfig({}).console).toBe(true);

@@ -84,6 +84,13 @@ export interface Config {
     readonly concurrency: number;
     /** how long the group waits for a silent consumer (e.g. killed) before giving its partitions to others */
     readonly sessionTimeoutMs: number;
+    /**
+     * A fetch waits for this many bytes, or for fetchMaxWaitMs (Kafka's fetch.min.bytes and
+     * fetch.max.wait.ms): a live stream arrives in batches large enough that the per-batch work
+     * is shared, at the price of at most fetchMaxWaitMs before a message is read.
+     */
+    readonly fetchMinBytes: number;
+    readonly fetchMaxWaitMs: number;
     /** a partition with messages waiting that commits nothing for this long makes /readyz fail */
     readonly stallTimeoutMs: number;
     /** compression codecs the consumer decodes besides gzip; a batch in another is dead-lettered */
@@ -335,10 +342,20 @@ function parseKafka(
     outputTopicPrefix: prefix,
     concurrency: int('KAFKA_CONSUMER_CONCURRENCY', 3, 1, 64),
     sessionTimeoutMs: int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),
+    fetchMinBytes: int('KAFKA_FETCH_MIN_BYTES', FETCH_MIN_BYTES, 1, 64 * 1024 * 1024),
+    fetchMaxWaitMs: int('KAFKA_FETCH_MAX_WAIT_MS', FETCH_MAX_WAIT_MS, 10, 10_000),
     stallTimeoutMs: int('KAFKA_STALL_TIMEOUT_MS', 60_000, 1_000, 3_600_000),
     codecs: codecList(str('KAFKA_COMPRESSION_CODECS'), problems),
   };
 }
+
+/**
+ * Defaults of KAFKA_FETCH_MIN_BYTES and KAFKA_FETCH_MAX_WAIT_MS: at 2,000 messages/s a batch of
+ * about 170 instead of 65–80, for 18% less CPU in node and 30% less in PostgreSQL per message
+ * (bench:ingest with BENCH_RATE; README, "Ingest write path and throughput").
+ */
+const FETCH_MIN_BYTES = 512 * 1024;
+const FETCH_MAX_WAIT_MS = 100;
 
 const CODECS = ['lz4', 'snappy', 'zstd'] as const;
 

@@ -122,8 +122,10 @@ export class KafkaIngestConsumer {
       // Consumption must resume after any crash: a stopped consumer would stall ingest silently.
       retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 10_000, restartOnFailure: async () => this.state === 'running' },
       allowAutoTopicCreation: false,
-      // An idle long-poll delays stop() by up to this long; the broker answers sooner whenever data arrives.
-      maxWaitTimeInMs: 1_000,
+      // The broker answers a fetch once it has fetchMinBytes for it, or after fetchMaxWaitMs (an
+      // idle long-poll, which also delays stop() by up to this long).
+      minBytes: this.settings.fetchMinBytes,
+      maxWaitTimeInMs: this.settings.fetchMaxWaitMs,
     });
     this.watchEvents(consumer);
     return consumer;

@@ -23,7 +23,7 @@ import { loadConfig } from '../../src/config/config';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db/embedded-postgres';
 import { OUTBOX_TOPICS } from '../../src/outbox/outbox-events';
 import { createLogger } from '../../src/shared/logger';
-import { groupLag, produce, waitFor } from '../support/kafka-fixtures';
+import { groupLag, produce, producePaced, waitFor } from '../support/kafka-fixtures';
 import { spawnEarshot } from '../support/earshot-process';
 import { ensureKafka } from '../support/kafka';
 import { createTestDatabase, findTestPostgres, TEST_PG_ENV } from '../support/postgres';
@@ -36,6 +36,12 @@ const SOURCES = ['x', 'facebook', 'instagram', 'reddit', 'trustpilot', 'app_stor
 
 const JSON_OUT = process.argv.includes('--json');
 const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1);
+/**
+ * BENCH_RATE=n produces the end-to-end messages at n per second while Earshot runs, as a live
+ * stream arrives, instead of all of them before it starts: commit → Kafka latency below
+ * saturation (at full speed it is mostly the queue of batches waiting for CPU).
+ */
+const RATE = Number(process.env.BENCH_RATE ?? 0);
 const rssMb = () => process.resourceUsage().maxRSS / 1024;
 const CLOCK_TICK_US = 10_000; // USER_HZ is 100 on Linux
 
@@ -285,7 +291,9 @@ async function main(): Promise<void> {
   const e2eDb = await createTestDatabase('benche2e');
   // Replicas read a topic of their own that is empty until every one of them is up and the
   // group is stable: their boot and the rebalance as each joins are neither timed nor counted.
-  const e2eTopic = REPLICAS > 1 ? `bench.ingest.${id}.replicas.v1` : topic;
+  // So does a paced run (BENCH_RATE), filled at that rate once Earshot is up.
+  const live = REPLICAS > 1 || RATE > 0;
+  const e2eTopic = live ? `bench.ingest.${id}.${REPLICAS > 1 ? 'replicas' : 'paced'}.v1` : topic;
   if (e2eTopic !== topic) await admin.createTopics({ topics: [{ topic: e2eTopic, numPartitions: PARTITIONS }], waitForLeaders: true });
   const config = loadConfig({
     NODE_ENV: 'production',
@@ -300,6 +308,8 @@ async function main(): Promise<void> {
     KAFKA_OUTPUT_TOPIC_PREFIX: prefix,
     KAFKA_TOPIC_PARTITIONS: String(PARTITIONS),
     KAFKA_CONSUMER_CONCURRENCY: process.env.KAFKA_CONSUMER_CONCURRENCY ?? String(PARTITIONS),
+    ...(process.env.KAFKA_FETCH_MIN_BYTES ? { KAFKA_FETCH_MIN_BYTES: process.env.KAFKA_FETCH_MIN_BYTES } : {}),
+    ...(process.env.KAFKA_FETCH_MAX_WAIT_MS ? { KAFKA_FETCH_MAX_WAIT_MS: process.env.KAFKA_FETCH_MAX_WAIT_MS } : {}),
   });
   // BENCH_REPLICAS=n (n ≥ 2) runs n compiled ingest processes in one consumer group instead of
   // the in-process app: the partitions split between them (timed from the first committed row).
@@ -337,12 +347,14 @@ async function main(): Promise<void> {
   const nodeBefore = process.cpuUsage();
   const relayCpuBefore = app ? await relayCpuSeconds(app.metrics.registry) : null;
   const childBefore = replicas ? replicas.cpu() : 0;
-  const storedBeforeClock = replicas ? 0 : await storedNow();
+  const storedBeforeClock = live ? 0 : await storedNow();
   t = performance.now();
-  if (replicas) {
-    // the same messages, into the replicas' topic (about 2 s, timed: the replicas start on the
-    // first ones as they arrive)
-    await produce(kafka, e2eTopic, messages.map((m, i) => ({ key: m.author.handle, value: values[i]! })), 5_000);
+  if (live) {
+    // the same messages, into the live topic: all at once for replicas (about 2 s, timed: they
+    // start on the first ones as they arrive), or at BENCH_RATE per second
+    const outgoing = messages.map((m, i) => ({ key: m.author.handle, value: values[i]! }));
+    if (RATE > 0) await producePaced(kafka, e2eTopic, outgoing, RATE);
+    else await produce(kafka, e2eTopic, outgoing, 5_000);
   }
   for (;;) {
     if ((await groupLag(admin, group, e2eTopic)) === 0) break;
@@ -359,7 +371,7 @@ async function main(): Promise<void> {
   const [{ n: stored }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM interaction');
   if (stored !== N) throw new Error(`end to end stored ${stored} interactions, not ${N}`);
   console.log(
-    `end to end (Earshot consumer → pipeline → committed rows${replicas ? `, ${REPLICAS} processes` : ''}): ${rate(N - storedBeforeClock, e2eMs)} interactions/s (${N - storedBeforeClock} in ${e2eMs.toFixed(0)} ms, after a ${startMs.toFixed(0)} ms start)`,
+    `end to end (Earshot consumer → pipeline → committed rows${replicas ? `, ${REPLICAS} processes` : ''}${RATE > 0 ? `, produced at ${RATE}/s` : ''}): ${rate(N - storedBeforeClock, e2eMs)} interactions/s (${N - storedBeforeClock} in ${e2eMs.toFixed(0)} ms, after a ${startMs.toFixed(0)} ms start)`,
   );
   for (;;) {
     const [{ n }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM outbox_batch WHERE sent_at IS NULL');
@@ -367,9 +379,12 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   const relayMs = performance.now() - t;
-  const [{ n: events }] = await sql<{ n: number }[]>(
-    'SELECT sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages))::int AS n FROM outbox_batch',
+  const [{ n: events, batches }] = await sql<{ n: number; batches: number }[]>(
+    `SELECT sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages))::int AS n,
+            count(*) FILTER (WHERE cardinality(interaction_ids) > 0)::int AS batches FROM outbox_batch`,
   );
+  // one outbox row per ingest transaction that stored interactions: the batch size the pipeline saw
+  console.log(`ingest transactions: ${batches}, ${(N / Math.max(1, batches)).toFixed(0)} interactions each on average`);
   console.log(`outbox relay: all ${events} events published ${(relayMs - e2eMs).toFixed(0)} ms after the last commit (${rate(events, relayMs)} events/s overall)`);
   // the relay thread reports every 100 ms: ask it for what it has now
   await app?.kafka?.relay.flushMetrics();
@@ -437,6 +452,11 @@ async function main(): Promise<void> {
         messages: N,
         partitions: PARTITIONS,
         replicas: REPLICAS,
+        // BENCH_RATE: the messages arrived at this rate (null: all before the clock started)
+        pacedPerSec: RATE > 0 ? RATE : null,
+        // ingest transactions that stored interactions, and interactions per transaction
+        ingestTransactions: batches,
+        interactionsPerTransaction: Number((N / Math.max(1, batches)).toFixed(1)),
         endToEndPerSec: e2e,
         kafkaCeilingPerSec: rate(N, bareMs),
         copyCeilingPerSec: rate(N, copyMs),
