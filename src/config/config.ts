@@ -351,8 +351,8 @@ function parseKafka(
 
 /**
  * Defaults of KAFKA_FETCH_MIN_BYTES and KAFKA_FETCH_MAX_WAIT_MS: at 2,000 messages/s a batch of
- * about 170 instead of 65–80, for 18% less CPU in node and 30% less in PostgreSQL per message
- * (bench:ingest with BENCH_RATE; README, "Ingest write path and throughput").
+ * about 200 instead of 90–120, for 10–16% less CPU in node and 17–27% less in PostgreSQL per
+ * message (bench:ingest with BENCH_RATE; README, "Live streams").
  */
 const FETCH_MIN_BYTES = 512 * 1024;
 const FETCH_MAX_WAIT_MS = 100;

@@ -11,6 +11,7 @@
 // updates and deletes in pg_stat_user_tables), node CPU, and the p99 from commit to Kafka ack.
 // `--json` prints the figures as one JSON object on the last line.
 import 'reflect-metadata';
+import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,7 +24,7 @@ import { loadConfig } from '../../src/config/config';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db/embedded-postgres';
 import { OUTBOX_TOPICS } from '../../src/outbox/outbox-events';
 import { createLogger } from '../../src/shared/logger';
-import { groupLag, produce, producePaced, waitFor } from '../support/kafka-fixtures';
+import { groupLag, produce, waitFor } from '../support/kafka-fixtures';
 import { spawnEarshot } from '../support/earshot-process';
 import { ensureKafka } from '../support/kafka';
 import { createTestDatabase, findTestPostgres, TEST_PG_ENV } from '../support/postgres';
@@ -161,6 +162,30 @@ async function publishDelayP99(registry: { getSingleMetric(name: string): unknow
   return hit ? hit.le * 1000 : Infinity;
 }
 const rate = (n: number, ms: number) => Math.round((n / ms) * 1000);
+
+/** A paced producer in a process of its own (./paced-producer.ts), ready: `go()` produces and resolves when all are acknowledged. */
+async function pacedProducer(brokers: string, topic: string, messages: { key: string; value: string }[], perSec: number): Promise<{ go(): Promise<void> }> {
+  const child = fork(path.join(__dirname, 'paced-producer.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const next = () =>
+    new Promise<void>((resolve, reject) => {
+      const exited = (code: number | null) => reject(new Error(`the paced producer exited with ${code}`));
+      child.once('exit', exited);
+      child.once('message', () => {
+        child.off('exit', exited);
+        resolve();
+      });
+    });
+  const ready = next();
+  child.send({ brokers, topic, perSec, messages });
+  await ready;
+  return {
+    go: () => {
+      const done = next();
+      child.send('go');
+      return done;
+    },
+  };
+}
 
 /** CPU seconds the relay's thread reported so far (null when the relay runs in process or in other processes). */
 async function relayCpuSeconds(registry: { getSingleMetric(name: string): unknown }): Promise<number | null> {
@@ -348,14 +373,12 @@ async function main(): Promise<void> {
   const relayCpuBefore = app ? await relayCpuSeconds(app.metrics.registry) : null;
   const childBefore = replicas ? replicas.cpu() : 0;
   const storedBeforeClock = live ? 0 : await storedNow();
+  const paced = RATE > 0 ? await pacedProducer(brokers, e2eTopic, messages.map((m, i) => ({ key: m.author.handle, value: values[i]!.toString('utf8') })), RATE) : null;
   t = performance.now();
-  if (live) {
-    // the same messages, into the live topic: all at once for replicas (about 2 s, timed: they
-    // start on the first ones as they arrive), or at BENCH_RATE per second
-    const outgoing = messages.map((m, i) => ({ key: m.author.handle, value: values[i]! }));
-    if (RATE > 0) await producePaced(kafka, e2eTopic, outgoing, RATE);
-    else await produce(kafka, e2eTopic, outgoing, 5_000);
-  }
+  // the same messages, into the live topic: at BENCH_RATE per second from a process of its own,
+  // or all at once for replicas (about 2 s, timed: they start on the first ones as they arrive)
+  if (paced) await paced.go();
+  else if (live) await produce(kafka, e2eTopic, messages.map((m, i) => ({ key: m.author.handle, value: values[i]! })), 5_000);
   for (;;) {
     if ((await groupLag(admin, group, e2eTopic)) === 0) break;
     await new Promise((r) => setTimeout(r, 50));
