@@ -15,7 +15,6 @@ import { withArrayParams } from './array-param';
  */
 export type Db = Pick<DataSource, 'query'> | Pick<QueryRunner, 'query'> | Pick<EntityManager, 'query'>;
 
-/** The rows of one statement, typed as `R` (the caller declares the shape its SQL selects). */
 /**
  * `ARRAY(SELECT unnest($n::uuid[]))`: the ids of parameter n, for `id = ANY (…)` where the
  * statement must go through the index whatever the table's size. Given `$n` itself, the planner
@@ -26,6 +25,7 @@ export function batchIds(n: number): string {
   return `ARRAY(SELECT unnest($${n}::uuid[]))`;
 }
 
+/** The rows of one statement, typed as `R` (the caller declares the shape its SQL selects). */
 export async function rows<R>(db: Db, text: string, params?: readonly unknown[]): Promise<R[]> {
   return (await db.query(text, withArrayParams(params))) as R[];
 }

@@ -609,6 +609,14 @@ export function threadRoots(db: Db, sources: readonly string[], externalIds: rea
 }
 
 /**
+ * The ids of the items of the threads ($1 sources, $2 thread keys), one thread at a time on
+ * `listening_item_thread_key` whatever the table's size: `OFFSET 0` keeps the planner from turning
+ * it into one join that scans every item (ingest-explain.test.ts).
+ */
+const ITEMS_BY_THREAD = `SELECT l.id FROM unnest($1::text[], $2::text[]) AS t(source, thread_key)
+            CROSS JOIN LATERAL (SELECT l.id FROM listening_item l WHERE l.source = t.source AND l.thread_key = t.thread_key OFFSET 0) l`;
+
+/**
  * Loads and locks (in id order) the items of the threads, and those of the authors whose last
  * inbound message is at or after `since`.
  */
@@ -624,11 +632,9 @@ export function lockTrackedItems(
               li.close_reason, li.reopened_count
          FROM listening_item li JOIN department d ON d.id = li.department_id
         WHERE li.id = ANY (ARRAY(
-          -- per thread on listening_item_thread_key and per author on listening_item_author_idx,
-          -- whatever the table's size: OFFSET 0 keeps the planner from turning either into one
-          -- join that scans every item (ingest-explain.test.ts)
-          SELECT l.id FROM unnest($1::text[], $2::text[]) AS t(source, thread_key)
-            CROSS JOIN LATERAL (SELECT l.id FROM listening_item l WHERE l.source = t.source AND l.thread_key = t.thread_key OFFSET 0) l
+          -- per thread, and per author on listening_item_author_idx whatever the table's size:
+          -- OFFSET 0 keeps the planner from turning this into one join that scans every item
+          ${ITEMS_BY_THREAD}
           UNION
           SELECT l.id FROM unnest($3::text[], $4::text[]) AS a(source, author)
             CROSS JOIN LATERAL (
@@ -651,8 +657,7 @@ export function lockItemsOfThreads(
     db,
     `SELECT li.id, li.source, li.thread_key, li.status, li.customer_id FROM listening_item li
         WHERE li.id = ANY (ARRAY(
-          SELECT l.id FROM unnest($1::text[], $2::text[]) AS t(source, thread_key)
-            CROSS JOIN LATERAL (SELECT l.id FROM listening_item l WHERE l.source = t.source AND l.thread_key = t.thread_key OFFSET 0) l))
+          ${ITEMS_BY_THREAD}))
         ORDER BY li.id FOR UPDATE OF li`,
     [sources, threadKeys],
   );
