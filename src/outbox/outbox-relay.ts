@@ -139,7 +139,8 @@ export class OutboxRelay implements RelayHandle {
   ) {
     this.pool = new Pool({
       connectionString: db.url,
-      max: 2,
+      // a chunk's parts are read at once (up to 3) while the chunk before is marked sent
+      max: 4,
       application_name: 'earshot-outbox-relay',
       connectionTimeoutMillis: 10_000,
       options: db.schema ? `-c search_path=${db.schema}` : undefined,

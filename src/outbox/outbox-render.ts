@@ -29,9 +29,12 @@ export async function outboxEvents(db: RelayDb, sel: OutboxSelection, parts: Out
   if (part === 0) return (await enrichedEventRows(db, sel)).map(enrichedEvent);
   if (part === 1) return (await sentimentEventRows(db, sel)).map(sentimentEvent);
   if (part === 2) return outboxEventsRendered(db, sel);
-  const enriched = parts[0] ? await enrichedEventRows(db, sel) : [];
-  const sentiment = parts[1] ? await sentimentEventRows(db, sel) : [];
-  const asGiven = parts[2] ? await outboxEventsRendered(db, sel, 2) : [];
+  // the parts are read at the same time, each on a connection of the pool (one after the other on a single client)
+  const [enriched, sentiment, asGiven] = await Promise.all([
+    parts[0] ? enrichedEventRows(db, sel) : [],
+    parts[1] ? sentimentEventRows(db, sel) : [],
+    parts[2] ? outboxEventsRendered(db, sel, 2) : [],
+  ]);
   // row order (row, part, seq): each list is in (row, seq) order
   const byRow = new Map<string, OutboxEventRow[]>();
   const add = (e: OutboxEventRow) => {
