@@ -54,6 +54,10 @@ describe('loadConfig', () => {
     }
     const problems = (error as ConfigError).problems.join('\n');
     for (const name of ['KAFKA_FETCH_MIN_BYTES', 'KAFKA_FETCH_MAX_WAIT_MS']) expect(problems).toContain(name);
+    // a fetch longer than the heartbeat interval would cost the member its partitions
+    expect(() => loadConfig({ KAFKA_SESSION_TIMEOUT_MS: '6000', KAFKA_FETCH_MAX_WAIT_MS: '2500' })).toThrow(/KAFKA_FETCH_MAX_WAIT_MS=2500: must be at most a third of KAFKA_SESSION_TIMEOUT_MS/);
+    expect(() => loadConfig({ KAFKA_FETCH_MIN_BYTES: String(64 * 1024 * 1024) })).toThrow(/KAFKA_FETCH_MIN_BYTES/);
+    expect(loadConfig({ KAFKA_SESSION_TIMEOUT_MS: '6000', KAFKA_FETCH_MAX_WAIT_MS: '2000' }).kafka.fetchMaxWaitMs).toBe(2000);
   });
 
   it('serves the console by default outside production only, and lets either be changed', () => {

@@ -300,6 +300,13 @@ function parseKafka(
     const raw = str(name);
     return raw === null ? def : raw.split(',').map((s) => s.trim()).filter(Boolean);
   };
+  const sessionTimeoutMs = int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000);
+  const fetchMaxWaitMs = int('KAFKA_FETCH_MAX_WAIT_MS', FETCH_MAX_WAIT_MS, 10, 3_000);
+  // The consumer heartbeats between fetches, every min(3 s, session / 3): a fetch that waits longer
+  // than that would let the group think the member dead and take its partitions away.
+  if (fetchMaxWaitMs > Math.floor(sessionTimeoutMs / 3)) {
+    problems.push(`KAFKA_FETCH_MAX_WAIT_MS=${fetchMaxWaitMs}: must be at most a third of KAFKA_SESSION_TIMEOUT_MS (${sessionTimeoutMs}), or the group takes the member's partitions away while it waits`);
+  }
   const brokersRaw = str('KAFKA_BROKERS');
   const brokers = brokersRaw === null ? null : list('KAFKA_BROKERS', []);
   for (const b of brokers ?? []) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`KAFKA_BROKERS: ${JSON.stringify(b)} is not host:port`);
@@ -341,9 +348,10 @@ function parseKafka(
     relayProducer: producerRaw === 'kafkajs' ? 'kafkajs' : 'platformatic',
     outputTopicPrefix: prefix,
     concurrency: int('KAFKA_CONSUMER_CONCURRENCY', 3, 1, 64),
-    sessionTimeoutMs: int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),
-    fetchMinBytes: int('KAFKA_FETCH_MIN_BYTES', FETCH_MIN_BYTES, 1, 64 * 1024 * 1024),
-    fetchMaxWaitMs: int('KAFKA_FETCH_MAX_WAIT_MS', FETCH_MAX_WAIT_MS, 10, 10_000),
+    sessionTimeoutMs,
+    // at most what one fetch may bring (kafkajs' maxBytes, 10 MiB): more could never be met, and every fetch would wait in full
+    fetchMinBytes: int('KAFKA_FETCH_MIN_BYTES', FETCH_MIN_BYTES, 1, 10 * 1024 * 1024),
+    fetchMaxWaitMs,
     stallTimeoutMs: int('KAFKA_STALL_TIMEOUT_MS', 60_000, 1_000, 3_600_000),
     codecs: codecList(str('KAFKA_COMPRESSION_CODECS'), problems),
   };

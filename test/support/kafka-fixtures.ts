@@ -64,7 +64,8 @@ export interface Outgoing {
   headers?: IHeaders;
 }
 
-const orderedProducer = (kafka: Kafka) =>
+/** A producer that keeps the messages' order: idempotent, one request in flight. */
+export const orderedProducer = (kafka: Kafka) =>
   kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
 
 /** Produces in order, in requests of `chunk`, acknowledged by all in-sync replicas. */
@@ -74,25 +75,6 @@ export async function produce(kafka: Kafka, topic: string, messages: Outgoing[],
   try {
     for (let i = 0; i < messages.length; i += chunk) {
       await producer.send({ topic, acks: -1, messages: messages.slice(i, i + chunk) });
-    }
-  } finally {
-    await producer.disconnect();
-  }
-}
-
-/** Produces `messages` in order at `perSec` a second: what is due is sent every few milliseconds, acknowledged by all in-sync replicas. */
-export async function producePaced(kafka: Kafka, topic: string, messages: Outgoing[], perSec: number): Promise<void> {
-  const producer = orderedProducer(kafka);
-  await producer.connect();
-  const started = performance.now();
-  let sent = 0;
-  try {
-    while (sent < messages.length) {
-      const due = Math.min(messages.length, Math.floor(((performance.now() - started) / 1000) * perSec));
-      if (due > sent) {
-        await producer.send({ topic, acks: -1, messages: messages.slice(sent, due) });
-        sent = due;
-      } else await new Promise((r) => setTimeout(r, 5));
     }
   } finally {
     await producer.disconnect();
