@@ -7,7 +7,7 @@
 // Texts are the TweetEval validation tweets (real posts), cycled; authors repeat, so customers
 // accumulate interactions as they would in a listening feed.
 // Per interaction it also reports the WAL written (on a server of its own: BENCH_DATABASE=embedded,
-// the default, starts one, so other databases' WAL does not count), the row writes (inserts,
+// the default, starts one, so other databases' WAL does not count) and its full-page images, the row writes (inserts,
 // updates and deletes in pg_stat_user_tables), node CPU, and the p99 from commit to Kafka ack.
 // `--json` prints the figures as one JSON object on the last line.
 import 'reflect-metadata';
@@ -37,6 +37,12 @@ const SOURCES = ['x', 'facebook', 'instagram', 'reddit', 'trustpilot', 'app_stor
 
 const JSON_OUT = process.argv.includes('--json');
 const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1);
+/**
+ * Replicas run as compiled child processes when there are several, or with BENCH_OUT_OF_PROCESS=1
+ * even when there is one: one child against the in-process app tells what being a process of its
+ * own costs, apart from what a second replica costs.
+ */
+const OUT_OF_PROCESS = REPLICAS > 1 || process.env.BENCH_OUT_OF_PROCESS === '1';
 /**
  * BENCH_RATE=n produces the end-to-end messages at n per second while Earshot runs, as a live
  * stream arrives, instead of all of them before it starts: commit → Kafka latency below
@@ -95,6 +101,7 @@ async function startReplicas(n: number, config: ReturnType<typeof loadConfig>, u
     KAFKA_OUTPUT_TOPIC_PREFIX: k.outputTopicPrefix,
     KAFKA_TOPIC_PARTITIONS: String(k.partitions),
     KAFKA_CONSUMER_CONCURRENCY: String(Math.max(1, Math.ceil(k.concurrency / n))),
+    ...(process.env.BENCH_CHILD_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_CHILD_NODE_OPTIONS } : {}),
   };
   const procs = Array.from({ length: n }, () => spawnEarshot(env));
   return {
@@ -103,6 +110,27 @@ async function startReplicas(n: number, config: ReturnType<typeof loadConfig>, u
       await Promise.all(procs.map((p) => p.kill('SIGTERM')));
     },
   };
+}
+
+/**
+ * Full-page images written to the WAL so far, server-wide (pg_stat_wal, as far as backends have
+ * flushed their statistics): the first change to a page after a checkpoint copies the whole page,
+ * so a checkpoint inside the run shows here, not as more work per row.
+ */
+async function fullPageImages(query: (text: string) => Promise<unknown>): Promise<number> {
+  const rows = (await query('SELECT wal_fpi::float8 AS n FROM pg_stat_wal')) as { n: number }[];
+  return rows[0]!.n;
+}
+
+/** One query on a connection of its own. */
+async function meterQuery(url: string, text: string): Promise<unknown> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text)).rows;
+  } finally {
+    await client.end();
+  }
 }
 
 /** Rows inserted, updated and deleted in the database so far (as far as its statistics were flushed). */
@@ -317,8 +345,8 @@ async function main(): Promise<void> {
   // Replicas read a topic of their own that is empty until every one of them is up and the
   // group is stable: their boot and the rebalance as each joins are neither timed nor counted.
   // So does a paced run (BENCH_RATE), filled at that rate once Earshot is up.
-  const live = REPLICAS > 1 || RATE > 0;
-  const e2eTopic = live ? `bench.ingest.${id}.${REPLICAS > 1 ? 'replicas' : 'paced'}.v1` : topic;
+  const live = OUT_OF_PROCESS || RATE > 0;
+  const e2eTopic = live ? `bench.ingest.${id}.${OUT_OF_PROCESS ? 'replicas' : 'paced'}.v1` : topic;
   if (e2eTopic !== topic) await admin.createTopics({ topics: [{ topic: e2eTopic, numPartitions: PARTITIONS }], waitForLeaders: true });
   const config = loadConfig({
     NODE_ENV: 'production',
@@ -336,9 +364,10 @@ async function main(): Promise<void> {
     ...(process.env.KAFKA_FETCH_MIN_BYTES ? { KAFKA_FETCH_MIN_BYTES: process.env.KAFKA_FETCH_MIN_BYTES } : {}),
     ...(process.env.KAFKA_FETCH_MAX_WAIT_MS ? { KAFKA_FETCH_MAX_WAIT_MS: process.env.KAFKA_FETCH_MAX_WAIT_MS } : {}),
   });
-  // BENCH_REPLICAS=n (n ≥ 2) runs n compiled ingest processes in one consumer group instead of
-  // the in-process app: the partitions split between them (timed from the first committed row).
-  const replicas = REPLICAS > 1 ? await startReplicas(REPLICAS, config, e2eDb.url, log) : null;
+  // BENCH_REPLICAS=n (n ≥ 2, or 1 with BENCH_OUT_OF_PROCESS=1) runs n compiled ingest processes in
+  // one consumer group instead of the in-process app: the partitions split between them (timed
+  // from the first committed row). BENCH_CHILD_NODE_OPTIONS is their NODE_OPTIONS (a CPU profile).
+  const replicas = OUT_OF_PROCESS ? await startReplicas(REPLICAS, config, e2eDb.url, log) : null;
   if (replicas) {
     const stableSince = performance.now();
     await waitFor(`${REPLICAS} replicas in a stable group`, async () => {
@@ -365,6 +394,7 @@ async function main(): Promise<void> {
   const storedBeforeWrites = await storedNow();
   const rowWritesBefore = await rowWrites(e2eDb.url);
   const [{ lsn: walBefore }] = await sql<{ lsn: string }[]>('SELECT pg_current_wal_lsn()::text AS lsn');
+  const fpiBefore = await fullPageImages(sql);
   const storedBeforeCpu = await storedNow();
   const pgBefore = await postgresCpu(query);
   const broker = brokerPid();
@@ -394,7 +424,7 @@ async function main(): Promise<void> {
   const [{ n: stored }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM interaction');
   if (stored !== N) throw new Error(`end to end stored ${stored} interactions, not ${N}`);
   console.log(
-    `end to end (Earshot consumer → pipeline → committed rows${replicas ? `, ${REPLICAS} processes` : ''}${RATE > 0 ? `, produced at ${RATE}/s` : ''}): ${rate(N - storedBeforeClock, e2eMs)} interactions/s (${N - storedBeforeClock} in ${e2eMs.toFixed(0)} ms, after a ${startMs.toFixed(0)} ms start)`,
+    `end to end (Earshot consumer → pipeline → committed rows${replicas ? `, ${REPLICAS} process${REPLICAS > 1 ? 'es' : ''}` : ''}${RATE > 0 ? `, produced at ${RATE}/s` : ''}): ${rate(N - storedBeforeClock, e2eMs)} interactions/s (${N - storedBeforeClock} in ${e2eMs.toFixed(0)} ms, after a ${startMs.toFixed(0)} ms start)`,
   );
   for (;;) {
     const [{ n }] = await sql<{ n: number }[]>('SELECT count(*)::int AS n FROM outbox_batch WHERE sent_at IS NULL');
@@ -428,6 +458,7 @@ async function main(): Promise<void> {
   }
   // The pool's backends flush their statistics when they exit.
   const writes = (await settledRowWrites(e2eDb.url)) - rowWritesBefore;
+  const fpi = (await fullPageImages((text) => meterQuery(e2eDb.url, text))) - fpiBefore;
   await printTableWrites(e2eDb.url);
   // BENCH_KEEP_DB=1 keeps the end-to-end database for a look afterwards (EXPLAIN, the outbox view)
   if (process.env.BENCH_KEEP_DB === '1') console.log(`kept the end-to-end database: ${e2eDb.name}`);
@@ -468,7 +499,7 @@ async function main(): Promise<void> {
   );
 
   const walPerMsg = wal / (N - storedBeforeWrites);
-  console.log(`per interaction: ${walPerMsg.toFixed(0)} bytes of WAL${embedded ? '' : ' (shared server: includes other databases)'}, ${(writes / (N - storedBeforeWrites)).toFixed(2)} row writes; commit → Kafka ack p99 ${publishP99Ms === null ? 'n/a' : `≤ ${publishP99Ms} ms`}`);
+  console.log(`per interaction: ${walPerMsg.toFixed(0)} bytes of WAL${embedded ? '' : ' (shared server: includes other databases)'} (${(fpi / (N - storedBeforeWrites)).toFixed(3)} full-page images), ${(writes / (N - storedBeforeWrites)).toFixed(2)} row writes; commit → Kafka ack p99 ${publishP99Ms === null ? 'n/a' : `≤ ${publishP99Ms} ms`}`);
   if (JSON_OUT) {
     console.log(
       JSON.stringify({
@@ -485,6 +516,7 @@ async function main(): Promise<void> {
         copyCeilingPerSec: rate(N, copyMs),
         ratioToLowerCeiling: Number((e2e / ceiling).toFixed(3)),
         walBytesPerInteraction: Math.round(walPerMsg),
+        walFullPageImagesPerInteraction: Number((fpi / (N - storedBeforeWrites)).toFixed(4)),
         rowWritesPerInteraction: Number((writes / (N - storedBeforeWrites)).toFixed(2)),
         nodeCpuMicrosPerInteraction: Math.round(nodeUs / inCpuWindow),
         postgresCpuMicrosPerInteraction: pgAfter.size > 0 ? Math.round(pgUs / inCpuWindow) : null,
