@@ -103,34 +103,47 @@ export async function updateCustomerSummaries(
        r AS (SELECT x.id, max(x.day) AS ref FROM x GROUP BY x.id),
        acc AS (SELECT x.id, r.ref, sum(x.score * ${half('r.ref - x.day')}) AS ws, sum(${half('r.ref - x.day')}) AS wn, count(*)::int AS n
                  FROM x JOIN r ON r.id = x.id GROUP BY x.id, r.ref)`;
-  // The trend reads each customer's last 60 days through interaction_customer_idx, one customer
-  // at a time (a LATERAL … OFFSET 0). As one query over `customer_id = ANY(…)` the planner chose,
-  // in bench:ingest, a bitmap scan of interaction_page_idx over every interaction of the last 60
-  // days (84,000 rows read for 1,590 kept, 8,900 buffers, 64 ms of a 74 ms statement per batch):
-  // work that grew with the table, the largest statement of the write path (README, "Ingest").
+  // The trend (the mean of the last 30 UTC days minus that of the 30 before) comes from the
+  // customer's inbound sums per day of the last 60 days, kept on the row in `sentiment_days`
+  // (day since 1970, count, sum; oldest first). A batch adds its own days to the row's and drops
+  // the days gone out of the window, so it reads no interaction: the cost is bounded by 60 days
+  // plus the days ahead that ingest admits, not by the customer's history. Before, each batch
+  // read every inbound interaction of the last 60 days of each of its customers. A row still
+  // without days (NULL: it existed before the column) sums its interactions once, batch included
+  // (already inserted), and a rebuild always does. Read from the target row `c`, as the sums are.
+  const epochDay = `(current_date - date '1970-01-01')`;
+  const ofInteractions = `SELECT ((i.occurred_at AT TIME ZONE 'UTC')::date - date '1970-01-01')::float8 AS day, 1::float8 AS n, i.sentiment_score AS s
+                 FROM interaction i WHERE i.customer_id = c.id AND i.occurred_at >= ${TREND_FROM} AND i.direction = 'inbound'`;
+  const daySource = incremental
+    ? `SELECT c.sentiment_days[k] AS day, c.sentiment_days[k + 1] AS n, c.sentiment_days[k + 2] AS s
+                 FROM generate_series(1, coalesce(cardinality(c.sentiment_days), 0), 3) k
+               UNION ALL
+               SELECT (($5::date[])[j] - date '1970-01-01')::float8, ($6::float8[])[j], ($7::float8[])[j]
+                 FROM generate_series(ids.dfirst, ids.dfirst + ids.dcount - 1) j WHERE c.sentiment_days IS NOT NULL
+               UNION ALL
+               ${ofInteractions} AND c.sentiment_days IS NULL`
+    : ofInteractions;
+  const recent = (col: 'n' | 's') => `sum(g.${col}) FILTER (WHERE f.k = 1 AND g.day > ${epochDay} - 30)`;
+  const prior = (col: 'n' | 's') => `sum(g.${col}) FILTER (WHERE f.k = 1 AND g.day <= ${epochDay} - 30)`;
+  const daysAndTrend = `(sentiment_days, sentiment_trend) = (
+         SELECT coalesce(array_agg(f.v ORDER BY g.day, f.k), '{}'),
+                ${recent('s')} / nullif(${recent('n')}, 0) - ${prior('s')} / nullif(${prior('n')}, 0)
+           FROM (SELECT u.day, sum(u.n) AS n, sum(u.s) AS s
+                   FROM (${daySource}) u
+                  WHERE u.day > ${epochDay} - 60 GROUP BY u.day HAVING sum(u.n) <> 0) g
+           CROSS JOIN LATERAL (VALUES (1, g.day), (2, g.n), (3, g.s)) AS f(k, v))`;
   // Likewise `c.id = ANY($1)` lets the customer rows be found by their key: joined only through
   // the CTE, the planner read all of `customer` into a hash (13,334 rows, 15 ms per batch) until
-  // the table grew large enough for the index to look cheaper. With both conditions the planner
-  // expects one row from that join and may put the trend in the inner side of a nested loop, so
-  // the trend is MATERIALIZED: computed once per customer whatever the join order.
+  // the table grew large enough for the index to look cheaper.
   const joinSums = incremental ? 'LEFT JOIN xs ON xs.id = ids.id' : 'LEFT JOIN acc ON acc.id = ids.id';
+  // The batch's days of customer ids[i] are the entries dfirst[i] … dfirst[i] + dcount[i] - 1 of
+  // the day arrays (1-based), which are grouped by customer: each customer reads only its own.
+  const d = u.days ? groupedDays(u.ids, u.days) : null;
   // TypeORM answers an UPDATE … RETURNING with [rows, affected]
   const { rows: out } = await modify<CustomerSummaryRow>(
     db,
-    `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]) AS x(id, seen, added)),
-     ${sums},
-     tr AS MATERIALIZED (
-       SELECT ids.id AS customer_id, t.recent, t.prior
-         FROM ids CROSS JOIN LATERAL (
-           SELECT sum(i.sentiment_score) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 30)
-                    / nullif(count(*) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 30), 0) AS recent,
-                  sum(i.sentiment_score) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date <= current_date - 30
-                                                    AND (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 60)
-                    / nullif(count(*) FILTER (WHERE (i.occurred_at AT TIME ZONE 'UTC')::date <= current_date - 30
-                                                    AND (i.occurred_at AT TIME ZONE 'UTC')::date > current_date - 60), 0) AS prior
-             FROM interaction i
-            WHERE i.customer_id = ids.id AND i.occurred_at >= ${TREND_FROM} AND i.direction = 'inbound'
-           OFFSET 0) t)
+    `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]${d ? ', $8::int[], $9::int[]' : ''}) AS x(id, seen, added${d ? ', dfirst, dcount' : ''})),
+     ${sums}
      UPDATE customer c SET
        sentiment_wsum = ${ws},
        sentiment_wn = ${wn},
@@ -138,16 +151,39 @@ export async function updateCustomerSummaries(
        sentiment_score = ${score},
        sentiment_label = CASE WHEN ${score} IS NULL THEN NULL WHEN ${score} >= ${POSITIVE_THRESHOLD} THEN 'positive'
                               WHEN ${score} <= ${NEGATIVE_THRESHOLD} THEN 'negative' ELSE 'neutral' END,
-       sentiment_trend = tr.recent - tr.prior,
+       ${daysAndTrend},
        interaction_count = ${incremental ? 'c.interaction_count + ids.added' : 'coalesce(acc.n, 0)'},
        last_interaction_at = greatest(c.last_interaction_at, ids.seen),
        updated_at = now()
-     FROM ids ${joinSums} LEFT JOIN tr ON tr.customer_id = ids.id
+     FROM ids ${joinSums}
      WHERE c.id = ids.id AND c.id = ANY (${batchIds(1)})
      ${returning ? 'RETURNING c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.interaction_count, c.last_interaction_at, c.updated_at' : ''}`,
-    [u.ids, u.seen, u.added, ...(u.days ? [u.days.keys, u.days.days, u.days.n, u.days.sum] : [])],
+    [u.ids, u.seen, u.added, ...(d ? [d.keys, d.days, d.n, d.sum, d.first, d.count] : [])],
   );
   return returning ? out : [];
+}
+
+/** The day entries ordered by customer, then day, and where each of `ids`' entries start (1-based) and how many there are. */
+function groupedDays(
+  ids: readonly string[],
+  d: { keys: readonly string[]; days: readonly string[]; n: readonly number[]; sum: readonly number[] },
+): { keys: string[]; days: string[]; n: number[]; sum: number[]; first: number[]; count: number[] } {
+  const order = d.keys.map((_, i) => i).sort((a, b) => (d.keys[a]! < d.keys[b]! ? -1 : d.keys[a]! > d.keys[b]! ? 1 : d.days[a]! < d.days[b]! ? -1 : d.days[a]! > d.days[b]! ? 1 : 0));
+  const first = new Map<string, number>();
+  const count = new Map<string, number>();
+  order.forEach((i, at) => {
+    const k = d.keys[i]!;
+    if (!first.has(k)) first.set(k, at + 1);
+    count.set(k, (count.get(k) ?? 0) + 1);
+  });
+  return {
+    keys: order.map((i) => d.keys[i]!),
+    days: order.map((i) => d.days[i]!),
+    n: order.map((i) => d.n[i]!),
+    sum: order.map((i) => d.sum[i]!),
+    first: ids.map((id) => first.get(id) ?? 1),
+    count: ids.map((id) => count.get(id) ?? 0),
+  };
 }
 
 /** Moves customers' last interaction time to their newest interaction's. */

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/db/sql';
 import { rebuildCustomerRollups } from '../../src/sentiment/rollups';
+import { updateCustomerSummaries } from '../../src/sentiment/rollups.repository';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 
 // The customer's sentiment summary is kept on its row as decayed sums, updated once per batch
@@ -90,5 +92,87 @@ describe('customer summary on the customer row', () => {
     // the daily view agrees with the interactions
     const [{ n: daily }] = (await app.db.ds.query(`SELECT sum(interaction_count)::int AS n FROM customer_sentiment_daily WHERE customer_id = $1`, [customerId])) as { n: number }[];
     expect(daily).toBe(9);
+  });
+
+  it('keeps the trend\'s days on the row: only the window\'s, filled from the interactions for a row that had none', async () => {
+    const handle = `d${randomUUID().slice(0, 8)}`;
+    const now = Date.now();
+    let n = 0;
+    const at = (daysAgo: number, text: string) =>
+      message(0, {
+        eventId: `days-${handle}-${n}`,
+        externalId: `days-${handle}-${n++}`,
+        occurredAt: new Date(now - daysAgo * DAY).toISOString(),
+        author: { handle, displayName: 'Days Person' },
+        text,
+      });
+    await post([at(3, 'I love this, great service!'), at(40, 'Terrible, nobody answers.'), at(70, 'Terrible again.')]);
+    const [{ customer_id: customerId }] = (await app.db.ds.query(`SELECT customer_id FROM interaction WHERE external_id = $1`, [`days-${handle}-0`])) as {
+      customer_id: string;
+    }[];
+    // as a row stored before the column existed: no days yet
+    await app.db.ds.query(`UPDATE customer SET sentiment_days = NULL WHERE id = $1`, [customerId]);
+    await post([at(1, 'Still waiting for a refund, awful.'), at(3, 'Great help from the team today.')]);
+
+    const want = await expected(customerId);
+    const got = await stored(customerId);
+    expect(got.count).toBe(5);
+    expect(got.trend).toBeCloseTo(want.trend!, 9);
+    // the row holds (day, count, sum) for the days of the last 60 only, oldest first, as the interactions give them
+    const [{ days }] = (await app.db.ds.query(`SELECT sentiment_days AS days FROM customer WHERE id = $1`, [customerId])) as { days: number[] }[];
+    const fromInteractions = (await app.db.ds.query(
+      `SELECT ((occurred_at AT TIME ZONE 'UTC')::date - date '1970-01-01')::float8 AS day, count(*)::float8 AS n, sum(sentiment_score) AS s
+         FROM interaction WHERE customer_id = $1 AND direction = 'inbound' AND (occurred_at AT TIME ZONE 'UTC')::date > current_date - 60
+        GROUP BY 1 ORDER BY 1`,
+      [customerId],
+    )) as { day: number; n: number; s: number }[];
+    expect(fromInteractions.map((r) => r.n)).toEqual([1, 2, 1]);
+    expect(days.length).toBe(3 * fromInteractions.length);
+    fromInteractions.forEach((r, i) => {
+      expect(days[3 * i]).toBe(r.day);
+      expect(days[3 * i + 1]).toBe(r.n);
+      expect(days[3 * i + 2]).toBeCloseTo(r.s, 9);
+    });
+  });
+
+  it("updates a customer with a long history without reading its interactions", async () => {
+    const [{ id }] = (await app.db.ds.query(`INSERT INTO customer (display_name) VALUES ('Long History') RETURNING id`)) as { id: string }[];
+    // 3,000 inbound interactions over the last 60 days, then the summary built from them
+    await app.db.ds.query(
+      `INSERT INTO interaction (source, external_id, text, occurred_at, direction, sentiment_score, sentiment_label, sentiment_confidence, intent, customer_id)
+       SELECT 'x', 'long-' || $1 || '-' || g, 'filler', now() - (g % 59) * interval '1 day' - interval '1 hour', 'inbound', ((g % 5) - 2) / 2.0, 'neutral', 0.5, 'other', $1::uuid
+         FROM generate_series(1, 3000) g`,
+      [id],
+    );
+    await rebuildCustomerRollups(app.db.ds, [id]);
+    const before = await stored(id);
+    expect(before.trend).toBeCloseTo((await expected(id)).trend!, 9);
+
+    // what an ingest batch does for this customer (one more interaction today), run under EXPLAIN ANALYZE
+    const plans: { 'Node Type': string; 'Relation Name'?: string; 'Actual Loops'?: number; Plans?: unknown[] }[] = [];
+    const qr = app.db.ds.createQueryRunner();
+    await qr.connect();
+    try {
+      await qr.startTransaction();
+      const explaining = {
+        query: async (sql: string, params?: unknown[]) => {
+          const [row] = (await qr.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, params)) as { 'QUERY PLAN': { Plan: (typeof plans)[number] }[] }[];
+          plans.push(row!['QUERY PLAN'][0]!.Plan);
+          return [[], 0];
+        },
+      } as unknown as Db;
+      const today = new Date().toISOString().slice(0, 10);
+      await updateCustomerSummaries(explaining, { ids: [id], seen: [new Date().toISOString()], added: [1], days: { keys: [id], days: [today], n: [1], sum: [-0.5] }, returning: false });
+      const after = (await qr.query(`SELECT sentiment_trend AS trend, interaction_count AS count FROM customer WHERE id = $1`, [id])) as { trend: number; count: number }[];
+      expect(after[0]!.count).toBe(before.count + 1);
+      expect(after[0]!.trend).not.toBeCloseTo(before.trend!, 6);
+    } finally {
+      await qr.rollbackTransaction();
+      await qr.release();
+    }
+    const walk = (n: (typeof plans)[number]): (typeof plans)[number][] => [n, ...((n.Plans ?? []) as (typeof plans)[number][]).flatMap(walk)];
+    const read = plans.flatMap(walk).filter((n) => n['Relation Name'] === 'interaction' && (n['Actual Loops'] ?? 0) > 0);
+    expect(plans).toHaveLength(1);
+    expect(read).toEqual([]);
   });
 });
