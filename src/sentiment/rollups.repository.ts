@@ -59,6 +59,9 @@ export async function upsertDaily(
   );
 }
 
+/** Days ahead beyond which the trend's day sums share one entry (see updateCustomerSummaries). */
+const FAR_AHEAD = 61;
+
 /** The trend's lower bound: the 60 UTC days it reads end today. */
 const TREND_FROM = `((current_date - 60)::timestamp AT TIME ZONE 'UTC')`;
 
@@ -111,6 +114,10 @@ export async function updateCustomerSummaries(
   // read every inbound interaction of the last 60 days of each of its customers. A row still
   // without days (NULL: it existed before the column) sums its interactions once, batch included
   // (already inserted), and a rebuild always does. Read from the target row `c`, as the sums are.
+  // Days more than 60 ahead (ingest admits up to EARSHOT_INGEST_MAX_FUTURE_DAYS, ten years by
+  // default) share one entry, dated 61 days ahead as of the update, so a row holds at most 122
+  // days whatever dates an author sends. They count as recent, as they would one by one, but
+  // leave the recent window 91 days after they were last merged, before their own dates would.
   const epochDay = `(current_date - date '1970-01-01')`;
   const ofInteractions = `SELECT ((i.occurred_at AT TIME ZONE 'UTC')::date - date '1970-01-01')::float8 AS day, 1::float8 AS n, i.sentiment_score AS s
                  FROM interaction i WHERE i.customer_id = c.id AND i.occurred_at >= ${TREND_FROM} AND i.direction = 'inbound'`;
@@ -128,9 +135,9 @@ export async function updateCustomerSummaries(
   const daysAndTrend = `(sentiment_days, sentiment_trend) = (
          SELECT coalesce(array_agg(f.v ORDER BY g.day, f.k), '{}'),
                 ${recent('s')} / nullif(${recent('n')}, 0) - ${prior('s')} / nullif(${prior('n')}, 0)
-           FROM (SELECT u.day, sum(u.n) AS n, sum(u.s) AS s
+           FROM (SELECT least(u.day, ${epochDay} + ${FAR_AHEAD}) AS day, sum(u.n) AS n, sum(u.s) AS s
                    FROM (${daySource}) u
-                  WHERE u.day > ${epochDay} - 60 GROUP BY u.day HAVING sum(u.n) <> 0) g
+                  WHERE u.day > ${epochDay} - 60 GROUP BY 1 HAVING sum(u.n) <> 0) g
            CROSS JOIN LATERAL (VALUES (1, g.day), (2, g.n), (3, g.s)) AS f(k, v))`;
   // Likewise `c.id = ANY($1)` lets the customer rows be found by their key: joined only through
   // the CTE, the planner read all of `customer` into a hash (13,334 rows, 15 ms per batch) until

@@ -49,18 +49,23 @@ describe('customer summary on the customer row', () => {
     return row!;
   }
 
-  it('equals the summary of the stored interactions when days arrive out of order, and after a rebuild', async () => {
-    const handle = `s${randomUUID().slice(0, 8)}`; // an X handle: at most 15 characters
+  /** Messages by one author, `daysAgo` days before now; external ids `prefix-handle-0`, `-1`, … */
+  function author(handle: string, prefix: string, displayName: string): (daysAgo: number, text: string) => Record<string, unknown> {
     const now = Date.now();
     let n = 0;
-    const at = (daysAgo: number, text: string) =>
+    return (daysAgo, text) =>
       message(0, {
-        eventId: `sum-${handle}-${n}`,
-        externalId: `sum-${handle}-${n++}`,
+        eventId: `${prefix}-${handle}-${n}`,
+        externalId: `${prefix}-${handle}-${n++}`,
         occurredAt: new Date(now - daysAgo * DAY).toISOString(),
-        author: { handle, displayName: 'Summary Person' },
+        author: { handle, displayName },
         text,
       });
+  }
+
+  it('equals the summary of the stored interactions when days arrive out of order, and after a rebuild', async () => {
+    const handle = `s${randomUUID().slice(0, 8)}`; // an X handle: at most 15 characters
+    const at = author(handle, 'sum', 'Summary Person');
     const good = 'I love this, great service!';
     const bad = 'My parcel is late and nobody answers. Terrible.';
     // newest first, then older days (late arrivals), then a batch spanning many days, then outbound
@@ -96,16 +101,7 @@ describe('customer summary on the customer row', () => {
 
   it('keeps the trend\'s days on the row: only the window\'s, filled from the interactions for a row that had none', async () => {
     const handle = `d${randomUUID().slice(0, 8)}`;
-    const now = Date.now();
-    let n = 0;
-    const at = (daysAgo: number, text: string) =>
-      message(0, {
-        eventId: `days-${handle}-${n}`,
-        externalId: `days-${handle}-${n++}`,
-        occurredAt: new Date(now - daysAgo * DAY).toISOString(),
-        author: { handle, displayName: 'Days Person' },
-        text,
-      });
+    const at = author(handle, 'days', 'Days Person');
     await post([at(3, 'I love this, great service!'), at(40, 'Terrible, nobody answers.'), at(70, 'Terrible again.')]);
     const [{ customer_id: customerId }] = (await app.db.ds.query(`SELECT customer_id FROM interaction WHERE external_id = $1`, [`days-${handle}-0`])) as {
       customer_id: string;
@@ -133,6 +129,26 @@ describe('customer summary on the customer row', () => {
       expect(days[3 * i + 1]).toBe(r.n);
       expect(days[3 * i + 2]).toBeCloseTo(r.s, 9);
     });
+  });
+
+  it('keeps one day entry for dates more than 60 days ahead, however many', async () => {
+    const handle = `f${randomUUID().slice(0, 8)}`;
+    const at = author(handle, 'ahead', 'Ahead Person');
+    // ingest admits dates years ahead (EARSHOT_INGEST_MAX_FUTURE_DAYS): each would be a day of its own
+    await post([at(1, 'Still waiting for a refund, awful.'), at(40, 'Fine.'), at(-400, 'Great help from the team.'), at(-800, 'Terrible.'), at(-1200, 'I love it.')]);
+    const [{ customer_id: customerId }] = (await app.db.ds.query(`SELECT customer_id FROM interaction WHERE external_id = $1`, [`ahead-${handle}-0`])) as {
+      customer_id: string;
+    }[];
+    const [{ days, today }] = (await app.db.ds.query(`SELECT sentiment_days AS days, (current_date - date '1970-01-01')::float8 AS today FROM customer WHERE id = $1`, [
+      customerId,
+    ])) as { days: number[]; today: number }[];
+    expect(days.length).toBe(9);
+    expect([days[0], days[3]]).toEqual([today - 40, today - 1]);
+    expect(days.slice(6, 8)).toEqual([today + 61, 3]);
+    // all of them count as recent, as the interactions say
+    const want = await expected(customerId);
+    expect(want.trend).not.toBeNull();
+    expect((await stored(customerId)).trend).toBeCloseTo(want.trend!, 9);
   });
 
   it("updates a customer with a long history without reading its interactions", async () => {
