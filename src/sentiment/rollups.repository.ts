@@ -67,7 +67,8 @@ const TREND_FROM = `((current_date - 60)::timestamp AT TIME ZONE 'UTC')`;
 
 /**
  * One UPDATE of the stored summaries of customers `ids` (sorted), as `refreshCustomerSummaries`
- * (./rollups.ts) describes them: with `days` (what each customer just gained, per UTC day) the
+ * (./rollups.ts) describes them: with `days` (what each customer just gained, per UTC day, each
+ * customer's days together) the
  * count and the decayed sums are incremented, without them they are summed from every inbound
  * interaction of the customer. `seen` (ISO times or null) moves `last_interaction_at` forward.
  */
@@ -144,12 +145,12 @@ export async function updateCustomerSummaries(
   // the table grew large enough for the index to look cheaper.
   const joinSums = incremental ? 'LEFT JOIN xs ON xs.id = ids.id' : 'LEFT JOIN acc ON acc.id = ids.id';
   // The batch's days of customer ids[i] are the entries dfirst[i] … dfirst[i] + dcount[i] - 1 of
-  // the day arrays (1-based), which are grouped by customer: each customer reads only its own.
-  const d = u.days ? groupedDays(u.ids, u.days) : null;
+  // the day arrays (1-based): each customer reads only its own.
+  const offsets = u.days ? dayOffsets(u.ids, u.days.keys) : null;
   // TypeORM answers an UPDATE … RETURNING with [rows, affected]
   const { rows: out } = await modify<CustomerSummaryRow>(
     db,
-    `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]${d ? ', $8::int[], $9::int[]' : ''}) AS x(id, seen, added${d ? ', dfirst, dcount' : ''})),
+    `WITH ids AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]${offsets ? ', $8::int[], $9::int[]' : ''}) AS x(id, seen, added${offsets ? ', dfirst, dcount' : ''})),
      ${sums}
      UPDATE customer c SET
        sentiment_wsum = ${ws},
@@ -165,32 +166,25 @@ export async function updateCustomerSummaries(
      FROM ids ${joinSums}
      WHERE c.id = ids.id AND c.id = ANY (${batchIds(1)})
      ${returning ? 'RETURNING c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.interaction_count, c.last_interaction_at, c.updated_at' : ''}`,
-    [u.ids, u.seen, u.added, ...(d ? [d.keys, d.days, d.n, d.sum, d.first, d.count] : [])],
+    [u.ids, u.seen, u.added, ...(u.days && offsets ? [u.days.keys, u.days.days, u.days.n, u.days.sum, offsets.first, offsets.count] : [])],
   );
   return returning ? out : [];
 }
 
-/** The day entries ordered by customer, then day, and where each of `ids`' entries start (1-based) and how many there are. */
-function groupedDays(
-  ids: readonly string[],
-  d: { keys: readonly string[]; days: readonly string[]; n: readonly number[]; sum: readonly number[] },
-): { keys: string[]; days: string[]; n: number[]; sum: number[]; first: number[]; count: number[] } {
-  const order = d.keys.map((_, i) => i).sort((a, b) => (d.keys[a]! < d.keys[b]! ? -1 : d.keys[a]! > d.keys[b]! ? 1 : d.days[a]! < d.days[b]! ? -1 : d.days[a]! > d.days[b]! ? 1 : 0));
+/**
+ * Where each of `ids`' entries start in `keys` (1-based) and how many there are. The entries come
+ * grouped by customer (refreshCustomerSummaries sorts them by customer and day); a customer whose
+ * entries are split would have some of its days left out, so that is refused.
+ */
+function dayOffsets(ids: readonly string[], keys: readonly string[]): { first: number[]; count: number[] } {
   const first = new Map<string, number>();
   const count = new Map<string, number>();
-  order.forEach((i, at) => {
-    const k = d.keys[i]!;
-    if (!first.has(k)) first.set(k, at + 1);
+  keys.forEach((k, i) => {
+    if (!first.has(k)) first.set(k, i + 1);
+    else if (keys[i - 1] !== k) throw new Error(`updateCustomerSummaries: the days of customer ${k} are not together`);
     count.set(k, (count.get(k) ?? 0) + 1);
   });
-  return {
-    keys: order.map((i) => d.keys[i]!),
-    days: order.map((i) => d.days[i]!),
-    n: order.map((i) => d.n[i]!),
-    sum: order.map((i) => d.sum[i]!),
-    first: ids.map((id) => first.get(id) ?? 1),
-    count: ids.map((id) => count.get(id) ?? 0),
-  };
+  return { first: ids.map((id) => first.get(id) ?? 1), count: ids.map((id) => count.get(id) ?? 0) };
 }
 
 /** Moves customers' last interaction time to their newest interaction's. */

@@ -117,17 +117,17 @@ async function startReplicas(n: number, config: ReturnType<typeof loadConfig>, u
  * flushed their statistics): the first change to a page after a checkpoint copies the whole page,
  * so a checkpoint inside the run shows here, not as more work per row.
  */
-async function fullPageImages(query: (text: string) => Promise<unknown>): Promise<number> {
-  const rows = (await query('SELECT wal_fpi::float8 AS n FROM pg_stat_wal')) as { n: number }[];
-  return rows[0]!.n;
+async function fullPageImages(url: string): Promise<number> {
+  const [{ n }] = await meterQuery<{ n: number }>(url, 'SELECT wal_fpi::float8 AS n FROM pg_stat_wal');
+  return n;
 }
 
 /** One query on a connection of its own. */
-async function meterQuery(url: string, text: string): Promise<unknown> {
+async function meterQuery<R>(url: string, text: string): Promise<R[]> {
   const client = new Client({ connectionString: url });
   await client.connect();
   try {
-    return (await client.query(text)).rows;
+    return (await client.query(text)).rows as R[];
   } finally {
     await client.end();
   }
@@ -135,35 +135,22 @@ async function meterQuery(url: string, text: string): Promise<unknown> {
 
 /** Rows inserted, updated and deleted in the database so far (as far as its statistics were flushed). */
 async function rowWrites(url: string): Promise<number> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query(`SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::float8 AS n FROM pg_stat_user_tables`);
-    return (rows[0] as { n: number }).n;
-  } finally {
-    await client.end();
-  }
+  const [{ n }] = await meterQuery<{ n: number }>(url, `SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::float8 AS n FROM pg_stat_user_tables`);
+  return n;
 }
 
 /** Where the row writes went, per table and per interaction (the run's database is fresh). */
 async function printTableWrites(url: string): Promise<void> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query(
-      `SELECT relname, n_tup_ins::float8 AS ins, n_tup_upd::float8 AS upd, n_tup_hot_upd::float8 AS hot, n_tup_del::float8 AS del
-         FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY n_tup_ins + n_tup_upd + n_tup_del DESC`,
-    );
-    const per = (n: number) => (n / N).toFixed(3);
-    console.log(
-      'row writes per interaction by table: ' +
-        (rows as { relname: string; ins: number; upd: number; hot: number; del: number }[])
-          .map((r) => `${r.relname} +${per(r.ins)}${r.upd ? ` ~${per(r.upd)} (hot ${per(r.hot)})` : ''}${r.del ? ` -${per(r.del)}` : ''}`)
-          .join(', '),
-    );
-  } finally {
-    await client.end();
-  }
+  const rows = await meterQuery<{ relname: string; ins: number; upd: number; hot: number; del: number }>(
+    url,
+    `SELECT relname, n_tup_ins::float8 AS ins, n_tup_upd::float8 AS upd, n_tup_hot_upd::float8 AS hot, n_tup_del::float8 AS del
+       FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY n_tup_ins + n_tup_upd + n_tup_del DESC`,
+  );
+  const per = (n: number) => (n / N).toFixed(3);
+  console.log(
+    'row writes per interaction by table: ' +
+      rows.map((r) => `${r.relname} +${per(r.ins)}${r.upd ? ` ~${per(r.upd)} (hot ${per(r.hot)})` : ''}${r.del ? ` -${per(r.del)}` : ''}`).join(', '),
+  );
 }
 
 /** Row writes once every exited backend's statistics have arrived (they stop changing). */
@@ -394,7 +381,7 @@ async function main(): Promise<void> {
   const storedBeforeWrites = await storedNow();
   const rowWritesBefore = await rowWrites(e2eDb.url);
   const [{ lsn: walBefore }] = await sql<{ lsn: string }[]>('SELECT pg_current_wal_lsn()::text AS lsn');
-  const fpiBefore = await fullPageImages(sql);
+  const fpiBefore = await fullPageImages(e2eDb.url);
   const storedBeforeCpu = await storedNow();
   const pgBefore = await postgresCpu(query);
   const broker = brokerPid();
@@ -458,7 +445,7 @@ async function main(): Promise<void> {
   }
   // The pool's backends flush their statistics when they exit.
   const writes = (await settledRowWrites(e2eDb.url)) - rowWritesBefore;
-  const fpi = (await fullPageImages((text) => meterQuery(e2eDb.url, text))) - fpiBefore;
+  const fpi = (await fullPageImages(e2eDb.url)) - fpiBefore;
   await printTableWrites(e2eDb.url);
   // BENCH_KEEP_DB=1 keeps the end-to-end database for a look afterwards (EXPLAIN, the outbox view)
   if (process.env.BENCH_KEEP_DB === '1') console.log(`kept the end-to-end database: ${e2eDb.name}`);
