@@ -104,9 +104,26 @@ async function startReplicas(n: number, config: ReturnType<typeof loadConfig>, u
     ...(process.env.BENCH_CHILD_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_CHILD_NODE_OPTIONS } : {}),
   };
   const procs = Array.from({ length: n }, () => spawnEarshot(env));
+  let stopping = false;
+  const exited = new Promise<never>((_, reject) => {
+    for (const p of procs) {
+      void p.exited.then((code) => {
+        if (!stopping) reject(new Error(`an ingest replica exited (${code}):\n${p.output().slice(-3000)}`));
+      });
+    }
+  });
+  exited.catch(() => undefined); // observed where it is awaited; a late exit must not be unhandled
   return {
     cpu: () => procs.reduce((sum, p) => sum + (cpuOf(p.child.pid!) ?? 0), 0),
+    /** Throws with its output when a replica has exited (bad flags, a crash): the bench would wait for nothing. */
+    assertRunning() {
+      const dead = procs.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+      if (dead) throw new Error(`an ingest replica exited (${dead.child.exitCode ?? dead.child.signalCode}):\n${dead.output().slice(-3000)}`);
+    },
+    /** Rejects as soon as a replica exits before stop() (never resolves). */
+    exited,
     async stop() {
+      stopping = true;
       await Promise.all(procs.map((p) => p.kill('SIGTERM')));
     },
   };
@@ -357,10 +374,13 @@ async function main(): Promise<void> {
   const replicas = OUT_OF_PROCESS ? await startReplicas(REPLICAS, config, e2eDb.url, log) : null;
   if (replicas) {
     const stableSince = performance.now();
-    await waitFor(`${REPLICAS} replicas in a stable group`, async () => {
-      const [g] = (await admin.describeGroups([group])).groups;
-      return g?.state === 'Stable' && g.members.length === REPLICAS;
-    }, 180_000, 200);
+    await Promise.race([
+      waitFor(`${REPLICAS} replicas in a stable group`, async () => {
+        const [g] = (await admin.describeGroups([group])).groups;
+        return g?.state === 'Stable' && g.members.length === REPLICAS;
+      }, 180_000, 200),
+      replicas.exited,
+    ]);
     console.log(`${REPLICAS} replicas up and in a stable group after ${(performance.now() - stableSince).toFixed(0)} ms (not timed)`);
   }
   t = performance.now();
@@ -397,6 +417,7 @@ async function main(): Promise<void> {
   if (paced) await paced.go();
   else if (live) await produce(kafka, e2eTopic, messages.map((m, i) => ({ key: m.author.handle, value: values[i]! })), 5_000);
   for (;;) {
+    replicas?.assertRunning();
     if ((await groupLag(admin, group, e2eTopic)) === 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
