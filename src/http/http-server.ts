@@ -251,7 +251,7 @@ async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerRes
     req.resume();
     throw new AppError('UNSUPPORTED_MEDIA_TYPE', `Content-Type must be application/x-ndjson (one JSON message per line), not ${JSON.stringify(type || 'none')}`);
   }
-  const body = await readBody(req, deps.ingestMaxBytes, res);
+  const body = await readBody(req, deps.ingestMaxBytes, res, 'EARSHOT_INGEST_MAX_BYTES');
   if (body === null) return;
   const result = await deps.ingest.ingestNdjson(body, 'http');
   sendJson(res, 200, result);
@@ -271,7 +271,7 @@ async function handleGraphql(
   for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
   let body: unknown = undefined;
   if (req.method === 'POST') {
-    const raw = await readBody(req, 2 * 1024 * 1024, res);
+    const raw = await readBody(req, 2 * 1024 * 1024, res, 'the GraphQL request limit');
     if (raw === null) return;
     const text = raw.toString('utf8');
     if ((headers.get('content-type') ?? '').includes('json')) {
@@ -366,11 +366,25 @@ function noteRole(principal: Principal | null): void {
   if (store) store.role = principal?.role ?? null;
 }
 
-/** Reads the body up to `limit` bytes; over it, answers 413 and returns null. */
-function readBody(req: IncomingMessage, limit: number, res: ServerResponse): Promise<Buffer | null> {
+/**
+ * Reads the body up to `limit` bytes; over it, answers 413 and returns null. A body in a
+ * Content-Encoding (gzip, br, …) is answered 415 and not read: read as it is, compressed NDJSON
+ * would come back as a rejection per line of binary noise, and a small compressed body can
+ * expand past any limit.
+ */
+function readBody(req: IncomingMessage, limit: number, res: ServerResponse, limitSetting: string): Promise<Buffer | null> {
+  const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity') {
+    res.setHeader('accept-encoding', 'identity');
+    sendJson(res, 415, {
+      error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: `Content-Encoding ${JSON.stringify(encoding)} is not accepted: send the body uncompressed` },
+    });
+    req.resume();
+    return Promise.resolve(null);
+  }
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > limit) {
-    tooLarge(res, limit);
+    tooLarge(res, limit, limitSetting);
     req.resume();
     return Promise.resolve(null);
   }
@@ -384,7 +398,7 @@ function readBody(req: IncomingMessage, limit: number, res: ServerResponse): Pro
       if (size > limit) {
         over = true;
         chunks.length = 0;
-        tooLarge(res, limit);
+        tooLarge(res, limit, limitSetting);
         resolve(null);
         return;
       }
@@ -399,9 +413,9 @@ function readBody(req: IncomingMessage, limit: number, res: ServerResponse): Pro
   });
 }
 
-function tooLarge(res: ServerResponse, limit: number): void {
+function tooLarge(res: ServerResponse, limit: number, limitSetting: string): void {
   res.setHeader('connection', 'close');
-  sendJson(res, 413, { error: { code: 'PAYLOAD_TOO_LARGE', message: `the body is larger than the limit of ${limit} bytes (EARSHOT_INGEST_MAX_BYTES)` } });
+  sendJson(res, 413, { error: { code: 'PAYLOAD_TOO_LARGE', message: `the body is larger than the limit of ${limit} bytes (${limitSetting})` } });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

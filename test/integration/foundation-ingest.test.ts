@@ -1,3 +1,4 @@
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 
@@ -83,6 +84,28 @@ describe('POST /ingest on real PostgreSQL', () => {
     const huge = await post(app, 'x'.repeat(4 * 1024 * 1024 + 10));
     expect(huge.status).toBe(413);
     expect(await huge.json()).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
+  });
+
+  it('answers 415 for a compressed body, on /ingest and /graphql, and stores nothing of it', async () => {
+    const externalId = 'gzip-body-1';
+    const body = gzipSync(ndjson([message(7100, { externalId })]));
+    const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' }, body });
+    expect(res.status).toBe(415);
+    expect(res.headers.get('accept-encoding')).toBe('identity');
+    expect(await res.json()).toEqual({ error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Content-Encoding "gzip" is not accepted: send the body uncompressed' } });
+    const [{ n }] = (await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction WHERE external_id = $1`, [externalId])) as { n: number }[];
+    expect(n).toBe(0);
+    // the same body uncompressed, with the encoding named as none, is stored
+    const plain = await post(app, ndjson([message(7100, { externalId })]), 'application/x-ndjson', { 'content-encoding': 'Identity' });
+    expect(await plain.json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+
+    const gql = await fetch(`${app.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'br' },
+      body: brotliCompressSync(JSON.stringify({ query: '{ __typename }' })),
+    });
+    expect(gql.status).toBe(415);
+    expect(await gql.json()).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.stringContaining('"br"') } });
   });
 
   it('attaches interactions of one author to one customer and replies to the customer they answer', async () => {
