@@ -115,13 +115,8 @@ async function startReplicas(n: number, config: ReturnType<typeof loadConfig>, u
   exited.catch(() => undefined); // observed where it is awaited; a late exit must not be unhandled
   return {
     cpu: () => procs.reduce((sum, p) => sum + (cpuOf(p.child.pid!) ?? 0), 0),
-    /** Throws with its output when a replica has exited (bad flags, a crash): the bench would wait for nothing. */
-    assertRunning() {
-      const dead = procs.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
-      if (dead) throw new Error(`an ingest replica exited (${dead.child.exitCode ?? dead.child.signalCode}):\n${dead.output().slice(-3000)}`);
-    },
-    /** Rejects as soon as a replica exits before stop() (never resolves). */
-    exited,
+    /** `work`, unless a replica exits first (bad flags, a crash): then its output, instead of waiting for nothing. */
+    alive: <T>(work: Promise<T>): Promise<T> => Promise.race([work, exited]),
     async stop() {
       stopping = true;
       await Promise.all(procs.map((p) => p.kill('SIGTERM')));
@@ -374,13 +369,12 @@ async function main(): Promise<void> {
   const replicas = OUT_OF_PROCESS ? await startReplicas(REPLICAS, config, e2eDb.url, log) : null;
   if (replicas) {
     const stableSince = performance.now();
-    await Promise.race([
+    await replicas.alive(
       waitFor(`${REPLICAS} replicas in a stable group`, async () => {
         const [g] = (await admin.describeGroups([group])).groups;
         return g?.state === 'Stable' && g.members.length === REPLICAS;
       }, 180_000, 200),
-      replicas.exited,
-    ]);
+    );
     console.log(`${REPLICAS} replicas up and in a stable group after ${(performance.now() - stableSince).toFixed(0)} ms (not timed)`);
   }
   t = performance.now();
@@ -417,8 +411,8 @@ async function main(): Promise<void> {
   if (paced) await paced.go();
   else if (live) await produce(kafka, e2eTopic, messages.map((m, i) => ({ key: m.author.handle, value: values[i]! })), 5_000);
   for (;;) {
-    replicas?.assertRunning();
-    if ((await groupLag(admin, group, e2eTopic)) === 0) break;
+    const lag = groupLag(admin, group, e2eTopic);
+    if ((await (replicas ? replicas.alive(lag) : lag)) === 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const e2eMs = performance.now() - t;

@@ -101,15 +101,17 @@ describe('a dead embedded PostgreSQL', () => {
     const statuses = new Set<number>();
     const failures: string[] = [];
     // One request after another until the process has exited. A request that fails while it still
-    // runs (a reused connection reset, a slow answer on a busy machine) is noted and tried again;
-    // it says nothing about the status, and once the port has closed the process is exiting.
+    // runs (a reused connection reset, a slow answer on a busy machine) is noted and asked again:
+    // it says nothing about the status. A refused connection means the port has closed, so the
+    // process is exiting: the watch waits for that exit.
     const watch = (async () => {
       while (p.child.exitCode === null && p.child.signalCode === null) {
         try {
           statuses.add((await get(`${url}/healthz`)).status);
         } catch (e) {
-          failures.push(String((e as Error).cause ?? e));
-          await new Promise((r) => setTimeout(r, 5)); // poll interval, not a wait for the work
+          const cause = (e as Error).cause as { code?: string } | undefined;
+          failures.push(String(cause ?? e));
+          if (cause?.code === 'ECONNREFUSED') await p.exited;
         }
       }
     })();
