@@ -251,7 +251,7 @@ async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerRes
     req.resume();
     throw new AppError('UNSUPPORTED_MEDIA_TYPE', `Content-Type must be application/x-ndjson (one JSON message per line), not ${JSON.stringify(type || 'none')}`);
   }
-  const body = await readBody(req, deps.ingestMaxBytes, res, 'EARSHOT_INGEST_MAX_BYTES');
+  const body = await readBody(req, deps.ingestMaxBytes, res, 'EARSHOT_INGEST_MAX_BYTES', restError);
   if (body === null) return;
   const result = await deps.ingest.ingestNdjson(body, 'http');
   sendJson(res, 200, result);
@@ -271,7 +271,7 @@ async function handleGraphql(
   for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
   let body: unknown = undefined;
   if (req.method === 'POST') {
-    const raw = await readBody(req, 2 * 1024 * 1024, res, 'the GraphQL request limit');
+    const raw = await readBody(req, 2 * 1024 * 1024, res, 'the GraphQL request limit', graphqlError);
     if (raw === null) return;
     const text = raw.toString('utf8');
     if ((headers.get('content-type') ?? '').includes('json')) {
@@ -366,25 +366,34 @@ function noteRole(principal: Principal | null): void {
   if (store) store.role = principal?.role ?? null;
 }
 
+/** An error answer in an endpoint's own shape. */
+type ErrorBody = (code: string, message: string) => unknown;
+/** `/ingest` and the other REST routes: `{ error: { code, message } }`. */
+const restError: ErrorBody = (code, message) => ({ error: { code, message } });
+/** `/graphql`: `{ errors: [{ message, extensions: { code } }] }`, as GraphQL clients read any answer. */
+const graphqlError: ErrorBody = (code, message) => ({ errors: [{ message, extensions: { code } }] });
+
 /**
  * Reads the body up to `limit` bytes; over it, answers 413 and returns null. A body in a
  * Content-Encoding (gzip, br, …) is answered 415 and not read: read as it is, compressed NDJSON
  * would come back as a rejection per line of binary noise, and a small compressed body can
- * expand past any limit.
+ * expand past any limit. Both answers are in the endpoint's error shape (`errorBody`).
  */
-function readBody(req: IncomingMessage, limit: number, res: ServerResponse, limitSetting: string): Promise<Buffer | null> {
+function readBody(req: IncomingMessage, limit: number, res: ServerResponse, limitSetting: string, errorBody: ErrorBody): Promise<Buffer | null> {
   const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity') {
     res.setHeader('accept-encoding', 'identity');
-    sendJson(res, 415, {
-      error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: `Content-Encoding ${JSON.stringify(encoding)} is not accepted: send the body uncompressed` },
-    });
+    sendJson(res, 415, errorBody('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(encoding)} is not accepted: send the body uncompressed`));
     req.resume();
     return Promise.resolve(null);
   }
+  const tooLarge = () => {
+    res.setHeader('connection', 'close');
+    sendJson(res, 413, errorBody('PAYLOAD_TOO_LARGE', `the body is larger than the limit of ${limit} bytes (${limitSetting})`));
+  };
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > limit) {
-    tooLarge(res, limit, limitSetting);
+    tooLarge();
     req.resume();
     return Promise.resolve(null);
   }
@@ -398,7 +407,7 @@ function readBody(req: IncomingMessage, limit: number, res: ServerResponse, limi
       if (size > limit) {
         over = true;
         chunks.length = 0;
-        tooLarge(res, limit, limitSetting);
+        tooLarge();
         resolve(null);
         return;
       }
@@ -411,11 +420,6 @@ function readBody(req: IncomingMessage, limit: number, res: ServerResponse, limi
     });
     req.on('error', reject);
   });
-}
-
-function tooLarge(res: ServerResponse, limit: number, limitSetting: string): void {
-  res.setHeader('connection', 'close');
-  sendJson(res, 413, { error: { code: 'PAYLOAD_TOO_LARGE', message: `the body is larger than the limit of ${limit} bytes (${limitSetting})` } });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -105,7 +105,15 @@ describe('POST /ingest on real PostgreSQL', () => {
       body: brotliCompressSync(JSON.stringify({ query: '{ __typename }' })),
     });
     expect(gql.status).toBe(415);
-    expect(await gql.json()).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.stringContaining('"br"') } });
+    // in the shape GraphQL clients read: errors[].extensions.code
+    expect(await gql.json()).toEqual({ errors: [{ message: expect.stringContaining('"br"'), extensions: { code: 'UNSUPPORTED_MEDIA_TYPE' } }] });
+  });
+
+  it('answers /graphql over its size limit with 413 in GraphQL\'s error shape', async () => {
+    const query = `{ __typename ${' '.repeat(2 * 1024 * 1024)}}`;
+    const res = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({ errors: [{ message: 'the body is larger than the limit of 2097152 bytes (the GraphQL request limit)', extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
   });
 
   it('attaches interactions of one author to one customer and replies to the customer they answer', async () => {
