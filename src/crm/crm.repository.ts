@@ -1,4 +1,5 @@
 import { exec, firstRow, modify, rows, type Db } from '../db/sql';
+import { CUSTOMER_TREND } from '../sentiment/rollups.repository';
 import type { CrmCaseRow, CrmSystem, SyncMode, WriteBackValues } from './crm.port';
 
 /**
@@ -230,7 +231,7 @@ export function desiredRows(db: Db, customerIds: readonly string[]): Promise<Des
   return rows(
     db,
     `SELECT r.id AS record_id, c.id AS customer_id, r.system, r.object_type, r.external_id, r.written_values,
-            c.sentiment_score, c.sentiment_label, c.sentiment_trend, c.last_interaction_at,
+            c.sentiment_score, c.sentiment_label, ${CUSTOMER_TREND} AS sentiment_trend, c.last_interaction_at,
             (SELECT count(*)::int FROM interaction i
               WHERE i.customer_id = c.id AND i.direction = 'inbound' AND i.intent = 'complaint'
                 AND NOT EXISTS (SELECT 1 FROM interaction o WHERE o.source = i.source AND o.in_reply_to = i.external_id AND o.direction = 'outbound')

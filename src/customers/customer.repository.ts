@@ -3,6 +3,7 @@ import { rows, firstRow, type Db } from '../db/sql';
 import type { SentimentLabel } from '../graphql/enums';
 import { keyset, type Keyset, type SortKey, type Window } from '../graphql/keyset';
 import type { Page } from '../graphql/relay';
+import { CUSTOMER_TREND } from '../sentiment/rollups.repository';
 import { INTERACTION_COLUMNS, INTERACTION_ORDERS, interactionJson, type InteractionJsonRow, type InteractionOrder } from '../interactions/interaction.repository';
 
 /**
@@ -43,7 +44,7 @@ export interface PageAhead {
   };
 }
 
-const CUSTOMER_COLUMNS = `c.id, c.display_name, c.sentiment_score, c.sentiment_label, c.sentiment_trend,
+const CUSTOMER_COLUMNS = `c.id, c.display_name, c.sentiment_score, c.sentiment_label, ${CUSTOMER_TREND} AS sentiment_trend,
   c.interaction_count, c.last_interaction_at, c.created_at`;
 
 /** A customer as {@link customerJson} lists it: the columns of CUSTOMER_COLUMNS, in order. */
@@ -61,7 +62,8 @@ const CUSTOMER_JSON_SLOTS = ['id', 'display_name', 'sentiment_score', 'sentiment
  * resolves from them.
  */
 export function customerJson(columns: ReadonlySet<string> | null): string {
-  return `json_build_array(${CUSTOMER_JSON_SLOTS.map((c) => (!columns || columns.has(c) || c === 'id' ? `c.${c}` : 'NULL')).join(', ')})`;
+  const expr = (c: (typeof CUSTOMER_JSON_SLOTS)[number]) => (c === 'sentiment_trend' ? CUSTOMER_TREND : `c.${c}`);
+  return `json_build_array(${CUSTOMER_JSON_SLOTS.map((c) => (!columns || columns.has(c) || c === 'id' ? expr(c) : 'NULL')).join(', ')})`;
 }
 
 /** Orders of the customer list; sort values are never null (coalesced), as the keyset needs. */

@@ -35,7 +35,7 @@ export class CustomerSentiment {
   @Field(() => Int, { description: 'inbound interactions scored' })
   interactionCount!: number;
 
-  @Field(() => Float, { nullable: true, description: 'mean of the last 30 days minus the mean of the 30 days before' })
+  @Field(() => Float, { nullable: true, description: 'mean of the last 30 UTC days minus the mean of the 30 days before, as of today; null when either has no inbound interaction' })
   trend!: number | null;
 
   @Field(() => GraphQLISODateTime, { nullable: true })

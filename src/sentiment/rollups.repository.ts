@@ -62,6 +62,15 @@ export async function upsertDaily(
 /** Days ahead beyond which the trend's day sums share one entry (see updateCustomerSummaries). */
 const FAR_AHEAD = 61;
 
+/**
+ * Customer `c`'s trend as of today, for readers (the API, the CRM write-back): the
+ * `customer_trend` function (migration CustomerTrendAsOfToday) over the row's day sums, by the
+ * same rule as the update below. The stored `sentiment_trend` is the trend as of the customer's
+ * last update; a quiet customer's trend moves as its days leave the windows. Kafka's
+ * customer-sentiment.v1 events carry the stored one: an event tells the state it announces.
+ */
+export const CUSTOMER_TREND = 'customer_trend(c.sentiment_days, c.sentiment_trend)';
+
 /** The trend's lower bound: the 60 UTC days it reads end today. */
 const TREND_FROM = `((current_date - 60)::timestamp AT TIME ZONE 'UTC')`;
 

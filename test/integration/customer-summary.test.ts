@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/sql';
 import { rebuildCustomerRollups } from '../../src/sentiment/rollups';
 import { updateCustomerSummaries } from '../../src/sentiment/rollups.repository';
+import { toGlobalId } from '../../src/graphql/relay';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 
 // The customer's sentiment summary is kept on its row as decayed sums, updated once per batch
@@ -190,5 +191,50 @@ describe('customer summary on the customer row', () => {
     const read = plans.flatMap(walk).filter((n) => n['Relation Name'] === 'interaction' && (n['Actual Loops'] ?? 0) > 0);
     expect(plans).toHaveLength(1);
     expect(read).toEqual([]);
+  });
+  it('shows the trend as of today: a quiet customer\'s days leave the windows as time passes', async () => {
+    const handle = `q${randomUUID().slice(0, 8)}`;
+    const displayName = `Quiet ${handle}`;
+    const at = author(handle, 'quiet', displayName);
+    await post([at(0.5, 'I love this, great service!'), at(20, 'My parcel is late and nobody answers. Terrible.'), at(35, 'Great support, thank you so much!')]);
+    const [{ customer_id: customerId }] = (await app.db.ds.query(`SELECT customer_id FROM interaction WHERE external_id = $1`, [`quiet-${handle}-0`])) as { customer_id: string }[];
+    const id = toGlobalId('Customer', customerId);
+    const read = async () => {
+      const byId = await app.gql<{ customer: { sentiment: { trend: number | null } } }>('query($id: ID!) { customer(id: $id) { sentiment { trend } } }', { id });
+      const listed = await app.gql<{ customers: { edges: { node: { sentiment: { trend: number | null } } }[] } }>(
+        'query($q: String) { customers(first: 5, filter: { search: $q }) { edges { node { sentiment { trend } } } } }',
+        { q: displayName },
+      );
+      expect(byId.errors).toBeUndefined();
+      expect(listed.errors).toBeUndefined();
+      expect(listed.data.customers.edges).toHaveLength(1);
+      expect(listed.data.customers.edges[0]!.node.sentiment.trend).toBe(byId.data.customer.sentiment.trend);
+      return byId.data.customer.sentiment.trend;
+    };
+    const written = (await stored(customerId)).trend;
+    expect(written).not.toBeNull();
+    expect(await read()).toBeCloseTo(written!, 9);
+
+    // Time passes with nothing new from this customer: the row and its interactions move back by
+    // `days`, as they would look that many days later.
+    const passes = async (days: number) => {
+      await app.db.ds.query(`UPDATE interaction SET occurred_at = occurred_at - make_interval(days => $2) WHERE customer_id = $1`, [customerId, days]);
+      await app.db.ds.query(
+        `UPDATE customer SET sentiment_days = (SELECT array_agg(CASE WHEN o % 3 = 1 THEN v - $2 ELSE v END ORDER BY o) FROM unnest(sentiment_days) WITH ORDINALITY AS u(v, o))
+          WHERE id = $1`,
+        [customerId, days],
+      );
+    };
+    // 15 days later: the day 20 ago is now 35 ago, in the window before; the trend moves
+    await passes(15);
+    const later = await expected(customerId);
+    expect(later.trend).not.toBeNull();
+    expect(later.trend).not.toBeCloseTo(written!, 3);
+    expect(await read()).toBeCloseTo(later.trend!, 9);
+    // 45 days later: nothing in the last 30 days, so no trend; the stored one is as of the last update
+    await passes(30);
+    expect((await expected(customerId)).trend).toBeNull();
+    expect(await read()).toBeNull();
+    expect((await stored(customerId)).trend).toBeCloseTo(written!, 9);
   });
 });
