@@ -62,11 +62,18 @@ export async function advisoryUnlock(db: Db, key: number): Promise<void> {
 }
 
 /**
- * `COPY target FROM STDIN` on the transaction's own connection, with `body` (rows in COPY's text
- * format: ./copy-text.ts) as its data. All rows or none: a row PostgreSQL refuses (a unique key
- * stored meanwhile, say) fails the statement, and with it the transaction.
+ * `COPY target FROM STDIN` on the transaction's own connection, with `rows` (each one row in
+ * COPY's text format, ./copy-text.ts, without its newline) as its data, sent as one buffer. All
+ * rows or none: a row PostgreSQL refuses (a unique key stored meanwhile, say) fails the
+ * statement, and with it the transaction.
+ *
+ * Each row is encoded on its own: one string of the whole batch became UTF-8 in 3–4 ms for 465
+ * tweets (most of it joining the pieces into one string, two bytes a character as soon as one
+ * row holds an emoji), the rows one by one in 0.6 ms (README, "Ingest write path").
  */
-export async function copyIn(qr: QueryRunner, target: string, body: string): Promise<void> {
+export async function copyIn(qr: QueryRunner, target: string, rows: readonly string[]): Promise<void> {
   const client = (await qr.connect()) as PoolClient;
-  await pipeline(Readable.from([Buffer.from(body, 'utf8')]), client.query(copyFrom(`COPY ${target} FROM STDIN`)));
+  const parts = new Array<Buffer>(rows.length);
+  for (let i = 0; i < rows.length; i++) parts[i] = Buffer.from(`${rows[i]}\n`, 'utf8');
+  await pipeline(Readable.from([Buffer.concat(parts)]), client.query(copyFrom(`COPY ${target} FROM STDIN`)));
 }

@@ -271,9 +271,7 @@ function copyRow(r: NewInteractionRow): string {
  */
 export async function insertInteractions(qr: QueryRunner, batch: readonly NewInteractionRow[]): Promise<void> {
   if (batch.length === 0) return;
-  let body = '';
-  for (const r of batch) body += `${copyRow(r)}\n`;
-  await copyIn(qr, `interaction (${NEW_INTERACTION_COLUMNS})`, body);
+  await copyIn(qr, `interaction (${NEW_INTERACTION_COLUMNS})`, batch.map(copyRow));
 }
 
 /** True for the error of a batch that met an interaction stored meanwhile (same source and external id). */
