@@ -13,9 +13,10 @@ import { SERVICE_NODE_FLAGS } from '../../src/service-flags';
 import { createLogger } from '../../src/shared/logger';
 import { message, ndjson } from '../support/app';
 import { createTestDatabase, findTestPostgres, REPO_ROOT, TEST_PG_ENV } from '../support/postgres';
+import { servicePort } from '../support/ports';
 
 async function timeToFirstAnswer(dataDir: string, pgPort: number): Promise<number> {
-  const port = 45000 + Math.floor(Math.random() * 5000);
+  const port = servicePort();
   const t0 = performance.now();
   const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, path.join(REPO_ROOT, 'dist/src/main.js'), 'serve'], {
     cwd: REPO_ROOT,
@@ -51,7 +52,7 @@ function percentile(sorted: number[], p: number): number {
 export async function runApiBench(): Promise<string> {
   const lines: string[] = [];
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-bench-'));
-  const pgPort = 57000 + Math.floor(Math.random() * 1000);
+  const pgPort = servicePort();
   try {
     const first = await timeToFirstAnswer(dataDir, pgPort);
     const later = await timeToFirstAnswer(dataDir, pgPort);

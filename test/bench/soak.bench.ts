@@ -23,6 +23,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { message, ndjson } from '../support/app';
 import { SERVICE_NODE_FLAGS } from '../../src/service-flags';
 import { createTestDatabase, findTestPostgres, REPO_ROOT, TEST_PG_ENV, type TestDatabase } from '../support/postgres';
+import { servicePort } from '../support/ports';
 
 const PAGE_QUERY = `query CustomerPage($first: Int!) { customers(first: $first) { totalCount pageInfo { hasNextPage endCursor }
   edges { node { id displayName identities { kind network value redacted }
@@ -150,7 +151,7 @@ async function main(): Promise<number> {
     env.DATABASE_URL = database.url;
   } else {
     env.EARSHOT_DATA_DIR = dataDir;
-    env.EARSHOT_EMBEDDED_PG_PORT = String(50000 + Math.floor(Math.random() * 2000));
+    env.EARSHOT_EMBEDDED_PG_PORT = String(servicePort());
   }
   const brokers = process.env.KAFKA_BROKERS;
   const id = randomUUID().slice(0, 8);

@@ -7,6 +7,7 @@ import { message, ndjson } from '../support/app';
 import { spawnEarshot } from '../support/earshot-process';
 import { waitFor } from '../support/kafka-fixtures';
 import { REPO_ROOT } from '../support/postgres';
+import { servicePort } from '../support/ports';
 
 // `npm start` from a checkout in a home folder: as root that is /root, which the OS user
 // postgres (who runs the embedded PostgreSQL) cannot enter.
@@ -30,7 +31,7 @@ describe('a checkout in a private home folder', () => {
       }
     }
     expect(statSync(checkout).mode & 0o077).toBe(0);
-    const env = { EARSHOT_EMBEDDED_PG_PORT: String(48000 + Math.floor(Math.random() * 3000)) };
+    const env = { EARSHOT_EMBEDDED_PG_PORT: String(servicePort()) };
 
     const first = spawnEarshot(env, { root: checkout });
     try {

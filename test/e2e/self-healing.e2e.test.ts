@@ -7,6 +7,7 @@ import { message, ndjson } from '../support/app';
 import { spawnEarshot, type EarshotProcess } from '../support/earshot-process';
 import { kafkaEnv, kafkaNames, testKafka, waitFor } from '../support/kafka-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { servicePort } from '../support/ports';
 
 // Real processes killed the way a crash or an operator would: the compiled CLI, its embedded
 // PostgreSQL, the shared Kafka broker.
@@ -50,7 +51,7 @@ describe('a dead embedded PostgreSQL', () => {
   const embeddedEnv = () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-heal-'));
     dirs.push(dataDir);
-    return { EARSHOT_DATA_DIR: dataDir, EARSHOT_EMBEDDED_PG_PORT: String(52000 + Math.floor(Math.random() * 3000)) };
+    return { EARSHOT_DATA_DIR: dataDir, EARSHOT_EMBEDDED_PG_PORT: String(servicePort()) };
   };
   afterAll(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });

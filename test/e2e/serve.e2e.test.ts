@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { message, ndjson } from '../support/app';
 import { REPO_ROOT } from '../support/postgres';
+import { servicePort } from '../support/ports';
 
 const MAIN = path.join(REPO_ROOT, 'dist/src/main.js');
 
@@ -58,7 +59,7 @@ describe('earshot serve on its embedded PostgreSQL (compiled CLI)', () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-e2e-'));
     env = {
       EARSHOT_DATA_DIR: dataDir,
-      EARSHOT_EMBEDDED_PG_PORT: String(56000 + Math.floor(Math.random() * 4000)),
+      EARSHOT_EMBEDDED_PG_PORT: String(servicePort()),
       PORT: '0',
       HOST: '127.0.0.1',
     };
