@@ -6,7 +6,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * 30 before, by the same rule as the summary update (src/sentiment/rollups.repository.ts), whose
  * stored `sentiment_trend` is the trend as of that update. A customer who has been quiet since
  * shows the trend of today: days leave the windows as time passes, and with no day in one of
- * them the trend is null. A row without days (before the column) shows its stored trend.
+ * them the trend is null. A row without days (before the column) shows its stored trend. Days
+ * are UTC days, as the update counts them, whatever the session's TimeZone.
  * plpgsql, one pass over the array: as a SQL function over generate_series it cost about 60 µs a
  * row (13,334 customers in 820 ms), which a page of 100 customers would have felt.
  */
@@ -18,7 +19,7 @@ export class CustomerTrendAsOfToday1767300000000 implements MigrationInterface {
       CREATE FUNCTION customer_trend(days float8[], stored float8) RETURNS float8 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
       DECLARE
         d float8[] := days;
-        t float8 := current_date - date '1970-01-01';
+        t float8 := (now() AT TIME ZONE 'UTC')::date - date '1970-01-01';
         rn float8 := 0; rs float8 := 0; pn float8 := 0; ps float8 := 0;
       BEGIN
         IF d IS NULL THEN RETURN stored; END IF;

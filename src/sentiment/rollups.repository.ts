@@ -71,8 +71,11 @@ const FAR_AHEAD = 61;
  */
 export const CUSTOMER_TREND = 'customer_trend(c.sentiment_days, c.sentiment_trend)';
 
+/** Today as a UTC day, whatever the session's TimeZone (`current_date` is the session's). */
+const UTC_TODAY = `(now() AT TIME ZONE 'UTC')::date`;
+
 /** The trend's lower bound: the 60 UTC days it reads end today. */
-const TREND_FROM = `((current_date - 60)::timestamp AT TIME ZONE 'UTC')`;
+const TREND_FROM = `((${UTC_TODAY} - 60)::timestamp AT TIME ZONE 'UTC')`;
 
 /**
  * One UPDATE of the stored summaries of customers `ids` (sorted), as `refreshCustomerSummaries`
@@ -128,7 +131,7 @@ export async function updateCustomerSummaries(
   // default) share one entry, dated 61 days ahead as of the update, so a row holds at most 122
   // days whatever dates an author sends. They count as recent, as they would one by one, but
   // leave the recent window 91 days after they were last merged, before their own dates would.
-  const epochDay = `(current_date - date '1970-01-01')`;
+  const epochDay = `(${UTC_TODAY} - date '1970-01-01')`;
   const ofInteractions = `SELECT ((i.occurred_at AT TIME ZONE 'UTC')::date - date '1970-01-01')::float8 AS day, 1::float8 AS n, i.sentiment_score AS s
                  FROM interaction i WHERE i.customer_id = c.id AND i.occurred_at >= ${TREND_FROM} AND i.direction = 'inbound'`;
   const daySource = incremental

@@ -192,6 +192,7 @@ describe('customer summary on the customer row', () => {
     expect(plans).toHaveLength(1);
     expect(read).toEqual([]);
   });
+
   it('shows the trend as of today: a quiet customer\'s days leave the windows as time passes', async () => {
     const handle = `q${randomUUID().slice(0, 8)}`;
     const displayName = `Quiet ${handle}`;
@@ -236,5 +237,28 @@ describe('customer summary on the customer row', () => {
     expect((await expected(customerId)).trend).toBeNull();
     expect(await read()).toBeNull();
     expect((await stored(customerId)).trend).toBeCloseTo(written!, 9);
+  });
+
+  it('counts the trend in UTC days whatever the session\'s time zone', async () => {
+    // A zone whose date differs from UTC's now (UTC+14 from 10:00 UTC, UTC-11 before), and days
+    // around the 30-day boundary that the two dates would put in different windows.
+    const [{ hour }] = (await app.db.ds.query(`SELECT extract(hour FROM now() AT TIME ZONE 'UTC')::int AS hour`)) as { hour: number }[];
+    const ahead = hour >= 10;
+    const qr = app.db.ds.createQueryRunner();
+    try {
+      await qr.startTransaction();
+      await qr.query(`SET LOCAL TimeZone = '${ahead ? 'Pacific/Kiritimati' : 'Pacific/Pago_Pago'}'`);
+      const [{ trend, local, utc }] = (await qr.query(
+        `WITH t AS (SELECT ((now() AT TIME ZONE 'UTC')::date - date '1970-01-01')::float8 AS t)
+         SELECT customer_trend(ARRAY[t.t - $1, 1, 1.0, t.t - 45, 1, 0.0]::float8[], NULL) AS trend, current_date AS local, (now() AT TIME ZONE 'UTC')::date AS utc FROM t`,
+        [ahead ? 29 : 30],
+      )) as { trend: number | null; local: string; utc: string }[];
+      expect(String(local)).not.toBe(String(utc));
+      // by UTC days: 29 days ago is recent and 45 in the window before (1.0 − 0.0); 30 days ago is in the window before, so nothing is recent
+      expect(trend).toBe(ahead ? 1 : null);
+    } finally {
+      await qr.rollbackTransaction().catch(() => undefined);
+      await qr.release();
+    }
   });
 });
