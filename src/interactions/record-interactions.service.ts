@@ -8,6 +8,7 @@ import { enqueueOutbox } from '../outbox/outbox';
 import { applyRollups, refreshCustomerSummaries } from '../sentiment/rollups';
 import type { Logger } from '../shared/logger';
 import type { Analysis } from '../sentiment/analyzer';
+import { lockLiveTopics } from '../sentiment/taxonomy.repository';
 import type { TaxonomyService } from '../sentiment/taxonomy.service';
 import { SentimentScorer } from '../sentiment/sentiment.scorer';
 import { recipientOf, type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
@@ -192,9 +193,13 @@ export class RecordInteractionsService {
     await insertInteractions(qr, rows);
     const accepted = fresh;
 
-    const topicRows = accepted.flatMap((p) =>
-      p.analysis.topics.filter((t) => topicIds.has(t.name)).map((t) => [p.id, topicIds.get(t.name)!, t.matched] as const),
-    );
+    // Tags only with topics that still exist: another replica may have deleted one this process
+    // still has cached (for up to 10 s); its matches are stored untagged, not rejected.
+    const used = new Set<number>();
+    for (const p of accepted) for (const t of p.analysis.topics) if (topicIds.has(t.name)) used.add(topicIds.get(t.name)!);
+    const live = used.size > 0 ? await lockLiveTopics(qr, [...used]) : used;
+    const liveTopics = (p: Prepared) => p.analysis.topics.filter((t) => live.has(topicIds.get(t.name) ?? -1));
+    const topicRows = accepted.flatMap((p) => liveTopics(p).map((t) => [p.id, topicIds.get(t.name)!, t.matched] as const));
     if (topicRows.length > 0) {
       await insertTopicTags(qr, topicRows);
     }
@@ -208,8 +213,8 @@ export class RecordInteractionsService {
         direction: p.message.direction,
         score: p.analysis.score,
         label: p.analysis.label,
-        topicIds: p.analysis.topics.map((t) => topicIds.get(t.name)).filter((t) => t !== undefined),
-        departmentIds: p.analysis.topics.map((t) => departmentIds.get(t.department)).filter((d) => d !== undefined),
+        topicIds: liveTopics(p).map((t) => topicIds.get(t.name)!),
+        departmentIds: liveTopics(p).map((t) => departmentIds.get(t.department)).filter((d) => d !== undefined),
       })),
     );
     await refreshCustomerSummaries(qr, [...lastSeen.keys()], lastSeen, { returning: false, added, days });

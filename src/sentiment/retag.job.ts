@@ -19,6 +19,7 @@ import {
 } from './retag.repository';
 import { applyRollups, storedContributions } from './rollups';
 import type { TaxonomyService } from './taxonomy.service';
+import { lockLiveTopics } from './taxonomy.repository';
 
 export type { RetagJobRow } from './retag.repository';
 
@@ -123,9 +124,11 @@ export class RetagJobRunner {
         }
         await this.ds.transaction(async (em) => {
           if (ids.length > 0) {
+            // A topic deleted since the job loaded the taxonomy is left out, not a failed job.
+            const live = await lockLiveTopics(em, [...new Set(topicRows.map((r) => r[1]))]);
             // The rollups follow the tags in the same transaction: out with the old, in with the new.
             await applyRollups(em, await storedContributions(em, ids), -1);
-            await replaceTags(em, ids, topicRows);
+            await replaceTags(em, ids, topicRows.filter((r) => live.has(r[1])));
             await applyRollups(em, await storedContributions(em, ids), 1);
           }
           await addRetagProgress(em, job.id, rows.length, changed);

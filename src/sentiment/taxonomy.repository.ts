@@ -11,6 +11,17 @@ export interface TopicRow {
   department_id: number;
 }
 
+/**
+ * Which of `ids` are topics still, each locked (FOR KEY SHARE) until the caller's transaction
+ * ends: a writer tags with these only. A topic deleted meanwhile by another replica (whose
+ * taxonomy this process still has cached) is left out instead of failing the batch's foreign
+ * key; a delete that comes after waits for the writer and then takes its tags along.
+ */
+export async function lockLiveTopics(db: Db, ids: readonly number[]): Promise<Set<number>> {
+  const found = await rows<{ id: number }>(db, 'SELECT id FROM topic WHERE id = ANY($1::int[]) ORDER BY id FOR KEY SHARE', [ids]);
+  return new Set(found.map((r) => r.id));
+}
+
 export async function countTopics(db: Db): Promise<number> {
   const [{ n }] = await rows<{ n: number }>(db, 'SELECT count(*)::int AS n FROM topic');
   return n;

@@ -124,4 +124,28 @@ describe('analyzeText and the editable taxonomy', () => {
     const job = await app.gql('{ retagJob(id: "nope") { status } }', undefined, as(ADMIN));
     expect(job.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
+
+  it('stores, untagged, a line that matches a topic another replica deleted while this one still has it cached', async () => {
+    const edit = await app.gql('mutation { upsertTopic(input: { name: "zebra", label: "Zebra", department: "Zoo Team", phrases: ["zebra stripes"] }) { topic { name } } }', undefined, as(ADMIN));
+    expect(edit.errors).toBeUndefined();
+    const ingest = async (externalId: string, text: string) => {
+      const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...as(ADMIN) }, body: ndjson([message(0, { externalId, eventId: externalId, text })]) });
+      expect(res.status).toBe(200);
+      return res.json() as Promise<{ accepted: number; rejected: unknown[] }>;
+    };
+    const topicsOf = async (externalId: string) =>
+      ((await app.db.ds.query(
+        `SELECT coalesce(array_agg(t.name ORDER BY t.name) FILTER (WHERE t.name IS NOT NULL), '{}') AS names
+           FROM interaction i LEFT JOIN interaction_topic it ON it.interaction_id = i.id LEFT JOIN topic t ON t.id = it.topic_id
+          WHERE i.external_id = $1 GROUP BY i.id`,
+        [externalId],
+      )) as { names: string[] }[]).map((r) => r.names);
+    // this process loads the taxonomy with the new topic and tags with it
+    expect(await ingest('zebra-1', 'I love the zebra stripes on this jacket')).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+    expect(await topicsOf('zebra-1')).toEqual([['zebra']]);
+    // another replica deletes it: this process's cached taxonomy still has it for a while
+    await app.db.ds.query(`DELETE FROM topic WHERE name = 'zebra'`);
+    expect(await ingest('zebra-2', 'The zebra stripes faded after one wash')).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+    expect(await topicsOf('zebra-2')).toEqual([[]]);
+  });
 });
