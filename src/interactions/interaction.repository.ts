@@ -281,6 +281,17 @@ export function isStoredMeanwhile(e: unknown): boolean {
   return d?.code === '23505' && d.constraint === 'interaction_source_external_key';
 }
 
+/**
+ * True for the error of a batch that tagged with, or rolled up under, a topic deleted meanwhile:
+ * the taxonomy the batch was analyzed with is cached per process, and another replica's edit
+ * reaches it only when the cache expires.
+ */
+export function isDeletedTopic(e: unknown): boolean {
+  const err = e as { code?: unknown; constraint?: unknown; driverError?: { code?: unknown; constraint?: unknown } } | null;
+  const d = err?.driverError ?? err;
+  return d?.code === '23503' && (d.constraint === 'interaction_topic_topic_id_fkey' || d.constraint === 'topic_sentiment_daily_topic_id_fkey');
+}
+
 /** Tags interactions: [interaction id, topic id, matched words]. */
 export async function insertTopicTags(db: Db, tags: readonly (readonly [string, number, readonly string[]])[]): Promise<void> {
   await exec(

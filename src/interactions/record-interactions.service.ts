@@ -8,12 +8,11 @@ import { enqueueOutbox } from '../outbox/outbox';
 import { applyRollups, refreshCustomerSummaries } from '../sentiment/rollups';
 import type { Logger } from '../shared/logger';
 import type { Analysis } from '../sentiment/analyzer';
-import { lockLiveTopics } from '../sentiment/taxonomy.repository';
 import type { TaxonomyService } from '../sentiment/taxonomy.service';
 import { SentimentScorer } from '../sentiment/sentiment.scorer';
 import { recipientOf, type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
 import type { InteractionMessage } from './interaction-message';
-import { insertInteractions, insertTopicTags, isStoredMeanwhile, storedKeys, type NewInteractionRow } from './interaction.repository';
+import { insertInteractions, insertTopicTags, isDeletedTopic, isStoredMeanwhile, storedKeys, type NewInteractionRow } from './interaction.repository';
 
 export type RecordStatus = 'accepted' | 'duplicate';
 
@@ -118,16 +117,25 @@ export class RecordInteractionsService {
     const statuses = [...batch.statuses];
     if (batch.unique.length === 0) return { accepted: 0, duplicates: batch.size, statuses, interactionIds: [] };
     let accepted: Prepared[];
+    let { topicIds, departmentIds } = batch;
     for (let attempt = 1; ; attempt++) {
       // fresh Prepared objects: a retried batch must not see customer ids of a rolled-back try
       const unique = batch.unique.map((p) => ({ ...p, customerId: null, identityId: undefined }));
       try {
-        accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, batch.topicIds, batch.departmentIds));
+        accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, topicIds, departmentIds));
         break;
       } catch (e) {
         // a concurrent writer stored one of these meanwhile: the next try leaves it out as stored
         if (attempt < 5 && isStoredMeanwhile(e)) {
           this.log.info({ attempt }, 'another writer stored one of the batch meanwhile; storing the batch again without it');
+          continue;
+        }
+        // another replica deleted a topic this process still had cached (for up to 10 s): the
+        // next try tags with the taxonomy as it is now, and the matches of that topic go untagged
+        if (attempt < 5 && isDeletedTopic(e)) {
+          this.log.info({ attempt }, 'a topic of the cached taxonomy was deleted meanwhile; storing the batch again with the taxonomy reloaded');
+          this.taxonomy.invalidate();
+          ({ topicIds, departmentIds } = await this.taxonomy.current());
           continue;
         }
         throw e;
@@ -193,13 +201,9 @@ export class RecordInteractionsService {
     await insertInteractions(qr, rows);
     const accepted = fresh;
 
-    // Tags only with topics that still exist: another replica may have deleted one this process
-    // still has cached (for up to 10 s); its matches are stored untagged, not rejected.
-    const used = new Set<number>();
-    for (const p of accepted) for (const t of p.analysis.topics) if (topicIds.has(t.name)) used.add(topicIds.get(t.name)!);
-    const live = used.size > 0 ? await lockLiveTopics(qr, [...used]) : used;
-    const liveTopics = (p: Prepared) => p.analysis.topics.filter((t) => live.has(topicIds.get(t.name) ?? -1));
-    const topicRows = accepted.flatMap((p) => liveTopics(p).map((t) => [p.id, topicIds.get(t.name)!, t.matched] as const));
+    const topicRows = accepted.flatMap((p) =>
+      p.analysis.topics.filter((t) => topicIds.has(t.name)).map((t) => [p.id, topicIds.get(t.name)!, t.matched] as const),
+    );
     if (topicRows.length > 0) {
       await insertTopicTags(qr, topicRows);
     }
@@ -213,8 +217,8 @@ export class RecordInteractionsService {
         direction: p.message.direction,
         score: p.analysis.score,
         label: p.analysis.label,
-        topicIds: liveTopics(p).map((t) => topicIds.get(t.name)!),
-        departmentIds: liveTopics(p).map((t) => departmentIds.get(t.department)).filter((d) => d !== undefined),
+        topicIds: p.analysis.topics.map((t) => topicIds.get(t.name)).filter((t) => t !== undefined),
+        departmentIds: p.analysis.topics.filter((t) => topicIds.has(t.name)).map((t) => departmentIds.get(t.department)).filter((d) => d !== undefined),
       })),
     );
     await refreshCustomerSummaries(qr, [...lastSeen.keys()], lastSeen, { returning: false, added, days });
