@@ -75,7 +75,13 @@ export async function openDatabase(
     embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log, { onFatal: opts.onFatal });
     url = embedded.url;
   }
-  const { dataSource: ds, queries } = createDataSource({ url, poolSize: config.databasePoolSize, poolIdleMs: config.databasePoolIdleMs, schema: opts.schema });
+  const { dataSource: ds, queries } = createDataSource({
+    url,
+    poolSize: config.databasePoolSize,
+    poolIdleMs: config.databasePoolIdleMs,
+    schema: opts.schema,
+    onConnectionLost: (err) => log.warn({ err }, 'a database connection in use was lost; what it was doing fails and is retried'),
+  });
   try {
     await ds.initialize();
     if (opts.migrate !== false) {

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
 import { loopTurns } from '../shared/loop-turns';
 import { requestContext } from '../shared/request-context';
@@ -44,6 +45,8 @@ export interface DataSourceOptions {
   /** applies to every connection: lets tests isolate themselves in a schema */
   schema?: string;
   applicationName?: string;
+  /** told when a connection in use is lost (its statement or transaction fails on its own) */
+  onConnectionLost?: (err: Error) => void;
 }
 
 export function createDataSource(opts: DataSourceOptions): { dataSource: DataSource; queries: QueryCounter } {
@@ -65,10 +68,30 @@ export function createDataSource(opts: DataSourceOptions): { dataSource: DataSou
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: opts.poolIdleMs ?? 60_000,
       options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
+      Client: guardedClient(opts.onConnectionLost ?? (() => undefined)),
     },
   });
   takeTurnsInRequests(dataSource);
   return { dataSource, queries };
+}
+
+/**
+ * Every pooled connection of the data source, with an 'error' listener from the moment it is
+ * made (pg-pool's `Client` option). node-postgres' pool listens only while a connection is idle,
+ * TypeORM only while a query runner holds it. A connection in any other state whose server goes
+ * away (a crash of the embedded PostgreSQL, a restart, `pg_terminate_backend`) emitted 'error'
+ * with no listener, and Node ended the process: no 503 while the server was restarted, no retry.
+ * One CI run's self-healing test died so ("Unhandled 'error' event … unexpected postmaster exit").
+ * Which state that connection was in is not known; this listener covers them all. Whoever uses
+ * the connection still sees its failure (a retriable error: src/db/failures.ts).
+ */
+function guardedClient(onLost: (err: Error) => void): typeof pg.Client {
+  return class GuardedClient extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      this.on('error', onLost);
+    }
+  };
 }
 
 /**

@@ -285,6 +285,8 @@ async function initdb(initdbBin: string, databaseDir: string, runAs: RunAs | nul
 
 async function createDatabase(port: number): Promise<void> {
   const client = new Client({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: 'postgres' });
+  // a server that dies meanwhile fails the statement; without a listener it would end the process
+  client.on('error', () => undefined);
   await client.connect();
   try {
     await client.query(`CREATE DATABASE ${DATABASE}`);

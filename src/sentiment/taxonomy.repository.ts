@@ -13,9 +13,10 @@ export interface TopicRow {
 
 /**
  * Which of `ids` are topics still, each locked (FOR KEY SHARE) until the caller's transaction
- * ends: a writer tags with these only. A topic deleted meanwhile by another replica (whose
- * taxonomy this process still has cached) is left out instead of failing the batch's foreign
- * key; a delete that comes after waits for the writer and then takes its tags along.
+ * ends: the re-tag job tags a chunk with these only. A topic deleted since the job loaded the
+ * taxonomy is left out instead of failing the chunk's foreign key; a delete that comes after
+ * waits for the chunk and then takes its tags along. (Ingest does not lock: it runs a batch
+ * again with the taxonomy reloaded when that foreign key fails, which costs nothing until then.)
  */
 export async function lockLiveTopics(db: Db, ids: readonly number[]): Promise<Set<number>> {
   const found = await rows<{ id: number }>(db, 'SELECT id FROM topic WHERE id = ANY($1::int[]) ORDER BY id FOR KEY SHARE', [ids]);

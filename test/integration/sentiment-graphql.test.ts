@@ -124,6 +124,17 @@ describe('analyzeText and the editable taxonomy', () => {
     const job = await app.gql('{ retagJob(id: "nope") { status } }', undefined, as(ADMIN));
     expect(job.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
+});
+
+// Its own app (schema): it stores interactions, which the re-tag test above counts.
+describe('a topic deleted by another replica', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ EARSHOT_API_KEYS: `${ADMIN}:admin` }, 'deletedtopic');
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
 
   it('stores, untagged, a line that matches a topic another replica deleted while this one still has it cached', async () => {
     const edit = await app.gql('mutation { upsertTopic(input: { name: "zebra", label: "Zebra", department: "Zoo Team", phrases: ["zebra stripes"] }) { topic { name } } }', undefined, as(ADMIN));
