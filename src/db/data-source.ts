@@ -78,12 +78,11 @@ export function createDataSource(opts: DataSourceOptions): { dataSource: DataSou
 /**
  * Every pooled connection of the data source, with an 'error' listener from the moment it is
  * made (pg-pool's `Client` option). node-postgres' pool listens only while a connection is idle,
- * TypeORM only while a query runner holds it. A connection in any other state whose server goes
- * away (a crash of the embedded PostgreSQL, a restart, `pg_terminate_backend`) emitted 'error'
- * with no listener, and Node ended the process: no 503 while the server was restarted, no retry.
- * One CI run's self-healing test died so ("Unhandled 'error' event … unexpected postmaster exit").
- * Which state that connection was in is not known; this listener covers them all. Whoever uses
- * the connection still sees its failure (a retriable error: src/db/failures.ts).
+ * TypeORM only while a query runner holds it. A pg connection that emits 'error' with no listener
+ * ends the process: no 503 while the embedded server is restarted, no retry. One CI run's
+ * self-healing test died so ("Unhandled 'error' event … unexpected postmaster exit"); which
+ * connection that was, and in which state, was not found, so this listener is a guard for every
+ * state of a pooled one, not a proven fix. Whoever uses the connection still sees its failure.
  */
 function guardedClient(onLost: (err: Error) => void): typeof pg.Client {
   return class GuardedClient extends pg.Client {
