@@ -80,7 +80,7 @@ export async function openDatabase(
     poolSize: config.databasePoolSize,
     poolIdleMs: config.databasePoolIdleMs,
     schema: opts.schema,
-    onConnectionLost: (err) => log.warn({ err }, 'a database connection in use was lost; what it was doing fails and is retried'),
+    onConnectionLost: (err) => log.warn({ err }, 'a database connection was lost; a statement on it fails, and the pool opens a new one'),
   });
   try {
     await ds.initialize();

@@ -37,6 +37,14 @@ export function sqlState(e: unknown): string | null {
   return typeof code === 'string' && /^([0-9]{2}|F0|HV|P0|XX)[0-9A-Z]{3}$/.test(code) ? code : null;
 }
 
+/** The constraint a pg or TypeORM error names (a unique, foreign key or check violation), else null. */
+export function violatedConstraint(e: unknown): string | null {
+  if (!e || typeof e !== 'object') return null;
+  const err = e as { constraint?: unknown; driverError?: { constraint?: unknown } };
+  const name = err.driverError?.constraint ?? err.constraint;
+  return typeof name === 'string' ? name : null;
+}
+
 /**
  * True for a failure that may succeed if the same data is written again later: connection
  * errors and lock, serialization and deadlock conflicts.

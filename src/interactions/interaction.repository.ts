@@ -1,5 +1,6 @@
 import type { QueryRunner } from 'typeorm';
 import { copyBoolean, copyJson, copyNumber, copyText } from '../db/copy-text';
+import { sqlState, violatedConstraint } from '../db/failures';
 import { copyIn, exec, firstRow, rows, type Db } from '../db/sql';
 import { keyset, type SortKey, type Window } from '../graphql/keyset';
 import type { Page } from '../graphql/relay';
@@ -276,20 +277,17 @@ export async function insertInteractions(qr: QueryRunner, batch: readonly NewInt
 
 /** True for the error of a batch that met an interaction stored meanwhile (same source and external id). */
 export function isStoredMeanwhile(e: unknown): boolean {
-  const err = e as { code?: unknown; constraint?: unknown; driverError?: { code?: unknown; constraint?: unknown } } | null;
-  const d = err?.driverError ?? err;
-  return d?.code === '23505' && d.constraint === 'interaction_source_external_key';
+  return sqlState(e) === '23505' && violatedConstraint(e) === 'interaction_source_external_key';
 }
 
 /**
- * True for the error of a batch that tagged with, or rolled up under, a topic deleted meanwhile:
- * the taxonomy the batch was analyzed with is cached per process, and another replica's edit
- * reaches it only when the cache expires.
+ * True for the error of a batch that tagged with a topic deleted meanwhile: the taxonomy the
+ * batch was analyzed with is cached per process, and another replica's edit reaches it only when
+ * the cache expires. (The topic rollups come after the tags, whose foreign key checks hold the
+ * topics until the batch commits, so a delete cannot fail them.)
  */
 export function isDeletedTopic(e: unknown): boolean {
-  const err = e as { code?: unknown; constraint?: unknown; driverError?: { code?: unknown; constraint?: unknown } } | null;
-  const d = err?.driverError ?? err;
-  return d?.code === '23503' && (d.constraint === 'interaction_topic_topic_id_fkey' || d.constraint === 'topic_sentiment_daily_topic_id_fkey');
+  return sqlState(e) === '23503' && violatedConstraint(e) === 'interaction_topic_topic_id_fkey';
 }
 
 /** Tags interactions: [interaction id, topic id, matched words]. */

@@ -125,7 +125,7 @@ export class RetagJobRunner {
         await this.ds.transaction(async (em) => {
           if (ids.length > 0) {
             // A topic deleted since the job loaded the taxonomy is left out, not a failed job.
-            const live = await lockLiveTopics(em, [...new Set(topicRows.map((r) => r[1]))]);
+            const live = topicRows.length > 0 ? await lockLiveTopics(em, [...new Set(topicRows.map((r) => r[1]))]) : new Set<number>();
             // The rollups follow the tags in the same transaction: out with the old, in with the new.
             await applyRollups(em, await storedContributions(em, ids), -1);
             await replaceTags(em, ids, topicRows.filter((r) => live.has(r[1])));
