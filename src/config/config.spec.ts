@@ -60,6 +60,13 @@ describe('loadConfig', () => {
     expect(loadConfig({ KAFKA_SESSION_TIMEOUT_MS: '6000', KAFKA_FETCH_MAX_WAIT_MS: '2000' }).kafka.fetchMaxWaitMs).toBe(2000);
   });
 
+  it('stores a backlog in chunks of 500 messages by default, bounded, bad values named', () => {
+    expect(loadConfig({}).kafka.chunkSize).toBe(500);
+    expect(loadConfig({ KAFKA_CHUNK_SIZE: '1' }).kafka.chunkSize).toBe(1);
+    expect(loadConfig({ KAFKA_CHUNK_SIZE: '10000' }).kafka.chunkSize).toBe(10_000);
+    for (const bad of ['0', '10001', 'many', '1.5']) expect(() => loadConfig({ KAFKA_CHUNK_SIZE: bad })).toThrow(/KAFKA_CHUNK_SIZE/);
+  });
+
   it('serves the console by default outside production only, and lets either be changed', () => {
     const key = { EARSHOT_API_KEYS: 'k-0123456789abcdef:admin:ops' };
     expect(loadConfig({}).console).toBe(true);

@@ -102,7 +102,7 @@ export class KafkaIngestConsumer {
     private readonly log: Logger,
     opts: KafkaConsumerOptions = {},
   ) {
-    this.chunkSize = opts.chunkSize ?? 500;
+    this.chunkSize = opts.chunkSize ?? settings.chunkSize;
     this.retryInitialMs = opts.retryInitialMs ?? 200;
     this.retryMaxMs = opts.retryMaxMs ?? 5_000;
     this.contactTimeoutMs = opts.contactTimeoutMs ?? 45_000;

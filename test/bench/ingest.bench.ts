@@ -101,6 +101,9 @@ async function startReplicas(n: number, config: ReturnType<typeof loadConfig>, u
     KAFKA_OUTPUT_TOPIC_PREFIX: k.outputTopicPrefix,
     KAFKA_TOPIC_PARTITIONS: String(k.partitions),
     KAFKA_CONSUMER_CONCURRENCY: String(Math.max(1, Math.ceil(k.concurrency / n))),
+    KAFKA_CHUNK_SIZE: String(k.chunkSize),
+    KAFKA_FETCH_MIN_BYTES: String(k.fetchMinBytes),
+    KAFKA_FETCH_MAX_WAIT_MS: String(k.fetchMaxWaitMs),
     ...(process.env.BENCH_CHILD_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_CHILD_NODE_OPTIONS } : {}),
   };
   const procs = Array.from({ length: n }, () => spawnEarshot(env));
@@ -362,6 +365,7 @@ async function main(): Promise<void> {
     KAFKA_CONSUMER_CONCURRENCY: process.env.KAFKA_CONSUMER_CONCURRENCY ?? String(PARTITIONS),
     ...(process.env.KAFKA_FETCH_MIN_BYTES ? { KAFKA_FETCH_MIN_BYTES: process.env.KAFKA_FETCH_MIN_BYTES } : {}),
     ...(process.env.KAFKA_FETCH_MAX_WAIT_MS ? { KAFKA_FETCH_MAX_WAIT_MS: process.env.KAFKA_FETCH_MAX_WAIT_MS } : {}),
+    ...(process.env.KAFKA_CHUNK_SIZE ? { KAFKA_CHUNK_SIZE: process.env.KAFKA_CHUNK_SIZE } : {}),
   });
   // BENCH_REPLICAS=n (n ≥ 2, or 1 with BENCH_OUT_OF_PROCESS=1) runs n compiled ingest processes in
   // one consumer group instead of the in-process app: the partitions split between them (timed
@@ -439,7 +443,7 @@ async function main(): Promise<void> {
             count(*) FILTER (WHERE cardinality(interaction_ids) > 0)::int AS batches FROM outbox_batch`,
   );
   // one outbox row per ingest transaction that stored interactions: the batch size the pipeline saw
-  console.log(`ingest transactions: ${batches}, ${(N / Math.max(1, batches)).toFixed(0)} interactions each on average`);
+  console.log(`ingest transactions: ${batches}, ${(N / Math.max(1, batches)).toFixed(0)} interactions each on average (chunks of at most ${config.kafka.chunkSize})`);
   console.log(`outbox relay: all ${events} events published ${(relayMs - e2eMs).toFixed(0)} ms after the last commit (${rate(events, relayMs)} events/s overall)`);
   // the relay thread reports every 100 ms: ask it for what it has now
   await app?.kafka?.relay.flushMetrics();
@@ -513,6 +517,7 @@ async function main(): Promise<void> {
         // ingest transactions that stored interactions, and interactions per transaction
         ingestTransactions: batches,
         interactionsPerTransaction: Number((N / Math.max(1, batches)).toFixed(1)),
+        chunkSize: config.kafka.chunkSize,
         endToEndPerSec: e2e,
         kafkaCeilingPerSec: rate(N, bareMs),
         copyCeilingPerSec: rate(N, copyMs),

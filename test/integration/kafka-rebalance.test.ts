@@ -19,7 +19,9 @@ describe('Kafka consumer: two replicas in one group, joining and leaving mid-str
   const apps: RunningApp[] = [];
 
   const replica = async () => {
-    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', DATABASE_URL: database.url, EARSHOT_ROLES: 'ingest', ...kafkaEnv(names) });
+    // chunks of 500 whatever the default: the stream must still be in flight when the first
+    // replica leaves, and chunks of 2,000 store these 9,000 messages before it does
+    const config = loadConfig({ NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', DATABASE_URL: database.url, EARSHOT_ROLES: 'ingest', KAFKA_CHUNK_SIZE: '500', ...kafkaEnv(names) });
     const app = await startApp(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'));
     apps.push(app);
     return app;
