@@ -12,8 +12,6 @@ import { UNDECODABLE_BATCH_HEADER, UNDECODABLE_HEADER } from './kafka-codecs';
 import { ensureTopics, type KafkaSettings } from './kafka-client';
 
 export interface KafkaConsumerOptions {
-  /** messages per pipeline call, i.e. per database transaction and per offset commit */
-  chunkSize?: number;
   /** first and longest wait between retries of a transient failure */
   retryInitialMs?: number;
   retryMaxMs?: number;
@@ -81,6 +79,7 @@ export class KafkaIngestConsumer {
   private readonly progress = new Map<string, PartitionProgress>();
   private restartDelay = 0;
   private restartTimer: NodeJS.Timeout | null = null;
+  /** messages per pipeline call, i.e. per database transaction and per offset commit (KAFKA_CHUNK_SIZE) */
   private readonly chunkSize: number;
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
@@ -102,7 +101,7 @@ export class KafkaIngestConsumer {
     private readonly log: Logger,
     opts: KafkaConsumerOptions = {},
   ) {
-    this.chunkSize = opts.chunkSize ?? settings.chunkSize;
+    this.chunkSize = settings.chunkSize;
     this.retryInitialMs = opts.retryInitialMs ?? 200;
     this.retryMaxMs = opts.retryMaxMs ?? 5_000;
     this.contactTimeoutMs = opts.contactTimeoutMs ?? 45_000;
