@@ -40,6 +40,7 @@ import { ListeningGapService } from './listening-gap/listening-gap.service';
 import { ListeningGapTracker } from './listening-gap/listening-gap.tracker';
 import { RecordInteractionsService } from './interactions/record-interactions.service';
 import { AnalyzePool } from './sentiment/analyze.pool';
+import { warmLanguageDetector } from './sentiment/language';
 import { ErasureService } from './privacy/erasure.service';
 import { CustomerExportService } from './privacy/export.service';
 import { PrivacyResolver } from './privacy/privacy.resolver';
@@ -244,6 +245,12 @@ export async function startApp(config: Config, log: Logger, database?: Database,
       server.once('error', reject);
       server.listen(config.port, config.host, () => resolve());
     });
+  }
+  if (ingestOn) {
+    // before the consumer joins: the first non-English message must not wait for the table
+    const lang = warmLanguageDetector();
+    if (lang.available) log.info({ ms: lang.ms }, 'language detector ready');
+    else log.warn('language detector unavailable (the eld package is missing or its files changed): texts that are not plainly English are stored as und');
   }
   if (kafkaStarting) {
     try {

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type RunningApp } from '../../src/app';
 import { loadConfig } from '../../src/config/config';
+import { detectLanguage, warmLanguageDetector } from '../../src/sentiment/language';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 
 // The access log: one JSON line per HTTP request and per GraphQL operation, with the request id,
@@ -77,5 +78,14 @@ describe('access log', () => {
     expect(all).not.toContain(SECRET_EMAIL);
     expect(all).not.toContain('Frobnicator');
     expect(all).not.toContain('variables');
+  });
+
+  it('reports at start that the language detector is built, before any message needs it', () => {
+    const ready = lines.filter((l) => l.msg === 'language detector ready');
+    expect(ready).toHaveLength(1);
+    expect(typeof ready[0]!.ms).toBe('number');
+    // built already: the first French message does not build it on the ingest path
+    expect(warmLanguageDetector()).toEqual({ available: true, ms: 0 });
+    expect(detectLanguage('Le service client est vraiment nul, je veux être remboursé')).toBe('fr');
   });
 });
