@@ -5,7 +5,7 @@ import { inTransaction } from '../db/transaction';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
 import { resolveAuthors } from '../identity/author-resolution';
 import { enqueueOutbox } from '../outbox/outbox';
-import { applyRollups, refreshCustomerSummaries } from '../sentiment/rollups';
+import { refreshCustomerSummaries, sumRollups, writeRollups } from '../sentiment/rollups';
 import type { Logger } from '../shared/logger';
 import type { Analysis } from '../sentiment/analyzer';
 import type { TaxonomyService } from '../sentiment/taxonomy.service';
@@ -209,8 +209,7 @@ export class RecordInteractionsService {
     }
 
     if (this.gap && gapPlan) await this.gap.write(qr, gapPlan, new Set(accepted.map((p) => p.id)));
-    const { lastSeen, added, days } = await applyRollups(
-      qr,
+    const rollups = sumRollups(
       accepted.map((p) => ({
         customerId: p.customerId,
         occurredAt: Date.parse(p.message.occurredAt),
@@ -221,8 +220,12 @@ export class RecordInteractionsService {
         departmentIds: p.analysis.topics.filter((t) => topicIds.has(t.name)).map((t) => departmentIds.get(t.department)).filter((d) => d !== undefined),
       })),
     );
+    const { lastSeen, added, days } = rollups;
     await refreshCustomerSummaries(qr, [...lastSeen.keys()], lastSeen, { returning: false, added, days });
     await enqueueOutbox(qr, { interactionIds: accepted.map((p) => p.id), customerIds: [...lastSeen.keys()], publicUrl: this.config.publicUrl });
+    // last: the (department, day) and (topic, day) rows are shared by every batch of the day,
+    // so their locks are held only for the commit (rollups.ts, sumRollups)
+    await writeRollups(qr, rollups);
     return accepted;
   }
 }

@@ -41,17 +41,37 @@ export type CustomerDays = Map<string, Agg>;
 const DAY_MS = 86_400_000;
 const dayOf = (t: number) => new Date(Math.floor(t / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
 
+/** A batch's contributions summed in memory (`sumRollups`), before any row is written. */
+export interface RollupSums {
+  /** customers touched, with the latest time seen for each (ms) */
+  lastSeen: Map<string, number>;
+  /** inbound interactions each customer gained */
+  added: Map<string, number>;
+  /** each customer's sums per UTC day */
+  days: CustomerDays;
+  byDepartment: Map<string, Agg>;
+  byTopic: Map<string, Agg>;
+}
+
 /**
  * Adds (sign 1) or removes (sign -1) interactions' contributions to the department and topic
  * daily rollups. Returns the customers touched with the latest time seen for each, how many
  * inbound interactions each gained, and their sums per day (for their summaries:
  * `refreshCustomerSummaries`).
  */
-export async function applyRollups(
-  qr: Q,
-  items: readonly RollupContribution[],
-  sign: 1 | -1 = 1,
-): Promise<{ lastSeen: Map<string, number>; added: Map<string, number>; days: CustomerDays }> {
+export async function applyRollups(qr: Q, items: readonly RollupContribution[], sign: 1 | -1 = 1): Promise<RollupSums> {
+  const sums = sumRollups(items, sign);
+  await writeRollups(qr, sums);
+  return sums;
+}
+
+/**
+ * `applyRollups` in two steps, for a writer that wants the rollup rows last: every writer of a
+ * busy day adds to the same few (department, day) and (topic, day) rows, and each holds their
+ * locks until it commits. Written just before the commit, another batch waits for them for the
+ * commit only, not for the rest of the transaction.
+ */
+export function sumRollups(items: readonly RollupContribution[], sign: 1 | -1 = 1): RollupSums {
   const byCustomer: CustomerDays = new Map();
   const byDepartment = new Map<string, Agg>();
   const byTopic = new Map<string, Agg>();
@@ -76,9 +96,13 @@ export async function applyRollups(
     for (const d of new Set(it.departmentIds)) add(byDepartment, `${d}|${day}`, it);
     for (const t of new Set(it.topicIds)) add(byTopic, `${t}|${day}`, it);
   }
-  await upsert(qr, 'department_sentiment_daily', 'department_id', 'int', byDepartment);
-  await upsert(qr, 'topic_sentiment_daily', 'topic_id', 'int', byTopic);
-  return { lastSeen, added, days: byCustomer };
+  return { lastSeen, added, days: byCustomer, byDepartment, byTopic };
+}
+
+/** The department and topic rollup rows of `sumRollups`, upserted in key order. */
+export async function writeRollups(qr: Q, sums: RollupSums): Promise<void> {
+  await upsert(qr, 'department_sentiment_daily', 'department_id', 'int', sums.byDepartment);
+  await upsert(qr, 'topic_sentiment_daily', 'topic_id', 'int', sums.byTopic);
 }
 
 const splitKeys = (entries: [string, Agg][]) => {
