@@ -64,7 +64,8 @@ function cpuOf(pid: number): number | null {
 
 function brokerPid(): number | null {
   try {
-    return Number(fs.readFileSync(path.join(process.cwd(), '.kafka', 'kafka.pid'), 'utf8').trim()) || null;
+    // where docker/kafka.sh keeps its pid file: KAFKA_DIR, else .kafka in the repository
+    return Number(fs.readFileSync(path.join(process.env.KAFKA_DIR || path.join(process.cwd(), '.kafka'), 'kafka.pid'), 'utf8').trim()) || null;
   } catch {
     return null;
   }
