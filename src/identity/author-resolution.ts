@@ -78,6 +78,23 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
   for (let round = 0; ; round++) {
     const owners = [...new Set([...found.values()].map((f) => f.customer_id))].filter((id) => !roots.has(id));
     if (owners.length > 0) for (const [id, root] of await lockCustomers(qr, owners)) roots.set(id, root);
+    // An owner the lock did not find was erased after we read its identities (an erasure takes
+    // the customer's row lock, not the identity keys): its identities went with it. Identities we
+    // hold the key lock of are read again here (the others are, below, as `unsure`), so no
+    // message is attached to a customer that no longer exists.
+    const vanished = new Set(owners.filter((id) => !roots.has(id)));
+    const lost = [...found].filter(([k, f]) => vanished.has(f.customer_id) && locked.has(k)).map(([k]) => k);
+    if (lost.length > 0) {
+      if (round >= 4) throw new Error('identities keep moving while an ingest batch resolves its authors; retry the batch');
+      const now = await readIdentities(qr, lost.map((k) => claims.get(k)!));
+      for (const k of lost) {
+        const v = now.get(k);
+        if (v) found.set(k, v);
+        else found.delete(k);
+      }
+      // owners read now are locked in the next round
+      if (lost.some((k) => found.has(k))) continue;
+    }
     if (unsure.length === 0) break;
     const now = await readIdentities(qr, unsure.map((k) => claims.get(k)!));
     const moved = unsure.filter((k) => now.get(k)?.customer_id !== found.get(k)!.customer_id);
@@ -176,7 +193,14 @@ async function attachReplies(qr: QueryRunner, batch: AuthoredMessage[]): Promise
   if (missing.length === 0) return;
   const rows = await repo.ownersOf(qr, missing.map((r) => r.message.source), missing.map((r) => r.message.inReplyTo!));
   const owners = new Map(rows.map((r) => [`${r.source}\u0000${r.external_id}`, r.customer_id]));
-  for (const r of missing) r.customerId = owners.get(`${r.message.source}\u0000${r.message.inReplyTo}`) ?? null;
+  // Their rows locked, as the authors' are: a customer erased meanwhile is not found (the reply is
+  // then nobody's), one merged meanwhile gives its survivor. No interaction names a customer
+  // that does not exist (nothing else checks it: interaction.customer_id has no foreign key).
+  const roots = owners.size > 0 ? await lockCustomers(qr, owners.values()) : new Map<string, string>();
+  for (const r of missing) {
+    const owner = owners.get(`${r.message.source}\u0000${r.message.inReplyTo}`);
+    r.customerId = owner === undefined ? null : (roots.get(owner) ?? null);
+  }
 }
 
 /** Where identities are now (one statement, no lock), keyed by `identityLockKey`. */

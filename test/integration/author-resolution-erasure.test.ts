@@ -1,0 +1,104 @@
+import { Client } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { message, startTestApp, type TestApp } from '../support/app';
+
+// interaction.customer_id has no foreign key (migration InteractionCustomerCheckPerBatch): the
+// ingest transaction itself makes sure every customer it attaches a message to exists, by
+// locking it. Here an erasure (its locks and deletes, as the erasure service takes them) commits
+// while an ingest batch waits for the customer's row lock, after the batch read the customer's
+// identities: the message must not end up attached to the erased customer.
+
+describe('author resolution racing an erasure', () => {
+  let app: TestApp;
+  let eraser: Client;
+
+  beforeAll(async () => {
+    app = await startTestApp({ EARSHOT_ROLES: 'api,ingest' }, 'authorerase');
+    eraser = new Client({ connectionString: app.database.url });
+    await eraser.connect();
+  }, 120_000);
+
+  afterAll(async () => {
+    await eraser?.end();
+    await app?.stop();
+    await app?.database.drop();
+  });
+
+  const q = async <R>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as R[];
+  const orphans = async () =>
+    (await q<{ n: number }>(`SELECT count(*)::int AS n FROM interaction i WHERE i.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customer c WHERE c.id = i.customer_id)`))[0]!.n;
+
+  /** Waits until another backend of this database waits for a lock (the ingest batch, on the customer row). */
+  async function ingestWaitsForALock(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const [{ n }] = await q<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> $1`,
+        [eraser.processID],
+      );
+      if (n > 0) return;
+      if (Date.now() > deadline) throw new Error('the ingest batch never waited for the customer lock');
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  /** What an erasure does to a customer, in its order: lock the row, detach its interactions, delete its identities and the row. */
+  async function eraseWhileLocked(customerId: string, during: () => Promise<void>): Promise<void> {
+    await eraser.query('BEGIN');
+    await eraser.query('SELECT id FROM customer WHERE id = $1 FOR UPDATE', [customerId]);
+    await during();
+    await eraser.query(`UPDATE interaction SET customer_id = NULL, identity_id = NULL WHERE customer_id = $1`, [customerId]);
+    await eraser.query('DELETE FROM customer_identity WHERE customer_id = $1', [customerId]);
+    await eraser.query('DELETE FROM customer WHERE id = $1', [customerId]);
+    await eraser.query('COMMIT');
+  }
+
+  it('a known author whose customer is erased meanwhile gets a new customer, not the erased one', async () => {
+    const first = await app.services.ingest.ingestObjects([message(1, { externalId: 'race-a1', author: { handle: 'vanishing', displayName: 'Vanishing' } })], 'test');
+    expect(first.rejected).toEqual([]);
+    const [{ customer_id: erased }] = await q<{ customer_id: string }>(`SELECT customer_id FROM interaction WHERE external_id = 'race-a1'`);
+
+    // the known handle with an email never seen: the batch takes the identity-key locks, reads
+    // the handle's customer, then waits for its row lock, which the erasure holds
+    let pending: ReturnType<typeof app.services.ingest.ingestObjects> | null = null;
+    await eraseWhileLocked(erased, async () => {
+      pending = app.services.ingest.ingestObjects(
+        [message(2, { externalId: 'race-a2', author: { handle: 'vanishing', email: 'vanishing@example.org', displayName: 'Vanishing' } })],
+        'test',
+      );
+      await ingestWaitsForALock();
+    });
+    const second = await pending!;
+    expect(second.rejected).toEqual([]);
+
+    const [row] = await q<{ customer_id: string | null }>(`SELECT customer_id FROM interaction WHERE external_id = 'race-a2'`);
+    expect(row!.customer_id).not.toBeNull();
+    expect(row!.customer_id).not.toBe(erased);
+    // the new customer holds both of the author's identities
+    const kinds = await q<{ kind: string }>(`SELECT kind FROM customer_identity WHERE customer_id = $1 ORDER BY kind`, [row!.customer_id]);
+    expect(kinds.map((k) => k.kind)).toEqual(['email', 'handle']);
+    expect(await orphans()).toBe(0);
+  });
+
+  it("a reply to an erased customer's message is stored as nobody's", async () => {
+    const first = await app.services.ingest.ingestObjects([message(3, { externalId: 'race-q1', author: { handle: 'asker', displayName: 'Asker' } })], 'test');
+    expect(first.rejected).toEqual([]);
+    const [{ customer_id: erased }] = await q<{ customer_id: string }>(`SELECT customer_id FROM interaction WHERE external_id = 'race-q1'`);
+
+    let pending: ReturnType<typeof app.services.ingest.ingestObjects> | null = null;
+    await eraseWhileLocked(erased, async () => {
+      // the brand's reply: it belongs to the customer it answers, whose row lock the erasure holds
+      pending = app.services.ingest.ingestObjects(
+        [message(4, { externalId: 'race-r1', direction: 'outbound', inReplyTo: 'race-q1', author: { handle: 'brand', displayName: 'Brand' }, text: 'Sorry to hear that, we are on it.' })],
+        'test',
+      );
+      await ingestWaitsForALock();
+    });
+    const second = await pending!;
+    expect(second.rejected).toEqual([]);
+
+    const [row] = await q<{ customer_id: string | null }>(`SELECT customer_id FROM interaction WHERE external_id = 'race-r1'`);
+    expect(row!.customer_id).toBeNull();
+    expect(await orphans()).toBe(0);
+  });
+});
