@@ -25,7 +25,9 @@ export interface AuthoredMessage {
  *
  * Must stay true: two concurrent batches (in one process or several) never create two customers
  * for one identity; interactions are recorded with the identity that attached them, so an
- * unmerge or unlink moves them back.
+ * unmerge or unlink moves them back; every customer a message is attached to was created by this
+ * transaction or row-locked by it and found by that lock, so it exists until the commit
+ * (interaction.customer_id has no foreign key: this is the check, once per batch).
  */
 export async function resolveAuthors(qr: QueryRunner, batch: AuthoredMessage[], opts: { publicUrl: string }): Promise<void> {
   await resolveCustomers(qr, batch.filter((p) => p.message.direction === 'inbound'), opts.publicUrl);
