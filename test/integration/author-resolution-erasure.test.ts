@@ -42,34 +42,39 @@ describe('author resolution racing an erasure', () => {
     }
   }
 
-  /** What an erasure does to a customer, in its order: lock the row, detach its interactions, delete its identities and the row. */
-  async function eraseWhileLocked(customerId: string, during: () => Promise<void>): Promise<void> {
+  /**
+   * Stores `first`, then erases its customer as an erasure does (lock the row, detach its
+   * interactions, delete its identities and the row) while `second`'s batch waits for that row
+   * lock; returns the erased customer's id once `second` is stored, every line accepted.
+   */
+  async function storeDuringAnErasure(first: Record<string, unknown>, second: Record<string, unknown>): Promise<string> {
+    expect((await app.services.ingest.ingestObjects([first], 'test')).rejected).toEqual([]);
+    const [{ customer_id: erased }] = await q<{ customer_id: string }>(`SELECT customer_id FROM interaction WHERE external_id = $1`, [first.externalId]);
     await eraser.query('BEGIN');
-    await eraser.query('SELECT id FROM customer WHERE id = $1 FOR UPDATE', [customerId]);
-    await during();
-    await eraser.query(`UPDATE interaction SET customer_id = NULL, identity_id = NULL WHERE customer_id = $1`, [customerId]);
-    await eraser.query('DELETE FROM customer_identity WHERE customer_id = $1', [customerId]);
-    await eraser.query('DELETE FROM customer WHERE id = $1', [customerId]);
-    await eraser.query('COMMIT');
+    await eraser.query('SELECT id FROM customer WHERE id = $1 FOR UPDATE', [erased]);
+    const pending = app.services.ingest.ingestObjects([second], 'test');
+    pending.catch(() => undefined); // its failure is seen by the await below
+    try {
+      await ingestWaitsForALock();
+      await eraser.query(`UPDATE interaction SET customer_id = NULL, identity_id = NULL WHERE customer_id = $1`, [erased]);
+      await eraser.query('DELETE FROM customer_identity WHERE customer_id = $1', [erased]);
+      await eraser.query('DELETE FROM customer WHERE id = $1', [erased]);
+      await eraser.query('COMMIT');
+    } catch (e) {
+      await eraser.query('ROLLBACK');
+      throw e;
+    }
+    expect((await pending).rejected).toEqual([]);
+    return erased!;
   }
 
   it('a known author whose customer is erased meanwhile gets a new customer, not the erased one', async () => {
-    const first = await app.services.ingest.ingestObjects([message(1, { externalId: 'race-a1', author: { handle: 'vanishing', displayName: 'Vanishing' } })], 'test');
-    expect(first.rejected).toEqual([]);
-    const [{ customer_id: erased }] = await q<{ customer_id: string }>(`SELECT customer_id FROM interaction WHERE external_id = 'race-a1'`);
-
     // the known handle with an email never seen: the batch takes the identity-key locks, reads
     // the handle's customer, then waits for its row lock, which the erasure holds
-    let pending: ReturnType<typeof app.services.ingest.ingestObjects> | null = null;
-    await eraseWhileLocked(erased, async () => {
-      pending = app.services.ingest.ingestObjects(
-        [message(2, { externalId: 'race-a2', author: { handle: 'vanishing', email: 'vanishing@example.org', displayName: 'Vanishing' } })],
-        'test',
-      );
-      await ingestWaitsForALock();
-    });
-    const second = await pending!;
-    expect(second.rejected).toEqual([]);
+    const erased = await storeDuringAnErasure(
+      message(1, { externalId: 'race-a1', author: { handle: 'vanishing', displayName: 'Vanishing' } }),
+      message(2, { externalId: 'race-a2', author: { handle: 'vanishing', email: 'vanishing@example.org', displayName: 'Vanishing' } }),
+    );
 
     const [row] = await q<{ customer_id: string | null }>(`SELECT customer_id FROM interaction WHERE external_id = 'race-a2'`);
     expect(row!.customer_id).not.toBeNull();
@@ -81,21 +86,11 @@ describe('author resolution racing an erasure', () => {
   });
 
   it("a reply to an erased customer's message is stored as nobody's", async () => {
-    const first = await app.services.ingest.ingestObjects([message(3, { externalId: 'race-q1', author: { handle: 'asker', displayName: 'Asker' } })], 'test');
-    expect(first.rejected).toEqual([]);
-    const [{ customer_id: erased }] = await q<{ customer_id: string }>(`SELECT customer_id FROM interaction WHERE external_id = 'race-q1'`);
-
-    let pending: ReturnType<typeof app.services.ingest.ingestObjects> | null = null;
-    await eraseWhileLocked(erased, async () => {
-      // the brand's reply: it belongs to the customer it answers, whose row lock the erasure holds
-      pending = app.services.ingest.ingestObjects(
-        [message(4, { externalId: 'race-r1', direction: 'outbound', inReplyTo: 'race-q1', author: { handle: 'brand', displayName: 'Brand' }, text: 'Sorry to hear that, we are on it.' })],
-        'test',
-      );
-      await ingestWaitsForALock();
-    });
-    const second = await pending!;
-    expect(second.rejected).toEqual([]);
+    // the brand's reply belongs to the customer it answers, whose row lock the erasure holds
+    await storeDuringAnErasure(
+      message(3, { externalId: 'race-q1', author: { handle: 'asker', displayName: 'Asker' } }),
+      message(4, { externalId: 'race-r1', direction: 'outbound', inReplyTo: 'race-q1', author: { handle: 'brand', displayName: 'Brand' }, text: 'Sorry to hear that, we are on it.' }),
+    );
 
     const [row] = await q<{ customer_id: string | null }>(`SELECT customer_id FROM interaction WHERE external_id = 'race-r1'`);
     expect(row!.customer_id).toBeNull();
