@@ -87,7 +87,7 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
     const vanished = new Set(owners.filter((id) => !roots.has(id)));
     const lost = [...found].filter(([k, f]) => vanished.has(f.customer_id) && locked.has(k)).map(([k]) => k);
     if (lost.length > 0) {
-      if (round >= 4) throw new Error('identities keep moving while an ingest batch resolves its authors; retry the batch');
+      if (round >= MAX_ROUNDS) throw keepMoving();
       const now = await readIdentities(qr, lost.map((k) => claims.get(k)!));
       for (const k of lost) {
         const v = now.get(k);
@@ -101,7 +101,7 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
     const now = await readIdentities(qr, unsure.map((k) => claims.get(k)!));
     const moved = unsure.filter((k) => now.get(k)?.customer_id !== found.get(k)!.customer_id);
     if (moved.length === 0) break;
-    if (round >= 4) throw new Error('identities keep moving while an ingest batch resolves its authors; retry the batch');
+    if (round >= MAX_ROUNDS) throw keepMoving();
     // Rare: moved (to a customer we lock next round) or erased (created again under its key lock).
     const gone = moved.filter((k) => !now.has(k));
     if (gone.length > 0) await lockIdentityKeys(qr, gone);
@@ -204,6 +204,10 @@ async function attachReplies(qr: QueryRunner, batch: AuthoredMessage[]): Promise
     r.customerId = owner === undefined ? null : (roots.get(owner) ?? null);
   }
 }
+
+/** Rounds of locking owners and reading again before a batch whose identities keep moving gives up (it is retried whole). */
+const MAX_ROUNDS = 4;
+const keepMoving = () => new Error('identities keep moving while an ingest batch resolves its authors; retry the batch');
 
 /** Where identities are now (one statement, no lock), keyed by `identityLockKey`. */
 async function readIdentities(qr: QueryRunner, claims: IdentityClaim[]): Promise<Map<string, { id: string; customer_id: string }>> {
