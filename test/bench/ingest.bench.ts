@@ -54,9 +54,15 @@ const CLOCK_TICK_US = 10_000; // USER_HZ is 100 on Linux
 
 /** CPU time (user + system, µs) a local process has used, or null when it is not on this machine. */
 function cpuOf(pid: number): number | null {
+  const split = cpuSplitOf(pid);
+  return split && split.user + split.system;
+}
+
+/** The same, kept apart: system time is the kernel's work for the process (sockets, loopback TCP, page faults). */
+function cpuSplitOf(pid: number): { user: number; system: number } | null {
   try {
     const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_US;
+    return { user: Number(fields[11]) * CLOCK_TICK_US, system: Number(fields[12]) * CLOCK_TICK_US };
   } catch {
     return null;
   }
@@ -72,11 +78,11 @@ function brokerPid(): number | null {
 }
 
 /** CPU used by the database's server processes (backends of `db`) so far. */
-async function postgresCpu(query: (sql: string) => Promise<unknown>): Promise<Map<number, number>> {
+async function postgresCpu(query: (sql: string) => Promise<unknown>): Promise<Map<number, { user: number; system: number }>> {
   const rows = (await query(`SELECT pid, application_name AS app FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)) as { pid: number; app: string }[];
-  const out = new Map<number, number>();
+  const out = new Map<number, { user: number; system: number }>();
   for (const { pid, app } of rows) {
-    const c = cpuOf(pid);
+    const c = cpuSplitOf(pid);
     if (c !== null) out.set(pid, c);
     backendApps.set(pid, app || '(none)');
   }
@@ -119,6 +125,7 @@ async function startReplicas(n: number, config: ReturnType<typeof loadConfig>, u
   exited.catch(() => undefined); // observed where it is awaited; a late exit must not be unhandled
   return {
     cpu: () => procs.reduce((sum, p) => sum + (cpuOf(p.child.pid!) ?? 0), 0),
+    systemCpu: () => procs.reduce((sum, p) => sum + (cpuSplitOf(p.child.pid!)?.system ?? 0), 0),
     /** `work`, unless a replica exits first (bad flags, a crash): then its output, instead of waiting for nothing. */
     alive: <T>(work: Promise<T>): Promise<T> => Promise.race([work, exited]),
     async stop() {
@@ -408,6 +415,7 @@ async function main(): Promise<void> {
   const nodeBefore = process.cpuUsage();
   const relayCpuBefore = app ? await relayCpuSeconds(app.metrics.registry) : null;
   const childBefore = replicas ? replicas.cpu() : 0;
+  const childSystemBefore = replicas ? replicas.systemCpu() : 0;
   const storedBeforeClock = live ? 0 : await storedNow();
   const paced = RATE > 0 ? await pacedProducer(brokers, e2eTopic, messages.map((m, i) => ({ key: m.author.handle, value: values[i]!.toString('utf8') })), RATE) : null;
   t = performance.now();
@@ -424,6 +432,7 @@ async function main(): Promise<void> {
   // with replicas, Earshot is the child processes; this process only produced and watched
   const nodeCpu = replicas ? { user: 0, system: 0 } : process.cpuUsage(nodeBefore);
   const childCpu = replicas ? replicas.cpu() - childBefore : 0;
+  const childSystemCpu = replicas ? replicas.systemCpu() - childSystemBefore : 0;
   const [{ wal }] = await sql<{ wal: number }[]>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8 AS wal`, [walBefore]);
   const pgAfter = await postgresCpu(query);
   await meter.end();
@@ -485,11 +494,15 @@ async function main(): Promise<void> {
   const inCpuWindow = N - storedBeforeCpu;
   const perMsg = (us: number) => (us / inCpuWindow).toFixed(0);
   const nodeUs = nodeCpu.user + nodeCpu.system + childCpu;
+  const nodeSystemUs = nodeCpu.system + childSystemCpu;
   let pgUs = 0;
+  let pgSystemUs = 0;
   const byApp = new Map<string, { us: number; backends: number }>();
   for (const [pid, after] of pgAfter) {
-    const us = after - (pgBefore.get(pid) ?? 0);
+    const before = pgBefore.get(pid);
+    const us = after.user + after.system - (before ? before.user + before.system : 0);
     pgUs += us;
+    pgSystemUs += after.system - (before?.system ?? 0);
     const app = backendApps.get(pid) ?? '(none)';
     const e = byApp.get(app) ?? { us: 0, backends: 0 };
     e.us += us;
@@ -501,7 +514,7 @@ async function main(): Promise<void> {
   }
   const brokerUs = brokerBefore !== null && brokerAfter !== null ? brokerAfter - brokerBefore : null;
   console.log(
-    `CPU per interaction during the end-to-end run: Earshot (node) ${perMsg(nodeUs)} µs, PostgreSQL backends ${pgAfter.size > 0 ? `${perMsg(pgUs)} µs` : 'n/a (not local)'}, ` +
+    `CPU per interaction during the end-to-end run: Earshot (node) ${perMsg(nodeUs)} µs (${perMsg(nodeSystemUs)} in the kernel), PostgreSQL backends ${pgAfter.size > 0 ? `${perMsg(pgUs)} µs (${perMsg(pgSystemUs)} in the kernel)` : 'n/a (not local)'}, ` +
       `Kafka broker ${brokerUs !== null ? `${perMsg(brokerUs)} µs` : 'n/a (not started by docker/kafka.sh)'}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores`,
   );
 
@@ -527,7 +540,10 @@ async function main(): Promise<void> {
         walFullPageImagesPerInteraction: Number((fpi / (N - storedBeforeWrites)).toFixed(4)),
         rowWritesPerInteraction: Number((writes / (N - storedBeforeWrites)).toFixed(2)),
         nodeCpuMicrosPerInteraction: Math.round(nodeUs / inCpuWindow),
+        // of which system time: the kernel's work for node (socket writes and reads, loopback TCP)
+        nodeSystemCpuMicrosPerInteraction: Math.round(nodeSystemUs / inCpuWindow),
         postgresCpuMicrosPerInteraction: pgAfter.size > 0 ? Math.round(pgUs / inCpuWindow) : null,
+        postgresSystemCpuMicrosPerInteraction: pgAfter.size > 0 ? Math.round(pgSystemUs / inCpuWindow) : null,
         // interactions the in-process app stored before the clock and the CPU count started
         storedBeforeClock,
         storedBeforeCpu,
