@@ -512,10 +512,15 @@ export async function failStaleReresolutionJobs(db: Db, staleMinutes: number): P
   );
 }
 
-/** A queued job; a unique index on active jobs makes a second one fail with 23505. */
-export async function insertReresolutionJob(db: Db, autoLinkBits: number, reviewBits: number, actor: string): Promise<ReresolutionJobRow> {
-  const row = await firstRow<RawJob>(db, `INSERT INTO reresolution_job (auto_link_bits, review_bits, requested_by) VALUES ($1, $2, $3) RETURNING *`, [autoLinkBits, reviewBits, actor]);
-  return toJob(row!);
+/** A queued job, or null while another is queued or running (a unique index allows one active job). */
+export async function insertReresolutionJob(db: Db, autoLinkBits: number, reviewBits: number, actor: string): Promise<ReresolutionJobRow | null> {
+  const row = await firstRow<RawJob>(
+    db,
+    `INSERT INTO reresolution_job (auto_link_bits, review_bits, requested_by) VALUES ($1, $2, $3)
+     ON CONFLICT ((true)) WHERE status IN ('queued', 'running') DO NOTHING RETURNING *`,
+    [autoLinkBits, reviewBits, actor],
+  );
+  return row ? toJob(row) : null;
 }
 
 export async function reresolutionJobById(db: Db, id: string): Promise<ReresolutionJobRow | null> {

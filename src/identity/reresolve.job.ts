@@ -58,13 +58,8 @@ export class ReresolutionJobService {
       // a job left 'running' by a process that died would block every later one
       await repo.failStaleReresolutionJobs(this.ds, STALE_MINUTES);
     }
-    let job: ReresolutionJobRow;
-    try {
-      job = await repo.insertReresolutionJob(this.ds, auto, review, actor);
-    } catch (e) {
-      if ((e as { driverError?: { code?: string } }).driverError?.code === '23505') throw new AppError('CONFLICT', 'a re-resolution job is already running');
-      throw e;
-    }
+    const job = await repo.insertReresolutionJob(this.ds, auto, review, actor);
+    if (!job) throw new AppError('CONFLICT', 'a re-resolution job is already running');
     this.queued = { id: job.id, auto, review };
     this.task.trigger();
     return job;

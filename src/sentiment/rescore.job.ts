@@ -73,20 +73,14 @@ export class RescoreJobRunner {
 
   /** Queues a job and starts it in the background; CONFLICT while another is queued or running. */
   async start(actor: string, openItemsSince: Date | null = null): Promise<RescoreJobRow> {
-    let job: RescoreJobRow;
-    try {
-      job = await insertRescoreJob(this.ds, actor, openItemsSince?.toISOString() ?? null);
-    } catch (e) {
-      if ((e as { driverError?: { code?: string } }).driverError?.code === '23505') {
-        // the active job may be an orphan of a dead replica: make sure someone works on it
-        this.kick();
-        const active = await activeRescoreJobId(this.ds);
-        throw new AppError('CONFLICT', 'a re-score job is already active', active ? { jobId: active } : undefined);
-      }
-      throw e;
-    }
+    const job = await insertRescoreJob(this.ds, actor, openItemsSince?.toISOString() ?? null);
+    // a new job, or an active one that may be an orphan of a dead replica: make sure someone works on it
     this.kick();
-    return job!;
+    if (!job) {
+      const active = await activeRescoreJobId(this.ds);
+      throw new AppError('CONFLICT', 'a re-score job is already active', active ? { jobId: active } : undefined);
+    }
+    return job;
   }
 
   async get(id: string): Promise<RescoreJobRow> {

@@ -40,12 +40,15 @@ export interface StoredRow extends Pick<InteractionRow,
 
 // ---- the job rows ------------------------------------------------------------------------------
 
-/** Queues a job; fails with unique violation 23505 while another is queued or running. */
-export async function insertRescoreJob(db: Db, actor: string, openItemsSince: string | null): Promise<RescoreJobRow> {
-  return (await firstRow<RescoreJobRow>(db, `INSERT INTO rescore_job (requested_by, open_items_since) VALUES ($1, $2) RETURNING *`, [
-    actor,
-    openItemsSince,
-  ]))!;
+/** Queues a job, or null while another is queued or running (a unique index allows one active job). */
+export async function insertRescoreJob(db: Db, actor: string, openItemsSince: string | null): Promise<RescoreJobRow | null> {
+  const row = await firstRow<RescoreJobRow>(
+    db,
+    `INSERT INTO rescore_job (requested_by, open_items_since) VALUES ($1, $2)
+     ON CONFLICT ((true)) WHERE status IN ('queued', 'running') DO NOTHING RETURNING *`,
+    [actor, openItemsSince],
+  );
+  return row ?? null;
 }
 
 /** The id of the job queued or running, if any. */

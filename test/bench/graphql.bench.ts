@@ -151,7 +151,7 @@ async function main(): Promise<void> {
 
     const [earshotPort, pgPort] = await Promise.all([freePort(), freePort()]);
     children.push(run([...SERVICE_NODE_FLAGS, main, 'serve'], { DATABASE_URL: db.url, EARSHOT_ROLES: 'api', PORT: String(earshotPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production', EARSHOT_API_KEYS: `${KEY}:admin:bench` }));
-    children.push(run([path.join(REPO_ROOT, 'node_modules/postgraphile/dist/cli-run.js'), '-c', db.url, '-s', 'public', '-p', String(pgPort), '-P', 'postgraphile/presets/amber'], { GRAPHILE_ENV: 'production' }));
+    children.push(run([path.join(REPO_ROOT, 'node_modules/postgraphile/dist/cli-run.js'), '-c', db.url, '-s', 'public', '-p', String(pgPort), '-C', path.join(REPO_ROOT, 'test/bench/postgraphile.config.mjs')], { GRAPHILE_ENV: 'production' }));
     const urls = { earshot: `http://127.0.0.1:${earshotPort}/graphql`, postgraphile: `http://127.0.0.1:${pgPort}/graphql` };
     await until(urls.earshot, QUERIES.earshot.customers, HEADERS.earshot!);
     await until(urls.earshot, QUERIES.earshot.openItems, HEADERS.earshot!);

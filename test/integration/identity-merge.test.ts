@@ -308,5 +308,20 @@ describe('identity resolution on real PostgreSQL', () => {
     }
     expect(seen.size).toBe(all.totalCount);
   });
+  it('refuses a re-resolution while another replica\'s job is running, with CONFLICT, and starts one once it is done', async () => {
+    // a database of its own: the job row below must not meet this file's other re-resolution
+    const own = await startTestApp({}, 'reresolve-conflict');
+    try {
+      await own.db.ds.query(`INSERT INTO reresolution_job (auto_link_bits, review_bits, requested_by, status, started_at) VALUES (20, 10, 'another replica', 'running', now())`);
+      const refused = await own.gql(`mutation { startReresolution { id } }`);
+      expect(refused.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+      expect(refused.errors?.[0]?.message).toMatch(/already running/);
+      expect((await own.db.ds.query(`SELECT count(*)::int AS n FROM reresolution_job`))[0].n).toBe(1);
+      await own.db.ds.query(`UPDATE reresolution_job SET status = 'succeeded', finished_at = now()`);
+      expect((await runJob(own)).status).toBe('SUCCEEDED');
+    } finally {
+      await own.close();
+    }
+  });
 });
 

@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/shared/logger';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { startTestApp, type TestApp } from '../support/app';
+import { syncUntilTaken } from '../support/crm-env';
 import { kafkaEnv, kafkaNames, produce, readTopic, testKafka, waitFor } from '../support/kafka-fixtures';
 
 // An SLA breach, end to end: Kafka ingest → overdue item → exactly one Salesforce Case on the
@@ -37,7 +38,7 @@ describe('listening-gap escalation', () => {
   /** A Salesforce contact of its own, synced into Earshot. */
   const newContact = async () => {
     const [c] = sf.store.generateContacts(1, { accountIds: [accountId], seed: seed++ });
-    await app.services.crmSync.run('salesforce', 'incremental');
+    await syncUntilTaken(app, 'salesforce', String(c!.Id));
     return c as unknown as { Id: string; Email: string; OwnerId: string; AccountId: string | null };
   };
   const itemOf = async (externalId: string) =>

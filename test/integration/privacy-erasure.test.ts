@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/shared/logger';
 import { HubSpotServer } from '../crm-servers/hubspot/server';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
-import { crmEnv } from '../support/crm-env';
+import { crmEnv, syncUntilTaken } from '../support/crm-env';
 import { startTestApp, type TestApp } from '../support/app';
 import { kafkaEnv, kafkaNames, readTopic, testKafka, waitFor, type Received } from '../support/kafka-fixtures';
 import { grepDatabase as grepPii, mentions } from '../support/pii-grep';
@@ -98,14 +98,8 @@ describe('eraseCustomer', () => {
     // The person in both CRMs, and a bystander whose data must stay.
     const contact = sf.store.insert('Contact', { FirstName: PERSON.first, LastName: PERSON.last, Email: PERSON.email, Phone: PERSON.phone });
     const hsContact = hs.store.create('contacts', { email: PERSON.email, firstname: PERSON.first, lastname: PERSON.last });
-    // run() joins a run already going, such as the sync role's first run at start, which may
-    // have read the CRM before these records existed: ask again until both are taken in
-    for (const [system, externalId] of [['salesforce', String(contact.Id)], ['hubspot', String(hsContact.id)]] as const) {
-      await waitFor(`the ${system} contact is taken in`, async () => {
-        await app.services.crmSync.run(system);
-        return (await q<{ n: number }>(`SELECT count(*)::int AS n FROM crm_record WHERE system = $1 AND external_id = $2`, [system, externalId]))[0]!.n === 1;
-      }, 30_000);
-    }
+    await syncUntilTaken(app, 'salesforce', String(contact.Id));
+    await syncUntilTaken(app, 'hubspot', String(hsContact.id));
     const bystander = { eventId: 'by-1', source: 'email', externalId: 'by-1', occurredAt: new Date(Date.now() - HOUR).toISOString(), direction: 'inbound',
       author: { email: 'bystander@example.org', displayName: 'Plumbus Person' }, text: 'Plumbus delivery was fine, thanks.' };
     const first = await app.services.ingest.ingestObjects([

@@ -1,5 +1,7 @@
 import type { HubSpotServer } from '../crm-servers/hubspot/server';
 import type { SalesforceServer } from '../crm-servers/salesforce/server';
+import type { TestApp } from './app';
+import { waitFor } from './kafka-fixtures';
 
 /**
  * The EARSHOT_* settings that point a test's Earshot at its own local Salesforce and HubSpot
@@ -23,4 +25,21 @@ export function crmEnv(
     EARSHOT_HUBSPOT_SEARCH_LAG_MS: '0',
     EARSHOT_CRM_RETRY_BASE_MS: '10',
   };
+}
+
+/**
+ * Runs the app's CRM sync for `system` until the record `externalId` is taken in (a row in
+ * crm_record). `crmSync.run()` joins a run already going, such as the sync role's first run at
+ * start, which may have read the CRM before the test created the record: one call is not enough.
+ */
+export async function syncUntilTaken(app: TestApp, system: 'salesforce' | 'hubspot', externalId: string): Promise<void> {
+  await waitFor(
+    `the ${system} record ${externalId} is taken in`,
+    async () => {
+      await app.services.crmSync.run(system);
+      const [{ n }] = (await app.db.ds.query(`SELECT count(*)::int AS n FROM crm_record WHERE system = $1 AND external_id = $2`, [system, externalId])) as { n: number }[];
+      return n === 1;
+    },
+    30_000,
+  );
 }
