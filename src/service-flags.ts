@@ -2,7 +2,8 @@
  * The V8 flags the service runs with: `npm start`, the container image and the benchmarks and
  * tests that start the compiled service pass them on node's command line (V8 reads them when the
  * heap is set up; `v8.setFlagsFromString` at run time had no effect on them, measured).
- * src/service-flags.spec.ts keeps package.json's start script and docker/Dockerfile in step.
+ * `docker/serve.sh` starts it with them (`npm start` and the container image run it);
+ * src/service-flags.spec.ts keeps the script in step with `serviceNodeFlags`.
  *
  * `--no-memory-reducer`: V8's memory reducer shrinks the heap after a few seconds of low
  * allocation, so every short lull between bursts made the next burst regrow it (seven full
@@ -17,3 +18,24 @@
  * after 1 ms, which does no harm (tulios/kafkajs#1751; the fix is not released).
  */
 export const SERVICE_NODE_FLAGS: readonly string[] = ['--no-memory-reducer', '--disable-warning=TimeoutNegativeWarning'];
+
+/**
+ * Added for a process that serves no API (EARSHOT_ROLES without `api`: an ingest or sync
+ * replica). `--single-threaded-gc`: V8 collects on the main thread alone, without its helper
+ * threads for parallel scavenges and concurrent marking. On two cores shared with PostgreSQL and
+ * the Kafka broker the helpers compete for the same cores, and the ingest role spent less CPU
+ * without them: bench:ingest, eight pairs in turns (each order), node 174–214 µs an interaction
+ * against 184–270, 4,308–4,696/s against 3,950–4,363/s in the pairs of the final round. The API
+ * role is the other way round (bench:graphql, customer page at 50 connections, two pairs: CPU per
+ * request 2.68 / 2.36 → 2.98 / 2.89 ms, p99 322 / 266 → 419 / 494 ms): its answers survive
+ * scavenges in bulk, which the helpers share out. Set at run time (`v8.setFlagsFromString`) the
+ * flag does nothing (its implications are applied only at start), hence the command line.
+ */
+export const NO_API_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
+
+/** The flags of a service process whose EARSHOT_ROLES is `roles` (unset or blank: every role). */
+export function serviceNodeFlags(roles: string | undefined): string[] {
+  const list = (roles ?? '').split(',').map((r) => r.trim()).filter(Boolean);
+  const api = list.length === 0 || list.includes('api');
+  return api ? [...SERVICE_NODE_FLAGS] : [...SERVICE_NODE_FLAGS, ...NO_API_NODE_FLAGS];
+}

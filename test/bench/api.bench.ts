@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startApp } from '../../src/app';
 import { loadConfig } from '../../src/config/config';
-import { SERVICE_NODE_FLAGS } from '../../src/service-flags';
+import { serviceNodeFlags } from '../../src/service-flags';
 import { createLogger } from '../../src/shared/logger';
 import { message, ndjson } from '../support/app';
 import { createTestDatabase, findTestPostgres, REPO_ROOT, TEST_PG_ENV } from '../support/postgres';
@@ -18,7 +18,7 @@ import { servicePort } from '../support/ports';
 async function timeToFirstAnswer(dataDir: string, pgPort: number): Promise<number> {
   const port = servicePort();
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, path.join(REPO_ROOT, 'dist/src/main.js'), 'serve'], {
+  const child = spawn(process.execPath, [...serviceNodeFlags(undefined), path.join(REPO_ROOT, 'dist/src/main.js'), 'serve'], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', EARSHOT_DATA_DIR: dataDir, EARSHOT_EMBEDDED_PG_PORT: String(pgPort), PORT: String(port), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],

@@ -27,7 +27,7 @@ interface AutocannonResult {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon = require('autocannon') as (opts: Record<string, unknown>) => Promise<AutocannonResult>;
 import { Client } from 'pg';
-import { SERVICE_NODE_FLAGS } from '../../src/service-flags';
+import { serviceNodeFlags } from '../../src/service-flags';
 import { createTestDatabase, findTestPostgres, REPO_ROOT, TEST_PG_ENV } from '../support/postgres';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -150,7 +150,7 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve, reject) => loader.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`demo load exited with ${code}`)))));
 
     const [earshotPort, pgPort] = await Promise.all([freePort(), freePort()]);
-    children.push(run([...SERVICE_NODE_FLAGS, main, 'serve'], { DATABASE_URL: db.url, EARSHOT_ROLES: 'api', PORT: String(earshotPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production', EARSHOT_API_KEYS: `${KEY}:admin:bench` }));
+    children.push(run([...serviceNodeFlags('api'), main, 'serve'], { DATABASE_URL: db.url, EARSHOT_ROLES: 'api', PORT: String(earshotPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production', EARSHOT_API_KEYS: `${KEY}:admin:bench` }));
     children.push(run([path.join(REPO_ROOT, 'node_modules/postgraphile/dist/cli-run.js'), '-c', db.url, '-s', 'public', '-p', String(pgPort), '-C', path.join(REPO_ROOT, 'test/bench/postgraphile.config.mjs')], { GRAPHILE_ENV: 'production' }));
     const urls = { earshot: `http://127.0.0.1:${earshotPort}/graphql`, postgraphile: `http://127.0.0.1:${pgPort}/graphql` };
     await until(urls.earshot, QUERIES.earshot.customers, HEADERS.earshot!);

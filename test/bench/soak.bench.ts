@@ -21,7 +21,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { message, ndjson } from '../support/app';
-import { SERVICE_NODE_FLAGS } from '../../src/service-flags';
+import { serviceNodeFlags } from '../../src/service-flags';
 import { createTestDatabase, findTestPostgres, REPO_ROOT, TEST_PG_ENV, type TestDatabase } from '../support/postgres';
 import { servicePort } from '../support/ports';
 
@@ -97,7 +97,7 @@ function percentile(sorted: number[], p: number): number {
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 async function startService(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, path.join(REPO_ROOT, 'dist/src/main.js'), 'serve'], {
+  const child = spawn(process.execPath, [...serviceNodeFlags(env.EARSHOT_ROLES), path.join(REPO_ROOT, 'dist/src/main.js'), 'serve'], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

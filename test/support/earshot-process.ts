@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { SERVICE_NODE_FLAGS } from '../../src/service-flags';
+import { serviceNodeFlags } from '../../src/service-flags';
 import { REPO_ROOT } from './postgres';
 
 export interface EarshotProcess {
@@ -28,7 +28,7 @@ export function spawnEarshot(env: Record<string, string>, opts: { root?: string;
   const root = opts.root ?? REPO_ROOT;
   const main = path.join(root, 'dist', 'src', 'main.js');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` before this test`);
-  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, main, ...(opts.args ?? ['serve'])], {
+  const child = spawn(process.execPath, [...serviceNodeFlags(env.EARSHOT_ROLES), main, ...(opts.args ?? ['serve'])], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
