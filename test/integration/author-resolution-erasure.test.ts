@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { message, startTestApp, type TestApp } from '../support/app';
+import { waitForLockWait } from '../support/postgres';
 
 // interaction.customer_id has no foreign key (migration InteractionCustomerCheckPerBatch): the
 // ingest transaction itself makes sure every customer it attaches a message to exists, by
@@ -28,19 +29,8 @@ describe('author resolution racing an erasure', () => {
   const orphans = async () =>
     (await q<{ n: number }>(`SELECT count(*)::int AS n FROM interaction i WHERE i.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customer c WHERE c.id = i.customer_id)`))[0]!.n;
 
-  /** Waits until another backend of this database waits for a lock (the ingest batch, on the customer row). */
-  async function ingestWaitsForALock(): Promise<void> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const [{ n }] = await q<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> $1`,
-        [eraser.processID],
-      );
-      if (n > 0) return;
-      if (Date.now() > deadline) throw new Error('the ingest batch never waited for the customer lock');
-      await new Promise((r) => setImmediate(r));
-    }
-  }
+  /** Waits until the ingest batch waits for the customer's row lock (another backend than the eraser's). */
+  const ingestWaitsForALock = () => waitForLockWait(q, 'the ingest batch waits for the customer lock', { exceptPid: eraser.processID });
 
   /**
    * Stores `first`, then erases its customer as an erasure does (lock the row, detach its

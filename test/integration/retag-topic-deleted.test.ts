@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+import { waitForLockWait } from '../support/postgres';
 
 // A topic deleted while a re-tag job runs with the taxonomy it loaded before: the job locks the
 // topics it tags with (lockLiveTopics, FOR KEY SHARE) and leaves out those gone meanwhile, so the
@@ -48,15 +49,7 @@ describe('re-tagging while a topic is deleted', () => {
     await holder.query('SELECT id FROM retag_job WHERE id = $1 FOR UPDATE', [jobId]);
     try {
       app.services.retag.kick();
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const [{ n }] = await q<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE retag_job%'`,
-        );
-        if (n > 0) break;
-        if (Date.now() > deadline) throw new Error('the re-tag job never waited for its row');
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await waitForLockWait(q, 'the re-tag job waits for its row', { queryPrefix: 'UPDATE retag_job' });
       // another replica deletes the topic while the job still has it
       await q(`DELETE FROM topic WHERE id = $1`, [topicId]);
       await holder.query('COMMIT');

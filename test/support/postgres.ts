@@ -74,3 +74,28 @@ export const REPO_ROOT = ((): string => {
   }
   return dir;
 })();
+
+/**
+ * Waits until a backend of the current database, other than `exceptPid`, waits for a lock
+ * (`pg_stat_activity.wait_event_type = 'Lock'`), and, when `queryPrefix` is given, is running a
+ * statement that starts with it: the moment a test that holds a lock has the other side blocked.
+ * `query` runs SQL on the test's database; `what` names the wait in the timeout's message.
+ */
+export async function waitForLockWait(
+  query: (sql: string, params: unknown[]) => Promise<unknown>,
+  what: string,
+  opts: { exceptPid?: number; queryPrefix?: string } = {},
+): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const [{ n }] = (await query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()
+          AND ($1::int IS NULL OR pid <> $1) AND ($2::text IS NULL OR starts_with(query, $2))`,
+      [opts.exceptPid ?? null, opts.queryPrefix ?? null],
+    )) as { n: number }[];
+    if (n > 0) return;
+    if (Date.now() > deadline) throw new Error(`timed out after 30 s waiting until ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
