@@ -222,10 +222,12 @@ export class RecordInteractionsService {
     );
     const { lastSeen, added, days } = rollups;
     await refreshCustomerSummaries(qr, [...lastSeen.keys()], lastSeen, { returning: false, added, days });
-    await enqueueOutbox(qr, { interactionIds: accepted.map((p) => p.id), customerIds: [...lastSeen.keys()], publicUrl: this.config.publicUrl });
-    // last: the (department, day) and (topic, day) rows are shared by every batch of the day,
-    // so their locks are held only for the commit (rollups.ts, sumRollups)
+    // near the end: the (department, day) and (topic, day) rows are shared by every batch of the
+    // day, so their locks are held only for the outbox row and the commit (rollups.ts, sumRollups)
     await writeRollups(qr, rollups);
+    // last: the row's id (the relay's order) and created_at (the publish delay's start) are taken
+    // as close to the commit as the transaction can
+    await enqueueOutbox(qr, { interactionIds: accepted.map((p) => p.id), customerIds: [...lastSeen.keys()], publicUrl: this.config.publicUrl });
     return accepted;
   }
 }

@@ -68,8 +68,9 @@ export async function applyRollups(qr: Q, items: readonly RollupContribution[], 
 /**
  * `applyRollups` in two steps, for a writer that wants the rollup rows last: every writer of a
  * busy day adds to the same few (department, day) and (topic, day) rows, and each holds their
- * locks until it commits. Written just before the commit, another batch waits for them for the
- * commit only, not for the rest of the transaction.
+ * locks until it commits. Written just before the commit (the ingest writes only its outbox row
+ * after them), another batch waits for them for the commit only, not for the rest of the
+ * transaction.
  */
 export function sumRollups(items: readonly RollupContribution[], sign: 1 | -1 = 1): RollupSums {
   const byCustomer: CustomerDays = new Map();
