@@ -26,11 +26,12 @@ export const SERVICE_NODE_FLAGS: readonly string[] = ['--no-memory-reducer', '--
  * the Kafka broker the helpers compete for the same cores, and the ingest role spent less CPU
  * without them: bench:ingest with the role as a child process, eight pairs in turns (five with
  * the flag second, three with it first), node 161–214 µs an interaction against 184–270, faster
- * in seven pairs (3,000–4,637/s against 2,659–4,363/s). The API
- * role is the other way round (bench:graphql, customer page at 50 connections, two pairs: CPU per
- * request 2.68 / 2.36 → 2.98 / 2.89 ms, p99 322 / 266 → 419 / 494 ms): its answers survive
- * scavenges in bulk, which the helpers share out. Set at run time (`v8.setFlagsFromString`) the
- * flag does nothing (its implications are applied only at start), hence the command line.
+ * in seven pairs (3,000–4,637/s against 2,659–4,363/s). The API role is the other way round
+ * (bench:graphql, customer page at 50 connections, two pairs: CPU per request 2.68 / 2.36 →
+ * 2.98 / 2.89 ms, p99 322 / 266 → 419 / 494 ms): its answers survive scavenges in bulk, which the
+ * helpers share out. A sync-only process allocates little either way and gets it too. Set at run
+ * time (`v8.setFlagsFromString`) the flag does nothing (its implications are applied only at
+ * start), hence the command line.
  */
 export const NO_API_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
 
