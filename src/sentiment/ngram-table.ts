@@ -163,19 +163,33 @@ export class NgramTable {
   private reliable(best: number, numNgrams: number): boolean {
     const scores = this.scores;
     // orderAndScale: [language, scaled score] of the positive scores, highest first (a stable
-    // sort, so equal scores keep language order)
-    const ordered: [number, number][] = [];
+    // sort, so equal scores keep language order). Only its first two entries are read: kept in
+    // one pass, an entry displacing another only when strictly higher, as the stable sort has it.
+    let firstLang = -1;
+    let firstScore = 0;
+    let secondLang = -1;
     for (let l = 0; l < scores.length; l++) {
-      if (scores[l]! > 0) {
-        const ngramScore = scores[l]! / numNgrams;
-        ordered.push([l, ngramScore / (ngramScore + SCALE)]);
+      if (!(scores[l]! > 0)) continue;
+      const ngramScore = scores[l]! / numNgrams;
+      const scaled = ngramScore / (ngramScore + SCALE);
+      if (firstLang < 0 || scaled > firstScore) {
+        secondLang = firstLang;
+        firstLang = l;
+        firstScore = scaled;
+      } else if (secondLang < 0 || scaled > this.scaledOf(secondLang, numNgrams)) {
+        secondLang = l;
       }
     }
-    ordered.sort((a, b) => b[1] - a[1]);
-    if (!ordered.length || numNgrams < 3) return false;
-    const nextScore = ordered.length > 1 ? ordered[1]![0] : 0;
+    if (firstLang < 0 || numNgrams < 3) return false;
+    const nextScore = secondLang >= 0 ? secondLang : 0;
     // the average score of the detected language (getMaxLang's), as eld looks it up
-    return !(this.avg[best]! * RELIABLE_RATIO > ordered[0]![1] || 0.01 > Math.abs(ordered[0]![1] - nextScore));
+    return !(this.avg[best]! * RELIABLE_RATIO > firstScore || 0.01 > Math.abs(firstScore - nextScore));
+  }
+
+  /** orderAndScale's scaled score of language `l`. */
+  private scaledOf(l: number, numNgrams: number): number {
+    const ngramScore = this.scores[l]! / numNgrams;
+    return ngramScore / (ngramScore + SCALE);
   }
 
   /** The slot of an n-gram, or -1 when the database does not have it. */
