@@ -168,28 +168,25 @@ export class NgramTable {
     let firstLang = -1;
     let firstScore = 0;
     let secondLang = -1;
+    let secondScore = 0;
     for (let l = 0; l < scores.length; l++) {
       if (!(scores[l]! > 0)) continue;
       const ngramScore = scores[l]! / numNgrams;
       const scaled = ngramScore / (ngramScore + SCALE);
       if (firstLang < 0 || scaled > firstScore) {
         secondLang = firstLang;
+        secondScore = firstScore;
         firstLang = l;
         firstScore = scaled;
-      } else if (secondLang < 0 || scaled > this.scaledOf(secondLang, numNgrams)) {
+      } else if (secondLang < 0 || scaled > secondScore) {
         secondLang = l;
+        secondScore = scaled;
       }
     }
     if (firstLang < 0 || numNgrams < 3) return false;
     const nextScore = secondLang >= 0 ? secondLang : 0;
     // the average score of the detected language (getMaxLang's), as eld looks it up
     return !(this.avg[best]! * RELIABLE_RATIO > firstScore || 0.01 > Math.abs(firstScore - nextScore));
-  }
-
-  /** orderAndScale's scaled score of language `l`. */
-  private scaledOf(l: number, numNgrams: number): number {
-    const ngramScore = this.scores[l]! / numNgrams;
-    return ngramScore / (ngramScore + SCALE);
   }
 
   /** The slot of an n-gram, or -1 when the database does not have it. */
