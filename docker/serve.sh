@@ -4,7 +4,8 @@
 # gets --single-threaded-gc. `exec`, so SIGTERM reaches node itself and the service drains.
 # src/service-flags.spec.ts runs this script against the TypeScript rule.
 flags="--no-memory-reducer --disable-warning=TimeoutNegativeWarning"
-roles=$(printf '%s' "${EARSHOT_ROLES:-}" | tr -d ' \t')
+# every blank out, as the config trims each role (an env file saved with CRLF ends in \r)
+roles=$(printf '%s' "${EARSHOT_ROLES:-}" | tr -d '[:space:]')
 case "$roles" in
   '' | api | api,* | *,api | *,api,*) ;;
   *) flags="$flags --single-threaded-gc" ;;

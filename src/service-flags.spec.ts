@@ -34,7 +34,10 @@ describe('the service runs with its V8 flags', () => {
   });
 
   it('docker/serve.sh passes the flags of serviceNodeFlags for every EARSHOT_ROLES', () => {
-    for (const roles of [undefined, '', 'api', 'ingest', 'sync', 'ingest,sync', ' ingest , sync ', 'api,ingest,sync', 'ingest,api', 'sync,api,ingest']) {
+    const values = [undefined, '', 'api', 'ingest', 'sync', 'ingest,sync', ' ingest , sync ', 'api,ingest,sync', 'ingest,api', 'sync,api,ingest'];
+    // blanks the config trims away: tabs, and the \r of an env file saved with CRLF
+    values.push('ingest,api\r', '\tapi\t,ingest', 'ingest\r', 'ingest,\napi');
+    for (const roles of values) {
       expect(serveArgs(roles), `EARSHOT_ROLES=${JSON.stringify(roles)}`).toEqual([...serviceNodeFlags(roles), 'dist/src/main.js', 'serve']);
     }
   });
