@@ -28,8 +28,8 @@ export const SERVICE_NODE_FLAGS: readonly string[] = ['--no-memory-reducer', '--
  * the flag second, three with it first), node 161–214 µs an interaction against 184–270, faster
  * in seven pairs (3,000–4,637/s against 2,659–4,363/s). The API role is the other way round
  * (bench:graphql, customer page at 50 connections, two pairs: CPU per request 2.68 / 2.36 →
- * 2.98 / 2.89 ms, p99 322 / 266 → 419 / 494 ms): its answers survive scavenges in bulk, which the
- * helpers share out. A sync-only process allocates little either way and gets it too. Set at run
+ * 2.98 / 2.89 ms, p99 322 / 266 → 419 / 494 ms), probably because its answers survive scavenges
+ * in bulk, which the helpers share out. A sync-only process gets it too (not measured). Set at run
  * time (`v8.setFlagsFromString`) the flag does nothing (its implications are applied only at
  * start), hence the command line.
  */
