@@ -6,6 +6,7 @@ import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted } from './crm-budget';
 import type { CrmClient, CrmSystem, WriteBackKey, WriteBackUpdate, WriteBackValues } from './crm.port';
 import * as repo from './crm.repository';
+import { utcDay } from '../sentiment/rollups.repository';
 import type { DesiredRow } from './crm.repository';
 
 export type { DesiredRow } from './crm.repository';
@@ -21,6 +22,9 @@ export interface WriteBackRunReport {
   budgetExhausted: boolean;
 }
 
+const DAY_MS = 86_400_000;
+/** records a trend refresh reads per statement */
+const TREND_PAGE = 5_000;
 const round = (n: number | null, digits = 3) => (n === null ? null : Math.round(n * 10 ** digits) / 10 ** digits);
 const KEYS: WriteBackKey[] = ['score', 'label', 'trend', 'openComplaints', 'lastInteraction', 'url'];
 
@@ -56,11 +60,17 @@ export function changedValues(desired: WriteBackValues, written: Partial<WriteBa
  * failed for good), and only if the customer was not enqueued again meanwhile; a crash leaves the
  * lease to expire and the next pass redoes the batch, sending nothing already written; a record
  * that failed is retried with backoff; a spent budget postpones the batch to the next window.
+ *
+ * The 30-day trend moves while a customer stays quiet (days leave its windows), and nothing then
+ * changes that would queue the customer: once a day (`trendRefresh`, the first run at start) every
+ * written record whose trend is no longer the trend of the day queues its customer again.
  */
 export class CrmWritebackService {
   private readonly clients = new Map<CrmSystem, CrmClient>();
   /** polls the queue every writeBackPollMs, draining it while passes find work */
   readonly task: TaskRunner<WriteBackRunReport>;
+  /** daily: queues customers whose records show a trend that has since moved */
+  readonly trendRefresh: TaskRunner<number>;
   private readonly clock: Clock;
 
   constructor(
@@ -82,16 +92,47 @@ export class CrmWritebackService {
       run: () => this.runOnce(),
       again: (r) => r.customers > 0 && !r.budgetExhausted,
     });
+    this.trendRefresh = new TaskRunner({ name: 'crm-trend-refresh', intervalMs: DAY_MS, ...deps, log, run: ({ stopping }) => this.refreshTrends(stopping) });
   }
 
-  /** Polls the queue until stop(); a no-op with write-back off or no CRM configured. */
+  /** Polls the queue, and refreshes trends daily, until stop(); a no-op with write-back off or no CRM configured. */
   start(): void {
     if (!this.config.writeBack || this.clients.size === 0) return;
     this.task.start();
+    this.trendRefresh.start();
   }
 
   async stop(): Promise<void> {
-    await this.task.stop();
+    await Promise.all([this.task.stop(), this.trendRefresh.stop()]);
+  }
+
+  /**
+   * Queues the customers of every written live record whose trend, rounded as it is written, is no
+   * longer the customer's trend today (the injected clock's UTC day), in pages of TREND_PAGE
+   * records by id; the write-back's next poll sends the new trend (and nothing unchanged). Returns
+   * how many customers it queued (one with records on two pages counts twice).
+   */
+  async refreshTrends(stopping: () => boolean = () => false): Promise<number> {
+    const today = utcDay(this.clock.now());
+    const t0 = Date.now();
+    let after: string | null = null;
+    let records = 0;
+    let queued = 0;
+    for (;;) {
+      if (stopping()) break;
+      const page = await repo.trendPage(this.ds, today, after, TREND_PAGE);
+      records += page.length;
+      const stale = [...new Set(page.filter((r) => round(r.trend) !== r.written_trend).map((r) => r.customer_id))];
+      if (stale.length) {
+        await repo.enqueueWriteback(this.ds, stale);
+        queued += stale.length;
+        this.log.info({ records, queued }, 'CRM trend refresh progress');
+      }
+      if (page.length < TREND_PAGE) break;
+      after = page[page.length - 1]!.record_id;
+    }
+    this.log.info({ records, queued, ms: Date.now() - t0 }, 'CRM trend refresh finished');
+    return queued;
   }
 
   async pending(): Promise<number> {
@@ -109,7 +150,7 @@ export class CrmWritebackService {
     const ids = claimed.map((c) => c.customer_id);
 
     // A merged-away customer's records have moved to the survivor (its own trigger enqueued it).
-    const rows = await repo.desiredRows(this.ds, ids);
+    const rows = await repo.desiredRows(this.ds, ids, utcDay(now.getTime()));
     const retry = new Map<string, string>();
     const groups = new Map<string, { client: CrmClient; objectType: string; items: { row: DesiredRow; desired: WriteBackValues; update: WriteBackUpdate }[] }>();
     for (const row of rows) {

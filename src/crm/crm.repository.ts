@@ -1,5 +1,5 @@
 import { exec, firstRow, modify, rows, type Db } from '../db/sql';
-import { CUSTOMER_TREND } from '../sentiment/rollups.repository';
+import { customerTrendOn } from '../sentiment/rollups.repository';
 import type { CrmCaseRow, CrmSystem, SyncMode, WriteBackValues } from './crm.port';
 
 /**
@@ -226,20 +226,51 @@ export interface DesiredRow {
   open_complaints: number;
 }
 
-/** Live records of root customers that have interactions, with the values they should show. */
-export function desiredRows(db: Db, customerIds: readonly string[]): Promise<DesiredRow[]> {
+/** Live records of root customers that have interactions, with the values they should show on UTC day `today` (`utcDay`). */
+export function desiredRows(db: Db, customerIds: readonly string[], today: number): Promise<DesiredRow[]> {
   return rows(
     db,
     `SELECT r.id AS record_id, c.id AS customer_id, r.system, r.object_type, r.external_id, r.written_values,
-            c.sentiment_score, c.sentiment_label, ${CUSTOMER_TREND} AS sentiment_trend, c.last_interaction_at,
+            c.sentiment_score, c.sentiment_label, ${customerTrendOn('$2')} AS sentiment_trend, c.last_interaction_at,
             (SELECT count(*)::int FROM interaction i
               WHERE i.customer_id = c.id AND i.direction = 'inbound' AND i.intent = 'complaint'
                 AND NOT EXISTS (SELECT 1 FROM interaction o WHERE o.source = i.source AND o.in_reply_to = i.external_id AND o.direction = 'outbound')
             ) AS open_complaints
        FROM customer c JOIN crm_record r ON r.customer_id = c.id
       WHERE c.id = ANY($1::uuid[]) AND c.merged_into_id IS NULL AND c.last_interaction_at IS NOT NULL AND r.deleted_at IS NULL`,
-    [customerIds],
+    [customerIds, today],
   );
+}
+
+/** A live record that was written, with the trend it got and its customer's trend on a given day. */
+export interface TrendRow {
+  record_id: string;
+  customer_id: string;
+  /** the trend last written (null: none, or a null trend) */
+  written_trend: number | null;
+  trend: number | null;
+}
+
+/**
+ * The next `limit` live records after record id `after` (null: from the start) that were written
+ * and belong to a root customer who has spoken, by id (the primary key's order), with the trend
+ * each record last got and the customer's trend on UTC day `today`.
+ */
+export function trendPage(db: Db, today: number, after: string | null, limit: number): Promise<TrendRow[]> {
+  return rows(
+    db,
+    `SELECT r.id AS record_id, c.id AS customer_id, (r.written_values->>'trend')::float8 AS written_trend, ${customerTrendOn('$3')} AS trend
+       FROM crm_record r JOIN customer c ON c.id = r.customer_id
+      WHERE ($1::uuid IS NULL OR r.id > $1::uuid) AND r.deleted_at IS NULL AND r.written_values IS NOT NULL
+        AND c.merged_into_id IS NULL AND c.last_interaction_at IS NOT NULL
+      ORDER BY r.id LIMIT $2`,
+    [after, limit, today],
+  );
+}
+
+/** Queues these customers for write-back, as the database triggers do. */
+export async function enqueueWriteback(db: Db, customerIds: readonly string[]): Promise<void> {
+  await exec(db, `SELECT crm_writeback_enqueue(id) FROM unnest($1::uuid[]) AS id`, [customerIds]);
 }
 
 export async function recordsWritten(db: Db, done: readonly { id: string; values: Partial<WriteBackValues> }[]): Promise<void> {

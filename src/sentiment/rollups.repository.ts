@@ -68,6 +68,15 @@ export async function upsertDaily(
  */
 export const CUSTOMER_TREND = 'customer_trend(c.sentiment_days, c.sentiment_trend)';
 
+/**
+ * The same trend as of a given UTC day, `todayParam` a query parameter holding days since 1970
+ * (`utcDay`): for background work on an injected clock (the CRM write-back and its daily refresh).
+ */
+export const customerTrendOn = (todayParam: string) => `customer_trend(c.sentiment_days, c.sentiment_trend, ${todayParam}::float8)`;
+
+/** The UTC day of `ms` (since 1970), as `customer_trend` counts days. */
+export const utcDay = (ms: number) => Math.floor(ms / 86_400_000);
+
 /** Today as a UTC day, whatever the session's TimeZone (`current_date` is the session's). */
 const UTC_TODAY = `(now() AT TIME ZONE 'UTC')::date`;
 

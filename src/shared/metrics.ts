@@ -124,7 +124,7 @@ export class Metrics {
 
   readonly taskRuns = new Histogram({
     name: 'earshot_task_run_duration_seconds',
-    help: 'Runs of background tasks (crm-sync, crm-writeback, escalation, retag, reresolution, retention), by outcome',
+    help: 'Runs of background tasks (crm-sync, crm-writeback, crm-trend-refresh, escalation, retag, reresolution, retention), by outcome',
     labelNames: ['task', 'outcome'] as const,
     buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
     registers: [this.registry],

@@ -15,6 +15,7 @@ import { seedSalesforceContacts } from '../fixtures/crm/seed';
 // CRMs, the clock and a database of its own, synced before it starts (beforeEach).
 
 const N = 1000;
+const DAY_MS = 86_400_000;
 let sf: SalesforceServer;
 let hs: HubSpotServer;
 let app: TestApp;
@@ -27,15 +28,15 @@ let clock: ManualClock;
 const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[];
 const pending = async () => Number((await q<{ n: string }>('SELECT count(*) AS n FROM crm_writeback'))[0]!.n);
 
-/** One interaction from each of these customers (by email), negative or positive by turn. */
-async function speak(who: string[], tone: 'negative' | 'positive'): Promise<void> {
+/** One interaction from each of these customers (by email), negative or positive by turn, `daysAgo` days before now. */
+async function speak(who: string[], tone: 'negative' | 'positive', daysAgo = 0): Promise<void> {
   round++;
   const text = tone === 'negative' ? 'My parcel is late again and nobody answers. Terrible service, I want a refund.' : 'Thank you, the support team was great and fixed it fast!';
   const msgs = who.map((email, i) => ({
     eventId: `wb-${round}-${i}`,
     source: 'email',
     externalId: `wb-${round}-${i}`,
-    occurredAt: new Date(Date.now() - 60_000).toISOString(),
+    occurredAt: new Date(Date.now() - 60_000 - daysAgo * DAY_MS).toISOString(),
     direction: 'inbound',
     author: { displayName: email.split('@')[0], email },
     text,
@@ -152,6 +153,41 @@ describe('CRM write-back', () => {
     const sent = (await q<{ written_values: Record<string, unknown> }>(`SELECT written_values FROM crm_record WHERE external_id = $1`, [sfIds[0]]))[0]!.written_values;
     expect(Object.keys(sent).sort()).toEqual(['label', 'lastInteraction', 'openComplaints', 'score', 'trend', 'url']);
     await expectCrmsMatchCustomers();
+  });
+
+  it("sends a quiet customer's trend again once its days move between the 30-day windows, and nobody else's", async () => {
+    const [a, b] = [emails[30]!, emails[31]!];
+    const trends = () => [sfIds[30]!, sfIds[31]!].map((id) => sf.store.find('Contact', id)!.Earshot_Sentiment_Trend__c);
+    // a: negative 50 days ago, positive 35 and 1 day ago (recent: positive, the 30 days before: both);
+    // b: positive 1 day ago only (nothing in the window before: no trend)
+    await speak([a], 'negative', 50);
+    await speak([a], 'positive', 35);
+    await speak([a, b], 'positive', 1);
+    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 2, written: 4, failed: 0 });
+    const [before, none] = trends();
+    expect(before).toBeGreaterThan(0.1);
+    expect(none).toBeNull();
+    // The same day: nothing moved, nothing is queued.
+    expect(await app.services.crmWriteback.refreshTrends()).toBe(0);
+    expect(await pending()).toBe(0);
+
+    // 15 days on, nobody spoke: a's negative day has left, its positive days are one in each
+    // window (trend 0); b's day is still only in one window (no trend, as written).
+    clock.advance(15 * DAY_MS);
+    expect(await app.services.crmWriteback.refreshTrends()).toBe(1);
+    expect(await pending()).toBe(1);
+    sf.resetStats();
+    hs.resetStats();
+    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 1, records: 2, written: 2, failed: 0 });
+    expect(sf.stats().byEndpoint['PATCH /composite/sobjects']).toBe(1);
+    expect(trends()).toEqual([0, null]);
+    expect(hs.store.get('contacts', (await q<{ external_id: string }>(`SELECT r.external_id FROM crm_record r JOIN crm_record s ON s.customer_id = r.customer_id WHERE s.external_id = $1 AND r.system = 'hubspot'`, [sfIds[30]]))[0]!.external_id)!.properties.earshot_sentiment_trend).toBe('0');
+    // Only the trend was sent: what else the record shows did not change.
+    const [sent] = await q<{ written_values: Record<string, unknown> }>(`SELECT written_values FROM crm_record WHERE external_id = $1`, [sfIds[30]]);
+    expect(sent!.written_values).toMatchObject({ trend: 0, label: 'positive' });
+    // Written as it is now: the next refresh queues nobody.
+    expect(await app.services.crmWriteback.refreshTrends()).toBe(0);
+    expect(await pending()).toBe(0);
   });
 
   it('retries a record that failed (UNABLE_TO_LOCK_ROW) and drops none', async () => {
