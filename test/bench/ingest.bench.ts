@@ -312,6 +312,9 @@ async function copyCeiling(values: Buffer[], url: string): Promise<number> {
   return ms;
 }
 
+/** What a failed run must still stop (the embedded server, the replicas), newest first. */
+const onFailure: (() => Promise<unknown>)[] = [];
+
 async function main(): Promise<void> {
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
   const brokers = await ensureKafka();
@@ -320,6 +323,7 @@ async function main(): Promise<void> {
   if (!adminUrl) {
     embedded = await startEmbeddedPostgres(path.join(process.cwd(), '.earshot', 'bench'), Number(process.env.BENCH_PG_PORT ?? 54_391), log);
     adminUrl = embedded.url;
+    onFailure.unshift(() => embedded!.stop());
   }
   process.env[TEST_PG_ENV] = adminUrl;
   process.env.EARSHOT_TEST_KAFKA_BROKERS = brokers;
@@ -379,6 +383,7 @@ async function main(): Promise<void> {
   // one consumer group instead of the in-process app: the partitions split between them (timed
   // from the first committed row). BENCH_CHILD_NODE_OPTIONS is their NODE_OPTIONS (a CPU profile).
   const replicas = OUT_OF_PROCESS ? await startReplicas(REPLICAS, config, e2eDb.url, log) : null;
+  if (replicas) onFailure.unshift(() => replicas.stop());
   if (replicas) {
     const stableSince = performance.now();
     await replicas.alive(
@@ -567,7 +572,9 @@ async function main(): Promise<void> {
   if (embedded) await embedded.stop();
 }
 
-main().catch((e: unknown) => {
+// A failed run stops what it started and exits: open sockets and children would keep it waiting.
+main().catch(async (e: unknown) => {
   console.error(e);
-  process.exitCode = 1;
+  for (const stop of onFailure) await stop().catch(() => undefined);
+  process.exit(1);
 });
