@@ -122,7 +122,8 @@ export class CrmWritebackService {
       if (stopping()) break;
       const page = await repo.trendPage(this.ds, today, after, TREND_PAGE);
       records += page.length;
-      const stale = [...new Set(page.filter((r) => round(r.trend) !== r.written_trend).map((r) => r.customer_id))];
+      // a record of a CRM or object no longer written back is left alone, as the write-back leaves it
+      const stale = [...new Set(page.filter((r) => round(r.trend) !== r.written_trend && this.writesBack(r.system, r.object_type)).map((r) => r.customer_id))];
       if (stale.length) {
         await repo.enqueueWriteback(this.ds, stale);
         queued += stale.length;
@@ -133,6 +134,11 @@ export class CrmWritebackService {
     }
     this.log.info({ records, queued, ms: Date.now() - t0 }, 'CRM trend refresh finished');
     return queued;
+  }
+
+  /** True when records of this system and object get written back. */
+  private writesBack(system: CrmSystem, objectType: string): boolean {
+    return this.clients.get(system)?.writeBackObjects.includes(objectType) ?? false;
   }
 
   async pending(): Promise<number> {
@@ -154,8 +160,8 @@ export class CrmWritebackService {
     const retry = new Map<string, string>();
     const groups = new Map<string, { client: CrmClient; objectType: string; items: { row: DesiredRow; desired: WriteBackValues; update: WriteBackUpdate }[] }>();
     for (const row of rows) {
-      const client = this.clients.get(row.system);
-      if (!client || !client.writeBackObjects.includes(row.object_type)) continue;
+      if (!this.writesBack(row.system, row.object_type)) continue;
+      const client = this.clients.get(row.system)!;
       report.records++;
       const desired = desiredValues(row, this.publicUrl);
       const values = changedValues(desired, row.written_values);

@@ -246,6 +246,8 @@ export function desiredRows(db: Db, customerIds: readonly string[], today: numbe
 export interface TrendRow {
   record_id: string;
   customer_id: string;
+  system: CrmSystem;
+  object_type: string;
   /** the trend last written (null: none, or a null trend) */
   written_trend: number | null;
   trend: number | null;
@@ -259,7 +261,7 @@ export interface TrendRow {
 export function trendPage(db: Db, today: number, after: string | null, limit: number): Promise<TrendRow[]> {
   return rows(
     db,
-    `SELECT r.id AS record_id, c.id AS customer_id, (r.written_values->>'trend')::float8 AS written_trend, ${customerTrendOn('$3')} AS trend
+    `SELECT r.id AS record_id, c.id AS customer_id, r.system, r.object_type, (r.written_values->>'trend')::float8 AS written_trend, ${customerTrendOn('$3')} AS trend
        FROM crm_record r JOIN customer c ON c.id = r.customer_id
       WHERE ($1::uuid IS NULL OR r.id > $1::uuid) AND r.deleted_at IS NULL AND r.written_values IS NOT NULL
         AND c.merged_into_id IS NULL AND c.last_interaction_at IS NOT NULL

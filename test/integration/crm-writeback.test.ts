@@ -156,23 +156,26 @@ describe('CRM write-back', () => {
   });
 
   it("sends a quiet customer's trend again once its days move between the 30-day windows, and nobody else's", async () => {
-    const [a, b] = [emails[30]!, emails[31]!];
+    const [a, b, c] = [emails[30]!, emails[31]!, emails[32]!];
     const trends = () => [sfIds[30]!, sfIds[31]!].map((id) => sf.store.find('Contact', id)!.Earshot_Sentiment_Trend__c);
-    // a: negative 50 days ago, positive 35 and 1 day ago (recent: positive, the 30 days before: both);
-    // b: positive 1 day ago only (nothing in the window before: no trend)
-    await speak([a], 'negative', 50);
-    await speak([a], 'positive', 35);
-    await speak([a, b], 'positive', 1);
-    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 2, written: 4, failed: 0 });
+    // a and c: negative 50 days ago, positive 35 and 1 day ago (recent: positive, the 30 days
+    // before: both); b: positive 1 day ago only (nothing in the window before: no trend)
+    await speak([a, c], 'negative', 50);
+    await speak([a, c], 'positive', 35);
+    await speak([a, b, c], 'positive', 1);
+    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 3, written: 6, failed: 0 });
     const [before, none] = trends();
     expect(before).toBeGreaterThan(0.1);
     expect(none).toBeNull();
+    // c's records become objects no longer written back (as if the configuration dropped them)
+    await q(`UPDATE crm_record SET object_type = 'Opportunity' WHERE customer_id = (SELECT customer_id FROM crm_record WHERE external_id = $1)`, [sfIds[32]]);
     // The same day: nothing moved, nothing is queued.
     expect(await app.services.crmWriteback.refreshTrends()).toBe(0);
     expect(await pending()).toBe(0);
 
     // 15 days on, nobody spoke: a's negative day has left, its positive days are one in each
-    // window (trend 0); b's day is still only in one window (no trend, as written).
+    // window (trend 0); b's day is still only in one window (no trend, as written); c's trend
+    // moved as a's did, but nothing of c is written back any more.
     clock.advance(15 * DAY_MS);
     expect(await app.services.crmWriteback.refreshTrends()).toBe(1);
     expect(await pending()).toBe(1);
