@@ -115,7 +115,7 @@ export class CrmWritebackService {
   async refreshTrends(stopping: () => boolean = () => false): Promise<number> {
     const today = utcDay(this.clock.now());
     const t0 = Date.now();
-    let after: string | null = null;
+    let after = repo.FIRST_RECORD_ID;
     let records = 0;
     let queued = 0;
     for (;;) {

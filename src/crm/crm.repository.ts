@@ -253,17 +253,20 @@ export interface TrendRow {
   trend: number | null;
 }
 
+/** Below every record id: where a walk by id starts. */
+export const FIRST_RECORD_ID = '00000000-0000-0000-0000-000000000000';
+
 /**
- * The next `limit` live records after record id `after` (null: from the start) that were written
+ * The next `limit` live records after record id `after` (FIRST_RECORD_ID: from the start) that were written
  * and belong to a root customer who has spoken, by id (the primary key's order), with the trend
  * each record last got and the customer's trend on UTC day `today`.
  */
-export function trendPage(db: Db, today: number, after: string | null, limit: number): Promise<TrendRow[]> {
+export function trendPage(db: Db, today: number, after: string, limit: number): Promise<TrendRow[]> {
   return rows(
     db,
     `SELECT r.id AS record_id, c.id AS customer_id, r.system, r.object_type, (r.written_values->>'trend')::float8 AS written_trend, ${customerTrendOn('$3')} AS trend
        FROM crm_record r JOIN customer c ON c.id = r.customer_id
-      WHERE ($1::uuid IS NULL OR r.id > $1::uuid) AND r.deleted_at IS NULL AND r.written_values IS NOT NULL
+      WHERE r.id > $1::uuid AND r.deleted_at IS NULL AND r.written_values IS NOT NULL
         AND c.merged_into_id IS NULL AND c.last_interaction_at IS NOT NULL
       ORDER BY r.id LIMIT $2`,
     [after, limit, today],
