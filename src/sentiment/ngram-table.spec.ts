@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { sharedTexts } from '../../test/support/shared-texts';
 import { NgramTable, type Detection } from './ngram-table';
 
 interface EldResult {
@@ -26,19 +27,7 @@ function eldDetect(): (text: string) => Detection {
  * characters). All 159,771 lines were compared once by hand (no difference); a fifth keeps this
  * test at a few seconds.
  */
-function sharedTexts(): string[] {
-  const out: string[] = [];
-  let n = 0;
-  const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/\.(txt|csv|json|jsonl|md)$/.test(e.name)) for (const line of fs.readFileSync(p, 'utf8').split('\n')) if (line && n++ % 5 === 0) out.push(line.slice(0, 400));
-    }
-  };
-  walk(path.resolve(process.cwd(), '../shared/data'));
-  return out;
-}
+const fifthOfSharedTexts = () => sharedTexts({ every: 5, maxChars: 400 });
 
 // Words of several scripts and languages, so generated texts reach many n-grams of the database.
 const WORDS = [
@@ -56,7 +45,7 @@ describe('eld over typed arrays (NgramTable)', () => {
   });
 
   it('answers what eld answers on the texts of ../shared/data', () => {
-    const texts = sharedTexts();
+    const texts = fifthOfSharedTexts();
     expect(texts.length).toBeGreaterThan(20_000);
     const differing = texts.filter((t) => {
       const a = eld(t);

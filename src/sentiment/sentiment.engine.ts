@@ -33,24 +33,71 @@ const TOKEN_RE =
 /**
  * Splits text into words, hashtags, emoji, emoticons, links, @mentions, clause and sentence marks.
  * Linear in the input. Links and mentions keep only their kind (`<url>`, `<@mention>`).
+ *
+ * TOKEN_RE defines the tokens. A word of ASCII letters and digits that ends before an ASCII
+ * character other than an apostrophe is taken without it (most words of most posts: no match
+ * array, one string less); everything else, and a word that may start a link, goes to the
+ * expression from where it starts. The spec compares this with the expression alone
+ * ({@link tokenizeByExpression}) on the texts of ../shared/data and on generated text.
  */
 export function tokenize(text: string): Token[] {
   const out: Token[] = [];
-  TOKEN_RE.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  while ((m = TOKEN_RE.exec(text)) !== null) {
-    if (m[1] !== undefined) out.push({ text: m[0], lower: '<url>', kind: TOKEN_URL });
-    else if (m[2] !== undefined) out.push({ text: m[0], lower: '<@mention>', kind: TOKEN_MENTION });
-    else if (m[3] !== undefined) out.push({ text: m[0], lower: m[3].toLowerCase(), kind: TOKEN_HASHTAG });
-    else if (m[4] !== undefined) out.push({ text: m[4], lower: m[4].toLowerCase(), kind: TOKEN_EMOTICON });
-    else if (m[5] !== undefined) {
-      const w = m[5].indexOf('’') >= 0 ? m[5].replace(/’/g, "'") : m[5];
-      out.push({ text: w, lower: w.toLowerCase(), kind: TOKEN_WORD });
-    } else if (m[6] !== undefined) out.push({ text: m[6], lower: m[6], kind: TOKEN_EMOJI });
-    else if (m[7] !== undefined) out.push({ text: m[7], lower: m[7], kind: TOKEN_END });
-    else out.push({ text: m[0], lower: m[0], kind: TOKEN_CLAUSE });
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    // no token starts at a space, a tab or a carriage return
+    if (c === 32 || c === 9 || c === 13) {
+      i++;
+      continue;
+    }
+    if (isAsciiAlnum(c) && !(c === 104 /* h */ && (text.startsWith('http://', i) || text.startsWith('https://', i))) && !(c === 119 /* w */ && text.startsWith('www.', i))) {
+      let j = i + 1;
+      while (j < n && isAsciiAlnum(text.charCodeAt(j))) j++;
+      const next = j < n ? text.charCodeAt(j) : 0;
+      // the word ends here unless a letter, digit or apostrophe form of the expression goes on
+      if (j === n || (next < 128 && next !== 39 /* ' */)) {
+        const w = text.slice(i, j);
+        out.push({ text: w, lower: w.toLowerCase(), kind: TOKEN_WORD });
+        i = j;
+        continue;
+      }
+    }
+    const m = matchFrom(text, i, out);
+    if (m < 0) break;
+    i = m;
   }
   return out;
+}
+
+/** The tokens as TOKEN_RE alone finds them: what {@link tokenize} must equal. */
+export function tokenizeByExpression(text: string): Token[] {
+  const out: Token[] = [];
+  let i = 0;
+  while ((i = matchFrom(text, i, out)) >= 0);
+  return out;
+}
+
+function isAsciiAlnum(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57);
+}
+
+/** Adds the first token TOKEN_RE finds at or after `from`; returns where it ended, or -1 for none. */
+function matchFrom(text: string, from: number, out: Token[]): number {
+  TOKEN_RE.lastIndex = from;
+  const m = TOKEN_RE.exec(text);
+  if (m === null) return -1;
+  if (m[1] !== undefined) out.push({ text: m[0], lower: '<url>', kind: TOKEN_URL });
+  else if (m[2] !== undefined) out.push({ text: m[0], lower: '<@mention>', kind: TOKEN_MENTION });
+  else if (m[3] !== undefined) out.push({ text: m[0], lower: m[3].toLowerCase(), kind: TOKEN_HASHTAG });
+  else if (m[4] !== undefined) out.push({ text: m[4], lower: m[4].toLowerCase(), kind: TOKEN_EMOTICON });
+  else if (m[5] !== undefined) {
+    const w = m[5].indexOf('’') >= 0 ? m[5].replace(/’/g, "'") : m[5];
+    out.push({ text: w, lower: w.toLowerCase(), kind: TOKEN_WORD });
+  } else if (m[6] !== undefined) out.push({ text: m[6], lower: m[6], kind: TOKEN_EMOJI });
+  else if (m[7] !== undefined) out.push({ text: m[7], lower: m[7], kind: TOKEN_END });
+  else out.push({ text: m[0], lower: m[0], kind: TOKEN_CLAUSE });
+  return TOKEN_RE.lastIndex;
 }
 
 const MAX_DERIVED_MEMO = 50_000;
