@@ -122,7 +122,9 @@ export class CrmWritebackService {
       if (stopping()) break;
       const page = await repo.trendPage(this.ds, today, after, TREND_PAGE);
       records += page.length;
-      // a record of a CRM or object no longer written back is left alone, as the write-back leaves it
+      // compared as the write-back compares (changedValues): a stored value that is not the number
+      // or null it wrote is stale too, never a cast that fails the walk. A record of a CRM or
+      // object no longer written back is left alone, as the write-back leaves it.
       const stale = [...new Set(page.filter((r) => round(r.trend) !== r.written_trend && this.writesBack(r.system, r.object_type)).map((r) => r.customer_id))];
       if (stale.length) {
         await repo.enqueueWriteback(this.ds, stale);

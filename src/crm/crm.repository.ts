@@ -248,8 +248,8 @@ export interface TrendRow {
   customer_id: string;
   system: CrmSystem;
   object_type: string;
-  /** the trend last written (null: none, or a null trend) */
-  written_trend: number | null;
+  /** the trend last written, as stored (null: none, or a null trend; anything else is stale) */
+  written_trend: unknown;
   trend: number | null;
 }
 
@@ -264,7 +264,7 @@ export const FIRST_RECORD_ID = '00000000-0000-0000-0000-000000000000';
 export function trendPage(db: Db, today: number, after: string, limit: number): Promise<TrendRow[]> {
   return rows(
     db,
-    `SELECT r.id AS record_id, c.id AS customer_id, r.system, r.object_type, (r.written_values->>'trend')::float8 AS written_trend, ${customerTrendOn('$3')} AS trend
+    `SELECT r.id AS record_id, c.id AS customer_id, r.system, r.object_type, r.written_values->'trend' AS written_trend, ${customerTrendOn('$3')} AS trend
        FROM crm_record r JOIN customer c ON c.id = r.customer_id
       WHERE r.id > $1::uuid AND r.deleted_at IS NULL AND r.written_values IS NOT NULL
         AND c.merged_into_id IS NULL AND c.last_interaction_at IS NOT NULL

@@ -191,6 +191,15 @@ describe('CRM write-back', () => {
     // Written as it is now: the next refresh queues nobody.
     expect(await app.services.crmWriteback.refreshTrends()).toBe(0);
     expect(await pending()).toBe(0);
+
+    // A stored trend that is not a number (edited by hand, an older shape) neither fails the walk
+    // nor stays: b is queued and its null trend written over it.
+    await q(`UPDATE crm_record SET written_values = written_values || '{"trend": "n/a"}'::jsonb WHERE external_id = $1`, [sfIds[31]]);
+    expect(await app.services.crmWriteback.refreshTrends()).toBe(1);
+    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 1, failed: 0 });
+    const [fixed] = await q<{ written_values: Record<string, unknown> }>(`SELECT written_values FROM crm_record WHERE external_id = $1`, [sfIds[31]]);
+    expect(fixed!.written_values.trend).toBeNull();
+    expect(await app.services.crmWriteback.refreshTrends()).toBe(0);
   });
 
   it('retries a record that failed (UNABLE_TO_LOCK_ROW) and drops none', async () => {
