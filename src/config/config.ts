@@ -39,6 +39,8 @@ export interface Config {
   readonly ingestMaxTextBytes: number;
   /** what every ingest channel refuses at the edge, line by line (src/interactions/ingest-limits.config.ts) */
   readonly ingestLimits: IngestLimitsConfig;
+  /** lanes one large `/ingest` or `ingestInteractions` request is stored in at once (src/interactions/ingest-lanes.ts) */
+  readonly ingestLanes: number;
   readonly auth: {
     readonly apiKeys: readonly ApiKey[];
     readonly jwtSecret: string | null;
@@ -266,6 +268,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     ingestMaxBytes: int('EARSHOT_INGEST_MAX_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     ingestMaxTextBytes,
     ingestLimits: { maxTextBytes: ingestMaxTextBytes, ...parseIngestLimits(str, int, problems) },
+    ingestLanes: int('EARSHOT_INGEST_LANES', 3, 1, 64),
     auth: {
       apiKeys,
       jwtSecret,

@@ -2,6 +2,7 @@ import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { validateMessage, parseMessage, type InteractionMessage, type LimitsArg } from './interaction-message';
+import { ingestLanes } from './ingest-lanes';
 import { persistIsolating } from './isolate-lines';
 import type { RecordInteractionsService } from './record-interactions.service';
 
@@ -27,6 +28,8 @@ export class IngestService {
     private readonly limits: LimitsArg,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** lanes a large request is stored in at once (EARSHOT_INGEST_LANES) */
+    private readonly lanes = 1,
   ) {}
 
   /** NDJSON lines; blank lines are skipped, line numbers are 1-based. */
@@ -65,7 +68,7 @@ export class IngestService {
     let duplicates = 0;
     // Duplicates within one request must count as duplicates even across batches.
     const seen = new Set<string>();
-    const distinct: { line: number; message: InteractionMessage }[] = [];
+    const distinct: Line[] = [];
     for (const { line, result } of items) {
       if (!result.ok) {
         rejected.push({ line, error: result.error });
@@ -79,38 +82,31 @@ export class IngestService {
         distinct.push({ line, message: m });
       }
     }
-    // The next batch is analyzed while the one before is stored: analysis needs no transaction,
-    // and batches are still stored one after the other, in line order.
-    const analyze = (from: number) => {
-      const p = from < distinct.length ? this.recorder.analyze(distinct.slice(from, from + BATCH).map((b) => b.message)) : null;
-      p?.catch(() => undefined); // seen when awaited
-      return p;
-    };
-    let next = analyze(0);
-    for (let i = 0; i < distinct.length; i += BATCH) {
-      const batch = distinct.slice(i, i + BATCH);
-      const analyzed = next;
-      next = analyze(i + BATCH);
-      const end = this.metrics.ingestBatchDuration.startTimer();
-      let out: Awaited<ReturnType<typeof persistIsolating>>;
-      try {
-        // the whole batch goes in analyzed; the parts of a batch split to isolate a bad line are analyzed again
-        out = await persistIsolating(batch, async (part) =>
-          part.length === batch.length && analyzed ? this.recorder.store(await analyzed) : this.recorder.record(part.map((b) => b.message)),
-        );
-      } catch (e) {
-        // only retriable failures get here; the batches before this one are stored and a retry dedupes them
-        this.log.warn({ err: e, channel, storedSoFar: accepted }, 'ingest batch failed transiently');
-        throw new AppError('SERVICE_UNAVAILABLE', `the database is unavailable; ${accepted} lines were stored before it failed, send the body again (stored lines count as duplicates)`);
-      } finally {
-        end();
-      }
-      accepted += out.accepted;
-      duplicates += out.duplicates;
-      for (const r of out.rejected) rejected.push({ line: batch[r.index]!.line, error: r.error });
-      if (out.rejected.length > 0) {
-        this.log.warn({ channel, lines: out.rejected.map((r) => batch[r.index]!.line), sqlStates: out.rejected.map((r) => r.sqlState), attempts: out.attempts }, 'lines refused by the pipeline were isolated and rejected; the rest of the batch is stored');
-      }
+    // A large request is stored in lanes at once, as Kafka partitions are: one conversation per
+    // lane, in line order (ingestLanes); within a lane, batches one after the other.
+    const lanes = ingestLanes(distinct.map((d) => d.message), this.lanes, BATCH).map((lane) => lane.map((i) => distinct[i]!));
+    let failure: unknown = null;
+    await Promise.all(
+      lanes.map(async (lane) => {
+        try {
+          await this.storeLane(lane, () => failure !== null, (out, batch) => {
+            accepted += out.accepted;
+            duplicates += out.duplicates;
+            for (const r of out.rejected) rejected.push({ line: batch[r.index]!.line, error: r.error });
+            if (out.rejected.length > 0) {
+              this.log.warn({ channel, lines: out.rejected.map((r) => batch[r.index]!.line), sqlStates: out.rejected.map((r) => r.sqlState), attempts: out.attempts }, 'lines refused by the pipeline were isolated and rejected; the rest of the batch is stored');
+            }
+          });
+        } catch (e) {
+          // the other lanes stop before their next batch
+          failure ??= e;
+        }
+      }),
+    );
+    if (failure !== null) {
+      // only retriable failures get here; the batches stored before are kept and a retry dedupes them
+      this.log.warn({ err: failure, channel, storedSoFar: accepted }, 'ingest batch failed transiently');
+      throw new AppError('SERVICE_UNAVAILABLE', `the database is unavailable; ${accepted} lines were stored before it failed, send the body again (stored lines count as duplicates)`);
     }
     rejected.sort((a, b) => a.line - b.line);
     this.metrics.ingested.inc({ channel, result: 'accepted' }, accepted);
@@ -119,7 +115,39 @@ export class IngestService {
     if (items.length > 0) this.log.info({ channel, accepted, duplicates, rejected: rejected.length }, 'ingested');
     return { accepted, duplicates, rejected };
   }
+
+  /**
+   * One lane's batches, one after the other, in line order; the next batch is analyzed while the
+   * one before is stored (analysis needs no transaction). Stops before a batch once `stop()`.
+   */
+  private async storeLane(lane: Line[], stop: () => boolean, done: (out: Awaited<ReturnType<typeof persistIsolating>>, batch: Line[]) => void): Promise<void> {
+    const analyze = (from: number) => {
+      const p = from < lane.length ? this.recorder.analyze(lane.slice(from, from + BATCH).map((b) => b.message)) : null;
+      p?.catch(() => undefined); // seen when awaited
+      return p;
+    };
+    let next = analyze(0);
+    for (let i = 0; i < lane.length && !stop(); i += BATCH) {
+      const batch = lane.slice(i, i + BATCH);
+      const analyzed = next;
+      next = analyze(i + BATCH);
+      const end = this.metrics.ingestBatchDuration.startTimer();
+      try {
+        // the whole batch goes in analyzed; the parts of a batch split to isolate a bad line are analyzed again
+        done(
+          await persistIsolating(batch, async (part) =>
+            part.length === batch.length && analyzed ? this.recorder.store(await analyzed) : this.recorder.record(part.map((b) => b.message)),
+          ),
+          batch,
+        );
+      } finally {
+        end();
+      }
+    }
+  }
 }
+
+type Line = { line: number; message: InteractionMessage };
 
 function isBlank(b: Buffer): boolean {
   for (const c of b) if (c !== 0x20 && c !== 0x09 && c !== 0x0d) return false;

@@ -10,7 +10,8 @@ import type { Logger } from '../shared/logger';
 import type { Analysis } from '../sentiment/analyzer';
 import type { TaxonomyService } from '../sentiment/taxonomy.service';
 import { SentimentScorer } from '../sentiment/sentiment.scorer';
-import { recipientOf, type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
+import { type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
+import { recipientOf } from '../listening-gap/recipient';
 import type { InteractionMessage } from './interaction-message';
 import { insertInteractions, insertTopicTags, isDeletedTopic, isStoredMeanwhile, storedKeys, type NewInteractionRow } from './interaction.repository';
 

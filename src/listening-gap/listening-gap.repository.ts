@@ -549,6 +549,8 @@ export interface TrackedItem {
   threadKey: string;
   interactionId: string;
   lastInteractionId: string;
+  /** for an item loaded from the table: its last interaction as stored, kept when this batch's candidate is not stored */
+  storedLastInteractionId?: string;
   authorKey: string | null;
   customerId: string | null;
   department: string;

@@ -62,14 +62,6 @@ export interface GapPlan {
 
 const k = (a: string, b: string) => `${a}\u0000${b}`;
 
-/** The handle a reply addresses: `metadata.recipientHandle`, else a leading `@handle` of its text. */
-export function recipientOf(metadata: Record<string, unknown> | null | undefined, text: string): string | null {
-  const r = metadata?.recipientHandle;
-  if (typeof r === 'string' && r.trim()) return r.trim().replace(/^@/, '').toLowerCase();
-  const m = /^\s*@([A-Za-z0-9_.-]{1,100})/.exec(text);
-  return m ? m[1]!.toLowerCase() : null;
-}
-
 /**
  * Keeps `listening_item` in step with ingest, inside the pipeline's transaction: inbound
  * complaints and questions (and any message the analyzer calls unhappy, or strongly negative) open or reopen the item of their
@@ -146,6 +138,7 @@ export class ListeningGapTracker {
       threadKey: r.thread_key,
       interactionId: r.interaction_id,
       lastInteractionId: r.last_interaction_id,
+      storedLastInteractionId: r.last_interaction_id,
       authorKey: r.author_handle,
       customerId: r.customer_id,
       department: r.department,
@@ -334,7 +327,8 @@ export class ListeningGapTracker {
   async write(qr: Pick<QueryRunner, 'query'>, plan: GapPlan, accepted: Set<string>): Promise<void> {
     const fresh = plan.items.filter((i) => i.isNew && accepted.has(i.interactionId));
     const changed = plan.items.filter((i) => !i.isNew);
-    for (const i of changed) if (!accepted.has(i.lastInteractionId)) i.lastInteractionId = i.interactionId;
+    // a candidate of this batch that was not stored (a duplicate) leaves the last interaction as it was
+    for (const i of changed) if (i.lastInteractionId !== i.storedLastInteractionId && !accepted.has(i.lastInteractionId)) i.lastInteractionId = i.storedLastInteractionId ?? i.interactionId;
     if (fresh.length > 0) {
       await insertItems(qr, fresh, accepted);
     }

@@ -119,6 +119,9 @@ describe('listening gap lifecycle through Kafka ingest', () => {
     await stored('r2');
     expect((await open({ channel: 'x' })).totalCount).toBe(0);
     expect(await row('c1')).toMatchObject({ status: 'answered', reopened_count: 1, first_response_seconds: 2220 });
+    // the answer changes the status, not which complaint came last
+    const [{ last }] = (await app.db.ds.query(`SELECT l.external_id AS last FROM listening_item li JOIN interaction l ON l.id = li.last_interaction_id`)) as { last: string }[];
+    expect(last).toBe('c2');
   });
 
   it('joins an unthreaded complaint to the author’s item within the window, and opens a new one after it', async () => {

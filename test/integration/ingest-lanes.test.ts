@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+
+// A large /ingest body is stored in lanes at once (EARSHOT_INGEST_LANES). The promise: what is
+// stored is what one lane stores — the same customers, the same listening items in the same
+// state — because a conversation never spans two lanes. Checked by sending one body of
+// conversations that cross batch boundaries to two services, one lane and three, and comparing
+// what a care desk and an analyst would read.
+
+const T0 = Date.UTC(2026, 10, 2, 8, 0, 0);
+const MIN = 60_000;
+const PEOPLE = 300;
+
+function conversationBody(): Record<string, unknown>[] {
+  const events: { at: number; m: Record<string, unknown> }[] = [];
+  const add = (at: number, m: Record<string, unknown>) => events.push({ at, m: { eventId: `e-${m.externalId as string}`, source: 'x', occurredAt: new Date(at).toISOString(), ...m } });
+  const brand = { handle: 'brand', displayName: 'Brand Care' };
+  for (let p = 0; p < PEOPLE; p++) {
+    const base = T0 + p * 10_000;
+    const handle = `lane${p}`;
+    const author = {
+      handle,
+      displayName: `Lane ${p}`,
+      ...(p % 5 === 0 ? { email: `lane${p}@example.com` } : {}),
+      ...(p % 7 === 0 ? { phone: `+1415555${String(1000 + p).padStart(4, '0')}` } : {}),
+    };
+    const complaint = 'My parcel is late and nobody answers. Terrible.';
+    add(base, { externalId: `${handle}-1`, direction: 'inbound', author, text: complaint });
+    add(base + 30 * MIN, { externalId: `${handle}-2`, direction: 'outbound', inReplyTo: `${handle}-1`, author: brand, text: 'Sorry about that, we are looking into it.' });
+    add(base + 60 * MIN, { externalId: `${handle}-3`, direction: 'inbound', inReplyTo: `${handle}-2`, author, text: 'Still nothing. This is awful.' });
+    add(base + 90 * MIN, { externalId: `${handle}-4`, direction: 'outbound', author: brand, text: `@${handle} we have refunded you.` });
+    add(base + 120 * MIN, { externalId: `${handle}-5`, direction: 'inbound', author, text: 'I love this, great service!' });
+    // a second account of the same person, joined by the e-mail: left unanswered
+    if (p % 5 === 0) add(base + 150 * MIN, { externalId: `${handle}b-1`, direction: 'inbound', author: { handle: `${handle}b`, displayName: `Lane ${p} (alt)`, email: `lane${p}@example.com` }, text: complaint });
+    // a complaint of the same author within the window joins the author's item and reopens it
+    if (p % 3 === 0) add(base + 200 * MIN, { externalId: `${handle}-6`, direction: 'inbound', author, text: 'And now the replacement is broken. Terrible.' });
+  }
+  return events.sort((a, b) => a.at - b.at).map((e) => e.m);
+}
+
+interface Snapshot {
+  customers: unknown[];
+  interactions: unknown[];
+  items: unknown[];
+}
+
+async function snapshot(app: TestApp): Promise<Snapshot> {
+  const q = (sql: string) => app.db.ds.query(sql) as Promise<unknown[]>;
+  // customers named by their identities, not their random ids
+  const customers = await q(`
+    SELECT string_agg(ci.kind || ':' || ci.value, ' ' ORDER BY ci.kind, ci.value) AS identities,
+           c.interaction_count, round(c.sentiment_score::numeric, 9)::text AS score, c.sentiment_label, c.last_interaction_at
+      FROM customer c JOIN customer_identity ci ON ci.customer_id = c.id
+     WHERE c.merged_into_id IS NULL
+     GROUP BY c.id ORDER BY identities`);
+  const interactions = await q(`
+    SELECT i.external_id, (SELECT min(ci.kind || ':' || ci.value) FROM customer_identity ci WHERE ci.customer_id = i.customer_id) AS customer
+      FROM interaction i ORDER BY i.external_id`);
+  const items = await q(`
+    SELECT li.thread_key, li.status, li.reopened_count, li.first_response_seconds, li.author_handle, li.sla_seconds, li.due_at,
+           li.opened_at, li.last_inbound_at, i.external_id AS first, l.external_id AS last
+      FROM listening_item li JOIN interaction i ON i.id = li.interaction_id JOIN interaction l ON l.id = li.last_interaction_id
+     ORDER BY li.source, li.thread_key`);
+  return { customers, interactions, items };
+}
+
+/** Whether the lines were committed in line order: each transaction id no smaller than the one of the line before. */
+async function committedInLineOrder(app: TestApp, externalIds: string[]): Promise<boolean> {
+  const rows = (await app.db.ds.query(`SELECT external_id, xmin::text::bigint AS tx FROM interaction`)) as { external_id: string; tx: string }[];
+  const tx = new Map(rows.map((r) => [r.external_id, Number(r.tx)]));
+  return externalIds.every((id, i) => i === 0 || tx.get(id)! >= tx.get(externalIds[i - 1]!)!);
+}
+
+describe('POST /ingest in lanes', () => {
+  const body = conversationBody();
+  const ids = body.map((m) => m.externalId as string);
+  let one: TestApp;
+  let three: TestApp;
+  beforeAll(async () => {
+    [one, three] = await Promise.all([startTestApp({ EARSHOT_INGEST_LANES: '1' }, 'lanes1'), startTestApp({ EARSHOT_INGEST_LANES: '3' }, 'lanes3')]);
+  });
+  afterAll(async () => {
+    await Promise.all([one?.close(), three?.close()]);
+  });
+
+  it(`stores ${body.length} lines of ${PEOPLE} conversations in three lanes exactly as one lane does`, { timeout: 120_000 }, async () => {
+    expect(body.length).toBe(PEOPLE * 5 + PEOPLE / 5 + PEOPLE / 3);
+    for (const app of [one, three]) {
+      const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson(body) });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ accepted: body.length, duplicates: 0, rejected: [] });
+    }
+    // the control: one lane commits in line order; three lanes did not (they ran at once)
+    expect(await committedInLineOrder(one, ids)).toBe(true);
+    expect(await committedInLineOrder(three, ids)).toBe(false);
+
+    const [a, b] = await Promise.all([snapshot(one), snapshot(three)]);
+    // what both stored, in absolute terms first
+    expect(a.customers).toHaveLength(PEOPLE); // the brand is no customer; a second account joins its person by e-mail
+    expect(a.interactions).toHaveLength(body.length);
+    const items = a.items as { thread_key: string; status: string; reopened_count: number; last: string }[];
+    const lane3 = items.find((i) => i.thread_key === 'lane3-1')!;
+    expect(lane3).toMatchObject({ status: 'open', reopened_count: 2, last: 'lane3-6' });
+    const lane1 = items.find((i) => i.thread_key === 'lane1-1')!;
+    expect(lane1).toMatchObject({ status: 'answered', reopened_count: 1, last: 'lane1-3' });
+    expect(items.find((i) => i.thread_key === 'lane5b-1')).toMatchObject({ status: 'open', reopened_count: 0 });
+    // and then: the same, row for row
+    expect(b.customers).toEqual(a.customers);
+    expect(b.interactions).toEqual(a.interactions);
+    expect(b.items).toEqual(a.items);
+  });
+});
+
+describe('POST /ingest in lanes when the database fails midway', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ EARSHOT_INGEST_LANES: '3' }, 'lanesfail');
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('answers 503 with how many lines were stored, and the same body sent again stores the rest once', { timeout: 120_000 }, async () => {
+    // a failure the service must treat as transient (SQLSTATE 53000, insufficient resources), on one
+    // line late in the body: the lanes stop, what they stored stays
+    await app.db.ds.query(`
+      CREATE FUNCTION lanes_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.external_id = 'ext-1400' THEN RAISE EXCEPTION 'out of something' USING ERRCODE = '53000'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER lanes_fail BEFORE INSERT ON interaction FOR EACH ROW EXECUTE FUNCTION lanes_fail();`);
+    const body = ndjson(Array.from({ length: 1_600 }, (_, i) => message(i)));
+    const send = () => fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+    const count = async () => ((await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction`)) as { n: number }[])[0]!.n;
+
+    const failed = await send();
+    expect(failed.status).toBe(503);
+    const { error } = (await failed.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe('SERVICE_UNAVAILABLE');
+    const stored = await count();
+    expect(stored).toBeGreaterThan(0);
+    expect(stored).toBeLessThan(1_600);
+    expect(error.message).toContain(`${stored} lines were stored before it failed`);
+
+    await app.db.ds.query(`DROP TRIGGER lanes_fail ON interaction`);
+    const again = await send();
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ accepted: 1_600 - stored, duplicates: stored, rejected: [] });
+    expect(await count()).toBe(1_600);
+    expect(await app.db.ds.query(`SELECT count(DISTINCT external_id)::int AS n FROM interaction`)).toEqual([{ n: 1_600 }]);
+  });
+});
