@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { identityKey, normalizeEmail, normalizeHandle, normalizePhone, parseProfileUrl, salesforceId18 } from './normalize';
+import fc from 'fast-check';
+import { identityKey, normalizeEmail, normalizeHandle, normalizePhone, parsePhone, parseProfileUrl, PHONE_MEMO_MAX, phoneMemoSize, salesforceId18 } from './normalize';
 
 describe('normalizeEmail', () => {
   it('trims, lower-cases and unwraps', () => {
@@ -47,6 +48,28 @@ describe('normalizePhone', () => {
     expect(normalizePhone('555-1234', 'US')).toBeNull();
     expect(normalizePhone('12', 'US')).toBeNull();
     expect(normalizePhone('not a phone', 'US')).toBeNull();
+  });
+
+  it('answers from its memo exactly what it parses, per region', () => {
+    const phoneish = fc.stringMatching(/^[ +0-9().\-x]{0,20}$/);
+    fc.assert(
+      fc.property(phoneish, fc.constantFrom('US', 'GB', 'au', 'DE'), (raw, region) => {
+        const parsed = parsePhone(raw, region);
+        expect(normalizePhone(raw, region)).toBe(parsed);
+        expect(normalizePhone(raw, region)).toBe(parsed); // the second from the memo
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('keeps at most PHONE_MEMO_MAX answers and no long inputs', () => {
+    expect(phoneMemoSize(true)).toBe(0);
+    expect(normalizePhone(`+1 415 555 2671${' '.repeat(100)}`, 'US')).toBe('+14155552671');
+    expect(phoneMemoSize()).toBe(0);
+    expect(normalizePhone('+1 415 555 2671', 'US')).toBe('+14155552671');
+    expect(phoneMemoSize()).toBe(1);
+    for (let i = 0; i < PHONE_MEMO_MAX + 500; i++) normalizePhone(`+1415${String(i).padStart(7, '0')}`, 'US');
+    expect(phoneMemoSize()).toBe(PHONE_MEMO_MAX);
   });
 });
 

@@ -65,7 +65,8 @@ export async function runApiBench(): Promise<string> {
   if (!admin) throw new Error('the API benchmark needs PostgreSQL: set TEST_DATABASE_URL or run one on 127.0.0.1:5432');
   process.env[TEST_PG_ENV] = admin;
   const db = await createTestDatabase('bench');
-  const app = await startApp(loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: db.url, LOG_LEVEL: 'warn', ...(process.env.EARSHOT_INGEST_LANES ? { EARSHOT_INGEST_LANES: process.env.EARSHOT_INGEST_LANES } : {}) }), createLogger('warn'));
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: db.url, LOG_LEVEL: 'warn', ...(process.env.EARSHOT_INGEST_LANES ? { EARSHOT_INGEST_LANES: process.env.EARSHOT_INGEST_LANES } : {}) });
+  const app = await startApp(config, createLogger('warn'));
   try {
     // 10,000 interactions from 2,000 authors, a third with email and phone
     const body = ndjson(Array.from({ length: 10_000 }, (_, i) => {
@@ -73,7 +74,9 @@ export async function runApiBench(): Promise<string> {
       return message(i, { author: { handle: `bench${a}`, displayName: `Bench Author ${a}`, ...(a % 3 === 0 ? { email: `bench${a}@example.com`, phone: `+1415555${String(1000 + a).padStart(4, '0')}` } : {}) } });
     }));
     const rates: number[] = [];
+    const cpus: number[] = [];
     for (let round = 0; round < 3; round++) {
+      const cpu0 = process.cpuUsage();
       const uniq = round === 0 ? body : body.replaceAll('"externalId":"ext-', `"externalId":"r${round}-`);
       const t0 = performance.now();
       const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: uniq });
@@ -81,8 +84,12 @@ export async function runApiBench(): Promise<string> {
       const ms = performance.now() - t0;
       if (json.accepted !== 10_000) throw new Error(`accepted ${json.accepted}`);
       rates.push(10_000 / (ms / 1000));
+      const cpu = process.cpuUsage(cpu0);
+      cpus.push((cpu.user + cpu.system) / 10_000);
     }
     lines.push(`POST /ingest, 10,000-line body: ${rates.map((r) => Math.round(r).toLocaleString('en')).join(', ')} interactions/s (3 rounds; the first creates the 2,000 customers)`);
+    // this process: the service (all its threads: the relay's too) and the client's fetch, which is small beside it
+    lines.push(`  node CPU per line: ${cpus.map((c) => c.toFixed(0)).join(', ')} µs (EARSHOT_INGEST_LANES ${config.ingestLanes})`);
 
     const query = JSON.stringify({ query: '{ customers(first: 50) { totalCount edges { node { id displayName identities { kind value } sentiment { score label interactionCount trend } } } } }' });
     const times: number[] = [];
