@@ -11,10 +11,11 @@ import type { InteractionMessage } from './interaction-message';
  * tracker's key, with the handle an outbound reply addresses) and the author's e-mail, phone,
  * profile URL and CRM ids (what identity resolution matches on; compared as sent, not
  * normalized, so two spellings of one address may land in two lanes: that costs a wait on the
- * customer's row, not correctness). Messages connected through any chain of those keys form one conversation, and a
- * conversation never spans two lanes; so within a conversation messages are stored in line order,
- * as they were before lanes. Across conversations nothing depends on order: the pipeline is
- * correct for concurrent writers (Kafka partitions, replicas) and tested for it.
+ * customer's row, not correctness). Messages connected through any chain of those keys form one
+ * conversation, and a conversation never spans two lanes; so within a conversation messages are
+ * stored in line order, as they were before lanes. Across conversations nothing depends on
+ * order: the pipeline is correct for concurrent writers (Kafka partitions, replicas), taking its
+ * row and advisory locks in sorted order, and tested for it.
  *
  * A brand's own handle is not a key: every outbound reply has it, and it would join all
  * conversations into one.

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
+import { sqlState } from '../db/failures';
 import { inTransaction } from '../db/transaction';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
 import { resolveAuthors } from '../identity/author-resolution';
@@ -131,6 +132,13 @@ export class RecordInteractionsService {
           this.log.info({ attempt }, 'another writer stored one of the batch meanwhile; storing the batch again without it');
           continue;
         }
+        // chosen as a deadlock's victim (or a serialization failure): the other transaction goes
+        // on, and this one, rolled back whole, can simply run again after a short, jittered wait
+        if (attempt < 5 && isLockConflict(e)) {
+          this.log.info({ attempt, sqlState: sqlState(e) }, 'the batch lost a lock conflict; storing it again');
+          await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20 * attempt));
+          continue;
+        }
         // another replica deleted a topic this process still had cached (for up to 10 s): the
         // next try tags with the taxonomy as it is now, and the matches of that topic go untagged
         if (attempt < 5 && isDeletedTopic(e)) {
@@ -252,3 +260,8 @@ function tracked(p: Prepared): TrackedMessage {
   };
 }
 
+/** deadlock_detected, serialization_failure: the transaction was rolled back and may run again */
+function isLockConflict(e: unknown): boolean {
+  const code = sqlState(e);
+  return code === '40P01' || code === '40001';
+}

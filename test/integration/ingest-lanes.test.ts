@@ -150,4 +150,29 @@ describe('POST /ingest in lanes when the database fails midway', () => {
     expect(await count()).toBe(1_600);
     expect(await app.db.ds.query(`SELECT count(DISTINCT external_id)::int AS n FROM interaction`)).toEqual([{ n: 1_600 }]);
   });
+
+  it('stores a batch chosen as a deadlock victim again, and answers 200', { timeout: 120_000 }, async () => {
+    // the first two tries of the batch holding this line fail as PostgreSQL's deadlock victim
+    // would (SQLSTATE 40P01); a sequence counts the tries, as it is not rolled back with them
+    await app.db.ds.query(`
+      CREATE SEQUENCE lanes_victim_tries;
+      CREATE FUNCTION lanes_victim() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.external_id = 'victim-700' AND nextval('lanes_victim_tries') <= 2 THEN
+          RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER lanes_victim BEFORE INSERT ON interaction FOR EACH ROW EXECUTE FUNCTION lanes_victim();`);
+    try {
+      const lines = Array.from({ length: 1_200 }, (_, i) => message(i, { externalId: `victim-${i}`, eventId: `victim-${i}` }));
+      const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson(lines) });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ accepted: 1_200, duplicates: 0, rejected: [] });
+      expect(await app.db.ds.query(`SELECT last_value::int AS tries FROM lanes_victim_tries`)).toEqual([{ tries: 3 }]);
+      expect(await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction WHERE external_id LIKE 'victim-%'`)).toEqual([{ n: 1_200 }]);
+    } finally {
+      await app.db.ds.query(`DROP TRIGGER lanes_victim ON interaction`);
+    }
+  });
 });
