@@ -77,7 +77,7 @@ describe('POST /ingest in lanes', () => {
   let one: TestApp;
   let three: TestApp;
   beforeAll(async () => {
-    [one, three] = await Promise.all([startTestApp({ EARSHOT_INGEST_LANES: '1' }, 'lanes1'), startTestApp({ EARSHOT_INGEST_LANES: '3' }, 'lanes3')]);
+    [one, three] = await Promise.all([startTestApp({ EARSHOT_INGEST_LANES: '1', EARSHOT_GAP_ESCALATION: 'off' }, 'lanes1'), startTestApp({ EARSHOT_INGEST_LANES: '3', EARSHOT_GAP_ESCALATION: 'off' }, 'lanes3')]);
   });
   afterAll(async () => {
     await Promise.all([one?.close(), three?.close()]);
@@ -173,6 +173,30 @@ describe('POST /ingest in lanes when the database fails midway', () => {
       expect(await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction WHERE external_id LIKE 'victim-%'`)).toEqual([{ n: 1_200 }]);
     } finally {
       await app.db.ds.query(`DROP TRIGGER lanes_victim ON interaction`);
+    }
+  });
+});
+
+describe('POST /ingest: more lanes than pooled connections', () => {
+  it('stores five concurrent 2,000-line bodies of 300 shared authors on a pool of two: every line once, one customer per author', { timeout: 120_000 }, async () => {
+    const app = await startTestApp({ DATABASE_POOL_SIZE: '2', EARSHOT_INGEST_LANES: '3', EARSHOT_GAP_ESCALATION: 'off' }, 'lanespool');
+    try {
+      // 15 lanes want a connection at once; the authors of every body are the same 300 people
+      const bodies = Array.from({ length: 5 }, (_, k) =>
+        ndjson(Array.from({ length: 2_000 }, (_, i) => message(i, { externalId: `pool${k}-${i}`, eventId: `pool${k}-${i}`, author: { handle: `pooled${i % 300}` } }))),
+      );
+      const answers = await Promise.all(
+        bodies.map(async (body) => {
+          const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+          return { status: res.status, body: await res.json() };
+        }),
+      );
+      expect(answers).toEqual(Array.from({ length: 5 }, () => ({ status: 200, body: { accepted: 2_000, duplicates: 0, rejected: [] } })));
+      expect(await app.db.ds.query(`SELECT count(*)::int AS n, count(DISTINCT external_id)::int AS d FROM interaction`)).toEqual([{ n: 10_000, d: 10_000 }]);
+      expect(await app.db.ds.query(`SELECT count(*)::int AS n FROM customer WHERE merged_into_id IS NULL`)).toEqual([{ n: 300 }]);
+      expect(await app.db.ds.query(`SELECT count(*)::int AS n FROM customer_identity WHERE kind = 'handle'`)).toEqual([{ n: 300 }]);
+    } finally {
+      await app.close();
     }
   });
 });
