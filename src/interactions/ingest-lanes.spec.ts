@@ -87,6 +87,22 @@ describe('ingestLanes', () => {
     ]);
   });
 
+  it('keeps a body that is one conversation from end to end in one lane, in line order', () => {
+    // each line answers the one before it, alternating author and brand: one thread of 3,000 lines
+    const chain: InteractionMessage[] = Array.from({ length: 3_000 }, (_, i) => ({
+      source: 'x',
+      externalId: `c${i}`,
+      ...(i > 0 ? { inReplyTo: `c${i - 1}` } : {}),
+      occurredAt: '2026-11-01T00:00:00.000Z',
+      direction: i % 2 === 0 ? 'inbound' : 'outbound',
+      author: i % 2 === 0 ? { handle: `asker${i}` } : { handle: 'brand' },
+      text: 'hi',
+    }));
+    expect(ingestLanes(chain, 3, 500)).toEqual([chain.map((_, i) => i)]);
+    // the same lines in reverse order: each names one that comes later
+    expect(ingestLanes([...chain].reverse(), 3, 500)).toEqual([chain.map((_, i) => i)]);
+  });
+
   it('balances conversations of one message each over the lanes and keeps a small request whole', () => {
     const singles: InteractionMessage[] = Array.from({ length: 10 }, (_, i) => ({ source: 'x', externalId: `s${i}`, occurredAt: '2026-11-01T00:00:00.000Z', direction: 'inbound', author: { handle: `h${i}` }, text: 'hi' }));
     expect(ingestLanes(singles, 3, 1)).toEqual([
