@@ -87,6 +87,22 @@ describe('ingestLanes', () => {
     ]);
   });
 
+  it('joins authors as identity resolution does: one phone in two formats, one address with and without a tag when tags are stripped', () => {
+    const m = (externalId: string, author: InteractionMessage['author']): InteractionMessage => ({ source: 'x', externalId, occurredAt: '2026-11-01T00:00:00.000Z', direction: 'inbound', author, text: 'hi' });
+    const messages = [
+      m('p1', { handle: 'p1', phone: '+1 (415) 555-2671' }),
+      m('e1', { handle: 'e1', email: 'Ana+shop@Example.com' }),
+      m('p2', { handle: 'p2', phone: '415.555.2671' }),
+      m('e2', { handle: 'e2', email: 'ana@example.com' }),
+    ];
+    expect(ingestLanes(messages, 2, 1, { defaultRegion: 'US', email: { plusAddressing: 'strip' } })).toEqual([
+      [0, 2],
+      [1, 3],
+    ]);
+    // kept tags: two addresses, two people
+    expect(ingestLanes(messages, 3, 1, { defaultRegion: 'US', email: { plusAddressing: 'keep' } })).toEqual([[0, 2], [1], [3]]);
+  });
+
   it('keeps a body that is one conversation from end to end in one lane, in line order', () => {
     // each line answers the one before it, alternating author and brand: one thread of 3,000 lines
     const chain: InteractionMessage[] = Array.from({ length: 3_000 }, (_, i) => ({

@@ -1,4 +1,6 @@
-import { recipientOf } from '../listening-gap/recipient';
+import { authorIdentities } from '../identity/author-identities';
+import type { IdentityKeyOptions } from '../identity/normalize';
+import { authorKeyOf, recipientOf } from '../listening-gap/recipient';
 import type { InteractionMessage } from './interaction-message';
 
 /**
@@ -7,15 +9,14 @@ import type { InteractionMessage } from './interaction-message';
  * the order they came.
  *
  * Two messages meet when they share a thread (one's `externalId` is the other's `inReplyTo`,
- * or both answer the same message) or a person: an inbound author's handle (the listening-gap
- * tracker's key, with the handle an outbound reply addresses) and the author's e-mail, phone,
- * profile URL and CRM ids (what identity resolution matches on; compared as sent, not
- * normalized, so two spellings of one address may land in two lanes: that costs a wait on the
- * customer's row, not correctness). Messages connected through any chain of those keys form one
- * conversation, and a conversation never spans two lanes; so within a conversation messages are
- * stored in line order, as they were before lanes. Across conversations nothing depends on
- * order: the pipeline is correct for concurrent writers (Kafka partitions, replicas), taking its
- * row and advisory locks in sorted order, and tested for it.
+ * or both answer the same message) or a person: the listening-gap tracker's author key (an
+ * inbound author's handle, else e-mail; the handle an outbound reply addresses) and the author's
+ * identities as identity resolution normalizes them (`authorIdentities` with the service's
+ * `identity` options: CRM ids, e-mail, phone, handle, profile URL). Messages connected through
+ * any chain of those keys form one conversation, and a conversation never spans two lanes; so
+ * within a conversation messages are stored in line order, as they were before lanes. Across
+ * conversations nothing depends on order: the pipeline is correct for concurrent writers (Kafka
+ * partitions, replicas), taking its row and advisory locks in sorted order, and tested for it.
  *
  * A brand's own handle is not a key: every outbound reply has it, and it would join all
  * conversations into one.
@@ -26,7 +27,7 @@ import type { InteractionMessage } from './interaction-message';
  *
  * Returns the lanes as lists of indexes into `messages`, each ascending; none is empty.
  */
-export function ingestLanes(messages: readonly InteractionMessage[], maxLanes: number, batchSize: number): number[][] {
+export function ingestLanes(messages: readonly InteractionMessage[], maxLanes: number, batchSize: number, identity: IdentityKeyOptions = {}): number[][] {
   const laneCount = Math.max(1, Math.min(maxLanes, Math.ceil(messages.length / batchSize)));
   if (laneCount === 1) return messages.length === 0 ? [] : [messages.map((_, i) => i)];
 
@@ -51,7 +52,7 @@ export function ingestLanes(messages: readonly InteractionMessage[], maxLanes: n
     }
   };
   messages.forEach((m, i) => {
-    for (const key of conversationKeys(m)) join(key, i);
+    for (const key of conversationKeys(m, identity)) join(key, i);
   });
 
   const lanes: number[][] = Array.from({ length: laneCount }, () => []);
@@ -81,24 +82,13 @@ export function ingestLanes(messages: readonly InteractionMessage[], maxLanes: n
 const SEP = '\u0000';
 
 /** The keys by which a message can meet another in the pipeline (see `ingestLanes`). */
-export function conversationKeys(m: InteractionMessage): string[] {
+export function conversationKeys(m: InteractionMessage, identity: IdentityKeyOptions = {}): string[] {
   const keys = [`t${SEP}${m.source}${SEP}${m.externalId}`];
   if (m.inReplyTo) keys.push(`t${SEP}${m.source}${SEP}${m.inReplyTo}`);
-  if (m.direction === 'outbound') {
-    const to = recipientOf(m.metadata, m.text);
-    if (to) keys.push(`h${SEP}${m.source}${SEP}${to}`);
-    return keys;
-  }
-  const { handle, email, phone, profileUrl, crmIds } = m.author;
-  if (handle) keys.push(`h${SEP}${m.source}${SEP}${handle.toLowerCase()}`);
-  // e-mail and phone name one person on every source; the identity look-ups meet on them
-  if (email) {
-    keys.push(`e${SEP}${email.trim().toLowerCase()}`);
-    // the tracker's author key is the handle, else the e-mail
-    if (!handle) keys.push(`h${SEP}${m.source}${SEP}${email.toLowerCase()}`);
-  }
-  if (phone) keys.push(`p${SEP}${phone.replace(/[^0-9+]/g, '')}`);
-  if (profileUrl) keys.push(`u${SEP}${profileUrl.trim().toLowerCase()}`);
-  for (const ref of crmIds ?? []) keys.push(`c${SEP}${ref.system}${SEP}${ref.objectType}${SEP}${ref.id}`);
+  // the listening-gap tracker's key: the author of an inbound message, the addressee of a reply
+  const who = m.direction === 'outbound' ? recipientOf(m.metadata, m.text) : authorKeyOf(m);
+  if (who) keys.push(`a${SEP}${m.source}${SEP}${who}`);
+  // identity resolution's keys, normalized as it normalizes them (an outbound author is the brand)
+  if (m.direction === 'inbound') for (const c of authorIdentities(m, identity)) keys.push(`i${SEP}${c.kind}${SEP}${c.value}`);
   return keys;
 }

@@ -84,7 +84,7 @@ export class IngestService {
     }
     // A large request is stored in lanes at once, as Kafka partitions are: one conversation per
     // lane, in line order (ingestLanes); within a lane, batches one after the other.
-    const lanes = ingestLanes(distinct.map((d) => d.message), this.lanes, BATCH).map((lane) => lane.map((i) => distinct[i]!));
+    const lanes = ingestLanes(distinct.map((d) => d.message), this.lanes, BATCH, this.recorder.identityOptions).map((lane) => lane.map((i) => distinct[i]!));
     let failure: unknown = null;
     await Promise.all(
       lanes.map(async (lane) => {

@@ -4,6 +4,7 @@ import type { Config } from '../config/config';
 import { sqlState } from '../db/failures';
 import { inTransaction } from '../db/transaction';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
+import type { IdentityKeyOptions } from '../identity/normalize';
 import { resolveAuthors } from '../identity/author-resolution';
 import { enqueueOutbox } from '../outbox/outbox';
 import { refreshCustomerSummaries, sumRollups, writeRollups } from '../sentiment/rollups';
@@ -12,7 +13,7 @@ import type { Analysis } from '../sentiment/analyzer';
 import type { TaxonomyService } from '../sentiment/taxonomy.service';
 import { SentimentScorer } from '../sentiment/sentiment.scorer';
 import { type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
-import { recipientOf } from '../listening-gap/recipient';
+import { authorKeyOf, recipientOf } from '../listening-gap/recipient';
 import type { InteractionMessage } from './interaction-message';
 import { insertInteractions, insertTopicTags, isDeletedTopic, isStoredMeanwhile, storedKeys, type NewInteractionRow } from './interaction.repository';
 
@@ -65,7 +66,12 @@ export class RecordInteractionsService {
     private readonly gap: ListeningGapTracker | null = null,
     /** built-in model, or the team's model server with the built-in as fallback */
     private readonly scorer: SentimentScorer = new SentimentScorer(taxonomy, null, log),
-  ) {}
+  ) {
+    this.identityOptions = { email: { plusAddressing: config.identity.plusAddressing }, defaultRegion: config.identity.defaultPhoneRegion };
+  }
+
+  /** how author identities are normalized (EARSHOT_IDENTITY_*): what makes two authors one person */
+  readonly identityOptions: IdentityKeyOptions;
 
   async record(messages: InteractionMessage[]): Promise<RecordOutcome> {
     return this.store(await this.analyze(messages));
@@ -79,10 +85,6 @@ export class RecordInteractionsService {
   async analyze(messages: InteractionMessage[]): Promise<AnalyzedBatch> {
     const statuses: RecordStatus[] = new Array(messages.length).fill('duplicate');
     const loaded = await this.taxonomy.current();
-    const identityOpts = {
-      email: { plusAddressing: this.config.identity.plusAddressing },
-      defaultRegion: this.config.identity.defaultPhoneRegion,
-    };
 
     const seen = new Set<string>();
     const firsts: { message: InteractionMessage; index: number }[] = [];
@@ -108,7 +110,7 @@ export class RecordInteractionsService {
       id: randomUUID(),
       message,
       analysis: analyses[i]!,
-      claims: authorIdentities(message, identityOpts),
+      claims: authorIdentities(message, this.identityOptions),
       customerId: null,
     }));
     return { size: messages.length, statuses, unique, topicIds: loaded.topicIds, departmentIds: loaded.departmentIds };
@@ -250,7 +252,7 @@ function tracked(p: Prepared): TrackedMessage {
     inReplyTo: m.inReplyTo ?? null,
     direction: m.direction,
     occurredAt: Date.parse(m.occurredAt),
-    authorKey: (m.author.handle ?? m.author.email ?? null)?.toLowerCase() ?? null,
+    authorKey: authorKeyOf(m),
     recipientKey: m.direction === 'outbound' ? recipientOf(m.metadata, m.text) : null,
     intent: p.analysis.intent,
     score: p.analysis.score,

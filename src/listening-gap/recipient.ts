@@ -5,3 +5,8 @@ export function recipientOf(metadata: Record<string, unknown> | null | undefined
   const m = /^\s*@([A-Za-z0-9_.-]{1,100})/.exec(text);
   return m ? m[1]!.toLowerCase() : null;
 }
+
+/** The author a listening item is kept for: the handle, else the e-mail, lower-cased. */
+export function authorKeyOf(m: { author: { handle?: string | null; email?: string | null } }): string | null {
+  return (m.author.handle ?? m.author.email ?? null)?.toLowerCase() ?? null;
+}
