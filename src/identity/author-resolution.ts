@@ -185,24 +185,39 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
 async function attachReplies(qr: QueryRunner, batch: AuthoredMessage[]): Promise<void> {
   const replies = batch.filter((p) => p.message.direction === 'outbound' && p.message.inReplyTo);
   if (replies.length === 0) return;
-  const inBatch = new Map(batch.map((p) => [`${p.message.source}\u0000${p.message.externalId}`, p]));
-  const missing: AuthoredMessage[] = [];
-  for (const r of replies) {
-    const target = inBatch.get(`${r.message.source}\u0000${r.message.inReplyTo}`);
-    if (target?.customerId) r.customerId = target.customerId;
-    else missing.push(r);
+  const key = (source: string, externalId: string) => `${source}\u0000${externalId}`;
+  const answered = (r: AuthoredMessage) => key(r.message.source, r.message.inReplyTo!);
+  const inBatch = new Map(batch.map((p) => [key(p.message.source, p.message.externalId), p]));
+  // Answered messages stored before this batch: their owners, their rows locked as the authors'
+  // are: a customer erased meanwhile is not found (the reply is then nobody's), one merged
+  // meanwhile gives its survivor. No interaction names a customer that does not exist (nothing
+  // else checks it: interaction.customer_id has no foreign key).
+  const stored = new Map<string, string | null>();
+  const outside = replies.filter((r) => !inBatch.has(answered(r)));
+  if (outside.length > 0) {
+    const rows = await repo.ownersOf(qr, outside.map((r) => r.message.source), outside.map((r) => r.message.inReplyTo!));
+    const owners = new Map(rows.map((r) => [key(r.source, r.external_id), r.customer_id]));
+    const roots = owners.size > 0 ? await lockCustomers(qr, owners.values()) : new Map<string, string>();
+    for (const r of outside) {
+      const owner = owners.get(answered(r));
+      stored.set(answered(r), owner === undefined ? null : (roots.get(owner) ?? null));
+    }
   }
-  if (missing.length === 0) return;
-  const rows = await repo.ownersOf(qr, missing.map((r) => r.message.source), missing.map((r) => r.message.inReplyTo!));
-  const owners = new Map(rows.map((r) => [`${r.source}\u0000${r.external_id}`, r.customer_id]));
-  // Their rows locked, as the authors' are: a customer erased meanwhile is not found (the reply is
-  // then nobody's), one merged meanwhile gives its survivor. No interaction names a customer
-  // that does not exist (nothing else checks it: interaction.customer_id has no foreign key).
-  const roots = owners.size > 0 ? await lockCustomers(qr, owners.values()) : new Map<string, string>();
-  for (const r of missing) {
-    const owner = owners.get(`${r.message.source}\u0000${r.message.inReplyTo}`);
-    r.customerId = owner === undefined ? null : (roots.get(owner) ?? null);
-  }
+  // Answered messages in this batch: a reply to a reply gets what that reply gets, however long
+  // the chain and in whatever order its lines came (so the batch's boundaries change nothing).
+  const owner = new Map<AuthoredMessage, string | null>();
+  const ownerOf = (r: AuthoredMessage, path: Set<AuthoredMessage>): string | null => {
+    const known = owner.get(r);
+    if (known !== undefined) return known;
+    const target = inBatch.get(answered(r));
+    let c: string | null;
+    if (!target) c = stored.get(answered(r)) ?? null;
+    else if (target.message.direction === 'outbound' && target.message.inReplyTo && !path.has(target)) c = ownerOf(target, path.add(r));
+    else c = target.customerId ?? null;
+    owner.set(r, c);
+    return c;
+  };
+  for (const r of replies) r.customerId = ownerOf(r, new Set());
 }
 
 /** Rounds of locking owners and reading again before a batch whose identities keep moving gives up (it is retried whole). */

@@ -135,6 +135,30 @@ describe('POST /ingest on real PostgreSQL', () => {
     expect(jane.sentiment.label).toBe('NEGATIVE');
   });
 
+  it('gives a reply to a reply the customer of the complaint, wherever the batch boundaries fall', async () => {
+    const author = { handle: 'chain_ana', displayName: 'Chain Ana' };
+    const brand = { handle: 'brand' };
+    // the complaint in one request; the brand's reply and its follow-up reply (to the reply) in
+    // the next, so the first reply's answered message is stored and the second's is in its batch
+    expect(await (await post(app, ndjson([message(8100, { author, text: 'My parcel never arrived' })]))).json()).toMatchObject({ accepted: 1 });
+    expect(
+      await (await post(app, ndjson([
+        // the follow-up first: lines need not come in order
+        message(8102, { direction: 'outbound', inReplyTo: 'ext-8101', author: brand, text: 'Update: it left the depot' }),
+        message(8101, { direction: 'outbound', inReplyTo: 'ext-8100', author: brand, text: 'Sorry, we are on it' }),
+      ]))).json(),
+    ).toMatchObject({ accepted: 2 });
+    const owners = (await app.db.ds.query(
+      `SELECT i.external_id, ci.value FROM interaction i LEFT JOIN customer_identity ci ON ci.customer_id = i.customer_id AND ci.kind = 'handle'
+        WHERE i.external_id IN ('ext-8100', 'ext-8101', 'ext-8102') ORDER BY 1`,
+    )) as { external_id: string; value: string | null }[];
+    expect(owners).toEqual([
+      { external_id: 'ext-8100', value: 'x:chain_ana' },
+      { external_id: 'ext-8101', value: 'x:chain_ana' },
+      { external_id: 'ext-8102', value: 'x:chain_ana' },
+    ]);
+  });
+
   it('keeps everything across a restart on the same database', async () => {
     // its own instance and database: the shared app stays up for the other tests, in any order
     const own = await startTestApp({}, 'ingest-restart');

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 
@@ -202,5 +204,50 @@ describe('POST /ingest: more lanes than pooled connections', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('POST /ingest in lanes on data nobody here chose', () => {
+  it('stores 3,000 lines of FEBRL authors and TweetEval texts, with random threads and mentions, in three lanes as one lane does', { timeout: 120_000 }, async () => {
+    const shared = path.resolve(process.cwd(), '../shared/data');
+    const texts = fs.readFileSync(path.join(shared, 'sentiment/tweeteval_val_text.txt'), 'utf8').split('\n').filter(Boolean);
+    // rec_id, given_name, surname, …, soc_sec_id: duplicates of one person share or misspell names
+    const people = fs.readFileSync(path.join(shared, 'identity/dataset2.csv'), 'utf8').split('\n').slice(1).filter(Boolean).map((l) => l.split(',').map((x) => x.trim()));
+    let seed = 42;
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const lines: { externalId: string; inReplyTo?: string; author: { handle: string } }[] = [];
+    for (let i = 0; i < 3_000; i++) {
+      const p = people[Math.floor(rnd() * 600)]!;
+      const handle = `${p[1]}${p[2]}`.replace(/[^a-z]/g, '') || `anon${i}`;
+      const base = { eventId: `febrl-${i}`, source: 'x', externalId: `febrl-${i}`, occurredAt: new Date(Date.UTC(2026, 10, 1) + i * 20_000).toISOString(), text: texts[i % texts.length]! };
+      const person = { handle, displayName: `${p[1]} ${p[2]}` };
+      if (i > 10 && rnd() < 0.3) {
+        // a reply (the brand's, or the customer's) to any line before, threaded or by @mention only
+        const parent = lines[Math.floor(rnd() * lines.length)]!;
+        const outbound = rnd() < 0.6;
+        lines.push({
+          ...base,
+          direction: outbound ? 'outbound' : 'inbound',
+          ...(rnd() < 0.7 ? { inReplyTo: parent.externalId } : {}),
+          author: outbound ? { handle: 'brand' } : { ...person, ...(p[10] ? { phone: `+1415${p[10].padStart(7, '0').slice(-7)}` } : {}) },
+          text: outbound ? `@${parent.author.handle} ${base.text}` : base.text,
+        } as (typeof lines)[number]);
+      } else lines.push({ ...base, direction: 'inbound', author: { ...person, ...(rnd() < 0.3 ? { email: `${handle}@example.com` } : {}) } } as (typeof lines)[number]);
+    }
+    const snaps: Snapshot[] = [];
+    for (const lanes of ['1', '3']) {
+      const app = await startTestApp({ EARSHOT_INGEST_LANES: lanes, EARSHOT_GAP_ESCALATION: 'off' }, `lanesfebrl${lanes}`);
+      try {
+        const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson(lines) });
+        expect(await res.json()).toEqual({ accepted: 3_000, duplicates: 0, rejected: [] });
+        snaps.push(await snapshot(app));
+      } finally {
+        await app.close();
+      }
+    }
+    expect(snaps[0]!.items.length).toBeGreaterThan(100);
+    expect(snaps[1]!.customers).toEqual(snaps[0]!.customers);
+    expect(snaps[1]!.interactions).toEqual(snaps[0]!.interactions);
+    expect(snaps[1]!.items).toEqual(snaps[0]!.items);
   });
 });
