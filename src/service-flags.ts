@@ -12,12 +12,11 @@
  * (10-second bursts, 10-second pauses, 50 connections): p99 408–609 ms and 3.3–4.1 ms of CPU
  * per request with the reducer, 218–272 ms and 2.5–2.7 ms without.
  *
- * `--disable-warning=TimeoutNegativeWarning`: kafkajs 2.2.4 schedules its request queue's check
- * with `throttledUntil - Date.now()`, and `throttledUntil` is -1 while not throttled: a negative
- * delay that Node 24 warns about on every start ("-1796132488940 is a negative number") and runs
- * after 1 ms, which does no harm (tulios/kafkajs#1751; the fix is not released).
+ * (`--disable-warning=TimeoutNegativeWarning` was here too: it hid the warning of a kafkajs timer
+ * that re-armed itself every millisecond on every connection. patches/kafkajs+2.2.4.patch fixes
+ * the cause, so a warning now means an install without the patch.)
  */
-export const SERVICE_NODE_FLAGS: readonly string[] = ['--no-memory-reducer', '--disable-warning=TimeoutNegativeWarning'];
+export const SERVICE_NODE_FLAGS: readonly string[] = ['--no-memory-reducer'];
 
 /**
  * Added for a process that serves no API (EARSHOT_ROLES without `api`: an ingest or sync
