@@ -32,7 +32,7 @@ function queue(maxInFlightRequests: number | null = null): Queue {
   return new RequestQueue({ maxInFlightRequests, requestTimeout: 30_000, enforceRequestTimeout: false, clientId: 'spec', broker: '127.0.0.1:9092', logger: quiet });
 }
 
-/** Pushes a request; returns the ids sent so far (shared) and a promise of its response. */
+/** Pushes a request that adds its id to `sent` when it goes out; resolves with its response. */
 function request(q: Queue, correlationId: number, sent: number[]): Promise<unknown> {
   return new Promise((resolve, reject) => {
     q.push({
