@@ -185,9 +185,8 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
 async function attachReplies(qr: QueryRunner, batch: AuthoredMessage[]): Promise<void> {
   const replies = batch.filter((p) => p.message.direction === 'outbound' && p.message.inReplyTo);
   if (replies.length === 0) return;
-  const key = (source: string, externalId: string) => `${source}\u0000${externalId}`;
-  const answered = (r: AuthoredMessage) => key(r.message.source, r.message.inReplyTo!);
-  const inBatch = new Map(batch.map((p) => [key(p.message.source, p.message.externalId), p]));
+  const answered = (r: AuthoredMessage) => replyKey(r.message.source, r.message.inReplyTo!);
+  const inBatch = new Map(batch.map((p) => [replyKey(p.message.source, p.message.externalId), p]));
   // Answered messages stored before this batch: their owners, their rows locked as the authors'
   // are: a customer erased meanwhile is not found (the reply is then nobody's), one merged
   // meanwhile gives its survivor. No interaction names a customer that does not exist (nothing
@@ -196,28 +195,50 @@ async function attachReplies(qr: QueryRunner, batch: AuthoredMessage[]): Promise
   const outside = replies.filter((r) => !inBatch.has(answered(r)));
   if (outside.length > 0) {
     const rows = await repo.ownersOf(qr, outside.map((r) => r.message.source), outside.map((r) => r.message.inReplyTo!));
-    const owners = new Map(rows.map((r) => [key(r.source, r.external_id), r.customer_id]));
+    const owners = new Map(rows.map((r) => [replyKey(r.source, r.external_id), r.customer_id]));
     const roots = owners.size > 0 ? await lockCustomers(qr, owners.values()) : new Map<string, string>();
     for (const r of outside) {
       const owner = owners.get(answered(r));
       stored.set(answered(r), owner === undefined ? null : (roots.get(owner) ?? null));
     }
   }
-  // Answered messages in this batch: a reply to a reply gets what that reply gets, however long
-  // the chain and in whatever order its lines came (so the batch's boundaries change nothing).
+  followReplies(replies, inBatch, stored);
+}
+
+const replyKey = (source: string, externalId: string) => `${source}\u0000${externalId}`;
+
+/**
+ * Gives each reply (an outbound message with `inReplyTo`) the owner of the message it answers: a
+ * message of the batch (`inBatch`, by source and external id), whose own customer it takes, or
+ * one stored before it (`stored`: the answered message's key → its owner). A reply to a reply
+ * takes what that reply gets, however long the chain and in whatever order its lines came, so
+ * where a batch ends changes nothing; a cycle stops where it closes. Iterative: a Kafka chunk
+ * (up to KAFKA_CHUNK_SIZE, 10,000 lines) may be one chain, deeper than the call stack.
+ */
+export function followReplies(
+  replies: readonly AuthoredMessage[],
+  inBatch: ReadonlyMap<string, AuthoredMessage>,
+  stored: ReadonlyMap<string, string | null>,
+): void {
   const owner = new Map<AuthoredMessage, string | null>();
-  const ownerOf = (r: AuthoredMessage, path: Set<AuthoredMessage>): string | null => {
-    const known = owner.get(r);
-    if (known !== undefined) return known;
-    const target = inBatch.get(answered(r));
-    let c: string | null;
-    if (!target) c = stored.get(answered(r)) ?? null;
-    else if (target.message.direction === 'outbound' && target.message.inReplyTo && !path.has(target)) c = ownerOf(target, path.add(r));
-    else c = target.customerId ?? null;
-    owner.set(r, c);
-    return c;
-  };
-  for (const r of replies) r.customerId = ownerOf(r, new Set());
+  for (const r of replies) {
+    // walk up the chain to a message whose owner is known, then give it to every reply passed
+    const passed: AuthoredMessage[] = [];
+    const onPath = new Set<AuthoredMessage>();
+    let at = r;
+    let found = owner.get(at);
+    while (found === undefined) {
+      passed.push(at);
+      onPath.add(at);
+      const answered = replyKey(at.message.source, at.message.inReplyTo!);
+      const target = inBatch.get(answered);
+      if (!target) found = stored.get(answered) ?? null;
+      else if (target.message.direction !== 'outbound' || !target.message.inReplyTo || onPath.has(target)) found = target.customerId ?? null;
+      else found = owner.get((at = target));
+    }
+    for (const p of passed) owner.set(p, found);
+  }
+  for (const r of replies) r.customerId = owner.get(r)!;
 }
 
 /** Rounds of locking owners and reading again before a batch whose identities keep moving gives up (it is retried whole). */
