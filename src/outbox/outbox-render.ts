@@ -61,6 +61,42 @@ function headers(eventId: string, trace: string | null): Record<string, string> 
   return trace === null ? h : Object.assign(h, JSON.parse(trace) as Record<string, string>);
 }
 
+/** How many explanation items an interactions.enriched.v1 event carries (as the `outbox` view). */
+export const PUBLISHED_EXPLANATION_ITEMS = 20;
+
+/**
+ * At most `max` items of a JSON array, from its text: the text itself when the array holds no
+ * more than `max` (or when it is not an array), else its first `max` items as written, in
+ * brackets. The same JSON as the view's `json_agg` of the first `max` elements, without parsing:
+ * one pass that counts the commas between the array's own items (not those inside strings,
+ * objects or nested arrays). Expects valid JSON, as a `json` column holds.
+ */
+export function firstJsonItems(json: string, max: number): string {
+  if (!(max >= 1)) throw new RangeError(`firstJsonItems: max must be at least 1, got ${max}`);
+  const n = json.length;
+  let i = 0;
+  while (i < n && json.charCodeAt(i) <= 0x20) i++;
+  if (json.charCodeAt(i) !== 0x5b) return json;
+  const start = i;
+  let depth = 0;
+  let items = 0;
+  for (; i < n; i++) {
+    const c = json.charCodeAt(i);
+    if (c === 0x22) {
+      // a string: skip to its closing quote, past escaped characters
+      for (i++; i < n; i++) {
+        const d = json.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) depth++;
+    else if (c === 0x5d || c === 0x7d) {
+      if (--depth === 0) return json;
+    } else if (c === 0x2c && depth === 1 && ++items === max) return `${json.slice(start, i)}]`;
+  }
+  return json;
+}
+
 /** interactions.enriched.v1 (the view's part 0). */
 export function enrichedEvent(r: EnrichedEventRow): OutboxEventRow {
   const payload =
@@ -70,7 +106,7 @@ export function enrichedEvent(r: EnrichedEventRow): OutboxEventRow {
     `"author":{"handle":${str(r.author_handle)},"displayName":${str(r.author_display_name)}},` +
     `"text":${str(r.text)},"lang":${str(r.lang)},"rating":${num(r.rating)},` +
     `"sentiment":{"score":${num(r.sentiment_score)},"label":${str(r.sentiment_label)},"confidence":${num(r.sentiment_confidence)},` +
-    `"model":${str(r.sentiment_model)},"explanation":${r.explanation}},` +
+    `"model":${str(r.sentiment_model)},"explanation":${firstJsonItems(r.explanation, PUBLISHED_EXPLANATION_ITEMS)}},` +
     `"intent":{"name":${str(r.intent)},"confidence":${num(r.intent_confidence)}},` +
     `"topics":${r.topics ?? '[]'},"departments":${r.departments ?? '[]'},"customerId":${str(r.customer_id)},"processedAt":${str(r.processed_at)}}`;
   return {

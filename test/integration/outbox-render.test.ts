@@ -81,6 +81,10 @@ describe('outbox events written by the relay', () => {
     await q(`UPDATE outbox_batch SET trace_headers = '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}' WHERE id = ${first!.id}`);
     await q(`UPDATE interaction SET explanation = (SELECT json_agg(json_build_object('token', 't' || g, 'weight', g / 7.0)) FROM generate_series(1, 25) g)
               WHERE id = (SELECT id FROM interaction ORDER BY external_id LIMIT 1)`);
+    // an explanation of 22 items written by hand: spacing and line breaks, and strings holding the
+    // commas, brackets, quotes and escapes that the relay's count of items must step over
+    const tricky = Array.from({ length: 22 }, (_, k) => `{ "token" : "t${k}, ]}{\\\\\\"" ,\n "weight": ${k - 10.5} }`);
+    await q(`UPDATE interaction SET explanation = '[ ${tricky.join(' ,\n ')} ]' WHERE id = (SELECT id FROM interaction ORDER BY external_id OFFSET 3 LIMIT 1)`);
     await q(`UPDATE interaction SET rating = 'NaN' WHERE id = (SELECT id FROM interaction ORDER BY external_id OFFSET 1 LIMIT 1)`);
     await q(`UPDATE customer SET merged_into_id = (SELECT id FROM customer ORDER BY id LIMIT 1) WHERE id = (SELECT id FROM customer ORDER BY id OFFSET 1 LIMIT 1)`);
     await q(`UPDATE customer SET sentiment_trend = NULL WHERE id = (SELECT id FROM customer ORDER BY id OFFSET 2 LIMIT 1)`);
@@ -94,6 +98,10 @@ describe('outbox events written by the relay', () => {
     const view = await outboxEventsRendered(pool, { ids });
     expect(view.length).toBeGreaterThan(150);
     expect(new Set(view.map((e) => e.part))).toEqual(new Set([0, 1, 2]));
+    // what the comparison must cover: topics of more than one department, and explanations cut to 20
+    const enriched = view.filter((e) => e.part === 0).map((e) => JSON.parse(e.payload!) as { topics: unknown[]; departments: unknown[]; sentiment: { explanation: { token: string }[] } });
+    expect(enriched.some((e) => e.departments.length >= 2)).toBe(true);
+    expect(enriched.filter((e) => e.sentiment.explanation.length === 20).map((e) => e.sentiment.explanation[19]!.token).sort()).toEqual(['t19, ]}{\\"', 't20']);
     compare(await outboxEvents(pool, { ids }, ALL), view);
     // rows in any order and any grouping give the same, in row order
     compare(await outboxEvents(pool, { ids: [...ids].reverse().slice(0, 3) }, ALL), await outboxEventsRendered(pool, { ids: ids.slice(-3) }));
