@@ -80,6 +80,13 @@ export interface Config {
     readonly relayProducer: 'platformatic' | 'kafkajs';
     /** sent outbox rows are deleted after this many hours */
     readonly outboxRetentionHours: number;
+    /**
+     * Bytes of one produce request of the relay at most (Kafka's producer `max.request.size`):
+     * a chunk's events go out in as many requests as they need, and an event larger than this
+     * on its own is not published (logged, `earshot_outbox_events_oversized_total`). Keep it under
+     * the output topics' `max.message.bytes` (the broker's `message.max.bytes`, 1,048,588 by default).
+     */
+    readonly outboxMaxRequestBytes: number;
     /** prepended to the outbound topic names (interactions.enriched.v1, customer-sentiment.v1): one cluster, several environments */
     readonly outputTopicPrefix: string;
     /** partitions one consumer processes at the same time (kafkajs partitionsConsumedConcurrently) */
@@ -354,6 +361,7 @@ function parseKafka(
     maxMessageBytes: int('KAFKA_MAX_MESSAGE_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     outboxPollMs: int('EARSHOT_OUTBOX_POLL_MS', 200, 10, 60_000),
     outboxRetentionHours: int('EARSHOT_OUTBOX_RETENTION_HOURS', 24, 0, 24 * 365),
+    outboxMaxRequestBytes: int('EARSHOT_OUTBOX_MAX_REQUEST_BYTES', 1_000_000, 1024, 100 * 1024 * 1024),
     relayThread: threadRaw !== 'false',
     relayProducer: producerRaw === 'kafkajs' ? 'kafkajs' : 'platformatic',
     outputTopicPrefix: prefix,

@@ -44,6 +44,7 @@ export class ThreadedRelay implements RelayHandle {
           this.relayHealth = m.health;
         } else if (m.type === 'metrics') {
           for (const [topic, n] of m.published) this.metrics.published(topic, n);
+          for (const [topic, n] of m.oversized) this.metrics.oversized(topic, n);
           for (const [seconds, n] of m.delays) this.metrics.delay(seconds, n);
           if (m.backlog !== null) this.metrics.backlog(m.backlog);
           if (m.cpuMicros > 0) this.metrics.cpu?.(m.cpuMicros);

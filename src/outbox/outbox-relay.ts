@@ -16,6 +16,8 @@ import {
 } from './outbox.repository';
 import { outboxEvents, type OutboxParts } from './outbox-render';
 import type { RelayMessage, RelayProducer } from './relay-producer';
+import { messageBytes, splitIntoRequests } from './request-split';
+import { isTooLargeError } from './too-large';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
 export interface RelayDatabase {
@@ -27,6 +29,8 @@ export interface RelayDatabase {
 /** What the relay reports; the Prometheus metrics in process, messages to it from a worker thread. */
 export interface RelayMetrics {
   published(topic: string, n: number): void;
+  /** events too large to publish on their own, left out */
+  oversized(topic: string, n: number): void;
   delay(seconds: number, n: number): void;
   backlog(n: number): void;
   /** CPU time the relay's thread used (µs), when it runs in a thread of its own */
@@ -46,6 +50,7 @@ export interface RelayHandle {
 export function metricsSink(metrics: Metrics): RelayMetrics {
   return {
     published: (topic, n) => metrics.outboxPublished.inc({ topic }, n),
+    oversized: (topic, n) => metrics.outboxOversized.inc({ topic }, n),
     delay: (seconds, n) => {
       for (let i = 0; i < n; i++) metrics.outboxPublishDelay.observe(seconds);
     },
@@ -398,8 +403,9 @@ export class OutboxRelay implements RelayHandle {
   /** Sends a rendered chunk (acks from all in-sync replicas), then marks the rows it completes sent; returns its size. */
   private async send(batch: PreparedBatch): Promise<number> {
     const { chunk, messages, spans } = batch;
+    const { requests, oversized } = splitIntoRequests(messages, this.settings.outboxMaxRequestBytes);
     try {
-      await this.producer.send(messages);
+      for (const request of requests) await this.sendFitting(request, oversized);
       for (const span of spans) span.end();
     } catch (e) {
       for (const span of spans) {
@@ -409,7 +415,18 @@ export class OutboxRelay implements RelayHandle {
       await markOutboxRowsFailed(this.pool, chunk.touches, String((e as Error).message)).catch(() => undefined);
       throw e;
     }
-    for (const [topic, n] of batch.perTopic) this.metrics.published(topic, n);
+    for (const { message, bytes, refusedByBroker } of oversized) {
+      // Kafka refuses it, and retrying would hold back every event after it for ever
+      this.log.error(
+        { topic: message.topic, key: message.key, eventId: message.headers['event-id'], bytes, limit: this.settings.outboxMaxRequestBytes, outboxRows: chunk.touches },
+        refusedByBroker
+          ? 'outbox event refused by the broker as too large on its own (the topic\'s max.message.bytes is under EARSHOT_OUTBOX_MAX_REQUEST_BYTES): not published (what it describes stays in the database)'
+          : 'outbox event larger than EARSHOT_OUTBOX_MAX_REQUEST_BYTES: not published (what it describes stays in the database)',
+      );
+      this.metrics.oversized(message.topic, 1);
+      batch.perTopic.set(message.topic, batch.perTopic.get(message.topic)! - 1);
+    }
+    for (const [topic, n] of batch.perTopic) if (n > 0) this.metrics.published(topic, n);
     if (chunk.completes.size > 0) {
       const sent = await markOutboxRowsSent(this.pool, [...chunk.completes.keys()]);
       // one observation per event: its outbox row's commit to the broker's ack
@@ -417,6 +434,29 @@ export class OutboxRelay implements RelayHandle {
       await this.applyRetention();
     }
     return chunk.size;
+  }
+
+  /**
+   * Sends one request; if the broker refuses it as too large (a topic whose `max.message.bytes`
+   * is under EARSHOT_OUTBOX_MAX_REQUEST_BYTES), sends its halves one after the other, down to
+   * single events, so the order is kept and only an event too large on its own is left out
+   * (added to `oversized`). A refused request wrote nothing of the partition refused; other
+   * partitions of it may have been written, and are written again (at least once, as always).
+   */
+  private async sendFitting(messages: RelayMessage[], oversized: { message: RelayMessage; bytes: number; refusedByBroker?: boolean }[]): Promise<void> {
+    try {
+      await this.producer.send(messages);
+    } catch (e) {
+      if (!isTooLargeError(e)) throw e;
+      if (messages.length === 1) {
+        oversized.push({ message: messages[0]!, bytes: messageBytes(messages[0]!), refusedByBroker: true });
+        return;
+      }
+      this.log.warn({ events: messages.length, limit: this.settings.outboxMaxRequestBytes }, 'the broker refused a request as too large: sending it in halves (set EARSHOT_OUTBOX_MAX_REQUEST_BYTES under the output topics\' max.message.bytes)');
+      const mid = messages.length >> 1;
+      await this.sendFitting(messages.slice(0, mid), oversized);
+      await this.sendFitting(messages.slice(mid), oversized);
+    }
   }
 
   /** Deletes rows sent longer ago than the retention (a bounded batch at most once a minute). */

@@ -2,6 +2,7 @@ import { ProduceAcks, Producer, stringSerializers, type ProducerOptions, type SA
 import { Partitioners, type IHeaders, type Kafka, type Producer as KafkajsProducer } from 'kafkajs';
 import type { Config } from '../config/config';
 import { keyHash } from './partitioner';
+import { isTooLargeError } from './too-large';
 
 /** One event as the relay publishes it: a null key goes to any partition, a null value is a tombstone. */
 export interface RelayMessage {
@@ -89,10 +90,14 @@ export class PlatformaticRelayProducer implements RelayProducer {
  * default partitioner).
  */
 export class KafkajsRelayProducer implements RelayProducer {
-  private readonly producer: KafkajsProducer;
+  private producer: KafkajsProducer;
 
-  constructor(kafka: Kafka) {
-    this.producer = kafka.producer({
+  constructor(private readonly kafka: Kafka) {
+    this.producer = KafkajsRelayProducer.create(kafka);
+  }
+
+  private static create(kafka: Kafka): KafkajsProducer {
+    return kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       createPartitioner: Partitioners.DefaultPartitioner,
@@ -112,7 +117,19 @@ export class KafkajsRelayProducer implements RelayProducer {
       if (!list) byTopic.set(m.topic, (list = []));
       list.push({ key: m.key, value: m.value, headers: m.headers });
     }
-    await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })) });
+    try {
+      await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })) });
+    } catch (e) {
+      // A request refused as too large for one partition may have been written for the others,
+      // and kafkajs then keeps those partitions' old sequence numbers: every later send would be
+      // refused as out of order. A new producer (a new producer id) starts its sequences afresh.
+      if (isTooLargeError(e)) {
+        await this.producer.disconnect().catch(() => undefined);
+        this.producer = KafkajsRelayProducer.create(this.kafka);
+        await this.producer.connect();
+      }
+      throw e;
+    }
   }
 
   disconnect(): Promise<void> {

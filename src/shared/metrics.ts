@@ -102,6 +102,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly outboxOversized = new Counter({
+    name: 'earshot_outbox_events_oversized_total',
+    help: 'Outbox events larger than EARSHOT_OUTBOX_MAX_REQUEST_BYTES on their own, left unpublished (logged with their event id), by topic',
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+
   readonly outboxPublished = new Counter({
     name: 'earshot_outbox_published_total',
     help: 'Outbox rows published to Kafka and acknowledged by all in-sync replicas, by topic',

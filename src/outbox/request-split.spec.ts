@@ -1,0 +1,75 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { RelayMessage } from './relay-producer';
+import { messageBytes, RECORD_OVERHEAD_BYTES, splitIntoRequests } from './request-split';
+import { isTooLargeError } from './too-large';
+
+const msg = fc.record({
+  topic: fc.constantFrom('a.interactions.enriched.v1', 'a.customer-sentiment.v1'),
+  key: fc.option(fc.string({ unit: 'grapheme', maxLength: 40 }), { nil: null }),
+  value: fc.option(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 300 }), fc.string({ minLength: 400, maxLength: 3_000 })), { nil: null }),
+  headers: fc.dictionary(fc.constantFrom('schema-version', 'event-id', 'traceparent'), fc.string({ maxLength: 60 })),
+});
+
+describe('splitIntoRequests', () => {
+  it('keeps every message once, in order, in requests of at most maxBytes; only a message larger than maxBytes on its own is set aside', () => {
+    fc.assert(
+      fc.property(fc.array(msg, { maxLength: 60 }), fc.integer({ min: 200, max: 8_000 }), (messages, maxBytes) => {
+        const { requests, oversized } = splitIntoRequests(messages, maxBytes);
+        for (const r of requests) {
+          expect(r.length).toBeGreaterThan(0);
+          expect(r.reduce((a, m) => a + messageBytes(m), 0)).toBeLessThanOrEqual(maxBytes);
+        }
+        expect(oversized.every((o) => o.bytes > maxBytes && o.bytes === messageBytes(o.message))).toBe(true);
+        // nothing lost, nothing twice, order kept (the requests are sent one after the other)
+        const sent = requests.flat();
+        expect([...sent, ...oversized.map((o) => o.message)].length).toBe(messages.length);
+        expect(sent).toEqual(messages.filter((m) => messageBytes(m) <= maxBytes));
+        expect(oversized.map((o) => o.message)).toEqual(messages.filter((m) => messageBytes(m) > maxBytes));
+        // a request is cut only where the next message would not fit
+        for (let i = 1; i < requests.length; i++) {
+          const before = requests[i - 1]!.reduce((a, m) => a + messageBytes(m), 0);
+          expect(before + messageBytes(requests[i]![0]!)).toBeGreaterThan(maxBytes);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('counts bytes, not characters, and the headers', () => {
+    const m: RelayMessage = { topic: 't', key: 'é', value: '😀', headers: { 'event-id': 'x' } };
+    expect(messageBytes(m)).toBe(RECORD_OVERHEAD_BYTES + 2 + 4 + 10 + 8 + 1);
+    expect(messageBytes({ topic: 't', key: null, value: null, headers: {} })).toBe(RECORD_OVERHEAD_BYTES);
+  });
+
+  it('500 events of 8 kB go out in requests under 1,000,000 bytes; one of 1.5 MB is set aside', () => {
+    const review = (i: number): RelayMessage => ({ topic: 'e', key: `k${i}`, value: 'x'.repeat(8_400), headers: { 'schema-version': '1' } });
+    const { requests, oversized } = splitIntoRequests([...Array.from({ length: 250 }, (_, i) => review(i)), { topic: 'e', key: 'big', value: '\\u0001'.repeat(262_000), headers: {} }, ...Array.from({ length: 250 }, (_, i) => review(250 + i))], 1_000_000);
+    expect(requests.flat()).toHaveLength(500);
+    expect(requests.length).toBe(5);
+    expect(oversized.map((o) => o.message.key)).toEqual(['big']);
+  });
+});
+
+describe('isTooLargeError', () => {
+  it('finds the broker’s answer however the client wraps it', () => {
+    // @platformatic/kafka 2.12: AggregateError (PLT_KFK_MULTIPLE) > AggregateError (PLT_KFK_RESPONSE) > protocol error
+    const protocol = Object.assign(new Error('The request included a message larger than the max message size the server will accept.'), { apiId: 'MESSAGE_TOO_LARGE', apiCode: 10, canRetry: false });
+    expect(isTooLargeError(new AggregateError([new AggregateError([protocol], 'Received response with error while executing API Produce(v11)')], 'Producing messages failed.'))).toBe(true);
+    expect(isTooLargeError(Object.assign(new Error('batch'), { apiId: 'RECORD_LIST_TOO_LARGE' }))).toBe(true);
+    // kafkajs: KafkaJSProtocolError with `type`, possibly inside a retrier's error
+    const kafkajs = Object.assign(new Error('The request included a message larger than the max message size the server will accept'), { type: 'MESSAGE_TOO_LARGE', retriable: false });
+    expect(isTooLargeError(kafkajs)).toBe(true);
+    expect(isTooLargeError(Object.assign(new Error('retries exhausted'), { cause: kafkajs }))).toBe(true);
+    expect(isTooLargeError(Object.assign(new Error('retries exhausted'), { originalError: kafkajs }))).toBe(true);
+  });
+
+  it('is false for every other failure, and for what is not an error', () => {
+    const cyclic: { errors: unknown[]; cause?: unknown } = { errors: [] };
+    cyclic.errors.push(cyclic);
+    cyclic.cause = cyclic;
+    for (const e of [new Error('connect ECONNREFUSED'), Object.assign(new Error('x'), { apiId: 'NOT_LEADER_OR_FOLLOWER' }), new AggregateError([new Error('timeout')]), null, undefined, 'MESSAGE_TOO_LARGE', 42, cyclic]) {
+      expect(isTooLargeError(e)).toBe(false);
+    }
+  });
+});
