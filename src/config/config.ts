@@ -81,12 +81,13 @@ export interface Config {
     /** sent outbox rows are deleted after this many hours */
     readonly outboxRetentionHours: number;
     /**
-     * Bytes of one produce request of the relay at most (Kafka's producer `max.request.size`):
-     * a chunk's events go out in as many requests as they need, and an event larger than this
-     * on its own is not published (logged, `earshot_outbox_events_oversized_total`). Keep it under
-     * the output topics' `max.message.bytes` (the broker's `message.max.bytes`, 1,048,588 by default).
+     * Bytes of one produce request at most (Kafka's producer `max.request.size`), for the outbox
+     * relay and the dead letters: what is to be sent goes out in as many requests as it needs. An
+     * event larger than this on its own is not published (logged, `earshot_outbox_events_oversized_total`);
+     * a dead letter larger than this on its own goes without its value (`x-value-dropped`). Keep
+     * it under the topics' `max.message.bytes` (the broker's `message.max.bytes`, 1,048,588 by default).
      */
-    readonly outboxMaxRequestBytes: number;
+    readonly maxRequestBytes: number;
     /** prepended to the outbound topic names (interactions.enriched.v1, customer-sentiment.v1): one cluster, several environments */
     readonly outputTopicPrefix: string;
     /** partitions one consumer processes at the same time (kafkajs partitionsConsumedConcurrently) */
@@ -361,7 +362,7 @@ function parseKafka(
     maxMessageBytes: int('KAFKA_MAX_MESSAGE_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     outboxPollMs: int('EARSHOT_OUTBOX_POLL_MS', 200, 10, 60_000),
     outboxRetentionHours: int('EARSHOT_OUTBOX_RETENTION_HOURS', 24, 0, 24 * 365),
-    outboxMaxRequestBytes: int('EARSHOT_OUTBOX_MAX_REQUEST_BYTES', 1_000_000, 1024, 100 * 1024 * 1024),
+    maxRequestBytes: int('KAFKA_MAX_REQUEST_BYTES', 1_000_000, 1024, 100 * 1024 * 1024),
     relayThread: threadRaw !== 'false',
     relayProducer: producerRaw === 'kafkajs' ? 'kafkajs' : 'platformatic',
     outputTopicPrefix: prefix,

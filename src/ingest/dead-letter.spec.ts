@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../config/config';
-import { deadLetterRecord, isPermanentDataError, validationKind } from './dead-letter';
+import { recordBytes } from '../shared/kafka-requests';
+import { deadLetterRecord, isPermanentDataError, validationKind, withoutValue } from './dead-letter';
 import { deadLetterTopic, topicSpecs } from './kafka-client';
 
 describe('dead letters', () => {
@@ -29,6 +30,24 @@ describe('dead letters', () => {
       'x-failed-at': '2026-01-03T00:00:00.000Z',
     });
     expect(deadLetterTopic('interactions.v1')).toBe('interactions.v1.dlq');
+  });
+
+  it('too large to go whole: the x-* headers stay, the value, the original headers and a long key go, and x-value-dropped says where the message is', () => {
+    const letter = (key: Buffer) => ({
+      topic: 'interactions.v1.dlq',
+      ...deadLetterRecord({ topic: 'interactions.v1', partition: 1, message: { key, value: Buffer.alloc(2_000_000, 0x61), headers: { bulky: 'h'.repeat(50_000) }, offset: '7', timestamp: '0', attributes: 0 }, kind: 'too-large', reason: 'the message is 2000000 bytes' }),
+    });
+    const full = letter(Buffer.from('author-9'));
+    const small = withoutValue(full, recordBytes(full));
+    expect(small.value).toBeNull();
+    expect(small.key?.toString()).toBe('author-9');
+    expect(small.topic).toBe('interactions.v1.dlq');
+    expect(Object.keys(small.headers).sort()).toEqual(['x-error', 'x-error-kind', 'x-failed-at', 'x-original-offset', 'x-original-partition', 'x-original-timestamp', 'x-original-topic', 'x-value-dropped']);
+    expect(small.headers['x-value-dropped']).toBe(
+      `the letter was ${recordBytes(full)} bytes with the original value and headers, more than the dead-letter topic takes (KAFKA_MAX_REQUEST_BYTES or its max.message.bytes): re-produce offset 7 of partition 1 of interactions.v1 from the source`,
+    );
+    expect(recordBytes(small)).toBeLessThan(4_000);
+    expect(withoutValue(letter(Buffer.alloc(5_000, 0x6b)), 1).key).toBeNull();
   });
 
   it('classify validation errors by kind', () => {

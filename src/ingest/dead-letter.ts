@@ -1,6 +1,7 @@
 import { Partitioners, type IHeaders, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import { isRetriable, sqlState } from '../db/failures';
 import type { RejectionKind } from '../interactions/interaction-message';
+import { recordBytes, sendHalving, splitIntoRequests } from '../shared/kafka-requests';
 import type { Metrics } from '../shared/metrics';
 import { deadLetterTopic } from './kafka-client';
 
@@ -69,19 +70,56 @@ export function isPermanentDataError(e: unknown): boolean {
 
 export { sqlState };
 
+/** A dead-letter record with its topic, as the publisher sends it. */
+interface LetterRecord {
+  topic: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: IHeaders;
+}
+
+/** Keys longer than this are dropped with the value when a letter cannot go whole. */
+const MAX_KEPT_KEY_BYTES = 1_024;
+
+/**
+ * A letter too large to go whole (over KAFKA_MAX_REQUEST_BYTES, or refused by the DLQ topic):
+ * without the original value and headers (and a long key), with `x-value-dropped` saying how
+ * large it was and where to find it; the `x-*` headers stay. Such a letter is replayed by
+ * re-producing its offset from the source, as an undecodable batch's letters are.
+ */
+export function withoutValue(r: LetterRecord, bytes: number): LetterRecord {
+  const headers: IHeaders = {};
+  for (const [k, v] of Object.entries(r.headers)) if (k.startsWith('x-')) headers[k] = v;
+  headers['x-value-dropped'] =
+    `the letter was ${bytes} bytes with the original value and headers, more than the dead-letter topic takes (KAFKA_MAX_REQUEST_BYTES or its max.message.bytes): ` +
+    `re-produce offset ${String(r.headers['x-original-offset'])} of partition ${String(r.headers['x-original-partition'])} of ${String(r.headers['x-original-topic'])} from the source`;
+  return { topic: r.topic, key: r.key !== null && r.key.length <= MAX_KEPT_KEY_BYTES ? r.key : null, value: null, headers };
+}
+
 /**
  * Writes dead letters to `<topic>.dlq` with an idempotent producer and acks from all
  * in-sync replicas; `send` resolves only once the broker has them, so the caller may then
  * commit the original offsets.
+ *
+ * A partition's letters go out in requests of at most KAFKA_MAX_REQUEST_BYTES, in order. Before,
+ * a chunk's letters were one request: 500 malformed messages of 8 kB, or a few texts over
+ * EARSHOT_INGEST_MAX_TEXT_BYTES, made a record batch the broker refused, and the consumer retried
+ * it for ever while its partition stalled. A letter too large on its own, or refused alone by the
+ * DLQ topic, goes without its value (`withoutValue`).
  */
 export class DeadLetterPublisher {
-  private readonly producer: Producer;
+  private producer: Producer;
 
   constructor(
-    kafka: Kafka,
+    private readonly kafka: Kafka,
     private readonly metrics: Metrics,
+    private readonly maxRequestBytes: number,
   ) {
-    this.producer = kafka.producer({
+    this.producer = DeadLetterPublisher.create(kafka);
+  }
+
+  private static create(kafka: Kafka): Producer {
+    return kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       createPartitioner: Partitioners.DefaultPartitioner,
@@ -99,13 +137,37 @@ export class DeadLetterPublisher {
 
   async send(letters: DeadLetter[]): Promise<void> {
     if (letters.length === 0) return;
-    const byTopic = new Map<string, DeadLetter[]>();
-    for (const d of letters) byTopic.set(d.topic, [...(byTopic.get(d.topic) ?? []), d]);
     const failedAt = new Date();
+    const records = letters.map((d): LetterRecord => {
+      const r = { topic: deadLetterTopic(d.topic), ...deadLetterRecord(d, failedAt) };
+      const bytes = recordBytes(r);
+      return bytes > this.maxRequestBytes ? withoutValue(r, bytes) : r;
+    });
+    for (const request of splitIntoRequests(records, this.maxRequestBytes).requests) {
+      await sendHalving(
+        request,
+        (rs) => this.sendRecords(rs),
+        // refused alone by the DLQ topic (a smaller max.message.bytes): it goes without its value
+        (r) => this.sendRecords([withoutValue(r, recordBytes(r))]),
+        // kafkajs keeps stale sequence numbers for the partitions a refused request did write
+        () => this.renew(),
+      );
+    }
+    for (const d of letters) this.metrics.kafkaDeadLetters.inc({ topic: d.topic, kind: d.kind });
+  }
+
+  private async sendRecords(records: LetterRecord[]): Promise<void> {
+    const byTopic = new Map<string, LetterRecord[]>();
+    for (const r of records) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
     await this.producer.sendBatch({
       acks: -1,
-      topicMessages: [...byTopic].map(([topic, ds]) => ({ topic: deadLetterTopic(topic), messages: ds.map((d) => deadLetterRecord(d, failedAt)) })),
+      topicMessages: [...byTopic].map(([topic, rs]) => ({ topic, messages: rs.map(({ key, value, headers }) => ({ key, value, headers })) })),
     });
-    for (const d of letters) this.metrics.kafkaDeadLetters.inc({ topic: d.topic, kind: d.kind });
+  }
+
+  private async renew(): Promise<void> {
+    await this.producer.disconnect().catch(() => undefined);
+    this.producer = DeadLetterPublisher.create(this.kafka);
+    await this.producer.connect();
   }
 }

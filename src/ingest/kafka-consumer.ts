@@ -108,7 +108,7 @@ export class KafkaIngestConsumer {
     this.stallTimeoutMs = opts.stallTimeoutMs ?? settings.stallTimeoutMs ?? 60_000;
     this.restartInitialMs = opts.restartInitialMs ?? 1_000;
     this.restartMaxMs = opts.restartMaxMs ?? 30_000;
-    this.dlq = new DeadLetterPublisher(kafka, metrics);
+    this.dlq = new DeadLetterPublisher(kafka, metrics, settings.maxRequestBytes);
     this.consumer = this.createConsumer();
     metrics.kafkaStalledPartitions = () => this.stalledPartitions();
   }

@@ -16,8 +16,7 @@ import {
 } from './outbox.repository';
 import { outboxEvents, type OutboxParts } from './outbox-render';
 import type { RelayMessage, RelayProducer } from './relay-producer';
-import { messageBytes, splitIntoRequests } from './request-split';
-import { isTooLargeError } from './too-large';
+import { recordBytes, sendHalving, splitIntoRequests } from '../shared/kafka-requests';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
 export interface RelayDatabase {
@@ -403,9 +402,14 @@ export class OutboxRelay implements RelayHandle {
   /** Sends a rendered chunk (acks from all in-sync replicas), then marks the rows it completes sent; returns its size. */
   private async send(batch: PreparedBatch): Promise<number> {
     const { chunk, messages, spans } = batch;
-    const { requests, oversized } = splitIntoRequests(messages, this.settings.outboxMaxRequestBytes);
+    const split = splitIntoRequests(messages, this.settings.maxRequestBytes);
+    const oversized: { message: RelayMessage; bytes: number; refusedByBroker?: boolean }[] = split.oversized.map((o) => ({ message: o.record, bytes: o.bytes }));
     try {
-      for (const request of requests) await this.sendFitting(request, oversized);
+      for (const request of split.requests) {
+        // a topic whose max.message.bytes is under KAFKA_MAX_REQUEST_BYTES: its halves, down to the event it refuses alone
+        const refusals = await sendHalving(request, (ms) => this.producer.send(ms), async (m) => void oversized.push({ message: m, bytes: recordBytes(m), refusedByBroker: true }));
+        if (refusals > 0) this.log.warn({ events: request.length, refusals, limit: this.settings.maxRequestBytes }, 'the broker refused requests as too large: sent again in halves (set KAFKA_MAX_REQUEST_BYTES under the output topics\' max.message.bytes)');
+      }
       for (const span of spans) span.end();
     } catch (e) {
       for (const span of spans) {
@@ -418,10 +422,10 @@ export class OutboxRelay implements RelayHandle {
     for (const { message, bytes, refusedByBroker } of oversized) {
       // Kafka refuses it, and retrying would hold back every event after it for ever
       this.log.error(
-        { topic: message.topic, key: message.key, eventId: message.headers['event-id'], bytes, limit: this.settings.outboxMaxRequestBytes, outboxRows: chunk.touches },
+        { topic: message.topic, key: message.key, eventId: message.headers['event-id'], bytes, limit: this.settings.maxRequestBytes, outboxRows: chunk.touches },
         refusedByBroker
-          ? 'outbox event refused by the broker as too large on its own (the topic\'s max.message.bytes is under EARSHOT_OUTBOX_MAX_REQUEST_BYTES): not published (what it describes stays in the database)'
-          : 'outbox event larger than EARSHOT_OUTBOX_MAX_REQUEST_BYTES: not published (what it describes stays in the database)',
+          ? 'outbox event refused by the broker as too large on its own (the topic\'s max.message.bytes is under KAFKA_MAX_REQUEST_BYTES): not published (what it describes stays in the database)'
+          : 'outbox event larger than KAFKA_MAX_REQUEST_BYTES: not published (what it describes stays in the database)',
       );
       this.metrics.oversized(message.topic, 1);
       batch.perTopic.set(message.topic, batch.perTopic.get(message.topic)! - 1);
@@ -434,29 +438,6 @@ export class OutboxRelay implements RelayHandle {
       await this.applyRetention();
     }
     return chunk.size;
-  }
-
-  /**
-   * Sends one request; if the broker refuses it as too large (a topic whose `max.message.bytes`
-   * is under EARSHOT_OUTBOX_MAX_REQUEST_BYTES), sends its halves one after the other, down to
-   * single events, so the order is kept and only an event too large on its own is left out
-   * (added to `oversized`). A refused request wrote nothing of the partition refused; other
-   * partitions of it may have been written, and are written again (at least once, as always).
-   */
-  private async sendFitting(messages: RelayMessage[], oversized: { message: RelayMessage; bytes: number; refusedByBroker?: boolean }[]): Promise<void> {
-    try {
-      await this.producer.send(messages);
-    } catch (e) {
-      if (!isTooLargeError(e)) throw e;
-      if (messages.length === 1) {
-        oversized.push({ message: messages[0]!, bytes: messageBytes(messages[0]!), refusedByBroker: true });
-        return;
-      }
-      this.log.warn({ events: messages.length, limit: this.settings.outboxMaxRequestBytes }, 'the broker refused a request as too large: sending it in halves (set EARSHOT_OUTBOX_MAX_REQUEST_BYTES under the output topics\' max.message.bytes)');
-      const mid = messages.length >> 1;
-      await this.sendFitting(messages.slice(0, mid), oversized);
-      await this.sendFitting(messages.slice(mid), oversized);
-    }
   }
 
   /** Deletes rows sent longer ago than the retention (a bounded batch at most once a minute). */

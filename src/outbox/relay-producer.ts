@@ -2,7 +2,7 @@ import { ProduceAcks, Producer, stringSerializers, type ProducerOptions, type SA
 import { Partitioners, type IHeaders, type Kafka, type Producer as KafkajsProducer } from 'kafkajs';
 import type { Config } from '../config/config';
 import { keyHash } from './partitioner';
-import { isTooLargeError } from './too-large';
+import { isTooLargeError } from '../shared/kafka-requests';
 
 /** One event as the relay publishes it: a null key goes to any partition, a null value is a tombstone. */
 export interface RelayMessage {

@@ -104,7 +104,7 @@ export class Metrics {
 
   readonly outboxOversized = new Counter({
     name: 'earshot_outbox_events_oversized_total',
-    help: 'Outbox events larger than EARSHOT_OUTBOX_MAX_REQUEST_BYTES on their own, left unpublished (logged with their event id), by topic',
+    help: 'Outbox events larger than KAFKA_MAX_REQUEST_BYTES on their own, left unpublished (logged with their event id), by topic',
     labelNames: ['topic'] as const,
     registers: [this.registry],
   });

@@ -6,7 +6,7 @@ import { kafkaEnv, kafkaNames, readTopic, testKafka, waitFor } from '../support/
 // A broker refuses a record batch over its `message.max.bytes` (1,048,588 bytes by default), and
 // a refused request was retried for ever while every event after it waited. 500 reviews of 8 kB
 // are one ingest batch, one outbox row and one chunk of 500 events: 1.4 MB per partition. The
-// relay now sends a chunk in requests of at most EARSHOT_OUTBOX_MAX_REQUEST_BYTES, and an event
+// relay now sends a chunk in requests of at most KAFKA_MAX_REQUEST_BYTES, and an event
 // too large on its own is logged, counted and left out, not retried for ever.
 
 describe('outbox relay: events that do not fit in one Kafka request', () => {
@@ -68,7 +68,7 @@ describe('outbox relay: events that do not fit in one Kafka request', () => {
 
 // kafkajs keeps a partition's old sequence numbers after a refused request that other partitions
 // took: its relay producer starts afresh (relay-producer.ts), so both producers are tried.
-describe.each(['platformatic', 'kafkajs'] as const)('outbox relay (%s producer): an output topic whose max.message.bytes is under EARSHOT_OUTBOX_MAX_REQUEST_BYTES', (producer) => {
+describe.each(['platformatic', 'kafkajs'] as const)('outbox relay (%s producer): an output topic whose max.message.bytes is under KAFKA_MAX_REQUEST_BYTES', (producer) => {
   const names = kafkaNames('smalltopic');
   let kafka: Kafka;
   let app: TestApp;

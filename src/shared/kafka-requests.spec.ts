@@ -1,8 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { RelayMessage } from './relay-producer';
-import { messageBytes, RECORD_OVERHEAD_BYTES, splitIntoRequests } from './request-split';
-import { isTooLargeError } from './too-large';
+import type { RelayMessage } from '../outbox/relay-producer';
+import { isTooLargeError, RECORD_OVERHEAD_BYTES, recordBytes, sendHalving, splitIntoRequests } from './kafka-requests';
 
 const msg = fc.record({
   topic: fc.constantFrom('a.interactions.enriched.v1', 'a.customer-sentiment.v1'),
@@ -18,18 +17,18 @@ describe('splitIntoRequests', () => {
         const { requests, oversized } = splitIntoRequests(messages, maxBytes);
         for (const r of requests) {
           expect(r.length).toBeGreaterThan(0);
-          expect(r.reduce((a, m) => a + messageBytes(m), 0)).toBeLessThanOrEqual(maxBytes);
+          expect(r.reduce((a, m) => a + recordBytes(m), 0)).toBeLessThanOrEqual(maxBytes);
         }
-        expect(oversized.every((o) => o.bytes > maxBytes && o.bytes === messageBytes(o.message))).toBe(true);
+        expect(oversized.every((o) => o.bytes > maxBytes && o.bytes === recordBytes(o.record))).toBe(true);
         // nothing lost, nothing twice, order kept (the requests are sent one after the other)
         const sent = requests.flat();
-        expect([...sent, ...oversized.map((o) => o.message)].length).toBe(messages.length);
-        expect(sent).toEqual(messages.filter((m) => messageBytes(m) <= maxBytes));
-        expect(oversized.map((o) => o.message)).toEqual(messages.filter((m) => messageBytes(m) > maxBytes));
+        expect([...sent, ...oversized.map((o) => o.record)].length).toBe(messages.length);
+        expect(sent).toEqual(messages.filter((m) => recordBytes(m) <= maxBytes));
+        expect(oversized.map((o) => o.record)).toEqual(messages.filter((m) => recordBytes(m) > maxBytes));
         // a request is cut only where the next message would not fit
         for (let i = 1; i < requests.length; i++) {
-          const before = requests[i - 1]!.reduce((a, m) => a + messageBytes(m), 0);
-          expect(before + messageBytes(requests[i]![0]!)).toBeGreaterThan(maxBytes);
+          const before = requests[i - 1]!.reduce((a, m) => a + recordBytes(m), 0);
+          expect(before + recordBytes(requests[i]![0]!)).toBeGreaterThan(maxBytes);
         }
       }),
       { numRuns: 300 },
@@ -38,8 +37,10 @@ describe('splitIntoRequests', () => {
 
   it('counts bytes, not characters, and the headers', () => {
     const m: RelayMessage = { topic: 't', key: 'é', value: '😀', headers: { 'event-id': 'x' } };
-    expect(messageBytes(m)).toBe(RECORD_OVERHEAD_BYTES + 2 + 4 + 10 + 8 + 1);
-    expect(messageBytes({ topic: 't', key: null, value: null, headers: {} })).toBe(RECORD_OVERHEAD_BYTES);
+    expect(recordBytes(m)).toBe(RECORD_OVERHEAD_BYTES + 2 + 4 + 10 + 8 + 1);
+    expect(recordBytes({ key: null, value: null, headers: {} })).toBe(RECORD_OVERHEAD_BYTES);
+    // a dead letter as kafkajs takes it: Buffers, a header with several values, one left undefined
+    expect(recordBytes({ key: Buffer.from('ab'), value: Buffer.alloc(100), headers: { h: [Buffer.from('x'), 'yz'], u: undefined } })).toBe(RECORD_OVERHEAD_BYTES + 2 + 100 + (10 + 1 + 1) + (10 + 1 + 2));
   });
 
   it('500 events of 8 kB go out in requests under 1,000,000 bytes; one of 1.5 MB is set aside', () => {
@@ -47,7 +48,7 @@ describe('splitIntoRequests', () => {
     const { requests, oversized } = splitIntoRequests([...Array.from({ length: 250 }, (_, i) => review(i)), { topic: 'e', key: 'big', value: '\\u0001'.repeat(262_000), headers: {} }, ...Array.from({ length: 250 }, (_, i) => review(250 + i))], 1_000_000);
     expect(requests.flat()).toHaveLength(500);
     expect(requests.length).toBe(5);
-    expect(oversized.map((o) => o.message.key)).toEqual(['big']);
+    expect(oversized.map((o) => o.record.key)).toEqual(['big']);
   });
 });
 
@@ -71,5 +72,34 @@ describe('isTooLargeError', () => {
     for (const e of [new Error('connect ECONNREFUSED'), Object.assign(new Error('x'), { apiId: 'NOT_LEADER_OR_FOLLOWER' }), new AggregateError([new Error('timeout')]), null, undefined, 'MESSAGE_TOO_LARGE', 42, cyclic]) {
       expect(isTooLargeError(e)).toBe(false);
     }
+  });
+});
+
+describe('sendHalving', () => {
+  const tooLarge = () => Object.assign(new Error('too large'), { type: 'MESSAGE_TOO_LARGE' });
+
+  it('sends what a broker with a per-request limit takes, in order, halving refused requests; only a record too large alone is refused', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 50 }), { maxLength: 40 }), fc.integer({ min: 10, max: 120 }), async (sizes, limit) => {
+        const records = sizes.map((size, id) => ({ id, size }));
+        const written: number[] = [];
+        const refused: number[] = [];
+        let resets = 0;
+        const send = async (rs: { id: number; size: number }[]) => {
+          if (rs.reduce((a, r) => a + r.size, 0) > limit) throw new AggregateError([new AggregateError([tooLarge()])], 'Producing messages failed.');
+          written.push(...rs.map((r) => r.id));
+        };
+        await sendHalving(records, send, async (r) => void refused.push(r.id), async () => void resets++);
+        expect(refused).toEqual(records.filter((r) => r.size > limit).map((r) => r.id));
+        expect(written).toEqual(records.filter((r) => r.size <= limit).map((r) => r.id));
+        expect(resets > 0).toBe(sizes.reduce((a, b) => a + b, 0) > limit);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('passes any other failure on, untouched', async () => {
+    const boom = new Error('connect ECONNREFUSED');
+    await expect(sendHalving([1, 2], async () => Promise.reject(boom), async () => {})).rejects.toBe(boom);
   });
 });
