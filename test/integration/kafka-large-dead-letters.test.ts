@@ -25,6 +25,12 @@ async function setUp(names: KafkaNames, label: string, dlqMaxMessageBytes?: numb
   return { kafka, admin, app };
 }
 
+async function tearDown(app: TestApp | undefined, admin: Admin | undefined, names: KafkaNames): Promise<void> {
+  await app?.close();
+  await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
+  await admin?.disconnect();
+}
+
 describe('Kafka: dead letters larger than one request', () => {
   const names = kafkaNames('largeletters');
   let kafka: Kafka;
@@ -35,11 +41,7 @@ describe('Kafka: dead letters larger than one request', () => {
     ({ kafka, admin, app } = await setUp(names, 'largeletters'));
   });
 
-  afterAll(async () => {
-    await app?.close();
-    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
-    await admin?.disconnect();
-  });
+  afterAll(() => tearDown(app, admin, names));
 
   it('texts over the limit, 200 malformed messages of 8 kB and one of 1 MB reach the DLQ; the partition moves on', async () => {
     const key = 'one-author';
@@ -83,11 +85,7 @@ describe('Kafka: a dead-letter topic that takes smaller records than KAFKA_MAX_R
     ({ kafka, admin, app } = await setUp(names, 'smalldlq', 20_000));
   });
 
-  afterAll(async () => {
-    await app?.close();
-    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
-    await admin?.disconnect();
-  });
+  afterAll(() => tearDown(app, admin, names));
 
   it('refused requests are sent again in halves; a letter refused alone goes without its value', async () => {
     const key = 'another-author';

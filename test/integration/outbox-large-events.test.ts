@@ -1,13 +1,21 @@
 import type { Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
-import { kafkaEnv, kafkaNames, readTopic, testKafka, waitFor } from '../support/kafka-fixtures';
+import { kafkaEnv, kafkaNames, readTopic, testKafka, waitFor, type KafkaNames } from '../support/kafka-fixtures';
 
 // A broker refuses a record batch over its `message.max.bytes` (1,048,588 bytes by default), and
 // a refused request was retried for ever while every event after it waited. 500 reviews of 8 kB
 // are one ingest batch, one outbox row and one chunk of 500 events: 1.4 MB per partition. The
 // relay now sends a chunk in requests of at most KAFKA_MAX_REQUEST_BYTES, and an event
 // too large on its own is logged, counted and left out, not retried for ever.
+
+async function closeAndDropTopics(app: TestApp | undefined, kafka: Kafka | undefined, names: KafkaNames): Promise<void> {
+  await app?.close();
+  const admin = kafka?.admin();
+  await admin?.connect();
+  await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
+  await admin?.disconnect();
+}
 
 describe('outbox relay: events that do not fit in one Kafka request', () => {
   const names = kafkaNames('largeevents');
@@ -19,13 +27,7 @@ describe('outbox relay: events that do not fit in one Kafka request', () => {
     app = await startTestApp(kafkaEnv(names, { EARSHOT_ROLES: 'api,ingest' }), 'largeevents');
   });
 
-  afterAll(async () => {
-    await app?.close();
-    const admin = kafka?.admin();
-    await admin?.connect();
-    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
-    await admin?.disconnect();
-  });
+  afterAll(() => closeAndDropTopics(app, kafka, names));
 
   const post = async (lines: unknown[]) => {
     const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson(lines) });
@@ -83,13 +85,7 @@ describe.each(['platformatic', 'kafkajs'] as const)('outbox relay (%s producer):
     app = await startTestApp(kafkaEnv(names, { EARSHOT_ROLES: 'api,ingest', EARSHOT_OUTBOX_PRODUCER: producer }), 'smalltopic');
   });
 
-  afterAll(async () => {
-    await app?.close();
-    const admin = kafka?.admin();
-    await admin?.connect();
-    await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
-    await admin?.disconnect();
-  });
+  afterAll(() => closeAndDropTopics(app, kafka, names));
 
   it('a refused request is sent again in halves, in order, down to the one event too large for the topic', async () => {
     const lines = Array.from({ length: 300 }, (_, i) =>
