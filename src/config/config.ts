@@ -3,6 +3,7 @@ import { parseCrmConfig, type CrmConfig } from '../crm/crm.config';
 import { parseGraphqlConfig, type GraphqlApiConfig } from '../graphql/graphql.config';
 import { parseListeningGapConfig, type ListeningGapConfig } from '../listening-gap/listening-gap.config';
 import { parseIngestLimits, type IngestLimitsConfig } from '../interactions/ingest-limits.config';
+import { EVENT_ROOM_BESIDES_TEXT } from '../interactions/interaction-message';
 import { parseSentimentConfig, type SentimentConfig } from '../sentiment/sentiment.config';
 
 export type Role = 'api' | 'ingest' | 'sync';
@@ -259,6 +260,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
   }
 
   const ingestMaxTextBytes = int('EARSHOT_INGEST_MAX_TEXT_BYTES', 256 * 1024, 1024, 16 * 1024 * 1024);
+  const kafka = parseKafka(str, int, oneOf, problems);
   const config: Config = {
     nodeEnv,
     port,
@@ -275,7 +277,11 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     publicUrl: (url('EARSHOT_PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(/\/$/, ''),
     ingestMaxBytes: int('EARSHOT_INGEST_MAX_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     ingestMaxTextBytes,
-    ingestLimits: { maxTextBytes: ingestMaxTextBytes, ...parseIngestLimits(str, int, problems) },
+    ingestLimits: {
+      maxTextBytes: ingestMaxTextBytes,
+      ...parseIngestLimits(str, int, problems),
+      maxEventTextBytes: kafka.brokers ? Math.max(0, kafka.maxRequestBytes - EVENT_ROOM_BESIDES_TEXT) : null,
+    },
     ingestLanes: int('EARSHOT_INGEST_LANES', 3, 1, 64),
     auth: {
       apiKeys,
@@ -291,7 +297,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
       defaultPhoneRegion: (str('EARSHOT_DEFAULT_PHONE_REGION') ?? 'US').toUpperCase(),
       ...identityThresholds(str, problems),
     },
-    kafka: parseKafka(str, int, oneOf, problems),
+    kafka,
     crm: parseCrmConfig(str, int, problems),
     listeningGap: parseListeningGapConfig(str, int, problems),
     sentiment: parseSentimentConfig(str, int, problems),

@@ -12,6 +12,18 @@ const valid = {
 const parse = (v: unknown, max = 1000) => parseMessage(JSON.stringify(v), max);
 
 describe('interactions.v1 validation', () => {
+  it('refuses a text whose JSON would not fit in its event (with Kafka output), counting escapes, not characters', () => {
+    const limits = { maxTextBytes: 100_000, maxEventTextBytes: 1_000 };
+    const text = (t: string) => parseMessage(JSON.stringify({ ...valid, text: t }), limits);
+    // 200 control characters: 200 bytes of UTF-8, 1,202 as JSON
+    expect(text('\u0001'.repeat(200))).toMatchObject({ ok: false, kind: 'too-large', error: expect.stringMatching(/^text: 1202 bytes as JSON \(escapes included\)/) });
+    expect(text('"'.repeat(500))).toMatchObject({ ok: false, kind: 'too-large' });
+    // as long or longer in UTF-8, but JSON writes it as it is
+    for (const fits of ['a'.repeat(998), 'é'.repeat(499), '"'.repeat(498), '\u0001'.repeat(166)]) expect(text(fits)).toMatchObject({ ok: true });
+    // without Kafka output there is no event: only the text limit counts
+    expect(parseMessage(JSON.stringify({ ...valid, text: '\u0001'.repeat(200) }), { maxTextBytes: 100_000, maxEventTextBytes: null })).toMatchObject({ ok: true });
+  });
+
   it('accepts a minimal valid message', () => {
     expect(parse(valid)).toMatchObject({ ok: true });
   });

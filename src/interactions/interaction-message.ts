@@ -63,9 +63,20 @@ export interface MessageLimits {
   earliestOccurredAt: number;
   /** EARSHOT_INGEST_MAX_FUTURE_DAYS, in milliseconds: how far past `now` occurredAt may be (clock skew, scheduled posts) */
   maxFutureMs: number;
+  /**
+   * Bytes the text may take as JSON, escapes included, in its interactions.enriched.v1 event:
+   * KAFKA_MAX_REQUEST_BYTES less 64 KiB for the rest of the event; null without Kafka output.
+   * JSON writes a control character in six bytes, so 256 KiB of `\u0001` is a 1.5 MB event that
+   * no broker with the default limits takes: refused here, where the sender hears of it, rather
+   * than left out by the relay.
+   */
+  maxEventTextBytes?: number | null;
   /** the clock the future limit is measured against; injectable for tests */
   now?: () => number;
 }
+
+/** What an interactions.enriched.v1 event holds besides its text, at most, for `maxEventTextBytes`. */
+export const EVENT_ROOM_BESIDES_TEXT = 64 * 1024;
 
 export const DEFAULT_MESSAGE_LIMITS: Readonly<MessageLimits> = Object.freeze({
   maxTextBytes: 256 * 1024,
@@ -186,8 +197,17 @@ export function validateMessage(value: unknown, limitsArg: LimitsArg): Validatio
       return fail('schema-violation', errors.join('; ') || 'invalid message');
     }
     const message = value;
-    if (Buffer.byteLength(message.text, 'utf8') > limits.maxTextBytes) {
+    const textBytes = Buffer.byteLength(message.text, 'utf8');
+    if (textBytes > limits.maxTextBytes) {
       return fail('too-large', `text: longer than the limit of ${limits.maxTextBytes} bytes`);
+    }
+    // JSON takes at most six bytes for one of UTF-8 (a control character as \u00XX), so only a long text is written out
+    const eventText = limits.maxEventTextBytes ?? null;
+    if (eventText !== null && 6 * textBytes + 2 > eventText) {
+      const asJson = Buffer.byteLength(JSON.stringify(message.text), 'utf8');
+      if (asJson > eventText) {
+        return fail('too-large', `text: ${asJson} bytes as JSON (escapes included), more than its interactions.enriched.v1 event can carry (${eventText} bytes for the text: KAFKA_MAX_REQUEST_BYTES less ${EVENT_ROOM_BESIDES_TEXT})`);
+      }
     }
     const at = Date.parse(message.occurredAt);
     if (Number.isNaN(at)) return fail('schema-violation', 'occurredAt: not a valid date-time');

@@ -24,7 +24,8 @@ describe('outbox relay: events that do not fit in one Kafka request', () => {
 
   beforeAll(async () => {
     kafka = testKafka();
-    app = await startTestApp(kafkaEnv(names, { EARSHOT_ROLES: 'api,ingest' }), 'largeevents');
+    // first a service without Kafka: it stores and writes the outbox, and nothing publishes yet
+    app = await startTestApp({ EARSHOT_ROLES: 'api,ingest' }, 'largeevents');
   });
 
   afterAll(() => closeAndDropTopics(app, kafka, names));
@@ -32,7 +33,7 @@ describe('outbox relay: events that do not fit in one Kafka request', () => {
   const post = async (lines: unknown[]) => {
     const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson(lines) });
     expect(res.status).toBe(200);
-    expect(((await res.json()) as { accepted: number }).accepted).toBe(lines.length);
+    return (await res.json()) as { accepted: number; rejected: { line: number; error: string }[] };
   };
   const unsent = async () => ((await app.db.ds.query(`SELECT count(*)::int AS n FROM outbox_batch WHERE sent_at IS NULL`)) as { n: number }[])[0]!.n;
   const metric = async (name: string) => {
@@ -45,13 +46,21 @@ describe('outbox relay: events that do not fit in one Kafka request', () => {
 
   it('500 reviews of 8 kB in one batch are all published; an event over the limit on its own is left out and holds nothing back', async () => {
     const review = (i: number) => `${'The parcel came late and the box was crushed. '.repeat(180)}(review ${i})`;
-    await post(Array.from({ length: 500 }, (_, i) => message(i, { author: { handle: `reviewer${i}` }, text: review(i) })));
-    // One line whose event is 1.5 MB: 256 kB of a control character that JSON writes as \u0001.
-    // Ingest takes it (the text is within EARSHOT_INGEST_MAX_TEXT_BYTES); its customer event is
-    // small and is published. Then an ordinary line, which must not wait behind it.
-    await post([message(900, { author: { handle: 'controlchars' }, text: `odd ${'\u0001'.repeat(256 * 1024 - 20)}` })]);
-    await post([message(901, { author: { handle: 'after' }, text: 'Thanks, all sorted now!' })]);
+    expect((await post(Array.from({ length: 500 }, (_, i) => message(i, { author: { handle: `reviewer${i}` }, text: review(i) })))).accepted).toBe(500);
+    // 256 kB of a control character that JSON writes as \u0001: a 1.5 MB event. Without Kafka
+    // output the edge takes it (there is no event to make).
+    const huge = `odd ${'\u0001'.repeat(256 * 1024 - 20)}`;
+    expect((await post([message(900, { author: { handle: 'controlchars' }, text: huge })])).accepted).toBe(1);
+    expect((await post([message(901, { author: { handle: 'after' }, text: 'Thanks, all sorted now!' })])).accepted).toBe(1);
+    // Then the service with Kafka, on the same database: its relay publishes what was stored. Its
+    // customer event is small and is published; the line after it must not wait behind it.
+    await app.stop();
+    app = await startTestApp(kafkaEnv(names, { EARSHOT_ROLES: 'api,ingest' }), 'largeevents', app.database);
     await waitFor('every outbox row to be published', async () => (await unsent()) === 0, 90_000);
+    // with Kafka output the edge refuses such a line, so that the sender hears of it
+    const refused = await post([message(902, { author: { handle: 'controlchars' }, text: huge })]);
+    expect(refused.accepted).toBe(0);
+    expect(refused.rejected).toEqual([{ line: 1, error: expect.stringMatching(/^text: 1572\d{3} bytes as JSON \(escapes included\), more than its interactions\.enriched\.v1 event can carry \(934464 bytes/) }]);
 
     const enriched = await readTopic(kafka, names.enriched, 60_000);
     const texts = new Map(enriched.map((r) => [(JSON.parse(r.value!.toString('utf8')) as { externalId: string; text: string }).externalId, r]));
