@@ -106,3 +106,37 @@ describe('Kafka: a dead-letter topic that takes smaller records than KAFKA_MAX_R
     }
   }, 240_000);
 });
+
+describe('Kafka: an input topic that takes messages larger than KAFKA_MAX_MESSAGE_BYTES', () => {
+  const names = kafkaNames('biginput');
+  let kafka: Kafka;
+  let admin: Admin;
+  let app: TestApp;
+
+  beforeAll(async () => {
+    kafka = testKafka();
+    admin = kafka.admin();
+    await admin.connect();
+    // an operator's input topic that takes records of up to 3 MB
+    await admin.createTopics({ topics: [{ topic: names.topic, numPartitions: 3, configEntries: [{ name: 'max.message.bytes', value: '3000000' }] }], waitForLeaders: true });
+    app = await startTestApp(kafkaEnv(names, { EARSHOT_ROLES: 'ingest' }), 'biginput');
+  });
+
+  afterAll(() => tearDown(app, admin, names));
+
+  it('a 2 MB message is dead-lettered as too large, without its value, and the partition moves on', async () => {
+    const key = 'big-author';
+    await produce(kafka, names.topic, [{ key, value: JSON.stringify(message(3_000, { externalId: 'two-megabytes', metadata: { blob: 'b'.repeat(2_000_000) } })) }], 1);
+    await produce(kafka, names.topic, [{ key, value: JSON.stringify(message(3_001, { externalId: 'after-the-big-one' })) }]);
+    await waitFor('the message after the big one', () => stored(app, 'after-the-big-one'), 120_000);
+    await waitFor('every offset committed', async () => (await groupLag(admin, names.group, names.topic)) === 0, 60_000);
+    expect(await stored(app, 'two-megabytes')).toBe(false);
+    const [letter, ...more] = await readTopic(kafka, names.dlq, 60_000);
+    expect(more).toHaveLength(0);
+    expect(letter!.headers['x-error-kind']).toBe('too-large');
+    expect(letter!.headers['x-error']).toMatch(/over the limit of 1048576 \(KAFKA_MAX_MESSAGE_BYTES\)/);
+    expect(letter!.value).toBeNull();
+    expect(letter!.headers['x-value-dropped']).toMatch(/^the letter was 20\d{5} bytes .* re-produce offset 0 of partition \d of test\.biginput\./);
+  }, 240_000);
+});
+
