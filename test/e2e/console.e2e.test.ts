@@ -118,8 +118,11 @@ describe('the listening console in a real browser', () => {
     const agent = await signIn('agent', '#/customers');
     await agent.getByRole('searchbox', { name: 'Search' }).fill(email);
     await agent.getByRole('button', { name: 'Search' }).click();
-    const row = agent.getByTestId('customer-results').getByRole('link', { name: person!.displayName });
+    // by its link, not its name: the demo draws names from 30 × 20, so several customers share one,
+    // and one CI run listed two "Isla Rossi" for one email
+    const row = agent.getByTestId('customer-results').locator(`a[href="#/customers/${encodeURIComponent(person!.id)}"]`);
     await row.waitFor();
+    await expect(row.textContent()).resolves.toBe(person!.displayName);
     await row.click();
     await agent.getByTestId('identities').getByText(email).waitFor();
     await agent.locator('canvas[data-points]').first().waitFor();
