@@ -13,13 +13,14 @@ import { groupLag, kafkaEnv, kafkaNames, produce, readTopic, testKafka, waitFor,
 const stored = async (app: TestApp, externalId: string): Promise<boolean> =>
   ((await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction WHERE external_id = $1`, [externalId])) as { n: number }[])[0]!.n === 1;
 
-async function setUp(names: KafkaNames, label: string, dlqMaxMessageBytes?: number): Promise<{ kafka: Kafka; admin: Admin; app: TestApp }> {
+/** Earshot's ingest role on its own topics; `maxMessageBytes` makes a topic first, as an operator would, with its own limit. */
+async function setUp(names: KafkaNames, label: string, maxMessageBytes: { dlq?: number; input?: number } = {}): Promise<{ kafka: Kafka; admin: Admin; app: TestApp }> {
   const kafka = testKafka();
   const admin = kafka.admin();
   await admin.connect();
-  if (dlqMaxMessageBytes) {
-    // an operator's dead-letter topic, made before Earshot starts, that takes smaller records
-    await admin.createTopics({ topics: [{ topic: names.dlq, numPartitions: 3, configEntries: [{ name: 'max.message.bytes', value: String(dlqMaxMessageBytes) }] }], waitForLeaders: true });
+  for (const [topic, limit] of [[names.dlq, maxMessageBytes.dlq], [names.topic, maxMessageBytes.input]] as const) {
+    if (limit === undefined) continue;
+    await admin.createTopics({ topics: [{ topic, numPartitions: 3, configEntries: [{ name: 'max.message.bytes', value: String(limit) }] }], waitForLeaders: true });
   }
   const app = await startTestApp(kafkaEnv(names, { EARSHOT_ROLES: 'ingest' }), label);
   return { kafka, admin, app };
@@ -82,7 +83,8 @@ describe('Kafka: a dead-letter topic that takes smaller records than KAFKA_MAX_R
   let app: TestApp;
 
   beforeAll(async () => {
-    ({ kafka, admin, app } = await setUp(names, 'smalldlq', 20_000));
+    // a dead-letter topic that takes records of 20 kB at most
+    ({ kafka, admin, app } = await setUp(names, 'smalldlq', { dlq: 20_000 }));
   });
 
   afterAll(() => tearDown(app, admin, names));
@@ -114,12 +116,8 @@ describe('Kafka: an input topic that takes messages larger than KAFKA_MAX_MESSAG
   let app: TestApp;
 
   beforeAll(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-    // an operator's input topic that takes records of up to 3 MB
-    await admin.createTopics({ topics: [{ topic: names.topic, numPartitions: 3, configEntries: [{ name: 'max.message.bytes', value: '3000000' }] }], waitForLeaders: true });
-    app = await startTestApp(kafkaEnv(names, { EARSHOT_ROLES: 'ingest' }), 'biginput');
+    // an input topic that takes records of up to 3 MB
+    ({ kafka, admin, app } = await setUp(names, 'biginput', { input: 3_000_000 }));
   });
 
   afterAll(() => tearDown(app, admin, names));
