@@ -124,9 +124,16 @@ write_config() {
 }
 
 # Kafka's cluster ids are 16 random bytes in unpadded base64url (what `kafka-storage random-uuid`
-# prints); generating it here saves a JVM start.
+# prints); generating it here saves a JVM start. Like Kafka's own Uuid.randomUuid(), never one
+# that starts with '-': the storage tool's argument parser takes it for an option ("argument
+# --cluster-id/-t: expected one argument"), which failed one CI run in 64.
 new_cluster_id() {
-  head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+  local id
+  while :; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    [[ "$id" != -* ]] && break
+  done
+  printf '%s' "$id"
 }
 
 format_storage() {
