@@ -126,7 +126,8 @@ write_config() {
 # Kafka's cluster ids are 16 random bytes in unpadded base64url (what `kafka-storage random-uuid`
 # prints); generating it here saves a JVM start. Like Kafka's own Uuid.randomUuid(), never one
 # that starts with '-': the storage tool's argument parser takes it for an option ("argument
-# --cluster-id/-t: expected one argument"), which failed one CI run in 64.
+# --cluster-id/-t: expected one argument"); that failed one CI run, and by the alphabet about one
+# random id in 64 starts with '-'.
 new_cluster_id() {
   local id
   while :; do
