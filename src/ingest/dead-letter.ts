@@ -1,7 +1,8 @@
-import { Partitioners, type IHeaders, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
+import type { IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { isRetriable, sqlState } from '../db/failures';
 import type { RejectionKind } from '../interactions/interaction-message';
 import { recordBytes, sendHalving, splitIntoRequests } from '../shared/kafka-requests';
+import { IdempotentKafkajsProducer } from '../shared/kafkajs-producer';
 import type { Metrics } from '../shared/metrics';
 import { deadLetterTopic } from './kafka-client';
 
@@ -108,23 +109,15 @@ export function withoutValue(r: LetterRecord, bytes: number): LetterRecord {
  * DLQ topic, goes without its value (`withoutValue`).
  */
 export class DeadLetterPublisher {
-  private producer: Producer;
+  private readonly producer: IdempotentKafkajsProducer;
 
   constructor(
-    private readonly kafka: Kafka,
+    kafka: Kafka,
     private readonly metrics: Metrics,
     private readonly maxRequestBytes: number,
   ) {
-    this.producer = DeadLetterPublisher.create(kafka);
-  }
-
-  private static create(kafka: Kafka): Producer {
-    return kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      allowAutoTopicCreation: false,
-    });
+    // replaced after a "too large" refusal (kafkajs keeps stale sequence numbers otherwise)
+    this.producer = new IdempotentKafkajsProducer(kafka);
   }
 
   connect(): Promise<void> {
@@ -146,28 +139,11 @@ export class DeadLetterPublisher {
     for (const request of splitIntoRequests(records, this.maxRequestBytes).requests) {
       await sendHalving(
         request,
-        (rs) => this.sendRecords(rs),
+        (rs) => this.producer.send(rs),
         // refused alone by the DLQ topic (a smaller max.message.bytes): it goes without its value
-        (r) => this.sendRecords([withoutValue(r, recordBytes(r))]),
-        // kafkajs keeps stale sequence numbers for the partitions a refused request did write
-        () => this.renew(),
+        (r) => this.producer.send([withoutValue(r, recordBytes(r))]),
       );
     }
     for (const d of letters) this.metrics.kafkaDeadLetters.inc({ topic: d.topic, kind: d.kind });
-  }
-
-  private async sendRecords(records: LetterRecord[]): Promise<void> {
-    const byTopic = new Map<string, LetterRecord[]>();
-    for (const r of records) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
-    await this.producer.sendBatch({
-      acks: -1,
-      topicMessages: [...byTopic].map(([topic, rs]) => ({ topic, messages: rs.map(({ key, value, headers }) => ({ key, value, headers })) })),
-    });
-  }
-
-  private async renew(): Promise<void> {
-    await this.producer.disconnect().catch(() => undefined);
-    this.producer = DeadLetterPublisher.create(this.kafka);
-    await this.producer.connect();
   }
 }

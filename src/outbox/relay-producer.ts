@@ -1,8 +1,8 @@
 import { ProduceAcks, Producer, stringSerializers, type ProducerOptions, type SASLMechanismValue } from '@platformatic/kafka';
-import { Partitioners, type IHeaders, type Kafka, type Producer as KafkajsProducer } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { Config } from '../config/config';
 import { keyHash } from './partitioner';
-import { isTooLargeError } from '../shared/kafka-requests';
+import { IdempotentKafkajsProducer } from '../shared/kafkajs-producer';
 
 /** One event as the relay publishes it: a null key goes to any partition, a null value is a tombstone. */
 export interface RelayMessage {
@@ -90,46 +90,18 @@ export class PlatformaticRelayProducer implements RelayProducer {
  * default partitioner).
  */
 export class KafkajsRelayProducer implements RelayProducer {
-  private producer: KafkajsProducer;
+  private readonly producer: IdempotentKafkajsProducer;
 
-  constructor(private readonly kafka: Kafka) {
-    this.producer = KafkajsRelayProducer.create(kafka);
-  }
-
-  private static create(kafka: Kafka): KafkajsProducer {
-    return kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      allowAutoTopicCreation: false,
-    });
+  constructor(kafka: Kafka) {
+    this.producer = new IdempotentKafkajsProducer(kafka);
   }
 
   connect(): Promise<void> {
     return this.producer.connect();
   }
 
-  async send(messages: readonly RelayMessage[]): Promise<void> {
-    if (messages.length === 0) return;
-    const byTopic = new Map<string, { key: string | null; value: string | null; headers: IHeaders }[]>();
-    for (const m of messages) {
-      let list = byTopic.get(m.topic);
-      if (!list) byTopic.set(m.topic, (list = []));
-      list.push({ key: m.key, value: m.value, headers: m.headers });
-    }
-    try {
-      await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })) });
-    } catch (e) {
-      // A request refused as too large for one partition may have been written for the others,
-      // and kafkajs then keeps those partitions' old sequence numbers: every later send would be
-      // refused as out of order. A new producer (a new producer id) starts its sequences afresh.
-      if (isTooLargeError(e)) {
-        await this.producer.disconnect().catch(() => undefined);
-        this.producer = KafkajsRelayProducer.create(this.kafka);
-        await this.producer.connect();
-      }
-      throw e;
-    }
+  send(messages: readonly RelayMessage[]): Promise<void> {
+    return this.producer.send(messages);
   }
 
   disconnect(): Promise<void> {

@@ -87,21 +87,20 @@ export function isTooLargeError(e: unknown, depth = 0): boolean {
  * too large anyway (a topic with a smaller `max.message.bytes`), sends its halves, down to single
  * records, so the order is kept. A single record refused on its own goes to `refused`, which may
  * send a smaller stand-in or give it up. Partitions of a refused request that the broker had
- * written are written again (at least once). `afterRefusal` runs after each refusal (kafkajs needs
- * a new producer: it keeps stale sequence numbers for the partitions that were written).
+ * written are written again (at least once); a kafkajs `send` must start a new producer after a
+ * refusal (`IdempotentKafkajsProducer` does). Returns the number of refusals.
  */
-export async function sendHalving<T>(records: T[], send: (records: T[]) => Promise<void>, refused: (record: T) => Promise<void>, afterRefusal: () => Promise<void> = async () => {}): Promise<number> {
+export async function sendHalving<T>(records: T[], send: (records: T[]) => Promise<void>, refused: (record: T) => Promise<void>): Promise<number> {
   try {
     await send(records);
     return 0;
   } catch (e) {
     if (!isTooLargeError(e)) throw e;
-    await afterRefusal();
     if (records.length === 1) {
       await refused(records[0]!);
       return 1;
     }
     const mid = records.length >> 1;
-    return 1 + (await sendHalving(records.slice(0, mid), send, refused, afterRefusal)) + (await sendHalving(records.slice(mid), send, refused, afterRefusal));
+    return 1 + (await sendHalving(records.slice(0, mid), send, refused)) + (await sendHalving(records.slice(mid), send, refused));
   }
 }

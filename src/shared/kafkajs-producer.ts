@@ -1,0 +1,66 @@
+import { Partitioners, type IHeaders, type Kafka, type Producer } from 'kafkajs';
+import { isTooLargeError } from './kafka-requests';
+
+/** One record and the topic it goes to. */
+export interface TopicRecord {
+  topic: string;
+  key: string | Buffer | null;
+  value: string | Buffer | null;
+  headers: IHeaders;
+}
+
+/**
+ * A kafkajs idempotent producer (acks from all in-sync replicas, one request in flight, kafkajs'
+ * Java-compatible default partitioner, no topic auto-creation), as the outbox relay
+ * (`EARSHOT_OUTBOX_PRODUCER=kafkajs`) and the dead-letter publisher use it.
+ *
+ * A request refused as too large for one partition may have been written for the others, and
+ * kafkajs then keeps those partitions' old sequence numbers: every later send would be refused as
+ * out of order. So after such a refusal the producer is replaced (a new producer id starts its
+ * sequences afresh) before the error is thrown on; the caller decides what to send next.
+ */
+export class IdempotentKafkajsProducer {
+  private producer: Producer;
+
+  constructor(private readonly kafka: Kafka) {
+    this.producer = this.create();
+  }
+
+  private create(): Producer {
+    return this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+    });
+  }
+
+  connect(): Promise<void> {
+    return this.producer.connect();
+  }
+
+  disconnect(): Promise<void> {
+    return this.producer.disconnect();
+  }
+
+  /** Sends `records` as one request; resolves once the broker acknowledged every one. */
+  async send(records: readonly TopicRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const byTopic = new Map<string, { key: string | Buffer | null; value: string | Buffer | null; headers: IHeaders }[]>();
+    for (const { topic, key, value, headers } of records) {
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, (list = []));
+      list.push({ key, value, headers });
+    }
+    try {
+      await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+    } catch (e) {
+      if (isTooLargeError(e)) {
+        await this.producer.disconnect().catch(() => undefined);
+        this.producer = this.create();
+        await this.producer.connect();
+      }
+      throw e;
+    }
+  }
+}
