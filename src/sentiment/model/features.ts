@@ -138,6 +138,10 @@ export class FeatureExtractor {
   private pieceVal = new Float64Array(256);
   private pieceOwner = new Int32Array(256);
   private pieceSign = new Int8Array(256);
+  /** valenced uses of each word so far in the text (`lexicon`) */
+  private readonly seen = new Map<string, number>();
+  /** entries per bucket while a group is scaled (`sublinear`); all zero between texts */
+  private counts: Int32Array | null = null;
 
   constructor(
     private readonly engine: SentimentEngine,
@@ -183,7 +187,7 @@ export class FeatureExtractor {
     return h;
   }
 
-  private charGrams(t: Token, owner: number, out: FeatureVector, scale: number): number {
+  private charGrams(t: Token, owner: number, out: FeatureVector, scale: number): void {
     const s = t.lower;
     const buf = this.chars;
     let len = 0;
@@ -199,7 +203,6 @@ export class FeatureExtractor {
       buf[len++] = c;
     }
     buf[len++] = 2;
-    let count = 0;
     // 3-, 4- and 5-grams from each start in one pass: each longer gram extends the shorter's hash.
     for (let start = 0; start + 3 <= len; start++) {
       let h = SEED_CHAR;
@@ -208,10 +211,8 @@ export class FeatureExtractor {
       for (let k = start + 2; k < len && k < start + 5; k++) {
         h = Math.imul(h ^ buf[k]!, 16777619);
         out.push(this.bucket(h), scale, owner);
-        count++;
       }
     }
-    return count;
   }
 
   /** Fills `out` with the features of `tokens`. Linear in the number of tokens. */
@@ -253,16 +254,12 @@ export class FeatureExtractor {
     // Word unigrams and bigrams (one group), character n-grams (another), each scaled to unit norm.
     const start = out.n;
     let prev = START;
-    let nWord = 0;
     for (let i = 0; i < T; i++) {
       const t = tokens[i]!;
       if (t.kind === TOKEN_CLAUSE) continue;
       if (t.kind === TOKEN_END) {
         const p = punctClass(t.text);
-        if (p !== 0) {
-          out.push(this.bucket(SEED_PUNCT ^ p), 1, i);
-          nWord++;
-        }
+        if (p !== 0) out.push(this.bucket(SEED_PUNCT ^ p), 1, i);
         prev = START;
         continue;
       }
@@ -270,22 +267,48 @@ export class FeatureExtractor {
       this.wordHash[i] = hw;
       out.push(this.bucket(negatedBy[i]! >= 0 ? hw ^ SEED_NEG : hw), 1, i);
       out.push(this.bucket(Math.imul(prev, 0x9e3779b1) ^ hw ^ SEED_BIGRAM), 1, T + i);
-      nWord += 2;
       prev = hw;
     }
-    const wScale = nWord > 0 ? 1 / Math.sqrt(nWord) : 0;
-    for (let e = start; e < out.n; e++) out.val[e] = wScale;
+    this.sublinear(out, start);
 
     const cStart = out.n;
-    let nChar = 0;
     for (let i = 0; i < T; i++) {
       const t = tokens[i]!;
-      if (t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG) nChar += this.charGrams(t, i, out, 1);
+      if (t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG) this.charGrams(t, i, out, 1);
     }
-    const cScale = nChar > 0 ? 1 / Math.sqrt(nChar) : 0;
-    for (let e = cStart; e < out.n; e++) out.val[e] = cScale;
+    this.sublinear(out, cStart);
 
     this.lexicon(tokens, out, valence, caps > 0 && caps < words);
+  }
+
+  /**
+   * Scales the entries from `from` on (one group, word or character) to unit norm with sublinear
+   * term frequency: a bucket met c times in the text weighs 1 + ln c in all, not c, shared evenly
+   * by its c entries so that the explanation still adds up. With every count 1 this is the plain
+   * 1/sqrt(n) of before. Without it a repeated token's share of the logit grew as the square root
+   * of its repetitions: 1,000 "📦" after "… charged twice … Not happy." made the complaint
+   * positive 0.98; a bucket's share now stays within its weight however often it repeats.
+   */
+  private sublinear(out: FeatureVector, from: number): void {
+    const n = out.n;
+    if (n === from) return;
+    const counts = (this.counts ??= new Int32Array(1 << this.hashBits));
+    const { idx, val } = out;
+    for (let e = from; e < n; e++) counts[idx[e]!]!++;
+    let norm2 = 0;
+    for (let e = from; e < n; e++) {
+      const c = counts[idx[e]!]!;
+      if (c <= 0) continue;
+      const w = 1 + Math.log(c);
+      norm2 += w * w;
+      counts[idx[e]!] = -c; // counted in the norm once
+    }
+    const scale = 1 / Math.sqrt(norm2);
+    for (let e = from; e < n; e++) {
+      const c = -counts[idx[e]!]!;
+      val[e] = c === 1 ? scale : ((1 + Math.log(c)) / c) * scale;
+    }
+    for (let e = from; e < n; e++) counts[idx[e]!] = 0;
   }
 
   private np = 0;
@@ -321,6 +344,7 @@ export class FeatureExtractor {
   private lexicon(tokens: readonly Token[], out: FeatureVector, valence: Float64Array, capDiff: boolean): void {
     const T = tokens.length;
     this.np = 0;
+    this.seen.clear();
     const capsSlot = 2 * T;
     const pushPiece = this.pushPiece;
     let s0 = 0;
@@ -377,6 +401,15 @@ export class FeatureExtractor {
           const f = i < contrast ? 0.5 : 1.5;
           pushPiece(v * (f - 1), contrast, 0);
           v *= f;
+        }
+        // The k-th use of the same word (or emoji) in a text adds ln(k / (k − 1)) of its valence,
+        // so c uses weigh 1 + ln c in all: ten "ok" after a complaint no longer outvote it.
+        const seen = this.seen.get(t.lower) ?? 0;
+        this.seen.set(t.lower, seen + 1);
+        if (seen > 0) {
+          const damp = Math.log((seen + 1) / seen);
+          for (let p = pStart; p < this.np; p++) this.pieceVal[p]! *= damp;
+          v *= damp;
         }
         const s = v > 0 ? 1 : -1;
         for (let p = pStart; p < this.np; p++) this.pieceSign[p] = s;
