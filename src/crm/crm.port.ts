@@ -117,6 +117,13 @@ export interface WriteBackOutcome {
  * `idempotencyKey` is the item id: the adapter stores it on the record so that a repeated call
  * finds the record it created instead of creating a second one.
  */
+/**
+ * The longest case description every CRM takes, in UTF-16 units: Salesforce's Case.Description
+ * is a Long Text Area of 32,000 characters (a longer one is refused, STRING_TOO_LONG); HubSpot's
+ * ticket `content` takes 65,536. The escalation job fits its description into this.
+ */
+export const CASE_DESCRIPTION_MAX_CHARS = 32_000;
+
 export interface CaseInput {
   idempotencyKey: string;
   subject: string;

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { advisoryUnlock, tryAdvisoryLock } from '../db/sql';
-import type { CaseInput, CrmClient, CrmSystem } from '../crm/crm.port';
+import { CASE_DESCRIPTION_MAX_CHARS, type CaseInput, type CrmClient, type CrmSystem } from '../crm/crm.port';
 import { enqueueOutbox } from '../outbox/outbox';
 import { OUTBOX_TOPICS, type OutboxRow } from '../outbox/outbox-events';
 import type { Logger } from '../shared/logger';
+import { cutText } from '../shared/text';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import { escalationTargetFor, type ListeningGapConfig } from './listening-gap.config';
 import * as repo from './listening-gap.repository';
@@ -145,11 +146,8 @@ export class EscalationJob {
     const org = records.find((r) => r.object_type === 'Account' || r.object_type === 'companies');
     const lead = records.find((r) => r.object_type === 'Lead');
     const overdueH = Math.max(0, (Date.now() - item.due_at.getTime()) / 3_600_000);
-    const description = [
-      `${item.display_name ?? 'A customer'} wrote on ${item.source} at ${item.occurred_at.toISOString()} and has had no answer:`,
-      '',
-      item.text,
-      '',
+    const head = `${item.display_name ?? 'A customer'} wrote on ${item.source} at ${item.occurred_at.toISOString()} and has had no answer:`;
+    const tail = [
       item.url ? `Original: ${item.url}` : null,
       `Department: ${item.department}; intent: ${item.intent}; sentiment ${item.sentiment_score.toFixed(2)}.`,
       `First response was due ${item.due_at.toISOString()} (SLA ${Math.round(item.sla_seconds / 60)} min); ${overdueH.toFixed(1)} h overdue.`,
@@ -158,6 +156,7 @@ export class EscalationJob {
     ]
       .filter((l) => l !== null)
       .join('\n');
+    const description = `${head}\n\n${caseText(item.text, CASE_DESCRIPTION_MAX_CHARS - head.length - tail.length - 4)}\n\n${tail}`;
     return {
       idempotencyKey: item.id,
       subject: `Unanswered ${item.intent.replace('_', ' ')} on ${item.source} (${item.department})`,
@@ -205,4 +204,16 @@ export class EscalationJob {
       },
     };
   }
+}
+
+/**
+ * The customer's text in a case description of limited room: whole when it fits, else its start
+ * and a line saying how long it was, so that the lines after it (the SLA, the link to Earshot)
+ * always reach the CRM. Before, the whole description was cut at the CRM's limit, and a long
+ * review or transcript took the link with it.
+ */
+export function caseText(text: string, room: number): string {
+  if (text.length <= room) return text;
+  const note = `\n[… cut: the message has ${text.length} characters; the whole text is in Earshot]`;
+  return `${cutText(text, Math.max(0, room - note.length))}${note}`;
 }

@@ -7,6 +7,7 @@ import { Intent } from '../graphql/enums';
 import type { Window } from '../graphql/keyset';
 import { fromGlobalId, toGlobalId, type Page } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
+import { cutText } from '../shared/text';
 import type { ListeningGapConfig } from './listening-gap.config';
 import * as repo from './listening-gap.repository';
 import type { FigureRow, ItemPrefetch, ItemRow } from './listening-gap.repository';
@@ -174,11 +175,12 @@ export class ListeningGapService {
     const { id } = fromGlobalId(globalId, 'ListeningItem');
     const text = reason.trim();
     if (!text) throw AppError.badInput('a reason is required');
-    const n = await repo.closeItem(this.ds, id, text.slice(0, 500), principal.id);
+    const kept = cutText(text, 500);
+    const n = await repo.closeItem(this.ds, id, kept, principal.id);
     const item = await this.one(id);
     if (n === 0 && item.status === ListeningItemStatus.OPEN) throw new AppError('CONFLICT', 'the item changed meanwhile; try again');
     // an answered or closed item keeps its own outcome: saying "closed" would drop the reason silently
-    if (n === 0 && item.status === ListeningItemStatus.CLOSED && item.closeReason === text.slice(0, 500)) return item;
+    if (n === 0 && item.status === ListeningItemStatus.CLOSED && item.closeReason === kept) return item;
     if (n === 0) throw new AppError('CONFLICT', `the item is already ${item.status} (${item.closeReason ?? 'no reason'}); only open items can be closed`, { status: item.status });
     return item;
   }

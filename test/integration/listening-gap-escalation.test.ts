@@ -49,10 +49,10 @@ describe('listening-gap escalation', () => {
   const eventsOf = async (itemId: string) => (await readTopic(kafka, gapTopic).catch(() => [])).filter((e) => e.key?.toString() === itemId);
   const outboxRowsOf = async (itemId: string) => (await q<{ n: number }>(`SELECT count(*)::int AS n FROM outbox WHERE topic = 'listening-gap.v1' AND message_key = $1`, [itemId]))[0]!.n;
   /** An ignored email complaint 30 hours old (the email SLA is 24 h), through Kafka. */
-  const overdueComplaint = async (tag: string, email: string) => {
+  const overdueComplaint = async (tag: string, email: string, text = 'I was charged twice for my order this month and nobody answers. Not happy.') => {
     const complaint = {
       eventId: `esc-${tag}`, source: 'email', externalId: `mail-${tag}`, occurredAt: iso(Date.now() - 30 * HOUR), direction: 'inbound',
-      author: { email, displayName: 'Jo Customer' }, text: 'I was charged twice for my order this month and nobody answers. Not happy.',
+      author: { email, displayName: 'Jo Customer' }, text,
     };
     await produce(kafka, names.topic, [{ key: email, value: JSON.stringify(complaint) }]);
     return waitFor('item', () => itemOf(`mail-${tag}`));
@@ -129,6 +129,27 @@ describe('listening-gap escalation', () => {
     );
     const mine = open.data.openItems.edges.map((e) => e.node).find((n) => n.escalation?.caseId === made[0]!.Id);
     expect(mine).toMatchObject({ overdue: true, escalation: { system: 'SALESFORCE', caseId: made[0]!.Id } });
+  });
+
+  it('a complaint longer than a Case description takes: its start, how long it was, and the SLA and the link to Earshot after it, in at most 32,000 characters', async () => {
+    const contact = await newContact();
+    // 40,000 UTF-16 units: the complaint, then parcels (two units each), so a cut by units may
+    // fall inside one
+    const start = 'I was charged twice for my order this month and nobody answers. Not happy. ';
+    const text = start + '📦'.repeat((40_000 - start.length) >> 1);
+    const item = await overdueComplaint('long', contact.Email, text);
+    expect((await app.services.escalation.runOnce()).escalated).toBe(1);
+
+    const [made] = cases(item.id);
+    const description = String(made!.Description);
+    expect(description.length).toBeLessThanOrEqual(32_000);
+    expect(description.length).toBeGreaterThan(31_000);
+    expect(description.isWellFormed()).toBe(true);
+    expect(description).toContain(start);
+    expect(description).toContain(`[… cut: the message has ${text.length} characters; the whole text is in Earshot]`);
+    const customerId = (await q<{ customer_id: string }>(`SELECT customer_id FROM listening_item WHERE id = $1`, [item.id]))[0]!.customer_id;
+    expect(description).toMatch(/First response was due .* h overdue\./);
+    expect(description.endsWith(`/customers/${customerId}`)).toBe(true);
   });
 
   it('a restarted service and the background jobs of two replicas make no second case and no second event', async () => {

@@ -1,5 +1,6 @@
 import type { CrmIdentity, CrmPerson, CrmRecordInput } from '../crm.port';
 import type { IdentityFieldSpec, WriteBackFieldNames } from '../crm.config';
+import { cutText } from '../../shared/text';
 import type { CaseInput, WriteBackValues } from '../crm.port';
 
 /** A CRM v3 object as search, list and batch read return it. */
@@ -89,8 +90,8 @@ export const HS_TICKET_KEY_PROPERTY = 'earshot_item_id';
 export function hubspotTicket(input: CaseInput): { idProperty: string; id: string; properties: Record<string, string> } {
   const properties: Record<string, string> = {
     [HS_TICKET_KEY_PROPERTY]: input.idempotencyKey,
-    subject: input.subject.slice(0, 255),
-    content: input.description.slice(0, 65_000),
+    subject: cutText(input.subject, 255),
+    content: cutText(input.description, 65_000),
     hs_pipeline: '0',
     hs_pipeline_stage: '1',
     hs_ticket_priority: input.priority === 'high' ? 'HIGH' : 'MEDIUM',

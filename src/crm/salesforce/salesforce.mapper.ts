@@ -1,6 +1,7 @@
 import type { CrmIdentity, CrmPerson, CrmRecordInput } from '../crm.port';
 import type { IdentityFieldSpec, WriteBackFieldNames } from '../crm.config';
-import type { CaseInput, CrmCaseRow, WriteBackValues } from '../crm.port';
+import { cutText } from '../../shared/text';
+import { CASE_DESCRIPTION_MAX_CHARS, type CaseInput, type CrmCaseRow, type WriteBackValues } from '../crm.port';
 
 /** A record as the REST API (JSON) or Bulk API 2.0 (CSV, every value a string) returns it. */
 export type SfRow = Record<string, unknown>;
@@ -103,8 +104,8 @@ export function salesforceCase(input: CaseInput): Record<string, unknown> {
   const rec: Record<string, unknown> = {
     attributes: { type: 'Case' },
     [SF_CASE_KEY_FIELD]: input.idempotencyKey,
-    Subject: input.subject.slice(0, 255),
-    Description: input.description.slice(0, 32_000),
+    Subject: cutText(input.subject, 255),
+    Description: cutText(input.description, CASE_DESCRIPTION_MAX_CHARS),
     Origin: input.origin,
     Priority: input.priority === 'high' ? 'High' : 'Medium',
   };
