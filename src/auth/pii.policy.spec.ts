@@ -11,6 +11,13 @@ describe('PII policy', () => {
     for (const v of ['Jane Doe', 'jane_doe', 'user12345678', 'Acme Ltd.', '@jane', 'Order 12345', null]) expect(looksLikePii(v), String(v)).toBe(false);
   });
 
+  it('reads other scripts\' digits, full-width signs and no-break spaces as the phone normalizer does', () => {
+    for (const v of ['+１ ４１５ ５５５ ０１４２', '０９０－１２３４－５６７８', '٤١٥٥٥٥٠١٤٢', '۰۹۱۲۳۴۵۶۷۸۹', '+33\u00a06\u00a012\u00a034\u00a056\u00a078', 'ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ', 'jane﹫example﹒com'])
+      expect(looksLikePii(v), v).toBe(true);
+    for (const v of ['Zoë Ångström', '山田 太郎', '١٢٣٤٥٦', 'محمد']) expect(looksLikePii(v), v).toBe(false);
+    expect(customerDisplayName('x', { handle: 'janedoe', displayName: '+１ ４１５ ５５５ ０１４２' })).toBe('janedoe');
+  });
+
   it('names a new customer after a public name or social handle, never an address', () => {
     expect(customerDisplayName('sms', { handle: '+14155550142' })).toBeNull();
     expect(customerDisplayName('email', { handle: 'jane@example.com' })).toBeNull();

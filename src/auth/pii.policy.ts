@@ -35,17 +35,67 @@ const EMAIL_LIKE = /[^\s@]+@[^\s@]+\.[^\s@]+/;
 // a run of seven or more digits, allowing the separators people write phone numbers with
 const PHONE_LIKE = /(?:\+|\b)\d(?:[\s()./-]*\d){6,}/;
 
+/**
+ * Addresses are not always written in ASCII: Japanese writers use full-width digits and signs
+ * (+１ ４１５ ５５５ ０１４２, ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ), Arabic and Persian writers their own
+ * digits (٤١٥٥٥٥٠١٤٢), French ones no-break spaces, and the phone normalizer (libphonenumber)
+ * reads all of them as the same number. So the tests read a folded text: every decimal digit of
+ * any script as `0`, the full-width and small forms of the signs they look at and every space as
+ * ASCII. The SQL test folds the same way and spells out the same classes (PostgreSQL's
+ * [[:space:]] and [[:alnum:]] follow the database's locale), so the search hides exactly what
+ * reading hides and stays no oracle.
+ */
+const SIGNS: readonly [string, string][] = [
+  ['＠', '@'], ['﹫', '@'], ['．', '.'], ['﹒', '.'], ['／', '/'], ['－', '-'], ['﹣', '-'], ['（', '('], ['）', ')'], ['﹙', '('], ['﹚', ')'], ['＋', '+'], ['﹢', '+'],
+  // what \s matches beyond ASCII
+  ...[...'\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'].map((c): [string, string] => [c, ' ']),
+];
+const FOLD_FROM = SIGNS.map(([c]) => c).join('');
+const FOLD_TO = SIGNS.map(([, a]) => a).join('');
+const FOLDED: ReadonlyMap<string, string> = new Map(SIGNS);
+const NON_ASCII = /[^\x00-\x7f]/;
+const FOLDABLE = new RegExp(`[\\p{Nd}${FOLD_FROM}]`, 'gu');
+
+/** `value` as the tests read it (see above). */
+function folded(value: string): string {
+  // nearly every value is ASCII: no copy
+  if (!NON_ASCII.test(value)) return value;
+  return value.replace(FOLDABLE, (c) => FOLDED.get(c) ?? (c >= '0' && c <= '9' ? c : '0'));
+}
+
 /** True when the text holds something that reads as an email address or a phone number. */
 export function looksLikePii(value: string | null | undefined): boolean {
-  return typeof value === 'string' && (EMAIL_LIKE.test(value) || PHONE_LIKE.test(value));
+  if (typeof value !== 'string') return false;
+  const v = folded(value);
+  return EMAIL_LIKE.test(v) || PHONE_LIKE.test(v);
+}
+
+let otherDigits: string | null = null;
+
+/** A PostgreSQL bracket expression of every non-ASCII decimal digit (\p{Nd}, all in planes 0 and 1), built once. */
+function sqlOtherDigits(): string {
+  if (otherDigits !== null) return otherDigits;
+  const nd = /^\p{Nd}$/u;
+  const ranges: string[] = [];
+  for (let cp = 0x80; cp <= 0x1ffff; cp++) {
+    if (!nd.test(String.fromCodePoint(cp))) continue;
+    let last = cp;
+    while (nd.test(String.fromCodePoint(last + 1))) last++;
+    ranges.push(`${String.fromCodePoint(cp)}-${String.fromCodePoint(last)}`);
+    cp = last;
+  }
+  return (otherDigits = `[${ranges.join('')}]`);
 }
 
 /**
  * SQL (PostgreSQL regex) true when `column` reads as an email or a phone number, the same
- * test as {@link looksLikePii}: searches for viewers without PII leave such rows out.
+ * test as {@link looksLikePii} on the same folded text (JavaScript's \s and \b spelled out in
+ * ASCII): searches for viewers without PII leave such rows out.
  */
 export function sqlLooksLikePii(column: string): string {
-  return `(${column} ~ '[^[:space:]@]+@[^[:space:]@]+\\.[^[:space:]@]+' OR ${column} ~ '(^|[^[:alnum:]_])\\d([[:space:]()./-]*\\d){6,}')`;
+  const v = `regexp_replace(translate(${column}, '${FOLD_FROM}', '${FOLD_TO}'), '${sqlOtherDigits()}', '0', 'g')`;
+  const notSpace = '[^ \\t\\n\\v\\f\\r@]';
+  return `(${v} ~ '${notSpace}+@${notSpace}+\\.${notSpace}+' OR ${v} ~ '(^|[^0-9A-Za-z_])[0-9]([ \\t\\n\\v\\f\\r()./-]*[0-9]){6,}')`;
 }
 
 /**

@@ -3,6 +3,7 @@ import { printSchemaWithDirectives } from '@graphql-tools/utils';
 import { getNamedType, GraphQLSchema, isEnumType, isObjectType, parse } from 'graphql';
 import { createResolversMap } from 'type-graphql';
 import type { Customer } from '../customers/customer.type';
+import { requirePrincipal } from './auth-checker';
 import type { GraphQLContext } from './context';
 import { fromGlobalId } from './relay';
 
@@ -16,7 +17,9 @@ const LINK = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.3
  * are left out: a gateway does not route them; clients subscribe to Earshot directly.
  *
  * What must stay true: an entity reference resolves through the same DataLoader as `customer(id:)`,
- * so roles and PII rules are those of queries.
+ * so roles and PII rules are those of queries, and it needs a credential as `customer(id:)` does:
+ * `_entities` is @apollo/subgraph's root field, not ours, so no `@Authorized()` guards it, and
+ * without this check anyone who knew a customer id read its name, sentiment and interactions.
  */
 export function toSubgraphSchema(schema: GraphQLSchema): GraphQLSchema {
   const config = schema.toConfig();
@@ -27,6 +30,7 @@ export function toSubgraphSchema(schema: GraphQLSchema): GraphQLSchema {
   resolvers.Customer = {
     ...resolvers.Customer,
     __resolveReference(ref: { id: string }, ctx: GraphQLContext): Promise<Customer | null> {
+      requirePrincipal(ctx);
       return ctx.loaders.customer.load(fromGlobalId(ref.id, 'Customer').id);
     },
   };
