@@ -73,5 +73,9 @@ export function serveConsole(dir: string, req: IncomingMessage, res: ServerRespo
     res.end();
     return;
   }
-  createReadStream(file).pipe(res);
+  // A file that cannot be read after its headers went (removed by a deploy, permissions) ends
+  // this answer; unlistened, the stream's 'error' would be an uncaught exception and end the process.
+  createReadStream(file)
+    .on('error', () => res.destroy())
+    .pipe(res);
 }

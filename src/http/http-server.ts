@@ -77,13 +77,37 @@ export async function serveMetrics(metrics: Metrics, key: string | null, req: In
 /** /metrics alone on its own port (EARSHOT_METRICS_PORT), for a scraper on a private network. */
 export function createMetricsServer(metrics: Metrics, key: string | null): http.Server {
   return http.createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const url = parseTarget(req);
+    if (!url) return badTarget(req, res);
+    const path = url.pathname;
     if (path !== '/metrics') return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'only /metrics is served on this port' } });
     serveMetrics(metrics, key, req, res).catch(() => {
       if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' } });
     });
   });
 }
+
+/**
+ * The request's URL, or null when its target is not one: Node's parser lets through targets
+ * such as `//` or `//host:99999` that `new URL` throws on, and a throw in a request listener is
+ * an uncaught exception, which ends the process. The caller answers 400 instead.
+ */
+function parseTarget(req: IncomingMessage): URL | null {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    return null;
+  }
+}
+
+/** The answer to a target `parseTarget` could not read; the connection is closed after it. */
+function badTarget(req: IncomingMessage, res: ServerResponse): void {
+  req.resume();
+  res.setHeader('connection', 'close');
+  sendJson(res, 400, { error: { code: 'BAD_USER_INPUT', message: 'the request target is not a valid path' } });
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
 const INGEST_ROLES = new Set(['admin', 'service', 'agent']);
@@ -111,7 +135,9 @@ export async function listenWhileStarting(port: number, host: string, phase: () 
     http.createServer((req, res) => {
       if (handler) return handler(req, res);
       req.resume();
-      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      const url = parseTarget(req);
+      if (!url) return badTarget(req, res);
+      const path = url.pathname;
       if (path === '/healthz') return sendJson(res, 200, { status: 'ok', starting: phase() });
       if (path === '/readyz') return sendJson(res, 503, { status: 'unavailable', reason: `starting: ${phase()}` });
       res.setHeader('retry-after', '1');
@@ -150,7 +176,8 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
   return (req, res) => {
     const requestId = (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].slice(0, 100)) || randomUUID();
     res.setHeader('x-request-id', requestId);
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = parseTarget(req);
+    if (!url) return badTarget(req, res);
     const route = routeOf(url.pathname);
     const end = metrics.httpDuration.startTimer({ method: req.method ?? 'GET', route });
     const reqLog = log.child({ requestId });
@@ -177,6 +204,12 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
     });
     requestContext.run(store, () => handle(deps, slots, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
       if (err instanceof AppError) return sendJson(res, err.httpStatus, { error: { code: err.code, message: err.message } });
+      // A client that hangs up mid-body is no fault of ours, and nothing of its request ran (a
+      // body is read whole before any of it is used): not an error line with a stack to page on.
+      if ((err as NodeJS.ErrnoException)?.code === 'ECONNRESET' && req.socket.destroyed) {
+        reqLog.info({ route }, 'the client hung up before its request body was read whole; nothing of it was processed');
+        return;
+      }
       reqLog.error({ err }, 'unhandled error in HTTP handler');
       if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error', requestId } });
       else res.destroy();
@@ -273,7 +306,15 @@ async function handleGraphql(
   if (req.method === 'POST') {
     const raw = await readBody(req, 2 * 1024 * 1024, res, 'the GraphQL request limit', graphqlError);
     if (raw === null) return;
-    const text = raw.toString('utf8');
+    // JSON between systems is UTF-8 (RFC 8259): a decoder that replaced bad bytes with U+FFFD
+    // would store, through ingestInteractions, text the client never sent; refused instead, as
+    // an NDJSON line of such bytes is on /ingest.
+    let text: string;
+    try {
+      text = utf8.decode(raw);
+    } catch {
+      return sendJson(res, 400, graphqlError('BAD_REQUEST', 'the request body is not valid UTF-8'));
+    }
     if ((headers.get('content-type') ?? '').includes('json')) {
       try {
         body = text === '' ? {} : JSON.parse(text);

@@ -1,7 +1,20 @@
 import { DEFAULT_MESSAGE_LIMITS, type MessageLimits } from './interaction-message';
 
-/** The edge limits of every ingest channel (HTTP, GraphQL, Kafka), from the environment. */
-export type IngestLimitsConfig = Readonly<Omit<MessageLimits, 'now'>>;
+/**
+ * The edge limits of every ingest channel (HTTP, GraphQL, Kafka), from the environment, and the
+ * lines one `POST /ingest` body may hold (`maxLines`, EARSHOT_INGEST_MAX_LINES; HTTP only).
+ */
+export type IngestLimitsConfig = Readonly<Omit<MessageLimits, 'now'> & { maxLines: number }>;
+
+/**
+ * Non-blank lines in one `POST /ingest` body. Each line costs a parse, a validation and, when
+ * refused, an entry of up to ~250 bytes in the answer, whatever its own size: 32 MiB of `{}`
+ * lines (11 million) made an answer of 2.5 GB, past V8's longest string, and blocked the event
+ * loop for a minute. 250,000 keeps the worst answer near 65 MB; a body of real messages
+ * reaches the byte limit (32 MiB) first unless they average under 134 bytes (tweets in
+ * bench:ingest average 289, so a full body of them is about 116,000 lines).
+ */
+export const DEFAULT_INGEST_MAX_LINES = 250_000;
 
 /** Everything but the text limit, which config.ts parses once for its older `ingestMaxTextBytes` too. */
 
@@ -24,5 +37,6 @@ export function parseIngestLimits(
     earliestOccurredAt,
     // 1,000 years keeps every accepted date inside what toISOString and PostgreSQL both write as a 4-digit year.
     maxFutureMs: int('EARSHOT_INGEST_MAX_FUTURE_DAYS', DEFAULT_MESSAGE_LIMITS.maxFutureMs / 86_400_000, 0, 365_000) * 86_400_000,
+    maxLines: int('EARSHOT_INGEST_MAX_LINES', DEFAULT_INGEST_MAX_LINES, 1, 10_000_000),
   };
 }

@@ -3,6 +3,7 @@ import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { validateMessage, parseMessage, type InteractionMessage, type LimitsArg } from './interaction-message';
 import { ingestLanes } from './ingest-lanes';
+import { DEFAULT_INGEST_MAX_LINES } from './ingest-limits.config';
 import { persistIsolating } from './isolate-lines';
 import type { RecordInteractionsService } from './record-interactions.service';
 
@@ -25,7 +26,8 @@ const BATCH = 500;
 export class IngestService {
   constructor(
     private readonly recorder: RecordInteractionsService,
-    private readonly limits: LimitsArg,
+    /** the edge limits; `maxLines` (EARSHOT_INGEST_MAX_LINES) bounds an NDJSON body */
+    private readonly limits: LimitsArg & { maxLines?: number },
     private readonly metrics: Metrics,
     private readonly log: Logger,
     /** lanes a large request is stored in at once (EARSHOT_INGEST_LANES) */
@@ -43,18 +45,24 @@ export class IngestService {
 
   /**
    * An NDJSON body as bytes: each line is decoded on its own, so bytes that are not UTF-8
-   * reject their line only (decoding the whole body first would silently replace them).
+   * reject their line only (decoding the whole body first would silently replace them). A body
+   * of more non-blank lines than `maxLines` is refused whole (413) before any line is parsed:
+   * each line costs a parse and, refused, an entry in the answer, whatever its own size.
    */
   async ingestNdjson(body: Buffer, channel: string): Promise<IngestSummary> {
-    const items: { line: number; result: ReturnType<typeof parseMessage> }[] = [];
-    let start = 0;
-    for (let line = 1; start <= body.length; line++) {
-      let end = body.indexOf(0x0a, start);
-      if (end === -1) end = body.length;
-      const raw = body.subarray(start, end);
-      if (!isBlank(raw)) items.push({ line, result: parseMessage(raw, this.limits) });
-      start = end + 1;
+    const maxLines = (typeof this.limits === 'object' ? this.limits.maxLines : undefined) ?? DEFAULT_INGEST_MAX_LINES;
+    // counted without keeping the lines: a body of 16 million empty lines must not become 16 million views of it
+    let count = 0;
+    eachLine(body, (raw) => {
+      if (!isBlank(raw)) count++;
+    });
+    if (count > maxLines) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `the body has ${count} lines, more than ${maxLines} lines (EARSHOT_INGEST_MAX_LINES); nothing was stored: send it in smaller bodies`);
     }
+    const items: { line: number; result: ReturnType<typeof parseMessage> }[] = [];
+    eachLine(body, (raw, line) => {
+      if (!isBlank(raw)) items.push({ line, result: parseMessage(raw, this.limits) });
+    });
     return this.run(items, channel);
   }
 
@@ -148,6 +156,17 @@ export class IngestService {
 }
 
 type Line = { line: number; message: InteractionMessage };
+
+/** Each line of an NDJSON body (without its \n) with its 1-based number; a last line without \n counts. */
+function eachLine(body: Buffer, visit: (raw: Buffer, line: number) => void): void {
+  let start = 0;
+  for (let line = 1; start <= body.length; line++) {
+    let end = body.indexOf(0x0a, start);
+    if (end === -1) end = body.length;
+    visit(body.subarray(start, end), line);
+    start = end + 1;
+  }
+}
 
 function isBlank(b: Buffer): boolean {
   for (const c of b) if (c !== 0x20 && c !== 0x09 && c !== 0x0d) return false;
