@@ -28,6 +28,9 @@ export interface DeadLetter {
 /** Header values longer than this are cut: a reason is for humans, not a second payload. */
 const MAX_REASON_CHARS = 2_000;
 
+/** The last instant a JavaScript Date holds (year 275760). */
+const MAX_DATE_MS = 8.64e15;
+
 /** The error kind of a validation message from `parseMessage`. */
 export function validationKind(error: string): DeadLetterKind {
   if (error.startsWith('malformed JSON')) return 'malformed-json';
@@ -44,6 +47,9 @@ export function validationKind(error: string): DeadLetterKind {
  */
 export function deadLetterRecord(d: DeadLetter, failedAt: Date = new Date()): { key: Buffer | null; value: Buffer | null; headers: IHeaders } {
   const ts = Number(d.message.timestamp);
+  // Kafka's timestamp is any int64 (-1 when unset) and a broker keeps what the producer wrote;
+  // a Date ends at 8.64e15 ms, past which toISOString threw and the letter was retried for ever.
+  const readable = Number.isFinite(ts) && ts >= 0 && ts <= MAX_DATE_MS;
   return {
     key: d.message.key ?? null,
     value: d.message.value ?? null,
@@ -54,7 +60,7 @@ export function deadLetterRecord(d: DeadLetter, failedAt: Date = new Date()): { 
       'x-original-topic': d.topic,
       'x-original-partition': String(d.partition),
       'x-original-offset': d.message.offset,
-      'x-original-timestamp': Number.isFinite(ts) && ts >= 0 ? new Date(ts).toISOString() : String(d.message.timestamp),
+      'x-original-timestamp': readable ? new Date(ts).toISOString() : String(d.message.timestamp),
       'x-failed-at': failedAt.toISOString(),
     },
   };

@@ -45,6 +45,9 @@ function load(name: CodecName): Codec {
 
 const TYPES: Record<CodecName, CompressionTypes> = { lz4: CompressionTypes.LZ4, snappy: CompressionTypes.Snappy, zstd: CompressionTypes.ZSTD };
 
+/** kafkajs' own gzip codec, as it was before any of ours replaced it (registerCodecs runs once per consumer). */
+const KAFKAJS_GZIP = (CompressionCodecs as Record<number, () => Codec>)[CompressionTypes.GZIP]!();
+
 /**
  * Registers, process-wide (kafkajs keeps one codec table), a decoder for every compression
  * type: the real codec when it is enabled and loads, else one that cannot decode. Either way
@@ -73,10 +76,15 @@ export function registerCodecs(enabled: readonly CodecName[], log: Logger): Code
     const safe = guarded(name, codec, why);
     (CompressionCodecs as Record<number, () => Codec>)[TYPES[name]] = () => safe;
   }
+  // gzip is built into kafkajs and always on, but a batch it cannot inflate (one the broker
+  // stored: a second gzip member Java's reader skips and zlib refuses) crashed the consumer on
+  // every fetch of it and the partition stalled; it is guarded like the others.
+  const gzip = guarded('gzip', KAFKAJS_GZIP, 'unreachable: gzip is always on');
+  (CompressionCodecs as Record<number, () => Codec>)[CompressionTypes.GZIP] = () => gzip;
   return active;
 }
 
-function guarded(name: CodecName, codec: Codec | null, unavailable: string): Codec {
+function guarded(name: CodecName | 'gzip', codec: Codec | null, unavailable: string): Codec {
   return {
     compress: (encoder) => {
       if (!codec) throw new Error(unavailable);

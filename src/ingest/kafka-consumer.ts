@@ -150,7 +150,14 @@ export class KafkaIngestConsumer {
     this.problem = 'joining the consumer group';
     this.state = 'running';
     await this.consumer.run({
-      autoCommit: false,
+      // Offsets are resolved here only once their chunk has committed and its letters are
+      // acknowledged, and committed right then (eachBatch). kafkajs itself resolves only a fetch
+      // of nothing but transaction markers and aborted records, which never reaches eachBatch:
+      // auto-commit with a threshold of 1 commits that one at once; without it the committed
+      // offset stayed before an aborted transaction or a partition's last marker, and the
+      // group's lag never read 0.
+      autoCommit: true,
+      autoCommitThreshold: 1,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.settings.concurrency,
       eachBatch: (payload) => this.eachBatch(payload),
@@ -262,6 +269,11 @@ export class KafkaIngestConsumer {
       this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'kafka consumer crashed');
       if (!e.payload.restart) this.scheduleRestart();
     });
+    // A fetch of only markers and aborted records is resolved and committed by kafkajs (see
+    // runConsumer) without eachBatch: its lag is set here.
+    consumer.on(events.END_BATCH_PROCESS, (e) => {
+      if (current() && e.payload.batchSize === 0) this.metrics.kafkaConsumerLag.set({ topic: e.payload.topic, partition: String(e.payload.partition) }, Math.max(0, Number(e.payload.offsetLag)));
+    });
     consumer.on(events.DISCONNECT, () => {
       if (current() && this.state === 'running' && !this.restartTimer) this.problem = 'disconnected from the broker';
     });
@@ -301,7 +313,11 @@ export class KafkaIngestConsumer {
         if (e instanceof Abandoned) return;
         throw e;
       }
-      const last = chunk[chunk.length - 1]!.offset;
+      // The last chunk covers what the fetch held after its last message too: a transaction's
+      // commit or abort marker, aborted records (kafkajs leaves those out of batch.messages).
+      const final = i + this.chunkSize >= batch.messages.length;
+      const lastMessage = chunk[chunk.length - 1]!.offset;
+      const last = final && BigInt(batch.lastOffset()) > BigInt(lastMessage) ? batch.lastOffset() : lastMessage;
       resolveOffset(last);
       const next = BigInt(last) + 1n;
       await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
@@ -327,6 +343,7 @@ export class KafkaIngestConsumer {
     const letters: DeadLetter[] = [];
     const valid: { message: KafkaMessage; parsed: InteractionMessage }[] = [];
     for (const message of chunk) {
+      repairHeaders(message);
       const value = message.value;
       const undecodable = header(message, UNDECODABLE_HEADER);
       if (undecodable !== null) {
@@ -410,6 +427,23 @@ export class KafkaIngestConsumer {
         delay = Math.min(delay * 2, this.retryMaxMs);
       }
     }
+  }
+}
+
+/**
+ * kafkajs 2.2.4 builds a record's headers on a plain object and takes a key the object already
+ * answers (`constructor`, `toString`, `__proto__` …) for a repeated header: its value arrives as
+ * [Object, <bytes>]. The dead-letter producer could not encode that function, and the letter of
+ * such a message was retried for ever while its partition stalled. Only the bytes are kept.
+ */
+function repairHeaders(message: KafkaMessage): void {
+  const headers = message.headers;
+  if (!headers) return;
+  for (const k of Object.keys(headers)) {
+    const v = headers[k];
+    if (!Array.isArray(v)) continue;
+    const bytes = v.filter((x) => Buffer.isBuffer(x) || typeof x === 'string');
+    if (bytes.length < v.length) headers[k] = bytes.length === 1 ? bytes[0] : bytes;
   }
 }
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Partitioners, type PartitionerArgs } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { keyHash, murmur2 } from './partitioner';
+import { javaCompatiblePartitioner, keyHash, murmur2 } from './partitioner';
 
 // kafkajs' own murmur2 (the Java port the relay's partitions came from until now)
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -26,6 +26,32 @@ describe('Java-compatible partitioner', () => {
         expect(keyHash(Buffer.from(key)) % partitions).toBe(expected);
       }),
       { seed: 12, numRuns: 2_000 },
+    );
+  });
+
+  it('javaCompatiblePartitioner chooses as kafkajs DefaultPartitioner: a given partition, the key\'s, or round robin over partitions with a leader', () => {
+    const ours = javaCompatiblePartitioner();
+    const kafkajs = Partitioners.DefaultPartitioner();
+    fc.assert(
+      fc.property(
+        fc.option(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b))), { nil: null }),
+        fc.option(fc.integer({ min: 0, max: 63 }), { nil: null }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 64 }),
+        (key, partition, led) => {
+          const partitionMetadata = led.map((l, i) => ({ partitionId: i, leader: l ? 1 : -1, partitionErrorCode: 0, replicas: [1], isr: [1] }));
+          const message = { key, value: null, partition: partition === null ? undefined : partition % led.length };
+          const got = ours({ topic: 't', partitionMetadata, message });
+          if (key === null && message.partition === undefined) {
+            // round robin: any partition with a leader (kafkajs starts at a random point too)
+            expect(led.some((l) => l) ? led[got] : got < led.length).toBe(true);
+          } else expect(got).toBe(kafkajs({ topic: 't', partitionMetadata, message } as PartitionerArgs));
+        },
+      ),
+      { seed: 12, numRuns: 2_000 },
+    );
+    // a key of 1 MB: kafkajs' murmur2 took minutes; this one a few milliseconds
+    expect(ours({ topic: 't', partitionMetadata: [{ partitionId: 0, leader: 1 }, { partitionId: 1, leader: 1 }], message: { key: 'x'.repeat(1_000_000) } })).toBe(
+      keyHash(Buffer.from('x'.repeat(1_000_000))) % 2,
     );
   });
 

@@ -1,4 +1,5 @@
-import { Partitioners, type IHeaders, type Kafka, type Producer } from 'kafkajs';
+import type { IHeaders, Kafka, Producer } from 'kafkajs';
+import { javaCompatiblePartitioner } from '../outbox/partitioner';
 import { isTooLargeError } from './kafka-requests';
 
 /** One record and the topic it goes to. */
@@ -10,8 +11,8 @@ export interface TopicRecord {
 }
 
 /**
- * A kafkajs idempotent producer (acks from all in-sync replicas, one request in flight, kafkajs'
- * Java-compatible default partitioner, no topic auto-creation), as the outbox relay
+ * A kafkajs idempotent producer (acks from all in-sync replicas, one request in flight, the Java
+ * client's default partitioner, no topic auto-creation), as the outbox relay
  * (`EARSHOT_OUTBOX_PRODUCER=kafkajs`) and the dead-letter publisher use it.
  *
  * A request refused as too large for one partition may have been written for the others, and
@@ -30,7 +31,8 @@ export class IdempotentKafkajsProducer {
     return this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      // kafkajs' default partitioner, with a murmur2 that does not block on long keys
+      createPartitioner: javaCompatiblePartitioner,
       allowAutoTopicCreation: false,
     });
   }

@@ -62,6 +62,8 @@ export interface Outgoing {
   key: string | null;
   value: string | Buffer | null;
   headers?: IHeaders;
+  /** the partition, instead of the key's (kafkajs' murmur2 blocks for seconds on keys of 100s of kB) */
+  partition?: number;
 }
 
 /** A producer that keeps the messages' order: idempotent, one request in flight. */
