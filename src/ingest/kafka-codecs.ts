@@ -1,3 +1,4 @@
+import buffer from 'node:buffer';
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import { CompressionCodecs, CompressionTypes } from 'kafkajs';
@@ -15,7 +16,19 @@ interface Codec {
 }
 
 const zstdCompress = promisify(zlib.zstdCompress);
-const zstdDecompress = promisify(zlib.zstdDecompress);
+const zstdDecompress = promisify(zlib.zstdDecompress) as (buffer: Buffer, options: zlib.ZstdOptions) => Promise<Buffer>;
+const unzip = promisify(zlib.unzip) as (buffer: Buffer, options: zlib.ZlibOptions) => Promise<Buffer>;
+
+/**
+ * How large one batch may inflate, as a multiple of KAFKA_MAX_MESSAGE_BYTES (64 MiB by default).
+ * A zstd batch of 1.5 kB inflated to 50 MB (33,000 : 1), so a batch the broker takes (1 MB)
+ * could ask for tens of GB: the process would be killed for its memory, again at every restart.
+ * Every record of a batch past the limit is dead-lettered as `undecodable-batch`.
+ */
+export const MAX_INFLATED_BATCH_MESSAGES = 64;
+
+/** The inflation limit registerCodecs was last given (the codec table is process-wide). */
+let maxInflatedBytes = MAX_INFLATED_BATCH_MESSAGES * 1024 * 1024;
 
 /**
  * The codecs producers use, each from a library that installs without compiling:
@@ -38,7 +51,8 @@ function load(name: CodecName): Codec {
     case 'zstd':
       return {
         compress: (encoder) => zstdCompress(encoder.buffer),
-        decompress: (buffer) => zstdDecompress(buffer),
+        // stops at the limit instead of allocating what the frame asks for
+        decompress: (buffer) => zstdDecompress(buffer, { maxOutputLength: maxInflatedBytes }),
       };
   }
 }
@@ -59,7 +73,8 @@ const KAFKAJS_GZIP = (CompressionCodecs as Record<number, () => Codec>)[Compress
  * Returns the codecs in use; logs the ones that did not load (a platform without a prebuilt
  * lz4 binary keeps consuming everything else).
  */
-export function registerCodecs(enabled: readonly CodecName[], log: Logger): CodecName[] {
+export function registerCodecs(enabled: readonly CodecName[], log: Logger, maxBatchBytes = MAX_INFLATED_BATCH_MESSAGES * 1024 * 1024): CodecName[] {
+  maxInflatedBytes = Math.min(maxBatchBytes, buffer.constants.MAX_LENGTH);
   const active: CodecName[] = [];
   for (const name of ['lz4', 'snappy', 'zstd'] as const) {
     let codec: Codec | null = null;
@@ -79,7 +94,7 @@ export function registerCodecs(enabled: readonly CodecName[], log: Logger): Code
   // gzip is built into kafkajs and always on, but a batch it cannot inflate (one the broker
   // stored: a second gzip member Java's reader skips and zlib refuses) crashed the consumer on
   // every fetch of it and the partition stalled; it is guarded like the others.
-  const gzip = guarded('gzip', KAFKAJS_GZIP, 'unreachable: gzip is always on');
+  const gzip = guarded('gzip', { compress: (e) => KAFKAJS_GZIP.compress(e), decompress: (b) => unzip(b, { maxOutputLength: maxInflatedBytes }) }, 'unreachable: gzip is always on');
   (CompressionCodecs as Record<number, () => Codec>)[CompressionTypes.GZIP] = () => gzip;
   return active;
 }
@@ -92,13 +107,21 @@ function guarded(name: CodecName | 'gzip', codec: Codec | null, unavailable: str
     },
     decompress: async (buffer) => {
       if (!codec) return standIns(buffer, `the batch is compressed with ${name}, which this consumer cannot decode: ${unavailable}`);
+      let out: Buffer;
       try {
-        return await codec.decompress(buffer);
+        out = await codec.decompress(buffer);
       } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return standIns(buffer, tooLarge(name, buffer), e);
         return standIns(buffer, `the ${name}-compressed batch could not be decompressed (corrupt or truncated): ${(e as Error).message}`, e);
       }
+      // lz4 and snappy inflate a bounded ratio (at most about 255 : 1) and take no limit: checked after
+      return out.length > maxInflatedBytes ? standIns(buffer, tooLarge(name, buffer)) : out;
     },
   };
+}
+
+function tooLarge(name: CodecName | 'gzip', buffer: Buffer): string {
+  return `the ${name}-compressed batch of ${buffer.length} bytes inflates past ${maxInflatedBytes} bytes (${MAX_INFLATED_BATCH_MESSAGES} × KAFKA_MAX_MESSAGE_BYTES): not decompressed`;
 }
 
 /** Bytes from the batch header (KIP-98 RecordBatch v2) to the first compressed byte. */

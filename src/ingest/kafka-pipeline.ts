@@ -6,7 +6,7 @@ import { relayWorkerFile, ThreadedRelay } from '../outbox/outbox-relay-thread';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { createKafka, createRelayProducer, ensureTopics } from './kafka-client';
-import { registerCodecs } from './kafka-codecs';
+import { MAX_INFLATED_BATCH_MESSAGES, registerCodecs } from './kafka-codecs';
 import { KafkaIngestConsumer, type KafkaConsumerOptions } from './kafka-consumer';
 
 export interface KafkaPipeline {
@@ -40,7 +40,7 @@ export async function startKafkaPipeline(
     return null;
   }
   const kafkaLog = log.child({ component: 'kafka' });
-  const codecs = registerCodecs(settings.codecs, kafkaLog);
+  const codecs = registerCodecs(settings.codecs, kafkaLog, MAX_INFLATED_BATCH_MESSAGES * settings.maxMessageBytes);
   kafkaLog.info({ codecs: ['gzip', ...codecs] }, 'kafka compression codecs registered');
   await ensureTopics(createKafka(settings, kafkaLog, 'admin'), settings, kafkaLog);
   const dsOptions = ds.options as { url?: string; schema?: string };

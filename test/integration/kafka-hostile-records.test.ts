@@ -205,3 +205,42 @@ describe('Kafka: transactional producers', () => {
     expect(await readTopic(kafka, names.dlq)).toEqual([]);
   }, 120_000);
 });
+
+describe('Kafka: a compressed batch that inflates past 64 × KAFKA_MAX_MESSAGE_BYTES', () => {
+  const names = kafkaNames('bomb');
+  let kafka: Kafka;
+  let admin: Admin;
+  let app: TestApp;
+
+  beforeAll(async () => {
+    // 64 kB messages: batches may inflate to 4 MiB
+    ({ kafka, admin, app } = await setUp(names, 'bomb', { KAFKA_MAX_MESSAGE_BYTES: '65536' }));
+  });
+
+  afterAll(() => tearDown(app, admin, names));
+
+  it('is not inflated: each record is dead-lettered as undecodable-batch and the partition moves on', async () => {
+    // 8 MB of zeros: a few hundred bytes as zstd or gzip. Before, the batch was inflated whole
+    // (a 1 MB zstd batch can ask for tens of GB) and the 8 MB record dead-lettered as too large.
+    const producer = orderedProducer(kafka);
+    await producer.connect();
+    try {
+      for (const [compression, seq] of [[CompressionTypes.ZSTD, 'bomb-zstd'], [CompressionTypes.GZIP, 'bomb-gzip']] as const) {
+        await producer.send({ topic: names.topic, acks: -1, compression, messages: [{ key: 'k', value: Buffer.alloc(8_000_000, 0x20), headers: { 'test-seq': seq } }] });
+      }
+      await producer.send({ topic: names.topic, acks: -1, messages: [{ key: 'k', value: valid(19, 'after-the-bombs') }] });
+    } finally {
+      await producer.disconnect();
+    }
+    await waitFor('the message after the bombs', async () => (await stored(app, 'after-the-bombs')) === 1, 60_000);
+    const letters = await readTopic(kafka, names.dlq);
+    expect(letters).toHaveLength(2);
+    for (const l of letters) {
+      expect(l.headers['x-error-kind']).toBe('undecodable-batch');
+      expect(l.headers['x-error']).toMatch(/-compressed batch of \d+ bytes inflates past 4194304 bytes/);
+      expect(l.value).toBeNull();
+    }
+    expect(letters.map((l) => l.headers['x-error'])).toEqual([expect.stringContaining('the zstd-'), expect.stringContaining('the gzip-')]);
+    await waitFor('every offset committed', async () => (await groupLag(admin, names.group, names.topic)) === 0, 30_000);
+  }, 120_000);
+});
