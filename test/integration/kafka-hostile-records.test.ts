@@ -2,7 +2,7 @@ import zlib from 'node:zlib';
 import { CompressionCodecs, CompressionTypes, type Admin, type Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { message, startTestApp, type TestApp } from '../support/app';
-import { dumpTopicWithJavaClient, groupLag, kafkaEnv, kafkaNames, orderedProducer, produce, readTopic, testKafka, waitFor, type KafkaNames } from '../support/kafka-fixtures';
+import { dumpTopicWithJavaClient, groupLag, kafkaEnv, kafkaNames, orderedProducer, produce, readTopic, stopAndDropTopics, testKafka, waitFor, type KafkaNames } from '../support/kafka-fixtures';
 
 /**
  * Records a hostile or unlucky producer can put on the real broker that are not about the value's
@@ -25,12 +25,6 @@ async function setUp(names: KafkaNames, label: string, env: Record<string, strin
   return { kafka, admin, app };
 }
 
-async function tearDown(app: TestApp | undefined, admin: Admin | undefined, names: KafkaNames): Promise<void> {
-  await app?.close();
-  await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
-  await admin?.disconnect();
-}
-
 describe('Kafka: timestamps no ordinary producer writes', () => {
   const names = kafkaNames('oddtimes');
   let kafka: Kafka;
@@ -41,7 +35,7 @@ describe('Kafka: timestamps no ordinary producer writes', () => {
     ({ kafka, admin, app } = await setUp(names, 'oddtimes'));
   });
 
-  afterAll(() => tearDown(app, admin, names));
+  afterAll(() => stopAndDropTopics(app, admin, names));
 
   it('a poison message with a timestamp past the year 275760 is dead-lettered and the partition moves on', async () => {
     // Kafka's timestamp is any int64 and the broker (message.timestamp.after.max.ms unset) keeps
@@ -75,7 +69,7 @@ describe('Kafka: keys and headers no ordinary producer writes', () => {
     ({ kafka, admin, app } = await setUp(names, 'oddheaders'));
   });
 
-  afterAll(() => tearDown(app, admin, names));
+  afterAll(() => stopAndDropTopics(app, admin, names));
 
   it('keys and headers: none, huge, __proto__, not UTF-8, repeated, hundreds; each message stored or dead-lettered with its headers', async () => {
     const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`h${i}`, `v${i}`]));
@@ -134,7 +128,7 @@ describe('Kafka: a gzip batch the broker stores but Node cannot inflate', () => 
     ({ kafka, admin, app } = await setUp(names, 'badgzip'));
   });
 
-  afterAll(() => tearDown(app, admin, names));
+  afterAll(() => stopAndDropTopics(app, admin, names));
 
   it('dead-letters each record of the batch with the reason and consumes what follows', async () => {
     // A gzip member followed by bytes that start a second member with an unknown method: Java's
@@ -179,7 +173,7 @@ describe('Kafka: transactional producers', () => {
     ({ kafka, admin, app } = await setUp(names, 'txn'));
   });
 
-  afterAll(() => tearDown(app, admin, names));
+  afterAll(() => stopAndDropTopics(app, admin, names));
 
   it('stores committed transactions, never aborted ones, and commits offsets past the markers', async () => {
     const producer = kafka.producer({ transactionalId: `${names.group}.tx`, idempotent: true, maxInFlightRequests: 1 });
@@ -217,7 +211,7 @@ describe('Kafka: a compressed batch that inflates past 64 × KAFKA_MAX_MESSAGE_B
     ({ kafka, admin, app } = await setUp(names, 'bomb', { KAFKA_MAX_MESSAGE_BYTES: '65536' }));
   });
 
-  afterAll(() => tearDown(app, admin, names));
+  afterAll(() => stopAndDropTopics(app, admin, names));
 
   it('is not inflated: each record is dead-lettered as undecodable-batch and the partition moves on', async () => {
     // 8 MB of zeros: a few hundred bytes as zstd or gzip. Before, the batch was inflated whole

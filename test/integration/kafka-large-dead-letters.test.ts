@@ -1,7 +1,7 @@
 import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { message, startTestApp, type TestApp } from '../support/app';
-import { groupLag, kafkaEnv, kafkaNames, produce, readTopic, testKafka, waitFor, type KafkaNames } from '../support/kafka-fixtures';
+import { groupLag, kafkaEnv, kafkaNames, produce, readTopic, stopAndDropTopics, testKafka, waitFor, type KafkaNames } from '../support/kafka-fixtures';
 
 // Dead letters keep the original bytes, so a chunk's letters can weigh more than the broker takes
 // in one record batch (`message.max.bytes`, 1,048,588 bytes by default): a few texts over
@@ -26,12 +26,6 @@ async function setUp(names: KafkaNames, label: string, maxMessageBytes: { dlq?: 
   return { kafka, admin, app };
 }
 
-async function tearDown(app: TestApp | undefined, admin: Admin | undefined, names: KafkaNames): Promise<void> {
-  await app?.close();
-  await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
-  await admin?.disconnect();
-}
-
 describe('Kafka: dead letters larger than one request', () => {
   const names = kafkaNames('largeletters');
   let kafka: Kafka;
@@ -42,7 +36,7 @@ describe('Kafka: dead letters larger than one request', () => {
     ({ kafka, admin, app } = await setUp(names, 'largeletters'));
   });
 
-  afterAll(() => tearDown(app, admin, names));
+  afterAll(() => stopAndDropTopics(app, admin, names));
 
   it('texts over the limit, 200 malformed messages of 8 kB and one of 1 MB reach the DLQ; the partition moves on', async () => {
     const key = 'one-author';
@@ -87,7 +81,7 @@ describe('Kafka: a dead-letter topic that takes smaller records than KAFKA_MAX_R
     ({ kafka, admin, app } = await setUp(names, 'smalldlq', { dlq: 20_000 }));
   });
 
-  afterAll(() => tearDown(app, admin, names));
+  afterAll(() => stopAndDropTopics(app, admin, names));
 
   it('refused requests are sent again in halves; a letter refused alone goes without its value', async () => {
     const key = 'another-author';
@@ -120,7 +114,7 @@ describe('Kafka: an input topic that takes messages larger than KAFKA_MAX_MESSAG
     ({ kafka, admin, app } = await setUp(names, 'biginput', { input: 3_000_000 }));
   });
 
-  afterAll(() => tearDown(app, admin, names));
+  afterAll(() => stopAndDropTopics(app, admin, names));
 
   it('a 2 MB message is dead-lettered as too large, without its value, and the partition moves on', async () => {
     const key = 'big-author';

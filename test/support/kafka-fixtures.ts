@@ -71,6 +71,13 @@ export const orderedProducer = (kafka: Kafka) =>
   kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
 
 /** Produces in order, in requests of `chunk`, acknowledged by all in-sync replicas. */
+/** A Kafka test file's afterAll: stops its service, deletes its topics, disconnects its admin. */
+export async function stopAndDropTopics(app: { close(): Promise<void> } | undefined, admin: Admin | undefined, names: KafkaNames): Promise<void> {
+  await app?.close();
+  await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
+  await admin?.disconnect();
+}
+
 export async function produce(kafka: Kafka, topic: string, messages: Outgoing[], chunk = 2_000): Promise<void> {
   const producer = orderedProducer(kafka);
   await producer.connect();
