@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { QueryRunner } from 'typeorm';
+import { looksLikePii } from '../auth/pii.policy';
 import { enqueueOutbox } from '../outbox/outbox';
 import { rebuildCustomerRollups, refreshCustomerSummaries } from '../sentiment/rollups';
 import { sentimentEvent, sentimentTombstone } from '../outbox/outbox-events';
@@ -172,6 +173,9 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
   }
   if (audit.undone_at) throw new AppError('CONFLICT', `${audit.action} ${mergeAuditId} was already undone at ${new Date(audit.undone_at).toISOString()}`);
   const snap: MergeSnapshot = { crmRecords: [], interactions: [], repointed: [], displayName: null, ...audit.snapshot!, identities: audit.snapshot!.identities! };
+  // A customer is never named after an address: a link by hand recorded the linked value (an
+  // email, a phone) as the name its detached customer would get.
+  const displayName = snap.displayName !== null && looksLikePii(snap.displayName) ? null : snap.displayName;
   let root: string | undefined;
   let restored: string;
   if (audit.action === 'link') {
@@ -179,7 +183,7 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
     root = (await lockCustomers(qr, [audit.survivor_id])).get(audit.survivor_id);
     if (!root) throw AppError.notFound(`customer ${audit.survivor_id}`);
     restored = randomUUID();
-    await repo.insertCustomer(qr, restored, snap.displayName);
+    await repo.insertCustomer(qr, restored, displayName);
   } else {
     const roots = await lockCustomers(qr, [audit.survivor_id, audit.merged_id]);
     root = roots.get(audit.survivor_id);
@@ -192,7 +196,7 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
   await repo.moveInteractionsBack(qr, restored, back, root, snap.interactions);
   await repo.moveCrmRecordsBack(qr, restored, snap.crmRecords, root);
   await repo.repointBack(qr, restored, snap.repointed, root);
-  await repo.restoreCustomer(qr, restored, snap.displayName);
+  await repo.restoreCustomer(qr, restored, displayName);
   await repo.markAuditUndone(qr, mergeAuditId);
   const undoId = await repo.insertAudit(qr, {
     action: 'unmerge',

@@ -291,6 +291,23 @@ describe('identity resolution on real PostgreSQL', () => {
     expect(none.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   });
 
+  it('undoing the link of an email or phone linked by hand leaves a customer not named after it', async () => {
+    const c = await crm('salesforce', 'Contact', [{ externalId: '003000000000021AAA', person: { givenName: 'Grace', surname: 'Hopper' } }]);
+    const id = cid(c.customerIds[0]!);
+    for (const [kind, value] of [['EMAIL', 'grace.h@navy.example'], ['PHONE', '+1 415 555 0199']] as const) {
+      const link = await app.gql<{ linkIdentity: { audit: Audit } }>(`mutation L($id: ID!, $v: String!) { linkIdentity(customerId: $id, kind: ${kind}, value: $v) { audit { id action } } }`, { id, v: value });
+      expect(link.errors).toBeUndefined();
+      const undo = await app.gql<{ unmergeCustomer: { customers: Cust[] } }>(`mutation U($m: ID!) { unmergeCustomer(mergeId: $m) { customers { id displayName } } }`, {
+        m: link.data.linkIdentity.audit.id,
+      });
+      expect(undo.errors).toBeUndefined();
+      const [kept, split] = undo.data.unmergeCustomer.customers;
+      expect(kept!.id).toBe(id);
+      // before: the detached customer was named "grace.h@navy.example" / "+1 415 555 0199"
+      expect(split!.displayName, kind).toBeNull();
+    }
+  });
+
   it('pages pending suggestions with cursors, each exactly once', async () => {
     const recs: CrmRecordInput[] = [];
     for (let i = 0; i < 6; i++) recs.push({ externalId: `00300000000003${i}AAA`, person: { givenName: `Sam${i}`, surname: 'Shared' }, identities: [{ kind: 'phone', value: `+44 20 7946 09${10 + i}` }] });
