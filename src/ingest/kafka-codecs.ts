@@ -121,7 +121,7 @@ function guarded(name: CodecName | 'gzip', codec: Codec | null, unavailable: str
 }
 
 function tooLarge(name: CodecName | 'gzip', buffer: Buffer): string {
-  return `the ${name}-compressed batch of ${buffer.length} bytes inflates past ${maxInflatedBytes} bytes (${MAX_INFLATED_BATCH_MESSAGES} × KAFKA_MAX_MESSAGE_BYTES): not decompressed`;
+  return `the ${name}-compressed batch of ${buffer.length} bytes inflates past ${maxInflatedBytes} bytes (${MAX_INFLATED_BATCH_MESSAGES} × KAFKA_MAX_MESSAGE_BYTES): its records are not read`;
 }
 
 /** Bytes from the batch header (KIP-98 RecordBatch v2) to the first compressed byte. */

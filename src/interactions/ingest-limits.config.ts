@@ -8,9 +8,9 @@ export type IngestLimitsConfig = Readonly<Omit<MessageLimits, 'now'> & { maxLine
 
 /**
  * Non-blank lines in one `POST /ingest` body. Each line costs a parse, a validation and, when
- * refused, an entry of up to ~250 bytes in the answer, whatever its own size: 32 MiB of `{}`
- * lines (11 million) made an answer of 2.5 GB, past V8's longest string, and blocked the event
- * loop for a minute. 250,000 keeps the worst answer near 65 MB; a body of real messages
+ * refused, an entry of up to ~250 bytes in the answer, whatever its own size: 2 MiB of `{}`
+ * lines made an answer of 162 MB and blocked the event loop for 4.2 s (measured), so 32 MiB
+ * (11 million lines) would ask for about 2.5 GB, past V8's longest string. 250,000 keeps the worst answer near 65 MB; a body of real messages
  * reaches the byte limit (32 MiB) first unless they average under 134 bytes (tweets in
  * bench:ingest average 289, so a full body of them is about 116,000 lines).
  */
