@@ -114,7 +114,7 @@ function guarded(name: CodecName | 'gzip', codec: Codec | null, unavailable: str
         if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return standIns(buffer, tooLarge(name, buffer), e);
         return standIns(buffer, `the ${name}-compressed batch could not be decompressed (corrupt or truncated): ${(e as Error).message}`, e);
       }
-      // lz4 and snappy inflate a bounded ratio (at most about 255 : 1) and take no limit: checked after
+      // lz4 and snappy inflate a bounded ratio (their formats bound it: about 255 : 1 for lz4, by its specification) and take no limit: checked after
       return out.length > maxInflatedBytes ? standIns(buffer, tooLarge(name, buffer)) : out;
     },
   };
