@@ -13,6 +13,7 @@ import { CrmSyncService } from './crm/crm-sync.service';
 import { CrmWritebackService } from './crm/crm-writeback.service';
 import { createDataSource, type QueryCounter } from './db/data-source';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded-postgres';
+import { runMigrationsLocked } from './db/migrate';
 import { exec } from './db/sql';
 import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
@@ -86,7 +87,7 @@ export async function openDatabase(
   try {
     await ds.initialize();
     if (opts.migrate !== false) {
-      const ran = await ds.runMigrations({ transaction: 'each' });
+      const ran = await runMigrationsLocked(ds, log);
       if (ran.length > 0) log.info({ migrations: ran.map((m) => m.name) }, 'migrations applied');
     }
   } catch (e) {
