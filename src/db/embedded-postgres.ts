@@ -70,7 +70,8 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     }
   }
 
-  await stopOrphan(databaseDir, port, log);
+  const ownerFile = path.join(dataDir, OWNER_FILE);
+  await stopOrphan(databaseDir, port, log, ownerFile);
   if (await portInUse(port)) {
     throw new Error(`port ${port} for the embedded PostgreSQL is taken; stop what uses it, set EARSHOT_EMBEDDED_PG_PORT, or set DATABASE_URL`);
   }
@@ -83,6 +84,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   // runs, so a stale file is harmless and a live one makes the start fail loudly.
   const server = new Supervised(bin.postgres, databaseDir, port, runAs, log, opts);
   await server.start();
+  await fs.writeFile(ownerFile, `${process.pid}\n`);
   if (fresh) await createDatabase(port);
   log.info({ port, databaseDir }, 'embedded PostgreSQL started');
   return {
@@ -295,11 +297,18 @@ async function createDatabase(port: number): Promise<void> {
   }
 }
 
+/** In the data folder: the pid of the Earshot process that started the embedded server. */
+const OWNER_FILE = 'embedded-pg-owner.pid';
+
 /**
  * A process killed with SIGKILL leaves its PostgreSQL running. When postmaster.pid names a
- * live server on our port, it is ours: ask it for a fast shutdown before starting anew.
+ * live server on our port, it is an orphan: ask it for a fast shutdown before starting anew.
+ * Unless its parent is the Earshot process that started it (the owner file names the server's
+ * parent): then that process still runs and uses it, and starting a second Earshot on the same
+ * data folder fails with a clear error. Before, the second start stopped the first one's
+ * database, and the first exited when it could not start it again.
  */
-async function stopOrphan(databaseDir: string, port: number, log: Logger): Promise<void> {
+async function stopOrphan(databaseDir: string, port: number, log: Logger, ownerFile: string): Promise<void> {
   let lines: string[];
   try {
     lines = (await fs.readFile(path.join(databaseDir, 'postmaster.pid'), 'utf8')).split('\n');
@@ -313,6 +322,14 @@ async function stopOrphan(databaseDir: string, port: number, log: Logger): Promi
   } catch {
     return; // stale file: PostgreSQL cleans it up itself
   }
+  const owner = Number((await fs.readFile(ownerFile, 'utf8').catch(() => '')).trim());
+  const parent = await parentPid(pid);
+  if (parent !== null && parent === owner && owner !== process.pid) {
+    throw new Error(
+      `the embedded PostgreSQL in ${databaseDir} (pid ${pid}) belongs to Earshot process ${owner}, which is still running: ` +
+        'stop that process first, or give this one its own EARSHOT_DATA_DIR and EARSHOT_EMBEDDED_PG_PORT, or set DATABASE_URL',
+    );
+  }
   log.warn({ pid }, 'an embedded PostgreSQL from an earlier run is still running; stopping it');
   process.kill(pid, 'SIGINT');
   for (let i = 0; i < 100; i++) {
@@ -324,6 +341,15 @@ async function stopOrphan(databaseDir: string, port: number, log: Logger): Promi
     }
   }
   throw new Error(`the embedded PostgreSQL of an earlier run (pid ${pid}) did not stop; stop it and start again`);
+}
+
+/** The parent's pid of a process (Linux: /proc/<pid>/stat); null where it cannot be read. */
+async function parentPid(pid: number): Promise<number | null> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return null;
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  return Number.isInteger(ppid) ? ppid : null;
 }
 
 function portInUse(port: number): Promise<boolean> {

@@ -122,6 +122,35 @@ describe('a dead embedded PostgreSQL', () => {
     expect(statuses.has(200)).toBe(false);
     expect(statuses.has(503), `statuses seen: [${[...statuses].join(', ')}]; failed requests: ${failures.slice(0, 5).join('; ')}`).toBe(true);
   }, 120_000);
+
+  it('is not taken from a running Earshot by a second one started on the same data folder; after a SIGKILL the next start stops the orphan', async () => {
+    const env = embeddedEnv();
+    const first = start(env);
+    const url = await first.httpUrl();
+    await waitFor('ready', async () => (await get(`${url}/readyz`)).status === 200, 90_000);
+    await ingestOne(url, 1);
+    const pid = postmasterPid(databaseDirOf(first));
+
+    // Before, the second start stopped the first one's database as an orphan of a crash, and the
+    // first exited when it could not start it again.
+    const second = start(env);
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toContain(`belongs to Earshot process ${first.child.pid}, which is still running`);
+    expect(postmasterPid(databaseDirOf(first))).toBe(pid);
+    expect((await get(`${url}/healthz`)).status).toBe(200);
+    await ingestOne(url, 2);
+    expect(await totalCustomers(url)).toBe(2);
+
+    // A real orphan (its Earshot killed) is still stopped and replaced, on the same data.
+    expect(await first.kill('SIGKILL')).toBe('SIGKILL');
+    const third = start(env);
+    const thirdUrl = await third.httpUrl();
+    await waitFor('ready after the orphan', async () => (await get(`${thirdUrl}/readyz`)).status === 200, 90_000);
+    expect(third.output()).toContain('an embedded PostgreSQL from an earlier run is still running; stopping it');
+    expect(postmasterPid(databaseDirOf(third))).not.toBe(pid);
+    expect(await totalCustomers(thirdUrl)).toBe(2);
+    expect(await third.kill('SIGTERM')).toBe(0);
+  }, 240_000);
 });
 
 describe('HTTP first after SIGKILL', () => {
