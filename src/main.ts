@@ -266,10 +266,17 @@ main(process.argv.slice(2)).then(
     else if (isUserMistake(err)) process.stderr.write(`earshot: ${oneLine((err as Error).message)}\nRun \`earshot help\` for the commands and options.\n`);
     // e.g. erase: NOT_FOUND for nobody with that email, in one line
     else if (err instanceof AppError) process.stderr.write(`earshot: ${err.code}: ${oneLine(err.message)}\n`);
+    else if (isListenError(err)) process.stderr.write(`earshot: cannot listen on ${err.address}:${err.port} (${err.code === 'EADDRINUSE' ? 'the port is taken' : err.code}): stop what uses it, or choose another PORT or HOST (EARSHOT_METRICS_PORT for the metrics listener)\n`);
     else process.stderr.write(`earshot: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = err instanceof ConfigError || isUserMistake(err) ? 2 : 1;
   },
 );
+
+/** A listener that could not bind (the port taken, not allowed, an address not on this host). */
+function isListenError(err: unknown): err is NodeJS.ErrnoException & { address: string; port: number } {
+  const e = err as NodeJS.ErrnoException & { address?: unknown; port?: unknown };
+  return e?.syscall === 'listen' && typeof e.address === 'string' && typeof e.port === 'number';
+}
 
 function isUserMistake(err: unknown): boolean {
   if (err instanceof UsageError) return true;

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -109,6 +110,24 @@ describe('earshot serve on its embedded PostgreSQL (compiled CLI)', () => {
     } finally {
       demo.child.kill('SIGTERM');
       await demo.exit;
+    }
+  });
+
+  it('says in one line which address it cannot listen on when the port is taken, exits 1 and leaves no PostgreSQL running', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const child = spawn(process.execPath, [MAIN, 'serve'], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), LOG_LEVEL: 'silent' } });
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      const code = await new Promise((resolve) => child.once('exit', resolve));
+      expect(code).toBe(1);
+      expect(err.trimEnd().split('\n')).toEqual([`earshot: cannot listen on 127.0.0.1:${port} (the port is taken): stop what uses it, or choose another PORT or HOST (EARSHOT_METRICS_PORT for the metrics listener)`]);
+      // the embedded server, if it was started at all, was stopped on the way out
+      expect(existsSync(path.join(dataDir, 'pg', 'postmaster.pid'))).toBe(false);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
     }
   });
 
