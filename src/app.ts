@@ -106,6 +106,65 @@ export async function openDatabase(
   };
 }
 
+/** pg and socket errors of a database that may answer soon: not up yet, starting up, restarting, full. */
+const TRANSIENT_CONNECT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P03', '53300']);
+
+export function isTransientConnectError(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown } | null;
+  if (typeof err?.code === 'string' && TRANSIENT_CONNECT_CODES.has(err.code)) return true;
+  // node-postgres' own connection timeout and a server that hangs up during start carry no code
+  return typeof err?.message === 'string' && /^(timeout expired|Connection terminated)/.test(err.message);
+}
+
+/** The database could not be opened at start: said in one line (host, port, database; never the password). */
+export class DatabaseStartError extends Error {
+  constructor(url: string, cause: unknown, attempts: number, waitedMs: number) {
+    let where = 'named by DATABASE_URL';
+    try {
+      const u = new URL(url);
+      where = `at ${u.hostname}${u.port ? `:${u.port}` : ''}/${decodeURIComponent(u.pathname.slice(1)) || '(default database)'} (DATABASE_URL)`;
+    } catch {
+      // a URL pg accepts but WHATWG does not: keep the neutral wording
+    }
+    const reason = String((cause as Error)?.message ?? cause).split('\n')[0];
+    super(`cannot open the database ${where}: ${reason}${attempts > 1 ? ` (${attempts} tries in ${Math.round(waitedMs / 1000)} s, DATABASE_START_WAIT_MS)` : ''}`, { cause });
+    this.name = 'DatabaseStartError';
+  }
+}
+
+/**
+ * {@link openDatabase} for `serve`: with DATABASE_URL, a database that cannot be reached yet
+ * (a compose file or an orchestrator starting both at once, a failover) is tried again with
+ * backoff for `databaseStartWaitMs`; an error that waiting cannot mend (no such database, a
+ * wrong password, a missing grant) ends the start at once. Either failure is a
+ * {@link DatabaseStartError}. `stop` resolves when the process is asked to stop: the wait ends.
+ */
+export async function openDatabaseWaiting(
+  config: Config,
+  log: Logger,
+  opts: Parameters<typeof openDatabase>[2] & { onWait?: (attempt: number) => void; stop?: Promise<void> },
+): Promise<Database> {
+  const started = Date.now();
+  let delay = 500;
+  let stopped = false;
+  void opts.stop?.then(() => (stopped = true));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openDatabase(config, log, opts);
+    } catch (e) {
+      if (!config.databaseUrl) throw e;
+      const waited = Date.now() - started;
+      if (!isTransientConnectError(e) || stopped || waited + delay > config.databaseStartWaitMs) throw new DatabaseStartError(config.databaseUrl, e, attempt, waited);
+      log.warn({ err: e, attempt, retryInMs: delay }, 'the database cannot be reached yet; trying again');
+      opts.onWait?.(attempt);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise((r) => (timer = setTimeout(r, delay))), opts.stop ?? new Promise(() => undefined)]);
+      clearTimeout(timer);
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
+}
+
 /** Every service of the process, wired by hand in one place. */
 export function createServices(config: Config, db: Database, log: Logger, metrics: Metrics, clock: Clock = systemClock) {
   const tasks: TaskDeps = { clock, onRun: (name, outcome, seconds) => metrics.taskRuns.labels(name, outcome).observe(seconds) };

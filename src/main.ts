@@ -7,7 +7,7 @@ import { tracing } from './tracing/register';
 import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { openDatabase, startApp, createServices } from './app';
+import { DatabaseStartError, openDatabase, openDatabaseWaiting, startApp, createServices } from './app';
 import { ConfigError, loadConfig, type Config } from './config/config';
 import { createCrmClients } from './crm/crm-clients';
 import { generateDemoInteractions } from './demo/demo-data';
@@ -215,12 +215,14 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
   let phase = 'opening the database';
   const early = await listenWhileStarting(config.port, config.host, () => phase);
   log.info({ httpUrl: early.url, readyz: `${early.url}/readyz` }, 'HTTP is up; /readyz says when Earshot is ready');
-  const db = await openDatabase(config, log, {
+  const db = await openDatabaseWaiting(config, log, {
     // The embedded PostgreSQL died and would not start again: only a new process can help.
     onFatal: (err) => {
       log.fatal({ err }, 'exiting so that the supervisor starts Earshot again');
       process.exit(1);
     },
+    onWait: () => (phase = 'waiting for the database (unreachable; trying again)'),
+    stop: stopRequested,
   }).catch(async (e: unknown) => {
     early.server.close();
     early.server.closeAllConnections();
@@ -262,7 +264,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof ModelLoadError) process.stderr.write(`earshot: ${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof ModelLoadError || err instanceof DatabaseStartError) process.stderr.write(`earshot: ${err.message}\n`);
     else if (isUserMistake(err)) process.stderr.write(`earshot: ${oneLine((err as Error).message)}\nRun \`earshot help\` for the commands and options.\n`);
     // e.g. erase: NOT_FOUND for nobody with that email, in one line
     else if (err instanceof AppError) process.stderr.write(`earshot: ${err.code}: ${oneLine(err.message)}\n`);

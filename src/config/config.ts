@@ -29,6 +29,8 @@ export interface Config {
   readonly databasePoolSize: number;
   /** a pooled connection idle this long is closed (ms) */
   readonly databasePoolIdleMs: number;
+  /** `serve` with DATABASE_URL: how long to keep trying a database that cannot be reached yet at start (ms; 0: no retry) */
+  readonly databaseStartWaitMs: number;
   /** GraphQL operations executed at once; more wait in line (bounds memory under load) */
   readonly graphqlConcurrency: number;
   /** operations waiting for a slot; beyond it: 503 with Retry-After */
@@ -270,6 +272,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     databaseUrl,
     databasePoolSize: int('DATABASE_POOL_SIZE', 10, 1, 200),
     databasePoolIdleMs: int('DATABASE_POOL_IDLE_MS', 60_000, 1_000, 86_400_000),
+    databaseStartWaitMs: int('DATABASE_START_WAIT_MS', 60_000, 0, 86_400_000),
     graphqlConcurrency: int('EARSHOT_GRAPHQL_CONCURRENCY', 16, 1, 10_000),
     graphqlQueueMax: int('EARSHOT_GRAPHQL_QUEUE_MAX', 2_000, 0, 1_000_000),
     dataDir,

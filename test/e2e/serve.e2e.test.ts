@@ -5,7 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { message, ndjson } from '../support/app';
-import { REPO_ROOT } from '../support/postgres';
+import { spawnEarshot } from '../support/earshot-process';
+import { waitFor } from '../support/kafka-fixtures';
+import { createTestDatabase, REPO_ROOT } from '../support/postgres';
 import { servicePort } from '../support/ports';
 
 const MAIN = path.join(REPO_ROOT, 'dist/src/main.js');
@@ -140,4 +142,58 @@ describe('earshot serve on its embedded PostgreSQL (compiled CLI)', () => {
     expect(err).toContain('PORT');
     expect(err).toContain('NODE_ENV=production requires authentication');
   });
+});
+
+describe('earshot serve with a DATABASE_URL that does not answer yet', () => {
+  const cleanups: (() => Promise<unknown> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('waits for a database that comes up after it, /readyz saying so, then serves', async () => {
+    const db = await createTestDatabase('late');
+    cleanups.push(() => db.drop());
+    const target = new URL(db.url);
+    const port = servicePort();
+    const late = new URL(db.url);
+    late.port = String(port);
+    const p = spawnEarshot({ DATABASE_URL: late.toString(), DATABASE_START_WAIT_MS: '120000' });
+    cleanups.push(() => p.kill('SIGKILL'));
+    const url = await p.httpUrl();
+    // Nothing listens on the port yet: the start must wait, not exit.
+    const waiting = await waitFor('/readyz to say it waits for the database', async () => {
+      const res = await fetch(`${url}/readyz`);
+      const body = (await res.json()) as { reason?: string };
+      return res.status === 503 && body.reason?.includes('waiting for the database') ? body.reason : null;
+    }, 60_000, 50);
+    expect(waiting).toBe('starting: waiting for the database (unreachable; trying again)');
+    expect(p.child.exitCode).toBeNull();
+    // The database "comes up": a TCP relay to the real server on the port of the URL.
+    const relay = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port || 5432), target.hostname);
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => relay.close(resolve)));
+    await waitFor('ready once the database answers', async () => (await fetch(`${url}/readyz`)).status === 200, 60_000, 100);
+    const res = await fetch(`${url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([message(1)]) });
+    expect(await res.json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+    expect(p.output()).toContain('the database cannot be reached yet; trying again');
+    relay.closeAllConnections?.();
+    expect(await p.kill('SIGTERM')).toBe(0);
+  }, 180_000);
+
+  it('exits 1 at once with one line naming host, port and database, never the password, when the database does not exist', async () => {
+    const url = new URL('postgres://earshot_user:Hunter2-secret@127.0.0.1:5432/earshot_no_such_database_here');
+    const p = spawnEarshot({ DATABASE_URL: url.toString() });
+    expect(await p.exited).toBe(1);
+    const out = p.output();
+    expect(out).not.toContain('Hunter2-secret');
+    const plain = out.split('\n').filter((l) => l && !l.startsWith('{'));
+    expect(plain).toHaveLength(1);
+    expect(plain[0]).toMatch(/^earshot: cannot open the database at 127\.0\.0\.1:5432\/earshot_no_such_database_here \(DATABASE_URL\): /);
+    expect(out).not.toContain('trying again');
+  }, 60_000);
 });
