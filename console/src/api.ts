@@ -68,6 +68,7 @@ export async function gql<T>(query: string, variables: Record<string, unknown> =
   }
   const first = body.errors?.[0];
   if (first) throw new ApiError(first.message, first.extensions?.code ?? (res.status === 401 ? 'UNAUTHENTICATED' : 'ERROR'));
+  if (!body.data && (res.status === 401 || res.status === 403)) throw new ApiError(`refused (HTTP ${res.status})`, res.status === 401 ? 'UNAUTHENTICATED' : 'FORBIDDEN');
   if (!body.data) throw new ApiError(`no data (HTTP ${res.status})`, 'BAD_RESPONSE');
   return body.data;
 }

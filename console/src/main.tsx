@@ -12,7 +12,14 @@ type Route = { page: 'queue' | 'customers' | 'customer' | 'departments' | 'admin
 /** Hash routes (#/queue, #/customers/ID, …): deep links and reloads work without server rules. */
 function parseRoute(hash: string): Route {
   const [, page = 'queue', id] = hash.replace(/^#/, '').split('/');
-  if (page === 'customers' && id) return { page: 'customer', id: decodeURIComponent(id) };
+  if (page === 'customers' && id) {
+    // a link someone crafted (#/customers/%E0) must not throw here: that would leave a blank page
+    try {
+      return { page: 'customer', id: decodeURIComponent(id) };
+    } catch {
+      return { page: 'customer', id };
+    }
+  }
   if (page === 'customers' || page === 'departments' || page === 'admin' || page === 'queue') return { page };
   return { page: 'queue' };
 }
@@ -74,14 +81,21 @@ function App() {
   const [viewer, setViewer] = useState<Viewer | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [checking, setChecking] = useState(loadCredentials() !== null);
+  // Earshot did not answer (restarting, network): the credential is kept, not thrown away
+  const [unreachable, setUnreachable] = useState(false);
 
   const check = async () => {
     try {
       const d = await gql<{ viewer: Viewer }>(VIEWER);
       setViewer(d.viewer);
       setError(null);
+      setUnreachable(false);
     } catch (e) {
-      saveCredentials(null);
+      const code = e instanceof ApiError ? e.code : 'ERROR';
+      // only a refused credential signs out; a reload during a restart must not
+      const refused = code === 'UNAUTHENTICATED' || code === 'FORBIDDEN';
+      if (refused) saveCredentials(null);
+      setUnreachable(!refused);
       setViewer(null);
       setError(e instanceof ApiError ? e.message : String(e));
     } finally {
@@ -93,6 +107,34 @@ function App() {
   }, []);
 
   if (checking) return <p class="loading">Signing in…</p>;
+  if (!viewer && unreachable && loadCredentials())
+    return (
+      <main class="login">
+        <h1>Earshot console</h1>
+        <p role="alert" class="error">
+          {error}
+        </p>
+        <p class="hint">You are still signed in in this tab.</p>
+        <button
+          onClick={() => {
+            setChecking(true);
+            void check();
+          }}
+        >
+          Try again
+        </button>{' '}
+        <button
+          class="link"
+          onClick={() => {
+            saveCredentials(null);
+            setUnreachable(false);
+            setError(null);
+          }}
+        >
+          Sign out
+        </button>
+      </main>
+    );
   if (!viewer)
     return (
       <Login

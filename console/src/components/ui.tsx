@@ -16,9 +16,13 @@ const prefetched = new Map<string, Promise<unknown>>();
  * still being checked), so the first paint waits for one round trip instead of two.
  */
 export function prefetch(query: string, variables: Record<string, unknown>): void {
+  const key = query + JSON.stringify(variables);
   const p = gql(query, variables);
-  p.catch(() => undefined);
-  prefetched.set(query + JSON.stringify(variables), p);
+  // a failed prefetch (Earshot restarting) is forgotten: the page asks again when it opens
+  p.catch(() => {
+    if (prefetched.get(key) === p) prefetched.delete(key);
+  });
+  prefetched.set(key, p);
 }
 
 /** Runs a query when its variables change; `reload` runs it again (after a mutation or an event). */
@@ -51,6 +55,21 @@ export function useQuery<T>(query: string, variables: Record<string, unknown>, s
     void reload();
   }, [reload]);
   return { data, error, loading, reload };
+}
+
+/**
+ * A link to somewhere else (a CRM record) only when it is http(s): the URL comes from outside
+ * (an OAuth token answer's instance URL, configuration), and a javascript: or data: URL must
+ * never become a link an agent clicks. Anything else is shown as text.
+ */
+export function safeHref(url: string | null | undefined): string | null {
+  if (!url) return null;
+  try {
+    const u = new URL(url);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? u.href : null;
+  } catch {
+    return null;
+  }
 }
 
 export function ErrorBox({ error }: { error: string | null }) {

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError, gql, type Viewer } from '../api';
 import { TrendChart } from '../components/chart';
-import { ErrorBox, Explanation, Section, SentimentBadge, useQuery, when, type Label } from '../components/ui';
+import { ErrorBox, Explanation, safeHref, Section, SentimentBadge, useQuery, when, type Label } from '../components/ui';
 
 const SEARCH = `query Customers($search: String) {
   customers(first: 25, filter: { search: $search }) {
@@ -176,8 +176,8 @@ export function CustomerPage({ id, viewer }: { id: string; viewer: Viewer }) {
             {c.crmRecords.length === 0 && <li class="muted">not linked</li>}
             {c.crmRecords.map((r) => (
               <li>
-                {r.url ? (
-                  <a href={r.url} target="_blank" rel="noreferrer noopener">
+                {safeHref(r.url) ? (
+                  <a href={safeHref(r.url)!} target="_blank" rel="noreferrer noopener">
                     {r.system.toLowerCase()} {r.objectType} {r.externalId}
                   </a>
                 ) : (

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, gql, live, type Viewer } from '../api';
-import { ErrorBox, Explanation, prefetch, SentimentBadge, timeLeft, useQuery, when, type Label } from '../components/ui';
+import { ErrorBox, Explanation, prefetch, safeHref, SentimentBadge, timeLeft, useQuery, when, type Label } from '../components/ui';
 
 interface Item {
   id: string;
@@ -257,8 +257,8 @@ function ItemPanel({
               {customer.crmRecords.length === 0
                 ? 'not linked'
                 : customer.crmRecords.map((r) =>
-                    r.url ? (
-                      <a href={r.url} target="_blank" rel="noreferrer noopener">
+                    safeHref(r.url) ? (
+                      <a href={safeHref(r.url)!} target="_blank" rel="noreferrer noopener">
                         {r.system.toLowerCase()} {r.objectType}
                       </a>
                     ) : (
