@@ -266,6 +266,8 @@ export async function startApp(config: Config, log: Logger, database?: Database,
 
   let kafka: KafkaPipeline | null = null;
   let kafkaStarting = ingestOn && config.kafka.brokers ? 'kafka consumer: connecting and joining the consumer group' : null;
+  // one manifest for HTTP and WebSocket: `only` must hold on both
+  const trustedDocuments = apiOn ? new TrustedDocuments(config.graphqlApi.trustedDocuments, config.graphqlApi.persistedOperationsFile) : null;
   const deps: HttpDeps = {
     log: log.child({ component: 'http' }),
     metrics,
@@ -276,7 +278,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     ingestMaxBytes: config.ingestMaxBytes,
     explorer: config.graphqlApi.explorer,
     corsOrigins: config.graphqlApi.corsOrigins,
-    trustedDocuments: apiOn ? new TrustedDocuments(config.graphqlApi.trustedDocuments, config.graphqlApi.persistedOperationsFile) : null,
+    trustedDocuments,
     metricsAccess: { onMainPort: config.metrics.onMainPort, key: config.metrics.key },
     accessLog: log.child({ component: 'access' }),
     // the console only calls the public GraphQL API, so it needs the api role beside it
@@ -351,6 +353,8 @@ export async function startApp(config: Config, log: Logger, database?: Database,
       hub,
       limits: { queueLimit: config.graphqlApi.subscriptionQueueLimit, maxBufferedBytes: config.graphqlApi.subscriptionMaxBufferedBytes },
       makeLoaders: (principal) => createLoaders(services, principal),
+      graphql: config.graphql,
+      trustedDocuments,
       log: log.child({ component: 'subscriptions' }),
     });
     live = { events, hub, ws };

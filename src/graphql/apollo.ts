@@ -81,6 +81,23 @@ function operationsPlugin(log: Logger, metrics: Metrics, operationNames: Readonl
   };
 }
 
+/**
+ * Subscriptions run over WebSocket only (src/graphql/ws-server.ts): over HTTP, graphql-js ran the
+ * subscription field's resolver without an event and answered INTERNAL_SERVER_ERROR.
+ */
+const subscriptionsOverWebSocketOnly: ApolloServerPlugin<GraphQLContext> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ operation }) {
+        if (operation?.operation !== 'subscription') return;
+        throw new GraphQLError('subscriptions run over WebSocket (graphql-ws, subprotocol graphql-transport-ws) at /graphql, not over HTTP', {
+          extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+        });
+      },
+    };
+  },
+};
+
 function operationLabel(name: string | undefined, allowed: ReadonlySet<string>): string {
   if (name === undefined) return 'anonymous';
   return allowed.has(name) ? name : 'other';
@@ -114,6 +131,7 @@ export function createApollo(
     validationRules: costValidationRules(graphql),
     plugins: [
       operationsPlugin(log, metrics, new Set(metricsConfig.operationNames), accessLog),
+      subscriptionsOverWebSocketOnly,
       costLimitPlugin(schema, graphql),
       // Earshot serves its own offline explorer (src/graphql/explorer.ts); Apollo's landing page loads from a CDN
       ApolloServerPluginLandingPageDisabled(),

@@ -31,7 +31,7 @@ function validationError(formatted: GraphQLFormattedError, error: ArgumentValida
 
 const MAX_MESSAGE = 1000;
 
-const PASS_THROUGH = new Set([COST_LIMIT_CODE, 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE', 'UNAUTHENTICATED']);
+const PASS_THROUGH = new Set([COST_LIMIT_CODE, 'BAD_USER_INPUT', 'GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_IN_LIST', 'OPERATION_RESOLUTION_FAILURE', 'UNAUTHENTICATED']);
 
 /**
  * The one place errors become what clients see: AppError codes as extensions.code,
@@ -88,7 +88,8 @@ function formatter(log: Logger) {
     const code = (formatted.extensions?.code as string | undefined) ?? (original instanceof GraphQLError ? (original.extensions.code as string | undefined) : undefined);
     if (code === 'UNAUTHORIZED') return { ...formatted, extensions: { code: 'FORBIDDEN' } };
     if (code && PASS_THROUGH.has(code)) {
-      const { stacktrace: _s, ...ext } = formatted.extensions ?? {};
+      // `http` sets Apollo's status over HTTP (Apollo drops it there); over WebSocket it is noise
+      const { stacktrace: _s, http: _h, ...ext } = formatted.extensions ?? {};
       return { ...formatted, extensions: ext };
     }
     if (original instanceof GraphQLError && !original.originalError && !code) {

@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
-import { GraphQLError, isListType, isNonNullType, isObjectType, type DocumentNode, type GraphQLFieldResolver, type GraphQLOutputType, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
+import { getOperationAST, getVariableValues, GraphQLError, isListType, isNonNullType, isObjectType, type DocumentNode, type GraphQLFieldResolver, type GraphQLOutputType, type GraphQLSchema, type ValidationContext, type ValidationRule } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import type { GraphqlConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
@@ -33,16 +33,62 @@ function unwrapList(type: GraphQLOutputType): boolean {
   return isListType(isNonNullType(type) ? type.ofType : type);
 }
 
+/** What one walk over an operation adds up beside its cost. */
+interface EstimateState {
+  analyzeBytes: number;
+  /** the first argument value PostgreSQL cannot take, if any: where (`field(path)`) and why */
+  unstorable: { at: string; why: string } | null;
+}
+
+/**
+ * Fields that check the text and dates they are handed themselves: ingestInteractions rejects a
+ * line with its reason (as /ingest does), analyzeText stores nothing.
+ */
+const CHECK_THEIR_OWN: ReadonlySet<string> = new Set(['ingestInteractions', 'analyzeText']);
+
+const NUL = 'contains a NUL character (\\u0000), which cannot be stored or searched for';
+const YEARS = 'is outside the years 0001 to 9999';
+
+/**
+ * Where and why an argument value holds what PostgreSQL refuses, or null: a NUL character in a
+ * string, a date-time whose UTC year is not 1..9999 (a DateTimeISO of 0000-01-01 or of
+ * 9999-12-31T23:59:59-14:00 parses, and its ISO text reached SQL).
+ */
+function unstorableIn(value: unknown, path: string): { at: string; why: string } | null {
+  if (typeof value === 'string') return value.includes('\u0000') ? { at: path, why: NUL } : null;
+  if (value instanceof Date) {
+    const year = value.getUTCFullYear();
+    return year >= 1 && year <= 9999 ? null : { at: path, why: YEARS };
+  }
+  if (value === null || typeof value !== 'object') return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = unstorableIn(value[i], `${path}[${i}]`);
+      if (found !== null) return found;
+    }
+    return null;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const found = unstorableIn(v, path ? `${path}.${k}` : k);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
 /**
  * Every field costs 1; a field with a `first` argument multiplies what it selects by `first`
  * (20 when absent), any other list but a connection's `edges` by {@link UNPAGED_LIST_SIZE}; analyzeText costs
  * {@link ANALYZE_TEXT_COST}. Also adds up the bytes of text handed to analyzeText, over every
  * alias and fragment.
  */
-function estimator(state: { analyzeBytes: number }): ComplexityEstimator {
+function estimator(state: EstimateState): ComplexityEstimator {
   return ({ type, field, args, childComplexity }) => {
     // introspection is on only where enabled (EARSHOT_GRAPHQL_INTROSPECTION) and reads no data
     if (field.name.startsWith('__') || type.name.startsWith('__')) return 0;
+    if (state.unstorable === null && !CHECK_THEIR_OWN.has(field.name)) {
+      const found = unstorableIn(args, '');
+      if (found !== null) state.unstorable = { at: `${field.name}(${found.at})`, why: found.why };
+    }
     if (field.name === 'analyzeText') {
       if (typeof args.text === 'string') state.analyzeBytes += Buffer.byteLength(args.text);
       return ANALYZE_TEXT_COST;
@@ -87,17 +133,75 @@ function checkBudgetInResolvers(schema: GraphQLSchema): void {
 }
 
 /**
+ * Variable errors collected before giving up, as graphql-js's own execute does: getComplexity
+ * coerces variables without a bound, and each error costs about 90 µs and 4 kB, so a 2 MB
+ * variable of a million wrong list items held the event loop for a minute and took gigabytes.
+ */
+const MAX_VARIABLE_ERRORS = 50;
+
+export interface Estimate extends EstimateState {
+  cost: number;
+}
+
+/**
+ * The estimated cost of one operation (and what else one walk over its fields finds), or null
+ * when its variables do not fit their types (execution refuses them with BAD_USER_INPUT).
+ */
+export function estimateCost(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName: string | null | undefined,
+  variables: Record<string, unknown>,
+): Estimate | null {
+  if (Object.keys(variables).length > 0) {
+    const definitions = getOperationAST(document, operationName ?? undefined)?.variableDefinitions ?? [];
+    if (getVariableValues(schema, definitions, variables, { maxErrors: MAX_VARIABLE_ERRORS }).errors) return null;
+  }
+  const state: EstimateState = { analyzeBytes: 0, unstorable: null };
+  try {
+    const cost = getComplexity({ schema, query: document, operationName: operationName ?? undefined, variables, estimators: [estimator(state)] });
+    return { cost, ...state };
+  } catch (e) {
+    if (e instanceof GraphQLError) return null;
+    throw e;
+  }
+}
+
+/**
+ * The refusal of an operation of this estimate, or null when it may run. An argument value
+ * PostgreSQL refuses (see unstorableIn) is refused before any resolver runs: the statement it
+ * reached failed as an INTERNAL_SERVER_ERROR (a search, a filter, a reason, a window).
+ */
+export function operationRefusal(config: GraphqlConfig, estimate: Estimate): GraphQLError | null {
+  if (estimate.unstorable !== null) {
+    return new GraphQLError(`the argument ${estimate.unstorable.at} ${estimate.unstorable.why}`, { extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } } });
+  }
+  if (estimate.cost > config.maxComplexity) {
+    return costError(`estimated cost ${estimate.cost} is over the limit of ${config.maxComplexity} (EARSHOT_GRAPHQL_MAX_COMPLEXITY): ask for smaller pages or fewer fields`);
+  }
+  if (estimate.analyzeBytes > config.analyzeMaxTextBytes) {
+    return costError(`analyzeText was handed ${estimate.analyzeBytes} bytes of text in one request, over the limit of ${config.analyzeMaxTextBytes} (EARSHOT_ANALYZE_MAX_TEXT_BYTES)`);
+  }
+  return null;
+}
+
+/** Starts the time budget of an operation run with `context` (resolvers check it: checkBudgetInResolvers). */
+export function startTimeBudget(context: object, config: GraphqlConfig, now: () => number = Date.now): void {
+  const start = now();
+  budgets.set(context, { start, deadline: start + config.timeBudgetMs, now });
+}
+
+/**
  * Refuses, before execution, an operation whose estimated cost is over the limit or that hands
  * analyzeText more text than a request may, and stops running resolvers once an operation has
  * used up its time budget.
  */
 export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig, now: () => number = Date.now): ApolloServerPlugin<GraphQLContext> {
   checkBudgetInResolvers(schema);
-  const estimates = new WeakMap<DocumentNode, Map<string, { cost: number; analyzeBytes: number }>>();
+  const estimates = new WeakMap<DocumentNode, Map<string, Estimate>>();
   return {
     async requestDidStart({ contextValue }) {
-      const start = now();
-      budgets.set(contextValue, { start, deadline: start + config.timeBudgetMs, now });
+      startTimeBudget(contextValue, config, now);
       return {
         async didResolveOperation({ document, operationName, request }) {
           const variables = request.variables ?? {};
@@ -105,29 +209,18 @@ export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig, no
           // parsed document (Apollo's document cache hands the same one back)
           const reusable = Object.keys(variables).length === 0;
           let byName = reusable ? estimates.get(document) : undefined;
-          const known = byName?.get(operationName ?? '');
-          const state = { analyzeBytes: known?.analyzeBytes ?? 0 };
-          let cost: number;
-          if (known) cost = known.cost;
-          else {
-            try {
-              cost = getComplexity({ schema, query: document, operationName: operationName ?? undefined, variables, estimators: [estimator(state)] });
-            } catch (e) {
-              // variables that do not fit their types: execution refuses them with BAD_USER_INPUT
-              if (e instanceof GraphQLError) return;
-              throw e;
-            }
+          let estimate = byName?.get(operationName ?? '') ?? null;
+          if (!estimate) {
+            estimate = estimateCost(schema, document, operationName, variables);
+            // variables that do not fit their types: execution refuses them with BAD_USER_INPUT
+            if (!estimate) return;
             if (reusable) {
               if (!byName) estimates.set(document, (byName = new Map()));
-              byName.set(operationName ?? '', { cost, analyzeBytes: state.analyzeBytes });
+              byName.set(operationName ?? '', estimate);
             }
           }
-          if (cost > config.maxComplexity) {
-            throw costError(`estimated cost ${cost} is over the limit of ${config.maxComplexity} (EARSHOT_GRAPHQL_MAX_COMPLEXITY): ask for smaller pages or fewer fields`);
-          }
-          if (state.analyzeBytes > config.analyzeMaxTextBytes) {
-            throw costError(`analyzeText was handed ${state.analyzeBytes} bytes of text in one request, over the limit of ${config.analyzeMaxTextBytes} (EARSHOT_ANALYZE_MAX_TEXT_BYTES)`);
-          }
+          const refusal = operationRefusal(config, estimate);
+          if (refusal) throw refusal;
         },
       };
     },

@@ -36,15 +36,31 @@ export function encodeCursor(sort: Date | string | number, id: string, sortName 
   return Buffer.from(JSON.stringify([sortName, s, id])).toString('base64url');
 }
 
-const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$/;
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-](\d{2})(?::?([0-5]\d))?)?$/;
 
-/** A timestamp PostgreSQL reads as timestamptz without complaint (the day exists, the year is sane). */
+/** PostgreSQL refuses a UTC offset beyond ±15:59 ("time zone displacement out of range"). */
+const MAX_OFFSET_HOURS = 15;
+
+/** A timestamp PostgreSQL reads as timestamptz without complaint (the day exists, the year is sane, the offset is in range). */
 export function isTimestamp(s: string): boolean {
   const m = TIMESTAMP.exec(s);
   if (!m) return false;
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (m[7] !== undefined && Number(m[7]) > MAX_OFFSET_HOURS) return false;
   const date = new Date(Date.UTC(y, mo - 1, d));
   return y >= 1 && date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
+}
+
+const FLOAT = /^-?(\d+(\.\d+)?)(e[+-]?\d+)?$/i;
+
+/** A number PostgreSQL reads as float8: not beyond its range either way (1e999 and 1e-999 are refused there). */
+function isFloat8(s: string): boolean {
+  if (/^-?Infinity$/i.test(s)) return true;
+  const m = FLOAT.exec(s);
+  if (!m) return false;
+  const n = Number(s);
+  // a non-zero mantissa that reads as 0 underflowed
+  return Number.isFinite(n) && (n !== 0 || !/[1-9]/.test(m[1]!));
 }
 
 const SORT_CHECKS = {
@@ -56,7 +72,7 @@ const SORT_CHECKS = {
 /** What a sort value of each SQL type must look like before it is cast in SQL. */
 const VALUE_CHECKS: Record<string, (s: string) => boolean> = {
   timestamptz: (s) => isTimestamp(s) || s === '-infinity' || s === 'infinity',
-  float8: (s) => /^-?(\d+(\.\d+)?(e[+-]?\d+)?|Infinity)$/i.test(s),
+  float8: isFloat8,
   int8: SORT_CHECKS.bigint,
   text: SORT_CHECKS.any,
 };

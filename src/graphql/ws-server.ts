@@ -1,14 +1,17 @@
 import type http from 'node:http';
-import type { GraphQLError, GraphQLSchema } from 'graphql';
+import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { AuthService, Principal } from '../auth/auth.service';
+import type { GraphqlConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import type { GraphQLContext } from './context';
 import { makeFormatError } from './format-error';
+import { COST_LIMIT_CODE, costValidationRules, estimateCost, operationRefusal, startTimeBudget } from './limits';
 import type { LiveHub, LiveLimits } from './live-hub';
 import type { Loaders } from './loaders';
+import type { TrustedDocuments } from './trusted-documents';
 
 export interface SubscriptionServerDeps {
   server: http.Server;
@@ -17,11 +20,22 @@ export interface SubscriptionServerDeps {
   hub: LiveHub;
   limits: LiveLimits;
   makeLoaders: (principal: Principal | null) => Loaders;
+  /** the same limits as over HTTP: tokens, depth, aliases, cost, analyzeText bytes, time budget, introspection */
+  graphql: GraphqlConfig;
+  /** the trusted-documents manifest (EARSHOT_TRUSTED_DOCUMENTS): in `only` mode nothing else runs here either */
+  trustedDocuments?: TrustedDocuments | null;
   log: Logger;
 }
 
 /** Largest client message (a subscribe with its document): subscriptions are small. */
 const MAX_MESSAGE_BYTES = 64 * 1024;
+
+/**
+ * Operations running at once on one connection (graphql-ws multiplexes them). A frontend holds a
+ * few subscriptions; without a bound one socket held 20,000 (167 MB, and each event then
+ * resolved 20,000 times on the event loop, which stalled for 3 s).
+ */
+export const MAX_OPERATIONS_PER_CONNECTION = 100;
 
 /**
  * graphql-ws (subprotocol `graphql-transport-ws`) on the HTTP server's port, at /graphql.
@@ -42,8 +56,11 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   };
   deps.server.on('upgrade', onUpgrade);
-  const formatError = makeFormatError(log);
+  const formatError = makeFormatError(log, { fieldSuggestions: deps.graphql.fieldSuggestions });
   let operations = 0;
+  // what Apollo checks over HTTP (src/graphql/apollo.ts), checked here before anything runs:
+  // without it, a socket ran documents of any size, depth, alias count and cost
+  const rules: ValidationRule[] = [...specifiedRules, ...costValidationRules(deps.graphql), ...(deps.graphql.introspection ? [] : [NoSchemaIntrospectionCustomRule])];
 
   useServer<Record<string, unknown>, { principal: Principal | null }>(
     {
@@ -62,7 +79,38 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
           throw e;
         }
       },
-      context(ctx): GraphQLContext {
+      onSubscribe(ctx, _id, payload) {
+        if (Object.keys(ctx.subscriptions).length > MAX_OPERATIONS_PER_CONNECTION) {
+          return [
+            new GraphQLError(`at most ${MAX_OPERATIONS_PER_CONNECTION} operations run at once on one connection: complete one first`, { extensions: { code: COST_LIMIT_CODE } }),
+          ];
+        }
+        // Over HTTP the manifest is checked before Apollo (src/http/http-server.ts); a socket ran
+        // any document in `only` mode, queries and mutations included.
+        let query = payload.query;
+        const trusted = deps.trustedDocuments;
+        if (trusted && trusted.mode !== 'off') {
+          const checked = trusted.check({ query: payload.query, extensions: payload.extensions });
+          if (checked.error) return [new GraphQLError(checked.error.message, { extensions: { code: checked.error.code } })];
+          if (typeof checked.params?.query === 'string') query = checked.params.query;
+        }
+        let document: DocumentNode;
+        try {
+          document = parse(query, { maxTokens: deps.graphql.maxTokens });
+        } catch (e) {
+          if (e instanceof GraphQLError) return [e];
+          throw e;
+        }
+        const invalid = validate(deps.schema, document, rules);
+        if (invalid.length) return invalid;
+        const variables = payload.variables ?? {};
+        const estimate = estimateCost(deps.schema, document, payload.operationName, variables);
+        // null: variables that do not fit their types, which execution refuses with BAD_USER_INPUT
+        const refusal = estimate && operationRefusal(deps.graphql, estimate);
+        if (refusal) return [refusal];
+        return { schema: deps.schema, document, operationName: payload.operationName, variableValues: variables };
+      },
+      context(ctx, _id, _payload, args): GraphQLContext {
         const principal = ctx.extra.principal ?? null;
         const socket = ctx.extra.socket;
         const context: GraphQLContext = {
@@ -78,6 +126,8 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
             },
           },
         };
+        // a query or mutation has the time budget it has over HTTP; a subscription lives on
+        if (getOperationAST(args.document, args.operationName)?.operation !== 'subscription') startTimeBudget(context, deps.graphql);
         return context;
       },
       onNext(_ctx, _id, _payload, _args, result) {
