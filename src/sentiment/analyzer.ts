@@ -123,6 +123,7 @@ export class SentimentAnalyzer {
       const score = rating === null ? 0 : round3(rating * RATING_WEIGHT);
       const label = labelFor(score);
       const intent = classifyIntent(scored.includes('?') ? '?' : '', { negative: false, positive: false, complaint: false });
+      const logit = rating === null ? 0 : round6(Math.atanh(Math.max(-0.999, Math.min(0.999, score))));
       return {
         score,
         label,
@@ -134,8 +135,9 @@ export class SentimentAnalyzer {
         unhappy: label === 'negative',
         lang,
         topics,
-        explanation: [{ token: `(no sentiment model for language '${lang}')`, weight: 0 }, ...(ratingItem ? [ratingItem] : [])],
-        logit: rating === null ? 0 : round6(Math.atanh(Math.max(-0.999, Math.min(0.999, score)))),
+        // the rating is all the logit holds here (at RATING_WEIGHT, not the model's RATING_LOGIT_WEIGHT)
+        explanation: [{ token: `(no sentiment model for language '${lang}')`, weight: 0 }, ...(ratingItem ? [{ token: ratingItem.token, weight: round3(logit) }] : [])],
+        logit,
         model: this.model.name,
       };
     }

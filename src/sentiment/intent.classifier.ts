@@ -35,9 +35,45 @@ export const COMPLAINT_CUE_PROBABILITY = 0.5;
  * email on my account", "is there a way to …"), at the start of the text after a greeting or
  * @mentions. The sentiment sets teach that "account", "password", "email" lean negative (they
  * come up in complaints), so without this such questions were flagged unhappy.
+ *
+ * As one expression it read `^(?:(?:@[\w.]+|hi|…|folks)[\s,.!:-]*)*` + {@link HOW_TO_REQUEST}:
+ * a mention's dots could end it or start the separators after it, so a failed match tried every
+ * split of every mention, exponential in their number ("@a..." 14 times and " my account", 81
+ * characters, held the event loop 16 s). {@link isHowToRequest} reads the same strings: where the
+ * openers (each a mention or a greeting, then separators) can end, then the request from there.
  */
-const HOW_TO =
-  /^(?:(?:@[\w.]+|hi|hello|hey|hiya|good (?:morning|afternoon|evening)|team|there|all|guys|folks)[\s,.!:-]*)*(?:(?:please|quick question|question)[\s,.:-]*)?(?:how (?:do|can|could|would|should|may) (?:i|we|you|one)|how to|can (?:i|we)|could (?:i|we)|may (?:i|we)|is (?:it|there) (?:possible|a way|an option)|are there|where (?:do|can|could|would) (?:i|we)|what(?:'s| is| are) the (?:best |easiest |right |quickest )?(?:way|steps|process)|do (?:i|we) (?:need|have) to|i(?:'d| would) like to (?:know|change|update|add)|(?:can|could) you (?:tell|show|explain|help) (?:me|us) (?:how|where))\b/;
+const OPENER_GREETINGS = ['hi', 'hello', 'hey', 'hiya', 'good morning', 'good afternoon', 'good evening', 'team', 'there', 'all', 'guys', 'folks'];
+const HOW_TO_REQUEST =
+  /(?:(?:please|quick question|question)[\s,.:-]*)?(?:how (?:do|can|could|would|should|may) (?:i|we|you|one)|how to|can (?:i|we)|could (?:i|we)|may (?:i|we)|is (?:it|there) (?:possible|a way|an option)|are there|where (?:do|can|could|would) (?:i|we)|what(?:'s| is| are) the (?:best |easiest |right |quickest )?(?:way|steps|process)|do (?:i|we) (?:need|have) to|i(?:'d| would) like to (?:know|change|update|add)|(?:can|could) you (?:tell|show|explain|help) (?:me|us) (?:how|where))\b/y;
+/** `[\s,.!:-]`: what may follow an opener */
+const OPENER_SEPARATOR = /[\s,.!:-]/;
+/** `[\w.]`: a mention's characters */
+const MENTION_CHAR = /[\w.]/;
+
+/** True when `lower` (lower-cased) starts with a how-to request after any openers. Linear in its length. */
+function isHowToRequest(lower: string): boolean {
+  const n = lower.length;
+  // reached[p]: no opener or some sequence of openers ends at p; every p an opener reached has
+  // the separators after it reached too (none may open the text)
+  const reached = new Uint8Array(n + 1);
+  const reach = (from: number): void => {
+    for (let k = from; k <= n && reached[k] === 0; k++) {
+      reached[k] = 1;
+      if (k === n || !OPENER_SEPARATOR.test(lower[k]!)) break;
+    }
+  };
+  reached[0] = 1;
+  for (let p = 0; p <= n; p++) {
+    if (reached[p] === 0) continue;
+    HOW_TO_REQUEST.lastIndex = p;
+    if (HOW_TO_REQUEST.test(lower)) return true;
+    if (p === n) break;
+    // an @mention may end after any of its characters (the rest can be separators or an opener)
+    if (lower[p] === '@') for (let j = p + 1; j < n && MENTION_CHAR.test(lower[j]!); j++) reach(j + 1);
+    for (const g of OPENER_GREETINGS) if (lower.startsWith(g, p)) reach(p + g.length);
+  }
+  return false;
+}
 
 /**
  * What makes a question a grievance even in how-to form: "why", negation, "still", "again",
@@ -54,7 +90,7 @@ const GRIEVANCE =
 export function isPlainHowToQuestion(text: string): boolean {
   if (text.length > 600) return false;
   const lower = text.toLowerCase().replace(/’/g, "'").trim();
-  return HOW_TO.test(lower) && !GRIEVANCE.test(lower) && !COMPLAINT_CUE.test(lower);
+  return isHowToRequest(lower) && !GRIEVANCE.test(lower) && !COMPLAINT_CUE.test(lower);
 }
 
 const PRAISE =

@@ -41,7 +41,10 @@ export function warmLanguageDetector(): { available: boolean; ms: number } {
  */
 export function normalizeLanguageTag(tag: string | null | undefined): string | null {
   if (!tag) return null;
-  const m = /^\s*([A-Za-z]{2,3})(?:[-_].*)?\s*$/.exec(tag);
+  // Trailing white space trimmed first: `/^\s*([A-Za-z]{2,3})(?:[-_].*)?\s*$/` read the same tags,
+  // but tried every end of `.*` against the white space after it, quadratic in the tag's length
+  // (analyzeText(lang:) takes any string: 100 kB of it held the event loop 7 s).
+  const m = /^\s*([A-Za-z]{2,3})(?:[-_].*)?$/.exec(tag.trimEnd());
   return m ? m[1].toLowerCase() : null;
 }
 
