@@ -205,7 +205,9 @@ export class CrmIntakeService {
     await repo.setCrmRecordCustomer(qr, recordId, target!);
     if (link || attachedVia) {
       // a 'link' audit makes taking the record in undoable (unmergeCustomer) like a merge
-      const snapshot = { identities: inserted.map((i) => i.id), crmRecords: [recordId], interactions: [], repointed: [], displayName: c.displayName };
+      // no name in it: the audit row outlives an erasure of the record's person after an undo,
+      // which names the customer it makes from the record itself (unmergeTx)
+      const snapshot = { identities: inserted.map((i) => i.id), crmRecords: [recordId], interactions: [], repointed: [], displayName: null };
       await repo.insertAudit(qr, {
         action: 'link',
         survivorId: target!,

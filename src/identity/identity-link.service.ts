@@ -93,7 +93,9 @@ export class IdentityLinkService {
         reason: `${kind} linked by hand`,
         actor,
         evidence: [{ field: kind, outcome: 'agree', detail: 'linked by hand' }],
-        snapshot: { identities: [identityId], crmRecords: [], interactions: [], repointed: [], displayName: value },
+        // no value in the audit row: it outlives an erasure of whoever the value then belongs to;
+        // undoing the link names the customer it makes from the identity itself (unmergeTx)
+        snapshot: { identities: [identityId], crmRecords: [], interactions: [], repointed: [], displayName: null },
       });
     });
     return { audit: auditId ? await this.audits.audit(auditId) : null, customerIds: [(await repo.rootOf(this.ds, customerId)) ?? customerId] };

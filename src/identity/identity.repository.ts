@@ -115,6 +115,11 @@ export function identityByKey(db: Db, kind: string, value: string): Promise<{ id
   return firstRow(db, `SELECT id, customer_id FROM customer_identity WHERE kind = $1 AND value = $2`, [kind, value]);
 }
 
+/** A customer's identities, oldest first. */
+export function identitiesOfCustomer(db: Db, customerId: string): Promise<{ id: string; kind: string; network: string | null; raw_value: string | null }[]> {
+  return rows(db, `SELECT id, kind, network, raw_value FROM customer_identity WHERE customer_id = $1 ORDER BY created_at, id`, [customerId]);
+}
+
 export function identityOfCustomer(db: Db, kind: string, value: string, customerId: string): Promise<{ id: string; raw_value: string | null } | undefined> {
   return firstRow(db, `SELECT id, raw_value FROM customer_identity WHERE kind = $1 AND value = $2 AND customer_id = $3`, [kind, value, customerId]);
 }
@@ -240,6 +245,15 @@ export async function setCrmRecordCustomer(db: Db, recordId: string, customerId:
 /** Moves one CRM record to another customer. */
 export async function moveCrmRecord(db: Db, recordId: string, to: string): Promise<void> {
   await exec(db, `UPDATE crm_record SET customer_id = $1, updated_at = now() WHERE id = $2`, [to, recordId]);
+}
+
+/** The person data of a customer's live CRM records, oldest first. */
+export function crmPersonsOfCustomer(db: Db, customerId: string): Promise<{ givenName?: string | null; surname?: string | null; company?: string | null }[]> {
+  return rows<{ person: { givenName?: string | null; surname?: string | null; company?: string | null } }>(
+    db,
+    `SELECT person FROM crm_record WHERE customer_id = $1 AND deleted_at IS NULL AND person IS NOT NULL ORDER BY created_at, id`,
+    [customerId],
+  ).then((r) => r.map((x) => x.person));
 }
 
 /** A customer's CRM record whose first CRM id is `crmKey`. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { QueryRunner } from 'typeorm';
-import { looksLikePii } from '../auth/pii.policy';
+import { ADDRESS_SOURCES, looksLikePii, safeDisplayName } from '../auth/pii.policy';
 import { enqueueOutbox } from '../outbox/outbox';
 import { rebuildCustomerRollups, refreshCustomerSummaries } from '../sentiment/rollups';
 import { sentimentEvent, sentimentTombstone } from '../outbox/outbox-events';
@@ -196,7 +196,10 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
   await repo.moveInteractionsBack(qr, restored, back, root, snap.interactions);
   await repo.moveCrmRecordsBack(qr, restored, snap.crmRecords, root);
   await repo.repointBack(qr, restored, snap.repointed, root);
-  await repo.restoreCustomer(qr, restored, displayName);
+  // a link records no name or value (its audit row outlives an erasure of their owner): the
+  // customer it becomes is named after what it takes along (linkedName), never after an address
+  const name = displayName ?? (audit.action === 'link' ? await linkedName(qr, restored) : null);
+  await repo.restoreCustomer(qr, restored, name);
   await repo.markAuditUndone(qr, mergeAuditId);
   const undoId = await repo.insertAudit(qr, {
     action: 'unmerge',
@@ -219,6 +222,24 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
   const summaries = await rebuildCustomerRollups(qr, [root, restored]);
   await enqueueOutbox(qr, summaries.map((s) => sentimentEvent(s, opts.publicUrl)));
   return { auditId: undoId, survivorId: root, restoredId: restored };
+}
+
+/**
+ * The name of a customer an undone link made, from what it took along: its CRM record's person
+ * (as CRM intake names a record's customer), else a public handle (as `unlinkIdentity` names a
+ * split-off handle); never an address.
+ */
+async function linkedName(qr: Q, customerId: string): Promise<string | null> {
+  for (const p of await repo.crmPersonsOfCustomer(qr, customerId)) {
+    const name = safeDisplayName([p.givenName, p.surname].filter((s) => s && s.trim()).join(' '), p.company);
+    if (name) return name;
+  }
+  for (const i of await repo.identitiesOfCustomer(qr, customerId)) {
+    if (i.kind !== 'handle' || ADDRESS_SOURCES.has(i.network ?? '')) continue;
+    const name = safeDisplayName(i.raw_value);
+    if (name) return name;
+  }
+  return null;
 }
 
 /**

@@ -108,7 +108,7 @@ export class ErasureService {
   private async eraseTx(qr: QueryRunner, customerId: string, reason: string, actor: string): Promise<ErasureOutcome> {
     const prior = await this.requestFor(customerId, qr);
     if (prior) return { request: prior, erasedNow: false };
-    const ids = await repo.customerFamily(qr, customerId, true);
+    const ids = await this.lockFamily(qr, customerId);
     if (ids.length === 0) throw AppError.notFound(`customer ${customerId}`);
 
     // Interactions: personal values replaced, scores and topics kept (the rollups are anonymous).
@@ -175,6 +175,24 @@ export class ErasureService {
     }
     await enqueueOutbox(qr, events);
     return { request: toRequest(row), erasedNow: true };
+  }
+
+  /**
+   * Locks the customer's family (its root and every customer merged into it) as it is once the
+   * locks are held. A merge that commits while the first locking read waits moves the family
+   * (the customer merged away, or another one merged in), and that read still returns the rows it
+   * found before; so it is read and locked again until two reads agree. Whatever changes a family
+   * holds the row lock of its root, which the second read takes, so the agreed family stays.
+   */
+  private async lockFamily(qr: QueryRunner, customerId: string): Promise<string[]> {
+    let ids = await repo.customerFamily(qr, customerId, true);
+    for (let round = 0; ids.length > 0; round++) {
+      const now = await repo.customerFamily(qr, customerId, true);
+      if (now.length === ids.length && now.every((id, i) => id === ids[i])) break;
+      if (round >= 8) throw new AppError('CONFLICT', `customer ${customerId} keeps being merged while it is erased; try again`);
+      ids = now;
+    }
+    return ids;
   }
 
   async requestFor(customerId: string, db: Db = this.ds): Promise<ErasureRequestRow | null> {

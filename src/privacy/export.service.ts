@@ -29,11 +29,26 @@ export class CustomerExportService {
       crmRecords,
       listeningItems,
       mergeSuggestions: suggestions,
-      mergeHistory: history,
+      mergeHistory: history.map((h) => withoutOthersName(h, ids)),
       dailySentiment: daily,
       crmWriteback: writeback,
       pendingOutbox: outbox,
       erasureRequests: erasures,
     };
   }
+}
+
+/**
+ * A merge or link record as the export shows it: its undo snapshot keeps the name the merged or
+ * linked side had, which is another person's once the merge was undone (or the merged customer
+ * is no longer one of this family); the rest (ids, reason, actor, times) stays.
+ */
+function withoutOthersName(row: repo.StoredRow, family: readonly string[]): repo.StoredRow {
+  const snapshot = row.snapshot as Record<string, unknown> | null | undefined;
+  if (!snapshot || typeof snapshot !== 'object' || !('displayName' in snapshot)) return row;
+  const mergedId = row.merged_id as string | null;
+  const ours = row.undone_at == null && (mergedId == null || family.includes(mergedId));
+  if (ours) return row;
+  const { displayName: _others, ...rest } = snapshot;
+  return { ...row, snapshot: rest };
 }
