@@ -1,5 +1,6 @@
 import type { QueryRunner } from 'typeorm';
 import { copyBoolean, copyJson, copyNumber, copyText } from '../db/copy-text';
+import { erasedExternalIdSql } from '../db/erased-key';
 import { sqlState, violatedConstraint } from '../db/failures';
 import { copyIn, exec, firstRow, rows, type Db } from '../db/sql';
 import { keyset, type SortKey, type Window } from '../graphql/keyset';
@@ -182,13 +183,18 @@ export function countsByCustomer(db: Db, customerIds: readonly string[]): Promis
 
 // ---- the ingest pipeline (inside its transaction) ----------------------------------------------
 
-/** Which of the (source, external id) keys are stored already. */
+/**
+ * Which of the (source, external id) keys are stored already, or were and have been erased (their
+ * row keeps a hash of the key: src/db/erased-key.ts), so a replay does not bring them back.
+ */
 export function storedKeys(db: Db, sources: readonly string[], externalIds: readonly string[]): Promise<{ source: string; external_id: string }[]> {
   return rows(
     db,
-    `SELECT i.source, i.external_id FROM unnest($1::text[], $2::text[]) AS k(source, external_id)
+    `SELECT k.source, k.external_id FROM unnest($1::text[], $2::text[]) AS k(source, external_id)
        CROSS JOIN LATERAL (
-         SELECT i.source, i.external_id FROM interaction i WHERE i.source = k.source AND i.external_id = k.external_id OFFSET 0) i`,
+         SELECT 1 FROM interaction i
+          WHERE i.source = k.source AND i.external_id IN (k.external_id, ${erasedExternalIdSql('k.source', 'k.external_id')})
+          LIMIT 1) i`,
     [sources, externalIds],
   );
 }

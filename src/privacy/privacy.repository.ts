@@ -1,3 +1,4 @@
+import { erasedExternalIdSql } from '../db/erased-key';
 import { exec, firstRow, rows, type Db } from '../db/sql';
 import type { CrmSystem } from '../crm/crm.port';
 
@@ -36,7 +37,7 @@ export async function redactCustomerInteractions(db: Db, customerIds: readonly s
     `WITH r AS (
        UPDATE interaction SET text = '', url = NULL, author_handle = NULL, author_display_name = NULL, metadata = NULL,
               explanation = '[]', event_id = NULL, in_reply_to = NULL, thread_key = NULL,
-              external_id = 'erased:' || id::text, customer_id = NULL, identity_id = NULL, redacted_at = now()
+              external_id = ${erasedExternalIdSql('source', 'external_id')}, customer_id = NULL, identity_id = NULL, redacted_at = now()
         WHERE customer_id = ANY($1::uuid[]) RETURNING id)
      SELECT id FROM r`,
     [customerIds],

@@ -85,6 +85,26 @@ describe('identity and privacy: hostile values and unlucky timing', () => {
     expect((await grepDatabase(q, [`Vexhollow${t}`, `mv_${t}`, `Vantquist${t}`])).hits).toEqual([]);
   });
 
+  it('a message of an erased person sent again (a replay of the topic, a re-sent /ingest body) is a duplicate: nothing of it comes back', async () => {
+    const t = tag();
+    const author = { handle: `gone_${t}`, displayName: `Replay Person${t}`, email: `replay-${t}@example.org` };
+    const line = message(0, { eventId: `e-${t}`, externalId: `replayed-${t}`, author, text: `My order ${t} never came. Awful service.` });
+    const first = await app.services.ingest.ingestObjects([line], 'test');
+    expect(first).toMatchObject({ accepted: 1, duplicates: 0, rejected: [] });
+    const customer = await app.services.erasure.findCustomer({ email: author.email });
+    await app.services.erasure.erase(customer, 'DSR-replay', 'admin:test');
+    const seeded = [author.handle, author.displayName, author.email, `replayed-${t}`, `order ${t}`];
+    expect((await grepDatabase(q, seeded)).hits).toEqual([]);
+
+    // Before: accepted again, with a new customer, identities and the text.
+    const again = await app.services.ingest.ingestObjects([line], 'test');
+    expect(again).toMatchObject({ accepted: 0, duplicates: 1, rejected: [] });
+    expect((await grepDatabase(q, seeded)).hits).toEqual([]);
+    // a new message of the same person is a new interaction, as before
+    const next = await app.services.ingest.ingestObjects([{ ...line, eventId: `e2-${t}`, externalId: `new-${t}` }], 'test');
+    expect(next).toMatchObject({ accepted: 1, duplicates: 0 });
+  });
+
   it('an email linked by hand, unlinked by undoing the link, then erased, leaves no trace in the merge history', async () => {
     const t = tag();
     const email = `linked-${t}@example.org`;
