@@ -296,6 +296,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     },
     liveness: () => db.embedded?.problem() ?? null,
     graphqlSlots: { concurrency: config.graphqlConcurrency, queueMax: config.graphqlQueueMax },
+    httpLimits: config.http,
   };
   let server: http.Server;
   if (opts.server) {

@@ -213,7 +213,7 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
   // HTTP first: after a crash the orchestrator sees a live process at once, and /readyz says
   // what is still starting (the database, the schema, the Kafka group) instead of no answer.
   let phase = 'opening the database';
-  const early = await listenWhileStarting(config.port, config.host, () => phase);
+  const early = await listenWhileStarting(config.port, config.host, () => phase, config.http);
   log.info({ httpUrl: early.url, readyz: `${early.url}/readyz` }, 'HTTP is up; /readyz says when Earshot is ready');
   const db = await openDatabaseWaiting(config, log, {
     // The embedded PostgreSQL died and would not start again: only a new process can help.

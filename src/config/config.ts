@@ -44,6 +44,8 @@ export interface Config {
   readonly ingestLimits: IngestLimitsConfig;
   /** lanes one large `/ingest` or `ingestInteractions` request is stored in at once (src/interactions/ingest-lanes.ts) */
   readonly ingestLanes: number;
+  /** the HTTP server's connection, header-time and body-buffer limits (EARSHOT_HTTP_*; src/http/http-server.ts) */
+  readonly http: { readonly maxConnections: number; readonly headersTimeoutMs: number; readonly bodyBufferBytes: number };
   readonly auth: {
     readonly apiKeys: readonly ApiKey[];
     readonly jwtSecret: string | null;
@@ -286,6 +288,11 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
       maxEventTextBytes: kafka.brokers ? Math.max(0, kafka.maxRequestBytes - EVENT_ROOM_BESIDES_TEXT) : null,
     },
     ingestLanes: int('EARSHOT_INGEST_LANES', 3, 1, 64),
+    http: {
+      maxConnections: int('EARSHOT_HTTP_MAX_CONNECTIONS', 8_192, 1, 1_000_000),
+      headersTimeoutMs: int('EARSHOT_HTTP_HEADERS_TIMEOUT_MS', 20_000, 100, 120_000),
+      bodyBufferBytes: int('EARSHOT_HTTP_BODY_BUFFER_BYTES', 256 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
+    },
     auth: {
       apiKeys,
       jwtSecret,

@@ -9,7 +9,7 @@ import { EXPLORER_ASSET_PREFIX, sendExplorerAsset, sendExplorerPage, wantsExplor
 import { applyCors } from './cors';
 import type { TrustedDocuments } from '../graphql/trusted-documents';
 import type { Loaders } from '../graphql/loaders';
-import type { IngestService } from '../interactions/ingest.service';
+import type { IngestService, IngestSummary } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
 import { CONSOLE_PATH, serveConsole } from './console.static';
 import { loopTurns } from '../shared/loop-turns';
@@ -46,7 +46,36 @@ export interface HttpDeps {
   liveness?: () => string | null;
   /** GraphQL operations run at once, and how many may wait (EARSHOT_GRAPHQL_CONCURRENCY, _QUEUE_MAX) */
   graphqlSlots?: { concurrency: number; queueMax: number };
+  /** the server's connection, header-time and body-buffer limits; DEFAULT_HTTP_LIMITS when absent */
+  httpLimits?: HttpLimits;
 }
+
+/** What one HTTP server holds for its clients at most (the EARSHOT_HTTP_* settings). */
+export interface HttpLimits {
+  /**
+   * Open connections (EARSHOT_HTTP_MAX_CONNECTIONS), WebSocket subscriptions included; past it a
+   * new connection is closed at once. Keep it below the process's file-descriptor limit (ulimit -n):
+   * without a bound, 1,500 connections sending their headers a byte at a time against a limit of
+   * 1,024 held 903 descriptors until Node's header time ran out (90 s), and any connection the
+   * database pool or Kafka opened meanwhile needs a descriptor too.
+   */
+  maxConnections: number;
+  /** how long a client may take to send its request line and headers (EARSHOT_HTTP_HEADERS_TIMEOUT_MS); then 408 and close */
+  headersTimeoutMs: number;
+  /**
+   * Request bodies read into memory at once, in bytes, across all requests (EARSHOT_HTTP_BODY_BUFFER_BYTES),
+   * counted from their Content-Length until their handler is done (answer written) or their
+   * client gone; never below the largest one body (EARSHOT_INGEST_MAX_BYTES). A body that does not fit is answered 503 with Retry-After,
+   * unread. Without it, anyone could hold 2 MiB per connection on /graphql before any credential
+   * is checked (100 connections: 214 MB; requestTimeout lets them stay two minutes).
+   */
+  bodyBufferBytes: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({ maxConnections: 8_192, headersTimeoutMs: 20_000, bodyBufferBytes: 256 * 1024 * 1024 });
+
+/** A whole request, body included, must have arrived within this long (Node's requestTimeout). */
+const REQUEST_TIMEOUT_MS = 120_000;
 
 /**
  * What /readyz may tell anyone: a component's own words, never a driver's or broker's raw
@@ -109,12 +138,14 @@ function badTarget(req: IncomingMessage, res: ServerResponse): void {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+const GRAPHQL_MAX_BODY_BYTES = 2 * 1024 * 1024;
+
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
 const INGEST_ROLES = new Set(['admin', 'service', 'agent']);
 
 /** The service's own HTTP server: GraphQL beside /ingest, health, readiness and metrics. */
 export function createHttpServer(deps: HttpDeps): http.Server {
-  return withTimeouts(http.createServer(requestHandler(deps)));
+  return limitedServer(deps.httpLimits ?? DEFAULT_HTTP_LIMITS, requestHandler(deps));
 }
 
 export interface StartingServer {
@@ -129,10 +160,11 @@ export interface StartingServer {
  * live process at once after a restart: until `attach`, /healthz answers 200, /readyz 503 with
  * `phase()` as the reason, and everything else 503 SERVICE_UNAVAILABLE with Retry-After.
  */
-export async function listenWhileStarting(port: number, host: string, phase: () => string): Promise<StartingServer> {
+export async function listenWhileStarting(port: number, host: string, phase: () => string, limits: HttpLimits = DEFAULT_HTTP_LIMITS): Promise<StartingServer> {
   let handler: http.RequestListener | null = null;
-  const server = withTimeouts(
-    http.createServer((req, res) => {
+  const server = limitedServer(
+    limits,
+    (req, res) => {
       if (handler) return handler(req, res);
       req.resume();
       const url = parseTarget(req);
@@ -142,7 +174,7 @@ export async function listenWhileStarting(port: number, host: string, phase: () 
       if (path === '/readyz') return sendJson(res, 503, { status: 'unavailable', reason: `starting: ${phase()}` });
       res.setHeader('retry-after', '1');
       sendJson(res, 503, { error: { code: 'SERVICE_UNAVAILABLE', message: `Earshot is starting (${phase()}); try again shortly` } });
-    }),
+    },
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -161,10 +193,44 @@ export async function listenWhileStarting(port: number, host: string, phase: () 
   };
 }
 
-function withTimeouts(server: http.Server): http.Server {
+function limitedServer(limits: HttpLimits, handler: http.RequestListener): http.Server {
+  const headersTimeout = Math.min(limits.headersTimeoutMs, REQUEST_TIMEOUT_MS);
+  // Node looks for connections past their header or request time only this often (30 s by
+  // default, which let a 60 s header time hold a connection for 90 s)
+  const server = http.createServer({ connectionsCheckingInterval: Math.max(100, Math.min(2_000, Math.floor(headersTimeout / 4))) }, handler);
   server.keepAliveTimeout = 5_000;
-  server.requestTimeout = 120_000;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.headersTimeout = headersTimeout;
+  server.maxConnections = limits.maxConnections;
   return server;
+}
+
+/** Bytes of request bodies held in memory, against HttpLimits.bodyBufferBytes. */
+class BodyBudget {
+  private used = 0;
+  constructor(private readonly max: number) {}
+
+  /** One request's share: `hold` takes bytes while there is room; `release` gives back all it took (again: nothing). */
+  forRequest(): BodyHold {
+    let held = 0;
+    return {
+      hold: (bytes) => {
+        if (this.used + bytes > this.max) return false;
+        this.used += bytes;
+        held += bytes;
+        return true;
+      },
+      release: () => {
+        this.used -= held;
+        held = 0;
+      },
+    };
+  }
+}
+
+interface BodyHold {
+  hold(bytes: number): boolean;
+  release(): void;
 }
 
 function requestHandler(deps: HttpDeps): http.RequestListener {
@@ -173,8 +239,9 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
   // pages grew the heap past 800 MB and starved the pool (10 s connect timeouts).
   const slots = deps.graphqlSlots ? new OperationSlots(deps.graphqlSlots.concurrency, deps.graphqlSlots.queueMax) : null;
   if (slots) deps.metrics.watchGraphqlQueue(() => slots.waiting());
+  const bodies = new BodyBudget(Math.max((deps.httpLimits ?? DEFAULT_HTTP_LIMITS).bodyBufferBytes, deps.ingestMaxBytes, GRAPHQL_MAX_BODY_BYTES));
   return (req, res) => {
-    const requestId = (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].slice(0, 100)) || randomUUID();
+    const requestId = clientRequestId(req.headers['x-request-id']) ?? randomUUID();
     res.setHeader('x-request-id', requestId);
     const url = parseTarget(req);
     if (!url) return badTarget(req, res);
@@ -202,7 +269,10 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
         'http request',
       );
     });
-    requestContext.run(store, () => handle(deps, slots, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
+    // a body is held until its request's handler is done with it, or its client is gone
+    const body = bodies.forRequest();
+    res.once('close', body.release);
+    requestContext.run(store, () => handle(deps, slots, body, req, res, url, route, requestId, reqLog)).catch((err: unknown) => {
       if (err instanceof AppError) return sendJson(res, err.httpStatus, { error: { code: err.code, message: err.message } });
       // A client that hangs up mid-body is no fault of ours, and nothing of its request ran (a
       // body is read whole before any of it is used): not an error line with a stack to page on.
@@ -213,8 +283,20 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
       reqLog.error({ err }, 'unhandled error in HTTP handler');
       if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error', requestId } });
       else res.destroy();
-    });
+    }).finally(body.release);
   };
+}
+
+/**
+ * The client's X-Request-Id when it is one: visible ASCII, cut to 100 characters. Node's parser
+ * already refuses CR, LF and other control characters in a header; it passes spaces, tabs and
+ * bytes 0x80–0xFF (UTF-8 read as Latin-1), which came back in the log as mojibake and split
+ * log tools' fields: such an id is replaced by a fresh one.
+ */
+function clientRequestId(sent: string | string[] | undefined): string | null {
+  if (typeof sent !== 'string') return null;
+  const id = sent.slice(0, 100);
+  return /^[\x21-\x7e]+$/.test(id) ? id : null;
 }
 
 function routeOf(path: string): string {
@@ -229,6 +311,7 @@ function routeOf(path: string): string {
 async function handle(
   deps: HttpDeps,
   slots: OperationSlots | null,
+  body: BodyHold,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -250,7 +333,7 @@ async function handle(
       if (!deps.metricsAccess.onMainPort) return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } });
       return serveMetrics(deps.metrics, deps.metricsAccess.key, req, res);
     case 'ingest':
-      return handleIngest(deps, req, res);
+      return handleIngest(deps, body, req, res);
     case 'console':
       if (!deps.consoleDir) throw new AppError('NOT_FOUND', 'the console is off on this instance (EARSHOT_CONSOLE=on enables it)');
       return serveConsole(deps.consoleDir, req, res, url.pathname);
@@ -258,7 +341,7 @@ async function handle(
       if (!deps.apollo) throw new AppError('NOT_FOUND', 'the api role is not enabled on this instance');
       if (applyCors(deps.corsOrigins ?? [], req, res)) return;
       if (deps.explorer && wantsExplorerPage(req, url)) return sendExplorerPage(res);
-      return handleGraphql(deps, deps.apollo, slots, req, res, url, requestId, log);
+      return handleGraphql(deps, deps.apollo, slots, body, req, res, url, requestId, log);
     case 'explorer':
       if (!deps.apollo || !deps.explorer) throw new AppError('NOT_FOUND', 'the explorer is off on this instance (EARSHOT_EXPLORER=on turns it on)');
       if (url.pathname === '/explorer') return sendExplorerPage(res);
@@ -269,7 +352,7 @@ async function handle(
   }
 }
 
-async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleIngest(deps: HttpDeps, held: BodyHold, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (!deps.ingest) throw new AppError('NOT_FOUND', 'the ingest role is not enabled on this instance');
   if (req.method !== 'POST') {
     res.setHeader('allow', 'POST');
@@ -284,16 +367,42 @@ async function handleIngest(deps: HttpDeps, req: IncomingMessage, res: ServerRes
     req.resume();
     throw new AppError('UNSUPPORTED_MEDIA_TYPE', `Content-Type must be application/x-ndjson (one JSON message per line), not ${JSON.stringify(type || 'none')}`);
   }
-  const body = await readBody(req, deps.ingestMaxBytes, res, 'EARSHOT_INGEST_MAX_BYTES', restError);
+  const body = await readBody(req, deps.ingestMaxBytes, res, 'EARSHOT_INGEST_MAX_BYTES', restError, held);
   if (body === null) return;
   const result = await deps.ingest.ingestNdjson(body, 'http');
-  sendJson(res, 200, result);
+  await sendIngestSummary(res, result);
+}
+
+/** Rejections serialized per turn of the event loop when the answer has many. */
+const ANSWER_SLICE = 1_000;
+
+/**
+ * `sendJson(res, 200, summary)`, byte for byte, with its rejections serialized a slice per turn
+ * of the event loop: a body of 250,000 refused lines answers with 58–92 MB of JSON, which
+ * JSON.stringify and its encoding made in one piece while every other request waited (0.2–0.46 s
+ * measured for the string and its bytes alone).
+ */
+async function sendIngestSummary(res: ServerResponse, summary: IngestSummary): Promise<void> {
+  const { accepted, duplicates, rejected } = summary;
+  if (rejected.length <= ANSWER_SLICE) return sendJson(res, 200, summary);
+  const parts: Buffer[] = [Buffer.from(`{"accepted":${JSON.stringify(accepted)},"duplicates":${JSON.stringify(duplicates)},"rejected":[`)];
+  for (let i = 0; i < rejected.length; i += ANSWER_SLICE) {
+    if (i > 0) await loopTurns.take();
+    const slice = JSON.stringify(rejected.slice(i, i + ANSWER_SLICE));
+    parts.push(Buffer.from(`${i > 0 ? ',' : ''}${slice.slice(1, -1)}`));
+  }
+  parts.push(Buffer.from(']}'));
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': parts.reduce((n, p) => n + p.length, 0) });
+  for (const part of parts) res.write(part);
+  res.end();
 }
 
 async function handleGraphql(
   deps: HttpDeps,
   apollo: ApolloServer<GraphQLContext>,
   slots: OperationSlots | null,
+  held: BodyHold,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -304,7 +413,7 @@ async function handleGraphql(
   for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
   let body: unknown = undefined;
   if (req.method === 'POST') {
-    const raw = await readBody(req, 2 * 1024 * 1024, res, 'the GraphQL request limit', graphqlError);
+    const raw = await readBody(req, GRAPHQL_MAX_BODY_BYTES, res, 'the GraphQL request limit', graphqlError, held);
     if (raw === null) return;
     // JSON between systems is UTF-8 (RFC 8259): a decoder that replaced bad bytes with U+FFFD
     // would store, through ingestInteractions, text the client never sent; refused instead, as
@@ -418,13 +527,23 @@ const graphqlError: ErrorBody = (code, message) => ({ errors: [{ message, extens
  * Reads the body up to `limit` bytes; over it, answers 413 and returns null. A body in a
  * Content-Encoding (gzip, br, …) is answered 415 and not read: read as it is, compressed NDJSON
  * would come back as a rejection per line of binary noise, and a small compressed body can
- * expand past any limit. Both answers are in the endpoint's error shape (`errorBody`).
+ * expand past any limit. A Transfer-Encoding other than chunked (`gzip, chunked`: Node takes
+ * the chunks off and passes the gzip on) is answered 501 for the same reason. A body the
+ * process-wide budget has no room for (`held`, the request's share) is answered 503 with
+ * Retry-After and not read. All answers are in the endpoint's error shape (`errorBody`).
  */
-function readBody(req: IncomingMessage, limit: number, res: ServerResponse, limitSetting: string, errorBody: ErrorBody): Promise<Buffer | null> {
+function readBody(req: IncomingMessage, limit: number, res: ServerResponse, limitSetting: string, errorBody: ErrorBody, held: BodyHold): Promise<Buffer | null> {
   const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity') {
     res.setHeader('accept-encoding', 'identity');
     sendJson(res, 415, errorBody('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(encoding)} is not accepted: send the body uncompressed`));
+    req.resume();
+    return Promise.resolve(null);
+  }
+  const transfer = req.headers['transfer-encoding'];
+  if (transfer !== undefined && transfer.trim().toLowerCase() !== 'chunked') {
+    res.setHeader('connection', 'close');
+    sendJson(res, 501, errorBody('NOT_IMPLEMENTED', `Transfer-Encoding ${JSON.stringify(transfer)} is not accepted: send the body with a Content-Length or as Transfer-Encoding: chunked alone`));
     req.resume();
     return Promise.resolve(null);
   }
@@ -435,6 +554,17 @@ function readBody(req: IncomingMessage, limit: number, res: ServerResponse, limi
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > limit) {
     tooLarge();
+    req.resume();
+    return Promise.resolve(null);
+  }
+  const noRoom = () => {
+    res.setHeader('connection', 'close');
+    res.setHeader('retry-after', '1');
+    sendJson(res, 503, errorBody('SERVICE_UNAVAILABLE', 'the server is reading as many request bodies as it may hold at once (EARSHOT_HTTP_BODY_BUFFER_BYTES); try again shortly'));
+  };
+  // a declared length is held whole at once: a client that sends it slowly holds it all along
+  if (declared > 0 && !held.hold(declared)) {
+    noRoom();
     req.resume();
     return Promise.resolve(null);
   }
@@ -449,6 +579,14 @@ function readBody(req: IncomingMessage, limit: number, res: ServerResponse, limi
         over = true;
         chunks.length = 0;
         tooLarge();
+        resolve(null);
+        return;
+      }
+      // chunked: held as it comes
+      if (size > declared && !held.hold(c.length)) {
+        over = true;
+        chunks.length = 0;
+        noRoom();
         resolve(null);
         return;
       }

@@ -1,10 +1,11 @@
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
-import { validateMessage, parseMessage, type InteractionMessage, type LimitsArg } from './interaction-message';
+import { DEFAULT_MESSAGE_LIMITS, validateMessage, parseMessage, type InteractionMessage, type LimitsArg, type ValidationResult } from './interaction-message';
 import { ingestLanes } from './ingest-lanes';
 import { DEFAULT_INGEST_MAX_LINES } from './ingest-limits.config';
 import { persistIsolating } from './isolate-lines';
+import { loopTurns } from '../shared/loop-turns';
 import type { RecordInteractionsService } from './record-interactions.service';
 
 export interface IngestSummary {
@@ -53,15 +54,16 @@ export class IngestService {
     const maxLines = (typeof this.limits === 'object' ? this.limits.maxLines : undefined) ?? DEFAULT_INGEST_MAX_LINES;
     // counted without keeping the lines: a body of 16 million empty lines must not become 16 million views of it
     let count = 0;
-    eachLine(body, (raw) => {
-      if (!isBlank(raw)) count++;
+    await eachLine(body, () => {
+      count++;
     });
     if (count > maxLines) {
       throw new AppError('PAYLOAD_TOO_LARGE', `the body has ${count} lines, more than ${maxLines} lines (EARSHOT_INGEST_MAX_LINES); nothing was stored: send it in smaller bodies`);
     }
     const items: { line: number; result: ReturnType<typeof parseMessage> }[] = [];
-    eachLine(body, (raw, line) => {
-      if (!isBlank(raw)) items.push({ line, result: parseMessage(raw, this.limits) });
+    const longest = maxLineBytes(this.limits);
+    await eachLine(body, (raw, line) => {
+      items.push({ line, result: raw.length > longest ? lineTooLong(raw.length, longest) : parseMessage(raw, this.limits) });
     });
     return this.run(items, channel);
   }
@@ -157,18 +159,72 @@ export class IngestService {
 
 type Line = { line: number; message: InteractionMessage };
 
-/** Each line of an NDJSON body (without its \n) with its 1-based number; a last line without \n counts. */
-function eachLine(body: Buffer, visit: (raw: Buffer, line: number) => void): void {
+/**
+ * The longest line a message within the limits can be: its text and metadata with every byte
+ * written as a six-byte JSON escape (\u0001), and 64 KiB for the other fields, which the schema
+ * bounds. A longer line is refused unread: JSON.parse of one 32 MiB line (an array of 16 million
+ * numbers in metadata) blocked the event loop for 2.2 s before the metadata limit refused it.
+ */
+function maxLineBytes(limits: LimitsArg): number {
+  const text = typeof limits === 'number' ? limits : (limits.maxTextBytes ?? DEFAULT_MESSAGE_LIMITS.maxTextBytes);
+  const metadata = typeof limits === 'number' ? DEFAULT_MESSAGE_LIMITS.maxMetadataBytes : (limits.maxMetadataBytes ?? DEFAULT_MESSAGE_LIMITS.maxMetadataBytes);
+  return 6 * (text + metadata) + 64 * 1024;
+}
+
+function lineTooLong(bytes: number, longest: number): ValidationResult {
+  return {
+    ok: false,
+    kind: 'too-large',
+    error: `the line is ${bytes} bytes, longer than any message within the limits can be (${longest} bytes, from EARSHOT_INGEST_MAX_TEXT_BYTES and EARSHOT_INGEST_MAX_METADATA_BYTES); it was not parsed`,
+  };
+}
+
+/** Bytes, and non-blank lines, a body is read in before other work gets a turn of the event loop. */
+const SLICE_BYTES = 1024 * 1024;
+const SLICE_LINES = 1_000;
+
+/**
+ * Each non-blank line of an NDJSON body (without its \n) with its 1-based number; a last line
+ * without \n counts. The body is read in slices, each followed by a turn of the event loop
+ * (loopTurns): read at once, a body blocked every other request for as long as it took, measured
+ * 0.75–1.3 s for 100,000 lines of messages, 3.2 s for 250,000 lines of malformed JSON and 3.4 s
+ * for 32 MiB of empty lines (a view of each). Blank lines are skipped byte by byte, without a
+ * view or a search each.
+ */
+async function eachLine(body: Buffer, visit: (raw: Buffer, line: number) => void): Promise<void> {
+  const length = body.length;
+  let line = 1;
+  // where the line starts, and how far it has been read
   let start = 0;
-  for (let line = 1; start <= body.length; line++) {
-    let end = body.indexOf(0x0a, start);
-    if (end === -1) end = body.length;
+  let at = 0;
+  let sliceFrom = 0;
+  let sliceLines = 0;
+  for (;;) {
+    if (at - sliceFrom >= SLICE_BYTES || sliceLines >= SLICE_LINES) {
+      await loopTurns.take();
+      sliceFrom = at;
+      sliceLines = 0;
+    }
+    const stop = Math.min(length, sliceFrom + SLICE_BYTES);
+    while (at < stop && isBlankByte(body[at]!)) at++;
+    if (at === length) return;
+    if (at === stop) continue;
+    if (body[at] === 0x0a) {
+      at++;
+      start = at;
+      line++;
+      continue;
+    }
+    let end = body.indexOf(0x0a, at);
+    if (end === -1) end = length;
     visit(body.subarray(start, end), line);
-    start = end + 1;
+    sliceLines++;
+    at = start = end + 1;
+    line++;
+    if (at > length) return;
   }
 }
 
-function isBlank(b: Buffer): boolean {
-  for (const c of b) if (c !== 0x20 && c !== 0x09 && c !== 0x0d) return false;
-  return true;
+function isBlankByte(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0d;
 }
