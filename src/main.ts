@@ -206,6 +206,14 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
       log.info({ signal }, 'signal received');
       signalled = signal;
       resolve();
+      // From the signal on, whatever runs (a start that waits for a migration lock or a
+      // database, a drain that hangs) has the shutdown time and 10 s more. Armed only after the
+      // start before, so a process asked to stop while it started stayed until the start ended:
+      // a wait for another process's migrations had no end.
+      setTimeout(() => {
+        log.error({ signal }, 'shutdown took too long; exiting');
+        process.exit(1);
+      }, config.shutdownTimeoutMs + 10_000).unref();
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
@@ -228,9 +236,20 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
     early.server.closeAllConnections();
     throw e;
   });
+  const stoppedWhileStarting = async (): Promise<boolean> => {
+    if (signalled === null) return false;
+    log.info('asked to stop while starting: not starting the rest');
+    early.server.close();
+    early.server.closeAllConnections();
+    await db.close();
+    await tracing?.shutdown();
+    return true;
+  };
+  if (await stoppedWhileStarting()) return 0;
   if (demo) {
     phase = 'loading the demo data set';
     await loadDemo(config, log, db);
+    if (await stoppedWhileStarting()) return 0;
   }
   phase = config.roles.includes('ingest') && config.kafka.brokers ? 'building the schema, then joining the Kafka consumer group' : 'building the schema';
   const app = await startApp(config, log, db, { server: early }).catch(async (e: unknown) => {
@@ -242,11 +261,6 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
     throw e;
   });
   if (signalled === null) await stopRequested;
-  const hardStop = setTimeout(() => {
-    log.error('shutdown took too long; exiting');
-    process.exit(1);
-  }, config.shutdownTimeoutMs + 10_000);
-  hardStop.unref();
   await app.stop();
   await db.close();
   await tracing?.shutdown();

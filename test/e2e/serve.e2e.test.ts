@@ -7,7 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { message, ndjson } from '../support/app';
 import { spawnEarshot } from '../support/earshot-process';
 import { waitFor } from '../support/kafka-fixtures';
-import { createTestDatabase, REPO_ROOT } from '../support/postgres';
+import { Client } from 'pg';
+import { MIGRATION_LOCK } from '../../src/db/migrate';
+import { createTestDatabase, REPO_ROOT, waitForLockWait } from '../support/postgres';
 import { servicePort } from '../support/ports';
 
 const MAIN = path.join(REPO_ROOT, 'dist/src/main.js');
@@ -184,6 +186,22 @@ describe('earshot serve with a DATABASE_URL that does not answer yet', () => {
     relay.closeAllConnections?.();
     expect(await p.kill('SIGTERM')).toBe(0);
   }, 180_000);
+
+  it('asked to stop while it waits for another process\'s migrations, exits within the shutdown time (it waited for ever)', async () => {
+    const db = await createTestDatabase('stopwait');
+    cleanups.push(() => db.drop());
+    const holder = new Client({ connectionString: db.url });
+    await holder.connect();
+    cleanups.push(() => holder.end());
+    await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    const p = spawnEarshot({ DATABASE_URL: db.url, EARSHOT_SHUTDOWN_TIMEOUT_MS: '0' });
+    cleanups.push(() => p.kill('SIGKILL'));
+    await p.httpUrl();
+    await waitForLockWait((sql, params) => holder.query(sql, params).then((r) => r.rows), 'Earshot waits for the migration lock', { queryPrefix: 'SELECT pg_advisory_lock' });
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toContain('shutdown took too long; exiting');
+  }, 60_000);
 
   it('exits 1 at once with one line naming host, port and database, never the password, when the database does not exist', async () => {
     const url = new URL('postgres://earshot_user:Hunter2-secret@127.0.0.1:5432/earshot_no_such_database_here');
