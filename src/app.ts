@@ -260,7 +260,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
         [ViewerResolver, new ViewerResolver()],
       ]),
     );
-    apollo = createApollo(config.graphqlApi.federation ? toSubgraphSchema(schema) : schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics, log.child({ component: 'access' }));
+    apollo = createApollo(config.graphqlApi.federation ? toSubgraphSchema(schema, { sdlNeedsCredential: !config.graphql.introspection }) : schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics, log.child({ component: 'access' }));
     await apollo.start();
   }
 

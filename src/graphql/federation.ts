@@ -1,6 +1,6 @@
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { printSchemaWithDirectives } from '@graphql-tools/utils';
-import { getNamedType, GraphQLSchema, isEnumType, isObjectType, parse } from 'graphql';
+import { defaultFieldResolver, getNamedType, GraphQLSchema, isEnumType, isObjectType, parse } from 'graphql';
 import { createResolversMap } from 'type-graphql';
 import type { Customer } from '../customers/customer.type';
 import { requirePrincipal } from './auth-checker';
@@ -20,8 +20,10 @@ const LINK = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.3
  * so roles and PII rules are those of queries, and it needs a credential as `customer(id:)` does:
  * `_entities` is @apollo/subgraph's root field, not ours, so no `@Authorized()` guards it, and
  * without this check anyone who knew a customer id read its name, sentiment and interactions.
+ * `_service { sdl }` (the schema, for a gateway to compose) needs one too when introspection is
+ * off (`sdlNeedsCredential`): it answered anyone, so turning introspection off hid nothing.
  */
-export function toSubgraphSchema(schema: GraphQLSchema): GraphQLSchema {
+export function toSubgraphSchema(schema: GraphQLSchema, opts: { sdlNeedsCredential: boolean } = { sdlNeedsCredential: true }): GraphQLSchema {
   const config = schema.toConfig();
   const withoutSubscriptions = new GraphQLSchema({ ...config, subscription: undefined, types: config.types.filter((t) => t !== config.subscription) });
   const sdl = printSchemaWithDirectives(withoutSubscriptions);
@@ -43,6 +45,16 @@ export function toSubgraphSchema(schema: GraphQLSchema): GraphQLSchema {
         const named = getNamedType(arg.type);
         if (isEnumType(named) && typeof arg.defaultValue === 'string') arg.defaultValue = named.getValue(arg.defaultValue)?.value ?? arg.defaultValue;
       }
+    }
+  }
+  if (opts.sdlNeedsCredential) {
+    const service = subgraph.getQueryType()?.getFields()._service;
+    if (service) {
+      const resolve = service.resolve ?? defaultFieldResolver;
+      service.resolve = (source, args, ctx: GraphQLContext, info) => {
+        requirePrincipal(ctx);
+        return resolve(source, args, ctx, info);
+      };
     }
   }
   return subgraph;

@@ -44,6 +44,25 @@ describe('federation _entities: authentication and PII as for customer(id:)', ()
     }
   });
 
+  it('_service { sdl } answers without a credential only while introspection is on', async () => {
+    // introspection is on outside production: the SDL is no more than __schema gives
+    const open = await app.gql<{ _service: { sdl: string } }>('{ _service { sdl } }');
+    expect(open.data._service.sdl).toContain('type Customer');
+    const closed = await startTestApp({ EARSHOT_FEDERATION: 'on', EARSHOT_GRAPHQL_INTROSPECTION: 'false', EARSHOT_API_KEYS: `${KEYS.admin}:admin` }, 'fedsdl');
+    try {
+      // before: the whole schema to anyone, though __schema was refused
+      for (let run = 0; run < 2; run++) {
+        const anonymous = await closed.gql<{ _service: { sdl: string } | null }>('{ _service { sdl } }');
+        expect(JSON.stringify(anonymous)).not.toContain('type Customer');
+        expect(anonymous.errors?.map((e) => e.extensions?.code)).toContain('UNAUTHENTICATED');
+      }
+      const gateway = await closed.gql<{ _service: { sdl: string } }>('{ _service { sdl } }', undefined, { 'x-api-key': KEYS.admin });
+      expect(gateway.data._service.sdl).toContain('type Customer');
+    } finally {
+      await closed.close();
+    }
+  });
+
   it('an analyst gets the customer as customer(id:) shows it: no email', async () => {
     const r = await app.gql<Entities>(ENTITIES, { r: [{ __typename: 'Customer', id: customerId }] }, { 'x-api-key': KEYS.analyst });
     expect(r.errors).toBeUndefined();
