@@ -20,7 +20,8 @@ export class NodeResolver {
       case 'ListeningItem':
         return ctx.loaders.listeningItem.load(uuid);
       case 'MergeSuggestion':
-        if (!SUGGESTION_READERS.has(ctx.principal!.role)) throw new AppError('FORBIDDEN', `merge suggestions need one of the roles ${[...SUGGESTION_READERS].join(', ')}`);
+        // any of the token's roles, as @Authorized checks mergeSuggestions (its top role alone refused a sales+analyst token)
+        if (!ctx.principal!.roles.some((r) => SUGGESTION_READERS.has(r))) throw new AppError('FORBIDDEN', `merge suggestions need one of the roles ${[...SUGGESTION_READERS].join(', ')}`);
         return ctx.loaders.mergeSuggestion.load(uuid);
       default:
         throw AppError.badInput(`${kind} objects cannot be fetched by node(id:)`, { argument: 'id', rule: 'the id of a Node type' });

@@ -115,6 +115,17 @@ describe('production defaults', () => {
     expect(status.data).toEqual({ crmSyncStatus: { systems: [] } });
     const agentOnly: Answer = await app.gql('mutation { markResponded(id: "bm90LWFuLWl0ZW0") { status } }', undefined, { authorization: `Bearer ${token}` });
     expect(agentOnly.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    // node(id) of a merge suggestion asks what mergeSuggestions asks: any of the token's roles
+    // (it checked the top one alone, and refused sales + analyst, whom mergeSuggestions lets in)
+    const salesAnalyst = await jwt({ roles: ['sales', 'analyst'] }, { exp: '10m' });
+    const suggestionId = Buffer.from('MergeSuggestion:00000000-0000-4000-8000-000000000000').toString('base64url');
+    const listed: Answer = await app.gql('{ mergeSuggestions(first: 1) { totalCount } }', undefined, { authorization: `Bearer ${salesAnalyst}` });
+    expect(listed.errors).toBeUndefined();
+    const byNode: Answer = await app.gql(`{ node(id: "${suggestionId}") { id } }`, undefined, { authorization: `Bearer ${salesAnalyst}` });
+    expect(byNode.errors).toBeUndefined();
+    expect(byNode.data).toEqual({ node: null });
+    const salesOnly: Answer = await app.gql(`{ node(id: "${suggestionId}") { id } }`, undefined, { authorization: `Bearer ${await jwt({ role: 'sales' }, { exp: '10m' })}` });
+    expect(salesOnly.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
   });
 
   it('a forged cursor is BAD_USER_INPUT, whatever its sort key', async () => {
