@@ -365,7 +365,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
   let metricsServer: http.Server | null = null;
   let metricsUrl: string | null = null;
   if (config.metrics.port !== null) {
-    const ms = createMetricsServer(metrics, config.metrics.key);
+    const ms = createMetricsServer(metrics, config.metrics.key, config.http);
     metricsServer = ms;
     await new Promise<void>((resolve, reject) => {
       ms.once('error', reject);

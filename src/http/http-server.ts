@@ -104,8 +104,9 @@ export async function serveMetrics(metrics: Metrics, key: string | null, req: In
 }
 
 /** /metrics alone on its own port (EARSHOT_METRICS_PORT), for a scraper on a private network. */
-export function createMetricsServer(metrics: Metrics, key: string | null): http.Server {
-  return http.createServer((req, res) => {
+export function createMetricsServer(metrics: Metrics, key: string | null, limits: HttpLimits = DEFAULT_HTTP_LIMITS): http.Server {
+  // the same connection cap and header time as the main port: a scraper's port is reachable too
+  return limitedServer(limits, (req, res) => {
     const url = parseTarget(req);
     if (!url) return badTarget(req, res);
     const path = url.pathname;

@@ -3,6 +3,8 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ndjson, startTestApp, type TestApp } from '../support/app';
 import { message } from '../support/hostile';
+import { createMetricsServer, DEFAULT_HTTP_LIMITS } from '../../src/http/http-server';
+import { Metrics } from '../../src/shared/metrics';
 
 /**
  * The HTTP edge under load an attacker can make cheaply: bodies whose reading or answer took the
@@ -261,5 +263,29 @@ describe('HTTP edge 2: headers sent a byte at a time', () => {
       socket.destroy();
     }
     expect((await fetch(`${app.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('HTTP edge 2: the metrics port has the same limits', () => {
+  let server: http.Server;
+  afterAll(async () => {
+    await new Promise((r) => server?.close(r));
+  });
+
+  it('a client still sending its headers to the metrics port after the header time is answered 408 and disconnected', async () => {
+    // before: Node's defaults there (60 s, checked every 30 s), whatever the main port had
+    server = createMetricsServer(new Metrics(), null, { ...DEFAULT_HTTP_LIMITS, headersTimeoutMs: 1_000 });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const answer = untilClosed(socket);
+    socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+    const drip = setInterval(() => socket.writable && socket.write('a'), 100);
+    try {
+      const closed = await Promise.race([answer, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+      expect(closed).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      clearInterval(drip);
+      socket.destroy();
+    }
   });
 });
