@@ -59,6 +59,14 @@ describe('deep links and config', () => {
     expect(crmRecordUrl('hubspot', 'contacts', '1', {})).toBeNull();
   });
 
+  it('makes no link from an instance URL that is not http(s) (it comes from the OAuth token answer)', () => {
+    for (const instanceUrl of ['javascript:window.__pwned=1;alert(document.domain)//', 'data:text/html,<script>1</script>', 'not a url', 'file:///etc']) {
+      expect(crmRecordUrl('salesforce', 'Contact', '003x', { instanceUrl }), instanceUrl).toBeNull();
+    }
+    expect(crmRecordUrl('hubspot', 'contacts', '1', { portalId: '123', appUrl: 'javascript:alert(1)' })).toBeNull();
+    expect(crmRecordUrl('hubspot', 'contacts', '1', { portalId: '1/../x' })).toBe('https://app.hubspot.com/contacts/1%2F..%2Fx/record/0-1/1');
+  });
+
   it('is off without credentials and names every bad CRM variable', () => {
     expect(loadConfig({}).crm).toMatchObject({ salesforce: null, hubspot: null, writeBack: true });
     expect(() => loadConfig({ EARSHOT_SF_PASSWORD: 'x', EARSHOT_SF_IDENTITY_FIELDS: 'Contact.Email', EARSHOT_HUBSPOT_REFRESH_TOKEN: 'r', EARSHOT_SF_WRITEBACK_FIELDS: 'nope=X' })).toThrow(

@@ -7,6 +7,7 @@ import { outsideRequest } from '../shared/request-context';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted, type BudgetSnapshot } from './crm-budget';
+import { guardCrmCases, guardCrmRecords } from './crm-record-guard';
 import * as repo from './crm.repository';
 import type { CrmCaseRow, CrmClient, CrmPerson, CrmRecordInput, CrmSystem, PulledBatch, SyncMode } from './crm.port';
 
@@ -187,7 +188,8 @@ export class CrmSyncService {
     const state = await this.state(system, objectType);
     await repo.syncStarted(this.ds, system, objectType, mode);
     const r: ObjectRunReport = { objectType, records: 0, deleted: 0, apiCalls: 0, ms: 0, via: [], outcome: 'ok' };
-    const persist = async (b: PulledBatch) => {
+    const persist = async (raw: PulledBatch) => {
+      const b = this.guard(system, objectType, raw);
       const n = b.records.length + b.cases.length;
       const deleted = b.via === 'deleted' || b.via === 'archived' ? n : 0;
       if (b.records.length) await this.identity.ingestCrmRecords(system, objectType, b.records);
@@ -244,6 +246,24 @@ export class CrmSyncService {
     r.ms = Date.now() - t0;
     this.log.info({ system, ...r }, 'CRM object synced');
     return r;
+  }
+
+  /**
+   * The batch made storable (crm-record-guard.ts): one record with a NUL, a lone surrogate, a
+   * 1 MB name or no id no longer fails the batch, and with it every later run. What was set apart
+   * or cut is logged by record id and field name, never by value.
+   */
+  private guard(system: CrmSystem, objectType: string, b: PulledBatch): PulledBatch {
+    const r = guardCrmRecords(b.records);
+    const c = guardCrmCases(b.cases);
+    const skipped = [...r.skipped, ...c.skipped];
+    if (skipped.length) {
+      this.log.warn({ system, objectType, via: b.via, count: skipped.length, records: skipped.slice(0, 20) }, 'CRM records without a usable id skipped');
+    }
+    if (r.cleaned.length) {
+      this.log.warn({ system, objectType, via: b.via, count: r.cleaned.length, records: r.cleaned.slice(0, 20) }, 'CRM record values not storable as sent: cleaned or cut');
+    }
+    return { ...b, records: r.records, cases: c.cases };
   }
 
   /** What the store holds for records the vendor reports deleted (it sends ids only). */

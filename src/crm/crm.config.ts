@@ -87,6 +87,11 @@ export interface CrmConfig {
   readonly retryBaseMs: number;
   /** longest single wait this service accepts from a Retry-After before giving up the run */
   readonly maxRetryWaitMs: number;
+  /**
+   * one HTTP call to a CRM, connect to last byte: a reply slower than this (a body that never
+   * ends) fails the call and is retried as a network error
+   */
+  readonly requestTimeoutMs: number;
 }
 
 type Str = (n: string) => string | null;
@@ -257,5 +262,6 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
     maxRetries: int('EARSHOT_CRM_MAX_RETRIES', 8, 0, 100),
     retryBaseMs: int('EARSHOT_CRM_RETRY_BASE_MS', 500, 1, 600_000),
     maxRetryWaitMs: int('EARSHOT_CRM_MAX_RETRY_WAIT_MS', 120_000, 1, 3_600_000),
+    requestTimeoutMs: int('EARSHOT_CRM_REQUEST_TIMEOUT_MS', 120_000, 100, 3_600_000),
   };
 }

@@ -22,6 +22,8 @@ export interface CrmResponse {
   headers?: Record<string, string>;
   /** Objects and arrays are sent as JSON; strings as given (set content-type yourself). */
   body?: unknown;
+  /** Test-only hostile replies: takes over the raw response (a body that never ends, a cut-off body…). */
+  raw?: (res: http.ServerResponse) => void;
 }
 
 export type Handler = (req: CrmRequest) => CrmResponse | Promise<CrmResponse>;
@@ -89,6 +91,13 @@ export interface FaultSpec {
   delayMs?: number;
   /** How many matching requests the fault applies to; default 1. */
   times?: number;
+  /**
+   * Hostile vendor (tests only): serve the request normally, then hand this the real reply to
+   * change (records with bad fields, a looping cursor, a paging link to another host…).
+   */
+  rewrite?: (reply: CrmResponse, req: CrmRequest) => CrmResponse;
+  /** Hostile vendor (tests only): write the raw response yourself instead of any reply. */
+  raw?: (res: http.ServerResponse) => void;
 }
 
 interface QueuedFault extends FaultSpec {
@@ -169,6 +178,10 @@ export function readBody(req: http.IncomingMessage): Promise<string> {
 }
 
 export function sendResponse(res: http.ServerResponse, reply: CrmResponse): void {
+  if (reply.raw) {
+    reply.raw(res);
+    return;
+  }
   const headers: Record<string, string> = { ...(reply.headers ?? {}) };
   let payload: string | undefined;
   if (reply.body === undefined || reply.status === 204) {
@@ -223,3 +236,23 @@ export const rng = seededRandom;
 export const FIRST_NAMES = ['Ava', 'Ben', 'Chloe', 'Dev', 'Elena', 'Farid', 'Grace', 'Hiro', 'Ines', 'Jonas', 'Kemi', 'Liam', 'Maya', 'Noah', 'Olga', 'Priya', 'Quinn', 'Rosa', 'Sami', 'Tess'];
 export const LAST_NAMES = ['Adams', 'Bauer', 'Costa', 'Diaz', 'Evans', 'Fischer', 'Garcia', 'Hughes', 'Ito', 'Jensen', 'Khan', 'Larsen', 'Moreau', 'Nakamura', 'Okafor', 'Patel', 'Quint', 'Rossi', 'Silva', 'Tanaka'];
 export const COMPANY_WORDS = ['Acme', 'Globex', 'Initech', 'Umbrella', 'Stark', 'Wayne', 'Hooli', 'Vandelay', 'Soylent', 'Cyberdyne'];
+
+/** A hostile reply body: headers at once, then one byte every `everyMs` and never an end. */
+export function dripForever(everyMs = 200, status = 200, contentType = 'application/json'): (res: http.ServerResponse) => void {
+  return (res) => {
+    res.writeHead(status, { 'Content-Type': contentType });
+    res.write('{"totalSize":1,"done":true,"records":[');
+    const t = setInterval(() => (res.destroyed ? clearInterval(t) : res.write(' ')), everyMs);
+    res.on('close', () => clearInterval(t));
+  };
+}
+
+/** A hostile reply: a Content-Length it never reaches, the connection closed half way. */
+export function truncatedJson(body: unknown, status = 200): (res: http.ServerResponse) => void {
+  return (res) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json;charset=UTF-8', 'Content-Length': String(Buffer.byteLength(text)) });
+    res.write(text.slice(0, Math.floor(text.length / 2)));
+    setTimeout(() => res.destroy(), 20);
+  };
+}

@@ -1,8 +1,11 @@
+import http from 'node:http';
+import https from 'node:https';
 import { Client } from '@hubspot/api-client';
 import type { Logger } from '../../shared/logger';
 import type { CrmConfig, HubSpotConfig } from '../crm.config';
 import { budgetFor, CrmCallFailed, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
+import { usableExternalId } from '../crm-record-guard';
 import type { CaseInput, CaseRef, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
 import { HS_TICKET_KEY_PROPERTY, hubspotModstamp, hubspotPropertyDefinitions, hubspotTicket, hubspotTicketKeyDefinition, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
 
@@ -57,7 +60,7 @@ export class HubSpotCrmClient implements CrmClient {
 
   constructor(
     private readonly hs: HubSpotConfig,
-    crm: Pick<CrmConfig, 'maxRetries' | 'retryBaseMs' | 'maxRetryWaitMs'>,
+    crm: Pick<CrmConfig, 'maxRetries' | 'retryBaseMs' | 'maxRetryWaitMs'> & Partial<Pick<CrmConfig, 'requestTimeoutMs'>>,
     private readonly log: Logger,
     private readonly opts: { now?: () => number; searchLagMs?: number } = {},
   ) {
@@ -66,7 +69,8 @@ export class HubSpotCrmClient implements CrmClient {
     this.writeBackObjects = this.objectTypes;
     this.budget = budgetFor(`hubspot:${hs.basePath}:${hs.portalId ?? hs.clientId ?? hs.accessToken?.slice(-8)}`, hs.budget, opts.now);
     this.policy = { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs };
-    this.client = new Client({ accessToken: hs.accessToken ?? undefined, basePath: hs.basePath, numberOfApiCallRetries: 0 });
+    // Through an agent: every call has a deadline on its whole reply and no redirect is followed.
+    this.client = new Client({ accessToken: hs.accessToken ?? undefined, basePath: hs.basePath, numberOfApiCallRetries: 0, httpAgent: deadlineAgent(hs.basePath, crm.requestTimeoutMs ?? 120_000) });
     this.portalId = hs.portalId;
   }
 
@@ -153,8 +157,12 @@ export class HubSpotCrmClient implements CrmClient {
     return { deletedCheckedUntil };
   }
 
-  private search(type: HsObjectType, body: Record<string, unknown>) {
-    return this.call(`search ${type}`, () => this.api(type).searchApi.doSearch(body as never), { search: true }) as Promise<{ total: number; results: HsObjectJson[]; paging?: { next?: { after: string } } }>;
+  private async search(type: HsObjectType, body: Record<string, unknown>) {
+    const res = (await this.call(`search ${type}`, () => this.api(type).searchApi.doSearch(body as never), { search: true })) as { total: number; results: HsObjectJson[]; paging?: { next?: { after: string } } };
+    if (!res || !Array.isArray(res.results)) throw new CrmCallFailed(`HubSpot answered a search on ${type} with something that is not a search result`, null);
+    // an entry that is no object, or has no properties, is a record with none (not a crash of the batch)
+    res.results = res.results.filter((o) => o && typeof o === 'object').map((o) => (o.properties && typeof o.properties === 'object' ? o : { ...o, properties: {} }));
+    return res;
   }
 
   /**
@@ -171,8 +179,10 @@ export class HubSpotCrmClient implements CrmClient {
     for (;;) {
       let after: string | undefined;
       let fetched = 0;
+      let pages = 0;
       let lastTs = from;
       let allOnFrom = true;
+      const seen = new Set<string>();
       for (;;) {
         const res = await this.search(type, {
           filterGroups: [{ filters: [{ propertyName: prop, operator: 'GTE', value: String(from) }, { propertyName: prop, operator: 'LTE', value: String(upper) }] }],
@@ -182,21 +192,35 @@ export class HubSpotCrmClient implements CrmClient {
           ...(after ? { after } : {}),
         });
         fetched += res.results.length;
+        pages++;
         if (res.results.length) {
-          const last = Date.parse(hubspotModstamp(type, res.results[res.results.length - 1]!)!);
-          lastTs = Math.max(lastTs, last);
-          if (last !== from) allOnFrom = false;
+          // The latest timestamp of the page that is a time within the window: a record without
+          // one (or with one past the window, which a correct search never returns) must not
+          // become the cursor ("Invalid time value" failed every run; a future one skipped
+          // every change until that date).
+          let last = Number.NaN;
+          for (const o of res.results) {
+            const t = Date.parse(hubspotModstamp(type, o) ?? '');
+            if (t >= from && t <= upper && !(t <= last)) last = t;
+          }
+          if (!Number.isNaN(last)) {
+            lastTs = Math.max(lastTs, last);
+            if (last !== from) allOnFrom = false;
+          }
           await this.emitObjects(type, res.results, { modstamp: new Date(lastTs).toISOString(), id: '' }, opts);
         }
         after = res.paging?.next?.after;
         if (!after) return;
-        if (Number(after) + SEARCH_PAGE > SEARCH_CAP) break;
+        if (seen.has(after)) throw new CrmCallFailed(`HubSpot search on ${type} sent the paging token ${JSON.stringify(String(after).slice(0, 40))} twice; stopping instead of reading the same pages forever`, null);
+        seen.add(after);
+        if (pages * SEARCH_PAGE + SEARCH_PAGE > SEARCH_CAP) break;
       }
       // The window hit the cap: restart from its last timestamp, or walk that one timestamp by id.
       if (allOnFrom && fetched >= SEARCH_CAP - SEARCH_PAGE) {
         await this.pullTie(type, from, props, opts);
         from += 1;
-      } else from = lastTs;
+      } else if (lastTs > from) from = lastTs;
+      else throw new CrmCallFailed(`HubSpot search on ${type} filled a window without moving past ${new Date(from).toISOString()}; stopping instead of asking for it forever`, null);
     }
   }
 
@@ -212,7 +236,10 @@ export class HubSpotCrmClient implements CrmClient {
         limit: SEARCH_PAGE,
       });
       if (!res.results.length) return;
-      lastId = res.results[res.results.length - 1]!.id;
+      const next = res.results[res.results.length - 1]!.id;
+      // ids ascend (hs_object_id GT lastId): one that does not would walk the same page forever
+      if (!/^\d+$/.test(String(next)) || BigInt(next) <= BigInt(lastId)) throw new CrmCallFailed(`HubSpot search on ${type} by id did not move past id ${lastId}; stopping`, null);
+      lastId = String(next);
       await this.emitObjects(type, res.results, { modstamp: new Date(ts).toISOString(), id: lastId }, opts);
       if (res.results.length < SEARCH_PAGE) return;
     }
@@ -240,9 +267,12 @@ export class HubSpotCrmClient implements CrmClient {
     const since = opts.deletedSince!.getTime() - 60_000;
     const props = properties(type, this.hs.identityFields);
     let after: string | undefined;
+    const seen = new Set<string>();
     do {
       const page = await this.call(`list archived ${type}`, () => this.api(type).basicApi.getPage(LIST_PAGE, after, props, undefined, undefined, true));
-      const recent = (page.results as HsObjectJson[]).filter((o) => o.archivedAt && new Date(o.archivedAt).getTime() >= since);
+      if (!page || !Array.isArray(page.results)) throw new CrmCallFailed(`HubSpot answered the archived ${type} list with something that is not a list`, null);
+      // Ids go into a SQL parameter: one with a NUL would fail every run's deletion check.
+      const recent = (page.results as HsObjectJson[]).filter((o) => o.archivedAt && new Date(o.archivedAt).getTime() >= since && usableExternalId(String(o.id)) !== null);
       if (recent.length) {
         const known = await opts.known(recent.map((o) => o.id));
         // Archived before Earshot ever saw them: nothing to take back.
@@ -250,6 +280,8 @@ export class HubSpotCrmClient implements CrmClient {
         if (seen.length) await this.emitObjects(type, seen, null, opts, 'archived');
       }
       after = page.paging?.next?.after;
+      if (after && seen.has(after)) throw new CrmCallFailed(`HubSpot archived ${type} list sent the paging token ${JSON.stringify(String(after).slice(0, 40))} twice; stopping instead of reading the same pages forever`, null);
+      if (after) seen.add(after);
     } while (after);
     return until;
   }
@@ -350,6 +382,25 @@ export class HubSpotCrmClient implements CrmClient {
     }
     return report;
   }
+}
+
+/**
+ * A keep-alive agent that ends any request whose reply is not complete within `ms` (connect to
+ * last byte). Without it the client's fetch had no deadline: a reply that sent its headers and
+ * then dripped a byte now and then held the sync (and shutdown) forever. Requests through an
+ * agent are plain http(s) requests, which follow no redirect.
+ */
+function deadlineAgent(basePath: string, ms: number): http.Agent {
+  const Base: typeof http.Agent = basePath.startsWith('https:') ? https.Agent : http.Agent;
+  const addRequest = (Base.prototype as unknown as { addRequest(req: http.ClientRequest, options: unknown): void }).addRequest;
+  const agent = new Base({ keepAlive: true });
+  (agent as unknown as { addRequest(req: http.ClientRequest, options: unknown): void }).addRequest = function (req, options) {
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`HubSpot ${req.method} ${req.path.split('?')[0]}: no complete reply within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+    timer.unref();
+    req.once('close', () => clearTimeout(timer));
+    addRequest.call(this, req, options);
+  };
+  return agent;
 }
 
 function isNetworkError(e: unknown): boolean {

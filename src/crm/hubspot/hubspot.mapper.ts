@@ -63,7 +63,7 @@ export function mapHubSpotObject(type: HsObjectType, o: HsObjectJson, identityFi
   const payload: Record<string, unknown> = { ...Object.fromEntries(Object.entries(o.properties).map(([k, v]) => [k, v ?? null])) };
   if (type === 'contacts') payload.associatedCompanyIds = companyIds;
   return {
-    externalId: String(o.id),
+    externalId: o.id === null || o.id === undefined ? '' : String(o.id),
     ownerId: prop(o, 'hubspot_owner_id'),
     modstamp: hubspotModstamp(type, o),
     payload,

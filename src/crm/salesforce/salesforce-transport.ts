@@ -25,6 +25,8 @@ export class BudgetedTransport extends Transport {
     private readonly budget: CrmBudget,
     private readonly policy: RetryPolicy,
     private readonly log: Logger,
+    /** one call, connect to last byte */
+    private readonly timeoutMs = 120_000,
   ) {
     super();
   }
@@ -41,7 +43,7 @@ export class BudgetedTransport extends Transport {
       this.calls++;
       let res: HttpResponse;
       try {
-        res = await super.httpRequest(req, { ...options, retry: { maxRetries: 0 } });
+        res = await this.fetchOnce(req, options);
       } catch (e) {
         const code = (e as { code?: string; cause?: { code?: string } }).cause?.code ?? (e as { code?: string }).code;
         if (code && NETWORK_CODES.has(code) && attempt < this.policy.maxRetries) {
@@ -49,6 +51,11 @@ export class BudgetedTransport extends Transport {
           continue;
         }
         throw e;
+      }
+      if (res.statusCode >= 300 && res.statusCode < 400) {
+        // Never followed: jsforce would resend the Authorization header to wherever Location
+        // points (another host included) and take that host's answer as Salesforce's.
+        throw new CrmCallFailed(`Salesforce answered ${req.method} ${new URL(req.url).pathname} with a redirect (${res.statusCode}); not followed`, res.statusCode);
       }
       const info = /api-usage=(\d+)\/(\d+)/.exec(res.headers['sforce-limit-info'] ?? '');
       if (info) this.budget.observeVendorUsage(Number(info[1]), Number(info[2]));
@@ -68,6 +75,32 @@ export class BudgetedTransport extends Transport {
       if (res.statusCode === 429 || res.statusCode === 403) this.budget.pause(wait);
       this.log.debug({ status: res.statusCode, wait, attempt }, 'salesforce call throttled or failed; retrying');
       await sleep(wait);
+    }
+  }
+
+  /**
+   * One HTTP exchange with a deadline on the whole reply (a body that drips forever fails), no
+   * redirect followed, and a body cut short reported as an error of this call. jsforce's own
+   * request pipes the body without an error handler, so a connection closed mid-body was an
+   * uncaught exception that ended the process, and it had no deadline on the body at all.
+   */
+  private async fetchOnce(req: HttpRequest, options: HttpRequestOptions): Promise<HttpResponse> {
+    if (req.body !== undefined && typeof req.body !== 'string') {
+      // streamed uploads (not used by Earshot): jsforce's request, without redirects
+      return super.httpRequest(req, { ...options, retry: { maxRetries: 0 }, followRedirect: false, timeout: this.timeoutMs });
+    }
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    try {
+      const res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body, redirect: 'manual', signal });
+      const body = await res.text();
+      const headers: Record<string, string> = {};
+      res.headers.forEach((v, k) => (headers[k] = v));
+      return { statusCode: res.status, headers, body };
+    } catch (e) {
+      if (signal.aborted) {
+        throw Object.assign(new Error(`Salesforce ${req.method} ${new URL(req.url).pathname}: no complete reply within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' });
+      }
+      throw e;
     }
   }
 }

@@ -6,15 +6,18 @@ import type { Logger } from '../../shared/logger';
 import type { CrmConfig, SalesforceConfig } from '../crm.config';
 import { budgetFor, CrmCallFailed, sleep, type CrmBudget } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
+import { usableExternalId } from '../crm-record-guard';
 import type { CaseInput, CaseRef, CrmCaseRow, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
 import { BudgetedTransport } from './salesforce-transport';
-import { mapSalesforceCase, mapSalesforceRecord, salesforceCase, salesforceWriteBack, SF_CASE_KEY_FIELD, selectFields, sfDateTime, soqlDateTime, soqlString, type SfRow } from './salesforce.mapper';
+import { field, mapSalesforceCase, mapSalesforceRecord, salesforceCase, salesforceWriteBack, SF_CASE_KEY_FIELD, selectFields, sfDateTime, soqlDateTime, soqlString, type SfRow } from './salesforce.mapper';
 
 const COLLECTION_MAX = 200;
 const BULK_PAGE = 10_000;
 // Per-record errors a retry cannot fix: the record is gone or the field mapping is wrong.
 const PERMANENT = new Set(['ENTITY_IS_DELETED', 'INVALID_CROSS_REFERENCE_KEY', 'INVALID_FIELD', 'INVALID_FIELD_FOR_INSERT_UPDATE', 'MALFORMED_ID', 'INVALID_ID_FIELD', 'INVALID_TYPE']);
 const DAY = 86_400_000;
+/** how far past the run's start a SystemModstamp may lie and still become the cursor */
+const FUTURE_MODSTAMP_TOLERANCE_MS = DAY;
 
 interface QueryPage {
   records: SfRow[];
@@ -41,7 +44,7 @@ export class SalesforceCrmClient implements CrmClient {
 
   constructor(
     private readonly sf: SalesforceConfig,
-    private readonly crm: Pick<CrmConfig, 'bulkThreshold' | 'maxRetries' | 'retryBaseMs' | 'maxRetryWaitMs'>,
+    private readonly crm: Pick<CrmConfig, 'bulkThreshold' | 'maxRetries' | 'retryBaseMs' | 'maxRetryWaitMs'> & Partial<Pick<CrmConfig, 'requestTimeoutMs'>>,
     private readonly log: Logger,
     opts: { now?: () => number; bulkPollMs?: number } = {},
   ) {
@@ -50,7 +53,7 @@ export class SalesforceCrmClient implements CrmClient {
     this.objectTypes = [...sf.objects].sort((a, b) => order.indexOf(a) - order.indexOf(b));
     this.writeBackObjects = sf.writeBackObjects.filter((o) => sf.objects.includes(o));
     this.budget = budgetFor(`salesforce:${sf.loginUrl}:${sf.username ?? sf.jwtSubject ?? sf.clientId}`, sf.budget, opts.now);
-    this.transport = new BudgetedTransport(this.budget, { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs }, log);
+    this.transport = new BudgetedTransport(this.budget, { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs }, log, crm.requestTimeoutMs);
     this.bulkPollMs = opts.bulkPollMs ?? 250;
   }
 
@@ -140,32 +143,43 @@ export class SalesforceCrmClient implements CrmClient {
       : '';
     const soql = `SELECT ${fields.join(', ')} FROM ${objectType}${where} ORDER BY SystemModstamp ASC, Id ASC`;
     const count = (await conn.query(`SELECT COUNT() FROM ${objectType}${where}`)).totalSize;
-    if (count > this.crm.bulkThreshold) await this.pullBulk(conn, objectType, soql, opts);
-    else if (count > 0) await this.pullRest(conn, objectType, soql, opts);
+    if (typeof count !== 'number') throw new CrmCallFailed(`Salesforce answered the COUNT() query on ${objectType} with something that is not a query result`, null);
+    // A SystemModstamp more than a day past this run's start (a broken or lying org: "2099") never
+    // becomes the cursor: it would skip every real change until that date. Such records come
+    // again each run. Within a day it still may (clock skew between Earshot and the org).
+    const upper = startedAt.getTime() + FUTURE_MODSTAMP_TOLERANCE_MS;
+    if (count > this.crm.bulkThreshold) await this.pullBulk(conn, objectType, soql, opts, 'query', upper);
+    else if (count > 0) await this.pullRest(conn, objectType, soql, opts, upper);
     const deletedCheckedUntil = opts.deletedSince ? await this.pullDeleted(conn, objectType, opts, startedAt) : startedAt;
     return { deletedCheckedUntil };
   }
 
-  private async emit(objectType: string, rows: SfRow[], via: 'rest' | 'bulk', opts: PullOptions): Promise<void> {
+  private async emit(objectType: string, rows: SfRow[], via: 'rest' | 'bulk', opts: PullOptions, upper: number): Promise<void> {
     if (rows.length === 0) return;
-    const last = rows[rows.length - 1]!;
-    const cursor: SyncCursor = { modstamp: sfDateTime(last.SystemModstamp)!, id: String(last.Id) };
+    // The last row (in cursor order) with a usable id and a modstamp no later than the run's start.
+    let cursor: SyncCursor | null = null;
+    for (let i = rows.length - 1; i >= 0 && !cursor; i--) {
+      const modstamp = sfDateTime(rows[i]!.SystemModstamp);
+      const id = usableExternalId(field(rows[i]!, 'Id'));
+      if (modstamp && id && Date.parse(modstamp) <= upper) cursor = { modstamp, id };
+    }
     if (objectType === 'Case') await opts.sink({ objectType, records: [], cases: rows.map((r) => mapSalesforceCase(r)), cursor, via });
     else await opts.sink({ objectType, records: rows.map((r) => mapSalesforceRecord(objectType, r, this.sf.identityFields)), cases: [], cursor, via });
   }
 
-  private async pullRest(conn: Connection, objectType: string, soql: string, opts: PullOptions): Promise<void> {
+  private async pullRest(conn: Connection, objectType: string, soql: string, opts: PullOptions, upper: number): Promise<void> {
     const headers = { 'Sforce-Query-Options': `batchSize=${this.sf.queryBatchSize}` };
-    let page = (await conn.query<SfRow>(soql, { autoFetch: false, headers } as never)) as unknown as QueryPage;
+    let page = queryPage(await conn.query<SfRow>(soql, { autoFetch: false, headers } as never), objectType);
+    const seen = new Set<string>();
     for (;;) {
-      await this.emit(objectType, page.records.map(stripAttributes), 'rest', opts);
+      await this.emit(objectType, page.records.map(stripAttributes), 'rest', opts, upper);
       if (page.done || !page.nextRecordsUrl) return;
-      page = (await conn.queryMore<SfRow>(page.nextRecordsUrl, { headers } as never)) as unknown as QueryPage;
+      page = queryPage(await conn.queryMore<SfRow>(nextPage(page.nextRecordsUrl, seen, objectType), { headers } as never), objectType);
     }
   }
 
   /** Bulk API 2.0 query job; result pages fetched here with Sforce-Locator paging. */
-  private async pullBulk(conn: Connection, objectType: string, soql: string, opts: PullOptions, operation: 'query' | 'queryAll' = 'query'): Promise<void> {
+  private async pullBulk(conn: Connection, objectType: string, soql: string, opts: PullOptions, operation: 'query' | 'queryAll' = 'query', upper = Date.now()): Promise<void> {
     const base = `/services/data/v${this.sf.apiVersion}/jobs/query`;
     const job = await conn.request<{ id: string; state: string }>({
       method: 'POST',
@@ -181,13 +195,16 @@ export class SalesforceCrmClient implements CrmClient {
       if (state !== 'JobComplete' && state !== 'Failed' && state !== 'Aborted') await sleep(wait);
     }
     let locator: string | null = null;
+    const seenLocators = new Set<string>();
     do {
       const qs = new URLSearchParams({ maxRecords: String(BULK_PAGE), ...(locator ? { locator } : {}) });
       const res = await this.rawGet(conn, `${base}/${job.id}/results?${qs}`);
       const rows = parseCsv(res.body, { columns: true, skip_empty_lines: true }) as SfRow[];
-      await this.emit(objectType, rows, 'bulk', opts);
+      await this.emit(objectType, rows, 'bulk', opts, upper);
       const next = res.headers['sforce-locator'];
       locator = next && next !== 'null' ? next : null;
+      if (locator && seenLocators.has(locator)) throw new CrmCallFailed(`Salesforce Bulk API 2.0 job ${job.id} sent the result locator ${JSON.stringify(locator.slice(0, 40))} twice; stopping instead of reading the same pages forever`, null);
+      if (locator) seenLocators.add(locator);
     } while (locator);
     await conn.request({ method: 'DELETE', url: `${base}/${job.id}` }).catch((e: Error) => this.log.warn({ err: e.message, job: job.id }, 'could not delete a finished bulk job'));
   }
@@ -216,18 +233,21 @@ export class SalesforceCrmClient implements CrmClient {
       const start = new Date(since.getTime() - 60_000);
       const end = new Date(Math.max(until.getTime(), start.getTime() + 60_000));
       const res = await conn.sobject(objectType).deleted(start, end);
-      ids = res.deletedRecords.map((d) => d.id);
+      ids = (res.deletedRecords ?? []).map((d) => d.id);
       covered = new Date(Math.min(until.getTime(), Date.parse(sfDateTime(res.latestDateCovered) ?? until.toISOString())));
       if (covered.getTime() < since.getTime()) covered = since;
     } else {
-      const rows = (await conn.query<SfRow>(`SELECT Id FROM ${objectType} WHERE IsDeleted = true AND SystemModstamp >= ${soqlDateTime(since.toISOString())}`, { scanAll: true } as never)) as unknown as QueryPage;
+      const rows = queryPage(await conn.query<SfRow>(`SELECT Id FROM ${objectType} WHERE IsDeleted = true AND SystemModstamp >= ${soqlDateTime(since.toISOString())}`, { scanAll: true } as never), objectType);
       ids = rows.records.map((r) => String(r.Id));
       let page = rows;
+      const seen = new Set<string>();
       while (!page.done && page.nextRecordsUrl) {
-        page = (await conn.queryMore<SfRow>(page.nextRecordsUrl)) as unknown as QueryPage;
+        page = queryPage(await conn.queryMore<SfRow>(nextPage(page.nextRecordsUrl, seen, objectType)), objectType);
         ids.push(...page.records.map((r) => String(r.Id)));
       }
     }
+    // Ids go into a SQL parameter: one with a NUL would fail every run's deletion check.
+    ids = ids.filter((id) => usableExternalId(id) !== null);
     for (let i = 0; i < ids.length; i += 1000) {
       const chunk = ids.slice(i, i + 1000);
       if (objectType === 'Case') {
@@ -301,4 +321,20 @@ export class SalesforceCrmClient implements CrmClient {
 function stripAttributes(r: SfRow): SfRow {
   const { attributes: _a, ...rest } = r;
   return rest;
+}
+
+/** A query or queryMore answer checked for shape: an HTML page answered with 200 is not "no records". */
+function queryPage(res: unknown, objectType: string): QueryPage {
+  const page = res as Partial<QueryPage> | null;
+  if (!page || typeof page !== 'object' || !Array.isArray(page.records)) {
+    throw new CrmCallFailed(`Salesforce answered a query on ${objectType} with something that is not a query result`, null);
+  }
+  return { ...(page as QueryPage), records: page.records.filter((r) => r !== null && typeof r === 'object') };
+}
+
+/** The next page's URL, unless the org sent it before in this walk (a paging loop would never end). */
+function nextPage(url: string, seen: Set<string>, objectType: string): string {
+  if (seen.has(url)) throw new CrmCallFailed(`Salesforce sent the query page ${JSON.stringify(url.slice(0, 120))} of ${objectType} twice; stopping instead of reading the same pages forever`, null);
+  seen.add(url);
+  return url;
 }

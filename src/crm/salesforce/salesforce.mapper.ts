@@ -64,7 +64,7 @@ export function mapSalesforceRecord(objectType: string, row: SfRow, identityFiel
   }
   const isDeleted = deleted || field(row, 'IsDeleted') === 'true';
   return {
-    externalId: String(row.Id),
+    externalId: field(row, 'Id') ?? '',
     ownerId: field(row, 'OwnerId'),
     modstamp: sfDateTime(row.SystemModstamp),
     payload: payloadOf(row, fields),
@@ -76,7 +76,7 @@ export function mapSalesforceRecord(objectType: string, row: SfRow, identityFiel
 
 export function mapSalesforceCase(row: SfRow, deleted = false): CrmCaseRow {
   return {
-    externalId: String(row.Id),
+    externalId: field(row, 'Id') ?? '',
     status: field(row, 'Status'),
     isClosed: field(row, 'IsClosed') === 'true',
     contactId: field(row, 'ContactId'),

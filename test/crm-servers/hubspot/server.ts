@@ -194,13 +194,17 @@ export class HubSpotServer {
     if (this.options.latencyMs) await sleep(this.options.latencyMs);
     const fault = this.faults.take(req);
     if (fault?.delayMs) await sleep(fault.delayMs);
+    if (fault?.raw) return { status: 0, raw: fault.raw };
     if (fault?.status) {
       const headers = { ...fault.headers };
       if (fault.retryAfter !== undefined) headers['Retry-After'] = String(fault.retryAfter);
       return { status: fault.status, headers, body: fault.body ?? defaultFaultBody(fault.status) };
     }
     if (!route) return hsErr(404, 'OBJECT_NOT_FOUND', `No route found for ${req.method} ${req.path}`);
-    if (req.path.startsWith('/oauth/')) return route.handler(req);
+    if (req.path.startsWith('/oauth/')) {
+      const reply = await route.handler(req);
+      return fault?.rewrite ? fault.rewrite(reply, req) : reply;
+    }
 
     const auth = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (!auth) return hsErr(401, 'INVALID_AUTHENTICATION', 'Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview');
@@ -234,7 +238,7 @@ export class HubSpotServer {
     }
     const reply = await route.handler(req);
     if (!isSearch) reply.headers = { ...reply.headers, ...this.limitHeaders((this.windows.get(auth) ?? []).length) };
-    return reply;
+    return fault?.rewrite ? fault.rewrite(reply, req) : reply;
   }
 
   private limitHeaders(usedInWindow: number): Record<string, string> {

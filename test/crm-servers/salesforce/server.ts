@@ -191,6 +191,7 @@ export class SalesforceServer {
     if (this.options.latencyMs) await sleep(this.options.latencyMs);
     const fault = this.faults.take(req);
     if (fault?.delayMs) await sleep(fault.delayMs);
+    if (fault?.raw) return { status: 0, raw: fault.raw };
     if (fault?.status) {
       const headers = { ...fault.headers };
       if (fault.retryAfter !== undefined) headers['Retry-After'] = String(fault.retryAfter);
@@ -212,7 +213,8 @@ export class SalesforceServer {
         queueMicrotask(() => this.expireTokens());
       }
     }
-    return route.handler(req);
+    const reply = await route.handler(req);
+    return fault?.rewrite ? fault.rewrite(reply, req) : reply;
   }
 
   private authenticate(req: CrmRequest): Session | undefined {
