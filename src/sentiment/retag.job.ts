@@ -6,7 +6,9 @@ import { advisoryUnlock } from '../db/sql';
 import {
   addRetagProgress,
   countInteractions,
+  databaseNow,
   insertRetagJob,
+  markCoveredRetagJobs,
   markRetagFailed,
   markRetagRunning,
   markRetagSucceeded,
@@ -18,19 +20,26 @@ import {
   type RetagJobRow,
 } from './retag.repository';
 import { applyRollups, storedContributions } from './rollups';
+import { MAX_SCORED_CHARS } from './sentiment.engine';
 import type { TaxonomyService } from './taxonomy.service';
 import { lockLiveTopics } from './taxonomy.repository';
 
 export type { RetagJobRow } from './retag.repository';
 
 const CHUNK = 2000;
+/** characters of text one chunk holds at most (topic matching reads MAX_SCORED_CHARS of each) */
+const CHUNK_CHARS = 8_000_000;
+/** the matching of a chunk gives the event loop a turn after this long */
+const SLICE_MS = 20;
 /** pg_try_advisory_lock key: one re-tagging runner across all replicas */
 const RUNNER_LOCK = 7_041_976;
 
 /**
  * Re-tags every stored interaction with the current taxonomy after an edit; each chunk moves
  * the department and topic rollups of the interactions it re-tags in the same transaction. Progress is stored per job; a job cut short by
- * a restart is picked up again at the next start (re-tagging is idempotent).
+ * a restart is picked up again at the next start (re-tagging is idempotent). A pass also finishes
+ * the jobs queued before it read the taxonomy (their edits are in it), so a burst of edits costs
+ * at most two passes, not one each.
  */
 export class RetagJobRunner {
   /** on demand only: kick() after an edit, and once at start for a job cut short */
@@ -100,6 +109,10 @@ export class RetagJobRunner {
   private async run(job: RetagJobRow): Promise<void> {
     const log = this.log.child({ job: job.id });
     try {
+      // Every job queued before this moment came after its edit committed, and the taxonomy is
+      // read after it: this pass re-tags with those edits too, so they need no pass of their own
+      // (100 edits in a row made 100 passes over every stored interaction).
+      const covers = await databaseNow(this.ds);
       this.taxonomy.invalidate();
       const { analyzer, topicIds } = await this.taxonomy.current();
       const n = await countInteractions(this.ds);
@@ -109,12 +122,18 @@ export class RetagJobRunner {
       let done = 0;
       for (;;) {
         if (this.stopped) return;
-        const rows = await taggedChunk(this.ds, last, CHUNK);
+        const rows = await taggedChunk(this.ds, last, CHUNK, MAX_SCORED_CHARS, CHUNK_CHARS);
         if (rows.length === 0) break;
         const ids: string[] = [];
         const topicRows: [string, number, string][] = [];
         let changed = 0;
+        let slice = performance.now();
         for (const r of rows) {
+          // 2,000 long texts are seconds of matching: other requests get turns in between
+          if (performance.now() - slice > SLICE_MS) {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            slice = performance.now();
+          }
           const matches = analyzer.topicsOf(r.text).filter((t) => topicIds.has(t.name));
           const next = matches.map((t) => topicIds.get(t.name)!).sort((a, b) => a - b);
           if (next.join() === r.topics.join()) continue;
@@ -138,7 +157,8 @@ export class RetagJobRunner {
         if (done % 20_000 < CHUNK) log.info({ done, total: n }, 're-tagging progress');
       }
       await markRetagSucceeded(this.ds, job.id);
-      log.info({ done }, 're-tagging finished');
+      const covered = await markCoveredRetagJobs(this.ds, job.id, covers);
+      log.info({ done, covered: covered.length }, 're-tagging finished');
     } catch (err) {
       await markRetagFailed(this.ds, job.id, (err as Error).message);
       throw err;

@@ -58,21 +58,51 @@ export async function markRetagSucceeded(db: Db, id: string): Promise<void> {
   await exec(db, `UPDATE retag_job SET status = 'succeeded', finished_at = now() WHERE id = $1`, [id]);
 }
 
+/** The database's clock now (not the transaction's start). */
+export async function databaseNow(db: Db): Promise<Date> {
+  const [{ now }] = await rows<{ now: Date }>(db, 'SELECT clock_timestamp() AS now');
+  return now;
+}
+
+/**
+ * Marks the queued jobs created before `before` finished like the job `id` (which loaded the
+ * taxonomy after `before`, so with their edits); the ids of those it marked.
+ */
+export async function markCoveredRetagJobs(db: Db, id: string, before: Date): Promise<string[]> {
+  const marked = await rows<{ id: string }>(
+    db,
+    `UPDATE retag_job c SET status = j.status, started_at = j.started_at, finished_at = j.finished_at, total = j.total, done = j.done, changed = j.changed
+       FROM retag_job j
+      WHERE j.id = $1 AND j.status = 'succeeded' AND c.status = 'queued' AND c.created_at < $2 AND c.id <> j.id
+      RETURNING c.id`,
+    [id, before],
+  );
+  return marked.map((r) => r.id);
+}
+
 export async function markRetagFailed(db: Db, id: string, error: string): Promise<void> {
   await exec(db, `UPDATE retag_job SET status = 'failed', error = $2, finished_at = now() WHERE id = $1`, [id, error]);
 }
 
 // ---- the tags ----------------------------------------------------------------------------------
 
-/** Up to `limit` interactions after `after` by id, with their topic ids sorted. */
-export function taggedChunk(db: Db, after: string, limit: number): Promise<{ id: string; text: string; topics: number[] }[]> {
+/**
+ * Up to `limit` interactions after `after` by id, with their topic ids sorted and the first
+ * `maxChars` characters of their text (all that topic matching reads), and no more of them than
+ * keeps those texts within `budgetChars` in all (always at least one): 2,000 texts of 256 KiB
+ * were half a gigabyte in one read.
+ */
+export function taggedChunk(db: Db, after: string, limit: number, maxChars: number, budgetChars: number): Promise<{ id: string; text: string; topics: number[] }[]> {
   return rows(
     db,
     `SELECT i.id, i.text, coalesce(array_agg(it.topic_id ORDER BY it.topic_id) FILTER (WHERE it.topic_id IS NOT NULL), '{}') AS topics
-             FROM (SELECT id, text FROM interaction WHERE id > $1 ORDER BY id LIMIT $2) i
+             FROM (SELECT id, text FROM (
+                     SELECT id, left(text, $3) AS text, sum(least(length(text), $3)) OVER (ORDER BY id) AS upto, least(length(text), $3) AS len
+                       FROM interaction WHERE id > $1 ORDER BY id LIMIT $2) c
+                    WHERE c.upto - c.len < $4) i
              LEFT JOIN interaction_topic it ON it.interaction_id = i.id
             GROUP BY i.id, i.text ORDER BY i.id`,
-    [after, limit],
+    [after, limit, maxChars, budgetChars],
   );
 }
 

@@ -23,6 +23,30 @@ export async function lockLiveTopics(db: Db, ids: readonly number[]): Promise<Se
   return new Set(found.map((r) => r.id));
 }
 
+/**
+ * pg_advisory_xact_lock key: one taxonomy edit at a time, so the size bounds hold under concurrent
+ * edits. Its own key: the re-score runner holds 7_041_977 for a whole job, the re-tag runner 7_041_976.
+ */
+const EDIT_LOCK = 7_041_978;
+
+/** Waits for the other taxonomy edits to commit; held until the caller's transaction ends. */
+export async function lockTaxonomyEdits(db: Db): Promise<void> {
+  await exec(db, 'SELECT pg_advisory_xact_lock($1)', [EDIT_LOCK]);
+}
+
+/** How many topics and phrases the taxonomy holds besides the topic `name`, and whether that one exists. */
+export async function taxonomySizeBesides(db: Db, name: string): Promise<{ topics: number; phrases: number; exists: boolean }> {
+  const [r] = await rows<{ topics: number; phrases: number; exists: boolean }>(
+    db,
+    `SELECT count(*) FILTER (WHERE name <> $1)::int AS topics,
+            coalesce(sum(cardinality(phrases)) FILTER (WHERE name <> $1), 0)::int AS phrases,
+            bool_or(name = $1) IS TRUE AS exists
+       FROM topic`,
+    [name],
+  );
+  return r;
+}
+
 export async function countTopics(db: Db): Promise<number> {
   const [{ n }] = await rows<{ n: number }>(db, 'SELECT count(*)::int AS n FROM topic');
   return n;

@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { AppError } from '../shared/app-error';
 import { DEFAULT_TAXONOMY, SentimentAnalyzer, type TaxonomyTopic } from './analyzer';
+import { phraseWords, TAXONOMY_LIMITS } from './topic.matcher';
 import * as repo from './taxonomy.repository';
 
 /** Another replica's taxonomy edit reaches this one's ingest within this time. */
@@ -49,14 +50,29 @@ export class TaxonomyService {
 
   /**
    * Creates or replaces a topic (and its department when new). Phrases are trimmed,
-   * lower-cased and de-duplicated; a topic needs at least one.
+   * lower-cased and de-duplicated; a topic needs at least one. The bounds of
+   * {@link TAXONOMY_LIMITS} hold for every phrase, the topic and the whole taxonomy.
    */
   async upsertTopic(t: TaxonomyTopic): Promise<TaxonomyTopic> {
-    const phrases = [...new Set(t.phrases.map((p) => p.trim().toLowerCase()).filter(Boolean))];
+    const L = TAXONOMY_LIMITS;
     if (!/^[a-z][a-z0-9_]{0,62}$/.test(t.name)) throw AppError.badInput('topic name: lower-case letters, digits and _, starting with a letter');
+    if (t.phrases.length > L.phrasesPerTopic) throw AppError.badInput(`a topic has at most ${L.phrasesPerTopic} phrases (got ${t.phrases.length})`);
+    const phrases = [...new Set(t.phrases.map((p) => p.trim().toLowerCase()).filter(Boolean))];
     if (phrases.length === 0) throw AppError.badInput('a topic needs at least one phrase');
+    phrases.forEach((p, i) => {
+      const shown = JSON.stringify(p.length > 40 ? `${p.slice(0, 40)}…` : p);
+      if (p.length > L.charsPerPhrase) throw AppError.badInput(`phrase ${i + 1} (${shown}) has ${p.length} characters: at most ${L.charsPerPhrase}`);
+      const words = phraseWords(p).length;
+      if (words === 0) throw AppError.badInput(`phrase ${i + 1} (${shown}) has no word to match`);
+      if (words > L.wordsPerPhrase) throw AppError.badInput(`phrase ${i + 1} (${shown}) has ${words} words: at most ${L.wordsPerPhrase}`);
+    });
     if (!t.department.trim()) throw AppError.badInput('department must not be empty');
     await this.ds.transaction(async (em) => {
+      await repo.lockTaxonomyEdits(em);
+      const others = await repo.taxonomySizeBesides(em, t.name);
+      if (!others.exists && others.topics >= L.topics) throw AppError.badInput(`the taxonomy has at most ${L.topics} topics: delete one first`);
+      if (others.phrases + phrases.length > L.phrasesTotal)
+        throw AppError.badInput(`the taxonomy has at most ${L.phrasesTotal} phrases in all (the other topics have ${others.phrases}, this one ${phrases.length})`);
       const departmentId = await repo.upsertDepartment(em, t.department.trim());
       await repo.upsertTopic(em, { name: t.name, label: t.label.trim() || t.name, departmentId, phrases });
     });

@@ -123,18 +123,45 @@ function startKey(w: string): number {
   return (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 1, 0x85ebca6b)) >>> 18;
 }
 
-interface CompiledPhrase {
-  stems: string[];
+/**
+ * Bounds of a topic's phrases, checked by `upsertTopic`. The default taxonomy needs at most 19
+ * phrases per topic, 3 words and 17 characters per phrase.
+ */
+export const TAXONOMY_LIMITS = {
+  /** topics in the taxonomy */
+  topics: 200,
+  /** phrases of one topic */
+  phrasesPerTopic: 500,
+  /** phrases of all topics together */
+  phrasesTotal: 10_000,
+  /** words of one phrase: the matcher looks at most this many words ahead of each word */
+  wordsPerPhrase: 10,
+  /** characters of one phrase */
+  charsPerPhrase: 100,
+} as const;
+
+/** The words of a phrase as the matcher reads them (lower-cased, not stemmed). */
+export function phraseWords(phrase: string): string[] {
+  return phrase.toLowerCase().match(/[\p{L}\p{N}]+(?:'[\p{L}]+)?/gu) ?? [];
+}
+
+/** A node of the word trie: the phrase whose stems lead here, if any (the first such one). */
+interface TrieNode {
+  next: Map<string, TrieNode> | null;
+  /** index into the taxonomy of the phrase ending here, -1 for none */
   topic: number;
   phrase: string;
 }
 
 /**
- * Matches text to taxonomy topics. Compiled once per taxonomy; matching is one pass over the
- * tokens, so its cost does not grow with the size of the taxonomy.
+ * Matches text to taxonomy topics. Compiled once per taxonomy into a trie of phrase stems; at
+ * each word the matcher walks the trie as far as the text goes along it (at most
+ * {@link TAXONOMY_LIMITS.wordsPerPhrase} words) and keeps the longest phrase it passed, so its
+ * cost per text is linear in the text and grows neither with the number of phrases nor with
+ * their length. A phrase of more words than that (stored before the bound) never matches.
  */
 export class TopicMatcher {
-  private readonly byFirst = new Map<string, CompiledPhrase[]>();
+  private readonly root = new Map<string, TrieNode>();
   /**
    * Which two-letter starts some phrase word has (a bitmap over a hash of the first two UTF-16
    * units). {@link stem} never changes a word's first two letters, so a word whose start is not
@@ -147,16 +174,25 @@ export class TopicMatcher {
   constructor(private readonly taxonomy: readonly TaxonomyTopic[]) {
     taxonomy.forEach((topic, index) => {
       for (const phrase of topic.phrases ?? []) {
-        const words = phrase.toLowerCase().match(/[\p{L}\p{N}]+(?:'[\p{L}]+)?/gu);
-        if (!words) continue;
+        if (typeof phrase !== 'string') continue;
+        const words = phraseWords(phrase);
+        if (words.length === 0 || words.length > TAXONOMY_LIMITS.wordsPerPhrase) continue;
         const stems = words.map(stem);
         for (const w of stems) this.starts[startKey(w)] = 1;
-        const list = this.byFirst.get(stems[0]) ?? [];
-        list.push({ stems, topic: index, phrase });
-        this.byFirst.set(stems[0], list);
+        let level = this.root;
+        let node: TrieNode | undefined;
+        for (let k = 0; k < stems.length; k++) {
+          node = level.get(stems[k]);
+          if (!node) level.set(stems[k], (node = { next: null, topic: -1, phrase: '' }));
+          if (k < stems.length - 1) level = node.next ??= new Map();
+        }
+        // the first phrase of these stems wins, as it always did
+        if (node!.topic < 0) {
+          node!.topic = index;
+          node!.phrase = phrase;
+        }
       }
     });
-    for (const list of this.byFirst.values()) list.sort((a, b) => b.stems.length - a.stems.length);
   }
 
   /** Topics in taxonomy order, each with the distinct phrases that matched (at most 5). */
@@ -173,24 +209,21 @@ export class TopicMatcher {
     }
     if (!any) return [];
     const found = new Map<number, string[]>();
-    for (let i = 0; i < stems.length; i++) {
-      const cands = stems[i] ? this.byFirst.get(stems[i]) : undefined;
-      if (!cands) continue;
-      for (const c of cands) {
-        if (i + c.stems.length > stems.length) continue;
-        let ok = true;
-        for (let k = 1; k < c.stems.length; k++) {
-          if (stems[i + k] !== c.stems[k]) {
-            ok = false;
-            break;
-          }
-        }
-        if (!ok) continue;
-        const list = found.get(c.topic) ?? [];
-        if (list.length < 5 && !list.includes(c.phrase)) list.push(c.phrase);
-        found.set(c.topic, list);
-        break;
+    const n = stems.length;
+    for (let i = 0; i < n; i++) {
+      if (!stems[i]) continue;
+      // the longest phrase starting at word i: the deepest phrase end on the text's path
+      let node = this.root.get(stems[i]);
+      let best: TrieNode | null = null;
+      for (let k = i + 1; node; k++) {
+        if (node.topic >= 0) best = node;
+        if (k >= n || node.next === null || !stems[k]) break;
+        node = node.next.get(stems[k]);
       }
+      if (!best) continue;
+      const list = found.get(best.topic) ?? [];
+      if (list.length < 5 && !list.includes(best.phrase)) list.push(best.phrase);
+      found.set(best.topic, list);
     }
     const out: TopicMatch[] = [];
     for (const [index, matched] of [...found].sort((a, b) => a[0] - b[0])) {
