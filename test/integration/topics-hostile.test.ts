@@ -191,7 +191,9 @@ describe('a burst of taxonomy edits', () => {
         WHERE t.name = 'delivery' AND i.text LIKE 'long item %'`,
     )) as { m: number }[];
     expect(m).toBe(texts.length);
-    // each text takes a few ms to match; the job used to match a whole chunk in one turn
-    expect(delay.max / 1e6).toBeLessThan(300);
+    // each text takes a few ms to match; the job used to match a whole chunk in one turn (1.9 s
+    // here); the longest stall measured now is under 60 ms, and the bound leaves room for a
+    // machine busy with other test files
+    expect(delay.max / 1e6).toBeLessThan(1_000);
   });
 });
