@@ -52,4 +52,18 @@ describe('business hours', () => {
     // Friday 19:00 EST (Sat 00:00Z) + 2 h: 1 h Friday, 1 h Monday → Monday 09:00 EST = 14:00Z
     expect(addBusinessSeconds(new Date('2026-11-07T00:00:00Z'), 2 * H, ny).toISOString()).toBe('2026-11-09T14:00:00.000Z');
   });
+
+  it('a working week across a day whose midnight does not exist (Santiago, DST starts at 00:00)', () => {
+    const santiago = parseBusinessHours('America/Santiago Mon-Fri 09:00-17:00');
+    // Friday 4 Sep 2026 15:00 (UTC-4) + 24 h: 2 h Friday, 8 h Monday 7 Sep (UTC-3 since Sunday), 8 h Tuesday, 6 h Wednesday → 15:00 = 18:00Z.
+    // Before, the walk never got past Sunday 6 Sep and threw "SLA too long": every complaint of that Friday was refused at ingest.
+    expect(addBusinessSeconds(new Date('2026-09-04T19:00:00Z'), 24 * H, santiago).toISOString()).toBe('2026-09-09T18:00:00.000Z');
+  });
+
+  it('a batch of due times over long SLAs takes milliseconds, not seconds', () => {
+    // Before, each working day of the walk cost seven time-zone conversions: a 30-day SLA 3.5 ms per item.
+    const t0 = performance.now();
+    for (let i = 0; i < 1000; i++) addBusinessSeconds(new Date(Date.UTC(2026, 10, 2, 9) + i * 60_000), 30 * 24 * H, london);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
 });

@@ -85,9 +85,13 @@ export class EscalationJob {
       if (!(await tryAdvisoryLock(qr, ESCALATION_LOCK))) return report;
       report.ran = true;
       try {
+        // Each item at most once per run: a failed one's lease may lapse while the run goes on (a
+        // slow or refusing CRM), and before, the run claimed it again and never ended.
+        const tried: string[] = [];
         for (;;) {
           const claim = randomUUID();
-          const claimed = await this.claim(claim);
+          const claimed = await this.claim(claim, tried);
+          for (const item of claimed) tried.push(item.id);
           report.claimed += claimed.length;
           for (const item of claimed) {
             if (await this.escalate(item, claim)) report.escalated++;
@@ -105,8 +109,8 @@ export class EscalationJob {
     return report;
   }
 
-  private async claim(claim: string): Promise<Claimed[]> {
-    const ids = await repo.claimOverdueItems(this.ds, claim, LEASE_SECONDS, BATCH);
+  private async claim(claim: string, exclude: readonly string[]): Promise<Claimed[]> {
+    const ids = await repo.claimOverdueItems(this.ds, claim, LEASE_SECONDS, BATCH, exclude);
     if (ids.length === 0) return [];
     return repo.claimedItems(this.ds, ids);
   }
@@ -125,8 +129,16 @@ export class EscalationJob {
       }
       const escalatedAt = new Date();
       return await this.ds.transaction(async (em) => {
+        const done = await repo.escalationDone(em, item.id, claim, escalatedAt, crmCase);
         // Our lease lapsed and another runner took over: it records (and announces) the same case.
-        if (!(await repo.escalationDone(em, item.id, claim, escalatedAt, crmCase))) return false;
+        if (done === null) return false;
+        if (done === 'erased') {
+          // The customer was erased during the CRM call: no event with their text; the case just
+          // made goes to the erasure's CRM clean-up. Before, both outlived the erasure.
+          const queued = crmCase && (await repo.queueErasedCase(em, item.customer_id, { system: crmCase.system, objectType: crmCase.system === 'salesforce' ? 'Case' : 'tickets', itemId: item.id, origin: item.source }));
+          if (crmCase && !queued) this.log.warn({ item: item.id, system: crmCase.system }, 'escalated item was erased meanwhile; no erasure request found to clean its case up');
+          return false;
+        }
         await enqueueOutbox(em, [this.event(item, escalatedAt, crmCase)]);
         return true;
       });

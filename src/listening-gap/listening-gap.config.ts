@@ -1,4 +1,4 @@
-import { parseBusinessHours, type BusinessHours } from './business-hours';
+import { addBusinessSeconds, parseBusinessHours, type BusinessHours } from './business-hours';
 
 export type EscalationSystem = 'salesforce' | 'hubspot' | 'none';
 
@@ -28,6 +28,12 @@ export interface ListeningGapConfig {
 }
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+/**
+ * The longest SLA: a year. `sla_seconds` is a 32-bit integer and the due time must be a date;
+ * before, an SLA of `30000d` passed and every complaint on its channel was then refused at ingest
+ * ("value 2592000000 is out of range for type integer"), and 400 digits gave an invalid date.
+ */
+export const MAX_SLA_SECONDS = 365 * 86400;
 
 function duration(raw: string): number | null {
   const m = /^(\d+(?:\.\d+)?)([smhd])$/.exec(raw.trim());
@@ -77,6 +83,10 @@ export function parseListeningGapConfig(
         problems.push(`EARSHOT_GAP_SLA: ${JSON.stringify(entry)} is not department/channel=duration (e.g. Finance/x=2h, */email=24h)`);
         continue;
       }
+      if (secs > MAX_SLA_SECONDS) {
+        problems.push(`EARSHOT_GAP_SLA: ${JSON.stringify(entry)} is longer than 365d`);
+        continue;
+      }
       slaSeconds.set(`${m[1]!.trim()}/${m[2]!.trim()}`, secs);
     }
   }
@@ -88,6 +98,17 @@ export function parseListeningGapConfig(
       businessHours = parseBusinessHours(bh);
     } catch (e) {
       problems.push(`EARSHOT_GAP_BUSINESS_HOURS: ${(e as Error).message}`);
+    }
+  }
+
+  if (businessHours) {
+    // Every due time must be reachable within the business hours' bound (ten years of days), or
+    // each complaint would be refused at ingest: checked once here instead.
+    const longest = Math.max(...slaSeconds.values());
+    try {
+      addBusinessSeconds(new Date(), longest, businessHours);
+    } catch {
+      problems.push(`EARSHOT_GAP_SLA: an SLA of ${longest} s of business time does not end within ten years of EARSHOT_GAP_BUSINESS_HOURS`);
     }
   }
 

@@ -439,8 +439,11 @@ export function trendBuckets(
 
 // ---- escalation --------------------------------------------------------------------------------
 
-/** Claims up to `limit` overdue open items not escalated yet (or whose lease lapsed) under a fresh token; their ids. */
-export async function claimOverdueItems(db: Db, claim: string, leaseSeconds: number, limit: number): Promise<string[]> {
+/**
+ * Claims up to `limit` overdue open items not escalated yet (or whose lease lapsed) under a fresh
+ * token, leaving out `exclude` (the items this run tried already); their ids.
+ */
+export async function claimOverdueItems(db: Db, claim: string, leaseSeconds: number, limit: number, exclude: readonly string[] = []): Promise<string[]> {
   const r = await modify<{ id: string }>(
     db,
     `UPDATE listening_item li SET escalation_state = 'pending', escalation_claim = $1,
@@ -449,10 +452,11 @@ export async function claimOverdueItems(db: Db, claim: string, leaseSeconds: num
         SELECT id FROM listening_item
          WHERE status = 'open' AND due_at < now()
            AND (escalation_state IS NULL OR (escalation_state = 'pending' AND escalation_lease_until < now()))
+           AND NOT (id = ANY($4::uuid[]))
          ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
         AND (li.escalation_state IS NULL OR li.escalation_state = 'pending')
       RETURNING li.id`,
-    [claim, leaseSeconds, limit],
+    [claim, leaseSeconds, limit, exclude],
   );
   return r.rows.map((x) => x.id);
 }
@@ -493,30 +497,59 @@ export function claimedItems(db: Db, ids: readonly string[]): Promise<ClaimedIte
   );
 }
 
-/** Records an escalation as done, only under our claim; whether it was (false: the lease lapsed and another runner took it). */
+/**
+ * Records an escalation as done, only under our claim: 'done', 'erased' (done, but the customer was
+ * erased after the claim read the item: `eraseListeningItems` re-keys its thread), or null (the
+ * lease lapsed and another runner took it).
+ */
 export async function escalationDone(
   db: Db,
   id: string,
   claim: string,
   escalatedAt: Date,
   crmCase: { system: string; id: string; url: string | null } | null,
-): Promise<boolean> {
-  const r = await modify<{ id: string }>(
+): Promise<'done' | 'erased' | null> {
+  const r = await modify<{ id: string; erased: boolean }>(
     db,
     `UPDATE listening_item SET escalation_state = 'done', escalated_at = $3, escalation_system = $4, escalation_case_id = $5,
             escalation_case_url = $6, escalation_error = NULL, escalation_lease_until = NULL, updated_at = now()
       WHERE id = $1 AND escalation_claim = $2 AND escalation_state = 'pending'
-      RETURNING id`,
+      RETURNING id, starts_with(thread_key, 'erased:') AS erased`,
     [id, claim, escalatedAt, crmCase?.system ?? null, crmCase?.id ?? null, crmCase?.url ?? null],
   );
-  return r.rows.length > 0;
+  const row = r.rows[0];
+  return row ? (row.erased ? 'erased' : 'done') : null;
 }
 
-/** Keeps the claim after a failure (a retry upserts the same case) with a shorter lease, for a sooner retry. */
+/**
+ * A case made for an item whose customer was erased during the CRM call: queued for the CRM
+ * clean-up of that customer's erasure (which saw no case yet), and the request waits for it again.
+ * Returns false when no erasure names the customer.
+ */
+export async function queueErasedCase(db: Db, customerId: string | null, entry: { system: string; objectType: string; itemId: string; origin: string }): Promise<boolean> {
+  if (customerId === null) return false;
+  const r = await rows<{ id: string }>(
+    db,
+    `WITH e AS (SELECT id FROM erasure_request WHERE erased_customer_ids @> ARRAY[$1::uuid] ORDER BY created_at DESC LIMIT 1),
+          q AS (INSERT INTO crm_erasure (erasure_id, system, kind, object_type, external_id, origin)
+                SELECT e.id, $2, 'case', $3, $4, $5 FROM e RETURNING erasure_id)
+     UPDATE erasure_request SET status = 'crm_pending', completed_at = NULL WHERE id IN (SELECT erasure_id FROM q) RETURNING id`,
+    [customerId, entry.system, entry.objectType, entry.itemId, entry.origin],
+  );
+  return r.length > 0;
+}
+
+/**
+ * Keeps the claim after a failure (a retry upserts the same case) with a shorter lease, for a sooner
+ * retry: 30 s after the first failed attempt, doubling with each one up to 6 hours. Before, every
+ * failed item was tried again every run for ever, whatever the CRM answered (a validation rule that
+ * refuses every case spent an API call per overdue item per minute from the org's daily allowance).
+ */
 export async function escalationFailed(db: Db, id: string, claim: string, error: string): Promise<void> {
   await exec(
     db,
-    `UPDATE listening_item SET escalation_error = $3, escalation_lease_until = now() + interval '30 seconds'
+    `UPDATE listening_item SET escalation_error = $3,
+            escalation_lease_until = now() + least(interval '30 seconds' * power(2, least(greatest(escalation_attempts - 1, 0), 20)), interval '6 hours')
       WHERE id = $1 AND escalation_claim = $2 AND escalation_state = 'pending'`,
     [id, claim, error],
   );

@@ -66,7 +66,8 @@ const k = (a: string, b: string) => `${a}\u0000${b}`;
  * Keeps `listening_item` in step with ingest, inside the pipeline's transaction: inbound
  * complaints and questions (and any message the analyzer calls unhappy, or strongly negative) open or reopen the item of their
  * thread, outbound replies answer it. Set-based: per batch one query for thread roots, one that
- * loads and locks the items involved, one insert and one update, whatever the batch size.
+ * loads and locks the items involved, one for replies already stored in the threads of new items,
+ * one insert and one update, whatever the batch size.
  *
  * Must stay true: a thread (source + root externalId) has at most one item; events are applied
  * in the order they happened, so a reply and a later complaint in one batch leave the item open;
@@ -162,7 +163,9 @@ export class ListeningGapTracker {
     const indexAuthor = (i: ItemState) => {
       if (!i.authorKey) return;
       const key = k(i.source, i.authorKey.toLowerCase());
-      byAuthor.set(key, [...(byAuthor.get(key) ?? []), i]);
+      const list = byAuthor.get(key);
+      if (list) list.push(i);
+      else byAuthor.set(key, [i]);
     };
     items.forEach(indexAuthor);
     const window = this.config.replyWindowSeconds * 1000;
@@ -250,6 +253,21 @@ export class ListeningGapTracker {
         }
       }
     }
+    // A company reply stored before the message it answers (out-of-order ingest: the reply names a
+    // message not seen yet, and carries its thread) answers the new item; before, the item stayed
+    // open and was escalated although the customer had their answer. One query, only for new items.
+    const unanswered = items.filter((i) => i.isNew && i.status === 'open' && i.firstResponseAt === null);
+    if (unanswered.length > 0) {
+      const replies = await firstReplies(qr, unanswered.map((i) => i.source), unanswered.map((i) => i.threadKey), unanswered.map((i) => new Date(i.openedAt).toISOString()));
+      const first = new Map(replies.filter((r) => r.first !== null).map((r) => [k(r.source, r.root), r.first!.getTime()]));
+      for (const i of unanswered) {
+        const at = first.get(k(i.source, i.threadKey));
+        if (at === undefined) continue;
+        Object.assign(i, { firstResponseAt: at, firstResponseSeconds: Math.round((at - i.openedAt) / 1000), respondedBy: 'reply' });
+        // a complaint of this batch after that reply still waits for its answer
+        if (at >= i.lastInboundAt) Object.assign(i, { status: 'answered', closedAt: at, closeReason: 'reply' });
+      }
+    }
     for (const m of batch) {
       const key = keyOf.get(m.id)!;
       threadKeys.set(m.id, key === m.externalId ? null : key);
@@ -273,7 +291,9 @@ export class ListeningGapTracker {
     const threads = new Map<string, RescoredMessage[]>();
     for (const m of [...unhappy].sort((a, b) => a.occurredAt - b.occurredAt)) {
       const key = k(m.source, rootOf(m));
-      threads.set(key, [...(threads.get(key) ?? []), m]);
+      const list = threads.get(key);
+      if (list) list.push(m);
+      else threads.set(key, [m]);
     }
     const pairs = [...threads.values()].map((ms) => ms[0]!);
     const existing = await lockItemsOfThreads(qr, pairs.map((m) => m.source), pairs.map(rootOf));
