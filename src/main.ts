@@ -45,13 +45,27 @@ Configuration comes from environment variables; see README.md.`;
 
 const COMMANDS = new Set(['serve', 'demo', 'setup-crm', 'migrate', 'emit-schema', 'analyze', 'resolve', 'erase', 'help']);
 
+/** The options each command takes (and --help, which all take). Any other is a user mistake. */
+const OPTIONS_OF: Record<string, string[]> = {
+  serve: ['demo', 'crm'],
+  demo: ['load-only', 'crm'],
+  'setup-crm': [],
+  migrate: ['revert'],
+  'emit-schema': ['check'],
+  analyze: ['jsonl'],
+  resolve: ['input'],
+  erase: ['email', 'phone', 'handle', 'id', 'reason'],
+  help: [],
+};
+
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
   // Checked before anything starts: a typo must not open the database first.
   if (!COMMANDS.has(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   const rest = command === argv[0] ? argv.slice(1) : argv;
-  const { values } = parseArgs({
+  const { values, tokens } = parseArgs({
     args: rest,
+    tokens: true,
     options: {
       demo: { type: 'boolean', default: false },
       'load-only': { type: 'boolean', default: false },
@@ -69,6 +83,13 @@ async function main(argv: string[]): Promise<number> {
     },
     strict: true,
   });
+  // `earshot --input x.csv` (the command forgotten) started the whole service on port 4000.
+  for (const t of tokens) {
+    if (t.kind === 'option' && t.name !== 'help' && !OPTIONS_OF[command]!.includes(t.name)) throw new UsageError(`${t.rawName} is not an option of ${command}`);
+  }
+  // The commands that print their result: a reader that goes away (`| head -1`) ends the command
+  // without a word; other write errors (a full disk) in one line. Not for serve/demo (their log).
+  if (command !== 'serve' && command !== 'demo') process.stdout.on('error', onOutputError);
   if (values.help || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -118,6 +139,12 @@ async function main(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+function onOutputError(err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') process.exit(0);
+  process.stderr.write(`earshot: cannot write the output: ${oneLine(err.message)}\n`);
+  process.exit(1);
+}
 
 /** Creates what write-back needs in each configured CRM; prints what it did as JSON. */
 async function setupCrm(config: Config, log: Logger): Promise<number> {

@@ -51,14 +51,15 @@ function columnKey(header: string): string {
  * Must stay true: `soc_sec_id` never reaches the matcher; a row without an id column gets
  * `row-<n>` (1-based data row).
  */
-export function rowToPerson(row: Record<string, string>, rowNumber: number): PersonRecord {
+export function rowToPerson(row: Record<string, string | string[]>, rowNumber: number): PersonRecord {
   const r: PersonRecord & { emails: string[]; phones: string[]; handles: { network: string; handle: string }[] } = {
     id: '',
     emails: [],
     phones: [],
     handles: [],
   };
-  for (const [header, raw] of Object.entries(row)) {
+  // A header given twice (two Email columns) has its values in an array: both count.
+  for (const [header, raw] of Object.entries(row).flatMap(([h, v]) => (Array.isArray(v) ? v.map((x) => [h, x] as const) : [[h, v] as const]))) {
     const value = (raw ?? '').trim();
     if (value.length === 0) continue;
     const target = COLUMN[columnKey(header)];
@@ -96,19 +97,37 @@ export function rowToPerson(row: Record<string, string>, rowNumber: number): Per
   return r;
 }
 
+/** Longest CSV record read (characters, all fields together); a longer one is malformed input. */
+export const MAX_CSV_RECORD_CHARS = 8 * 1024 * 1024;
+
 /**
  * Reads person records from a CSV file with a header row. Febrl files separate values with
  * ", ", hence the trimming.
  */
 export async function readPersonCsv(file: string): Promise<PersonRecord[]> {
-  const parser = parse({ columns: true, trim: true, skip_empty_lines: true, relax_column_count: true, bom: true });
+  // max_record_size: a 100 MB field or /dev/zero was read on without end (memory grew until the
+  // process died); now it is a malformed file (exit 2).
+  const parser = parse({ columns: true, trim: true, skip_empty_lines: true, relax_column_count: true, bom: true, group_columns_by_name: true, max_record_size: MAX_CSV_RECORD_CHARS });
   // pipe() does not forward a read error: without this a missing file is an unhandled 'error' event.
   const source = createReadStream(file).on('error', (e) => parser.destroy(e));
   source.pipe(parser);
   const records: PersonRecord[] = [];
   let n = 0;
   try {
-    for await (const row of parser as AsyncIterable<Record<string, string>>) records.push(rowToPerson(row, ++n));
+    const rowOfId = new Map<string, number>();
+    for await (const row of parser as AsyncIterable<Record<string, string | string[]>>) {
+      // A file without a header row, or one separated by ';' (Excel in many locales), was read
+      // as columns nobody knows: every record alone in its cluster, exit code 0.
+      if (n === 0 && !Object.keys(row).some((h) => COLUMN[columnKey(h)] !== undefined && COLUMN[columnKey(h)] !== 'ignore')) {
+        throw AppError.badInput(`${file}: no column Earshot reads (Id, FirstName, LastName, Email, Phone, …) in the header row${Object.keys(row).some((h) => h.includes(';')) ? '; values must be separated by commas, not semicolons' : ''}`);
+      }
+      const person = rowToPerson(row, ++n);
+      // resolveBatch throws on a repeated id: that was a stack trace and exit code 1.
+      const earlier = rowOfId.get(person.id);
+      if (earlier !== undefined) throw AppError.badInput(`${file}: data row ${n} repeats the id ${JSON.stringify(person.id)} of data row ${earlier}; ids must be unique`);
+      rowOfId.set(person.id, n);
+      records.push(person);
+    }
   } catch (e) {
     throw inputError(file, e);
   } finally {
@@ -124,6 +143,8 @@ function inputError(file: string, e: unknown): unknown {
   if (code === 'EACCES' || code === 'EPERM') return AppError.badInput(`${file}: permission denied`);
   if (code === 'EISDIR') return AppError.badInput(`${file}: is a folder, not a CSV file`);
   if (code.startsWith('CSV_')) return AppError.badInput(`${file} is not valid CSV: ${(e as Error).message}`);
+  // ENAMETOOLONG, ENOTDIR, ELOOP, EIO…: still the path the user gave, not a crash to report
+  if (/^E[A-Z]+$/.test(code) && typeof (e as { syscall?: unknown }).syscall === 'string') return AppError.badInput(`${file}: cannot be read (${code})`);
   return e;
 }
 

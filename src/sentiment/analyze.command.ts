@@ -1,7 +1,82 @@
 // Core of `earshot analyze`: texts in on one stream, one JSON analysis per line out, in order.
 import { once } from 'node:events';
-import readline from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import { type Analysis, type AnalyzeOptions, SentimentAnalyzer, type TaxonomyTopic } from './analyzer';
+import { MAX_SCORED_CHARS } from './sentiment.engine';
+
+/**
+ * Longest `--jsonl` line read whole; a longer one is answered with `{"error"}`. Plain lines keep
+ * their first MAX_SCORED_CHARS + 1 characters (all the analyzer reads, and enough for it to say
+ * that it truncated). readline held a whole line in memory: /dev/zero or a 600 MB line ended the
+ * process with "RangeError: Invalid string length" and a stack trace.
+ */
+export const MAX_JSONL_LINE_CHARS = 16 * 1024 * 1024;
+
+/**
+ * The lines of `input` (split at \n, \r\n or a lone \r, as readline did; a leading BOM dropped),
+ * each cut to its first `maxChars` characters: memory stays bounded whatever the input.
+ */
+async function* boundedLines(input: NodeJS.ReadableStream, maxChars: number): AsyncGenerator<{ line: string; overlong: boolean }> {
+  const decoder = new StringDecoder('utf8');
+  let parts: string[] = [];
+  let kept = 0;
+  let overlong = false;
+  let skipLf = false;
+  let first = true;
+  let ready: { line: string; overlong: boolean }[] = [];
+  const take = (s: string) => {
+    if (s.length === 0) return;
+    const room = maxChars - kept;
+    if (s.length > room) {
+      if (room > 0) parts.push(s.slice(0, room));
+      kept = maxChars;
+      overlong = true;
+    } else {
+      parts.push(s);
+      kept += s.length;
+    }
+  };
+  const end = () => {
+    ready.push({ line: parts.join(''), overlong });
+    parts = [];
+    kept = 0;
+    overlong = false;
+  };
+  const scan = (text: string) => {
+    if (text.length === 0) return;
+    if (first) {
+      first = false;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    let start = 0;
+    if (skipLf && text.charCodeAt(0) === 10) start = 1;
+    skipLf = false;
+    const breaks = /[\r\n]/g;
+    breaks.lastIndex = start;
+    for (let m = breaks.exec(text); m; m = breaks.exec(text)) {
+      take(text.slice(start, m.index));
+      end();
+      start = m.index + 1;
+      if (text.charCodeAt(m.index) === 13) {
+        if (start === text.length) skipLf = true;
+        else if (text.charCodeAt(start) === 10) start++;
+      }
+      breaks.lastIndex = start;
+    }
+    take(text.slice(start));
+  };
+  for await (const chunk of input) {
+    scan(typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer));
+    if (ready.length > 0) {
+      const lines = ready;
+      ready = [];
+      yield* lines;
+    }
+  }
+  scan(decoder.end());
+  if (kept > 0 || overlong) end();
+  yield* ready;
+}
 
 export interface AnalyzeCommandOptions {
   /** when true each line is a JSON object with `text` (and optional `lang`, `rating`, `ratingScale`) */
@@ -59,7 +134,6 @@ function parseJsonLine(line: string): { text: string; opts: AnalyzeOptions } | {
  */
 export async function runAnalyzeCommand(opts: AnalyzeCommandOptions): Promise<{ lines: number; failed: number }> {
   const analyzer = new SentimentAnalyzer({ taxonomy: opts.taxonomy });
-  const rl = readline.createInterface({ input: opts.input, crlfDelay: Infinity });
   let lines = 0;
   let failed = 0;
   let batch = '';
@@ -69,11 +143,12 @@ export async function runAnalyzeCommand(opts: AnalyzeCommandOptions): Promise<{ 
     batch = '';
     if (!opts.output.write(chunk)) await once(opts.output as NodeJS.EventEmitter, 'drain');
   };
-  for await (const line of rl) {
+  for await (const { line, overlong } of boundedLines(opts.input, opts.jsonl ? MAX_JSONL_LINE_CHARS : MAX_SCORED_CHARS + 1)) {
     lines++;
     let record: Record<string, unknown>;
     if (opts.jsonl) {
-      if (line.trim() === '') record = { error: 'empty line' };
+      if (overlong) record = { error: `line longer than ${MAX_JSONL_LINE_CHARS} characters` };
+      else if (line.trim() === '') record = { error: 'empty line' };
       else {
         const parsed = parseJsonLine(line);
         record = 'error' in parsed ? { error: parsed.error } : toOutputRecord(analyzer.analyze(parsed.text, parsed.opts));
