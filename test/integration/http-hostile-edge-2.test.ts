@@ -65,6 +65,23 @@ async function eventually(check: () => Promise<boolean>, what: string, ms = 15_0
   }
 }
 
+/**
+ * Sends a request line and then a header a byte every 100 ms (each resets no timer), and returns
+ * what the server answered before closing, or null when it had not within 10 s.
+ */
+async function dripHeaders(port: number, path: string): Promise<string | null> {
+  const socket = net.connect(port, '127.0.0.1');
+  const answer = untilClosed(socket);
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nX-Slow: `);
+  const drip = setInterval(() => socket.writable && socket.write('a'), 100);
+  try {
+    return await Promise.race([answer, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+  } finally {
+    clearInterval(drip);
+    socket.destroy();
+  }
+}
+
 const bodyOf = (answer: string) => answer.slice(answer.indexOf('\r\n\r\n') + 4);
 
 describe('HTTP edge 2: large bodies and what a client may hold', () => {
@@ -249,19 +266,8 @@ describe('HTTP edge 2: headers sent a byte at a time', () => {
   });
 
   it('a client still sending its headers after EARSHOT_HTTP_HEADERS_TIMEOUT_MS is answered 408 and disconnected, however steadily it sends', async () => {
-    const socket = net.connect(portOf(app.url), '127.0.0.1');
-    const answer = untilClosed(socket);
-    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ');
-    // a byte every 100 ms: each resets no timer
-    const drip = setInterval(() => socket.writable && socket.write('a'), 100);
-    try {
-      // Node's own default held such a connection for 60 s, and looked only every 30 s
-      const closed = await Promise.race([answer, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
-      expect(closed).toMatch(/^HTTP\/1\.1 408 /);
-    } finally {
-      clearInterval(drip);
-      socket.destroy();
-    }
+    // Node's own default held such a connection for 60 s, and looked only every 30 s
+    expect(await dripHeaders(portOf(app.url), '/healthz')).toMatch(/^HTTP\/1\.1 408 /);
     expect((await fetch(`${app.url}/healthz`)).status).toBe(200);
   });
 });
@@ -276,16 +282,6 @@ describe('HTTP edge 2: the metrics port has the same limits', () => {
     // before: Node's defaults there (60 s, checked every 30 s), whatever the main port had
     server = createMetricsServer(new Metrics(), null, { ...DEFAULT_HTTP_LIMITS, headersTimeoutMs: 1_000 });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-    const answer = untilClosed(socket);
-    socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ');
-    const drip = setInterval(() => socket.writable && socket.write('a'), 100);
-    try {
-      const closed = await Promise.race([answer, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
-      expect(closed).toMatch(/^HTTP\/1\.1 408 /);
-    } finally {
-      clearInterval(drip);
-      socket.destroy();
-    }
+    expect(await dripHeaders((server.address() as net.AddressInfo).port, '/metrics')).toMatch(/^HTTP\/1\.1 408 /);
   });
 });

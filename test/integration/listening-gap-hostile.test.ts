@@ -19,6 +19,24 @@ const outbound = (source: string, externalId: string, at: number, text: string, 
   source, externalId, occurredAt: iso(at), direction: 'outbound', author: { handle: 'brand', displayName: 'Brand Care' }, text, ...over,
 });
 
+
+/** An API-only app escalating to the local Salesforce server by hand (`escalation.runOnce()`), no write-back. */
+function escalationEnv(sf: SalesforceServer): Record<string, string> {
+  return {
+    EARSHOT_ROLES: 'api',
+    // manual runs only
+    EARSHOT_GAP_ESCALATION: 'off',
+    EARSHOT_SF_LOGIN_URL: sf.url,
+    EARSHOT_SF_CLIENT_ID: sf.options.clientId,
+    EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
+    EARSHOT_SF_USERNAME: 'earshot@example.com',
+    EARSHOT_SF_PASSWORD: 'password',
+    EARSHOT_SF_OBJECTS: 'Contact',
+    EARSHOT_CRM_WRITEBACK: 'off',
+    EARSHOT_CRM_RETRY_BASE_MS: '10',
+  };
+}
+
 describe('listening gap: threads in a hostile order', () => {
   let app: TestApp;
   const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[];
@@ -153,19 +171,7 @@ describe('listening gap: escalation when the CRM refuses every case', () => {
       body: [{ errorCode: 'FIELD_CUSTOM_VALIDATION_EXCEPTION', message: 'Cases need a product' }],
     });
     app = await startTestApp(
-      {
-        EARSHOT_ROLES: 'api',
-        // manual runs only
-        EARSHOT_GAP_ESCALATION: 'off',
-        EARSHOT_SF_LOGIN_URL: sf.url,
-        EARSHOT_SF_CLIENT_ID: sf.options.clientId,
-        EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
-        EARSHOT_SF_USERNAME: 'earshot@example.com',
-        EARSHOT_SF_PASSWORD: 'password',
-        EARSHOT_SF_OBJECTS: 'Contact',
-        EARSHOT_CRM_WRITEBACK: 'off',
-        EARSHOT_CRM_RETRY_BASE_MS: '10',
-      },
+      escalationEnv(sf),
       'gapescrefused',
     );
   }, 120_000);
@@ -236,18 +242,7 @@ describe('listening gap: a customer erased while their case is being escalated',
     sf = new SalesforceServer();
     await sf.start();
     app = await startTestApp(
-      {
-        EARSHOT_ROLES: 'api',
-        EARSHOT_GAP_ESCALATION: 'off',
-        EARSHOT_SF_LOGIN_URL: sf.url,
-        EARSHOT_SF_CLIENT_ID: sf.options.clientId,
-        EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
-        EARSHOT_SF_USERNAME: 'earshot@example.com',
-        EARSHOT_SF_PASSWORD: 'password',
-        EARSHOT_SF_OBJECTS: 'Contact',
-        EARSHOT_CRM_WRITEBACK: 'off',
-        EARSHOT_CRM_RETRY_BASE_MS: '10',
-      },
+      escalationEnv(sf),
       'gapescerased',
     );
   }, 120_000);
