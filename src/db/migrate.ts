@@ -1,5 +1,6 @@
 import { MigrationExecutor, type DataSource, type Migration } from 'typeorm';
 import type { Logger } from '../shared/logger';
+import { advisoryLock, advisoryUnlock, tryAdvisoryLock } from './sql';
 
 /**
  * Session advisory lock key of the migration runner (per database; the job leader locks use
@@ -19,17 +20,16 @@ export async function runMigrationsLocked(ds: DataSource, log: Logger): Promise<
   const qr = ds.createQueryRunner();
   try {
     await qr.connect();
-    const [{ ok }] = (await qr.query('SELECT pg_try_advisory_lock($1) AS ok', [MIGRATION_LOCK])) as [{ ok: boolean }];
-    if (!ok) {
+    if (!(await tryAdvisoryLock(qr, MIGRATION_LOCK))) {
       log.info('another process is running migrations: waiting for it to finish');
-      await qr.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      await advisoryLock(qr, MIGRATION_LOCK);
     }
     try {
       const executor = new MigrationExecutor(ds, qr);
       executor.transaction = 'each';
       return await executor.executePendingMigrations();
     } finally {
-      await qr.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+      await advisoryUnlock(qr, MIGRATION_LOCK).catch(() => undefined);
     }
   } finally {
     await qr.release();

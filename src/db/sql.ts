@@ -57,6 +57,11 @@ export async function tryAdvisoryLock(db: Db, key: number): Promise<boolean> {
   return (await firstRow<{ ok: boolean }>(db, 'SELECT pg_try_advisory_lock($1) AS ok', [key]))?.ok === true;
 }
 
+/** Waits for a session-level advisory lock on the given connection (see {@link tryAdvisoryLock}). */
+export async function advisoryLock(db: Db, key: number): Promise<void> {
+  await exec(db, 'SELECT pg_advisory_lock($1)', [key]);
+}
+
 export async function advisoryUnlock(db: Db, key: number): Promise<void> {
   await exec(db, 'SELECT pg_advisory_unlock($1)', [key]);
 }
