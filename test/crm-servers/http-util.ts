@@ -252,7 +252,7 @@ export function truncatedJson(body: unknown, status = 200): (res: http.ServerRes
   return (res) => {
     const text = JSON.stringify(body);
     res.writeHead(status, { 'Content-Type': 'application/json;charset=UTF-8', 'Content-Length': String(Buffer.byteLength(text)) });
-    res.write(text.slice(0, Math.floor(text.length / 2)));
-    setTimeout(() => res.destroy(), 20);
+    // closed once the first half is on its way, not before
+    res.write(text.slice(0, Math.floor(text.length / 2)), () => res.destroy());
   };
 }
