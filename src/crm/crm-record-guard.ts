@@ -26,13 +26,10 @@ export const PAYLOAD_TEXT_MAX = 131_072;
 const EXTERNAL_ID_MAX = 255;
 const PAYLOAD_DEPTH_MAX = 8;
 
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
-/** `s` without NUL and with every lone surrogate replaced by U+FFFD. */
+/** `s` without NUL and with every lone surrogate replaced by U+FFFD (String#toWellFormed). */
 export function storableText(s: string): string {
-  let out = s.includes('\u0000') ? s.replace(/\u0000/g, '') : s;
-  if (!(out as unknown as { isWellFormed(): boolean }).isWellFormed()) out = out.replace(LONE_SURROGATE, '\ufffd');
-  return out;
+  const out = s.includes('\u0000') ? s.replace(/\u0000/g, '') : s;
+  return (out as unknown as { toWellFormed(): string }).toWellFormed();
 }
 
 function storableValue(v: unknown, depth: number, changed: { yes: boolean }): unknown {

@@ -35,6 +35,16 @@ describe('the logger', () => {
     expect(logged.err.driverError).toMatchObject({ type: 'Error', code: '23505' });
   });
 
+  it('logs a refused cast without the value PostgreSQL quotes in its message (and so in the stack)', () => {
+    const pgError = Object.assign(new Error('invalid input syntax for type uuid: "jane.secret@example.com"'), { code: '22P02' });
+    const err = new QueryFailedError('SELECT id FROM customer WHERE id = $1', ['jane.secret@example.com'], pgError);
+    const out = capture();
+    createLogger('info', {}, out.stream).error({ err }, 'a statement failed');
+    const [line] = out.lines();
+    expect(line).not.toContain('jane.secret');
+    expect(JSON.parse(line!).err.message).toBe('invalid input syntax for type uuid: "[not logged]"');
+  });
+
   it('keeps an ordinary error as pino writes it', () => {
     const out = capture();
     createLogger('info', {}, out.stream).warn({ err: Object.assign(new Error('boom'), { code: 'ECONNRESET' }) }, 'x');

@@ -16,10 +16,17 @@ export function serializeError(err: unknown): unknown {
   return withoutValues(err instanceof Error ? pino.stdSerializers.err(err) : err, 0);
 }
 
+/**
+ * PostgreSQL quotes the value it could not read in the message itself ("invalid input syntax for
+ * type uuid: \"jane@…\""), so in the stack too: the value goes, the type stays.
+ */
+const QUOTED_INPUT = /(invalid input (?:syntax|value) for (?:type|enum) [^:\n]+): "[^\n]*"/g;
+
 function withoutValues(value: unknown, depth: number): unknown {
   if (!value || typeof value !== 'object' || depth > 5) return value;
   const out = { ...(value as Record<string, unknown>) };
   for (const f of VALUE_FIELDS) if (f in out) out[f] = '[not logged: may hold customer data]';
+  for (const f of ['message', 'stack'] as const) if (typeof out[f] === 'string') out[f] = (out[f] as string).replace(QUOTED_INPUT, '$1: "[not logged]"');
   for (const n of NESTED) if (n in out) out[n] = withoutValues(out[n], depth + 1);
   return out;
 }

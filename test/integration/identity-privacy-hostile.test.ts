@@ -105,6 +105,19 @@ describe('identity and privacy: hostile values and unlucky timing', () => {
     expect(next).toMatchObject({ accepted: 1, duplicates: 0 });
   });
 
+  it('the replayed message of an erased person is a duplicate whatever its key: 500 characters of emoji, combining marks, quotes, a backslash, a newline', async () => {
+    const t = tag();
+    const base = `${t}-😀é\u0301"'\\\n𝔘`;
+    // 500 characters as the schema counts them (code points), no pair cut in two
+    const key = base + '😀'.repeat(500 - [...base].length);
+    const author = { handle: `odd_${t}`, displayName: `Odd Key${t}`, email: `odd-${t}@example.org` };
+    const line = message(0, { eventId: `e-${t}`, externalId: key, author, text: `Parcel ${t} lost. Awful.` });
+    expect(await app.services.ingest.ingestObjects([line], 'test')).toMatchObject({ accepted: 1, rejected: [] });
+    await app.services.erasure.erase(await app.services.erasure.findCustomer({ email: author.email }), 'DSR-odd', 'admin:test');
+    expect(await app.services.ingest.ingestObjects([line], 'test')).toMatchObject({ accepted: 0, duplicates: 1, rejected: [] });
+    expect((await grepDatabase(q, [author.displayName, `Parcel ${t}`])).hits).toEqual([]);
+  });
+
   it('an email linked by hand, unlinked by undoing the link, then erased, leaves no trace in the merge history', async () => {
     const t = tag();
     const email = `linked-${t}@example.org`;
