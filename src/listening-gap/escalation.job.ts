@@ -4,6 +4,7 @@ import { advisoryUnlock, tryAdvisoryLock } from '../db/sql';
 import { CASE_DESCRIPTION_MAX_CHARS, type CaseInput, type CrmClient, type CrmSystem } from '../crm/crm.port';
 import { enqueueOutbox } from '../outbox/outbox';
 import { OUTBOX_TOPICS, type OutboxRow } from '../outbox/outbox-events';
+import { systemClock, type Clock } from '../shared/clock';
 import type { Logger } from '../shared/logger';
 import { cutText } from '../shared/text';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
@@ -38,9 +39,14 @@ type Claimed = repo.ClaimedItem;
  *    and the commit finds the record it created;
  * 3. the move to `done` and the outbox row are one transaction, conditional on the claim token,
  *    and `done` is final.
+ * "Overdue", leases and `escalatedAt` are read from the injected clock. An item answered or closed
+ * after the claim, before its first CRM call, gets no case (its claim is given up); one answered
+ * during the call keeps the case it got, recorded on the item.
  */
 export class EscalationJob {
   private readonly clients = new Map<CrmSystem, CrmClient>();
+  /** what "overdue", leases and escalatedAt are measured by: tests move it instead of back-dating rows */
+  private readonly clock: Clock;
   /** one pass every escalationIntervalMs on the sync role */
   readonly task: TaskRunner<EscalationReport>;
 
@@ -53,6 +59,7 @@ export class EscalationJob {
     deps: TaskDeps = {},
   ) {
     for (const c of clients) this.clients.set(c.system, c);
+    this.clock = deps.clock ?? systemClock;
     this.task = new TaskRunner({
       name: 'escalation',
       intervalMs: config.escalationIntervalMs,
@@ -94,8 +101,9 @@ export class EscalationJob {
           for (const item of claimed) tried.push(item.id);
           report.claimed += claimed.length;
           for (const item of claimed) {
-            if (await this.escalate(item, claim)) report.escalated++;
-            else report.failed++;
+            const outcome = await this.escalate(item, claim);
+            if (outcome === true) report.escalated++;
+            else if (outcome === false) report.failed++;
           }
           if (claimed.length < BATCH || stopping()) break;
         }
@@ -110,15 +118,20 @@ export class EscalationJob {
   }
 
   private async claim(claim: string, exclude: readonly string[]): Promise<Claimed[]> {
-    const ids = await repo.claimOverdueItems(this.ds, claim, LEASE_SECONDS, BATCH, exclude);
+    const ids = await repo.claimOverdueItems(this.ds, claim, this.clock.date(), LEASE_SECONDS, BATCH, exclude);
     if (ids.length === 0) return [];
     return repo.claimedItems(this.ds, ids);
   }
 
-  private async escalate(item: Claimed, claim: string): Promise<boolean> {
+  /** true: escalated; false: failed (or taken over); null: answered or closed since the claim, claim given up. */
+  private async escalate(item: Claimed, claim: string): Promise<boolean | null> {
     const target = escalationTargetFor(this.config, item.department);
     const client = target.system === 'none' ? undefined : this.clients.get(target.system);
     try {
+      // The claim read the batch before the CRM calls of the items ahead of this one, which take
+      // a while (up to minutes while the API budget paces them). Before, an item answered
+      // meanwhile still got its case and its event.
+      if (await repo.releaseStaleClaim(this.ds, item.id, claim, this.clock.date())) return null;
       let crmCase: { system: CrmSystem; id: string; url: string | null } | null = null;
       if (client) {
         const input = await this.caseInput(item, client.system, target.ownerId);
@@ -127,7 +140,7 @@ export class EscalationJob {
       } else if (target.system !== 'none') {
         this.log.warn({ item: item.id, system: target.system }, 'escalation target CRM is not configured; publishing the event without a case');
       }
-      const escalatedAt = new Date();
+      const escalatedAt = this.clock.date();
       return await this.ds.transaction(async (em) => {
         const done = await repo.escalationDone(em, item.id, claim, escalatedAt, crmCase);
         // Our lease lapsed and another runner took over: it records (and announces) the same case.
@@ -146,7 +159,7 @@ export class EscalationJob {
       const message = (e as Error).message.slice(0, 1000);
       this.log.warn({ item: item.id, err: message }, 'escalation failed; retried when the lease lapses');
       // Keep the claim (state pending) so a retry upserts the same record; shorten the lease for a sooner retry.
-      await repo.escalationFailed(this.ds, item.id, claim, message);
+      await repo.escalationFailed(this.ds, item.id, claim, message, this.clock.date());
       return false;
     }
   }
@@ -157,7 +170,7 @@ export class EscalationJob {
     const person = records.find((r) => r.object_type === 'Contact' || r.object_type === 'contacts');
     const org = records.find((r) => r.object_type === 'Account' || r.object_type === 'companies');
     const lead = records.find((r) => r.object_type === 'Lead');
-    const overdueH = Math.max(0, (Date.now() - item.due_at.getTime()) / 3_600_000);
+    const overdueH = Math.max(0, (this.clock.now() - item.due_at.getTime()) / 3_600_000);
     const head = `${item.display_name ?? 'A customer'} wrote on ${item.source} at ${item.occurred_at.toISOString()} and has had no answer:`;
     const tail = [
       item.url ? `Original: ${item.url}` : null,

@@ -440,25 +440,45 @@ export function trendBuckets(
 // ---- escalation --------------------------------------------------------------------------------
 
 /**
- * Claims up to `limit` overdue open items not escalated yet (or whose lease lapsed) under a fresh
- * token, leaving out `exclude` (the items this run tried already); their ids.
+ * Claims up to `limit` items open and past due at `now` (the job's clock), not escalated yet (or
+ * whose lease lapsed by `now`), under a fresh token, leaving out `exclude` (the items this run tried
+ * already); their ids.
  */
-export async function claimOverdueItems(db: Db, claim: string, leaseSeconds: number, limit: number, exclude: readonly string[] = []): Promise<string[]> {
+export async function claimOverdueItems(db: Db, claim: string, now: Date, leaseSeconds: number, limit: number, exclude: readonly string[] = []): Promise<string[]> {
   const r = await modify<{ id: string }>(
     db,
     `UPDATE listening_item li SET escalation_state = 'pending', escalation_claim = $1,
-            escalation_lease_until = now() + make_interval(secs => $2), escalation_attempts = li.escalation_attempts + 1
+            escalation_lease_until = $5::timestamptz + make_interval(secs => $2), escalation_attempts = li.escalation_attempts + 1
       WHERE li.id IN (
         SELECT id FROM listening_item
-         WHERE status = 'open' AND due_at < now()
-           AND (escalation_state IS NULL OR (escalation_state = 'pending' AND escalation_lease_until < now()))
+         WHERE status = 'open' AND due_at < $5::timestamptz
+           AND (escalation_state IS NULL OR (escalation_state = 'pending' AND escalation_lease_until < $5::timestamptz))
            AND NOT (id = ANY($4::uuid[]))
          ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
         AND (li.escalation_state IS NULL OR li.escalation_state = 'pending')
       RETURNING li.id`,
-    [claim, leaseSeconds, limit, exclude],
+    [claim, leaseSeconds, limit, exclude, now],
   );
   return r.rows.map((x) => x.id);
+}
+
+/**
+ * Gives up a claim whose item no longer is what the claim took (open and past due at `now`): a reply
+ * answered it, or a person closed it, while the job escalated the items before it. Only on the
+ * item's first attempt, when no CRM call can have made its case yet: a retry goes on, and its upsert
+ * finds (and records) the case a crashed attempt made. True when released; the item then looks
+ * never claimed, so it is escalated again only once it is open and overdue again.
+ */
+export async function releaseStaleClaim(db: Db, id: string, claim: string, now: Date): Promise<boolean> {
+  const r = await modify<{ id: string }>(
+    db,
+    `UPDATE listening_item SET escalation_state = NULL, escalation_claim = NULL, escalation_lease_until = NULL, escalation_attempts = 0
+      WHERE id = $1 AND escalation_claim = $2 AND escalation_state = 'pending' AND escalation_attempts = 1
+        AND (status <> 'open' OR due_at >= $3::timestamptz)
+      RETURNING id`,
+    [id, claim, now],
+  );
+  return r.rows.length > 0;
 }
 
 /** What an escalation needs of a claimed item: the item, its first interaction and its (current) customer. */
@@ -541,17 +561,17 @@ export async function queueErasedCase(db: Db, customerId: string | null, entry: 
 
 /**
  * Keeps the claim after a failure (a retry upserts the same case) with a shorter lease, for a sooner
- * retry: 30 s after the first failed attempt, doubling with each one up to 6 hours. Before, every
+ * retry: 30 s (of the job's clock, `now`) after the first failed attempt, doubling with each one up to 6 hours. Before, every
  * failed item was tried again every run for ever, whatever the CRM answered (a validation rule that
  * refuses every case spent an API call per overdue item per minute from the org's daily allowance).
  */
-export async function escalationFailed(db: Db, id: string, claim: string, error: string): Promise<void> {
+export async function escalationFailed(db: Db, id: string, claim: string, error: string, now: Date): Promise<void> {
   await exec(
     db,
     `UPDATE listening_item SET escalation_error = $3,
-            escalation_lease_until = now() + least(interval '30 seconds' * power(2, least(greatest(escalation_attempts - 1, 0), 20)), interval '6 hours')
+            escalation_lease_until = $4::timestamptz + least(interval '30 seconds' * power(2, least(greatest(escalation_attempts - 1, 0), 20)), interval '6 hours')
       WHERE id = $1 AND escalation_claim = $2 AND escalation_state = 'pending'`,
-    [id, claim, error],
+    [id, claim, error, now],
   );
 }
 
