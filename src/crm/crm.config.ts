@@ -26,6 +26,15 @@ export interface BudgetConfig {
   readonly per10s: number;
 }
 
+/** The proxy settings Salesforce calls follow (HTTP_PROXY, HTTPS_PROXY, NO_PROXY). */
+export interface ProxySettings {
+  /** for http:// URLs, and https:// ones when `https` is unset */
+  readonly http: string | null;
+  readonly https: string | null;
+  /** hosts reached directly (comma- or space-separated, `.domain` and `*.domain` suffixes, `*`) */
+  readonly noProxy: string | null;
+}
+
 export interface SalesforceConfig {
   readonly loginUrl: string;
   /** set with a refresh token: the org's instance URL */
@@ -50,6 +59,8 @@ export interface SalesforceConfig {
   /** objects whose records get the write-back fields */
   readonly writeBackObjects: readonly string[];
   readonly budget: BudgetConfig;
+  /** HTTP_PROXY, HTTPS_PROXY, NO_PROXY (or lower case): every Salesforce call, token calls included, follows them */
+  readonly proxy: ProxySettings;
 }
 
 export interface HubSpotConfig {
@@ -95,6 +106,29 @@ export interface CrmConfig {
 }
 
 type Str = (n: string) => string | null;
+
+/**
+ * The standard proxy variables, read as Node (NODE_USE_ENV_PROXY) and undici's EnvHttpProxyAgent
+ * read them: lower case first; https:// URLs fall back to the HTTP proxy; NO_PROXY hosts go direct.
+ * jsforce alone read one of them for every URL and ignored NO_PROXY.
+ */
+function parseProxy(str: Str, problems: string[]): ProxySettings {
+  const proxyUrl = (names: string[]): string | null => {
+    for (const n of names) {
+      const raw = str(n);
+      if (raw === null) continue;
+      try {
+        if (['http:', 'https:'].includes(new URL(raw).protocol)) return raw;
+      } catch {
+        // reported below
+      }
+      problems.push(`${n}: expected an http(s) proxy URL such as http://proxy.example.com:3128 (Salesforce calls go through it)`);
+      return null;
+    }
+    return null;
+  };
+  return { http: proxyUrl(['http_proxy', 'HTTP_PROXY']), https: proxyUrl(['https_proxy', 'HTTPS_PROXY']), noProxy: str('no_proxy') ?? str('NO_PROXY') };
+}
 type Int = (n: string, d: number, min: number, max: number) => number;
 
 const DEFAULT_SF_FIELDS: WriteBackFieldNames = {
@@ -213,6 +247,7 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
       writeBackObjects: list('EARSHOT_SF_WRITEBACK_OBJECTS', 'Contact,Lead,Account'),
       // Enterprise Edition: 100,000 a day plus per-licence extras; no burst limit, so a polite 10 s cap
       budget: { daily: int('EARSHOT_SF_DAILY_BUDGET', 100_000, 1, 100_000_000), per10s: int('EARSHOT_SF_BUDGET_PER_10S', 250, 1, 100_000) },
+      proxy: parseProxy(str, problems),
     };
   }
 

@@ -1,12 +1,16 @@
 import { PassThrough } from 'node:stream';
 import { Transport } from 'jsforce/lib/transport';
+import { EnvHttpProxyAgent, fetch } from 'undici';
 import type { HttpRequest, HttpRequestOptions, HttpResponse } from 'jsforce/lib/types';
 import { StreamPromise } from 'jsforce/lib/util/promise';
 import type { Logger } from '../../shared/logger';
+import type { ProxySettings } from '../crm.config';
 import { CrmCallFailed, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
 
 const RETRY_STATUS = new Set([420, 429, 500, 502, 503, 504]);
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET', 'ENETUNREACH']);
+
+const NO_PROXY: ProxySettings = { http: null, https: null, noProxy: null };
 
 /**
  * jsforce's HTTP layer with Earshot's quota policy in place of jsforce's own retries (which
@@ -15,11 +19,18 @@ const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE
  * pause applies to every caller of the org; 403 REQUEST_LIMIT_EXCEEDED with TotalRequests (the
  * daily allocation) marks the budget spent and surfaces as CrmBudgetExhausted.
  *
- * Must stay true: a 401 is returned to jsforce untouched, so its session refresh runs.
+ * Must stay true: a 401 is returned to jsforce untouched, so its session refresh runs; a second
+ * 401 for the same request (jsforce resends the same request object after renewing the session)
+ * is an error, so an org that refuses every session is not asked for a new one forever.
+ * Every call, token calls included, goes through one fetch with one proxy decision.
  */
 export class BudgetedTransport extends Transport {
   /** HTTP calls sent (token calls included), for reports */
   calls = 0;
+  /** requests answered 401 once: jsforce has renewed the session for them */
+  private readonly renewedFor = new WeakSet<HttpRequest>();
+  /** undici's, as jsforce's own requests use; proxies as Node's NODE_USE_ENV_PROXY chooses them */
+  private readonly dispatcher: EnvHttpProxyAgent;
 
   constructor(
     private readonly budget: CrmBudget,
@@ -27,15 +38,19 @@ export class BudgetedTransport extends Transport {
     private readonly log: Logger,
     /** one call, connect to last byte */
     private readonly timeoutMs = 120_000,
+    proxy: ProxySettings = NO_PROXY,
   ) {
     super();
+    // '' rather than undefined: undici would read process.env itself, and the config read it once.
+    // HTTP/1.1 only, as jsforce asks.
+    this.dispatcher = new EnvHttpProxyAgent({ httpProxy: proxy.http ?? '', httpsProxy: proxy.https ?? '', noProxy: proxy.noProxy ?? '', allowH2: false });
   }
 
-  override httpRequest(req: HttpRequest, options: HttpRequestOptions = {}): StreamPromise<HttpResponse> {
-    return StreamPromise.create(() => ({ stream: new PassThrough(), promise: this.send(req, options) }));
+  override httpRequest(req: HttpRequest, _options: HttpRequestOptions = {}): StreamPromise<HttpResponse> {
+    return StreamPromise.create(() => ({ stream: new PassThrough(), promise: this.send(req) }));
   }
 
-  private async send(req: HttpRequest, options: HttpRequestOptions): Promise<HttpResponse> {
+  private async send(req: HttpRequest): Promise<HttpResponse> {
     // The OAuth token endpoint and SOAP login do not count against the org's API allocation.
     const metered = !/\/services\/(oauth2|Soap)\//.test(req.url);
     for (let attempt = 0; ; attempt++) {
@@ -43,7 +58,7 @@ export class BudgetedTransport extends Transport {
       this.calls++;
       let res: HttpResponse;
       try {
-        res = await this.fetchOnce(req, options);
+        res = await this.fetchOnce(req);
       } catch (e) {
         const code = (e as { code?: string; cause?: { code?: string } }).cause?.code ?? (e as { code?: string }).code;
         if (code && NETWORK_CODES.has(code) && attempt < this.policy.maxRetries) {
@@ -59,6 +74,13 @@ export class BudgetedTransport extends Transport {
       }
       const info = /api-usage=(\d+)\/(\d+)/.exec(res.headers['sforce-limit-info'] ?? '');
       if (info) this.budget.observeVendorUsage(Number(info[1]), Number(info[2]));
+      if (res.statusCode === 401) {
+        // jsforce renews the session on every 401 and resends, with no limit: an org that refuses
+        // every session (IP or session policy, API access taken away) got a token request and a
+        // call per round trip, for ever. One renewal per request; the second 401 ends it.
+        if (this.renewedFor.has(req)) throw authRefused(req, res);
+        this.renewedFor.add(req);
+      }
       if (res.statusCode === 403 && /REQUEST_LIMIT_EXCEEDED/.test(res.body ?? '')) {
         if (/TotalRequests/i.test(res.body)) throw this.budget.markExhausted();
         // Other REQUEST_LIMIT_EXCEEDED (concurrent long-running requests) pass with time.
@@ -83,15 +105,12 @@ export class BudgetedTransport extends Transport {
    * redirect followed, and a body cut short reported as an error of this call. jsforce's own
    * request pipes the body without an error handler, so a connection closed mid-body was an
    * uncaught exception that ended the process, and it had no deadline on the body at all.
+   * Streamed bodies (not used by Earshot) go the same way, so every call has the same proxy.
    */
-  private async fetchOnce(req: HttpRequest, options: HttpRequestOptions): Promise<HttpResponse> {
-    if (req.body !== undefined && typeof req.body !== 'string') {
-      // streamed uploads (not used by Earshot): jsforce's request, without redirects
-      return super.httpRequest(req, { ...options, retry: { maxRetries: 0 }, followRedirect: false, timeout: this.timeoutMs });
-    }
+  private async fetchOnce(req: HttpRequest): Promise<HttpResponse> {
     const signal = AbortSignal.timeout(this.timeoutMs);
     try {
-      const res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body, redirect: 'manual', signal });
+      const res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body as string | null | undefined, duplex: 'half', redirect: 'manual', signal, dispatcher: this.dispatcher });
       const body = await res.text();
       const headers: Record<string, string> = {};
       res.headers.forEach((v, k) => (headers[k] = v));
@@ -103,4 +122,23 @@ export class BudgetedTransport extends Transport {
       throw e;
     }
   }
+}
+
+/** A request refused again with a session renewed for it: named by instance and path, never by token. */
+function authRefused(req: HttpRequest, res: HttpResponse): CrmCallFailed {
+  const u = new URL(req.url);
+  let code: unknown;
+  try {
+    const body = JSON.parse(res.body) as unknown;
+    const first = (Array.isArray(body) ? body[0] : body) as { errorCode?: unknown; error?: unknown } | null;
+    code = first?.errorCode ?? first?.error;
+  } catch {
+    code = null;
+  }
+  const named = typeof code === 'string' && /^[A-Za-z_]{1,64}$/.test(code) ? ` ${code}` : '';
+  return new CrmCallFailed(
+    `Salesforce at ${u.origin} refused authentication: ${req.method} ${u.pathname} answered 401${named} again with a session renewed for it; not renewing again (check the integration user's API access and the connected app's IP and session policies)`,
+    401,
+    res.body,
+  );
 }

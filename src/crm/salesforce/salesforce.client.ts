@@ -1,6 +1,7 @@
 import { parse as parseCsv } from 'csv-parse/sync';
 import { importPKCS8, SignJWT } from 'jose';
 import { Connection } from 'jsforce';
+import type { HttpRequest } from 'jsforce/lib/types';
 import type { CrmRecordInput } from '../crm.port';
 import type { Logger } from '../../shared/logger';
 import type { CrmConfig, SalesforceConfig } from '../crm.config';
@@ -53,7 +54,7 @@ export class SalesforceCrmClient implements CrmClient {
     this.objectTypes = [...sf.objects].sort((a, b) => order.indexOf(a) - order.indexOf(b));
     this.writeBackObjects = sf.writeBackObjects.filter((o) => sf.objects.includes(o));
     this.budget = budgetFor(`salesforce:${sf.loginUrl}:${sf.username ?? sf.jwtSubject ?? sf.clientId}`, sf.budget, opts.now);
-    this.transport = new BudgetedTransport(this.budget, { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs }, log, crm.requestTimeoutMs);
+    this.transport = new BudgetedTransport(this.budget, { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs }, log, crm.requestTimeoutMs, sf.proxy);
     this.bulkPollMs = opts.bulkPollMs ?? 250;
   }
 
@@ -209,11 +210,17 @@ export class SalesforceCrmClient implements CrmClient {
     await conn.request({ method: 'DELETE', url: `${base}/${job.id}` }).catch((e: Error) => this.log.warn({ err: e.message, job: job.id }, 'could not delete a finished bulk job'));
   }
 
-  /** A GET whose headers matter (CSV pages): through the budgeted transport, renewing the session on 401. */
+  /**
+   * A GET whose headers matter (CSV pages): through the budgeted transport, renewing the session on
+   * 401 once. One request object for both tries, as jsforce resends: the transport's limit of one
+   * renewal per request sees them as one request.
+   */
   private async rawGet(conn: Connection, path: string): Promise<{ body: string; headers: Record<string, string> }> {
+    const req: HttpRequest = { method: 'GET', url: `${conn.instanceUrl}${path}` };
     for (let renewed = false; ; renewed = true) {
       const sentAt = Date.now();
-      const res = await this.transport.httpRequest({ method: 'GET', url: `${conn.instanceUrl}${path}`, headers: { Authorization: `Bearer ${conn.accessToken}`, Accept: 'text/csv' } });
+      req.headers = { Authorization: `Bearer ${conn.accessToken}`, Accept: 'text/csv' };
+      const res = await this.transport.httpRequest(req);
       if (res.statusCode === 401 && !renewed && conn._refreshDelegate) {
         await conn._refreshDelegate.refresh(sentAt);
         continue;
