@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { QueryRunner } from 'typeorm';
 import { customerDisplayName } from '../auth/pii.policy';
 import type { InteractionMessage } from '../interactions/interaction-message';
 import type { IdentityClaim } from './author-identities';
 import * as repo from './identity.repository';
 import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys } from './merge';
+import { uuidv7 } from '../shared/uuidv7';
 
 /** A message on its way into the database, as author resolution sees it. */
 export interface AuthoredMessage {
@@ -152,14 +152,14 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
     // claims are sorted strongest first, so the strongest known identity decides
     let customerId = keys.map((k) => owners.get(k)).find((id) => id !== undefined) ?? null;
     if (customerId === null && p.claims.length > 0) {
-      customerId = randomUUID();
+      customerId = uuidv7();
       newCustomers.push({ id: customerId, displayName: customerDisplayName(p.message.source, p.message.author) });
     }
     p.customerId = customerId;
     if (customerId === null) continue;
     p.claims.forEach((claim, i) => {
       if (!owners.has(keys[i]!)) {
-        const id = randomUUID();
+        const id = uuidv7();
         owners.set(keys[i]!, customerId);
         identityIds.set(keys[i]!, id);
         newIdentities.push({ id, customerId, claim });

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
 import { sqlState } from '../db/failures';
@@ -16,6 +15,7 @@ import { type ListeningGapTracker, type TrackedMessage } from '../listening-gap/
 import { authorKeyOf, recipientOf } from '../listening-gap/recipient';
 import type { InteractionMessage } from './interaction-message';
 import { insertInteractions, insertTopicTags, isDeletedTopic, isStoredMeanwhile, storedKeys, type NewInteractionRow } from './interaction.repository';
+import { uuidv7 } from '../shared/uuidv7';
 
 export type RecordStatus = 'accepted' | 'duplicate';
 
@@ -107,7 +107,7 @@ export class RecordInteractionsService {
     );
     const unique: Prepared[] = firsts.map(({ message, index }, i) => ({
       index,
-      id: randomUUID(),
+      id: uuidv7(),
       message,
       analysis: analyses[i]!,
       claims: authorIdentities(message, this.identityOptions),

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { QueryRunner } from 'typeorm';
 import { addBusinessSeconds } from './business-hours';
 import { slaFor, type ListeningGapConfig } from './listening-gap.config';
@@ -14,6 +13,7 @@ import {
   type RescoredItem,
   type TrackedItem,
 } from './listening-gap.repository';
+import { uuidv7 } from '../shared/uuidv7';
 
 /** What the tracker needs of an interaction on its way into the database. */
 export interface TrackedMessage {
@@ -207,7 +207,7 @@ export class ListeningGapTracker {
         const department = m.departments[0] ?? this.config.defaultDepartment;
         const { sla, due } = this.dueAt(t, department, m.source);
         const created: ItemState = {
-          id: randomUUID(),
+          id: uuidv7(),
           isNew: true,
           dirty: true,
           source: m.source,
@@ -320,7 +320,7 @@ export class ListeningGapTracker {
       const reply = answeredAt.get(k(first.source, rootOf(first))) ?? null;
       if (first.customerId && reply === null) customers.add(first.customerId);
       return {
-        id: randomUUID(),
+        id: uuidv7(),
         source: first.source,
         threadKey: rootOf(first),
         interactionId: first.id,
