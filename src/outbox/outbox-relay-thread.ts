@@ -47,6 +47,7 @@ export class ThreadedRelay implements RelayHandle {
           for (const [topic, n] of m.oversized) this.metrics.oversized(topic, n);
           for (const [seconds, n] of m.delays) this.metrics.delay(seconds, n);
           if (m.backlog !== null) this.metrics.backlog(m.backlog);
+          if (m.parked !== null) this.metrics.parked(m.parked);
           if (m.cpuMicros > 0) this.metrics.cpu?.(m.cpuMicros);
         } else if (m.type === 'flushed') this.flushed.shift()?.();
         else if (m.type === 'stopped') this.stopped?.();

@@ -7,12 +7,15 @@ import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import {
   deleteSentOutboxRows,
+  dueParkedOutboxRow,
   markOutboxRowsFailed,
   markOutboxRowsSent,
   outboxBacklog,
+  parkOutboxRows,
   pendingOutboxRows,
   tryLeadOutbox,
   type OutboxEventRow,
+  type PendingOutboxRow,
 } from './outbox.repository';
 import { outboxEvents, type OutboxParts } from './outbox-render';
 import type { RelayMessage, RelayProducer } from './relay-producer';
@@ -32,6 +35,8 @@ export interface RelayMetrics {
   oversized(topic: string, n: number): void;
   delay(seconds: number, n: number): void;
   backlog(n: number): void;
+  /** unsent rows parked: left out of the queue after failing on their own, retried apart */
+  parked(rows: number): void;
   /** CPU time the relay's thread used (µs), when it runs in a thread of its own */
   cpu?(micros: number): void;
 }
@@ -54,6 +59,7 @@ export function metricsSink(metrics: Metrics): RelayMetrics {
       for (let i = 0; i < n; i++) metrics.outboxPublishDelay.observe(seconds);
     },
     backlog: (n) => metrics.outboxBacklog.set(n),
+    parked: (rows) => metrics.outboxParkedRows.set(rows),
     cpu: (micros) => metrics.outboxRelayCpu.inc(micros / 1e6),
   };
 }
@@ -71,6 +77,15 @@ export interface OutboxRelayOptions {
   standbyRetryMs?: number;
   /** readiness fails when publishing has failed for this long */
   unhealthyAfterMs?: number;
+  /**
+   * failed attempts after which the oldest row, failing on its own while the row after it can be
+   * published, is parked (left out of the queue, retried apart); 0 never parks (default 5)
+   */
+  parkAfterAttempts?: number;
+  /** a parked row is tried again this long after it was parked, twice as long after each further failure (default 60 s) */
+  parkedRetryMs?: number;
+  /** ... at most this long (default 1 h) */
+  maxParkedRetryMs?: number;
 }
 
 /** Events sent in one Kafka request: whole rows, or a slice of one part of a larger row. */
@@ -110,7 +125,9 @@ interface PreparedBatch {
  *   idempotent producer, one request in flight), so a crash publishes it again rather than
  *   never: delivery is at least once, and the `event-id` header lets consumers dedupe;
  * - rows are published in `id` order by one leader at a time (a session advisory lock, per
- *   database and schema). Two writers of the same key serialise on the customer's row lock
+ *   database and schema; the one exception: a row parked after failing on its own while the
+ *   rows after it could be published goes out later, when it can, see `parkFailingHead`). Two
+ *   writers of the same key serialise on the customer's row lock
  *   before they take outbox ids, so per key — which is what Kafka orders by — id order is
  *   commit order, and with a single publisher it is also publish order;
  * - key = `message_key`; a null payload is published as a tombstone (null value);
@@ -132,6 +149,12 @@ export class OutboxRelay implements RelayHandle {
   private lastBacklogAt = 0;
   private lastRetentionAt = 0;
   private readonly retentionSeconds: number;
+  private readonly parkAfterAttempts: number;
+  private readonly parkedRetryMs: number;
+  private readonly maxParkedRetryMs: number;
+  private lastParkedCheckAt = 0;
+  /** the rows of the chunk whose render or send failed last in this cycle (null: none did) */
+  private lastFailed: string[] | null = null;
 
   constructor(
     private readonly producer: RelayProducer,
@@ -155,6 +178,9 @@ export class OutboxRelay implements RelayHandle {
     this.standbyRetryMs = opts.standbyRetryMs ?? 2_000;
     this.unhealthyAfterMs = opts.unhealthyAfterMs ?? 30_000;
     this.retentionSeconds = opts.retentionSeconds ?? settings.outboxRetentionHours * 3600;
+    this.parkAfterAttempts = opts.parkAfterAttempts ?? 5;
+    this.parkedRetryMs = opts.parkedRetryMs ?? 60_000;
+    this.maxParkedRetryMs = opts.maxParkedRetryMs ?? 3_600_000;
   }
 
   async start(): Promise<void> {
@@ -212,6 +238,8 @@ export class OutboxRelay implements RelayHandle {
           await this.idle(this.standbyRetryMs);
           continue;
         }
+        this.lastFailed = null;
+        await this.retryParked();
         await this.publishAll();
         this.failingSince = null;
         backoff = this.settings.outboxPollMs;
@@ -221,6 +249,11 @@ export class OutboxRelay implements RelayHandle {
         this.failingSince ??= Date.now();
         this.lastError = (e as Error).message;
         this.log.warn({ err: e, retryInMs: backoff }, 'outbox relay cycle failed; retrying');
+        if (await this.parkFailingHead()) {
+          // the rows after it went out: go on at once
+          backoff = this.settings.outboxPollMs;
+          continue;
+        }
         await this.idle(backoff);
         backoff = Math.min(backoff * 2, 10_000);
       }
@@ -343,7 +376,14 @@ export class OutboxRelay implements RelayHandle {
    * part's consecutive events.
    */
   private async plan(busy: string[]): Promise<Chunk[]> {
-    const pending = await pendingOutboxRows(this.pool, busy);
+    return this.chunksOf(await pendingOutboxRows(this.pool, busy));
+  }
+
+  /**
+   * `pending` rows (in id order) as chunks. The first row, when it failed before, is a chunk of
+   * its own: whether it fails again is then its own doing (see `parkFailingHead`).
+   */
+  private chunksOf(pending: readonly PendingOutboxRow[]): Chunk[] {
     const chunks: Chunk[] = [];
     let group: Chunk | null = null;
     let planned = 0;
@@ -351,6 +391,7 @@ export class OutboxRelay implements RelayHandle {
       const n = p.n0 + p.n1 + p.n2;
       // about `batchSize` events per cycle of reading the table, as before, but at least a row
       if (planned > 0 && planned + n > this.batchSize * 4) break;
+      const alone = planned === 0 && p.attempts > 0;
       planned += n;
       if (n <= this.batchSize) {
         if (group && group.size + n > this.batchSize) group = null;
@@ -360,6 +401,7 @@ export class OutboxRelay implements RelayHandle {
         group.size += n;
         group.completes.set(p.id, n);
         group.touches.push(p.id);
+        if (alone) group = null;
         continue;
       }
       group = null;
@@ -378,7 +420,13 @@ export class OutboxRelay implements RelayHandle {
 
   /** Renders a chunk's events from the rows as they are now (./outbox-render.ts; the `outbox` view defines them). */
   private async render(chunk: Chunk): Promise<PreparedBatch> {
-    const rows = await outboxEvents(this.pool, chunk.slice ? { slice: chunk.slice } : { ids: chunk.rows }, chunk.parts);
+    let rows: OutboxEventRow[];
+    try {
+      rows = await outboxEvents(this.pool, chunk.slice ? { slice: chunk.slice } : { ids: chunk.rows }, chunk.parts);
+    } catch (e) {
+      await this.failed(chunk, e);
+      throw e;
+    }
     const messages: RelayMessage[] = [];
     const perTopic = new Map<string, number>();
     // A row written inside a trace is published in a child span of it, whose context the Kafka
@@ -416,7 +464,7 @@ export class OutboxRelay implements RelayHandle {
         span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
         span.end();
       }
-      await markOutboxRowsFailed(this.pool, chunk.touches, String((e as Error).message)).catch(() => undefined);
+      await this.failed(chunk, e);
       throw e;
     }
     for (const { message, bytes, refusedByBroker } of oversized) {
@@ -440,6 +488,91 @@ export class OutboxRelay implements RelayHandle {
     return chunk.size;
   }
 
+  /** Records a failed attempt on the rows a chunk touched (not while the database itself fails). */
+  private async failed(chunk: Chunk, e: unknown): Promise<void> {
+    this.lastFailed = chunk.touches;
+    await markOutboxRowsFailed(this.pool, chunk.touches, String((e as Error).message)).catch(() => undefined);
+  }
+
+  /**
+   * After a failed cycle: when the oldest row has failed `parkAfterAttempts` times, the last time
+   * just now and alone, tries the first row after it (and after the rows behind it that failed as
+   * often). If that one is published, the oldest row is tried once more, and if it fails again the
+   * failure is the older rows' own (the broker and the database work), and they are parked: left
+   * out of the queue, logged, counted, and retried apart (`retryParked`) until they go out. If the
+   * row after them fails too, the failure is everyone's (the broker or the database is away):
+   * nothing is parked, and the relay retries in order as before. Returns whether it made progress.
+   *
+   * What this gives up for a parked row: its events reach Kafka after those of later rows, so for
+   * its keys the order is no longer commit order (rendered events carry the state at publish time;
+   * consumers dedupe by `event-id`). What it keeps: nothing is dropped, and a broker outage parks
+   * nothing, since the row after the head fails as well.
+   */
+  private async parkFailingHead(): Promise<boolean> {
+    const failed = this.lastFailed;
+    this.lastFailed = null;
+    if (this.parkAfterAttempts <= 0 || !this.running || failed === null || failed.length !== 1) return false;
+    try {
+      const pending = await pendingOutboxRows(this.pool, []);
+      if (pending[0]?.id !== failed[0] || pending[0].attempts < this.parkAfterAttempts) return false;
+      let i = 0;
+      while (i < pending.length && pending[i]!.attempts >= this.parkAfterAttempts) i++;
+      const probe = pending[i];
+      // nothing behind them to tell whose failure it is: they hold nothing back either
+      if (!probe) return false;
+      try {
+        for (const chunk of this.chunksOf([probe])) await this.send(await this.render(chunk));
+      } catch (e) {
+        this.log.warn({ err: e, outboxRow: probe.id, failingRow: pending[0]!.id }, 'the outbox row after the failing one fails too: not parking (the broker or the database is away)');
+        return false;
+      }
+      // once more, now that a row went through: a broker back just after the head failed parks
+      // nothing (the row after it is then the one published out of order)
+      try {
+        for (const chunk of this.chunksOf([pending[0]!])) await this.send(await this.render(chunk));
+        this.log.warn({ outboxRow: pending[0]!.id, after: probe.id }, 'the failing outbox row went out on another try; not parked');
+        return true;
+      } catch {
+        // its own failure, a third time in a row
+      }
+      const parked = await parkOutboxRows(this.pool, pending.slice(0, i).map((p) => p.id));
+      for (const p of parked) {
+        this.log.error(
+          { outboxRow: p.id, attempts: p.attempts, lastError: p.last_error, retryInMs: this.parkedRetryMs },
+          'outbox row parked: it failed on its own while the rows after it are published; it is retried apart until it goes out (earshot_outbox_rows_parked)',
+        );
+      }
+      await this.updateBacklog(true);
+      return true;
+    } catch (e) {
+      this.log.warn({ err: e }, 'could not check the failing outbox row');
+      return false;
+    }
+  }
+
+  /**
+   * Tries the parked rows that are due, one at a time, oldest first, while they go out; one that
+   * fails again is parked anew (its next try later). Checked at most once a second.
+   */
+  private async retryParked(): Promise<void> {
+    if (this.parkAfterAttempts <= 0 || Date.now() - this.lastParkedCheckAt < 1_000) return;
+    this.lastParkedCheckAt = Date.now();
+    for (;;) {
+      const row = await dueParkedOutboxRow(this.pool, this.parkAfterAttempts, this.parkedRetryMs / 1000, this.maxParkedRetryMs / 1000);
+      if (!row || !this.running) return;
+      try {
+        for (const chunk of this.chunksOf([row])) await this.send(await this.render(chunk));
+        this.log.warn({ outboxRow: row.id, attempts: row.attempts + 1 }, 'parked outbox row published');
+        await this.updateBacklog(true);
+      } catch (e) {
+        this.lastFailed = null;
+        await parkOutboxRows(this.pool, [row.id]).catch(() => undefined);
+        this.log.warn({ err: e, outboxRow: row.id, attempts: row.attempts + 1 }, 'parked outbox row failed again; tried again later');
+        return;
+      }
+    }
+  }
+
   /** Deletes rows sent longer ago than the retention (a bounded batch at most once a minute). */
   private async applyRetention(): Promise<void> {
     if (Date.now() - this.lastRetentionAt < 60_000) return;
@@ -450,7 +583,9 @@ export class OutboxRelay implements RelayHandle {
   private async updateBacklog(force: boolean): Promise<void> {
     if (!force && Date.now() - this.lastBacklogAt < 1_000) return;
     this.lastBacklogAt = Date.now();
-    this.metrics.backlog(await outboxBacklog(this.pool));
+    const { events, parkedRows } = await outboxBacklog(this.pool);
+    this.metrics.backlog(events);
+    this.metrics.parked(parkedRows);
   }
 }
 

@@ -20,7 +20,7 @@ export type RelayWorkerMessage =
   | { type: 'started' }
   | { type: 'failed'; message: string }
   | { type: 'state'; leader: boolean; health: string | null }
-  | { type: 'metrics'; published: [string, number][]; oversized: [string, number][]; delays: [number, number][]; backlog: number | null; cpuMicros: number }
+  | { type: 'metrics'; published: [string, number][]; oversized: [string, number][]; delays: [number, number][]; backlog: number | null; parked: number | null; cpuMicros: number }
   | { type: 'stopped' }
   | { type: 'flushed' };
 
@@ -31,11 +31,13 @@ const published = new Map<string, number>();
 const oversized = new Map<string, number>();
 let delays: [number, number][] = [];
 let backlog: number | null = null;
+let parked: number | null = null;
 const sink: RelayMetrics = {
   published: (topic, n) => published.set(topic, (published.get(topic) ?? 0) + n),
   oversized: (topic, n) => oversized.set(topic, (oversized.get(topic) ?? 0) + n),
   delay: (seconds, n) => void delays.push([seconds, n]),
   backlog: (n) => void (backlog = n),
+  parked: (rows) => void (parked = rows),
 };
 const relay = new OutboxRelay(createRelayProducer(data.settings, log), data.db, data.settings, sink, log, data.opts);
 
@@ -45,13 +47,14 @@ let cpuBefore = process.threadCpuUsage();
 function flush(): void {
   const cpuNow = process.threadCpuUsage();
   const cpuMicros = cpuNow.user - cpuBefore.user + cpuNow.system - cpuBefore.system;
-  if (published.size > 0 || oversized.size > 0 || delays.length > 0 || backlog !== null || cpuMicros >= 1_000) {
+  if (published.size > 0 || oversized.size > 0 || delays.length > 0 || backlog !== null || parked !== null || cpuMicros >= 1_000) {
     cpuBefore = cpuNow;
-    port.postMessage({ type: 'metrics', published: [...published], oversized: [...oversized], delays, backlog, cpuMicros } satisfies RelayWorkerMessage);
+    port.postMessage({ type: 'metrics', published: [...published], oversized: [...oversized], delays, backlog, parked, cpuMicros } satisfies RelayWorkerMessage);
     published.clear();
     oversized.clear();
     delays = [];
     backlog = null;
+    parked = null;
   }
   port.postMessage({ type: 'state', leader: relay.isLeader(), health: relay.health() } satisfies RelayWorkerMessage);
 }

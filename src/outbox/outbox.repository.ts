@@ -44,16 +44,50 @@ export interface PendingOutboxRow {
   n1: number;
   /** events stored as given */
   n2: number;
+  /** failed attempts to publish it so far (an unsent row's attempts all failed) */
+  attempts: number;
 }
 
-/** The oldest unsent rows, at most 256, leaving out `busy` (rows being sent). */
+const PENDING_COLUMNS = `id, cardinality(interaction_ids) AS n0, cardinality(customer_ids) AS n1, jsonb_array_length(messages) AS n2, attempts`;
+
+/** The oldest unsent rows that are not parked, at most 256, leaving out `busy` (rows being sent). */
 export function pendingOutboxRows(db: RelayDb, busy: readonly string[]): Promise<PendingOutboxRow[]> {
   return relayRows<PendingOutboxRow>(
     db,
-    `SELECT id, cardinality(interaction_ids) AS n0, cardinality(customer_ids) AS n1, jsonb_array_length(messages) AS n2
-       FROM outbox_batch WHERE sent_at IS NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT 256`,
+    `SELECT ${PENDING_COLUMNS}
+       FROM outbox_batch WHERE sent_at IS NULL AND parked_at IS NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT 256`,
     [busy],
   );
+}
+
+/**
+ * Parks unsent rows: the relay leaves them out of its queue (the rows after them go on) and
+ * retries each on its own later; returns those parked, with their attempts and last error.
+ */
+export function parkOutboxRows(db: RelayDb, ids: readonly string[]): Promise<{ id: string; attempts: number; last_error: string | null }[]> {
+  return relayRows(
+    db,
+    `UPDATE outbox_batch SET parked_at = clock_timestamp() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL RETURNING id, attempts, last_error`,
+    [ids],
+  );
+}
+
+/**
+ * The parked row longest due for another try, if any: a row parked after `parkAfter` failed
+ * attempts is tried again `retrySeconds` after it was parked (or last tried), twice as long
+ * after each further failure, at most `maxRetrySeconds`.
+ */
+export async function dueParkedOutboxRow(db: RelayDb, parkAfter: number, retrySeconds: number, maxRetrySeconds: number): Promise<PendingOutboxRow | null> {
+  const [row] = await relayRows<PendingOutboxRow>(
+    db,
+    `SELECT ${PENDING_COLUMNS}
+       FROM outbox_batch
+      WHERE sent_at IS NULL AND parked_at IS NOT NULL
+        AND parked_at + make_interval(secs => least($3::float8, $2::float8 * 2 ^ least(greatest(attempts - $1::int, 0), 30))) <= clock_timestamp()
+      ORDER BY parked_at, id LIMIT 1`,
+    [parkAfter, retrySeconds, maxRetrySeconds],
+  );
+  return row ?? null;
 }
 
 /** One event as the `outbox` view renders it from the rows it describes (see its migrations). */
@@ -224,14 +258,15 @@ export async function deleteSentOutboxRows(db: RelayDb, retentionSeconds: number
   );
 }
 
-/** Events not yet published. */
-export async function outboxBacklog(db: RelayDb): Promise<number> {
-  const [row] = await relayRows<{ n: number }>(
+/** Events not yet published, and how many of the unsent rows are parked. */
+export async function outboxBacklog(db: RelayDb): Promise<{ events: number; parkedRows: number }> {
+  const [row] = await relayRows<{ n: number; parked: number }>(
     db,
-    `SELECT coalesce(sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages)), 0)::int AS n
+    `SELECT coalesce(sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages)), 0)::int AS n,
+            count(*) FILTER (WHERE parked_at IS NOT NULL)::int AS parked
        FROM outbox_batch WHERE sent_at IS NULL`,
   );
-  return row?.n ?? 0;
+  return { events: row?.n ?? 0, parkedRows: row?.parked ?? 0 };
 }
 
 /**

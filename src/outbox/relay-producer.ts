@@ -42,7 +42,8 @@ function roundRobin(): () => number {
 export class PlatformaticRelayProducer implements RelayProducer {
   private readonly producer: Producer<string | null, string | null, string, string>;
 
-  constructor(settings: Config['kafka'], clientSuffix: string) {
+  /** `retries`: how often a failed request is retried within one `send` (8; fewer where a failure should surface at once) */
+  constructor(settings: Config['kafka'], clientSuffix: string, opts: { retries?: number } = {}) {
     if (!settings.brokers || settings.brokers.length === 0) throw new Error('KAFKA_BROKERS is not set');
     const keyless = roundRobin();
     const options: ProducerOptions<string | null, string | null, string, string> = {
@@ -53,7 +54,7 @@ export class PlatformaticRelayProducer implements RelayProducer {
       requestTimeout: 30_000,
       // brief broker hiccups are retried here (the same producer id and sequence numbers, so the
       // broker drops what it already has); the relay's loop retries beyond that
-      retries: 8,
+      retries: opts.retries ?? 8,
       retryDelay: (_client, _op, attempt) => Math.min(300 * 2 ** attempt, 10_000),
       idempotent: true,
       acks: ProduceAcks.ALL,

@@ -53,6 +53,11 @@ export class Metrics {
     help: 'Outbox rows not yet published',
     registers: [this.registry],
   });
+  readonly outboxParkedRows = new Gauge({
+    name: 'earshot_outbox_rows_parked',
+    help: 'Outbox rows not yet published that failed on their own while the rows after them were published: left out of the queue and retried apart (see the log for why)',
+    registers: [this.registry],
+  });
 
   readonly kafkaMessages = new Counter({
     name: 'earshot_kafka_messages_total',
