@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { firstJsonItems } from './outbox-render';
+import { firstJsonItems, inRowOrder } from './outbox-render';
 
 // The relay takes an event's explanation items from the stored JSON text without parsing it
 // (firstJsonItems); the `outbox` view takes them with json_agg. Both must give the same JSON.
@@ -45,5 +45,17 @@ describe('firstJsonItems', () => {
 
   it('refuses a count below one', () => {
     expect(() => firstJsonItems('[1,2]', 0)).toThrow(RangeError);
+  });
+});
+
+describe('inRowOrder', () => {
+  it('puts events read in any order into (row, seq) order, rows compared as numbers', () => {
+    const event = fc.record({ batch_id: fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }).map(String), seq: fc.integer({ min: 1, max: 100_000 }) });
+    fc.assert(
+      fc.property(fc.uniqueArray(event, { selector: (e) => `${e.batch_id}:${e.seq}`, maxLength: 200 }), (events) => {
+        const expected = [...events].sort((a, b) => (BigInt(a.batch_id) < BigInt(b.batch_id) ? -1 : BigInt(a.batch_id) > BigInt(b.batch_id) ? 1 : a.seq - b.seq));
+        expect(inRowOrder([...events].reverse())).toEqual(expected);
+      }),
+    );
   });
 });

@@ -26,13 +26,13 @@ export type OutboxParts = readonly [boolean, boolean, boolean];
  */
 export async function outboxEvents(db: RelayDb, sel: OutboxSelection, parts: OutboxParts): Promise<OutboxEventRow[]> {
   const part = 'slice' in sel ? sel.slice.part : null;
-  if (part === 0) return (await enrichedEventRows(db, sel)).map(enrichedEvent);
-  if (part === 1) return (await sentimentEventRows(db, sel)).map(sentimentEvent);
+  if (part === 0) return inRowOrder(await enrichedEventRows(db, sel)).map(enrichedEvent);
+  if (part === 1) return inRowOrder(await sentimentEventRows(db, sel)).map(sentimentEvent);
   if (part === 2) return outboxEventsRendered(db, sel);
   // the parts are read at the same time, each on a connection of the pool (one after the other on a single client)
   const [enriched, sentiment, asGiven] = await Promise.all([
-    parts[0] ? enrichedEventRows(db, sel) : [],
-    parts[1] ? sentimentEventRows(db, sel) : [],
+    parts[0] ? enrichedEventRows(db, sel).then(inRowOrder) : [],
+    parts[1] ? sentimentEventRows(db, sel).then(inRowOrder) : [],
     parts[2] ? outboxEventsRendered(db, sel, 2) : [],
   ]);
   // row order (row, part, seq): each list is in (row, seq) order
@@ -45,7 +45,17 @@ export async function outboxEvents(db: RelayDb, sel: OutboxSelection, parts: Out
   for (const r of enriched) add(enrichedEvent(r));
   for (const r of sentiment) add(sentimentEvent(r));
   for (const e of asGiven) add(e);
-  return [...byRow.keys()].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0)).flatMap((id) => byRow.get(id)!);
+  return [...byRow.keys()].sort(compareIds).flatMap((id) => byRow.get(id)!);
+}
+
+/** Outbox row ids (bigint as text, no leading zeros) in numeric order: by length, then as text. */
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** Rows of one part in (row, seq) order, the order the relay publishes in; sorted in place. */
+export function inRowOrder<T extends { batch_id: string; seq: number }>(rows: T[]): T[] {
+  return rows.sort((a, b) => compareIds(a.batch_id, b.batch_id) || a.seq - b.seq);
 }
 
 const str = JSON.stringify as (s: string | null) => string;

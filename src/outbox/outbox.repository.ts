@@ -170,7 +170,9 @@ export interface EnrichedEventRow {
 }
 
 /**
- * The enriched events of a selection (part 0), in row order. Two things the `outbox` view does
+ * The enriched events of a selection (part 0), in no particular order: the relay sorts them
+ * (`inRowOrder`), which costs it about 50 µs for 500 events where PostgreSQL's sort of the wide
+ * rows took about 1.5 ms of the statement's 15. Two things the `outbox` view does
  * per row are done once per statement or left to the relay, a fifth to a quarter of the
  * statement's server time (README, "The relay's read"): the topics of all the selection's interactions
  * are aggregated once, by key (`= ANY` over the selection's ids, an index scan however large
@@ -199,8 +201,7 @@ export function enrichedEventRows(db: RelayDb, sel: OutboxSelection): Promise<En
        CROSS JOIN LATERAL unnest(b.interaction_ids) WITH ORDINALITY AS x(id, n)
        JOIN interaction i ON i.id = x.id
        LEFT JOIN tags ON tags.interaction_id = i.id
-      WHERE ${cond}
-      ORDER BY b.id, x.n`,
+      WHERE ${cond}`,
     params,
   );
 }
@@ -216,7 +217,7 @@ export interface SentimentEventRow extends Omit<CustomerSummaryRow, 'last_intera
   updated_at: string;
 }
 
-/** The customer summaries of a selection (part 1), in row order; customers merged away or erased are left out. */
+/** The customer summaries of a selection (part 1), in no particular order (as above); customers merged away or erased are left out. */
 export function sentimentEventRows(db: RelayDb, sel: OutboxSelection): Promise<SentimentEventRow[]> {
   const { cond, params } = where(sel);
   return relayRows<SentimentEventRow>(
@@ -228,8 +229,7 @@ export function sentimentEventRows(db: RelayDb, sel: OutboxSelection): Promise<S
        FROM outbox_batch b
        CROSS JOIN LATERAL unnest(b.customer_ids) WITH ORDINALITY AS x(id, n)
        JOIN customer c ON c.id = x.id AND c.merged_into_id IS NULL
-      WHERE ${cond}
-      ORDER BY b.id, x.n`,
+      WHERE ${cond}`,
     params,
   );
 }
