@@ -7,6 +7,7 @@ import { defaultModel, HEAD_COMPLAINT, HEAD_NEGATIVE, HEAD_NEUTRAL, HEAD_POSITIV
 import { F_LEX_NEG } from './model/features';
 import { Featurizer } from './model/trainer';
 import { MAX_SCORED_CHARS, round3, tokenize } from './sentiment.engine';
+import { type FoldedText, foldText, tokenizeFolded } from './text-fold';
 import { DEFAULT_TAXONOMY, type TaxonomyTopic, TopicMatcher, type TopicMatch } from './topic.matcher';
 
 export type { Intent } from './intent.classifier';
@@ -84,12 +85,18 @@ export class SentimentAnalyzer {
   private readonly featurizer: Featurizer;
   private readonly z = new Float64Array(HEADS + 1);
   private readonly scratch = { acc: new Float64Array(256) };
+  private readonly fold: (text: string) => FoldedText;
 
-  constructor(opts: { taxonomy?: TaxonomyTopic[]; model?: LinearModel } = {}) {
+  /**
+   * `fold: false` reads texts exactly as written, as every analyzer did before ./text-fold.ts:
+   * for the evaluation, which measures what folding is worth (`--perturb`).
+   */
+  constructor(opts: { taxonomy?: TaxonomyTopic[]; model?: LinearModel; fold?: boolean } = {}) {
     this.taxonomy = opts.taxonomy ?? DEFAULT_TAXONOMY;
     this.topics = new TopicMatcher(this.taxonomy);
     this.model = opts.model ?? defaultModel();
     this.featurizer = sharedFeaturizer(this.model.header.hashBits);
+    this.fold = opts.fold === false ? asWritten : foldText;
   }
 
   /** The versioned name of the model that scores (recorded with what it scored). */
@@ -99,19 +106,22 @@ export class SentimentAnalyzer {
 
   /** Only the taxonomy topics of a text: what re-tagging after a taxonomy edit needs. */
   topicsOf(text: string): TopicMatch[] {
-    return this.topics.match(tokenize(text.length > MAX_SCORED_CHARS ? text.slice(0, MAX_SCORED_CHARS) : text));
+    return this.topics.match(tokenize(this.fold(text.length > MAX_SCORED_CHARS ? text.slice(0, MAX_SCORED_CHARS) : text).text));
   }
 
   /**
    * Pure and synchronous; never throws on any input (non-strings are treated as text). Work is
    * bounded: only the first MAX_SCORED_CHARS characters are scored, so a 1 MB text costs about
-   * as much as a 100 kB one.
+   * as much as a 100 kB one. Everything is read from the folded text (./text-fold.ts: what reads
+   * the same to a person reads the same here); explanations name tokens as they were written.
    */
   analyze(text: string, opts: AnalyzeOptions = {}): Analysis {
     const input = typeof text === 'string' ? text : text == null ? '' : String(text);
     const truncated = input.length > MAX_SCORED_CHARS;
-    const scored = truncated ? input.slice(0, MAX_SCORED_CHARS) : input;
-    const tokens = tokenize(scored);
+    const written = truncated ? input.slice(0, MAX_SCORED_CHARS) : input;
+    const folded = this.fold(written);
+    const scored = folded.text;
+    const tokens = tokenizeFolded(folded, written);
     const lang = detectLanguage(scored, opts?.lang, tokens);
     const topics = this.topics.match(tokens);
     const rating = ratingScore(opts?.rating, opts?.ratingScale);
@@ -213,6 +223,10 @@ export class SentimentAnalyzer {
       model: this.model.name,
     };
   }
+}
+
+function asWritten(text: string): FoldedText {
+  return { text, origin: null };
 }
 
 /** True when a word of the text has negative lexicon valence (after negation and "but"). */

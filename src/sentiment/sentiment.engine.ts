@@ -20,6 +20,11 @@ export interface Token {
   /** lower case; for hashtags the body without '#' */
   lower: string;
   kind: number;
+  /**
+   * set when the analyzer read a folded text (./text-fold.ts) and the token was written otherwise:
+   * its spelling in the text as written (lower case, a hashtag without '#'), which explanations show
+   */
+  shown?: string;
 }
 
 /** Text beyond this many characters is not scored; keeps a 1 MB message linear and bounded. */
@@ -39,8 +44,10 @@ const TOKEN_RE =
  * array, one string less); everything else, and a word that may start a link, goes to the
  * expression from where it starts. The spec compares this with the expression alone
  * ({@link tokenizeByExpression}) on the texts of ../shared/data and on generated text.
+ *
+ * With `spans`, each token's start and end in `text` are appended to it (two numbers a token).
  */
-export function tokenize(text: string): Token[] {
+export function tokenize(text: string, spans?: number[]): Token[] {
   const out: Token[] = [];
   const n = text.length;
   let i = 0;
@@ -59,12 +66,15 @@ export function tokenize(text: string): Token[] {
       if (j === n || (next < 128 && next !== 39 /* ' */)) {
         const w = text.slice(i, j);
         out.push({ text: w, lower: w.toLowerCase(), kind: TOKEN_WORD });
+        if (spans) spans.push(i, j);
         i = j;
         continue;
       }
     }
     const m = matchFrom(text, i, out);
     if (m < 0) break;
+    // every token's text is its match, with as many units (an apostrophe straightened is one unit)
+    if (spans) spans.push(m - out[out.length - 1]!.text.length, m);
     i = m;
   }
   return out;

@@ -101,8 +101,12 @@ export class FeatureVector {
     this.n++;
   }
 
-  /** Human-readable name of a slot, for explanations. */
-  slotName(slot: number): string {
+  /**
+   * Human-readable name of a slot, for explanations: tokens as written, or with `written` false as
+   * the model read them (the same, but for a text the analyzer folded).
+   */
+  slotName(slot: number, written = true): string {
+    const shown = written ? shownOf : lowerOf;
     const T = this.tokens.length;
     if (slot === 2 * T) return 'ALL CAPS (emphasis)';
     if (slot >= T) {
@@ -110,16 +114,25 @@ export class FeatureVector {
       // The bigram's first word: the previous token of the same sentence (clause marks skipped).
       let j = i - 1;
       while (j >= 0 && this.tokens[j]!.kind === TOKEN_CLAUSE) j--;
-      return j >= 0 && isFeatureToken(this.tokens[j]!) ? `${this.tokens[j]!.lower} ${this.tokens[i]!.lower}` : this.tokens[i]!.lower;
+      return j >= 0 && isFeatureToken(this.tokens[j]!) ? `${shown(this.tokens[j]!)} ${shown(this.tokens[i]!)}` : shown(this.tokens[i]!);
     }
     const t = this.tokens[slot]!;
-    if (t.kind === TOKEN_END) return t.text.trim() || '(line break)';
-    if (t.kind === TOKEN_HASHTAG) return `#${t.lower}`;
+    if (t.kind === TOKEN_END) return ((written ? t.shown : undefined) ?? t.text).trim() || '(line break)';
+    if (t.kind === TOKEN_HASHTAG) return `#${shown(t)}`;
     const neg = this.negatedBy[slot]!;
-    if (neg >= 0) return neg === slot - 1 ? `${this.tokens[neg]!.lower} ${t.lower}` : `${this.tokens[neg]!.lower} … ${t.lower}`;
-    if (t.kind === TOKEN_WORD && CONTRAST_AFTER.has(t.lower)) return `${t.lower} (contrast)`;
-    return t.lower;
+    if (neg >= 0) return neg === slot - 1 ? `${shown(this.tokens[neg]!)} ${shown(t)}` : `${shown(this.tokens[neg]!)} … ${shown(t)}`;
+    if (t.kind === TOKEN_WORD && CONTRAST_AFTER.has(t.lower)) return `${shown(t)} (contrast)`;
+    return shown(t);
   }
+}
+
+/** A token as explanations name it: as written (when the analyzer read it folded), else in lower case. */
+function shownOf(t: Token): string {
+  return t.shown ?? t.lower;
+}
+
+function lowerOf(t: Token): string {
+  return t.lower;
 }
 
 function isFeatureToken(t: Token): boolean {

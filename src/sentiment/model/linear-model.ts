@@ -198,14 +198,21 @@ export class LinearModel {
       best[p] = s;
     }
     const items: ExplanationItem[] = [];
+    // slots the model read alike are one item, named as the first was written ("d\u200bay" and
+    // "da\u200by" are one "day"): keyed by the name as read
+    const keys: string[] = [];
+    const folded = fv.tokens.some((t) => t.shown !== undefined);
     let shown = 0;
     for (const s of best) {
-      const name = fv.slotName(s);
+      const key = fv.slotName(s, false);
       const c = acc[s]!;
       shown += c;
-      const same = items.find((it) => it.token === name);
-      if (same) same.weight += c;
-      else items.push({ token: name, weight: c });
+      const same = keys.indexOf(key);
+      if (same >= 0) items[same]!.weight += c;
+      else {
+        keys.push(key);
+        items.push({ token: folded ? fv.slotName(s) : key, weight: c });
+      }
     }
     if (items.length < best.length) items.sort((x, y) => Math.abs(y.weight) - Math.abs(x.weight));
     const rest = total - baseline - shown;

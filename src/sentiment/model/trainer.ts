@@ -78,6 +78,9 @@ export class Featurizer {
     return this.fv;
   }
 
+  // The text as written, not folded as the analyzer reads it (../text-fold.ts): three training
+  // texts (X-FINCORP, CESAMARD) have full-width or mathematical letters, so folding here would
+  // change the weights `npm run train` reproduces; it waits for the next retraining.
   features(text: string): FeatureVector {
     return this.featuresOfTokens(tokenize(text.length > MAX_TRAIN_CHARS ? text.slice(0, MAX_TRAIN_CHARS) : text));
   }

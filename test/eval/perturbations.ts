@@ -1,0 +1,134 @@
+// Meaning-preserving perturbations of a text: what a customer or a troll can write that reads the
+// same to a person but not to a model. Used by `npm run eval:sentiment -- --perturb` and by
+// src/sentiment/text-fold.spec.ts. Each is deterministic: the same text gives the same result,
+// whatever else was perturbed before it.
+
+export interface Perturbation {
+  name: string;
+  /** what a reader sees: the same text, or the same words */
+  about: string;
+  apply(text: string): string;
+}
+
+/** Zero-width and other invisible characters people paste into words to dodge filters. */
+export const INVISIBLES = ['\u200b', '\u200c', '\u200d', '\u2060', '\ufeff', '\u00ad'];
+/** Latin letters and the Cyrillic letters drawn the same. */
+export const HOMOGLYPHS: Record<string, string> = { a: '\u0430', e: '\u0435', o: '\u043e', p: '\u0440', c: '\u0441', x: '\u0445' };
+
+/** mulberry32, seeded by an FNV-1a hash of the text and the perturbation's name */
+function randomFor(text: string, name: string): () => number {
+  let h = 0x811c9dc5;
+  const s = `${name}\u0000${text}`;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  let a = h >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Links and @mentions stay as they are: nobody restyles an address, and a changed one is another address.
+const KEEP = /https?:\/\/\S+|www\.\S+|@[\w.]+/g;
+
+/** Applies `f` to the stretches of `text` outside links and @mentions. */
+function outsideLinks(text: string, f: (s: string) => string): string {
+  let out = '';
+  let last = 0;
+  for (const m of text.matchAll(KEEP)) {
+    out += f(text.slice(last, m.index)) + m[0];
+    last = m.index + m[0].length;
+  }
+  return out + f(text.slice(last));
+}
+
+const WORD = /[A-Za-z]{2,}/g;
+
+export const PERTURBATIONS: readonly Perturbation[] = [
+  {
+    name: 'zero-width',
+    about: 'one of U+200B, U+200C, U+200D, U+2060, U+FEFF, U+00AD inside every word of two or more letters',
+    apply(text) {
+      const r = randomFor(text, this.name);
+      return outsideLinks(text, (s) =>
+        s.replace(WORD, (w) => {
+          const at = 1 + Math.floor(r() * (w.length - 1));
+          return w.slice(0, at) + INVISIBLES[Math.floor(r() * INVISIBLES.length)]! + w.slice(at);
+        }),
+      );
+    },
+  },
+  {
+    name: 'full-width',
+    about: 'every printable ASCII character as its full-width form (U+FF01–U+FF5E)',
+    apply(text) {
+      return outsideLinks(text, (s) => s.replace(/[!-~]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0)));
+    },
+  },
+  {
+    name: 'math-bold',
+    about: 'letters and digits as mathematical bold (U+1D400…, U+1D7CE…)',
+    apply(text) {
+      return outsideLinks(text, (s) =>
+        s.replace(/[A-Za-z0-9]/g, (c) => {
+          const k = c.charCodeAt(0);
+          if (k <= 57) return String.fromCodePoint(0x1d7ce + k - 48);
+          return String.fromCodePoint(k <= 90 ? 0x1d400 + k - 65 : 0x1d41a + k - 97);
+        }),
+      );
+    },
+  },
+  {
+    name: 'nfd',
+    about: 'the text in NFD (accented letters as letter and combining mark)',
+    apply(text) {
+      return text.normalize('NFD');
+    },
+  },
+  {
+    name: 'zalgo-light',
+    about: 'a combining mark (U+0300–U+036F) on three letters in ten',
+    apply(text) {
+      const r = randomFor(text, this.name);
+      return outsideLinks(text, (s) =>
+        s.replace(/[A-Za-z]/g, (c) => {
+          if (r() >= 0.3) return c;
+          let m = 0x300 + Math.floor(r() * 0x70);
+          if (m === 0x34f) m = 0x301; // the grapheme joiner is no mark one sees
+          return c + String.fromCharCode(m);
+        }),
+      );
+    },
+  },
+  {
+    name: 'homoglyph',
+    about: 'half of the a e o p c x in words of two or more letters as Cyrillic а е о р с х',
+    apply(text) {
+      const r = randomFor(text, this.name);
+      return outsideLinks(text, (s) => s.replace(WORD, (w) => w.replace(/[aeopcx]/g, (c) => (r() < 0.5 ? HOMOGLYPHS[c]! : c))));
+    },
+  },
+  {
+    name: 'all-caps',
+    about: 'the text in capitals (links and @mentions as written)',
+    apply(text) {
+      return outsideLinks(text, (s) => s.toUpperCase());
+    },
+  },
+  {
+    name: 'elongation',
+    about: 'in half of the words of three or more letters, the last vowel written five times ("soooo baaaad")',
+    apply(text) {
+      const r = randomFor(text, this.name);
+      return outsideLinks(text, (s) =>
+        s.replace(/[A-Za-z]{3,}/g, (w) => {
+          if (r() >= 0.5) return w;
+          const m = /[aeiouy](?=[^aeiouy]*$)/i.exec(w);
+          return m ? w.slice(0, m.index) + m[0].repeat(5) + w.slice(m.index + 1) : w;
+        }),
+      );
+    },
+  },
+];
