@@ -1,97 +1,14 @@
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
-import { CompressionTypes, type Admin, type IHeaders, type Kafka } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTracing, type Tracing } from '../../src/tracing/setup';
 import type { TestApp } from '../support/app';
-import { groupLag, kafkaEnv, kafkaNames, orderedProducer, readTopic, testKafka, waitFor, type KafkaNames, type Received } from '../support/kafka-fixtures';
+import { groupLag, kafkaNames, readTopic, waitFor } from '../support/kafka-fixtures';
+import { expectBounded, externalIdOf, hostileMessages, postIngest, produceGzip, SECRET, setUp, stored, storedTraceHeaders, tearDown, TP, VALID_STATE } from '../support/trace-hostile';
 
-// W3C trace context as a hostile producer or HTTP client writes it (src/shared/tracing.ts), with
-// tracing on and off. The promises: every message is stored and its partition moves on; the
-// trace context stored on an outbox row and carried by published events stays within the W3C
-// limits (a tracestate of at most 32 members and 512 characters), whatever came in; `baggage`
-// (which may name a person) is never carried on nor put in a span; a valid context still goes
-// produced message → committed row → published event in one trace.
-
-const SECRET = 'traced.baggage.person@example.org';
-const TP = (trace: string, span = 'b7ad6b7169203331') => `00-${trace}-${span}-01`;
-const VALID_STATE = 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7';
-
-/** Every hostile kind of trace header, each on a valid message with its own externalId. */
-function hostileMessages(tag: string, message: (n: number, over?: Record<string, unknown>) => Record<string, unknown>): { key: string; value: string; headers: IHeaders }[] {
-  const headers: IHeaders[] = [
-    { traceparent: TP('0af7651916cd43dd8448eb211c80319c').toUpperCase() },
-    { traceparent: TP('00000000000000000000000000000000') },
-    { traceparent: '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01' },
-    { traceparent: `ff${TP('0af7651916cd43dd8448eb211c80319c').slice(2)}` },
-    { traceparent: `${TP('0af7651916cd43dd8448eb211c80319c')}-extra` },
-    { traceparent: `01-1af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-${'a'.repeat(1 << 20)}` },
-    { traceparent: TP('2af7651916cd43dd8448eb211c80319c'), tracestate: `${'k=v,'.repeat(175_000)}last=1` },
-    { traceparent: TP('3af7651916cd43dd8448eb211c80319c'), tracestate: `big=${'v'.repeat(1 << 20)}` },
-    { traceparent: TP('4af7651916cd43dd8448eb211c80319c'), baggage: `email=${encodeURIComponent(SECRET)},${'pad=x,'.repeat(50_000)}` },
-    { traceparent: Buffer.from([0xff, 0xfe, 0x00, 0xc3]), tracestate: Buffer.from([0x6b, 0x3d, 0xff, 0xfe]) },
-    { ...(JSON.parse('{"__proto__":"p","constructor":"c","toString":"t"}') as IHeaders), traceparent: TP('5af7651916cd43dd8448eb211c80319c') },
-    { traceparent: [TP('6af7651916cd43dd8448eb211c80319c'), TP('7af7651916cd43dd8448eb211c80319c')], tracestate: ['a=1', 'b=2'] },
-  ];
-  return headers.map((h, i) => ({ key: 'k', value: JSON.stringify(message(i, { externalId: `${tag}-${String.fromCharCode(97 + i)}` })), headers: h }));
-}
-
-async function produceGzip(kafka: Kafka, topic: string, messages: { key: string; value: string; headers: IHeaders }[]): Promise<void> {
-  const producer = orderedProducer(kafka);
-  await producer.connect();
-  try {
-    await producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages });
-  } finally {
-    await producer.disconnect();
-  }
-}
-
-const externalIdOf = (r: Received) => (JSON.parse(r.value!.toString()) as { externalId: string }).externalId;
-
-/** The W3C bounds on what is carried on: a traceparent, a tracestate of ≤ 32 members and ≤ 512 characters, no baggage. */
-function expectBounded(headers: Record<string, unknown>, what: string): void {
-  expect(Object.keys(headers).filter((k) => k !== 'traceparent' && k !== 'tracestate' && k !== 'event-id' && k !== 'schema-version' && k !== 'content-type'), what).toEqual([]);
-  if (headers.traceparent !== undefined) expect(String(headers.traceparent), what).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
-  const state = headers.tracestate === undefined ? '' : String(headers.tracestate);
-  expect(state.length, what).toBeLessThanOrEqual(512);
-  expect(state.split(',').length, what).toBeLessThanOrEqual(32);
-  expect(JSON.stringify(headers), what).not.toContain(SECRET);
-}
-
-async function setUp(names: KafkaNames, label: string): Promise<{ kafka: Kafka; admin: Admin; app: TestApp; message: (n: number, over?: Record<string, unknown>) => Record<string, unknown> }> {
-  // only now the app (and pg, node:http): with tracing on, the instrumentations patch them as they load
-  const support = await import('../support/app');
-  const kafka = testKafka();
-  const admin = kafka.admin();
-  await admin.connect();
-  const app = await support.startTestApp(kafkaEnv(names, { KAFKA_TOPIC_PARTITIONS: '1' }), label);
-  await waitFor('consumer', async () => app.kafka?.health() === null);
-  return { kafka, admin, app, message: support.message };
-}
-
-async function tearDown(app: TestApp | undefined, admin: Admin | undefined, names: KafkaNames): Promise<void> {
-  await app?.close();
-  await admin?.deleteTopics({ topics: names.all }).catch(() => undefined);
-  await admin?.disconnect();
-}
-
-const stored = async (app: TestApp, like: string): Promise<number> =>
-  ((await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction WHERE external_id LIKE $1`, [like])) as { n: number }[])[0]!.n;
-
-const storedTraceHeaders = async (app: TestApp): Promise<(Record<string, unknown> | null)[]> =>
-  ((await app.db.ds.query(`SELECT trace_headers FROM outbox_batch ORDER BY id`)) as { trace_headers: Record<string, unknown> | null }[]).map((r) => r.trace_headers);
-
-/**
- * POST /ingest with `fetch` (undici: not traced, so our headers go as written; node:http would be
- * a traced client here that puts its own traceparent on). A repeated header goes as one line of
- * values joined by ", ", which is also what Node makes of repeated lines.
- */
-async function postIngest(app: TestApp, body: string, headers: [string, string][]): Promise<number> {
-  const h = new Headers({ 'content-type': 'application/x-ndjson' });
-  for (const [k, v] of headers) h.append(k, v);
-  const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: h, body });
-  await res.arrayBuffer();
-  return res.status;
-}
+// W3C trace context as a hostile producer or HTTP client writes it (src/shared/tracing.ts), tracing
+// on (tracing off: trace-context-hostile-off.test.ts, a file of its own so that each loads the app
+// with tracing as it is there). Helpers and the promises: test/support/trace-hostile.ts.
 
 describe('trace context from hostile headers, tracing on', () => {
   const exporter = new InMemorySpanExporter();
@@ -104,7 +21,7 @@ describe('trace context from hostile headers, tracing on', () => {
 
   beforeAll(async () => {
     tracing = startTracing({}, { exporter });
-    ({ kafka, admin, app, message } = await setUp(names, 'tchon'));
+    ({ kafka, admin, app, message } = await setUp(names, 'tchon', () => import('../support/app')));
   }, 120_000);
 
   afterAll(async () => {
@@ -178,34 +95,5 @@ describe('trace context from hostile headers, tracing on', () => {
     for (const id of ['tchon-h-twice', 'tchon-h-upper']) expect(String(published.get(id)!.traceparent).split('-')[1]).not.toMatch(/^[cde]1b2c3d4/);
     expect(spanText()).not.toContain(SECRET);
     expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
-  }, 120_000);
-});
-
-describe('trace context from hostile headers, tracing off', () => {
-  // the block above shut its tracing down: the API's no-ops again, as in production by default
-  const names = kafkaNames('tchoff');
-  let kafka: Kafka;
-  let admin: Admin;
-  let app: TestApp;
-  let message: (n: number, over?: Record<string, unknown>) => Record<string, unknown>;
-
-  beforeAll(async () => {
-    ({ kafka, admin, app, message } = await setUp(names, 'tchoff'));
-  }, 120_000);
-
-  afterAll(() => tearDown(app, admin, names));
-
-  it('stores every hostile message, moves on, and stores and publishes no trace context at all', async () => {
-    const batch = hostileMessages('tchoff-k', message);
-    await produceGzip(kafka, names.topic, batch);
-    expect(await postIngest(app, JSON.stringify(message(300, { externalId: 'tchoff-h' })), [['traceparent', TP('0af7651916cd43dd8448eb211c80319c')], ['tracestate', VALID_STATE], ['baggage', 'x=1']])).toBe(200);
-    await waitFor('every hostile message stored', async () => (await stored(app, 'tchoff-%')) === batch.length + 1, 60_000);
-    await waitFor('every offset committed', async () => (await groupLag(admin, names.group, names.topic)) === 0, 30_000);
-    expect((await storedTraceHeaders(app)).filter((h) => h !== null)).toEqual([]);
-    const published = await waitFor('published', async () => {
-      const got = (await readTopic(kafka, names.enriched, 5_000).catch(() => [])).filter((r) => externalIdOf(r).startsWith('tchoff-'));
-      return got.length >= batch.length + 1 ? got : null;
-    });
-    for (const p of published) expect(Object.keys(p.headers).filter((k) => /trace|baggage/.test(k))).toEqual([]);
   }, 120_000);
 });
