@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { type Admin, type Kafka } from 'kafkajs';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,55 +7,11 @@ import { createLogger } from '../../src/shared/logger';
 import { message } from '../support/app';
 import { groupLag, kafkaEnv, kafkaNames, produce, testKafka, waitFor } from '../support/kafka-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { TcpProxy } from '../support/tcp-proxy';
 
 const HALF = 2_000;
 /** The outage lasts until the consumer has failed against the missing database this many times more. */
 const RETRIES_DURING_OUTAGE = 3;
-
-/**
- * A TCP relay in front of PostgreSQL. `cut()` resets every open connection and refuses new
- * ones, which is what the service sees when the database host goes away; `restore()` listens
- * on the same port again.
- */
-class TcpProxy {
-  private server: net.Server | null = null;
-  private readonly sockets = new Set<net.Socket>();
-  port = 0;
-
-  constructor(
-    private readonly host: string,
-    private readonly targetPort: number,
-  ) {}
-
-  async listen(): Promise<void> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.targetPort, this.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-    this.port = (server.address() as net.AddressInfo).port;
-    this.server = server;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    const closed = new Promise<void>((resolve) => server?.close(() => resolve()) ?? resolve());
-    for (const s of this.sockets) s.resetAndDestroy();
-    await closed;
-  }
-
-  async restore(): Promise<void> {
-    if (!this.server) await this.listen();
-  }
-}
 
 describe('Kafka consumer: PostgreSQL unreachable mid-stream', () => {
   const names = kafkaNames('outage');

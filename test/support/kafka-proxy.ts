@@ -1,4 +1,5 @@
-import net from 'node:net';
+import type net from 'node:net';
+import { TcpProxy } from './tcp-proxy';
 
 /**
  * A TCP relay in front of the test broker that a Kafka client can be cut off by: `cut()` resets
@@ -7,60 +8,26 @@ import net from 'node:net';
  * to it directly, so the relay writes its own port into them (Metadata, API key 3, every version):
  * everything the client sends goes through it. Other responses pass as they are.
  */
-export class KafkaProxy {
-  private server: net.Server | null = null;
-  private readonly sockets = new Set<net.Socket>();
-  port = 0;
-
-  constructor(
-    private readonly host: string,
-    private readonly brokerPort: number,
-  ) {}
-
+export class KafkaProxy extends TcpProxy {
   /** The address clients bootstrap from. */
   get brokers(): string {
     return `127.0.0.1:${this.port}`;
   }
 
-  async listen(): Promise<void> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.brokerPort, this.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      // correlation id → [api key, api version] of the requests in flight on this connection
-      const asked = new Map<number, [number, number]>();
-      frames(client, (frame) => {
-        if (frame.length >= 12) asked.set(frame.readInt32BE(8), [frame.readInt16BE(4), frame.readInt16BE(6)]);
-        upstream.write(frame);
-      });
-      frames(upstream, (frame) => {
-        const id = frame.readInt32BE(4);
-        const req = asked.get(id);
-        asked.delete(id);
-        if (req && req[0] === 3) rewriteMetadataPorts(frame, req[1], this.brokerPort, this.port);
-        client.write(frame);
-      });
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
+  protected override relay(client: net.Socket, upstream: net.Socket): void {
+    // correlation id → [api key, api version] of the requests in flight on this connection
+    const asked = new Map<number, [number, number]>();
+    frames(client, (frame) => {
+      if (frame.length >= 12) asked.set(frame.readInt32BE(8), [frame.readInt16BE(4), frame.readInt16BE(6)]);
+      upstream.write(frame);
     });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-    this.port = (server.address() as net.AddressInfo).port;
-    this.server = server;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    const closed = new Promise<void>((resolve) => server?.close(() => resolve()) ?? resolve());
-    for (const s of this.sockets) s.resetAndDestroy();
-    await closed;
-  }
-
-  async restore(): Promise<void> {
-    if (!this.server) await this.listen();
+    frames(upstream, (frame) => {
+      const id = frame.readInt32BE(4);
+      const req = asked.get(id);
+      asked.delete(id);
+      if (req && req[0] === 3) rewriteMetadataPorts(frame, req[1], this.targetPort, this.port);
+      client.write(frame);
+    });
   }
 }
 
