@@ -258,6 +258,8 @@ export const DESCRIPTIONS: Record<string, string> = {
   'Mutation.eraseCustomer(id)': 'the Customer to erase',
   'Mutation.eraseCustomer(reason)': 'why (kept in the erasure record)',
   'Query.customerDataExport(id)': 'the Customer whose data to export',
+  'Query.customerDataExport(interactionsAfter)': 'the interactionsNext of the page before (none: the first page)',
+  'Query.customerDataExport(interactionsFirst)': 'interactions in this page, 1 to 5,000 (default 5,000; given either paging argument, a longer export comes in pages instead of being refused)',
   'Query.erasure(customerId)': 'the Customer id that was erased',
   'Query.rescoreJob(id)': 'the job id from the re-score mutation',
   'Query.retentionStatus': 'Whether retention runs, its window and its last run',

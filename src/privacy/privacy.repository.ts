@@ -252,15 +252,24 @@ export interface CustomerData {
   erasures: StoredRow[];
 }
 
-export async function customerData(db: Db, ids: readonly string[]): Promise<CustomerData> {
-  const q = (sql: string) => rows<StoredRow>(db, sql, [ids]);
-  const [customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures] = await Promise.all([
+/** Which interactions an export carries: at most `limit`, in (occurred_at, id) order, after the interaction `after`. */
+export interface InteractionPage {
+  after: string | null;
+  limit: number;
+}
+
+export async function customerData(db: Db, ids: readonly string[], page: InteractionPage = { after: null, limit: 5_000 }): Promise<CustomerData & { interactionCount: number }> {
+  const q = (sql: string, more: unknown[] = []) => rows<StoredRow>(db, sql, [ids, ...more]);
+  const [[count], customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures] = await Promise.all([
+    q(`SELECT count(*)::int AS n FROM interaction WHERE customer_id = ANY($1::uuid[])`),
     q(`SELECT * FROM customer WHERE id = ANY($1::uuid[]) ORDER BY created_at`),
     q(`SELECT id, customer_id, kind, network, value, raw_value, source, linked_by, link_score, created_at FROM customer_identity WHERE customer_id = ANY($1::uuid[]) ORDER BY created_at`),
     q(`SELECT i.*, coalesce((SELECT json_agg(json_build_object('topic', t.name, 'department', d.name, 'matched', it.matched) ORDER BY t.name)
                                  FROM interaction_topic it JOIN topic t ON t.id = it.topic_id JOIN department d ON d.id = t.department_id
                                 WHERE it.interaction_id = i.id), '[]') AS topics
-           FROM interaction i WHERE i.customer_id = ANY($1::uuid[]) ORDER BY i.occurred_at, i.id`),
+           FROM interaction i WHERE i.customer_id = ANY($1::uuid[])
+            AND ($2::uuid IS NULL OR (i.occurred_at, i.id) > (SELECT a.occurred_at, a.id FROM interaction a WHERE a.id = $2::uuid))
+          ORDER BY i.occurred_at, i.id LIMIT $3`, [page.after, page.limit]),
     q(`SELECT id, customer_id, system, object_type, external_id, owner_id, payload, person, modstamp, deleted_at, written_values, written_at FROM crm_record WHERE customer_id = ANY($1::uuid[]) ORDER BY system, object_type, external_id`),
     q(`SELECT * FROM listening_item WHERE customer_id = ANY($1::uuid[]) ORDER BY opened_at`),
     q(`SELECT * FROM merge_suggestion WHERE customer_a_id = ANY($1::uuid[]) OR customer_b_id = ANY($1::uuid[]) ORDER BY created_at`),
@@ -270,7 +279,7 @@ export async function customerData(db: Db, ids: readonly string[]): Promise<Cust
     q(`SELECT batch_id AS id, topic, message_key, payload, created_at FROM outbox WHERE sent_at IS NULL AND (message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])) ORDER BY batch_id, part, seq`),
     q(`SELECT * FROM erasure_request WHERE erased_customer_ids && $1::uuid[] ORDER BY created_at`),
   ]);
-  return { customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures };
+  return { interactionCount: count!.n as number, customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures };
 }
 
 // ---- retention ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, ID, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import type { GraphQLContext } from '../graphql/context';
 import { fromGlobalId } from '../graphql/relay';
@@ -38,9 +38,16 @@ export class PrivacyResolver {
   }
 
   @Authorized('admin')
-  @Query(() => GraphQLJSONObject, { description: 'Everything Earshot holds about one person (data subject access request), as JSON' })
-  customerDataExport(@Arg('id', () => ID) id: string): Promise<Record<string, unknown>> {
-    return this.exports.export(fromGlobalId(id, 'Customer').id);
+  @Query(() => GraphQLJSONObject, {
+    description:
+      'Everything Earshot holds about one person (data subject access request), as JSON. Interactions come in pages of at most 5,000 (oldest first): `interactionsTotal` counts them all, `interactionsNext` (null on the last page) is the `interactionsAfter` of the next page. Without `interactionsFirst` or `interactionsAfter`, everything comes in one response when it holds at most 5,000 interactions, else the request is refused (BAD_USER_INPUT) with how to page.',
+  })
+  customerDataExport(
+    @Arg('id', () => ID) id: string,
+    @Arg('interactionsAfter', () => String, { nullable: true }) interactionsAfter?: string | null,
+    @Arg('interactionsFirst', () => Int, { nullable: true }) interactionsFirst?: number | null,
+  ): Promise<Record<string, unknown>> {
+    return this.exports.export(fromGlobalId(id, 'Customer').id, { interactionsAfter, interactionsFirst });
   }
 
   @Authorized('admin', 'analyst')
