@@ -76,48 +76,68 @@ export class IngestService {
     const rejected: IngestSummary['rejected'] = [];
     let accepted = 0;
     let duplicates = 0;
-    // Duplicates within one request must count as duplicates even across batches.
+    // Duplicates within one request must count as duplicates even across batches. A repeat is
+    // held back, not dropped: when the line before it is refused by the database (isolated below),
+    // the first repeat the database takes is stored, as on Kafka, where repeats reach the pipeline.
     const seen = new Set<string>();
     const distinct: Line[] = [];
+    const repeats = new Map<string, Line[]>();
+    let held = 0;
     for (const { line, result } of items) {
       if (!result.ok) {
         rejected.push({ line, error: result.error });
         continue;
       }
       const m = result.message;
-      const key = `${m.source}\u0000${m.externalId}`;
-      if (seen.has(key)) duplicates++;
-      else {
+      const key = keyOf(m);
+      if (seen.has(key)) {
+        const list = repeats.get(key);
+        if (list) list.push({ line, message: m });
+        else repeats.set(key, [{ line, message: m }]);
+        held++;
+      } else {
         seen.add(key);
         distinct.push({ line, message: m });
       }
     }
-    // A large request is stored in lanes at once, as Kafka partitions are: one conversation per
-    // lane, in line order (ingestLanes); within a lane, batches one after the other.
-    const lanes = ingestLanes(distinct.map((d) => d.message), this.lanes, BATCH, this.recorder.identityOptions).map((lane) => lane.map((i) => distinct[i]!));
-    let failure: unknown = null;
-    await Promise.all(
-      lanes.map(async (lane) => {
-        try {
-          await this.storeLane(lane, () => failure !== null, (out, batch) => {
-            accepted += out.accepted;
-            duplicates += out.duplicates;
-            for (const r of out.rejected) rejected.push({ line: batch[r.index]!.line, error: r.error });
-            if (out.rejected.length > 0) {
-              this.log.warn({ channel, lines: out.rejected.map((r) => batch[r.index]!.line), sqlStates: out.rejected.map((r) => r.sqlState), attempts: out.attempts }, 'lines refused by the pipeline were isolated and rejected; the rest of the batch is stored');
-            }
-          });
-        } catch (e) {
-          // the other lanes stop before their next batch
-          failure ??= e;
-        }
-      }),
-    );
-    if (failure !== null) {
-      // only retriable failures get here; the batches stored before are kept and a retry dedupes them
-      this.log.warn({ err: failure, channel, storedSoFar: accepted }, 'ingest batch failed transiently');
-      throw new AppError('SERVICE_UNAVAILABLE', `the database is unavailable; ${accepted} lines were stored before it failed, send the body again (stored lines count as duplicates)`);
-    }
+    const refused = new Set<string>();
+    const storeAll = async (lines: Line[]): Promise<void> => {
+      // A large request is stored in lanes at once, as Kafka partitions are: one conversation per
+      // lane, in line order (ingestLanes); within a lane, batches one after the other.
+      const lanes = ingestLanes(lines.map((d) => d.message), this.lanes, BATCH, this.recorder.identityOptions).map((lane) => lane.map((i) => lines[i]!));
+      let failure: unknown = null;
+      await Promise.all(
+        lanes.map(async (lane) => {
+          try {
+            await this.storeLane(lane, () => failure !== null, (out, batch) => {
+              accepted += out.accepted;
+              duplicates += out.duplicates;
+              for (const r of out.rejected) {
+                rejected.push({ line: batch[r.index]!.line, error: r.error });
+                refused.add(keyOf(batch[r.index]!.message));
+              }
+              if (out.rejected.length > 0) {
+                this.log.warn({ channel, lines: out.rejected.map((r) => batch[r.index]!.line), sqlStates: out.rejected.map((r) => r.sqlState), attempts: out.attempts }, 'lines refused by the pipeline were isolated and rejected; the rest of the batch is stored');
+              }
+            });
+          } catch (e) {
+            // the other lanes stop before their next batch
+            failure ??= e;
+          }
+        }),
+      );
+      if (failure !== null) {
+        // only retriable failures get here; the batches stored before are kept and a retry dedupes them
+        this.log.warn({ err: failure, channel, storedSoFar: accepted }, 'ingest batch failed transiently');
+        throw new AppError('SERVICE_UNAVAILABLE', `the database is unavailable; ${accepted} lines were stored before it failed, send the body again (stored lines count as duplicates)`);
+      }
+    };
+    await storeAll(distinct);
+    // the repeats of refused lines, in line order: the pipeline dedupes them among themselves and
+    // isolates the refused ones, so the first one the database takes is stored, the rest are duplicates
+    const again = [...refused].flatMap((k) => repeats.get(k) ?? []).sort((a, b) => a.line - b.line);
+    duplicates += held - again.length;
+    if (again.length > 0) await storeAll(again);
     rejected.sort((a, b) => a.line - b.line);
     this.metrics.ingested.inc({ channel, result: 'accepted' }, accepted);
     this.metrics.ingested.inc({ channel, result: 'duplicate' }, duplicates);
@@ -158,6 +178,8 @@ export class IngestService {
 }
 
 type Line = { line: number; message: InteractionMessage };
+
+const keyOf = (m: InteractionMessage) => `${m.source}\u0000${m.externalId}`;
 
 /**
  * The longest line a message within the limits can be: its text and metadata with every byte
