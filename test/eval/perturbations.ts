@@ -1,7 +1,8 @@
 // Meaning-preserving perturbations of a text: what a customer or a troll can write that reads the
 // same to a person but not to a model. Used by `npm run eval:sentiment -- --perturb` and by
-// src/sentiment/text-fold.spec.ts. Each is deterministic: the same text gives the same result,
+// src/sentiment/analyzer-perturbed.spec.ts. Each is deterministic: the same text gives the same result,
 // whatever else was perturbed before it.
+import { seededRandom } from '../../src/shared/seeded-random';
 
 export interface Perturbation {
   name: string;
@@ -15,19 +16,12 @@ export const INVISIBLES = ['\u200b', '\u200c', '\u200d', '\u2060', '\ufeff', '\u
 /** Latin letters and the Cyrillic letters drawn the same. */
 export const HOMOGLYPHS: Record<string, string> = { a: '\u0430', e: '\u0435', o: '\u043e', p: '\u0440', c: '\u0441', x: '\u0445' };
 
-/** mulberry32, seeded by an FNV-1a hash of the text and the perturbation's name */
+/** The shared seeded generator (mulberry32), seeded by an FNV-1a hash of the text and the perturbation's name. */
 function randomFor(text: string, name: string): () => number {
   let h = 0x811c9dc5;
   const s = `${name}\u0000${text}`;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  let a = h >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededRandom(h >>> 0);
 }
 
 // Links and @mentions stay as they are: nobody restyles an address, and a changed one is another address.
