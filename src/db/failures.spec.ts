@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { identitiesKeepMoving } from '../identity/author-resolution';
 import { isRetriable, rejectionReason, sqlState } from './failures';
 
 describe('failure classification', () => {
@@ -21,6 +22,8 @@ describe('failure classification', () => {
       new Error('Connection terminated unexpectedly'),
       new Error('timeout exceeded when trying to connect'),
       new Error('wrapped', { cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) }),
+      // the author resolution's own conflict: identities moved by merges and erasures racing the batch
+      identitiesKeepMoving(),
     ];
     for (const e of retriable) expect(isRetriable(e), JSON.stringify(e) + String(e)).toBe(true);
   });

@@ -243,7 +243,16 @@ export function followReplies(
 
 /** Rounds of locking owners and reading again before a batch whose identities keep moving gives up (it is retried whole). */
 const MAX_ROUNDS = 4;
-const keepMoving = () => new Error('identities keep moving while an ingest batch resolves its authors; retry the batch');
+/**
+ * Identities still moving after MAX_ROUNDS (merges and erasures racing the batch): a conflict of
+ * concurrency, not of the data, so it carries SQLSTATE 40001 (serialization failure) and the
+ * write path retries the batch (src/db/failures.ts). As a plain Error it was taken for the
+ * message's own fault: the batch was bisected and valid lines rejected or dead-lettered.
+ */
+export function identitiesKeepMoving(): Error & { code: string } {
+  return Object.assign(new Error('identities keep moving while an ingest batch resolves its authors; retry the batch'), { code: '40001' });
+}
+const keepMoving = identitiesKeepMoving;
 
 /** Where identities are now (one statement, no lock), keyed by `identityLockKey`. */
 async function readIdentities(qr: QueryRunner, claims: IdentityClaim[]): Promise<Map<string, { id: string; customer_id: string }>> {
