@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Clock, TimerHandle } from '../../src/shared/clock';
+import { SystemClock } from '../../src/shared/clock';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { startTestApp, type TestApp } from '../support/app';
 
@@ -14,25 +14,19 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const COMPLAINT = 'My parcel is 5 days late and the courier tracking has not moved. Terrible delivery.';
 
 /**
- * A clock the test sets, backwards too (ManualClock only moves forward). Timers run on real time:
- * the apps here start no background task that waits on them.
+ * A clock the test sets, backwards too (ManualClock only moves forward); unset, the wall clock.
+ * Its timers are the system clock's: the apps here start no background task that waits on them.
  */
-class SetClock implements Clock {
+class SetClock extends SystemClock {
   private at: number | null = null;
-  now(): number {
+  override now(): number {
     return this.at ?? Date.now();
   }
-  date(): Date {
+  override date(): Date {
     return new Date(this.now());
   }
   set(ms: number | null): void {
     this.at = ms;
-  }
-  setTimeout(fn: () => void, ms: number): TimerHandle {
-    return { id: setTimeout(fn, ms) as unknown as number };
-  }
-  clearTimeout(handle: TimerHandle): void {
-    clearTimeout(handle.id as unknown as NodeJS.Timeout);
   }
 }
 
