@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { parseProxySettings, type ProxySettings } from './crm-proxy';
+
+export type { ProxySettings } from './crm-proxy';
 
 /** A CRM field or property that becomes an identity of the customer. */
 export interface IdentityFieldSpec {
@@ -24,15 +27,6 @@ export interface BudgetConfig {
   readonly daily: number;
   /** API calls per rolling 10 seconds */
   readonly per10s: number;
-}
-
-/** The proxy settings Salesforce calls follow (HTTP_PROXY, HTTPS_PROXY, NO_PROXY). */
-export interface ProxySettings {
-  /** for http:// URLs, and https:// ones when `https` is unset */
-  readonly http: string | null;
-  readonly https: string | null;
-  /** hosts reached directly (comma- or space-separated, `.domain` and `*.domain` suffixes, `*`) */
-  readonly noProxy: string | null;
 }
 
 export interface SalesforceConfig {
@@ -80,6 +74,8 @@ export interface HubSpotConfig {
   /** search results lag writes by a few seconds: changes younger than this wait for the next run */
   readonly searchLagMs: number;
   readonly budget: BudgetConfig & { readonly searchPerSecond: number };
+  /** HTTP_PROXY, HTTPS_PROXY, NO_PROXY (or lower case): every HubSpot call, token calls included, follows them */
+  readonly proxy: ProxySettings;
 }
 
 export interface CrmConfig {
@@ -107,28 +103,6 @@ export interface CrmConfig {
 
 type Str = (n: string) => string | null;
 
-/**
- * The standard proxy variables, read as Node (NODE_USE_ENV_PROXY) and undici's EnvHttpProxyAgent
- * read them: lower case first; https:// URLs fall back to the HTTP proxy; NO_PROXY hosts go direct.
- * jsforce alone read one of them for every URL and ignored NO_PROXY.
- */
-function parseProxy(str: Str, problems: string[]): ProxySettings {
-  const proxyUrl = (names: string[]): string | null => {
-    for (const n of names) {
-      const raw = str(n);
-      if (raw === null) continue;
-      try {
-        if (['http:', 'https:'].includes(new URL(raw).protocol)) return raw;
-      } catch {
-        // reported below
-      }
-      problems.push(`${n}: expected an http(s) proxy URL such as http://proxy.example.com:3128 (Salesforce calls go through it)`);
-      return null;
-    }
-    return null;
-  };
-  return { http: proxyUrl(['http_proxy', 'HTTP_PROXY']), https: proxyUrl(['https_proxy', 'HTTPS_PROXY']), noProxy: str('no_proxy') ?? str('NO_PROXY') };
-}
 type Int = (n: string, d: number, min: number, max: number) => number;
 
 const DEFAULT_SF_FIELDS: WriteBackFieldNames = {
@@ -203,6 +177,10 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
     }
   };
 
+  // Read (and checked) only when a CRM is configured: one reading for both vendors.
+  let proxySettings: ProxySettings | null = null;
+  const proxy = (): ProxySettings => (proxySettings ??= parseProxySettings(str, problems));
+
   let salesforce: SalesforceConfig | null = null;
   let jwtPrivateKey = str('EARSHOT_SF_JWT_KEY')?.replace(/\\n/g, '\n') ?? null;
   const keyFile = str('EARSHOT_SF_JWT_KEY_FILE');
@@ -247,7 +225,7 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
       writeBackObjects: list('EARSHOT_SF_WRITEBACK_OBJECTS', 'Contact,Lead,Account'),
       // Enterprise Edition: 100,000 a day plus per-licence extras; no burst limit, so a polite 10 s cap
       budget: { daily: int('EARSHOT_SF_DAILY_BUDGET', 100_000, 1, 100_000_000), per10s: int('EARSHOT_SF_BUDGET_PER_10S', 250, 1, 100_000) },
-      proxy: parseProxy(str, problems),
+      proxy: proxy(),
     };
   }
 
@@ -283,6 +261,7 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
         per10s: int('EARSHOT_HUBSPOT_BUDGET_PER_10S', 190, 1, 100_000),
         searchPerSecond: int('EARSHOT_HUBSPOT_SEARCH_PER_SECOND', 5, 1, 1_000),
       },
+      proxy: proxy(),
     };
   }
 

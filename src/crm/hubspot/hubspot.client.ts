@@ -1,10 +1,10 @@
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
 import { Client } from '@hubspot/api-client';
 import type { Logger } from '../../shared/logger';
 import type { CrmConfig, HubSpotConfig } from '../crm.config';
 import { budgetFor, CrmCallFailed, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
+import { NO_PROXY, proxiedNodeAgent, type ProxySettings } from '../crm-proxy';
 import { usableExternalId } from '../crm-record-guard';
 import type { CaseInput, CaseRef, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
 import { HS_TICKET_KEY_PROPERTY, hubspotModstamp, hubspotPropertyDefinitions, hubspotTicket, hubspotTicketKeyDefinition, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
@@ -69,8 +69,9 @@ export class HubSpotCrmClient implements CrmClient {
     this.writeBackObjects = this.objectTypes;
     this.budget = budgetFor(`hubspot:${hs.basePath}:${hs.portalId ?? hs.clientId ?? hs.accessToken?.slice(-8)}`, hs.budget, opts.now);
     this.policy = { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs };
-    // Through an agent: every call has a deadline on its whole reply and no redirect is followed.
-    this.client = new Client({ accessToken: hs.accessToken ?? undefined, basePath: hs.basePath, numberOfApiCallRetries: 0, httpAgent: deadlineAgent(hs.basePath, crm.requestTimeoutMs ?? 120_000) });
+    // Through an agent: every call has a deadline on its whole reply, no redirect is followed, and
+    // every call (token calls included: all go to basePath) takes the configured proxy or goes direct.
+    this.client = new Client({ accessToken: hs.accessToken ?? undefined, basePath: hs.basePath, numberOfApiCallRetries: 0, httpAgent: deadlineAgent(hs.basePath, crm.requestTimeoutMs ?? 120_000, hs.proxy ?? NO_PROXY) });
     this.portalId = hs.portalId;
   }
 
@@ -388,12 +389,13 @@ export class HubSpotCrmClient implements CrmClient {
  * A keep-alive agent that ends any request whose reply is not complete within `ms` (connect to
  * last byte). Without it the client's fetch had no deadline: a reply that sent its headers and
  * then dripped a byte now and then held the sync (and shutdown) forever. Requests through an
- * agent are plain http(s) requests, which follow no redirect.
+ * agent are plain http(s) requests, which follow no redirect. The agent goes through the proxy
+ * the proxy settings pick for basePath (the same decision Salesforce's calls get), or direct;
+ * without it the client went direct whatever HTTP_PROXY, HTTPS_PROXY and NO_PROXY said.
  */
-function deadlineAgent(basePath: string, ms: number): http.Agent {
-  const Base: typeof http.Agent = basePath.startsWith('https:') ? https.Agent : http.Agent;
-  const addRequest = (Base.prototype as unknown as { addRequest(req: http.ClientRequest, options: unknown): void }).addRequest;
-  const agent = new Base({ keepAlive: true });
+function deadlineAgent(basePath: string, ms: number, proxy: ProxySettings): http.Agent {
+  const agent = proxiedNodeAgent(new URL(basePath), proxy);
+  const addRequest = (Object.getPrototypeOf(agent) as { addRequest(req: http.ClientRequest, options: unknown): void }).addRequest;
   (agent as unknown as { addRequest(req: http.ClientRequest, options: unknown): void }).addRequest = function (req, options) {
     const timer = setTimeout(() => req.destroy(Object.assign(new Error(`HubSpot ${req.method} ${req.path.split('?')[0]}: no complete reply within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
     timer.unref();

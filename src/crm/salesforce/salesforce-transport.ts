@@ -1,16 +1,14 @@
 import { PassThrough } from 'node:stream';
 import { Transport } from 'jsforce/lib/transport';
-import { EnvHttpProxyAgent, fetch } from 'undici';
+import { fetch, type EnvHttpProxyAgent } from 'undici';
 import type { HttpRequest, HttpRequestOptions, HttpResponse } from 'jsforce/lib/types';
 import { StreamPromise } from 'jsforce/lib/util/promise';
 import type { Logger } from '../../shared/logger';
-import type { ProxySettings } from '../crm.config';
+import { NO_PROXY, proxyDispatcher, type ProxySettings } from '../crm-proxy';
 import { CrmCallFailed, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
 
 const RETRY_STATUS = new Set([420, 429, 500, 502, 503, 504]);
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET', 'ENETUNREACH']);
-
-const NO_PROXY: ProxySettings = { http: null, https: null, noProxy: null };
 
 /**
  * jsforce's HTTP layer with Earshot's quota policy in place of jsforce's own retries (which
@@ -41,9 +39,8 @@ export class BudgetedTransport extends Transport {
     proxy: ProxySettings = NO_PROXY,
   ) {
     super();
-    // '' rather than undefined: undici would read process.env itself, and the config read it once.
     // HTTP/1.1 only, as jsforce asks.
-    this.dispatcher = new EnvHttpProxyAgent({ httpProxy: proxy.http ?? '', httpsProxy: proxy.https ?? '', noProxy: proxy.noProxy ?? '', allowH2: false });
+    this.dispatcher = proxyDispatcher(proxy, { allowH2: false });
   }
 
   override httpRequest(req: HttpRequest, _options: HttpRequestOptions = {}): StreamPromise<HttpResponse> {
