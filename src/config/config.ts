@@ -115,6 +115,14 @@ export interface Config {
     readonly chunkSize: number;
     /** a partition with messages waiting that commits nothing for this long makes /readyz fail */
     readonly stallTimeoutMs: number;
+    /**
+     * Where a partition starts when the group has no offset for it (a new group, a new partition)
+     * or when its committed offset is no longer in the log (retention or deleteRecords went past
+     * it, the topic was truncated): `earliest` (the first offset still there) or `latest` (its end).
+     */
+    readonly offsetReset: 'earliest' | 'latest';
+    /** how old the cluster's metadata may get before it is read again: partitions added to an input topic are consumed within about this long */
+    readonly metadataMaxAgeMs: number;
     /** compression codecs the consumer decodes besides gzip; a batch in another is dead-lettered */
     readonly codecs: readonly ('lz4' | 'snappy' | 'zstd')[];
   };
@@ -389,6 +397,8 @@ function parseKafka(
     fetchMaxWaitMs,
     chunkSize: int('KAFKA_CHUNK_SIZE', 500, 1, 10_000),
     stallTimeoutMs: int('KAFKA_STALL_TIMEOUT_MS', 60_000, 1_000, 3_600_000),
+    offsetReset: oneOf('KAFKA_OFFSET_RESET', 'earliest', ['earliest', 'latest'] as const),
+    metadataMaxAgeMs: int('KAFKA_METADATA_MAX_AGE_MS', 30_000, 1_000, 3_600_000),
     codecs: codecList(str('KAFKA_COMPRESSION_CODECS'), problems),
   };
 }

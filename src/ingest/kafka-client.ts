@@ -22,7 +22,7 @@ export function outputTopicName(settings: Pick<KafkaSettings, 'outputTopicPrefix
  * What must stay true: TLS and SASL settings from the environment apply to every client
  * (consumer, dead-letter producer, relay producer, admin) because they all come from here.
  */
-export function createKafka(settings: KafkaSettings, log: Logger, clientSuffix: string): Kafka {
+export function createKafka(settings: KafkaSettings, log: Logger, clientSuffix: string, tap?: (entry: LogEntry) => void): Kafka {
   if (!settings.brokers || settings.brokers.length === 0) throw new Error('KAFKA_BROKERS is not set');
   const config: KafkaConfig = {
     clientId: `${settings.clientId}-${clientSuffix}`,
@@ -31,7 +31,11 @@ export function createKafka(settings: KafkaSettings, log: Logger, clientSuffix: 
     connectionTimeout: 3_000,
     requestTimeout: 30_000,
     logLevel: logLevel.WARN,
-    logCreator: () => (entry: LogEntry) => logEntry(log, entry),
+    // `tap` sees every entry first: kafkajs tells of some events (an offset reset) only in its log.
+    logCreator: () => (entry: LogEntry) => {
+      tap?.(entry);
+      logEntry(log, entry);
+    },
     // kafkajs' own retries cover brief broker hiccups; the consumer and relay loops retry beyond that.
     retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 10_000 },
   };

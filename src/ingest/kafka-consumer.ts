@@ -1,4 +1,4 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, LogEntry } from 'kafkajs';
 import { isRetriable } from '../db/failures';
 import { parseMessage, type InteractionMessage, type LimitsArg } from '../interactions/interaction-message';
 import { persistIsolating } from '../interactions/isolate-lines';
@@ -90,6 +90,12 @@ export class KafkaIngestConsumer {
   private lastContact = 0;
   private joined = false;
   private joinWaiters: (() => void)[] = [];
+  /**
+   * Where the group resumes each partition (`topic/partition`), as far as this member knows: read
+   * from the group before consuming and at each join, moved by each commit. What an offset reset
+   * skipped is counted from it.
+   */
+  private readonly resumeAt = new Map<string, bigint>();
 
   constructor(
     private readonly kafka: Kafka,
@@ -121,6 +127,10 @@ export class KafkaIngestConsumer {
       // Consumption must resume after any crash: a stopped consumer would stall ingest silently.
       retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 10_000, restartOnFailure: async () => this.state === 'running' },
       allowAutoTopicCreation: false,
+      // A partition added to an input topic is consumed once the metadata is read again (kafkajs'
+      // default: 5 minutes); it starts at its first offset (KAFKA_OFFSET_RESET), so nothing
+      // written to it before is skipped.
+      metadataMaxAge: this.settings.metadataMaxAgeMs,
       // The broker answers a fetch once it has fetchMinBytes for it, or after fetchMaxWaitMs (an
       // idle long-poll, which also delays stop() by up to this long).
       minBytes: this.settings.fetchMinBytes,
@@ -145,8 +155,11 @@ export class KafkaIngestConsumer {
 
   private async runConsumer(): Promise<void> {
     await this.consumer.connect();
-    // A new group starts at the beginning: messages produced before the first start count too.
-    await this.consumer.subscribe({ topics: [...this.settings.topics], fromBeginning: true });
+    // A new group starts at the beginning by default: messages produced before the first start count too.
+    // KAFKA_OFFSET_RESET: where a partition without a committed offset starts, and where kafkajs
+    // resumes one whose committed offset is no longer in the log (see onClientLog).
+    await this.consumer.subscribe({ topics: [...this.settings.topics], fromBeginning: this.settings.offsetReset === 'earliest' });
+    await this.readCommittedOffsets(null);
     this.problem = 'joining the consumer group';
     this.state = 'running';
     await this.consumer.run({
@@ -189,6 +202,104 @@ export class KafkaIngestConsumer {
         });
     }, this.restartDelay);
     this.restartTimer.unref();
+  }
+
+  /**
+   * Reads the group's committed offsets of `assigned` (all input topics when null) into
+   * `resumeAt`. An offset this member committed meanwhile is newer and stays; so does what is
+   * known when the group has none (kafkajs' own reset commits -1 or -2) or the read fails.
+   */
+  private async readCommittedOffsets(assigned: Record<string, number[]> | null): Promise<void> {
+    const before = new Map(this.resumeAt);
+    const admin = this.kafka.admin({ retry: { retries: 1 } });
+    try {
+      await admin.connect();
+      const topics = assigned ? Object.keys(assigned) : [...this.settings.topics];
+      for (const t of await admin.fetchOffsets({ groupId: this.settings.groupId, topics })) {
+        for (const p of t.partitions) {
+          const key = `${t.topic}/${p.partition}`;
+          if ((assigned && !assigned[t.topic]?.includes(p.partition)) || this.resumeAt.get(key) !== before.get(key)) continue;
+          const offset = BigInt(p.offset);
+          if (offset >= 0n) this.resumeAt.set(key, offset);
+        }
+      }
+    } catch (e) {
+      this.log.debug({ err: e }, "could not read the group's committed offsets");
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  /**
+   * kafkajs tells of one event only in its log: a fetch at the committed offset was refused as
+   * out of range (retention or deleteRecords removed the records under it, or the topic was
+   * truncated or recreated smaller), and it moves the partition to KAFKA_OFFSET_RESET, skipping
+   * silently what lay between. Said here at error level with what was skipped, and counted.
+   */
+  onClientLog(entry: LogEntry): void {
+    if (entry.log.message !== 'Offset out of range, resetting to default offset') return;
+    const { topic, partition } = entry.log as unknown as { topic?: unknown; partition?: unknown };
+    if (typeof topic !== 'string' || typeof partition !== 'number') return;
+    void this.reportOffsetReset(topic, partition).catch((e: unknown) => this.log.error({ err: e, topic, partition }, 'kafka offset reset: could not report it'));
+  }
+
+  private async reportOffsetReset(topic: string, partition: number): Promise<void> {
+    const key = `${topic}/${partition}`;
+    const committed = this.resumeAt.get(key) ?? null;
+    this.resumeAt.delete(key);
+    let low: bigint | null = null;
+    let high: bigint | null = null;
+    const admin = this.kafka.admin({ retry: { retries: 2 } });
+    try {
+      await admin.connect();
+      const o = (await admin.fetchTopicOffsets(topic)).find((x) => x.partition === partition);
+      if (o) {
+        low = BigInt(o.low);
+        high = BigInt(o.high);
+      }
+    } catch (e) {
+      this.log.warn({ err: e, topic, partition }, 'kafka offset reset: could not read the partition\'s offsets');
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    const latest = this.settings.offsetReset === 'latest';
+    const resumedAt = low === null || high === null ? null : latest ? high : low;
+    let reason: 'before-log-start' | 'past-end' | 'unknown' = 'unknown';
+    let skipped: bigint | null = null;
+    if (committed !== null && low !== null && high !== null && resumedAt !== null) {
+      if (committed < low) {
+        reason = 'before-log-start';
+        skipped = resumedAt - committed;
+      } else if (committed > high) {
+        // the log is shorter than the group's offset: offsets low..resumedAt are read again or, with latest, skipped
+        reason = 'past-end';
+        skipped = resumedAt - low;
+      } else {
+        skipped = resumedAt > committed ? resumedAt - committed : 0n;
+      }
+    }
+    this.metrics.kafkaOffsetResets.inc({ topic, partition: String(partition), reason });
+    if (skipped !== null && skipped > 0n) this.metrics.kafkaOffsetsSkipped.inc({ topic, partition: String(partition) }, Number(skipped));
+    const what =
+      reason === 'before-log-start'
+        ? 'records under the committed offset were deleted (retention or deleteRecords) before they were read'
+        : reason === 'past-end'
+          ? 'the committed offset is past the end of the log (the topic was truncated, or deleted and recreated)'
+          : 'the committed offset is out of range';
+    this.log.error(
+      {
+        topic,
+        partition,
+        reason,
+        committedOffset: committed?.toString() ?? null,
+        logStartOffset: low?.toString() ?? null,
+        logEndOffset: high?.toString() ?? null,
+        resumedAt: resumedAt?.toString() ?? null,
+        skipped: skipped === null ? null : Number(skipped),
+        offsetReset: this.settings.offsetReset,
+      },
+      `kafka offset reset: ${what}; the partition resumes at its ${latest ? 'end' : 'first offset still there'} (KAFKA_OFFSET_RESET=${this.settings.offsetReset}), and ${skipped === null ? 'an unknown number of' : skipped} messages are never read`,
+    );
   }
 
   /** Resolves once this member has joined its group (after `start`). */
@@ -259,24 +370,51 @@ export class KafkaIngestConsumer {
       this.metrics.kafkaConsumerLag.reset();
       const assigned = new Set(Object.entries(e.payload.memberAssignment).flatMap(([t, ps]) => ps.map((p) => `${t}/${p}`)));
       for (const k of this.progress.keys()) if (!assigned.has(k)) this.progress.delete(k);
+      void this.readCommittedOffsets(e.payload.memberAssignment);
       this.log.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'kafka consumer joined its group');
       for (const w of this.joinWaiters.splice(0)) w();
     });
     consumer.on(events.CRASH, (e) => {
       if (!current()) return;
       // The reason for /readyz names the kind of failure only; the error itself goes to the log.
-      this.problem = `crashed (${e.payload.error.name}); restarting`;
+      // (no semicolon: /readyz shows only plain words and would hide the whole reason)
+      this.problem = `crashed (${e.payload.error.name}), restarting`;
       this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'kafka consumer crashed');
+      if (causedBy(e.payload.error, 'UNKNOWN_TOPIC_OR_PARTITION')) void this.nameMissingTopics(consumer);
       if (!e.payload.restart) this.scheduleRestart();
     });
     // A fetch of only markers and aborted records is resolved and committed by kafkajs (see
     // runConsumer) without eachBatch: its lag is set here.
     consumer.on(events.END_BATCH_PROCESS, (e) => {
-      if (current() && e.payload.batchSize === 0) this.metrics.kafkaConsumerLag.set({ topic: e.payload.topic, partition: String(e.payload.partition) }, Math.max(0, Number(e.payload.offsetLag)));
+      if (current() && e.payload.batchSize === 0) {
+        this.metrics.kafkaConsumerLag.set({ topic: e.payload.topic, partition: String(e.payload.partition) }, Math.max(0, Number(e.payload.offsetLag)));
+        this.resumeAt.set(`${e.payload.topic}/${e.payload.partition}`, BigInt(e.payload.lastOffset) + 1n);
+      }
     });
     consumer.on(events.DISCONNECT, () => {
       if (current() && this.state === 'running' && !this.restartTimer) this.problem = 'disconnected from the broker';
     });
+  }
+
+  /**
+   * An input topic deleted while consuming makes kafkajs retry its fetch for about 30 s, then
+   * crash and restart until the topic is back (the broker drops the group's offsets with the
+   * topic, so a recreated topic is read from its start). /readyz names the missing topic.
+   */
+  private async nameMissingTopics(consumer: Consumer): Promise<void> {
+    const admin = this.kafka.admin({ retry: { retries: 1 } });
+    try {
+      await admin.connect();
+      const existing = new Set(await admin.listTopics());
+      const missing = this.settings.topics.filter((t) => !existing.has(t));
+      if (missing.length === 0 || consumer !== this.consumer || !this.problem?.startsWith('crashed')) return;
+      this.problem = `input topic ${missing.join(', ')} does not exist (deleted), waiting for it`;
+      this.log.error({ topics: missing }, 'kafka consumer: an input topic does not exist (deleted?); consuming resumes once it is created again');
+    } catch (e) {
+      this.log.debug({ err: e }, 'could not list the topics');
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 
   private partitionProgress(topic: string, partition: number): PartitionProgress {
@@ -321,6 +459,7 @@ export class KafkaIngestConsumer {
       resolveOffset(last);
       const next = BigInt(last) + 1n;
       await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
+      this.resumeAt.set(`${topic}/${partition}`, next);
       this.count(topic, result);
       lag(next);
       progress.pendingSince = i + this.chunkSize < batch.messages.length ? Date.now() : null;
@@ -445,6 +584,14 @@ function repairHeaders(message: KafkaMessage): void {
     const bytes = v.filter((x) => Buffer.isBuffer(x) || typeof x === 'string');
     if (bytes.length < v.length) headers[k] = bytes.length === 1 ? bytes[0] : bytes;
   }
+}
+
+/** Whether `error` or one of its causes is a Kafka protocol error of this type. */
+function causedBy(error: unknown, type: string): boolean {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { type?: unknown }).type === type) return true;
+  }
+  return false;
 }
 
 function header(message: KafkaMessage, name: string): string | null {

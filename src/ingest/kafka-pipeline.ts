@@ -50,8 +50,10 @@ export async function startKafkaPipeline(
   const relay: RelayHandle = workerFile
     ? new ThreadedRelay(workerFile, { settings, db, opts: opts.relay ?? {}, logLevel: log.level }, metricsSink(metrics), log.child({ component: 'outbox-relay' }))
     : new OutboxRelay(createRelayProducer(settings, kafkaLog), db, settings, metricsSink(metrics), log.child({ component: 'outbox-relay' }), opts.relay);
+  // kafkajs tells of an offset reset only in its log: the consumer reads its client's entries.
+  let logReader: KafkaIngestConsumer | undefined;
   const consumer = new KafkaIngestConsumer(
-    createKafka(settings, kafkaLog, 'ingest'),
+    createKafka(settings, kafkaLog, 'ingest', (entry) => logReader?.onClientLog(entry)),
     settings,
     recorder,
     config.ingestLimits,
@@ -59,6 +61,7 @@ export async function startKafkaPipeline(
     log.child({ component: 'kafka-consumer' }),
     opts.consumer,
   );
+  logReader = consumer;
   await relay.start();
   try {
     await consumer.start();

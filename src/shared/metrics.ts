@@ -100,6 +100,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly kafkaOffsetResets = new Counter({
+    name: 'earshot_kafka_offset_resets_total',
+    help: 'Times a partition resumed elsewhere than its committed offset because that offset was no longer in the log (KAFKA_OFFSET_RESET), by reason: before-log-start (records deleted under it), past-end (topic truncated or recreated), unknown',
+    labelNames: ['topic', 'partition', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kafkaOffsetsSkipped = new Counter({
+    name: 'earshot_kafka_offsets_skipped_total',
+    help: 'Offsets never read because a partition resumed past them after an offset reset (deleted before they were read, or skipped by KAFKA_OFFSET_RESET=latest)',
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+
   readonly kafkaRetries = new Counter({
     name: 'earshot_kafka_retries_total',
     help: 'Transient failures (database or broker) after which a partition waited and retried the same messages',
