@@ -174,6 +174,7 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const scorer = new SentimentScorer(taxonomy, remoteModel, log.child({ component: 'sentiment-model' }), config.sentiment.batchSize);
   const gapTracker = new ListeningGapTracker(config.listeningGap);
   const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }), gapTracker, scorer);
+  recorder.onHubCapped = (n) => metrics.identityHubCapped.inc(n);
   const ingest = new IngestService(recorder, config.ingestLimits, metrics, log.child({ component: 'ingest' }), config.ingestLanes);
   const customers = new CustomerService(db.ds);
   const interactions = new InteractionService(db.ds);

@@ -5,6 +5,7 @@ import { parseListeningGapConfig, type ListeningGapConfig } from '../listening-g
 import { parseIngestLimits, type IngestLimitsConfig } from '../interactions/ingest-limits.config';
 import { EVENT_ROOM_BESIDES_TEXT } from '../interactions/interaction-message';
 import { parseSentimentConfig, type SentimentConfig } from '../sentiment/sentiment.config';
+import { canonicalNetwork, identityKey } from '../identity/normalize';
 
 export type Role = 'api' | 'ingest' | 'sync';
 export const ALL_ROLES: readonly Role[] = ['api', 'ingest', 'sync'];
@@ -64,6 +65,17 @@ export interface Config {
     readonly autoLinkBits: number;
     /** bits from which a pair becomes a merge suggestion; at most autoLinkBits */
     readonly reviewBits: number;
+    /**
+     * EARSHOT_IDENTITY_IGNORED: identifier values that never link customers, on top of the
+     * built-in placeholders (`isPlaceholderIdentity`): `info@`, `@acme.com`, `jane@acme.com`,
+     * `+18005550100`, `x:acme`; normalized as identities are.
+     */
+    readonly ignored: readonly string[];
+    /**
+     * EARSHOT_IDENTITY_HUB_CAP (20): an email or phone whose customer already holds this many
+     * handles links no further author with another handle; those become merge suggestions.
+     */
+    readonly hubCap: number;
   };
   readonly kafka: {
     /** null: no Kafka; the consumer and the outbox relay stay off and the outbox keeps rows */
@@ -314,6 +326,8 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
       plusAddressing: oneOf('EARSHOT_EMAIL_PLUS_ADDRESSING', 'strip', ['keep', 'strip'] as const),
       defaultPhoneRegion: (str('EARSHOT_DEFAULT_PHONE_REGION') ?? 'US').toUpperCase(),
       ...identityThresholds(str, problems),
+      hubCap: int('EARSHOT_IDENTITY_HUB_CAP', 20, 1, 1_000_000),
+      ignored: ignoredIdentities(str('EARSHOT_IDENTITY_IGNORED'), (str('EARSHOT_DEFAULT_PHONE_REGION') ?? 'US').toUpperCase(), problems),
     },
     kafka,
     crm: parseCrmConfig(str, int, problems),
@@ -468,6 +482,27 @@ function parseMetrics(
   const names = (str('EARSHOT_METRICS_OPERATIONS') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const n of names) if (!/^[_A-Za-z][_0-9A-Za-z]{0,99}$/.test(n)) problems.push(`EARSHOT_METRICS_OPERATIONS: ${JSON.stringify(n)} is not a GraphQL operation name`);
   return { key, port, operationNames: names.slice(0, 200), onMainPort: port === null && (key !== null || !production) };
+}
+
+/**
+ * EARSHOT_IDENTITY_IGNORED, comma-separated: `local@` and `@domain` stay patterns (lower case), a
+ * full address is normalized as an email, a phone as E.164, `network:handle` as a handle key.
+ */
+function ignoredIdentities(raw: string | null, region: string, problems: string[]): string[] {
+  const out: string[] = [];
+  for (const entry of (raw ?? '').split(',').map((e) => e.trim()).filter((e) => e.length > 0)) {
+    const lower = entry.toLowerCase();
+    const colon = entry.indexOf(':');
+    let value: string | null;
+    const network = colon > 0 ? canonicalNetwork(entry.slice(0, colon)) : null;
+    if (network) value = identityKey('handle', network, entry.slice(colon + 1));
+    else if (/^[^@\s]+@$|^@[^@\s]+$/.test(lower)) value = lower;
+    else if (entry.includes('@')) value = identityKey('email', null, entry);
+    else value = identityKey('phone', null, entry, { defaultRegion: region });
+    if (value) out.push(value);
+    else problems.push(`EARSHOT_IDENTITY_IGNORED: ${JSON.stringify(entry)} is no email pattern, email, phone or network:handle`);
+  }
+  return out;
 }
 
 /** Defaults: the thresholds chosen on the Febrl evaluation (src/identity/matcher.ts). */

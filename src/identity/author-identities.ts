@@ -1,5 +1,5 @@
 import type { InteractionMessage } from '../interactions/interaction-message';
-import { identityKey, type IdentityKeyOptions, type IdentityKind } from './normalize';
+import { identityKey, isPlaceholderIdentity, type IdentityKeyOptions, type IdentityKind } from './normalize';
 
 export interface IdentityClaim {
   kind: IdentityKind;
@@ -15,14 +15,15 @@ const PRIORITY: Record<IdentityKind, number> = { crm: 0, email: 1, phone: 2, han
 /**
  * The deterministic identities an interaction's author carries: CRM ids, email, phone,
  * the handle on the source network (social networks only) and the profile URL.
- * Values that cannot be an identity of their kind are left out, never half-normalized.
+ * Values that cannot be an identity of their kind are left out, never half-normalized; so are
+ * placeholders many people share (`test@test.com`, `+447777777777`: `isPlaceholderIdentity`).
  */
 export function authorIdentities(m: InteractionMessage, opts: IdentityKeyOptions): IdentityClaim[] {
   const out: IdentityClaim[] = [];
   const add = (kind: IdentityKind, network: string | null, raw: string | null | undefined) => {
     if (!raw) return;
     const value = identityKey(kind, network, raw, opts);
-    if (value && !out.some((c) => c.kind === kind && c.value === value)) out.push({ kind, network, value, raw });
+    if (value && !isPlaceholderIdentity(kind, value, opts.ignored) && !out.some((c) => c.kind === kind && c.value === value)) out.push({ kind, network, value, raw });
   };
   for (const ref of m.author.crmIds ?? []) add('crm', ref.system, `${ref.objectType}:${ref.id}`);
   add('email', null, m.author.email);

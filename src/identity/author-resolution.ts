@@ -3,7 +3,7 @@ import { customerDisplayName } from '../auth/pii.policy';
 import type { InteractionMessage } from '../interactions/interaction-message';
 import type { IdentityClaim } from './author-identities';
 import * as repo from './identity.repository';
-import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys } from './merge';
+import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys, recordSuggestion } from './merge';
 import { uuidv7 } from '../shared/uuidv7';
 
 /** A message on its way into the database, as author resolution sees it. */
@@ -29,9 +29,24 @@ export interface AuthoredMessage {
  * transaction or row-locked by it and found by that lock, so it exists until the commit
  * (interaction.customer_id has no foreign key: this is the check, once per batch).
  */
-export async function resolveAuthors(qr: QueryRunner, batch: AuthoredMessage[], opts: { publicUrl: string }): Promise<void> {
-  await resolveCustomers(qr, batch.filter((p) => p.message.direction === 'inbound'), opts.publicUrl);
+export async function resolveAuthors(
+  qr: QueryRunner,
+  batch: AuthoredMessage[],
+  opts: { publicUrl: string; identity?: { hubCap?: number } },
+): Promise<{ hubCapped: HubCapped[] }> {
+  const hubCapped = await resolveCustomers(qr, batch.filter((p) => p.message.direction === 'inbound'), opts.publicUrl, opts.identity?.hubCap ?? DEFAULT_HUB_CAP);
   await attachReplies(qr, batch);
+  return { hubCapped };
+}
+
+/** EARSHOT_IDENTITY_HUB_CAP's default */
+export const DEFAULT_HUB_CAP = 20;
+
+/** An author the hub cap kept apart from the customer of a shared email or phone (ids only: no PII in logs). */
+export interface HubCapped {
+  kind: string;
+  hubCustomerId: string;
+  customerId: string;
 }
 
 /**
@@ -42,11 +57,11 @@ export async function resolveAuthors(qr: QueryRunner, batch: AuthoredMessage[], 
  * rejected the pair or both hold records of one CRM object (then a suggestion).
  * Also sets which identity attached each message, so an unmerge or unlink moves it back.
  */
-async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publicUrl: string): Promise<void> {
+async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publicUrl: string, hubCap: number): Promise<HubCapped[]> {
   const keyOf = (c: IdentityClaim) => identityLockKey(c.kind, c.value);
   const claims = new Map<string, IdentityClaim>();
   for (const p of batch) for (const c of p.claims) claims.set(keyOf(c), c);
-  if (claims.size === 0) return;
+  if (claims.size === 0) return [];
 
   // Most authors are known: read their identities without a lock. Only messages that would
   // create an identity or join two customers take the identity-key locks (then read again).
@@ -115,13 +130,36 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
 
   const owners = new Map<string, string>();
   const identityIds = new Map<string, string>();
+  // Hub cap: how many handles each customer reached by an email or phone holds (read with it, by
+  // the same statement), plus those this batch gives it. An email or phone whose customer holds
+  // hubCap handles links no author bringing another handle: a placeholder or a victim's address
+  // copied by many accounts would otherwise pull them all into one customer. Those authors stay
+  // apart (their own customer) and the pair becomes a merge suggestion.
+  const handleCount = new Map<string, number>();
   for (const [k, r] of found) {
-    owners.set(k, roots.get(r.customer_id) ?? r.customer_id);
+    const owner = roots.get(r.customer_id) ?? r.customer_id;
+    owners.set(k, owner);
     identityIds.set(k, r.id);
+    if (r.handles != null) handleCount.set(owner, Math.max(handleCount.get(owner) ?? 0, r.handles));
   }
+  const isHandle = (c: IdentityClaim) => c.kind === 'handle' || c.kind === 'profile_url';
+  const cut = new Map<AuthoredMessage, Set<string>>();
+  /** the claims of p that must not link it (hubs), updated with the counts as they are now */
+  const hubsOf = (p: AuthoredMessage): Set<string> => {
+    const out = cut.get(p) ?? new Set<string>();
+    for (const c of p.claims) {
+      if (c.kind !== 'email' && c.kind !== 'phone') continue;
+      const owner = owners.get(keyOf(c));
+      if (owner === undefined || (handleCount.get(owner) ?? 0) < hubCap) continue;
+      if (p.claims.some((h) => isHandle(h) && owners.get(keyOf(h)) !== owner)) out.add(keyOf(c));
+    }
+    cut.set(p, out);
+    return out;
+  };
 
   for (const p of batch) {
-    const known = p.claims.filter((c) => owners.has(keyOf(c)));
+    const hubs = hubsOf(p);
+    const known = p.claims.filter((c) => owners.has(keyOf(c)) && !hubs.has(keyOf(c)));
     for (const other of known.slice(1)) {
       const survivor = owners.get(keyOf(known[0]!))!;
       const mergedId = owners.get(keyOf(other))!;
@@ -134,6 +172,8 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
         {
           reason: `interaction ${m.source}/${m.externalId} names the ${known[0]!.kind} of one customer and the ${other.kind} of the other`,
           actor: `rule:deterministic:${known[0]!.kind}`,
+          // what a message says about its author is unverified: it never merges two CRM customers
+          unverified: true,
           evidence: [
             { field: known[0]!.kind, outcome: 'agree', detail: 'held by the survivor; named by the same author' },
             { field: other.kind, outcome: 'agree', detail: 'held by the merged customer; named by the same author' },
@@ -141,16 +181,21 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
           publicUrl,
         },
       );
-      if (outcome.merged) for (const [k, owner] of owners) if (owner === mergedId) owners.set(k, survivor);
+      if (outcome.merged) {
+        for (const [k, owner] of owners) if (owner === mergedId) owners.set(k, survivor);
+        handleCount.set(survivor, (handleCount.get(survivor) ?? 0) + (handleCount.get(mergedId) ?? 1));
+      }
     }
   }
 
   const newCustomers: { id: string; displayName: string | null }[] = [];
   const newIdentities: { id: string; customerId: string; claim: IdentityClaim }[] = [];
+  const capped: { hub: string; p: AuthoredMessage }[] = [];
   for (const p of batch) {
     const keys = p.claims.map(keyOf);
+    const hubs = hubsOf(p);
     // claims are sorted strongest first, so the strongest known identity decides
-    let customerId = keys.map((k) => owners.get(k)).find((id) => id !== undefined) ?? null;
+    let customerId = keys.map((k) => (hubs.has(k) ? undefined : owners.get(k))).find((id) => id !== undefined) ?? null;
     if (customerId === null && p.claims.length > 0) {
       customerId = uuidv7();
       newCustomers.push({ id: customerId, displayName: customerDisplayName(p.message.source, p.message.author) });
@@ -163,10 +208,12 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
         owners.set(keys[i]!, customerId);
         identityIds.set(keys[i]!, id);
         newIdentities.push({ id, customerId, claim });
+        if (isHandle(claim)) handleCount.set(customerId, (handleCount.get(customerId) ?? 0) + 1);
       }
     });
     const by = keys.find((k) => owners.get(k) === customerId);
     p.identityId = by ? identityIds.get(by)! : null;
+    for (const hub of hubs) if (owners.get(hub) !== customerId) capped.push({ hub, p });
   }
 
   if (newCustomers.length > 0) {
@@ -176,6 +223,24 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
     // No ON CONFLICT: the advisory locks above make a concurrent insert of the same key impossible.
     await repo.insertIngestIdentities(qr, newIdentities);
   }
+
+  // Authors the hub cap kept apart: for review (rare, so one statement or two each is fine).
+  const out: HubCapped[] = [];
+  const seen = new Set<string>();
+  for (const { hub, p } of capped) {
+    const hubCustomerId = owners.get(hub)!;
+    if (!p.identityId || seen.has(`${hubCustomerId}\u0000${p.customerId}`)) continue;
+    seen.add(`${hubCustomerId}\u0000${p.customerId}`);
+    const kind = claims.get(hub)!.kind;
+    const m = p.message;
+    await recordSuggestion(qr, { customerId: hubCustomerId, identityId: identityIds.get(hub)! }, { customerId: p.customerId!, identityId: p.identityId }, {
+      score: null,
+      evidence: [{ field: kind, outcome: 'agree', detail: `named by the same author, but ${hubCap} or more other handles already share it` }],
+      reason: `interaction ${m.source}/${m.externalId} names the ${kind} of a customer that holds ${hubCap} or more handles (EARSHOT_IDENTITY_HUB_CAP): not merged automatically`,
+    });
+    out.push({ kind, hubCustomerId, customerId: p.customerId! });
+  }
+  return out;
 }
 
 /**
@@ -255,8 +320,8 @@ export function identitiesKeepMoving(): Error & { code: string } {
 const keepMoving = identitiesKeepMoving;
 
 /** Where identities are now (one statement, no lock), keyed by `identityLockKey`. */
-async function readIdentities(qr: QueryRunner, claims: IdentityClaim[]): Promise<Map<string, { id: string; customer_id: string }>> {
-  const out = new Map<string, { id: string; customer_id: string }>();
+async function readIdentities(qr: QueryRunner, claims: IdentityClaim[]): Promise<Map<string, { id: string; customer_id: string; handles: number | null }>> {
+  const out = new Map<string, { id: string; customer_id: string; handles: number | null }>();
   if (claims.length === 0) return out;
   const rows = await repo.identitiesAt(qr, claims.map((c) => c.kind), claims.map((c) => c.value));
   for (const r of rows) out.set(identityLockKey(r.kind, r.value), r);

@@ -10,7 +10,7 @@ import { IncrementalIndex, Matcher, DEFAULT_PARAMETERS, type MatchParameters, ty
 import type { EvidenceItem } from './identity.model';
 import * as repo from './identity.repository';
 import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys, recordSuggestion } from './merge';
-import { identityKey, type IdentityKeyOptions, type IdentityKind } from './normalize';
+import { identityKey, isPlaceholderIdentity, type IdentityKeyOptions, type IdentityKind } from './normalize';
 
 export interface CrmIntakeResult {
   records: number;
@@ -53,7 +53,7 @@ export class CrmIntakeService {
   }
 
   get keyOptions() {
-    return { email: { plusAddressing: this.config.identity.plusAddressing }, defaultRegion: this.config.identity.defaultPhoneRegion };
+    return { email: { plusAddressing: this.config.identity.plusAddressing }, defaultRegion: this.config.identity.defaultPhoneRegion, ignored: this.config.identity.ignored };
   }
 
   useParameters(parameters: MatchParameters): void {
@@ -330,7 +330,8 @@ export function prepareCrmRecord(
   const claims: Claim[] = [{ kind: 'crm', network: system, value: crmKey, raw: `${objectType}:${input.externalId}` }];
   for (const id of input.identities ?? []) {
     const value = identityKey(id.kind, id.network ?? null, id.value, keyOptions);
-    if (value && !claims.some((c) => c.kind === id.kind && c.value === value)) {
+    // a placeholder (test@test.com, a configured role address) would join unrelated records
+    if (value && !isPlaceholderIdentity(id.kind, value, keyOptions.ignored) && !claims.some((c) => c.kind === id.kind && c.value === value)) {
       claims.push({ kind: id.kind, network: id.kind === 'handle' || id.kind === 'profile_url' ? value.slice(0, value.indexOf(':')) : null, value, raw: id.value });
     }
   }

@@ -284,6 +284,17 @@ export async function crmConflict(db: Db, a: string, b: string): Promise<boolean
   return found.length > 0;
 }
 
+/** Whether both customers hold a live CRM record (of any system or object). */
+export async function bothHoldCrmRecords(db: Db, a: string, b: string): Promise<boolean> {
+  const found = await rows<{ one: number }>(
+    db,
+    `SELECT 1 AS one WHERE EXISTS (SELECT 1 FROM crm_record WHERE customer_id = $1 AND deleted_at IS NULL)
+                       AND EXISTS (SELECT 1 FROM crm_record WHERE customer_id = $2 AND deleted_at IS NULL)`,
+    [a, b],
+  );
+  return found.length > 0;
+}
+
 /** Live CRM records with the customer and CRM identity (anchor) they belong to, and a label. */
 export function crmRecordAnchors(db: Db, recordIds: readonly string[]): Promise<{ id: string; customer_id: string; anchor: string; label: string }[]> {
   return rows(
@@ -683,11 +694,21 @@ export function ownersOf(db: Db, sources: readonly string[], externalIds: readon
   );
 }
 
-/** Where identities are now by (kind, value) (one statement, no lock). */
-export function identitiesAt(db: Db, kinds: readonly string[], values: readonly string[]): Promise<{ id: string; kind: string; value: string; customer_id: string }[]> {
+/**
+ * Where identities are now by (kind, value) (one statement, no lock). For an email or phone, also
+ * how many handles (and profile URLs) its customer holds: the hub cap of ingest (author-resolution).
+ */
+export function identitiesAt(
+  db: Db,
+  kinds: readonly string[],
+  values: readonly string[],
+): Promise<{ id: string; kind: string; value: string; customer_id: string; handles: number | null }[]> {
   return rows(
     db,
-    `SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM unnest($1::text[], $2::text[]) AS k(kind, value)
+    `SELECT ci.id, ci.kind, ci.value, ci.customer_id,
+            CASE WHEN ci.kind IN ('email', 'phone') THEN (SELECT count(*)::int FROM customer_identity h
+                   WHERE h.customer_id = ci.customer_id AND h.kind IN ('handle', 'profile_url')) END AS handles
+       FROM unnest($1::text[], $2::text[]) AS k(kind, value)
        CROSS JOIN LATERAL (${IDENTITY_BY_KEY}) ci`,
     [kinds, values],
   );

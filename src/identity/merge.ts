@@ -87,6 +87,11 @@ export async function lockCustomers(qr: Q, ids: Iterable<string>): Promise<Map<s
 }
 
 export interface MergeTxOptions {
+  /**
+   * autoMergeTx only: what the rule rests on is unverified (an author's own claim in a message),
+   * so two customers that both hold CRM records are only suggested, never merged by it.
+   */
+  unverified?: boolean;
   reason: string;
   actor: string;
   score?: number | null;
@@ -262,7 +267,8 @@ export async function recordSuggestion(
 
 /**
  * A merge a rule wants: done unless a person rejected the pair (then nothing) or the two hold
- * different records of one CRM object (then a suggestion for review instead).
+ * different records of one CRM object (then a suggestion for review instead); with
+ * `opts.unverified` (an author's claim in a message), also a suggestion when both hold CRM records.
  */
 export async function autoMergeTx(
   qr: Q,
@@ -276,6 +282,14 @@ export async function autoMergeTx(
       score: opts.score ?? null,
       evidence: opts.evidence ?? [],
       reason: `${opts.reason}; not merged automatically: both hold records of the same CRM object`,
+    });
+    return { merged: false, suggested };
+  }
+  if (opts.unverified && (await repo.bothHoldCrmRecords(qr, survivor.customerId, merged.customerId))) {
+    const suggested = await recordSuggestion(qr, survivor, merged, {
+      score: opts.score ?? null,
+      evidence: opts.evidence ?? [],
+      reason: `${opts.reason}; not merged automatically: both are CRM customers, and an author's claim alone does not prove them one`,
     });
     return { merged: false, suggested };
   }

@@ -279,6 +279,62 @@ export interface IdentityKeyOptions {
   email?: EmailOptions;
   /** ISO 3166 region for phone numbers written without a country prefix. */
   defaultRegion?: string;
+  /**
+   * Identifier values that never link customers, beyond the built-in placeholders
+   * (`EARSHOT_IDENTITY_IGNORED`, see {@link isPlaceholderIdentity}).
+   */
+  ignored?: readonly string[];
+}
+
+// Local parts and domains that stand for "no address": people type them into forms that demand
+// one, so thousands of unrelated people share them. Deliberately short; extend per deployment
+// with EARSHOT_IDENTITY_IGNORED rather than here.
+const PLACEHOLDER_LOCAL = new Set([
+  'noreply', 'no-reply', 'no_reply', 'donotreply', 'do-not-reply', 'do_not_reply', 'none', 'noemail', 'no-email', 'no_email',
+  'nomail', 'na', 'n.a', 'n/a', 'null', 'nil', 'nobody', 'unknown', 'test', 'fake', 'asdf', 'email', 'x', 'xx', 'xxx',
+]);
+const PLACEHOLDER_DOMAINS = new Set(['test.com', 'none.com', 'na.com', 'noemail.com', 'nomail.com', 'no-email.com', 'fake.com', 'email.invalid']);
+
+/**
+ * Whether a normalized identity (the `identityKey` value) is a placeholder that many unrelated
+ * people share, and so must never link two authors or records to one customer.
+ *
+ * Built in: emails whose local part or domain means "no address" (`test@…`, `noreply@…`,
+ * `none@none.com`, `…@test.com`, the reserved `.invalid` top-level domain); phones whose national
+ * number is one digit repeated (`+447777777777`), a run of consecutive digits (`+12345678900`),
+ * or North American directory assistance (`NXX-555-1212`). Invalid phone numbers never get here:
+ * `normalizePhone` already refuses them (libphonenumber's validity check: `0000000000`,
+ * `555-555-5555`, `1234567890`). `ignored` adds entries from config, compared with the
+ * normalized value: `info@` (that local part at any domain), `@acme.com` (a whole domain), a full
+ * address, an E.164 phone, or a `network:handle` key (a brand's own account).
+ *
+ * Must stay true: depends on the value and `ignored` only; a placeholder is left out of a
+ * message's or record's claims, never stored as an identity, never matched on.
+ */
+export function isPlaceholderIdentity(kind: IdentityKind, value: string, ignored: readonly string[] = []): boolean {
+  if (ignored.length > 0 && ignored.includes(value)) return true;
+  if (kind === 'email') {
+    const at = value.lastIndexOf('@');
+    const local = value.slice(0, at);
+    const domain = value.slice(at + 1);
+    if (PLACEHOLDER_LOCAL.has(local) || PLACEHOLDER_DOMAINS.has(domain) || domain.endsWith('.invalid')) return true;
+    return ignored.length > 0 && (ignored.includes(`${local}@`) || ignored.includes(`@${domain}`));
+  }
+  if (kind === 'phone') {
+    if (/^\+1[2-9]\d{2}5551212$/.test(value)) return true;
+    const parsed = parsePhoneNumberFromString(value);
+    const nsn = parsed ? String(parsed.nationalNumber) : value.slice(1);
+    if (/^(\d)\1+$/.test(nsn)) return true;
+    const run = nsn.replace(/0+$/, '');
+    return run.length >= 6 && (consecutive(run, 1) || consecutive(run, 9));
+  }
+  return false;
+}
+
+/** every digit is the one before plus `step` (mod 10): 1 ascending, 9 descending */
+function consecutive(digits: string, step: number): boolean {
+  for (let i = 1; i < digits.length; i++) if ((digits.charCodeAt(i - 1) - 48 + step) % 10 !== digits.charCodeAt(i) - 48) return false;
+  return true;
 }
 
 const SF_ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ012345';

@@ -4,7 +4,7 @@ import { sqlState } from '../db/failures';
 import { inTransaction } from '../db/transaction';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
 import type { IdentityKeyOptions } from '../identity/normalize';
-import { resolveAuthors } from '../identity/author-resolution';
+import { resolveAuthors, type HubCapped } from '../identity/author-resolution';
 import { enqueueOutbox } from '../outbox/outbox';
 import { refreshCustomerSummaries, sumRollups, writeRollups } from '../sentiment/rollups';
 import type { Logger } from '../shared/logger';
@@ -67,11 +67,14 @@ export class RecordInteractionsService {
     /** built-in model, or the team's model server with the built-in as fallback */
     private readonly scorer: SentimentScorer = new SentimentScorer(taxonomy, null, log),
   ) {
-    this.identityOptions = { email: { plusAddressing: config.identity.plusAddressing }, defaultRegion: config.identity.defaultPhoneRegion };
+    this.identityOptions = { email: { plusAddressing: config.identity.plusAddressing }, defaultRegion: config.identity.defaultPhoneRegion, ignored: config.identity.ignored };
   }
 
   /** how author identities are normalized (EARSHOT_IDENTITY_*): what makes two authors one person */
   readonly identityOptions: IdentityKeyOptions;
+
+  /** told how many authors the hub cap kept apart in a committed batch (a metric) */
+  onHubCapped: ((authors: number) => void) | null = null;
 
   async record(messages: InteractionMessage[]): Promise<RecordOutcome> {
     return this.store(await this.analyze(messages));
@@ -122,11 +125,13 @@ export class RecordInteractionsService {
     if (batch.unique.length === 0) return { accepted: 0, duplicates: batch.size, statuses, interactionIds: [] };
     let accepted: Prepared[];
     let { topicIds, departmentIds } = batch;
+    const capped: HubCapped[] = [];
     for (let attempt = 1; ; attempt++) {
       // fresh Prepared objects: a retried batch must not see customer ids of a rolled-back try
       const unique = batch.unique.map((p) => ({ ...p, customerId: null, identityId: undefined }));
+      capped.length = 0;
       try {
-        accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, topicIds, departmentIds));
+        accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, topicIds, departmentIds, capped));
         break;
       } catch (e) {
         // a concurrent writer stored one of these meanwhile: the next try leaves it out as stored
@@ -153,6 +158,11 @@ export class RecordInteractionsService {
       }
     }
     for (const p of accepted) statuses[p.index] = 'accepted';
+    if (capped.length > 0) {
+      // ids only (no address in the log); each pair is a pending merge suggestion
+      this.log.warn({ authors: capped.length, hubCap: this.config.identity.hubCap, first: capped[0] }, 'authors naming an email or phone of a customer at the hub cap kept apart for review');
+      this.onHubCapped?.(capped.length);
+    }
     return {
       accepted: accepted.length,
       duplicates: batch.size - accepted.length,
@@ -166,13 +176,14 @@ export class RecordInteractionsService {
     batch: Prepared[],
     topicIds: Map<string, number>,
     departmentIds: Map<string, number>,
+    capped: HubCapped[],
   ): Promise<Prepared[]> {
     const existing = await storedKeys(qr, batch.map((p) => p.message.source), batch.map((p) => p.message.externalId));
     const stored = new Set(existing.map((r) => `${r.source}\u0000${r.external_id}`));
     const fresh = batch.filter((p) => !stored.has(`${p.message.source}\u0000${p.message.externalId}`));
     if (fresh.length === 0) return [];
 
-    await resolveAuthors(qr, fresh, this.config);
+    capped.push(...(await resolveAuthors(qr, fresh, this.config)).hubCapped);
     const gapPlan = this.gap ? await this.gap.plan(qr, fresh.map(tracked)) : null;
 
     const rows = fresh.map((p): NewInteractionRow => {

@@ -148,6 +148,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly identityHubCapped = new Counter({
+    name: 'earshot_identity_hub_capped_total',
+    help: 'Authors not linked to the customer of an email or phone they named because it already holds EARSHOT_IDENTITY_HUB_CAP handles (each a pending merge suggestion)',
+    registers: [this.registry],
+  });
+
   readonly taskRuns = new Histogram({
     name: 'earshot_task_run_duration_seconds',
     help: 'Runs of background tasks (crm-sync, crm-writeback, crm-trend-refresh, escalation, retag, reresolution, retention), by outcome',
