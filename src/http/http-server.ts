@@ -11,6 +11,7 @@ import type { TrustedDocuments } from '../graphql/trusted-documents';
 import type { Loaders } from '../graphql/loaders';
 import type { IngestService, IngestSummary } from '../interactions/ingest.service';
 import { AppError } from '../shared/app-error';
+import { jsonNestingBeyond } from '../shared/json-depth';
 import { CONSOLE_PATH, serveConsole } from './console.static';
 import { loopTurns } from '../shared/loop-turns';
 import { requestContext } from '../shared/request-context';
@@ -140,6 +141,14 @@ function badTarget(req: IncomingMessage, res: ServerResponse): void {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const GRAPHQL_MAX_BODY_BYTES = 2 * 1024 * 1024;
+/**
+ * Levels of objects and arrays a GraphQL request body may nest. A deeper body is refused unread,
+ * before authentication: JSON.parse of 2 MiB of `[` (a million levels) took 0.7-2.5 s. Far above
+ * what any request needs, so that ingestInteractions still answers an entry whose metadata is
+ * too deep (5,000 levels in test/integration/ingest-hostile.test.ts) by its position; up to this
+ * depth JSON.parse costs what as many objects and arrays side by side cost.
+ */
+const GRAPHQL_MAX_JSON_DEPTH = 10_000;
 
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
 const INGEST_ROLES = new Set(['admin', 'service', 'agent']);
@@ -426,6 +435,9 @@ async function handleGraphql(
       return sendJson(res, 400, graphqlError('BAD_REQUEST', 'the request body is not valid UTF-8'));
     }
     if ((headers.get('content-type') ?? '').includes('json')) {
+      if (jsonNestingBeyond(text, GRAPHQL_MAX_JSON_DEPTH) !== null) {
+        return sendJson(res, 400, graphqlError('BAD_REQUEST', `the request body nests objects and arrays deeper than ${GRAPHQL_MAX_JSON_DEPTH} levels`));
+      }
       try {
         body = text === '' ? {} : JSON.parse(text);
       } catch {

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { identityKey, normalizeHandle } from './normalize';
+
+/** the fastest of a few runs, in ms */
+function fastest(f: () => unknown, runs = 3): number {
+  let best = Infinity;
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    f();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+describe('normalizeHandle on hostile input', () => {
+  it('cuts the trailing slashes of a LinkedIn handle in time linear in its length', () => {
+    const slashes = (n: number) => `in/${'/'.repeat(n)}x`;
+    normalizeHandle('linkedin', slashes(1_000));
+    const small = fastest(() => normalizeHandle('linkedin', slashes(8_000)));
+    // 4 times longer: about 4 times the work; before, `/\/+$/` made it 16 times (25 ms, then 420 ms)
+    expect(fastest(() => normalizeHandle('linkedin', slashes(32_000)))).toBeLessThan(8 * small + 2);
+  });
+
+  it('reads LinkedIn handles as before', () => {
+    expect(normalizeHandle('linkedin', 'in/jane-doe///')).toBe('jane-doe');
+    expect(normalizeHandle('linkedin', '/in/Jane-Doe/')).toBe('jane-doe');
+    expect(normalizeHandle('linkedin', '////')).toBeNull();
+    expect(normalizeHandle('linkedin', 'jane/doe/')).toBeNull();
+    expect(identityKey('profile_url', null, 'https://www.linkedin.com/in/jane-doe/')).toBe('linkedin:jane-doe');
+  });
+});
