@@ -72,6 +72,20 @@ export const RATING_WEIGHT = 0.5;
  */
 export const RATING_LOGIT_WEIGHT = 1.5;
 const MAX_EXPLANATION = 12;
+/**
+ * Characters of a token an explanation names, with "…" when cut: one 100,000-letter word made a
+ * 260 kB explanation (2.6 times the text), stored and published with every enriched event.
+ */
+export const MAX_EXPLANATION_TOKEN = 64;
+
+/** `token`, cut to MAX_EXPLANATION_TOKEN characters (never inside a surrogate pair). */
+export function shortToken(token: string): string {
+  if (token.length <= MAX_EXPLANATION_TOKEN) return token;
+  let cut = MAX_EXPLANATION_TOKEN - 1;
+  const c = token.charCodeAt(cut - 1);
+  if (c >= 0xd800 && c <= 0xdbff) cut--;
+  return `${token.slice(0, cut)}…`;
+}
 
 /** Maps a score to its label with the documented thresholds. */
 export function labelFor(score: number): SentimentLabel {
@@ -186,7 +200,7 @@ export class SentimentAnalyzer {
     }
     const intent = classifyIntent(scored, { negative: label === 'negative', positive: label === 'positive', complaint, complaintProbability });
     const unhappy = label === 'negative' || complaint || intent.intent === 'churn_threat';
-    const explanation = items.map((e) => ({ token: e.token, weight: round3(e.weight) }));
+    const explanation = items.map((e) => ({ token: shortToken(e.token), weight: round3(e.weight) }));
     if (truncated) explanation.push({ token: `(only the first ${MAX_SCORED_CHARS} characters were scored)`, weight: 0 });
     const confidence = rating !== null ? Math.max(Math.abs(score), 0.5) : label === 'negative' ? probs[0] : label === 'positive' ? probs[2] : probs[1];
     return {

@@ -1,5 +1,5 @@
 import type { Logger } from '../shared/logger';
-import { labelFor, type Analysis, type TopicMatch } from './analyzer';
+import { labelFor, shortToken, type Analysis, type TopicMatch } from './analyzer';
 import { RemoteModelError, type RemoteResult, type RemoteSentimentModel, type ScoreItem } from './remote-model.client';
 import type { LoadedTaxonomy, TaxonomyService } from './taxonomy.service';
 
@@ -95,7 +95,7 @@ export function withRemote(base: Analysis, r: RemoteResult, model: string, topic
     logit: Math.round(Math.atanh(Math.max(-0.999999, Math.min(0.999999, score))) * 1e6) / 1e6,
     lang: r.lang ?? base.lang,
     topics: matched ?? base.topics,
-    explanation: r.explanation?.slice(0, 50) ?? [{ token: `(scored by ${model}; no explanation given)`, weight: 0 }],
+    explanation: r.explanation?.slice(0, 50).map((e) => ({ token: shortToken(e.token), weight: e.weight })) ?? [{ token: `(scored by ${model}; no explanation given)`, weight: 0 }],
     model,
   };
 }
