@@ -10,6 +10,21 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * request for 3.3 s; about 400,000 exceed the largest string V8 makes, and the export then fails).
  */
 export const EXPORT_INTERACTIONS_MAX = 5_000;
+/**
+ * Listening items per export response, and the most a caller may ask for: a customer can own as
+ * many as interactions (a brand's own handle taken for a customer: tens of thousands), and each
+ * response must stay bounded the same way (12,000 items made every page of the export 12.5 MB, 18 MB
+ * alongside a full page of interactions; 5,000 items a page: 5.2 MB).
+ */
+export const EXPORT_LISTENING_ITEMS_MAX = 5_000;
+
+/** How the caller pages the export: each paged list has its own size and cursor. */
+export interface ExportPage {
+  interactionsAfter?: string | null;
+  interactionsFirst?: number | null;
+  listeningItemsAfter?: string | null;
+  listeningItemsFirst?: number | null;
+}
 
 /**
  * Everything Earshot holds about one person (a data subject access request), as plain JSON.
@@ -19,31 +34,38 @@ export const EXPORT_INTERACTIONS_MAX = 5_000;
  * their topics, CRM records, listening items, merge suggestions and history, daily rollups,
  * write-back state, outbox rows not yet sent and erasure requests. Interactions come in pages of at
  * most EXPORT_INTERACTIONS_MAX in (occurred_at, id) order: `interactionsTotal` counts them all and
- * `interactionsNext` (null on the last page) is the `interactionsAfter` of the next page. A request
- * without `interactionsFirst` or `interactionsAfter` gets everything in one response when that fits,
- * and an error saying how to page when it does not (never a first page taken for the whole export).
+ * `interactionsNext` (null on the last page) is the `interactionsAfter` of the next page. Listening
+ * items page the same way, on their own, in (opened_at, id) order (`listeningItemsFirst`,
+ * `listeningItemsAfter`, `listeningItemsTotal`, `listeningItemsNext`); every other list comes whole.
+ * A list asked for without its own `…First` or `…After` comes whole when that fits, and the request
+ * gets an error saying how to page when it does not (never a first page taken for the whole list).
  */
 export class CustomerExportService {
   constructor(private readonly ds: DataSource) {}
 
-  async export(customerId: string, page: { interactionsAfter?: string | null; interactionsFirst?: number | null } = {}): Promise<Record<string, unknown>> {
+  async export(customerId: string, page: ExportPage = {}): Promise<Record<string, unknown>> {
     if (!UUID.test(customerId)) throw AppError.badInput(`invalid customer id: ${JSON.stringify(customerId)}`);
-    const after = page.interactionsAfter ?? null;
-    if (after !== null && !UUID.test(after)) throw AppError.badInput(`invalid interactionsAfter: ${JSON.stringify(after)}`);
-    const first = page.interactionsFirst ?? EXPORT_INTERACTIONS_MAX;
-    if (!Number.isInteger(first) || first < 1 || first > EXPORT_INTERACTIONS_MAX) throw AppError.badInput(`interactionsFirst must be 1 to ${EXPORT_INTERACTIONS_MAX}`);
+    const interactionPage = pageArgs('interactions', page.interactionsFirst, page.interactionsAfter, EXPORT_INTERACTIONS_MAX);
+    const itemPage = pageArgs('listeningItems', page.listeningItemsFirst, page.listeningItemsAfter, EXPORT_LISTENING_ITEMS_MAX);
     const ids = await repo.customerFamily(this.ds, customerId, false);
     if (ids.length === 0) throw AppError.notFound(`customer ${customerId}`);
-    const data = await repo.customerData(this.ds, ids, { after, limit: first + 1 });
-    const { customers, identities, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures } = data;
-    const paged = page.interactionsFirst != null || page.interactionsAfter != null;
-    if (!paged && data.interactions.length > first) {
+    const data = await repo.customerData(this.ds, ids, { after: interactionPage.after, limit: interactionPage.first + 1 }, { after: itemPage.after, limit: itemPage.first + 1 });
+    if (!data.interactionCursorFound) throw AppError.badInput(`interactionsAfter ${JSON.stringify(interactionPage.after)} is no interaction: pass the interactionsNext of the page before`);
+    if (!data.listeningItemCursorFound) throw AppError.badInput(`listeningItemsAfter ${JSON.stringify(itemPage.after)} is no listening item: pass the listeningItemsNext of the page before`);
+    const { customers, identities, crmRecords, suggestions, history, daily, writeback, outbox, erasures } = data;
+    if (!interactionPage.paged && data.interactions.length > interactionPage.first) {
       // a caller that does not page would take the first page for the whole export
       throw AppError.badInput(
         `customer ${customerId} has ${data.interactionCount} interactions, more than one export response holds (${EXPORT_INTERACTIONS_MAX}): ask for pages with interactionsFirst (at most ${EXPORT_INTERACTIONS_MAX}) and follow interactionsNext`,
       );
     }
-    const interactions = data.interactions.slice(0, first);
+    if (!itemPage.paged && data.listeningItems.length > itemPage.first) {
+      throw AppError.badInput(
+        `customer ${customerId} has ${data.listeningItemCount} listening items, more than one export response holds (${EXPORT_LISTENING_ITEMS_MAX}): ask for pages with listeningItemsFirst (at most ${EXPORT_LISTENING_ITEMS_MAX}) and follow listeningItemsNext`,
+      );
+    }
+    const interactions = data.interactions.slice(0, interactionPage.first);
+    const listeningItems = data.listeningItems.slice(0, itemPage.first);
     return {
       exportedAt: new Date().toISOString(),
       customerId,
@@ -51,9 +73,11 @@ export class CustomerExportService {
       identities,
       interactionsTotal: data.interactionCount,
       interactions,
-      interactionsNext: data.interactions.length > first ? (interactions[interactions.length - 1]!.id as string) : null,
+      interactionsNext: data.interactions.length > interactionPage.first ? (interactions[interactions.length - 1]!.id as string) : null,
       crmRecords,
+      listeningItemsTotal: data.listeningItemCount,
       listeningItems,
+      listeningItemsNext: data.listeningItems.length > itemPage.first ? (listeningItems[listeningItems.length - 1]!.id as string) : null,
       mergeSuggestions: suggestions,
       mergeHistory: history.map((h) => withoutOthersName(h, ids)),
       dailySentiment: daily,
@@ -62,6 +86,15 @@ export class CustomerExportService {
       erasureRequests: erasures,
     };
   }
+}
+
+/** One paged list's arguments, checked: its page size (the most when not given), cursor, and whether the caller pages it. */
+function pageArgs(list: string, first: number | null | undefined, after: string | null | undefined, max: number): { first: number; after: string | null; paged: boolean } {
+  const cursor = after ?? null;
+  if (cursor !== null && !UUID.test(cursor)) throw AppError.badInput(`invalid ${list}After: ${JSON.stringify(cursor)}`);
+  const size = first ?? max;
+  if (!Number.isInteger(size) || size < 1 || size > max) throw AppError.badInput(`${list}First must be 1 to ${max}`);
+  return { first: size, after: cursor, paged: first != null || after != null };
 }
 
 /**

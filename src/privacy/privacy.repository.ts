@@ -252,16 +252,28 @@ export interface CustomerData {
   erasures: StoredRow[];
 }
 
-/** Which interactions an export carries: at most `limit`, in (occurred_at, id) order, after the interaction `after`. */
+/**
+ * Which interactions an export carries: at most `limit`, in (occurred_at, id) order, after the interaction `after`;
+ * and which listening items: at most `limit`, in (opened_at, id) order, after the listening item `after`.
+ */
 export interface InteractionPage {
   after: string | null;
   limit: number;
 }
+export type ListeningItemPage = InteractionPage;
 
-export async function customerData(db: Db, ids: readonly string[], page: InteractionPage = { after: null, limit: 5_000 }): Promise<CustomerData & { interactionCount: number }> {
+export async function customerData(
+  db: Db,
+  ids: readonly string[],
+  page: InteractionPage = { after: null, limit: 5_000 },
+  itemPage: ListeningItemPage = { after: null, limit: 5_000 },
+): Promise<CustomerData & { interactionCount: number; interactionCursorFound: boolean; listeningItemCount: number; listeningItemCursorFound: boolean }> {
   const q = (sql: string, more: unknown[] = []) => rows<StoredRow>(db, sql, [ids, ...more]);
-  const [[count], customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures] = await Promise.all([
-    q(`SELECT count(*)::int AS n FROM interaction WHERE customer_id = ANY($1::uuid[])`),
+  const [[count], [itemCount], customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures] = await Promise.all([
+    q(`SELECT (SELECT count(*)::int FROM interaction WHERE customer_id = ANY($1::uuid[])) AS n,
+              ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM interaction WHERE id = $2::uuid)) AS cursor_found`, [page.after]),
+    q(`SELECT (SELECT count(*)::int FROM listening_item WHERE customer_id = ANY($1::uuid[])) AS n,
+              ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM listening_item WHERE id = $2::uuid)) AS cursor_found`, [itemPage.after]),
     q(`SELECT * FROM customer WHERE id = ANY($1::uuid[]) ORDER BY created_at`),
     q(`SELECT id, customer_id, kind, network, value, raw_value, source, linked_by, link_score, created_at FROM customer_identity WHERE customer_id = ANY($1::uuid[]) ORDER BY created_at`),
     q(`SELECT i.*, coalesce((SELECT json_agg(json_build_object('topic', t.name, 'department', d.name, 'matched', it.matched) ORDER BY t.name)
@@ -271,7 +283,9 @@ export async function customerData(db: Db, ids: readonly string[], page: Interac
             AND ($2::uuid IS NULL OR (i.occurred_at, i.id) > (SELECT a.occurred_at, a.id FROM interaction a WHERE a.id = $2::uuid))
           ORDER BY i.occurred_at, i.id LIMIT $3`, [page.after, page.limit]),
     q(`SELECT id, customer_id, system, object_type, external_id, owner_id, payload, person, modstamp, deleted_at, written_values, written_at FROM crm_record WHERE customer_id = ANY($1::uuid[]) ORDER BY system, object_type, external_id`),
-    q(`SELECT * FROM listening_item WHERE customer_id = ANY($1::uuid[]) ORDER BY opened_at`),
+    q(`SELECT li.* FROM listening_item li WHERE li.customer_id = ANY($1::uuid[])
+            AND ($2::uuid IS NULL OR (li.opened_at, li.id) > (SELECT a.opened_at, a.id FROM listening_item a WHERE a.id = $2::uuid))
+          ORDER BY li.opened_at, li.id LIMIT $3`, [itemPage.after, itemPage.limit]),
     q(`SELECT * FROM merge_suggestion WHERE customer_a_id = ANY($1::uuid[]) OR customer_b_id = ANY($1::uuid[]) ORDER BY created_at`),
     q(`SELECT * FROM merge_audit WHERE survivor_id = ANY($1::uuid[]) OR merged_id = ANY($1::uuid[]) ORDER BY created_at`),
     q(`SELECT * FROM customer_sentiment_daily WHERE customer_id = ANY($1::uuid[]) ORDER BY day`),
@@ -279,7 +293,7 @@ export async function customerData(db: Db, ids: readonly string[], page: Interac
     q(`SELECT batch_id AS id, topic, message_key, payload, created_at FROM outbox WHERE sent_at IS NULL AND (message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])) ORDER BY batch_id, part, seq`),
     q(`SELECT * FROM erasure_request WHERE erased_customer_ids && $1::uuid[] ORDER BY created_at`),
   ]);
-  return { interactionCount: count!.n as number, customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures };
+  return { interactionCount: count!.n as number, interactionCursorFound: count!.cursor_found === true, listeningItemCount: itemCount!.n as number, listeningItemCursorFound: itemCount!.cursor_found === true, customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures };
 }
 
 // ---- retention ---------------------------------------------------------------------------------

@@ -40,14 +40,16 @@ export class PrivacyResolver {
   @Authorized('admin')
   @Query(() => GraphQLJSONObject, {
     description:
-      'Everything Earshot holds about one person (data subject access request), as JSON. Interactions come in pages of at most 5,000 (oldest first): `interactionsTotal` counts them all, `interactionsNext` (null on the last page) is the `interactionsAfter` of the next page. Without `interactionsFirst` or `interactionsAfter`, everything comes in one response when it holds at most 5,000 interactions, else the request is refused (BAD_USER_INPUT) with how to page.',
+      'Everything Earshot holds about one person (data subject access request), as JSON. Interactions come in pages of at most 5,000 (oldest first): `interactionsTotal` counts them all, `interactionsNext` (null on the last page) is the `interactionsAfter` of the next page. Without `interactionsFirst` or `interactionsAfter`, everything comes in one response when it holds at most 5,000 interactions, else the request is refused (BAD_USER_INPUT) with how to page. Listening items page the same way on their own (oldest opened first): `listeningItemsFirst`, `listeningItemsAfter`, `listeningItemsTotal`, `listeningItemsNext`. Every other list comes whole.',
   })
   customerDataExport(
     @Arg('id', () => ID) id: string,
     @Arg('interactionsAfter', () => String, { nullable: true }) interactionsAfter?: string | null,
     @Arg('interactionsFirst', () => Int, { nullable: true }) interactionsFirst?: number | null,
+    @Arg('listeningItemsAfter', () => String, { nullable: true }) listeningItemsAfter?: string | null,
+    @Arg('listeningItemsFirst', () => Int, { nullable: true }) listeningItemsFirst?: number | null,
   ): Promise<Record<string, unknown>> {
-    return this.exports.export(fromGlobalId(id, 'Customer').id, { interactionsAfter, interactionsFirst });
+    return this.exports.export(fromGlobalId(id, 'Customer').id, { interactionsAfter, interactionsFirst, listeningItemsAfter, listeningItemsFirst });
   }
 
   @Authorized('admin', 'analyst')
