@@ -141,6 +141,8 @@ function badTarget(req: IncomingMessage, res: ServerResponse): void {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const GRAPHQL_MAX_BODY_BYTES = 2 * 1024 * 1024;
+/** The largest GraphQL body read from a caller without a credential (when authentication is on). */
+const ANONYMOUS_MAX_BODY_BYTES = 64 * 1024;
 /**
  * Levels of objects and arrays a GraphQL request body may nest. A deeper body is refused unread,
  * before authentication: JSON.parse of 2 MiB of `[` (a million levels) took 0.7-2.5 s. Far above
@@ -422,9 +424,28 @@ async function handleGraphql(
   const headers = new HeaderMap();
   for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
   let body: unknown = undefined;
+  let raw: Buffer | null = null;
   if (req.method === 'POST') {
-    const raw = await readBody(req, GRAPHQL_MAX_BODY_BYTES, res, 'the GraphQL request limit', graphqlError, held);
+    raw = await readBody(req, GRAPHQL_MAX_BODY_BYTES, res, 'the GraphQL request limit', graphqlError, held);
     if (raw === null) return;
+  }
+  // A credential that does not verify is answered with 401 before any GraphQL work, and before
+  // the body is decoded or parsed: JSON.parse of 2 MiB of `{},{},…` costs about 0.4 s, which an
+  // unauthenticated client could otherwise make every request spend.
+  let principal: Principal | null;
+  try {
+    principal = await deps.auth.authenticate(req.headers);
+    noteRole(principal);
+  } catch (e) {
+    if (!(e instanceof AppError)) throw e;
+    return sendJson(res, e.httpStatus, { errors: [{ message: e.message, extensions: { code: e.code } }] });
+  }
+  // No credential where one is needed: an anonymous caller can do no more than ask what the API
+  // is, which takes a small body; a larger one is refused unparsed.
+  if (principal === null && raw !== null && raw.length > ANONYMOUS_MAX_BODY_BYTES) {
+    return sendJson(res, 401, graphqlError('UNAUTHENTICATED', `authentication required for a request body over ${ANONYMOUS_MAX_BODY_BYTES / 1024} KiB: send X-API-Key or Authorization: Bearer`));
+  }
+  if (raw !== null) {
     // JSON between systems is UTF-8 (RFC 8259): a decoder that replaced bad bytes with U+FFFD
     // would store, through ingestInteractions, text the client never sent; refused instead, as
     // an NDJSON line of such bytes is on /ingest.
@@ -451,15 +472,6 @@ async function handleGraphql(
     if (checked.error) return sendJson(res, checked.error.status, { errors: [{ message: checked.error.message, extensions: { code: checked.error.code } }] });
     if (checked.body !== undefined) body = checked.body;
     if (checked.search !== undefined) search = checked.search;
-  }
-  // A credential that does not verify is answered with 401 before any GraphQL work.
-  let principal: Principal | null;
-  try {
-    principal = await deps.auth.authenticate(req.headers);
-    noteRole(principal);
-  } catch (e) {
-    if (!(e instanceof AppError)) throw e;
-    return sendJson(res, e.httpStatus, { errors: [{ message: e.message, extensions: { code: e.code } }] });
   }
   const store = requestContext.getStore();
   if (store) store.loopTurns = true;
