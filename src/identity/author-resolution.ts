@@ -130,19 +130,27 @@ async function resolveCustomers(qr: QueryRunner, batch: AuthoredMessage[], publi
 
   const owners = new Map<string, string>();
   const identityIds = new Map<string, string>();
-  // Hub cap: how many handles each customer reached by an email or phone holds (read with it, by
-  // the same statement), plus those this batch gives it. An email or phone whose customer holds
-  // hubCap handles links no author bringing another handle: a placeholder or a victim's address
-  // copied by many accounts would otherwise pull them all into one customer. Those authors stay
-  // apart (their own customer) and the pair becomes a merge suggestion.
-  const handleCount = new Map<string, number>();
   for (const [k, r] of found) {
-    const owner = roots.get(r.customer_id) ?? r.customer_id;
-    owners.set(k, owner);
+    owners.set(k, roots.get(r.customer_id) ?? r.customer_id);
     identityIds.set(k, r.id);
-    if (r.handles != null) handleCount.set(owner, Math.max(handleCount.get(owner) ?? 0, r.handles));
   }
+  // Hub cap: an email or phone whose customer holds hubCap handles links no author bringing
+  // another handle: a placeholder or a victim's address copied by many accounts would otherwise
+  // pull them all into one customer. Those authors stay apart (their own customer) and the pair
+  // becomes a merge suggestion. Counted (one statement, locked owners) only for the customers a
+  // message could join that way: the owner of an email or phone named with a handle it does not
+  // hold; a known author naming its own identities costs nothing. Customers this batch creates
+  // start at 0; what the batch adds is counted as it goes.
   const isHandle = (c: IdentityClaim) => c.kind === 'handle' || c.kind === 'profile_url';
+  const candidates = new Set<string>();
+  for (const p of batch) {
+    for (const c of p.claims) {
+      if (c.kind !== 'email' && c.kind !== 'phone') continue;
+      const owner = owners.get(keyOf(c));
+      if (owner !== undefined && p.claims.some((h) => isHandle(h) && owners.get(keyOf(h)) !== owner)) candidates.add(owner);
+    }
+  }
+  const handleCount = candidates.size > 0 ? await repo.handleCounts(qr, [...candidates], hubCap) : new Map<string, number>();
   const cut = new Map<AuthoredMessage, Set<string>>();
   /** the claims of p that must not link it (hubs), updated with the counts as they are now */
   const hubsOf = (p: AuthoredMessage): Set<string> => {
@@ -320,8 +328,8 @@ export function identitiesKeepMoving(): Error & { code: string } {
 const keepMoving = identitiesKeepMoving;
 
 /** Where identities are now (one statement, no lock), keyed by `identityLockKey`. */
-async function readIdentities(qr: QueryRunner, claims: IdentityClaim[]): Promise<Map<string, { id: string; customer_id: string; handles: number | null }>> {
-  const out = new Map<string, { id: string; customer_id: string; handles: number | null }>();
+async function readIdentities(qr: QueryRunner, claims: IdentityClaim[]): Promise<Map<string, { id: string; customer_id: string }>> {
+  const out = new Map<string, { id: string; customer_id: string }>();
   if (claims.length === 0) return out;
   const rows = await repo.identitiesAt(qr, claims.map((c) => c.kind), claims.map((c) => c.value));
   for (const r of rows) out.set(identityLockKey(r.kind, r.value), r);

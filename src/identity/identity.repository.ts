@@ -694,22 +694,29 @@ export function ownersOf(db: Db, sources: readonly string[], externalIds: readon
   );
 }
 
-/**
- * Where identities are now by (kind, value) (one statement, no lock). For an email or phone, also
- * how many handles (and profile URLs) its customer holds: the hub cap of ingest (author-resolution).
- */
-export function identitiesAt(
-  db: Db,
-  kinds: readonly string[],
-  values: readonly string[],
-): Promise<{ id: string; kind: string; value: string; customer_id: string; handles: number | null }[]> {
+/** Where identities are now by (kind, value) (one statement, no lock). */
+export function identitiesAt(db: Db, kinds: readonly string[], values: readonly string[]): Promise<{ id: string; kind: string; value: string; customer_id: string }[]> {
   return rows(
     db,
-    `SELECT ci.id, ci.kind, ci.value, ci.customer_id,
-            CASE WHEN ci.kind IN ('email', 'phone') THEN (SELECT count(*)::int FROM customer_identity h
-                   WHERE h.customer_id = ci.customer_id AND h.kind IN ('handle', 'profile_url')) END AS handles
-       FROM unnest($1::text[], $2::text[]) AS k(kind, value)
+    `SELECT ci.id, ci.kind, ci.value, ci.customer_id FROM unnest($1::text[], $2::text[]) AS k(kind, value)
        CROSS JOIN LATERAL (${IDENTITY_BY_KEY}) ci`,
     [kinds, values],
   );
+}
+
+/**
+ * How many handles (and profile URLs) each of `customerIds` holds, counted up to `upTo` (the hub
+ * cap of ingest, author-resolution.ts: whether a customer is at the cap, read by index, however
+ * many handles a customer has).
+ */
+export async function handleCounts(db: Db, customerIds: readonly string[], upTo: number): Promise<Map<string, number>> {
+  const found = await rows<{ customer_id: string; n: number }>(
+    db,
+    `SELECT c.id AS customer_id,
+            (SELECT count(*)::int FROM (SELECT 1 FROM customer_identity h
+               WHERE h.customer_id = c.id AND h.kind IN ('handle', 'profile_url') LIMIT $2) x) AS n
+       FROM unnest($1::uuid[]) AS c(id)`,
+    [customerIds, upTo],
+  );
+  return new Map(found.map((r) => [r.customer_id, r.n]));
 }
