@@ -1,5 +1,5 @@
 import { AppError } from '../shared/app-error';
-import { decodeCursor, DEFAULT_PAGE_SIZE, encodeCursor, pageSize, type Page } from './relay';
+import { decodeCursor, DEFAULT_PAGE_SIZE, encodeCursor, MAX_CURSOR_CHARS, pageSize, type Page } from './relay';
 
 /** One order of a list: an SQL expression (never null: coalesce in it) and its direction; ties broken by id. */
 export interface SortKey {
@@ -128,7 +128,7 @@ class LazyEdge<T> {
 
 /** The order name written in a cursor, or null for none or an unreadable one (keyset() then refuses it). */
 export function cursorOrderName(cursor: string | null | undefined): string | null {
-  if (!cursor) return null;
+  if (!cursor || cursor.length > MAX_CURSOR_CHARS) return null;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     return Array.isArray(parsed) && typeof parsed[0] === 'string' ? parsed[0] : null;
