@@ -16,6 +16,8 @@ describe('failure classification', () => {
       { code: '53300' }, // too many connections
       { code: '42P01' }, // undefined table: a migration is missing, not a bad message
       { code: '42501' }, // permission denied
+      { code: '25006' }, // read-only transaction: a failover's demoted primary, default_transaction_read_only
+      { code: '25P03' }, // session ended for idling in a transaction
       { driverError: { code: '40P01' } }, // TypeORM QueryFailedError
       Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
       Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }),

@@ -13,13 +13,15 @@
  * shutdown, crash, cannot connect now, idle session timeout, 53 insufficient resources (disk
  * full, out of memory, too many connections), 58 system (I/O) errors.
  *
- * Also 28 (authorization), 3D/3F (no such database or schema) and 42 (missing table or
+ * Also 25006 (read-only transaction: a failover left the service on a demoted primary or a
+ * standby, or an operator set default_transaction_read_only), 25P03 (the session was ended for
+ * idling in a transaction), 28 (authorization), 3D/3F (no such database or schema) and 42 (missing table or
  * column, permission denied): with parameterized SQL no message value can cause them; they
  * mean the deployment is broken (a migration not applied, a revoked grant), every message
  * would fail alike, and dead-lettering would empty the topic into its DLQ. The partition
  * waits instead, and stall detection tells the operator.
  */
-const RETRIABLE_SQLSTATE = /^(08[0-9A-Z]{3}|40001|40P01|55P03|55006|57014|57P0[1-5]|53[0-9A-Z]{3}|58[0-9A-Z]{3}|28[0-9A-Z]{3}|3D000|3F000|42[0-9A-Z]{3})$/;
+const RETRIABLE_SQLSTATE = /^(08[0-9A-Z]{3}|40001|40P01|55P03|55006|57014|57P0[1-5]|53[0-9A-Z]{3}|58[0-9A-Z]{3}|25006|25P03|28[0-9A-Z]{3}|3D000|3F000|42[0-9A-Z]{3})$/;
 
 /** Socket-level errors of the driver (no SQLSTATE): the server was not reached or went away. */
 const RETRIABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'ENETDOWN']);
