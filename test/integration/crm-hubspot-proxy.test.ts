@@ -1,10 +1,3 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config';
 import { HubSpotCrmClient } from '../../src/crm/hubspot/hubspot.client';
@@ -13,6 +6,7 @@ import { createLogger } from '../../src/shared/logger';
 import { HubSpotServer } from '../crm-servers/hubspot/server';
 import { seedHubSpotContacts } from '../fixtures/crm/seed';
 import { startTestApp, type TestApp } from '../support/app';
+import { forwardProxy, tlsFront, trustedLocalCert, type ForwardProxy, type TlsFront, type TrustedCert } from '../support/forward-proxy';
 import { createTestDatabase } from '../support/postgres';
 
 // HubSpot calls behind an egress proxy. @hubspot/api-client sends its calls through the
@@ -26,58 +20,8 @@ import { createTestDatabase } from '../support/postgres';
 const B = Date.now() - 10 * 86_400_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
-interface TinyProxy {
-  url: string;
-  /** `METHOD absolute-url` of each forwarded request */
-  forwarded: string[];
-  /** `host:port` of each CONNECT */
-  tunnels: string[];
-  close(): Promise<void>;
-}
-
-async function tinyProxy(): Promise<TinyProxy> {
-  const forwarded: string[] = [];
-  const tunnels: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = http.createServer((req, res) => {
-    forwarded.push(`${req.method} ${req.url}`);
-    const target = new URL(req.url!);
-    const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: `${target.pathname}${target.search}`, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode!, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    tunnels.push(req.url!);
-    const [host, port] = req.url!.split(':');
-    const up = net.connect(Number(port), host!, () => {
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-    });
-    sockets.add(up);
-    up.on('error', () => socket.destroy());
-    socket.on('error', () => up.destroy());
-  });
-  server.on('connection', (s: net.Socket) => sockets.add(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    forwarded,
-    tunnels,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
-
 let hs: HubSpotServer;
-let proxy: TinyProxy;
+let proxy: ForwardProxy;
 let app: TestApp | undefined;
 
 const appEnv = (basePath: string): Record<string, string> => ({
@@ -107,7 +51,7 @@ async function refreshToken(): Promise<string> {
 beforeEach(async () => {
   hs = new HubSpotServer();
   await hs.start();
-  proxy = await tinyProxy();
+  proxy = await forwardProxy();
 });
 
 afterEach(async () => {
@@ -179,48 +123,24 @@ describe('HubSpot behind an HTTP proxy (http:// base path: requests forwarded)',
 });
 
 describe('HubSpot behind an HTTP proxy (https:// base path: CONNECT tunnels)', () => {
-  let dir: string;
-  let cert: string;
-  let key: string;
-  let defaultCas: string[];
-  let front: tls.Server;
-  let frontSockets: Set<net.Socket>;
+  let cert: TrustedCert;
+  let front: TlsFront;
   let httpsUrl: string;
 
   beforeAll(() => {
     // A certificate for 127.0.0.1, trusted by this test process only.
-    dir = mkdtempSync(path.join(tmpdir(), 'earshot-hs-proxy-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-    cert = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
-    key = readFileSync(path.join(dir, 'key.pem'), 'utf8');
-    defaultCas = tls.getCACertificates('default');
-    tls.setDefaultCACertificates([...defaultCas, cert]);
+    cert = trustedLocalCert('earshot-hs-proxy-');
   });
 
-  afterAll(() => {
-    if (defaultCas) tls.setDefaultCACertificates(defaultCas);
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => cert?.restore());
 
   beforeEach(async () => {
     // TLS in front of the local portal.
-    frontSockets = new Set();
-    const plain = new URL(hs.url);
-    front = tls.createServer({ key, cert }, (socket) => {
-      const up = net.connect(Number(plain.port), plain.hostname);
-      frontSockets.add(socket).add(up);
-      socket.pipe(up).pipe(socket);
-      up.on('error', () => socket.destroy());
-      socket.on('error', () => up.destroy());
-    });
-    await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
-    httpsUrl = `https://127.0.0.1:${(front.address() as net.AddressInfo).port}`;
+    front = await tlsFront(hs.url, cert);
+    httpsUrl = front.url;
   });
 
-  afterEach(async () => {
-    for (const s of frontSockets) s.destroy();
-    await new Promise<void>((r) => front.close(() => r()));
-  });
+  afterEach(() => front.close());
 
   it('tunnels every call through HTTPS_PROXY with CONNECT and takes every record', async () => {
     const ids = seedHubSpotContacts(hs, 450, { start: iso(B), stepMs: 1000 });

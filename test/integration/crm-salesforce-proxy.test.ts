@@ -1,14 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { seedSalesforceContacts } from '../fixtures/crm/seed';
 import { startTestApp, type TestApp } from '../support/app';
+import { forwardProxy, tlsFront, trustedLocalCert, type ForwardProxy, type TlsFront, type TrustedCert } from '../support/forward-proxy';
 
 // Salesforce calls behind an egress proxy. jsforce alone sends every call through HTTPS_PROXY
 // (or HTTP_PROXY); Earshot's transport sends its calls through its own fetch (for a deadline and
@@ -21,58 +15,8 @@ import { startTestApp, type TestApp } from '../support/app';
 const B = Date.now() - 10 * 86_400_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
-interface TinyProxy {
-  url: string;
-  /** `METHOD absolute-url` of each forwarded request */
-  forwarded: string[];
-  /** `host:port` of each CONNECT */
-  tunnels: string[];
-  close(): Promise<void>;
-}
-
-async function tinyProxy(): Promise<TinyProxy> {
-  const forwarded: string[] = [];
-  const tunnels: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = http.createServer((req, res) => {
-    forwarded.push(`${req.method} ${req.url}`);
-    const target = new URL(req.url!);
-    const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: `${target.pathname}${target.search}`, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode!, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    tunnels.push(req.url!);
-    const [host, port] = req.url!.split(':');
-    const up = net.connect(Number(port), host!, () => {
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-    });
-    sockets.add(up);
-    up.on('error', () => socket.destroy());
-    socket.on('error', () => up.destroy());
-  });
-  server.on('connection', (s: net.Socket) => sockets.add(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    forwarded,
-    tunnels,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
-
 let sf: SalesforceServer;
-let proxy: TinyProxy;
+let proxy: ForwardProxy;
 let app: TestApp | undefined;
 
 const baseEnv = (): Record<string, string> => ({
@@ -93,7 +37,7 @@ const countLive = async (ids: string[]) =>
 beforeEach(async () => {
   sf = new SalesforceServer();
   await sf.start();
-  proxy = await tinyProxy();
+  proxy = await forwardProxy();
 });
 
 afterEach(async () => {
@@ -132,47 +76,23 @@ describe('Salesforce behind an HTTP proxy (http:// org: requests forwarded)', ()
 });
 
 describe('Salesforce behind an HTTP proxy (https:// org: CONNECT tunnels)', () => {
-  let dir: string;
-  let cert: string;
-  let key: string;
-  let defaultCas: string[];
-  let front: tls.Server;
-  let frontSockets: Set<net.Socket>;
+  let cert: TrustedCert;
+  let front: TlsFront;
 
   beforeAll(() => {
     // A certificate for 127.0.0.1, trusted by this test process only.
-    dir = mkdtempSync(path.join(tmpdir(), 'earshot-sf-proxy-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-    cert = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
-    key = readFileSync(path.join(dir, 'key.pem'), 'utf8');
-    defaultCas = tls.getCACertificates('default');
-    tls.setDefaultCACertificates([...defaultCas, cert]);
+    cert = trustedLocalCert('earshot-sf-proxy-');
   });
 
-  afterAll(() => {
-    if (defaultCas) tls.setDefaultCACertificates(defaultCas);
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => cert?.restore());
 
   beforeEach(async () => {
     // TLS in front of the local org, which then names itself by the https:// URL (instance_url).
-    frontSockets = new Set();
-    const plain = new URL(sf.url);
-    front = tls.createServer({ key, cert }, (socket) => {
-      const up = net.connect(Number(plain.port), plain.hostname);
-      frontSockets.add(socket).add(up);
-      socket.pipe(up).pipe(socket);
-      up.on('error', () => socket.destroy());
-      socket.on('error', () => up.destroy());
-    });
-    await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
-    sf.url = `https://127.0.0.1:${(front.address() as net.AddressInfo).port}`;
+    front = await tlsFront(sf.url, cert);
+    sf.url = front.url;
   });
 
-  afterEach(async () => {
-    for (const s of frontSockets) s.destroy();
-    await new Promise<void>((r) => front.close(() => r()));
-  });
+  afterEach(() => front.close());
 
   it('tunnels every call through HTTPS_PROXY with CONNECT and takes every record', async () => {
     const ids = seedSalesforceContacts(sf, 450, { start: iso(B), stepMs: 1000 });
