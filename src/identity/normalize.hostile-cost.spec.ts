@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { fastest } from '../../test/support/fastest';
 import { identityKey, normalizeHandle } from './normalize';
-
-/** the fastest of a few runs, in ms */
-function fastest(f: () => unknown, runs = 3): number {
-  let best = Infinity;
-  for (let r = 0; r < runs; r++) {
-    const t0 = performance.now();
-    f();
-    best = Math.min(best, performance.now() - t0);
-  }
-  return best;
-}
 
 describe('normalizeHandle on hostile input', () => {
   it('cuts the trailing slashes of a LinkedIn handle in time linear in its length', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { fastest } from '../../test/support/fastest';
 import { parseMessage } from './interaction-message';
 
 // Cost of parsing hostile lines, compared with lines of ordinary content of the same size (no
@@ -6,17 +7,6 @@ import { parseMessage } from './interaction-message';
 // 6 × (text + metadata limits) + 64 KiB, about 2 MB with the defaults (ingest.service.ts).
 
 const HEAD = '{"source":"x","externalId":"1","occurredAt":"2026-11-20T10:00:00Z","direction":"inbound","author":{"handle":"j"},"text":"t"';
-
-/** the fastest of a few runs, in ms */
-function fastest(f: () => unknown, runs = 3): number {
-  let best = Infinity;
-  for (let r = 0; r < runs; r++) {
-    const t0 = performance.now();
-    f();
-    best = Math.min(best, performance.now() - t0);
-  }
-  return best;
-}
 
 describe('parseMessage on hostile nesting', () => {
   const levels = 1_000_000; // a 2 MB line
