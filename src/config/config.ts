@@ -45,6 +45,8 @@ export interface Config {
   readonly ingestLimits: IngestLimitsConfig;
   /** lanes one large `/ingest` or `ingestInteractions` request is stored in at once (src/interactions/ingest-lanes.ts) */
   readonly ingestLanes: number;
+  /** how long an ingest batch's statements wait for a lock before the batch fails as retriable (503, Kafka backs off); 0 for ever */
+  readonly ingestLockTimeoutMs: number;
   /** the HTTP server's connection, header-time and body-buffer limits (EARSHOT_HTTP_*; src/http/http-server.ts) */
   readonly http: { readonly maxConnections: number; readonly headersTimeoutMs: number; readonly bodyBufferBytes: number };
   readonly auth: {
@@ -308,6 +310,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
       maxEventTextBytes: kafka.brokers ? Math.max(0, kafka.maxRequestBytes - EVENT_ROOM_BESIDES_TEXT) : null,
     },
     ingestLanes: int('EARSHOT_INGEST_LANES', 3, 1, 64),
+    ingestLockTimeoutMs: int('EARSHOT_INGEST_LOCK_TIMEOUT_MS', 10_000, 0, 3_600_000),
     http: {
       maxConnections: int('EARSHOT_HTTP_MAX_CONNECTIONS', 8_192, 1, 1_000_000),
       headersTimeoutMs: int('EARSHOT_HTTP_HEADERS_TIMEOUT_MS', 20_000, 100, 120_000),

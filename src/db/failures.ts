@@ -68,6 +68,21 @@ export function isRetriable(e: unknown): boolean {
   return false;
 }
 
+/**
+ * True when PostgreSQL cancelled a statement for running past `statement_timeout` (57014 with
+ * that message; 57014 also means a cancel by request, which says nothing about the size). Such a
+ * failure is retriable, but the same batch fails the same way every time: a caller should try
+ * smaller batches rather than the same one again (persistIsolating splits it).
+ */
+export function isStatementTimeout(e: unknown): boolean {
+  for (let cur: unknown = e, hops = 0; cur && typeof cur === 'object' && hops < 5; hops++) {
+    const err = cur as { message?: unknown; driverError?: unknown; cause?: unknown };
+    if (sqlState(cur) === '57014' && typeof err.message === 'string' && /statement timeout/i.test(err.message)) return true;
+    cur = err.driverError ?? err.cause;
+  }
+  return false;
+}
+
 /** A reason for a rejected line that a producer can act on, without stack or connection details. */
 export function rejectionReason(e: unknown): string {
   const code = sqlState(e);

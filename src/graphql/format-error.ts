@@ -3,6 +3,7 @@ import { GraphQLError } from 'graphql';
 import type { Logger } from '../shared/logger';
 import { ArgumentValidationError } from 'type-graphql';
 import { AppError } from '../shared/app-error';
+import { isRetriable } from '../db/failures';
 import { COST_LIMIT_CODE, withoutSuggestions } from './limits';
 
 interface ValidationFailure {
@@ -95,6 +96,11 @@ function formatter(log: Logger) {
     if (original instanceof GraphQLError && !original.originalError && !code) {
       // errors GraphQL itself raised while validating variables and arguments
       return { ...formatted, extensions: { code: 'BAD_USER_INPUT' } };
+    }
+    // a connection the database refuses (too many connections, shutting down), a lock or
+    // statement timeout: the client may try again, as /ingest's 503 says; not an internal error
+    if (isRetriable(original)) {
+      return { message: 'the database is unavailable or busy; try again shortly', path: formatted.path, locations: formatted.locations, extensions: { code: 'SERVICE_UNAVAILABLE' } };
     }
     // the operations plugin has logged it with the request id, which it adds here too
     log.debug({ path: formatted.path }, 'hiding an internal error from the client');

@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import type { Logger } from '../shared/logger';
+import { keepWhileIdle } from '../db/sql';
 
 /** Channel the triggers of migration LiveEvents1765500000000 NOTIFY on. */
 export const LIVE_EVENTS_CHANNEL = 'earshot_events';
@@ -77,6 +78,7 @@ export class LiveEvents {
     client.on('end', () => lost());
     try {
       await client.connect();
+      await keepWhileIdle(client);
       await client.query(`LISTEN ${LIVE_EVENTS_CHANNEL}`);
       this.client = client;
       this.retryMs = 200;

@@ -1,5 +1,5 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, LogEntry } from 'kafkajs';
-import { isRetriable } from '../db/failures';
+import { isRetriable, isStatementTimeout, sqlState } from '../db/failures';
 import { parseMessage, type InteractionMessage, type LimitsArg } from '../interactions/interaction-message';
 import { persistIsolating } from '../interactions/isolate-lines';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
@@ -534,6 +534,9 @@ export class KafkaIngestConsumer {
     for (const r of out.rejected) {
       letters.push({ topic, partition, message: items[r.index]!.message, kind: r.sqlState ? 'rejected-by-database' : 'unprocessable', reason: r.error });
     }
+    if (out.timeoutSplits > 0) {
+      this.log.warn({ topic, partition, messages: items.length, splits: out.timeoutSplits, attempts: out.attempts }, "the chunk ran past the database's statement_timeout and was stored in smaller parts");
+    }
     if (out.rejected.length > 0) {
       this.log.warn({ topic, partition, offsets: out.rejected.map((r) => items[r.index]!.message.offset), attempts: out.attempts }, 'messages refused by the pipeline were isolated and dead-lettered');
     }
@@ -555,7 +558,16 @@ export class KafkaIngestConsumer {
         if (!control.isRunning() || control.isStale() || this.stopSignal.signal.aborted) throw new Abandoned();
         this.metrics.kafkaRetries.inc({ topic });
         this.partitionProgress(topic, partition).waitingOn =
-          what === 'dead-letter' ? 'broker refuses dead letters, retrying' : isRetriable(e) ? 'database unavailable or busy, retrying' : 'unexpected error, retrying';
+          what === 'dead-letter'
+            ? 'broker refuses dead letters, retrying'
+            : isStatementTimeout(e)
+              ? // short, and only the characters /readyz shows (publicReason in src/http/http-server.ts)
+                'statement_timeout exceeded by one message, retrying'
+              : sqlState(e) === '55P03'
+                ? 'table locked by another session, retrying'
+                : isRetriable(e)
+                  ? 'database unavailable or busy, retrying'
+                  : 'unexpected error, retrying';
         const wait = Math.round(delay * (0.75 + Math.random() * 0.5));
         const log = attempt === 1 || attempt % 10 === 0 ? this.log.warn.bind(this.log) : this.log.debug.bind(this.log);
         log({ err: e, topic, partition, attempt, waitMs: wait }, `${what} failed transiently; partition pauses and retries`);

@@ -1,4 +1,5 @@
 import { AppError } from '../shared/app-error';
+import { isStatementTimeout, sqlState } from '../db/failures';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { DEFAULT_MESSAGE_LIMITS, validateMessage, parseMessage, type InteractionMessage, type LimitsArg, type ValidationResult } from './interaction-message';
@@ -116,6 +117,9 @@ export class IngestService {
                 rejected.push({ line: batch[r.index]!.line, error: r.error });
                 refused.add(keyOf(batch[r.index]!.message));
               }
+              if (out.timeoutSplits > 0) {
+                this.log.warn({ channel, lines: batch.length, splits: out.timeoutSplits, attempts: out.attempts }, "a batch ran past the database's statement_timeout and was stored in smaller parts");
+              }
               if (out.rejected.length > 0) {
                 this.log.warn({ channel, lines: out.rejected.map((r) => batch[r.index]!.line), sqlStates: out.rejected.map((r) => r.sqlState), attempts: out.attempts }, 'lines refused by the pipeline were isolated and rejected; the rest of the batch is stored');
               }
@@ -129,7 +133,12 @@ export class IngestService {
       if (failure !== null) {
         // only retriable failures get here; the batches stored before are kept and a retry dedupes them
         this.log.warn({ err: failure, channel, storedSoFar: accepted }, 'ingest batch failed transiently');
-        throw new AppError('SERVICE_UNAVAILABLE', `the database is unavailable; ${accepted} lines were stored before it failed, send the body again (stored lines count as duplicates)`);
+        const why = isStatementTimeout(failure)
+          ? "a line's statements run past the database's statement_timeout"
+          : sqlState(failure) === '55P03'
+            ? 'the database is busy (a table is locked by another session)'
+            : 'the database is unavailable';
+        throw new AppError('SERVICE_UNAVAILABLE', `${why}; ${accepted} lines were stored before it failed, send the body again (stored lines count as duplicates)`);
       }
     };
     await storeAll(distinct);

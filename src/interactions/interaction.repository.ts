@@ -184,6 +184,16 @@ export function countsByCustomer(db: Db, customerIds: readonly string[]): Promis
 // ---- the ingest pipeline (inside its transaction) ----------------------------------------------
 
 /**
+ * Bounds how long the current transaction's statements wait for a lock (`SET LOCAL lock_timeout`;
+ * 0 waits for ever). A lock held by an operator's VACUUM FULL or ALTER TABLE then fails the
+ * batch with 55P03, which is retried (HTTP 503, a Kafka partition backs off), instead of a
+ * request waiting without bound.
+ */
+export async function limitLockWait(db: Db, ms: number): Promise<void> {
+  await rows(db, `SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(0, Math.round(ms))}ms`]);
+}
+
+/**
  * Which of the (source, external id) keys are stored already, or were and have been erased (their
  * row keeps a hash of the key: src/db/erased-key.ts), so a replay does not bring them back.
  */

@@ -21,7 +21,7 @@ describe('persistIsolating', () => {
   it('stores a clean batch in one call', async () => {
     const s = store(() => null);
     const out = await persistIsolating([1, 2, 3], s.persist);
-    expect(out).toEqual({ accepted: 3, duplicates: 0, rejected: [], attempts: 1 });
+    expect(out).toEqual({ accepted: 3, duplicates: 0, rejected: [], attempts: 1, timeoutSplits: 0 });
   });
 
   it('rejects exactly the refused items, each with its reason, and stores all others', async () => {

@@ -14,7 +14,7 @@ import { SentimentScorer } from '../sentiment/sentiment.scorer';
 import { type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
 import { authorKeyOf, recipientOf } from '../listening-gap/recipient';
 import type { InteractionMessage } from './interaction-message';
-import { insertInteractions, insertTopicTags, isDeletedTopic, isStoredMeanwhile, storedKeys, type NewInteractionRow } from './interaction.repository';
+import { insertInteractions, insertTopicTags, isDeletedTopic, isStoredMeanwhile, limitLockWait, storedKeys, type NewInteractionRow } from './interaction.repository';
 import { uuidv7 } from '../shared/uuidv7';
 
 export type RecordStatus = 'accepted' | 'duplicate';
@@ -60,7 +60,7 @@ export class RecordInteractionsService {
   constructor(
     private readonly ds: DataSource,
     private readonly taxonomy: TaxonomyService,
-    private readonly config: Pick<Config, 'identity' | 'publicUrl'>,
+    private readonly config: Pick<Config, 'identity' | 'publicUrl'> & Partial<Pick<Config, 'ingestLockTimeoutMs'>>,
     private readonly log: Logger,
     /** opens, reopens and answers listening-gap items in the same transaction; off when absent */
     private readonly gap: ListeningGapTracker | null = null,
@@ -178,6 +178,8 @@ export class RecordInteractionsService {
     departmentIds: Map<string, number>,
     capped: HubCapped[],
   ): Promise<Prepared[]> {
+    // an operator's lock (VACUUM FULL, ALTER TABLE) fails the batch as retriable after this long
+    if (this.config.ingestLockTimeoutMs) await limitLockWait(qr, this.config.ingestLockTimeoutMs);
     const existing = await storedKeys(qr, batch.map((p) => p.message.source), batch.map((p) => p.message.externalId));
     const stored = new Set(existing.map((r) => `${r.source}\u0000${r.external_id}`));
     const fresh = batch.filter((p) => !stored.has(`${p.message.source}\u0000${p.message.externalId}`));

@@ -1,5 +1,6 @@
 import { Client, Pool } from 'pg';
 import type { Span } from '@opentelemetry/api';
+import { keepWhileIdle } from '../db/sql';
 import { authorHandleFor, displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
 import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, tracer } from '../shared/tracing';
 import type { Config } from '../config/config';
@@ -298,6 +299,7 @@ export class OutboxRelay implements RelayHandle {
       });
       client.on('notification', () => this.poke());
       await client.connect();
+      await keepWhileIdle(client);
       this.lockClient = client;
     }
     const schema = this.db.schema ?? 'public';
