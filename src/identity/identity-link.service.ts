@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { ADDRESS_SOURCES, safeDisplayName } from '../auth/pii.policy';
 import type { Config } from '../config/config';
-import { inTransaction } from '../db/transaction';
+import { inTransactionRetrying } from '../db/lock-conflict-retry';
 import { enqueueOutbox } from '../outbox/outbox';
 import { sentimentEvent } from '../outbox/outbox-events';
 import { rebuildCustomerRollups } from '../sentiment/rollups';
@@ -37,7 +37,7 @@ export class IdentityLinkService {
    * person reviewed it). See mergeCustomersTx for what moves.
    */
   async merge(survivorId: string, mergedId: string, opts: { reason: string; actor: string; score?: number | null; evidence?: EvidenceItem[] }): Promise<IdentityOutcome> {
-    const auditId = await inTransaction(this.ds, (qr) => mergeCustomersTx(qr, survivorId, mergedId, { ...opts, publicUrl: this.config.publicUrl }));
+    const auditId = await inTransactionRetrying(this.ds, (qr) => mergeCustomersTx(qr, survivorId, mergedId, { ...opts, publicUrl: this.config.publicUrl }));
     return { audit: await this.audits.audit(auditId), customerIds: [survivorId] };
   }
 
@@ -53,7 +53,7 @@ export class IdentityLinkService {
       if (!latest) throw AppError.notFound(`a merge of customer ${ref.customerId}`);
       auditId = latest;
     }
-    const r = await inTransaction(this.ds, (qr) => unmergeTx(qr, auditId, { actor, reason, publicUrl: this.config.publicUrl }));
+    const r = await inTransactionRetrying(this.ds, (qr) => unmergeTx(qr, auditId, { actor, reason, publicUrl: this.config.publicUrl }));
     return { audit: await this.audits.audit(r.auditId), customerIds: [r.survivorId, r.restoredId] };
   }
 
@@ -64,7 +64,7 @@ export class IdentityLinkService {
   async linkIdentity(customerId: string, kind: IdentityKind, network: string | null, value: string, actor: string): Promise<IdentityOutcome> {
     const key = identityKey(kind, network, value, this.keyOptions);
     if (!key) throw AppError.badInput(`${JSON.stringify(value)} is not a valid ${kind}${kind === 'handle' || kind === 'crm' ? ' (check network)' : ''}`);
-    const auditId = await inTransaction(this.ds, async (qr) => {
+    const auditId = await inTransactionRetrying(this.ds, async (qr) => {
       await lockIdentityKeys(qr, [identityLockKey(kind, key)]);
       const existing = await repo.identityByKey(qr, kind, key);
       const roots = await lockCustomers(qr, [customerId, ...(existing ? [existing.customer_id] : [])]);
@@ -109,7 +109,7 @@ export class IdentityLinkService {
    */
   async unlinkIdentity(customerId: string, kind: IdentityKind, network: string | null, value: string, actor: string): Promise<IdentityOutcome> {
     const key = identityKey(kind, network, value, this.keyOptions) ?? value;
-    const r = await inTransaction(this.ds, async (qr) => {
+    const r = await inTransactionRetrying(this.ds, async (qr) => {
       await lockIdentityKeys(qr, [identityLockKey(kind, key)]);
       const roots = await lockCustomers(qr, [customerId]);
       const owner = roots.get(customerId);

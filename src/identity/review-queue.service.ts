@@ -1,6 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
-import { inTransaction } from '../db/transaction';
+import { inTransactionRetrying } from '../db/lock-conflict-retry';
 import type { Window } from '../graphql/keyset';
 import type { Page } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
@@ -38,7 +38,7 @@ export class ReviewQueueService {
    * suggestion's score and evidence, and the person as actor. CONFLICT unless pending.
    */
   async acceptSuggestion(id: string, actor: string): Promise<IdentityOutcome> {
-    const r = await inTransaction(this.ds, async (qr) => {
+    const r = await inTransactionRetrying(this.ds, async (qr) => {
       const s = await this.lockSuggestion(qr, id);
       const roots = await lockCustomers(qr, [s.cur_a, s.cur_b]);
       const [a, b] = [roots.get(s.cur_a)!, roots.get(s.cur_b)!];
@@ -59,7 +59,7 @@ export class ReviewQueueService {
 
   /** Rejects a suggestion: the pair is remembered and never suggested or merged by a rule again. */
   async rejectSuggestion(id: string, actor: string): Promise<SuggestionRow> {
-    await inTransaction(this.ds, async (qr) => {
+    await inTransactionRetrying(this.ds, async (qr) => {
       const s = await this.lockSuggestion(qr, id, true);
       if (s.status === 'rejected') return;
       await repo.decideSuggestion(qr, id, 'rejected', actor);

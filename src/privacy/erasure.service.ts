@@ -3,7 +3,7 @@ import type { DataSource, QueryRunner } from 'typeorm';
 import type { CrmClient, CrmSystem, WriteBackValues } from '../crm/crm.port';
 import { CrmBudgetExhausted } from '../crm/crm-budget';
 import type { Db } from '../db/sql';
-import { inTransaction } from '../db/transaction';
+import { inTransactionRetrying } from '../db/lock-conflict-retry';
 import { identityKey, type IdentityKeyOptions } from '../identity/normalize';
 import { enqueueOutbox } from '../outbox/outbox';
 import { OUTBOX_TOPICS, sentimentTombstone, type OutboxRow } from '../outbox/outbox-events';
@@ -97,7 +97,7 @@ export class ErasureService {
   async erase(customerId: string, reason: string, actor: string): Promise<ErasureOutcome> {
     if (!UUID.test(customerId)) throw AppError.badInput(`invalid customer id: ${JSON.stringify(customerId)}`);
     if (!reason.trim()) throw AppError.badInput('an erasure needs a reason (a ticket number, not personal data)');
-    const outcome = await inTransaction(this.ds, (qr) => this.eraseTx(qr, customerId, reason.trim().slice(0, 500), actor));
+    const outcome = await inTransactionRetrying(this.ds, (qr) => this.eraseTx(qr, customerId, reason.trim().slice(0, 500), actor));
     if (outcome.erasedNow) {
       this.log.info({ erasure: outcome.request.id, interactions: outcome.request.interactions, crmRecords: outcome.request.crmRecords }, 'customer erased');
       if (outcome.request.status === 'crm_pending') this.crmTask.trigger();
