@@ -65,7 +65,7 @@ export async function runApiBench(): Promise<string> {
   if (!admin) throw new Error('the API benchmark needs PostgreSQL: set TEST_DATABASE_URL or run one on 127.0.0.1:5432');
   process.env[TEST_PG_ENV] = admin;
   const db = await createTestDatabase('bench');
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: db.url, LOG_LEVEL: 'warn', ...(process.env.EARSHOT_INGEST_LANES ? { EARSHOT_INGEST_LANES: process.env.EARSHOT_INGEST_LANES } : {}) });
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: db.url, LOG_LEVEL: 'warn', ...(process.env.EARSHOT_INGEST_LANES ? { EARSHOT_INGEST_LANES: process.env.EARSHOT_INGEST_LANES } : {}), ...(process.env.EARSHOT_INGEST_LOCK_TIMEOUT_MS ? { EARSHOT_INGEST_LOCK_TIMEOUT_MS: process.env.EARSHOT_INGEST_LOCK_TIMEOUT_MS } : {}) });
   const app = await startApp(config, createLogger('warn'));
   try {
     // 10,000 interactions from 2,000 authors, a third with email and phone
