@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { identitiesKeepMoving } from '../identity/author-resolution';
-import { isRetriable, rejectionReason, sqlState } from './failures';
+import { isRetriable, isTransient, rejectionReason, sqlState } from './failures';
 
 describe('failure classification', () => {
   it('retries connection, lock, serialization and deadlock failures only', () => {
@@ -61,5 +61,14 @@ describe('failure classification', () => {
       'rejected by the database (SQLSTATE 22021): invalid byte sequence for encoding "UTF8": 0x00',
     );
     expect(rejectionReason(new RangeError('Maximum call stack size exceeded'))).toMatch(/too deeply nested or too large/);
+  });
+
+  it('tells transient failures (try again shortly) from deployment faults a person must mend', () => {
+    for (const e of [{ code: '08006' }, { code: '53300' }, { code: '55P03' }, { code: '40P01' }, { code: '25006' }, { code: '57014' }, { driverError: { code: '53300' } }, new Error('Connection terminated unexpectedly')]) {
+      expect(isTransient(e), JSON.stringify(e) + String(e)).toBe(true);
+    }
+    for (const e of [{ code: '42P01' }, { code: '42501' }, { code: '28P01' }, { code: '3D000' }, { code: '3F000' }, { code: '23505' }, new TypeError('x')]) {
+      expect(isTransient(e), JSON.stringify(e) + String(e)).toBe(false);
+    }
   });
 });

@@ -69,6 +69,23 @@ export function isRetriable(e: unknown): boolean {
 }
 
 /**
+ * True for a retriable failure that passes by itself (a connection, a lock, a conflict, lack of
+ * resources, a read-only or restarting server): a client may be told to try again shortly. Not
+ * the deployment faults that are retried for Kafka's sake (28, 3D000, 3F000, 42: a missing
+ * migration, table or grant), which a person must mend: to an API client they stay internal errors.
+ */
+export function isTransient(e: unknown): boolean {
+  if (!isRetriable(e)) return false;
+  for (let cur: unknown = e, hops = 0; cur && typeof cur === 'object' && hops < 5; hops++) {
+    const code = sqlState(cur);
+    if (code !== null) return !/^(28|3D|3F|42)/.test(code);
+    const err = cur as { driverError?: unknown; cause?: unknown };
+    cur = err.driverError ?? err.cause;
+  }
+  return true;
+}
+
+/**
  * True when PostgreSQL cancelled a statement for running past `statement_timeout` (57014 with
  * that message; 57014 also means a cancel by request, which says nothing about the size). Such a
  * failure is retriable, but the same batch fails the same way every time: a caller should try

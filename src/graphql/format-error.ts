@@ -3,7 +3,7 @@ import { GraphQLError } from 'graphql';
 import type { Logger } from '../shared/logger';
 import { ArgumentValidationError } from 'type-graphql';
 import { AppError } from '../shared/app-error';
-import { isRetriable } from '../db/failures';
+import { isTransient } from '../db/failures';
 import { COST_LIMIT_CODE, withoutSuggestions } from './limits';
 
 interface ValidationFailure {
@@ -98,8 +98,9 @@ function formatter(log: Logger) {
       return { ...formatted, extensions: { code: 'BAD_USER_INPUT' } };
     }
     // a connection the database refuses (too many connections, shutting down), a lock or
-    // statement timeout: the client may try again, as /ingest's 503 says; not an internal error
-    if (isRetriable(original)) {
+    // statement timeout: the client may try again, as /ingest's 503 says; not an internal error.
+    // A missing table or grant stays one (a person must mend it; logged with the request id).
+    if (isTransient(original)) {
       return { message: 'the database is unavailable or busy; try again shortly', path: formatted.path, locations: formatted.locations, extensions: { code: 'SERVICE_UNAVAILABLE' } };
     }
     // the operations plugin has logged it with the request id, which it adds here too
