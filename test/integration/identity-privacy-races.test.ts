@@ -179,37 +179,38 @@ describe('identity and privacy mutations racing each other', () => {
     console.log(name, JSON.stringify(tally(all)), `deadlocks=${d} ms=${Date.now() - mark.at}`, JSON.stringify(messages));
   };
 
+  /** ROUNDS rounds of one race, reported; then every answer must be clear and the database consistent */
+  const rounds = async (name: string, round: (i: number) => Promise<Result[]>) => {
+    const all: Result[][] = [];
+    for (let i = 0; i < ROUNDS; i++) all.push(await round(i));
+    await report(name, all);
+    expect({ unclear: unclear(all), violations: await violations() }).toEqual({ unclear: [], violations: {} });
+  };
+
   // Two databases: an erasure reads the whole unsent outbox, which every merge adds to, so it
   // slows as merges pile up (see the report); the erasure races get a database of their own.
   describe('merges, undos, links and the review queue', () => {
     lifecycle();
     it('A into B while B into A: one merge wins, the other is a CONFLICT', async () => {
-      const all: Result[][] = [];
-      for (let i = 0; i < ROUNDS; i++) {
+      await rounds('merge A<->B', async () => {
         const {
           ids: [a, b],
         } = await seed(2);
-        all.push(await race([() => merge(b!, a!), () => merge(a!, b!)]));
-      }
-      await report('merge A<->B', all);
-      expect({ unclear: unclear(all), violations: await violations() }).toEqual({ unclear: [], violations: {} });
+        return await race([() => merge(b!, a!), () => merge(a!, b!)]);
+      });
     }, 60_000);
 
     it('A into B while C into A', async () => {
-      const all: Result[][] = [];
-      for (let i = 0; i < ROUNDS; i++) {
+      await rounds('merge A->B, C->A', async () => {
         const {
           ids: [a, b, c],
         } = await seed(3);
-        all.push(await race([() => merge(b!, a!), () => merge(a!, c!)]));
-      }
-      await report('merge A->B, C->A', all);
-      expect({ unclear: unclear(all), violations: await violations() }).toEqual({ unclear: [], violations: {} });
+        return await race([() => merge(b!, a!), () => merge(a!, c!)]);
+      });
     }, 60_000);
 
     it('the same merge undone twice at once: one undo, one CONFLICT', async () => {
-      const all: Result[][] = [];
-      for (let i = 0; i < ROUNDS; i++) {
+      await rounds('unmerge twice', async () => {
         const {
           ids: [a, b],
         } = await seed(2);
@@ -217,72 +218,57 @@ describe('identity and privacy mutations racing each other', () => {
         const id = m.data.mergeCustomers.audit.id;
         const r = await race([() => unmerge(id), () => unmerge(id)]);
         expect(r.filter((x) => x.code === 'ok')).toHaveLength(1);
-        all.push(r);
-      }
-      await report('unmerge twice', all);
-      expect({ unclear: unclear(all), violations: await violations() }).toEqual({ unclear: [], violations: {} });
+        return r;
+      });
     }, 60_000);
 
     it('an undo while the survivor is merged again', async () => {
-      const all: Result[][] = [];
-      for (let i = 0; i < ROUNDS; i++) {
+      await rounds('unmerge vs merge survivor', async () => {
         const {
           ids: [a, b, c],
         } = await seed(3);
         const m = await merge(b!, a!);
         const id = m.data.mergeCustomers.audit.id;
-        all.push(await race([() => unmerge(id), () => merge(c!, b!)]));
-      }
-      await report('unmerge vs merge survivor', all);
-      expect({ unclear: unclear(all), violations: await violations() }).toEqual({ unclear: [], violations: {} });
+        return await race([() => unmerge(id), () => merge(c!, b!)]);
+      });
     }, 60_000);
 
     it('accept and reject of one suggestion at once: one decision', async () => {
-      const all: Result[][] = [];
-      for (let i = 0; i < ROUNDS; i++) {
+      await rounds('accept vs reject', async () => {
         const {
           ids: [a, b],
         } = await seed(2);
         const s = await suggestionBetween(a!, b!);
-        all.push(await race([() => accept(s), () => reject(s)]));
-      }
-      await report('accept vs reject', all);
-      expect({ unclear: unclear(all), violations: await violations() }).toEqual({ unclear: [], violations: {} });
+        return await race([() => accept(s), () => reject(s)]);
+      });
     }, 60_000);
 
     it('link and unlink racing a merge', async () => {
-      const all: Result[][] = [];
-      for (let i = 0; i < ROUNDS; i++) {
+      await rounds('link/unlink vs merge', async () => {
         const {
           ids: [a, b, c],
           authors,
         } = await seed(3);
         // link B's email to A while A merges into C; unlink A's email while A merges into C
-        all.push(await race([() => link(a!, authors[1]!.email), () => merge(c!, a!), () => unlink(a!, authors[0]!.email), () => merge(b!, c!)]));
-      }
-      await report('link/unlink vs merge', all);
-      expect({ unclear: unclear(all), violations: await violations() }).toEqual({ unclear: [], violations: {} });
+        return await race([() => link(a!, authors[1]!.email), () => merge(c!, a!), () => unlink(a!, authors[0]!.email), () => merge(b!, c!)]);
+      });
     }, 60_000);
   });
 
   describe('erasures', () => {
     lifecycle();
     it('accept of a suggestion while one side is erased', async () => {
-      const all: Result[][] = [];
-      for (let i = 0; i < ROUNDS; i++) {
+      await rounds('accept vs erase', async (i) => {
         const {
           ids: [a, b],
         } = await seed(2);
         const s = await suggestionBetween(a!, b!);
-        all.push(await race([() => accept(s), () => erase(i % 2 ? a! : b!)]));
-      }
-      await report('accept vs erase', all);
-      expect({ unclear: unclear(all), violations: await violations() }).toEqual({ unclear: [], violations: {} });
+        return await race([() => accept(s), () => erase(i % 2 ? a! : b!)]);
+      });
     }, 60_000);
 
     it('an erasure racing an ingest of new messages by the same author', async () => {
-      const all: Result[][] = [];
-      for (let i = 0; i < ROUNDS; i++) {
+      await rounds('erase vs ingest', async () => {
         const {
           ids: [a],
           authors,
@@ -295,10 +281,8 @@ describe('identity and privacy mutations racing each other', () => {
             author: { handle: authors[0]!.handle, email: authors[0]!.email },
           }),
         );
-        all.push(await race([() => erase(a!), () => ingestHttp(lines)]));
-      }
-      await report('erase vs ingest', all);
-      expect({ unclear: unclear(all), violations: await violations() }).toEqual({ unclear: [], violations: {} });
+        return await race([() => erase(a!), () => ingestHttp(lines)]);
+      });
     }, 60_000);
   });
 });
