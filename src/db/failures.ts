@@ -56,16 +56,32 @@ export function violatedConstraint(e: unknown): string | null {
  * is false, so that it is rejected (HTTP) or dead-lettered (Kafka) and never retried forever.
  */
 export function isRetriable(e: unknown): boolean {
-  for (let cur: unknown = e, hops = 0; cur && typeof cur === 'object' && hops < 5; hops++) {
+  for (const cur of causes(e)) {
     const code = sqlState(cur);
     if (code !== null) return RETRIABLE_SQLSTATE.test(code);
-    const err = cur as { code?: unknown; errno?: unknown; message?: unknown; driverError?: unknown; cause?: unknown };
-    const errno = typeof err.code === 'string' ? err.code : null;
-    if (errno && RETRIABLE_ERRNO.has(errno)) return true;
+    const err = cur as { code?: unknown; message?: unknown };
+    if (typeof err.code === 'string' && RETRIABLE_ERRNO.has(err.code)) return true;
     if (typeof err.message === 'string' && RETRIABLE_MESSAGE.test(err.message)) return true;
-    cur = err.driverError ?? err.cause;
   }
   return false;
+}
+
+/** `e` and the errors it wraps (TypeORM's `driverError`, `cause`), at most five deep. */
+function* causes(e: unknown): Generator<object> {
+  for (let cur: unknown = e, hops = 0; cur && typeof cur === 'object' && hops < 5; hops++) {
+    yield cur;
+    const err = cur as { driverError?: unknown; cause?: unknown };
+    cur = err.driverError ?? err.cause;
+  }
+}
+
+/** The first SQLSTATE of `e` or of an error it wraps, else null (what isRetriable decides on). */
+export function failureSqlState(e: unknown): string | null {
+  for (const cur of causes(e)) {
+    const code = sqlState(cur);
+    if (code !== null) return code;
+  }
+  return null;
 }
 
 /**
@@ -75,14 +91,7 @@ export function isRetriable(e: unknown): boolean {
  * migration, table or grant), which a person must mend: to an API client they stay internal errors.
  */
 export function isTransient(e: unknown): boolean {
-  if (!isRetriable(e)) return false;
-  for (let cur: unknown = e, hops = 0; cur && typeof cur === 'object' && hops < 5; hops++) {
-    const code = sqlState(cur);
-    if (code !== null) return !/^(28|3D|3F|42)/.test(code);
-    const err = cur as { driverError?: unknown; cause?: unknown };
-    cur = err.driverError ?? err.cause;
-  }
-  return true;
+  return isRetriable(e) && !/^(28|3D|3F|42)/.test(failureSqlState(e) ?? '');
 }
 
 /**
@@ -92,10 +101,9 @@ export function isTransient(e: unknown): boolean {
  * smaller batches rather than the same one again (persistIsolating splits it).
  */
 export function isStatementTimeout(e: unknown): boolean {
-  for (let cur: unknown = e, hops = 0; cur && typeof cur === 'object' && hops < 5; hops++) {
-    const err = cur as { message?: unknown; driverError?: unknown; cause?: unknown };
-    if (sqlState(cur) === '57014' && typeof err.message === 'string' && /statement timeout/i.test(err.message)) return true;
-    cur = err.driverError ?? err.cause;
+  for (const cur of causes(e)) {
+    const message = (cur as { message?: unknown }).message;
+    if (sqlState(cur) === '57014' && typeof message === 'string' && /statement timeout/i.test(message)) return true;
   }
   return false;
 }

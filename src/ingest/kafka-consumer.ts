@@ -1,5 +1,5 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, LogEntry } from 'kafkajs';
-import { isRetriable, isStatementTimeout, sqlState } from '../db/failures';
+import { failureSqlState, isRetriable, isStatementTimeout } from '../db/failures';
 import { parseMessage, type InteractionMessage, type LimitsArg } from '../interactions/interaction-message';
 import { persistIsolating } from '../interactions/isolate-lines';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
@@ -563,7 +563,7 @@ export class KafkaIngestConsumer {
             : isStatementTimeout(e)
               ? // short, and only the characters /readyz shows (publicReason in src/http/http-server.ts)
                 'statement_timeout exceeded by one message, retrying'
-              : sqlState(e) === '55P03'
+              : failureSqlState(e) === '55P03'
                 ? 'table locked by another session, retrying'
                 : isRetriable(e)
                   ? 'database unavailable or busy, retrying'

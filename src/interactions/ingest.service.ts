@@ -1,5 +1,5 @@
 import { AppError } from '../shared/app-error';
-import { isStatementTimeout, sqlState } from '../db/failures';
+import { failureSqlState, isStatementTimeout } from '../db/failures';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { DEFAULT_MESSAGE_LIMITS, validateMessage, parseMessage, type InteractionMessage, type LimitsArg, type ValidationResult } from './interaction-message';
@@ -135,7 +135,7 @@ export class IngestService {
         this.log.warn({ err: failure, channel, storedSoFar: accepted }, 'ingest batch failed transiently');
         const why = isStatementTimeout(failure)
           ? "a line's statements run past the database's statement_timeout"
-          : sqlState(failure) === '55P03'
+          : failureSqlState(failure) === '55P03'
             ? 'the database is busy (a table is locked by another session)'
             : 'the database is unavailable';
         throw new AppError('SERVICE_UNAVAILABLE', `${why}; ${accepted} lines were stored before it failed, send the body again (stored lines count as duplicates)`);
