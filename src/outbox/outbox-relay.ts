@@ -454,6 +454,7 @@ export class OutboxRelay implements RelayHandle {
     const { chunk, messages, spans } = batch;
     const split = splitIntoRequests(messages, this.settings.maxRequestBytes);
     const oversized: { message: RelayMessage; bytes: number; refusedByBroker?: boolean }[] = split.oversized.map((o) => ({ message: o.record, bytes: o.bytes }));
+    let ackedAt = performance.now();
     try {
       for (const request of split.requests) {
         // a topic whose max.message.bytes is under KAFKA_MAX_REQUEST_BYTES: its halves, down to the event it refuses alone
@@ -461,6 +462,7 @@ export class OutboxRelay implements RelayHandle {
         if (refusals > 0) this.log.warn({ events: request.length, refusals, limit: this.settings.maxRequestBytes }, 'the broker refused requests as too large: sent again in halves (set KAFKA_MAX_REQUEST_BYTES under the output topics\' max.message.bytes)');
       }
       for (const span of spans) span.end();
+      ackedAt = performance.now();
     } catch (e) {
       for (const span of spans) {
         span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
@@ -482,7 +484,7 @@ export class OutboxRelay implements RelayHandle {
     }
     for (const [topic, n] of batch.perTopic) if (n > 0) this.metrics.published(topic, n);
     if (chunk.completes.size > 0) {
-      const sent = await markOutboxRowsSent(this.pool, [...chunk.completes.keys()]);
+      const sent = await markOutboxRowsSent(this.pool, [...chunk.completes.keys()], (performance.now() - ackedAt) / 1000);
       // one observation per event: its outbox row's commit to the broker's ack
       for (const d of sent) this.metrics.delay(d.delay, chunk.completes.get(d.id) ?? 0);
       await this.applyRetention();

@@ -239,13 +239,23 @@ export async function markOutboxRowsFailed(db: RelayDb, ids: readonly string[], 
   await db.query(`UPDATE outbox_batch SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [ids, error.slice(0, 1000)]);
 }
 
-/** Marks rows sent; each with how long it waited from its commit to now (seconds). */
-export function markOutboxRowsSent(db: RelayDb, ids: readonly string[]): Promise<{ id: string; delay: number }[]> {
+/**
+ * Marks rows sent at the broker's acknowledgement, `ackedSecondsAgo` before this statement was
+ * sent; each with how long it waited from its commit to that acknowledgement (seconds).
+ *
+ * `sent_at` is the server's clock (no skew against `created_at`): the time the server received
+ * this statement, less the time the relay measured between the acknowledgement and sending it.
+ * Only the statement's trip to the server counts on top: not the time it runs, nor a wait for a
+ * row lock (with `clock_timestamp()`, a marking that waited behind another session counted that
+ * wait as publishing delay).
+ */
+export function markOutboxRowsSent(db: RelayDb, ids: readonly string[], ackedSecondsAgo = 0): Promise<{ id: string; delay: number }[]> {
   return relayRows<{ id: string; delay: number }>(
     db,
-    `UPDATE outbox_batch SET sent_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])
+    `UPDATE outbox_batch SET sent_at = greatest(created_at, statement_timestamp() - make_interval(secs => $2)), attempts = attempts + 1, last_error = NULL
+      WHERE id = ANY($1::bigint[])
      RETURNING id, extract(epoch FROM sent_at - created_at)::float8 AS delay`,
-    [ids],
+    [ids, Math.max(0, ackedSecondsAgo)],
   );
 }
 
