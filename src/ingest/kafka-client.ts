@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type ITopicConfig, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type ITopicConfig, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { Config } from '../config/config';
 import { OUTBOX_TOPICS } from '../outbox/outbox-events';
 import { KafkajsRelayProducer, PlatformaticRelayProducer, type RelayProducer } from '../outbox/relay-producer';
@@ -45,10 +45,41 @@ export function createKafka(settings: KafkaSettings, log: Logger, clientSuffix: 
   return new Kafka(config);
 }
 
-/** The outbox relay's producer, on the same cluster, TLS and SASL settings as the clients above. */
+/**
+ * The outbox relay's producer, on the same cluster, TLS and SASL settings as the clients above;
+ * with KAFKA_CREATE_TOPICS (the default) it can create the output topics again when one is
+ * deleted while Earshot runs, as a restart would.
+ */
 export function createRelayProducer(settings: KafkaSettings, log: Logger): RelayProducer {
-  if (settings.relayProducer === 'kafkajs') return new KafkajsRelayProducer(createKafka(settings, log, 'relay'));
-  return new PlatformaticRelayProducer(settings, 'relay');
+  const producer: RelayProducer = settings.relayProducer === 'kafkajs' ? new KafkajsRelayProducer(createKafka(settings, log, 'relay')) : new PlatformaticRelayProducer(settings, 'relay');
+  if (settings.createTopics) {
+    const outputs = new Set(Object.values(OUTBOX_TOPICS).map((t) => outputTopicName(settings, t.name)));
+    producer.createMissingTopics = async () => {
+      const admin = createKafka(settings, log, 'admin').admin();
+      await admin.connect();
+      try {
+        return await createMissingTopics(admin, topicSpecs(settings).filter((s) => outputs.has(s.topic)), log);
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    };
+  }
+  return producer;
+}
+
+/** Creates those of `specs` that do not exist; returns their names (none when the cluster refuses: logged). */
+async function createMissingTopics(admin: Admin, specs: ITopicConfig[], log: Logger): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const missing = specs.filter((s) => !existing.has(s.topic));
+  if (missing.length === 0) return [];
+  try {
+    await admin.createTopics({ topics: missing, waitForLeaders: true });
+    log.info({ topics: missing.map((m) => m.topic) }, 'kafka topics created');
+    return missing.map((m) => m.topic);
+  } catch (e) {
+    log.warn({ err: e, topics: missing.map((m) => m.topic) }, 'could not create kafka topics; create them by hand');
+    return [];
+  }
 }
 
 function logEntry(log: Logger, { namespace, level, log: entry }: LogEntry): void {
@@ -98,18 +129,7 @@ export async function ensureTopics(kafka: Kafka, settings: KafkaSettings, log: L
   await admin.connect();
   try {
     const specs = topicSpecs(settings);
-    if (settings.createTopics) {
-      const existing = new Set(await admin.listTopics());
-      const missing = specs.filter((s) => !existing.has(s.topic));
-      if (missing.length > 0) {
-        try {
-          await admin.createTopics({ topics: missing, waitForLeaders: true });
-          log.info({ topics: missing.map((m) => m.topic) }, 'kafka topics created');
-        } catch (e) {
-          log.warn({ err: e, topics: missing.map((m) => m.topic) }, 'could not create kafka topics; create them by hand');
-        }
-      }
-    }
+    if (settings.createTopics) await createMissingTopics(admin, specs, log);
     const sentiment = outputTopicName(settings, OUTBOX_TOPICS.sentiment.name);
     try {
       const described = await admin.describeConfigs({

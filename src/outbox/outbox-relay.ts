@@ -19,7 +19,7 @@ import {
   type PendingOutboxRow,
 } from './outbox.repository';
 import { outboxEvents, type OutboxParts } from './outbox-render';
-import type { RelayMessage, RelayProducer } from './relay-producer';
+import { missingTopicOf, type RelayMessage, type RelayProducer } from './relay-producer';
 import { recordBytes, sendHalving, splitIntoRequests } from '../shared/kafka-requests';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
@@ -249,7 +249,14 @@ export class OutboxRelay implements RelayHandle {
       } catch (e) {
         this.failingSince ??= Date.now();
         this.lastError = (e as Error).message;
-        this.log.warn({ err: e, retryInMs: backoff }, 'outbox relay cycle failed; retrying');
+        const missing = missingTopicOf(e);
+        if (missing !== null) {
+          // not created again: the row is parked as any row failing on its own (the rows of other topics after it go on)
+          if (await this.topicMissing(missing)) {
+            backoff = this.settings.outboxPollMs;
+            continue;
+          }
+        } else this.log.warn({ err: e, retryInMs: backoff }, 'outbox relay cycle failed; retrying');
         if (await this.parkFailingHead()) {
           // the rows after it went out: go on at once
           backoff = this.settings.outboxPollMs;
@@ -259,6 +266,31 @@ export class OutboxRelay implements RelayHandle {
         backoff = Math.min(backoff * 2, 10_000);
       }
     }
+  }
+
+  /**
+   * An output topic is gone (deleted while Earshot runs): with KAFKA_CREATE_TOPICS it is created
+   * again as at start and publishing goes on at once (returns true); otherwise readiness names
+   * it until someone creates it. Every event waits in the outbox meanwhile: nothing is dropped.
+   */
+  private async topicMissing(topic: string): Promise<boolean> {
+    const what = topic ? `output topic ${topic}` : 'an output topic';
+    let created: string[] = [];
+    try {
+      created = (await this.producer.createMissingTopics?.()) ?? [];
+    } catch (e) {
+      this.log.warn({ err: e }, 'could not check the output topics');
+    }
+    if (created.length > 0) {
+      this.log.error(
+        { topics: created },
+        'output topics did not exist (deleted while Earshot runs?): created again as at start; the events waiting in the outbox are published now (what a deleted topic held is gone for its consumers)',
+      );
+      return true;
+    }
+    this.lastError = `${what} does not exist${this.producer.createMissingTopics ? ' and could not be created' : ' (KAFKA_CREATE_TOPICS=false)'}: create it; its events wait in the outbox`;
+    this.log.error({ topic: topic || undefined }, `outbox relay: ${this.lastError}`);
+    return false;
   }
 
   /** Waits for a NOTIFY, a stop, or `ms`. */

@@ -1,0 +1,128 @@
+import { Writable } from 'node:stream';
+import { type Admin, type Kafka } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApp, type RunningApp } from '../../src/app';
+import { loadConfig } from '../../src/config/config';
+import { createLogger } from '../../src/shared/logger';
+import { message } from '../support/app';
+import { groupLag, kafkaEnv, kafkaNames, produce, readTopic, testKafka, waitFor, type KafkaNames, type Outgoing } from '../support/kafka-fixtures';
+import { createTestDatabase, type TestDatabase } from '../support/postgres';
+
+/**
+ * An output topic deleted while Earshot runs (by hand, by a cleanup script, by a retention tool).
+ * Before: the relay failed on every cycle for ever (its events held in the outbox behind the
+ * first row of that topic, the events of every other topic with them), `/readyz` said
+ * "Producing messages failed.", and only a restart (which creates missing topics) mended it.
+ * The promises checked: with KAFKA_CREATE_TOPICS (the default) the topic is created again and
+ * every event waiting goes out once, with an error log naming the topic; without it, the log
+ * names the topic, nothing is created behind the operator's back, and once they create it the
+ * events go out.
+ */
+
+interface Instance {
+  app: RunningApp;
+  /** every log line of this instance, parsed */
+  logs: Record<string, unknown>[];
+}
+
+async function startInstance(database: TestDatabase, names: KafkaNames, extra: Record<string, string> = {}): Promise<Instance> {
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', DATABASE_URL: database.url, EARSHOT_ROLES: 'ingest', ...kafkaEnv(names), ...extra });
+  const app = await startApp(config, createLogger('info', {}, sink));
+  return { app, logs };
+}
+
+const metric = async (app: RunningApp, name: string, labels: Record<string, string>): Promise<number> => {
+  const text = await (await fetch(`${app.url}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const got = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(line.split(' ').at(-1));
+  }
+  return sum;
+};
+
+const stored = async (app: RunningApp, like: string): Promise<number> =>
+  ((await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction WHERE external_id LIKE $1`, [like])) as { n: number }[])[0]!.n;
+
+const onPartition = (partition: number, from: number, count: number, label: string): Outgoing[] =>
+  Array.from({ length: count }, (_, i) => ({ key: null, partition, value: JSON.stringify(message(from + i, { externalId: `${label}-${from + i}` })) }));
+
+
+const unsent = async (app: RunningApp): Promise<number> =>
+  ((await app.db.ds.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)) as { n: number }[])[0]!.n;
+
+describe('an output topic deleted while Earshot runs', () => {
+  let kafka: Kafka;
+  let admin: Admin;
+  const databases: TestDatabase[] = [];
+  const running: RunningApp[] = [];
+  const topics: string[] = [];
+  const groups: string[] = [];
+
+  beforeAll(async () => {
+    kafka = testKafka();
+    admin = kafka.admin();
+    await admin.connect();
+  });
+  afterAll(async () => {
+    for (const app of running) await app.stop().catch(() => undefined);
+    for (const d of databases) await d.drop().catch(() => undefined);
+    await admin?.deleteTopics({ topics }).catch(() => undefined);
+    await admin?.deleteGroups(groups).catch(() => undefined);
+    await admin?.disconnect();
+  });
+
+  /** An instance that has published 20 interactions, then has its enriched topic deleted. */
+  const deletedUnder = async (label: string, extra: Record<string, string>) => {
+    const names = kafkaNames(label);
+    topics.push(...names.all);
+    groups.push(names.group);
+    const database = await createTestDatabase(`kafka${label}`);
+    databases.push(database);
+    // an operator who keeps Earshot from creating topics made them beforehand
+    if (extra.KAFKA_CREATE_TOPICS === 'false') await admin.createTopics({ topics: names.all.map((topic) => ({ topic, numPartitions: 3 })), waitForLeaders: true });
+    const i = await startInstance(database, names, { KAFKA_METADATA_MAX_AGE_MS: '2000', ...extra });
+    running.push(i.app);
+    await produce(kafka, names.topic, onPartition(0, 0, 20, 'before'));
+    await waitFor('the first 20 published', async () => (await stored(i.app, 'before-%')) === 20 && (await unsent(i.app)) === 0, 60_000);
+    await admin.deleteTopics({ topics: [names.enriched] });
+    await waitFor('the topic to be gone', async () => !(await admin.listTopics()).includes(names.enriched) || null, 30_000);
+    // more interactions (and their customer-sentiment events, which wait behind them)
+    await produce(kafka, names.topic, onPartition(1, 1_000, 20, 'after'));
+    await waitFor('the next 20 stored', async () => (await stored(i.app, 'after-%')) === 20, 60_000);
+    return { names, i };
+  };
+  const externalIds = async (topic: string) => (await readTopic(kafka, topic)).map((r) => (JSON.parse(r.value!.toString('utf8')) as { externalId: string }).externalId).sort();
+  const after = Array.from({ length: 20 }, (_, k) => `after-${1_000 + k}`).sort();
+
+  it('KAFKA_CREATE_TOPICS on (the default): the topic is created again, every waiting event goes out once, the log names the topic', { timeout: 180_000 }, async () => {
+    const { names, i } = await deletedUnder('outdeleted', {});
+    await waitFor('the waiting events published', async () => (await unsent(i.app)) === 0, 60_000);
+    expect(await admin.listTopics()).toContain(names.enriched);
+    // the new topic holds what was published after the deletion, once each; the sentiment topic all 40 customers' summaries
+    expect(await externalIds(names.enriched)).toEqual(after);
+    expect(new Set((await readTopic(kafka, names.sentiment)).map((r) => r.key)).size).toBe(40);
+    const recreated = i.logs.find((l) => l.level === 'error' && /output topics did not exist/.test(String(l.msg)));
+    expect(recreated?.topics).toEqual([names.enriched]);
+    await waitFor('/readyz ready', async () => (await fetch(`${i.app.url}/readyz`)).status === 200, 30_000);
+  });
+
+  it('KAFKA_CREATE_TOPICS=false: the log names the missing topic, nothing is created, and the events go out once the operator creates it', { timeout: 180_000 }, async () => {
+    const { names, i } = await deletedUnder('outdeletedoff', { KAFKA_CREATE_TOPICS: 'false' });
+    const said = await waitFor('an error naming the topic', async () => i.logs.find((l) => l.level === 'error' && String(l.msg).includes(`output topic ${names.enriched} does not exist`)), 60_000);
+    expect(String(said.msg)).toMatch(/KAFKA_CREATE_TOPICS=false\): create it; its events wait in the outbox/);
+    expect(await admin.listTopics()).not.toContain(names.enriched);
+    expect(await unsent(i.app)).toBeGreaterThan(0);
+    await admin.createTopics({ topics: [{ topic: names.enriched, numPartitions: 3 }], waitForLeaders: true });
+    await waitFor('the waiting events published', async () => (await unsent(i.app)) === 0, 90_000);
+    expect(await externalIds(names.enriched)).toEqual(after);
+  });
+});
