@@ -1,8 +1,11 @@
+import net from 'node:net';
 import pg from 'pg';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
+import { AppError } from '../shared/app-error';
 import { loopTurns } from '../shared/loop-turns';
 import { requestContext } from '../shared/request-context';
 import { migrations } from '../../migrations';
+import { sqlState } from './failures';
 
 /**
  * Counts SQL statements, in all and per HTTP request (by request id); tests use it to prove
@@ -99,15 +102,114 @@ function guardedClient(onLost: (err: Error) => void): typeof pg.Client {
  * what the operation does with the rows — executing its selection, serializing the answer — no
  * longer runs in the callback that read them, with every other result read in the same turn.
  * Statements in transactions (a query runner) resume at once: they hold locks.
+ *
+ * A GraphQL query's such statements are also bounded by its time budget (see queryWithin).
  */
 function takeTurnsInRequests(dataSource: DataSource): void {
   const query = dataSource.query.bind(dataSource);
   dataSource.query = async function turnTakingQuery(text, parameters, queryRunner) {
-    const result: unknown = await query(text, parameters, queryRunner);
-    if (!queryRunner && requestContext.getStore()?.loopTurns) await loopTurns.take();
+    const store = requestContext.getStore();
+    const deadline = queryRunner ? undefined : store?.readDeadline;
+    const result: unknown = deadline ? await queryWithin(dataSource, query, deadline, text, parameters) : await query(text, parameters, queryRunner);
+    if (!queryRunner && store?.loopTurns) await loopTurns.take();
     return result;
   } as DataSource['query'];
 }
+
+function overBudget(deadline: { budgetMs: number }): AppError {
+  return new AppError(
+    'TIME_BUDGET_EXCEEDED',
+    `the database did not answer within the operation's time budget of ${deadline.budgetMs} ms (EARSHOT_GRAPHQL_TIME_BUDGET_MS) and the statement was cancelled: ` +
+      'a table it reads may be locked by maintenance (VACUUM FULL, ALTER TABLE, a migration) or the database is overloaded; try again shortly, and ask for less if it keeps failing',
+  );
+}
+
+/**
+ * Runs a GraphQL query's pooled statement, cancelled on the server once the query is past its
+ * budget (`deadline`). Without it, a read blocked by a lock (`LOCK TABLE customer IN ACCESS
+ * EXCLUSIVE MODE`, as VACUUM FULL or ALTER TABLE take) waited for the lock for ever on its pooled
+ * connection: ten such requests held the whole pool, and /readyz's own statement waited for one.
+ * The cancel is PostgreSQL's cancel request, sent on a socket of its own (no pooled connection, no
+ * privilege): the statement fails with 57014 and its connection goes back to the pool, usable. A
+ * statement waiting for a pooled connection past the deadline stops waiting (the connection, once
+ * got, goes back unused). A timer alone in the client (pg's query_timeout) would leave the
+ * statement running on the server, holding its connection. A per-session
+ * lock_timeout or statement_timeout would reach migrations, ingest and jobs on the same pool.
+ */
+async function queryWithin(
+  dataSource: DataSource,
+  query: DataSource['query'],
+  deadline: { at: number; budgetMs: number },
+  text: string,
+  parameters: Parameters<DataSource['query']>[1],
+): Promise<unknown> {
+  const qr = dataSource.createQueryRunner();
+  const connecting = qr.connect() as Promise<pg.Client>;
+  let client: pg.Client | null = null;
+  let cancelled: Promise<void> | null = null;
+  let expire!: (value: null) => void;
+  const expired = new Promise<null>((resolve) => (expire = resolve));
+  const timer = setTimeout(() => {
+    if (client !== null) cancelled = cancelStatement(client);
+    expire(null);
+  }, Math.max(0, deadline.at - Date.now()));
+  try {
+    client = await Promise.race([connecting, expired]);
+  } catch (e) {
+    clearTimeout(timer);
+    await qr.release().catch(() => undefined);
+    throw e;
+  }
+  if (client === null) {
+    // still waiting for the pool: the connection goes back as soon as it is got
+    connecting.then(() => qr.release(), () => qr.release()).catch(() => undefined);
+    throw overBudget(deadline);
+  }
+  try {
+    return await query(text, parameters, qr);
+  } catch (e) {
+    if (cancelled !== null && sqlState(e) === '57014') throw overBudget(deadline);
+    throw e;
+  } finally {
+    clearTimeout(timer);
+    // a cancel that reached the server after the statement ended must not meet the next one on
+    // this connection: it goes back to the pool once the server has taken the cancel
+    if (cancelled !== null) await cancelled;
+    await qr.release();
+  }
+}
+
+/**
+ * PostgreSQL's cancel request for the statement `client` runs, on a connection of its own; done
+ * when the server has taken it (it closes that connection) or could not be reached.
+ */
+function cancelStatement(client: pg.Client): Promise<void> {
+  const { processID, secretKey, host, port } = client as pg.Client & { processID: number | null; secretKey: number | null };
+  if (processID === null || secretKey === null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const socket = host.startsWith('/') ? net.connect(`${host}/.s.PGSQL.${port}`) : net.connect(port, host);
+    const done = () => {
+      clearTimeout(giveUp);
+      socket.destroy();
+      resolve();
+    };
+    // a server that neither takes nor refuses it does not hold the connection back for long
+    const giveUp = setTimeout(done, CANCEL_WAIT_MS);
+    socket.on('error', done);
+    socket.on('close', done);
+    socket.on('connect', () => {
+      const packet = Buffer.alloc(16);
+      packet.writeInt32BE(16, 0);
+      packet.writeInt32BE(80877102, 4); // CancelRequest code
+      packet.writeInt32BE(processID, 8);
+      packet.writeInt32BE(secretKey, 12);
+      socket.end(packet);
+    });
+  });
+}
+
+/** How long a cancel request may take to be taken before its connection is released anyway. */
+const CANCEL_WAIT_MS = 5_000;
 
 /** Pending migrations, without running them. */
 export async function pendingMigrations(ds: DataSource): Promise<boolean> {

@@ -5,6 +5,7 @@ import { getOperationAST, getVariableValues, GraphQLError, isListType, isNonNull
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import type { GraphqlConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
+import { requestContext } from '../shared/request-context';
 import type { GraphQLContext } from './context';
 import { DEFAULT_PAGE_SIZE } from './relay';
 
@@ -192,6 +193,20 @@ export function startTimeBudget(context: object, config: GraphqlConfig, now: () 
 }
 
 /**
+ * Tells the data layer when the query run with `context` is past its budget: a statement it runs
+ * on the pool then is cancelled (src/db/data-source.ts), so a read blocked by a lock (an operator's
+ * VACUUM FULL or ALTER TABLE on its table) gives its connection back instead of waiting for the
+ * lock, for ever. Queries only: a mutation's statements, ingest, jobs and migrations keep theirs.
+ */
+function boundReads(context: object): void {
+  const budget = budgets.get(context);
+  const store = requestContext.getStore();
+  if (budget === undefined || store === undefined) return;
+  // the budget's own clock may be a test's; the data layer's timer runs on the real one
+  store.readDeadline = { at: Date.now() + (budget.deadline - budget.now()), budgetMs: budget.deadline - budget.start };
+}
+
+/**
  * Refuses, before execution, an operation whose estimated cost is over the limit or that hands
  * analyzeText more text than a request may, and stops running resolvers once an operation has
  * used up its time budget.
@@ -203,7 +218,8 @@ export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig, no
     async requestDidStart({ contextValue }) {
       startTimeBudget(contextValue, config, now);
       return {
-        async didResolveOperation({ document, operationName, request }) {
+        async didResolveOperation({ document, operationName, request, operation }) {
+          if (operation?.operation === 'query') boundReads(contextValue);
           const variables = request.variables ?? {};
           // without variables the estimate depends on the document alone: counted once per
           // parsed document (Apollo's document cache hands the same one back)

@@ -10,6 +10,11 @@ export const requestContext = new AsyncLocalStorage<{
   bytesIn?: number;
   /** set for a GraphQL operation: its pooled reads take a turn of the event loop (src/db/data-source.ts) */
   loopTurns?: boolean;
+  /**
+   * set for a GraphQL query: when its time budget runs out (Date.now() terms) and how long it was.
+   * A statement it runs on the pool, outside a transaction, is cancelled then (src/db/data-source.ts).
+   */
+  readDeadline?: { at: number; budgetMs: number };
 }>();
 
 /**
