@@ -122,9 +122,8 @@ export class ErasureService {
     const identities = await repo.deleteIdentityTraces(qr, ids);
     // Outbox events about them, sent or not: unsent ones never leave, sent ones keep no copy.
     // An `outbox_batch` row may carry other customers' events too: only theirs are taken out
-    // (counted through the `outbox` view while the customer rows still exist), empty rows go.
-    const outboxRows = await repo.countOutboxEventsAbout(qr, ids, iids, OUTBOX_TOPICS.enriched.name);
-    if (outboxRows > 0) await repo.removeOutboxEventsAbout(qr, ids, iids, OUTBOX_TOPICS.enriched.name);
+    // (counted as the `outbox` view shows them, while the customer rows still exist), empty rows go.
+    const outboxRows = await repo.removeOutboxEventsAbout(qr, ids, iids, OUTBOX_TOPICS.enriched.name);
     await repo.deleteCustomers(qr, ids);
 
     const crmRows = [
