@@ -1,8 +1,9 @@
 import type { IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { isRetriable, sqlState } from '../db/failures';
 import type { RejectionKind } from '../interactions/interaction-message';
-import { recordBytes, sendHalving, splitIntoRequests } from '../shared/kafka-requests';
+import { missingTopicOf, recordBytes, sendHalving, splitIntoRequests } from '../shared/kafka-requests';
 import { IdempotentKafkajsProducer } from '../shared/kafkajs-producer';
+import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { deadLetterTopic } from './kafka-client';
 
@@ -121,6 +122,12 @@ export class DeadLetterPublisher {
     kafka: Kafka,
     private readonly metrics: Metrics,
     private readonly maxRequestBytes: number,
+    /**
+     * creates the dead-letter topics that do not exist (absent with KAFKA_CREATE_TOPICS=false): a
+     * `.dlq` topic deleted while Earshot runs stalled its input partition at the next bad message
+     */
+    private readonly createMissingTopics?: () => Promise<string[]>,
+    private readonly log?: Logger,
   ) {
     // replaced after a "too large" refusal (kafkajs keeps stale sequence numbers otherwise)
     this.producer = new IdempotentKafkajsProducer(kafka);
@@ -143,13 +150,38 @@ export class DeadLetterPublisher {
       return bytes > this.maxRequestBytes ? withoutValue(r, bytes) : r;
     });
     for (const request of splitIntoRequests(records, this.maxRequestBytes).requests) {
-      await sendHalving(
-        request,
-        (rs) => this.producer.send(rs),
-        // refused alone by the DLQ topic (a smaller max.message.bytes): it goes without its value
-        (r) => this.producer.send([withoutValue(r, recordBytes(r))]),
-      );
+      const send = () =>
+        sendHalving(
+          request,
+          (rs) => this.producer.send(rs),
+          // refused alone by the DLQ topic (a smaller max.message.bytes): it goes without its value
+          (r) => this.producer.send([withoutValue(r, recordBytes(r))]),
+        );
+      try {
+        await send();
+      } catch (e) {
+        const missing = missingTopicOf(e);
+        if (missing === null) throw e;
+        const created = (await this.createMissingTopics?.().catch(() => [])) ?? [];
+        if (created.length === 0) {
+          const topic = missing || request[0]!.topic;
+          this.log?.error({ topic }, `dead-letter topic ${topic} does not exist${this.createMissingTopics ? ' and could not be created' : ' (KAFKA_CREATE_TOPICS=false)'}: create it; its input partition waits`);
+          throw new DeadLetterTopicMissing(topic, e);
+        }
+        this.log?.error({ topics: created }, 'dead-letter topics did not exist (deleted while Earshot runs?): created again as at start; the waiting letters are written now');
+        await send();
+      }
     }
     for (const d of letters) this.metrics.kafkaDeadLetters.inc({ topic: d.topic, kind: d.kind });
+  }
+}
+
+/** A dead-letter topic that does not exist and was not created: the partition waits for it. */
+export class DeadLetterTopicMissing extends Error {
+  constructor(
+    readonly topic: string,
+    cause: unknown,
+  ) {
+    super(`dead-letter topic ${topic} does not exist`, { cause });
   }
 }

@@ -52,19 +52,27 @@ export function createKafka(settings: KafkaSettings, log: Logger, clientSuffix: 
  */
 export function createRelayProducer(settings: KafkaSettings, log: Logger): RelayProducer {
   const producer: RelayProducer = settings.relayProducer === 'kafkajs' ? new KafkajsRelayProducer(createKafka(settings, log, 'relay')) : new PlatformaticRelayProducer(settings, 'relay');
-  if (settings.createTopics) {
-    const outputs = new Set(Object.values(OUTBOX_TOPICS).map((t) => outputTopicName(settings, t.name)));
-    producer.createMissingTopics = async () => {
-      const admin = createKafka(settings, log, 'admin').admin();
-      await admin.connect();
-      try {
-        return await createMissingTopics(admin, topicSpecs(settings).filter((s) => outputs.has(s.topic)), log);
-      } finally {
-        await admin.disconnect().catch(() => undefined);
-      }
-    };
-  }
+  const outputs = new Set(Object.values(OUTBOX_TOPICS).map((t) => outputTopicName(settings, t.name)));
+  producer.createMissingTopics = topicCreator(settings, log, (topic) => outputs.has(topic));
   return producer;
+}
+
+/**
+ * Creates again, as a start would, those of Earshot's topics ({@link topicSpecs}) picked by
+ * `wanted` that do not exist (one deleted while Earshot runs); returns their names. Undefined
+ * when KAFKA_CREATE_TOPICS=false: nothing is created behind the operator's back.
+ */
+export function topicCreator(settings: KafkaSettings, log: Logger, wanted: (topic: string) => boolean): (() => Promise<string[]>) | undefined {
+  if (!settings.createTopics) return undefined;
+  return async () => {
+    const admin = createKafka(settings, log, 'admin').admin();
+    await admin.connect();
+    try {
+      return await createMissingTopics(admin, topicSpecs(settings).filter((s) => wanted(s.topic)), log);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  };
 }
 
 /** Creates those of `specs` that do not exist; returns their names (none when the cluster refuses: logged). */

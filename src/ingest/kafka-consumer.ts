@@ -7,9 +7,9 @@ import { contextFromHeaders, inSpan, SpanKind, trace } from '../shared/tracing';
 import type { RecordInteractionsService } from '../interactions/record-interactions.service';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
-import { DeadLetterPublisher, type DeadLetter } from './dead-letter';
+import { DeadLetterPublisher, DeadLetterTopicMissing, type DeadLetter } from './dead-letter';
 import { UNDECODABLE_BATCH_HEADER, UNDECODABLE_HEADER } from './kafka-codecs';
-import { ensureTopics, type KafkaSettings } from './kafka-client';
+import { deadLetterTopic, ensureTopics, topicCreator, type KafkaSettings } from './kafka-client';
 
 export interface KafkaConsumerOptions {
   /** first and longest wait between retries of a transient failure */
@@ -114,7 +114,8 @@ export class KafkaIngestConsumer {
     this.stallTimeoutMs = opts.stallTimeoutMs ?? settings.stallTimeoutMs ?? 60_000;
     this.restartInitialMs = opts.restartInitialMs ?? 1_000;
     this.restartMaxMs = opts.restartMaxMs ?? 30_000;
-    this.dlq = new DeadLetterPublisher(kafka, metrics, settings.maxRequestBytes);
+    const inputDlqs = new Set(settings.topics.map(deadLetterTopic));
+    this.dlq = new DeadLetterPublisher(kafka, metrics, settings.maxRequestBytes, topicCreator(settings, log, (t) => inputDlqs.has(t)), log);
     this.consumer = this.createConsumer();
     metrics.kafkaStalledPartitions = () => this.stalledPartitions();
   }
@@ -559,7 +560,9 @@ export class KafkaIngestConsumer {
         this.metrics.kafkaRetries.inc({ topic });
         this.partitionProgress(topic, partition).waitingOn =
           what === 'dead-letter'
-            ? 'broker refuses dead letters, retrying'
+            ? e instanceof DeadLetterTopicMissing
+              ? `dead-letter topic ${e.topic} does not exist, create it`
+              : 'broker refuses dead letters, retrying'
             : isStatementTimeout(e)
               ? // short, and only the characters /readyz shows (publicReason in src/http/http-server.ts)
                 'statement_timeout exceeded by one message, retrying'

@@ -19,8 +19,8 @@ import {
   type PendingOutboxRow,
 } from './outbox.repository';
 import { outboxEvents, type OutboxParts } from './outbox-render';
-import { missingTopicOf, type RelayMessage, type RelayProducer } from './relay-producer';
-import { recordBytes, sendHalving, splitIntoRequests } from '../shared/kafka-requests';
+import type { RelayMessage, RelayProducer } from './relay-producer';
+import { missingTopicOf, recordBytes, sendHalving, splitIntoRequests } from '../shared/kafka-requests';
 
 /** Where the relay reads the outbox: its own small pool, so it can run in a worker thread. */
 export interface RelayDatabase {
@@ -288,8 +288,12 @@ export class OutboxRelay implements RelayHandle {
       );
       return true;
     }
-    this.lastError = `${what} does not exist${this.producer.createMissingTopics ? ' and could not be created' : ' (KAFKA_CREATE_TOPICS=false)'}: create it; its events wait in the outbox`;
-    this.log.error({ topic: topic || undefined }, `outbox relay: ${this.lastError}`);
+    // short and plain: /readyz shows it (publicReason in src/http/http-server.ts)
+    this.lastError = `${what} does not exist, create it (its events wait in the outbox)`;
+    this.log.error(
+      { topic: topic || undefined },
+      `outbox relay: ${what} does not exist${this.producer.createMissingTopics ? ' and could not be created' : ' (KAFKA_CREATE_TOPICS=false)'}: create it; its events wait in the outbox`,
+    );
     return false;
   }
 

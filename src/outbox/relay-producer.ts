@@ -31,24 +31,6 @@ export interface RelayProducer {
   createMissingTopics?: () => Promise<string[]>;
 }
 
-/**
- * The output topic a failed send found missing ('' when the client does not name it), or null
- * when the failure is another: @platformatic/kafka says "Unknown topic X." (alone, or among the
- * errors of "Producing messages failed."), kafkajs UNKNOWN_TOPIC_OR_PARTITION.
- */
-export function missingTopicOf(e: unknown, depth = 0): string | null {
-  if (e === null || typeof e !== 'object' || depth > 5) return null;
-  const err = e as { message?: unknown; type?: unknown; errors?: unknown; cause?: unknown; originalError?: unknown };
-  const named = typeof err.message === 'string' ? /^Unknown topic (.+)\.$/.exec(err.message) : null;
-  if (named) return named[1]!;
-  if (err.type === 'UNKNOWN_TOPIC_OR_PARTITION') return '';
-  for (const inner of [...(Array.isArray(err.errors) ? err.errors : []), err.cause, err.originalError]) {
-    const found = missingTopicOf(inner, depth + 1);
-    if (found !== null) return found;
-  }
-  return null;
-}
-
 /** Where keyless events go: round robin, as kafkajs spread them. */
 function roundRobin(): () => number {
   let next = Math.floor(Math.random() * 0x7fffffff);

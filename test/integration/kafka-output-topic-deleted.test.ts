@@ -16,7 +16,8 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres';
  * The promises checked: with KAFKA_CREATE_TOPICS (the default) the topic is created again and
  * every event waiting goes out once, with an error log naming the topic; without it, the log
  * names the topic, nothing is created behind the operator's back, and once they create it the
- * events go out.
+ * events go out. A dead-letter topic deleted stalled its input partition at the next bad message
+ * (the letter could not be written, so the offset was never committed): it is created again too.
  */
 
 interface Instance {
@@ -113,6 +114,27 @@ describe('an output topic deleted while Earshot runs', () => {
     const recreated = i.logs.find((l) => l.level === 'error' && /output topics did not exist/.test(String(l.msg)));
     expect(recreated?.topics).toEqual([names.enriched]);
     await waitFor('/readyz ready', async () => (await fetch(`${i.app.url}/readyz`)).status === 200, 30_000);
+  });
+
+  it('a dead-letter topic deleted: the next bad message creates it again, its letter is written and the partition goes on', { timeout: 180_000 }, async () => {
+    const names = kafkaNames('dlqdeleted');
+    topics.push(...names.all);
+    groups.push(names.group);
+    const database = await createTestDatabase('kafkadlqdeleted');
+    databases.push(database);
+    const i = await startInstance(database, names);
+    running.push(i.app);
+    await produce(kafka, names.topic, onPartition(0, 0, 5, 'before'));
+    await waitFor('the first 5 stored', async () => (await stored(i.app, 'before-%')) === 5, 60_000);
+    await admin.deleteTopics({ topics: [names.dlq] });
+    await waitFor('the topic to be gone', async () => !(await admin.listTopics()).includes(names.dlq) || null, 30_000);
+    await produce(kafka, names.topic, [{ key: null, partition: 0, value: '{not json' }, ...onPartition(0, 100, 5, 'after')]);
+    // before: the letter could not be written, and the partition retried it for ever
+    await waitFor('every offset committed', async () => (await groupLag(admin, names.group, names.topic)) === 0, 60_000);
+    expect(await stored(i.app, 'after-%')).toBe(5);
+    const letters = await readTopic(kafka, names.dlq);
+    expect(letters.map((l) => [l.value?.toString('utf8'), l.headers['x-error-kind']])).toEqual([['{not json', 'malformed-json']]);
+    expect(i.logs.find((l) => l.level === 'error' && /dead-letter topics did not exist/.test(String(l.msg)))?.topics).toEqual([names.dlq]);
   });
 
   it('KAFKA_CREATE_TOPICS=false: the log names the missing topic, nothing is created, and the events go out once the operator creates it', { timeout: 180_000 }, async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { missingTopicOf } from './relay-producer';
+import { missingTopicOf } from './kafka-requests';
 
 // The shapes the two producers fail with when a topic is gone (seen on the real broker:
 // test/integration/kafka-output-topic-deleted.test.ts); any other failure is not a missing topic.
