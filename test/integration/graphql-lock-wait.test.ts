@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/kafka-fixtures';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 
 /**
@@ -38,15 +39,6 @@ describe('GraphQL reads blocked by a table lock', () => {
         [exceptPid],
       )
     ).rows.map((r) => r.query);
-  const pollUntil = async <T>(what: string, probe: () => Promise<T | null>, withinMs: number): Promise<T> => {
-    const deadline = performance.now() + withinMs;
-    for (;;) {
-      const got = await probe();
-      if (got !== null) return got;
-      if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
 
   beforeAll(async () => {
     app = await startTestApp(
@@ -92,7 +84,7 @@ describe('GraphQL reads blocked by a table lock', () => {
           Promise.all(Array.from({ length: 3 * POOL }, () => ask())),
           (async () => {
             // once the first reads wait on the lock (holding pooled connections)
-            await pollUntil('a read to wait on the lock', async () => ((await lockWaiters(holder.processID!)).length > 0 ? true : null), 20 * BUDGET_MS);
+            await waitFor('a read to wait on the lock', async () => (await lockWaiters(holder.processID!)).length > 0, 20 * BUDGET_MS, 20);
             const res = await fetch(`${app.url}/readyz`, { signal: AbortSignal.timeout(30 * BUDGET_MS) });
             return { status: res.status, body: (await res.json()) as { status: string; reason?: string } };
           })(),
@@ -111,10 +103,10 @@ describe('GraphQL reads blocked by a table lock', () => {
         expect(ready).toEqual({ status: 200, body: { status: 'ready' } });
 
         // cancelled on the server, not merely abandoned by the client
-        const waiting = await pollUntil('no statement of the app waiting on the lock', async () => {
+        const waiting = await waitFor('no statement of the app waiting on the lock', async () => {
           const w = await lockWaiters(holder.processID!);
           return w.length === 0 ? w : null;
-        }, 10 * BUDGET_MS).catch(async () => lockWaiters(holder.processID!));
+        }, 10 * BUDGET_MS, 20).catch(async () => lockWaiters(holder.processID!));
         expect(waiting).toEqual([]);
 
         // a read of another table is not held up meanwhile

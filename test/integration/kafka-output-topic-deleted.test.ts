@@ -1,12 +1,9 @@
-import { Writable } from 'node:stream';
 import { type Admin, type Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type RunningApp } from '../../src/app';
-import { loadConfig } from '../../src/config/config';
-import { createLogger } from '../../src/shared/logger';
-import { message } from '../support/app';
-import { groupLag, kafkaEnv, kafkaNames, produce, readTopic, testKafka, waitFor, type KafkaNames, type Outgoing } from '../support/kafka-fixtures';
+import type { RunningApp } from '../../src/app';
+import { groupLag, kafkaNames, produce, readTopic, testKafka, waitFor } from '../support/kafka-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { onPartition, startInstance, stored } from '../support/kafka-instance';
 
 /**
  * An output topic deleted while Earshot runs (by hand, by a cleanup script, by a retention tool).
@@ -19,43 +16,6 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres';
  * events go out. A dead-letter topic deleted stalled its input partition at the next bad message
  * (the letter could not be written, so the offset was never committed): it is created again too.
  */
-
-interface Instance {
-  app: RunningApp;
-  /** every log line of this instance, parsed */
-  logs: Record<string, unknown>[];
-}
-
-async function startInstance(database: TestDatabase, names: KafkaNames, extra: Record<string, string> = {}): Promise<Instance> {
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', DATABASE_URL: database.url, EARSHOT_ROLES: 'ingest', ...kafkaEnv(names), ...extra });
-  const app = await startApp(config, createLogger('info', {}, sink));
-  return { app, logs };
-}
-
-const metric = async (app: RunningApp, name: string, labels: Record<string, string>): Promise<number> => {
-  const text = await (await fetch(`${app.url}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const got = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(line.split(' ').at(-1));
-  }
-  return sum;
-};
-
-const stored = async (app: RunningApp, like: string): Promise<number> =>
-  ((await app.db.ds.query(`SELECT count(*)::int AS n FROM interaction WHERE external_id LIKE $1`, [like])) as { n: number }[])[0]!.n;
-
-const onPartition = (partition: number, from: number, count: number, label: string): Outgoing[] =>
-  Array.from({ length: count }, (_, i) => ({ key: null, partition, value: JSON.stringify(message(from + i, { externalId: `${label}-${from + i}` })) }));
-
 
 const unsent = async (app: RunningApp): Promise<number> =>
   ((await app.db.ds.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)) as { n: number }[])[0]!.n;
