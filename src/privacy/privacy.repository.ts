@@ -280,6 +280,29 @@ export interface InteractionPage {
 }
 export type ListeningItemPage = InteractionPage;
 
+/**
+ * The unsent outbox events about the customers ($1), as the `outbox` view renders them: those
+ * whose key or `customerId` is one of them (their interactions' enriched events, their summaries,
+ * events stored as given that name them). The unsent rows that hold such an event are found on the
+ * stored arrays (a customer's summary by id, an interaction through its customer, an event stored as
+ * given by key or `customerId`), and only those rows are rendered: filtering the rendered view
+ * rendered every unsent event of every customer first (2.2 s with the relay behind by 200 rows of
+ * 500 interactions, 35 times the export without the backlog).
+ */
+const PENDING_OUTBOX_ABOUT = `
+  SELECT batch_id AS id, topic, message_key, payload, created_at FROM outbox
+   WHERE batch_id = ANY(ARRAY(
+           SELECT b.id FROM outbox_batch b WHERE b.sent_at IS NULL AND b.customer_ids && $1::uuid[]
+           UNION
+           SELECT b.id FROM outbox_batch b CROSS JOIN LATERAL unnest(b.interaction_ids) x(id) JOIN interaction i ON i.id = x.id
+            WHERE b.sent_at IS NULL AND i.customer_id = ANY($1::uuid[])
+           UNION
+           SELECT b.id FROM outbox_batch b
+            WHERE b.sent_at IS NULL AND b.messages <> '[]'::jsonb
+              AND EXISTS (SELECT 1 FROM jsonb_array_elements(b.messages) m WHERE m->>'key' = ANY($1::text[]) OR m->'payload'->>'customerId' = ANY($1::text[]))))
+     AND sent_at IS NULL AND (message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[]))
+   ORDER BY batch_id, part, seq`;
+
 export async function customerData(
   db: Db,
   ids: readonly string[],
@@ -308,7 +331,7 @@ export async function customerData(
     q(`SELECT * FROM merge_audit WHERE survivor_id = ANY($1::uuid[]) OR merged_id = ANY($1::uuid[]) ORDER BY created_at`),
     q(`SELECT * FROM customer_sentiment_daily WHERE customer_id = ANY($1::uuid[]) ORDER BY day`),
     q(`SELECT * FROM crm_writeback WHERE customer_id = ANY($1::uuid[])`),
-    q(`SELECT batch_id AS id, topic, message_key, payload, created_at FROM outbox WHERE sent_at IS NULL AND (message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])) ORDER BY batch_id, part, seq`),
+    q(PENDING_OUTBOX_ABOUT),
     q(`SELECT * FROM erasure_request WHERE erased_customer_ids && $1::uuid[] ORDER BY created_at`),
   ]);
   return { interactionCount: count!.n as number, interactionCursorFound: count!.cursor_found === true, listeningItemCount: itemCount!.n as number, listeningItemCursorFound: itemCount!.cursor_found === true, customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { toGlobalId } from '../../src/graphql/relay';
-import { startTestApp, type TestApp } from '../support/app';
+import { BACKLOG_CUSTOMERS_PER_ROW, BACKLOG_INTERACTIONS_PER_ROW, addOutboxBacklog, customerWith, unsentOutboxEvents, withApiOnlyApp as withApp } from '../support/outbox-backlog';
 
 // An erasure takes the customer's events out of the outbox, sent or not. When the relay is behind
 // (a broker outage), the outbox holds many unsent rows of other customers' events: the erasure must
@@ -8,28 +8,6 @@ import { startTestApp, type TestApp } from '../support/app';
 // render every event of the outbox through the `outbox` view: 41–46 s behind by a million events).
 
 const ENRICHED = 'interactions.enriched.v1';
-
-/** An app with the api role only: no outbox relay, so every outbox row stays unsent. */
-async function withApp(label: string, fn: (app: TestApp, q: <T = Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<T[]>) => Promise<void>): Promise<void> {
-  const app = await startTestApp({ EARSHOT_ROLES: 'api' }, label);
-  try {
-    await fn(app, async <T,>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[]);
-  } finally {
-    await app.close();
-  }
-}
-
-/** Customers named `name`, each with `n` interactions (external ids `<name>-<k>`): their ids, and their interactions' ids in order. */
-async function customerWith(q: (sql: string, params?: unknown[]) => Promise<unknown[]>, name: string, n: number, mergedInto?: string): Promise<{ id: string; iids: string[] }> {
-  const [c] = (await q(`INSERT INTO customer (display_name, merged_into_id, sentiment_score, sentiment_label, interaction_count) VALUES ($1, $2, 0.2, 'positive', $3) RETURNING id`, [name, mergedInto ?? null, n])) as { id: string }[];
-  const iids = (await q(
-    `INSERT INTO interaction (source, external_id, text, occurred_at, direction, author_handle, author_display_name, sentiment_score, sentiment_label, sentiment_confidence, intent, customer_id)
-     SELECT 'x', $1 || '-' || g, 'Message ' || g || ' from ' || $1, timestamptz '2026-11-01' + g * interval '1 minute', 'inbound', $1, $1, 0.1, 'neutral', 0.5, 'other', $2::uuid
-       FROM generate_series(1, $3::int) g ORDER BY g RETURNING id`,
-    [name, c!.id, n],
-  )) as { id: string }[];
-  return { id: c!.id, iids: iids.map((r) => r.id) };
-}
 
 interface ViewEvent {
   batch_id: string;
@@ -133,7 +111,6 @@ describe('erasure with an outbox backlog', () => {
   });
 
   it('costs about the same with a large unsent backlog as with a small one', async () => {
-    const PER_ROW = 500;
     const SMALL_ROWS = 4;
     const LARGE_ROWS = 200;
     await withApp('eraseoutboxcost', async (app, q) => {
@@ -144,29 +121,6 @@ describe('erasure with an outbox backlog', () => {
         await q(`INSERT INTO outbox_batch (interaction_ids, customer_ids, public_url) VALUES ($1::uuid[], $2::uuid[], 'https://earshot.test')`, [p.iids, [p.id]]);
         probes.push(p.id);
       }
-      /** unsent rows of other customers' events as ingest writes them: 500 interactions and 50 customers each */
-      const backlog = async (from: number, to: number) => {
-        await q(`INSERT INTO customer (display_name, sentiment_score, sentiment_label, interaction_count) SELECT 'Bulk ' || g, 0.1, 'neutral', 10 FROM generate_series($1::int * 50, $2::int * 50 - 1) g`, [from, to]);
-        await q(
-          `INSERT INTO interaction (source, external_id, text, occurred_at, direction, author_handle, author_display_name, sentiment_score, sentiment_label, sentiment_confidence, intent, customer_id)
-           SELECT 'x', 'bulk-' || g, 'The parcel is late again and nobody answers the phone', timestamptz '2026-10-01' + g * interval '1 second', 'inbound',
-                  'bulk' || (g / 10), 'Bulk ' || (g / 10), -0.4, 'negative', 0.8, 'complaint', c.id
-             FROM generate_series($1::int * ${PER_ROW}, $2::int * ${PER_ROW} - 1) g
-             JOIN customer c ON c.display_name = 'Bulk ' || (g / 10)`,
-          [from, to],
-        );
-        await q(
-          `INSERT INTO outbox_batch (interaction_ids, customer_ids, public_url)
-           SELECT i.ids, c.ids, 'https://earshot.test'
-             FROM (SELECT substr(external_id, 6)::int / ${PER_ROW} AS r, array_agg(id ORDER BY substr(external_id, 6)::int) AS ids
-                     FROM interaction WHERE external_id LIKE 'bulk-%' GROUP BY 1) i
-             JOIN (SELECT substr(display_name, 6)::int / 50 AS r, array_agg(id ORDER BY substr(display_name, 6)::int) AS ids
-                     FROM customer WHERE display_name LIKE 'Bulk %' GROUP BY 1) c USING (r)
-            WHERE r >= $1 AND r < $2 ORDER BY r`,
-          [from, to],
-        );
-        await q('ANALYZE');
-      };
       const erase = async (id: string) => {
         const t = process.hrtime.bigint();
         const out = await app.services.erasure.erase(id, 'DSR-cost', 'test');
@@ -175,12 +129,11 @@ describe('erasure with an outbox backlog', () => {
         return ms;
       };
 
-      await backlog(0, SMALL_ROWS);
+      await addOutboxBacklog(q, 0, SMALL_ROWS);
       await erase(probes[0]!); // warm-up
       const small = Math.min(await erase(probes[1]!), await erase(probes[2]!), await erase(probes[3]!));
-      await backlog(SMALL_ROWS, LARGE_ROWS);
-      const [{ events }] = await q<{ events: number }>(`SELECT sum(cardinality(interaction_ids) + cardinality(customer_ids))::int AS events FROM outbox_batch WHERE sent_at IS NULL`);
-      expect(events).toBeGreaterThanOrEqual(LARGE_ROWS * (PER_ROW + 50));
+      await addOutboxBacklog(q, SMALL_ROWS, LARGE_ROWS);
+      expect(await unsentOutboxEvents(q)).toBeGreaterThanOrEqual(LARGE_ROWS * (BACKLOG_INTERACTIONS_PER_ROW + BACKLOG_CUSTOMERS_PER_ROW));
       const large = Math.min(await erase(probes[4]!), await erase(probes[5]!), await erase(probes[6]!));
       // 50 times the backlog: rendering it all through the view took 40 times as long (86 ms, then 3.4 s);
       // scanning the stored arrays about twice (10 ms, then 20 ms)
