@@ -27,6 +27,13 @@ const DAY_MS = 86_400_000;
 const TREND_PAGE = 5_000;
 const round = (n: number | null, digits = 3) => (n === null ? null : Math.round(n * 10 ** digits) / 10 ** digits);
 const KEYS: WriteBackKey[] = ['score', 'label', 'trend', 'openComplaints', 'lastInteraction', 'url'];
+/**
+ * Passes after which a customer whose records the CRM itself keeps refusing (a validation rule, a
+ * lock that never clears) is given up: with the queue's backoff (1 s doubling) the last try comes
+ * about 34 minutes after the first. Failed calls (network, 5xx, a missing field refusing the whole
+ * call) are not counted: an outage or a setup mistake must not drop values, only delay them.
+ */
+export const MAX_RECORD_ATTEMPTS = 12;
 
 /** The values a CRM record should show for its customer. */
 export function desiredValues(r: Pick<DesiredRow, 'customer_id' | 'sentiment_score' | 'sentiment_label' | 'sentiment_trend' | 'last_interaction_at' | 'open_complaints'>, publicUrl: string): WriteBackValues {
@@ -59,7 +66,9 @@ export function changedValues(desired: WriteBackValues, written: Partial<WriteBa
  * Must stay true: a queue row is removed only when every record of the customer was written (or
  * failed for good), and only if the customer was not enqueued again meanwhile; a crash leaves the
  * lease to expire and the next pass redoes the batch, sending nothing already written; a record
- * that failed is retried with backoff; a spent budget postpones the batch to the next window.
+ * that failed is retried with backoff (one the CRM itself refused, MAX_RECORD_ATTEMPTS times; a failed
+ * call, until it goes through); a spent budget postpones the batch to the next window; every pass
+ * with records not written logs one warning per system and object.
  *
  * The 30-day trend moves while a customer stays quiet (days leave its windows), and nothing then
  * changes that would queue the customer: once a day (`trendRefresh`, the first run at start) every
@@ -179,6 +188,10 @@ export class CrmWritebackService {
 
     const done: { id: string; values: Partial<WriteBackValues> }[] = [];
     const failed: { id: string; error: string }[] = [];
+    /** customers with a retriable failure of a whole call: never given up */
+    const callFailed = new Set<string>();
+    /** refused records, per system and object, for one warning per pass */
+    const refused = new Map<string, { system: CrmSystem; objectType: string; records: number; errors: Set<string>; sample: string[] }>();
     let exhaustedUntil: Date | null = null;
     for (const g of groups.values()) {
       if (exhaustedUntil) {
@@ -197,6 +210,13 @@ export class CrmWritebackService {
             failed.push({ id: it.row.record_id, error: o.error ?? 'failed' });
             report.failed++;
             if (o.retriable !== false) retry.set(it.row.customer_id, o.error ?? 'failed');
+            if (o.retriable !== false && o.scope !== 'record') callFailed.add(it.row.customer_id);
+            const key = `${g.client.system}\u0000${g.objectType}`;
+            const r = refused.get(key) ?? { system: g.client.system, objectType: g.objectType, records: 0, errors: new Set<string>(), sample: [] };
+            r.records++;
+            if (r.errors.size < 5) r.errors.add((o.error ?? 'failed').slice(0, 300));
+            if (r.sample.length < 5) r.sample.push(it.row.external_id);
+            refused.set(key, r);
           }
         });
       } catch (e) {
@@ -215,6 +235,18 @@ export class CrmWritebackService {
     }
     if (failed.length) {
       await repo.recordsFailed(this.ds, failed);
+    }
+    for (const r of refused.values()) {
+      // Failures were visible only at debug level (and in crm_record.writeback_error): a missing
+      // field or property, or a validation rule, failed every record without a word in the logs.
+      this.log.warn({ system: r.system, objectType: r.objectType, records: r.records, errors: [...r.errors], externalIds: r.sample }, 'CRM write-back: records not written');
+    }
+    // A customer whose records the CRM refused MAX_RECORD_ATTEMPTS times is released: the error stays
+    // on the record (crm_record.writeback_error) and its next change queues it again.
+    const givenUp = claimed.filter((c) => retry.has(c.customer_id) && !callFailed.has(c.customer_id) && !exhaustedUntil && c.attempts + 1 >= MAX_RECORD_ATTEMPTS);
+    for (const c of givenUp) {
+      this.log.warn({ customerId: c.customer_id, attempts: c.attempts + 1, error: retry.get(c.customer_id) }, 'CRM write-back: giving up on records the CRM keeps refusing until the customer changes again');
+      retry.delete(c.customer_id);
     }
     const finished = claimed.filter((c) => !retry.has(c.customer_id));
     if (finished.length) {

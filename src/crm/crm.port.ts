@@ -110,6 +110,12 @@ export interface WriteBackOutcome {
   error?: string;
   /** false: the record is gone in the CRM, a retry cannot help */
   retriable?: boolean;
+  /**
+   * 'record': the CRM answered and refused this record (a validation rule, a lock): retried a
+   * bounded number of times. 'call' (or absent): the call itself failed (network, 5xx, a refused
+   * request): retried until it goes through, since an outage must not drop values.
+   */
+  scope?: 'record' | 'call';
 }
 
 /**

@@ -291,24 +291,39 @@ export class HubSpotCrmClient implements CrmClient {
 
   async writeBack(objectType: string, updates: WriteBackUpdate[]): Promise<WriteBackOutcome[]> {
     const type = objectType as HsObjectType;
-    const out: WriteBackOutcome[] = [];
+    const byId = new Map<string, WriteBackOutcome>();
     for (let i = 0; i < updates.length; i += BATCH_MAX) {
-      const chunk = updates.slice(i, i + BATCH_MAX);
-      const inputs = chunk.map((u) => hubspotWriteBack(u.externalId, u.values, this.hs.writeBackFields));
-      try {
-        const res = (await this.call(`batch update ${type}`, () => this.api(type).batchApi.update({ inputs }))) as { errors?: { category: string; message: string; context?: { ids?: string[] } }[] };
-        const failed = new Map<string, { category: string; message: string }>();
-        for (const e of res.errors ?? []) for (const id of e.context?.ids ?? []) failed.set(String(id), e);
-        for (const u of chunk) {
-          const f = failed.get(u.externalId);
-          out.push(f ? { externalId: u.externalId, ok: false, error: `${f.category}: ${f.message}`, retriable: f.category !== 'OBJECT_NOT_FOUND' } : { externalId: u.externalId, ok: true });
+      let chunk = updates.slice(i, i + BATCH_MAX);
+      // A batch naming a record deleted or merged away in HubSpot is answered per record (207) or
+      // refused whole (OBJECT_NOT_FOUND with the ids in context.ids): then the named ids failed for
+      // good and the rest go again, so one deleted contact neither blocks nor re-sends the others.
+      while (chunk.length) {
+        const inputs = chunk.map((u) => hubspotWriteBack(u.externalId, u.values, this.hs.writeBackFields));
+        try {
+          const res = (await this.call(`batch update ${type}`, () => this.api(type).batchApi.update({ inputs }))) as { errors?: { category: string; message: string; context?: { ids?: string[] } }[] };
+          const failed = new Map<string, { category: string; message: string }>();
+          for (const e of res.errors ?? []) for (const id of e.context?.ids ?? []) failed.set(String(id), e);
+          for (const u of chunk) {
+            const f = failed.get(u.externalId);
+            byId.set(u.externalId, f ? { externalId: u.externalId, ok: false, error: `${f.category}: ${f.message}`, retriable: f.category !== 'OBJECT_NOT_FOUND', scope: 'record' } : { externalId: u.externalId, ok: true });
+          }
+          chunk = [];
+        } catch (e) {
+          if ((e as Error).name === 'CrmBudgetExhausted') throw e;
+          const body = (e instanceof CrmCallFailed ? e.body : null) as { category?: string; message?: string; context?: { ids?: unknown } } | null;
+          const named = new Set(body?.category === 'OBJECT_NOT_FOUND' && Array.isArray(body.context?.ids) ? body.context.ids.map(String) : []);
+          const gone = chunk.filter((u) => named.has(u.externalId));
+          if (gone.length) {
+            for (const u of gone) byId.set(u.externalId, { externalId: u.externalId, ok: false, error: `OBJECT_NOT_FOUND: ${body?.message ?? 'not found'}`, retriable: false, scope: 'record' });
+            chunk = chunk.filter((u) => !named.has(u.externalId));
+            continue;
+          }
+          for (const u of chunk) byId.set(u.externalId, { externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true, scope: 'call' });
+          chunk = [];
         }
-      } catch (e) {
-        if ((e as Error).name === 'CrmBudgetExhausted') throw e;
-        for (const u of chunk) out.push({ externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true });
       }
     }
-    return out;
+    return updates.map((u) => byId.get(u.externalId)!);
   }
 
   /**

@@ -283,11 +283,11 @@ export class SalesforceCrmClient implements CrmClient {
         res.forEach((r, k) => {
           const err = r.errors?.[0];
           const code = err?.statusCode ?? err?.errorCode ?? '';
-          out.push(r.success ? { externalId: chunk[k]!.externalId, ok: true } : { externalId: chunk[k]!.externalId, ok: false, error: `${code}: ${err?.message ?? 'failed'}`, retriable: !PERMANENT.has(code) });
+          out.push(r.success ? { externalId: chunk[k]!.externalId, ok: true } : { externalId: chunk[k]!.externalId, ok: false, error: `${code}: ${err?.message ?? 'failed'}`, retriable: !PERMANENT.has(code), scope: 'record' });
         });
       } catch (e) {
         if ((e as Error).name === 'CrmBudgetExhausted') throw e;
-        for (const u of chunk) out.push({ externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true });
+        for (const u of chunk) out.push({ externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true, scope: 'call' });
       }
     }
     return out;

@@ -22,6 +22,13 @@ export interface HubSpotServerOptions {
   searchPerSecond?: number;
   /** Added to every reply. */
   latencyMs?: number;
+  /**
+   * How a batch update that names ids the portal does not have (deleted, merged away) is answered:
+   * 'multi-status' (207, the others written, the missing ids in `errors[].context.ids`) or
+   * 'whole-batch' (the call refused with 404 OBJECT_NOT_FOUND naming the missing ids in
+   * `context.ids`, nothing written), the two ways HubSpot has answered it.
+   */
+  batchUpdateMissing?: 'multi-status' | 'whole-batch';
 }
 
 interface AccessToken {
@@ -118,6 +125,7 @@ export class HubSpotServer {
       dailyLimit: options.dailyLimit ?? 625_000,
       searchPerSecond: options.searchPerSecond ?? 5,
       latencyMs: options.latencyMs ?? 0,
+      batchUpdateMissing: options.batchUpdateMissing ?? 'multi-status',
     };
     this.routes();
   }
@@ -511,7 +519,7 @@ export class HubSpotServer {
     return this.batchEnvelope(created, [], 201);
   }
 
-  /** All-or-nothing on invalid values (400), per record on missing ids (207), like HubSpot. */
+  /** All-or-nothing on invalid values (400); missing ids per record (207) or for the whole batch (404), as `batchUpdateMissing` says. */
   private batchUpdate(req: CrmRequest, type: ObjectType): CrmResponse {
     const body = JSON.parse(req.rawBody || '{}') as { inputs?: { id: string; properties?: Record<string, unknown> }[] };
     const inputs = body.inputs ?? [];
@@ -523,6 +531,12 @@ export class HubSpotServer {
     inputs.forEach((input, k) => this.store.validateUnique(type, validated[k], String(input.id)));
     const results: unknown[] = [];
     const missing: string[] = [];
+    if (this.options.batchUpdateMissing === 'whole-batch') {
+      const gone = ids.filter((id) => !this.store.get(type, id));
+      if (gone.length) {
+        return hsErr(404, 'OBJECT_NOT_FOUND', `Could not get some ${SINGULAR[type].toUpperCase()} objects, they may be deleted or not exist. Check that ids are valid.`, { context: { ids: gone } });
+      }
+    }
     inputs.forEach((input, k) => {
       const o = this.store.get(type, String(input.id));
       if (!o) { missing.push(String(input.id)); return; }
