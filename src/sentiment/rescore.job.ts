@@ -8,7 +8,7 @@ import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { outsideRequest } from '../shared/request-context';
 import type { Analysis } from './analyzer';
-import { advisoryUnlock } from '../db/sql';
+import { advisoryUnlock, keepWhileIdle } from '../db/sql';
 import {
   activeRescoreJobId,
   addRescoreProgress,
@@ -28,7 +28,7 @@ import {
   type RescoreJobRow,
   type StoredRow,
 } from './rescore.repository';
-import { countInteractions, tryRunnerLock } from './retag.repository';
+import { countInteractions, restoreIdleTimeout, tryRunnerLock } from './retag.repository';
 import { rebuildDepartmentRollups, rebuildTopicRollups } from './rollups.repository';
 import { applyRollups, rebuildCustomerRollups, storedContributions } from './rollups';
 import type { SentimentScorer } from './sentiment.scorer';
@@ -40,6 +40,13 @@ export type { RescoreJobRow } from './rescore.repository';
 const RUNNER_LOCK = 7_041_977;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Another runner moved the job's cursor: this one's lock session ended and the job went on elsewhere. */
+class JobTakenOver extends Error {
+  constructor(jobId: string) {
+    super(`re-score job ${jobId} was taken over by another runner`);
+  }
+}
+
 /**
  * Re-scores every stored interaction with the current model (built-in, or the model server of
  * EARSHOT_SENTIMENT_URL with the built-in as fallback), in keyset pages by id. Each page commits
@@ -50,7 +57,9 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
  * are done, as the re-tag job does.
  *
  * Must stay true: one job is active at a time (a unique index; a second start is CONFLICT) and one
- * replica runs it (an advisory lock); a job cut short (crash, deploy) resumes after its last
+ * replica runs it (an advisory lock; should its session end mid-job and another replica take the
+ * job over, each page still commits once: a page commits only if the job's cursor is still where
+ * the page began); a job cut short (crash, deploy) resumes after its last
  * committed page at the next start; running it again with the same model changes nothing; an
  * answered or closed listening item is never reopened.
  */
@@ -120,6 +129,9 @@ export class RescoreJobRunner {
     const qr = this.ds.createQueryRunner();
     await qr.connect();
     try {
+      // The lock session sits idle for the whole job: an operator's idle_session_timeout must not
+      // end it (and hand the job to another replica mid-page).
+      await keepWhileIdle(qr);
       if (!(await tryRunnerLock(qr, RUNNER_LOCK))) {
         // Another replica runs it, or a crashed one whose session PostgreSQL has not ended yet:
         // look again later, so the job never waits for the next deploy.
@@ -135,12 +147,26 @@ export class RescoreJobRunner {
           if (this.stopped) return;
           const job = await nextRescoreJob(qr);
           if (!job) return;
-          await this.run(job);
+          try {
+            await this.run(job);
+          } catch (err) {
+            if (!(err instanceof JobTakenOver)) throw err;
+            // Our lock session ended (an operator's reaper, a proxy) and another runner has the
+            // job: leave it to that one, and look again later in case it dies too.
+            this.log.warn({ job: job.id }, 're-score taken over by another runner; this one stops');
+            if (!this.stopped) {
+              clearTimeout(this.retry);
+              this.retry = setTimeout(() => this.kick(), this.retryMs);
+              this.retry.unref();
+            }
+            return;
+          }
         }
       } finally {
         await advisoryUnlock(qr, RUNNER_LOCK);
       }
     } finally {
+      await restoreIdleTimeout(qr).catch(() => undefined);
       await qr.release();
     }
   }
@@ -156,10 +182,10 @@ export class RescoreJobRunner {
         log.info({ done: job.done, total: job.total, after: job.last_id, phase: job.phase }, 're-score resumed');
       }
       const openSince = job.open_items_since ? new Date(job.open_items_since).getTime() : null;
-      let last = job.last_id ?? '00000000-0000-0000-0000-000000000000';
+      let cursor = job.last_id;
       while (job.phase === 'interactions') {
         if (this.stopped) return;
-        const rows = await storedPage(this.ds, last, this.config.sentiment.rescoreBatchSize);
+        const rows = await storedPage(this.ds, cursor ?? '00000000-0000-0000-0000-000000000000', this.config.sentiment.rescoreBatchSize);
         if (rows.length === 0) {
           await markRescoreRollupsPhase(this.ds, job.id);
           job.phase = 'rollups';
@@ -171,8 +197,9 @@ export class RescoreJobRunner {
           rows.map((r) => ({ text: r.text, lang: r.lang === 'und' ? null : r.lang, rating: r.rating, ratingScale: r.rating_scale ?? undefined })),
           loaded,
         );
-        await withRetry(() => inTransaction(this.ds, (qr) => this.applyPage(qr, job, rows, analyses, openSince, loaded.topics)));
-        last = rows.at(-1)!.id;
+        const from = cursor;
+        await withRetry(() => inTransaction(this.ds, (qr) => this.applyPage(qr, job, from, rows, analyses, openSince, loaded.topics)));
+        cursor = rows.at(-1)!.id;
       }
       if (job.phase === 'rollups') {
         await rebuildDepartmentRollups(this.ds);
@@ -182,7 +209,8 @@ export class RescoreJobRunner {
       const done = await rescoreJobTotals(this.ds, job.id);
       log.info({ ...done }, 're-score finished; rollups rebuilt');
     } catch (err) {
-      await markRescoreFailed(this.ds, job.id, (err as Error).message);
+      // the job is another runner's now: its status is not ours to write
+      if (!(err instanceof JobTakenOver)) await markRescoreFailed(this.ds, job.id, (err as Error).message);
       throw err;
     }
   }
@@ -191,6 +219,8 @@ export class RescoreJobRunner {
   private async applyPage(
     qr: QueryRunner,
     job: RescoreJobRow,
+    /** the job's cursor where this page begins (null: the first page) */
+    from: string | null,
     rows: StoredRow[],
     analyses: Analysis[],
     openSince: number | null,
@@ -248,7 +278,7 @@ export class RescoreJobRunner {
         await enqueueCrmWriteback(qr, touched);
       }
     }
-    await addRescoreProgress(qr, job.id, {
+    const moved = await addRescoreProgress(qr, job.id, from, {
       done: rows.length,
       changed: changed.length,
       itemsOpened,
@@ -256,6 +286,9 @@ export class RescoreJobRunner {
       lastId: rows.at(-1)!.id,
       models,
     });
+    // Another runner did this page (or more) since we read it: roll ours back. Before, both
+    // committed it and the counters said 8 of 6 done.
+    if (!moved) throw new JobTakenOver(job.id);
   }
 }
 

@@ -95,13 +95,19 @@ export function rescoreJobTotals(
   return firstRow(db, `SELECT done, changed, items_opened, customers_updated, models FROM rescore_job WHERE id = $1`, [id]);
 }
 
-/** A committed page: the counters add up, the models' counts merge, the cursor moves to `lastId`. */
+/**
+ * A committed page: the counters add up, the models' counts merge, the cursor moves from `after`
+ * (where the page began; null for the first) to `lastId`. False, and nothing written, when the
+ * cursor is no longer at `after` or the job is no longer running: another runner took the job over
+ * (this one's lock session ended) and did the page; the caller rolls its page back.
+ */
 export async function addRescoreProgress(
   db: Db,
   id: string,
+  after: string | null,
   p: { done: number; changed: number; itemsOpened: number; customersUpdated: number; lastId: string; models: Record<string, number> },
-): Promise<void> {
-  await exec(
+): Promise<boolean> {
+  const { count } = await modify(
     db,
     `UPDATE rescore_job SET done = done + $2, changed = changed + $3, items_opened = items_opened + $4,
               customers_updated = customers_updated + $5, last_id = $6, updated_at = now(),
@@ -109,9 +115,10 @@ export async function addRescoreProgress(
                 SELECT k, sum(v::int) AS v FROM (
                   SELECT key AS k, value AS v FROM jsonb_each_text(rescore_job.models)
                   UNION ALL SELECT key, value FROM jsonb_each_text($7::jsonb)) m GROUP BY k) s)
-        WHERE id = $1`,
-    [id, p.done, p.changed, p.itemsOpened, p.customersUpdated, p.lastId, JSON.stringify(p.models)],
+        WHERE id = $1 AND status = 'running' AND phase = 'interactions' AND last_id IS NOT DISTINCT FROM $8::uuid`,
+    [id, p.done, p.changed, p.itemsOpened, p.customersUpdated, p.lastId, JSON.stringify(p.models), after],
   );
+  return count === 1;
 }
 
 // ---- the interactions --------------------------------------------------------------------------

@@ -2,11 +2,12 @@ import type { DataSource } from 'typeorm';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
-import { advisoryUnlock } from '../db/sql';
+import { advisoryUnlock, keepWhileIdle } from '../db/sql';
 import {
   addRetagProgress,
   countInteractions,
   databaseNow,
+  hasActiveRetagJob,
   insertRetagJob,
   markCoveredRetagJobs,
   markRetagFailed,
@@ -14,6 +15,7 @@ import {
   markRetagSucceeded,
   nextRetagJob,
   replaceTags,
+  restoreIdleTimeout,
   retagJobById,
   taggedChunk,
   tryRunnerLock,
@@ -34,22 +36,36 @@ const SLICE_MS = 20;
 /** pg_try_advisory_lock key: one re-tagging runner across all replicas */
 const RUNNER_LOCK = 7_041_976;
 
+/** Another runner began a pass over the job: this one's lock session ended and the job went on elsewhere. */
+class JobTakenOver extends Error {
+  constructor(jobId: string) {
+    super(`re-tag job ${jobId} was taken over by another runner`);
+  }
+}
+
 /**
  * Re-tags every stored interaction with the current taxonomy after an edit; each chunk moves
  * the department and topic rollups of the interactions it re-tags in the same transaction. Progress is stored per job; a job cut short by
  * a restart is picked up again at the next start (re-tagging is idempotent). A pass also finishes
  * the jobs queued before it read the taxonomy (their edits are in it), so a burst of edits costs
  * at most two passes, not one each.
+ *
+ * One replica runs the jobs (an advisory lock; a replica that finds it taken looks again while a job
+ * is unfinished). Should the lock session end mid-job and another replica begin a pass, the first
+ * one's chunks no longer commit: each chunk first moves the progress of its own pass, by its token.
  */
 export class RetagJobRunner {
-  /** on demand only: kick() after an edit, and once at start for a job cut short */
+  /** on demand only: kick() after an edit, once at start for a job cut short, and again while another replica holds the runner lock */
   readonly task: TaskRunner<void>;
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ds: DataSource,
     private readonly taxonomy: TaxonomyService,
     private readonly log: Logger,
     deps: TaskDeps = {},
+    /** how soon a replica that found the runner lock taken looks again while a job is unfinished */
+    private readonly retryMs = 5_000,
   ) {
     this.task = new TaskRunner({ name: 'retag', intervalMs: null, ...deps, log, run: () => this.drain() });
   }
@@ -83,6 +99,7 @@ export class RetagJobRunner {
 
   /** Lets the current chunk finish; an unfinished job resumes at the next start. */
   async stop(): Promise<void> {
+    clearTimeout(this.retry);
     await this.task.stop();
   }
 
@@ -90,20 +107,46 @@ export class RetagJobRunner {
     const qr = this.ds.createQueryRunner();
     await qr.connect();
     try {
-      if (!(await tryRunnerLock(qr, RUNNER_LOCK))) return; // another replica runs the jobs
+      // The lock session sits idle for the whole job: an operator's idle_session_timeout must not
+      // end it (and hand the job to another replica mid-page).
+      await keepWhileIdle(qr);
+      if (!(await tryRunnerLock(qr, RUNNER_LOCK))) {
+        // Another replica runs the jobs, or one being stopped (a rolling deploy) or a crashed one
+        // whose session PostgreSQL has not ended yet: look again later. Before, a job queued or
+        // cut short while the lock was taken waited for the next edit or restart.
+        if (!this.stopped && (await hasActiveRetagJob(qr))) this.retryLater();
+        return;
+      }
       try {
         for (;;) {
           if (this.stopped) return;
           const job = await nextRetagJob(qr);
           if (!job) return;
-          await this.run(job);
+          try {
+            await this.run(job);
+          } catch (err) {
+            if (!(err instanceof JobTakenOver)) throw err;
+            // Our lock session ended (a lost connection) and another runner has the job: leave it
+            // to that one, and look again later in case it dies too.
+            this.log.warn({ job: job.id }, 're-tag taken over by another runner; this one stops');
+            this.retryLater();
+            return;
+          }
         }
       } finally {
         await advisoryUnlock(qr, RUNNER_LOCK);
       }
     } finally {
+      await restoreIdleTimeout(qr).catch(() => undefined);
       await qr.release();
     }
+  }
+
+  private retryLater(): void {
+    if (this.stopped) return;
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => this.kick(), this.retryMs);
+    this.retry.unref();
   }
 
   private async run(job: RetagJobRow): Promise<void> {
@@ -116,7 +159,7 @@ export class RetagJobRunner {
       this.taxonomy.invalidate();
       const { analyzer, topicIds } = await this.taxonomy.current();
       const n = await countInteractions(this.ds);
-      await markRetagRunning(this.ds, job.id, n);
+      const token = await markRetagRunning(this.ds, job.id, n);
       log.info({ total: n, reason: job.reason }, 're-tagging stored interactions');
       let last = '00000000-0000-0000-0000-000000000000';
       let done = 0;
@@ -142,6 +185,10 @@ export class RetagJobRunner {
           for (const t of matches) topicRows.push([r.id, topicIds.get(t.name)!, JSON.stringify(t.matched)]);
         }
         await this.ds.transaction(async (em) => {
+          // First, so that two runners' chunks never interleave: a runner whose lock session ended
+          // went on with its chunk while the one that took the job over did the same rows, and a
+          // topic's rollup counted 24 of its 12 interactions.
+          if (!(await addRetagProgress(em, job.id, token, rows.length, changed))) throw new JobTakenOver(job.id);
           if (ids.length > 0) {
             // A topic deleted since the job loaded the taxonomy is left out, not a failed job.
             const live = topicRows.length > 0 ? await lockLiveTopics(em, [...new Set(topicRows.map((r) => r[1]))]) : new Set<number>();
@@ -150,17 +197,17 @@ export class RetagJobRunner {
             await replaceTags(em, ids, topicRows.filter((r) => live.has(r[1])));
             await applyRollups(em, await storedContributions(em, ids), 1);
           }
-          await addRetagProgress(em, job.id, rows.length, changed);
         });
         done += rows.length;
         last = rows.at(-1)!.id;
         if (done % 20_000 < CHUNK) log.info({ done, total: n }, 're-tagging progress');
       }
-      await markRetagSucceeded(this.ds, job.id);
+      if (!(await markRetagSucceeded(this.ds, job.id, token))) throw new JobTakenOver(job.id);
       const covered = await markCoveredRetagJobs(this.ds, job.id, covers);
       log.info({ done, covered: covered.length }, 're-tagging finished');
     } catch (err) {
-      await markRetagFailed(this.ds, job.id, (err as Error).message);
+      // the job is another runner's now: its status is not ours to write
+      if (!(err instanceof JobTakenOver)) await markRetagFailed(this.ds, job.id, (err as Error).message);
       throw err;
     }
   }

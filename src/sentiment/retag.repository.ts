@@ -1,4 +1,4 @@
-import { exec, firstRow, rows, type Db } from '../db/sql';
+import { exec, firstRow, modify, rows, type Db } from '../db/sql';
 
 /**
  * Every SQL statement of the re-tag job (its job rows, the chunked read of stored tags and their
@@ -35,6 +35,19 @@ export function nextRetagJob(db: Db): Promise<RetagJobRow | undefined> {
   return firstRow(db, `SELECT * FROM retag_job WHERE status IN ('queued', 'running') ORDER BY created_at LIMIT 1`);
 }
 
+/**
+ * Gives a runner's lock session, before it goes back to the pool, the idle_session_timeout the
+ * operator set (`keepWhileIdle` exempted it while it held the lock). Does nothing before PostgreSQL 14.
+ */
+export async function restoreIdleTimeout(db: Db): Promise<void> {
+  await exec(db, `SELECT set_config('idle_session_timeout', reset_val, false) FROM pg_settings WHERE name = 'idle_session_timeout'`);
+}
+
+/** Whether a job is queued or running. */
+export async function hasActiveRetagJob(db: Db): Promise<boolean> {
+  return (await firstRow(db, `SELECT 1 FROM retag_job WHERE status IN ('queued', 'running') LIMIT 1`)) !== undefined;
+}
+
 /** The session-level advisory lock of the one re-tag runner; whether it was free (release: `advisoryUnlock`). */
 export async function tryRunnerLock(db: Db, key: number): Promise<boolean> {
   const [{ locked }] = await rows<{ locked: boolean }>(db, 'SELECT pg_try_advisory_lock($1) AS locked', [key]);
@@ -46,16 +59,33 @@ export async function countInteractions(db: Db): Promise<number> {
   return n;
 }
 
-export async function markRetagRunning(db: Db, id: string, total: number): Promise<void> {
-  await exec(db, `UPDATE retag_job SET status = 'running', started_at = now(), total = $2, done = 0, changed = 0 WHERE id = $1`, [id, total]);
+/** A pass over the job begins; its token (the start time in microseconds), which its chunks and its finish must present. */
+export async function markRetagRunning(db: Db, id: string, total: number): Promise<string> {
+  const { rows: [row] } = await modify<{ token: string }>(
+    db,
+    `UPDATE retag_job SET status = 'running', started_at = now(), total = $2, done = 0, changed = 0 WHERE id = $1
+      RETURNING (extract(epoch FROM started_at) * 1000000)::bigint::text AS token`,
+    [id, total],
+  );
+  return row!.token;
 }
 
-export async function addRetagProgress(db: Db, id: string, done: number, changed: number): Promise<void> {
-  await exec(db, 'UPDATE retag_job SET done = done + $2, changed = changed + $3 WHERE id = $1', [id, done, changed]);
+const TOKEN_IS = `status = 'running' AND (extract(epoch FROM started_at) * 1000000)::bigint::text = $2`;
+
+/**
+ * A chunk's progress, first in its transaction (it locks the job row until the chunk commits):
+ * false, and nothing written, when the pass of `token` is no longer the job's (another runner
+ * began a pass since: this one's lock session ended); the caller then rolls the chunk back.
+ */
+export async function addRetagProgress(db: Db, id: string, token: string, done: number, changed: number): Promise<boolean> {
+  const { count } = await modify(db, `UPDATE retag_job SET done = done + $3, changed = changed + $4 WHERE id = $1 AND ${TOKEN_IS}`, [id, token, done, changed]);
+  return count === 1;
 }
 
-export async function markRetagSucceeded(db: Db, id: string): Promise<void> {
-  await exec(db, `UPDATE retag_job SET status = 'succeeded', finished_at = now() WHERE id = $1`, [id]);
+/** Whether the pass of `token` finished the job (false: another runner's pass has it). */
+export async function markRetagSucceeded(db: Db, id: string, token: string): Promise<boolean> {
+  const { count } = await modify(db, `UPDATE retag_job SET status = 'succeeded', finished_at = now() WHERE id = $1 AND ${TOKEN_IS}`, [id, token]);
+  return count === 1;
 }
 
 /** The database's clock now (not the transaction's start). */
@@ -69,7 +99,7 @@ export async function databaseNow(db: Db): Promise<Date> {
  * taxonomy after `before`, so with their edits); the ids of those it marked.
  */
 export async function markCoveredRetagJobs(db: Db, id: string, before: Date): Promise<string[]> {
-  const marked = await rows<{ id: string }>(
+  const { rows: marked } = await modify<{ id: string }>(
     db,
     `UPDATE retag_job c SET status = j.status, started_at = j.started_at, finished_at = j.finished_at, total = j.total, done = j.done, changed = j.changed
        FROM retag_job j

@@ -1,0 +1,176 @@
+import { Client } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+import { waitFor } from '../support/kafka-fixtures';
+import { ModelServer } from '../support/model-server';
+
+// Two replicas on one database; the one running a re-score loses the session that holds the
+// runner lock (it sits idle for the whole job: an idle-session reaper, idle_session_timeout, a
+// proxy restart) while a page waits on the model. The other replica takes the lock and runs the
+// job from its last committed page. When the first one's page comes back it must not commit over
+// the other's work: every page counts once, the job's totals are right, and the rollups and
+// summaries still equal a recomputation from the interactions. Before, the first replica went on
+// with its own cursor: pages done twice, done 8 of 6, changed 8 of 6.
+
+const ADMIN = 'admin-key-0123456789';
+const KEYS = { EARSHOT_API_KEYS: `${ADMIN}:admin` };
+const as = { 'x-api-key': ADMIN };
+const NEW_MODEL = 'acme-care-v3';
+const RUNNER_LOCK = 7_041_977;
+
+describe('re-scoring when the runner loses its lock session', () => {
+  let server: ModelServer;
+  let a: TestApp | null = null;
+  let b: TestApp | null = null;
+
+  beforeAll(async () => {
+    server = await new ModelServer(NEW_MODEL, (it) => (/cancel/.test(it.text) ? { score: -0.9, complaint: true } : { score: 0.4 })).start();
+  });
+  afterAll(async () => {
+    await server?.close(); // a page still held (a failed test) falls back to the built-in model
+    await b?.close().catch(() => undefined);
+    await a?.close().catch(() => undefined);
+  });
+
+  it('counts every page once and leaves the job to the replica that holds the lock', async () => {
+    const seed = await startTestApp(KEYS, 'rescorelocklost');
+    const res = await fetch(`${seed.url}/ingest`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', ...as },
+      body: ndjson(Array.from({ length: 6 }, (_, i) => message(i + 1, { text: i % 2 ? `I will cancel my next ${i + 2} flights` : `Flight ${i} was on time` }))),
+    });
+    expect(((await res.json()) as { accepted: number }).accepted).toBe(6);
+    const database = seed.database;
+    await seed.stop();
+
+    const env = { ...KEYS, EARSHOT_SENTIMENT_URL: server.url, EARSHOT_RESCORE_BATCH_SIZE: '2', EARSHOT_SENTIMENT_TIMEOUT_MS: '60000' };
+    a = await startTestApp(env, 'rescorelocklost', database);
+    b = await startTestApp(env, 'rescorelocklost', database);
+    const sentBefore = server.requests.length;
+    const held = server.hold(sentBefore + 1);
+    const started = await a.gql<{ startRescore: { id: string } }>('mutation { startRescore { id } }', undefined, as);
+    expect(started.errors).toBeUndefined();
+    const jobId = started.data.startRescore.id;
+    await held.arrived;
+
+    // An operator presses start on the other replica too: CONFLICT (and it looks at the job).
+    const again = await b.gql('mutation { startRescore { id } }', undefined, as);
+    expect(again.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+
+    // The lock session of replica a goes away while its first page waits on the model.
+    const pg = new Client({ connectionString: database.url });
+    await pg.connect();
+    try {
+      const killed = await pg.query(
+        `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted`,
+        [RUNNER_LOCK],
+      );
+      expect(killed.rows).toEqual([{ ok: true }]);
+    } finally {
+      await pg.end();
+    }
+
+    // Replica b takes the job over and finishes it.
+    const q = async <R>(sql: string, params: unknown[] = []) => (await b!.db.ds.query(sql, params)) as R[];
+    await waitFor(
+      'replica b finished the job',
+      async () => ((await q<{ status: string }>(`SELECT status FROM rescore_job WHERE id = $1`, [jobId]))[0]!.status === 'succeeded' ? true : null),
+      60_000,
+      100,
+    );
+    // Now replica a's page comes back from the model; a is stopped after it (a deploy).
+    held.release();
+    await a.services.rescore.stop();
+    await a.stop();
+    a = null;
+
+    const [job] = await q<{ status: string; total: number; done: number; changed: number; items_opened: number; customers_updated: number; models: Record<string, number> }>(
+      `SELECT status, total, done, changed, items_opened, customers_updated, models FROM rescore_job WHERE id = $1`,
+      [jobId],
+    );
+    expect(job).toMatchObject({ status: 'succeeded', total: 6, done: 6, changed: 6, items_opened: 0, customers_updated: 6 });
+    expect(job!.models).toEqual({ [NEW_MODEL]: 6 });
+    expect(await q(`SELECT sentiment_model, count(*)::int AS n FROM interaction GROUP BY 1`)).toEqual([{ sentiment_model: NEW_MODEL, n: 6 }]);
+    expect(await q(`SELECT count(*)::int AS n FROM listening_item WHERE status = 'open'`)).toEqual([{ n: 3 }]);
+
+    // Rollups and summaries equal a recomputation from the interactions.
+    expect(
+      await q(`(SELECT customer_id, day, interaction_count, round(score_sum::numeric, 6) FROM customer_sentiment_daily
+                EXCEPT SELECT customer_id, (occurred_at AT TIME ZONE 'UTC')::date, count(*)::int, round(sum(sentiment_score)::numeric, 6)
+                FROM interaction WHERE direction = 'inbound' AND customer_id IS NOT NULL GROUP BY 1, 2)`),
+    ).toEqual([]);
+    expect(
+      await q(`SELECT c.id FROM customer c JOIN (SELECT customer_id, count(*)::int AS n FROM interaction WHERE direction = 'inbound' GROUP BY 1) x ON x.customer_id = c.id
+                WHERE c.interaction_count <> x.n`),
+    ).toEqual([]);
+    for (const table of ['topic_sentiment_daily', 'department_sentiment_daily']) {
+      const key = table === 'topic_sentiment_daily' ? 'it.topic_id' : 't.department_id';
+      const joinDept = table === 'topic_sentiment_daily' ? '' : 'JOIN topic t ON t.id = it.topic_id';
+      const src = table === 'topic_sentiment_daily'
+        ? `SELECT it.topic_id AS k, i.occurred_at, i.sentiment_score FROM interaction_topic it JOIN interaction i ON i.id = it.interaction_id WHERE i.direction = 'inbound'`
+        : `SELECT DISTINCT ON (${key}, i.id) ${key} AS k, i.occurred_at, i.sentiment_score FROM interaction_topic it ${joinDept} JOIN interaction i ON i.id = it.interaction_id WHERE i.direction = 'inbound'`;
+      const col = table === 'topic_sentiment_daily' ? 'topic_id' : 'department_id';
+      expect(
+        await q(`(SELECT ${col}, day, interaction_count, round(score_sum::numeric, 6) FROM ${table} WHERE interaction_count <> 0
+                  EXCEPT SELECT k, (occurred_at AT TIME ZONE 'UTC')::date, count(*)::int, round(sum(sentiment_score)::numeric, 6) FROM (${src}) s GROUP BY 1, 2)`),
+      ).toEqual([]);
+    }
+    // each customer's changed summary announced once
+    const events = await q<{ key: string; n: number }>(
+      `SELECT message_key AS key, count(*)::int AS n FROM outbox WHERE topic = 'customer-sentiment.v1' AND created_at > (SELECT created_at FROM rescore_job WHERE id = $1) GROUP BY 1`,
+      [jobId],
+    );
+    expect(events).toHaveLength(6);
+    expect(events.every((e) => e.n === 1)).toBe(true);
+  }, 120_000);
+
+  it('keeps the runner lock through an operator idle_session_timeout while a page waits on the model', async () => {
+    const seed = await startTestApp(KEYS, 'rescoreidle');
+    const res = await fetch(`${seed.url}/ingest`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', ...as },
+      body: ndjson(Array.from({ length: 4 }, (_, i) => message(i + 1, { text: `Flight ${i} was late again` }))),
+    });
+    expect(((await res.json()) as { accepted: number }).accepted).toBe(4);
+    const database = seed.database;
+    await seed.stop();
+    const pg = new Client({ connectionString: database.url });
+    await pg.connect();
+    try {
+      const [{ db }] = (await pg.query(`SELECT current_database() AS db`)).rows as { db: string }[];
+      // the operator ends sessions idle for longer than 300 ms
+      await pg.query(`ALTER DATABASE "${db.replace(/"/g, '""')}" SET idle_session_timeout = '300ms'`);
+      const env = { ...KEYS, EARSHOT_SENTIMENT_URL: server.url, EARSHOT_RESCORE_BATCH_SIZE: '2', EARSHOT_SENTIMENT_TIMEOUT_MS: '60000' };
+      a = await startTestApp(env, 'rescoreidle', database);
+      const sentBefore = server.requests.length;
+      const held = server.hold(sentBefore + 1);
+      const started = await a.gql<{ startRescore: { id: string } }>('mutation { startRescore { id } }', undefined, as);
+      expect(started.errors).toBeUndefined();
+      await held.arrived;
+      const holder = async () =>
+        (await pg.query(
+          `SELECT l.pid, now() - a.state_change > interval '1 second' AS long_idle FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.objid = $1 AND l.granted`,
+          [RUNNER_LOCK],
+        )).rows as { pid: number; long_idle: boolean }[];
+      const [first] = await holder();
+      expect(first).toBeDefined();
+      // the lock session stays idle (the page waits on the model) well past the operator's timeout
+      const later = await waitFor('the runner lock session idle for over a second, or ended', async () => {
+        const h = await holder();
+        return h.length === 0 || h[0]!.long_idle ? h : null;
+      }, 30_000, 100);
+      expect(later).toEqual([{ pid: first!.pid, long_idle: true }]);
+      held.release();
+      await waitFor(
+        'the job finished',
+        async () => ((await pg.query(`SELECT status, done FROM rescore_job WHERE id = $1`, [started.data.startRescore.id])).rows[0].status === 'succeeded' ? true : null),
+        30_000,
+        100,
+      );
+      expect((await pg.query(`SELECT done, total FROM rescore_job WHERE id = $1`, [started.data.startRescore.id])).rows).toEqual([{ done: 4, total: 4 }]);
+    } finally {
+      await pg.end();
+    }
+  }, 120_000);
+});
