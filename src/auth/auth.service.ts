@@ -10,6 +10,11 @@ export interface Principal {
   role: UserRole;
   /** every role the credential carries; a request may do what any of them may (auth-checker, pii.policy) */
   roles: readonly UserRole[];
+  /**
+   * When the credential stops being valid (epoch ms): a JWT's `exp`; absent for API keys. What
+   * outlives one request (a WebSocket and its subscriptions) must end here.
+   */
+  expiresAt?: number;
 }
 
 export { PII_ROLES } from './pii.policy';
@@ -68,7 +73,7 @@ export class AuthService {
     if (claimed.length === 0) throw new AppError('FORBIDDEN', `the token carries no role (claim "role" or "roles": ${USER_ROLES.join(', ')})`);
     // several roles act together, so the most privileged one decides (e.g. agent + analyst sees PII)
     const roles = PRIVILEGE_ORDER.filter((r) => claimed.includes(r));
-    return { id: payload.sub ?? 'unknown', role: roles[0]!, roles };
+    return { id: payload.sub ?? 'unknown', role: roles[0]!, roles, expiresAt: payload.exp * 1000 };
   }
 }
 

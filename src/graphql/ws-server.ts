@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { AuthService, Principal } from '../auth/auth.service';
 import type { GraphqlConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
@@ -37,12 +37,38 @@ const MAX_MESSAGE_BYTES = 64 * 1024;
  */
 export const MAX_OPERATIONS_PER_CONNECTION = 100;
 
+/** Close code for a connection whose credential expired (graphql-ws's Forbidden): the client reconnects with a fresh one. */
+export const CREDENTIAL_EXPIRED_CLOSE_CODE = 4403;
+
+/** Longest setTimeout delay; a later expiry re-arms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Closes `socket` with 4403 at `expiresAt` (a JWT's exp): a subscription must not outlive its
+ * credential. Cleared when the socket closes.
+ */
+function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    const left = expiresAt - Date.now();
+    if (left <= 0) {
+      socket.close(CREDENTIAL_EXPIRED_CLOSE_CODE, 'Forbidden: the credential expired; reconnect with a fresh one');
+      return;
+    }
+    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+    timer.unref();
+  };
+  arm();
+  socket.once('close', () => clearTimeout(timer));
+}
+
 /**
  * graphql-ws (subprotocol `graphql-transport-ws`) on the HTTP server's port, at /graphql.
  *
  * What must stay true: a connection is authenticated once, by its `connection_init` payload
  * (`X-API-Key` or `Authorization`, as HTTP headers would carry them), and every operation on it
  * runs with that principal through the same schema, auth checker and error formatting as HTTP.
+ * A connection lives no longer than its credential: at a JWT's `exp` it is closed with 4403.
  */
 export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(): Promise<void> } {
   const { log } = deps;
@@ -73,6 +99,9 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
           const principal = await deps.auth.authenticate(headers);
           if (!principal) return false;
           ctx.extra.principal = principal;
+          // authenticated once, so a JWT's expiry would otherwise never be seen again: an event
+          // stored 10 s after a token expired still reached its socket, the customer's email included
+          if (principal.expiresAt !== undefined) closeAtExpiry(ctx.extra.socket, principal.expiresAt);
           return true;
         } catch (e) {
           if (e instanceof AppError) return false;
@@ -80,6 +109,12 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
         }
       },
       onSubscribe(ctx, _id, payload) {
+        const socket = ctx.extra.socket;
+        const expiresAt = ctx.extra.principal?.expiresAt;
+        if (expiresAt !== undefined && expiresAt <= Date.now()) {
+          socket.close(CREDENTIAL_EXPIRED_CLOSE_CODE, 'Forbidden: the credential expired; reconnect with a fresh one');
+          return [new GraphQLError('the credential expired', { extensions: { code: 'UNAUTHENTICATED' } })];
+        }
         if (Object.keys(ctx.subscriptions).length > MAX_OPERATIONS_PER_CONNECTION) {
           return [
             new GraphQLError(`at most ${MAX_OPERATIONS_PER_CONNECTION} operations run at once on one connection: complete one first`, { extensions: { code: COST_LIMIT_CODE } }),
