@@ -28,6 +28,7 @@ import { LiveHub } from './graphql/live-hub';
 import { SubscriptionResolver } from './graphql/subscription.resolver';
 import { attachSubscriptionServer } from './graphql/ws-server';
 import { createHttpServer, createMetricsServer, type HttpDeps, type StartingServer } from './http/http-server';
+import { OperationSlots } from './http/operation-slots';
 import { IdentityService } from './identity/identity.service';
 import { CustomerMergeHistoryResolver, IdentityChangeResolver, IdentityResolver } from './identity/identity.resolver';
 import { ReresolutionJobService } from './identity/reresolve.job';
@@ -269,6 +270,9 @@ export async function startApp(config: Config, log: Logger, database?: Database,
   let kafkaStarting = ingestOn && config.kafka.brokers ? 'kafka consumer: connecting and joining the consumer group' : null;
   // one manifest for HTTP and WebSocket: `only` must hold on both
   const trustedDocuments = apiOn ? new TrustedDocuments(config.graphqlApi.trustedDocuments, config.graphqlApi.persistedOperationsFile) : null;
+  // Each GraphQL operation in flight holds its rows, loaders and answer: one bound for HTTP and
+  // WebSocket operations alike (a socket ran up to 100 at once, outside the HTTP bound)
+  const graphqlSlots = new OperationSlots(config.graphqlConcurrency, config.graphqlQueueMax);
   const deps: HttpDeps = {
     log: log.child({ component: 'http' }),
     metrics,
@@ -296,7 +300,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
       }
     },
     liveness: () => db.embedded?.problem() ?? null,
-    graphqlSlots: { concurrency: config.graphqlConcurrency, queueMax: config.graphqlQueueMax },
+    graphqlSlots,
     httpLimits: config.http,
   };
   let server: http.Server;
@@ -357,6 +361,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
       makeLoaders: (principal) => createLoaders(services, principal),
       graphql: config.graphql,
       trustedDocuments,
+      slots: graphqlSlots,
       log: log.child({ component: 'subscriptions' }),
     });
     live = { events, hub, ws };

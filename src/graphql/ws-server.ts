@@ -1,8 +1,9 @@
 import type http from 'node:http';
-import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { execute, getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AuthService, Principal } from '../auth/auth.service';
+import type { OperationSlots } from '../http/operation-slots';
 import type { GraphqlConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
@@ -24,6 +25,11 @@ export interface SubscriptionServerDeps {
   graphql: GraphqlConfig;
   /** the trusted-documents manifest (EARSHOT_TRUSTED_DOCUMENTS): in `only` mode nothing else runs here either */
   trustedDocuments?: TrustedDocuments | null;
+  /**
+   * The HTTP server's bound on GraphQL operations at once (EARSHOT_GRAPHQL_CONCURRENCY, _QUEUE_MAX):
+   * queries and mutations over a socket take a slot too; subscriptions live on and take none
+   */
+  slots?: OperationSlots | null;
   log: Logger;
 }
 
@@ -164,6 +170,21 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
         // a query or mutation has the time budget it has over HTTP; a subscription lives on
         if (getOperationAST(args.document, args.operationName)?.operation !== 'subscription') startTimeBudget(context, deps.graphql);
         return context;
+      },
+      // A query or mutation waits for a slot, or is refused as over HTTP (503 there) when the line
+      // is full: without it, each socket ran up to 100 at once outside the process's bound.
+      async execute(args) {
+        const slots = deps.slots;
+        if (!slots) return execute(args);
+        if (!(await slots.enter())) {
+          const busy = new AppError('SERVICE_UNAVAILABLE', 'too many GraphQL operations are waiting; try again shortly');
+          return { errors: [new GraphQLError(busy.message, { originalError: busy })] };
+        }
+        try {
+          return await execute(args);
+        } finally {
+          slots.leave();
+        }
       },
       onNext(_ctx, _id, _payload, _args, result) {
         if (!result.errors?.length) return;

@@ -15,7 +15,7 @@ import { jsonNestingBeyond } from '../shared/json-depth';
 import { CONSOLE_PATH, serveConsole } from './console.static';
 import { loopTurns } from '../shared/loop-turns';
 import { requestContext } from '../shared/request-context';
-import { OperationSlots } from './operation-slots';
+import type { OperationSlots } from './operation-slots';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 
@@ -45,8 +45,11 @@ export interface HttpDeps {
   consoleDir: string | null;
   /** null while the process can do its work, else why not (a dead embedded PostgreSQL): /healthz says 503 */
   liveness?: () => string | null;
-  /** GraphQL operations run at once, and how many may wait (EARSHOT_GRAPHQL_CONCURRENCY, _QUEUE_MAX) */
-  graphqlSlots?: { concurrency: number; queueMax: number };
+  /**
+   * GraphQL operations run at once, and how many may wait (EARSHOT_GRAPHQL_CONCURRENCY, _QUEUE_MAX):
+   * one instance shared with the WebSocket server, so queries over either share the bound
+   */
+  graphqlSlots?: OperationSlots;
   /** the server's connection, header-time and body-buffer limits; DEFAULT_HTTP_LIMITS when absent */
   httpLimits?: HttpLimits;
 }
@@ -249,7 +252,7 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
   const { log, metrics } = deps;
   // Each operation in flight holds its rows, loaders and answer: without a bound, 200 concurrent
   // pages grew the heap past 800 MB and starved the pool (10 s connect timeouts).
-  const slots = deps.graphqlSlots ? new OperationSlots(deps.graphqlSlots.concurrency, deps.graphqlSlots.queueMax) : null;
+  const slots = deps.graphqlSlots ?? null;
   if (slots) deps.metrics.watchGraphqlQueue(() => slots.waiting());
   const bodies = new BodyBudget(Math.max((deps.httpLimits ?? DEFAULT_HTTP_LIMITS).bodyBufferBytes, deps.ingestMaxBytes, GRAPHQL_MAX_BODY_BYTES));
   return (req, res) => {
