@@ -90,12 +90,23 @@ async function createMissingTopics(admin: Admin, specs: ITopicConfig[], log: Log
   }
 }
 
+/**
+ * What the broker answers a group member's Heartbeat, OffsetCommit or SyncGroup while the group
+ * rebalances (a replica joined or left: every rolling deploy, every autoscaler step). kafkajs'
+ * connection logs each such answer at error level, then its consumer rejoins and says so once at
+ * warn ("The group is rebalancing, re-joining").
+ */
+const REBALANCE_ANSWERS = new Set(['The group is rebalancing, so a rejoin is needed', 'Specified group generation id is not valid']);
+
 function logEntry(log: Logger, { namespace, level, log: entry }: LogEntry): void {
   const { message, timestamp: _t, logger: _l, ...rest } = entry as LogEntry['log'] & { logger?: string };
   const fields = { kafkajs: namespace, ...rest };
   // The relay resends unacknowledged rows itself and consumers dedupe on event-id, so bounded
   // producer retries are intended; kafkajs warns about them on every connect.
   if (message.startsWith('Limiting retries for the idempotent producer')) return log.debug(fields, message);
+  // A rebalance is routine, not an error: an alert on error logs must not fire on every deploy.
+  // (A member the group dropped, UNKNOWN_MEMBER_ID after a batch outlasted the session, stays an error.)
+  if (namespace === 'Connection' && message.startsWith('Response ') && REBALANCE_ANSWERS.has(String((rest as { error?: unknown }).error))) return log.debug(fields, message);
   if (level === logLevel.ERROR) log.error(fields, message);
   else if (level === logLevel.WARN) log.warn(fields, message);
   else if (level === logLevel.INFO) log.info(fields, message);

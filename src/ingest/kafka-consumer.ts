@@ -46,6 +46,9 @@ interface ChunkResult {
   letters: DeadLetter[];
 }
 
+/** How long a stop waits for the broker to take the offset commit of the chunk it let finish, and then to leave the group. */
+const STOP_COMMIT_GRACE_MS = 3_000;
+
 /** Thrown out of a retry loop when the consumer stops or loses the partition meanwhile. */
 class Abandoned extends Error {}
 
@@ -68,7 +71,8 @@ class Abandoned extends Error {}
  * - a partition with waiting messages that commits nothing for `stallTimeoutMs` makes
  *   `health()` fail with the reason, and its lag gauge counts the messages it has not committed;
  * - a crash that kafkajs does not restart from is restarted here, with backoff, while running;
- * - `stop()` lets the chunk in flight finish and commit, then leaves the group.
+ * - `stop()` lets the chunk in flight finish and commit, then leaves the group; a broker out of
+ *   reach delays it by at most STOP_COMMIT_GRACE_MS (the chunk is read again and ignored as known).
  */
 export class KafkaIngestConsumer {
   private consumer: Consumer;
@@ -90,6 +94,8 @@ export class KafkaIngestConsumer {
   private lastContact = 0;
   private joined = false;
   private joinWaiters: (() => void)[] = [];
+  private batchesInFlight = 0;
+  private idleWaiters: (() => void)[] = [];
   /**
    * Where the group resumes each partition (`topic/partition`), as far as this member knows: read
    * from the group before consuming and at each join, moved by each commit. What an offset reset
@@ -174,7 +180,14 @@ export class KafkaIngestConsumer {
       autoCommitThreshold: 1,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.settings.concurrency,
-      eachBatch: (payload) => this.eachBatch(payload),
+      eachBatch: async (payload) => {
+        this.batchesInFlight++;
+        try {
+          await this.eachBatch(payload);
+        } finally {
+          if (--this.batchesInFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+        }
+      },
     });
   }
 
@@ -303,6 +316,11 @@ export class KafkaIngestConsumer {
     );
   }
 
+  private noBatchInFlight(): Promise<void> {
+    if (this.batchesInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   /** Resolves once this member has joined its group (after `start`). */
   whenJoined(): Promise<void> {
     if (this.joined) return Promise.resolve();
@@ -341,7 +359,19 @@ export class KafkaIngestConsumer {
     this.stopSignal.abort();
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
-    await this.consumer.disconnect().catch((e: unknown) => this.log.warn({ err: e }, 'kafka consumer disconnect failed'));
+    let left = false;
+    const grace = new AbortController();
+    const disconnected = this.consumer
+      .disconnect()
+      .catch((e: unknown) => this.log.warn({ err: e }, 'kafka consumer disconnect failed'))
+      .then(() => {
+        left = true;
+        grace.abort();
+      });
+    // Once no chunk is in flight, leaving the group gets STOP_COMMIT_GRACE_MS: against a broker
+    // out of reach kafkajs retries its fetch for about 15 s before it lets the stop go on.
+    await Promise.race([disconnected, this.noBatchInFlight().then(() => sleep(STOP_COMMIT_GRACE_MS, grace.signal))]);
+    if (!left) this.log.warn('stopping: the broker did not answer in time; the group reassigns this member\'s partitions when its session expires');
     await this.dlq.disconnect().catch(() => undefined);
     this.state = 'stopped';
     this.metrics.kafkaConsumerLag.reset();
@@ -459,13 +489,48 @@ export class KafkaIngestConsumer {
       const last = final && BigInt(batch.lastOffset()) > BigInt(lastMessage) ? batch.lastOffset() : lastMessage;
       resolveOffset(last);
       const next = BigInt(last) + 1n;
-      await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] });
-      this.resumeAt.set(`${topic}/${partition}`, next);
+      const committed = await this.unlessStopWaitsTooLong(commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] }));
       this.count(topic, result);
+      if (!committed) {
+        this.log.warn({ topic, partition, offset: next.toString() }, 'stopping: the broker did not take the offset commit in time; the chunk is stored and will be read again and ignored as known');
+        return;
+      }
+      this.resumeAt.set(`${topic}/${partition}`, next);
       lag(next);
       progress.pendingSince = i + this.chunkSize < batch.messages.length ? Date.now() : null;
       progress.waitingOn = null;
+      // Leaving anyway: a heartbeat to a broker out of reach would hold the stop for kafkajs' retries.
+      if (this.stopSignal.signal.aborted) return;
       await heartbeat();
+    }
+  }
+
+  /**
+   * Awaits a request to the broker; once stop() is called, for at most STOP_COMMIT_GRACE_MS more.
+   * Against a broker out of reach, kafkajs retries an offset commit for about 15 s (and the
+   * heartbeat after it as long again), so a stop took 30 s, past EARSHOT_SHUTDOWN_TIMEOUT_MS.
+   * False when given up: the chunk's transaction has committed, so its messages, read again by
+   * the next owner, are ignored as known.
+   */
+  private async unlessStopWaitsTooLong(request: Promise<unknown>): Promise<boolean> {
+    const signal = this.stopSignal.signal;
+    let timer: NodeJS.Timeout | undefined;
+    let arm: (() => void) | undefined;
+    const givenUp = new Promise<false>((resolve) => {
+      arm = () => {
+        timer = setTimeout(() => resolve(false), STOP_COMMIT_GRACE_MS);
+      };
+      if (signal.aborted) arm();
+      else signal.addEventListener('abort', arm, { once: true });
+    });
+    try {
+      const done = await Promise.race([request.then(() => true as const), givenUp]);
+      // kafkajs goes on retrying in the background: its failure is of no interest any more
+      if (!done) request.catch(() => undefined);
+      return done;
+    } finally {
+      if (timer) clearTimeout(timer);
+      if (arm) signal.removeEventListener('abort', arm);
     }
   }
 
