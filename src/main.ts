@@ -291,6 +291,10 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
   await app.stop();
   await db.close();
   await tracing?.shutdown();
+  // Everything of ours has stopped. A Kafka client whose stop gave up on a broker out of reach
+  // goes on retrying in the background (kafkajs, up to about 15 s): the process does not wait for
+  // it, once a second has let the last log lines out.
+  setTimeout(() => process.exit(), 1_000).unref();
   return 0;
 }
 

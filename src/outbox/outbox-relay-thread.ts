@@ -5,6 +5,9 @@ import type { Logger } from '../shared/logger';
 import type { RelayHandle, RelayMetrics } from './outbox-relay';
 import type { RelayWorkerData, RelayWorkerMessage } from './outbox-relay.worker';
 
+/** How long the thread may take past its drain to end by itself before it is terminated. */
+const STOP_GRACE_MS = 3_000;
+
 /** The compiled worker entry, or null when running from TypeScript sources (tests): then the relay runs in process. */
 export function relayWorkerFile(): string | null {
   const file = path.join(__dirname, 'outbox-relay.worker.js');
@@ -84,13 +87,19 @@ export class ThreadedRelay implements RelayHandle {
     });
   }
 
+  /**
+   * Lets the thread drain for `drainMs`, and ends it at most STOP_GRACE_MS later. Against a broker
+   * out of reach the cycle in flight waits on kafkajs' retries, which do not help: the thread was
+   * given 15 s more, and a SIGTERM then took 20 s, past EARSHOT_SHUTDOWN_TIMEOUT_MS (15 s). Rows
+   * not marked sent wait for the next leader (consumers dedupe on event-id).
+   */
   async stop(drainMs = 5_000): Promise<void> {
     const worker = this.worker;
     if (!worker) return;
     this.worker = null;
     const done = new Promise<void>((resolve) => (this.stopped = resolve));
     worker.postMessage({ type: 'stop', drainMs });
-    await Promise.race([done, new Promise((r) => setTimeout(r, drainMs + 15_000).unref())]);
+    await Promise.race([done, new Promise((r) => setTimeout(r, drainMs + STOP_GRACE_MS).unref())]);
     await worker.terminate();
     this.leader = false;
   }
