@@ -36,6 +36,14 @@ export async function keepWhileIdle(session: { query(text: string): Promise<unkn
   await session.query(`SELECT set_config('idle_session_timeout', '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'`);
 }
 
+/**
+ * Gives a runner's lock session, before it goes back to the pool, the idle_session_timeout the
+ * operator set (`keepWhileIdle` exempted it while it held the lock). Does nothing before PostgreSQL 14.
+ */
+export async function restoreIdleTimeout(session: { query(text: string): Promise<unknown> }): Promise<void> {
+  await session.query(`SELECT set_config('idle_session_timeout', reset_val, false) FROM pg_settings WHERE name = 'idle_session_timeout'`);
+}
+
 /** The rows of one statement, typed as `R` (the caller declares the shape its SQL selects). */
 export async function rows<R>(db: Db, text: string, params?: readonly unknown[]): Promise<R[]> {
   return (await db.query(text, withArrayParams(params))) as R[];

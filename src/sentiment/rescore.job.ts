@@ -8,7 +8,8 @@ import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { outsideRequest } from '../shared/request-context';
 import type { Analysis } from './analyzer';
-import { advisoryUnlock, keepWhileIdle } from '../db/sql';
+import { advisoryUnlock, keepWhileIdle, restoreIdleTimeout } from '../db/sql';
+import { JobTakenOver } from './job-taken-over';
 import {
   activeRescoreJobId,
   addRescoreProgress,
@@ -28,7 +29,7 @@ import {
   type RescoreJobRow,
   type StoredRow,
 } from './rescore.repository';
-import { countInteractions, restoreIdleTimeout, tryRunnerLock } from './retag.repository';
+import { countInteractions, tryRunnerLock } from './retag.repository';
 import { rebuildDepartmentRollups, rebuildTopicRollups } from './rollups.repository';
 import { applyRollups, rebuildCustomerRollups, storedContributions } from './rollups';
 import type { SentimentScorer } from './sentiment.scorer';
@@ -39,13 +40,6 @@ export type { RescoreJobRow } from './rescore.repository';
 /** pg_try_advisory_lock key: one re-score runner across all replicas */
 const RUNNER_LOCK = 7_041_977;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Another runner moved the job's cursor: this one's lock session ended and the job went on elsewhere. */
-class JobTakenOver extends Error {
-  constructor(jobId: string) {
-    super(`re-score job ${jobId} was taken over by another runner`);
-  }
-}
 
 /**
  * Re-scores every stored interaction with the current model (built-in, or the model server of
@@ -288,7 +282,7 @@ export class RescoreJobRunner {
     });
     // Another runner did this page (or more) since we read it: roll ours back. Before, both
     // committed it and the counters said 8 of 6 done.
-    if (!moved) throw new JobTakenOver(job.id);
+    if (!moved) throw new JobTakenOver('re-score', job.id);
   }
 }
 

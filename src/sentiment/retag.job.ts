@@ -2,7 +2,8 @@ import type { DataSource } from 'typeorm';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
-import { advisoryUnlock, keepWhileIdle } from '../db/sql';
+import { advisoryUnlock, keepWhileIdle, restoreIdleTimeout } from '../db/sql';
+import { JobTakenOver } from './job-taken-over';
 import {
   addRetagProgress,
   countInteractions,
@@ -15,7 +16,6 @@ import {
   markRetagSucceeded,
   nextRetagJob,
   replaceTags,
-  restoreIdleTimeout,
   retagJobById,
   taggedChunk,
   tryRunnerLock,
@@ -35,13 +35,6 @@ const CHUNK_CHARS = 8_000_000;
 const SLICE_MS = 20;
 /** pg_try_advisory_lock key: one re-tagging runner across all replicas */
 const RUNNER_LOCK = 7_041_976;
-
-/** Another runner began a pass over the job: this one's lock session ended and the job went on elsewhere. */
-class JobTakenOver extends Error {
-  constructor(jobId: string) {
-    super(`re-tag job ${jobId} was taken over by another runner`);
-  }
-}
 
 /**
  * Re-tags every stored interaction with the current taxonomy after an edit; each chunk moves
@@ -188,7 +181,7 @@ export class RetagJobRunner {
           // First, so that two runners' chunks never interleave: a runner whose lock session ended
           // went on with its chunk while the one that took the job over did the same rows, and a
           // topic's rollup counted 24 of its 12 interactions.
-          if (!(await addRetagProgress(em, job.id, token, rows.length, changed))) throw new JobTakenOver(job.id);
+          if (!(await addRetagProgress(em, job.id, token, rows.length, changed))) throw new JobTakenOver('re-tag', job.id);
           if (ids.length > 0) {
             // A topic deleted since the job loaded the taxonomy is left out, not a failed job.
             const live = topicRows.length > 0 ? await lockLiveTopics(em, [...new Set(topicRows.map((r) => r[1]))]) : new Set<number>();
@@ -202,7 +195,7 @@ export class RetagJobRunner {
         last = rows.at(-1)!.id;
         if (done % 20_000 < CHUNK) log.info({ done, total: n }, 're-tagging progress');
       }
-      if (!(await markRetagSucceeded(this.ds, job.id, token))) throw new JobTakenOver(job.id);
+      if (!(await markRetagSucceeded(this.ds, job.id, token))) throw new JobTakenOver('re-tag', job.id);
       const covered = await markCoveredRetagJobs(this.ds, job.id, covers);
       log.info({ done, covered: covered.length }, 're-tagging finished');
     } catch (err) {

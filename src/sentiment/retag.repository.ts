@@ -35,14 +35,6 @@ export function nextRetagJob(db: Db): Promise<RetagJobRow | undefined> {
   return firstRow(db, `SELECT * FROM retag_job WHERE status IN ('queued', 'running') ORDER BY created_at LIMIT 1`);
 }
 
-/**
- * Gives a runner's lock session, before it goes back to the pool, the idle_session_timeout the
- * operator set (`keepWhileIdle` exempted it while it held the lock). Does nothing before PostgreSQL 14.
- */
-export async function restoreIdleTimeout(db: Db): Promise<void> {
-  await exec(db, `SELECT set_config('idle_session_timeout', reset_val, false) FROM pg_settings WHERE name = 'idle_session_timeout'`);
-}
-
 /** Whether a job is queued or running. */
 export async function hasActiveRetagJob(db: Db): Promise<boolean> {
   return (await firstRow(db, `SELECT 1 FROM retag_job WHERE status IN ('queued', 'running') LIMIT 1`)) !== undefined;
