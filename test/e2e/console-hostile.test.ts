@@ -72,7 +72,13 @@ describe('the listening console against hostile data', () => {
   const overflow = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 
   const openItem = async (page: Page, name: string) => {
-    await page.getByTestId('queue-list').locator('li', { hasText: name }).first().getByRole('button').click();
+    const row = page.getByTestId('queue-list').locator('li', { hasText: name }).first();
+    await row.waitFor({ timeout: 20_000 }).catch(async (e: Error) => {
+      // say what the queue showed instead (its count, its rows, an error), not only that it timed out
+      const shown = await page.locator('.queue').innerText().catch(() => '(no queue on the page)');
+      throw new Error(`${name} is not in the queue after 20 s; the page shows:\n${shown.slice(0, 2_000)}\n${e.message}`);
+    });
+    await row.getByRole('button').click();
     await page.getByTestId('item-panel').locator('.thread li').first().waitFor();
   };
 
@@ -226,6 +232,35 @@ describe('the listening console against hostile data', () => {
     } finally {
       proxy.close();
     }
+  });
+
+  it('loads the queue by itself after a busy moment (one 503 SERVICE_UNAVAILABLE), with no click', async () => {
+    const name = `Busy Moment ${randomUUID().slice(0, 8)}`;
+    await complaint({ displayName: name, text: 'My parcel is late and nobody answers. Terrible.' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    // the first load of the queue meets Earshot's own answer when every operation slot is taken
+    let refused = 0;
+    let queueLoads = 0;
+    await page.route('**/graphql', async (route) => {
+      const isQueue = route.request().method() === 'POST' && (route.request().postData() ?? '').includes('query Queue');
+      if (isQueue) queueLoads++;
+      if (isQueue && refused === 0) {
+        refused++;
+        await route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ errors: [{ message: 'too many GraphQL operations are waiting; try again shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } }] }) });
+        return;
+      }
+      await route.continue();
+    });
+    await page.goto(`${app.url}/console/#/queue`);
+    await page.getByRole('textbox', { name: 'API key' }).fill(KEYS.agent);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    // nothing clicked, nothing reloaded: the page asks again, and the error it showed meanwhile goes
+    await page.getByTestId('queue-list').locator('li', { hasText: name }).waitFor();
+    await expect(page.getByRole('alert').count()).resolves.toBe(0);
+    expect(refused).toBe(1);
+    expect(queueLoads).toBeGreaterThanOrEqual(2);
+    await context.close();
   });
 
   it('still signs out on a refused key', async () => {

@@ -25,16 +25,29 @@ export function prefetch(query: string, variables: Record<string, unknown>): voi
   prefetched.set(key, p);
 }
 
-/** Runs a query when its variables change; `reload` runs it again (after a mutation or an event). */
+/** Codes of a failure that heals by itself (a restart, a busy database, a dropped connection). */
+const TRANSIENT = new Set(['NETWORK', 'BAD_RESPONSE', 'SERVICE_UNAVAILABLE', 'TIME_BUDGET_EXCEEDED', 'INTERNAL_SERVER_ERROR']);
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+
+/**
+ * Runs a query when its variables change; `reload` runs it again (after a mutation or an event).
+ * A load that fails for a reason that heals by itself is tried again, 1 s after the first failure
+ * and doubling up to 30 s, with the error on screen meanwhile: before, one busy moment left a
+ * page (the queue an agent keeps open all day) on its error until something else reloaded it.
+ */
 export function useQuery<T>(query: string, variables: Record<string, unknown>, skip = false): QueryState<T> {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(!skip);
   const key = JSON.stringify(variables);
   const latest = useRef(0);
+  const retry = useRef<{ timer: ReturnType<typeof setTimeout> | null; delay: number }>({ timer: null, delay: RETRY_FIRST_MS });
   const reload = useCallback(async () => {
     if (skip) return;
     const ticket = ++latest.current;
+    if (retry.current.timer) clearTimeout(retry.current.timer);
+    retry.current.timer = null;
     setLoading(true);
     try {
       const early = prefetched.get(query + key);
@@ -44,16 +57,35 @@ export function useQuery<T>(query: string, variables: Record<string, unknown>, s
       if (ticket === latest.current) {
         setData(d);
         setError(null);
+        retry.current.delay = RETRY_FIRST_MS;
       }
     } catch (e) {
-      if (ticket === latest.current) setError(e instanceof ApiError ? e.message : String(e));
+      if (ticket === latest.current) {
+        setError(e instanceof ApiError ? e.message : String(e));
+        if (e instanceof ApiError && TRANSIENT.has(e.code)) {
+          const delay = retry.current.delay;
+          retry.current.delay = Math.min(delay * 2, RETRY_MAX_MS);
+          retry.current.timer = setTimeout(() => void reloadRef.current(), delay);
+        }
+      }
     } finally {
       if (ticket === latest.current) setLoading(false);
     }
   }, [query, key, skip]);
+  const reloadRef = useRef(reload);
+  reloadRef.current = reload;
   useEffect(() => {
+    retry.current.delay = RETRY_FIRST_MS;
     void reload();
   }, [reload]);
+  // a page left (or variables changed) takes its pending retry along
+  useEffect(
+    () => () => {
+      latest.current++;
+      if (retry.current.timer) clearTimeout(retry.current.timer);
+    },
+    [],
+  );
   return { data, error, loading, reload };
 }
 
