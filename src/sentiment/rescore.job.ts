@@ -119,6 +119,13 @@ export class RescoreJobRunner {
     await this.running;
   }
 
+  private retryLater(): void {
+    if (this.stopped) return;
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => this.kick(), this.retryMs);
+    this.retry.unref();
+  }
+
   private async drain(): Promise<void> {
     const qr = this.ds.createQueryRunner();
     await qr.connect();
@@ -129,11 +136,7 @@ export class RescoreJobRunner {
       if (!(await tryRunnerLock(qr, RUNNER_LOCK))) {
         // Another replica runs it, or a crashed one whose session PostgreSQL has not ended yet:
         // look again later, so the job never waits for the next deploy.
-        if ((await hasActiveRescoreJob(qr)) && !this.stopped) {
-          clearTimeout(this.retry);
-          this.retry = setTimeout(() => this.kick(), this.retryMs);
-          this.retry.unref();
-        }
+        if (await hasActiveRescoreJob(qr)) this.retryLater();
         return;
       }
       try {
@@ -148,11 +151,7 @@ export class RescoreJobRunner {
             // Our lock session ended (an operator's reaper, a proxy) and another runner has the
             // job: leave it to that one, and look again later in case it dies too.
             this.log.warn({ job: job.id }, 're-score taken over by another runner; this one stops');
-            if (!this.stopped) {
-              clearTimeout(this.retry);
-              this.retry = setTimeout(() => this.kick(), this.retryMs);
-              this.retry.unref();
-            }
+            this.retryLater();
             return;
           }
         }
