@@ -78,7 +78,7 @@ export function useQuery<T>(query: string, variables: Record<string, unknown>, s
     retry.current.delay = RETRY_FIRST_MS;
     void reload();
   }, [reload]);
-  // a page left (or variables changed) takes its pending retry along
+  // a page left takes its pending retry along (new variables clear it in reload)
   useEffect(
     () => () => {
       latest.current++;
