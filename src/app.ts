@@ -362,6 +362,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
       graphql: config.graphql,
       trustedDocuments,
       slots: graphqlSlots,
+      ws: config.ws,
       log: log.child({ component: 'subscriptions' }),
     });
     live = { events, hub, ws };

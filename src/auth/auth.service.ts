@@ -1,5 +1,5 @@
-import { timingSafeEqual } from 'node:crypto';
-import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { USER_ROLES, type Config, type UserRole } from '../config/config';
 import { AppError } from '../shared/app-error';
 
@@ -33,15 +33,16 @@ const OPEN_PRINCIPAL: Principal = { id: 'anonymous (auth not configured)', role:
 export class AuthService {
   private readonly jwks: ReturnType<typeof createRemoteJWKSet> | null;
   private readonly secret: Uint8Array | null;
+  /** the last key set fetched, as `reverify` checks against it (rebuilt when it changes) */
+  private fetched: { version: string; keys: ReturnType<typeof createLocalJWKSet> } | null = null;
 
   constructor(private readonly config: Config['auth']) {
     this.jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : null;
     this.secret = config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : null;
   }
 
-  async authenticate(headers: { authorization?: string; 'x-api-key'?: string | string[] }): Promise<Principal | null> {
-    const apiKey = Array.isArray(headers['x-api-key']) ? headers['x-api-key'][0] : headers['x-api-key'];
-    const bearer = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? '')?.[1]?.trim();
+  async authenticate(headers: CredentialHeaders): Promise<Principal | null> {
+    const { apiKey, bearer } = credentials(headers);
     const credential = apiKey ?? bearer;
     if (!credential) return this.config.open ? OPEN_PRINCIPAL : null;
     const key = this.config.apiKeys.find((k) => safeEqual(k.key, credential));
@@ -51,14 +52,61 @@ export class AuthService {
     throw new AppError('UNAUTHENTICATED', 'invalid API key or token');
   }
 
-  private async verifyJwt(token: string): Promise<Principal> {
+  /**
+   * True when JWTs are verified against a key set fetched from EARSHOT_JWKS_URL, which can change
+   * while a connection is open (a key withdrawn after a leak); an HS256 secret cannot.
+   */
+  get keysRotate(): boolean {
+    return this.jwks !== null && this.secret === null;
+  }
+
+  /**
+   * Fetches the key set from EARSHOT_JWKS_URL now (jose's `reload`, past its 30 s cooldown, which
+   * guards only against unknown `kid`s), so that a key withdrawn there stops verifying here, for
+   * new requests too. `version` names the key set now held (a hash; null before any fetch). A
+   * fetch that fails (network, non-200, not a key set) changes nothing: the last key set fetched
+   * stays, and `error` says why.
+   */
+  async refreshKeys(): Promise<{ version: string | null; error: string | null }> {
+    if (!this.jwks) return { version: null, error: null };
+    let error: string | null = null;
+    try {
+      await this.jwks.reload();
+    } catch (e) {
+      error = (e as Error).message || String(e);
+    }
+    const set = this.jwks.jwks();
+    if (!set) return { version: null, error };
+    const version = createHash('sha256').update(JSON.stringify(set)).digest('hex');
+    if (this.fetched?.version !== version) this.fetched = { version, keys: createLocalJWKSet(set) };
+    return { version, error };
+  }
+
+  /**
+   * Why the JWT in `headers` no longer verifies against the last key set fetched (`refreshKeys`;
+   * no fetch here, so a failed fetch never refuses a token), or null while it does. API keys and
+   * HS256 tokens do not change while the process runs: null.
+   */
+  async reverify(headers: CredentialHeaders): Promise<string | null> {
+    const { apiKey, bearer } = credentials(headers);
+    if (apiKey !== undefined || !bearer || !this.keysRotate || !this.fetched) return null;
+    if (this.config.apiKeys.some((k) => safeEqual(k.key, bearer))) return null;
+    try {
+      await this.verifyJwt(bearer, this.fetched.keys);
+      return null;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+
+  private async verifyJwt(token: string, keys: ReturnType<typeof createLocalJWKSet> | null = null): Promise<Principal> {
     let payload: JWTPayload;
     try {
       // a token without exp would be valid forever: exp is required, and its lifetime capped
       const opts = { issuer: this.config.jwtIssuer ?? undefined, audience: this.config.jwtAudience ?? undefined, requiredClaims: ['exp'] };
       payload = this.secret
         ? (await jwtVerify(token, this.secret, { ...opts, algorithms: ['HS256'] })).payload
-        : (await jwtVerify(token, this.jwks!, opts)).payload;
+        : (await jwtVerify(token, keys ?? this.jwks!, opts)).payload;
     } catch (e) {
       throw new AppError('UNAUTHENTICATED', `invalid token: ${(e as Error).message}`);
     }
@@ -75,6 +123,14 @@ export class AuthService {
     const roles = PRIVILEGE_ORDER.filter((r) => claimed.includes(r));
     return { id: payload.sub ?? 'unknown', role: roles[0]!, roles, expiresAt: payload.exp * 1000 };
   }
+}
+
+type CredentialHeaders = { authorization?: string; 'x-api-key'?: string | string[] };
+
+function credentials(headers: CredentialHeaders): { apiKey?: string; bearer?: string } {
+  const apiKey = Array.isArray(headers['x-api-key']) ? headers['x-api-key'][0] : headers['x-api-key'];
+  const bearer = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? '')?.[1]?.trim();
+  return { apiKey, bearer };
 }
 
 function safeEqual(a: string, b: string): boolean {

@@ -111,6 +111,21 @@ describe('loadConfig', () => {
     for (const v of ['EARSHOT_GRAPHQL_MAX_DEPTH', 'EARSHOT_METRICS_KEY', 'EARSHOT_GRAPHQL_INTROSPECTION', 'EARSHOT_METRICS_OPERATIONS']) expect(message).toContain(v);
   });
 
+  it('reads the WebSocket re-check interval and per-principal cap, and refuses bad values naming each', () => {
+    const c = loadConfig({});
+    expect(c.ws).toEqual({ recheckMs: 60_000, maxConnectionsPerPrincipal: 100 });
+    expect(loadConfig({ EARSHOT_WS_RECHECK_MS: '500', EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL: '3' }).ws).toEqual({ recheckMs: 500, maxConnectionsPerPrincipal: 3 });
+    let message = '';
+    try {
+      loadConfig({ EARSHOT_WS_RECHECK_MS: '10', EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL: '0' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('EARSHOT_WS_RECHECK_MS="10": expected an integer from 500 to 86400000');
+    expect(message).toContain('EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL="0": expected an integer from 1 to 1000000');
+    expect(() => loadConfig({ EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL: 'many' })).toThrow(/EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL/);
+  });
+
   it('warns about an unknown EARSHOT_* variable with the closest known name, and not about known ones', () => {
     const config = loadConfig({ EARSHOT_ROLE: 'api', EARSHOT_RETENTION_DAYS: '30', EARSHOT_SF_USERNAME: 'u', EARSHOT_HUBSPOT_TOKEN: 't', EARSHOT_NOTHING_LIKE_IT_AT_ALL: '1', OTHER_VAR: 'x' });
     expect(config.warnings).toEqual([

@@ -49,6 +49,21 @@ export interface Config {
   readonly ingestLockTimeoutMs: number;
   /** the HTTP server's connection, header-time and body-buffer limits (EARSHOT_HTTP_*; src/http/http-server.ts) */
   readonly http: { readonly maxConnections: number; readonly headersTimeoutMs: number; readonly bodyBufferBytes: number };
+  /** GraphQL over WebSocket (src/graphql/ws-server.ts) */
+  readonly ws: {
+    /**
+     * EARSHOT_WS_RECHECK_MS (60,000): while a socket holds a JWT verified by EARSHOT_JWKS_URL, the
+     * key set is fetched again this often, and a socket whose token no longer verifies (its key
+     * withdrawn) is closed with 4403. A failed fetch closes nothing: the last key set fetched stays.
+     */
+    readonly recheckMs: number;
+    /**
+     * EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL (100): connections one API key or JWT subject holds
+     * at once; one more is refused at connection_init with 4429. Below the global
+     * EARSHOT_HTTP_MAX_CONNECTIONS, so one principal cannot take every connection.
+     */
+    readonly maxConnectionsPerPrincipal: number;
+  };
   readonly auth: {
     readonly apiKeys: readonly ApiKey[];
     readonly jwtSecret: string | null;
@@ -315,6 +330,11 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
       maxConnections: int('EARSHOT_HTTP_MAX_CONNECTIONS', 8_192, 1, 1_000_000),
       headersTimeoutMs: int('EARSHOT_HTTP_HEADERS_TIMEOUT_MS', 20_000, 100, 120_000),
       bodyBufferBytes: int('EARSHOT_HTTP_BODY_BUFFER_BYTES', 256 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
+    },
+    ws: {
+      // at least 500 ms: every round fetches the key set from the identity provider
+      recheckMs: int('EARSHOT_WS_RECHECK_MS', 60_000, 500, 86_400_000),
+      maxConnectionsPerPrincipal: int('EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL', 100, 1, 1_000_000),
     },
     auth: {
       apiKeys,

@@ -4,7 +4,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AuthService, Principal } from '../auth/auth.service';
 import type { OperationSlots } from '../http/operation-slots';
-import type { GraphqlConfig } from '../config/config';
+import type { Config, GraphqlConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import type { GraphQLContext } from './context';
@@ -30,6 +30,8 @@ export interface SubscriptionServerDeps {
    * queries and mutations over a socket take a slot too; subscriptions live on and take none
    */
   slots?: OperationSlots | null;
+  /** the key-set re-check interval and the per-principal connection cap (EARSHOT_WS_*); defaults as in config */
+  ws?: Config['ws'];
   log: Logger;
 }
 
@@ -45,6 +47,11 @@ export const MAX_OPERATIONS_PER_CONNECTION = 100;
 
 /** Close code for a connection whose credential expired (graphql-ws's Forbidden): the client reconnects with a fresh one. */
 export const CREDENTIAL_EXPIRED_CLOSE_CODE = 4403;
+
+/** Close code for a connection refused because its principal holds as many as it may (graphql-ws's; its client does not retry it). */
+export const TOO_MANY_CONNECTIONS_CLOSE_CODE = 4429;
+
+const DEFAULT_WS: Config['ws'] = { recheckMs: 60_000, maxConnectionsPerPrincipal: 100 };
 
 /** Longest setTimeout delay; a later expiry re-arms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -74,7 +81,10 @@ function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
  * What must stay true: a connection is authenticated once, by its `connection_init` payload
  * (`X-API-Key` or `Authorization`, as HTTP headers would carry them), and every operation on it
  * runs with that principal through the same schema, auth checker and error formatting as HTTP.
- * A connection lives no longer than its credential: at a JWT's `exp` it is closed with 4403.
+ * A connection lives no longer than its credential: at a JWT's `exp` it is closed with 4403, and
+ * so it is, within EARSHOT_WS_RECHECK_MS, once its JWT no longer verifies against the JWKS (its
+ * key withdrawn); a JWKS that cannot be fetched closes nothing. One API key or JWT subject holds
+ * at most EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL connections; one more is refused with 4429.
  */
 export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(): Promise<void> } {
   const { log } = deps;
@@ -90,6 +100,45 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
   deps.server.on('upgrade', onUpgrade);
   const formatError = makeFormatError(log, { fieldSuggestions: deps.graphql.fieldSuggestions });
   let operations = 0;
+  const { recheckMs, maxConnectionsPerPrincipal } = deps.ws ?? DEFAULT_WS;
+  // open connections by principal: without a cap, one API key took all 8,192 the server allows
+  const perPrincipal = new Map<string, number>();
+  // connections whose JWT is checked again against the key set, and the key set it last verified against
+  const rechecked = new Map<WebSocket, { headers: Record<string, string>; verifiedAgainst: string | null }>();
+  let keysFailing = false;
+  let rechecking = false;
+  const recheck = async () => {
+    if (rechecking || rechecked.size === 0) return;
+    rechecking = true;
+    try {
+      // one fetch per round however many sockets are open; an unchanged key set needs no re-verification
+      const { version, error } = await deps.auth.refreshKeys();
+      if (error) {
+        log.warn({ err: error, sockets: rechecked.size }, 'could not fetch the JWKS; open WebSocket connections are checked against the last key set fetched');
+        keysFailing = true;
+      } else if (keysFailing) {
+        log.info('the JWKS can be fetched again');
+        keysFailing = false;
+      }
+      if (version === null) return;
+      for (const [socket, entry] of rechecked) {
+        if (entry.verifiedAgainst === version) continue;
+        const problem = await deps.auth.reverify(entry.headers);
+        if (!rechecked.has(socket)) continue;
+        if (problem === null) {
+          entry.verifiedAgainst = version;
+          continue;
+        }
+        rechecked.delete(socket);
+        log.info({ reason: problem }, 'closing a WebSocket connection whose token no longer verifies against the JWKS');
+        socket.close(CREDENTIAL_EXPIRED_CLOSE_CODE, 'Forbidden: the token no longer verifies against the current signing keys; reconnect with a fresh one');
+      }
+    } finally {
+      rechecking = false;
+    }
+  };
+  const recheckTimer = deps.auth.keysRotate ? setInterval(() => void recheck().catch((e: unknown) => log.error({ err: e }, 'WebSocket credential re-check failed')), recheckMs) : null;
+  recheckTimer?.unref();
   // what Apollo checks over HTTP (src/graphql/apollo.ts), checked here before anything runs:
   // without it, a socket ran documents of any size, depth, alias count and cost
   const rules: ValidationRule[] = [...specifiedRules, ...costValidationRules(deps.graphql), ...(deps.graphql.introspection ? [] : [NoSchemaIntrospectionCustomRule])];
@@ -104,10 +153,31 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
         try {
           const principal = await deps.auth.authenticate(headers);
           if (!principal) return false;
+          const socket = ctx.extra.socket;
+          // gone while its credential was checked: 'close' has fired already, and nothing must be counted
+          if (socket.readyState !== socket.OPEN) return false;
+          // an API key's name and a JWT's subject are apart, even when they are spelled alike
+          const who = `${principal.expiresAt === undefined ? 'key' : 'jwt'}:${principal.id}`;
+          const held = perPrincipal.get(who) ?? 0;
+          if (held >= maxConnectionsPerPrincipal) {
+            log.warn({ principal: principal.id, held }, 'WebSocket connection refused: the principal holds as many as it may (EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL)');
+            // graphql-ws then closes with 4403 "Forbidden"; this close comes first and stands
+            socket.close(TOO_MANY_CONNECTIONS_CLOSE_CODE, `Too many connections: at most ${maxConnectionsPerPrincipal} per API key or user; close one first`);
+            return false;
+          }
+          perPrincipal.set(who, held + 1);
+          socket.once('close', () => {
+            const n = (perPrincipal.get(who) ?? 1) - 1;
+            if (n > 0) perPrincipal.set(who, n);
+            else perPrincipal.delete(who);
+            rechecked.delete(socket);
+          });
           ctx.extra.principal = principal;
           // authenticated once, so a JWT's expiry would otherwise never be seen again: an event
           // stored 10 s after a token expired still reached its socket, the customer's email included
-          if (principal.expiresAt !== undefined) closeAtExpiry(ctx.extra.socket, principal.expiresAt);
+          if (principal.expiresAt !== undefined) closeAtExpiry(socket, principal.expiresAt);
+          // nor would a key withdrawn from the JWKS: a leaked key's socket streamed on until exp
+          if (principal.expiresAt !== undefined && deps.auth.keysRotate) rechecked.set(socket, { headers, verifiedAgainst: null });
           return true;
         } catch (e) {
           if (e instanceof AppError) return false;
@@ -200,6 +270,7 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
 
   return {
     async close() {
+      if (recheckTimer) clearInterval(recheckTimer);
       deps.server.off('upgrade', onUpgrade);
       for (const c of wss.clients) c.close(1001, 'server shutting down');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
