@@ -7,7 +7,7 @@ import { defaultModel, HEAD_COMPLAINT, HEAD_NEGATIVE, HEAD_NEUTRAL, HEAD_POSITIV
 import { F_LEX_NEG } from './model/features';
 import { Featurizer } from './model/trainer';
 import { MAX_SCORED_CHARS, round3, tokenize } from './sentiment.engine';
-import { type FoldedText, foldText, tokenizeFolded } from './text-fold';
+import { decodeEntities, type FoldedText, foldText, normalizeTokens, tokenizeFolded } from './text-fold';
 import { DEFAULT_TAXONOMY, type TaxonomyTopic, TopicMatcher, type TopicMatch } from './topic.matcher';
 
 export type { Intent } from './intent.classifier';
@@ -100,6 +100,8 @@ export class SentimentAnalyzer {
   private readonly z = new Float64Array(HEADS + 1);
   private readonly scratch = { acc: new Float64Array(256) };
   private readonly fold: (text: string) => FoldedText;
+  /** HTML entities, elongation, decorative emoji and all-capitals read plain too (./text-fold.ts) */
+  private readonly foldAll: boolean;
 
   /**
    * `fold: false` reads texts exactly as written, as every analyzer did before ./text-fold.ts:
@@ -111,6 +113,7 @@ export class SentimentAnalyzer {
     this.model = opts.model ?? defaultModel();
     this.featurizer = sharedFeaturizer(this.model.header.hashBits);
     this.fold = opts.fold === false ? asWritten : foldText;
+    this.foldAll = opts.fold !== false;
   }
 
   /** The versioned name of the model that scores (recorded with what it scored). */
@@ -120,7 +123,10 @@ export class SentimentAnalyzer {
 
   /** Only the taxonomy topics of a text: what re-tagging after a taxonomy edit needs. */
   topicsOf(text: string): TopicMatch[] {
-    return this.topics.match(tokenize(this.fold(text.length > MAX_SCORED_CHARS ? text.slice(0, MAX_SCORED_CHARS) : text).text));
+    const sliced = text.length > MAX_SCORED_CHARS ? text.slice(0, MAX_SCORED_CHARS) : text;
+    if (!this.foldAll) return this.topics.match(tokenize(this.fold(sliced).text));
+    // read as analyze() reads it, or a re-tag would move the topics ingest gave ("paaarcel laaate")
+    return this.topics.match(normalizeTokens(tokenize(this.fold(decodeEntities(sliced)).text)));
   }
 
   /**
@@ -132,10 +138,17 @@ export class SentimentAnalyzer {
   analyze(text: string, opts: AnalyzeOptions = {}): Analysis {
     const input = typeof text === 'string' ? text : text == null ? '' : String(text);
     const truncated = input.length > MAX_SCORED_CHARS;
-    const written = truncated ? input.slice(0, MAX_SCORED_CHARS) : input;
-    const folded = this.fold(written);
+    const sliced = truncated ? input.slice(0, MAX_SCORED_CHARS) : input;
+    let written = this.foldAll ? decodeEntities(sliced) : sliced;
+    let folded = this.fold(written);
+    // an entity the fold revealed ("＆ａｍｐ；", "&am\u200bp;"): decoded, and named as folded
+    if (this.foldAll && folded.origin !== null && folded.text.indexOf('&') >= 0) {
+      const d = decodeEntities(folded.text);
+      if (d !== folded.text) folded = this.fold((written = d));
+    }
     const scored = folded.text;
-    const tokens = tokenizeFolded(folded, written);
+    const read = tokenizeFolded(folded, written);
+    const tokens = this.foldAll ? normalizeTokens(read) : read;
     const lang = detectLanguage(scored, opts?.lang, tokens);
     const topics = this.topics.match(tokens);
     const rating = ratingScore(opts?.rating, opts?.ratingScale);

@@ -40,6 +40,11 @@ function outsideLinks(text: string, f: (s: string) => string): string {
 
 const WORD = /[A-Za-z]{2,}/g;
 
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const MENTIONS = ['@acme', '@AcmeSupport', '@help_desk', '@jane.doe'];
+const LINKS = ['https://t.co/Ab12Cd34', 'http://bit.ly/3xYz', 'https://www.example.com/orders/12345?ref=tw', 'www.example.org'];
+const NEUTRAL_EMOJI = ['📦', '📱', '💻', '✈️', '👉', '🏠', '📷', '🎧'];
+
 export const PERTURBATIONS: readonly Perturbation[] = [
   {
     name: 'zero-width',
@@ -70,6 +75,19 @@ export const PERTURBATIONS: readonly Perturbation[] = [
           const k = c.charCodeAt(0);
           if (k <= 57) return String.fromCodePoint(0x1d7ce + k - 48);
           return String.fromCodePoint(k <= 90 ? 0x1d400 + k - 65 : 0x1d41a + k - 97);
+        }),
+      );
+    },
+  },
+  {
+    name: 'math-italic',
+    about: 'letters as mathematical italic (U+1D434…; h is U+210E), as social media styles them',
+    apply(text) {
+      return outsideLinks(text, (s) =>
+        s.replace(/[A-Za-z]/g, (c) => {
+          if (c === 'h') return '\u210e';
+          const k = c.charCodeAt(0);
+          return String.fromCodePoint(k <= 90 ? 0x1d434 + k - 65 : 0x1d44e + k - 97);
         }),
       );
     },
@@ -123,6 +141,60 @@ export const PERTURBATIONS: readonly Perturbation[] = [
           return m ? w.slice(0, m.index) + m[0].repeat(5) + w.slice(m.index + 1) : w;
         }),
       );
+    },
+  },
+  {
+    name: 'lower-case',
+    about: 'the text in lower case',
+    apply(text) {
+      return outsideLinks(text, (s) => s.toLowerCase());
+    },
+  },
+  {
+    name: 'title-case',
+    about: 'every word capitalised, the rest of it in lower case ("Very Bad Service")',
+    apply(text) {
+      return outsideLinks(text, (s) => s.replace(/[A-Za-z]+/g, (w) => w[0]!.toUpperCase() + w.slice(1).toLowerCase()));
+    },
+  },
+  {
+    name: 'whitespace',
+    about: 'spaces doubled or tripled, a line break after a sentence, blank lines and spaces around the text',
+    apply(text) {
+      const r = randomFor(text, this.name);
+      const inner = text.replace(/([.!?]+)? +/g, (m, end: string | undefined) => (end !== undefined && r() < 0.7 ? `${end}\n${r() < 0.5 ? '\n' : ''}` : (end ?? '') + ' '.repeat(2 + Math.floor(r() * 2))));
+      return `\n  ${inner} \n\n`;
+    },
+  },
+  {
+    name: 'html-entities',
+    about: 'the text HTML-escaped, as a web form or a feed sends it (& < > " \' as &amp; &lt; &gt; &quot; &#39;)',
+    apply(text) {
+      return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+    },
+  },
+  {
+    name: 'url-mention',
+    about: 'an @mention before the text and a link after it',
+    apply(text) {
+      const r = randomFor(text, this.name);
+      return `${MENTIONS[Math.floor(r() * MENTIONS.length)]!} ${text} ${LINKS[Math.floor(r() * LINKS.length)]!}`;
+    },
+  },
+  {
+    name: 'emoji',
+    about: 'an emoji without sentiment (📦 📱 💻 ✈️ 👉 🏠 📷 🎧) after the text and after one word in ten',
+    apply(text) {
+      const r = randomFor(text, this.name);
+      const pick = () => NEUTRAL_EMOJI[Math.floor(r() * NEUTRAL_EMOJI.length)]!;
+      return `${outsideLinks(text, (s) => s.replace(/[A-Za-z]{2,}(?= )/g, (w) => (r() < 0.1 ? `${w} ${pick()}` : w)))} ${pick()}`;
+    },
+  },
+  {
+    name: 'punctuation-runs',
+    about: 'every ! and ? written six times, every "..." as "......"',
+    apply(text) {
+      return outsideLinks(text, (s) => s.replace(/[!?]/g, (c) => c.repeat(6)).replace(/\.{3,}/g, '......'));
     },
   },
 ];

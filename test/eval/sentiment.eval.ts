@@ -123,7 +123,7 @@ const HEADER = [
 ];
 
 /** Perturbations the analyzer folds (the others it reads as its training texts had them). */
-const FOLDED_PERTURBATIONS = new Set(['zero-width', 'full-width', 'math-bold', 'nfd', 'zalgo-light', 'homoglyph']);
+const FOLDED_PERTURBATIONS = new Set(['zero-width', 'full-width', 'math-bold', 'math-italic', 'nfd', 'zalgo-light', 'homoglyph', 'all-caps', 'elongation', 'html-entities', 'emoji']);
 
 /**
  * Held-out texts (as in main) perturbed in ways a reader does not notice or reads alike, scored as
