@@ -1,6 +1,6 @@
 import { keyset, type SortKey, type Window } from '../graphql/keyset';
 import type { Page } from '../graphql/relay';
-import { batchIds, exec, firstRow, rows, type Db } from '../db/sql';
+import { batchIds, exec, firstRow, modify, rows, type Db } from '../db/sql';
 import type { PersonRecord } from './matcher';
 import type { AuditAction, AuditRow, EvidenceItem, MergeSnapshot, ReresolutionJobRow, SuggestionRow, SuggestionStatus } from './identity.model';
 
@@ -527,14 +527,23 @@ export function rejectedRecordPairs(db: Db): Promise<{ a: string; b: string }[]>
 
 // ---- the re-resolution job ---------------------------------------------------------------------
 
-/** Fails jobs left queued or running without progress for `staleMinutes` (a process died). */
-export async function failStaleReresolutionJobs(db: Db, staleMinutes: number): Promise<void> {
-  await exec(
+/**
+ * Fails the jobs still queued or running when no runner is alive: the caller holds the runner's
+ * advisory lock, so whoever wrote them (a process killed, a node lost) is gone. Their merges and
+ * suggestions stay (each committed with its count); a new job skips what they made.
+ */
+export async function failOrphanReresolutionJobs(db: Db): Promise<string[]> {
+  const { rows: failed } = await modify<{ id: string }>(
     db,
-    `UPDATE reresolution_job SET status = 'failed', error = 'interrupted: no progress for ' || $1::int || ' minutes', finished_at = now()
-      WHERE status IN ('queued', 'running') AND updated_at < now() - make_interval(mins => $1::int)`,
-    [staleMinutes],
+    `UPDATE reresolution_job SET status = 'failed', error = 'interrupted: its runner stopped (process ended)', finished_at = now(), updated_at = now()
+      WHERE status IN ('queued', 'running') RETURNING id`,
   );
+  return failed.map((r) => r.id);
+}
+
+/** The job queued or running, if any. */
+export async function activeReresolutionJobId(db: Db): Promise<string | null> {
+  return (await firstRow<{ id: string }>(db, `SELECT id FROM reresolution_job WHERE status IN ('queued', 'running') LIMIT 1`))?.id ?? null;
 }
 
 /** A queued job, or null while another is queued or running (a unique index allows one active job). */
@@ -553,22 +562,49 @@ export async function reresolutionJobById(db: Db, id: string): Promise<Reresolut
   return row ? toJob(row) : null;
 }
 
-export async function startReresolutionJob(db: Db, id: string, total: number): Promise<void> {
-  await exec(db, `UPDATE reresolution_job SET status = 'running', started_at = now(), updated_at = now(), total = $2 WHERE id = $1`, [id, total]);
+/** The queued job begins; false when it is no longer queued (failed as an orphan meanwhile). */
+export async function startReresolutionJob(db: Db, id: string, total: number): Promise<boolean> {
+  const { count } = await modify(
+    db,
+    `UPDATE reresolution_job SET status = 'running', started_at = now(), updated_at = now(), total = $2 WHERE id = $1 AND status = 'queued'`,
+    [id, total],
+  );
+  return count > 0;
 }
 
-export async function reresolutionProgress(db: Db, id: string, p: { done: number; merges: number; suggestions: number }, finished = false): Promise<void> {
-  await exec(
+/**
+ * Counts one applied link or suggestion in the transaction that applied it (so a count is never
+ * lost to a crash nor made twice), and locks the job row; false when the job is no longer running
+ * (another runner replaced it): the caller rolls its transaction back.
+ */
+export async function countReresolutionWork(db: Db, id: string, w: { merges: number; suggestions: number }): Promise<boolean> {
+  const { count } = await modify(
+    db,
+    `UPDATE reresolution_job SET merges = merges + $2, suggestions = suggestions + $3, updated_at = now() WHERE id = $1 AND status = 'running'`,
+    [id, w.merges, w.suggestions],
+  );
+  return count > 0;
+}
+
+/** Profiles done (never moves back); with `finished`, the job succeeds. False when the job is no longer running. */
+export async function reresolutionProgress(db: Db, id: string, done: number, finished = false): Promise<boolean> {
+  const { count } = await modify(
     db,
     finished
-      ? `UPDATE reresolution_job SET status = 'succeeded', done = $2, merges = $3, suggestions = $4, finished_at = now(), updated_at = now() WHERE id = $1`
-      : `UPDATE reresolution_job SET done = $2, merges = $3, suggestions = $4, updated_at = now() WHERE id = $1`,
-    [id, p.done, p.merges, p.suggestions],
+      ? `UPDATE reresolution_job SET status = 'succeeded', done = $2, finished_at = now(), updated_at = now() WHERE id = $1 AND status = 'running'`
+      : `UPDATE reresolution_job SET done = greatest(done, $2), updated_at = now() WHERE id = $1 AND status = 'running'`,
+    [id, done],
   );
+  return count > 0;
 }
 
+/** Fails a job still active (a job another runner replaced is left as it is). */
 export async function failReresolutionJob(db: Db, id: string, error: string): Promise<void> {
-  await exec(db, `UPDATE reresolution_job SET status = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1`, [id, error]);
+  await exec(
+    db,
+    `UPDATE reresolution_job SET status = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1 AND status IN ('queued', 'running')`,
+    [id, error],
+  );
 }
 
 // ---- row mapping -------------------------------------------------------------------------------

@@ -9,11 +9,14 @@ import type { EvidenceItem, ReresolutionJobRow } from './identity.model';
 import * as repo from './identity.repository';
 import { autoMergeTx, lockCustomers, recordSuggestion } from './merge';
 import { inTransaction } from '../db/transaction';
+import { advisoryUnlock, keepWhileIdle, restoreIdleTimeout, tryAdvisoryLock } from '../db/sql';
+import { JobTakenOver } from '../shared/job-taken-over';
 
 export type { ReresolutionJobRow } from './identity.model';
 
 const PROGRESS_EVERY = 500;
-const STALE_MINUTES = 15;
+/** pg_try_advisory_lock key: held by the session of the one live re-resolution runner, across replicas */
+export const RERESOLUTION_RUNNER_LOCK = 7_041_979;
 
 /**
  * Batch re-resolution: every CRM person profile through resolveBatch (weights refitted to the
@@ -23,11 +26,22 @@ const STALE_MINUTES = 15;
  * Must stay true: it never splits a customer (merges a person made or accepted stay), never
  * merges or suggests a rejected pair, never merges two records of one CRM object (they become
  * suggestions), and one job runs at a time (a unique index on active jobs).
+ *
+ * Liveness: the runner holds a session advisory lock (RERESOLUTION_RUNNER_LOCK) on a dedicated,
+ * otherwise idle connection from before its job row is inserted until the job ends. PostgreSQL
+ * frees it when that session ends (the process killed, OOM, a node lost: the connection closes),
+ * so a start that gets the lock knows no runner is alive: a job still queued or running is an
+ * orphan, failed at once and replaced by the new one (a status query that gets the lock fails it
+ * too, so a dead job is not reported running). A start that finds the lock held answers CONFLICT. Should the lock session end while its process goes on, the job is replaced all the
+ * same; the old runner's next link transaction finds its job no longer running, rolls back and
+ * stops. Each merge or suggestion is counted in the transaction that makes it, so no count is lost
+ * to a crash or made twice; a replacing job skips the merges already made.
  */
 export class ReresolutionJobService {
   /** on demand only: start() queues a job and triggers it */
   readonly task: TaskRunner<void>;
-  private queued: { id: string; auto: number; review: number } | null = null;
+  /** the job this process has inserted and runs next, with the session holding the runner lock */
+  private queued: { id: string; auto: number; review: number; session: QueryRunner } | null = null;
 
   constructor(
     private readonly ds: DataSource,
@@ -44,7 +58,12 @@ export class ReresolutionJobService {
       run: async () => {
         const job = this.queued;
         this.queued = null;
-        if (job) await this.run(job.id, job.auto, job.review);
+        if (!job) return;
+        try {
+          await this.run(job.id, job.auto, job.review);
+        } finally {
+          await releaseRunnerSession(job.session);
+        }
       },
     });
   }
@@ -54,18 +73,45 @@ export class ReresolutionJobService {
     const auto = thresholds.autoLinkBits ?? this.config.identity.autoLinkBits;
     const review = thresholds.reviewBits ?? Math.min(this.config.identity.reviewBits, auto);
     if (review > auto) throw AppError.badInput('reviewBits must not exceed autoLinkBits', { autoLinkBits: auto, reviewBits: review });
-    if (!this.task.running) {
-      // a job left 'running' by a process that died would block every later one
-      await repo.failStaleReresolutionJobs(this.ds, STALE_MINUTES);
+    if (this.task.isStopped) throw new AppError('SERVICE_UNAVAILABLE', 'the service is shutting down');
+    const session = this.ds.createQueryRunner();
+    let handed = false;
+    try {
+      await session.connect();
+      // idle for the whole job: an operator's idle_session_timeout must not end it (and the job with it)
+      await keepWhileIdle(session);
+      if (!(await tryAdvisoryLock(session, RERESOLUTION_RUNNER_LOCK))) {
+        // a live runner, here or on another replica
+        const active = await repo.activeReresolutionJobId(session);
+        throw new AppError('CONFLICT', 'a re-resolution job is already running', active ? { jobId: active } : undefined);
+      }
+      // No runner is alive: a job still active was left by a process that ended.
+      const orphans = await repo.failOrphanReresolutionJobs(session);
+      if (orphans.length > 0) this.log.warn({ jobs: orphans }, 're-resolution jobs whose runner stopped marked failed; a new job replaces them');
+      const job = await repo.insertReresolutionJob(session, auto, review, actor);
+      if (!job) throw new AppError('CONFLICT', 'a re-resolution job is already running');
+      this.queued = { id: job.id, auto, review, session };
+      handed = true;
+      this.task.trigger();
+      return job;
+    } finally {
+      if (!handed) await releaseRunnerSession(session);
     }
-    const job = await repo.insertReresolutionJob(this.ds, auto, review, actor);
-    if (!job) throw new AppError('CONFLICT', 'a re-resolution job is already running');
-    this.queued = { id: job.id, auto, review };
-    this.task.trigger();
-    return job;
   }
 
+  /** A job; one still active whose runner is gone is reported (and marked) failed, not running forever. */
   async get(id: string): Promise<ReresolutionJobRow | null> {
+    const job = await repo.reresolutionJobById(this.ds, id);
+    if (!job || (job.status !== 'queued' && job.status !== 'running')) return job;
+    const session = this.ds.createQueryRunner();
+    try {
+      await session.connect();
+      if (!(await tryAdvisoryLock(session, RERESOLUTION_RUNNER_LOCK))) return job; // its runner lives
+      const orphans = await repo.failOrphanReresolutionJobs(session);
+      if (orphans.length > 0) this.log.warn({ jobs: orphans }, 're-resolution jobs whose runner stopped marked failed');
+    } finally {
+      await releaseRunnerSession(session);
+    }
     return repo.reresolutionJobById(this.ds, id);
   }
 
@@ -79,7 +125,7 @@ export class ReresolutionJobService {
     const t0 = Date.now();
     try {
       const profiles = await repo.liveCrmProfiles(this.ds);
-      await repo.startReresolutionJob(this.ds, jobId, profiles.length);
+      if (!(await repo.startReresolutionJob(this.ds, jobId, profiles.length))) throw new JobTakenOver('re-resolution', jobId);
       log.info({ profiles: profiles.length, autoLinkBits, reviewBits }, 're-resolution started');
       const records: PersonRecord[] = profiles.map((p) => ({ ...p.person, id: p.id }));
       const rejected = await this.rejectedRecordPairs();
@@ -144,7 +190,11 @@ export class ReresolutionJobService {
           // rejected: never merged; a CRM conflict already up for review: nothing new to record
           if (status === 'rejected' || (status === 'pending' && conflict(find(rootOf.get(link.a)!), find(rootOf.get(link.b)!)))) continue;
           applied++;
-          const outcome = await this.transaction((qr) => this.applyLink(qr, link, autoLinkBits));
+          const outcome = await this.transaction(async (qr) => {
+            const o = await this.applyLink(qr, link, autoLinkBits);
+            await this.count(qr, jobId, { merges: o === 'merged' ? 1 : 0, suggestions: o === 'suggested' ? 1 : 0 });
+            return o;
+          });
           if (outcome === 'merged') {
             merges++;
             const [ra, rb] = [find(rootOf.get(link.a)!), find(rootOf.get(link.b)!)];
@@ -160,26 +210,37 @@ export class ReresolutionJobService {
         done += result.clusters[c]!.length;
         if (done - reported >= PROGRESS_EVERY) {
           reported = done;
-          await this.progress(jobId, done, merges, suggestions);
+          if (!(await repo.reresolutionProgress(this.ds, jobId, done))) throw new JobTakenOver('re-resolution', jobId);
           log.info({ done, total: profiles.length, merges, suggestions }, 're-resolution progress');
         }
       }
       for (const s of result.suggestions) {
         if (!apart(s.a, s.b) || knownStatus(s.a, s.b) !== undefined) continue;
         applied++;
-        if (await this.transaction((qr) => this.applySuggestion(qr, s, reviewBits, autoLinkBits))) suggestions++;
+        const made = await this.transaction(async (qr) => {
+          const m = await this.applySuggestion(qr, s, reviewBits, autoLinkBits);
+          await this.count(qr, jobId, { merges: 0, suggestions: m ? 1 : 0 });
+          return m;
+        });
+        if (made) suggestions++;
       }
-      await repo.reresolutionProgress(this.ds, jobId, { done, merges, suggestions }, true);
+      if (!(await repo.reresolutionProgress(this.ds, jobId, done, true))) throw new JobTakenOver('re-resolution', jobId);
       if (result.parameters.source === 'estimated') this.identity.useParameters(result.parameters);
       log.info({ ms: Date.now() - t0, done, merges, suggestions, applied }, 're-resolution finished');
     } catch (e) {
+      if (e instanceof JobTakenOver) {
+        // replaced by a job of another runner (this one's lock session had ended): not ours to mark
+        log.warn('re-resolution replaced by another runner\'s job; this one stops');
+        return;
+      }
       log.error({ err: e }, 're-resolution failed');
       await repo.failReresolutionJob(this.ds, jobId, (e as Error).message).catch(() => undefined);
     }
   }
 
-  private async progress(jobId: string, done: number, merges: number, suggestions: number): Promise<void> {
-    await repo.reresolutionProgress(this.ds, jobId, { done, merges, suggestions });
+  /** Counts a link's or suggestion's outcome in its own transaction; rolls it back when the job was replaced. */
+  private async count(qr: QueryRunner, jobId: string, w: { merges: number; suggestions: number }): Promise<void> {
+    if (!(await repo.countReresolutionWork(qr, jobId, w))) throw new JobTakenOver('re-resolution', jobId);
   }
 
   /** One auto link: merge the customers of its two records unless they are one already. */
@@ -236,4 +297,12 @@ export class ReresolutionJobService {
   private transaction<T>(fn: (qr: QueryRunner) => Promise<T>): Promise<T> {
     return inTransaction(this.ds, fn);
   }
+}
+
+/** Frees the runner lock and gives the session back to the pool with the operator's idle timeout. */
+async function releaseRunnerSession(session: QueryRunner): Promise<void> {
+  // a session that was ended holds no lock any more: nothing to undo
+  await advisoryUnlock(session, RERESOLUTION_RUNNER_LOCK).catch(() => undefined);
+  await restoreIdleTimeout(session).catch(() => undefined);
+  await session.release().catch(() => undefined);
 }

@@ -9,7 +9,7 @@ import type { Logger } from '../shared/logger';
 import { outsideRequest } from '../shared/request-context';
 import type { Analysis } from './analyzer';
 import { advisoryUnlock, keepWhileIdle, restoreIdleTimeout } from '../db/sql';
-import { JobTakenOver } from './job-taken-over';
+import { JobTakenOver } from '../shared/job-taken-over';
 import {
   activeRescoreJobId,
   addRescoreProgress,

@@ -3,7 +3,7 @@ import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import { advisoryUnlock, keepWhileIdle, restoreIdleTimeout } from '../db/sql';
-import { JobTakenOver } from './job-taken-over';
+import { JobTakenOver } from '../shared/job-taken-over';
 import {
   addRetagProgress,
   countInteractions,

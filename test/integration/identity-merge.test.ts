@@ -1,4 +1,6 @@
+import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RERESOLUTION_RUNNER_LOCK } from '../../src/identity/reresolve.job';
 import { toGlobalId } from '../../src/graphql/relay';
 import { runJob } from '../support/identity';
 import type { CrmRecordInput } from '../../src/crm/crm.port';
@@ -328,15 +330,21 @@ describe('identity resolution on real PostgreSQL', () => {
   it('refuses a re-resolution while another replica\'s job is running, with CONFLICT, and starts one once it is done', async () => {
     // a database of its own: the job row below must not meet this file's other re-resolution
     const own = await startTestApp({}, 'reresolve-conflict');
+    // the other replica's runner: alive while its session holds the runner lock
+    const replica = new Client({ connectionString: own.database.url });
+    await replica.connect();
     try {
-      await own.db.ds.query(`INSERT INTO reresolution_job (auto_link_bits, review_bits, requested_by, status, started_at) VALUES (20, 10, 'another replica', 'running', now())`);
+      await replica.query('SELECT pg_advisory_lock($1)', [RERESOLUTION_RUNNER_LOCK]);
+      await replica.query(`INSERT INTO reresolution_job (auto_link_bits, review_bits, requested_by, status, started_at) VALUES (20, 10, 'another replica', 'running', now())`);
       const refused = await own.gql(`mutation { startReresolution { id } }`);
       expect(refused.errors?.[0]?.extensions?.code).toBe('CONFLICT');
       expect(refused.errors?.[0]?.message).toMatch(/already running/);
       expect((await own.db.ds.query(`SELECT count(*)::int AS n FROM reresolution_job`))[0].n).toBe(1);
-      await own.db.ds.query(`UPDATE reresolution_job SET status = 'succeeded', finished_at = now()`);
+      await replica.query(`UPDATE reresolution_job SET status = 'succeeded', finished_at = now()`);
+      await replica.query('SELECT pg_advisory_unlock($1)', [RERESOLUTION_RUNNER_LOCK]);
       expect((await runJob(own)).status).toBe('SUCCEEDED');
     } finally {
+      await replica.end();
       await own.close();
     }
   });
