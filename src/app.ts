@@ -185,9 +185,9 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }), tasks);
   const analyzePool = new AnalyzePool({ threads: config.graphql.analyzeWorkers, minBytes: config.graphql.analyzeWorkerMinBytes }, log.child({ component: 'analyze' }));
   const rescore = new RescoreJobRunner(db.ds, taxonomy, scorer, gapTracker, config, log.child({ component: 'rescore' }));
-  const crmClients = createCrmClients(config.crm, log);
+  const crmClients = createCrmClients(config.crm, log, { now: () => clock.now() });
   const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }), tasks);
-  const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }), undefined, tasks);
+  const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }), undefined, tasks, metrics.registry);
   const crmRecords = new CrmRecordService(db.ds, config.crm);
   const listeningGap = new ListeningGapService(db.ds, config.listeningGap);
   const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }), tasks);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CrmBudget, CrmBudgetExhausted, retryDelay } from './crm-budget';
+import { CrmBudget, CrmBudgetExhausted, CrmRetryLater, MAX_RETRY_AFTER_MS, retryDelay } from './crm-budget';
 import { changedValues, desiredValues } from './crm-writeback.service';
 import { crmRecordUrl } from './crm-links';
 import { loadConfig } from '../config/config';
@@ -28,6 +28,21 @@ describe('CrmBudget', () => {
     expect(b.snapshot().usedToday).toBe(40);
     b.observeVendorUsage(100_000, 100_000);
     await expect(b.acquire()).rejects.toThrow(/daily API budget of t is spent/);
+  });
+
+  it('refuses every call (CrmRetryLater) until a deferred Retry-After has passed, an hour at most', async () => {
+    let now = Date.UTC(2026, 0, 1, 12, 0, 0);
+    const b = new CrmBudget('t', { daily: 100, per10s: 100 }, () => now);
+    const e = b.defer(120_000, 'asked');
+    expect(e).toBeInstanceOf(CrmBudgetExhausted);
+    expect(e.until.getTime()).toBe(now + 120_000);
+    now += 119_999;
+    await expect(b.acquire()).rejects.toBeInstanceOf(CrmRetryLater);
+    expect(b.snapshot()).toMatchObject({ usedToday: 0, exhaustedUntil: null, pausedUntil: e.until });
+    now += 1;
+    await b.acquire();
+    expect(b.snapshot()).toMatchObject({ usedToday: 1, pausedUntil: null });
+    expect(b.defer(365 * 86_400_000, 'a year').until.getTime()).toBe(now + MAX_RETRY_AFTER_MS);
   });
 
   it('waits what Retry-After says, else backs off exponentially with jitter', () => {

@@ -11,6 +11,21 @@ export class CrmBudgetExhausted extends Error {
   }
 }
 
+/**
+ * The vendor asked (Retry-After) for a wait longer than a caller waits in place: no call to the
+ * org until `until`. A CrmBudgetExhausted, so every caller that stops and resumes on a spent
+ * budget (sync, write-back, erasure) stops and resumes on it too.
+ */
+export class CrmRetryLater extends CrmBudgetExhausted {
+  constructor(key: string, until: Date, message: string) {
+    super(key, until, message);
+    this.name = 'CrmRetryLater';
+  }
+}
+
+/** The longest Retry-After honoured: a longer one (a broken or hostile value) waits this long. */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
 /** A call failed after every retry the policy allows. */
 export class CrmCallFailed extends Error {
   constructor(
@@ -38,6 +53,8 @@ export interface BudgetSnapshot {
   per10s: number;
   inLast10s: number;
   exhaustedUntil: Date | null;
+  /** set while the vendor's Retry-After (or a backoff after a 429) holds every call back */
+  pausedUntil: Date | null;
   /** what the vendor last reported as used / allowed for the day, when it reports it */
   vendorUsage: { used: number; max: number } | null;
 }
@@ -49,7 +66,9 @@ const nextUtcMidnight = (ms: number) => new Date(Date.UTC(new Date(ms).getUTCFul
  * The API budget of one org or portal: calls per UTC day and per rolling 10 s (and search calls
  * per second), one instance shared by every caller of that org in the process (see budgetFor).
  * Callers `acquire()` before each HTTP call; it waits for room in the rolling windows and throws
- * CrmBudgetExhausted when the day is spent. A Retry-After pauses every caller of the org.
+ * CrmBudgetExhausted when the day is spent. A Retry-After pauses every caller of the org: a short
+ * one is waited for in acquire(), a longer one (defer) makes acquire() throw CrmRetryLater until it
+ * has passed, so callers stop and come back instead of calling early.
  *
  * Must stay true: every HTTP call to the vendor, retries included, is one acquire(); a budget
  * marked exhausted stays so until the next UTC day (or until the vendor reports room again).
@@ -60,6 +79,9 @@ export class CrmBudget {
   private window: number[] = [];
   private searchWindow: number[] = [];
   private pausedUntil = 0;
+  /** a Retry-After longer than callers wait in place: acquire() throws CrmRetryLater until then */
+  private deferredUntil = 0;
+  private deferReason = '';
   private exhaustedUntil: number | null = null;
   private vendorUsage: { used: number; max: number } | null = null;
   private queue: Promise<void> = Promise.resolve();
@@ -92,6 +114,7 @@ export class CrmBudget {
         if (t < this.exhaustedUntil) throw this.exhausted();
         this.exhaustedUntil = null;
       }
+      if (t < this.deferredUntil) throw new CrmRetryLater(this.key, new Date(this.deferredUntil), this.deferReason);
       if (this.used >= this.limits.daily) {
         this.exhaustedUntil = nextUtcMidnight(t).getTime();
         throw this.exhausted();
@@ -117,6 +140,21 @@ export class CrmBudget {
   /** A Retry-After (or a backoff after a 429): no caller of this org sends before it passes. */
   pause(ms: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, this.now() + ms);
+  }
+
+  /**
+   * The vendor asked for a wait of `ms` (Retry-After, capped at MAX_RETRY_AFTER_MS) longer than a
+   * caller waits in place: every caller of this org gets CrmRetryLater from acquire() until it
+   * passes. Returns that error for the caller that got the answer.
+   */
+  defer(ms: number, what: string): CrmRetryLater {
+    const until = this.now() + Math.min(ms, MAX_RETRY_AFTER_MS);
+    if (until > this.deferredUntil) {
+      this.deferredUntil = until;
+      this.deferReason = `${what}; no call to ${this.key} before ${new Date(until).toISOString()}`;
+    }
+    this.pausedUntil = Math.max(this.pausedUntil, this.deferredUntil);
+    return new CrmRetryLater(this.key, new Date(this.deferredUntil), this.deferReason);
   }
 
   /** The vendor said the day is spent (REQUEST_LIMIT_EXCEEDED, a DAILY 429). */
@@ -148,6 +186,7 @@ export class CrmBudget {
       per10s: this.limits.per10s,
       inLast10s: this.window.filter((x) => x > t - 10_000).length,
       exhaustedUntil: this.exhaustedUntil !== null && this.exhaustedUntil > t ? new Date(this.exhaustedUntil) : null,
+      pausedUntil: this.pausedUntil > t ? new Date(this.pausedUntil) : null,
       vendorUsage: this.vendorUsage,
     };
   }
@@ -194,14 +233,19 @@ export interface RetryPolicy {
  * How long to wait before retry `attempt` (0-based): the vendor's Retry-After when it sent one
  * (seconds or an HTTP date), else exponential backoff with full jitter.
  */
-export function retryDelay(policy: RetryPolicy, attempt: number, retryAfter: string | null | undefined): number {
-  if (retryAfter) {
-    const secs = Number(retryAfter);
-    const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(retryAfter) - Date.now();
-    if (Number.isFinite(ms) && ms >= 0) return ms;
-  }
+export function retryDelay(policy: RetryPolicy, attempt: number, retryAfter: string | null | undefined, now: number = Date.now()): number {
+  const asked = retryAfterMs(retryAfter, now);
+  if (asked !== null) return asked;
   const cap = policy.baseMs * 2 ** attempt;
   return Math.round(cap / 2 + (Math.random() * cap) / 2);
+}
+
+/** A Retry-After header as milliseconds from `now` (seconds or an HTTP date); null when absent or not a time. */
+export function retryAfterMs(retryAfter: string | null | undefined, now: number = Date.now()): number | null {
+  if (!retryAfter) return null;
+  const secs = Number(retryAfter);
+  const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(retryAfter) - now;
+  return Number.isFinite(ms) && ms >= 0 ? ms : null;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,9 +1,10 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { systemClock, type Clock } from '../shared/clock';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
-import { CrmBudgetExhausted } from './crm-budget';
+import { CrmBudgetExhausted, CrmRetryLater } from './crm-budget';
 import type { CrmClient, CrmSystem, WriteBackKey, WriteBackUpdate, WriteBackValues } from './crm.port';
 import * as repo from './crm.repository';
 import { utcDay } from '../sentiment/rollups.repository';
@@ -20,6 +21,8 @@ export interface WriteBackRunReport {
   /** HTTP calls spent, per system */
   apiCalls: Partial<Record<CrmSystem, number>>;
   budgetExhausted: boolean;
+  /** systems that asked (Retry-After) for no call before a time, and that time */
+  pausedUntil: Partial<Record<CrmSystem, Date>>;
 }
 
 const DAY_MS = 86_400_000;
@@ -67,8 +70,9 @@ export function changedValues(desired: WriteBackValues, written: Partial<WriteBa
  * failed for good), and only if the customer was not enqueued again meanwhile; a crash leaves the
  * lease to expire and the next pass redoes the batch, sending nothing already written; a record
  * that failed is retried with backoff (one the CRM itself refused, MAX_RECORD_ATTEMPTS times; a failed
- * call, until it goes through); a spent budget postpones the batch to the next window; every pass
- * with records not written logs one warning per system and object.
+ * call, until it goes through); a spent budget postpones that system's records to the next window,
+ * and a Retry-After longer than a call waits in place postpones them until it passes, with no call
+ * to that system before; every pass with records not written logs one warning per system and object.
  *
  * The 30-day trend moves while a customer stays quiet (days leave its windows), and nothing then
  * changes that would queue the customer: once a day (`trendRefresh`, the first run at start) every
@@ -81,6 +85,8 @@ export class CrmWritebackService {
   /** daily: queues customers whose records show a trend that has since moved */
   readonly trendRefresh: TaskRunner<number>;
   private readonly clock: Clock;
+  /** records given up after MAX_RECORD_ATTEMPTS refusals, by system and object */
+  private readonly givenUp: Counter<'system' | 'object'> | null = null;
 
   constructor(
     private readonly ds: DataSource,
@@ -90,8 +96,26 @@ export class CrmWritebackService {
     private readonly log: Logger,
     private readonly batchCustomers = 2_000,
     deps: TaskDeps = {},
+    registry?: Registry,
   ) {
     for (const c of clients) this.clients.set(c.system, c);
+    if (registry) {
+      this.givenUp = new Counter({
+        name: 'earshot_crm_writeback_given_up_total',
+        help: `CRM records whose write-back was given up after the CRM refused them ${MAX_RECORD_ATTEMPTS} times (a validation rule, a lock that never clears), by system and object; written again on the customer's next change`,
+        labelNames: ['system', 'object'] as const,
+        registers: [registry],
+      });
+      const paused = new Gauge({
+        name: 'earshot_crm_paused_until_seconds',
+        help: 'Unix time until which a CRM asked (Retry-After, or a backoff after a 429) that no call be sent to it, by system; 0 when not paused',
+        labelNames: ['system'] as const,
+        registers: [registry],
+        collect: () => {
+          for (const c of this.clients.values()) paused.labels(c.system).set((c.budget.snapshot().pausedUntil?.getTime() ?? 0) / 1000);
+        },
+      });
+    }
     this.clock = deps.clock ?? systemClock;
     this.task = new TaskRunner({
       name: 'crm-writeback',
@@ -99,7 +123,7 @@ export class CrmWritebackService {
       ...deps,
       log,
       run: () => this.runOnce(),
-      again: (r) => r.customers > 0 && !r.budgetExhausted,
+      again: (r) => r.customers > 0 && !r.budgetExhausted && Object.keys(r.pausedUntil).length === 0,
     });
     this.trendRefresh = new TaskRunner({ name: 'crm-trend-refresh', intervalMs: DAY_MS, ...deps, log, run: ({ stopping }) => this.refreshTrends(stopping) });
   }
@@ -158,7 +182,7 @@ export class CrmWritebackService {
 
   /** One pass over at most `batchCustomers` due customers. */
   async runOnce(): Promise<WriteBackRunReport> {
-    const report: WriteBackRunReport = { customers: 0, records: 0, written: 0, failed: 0, unchanged: 0, apiCalls: {}, budgetExhausted: false };
+    const report: WriteBackRunReport = { customers: 0, records: 0, written: 0, failed: 0, unchanged: 0, apiCalls: {}, budgetExhausted: false, pausedUntil: {} };
     // Leases and backoff run on the injected clock (tests move it instead of sleeping).
     const now = this.clock.date();
     const claimed = await repo.claimWriteback(this.ds, this.batchCustomers, this.config.writeBackLeaseMs, now);
@@ -192,10 +216,21 @@ export class CrmWritebackService {
     const callFailed = new Set<string>();
     /** refused records, per system and object, for one warning per pass */
     const refused = new Map<string, { system: CrmSystem; objectType: string; records: number; errors: Set<string>; sample: string[] }>();
-    let exhaustedUntil: Date | null = null;
+    /** records the CRM refused this pass (retriable, the record itself), per customer */
+    const refusedOf = new Map<string, { system: CrmSystem; objectType: string }[]>();
+    /** systems not to call before a time (a spent budget, a Retry-After), and the time */
+    const held = new Map<CrmSystem, Date>();
+    /** customers with records postponed to such a time: the latest of their times */
+    const notBefore = new Map<string, Date>();
+    const postpone = (customerId: string, until: Date, why: string) => {
+      retry.set(customerId, why);
+      const t = notBefore.get(customerId);
+      if (!t || t < until) notBefore.set(customerId, until);
+    };
     for (const g of groups.values()) {
-      if (exhaustedUntil) {
-        for (const it of g.items) retry.set(it.row.customer_id, 'waiting for the next API budget window');
+      const heldUntil = held.get(g.client.system);
+      if (heldUntil) {
+        for (const it of g.items) postpone(it.row.customer_id, heldUntil, `waiting until ${heldUntil.toISOString()} to call ${g.client.system} again`);
         continue;
       }
       const before = g.client.budget.snapshot().usedToday;
@@ -211,6 +246,7 @@ export class CrmWritebackService {
             report.failed++;
             if (o.retriable !== false) retry.set(it.row.customer_id, o.error ?? 'failed');
             if (o.retriable !== false && o.scope !== 'record') callFailed.add(it.row.customer_id);
+            if (o.retriable !== false && o.scope === 'record') refusedOf.set(it.row.customer_id, [...(refusedOf.get(it.row.customer_id) ?? []), { system: g.client.system, objectType: g.objectType }]);
             const key = `${g.client.system}\u0000${g.objectType}`;
             const r = refused.get(key) ?? { system: g.client.system, objectType: g.objectType, records: 0, errors: new Set<string>(), sample: [] };
             r.records++;
@@ -221,10 +257,18 @@ export class CrmWritebackService {
         });
       } catch (e) {
         if (!(e instanceof CrmBudgetExhausted)) throw e;
-        exhaustedUntil = e.until;
-        report.budgetExhausted = true;
-        for (const it of g.items) retry.set(it.row.customer_id, e.message);
-        this.log.warn({ system: g.client.system, until: e.until }, 'CRM write-back paused: daily API budget spent');
+        // Only this system waits: the other CRM's records are written meanwhile. Nothing is
+        // dropped: the customers come back at that time, and no call to this system is made
+        // before (a Retry-After used to fail the call and come back a second later).
+        held.set(g.client.system, e.until);
+        for (const it of g.items) postpone(it.row.customer_id, e.until, e.message);
+        if (e instanceof CrmRetryLater) {
+          report.pausedUntil[g.client.system] = e.until;
+          this.log.warn({ system: g.client.system, objectType: g.objectType, records: g.items.length, until: e.until.toISOString(), reason: e.message }, 'CRM write-back paused: the CRM asked to wait (Retry-After); no call to it until then');
+        } else {
+          report.budgetExhausted = true;
+          this.log.warn({ system: g.client.system, until: e.until }, 'CRM write-back paused: daily API budget spent');
+        }
       } finally {
         report.apiCalls[g.client.system] = (report.apiCalls[g.client.system] ?? 0) + g.client.budget.snapshot().usedToday - before;
       }
@@ -243,9 +287,10 @@ export class CrmWritebackService {
     }
     // A customer whose records the CRM refused MAX_RECORD_ATTEMPTS times is released: the error stays
     // on the record (crm_record.writeback_error) and its next change queues it again.
-    const givenUp = claimed.filter((c) => retry.has(c.customer_id) && !callFailed.has(c.customer_id) && !exhaustedUntil && c.attempts + 1 >= MAX_RECORD_ATTEMPTS);
+    const givenUp = claimed.filter((c) => retry.has(c.customer_id) && !callFailed.has(c.customer_id) && !notBefore.has(c.customer_id) && c.attempts + 1 >= MAX_RECORD_ATTEMPTS);
     for (const c of givenUp) {
       this.log.warn({ customerId: c.customer_id, attempts: c.attempts + 1, error: retry.get(c.customer_id) }, 'CRM write-back: giving up on records the CRM keeps refusing until the customer changes again');
+      for (const r of refusedOf.get(c.customer_id) ?? []) this.givenUp?.labels(r.system, r.objectType).inc();
       retry.delete(c.customer_id);
     }
     const finished = claimed.filter((c) => !retry.has(c.customer_id));
@@ -254,12 +299,17 @@ export class CrmWritebackService {
       // enqueued_at travels as text: a JS Date would drop the microseconds the comparison needs.
       await repo.releaseWriteback(this.ds, finished);
     }
+    if (givenUp.length) {
+      // A customer given up on that changed since the claim stays queued for its change: with a
+      // fresh count, as a change after the release would have (it used to keep the spent count and
+      // get one try before it was given up again).
+      await repo.restartWritebackAttempts(this.ds, givenUp);
+    }
     const again = claimed.filter((c) => retry.has(c.customer_id));
     if (again.length) {
       await repo.retryWriteback(
         this.ds,
-        again.map((c) => ({ customerId: c.customer_id, error: retry.get(c.customer_id)! })),
-        exhaustedUntil,
+        again.map((c) => ({ customerId: c.customer_id, error: retry.get(c.customer_id)!, until: notBefore.get(c.customer_id) ?? null })),
         this.clock.date(),
       );
     }

@@ -302,13 +302,26 @@ export async function releaseWriteback(db: Db, finished: readonly WritebackClaim
   );
 }
 
-/** Queue rows to try again: at `until` (a spent budget) or with exponential backoff from `now`. */
-export async function retryWriteback(db: Db, again: readonly { customerId: string; error: string }[], until: Date | null, now: Date): Promise<void> {
+/**
+ * Queue rows to try again: at their `until` (a spent budget, a Retry-After: not counted as an
+ * attempt) or with exponential backoff from `now`.
+ */
+export async function retryWriteback(db: Db, again: readonly { customerId: string; error: string; until: Date | null }[], now: Date): Promise<void> {
   await exec(
     db,
-    `UPDATE crm_writeback w SET leased_until = NULL, attempts = w.attempts + 1, last_error = x.err,
-       next_attempt_at = coalesce($3::timestamptz, $4::timestamptz + make_interval(secs => least(3600, 2 ^ least(w.attempts, 12))))
-       FROM unnest($1::uuid[], $2::text[]) AS x(id, err) WHERE w.customer_id = x.id`,
-    [again.map((c) => c.customerId), again.map((c) => c.error), until, now],
+    `UPDATE crm_writeback w SET leased_until = NULL, attempts = w.attempts + CASE WHEN x.until IS NULL THEN 1 ELSE 0 END, last_error = x.err,
+       next_attempt_at = coalesce(x.until, $4::timestamptz + make_interval(secs => least(3600, 2 ^ least(w.attempts, 12))))
+       FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS x(id, err, until) WHERE w.customer_id = x.id`,
+    [again.map((c) => c.customerId), again.map((c) => c.error), again.map((c) => c.until), now],
+  );
+}
+
+/** Given-up rows enqueued again since the claim (a newer change): their attempts start again from 0. */
+export async function restartWritebackAttempts(db: Db, givenUp: readonly WritebackClaim[]): Promise<void> {
+  await exec(
+    db,
+    `UPDATE crm_writeback w SET attempts = 0, leased_until = NULL
+       FROM unnest($1::uuid[], $2::timestamptz[]) AS x(id, at) WHERE w.customer_id = x.id AND w.enqueued_at <> x.at`,
+    [givenUp.map((c) => c.customer_id), givenUp.map((c) => c.enqueued_at)],
   );
 }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_RETRY_AFTER_MS } from '../../src/crm/crm-budget';
 import { CrmWritebackService, MAX_RECORD_ATTEMPTS } from '../../src/crm/crm-writeback.service';
 import { ManualClock } from '../../src/shared/clock';
 import { createLogger } from '../../src/shared/logger';
@@ -176,7 +177,7 @@ describe('CRM write-back of records that fail for good', () => {
     expect(await pending()).toBe(0);
   });
 
-  it('takes a garbage Retry-After as a backoff and a huge one as a failed call retried later, dropping nothing', async () => {
+  it('takes a garbage Retry-After as a backoff and a huge one as a wait of an hour, calling nothing before it and dropping nothing', async () => {
     await setup();
     await speak(emails);
     const batch = (r: { endpoint: string }) => r.endpoint === 'POST /crm/v3/objects/:type/batch/update';
@@ -185,10 +186,17 @@ describe('CRM write-back of records that fail for good', () => {
     await speak(emails.slice(0, 2));
     hs.faults.enqueue({ match: batch, status: 429, times: 1, retryAfter: 86_400 * 365 });
     const t0 = Date.now();
-    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 2, written: 2, failed: 2 });
+    // Salesforce is written; HubSpot's two wait, not in place (before: a failed call, sent again 1 s later)
+    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 2, written: 2, failed: 0 });
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(await pending()).toBe(2);
+    hs.resetStats();
     clock.advance(1_100);
+    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 0 });
+    clock.advance(MAX_RETRY_AFTER_MS - 10_000);
+    expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 0 });
+    expect(hs.stats().total).toBe(0);
+    clock.advance(10_000);
     expect(await app.services.crmWriteback.runOnce()).toMatchObject({ customers: 2, written: 2, failed: 0 });
     expect(await pending()).toBe(0);
   });

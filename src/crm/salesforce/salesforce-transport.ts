@@ -5,7 +5,7 @@ import type { HttpRequest, HttpRequestOptions, HttpResponse } from 'jsforce/lib/
 import { StreamPromise } from 'jsforce/lib/util/promise';
 import type { Logger } from '../../shared/logger';
 import { NO_PROXY, proxyDispatcher, type ProxySettings } from '../crm-proxy';
-import { CrmCallFailed, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
+import { CrmCallFailed, retryAfterMs, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
 
 const RETRY_STATUS = new Set([420, 429, 500, 502, 503, 504]);
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET', 'ENETUNREACH']);
@@ -37,6 +37,8 @@ export class BudgetedTransport extends Transport {
     /** one call, connect to last byte */
     private readonly timeoutMs = 120_000,
     proxy: ProxySettings = NO_PROXY,
+    /** the budget's clock (Retry-After as an HTTP date) */
+    private readonly now: () => number = Date.now,
   ) {
     super();
     // HTTP/1.1 only, as jsforce asks.
@@ -84,14 +86,25 @@ export class BudgetedTransport extends Transport {
       } else if (!RETRY_STATUS.has(res.statusCode)) {
         return res;
       }
+      const asked = retryAfterMs(res.headers['retry-after'], this.now());
+      // A Retry-After longer than a run waits in place: no call to the org (from any caller)
+      // before it passes; the caller stops and comes back then (before, the call failed and the
+      // write-back's queue sent it again a second later, and the sync called on).
+      if (asked !== null && asked > this.policy.maxWaitMs) {
+        const what = `Salesforce answered ${req.method} ${new URL(req.url).pathname} with ${res.statusCode} and Retry-After ${Math.round(asked / 1000)} s`;
+        const deferred = this.budget.defer(asked, what);
+        this.log.warn({ status: res.statusCode, path: new URL(req.url).pathname, retryAfterS: Math.round(asked / 1000), until: deferred.until.toISOString() }, 'Salesforce asked to wait (Retry-After): no call to this org until then');
+        throw deferred;
+      }
       if (attempt >= this.policy.maxRetries) {
         throw new CrmCallFailed(`Salesforce ${req.method} ${new URL(req.url).pathname} failed with ${res.statusCode} after ${attempt + 1} attempts`, res.statusCode, res.body);
       }
       const wait = retryDelay(this.policy, attempt, res.headers['retry-after']);
       if (wait > this.policy.maxWaitMs) {
-        throw new CrmCallFailed(`Salesforce asked to wait ${Math.round(wait / 1000)} s (Retry-After), longer than this run waits`, res.statusCode, res.body);
+        throw new CrmCallFailed(`Salesforce backoff of ${Math.round(wait / 1000)} s is longer than this run waits`, res.statusCode, res.body);
       }
-      if (res.statusCode === 429 || res.statusCode === 403) this.budget.pause(wait);
+      // A Retry-After holds back every caller of the org, whatever the status (a 503 too).
+      if (res.statusCode === 429 || res.statusCode === 403 || asked !== null) this.budget.pause(wait);
       this.log.debug({ status: res.statusCode, wait, attempt }, 'salesforce call throttled or failed; retrying');
       await sleep(wait);
     }

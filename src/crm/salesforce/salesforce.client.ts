@@ -5,7 +5,7 @@ import type { HttpRequest } from 'jsforce/lib/types';
 import type { CrmRecordInput } from '../crm.port';
 import type { Logger } from '../../shared/logger';
 import type { CrmConfig, SalesforceConfig } from '../crm.config';
-import { budgetFor, CrmCallFailed, sleep, type CrmBudget } from '../crm-budget';
+import { budgetFor, CrmBudgetExhausted, CrmCallFailed, sleep, type CrmBudget } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
 import { usableExternalId } from '../crm-record-guard';
 import type { CaseInput, CaseRef, CrmCaseRow, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
@@ -54,7 +54,7 @@ export class SalesforceCrmClient implements CrmClient {
     this.objectTypes = [...sf.objects].sort((a, b) => order.indexOf(a) - order.indexOf(b));
     this.writeBackObjects = sf.writeBackObjects.filter((o) => sf.objects.includes(o));
     this.budget = budgetFor(`salesforce:${sf.loginUrl}:${sf.username ?? sf.jwtSubject ?? sf.clientId}`, sf.budget, opts.now);
-    this.transport = new BudgetedTransport(this.budget, { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs }, log, crm.requestTimeoutMs, sf.proxy);
+    this.transport = new BudgetedTransport(this.budget, { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs }, log, crm.requestTimeoutMs, sf.proxy, opts.now);
     this.bulkPollMs = opts.bulkPollMs ?? 250;
   }
 
@@ -101,7 +101,7 @@ export class SalesforceCrmClient implements CrmClient {
         await conn._refreshDelegate!.refresh(Date.now());
       }
     } catch (e) {
-      if ((e as Error).name === 'CrmBudgetExhausted') throw e;
+      if (e instanceof CrmBudgetExhausted) throw e;
       // jsforce reports only the OAuth error description ("invalid assertion"): operators reading
       // crmSyncStatus.lastError need to see that the login failed, with which flow and OAuth code.
       const err = e as Error;
@@ -286,7 +286,7 @@ export class SalesforceCrmClient implements CrmClient {
           out.push(r.success ? { externalId: chunk[k]!.externalId, ok: true } : { externalId: chunk[k]!.externalId, ok: false, error: `${code}: ${err?.message ?? 'failed'}`, retriable: !PERMANENT.has(code), scope: 'record' });
         });
       } catch (e) {
-        if ((e as Error).name === 'CrmBudgetExhausted') throw e;
+        if (e instanceof CrmBudgetExhausted) throw e;
         for (const u of chunk) out.push({ externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true, scope: 'call' });
       }
     }
