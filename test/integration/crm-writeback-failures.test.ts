@@ -1,13 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_RETRY_AFTER_MS } from '../../src/crm/crm-budget';
 import { CrmWritebackService, MAX_RECORD_ATTEMPTS } from '../../src/crm/crm-writeback.service';
-import { ManualClock } from '../../src/shared/clock';
+import type { ManualClock } from '../../src/shared/clock';
 import { createLogger } from '../../src/shared/logger';
-import { HubSpotServer, type HubSpotServerOptions } from '../crm-servers/hubspot/server';
-import { SalesforceServer } from '../crm-servers/salesforce/server';
-import { crmEnv } from '../support/crm-env';
-import { startTestApp, type TestApp } from '../support/app';
-import { seedSalesforceContacts } from '../fixtures/crm/seed';
+import type { HubSpotServer, HubSpotServerOptions } from '../crm-servers/hubspot/server';
+import type { SalesforceServer } from '../crm-servers/salesforce/server';
+import type { TestApp } from '../support/app';
+import { writebackWorld, type WritebackWorld } from '../support/crm-writeback-world';
 
 // The write-back against records and CRMs that fail for good: a record deleted or merged away in the
 // CRM between sync and write-back, a validation rule that refuses the values every time, a
@@ -22,48 +21,13 @@ let sfIds: string[];
 let hsIds: string[];
 let emails: string[];
 let clock: ManualClock;
-let round = 0;
+let speak: WritebackWorld['speak'];
 
 const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[];
 const pending = async () => Number((await q<{ n: string }>('SELECT count(*) AS n FROM crm_writeback'))[0]!.n);
 
 async function setup(hsOptions: HubSpotServerOptions = {}): Promise<void> {
-  clock = new ManualClock();
-  sf = new SalesforceServer();
-  hs = new HubSpotServer(hsOptions);
-  await Promise.all([sf.start(), hs.start()]);
-  app = await startTestApp(
-    { EARSHOT_ROLES: 'api', EARSHOT_PUBLIC_URL: 'http://localhost:4000', ...crmEnv(sf, hs), EARSHOT_CRM_MAX_RETRIES: '2', EARSHOT_CRM_WRITEBACK_LEASE_MS: '500' },
-    'crmwbf',
-    undefined,
-    { clock },
-  );
-  sfIds = seedSalesforceContacts(sf, N, { start: new Date(Date.now() - 86_400_000).toISOString() });
-  emails = [];
-  hsIds = [];
-  for (const id of sfIds) {
-    const c = sf.store.find('Contact', id)!;
-    emails.push(String(c.Email));
-    hsIds.push(hs.store.create('contacts', { email: String(c.Email), firstname: String(c.FirstName), lastname: String(c.LastName) }, Date.now() - 3_600_000).id);
-  }
-  await app.services.crmSync.client('hubspot')!.setup();
-  await app.services.crmSync.run('salesforce');
-  await app.services.crmSync.run('hubspot');
-}
-
-async function speak(who: string[]): Promise<void> {
-  round++;
-  const msgs = who.map((email, i) => ({
-    eventId: `wbf-${round}-${i}`,
-    source: 'email',
-    externalId: `wbf-${round}-${i}`,
-    occurredAt: new Date(Date.now() - 60_000).toISOString(),
-    direction: 'inbound',
-    author: { displayName: email.split('@')[0], email },
-    text: 'My parcel is late again and nobody answers. Terrible service, I want a refund.',
-  }));
-  const r = await app.services.ingest.ingestObjects(msgs, 'test');
-  expect(r.rejected).toHaveLength(0);
+  ({ clock, sf, hs, app, sfIds, hsIds, emails, speak } = await writebackWorld({ label: 'crmwbf', customers: N, hubspot: hsOptions }));
 }
 
 const hsLabel = (id: string) => hs.store.get('contacts', id)?.properties.earshot_sentiment_label ?? null;

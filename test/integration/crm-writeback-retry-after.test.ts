@@ -1,14 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CrmWritebackService, MAX_RECORD_ATTEMPTS } from '../../src/crm/crm-writeback.service';
-import { ManualClock } from '../../src/shared/clock';
+import type { ManualClock } from '../../src/shared/clock';
 import { createLogger } from '../../src/shared/logger';
-import { HubSpotServer } from '../crm-servers/hubspot/server';
-import { SalesforceServer } from '../crm-servers/salesforce/server';
+import type { HubSpotServer } from '../crm-servers/hubspot/server';
+import type { SalesforceServer } from '../crm-servers/salesforce/server';
 import type { CrmRequest } from '../crm-servers/http-util';
-import { crmEnv } from '../support/crm-env';
-import { startTestApp, type TestApp } from '../support/app';
+import type { TestApp } from '../support/app';
+import { writebackWorld, type WritebackWorld } from '../support/crm-writeback-world';
 import { waitFor } from '../support/kafka-fixtures';
-import { seedSalesforceContacts } from '../fixtures/crm/seed';
 
 // The write-back when a CRM asks to wait (Retry-After) longer than a call waits in place, and when
 // it refuses records for good. Each test has both local CRMs, an injected clock (the queue and the
@@ -26,7 +25,7 @@ let sfIds: string[];
 let hsIds: string[];
 let emails: string[];
 let clock: ManualClock;
-let round = 0;
+let speak: WritebackWorld['speak'];
 
 const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as T[];
 const pending = async () => Number((await q<{ n: string }>('SELECT count(*) AS n FROM crm_writeback'))[0]!.n);
@@ -39,42 +38,7 @@ const metric = (text: string, name: string, labels: string) => {
 };
 
 async function setup(): Promise<void> {
-  clock = new ManualClock();
-  sf = new SalesforceServer();
-  hs = new HubSpotServer();
-  await Promise.all([sf.start(), hs.start()]);
-  app = await startTestApp(
-    { EARSHOT_ROLES: 'api', EARSHOT_PUBLIC_URL: 'http://localhost:4000', ...crmEnv(sf, hs), EARSHOT_CRM_MAX_RETRIES: '2', EARSHOT_CRM_MAX_RETRY_WAIT_MS: '2000', EARSHOT_CRM_WRITEBACK_LEASE_MS: '500' },
-    'crmwbra',
-    undefined,
-    { clock },
-  );
-  sfIds = seedSalesforceContacts(sf, N, { start: new Date(Date.now() - 86_400_000).toISOString() });
-  emails = [];
-  hsIds = [];
-  for (const id of sfIds) {
-    const c = sf.store.find('Contact', id)!;
-    emails.push(String(c.Email));
-    hsIds.push(hs.store.create('contacts', { email: String(c.Email), firstname: String(c.FirstName), lastname: String(c.LastName) }, Date.now() - 3_600_000).id);
-  }
-  await app.services.crmSync.client('hubspot')!.setup();
-  await app.services.crmSync.run('salesforce');
-  await app.services.crmSync.run('hubspot');
-}
-
-async function speak(who: string[]): Promise<void> {
-  round++;
-  const msgs = who.map((email, i) => ({
-    eventId: `wbra-${round}-${i}`,
-    source: 'email',
-    externalId: `wbra-${round}-${i}`,
-    occurredAt: new Date(Date.now() - 60_000).toISOString(),
-    direction: 'inbound',
-    author: { displayName: email.split('@')[0], email },
-    text: 'My parcel is late again and nobody answers. Terrible service, I want a refund.',
-  }));
-  const r = await app.services.ingest.ingestObjects(msgs, 'test');
-  expect(r.rejected).toHaveLength(0);
+  ({ clock, sf, hs, app, sfIds, hsIds, emails, speak } = await writebackWorld({ label: 'crmwbra', customers: N, env: { EARSHOT_CRM_MAX_RETRY_WAIT_MS: '2000' } }));
 }
 
 /** A write-back over the app's database and CRM clients whose log lines land in `lines`. */
