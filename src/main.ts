@@ -8,6 +8,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DatabaseStartError, openDatabase, openDatabaseWaiting, startApp, createServices } from './app';
+import { revertLastMigrationLocked } from './db/migrate';
 import { ConfigError, loadConfig, type Config } from './config/config';
 import { createCrmClients } from './crm/crm-clients';
 import { generateDemoInteractions } from './demo/demo-data';
@@ -98,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'analyze') {
     const { runAnalyzeCommand } = await import('./sentiment/analyze.command.js');
     // Configuration is not loaded for this tool; the model file is its one setting.
-    loadDefaultModel(process.env.EARSHOT_SENTIMENT_MODEL_FILE || null);
+    loadDefaultModel(process.env.EARSHOT_SENTIMENT_MODEL_FILE?.trim() || null);
     const { lines, failed } = await runAnalyzeCommand({ jsonl: values.jsonl, input: process.stdin, output: process.stdout });
     if (failed === 0) return 0;
     // Every line was still answered (an {"error"} line each); the exit code lets a script notice.
@@ -199,8 +200,9 @@ async function migrate(config: Config, log: Logger, revert: boolean): Promise<nu
   const db = await openDatabase(config, log, { migrate: !revert });
   try {
     if (revert) {
-      await db.ds.undoLastMigration({ transaction: 'each' });
-      log.info('reverted the last migration');
+      const name = await revertLastMigrationLocked(db.ds, log);
+      if (name) log.info({ migration: name }, 'reverted the last migration');
+      else log.info('no migration is applied: nothing to revert');
     } else log.info('migrations are up to date');
   } finally {
     await db.close();
@@ -309,7 +311,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof ModelLoadError || err instanceof DatabaseStartError) process.stderr.write(`earshot: ${err.message}\n`);
+    // one line per bad variable, each `earshot: invalid configuration: NAME=…: expected …`
+    if (err instanceof ConfigError) process.stderr.write(err.message.split('\n').map((l) => `earshot: ${l}\n`).join(''));
+    else if (err instanceof ModelLoadError || err instanceof DatabaseStartError) process.stderr.write(`earshot: ${err.message}\n`);
     else if (isUserMistake(err)) process.stderr.write(`earshot: ${oneLine((err as Error).message)}\nRun \`earshot help\` for the commands and options.\n`);
     // e.g. erase: NOT_FOUND for nobody with that email, in one line
     else if (err instanceof AppError) process.stderr.write(`earshot: ${err.code}: ${oneLine(err.message)}\n`);

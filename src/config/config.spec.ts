@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, knownVariableNames, loadConfig } from './config';
+import { ConfigError, knownVariableNames, loadConfig, type Config } from './config';
 
 describe('loadConfig', () => {
   it('gives the documented defaults on an empty environment', () => {
@@ -127,7 +127,7 @@ describe('loadConfig', () => {
   });
 
   it('warns about an unknown EARSHOT_* variable with the closest known name, and not about known ones', () => {
-    const config = loadConfig({ EARSHOT_ROLE: 'api', EARSHOT_RETENTION_DAYS: '30', EARSHOT_SF_USERNAME: 'u', EARSHOT_HUBSPOT_TOKEN: 't', EARSHOT_NOTHING_LIKE_IT_AT_ALL: '1', OTHER_VAR: 'x' });
+    const config = loadConfig({ EARSHOT_ROLE: 'api', EARSHOT_RETENTION_DAYS: '30', EARSHOT_SF_USERNAME: 'u', EARSHOT_SF_PASSWORD: 'p', EARSHOT_HUBSPOT_TOKEN: 't', EARSHOT_NOTHING_LIKE_IT_AT_ALL: '1', OTHER_VAR: 'x' });
     expect(config.warnings).toEqual([
       'EARSHOT_NOTHING_LIKE_IT_AT_ALL is not a variable Earshot knows',
       'EARSHOT_ROLE is not a variable Earshot knows; did you mean EARSHOT_ROLES?',
@@ -146,5 +146,181 @@ describe('loadConfig', () => {
       .join('\n');
     const names = new Set([...src.matchAll(/['`](EARSHOT_[A-Z0-9_]+)['`]/g)].map((m) => m[1]!));
     expect([...names].filter((n) => !known.has(n))).toEqual([]);
+  });
+});
+
+/**
+ * The promise to an operator: Earshot starts with exactly what was meant, or refuses naming the
+ * variable, the value (never a secret) and what is expected; never a different value in silence.
+ * Each row: an environment, and either the value read (`get` → `value`) or the problem (`error`).
+ */
+describe('loadConfig with the values operators really set', () => {
+  const K1 = 'k-0123456789abcdef';
+  const K2 = 'k-fedcba9876543210';
+  const SECRET = 's3cret-'.repeat(6);
+  type Row = { env: Record<string, string>; get?: (c: Config) => unknown; value?: unknown; error?: RegExp };
+  const rows: Record<string, Row> = {
+    // integers: digits only, surrounding blanks and a CR dropped
+    'PORT 4000\\r (a file saved on Windows)': { env: { PORT: '4000\r' }, get: (c) => c.port, value: 4000 },
+    'PORT " 4000 "': { env: { PORT: ' 4000 ' }, get: (c) => c.port, value: 4000 },
+    'PORT empty: the default': { env: { PORT: '' }, get: (c) => c.port, value: 4000 },
+    'PORT blank: the default': { env: { PORT: '  \t' }, get: (c) => c.port, value: 4000 },
+    'PORT 0: any free port': { env: { PORT: '0' }, get: (c) => c.port, value: 0 },
+    'PORT -0 is 0, not -0': { env: { PORT: '-0' }, get: (c) => Object.is(c.port, 0), value: true },
+    "PORT '4000' with the quotes kept": { env: { PORT: "'4000'" }, error: /^PORT: the value is wrapped in quotes \('…'\)/ },
+    'PORT "4000" with the quotes kept': { env: { PORT: '"4000"' }, error: /^PORT: the value is wrapped in quotes \("…"\)/ },
+    'PORT -1': { env: { PORT: '-1' }, error: /^PORT="-1": expected an integer from 0 to 65535$/ },
+    'PORT 65536': { env: { PORT: '65536' }, error: /^PORT="65536": expected an integer from 0 to 65535$/ },
+    'PORT 1.5': { env: { PORT: '1.5' }, error: /^PORT="1.5": expected an integer/ },
+    'PORT 1.0': { env: { PORT: '1.0' }, error: /^PORT="1.0": expected an integer/ },
+    'PORT 1e3 (was 1000)': { env: { PORT: '1e3' }, error: /^PORT="1e3": expected an integer/ },
+    'PORT 0x10 (was 16)': { env: { PORT: '0x10' }, error: /^PORT="0x10": expected an integer/ },
+    'PORT 0b11 (was 3)': { env: { PORT: '0b11' }, error: /^PORT="0b11": expected an integer/ },
+    'PORT 4 000': { env: { PORT: '4 000' }, error: /^PORT="4 000": expected an integer/ },
+    'PORT beyond MAX_SAFE_INTEGER': { env: { PORT: '9007199254740993' }, error: /^PORT="9007199254740993": expected an integer/ },
+    'DATABASE_POOL_SIZE 1e1 (was 10)': { env: { DATABASE_POOL_SIZE: '1e1' }, error: /^DATABASE_POOL_SIZE="1e1": expected an integer from 1 to 200$/ },
+    'EARSHOT_SHUTDOWN_TIMEOUT_MS 30s': { env: { EARSHOT_SHUTDOWN_TIMEOUT_MS: '30s' }, error: /^EARSHOT_SHUTDOWN_TIMEOUT_MS="30s": expected an integer from 0 to 600000 \(milliseconds, digits only\)$/ },
+    'EARSHOT_INGEST_MAX_BYTES 10MB': { env: { EARSHOT_INGEST_MAX_BYTES: '10MB' }, error: /^EARSHOT_INGEST_MAX_BYTES="10MB": expected an integer .* \(bytes, digits only\)$/ },
+    'EARSHOT_RETENTION_DAYS 30d': { env: { EARSHOT_RETENTION_DAYS: '30d' }, error: /^EARSHOT_RETENTION_DAYS="30d": expected an integer from 1 to 36500 \(days, digits only\)$/ },
+    'EARSHOT_CRM_SYNC_INTERVAL_MS 1e6 (crm.config)': { env: { EARSHOT_CRM_SYNC_INTERVAL_MS: '1e6' }, error: /^EARSHOT_CRM_SYNC_INTERVAL_MS="1e6"/ },
+    'EARSHOT_IDENTITY_AUTO_LINK_BITS 12.5': { env: { EARSHOT_IDENTITY_AUTO_LINK_BITS: '12.5' }, get: (c) => c.identity.autoLinkBits, value: 12.5 },
+    'EARSHOT_IDENTITY_AUTO_LINK_BITS 0x0F (was 15)': { env: { EARSHOT_IDENTITY_AUTO_LINK_BITS: '0x0F' }, error: /^EARSHOT_IDENTITY_AUTO_LINK_BITS="0x0F": expected a number of bits/ },
+    // strings a quote would silently change
+    "HOST '0.0.0.0'": { env: { HOST: "'0.0.0.0'" }, error: /^HOST: the value is wrapped in quotes/ },
+    'KAFKA_GROUP_ID "earshot" (was a group named with quotes)': { env: { KAFKA_GROUP_ID: '"earshot"' }, error: /^KAFKA_GROUP_ID: the value is wrapped in quotes/ },
+    'KAFKA_GROUP_ID with a CR': { env: { KAFKA_GROUP_ID: 'earshot-ingest\r' }, get: (c) => c.kafka.groupId, value: 'earshot-ingest' },
+    'HOST a lone quote is a value': { env: { HOST: "'" }, get: (c) => c.host, value: "'" },
+    'EARSHOT_DATA_DIR ~/earshot (was ./~/earshot)': { env: { EARSHOT_DATA_DIR: '~/earshot' }, error: /^EARSHOT_DATA_DIR="~\/earshot": ~ is not expanded here/ },
+    'EARSHOT_DEFAULT_PHONE_REGION gb': { env: { EARSHOT_DEFAULT_PHONE_REGION: 'gb' }, get: (c) => c.identity.defaultPhoneRegion, value: 'GB' },
+    'EARSHOT_DEFAULT_PHONE_REGION USA (read no phone at all)': { env: { EARSHOT_DEFAULT_PHONE_REGION: 'USA' }, error: /^EARSHOT_DEFAULT_PHONE_REGION="USA": expected a two-letter region code/ },
+    'EARSHOT_DEFAULT_PHONE_REGION UK (not a region)': { env: { EARSHOT_DEFAULT_PHONE_REGION: 'UK' }, error: /^EARSHOT_DEFAULT_PHONE_REGION="UK"/ },
+    // enumerations and booleans: refused, never guessed
+    'NODE_ENV Production': { env: { NODE_ENV: 'Production' }, error: /^NODE_ENV="Production": expected one of development, production, test$/ },
+    'NODE_ENV production\\r': { env: { NODE_ENV: 'production\r', EARSHOT_API_KEYS: `${K1}:admin` }, get: (c) => c.nodeEnv, value: 'production' },
+    'LOG_LEVEL INFO': { env: { LOG_LEVEL: 'INFO' }, error: /^LOG_LEVEL="INFO": expected one of/ },
+    'KAFKA_SSL TRUE': { env: { KAFKA_SSL: 'TRUE' }, error: /^KAFKA_SSL="TRUE": expected true or false$/ },
+    'KAFKA_SSL yes': { env: { KAFKA_SSL: 'yes' }, error: /^KAFKA_SSL="yes": expected true or false$/ },
+    'KAFKA_CREATE_TOPICS 0': { env: { KAFKA_CREATE_TOPICS: '0' }, error: /^KAFKA_CREATE_TOPICS="0": expected true or false$/ },
+    'EARSHOT_CRM_WRITEBACK off': { env: { EARSHOT_CRM_WRITEBACK: 'off' }, get: (c) => c.crm.writeBack, value: false },
+    'EARSHOT_CRM_WRITEBACK 0': { env: { EARSHOT_CRM_WRITEBACK: '0' }, get: (c) => c.crm.writeBack, value: false },
+    'EARSHOT_CRM_WRITEBACK yes': { env: { EARSHOT_CRM_WRITEBACK: 'yes' }, error: /^EARSHOT_CRM_WRITEBACK="yes": expected true or false/ },
+    'EARSHOT_GRAPHQL_JIT TRUE': { env: { EARSHOT_GRAPHQL_JIT: 'TRUE' }, error: /^EARSHOT_GRAPHQL_JIT="TRUE": expected true or false$/ },
+    'EARSHOT_CONSOLE yes': { env: { EARSHOT_CONSOLE: 'yes' }, error: /^EARSHOT_CONSOLE="yes": expected one of on, off$/ },
+    'EARSHOT_ROLES "api, ingest," with a repeat': { env: { EARSHOT_ROLES: 'api, ingest,api,' }, get: (c) => c.roles, value: ['api', 'ingest'] },
+    'EARSHOT_ROLES ","': { env: { EARSHOT_ROLES: ',' }, error: /^EARSHOT_ROLES=",": expected a comma-separated subset/ },
+    // API keys
+    'EARSHOT_API_KEYS with spaces and a trailing comma': {
+      env: { EARSHOT_API_KEYS: ` ${K1}:admin:root, ${K2} : agent : bob ,` },
+      get: (c) => c.auth.apiKeys,
+      value: [{ key: K1, role: 'admin', name: 'root' }, { key: K2, role: 'agent', name: 'bob' }],
+    },
+    'EARSHOT_API_KEYS an empty name gets the default': { env: { EARSHOT_API_KEYS: `${K1}:admin:` }, get: (c) => c.auth.apiKeys, value: [{ key: K1, role: 'admin', name: 'key1' }] },
+    'EARSHOT_API_KEYS one key, two roles': { env: { EARSHOT_API_KEYS: `${K1}:admin:root,${K1}:agent:bob` }, error: /^EARSHOT_API_KEYS entries 1 and 2 have the same key/ },
+    'EARSHOT_API_KEYS the same entry twice': { env: { EARSHOT_API_KEYS: `${K1}:admin,${K1}:admin` }, error: /^EARSHOT_API_KEYS entries 1 and 2 have the same key/ },
+    'EARSHOT_API_KEYS a key of 15 characters': { env: { EARSHOT_API_KEYS: 'k-0123456789abc:admin' }, error: /^EARSHOT_API_KEYS entry 1: the key must have at least 16 characters$/ },
+    'EARSHOT_API_KEYS a key with a space inside': { env: { EARSHOT_API_KEYS: 'k-01234567 89abcdef:admin' }, error: /^EARSHOT_API_KEYS entry 1: the key has white space inside$/ },
+    'EARSHOT_API_KEYS role Admin': { env: { EARSHOT_API_KEYS: `${K1}:Admin` }, error: /^EARSHOT_API_KEYS entry 1: expected key:role\[:name\] with role one of/ },
+    'EARSHOT_API_KEYS key:role:name:more (was cut)': { env: { EARSHOT_API_KEYS: `${K1}:admin:ops:x` }, error: /^EARSHOT_API_KEYS entry 1: expected key:role\[:name\] \(4 parts/ },
+    'EARSHOT_API_KEYS a key without role': { env: { EARSHOT_API_KEYS: K1 }, error: /^EARSHOT_API_KEYS entry 1: expected key:role\[:name\] \(1 part / },
+    'EARSHOT_API_KEYS "," (ran open)': { env: { EARSHOT_API_KEYS: ' , ' }, error: /^EARSHOT_API_KEYS: no entry/ },
+    "EARSHOT_API_KEYS '…' quoted (key and name took a quote)": { env: { EARSHOT_API_KEYS: `'${K1}:admin:ops'` }, error: /^EARSHOT_API_KEYS: the value is wrapped in quotes/ },
+    'EARSHOT_JWT_SECRET quoted': { env: { EARSHOT_JWT_SECRET: `"${SECRET}"` }, error: /^EARSHOT_JWT_SECRET: the value is wrapped in quotes/ },
+    'EARSHOT_JWT_SECRET with a CR': { env: { EARSHOT_JWT_SECRET: `${SECRET}\r` }, get: (c) => c.auth.jwtSecret, value: SECRET },
+    // URLs and addresses
+    'DATABASE_URL without scheme': { env: { DATABASE_URL: 'earshot:pw@db:5432/earshot' }, error: /^DATABASE_URL: expected a postgres: or postgresql: URL$/ },
+    'DATABASE_URL host:port only': { env: { DATABASE_URL: 'localhost:5432' }, error: /^DATABASE_URL: expected a postgres: or postgresql: URL$/ },
+    'KAFKA_BROKERS "a:9092, b:9092," with a repeat': { env: { KAFKA_BROKERS: 'a:9092, b:9092,a:9092,' }, get: (c) => c.kafka.brokers, value: ['a:9092', 'b:9092'] },
+    'KAFKA_BROKERS host without port': { env: { KAFKA_BROKERS: 'kafka' }, error: /^KAFKA_BROKERS: "kafka" is not host:port$/ },
+    'KAFKA_BROKERS host:99999 (was accepted)': { env: { KAFKA_BROKERS: 'kafka:99999' }, error: /^KAFKA_BROKERS: "kafka:99999": the port must be from 1 to 65535$/ },
+    'KAFKA_BROKERS host:0': { env: { KAFKA_BROKERS: 'kafka:0' }, error: /^KAFKA_BROKERS: "kafka:0": the port must be/ },
+    'KAFKA_BROKERS [::1]:9092': { env: { KAFKA_BROKERS: '[::1]:9092' }, error: /^KAFKA_BROKERS: "\[::1\]:9092": an IPv6 address cannot be a broker here/ },
+    'KAFKA_BROKERS "," (was Kafka on with no broker)': { env: { KAFKA_BROKERS: ',' }, error: /^KAFKA_BROKERS=",": expected a comma-separated list, got no entry$/ },
+    'KAFKA_TOPICS " , " (was no topic)': { env: { KAFKA_TOPICS: ' , ' }, error: /^KAFKA_TOPICS=" , "|^KAFKA_TOPICS=",": expected a comma-separated list/ },
+    'KAFKA_TOPICS with a repeat': { env: { KAFKA_TOPICS: 'a.v1,a.v1, b.v1' }, get: (c) => c.kafka.topics, value: ['a.v1', 'b.v1'] },
+    'EARSHOT_JWKS_URL without scheme': { env: { EARSHOT_JWKS_URL: 'idp.example.com/jwks.json' }, error: /^EARSHOT_JWKS_URL: expected a https: or http: URL$/ },
+    // settings that contradict or miss each other
+    'KAFKA_SASL_USERNAME without a mechanism (was no authentication)': { env: { KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: SECRET }, error: /^KAFKA_SASL_USERNAME\/KAFKA_SASL_PASSWORD need KAFKA_SASL_MECHANISM/ },
+    'KAFKA_SASL_MECHANISM without a password': { env: { KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u' }, error: /^KAFKA_SASL_MECHANISM needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD$/ },
+    'EARSHOT_METRICS_PORT = PORT': { env: { PORT: '9100', EARSHOT_METRICS_PORT: '9100' }, error: /^EARSHOT_METRICS_PORT must differ from PORT$/ },
+    'EARSHOT_METRICS_OPERATIONS 201 names (was cut to 200)': { env: { EARSHOT_METRICS_OPERATIONS: Array.from({ length: 201 }, (_, i) => `Op${i}`).join(',') }, error: /^EARSHOT_METRICS_OPERATIONS: 201 names; at most 200$/ },
+    'EARSHOT_IDENTITY_REVIEW_BITS above AUTO_LINK': { env: { EARSHOT_IDENTITY_REVIEW_BITS: '14' }, error: /^EARSHOT_IDENTITY_REVIEW_BITS must not exceed/ },
+    'KAFKA_FETCH_MAX_WAIT_MS above a third of the session': { env: { KAFKA_SESSION_TIMEOUT_MS: '6000', KAFKA_FETCH_MAX_WAIT_MS: '2500' }, error: /^KAFKA_FETCH_MAX_WAIT_MS=2500: must be at most a third/ },
+    'EARSHOT_SF_USERNAME without a credential (was Salesforce off)': { env: { EARSHOT_SF_USERNAME: 'ops@acme.com', EARSHOT_SF_CLIENT_ID: 'cid' }, error: /^EARSHOT_SF_USERNAME, EARSHOT_SF_CLIENT_ID set, but no Salesforce credential/ },
+    'EARSHOT_SF_OBJECTS "," (was nothing synced)': { env: { EARSHOT_SF_USERNAME: 'u', EARSHOT_SF_PASSWORD: SECRET, EARSHOT_SF_OBJECTS: ',' }, error: /^EARSHOT_SF_OBJECTS=",": expected a comma-separated list/ },
+    'EARSHOT_SF_WRITEBACK_OBJECTS Acount (was dropped)': { env: { EARSHOT_SF_USERNAME: 'u', EARSHOT_SF_PASSWORD: SECRET, EARSHOT_SF_WRITEBACK_OBJECTS: 'Contact,Acount' }, error: /^EARSHOT_SF_WRITEBACK_OBJECTS: "Acount" is not one of Account, Contact, Lead$/ },
+    'EARSHOT_SF_WRITEBACK_OBJECTS Lead, not synced (was dropped)': {
+      env: { EARSHOT_SF_USERNAME: 'u', EARSHOT_SF_PASSWORD: SECRET, EARSHOT_SF_OBJECTS: 'Contact,Case', EARSHOT_SF_WRITEBACK_OBJECTS: 'Contact,Lead' },
+      error: /^EARSHOT_SF_WRITEBACK_OBJECTS: Lead is not synced \(EARSHOT_SF_OBJECTS=Contact,Case\)/,
+    },
+    'EARSHOT_SF_OBJECTS default write-back objects not synced: fine': {
+      env: { EARSHOT_SF_USERNAME: 'u', EARSHOT_SF_PASSWORD: SECRET, EARSHOT_SF_OBJECTS: 'Contact,Case' },
+      get: (c) => c.crm.salesforce!.objects,
+      value: ['Contact', 'Case'],
+    },
+    'EARSHOT_HUBSPOT_CLIENT_ID without a credential': { env: { EARSHOT_HUBSPOT_CLIENT_ID: 'cid' }, error: /^EARSHOT_HUBSPOT_CLIENT_ID set, but no HubSpot credential/ },
+    'EARSHOT_HUBSPOT_TOKEN and _REFRESH_TOKEN both (the token won)': {
+      env: { EARSHOT_HUBSPOT_TOKEN: SECRET, EARSHOT_HUBSPOT_REFRESH_TOKEN: SECRET, EARSHOT_HUBSPOT_CLIENT_ID: 'c', EARSHOT_HUBSPOT_CLIENT_SECRET: SECRET },
+      error: /^EARSHOT_HUBSPOT_TOKEN and EARSHOT_HUBSPOT_REFRESH_TOKEN are both set/,
+    },
+    'EARSHOT_HUBSPOT_OBJECTS "contacts," ': { env: { EARSHOT_HUBSPOT_TOKEN: SECRET, EARSHOT_HUBSPOT_OBJECTS: 'contacts,' }, get: (c) => c.crm.hubspot!.objects, value: ['contacts'] },
+  };
+
+  it.each(Object.entries(rows))('%s', (_label, row) => {
+    let config: Config | null = null;
+    let error: unknown = null;
+    try {
+      config = loadConfig(row.env);
+    } catch (e) {
+      error = e;
+    }
+    if (row.error) {
+      expect(error, 'refused').toBeInstanceOf(ConfigError);
+      const problems = (error as ConfigError).problems;
+      expect(problems.some((p) => row.error!.test(p)), problems.join('\n')).toBe(true);
+      // one line per problem, naming a variable, never a secret
+      for (const line of (error as ConfigError).message.split('\n')) expect(line).toMatch(/^(invalid configuration|note): [A-Z]/);
+      expect((error as ConfigError).message).not.toContain(SECRET.slice(0, 12));
+      expect((error as ConfigError).message).not.toContain('0123456789ab');
+    } else {
+      expect(error, String(error)).toBeNull();
+      expect(row.get!(config!)).toEqual(row.value);
+    }
+  });
+
+  it('names the secret variable and never its value, however it is wrong', () => {
+    const env = {
+      EARSHOT_JWT_SECRET: 'hunter2-too-short',
+      EARSHOT_METRICS_KEY: 'hunter3-short',
+      EARSHOT_API_KEYS: 'hunter4-0123456789:boss,hunter5-0123456789:admin,hunter5-0123456789:agent',
+      KAFKA_SASL_PASSWORD: "'hunter6-quoted'",
+      EARSHOT_SENTIMENT_TOKEN: '"hunter7-quoted"',
+      DATABASE_URL: 'earshot:hunter8@db/earshot',
+      EARSHOT_SF_PASSWORD: "'hunter9'",
+      http_proxy: 'proxy:hunter10@x',
+    };
+    let message = '';
+    try {
+      loadConfig(env);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    for (const name of ['EARSHOT_JWT_SECRET', 'EARSHOT_METRICS_KEY', 'EARSHOT_API_KEYS entry 1', 'EARSHOT_API_KEYS entries 2 and 3', 'KAFKA_SASL_PASSWORD', 'EARSHOT_SENTIMENT_TOKEN', 'DATABASE_URL', 'EARSHOT_SF_PASSWORD', 'http_proxy']) {
+      expect(message).toContain(name);
+    }
+    expect(message).not.toMatch(/hunter/);
+  });
+
+  it('adds the unknown names to a refusal: a typo is often its cause', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production', EARSHOT_API_KEY: 'k-0123456789abcdef:admin' })).toThrow(
+      /requires authentication[^]*\nnote: EARSHOT_API_KEY is not a variable Earshot knows; did you mean EARSHOT_API_KEYS\?/,
+    );
+    expect(loadConfig({ EARSHOT_GRAPHQL_CONCURENCY: '4' }).warnings).toEqual(['EARSHOT_GRAPHQL_CONCURENCY is not a variable Earshot knows; did you mean EARSHOT_GRAPHQL_CONCURRENCY?']);
+  });
+
+  it('warns about a near miss of a KAFKA_* or DATABASE_* name, not about other tools of the prefix', () => {
+    expect(loadConfig({ KAFKA_BROKER: 'kafka:9092', DATABASE_UR: 'postgres://x/y', KAFKA_HEAP_OPTS: '-Xmx1G', KAFKA_DIR: '/opt/kafka' }).warnings).toEqual([
+      'DATABASE_UR is not a variable Earshot reads; did you mean DATABASE_URL?',
+      'KAFKA_BROKER is not a variable Earshot reads; did you mean KAFKA_BROKERS?',
+    ]);
   });
 });

@@ -5,6 +5,7 @@ import { parseListeningGapConfig, type ListeningGapConfig } from '../listening-g
 import { parseIngestLimits, type IngestLimitsConfig } from '../interactions/ingest-limits.config';
 import { EVENT_ROOM_BESIDES_TEXT } from '../interactions/interaction-message';
 import { parseSentimentConfig, type SentimentConfig } from '../sentiment/sentiment.config';
+import { isSupportedCountry } from 'libphonenumber-js/max';
 import { canonicalNetwork, identityKey } from '../identity/normalize';
 
 export type Role = 'api' | 'ingest' | 'sync';
@@ -210,9 +211,17 @@ export interface MetricsConfig {
   readonly onMainPort: boolean;
 }
 
+/**
+ * Every problem of the environment, one line each (`invalid configuration: NAME=…: expected …`),
+ * then a note per unknown EARSHOT_* name (a typo is often the cause). main.ts prints the lines
+ * as they are, each after `earshot: `; a value never spans lines, and a secret is never quoted.
+ */
 export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  readonly problems: string[];
+  constructor(problems: string[], readonly notes: readonly string[] = []) {
+    const flat = problems.map((p) => p.replace(/\s*[\r\n]+\s*/g, ' '));
+    super([...flat.map((p) => `invalid configuration: ${p}`), ...notes.map((n) => `note: ${n}`)].join('\n'));
+    this.problems = flat;
   }
 }
 
@@ -224,20 +233,38 @@ type Env = Record<string, string | undefined>;
  */
 export function loadConfig(env: Env = process.env, read: Set<string> = new Set()): Config {
   const problems: string[] = [];
+  const quoted = new Set<string>();
+  /**
+   * The value without surrounding white space (a CR left by a file edited on Windows included);
+   * empty or blank: unset. A value wrapped in quotes ('…' or "…") is refused, without echoing it:
+   * Docker's --env-file and systemd's Environment= with stray quotes keep them as part of the
+   * value, so a key, a secret or a group id would silently be another. Parsing goes on with the
+   * inner value so that the other problems are still named.
+   */
   const str = (name: string): string | null => {
     read.add(name);
     const v = env[name];
-    return v === undefined || v.trim() === '' ? null : v.trim();
+    if (v === undefined || v.trim() === '') return null;
+    const t = v.trim();
+    const q = /^(['"])([\s\S]*)\1$/.exec(t);
+    if (q && t.length >= 2) {
+      if (!quoted.has(name)) problems.push(`${name}: the value is wrapped in quotes (${q[1]}…${q[1]}), which would be part of it; write it without them`);
+      quoted.add(name);
+      return q[2]!.trim() === '' ? null : q[2]!.trim();
+    }
+    return t;
   };
+  /** Decimal digits only: `1e3`, `0x10`, `1.5`, `30s` and `10MB` are refused, never read as another number. */
   const int = (name: string, def: number, min: number, max: number): number => {
     const raw = str(name);
     if (raw === null) return def;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${name}=${JSON.stringify(raw)}: expected an integer from ${min} to ${max}`);
+    const n = /^[+-]?\d+$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      const unit = /_MS$/.test(name) ? ' (milliseconds, digits only)' : /_BYTES$/.test(name) ? ' (bytes, digits only)' : /_(SECONDS|HOURS|DAYS)$/.test(name) ? ` (${/_([A-Z]+)$/.exec(name)![1]!.toLowerCase()}, digits only)` : '';
+      problems.push(`${name}=${JSON.stringify(raw)}: expected an integer from ${min} to ${max}${unit}`);
       return def;
     }
-    return n;
+    return n === 0 ? 0 : n; // "-0" is 0
   };
   const oneOf = <T extends string>(name: string, def: T, allowed: readonly T[]): T => {
     const raw = str(name);
@@ -279,19 +306,12 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
   }
 
   const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
-  const dataDir = path.resolve(str('EARSHOT_DATA_DIR') ?? '.earshot');
+  const dataDirRaw = str('EARSHOT_DATA_DIR');
+  // Only a shell expands ~; path.resolve would make a directory named "~" under the working directory.
+  if (dataDirRaw !== null && dataDirRaw.startsWith('~')) problems.push(`EARSHOT_DATA_DIR=${JSON.stringify(dataDirRaw)}: ~ is not expanded here; give the full path`);
+  const dataDir = path.resolve(dataDirRaw ?? '.earshot');
 
-  const apiKeys: ApiKey[] = [];
-  const keysRaw = str('EARSHOT_API_KEYS');
-  if (keysRaw !== null) {
-    keysRaw.split(',').map((s) => s.trim()).filter(Boolean).forEach((entry, i) => {
-      const [key, role, name] = entry.split(':');
-      if (!key || key.length < 16) problems.push(`EARSHOT_API_KEYS entry ${i + 1}: the key must have at least 16 characters`);
-      else if (!role || !(USER_ROLES as readonly string[]).includes(role)) {
-        problems.push(`EARSHOT_API_KEYS entry ${i + 1}: expected key:role[:name] with role one of ${USER_ROLES.join(', ')}`);
-      } else apiKeys.push({ key, role: role as UserRole, name: name ?? `key${i + 1}` });
-    });
-  }
+  const apiKeys = parseApiKeys(str('EARSHOT_API_KEYS'), problems);
   const jwtSecret = str('EARSHOT_JWT_SECRET');
   if (jwtSecret !== null && jwtSecret.length < 32) problems.push('EARSHOT_JWT_SECRET: must have at least 32 characters (HS256)');
   const jwksUrl = url('EARSHOT_JWKS_URL', ['https:', 'http:']);
@@ -347,10 +367,10 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     },
     identity: {
       plusAddressing: oneOf('EARSHOT_EMAIL_PLUS_ADDRESSING', 'strip', ['keep', 'strip'] as const),
-      defaultPhoneRegion: (str('EARSHOT_DEFAULT_PHONE_REGION') ?? 'US').toUpperCase(),
+      defaultPhoneRegion: phoneRegion(str('EARSHOT_DEFAULT_PHONE_REGION'), problems),
       ...identityThresholds(str, problems),
       hubCap: int('EARSHOT_IDENTITY_HUB_CAP', 20, 1, 1_000_000),
-      ignored: ignoredIdentities(str('EARSHOT_IDENTITY_IGNORED'), (str('EARSHOT_DEFAULT_PHONE_REGION') ?? 'US').toUpperCase(), problems),
+      ignored: ignoredIdentities(str('EARSHOT_IDENTITY_IGNORED'), phoneRegion(str('EARSHOT_DEFAULT_PHONE_REGION'), []), problems),
     },
     kafka,
     crm: parseCrmConfig(str, int, problems),
@@ -364,8 +384,10 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     warnings: [],
     console: oneOf('EARSHOT_CONSOLE', nodeEnv === 'production' ? 'off' : 'on', ['on', 'off'] as const) === 'on',
   };
-  if (problems.length > 0) throw new ConfigError(problems);
-  (config as unknown as { warnings: string[] }).warnings = unknownVariables(env, new Set([...read, ...KNOWN_ELSEWHERE]));
+  const warnings = unknownVariables(env, new Set([...read, ...KNOWN_ELSEWHERE]));
+  // with the warnings: EARSHOT_API_KEY (a typo) is the cause of "requires authentication"
+  if (problems.length > 0) throw new ConfigError(problems, warnings);
+  (config as unknown as { warnings: string[] }).warnings = warnings;
   return deepFreeze(config);
 }
 
@@ -375,9 +397,13 @@ function parseKafka(
   oneOf: <T extends string>(n: string, d: T, allowed: readonly T[]) => T,
   problems: string[],
 ): Config['kafka'] {
+  /** Entries without blanks and repeats; a list set to commas only is refused, not read as empty. */
   const list = (name: string, def: string[]): string[] => {
     const raw = str(name);
-    return raw === null ? def : raw.split(',').map((s) => s.trim()).filter(Boolean);
+    if (raw === null) return def;
+    const parts = [...new Set(raw.split(',').map((s) => s.trim()).filter(Boolean))];
+    if (parts.length === 0) problems.push(`${name}=${JSON.stringify(raw)}: expected a comma-separated list, got no entry`);
+    return parts;
   };
   const sessionTimeoutMs = int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000);
   const fetchMaxWaitMs = int('KAFKA_FETCH_MAX_WAIT_MS', FETCH_MAX_WAIT_MS, 10, 3_000);
@@ -388,11 +414,20 @@ function parseKafka(
   }
   const brokersRaw = str('KAFKA_BROKERS');
   const brokers = brokersRaw === null ? null : list('KAFKA_BROKERS', []);
-  for (const b of brokers ?? []) if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`KAFKA_BROKERS: ${JSON.stringify(b)} is not host:port`);
+  for (const b of brokers ?? []) {
+    const m = /^([^:\s[\]]+):(\d{1,5})$/.exec(b);
+    if (b.startsWith('[')) problems.push(`KAFKA_BROKERS: ${JSON.stringify(b)}: an IPv6 address cannot be a broker here (the Kafka client splits host:port at the first colon); give a host name`);
+    else if (!m) problems.push(`KAFKA_BROKERS: ${JSON.stringify(b)} is not host:port`);
+    else if (Number(m[2]) < 1 || Number(m[2]) > 65535) problems.push(`KAFKA_BROKERS: ${JSON.stringify(b)}: the port must be from 1 to 65535`);
+  }
   const topics = list('KAFKA_TOPICS', ['interactions.v1']);
   for (const t of topics) if (!/^[A-Za-z0-9._-]{1,249}$/.test(t)) problems.push(`KAFKA_TOPICS: ${JSON.stringify(t)} is not a valid topic name`);
   const mechanism = str('KAFKA_SASL_MECHANISM');
   let sasl: Config['kafka']['sasl'] = null;
+  if (mechanism === null && (str('KAFKA_SASL_USERNAME') !== null || str('KAFKA_SASL_PASSWORD') !== null)) {
+    // without a mechanism they were ignored, and Kafka was reached without authentication
+    problems.push('KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD need KAFKA_SASL_MECHANISM (plain, scram-sha-256 or scram-sha-512)');
+  }
   if (mechanism !== null) {
     const m = oneOf('KAFKA_SASL_MECHANISM', 'plain', ['plain', 'scram-sha-256', 'scram-sha-512'] as const);
     const username = str('KAFKA_SASL_USERNAME');
@@ -401,15 +436,15 @@ function parseKafka(
     sasl = { mechanism: m, username: username ?? '', password: password ?? '' };
   }
   const sslRaw = str('KAFKA_SSL');
-  if (sslRaw !== null && !['true', 'false'].includes(sslRaw)) problems.push('KAFKA_SSL: expected true or false');
+  if (sslRaw !== null && !['true', 'false'].includes(sslRaw)) problems.push(`KAFKA_SSL=${JSON.stringify(sslRaw)}: expected true or false`);
   const prefix = str('KAFKA_OUTPUT_TOPIC_PREFIX') ?? '';
   if (prefix !== '' && !/^[A-Za-z0-9._-]{1,200}$/.test(prefix)) problems.push(`KAFKA_OUTPUT_TOPIC_PREFIX: ${JSON.stringify(prefix)} has characters a topic name cannot have`);
   const createRaw = str('KAFKA_CREATE_TOPICS');
-  if (createRaw !== null && !['true', 'false'].includes(createRaw)) problems.push('KAFKA_CREATE_TOPICS: expected true or false');
+  if (createRaw !== null && !['true', 'false'].includes(createRaw)) problems.push(`KAFKA_CREATE_TOPICS=${JSON.stringify(createRaw)}: expected true or false`);
   const threadRaw = str('EARSHOT_OUTBOX_RELAY_THREAD');
-  if (threadRaw !== null && !['true', 'false'].includes(threadRaw)) problems.push('EARSHOT_OUTBOX_RELAY_THREAD: expected true or false');
+  if (threadRaw !== null && !['true', 'false'].includes(threadRaw)) problems.push(`EARSHOT_OUTBOX_RELAY_THREAD=${JSON.stringify(threadRaw)}: expected true or false`);
   const producerRaw = str('EARSHOT_OUTBOX_PRODUCER');
-  if (producerRaw !== null && !['platformatic', 'kafkajs'].includes(producerRaw)) problems.push('EARSHOT_OUTBOX_PRODUCER: expected platformatic or kafkajs');
+  if (producerRaw !== null && !['platformatic', 'kafkajs'].includes(producerRaw)) problems.push(`EARSHOT_OUTBOX_PRODUCER=${JSON.stringify(producerRaw)}: expected platformatic or kafkajs`);
   return {
     brokers,
     clientId: str('KAFKA_CLIENT_ID') ?? 'earshot',
@@ -504,7 +539,56 @@ function parseMetrics(
   if (port !== null && port !== 0 && port === mainPort) problems.push('EARSHOT_METRICS_PORT must differ from PORT');
   const names = (str('EARSHOT_METRICS_OPERATIONS') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const n of names) if (!/^[_A-Za-z][_0-9A-Za-z]{0,99}$/.test(n)) problems.push(`EARSHOT_METRICS_OPERATIONS: ${JSON.stringify(n)} is not a GraphQL operation name`);
-  return { key, port, operationNames: names.slice(0, 200), onMainPort: port === null && (key !== null || !production) };
+  // the names past 200 were dropped without a word, and their operations counted as `other`
+  if (new Set(names).size > 200) problems.push(`EARSHOT_METRICS_OPERATIONS: ${new Set(names).size} names; at most 200`);
+  return { key, port, operationNames: [...new Set(names)], onMainPort: port === null && (key !== null || !production) };
+}
+
+/**
+ * EARSHOT_API_KEYS: `key:role[:name]`, comma-separated; blanks around entries and parts ignored,
+ * empty entries (a trailing comma) skipped. Refused, naming the entry and never the key: a key
+ * under 16 characters or with white space inside, an unknown role, more than three parts, a key
+ * given twice (two roles for one key: which one applied depended on the order), and a value
+ * with no entry at all (which ran the service open).
+ */
+function parseApiKeys(raw: string | null, problems: string[]): ApiKey[] {
+  const out: ApiKey[] = [];
+  if (raw === null) return out;
+  const entries = raw.split(',').map((s) => s.trim());
+  if (entries.every((e) => e === '')) {
+    problems.push('EARSHOT_API_KEYS: no entry; expected key:role[:name],…');
+    return out;
+  }
+  const seen = new Map<string, number>();
+  let i = 0;
+  for (const entry of entries) {
+    if (entry === '') continue;
+    i++;
+    const parts = entry.split(':').map((s) => s.trim());
+    const [key, role, name] = parts;
+    if (parts.length < 2 || parts.length > 3) problems.push(`EARSHOT_API_KEYS entry ${i}: expected key:role[:name] (${parts.length} part${parts.length === 1 ? '' : 's'} separated by colons)`);
+    else if (!key || key.length < 16) problems.push(`EARSHOT_API_KEYS entry ${i}: the key must have at least 16 characters`);
+    else if (/\s/.test(key)) problems.push(`EARSHOT_API_KEYS entry ${i}: the key has white space inside`);
+    else if (!role || !(USER_ROLES as readonly string[]).includes(role)) {
+      problems.push(`EARSHOT_API_KEYS entry ${i}: expected key:role[:name] with role one of ${USER_ROLES.join(', ')}`);
+    } else if (seen.has(key)) problems.push(`EARSHOT_API_KEYS entries ${seen.get(key)} and ${i} have the same key; give each key once, with one role`);
+    else {
+      seen.set(key, i);
+      out.push({ key, role: role as UserRole, name: name || `key${i}` });
+    }
+  }
+  return out;
+}
+
+/** EARSHOT_DEFAULT_PHONE_REGION: a region libphonenumber knows (`USA`, `UK` read no phone number at all). */
+function phoneRegion(raw: string | null, problems: string[]): string {
+  if (raw === null) return 'US';
+  const r = raw.toUpperCase();
+  if (!/^[A-Z]{2}$/.test(r) || !isSupportedCountry(r)) {
+    problems.push(`EARSHOT_DEFAULT_PHONE_REGION=${JSON.stringify(raw)}: expected a two-letter region code such as US, GB, DE`);
+    return 'US';
+  }
+  return r;
 }
 
 /**
@@ -533,9 +617,9 @@ function identityThresholds(str: (n: string) => string | null, problems: string[
   const bits = (name: string, def: number): number => {
     const raw = str(name);
     if (raw === null) return def;
-    const n = Number(raw);
+    const n = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
     if (!Number.isFinite(n) || n < 0 || n > 100) {
-      problems.push(`${name}=${JSON.stringify(raw)}: expected a number of bits from 0 to 100`);
+      problems.push(`${name}=${JSON.stringify(raw)}: expected a number of bits from 0 to 100 (decimal, e.g. 12.5)`);
       return def;
     }
     return n;
@@ -570,7 +654,16 @@ export function knownVariableNames(): Set<string> {
 export function unknownVariables(env: Env, known: ReadonlySet<string>): string[] {
   const out: string[] = [];
   for (const name of Object.keys(env).sort()) {
-    if (!name.startsWith('EARSHOT_') || known.has(name)) continue;
+    if (known.has(name)) continue;
+    // KAFKA_* and DATABASE_* are shared with other tools (KAFKA_HEAP_OPTS): only a near miss of
+    // one Earshot reads is named (KAFKA_BROKER for KAFKA_BROKERS ran without Kafka)
+    const shared = /^(KAFKA|DATABASE)_/.exec(name);
+    if (shared) {
+      const near = [...known].filter((k) => k.startsWith(shared[0]) && editDistance(name, k) <= 2).sort((a, b) => editDistance(name, a) - editDistance(name, b))[0];
+      if (near) out.push(`${name} is not a variable Earshot reads; did you mean ${near}?`);
+      continue;
+    }
+    if (!name.startsWith('EARSHOT_')) continue;
     let best: string | null = null;
     let bestD = Infinity;
     for (const k of known) {

@@ -157,11 +157,17 @@ function parseFieldNames(name: string, raw: string | null, defaults: WriteBackFi
  * the sync role logs once that it is off. Every problem is reported, none thrown here.
  */
 export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfig {
-  const list = (n: string, def: string): string[] => (str(n) ?? def).split(',').map((s) => s.trim()).filter(Boolean);
+  /** Entries without blanks and repeats; a list set to commas only is refused (it read as "none"). */
+  const list = (n: string, def: string): string[] => {
+    const raw = str(n);
+    const parts = [...new Set((raw ?? def).split(',').map((s) => s.trim()).filter(Boolean))];
+    if (raw !== null && parts.length === 0) problems.push(`${n}=${JSON.stringify(raw)}: expected a comma-separated list, got no entry`);
+    return parts;
+  };
   const bool = (n: string, def: boolean): boolean => {
     const raw = str(n);
     if (raw === null) return def;
-    if (!['true', 'false', 'on', 'off', '1', '0'].includes(raw)) problems.push(`${n}: expected true or false`);
+    if (!['true', 'false', 'on', 'off', '1', '0'].includes(raw)) problems.push(`${n}=${JSON.stringify(raw)}: expected true or false (or on/off, 1/0)`);
     return ['true', 'on', '1'].includes(raw);
   };
   const httpUrl = (n: string, def: string | null): string | null => {
@@ -194,7 +200,11 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
   const sfUser = str('EARSHOT_SF_USERNAME');
   const sfRefresh = str('EARSHOT_SF_REFRESH_TOKEN');
   const sfPassword = str('EARSHOT_SF_PASSWORD');
-  if (jwtPrivateKey !== null || sfRefresh !== null || sfPassword !== null) {
+  const sfCredential = jwtPrivateKey !== null || sfRefresh !== null || sfPassword !== null;
+  // Settings for a Salesforce without a credential were ignored, and the sync ran without it.
+  const sfSet = ['EARSHOT_SF_USERNAME', 'EARSHOT_SF_CLIENT_ID', 'EARSHOT_SF_CLIENT_SECRET', 'EARSHOT_SF_INSTANCE_URL', 'EARSHOT_SF_JWT_SUBJECT'].filter((n) => str(n) !== null);
+  if (!sfCredential && sfSet.length > 0) problems.push(`${sfSet.join(', ')} set, but no Salesforce credential: set EARSHOT_SF_PASSWORD, EARSHOT_SF_REFRESH_TOKEN or EARSHOT_SF_JWT_KEY(_FILE), or unset them`);
+  if (sfCredential) {
     const loginUrl = httpUrl('EARSHOT_SF_LOGIN_URL', 'https://login.salesforce.com')!;
     const clientId = str('EARSHOT_SF_CLIENT_ID');
     const auth: SalesforceConfig['auth'] = jwtPrivateKey !== null ? 'jwt' : sfRefresh !== null ? 'refresh_token' : 'password';
@@ -204,7 +214,15 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
     const apiVersion = str('EARSHOT_SF_API_VERSION') ?? '62.0';
     if (!/^\d{2}\.0$/.test(apiVersion)) problems.push('EARSHOT_SF_API_VERSION: expected NN.0, e.g. 62.0');
     const objects = list('EARSHOT_SF_OBJECTS', 'Account,Contact,Lead,Case');
-    for (const o of objects) if (!['Account', 'Contact', 'Lead', 'Case'].includes(o)) problems.push(`EARSHOT_SF_OBJECTS: ${o} is not one of Account, Contact, Lead, Case`);
+    for (const o of objects) if (!['Account', 'Contact', 'Lead', 'Case'].includes(o)) problems.push(`EARSHOT_SF_OBJECTS: ${JSON.stringify(o)} is not one of Account, Contact, Lead, Case`);
+    const writeBackObjects = list('EARSHOT_SF_WRITEBACK_OBJECTS', 'Contact,Lead,Account');
+    // An object named here but not synced (or misspelt) was dropped from write-back without a word.
+    if (str('EARSHOT_SF_WRITEBACK_OBJECTS') !== null) {
+      for (const o of writeBackObjects) {
+        if (!['Account', 'Contact', 'Lead'].includes(o)) problems.push(`EARSHOT_SF_WRITEBACK_OBJECTS: ${JSON.stringify(o)} is not one of Account, Contact, Lead`);
+        else if (!objects.includes(o)) problems.push(`EARSHOT_SF_WRITEBACK_OBJECTS: ${o} is not synced (EARSHOT_SF_OBJECTS=${objects.join(',')}), so nothing would be written to it`);
+      }
+    }
     salesforce = {
       loginUrl,
       instanceUrl: httpUrl('EARSHOT_SF_INSTANCE_URL', null),
@@ -222,7 +240,7 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
       objects,
       identityFields: parseIdentityFields('EARSHOT_SF_IDENTITY_FIELDS', str('EARSHOT_SF_IDENTITY_FIELDS') ?? SF_IDENTITY_DEFAULT, problems),
       writeBackFields: parseFieldNames('EARSHOT_SF_WRITEBACK_FIELDS', str('EARSHOT_SF_WRITEBACK_FIELDS'), DEFAULT_SF_FIELDS, problems),
-      writeBackObjects: list('EARSHOT_SF_WRITEBACK_OBJECTS', 'Contact,Lead,Account'),
+      writeBackObjects,
       // Enterprise Edition: 100,000 a day plus per-licence extras; no burst limit, so a polite 10 s cap
       budget: { daily: int('EARSHOT_SF_DAILY_BUDGET', 100_000, 1, 100_000_000), per10s: int('EARSHOT_SF_BUDGET_PER_10S', 250, 1, 100_000) },
       proxy: proxy(),
@@ -232,6 +250,9 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
   let hubspot: HubSpotConfig | null = null;
   const hsToken = str('EARSHOT_HUBSPOT_TOKEN');
   const hsRefresh = str('EARSHOT_HUBSPOT_REFRESH_TOKEN');
+  const hsSet = ['EARSHOT_HUBSPOT_CLIENT_ID', 'EARSHOT_HUBSPOT_CLIENT_SECRET', 'EARSHOT_HUBSPOT_PORTAL_ID'].filter((n) => str(n) !== null);
+  if (hsToken === null && hsRefresh === null && hsSet.length > 0) problems.push(`${hsSet.join(', ')} set, but no HubSpot credential: set EARSHOT_HUBSPOT_TOKEN or EARSHOT_HUBSPOT_REFRESH_TOKEN, or unset them`);
+  if (hsToken !== null && hsRefresh !== null) problems.push('EARSHOT_HUBSPOT_TOKEN and EARSHOT_HUBSPOT_REFRESH_TOKEN are both set: give one (a private app token, or OAuth)');
   if (hsToken !== null || hsRefresh !== null) {
     const auth: HubSpotConfig['auth'] = hsToken !== null ? 'private_app' : 'oauth';
     if (auth === 'oauth' && (!str('EARSHOT_HUBSPOT_CLIENT_ID') || !str('EARSHOT_HUBSPOT_CLIENT_SECRET'))) {
@@ -240,7 +261,7 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
     const portalId = str('EARSHOT_HUBSPOT_PORTAL_ID');
     if (portalId !== null && !/^\d+$/.test(portalId)) problems.push('EARSHOT_HUBSPOT_PORTAL_ID: expected digits');
     const objects = list('EARSHOT_HUBSPOT_OBJECTS', 'companies,contacts');
-    for (const o of objects) if (!['contacts', 'companies'].includes(o)) problems.push(`EARSHOT_HUBSPOT_OBJECTS: ${o} is not contacts or companies`);
+    for (const o of objects) if (!['contacts', 'companies'].includes(o)) problems.push(`EARSHOT_HUBSPOT_OBJECTS: ${JSON.stringify(o)} is not contacts or companies`);
     hubspot = {
       basePath: httpUrl('EARSHOT_HUBSPOT_BASE_PATH', 'https://api.hubapi.com')!,
       accessToken: hsToken,
