@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { AppError } from '../src/shared/app-error';
 
 /** The whole domain model of DESIGN.md; later migrations extend it. */
 export class Initial1764000000000 implements MigrationInterface {
@@ -155,7 +156,23 @@ export class Initial1764000000000 implements MigrationInterface {
     `);
   }
 
+  /**
+   * Irreversible once data is stored: there is no earlier schema, and this down() would drop every
+   * table with what is in them (`migrate --revert` one time too many emptied the database without
+   * a word). It refuses while customers, interactions or CRM records exist, and says so.
+   */
   async down(q: QueryRunner): Promise<void> {
+    const [held] = (await q.query(`
+      SELECT (SELECT count(*) FROM customer)::int AS customers, (SELECT count(*) FROM interaction)::int AS interactions,
+             (SELECT count(*) FROM crm_record)::int AS crm_records`)) as { customers: number; interactions: number; crm_records: number }[];
+    if (held!.customers + held!.interactions + held!.crm_records > 0) {
+      throw new AppError(
+        'CONFLICT',
+        `${this.name} is not reverted: it is the first migration, and reverting it would drop every table with the data in them ` +
+          `(${held!.customers} customers, ${held!.interactions} interactions, ${held!.crm_records} CRM records); nothing was changed. ` +
+          `To start from an empty database, drop the database and create it again.`,
+      );
+    }
     await q.query(`
       DROP TABLE merge_audit;
       DROP TABLE outbox;

@@ -12,14 +12,20 @@ export class ExplanationAsJson1766900000001 implements MigrationInterface {
   name = 'ExplanationAsJson1766900000001';
 
   async up(q: QueryRunner): Promise<void> {
-    await retype(q, 'json', [
+    await retype(q, 'json', 'explanation::json', [
       ['jsonb_array_length(i.explanation)', 'json_array_length(i.explanation)'],
       ['jsonb_array_elements(i.explanation)', 'json_array_elements(i.explanation)'],
     ]);
   }
 
+  /**
+   * jsonb cannot hold a NUL character, which json keeps as the escape `\u0000`: a token of a model
+   * server's explanation may have one, and the plain cast failed the revert with "unsupported Unicode
+   * escape sequence". Such a character becomes U+FFFD (the replacement character); an escaped
+   * backslash followed by `u0000` is left alone.
+   */
   async down(q: QueryRunner): Promise<void> {
-    await retype(q, 'jsonb', [
+    await retype(q, 'jsonb', "regexp_replace(explanation::text, '(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', '\\1\\\\ufffd', 'g')::jsonb", [
       ['json_array_length(i.explanation)', 'jsonb_array_length(i.explanation)'],
       ['json_array_elements(i.explanation)', 'jsonb_array_elements(i.explanation)'],
       // the stored definition drops the cast that json needed no more
@@ -28,8 +34,8 @@ export class ExplanationAsJson1766900000001 implements MigrationInterface {
   }
 }
 
-/** Drops the outbox view, changes the column's type, and creates the view again with `swaps` applied to its definition. */
-async function retype(q: QueryRunner, type: 'json' | 'jsonb', swaps: [string, string][]): Promise<void> {
+/** Drops the outbox view, changes the column's type (`using`: the new value), and creates the view again with `swaps` applied to its definition. */
+async function retype(q: QueryRunner, type: 'json' | 'jsonb', using: string, swaps: [string, string][]): Promise<void> {
   const [{ def }] = (await q.query(`SELECT pg_get_viewdef('outbox'::regclass) AS def`)) as { def: string }[];
   let next = def;
   for (const [from, to] of swaps) {
@@ -39,7 +45,7 @@ async function retype(q: QueryRunner, type: 'json' | 'jsonb', swaps: [string, st
   await q.query(`DROP VIEW outbox`);
   await q.query(`
     ALTER TABLE interaction ALTER COLUMN explanation DROP DEFAULT;
-    ALTER TABLE interaction ALTER COLUMN explanation TYPE ${type} USING explanation::${type};
+    ALTER TABLE interaction ALTER COLUMN explanation TYPE ${type} USING ${using};
     ALTER TABLE interaction ALTER COLUMN explanation SET DEFAULT '[]';
   `);
   await q.query(`CREATE VIEW outbox AS ${next}`);

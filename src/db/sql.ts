@@ -86,6 +86,16 @@ export async function advisoryUnlock(db: Db, key: number): Promise<void> {
 }
 
 /**
+ * How long each statement of this connection waits for a lock, for the rest of the session
+ * (null: back to the database's or server's setting). Set outside a transaction, so that a
+ * rollback does not undo it; reset before the connection goes back to the pool.
+ */
+export async function sessionLockTimeout(db: Db, lockTimeoutMs: number | null): Promise<void> {
+  if (lockTimeoutMs === null) await exec(db, 'RESET lock_timeout');
+  else await rows(db, `SELECT set_config('lock_timeout', $1, false)`, [`${Math.max(1, Math.round(lockTimeoutMs))}ms`]);
+}
+
+/**
  * `COPY target FROM STDIN` on the transaction's own connection, with `rows` (each one row in
  * COPY's text format, ./copy-text.ts, without its newline) as its data, sent as one buffer. All
  * rows or none: a row PostgreSQL refuses (a unique key stored meanwhile, say) fails the
