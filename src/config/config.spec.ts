@@ -175,6 +175,7 @@ describe('loadConfig with the values operators really set', () => {
     'PORT 1.0': { env: { PORT: '1.0' }, error: /^PORT="1.0": expected an integer/ },
     'PORT 1e3 (was 1000)': { env: { PORT: '1e3' }, error: /^PORT="1e3": expected an integer/ },
     'PORT 0x10 (was 16)': { env: { PORT: '0x10' }, error: /^PORT="0x10": expected an integer/ },
+    'gap threshold 0x0 (was 0)': { env: { EARSHOT_GAP_NEGATIVE_THRESHOLD: '0x0' }, error: /^EARSHOT_GAP_NEGATIVE_THRESHOLD="0x0": expected a decimal score from -1 to 1/ },
     'PORT 0b11 (was 3)': { env: { PORT: '0b11' }, error: /^PORT="0b11": expected an integer/ },
     'PORT 4 000': { env: { PORT: '4 000' }, error: /^PORT="4 000": expected an integer/ },
     'PORT beyond MAX_SAFE_INTEGER': { env: { PORT: '9007199254740993' }, error: /^PORT="9007199254740993": expected an integer/ },

@@ -67,8 +67,9 @@ export function parseListeningGapConfig(
   let negativeThreshold = -0.5;
   const thr = str('EARSHOT_GAP_NEGATIVE_THRESHOLD');
   if (thr !== null) {
-    const n = Number(thr);
-    if (!Number.isFinite(n) || n < -1 || n > 1) problems.push('EARSHOT_GAP_NEGATIVE_THRESHOLD: expected a score from -1 to 1');
+    // a decimal number only: Number() read "0x0" as 0 and "" as 0
+    const n = /^[+-]?(\d+(\.\d*)?|\.\d+)$/.test(thr) ? Number(thr) : NaN;
+    if (!Number.isFinite(n) || n < -1 || n > 1) problems.push(`EARSHOT_GAP_NEGATIVE_THRESHOLD=${JSON.stringify(thr)}: expected a decimal score from -1 to 1`);
     else negativeThreshold = n;
   }
 

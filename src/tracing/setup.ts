@@ -7,12 +7,16 @@ export interface Tracing {
 
 type Env = Record<string, string | undefined>;
 
-/** On when an OTLP endpoint or a traces exporter is named by the standard OTEL_* variables. */
+/**
+ * On when an OTLP endpoint or a traces exporter is named by the standard OTEL_* variables. As the
+ * OpenTelemetry specification reads them: OTEL_SDK_DISABLED is true by the case-insensitive
+ * "true" (`TRUE` left tracing on), and values are trimmed (a CR from a file edited on Windows).
+ */
 export function tracingEnabled(env: Env): boolean {
-  if (env.OTEL_SDK_DISABLED === 'true') return false;
-  const exporter = env.OTEL_TRACES_EXPORTER;
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return false;
+  const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase();
   if (exporter !== undefined) return exporter !== 'none' && exporter !== '';
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
 }
 
 /**
