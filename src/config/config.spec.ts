@@ -175,6 +175,7 @@ describe('loadConfig with the values operators really set', () => {
     'PORT 1.0': { env: { PORT: '1.0' }, error: /^PORT="1.0": expected an integer/ },
     'PORT 1e3 (was 1000)': { env: { PORT: '1e3' }, error: /^PORT="1e3": expected an integer/ },
     'PORT 0x10 (was 16)': { env: { PORT: '0x10' }, error: /^PORT="0x10": expected an integer/ },
+    'a trusted-documents manifest with the mode left unset (was ignored)': { env: { EARSHOT_PERSISTED_OPERATIONS: '/etc/earshot/manifest.json' }, error: /^EARSHOT_PERSISTED_OPERATIONS is set but EARSHOT_TRUSTED_DOCUMENTS is not: set it to only/ },
     'gap threshold 0x0 (was 0)': { env: { EARSHOT_GAP_NEGATIVE_THRESHOLD: '0x0' }, error: /^EARSHOT_GAP_NEGATIVE_THRESHOLD="0x0": expected a decimal score from -1 to 1/ },
     'PORT 0b11 (was 3)': { env: { PORT: '0b11' }, error: /^PORT="0b11": expected an integer/ },
     'PORT 4 000': { env: { PORT: '4 000' }, error: /^PORT="4 000": expected an integer/ },

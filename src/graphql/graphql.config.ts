@@ -46,6 +46,11 @@ export function parseGraphqlConfig(
   if (!['off', 'allow', 'only'].includes(trusted)) problems.push(`EARSHOT_TRUSTED_DOCUMENTS=${JSON.stringify(trusted)}: expected off, allow or only`);
   const persistedOperationsFile = str('EARSHOT_PERSISTED_OPERATIONS');
   if (trusted !== 'off' && persistedOperationsFile === null) problems.push(`EARSHOT_TRUSTED_DOCUMENTS=${trusted} needs EARSHOT_PERSISTED_OPERATIONS (a manifest file)`);
+  // a manifest with the mode left off was read by nothing: an operator who meant "only these
+  // documents" ran every document without a word
+  if (trusted === 'off' && persistedOperationsFile !== null && str('EARSHOT_TRUSTED_DOCUMENTS') === null) {
+    problems.push('EARSHOT_PERSISTED_OPERATIONS is set but EARSHOT_TRUSTED_DOCUMENTS is not: set it to only (run nothing else) or allow (run the rest too), or unset the manifest');
+  }
 
   const federationRaw = str('EARSHOT_FEDERATION');
   if (federationRaw !== null && !['on', 'off'].includes(federationRaw)) problems.push(`EARSHOT_FEDERATION=${JSON.stringify(federationRaw)}: expected on or off`);
