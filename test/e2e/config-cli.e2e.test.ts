@@ -8,19 +8,16 @@ import { REPO_ROOT } from '../support/postgres';
 const MAIN = process.env.EARSHOT_TEST_MAIN ?? path.join(REPO_ROOT, 'dist/src/main.js');
 
 function serve(env: Record<string, string>): Promise<{ code: number | null; out: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, 'serve'], { cwd: path.resolve(MAIN, '../../..'), stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env } });
+  const child = spawn(process.execPath, [MAIN, 'serve'], { cwd: path.resolve(MAIN, '../../..'), stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env } });
   let out = '';
   let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stdout.on('data', (c: Buffer) => {
+    // A build that starts in spite of the bad variable logs: it is stopped at its first line, not left running.
+    if (out === '') child.kill('SIGTERM');
+    out += c.toString();
+  });
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  // A build that starts in spite of the bad variable is stopped (SIGTERM), not left running.
-  const deadline = setTimeout(() => child.kill('SIGTERM'), 15_000);
-  return new Promise((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(deadline);
-      resolve({ code, out, stderr });
-    }),
-  );
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, stderr })));
 }
 
 describe('earshot serve with a bad variable', () => {
