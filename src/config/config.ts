@@ -312,6 +312,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
   const dataDir = path.resolve(dataDirRaw ?? '.earshot');
 
   const apiKeys = parseApiKeys(str('EARSHOT_API_KEYS'), problems);
+  const defaultPhoneRegion = phoneRegion(str('EARSHOT_DEFAULT_PHONE_REGION'), problems);
   const jwtSecret = str('EARSHOT_JWT_SECRET');
   if (jwtSecret !== null && jwtSecret.length < 32) problems.push('EARSHOT_JWT_SECRET: must have at least 32 characters (HS256)');
   const jwksUrl = url('EARSHOT_JWKS_URL', ['https:', 'http:']);
@@ -367,10 +368,10 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     },
     identity: {
       plusAddressing: oneOf('EARSHOT_EMAIL_PLUS_ADDRESSING', 'strip', ['keep', 'strip'] as const),
-      defaultPhoneRegion: phoneRegion(str('EARSHOT_DEFAULT_PHONE_REGION'), problems),
+      defaultPhoneRegion,
       ...identityThresholds(str, problems),
       hubCap: int('EARSHOT_IDENTITY_HUB_CAP', 20, 1, 1_000_000),
-      ignored: ignoredIdentities(str('EARSHOT_IDENTITY_IGNORED'), phoneRegion(str('EARSHOT_DEFAULT_PHONE_REGION'), []), problems),
+      ignored: ignoredIdentities(str('EARSHOT_IDENTITY_IGNORED'), defaultPhoneRegion, problems),
     },
     kafka,
     crm: parseCrmConfig(str, int, problems),
