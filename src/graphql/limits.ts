@@ -78,7 +78,8 @@ function unstorableIn(value: unknown, path: string): { at: string; why: string }
 
 /**
  * Every field costs 1; a field with a `first` argument multiplies what it selects by `first`
- * (20 when absent), any other list but a connection's `edges` by {@link UNPAGED_LIST_SIZE}; analyzeText costs
+ * (20 when absent), federation's `_entities` by the number of representations, any other list but a
+ * connection's `edges` by {@link UNPAGED_LIST_SIZE}; analyzeText costs
  * {@link ANALYZE_TEXT_COST}. Also adds up the bytes of text handed to analyzeText, over every
  * alias and fragment.
  */
@@ -93,6 +94,10 @@ function estimator(state: EstimateState): ComplexityEstimator {
     if (field.name === 'analyzeText') {
       if (typeof args.text === 'string') state.analyzeBytes += Buffer.byteLength(args.text);
       return ANALYZE_TEXT_COST;
+    }
+    // federation's entity lookup returns one item per representation handed, however many
+    if (field.name === '_entities' && Array.isArray(args.representations)) {
+      return 1 + Math.max(args.representations.length, 1) * childComplexity;
     }
     if (field.args.some((a) => a.name === 'first')) {
       const first = typeof args.first === 'number' && args.first >= 0 ? args.first : DEFAULT_PAGE_SIZE;
