@@ -272,7 +272,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
   const trustedDocuments = apiOn ? new TrustedDocuments(config.graphqlApi.trustedDocuments, config.graphqlApi.persistedOperationsFile) : null;
   // Each GraphQL operation in flight holds its rows, loaders and answer: one bound for HTTP and
   // WebSocket operations alike (a socket ran up to 100 at once, outside the HTTP bound)
-  const graphqlSlots = new OperationSlots(config.graphqlConcurrency, config.graphqlQueueMax);
+  const graphqlSlots = new OperationSlots(config.graphqlConcurrency, config.graphqlQueueMax, config.graphqlQueueMaxPerPrincipal);
   const deps: HttpDeps = {
     log: log.child({ component: 'http' }),
     metrics,

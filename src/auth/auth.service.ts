@@ -19,6 +19,16 @@ export interface Principal {
 
 export { PII_ROLES } from './pii.policy';
 
+/**
+ * Who a principal is, for what is counted per caller (WebSocket connections, GraphQL slots): an
+ * API key's name and a JWT's subject are apart, even when they are spelled alike. Callers
+ * without a credential count as one.
+ */
+export function callerKey(principal: Principal | null): string {
+  if (principal === null) return 'anonymous';
+  return `${principal.expiresAt === undefined ? 'key' : 'jwt'}:${principal.id}`;
+}
+
 /** Most privileged first: a token with several roles is named after the first it holds. */
 const PRIVILEGE_ORDER: readonly UserRole[] = ['admin', 'agent', 'sales', 'analyst', 'service'];
 

@@ -37,6 +37,8 @@ export interface Config {
   readonly graphqlConcurrency: number;
   /** operations waiting for a slot; beyond it: 503 with Retry-After */
   readonly graphqlQueueMax: number;
+  /** operations of one API key or JWT subject waiting for a slot; beyond it: 503 for that caller only */
+  readonly graphqlQueueMaxPerPrincipal: number;
   readonly dataDir: string;
   readonly embeddedPgPort: number;
   readonly publicUrl: string;
@@ -335,6 +337,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     databaseStartWaitMs: int('DATABASE_START_WAIT_MS', 60_000, 0, 86_400_000),
     graphqlConcurrency: int('EARSHOT_GRAPHQL_CONCURRENCY', 16, 1, 10_000),
     graphqlQueueMax: int('EARSHOT_GRAPHQL_QUEUE_MAX', 2_000, 0, 1_000_000),
+    graphqlQueueMaxPerPrincipal: int('EARSHOT_GRAPHQL_QUEUE_MAX_PER_PRINCIPAL', 500, 0, 1_000_000),
     dataDir,
     embeddedPgPort: int('EARSHOT_EMBEDDED_PG_PORT', 54329, 1, 65535),
     publicUrl: (url('EARSHOT_PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(/\/$/, ''),

@@ -2,7 +2,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
-import type { AuthService, Principal } from '../auth/auth.service';
+import { callerKey, type AuthService, type Principal } from '../auth/auth.service';
 import type { AccessLine } from '../graphql/context';
 import type { GraphQLContext } from '../graphql/context';
 import { EXPLORER_ASSET_PREFIX, sendExplorerAsset, sendExplorerPage, wantsExplorerPage } from '../graphql/explorer';
@@ -478,7 +478,8 @@ async function handleGraphql(
   }
   const store = requestContext.getStore();
   if (store) store.loopTurns = true;
-  if (slots && !(await slots.enter())) {
+  const caller = callerKey(principal);
+  if (slots && !(await slots.enter(caller))) {
     res.setHeader('retry-after', '1');
     return sendJson(res, 503, { errors: [{ message: 'too many GraphQL operations are waiting; try again shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
   }
@@ -509,7 +510,7 @@ async function handleGraphql(
     res.end();
     log.debug('graphql response streamed');
   } finally {
-    slots?.leave();
+    slots?.leave(caller);
   }
 }
 
