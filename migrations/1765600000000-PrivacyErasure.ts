@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { AppError } from '../src/shared/app-error';
 
 /**
  * Erasure (the audit row, with no PII, and the CRM clean-up queue that makes it crash-safe) and
@@ -49,7 +50,25 @@ export class PrivacyErasure1765600000000 implements MigrationInterface {
     `);
   }
 
+  /**
+   * Refuses while erasure records exist: dropping them loses the only proof that a person was
+   * erased (the audit row an auditor asks for), makes a second request for the same customer
+   * NOT_FOUND instead of the first request, and drops the CRM clean-ups still queued, so the
+   * written-back fields and escalation cases of those people stay in the CRM for good. An
+   * operator who means to lose them deletes them first (`DELETE FROM erasure_request`).
+   */
   async down(q: QueryRunner): Promise<void> {
+    const [held] = (await q.query(
+      `SELECT (SELECT count(*) FROM erasure_request)::int AS requests, (SELECT count(*) FROM crm_erasure)::int AS crm_pending`,
+    )) as { requests: number; crm_pending: number }[];
+    if (held!.requests > 0) {
+      throw new AppError(
+        'CONFLICT',
+        `${this.name} is not reverted: reverting it would drop the erasure records ` +
+          `(${held!.requests} erasure requests, ${held!.crm_pending} CRM clean-ups still queued), the proof that those people were erased; nothing was changed. ` +
+          `To revert it anyway, export them, then DELETE FROM erasure_request and run migrate --revert again.`,
+      );
+    }
     await q.query(`
       DROP INDEX interaction_retention_idx;
       ALTER TABLE interaction DROP COLUMN redacted_at;

@@ -16,6 +16,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** interaction ids per customer-erasure.v1 event (about 80 kB), well under Kafka's 1 MB default */
 export const ERASURE_EVENT_IDS = 2_000;
 const CRM_BATCH = 200;
+/** something@domain.tld anywhere, also as mailto: or in brackets */
+const EMAIL_IN_TEXT = /[^\s@<>()"',;:]+@[^\s@<>()"',;:]+\.[a-z]{2,}/i;
 
 export interface ErasureRequestRow extends Omit<repo.NewErasureRequest, 'erasedCustomerIds'> {
   erasedCustomerIds: string[];
@@ -97,6 +99,8 @@ export class ErasureService {
   async erase(customerId: string, reason: string, actor: string): Promise<ErasureOutcome> {
     if (!UUID.test(customerId)) throw AppError.badInput(`invalid customer id: ${JSON.stringify(customerId)}`);
     if (!reason.trim()) throw AppError.badInput('an erasure needs a reason (a ticket number, not personal data)');
+    // the audit row outlives the person: an address typed into the reason ("as jane@… asked") stayed in it for good
+    if (EMAIL_IN_TEXT.test(reason)) throw AppError.badInput('the reason holds an email address; give a ticket reference, never personal data (the reason is kept in the audit row)');
     const outcome = await inTransactionRetrying(this.ds, (qr) => this.eraseTx(qr, customerId, reason.trim().slice(0, 500), actor));
     if (outcome.erasedNow) {
       this.log.info({ erasure: outcome.request.id, interactions: outcome.request.interactions, crmRecords: outcome.request.crmRecords }, 'customer erased');

@@ -95,9 +95,16 @@ export async function deleteIdentityTraces(db: Db, customerIds: readonly string[
   return row!.n;
 }
 
-/** An outbox event stored as given (`m`, an element of `messages`) about the customers ($1) or their interactions ($2, topic $3). */
+/**
+ * An outbox event stored as given (`m`, an element of `messages`) about the customers ($1) or their
+ * interactions ($2, topic $3): by key, by `customerId`, by the enriched event's `interactionId`, or
+ * by the `interaction.id` a listening-gap.v1 event carries with its text. An escalation names the
+ * root of the family at that time, so after an unmerge its `customerId` is another customer: the
+ * erased person's text stayed in the outbox and, unsent, was published after the erasure.
+ */
 const MESSAGE_ABOUT = `(coalesce(m->>'key' = ANY($1::text[]), false) OR coalesce(m->'payload'->>'customerId' = ANY($1::text[]), false)
-                       OR coalesce(m->>'topic' = $3 AND m->'payload'->>'interactionId' = ANY($2::text[]), false))`;
+                       OR coalesce(m->>'topic' = $3 AND m->'payload'->>'interactionId' = ANY($2::text[]), false)
+                       OR coalesce(m->'payload'->'interaction'->>'id' = ANY($2::text[]), false))`;
 
 /**
  * Takes the outbox events (sent or not) about the customers or their interactions out of every
@@ -287,8 +294,12 @@ export type ListeningItemPage = InteractionPage;
  * stored arrays (a customer's summary by id, an interaction through its customer, an event stored as
  * given by key or `customerId`), and only those rows are rendered: filtering the rendered view
  * rendered every unsent event of every customer first (2.2 s with the relay behind by 200 rows of
- * 500 interactions, 35 times the export without the backlog).
+ * 500 interactions, 35 times the export without the backlog). An event that carries an interaction
+ * (listening-gap.v1: its text) belongs to whoever holds that interaction now: an escalation names
+ * the root of the family at that time, and after an unmerge the root's export listed the text of
+ * the customer split off, whose own export did not.
  */
+const EVENT_INTERACTION = (e: string) => `CASE WHEN ${e}->'interaction'->>'id' ~ '^[0-9a-fA-F-]{36}$' THEN (${e}->'interaction'->>'id')::uuid END`;
 const PENDING_OUTBOX_ABOUT = `
   SELECT batch_id AS id, topic, message_key, payload, created_at FROM outbox
    WHERE batch_id = ANY(ARRAY(
@@ -299,8 +310,12 @@ const PENDING_OUTBOX_ABOUT = `
            UNION
            SELECT b.id FROM outbox_batch b
             WHERE b.sent_at IS NULL AND b.messages <> '[]'::jsonb
-              AND EXISTS (SELECT 1 FROM jsonb_array_elements(b.messages) m WHERE m->>'key' = ANY($1::text[]) OR m->'payload'->>'customerId' = ANY($1::text[]))))
-     AND sent_at IS NULL AND (message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[]))
+              AND EXISTS (SELECT 1 FROM jsonb_array_elements(b.messages) m
+                           WHERE m->>'key' = ANY($1::text[]) OR m->'payload'->>'customerId' = ANY($1::text[])
+                              OR EXISTS (SELECT 1 FROM interaction i WHERE i.id = ${EVENT_INTERACTION("m->'payload'")} AND i.customer_id = ANY($1::uuid[])))))
+     AND sent_at IS NULL
+     AND CASE WHEN payload->'interaction'->>'id' IS NULL THEN message_key = ANY($1::text[]) OR payload->>'customerId' = ANY($1::text[])
+              ELSE EXISTS (SELECT 1 FROM interaction i WHERE i.id = ${EVENT_INTERACTION('payload')} AND i.customer_id = ANY($1::uuid[])) END
    ORDER BY batch_id, part, seq`;
 
 export async function customerData(

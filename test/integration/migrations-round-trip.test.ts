@@ -238,6 +238,8 @@ describe('migrations reverted one by one with data in the database, then applied
       } else {
         const d = await openDatabase(config, log, { migrate: false });
         try {
+          // refused while erasure records exist (privacy-erasure-migration-revert.test.ts): the operator deletes them first
+          if (names[k - 1] === 'PrivacyErasure1765600000000') await d.ds.query(`DELETE FROM erasure_request`);
           expect(await revertLastMigrationLocked(d.ds, log)).toBe(names[k - 1]);
         } catch (e) {
           failed.push(`${names[k - 1]}: ${(e as Error).message}`);
