@@ -1,10 +1,29 @@
 import { describe, expect, it } from 'vitest';
-import { CrmBudget, CrmBudgetExhausted, CrmRetryLater, MAX_RETRY_AFTER_MS, retryDelay } from './crm-budget';
+import { CrmBudget, CrmBudgetExhausted, CrmRetryLater, MAX_RETRY_AFTER_MS, retryDelay, waitsInPlace, withWaitDeadline } from './crm-budget';
 import { changedValues, desiredValues } from './crm-writeback.service';
 import { crmRecordUrl } from './crm-links';
 import { loadConfig } from '../config/config';
 
 describe('CrmBudget', () => {
+  it('waits in place only for less than the limit, and never past the wait deadline', async () => {
+    expect(waitsInPlace(1_999, 2_000, 0)).toBe(true);
+    // the limit itself is deferred (it used to be slept through: with the defaults, past the lease)
+    expect(waitsInPlace(2_000, 2_000, 0)).toBe(false);
+    await withWaitDeadline(1_000, async () => {
+      expect(waitsInPlace(999, 2_000, 0)).toBe(true);
+      expect(waitsInPlace(1_000, 2_000, 0)).toBe(false);
+    });
+    expect(waitsInPlace(1_000, 2_000, 0)).toBe(true);
+    // a pause another caller waits for in acquire() is not waited for past the deadline either
+    const now = 1_000_000;
+    const b = new CrmBudget('t', { daily: 100, per10s: 100 }, () => now);
+    b.pause(5_000);
+    const err = await withWaitDeadline(now + 4_000, () => b.acquire()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CrmRetryLater);
+    expect((err as CrmRetryLater).until.getTime()).toBe(now + 5_000);
+    expect(b.snapshot().usedToday).toBe(0);
+  });
+
   it('paces calls to the rolling 10 s limit and stops at the daily budget until the next UTC day', async () => {
     let now = Date.UTC(2026, 0, 1, 23, 59, 0);
     const b = new CrmBudget('t', { daily: 5, per10s: 3 }, () => now);

@@ -1,3 +1,6 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { WriteBackOutcome } from './crm.port';
+
 /** The daily budget of an org or portal is spent (or the vendor said so): stop and resume later. */
 export class CrmBudgetExhausted extends Error {
   constructor(
@@ -9,6 +12,13 @@ export class CrmBudgetExhausted extends Error {
     super(message);
     this.name = 'CrmBudgetExhausted';
   }
+
+  /**
+   * Set when a write-back stopped on this partway through its calls: the outcomes of the records
+   * sent before it (the others were not sent). The caller records them, so the next pass resumes
+   * where this one stopped instead of sending those records again.
+   */
+  outcomes?: WriteBackOutcome[];
 }
 
 /**
@@ -21,6 +31,27 @@ export class CrmRetryLater extends CrmBudgetExhausted {
     super(key, until, message);
     this.name = 'CrmRetryLater';
   }
+}
+
+const waitDeadline = new AsyncLocalStorage<number>();
+
+/**
+ * Runs `fn` with every in-place wait of its CRM calls (a Retry-After or backoff slept through, a
+ * pause waited for in acquire()) ending before `deadline` (ms on the budget's clock): the
+ * write-back passes the end of its lease, so a wait never outlives it (another replica would claim
+ * the customers and send them again). A longer wait is deferred instead (CrmRetryLater).
+ */
+export function withWaitDeadline<T>(deadline: number, fn: () => Promise<T>): Promise<T> {
+  return waitDeadline.run(deadline, fn);
+}
+
+/**
+ * Whether a caller may wait `ms` in place at `now`: strictly less than `maxWaitMs` (a wait of the
+ * limit or longer is deferred) and ending before the current wait deadline, if any.
+ */
+export function waitsInPlace(ms: number, maxWaitMs: number, now: number): boolean {
+  const deadline = waitDeadline.getStore();
+  return ms < maxWaitMs && (deadline === undefined || now + ms < deadline);
 }
 
 /** The longest Retry-After honoured: a longer one (a broken or hostile value) waits this long. */
@@ -127,6 +158,12 @@ export class CrmBudget {
         if (this.searchWindow.length >= this.limits.searchPerSecond) wait = Math.max(wait, this.searchWindow[0]! + 1_000 - t);
       }
       if (wait > 0) {
+        // A pause another caller was told to wait for that would outlive this caller's deadline
+        // (the write-back's lease): stop and come back when it has passed.
+        const deadline = waitDeadline.getStore();
+        if (deadline !== undefined && t + wait >= deadline) {
+          throw new CrmRetryLater(this.key, new Date(t + wait), `${this.key} is paused until ${new Date(t + wait).toISOString()}, after this pass's lease ends`);
+        }
         await new Promise((r) => setTimeout(r, Math.min(wait + 1, 60_000)));
         continue;
       }

@@ -4,8 +4,8 @@ import { systemClock, type Clock } from '../shared/clock';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
-import { CrmBudgetExhausted, CrmRetryLater } from './crm-budget';
-import type { CrmClient, CrmSystem, WriteBackKey, WriteBackUpdate, WriteBackValues } from './crm.port';
+import { CrmBudgetExhausted, CrmRetryLater, withWaitDeadline } from './crm-budget';
+import type { CrmClient, CrmSystem, WriteBackKey, WriteBackOutcome, WriteBackUpdate, WriteBackValues } from './crm.port';
 import * as repo from './crm.repository';
 import { utcDay } from '../sentiment/rollups.repository';
 import type { DesiredRow } from './crm.repository';
@@ -186,6 +186,8 @@ export class CrmWritebackService {
     // Leases and backoff run on the injected clock (tests move it instead of sleeping).
     const now = this.clock.date();
     const claimed = await repo.claimWriteback(this.ds, this.batchCustomers, this.config.writeBackLeaseMs, now);
+    const lease = this.config.writeBackLeaseMs;
+    const leaseEnd = now.getTime() + lease - Math.min(5_000, Math.floor(lease / 10));
     if (claimed.length === 0) return report;
     report.customers = claimed.length;
     const ids = claimed.map((c) => c.customer_id);
@@ -234,37 +236,47 @@ export class CrmWritebackService {
         continue;
       }
       const before = g.client.budget.snapshot().usedToday;
+      const outcome = (o: WriteBackOutcome, it: (typeof g.items)[number]) => {
+        if (o.ok) {
+          done.push({ id: it.row.record_id, values: it.desired });
+          report.written++;
+        } else {
+          failed.push({ id: it.row.record_id, error: o.error ?? 'failed' });
+          report.failed++;
+          if (o.retriable !== false) retry.set(it.row.customer_id, o.error ?? 'failed');
+          if (o.retriable !== false && o.scope !== 'record') callFailed.add(it.row.customer_id);
+          if (o.retriable !== false && o.scope === 'record') refusedOf.set(it.row.customer_id, [...(refusedOf.get(it.row.customer_id) ?? []), { system: g.client.system, objectType: g.objectType }]);
+          const key = `${g.client.system}\u0000${g.objectType}`;
+          const r = refused.get(key) ?? { system: g.client.system, objectType: g.objectType, records: 0, errors: new Set<string>(), sample: [] };
+          r.records++;
+          if (r.errors.size < 5) r.errors.add((o.error ?? 'failed').slice(0, 300));
+          if (r.sample.length < 5) r.sample.push(it.row.external_id);
+          refused.set(key, r);
+        }
+      };
       try {
-        const outcomes = await g.client.writeBack(g.objectType, g.items.map((i) => i.update));
-        outcomes.forEach((o, k) => {
-          const it = g.items[k]!;
-          if (o.ok) {
-            done.push({ id: it.row.record_id, values: it.desired });
-            report.written++;
-          } else {
-            failed.push({ id: it.row.record_id, error: o.error ?? 'failed' });
-            report.failed++;
-            if (o.retriable !== false) retry.set(it.row.customer_id, o.error ?? 'failed');
-            if (o.retriable !== false && o.scope !== 'record') callFailed.add(it.row.customer_id);
-            if (o.retriable !== false && o.scope === 'record') refusedOf.set(it.row.customer_id, [...(refusedOf.get(it.row.customer_id) ?? []), { system: g.client.system, objectType: g.objectType }]);
-            const key = `${g.client.system}\u0000${g.objectType}`;
-            const r = refused.get(key) ?? { system: g.client.system, objectType: g.objectType, records: 0, errors: new Set<string>(), sample: [] };
-            r.records++;
-            if (r.errors.size < 5) r.errors.add((o.error ?? 'failed').slice(0, 300));
-            if (r.sample.length < 5) r.sample.push(it.row.external_id);
-            refused.set(key, r);
-          }
-        });
+        // No in-place wait of the calls outlives the lease (a margin left to record the outcomes):
+        // a longer one stops this system's calls and postpones its records instead.
+        const outcomes = await withWaitDeadline(leaseEnd, () => g.client.writeBack(g.objectType, g.items.map((i) => i.update)));
+        outcomes.forEach((o, k) => outcome(o, g.items[k]!));
       } catch (e) {
         if (!(e instanceof CrmBudgetExhausted)) throw e;
+        // The calls before the stop went through: their outcomes are recorded, and only the
+        // records not sent wait (a pass of several calls used to send them all again after it).
+        const sent = new Map((e.outcomes ?? []).map((o) => [o.externalId, o]));
+        const rest = g.items.filter((it) => {
+          const o = sent.get(it.update.externalId);
+          if (o) outcome(o, it);
+          return !o;
+        });
         // Only this system waits: the other CRM's records are written meanwhile. Nothing is
         // dropped: the customers come back at that time, and no call to this system is made
         // before (a Retry-After used to fail the call and come back a second later).
         held.set(g.client.system, e.until);
-        for (const it of g.items) postpone(it.row.customer_id, e.until, e.message);
+        for (const it of rest) postpone(it.row.customer_id, e.until, e.message);
         if (e instanceof CrmRetryLater) {
           report.pausedUntil[g.client.system] = e.until;
-          this.log.warn({ system: g.client.system, objectType: g.objectType, records: g.items.length, until: e.until.toISOString(), reason: e.message }, 'CRM write-back paused: the CRM asked to wait (Retry-After); no call to it until then');
+          this.log.warn({ system: g.client.system, objectType: g.objectType, records: rest.length, until: e.until.toISOString(), reason: e.message }, 'CRM write-back paused: the CRM asked to wait (Retry-After); no call to it until then');
         } else {
           report.budgetExhausted = true;
           this.log.warn({ system: g.client.system, until: e.until }, 'CRM write-back paused: daily API budget spent');

@@ -92,7 +92,7 @@ export interface CrmConfig {
   readonly maxRetries: number;
   /** first backoff when a 429/5xx carries no Retry-After; doubles per attempt */
   readonly retryBaseMs: number;
-  /** longest single wait this service accepts from a Retry-After before giving up the run */
+  /** a Retry-After of this or longer is not waited for in place: no call to the CRM until it passes (the run stops and resumes then); a backoff this long fails the call */
   readonly maxRetryWaitMs: number;
   /**
    * one HTTP call to a CRM, connect to last byte: a reply slower than this (a body that never

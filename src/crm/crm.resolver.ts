@@ -33,8 +33,14 @@ export class CrmResolver {
       systems: this.sync.systems as CrmSystemEnum[],
       running: this.sync.systems.filter((s) => this.sync.isRunning(s)) as CrmSystemEnum[],
       objects: states.map((s): CrmObjectSyncStatus => ({ ...s, system: s.system as CrmSystemEnum, status: s.status as CrmSyncStatusEnum, mode: s.mode as CrmSyncMode | null })),
-      budgets: this.sync.budgets().map((b) => ({ system: b.system as CrmSystemEnum, usedToday: b.usedToday, dailyLimit: b.daily, per10s: b.per10s, exhaustedUntil: b.exhaustedUntil })),
+      budgets: this.sync.budgets().map((b) => ({ system: b.system as CrmSystemEnum, usedToday: b.usedToday, dailyLimit: b.daily, per10s: b.per10s, exhaustedUntil: b.exhaustedUntil, pausedUntil: latest(b.pausedUntil, b.exhaustedUntil) })),
       writeBackPending: pending,
     };
   }
+}
+
+/** The later of two times, or null when neither is set. */
+function latest(a: Date | null, b: Date | null): Date | null {
+  if (!a || !b) return a ?? b;
+  return a > b ? a : b;
 }

@@ -106,6 +106,12 @@ export class CrmBudgetStatus {
 
   @Field(() => GraphQLISODateTime, { nullable: true, description: 'set while the daily budget is spent' })
   exhaustedUntil!: Date | null;
+
+  @Field(() => GraphQLISODateTime, {
+    nullable: true,
+    description: 'no call goes to this CRM before this time: it asked to wait (Retry-After, or a backoff after a 429) or its daily budget is spent; null when calls go out',
+  })
+  pausedUntil!: Date | null;
 }
 
 @ObjectType()

@@ -2,7 +2,7 @@ import type http from 'node:http';
 import { Client } from '@hubspot/api-client';
 import type { Logger } from '../../shared/logger';
 import type { CrmConfig, HubSpotConfig } from '../crm.config';
-import { budgetFor, CrmBudgetExhausted, CrmCallFailed, retryAfterMs, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
+import { budgetFor, CrmBudgetExhausted, CrmCallFailed, retryAfterMs, retryDelay, sleep, waitsInPlace, type CrmBudget, type RetryPolicy } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
 import { NO_PROXY, proxiedNodeAgent, type ProxySettings } from '../crm-proxy';
 import { usableExternalId } from '../crm-record-guard';
@@ -132,11 +132,13 @@ export class HubSpotCrmClient implements CrmClient {
           throw e;
         }
         const retryAfter = err?.headers?.['retry-after'] ?? err?.headers?.['Retry-After'];
-        const asked = retryAfterMs(retryAfter, this.opts.now?.() ?? Date.now());
-        // A Retry-After longer than a run waits in place: no call to the portal (from any caller)
-        // before it passes; the caller stops and comes back then (before, the call failed and the
-        // write-back's queue sent it again a second later, and the sync called on).
-        if (asked !== null && asked > this.policy.maxWaitMs) {
+        const now = this.opts.now?.() ?? Date.now();
+        const asked = retryAfterMs(retryAfter, now);
+        // A Retry-After of the limit a run waits in place or longer, or one that would outlive the
+        // write-back's lease: no call to the portal (from any caller) before it passes; the caller
+        // stops and comes back then (before, the call failed and the write-back's queue sent it
+        // again a second later, and the sync called on; one of exactly the limit was slept through).
+        if (asked !== null && !waitsInPlace(asked, this.policy.maxWaitMs, now)) {
           const deferred = this.budget.defer(asked, `HubSpot answered ${what} with ${status} and Retry-After ${Math.round(asked / 1000)} s`);
           this.log.warn({ status, what, retryAfterS: Math.round(asked / 1000), until: deferred.until.toISOString() }, 'HubSpot asked to wait (Retry-After): no call to this portal until then');
           throw deferred;
@@ -145,7 +147,7 @@ export class HubSpotCrmClient implements CrmClient {
         let wait = retryDelay(this.policy, attempt, retryAfter);
         // The 10 s window: without Retry-After, waiting for its end is the shortest safe wait.
         if (!retryAfter && status === 429 && body.policyName === 'TEN_SECONDLY_ROLLING') wait = Math.max(wait, Math.min(10_000, this.policy.baseMs * 4));
-        if (wait > this.policy.maxWaitMs) throw new CrmCallFailed(`HubSpot backoff of ${Math.round(wait / 1000)} s is longer than this run waits`, status, err?.body);
+        if (!waitsInPlace(wait, this.policy.maxWaitMs, now)) throw new CrmCallFailed(`HubSpot backoff of ${Math.round(wait / 1000)} s is longer than this run waits`, status, err?.body);
         // A Retry-After holds back every caller of the portal, whatever the status (a 503 too).
         if (status === 429 || asked !== null) this.budget.pause(wait);
         this.log.debug({ status, wait, attempt, what }, 'hubspot call throttled or failed; retrying');
@@ -319,7 +321,12 @@ export class HubSpotCrmClient implements CrmClient {
           }
           chunk = [];
         } catch (e) {
-          if (e instanceof CrmBudgetExhausted) throw e;
+          if (e instanceof CrmBudgetExhausted) {
+            // The calls before this one went through: their outcomes go with the error, so the
+            // caller records them and does not send those records again.
+            e.outcomes = updates.filter((u) => byId.has(u.externalId)).map((u) => byId.get(u.externalId)!);
+            throw e;
+          }
           const body = (e instanceof CrmCallFailed ? e.body : null) as { category?: string; message?: string; context?: { ids?: unknown } } | null;
           const named = new Set(body?.category === 'OBJECT_NOT_FOUND' && Array.isArray(body.context?.ids) ? body.context.ids.map(String) : []);
           const gone = chunk.filter((u) => named.has(u.externalId));

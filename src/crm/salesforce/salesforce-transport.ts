@@ -5,7 +5,7 @@ import type { HttpRequest, HttpRequestOptions, HttpResponse } from 'jsforce/lib/
 import { StreamPromise } from 'jsforce/lib/util/promise';
 import type { Logger } from '../../shared/logger';
 import { NO_PROXY, proxyDispatcher, type ProxySettings } from '../crm-proxy';
-import { CrmCallFailed, retryAfterMs, retryDelay, sleep, type CrmBudget, type RetryPolicy } from '../crm-budget';
+import { CrmCallFailed, retryAfterMs, retryDelay, sleep, waitsInPlace, type CrmBudget, type RetryPolicy } from '../crm-budget';
 
 const RETRY_STATUS = new Set([420, 429, 500, 502, 503, 504]);
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET', 'ENETUNREACH']);
@@ -60,8 +60,9 @@ export class BudgetedTransport extends Transport {
         res = await this.fetchOnce(req);
       } catch (e) {
         const code = (e as { code?: string; cause?: { code?: string } }).cause?.code ?? (e as { code?: string }).code;
-        if (code && NETWORK_CODES.has(code) && attempt < this.policy.maxRetries) {
-          await sleep(retryDelay(this.policy, attempt, null));
+        const wait = retryDelay(this.policy, attempt, null);
+        if (code && NETWORK_CODES.has(code) && attempt < this.policy.maxRetries && waitsInPlace(wait, this.policy.maxWaitMs, this.now())) {
+          await sleep(wait);
           continue;
         }
         throw e;
@@ -86,11 +87,13 @@ export class BudgetedTransport extends Transport {
       } else if (!RETRY_STATUS.has(res.statusCode)) {
         return res;
       }
-      const asked = retryAfterMs(res.headers['retry-after'], this.now());
-      // A Retry-After longer than a run waits in place: no call to the org (from any caller)
+      const now = this.now();
+      const asked = retryAfterMs(res.headers['retry-after'], now);
+      // A Retry-After of the limit a run waits in place or longer, or one that would outlive the
+      // write-back's lease: no call to the org (from any caller)
       // before it passes; the caller stops and comes back then (before, the call failed and the
       // write-back's queue sent it again a second later, and the sync called on).
-      if (asked !== null && asked > this.policy.maxWaitMs) {
+      if (asked !== null && !waitsInPlace(asked, this.policy.maxWaitMs, now)) {
         const what = `Salesforce answered ${req.method} ${new URL(req.url).pathname} with ${res.statusCode} and Retry-After ${Math.round(asked / 1000)} s`;
         const deferred = this.budget.defer(asked, what);
         this.log.warn({ status: res.statusCode, path: new URL(req.url).pathname, retryAfterS: Math.round(asked / 1000), until: deferred.until.toISOString() }, 'Salesforce asked to wait (Retry-After): no call to this org until then');
@@ -100,7 +103,7 @@ export class BudgetedTransport extends Transport {
         throw new CrmCallFailed(`Salesforce ${req.method} ${new URL(req.url).pathname} failed with ${res.statusCode} after ${attempt + 1} attempts`, res.statusCode, res.body);
       }
       const wait = retryDelay(this.policy, attempt, res.headers['retry-after']);
-      if (wait > this.policy.maxWaitMs) {
+      if (!waitsInPlace(wait, this.policy.maxWaitMs, now)) {
         throw new CrmCallFailed(`Salesforce backoff of ${Math.round(wait / 1000)} s is longer than this run waits`, res.statusCode, res.body);
       }
       // A Retry-After holds back every caller of the org, whatever the status (a 503 too).

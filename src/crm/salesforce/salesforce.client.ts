@@ -286,7 +286,11 @@ export class SalesforceCrmClient implements CrmClient {
           out.push(r.success ? { externalId: chunk[k]!.externalId, ok: true } : { externalId: chunk[k]!.externalId, ok: false, error: `${code}: ${err?.message ?? 'failed'}`, retriable: !PERMANENT.has(code), scope: 'record' });
         });
       } catch (e) {
-        if (e instanceof CrmBudgetExhausted) throw e;
+        if (e instanceof CrmBudgetExhausted) {
+          // The collections before this one went through: their outcomes go with the error.
+          e.outcomes = out;
+          throw e;
+        }
         for (const u of chunk) out.push({ externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true, scope: 'call' });
       }
     }
