@@ -27,6 +27,19 @@ describe('normalizeEmail', () => {
     expect(normalizeEmail(null)).toBeNull();
   });
 
+  it('refuses control and invisible characters, and look-alikes that lower-case into another address', () => {
+    // a right-to-left override displays as another address; a zero-width space or a bell hides in one
+    for (const bad of ['ann\u202Emoc.live@example.com', 'bob\u0007@example.com', 'c\u200Bd@example.com', 'dan@exa\u00ADmple.com', 'eve@example.c\uFEFFom']) {
+      expect(normalizeEmail(bad)).toBeNull();
+    }
+    // the Kelvin sign lower-cases to an ASCII k: it would take kate@example.com's identity
+    expect(normalizeEmail('\u212Aate@example.com')).toBeNull();
+    expect(normalizeEmail('Kate@example.com')).toBe('kate@example.com');
+    // letters of other scripts stay as they are (internationalised addresses)
+    expect(normalizeEmail('JÖRG@Example.de')).toBe('jörg@example.de');
+    expect(normalizeEmail('пример@пример.рф')).toBe('пример@пример.рф');
+  });
+
   it('refuses what is longer than any address (RFC 5321: 254), which the unique index could not hold', () => {
     const local = 'a'.repeat(64);
     const at254 = `${local}@${'b'.repeat(254 - 64 - 1 - 4)}.com`;

@@ -24,7 +24,20 @@ export const DEFAULT_EMAIL_OPTIONS: EmailOptions = Object.freeze({ plusAddressin
 const EMAIL_MAX = 254;
 // Deliberately loose: RFC 5322 allows far more than CRMs ever hold, and a too strict check would
 // silently drop real identities. We only refuse what cannot be an address at all.
-const EMAIL_SHAPE = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+\.[^\s@<>(),;:".]{2,}$/;
+// Control and invisible format characters (a right-to-left override, a zero-width space, a bell)
+// are no part of an address a person types: one stored as an identity can display as another
+// address, or make two that look alike.
+const EMAIL_SHAPE = /^[^\s@<>(),;:"\p{Cc}\p{Cf}]+@[^\s@<>(),;:"\p{Cc}\p{Cf}]+\.[^\s@<>(),;:".\p{Cc}\p{Cf}]{2,}$/u;
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * Whether lower-casing turns a character that is not ASCII into ASCII (the Kelvin sign K, U+212A,
+ * becomes `k`): a look-alike would then normalize to the address it imitates.
+ */
+function foldsIntoAscii(s: string): boolean {
+  for (const c of s) if (c.charCodeAt(0) > 0x7f && !NON_ASCII.test(c.toLowerCase())) return true;
+  return false;
+}
 
 /**
  * Normalizes an email address for deterministic matching.
@@ -34,7 +47,9 @@ const EMAIL_SHAPE = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+\.[^\s@<>(),;:".]{2,}$/;
  */
 export function normalizeEmail(raw: string | null | undefined, options: EmailOptions = DEFAULT_EMAIL_OPTIONS): string | null {
   if (raw == null) return null;
-  let s = raw.trim().toLowerCase();
+  const trimmed = raw.trim();
+  if (NON_ASCII.test(trimmed) && foldsIntoAscii(trimmed)) return null;
+  let s = trimmed.toLowerCase();
   if (s.startsWith('mailto:')) s = s.slice(7);
   // no `<` inside: `[^>]+` tried from every `<` of a long run of them is quadratic (1.2 s for 50,000)
   const angle = /<([^<>]+)>/.exec(s);
