@@ -176,7 +176,9 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const gapTracker = new ListeningGapTracker(config.listeningGap);
   const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }), gapTracker, scorer);
   recorder.onHubCapped = (n) => metrics.identityHubCapped.inc(n);
-  const ingest = new IngestService(recorder, config.ingestLimits, metrics, log.child({ component: 'ingest' }), config.ingestLanes);
+  // the edge measures "too far in the future" against the service's clock, as every later stage does
+  const ingestLimits = { ...config.ingestLimits, now: () => clock.now() };
+  const ingest = new IngestService(recorder, ingestLimits, metrics, log.child({ component: 'ingest' }), config.ingestLanes);
   const customers = new CustomerService(db.ds);
   const interactions = new InteractionService(db.ds);
   const auth = new AuthService(config.auth);
@@ -194,7 +196,7 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const erasure = new ErasureService(db.ds, crmClients, identity.keyOptions, log.child({ component: 'erasure' }), tasks);
   const exports = new CustomerExportService(db.ds);
   const retention = new RetentionJob(db.ds, config.retentionDays, log.child({ component: 'retention' }), { ...tasks, onRedacted: (n) => metrics.retentionRedacted.inc(n) });
-  return { taxonomy, remoteModel, scorer, rescore, recorder, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation, erasure, exports, retention };
+  return { taxonomy, remoteModel, scorer, rescore, recorder, ingestLimits, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation, erasure, exports, retention };
 }
 export type Services = ReturnType<typeof createServices>;
 
@@ -322,7 +324,7 @@ export async function startApp(config: Config, log: Logger, database?: Database,
   }
   if (kafkaStarting) {
     try {
-      kafka = await startKafkaPipeline(config, db.ds, services.recorder, metrics, log);
+      kafka = await startKafkaPipeline(config, db.ds, services.recorder, metrics, log, { ingestLimits: services.ingestLimits });
       kafkaStarting = null;
     } catch (e) {
       // The start fails as a whole (an orchestrator restarts the process): nothing may keep running.

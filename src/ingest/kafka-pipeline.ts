@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { Config } from '../config/config';
 import type { RecordInteractionsService } from '../interactions/record-interactions.service';
+import type { LimitsArg } from '../interactions/interaction-message';
 import { metricsSink, OutboxRelay, type OutboxRelayOptions, type RelayHandle } from '../outbox/outbox-relay';
 import { relayWorkerFile, ThreadedRelay } from '../outbox/outbox-relay-thread';
 import type { Logger } from '../shared/logger';
@@ -32,7 +33,7 @@ export async function startKafkaPipeline(
   recorder: RecordInteractionsService,
   metrics: Metrics,
   log: Logger,
-  opts: { consumer?: KafkaConsumerOptions; relay?: OutboxRelayOptions } = {},
+  opts: { consumer?: KafkaConsumerOptions; relay?: OutboxRelayOptions; ingestLimits?: LimitsArg } = {},
 ): Promise<KafkaPipeline | null> {
   const settings = config.kafka;
   if (!settings.brokers) {
@@ -56,7 +57,8 @@ export async function startKafkaPipeline(
     createKafka(settings, kafkaLog, 'ingest', (entry) => logReader?.onClientLog(entry)),
     settings,
     recorder,
-    config.ingestLimits,
+    // the edge limits with the service's clock (the future limit is measured against it)
+    opts.ingestLimits ?? config.ingestLimits,
     metrics,
     log.child({ component: 'kafka-consumer' }),
     opts.consumer,

@@ -90,6 +90,16 @@ describe('edge checks: what PostgreSQL would refuse is refused line by line', ()
     expect(parseMessage(JSON.stringify({ ...valid, occurredAt: '2026-11-20T12:00:00Z' }), { maxFutureMs: 86_400_000, now })).toMatchObject({ ok: true });
   });
 
+  it('takes occurredAt up to 24 hours past its clock by default, and names the limit when it refuses', () => {
+    const now = () => Date.UTC(2026, 11, 4, 12);
+    const at = (hours: number) => JSON.stringify({ ...valid, occurredAt: new Date(now() + hours * 3_600_000).toISOString() });
+    expect(parseMessage(at(23.9), { now })).toMatchObject({ ok: true });
+    expect(parseMessage(at(24.1), { now })).toMatchObject({ ok: false, kind: 'invalid-value', error: expect.stringMatching(/^occurredAt: 2026-12-05T12:06:00.000Z is more than 24 hours in the future \(EARSHOT_INGEST_MAX_FUTURE_DAYS\)$/) });
+    expect(parseMessage(at(9 * 8760), { now })).toMatchObject({ ok: false, kind: 'invalid-value' });
+    expect(parseMessage(at(9 * 8760), { now, maxFutureMs: 3650 * 86_400_000 })).toMatchObject({ ok: true });
+    expect(parseMessage(at(3651 * 24), { now, maxFutureMs: 3650 * 86_400_000 })).toMatchObject({ ok: false, error: expect.stringMatching(/more than 3650 days in the future/) });
+  });
+
   it('refuses metadata deeper or larger than the limits, without overflowing the stack', () => {
     const deep = `{"source":"x","externalId":"1","occurredAt":"2026-11-20T10:00:00Z","direction":"inbound","author":{"handle":"j"},"text":"t","metadata":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`;
     expect(parseMessage(deep, 1000)).toMatchObject({ ok: false, kind: 'invalid-value', error: 'metadata: nested deeper than 32 levels (EARSHOT_INGEST_MAX_METADATA_DEPTH)' });

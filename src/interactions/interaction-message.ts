@@ -62,7 +62,12 @@ export interface MessageLimits {
   maxMetadataBytes: number;
   /** EARSHOT_INGEST_EARLIEST_OCCURRED_AT, as epoch milliseconds */
   earliestOccurredAt: number;
-  /** EARSHOT_INGEST_MAX_FUTURE_DAYS, in milliseconds: how far past `now` occurredAt may be (clock skew, scheduled posts) */
+  /**
+   * EARSHOT_INGEST_MAX_FUTURE_DAYS, in milliseconds: how far past `now` occurredAt may be (clock
+   * skew, a local time sent as UTC). One day by default: every later stage takes occurredAt as
+   * the truth, so a date years ahead kept its text past retention, opened a listening item due
+   * years later, and stood first in its customer's history and last-interaction time for years.
+   */
   maxFutureMs: number;
   /**
    * Bytes the text may take as JSON, escapes included, in its interactions.enriched.v1 event:
@@ -84,8 +89,13 @@ export const DEFAULT_MESSAGE_LIMITS: Readonly<MessageLimits> = Object.freeze({
   maxMetadataDepth: 32,
   maxMetadataBytes: 64 * 1024,
   earliestOccurredAt: Date.UTC(1970, 0, 1),
-  maxFutureMs: 3_650 * 86_400_000,
+  maxFutureMs: 86_400_000,
 });
+
+/** A future limit as a sender reads it: `24 hours`, `3650 days`. */
+export function describeFutureLimit(ms: number): string {
+  return ms >= 2 * 86_400_000 && ms % 86_400_000 === 0 ? `${ms / 86_400_000} days` : `${Math.round(ms / 3_600_000)} hours`;
+}
 
 /** A bare number is the text limit alone (the older signature); the other limits keep their defaults. */
 export type LimitsArg = number | Partial<MessageLimits>;
@@ -217,7 +227,7 @@ export function validateMessage(value: unknown, limitsArg: LimitsArg): Validatio
     }
     const latest = (limits.now ?? Date.now)() + limits.maxFutureMs;
     if (at > latest) {
-      return fail('invalid-value', `occurredAt: ${message.occurredAt} is more than ${Math.round(limits.maxFutureMs / 86_400_000)} days in the future (EARSHOT_INGEST_MAX_FUTURE_DAYS)`);
+      return fail('invalid-value', `occurredAt: ${message.occurredAt} is more than ${describeFutureLimit(limits.maxFutureMs)} in the future (EARSHOT_INGEST_MAX_FUTURE_DAYS)`);
     }
     if (message.metadata) {
       const bytes = Buffer.byteLength(JSON.stringify(message.metadata), 'utf8');

@@ -190,8 +190,10 @@ export class InteractionInput {
   @Field(() => String, { nullable: true })
   url?: string;
 
-  @Field(() => GraphQLISODateTime, { description: 'when it happened (ISO-8601 date-time)' })
-  occurredAt!: Date;
+  // A String, checked line by line at the edge as /ingest and Kafka check it: as a DateTimeISO,
+  // one entry's unreadable date (2026-02-30, no time zone, a leap second) failed the whole call.
+  @Field(() => String, { description: 'when it happened: an RFC 3339 date-time with its offset, from EARSHOT_INGEST_EARLIEST_OCCURRED_AT (1970) to EARSHOT_INGEST_MAX_FUTURE_DAYS (1 day) ahead; an unreadable or out-of-range one rejects its entry alone' })
+  occurredAt!: string;
 
   @Field(() => Direction)
   direction!: Direction;

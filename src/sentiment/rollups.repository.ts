@@ -133,8 +133,8 @@ export async function updateCustomerSummaries(
   // read every inbound interaction of the last 60 days of each of its customers. A row still
   // without days (NULL: it existed before the column) sums its interactions once, batch included
   // (already inserted), and a rebuild always does. Read from the target row `c`, as the sums are.
-  // Days more than 60 ahead (ingest admits up to EARSHOT_INGEST_MAX_FUTURE_DAYS, ten years by
-  // default) share one entry, dated 61 days ahead as of the update, so a row holds at most 122
+  // Days more than 60 ahead (ingest admits up to EARSHOT_INGEST_MAX_FUTURE_DAYS: one day by
+  // default, up to 1,000 years when an operator widens it) share one entry, dated 61 days ahead as of the update, so a row holds at most 122
   // days whatever dates an author sends. They count as recent, as they would one by one, but
   // leave the recent window 91 days after they were last merged, before their own dates would.
   const epochDay = `(${UTC_TODAY} - date '1970-01-01')`;

@@ -244,7 +244,8 @@ interface Msg {
 
 function generate(): Msg[] {
   const tweets = fs.readFileSync(path.join(DATA_DIR, 'tweeteval_val_text.txt'), 'utf8').split('\n').map((t) => t.trim()).filter(Boolean);
-  const base = Date.UTC(2026, 9, 1);
+  // in the past however many messages (ingest refuses dates more than a day ahead)
+  const base = Math.min(Date.UTC(2026, 9, 1), Date.now() - N * 25_000 - 3_600_000);
   return Array.from({ length: N }, (_, i) => {
     const a = (i * 7_919) % AUTHORS;
     return {

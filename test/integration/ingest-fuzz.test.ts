@@ -37,7 +37,8 @@ const metadataValue = fc.letrec((tie) => ({
 /** A valid interactions.v1 message; its externalId is set when the test builds the body. */
 const validMessage = fc.record({
   source: fc.constantFrom('x', 'facebook', 'email', 'call', 'trustpilot', 'survey'),
-  occurredAt: fc.date({ min: new Date(Date.UTC(1970, 0, 1)), max: new Date(Date.UTC(2030, 0, 1)), noInvalidDate: true }).map((d) => d.toISOString()),
+  // up to a date already past: ingest refuses dates more than a day ahead (EARSHOT_INGEST_MAX_FUTURE_DAYS)
+  occurredAt: fc.date({ min: new Date(Date.UTC(1970, 0, 1)), max: new Date(Date.UTC(2026, 10, 30)), noInvalidDate: true }).map((d) => d.toISOString()),
   direction: fc.constantFrom('inbound', 'outbound'),
   author: fc.record({ handle: safeString(20).map((s) => `h${s}`), displayName: fc.option(safeString(60), { nil: undefined }) }, { requiredKeys: ['handle'] }),
   text: safeString(400),

@@ -38,13 +38,17 @@ export async function startTestApp(env: Record<string, string> = {}, label = 'ap
   });
 }
 
-/** One valid interactions.v1 message; override what the test is about. */
+/**
+ * One valid interactions.v1 message; override what the test is about. occurredAt is n minutes
+ * after 2026-11-01T12:00Z, n taken modulo 40,000 (at most 2026-11-29): ingest refuses dates more
+ * than a day past its clock (EARSHOT_INGEST_MAX_FUTURE_DAYS), and tests use n in the millions.
+ */
 export function message(n: number, over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     eventId: `evt-${n}`,
     source: 'x',
     externalId: `ext-${n}`,
-    occurredAt: new Date(Date.UTC(2026, 10, 1, 12, 0, 0) + n * 60_000).toISOString(),
+    occurredAt: new Date(Date.UTC(2026, 10, 1, 12, 0, 0) + (n % 40_000) * 60_000).toISOString(),
     direction: 'inbound',
     author: { handle: `user${n}`, displayName: `User ${n}` },
     text: n % 3 === 0 ? 'I love this, great service!' : n % 3 === 1 ? 'My parcel is late and nobody answers. Terrible.' : 'How do I change my password?',
