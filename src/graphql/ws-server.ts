@@ -2,7 +2,7 @@ import type http from 'node:http';
 import { execute, getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { AuthService, Principal } from '../auth/auth.service';
+import { callerKey, type AuthService, type Principal } from '../auth/auth.service';
 import type { OperationSlots } from '../http/operation-slots';
 import type { Config, GraphqlConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
@@ -10,7 +10,7 @@ import type { Logger } from '../shared/logger';
 import type { GraphQLContext } from './context';
 import { makeFormatError } from './format-error';
 import { COST_LIMIT_CODE, costValidationRules, estimateCost, operationRefusal, startTimeBudget } from './limits';
-import type { LiveHub, LiveLimits } from './live-hub';
+import { TOO_SLOW_CLOSE_CODE, type LiveHub, type LiveLimits } from './live-hub';
 import type { Loaders } from './loaders';
 import type { TrustedDocuments } from './trusted-documents';
 
@@ -45,6 +45,18 @@ const MAX_MESSAGE_BYTES = 64 * 1024;
  */
 export const MAX_OPERATIONS_PER_CONNECTION = 100;
 
+/**
+ * Messages (and WebSocket pings) one connection may send: a bucket of 500 refilled at 100 a
+ * second. A frontend sends a handful (connection_init, a subscribe per view, a ping every few
+ * seconds); three sockets that each sent 40,000 `ping` messages a second took the event loop,
+ * and an HTTP query's median went from 9 ms to 520 ms (2.7 s at worst).
+ */
+export const MESSAGE_BURST = 500;
+export const MESSAGES_PER_SECOND = 100;
+
+/** Close code for a connection that sent more messages than it may (Policy Violation: graphql-ws's client does not retry it). */
+export const TOO_MANY_MESSAGES_CLOSE_CODE = 1008;
+
 /** Close code for a connection whose credential expired (graphql-ws's Forbidden): the client reconnects with a fresh one. */
 export const CREDENTIAL_EXPIRED_CLOSE_CODE = 4403;
 
@@ -76,6 +88,53 @@ function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
 }
 
 /**
+ * Closes `socket` with 1008 once it sends messages or pings faster than MESSAGES_PER_SECOND
+ * beyond a burst of MESSAGE_BURST. What it sends after is framed by ws until the client's close
+ * frame (or ws's 30 s close timeout) but no longer handed to graphql-ws to parse and answer.
+ */
+function boundMessageRate(socket: WebSocket, log: Logger): void {
+  let tokens = MESSAGE_BURST;
+  let at = Date.now();
+  const take = () => {
+    const now = Date.now();
+    tokens = Math.min(MESSAGE_BURST, tokens + ((now - at) * MESSAGES_PER_SECOND) / 1000);
+    at = now;
+    if (tokens >= 1) {
+      tokens -= 1;
+      return;
+    }
+    if (socket.readyState !== socket.OPEN) return;
+    log.warn('closing a WebSocket connection that sends messages faster than it may');
+    socket.close(TOO_MANY_MESSAGES_CLOSE_CODE, `Too many messages: at most ${MESSAGES_PER_SECOND} a second after a burst of ${MESSAGE_BURST}`);
+    socket.removeAllListeners('message');
+  };
+  socket.on('message', take);
+  socket.on('ping', take);
+}
+
+/**
+ * Bounds what the peer of `socket` has not read: once more than `maxBufferedBytes` wait unsent,
+ * nothing more is queued and the connection is closed with 1013 (the close frame comes after what
+ * is queued, so a client that reads again learns why). Subscription events had their bound
+ * (src/graphql/live-hub.ts), but every other reply was queued without one: a client that sent
+ * 60 KB `ping` messages and never read made the server hold each `pong`, 349 MB RSS to 1.2 GB in
+ * 6 s, and refusals of operations past the per-connection cap piled up the same way.
+ */
+function boundUnread(socket: WebSocket, maxBufferedBytes: number, log: Logger): void {
+  const send = socket.send.bind(socket) as (data: unknown, ...rest: unknown[]) => void;
+  socket.send = ((data: unknown, ...rest: unknown[]) => {
+    if (socket.bufferedAmount <= maxBufferedBytes) return send(data, ...rest);
+    if (socket.readyState === socket.OPEN) {
+      log.warn({ buffered: socket.bufferedAmount }, 'closing a WebSocket connection whose client does not read what it is sent (EARSHOT_SUBSCRIPTION_MAX_BUFFERED_BYTES)');
+      socket.close(TOO_SLOW_CLOSE_CODE, 'client too slow: it did not read what it was sent; reconnect');
+    }
+    // graphql-ws waits for the callback: the operation ends as if the message had gone
+    const done = rest.find((r) => typeof r === 'function') as ((err?: Error) => void) | undefined;
+    done?.();
+  }) as WebSocket['send'];
+}
+
+/**
  * graphql-ws (subprotocol `graphql-transport-ws`) on the HTTP server's port, at /graphql.
  *
  * What must stay true: a connection is authenticated once, by its `connection_init` payload
@@ -85,10 +144,18 @@ function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
  * so it is, within EARSHOT_WS_RECHECK_MS, once its JWT no longer verifies against the JWKS (its
  * key withdrawn); a JWKS that cannot be fetched closes nothing. One API key or JWT subject holds
  * at most EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL connections; one more is refused with 4429.
+ * A connection whose client leaves more than EARSHOT_SUBSCRIPTION_MAX_BUFFERED_BYTES unread is
+ * closed with 1013, whatever the server was sending it; one that sends more than MESSAGES_PER_SECOND
+ * beyond a burst of MESSAGE_BURST is closed with 1008; one that answers no ping is cut within 24 s.
  */
 export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(): Promise<void> } {
   const { log } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  // before graphql-ws's own listener, so that every message it sends is bounded
+  wss.on('connection', (socket: WebSocket) => {
+    boundUnread(socket, deps.limits.maxBufferedBytes, log);
+    boundMessageRate(socket, log);
+  });
   const onUpgrade = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/graphql') {
@@ -156,8 +223,7 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
           const socket = ctx.extra.socket;
           // gone while its credential was checked: 'close' has fired already, and nothing must be counted
           if (socket.readyState !== socket.OPEN) return false;
-          // an API key's name and a JWT's subject are apart, even when they are spelled alike
-          const who = `${principal.expiresAt === undefined ? 'key' : 'jwt'}:${principal.id}`;
+          const who = callerKey(principal);
           const held = perPrincipal.get(who) ?? 0;
           if (held >= maxConnectionsPerPrincipal) {
             log.warn({ principal: principal.id, held }, 'WebSocket connection refused: the principal holds as many as it may (EARSHOT_WS_MAX_CONNECTIONS_PER_PRINCIPAL)');
@@ -246,14 +312,16 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
       async execute(args) {
         const slots = deps.slots;
         if (!slots) return execute(args);
-        if (!(await slots.enter())) {
+        // shared between callers as over HTTP: one caller never holds every slot
+        const caller = callerKey((args.contextValue as GraphQLContext).principal);
+        if (!(await slots.enter(caller))) {
           const busy = new AppError('SERVICE_UNAVAILABLE', 'too many GraphQL operations are waiting; try again shortly');
           return { errors: [new GraphQLError(busy.message, { originalError: busy })] };
         }
         try {
           return await execute(args);
         } finally {
-          slots.leave();
+          slots.leave(caller);
         }
       },
       onNext(_ctx, _id, _payload, _args, result) {
