@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { USER_ROLES, type Config, type UserRole } from '../config/config';
 import { AppError } from '../shared/app-error';
 
@@ -32,6 +32,18 @@ export function callerKey(principal: Principal | null): string {
 /** Most privileged first: a token with several roles is named after the first it holds. */
 const PRIVILEGE_ORDER: readonly UserRole[] = ['admin', 'agent', 'sales', 'analyst', 'service'];
 
+/**
+ * A key set larger than this is refused unread: real ones are a few KiB (a dozen keys), and jose
+ * read any size whole, then parsed, copied and hashed it (a 50 MB one: 5.3 s, +300 MB).
+ */
+const JWKS_MAX_BYTES = 1024 * 1024;
+/**
+ * After a failed JWKS fetch, requests do not fetch again for this long: jose fetched once per
+ * request while the identity provider was down (100 requests, 100 fetches), and a JWKS that never
+ * answered held every request for its 5 s timeout.
+ */
+const JWKS_RETRY_MS = 5_000;
+
 /** With no auth configured (development only) every caller acts as this. */
 const OPEN_PRINCIPAL: Principal = { id: 'anonymous (auth not configured)', role: 'admin', roles: ['admin'] };
 
@@ -45,9 +57,11 @@ export class AuthService {
   private readonly secret: Uint8Array | null;
   /** the last key set fetched, as `reverify` checks against it (rebuilt when it changes) */
   private fetched: { version: string; keys: ReturnType<typeof createLocalJWKSet> } | null = null;
+  /** when the last JWKS fetch failed (epoch ms), null once one succeeds */
+  private fetchFailedAt: number | null = null;
 
   constructor(private readonly config: Config['auth']) {
-    this.jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : null;
+    this.jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl), { [customFetch]: (url, init) => this.fetchJwks(url, init) }) : null;
     this.secret = config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : null;
   }
 
@@ -57,7 +71,8 @@ export class AuthService {
     if (!credential) return this.config.open ? OPEN_PRINCIPAL : null;
     const key = this.config.apiKeys.find((k) => safeEqual(k.key, credential));
     if (key) return { id: key.name, role: key.role, roles: [key.role] };
-    if (bearer && bearer.split('.').length === 3 && (this.secret || this.jwks)) return this.verifyJwt(bearer);
+    // an X-API-Key that matches no key is refused, whatever Bearer token comes with it
+    if (apiKey === undefined && bearer && bearer.split('.').length === 3 && (this.secret || this.jwks)) return this.verifyJwt(bearer);
     if (this.config.open) throw new AppError('UNAUTHENTICATED', 'a credential was sent but authentication is not configured');
     throw new AppError('UNAUTHENTICATED', 'invalid API key or token');
   }
@@ -87,9 +102,14 @@ export class AuthService {
     }
     const set = this.jwks.jwks();
     if (!set) return { version: null, error };
+    return { version: this.held(set).version, error };
+  }
+
+  /** `this.fetched` for this key set: rebuilt only when it changed, so its keys are imported once. */
+  private held(set: JSONWebKeySet): NonNullable<AuthService['fetched']> {
     const version = createHash('sha256').update(JSON.stringify(set)).digest('hex');
     if (this.fetched?.version !== version) this.fetched = { version, keys: createLocalJWKSet(set) };
-    return { version, error };
+    return this.fetched;
   }
 
   /**
@@ -116,7 +136,7 @@ export class AuthService {
       const opts = { issuer: this.config.jwtIssuer ?? undefined, audience: this.config.jwtAudience ?? undefined, requiredClaims: ['exp'] };
       payload = this.secret
         ? (await jwtVerify(token, this.secret, { ...opts, algorithms: ['HS256'] })).payload
-        : (await jwtVerify(token, keys ?? this.jwks!, opts)).payload;
+        : (await jwtVerify(token, keys ?? this.remoteKeys, opts)).payload;
     } catch (e) {
       throw new AppError('UNAUTHENTICATED', `invalid token: ${(e as Error).message}`);
     }
@@ -128,11 +148,82 @@ export class AuthService {
     const claimed = [payload.role, ...(Array.isArray(payload.roles) ? payload.roles : [])].filter(
       (r): r is UserRole => typeof r === 'string' && (USER_ROLES as readonly string[]).includes(r),
     );
+    // the subject names the caller in the audit trail and in the per-caller limits: without one,
+    // every such caller was one principal "unknown"
+    if (typeof payload.sub !== 'string' || payload.sub.trim() === '') throw new AppError('UNAUTHENTICATED', 'invalid token: it carries no subject (claim "sub")');
     if (claimed.length === 0) throw new AppError('FORBIDDEN', `the token carries no role (claim "role" or "roles": ${USER_ROLES.join(', ')})`);
     // several roles act together, so the most privileged one decides (e.g. agent + analyst sees PII)
     const roles = PRIVILEGE_ORDER.filter((r) => claimed.includes(r));
-    return { id: payload.sub ?? 'unknown', role: roles[0]!, roles, expiresAt: payload.exp * 1000 };
+    return { id: payload.sub, role: roles[0]!, roles, expiresAt: payload.exp * 1000 };
   }
+
+  /**
+   * The key set from EARSHOT_JWKS_URL. While fetches fail (JWKS_RETRY_MS after the last failure),
+   * requests do not fetch again: they verify against the last key set fetched, as open WebSockets
+   * do, or are refused at once when none ever was.
+   */
+  private readonly remoteKeys: JWTVerifyGetKey = async (header, token) => {
+    const jwks = this.jwks!;
+    const failing = () => this.fetchFailedAt !== null && Date.now() - this.fetchFailedAt < JWKS_RETRY_MS;
+    if (jwks.fresh || !failing()) {
+      try {
+        return await jwks(header, token);
+      } catch (e) {
+        if (!failing()) throw e;
+      }
+    }
+    const set = jwks.jwks();
+    if (!set) throw new Error(`the signing keys could not be fetched from EARSHOT_JWKS_URL (tried again at most every ${JWKS_RETRY_MS / 1000} s)`);
+    return this.held(set).keys(header, token);
+  };
+
+  /** jose's fetch of the key set, with its size bounded; every failure is noted (JWKS_RETRY_MS). */
+  private async fetchJwks(url: string, init: RequestInit): Promise<Response> {
+    try {
+      const res = await fetch(url, init);
+      if (res.status !== 200) {
+        await res.body?.cancel();
+        throw new Error(`the JWKS answered HTTP ${res.status}, not 200`);
+      }
+      const text = await readCapped(res, JWKS_MAX_BYTES);
+      let set: unknown;
+      try {
+        set = JSON.parse(text);
+      } catch {
+        throw new Error('the JWKS is not JSON');
+      }
+      const keys = (set as { keys?: unknown } | null)?.keys;
+      if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))) throw new Error('the JWKS is not a key set ({"keys": [...]})');
+      this.fetchFailedAt = null;
+      return new Response(text, { status: 200, headers: { 'content-type': 'application/json' } });
+    } catch (e) {
+      this.fetchFailedAt = Date.now();
+      throw e;
+    }
+  }
+}
+
+/** The body as text, or an error past `max` bytes (read no further). */
+async function readCapped(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length'));
+  if (declared > max) {
+    await res.body?.cancel();
+    throw new Error(`the JWKS is larger than ${max} bytes (${declared})`);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body!.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw new Error(`the JWKS is larger than ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 type CredentialHeaders = { authorization?: string; 'x-api-key'?: string | string[] };
@@ -140,7 +231,8 @@ type CredentialHeaders = { authorization?: string; 'x-api-key'?: string | string
 function credentials(headers: CredentialHeaders): { apiKey?: string; bearer?: string } {
   const apiKey = Array.isArray(headers['x-api-key']) ? headers['x-api-key'][0] : headers['x-api-key'];
   const bearer = /^Bearer\s+(.+)$/i.exec(headers.authorization ?? '')?.[1]?.trim();
-  return { apiKey, bearer };
+  // empty is absent: the explorer sends `X-API-Key: ""` by default, beside a Bearer token
+  return { apiKey: apiKey || undefined, bearer: bearer || undefined };
 }
 
 function safeEqual(a: string, b: string): boolean {
