@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { WriteBackOutcome } from './crm.port';
 
 /** The daily budget of an org or portal is spent (or the vendor said so): stop and resume later. */
 export class CrmBudgetExhausted extends Error {
@@ -12,13 +11,6 @@ export class CrmBudgetExhausted extends Error {
     super(message);
     this.name = 'CrmBudgetExhausted';
   }
-
-  /**
-   * Set when a write-back stopped on this partway through its calls: the outcomes of the records
-   * sent before it (the others were not sent). The caller records them, so the next pass resumes
-   * where this one stopped instead of sending those records again.
-   */
-  outcomes?: WriteBackOutcome[];
 }
 
 /**

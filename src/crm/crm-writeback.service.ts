@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted, CrmRetryLater, withWaitDeadline } from './crm-budget';
-import type { CrmClient, CrmSystem, WriteBackKey, WriteBackOutcome, WriteBackUpdate, WriteBackValues } from './crm.port';
+import { outcomesBeforeStop, type CrmClient, type CrmSystem, type WriteBackKey, type WriteBackOutcome, type WriteBackUpdate, type WriteBackValues } from './crm.port';
 import * as repo from './crm.repository';
 import { utcDay } from '../sentiment/rollups.repository';
 import type { DesiredRow } from './crm.repository';
@@ -263,7 +263,7 @@ export class CrmWritebackService {
         if (!(e instanceof CrmBudgetExhausted)) throw e;
         // The calls before the stop went through: their outcomes are recorded, and only the
         // records not sent wait (a pass of several calls used to send them all again after it).
-        const sent = new Map((e.outcomes ?? []).map((o) => [o.externalId, o]));
+        const sent = new Map((outcomesBeforeStop.get(e) ?? []).map((o) => [o.externalId, o]));
         const rest = g.items.filter((it) => {
           const o = sent.get(it.update.externalId);
           if (o) outcome(o, it);

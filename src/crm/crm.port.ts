@@ -104,6 +104,14 @@ export interface WriteBackUpdate {
   values: Partial<WriteBackValues>;
 }
 
+/**
+ * The outcomes of the records a write-back sent before it stopped partway through its calls on a
+ * spent budget or a Retry-After (a CrmBudgetExhausted), by that error; the others were not sent.
+ * The caller records them, so the next pass resumes where this one stopped instead of sending
+ * those records again.
+ */
+export const outcomesBeforeStop = new WeakMap<Error, WriteBackOutcome[]>();
+
 export interface WriteBackOutcome {
   externalId: string;
   ok: boolean;

@@ -6,7 +6,7 @@ import { budgetFor, CrmBudgetExhausted, CrmCallFailed, retryAfterMs, retryDelay,
 import { crmRecordUrl } from '../crm-links';
 import { NO_PROXY, proxiedNodeAgent, type ProxySettings } from '../crm-proxy';
 import { usableExternalId } from '../crm-record-guard';
-import type { CaseInput, CaseRef, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
+import { outcomesBeforeStop, type CaseInput, type CaseRef, type CrmClient, type PullOptions, type PullResult, type SetupReport, type SyncCursor, type WriteBackOutcome, type WriteBackUpdate } from '../crm.port';
 import { HS_TICKET_KEY_PROPERTY, hubspotModstamp, hubspotPropertyDefinitions, hubspotTicket, hubspotTicketKeyDefinition, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
 
 const SEARCH_PAGE = 200;
@@ -324,7 +324,7 @@ export class HubSpotCrmClient implements CrmClient {
           if (e instanceof CrmBudgetExhausted) {
             // The calls before this one went through: their outcomes go with the error, so the
             // caller records them and does not send those records again.
-            e.outcomes = updates.filter((u) => byId.has(u.externalId)).map((u) => byId.get(u.externalId)!);
+            outcomesBeforeStop.set(e, updates.filter((u) => byId.has(u.externalId)).map((u) => byId.get(u.externalId)!));
             throw e;
           }
           const body = (e instanceof CrmCallFailed ? e.body : null) as { category?: string; message?: string; context?: { ids?: unknown } } | null;

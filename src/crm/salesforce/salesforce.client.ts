@@ -8,7 +8,7 @@ import type { CrmConfig, SalesforceConfig } from '../crm.config';
 import { budgetFor, CrmBudgetExhausted, CrmCallFailed, sleep, type CrmBudget } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
 import { usableExternalId } from '../crm-record-guard';
-import type { CaseInput, CaseRef, CrmCaseRow, CrmClient, PullOptions, PullResult, SetupReport, SyncCursor, WriteBackOutcome, WriteBackUpdate } from '../crm.port';
+import { outcomesBeforeStop, type CaseInput, type CaseRef, type CrmCaseRow, type CrmClient, type PullOptions, type PullResult, type SetupReport, type SyncCursor, type WriteBackOutcome, type WriteBackUpdate } from '../crm.port';
 import { BudgetedTransport } from './salesforce-transport';
 import { field, mapSalesforceCase, mapSalesforceRecord, salesforceCase, salesforceWriteBack, SF_CASE_KEY_FIELD, selectFields, sfDateTime, soqlDateTime, soqlString, type SfRow } from './salesforce.mapper';
 
@@ -288,7 +288,7 @@ export class SalesforceCrmClient implements CrmClient {
       } catch (e) {
         if (e instanceof CrmBudgetExhausted) {
           // The collections before this one went through: their outcomes go with the error.
-          e.outcomes = out;
+          outcomesBeforeStop.set(e, out);
           throw e;
         }
         for (const u of chunk) out.push({ externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true, scope: 'call' });
