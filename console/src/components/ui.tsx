@@ -104,6 +104,51 @@ export function safeHref(url: string | null | undefined): string | null {
   }
 }
 
+const graphemes = typeof Intl.Segmenter === 'function' ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
+/** A grapheme longer than this (zalgo: one letter under hundreds of combining marks) keeps only its first code points. */
+const MAX_CLUSTER = 8;
+
+/**
+ * The start of a customer's text, at most `max` UTF-16 units, cut between characters (never
+ * inside an emoji's surrogate pair or a flag, which `slice` did and the page showed as "�"),
+ * with runs of white space (a flood of newlines before the words) as one space and "…" when cut.
+ */
+export function excerpt(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  if (flat.length <= max) return flat;
+  let out = '';
+  // graphemes of the head only: a 100 kB text is not segmented whole
+  const head = flat.slice(0, max * 4 + 64);
+  for (const g of graphemes ? Array.from(graphemes.segment(head), (s) => s.segment) : Array.from(head)) {
+    const cluster = g.length > MAX_CLUSTER ? Array.from(g).slice(0, MAX_CLUSTER).join('') : g;
+    if (out.length + cluster.length > max) break;
+    out += cluster;
+  }
+  return `${out.trimEnd()}…`;
+}
+
+/** Longer messages show their first part and a button for the rest (an agent's actions stay near). */
+export const LONG_TEXT = 2_000;
+
+/**
+ * A customer's message: its own bidi paragraph (`dir="auto"`, so a right-to-left override in it
+ * reorders nothing around it), and when it is longer than LONG_TEXT, its first LONG_TEXT
+ * characters with a button to show it whole. Before, a 100,000-character message made the item
+ * panel 41,000 px tall and put the actions below it.
+ */
+export function LongText({ text }: { text: string }) {
+  const [whole, setWhole] = useState(false);
+  if (text.length <= LONG_TEXT) return <p dir="auto">{text}</p>;
+  return (
+    <>
+      <p dir="auto">{whole ? text : excerpt(text, LONG_TEXT)}</p>
+      <button type="button" class="link more" aria-expanded={whole} onClick={() => setWhole(!whole)}>
+        {whole ? 'Show less' : `Show all ${text.length.toLocaleString('en')} characters`}
+      </button>
+    </>
+  );
+}
+
 export function ErrorBox({ error }: { error: string | null }) {
   return error ? (
     <p role="alert" class="error">

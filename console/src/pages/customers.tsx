@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError, gql, type Viewer } from '../api';
 import { TrendChart } from '../components/chart';
-import { ErrorBox, Explanation, safeHref, Section, SentimentBadge, useQuery, when, type Label } from '../components/ui';
+import { ErrorBox, Explanation, LongText, safeHref, Section, SentimentBadge, useQuery, when, type Label } from '../components/ui';
 
 const SEARCH = `query Customers($search: String) {
   customers(first: 25, filter: { search: $search }) {
@@ -59,7 +59,9 @@ export function CustomersPage({ viewer }: { viewer: Viewer }) {
             {(q.data?.customers.edges ?? []).map(({ node: c }) => (
               <tr>
                 <th scope="row">
-                  <a href={`#/customers/${encodeURIComponent(c.id)}`}>{c.displayName ?? 'unnamed customer'}</a>
+                  <a href={`#/customers/${encodeURIComponent(c.id)}`} dir="auto">
+                    {c.displayName ?? 'unnamed customer'}
+                  </a>
                 </th>
                 <td>
                   <SentimentBadge label={c.sentiment.label} score={c.sentiment.score} />
@@ -144,7 +146,7 @@ export function CustomerPage({ id, viewer }: { id: string; viewer: Viewer }) {
   const suggestions = (s.data?.mergeSuggestions.edges ?? []).map((e) => e.node).filter((x) => x.customerA?.id === c.id || x.customerB?.id === c.id);
   return (
     <div class="customer">
-      <h1>{c.displayName ?? 'Unnamed customer'}</h1>
+      <h1 dir="auto">{c.displayName ?? 'Unnamed customer'}</h1>
       <ErrorBox error={error} />
       <div class="grid">
         <Section title="Sentiment">
@@ -166,7 +168,7 @@ export function CustomerPage({ id, viewer }: { id: string; viewer: Viewer }) {
           <ul class="plain" data-testid="identities">
             {c.identities.map((i) => (
               <li>
-                <span class="kind">{i.kind.toLowerCase()}</span> {i.redacted || i.value === null ? <span class="muted">hidden for your role</span> : i.value}
+                <span class="kind">{i.kind.toLowerCase()}</span> {i.redacted || i.value === null ? <span class="muted">hidden for your role</span> : <bdi>{i.value}</bdi>}
                 {i.network && <span class="muted"> ({i.network})</span>}
               </li>
             ))}
@@ -178,12 +180,19 @@ export function CustomerPage({ id, viewer }: { id: string; viewer: Viewer }) {
               <li>
                 {safeHref(r.url) ? (
                   <a href={safeHref(r.url)!} target="_blank" rel="noreferrer noopener">
-                    {r.system.toLowerCase()} {r.objectType} {r.externalId}
+                    {r.system.toLowerCase()} <bdi>{r.objectType}</bdi> <bdi>{r.externalId}</bdi>
                   </a>
                 ) : (
-                  `${r.system.toLowerCase()} ${r.objectType} ${r.externalId}`
+                  <>
+                    {r.system.toLowerCase()} <bdi>{r.objectType}</bdi> <bdi>{r.externalId}</bdi>
+                  </>
                 )}
-                {r.owner && <span class="muted"> · owner {r.owner}</span>}
+                {r.owner && (
+                  <span class="muted">
+                    {' '}
+                    · owner <bdi>{r.owner}</bdi>
+                  </span>
+                )}
               </li>
             ))}
           </ul>
@@ -193,10 +202,15 @@ export function CustomerPage({ id, viewer }: { id: string; viewer: Viewer }) {
         <ol class="thread">
           {c.interactions.edges.map(({ node: m }) => (
             <li class={m.direction === 'OUTBOUND' ? 'out' : 'in'}>
-              <p>{m.text}</p>
+              <LongText text={m.text} />
               <p class="meta">
                 {when(m.occurredAt)} · {m.source} · {m.intent.replace('_', ' ').toLowerCase()} · <SentimentBadge label={m.sentiment.label} score={m.sentiment.score} />
-                {m.topics.length > 0 && ` · ${m.topics.map((t) => t.name).join(', ')}`}
+                {m.topics.length > 0 && (
+                  <>
+                    {' · '}
+                    <bdi>{m.topics.map((t) => t.name).join(', ')}</bdi>
+                  </>
+                )}
               </p>
               <Explanation items={m.sentiment.explanation} />
             </li>
@@ -211,7 +225,11 @@ export function CustomerPage({ id, viewer }: { id: string; viewer: Viewer }) {
               const other = x.customerA?.id === c.id ? x.customerB : x.customerA;
               return (
                 <li>
-                  Same person as <a href={`#/customers/${encodeURIComponent(other?.id ?? '')}`}>{other?.displayName ?? 'unnamed'}</a>? {x.reason}
+                  Same person as{' '}
+                  <a href={`#/customers/${encodeURIComponent(other?.id ?? '')}`}>
+                    <bdi>{other?.displayName ?? 'unnamed'}</bdi>
+                  </a>
+                  ? <bdi>{x.reason}</bdi>
                   {x.score != null && ` (${x.score.toFixed(1)} bits)`}{' '}
                   <button onClick={() => void act(`mutation Accept($id: ID!) { r: acceptMergeSuggestion(id: $id) { customers { id } } }`, { id: x.id })}>Accept</button>{' '}
                   <button onClick={() => void act(`mutation Reject($id: ID!) { r: rejectMergeSuggestion(id: $id) { id } }`, { id: x.id })}>Reject</button>
@@ -241,8 +259,8 @@ export function CustomerPage({ id, viewer }: { id: string; viewer: Viewer }) {
                   {m.action.toLowerCase()}
                   {m.undoneAt && <span class="muted"> (undone {when(m.undoneAt)})</span>}
                 </td>
-                <td>{m.actor}</td>
-                <td>{m.reason}</td>
+                <td dir="auto">{m.actor}</td>
+                <td dir="auto">{m.reason}</td>
                 {viewer.role === 'admin' && (
                   <td>
                     {m.action === 'MERGE' && !m.undoneAt && (

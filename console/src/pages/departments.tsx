@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { TrendChart } from '../components/chart';
-import { duration, ErrorBox, num, pct, Section, useQuery } from '../components/ui';
+import { duration, ErrorBox, excerpt, num, pct, Section, useQuery } from '../components/ui';
 
 interface Gap {
   received: number;
@@ -159,7 +159,15 @@ export function DepartmentsPage() {
             <ul class="plain">
               {i.topNegativeTopics.map((tp) => (
                 <li>
-                  <strong>{tp.label}</strong>: {tp.negativeCount} negative{tp.examples[0] && <q>{tp.examples[0].text.slice(0, 120)}</q>}
+                  <strong>
+                    <bdi>{tp.label}</bdi>
+                  </strong>
+                  : {tp.negativeCount} negative
+                  {tp.examples[0] && (
+                    <q>
+                      <bdi>{excerpt(tp.examples[0].text, 120)}</bdi>
+                    </q>
+                  )}
                 </li>
               ))}
             </ul>

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, gql, live, type Viewer } from '../api';
-import { ErrorBox, Explanation, prefetch, safeHref, SentimentBadge, timeLeft, useQuery, when, type Label } from '../components/ui';
+import { ErrorBox, excerpt, Explanation, LongText, prefetch, safeHref, SentimentBadge, timeLeft, useQuery, when, type Label } from '../components/ui';
 
 interface Item {
   id: string;
@@ -145,18 +145,32 @@ export function QueuePage({ viewer }: { viewer: Viewer }) {
             Open items <span class="count" data-testid="open-count">{q.data ? q.data.openItems.totalCount : '…'}</span>
           </h2>
           {q.data && items.length === 0 && <p class="muted">Nothing waiting. Well done.</p>}
+          {q.data && q.data.openItems.totalCount > q.data.openItems.edges.length && (
+            <p class="muted" data-testid="queue-shown">
+              Showing the {q.data.openItems.edges.length} most urgent of {q.data.openItems.totalCount}; choose a department or channel to see others.
+            </p>
+          )}
           <ol class="items" data-testid="queue-list">
             {items.map((i) => (
               <li key={i.id} data-item-id={i.id} class={i.id === selected ? 'selected' : ''}>
                 <button class="item" aria-pressed={i.id === selected} onClick={() => setSelected(i.id)}>
                   <span class={`intent ${i.intent.toLowerCase()}`}>{i.intent.replace('_', ' ').toLowerCase()}</span>
                   <span class={i.overdue ? 'due overdue' : 'due'}>{timeLeft(i.dueAt, now)}</span>
-                  <span class="who">{i.customer?.displayName ?? 'unknown customer'}</span>
-                  <span class="meta">
-                    {i.department} · {i.channel}
-                    {i.assignedUser ? ` · ${i.assignedUser}` : ''}
+                  <span class="who" dir="auto">
+                    {i.customer?.displayName ?? 'unknown customer'}
                   </span>
-                  <span class="excerpt">{(i.lastInteraction ?? i.interaction)?.text.slice(0, 140)}</span>
+                  <span class="meta">
+                    <bdi>{i.department}</bdi> · {i.channel}
+                    {i.assignedUser && (
+                      <>
+                        {' · '}
+                        <bdi>{i.assignedUser}</bdi>
+                      </>
+                    )}
+                  </span>
+                  <span class="excerpt" dir="auto">
+                    {excerpt((i.lastInteraction ?? i.interaction)?.text ?? '', 140)}
+                  </span>
                 </button>
               </li>
             ))}
@@ -234,7 +248,7 @@ function ItemPanel({
   return (
     <section class="card detail" aria-labelledby="item-title" data-testid="item-panel">
       <h2 id="item-title">
-        {item.intent.replace('_', ' ').toLowerCase()} from {customer?.displayName ?? item.customer?.displayName ?? 'an unknown customer'}
+        {item.intent.replace('_', ' ').toLowerCase()} from <bdi>{customer?.displayName ?? item.customer?.displayName ?? 'an unknown customer'}</bdi>
       </h2>
       <dl class="facts">
         <dt>Opened</dt>
@@ -242,7 +256,7 @@ function ItemPanel({
         <dt>Due</dt>
         <dd>{when(item.dueAt)}</dd>
         <dt>Department</dt>
-        <dd>{item.department}</dd>
+        <dd dir="auto">{item.department}</dd>
         <dt>Channel</dt>
         <dd>{item.channel}</dd>
         {customer && (
@@ -263,7 +277,7 @@ function ItemPanel({
                       </a>
                     ) : (
                       <span>
-                        {r.system.toLowerCase()} {r.objectType} {r.externalId}
+                        {r.system.toLowerCase()} <bdi>{r.objectType}</bdi> <bdi>{r.externalId}</bdi>
                       </span>
                     ),
                   )}
@@ -276,7 +290,7 @@ function ItemPanel({
       <ol class="thread">
         {thread.map((m) => (
           <li class={m.direction === 'OUTBOUND' ? 'out' : 'in'}>
-            <p>{m.text}</p>
+            <LongText text={m.text} />
             <p class="meta">
               {when(m.occurredAt)}
               {m.sentiment && (
