@@ -191,8 +191,8 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }), tasks);
   const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }), undefined, tasks, metrics.registry);
   const crmRecords = new CrmRecordService(db.ds, config.crm);
-  const listeningGap = new ListeningGapService(db.ds, config.listeningGap);
-  const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }), tasks);
+  const listeningGap = new ListeningGapService(db.ds, config.listeningGap, clock);
+  const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }), { ...tasks, onSkipped: (n) => metrics.gapEscalationsSkipped.labels('past_horizon').inc(n) });
   const erasure = new ErasureService(db.ds, crmClients, identity.keyOptions, log.child({ component: 'erasure' }), tasks);
   const exports = new CustomerExportService(db.ds);
   const retention = new RetentionJob(db.ds, config.retentionDays, log.child({ component: 'retention' }), { ...tasks, onRedacted: (n) => metrics.retentionRedacted.inc(n) });

@@ -21,6 +21,8 @@ export interface EscalationReport {
   claimed: number;
   escalated: number;
   failed: number;
+  /** overdue items that passed EARSHOT_GAP_ESCALATION_HORIZON_HOURS since the previous run, not escalated */
+  skipped: number;
   /** false: another replica holds the leader lock */
   ran: boolean;
 }
@@ -39,6 +41,10 @@ type Claimed = repo.ClaimedItem;
  *    and the commit finds the record it created;
  * 3. the move to `done` and the outbox row are one transaction, conditional on the claim token,
  *    and `done` is final.
+ * An item due longer ago than the horizon (`escalationHorizonSeconds`) is not escalated: a backfill
+ * of old complaints made a case and an event for each. It is counted once (a metric, one log line
+ * per run) and otherwise stays what it is in the figures; a new complaint reopening it with a new
+ * due time is escalated as any other.
  * "Overdue", leases and `escalatedAt` are read from the injected clock. An item answered or closed
  * after the claim, before its first CRM call, gets no case (its claim is given up); one answered
  * during the call keeps the case it got, recorded on the item.
@@ -47,6 +53,9 @@ export class EscalationJob {
   private readonly clients = new Map<CrmSystem, CrmClient>();
   /** what "overdue", leases and escalatedAt are measured by: tests move it instead of back-dating rows */
   private readonly clock: Clock;
+  private readonly onSkipped?: (n: number) => void;
+  /** the horizon of the previous run and the newest item then: what was counted as skipped already */
+  private counted: { horizon: Date; maxId: string | null } | null = null;
   /** one pass every escalationIntervalMs on the sync role */
   readonly task: TaskRunner<EscalationReport>;
 
@@ -56,10 +65,11 @@ export class EscalationJob {
     private readonly config: ListeningGapConfig,
     private readonly publicUrl: string,
     private readonly log: Logger,
-    deps: TaskDeps = {},
+    deps: TaskDeps & { onSkipped?: (n: number) => void } = {},
   ) {
     for (const c of clients) this.clients.set(c.system, c);
     this.clock = deps.clock ?? systemClock;
+    this.onSkipped = deps.onSkipped;
     this.task = new TaskRunner({
       name: 'escalation',
       intervalMs: config.escalationIntervalMs,
@@ -85,13 +95,14 @@ export class EscalationJob {
 
   /** One pass over every overdue item not escalated yet, as the leader; a standby returns ran=false. */
   async runOnce(stopping: () => boolean = () => this.task.isStopped): Promise<EscalationReport> {
-    const report: EscalationReport = { claimed: 0, escalated: 0, failed: 0, ran: false };
+    const report: EscalationReport = { claimed: 0, escalated: 0, failed: 0, skipped: 0, ran: false };
     const qr = this.ds.createQueryRunner();
     await qr.connect();
     try {
       if (!(await tryAdvisoryLock(qr, ESCALATION_LOCK))) return report;
       report.ran = true;
       try {
+        report.skipped = await this.countSkipped();
         // Each item at most once per run: a failed one's lease may lapse while the run goes on (a
         // slow or refusing CRM), and before, the run claimed it again and never ended.
         const tried: string[] = [];
@@ -114,11 +125,32 @@ export class EscalationJob {
       await qr.release();
     }
     if (report.claimed > 0) this.log.info(report, 'listening-gap escalation run');
+    if (report.skipped > 0) {
+      this.log.info({ skipped: report.skipped, horizonHours: this.config.escalationHorizonSeconds / 3600 }, 'overdue listening items past the escalation horizon (EARSHOT_GAP_ESCALATION_HORIZON_HOURS) not escalated');
+    }
     return report;
   }
 
+  /** The oldest due time still escalated at the clock's now; null without a horizon. */
+  private horizon(): Date | null {
+    const h = this.config.escalationHorizonSeconds;
+    return h > 0 ? new Date(this.clock.now() - h * 1000) : null;
+  }
+
+  /** Counts (metric) the items that passed the horizon since the previous run, each once. */
+  private async countSkipped(): Promise<number> {
+    const horizon = this.horizon();
+    if (!horizon) return 0;
+    const previous = this.counted;
+    const { n, maxId } = await repo.passedHorizon(this.ds, horizon, previous?.horizon ?? null, previous?.maxId ?? null);
+    // a clock that steps back does not count the same range again
+    this.counted = { horizon: previous && previous.horizon > horizon ? previous.horizon : horizon, maxId };
+    if (n > 0) this.onSkipped?.(n);
+    return n;
+  }
+
   private async claim(claim: string, exclude: readonly string[]): Promise<Claimed[]> {
-    const ids = await repo.claimOverdueItems(this.ds, claim, this.clock.date(), LEASE_SECONDS, BATCH, exclude);
+    const ids = await repo.claimOverdueItems(this.ds, claim, this.clock.date(), this.horizon(), LEASE_SECONDS, BATCH, exclude);
     if (ids.length === 0) return [];
     return repo.claimedItems(this.ds, ids);
   }

@@ -25,6 +25,11 @@ export interface ListeningGapConfig {
   /** department → where its overdue items are escalated; key `*` is the fallback */
   readonly escalationTargets: ReadonlyMap<string, EscalationTarget>;
   readonly escalationIntervalMs: number;
+  /**
+   * An item whose due time passed longer ago than this (at the job's clock) is not escalated: a
+   * backfill of old complaints would otherwise make a case for each. 0: no horizon.
+   */
+  readonly escalationHorizonSeconds: number;
 }
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
@@ -125,6 +130,13 @@ export function parseListeningGapConfig(
     escalationTargets.set(m[1]!.trim(), { system: m[2] as EscalationSystem, ownerId: m[3] ?? null });
   }
 
+  const escalationIntervalMs = int('EARSHOT_GAP_ESCALATION_INTERVAL_MS', 60_000, 100, 86_400_000);
+  const horizonHours = int('EARSHOT_GAP_ESCALATION_HORIZON_HOURS', 72, 0, 24 * 3660);
+  // An item must be overdue for at least two runs before it passes the horizon, or most would pass it unescalated.
+  if (horizonHours > 0 && horizonHours * 3_600_000 < 2 * escalationIntervalMs) {
+    problems.push(`EARSHOT_GAP_ESCALATION_HORIZON_HOURS=${horizonHours} is shorter than two runs of EARSHOT_GAP_ESCALATION_INTERVAL_MS (${escalationIntervalMs} ms)`);
+  }
+
   return {
     intents,
     negativeThreshold,
@@ -134,6 +146,7 @@ export function parseListeningGapConfig(
     defaultDepartment: str('EARSHOT_GAP_DEFAULT_DEPARTMENT') ?? 'Customer Care',
     escalation: escRaw === null || escRaw === 'on' || escRaw === 'true',
     escalationTargets,
-    escalationIntervalMs: int('EARSHOT_GAP_ESCALATION_INTERVAL_MS', 60_000, 100, 86_400_000),
+    escalationIntervalMs,
+    escalationHorizonSeconds: horizonHours * 3600,
   };
 }

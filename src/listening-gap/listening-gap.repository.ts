@@ -132,8 +132,9 @@ export async function ensureDepartment(db: Db, name: string): Promise<void> {
 }
 
 /**
- * Items under the filter in the asked order, keyset-paged. URGENCY depends on the clock: the clock
- * of the first page is part of the order's name, so later pages (and their cursors) keep ranking by it.
+ * Items under the filter in the asked order, keyset-paged, at `at` (the service's clock). URGENCY
+ * depends on the clock: the clock of the first page is part of the order's name, so later pages
+ * (and their cursors) keep ranking by it.
  */
 export async function itemPage<T>(
   db: Db,
@@ -142,8 +143,9 @@ export async function itemPage<T>(
   w: Window,
   map: (r: ItemRow) => T,
   prefetch: ItemPrefetch = {},
+  at: Date = new Date(),
 ): Promise<Page<T>> {
-  let now = new Date().toISOString();
+  let now = at.toISOString();
   const named = cursorOrderName(w.after) ?? cursorOrderName(w.before);
   if (order === ListeningItemOrder.URGENCY && named?.startsWith('urgency@') && isTimestamp(named.slice(8))) now = named.slice(8);
   const params: unknown[] = [now];
@@ -179,12 +181,13 @@ export async function itemPage<T>(
   return k.page(page, map, (r) => [r.sort_key, r.id], async () => (await firstRow<{ total: number }>(db, `SELECT count(*)::int AS total FROM ${ITEM_FROM} WHERE ${countWhere}`, countParams))!.total);
 }
 
-export function itemsByIds(db: Db, ids: readonly string[]): Promise<ItemRow[]> {
+/** Items by id, their age and "overdue" at `now` (the service's clock). */
+export function itemsByIds(db: Db, ids: readonly string[], now: Date): Promise<ItemRow[]> {
   return rows(
     db,
-    `SELECT ${itemColumns(null, 'now()')}
+    `SELECT ${itemColumns(null, '$2')}
        FROM ${ITEM_FROM} WHERE li.id = ANY($1::uuid[])`,
-    [ids],
+    [ids, now],
   );
 }
 
@@ -234,29 +237,29 @@ export async function idByName(db: Db, table: 'department' | 'topic', name: stri
 
 // ---- people's actions (each recorded with its actor by the item's event trigger) ----------------
 
-/** An open item answered by a person; how many rows changed (0: it was not open). */
-export async function markItemResponded(db: Db, id: string, actor: string): Promise<number> {
+/** An open item answered by a person at `now` (the service's clock); how many rows changed (0: it was not open). */
+export async function markItemResponded(db: Db, id: string, actor: string, now: Date): Promise<number> {
   const r = await modify(
     db,
     `WITH actor AS (SELECT set_config('earshot.actor', $2, true))
-     UPDATE listening_item SET status = 'answered', closed_at = now(), close_reason = 'marked_responded',
-            first_response_at = coalesce(first_response_at, greatest(now(), opened_at)),
-            first_response_seconds = coalesce(first_response_seconds, greatest(0, extract(epoch FROM now() - opened_at))::int),
+     UPDATE listening_item SET status = 'answered', closed_at = $3::timestamptz, close_reason = 'marked_responded',
+            first_response_at = coalesce(first_response_at, greatest($3::timestamptz, opened_at)),
+            first_response_seconds = coalesce(first_response_seconds, greatest(0, extract(epoch FROM $3::timestamptz - opened_at))::int),
             responded_by = coalesce(responded_by, 'person'), assigned_user = coalesce(assigned_user, $2), updated_at = now()
        FROM actor WHERE id = $1 AND status = 'open'`,
-    [id, actor],
+    [id, actor, now],
   );
   return r.count;
 }
 
-/** An open item closed with a reason; how many rows changed. */
-export async function closeItem(db: Db, id: string, reason: string, actor: string): Promise<number> {
+/** An open item closed with a reason at `now` (the service's clock); how many rows changed. */
+export async function closeItem(db: Db, id: string, reason: string, actor: string, now: Date): Promise<number> {
   const r = await modify(
     db,
     `WITH actor AS (SELECT set_config('earshot.actor', $3, true))
-     UPDATE listening_item SET status = 'closed', closed_at = now(), close_reason = $2, assigned_user = coalesce(assigned_user, $3), updated_at = now()
+     UPDATE listening_item SET status = 'closed', closed_at = $4::timestamptz, close_reason = $2, assigned_user = coalesce(assigned_user, $3), updated_at = now()
       FROM actor WHERE id = $1 AND status = 'open'`,
-    [id, reason, actor],
+    [id, reason, actor, now],
   );
   return r.count;
 }
@@ -292,9 +295,12 @@ export interface FigureRow {
   p90: number | null;
 }
 
-/** received / answered / ignored … for items opened in [from, to): overall, per department, per channel (GROUPING SETS). */
-export function gapFigures(db: Db, from: Date, to: Date, department?: string | null, channel?: string | null): Promise<FigureRow[]> {
-  const params: unknown[] = [from, to];
+/**
+ * received / answered / ignored … for items opened in [from, to): overall, per department, per
+ * channel (GROUPING SETS); an open item is pending or ignored at `now` (the service's clock).
+ */
+export function gapFigures(db: Db, from: Date, to: Date, now: Date, department?: string | null, channel?: string | null): Promise<FigureRow[]> {
+  const params: unknown[] = [from, to, now];
   const where = ['li.opened_at >= $1', 'li.opened_at < $2'];
   if (department) {
     params.push(department);
@@ -316,10 +322,10 @@ export function gapFigures(db: Db, from: Date, to: Date, department?: string | n
      SELECT department, channel, GROUPING(department) AS g_department, GROUPING(channel) AS g_channel,
             count(*)::int AS received,
             count(*) FILTER (WHERE first_response_at <= due_at)::int AS answered,
-            count(*) FILTER (WHERE (first_response_at IS NULL AND status = 'open' AND due_at < now())
+            count(*) FILTER (WHERE (first_response_at IS NULL AND status = 'open' AND due_at < $3::timestamptz)
                                 OR first_response_at > due_at
                                 OR (first_response_at IS NULL AND status <> 'open' AND closed_at > due_at))::int AS ignored,
-            count(*) FILTER (WHERE first_response_at IS NULL AND status = 'open' AND due_at >= now())::int AS pending,
+            count(*) FILTER (WHERE first_response_at IS NULL AND status = 'open' AND due_at >= $3::timestamptz)::int AS pending,
             count(*) FILTER (WHERE first_response_at IS NULL AND status <> 'open' AND closed_at <= due_at)::int AS dismissed,
             percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_seconds) AS median,
             percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_seconds) AS p90
@@ -370,13 +376,14 @@ export function topicVolumes(db: Db, fromDay: string, toDay: string): Promise<To
   );
 }
 
-/** Open and overdue items now, per (routed) department. */
-export function openItemsByDepartment(db: Db): Promise<{ department: string; open: number; overdue: number }[]> {
+/** Open items, and those overdue at `now` (the service's clock), per (routed) department. */
+export function openItemsByDepartment(db: Db, now: Date): Promise<{ department: string; open: number; overdue: number }[]> {
   return rows(
     db,
-    `SELECT coalesce(ad.name, d.name) AS department, count(*)::int AS open, count(*) FILTER (WHERE li.due_at < now())::int AS overdue
+    `SELECT coalesce(ad.name, d.name) AS department, count(*)::int AS open, count(*) FILTER (WHERE li.due_at < $1::timestamptz)::int AS overdue
        FROM listening_item li JOIN department d ON d.id = li.department_id LEFT JOIN department ad ON ad.id = li.assigned_department_id
       WHERE li.status = 'open' GROUP BY 1`,
+    [now],
   );
 }
 
@@ -440,26 +447,50 @@ export function trendBuckets(
 // ---- escalation --------------------------------------------------------------------------------
 
 /**
- * Claims up to `limit` items open and past due at `now` (the job's clock), not escalated yet (or
- * whose lease lapsed by `now`), under a fresh token, leaving out `exclude` (the items this run tried
- * already); their ids.
+ * Claims up to `limit` items open and past due at `now` (the job's clock) but due at or after
+ * `horizon` (null: no bound), not escalated yet (or whose lease lapsed by `now`), under a fresh
+ * token, leaving out `exclude` (the items this run tried already); their ids. The due-time range
+ * is read on `listening_item_open_idx`: items due before the horizon are never read again.
  */
-export async function claimOverdueItems(db: Db, claim: string, now: Date, leaseSeconds: number, limit: number, exclude: readonly string[] = []): Promise<string[]> {
+export async function claimOverdueItems(db: Db, claim: string, now: Date, horizon: Date | null, leaseSeconds: number, limit: number, exclude: readonly string[] = []): Promise<string[]> {
   const r = await modify<{ id: string }>(
     db,
     `UPDATE listening_item li SET escalation_state = 'pending', escalation_claim = $1,
             escalation_lease_until = $5::timestamptz + make_interval(secs => $2), escalation_attempts = li.escalation_attempts + 1
       WHERE li.id IN (
         SELECT id FROM listening_item
-         WHERE status = 'open' AND due_at < $5::timestamptz
+         WHERE status = 'open' AND due_at < $5::timestamptz AND due_at >= coalesce($6::timestamptz, '-infinity')
            AND (escalation_state IS NULL OR (escalation_state = 'pending' AND escalation_lease_until < $5::timestamptz))
            AND NOT (id = ANY($4::uuid[]))
          ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
         AND (li.escalation_state IS NULL OR li.escalation_state = 'pending')
       RETURNING li.id`,
-    [claim, leaseSeconds, limit, exclude, now],
+    [claim, leaseSeconds, limit, exclude, now, horizon],
   );
   return r.rows.map((x) => x.id);
+}
+
+/**
+ * How many open items not escalated passed the horizon since the previous run: those due in
+ * [`previous`, `horizon`) (they aged past it), and those made since the previous run (ids above
+ * `afterId`: uuidv7, in order of creation, on the primary key) already due before `previous` (a
+ * backfill). The first run of a process (`previous` null) counts every one due before `horizon`.
+ * Both reads are index ranges bounded by the previous run, so no item is read (or counted) twice.
+ * `maxId`: the newest item now, the next run's `afterId`.
+ */
+export async function passedHorizon(db: Db, horizon: Date, previous: Date | null, afterId: string | null): Promise<{ n: number; maxId: string | null }> {
+  const row = await firstRow<{ aged: number; made: number; max_id: string | null }>(
+    db,
+    `SELECT (SELECT count(*)::int FROM listening_item
+              WHERE status = 'open' AND escalation_state IS DISTINCT FROM 'done'
+                AND due_at < $1::timestamptz AND due_at >= coalesce($2::timestamptz, '-infinity')) AS aged,
+            (SELECT count(*)::int FROM listening_item
+              WHERE $2::timestamptz IS NOT NULL AND id > $3::uuid
+                AND status = 'open' AND escalation_state IS DISTINCT FROM 'done' AND due_at < $2::timestamptz) AS made,
+            (SELECT id FROM listening_item ORDER BY id DESC LIMIT 1)::text AS max_id`,
+    [horizon, previous, afterId ?? '00000000-0000-0000-0000-000000000000'],
+  );
+  return { n: (row?.aged ?? 0) + (row?.made ?? 0), maxId: row?.max_id ?? afterId };
 }
 
 /**

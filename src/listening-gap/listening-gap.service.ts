@@ -7,6 +7,7 @@ import { Intent } from '../graphql/enums';
 import type { Window } from '../graphql/keyset';
 import { fromGlobalId, toGlobalId, type Page } from '../graphql/relay';
 import { AppError } from '../shared/app-error';
+import { systemClock, type Clock } from '../shared/clock';
 import { cutText } from '../shared/text';
 import type { ListeningGapConfig } from './listening-gap.config';
 import * as repo from './listening-gap.repository';
@@ -107,6 +108,8 @@ export class ListeningGapService {
   constructor(
     private readonly ds: DataSource,
     private readonly config: ListeningGapConfig,
+    /** "now" of every age, "overdue", pending/ignored and person's action, as the escalation job sees it */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** The default department must exist before the first item without a topic arrives. */
@@ -128,7 +131,7 @@ export class ListeningGapService {
   }
 
   private list(filter: ListeningItemFilter & { overdueOnly?: boolean | null }, order: ListeningItemOrder, w: Window, prefetch: ItemPrefetch): Promise<Page<ListeningItem>> {
-    return repo.itemPage(this.ds, filter, order, w, toItem, prefetch);
+    return repo.itemPage(this.ds, filter, order, w, toItem, prefetch, this.clock.date());
   }
 
   /** The history of many items, oldest first: who opened, answered, escalated, assigned, closed them, and when. */
@@ -150,7 +153,7 @@ export class ListeningGapService {
   }
 
   async byIds(ids: readonly string[]): Promise<(ListeningItem | null)[]> {
-    const rows = await repo.itemsByIds(this.ds, ids);
+    const rows = await repo.itemsByIds(this.ds, ids, this.clock.date());
     const byId = new Map(rows.map((r) => [r.id, toItem(r)]));
     return ids.map((id) => byId.get(id) ?? null);
   }
@@ -164,7 +167,7 @@ export class ListeningGapService {
   /** A person answered outside the channels Earshot sees (phone, DM): the first response is now. */
   async markResponded(globalId: string, principal: Principal): Promise<ListeningItem> {
     const { id } = fromGlobalId(globalId, 'ListeningItem');
-    const n = await repo.markItemResponded(this.ds, id, principal.id);
+    const n = await repo.markItemResponded(this.ds, id, principal.id, this.clock.date());
     const item = await this.one(id);
     if (n === 0 && item.status === ListeningItemStatus.OPEN) throw new AppError('CONFLICT', 'the item changed meanwhile; try again');
     return item;
@@ -176,7 +179,7 @@ export class ListeningGapService {
     const text = reason.trim();
     if (!text) throw AppError.badInput('a reason is required');
     const kept = cutText(text, 500);
-    const n = await repo.closeItem(this.ds, id, kept, principal.id);
+    const n = await repo.closeItem(this.ds, id, kept, principal.id, this.clock.date());
     const item = await this.one(id);
     if (n === 0 && item.status === ListeningItemStatus.OPEN) throw new AppError('CONFLICT', 'the item changed meanwhile; try again');
     // an answered or closed item keeps its own outcome: saying "closed" would drop the reason silently
@@ -203,7 +206,7 @@ export class ListeningGapService {
   /** received / answered / ignored … for items opened in [from, to), overall, by department and by channel. */
   async listeningGap(from: Date, to: Date, department?: string | null, channel?: string | null): Promise<ListeningGap> {
     checkWindow(from, to);
-    const rows = await repo.gapFigures(this.ds, from, to, department, channel);
+    const rows = await repo.gapFigures(this.ds, from, to, this.clock.date(), department, channel);
     const total = rows.find((r) => r.g_department === 1 && r.g_channel === 1);
     const byDepartment: DepartmentGap[] = rows
       .filter((r) => r.g_department === 0)
@@ -228,7 +231,7 @@ export class ListeningGapService {
     const [depts, topics, items] = await Promise.all([
       repo.departmentVolumes(this.ds, fromDay, toDay),
       repo.topicVolumes(this.ds, fromDay, toDay),
-      repo.openItemsByDepartment(this.ds),
+      repo.openItemsByDepartment(this.ds, this.clock.date()),
     ]);
     const toTopic = (t: (typeof topics)[number]): TopicInsight => ({ topic: t.name, label: t.label, volume: t.volume, negativeCount: t.negative, averageSentiment: t.avg, exampleIds: [] });
     const byDept = new Map<string, (typeof topics)[number][]>();

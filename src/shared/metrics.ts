@@ -162,6 +162,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly gapEscalationsSkipped = new Counter({
+    name: 'earshot_gap_escalations_skipped_total',
+    help: 'Overdue listening items not escalated, by reason (past_horizon: due longer ago than EARSHOT_GAP_ESCALATION_HORIZON_HOURS, e.g. backfilled)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly retentionRedacted = new Counter({
     name: 'earshot_retention_redacted_total',
     help: 'Interactions whose text and author details the retention job removed (EARSHOT_RETENTION_DAYS)',

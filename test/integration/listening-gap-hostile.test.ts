@@ -193,7 +193,7 @@ describe('listening gap: escalation when the CRM refuses every case', () => {
       );
 
     caseCalls = 0;
-    expect(await app.services.escalation.runOnce()).toEqual({ claimed: 60, escalated: 0, failed: 60, ran: true });
+    expect(await app.services.escalation.runOnce()).toEqual({ claimed: 60, escalated: 0, failed: 60, skipped: 0, ran: true });
     expect(caseCalls).toBe(60);
     for (const l of await leases()) {
       expect(l).toMatchObject({ attempts: 1, state: 'pending', error: expect.stringContaining('Cases need a product') });
