@@ -175,4 +175,13 @@ describe('PII test under hostile values', () => {
     expect(looksLikePii('jane\u200b@example.com')).toBe(true);
     expect(looksLikePii('jane\u2013doe@example.com')).toBe(true);
   });
+
+  it('reads the intent of a long text past a flood of white space before it', () => {
+    const complaint = 'My parcel never arrived and nobody answers my emails. I want a refund.';
+    expect(analyzer.analyze(complaint).intent).toBe('complaint');
+    // before: the 5,000-character window held only newlines, so the intent was `other`
+    for (const flood of ['\n'.repeat(10_000), ' \t\r\n'.repeat(3_000), `${'\n'.repeat(6_000)}hi${' '.repeat(6_000)}`]) {
+      expect(analyzer.analyze(`${flood}${complaint}`).intent, JSON.stringify(flood.slice(0, 8))).toBe('complaint');
+    }
+  });
 });

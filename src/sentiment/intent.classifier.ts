@@ -10,6 +10,18 @@ export interface IntentResult {
 
 /** Intent cues are read from this many leading characters; the opening states the purpose. */
 const INTENT_WINDOW = 5_000;
+/**
+ * A longer text's opening is read with its runs of white space collapsed, from this many leading
+ * characters: 10,000 newlines before a complaint left a window of nothing but white space (intent
+ * `other`, "empty"), where the same text without them was a complaint.
+ */
+const INTENT_SCAN = 64 * 1024;
+
+/** The leading INTENT_WINDOW characters of `text` that are not runs of white space. */
+function intentWindow(text: string): string {
+  if (text.length <= INTENT_WINDOW) return text;
+  return text.slice(0, INTENT_SCAN).replace(/\s+/g, ' ').trimStart().slice(0, INTENT_WINDOW);
+}
 
 const CHURN =
   /\b(?:cancel(?:l?ing)? my (?:account|subscription|membership|plan|contract|service)|clos(?:e|ing) my account|switch(?:ing|ed)? (?:over )?to|mov(?:e|ing) (?:over )?to (?!the\b|a\b)|never (?:again|(?:buy|buying|order|ordering|use|using|fly|flying|shop|shopping|coming|come)\b[^.!?]{0,40}\bagain)|(?:take|taking) my (?:business|money) elsewhere|done with (?:you|this|your)|last time i(?:'ll| will)? (?:use|order|buy|fly|shop)|(?:i'm|i am|we're|we are) (?:leaving|out)\b|unsubscrib(?:e|ing)|won't be (?:back|renewing|using)|not (?:renewing|coming back)|looking for (?:a |an )?(?:alternative|another provider|other options)|port(?:ing)? my number|#neveragain|#boycott)/;
@@ -114,7 +126,7 @@ export interface IntentSignals {
  * Never throws.
  */
 export function classifyIntent(text: string, s: IntentSignals): IntentResult {
-  const lower = (text.length > INTENT_WINDOW ? text.slice(0, INTENT_WINDOW) : text).toLowerCase().replace(/’/g, "'");
+  const lower = intentWindow(text).toLowerCase().replace(/’/g, "'");
   const trimmed = lower.trim();
   if (!trimmed) return { intent: 'other', confidence: 0.5, cue: 'empty' };
 
