@@ -60,9 +60,18 @@ import { Metrics } from './shared/metrics';
 import type { TaskDeps } from './shared/task-runner';
 
 export interface Database {
+  /** the main pool (DATABASE_POOL_SIZE): the API, background jobs, readiness, migrations */
   ds: DataSource;
+  /**
+   * the ingest pool (DATABASE_INGEST_POOL_SIZE) once {@link Database.openIngestPool} opened it,
+   * else null and ingest stores on `ds`. Its own: the API's reads, however many wait on a lock,
+   * cannot take the connections POST /ingest and the Kafka consumer store with
+   */
+  ingestDs: DataSource | null;
   queries: QueryCounter;
   embedded: EmbeddedPostgresHandle | null;
+  /** opens the ingest pool (once; closed with the database) */
+  openIngestPool(): Promise<DataSource>;
   close(): Promise<void>;
 }
 
@@ -96,15 +105,42 @@ export async function openDatabase(
     if (embedded) await embedded.stop().catch(() => undefined);
     throw e;
   }
-  return {
+  let opening: Promise<DataSource> | null = null;
+  const database: Database = {
     ds,
+    ingestDs: null,
     queries,
     embedded,
+    openIngestPool() {
+      opening ??= (async () => {
+        // the same database, schema and connection guard as the main pool; its statements are
+        // counted with the main pool's (tests count a request's statements, whichever pool ran them)
+        const { dataSource: ingest } = createDataSource({
+          url: url!,
+          poolSize: config.databaseIngestPoolSize,
+          poolIdleMs: config.databasePoolIdleMs,
+          schema: opts.schema,
+          applicationName: 'earshot-ingest',
+          queries,
+          onConnectionLost: (err) => log.warn({ err, pool: 'ingest' }, 'a database connection was lost; a statement on it fails, and the pool opens a new one'),
+        });
+        await ingest.initialize();
+        database.ingestDs = ingest;
+        return ingest;
+      })().catch((e) => {
+        opening = null;
+        throw e;
+      });
+      return opening;
+    },
     async close() {
+      const ingest = await opening?.catch(() => null);
+      if (ingest?.isInitialized) await ingest.destroy();
       if (ds.isInitialized) await ds.destroy();
       if (embedded) await embedded.stop();
     },
   };
+  return database;
 }
 
 /** pg and socket errors of a database that may answer soon: not up yet, starting up, restarting, full. */
@@ -169,12 +205,14 @@ export async function openDatabaseWaiting(
 /** Every service of the process, wired by hand in one place. */
 export function createServices(config: Config, db: Database, log: Logger, metrics: Metrics, clock: Clock = systemClock) {
   const tasks: TaskDeps = { clock, onRun: (name, outcome, seconds) => metrics.taskRuns.labels(name, outcome).observe(seconds) };
-  const taxonomy = new TaxonomyService(db.ds);
+  // ingest stores on a pool of its own when the process opened one (the ingest role: startApp)
+  const ingestDs = db.ingestDs ?? db.ds;
+  const taxonomy = new TaxonomyService(db.ds, ingestDs);
   const { url } = config.sentiment;
   const remoteModel = url ? new RemoteSentimentModel({ ...config.sentiment, url }, log.child({ component: 'sentiment-model' }), metrics.registry) : null;
   const scorer = new SentimentScorer(taxonomy, remoteModel, log.child({ component: 'sentiment-model' }), config.sentiment.batchSize);
   const gapTracker = new ListeningGapTracker(config.listeningGap);
-  const recorder = new RecordInteractionsService(db.ds, taxonomy, config, log.child({ component: 'pipeline' }), gapTracker, scorer);
+  const recorder = new RecordInteractionsService(ingestDs, taxonomy, config, log.child({ component: 'pipeline' }), gapTracker, scorer);
   recorder.onHubCapped = (n) => metrics.identityHubCapped.inc(n);
   // the edge measures "too far in the future" against the service's clock, as every later stage does
   const ingestLimits = { ...config.ingestLimits, now: () => clock.now() };
@@ -224,6 +262,8 @@ export interface RunningApp {
 export async function startApp(config: Config, log: Logger, database?: Database, opts: { server?: StartingServer; clock?: Clock } = {}): Promise<RunningApp> {
   const startedAt = Date.now();
   const db = database ?? (await openDatabase(config, log));
+  // POST /ingest, ingestInteractions and the Kafka consumer store on connections the API cannot take
+  if (config.roles.includes('ingest')) await db.openIngestPool();
   const metrics = new Metrics();
   const services = createServices(config, db, log, metrics, opts.clock);
   await services.taxonomy.ensureSeeded();
@@ -292,8 +332,11 @@ export async function startApp(config: Config, log: Logger, database?: Database,
     consoleDir: config.console && apollo ? CONSOLE_DIR : null,
     readiness: async () => {
       try {
-        await exec(db.ds, 'SELECT 1');
-        if (await db.ds.showMigrations()) return 'database migrations are pending';
+        // on the ingest pool when there is one: the API's reads waiting on a lock can hold the
+        // main pool for their time budget, and the database answering ingest is not unreachable
+        const probe = db.ingestDs ?? db.ds;
+        await exec(probe, 'SELECT 1');
+        if (await probe.showMigrations()) return 'database migrations are pending';
         return kafkaStarting ?? kafka?.health() ?? null;
       } catch (e) {
         // the driver's message names hosts, ports and users: it goes to the log, not to callers

@@ -29,6 +29,11 @@ export interface Config {
   /** unset → embedded PostgreSQL in dataDir */
   readonly databaseUrl: string | null;
   readonly databasePoolSize: number;
+  /**
+   * connections of the ingest pool (POST /ingest, ingestInteractions, the Kafka consumer), besides
+   * databasePoolSize, in a process with the ingest role: the API's reads cannot take them
+   */
+  readonly databaseIngestPoolSize: number;
   /** a pooled connection idle this long is closed (ms) */
   readonly databasePoolIdleMs: number;
   /** `serve` with DATABASE_URL: how long to keep trying a database that cannot be reached yet at start (ms; 0: no retry) */
@@ -325,6 +330,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
 
   const ingestMaxTextBytes = int('EARSHOT_INGEST_MAX_TEXT_BYTES', 256 * 1024, 1024, 16 * 1024 * 1024);
   const kafka = parseKafka(str, int, oneOf, problems);
+  const ingestLanes = int('EARSHOT_INGEST_LANES', 3, 1, 64);
   const config: Config = {
     nodeEnv,
     port,
@@ -333,6 +339,8 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     roles,
     databaseUrl,
     databasePoolSize: int('DATABASE_POOL_SIZE', 10, 1, 200),
+    // a Kafka partition each, and one large request's lanes: both store at once without waiting
+    databaseIngestPoolSize: int('DATABASE_INGEST_POOL_SIZE', kafka.concurrency + ingestLanes, 1, 200),
     databasePoolIdleMs: int('DATABASE_POOL_IDLE_MS', 60_000, 1_000, 86_400_000),
     databaseStartWaitMs: int('DATABASE_START_WAIT_MS', 60_000, 0, 86_400_000),
     graphqlConcurrency: int('EARSHOT_GRAPHQL_CONCURRENCY', 16, 1, 10_000),
@@ -348,7 +356,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
       ...parseIngestLimits(str, int, problems),
       maxEventTextBytes: kafka.brokers ? Math.max(0, kafka.maxRequestBytes - EVENT_ROOM_BESIDES_TEXT) : null,
     },
-    ingestLanes: int('EARSHOT_INGEST_LANES', 3, 1, 64),
+    ingestLanes,
     ingestLockTimeoutMs: int('EARSHOT_INGEST_LOCK_TIMEOUT_MS', 10_000, 0, 3_600_000),
     http: {
       maxConnections: int('EARSHOT_HTTP_MAX_CONNECTIONS', 8_192, 1, 1_000_000),

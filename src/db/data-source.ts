@@ -48,12 +48,14 @@ export interface DataSourceOptions {
   /** applies to every connection: lets tests isolate themselves in a schema */
   schema?: string;
   applicationName?: string;
+  /** counts this data source's statements too (the ingest pool shares the main pool's counter) */
+  queries?: QueryCounter;
   /** told when a connection in use is lost (its statement or transaction fails on its own) */
   onConnectionLost?: (err: Error) => void;
 }
 
 export function createDataSource(opts: DataSourceOptions): { dataSource: DataSource; queries: QueryCounter } {
-  const queries = new QueryCounter();
+  const queries = opts.queries ?? new QueryCounter();
   const dataSource = new DataSource({
     type: 'postgres',
     url: opts.url,

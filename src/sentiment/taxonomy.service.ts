@@ -19,7 +19,14 @@ export class TaxonomyService {
   private cached: Promise<LoadedTaxonomy> | null = null;
   private loadedAt = 0;
 
-  constructor(private readonly ds: DataSource) {}
+  constructor(
+    private readonly ds: DataSource,
+    /**
+     * where the cached taxonomy is read: the ingest pool, since every ingest batch needs it, and
+     * a reload must not wait behind the API's reads on the main pool (src/app.ts)
+     */
+    private readonly loadDs: DataSource = ds,
+  ) {}
 
   /** Inserts the default taxonomy into an empty database; leaves an edited one alone. */
   async ensureSeeded(): Promise<void> {
@@ -88,7 +95,7 @@ export class TaxonomyService {
   }
 
   private async load(): Promise<LoadedTaxonomy> {
-    const rows = await repo.topicsWithDepartments(this.ds);
+    const rows = await repo.topicsWithDepartments(this.loadDs);
     const topics = rows.map((r) => ({ id: r.id, name: r.name, label: r.label, department: r.department, phrases: r.phrases }));
     return {
       analyzer: new SentimentAnalyzer({ taxonomy: topics }),

@@ -185,7 +185,7 @@ describe('POST /ingest in lanes when the database fails midway', () => {
 
 describe('POST /ingest: more lanes than pooled connections', () => {
   it('stores five concurrent 2,000-line bodies of 300 shared authors on a pool of two: every line once, one customer per author', { timeout: 120_000 }, async () => {
-    const app = await startTestApp({ DATABASE_POOL_SIZE: '2', EARSHOT_INGEST_LANES: '3', EARSHOT_GAP_ESCALATION: 'off' }, 'lanespool');
+    const app = await startTestApp({ DATABASE_POOL_SIZE: '2', DATABASE_INGEST_POOL_SIZE: '2', EARSHOT_INGEST_LANES: '3', EARSHOT_GAP_ESCALATION: 'off' }, 'lanespool');
     try {
       // 15 lanes want a connection at once; the authors of every body are the same 300 people
       const bodies = Array.from({ length: 5 }, (_, k) =>
