@@ -13,6 +13,7 @@ import {
   TOKEN_EMOJI,
   TOKEN_END,
   TOKEN_HASHTAG,
+  TOKEN_MENTION,
   TOKEN_WORD,
 } from '../sentiment.engine';
 
@@ -26,6 +27,7 @@ const SEED_NEG = 0x6a09e667;
 const SEED_BIGRAM = 0x510e527f;
 const SEED_CHAR = 0x1f83d9ab;
 const SEED_PUNCT = 0x5be0cd19;
+const SEED_POLITE = 0x9b05688c;
 const START = 0x243f6a88;
 
 /** VADER's constants: booster step, caps emphasis, "!" emphasis, normalisation alpha. */
@@ -81,6 +83,8 @@ export class FeatureVector {
   tokens: readonly Token[] = [];
   /** per token: index of the negator whose scope it is in, else -1 */
   negatedBy = new Int32Array(128);
+  /** per token: {@link ROLE_PLAIN}, or how the token is read in its context (irony, politeness, intensifier) */
+  role = new Uint8Array(128);
 
   push(idx: number, val: number, owner: number): void {
     if (this.n === this.idx.length) {
@@ -111,19 +115,54 @@ export class FeatureVector {
     if (slot === 2 * T) return 'ALL CAPS (emphasis)';
     if (slot >= T) {
       const i = slot - T;
-      // The bigram's first word: the previous token of the same sentence (clause marks skipped).
+      // The bigram's first word: the previous token of the same sentence (clause marks and
+      // intensifiers, which have no word features, skipped).
       let j = i - 1;
-      while (j >= 0 && this.tokens[j]!.kind === TOKEN_CLAUSE) j--;
+      while (j >= 0 && (this.tokens[j]!.kind === TOKEN_CLAUSE || this.role[j] === ROLE_INTENSIFIER)) j--;
       return j >= 0 && isFeatureToken(this.tokens[j]!) ? `${shown(this.tokens[j]!)} ${shown(this.tokens[i]!)}` : shown(this.tokens[i]!);
     }
     const t = this.tokens[slot]!;
     if (t.kind === TOKEN_END) return ((written ? t.shown : undefined) ?? t.text).trim() || '(line break)';
     if (t.kind === TOKEN_HASHTAG) return `#${shown(t)}`;
+    const role = this.role[slot]!;
+    if (role === ROLE_IRONIC) return `${shown(t)} (irony)`;
+    if (role === ROLE_POLITE) return `${shown(t)} (politeness)`;
     const neg = this.negatedBy[slot]!;
     if (neg >= 0) return neg === slot - 1 ? `${shown(this.tokens[neg]!)} ${shown(t)}` : `${shown(this.tokens[neg]!)} … ${shown(t)}`;
     if (t.kind === TOKEN_WORD && CONTRAST_AFTER.has(t.lower)) return `${shown(t)} (contrast)`;
     return shown(t);
   }
+}
+
+/** A token read as written. */
+export const ROLE_PLAIN = 0;
+/**
+ * A positive word used as an interjection that opens a sentence ("Great, another delay.", "Oh
+ * wonderful. Late again.") in a message with a grievance: read as irony, like a negated word
+ * (its word feature is the negated one, its valence flips as a negation's would, no character
+ * n-grams).
+ */
+export const ROLE_IRONIC = 1;
+/**
+ * A politeness formula ("thanks", "please", "appreciate", "kind regards") in a message with a
+ * grievance: a feature of its own and no lexicon valence, so courtesy does not count as praise.
+ */
+export const ROLE_POLITE = 2;
+/**
+ * An intensifier right before a word with valence ("very bad"): it acts only through the lexicon
+ * (the word's valence pushed away from 0), with no word, bigram or character feature of its own,
+ * so the words around it read exactly as without it.
+ */
+export const ROLE_INTENSIFIER = 3;
+
+/** Opening fillers an ironic interjection may follow: "oh great", "just great", "well, wonderful". */
+const IRONY_OPENERS = new Set(['oh', 'just', 'well', 'yeah', 'yay', 'wow', 'so', 'how', 'ah', 'ohh']);
+/** Politeness words; "kind" only before "regards". */
+const POLITE = new Set(['thanks', 'thank', 'thx', 'ty', 'tks', 'please', 'pls', 'plz', 'appreciate', 'appreciated', 'regards', 'kindly', 'cheers']);
+/** Intensifiers that only scale ("more", "most", "too", "less" compare or judge: they keep their features). */
+function isPureIntensifier(lower: string): boolean {
+  const b = BOOSTERS[lower];
+  return b !== undefined && b > 0 && lower !== 'too' && lower !== 'more' && lower !== 'most';
 }
 
 /** A token as explanations name it: as written (when the analyzer read it folded), else in lower case. */
@@ -264,12 +303,16 @@ export class FeatureExtractor {
       }
     }
 
+    this.roles(tokens, out, valence);
+    const role = out.role;
+
     // Word unigrams and bigrams (one group), character n-grams (another), each scaled to unit norm.
     const start = out.n;
     let prev = START;
     for (let i = 0; i < T; i++) {
       const t = tokens[i]!;
       if (t.kind === TOKEN_CLAUSE) continue;
+      if (role[i] === ROLE_INTENSIFIER) continue;
       if (t.kind === TOKEN_END) {
         const p = punctClass(t.text);
         if (p !== 0) out.push(this.bucket(SEED_PUNCT ^ p), 1, i);
@@ -278,20 +321,85 @@ export class FeatureExtractor {
       }
       const hw = this.hashToken(t, SEED_WORD);
       this.wordHash[i] = hw;
-      out.push(this.bucket(negatedBy[i]! >= 0 ? hw ^ SEED_NEG : hw), 1, i);
-      out.push(this.bucket(Math.imul(prev, 0x9e3779b1) ^ hw ^ SEED_BIGRAM), 1, T + i);
-      prev = hw;
+      const r = role[i]!;
+      out.push(this.bucket(r === ROLE_POLITE ? hw ^ SEED_POLITE : negatedBy[i]! >= 0 || r === ROLE_IRONIC ? hw ^ SEED_NEG : hw), 1, i);
+      // a politeness word's bigrams are its own too ("thank you" in a complaint is not praise)
+      const hb = r === ROLE_POLITE ? hw ^ SEED_POLITE : hw;
+      out.push(this.bucket(Math.imul(prev, 0x9e3779b1) ^ hb ^ SEED_BIGRAM), 1, T + i);
+      prev = hb;
     }
     this.sublinear(out, start);
 
     const cStart = out.n;
     for (let i = 0; i < T; i++) {
       const t = tokens[i]!;
-      if (t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG) this.charGrams(t, i, out, 1);
+      if ((t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG) && role[i] === ROLE_PLAIN) this.charGrams(t, i, out, 1);
     }
     this.sublinear(out, cStart);
 
     this.lexicon(tokens, out, valence, caps > 0 && caps < words);
+  }
+
+  /**
+   * How each token is read in its context ({@link ROLE_IRONIC}, {@link ROLE_POLITE},
+   * {@link ROLE_INTENSIFIER}). A grievance is a word with negative valence outside a negation's
+   * scope, or one with positive valence inside it ("not happy"); irony and politeness need one.
+   */
+  private roles(tokens: readonly Token[], out: FeatureVector, valence: Float64Array): void {
+    const T = tokens.length;
+    if (out.role.length < T) out.role = new Uint8Array(T * 2);
+    const role = out.role;
+    const negatedBy = out.negatedBy;
+    // lastGrievance: the last token that is a grievance (irony needs one after it). A clause
+    // conceded before "but" holds none ("I was worried at first but it was fixed, thanks!").
+    let lastGrievance = -1;
+    let candidate = -1;
+    for (let i = 0; i < T; i++) {
+      role[i] = ROLE_PLAIN;
+      const t = tokens[i]!;
+      if (t.kind === TOKEN_END) {
+        if (candidate >= 0) lastGrievance = candidate;
+        candidate = -1;
+        continue;
+      }
+      if (t.kind === TOKEN_WORD && CONTRAST_AFTER.has(t.lower)) {
+        candidate = -1;
+        continue;
+      }
+      const v = valence[i]!;
+      if (v === 0 || (t.kind === TOKEN_WORD && (NEGATORS.has(t.lower) || POLITE.has(t.lower) || BOOSTERS[t.lower] !== undefined))) continue;
+      if ((v < 0 && negatedBy[i]! < 0) || (v > 0 && negatedBy[i]! >= 0)) candidate = i;
+    }
+    if (candidate >= 0) lastGrievance = candidate;
+    let sentenceStart = true;
+    let words = 0;
+    for (let i = 0; i < T; i++) {
+      const t = tokens[i]!;
+      if (t.kind === TOKEN_END) {
+        sentenceStart = true;
+        words = 0;
+        continue;
+      }
+      if (t.kind !== TOKEN_WORD) {
+        if (t.kind !== TOKEN_CLAUSE && t.kind !== TOKEN_MENTION) sentenceStart = false;
+        continue;
+      }
+      const lower = t.lower;
+      if (isPureIntensifier(lower) && i + 1 < T && valence[i + 1] !== 0 && tokens[i + 1]!.kind === TOKEN_WORD && !NEGATORS.has(tokens[i + 1]!.lower)) role[i] = ROLE_INTENSIFIER;
+      else if (lastGrievance >= 0 && (POLITE.has(lower) || (lower === 'kind' && i + 1 < T && tokens[i + 1]!.lower === 'regards'))) role[i] = ROLE_POLITE;
+      else if (
+        lastGrievance > i &&
+        sentenceStart &&
+        valence[i]! > 0 &&
+        negatedBy[i]! < 0 &&
+        i + 1 < T &&
+        (tokens[i + 1]!.kind === TOKEN_CLAUSE || tokens[i + 1]!.kind === TOKEN_END)
+      )
+        role[i] = ROLE_IRONIC;
+      words++;
+      // an interjection may follow an opening filler ("oh great,"), nothing else
+      if (!(words === 1 && IRONY_OPENERS.has(lower))) sentenceStart = false;
+    }
   }
 
   /**
@@ -378,6 +486,8 @@ export class FeatureExtractor {
         const t = tokens[i]!;
         const v0 = valence[i]!;
         if (v0 === 0) continue;
+        const r = out.role[i]!;
+        if (r === ROLE_POLITE) continue;
         if (t.kind === TOKEN_WORD) {
           if (NEGATORS.has(t.lower)) continue;
           if (BOOSTERS[t.lower] !== undefined && i + 1 < end && valence[i + 1] !== 0) continue;
@@ -404,9 +514,9 @@ export class FeatureExtractor {
             }
           }
           const neg = out.negatedBy[i]!;
-          if (neg >= 0) {
+          if (neg >= 0 || r === ROLE_IRONIC) {
             const nv = v * (v > 0 ? NEGATE_POSITIVE : NEGATE_NEGATIVE);
-            pushPiece(nv - v, neg, 0);
+            pushPiece(nv - v, neg >= 0 ? neg : i, 0);
             v = nv;
           }
         }
