@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gqlData, ingestAll } from '../support/api-calls';
 import { startTestApp, type TestApp } from '../support/app';
 import { launchChromium } from '../support/browser';
 
@@ -33,18 +34,8 @@ describe('the listening console against hostile customer data', () => {
   let browser: Browser;
   let db: pg.Client;
 
-  const ingest = async (lines: Record<string, unknown>[]) => {
-    const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'x-api-key': KEYS.svc }, body: lines.map((l) => JSON.stringify(l)).join('\n') });
-    const body = (await res.json()) as { accepted: number; rejected: unknown[] };
-    expect(body.rejected).toEqual([]);
-    expect(body.accepted).toBe(lines.length);
-  };
-
-  const api = async <T>(query: string, variables: Record<string, unknown> = {}): Promise<T> => {
-    const r = await app.gql<T>(query, variables, { 'x-api-key': KEYS.admin });
-    expect(r.errors).toBeUndefined();
-    return r.data;
-  };
+  const ingest = (lines: Record<string, unknown>[]) => ingestAll(app, KEYS.svc, lines);
+  const api = <T>(query: string, variables: Record<string, unknown> = {}) => gqlData<T>(app, KEYS.admin, query, variables);
 
   const line = (email: string, displayName: string, text: string, over: Record<string, unknown> = {}, author: Record<string, unknown> = {}) => ({
     source: 'email',

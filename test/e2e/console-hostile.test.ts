@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gqlData, ingestAll } from '../support/api-calls';
 import { startTestApp, type TestApp } from '../support/app';
 import { launchChromium } from '../support/browser';
 
@@ -22,18 +23,8 @@ describe('the listening console against hostile data', () => {
   let browser: Browser;
   let db: pg.Client;
 
-  const ingest = async (lines: Record<string, unknown>[]) => {
-    const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'x-api-key': KEYS.svc }, body: lines.map((l) => JSON.stringify(l)).join('\n') });
-    const body = (await res.json()) as { accepted: number; rejected: unknown[] };
-    expect(body.rejected).toEqual([]);
-    expect(body.accepted).toBe(lines.length);
-  };
-
-  const api = async <T>(query: string, variables: Record<string, unknown> = {}): Promise<T> => {
-    const r = await app.gql<T>(query, variables, { 'x-api-key': KEYS.admin });
-    expect(r.errors).toBeUndefined();
-    return r.data;
-  };
+  const ingest = (lines: Record<string, unknown>[]) => ingestAll(app, KEYS.svc, lines);
+  const api = <T>(query: string, variables: Record<string, unknown> = {}) => gqlData<T>(app, KEYS.admin, query, variables);
 
   /** A new complaint from a new customer (by email); resolves to the customer's global id and uuid once it is queued. */
   const complaint = async (over: { displayName: string; text: string }): Promise<{ id: string; uuid: string; email: string }> => {

@@ -3,6 +3,7 @@ import { loadConfig } from '../../src/config/config';
 import { ManualClock } from '../../src/shared/clock';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { startTestApp, type TestApp } from '../support/app';
+import { salesforceEnv } from '../support/crm-env';
 
 // Backfilled complaints (a data team replaying a year, a producer catching up after an outage)
 // against the escalation's horizon of lateness, and "now" in the API on the injected clock.
@@ -39,14 +40,8 @@ describe('listening gap escalation: backfilled complaints and the horizon of lat
       {
         EARSHOT_ROLES: 'api',
         EARSHOT_GAP_ESCALATION: 'off',
-        EARSHOT_SF_LOGIN_URL: sf.url,
-        EARSHOT_SF_CLIENT_ID: sf.options.clientId,
-        EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
-        EARSHOT_SF_USERNAME: 'earshot@example.com',
-        EARSHOT_SF_PASSWORD: 'password',
-        EARSHOT_SF_OBJECTS: 'Contact',
         EARSHOT_CRM_WRITEBACK: 'off',
-        EARSHOT_CRM_RETRY_BASE_MS: '10',
+        ...salesforceEnv(sf),
       },
       'gapbackfill',
       undefined,

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SystemClock } from '../../src/shared/clock';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { startTestApp, type TestApp } from '../support/app';
+import { salesforceEnv } from '../support/crm-env';
 
 // The escalation job on the injected clock, against unlucky timing: an item due exactly now, a
 // clock that goes backwards between runs, and a reply that lands while the job works through its
@@ -35,14 +36,8 @@ function escalationEnv(sf: SalesforceServer): Record<string, string> {
   return {
     EARSHOT_ROLES: 'api',
     EARSHOT_GAP_ESCALATION: 'off',
-    EARSHOT_SF_LOGIN_URL: sf.url,
-    EARSHOT_SF_CLIENT_ID: sf.options.clientId,
-    EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
-    EARSHOT_SF_USERNAME: 'earshot@example.com',
-    EARSHOT_SF_PASSWORD: 'password',
-    EARSHOT_SF_OBJECTS: 'Contact',
     EARSHOT_CRM_WRITEBACK: 'off',
-    EARSHOT_CRM_RETRY_BASE_MS: '10',
+    ...salesforceEnv(sf),
   };
 }
 

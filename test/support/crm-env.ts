@@ -27,6 +27,19 @@ export function crmEnv(
   };
 }
 
+/** The EARSHOT_* settings for a test's Earshot with only its local Salesforce server (fast retries). */
+export function salesforceEnv(sf: SalesforceServer, objects = 'Contact'): Record<string, string> {
+  return {
+    EARSHOT_SF_LOGIN_URL: sf.url,
+    EARSHOT_SF_CLIENT_ID: sf.options.clientId,
+    EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
+    EARSHOT_SF_USERNAME: 'earshot@example.com',
+    EARSHOT_SF_PASSWORD: 'password',
+    EARSHOT_SF_OBJECTS: objects,
+    EARSHOT_CRM_RETRY_BASE_MS: '10',
+  };
+}
+
 /**
  * Runs the app's CRM sync for `system` until the record `externalId` is taken in (a row in
  * crm_record). `crmSync.run()` joins a run already going, such as the sync role's first run at
