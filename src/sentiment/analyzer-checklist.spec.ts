@@ -85,39 +85,29 @@ function labelled(name: string, about: string, cases: [string, (a: Analysis) => 
 
 const as = (texts: string[], pass: (a: Analysis) => boolean): [string, (a: Analysis) => boolean][] => texts.map((t) => [t, pass]);
 
-function inv(name: string, about: string, pairs: [string, string][], same: (a: Analysis, b: Analysis) => boolean = (a, b) => a.label === b.label): Suite {
+/** A suite of pairs of texts: `ok` judges the second's analysis against the first's. */
+function pairSuite(kind: 'INV' | 'DIR', name: string, about: string, pairs: [string, string][], ok: (a: Analysis, b: Analysis) => boolean, shown: (a: Analysis) => string, sign: string): Suite {
   return {
     name,
-    kind: 'INV',
+    kind,
     about,
     run: () => {
       const failing: string[] = [];
       for (const [x, y] of pairs) {
         const a = analyze(x);
         const b = analyze(y);
-        if (!same(a, b)) failing.push(`${x} (${a.label}${a.unhappy ? ' unhappy' : ''}) ≠ ${y} (${b.label}${b.unhappy ? ' unhappy' : ''})`);
+        if (!ok(a, b)) failing.push(`${x} (${shown(a)}) ${sign} ${y} (${shown(b)})`);
       }
       return { total: pairs.length, failing };
     },
   };
 }
 
-function dir(name: string, about: string, pairs: [string, string][], ok: (a: Analysis, b: Analysis) => boolean): Suite {
-  return {
-    name,
-    kind: 'DIR',
-    about,
-    run: () => {
-      const failing: string[] = [];
-      for (const [x, y] of pairs) {
-        const a = analyze(x);
-        const b = analyze(y);
-        if (!ok(a, b)) failing.push(`${x} (${a.score}) → ${y} (${b.score})`);
-      }
-      return { total: pairs.length, failing };
-    },
-  };
-}
+const inv = (name: string, about: string, pairs: [string, string][], same: (a: Analysis, b: Analysis) => boolean = (a, b) => a.label === b.label): Suite =>
+  pairSuite('INV', name, about, pairs, same, (a) => `${a.label}${a.unhappy ? ' unhappy' : ''}`, '≠');
+
+const dir = (name: string, about: string, pairs: [string, string][], ok: (a: Analysis, b: Analysis) => boolean): Suite =>
+  pairSuite('DIR', name, about, pairs, ok, (a) => String(a.score), '→');
 
 const negative = (a: Analysis) => a.label === 'negative';
 const positive = (a: Analysis) => a.label === 'positive';
