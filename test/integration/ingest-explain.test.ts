@@ -108,7 +108,8 @@ async function probeBatch(label: string, statistics: 'fresh' | 'stale' | 'small'
     return line(n);
   });
   const statements: { sql: string; params: unknown[] }[] = [];
-  const ds = app.db.ds;
+  // the statements of the ingest pool, where the batch runs (the main pool when there is none)
+  const ds = app.db.ingestDs ?? app.db.ds;
   const create = ds.createQueryRunner.bind(ds);
   ds.createQueryRunner = ((...args: Parameters<typeof ds.createQueryRunner>) => {
     const qr: QueryRunner = create(...args);
