@@ -155,12 +155,27 @@ describe('the listening console against hostile customer data', () => {
 
   /** Whether `target` paints outside its own box: screenshots of its neighbours with it shown and hidden differ. */
   const paintsOver = async (target: Locator, neighbours: Locator[]): Promise<boolean> => {
-    const shots = () => Promise.all(neighbours.map((n) => n.screenshot({ animations: 'disabled' })));
-    const shown = await shots();
-    await target.evaluate((e) => ((e as HTMLElement).style.visibility = 'hidden'));
-    const hidden = await shots();
-    await target.evaluate((e) => ((e as HTMLElement).style.visibility = ''));
-    return shown.some((b, i) => !b.equals(hidden[i]!));
+    // each neighbour less its two outer pixel rows at top and bottom: at a fractional position the
+    // pixel row a neighbour shares with the target changes with it, though nothing paints over
+    const shots = () =>
+      Promise.all(
+        neighbours.map(async (n) => {
+          await n.scrollIntoViewIfNeeded();
+          const b = (await n.boundingBox())!;
+          return n.page().screenshot({ clip: { x: b.x, y: b.y + 2, width: b.width, height: Math.max(1, b.height - 4) }, animations: 'disabled' });
+        }),
+      );
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const shown = await shots();
+      await target.evaluate((e) => ((e as HTMLElement).style.visibility = 'hidden'));
+      const hidden = await shots();
+      await target.evaluate((e) => ((e as HTMLElement).style.visibility = ''));
+      // the page changed by itself meanwhile (a live event re-rendered the queue): compare again
+      const again = await shots();
+      if (!shown.every((b, i) => b.equals(again[i]!))) continue;
+      return shown.some((b, i) => !b.equals(hidden[i]!));
+    }
+    throw new Error('the page kept changing while the neighbours were compared');
   };
 
   const queued = async (customerId: string) => {
@@ -230,7 +245,9 @@ describe('the listening console against hostile customer data', () => {
     const at = await list.locator('li', { hasText: `Zalgo ${tag}` }).evaluate((e) => [...e.parentElement!.children].indexOf(e));
     const around = [at - 1, at + 1].filter((i) => i >= 0 && i < ids.length).map((i) => rows.nth(i));
     expect(around.length).toBeGreaterThan(0);
-    expect(await paintsOver(rows.nth(at), around), 'zalgo row paints over its neighbours').toBe(false);
+    // the row's content, not its <li>: the <li>'s own border touches its neighbours, and at a
+    // fractional position the pixel row they share changes with it
+    expect(await paintsOver(rows.nth(at).locator('.item'), around), 'zalgo row paints over its neighbours').toBe(false);
     // ... and inside the item panel, it covers neither the facts nor the headings around its message
     await openItem(page, `Zalgo ${tag}`);
     const panel = page.getByTestId('item-panel');
@@ -334,29 +351,39 @@ describe('the listening console against hostile customer data', () => {
     for (let i = 0; i < lines.length; i += 250) await ingest(lines.slice(i, i + 250));
     // and 500 other customers waiting for an answer
     await ingest(Array.from({ length: 500 }, (_, i) => line(`q${i}-${tag}@example.com`, `Waiting ${i} ${tag}`, `My parcel ${i} is late and nobody answers. Terrible.`)));
-    const c = await customerOf(email);
-    const count = await api<{ openItems: { totalCount: number } }>('{ openItems(first: 1) { totalCount } }');
-    expect(count.openItems.totalCount).toBeGreaterThanOrEqual(501);
+    try {
+      const c = await customerOf(email);
+      const count = await api<{ openItems: { totalCount: number } }>('{ openItems(first: 1) { totalCount } }');
+      expect(count.openItems.totalCount).toBeGreaterThanOrEqual(501);
 
-    const { page } = await session('agent', '#/queue');
-    await page.getByTestId('queue-list').locator('li', { hasText: `Busy ${tag}` }).first().waitFor({ timeout: 20_000 });
-    const q = await perf(page);
-    console.info(`queue of ${count.openItems.totalCount}: ${JSON.stringify(q)}`);
-    expect(q.firstItemMs!, 'time to first item').toBeLessThan(5_000);
-    expect(q.longestTaskMs, 'longest task, queue').toBeLessThan(1_000);
-    // the list holds the 50 most urgent and says so, rather than looking like the whole queue
-    await expect(page.getByTestId('queue-list').locator('li').count()).resolves.toBe(50);
-    await page.getByTestId('queue-shown').getByText(`Showing the 50 most urgent of ${count.openItems.totalCount}`).waitFor();
-    await openItem(page, `Busy ${tag}`);
-    await actionsWork(page, 'busy');
-    await page.getByRole('link', { name: 'open customer' }).click();
-    await page.locator('.thread li').nth(24).waitFor();
-    await page.getByText(`t_${tag}_49`, { exact: false }).first().waitFor();
-    expect(await overflow(page), 'customer page').toBeLessThanOrEqual(0);
-    const cp = await perf(page);
-    console.info(`customer with 1,000 interactions: ${JSON.stringify(cp)}`);
-    expect(cp.longestTaskMs, 'longest task, customer page').toBeLessThan(1_000);
-    void c;
-    await page.context().close();
+      const { page } = await session('agent', '#/queue');
+      await page.getByTestId('queue-list').locator('li', { hasText: `Busy ${tag}` }).first().waitFor({ timeout: 20_000 });
+      const q = await perf(page);
+      console.info(`queue of ${count.openItems.totalCount}: ${JSON.stringify(q)}`);
+      expect(q.firstItemMs!, 'time to first item').toBeLessThan(5_000);
+      expect(q.longestTaskMs, 'longest task, queue').toBeLessThan(1_000);
+      // the list holds the 50 most urgent and says so, rather than looking like the whole queue
+      await expect(page.getByTestId('queue-list').locator('li').count()).resolves.toBe(50);
+      await page.getByTestId('queue-shown').getByText(`Showing the 50 most urgent of ${count.openItems.totalCount}`).waitFor();
+      await openItem(page, `Busy ${tag}`);
+      await actionsWork(page, 'busy');
+      await page.getByRole('link', { name: 'open customer' }).click();
+      await page.locator('.thread li').nth(24).waitFor();
+      await page.getByText(`t_${tag}_49`, { exact: false }).first().waitFor();
+      expect(await overflow(page), 'customer page').toBeLessThanOrEqual(0);
+      const cp = await perf(page);
+      console.info(`customer with 1,000 interactions: ${JSON.stringify(cp)}`);
+      expect(cp.longestTaskMs, 'longest task, customer page').toBeLessThan(1_000);
+      void c;
+      await page.context().close();
+    } finally {
+      // the other tests share this app's queue, which shows the 50 most urgent: these 501 items
+      // are closed so that another test's item is not pushed out of it, whatever the order
+      await db.query(
+        `UPDATE listening_item SET status = 'closed', closed_at = now(), close_reason = 'test done'
+          WHERE status <> 'closed' AND customer_id IN (SELECT customer_id FROM customer_identity WHERE kind = 'email' AND value LIKE $1)`,
+        [`%-${tag}@example.com`],
+      );
+    }
   }, 180_000);
 });
