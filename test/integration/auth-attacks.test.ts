@@ -4,7 +4,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, type JWK } from 'jose';
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 
 /**
@@ -395,14 +395,20 @@ describe('auth attacks, a JWKS endpoint that is down or hostile', () => {
   beforeAll(async () => {
     idp = generateKeyPairSync('rsa', { modulusLength: 2048 });
     jwks = await startJwksServer([{ ...(await exportJWK(idp.publicKey)), kid: 'idp-1', use: 'sig' }]);
+  }, 90_000);
+  // an app of its own for each test: what the key set cache and the retry pause hold depends on
+  // what came before, and the tests run in any order
+  beforeEach(async () => {
     jwks.state.mode = 'status500';
     app = await startTestApp(
       { EARSHOT_API_KEYS: `${ADMIN}:admin:ops`, EARSHOT_JWKS_URL: jwks.url, EARSHOT_JWT_ISSUER: ISSUER, EARSHOT_JWT_AUDIENCE: AUDIENCE },
       'auth_attacks_jwks_down',
     );
   }, 90_000);
-  afterAll(async () => {
+  afterEach(async () => {
     await app?.close();
+  });
+  afterAll(async () => {
     await jwks?.close();
   });
 
@@ -470,6 +476,7 @@ describe('auth attacks, a JWKS endpoint that is down or hostile', () => {
   }, 60_000);
 
   it('verifies again once the JWKS answers', async () => {
+    expect(await untilFetched(() => statusOf(app, bearer(token())))).toBe(401);
     jwks.state.mode = 'ok';
     await expect.poll(() => statusOf(app, bearer(token())), { timeout: 20_000, interval: 200 }).toBe(200);
   }, 30_000);
