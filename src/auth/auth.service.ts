@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { USER_ROLES, type Config, type UserRole } from '../config/config';
 import { AppError } from '../shared/app-error';
+import { readCapped } from '../shared/read-capped';
 
 export interface Principal {
   /** who: an API key's name or the JWT subject */
@@ -185,7 +186,7 @@ export class AuthService {
         await res.body?.cancel();
         throw new Error(`the JWKS answered HTTP ${res.status}, not 200`);
       }
-      const text = await readCapped(res, JWKS_MAX_BYTES);
+      const text = await readCapped(res, JWKS_MAX_BYTES, (declared) => new Error(`the JWKS is larger than ${JWKS_MAX_BYTES} bytes${declared === null ? '' : ` (${declared})`}`));
       let set: unknown;
       try {
         set = JSON.parse(text);
@@ -201,29 +202,6 @@ export class AuthService {
       throw e;
     }
   }
-}
-
-/** The body as text, or an error past `max` bytes (read no further). */
-async function readCapped(res: Response, max: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length'));
-  if (declared > max) {
-    await res.body?.cancel();
-    throw new Error(`the JWKS is larger than ${max} bytes (${declared})`);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = res.body!.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel();
-      throw new Error(`the JWKS is larger than ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 type CredentialHeaders = { authorization?: string; 'x-api-key'?: string | string[] };

@@ -6,6 +6,7 @@ import CircuitBreaker from 'opossum';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import responseSchema from '../../schema/sentiment-model.response.v1.schema.json';
 import type { Logger } from '../shared/logger';
+import { readCapped } from '../shared/read-capped';
 import type { Intent, SentimentLabel } from './analyzer';
 import type { SentimentConfig } from './sentiment.config';
 
@@ -161,7 +162,7 @@ export class RemoteSentimentModel {
         await res.body?.cancel().catch(() => undefined);
         throw new RemoteModelError('http_status', `model server answered HTTP ${res.status}`);
       }
-      text = await readCapped(res, MAX_RESPONSE_BYTES);
+      text = await readCapped(res, MAX_RESPONSE_BYTES, (declared) => new RemoteModelError('malformed', declared === null ? `model server answer is over ${MAX_RESPONSE_BYTES} bytes` : `model server answer of ${declared} bytes is over ${MAX_RESPONSE_BYTES}`));
     } catch (e) {
       if (e instanceof RemoteModelError) throw e;
       if (signal.aborted) throw new RemoteModelError('timeout', `model server did not answer within ${this.config.timeoutMs} ms`);
@@ -202,19 +203,3 @@ export class RemoteSentimentModel {
   }
 }
 
-async function readCapped(res: Response, max: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new RemoteModelError('malformed', `model server answer of ${declared} bytes is over ${max}`);
-  }
-  if (!res.body) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    if (size > max) throw new RemoteModelError('malformed', `model server answer is over ${max} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
