@@ -53,12 +53,11 @@ describe('GraphQL operation slots are shared fairly between callers', () => {
       expect(metrics).toMatch(/^earshot_graphql_operations_waiting 10$/m);
 
       // the desk's query is answered while every noisy operation still waits for the lock
-      // (before, it waited behind them all: the request gives up after 20 s and the test fails)
+      // (before, it waited behind them all, until the lock went: the test times out)
       const res = await fetch(`${app.url}/graphql`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-api-key': KEYS.desk },
         body: JSON.stringify({ query: '{ viewer { role } }' }),
-        signal: AbortSignal.timeout(20_000),
       });
       const desk = { status: res.status, body: await res.json() };
       expect(desk).toEqual({ status: 200, body: { data: { viewer: { role: 'agent' } } } });

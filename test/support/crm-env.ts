@@ -13,17 +13,11 @@ export function crmEnv(
   objects: { salesforce?: string; hubspot?: string } = {},
 ): Record<string, string> {
   return {
-    EARSHOT_SF_LOGIN_URL: sf.url,
-    EARSHOT_SF_CLIENT_ID: sf.options.clientId,
-    EARSHOT_SF_CLIENT_SECRET: sf.options.clientSecret,
-    EARSHOT_SF_USERNAME: 'earshot@example.com',
-    EARSHOT_SF_PASSWORD: 'password',
-    EARSHOT_SF_OBJECTS: objects.salesforce ?? 'Contact',
+    ...salesforceEnv(sf, objects.salesforce),
     EARSHOT_HUBSPOT_TOKEN: hs.options.privateAppTokens[0]!,
     EARSHOT_HUBSPOT_BASE_PATH: hs.url,
     EARSHOT_HUBSPOT_OBJECTS: objects.hubspot ?? 'contacts',
     EARSHOT_HUBSPOT_SEARCH_LAG_MS: '0',
-    EARSHOT_CRM_RETRY_BASE_MS: '10',
   };
 }
 
