@@ -78,8 +78,8 @@ function unstorableIn(value: unknown, path: string): { at: string; why: string }
 
 /**
  * Every field costs 1; a field with a `first` argument multiplies what it selects by `first`
- * (20 when absent), federation's `_entities` by the number of representations, any other list but a
- * connection's `edges` by {@link UNPAGED_LIST_SIZE}; analyzeText costs
+ * (20 when absent), any other list but a connection's `edges` by {@link UNPAGED_LIST_SIZE} or the length
+ * of the longest list argument it is handed, whichever is more; analyzeText costs
  * {@link ANALYZE_TEXT_COST}. Also adds up the bytes of text handed to analyzeText, over every
  * alias and fragment.
  */
@@ -95,18 +95,23 @@ function estimator(state: EstimateState): ComplexityEstimator {
       if (typeof args.text === 'string') state.analyzeBytes += Buffer.byteLength(args.text);
       return ANALYZE_TEXT_COST;
     }
-    // federation's entity lookup returns one item per representation handed, however many
-    if (field.name === '_entities' && Array.isArray(args.representations)) {
-      return 1 + Math.max(args.representations.length, 1) * childComplexity;
-    }
     if (field.args.some((a) => a.name === 'first')) {
       const first = typeof args.first === 'number' && args.first >= 0 ? args.first : DEFAULT_PAGE_SIZE;
       return 1 + Math.max(first, 1) * childComplexity;
     }
-    // a connection's edges are already counted by its `first`
-    if (field.name !== 'edges' && unwrapList(field.type) && childComplexity > 0) return 1 + UNPAGED_LIST_SIZE * childComplexity;
+    // a connection's edges are already counted by its `first`; any other list may answer one item
+    // per element of a list it is handed (federation's `_entities(representations:)`: 20,000
+    // representations were priced as ten)
+    if (field.name !== 'edges' && unwrapList(field.type) && childComplexity > 0) return 1 + Math.max(UNPAGED_LIST_SIZE, longestListIn(args)) * childComplexity;
     return 1 + childComplexity;
   };
+}
+
+/** The length of the longest array among a field's argument values (top level), or 0. */
+function longestListIn(args: Record<string, unknown>): number {
+  let n = 0;
+  for (const v of Object.values(args)) if (Array.isArray(v)) n = Math.max(n, v.length);
+  return n;
 }
 
 /** per operation: when its time budget runs out, and the clock to read */
