@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
@@ -7,6 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gqlData, ingestAll } from '../support/api-calls';
 import { startTestApp, type TestApp } from '../support/app';
 import { launchChromium } from '../support/browser';
+
+/**
+ * A tag for a test customer's name, in letters only: an agent does not see names that read as
+ * phone numbers (seven digits or more, src/auth/pii.policy.ts), and a slice of a UUID is all
+ * digits about once in 40 runs ("Crm Victim 08277985" showed as "unknown customer").
+ */
+const nameTag = () => Array.from(randomBytes(8), (b) => String.fromCharCode(97 + (b % 26))).join('');
 
 const KEYS = { admin: 'hostile-admin-key-0001', agent: 'hostile-agent-key-0001', svc: 'hostile-svc-key-000001' };
 
@@ -117,7 +124,7 @@ describe('the listening console against hostile data', () => {
   });
 
   it('never turns a CRM deep link that is not http(s) into a link (javascript: from the org instance URL)', async () => {
-    const name = `Crm Victim ${randomUUID().slice(0, 8)}`;
+    const name = `Crm Victim ${nameTag()}`;
     const c = await complaint({ displayName: name, text: 'My parcel is late and nobody answers. Terrible.' });
     await db.query(`INSERT INTO crm_record (customer_id, system, object_type, external_id) VALUES ($1, 'salesforce', 'Contact', $2), ($1, 'hubspot', 'contacts', $3)`, [c.uuid, `003${c.uuid.slice(0, 8)}`, `77${c.uuid.slice(0, 6)}`]);
     const { page, dialogs } = await signIn('agent', '#/queue');
@@ -226,7 +233,7 @@ describe('the listening console against hostile data', () => {
   });
 
   it('loads the queue by itself after a busy moment (one 503 SERVICE_UNAVAILABLE), with no click', async () => {
-    const name = `Busy Moment ${randomUUID().slice(0, 8)}`;
+    const name = `Busy Moment ${nameTag()}`;
     await complaint({ displayName: name, text: 'My parcel is late and nobody answers. Terrible.' });
     const context = await browser.newContext();
     const page = await context.newPage();

@@ -180,8 +180,21 @@ describe('graphql-ws credentials: keys withdrawn from the JWKS, and connections 
     const again = await connect(bearer(tokenA));
     expect(again.acked).toBe(false);
     expect(again.closed?.code).toBe(4403);
-    for (const c of [b, key]) c.ws.close();
+    // the identity provider publishes key a again: once a re-check (they run while b is open) has
+    // fetched it, its tokens connect again (with no socket to re-check, an unknown kid is fetched
+    // for at most every 30 s, jose's cooldown), and the other tests start from both keys
     jwks.state.keys = [publicKeys.a, publicKeys.b];
+    await expect
+      .poll(
+        async () => {
+          const c = await connect(bearer(tokenA));
+          c.ws.close();
+          return c.acked;
+        },
+        { timeout: RECHECK_MS + 10_000, interval: 100 },
+      )
+      .toBe(true);
+    for (const c of [b, key]) c.ws.close();
   }, 60_000);
 
   it(`refuses a principal's connection past ${CAP} with 4429, lets others in, and frees the count on close`, async () => {
