@@ -60,7 +60,7 @@ import { Metrics } from './shared/metrics';
 import type { TaskDeps } from './shared/task-runner';
 
 export interface Database {
-  /** the main pool (DATABASE_POOL_SIZE): the API, background jobs, readiness, migrations */
+  /** the main pool (DATABASE_POOL_SIZE): the API, readiness, migrations (and the jobs without a jobs pool) */
   ds: DataSource;
   /**
    * the ingest pool (DATABASE_INGEST_POOL_SIZE) once {@link Database.openIngestPool} opened it,
@@ -68,10 +68,18 @@ export interface Database {
    * cannot take the connections POST /ingest and the Kafka consumer store with
    */
   ingestDs: DataSource | null;
+  /**
+   * the jobs pool (DATABASE_JOBS_POOL_SIZE) once {@link Database.openJobsPool} opened it, else null
+   * and the background jobs run on `ds`. Its own: jobs waiting on a lock (a re-score's page, a CRM
+   * sync's batch behind an operator's CREATE INDEX) hold their connections here, not the API's
+   */
+  jobsDs: DataSource | null;
   queries: QueryCounter;
   embedded: EmbeddedPostgresHandle | null;
   /** opens the ingest pool (once; closed with the database) */
   openIngestPool(): Promise<DataSource>;
+  /** opens the jobs pool (once; closed with the database) */
+  openJobsPool(): Promise<DataSource>;
   close(): Promise<void>;
 }
 
@@ -106,9 +114,11 @@ export async function openDatabase(
     throw e;
   }
   let opening: Promise<DataSource> | null = null;
+  let openingJobs: Promise<DataSource> | null = null;
   const database: Database = {
     ds,
     ingestDs: null,
+    jobsDs: null,
     queries,
     embedded,
     openIngestPool() {
@@ -133,9 +143,32 @@ export async function openDatabase(
       });
       return opening;
     },
+    openJobsPool() {
+      openingJobs ??= (async () => {
+        // as the ingest pool: the same database, schema, guard and statement counter
+        const { dataSource: jobs } = createDataSource({
+          url: url!,
+          poolSize: config.databaseJobsPoolSize,
+          poolIdleMs: config.databasePoolIdleMs,
+          schema: opts.schema,
+          applicationName: 'earshot-jobs',
+          queries,
+          onConnectionLost: (err) => log.warn({ err, pool: 'jobs' }, 'a database connection was lost; a statement on it fails, and the pool opens a new one'),
+        });
+        await jobs.initialize();
+        database.jobsDs = jobs;
+        return jobs;
+      })().catch((e) => {
+        openingJobs = null;
+        throw e;
+      });
+      return openingJobs;
+    },
     async close() {
       const ingest = await opening?.catch(() => null);
       if (ingest?.isInitialized) await ingest.destroy();
+      const jobs = await openingJobs?.catch(() => null);
+      if (jobs?.isInitialized) await jobs.destroy();
       if (ds.isInitialized) await ds.destroy();
       if (embedded) await embedded.stop();
     },
@@ -207,6 +240,8 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const tasks: TaskDeps = { clock, onRun: (name, outcome, seconds) => metrics.taskRuns.labels(name, outcome).observe(seconds) };
   // ingest stores on a pool of its own when the process opened one (the ingest role: startApp)
   const ingestDs = db.ingestDs ?? db.ds;
+  // and background jobs on theirs (startApp opens it): waiting on a lock, they hold none of the API's
+  const jobsDs = db.jobsDs ?? db.ds;
   const taxonomy = new TaxonomyService(db.ds, ingestDs);
   const { url } = config.sentiment;
   const remoteModel = url ? new RemoteSentimentModel({ ...config.sentiment, url }, log.child({ component: 'sentiment-model' }), metrics.registry) : null;
@@ -220,20 +255,21 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const customers = new CustomerService(db.ds);
   const interactions = new InteractionService(db.ds);
   const auth = new AuthService(config.auth);
-  const identity = new IdentityService(db.ds, config, log.child({ component: 'identity' }));
-  const reresolution = new ReresolutionJobService(db.ds, identity, config, log.child({ component: 'reresolution' }), tasks);
-  const retag = new RetagJobRunner(db.ds, taxonomy, log.child({ component: 'retag' }), tasks);
+  // the CRM sync's intake writes on the jobs pool; merges and suggestions of the API on the main one
+  const identity = new IdentityService(db.ds, config, log.child({ component: 'identity' }), jobsDs);
+  const reresolution = new ReresolutionJobService(jobsDs, identity, config, log.child({ component: 'reresolution' }), tasks);
+  const retag = new RetagJobRunner(jobsDs, taxonomy, log.child({ component: 'retag' }), tasks);
   const analyzePool = new AnalyzePool({ threads: config.graphql.analyzeWorkers, minBytes: config.graphql.analyzeWorkerMinBytes }, log.child({ component: 'analyze' }));
-  const rescore = new RescoreJobRunner(db.ds, taxonomy, scorer, gapTracker, config, log.child({ component: 'rescore' }));
+  const rescore = new RescoreJobRunner(jobsDs, taxonomy, scorer, gapTracker, config, log.child({ component: 'rescore' }));
   const crmClients = createCrmClients(config.crm, log, { now: () => clock.now() });
-  const crmSync = new CrmSyncService(db.ds, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }), tasks);
-  const crmWriteback = new CrmWritebackService(db.ds, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }), undefined, tasks, metrics.registry);
+  const crmSync = new CrmSyncService(jobsDs, identity, crmClients, config.crm, log.child({ component: 'crm-sync' }), tasks);
+  const crmWriteback = new CrmWritebackService(jobsDs, crmClients, config.crm, config.publicUrl, log.child({ component: 'crm-writeback' }), undefined, tasks, metrics.registry);
   const crmRecords = new CrmRecordService(db.ds, config.crm);
   const listeningGap = new ListeningGapService(db.ds, config.listeningGap, clock);
-  const escalation = new EscalationJob(db.ds, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }), { ...tasks, onSkipped: (n) => metrics.gapEscalationsSkipped.labels('past_horizon').inc(n) });
+  const escalation = new EscalationJob(jobsDs, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }), { ...tasks, onSkipped: (n) => metrics.gapEscalationsSkipped.labels('past_horizon').inc(n) });
   const erasure = new ErasureService(db.ds, crmClients, identity.keyOptions, log.child({ component: 'erasure' }), tasks);
   const exports = new CustomerExportService(db.ds);
-  const retention = new RetentionJob(db.ds, config.retentionDays, log.child({ component: 'retention' }), { ...tasks, onRedacted: (n) => metrics.retentionRedacted.inc(n) });
+  const retention = new RetentionJob(jobsDs, config.retentionDays, log.child({ component: 'retention' }), { ...tasks, onRedacted: (n) => metrics.retentionRedacted.inc(n) });
   return { taxonomy, remoteModel, scorer, rescore, recorder, ingestLimits, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation, erasure, exports, retention };
 }
 export type Services = ReturnType<typeof createServices>;
@@ -264,6 +300,8 @@ export async function startApp(config: Config, log: Logger, database?: Database,
   const db = database ?? (await openDatabase(config, log));
   // POST /ingest, ingestInteractions and the Kafka consumer store on connections the API cannot take
   if (config.roles.includes('ingest')) await db.openIngestPool();
+  // re-score, re-tag and re-resolution run in every role; the sync role's jobs on a schedule
+  await db.openJobsPool();
   const metrics = new Metrics();
   const services = createServices(config, db, log, metrics, opts.clock);
   await services.taxonomy.ensureSeeded();

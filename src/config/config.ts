@@ -34,6 +34,11 @@ export interface Config {
    * databasePoolSize, in a process with the ingest role: the API's reads cannot take them
    */
   readonly databaseIngestPoolSize: number;
+  /**
+   * connections of the jobs pool (re-score, re-tag, re-resolution, CRM sync and write-back,
+   * escalation, retention), besides databasePoolSize: jobs waiting on a lock cannot take the API's
+   */
+  readonly databaseJobsPoolSize: number;
   /** a pooled connection idle this long is closed (ms) */
   readonly databasePoolIdleMs: number;
   /** `serve` with DATABASE_URL: how long to keep trying a database that cannot be reached yet at start (ms; 0: no retry) */
@@ -341,6 +346,8 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     databasePoolSize: int('DATABASE_POOL_SIZE', 10, 1, 200),
     // a Kafka partition each, and one large request's lanes: both store at once without waiting
     databaseIngestPoolSize: int('DATABASE_INGEST_POOL_SIZE', kafka.concurrency + ingestLanes, 1, 200),
+    // each job holds at most two at once (its runner's session and its statement or transaction)
+    databaseJobsPoolSize: int('DATABASE_JOBS_POOL_SIZE', 10, 1, 200),
     databasePoolIdleMs: int('DATABASE_POOL_IDLE_MS', 60_000, 1_000, 86_400_000),
     databaseStartWaitMs: int('DATABASE_START_WAIT_MS', 60_000, 0, 86_400_000),
     graphqlConcurrency: int('EARSHOT_GRAPHQL_CONCURRENCY', 16, 1, 10_000),

@@ -36,8 +36,10 @@ export class IdentityService {
     ds: DataSource,
     config: Pick<Config, 'identity' | 'publicUrl'>,
     log: Logger,
+    /** where the CRM sync's intake writes (the jobs pool), when not on `ds` */
+    intakeDs: DataSource = ds,
   ) {
-    this.intake = new CrmIntakeService(ds, config, log);
+    this.intake = new CrmIntakeService(intakeDs, config, log);
     this.audits = new IdentityAuditService(ds);
     this.links = new IdentityLinkService(ds, config, this.audits);
     this.review = new ReviewQueueService(ds, config, this.audits);

@@ -23,3 +23,19 @@ describe('DATABASE_INGEST_POOL_SIZE', () => {
     expect(() => loadConfig({ EARSHOT_INGEST_LANES: 'x' })).toThrow(/^(?!.*EARSHOT_INGEST_LANES.*EARSHOT_INGEST_LANES)/s);
   });
 });
+
+describe('DATABASE_JOBS_POOL_SIZE', () => {
+  it('is 10 unless set, and refuses what the other pool sizes refuse', () => {
+    expect(loadConfig({}).databaseJobsPoolSize).toBe(10);
+    expect(loadConfig({ DATABASE_JOBS_POOL_SIZE: '3' }).databaseJobsPoolSize).toBe(3);
+    for (const raw of ['0', '-1', '201', 'ten']) {
+      let error: unknown;
+      try {
+        loadConfig({ DATABASE_JOBS_POOL_SIZE: raw });
+      } catch (e) {
+        error = e;
+      }
+      expect((error as ConfigError).problems).toEqual([`DATABASE_JOBS_POOL_SIZE=${JSON.stringify(raw)}: expected an integer from 1 to 200`]);
+    }
+  });
+});
