@@ -99,6 +99,12 @@ export interface CrmConfig {
    * ends) fails the call and is retried as a network error
    */
   readonly requestTimeoutMs: number;
+  /**
+   * the largest body one CRM reply may have, in bytes: a larger one (declared or as it arrives)
+   * is cut off there and fails that call (not retried in place); the sync keeps its cursor and
+   * write-back keeps the records queued. Bounds the memory a huge or endless reply can take.
+   */
+  readonly maxResponseBytes: number;
 }
 
 type Str = (n: string) => string | null;
@@ -298,5 +304,8 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
     retryBaseMs: int('EARSHOT_CRM_RETRY_BASE_MS', 500, 1, 600_000),
     maxRetryWaitMs: int('EARSHOT_CRM_MAX_RETRY_WAIT_MS', 120_000, 1, 3_600_000),
     requestTimeoutMs: int('EARSHOT_CRM_REQUEST_TIMEOUT_MS', 120_000, 100, 3_600_000),
+    // 64 MiB: a 2,000-record query page or a 10,000-row Bulk CSV page is a few MB; at most
+    // 512 MiB, about the longest string V8 makes (a larger body could never be read anyway).
+    maxResponseBytes: int('EARSHOT_CRM_MAX_RESPONSE_BYTES', 64 * 1024 * 1024, 64 * 1024, 512 * 1024 * 1024),
   };
 }

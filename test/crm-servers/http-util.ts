@@ -256,3 +256,35 @@ export function truncatedJson(body: unknown, status = 200): (res: http.ServerRes
     res.write(text.slice(0, Math.floor(text.length / 2)), () => res.destroy());
   };
 }
+
+/**
+ * A hostile reply body as large as `bytes` (null: endless), a JSON object whose one string never
+ * seems to end; with `declareLength` its full size is sent as Content-Length first, otherwise it
+ * is chunked. Written only as fast as the client reads (backpressure); `sent.bytes` counts what
+ * was handed to the socket, so a test can tell how much a client took before it hung up.
+ */
+export function hugeJson(opts: { bytes: number | null; declareLength: boolean; sent?: { bytes: number } }): (res: http.ServerResponse) => void {
+  const head = '{"totalSize":0,"done":true,"records":[],"total":0,"results":[],"pad":"';
+  const tail = '"}';
+  const chunk = Buffer.alloc(256 * 1024, 'x');
+  return (res) => {
+    const headers: Record<string, string> = { 'Content-Type': 'application/json;charset=UTF-8' };
+    if (opts.declareLength && opts.bytes !== null) headers['Content-Length'] = String(head.length + opts.bytes + tail.length);
+    res.writeHead(200, headers);
+    res.write(head);
+    let pad = 0;
+    const pump = (): void => {
+      while (!res.destroyed && (opts.bytes === null || pad < opts.bytes)) {
+        const c = opts.bytes === null ? chunk : chunk.subarray(0, Math.min(chunk.length, opts.bytes - pad));
+        pad += c.length;
+        if (opts.sent) opts.sent.bytes += c.length;
+        if (!res.write(c)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      if (!res.destroyed) res.end(tail);
+    };
+    pump();
+  };
+}

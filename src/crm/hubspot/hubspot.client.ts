@@ -5,6 +5,7 @@ import type { CrmConfig, HubSpotConfig } from '../crm.config';
 import { budgetFor, CrmBudgetExhausted, CrmCallFailed, retryAfterMs, retryDelay, sleep, waitsInPlace, type CrmBudget, type RetryPolicy } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
 import { NO_PROXY, proxiedNodeAgent, type ProxySettings } from '../crm-proxy';
+import { capNodeReply, responseTooLarge } from '../crm-response-cap';
 import { usableExternalId } from '../crm-record-guard';
 import { outcomesBeforeStop, type CaseInput, type CaseRef, type CrmClient, type PullOptions, type PullResult, type SetupReport, type SyncCursor, type WriteBackOutcome, type WriteBackUpdate } from '../crm.port';
 import { HS_TICKET_KEY_PROPERTY, hubspotModstamp, hubspotPropertyDefinitions, hubspotTicket, hubspotTicketKeyDefinition, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
@@ -60,7 +61,7 @@ export class HubSpotCrmClient implements CrmClient {
 
   constructor(
     private readonly hs: HubSpotConfig,
-    crm: Pick<CrmConfig, 'maxRetries' | 'retryBaseMs' | 'maxRetryWaitMs'> & Partial<Pick<CrmConfig, 'requestTimeoutMs'>>,
+    crm: Pick<CrmConfig, 'maxRetries' | 'retryBaseMs' | 'maxRetryWaitMs'> & Partial<Pick<CrmConfig, 'requestTimeoutMs' | 'maxResponseBytes'>>,
     private readonly log: Logger,
     private readonly opts: { now?: () => number; searchLagMs?: number } = {},
   ) {
@@ -69,9 +70,10 @@ export class HubSpotCrmClient implements CrmClient {
     this.writeBackObjects = this.objectTypes;
     this.budget = budgetFor(`hubspot:${hs.basePath}:${hs.portalId ?? hs.clientId ?? hs.accessToken?.slice(-8)}`, hs.budget, opts.now);
     this.policy = { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs };
-    // Through an agent: every call has a deadline on its whole reply, no redirect is followed, and
-    // every call (token calls included: all go to basePath) takes the configured proxy or goes direct.
-    this.client = new Client({ accessToken: hs.accessToken ?? undefined, basePath: hs.basePath, numberOfApiCallRetries: 0, httpAgent: deadlineAgent(hs.basePath, crm.requestTimeoutMs ?? 120_000, hs.proxy ?? NO_PROXY) });
+    // Through an agent: every call has a deadline on its whole reply and a cap on its body, no
+    // redirect is followed, and every call (token calls included: all go to basePath) takes the
+    // configured proxy or goes direct.
+    this.client = new Client({ accessToken: hs.accessToken ?? undefined, basePath: hs.basePath, numberOfApiCallRetries: 0, httpAgent: deadlineAgent(hs.basePath, crm.requestTimeoutMs ?? 120_000, crm.maxResponseBytes ?? 64 * 1024 * 1024, hs.proxy ?? NO_PROXY) });
     this.portalId = hs.portalId;
   }
 
@@ -143,7 +145,8 @@ export class HubSpotCrmClient implements CrmClient {
           this.log.warn({ status, what, retryAfterS: Math.round(asked / 1000), until: deferred.until.toISOString() }, 'HubSpot asked to wait (Retry-After): no call to this portal until then');
           throw deferred;
         }
-        if (attempt >= this.policy.maxRetries) throw new CrmCallFailed(`HubSpot ${what} failed with ${status ?? 'a network error'} after ${attempt + 1} attempts`, status, err?.body);
+        // a network error is named by its own message ("no complete reply within 120000 ms")
+        if (attempt >= this.policy.maxRetries) throw new CrmCallFailed(`HubSpot ${what} failed with ${status ?? `a network error (${(e as Error).message})`} after ${attempt + 1} attempts`, status, err?.body);
         let wait = retryDelay(this.policy, attempt, retryAfter);
         // The 10 s window: without Retry-After, waiting for its end is the shortest safe wait.
         if (!retryAfter && status === 429 && body.policyName === 'TEN_SECONDLY_ROLLING') wait = Math.max(wait, Math.min(10_000, this.policy.baseMs * 4));
@@ -419,19 +422,22 @@ export class HubSpotCrmClient implements CrmClient {
 
 /**
  * A keep-alive agent that ends any request whose reply is not complete within `ms` (connect to
- * last byte). Without it the client's fetch had no deadline: a reply that sent its headers and
- * then dripped a byte now and then held the sync (and shutdown) forever. Requests through an
+ * last byte), or whose body is larger than `maxBytes` (the client buffers the whole body: a 1 GB
+ * reply held about 2 GB before failing, an endless one grew until the deadline). Without it the
+ * client's fetch had no deadline: a reply that sent its headers and then dripped a byte now and
+ * then held the sync (and shutdown) forever. Requests through an
  * agent are plain http(s) requests, which follow no redirect. The agent goes through the proxy
  * the proxy settings pick for basePath (the same decision Salesforce's calls get), or direct;
  * without it the client went direct whatever HTTP_PROXY, HTTPS_PROXY and NO_PROXY said.
  */
-function deadlineAgent(basePath: string, ms: number, proxy: ProxySettings): http.Agent {
+function deadlineAgent(basePath: string, ms: number, maxBytes: number, proxy: ProxySettings): http.Agent {
   const agent = proxiedNodeAgent(new URL(basePath), proxy);
   const addRequest = (Object.getPrototypeOf(agent) as { addRequest(req: http.ClientRequest, options: unknown): void }).addRequest;
   (agent as unknown as { addRequest(req: http.ClientRequest, options: unknown): void }).addRequest = function (req, options) {
     const timer = setTimeout(() => req.destroy(Object.assign(new Error(`HubSpot ${req.method} ${req.path.split('?')[0]}: no complete reply within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
     timer.unref();
     req.once('close', () => clearTimeout(timer));
+    capNodeReply(req, maxBytes, (declared) => responseTooLarge('HubSpot', req.method, req.path.split('?')[0]!, maxBytes, declared));
     addRequest.call(this, req, options);
   };
   return agent;

@@ -5,6 +5,8 @@ import type { HttpRequest, HttpRequestOptions, HttpResponse } from 'jsforce/lib/
 import { StreamPromise } from 'jsforce/lib/util/promise';
 import type { Logger } from '../../shared/logger';
 import { NO_PROXY, proxyDispatcher, type ProxySettings } from '../crm-proxy';
+import { readCapped } from '../../shared/read-capped';
+import { responseTooLarge } from '../crm-response-cap';
 import { CrmCallFailed, retryAfterMs, retryDelay, sleep, waitsInPlace, type CrmBudget, type RetryPolicy } from '../crm-budget';
 
 const RETRY_STATUS = new Set([420, 429, 500, 502, 503, 504]);
@@ -39,6 +41,8 @@ export class BudgetedTransport extends Transport {
     proxy: ProxySettings = NO_PROXY,
     /** the budget's clock (Retry-After as an HTTP date) */
     private readonly now: () => number = Date.now,
+    /** the largest reply body read; past it the call fails */
+    private readonly maxBodyBytes = 64 * 1024 * 1024,
   ) {
     super();
     // HTTP/1.1 only, as jsforce asks.
@@ -114,7 +118,8 @@ export class BudgetedTransport extends Transport {
   }
 
   /**
-   * One HTTP exchange with a deadline on the whole reply (a body that drips forever fails), no
+   * One HTTP exchange with a deadline on the whole reply (a body that drips forever fails), a cap
+   * on its body (a 1 GB or endless body held about 2 GB before it failed, or filled memory), no
    * redirect followed, and a body cut short reported as an error of this call. jsforce's own
    * request pipes the body without an error handler, so a connection closed mid-body was an
    * uncaught exception that ended the process, and it had no deadline on the body at all.
@@ -124,7 +129,10 @@ export class BudgetedTransport extends Transport {
     const signal = AbortSignal.timeout(this.timeoutMs);
     try {
       const res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body as string | null | undefined, duplex: 'half', redirect: 'manual', signal, dispatcher: this.dispatcher });
-      const body = await res.text();
+      const path = new URL(req.url).pathname;
+      const text = await readCapped(res, this.maxBodyBytes, (declared) => responseTooLarge('Salesforce', req.method, path, this.maxBodyBytes, declared));
+      // as res.text() read it
+      const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
       const headers: Record<string, string> = {};
       res.headers.forEach((v, k) => (headers[k] = v));
       return { statusCode: res.status, headers, body };

@@ -45,7 +45,7 @@ export class SalesforceCrmClient implements CrmClient {
 
   constructor(
     private readonly sf: SalesforceConfig,
-    private readonly crm: Pick<CrmConfig, 'bulkThreshold' | 'maxRetries' | 'retryBaseMs' | 'maxRetryWaitMs'> & Partial<Pick<CrmConfig, 'requestTimeoutMs'>>,
+    private readonly crm: Pick<CrmConfig, 'bulkThreshold' | 'maxRetries' | 'retryBaseMs' | 'maxRetryWaitMs'> & Partial<Pick<CrmConfig, 'requestTimeoutMs' | 'maxResponseBytes'>>,
     private readonly log: Logger,
     opts: { now?: () => number; bulkPollMs?: number } = {},
   ) {
@@ -54,7 +54,7 @@ export class SalesforceCrmClient implements CrmClient {
     this.objectTypes = [...sf.objects].sort((a, b) => order.indexOf(a) - order.indexOf(b));
     this.writeBackObjects = sf.writeBackObjects.filter((o) => sf.objects.includes(o));
     this.budget = budgetFor(`salesforce:${sf.loginUrl}:${sf.username ?? sf.jwtSubject ?? sf.clientId}`, sf.budget, opts.now);
-    this.transport = new BudgetedTransport(this.budget, { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs }, log, crm.requestTimeoutMs, sf.proxy, opts.now);
+    this.transport = new BudgetedTransport(this.budget, { maxRetries: crm.maxRetries, baseMs: crm.retryBaseMs, maxWaitMs: crm.maxRetryWaitMs }, log, crm.requestTimeoutMs, sf.proxy, opts.now, crm.maxResponseBytes);
     this.bulkPollMs = opts.bulkPollMs ?? 250;
   }
 
