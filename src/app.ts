@@ -113,62 +113,53 @@ export async function openDatabase(
     if (embedded) await embedded.stop().catch(() => undefined);
     throw e;
   }
-  let opening: Promise<DataSource> | null = null;
-  let openingJobs: Promise<DataSource> | null = null;
+  /**
+   * A pool besides the main one, opened once: the same database, schema and connection guard;
+   * its statements are counted with the main pool's (tests count a request's statements,
+   * whichever pool ran them). A failed open is tried again at the next call.
+   */
+  const extraPool = (pool: 'ingest' | 'jobs', poolSize: number, opened: (ds: DataSource) => void) => {
+    let opening: Promise<DataSource> | null = null;
+    return {
+      open(): Promise<DataSource> {
+        opening ??= (async () => {
+          const { dataSource } = createDataSource({
+            url: url!,
+            poolSize,
+            poolIdleMs: config.databasePoolIdleMs,
+            schema: opts.schema,
+            applicationName: `earshot-${pool}`,
+            queries,
+            onConnectionLost: (err) => log.warn({ err, pool }, 'a database connection was lost; a statement on it fails, and the pool opens a new one'),
+          });
+          await dataSource.initialize();
+          opened(dataSource);
+          return dataSource;
+        })().catch((e) => {
+          opening = null;
+          throw e;
+        });
+        return opening;
+      },
+      async close(): Promise<void> {
+        const opened = await opening?.catch(() => null);
+        if (opened?.isInitialized) await opened.destroy();
+      },
+    };
+  };
+  const ingestPool = extraPool('ingest', config.databaseIngestPoolSize, (d) => (database.ingestDs = d));
+  const jobsPool = extraPool('jobs', config.databaseJobsPoolSize, (d) => (database.jobsDs = d));
   const database: Database = {
     ds,
     ingestDs: null,
     jobsDs: null,
     queries,
     embedded,
-    openIngestPool() {
-      opening ??= (async () => {
-        // the same database, schema and connection guard as the main pool; its statements are
-        // counted with the main pool's (tests count a request's statements, whichever pool ran them)
-        const { dataSource: ingest } = createDataSource({
-          url: url!,
-          poolSize: config.databaseIngestPoolSize,
-          poolIdleMs: config.databasePoolIdleMs,
-          schema: opts.schema,
-          applicationName: 'earshot-ingest',
-          queries,
-          onConnectionLost: (err) => log.warn({ err, pool: 'ingest' }, 'a database connection was lost; a statement on it fails, and the pool opens a new one'),
-        });
-        await ingest.initialize();
-        database.ingestDs = ingest;
-        return ingest;
-      })().catch((e) => {
-        opening = null;
-        throw e;
-      });
-      return opening;
-    },
-    openJobsPool() {
-      openingJobs ??= (async () => {
-        // as the ingest pool: the same database, schema, guard and statement counter
-        const { dataSource: jobs } = createDataSource({
-          url: url!,
-          poolSize: config.databaseJobsPoolSize,
-          poolIdleMs: config.databasePoolIdleMs,
-          schema: opts.schema,
-          applicationName: 'earshot-jobs',
-          queries,
-          onConnectionLost: (err) => log.warn({ err, pool: 'jobs' }, 'a database connection was lost; a statement on it fails, and the pool opens a new one'),
-        });
-        await jobs.initialize();
-        database.jobsDs = jobs;
-        return jobs;
-      })().catch((e) => {
-        openingJobs = null;
-        throw e;
-      });
-      return openingJobs;
-    },
+    openIngestPool: () => ingestPool.open(),
+    openJobsPool: () => jobsPool.open(),
     async close() {
-      const ingest = await opening?.catch(() => null);
-      if (ingest?.isInitialized) await ingest.destroy();
-      const jobs = await openingJobs?.catch(() => null);
-      if (jobs?.isInitialized) await jobs.destroy();
+      await ingestPool.close();
+      await jobsPool.close();
       if (ds.isInitialized) await ds.destroy();
       if (embedded) await embedded.stop();
     },
