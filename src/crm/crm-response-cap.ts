@@ -1,6 +1,9 @@
 import type http from 'node:http';
 import { CrmCallFailed } from './crm-budget';
 
+/** EARSHOT_CRM_MAX_RESPONSE_BYTES unless set: a 2,000-record query page or a 10,000-row Bulk CSV page is a few MB */
+export const DEFAULT_CRM_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
 /**
  * The error of a CRM call whose reply body is larger than EARSHOT_CRM_MAX_RESPONSE_BYTES, named by
  * vendor, method and path (never by query string or token), with the size it declared when known.

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseProxySettings, type ProxySettings } from './crm-proxy';
+import { DEFAULT_CRM_MAX_RESPONSE_BYTES } from './crm-response-cap';
 
 export type { ProxySettings } from './crm-proxy';
 
@@ -304,8 +305,7 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
     retryBaseMs: int('EARSHOT_CRM_RETRY_BASE_MS', 500, 1, 600_000),
     maxRetryWaitMs: int('EARSHOT_CRM_MAX_RETRY_WAIT_MS', 120_000, 1, 3_600_000),
     requestTimeoutMs: int('EARSHOT_CRM_REQUEST_TIMEOUT_MS', 120_000, 100, 3_600_000),
-    // 64 MiB: a 2,000-record query page or a 10,000-row Bulk CSV page is a few MB; at most
-    // 512 MiB, about the longest string V8 makes (a larger body could never be read anyway).
-    maxResponseBytes: int('EARSHOT_CRM_MAX_RESPONSE_BYTES', 64 * 1024 * 1024, 64 * 1024, 512 * 1024 * 1024),
+    // at most 512 MiB, about the longest string V8 makes (a larger body could never be read anyway)
+    maxResponseBytes: int('EARSHOT_CRM_MAX_RESPONSE_BYTES', DEFAULT_CRM_MAX_RESPONSE_BYTES, 64 * 1024, 512 * 1024 * 1024),
   };
 }

@@ -5,7 +5,7 @@ import type { CrmConfig, HubSpotConfig } from '../crm.config';
 import { budgetFor, CrmBudgetExhausted, CrmCallFailed, retryAfterMs, retryDelay, sleep, waitsInPlace, type CrmBudget, type RetryPolicy } from '../crm-budget';
 import { crmRecordUrl } from '../crm-links';
 import { NO_PROXY, proxiedNodeAgent, type ProxySettings } from '../crm-proxy';
-import { capNodeReply, responseTooLarge } from '../crm-response-cap';
+import { capNodeReply, DEFAULT_CRM_MAX_RESPONSE_BYTES, responseTooLarge } from '../crm-response-cap';
 import { usableExternalId } from '../crm-record-guard';
 import { outcomesBeforeStop, type CaseInput, type CaseRef, type CrmClient, type PullOptions, type PullResult, type SetupReport, type SyncCursor, type WriteBackOutcome, type WriteBackUpdate } from '../crm.port';
 import { HS_TICKET_KEY_PROPERTY, hubspotModstamp, hubspotPropertyDefinitions, hubspotTicket, hubspotTicketKeyDefinition, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
@@ -73,7 +73,7 @@ export class HubSpotCrmClient implements CrmClient {
     // Through an agent: every call has a deadline on its whole reply and a cap on its body, no
     // redirect is followed, and every call (token calls included: all go to basePath) takes the
     // configured proxy or goes direct.
-    this.client = new Client({ accessToken: hs.accessToken ?? undefined, basePath: hs.basePath, numberOfApiCallRetries: 0, httpAgent: deadlineAgent(hs.basePath, crm.requestTimeoutMs ?? 120_000, crm.maxResponseBytes ?? 64 * 1024 * 1024, hs.proxy ?? NO_PROXY) });
+    this.client = new Client({ accessToken: hs.accessToken ?? undefined, basePath: hs.basePath, numberOfApiCallRetries: 0, httpAgent: deadlineAgent(hs.basePath, crm.requestTimeoutMs ?? 120_000, crm.maxResponseBytes ?? DEFAULT_CRM_MAX_RESPONSE_BYTES, hs.proxy ?? NO_PROXY) });
     this.portalId = hs.portalId;
   }
 

@@ -6,7 +6,7 @@ import { StreamPromise } from 'jsforce/lib/util/promise';
 import type { Logger } from '../../shared/logger';
 import { NO_PROXY, proxyDispatcher, type ProxySettings } from '../crm-proxy';
 import { readCapped } from '../../shared/read-capped';
-import { responseTooLarge } from '../crm-response-cap';
+import { DEFAULT_CRM_MAX_RESPONSE_BYTES, responseTooLarge } from '../crm-response-cap';
 import { CrmCallFailed, retryAfterMs, retryDelay, sleep, waitsInPlace, type CrmBudget, type RetryPolicy } from '../crm-budget';
 
 const RETRY_STATUS = new Set([420, 429, 500, 502, 503, 504]);
@@ -42,7 +42,7 @@ export class BudgetedTransport extends Transport {
     /** the budget's clock (Retry-After as an HTTP date) */
     private readonly now: () => number = Date.now,
     /** the largest reply body read; past it the call fails */
-    private readonly maxBodyBytes = 64 * 1024 * 1024,
+    private readonly maxBodyBytes = DEFAULT_CRM_MAX_RESPONSE_BYTES,
   ) {
     super();
     // HTTP/1.1 only, as jsforce asks.
