@@ -191,7 +191,7 @@ describe('intent', () => {
     ['Cancel my subscription, I am switching to Netflix.', 'churn_threat'],
     ['Third time this month. Never ordering from you again.', 'churn_threat'],
     // was "My order number is 12345 and it ships from Ohio.": with earshot-linear-2026.12.2 its
-    // complaint probability is 0.75, at a threshold of 0.72 (2026.12.1: 0.75 at 0.74). Order words
+    // complaint probability was 0.75, at a threshold of 0.72 (2026.12.1: 0.75 at 0.74). Order words
     // lean complaint in the training sets; the model card lists it under Limits.
     ['My order ships from Ohio.', 'other'],
   ])('%s -> %s', (text, expected) => {

@@ -15,6 +15,10 @@ export type Lexicon = Map<string, number>;
  */
 export const CUSTOMER_SERVICE_LEXICON: Record<string, number> = {
   refund: -0.6,
+  // a problem reported to a company; VADER has none of them ("never had an issue" needs one to negate)
+  issue: -0.8,
+  issues: -0.8,
+  expensive: -0.8,
   'my money back': -1.6,
   'money back': -0.8,
   refunded: 0.4,

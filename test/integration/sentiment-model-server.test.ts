@@ -11,7 +11,7 @@ import { REPO_ROOT } from '../support/postgres';
 const ADMIN = 'admin-key-0123456789';
 const as = { 'x-api-key': ADMIN };
 const MODEL = 'acme-care-v2';
-const BUILT_IN = 'earshot-linear-2026.12.2';
+const BUILT_IN = 'earshot-linear-2026.12.3';
 
 /** The team's model: certain about billing trouble, mildly positive about everything else. */
 const acme = (it: ModelRequestItem) =>

@@ -28,6 +28,7 @@ const SEED_BIGRAM = 0x510e527f;
 const SEED_CHAR = 0x1f83d9ab;
 const SEED_PUNCT = 0x5be0cd19;
 const SEED_POLITE = 0x9b05688c;
+const SEED_NEGATES_NEGATIVE = 0x1f83d9ac;
 const START = 0x243f6a88;
 
 /** VADER's constants: booster step, caps emphasis, "!" emphasis, normalisation alpha. */
@@ -154,6 +155,13 @@ export const ROLE_POLITE = 2;
  * so the words around it read exactly as without it.
  */
 export const ROLE_INTENSIFIER = 3;
+/**
+ * A negator whose scope holds a word of negative valence ("no complaints", "not bad", "never had
+ * an issue"): a word feature of its own. In the training sets a negation mostly goes with a
+ * negative label, so the plain "not", "no", "never" learn "negative"; a negated negative word is
+ * praise or relief as often as not, and shared with the plain negator it read as a grievance.
+ */
+export const ROLE_NEGATES_NEGATIVE = 4;
 
 /** Opening fillers an ironic interjection may follow: "oh great", "just great", "well, wonderful". */
 const IRONY_OPENERS = new Set(['oh', 'just', 'well', 'yeah', 'yay', 'wow', 'so', 'how', 'ah', 'ohh']);
@@ -303,6 +311,7 @@ export class FeatureExtractor {
       }
     }
 
+    this.closeNegation(tokens, out, valence);
     this.roles(tokens, out, valence);
     const role = out.role;
 
@@ -322,7 +331,7 @@ export class FeatureExtractor {
       const hw = this.hashToken(t, SEED_WORD);
       this.wordHash[i] = hw;
       const r = role[i]!;
-      out.push(this.bucket(r === ROLE_POLITE ? hw ^ SEED_POLITE : negatedBy[i]! >= 0 || r === ROLE_IRONIC ? hw ^ SEED_NEG : hw), 1, i);
+      out.push(this.bucket(r === ROLE_POLITE ? hw ^ SEED_POLITE : r === ROLE_NEGATES_NEGATIVE ? hw ^ SEED_NEGATES_NEGATIVE : negatedBy[i]! >= 0 || r === ROLE_IRONIC ? hw ^ SEED_NEG : hw), 1, i);
       // a politeness word's bigrams are its own too ("thank you" in a complaint is not praise)
       const hb = r === ROLE_POLITE ? hw ^ SEED_POLITE : hw;
       out.push(this.bucket(Math.imul(prev, 0x9e3779b1) ^ hb ^ SEED_BIGRAM), 1, T + i);
@@ -333,7 +342,7 @@ export class FeatureExtractor {
     const cStart = out.n;
     for (let i = 0; i < T; i++) {
       const t = tokens[i]!;
-      if ((t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG) && role[i] === ROLE_PLAIN) this.charGrams(t, i, out, 1);
+      if ((t.kind === TOKEN_WORD || t.kind === TOKEN_HASHTAG) && (role[i] === ROLE_PLAIN || role[i] === ROLE_NEGATES_NEGATIVE)) this.charGrams(t, i, out, 1);
     }
     this.sublinear(out, cStart);
 
@@ -399,6 +408,34 @@ export class FeatureExtractor {
       words++;
       // an interjection may follow an opening filler ("oh great,"), nothing else
       if (!(words === 1 && IRONY_OPENERS.has(lower))) sentenceStart = false;
+    }
+    for (let i = 0; i < T; i++) {
+      const n = negatedBy[i]!;
+      if (n < 0 || valence[i]! >= 0 || role[n] !== ROLE_PLAIN) continue;
+      const t = tokens[i]!;
+      if (t.kind === TOKEN_WORD && (NEGATORS.has(t.lower) || BOOSTERS[t.lower] !== undefined)) continue;
+      role[n] = ROLE_NEGATES_NEGATIVE;
+    }
+  }
+
+  /**
+   * Ends a negation's scope after the first word with valence it negates: in "not bad slow
+   * service" only "bad" is negated, so "slow" stays a grievance and the word the negator's role
+   * ({@link ROLE_NEGATES_NEGATIVE} or plain) is decided by is the one it actually negates.
+   */
+  private closeNegation(tokens: readonly Token[], out: FeatureVector, valence: Float64Array): void {
+    const T = tokens.length;
+    const negatedBy = out.negatedBy;
+    let closed = -1;
+    for (let i = 0; i < T; i++) {
+      const n = negatedBy[i]!;
+      if (n < 0) continue;
+      if (n === closed) {
+        negatedBy[i] = -1;
+        continue;
+      }
+      const t = tokens[i]!;
+      if (valence[i]! !== 0 && !(t.kind === TOKEN_WORD && (NEGATORS.has(t.lower) || BOOSTERS[t.lower] !== undefined))) closed = n;
     }
   }
 
