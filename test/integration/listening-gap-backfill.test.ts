@@ -113,8 +113,9 @@ describe('listening gap escalation: backfilled complaints and the horizon of lat
     const r = await app.services.ingest.ingestObjects(Array.from({ length: 100 }, (_, n) => complaint('email', `bf-plan-${n}`, old + n * 1000)), 'test');
     expect(r.rejected).toEqual([]);
     await app.services.escalation.runOnce();
-    // the next run's claim as it is sent, then its plan, executed in a transaction rolled back
-    const ds = app.db.ds;
+    // the next run's claim as it is sent (on the jobs pool, where the job runs), then its plan,
+    // executed in a transaction rolled back
+    const ds = app.db.jobsDs ?? app.db.ds;
     const sent: { sql: string; params: unknown[] }[] = [];
     const query = ds.query.bind(ds);
     ds.query = (async (sql: string, params?: unknown[]) => {
