@@ -90,6 +90,36 @@ async function withMigrationLock<T>(ds: DataSource, log: Logger, opts: Migration
   }
 }
 
+/** SQLSTATEs of a name already taken: duplicate table, object, schema, function, column. */
+const NAME_TAKEN = new Set(['42P07', '42710', '42P06', '42723', '42701']);
+
+/**
+ * A migration failed for another reason than a lock: said in one line, with the migration's
+ * name. Its transaction was rolled back, so nothing of it is applied (the ones before it are).
+ * A name already taken means the database holds objects Earshot did not make (another
+ * application's `customer` table, a hand-made one): Earshot needs a database of its own.
+ */
+export class MigrationFailedError extends Error {
+  readonly code: string | undefined;
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'MigrationFailedError';
+    this.code = sqlState(cause) ?? undefined;
+  }
+}
+
+async function migrationFailed(e: unknown, current: () => Promise<string | null>): Promise<unknown> {
+  // not the migration's own doing (the connection went away): the caller's retry or message says so
+  if (sqlState(e) === null || /^08/.test(sqlState(e)!)) return e;
+  const name = await current().catch(() => null);
+  if (name === null) return e;
+  const reason = String((e as Error).message).split('\n')[0];
+  const hint = NAME_TAKEN.has(sqlState(e)!)
+    ? ' — the database already holds an object of that name that Earshot did not make (another application\'s?): give Earshot a database of its own'
+    : '';
+  return new MigrationFailedError(`migration ${name} failed: ${reason}${hint}; nothing of it was applied`, e);
+}
+
 async function retryOnLockTimeout(log: Logger, opts: MigrationLockOptions, current: () => Promise<string | null>, step: () => Promise<unknown>): Promise<void> {
   const attempts = Math.max(1, opts.attempts ?? MIGRATION_ATTEMPTS);
   const lockTimeoutMs = opts.lockTimeoutMs ?? MIGRATION_LOCK_TIMEOUT_MS;
@@ -99,7 +129,7 @@ async function retryOnLockTimeout(log: Logger, opts: MigrationLockOptions, curre
       return;
     } catch (e) {
       // 55P03 lock_not_available: the statement waited lock_timeout; the migration was rolled back
-      if (sqlState(e) !== '55P03') throw e;
+      if (sqlState(e) !== '55P03') throw await migrationFailed(e, current);
       const name = await current();
       const what = `migration ${name ?? '(unknown)'} waited ${lockTimeoutMs} ms for a lock on a table another session holds (an open transaction, LOCK TABLE, VACUUM FULL…)`;
       if (attempt >= attempts) {

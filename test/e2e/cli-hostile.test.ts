@@ -4,7 +4,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../support/postgres';
+import { Client } from 'pg';
+import { createTestDatabase, REPO_ROOT } from '../support/postgres';
 
 // The compiled CLI, as an operator runs it. EARSHOT_TEST_MAIN points these tests at another build
 // (used to check that each test fails on the code before its fix).
@@ -202,5 +203,53 @@ describe('earshot options that belong to another command', () => {
     [['emit-schema', '--load-only'], 'earshot: --load-only is not an option of emit-schema'],
   ])('%j is a user mistake, before anything runs', async (args, message) => {
     expectUserMistake(await run(args), message);
+  });
+});
+
+/**
+ * An operator points a one-shot command at the wrong database: one that another application
+ * already uses, or one that does not exist. `serve` said so in one line; `migrate`, `erase` and
+ * `demo --load-only` printed a stack trace (`QueryFailedError: relation "customer" already exists`
+ * and ten `at …` lines), without saying which migration failed or what to do.
+ */
+describe('earshot one-shot commands on the wrong database', () => {
+  async function runWith(env: Record<string, string>, args: string[]) {
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env } });
+    let out = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    return new Promise<{ code: number | null; out: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, out, stderr })));
+  }
+
+  it('migrate on a database that holds another application\'s tables names the migration and the table in one line, and changes none of its data', async () => {
+    const db = await createTestDatabase('otherapp');
+    const pg = new Client({ connectionString: db.url });
+    await pg.connect();
+    try {
+      await pg.query(`CREATE TABLE customer (id int PRIMARY KEY, name text); INSERT INTO customer VALUES (1, 'a customer of another application')`);
+      for (const args of [['migrate'], ['demo', '--load-only']]) {
+        const r = await runWith({ DATABASE_URL: db.url, DATABASE_START_WAIT_MS: '0' }, args);
+        expect(r.code).toBe(1);
+        const lines = r.stderr.trimEnd().split('\n');
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(/^earshot: cannot open the database at .*: migration Initial\d+ failed: relation "customer" already exists — .*a database of its own; nothing of it was applied$/);
+      }
+      expect((await pg.query(`SELECT id, name FROM customer`)).rows).toEqual([{ id: 1, name: 'a customer of another application' }]);
+      // the migration ran in a transaction: none of Earshot's tables is there
+      expect((await pg.query(`SELECT to_regclass('interaction') AS t`)).rows[0].t).toBeNull();
+    } finally {
+      await pg.end();
+      await db.drop();
+    }
+  });
+
+  it.each([[['migrate']], [['erase', '--email', 'jane@example.com', '--reason', 'DSR-1']]])('%j on a database that does not exist says so in one line', async (args) => {
+    const db = await createTestDatabase('gone');
+    await db.drop();
+    const r = await runWith({ DATABASE_URL: db.url, DATABASE_START_WAIT_MS: '0' }, args);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(new RegExp(`^earshot: cannot open the database at .*/${db.name} \\(DATABASE_URL\\): database "${db.name}" does not exist$`))]);
+    expect(r.out).toBe('');
   });
 });
