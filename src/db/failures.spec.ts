@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { identitiesKeepMoving } from '../identity/author-resolution';
-import { isRetriable, isTransient, rejectionReason, sqlState } from './failures';
+import { isRetriable, isTransient, rejectionReason, sqlState, unavailableReason } from './failures';
 
 describe('failure classification', () => {
   it('retries connection, lock, serialization and deadlock failures only', () => {
@@ -70,5 +70,19 @@ describe('failure classification', () => {
     for (const e of [{ code: '42P01' }, { code: '42501' }, { code: '28P01' }, { code: '3D000' }, { code: '3F000' }, { code: '23505' }, new TypeError('x')]) {
       expect(isTransient(e), JSON.stringify(e) + String(e)).toBe(false);
     }
+  });
+
+  it('says which resource is lacking: a full disk, a read-only server, no connection free, a restart', () => {
+    // PostgreSQL with its data volume full, measured: every batch failed with 53100 and /ingest said "the database is unavailable"
+    const full = Object.assign(new Error('could not extend file "base/16384/17092": No space left on device'), { code: '53100' });
+    expect(isTransient(full)).toBe(true);
+    expect(unavailableReason(full)).toBe('the database is out of disk space');
+    expect(unavailableReason({ driverError: { code: '25006' } })).toBe('the database is read-only');
+    expect(unavailableReason({ code: '53300' })).toBe('the database has no connection free (max_connections)');
+    expect(unavailableReason({ code: '53200' })).toBe('the database is out of memory');
+    expect(unavailableReason({ code: '57P01' })).toBe('the database is restarting');
+    expect(unavailableReason({ code: '55P03' })).toBe('the database is busy (a table is locked by another session)');
+    expect(unavailableReason({ code: '08006' })).toBe('the database is unavailable');
+    expect(unavailableReason(new Error('Connection terminated unexpectedly'))).toBe('the database is unavailable');
   });
 });

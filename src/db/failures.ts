@@ -95,6 +95,23 @@ export function isTransient(e: unknown): boolean {
 }
 
 /**
+ * Why a transient database failure happened, in words a client or an operator can act on: a full
+ * disk, a read-only server, no free connection were all "the database is unavailable", which sent
+ * operators looking for a server that was up (PostgreSQL's own message is in the log).
+ */
+export function unavailableReason(e: unknown): string {
+  const code = failureSqlState(e) ?? '';
+  if (code === '55P03') return 'the database is busy (a table is locked by another session)';
+  if (code === '53100') return 'the database is out of disk space';
+  if (code === '53200') return 'the database is out of memory';
+  if (code === '53300') return 'the database has no connection free (max_connections)';
+  if (code === '25006') return 'the database is read-only';
+  if (/^57P0[1-3]$/.test(code)) return 'the database is restarting';
+  if (code === '40001' || code === '40P01') return 'the database met a concurrent change (serialization failure or deadlock)';
+  return 'the database is unavailable';
+}
+
+/**
  * True when PostgreSQL cancelled a statement for running past `statement_timeout` (57014 with
  * that message; 57014 also means a cancel by request, which says nothing about the size). Such a
  * failure is retriable, but the same batch fails the same way every time: a caller should try

@@ -3,7 +3,7 @@ import { GraphQLError } from 'graphql';
 import type { Logger } from '../shared/logger';
 import { ArgumentValidationError } from 'type-graphql';
 import { AppError } from '../shared/app-error';
-import { isTransient } from '../db/failures';
+import { isTransient, unavailableReason } from '../db/failures';
 import { COST_LIMIT_CODE, withoutSuggestions } from './limits';
 
 interface ValidationFailure {
@@ -101,7 +101,8 @@ function formatter(log: Logger) {
     // statement timeout: the client may try again, as /ingest's 503 says; not an internal error.
     // A missing table or grant stays one (a person must mend it; logged with the request id).
     if (isTransient(original)) {
-      return { message: 'the database is unavailable or busy; try again shortly', path: formatted.path, locations: formatted.locations, extensions: { code: 'SERVICE_UNAVAILABLE' } };
+      const why = unavailableReason(original);
+      return { message: `${why === 'the database is unavailable' ? 'the database is unavailable or busy' : why}; try again shortly`, path: formatted.path, locations: formatted.locations, extensions: { code: 'SERVICE_UNAVAILABLE' } };
     }
     // the operations plugin has logged it with the request id, which it adds here too
     log.debug({ path: formatted.path }, 'hiding an internal error from the client');

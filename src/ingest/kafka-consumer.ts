@@ -1,5 +1,5 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, LogEntry } from 'kafkajs';
-import { failureSqlState, isRetriable, isStatementTimeout } from '../db/failures';
+import { failureSqlState, isRetriable, isStatementTimeout, isTransient, unavailableReason } from '../db/failures';
 import { parseMessage, type InteractionMessage, type LimitsArg } from '../interactions/interaction-message';
 import { persistIsolating } from '../interactions/isolate-lines';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
@@ -633,7 +633,9 @@ export class KafkaIngestConsumer {
                 'statement_timeout exceeded by one message, retrying'
               : failureSqlState(e) === '55P03'
                 ? 'table locked by another session, retrying'
-                : isRetriable(e)
+                : isTransient(e)
+                  ? `${unavailableReason(e)}, retrying`
+                  : isRetriable(e)
                   ? 'database unavailable or busy, retrying'
                   : 'unexpected error, retrying';
         const wait = Math.round(delay * (0.75 + Math.random() * 0.5));

@@ -1,5 +1,5 @@
 import { AppError } from '../shared/app-error';
-import { failureSqlState, isStatementTimeout } from '../db/failures';
+import { isStatementTimeout, unavailableReason } from '../db/failures';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { DEFAULT_MESSAGE_LIMITS, validateMessage, parseMessage, type InteractionMessage, type LimitsArg, type ValidationResult } from './interaction-message';
@@ -133,11 +133,7 @@ export class IngestService {
       if (failure !== null) {
         // only retriable failures get here; the batches stored before are kept and a retry dedupes them
         this.log.warn({ err: failure, channel, storedSoFar: accepted }, 'ingest batch failed transiently');
-        const why = isStatementTimeout(failure)
-          ? "a line's statements run past the database's statement_timeout"
-          : failureSqlState(failure) === '55P03'
-            ? 'the database is busy (a table is locked by another session)'
-            : 'the database is unavailable';
+        const why = isStatementTimeout(failure) ? "a line's statements run past the database's statement_timeout" : unavailableReason(failure);
         throw new AppError('SERVICE_UNAVAILABLE', `${why}; ${accepted} lines were stored before it failed, send the body again (stored lines count as duplicates)`);
       }
     };

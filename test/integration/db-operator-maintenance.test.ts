@@ -452,9 +452,17 @@ describe("connections exhausted by another application", () => {
         );
         expect(ingest.status).toBe(503);
         expect(JSON.stringify(ingest.body)).not.toMatch(/rejected/);
+        // what is wrong, not only that something is: "the database is unavailable" sent operators
+        // looking for a server that was up
+        expect(ingest.body).toMatchObject({
+          error: { message: expect.stringMatching(/^the database has no connection free \(max_connections\); 0 lines were stored/) },
+        });
         expect(query.errors?.map((e) => e.extensions?.code)).toEqual([
           "SERVICE_UNAVAILABLE",
         ]);
+        expect(query.errors?.[0]?.message).toBe(
+          "the database has no connection free (max_connections); try again shortly",
+        );
       } finally {
         while (hogs.length > 0)
           await hogs

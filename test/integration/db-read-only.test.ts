@@ -40,7 +40,7 @@ describe('a database that turns read-only', () => {
       let answer = await post(lines);
       for (let i = 0; i < 5 && answer.status === 503 && !JSON.stringify(answer.body).includes('read-only'); i++) answer = await post(lines);
       expect(answer.status).toBe(503);
-      expect(answer.body).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE' } });
+      expect(answer.body).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE', message: expect.stringMatching(/^the database is read-only; 0 lines were stored/) } });
       expect(JSON.stringify(answer.body)).not.toMatch(/rejected/);
     } finally {
       await readOnly(false);
