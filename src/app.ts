@@ -92,7 +92,9 @@ export async function openDatabase(
   let embedded: EmbeddedPostgresHandle | null = null;
   let url = config.databaseUrl;
   if (!url) {
-    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log, { onFatal: opts.onFatal });
+    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log, { onFatal: opts.onFatal }).catch((e: unknown) => {
+      throw new EmbeddedStartError(config.dataDir, e);
+    });
     url = embedded.url;
   }
   const { dataSource: ds, queries } = createDataSource({
@@ -175,6 +177,30 @@ export function isTransientConnectError(e: unknown): boolean {
   if (typeof err?.code === 'string' && TRANSIENT_CONNECT_CODES.has(err.code)) return true;
   // node-postgres' own connection timeout and a server that hangs up during start carry no code
   return typeof err?.message === 'string' && /^(timeout expired|Connection terminated)/.test(err.message);
+}
+
+/**
+ * The embedded PostgreSQL (no DATABASE_URL) could not start: said in one line with the data
+ * folder and the line of PostgreSQL's output that tells why (initdb's 40 lines of progress on a
+ * full disk, or a stack trace for a folder that cannot be made, hid it).
+ */
+export class EmbeddedStartError extends Error {
+  constructor(dataDir: string, cause: unknown) {
+    super(`cannot start the embedded PostgreSQL (data in ${dataDir}, EARSHOT_DATA_DIR; or set DATABASE_URL): ${embeddedFailureReason(cause)}`, { cause });
+    this.name = 'EmbeddedStartError';
+  }
+}
+
+/** The telling line of an embedded start failure: PostgreSQL's FATAL/PANIC/ERROR line when its output holds one. */
+export function embeddedFailureReason(cause: unknown): string {
+  const message = String((cause as Error)?.message ?? cause);
+  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  const first = lines[0] ?? 'unknown error';
+  const telling = lines.find((l) => /\b(FATAL|PANIC|ERROR):\s/.test(l) || /^initdb: error:/.test(l));
+  if (!telling || telling === first) return first;
+  // "2026-12-04 21:05:56.685 UTC [19012] FATAL:  could not extend …": the words after the level
+  const what = telling.replace(/^.*?\b(FATAL|PANIC|ERROR):\s+/, '').replace(/^initdb: error:\s*/, '');
+  return `${first.replace(/:$/, '').split(': ')[0]}: ${what}`;
 }
 
 /** The database could not be opened at start: said in one line (host, port, database; never the password). */

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -130,6 +130,31 @@ describe('earshot serve on its embedded PostgreSQL (compiled CLI)', () => {
       expect(err.trimEnd().split('\n')).toEqual([`earshot: cannot listen on 127.0.0.1:${port} (the port is taken): stop what uses it, or choose another PORT or HOST (EARSHOT_METRICS_PORT for the metrics listener)`]);
       // the embedded server, if it was started at all, was stopped on the way out
       expect(existsSync(path.join(dataDir, 'pg', 'postmaster.pid'))).toBe(false);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  // Both printed `earshot: Error: …` and a stack trace; initdb on a full disk printed its 40 lines of progress with the cause in the middle
+  it('says in one line, with the data folder, why the embedded PostgreSQL cannot start: its port taken, a data folder that cannot be made', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const pgPort = (taken.address() as net.AddressInfo).port;
+    const aFile = path.join(dataDir, 'a-file');
+    writeFileSync(aFile, 'not a folder');
+    const cases: [Record<string, string>, string][] = [
+      [{ EARSHOT_EMBEDDED_PG_PORT: String(pgPort) }, `earshot: cannot start the embedded PostgreSQL (data in ${dataDir}, EARSHOT_DATA_DIR; or set DATABASE_URL): port ${pgPort} for the embedded PostgreSQL is taken; stop what uses it, set EARSHOT_EMBEDDED_PG_PORT, or set DATABASE_URL`],
+      [{ EARSHOT_DATA_DIR: path.join(aFile, 'data') }, `earshot: cannot start the embedded PostgreSQL (data in ${path.join(aFile, 'data')}, EARSHOT_DATA_DIR; or set DATABASE_URL): ENOTDIR: not a directory, mkdir '${path.join(aFile, 'data')}'`],
+    ];
+    try {
+      for (const [vars, line] of cases) {
+        const child = spawn(process.execPath, [MAIN, 'serve'], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', ...env, ...vars, LOG_LEVEL: 'silent' } });
+        let err = '';
+        child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+        const code = await new Promise((resolve) => child.once('exit', resolve));
+        expect(code).toBe(1);
+        expect(err.trimEnd().split('\n')).toEqual([line]);
+      }
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
