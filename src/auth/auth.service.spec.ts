@@ -71,3 +71,22 @@ describe('AuthService with EARSHOT_JWKS_URL, past the key set cache', () => {
     }
   });
 });
+
+describe('AuthService: the subject of a JWT names the actor in audit rows', () => {
+  const secret = 'unit-test-jwt-secret-0123456789abcdef';
+  const auth = new AuthService({ apiKeys: [], jwtSecret: secret, jwksUrl: null, jwtIssuer: null, jwtAudience: null, jwtMaxAgeSeconds: 86_400, open: false });
+  const outcome = async (sub: string) => {
+    const token = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+    return auth.authenticate({ authorization: `Bearer ${token}` }).then(
+      (p) => p?.id,
+      (e: Error) => e.message,
+    );
+  };
+
+  it('refuses a subject PostgreSQL cannot store as it is (a NUL character, a lone surrogate) and takes any other', async () => {
+    expect(await outcome('dana\u0000ops')).toMatch(/^invalid token: its subject \(claim "sub"\) holds a NUL character or a lone UTF-16 surrogate/);
+    expect(await outcome('dana\ud800ops')).toMatch(/^invalid token: its subject/);
+    expect(await outcome('dana\udc00')).toMatch(/^invalid token: its subject/);
+    for (const sub of ['dana', 'dana ops', 'zoë 😀', 'auth0|5f7c8ec7c33c6c004bbafe82']) expect(await outcome(sub)).toBe(sub);
+  });
+});

@@ -152,6 +152,12 @@ export class AuthService {
     // the subject names the caller in the audit trail and in the per-caller limits: without one,
     // every such caller was one principal "unknown"
     if (typeof payload.sub !== 'string' || payload.sub.trim() === '') throw new AppError('UNAUTHENTICATED', 'invalid token: it carries no subject (claim "sub")');
+    // ... and is stored as the actor of audit rows, jobs and listening items: with a NUL character
+    // (JSON "\u0000") each audited mutation failed in PostgreSQL with INTERNAL_SERVER_ERROR; a lone
+    // UTF-16 surrogate was stored as U+FFFD, so two subjects became one actor in the audit trail
+    if (payload.sub.includes('\u0000') || !(payload.sub as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+      throw new AppError('UNAUTHENTICATED', 'invalid token: its subject (claim "sub") holds a NUL character or a lone UTF-16 surrogate, which cannot be recorded');
+    }
     if (claimed.length === 0) throw new AppError('FORBIDDEN', `the token carries no role (claim "role" or "roles": ${USER_ROLES.join(', ')})`);
     // several roles act together, so the most privileged one decides (e.g. agent + analyst sees PII)
     const roles = PRIVILEGE_ORDER.filter((r) => claimed.includes(r));

@@ -184,6 +184,12 @@ export class RemoteSentimentModel {
     parsed.results.forEach((r, i) => {
       if (r.id !== undefined && r.id !== String(i)) throw new RemoteModelError('malformed', `model server answered result id ${JSON.stringify(r.id)} at position ${i}`);
     });
+    // What the schema's pattern cannot say: half of a surrogate pair (JSON "\ud800"). The name is
+    // stored with every interaction (PostgreSQL's text makes it U+FFFD, so a re-score never found it
+    // equal) and is a key of the re-score job's counts, which jsonb refuses: that failed the job.
+    if (!(parsed.model as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+      throw new RemoteModelError('malformed', 'model server answer breaks the contract: /model contains a lone UTF-16 surrogate');
+    }
     return parsed;
   }
 

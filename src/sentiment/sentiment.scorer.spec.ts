@@ -36,4 +36,10 @@ describe('withRemote: a model server answer over the built-in analysis', () => {
     expect(a).toMatchObject({ label: 'positive', confidence: 0.97, intent: 'praise', intentConfidence: 0.8, lang: 'de', explanation: [{ token: 'danke', weight: 2.1 }] });
     expect(a.topics).toEqual([{ name: 'billing', department: 'Finance', matched: [] }]);
   });
+
+  it('makes a lone surrogate in a server token U+FFFD and keeps a whole pair', () => {
+    const a = withRemote(base('late again'), { score: -0.5, explanation: [{ token: 'late\udc00', weight: -1 }, { token: '\ud83d\ude21', weight: -0.5 }, { token: 'x'.repeat(62) + '\ud800', weight: 0 }] }, 'm', topics);
+    expect(a.explanation.map((e) => e.token)).toEqual(['late\ufffd', '\ud83d\ude21', `${'x'.repeat(62)}\ufffd`]);
+    expect(a.explanation.every((e) => e.token.isWellFormed())).toBe(true);
+  });
 });

@@ -95,7 +95,16 @@ export function withRemote(base: Analysis, r: RemoteResult, model: string, topic
     logit: Math.round(Math.atanh(Math.max(-0.999999, Math.min(0.999999, score))) * 1e6) / 1e6,
     lang: r.lang ?? base.lang,
     topics: matched ?? base.topics,
-    explanation: r.explanation?.slice(0, 50).map((e) => ({ token: shortToken(e.token), weight: e.weight })) ?? [{ token: `(scored by ${model}; no explanation given)`, weight: 0 }],
+    explanation: r.explanation?.slice(0, 50).map((e) => ({ token: shortToken(wellFormed(e.token)), weight: e.weight })) ?? [{ token: `(scored by ${model}; no explanation given)`, weight: 0 }],
     model,
   };
+}
+
+/**
+ * A server's token with each lone UTF-16 surrogate (JSON "\ud800") made U+FFFD, as the built-in
+ * tokens (from texts the ingest edge checked) never hold one: kept, it went into every enriched
+ * event as an escape strict JSON readers refuse, and no revert to jsonb could cast it.
+ */
+function wellFormed(token: string): string {
+  return (token as unknown as { toWellFormed(): string }).toWellFormed();
 }
