@@ -314,7 +314,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     // one line per bad variable, each `earshot: invalid configuration: NAME=…: expected …`
     if (err instanceof ConfigError) process.stderr.write(err.message.split('\n').map((l) => `earshot: ${l}\n`).join(''));
-    else if (err instanceof ModelLoadError || err instanceof DatabaseStartError || err instanceof EmbeddedStartError) process.stderr.write(`earshot: ${oneLine(err.message)}\n`);
+    else if (err instanceof ModelLoadError || err instanceof DatabaseStartError || err instanceof EmbeddedStartError || (err as Error | null)?.name === 'KafkaStartError') process.stderr.write(`earshot: ${oneLine((err as Error).message)}\n`);
     else if (isUserMistake(err)) process.stderr.write(`earshot: ${oneLine((err as Error).message)}\nRun \`earshot help\` for the commands and options.\n`);
     // e.g. erase: NOT_FOUND for nobody with that email, in one line
     else if (err instanceof AppError) process.stderr.write(`earshot: ${err.code}: ${oneLine(err.message)}\n`);

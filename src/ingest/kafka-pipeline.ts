@@ -43,7 +43,10 @@ export async function startKafkaPipeline(
   const kafkaLog = log.child({ component: 'kafka' });
   const codecs = registerCodecs(settings.codecs, kafkaLog, MAX_INFLATED_BATCH_MESSAGES * settings.maxMessageBytes);
   kafkaLog.info({ codecs: ['gzip', ...codecs] }, 'kafka compression codecs registered');
-  await ensureTopics(createKafka(settings, kafkaLog, 'admin'), settings, kafkaLog);
+  const reaching = Date.now();
+  await ensureTopics(createKafka(settings, kafkaLog, 'admin'), settings, kafkaLog).catch((e: unknown) => {
+    throw new KafkaStartError(settings.brokers!, e, Date.now() - reaching);
+  });
   const dsOptions = ds.options as { url?: string; schema?: string };
   const db = { url: dsOptions.url!, schema: dsOptions.schema };
   // Compiled, the relay publishes from a worker thread; from TypeScript sources (tests), in process.
@@ -80,4 +83,21 @@ export async function startKafkaPipeline(
       await relay.stop();
     },
   };
+}
+
+/**
+ * The brokers could not be reached at start (after kafkajs' own retries, about 30 s): said in one
+ * line naming KAFKA_BROKERS and the cause, where a KafkaJSNonRetriableError and its stack were
+ * printed. A broker that hangs up at once ("Closed connection") is often no Kafka listener, or one
+ * that wants TLS or SASL.
+ */
+export class KafkaStartError extends Error {
+  constructor(brokers: readonly string[], cause: unknown, waitedMs: number) {
+    let deepest = cause as { message?: unknown; cause?: unknown; originalError?: unknown } | null;
+    for (let i = 0; i < 5 && deepest && (deepest.cause ?? deepest.originalError); i++) deepest = (deepest.cause ?? deepest.originalError) as typeof deepest;
+    const reason = String(deepest?.message ?? cause).split('\n')[0];
+    const hint = /closed connection/i.test(reason) ? ' (the other end hung up: is it a Kafka listener, and does it want KAFKA_SSL or KAFKA_SASL_MECHANISM?)' : '';
+    super(`cannot reach the Kafka brokers ${brokers.join(',')} (KAFKA_BROKERS) in ${Math.round(waitedMs / 1000)} s: ${reason}${hint}`, { cause });
+    this.name = 'KafkaStartError';
+  }
 }
