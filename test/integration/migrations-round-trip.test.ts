@@ -289,9 +289,11 @@ describe('migrations reverted one by one with data in the database, then applied
 
     // What is kept, and what the down() methods drop by design (README, Migrations).
     const after = await inventory(db.url);
-    const kept = ['customer', 'customer_identity', 'interaction', 'interaction_topic', 'topic', 'department', 'department_sentiment_daily', 'topic_sentiment_daily', 'merge_audit', 'crm_record', 'outbox.events', 'outbox.unsent'];
+    // (customer.sentiment_days: dropped by CustomerTrendDays' down(), built again from the
+    // interactions by CustomerTrendDaysFilled)
+    const kept = ['customer', 'customer_identity', 'interaction', 'interaction_topic', 'topic', 'department', 'department_sentiment_daily', 'topic_sentiment_daily', 'merge_audit', 'crm_record', 'outbox.events', 'outbox.unsent', 'customer.sentiment_days'];
     expect(Object.fromEntries(kept.map((t) => [t, after[t]]))).toEqual(Object.fromEntries(kept.map((t) => [t, inventoryBefore[t]])));
-    const lost = ['listening_item', 'listening_item_event', 'erasure_request', 'retag_job', 'merge_suggestion', 'interaction.complaint', 'interaction.unhappy', 'interaction.sentiment_model', 'interaction.thread_key', 'interaction.identity_id', 'interaction.redacted_at', 'customer.sentiment_days', 'crm_record.person'];
+    const lost = ['listening_item', 'listening_item_event', 'erasure_request', 'retag_job', 'merge_suggestion', 'interaction.complaint', 'interaction.unhappy', 'interaction.sentiment_model', 'interaction.thread_key', 'interaction.identity_id', 'interaction.redacted_at', 'crm_record.person'];
     expect(lost.filter((t) => !(inventoryBefore[t]! > 0))).toEqual([]);
     expect(Object.fromEntries(lost.map((t) => [t, after[t]]))).toEqual(Object.fromEntries(lost.map((t) => [t, 0])));
   });
