@@ -87,12 +87,12 @@ export interface Database {
 export async function openDatabase(
   config: Config,
   log: Logger,
-  opts: { migrate?: boolean; schema?: string; onFatal?: (err: Error) => void } = {},
+  opts: { migrate?: boolean; schema?: string; onFatal?: (err: Error) => void; useRunningEmbedded?: boolean } = {},
 ): Promise<Database> {
   let embedded: EmbeddedPostgresHandle | null = null;
   let url = config.databaseUrl;
   if (!url) {
-    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log, { onFatal: opts.onFatal }).catch((e: unknown) => {
+    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log, { onFatal: opts.onFatal, useRunning: opts.useRunningEmbedded }).catch((e: unknown) => {
       throw new EmbeddedStartError(config.dataDir, e);
     });
     url = embedded.url;

@@ -181,7 +181,7 @@ async function emitSchema(check: boolean): Promise<number> {
 async function erase(config: Config, log: Logger, v: { email?: string; phone?: string; handle?: string; id?: string; reason?: string }): Promise<number> {
   if ([v.email, v.phone, v.handle, v.id].filter(Boolean).length !== 1) throw new UsageError('erase needs exactly one of --email, --phone, --handle, --id');
   if (!v.reason) throw new UsageError('erase needs --reason (a ticket reference, no personal data)');
-  const db = await openDatabaseWaiting(config, log, {});
+  const db = await openDatabaseWaiting(config, log, { useRunningEmbedded: true });
   try {
     const services = createServices(config, db, log, new Metrics());
     const customerId = await services.erasure.findCustomer(v);
@@ -198,7 +198,7 @@ async function erase(config: Config, log: Logger, v: { email?: string; phone?: s
 
 async function migrate(config: Config, log: Logger, revert: boolean): Promise<number> {
   // as serve: a database still starting is waited for, and a failure is one line (DatabaseStartError)
-  const db = await openDatabaseWaiting(config, log, { migrate: !revert });
+  const db = await openDatabaseWaiting(config, log, { migrate: !revert, useRunningEmbedded: true });
   try {
     if (revert) {
       const name = await revertLastMigrationLocked(db.ds, log);
@@ -225,7 +225,7 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
   const model = loadDefaultModel(config.sentiment.modelFile);
   log.info({ model: model.name, file: defaultModelFile() }, 'sentiment model loaded');
   if (loadOnly) {
-    const db = await openDatabaseWaiting(config, log, {});
+    const db = await openDatabaseWaiting(config, log, { useRunningEmbedded: true });
     await loadDemo(config, log, db);
     await db.close();
     return 0;

@@ -34,6 +34,12 @@ export interface EmbeddedPostgresOptions {
   onFatal?: (err: Error) => void;
   /** restarts tried after the server died, with backoff from 250 ms (default 6, about 16 s) */
   restartAttempts?: number;
+  /**
+   * When the data folder's server belongs to a running Earshot process (`serve`), connect to it
+   * instead of failing: for the one-shot commands (`erase`, `migrate`, `demo --load-only`), which
+   * would otherwise need that service stopped. Stopping the handle leaves that server running.
+   */
+  useRunning?: boolean;
 }
 
 interface RunAs {
@@ -71,7 +77,17 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   }
 
   const ownerFile = path.join(dataDir, OWNER_FILE);
-  await stopOrphan(databaseDir, port, log, ownerFile);
+  const running = await stopOrphan(databaseDir, port, log, ownerFile);
+  if (running !== null) {
+    if (!opts.useRunning) {
+      throw new Error(
+        `the embedded PostgreSQL in ${databaseDir} (pid ${running.pid}) belongs to Earshot process ${running.owner}, which is still running: ` +
+          'stop that process first, or give this one its own EARSHOT_DATA_DIR and EARSHOT_EMBEDDED_PG_PORT, or set DATABASE_URL',
+      );
+    }
+    log.info({ owner: running.owner, port, databaseDir }, 'using the embedded PostgreSQL of the Earshot process that runs on this data folder');
+    return { url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE}`, databaseDir, problem: () => null, stop: async () => undefined };
+  }
   if (await portInUse(port)) {
     throw new Error(`port ${port} for the embedded PostgreSQL is taken; stop what uses it, set EARSHOT_EMBEDDED_PG_PORT, or set DATABASE_URL`);
   }
@@ -308,28 +324,24 @@ const OWNER_FILE = 'embedded-pg-owner.pid';
  * data folder fails with a clear error. Before, the second start stopped the first one's
  * database, and the first exited when it could not start it again.
  */
-async function stopOrphan(databaseDir: string, port: number, log: Logger, ownerFile: string): Promise<void> {
+async function stopOrphan(databaseDir: string, port: number, log: Logger, ownerFile: string): Promise<{ pid: number; owner: number } | null> {
   let lines: string[];
   try {
     lines = (await fs.readFile(path.join(databaseDir, 'postmaster.pid'), 'utf8')).split('\n');
   } catch {
-    return;
+    return null;
   }
   const pid = Number(lines[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || Number(lines[3]) !== port) return;
+  if (!Number.isInteger(pid) || pid <= 0 || Number(lines[3]) !== port) return null;
   try {
     process.kill(pid, 0);
   } catch {
-    return; // stale file: PostgreSQL cleans it up itself
+    return null; // stale file: PostgreSQL cleans it up itself
   }
   const owner = Number((await fs.readFile(ownerFile, 'utf8').catch(() => '')).trim());
   const parent = await parentPid(pid);
-  if (parent !== null && parent === owner && owner !== process.pid) {
-    throw new Error(
-      `the embedded PostgreSQL in ${databaseDir} (pid ${pid}) belongs to Earshot process ${owner}, which is still running: ` +
-        'stop that process first, or give this one its own EARSHOT_DATA_DIR and EARSHOT_EMBEDDED_PG_PORT, or set DATABASE_URL',
-    );
-  }
+  // the server of a running Earshot process: the caller fails, or uses it (opts.useRunning)
+  if (parent !== null && parent === owner && owner !== process.pid) return { pid, owner };
   log.warn({ pid }, 'an embedded PostgreSQL from an earlier run is still running; stopping it');
   process.kill(pid, 'SIGINT');
   for (let i = 0; i < 100; i++) {
@@ -337,7 +349,7 @@ async function stopOrphan(databaseDir: string, port: number, log: Logger, ownerF
     try {
       process.kill(pid, 0);
     } catch {
-      return;
+      return null;
     }
   }
   throw new Error(`the embedded PostgreSQL of an earlier run (pid ${pid}) did not stop; stop it and start again`);

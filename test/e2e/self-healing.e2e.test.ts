@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Admin } from 'kafkajs';
 import { message, ndjson } from '../support/app';
-import { spawnEarshot, type EarshotProcess } from '../support/earshot-process';
+import { runEarshot, spawnEarshot, type EarshotProcess } from '../support/earshot-process';
 import { kafkaEnv, kafkaNames, testKafka, waitFor } from '../support/kafka-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { servicePort } from '../support/ports';
@@ -139,6 +139,19 @@ describe('a dead embedded PostgreSQL', () => {
     expect(postmasterPid(databaseDirOf(first))).toBe(pid);
     expect((await get(`${url}/healthz`)).status).toBe(200);
     await ingestOne(url, 2);
+    expect(await totalCustomers(url)).toBe(2);
+
+    // The one-shot commands use the running one's server instead: `erase` needed the service
+    // stopped (one line telling to stop it), on the embedded default, where a person's data is.
+    await ingestOne(url, 3);
+    const erased = await runEarshot(['erase', '--handle', 'x:user3', '--reason', 'DSR-3'], env);
+    expect(erased.stderr).toBe('');
+    expect(erased.code).toBe(0);
+    expect(JSON.parse(erased.stdout)).toMatchObject({ erasedNow: true, interactions: 1, status: 'done' });
+    expect(await runEarshot(['migrate'], env)).toMatchObject({ code: 0, stderr: '' });
+    // ... and leave it running when they end
+    expect(postmasterPid(databaseDirOf(first))).toBe(pid);
+    expect((await get(`${url}/readyz`)).status).toBe(200);
     expect(await totalCustomers(url)).toBe(2);
 
     // A real orphan (its Earshot killed) is still stopped and replaced, on the same data.
