@@ -207,6 +207,14 @@ export function embeddedFailureReason(cause: unknown): string {
   return `${first.replace(/:$/, '').split(': ')[0]}: ${what}${hint}`;
 }
 
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 /** The database could not be opened at start: said in one line (host, port, database; never the password). */
 export class DatabaseStartError extends Error {
   constructor(url: string, cause: unknown, attempts: number, waitedMs: number) {
@@ -215,7 +223,9 @@ export class DatabaseStartError extends Error {
       const u = new URL(url);
       where = `at ${u.hostname}${u.port ? `:${u.port}` : ''}/${decodeURIComponent(u.pathname.slice(1)) || '(default database)'} (DATABASE_URL)`;
     } catch {
-      // a URL pg accepts but WHATWG does not: keep the neutral wording
+      // a URL pg accepts but WHATWG does not: libpq's Unix-socket form names the socket's folder
+      const socket = /^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?\/([^?#]*)\?(?:[^#]*&)?host=([^&#]*)/i.exec(url);
+      if (socket) where = `at ${safeDecode(socket[2]!)}/${safeDecode(socket[1]!) || '(default database)'} (DATABASE_URL)`;
     }
     const reason = String((cause as Error)?.message ?? cause).split('\n')[0];
     super(`cannot open the database ${where}: ${reason}${attempts > 1 ? ` (${attempts} tries in ${Math.round(waitedMs / 1000)} s, DATABASE_START_WAIT_MS)` : ''}`, { cause });

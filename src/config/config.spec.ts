@@ -231,6 +231,12 @@ describe('loadConfig with the values operators really set', () => {
     // URLs and addresses
     'DATABASE_URL without scheme': { env: { DATABASE_URL: 'earshot:pw@db:5432/earshot' }, error: /^DATABASE_URL: expected a postgres: or postgresql: URL$/ },
     'DATABASE_URL host:port only': { env: { DATABASE_URL: 'localhost:5432' }, error: /^DATABASE_URL: expected a postgres: or postgresql: URL$/ },
+    // libpq's Unix-socket forms, which node-postgres reads: both were refused as "expected a postgres: or postgresql: URL"
+    'DATABASE_URL over a Unix socket (empty host, ?host=/run/postgresql)': { env: { DATABASE_URL: 'postgresql://earshot:pw@/earshot?host=/run/postgresql' }, get: (c) => c.databaseUrl, value: 'postgresql://earshot:pw@/earshot?host=/run/postgresql' },
+    'DATABASE_URL over a Unix socket (no user, ?sslmode=disable&host=%2Ftmp)': { env: { DATABASE_URL: 'postgres:///earshot?sslmode=disable&host=%2Ftmp' }, get: (c) => c.databaseUrl, value: 'postgres:///earshot?sslmode=disable&host=%2Ftmp' },
+    // a # or / in the password cuts the URL: say what to do, never the value
+    'DATABASE_URL with a # in the password': { env: { DATABASE_URL: 'postgres://bob:S3cr3t#Pw@db:5432/earshot' }, error: /^DATABASE_URL: not a URL that can be read: percent-encode reserved characters in the user name and password \(# as %23/ },
+    'DATABASE_URL with a / in the password': { env: { DATABASE_URL: 'postgres://bob:S3cr3t/Pw@db:5432/earshot' }, error: /^DATABASE_URL: not a URL that can be read: percent-encode/ },
     'KAFKA_BROKERS "a:9092, b:9092," with a repeat': { env: { KAFKA_BROKERS: 'a:9092, b:9092,a:9092,' }, get: (c) => c.kafka.brokers, value: ['a:9092', 'b:9092'] },
     'KAFKA_BROKERS host without port': { env: { KAFKA_BROKERS: 'kafka' }, error: /^KAFKA_BROKERS: "kafka" is not host:port$/ },
     'KAFKA_BROKERS host:99999 (was accepted)': { env: { KAFKA_BROKERS: 'kafka:99999' }, error: /^KAFKA_BROKERS: "kafka:99999": the port must be from 1 to 65535$/ },

@@ -317,7 +317,26 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     }
   }
 
-  const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
+  const databaseUrl = ((): string | null => {
+    const raw = str('DATABASE_URL');
+    if (raw === null) return null;
+    if (!/^postgres(ql)?:\/\//i.test(raw)) {
+      problems.push('DATABASE_URL: expected a postgres: or postgresql: URL');
+      return null;
+    }
+    try {
+      new URL(raw);
+      return raw;
+    } catch {
+      // libpq's Unix-socket form, which node-postgres reads and WHATWG URL cannot: an empty host
+      // and the socket's folder in `host` (postgres://earshot@/earshot?host=/run/postgresql).
+      // It was refused as "expected a postgres: or postgresql: URL".
+      if (/^postgres(ql)?:\/\/([^@/?#]*@)?\/[^?#]*\?([^#]*&)?host=(\/|%2F)/i.test(raw)) return raw;
+      // never the value: it may hold a password
+      problems.push('DATABASE_URL: not a URL that can be read: percent-encode reserved characters in the user name and password (# as %23, / as %2F, ? as %3F, @ as %40)');
+      return null;
+    }
+  })();
   const dataDirRaw = str('EARSHOT_DATA_DIR');
   // Only a shell expands ~; path.resolve would make a directory named "~" under the working directory.
   if (dataDirRaw !== null && dataDirRaw.startsWith('~')) problems.push(`EARSHOT_DATA_DIR=${JSON.stringify(dataDirRaw)}: ~ is not expanded here; give the full path`);

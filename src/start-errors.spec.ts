@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EmbeddedStartError, embeddedFailureReason } from './app';
+import { DatabaseStartError, EmbeddedStartError, embeddedFailureReason } from './app';
 
 // initdb's output on a 20 MB data volume (tried by hand: a tmpfs of 20 MB), as startEmbeddedPostgres reports it
 const INITDB_DISK_FULL = `initdb failed (code 1): The files belonging to this database system will be owned by user "postgres".
@@ -42,5 +42,15 @@ describe('an embedded PostgreSQL that cannot start', () => {
     expect(embeddedFailureReason(new Error('the embedded PostgreSQL exited (code 1) while starting: 2026-12-04 21:23:00.257 UTC [29458] FATAL:  database files are incompatible with server\n2026-12-04 21:23:00.257 UTC [29458] DETAIL:  The data directory was initialized by PostgreSQL version 17, which is not compatible with this version 18.'))).toBe(
       'the embedded PostgreSQL exited (code 1) while starting: database files are incompatible with server (the data folder was made by another PostgreSQL major version: dump it with that version and restore it, or start on a new EARSHOT_DATA_DIR)',
     );
+  });
+});
+
+describe('a database that cannot be opened at start', () => {
+  it('is named by host, port and database, or by the socket folder of libpq\'s Unix-socket URL; never by its password', () => {
+    const noDb = new Error('database "nodb" does not exist');
+    expect(new DatabaseStartError('postgres://bob:S3cr3t@db.internal:5433/nodb', noDb, 1, 0).message).toBe('cannot open the database at db.internal:5433/nodb (DATABASE_URL): database "nodb" does not exist');
+    const socket = new DatabaseStartError('postgresql://bob:S3cr3t@/nodb?sslmode=disable&host=%2Fvar%2Frun%2Fpostgresql', noDb, 1, 0).message;
+    expect(socket).toBe('cannot open the database at /var/run/postgresql/nodb (DATABASE_URL): database "nodb" does not exist');
+    expect(socket).not.toContain('S3cr3t');
   });
 });
