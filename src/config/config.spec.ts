@@ -243,6 +243,10 @@ describe('loadConfig with the values operators really set', () => {
     'KAFKA_BROKERS host:0': { env: { KAFKA_BROKERS: 'kafka:0' }, error: /^KAFKA_BROKERS: "kafka:0": the port must be/ },
     'KAFKA_BROKERS [::1]:9092': { env: { KAFKA_BROKERS: '[::1]:9092' }, error: /^KAFKA_BROKERS: "\[::1\]:9092": an IPv6 address cannot be a broker here/ },
     'KAFKA_BROKERS "," (was Kafka on with no broker)': { env: { KAFKA_BROKERS: ',' }, error: /^KAFKA_BROKERS=",": expected a comma-separated list, got no entry$/ },
+    // read back what it publishes: every enriched event came in again, a duplicate or a dead letter
+    'KAFKA_TOPICS with an output topic': { env: { KAFKA_TOPICS: 'interactions.v1,interactions.enriched.v1' }, error: /^KAFKA_TOPICS: "interactions.enriched.v1" is Earshot's own output topic: it would read back what it publishes$/ },
+    'KAFKA_TOPICS with an output topic after its prefix': { env: { KAFKA_TOPICS: 'prod.customer-sentiment.v1', KAFKA_OUTPUT_TOPIC_PREFIX: 'prod.' }, error: /^KAFKA_TOPICS: "prod.customer-sentiment.v1" is Earshot's own output topic \(KAFKA_OUTPUT_TOPIC_PREFIX "prod." \+ customer-sentiment.v1\)/ },
+    'KAFKA_TOPICS named like an output topic of another prefix': { env: { KAFKA_TOPICS: 'interactions.enriched.v1', KAFKA_OUTPUT_TOPIC_PREFIX: 'prod.' }, get: (c) => c.kafka.topics, value: ['interactions.enriched.v1'] },
     'KAFKA_TOPICS " , " (was no topic)': { env: { KAFKA_TOPICS: ' , ' }, error: /^KAFKA_TOPICS=" , "|^KAFKA_TOPICS=",": expected a comma-separated list/ },
     'KAFKA_TOPICS with a repeat': { env: { KAFKA_TOPICS: 'a.v1,a.v1, b.v1' }, get: (c) => c.kafka.topics, value: ['a.v1', 'b.v1'] },
     'EARSHOT_JWKS_URL without scheme': { env: { EARSHOT_JWKS_URL: 'idp.example.com/jwks.json' }, error: /^EARSHOT_JWKS_URL: expected a https: or http: URL$/ },
@@ -330,5 +334,13 @@ describe('loadConfig with the values operators really set', () => {
       'DATABASE_UR is not a variable Earshot reads; did you mean DATABASE_URL?',
       'KAFKA_BROKER is not a variable Earshot reads; did you mean KAFKA_BROKERS?',
     ]);
+  });
+});
+
+describe('the output topics KAFKA_TOPICS may not name', () => {
+  it('are the ones the outbox publishes to', async () => {
+    const { OUTBOX_TOPICS } = await import('../outbox/outbox-events');
+    const { OUTPUT_TOPIC_NAMES } = await import('./config');
+    expect([...OUTPUT_TOPIC_NAMES].sort()).toEqual(Object.values(OUTBOX_TOPICS).map((t) => t.name).sort());
   });
 });

@@ -8,6 +8,9 @@ import { parseSentimentConfig, type SentimentConfig } from '../sentiment/sentime
 import { isSupportedCountry } from 'libphonenumber-js/max';
 import { canonicalNetwork, identityKey } from '../identity/normalize';
 
+/** The topics the outbox relay publishes to, after KAFKA_OUTPUT_TOPIC_PREFIX (src/outbox/outbox-events.ts OUTBOX_TOPICS). */
+export const OUTPUT_TOPIC_NAMES = ['interactions.enriched.v1', 'customer-sentiment.v1', 'listening-gap.v1', 'customer-erasure.v1'] as const;
+
 export type Role = 'api' | 'ingest' | 'sync';
 export const ALL_ROLES: readonly Role[] = ['api', 'ingest', 'sync'];
 export type UserRole = 'admin' | 'analyst' | 'agent' | 'sales' | 'service';
@@ -477,6 +480,14 @@ function parseKafka(
   if (sslRaw !== null && !['true', 'false'].includes(sslRaw)) problems.push(`KAFKA_SSL=${JSON.stringify(sslRaw)}: expected true or false`);
   const prefix = str('KAFKA_OUTPUT_TOPIC_PREFIX') ?? '';
   if (prefix !== '' && !/^[A-Za-z0-9._-]{1,200}$/.test(prefix)) problems.push(`KAFKA_OUTPUT_TOPIC_PREFIX: ${JSON.stringify(prefix)} has characters a topic name cannot have`);
+  // An input topic that is one of Earshot's own output topics reads back what it publishes: every
+  // enriched event came in again as a message (a duplicate) or a dead letter, once per event, for ever.
+  for (const t of topics) {
+    const own = OUTPUT_TOPIC_NAMES.find((name) => `${prefix}${name}` === t);
+    if (!own) continue;
+    const via = prefix ? ` (KAFKA_OUTPUT_TOPIC_PREFIX ${JSON.stringify(prefix)} + ${own})` : '';
+    problems.push(`KAFKA_TOPICS: ${JSON.stringify(t)} is Earshot's own output topic${via}: it would read back what it publishes`);
+  }
   const createRaw = str('KAFKA_CREATE_TOPICS');
   if (createRaw !== null && !['true', 'false'].includes(createRaw)) problems.push(`KAFKA_CREATE_TOPICS=${JSON.stringify(createRaw)}: expected true or false`);
   const threadRaw = str('EARSHOT_OUTBOX_RELAY_THREAD');
