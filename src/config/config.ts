@@ -481,7 +481,7 @@ function parseKafka(
   const prefix = str('KAFKA_OUTPUT_TOPIC_PREFIX') ?? '';
   if (prefix !== '' && !/^[A-Za-z0-9._-]{1,200}$/.test(prefix)) problems.push(`KAFKA_OUTPUT_TOPIC_PREFIX: ${JSON.stringify(prefix)} has characters a topic name cannot have`);
   // An input topic that is one of Earshot's own output topics reads back what it publishes: every
-  // enriched event came in again as a message (a duplicate) or a dead letter, once per event, for ever.
+  // enriched event came in again and was dead-lettered (unknown fields), once per event, for ever.
   for (const t of topics) {
     const own = OUTPUT_TOPIC_NAMES.find((name) => `${prefix}${name}` === t);
     if (!own) continue;
