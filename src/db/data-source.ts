@@ -74,11 +74,33 @@ export function createDataSource(opts: DataSourceOptions): { dataSource: DataSou
       idleTimeoutMillis: opts.poolIdleMs ?? 60_000,
       options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
       Client: guardedClient(opts.onConnectionLost ?? (() => undefined)),
+      types: UTC_DATES,
     },
   });
   takeTurnsInRequests(dataSource);
   return { dataSource, queries };
 }
+
+const DATE_OID = 1082;
+
+/**
+ * A `date` value (a UTC day everywhere in Earshot: the rollups' `day`, `sentiment_ref`) read as
+ * the UTC midnight it names. node-postgres reads it as the midnight of the host's time zone, so the
+ * data export's `dailySentiment` day 2026-12-04 came out as 2026-12-03T10:00:00.000Z under
+ * TZ=Pacific/Kiritimati and 2026-12-04T11:00:00.000Z under TZ=Pacific/Pago_Pago. Infinity stays.
+ */
+const localMidnight = pg.types.getTypeParser(DATE_OID, 'text');
+function utcDate(value: string): unknown {
+  const local = localMidnight(value) as unknown;
+  if (!(local instanceof Date) || Number.isNaN(local.getTime())) return local;
+  const utc = new Date(0);
+  utc.setUTCFullYear(local.getFullYear(), local.getMonth(), local.getDate());
+  return utc;
+}
+export const UTC_DATES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === DATE_OID && format !== 'binary' ? utcDate : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
 
 /**
  * Every pooled connection of the data source, with an 'error' listener from the moment it is

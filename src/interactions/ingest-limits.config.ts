@@ -16,8 +16,10 @@ export type IngestLimitsConfig = Readonly<Omit<MessageLimits, 'now'> & { maxLine
  */
 export const DEFAULT_INGEST_MAX_LINES = 250_000;
 
-/** Everything but the text limit, which config.ts parses once for its older `ingestMaxTextBytes` too. */
+/** YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS[.fff]] followed by Z or ±HH:MM. */
+const ISO_DATE_OR_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
+/** Everything but the text limit, which config.ts parses once for its older `ingestMaxTextBytes` too. */
 export function parseIngestLimits(
   str: (n: string) => string | null,
   int: (n: string, d: number, min: number, max: number) => number,
@@ -26,9 +28,12 @@ export function parseIngestLimits(
   const earliestRaw = str('EARSHOT_INGEST_EARLIEST_OCCURRED_AT');
   let earliestOccurredAt = DEFAULT_MESSAGE_LIMITS.earliestOccurredAt;
   if (earliestRaw !== null) {
-    const t = Date.parse(earliestRaw);
+    // A date (a UTC midnight) or a date-time with its offset: Date.parse reads a date-time without
+    // one ("2020-01-01T00:00:00", "2020-01-01 00:00", "Jan 1 2020") in the host's time zone, so
+    // the same value refused different messages on hosts in different zones.
+    const t = ISO_DATE_OR_INSTANT.test(earliestRaw) ? Date.parse(earliestRaw) : NaN;
     // PostgreSQL's timestamptz starts in 4713 BC; JavaScript's ISO output stops being ISO-8601 before year 0.
-    if (Number.isNaN(t) || t < Date.UTC(1, 0, 1)) problems.push(`EARSHOT_INGEST_EARLIEST_OCCURRED_AT=${JSON.stringify(earliestRaw)}: expected an ISO-8601 date-time after year 0`);
+    if (Number.isNaN(t) || t < Date.UTC(1, 0, 1)) problems.push(`EARSHOT_INGEST_EARLIEST_OCCURRED_AT=${JSON.stringify(earliestRaw)}: expected an ISO-8601 date (a UTC day) or date-time with its offset (Z or ±HH:MM) after year 0`);
     else earliestOccurredAt = t;
   }
   return {

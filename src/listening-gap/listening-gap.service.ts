@@ -211,11 +211,11 @@ export class ListeningGapService {
     const byDepartment: DepartmentGap[] = rows
       .filter((r) => r.g_department === 0)
       .map((r) => ({ department: r.department!, ...figures(r) }))
-      .sort((a, b) => b.ignored - a.ignored || a.department.localeCompare(b.department));
+      .sort((a, b) => b.ignored - a.ignored || a.department.localeCompare(b.department, 'en'));
     const byChannel: ChannelGap[] = rows
       .filter((r) => r.g_channel === 0)
       .map((r) => ({ channel: r.channel!, ...figures(r) }))
-      .sort((a, b) => b.ignored - a.ignored || a.channel.localeCompare(b.channel));
+      .sort((a, b) => b.ignored - a.ignored || a.channel.localeCompare(b.channel, 'en'));
     return { ...figures(total), byDepartment, byChannel };
   }
 
@@ -237,7 +237,7 @@ export class ListeningGapService {
     const byDept = new Map<string, (typeof topics)[number][]>();
     for (const t of topics) byDept.set(t.department, [...(byDept.get(t.department) ?? []), t]);
     const negative = new Map<string, (typeof topics)[number][]>();
-    for (const [d, list] of byDept) negative.set(d, list.filter((t) => t.negative > 0).sort((a, b) => b.negative - a.negative || a.name.localeCompare(b.name)).slice(0, 3));
+    for (const [d, list] of byDept) negative.set(d, list.filter((t) => t.negative > 0).sort((a, b) => b.negative - a.negative || a.name.localeCompare(b.name, 'en')).slice(0, 3));
     const wanted = [...negative.values()].flat();
     const examples = new Map<number, string[]>();
     if (wanted.length > 0) {
@@ -252,7 +252,7 @@ export class ListeningGapService {
       previousAverageSentiment: d.prev,
       sentimentChange: d.avg !== null && d.prev !== null ? d.avg - d.prev : null,
       negativeShare: d.volume > 0 ? d.negative / d.volume : 0,
-      topTopics: (byDept.get(d.name) ?? []).sort((a, b) => b.volume - a.volume || a.name.localeCompare(b.name)).slice(0, 5).map(toTopic),
+      topTopics: (byDept.get(d.name) ?? []).sort((a, b) => b.volume - a.volume || a.name.localeCompare(b.name, 'en')).slice(0, 5).map(toTopic),
       topNegativeTopics: (negative.get(d.name) ?? []).map((t) => ({ ...toTopic(t), exampleIds: examples.get(t.id) ?? [] })),
       openItems: open.get(d.name)?.open ?? 0,
       overdueItems: open.get(d.name)?.overdue ?? 0,
