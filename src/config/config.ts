@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { getHeapStatistics } from 'node:v8';
 import { parseCrmConfig, type CrmConfig } from '../crm/crm.config';
 import { parseGraphqlConfig, type GraphqlApiConfig } from '../graphql/graphql.config';
 import { parseListeningGapConfig, type ListeningGapConfig } from '../listening-gap/listening-gap.config';
@@ -243,6 +244,17 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 /**
+ * EARSHOT_HTTP_BODY_BUFFER_BYTES when unset: 256 MiB, or an eighth of the V8 heap limit when that
+ * is less (the HTTP server never goes below one largest body). A body is held until its request is
+ * answered, and an /ingest body of 32 MiB parsed, analyzed and stored took about 100 MB of heap:
+ * in a container whose memory sizes the heap (or with --max-old-space-size=256), four such bodies
+ * at once, half the 256 MiB, ran the process out of memory and every request in flight was lost.
+ */
+export function defaultBodyBufferBytes(heapSizeLimit: number): number {
+  return Math.min(256 * 1024 * 1024, Math.floor(heapSizeLimit / 8));
+}
+
+/**
  * Parses the environment once. Collects every problem before failing so that an
  * operator fixes all variables in one go.
  */
@@ -390,7 +402,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     http: {
       maxConnections: int('EARSHOT_HTTP_MAX_CONNECTIONS', 8_192, 1, 1_000_000),
       headersTimeoutMs: int('EARSHOT_HTTP_HEADERS_TIMEOUT_MS', 20_000, 100, 120_000),
-      bodyBufferBytes: int('EARSHOT_HTTP_BODY_BUFFER_BYTES', 256 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
+      bodyBufferBytes: int('EARSHOT_HTTP_BODY_BUFFER_BYTES', defaultBodyBufferBytes(getHeapStatistics().heap_size_limit), 1024, 64 * 1024 * 1024 * 1024),
     },
     ws: {
       // at least 500 ms: every round fetches the key set from the identity provider
