@@ -344,3 +344,15 @@ describe('the output topics KAFKA_TOPICS may not name', () => {
     expect([...OUTPUT_TOPIC_NAMES].sort()).toEqual(Object.values(OUTBOX_TOPICS).map((t) => t.name).sort());
   });
 });
+
+describe('defaults that follow the V8 heap', () => {
+  it('EARSHOT_GRAPHQL_MAX_READ_BYTES: 64 MiB, a 64th of a smaller heap, never under 1 MiB', async () => {
+    const { defaultGraphqlReadBytes } = await import('./config');
+    const MiB = 1024 * 1024;
+    expect(defaultGraphqlReadBytes(4288 * MiB)).toBe(64 * MiB);
+    // --max-old-space-size=256 gives a heap limit of 448 MiB on Node 24
+    expect(defaultGraphqlReadBytes(448 * MiB)).toBe(7 * MiB);
+    expect(defaultGraphqlReadBytes(32 * MiB)).toBe(MiB);
+    expect(loadConfig({ EARSHOT_GRAPHQL_MAX_READ_BYTES: '2097152' }).graphql.maxReadBytes).toBe(2 * MiB);
+  });
+});

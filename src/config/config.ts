@@ -212,6 +212,8 @@ export interface GraphqlConfig {
   readonly analyzeWorkers: number;
   /** one operation's time budget; past it, no further field is resolved */
   readonly timeBudgetMs: number;
+  /** characters of text (strings of the rows read) one GraphQL query may read from the database */
+  readonly maxReadBytes: number;
   /** queries and mutations run by graphql-jit once their document is seen twice (graphql-js otherwise) */
   readonly jit: boolean;
 }
@@ -252,6 +254,17 @@ type Env = Record<string, string | undefined>;
  */
 export function defaultBodyBufferBytes(heapSizeLimit: number): number {
   return Math.min(256 * 1024 * 1024, Math.floor(heapSizeLimit / 8));
+}
+
+/**
+ * EARSHOT_GRAPHQL_MAX_READ_BYTES when unset: 64 MiB, or a 64th of the V8 heap limit when that is
+ * less (16 operations at once, each holding its rows, its result and the answer's JSON). The cost
+ * limits count fields, not text: 30 aliases of `interactions(first: 100) { text }` over texts of
+ * 256 KiB read 750 MB in one request (two at once took a 4 GB heap to 1.7 GB RSS and one answered
+ * INTERNAL_SERVER_ERROR; a 256 MB heap died of one).
+ */
+export function defaultGraphqlReadBytes(heapSizeLimit: number): number {
+  return Math.max(1024 * 1024, Math.min(64 * 1024 * 1024, Math.floor(heapSizeLimit / 64)));
 }
 
 /**
@@ -583,6 +596,7 @@ function parseGraphql(
     analyzeWorkerMinBytes: int('EARSHOT_ANALYZE_WORKER_MIN_BYTES', 8 * 1024, 0, 64 * 1024 * 1024),
     analyzeWorkers: int('EARSHOT_ANALYZE_WORKERS', 1, 0, 64),
     timeBudgetMs: int('EARSHOT_GRAPHQL_TIME_BUDGET_MS', 15_000, 100, 600_000),
+    maxReadBytes: int('EARSHOT_GRAPHQL_MAX_READ_BYTES', defaultGraphqlReadBytes(getHeapStatistics().heap_size_limit), 64 * 1024, 64 * 1024 * 1024 * 1024),
     jit: bool('EARSHOT_GRAPHQL_JIT', true),
   };
 }

@@ -134,10 +134,34 @@ function takeTurnsInRequests(dataSource: DataSource): void {
   dataSource.query = async function turnTakingQuery(text, parameters, queryRunner) {
     const store = requestContext.getStore();
     const deadline = queryRunner ? undefined : store?.readDeadline;
+    const read = store?.readBytes;
+    if (read !== undefined && read.used > read.limit) throw overReadBudget(read.limit);
     const result: unknown = deadline ? await queryWithin(dataSource, query, deadline, text, parameters) : await query(text, parameters, queryRunner);
+    if (read !== undefined && Array.isArray(result)) {
+      read.used += textIn(result);
+      // the rows are dropped here, before the operation builds its answer from them
+      if (read.used > read.limit) throw overReadBudget(read.limit);
+    }
     if (!queryRunner && store?.loopTurns) await loopTurns.take();
     return result;
   } as DataSource['query'];
+}
+
+/** Characters in the string values of a statement's rows (the text a GraphQL query holds and answers with). */
+function textIn(rows: unknown[]): number {
+  let n = 0;
+  for (const row of rows) {
+    if (row === null || typeof row !== 'object') continue;
+    for (const v of Object.values(row as Record<string, unknown>)) if (typeof v === 'string') n += v.length;
+  }
+  return n;
+}
+
+function overReadBudget(limit: number): AppError {
+  return new AppError(
+    'COST_LIMIT_EXCEEDED',
+    `the query read more than ${limit} characters of text from the database (EARSHOT_GRAPHQL_MAX_READ_BYTES): ask for fewer items or aliases in one request, or page an export with interactionsFirst`,
+  );
 }
 
 function overBudget(deadline: { budgetMs: number }): AppError {

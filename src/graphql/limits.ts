@@ -208,10 +208,11 @@ export function startTimeBudget(context: object, config: GraphqlConfig, now: () 
  * VACUUM FULL or ALTER TABLE on its table) gives its connection back instead of waiting for the
  * lock, for ever. Queries only: a mutation's statements, ingest, jobs and migrations keep theirs.
  */
-function boundReads(context: object): void {
+function boundReads(context: object, maxReadBytes: number): void {
   const budget = budgets.get(context);
   const store = requestContext.getStore();
   if (budget === undefined || store === undefined) return;
+  store.readBytes = { used: 0, limit: maxReadBytes };
   // the budget's own clock may be a test's; the data layer's timer runs on the real one
   store.readDeadline = { at: Date.now() + (budget.deadline - budget.now()), budgetMs: budget.deadline - budget.start };
 }
@@ -229,7 +230,7 @@ export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig, no
       startTimeBudget(contextValue, config, now);
       return {
         async didResolveOperation({ document, operationName, request, operation }) {
-          if (operation?.operation === 'query') boundReads(contextValue);
+          if (operation?.operation === 'query') boundReads(contextValue, config.maxReadBytes);
           const variables = request.variables ?? {};
           // without variables the estimate depends on the document alone: counted once per
           // parsed document (Apollo's document cache hands the same one back)

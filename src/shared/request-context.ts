@@ -15,6 +15,11 @@ export const requestContext = new AsyncLocalStorage<{
    * A statement it runs on the pool, outside a transaction, is cancelled then (src/db/data-source.ts).
    */
   readDeadline?: { at: number; budgetMs: number };
+  /**
+   * set for a GraphQL query: the characters of text its statements have read so far, and how many
+   * it may read (EARSHOT_GRAPHQL_MAX_READ_BYTES, src/db/data-source.ts)
+   */
+  readBytes?: { used: number; limit: number };
 }>();
 
 /**
