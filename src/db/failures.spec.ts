@@ -84,5 +84,7 @@ describe('failure classification', () => {
     expect(unavailableReason({ code: '55P03' })).toBe('the database is busy (a table is locked by another session)');
     expect(unavailableReason({ code: '08006' })).toBe('the database is unavailable');
     expect(unavailableReason(new Error('Connection terminated unexpectedly'))).toBe('the database is unavailable');
+    // 160 aliased reads on 10 pooled connections: pg-pool gave up waiting, the database was up
+    expect(unavailableReason(new Error('timeout exceeded when trying to connect'))).toBe("all pooled database connections are busy");
   });
 });
