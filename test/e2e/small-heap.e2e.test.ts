@@ -69,12 +69,9 @@ describe('a small heap (--max-old-space-size=256) with the default limits', () =
   it('four 32 MiB /ingest bodies at once: the process lives, each body is stored (200) or refused (503), and what was accepted is stored', async () => {
     db = await createTestDatabase('smallheap');
     service = spawnEarshot({ DATABASE_URL: db.url, NODE_OPTIONS: '--max-old-space-size=256' });
-    const url = (await service.httpUrl()).replace('localhost', '127.0.0.1');
-    const deadline = Date.now() + 60_000;
-    while (!(await fetch(`${url}/readyz`).then((r) => r.ok, () => false))) {
-      if (Date.now() > deadline || service.child.exitCode !== null) throw new Error(`not ready:\n${service.output().slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // the "Earshot is listening" log line: started, database open, ready
+    const url = (await service.listening()).replace('localhost', '127.0.0.1');
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
     const texts = sharedTexts({ every: 7, maxChars: 280 }).filter((t) => t.trim().length > 20);
     const bodies = ['a', 'b', 'c', 'd'].map((tag) => bigBody(tag, texts));
 
