@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { once } from 'node:events';
-import { parse } from 'csv-parse';
+import { CsvError, parse } from 'csv-parse';
 import { AppError } from '../shared/app-error';
 import { resolveBatch, type PersonRecord, type ResolveOptions } from './matcher';
 
@@ -142,10 +142,26 @@ function inputError(file: string, e: unknown): unknown {
   if (code === 'ENOENT') return AppError.badInput(`${file}: no such file`);
   if (code === 'EACCES' || code === 'EPERM') return AppError.badInput(`${file}: permission denied`);
   if (code === 'EISDIR') return AppError.badInput(`${file}: is a folder, not a CSV file`);
-  if (code.startsWith('CSV_')) return AppError.badInput(`${file} is not valid CSV: ${(e as Error).message}`);
+  // every csv-parse error, not only the CSV_ codes: a quote opening inside a field is
+  // INVALID_OPENING_QUOTE, which a binary or hand-edited file meets first; it went out as a
+  // stack trace with exit code 1 and the file's bytes
+  if (e instanceof CsvError || code.startsWith('CSV_')) return AppError.badInput(`${file} is not valid CSV: ${csvReason((e as Error).message)}`);
   // ENAMETOOLONG, ENOTDIR, ELOOP, EIO…: still the path the user gave, not a crash to report
   if (/^E[A-Z]+$/.test(code) && typeof (e as { syscall?: unknown }).syscall === 'string') return AppError.badInput(`${file}: cannot be read (${code})`);
   return e;
+}
+
+/** Longest quoted piece of the file kept in a CSV error: csv-parse quotes whole fields. */
+const MAX_QUOTED_CHARS = 40;
+
+/**
+ * csv-parse's message with each quoted field (a JSON string, escapes included) cut to
+ * MAX_QUOTED_CHARS, and no control characters: the file's content is echoed to a terminal.
+ */
+function csvReason(message: string): string {
+  return message
+    .replace(/"(?:[^"\\]|\\.)*"/g, (q) => (q.length > MAX_QUOTED_CHARS + 2 ? `${q.slice(0, MAX_QUOTED_CHARS + 1)}…"` : q))
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
 export interface ResolveCommandOptions {

@@ -147,6 +147,23 @@ describe('earshot resolve on hostile CSV files', () => {
     }
   }, 60_000);
 
+  it('refuses a quote inside a field (a stray quote, a binary file) with one short line and exit code 2, not a stack trace with the file in it', async () => {
+    const dir = tmp();
+    const stray = path.join(dir, 'stray.csv');
+    writeFileSync(stray, 'Id,FirstName,LastName\n1,Jane,O"Brien\n2,Bob,Smith\n');
+    expectUserMistake(
+      await run(['resolve', '--input', stray]),
+      `earshot: ${stray} is not valid CSV: Invalid Opening Quote: a quote is found on field "LastName" at line 2, value is "O"`,
+    );
+    // bytes as a binary file holds them: control characters, a quote in a long field
+    const binary = path.join(dir, 'binary.csv');
+    writeFileSync(binary, Buffer.concat([Buffer.from('Id,FirstName\n1,'), Buffer.from('\x1b[31m\x07'.repeat(2_000) + 'x"y'), Buffer.from('\n')]));
+    const r = await run(['resolve', '--input', binary]);
+    expectUserMistake(r, new RegExp(`^earshot: ${binary} is not valid CSV: Invalid Opening Quote: a quote is found on field "FirstName" at line 2, value is ".{1,41}…"$`));
+    expect(r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+    expect(r.stderr.length).toBeLessThan(400);
+  });
+
   it('answers a path it cannot open (under a file, a name too long) with one line and exit code 2', async () => {
     const dir = tmp();
     const file = path.join(dir, 'contacts.csv');
