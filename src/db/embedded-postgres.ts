@@ -131,7 +131,12 @@ class Supervised {
     const child = spawn(
       this.postgres,
       ['-D', this.databaseDir, '-p', String(this.port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${os.tmpdir()}`],
-      { ...(this.runAs ?? {}), env: { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] },
+      // detached: a process group of its own, so Ctrl-C in the terminal of `npm start` (SIGINT to
+      // the whole foreground group) reaches Earshot alone. PostgreSQL took it too, as its fast
+      // shutdown: it ended every connection while Earshot was still finishing its requests
+      // (they failed, with a warning and a stack per pooled connection). Earshot stops it last.
+      // An orphan left by a killed Earshot is stopped by the next start (stopOrphan), as before.
+      { ...(this.runAs ?? {}), env: { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true },
     );
     this.child = child;
     let tail = '';

@@ -24,7 +24,7 @@ export interface EarshotProcess {
  * What must stay true: it runs what `npm start` runs (the compiled build, Node 24), so the
  * build must be current: run `npm run build` first.
  */
-export function spawnEarshot(env: Record<string, string>, opts: { root?: string; args?: string[] } = {}): EarshotProcess {
+export function spawnEarshot(env: Record<string, string>, opts: { root?: string; args?: string[]; /** a process group of its own, as a terminal gives `npm start` */ detached?: boolean } = {}): EarshotProcess {
   const root = opts.root ?? REPO_ROOT;
   const main = path.join(root, 'dist', 'src', 'main.js');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` before this test`);
@@ -32,6 +32,7 @@ export function spawnEarshot(env: Record<string, string>, opts: { root?: string;
     cwd: root,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
   });
   let out = '';
   const keep = (c: Buffer) => {
