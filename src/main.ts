@@ -233,9 +233,20 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
   let signalled: string | null = null;
   const stopRequested = new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
       log.info({ signal }, 'signal received');
       signalled = signal;
       resolve();
+      // A second Ctrl-C (or SIGTERM) means now: exit without waiting for the work in flight.
+      // The embedded PostgreSQL is asked for its fast shutdown on the way out (it no longer
+      // shares the terminal's process group; see embedded-postgres.ts).
+      const now = (again: NodeJS.Signals) => {
+        log.warn({ signal: again }, 'second signal: exiting now, without waiting for the work in flight');
+        process.exit(again === 'SIGINT' ? 130 : 143);
+      };
+      process.once('SIGTERM', now);
+      process.once('SIGINT', now);
       // From the signal on, whatever runs (a start that waits for a migration lock or a
       // database, a drain that hangs) has the shutdown time and 10 s more. Armed only after the
       // start before, so a process asked to stop while it started stayed until the start ended:
@@ -245,8 +256,8 @@ async function serve(config: Config, log: Logger, demo: boolean, loadOnly: boole
         process.exit(1);
       }, config.shutdownTimeoutMs + 10_000).unref();
     };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
   // HTTP first: after a crash the orchestrator sees a live process at once, and /readyz says
   // what is still starting (the database, the schema, the Kafka group) instead of no answer.

@@ -139,6 +139,14 @@ class Supervised {
       { ...(this.runAs ?? {}), env: { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true },
     );
     this.child = child;
+    // Its own process group no longer takes the terminal's signals with Earshot, so a process
+    // that exits without stopping it (a second Ctrl-C, `shutdown took too long`, a crash) asks
+    // it for its fast shutdown on the way out instead of leaving it running.
+    const onExit = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+    };
+    process.once('exit', onExit);
+    child.once('exit', () => process.off('exit', onExit));
     let tail = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -65,5 +65,46 @@ describe('Ctrl-C in the terminal of npm start', () => {
     expect(p.output()).not.toMatch(/"level":"(warn|error|fatal)"[^\n]*"type":"DatabaseError"/);
     // PostgreSQL shut down cleanly, after Earshot: its pid file is gone
     expect(existsSync(path.join(databaseDir, 'postmaster.pid'))).toBe(false);
+  }, 120_000);
+
+  it('a second Ctrl-C exits at once (130) and still stops the embedded PostgreSQL, which no longer shares the signal', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-ctrl-c-'));
+    dirs.push(dataDir);
+    const pgPort = servicePort();
+    const p = spawnEarshot({ EARSHOT_DATA_DIR: dataDir, EARSHOT_EMBEDDED_PG_PORT: String(pgPort) }, { detached: true });
+    running.push(p);
+    const url = await p.listening();
+    const databaseDir = /"databaseDir":"([^"]+)","msg":"embedded PostgreSQL started"/.exec(p.output())![1]!;
+    const postmaster = Number(readFileSync(path.join(databaseDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
+    // a request in flight keeps the first Ctrl-C's shutdown waiting
+    const operator = new Client({ connectionString: `postgres://earshot:earshot@127.0.0.1:${pgPort}/earshot` });
+    operator.on('error', () => undefined);
+    await operator.connect();
+    await operator.query('BEGIN');
+    await operator.query('LOCK TABLE interaction IN ACCESS EXCLUSIVE MODE');
+    const ingest = fetch(`${url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([message(1)]) }).catch((e: Error) => e);
+    await waitFor('the ingest to wait for the lock', async () => {
+      const { rows } = await operator.query(`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`);
+      return rows[0].n > 0;
+    });
+
+    process.kill(-p.child.pid!, 'SIGINT');
+    await waitFor('the service to start shutting down', async () => p.output().includes('shutting down'));
+    process.kill(-p.child.pid!, 'SIGINT');
+    expect(await p.exited).toBe(130);
+    expect(p.output()).toContain('second signal: exiting now');
+    expect(await ingest).toBeInstanceOf(Error); // the connection closed without an answer
+    // PostgreSQL got its fast shutdown from Earshot on the way out: nothing left running
+    await waitFor('the embedded PostgreSQL to stop', async () => !alive(postmaster));
+    await operator.end().catch(() => undefined);
   }, 120_000);
 });
