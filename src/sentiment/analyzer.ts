@@ -30,7 +30,7 @@ export interface Analysis {
   complaintProbability: number;
   /** negative, or a complaint, or a churn threat: opens a listening item when inbound */
   unhappy: boolean;
-  /** ISO 639-1 code, or `und` when undetermined */
+  /** ISO 639-1 code (`mis` for a script without one, ./language.ts), or `und` when undetermined */
   lang: string;
   topics: TopicMatch[];
   /**

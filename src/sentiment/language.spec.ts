@@ -27,6 +27,58 @@ describe('language detection', () => {
     expect(detectLanguage('')).toBe('und');
   });
 
+  // Below 20 letters these were all `und`, and the English model scored them.
+  it.each([
+    ['ja', '最悪のサービスです。返金してください'],
+    ['ja', 'Amazonの配達が遅い'],
+    ['zh', '我的订单三个星期还没到，太差了'],
+    ['zh', '最悪'],
+    ['ko', '정말 최악의 서비스입니다'],
+    ['ar', 'خدمة سيئة جدا'],
+    ['he', 'שירות גרוע'],
+    ['th', 'แย่มาก'],
+    ['el', 'πολύ κακό'],
+    ['hi', 'बहुत खराब सेवा'],
+    ['hi', 'बेकार'],
+    ['ru', 'ужасно'],
+    ['ru', 'я в шоке'],
+    ['uk', 'Жахливий сервіс, поверніть гроші'],
+    ['ka', 'ცუდი სერვისი'],
+    ['hy', 'շատ վատ ծառայություն'],
+    ['km', 'ខ្មែរ'],
+    ['mis', 'ᏣᎳᎩ ᎦᏬᏂᎯᏍᏗ'],
+  ])('gives short text in a script English is never written in its language (%s): %s', (lang, text) => {
+    expect(detectLanguage(text)).toBe(lang);
+  });
+
+  it('reads the script of the words only: emoji, digits, links, @mentions and hashtags change nothing', () => {
+    expect(detectLanguage('最悪のサービスです 😡😡 12345 @acme https://example.com/x www.example.com #fail')).toBe('ja');
+    expect(detectLanguage('خدمة سيئة جدا!!! 😡 @acme_support #badservice 2024')).toBe('ar');
+    expect(detectLanguage('Terrible service 😡 #最悪のサービス @最悪のサービス https://最悪.jp/最悪のサービス')).toBe('und');
+  });
+
+  it('leaves text with a real English part to English', () => {
+    for (const text of [
+      'Terrible service 最悪',
+      'my order 注文番号 123 never arrived',
+      'Worst airline ever, they lost my bag 最',
+      'bad 最',
+      'This is a disaster ужасно',
+      // eld said uk and de: its answer counts only for a language written in Latin letters, and digits are no letters
+      'Worst app ever!!! крашится',
+      'Iphone battery sucks 11.2.1 @Apple',
+      'bad ¯\\_(ツ)_/¯',
+      'ugh ಠ_ಠ',
+      'worst (ノಠ益ಠ)ノ彡┻━┻',
+      // Hangul fillers are letters, but invisible
+      'Terrible service ㅤㅤㅤㅤㅤㅤㅤㅤㅤㅤㅤㅤㅤㅤ ᅟᅟᅟᅟᅟᅟᅟᅟᅟᅟᅟᅟ',
+      // full-width Latin letters are Latin
+      'ｔｅｒｒｉｂｌｅ ｓｅｒｖｉｃｅ 最悪',
+    ]) {
+      expect(['en', 'und'], text).toContain(detectLanguage(text));
+    }
+  });
+
   it('lets a declared language win', () => {
     expect(detectLanguage('The delivery was late again and nobody answered.', 'de-AT')).toBe('de');
     expect(normalizeLanguageTag('pt_BR')).toBe('pt');
