@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
@@ -8,6 +9,7 @@ import { SpanKind, SpanStatusCode, tracer } from '../shared/tracing';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import type { AccessLine, GraphQLContext } from './context';
+import { DocumentStore, documentStoreBytes } from './document-store';
 import { makeFormatError } from './format-error';
 import { FOR_APOLLO_VERSION, gatewayRequestContextInstalled } from './gateway-request-context';
 import { jitGateway } from './jit';
@@ -126,6 +128,8 @@ export function createApollo(
     // main.ts owns shutdown; Apollo's own handler re-raises the signal and kills the process
     stopOnTerminationSignals: false,
     introspection: graphql.introspection,
+    // parsed documents, counted with the source text they keep (src/graphql/document-store.ts)
+    documentStore: new DocumentStore(documentStoreBytes(getHeapStatistics().heap_size_limit)),
     // a document's size is bounded while it is parsed, so a bomb costs a millisecond, not a validation pass
     parseOptions: { maxTokens: graphql.maxTokens },
     validationRules: costValidationRules(graphql),

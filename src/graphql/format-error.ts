@@ -65,6 +65,12 @@ function validationMessages(issues: ValidationIssue[], prefix = ''): string[] {
   });
 }
 
+/** Whether an error carries an HTTP status of 400–499 (Apollo's `extensions.http`). */
+function clientErrorStatus(error: GraphQLError): boolean {
+  const status = (error.extensions.http as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
 function formatter(log: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
@@ -92,6 +98,12 @@ function formatter(log: Logger) {
       // `http` sets Apollo's status over HTTP (Apollo drops it there); over WebSocket it is noise
       const { stacktrace: _s, http: _h, ...ext } = formatted.extensions ?? {};
       return { ...formatted, extensions: ext };
+    }
+    if (original instanceof GraphQLError && !original.originalError && original.extensions.code === undefined && clientErrorStatus(original)) {
+      // Apollo's own refusals of a malformed request that carry a 4xx status and no code (an APQ
+      // hash that is not the sha256 of the query sent with it, a persistedQuery version other
+      // than 1): Apollo names them INTERNAL_SERVER_ERROR, the client's mistake all the same
+      return { message: original.message, locations: formatted.locations, extensions: { code: 'BAD_REQUEST' } };
     }
     if (original instanceof GraphQLError && !original.originalError && !code) {
       // errors GraphQL itself raised while validating variables and arguments

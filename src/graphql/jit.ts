@@ -44,8 +44,12 @@ export function jitGateway(schema: GraphQLSchema): GatewayInterface {
   const executor: GatewayExecutor = async (rc) => {
     const { document, operation, request } = rc;
     const variables = request.variables ?? {};
-    const viaGraphqlJs = () => execute({ schema, document, contextValue: rc.context, variableValues: variables, operationName: rc.operationName }) as Promise<ExecutionResult>;
-    if (!operation || operation.operation === 'subscription') return viaGraphqlJs();
+    const viaGraphqlJs = (operationName = rc.operationName) => execute({ schema, document, contextValue: rc.context, variableValues: variables, operationName }) as Promise<ExecutionResult>;
+    // no operation resolved: `rc.operationName` is the resolved one's name (null), so graphql-js
+    // ran the document's only operation and Apollo answered a 500 ("did not resolve an operation
+    // but execute did not return errors"); with the name the client sent, graphql-js refuses it
+    if (!operation) return viaGraphqlJs(request.operationName ?? null);
+    if (operation.operation === 'subscription') return viaGraphqlJs();
     let byName = compiled.get(document);
     if (!byName) compiled.set(document, (byName = new Map()));
     const name = rc.operationName ?? '';

@@ -203,18 +203,30 @@ export function startTimeBudget(context: object, config: GraphqlConfig, now: () 
 }
 
 /**
- * Tells the data layer when the query run with `context` is past its budget: a statement it runs
- * on the pool then is cancelled (src/db/data-source.ts), so a read blocked by a lock (an operator's
- * VACUUM FULL or ALTER TABLE on its table) gives its connection back instead of waiting for the
- * lock, for ever. Queries only: a mutation's statements, ingest, jobs and migrations keep theirs.
+ * What tells the data layer how far the query run with `context` may go: when it is past its
+ * budget, a statement it runs on the pool is cancelled (src/db/data-source.ts), so a read blocked
+ * by a lock (an operator's VACUUM FULL or ALTER TABLE on its table) gives its connection back
+ * instead of waiting for the lock, for ever; and once its statements have read `maxReadBytes`
+ * characters of text, the next is not run. Queries only: a mutation's statements, ingest, jobs and
+ * migrations keep theirs. Null when the operation's time budget was not started.
  */
-function boundReads(context: object, maxReadBytes: number): void {
+export function readBounds(context: object, maxReadBytes: number): { readBytes: { used: number; limit: number }; readDeadline: { at: number; budgetMs: number } } | null {
   const budget = budgets.get(context);
+  if (budget === undefined) return null;
+  return {
+    readBytes: { used: 0, limit: maxReadBytes },
+    // the budget's own clock may be a test's; the data layer's timer runs on the real one
+    readDeadline: { at: Date.now() + (budget.deadline - budget.now()), budgetMs: budget.deadline - budget.start },
+  };
+}
+
+/** {@link readBounds} on the HTTP request's context store. */
+function boundReads(context: object, maxReadBytes: number): void {
   const store = requestContext.getStore();
-  if (budget === undefined || store === undefined) return;
-  store.readBytes = { used: 0, limit: maxReadBytes };
-  // the budget's own clock may be a test's; the data layer's timer runs on the real one
-  store.readDeadline = { at: Date.now() + (budget.deadline - budget.now()), budgetMs: budget.deadline - budget.start };
+  const bounds = readBounds(context, maxReadBytes);
+  if (store === undefined || bounds === null) return;
+  store.readBytes = bounds.readBytes;
+  store.readDeadline = bounds.readDeadline;
 }
 
 /**

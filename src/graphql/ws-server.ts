@@ -1,15 +1,16 @@
 import type http from 'node:http';
-import { execute, getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { execute, getOperationAST, GraphQLError, type ExecutionArgs, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { callerKey, type AuthService, type Principal } from '../auth/auth.service';
 import type { OperationSlots } from '../http/operation-slots';
 import type { Config, GraphqlConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
+import { requestContext } from '../shared/request-context';
 import type { Logger } from '../shared/logger';
 import type { GraphQLContext } from './context';
 import { makeFormatError } from './format-error';
-import { COST_LIMIT_CODE, costValidationRules, estimateCost, operationRefusal, startTimeBudget } from './limits';
+import { COST_LIMIT_CODE, costValidationRules, estimateCost, operationRefusal, readBounds, startTimeBudget } from './limits';
 import { TOO_SLOW_CLOSE_CODE, type LiveHub, type LiveLimits } from './live-hub';
 import type { Loaders } from './loaders';
 import type { TrustedDocuments } from './trusted-documents';
@@ -206,6 +207,18 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
   };
   const recheckTimer = deps.auth.keysRotate ? setInterval(() => void recheck().catch((e: unknown) => log.error({ err: e }, 'WebSocket credential re-check failed')), recheckMs) : null;
   recheckTimer?.unref();
+  /**
+   * A query over a socket reads within the bounds it has over HTTP (src/graphql/limits.ts,
+   * readBounds): at most EARSHOT_GRAPHQL_MAX_READ_BYTES of text, and no statement past its time
+   * budget. They are kept in the request context, which only HTTP requests had: a query that HTTP
+   * refused for reading 1 MB against a budget of 64 KiB was answered in full over a socket, and one
+   * on a table an operator had locked held its pooled connection until the lock went.
+   */
+  const executeBounded = (args: ExecutionArgs) => {
+    const context = args.contextValue as GraphQLContext;
+    const bounds = getOperationAST(args.document, args.operationName)?.operation === 'query' ? readBounds(context, deps.graphql.maxReadBytes) : null;
+    return bounds === null ? execute(args) : requestContext.run({ requestId: context.requestId, ...bounds }, () => execute(args));
+  };
   // what Apollo checks over HTTP (src/graphql/apollo.ts), checked here before anything runs:
   // without it, a socket ran documents of any size, depth, alias count and cost
   const rules: ValidationRule[] = [...specifiedRules, ...costValidationRules(deps.graphql), ...(deps.graphql.introspection ? [] : [NoSchemaIntrospectionCustomRule])];
@@ -311,7 +324,7 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
       // is full: without it, each socket ran up to 100 at once outside the process's bound.
       async execute(args) {
         const slots = deps.slots;
-        if (!slots) return execute(args);
+        if (!slots) return executeBounded(args);
         // shared between callers as over HTTP: one caller never holds every slot
         const caller = callerKey((args.contextValue as GraphQLContext).principal);
         if (!(await slots.enter(caller))) {
@@ -319,7 +332,7 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
           return { errors: [new GraphQLError(busy.message, { originalError: busy })] };
         }
         try {
-          return await execute(args);
+          return await executeBounded(args);
         } finally {
           slots.leave(caller);
         }
