@@ -21,7 +21,9 @@ export function fromGlobalId(globalId: string, expected?: NodeKind): { kind: Nod
   if (sep < 1 || !UUID.test(id) || (expected && kind !== expected)) {
     throw AppError.badInput(`invalid ${expected ?? 'node'} id: ${JSON.stringify(globalId)}`, { argument: 'id', rule: expected ? `a ${expected} id` : 'a node id' });
   }
-  return { kind, id };
+  // one form: PostgreSQL reads a UUID in any case, but the loaders key what it returns by the
+  // lower-case text, so an id written in upper case (.NET, a spreadsheet) answered null
+  return { kind, id: id.toLowerCase() };
 }
 
 /** Keyset cursor of a row ordered by (sort value, id) under the named sort. */

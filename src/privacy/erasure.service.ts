@@ -78,7 +78,8 @@ export class ErasureService {
   async findCustomer(who: PersonLookup): Promise<string> {
     if (who.id) {
       if (!UUID.test(who.id)) throw AppError.badInput(`invalid customer id: ${JSON.stringify(who.id)}`);
-      return who.id;
+      // the form the database prints, which the erasure compares ids in
+      return who.id.toLowerCase();
     }
     let key: string | null = null;
     let kind: 'email' | 'phone' | 'handle';
