@@ -137,11 +137,11 @@ export function topicSpecs(settings: KafkaSettings): ITopicConfig[] {
 }
 
 /**
- * Creates the missing topics of {@link topicSpecs} when KAFKA_CREATE_TOPICS allows it.
+ * Creates the missing topics of {@link topicSpecs} when KAFKA_CREATE_TOPICS allows it, then
+ * checks those that exist ({@link checkTopicConfigs}).
  *
  * What must stay true: never fails the start when the cluster refuses (ACLs, managed
- * clusters): it logs what is missing and carries on; an existing customer-sentiment topic
- * that is not compacted is reported, since tombstones would then not erase anything.
+ * clusters): it logs what is missing and carries on.
  */
 export async function ensureTopics(kafka: Kafka, settings: KafkaSettings, log: Logger): Promise<void> {
   const admin = kafka.admin();
@@ -149,20 +149,49 @@ export async function ensureTopics(kafka: Kafka, settings: KafkaSettings, log: L
   try {
     const specs = topicSpecs(settings);
     if (settings.createTopics) await createMissingTopics(admin, specs, log);
-    const sentiment = outputTopicName(settings, OUTBOX_TOPICS.sentiment.name);
-    try {
-      const described = await admin.describeConfigs({
-        resources: [{ type: 2 /* TOPIC */, name: sentiment, configNames: ['cleanup.policy'] }],
-        includeSynonyms: false,
-      });
-      const policy = described.resources[0]?.configEntries.find((c) => c.configName === 'cleanup.policy')?.configValue ?? '';
-      if (!policy.split(',').includes('compact')) {
-        log.warn({ topic: sentiment, policy }, 'the customer-sentiment topic is not compacted: erased customers stay readable');
-      }
-    } catch (e) {
-      log.debug({ err: e, topic: sentiment }, 'could not describe the customer-sentiment topic');
-    }
+    await checkTopicConfigs(admin, settings, specs, log);
   } finally {
     await admin.disconnect();
+  }
+}
+
+/**
+ * One warning per existing topic whose settings go against what Earshot writes or reads there
+ * (topics made by hand, by a script, or recreated by an operator; Earshot never alters them):
+ * - the customer-sentiment topic not compacted: a tombstone does not remove an erased
+ *   customer's summary; compacted and deleted by age (`compact,delete`): a customer whose summary
+ *   has not changed within the topic's retention drops out of it;
+ * - any other topic compacted: the broker keeps only the last message of each key, and on these
+ *   every message counts (an author's unread interactions on an input topic, a customer's
+ *   interactions on the enriched one, the parts of an erasure);
+ * - an output topic taking records smaller than KAFKA_MAX_REQUEST_BYTES: events the edge took
+ *   and the broker refuses are left out (earshot_outbox_events_oversized_total).
+ */
+async function checkTopicConfigs(admin: Admin, settings: KafkaSettings, specs: ITopicConfig[], log: Logger): Promise<void> {
+  const sentiment = outputTopicName(settings, OUTBOX_TOPICS.sentiment.name);
+  const outputs = new Set(Object.values(OUTBOX_TOPICS).map((t) => outputTopicName(settings, t.name)));
+  try {
+    const existing = new Set(await admin.listTopics());
+    const resources = specs.filter((s) => existing.has(s.topic)).map((s) => ({ type: 2 /* TOPIC */, name: s.topic, configNames: ['cleanup.policy', 'max.message.bytes'] }));
+    if (resources.length === 0) return;
+    const described = await admin.describeConfigs({ resources, includeSynonyms: false });
+    for (const r of described.resources) {
+      const value = (name: string) => r.configEntries.find((c) => c.configName === name)?.configValue ?? '';
+      const policy = value('cleanup.policy');
+      const compacted = policy.split(',').includes('compact');
+      const topic = r.resourceName;
+      if (topic === sentiment) {
+        if (!compacted) log.warn({ topic, policy }, 'the customer-sentiment topic is not compacted: erased customers stay readable; set cleanup.policy=compact');
+        else if (policy.split(',').includes('delete')) log.warn({ topic, policy }, 'the customer-sentiment topic also deletes by age (cleanup.policy=compact,delete): a customer whose summary has not changed within its retention.ms drops out of it; set cleanup.policy=compact');
+      } else if (compacted) {
+        log.warn({ topic, policy }, `kafka topic ${topic} is compacted (cleanup.policy=${policy}): the broker keeps only the last message of each key, and every message of this topic counts; set cleanup.policy=delete`);
+      }
+      const maxBytes = Number(value('max.message.bytes'));
+      if (outputs.has(topic) && maxBytes > 0 && maxBytes < settings.maxRequestBytes) {
+        log.warn({ topic, maxMessageBytes: maxBytes, maxRequestBytes: settings.maxRequestBytes }, `kafka topic ${topic} takes records of at most ${maxBytes} bytes (max.message.bytes), under KAFKA_MAX_REQUEST_BYTES (${settings.maxRequestBytes}): a larger event is left out and counted in earshot_outbox_events_oversized_total`);
+      }
+    }
+  } catch (e) {
+    log.debug({ err: e }, "could not check the kafka topics' settings");
   }
 }

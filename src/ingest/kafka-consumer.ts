@@ -9,7 +9,8 @@ import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { DeadLetterPublisher, DeadLetterTopicMissing, type DeadLetter } from './dead-letter';
 import { UNDECODABLE_BATCH_HEADER, UNDECODABLE_HEADER } from './kafka-codecs';
-import { deadLetterTopic, ensureTopics, topicCreator, type KafkaSettings } from './kafka-client';
+import { deadLetterTopic, topicCreator, type KafkaSettings } from './kafka-client';
+import { subscriptionAwareRoundRobin } from './subscription-assigner';
 
 export interface KafkaConsumerOptions {
   /** first and longest wait between retries of a transient failure */
@@ -102,6 +103,8 @@ export class KafkaIngestConsumer {
    * skipped is counted from it.
    */
   private readonly resumeAt = new Map<string, bigint>();
+  /** the other members' topics last warned about (once per change) */
+  private foreignTopicsSaid = '';
 
   constructor(
     private readonly kafka: Kafka,
@@ -134,6 +137,9 @@ export class KafkaIngestConsumer {
       // Consumption must resume after any crash: a stopped consumer would stall ingest silently.
       retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 10_000, restartOnFailure: async () => this.state === 'running' },
       allowAutoTopicCreation: false,
+      // Each member is given partitions of the topics it reads only, also when another deployment
+      // shares the group with other topics (kafkajs' own assigner handed out the leader's topics).
+      partitionAssigners: [subscriptionAwareRoundRobin((topics) => this.partitionsOf(topics), (foreign) => this.otherTopicsInGroup(foreign))],
       // A partition added to an input topic is consumed once the metadata is read again (kafkajs'
       // default: 5 minutes); it starts at its first offset (KAFKA_OFFSET_RESET), so nothing
       // written to it before is skipped.
@@ -148,13 +154,13 @@ export class KafkaIngestConsumer {
   }
 
   /**
-   * Connects, creates missing topics (when allowed), subscribes and starts consuming.
-   * Resolves once consumption runs; joining the group continues in the background.
+   * Connects, subscribes and starts consuming (the topics are created and checked before, by
+   * `ensureTopics` in startKafkaPipeline). Resolves once consumption runs; joining the group
+   * continues in the background.
    */
   async start(): Promise<void> {
     this.state = 'starting';
     this.problem = 'connecting to the broker';
-    await ensureTopics(this.kafka, this.settings, this.log);
     await this.dlq.connect();
     await this.runConsumer();
     this.log.info({ topics: this.settings.topics, groupId: this.settings.groupId, concurrency: this.settings.concurrency }, 'kafka consumer started');
@@ -216,6 +222,33 @@ export class KafkaIngestConsumer {
         });
     }, this.restartDelay);
     this.restartTimer.unref();
+  }
+
+  /** The partitions of topics other members of the group read (this member's kafkajs cluster knows its own only). */
+  private async partitionsOf(topics: string[]): Promise<Map<string, number[]>> {
+    const out = new Map<string, number[]>();
+    const admin = this.kafka.admin({ retry: { retries: 1 } });
+    try {
+      await admin.connect();
+      const existing = new Set(await admin.listTopics());
+      const known = topics.filter((t) => existing.has(t));
+      if (known.length > 0) for (const t of (await admin.fetchTopicMetadata({ topics: known })).topics) out.set(t.name, t.partitions.map((p) => p.partitionId).sort((a, b) => a - b));
+    } catch (e) {
+      this.log.warn({ err: e, topics }, "could not read the partitions of the group's other topics; they are not assigned this time");
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    return out;
+  }
+
+  private otherTopicsInGroup(foreign: string[]): void {
+    const key = foreign.join(',');
+    if (key === this.foreignTopicsSaid) return;
+    this.foreignTopicsSaid = key;
+    this.log.warn(
+      { groupId: this.settings.groupId, topics: foreign },
+      `other members of the consumer group ${this.settings.groupId} read other topics (${key}): another deployment shares KAFKA_GROUP_ID; each member is given partitions of its own topics only, but every start and stop of one rebalances the other: give each deployment its own KAFKA_GROUP_ID`,
+    );
   }
 
   /**
@@ -404,6 +437,20 @@ export class KafkaIngestConsumer {
       void this.readCommittedOffsets(e.payload.memberAssignment);
       this.log.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'kafka consumer joined its group');
       for (const w of this.joinWaiters.splice(0)) w();
+    });
+    // A leader that assigns the topics it reads to every member (kafkajs' own assigner: an older
+    // Earshot, or another kafkajs application sharing KAFKA_GROUP_ID): kafkajs drops the
+    // partitions of topics this member does not read, so no one reads them, and the leader's
+    // other members may be given none of this member's topics either. Said in the log only, not
+    // in /readyz: a rolling deploy from an older release that takes a topic out of KAFKA_TOPICS
+    // does this until the old leader is gone, and new replicas that never turn ready would halt it.
+    consumer.on(events.RECEIVED_UNSUBSCRIBED_TOPICS, (e) => {
+      if (!current()) return;
+      const topics = (e.payload as { topicsNotSubscribed: string[] }).topicsNotSubscribed;
+      this.log.error(
+        { groupId: this.settings.groupId, topics },
+        `the consumer group's leader assigned this replica partitions of topics it does not read (${topics.join(', ')}): its leader is a member that assigns by its own topics (another deployment sharing KAFKA_GROUP_ID ${this.settings.groupId}, or an older release during a deploy that changes KAFKA_TOPICS); those partitions, and possibly some of this deployment's, are read by no one meanwhile: give each deployment its own KAFKA_GROUP_ID`,
+      );
     });
     consumer.on(events.CRASH, (e) => {
       if (!current()) return;

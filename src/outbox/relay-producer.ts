@@ -14,7 +14,8 @@ export interface RelayMessage {
 
 /**
  * The relay's producer. What every implementation must keep: idempotent (producer id and
- * sequence numbers, so a retried request is not written twice), acks from all in-sync replicas,
+ * sequence numbers, so a request the client itself sends again is not written twice; a send
+ * attempted again may write what the broker took the first time again, same event-id), acks from all in-sync replicas,
  * one send at a time, `send` resolving only once the broker acknowledged every message in it,
  * the messages of one partition written in the order given, and a keyed message on partition
  * `toPositive(murmur2(key)) % partitions`, as the Java client's default partitioner and kafkajs'
@@ -29,6 +30,14 @@ export interface RelayProducer {
    * may not create topics (KAFKA_CREATE_TOPICS=false).
    */
   createMissingTopics?: () => Promise<string[]>;
+}
+
+/** Whether @platformatic/kafka deems every error in the chain worth another attempt (its own rule). */
+function retriable(e: unknown, depth = 0): boolean {
+  if (e === null || typeof e !== 'object' || depth > 5) return true;
+  const err = e as { canRetry?: unknown; errors?: unknown; cause?: unknown };
+  if (err.canRetry === false) return false;
+  return [...(Array.isArray(err.errors) ? err.errors : []), err.cause].every((inner) => inner === undefined || retriable(inner, depth + 1));
 }
 
 /** Where keyless events go: round robin, as kafkajs spread them. */
@@ -46,6 +55,7 @@ function roundRobin(): () => number {
  */
 export class PlatformaticRelayProducer implements RelayProducer {
   private readonly producer: Producer<string | null, string | null, string, string>;
+  private readonly retries: number;
 
   /** `retries`: how often a failed request is retried within one `send` (8; fewer where a failure should surface at once) */
   constructor(settings: Config['kafka'], clientSuffix: string, opts: { retries?: number } = {}) {
@@ -57,10 +67,14 @@ export class PlatformaticRelayProducer implements RelayProducer {
       connectTimeout: 3_000,
       timeout: 30_000,
       requestTimeout: 30_000,
-      // brief broker hiccups are retried here (the same producer id and sequence numbers, so the
-      // broker drops what it already has); the relay's loop retries beyond that
-      retries: opts.retries ?? 8,
-      retryDelay: (_client, _op, attempt) => Math.min(300 * 2 ** attempt, 10_000),
+      // One attempt per send: `send` below retries, placing the events again each time. The
+      // library's own retries (and its resend on stale metadata) look the partition it placed an
+      // event on up in metadata fetched again: after an operator recreated an output topic with
+      // fewer partitions that partition is gone, a TypeError was thrown out of a socket callback
+      // and the send never settled (the relay waited for ever; in its thread, the thread died).
+      // `false`, not 0: an idempotent producer given 0 or 1 retries retries for ever.
+      retries: false,
+      repeatOnStaleMetadata: false,
       idempotent: true,
       acks: ProduceAcks.ALL,
       autocreateTopics: false,
@@ -73,16 +87,38 @@ export class PlatformaticRelayProducer implements RelayProducer {
     if (settings.ssl) options.tls = {};
     if (settings.sasl) options.sasl = { mechanism: settings.sasl.mechanism.toUpperCase() as SASLMechanismValue, username: settings.sasl.username, password: settings.sasl.password };
     this.producer = new Producer(options);
+    this.retries = opts.retries ?? 8;
   }
 
   async connect(): Promise<void> {
     // the producer id, as kafkajs' connect() of an idempotent producer fetched it: fails at start when the broker is away
-    await this.producer.initIdempotentProducer({});
+    await this.attempts(() => this.producer.initIdempotentProducer({}));
   }
 
+  /**
+   * Each attempt places the events on the partitions of the topic as the broker last described
+   * it (metadata fetched again after a failure), so a topic recreated with fewer partitions is
+   * written once its new metadata is read. A retried request takes new sequence numbers: one the
+   * broker wrote but did not acknowledge is written twice (consumers dedupe on event-id, as for
+   * the relay's own resends).
+   */
   async send(messages: readonly RelayMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    await this.producer.send({ messages: messages as RelayMessage[] });
+    await this.attempts(() => this.producer.send({ messages: messages as RelayMessage[] }));
+  }
+
+  /** Brief broker hiccups: up to `retries` more attempts, 600 ms doubling to 10 s apart; the relay's loop retries beyond that. */
+  private async attempts(fn: () => Promise<unknown>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fn();
+        return;
+      } catch (e) {
+        if (attempt >= this.retries || !retriable(e)) throw e;
+        this.producer.clearMetadata();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(300 * 2 ** (attempt + 1), 10_000)));
+      }
+    }
   }
 
   async disconnect(): Promise<void> {

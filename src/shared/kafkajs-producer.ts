@@ -18,7 +18,10 @@ export interface TopicRecord {
  * A request refused as too large for one partition may have been written for the others, and
  * kafkajs then keeps those partitions' old sequence numbers: every later send would be refused as
  * out of order. So after such a refusal the producer is replaced (a new producer id starts its
- * sequences afresh) before the error is thrown on; the caller decides what to send next.
+ * sequences afresh) before the error is thrown on; the caller decides what to send next. The
+ * same after a partition the producer knew is gone (an output topic recreated by an operator with
+ * fewer partitions: kafkajs retried on the new partitions with the old sequence numbers, and the
+ * relay was refused as out of order for ever) and after any refusal as out of order.
  */
 export class IdempotentKafkajsProducer {
   private producer: Producer;
@@ -57,7 +60,7 @@ export class IdempotentKafkajsProducer {
     try {
       await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
     } catch (e) {
-      if (isTooLargeError(e)) {
+      if (isTooLargeError(e) || causedBy(e, RENEWED_AFTER)) {
         await this.producer.disconnect().catch(() => undefined);
         this.producer = this.create();
         await this.producer.connect();
@@ -65,4 +68,15 @@ export class IdempotentKafkajsProducer {
       throw e;
     }
   }
+}
+
+/** Errors after which kafkajs' sequence numbers no longer match the broker's (see IdempotentKafkajsProducer). */
+const RENEWED_AFTER = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'OUT_OF_ORDER_SEQUENCE_NUMBER']);
+
+/** Whether `error` or one it wraps (kafkajs' retries wrap the last one) is a Kafka protocol error of one of these types. */
+function causedBy(error: unknown, types: Set<string>, depth = 0): boolean {
+  if (error === null || typeof error !== 'object' || depth > 5) return false;
+  const e = error as { type?: unknown; errors?: unknown; cause?: unknown; originalError?: unknown };
+  if (typeof e.type === 'string' && types.has(e.type)) return true;
+  return [...(Array.isArray(e.errors) ? e.errors : []), e.cause, e.originalError].some((inner) => causedBy(inner, types, depth + 1));
 }
