@@ -14,6 +14,7 @@ import { CrmWritebackService } from './crm/crm-writeback.service';
 import { createDataSource, type QueryCounter } from './db/data-source';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded-postgres';
 import { runMigrationsLocked } from './db/migrate';
+import { assertSessionsKept } from './db/session-pooling';
 import { exec } from './db/sql';
 import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
@@ -106,6 +107,8 @@ export async function openDatabase(
   });
   try {
     await ds.initialize();
+    // before any lock or LISTEN is taken: a transaction-mode pooler shares them (src/db/session-pooling.ts)
+    if (!embedded) await assertSessionsKept(url);
     if (opts.migrate !== false) {
       const ran = await runMigrationsLocked(ds, log);
       if (ran.length > 0) log.info({ migrations: ran.map((m) => m.name) }, 'migrations applied');

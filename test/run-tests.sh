@@ -12,6 +12,23 @@ fi
 export PATH="$PWD/node_modules/.bin:$PATH"
 echo "[test] node $(node --version)"
 
+# System programs some tests drive (Debian's packages): Chromium for the browser tests, PgBouncer
+# for the pooler test, openssl for the HTTPS proxy test. Installed here when missing and this is
+# root on a machine with apt (a fresh machine); otherwise those tests say what to install.
+missing=()
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "${CHROMIUM_PATH:-}" ] || missing+=(chromium)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing ${missing[*]} (Debian's packages)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } || echo "[test] could not install ${missing[*]}: the tests that need them will fail"
+    systemctl disable --now pgbouncer >/dev/null 2>&1 || true
+  else
+    echo "[test] not installed: ${missing[*]} (apt-get install ${missing[*]}); the tests that need them will fail"
+  fi
+fi
+
 echo "[test] compiling (tsc)"
 npm run --silent build || exit 1
 

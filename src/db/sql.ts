@@ -44,6 +44,16 @@ export async function restoreIdleTimeout(session: { query(text: string): Promise
   await session.query(`SELECT set_config('idle_session_timeout', reset_val, false) FROM pg_settings WHERE name = 'idle_session_timeout'`);
 }
 
+/**
+ * The PostgreSQL server process that runs a statement of this session (a pg client of its own):
+ * one for the session's whole life, unless a pooler in transaction mode stands between
+ * (./session-pooling.ts).
+ */
+export async function backendPid(session: { query(text: string): Promise<{ rows: unknown[] }> }): Promise<number> {
+  const { rows: [row] } = await session.query('SELECT pg_backend_pid() AS pid');
+  return (row as { pid: number }).pid;
+}
+
 /** The rows of one statement, typed as `R` (the caller declares the shape its SQL selects). */
 export async function rows<R>(db: Db, text: string, params?: readonly unknown[]): Promise<R[]> {
   return (await db.query(text, withArrayParams(params))) as R[];
