@@ -105,6 +105,18 @@ export class KafkaIngestConsumer {
   private readonly resumeAt = new Map<string, bigint>();
   /** the other members' topics last warned about (once per change) */
   private foreignTopicsSaid = '';
+  /** this consumer object's group joins, so a placement of partitions overtaken by a newer join gives way */
+  private joinSeq = 0;
+  /** `topic/partition`s assigned at the last join */
+  private assigned = new Set<string>();
+  /**
+   * With KAFKA_OFFSET_RESET=latest, the assigned partitions the group was seen to have a
+   * committed offset for (see placeStarts), for the current consumer object; the others are
+   * checked again at each join (a seek kafkajs could not commit is made again).
+   */
+  private placed = new Set<string>();
+  /** the partitions already said to start elsewhere than kafkajs would (once each) */
+  private readonly startsSaid = new Set<string>();
 
   constructor(
     private readonly kafka: Kafka,
@@ -130,6 +142,9 @@ export class KafkaIngestConsumer {
   }
 
   private createConsumer(): Consumer {
+    // a new consumer object resolves every partition's start again
+    this.placed = new Set();
+    this.assigned = new Set();
     const consumer = this.kafka.consumer({
       groupId: this.settings.groupId,
       sessionTimeout: this.settings.sessionTimeoutMs,
@@ -141,8 +156,8 @@ export class KafkaIngestConsumer {
       // shares the group with other topics (kafkajs' own assigner handed out the leader's topics).
       partitionAssigners: [subscriptionAwareRoundRobin((topics) => this.partitionsOf(topics), (foreign) => this.otherTopicsInGroup(foreign))],
       // A partition added to an input topic is consumed once the metadata is read again (kafkajs'
-      // default: 5 minutes); it starts at its first offset (KAFKA_OFFSET_RESET), so nothing
-      // written to it before is skipped.
+      // default: 5 minutes); it starts at its first offset (with KAFKA_OFFSET_RESET=latest too,
+      // see placeStarts), so nothing written to it before is skipped.
       metadataMaxAge: this.settings.metadataMaxAgeMs,
       // The broker answers a fetch once it has fetchMinBytes for it, or after fetchMaxWaitMs (an
       // idle long-poll, which also delays stop() by up to this long).
@@ -255,25 +270,108 @@ export class KafkaIngestConsumer {
    * Reads the group's committed offsets of `assigned` (all input topics when null) into
    * `resumeAt`. An offset this member committed meanwhile is newer and stays; so does what is
    * known when the group has none (kafkajs' own reset commits -1 or -2) or the read fails.
+   * Returns every partition's committed offset of the topics read (-1: none), assigned to this
+   * member or not; null when the read failed.
    */
-  private async readCommittedOffsets(assigned: Record<string, number[]> | null): Promise<void> {
+  private async readCommittedOffsets(assigned: Record<string, number[]> | null): Promise<Map<string, Map<number, bigint>> | null> {
     const before = new Map(this.resumeAt);
     const admin = this.kafka.admin({ retry: { retries: 1 } });
     try {
       await admin.connect();
       const topics = assigned ? Object.keys(assigned) : [...this.settings.topics];
+      const out = new Map<string, Map<number, bigint>>();
       for (const t of await admin.fetchOffsets({ groupId: this.settings.groupId, topics })) {
+        const ofTopic = new Map<number, bigint>();
+        out.set(t.topic, ofTopic);
         for (const p of t.partitions) {
           const key = `${t.topic}/${p.partition}`;
-          if ((assigned && !assigned[t.topic]?.includes(p.partition)) || this.resumeAt.get(key) !== before.get(key)) continue;
           const offset = BigInt(p.offset);
+          ofTopic.set(p.partition, offset < 0n ? -1n : offset);
+          if ((assigned && !assigned[t.topic]?.includes(p.partition)) || this.resumeAt.get(key) !== before.get(key)) continue;
           if (offset >= 0n) this.resumeAt.set(key, offset);
         }
       }
+      return out;
     } catch (e) {
       this.log.debug({ err: e }, "could not read the group's committed offsets");
+      return null;
     } finally {
       await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  /**
+   * With KAFKA_OFFSET_RESET=latest, where each partition newly assigned to this consumer starts
+   * when the group has no committed offset for it. kafkajs would start it at its end, and commit
+   * nothing until a message arrives there; but `latest` means where a NEW group starts:
+   * - when the group has committed offsets for other partitions of the topic, the partition is
+   *   not new to the group (added to the topic, or one a member of an older release never
+   *   committed: it had no message since the group started): it starts at its first offset,
+   *   and that is logged once;
+   * - otherwise (a new group on this topic) it starts at its end.
+   * Either start is committed at once (a seek), so a restart or a rebalance resumes there and not
+   * at a later end. Called on each join with the partitions `pending` (assigned, not placed yet),
+   * paused by the caller before kafkajs' first fetch; resumes them, unless a newer join took over
+   * (which pauses and places them in turn). Two replicas of a new group that join at once can
+   * disagree: one may see the other's start committed and read a partition from its first offset.
+   */
+  private async placeStarts(consumer: Consumer, seq: number, assignment: Record<string, number[]>, pending: { topic: string; partition: number }[]): Promise<void> {
+    const overtaken = () => consumer !== this.consumer || seq !== this.joinSeq || this.state !== 'running';
+    const resume = () => {
+      for (const [topic, partitions] of byTopic(pending)) consumer.resume([{ topic, partitions }]);
+    };
+    const committed = await this.readCommittedOffsets(assignment);
+    if (overtaken()) return;
+    if (committed === null) {
+      this.log.warn({ partitions: pending.map((p) => `${p.topic}/${p.partition}`) }, "kafka consumer: could not read the group's committed offsets; partitions without one start at their end (KAFKA_OFFSET_RESET=latest), also one added to a topic the group reads");
+      resume();
+      return;
+    }
+    const unplaced = pending.filter((p) => (committed.get(p.topic)?.get(p.partition) ?? -1n) < 0n);
+    const starts: { topic: string; partition: number; offset: bigint; added: boolean }[] = [];
+    const admin = this.kafka.admin({ retry: { retries: 2 } });
+    try {
+      if (unplaced.length > 0) {
+        await admin.connect();
+        for (const [topic, partitions] of byTopic(unplaced)) {
+          const groupReadsTopic = [...(committed.get(topic)?.values() ?? [])].some((o) => o >= 0n);
+          const ends = await admin.fetchTopicOffsets(topic);
+          for (const partition of partitions) {
+            const end = ends.find((o) => o.partition === partition);
+            if (!end) throw new Error(`no offsets for partition ${partition} of ${topic}`);
+            starts.push({ topic, partition, offset: BigInt(groupReadsTopic ? end.low : end.high), added: groupReadsTopic });
+          }
+        }
+      }
+    } catch (e) {
+      if (overtaken()) return;
+      this.log.warn({ err: e, partitions: unplaced.map((p) => `${p.topic}/${p.partition}`) }, "kafka consumer: could not read the partitions' offsets; partitions without a committed offset start at their end (KAFKA_OFFSET_RESET=latest), also one added to a topic the group reads");
+      resume();
+      return;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    if (overtaken()) return;
+    // Applied (and committed) by kafkajs at its next fetch, before it fetches these partitions.
+    for (const s of starts) {
+      consumer.seek({ topic: s.topic, partition: s.partition, offset: s.offset.toString() });
+      this.resumeAt.set(`${s.topic}/${s.partition}`, s.offset);
+    }
+    for (const p of pending) if (!unplaced.includes(p)) this.placed.add(`${p.topic}/${p.partition}`);
+    resume();
+    for (const s of starts.filter((x) => x.added)) {
+      const key = `${s.topic}/${s.partition}`;
+      if (this.startsSaid.has(key)) continue;
+      this.startsSaid.add(key);
+      this.log.info(
+        { topic: s.topic, partition: s.partition, startsAt: s.offset.toString(), offsetReset: this.settings.offsetReset },
+        `kafka consumer: partition ${s.partition} of ${s.topic} has no committed offset while the group has some on the topic's other partitions (a partition added to the topic, or one the group never committed): it is read from its first offset ${s.offset}, not from its end, so nothing written to it before is skipped (KAFKA_OFFSET_RESET=latest is where a new group starts)`,
+      );
+    }
+    const fresh = starts.filter((x) => !x.added && !this.startsSaid.has(`${x.topic}/${x.partition}`));
+    for (const [topic, partitions] of byTopic(fresh)) {
+      for (const partition of partitions) this.startsSaid.add(`${topic}/${partition}`);
+      this.log.info({ topic, partitions, offsetReset: this.settings.offsetReset }, `kafka consumer: the group has no committed offsets on ${topic}: partitions ${partitions.join(', ')} start at their end (KAFKA_OFFSET_RESET=latest); what was written before is not read`);
     }
   }
 
@@ -292,6 +390,7 @@ export class KafkaIngestConsumer {
 
   private async reportOffsetReset(topic: string, partition: number): Promise<void> {
     const key = `${topic}/${partition}`;
+    const consumer = this.consumer;
     const committed = this.resumeAt.get(key) ?? null;
     this.resumeAt.delete(key);
     let low: bigint | null = null;
@@ -324,6 +423,13 @@ export class KafkaIngestConsumer {
       } else {
         skipped = resumedAt > committed ? resumedAt - committed : 0n;
       }
+    }
+    // kafkajs' reset to the end commits no offset (-1): a restart or rebalance before the next
+    // message would take the partition for one without a committed offset (placeStarts) and read
+    // what was just counted as skipped. Where it resumed is committed instead.
+    if (latest && resumedAt !== null && consumer === this.consumer && this.assigned.has(key) && this.state === 'running') {
+      consumer.seek({ topic, partition, offset: resumedAt.toString() });
+      this.resumeAt.set(key, resumedAt);
     }
     this.metrics.kafkaOffsetResets.inc({ topic, partition: String(partition), reason });
     if (skipped !== null && skipped > 0n) this.metrics.kafkaOffsetsSkipped.inc({ topic, partition: String(partition) }, Number(skipped));
@@ -428,15 +534,36 @@ export class KafkaIngestConsumer {
     consumer.on(events.GROUP_JOIN, (e) => {
       if (!current()) return;
       touch();
-      this.joined = true;
       this.problem = null;
       // A partition that moved to another member must not keep reporting this member's lag.
       this.metrics.kafkaConsumerLag.reset();
       const assigned = new Set(Object.entries(e.payload.memberAssignment).flatMap(([t, ps]) => ps.map((p) => `${t}/${p}`)));
       for (const k of this.progress.keys()) if (!assigned.has(k)) this.progress.delete(k);
-      void this.readCommittedOffsets(e.payload.memberAssignment);
+      this.assigned = assigned;
+      const seq = ++this.joinSeq;
       this.log.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'kafka consumer joined its group');
-      for (const w of this.joinWaiters.splice(0)) w();
+      const joined = () => {
+        this.joined = true;
+        for (const w of this.joinWaiters.splice(0)) w();
+      };
+      if (this.settings.offsetReset !== 'latest') {
+        void this.readCommittedOffsets(e.payload.memberAssignment);
+        joined();
+        return;
+      }
+      // A partition this member gave up is placed again if it comes back: others moved it meanwhile.
+      for (const k of this.placed) if (!assigned.has(k)) this.placed.delete(k);
+      const pending = Object.entries(e.payload.memberAssignment).flatMap(([topic, ps]) => ps.filter((p) => !this.placed.has(`${topic}/${p}`)).map((partition) => ({ topic, partition })));
+      // Paused right now, within the join: kafkajs fetches next and would start them at their end.
+      for (const [topic, partitions] of byTopic(pending)) consumer.pause([{ topic, partitions }]);
+      void this.placeStarts(consumer, seq, e.payload.memberAssignment, pending)
+        .catch((err: unknown) => {
+          this.log.error({ err }, 'kafka consumer: could not place the partitions without a committed offset; they start where kafkajs puts them');
+          if (consumer === this.consumer && seq === this.joinSeq && this.state === 'running') for (const [topic, partitions] of byTopic(pending)) consumer.resume([{ topic, partitions }]);
+        })
+        .finally(() => {
+          if (consumer === this.consumer && seq === this.joinSeq) joined();
+        });
     });
     // A leader that assigns the topics it reads to every member (kafkajs' own assigner: an older
     // Earshot, or another kafkajs application sharing KAFKA_GROUP_ID): kafkajs drops the
@@ -713,6 +840,12 @@ function repairHeaders(message: KafkaMessage): void {
     const bytes = v.filter((x) => Buffer.isBuffer(x) || typeof x === 'string');
     if (bytes.length < v.length) headers[k] = bytes.length === 1 ? bytes[0] : bytes;
   }
+}
+
+function byTopic(partitions: { topic: string; partition: number }[]): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const p of partitions) out.set(p.topic, [...(out.get(p.topic) ?? []), p.partition]);
+  return out;
 }
 
 /** Whether `error` or one of its causes is a Kafka protocol error of this type. */
