@@ -78,15 +78,26 @@ export function QueuePage({ viewer }: { viewer: Viewer }) {
   // live: any change to an item of this department (another agent, a reply, a new complaint) reloads the list
   const reloadRef = useRef(q.reload);
   reloadRef.current = q.reload;
+  // (and, once a lost connection is back, once more: what changed meanwhile sent no event here)
+  const [online, setOnline] = useState(true);
   useEffect(() => {
     let pending: ReturnType<typeof setTimeout> | null = null;
-    return live(CHANGED, { department: department || null }, () => {
-      if (!pending)
-        pending = setTimeout(() => {
-          pending = null;
-          void reloadRef.current();
-        }, 250);
-    });
+    const stop = live(
+      CHANGED,
+      { department: department || null },
+      () => {
+        if (!pending)
+          pending = setTimeout(() => {
+            pending = null;
+            void reloadRef.current();
+          }, 250);
+      },
+      setOnline,
+    );
+    return () => {
+      stop();
+      if (pending) clearTimeout(pending);
+    };
   }, [department]);
 
   const items = useMemo(() => {
@@ -138,6 +149,9 @@ export function QueuePage({ viewer }: { viewer: Viewer }) {
           <input type="search" value={assignee} placeholder="anyone" onInput={(e) => setAssignee(e.currentTarget.value)} />
         </label>
       </form>
+      <p role="status" class="live-status" data-testid="live-status">
+        {!online && 'Connection lost: reconnecting… The queue will catch up when it is back.'}
+      </p>
       <ErrorBox error={q.error} />
       <div class="split">
         <section aria-labelledby="open-items" class="card list">
