@@ -22,15 +22,21 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/** The compiled service on the embedded PostgreSQL, in a process group of its own as a terminal starts `npm start`. */
+async function startInTerminal() {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-ctrl-c-'));
+  dirs.push(dataDir);
+  const pgPort = servicePort();
+  const p = spawnEarshot({ EARSHOT_DATA_DIR: dataDir, EARSHOT_EMBEDDED_PG_PORT: String(pgPort) }, { detached: true });
+  running.push(p);
+  const url = await p.listening();
+  const databaseDir = /"databaseDir":"([^"]+)","msg":"embedded PostgreSQL started"/.exec(p.output())![1]!;
+  return { p, url, pgPort, databaseDir };
+}
+
 describe('Ctrl-C in the terminal of npm start', () => {
   it('finishes the request in flight on the embedded PostgreSQL, then stops both, with no connection errors', async () => {
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-ctrl-c-'));
-    dirs.push(dataDir);
-    const pgPort = servicePort();
-    const p = spawnEarshot({ EARSHOT_DATA_DIR: dataDir, EARSHOT_EMBEDDED_PG_PORT: String(pgPort) }, { detached: true });
-    running.push(p);
-    const url = await p.listening();
-    const databaseDir = /"databaseDir":"([^"]+)","msg":"embedded PostgreSQL started"/.exec(p.output())![1]!;
+    const { p, url, pgPort, databaseDir } = await startInTerminal();
 
     // An operator's session holds the interaction table, so the request below is in flight
     // (waiting for that lock) when the terminal's Ctrl-C arrives.
@@ -68,13 +74,7 @@ describe('Ctrl-C in the terminal of npm start', () => {
   }, 120_000);
 
   it('a second Ctrl-C exits at once (130) and still stops the embedded PostgreSQL, which no longer shares the signal', async () => {
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'earshot-ctrl-c-'));
-    dirs.push(dataDir);
-    const pgPort = servicePort();
-    const p = spawnEarshot({ EARSHOT_DATA_DIR: dataDir, EARSHOT_EMBEDDED_PG_PORT: String(pgPort) }, { detached: true });
-    running.push(p);
-    const url = await p.listening();
-    const databaseDir = /"databaseDir":"([^"]+)","msg":"embedded PostgreSQL started"/.exec(p.output())![1]!;
+    const { p, url, pgPort, databaseDir } = await startInTerminal();
     const postmaster = Number(readFileSync(path.join(databaseDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     const alive = (pid: number) => {
       try {

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pg from 'pg';
-import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentStoreBytes } from '../../src/graphql/document-store';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+import { wsClient } from '../support/ws-client';
 
 // Corners of the GraphQL protocol that a sloppy client or an attacker reaches and the other suites
 // do not: malformed automatic-persisted-query extensions, an operation name the document does not
@@ -126,42 +126,26 @@ describe('GraphQL protocol corners', () => {
     expect(grown).toBeLessThan(2 * budget);
   });
 
-  /** A graphql-transport-ws connection, acknowledged, and the answers to its operations. */
+  /** A graphql-ws connection (test/support/ws-client.ts), and the first answer to each operation. */
   async function socket(role: Role = 'analyst') {
-    const ws = new WebSocket(`${app.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
-    const received: { id?: string; type: string; payload?: Body }[] = [];
-    const waiters = new Set<() => void>();
-    ws.on('message', (d) => {
-      received.push(JSON.parse(String(d)));
-      for (const w of waiters) w();
-    });
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
-    const until = <T>(find: () => T | undefined) =>
-      new Promise<T>((resolve) => {
-        const check = () => {
-          const found = find();
-          if (found === undefined) return;
-          waiters.delete(check);
-          resolve(found);
-        };
-        waiters.add(check);
-        check();
-      });
-    ws.send(JSON.stringify({ type: 'connection_init', payload: { 'x-api-key': KEYS[role] } }));
-    await until(() => received.find((m) => m.type === 'connection_ack'));
-    let ids = 0;
+    const client = wsClient(app.url, { 'x-api-key': KEYS[role] });
     return {
       /** the payload of the first `next` or `error` of the query sent */
-      async ask(query: string): Promise<Body> {
-        const id = String(++ids);
-        ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query } }));
-        const m = await until(() => received.find((x) => x.id === id && (x.type === 'next' || x.type === 'error')));
-        return m.type === 'error' ? { errors: m.payload as unknown as Body['errors'] } : m.payload!;
-      },
-      close: () => ws.close(),
+      ask: (query: string) =>
+        new Promise<Body>((resolve) => {
+          const stop = client.subscribe<Record<string, unknown>>(
+            { query },
+            {
+              next: (r) => {
+                resolve(r as Body);
+                stop();
+              },
+              error: (e) => resolve({ errors: (Array.isArray(e) ? e : [e]) as Body['errors'] }),
+              complete: () => undefined,
+            },
+          );
+        }),
+      close: () => void client.dispose(),
     };
   }
 

@@ -1,9 +1,7 @@
-import { type Admin, type Kafka } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RunningApp } from '../../src/app';
-import { kafkaNames, produce, readTopic, testKafka, waitFor } from '../support/kafka-fixtures';
-import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { onPartition, startInstance, stored } from '../support/kafka-instance';
+import { produce, readTopic, waitFor } from '../support/kafka-fixtures';
+import { kafkaWorld, onPartition, startInstance, stored } from '../support/kafka-instance';
 
 /**
  * An output topic deleted and created again by an operator with fewer partitions (3 to 1) while
@@ -24,62 +22,41 @@ const unsent = async (app: RunningApp): Promise<number> =>
   ((await app.db.ds.query(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)) as { n: number }[])[0]!.n;
 
 describe('an output topic recreated with fewer partitions while Earshot runs', () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  const databases: TestDatabase[] = [];
-  const running: RunningApp[] = [];
-  const topics: string[] = [];
-  const groups: string[] = [];
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-  });
-  afterAll(async () => {
-    for (const app of running) await app.stop().catch(() => undefined);
-    for (const d of databases) await d.drop().catch(() => undefined);
-    await admin?.deleteTopics({ topics }).catch(() => undefined);
-    await admin?.deleteGroups(groups).catch(() => undefined);
-    await admin?.disconnect();
-  });
+  const world = kafkaWorld();
+  const { running } = world;
 
   it.each(['platformatic', 'kafkajs'])('%s producer: the events written after it reach the one partition left, each event-id at least once, and the relay goes on', { timeout: 120_000 }, async (producer) => {
-    const names = kafkaNames(`outfewer${producer}`);
-    topics.push(...names.all);
-    groups.push(names.group);
-    const database = await createTestDatabase(`kafkaoutfewer${producer}`);
-    databases.push(database);
+    const { names, database } = await world.fresh(`outfewer${producer}`);
     const i = await startInstance(database, names, { EARSHOT_OUTBOX_PRODUCER: producer });
     running.push(i.app);
-    await produce(kafka, names.topic, onPartition(0, 0, 20, 'before'));
+    await produce(world.kafka, names.topic, onPartition(0, 0, 20, 'before'));
     await waitFor('the first 20 published', async () => (await stored(i.app, 'before-%')) === 20 && (await unsent(i.app)) === 0, 60_000);
     const published = Date.now();
     // what an operator does in a few seconds: the relay still knows the topic with 3 partitions
-    await admin.deleteTopics({ topics: [names.enriched, names.sentiment] });
+    await world.admin.deleteTopics({ topics: [names.enriched, names.sentiment] });
     await waitFor('the topics recreated with 1 partition', async () => {
       try {
-        await admin.createTopics({ topics: [{ topic: names.enriched, numPartitions: 1 }, { topic: names.sentiment, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }], waitForLeaders: true });
+        await world.admin.createTopics({ topics: [{ topic: names.enriched, numPartitions: 1 }, { topic: names.sentiment, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }], waitForLeaders: true });
       } catch {
         return null; // still being deleted
       }
-      return (await admin.fetchTopicMetadata({ topics: [names.enriched, names.sentiment] })).topics.every((t) => t.partitions.length === 1) || null;
+      return (await world.admin.fetchTopicMetadata({ topics: [names.enriched, names.sentiment] })).topics.every((t) => t.partitions.length === 1) || null;
     }, 30_000, 50);
-    await produce(kafka, names.topic, onPartition(1, 1_000, 20, 'after'));
+    await produce(world.kafka, names.topic, onPartition(1, 1_000, 20, 'after'));
     console.info(`kafka-output-topic-fewer-partitions (${producer}): topics recreated and 20 messages written ${Date.now() - published} ms after the last publish`);
     await waitFor('the next 20 stored', async () => (await stored(i.app, 'after-%')) === 20, 60_000);
     await waitFor('the events published', async () => (await unsent(i.app)) === 0, 60_000).catch((e: unknown) => {
       console.info([...new Set(i.logs.filter((l) => l.level === 'error' || l.level === 'warn').map((l) => `${String(l.level)} ${String(l.msg)} ${String(l.error ?? (l.err as { message?: string } | undefined)?.message ?? '')}`))].join('\n'));
       throw e;
     });
-    const records = await readTopic(kafka, names.enriched);
+    const records = await readTopic(world.kafka, names.enriched);
     const enriched = records.map((r) => (JSON.parse(r.value!.toString('utf8')) as { externalId: string }).externalId);
     expect([...new Set(enriched)].sort()).toEqual(Array.from({ length: 20 }, (_, k) => `after-${1_000 + k}`).sort());
     // at least once: the events the broker took on partition 0 before refusing partitions 1 and 2
     // are written again by the next attempt, with the same event-id to dedupe on
     expect(new Set(records.map((r) => r.headers['event-id'])).size).toBe(20);
     console.info(`kafka-output-topic-fewer-partitions (${producer}): ${records.length} records for 20 events`);
-    expect(new Set((await readTopic(kafka, names.sentiment)).map((r) => r.key)).size).toBe(20);
+    expect(new Set((await readTopic(world.kafka, names.sentiment)).map((r) => r.key)).size).toBe(20);
     expect((await fetch(`${i.app.url}/readyz`)).status).toBe(200);
   });
 });

@@ -1,9 +1,6 @@
-import { type Admin, type Consumer, type Kafka } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningApp } from '../../src/app';
-import { kafkaNames, produce, testKafka, waitFor } from '../support/kafka-fixtures';
-import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { onPartition, startInstance, stored } from '../support/kafka-instance';
+import { describe, expect, it } from 'vitest';
+import { kafkaNames, produce, waitFor } from '../support/kafka-fixtures';
+import { kafkaWorld, onPartition, startInstance, stored } from '../support/kafka-instance';
 
 /**
  * Two deployments that read other topics under one KAFKA_GROUP_ID (both kept the default,
@@ -15,36 +12,9 @@ import { onPartition, startInstance, stored } from '../support/kafka-instance';
  */
 
 describe('two deployments sharing one consumer group', () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  const databases: TestDatabase[] = [];
-  const running: RunningApp[] = [];
-  const consumers: Consumer[] = [];
-  const topics: string[] = [];
-  const groups: string[] = [];
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-  });
-  afterAll(async () => {
-    for (const c of consumers) await c.disconnect().catch(() => undefined);
-    for (const app of running) await app.stop().catch(() => undefined);
-    for (const d of databases) await d.drop().catch(() => undefined);
-    await admin?.deleteTopics({ topics }).catch(() => undefined);
-    await admin?.deleteGroups(groups).catch(() => undefined);
-    await admin?.disconnect();
-  });
-
-  const fresh = async (label: string) => {
-    const names = kafkaNames(label);
-    topics.push(...names.all);
-    groups.push(names.group);
-    const database = await createTestDatabase(`kafka${label}`);
-    databases.push(database);
-    return { names, database };
-  };
+  const world = kafkaWorld();
+  const { running, fresh } = world;
+  const { consumers } = world;
 
   it('each deployment reads every partition of its own topic, and both are told the group is shared', { timeout: 120_000 }, async () => {
     const a = await fresh('sharedgroupa');
@@ -56,8 +26,8 @@ describe('two deployments sharing one consumer group', () => {
     const ib = await startInstance(b.database, b.names, { KAFKA_GROUP_ID: group });
     running.push(ib.app);
     await ib.app.kafka!.consumer.whenJoined();
-    await produce(kafka, a.names.topic, [0, 1, 2].flatMap((p) => onPartition(p, p * 1_000, 10, 'a')));
-    await produce(kafka, b.names.topic, [0, 1, 2].flatMap((p) => onPartition(p, p * 1_000, 10, 'b')));
+    await produce(world.kafka, a.names.topic, [0, 1, 2].flatMap((p) => onPartition(p, p * 1_000, 10, 'a')));
+    await produce(world.kafka, b.names.topic, [0, 1, 2].flatMap((p) => onPartition(p, p * 1_000, 10, 'b')));
     await waitFor('all 60 stored, each by its own deployment', async () => ((await stored(ia.app, 'a-%')) === 30 && (await stored(ib.app, 'b-%')) === 30) || null, 60_000);
     expect(await stored(ia.app, 'b-%')).toBe(0);
     expect(await stored(ib.app, 'a-%')).toBe(0);
@@ -72,10 +42,10 @@ describe('two deployments sharing one consumer group', () => {
   it('a leader that assigns by its own topics only (kafkajs\' assigner) is named in the log', { timeout: 120_000 }, async () => {
     const { names, database } = await fresh('sharedgroupold');
     const other = kafkaNames('sharedgroupother');
-    topics.push(other.topic);
-    await admin.createTopics({ topics: [{ topic: other.topic, numPartitions: 3 }], waitForLeaders: true });
+    world.topics.push(other.topic);
+    await world.admin.createTopics({ topics: [{ topic: other.topic, numPartitions: 3 }], waitForLeaders: true });
     // first in the group, so its leader
-    const old = kafka.consumer({ groupId: names.group });
+    const old = world.kafka.consumer({ groupId: names.group });
     consumers.push(old);
     await old.connect();
     await old.subscribe({ topics: [other.topic] });
@@ -90,7 +60,7 @@ describe('two deployments sharing one consumer group', () => {
     expect(String(said.msg)).toMatch(/another deployment sharing KAFKA_GROUP_ID.*give each deployment its own KAFKA_GROUP_ID/);
     // once the other member leaves, this replica is given every partition of its topic
     await old.disconnect();
-    await produce(kafka, names.topic, [0, 1, 2].flatMap((p) => onPartition(p, p * 1_000, 5, 'mine')));
+    await produce(world.kafka, names.topic, [0, 1, 2].flatMap((p) => onPartition(p, p * 1_000, 5, 'mine')));
     await waitFor('all 15 stored', async () => (await stored(i.app, 'mine-%')) === 15 || null, 60_000);
   });
 });

@@ -1,10 +1,6 @@
-import { type Admin, type Kafka } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningApp } from '../../src/app';
+import { describe, expect, it } from 'vitest';
 import { OUTBOX_TOPICS } from '../../src/outbox/outbox-events';
-import { kafkaNames, testKafka } from '../support/kafka-fixtures';
-import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { startInstance } from '../support/kafka-instance';
+import { kafkaWorld, startInstance } from '../support/kafka-instance';
 
 /**
  * Topics an operator made by hand (or recreated) with settings that go against what Earshot
@@ -16,34 +12,8 @@ import { startInstance } from '../support/kafka-instance';
  */
 
 describe('Kafka topics whose settings go against what Earshot writes there', () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  const databases: TestDatabase[] = [];
-  const running: RunningApp[] = [];
-  const topics: string[] = [];
-  const groups: string[] = [];
-
-  beforeAll(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-  });
-  afterAll(async () => {
-    for (const app of running) await app.stop().catch(() => undefined);
-    for (const d of databases) await d.drop().catch(() => undefined);
-    await admin?.deleteTopics({ topics }).catch(() => undefined);
-    await admin?.deleteGroups(groups).catch(() => undefined);
-    await admin?.disconnect();
-  });
-
-  const fresh = async (label: string) => {
-    const names = kafkaNames(label);
-    topics.push(...names.all);
-    groups.push(names.group);
-    const database = await createTestDatabase(`kafka${label}`);
-    databases.push(database);
-    return { names, database };
-  };
+  const world = kafkaWorld();
+  const { running, fresh } = world;
   /** The warnings of a start that name a topic of this test, by topic. */
   const topicWarnings = (logs: Record<string, unknown>[], prefix: string) =>
     logs.filter((l) => l.level === 'warn' && typeof l.topic === 'string' && l.topic.startsWith(prefix)).map((l) => ({ topic: l.topic, msg: String(l.msg) }));
@@ -53,7 +23,7 @@ describe('Kafka topics whose settings go against what Earshot writes there', () 
     const erasure = `${names.prefix}${OUTBOX_TOPICS.erasure.name}`;
     const gap = `${names.prefix}${OUTBOX_TOPICS.listeningGap.name}`;
     const compact = [{ name: 'cleanup.policy', value: 'compact' }];
-    await admin.createTopics({
+    await world.admin.createTopics({
       topics: [
         { topic: names.topic, numPartitions: 3, configEntries: compact },
         { topic: names.enriched, numPartitions: 3, configEntries: compact },
@@ -73,7 +43,7 @@ describe('Kafka topics whose settings go against what Earshot writes there', () 
     expect(said.find((w) => w.topic === names.sentiment)!.msg).toMatch(/also deletes by age \(cleanup\.policy=compact,delete\).*set cleanup\.policy=compact$/);
     expect(said.find((w) => w.topic === gap)!.msg).toMatch(/takes records of at most 20000 bytes \(max\.message\.bytes\), under KAFKA_MAX_REQUEST_BYTES \(1000000\)/);
     // nothing was altered behind the operator's back
-    const described = await admin.describeConfigs({ resources: [{ type: 2, name: names.enriched, configNames: ['cleanup.policy'] }], includeSynonyms: false });
+    const described = await world.admin.describeConfigs({ resources: [{ type: 2, name: names.enriched, configNames: ['cleanup.policy'] }], includeSynonyms: false });
     expect(described.resources[0]!.configEntries[0]!.configValue).toBe('compact');
   });
 
@@ -81,7 +51,7 @@ describe('Kafka topics whose settings go against what Earshot writes there', () 
     const { names, database } = await fresh('topicconfigok');
     const i = await startInstance(database, names);
     running.push(i.app);
-    expect(await admin.listTopics()).toEqual(expect.arrayContaining(names.all));
+    expect(await world.admin.listTopics()).toEqual(expect.arrayContaining(names.all));
     expect(topicWarnings(i.logs, names.prefix)).toEqual([]);
   });
 });

@@ -1,10 +1,12 @@
 import { Writable } from 'node:stream';
+import type { Admin, Consumer, Kafka } from 'kafkajs';
+import { afterAll, beforeAll } from 'vitest';
 import { startApp, type RunningApp } from '../../src/app';
 import { loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/shared/logger';
 import { message } from './app';
-import { kafkaEnv, type KafkaNames, type Outgoing } from './kafka-fixtures';
-import type { TestDatabase } from './postgres';
+import { kafkaEnv, kafkaNames, testKafka, type KafkaNames, type Outgoing } from './kafka-fixtures';
+import { createTestDatabase, type TestDatabase } from './postgres';
 
 /** An ingest instance on the test's own database and topics, with every log line it writes, parsed (tests of what an operator does to a running system). */
 export interface Instance {
@@ -42,3 +44,50 @@ export const stored = async (app: RunningApp, like: string): Promise<number> =>
 
 export const onPartition = (partition: number, from: number, count: number, label: string): Outgoing[] =>
   Array.from({ length: count }, (_, i) => ({ key: null, partition, value: JSON.stringify(message(from + i, { externalId: `${label}-${from + i}` })) }));
+
+/**
+ * What a file of operator tests on a running system shares: one Kafka client and admin for the
+ * file, and what its tests make (apps, consumers, databases, topics, groups), all stopped,
+ * dropped and deleted after the file. `fresh(label)` gives a test its own topics, group and
+ * database. Call at the top of a `describe`.
+ */
+export function kafkaWorld() {
+  let kafka: Kafka | undefined;
+  let admin: Admin | undefined;
+  const world = {
+    get kafka(): Kafka {
+      return kafka!;
+    },
+    get admin(): Admin {
+      return admin!;
+    },
+    running: [] as RunningApp[],
+    consumers: [] as Consumer[],
+    databases: [] as TestDatabase[],
+    topics: [] as string[],
+    groups: [] as string[],
+    /** names of its own (registered for deletion), and a fresh database */
+    async fresh(label: string): Promise<{ names: KafkaNames; database: TestDatabase }> {
+      const names = kafkaNames(label);
+      world.topics.push(...names.all);
+      world.groups.push(names.group);
+      const database = await createTestDatabase(`kafka${label}`);
+      world.databases.push(database);
+      return { names, database };
+    },
+  };
+  beforeAll(async () => {
+    kafka = testKafka();
+    admin = kafka.admin();
+    await admin.connect();
+  });
+  afterAll(async () => {
+    for (const c of world.consumers) await c.disconnect().catch(() => undefined);
+    for (const app of world.running) await app.stop().catch(() => undefined);
+    for (const d of world.databases) await d.drop().catch(() => undefined);
+    await admin?.deleteTopics({ topics: world.topics }).catch(() => undefined);
+    await admin?.deleteGroups(world.groups).catch(() => undefined);
+    await admin?.disconnect();
+  });
+  return world;
+}
