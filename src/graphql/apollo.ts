@@ -5,6 +5,7 @@ import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { GraphqlConfig, MetricsConfig } from '../config/config';
 import { AppError } from '../shared/app-error';
 import { stringifyAnswer } from '../shared/fast-json';
+import { cutText } from '../shared/text';
 import { SpanKind, SpanStatusCode, tracer } from '../shared/tracing';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
@@ -27,7 +28,7 @@ function operationsPlugin(log: Logger, metrics: Metrics, operationNames: Readonl
       return {
         async didResolveOperation({ operation }) {
           const type = operation?.operation ?? 'query';
-          const name = operation?.name?.value ?? null;
+          const name = loggedName(operation?.name?.value);
           span.updateName(`graphql ${type}${name ? ` ${name}` : ''}`);
           span.setAttributes({ 'graphql.operation.type': type, ...(name ? { 'graphql.operation.name': name } : {}) });
         },
@@ -35,7 +36,7 @@ function operationsPlugin(log: Logger, metrics: Metrics, operationNames: Readonl
           for (const e of errors) {
             const original = e.originalError;
             if (original && !(original instanceof AppError) && !(original instanceof GraphQLError)) {
-              log.error({ err: original, requestId: contextValue.requestId, operation: operation?.name?.value }, 'GraphQL operation failed');
+              log.error({ err: original, requestId: contextValue.requestId, operation: loggedName(operation?.name?.value) }, 'GraphQL operation failed');
             }
           }
         },
@@ -49,7 +50,7 @@ function operationsPlugin(log: Logger, metrics: Metrics, operationNames: Readonl
             seconds,
           );
           if (response.body.kind !== 'single') {
-            accessLog?.info({ requestId: contextValue.requestId, operationType: operation?.operation ?? null, operationName: operation?.name?.value ?? null,
+            accessLog?.info({ requestId: contextValue.requestId, operationType: operation?.operation ?? null, operationName: loggedName(operation?.name?.value),
               role: contextValue.principal?.role ?? null, status: 'streamed', durationMs: Math.round(seconds * 10_000) / 10 }, 'graphql operation');
             return;
           }
@@ -65,7 +66,7 @@ function operationsPlugin(log: Logger, metrics: Metrics, operationNames: Readonl
           const line: AccessLine = {
             requestId: contextValue.requestId,
             operationType: operation?.operation ?? null,
-            operationName: operation?.name?.value ?? null,
+            operationName: loggedName(operation?.name?.value),
             role: contextValue.principal?.role ?? null,
             status: result.errors?.length ? 'error' : 'ok',
             errorCodes: result.errors?.length ? [...new Set(result.errors.map((e) => String(e.extensions?.code ?? 'UNKNOWN')))] : undefined,
@@ -99,6 +100,19 @@ const subscriptionsOverWebSocketOnly: ApolloServerPlugin<GraphQLContext> = {
     };
   },
 };
+
+/**
+ * Most characters of an operation name logged or traced. A name is one token of any length, so
+ * under the token limit: a 1.9 MB name wrote a 1.9 MB access line and 3.8 MB of span (its name
+ * and attribute) per request.
+ */
+const MAX_LOGGED_NAME = 100;
+
+/** The operation's name as logged and traced: cut, with a mark that it was. */
+function loggedName(name: string | undefined): string | null {
+  if (name === undefined) return null;
+  return name.length > MAX_LOGGED_NAME ? `${cutText(name, MAX_LOGGED_NAME)}…` : name;
+}
 
 function operationLabel(name: string | undefined, allowed: ReadonlySet<string>): string {
   if (name === undefined) return 'anonymous';

@@ -19,6 +19,23 @@ export function tracingEnabled(env: Env): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
 }
 
+/** Earshot's own paths, recorded as they are; any other path is a client's text. */
+const KNOWN_PATHS: ReadonlySet<string> = new Set(['/graphql', '/ingest', '/healthz', '/readyz', '/metrics', '/explorer', '/console', '/']);
+const NOT_RECORDED = '[not recorded]';
+
+/**
+ * What a server span records of the request target, overriding the HTTP instrumentation's
+ * `url.path` and `url.query`: the query string is never recorded (a GraphQL GET carries its
+ * variables there, `?variables={"e":"jane@…"}`, and the instrumentation redacts only a few
+ * signature parameters), nor a path outside Earshot's own (`/x/jane@…`), as the access log keeps
+ * only the route.
+ */
+export function serverSpanUrl(target: string): Record<string, string> {
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  return { 'url.path': KNOWN_PATHS.has(path) ? path : NOT_RECORDED, ...(q < 0 ? {} : { 'url.query': NOT_RECORDED }) };
+}
+
 /**
  * Starts OpenTelemetry tracing when the standard OTEL_* variables ask for it (or a test hands in
  * an exporter); null, and nothing loaded, otherwise. Must run before `pg` and `node:http` are
@@ -55,7 +72,10 @@ export function startTracing(env: Env = process.env, opts: { exporter?: SpanExpo
   const unregister = registerInstrumentations({
     tracerProvider: provider,
     instrumentations: [
-      new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => /^\/(healthz|readyz|metrics)\b/.test(req.url ?? '') }),
+      new HttpInstrumentation({
+        ignoreIncomingRequestHook: (req) => /^\/(healthz|readyz|metrics)\b/.test(req.url ?? ''),
+        startIncomingSpanHook: (req) => serverSpanUrl(req.url ?? '/'),
+      }),
       new PgInstrumentation({ enhancedDatabaseReporting: false }),
     ],
   });
