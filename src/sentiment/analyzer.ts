@@ -46,7 +46,12 @@ export interface Analysis {
 }
 
 export interface AnalyzeOptions {
-  /** the language the source declared; detection runs when absent */
+  /**
+   * the language the source declared; detection runs when absent. One written in Latin letters
+   * (or `und`) is overruled by text plainly in another script (./language.ts): `lang` is then the
+   * script's, and the declared one is kept nowhere. Not in the explanation: a re-score, which
+   * declares the stored `lang`, would drop it and count every such row as changed.
+   */
   lang?: string | null;
   /** star rating, 1..ratingScale */
   rating?: number | null;

@@ -32,6 +32,8 @@ import { type Token, TOKEN_WORD } from './sentiment.engine';
 // English complaint cannot take it out of the model's hands: it weighs at most 2, the shortest
 // complaint word 3. Without eld a script's own language is the answer. The cost is one look-up
 // per character of the window's words (a table, filled on first sight of a code point).
+// The rule also overrules a declared language written in Latin letters ("en" stamped by a source
+// on everything, Japanese included): see detectLanguage.
 /** Texts with fewer letters than this get `und`: n-gram detectors guess wildly on "ok thx". */
 export const MIN_LETTERS_FOR_DETECTION = 20;
 /** Only the start of a long text is examined; language rarely changes and this bounds the cost. */
@@ -104,6 +106,14 @@ const WORD_RE = /\p{L}+(?:['’]\p{L}+)?/gu;
 const LATIN_LANGUAGES: ReadonlySet<string> = new Set(
   'az ca cs da de en es et eu fi fr hr hu is it ku lt lv ms nl no pl pt ro sk sl sq sr sv tl tr vi yo'.split(' '),
 );
+/**
+ * Declared languages the script may overrule: those written in Latin letters (English, which the
+ * model reads, and the others a model could be given) and `und`, which declares nothing. A source
+ * that stamps `en` on everything had Japanese or Arabic complaints scored by the English model.
+ * A declared language written in another script ("ja" on English text) still wins: it is no
+ * reason to hand the text to the English model, and a source that says so may know better.
+ */
+const OVERRULED_BY_SCRIPT: ReadonlySet<string> = new Set([...LATIN_LANGUAGES, 'und']);
 
 interface Script {
   re: RegExp;
@@ -111,6 +121,8 @@ interface Script {
   lang: string;
   /** the languages eld tells apart in this script; absent: eld is not asked */
   eld?: ReadonlySet<string>;
+  /** languages of {@link OVERRULED_BY_SCRIPT} also written in this script beside those of `eld`: declared, they stand */
+  alsoDeclared?: ReadonlySet<string>;
   /**
    * what one letter counts for: 1 in an alphabet or an abjad; 2 where a letter stands for a
    * syllable or a word (Han, kana, Hangul, the Indic and South-East Asian scripts, whose vowel
@@ -124,8 +136,9 @@ const SCRIPTS: readonly Script[] = [
   { re: /[\p{Script=Han}\p{Script=Bopomofo}]/u, lang: 'zh', eld: new Set(['zh', 'ja']), weight: 2 },
   { re: /[\p{Script=Hiragana}\p{Script=Katakana}]/u, lang: 'ja', weight: 2 },
   { re: /\p{Script=Hangul}/u, lang: 'ko', weight: 2 },
-  { re: /\p{Script=Arabic}/u, lang: 'ar', eld: new Set(['ar', 'fa', 'ur', 'ku']), weight: 1 },
-  { re: /\p{Script=Cyrillic}/u, lang: 'ru', eld: new Set(['ru', 'uk', 'be', 'bg', 'sr']), weight: 1 },
+  // Azerbaijani in Iran and Malay in Jawi are written in Arabic letters, Azerbaijani once in Cyrillic
+  { re: /\p{Script=Arabic}/u, lang: 'ar', eld: new Set(['ar', 'fa', 'ur', 'ku']), alsoDeclared: new Set(['az', 'ms']), weight: 1 },
+  { re: /\p{Script=Cyrillic}/u, lang: 'ru', eld: new Set(['ru', 'uk', 'be', 'bg', 'sr']), alsoDeclared: new Set(['az']), weight: 1 },
   { re: /\p{Script=Devanagari}/u, lang: 'hi', eld: new Set(['hi', 'mr']), weight: 2 },
   { re: /\p{Script=Hebrew}/u, lang: 'he', weight: 1 },
   { re: /\p{Script=Thai}/u, lang: 'th', weight: 2 },
@@ -358,26 +371,33 @@ function englishTokens(tokens: readonly Token[]): boolean {
 
 /**
  * The language of `text` as an ISO 639-1 code (`mis` for a script without one listed), or `und`
- * when it cannot be told with confidence. A declared language wins over detection. Never throws.
- * Text mostly in a script other than Latin gets that script's language, however short (the rule
- * at the top of this file); other text gets `und` with fewer than
- * {@link MIN_LETTERS_FOR_DETECTION} letters, for detections eld itself marks unreliable or in a
- * language not written in Latin letters, and when the detector is not installed. `tokens` (the
+ * when it cannot be told with confidence. Never throws. Text mostly in a script other than Latin
+ * gets that script's language, however short (the rule at the top of this file); other text gets
+ * `und` with fewer than {@link MIN_LETTERS_FOR_DETECTION} letters, for detections eld itself marks
+ * unreliable or in a language not written in Latin letters, and when the detector is not
+ * installed. A declared language wins over detection, but for one: a language written in Latin
+ * letters (or `und`) declared for text that the same rule finds written in a listed script it is
+ * not written in ("en" on Japanese) gets the script's language, as if nothing had been declared.
+ * Latin, mixed and ambiguous text (emoji, digits, links, a lone character, more English than the
+ * other script) and a text in a script the declared language is written in keep the declaration;
+ * so does a text in a script not listed (English is written in Shavian). `tokens` (the
  * analyzer's, of the same text) spares a second split into words.
  */
 export function detectLanguage(text: string, declared?: string | null, tokens?: readonly Token[]): string {
   const tag = normalizeLanguageTag(declared);
-  if (tag) return tag;
+  if (tag !== null && !OVERRULED_BY_SCRIPT.has(tag)) return tag;
   const sample = text.length > DETECTION_WINDOW ? text.slice(0, DETECTION_WINDOW) : text;
   countScripts(sample);
   const { letters, script } = dominantScript();
   if (script !== S_LATIN) {
-    if (script === S_OTHER) return 'mis';
+    if (script === S_OTHER) return tag ?? 'mis';
     const s = SCRIPTS[script - S_FIRST]!;
+    if (tag !== null && (s.eld?.has(tag) === true || s.alsoDeclared?.has(tag) === true)) return tag;
     if (s.eld === undefined) return s.lang;
     const said = eld(sample);
     return said !== null && s.eld.has(said) ? said : s.lang;
   }
+  if (tag !== null) return tag;
   if (letters < MIN_LETTERS_FOR_DETECTION) return 'und';
   if (tokens ? englishTokens(tokens) : englishText(sample)) return 'en';
   const said = eld(sample);

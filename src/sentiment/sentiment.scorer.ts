@@ -1,5 +1,6 @@
 import type { Logger } from '../shared/logger';
 import { labelFor, shortToken, type Analysis, type TopicMatch } from './analyzer';
+import { normalizeLanguageTag } from './language';
 import { RemoteModelError, type RemoteResult, type RemoteSentimentModel, type ScoreItem } from './remote-model.client';
 import type { LoadedTaxonomy, TaxonomyService } from './taxonomy.service';
 
@@ -40,7 +41,13 @@ export class SentimentScorer {
     // Chunks go out together; the client caps what is in flight per process.
     await Promise.all(
       chunks.map(async (start) => {
-        const slice = items.slice(start, start + this.batchSize);
+        // the language the built-in analysis settled on when the text's script overruled the
+        // declared one ("en" stamped on Japanese, ./language.ts): the server is told "ja" too
+        const slice = items.slice(start, start + this.batchSize).map((it, i) => {
+          const lang = local[start + i]!.lang;
+          const declared = normalizeLanguageTag(it.lang);
+          return declared !== null && declared !== lang ? { ...it, lang } : it;
+        });
         try {
           const batch = await remote.score(slice);
           batch.results.forEach((r, i) => (local[start + i] = withRemote(local[start + i]!, r, batch.model, byName)));
