@@ -172,7 +172,7 @@ export const DESCRIPTIONS: Record<string, string> = {
   'Mutation.unmergeCustomer(reason)': 'why (kept in the audit log)',
   'Mutation.upsertTopic(input)': 'the topic as it should be',
   Query: 'Reads: customers, interactions, the listening gap, insights, identity review, CRM sync status',
-  'Query.analyzeText(lang)': 'ISO 639-1 code when known; detected otherwise',
+  'Query.analyzeText(lang)': 'ISO 639-1 code when known; detected otherwise. A code written in Latin letters (en, de, und) is overruled by text plainly in another script',
   'Query.analyzeText(text)': 'the text to score (cut at 10,000 characters)',
   'Query.listeningGap(channel)': 'only items of this channel',
   'Query.listeningGap(department)': 'only items routed to this department',
