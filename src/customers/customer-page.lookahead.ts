@@ -92,6 +92,9 @@ function readSelection(root: ResolveTree | null): PageSelection {
   const window: Window = { first: args.first ?? null, after: args.after ?? null, last: args.last ?? null, before: args.before ?? null };
   const order = args.order ?? InteractionOrder.NEWEST;
   if (!INTERACTION_ORDERS[order]) return selection;
+  // a cursor is one customer's (its list's owner), accepted on that list alone: the loader pages
+  // it, and refuses it on the others
+  if (window.after || window.before) return selection;
   try {
     // arguments the field's own resolver would refuse are left to it, so the error stays on that field
     keyset(INTERACTION_ORDERS[order], 'i.id', window, []);

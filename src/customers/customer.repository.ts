@@ -77,12 +77,12 @@ export enum CustomerOrder {
 
 // sort keys are read back as text: a JS Date drops the microseconds a cursor needs
 const CUSTOMER_ORDERS: Record<CustomerOrder, SortKey> = {
-  [CustomerOrder.NEWEST]: { name: 'newest', expr: 'c.created_at', type: 'timestamptz', desc: true },
-  [CustomerOrder.MOST_NEGATIVE]: { name: 'most_negative', expr: 'coalesce(c.sentiment_score, 2::float8)', type: 'float8', desc: false },
-  [CustomerOrder.MOST_POSITIVE]: { name: 'most_positive', expr: 'coalesce(c.sentiment_score, -2::float8)', type: 'float8', desc: true },
-  [CustomerOrder.LAST_ACTIVITY]: { name: 'last_activity', expr: `coalesce(c.last_interaction_at, '-infinity'::timestamptz)`, type: 'timestamptz', desc: true },
+  [CustomerOrder.NEWEST]: { name: 'customers:newest', expr: 'c.created_at', type: 'timestamptz', desc: true },
+  [CustomerOrder.MOST_NEGATIVE]: { name: 'customers:most_negative', expr: 'coalesce(c.sentiment_score, 2::float8)', type: 'float8', desc: false },
+  [CustomerOrder.MOST_POSITIVE]: { name: 'customers:most_positive', expr: 'coalesce(c.sentiment_score, -2::float8)', type: 'float8', desc: true },
+  [CustomerOrder.LAST_ACTIVITY]: { name: 'customers:last_activity', expr: `coalesce(c.last_interaction_at, '-infinity'::timestamptz)`, type: 'timestamptz', desc: true },
   [CustomerOrder.OPEN_ITEMS]: {
-    name: 'open_items',
+    name: 'customers:open_items',
     expr: `(SELECT count(*) FROM listening_item li WHERE li.customer_id = c.id AND li.status = 'open')`,
     type: 'int8',
     desc: true,

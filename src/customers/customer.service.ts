@@ -82,7 +82,8 @@ export class CustomerService {
       const c = toCustomer(r);
       if (r.identities) c.prefetchedIdentities = r.identities.map(([kind, network, value, source]) => toIdentity(viewer, kind, network, value, source));
       if (ip && ik && r.interactions) {
-        const page = ik.page(r.interactions, fromInteractionJson, (j) => [j[20], j[0]], () => ip.countOf(r.id));
+        // its cursors name the customer, as the loader's pages do
+        const page = ik.page(r.interactions, fromInteractionJson, (j) => [j[20], j[0]], () => ip.countOf(r.id), r.id);
         c.prefetchedInteractions = { window: ip.window, order: ip.order, page };
       }
       return c;

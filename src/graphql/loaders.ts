@@ -56,7 +56,8 @@ export function createLoaders(
         const g = JSON.stringify([w, order]);
         groups.set(g, [...(groups.get(g) ?? []), { idx, id }]);
       });
-      const out: Page<Interaction>[] = new Array(keys.length);
+      // an error in its place refuses that customer's key alone (a cursor of another customer's list)
+      const out: (Page<Interaction> | Error)[] = new Array(keys.length);
       for (const [g, members] of groups) {
         const [w, order] = JSON.parse(g) as [Window, InteractionOrder];
         const pages = await services.interactions.pagesByCustomer(members.map((m) => m.id), w, order, (id) => customerInteractionCount.load(id));

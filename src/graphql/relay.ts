@@ -32,7 +32,7 @@ export interface Cursor {
   id: string;
 }
 
-/** The sort's name is in the cursor, so a cursor from another order is refused rather than misread. */
+/** The list's and sort's name is in the cursor, so a cursor from another list or order is refused rather than misread. */
 /**
  * The longest cursor read. Ours are a few hundred characters at most (an order name, a sort value,
  * an id); a forged one is refused before it is decoded: `JSON.parse` of a cursor of a million
@@ -40,9 +40,14 @@ export interface Cursor {
  */
 export const MAX_CURSOR_CHARS = 4_096;
 
-export function encodeCursor(sort: Date | string | number, id: string, sortName = 'default'): string {
+/**
+ * `sortName` names the list and its order (`customers:newest`); `owner`, the node whose list it is
+ * when a field lists a node's own items (a customer's interactions): its cursor is refused on
+ * another node's list.
+ */
+export function encodeCursor(sort: Date | string | number, id: string, sortName = 'default', owner?: string | null): string {
   const s = sort instanceof Date ? sort.toISOString() : String(sort);
-  return Buffer.from(JSON.stringify([sortName, s, id])).toString('base64url');
+  return Buffer.from(JSON.stringify(owner ? [sortName, s, id, owner] : [sortName, s, id])).toString('base64url');
 }
 
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-](\d{2})(?::?([0-5]\d))?)?$/;
@@ -91,14 +96,14 @@ const VALUE_CHECKS: Record<string, (s: string) => boolean> = {
  * order, a forged one, or one whose sort value is not of `type` is the caller's mistake
  * (BAD_USER_INPUT, naming the argument) and never reaches SQL as a value PostgreSQL refuses.
  */
-export function decodeCursor(cursor: string | null | undefined, sortName = 'default', argument = 'after', type = 'text'): Cursor | null {
+export function decodeCursor(cursor: string | null | undefined, sortName = 'default', argument = 'after', type = 'text', owner?: string | null): Cursor | null {
   if (cursor === null || cursor === undefined) return null;
   try {
     if (cursor.length > MAX_CURSOR_CHARS) throw new Error('too long');
     const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (
-      Array.isArray(parsed) && parsed.length === 3 && parsed[0] === sortName && typeof parsed[1] === 'string' && typeof parsed[2] === 'string' &&
-      UUID.test(parsed[2]) && (VALUE_CHECKS[type] ?? SORT_CHECKS.any)(parsed[1])
+      Array.isArray(parsed) && parsed.length === (owner ? 4 : 3) && parsed[0] === sortName && typeof parsed[1] === 'string' && typeof parsed[2] === 'string' &&
+      UUID.test(parsed[2]) && (VALUE_CHECKS[type] ?? SORT_CHECKS.any)(parsed[1]) && (!owner || parsed[3] === owner)
     ) {
       return { sort: parsed[1], id: parsed[2] };
     }

@@ -474,7 +474,7 @@ const SUGGESTION_JOIN = `FROM merge_suggestion s
    JOIN customer_identity ib ON ib.id = s.identity_b_id`;
 const SUGGESTION_COLUMNS = `s.id, ia.customer_id AS cur_a, ib.customer_id AS cur_b, s.score, s.evidence, s.reason, s.status, s.created_at, s.decided_at, s.decided_by`;
 // created_at as text keeps the microseconds rows of one transaction share
-const SUGGESTION_ORDER: SortKey = { name: 'suggestions', expr: 's.created_at', type: 'timestamptz', desc: false };
+const SUGGESTION_ORDER: SortKey = { name: 'mergeSuggestions:oldest', expr: 's.created_at', type: 'timestamptz', desc: false };
 
 /** Pending suggestions, oldest first, keyset-paged; pairs already in one customer are left out. */
 export async function pendingSuggestionPage(db: Db, w: Window): Promise<Page<SuggestionRow>> {

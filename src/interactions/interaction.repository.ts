@@ -3,8 +3,11 @@ import { copyBoolean, copyJson, copyNumber, copyText } from '../db/copy-text';
 import { erasedExternalIdSql } from '../db/erased-key';
 import { sqlState, violatedConstraint } from '../db/failures';
 import { copyIn, exec, firstRow, rows, type Db } from '../db/sql';
-import { keyset, type SortKey, type Window } from '../graphql/keyset';
+import { cursorOwner, keyset, type SortKey, type Window } from '../graphql/keyset';
 import type { Page } from '../graphql/relay';
+import { AppError } from '../shared/app-error';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Every SQL statement over stored interactions: the API's lists and look-ups, and the ingest
@@ -18,9 +21,20 @@ export enum InteractionOrder {
 }
 
 // occurred_at read back as text: a JS Date drops the microseconds a cursor needs
+/** Orders of `interactions`, the list of every interaction. */
+const ALL_INTERACTION_ORDERS: Record<InteractionOrder, SortKey> = {
+  [InteractionOrder.NEWEST]: { name: 'interactions:newest', expr: 'i.occurred_at', type: 'timestamptz', desc: true },
+  [InteractionOrder.OLDEST]: { name: 'interactions:oldest', expr: 'i.occurred_at', type: 'timestamptz', desc: false },
+};
+
+/**
+ * Orders of `Customer.interactions`, a customer's own list: its cursors name the customer too
+ * (keyset's `owner`), so one customer's cursor is refused on another's list, as the other list's
+ * are on this one.
+ */
 export const INTERACTION_ORDERS: Record<InteractionOrder, SortKey> = {
-  [InteractionOrder.NEWEST]: { name: 'newest', expr: 'i.occurred_at', type: 'timestamptz', desc: true },
-  [InteractionOrder.OLDEST]: { name: 'oldest', expr: 'i.occurred_at', type: 'timestamptz', desc: false },
+  [InteractionOrder.NEWEST]: { ...ALL_INTERACTION_ORDERS[InteractionOrder.NEWEST], name: 'Customer.interactions:newest' },
+  [InteractionOrder.OLDEST]: { ...ALL_INTERACTION_ORDERS[InteractionOrder.OLDEST], name: 'Customer.interactions:oldest' },
 };
 
 export interface InteractionRow {
@@ -97,7 +111,7 @@ export interface InteractionRowFilter {
 
 /** In the asked order of occurredAt, keyset-paged on (occurred_at, id). */
 export async function interactionPage<T>(db: Db, w: Window, filter: InteractionRowFilter, order: InteractionOrder, map: (r: InteractionRow) => T): Promise<Page<T>> {
-  const sort = INTERACTION_ORDERS[order];
+  const sort = ALL_INTERACTION_ORDERS[order];
   const where: string[] = ['true'];
   const params: unknown[] = [];
   const add = (sql: (p: string) => string, value: unknown) => {
@@ -144,6 +158,7 @@ export function topicsOfInteractions(db: Db, interactionIds: readonly string[]):
 /**
  * One page of interactions for each of many customers in one query whatever their number
  * (a LATERAL join); each page's totalCount is `countOf(customerId)`, called only when asked for.
+ * A customer whose list the window's cursor is not of gets its BAD_USER_INPUT in place of a page.
  */
 export async function interactionPagesByCustomer<T>(
   db: Db,
@@ -152,11 +167,29 @@ export async function interactionPagesByCustomer<T>(
   order: InteractionOrder,
   map: (r: InteractionRow) => T,
   countOf: (customerId: string) => Promise<number>,
-): Promise<Page<T>[]> {
-  const params: unknown[] = [customerIds];
-  const k = keyset(INTERACTION_ORDERS[order], 'i.id', w, params);
+): Promise<(Page<T> | AppError)[]> {
+  const sort = INTERACTION_ORDERS[order];
+  // A cursor names the customer whose list made it, and is refused on any other customer's list
+  // (the error keyset() gives). It stays good on its survivor's once that customer is merged away
+  // (`customer(id:)` of the merged id answers the survivor, whose list now holds its interactions).
+  const cursor = w.after != null || w.before != null;
+  const owner = cursor ? (cursorOwner(w.after) ?? cursorOwner(w.before)) : null;
+  const survivor = owner && UUID.test(owner) ? (await firstRow<{ id: string }>(db, `SELECT coalesce(merged_into_id, id) AS id FROM customer WHERE id = $1::uuid`, [owner]))?.id : undefined;
+  // a cursor without an owner is no cursor of this list (keyset() refuses it on each)
+  const accepted = customerIds.filter((id) => !cursor || (owner !== null && (id === owner || id === survivor)));
+  // the error of that customer's own keyset: the cursor's owner is another customer
+  const refused = (id: string): AppError => {
+    try {
+      keyset(sort, 'i.id', w, [], id);
+    } catch (e) {
+      return e as AppError;
+    }
+    throw new Error(`a cursor of ${owner} refused on the list of ${id}, yet read by its keyset`);
+  };
+  const params: unknown[] = [accepted];
+  const k = keyset(sort, 'i.id', w, params, owner);
   params.push(k.limit);
-  const found = await rows<InteractionRow>(
+  const found = accepted.length === 0 ? [] : await rows<InteractionRow>(
     db,
     `SELECT x.* FROM unnest($1::uuid[]) AS c(id) CROSS JOIN LATERAL (
          SELECT ${INTERACTION_COLUMNS} FROM interaction i WHERE i.customer_id = c.id ${k.conditions.map((c) => `AND ${c}`).join(' ')}
@@ -169,7 +202,8 @@ export async function interactionPagesByCustomer<T>(
     if (list) list.push(r);
     else grouped.set(r.customer_id!, [r]);
   }
-  return customerIds.map((id) => k.page(grouped.get(id) ?? [], map, (r) => [r.sort_key, r.id], () => countOf(id)));
+  // each page's cursors name its own customer
+  return customerIds.map((id) => (accepted.includes(id) ? k.page(grouped.get(id) ?? [], map, (r) => [r.sort_key, r.id], () => countOf(id), id) : refused(id)));
 }
 
 /** Interactions per customer (customers without any are left out). */

@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { Direction, Intent, SentimentLabel } from '../graphql/enums';
 import type { Window } from '../graphql/keyset';
+import type { AppError } from '../shared/app-error';
 import { fromGlobalId, toGlobalId, type Page } from '../graphql/relay';
 import * as repo from './interaction.repository';
 import { InteractionOrder, type InteractionJsonRow, type InteractionRow } from './interaction.repository';
@@ -89,8 +90,9 @@ export class InteractionService {
   /**
    * One page of interactions for each of many customers in one query whatever their number
    * (a LATERAL join); each page's totalCount is `countOf(customerId)`, called only when asked for.
+   * A customer whose list the window's cursor is not of gets its error instead of a page.
    */
-  async pagesByCustomer(customerIds: readonly string[], w: Window, order: InteractionOrder, countOf: (customerId: string) => Promise<number>): Promise<Page<Interaction>[]> {
+  async pagesByCustomer(customerIds: readonly string[], w: Window, order: InteractionOrder, countOf: (customerId: string) => Promise<number>): Promise<(Page<Interaction> | AppError)[]> {
     return repo.interactionPagesByCustomer(this.ds, customerIds, w, order, toInteraction, countOf);
   }
 

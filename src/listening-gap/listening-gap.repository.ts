@@ -82,10 +82,14 @@ function prefetchColumns(p: ItemPrefetch): string {
   return out.map((x) => `, ${x}`).join('');
 }
 
+/** The orders of `listeningItems` (openItems is its own list, in the URGENCY order only). */
 const ITEM_ORDERS: Record<Exclude<ListeningItemOrder, ListeningItemOrder.URGENCY>, SortKey> = {
-  [ListeningItemOrder.OLDEST]: { name: 'oldest', expr: 'li.last_opened_at', type: 'timestamptz', desc: false },
-  [ListeningItemOrder.NEWEST]: { name: 'newest', expr: 'li.last_opened_at', type: 'timestamptz', desc: true },
-  [ListeningItemOrder.DUE]: { name: 'due', expr: 'li.due_at', type: 'timestamptz', desc: false },
+  [ListeningItemOrder.OLDEST]: { name: 'listeningItems:oldest', expr: 'li.last_opened_at', type: 'timestamptz', desc: false },
+  [ListeningItemOrder.NEWEST]: { name: 'listeningItems:newest', expr: 'li.last_opened_at', type: 'timestamptz', desc: true },
+  [ListeningItemOrder.DUE]: { name: 'listeningItems:due', expr: 'li.due_at', type: 'timestamptz', desc: false },
+  // the only order no change moves an item in (the others are by reopening, due time or urgency):
+  // a walk over every item in it sees each once
+  [ListeningItemOrder.OPENED]: { name: 'listeningItems:opened', expr: 'li.opened_at', type: 'timestamptz', desc: false },
 };
 
 /**
@@ -134,7 +138,8 @@ export async function ensureDepartment(db: Db, name: string): Promise<void> {
 /**
  * Items under the filter in the asked order, keyset-paged, at `at` (the service's clock). URGENCY
  * depends on the clock: the clock of the first page is part of the order's name, so later pages
- * (and their cursors) keep ranking by it.
+ * (and their cursors) keep ranking by it. `list` names the API's list in cursors: `openItems`
+ * (open items, URGENCY) and `listeningItems` take each other's cursors as refused.
  */
 export async function itemPage<T>(
   db: Db,
@@ -144,10 +149,12 @@ export async function itemPage<T>(
   map: (r: ItemRow) => T,
   prefetch: ItemPrefetch = {},
   at: Date = new Date(),
+  list: 'listeningItems' | 'openItems' = 'listeningItems',
 ): Promise<Page<T>> {
   let now = at.toISOString();
   const named = cursorOrderName(w.after) ?? cursorOrderName(w.before);
-  if (order === ListeningItemOrder.URGENCY && named?.startsWith('urgency@') && isTimestamp(named.slice(8))) now = named.slice(8);
+  const urgencyAt = `${list}:urgency@`;
+  if (order === ListeningItemOrder.URGENCY && named?.startsWith(urgencyAt) && isTimestamp(named.slice(urgencyAt.length))) now = named.slice(urgencyAt.length);
   const params: unknown[] = [now];
   // $1 (the clock) is referenced always, so the count query can bind it too
   const where = [`$1::timestamptz IS NOT NULL`];
@@ -167,7 +174,7 @@ export async function itemPage<T>(
   const urgency = URGENCY.replace('$NOW', '$1::timestamptz');
   const sort: SortKey =
     order === ListeningItemOrder.URGENCY
-      ? { name: `urgency@${now}`, expr: `(${urgency})::float8`, type: 'float8', desc: true }
+      ? { name: `${urgencyAt}${now}`, expr: `(${urgency})::float8`, type: 'float8', desc: true }
       : ITEM_ORDERS[order];
   const k = keyset(sort, 'li.id', w, params);
   params.push(k.limit);

@@ -122,7 +122,7 @@ export class ListeningGapService {
    * `prefetch`: the customers and interactions the page's selection reads, fetched in its own statement.
    */
   async openItems(args: { department?: string | null; channel?: string | null; overdueOnly?: boolean | null } & Window, prefetch: ItemPrefetch = {}): Promise<Page<ListeningItem>> {
-    return this.list({ status: [ListeningItemStatus.OPEN], department: args.department ?? undefined, channel: args.channel ?? undefined, overdueOnly: args.overdueOnly }, ListeningItemOrder.URGENCY, args, prefetch);
+    return this.list({ status: [ListeningItemStatus.OPEN], department: args.department ?? undefined, channel: args.channel ?? undefined, overdueOnly: args.overdueOnly }, ListeningItemOrder.URGENCY, args, prefetch, 'openItems');
   }
 
   /** Items of any status under the filter, in the asked order (`prefetch` as for openItems). */
@@ -130,8 +130,14 @@ export class ListeningGapService {
     return this.list(filter, order, w, prefetch);
   }
 
-  private list(filter: ListeningItemFilter & { overdueOnly?: boolean | null }, order: ListeningItemOrder, w: Window, prefetch: ItemPrefetch): Promise<Page<ListeningItem>> {
-    return repo.itemPage(this.ds, filter, order, w, toItem, prefetch, this.clock.date());
+  private list(
+    filter: ListeningItemFilter & { overdueOnly?: boolean | null },
+    order: ListeningItemOrder,
+    w: Window,
+    prefetch: ItemPrefetch,
+    name: 'listeningItems' | 'openItems' = 'listeningItems',
+  ): Promise<Page<ListeningItem>> {
+    return repo.itemPage(this.ds, filter, order, w, toItem, prefetch, this.clock.date(), name);
   }
 
   /** The history of many items, oldest first: who opened, answered, escalated, assigned, closed them, and when. */

@@ -135,6 +135,7 @@ export enum ListeningItemOrder {
   DUE = 'due',
   OLDEST = 'oldest',
   NEWEST = 'newest',
+  OPENED = 'opened',
 }
 registerEnumType(ListeningItemOrder, {
   name: 'ListeningItemOrder',
@@ -144,6 +145,7 @@ registerEnumType(ListeningItemOrder, {
     DUE: { description: 'earliest due time first' },
     OLDEST: { description: 'longest waiting first (by lastOpenedAt)' },
     NEWEST: { description: 'most recently (re)opened first' },
+    OPENED: { description: 'first opened first (by openedAt, which nothing changes): the order to read every item in, as no reopening, answer or re-score moves an item while a client pages' },
   },
 });
 
