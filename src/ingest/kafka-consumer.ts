@@ -1,4 +1,5 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, LogEntry } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, LogEntry, PartitionOffset } from 'kafkajs';
+import type { QueryRunner } from 'typeorm';
 import { failureSqlState, isRetriable, isStatementTimeout, isTransient, unavailableReason } from '../db/failures';
 import { parseMessage, type InteractionMessage, type LimitsArg } from '../interactions/interaction-message';
 import { persistIsolating } from '../interactions/isolate-lines';
@@ -10,6 +11,7 @@ import type { Metrics } from '../shared/metrics';
 import { DeadLetterPublisher, DeadLetterTopicMissing, type DeadLetter } from './dead-letter';
 import { UNDECODABLE_BATCH_HEADER, UNDECODABLE_HEADER } from './kafka-codecs';
 import { deadLetterTopic, topicCreator, type KafkaSettings } from './kafka-client';
+import type { KafkaProgressStore } from './kafka-progress';
 import { subscriptionAwareRoundRobin } from './subscription-assigner';
 
 export interface KafkaConsumerOptions {
@@ -49,6 +51,14 @@ interface ChunkResult {
 
 /** How long a stop waits for the broker to take the offset commit of the chunk it let finish, and then to leave the group. */
 const STOP_COMMIT_GRACE_MS = 3_000;
+
+/**
+ * The metadata of every offset Earshot commits after storing a chunk. At a join, a committed
+ * offset ahead of the database's progress (kafka_progress) with this mark means the database went
+ * back in time (restored, failed over): read again. Without it another client moved the group
+ * (kafka-consumer-groups --reset-offsets writes "", kafkajs' admin null): followed.
+ */
+export const COMMIT_MARK = 'earshot';
 
 /** Thrown out of a retry loop when the consumer stops or loses the partition meanwhile. */
 class Abandoned extends Error {}
@@ -117,11 +127,21 @@ export class KafkaIngestConsumer {
   private placed = new Set<string>();
   /** the partitions already said to start elsewhere than kafkajs would (once each) */
   private readonly startsSaid = new Set<string>();
+  /** the partitions whose database progress was already said to be past their end (once each) */
+  private readonly pastEndSaid = new Set<string>();
+  /**
+   * The partitions whose committed offset, as last read, Earshot committed itself (its metadata is
+   * {@link COMMIT_MARK}); another client's commit (kafka-consumer-groups --reset-offsets, an
+   * older release) has none.
+   */
+  private readonly committedByUs = new Set<string>();
 
   constructor(
     private readonly kafka: Kafka,
     private readonly settings: KafkaSettings,
     private readonly recorder: RecordInteractionsService,
+    /** how far the database holds each partition (kafka_progress), written with each chunk */
+    private readonly stored: KafkaProgressStore,
     /** the edge limits (config.ingestLimits); a bare number is the text limit alone */
     private readonly limits: LimitsArg,
     private readonly metrics: Metrics,
@@ -287,6 +307,8 @@ export class KafkaIngestConsumer {
           const key = `${t.topic}/${p.partition}`;
           const offset = BigInt(p.offset);
           ofTopic.set(p.partition, offset < 0n ? -1n : offset);
+          if (p.metadata === COMMIT_MARK) this.committedByUs.add(key);
+          else this.committedByUs.delete(key);
           if ((assigned && !assigned[t.topic]?.includes(p.partition)) || this.resumeAt.get(key) !== before.get(key)) continue;
           if (offset >= 0n) this.resumeAt.set(key, offset);
         }
@@ -301,6 +323,13 @@ export class KafkaIngestConsumer {
   }
 
   /**
+   * Where each partition assigned at a join starts. Called on each join with `all` the assigned
+   * partitions, paused by the caller before kafkajs' first fetch; resumes them once placed, unless
+   * a newer join took over (which pauses and places them in turn).
+   *
+   * Every partition: the database's progress is compared with the group's committed offset
+   * (rewindToDatabase), and one the database holds less of than Kafka says is read again.
+   *
    * With KAFKA_OFFSET_RESET=latest, where each partition newly assigned to this consumer starts
    * when the group has no committed offset for it. kafkajs would start it at its end, and commit
    * nothing until a message arrives there; but `latest` means where a NEW group starts:
@@ -310,25 +339,36 @@ export class KafkaIngestConsumer {
    *   and that is logged once;
    * - otherwise (a new group on this topic) it starts at its end.
    * Either start is committed at once (a seek), so a restart or a rebalance resumes there and not
-   * at a later end. Called on each join with the partitions `pending` (assigned, not placed yet),
-   * paused by the caller before kafkajs' first fetch; resumes them, unless a newer join took over
-   * (which pauses and places them in turn). Two replicas of a new group that join at once can
-   * disagree: one may see the other's start committed and read a partition from its first offset.
+   * at a later end; `pending` are the partitions not placed yet by this consumer object. Two
+   * replicas of a new group that join at once can disagree: one may see the other's start
+   * committed and read a partition from its first offset.
    */
-  private async placeStarts(consumer: Consumer, seq: number, assignment: Record<string, number[]>, pending: { topic: string; partition: number }[]): Promise<void> {
+  private async placeStarts(
+    consumer: Consumer,
+    seq: number,
+    assignment: Record<string, number[]>,
+    all: { topic: string; partition: number }[],
+    pending: { topic: string; partition: number }[],
+  ): Promise<void> {
     const overtaken = () => consumer !== this.consumer || seq !== this.joinSeq || this.state !== 'running';
     const resume = () => {
-      for (const [topic, partitions] of byTopic(pending)) consumer.resume([{ topic, partitions }]);
+      for (const [topic, partitions] of byTopic(all)) consumer.resume([{ topic, partitions }]);
     };
-    const committed = await this.readCommittedOffsets(assignment);
+    const [committed, stored] = await Promise.all([this.readCommittedOffsets(assignment), this.readStoredProgress(all, overtaken)]);
     if (overtaken()) return;
     if (committed === null) {
-      this.log.warn({ partitions: pending.map((p) => `${p.topic}/${p.partition}`) }, "kafka consumer: could not read the group's committed offsets; partitions without one start at their end (KAFKA_OFFSET_RESET=latest), also one added to a topic the group reads");
+      this.log.warn(
+        { partitions: all.map((p) => `${p.topic}/${p.partition}`) },
+        this.settings.offsetReset === 'latest'
+          ? "kafka consumer: could not read the group's committed offsets; partitions without one start at their end (KAFKA_OFFSET_RESET=latest), also one added to a topic the group reads, and the database's progress is not compared with them"
+          : "kafka consumer: could not read the group's committed offsets; the database's progress is not compared with them",
+      );
       resume();
       return;
     }
     const unplaced = pending.filter((p) => (committed.get(p.topic)?.get(p.partition) ?? -1n) < 0n);
     const starts: { topic: string; partition: number; offset: bigint; added: boolean }[] = [];
+    let placing = true;
     const admin = this.kafka.admin({ retry: { retries: 2 } });
     try {
       if (unplaced.length > 0) {
@@ -346,8 +386,9 @@ export class KafkaIngestConsumer {
     } catch (e) {
       if (overtaken()) return;
       this.log.warn({ err: e, partitions: unplaced.map((p) => `${p.topic}/${p.partition}`) }, "kafka consumer: could not read the partitions' offsets; partitions without a committed offset start at their end (KAFKA_OFFSET_RESET=latest), also one added to a topic the group reads");
-      resume();
-      return;
+      // none is placed: each is tried again at the next join
+      starts.length = 0;
+      placing = false;
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
@@ -357,7 +398,12 @@ export class KafkaIngestConsumer {
       consumer.seek({ topic: s.topic, partition: s.partition, offset: s.offset.toString() });
       this.resumeAt.set(`${s.topic}/${s.partition}`, s.offset);
     }
-    for (const p of pending) if (!unplaced.includes(p)) this.placed.add(`${p.topic}/${p.partition}`);
+    // and the database's progress with it: a start at the end that left an older progress behind
+    // (the group's offsets expired) would be taken for a database gone back in time at the next join
+    await Promise.all(starts.filter((s) => stored?.has(`${s.topic}/${s.partition}`)).map((s) => this.saveMove(s.topic, s.partition, s.offset)));
+    if (placing) for (const p of pending) if (!unplaced.includes(p)) this.placed.add(`${p.topic}/${p.partition}`);
+    if (stored !== null) await this.rewindToDatabase(consumer, all, committed, stored);
+    if (overtaken()) return;
     resume();
     for (const s of starts.filter((x) => x.added)) {
       const key = `${s.topic}/${s.partition}`;
@@ -372,6 +418,119 @@ export class KafkaIngestConsumer {
     for (const [topic, partitions] of byTopic(fresh)) {
       for (const partition of partitions) this.startsSaid.add(`${topic}/${partition}`);
       this.log.info({ topic, partitions, offsetReset: this.settings.offsetReset }, `kafka consumer: the group has no committed offsets on ${topic}: partitions ${partitions.join(', ')} start at their end (KAFKA_OFFSET_RESET=latest); what was written before is not read`);
+    }
+  }
+
+  /**
+   * The database's progress of these partitions (kafka_progress). While the database cannot be
+   * reached, tried again with backoff: the partitions stay paused (they could store nothing
+   * anyway), and a database back after a failover is compared before anything is read. null when
+   * a newer join or a stop took over meanwhile.
+   */
+  private async readStoredProgress(partitions: { topic: string; partition: number }[], overtaken: () => boolean): Promise<Map<string, bigint> | null> {
+    let delay = this.retryInitialMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.stored.read(partitions);
+      } catch (e) {
+        if (overtaken() || this.stopSignal.signal.aborted) return null;
+        const log = attempt === 1 || attempt % 10 === 0 ? this.log.warn.bind(this.log) : this.log.debug.bind(this.log);
+        log({ err: e, attempt }, "kafka consumer: could not read the database's progress of the assigned partitions; they wait and it is read again");
+        await sleep(Math.round(delay * (0.75 + Math.random() * 0.5)), this.stopSignal.signal);
+        if (overtaken() || this.stopSignal.signal.aborted) return null;
+        delay = Math.min(delay * 2, this.retryMaxMs);
+      }
+    }
+  }
+
+  /**
+   * Records in the database a move of the partition's offset that stored nothing (an offset reset,
+   * a start placed, a fetch of transaction markers only). A failure is logged only: the next
+   * assignment then reads the partition again from the older progress, with a warning.
+   */
+  private async saveMove(topic: string, partition: number, nextOffset: bigint): Promise<void> {
+    await this.stored.save(topic, partition, nextOffset).catch((e: unknown) => this.log.warn({ err: e, topic, partition, offset: nextOffset.toString() }, "kafka consumer: could not record the partition's new offset in the database"));
+  }
+
+  /**
+   * The group's committed offset is moved only after the database commits, so the database's
+   * progress is at or past it, unless the database went back in time: restored from a backup, or
+   * failed over to an asynchronous standby that had not received the last commits. The interactions
+   * of the offsets between are gone from the database while Kafka would resume after them. Such a
+   * partition is moved back to the database's progress (a seek, committed by kafkajs at its next
+   * fetch) and read again: what the database still holds is ignored as known. Said at warning
+   * level, with both offsets and how many are read again; when retention (or deleteRecords) has
+   * removed some of them meanwhile, it resumes at the first offset left and says at error level
+   * how many are lost for good (counted in earshot_kafka_offsets_skipped_total).
+   *
+   * Left as kafkajs places it: a partition the database has no progress for, or the group no
+   * committed offset for (a new group, a recreated topic: nothing to compare); one whose committed
+   * offset is past the log's end (kafkajs' offset reset handles it, see onClientLog); and one the
+   * database has progress past the log's end for (the topic was recreated, or the database belongs
+   * to another cluster or group): said once, ignored.
+   */
+  private async rewindToDatabase(consumer: Consumer, all: { topic: string; partition: number }[], committed: Map<string, Map<number, bigint>>, stored: Map<string, bigint>): Promise<void> {
+    const differ = all
+      .map((p) => ({ ...p, key: `${p.topic}/${p.partition}`, db: stored.get(`${p.topic}/${p.partition}`), kafka: committed.get(p.topic)?.get(p.partition) ?? -1n }))
+      .filter((p): p is typeof p & { db: bigint } => p.db !== undefined && p.kafka >= 0n && p.db !== p.kafka);
+    if (differ.length === 0) return;
+    const bounds = new Map<string, { low: bigint; high: bigint }>();
+    const admin = this.kafka.admin({ retry: { retries: 2 } });
+    try {
+      await admin.connect();
+      for (const topic of new Set(differ.map((p) => p.topic))) {
+        for (const o of await admin.fetchTopicOffsets(topic)) bounds.set(`${topic}/${o.partition}`, { low: BigInt(o.low), high: BigInt(o.high) });
+      }
+    } catch (e) {
+      // a partition behind is read again all the same; kafkajs resets one whose offset is gone (onClientLog)
+      this.log.warn({ err: e, partitions: differ.map((p) => p.key) }, "kafka consumer: could not read the partitions' offsets to compare them with the database's progress");
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    if (consumer !== this.consumer) return;
+    for (const p of differ) {
+      const b = bounds.get(p.key);
+      if (p.db > p.kafka) {
+        // at or before the end: stored, its offset commit not taken yet (a crash, a stop cut short): read again and ignored as known
+        if (!b || p.db <= b.high || this.pastEndSaid.has(p.key)) continue;
+        this.pastEndSaid.add(p.key);
+        this.log.warn(
+          { topic: p.topic, partition: p.partition, committedOffset: p.kafka.toString(), databaseOffset: p.db.toString(), logEndOffset: b.high.toString() },
+          `kafka consumer: the database's progress on partition ${p.partition} of ${p.topic} (offset ${p.db}) is past the partition's end (${b.high}): the topic was deleted and recreated, or the database was used with another Kafka cluster or group; ignored, the partition resumes at the group's committed offset ${p.kafka}`,
+        );
+        continue;
+      }
+      if (b && p.kafka > b.high) continue;
+      if (!this.committedByUs.has(p.key)) {
+        // Not Earshot's commit: the group was moved forward on purpose (kafka-consumer-groups
+        // --reset-offsets to skip a backlog) or by an older release, which kept no progress here.
+        // Kafka is followed, and the database's progress with it.
+        this.log.info(
+          { topic: p.topic, partition: p.partition, committedOffset: p.kafka.toString(), databaseOffset: p.db.toString() },
+          `kafka consumer: the group's offset on partition ${p.partition} of ${p.topic} (${p.kafka}) was committed by another client (kafka-consumer-groups --reset-offsets, or an older release), ahead of the database's progress (${p.db}): followed, the ${p.kafka - p.db} messages between are not read`,
+        );
+        await this.saveMove(p.topic, p.partition, p.kafka);
+        continue;
+      }
+      const from = b && p.db < b.low ? b.low : p.db;
+      const reRead = Number(p.kafka > from ? p.kafka - from : 0n);
+      consumer.seek({ topic: p.topic, partition: p.partition, offset: from.toString() });
+      this.resumeAt.set(p.key, from);
+      const fields = { topic: p.topic, partition: p.partition, committedOffset: p.kafka.toString(), databaseOffset: p.db.toString(), reRead };
+      const cause = 'the database was restored from a backup, or failed over to a standby that had not received the last commits';
+      if (b && from > p.db) {
+        const lost = Number(from - p.db);
+        this.metrics.kafkaOffsetsSkipped.inc({ topic: p.topic, partition: String(p.partition) }, lost);
+        this.log.error(
+          { ...fields, logStartOffset: b.low.toString(), lost },
+          `kafka consumer: the database holds partition ${p.partition} of ${p.topic} up to offset ${p.db} only, behind the group's committed offset ${p.kafka} (${cause}), and offsets ${p.db} to ${b.low - 1n} were deleted from the topic since (retention or deleteRecords): ${lost} messages are lost for good; the partition resumes at its first offset ${b.low}, ${reRead} messages are read again`,
+        );
+      } else {
+        this.log.warn(
+          fields,
+          `kafka consumer: the database holds partition ${p.partition} of ${p.topic} up to offset ${p.db} only, behind the group's committed offset ${p.kafka}: ${cause}; the ${reRead} messages between are read again (those the database still holds are ignored as known)`,
+        );
+      }
     }
   }
 
@@ -431,6 +590,9 @@ export class KafkaIngestConsumer {
       consumer.seek({ topic, partition, offset: resumedAt.toString() });
       this.resumeAt.set(key, resumedAt);
     }
+    // The database's progress moves with the reset: left behind, the next assignment would take
+    // the skip for a database gone back in time and read again what was just counted as skipped.
+    if (resumedAt !== null && consumer === this.consumer && this.assigned.has(key)) await this.saveMove(topic, partition, resumedAt);
     this.metrics.kafkaOffsetResets.inc({ topic, partition: String(partition), reason });
     if (skipped !== null && skipped > 0n) this.metrics.kafkaOffsetsSkipped.inc({ topic, partition: String(partition) }, Number(skipped));
     const what =
@@ -546,20 +708,18 @@ export class KafkaIngestConsumer {
         this.joined = true;
         for (const w of this.joinWaiters.splice(0)) w();
       };
-      if (this.settings.offsetReset !== 'latest') {
-        void this.readCommittedOffsets(e.payload.memberAssignment);
-        joined();
-        return;
-      }
       // A partition this member gave up is placed again if it comes back: others moved it meanwhile.
       for (const k of this.placed) if (!assigned.has(k)) this.placed.delete(k);
-      const pending = Object.entries(e.payload.memberAssignment).flatMap(([topic, ps]) => ps.filter((p) => !this.placed.has(`${topic}/${p}`)).map((partition) => ({ topic, partition })));
-      // Paused right now, within the join: kafkajs fetches next and would start them at their end.
-      for (const [topic, partitions] of byTopic(pending)) consumer.pause([{ topic, partitions }]);
-      void this.placeStarts(consumer, seq, e.payload.memberAssignment, pending)
+      const all = Object.entries(e.payload.memberAssignment).flatMap(([topic, ps]) => ps.map((partition) => ({ topic, partition })));
+      const pending = this.settings.offsetReset === 'latest' ? all.filter((p) => !this.placed.has(`${p.topic}/${p.partition}`)) : [];
+      // Paused right now, within the join: kafkajs fetches next, from the group's committed
+      // offsets (and, with latest, a partition without one from its end), before the database's
+      // progress is compared with them.
+      for (const [topic, partitions] of byTopic(all)) consumer.pause([{ topic, partitions }]);
+      void this.placeStarts(consumer, seq, e.payload.memberAssignment, all, pending)
         .catch((err: unknown) => {
-          this.log.error({ err }, 'kafka consumer: could not place the partitions without a committed offset; they start where kafkajs puts them');
-          if (consumer === this.consumer && seq === this.joinSeq && this.state === 'running') for (const [topic, partitions] of byTopic(pending)) consumer.resume([{ topic, partitions }]);
+          this.log.error({ err }, 'kafka consumer: could not place the partitions; they start where kafkajs puts them');
+          if (consumer === this.consumer && seq === this.joinSeq && this.state === 'running') for (const [topic, partitions] of byTopic(all)) consumer.resume([{ topic, partitions }]);
         })
         .finally(() => {
           if (consumer === this.consumer && seq === this.joinSeq) joined();
@@ -594,6 +754,8 @@ export class KafkaIngestConsumer {
       if (current() && e.payload.batchSize === 0) {
         this.metrics.kafkaConsumerLag.set({ topic: e.payload.topic, partition: String(e.payload.partition) }, Math.max(0, Number(e.payload.offsetLag)));
         this.resumeAt.set(`${e.payload.topic}/${e.payload.partition}`, BigInt(e.payload.lastOffset) + 1n);
+        // the database's progress follows, so that the next assignment does not read it again (rewindToDatabase)
+        void this.saveMove(e.payload.topic, e.payload.partition, BigInt(e.payload.lastOffset) + 1n);
       }
     });
     consumer.on(events.DISCONNECT, () => {
@@ -647,23 +809,23 @@ export class KafkaIngestConsumer {
     for (let i = 0; i < batch.messages.length; i += this.chunkSize) {
       if (!isRunning() || isStale()) return;
       const chunk = batch.messages.slice(i, i + this.chunkSize);
+      // The last chunk covers what the fetch held after its last message too: a transaction's
+      // commit or abort marker, aborted records (kafkajs leaves those out of batch.messages).
+      const final = i + this.chunkSize >= batch.messages.length;
+      const lastMessage = chunk[chunk.length - 1]!.offset;
+      const last = final && BigInt(batch.lastOffset()) > BigInt(lastMessage) ? batch.lastOffset() : lastMessage;
+      const next = BigInt(last) + 1n;
       let result: ChunkResult;
       try {
-        result = await this.retrying(topic, partition, control, 'record', () => this.recordChunk(topic, partition, chunk));
+        result = await this.retrying(topic, partition, control, 'record', () => this.recordChunk(topic, partition, chunk, next));
         // Dead letters are acknowledged before the offset moves past them.
         await this.retrying(topic, partition, control, 'dead-letter', () => this.dlq.send(result.letters));
       } catch (e) {
         if (e instanceof Abandoned) return;
         throw e;
       }
-      // The last chunk covers what the fetch held after its last message too: a transaction's
-      // commit or abort marker, aborted records (kafkajs leaves those out of batch.messages).
-      const final = i + this.chunkSize >= batch.messages.length;
-      const lastMessage = chunk[chunk.length - 1]!.offset;
-      const last = final && BigInt(batch.lastOffset()) > BigInt(lastMessage) ? batch.lastOffset() : lastMessage;
       resolveOffset(last);
-      const next = BigInt(last) + 1n;
-      const committed = await this.unlessStopWaitsTooLong(commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString() }] }] }));
+      const committed = await this.unlessStopWaitsTooLong(commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString(), metadata: COMMIT_MARK } as PartitionOffset] }] }));
       this.count(topic, result);
       if (!committed) {
         this.log.warn({ topic, partition, offset: next.toString() }, 'stopping: the broker did not take the offset commit in time; the chunk is stored and will be read again and ignored as known');
@@ -717,8 +879,11 @@ export class KafkaIngestConsumer {
     this.metrics.ingested.inc({ channel: 'kafka', result: 'rejected' }, r.letters.length);
   }
 
-  /** Validates a chunk and records its valid messages in one transaction; throws only transient errors. */
-  private async recordChunk(topic: string, partition: number, chunk: KafkaMessage[]): Promise<ChunkResult> {
+  /**
+   * Validates a chunk and records its valid messages in one transaction, with `next` as the
+   * partition's progress in the database (kafka_progress); throws only transient errors.
+   */
+  private async recordChunk(topic: string, partition: number, chunk: KafkaMessage[], next: bigint): Promise<ChunkResult> {
     const letters: DeadLetter[] = [];
     const valid: { message: KafkaMessage; parsed: InteractionMessage }[] = [];
     for (const message of chunk) {
@@ -738,7 +903,7 @@ export class KafkaIngestConsumer {
       }
     }
     const end = this.metrics.ingestBatchDuration.startTimer();
-    const out = await this.recordIsolating(topic, partition, valid, letters);
+    const out = await this.recordIsolating(topic, partition, valid, letters, next);
     end();
     // Letters in offset order make the DLQ read like the input.
     letters.sort((a, b) => (BigInt(a.message.offset) < BigInt(b.message.offset) ? -1 : 1));
@@ -754,9 +919,20 @@ export class KafkaIngestConsumer {
     partition: number,
     items: { message: KafkaMessage; parsed: InteractionMessage }[],
     letters: DeadLetter[],
+    next: bigint,
   ): Promise<{ accepted: number; duplicates: number }> {
-    if (items.length === 0) return { accepted: 0, duplicates: 0 };
+    // Dead letters move the progress too: a chunk of letters only, read again after a restart,
+    // would be taken for what the database lost.
+    if (items.length === 0) {
+      await this.stored.save(topic, partition, next);
+      return { accepted: 0, duplicates: 0 };
+    }
+    // The whole chunk in one transaction carries its progress; when it was split (a message
+    // refused, a statement timeout), the progress is saved once every part has committed.
+    let savedWithChunk = false;
+    const saveProgress = (qr: QueryRunner) => this.stored.save(topic, partition, next, qr);
     const persist = (part: { message: KafkaMessage; parsed: InteractionMessage }[]) => {
+      const whole = part.length === items.length;
       // The chunk continues the trace of its first traced message; the others are links.
       const contexts = part.map((i) => contextFromHeaders(i.message.headers as Record<string, unknown>)).filter((c) => trace.getSpanContext(c));
       return inSpan(
@@ -767,10 +943,15 @@ export class KafkaIngestConsumer {
           links: contexts.slice(1).map((c) => ({ context: trace.getSpanContext(c)! })),
           attributes: { 'messaging.system': 'kafka', 'messaging.operation.type': 'process', 'messaging.destination.name': topic, 'messaging.destination.partition.id': String(partition), 'messaging.batch.message_count': part.length },
         },
-        () => this.recorder.record(part.map((i) => i.parsed)),
+        () =>
+          this.recorder.record(part.map((i) => i.parsed), whole ? saveProgress : undefined).then((r) => {
+            if (whole) savedWithChunk = true;
+            return r;
+          }),
       );
     };
     const out = await persistIsolating(items, persist);
+    if (!savedWithChunk) await this.stored.save(topic, partition, next);
     for (const r of out.rejected) {
       letters.push({ topic, partition, message: items[r.index]!.message, kind: r.sqlState ? 'rejected-by-database' : 'unprocessable', reason: r.error });
     }

@@ -9,6 +9,7 @@ import type { Metrics } from '../shared/metrics';
 import { createKafka, createRelayProducer, ensureTopics } from './kafka-client';
 import { MAX_INFLATED_BATCH_MESSAGES, registerCodecs } from './kafka-codecs';
 import { KafkaIngestConsumer, type KafkaConsumerOptions } from './kafka-consumer';
+import { KafkaProgressStore } from './kafka-progress';
 
 export interface KafkaPipeline {
   consumer: KafkaIngestConsumer;
@@ -60,6 +61,7 @@ export async function startKafkaPipeline(
     createKafka(settings, kafkaLog, 'ingest', (entry) => logReader?.onClientLog(entry)),
     settings,
     recorder,
+    new KafkaProgressStore(ds, settings.groupId),
     // the edge limits with the service's clock (the future limit is measured against it)
     opts.ingestLimits ?? config.ingestLimits,
     metrics,

@@ -76,8 +76,9 @@ export class RecordInteractionsService {
   /** told how many authors the hub cap kept apart in a committed batch (a metric) */
   onHubCapped: ((authors: number) => void) | null = null;
 
-  async record(messages: InteractionMessage[]): Promise<RecordOutcome> {
-    return this.store(await this.analyze(messages));
+  /** `alsoInTransaction`: the caller's own write (the Kafka consumer's progress), committed with the batch or not at all. */
+  async record(messages: InteractionMessage[], alsoInTransaction?: (qr: QueryRunner) => Promise<void>): Promise<RecordOutcome> {
+    return this.store(await this.analyze(messages), alsoInTransaction);
   }
 
   /**
@@ -120,9 +121,12 @@ export class RecordInteractionsService {
   }
 
   /** The second half of `record`: one transaction that stores an analyzed batch. */
-  async store(batch: AnalyzedBatch): Promise<RecordOutcome> {
+  async store(batch: AnalyzedBatch, alsoInTransaction?: (qr: QueryRunner) => Promise<void>): Promise<RecordOutcome> {
     const statuses = [...batch.statuses];
-    if (batch.unique.length === 0) return { accepted: 0, duplicates: batch.size, statuses, interactionIds: [] };
+    if (batch.unique.length === 0) {
+      if (alsoInTransaction) await inTransaction(this.ds, alsoInTransaction);
+      return { accepted: 0, duplicates: batch.size, statuses, interactionIds: [] };
+    }
     let accepted: Prepared[];
     let { topicIds, departmentIds } = batch;
     const capped: HubCapped[] = [];
@@ -131,7 +135,12 @@ export class RecordInteractionsService {
       const unique = batch.unique.map((p) => ({ ...p, customerId: null, identityId: undefined }));
       capped.length = 0;
       try {
-        accepted = await inTransaction(this.ds, (qr) => this.persist(qr, unique, topicIds, departmentIds, capped));
+        accepted = await inTransaction(this.ds, async (qr) => {
+          const out = await this.persist(qr, unique, topicIds, departmentIds, capped);
+          // also when every message was stored before (a batch read again): its transaction is open anyway
+          if (alsoInTransaction) await alsoInTransaction(qr);
+          return out;
+        });
         break;
       } catch (e) {
         // a concurrent writer stored one of these meanwhile: the next try leaves it out as stored
