@@ -1,11 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { SentimentAnalyzer } from './analyzer';
+import { SentimentAnalyzer, type Analysis } from './analyzer';
 
 // Text in a script English is never written in is not English however short: the English
 // model scored these (below 20 letters they were `und`): "最悪のサービスです。返金してください"
 // came out negative, a complaint, and the Arabic one opened a listening item. A mixed post with a
 // real English part is still the English model's.
 const analyzer = new SentimentAnalyzer();
+
+/** What text without a model gets: the script's language, neutral, never unhappy, and why. */
+function expectNoModel(a: Analysis, lang: string): void {
+  expect(a.lang).toBe(lang);
+  expect(a.label).toBe('neutral');
+  expect(a.unhappy).toBe(false);
+  expect(a.complaint).toBe(false);
+  expect(a.confidence).toBeLessThanOrEqual(0.2);
+  expect(a.explanation.map((e) => e.token)).toEqual([`(no sentiment model for language '${lang}')`]);
+}
 
 describe('short complaints in other scripts', () => {
   it.each([
@@ -17,13 +27,7 @@ describe('short complaints in other scripts', () => {
     ['hi', 'बहुत खराब सेवा'],
     ['th', 'แย่มาก'],
   ])('answer "no sentiment model for %s", not the English model: %s', (lang, text) => {
-    const a = analyzer.analyze(text);
-    expect(a.lang).toBe(lang);
-    expect(a.label).toBe('neutral');
-    expect(a.unhappy).toBe(false);
-    expect(a.complaint).toBe(false);
-    expect(a.confidence).toBeLessThanOrEqual(0.2);
-    expect(a.explanation.map((e) => e.token)).toEqual([`(no sentiment model for language '${lang}')`]);
+    expectNoModel(analyzer.analyze(text), lang);
   });
 
   it('keep a star rating, which is language-independent', () => {
@@ -49,13 +53,7 @@ describe('short complaints in other scripts declared `en`', () => {
     ['th', 'แย่มาก'],
     ['hi', 'बहुत खराब सेवा'],
   ])('answer "no sentiment model for %s", not the English model: %s', (lang, text) => {
-    const a = analyzer.analyze(text, { lang: 'en' });
-    expect(a.lang).toBe(lang);
-    expect(a.label).toBe('neutral');
-    expect(a.unhappy).toBe(false);
-    expect(a.complaint).toBe(false);
-    expect(a.confidence).toBeLessThanOrEqual(0.2);
-    expect(a.explanation.map((e) => e.token)).toEqual([`(no sentiment model for language '${lang}')`]);
+    expectNoModel(analyzer.analyze(text, { lang: 'en' }), lang);
   });
 
   it('keep a star rating, which is language-independent', () => {
