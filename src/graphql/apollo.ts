@@ -15,6 +15,7 @@ import { makeFormatError } from './format-error';
 import { FOR_APOLLO_VERSION, gatewayRequestContextInstalled } from './gateway-request-context';
 import { jitGateway } from './jit';
 import { COST_LIMIT_CODE, costLimitPlugin, costValidationRules } from './limits';
+import { PersistedQueryStore, persistedQueryStoreBytes } from './persisted-query-store';
 
 const STATUS_BY_CODE: Record<string, number> = { UNAUTHENTICATED: 401, FORBIDDEN: 403, [COST_LIMIT_CODE]: 400, TIME_BUDGET_EXCEEDED: 503 };
 
@@ -144,6 +145,8 @@ export function createApollo(
     introspection: graphql.introspection,
     // parsed documents, counted with the source text they keep (src/graphql/document-store.ts)
     documentStore: new DocumentStore(documentStoreBytes(getHeapStatistics().heap_size_limit)),
+    // APQ registrations, counted with their keys and bookkeeping (src/graphql/persisted-query-store.ts)
+    persistedQueries: { cache: new PersistedQueryStore(persistedQueryStoreBytes(getHeapStatistics().heap_size_limit)) },
     // a document's size is bounded while it is parsed, so a bomb costs a millisecond, not a validation pass
     parseOptions: { maxTokens: graphql.maxTokens },
     validationRules: costValidationRules(graphql),

@@ -1,4 +1,5 @@
 import type { DocumentNode } from 'graphql';
+import { ByteBoundedCache } from './byte-bounded-cache';
 
 /**
  * What one cached document is counted as, per byte of its syntax tree's JSON (what Apollo's own
@@ -31,49 +32,9 @@ export function documentStoreBytes(heapLimit: number): number {
  * Here a document counts {@link DOCUMENT_HEAP_FACTOR} times its tree's JSON plus its source
  * text, against a budget that follows the heap ({@link documentStoreBytes}).
  */
-export class DocumentStore {
-  private readonly entries = new Map<string, { document: DocumentNode; size: number }>();
-  private used = 0;
-
-  constructor(private readonly maxBytes: number) {}
-
-  /** bytes the cached documents are counted as */
-  get size(): number {
-    return this.used;
-  }
-
-  get count(): number {
-    return this.entries.size;
-  }
-
-  async get(key: string): Promise<DocumentNode | undefined> {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return undefined;
-    // most recently used last
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    return entry.document;
-  }
-
-  async set(key: string, document: DocumentNode): Promise<void> {
-    await this.delete(key);
-    const size = documentSize(document);
-    if (size > this.maxBytes) return;
-    this.entries.set(key, { document, size });
-    this.used += size;
-    for (const [oldest, entry] of this.entries) {
-      if (this.used <= this.maxBytes) break;
-      this.entries.delete(oldest);
-      this.used -= entry.size;
-    }
-  }
-
-  async delete(key: string): Promise<boolean> {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return false;
-    this.entries.delete(key);
-    this.used -= entry.size;
-    return true;
+export class DocumentStore extends ByteBoundedCache<DocumentNode> {
+  constructor(maxBytes: number) {
+    super(maxBytes, (_key, document) => documentSize(document));
   }
 }
 

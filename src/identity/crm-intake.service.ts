@@ -41,6 +41,8 @@ export class CrmIntakeService {
   private indexedUntil = new Date(0);
   private lastRefresh = 0;
   private parameters: MatchParameters = DEFAULT_PARAMETERS;
+  /** erasures that deleted CRM records, when the index was last checked against them */
+  private erasuresSeen: number | null = null;
 
   constructor(
     private readonly ds: DataSource,
@@ -270,8 +272,22 @@ export class CrmIntakeService {
     return new Map(found.map((r) => [r.id, { customerId: r.customer_id, anchor: r.anchor, label: r.label }]));
   }
 
+  /** Person profiles the matcher holds in memory (tests and operators: it mirrors the live CRM records). */
+  get indexedProfiles(): number {
+    return this.index?.size ?? 0;
+  }
+
   /** Loads (once) and refreshes (every few seconds) the profiles other processes wrote. */
   private async ensureIndex(): Promise<void> {
+    // An erasure deletes CRM records outright, which the refresh (rows changed since) never sees:
+    // each erased person's profile (names, emails, phones, address) stayed in this process's
+    // memory until a restart, one more with every erasure. Asked at every intake, whichever
+    // process erased: after a new one the index is rebuilt from the records left, as at start.
+    const erasures = await repo.crmErasureCount(this.ds);
+    if (erasures !== this.erasuresSeen) {
+      if (this.erasuresSeen !== null) this.index = null;
+      this.erasuresSeen = erasures;
+    }
     if (this.index && Date.now() - this.lastRefresh < INDEX_REFRESH_MS) return;
     const first = this.index === null;
     if (first) {

@@ -323,6 +323,11 @@ export function crmProfilesChangedSince(db: Db, since: Date): Promise<{ id: stri
   return rows(db, `SELECT id, person, deleted_at IS NOT NULL AS deleted, updated_at FROM crm_record WHERE updated_at > $1 AND person IS NOT NULL`, [since.toISOString()]);
 }
 
+/** Erasures that deleted CRM records, so far: the profiles they deleted left no row for `crmProfilesChangedSince` to see. */
+export async function crmErasureCount(db: Db): Promise<number> {
+  return (await firstRow<{ n: number }>(db, `SELECT count(*)::int AS n FROM erasure_request WHERE crm_records > 0`))!.n;
+}
+
 /** Every live person profile that belongs to a customer, by id. */
 export function liveCrmProfiles(db: Db): Promise<{ id: string; person: Omit<PersonRecord, 'id'> }[]> {
   return rows(db, `SELECT id, person FROM crm_record WHERE person IS NOT NULL AND deleted_at IS NULL AND customer_id IS NOT NULL ORDER BY id`);
