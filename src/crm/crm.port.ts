@@ -34,6 +34,12 @@ export interface CrmRecordInput {
   identities?: CrmIdentity[];
   /** deleted in the CRM: kept for history, no longer matched */
   deleted?: boolean;
+  /**
+   * merged away in the CRM: the id of the record (same object) it was merged into (Salesforce's
+   * MasterRecordId, a HubSpot primary listing it in hs_merged_object_ids). Implies deleted; the
+   * intake merges the record's customer into the master's.
+   */
+  mergedInto?: string | null;
 }
 
 export type SyncMode = 'incremental' | 'full';

@@ -95,7 +95,10 @@ export class CrmIntakeService {
   }
 
   private prepareCrm(system: CrmSystem, objectType: string, input: CrmRecordInput): PreparedCrm {
-    return { input, ...prepareCrmRecord(system, objectType, input, this.keyOptions), recordId: null };
+    // a record merged away in the CRM is gone there: deleted, whatever the adapter said
+    const mergedInto = typeof input.mergedInto === 'string' && /^[A-Za-z0-9_-]+$/.test(input.mergedInto) && input.mergedInto !== input.externalId ? input.mergedInto : null;
+    const given = mergedInto ? { ...input, deleted: true, mergedInto } : { ...input, mergedInto: null };
+    return { input: given, ...prepareCrmRecord(system, objectType, given, this.keyOptions), recordId: null };
   }
 
   private async intakeChunk(qr: QueryRunner, system: CrmSystem, objectType: string, chunk: PreparedCrm[], actor: string): Promise<Omit<CrmIntakeResult, 'records'>> {
@@ -108,7 +111,8 @@ export class CrmIntakeService {
         objectType,
         externalId: c.input.externalId,
         ownerId: c.input.ownerId ?? null,
-        payload: c.input.payload ?? {},
+        // where it went, for whoever reads the record (the CRM itself no longer answers for it)
+        payload: c.input.mergedInto ? { ...c.input.payload, mergedInto: c.input.mergedInto } : (c.input.payload ?? {}),
         modstamp: c.input.modstamp ? new Date(c.input.modstamp).toISOString() : null,
         person: c.person,
         deleted: c.input.deleted === true,
@@ -223,6 +227,11 @@ export class CrmIntakeService {
       });
       if (link) out.linked++;
     }
+    if (c.input.mergedInto) {
+      const r = await this.followCrmMerge(qr, system, objectType, c, target!, actor);
+      if (r === 'merged') out.merged++;
+      else if (r === 'suggested') out.suggested++;
+    }
     if (c.input.deleted) return target!;
     const selfAnchor = crmOwner?.identityId ?? inserted.find((i) => i.kind === 'crm')?.id ?? (await this.identityIdOf(qr, 'crm', c.claims[0]!.value))!;
 
@@ -256,6 +265,33 @@ export class CrmIntakeService {
       if (ok) out.suggested++;
     }
     return target!;
+  }
+
+  /**
+   * A record the CRM merged into another (its master): the record's customer is merged into the
+   * master record's customer, audited as `rule:crm-merge` and undoable like any merge. Nothing when
+   * both are one customer already, when the master was never synced, or when a person rejected the
+   * pair; a suggestion when the merged customer still holds another live record of this CRM object
+   * (autoMergeTx). The merged record is deleted by then, so it no longer keeps the two apart.
+   */
+  private async followCrmMerge(qr: QueryRunner, system: CrmSystem, objectType: string, c: PreparedCrm, customerId: string, actor: string): Promise<'merged' | 'suggested' | null> {
+    const loserId = c.input.externalId;
+    const masterId = c.input.mergedInto!;
+    const masterKey = identityKey('crm', system, `${objectType}:${masterId}`, this.keyOptions);
+    const master = masterKey ? await repo.identityByKey(qr, 'crm', masterKey) : undefined;
+    const loser = await repo.identityByKey(qr, 'crm', c.claims[0]!.value);
+    if (!master || !loser) return null;
+    const roots = await lockCustomers(qr, [master.customer_id, customerId]);
+    const survivor = roots.get(master.customer_id);
+    const merged = roots.get(customerId);
+    if (!survivor || !merged || survivor === merged) return null;
+    const r = await autoMergeTx(qr, { customerId: survivor, identityId: master.id }, { customerId: merged, identityId: loser.id }, {
+      reason: `${system} merged ${objectType} ${loserId} into ${masterId} (intake by ${actor})`,
+      actor: 'rule:crm-merge',
+      evidence: [{ field: 'crm', outcome: 'agree', detail: `${system} ${objectType} ${loserId} was merged into ${masterId} in the CRM` }],
+      publicUrl: this.config.publicUrl,
+    });
+    return r.merged ? 'merged' : r.suggested ? 'suggested' : null;
   }
 
   private holdsOtherRecord(qr: QueryRunner, customerId: string, system: string, objectType: string, externalId: string): Promise<boolean> {

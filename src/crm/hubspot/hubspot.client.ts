@@ -7,8 +7,8 @@ import { crmRecordUrl } from '../crm-links';
 import { NO_PROXY, proxiedNodeAgent, type ProxySettings } from '../crm-proxy';
 import { capNodeReply, DEFAULT_CRM_MAX_RESPONSE_BYTES, responseTooLarge } from '../crm-response-cap';
 import { usableExternalId } from '../crm-record-guard';
-import { outcomesBeforeStop, type CaseInput, type CaseRef, type CrmClient, type PullOptions, type PullResult, type SetupReport, type SyncCursor, type WriteBackOutcome, type WriteBackUpdate } from '../crm.port';
-import { HS_TICKET_KEY_PROPERTY, hubspotModstamp, hubspotPropertyDefinitions, hubspotTicket, hubspotTicketKeyDefinition, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
+import { outcomesBeforeStop, type CaseInput, type CaseRef, type CrmClient, type CrmRecordInput, type PullOptions, type PullResult, type SetupReport, type SyncCursor, type WriteBackOutcome, type WriteBackUpdate } from '../crm.port';
+import { HS_TICKET_KEY_PROPERTY, hubspotMergedIds, hubspotModstamp, hubspotPropertyDefinitions, hubspotTicket, hubspotTicketKeyDefinition, hubspotWriteBack, LAST_MODIFIED, mapHubSpotObject, properties, type HsObjectJson, type HsObjectType } from './hubspot.mapper';
 
 const SEARCH_PAGE = 200;
 const SEARCH_CAP = 10_000;
@@ -264,7 +264,22 @@ export class HubSpotCrmClient implements CrmClient {
   private async emitObjects(type: HsObjectType, objects: HsObjectJson[], cursor: SyncCursor | null, opts: PullOptions, via: 'search' | 'archived' = 'search'): Promise<void> {
     const companies = type === 'contacts' ? await this.companiesOf(objects.map((o) => o.id)) : new Map<string, string[]>();
     const records = objects.map((o) => mapHubSpotObject(type, o, this.hs.identityFields, companies.get(o.id) ?? []));
+    if (via === 'search') records.push(...(await this.mergedAway(objects, opts)));
     await opts.sink({ objectType: type, records, cases: [], cursor, via });
+  }
+
+  /**
+   * The stored records a merge made aliases of these objects: HubSpot neither archives nor lists
+   * a merge's secondary, it names it in the primary's hs_merged_object_ids. Each goes to the intake
+   * merged into its primary, after it in the same batch (so the cursor moves only past both); one
+   * already marked is not live any more, so a later change of the primary sends nothing again.
+   */
+  private async mergedAway(objects: HsObjectJson[], opts: PullOptions): Promise<CrmRecordInput[]> {
+    const primaryOf = new Map<string, string>();
+    for (const o of objects) for (const id of hubspotMergedIds(o)) if (usableExternalId(String(o.id)) !== null) primaryOf.set(id, String(o.id));
+    if (primaryOf.size === 0) return [];
+    const known = await opts.known([...primaryOf.keys()]);
+    return [...known.values()].map((r) => ({ ...r, deleted: true, mergedInto: primaryOf.get(r.externalId)! }));
   }
 
   /** contact id → associated company ids (v4 batch read, 1,000 ids a call). */

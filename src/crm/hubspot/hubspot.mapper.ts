@@ -19,8 +19,8 @@ export type HsObjectType = 'contacts' | 'companies';
 export const LAST_MODIFIED: Record<HsObjectType, string> = { contacts: 'lastmodifieddate', companies: 'hs_lastmodifieddate' };
 
 export const HS_PROPERTIES: Record<HsObjectType, readonly string[]> = {
-  contacts: ['firstname', 'lastname', 'email', 'phone', 'mobilephone', 'company', 'jobtitle', 'city', 'country', 'hubspot_owner_id', 'hs_object_id', 'lastmodifieddate', 'hs_lastmodifieddate'],
-  companies: ['name', 'domain', 'phone', 'industry', 'city', 'country', 'hubspot_owner_id', 'hs_object_id', 'hs_lastmodifieddate'],
+  contacts: ['firstname', 'lastname', 'email', 'phone', 'mobilephone', 'company', 'jobtitle', 'city', 'country', 'hubspot_owner_id', 'hs_object_id', 'lastmodifieddate', 'hs_lastmodifieddate', 'hs_merged_object_ids'],
+  companies: ['name', 'domain', 'phone', 'industry', 'city', 'country', 'hubspot_owner_id', 'hs_object_id', 'hs_lastmodifieddate', 'hs_merged_object_ids'],
 };
 
 export function properties(type: HsObjectType, identityFields: readonly IdentityFieldSpec[]): string[] {
@@ -71,6 +71,16 @@ export function mapHubSpotObject(type: HsObjectType, o: HsObjectJson, identityFi
     identities,
     ...(o.archived ? { deleted: true } : {}),
   };
+}
+
+/**
+ * The ids merged into this record (`hs_merged_object_ids`, `;`-separated): a merge keeps the
+ * primary, and the secondary's id is an alias of it, never listed as archived.
+ */
+export function hubspotMergedIds(o: HsObjectJson): string[] {
+  const raw = o.properties.hs_merged_object_ids;
+  if (typeof raw !== 'string') return [];
+  return [...new Set(raw.split(';').map((s) => s.trim()))].filter((id) => /^\d+$/.test(id) && id !== String(o.id));
 }
 
 /** Batch-update input for a write-back: HubSpot takes every property value as a string. */

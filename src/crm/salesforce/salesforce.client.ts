@@ -235,6 +235,8 @@ export class SalesforceCrmClient implements CrmClient {
     const since = opts.deletedSince!;
     let ids: string[];
     let covered = until;
+    /** loser → master of the deleted records a merge removed; null: not read yet (getDeleted gives no MasterRecordId) */
+    let masters: Map<string, string> | null = null;
     if (until.getTime() - since.getTime() < 29 * DAY) {
       // A minute of overlap: getDeleted covers whole minutes, and repeats are idempotent.
       const start = new Date(since.getTime() - 60_000);
@@ -244,14 +246,10 @@ export class SalesforceCrmClient implements CrmClient {
       covered = new Date(Math.min(until.getTime(), Date.parse(sfDateTime(res.latestDateCovered) ?? until.toISOString())));
       if (covered.getTime() < since.getTime()) covered = since;
     } else {
-      const rows = queryPage(await conn.query<SfRow>(`SELECT Id FROM ${objectType} WHERE IsDeleted = true AND SystemModstamp >= ${soqlDateTime(since.toISOString())}`, { scanAll: true } as never), objectType);
-      ids = rows.records.map((r) => String(r.Id));
-      let page = rows;
-      const seen = new Set<string>();
-      while (!page.done && page.nextRecordsUrl) {
-        page = queryPage(await conn.queryMore<SfRow>(nextPage(page.nextRecordsUrl, seen, objectType)), objectType);
-        ids.push(...page.records.map((r) => String(r.Id)));
-      }
+      const merges = objectType !== 'Case';
+      const rows = await this.queryAllRows(conn, objectType, `SELECT Id${merges ? ', MasterRecordId' : ''} FROM ${objectType} WHERE IsDeleted = true AND SystemModstamp >= ${soqlDateTime(since.toISOString())}`);
+      ids = rows.map((r) => String(r.Id));
+      if (merges) masters = mastersOf(rows);
     }
     // Ids go into a SQL parameter: one with a NUL would fail every run's deletion check.
     ids = ids.filter((id) => usableExternalId(id) !== null);
@@ -263,10 +261,35 @@ export class SalesforceCrmClient implements CrmClient {
         continue;
       }
       const known = await opts.known(chunk);
-      const records: CrmRecordInput[] = [...known.values()].map((r) => ({ ...r, deleted: true }));
+      // A merge deletes its losers: which master each known one went into (queryAll), so the
+      // intake joins their customers instead of leaving the person split in two.
+      const found = masters ?? (known.size ? await this.mastersOf(conn, objectType, [...known.keys()]) : new Map<string, string>());
+      const records: CrmRecordInput[] = [...known.values()].map((r) => ({ ...r, deleted: true, ...(found.has(r.externalId) ? { mergedInto: found.get(r.externalId)! } : {}) }));
       if (records.length) await opts.sink({ objectType, records, cases: [], cursor: null, via: 'deleted' });
     }
     return covered;
+  }
+
+  /** Every row of a queryAll (deleted records included), page after page. */
+  private async queryAllRows(conn: Connection, objectType: string, soql: string): Promise<SfRow[]> {
+    let page = queryPage(await conn.query<SfRow>(soql, { scanAll: true } as never), objectType);
+    const rows = [...page.records];
+    const seen = new Set<string>();
+    while (!page.done && page.nextRecordsUrl) {
+      page = queryPage(await conn.queryMore<SfRow>(nextPage(page.nextRecordsUrl, seen, objectType)), objectType);
+      rows.push(...page.records);
+    }
+    return rows;
+  }
+
+  /** Loser → master of deleted records a merge removed (queryAll on MasterRecordId), 200 ids a query. */
+  private async mastersOf(conn: Connection, objectType: string, ids: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (let i = 0; i < ids.length; i += 200) {
+      const list = ids.slice(i, i + 200).map(soqlString).join(', ');
+      for (const [loser, master] of mastersOf(await this.queryAllRows(conn, objectType, `SELECT Id, MasterRecordId FROM ${objectType} WHERE IsDeleted = true AND Id IN (${list})`))) out.set(loser, master);
+    }
+    return out;
   }
 
   // ---- write-back -------------------------------------------------------------------------------
@@ -327,6 +350,17 @@ export class SalesforceCrmClient implements CrmClient {
     }
     return report;
   }
+}
+
+/** Loser → master of the rows that carry a usable MasterRecordId (a merge's losers). */
+function mastersOf(rows: SfRow[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of rows) {
+    const id = usableExternalId(field(r, 'Id'));
+    const master = usableExternalId(field(r, 'MasterRecordId'));
+    if (id && master && master !== id) out.set(id, master);
+  }
+  return out;
 }
 
 function stripAttributes(r: SfRow): SfRow {

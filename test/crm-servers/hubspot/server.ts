@@ -519,7 +519,11 @@ export class HubSpotServer {
     return this.batchEnvelope(created, [], 201);
   }
 
-  /** All-or-nothing on invalid values (400); missing ids per record (207) or for the whole batch (404), as `batchUpdateMissing` says. */
+  /**
+   * All-or-nothing on invalid values (400); missing ids per record (207) or for the whole batch (404), as `batchUpdateMissing` says.
+   * A merged-away id updates the record it was merged into, as a read of it answers that record
+   * (HubSpot documents the reads; for batch update it says nothing, and this is the case a client must survive).
+   */
   private batchUpdate(req: CrmRequest, type: ObjectType): CrmResponse {
     const body = JSON.parse(req.rawBody || '{}') as { inputs?: { id: string; properties?: Record<string, unknown> }[] };
     const inputs = body.inputs ?? [];

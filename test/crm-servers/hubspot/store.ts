@@ -57,7 +57,7 @@ export interface HsObject {
 }
 
 /** Properties whose values HubSpot computes; clients may not write them. */
-const READ_ONLY = new Set(['hs_object_id', 'createdate', 'lastmodifieddate', 'hs_lastmodifieddate']);
+const READ_ONLY = new Set(['hs_object_id', 'createdate', 'lastmodifieddate', 'hs_lastmodifieddate', 'hs_merged_object_ids']);
 
 /** The portal's users that records can be owned by (`hubspot_owner_id` options). */
 export const OWNERS = [
@@ -90,6 +90,8 @@ export class HubSpotStore {
   /** `type:id` → `type:id` of every associated record, both directions kept (first linked first). */
   private readonly links = new Map<string, string[]>();
   private nextId: Record<ObjectType, number> = { contacts: 101, companies: 9_001, tickets: 5_100_001 };
+  /** ids merged away (the secondaries of merges) → the id of the record they live on in */
+  private readonly mergedInto: Record<ObjectType, Map<string, string>> = { contacts: new Map(), companies: new Map(), tickets: new Map() };
   private fixedNow: number | null = null;
   private lastNow = 0;
 
@@ -112,6 +114,8 @@ export class HubSpotStore {
       std(t, 'hs_object_id', 'number', g, true);
       std(t, 'createdate', 'datetime', g, true);
       std(t, 'hs_lastmodifieddate', 'datetime', g, true);
+      // the ids merged into this record, `;`-separated
+      std(t, 'hs_merged_object_ids', 'string', g, true);
       // An owner is one of the portal's users; any other value is rejected like a bad option.
       enumeration(t, 'hubspot_owner_id', OWNERS.map((o) => o.id));
     }
@@ -211,14 +215,34 @@ export class HubSpotStore {
     obj.updatedAt = obj.archivedAt;
   }
 
+  /**
+   * A merge as an admin does it in the UI: the primary keeps its id and gets a new last-modified
+   * time, its `hs_merged_object_ids` lists the merged ids; the secondary is gone from lists and
+   * search (not archived) and its id is an alias: reading it answers the primary's record.
+   */
+  merge(type: ObjectType, primaryId: string, secondaryId: string, props: Record<string, string | null> = {}): HsObject {
+    const primary = this.get(type, primaryId)!;
+    const secondary = this.get(type, secondaryId)!;
+    const merged = [...(primary.properties.hs_merged_object_ids ?? '').split(';'), ...(secondary.properties.hs_merged_object_ids ?? '').split(';'), secondary.id].filter(Boolean);
+    this.objects[type].delete(secondary.id);
+    for (const [alias, to] of this.mergedInto[type]) if (to === secondary.id) this.mergedInto[type].set(alias, primary.id);
+    this.mergedInto[type].set(secondary.id, primary.id);
+    for (const k of this.links.get(`${type}:${secondary.id}`) ?? []) {
+      const [toType, toId] = k.split(':') as [ObjectType, string];
+      this.link(type, primary.id, toType, toId);
+    }
+    return this.update(type, primary, { ...props, hs_merged_object_ids: [...new Set(merged)].join(';') });
+  }
+
   private touch(type: ObjectType, obj: HsObject, now: number): void {
     obj.updatedAt = now;
     obj.properties.hs_lastmodifieddate = iso(now);
     if (type === 'contacts') obj.properties.lastmodifieddate = iso(now);
   }
 
+  /** A record by id; a merged-away id answers the record it was merged into. */
   get(type: ObjectType, id: string, archived = false): HsObject | undefined {
-    const o = this.objects[type].get(id);
+    const o = this.objects[type].get(id) ?? this.objects[type].get(this.mergedInto[type].get(id) ?? '');
     return o && o.archived === archived ? o : undefined;
   }
 

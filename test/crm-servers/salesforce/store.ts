@@ -55,6 +55,8 @@ export const EARSHOT_FIELDS: FieldDef[] = [
 ];
 
 const owner = f('OwnerId', 'reference', { referenceTo: 'User', relationshipName: 'Owner' });
+/** Set on a record deleted by a merge: the Id of the record it was merged into (the master). */
+const master = (type: string) => f('MasterRecordId', 'reference', { system: true, referenceTo: type, relationshipName: 'MasterRecord' });
 
 export const SOBJECTS: Record<string, SObjectDef> = {
   User: {
@@ -63,12 +65,12 @@ export const SOBJECTS: Record<string, SObjectDef> = {
   },
   Account: {
     name: 'Account', keyPrefix: '001', label: 'Account',
-    fields: [...SYSTEM_FIELDS, f('Name', 'string'), f('Phone', 'phone'), f('Website', 'url'), f('Industry', 'picklist'), owner, ...EARSHOT_FIELDS],
+    fields: [...SYSTEM_FIELDS, master('Account'), f('Name', 'string'), f('Phone', 'phone'), f('Website', 'url'), f('Industry', 'picklist'), owner, ...EARSHOT_FIELDS],
   },
   Contact: {
     name: 'Contact', keyPrefix: '003', label: 'Contact',
     fields: [
-      ...SYSTEM_FIELDS, f('FirstName', 'string'), f('LastName', 'string'), f('Name', 'string', { calculated: true }),
+      ...SYSTEM_FIELDS, master('Contact'), f('FirstName', 'string'), f('LastName', 'string'), f('Name', 'string', { calculated: true }),
       f('Email', 'email'), f('Phone', 'phone'), f('MobilePhone', 'phone'), f('Title', 'string'),
       f('AccountId', 'reference', { referenceTo: 'Account', relationshipName: 'Account' }), owner,
       f('Twitter_Handle__c', 'string'), ...EARSHOT_FIELDS,
@@ -77,7 +79,7 @@ export const SOBJECTS: Record<string, SObjectDef> = {
   Lead: {
     name: 'Lead', keyPrefix: '00Q', label: 'Lead',
     fields: [
-      ...SYSTEM_FIELDS, f('FirstName', 'string'), f('LastName', 'string'), f('Name', 'string', { calculated: true }),
+      ...SYSTEM_FIELDS, master('Lead'), f('FirstName', 'string'), f('LastName', 'string'), f('Name', 'string', { calculated: true }),
       f('Email', 'email'), f('Phone', 'phone'), f('MobilePhone', 'phone'), f('Company', 'string'), f('Status', 'picklist'),
       f('IsConverted', 'boolean'), owner, ...EARSHOT_FIELDS,
     ],
@@ -272,6 +274,20 @@ export class SalesforceStore {
     rec.IsDeleted = true;
     rec.SystemModstamp = now;
     this.tombstones.push({ type, id: rec.Id, deletedDate: now });
+  }
+
+  /**
+   * A merge as an admin does it in the UI (Accounts, Contacts, Leads): the master keeps its Id and
+   * the field values chosen (`fields`), its SystemModstamp changes; each loser is deleted with
+   * MasterRecordId set to the master's Id (queryAll reads it; getDeleted gives only id and date).
+   */
+  merge(type: string, masterId: string, loserIds: string[], fields: Record<string, Value> = {}, at?: number): SfRecord {
+    const rec = this.update(type, masterId, fields, at);
+    for (const id of loserIds) {
+      this.find(type, id)!.MasterRecordId = rec.Id;
+      this.delete(type, id, at);
+    }
+    return rec;
   }
 
   private derive(type: string, rec: SfRecord): void {
