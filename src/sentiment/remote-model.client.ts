@@ -42,7 +42,11 @@ export const REMOTE_MAX_TEXT_CHARS = 20_000;
 /** A larger answer is not one this contract produces: it is cut off and counted as malformed. */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
-const ajv = new Ajv2020({ allErrors: false, strict: false });
+// strictNumbers: a number beyond the double's range (`"weight": 1e999`) parses as Infinity, which
+// `"type": "number"` otherwise takes; stored as JSON it became null, and every enriched event of
+// the batch carried `"weight": null`, which interactions.enriched.v1 refuses. Now the answer is
+// malformed and the batch is scored by the built-in model (test/integration/output-contract-fuzz.test.ts).
+const ajv = new Ajv2020({ allErrors: false, strict: false, strictNumbers: true });
 const validateResponse = ajv.compile<RemoteBatch>(responseSchema);
 
 export type RemoteFailure = 'timeout' | 'http_status' | 'network' | 'malformed' | 'breaker_open';

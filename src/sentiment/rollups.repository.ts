@@ -106,7 +106,14 @@ export async function updateCustomerSummaries(
   // then rescales the row's stored sums and the batch's to the later of the two reference days.
   // Everything read from the row is read from the target row `c` itself, so a concurrent update
   // of the same customer (READ COMMITTED re-reads the row after waiting for its lock) is never lost.
-  const half = (days: string) => `power(0.5::float8, (${days})::float8 / 30)`;
+  // Past 500 half-lives (41 years: a weight of 3e-151 beside the newest day's 1) a day weighs 0.
+  // PostgreSQL raises "value out of range: underflow" when power() or a product of two floats
+  // comes out as 0 from non-zero inputs (power(0.5, x) past x = 1,074); with an earliest
+  // occurredAt before ~1938 (EARSHOT_INGEST_EARLIEST_OCCURRED_AT) or a wider future limit, a
+  // customer's interaction 89 years from another was refused by the database
+  // (test/integration/output-contract-fuzz.test.ts, widest limits). A weight of 0 keeps the stored
+  // sums, rescaled again by later batches, out of that range too.
+  const half = (days: string) => `(CASE WHEN (${days})::float8 / 30 > 500 THEN 0::float8 ELSE power(0.5::float8, (${days})::float8 / 30) END)`;
   const ref = incremental ? 'greatest(c.sentiment_ref, xs.bref)' : 'acc.ref';
   const ws = incremental
     ? `(coalesce(c.sentiment_wsum * ${half(`${ref} - c.sentiment_ref`)}, 0) + coalesce(xs.ws * ${half(`${ref} - xs.bref`)}, 0))`
