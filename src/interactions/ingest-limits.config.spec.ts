@@ -28,3 +28,14 @@ describe('EARSHOT_INGEST_EARLIEST_OCCURRED_AT on a host whose time zone is not U
     }
   });
 });
+
+describe('EARSHOT_INGEST_EARLIEST_OCCURRED_AT bounds', () => {
+  // the bound was Date.UTC(1, 0, 1), which JavaScript reads as 1901, while the message promised
+  // "after year 0": 0001-01-01 was refused with a reason it met
+  it('takes 1901-01-01 and refuses earlier dates with a message that names the bound', () => {
+    expect(earliest('1901-01-01')).toBe(Date.UTC(1901, 0, 1));
+    for (const early of ['1900-12-31', '0001-01-01', '0001-01-01T00:00:00Z']) {
+      expect(() => earliest(early), early).toThrow(/EARSHOT_INGEST_EARLIEST_OCCURRED_AT=.*on or after 1901-01-01/);
+    }
+  });
+});

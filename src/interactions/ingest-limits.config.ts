@@ -19,6 +19,9 @@ export const DEFAULT_INGEST_MAX_LINES = 250_000;
 /** YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS[.fff]] followed by Z or ±HH:MM. */
 const ISO_DATE_OR_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
+/** The earliest `EARSHOT_INGEST_EARLIEST_OCCURRED_AT` taken. */
+const EARLIEST_ALLOWED = Date.UTC(1901, 0, 1);
+
 /** Everything but the text limit, which config.ts parses once for its older `ingestMaxTextBytes` too. */
 export function parseIngestLimits(
   str: (n: string) => string | null,
@@ -32,8 +35,11 @@ export function parseIngestLimits(
     // one ("2020-01-01T00:00:00", "2020-01-01 00:00", "Jan 1 2020") in the host's time zone, so
     // the same value refused different messages on hosts in different zones.
     const t = ISO_DATE_OR_INSTANT.test(earliestRaw) ? Date.parse(earliestRaw) : NaN;
-    // PostgreSQL's timestamptz starts in 4713 BC; JavaScript's ISO output stops being ISO-8601 before year 0.
-    if (Number.isNaN(t) || t < Date.UTC(1, 0, 1)) problems.push(`EARSHOT_INGEST_EARLIEST_OCCURRED_AT=${JSON.stringify(earliestRaw)}: expected an ISO-8601 date (a UTC day) or date-time with its offset (Z or ±HH:MM) after year 0`);
+    // The earliest allowed is 1901-01-01 (the bound was written Date.UTC(1, 0, 1), which JavaScript
+    // reads as 1901, while the message said "after year 0": 0001-01-01 was refused with a reason
+    // it met). Kept at 1901: with wider windows a reply decades after its message overflows the
+    // listening item's 32-bit first_response_seconds.
+    if (Number.isNaN(t) || t < EARLIEST_ALLOWED) problems.push(`EARSHOT_INGEST_EARLIEST_OCCURRED_AT=${JSON.stringify(earliestRaw)}: expected an ISO-8601 date (a UTC day) or date-time with its offset (Z or ±HH:MM), on or after 1901-01-01`);
     else earliestOccurredAt = t;
   }
   return {
