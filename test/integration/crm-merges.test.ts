@@ -45,6 +45,14 @@ async function record(system: string, externalId: string) {
   return r!;
 }
 
+/** The record of a merged-away CRM id, checked to be deleted with the id it was merged into. */
+async function mergedAway(system: string, externalId: string, into: string) {
+  const r = await record(system, externalId);
+  expect(r.deleted_at).not.toBeNull();
+  expect(r.payload.mergedInto).toBe(into);
+  return r;
+}
+
 async function lastInteraction(customerId: string): Promise<Date> {
   const [r] = await q<{ at: Date }>(`SELECT last_interaction_at AS at FROM customer WHERE id = $1`, [customerId]);
   return r!.at;
@@ -90,9 +98,7 @@ describe('duplicates merged in the CRM', () => {
     // one customer, holding both people's interactions, the master's record
     const masterCustomer = (await record('salesforce', master.Id)).customer_id;
     expect(await customersOf([m1, l1])).toEqual([masterCustomer]);
-    const gone = await record('salesforce', loser.Id);
-    expect(gone.deleted_at).not.toBeNull();
-    expect(gone.payload.mergedInto).toBe(master.Id);
+    await mergedAway('salesforce', loser.Id, master.Id);
     const [audit] = await q<{ id: string; actor: string; reason: string; survivor_id: string }>(`SELECT id, actor, reason, survivor_id FROM merge_audit WHERE action = 'merge' AND actor = 'rule:crm-merge'`);
     expect(audit?.survivor_id).toBe(masterCustomer);
     expect(audit?.reason).toContain(`merged Contact ${loser.Id} into ${master.Id}`);
@@ -131,9 +137,7 @@ describe('duplicates merged in the CRM', () => {
 
     const primaryCustomer = (await record('hubspot', primary.id)).customer_id;
     expect(await customersOf([p1, s1])).toEqual([primaryCustomer]);
-    const gone = await record('hubspot', secondary.id);
-    expect(gone.deleted_at).not.toBeNull();
-    expect(gone.payload.mergedInto).toBe(primary.id);
+    const gone = await mergedAway('hubspot', secondary.id, primary.id);
     const [audit] = await q<{ survivor_id: string }>(`SELECT survivor_id FROM merge_audit WHERE action = 'merge' AND actor = 'rule:crm-merge'`);
     expect(audit?.survivor_id).toBe(primaryCustomer);
 
@@ -172,9 +176,7 @@ describe('duplicates merged in the CRM', () => {
     await app.services.crmSync.run('salesforce');
 
     expect(await customersOf([a1, a2])).toEqual([one]);
-    const gone = await record('salesforce', loser.Id);
-    expect(gone.deleted_at).not.toBeNull();
-    expect(gone.payload.mergedInto).toBe(master.Id);
+    await mergedAway('salesforce', loser.Id, master.Id);
     expect(await q(`SELECT id FROM merge_audit`)).toHaveLength(audits);
   }, 60_000);
 });
