@@ -115,7 +115,13 @@ function guardedClient(onLost: (err: Error) => void): typeof pg.Client {
   return class GuardedClient extends pg.Client {
     constructor(config?: string | pg.ClientConfig) {
       super(config);
-      this.on('error', onLost);
+      // A client the pool is ending (a pool closed at shutdown ends its clients without waiting
+      // for the server) may still hear the server's own fast shutdown, 57P01: that is no lost
+      // connection. Under load the backend had not yet read the client's Terminate when the
+      // embedded PostgreSQL stopped, and a clean Ctrl-C logged a warning with a stack.
+      this.on('error', (err: Error) => {
+        if (!(this as unknown as { _ending?: boolean })._ending) onLost(err);
+      });
     }
   };
 }
