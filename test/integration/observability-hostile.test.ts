@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTracing, type Tracing } from '../../src/tracing/setup';
 import type { RunningApp } from '../../src/app';
 import type { TestDatabase } from '../support/postgres';
+import { waitFor } from '../support/kafka-fixtures';
 
 // What operators, the log store, the tracing backend and Prometheus read, probed as an attacker
 // would: a customer's email or phone sent where a client controls the text (a URL's query string
@@ -60,13 +61,7 @@ describe('observability under hostile input', () => {
   const found = (text: string) => PII.filter((p) => text.toLowerCase().includes(p.toLowerCase()));
   const linesOf = (requestId: string) => raw.filter((l) => l.includes(`"requestId":"${requestId}"`));
   // a server span ends when its response is closed, which may be just after the client has read it
-  const waitForServerSpans = async (n: number): Promise<ReadableSpan[]> => {
-    for (let i = 0; i < 500; i++) {
-      if (serverSpans().length >= n) return serverSpans();
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    throw new Error(`${serverSpans().length} server spans, expected ${n}`);
-  };
+  const waitForServerSpans = (n: number): Promise<ReadableSpan[]> => waitFor(`${n} server spans`, async () => (serverSpans().length >= n ? serverSpans() : null), 5_000, 10);
 
   it('records no query string and no path of the client in a span, and logs neither', async () => {
     exporter.reset();
@@ -124,12 +119,8 @@ describe('observability under hostile input', () => {
     // before: 1.9 MB of log for this request
     expect(bytes).toBeLessThan(2_000);
     expect(JSON.parse(lines[0]!).operationName).toBe(`${name.slice(0, 100)}…`);
-    let gql: ReadableSpan | undefined;
-    for (let i = 0; i < 200 && !gql; i++) {
-      gql = exporter.getFinishedSpans().find((s) => s.name.startsWith('graphql query'));
-      if (!gql) await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(gql!.name).toBe(`graphql query ${name.slice(0, 100)}…`);
+    const gql = await waitFor('the GraphQL span', async () => exporter.getFinishedSpans().find((s) => s.name.startsWith('graphql query')), 2_000, 10);
+    expect(gql.name).toBe(`graphql query ${name.slice(0, 100)}…`);
     // before: 3.8 MB of span (its name and its attribute)
     expect(spanText(exporter.getFinishedSpans()).length).toBeLessThan(20_000);
   });
