@@ -402,7 +402,7 @@ export class KafkaIngestConsumer {
     // (the group's offsets expired) would be taken for a database gone back in time at the next join
     await Promise.all(starts.filter((s) => stored?.has(`${s.topic}/${s.partition}`)).map((s) => this.saveMove(s.topic, s.partition, s.offset)));
     if (placing) for (const p of pending) if (!unplaced.includes(p)) this.placed.add(`${p.topic}/${p.partition}`);
-    if (stored !== null) await this.rewindToDatabase(consumer, all, committed, stored);
+    if (stored !== null) await this.rewindToDatabase(consumer, all, committed, stored, overtaken);
     if (overtaken()) return;
     resume();
     for (const s of starts.filter((x) => x.added)) {
@@ -469,7 +469,13 @@ export class KafkaIngestConsumer {
    * database has progress past the log's end for (the topic was recreated, or the database belongs
    * to another cluster or group): said once, ignored.
    */
-  private async rewindToDatabase(consumer: Consumer, all: { topic: string; partition: number }[], committed: Map<string, Map<number, bigint>>, stored: Map<string, bigint>): Promise<void> {
+  private async rewindToDatabase(
+    consumer: Consumer,
+    all: { topic: string; partition: number }[],
+    committed: Map<string, Map<number, bigint>>,
+    stored: Map<string, bigint>,
+    overtaken: () => boolean,
+  ): Promise<void> {
     const differ = all
       .map((p) => ({ ...p, key: `${p.topic}/${p.partition}`, db: stored.get(`${p.topic}/${p.partition}`), kafka: committed.get(p.topic)?.get(p.partition) ?? -1n }))
       .filter((p): p is typeof p & { db: bigint } => p.db !== undefined && p.kafka >= 0n && p.db !== p.kafka);
@@ -487,7 +493,8 @@ export class KafkaIngestConsumer {
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
-    if (consumer !== this.consumer) return;
+    // a newer join (or a stop) took over meanwhile: it compares and places the partitions itself
+    if (overtaken()) return;
     for (const p of differ) {
       const b = bounds.get(p.key);
       if (p.db > p.kafka) {
@@ -824,9 +831,14 @@ export class KafkaIngestConsumer {
         if (e instanceof Abandoned) return;
         throw e;
       }
-      resolveOffset(last);
+      // Committed with Earshot's mark before kafkajs is told the offset is done (resolveOffset):
+      // kafkajs commits every resolved offset not yet committed whenever any partition's batch
+      // ends, without metadata, and such a commit landing after this one took the mark away (a
+      // restore was then taken for an operator's move: rewindToDatabase). Resolved once committed,
+      // it is already kafkajs' committed offset and never sent again.
       const committed = await this.unlessStopWaitsTooLong(commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString(), metadata: COMMIT_MARK } as PartitionOffset] }] }));
       this.count(topic, result);
+      if (committed) resolveOffset(last);
       if (!committed) {
         this.log.warn({ topic, partition, offset: next.toString() }, 'stopping: the broker did not take the offset commit in time; the chunk is stored and will be read again and ignored as known');
         return;

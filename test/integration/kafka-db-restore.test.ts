@@ -139,6 +139,24 @@ describe('Kafka ingest after the database goes back in time', () => {
     expect(((await second.app.db.ds.query(`SELECT next_offset::int AS n FROM kafka_progress WHERE topic = $1 AND partition = 0`, [names.topic])) as { n: number }[])[0]!.n).toBe(25);
   });
 
+  it("partitions whose chunks finish together: each partition's committed offset is Earshot's own (the mark a restore is told by), round after round", { timeout: 180_000 }, async () => {
+    // kafkajs commits every resolved offset after any partition's batch: a partition's offset
+    // resolved while its own marked commit is in flight was committed again unmarked, and a
+    // restore then took Earshot's commit for an operator's move and read nothing again
+    const { names, database } = await world.fresh('together');
+    const i = await start(database, names);
+    await i.app.kafka!.consumer.whenJoined();
+    for (let round = 0; round < 25; round++) {
+      await produce(world.kafka, names.topic, [0, 1, 2].flatMap((p) => onPartition(p, p * 1_000 + round, 1, `r${round}`)));
+      await waitFor(`round ${round} stored`, async () => (await stored(i.app, `r${round}-%`)) === 3, 60_000);
+      await waitFor(`round ${round} committed`, async () => (await groupLag(world.admin, names.group, names.topic)) === 0, 30_000);
+      const [offsets] = await world.admin.fetchOffsets({ groupId: names.group, topics: [names.topic] });
+      expect(offsets!.partitions.map((p) => ({ partition: p.partition, offset: p.offset, metadata: p.metadata })).sort((a, b) => a.partition - b.partition), `round ${round}`).toEqual(
+        [0, 1, 2].map((partition) => ({ partition, offset: String(round + 1), metadata: 'earshot' })),
+      );
+    }
+  });
+
   it('restarted without a restore, after a last chunk of dead letters only: nothing read again, nothing said', { timeout: 120_000 }, async () => {
     const { names, database } = await world.fresh('norestore');
     const first = await start(database, names);
