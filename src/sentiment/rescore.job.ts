@@ -297,6 +297,7 @@ function differs(r: StoredRow, a: Analysis): boolean {
     r.complaint !== a.complaint ||
     r.complaint_probability !== a.complaintProbability ||
     r.unhappy !== a.unhappy ||
+    r.lang !== a.lang ||
     JSON.stringify(r.explanation.map((e) => [e.token, e.weight])) !== JSON.stringify(a.explanation.map((e) => [e.token, e.weight]))
   );
 }

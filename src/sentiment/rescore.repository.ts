@@ -135,7 +135,11 @@ export function storedPage(db: Db, after: string, limit: number): Promise<Stored
   );
 }
 
-/** Writes the new analyses of interactions; their owner and direction as they are now. */
+/**
+ * Writes the new analyses of interactions, with the language they were read in (a declared `en`
+ * on Japanese text, stored as `en` before the script overruled it, becomes `ja`); their owner and
+ * direction as they are now.
+ */
 export async function updateScores(
   db: Db,
   changed: readonly { row: { id: string }; a: Analysis }[],
@@ -144,10 +148,10 @@ export async function updateScores(
     db,
     `UPDATE interaction i SET sentiment_score = x.score, sentiment_label = x.label, sentiment_confidence = x.confidence,
                 intent = x.intent, intent_confidence = x.intent_confidence, explanation = x.explanation, sentiment_model = x.model,
-                complaint = x.complaint, complaint_probability = x.complaint_probability, unhappy = x.unhappy
+                complaint = x.complaint, complaint_probability = x.complaint_probability, unhappy = x.unhappy, lang = x.lang
            FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::float8[], $5::text[], $6::float8[], $7::json[], $8::text[],
-                       $9::boolean[], $10::float8[], $11::boolean[])
-             AS x(id, score, label, confidence, intent, intent_confidence, explanation, model, complaint, complaint_probability, unhappy)
+                       $9::boolean[], $10::float8[], $11::boolean[], $12::text[])
+             AS x(id, score, label, confidence, intent, intent_confidence, explanation, model, complaint, complaint_probability, unhappy, lang)
           WHERE i.id = x.id
           RETURNING i.id, i.customer_id, i.direction`,
     [
@@ -162,6 +166,7 @@ export async function updateScores(
       changed.map((c) => c.a.complaint),
       changed.map((c) => c.a.complaintProbability),
       changed.map((c) => c.a.unhappy),
+      changed.map((c) => c.a.lang),
     ],
   );
   return updated;

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+import { waitFor } from '../support/kafka-fixtures';
 import { ModelServer, type ModelRequestItem } from '../support/model-server';
 
 // A source that stamps `lang: "en"` on everything: the declared language won over the text's
@@ -21,8 +22,8 @@ interface Row {
   items: number;
 }
 
-async function ingest(app: TestApp, lines: Record<string, unknown>[]): Promise<void> {
-  const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson(lines) });
+async function ingest(app: TestApp, lines: Record<string, unknown>[], headers: Record<string, string> = {}): Promise<void> {
+  const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...headers }, body: ndjson(lines) });
   expect(res.status).toBe(200);
   expect(await res.json()).toMatchObject({ accepted: lines.length, rejected: [] });
 }
@@ -106,5 +107,36 @@ describe('a declared language the script contradicts, with a team model server',
     const rows = await stored(app, run);
     expect(rows.get('ja')).toMatchObject({ lang: 'ja', unhappy: false, items: 0 });
     expect(rows.get('en')).toMatchObject({ lang: 'en', unhappy: true, items: 1 });
+  });
+});
+
+describe('rows stored before the script overruled a declared language, after a re-score', () => {
+  const ADMIN = 'admin-key-0123456789';
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp({ EARSHOT_API_KEYS: `${ADMIN}:admin` }, 'declangrescore');
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('a Japanese complaint stored as `en` and scored by the English model is stored as `ja` and neutral once re-scored', async () => {
+    const run = `dlre${Date.now()}`;
+    await ingest(app, posts(run, { ja: JA, en: EN }, 'en'), { 'x-api-key': ADMIN });
+    // as a release before the rule stored it: the declaration kept, the English model's answer
+    await app.db.ds.query(`UPDATE interaction SET lang = 'en', sentiment_label = 'negative', sentiment_score = -0.8, unhappy = true WHERE external_id = $1`, [`${run}-ja`]);
+    const started = await app.gql<{ startRescore: { id: string } }>('mutation { startRescore { id } }', undefined, { 'x-api-key': ADMIN });
+    expect(started.errors).toBeUndefined();
+    const job = await waitFor('the re-score to finish', async () => {
+      const r = await app.gql<{ rescoreJob: { status: string; error: string | null } }>('query($id: ID!) { rescoreJob(id: $id) { status error } }', { id: started.data.startRescore.id }, { 'x-api-key': ADMIN });
+      return ['succeeded', 'failed'].includes(r.data.rescoreJob.status) ? r.data.rescoreJob : null;
+    });
+    expect(job).toEqual({ status: 'succeeded', error: null });
+    const rows = await stored(app, run);
+    expect(rows.get('ja')).toMatchObject({ lang: 'ja', sentiment_label: 'neutral', unhappy: false });
+    expect(rows.get('en')).toMatchObject({ lang: 'en', unhappy: true });
+    const r = await app.gql<{ interactions: { edges: { node: { externalId: string; lang: string } }[] } }>('{ interactions(first: 100) { edges { node { externalId lang } } } }', undefined, { 'x-api-key': ADMIN });
+    expect(r.data.interactions.edges.find((e) => e.node.externalId === `${run}-ja`)?.node.lang).toBe('ja');
   });
 });
