@@ -3,6 +3,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
 import { callerKey, type AuthService, type Principal } from '../auth/auth.service';
+import { looksLikePii } from '../auth/pii.policy';
 import type { AccessLine } from '../graphql/context';
 import type { GraphQLContext } from '../graphql/context';
 import { EXPLORER_ASSET_PREFIX, sendExplorerAsset, sendExplorerPage, wantsExplorerPage } from '../graphql/explorer';
@@ -306,12 +307,14 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
  * The client's X-Request-Id when it is one: visible ASCII, cut to 100 characters. Node's parser
  * already refuses CR, LF and other control characters in a header; it passes spaces, tabs and
  * bytes 0x80–0xFF (UTF-8 read as Latin-1), which came back in the log as mojibake and split
- * log tools' fields: such an id is replaced by a fresh one.
+ * log tools' fields: such an id is replaced by a fresh one. So is one that reads as an email or a
+ * phone number: it went into every log line of the request and the access log, where no address
+ * a client sends may go.
  */
 function clientRequestId(sent: string | string[] | undefined): string | null {
   if (typeof sent !== 'string') return null;
   const id = sent.slice(0, 100);
-  return /^[\x21-\x7e]+$/.test(id) ? id : null;
+  return /^[\x21-\x7e]+$/.test(id) && !looksLikePii(id) ? id : null;
 }
 
 /**

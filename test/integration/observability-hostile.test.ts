@@ -101,6 +101,27 @@ describe('observability under hostile input', () => {
     expect(found(raw.join('\n'))).toEqual([]);
   });
 
+  it('replaces an X-Request-Id that reads as an email or phone: it reaches no log line, span or reply', async () => {
+    raw.length = 0;
+    exporter.reset();
+    const body = JSON.stringify({ query: '{ customers(first: 1) { totalCount } }' });
+    for (const sent of [EMAIL, PHONE, `req-${EMAIL}`, '(415) 555-0199']) {
+      const res = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ANALYST, 'x-request-id': sent }, body });
+      expect(res.status).toBe(200);
+      await res.text();
+      // a fresh id instead, echoed as usual
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    // an ordinary id is kept as sent
+    const kept = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ANALYST, 'x-request-id': 'trace-4155-abc' }, body });
+    expect(kept.headers.get('x-request-id')).toBe('trace-4155-abc');
+    await kept.text();
+    await waitForServerSpans(5);
+    expect(linesOf('trace-4155-abc').length).toBeGreaterThan(0);
+    expect(found(spanText(exporter.getFinishedSpans()))).toEqual([]);
+    expect(found(raw.join('\n'))).toEqual([]);
+  });
+
   it('logs and traces a huge operation name cut, once', async () => {
     raw.length = 0;
     exporter.reset();
