@@ -179,4 +179,89 @@ describe('duplicates merged in the CRM', () => {
     await mergedAway('salesforce', loser.Id, master.Id);
     expect(await q(`SELECT id FROM merge_audit`)).toHaveLength(audits);
   }, 60_000);
+  it('HubSpot: a primary archived after the merge, before Earshot synced, still takes the secondary out of the live records', async () => {
+    // The admin merges two duplicates and then deletes the merged contact (a deletion request):
+    // HubSpot lists the primary as archived only, its hs_merged_object_ids naming the secondary,
+    // whose id is an alias of an archived record. Before, the archived list's merges were not
+    // read: the secondary stayed a live record of its own customer, written back to for ever.
+    const at = Date.now() - DAY_MS;
+    const primary = hs.store.create('contacts', { email: 'lee.varga@example.com', firstname: 'Lee', lastname: 'Varga' }, at);
+    const secondary = hs.store.create('contacts', { email: 'lvarga@home.example.org', firstname: 'Lee', lastname: 'Varga' }, at + 1);
+    const p1 = await speak('lee.varga@example.com', 'positive', 60);
+    const s1 = await speak('lvarga@home.example.org', 'negative', 50);
+    await app.services.crmSync.run('hubspot');
+    expect(await customersOf([p1, s1])).toHaveLength(2);
+    await app.services.crmWriteback.runOnce();
+    const secondaryWrittenAt = (await record('hubspot', secondary.id)).written_at;
+    expect(secondaryWrittenAt).not.toBeNull();
+
+    hs.store.merge('contacts', primary.id, secondary.id);
+    hs.store.archive('contacts', hs.store.get('contacts', primary.id)!);
+    await app.services.crmSync.run('hubspot');
+
+    expect((await record('hubspot', primary.id)).deleted_at).not.toBeNull();
+    await mergedAway('hubspot', secondary.id, primary.id);
+    // the CRM said they were one person: one customer, as when the primary lives on
+    const primaryCustomer = (await record('hubspot', primary.id)).customer_id;
+    expect(await customersOf([p1, s1])).toEqual([primaryCustomer]);
+    // the secondary's address speaks: nothing is aimed at its id any more
+    await speak('lvarga@home.example.org', 'negative', 1);
+    const r = await app.services.crmWriteback.runOnce();
+    expect(r.failed).toBe(0);
+    const after = await record('hubspot', secondary.id);
+    expect(after.written_at).toEqual(secondaryWrittenAt);
+    expect(after.writeback_error).toBeNull();
+  }, 60_000);
+
+  it('HubSpot: a primary Earshot never saw, archived after the merge, still takes the secondary out of the live records', async () => {
+    const at = Date.now() - DAY_MS;
+    const secondary = hs.store.create('contacts', { email: 'rin.sato@home.example.org', firstname: 'Rin', lastname: 'Sato' }, at);
+    const s1 = await speak('rin.sato@home.example.org', 'negative', 50);
+    await app.services.crmSync.run('hubspot');
+    const [customer] = await customersOf([s1]);
+    expect((await record('hubspot', secondary.id)).customer_id).toBe(customer);
+
+    // created, merged into and deleted between two syncs
+    const primary = hs.store.create('contacts', { email: 'rin.sato@example.com', firstname: 'Rin', lastname: 'Sato' });
+    hs.store.merge('contacts', primary.id, secondary.id);
+    hs.store.archive('contacts', hs.store.get('contacts', primary.id)!);
+    await app.services.crmSync.run('hubspot');
+
+    await mergedAway('hubspot', secondary.id, primary.id);
+    // nothing of the primary was ever stored, and the customer stays as it was
+    expect(await q(`SELECT id FROM crm_record WHERE system = 'hubspot' AND external_id = $1`, [primary.id])).toHaveLength(0);
+    expect(await customersOf([s1])).toEqual([customer]);
+  }, 60_000);
+  it('Salesforce: the merged person’s open complaints rank as the master’s customer’s, CRM record and all', async () => {
+    // The queue's urgency counts the customer's value (interactions, a live CRM record). An item
+    // keeps the customer it opened with; a merge moves that customer's CRM records and
+    // interactions to the survivor. Before, the item of the merged-away customer was ranked by the
+    // customer left behind (its record gone, its count stale): the master's complaint and the
+    // loser's, of the same person, the same age and score, ranked apart.
+    const at = Date.now() - DAY_MS;
+    const master = sf.store.insert('Contact', { FirstName: 'Noor', LastName: 'Haddad', Email: 'noor.haddad@example.com' }, at);
+    const loser = sf.store.insert('Contact', { FirstName: 'Noor', LastName: 'Haddad', Email: 'nhaddad@home.example.org' }, at + 1);
+    const m1 = await speak('noor.haddad@example.com', 'negative', 50);
+    const l1 = await speak('nhaddad@home.example.org', 'negative', 50);
+    await app.services.crmSync.run('salesforce');
+    const ranked = async () => {
+      const page = await app.services.listeningGap.openItems({ first: 100 });
+      const ids = await q<{ id: string; external_id: string }>(`SELECT id, external_id FROM interaction WHERE external_id = ANY($1::text[])`, [[m1, l1]]);
+      const byExternal = new Map(ids.map((r) => [r.external_id, r.id]));
+      const item = (ext: string) => page.edges.map((e) => e.node).find((n) => n.interactionUuid === byExternal.get(ext))!;
+      return { master: item(m1), loser: item(l1) };
+    };
+    const before = await ranked();
+    expect(before.master.urgency).toBeCloseTo(before.loser.urgency, 3);
+
+    sf.store.merge('Contact', master.Id, [loser.Id], {}, mergedAt());
+    await app.services.crmSync.run('salesforce');
+    const [one] = await customersOf([m1, l1]);
+    expect(await customersOf([m1, l1])).toEqual([one]);
+
+    const after = await ranked();
+    // one person with one live record and two interactions: both complaints weigh the same
+    expect(after.loser.urgency).toBeCloseTo(after.master.urgency, 3);
+    expect(after.master.urgency).toBeGreaterThan(before.master.urgency);
+  }, 60_000);
 });

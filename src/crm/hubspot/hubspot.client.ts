@@ -261,11 +261,12 @@ export class HubSpotCrmClient implements CrmClient {
     }
   }
 
-  private async emitObjects(type: HsObjectType, objects: HsObjectJson[], cursor: SyncCursor | null, opts: PullOptions, via: 'search' | 'archived' = 'search'): Promise<void> {
+  /** `mergedFrom`: the objects whose hs_merged_object_ids are followed (the emitted ones by default). */
+  private async emitObjects(type: HsObjectType, objects: HsObjectJson[], cursor: SyncCursor | null, opts: PullOptions, via: 'search' | 'archived' = 'search', mergedFrom = objects): Promise<void> {
     const companies = type === 'contacts' ? await this.companiesOf(objects.map((o) => o.id)) : new Map<string, string[]>();
     const records = objects.map((o) => mapHubSpotObject(type, o, this.hs.identityFields, companies.get(o.id) ?? []));
-    if (via === 'search') records.push(...(await this.mergedAway(objects, opts)));
-    await opts.sink({ objectType: type, records, cases: [], cursor, via });
+    records.push(...(await this.mergedAway(mergedFrom, opts)));
+    if (via === 'search' || records.length) await opts.sink({ objectType: type, records, cases: [], cursor, via });
   }
 
   /**
@@ -308,7 +309,10 @@ export class HubSpotCrmClient implements CrmClient {
         const known = await opts.known(recent.map((o) => o.id));
         // Archived before Earshot ever saw them: nothing to take back.
         const seen = recent.filter((o) => known.has(o.id)).map((o) => ({ ...o, archived: true }));
-        if (seen.length) await this.emitObjects(type, seen, null, opts, 'archived');
+        // But the records merged into any of them, seen or not: a primary merged into and archived
+        // between two runs is never searched, and its secondaries are listed nowhere else (their ids
+        // answer the archived primary). They stayed live records, written back to for ever.
+        await this.emitObjects(type, seen, null, opts, 'archived', recent);
       }
       after = page.paging?.next?.after;
       if (after && seen.has(after)) throw new CrmCallFailed(`HubSpot archived ${type} list sent the paging token ${JSON.stringify(String(after).slice(0, 40))} twice; stopping instead of reading the same pages forever`, null);
