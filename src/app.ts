@@ -15,6 +15,7 @@ import { createDataSource, type QueryCounter } from './db/data-source';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded-postgres';
 import { runMigrationsLocked } from './db/migrate';
 import { assertSessionsKept } from './db/session-pooling';
+import { assertSessionSettings } from './db/session-checks';
 import { exec } from './db/sql';
 import { createApollo } from './graphql/apollo';
 import { createLoaders } from './graphql/loaders';
@@ -109,6 +110,8 @@ export async function openDatabase(
     await ds.initialize();
     // before any lock or LISTEN is taken: a transaction-mode pooler shares them (src/db/session-pooling.ts)
     if (!embedded) await assertSessionsKept(url);
+    // what an operator's database or role settings hand the sessions (a schema given by the caller, in tests, is chosen on purpose)
+    await assertSessionSettings(ds, { checkSchema: !opts.schema });
     if (opts.migrate !== false) {
       const ran = await runMigrationsLocked(ds, log);
       if (ran.length > 0) log.info({ migrations: ran.map((m) => m.name) }, 'migrations applied');

@@ -6,6 +6,7 @@ import { loopTurns } from '../shared/loop-turns';
 import { requestContext } from '../shared/request-context';
 import { migrations } from '../../migrations';
 import { sqlState } from './failures';
+import { PinnedClient } from './session-settings';
 
 /**
  * Counts SQL statements, in all and per HTTP request (by request id); tests use it to prove
@@ -112,7 +113,8 @@ export const UTC_DATES = {
  * state of a pooled one, not a proven fix. Whoever uses the connection still sees its failure.
  */
 function guardedClient(onLost: (err: Error) => void): typeof pg.Client {
-  return class GuardedClient extends pg.Client {
+  // with Earshot's session settings pinned, whatever the database's defaults (./session-settings.ts)
+  return class GuardedClient extends PinnedClient {
     constructor(config?: string | pg.ClientConfig) {
       super(config);
       // A client the pool is ending (a pool closed at shutdown ends its clients without waiting

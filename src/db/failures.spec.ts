@@ -87,4 +87,12 @@ describe('failure classification', () => {
     // 160 aliased reads on 10 pooled connections: pg-pool gave up waiting, the database was up
     expect(unavailableReason(new Error('timeout exceeded when trying to connect'))).toBe("all pooled database connections are busy");
   });
+
+  it("names an operator's statement_timeout and idle_in_transaction_session_timeout, not an outage", () => {
+    const timedOut = { driverError: Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }) };
+    expect(unavailableReason(timedOut)).toMatch(/^a statement ran past the database's statement_timeout/);
+    expect(unavailableReason({ code: '25P03' })).toMatch(/idle_in_transaction_session_timeout/);
+    // a cancel by request (57014 with another message) says nothing about a timeout
+    expect(unavailableReason(Object.assign(new Error('canceling statement due to user request'), { code: '57014' }))).toBe('the database is unavailable');
+  });
 });

@@ -108,6 +108,10 @@ export function unavailableReason(e: unknown): string {
   if (code === '25006') return 'the database is read-only';
   if (/^57P0[1-3]$/.test(code)) return 'the database is restarting';
   if (code === '40001' || code === '40P01') return 'the database met a concurrent change (serialization failure or deadlock)';
+  // an operator's limits (ALTER DATABASE/ROLE … SET, postgresql.conf): named, so that they are
+  // not taken for an outage (before: "the database is unavailable or busy")
+  if (isStatementTimeout(e)) return "a statement ran past the database's statement_timeout (set for the database, Earshot's role or the server)";
+  if (code === '25P03') return "the database ended a transaction that waited past its idle_in_transaction_session_timeout (set for the database, Earshot's role or the server)";
   // pg-pool's own wait: the database is up, this process's connections are all taken
   for (const cur of causes(e)) {
     if (/^timeout exceeded when trying to connect/.test(String((cur as { message?: unknown }).message))) return "all pooled database connections are busy";

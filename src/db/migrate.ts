@@ -3,7 +3,7 @@ import { MigrationExecutor, type DataSource, type Migration } from 'typeorm';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { sqlState } from './failures';
-import { advisoryLock, advisoryUnlock, sessionLockTimeout, tryAdvisoryLock } from './sql';
+import { advisoryLock, advisoryUnlock, liftSessionTimeouts, resetSessionTimeouts, sessionLockTimeout, tryAdvisoryLock } from './sql';
 
 /**
  * Session advisory lock key of the migration runner (per database; the job leader locks use
@@ -69,8 +69,17 @@ export async function revertLastMigrationLocked(ds: DataSource, log: Logger, opt
 
 async function withMigrationLock<T>(ds: DataSource, log: Logger, opts: MigrationLockOptions, run: (executor: MigrationExecutor) => Promise<T>): Promise<T> {
   const qr = ds.createQueryRunner();
+  let lifted = false;
   try {
     await qr.connect();
+    // An operator's lock_timeout or statement_timeout for the database or role does not reach
+    // this session: with `lock_timeout = '100ms'`, of two replicas started together on a new
+    // database one exited at start with "canceling statement due to lock timeout" (its wait for
+    // the other's migrations), and a statement_timeout shorter than a migration failed it at
+    // every start. The wait for another process's migrations is unbounded, as without such a
+    // setting; each migration's lock waits are bounded by the runner's own lock_timeout below.
+    lifted = true;
+    await liftSessionTimeouts(qr);
     if (!(await tryAdvisoryLock(qr, MIGRATION_LOCK))) {
       log.info('another process is running migrations: waiting for it to finish');
       await advisoryLock(qr, MIGRATION_LOCK);
@@ -82,10 +91,11 @@ async function withMigrationLock<T>(ds: DataSource, log: Logger, opts: Migration
       executor.transaction = 'each';
       return await run(executor);
     } finally {
-      await sessionLockTimeout(qr, null).catch(() => undefined);
       await advisoryUnlock(qr, MIGRATION_LOCK).catch(() => undefined);
     }
   } finally {
+    // the connection goes back to the pool with the database's timeouts
+    if (lifted) await resetSessionTimeouts(qr).catch(() => undefined);
     await qr.release();
   }
 }

@@ -45,6 +45,48 @@ export async function restoreIdleTimeout(session: { query(text: string): Promise
 }
 
 /**
+ * The session settings Earshot's SQL and node-postgres' readers depend on, whatever an operator
+ * made the database's or role's defaults (`ALTER DATABASE … SET`, `ALTER ROLE … SET`), which
+ * every new session inherits (test/integration/db-session-settings.test.ts). Before, with
+ * `DateStyle = 'SQL, DMY'` every timestamp read back was null (node-postgres reads ISO only):
+ * GraphQL answered internal errors ("Cannot return null for non-nullable field
+ * Interaction.occurredAt"). With `extra_float_digits = -15` floats were read with two digits: the
+ * API and Kafka's interactions.enriched.v1 gave a score of 0.869 as 0.9, and paging customers by
+ * score (a float cursor) returned 1 of 10 customers. With `array_nulls = off` a null in an array
+ * parameter (./array-param.ts writes array literals) was the string "NULL": 7 of 10 ingested
+ * lines were rejected (invalid input syntax for type timestamp with time zone: "NULL"). The
+ * others are pinned because Earshot's SQL and parsers are written for them (UTC for `::date`
+ * and timestamp text, read committed for its retry and SKIP LOCKED logic) though no failure was
+ * seen without them. Not pinned: what an operator decides on purpose (search_path, checked at
+ * start by ./session-checks.ts; default_transaction_read_only; statement_timeout, lock_timeout,
+ * idle_in_transaction_session_timeout, idle_session_timeout: named when they cancel something;
+ * the migration runner lifts the first two for its own session, ./migrate.ts).
+ * Sent as a statement when a connection is made, not as the startup packet's `options`:
+ * PgBouncer 1.18 refuses the connection ("unsupported startup parameter: options").
+ */
+export const PINNED_SESSION_SETTINGS: Readonly<Record<string, string>> = {
+  DateStyle: 'ISO, MDY',
+  IntervalStyle: 'postgres',
+  TimeZone: 'UTC',
+  extra_float_digits: '1',
+  bytea_output: 'hex',
+  standard_conforming_strings: 'on',
+  default_transaction_isolation: 'read committed',
+  array_nulls: 'on',
+  transform_null_equals: 'off',
+  gin_fuzzy_search_limit: '0',
+};
+
+const PIN_SESSION = Object.entries(PINNED_SESSION_SETTINGS)
+  .map(([name, value]) => `SET ${name} = '${value}'`)
+  .join('; ');
+
+/** Pins PINNED_SESSION_SETTINGS for the rest of a new session: one round trip, before it runs anything else. */
+export async function pinSessionSettings(session: { query(text: string): Promise<unknown> }): Promise<void> {
+  await session.query(PIN_SESSION);
+}
+
+/**
  * The PostgreSQL server process that runs a statement of this session (a pg client of its own):
  * one for the session's whole life, unless a pooler in transaction mode stands between
  * (./session-pooling.ts).
@@ -103,6 +145,22 @@ export async function advisoryUnlock(db: Db, key: number): Promise<void> {
 export async function sessionLockTimeout(db: Db, lockTimeoutMs: number | null): Promise<void> {
   if (lockTimeoutMs === null) await exec(db, 'RESET lock_timeout');
   else await rows(db, `SELECT set_config('lock_timeout', $1, false)`, [`${Math.max(1, Math.round(lockTimeoutMs))}ms`]);
+}
+
+/**
+ * Lifts this connection's lock_timeout and statement_timeout, those an operator set for the
+ * database or role (`ALTER DATABASE … SET lock_timeout = …`) included, until
+ * resetSessionTimeouts: for a session whose waits and statements are bounded otherwise (the
+ * migration runner: its own lock_timeout per migration, one migration at a time).
+ */
+export async function liftSessionTimeouts(db: Db): Promise<void> {
+  await exec(db, `SELECT set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false)`);
+}
+
+/** Gives this connection back the database's (or role's, or server's) lock_timeout and statement_timeout. */
+export async function resetSessionTimeouts(db: Db): Promise<void> {
+  await exec(db, 'RESET lock_timeout');
+  await exec(db, 'RESET statement_timeout');
 }
 
 /**

@@ -1,5 +1,5 @@
-import { Client } from 'pg';
 import type { Logger } from '../shared/logger';
+import { PinnedClient } from '../db/session-settings';
 import { keepWhileIdle } from '../db/sql';
 
 /** Channel the triggers of migration LiveEvents1765500000000 NOTIFY on. */
@@ -18,7 +18,7 @@ type Handler = (ids: string[]) => void;
  * replay what was sent while nobody listened.
  */
 export class LiveEvents {
-  private client: Client | null = null;
+  private client: PinnedClient | null = null;
   private readonly handlers = new Map<LiveEventKind, Set<Handler>>();
   private stopped = false;
   private retryMs = 200;
@@ -55,7 +55,7 @@ export class LiveEvents {
   }
 
   private async connect(): Promise<void> {
-    const client = new Client({ connectionString: this.connectionString, application_name: 'earshot-live-events', connectionTimeoutMillis: 5_000, keepAlive: true });
+    const client = new PinnedClient({ connectionString: this.connectionString, application_name: 'earshot-live-events', connectionTimeoutMillis: 5_000, keepAlive: true });
     client.on('notification', (n) => {
       if (n.channel !== LIVE_EVENTS_CHANNEL || !n.payload) return;
       try {

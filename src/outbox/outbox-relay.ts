@@ -1,5 +1,6 @@
-import { Client, Pool } from 'pg';
+import { Pool } from 'pg';
 import type { Span } from '@opentelemetry/api';
+import { PinnedClient } from '../db/session-settings';
 import { keepWhileIdle } from '../db/sql';
 import { authorHandleFor, displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
 import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, tracer } from '../shared/tracing';
@@ -139,7 +140,7 @@ export class OutboxRelay implements RelayHandle {
   private readonly batchSize: number;
   private readonly standbyRetryMs: number;
   private readonly unhealthyAfterMs: number;
-  private lockClient: Client | null = null;
+  private lockClient: PinnedClient | null = null;
   private leader = false;
   private running = false;
   private loop: Promise<void> | null = null;
@@ -172,6 +173,8 @@ export class OutboxRelay implements RelayHandle {
       application_name: 'earshot-outbox-relay',
       connectionTimeoutMillis: 10_000,
       options: db.schema ? `-c search_path=${db.schema}` : undefined,
+      // the session settings rendering depends on (float digits of scores), whatever the database's defaults
+      Client: PinnedClient,
     });
     // An idle connection dropped by the server: the pool replaces it; the cycle that needs it retries.
     this.pool.on('error', (e) => this.log.warn({ err: e }, 'outbox relay pool connection lost'));
@@ -319,7 +322,7 @@ export class OutboxRelay implements RelayHandle {
   /** Takes the leader lock on a dedicated session, which also LISTENs for new rows. */
   private async tryLead(): Promise<boolean> {
     if (!this.lockClient) {
-      const client = new Client({
+      const client = new PinnedClient({
         connectionString: this.db.url,
         application_name: 'earshot-outbox-relay',
         connectionTimeoutMillis: 5_000,
