@@ -123,8 +123,12 @@ export class IdentityLinkService {
       const name = record?.person
         ? safeDisplayName([record.person.givenName, record.person.surname].filter(Boolean).join(' '), record.person.company)
         : kind === 'handle' && !ADDRESS_SOURCES.has(network ?? '') ? safeDisplayName(identity.raw_value) : null;
+      // a name a merge gave the owner along with this identity leaves with it, when nothing else
+      // that merge brought stays (as an undone merge's does: unmergeTx)
+      const leaving = await repo.namingMergesLeavingWith(qr, identity.id, owner);
       await repo.insertCustomer(qr, fresh, name);
       await repo.moveIdentityByHand(qr, identity.id, fresh);
+      for (const m of leaving) await repo.clearNameFilledBy(qr, m.id, m.name);
       const moved = await repo.moveInteractionsOfIdentity(qr, fresh, owner, identity.id);
       if (record) await repo.moveCrmRecord(qr, record.id, fresh);
       const auditId = await repo.insertAudit(qr, {

@@ -19,6 +19,11 @@ export interface MergeSnapshot {
   /** customers merged into the merged one earlier, repointed to the survivor */
   repointed: string[];
   displayName: string | null;
+  /**
+   * the survivor had no name and took `displayName` (merges recorded before this field: unknown,
+   * treated as false); undoing the merge, or unlinking what it brought, takes the name back
+   */
+  filledName?: boolean;
 }
 
 /** One side of a suggested pair: a customer and the identity that stands for it. */

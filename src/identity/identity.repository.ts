@@ -73,9 +73,49 @@ export function markMerged(db: Db, survivorId: string, mergedId: string): Promis
   return firstRow(db, `WITH u AS (UPDATE customer SET merged_into_id = $1, updated_at = now() WHERE id = $2 RETURNING display_name) SELECT display_name FROM u`, [survivorId, mergedId]);
 }
 
-/** Gives a customer without a name this one. */
-export async function fillDisplayName(db: Db, customerId: string, name: string | null): Promise<void> {
-  await exec(db, `UPDATE customer SET display_name = $2 WHERE id = $1 AND display_name IS NULL`, [customerId, name]);
+/** Gives a customer without a name this one; whether it did. */
+export async function fillDisplayName(db: Db, customerId: string, name: string | null): Promise<boolean> {
+  if (name === null) return false;
+  const row = await firstRow<{ id: string }>(db, `UPDATE customer SET display_name = $2 WHERE id = $1 AND display_name IS NULL RETURNING id`, [customerId, name]);
+  return row !== undefined;
+}
+
+/**
+ * Takes back a name that merges handed on: the survivor of merge `auditId` when that merge gave it
+ * its name (`snapshot.filledName`), and each customer that got the name from one of those by a
+ * later merge still in place, as long as each still bears it. Their names become null again (what
+ * they were before those merges). Returns the ids cleared.
+ */
+export async function clearNameFilledBy(db: Db, auditId: string, name: string): Promise<string[]> {
+  return ids(
+    await rows(
+      db,
+      `WITH RECURSIVE filled(id) AS (
+         SELECT survivor_id FROM merge_audit WHERE id = $1 AND action = 'merge' AND coalesce((snapshot->>'filledName')::boolean, false)
+         UNION
+         SELECT a.survivor_id FROM merge_audit a JOIN filled f ON a.merged_id = f.id
+          WHERE a.action = 'merge' AND a.undone_at IS NULL AND coalesce((a.snapshot->>'filledName')::boolean, false) AND a.snapshot->>'displayName' = $2::text)
+       UPDATE customer c SET display_name = NULL, updated_at = now() FROM filled f WHERE c.id = f.id AND c.display_name = $2::text RETURNING c.id`,
+      [auditId, name],
+    ),
+  );
+}
+
+/**
+ * The merges still in place that brought `identityId` into a customer and gave their survivor a
+ * name, when none of the other identities that merge brought is still on `customerId`: the
+ * person that name belongs to leaves with this identity. Their audit ids and names.
+ */
+export function namingMergesLeavingWith(db: Db, identityId: string, customerId: string): Promise<{ id: string; name: string }[]> {
+  return rows(
+    db,
+    `SELECT a.id, a.snapshot->>'displayName' AS name FROM merge_audit a
+      WHERE a.action = 'merge' AND a.undone_at IS NULL AND coalesce((a.snapshot->>'filledName')::boolean, false) AND a.snapshot->>'displayName' IS NOT NULL
+        AND a.snapshot->'identities' ? $1::text
+        AND NOT EXISTS (SELECT 1 FROM customer_identity ci
+                         WHERE ci.customer_id = $2 AND ci.id::text <> $1::text AND a.snapshot->'identities' ? ci.id::text)`,
+    [identityId, customerId],
+  );
 }
 
 /** Identities among `identityIds` still on `from` go back to `to`; the ids that moved. */

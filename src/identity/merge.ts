@@ -124,7 +124,7 @@ export async function mergeCustomersTx(qr: Q, survivorId: string, mergedId: stri
   const moved = await repo.moveAllInteractions(qr, survivorId, mergedId, identities);
   const repointed = await repo.repointMergedInto(qr, survivorId, mergedId);
   const merged = await repo.markMerged(qr, survivorId, mergedId);
-  await repo.fillDisplayName(qr, survivorId, merged?.display_name ?? null);
+  const filledName = await repo.fillDisplayName(qr, survivorId, merged?.display_name ?? null);
 
   const snapshot: MergeSnapshot = {
     identities,
@@ -132,6 +132,7 @@ export async function mergeCustomersTx(qr: Q, survivorId: string, mergedId: stri
     interactions: moved.filter((m) => !m.follows).map((m) => m.id),
     repointed,
     displayName: merged?.display_name ?? null,
+    filledName,
   };
   const auditId = await repo.insertAudit(qr, {
     action: 'merge',
@@ -205,6 +206,9 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
   // customer it becomes is named after what it takes along (linkedName), never after an address
   const name = displayName ?? (audit.action === 'link' ? await linkedName(qr, restored) : null);
   await repo.restoreCustomer(qr, restored, name);
+  // The name the merge gave the survivor (and that later merges passed on) goes with its owner:
+  // left there, it named another person, and outlived an erasure of the one it belongs to.
+  if (audit.action === 'merge' && snap.displayName !== null) await repo.clearNameFilledBy(qr, mergeAuditId, snap.displayName);
   await repo.markAuditUndone(qr, mergeAuditId);
   const undoId = await repo.insertAudit(qr, {
     action: 'unmerge',
