@@ -185,8 +185,10 @@ export class CrmIntakeService {
     let link: { root: string; score: number; evidence: EvidenceItem[]; label: string } | null = null;
     for (const m of candidates) {
       const other = info.get(m.id);
-      if (m.decision !== 'link' || !other) continue;
-      const root = candidateRoots.get(other.customerId)!;
+      // no root: its customer was erased after recordsInfo read it (an erasure takes the
+      // customer's row lock, not the identity keys), so there is no one to link to
+      const root = other ? candidateRoots.get(other.customerId) : undefined;
+      if (m.decision !== 'link' || !other || !root) continue;
       if (await this.holdsOtherRecord(qr, root, system, objectType, c.input.externalId)) continue;
       link = { root, score: m.score, evidence: m.evidence as EvidenceItem[], label: other.label };
       break;
@@ -238,9 +240,8 @@ export class CrmIntakeService {
     const suggestedWith = new Set<string>([target!]);
     for (const m of candidates) {
       const other = info.get(m.id);
-      if (!other) continue;
-      const root = candidateRoots.get(other.customerId)!;
-      if (suggestedWith.has(root)) continue;
+      const root = other ? candidateRoots.get(other.customerId) : undefined;
+      if (!other || !root || suggestedWith.has(root)) continue;
       suggestedWith.add(root);
       const ok = await recordSuggestion(qr, { customerId: target!, identityId: selfAnchor }, { customerId: root, identityId: other.anchor }, {
         score: m.score,
@@ -254,8 +255,8 @@ export class CrmIntakeService {
     }
     // Shared keys with another record of the same CRM object: for review, never merged.
     for (const a of apart) {
-      const root = (await lockCustomers(qr, [a.side.customerId])).get(a.side.customerId)!;
-      if (suggestedWith.has(root)) continue;
+      const root = (await lockCustomers(qr, [a.side.customerId])).get(a.side.customerId);
+      if (!root || suggestedWith.has(root)) continue;
       suggestedWith.add(root);
       const ok = await recordSuggestion(qr, { customerId: target!, identityId: selfAnchor }, { customerId: root, identityId: a.side.identityId }, {
         score: null,
