@@ -57,8 +57,19 @@ export async function restoreIdleTimeout(session: { query(text: string): Promise
  * lines were rejected (invalid input syntax for type timestamp with time zone: "NULL"). The
  * others are pinned because Earshot's SQL and parsers are written for them (UTC for `::date`
  * and timestamp text, read committed for its retry and SKIP LOCKED logic) though no failure was
- * seen without them. Not pinned: what an operator decides on purpose (search_path, checked at
- * start by ./session-checks.ts; default_transaction_read_only; statement_timeout, lock_timeout,
+ * seen without them. `jit` is off: PostgreSQL compiles a statement whose planner cost passes
+ * jit_above_cost (100,000 by default; past 500,000 it inlines and optimises too) on every run,
+ * and Earshot's costliest statements rank every open item or customer for one page, where
+ * compiling costs more than it saves. Measured on a copy with 25,000 customers (5,000 more
+ * merged away), 113,000 interactions and 7,100 open items, each statement replayed with JIT on,
+ * then off: the `openItems` page (cost 124,000) 130 ms, 51 of them compiling, then 60 ms;
+ * `customers(order: OPEN_ITEMS)` (cost 296,000) 125 then 83 ms. On the listening-gap bench's
+ * data (1,000,000 interactions, 105,000 open items): the `openItems` page 1.5 s (1.1 s
+ * compiling) then 0.59 s, `listeningItems(order: URGENCY)` 0.71 then 0.20 s. No statement was
+ * faster with it: the 60-day sentiment trend (cost 149,000) 546 then 475 ms; the others,
+ * ingest's included (at most 17,000), stay under the threshold. Not pinned: what an operator
+ * decides on purpose (search_path, checked at start by ./session-checks.ts;
+ * default_transaction_read_only; statement_timeout, lock_timeout,
  * idle_in_transaction_session_timeout, idle_session_timeout: named when they cancel something;
  * the migration runner lifts the first two for its own session, ./migrate.ts).
  * Sent as a statement when a connection is made, not as the startup packet's `options`:
@@ -75,6 +86,7 @@ export const PINNED_SESSION_SETTINGS: Readonly<Record<string, string>> = {
   array_nulls: 'on',
   transform_null_equals: 'off',
   gin_fuzzy_search_limit: '0',
+  jit: 'off',
 };
 
 const PIN_SESSION = Object.entries(PINNED_SESSION_SETTINGS)

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { toGlobalId } from '../../src/graphql/relay';
 import { ManualClock } from '../../src/shared/clock';
 import { HubSpotServer } from '../crm-servers/hubspot/server';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
@@ -263,5 +264,39 @@ describe('duplicates merged in the CRM', () => {
     // one person with one live record and two interactions: both complaints weigh the same
     expect(after.loser.urgency).toBeCloseTo(after.master.urgency, 3);
     expect(after.master.urgency).toBeGreaterThan(before.master.urgency);
+  }, 60_000);
+  it('Salesforce: the merged person counts every open complaint of theirs in the customers’ OPEN_ITEMS order', async () => {
+    // The order counted the open items whose customer is the listed (surviving) one; an item keeps
+    // the customer it opened with, so the merged-away customer's complaints were counted by no one.
+    const at = Date.now() - DAY_MS;
+    const master = sf.store.insert('Contact', { FirstName: 'Ines', LastName: 'Duarte', Email: 'ines.duarte@example.com' }, at);
+    const loser = sf.store.insert('Contact', { FirstName: 'Ines', LastName: 'Duarte', Email: 'iduarte@home.example.org' }, at + 1);
+    const complain = async (email: string, source: string) => {
+      const id = `merge-${++round}`;
+      const r = await app.services.ingest.ingestObjects(
+        [{ eventId: id, source, externalId: id, occurredAt: new Date(Date.now() - 30 * 60_000).toISOString(), direction: 'inbound', author: { displayName: email.split('@')[0], email }, text: 'My parcel is late again and nobody answers. Terrible service, I want a refund.' }],
+        'test',
+      );
+      expect(r.rejected).toHaveLength(0);
+      return id;
+    };
+    // the person: one complaint by the master's address, two (email, chat) by the loser's
+    const m1 = await complain('ines.duarte@example.com', 'email');
+    const l1 = await complain('iduarte@home.example.org', 'email');
+    await complain('iduarte@home.example.org', 'chat');
+    // a bystander with two
+    const b1 = await complain('tomas.berg@example.net', 'email');
+    await complain('tomas.berg@example.net', 'chat');
+    await app.services.crmSync.run('salesforce');
+    sf.store.merge('Contact', master.Id, [loser.Id], {}, mergedAt());
+    await app.services.crmSync.run('salesforce');
+    const [person] = await customersOf([m1, l1]);
+    expect(await customersOf([m1, l1])).toEqual([person]);
+    expect(await q(`SELECT id FROM listening_item WHERE status = 'open'`)).toHaveLength(5);
+
+    const r = await app.gql<{ customers: { edges: { node: { id: string } }[] } }>('{ customers(first: 2, order: OPEN_ITEMS) { edges { node { id } } } }');
+    expect(r.errors).toBeUndefined();
+    // three open complaints against the bystander's two
+    expect(r.data.customers.edges.map((e) => e.node.id)).toEqual([person!, ...(await customersOf([b1]))].map((id) => toGlobalId('Customer', id)));
   }, 60_000);
 });

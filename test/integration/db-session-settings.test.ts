@@ -11,7 +11,8 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres';
  * Earshot inherits unless it pins its own: dates in another style and order, a time zone 14 hours
  * east of UTC, floats rendered with 2 significant digits, intervals and byte strings in other
  * formats, serializable transactions, backslashes in string literals as escapes, `NULL` in an
- * array literal read as the word, `x = NULL` read as `x IS NULL`.
+ * array literal read as the word, `x = NULL` read as `x IS NULL`, and JIT compilation of every
+ * statement, however cheap.
  */
 const HOSTILE: Record<string, string> = {
   DateStyle: `'SQL, DMY'`,
@@ -23,6 +24,8 @@ const HOSTILE: Record<string, string> = {
   standard_conforming_strings: 'off',
   array_nulls: 'off',
   transform_null_equals: 'on',
+  jit: 'on',
+  jit_above_cost: '0',
 };
 
 async function alterDatabase(db: TestDatabase, settings: Record<string, string>): Promise<void> {
@@ -98,11 +101,22 @@ describe('a database whose DBA changed the session defaults (ALTER DATABASE … 
     const c = new Client({ connectionString: app.database.url });
     await c.connect();
     try {
-      const { rows } = await c.query<{ d: string; tz: string; f: string }>(`SELECT current_setting('DateStyle') AS d, current_setting('TimeZone') AS tz, current_setting('extra_float_digits') AS f`);
-      expect(rows[0]).toEqual({ d: 'SQL, DMY', tz: 'Pacific/Kiritimati', f: '-15' });
+      const { rows } = await c.query<{ d: string; tz: string; f: string; jit: string }>(
+        `SELECT current_setting('DateStyle') AS d, current_setting('TimeZone') AS tz, current_setting('extra_float_digits') AS f, current_setting('jit') AS jit`,
+      );
+      expect(rows[0]).toEqual({ d: 'SQL, DMY', tz: 'Pacific/Kiritimati', f: '-15', jit: 'on' });
     } finally {
       await c.end();
     }
+  });
+
+  it('runs its pooled connections without JIT compilation, though the database turns it on for every statement', async () => {
+    // before: with the server's default threshold, JIT compiled the listening queue's page (its
+    // planner cost passes it from a few thousand open items) and the page took twice as long
+    const shown = (await Promise.all(Array.from({ length: 30 }, () => app.db.ds.query('SHOW jit')))) as { jit: string }[][];
+    expect(new Set(shown.map(([r]) => r!.jit))).toEqual(new Set(['off']));
+    const [explained] = (await app.db.ds.query('EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM interaction WHERE sentiment_score > -2')) as { 'QUERY PLAN': { JIT?: unknown }[] }[];
+    expect(explained!['QUERY PLAN'][0]!.JIT).toBeUndefined();
   });
 
   it('answers interactions with the times and scores sent, and pages through all of them once', async () => {
