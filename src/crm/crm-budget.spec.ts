@@ -64,6 +64,35 @@ describe('CrmBudget', () => {
     expect(b.defer(365 * 86_400_000, 'a year').until.getTime()).toBe(now + MAX_RETRY_AFTER_MS);
   });
 
+  it('holds calls back no longer when the host clock steps back (NTP) than it would have on a steady clock', async () => {
+    const HOUR = 3_600_000;
+    let now = Date.UTC(2026, 0, 1, 12, 0, 0);
+    const b = new CrmBudget('t', { daily: 1_000, per10s: 3 }, () => now);
+    for (let i = 0; i < 3; i++) await b.acquire();
+    b.pause(20_000);
+    // the clock steps back an hour: the window and the pause still end 10 s and 20 s from now.
+    // Before, they ended an hour and 10 s (20 s) later: every call of the org waited an hour.
+    now -= HOUR;
+    const err = await withWaitDeadline(now + 1, () => b.acquire()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CrmRetryLater);
+    expect((err as CrmRetryLater).until.getTime()).toBeLessThanOrEqual(now + 20_000);
+    expect(b.snapshot().pausedUntil!.getTime()).toBeLessThanOrEqual(now + 20_000);
+    expect(b.snapshot().inLast10s).toBe(3);
+    now += 20_001;
+    await b.acquire();
+    expect(b.snapshot()).toMatchObject({ usedToday: 4, inLast10s: 1, pausedUntil: null });
+    // a deferred Retry-After (two minutes) is not stretched by a step back either
+    const e = b.defer(120_000, 'asked');
+    now -= 2 * HOUR;
+    const later = await b.acquire().catch((x: unknown) => x);
+    expect(later).toBeInstanceOf(CrmRetryLater);
+    expect((later as CrmRetryLater).until.getTime()).toBeLessThanOrEqual(now + 120_000);
+    expect(e.until.getTime() - (later as CrmRetryLater).until.getTime()).toBe(2 * HOUR);
+    now += 120_001;
+    await b.acquire();
+    expect(b.snapshot().usedToday).toBe(5);
+  });
+
   it('waits what Retry-After says, else backs off exponentially with jitter', () => {
     const p = { maxRetries: 5, baseMs: 100, maxWaitMs: 60_000 };
     expect(retryDelay(p, 3, '7')).toBe(7000);

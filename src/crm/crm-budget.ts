@@ -108,6 +108,8 @@ export class CrmBudget {
   private exhaustedUntil: number | null = null;
   private vendorUsage: { used: number; max: number } | null = null;
   private queue: Promise<void> = Promise.resolve();
+  /** the latest time read from the clock (see at()) */
+  private lastRead = -Infinity;
 
   constructor(
     readonly key: string,
@@ -115,6 +117,7 @@ export class CrmBudget {
     private readonly now: () => number = Date.now,
   ) {
     this.day = utcDay(this.now());
+    this.lastRead = this.now();
   }
 
   setLimits(limits: BudgetLimits): void {
@@ -131,7 +134,7 @@ export class CrmBudget {
 
   private async take(search: boolean): Promise<void> {
     for (;;) {
-      const t = this.now();
+      const t = this.at();
       this.roll(t);
       if (this.exhaustedUntil !== null) {
         if (t < this.exhaustedUntil) throw this.exhausted();
@@ -168,7 +171,7 @@ export class CrmBudget {
 
   /** A Retry-After (or a backoff after a 429): no caller of this org sends before it passes. */
   pause(ms: number): void {
-    this.pausedUntil = Math.max(this.pausedUntil, this.now() + ms);
+    this.pausedUntil = Math.max(this.pausedUntil, this.at() + ms);
   }
 
   /**
@@ -177,7 +180,7 @@ export class CrmBudget {
    * passes. Returns that error for the caller that got the answer.
    */
   defer(ms: number, what: string): CrmRetryLater {
-    const until = this.now() + Math.min(ms, MAX_RETRY_AFTER_MS);
+    const until = this.at() + Math.min(ms, MAX_RETRY_AFTER_MS);
     if (until > this.deferredUntil) {
       this.deferredUntil = until;
       this.deferReason = `${what}; no call to ${this.key} before ${new Date(until).toISOString()}`;
@@ -187,7 +190,7 @@ export class CrmBudget {
   }
 
   /** The vendor said the day is spent (REQUEST_LIMIT_EXCEEDED, a DAILY 429). */
-  markExhausted(until: Date = nextUtcMidnight(this.now())): CrmBudgetExhausted {
+  markExhausted(until: Date = nextUtcMidnight(this.at())): CrmBudgetExhausted {
     this.exhaustedUntil = until.getTime();
     return this.exhausted();
   }
@@ -195,17 +198,17 @@ export class CrmBudget {
   /** Usage the vendor reports (Salesforce Sforce-Limit-Info): the org-wide truth across replicas. */
   observeVendorUsage(used: number, max: number): void {
     this.vendorUsage = { used, max };
-    if (used >= max) this.exhaustedUntil ??= nextUtcMidnight(this.now()).getTime();
+    if (used >= max) this.exhaustedUntil ??= nextUtcMidnight(this.at()).getTime();
   }
 
   /** Restores today's count persisted by another run or replica (the larger count wins). */
   restore(day: string, used: number): void {
-    this.roll(this.now());
+    this.roll(this.at());
     if (day === this.day) this.used = Math.max(this.used, used);
   }
 
   snapshot(): BudgetSnapshot {
-    const t = this.now();
+    const t = this.at();
     this.roll(t);
     return {
       key: this.key,
@@ -220,6 +223,26 @@ export class CrmBudget {
     };
   }
 
+  /**
+   * The clock's time. When it has stepped back since the last read (NTP correcting a host that ran
+   * ahead, a VM restored from a snapshot), the rolling windows and the pauses move back with it: a
+   * wait still ends as long after now as it did before the step. Before, every call of the org
+   * waited out the step too (an hour back: an hour without CRM calls). The UTC day and a spent
+   * day's end are dates, not waits, and stay.
+   */
+  private at(): number {
+    const t = this.now();
+    const back = this.lastRead - t;
+    if (back > 0) {
+      this.window = this.window.map((x) => x - back);
+      this.searchWindow = this.searchWindow.map((x) => x - back);
+      if (this.pausedUntil > 0) this.pausedUntil -= back;
+      if (this.deferredUntil > 0) this.deferredUntil -= back;
+    }
+    this.lastRead = t;
+    return t;
+  }
+
   private roll(t: number): void {
     const d = utcDay(t);
     if (d !== this.day) {
@@ -230,7 +253,7 @@ export class CrmBudget {
   }
 
   private exhausted(): CrmBudgetExhausted {
-    const until = new Date(this.exhaustedUntil ?? nextUtcMidnight(this.now()).getTime());
+    const until = new Date(this.exhaustedUntil ?? nextUtcMidnight(this.at()).getTime());
     return new CrmBudgetExhausted(this.key, until, `daily API budget of ${this.key} is spent (${this.used}/${this.limits.daily} calls today); resuming after ${until.toISOString()}`);
   }
 }

@@ -95,9 +95,11 @@ function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
  */
 function boundMessageRate(socket: WebSocket, log: Logger): void {
   let tokens = MESSAGE_BURST;
-  let at = Date.now();
+  // the monotonic clock: a host clock stepped back (NTP) made the step a debt of messages, and
+  // every socket's next message closed it
+  let at = performance.now();
   const take = () => {
-    const now = Date.now();
+    const now = performance.now();
     tokens = Math.min(MESSAGE_BURST, tokens + ((now - at) * MESSAGES_PER_SECOND) / 1000);
     at = now;
     if (tokens >= 1) {

@@ -29,6 +29,7 @@ export interface CrmIntakeResult {
 }
 
 const CHUNK = 100;
+/** counted on the monotonic clock: a host clock stepped back an hour (NTP) kept the index stale for that hour */
 const INDEX_REFRESH_MS = 5_000;
 
 /**
@@ -325,7 +326,7 @@ export class CrmIntakeService {
       if (this.erasuresSeen !== null) this.index = null;
       this.erasuresSeen = erasures;
     }
-    if (this.index && Date.now() - this.lastRefresh < INDEX_REFRESH_MS) return;
+    if (this.index && performance.now() - this.lastRefresh < INDEX_REFRESH_MS) return;
     const first = this.index === null;
     if (first) {
       this.index = new IncrementalIndex(new Matcher(this.parameters, this.keyOptions), {
@@ -341,7 +342,7 @@ export class CrmIntakeService {
       else this.index!.add({ ...r.person, id: r.id });
       if (r.updated_at > this.indexedUntil) this.indexedUntil = new Date(r.updated_at);
     }
-    this.lastRefresh = Date.now();
+    this.lastRefresh = performance.now();
     if (first) this.log.info({ profiles: this.index!.size }, 'identity index loaded');
   }
 

@@ -31,7 +31,7 @@ export interface KafkaConsumerOptions {
 interface PartitionProgress {
   topic: string;
   partition: number;
-  /** since when the partition has had fetched messages that are not committed yet; null when caught up */
+  /** since when (performance.now()) the partition has had fetched messages that are not committed yet; null when caught up */
   pendingSince: number | null;
   /** why the partition waits, in words for an operator (no error text, no hosts) */
   waitingOn: string | null;
@@ -102,6 +102,11 @@ export class KafkaIngestConsumer {
   private readonly stopSignal = new AbortController();
   private state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle';
   private problem: string | null = 'not started';
+  /**
+   * when the broker last answered, on the monotonic clock (performance.now()): on the wall clock a
+   * host clock stepped forward an hour made /readyz say "no answer from the broker for 3600 s",
+   * and one stepped back hid a silent broker for the hour
+   */
   private lastContact = 0;
   private joined = false;
   private joinWaiters: (() => void)[] = [];
@@ -639,7 +644,7 @@ export class KafkaIngestConsumer {
   health(): string | null {
     if (this.state !== 'running') return `kafka consumer is ${this.state}`;
     if (this.problem) return `kafka consumer: ${this.problem}`;
-    const silent = Date.now() - this.lastContact;
+    const silent = performance.now() - this.lastContact;
     if (silent > this.contactTimeoutMs) return `kafka consumer: no answer from the broker for ${Math.round(silent / 1000)} s`;
     const stalled = this.stalledPartitions().filter((p) => p.seconds * 1000 >= this.stallTimeoutMs);
     if (stalled.length > 0) {
@@ -653,7 +658,7 @@ export class KafkaIngestConsumer {
 
   /** Every partition with fetched messages not yet committed, and for how long. */
   stalledPartitions(): { topic: string; partition: number; seconds: number; waitingOn: string | null }[] {
-    const now = Date.now();
+    const now = performance.now();
     return [...this.progress.values()]
       .filter((p) => p.pendingSince !== null)
       .map((p) => ({ topic: p.topic, partition: p.partition, seconds: (now - p.pendingSince!) / 1000, waitingOn: p.waitingOn }));
@@ -692,7 +697,7 @@ export class KafkaIngestConsumer {
     // Events of a consumer replaced after a crash must not speak for the current one.
     const current = () => consumer === this.consumer;
     const touch = () => {
-      if (current()) this.lastContact = Date.now();
+      if (current()) this.lastContact = performance.now();
     };
     consumer.on(events.HEARTBEAT, touch);
     consumer.on(events.FETCH, touch);
@@ -812,7 +817,7 @@ export class KafkaIngestConsumer {
     // Until the first chunk commits, every fetched message counts as lag: a partition stuck
     // on its first chunk must not show the 0 of its last good batch.
     lag(BigInt(batch.messages[0]!.offset));
-    progress.pendingSince ??= Date.now();
+    progress.pendingSince ??= performance.now();
     for (let i = 0; i < batch.messages.length; i += this.chunkSize) {
       if (!isRunning() || isStale()) return;
       const chunk = batch.messages.slice(i, i + this.chunkSize);
@@ -845,7 +850,7 @@ export class KafkaIngestConsumer {
       }
       this.resumeAt.set(`${topic}/${partition}`, next);
       lag(next);
-      progress.pendingSince = i + this.chunkSize < batch.messages.length ? Date.now() : null;
+      progress.pendingSince = i + this.chunkSize < batch.messages.length ? performance.now() : null;
       progress.waitingOn = null;
       // Leaving anyway: a heartbeat to a broker out of reach would hold the stop for kafkajs' retries.
       if (this.stopSignal.signal.aborted) return;

@@ -4,7 +4,10 @@ import { DEFAULT_TAXONOMY, SentimentAnalyzer, type TaxonomyTopic } from './analy
 import { phraseWords, TAXONOMY_LIMITS } from './topic.matcher';
 import * as repo from './taxonomy.repository';
 
-/** Another replica's taxonomy edit reaches this one's ingest within this time. */
+/**
+ * Another replica's taxonomy edit reaches this one's ingest within this time, counted on the
+ * monotonic clock: a host clock stepped back an hour (NTP) kept the old taxonomy for that hour.
+ */
 const CACHE_TTL_MS = 10_000;
 
 export interface LoadedTaxonomy {
@@ -41,8 +44,8 @@ export class TaxonomyService {
   }
 
   current(): Promise<LoadedTaxonomy> {
-    if (!this.cached || Date.now() - this.loadedAt > CACHE_TTL_MS) {
-      this.loadedAt = Date.now();
+    if (!this.cached || performance.now() - this.loadedAt > CACHE_TTL_MS) {
+      this.loadedAt = performance.now();
       this.cached = this.load().catch((e) => {
         this.cached = null;
         throw e;

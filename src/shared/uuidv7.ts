@@ -4,6 +4,8 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
 /** random bytes for 512 ids, refilled when spent (as `randomUUID` caches its entropy) */
 const pool = Buffer.alloc(16 * 512);
 let at = pool.length;
+/** the latest time an id made at the process clock carried */
+let lastDefault = 0;
 
 /**
  * An RFC 9562 UUID, version 7: 48 bits of Unix time in milliseconds (`ms`, now by default), then the
@@ -14,8 +16,18 @@ let at = pool.length;
  * against 1,210 with random (version 4) ids, inserts 25–30 % faster, and the relay's look-up of a
  * batch's rows by id 30–55 % faster (README, "Ingest write path and throughput").
  * The id tells when it was made, to the millisecond; the events already say so (`processedAt`).
+ * Without `ms`, the time never runs back in one process, even when the host clock steps back.
  */
-export function uuidv7(ms: number = Date.now()): string {
+export function uuidv7(ms?: number): string {
+  if (ms === undefined) {
+    // The process clock, but never behind an id this process made before: when the host clock
+    // steps back (NTP correcting a host that ran ahead, a VM restored from a snapshot) ids carry
+    // the latest time made until the clock has caught up, so rows made after the step still sort
+    // after those made before it (within one millisecond ids are unordered, as ever).
+    const now = Date.now();
+    if (now > lastDefault) lastDefault = now;
+    ms = lastDefault;
+  }
   if (at === pool.length) {
     randomFillSync(pool);
     at = 0;
