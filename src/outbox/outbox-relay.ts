@@ -2,6 +2,7 @@ import { Pool } from 'pg';
 import type { Span } from '@opentelemetry/api';
 import { PinnedClient } from '../db/session-settings';
 import { keepWhileIdle } from '../db/sql';
+import { failureSqlState, isStatementTimeout } from '../db/failures';
 import { authorHandleFor, displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
 import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, tracer } from '../shared/tracing';
 import type { Config } from '../config/config';
@@ -17,6 +18,7 @@ import {
   pendingOutboxRows,
   tryLeadOutbox,
   type OutboxEventRow,
+  type OutboxSelection,
   type PendingOutboxRow,
 } from './outbox.repository';
 import { outboxEvents, type OutboxParts } from './outbox-render';
@@ -94,6 +96,8 @@ export interface OutboxRelayOptions {
 interface Chunk {
   /** whole outbox_batch rows, rendered in row order */
   rows: string[];
+  /** those rows with their counts (a render cut by the statement_timeout reads them in smaller pieces) */
+  rowCounts: PendingOutboxRow[];
   /** or events `lo`..`hi` (seq) of one part of one row */
   slice: { id: string; part: number; lo: number; hi: number } | null;
   /** events */
@@ -113,6 +117,82 @@ interface PreparedBatch {
   /** events per topic, for the metrics */
   perTopic: Map<string, number>;
   spans: Span[];
+}
+
+/**
+ * How many rows or events one statement of a kind takes: halved when PostgreSQL cancels it
+ * (an operator's `statement_timeout`), doubled back, up to `full`, after 32 statements in a
+ * row that went through at the size of the time.
+ */
+class StatementSize {
+  private size: number;
+  private fits = 0;
+  constructor(readonly full: number) {
+    this.size = full;
+  }
+  get current(): number {
+    return this.size;
+  }
+  /** After a statement of `n` was cancelled: the size to try next (under `n`), or null when `n` was one already. */
+  cut(n: number): number | null {
+    if (n <= 1) return null;
+    this.size = Math.max(1, Math.min(this.size, Math.floor(n / 2)));
+    this.fits = 0;
+    return this.size;
+  }
+  fit(): void {
+    if (this.size < this.full && ++this.fits >= 32) {
+      this.size = Math.min(this.full, this.size * 2);
+      this.fits = 0;
+    }
+  }
+}
+
+/**
+ * True when PostgreSQL cancelled a statement of the relay (57014). The relay cancels none of its
+ * own, so this is the database's `statement_timeout` (PostgreSQL 15 reports some of those as
+ * "canceling statement due to user request": seen on the relay's statements under a 20 ms
+ * timeout) or an operator's `pg_cancel_backend`: either way, the same statement in smaller
+ * pieces goes through.
+ */
+function cancelled(e: unknown): boolean {
+  return isStatementTimeout(e) || failureSqlState(e) === '57014';
+}
+
+/** What one render statement reads: whole rows, or events `lo`..`hi` of one part of one row; `size` events. */
+type Piece = { rows: PendingOutboxRow[]; size: number } | { slice: { id: string; part: number; lo: number; hi: number }; size: number };
+
+const eventsOf = (p: PendingOutboxRow): number => p.n0 + p.n1 + p.n2;
+
+/** `pieces` again, none above `limit` events: rows grouped while they fit, a larger row or slice cut into slices of one part. */
+function cutPieces(pieces: readonly Piece[], limit: number): Piece[] {
+  const out: Piece[] = [];
+  let group: { rows: PendingOutboxRow[]; size: number } | null = null;
+  const slices = (id: string, part: number, lo: number, hi: number) => {
+    group = null;
+    for (let from = lo; from <= hi; from += limit) {
+      const to = Math.min(hi, from + limit - 1);
+      out.push({ slice: { id, part, lo: from, hi: to }, size: to - from + 1 });
+    }
+  };
+  for (const piece of pieces) {
+    if ('slice' in piece) {
+      slices(piece.slice.id, piece.slice.part, piece.slice.lo, piece.slice.hi);
+      continue;
+    }
+    for (const row of piece.rows) {
+      const n = eventsOf(row);
+      if (n > limit) {
+        for (const [part, count] of [row.n0, row.n1, row.n2].entries()) if (count > 0) slices(row.id, part, 1, count);
+        continue;
+      }
+      if (group && group.size + n > limit) group = null;
+      if (!group) out.push((group = { rows: [], size: 0 }));
+      group.rows.push(row);
+      group.size += n;
+    }
+  }
+  return out;
 }
 
 /**
@@ -148,15 +228,37 @@ export class OutboxRelay implements RelayHandle {
   private woken = false;
   private failingSince: number | null = null;
   private lastError: string | null = null;
-  private lastBacklogAt = 0;
-  private lastRetentionAt = 0;
+  /**
+   * when the backlog, the retention and the parked rows were last looked at, on the monotonic clock
+   * (performance.now()): on the wall clock a host clock stepped back an hour stopped all three for
+   * that hour (a parked row due again waited the hour out)
+   */
+  private lastBacklogAt = -Infinity;
+  private lastRetentionAt = -Infinity;
   private readonly retentionSeconds: number;
   private readonly parkAfterAttempts: number;
   private readonly parkedRetryMs: number;
   private readonly maxParkedRetryMs: number;
-  private lastParkedCheckAt = 0;
+  private lastParkedCheckAt = -Infinity;
   /** the rows of the chunk whose render or send failed last in this cycle (null: none did) */
   private lastFailed: string[] | null = null;
+  /** rows per read of the queue, events per render statement, rows per marking, deletion and backlog count: cut by a statement_timeout */
+  private readonly pendingSize = new StatementSize(256);
+  private readonly renderSize: StatementSize;
+  private readonly markSize = new StatementSize(10_000);
+  private readonly deleteSize = new StatementSize(10_000);
+  private readonly backlogSize = new StatementSize(1_000_000);
+  /** whether the log has said that the database's statement_timeout cuts the relay's statements */
+  private timeoutNoted = false;
+  /**
+   * Rows whose events Kafka acknowledged but whose marking failed (its statement cancelled even
+   * for the row alone, or the database away): left out of the queue, so that they are not
+   * published again, and marked at the start of the next cycles; with their events and the time
+   * of the acknowledgement. A new leader after this one publishes them again (at least once).
+   */
+  private readonly unmarked = new Map<string, { events: number; ackedAt: number }>();
+  /** the row of the one event whose own statement was cancelled in the render that failed last */
+  private failingRow: string | null = null;
 
   constructor(
     private readonly producer: RelayProducer,
@@ -179,6 +281,7 @@ export class OutboxRelay implements RelayHandle {
     // An idle connection dropped by the server: the pool replaces it; the cycle that needs it retries.
     this.pool.on('error', (e) => this.log.warn({ err: e }, 'outbox relay pool connection lost'));
     this.batchSize = opts.batchSize ?? 500;
+    this.renderSize = new StatementSize(this.batchSize);
     this.standbyRetryMs = opts.standbyRetryMs ?? 2_000;
     this.unhealthyAfterMs = opts.unhealthyAfterMs ?? 30_000;
     this.retentionSeconds = opts.retentionSeconds ?? settings.outboxRetentionHours * 3600;
@@ -243,6 +346,7 @@ export class OutboxRelay implements RelayHandle {
           continue;
         }
         this.lastFailed = null;
+        await this.markUnmarked();
         await this.retryParked();
         await this.publishAll();
         this.failingSince = null;
@@ -253,12 +357,20 @@ export class OutboxRelay implements RelayHandle {
         this.failingSince ??= Date.now();
         this.lastError = (e as Error).message;
         const missing = missingTopicOf(e);
+        const alone = cancelled(e) && this.lastFailed !== null;
         if (missing !== null) {
           // not created again: the row is parked as any row failing on its own (the rows of other topics after it go on)
           if (await this.topicMissing(missing)) {
             backoff = this.settings.outboxPollMs;
             continue;
           }
+        } else if (alone) {
+          // short and plain: /readyz shows it (publicReason in src/http/http-server.ts)
+          this.lastError = 'the statement_timeout of the database cancels the statements of an outbox row even one event at a time';
+          this.log.warn(
+            { err: e, outboxRows: this.lastFailed, retryInMs: backoff, parkAfterAttempts: this.parkAfterAttempts },
+            "an outbox row's statement ran past the database's statement_timeout even for one event alone: counted as a failed attempt of the row; it is parked once it fails on its own while the rows after it go out",
+          );
         } else this.log.warn({ err: e, retryInMs: backoff }, 'outbox relay cycle failed; retrying');
         if (await this.parkFailingHead()) {
           // the rows after it went out: go on at once
@@ -417,12 +529,47 @@ export class OutboxRelay implements RelayHandle {
    * part's consecutive events.
    */
   private async plan(busy: string[]): Promise<Chunk[]> {
-    return this.chunksOf(await pendingOutboxRows(this.pool, busy));
+    return this.chunksOf(await this.pending(busy));
+  }
+
+  /** The oldest unsent rows, leaving out `busy` and the rows waiting for their marking; fewer at a time while a statement_timeout cuts the read. */
+  private async pending(busy: readonly string[]): Promise<PendingOutboxRow[]> {
+    const leftOut = this.unmarked.size > 0 ? [...busy, ...this.unmarked.keys()] : busy;
+    for (;;) {
+      const limit = this.pendingSize.current;
+      try {
+        const rows = await pendingOutboxRows(this.pool, leftOut, limit);
+        this.pendingSize.fit();
+        return rows;
+      } catch (e) {
+        this.cutOrThrow(e, 'the read of the queue', limit, this.pendingSize);
+      }
+    }
   }
 
   /**
-   * `pending` rows (in id order) as chunks. The first row, when it failed before, is a chunk of
-   * its own: whether it fails again is then its own doing (see `parkFailingHead`).
+   * After a statement of `n` rows or events failed: returns the size to try again with when the
+   * database cancelled it and it can be cut, saying so in the log once; else throws `e`.
+   */
+  private cutOrThrow(e: unknown, what: string, n: number, size: StatementSize): number {
+    if (!cancelled(e)) throw e;
+    const next = size.cut(n);
+    if (next === null) throw e;
+    if (!this.timeoutNoted) {
+      this.timeoutNoted = true;
+      this.log.warn(
+        { err: e, statement: what, from: n, to: next },
+        "the database's statement_timeout cancels the outbox relay's statements: it now reads, renders and marks in smaller pieces, down to one row or event (nothing is parked or published twice for it; a higher statement_timeout for Earshot's role publishes in full batches again). Said once; an event whose own statement still runs past it is logged as failing",
+      );
+    } else this.log.debug({ statement: what, from: n, to: next }, 'outbox relay statement cut by the statement_timeout');
+    return next;
+  }
+
+  /**
+   * `pending` rows (in id order) as chunks. A row that failed before is a chunk of its own:
+   * whether it fails again is then its own doing (see `parkFailingHead`), and the rows before it
+   * go out without it (it was only the first row: a row whose event alone ran past the
+   * statement_timeout held back the rows grouped before it in its chunk, cycle after cycle).
    */
   private chunksOf(pending: readonly PendingOutboxRow[]): Chunk[] {
     const chunks: Chunk[] = [];
@@ -432,12 +579,13 @@ export class OutboxRelay implements RelayHandle {
       const n = p.n0 + p.n1 + p.n2;
       // about `batchSize` events per cycle of reading the table, as before, but at least a row
       if (planned > 0 && planned + n > this.batchSize * 4) break;
-      const alone = planned === 0 && p.attempts > 0;
+      const alone = p.attempts > 0;
       planned += n;
       if (n <= this.batchSize) {
-        if (group && group.size + n > this.batchSize) group = null;
-        if (!group) chunks.push((group = { rows: [], slice: null, size: 0, completes: new Map(), touches: [], parts: [false, false, false] }));
+        if (group && (alone || group.size + n > this.batchSize)) group = null;
+        if (!group) chunks.push((group = { rows: [], rowCounts: [], slice: null, size: 0, completes: new Map(), touches: [], parts: [false, false, false] }));
         group.rows.push(p.id);
+        group.rowCounts.push(p);
         group.parts = [group.parts[0] || p.n0 > 0, group.parts[1] || p.n1 > 0, group.parts[2] || p.n2 > 0];
         group.size += n;
         group.completes.set(p.id, n);
@@ -450,7 +598,7 @@ export class OutboxRelay implements RelayHandle {
       for (const [part, count] of [p.n0, p.n1, p.n2].entries()) {
         for (let lo = 1; lo <= count; lo += this.batchSize) {
           const hi = Math.min(count, lo + this.batchSize - 1);
-          slices.push({ rows: [], slice: { id: p.id, part, lo, hi }, size: hi - lo + 1, completes: new Map(), touches: [p.id], parts: [part === 0, part === 1, part === 2] });
+          slices.push({ rows: [], rowCounts: [], slice: { id: p.id, part, lo, hi }, size: hi - lo + 1, completes: new Map(), touches: [p.id], parts: [part === 0, part === 1, part === 2] });
         }
       }
       slices[slices.length - 1]!.completes.set(p.id, n);
@@ -462,10 +610,12 @@ export class OutboxRelay implements RelayHandle {
   /** Renders a chunk's events from the rows as they are now (./outbox-render.ts; the `outbox` view defines them). */
   private async render(chunk: Chunk): Promise<PreparedBatch> {
     let rows: OutboxEventRow[];
+    this.failingRow = null;
     try {
-      rows = await outboxEvents(this.pool, chunk.slice ? { slice: chunk.slice } : { ids: chunk.rows }, chunk.parts);
+      rows = await this.readEvents(chunk);
     } catch (e) {
-      await this.failed(chunk, e);
+      // an event cancelled on its own: the failure is its row's, not the other rows' of the chunk
+      await this.failed(chunk, e, this.failingRow);
       throw e;
     }
     const messages: RelayMessage[] = [];
@@ -486,6 +636,53 @@ export class OutboxRelay implements RelayHandle {
       messages.push({ topic, key: r.message_key, value: publicValue(r), headers });
     }
     return { chunk, messages, perTopic, spans };
+  }
+
+  /**
+   * A chunk's events, read in one statement per part while that fits the database's
+   * statement_timeout; a statement it cancels is read again in halves, down to one event (the
+   * pieces in row order, so the events keep theirs). Only an event whose own statement is
+   * cancelled fails the chunk.
+   */
+  private async readEvents(chunk: Chunk): Promise<OutboxEventRow[]> {
+    const whole: Piece = chunk.slice ? { slice: chunk.slice, size: chunk.size } : { rows: chunk.rowCounts, size: chunk.size };
+    if (this.renderSize.current < chunk.size) return this.readPieces(cutPieces([whole], this.renderSize.current));
+    // the whole chunk in one read, its parts at once (as when nothing is cut)
+    try {
+      const rows = await outboxEvents(this.pool, chunk.slice ? { slice: chunk.slice } : { ids: chunk.rows }, chunk.parts);
+      this.renderSize.fit();
+      return rows;
+    } catch (e) {
+      if (chunk.size <= 1 && cancelled(e)) return this.readPieces([whole]);
+      return this.readPieces(cutPieces([whole], this.cutOrThrow(e, 'the render of events', chunk.size, this.renderSize)));
+    }
+  }
+
+  /** `pieces` one statement each, in order; one cancelled is cut smaller; one event cancelled twice in a row fails the chunk. */
+  private async readPieces(pieces: Piece[]): Promise<OutboxEventRow[]> {
+    const out: OutboxEventRow[] = [];
+    let todo = pieces;
+    let again = false;
+    while (todo.length > 0) {
+      const piece = todo[0]!;
+      const sel: OutboxSelection = 'slice' in piece ? { slice: piece.slice } : { ids: piece.rows.map((r) => r.id) };
+      const parts: OutboxParts = 'slice' in piece ? [false, false, false] : [piece.rows.some((r) => r.n0 > 0), piece.rows.some((r) => r.n1 > 0), piece.rows.some((r) => r.n2 > 0)];
+      try {
+        for (const e of await outboxEvents(this.pool, sel, parts)) out.push(e);
+        this.renderSize.fit();
+        todo = todo.slice(1);
+        again = false;
+      } catch (e) {
+        // one event: once more before it counts as the row's own failure (a loaded server's hiccup passes)
+        if (piece.size <= 1 && cancelled(e) && !again) {
+          again = true;
+          continue;
+        }
+        if (piece.size <= 1 && cancelled(e)) this.failingRow = 'slice' in piece ? piece.slice.id : (piece.rows[0]?.id ?? null);
+        todo = cutPieces(todo, this.cutOrThrow(e, 'the render of events', piece.size, this.renderSize));
+      }
+    }
+    return out;
   }
 
   /** Sends a rendered chunk (acks from all in-sync replicas), then marks the rows it completes sent; returns its size. */
@@ -523,18 +720,68 @@ export class OutboxRelay implements RelayHandle {
     }
     for (const [topic, n] of batch.perTopic) if (n > 0) this.metrics.published(topic, n);
     if (chunk.completes.size > 0) {
-      const sent = await markOutboxRowsSent(this.pool, [...chunk.completes.keys()], (performance.now() - ackedAt) / 1000);
-      // one observation per event: its outbox row's commit to the broker's ack
-      for (const d of sent) this.metrics.delay(d.delay, chunk.completes.get(d.id) ?? 0);
+      await this.markSent([...chunk.completes].map(([id, events]) => ({ id, events })), ackedAt);
       await this.applyRetention();
     }
     return chunk.size;
   }
 
+  /**
+   * Marks rows sent whose events Kafka acknowledged at `ackedAt`, as many per statement as the
+   * database's statement_timeout lets through (down to one). A row whose marking fails all the
+   * same waits in `unmarked` (left out of the queue: not published again) for the next cycle;
+   * throws when the database itself failed.
+   */
+  private async markSent(rows: { id: string; events: number }[], ackedAt: number): Promise<void> {
+    let todo = rows;
+    let again = false;
+    while (todo.length > 0) {
+      const part = todo.slice(0, this.markSize.current);
+      try {
+        const sent = await markOutboxRowsSent(this.pool, part.map((r) => r.id), (performance.now() - ackedAt) / 1000);
+        this.markSize.fit();
+        const events = new Map(part.map((r) => [r.id, r.events]));
+        // one observation per event: its outbox row's commit to the broker's ack
+        for (const d of sent) this.metrics.delay(d.delay, events.get(d.id) ?? 0);
+        for (const r of part) this.unmarked.delete(r.id);
+        todo = todo.slice(part.length);
+        again = false;
+      } catch (e) {
+        if (cancelled(e) && part.length > 1) {
+          this.cutOrThrow(e, 'the marking of sent rows', part.length, this.markSize);
+          continue;
+        }
+        if (cancelled(e) && !again) {
+          again = true;
+          continue;
+        }
+        for (const r of todo) {
+          if (!this.unmarked.has(r.id)) {
+            this.log.warn({ err: e, outboxRow: r.id }, 'outbox row published, but marking it sent failed: it is not published again for it, and marked at the next cycle');
+          }
+          this.unmarked.set(r.id, { events: r.events, ackedAt });
+        }
+        if (!cancelled(e)) throw e;
+        return;
+      }
+    }
+  }
+
+  /** Marks the rows published before whose marking failed (see `unmarked`). */
+  private async markUnmarked(): Promise<void> {
+    const byAck = new Map<number, { id: string; events: number }[]>();
+    for (const [id, { events, ackedAt }] of this.unmarked) {
+      const list = byAck.get(ackedAt) ?? [];
+      list.push({ id, events });
+      byAck.set(ackedAt, list);
+    }
+    for (const [ackedAt, rows] of byAck) await this.markSent(rows, ackedAt);
+  }
+
   /** Records a failed attempt on the rows a chunk touched (not while the database itself fails). */
-  private async failed(chunk: Chunk, e: unknown): Promise<void> {
-    this.lastFailed = chunk.touches;
-    await markOutboxRowsFailed(this.pool, chunk.touches, String((e as Error).message)).catch(() => undefined);
+  private async failed(chunk: Chunk, e: unknown, row: string | null = null): Promise<void> {
+    this.lastFailed = row === null ? chunk.touches : [row];
+    await markOutboxRowsFailed(this.pool, this.lastFailed, String((e as Error).message)).catch(() => undefined);
   }
 
   /**
@@ -556,7 +803,7 @@ export class OutboxRelay implements RelayHandle {
     this.lastFailed = null;
     if (this.parkAfterAttempts <= 0 || !this.running || failed === null || failed.length !== 1) return false;
     try {
-      const pending = await pendingOutboxRows(this.pool, []);
+      const pending = await this.pending([]);
       if (pending[0]?.id !== failed[0] || pending[0].attempts < this.parkAfterAttempts) return false;
       let i = 0;
       while (i < pending.length && pending[i]!.attempts >= this.parkAfterAttempts) i++;
@@ -598,11 +845,12 @@ export class OutboxRelay implements RelayHandle {
    * fails again is parked anew (its next try later). Checked at most once a second.
    */
   private async retryParked(): Promise<void> {
-    if (this.parkAfterAttempts <= 0 || Date.now() - this.lastParkedCheckAt < 1_000) return;
-    this.lastParkedCheckAt = Date.now();
+    if (this.parkAfterAttempts <= 0 || performance.now() - this.lastParkedCheckAt < 1_000) return;
+    this.lastParkedCheckAt = performance.now();
     for (;;) {
       const row = await dueParkedOutboxRow(this.pool, this.parkAfterAttempts, this.parkedRetryMs / 1000, this.maxParkedRetryMs / 1000);
-      if (!row || !this.running) return;
+      // published already, its marking waits (`unmarked`): not published again
+      if (!row || !this.running || this.unmarked.has(row.id)) return;
       try {
         for (const chunk of this.chunksOf([row])) await this.send(await this.render(chunk));
         this.log.warn({ outboxRow: row.id, attempts: row.attempts + 1 }, 'parked outbox row published');
@@ -616,17 +864,66 @@ export class OutboxRelay implements RelayHandle {
     }
   }
 
-  /** Deletes rows sent longer ago than the retention (a bounded batch at most once a minute). */
+  /**
+   * Deletes rows sent longer ago than the retention: at most 10,000 at most once a minute, in as
+   * many statements as the database's statement_timeout needs (for at most 2 s). A failure is
+   * logged and tried again a minute later; it never fails the publishing.
+   */
   private async applyRetention(): Promise<void> {
-    if (Date.now() - this.lastRetentionAt < 60_000) return;
-    this.lastRetentionAt = Date.now();
-    await deleteSentOutboxRows(this.pool, this.retentionSeconds);
+    if (performance.now() - this.lastRetentionAt < 60_000) return;
+    this.lastRetentionAt = performance.now();
+    const started = performance.now();
+    let deleted = 0;
+    try {
+      while (deleted < 10_000 && performance.now() - started < 2_000) {
+        const limit = Math.min(this.deleteSize.current, 10_000 - deleted);
+        let n: number;
+        try {
+          n = await deleteSentOutboxRows(this.pool, this.retentionSeconds, limit);
+          this.deleteSize.fit();
+        } catch (e) {
+          this.cutOrThrow(e, 'the deletion of sent rows', limit, this.deleteSize);
+          continue;
+        }
+        deleted += n;
+        if (n < limit) break;
+      }
+    } catch (e) {
+      this.log.warn({ err: e, deleted }, 'could not delete the sent outbox rows past the retention; tried again in a minute');
+    }
   }
 
+  /**
+   * The backlog and parked gauges, counted over the unsent rows in as many statements as the
+   * database's statement_timeout needs. A count that fails leaves the gauges as they were: it
+   * never fails the publishing.
+   */
   private async updateBacklog(force: boolean): Promise<void> {
-    if (!force && Date.now() - this.lastBacklogAt < 1_000) return;
-    this.lastBacklogAt = Date.now();
-    const { events, parkedRows } = await outboxBacklog(this.pool);
+    if (!force && performance.now() - this.lastBacklogAt < 1_000) return;
+    this.lastBacklogAt = performance.now();
+    let events = 0;
+    let parkedRows = 0;
+    let after: string | null = null;
+    try {
+      for (;;) {
+        const limit = this.backlogSize.current;
+        let piece: Awaited<ReturnType<typeof outboxBacklog>>;
+        try {
+          piece = await outboxBacklog(this.pool, after, limit);
+          this.backlogSize.fit();
+        } catch (e) {
+          this.cutOrThrow(e, 'the count of the backlog', limit, this.backlogSize);
+          continue;
+        }
+        events += piece.events;
+        parkedRows += piece.parkedRows;
+        if (piece.rows < limit || piece.lastId === null) break;
+        after = piece.lastId;
+      }
+    } catch (e) {
+      this.log.debug({ err: e }, 'could not count the outbox backlog');
+      return;
+    }
     this.metrics.backlog(events);
     this.metrics.parked(parkedRows);
   }

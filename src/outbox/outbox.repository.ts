@@ -50,13 +50,13 @@ export interface PendingOutboxRow {
 
 const PENDING_COLUMNS = `id, cardinality(interaction_ids) AS n0, cardinality(customer_ids) AS n1, jsonb_array_length(messages) AS n2, attempts`;
 
-/** The oldest unsent rows that are not parked, at most 256, leaving out `busy` (rows being sent). */
-export function pendingOutboxRows(db: RelayDb, busy: readonly string[]): Promise<PendingOutboxRow[]> {
+/** The oldest unsent rows that are not parked, at most `limit` (256), leaving out `busy` (rows being sent). */
+export function pendingOutboxRows(db: RelayDb, busy: readonly string[], limit = 256): Promise<PendingOutboxRow[]> {
   return relayRows<PendingOutboxRow>(
     db,
     `SELECT ${PENDING_COLUMNS}
-       FROM outbox_batch WHERE sent_at IS NULL AND parked_at IS NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT 256`,
-    [busy],
+       FROM outbox_batch WHERE sent_at IS NULL AND parked_at IS NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT $2`,
+    [busy, limit],
   );
 }
 
@@ -259,24 +259,29 @@ export function markOutboxRowsSent(db: RelayDb, ids: readonly string[], ackedSec
   );
 }
 
-/** Deletes up to 10,000 rows sent more than `retentionSeconds` ago, oldest first. */
-export async function deleteSentOutboxRows(db: RelayDb, retentionSeconds: number): Promise<void> {
-  await db.query(
+/** Deletes up to `limit` (10,000) rows sent more than `retentionSeconds` ago, oldest first; returns how many. */
+export async function deleteSentOutboxRows(db: RelayDb, retentionSeconds: number, limit = 10_000): Promise<number> {
+  const result = await db.query(
     `DELETE FROM outbox_batch WHERE id IN (
-       SELECT id FROM outbox_batch WHERE sent_at < now() - make_interval(secs => $1) ORDER BY sent_at LIMIT 10000)`,
-    [retentionSeconds],
+       SELECT id FROM outbox_batch WHERE sent_at < now() - make_interval(secs => $1) ORDER BY sent_at LIMIT $2)`,
+    [retentionSeconds, limit],
   );
+  return result.rowCount ?? 0;
 }
 
-/** Events not yet published, and how many of the unsent rows are parked. */
-export async function outboxBacklog(db: RelayDb): Promise<{ events: number; parkedRows: number }> {
-  const [row] = await relayRows<{ n: number; parked: number }>(
+/**
+ * Events not yet published, and how many of the unsent rows are parked: of the unsent rows after
+ * `afterId` (null: from the first), at most `limit` in id order; `rows` and `lastId` say how far it got.
+ */
+export async function outboxBacklog(db: RelayDb, afterId: string | null = null, limit = 1_000_000): Promise<{ events: number; parkedRows: number; rows: number; lastId: string | null }> {
+  const [row] = await relayRows<{ n: number; parked: number; rows: number; last_id: string | null }>(
     db,
-    `SELECT coalesce(sum(cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages)), 0)::int AS n,
-            count(*) FILTER (WHERE parked_at IS NOT NULL)::int AS parked
-       FROM outbox_batch WHERE sent_at IS NULL`,
+    `SELECT coalesce(sum(n), 0)::int AS n, count(*) FILTER (WHERE parked)::int AS parked, count(*)::int AS rows, max(id)::text AS last_id
+       FROM (SELECT id, cardinality(interaction_ids) + cardinality(customer_ids) + jsonb_array_length(messages) AS n, parked_at IS NOT NULL AS parked
+               FROM outbox_batch WHERE sent_at IS NULL AND id > coalesce($1::bigint, 0) ORDER BY id LIMIT $2) s`,
+    [afterId, limit],
   );
-  return { events: row?.n ?? 0, parkedRows: row?.parked ?? 0 };
+  return { events: row?.n ?? 0, parkedRows: row?.parked ?? 0, rows: row?.rows ?? 0, lastId: row?.last_id ?? null };
 }
 
 /**
