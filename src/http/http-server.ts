@@ -314,8 +314,12 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
 function clientRequestId(sent: string | string[] | undefined): string | null {
   if (typeof sent !== 'string') return null;
   const id = sent.slice(0, 100);
-  return /^[\x21-\x7e]+$/.test(id) && !looksLikePii(id) ? id : null;
+  if (!/^[\x21-\x7e]+$/.test(id)) return null;
+  // a UUID is kept as it is: its digits between dashes can read as a phone number ("…-1234-5678-…")
+  return UUID_ID.test(id) || !looksLikePii(id) ? id : null;
 }
+
+const UUID_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Node's parser takes some 35 methods (PROPFIND, MKCOL, M-SEARCH, …); as labels each was a series per
