@@ -501,7 +501,7 @@ describe('a consumer replica agrees with the GraphQL API after generated sequenc
         expect(d.customers).toEqual([]);
         expect(d.interactions).toEqual([]);
       }),
-      { seed: 20261205, numRuns: 60, endOnFailure: true },
+      { seed: 20261205, numRuns: 30, endOnFailure: true },
     );
     console.info(`kafka-consumer-replica (fast-check): ${run} runs, steps ${JSON.stringify(done)}, ${h.seen.length} records read`);
   }, 300_000);
@@ -521,7 +521,7 @@ describe('a consumer replica agrees with the GraphQL API after generated sequenc
         expect(d.customers).toEqual([]);
         expect(d.interactions).toEqual([]);
       }),
-      { seed: 20261206, numRuns: 40, endOnFailure: true },
+      { seed: 20261206, numRuns: 20, endOnFailure: true },
     );
     console.info(`kafka-consumer-replica (fast-check, at once): steps ${JSON.stringify(done)}, ${h.seen.length} records read`);
   }, 300_000);
