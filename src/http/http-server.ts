@@ -307,19 +307,26 @@ function requestHandler(deps: HttpDeps): http.RequestListener {
  * The client's X-Request-Id when it is one: visible ASCII, cut to 100 characters. Node's parser
  * already refuses CR, LF and other control characters in a header; it passes spaces, tabs and
  * bytes 0x80–0xFF (UTF-8 read as Latin-1), which came back in the log as mojibake and split
- * log tools' fields: such an id is replaced by a fresh one. So is one that reads as an email or a
- * phone number: it went into every log line of the request and the access log, where no address
- * a client sends may go.
+ * log tools' fields: such an id is replaced by a fresh one. So is an id that is an email, or
+ * holds one, or is a phone number as people write one (7 to 15 digits, `+`, brackets, dots, dashes,
+ * nothing else): it went into every log line of the request and the access log, where no address
+ * a client sends may go. Digits inside a token are no phone: a UUID ("…-1234-5678-…"), a hex trace
+ * id, an AWS `Root=1-5759e988-…` or an 18-digit snowflake id read as one to looksLikePii, and
+ * about half of random hex trace ids were replaced.
  */
 function clientRequestId(sent: string | string[] | undefined): string | null {
   if (typeof sent !== 'string') return null;
   const id = sent.slice(0, 100);
   if (!/^[\x21-\x7e]+$/.test(id)) return null;
-  // a UUID is kept as it is: its digits between dashes can read as a phone number ("…-1234-5678-…")
-  return UUID_ID.test(id) || !looksLikePii(id) ? id : null;
+  return readsAsAddress(id) ? null : id;
 }
 
-const UUID_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+function readsAsAddress(id: string): boolean {
+  if (id.includes('@')) return looksLikePii(id);
+  if (!/^\+?[\d()./-]+$/.test(id)) return false;
+  const digits = id.replace(/\D/g, '').length;
+  return digits >= 7 && digits <= 15;
+}
 
 /**
  * Node's parser takes some 35 methods (PROPFIND, MKCOL, M-SEARCH, …); as labels each was a series per

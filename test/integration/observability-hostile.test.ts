@@ -105,7 +105,7 @@ describe('observability under hostile input', () => {
     raw.length = 0;
     exporter.reset();
     const body = JSON.stringify({ query: '{ customers(first: 1) { totalCount } }' });
-    for (const sent of [EMAIL, PHONE, `req-${EMAIL}`, '(415) 555-0199']) {
+    for (const sent of [EMAIL, PHONE, `req-${EMAIL}`, '(415) 555-0199', '+1-415-555-0199', '(415)555-0199', '415.555.0199']) {
       const res = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ANALYST, 'x-request-id': sent }, body });
       expect(res.status).toBe(200);
       await res.text();
@@ -113,12 +113,13 @@ describe('observability under hostile input', () => {
       expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     }
     // an ordinary id is kept as sent, and so is a UUID whose digits run across its dashes
-    for (const id of ['trace-4155-abc', '5f0c3a1e-1234-4567-8901-234567890abc']) {
+    // (a hex trace id, an AWS trace header and a snowflake id with digit runs too)
+    for (const id of ['trace-4155-abc', '5f0c3a1e-1234-4567-8901-234567890abc', 'a3ce9290471736bf92f35b34da6a3ce1', 'Root=1-5759e988-bd862e3fe1be46a994272793', '1864123456789012345']) {
       const kept = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ANALYST, 'x-request-id': id }, body });
       expect(kept.headers.get('x-request-id')).toBe(id);
       await kept.text();
     }
-    await waitForServerSpans(6);
+    await waitForServerSpans(9);
     expect(linesOf('trace-4155-abc').length).toBeGreaterThan(0);
     expect(found(spanText(exporter.getFinishedSpans()))).toEqual([]);
     expect(found(raw.join('\n'))).toEqual([]);
