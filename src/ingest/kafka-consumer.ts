@@ -843,11 +843,11 @@ export class KafkaIngestConsumer {
       // it is already kafkajs' committed offset and never sent again.
       const committed = await this.unlessStopWaitsTooLong(commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next.toString(), metadata: COMMIT_MARK } as PartitionOffset] }] }));
       this.count(topic, result);
-      if (committed) resolveOffset(last);
       if (!committed) {
         this.log.warn({ topic, partition, offset: next.toString() }, 'stopping: the broker did not take the offset commit in time; the chunk is stored and will be read again and ignored as known');
         return;
       }
+      resolveOffset(last);
       this.resumeAt.set(`${topic}/${partition}`, next);
       lag(next);
       progress.pendingSince = i + this.chunkSize < batch.messages.length ? performance.now() : null;
