@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import { getHeapStatistics } from 'node:v8';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERSISTED_QUERY_ENTRY_BYTES, persistedQueryStoreBytes } from '../../src/graphql/persisted-query-store';
 import { toGlobalId } from '../../src/graphql/relay';
 import { startTestApp, type TestApp } from '../support/app';
+import { spawnEarshot, type EarshotProcess } from '../support/earshot-process';
+import { createTestDatabase, type TestDatabase } from '../support/postgres';
 
 // What the service keeps between requests, filled with values a client chooses. Floods of 200,000
 // distinct wrong API keys and bearer tokens, request ids, operation names, variables, analyzed
@@ -15,21 +17,42 @@ import { startTestApp, type TestApp } from '../support/app';
 
 const ADMIN = 'memory-hostile-admin-key-0123456789';
 
+/**
+ * The APQ flood runs against the compiled service in a small heap, as in a small container: the
+ * store's budget is a 64th of the heap limit (at most 8 MiB), so a heap of about 70 MiB leaves room
+ * for some 4,000 registrations, where the test process's own heap (several GiB here) gave 31,000
+ * and the flood took minutes.
+ */
+const SMALL_HEAP = '--max-old-space-size=64 --max-semi-space-size=2';
+
+/** The V8 heap limit a process started with `nodeOptions` gets (the service's node, the same flags). */
+function heapLimitWith(nodeOptions: string): number {
+  const out = execFileSync(process.execPath, ['-e', 'process.stdout.write(String(require("node:v8").getHeapStatistics().heap_size_limit))'], {
+    env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: nodeOptions },
+  });
+  return Number(out.toString('utf8'));
+}
+
 type Body = { data?: Record<string, unknown> | null; errors?: { message: string; extensions?: { code?: string } }[] };
 
 describe('memory under hostile input', () => {
   let app: TestApp;
+  let service: EarshotProcess | null = null;
+  let db: TestDatabase | null = null;
+  let serviceUrl = '';
 
   beforeAll(async () => {
     app = await startTestApp({ EARSHOT_API_KEYS: `${ADMIN}:admin`, EARSHOT_GAP_ESCALATION: 'off' }, 'memhostile');
   });
   afterAll(async () => {
+    await service?.kill('SIGKILL');
+    await db?.drop();
     await app?.close();
   });
 
-  /** POSTs without a credential: a small anonymous body is read, parsed and validated like any other. */
+  /** POSTs without a credential to the small-heap service: a small anonymous body is read, parsed and validated like any other. */
   async function post(body: unknown): Promise<{ status: number; body: Body }> {
-    const res = await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`${serviceUrl}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as Body };
   }
 
@@ -40,13 +63,18 @@ describe('memory under hostile input', () => {
     }));
   }
 
-  it('automatic persisted queries registered without a credential are kept within a budget that follows the heap, oldest out first', { timeout: 240_000 }, async () => {
+  it('automatic persisted queries registered without a credential are kept within a budget that follows the heap, oldest out first', { timeout: 180_000 }, async () => {
     const query = (i: number) => `{__typename}#${i.toString(36).padStart(4, '0')}`;
     const hash = (q: string) => createHash('sha256').update(q).digest('hex');
     // what one such registration is counted as: its entry, its key (`apq:` and the hash) and its text
     const entry = PERSISTED_QUERY_ENTRY_BYTES + (16 + 68) + (16 + query(0).length);
-    const budget = persistedQueryStoreBytes(getHeapStatistics().heap_size_limit);
+    const budget = persistedQueryStoreBytes(heapLimitWith(SMALL_HEAP));
     const room = Math.floor(budget / entry);
+    // below the 8 MiB cap: the budget follows this heap, not the cap
+    expect(budget).toBeLessThan(2 * 1024 * 1024);
+    db = await createTestDatabase('memhostileapq');
+    service = spawnEarshot({ DATABASE_URL: db.url, EARSHOT_ROLES: 'api', EARSHOT_GAP_ESCALATION: 'off', NODE_OPTIONS: SMALL_HEAP });
+    serviceUrl = (await service.listening()).replace('localhost', '127.0.0.1');
     // half as many again as there is room for
     const count = Math.ceil(1.5 * room);
 
