@@ -1,14 +1,17 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AuthService } from './auth.service';
 
 /**
- * The JWKS past jose's 10-minute cache while the identity provider is down. Only the wall clock
- * (Date) is moved; the JWKS is a real HTTP server on loopback.
+ * The JWKS past its 10-minute cache while the identity provider is down, and with the host's clock
+ * stepping. The cache age and pauses count on the monotonic clock, injected here (`mono`, ms) so
+ * that the test moves it; the wall clock (Date) is moved only to step it. The JWKS is a real HTTP
+ * server on loopback.
  */
 describe('AuthService with EARSHOT_JWKS_URL, past the key set cache', () => {
+  const HOUR = 3_600_000;
   const state = { keys: [] as JWK[], down: false, requests: 0 };
   const server = http.createServer((_req, res) => {
     state.requests++;
@@ -16,59 +19,118 @@ describe('AuthService with EARSHOT_JWKS_URL, past the key set cache', () => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys }));
   });
   let url = '';
-  let sign: () => Promise<string>;
+  const pairs = new Map<string, CryptoKey>();
+  let k1: JWK;
+  let k2: JWK;
+  let mono = 0;
 
   beforeAll(async () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
-    const { publicKey, privateKey } = await generateKeyPair('ES256');
-    state.keys = [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }];
-    // lives long enough for the clock moved by 11 minutes; the lifetime cap is a day
-    sign = () => new SignJWT({ role: 'agent' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject('dana').setIssuedAt().setExpirationTime('1h').sign(privateKey);
+    for (const kid of ['k1', 'k2']) {
+      const { publicKey, privateKey } = await generateKeyPair('ES256');
+      pairs.set(kid, privateKey);
+      const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES256' };
+      if (kid === 'k1') k1 = jwk;
+      else k2 = jwk;
+    }
+  });
+  beforeEach(() => {
+    state.keys = [k1];
+    state.down = false;
   });
   afterEach(() => {
     vi.useRealTimers();
-    state.down = false;
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-  const service = () => new AuthService({ apiKeys: [], jwtSecret: null, jwksUrl: url, jwtIssuer: null, jwtAudience: null, jwtMaxAgeSeconds: 86_400, open: false });
+  /** a token of key `kid`, issued now on the wall clock, for an hour (the lifetime cap is a day) */
+  const sign = (kid = 'k1') => new SignJWT({ role: 'agent' }).setProtectedHeader({ alg: 'ES256', kid }).setSubject('dana').setIssuedAt().setExpirationTime('1h').sign(pairs.get(kid)!);
+  const service = () => new AuthService({ apiKeys: [], jwtSecret: null, jwksUrl: url, jwtIssuer: null, jwtAudience: null, jwtMaxAgeSeconds: 86_400, open: false }, { monotonic: () => mono });
   const outcome = (auth: AuthService, token: string) =>
     auth.authenticate({ authorization: `Bearer ${token}` }).then(
       (p) => p?.id,
       (e: Error) => e.message,
     );
+  /** Sets the wall clock `ms` away from now; it runs on from there. */
+  const stepClock = (ms: number) => {
+    const to = Date.now() + ms;
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    vi.setSystemTime(to);
+  };
 
   it('keeps verifying against the last key set fetched while the JWKS is down, asking it at most every 5 s', async () => {
-    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
     const auth = service();
     const token = await sign();
     expect(await outcome(auth, token)).toBe('dana');
     state.down = true;
-    vi.setSystemTime(Date.now() + 11 * 60_000);
+    mono += 11 * 60_000;
     const from = state.requests;
     const seen = new Set<string | undefined>();
     for (let i = 0; i < 100; i++) seen.add(await outcome(auth, token));
     expect([...seen]).toEqual(['dana']);
     expect(state.requests - from).toBe(1);
-    vi.setSystemTime(Date.now() + 6_000);
+    mono += 6_000;
     expect(await outcome(auth, token)).toBe('dana');
     expect(state.requests - from).toBe(2);
   });
 
   it('refuses a token whose key the JWKS withdrew, once the cache is stale and the JWKS answers', async () => {
-    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
     const auth = service();
     const token = await sign();
     expect(await outcome(auth, token)).toBe('dana');
-    const keys = state.keys;
     state.keys = [];
-    try {
-      vi.setSystemTime(Date.now() + 11 * 60_000);
-      expect(await outcome(auth, token)).toMatch(/^invalid token: no applicable key found in the JSON Web Key Set/);
-    } finally {
-      state.keys = keys;
-    }
+    mono += 11 * 60_000;
+    expect(await outcome(auth, token)).toMatch(/^invalid token: no applicable key found in the JSON Web Key Set/);
+  });
+
+  it('with the host clock stepped back an hour, takes a key rotated in 30 s later (before: refused for the hour)', async () => {
+    const auth = service();
+    expect(await outcome(auth, await sign('k1'))).toBe('dana');
+    stepClock(-HOUR);
+    state.keys = [k1, k2];
+    const rotated = await sign('k2');
+    mono += 10_000;
+    // within the 30 s cooldown an unknown kid does not fetch (no amplification against the identity provider)
+    const from = state.requests;
+    expect(await outcome(auth, rotated)).toMatch(/no applicable key/);
+    expect(state.requests).toBe(from);
+    mono += 21_000;
+    expect(await outcome(auth, rotated)).toBe('dana');
+    expect(state.requests).toBe(from + 1);
+  });
+
+  it('with the host clock stepped back an hour, stops taking a withdrawn key once the cache is 10 min old (before: 70 min)', async () => {
+    const auth = service();
+    const leaked = await sign('k1');
+    expect(await outcome(auth, leaked)).toBe('dana');
+    stepClock(-HOUR);
+    state.keys = [k2];
+    mono += 11 * 60_000;
+    expect(await outcome(auth, leaked)).toMatch(/^invalid token: no applicable key found/);
+  });
+
+  it('with the host clock stepped back an hour after a failed fetch, asks the JWKS again 5 s later (before: not for the hour)', async () => {
+    const auth = service();
+    state.down = true;
+    const token = await sign('k1');
+    expect(await outcome(auth, token)).toMatch(/could not be fetched from EARSHOT_JWKS_URL/);
+    stepClock(-HOUR);
+    state.down = false;
+    mono += 6_000;
+    expect(await outcome(auth, token)).toBe('dana');
+  });
+
+  it('with the host clock stepped forward an hour, refuses tokens expired on the wall clock, takes fresh ones and does not fetch for it', async () => {
+    const auth = service();
+    const old = await sign('k1');
+    expect(await outcome(auth, old)).toBe('dana');
+    const from = state.requests;
+    stepClock(HOUR + 60_000);
+    // exp is a date: the wall clock decides it, stepped or not
+    expect(await outcome(auth, old)).toMatch(/^invalid token: "exp" claim timestamp check failed/);
+    for (let i = 0; i < 20; i++) expect(await outcome(auth, await sign('k1'))).toBe('dana');
+    expect(state.requests).toBe(from);
   });
 });
 

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createLocalJWKSet, createRemoteJWKSet, customFetch, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { USER_ROLES, type Config, type UserRole } from '../config/config';
 import { AppError } from '../shared/app-error';
 import { readCapped } from '../shared/read-capped';
@@ -44,6 +44,10 @@ const JWKS_MAX_BYTES = 1024 * 1024;
  * answered held every request for its 5 s timeout.
  */
 const JWKS_RETRY_MS = 5_000;
+/** A key set older than this is fetched again before it verifies a request (jose's default). */
+const JWKS_CACHE_MS = 10 * 60_000;
+/** A token whose `kid` is not in the key set fetches it again at most this often (jose's default). */
+const JWKS_COOLDOWN_MS = 30_000;
 
 /** With no auth configured (development only) every caller acts as this. */
 const OPEN_PRINCIPAL: Principal = { id: 'anonymous (auth not configured)', role: 'admin', roles: ['admin'] };
@@ -58,11 +62,29 @@ export class AuthService {
   private readonly secret: Uint8Array | null;
   /** the last key set fetched, as `reverify` checks against it (rebuilt when it changes) */
   private fetched: { version: string; keys: ReturnType<typeof createLocalJWKSet> } | null = null;
-  /** when the last JWKS fetch failed (epoch ms), null once one succeeds */
+  /**
+   * The key set's age, the unknown-`kid` cooldown and the pause after a failed fetch count on this
+   * monotonic clock (ms; `performance.now()`). jose counts its own on the wall clock: a host clock
+   * stepped back an hour (NTP, a VM restored) kept a key rotated in at the identity provider
+   * refused here for the hour, kept a withdrawn key verifying for 70 minutes instead of 10, and,
+   * after a failed fetch, stopped fetching for the hour. Tokens' `exp`, `nbf` and `iat` stay on
+   * the wall clock: they are dates.
+   */
+  private readonly monotonic: () => number;
+  /** when the key set held was fetched (monotonic ms), null before one was */
+  private fetchedAt: number | null = null;
+  /** when the last JWKS fetch failed (monotonic ms), null once one succeeds */
   private fetchFailedAt: number | null = null;
 
-  constructor(private readonly config: Config['auth']) {
-    this.jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl), { [customFetch]: (url, init) => this.fetchJwks(url, init) }) : null;
+  constructor(
+    private readonly config: Config['auth'],
+    opts: { monotonic?: () => number } = {},
+  ) {
+    this.monotonic = opts.monotonic ?? (() => performance.now());
+    // jose's cache age and cooldown never run out (they read Date.now()): remoteKeys decides when to fetch
+    this.jwks = config.jwksUrl
+      ? createRemoteJWKSet(new URL(config.jwksUrl), { cacheMaxAge: Infinity, cooldownDuration: Infinity, [customFetch]: (url, init) => this.fetchJwks(url, init) })
+      : null;
     this.secret = config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : null;
   }
 
@@ -165,23 +187,28 @@ export class AuthService {
   }
 
   /**
-   * The key set from EARSHOT_JWKS_URL. While fetches fail (JWKS_RETRY_MS after the last failure),
+   * The key set from EARSHOT_JWKS_URL, fetched again once JWKS_CACHE_MS old, or for a `kid` it
+   * lacks once JWKS_COOLDOWN_MS old. While fetches fail (JWKS_RETRY_MS after the last failure),
    * requests do not fetch again: they verify against the last key set fetched, as open WebSockets
    * do, or are refused at once when none ever was.
    */
   private readonly remoteKeys: JWTVerifyGetKey = async (header, token) => {
     const jwks = this.jwks!;
-    const failing = () => this.fetchFailedAt !== null && Date.now() - this.fetchFailedAt < JWKS_RETRY_MS;
-    if (jwks.fresh || !failing()) {
-      try {
-        return await jwks(header, token);
-      } catch (e) {
-        if (!failing()) throw e;
-      }
+    const since = (t: number | null) => (t === null ? Infinity : this.monotonic() - t);
+    // a failed fetch keeps the last key set; fetchJwks notes the failure
+    const reload = async () => {
+      if (since(this.fetchFailedAt) >= JWKS_RETRY_MS) await jwks.reload().catch(() => undefined);
+    };
+    if (since(this.fetchedAt) >= JWKS_CACHE_MS) await reload();
+    if (this.fetchedAt === null) throw new Error(`the signing keys could not be fetched from EARSHOT_JWKS_URL (tried again at most every ${JWKS_RETRY_MS / 1000} s)`);
+    try {
+      return await jwks(header, token);
+    } catch (e) {
+      // a kid not in the set: a key rotated in at the identity provider since the last fetch
+      if (!(e instanceof joseErrors.JWKSNoMatchingKey) || since(this.fetchedAt) < JWKS_COOLDOWN_MS) throw e;
+      await reload();
+      return await jwks(header, token);
     }
-    const set = jwks.jwks();
-    if (!set) throw new Error(`the signing keys could not be fetched from EARSHOT_JWKS_URL (tried again at most every ${JWKS_RETRY_MS / 1000} s)`);
-    return this.held(set).keys(header, token);
   };
 
   /** jose's fetch of the key set, with its size bounded; every failure is noted (JWKS_RETRY_MS). */
@@ -202,9 +229,10 @@ export class AuthService {
       const keys = (set as { keys?: unknown } | null)?.keys;
       if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))) throw new Error('the JWKS is not a key set ({"keys": [...]})');
       this.fetchFailedAt = null;
+      this.fetchedAt = this.monotonic();
       return new Response(text, { status: 200, headers: { 'content-type': 'application/json' } });
     } catch (e) {
-      this.fetchFailedAt = Date.now();
+      this.fetchFailedAt = this.monotonic();
       throw e;
     }
   }

@@ -110,7 +110,7 @@ export function unavailableReason(e: unknown): string {
   if (code === '40001' || code === '40P01') return 'the database met a concurrent change (serialization failure or deadlock)';
   // an operator's limits (ALTER DATABASE/ROLE … SET, postgresql.conf): named, so that they are
   // not taken for an outage (before: "the database is unavailable or busy")
-  if (isStatementTimeout(e)) return "a statement ran past the database's statement_timeout (set for the database, Earshot's role or the server)";
+  if (isStatementTimeout(e)) return cancelReason(e);
   if (code === '25P03') return "the database ended a transaction that waited past its idle_in_transaction_session_timeout (set for the database, Earshot's role or the server)";
   // pg-pool's own wait: the database is up, this process's connections are all taken
   for (const cur of causes(e)) {
@@ -120,17 +120,31 @@ export function unavailableReason(e: unknown): string {
 }
 
 /**
- * True when PostgreSQL cancelled a statement for running past `statement_timeout` (57014 with
- * that message; 57014 also means a cancel by request, which says nothing about the size). Such a
- * failure is retriable, but the same batch fails the same way every time: a caller should try
- * smaller batches rather than the same one again (persistIsolating splits it).
+ * True when PostgreSQL cancelled a statement (SQLSTATE 57014): its `statement_timeout`, or a cancel
+ * request (an operator's `pg_cancel_backend`). The message cannot tell the two apart: PostgreSQL
+ * words a statement_timeout that fires as one statement of a multi-statement query ends as
+ * "canceling statement due to user request" (seen on PostgreSQL 15 under a 10 ms timeout, and on
+ * the relay under 20 ms), and under another `lc_messages` every wording is translated. Before,
+ * only the English "statement timeout" wording counted, so such a timeout was retried whole
+ * instead of split and reported as "the database is unavailable".
+ *
+ * Such a failure is retriable, but the same batch fails the same way every time: a caller should
+ * try smaller batches rather than the same one again (persistIsolating splits it). A cancelled
+ * statement in smaller pieces goes through whichever it was.
  */
 export function isStatementTimeout(e: unknown): boolean {
+  return failureSqlState(e) === '57014';
+}
+
+/** What unavailableReason says of a cancelled statement: the timeout when PostgreSQL says so, else both causes. */
+function cancelReason(e: unknown): string {
   for (const cur of causes(e)) {
     const message = (cur as { message?: unknown }).message;
-    if (sqlState(cur) === '57014' && typeof message === 'string' && /statement timeout/i.test(message)) return true;
+    if (sqlState(cur) === '57014' && typeof message === 'string' && /statement timeout/i.test(message)) {
+      return "a statement ran past the database's statement_timeout (set for the database, Earshot's role or the server)";
+    }
   }
-  return false;
+  return "the database cancelled a statement (its statement_timeout, set for the database, Earshot's role or the server, or a cancel such as pg_cancel_backend)";
 }
 
 /** A reason for a rejected line that a producer can act on, without stack or connection details. */

@@ -40,9 +40,20 @@ describe("persistIsolating under a statement_timeout", () => {
     expect(calls).toBe(10);
   });
 
-  it("does not split on a cancel by request or a lock timeout: those are thrown at once", async () => {
+  it("splits on a cancel worded 'due to user request' too (PostgreSQL words some statement timeouts so)", async () => {
+    const stored: number[] = [];
+    const out = await persistIsolating([1, 2, 3, 4], async (part) => {
+      if (part.length > 1) throw userCancel();
+      stored.push(...part);
+      return { accepted: part.length, duplicates: 0 };
+    });
+    expect(out).toMatchObject({ accepted: 4, rejected: [] });
+    expect(stored).toEqual([1, 2, 3, 4]);
+    expect(isStatementTimeout(userCancel())).toBe(true);
+  });
+
+  it("does not split on a lock timeout: it is thrown at once", async () => {
     for (const e of [
-      userCancel(),
       Object.assign(new Error("canceling statement due to lock timeout"), {
         code: "55P03",
       }),
@@ -57,6 +68,5 @@ describe("persistIsolating under a statement_timeout", () => {
       expect(calls).toBe(1);
     }
     expect(isStatementTimeout({ driverError: timeout() })).toBe(true);
-    expect(isStatementTimeout(userCancel())).toBe(false);
   });
 });

@@ -95,6 +95,12 @@ export class RetentionStatus {
 
   @Field(() => Int, { description: 'interactions past the limit still holding text: the next run does them' })
   pending!: number;
+
+  @Field(() => String, {
+    nullable: true,
+    description: "why the last run redacted nothing on purpose (this host's clock ahead of the database server's, so its cutoff cannot be trusted); null once a run goes ahead",
+  })
+  lastRefusal!: string | null;
 }
 
 export function toRetentionStatus(s: RetentionStatusRow, pending: number): RetentionStatus {
