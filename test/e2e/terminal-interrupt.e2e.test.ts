@@ -93,7 +93,7 @@ describe('Ctrl-C in the terminal of npm start', () => {
     await operator.query('LOCK TABLE interaction IN ACCESS EXCLUSIVE MODE');
     const ingest = fetch(`${url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([message(1)]) }).catch((e: Error) => e);
     await waitFor('the ingest to wait for the lock', async () => {
-      const { rows } = await operator.query(`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`);
+      const { rows } = await operator.query(`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
       return rows[0].n > 0;
     });
 

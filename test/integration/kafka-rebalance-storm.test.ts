@@ -161,7 +161,7 @@ describe('Kafka consumer under consumer-group churn', () => {
     await lock.query('LOCK TABLE interaction IN SHARE ROW EXCLUSIVE MODE');
     await produce(kafka, names.topic, Array.from({ length: PARTITIONS }, (_, p) => onPartition(p, p * 1_000 + 10, 100, 'slow')).flat());
     await waitFor('both members to wait on the lock mid-batch', async () => {
-      const { rows } = await lock.query(`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'interaction' AND NOT l.granted`);
+      const { rows } = await lock.query(`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'interaction' AND NOT l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
       return (rows[0] as { n: number }).n >= 2;
     }, 30_000, 50);
     // neither heartbeats while its batch waits: the broker drops both when their sessions expire
@@ -202,7 +202,7 @@ describe('Kafka consumer under consumer-group churn', () => {
       await lock.query('LOCK TABLE interaction IN SHARE ROW EXCLUSIVE MODE');
       await produce(kafka, names.topic, Array.from({ length: PARTITIONS }, (_, p) => onPartition(p, p * 1_000, 100, 'cut')).flat());
       await waitFor('a chunk to wait on the lock', async () => {
-        const { rows } = await lock.query(`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'interaction' AND NOT l.granted`);
+        const { rows } = await lock.query(`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'interaction' AND NOT l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
         return (rows[0] as { n: number }).n >= 1;
       }, 30_000, 50);
       // the broker's host goes away, then the replica is told to stop, and the lock goes

@@ -54,7 +54,7 @@ describe('outbox: the publish delay ends at the broker acknowledgement', () => {
       expect(enriched.map((r) => JSON.parse(r.value!.toString('utf8')).externalId).sort()).toEqual(['delay-1', 'delay-2']);
       await waitFor('the relay to wait on the outbox row lock', async () => {
         const r = await rowLock.query(
-          `SELECT 1 FROM pg_stat_activity WHERE application_name = 'earshot-outbox-relay' AND wait_event_type = 'Lock' AND query LIKE 'UPDATE outbox_batch SET sent_at%'`,
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'earshot-outbox-relay' AND wait_event_type = 'Lock' AND query LIKE 'UPDATE outbox_batch SET sent_at%'`,
         );
         return r.rowCount! > 0;
       }, 30_000, 20);

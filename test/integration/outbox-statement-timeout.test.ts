@@ -271,11 +271,11 @@ describe("outbox relay under a DBA's short statement_timeout: the marking of a p
       // the relay's marking waits on the lock, is cancelled by the timeout, and is tried again, more than once
       for (let i = 0; i < 3; i++) {
         await waitFor('the relay to wait for the row again', async () => {
-          const r = await h.own.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'earshot-outbox-relay' AND wait_event_type = 'Lock' AND query LIKE 'UPDATE outbox_batch SET sent_at%'`);
+          const r = await h.own.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'earshot-outbox-relay' AND wait_event_type = 'Lock' AND query LIKE 'UPDATE outbox_batch SET sent_at%'`);
           return r.rowCount! > 0;
         }, 30_000, 20);
         await waitFor('that wait to end', async () => {
-          const r = await h.own.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'earshot-outbox-relay' AND wait_event_type = 'Lock' AND query LIKE 'UPDATE outbox_batch SET sent_at%'`);
+          const r = await h.own.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'earshot-outbox-relay' AND wait_event_type = 'Lock' AND query LIKE 'UPDATE outbox_batch SET sent_at%'`);
           return r.rowCount === 0;
         }, 30_000, 20);
       }

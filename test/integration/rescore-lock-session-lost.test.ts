@@ -62,7 +62,7 @@ describe('re-scoring when the runner loses its lock session', () => {
     await pg.connect();
     try {
       const killed = await pg.query(
-        `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted`,
+        `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
         [RUNNER_LOCK],
       );
       expect(killed.rows).toEqual([{ ok: true }]);
@@ -150,7 +150,7 @@ describe('re-scoring when the runner loses its lock session', () => {
       const holder = async () =>
         (await pg.query(
           `SELECT l.pid, now() - a.state_change > interval '1 second' AS long_idle FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.objid = $1 AND l.granted`,
+            WHERE l.locktype = 'advisory' AND l.objid = $1 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
           [RUNNER_LOCK],
         )).rows as { pid: number; long_idle: boolean }[];
       const [first] = await holder();

@@ -54,10 +54,10 @@ describe('re-tagging when the runner loses its lock session', () => {
     a.services.retag.kick();
     await waitForLockWait(q, 'replica a waits in its chunk', { queryPrefix: 'SELECT' });
     // replica a's lock session ends; replica b is told to look (an edit of its own would do the same)
-    const [{ ok }] = (await holder.query(`SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted`, [RUNNER_LOCK])).rows;
+    const [{ ok }] = (await holder.query(`SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, [RUNNER_LOCK])).rows;
     expect(ok).toBe(true);
     b.services.retag.kick();
-    await waitFor('replica b holds the runner lock', async () => (await q(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted`, [RUNNER_LOCK])).length > 0, 30_000, 50);
+    await waitFor('replica b holds the runner lock', async () => (await q(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, [RUNNER_LOCK])).length > 0, 30_000, 50);
     await waitFor('replica b waits in its chunk too', async () => {
       const [{ n }] = await q<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
       return n >= 2 ? true : null;
