@@ -124,8 +124,9 @@ describe('ordinary text', () => {
     const folded = texts.filter((t) => foldText(t).origin !== null);
     expect(folded.length).toBeLessThanOrEqual(18);
     for (const t of folded) expect(FOLDABLE.test(t), t).toBe(true);
-    // the explanation's naming and merging are untouched where nothing folds
-    for (const t of texts.filter((_, i) => i % 4 === 0)) {
+    // the explanation's naming and merging are untouched where nothing folds (one line in 16, some
+    // 10,000: every line took over a minute on a loaded two-core machine)
+    for (const t of texts.filter((_, i) => i % 16 === 0)) {
       if (foldText(t).origin !== null) continue;
       // nor where the reading after the fold changes it (entities, elongation, decorative emoji, all capitals: analyzer-invariance.spec.ts)
       if (decodeEntities(t) !== t || JSON.stringify(normalizeTokens(tokenize(t))) !== JSON.stringify(tokenize(t))) continue;
