@@ -4,6 +4,7 @@ import { ADDRESS_SOURCES, safeDisplayName } from '../auth/pii.policy';
 import type { Config } from '../config/config';
 import type { CrmRecordInput, CrmSystem } from '../crm/crm.port';
 import { inTransaction } from '../db/transaction';
+import { enqueueOutbox } from '../outbox/outbox';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { IncrementalIndex, Matcher, DEFAULT_PARAMETERS, type MatchParameters, type PersonRecord } from './matcher';
@@ -76,7 +77,9 @@ export class CrmIntakeService {
    *
    * Must stay true: idempotent for the same input; a concurrent ingest or intake of the same
    * email or phone never yields two customers; records are committed in chunks of 100, each
-   * chunk all or nothing.
+   * chunk all or nothing; each customer a chunk creates is published on customer-sentiment.v1
+   * from that chunk's transaction (one outbox row per chunk), so a customer only the CRM knows
+   * reaches Kafka consumers as it reaches GraphQL.
    */
   async ingestCrmRecords(system: CrmSystem, objectType: string, records: CrmRecordInput[], actor = `sync:${system}`): Promise<CrmIntakeResult> {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(objectType)) throw AppError.badInput(`invalid CRM object type ${JSON.stringify(objectType)}`);
@@ -104,6 +107,7 @@ export class CrmIntakeService {
 
   private async intakeChunk(qr: QueryRunner, system: CrmSystem, objectType: string, chunk: PreparedCrm[], actor: string): Promise<Omit<CrmIntakeResult, 'records'>> {
     const out = { created: 0, attached: 0, merged: 0, linked: 0, suggested: 0, customerIds: [] as string[] };
+    const created: string[] = [];
     // All keys of the chunk at once and in order: locking record by record could deadlock with the ingest pipeline.
     await lockIdentityKeys(qr, chunk.flatMap((c) => c.claims.map((k) => identityLockKey(k.kind, k.value))));
     for (const c of chunk) {
@@ -119,13 +123,18 @@ export class CrmIntakeService {
         deleted: c.input.deleted === true,
       });
       c.recordId = rec.id;
-      const customerId = await this.placeRecord(qr, system, objectType, c, rec.customer_id, actor, out);
+      const customerId = await this.placeRecord(qr, system, objectType, c, rec.customer_id, actor, out, created);
       out.customerIds.push(customerId);
       // At once, so later records of this chunk match it; after a rollback the entry points at no
       // stored record and candidates are looked up in the database, so it is ignored.
       if (c.input.deleted) this.index!.remove(c.recordId);
       else this.index!.add({ ...c.person, id: c.recordId });
     }
+    // A customer only a CRM knows is a customer for the data team too: its summary goes out on
+    // customer-sentiment.v1 now, not with its first interaction. One outbox row for the chunk,
+    // after its merges' rows, rendered when published: a customer merged away or erased by then
+    // is left out (its tombstone stays last). A re-sync creates no one: nothing changed, nothing sent.
+    await enqueueOutbox(qr, { customerIds: created, publicUrl: this.config.publicUrl });
     return out;
   }
 
@@ -138,6 +147,8 @@ export class CrmIntakeService {
     current: string | null,
     actor: string,
     out: Omit<CrmIntakeResult, 'records'>,
+    /** the customers this chunk made, for the outbox */
+    createdIds: string[],
   ): Promise<string> {
     const recordId = c.recordId!;
     const owned = await repo.identitiesByKeys(qr, c.claims);
@@ -201,6 +212,7 @@ export class CrmIntakeService {
       target = randomUUID();
       await repo.insertCustomer(qr, target, c.displayName);
       out.created++;
+      createdIds.push(target);
     }
     const missing = c.claims.filter((k) => !ownerOf.has(identityLockKey(k.kind, k.value)));
     let inserted: { id: string; kind: string }[] = [];

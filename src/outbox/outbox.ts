@@ -19,7 +19,7 @@ export interface OutboxEntry {
  * Enqueues events for Kafka in the caller's transaction, as one `outbox_batch` row: they are
  * published after it commits, never for a rollback, at least once, in the order of these rows
  * (`outbox-relay.ts`). Every writer of the outbox goes through here: the ingest pipeline,
- * identity merges, escalations, erasure. `enqueueOutbox(qr, [sentimentTombstone(id)])` is all
+ * identity merges, CRM intake, escalations, erasure. `enqueueOutbox(qr, [sentimentTombstone(id)])` is all
  * an erasure needs.
  *
  * Must stay true: call it inside the transaction whose effects the events describe, after the

@@ -47,8 +47,6 @@ interface SummaryValue {
 
 interface Replica {
   customers: Map<string, SummaryValue>;
-  /** every key customer-sentiment.v1 ever carried a value for */
-  everPublished: Set<string>;
   /** interactionId → customerId as last published */
   interactions: Map<string, string | null>;
   /** listening-gap.v1: itemId → the interaction it names and its text */
@@ -60,17 +58,14 @@ interface Replica {
 /** What a consumer following the README holds after reading `seen` in arrival order. */
 function buildReplica(seen: readonly Seen[]): Replica {
   const ids = new Set<string>();
-  const r: Replica = { customers: new Map(), everPublished: new Set(), interactions: new Map(), gaps: new Map(), erasedCustomers: new Set(), erasedInteractions: new Set() };
+  const r: Replica = { customers: new Map(), interactions: new Map(), gaps: new Map(), erasedCustomers: new Set(), erasedInteractions: new Set() };
   for (const m of seen) {
     const id = `${m.topic}\u0000${m.headers[HEADERS_EVENT_ID]}`;
     if (ids.has(id)) continue;
     ids.add(id);
     if (m.topic === SENTIMENT) {
       if (m.value === null) r.customers.delete(m.key!);
-      else {
-        r.customers.set(m.key!, JSON.parse(m.value) as SummaryValue);
-        r.everPublished.add(m.key!);
-      }
+      else r.customers.set(m.key!, JSON.parse(m.value) as SummaryValue);
     } else if (m.topic === ENRICHED) {
       const v = JSON.parse(m.value!) as { interactionId: string; customerId: string | null };
       if (!r.erasedInteractions.has(v.interactionId)) r.interactions.set(v.interactionId, v.customerId);
@@ -233,7 +228,7 @@ function harness(label: string, env: Record<string, string> = {}, opts: { kafkaF
   });
 
   /** The differences between the replica and the API, one line each (empty: they agree). */
-  async function differences(opts: { unpublishedCrmOnly?: 'allowed' } = {}): Promise<{ customers: string[]; interactions: string[]; owners: string[] }> {
+  async function differences(): Promise<{ customers: string[]; interactions: string[]; owners: string[] }> {
     await drained();
     const replica = buildReplica(seen);
     const customers: string[] = [];
@@ -243,8 +238,6 @@ function harness(label: string, env: Record<string, string> = {}, opts: { kafkaF
       const id = uuidOf(c.id);
       const mine = replica.customers.get(id);
       if (!mine) {
-        // README gap (see the scenario): a customer CRM intake made is published with its first interaction
-        if (opts.unpublishedCrmOnly === 'allowed' && !replica.everPublished.has(id) && c.sentiment.interactionCount === 0 && c.sentiment.lastInteractionAt === null) continue;
         customers.push(`${id} (${c.displayName}) is live in the API but not in the replica`);
         continue;
       }
@@ -359,9 +352,9 @@ describe('a consumer replica built from the output topics agrees with the GraphQ
     const ivy = crm.customerIds[1]!;
     const afterCrm = await differences();
     expect(afterCrm.interactions).toEqual([]);
-    // Not promised by the README: a customer made by CRM intake reaches customer-sentiment.v1
-    // only with its first interaction (or a merge, an undo or an unlink involving it).
-    expect(afterCrm.customers).toEqual([`${ivy} (Ivy Iris) is live in the API but not in the replica`]);
+    // ivy, whom only the CRM knows, is published by the intake itself, before her first interaction
+    expect(afterCrm.customers).toEqual([]);
+    expect(buildReplica(seen).customers.get(ivy)).toMatchObject({ displayName: 'Ivy Iris', score: null, interactionCount: 0 });
     await ingest([msg('ivy_writes', 'Great service', { email: 'ivy@example.com' })]);
     expect((await differences()).customers).toEqual([]);
 
@@ -497,7 +490,7 @@ describe('a consumer replica agrees with the GraphQL API after generated sequenc
       fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
         run++;
         for (const s of steps) await perform(h, s, run, done);
-        const d = await differences({ unpublishedCrmOnly: 'allowed' });
+        const d = await differences();
         expect(d.customers).toEqual([]);
         expect(d.interactions).toEqual([]);
       }),
@@ -517,7 +510,7 @@ describe('a consumer replica agrees with the GraphQL API after generated sequenc
         for (const s of steps.filter((x) => x.t === 'crm')) await perform(h, s, run, done);
         // what exists is read before any step runs, so several steps aim at the same customers
         await Promise.all(steps.filter((x) => x.t !== 'crm').map((s) => perform(h, s, run, done)));
-        const d = await differences({ unpublishedCrmOnly: 'allowed' });
+        const d = await differences();
         expect(d.customers).toEqual([]);
         expect(d.interactions).toEqual([]);
       }),
@@ -538,7 +531,7 @@ describe('a consumer replica agrees with the GraphQL API when the outbox was pub
     const [{ n }] = await h.q<{ n: number }>(`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`);
     expect(n).toBeGreaterThan(0);
     await h.connectKafka();
-    const d = await h.differences({ unpublishedCrmOnly: 'allowed' });
+    const d = await h.differences();
     expect(d.customers).toEqual([]);
     expect(d.interactions).toEqual([]);
     console.info(`kafka-consumer-replica (backlog): ${n} outbox rows waiting, steps ${JSON.stringify(done)}, ${h.seen.length} records read, ${d.owners.length} interactions under another customer than the API's`);
