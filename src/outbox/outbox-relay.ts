@@ -226,7 +226,12 @@ export class OutboxRelay implements RelayHandle {
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private woken = false;
-  private failingSince: number | null = null;
+  /**
+   * since when publishing fails: `at` on the monotonic clock (how long it has failed), `date` on
+   * the wall clock (what /readyz names). On the wall clock alone, a host clock stepped forward made
+   * /readyz fail at once on a failure a second old, and one stepped back hid an outage for the step.
+   */
+  private failingSince: { at: number; date: Date } | null = null;
   private lastError: string | null = null;
   /**
    * when the backlog, the retention and the parked rows were last looked at, on the monotonic clock
@@ -306,8 +311,8 @@ export class OutboxRelay implements RelayHandle {
 
   /** null when publishing works (or this replica is a standby), else why not. */
   health(): string | null {
-    if (this.failingSince !== null && Date.now() - this.failingSince > this.unhealthyAfterMs) {
-      return `outbox relay cannot publish since ${new Date(this.failingSince).toISOString()}: ${this.lastError}`;
+    if (this.failingSince !== null && performance.now() - this.failingSince.at > this.unhealthyAfterMs) {
+      return `outbox relay cannot publish since ${this.failingSince.date.toISOString()}: ${this.lastError}`;
     }
     return null;
   }
@@ -319,9 +324,10 @@ export class OutboxRelay implements RelayHandle {
     this.poke();
     await this.loop;
     if (this.leader && drainMs > 0) {
-      const deadline = Date.now() + drainMs;
+      // on the monotonic clock: a host clock stepped back mid-drain made a 5 s drain last the step
+      const deadline = performance.now() + drainMs;
       try {
-        while (Date.now() < deadline && (await this.publishOnce()) > 0);
+        while (performance.now() < deadline && (await this.publishOnce()) > 0);
       } catch (e) {
         this.log.warn({ err: e }, 'outbox relay could not drain before stopping; the rows wait for the next leader');
       }
@@ -354,7 +360,7 @@ export class OutboxRelay implements RelayHandle {
         await this.updateBacklog(false);
         await this.idle(this.settings.outboxPollMs);
       } catch (e) {
-        this.failingSince ??= Date.now();
+        this.failingSince ??= { at: performance.now(), date: new Date() };
         this.lastError = (e as Error).message;
         const missing = missingTopicOf(e);
         const alone = cancelled(e) && this.lastFailed !== null;

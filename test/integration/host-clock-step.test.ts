@@ -8,6 +8,7 @@ import { PlatformaticRelayProducer } from '../../src/outbox/relay-producer';
 import { createLogger } from '../../src/shared/logger';
 import { Metrics } from '../../src/shared/metrics';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+import { KafkaProxy } from '../support/kafka-proxy';
 import { kafkaEnv, kafkaNames, readTopic, testBrokers, testKafka, waitFor } from '../support/kafka-fixtures';
 
 // The host's clock steps while Earshot runs: NTP correcting a VM that drifted, a VM restored from a
@@ -231,4 +232,67 @@ describe('the host clock steps while Earshot runs', () => {
       await admin.disconnect();
     }
   }, 180_000);
+
+  /**
+   * A relay publishing through a proxy the test cuts, failing since a row written after the cut was
+   * tried; `unhealthyAfterMs` is how long a failure may last before health() reports it.
+   */
+  async function failingRelay(label: string, unhealthyAfterMs: number, run: (relay: OutboxRelay) => Promise<void>): Promise<void> {
+    const names = kafkaNames(label);
+    const app = await startTestApp({}, label);
+    apps.push([app]);
+    const kafka = testKafka();
+    const admin = kafka.admin();
+    await admin.connect();
+    const [host, port] = testBrokers().split(',')[0]!.split(':');
+    const proxy = new KafkaProxy(host!, Number(port));
+    await proxy.listen();
+    let relay: OutboxRelay | null = null;
+    try {
+      const settings = loadConfig({ NODE_ENV: 'test', DATABASE_URL: app.database.url, ...kafkaEnv(names, { KAFKA_BROKERS: proxy.brokers }) }).kafka;
+      await admin.createTopics({ topics: topicSpecs(settings).filter((t) => t.topic.startsWith(settings.outputTopicPrefix)), waitForLeaders: true });
+      const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'error', { component: 'outbox-relay' });
+      const producer = new PlatformaticRelayProducer(settings, label, { retries: 2 });
+      relay = new OutboxRelay(producer, { url: app.database.url }, settings, metricsSink(new Metrics()), log, { unhealthyAfterMs });
+      await relay.start();
+      const post = async (n: number) => {
+        const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([message(n, { author: { handle: `h${n}` } })]) });
+        expect(res.status).toBe(200);
+      };
+      await post(1);
+      await waitFor('the first row published', async () => (await app.db.ds.query(`SELECT 1 FROM outbox_batch WHERE sent_at IS NULL`)).length === 0);
+      await proxy.cut();
+      await post(2);
+      await waitFor('the row after the cut tried and failed', async () => (await app.db.ds.query(`SELECT 1 FROM outbox_batch WHERE sent_at IS NULL AND attempts >= 1`)).length > 0, 60_000);
+      await run(relay);
+    } finally {
+      vi.useRealTimers();
+      await relay?.stop(0);
+      await proxy.cut();
+      await admin.deleteTopics({ topics: names.all }).catch(() => undefined);
+      await admin.disconnect();
+    }
+  }
+
+  it("does not call the outbox relay failing for an hour when the clock steps an hour forward a moment into a failure", async () => {
+    await failingRelay('clockstepfwd', 10 * 60_000, async (relay) => {
+      expect(relay.health()).toBeNull();
+      stepClock(HOUR);
+      // before: "outbox relay cannot publish since …" at once, so /readyz failed on a failure seconds old
+      expect(relay.health()).toBeNull();
+    });
+  }, 120_000);
+
+  it('keeps reporting a failing outbox relay when the clock steps an hour back, naming when the failure began', async () => {
+    await failingRelay('clockstepback', 1, async (relay) => {
+      const began = Date.now();
+      await waitFor('the relay reported failing', async () => relay.health() !== null);
+      stepClock(-HOUR);
+      // before: null for the next hour (the failure seemed to start in the future), and /readyz said ready
+      const said = relay.health();
+      expect(said).toMatch(/^outbox relay cannot publish since /);
+      const since = Date.parse(/since (\S+):/.exec(said!)![1]!);
+      expect(Math.abs(since - began)).toBeLessThan(60_000);
+    });
+  }, 120_000);
 });
