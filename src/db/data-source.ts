@@ -208,7 +208,7 @@ async function queryWithin(
   const timer = setTimeout(() => {
     if (client !== null) cancelled = cancelStatement(client);
     expire(null);
-  }, Math.max(0, deadline.at - Date.now()));
+  }, Math.max(0, deadline.at - performance.now()));
   try {
     client = await Promise.race([connecting, expired]);
   } catch (e) {

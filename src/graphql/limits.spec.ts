@@ -1,6 +1,6 @@
 import { ApolloServer } from '@apollo/server';
 import { GraphQLInt, GraphQLObjectType, GraphQLSchema } from 'graphql';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../config/config';
 import { createLogger } from '../shared/logger';
 import type { GraphQLContext } from './context';
@@ -32,6 +32,36 @@ describe('the per-request time budget', () => {
       expect(body?.errors?.[0]?.path).toEqual(['after']);
       const fresh = await server.executeOperation({ query: '{ quick after }' }, { contextValue: {} as GraphQLContext });
       expect(fresh.body.kind === 'single' ? fresh.body.singleResult.errors : 'streamed').toBeUndefined();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('the time budget on its default clock', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('is not used up by the host clock stepping an hour forward mid-operation (it counts on the monotonic clock)', async () => {
+    // the host's clock, as NTP or a VM restored from a snapshot moves it; performance.now() is left alone
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    const schema = new GraphQLSchema({
+      query: new GraphQLObjectType({
+        name: 'Query',
+        fields: {
+          step: { type: GraphQLInt, resolve: () => (vi.setSystemTime(Date.now() + 3_600_000), 1) },
+          after: { type: GraphQLInt, resolve: () => 2 },
+        },
+      }),
+    });
+    const config = loadConfig({ NODE_ENV: 'test', EARSHOT_GRAPHQL_TIME_BUDGET_MS: '10000' }).graphql;
+    const server = new ApolloServer<GraphQLContext>({ schema, plugins: [costLimitPlugin(schema, config)], formatError: makeFormatError(createLogger('silent')) });
+    await server.start();
+    try {
+      const r = await server.executeOperation({ query: '{ step after }' }, { contextValue: {} as GraphQLContext });
+      // before: { step: 1, after: null } with TIME_BUDGET_EXCEEDED, the step counted as time spent
+      expect(r.body.kind === 'single' ? r.body.singleResult : null).toEqual({ data: { step: 1, after: 2 } });
     } finally {
       await server.stop();
     }

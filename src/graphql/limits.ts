@@ -197,7 +197,14 @@ export function operationRefusal(config: GraphqlConfig, estimate: Estimate): Gra
 }
 
 /** Starts the time budget of an operation run with `context` (resolvers check it: checkBudgetInResolvers). */
-export function startTimeBudget(context: object, config: GraphqlConfig, now: () => number = Date.now): void {
+/**
+ * The budget's clock: monotonic by default. On the wall clock, a host clock stepped forward
+ * mid-request (NTP, a VM restored) cancelled every query in flight at once, and one stepped back
+ * took the deadline away from them for the step's length.
+ */
+const monotonicNow = (): number => performance.now();
+
+export function startTimeBudget(context: object, config: GraphqlConfig, now: () => number = monotonicNow): void {
   const start = now();
   budgets.set(context, { start, deadline: start + config.timeBudgetMs, now });
 }
@@ -215,8 +222,8 @@ export function readBounds(context: object, maxReadBytes: number): { readBytes: 
   if (budget === undefined) return null;
   return {
     readBytes: { used: 0, limit: maxReadBytes },
-    // the budget's own clock may be a test's; the data layer's timer runs on the real one
-    readDeadline: { at: Date.now() + (budget.deadline - budget.now()), budgetMs: budget.deadline - budget.start },
+    // the budget's own clock may be a test's; the data layer's timer runs on the real monotonic one
+    readDeadline: { at: performance.now() + (budget.deadline - budget.now()), budgetMs: budget.deadline - budget.start },
   };
 }
 
@@ -234,7 +241,7 @@ function boundReads(context: object, maxReadBytes: number): void {
  * analyzeText more text than a request may, and stops running resolvers once an operation has
  * used up its time budget.
  */
-export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig, now: () => number = Date.now): ApolloServerPlugin<GraphQLContext> {
+export function costLimitPlugin(schema: GraphQLSchema, config: GraphqlConfig, now: () => number = monotonicNow): ApolloServerPlugin<GraphQLContext> {
   checkBudgetInResolvers(schema);
   const estimates = new WeakMap<DocumentNode, Map<string, Estimate>>();
   return {

@@ -11,7 +11,7 @@ export const requestContext = new AsyncLocalStorage<{
   /** set for a GraphQL operation: its pooled reads take a turn of the event loop (src/db/data-source.ts) */
   loopTurns?: boolean;
   /**
-   * set for a GraphQL query: when its time budget runs out (Date.now() terms) and how long it was.
+   * set for a GraphQL query: when its time budget runs out (performance.now() terms: a host clock that steps moves no deadline) and how long it was.
    * A statement it runs on the pool, outside a transaction, is cancelled then (src/db/data-source.ts).
    */
   readDeadline?: { at: number; budgetMs: number };
