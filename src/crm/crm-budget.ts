@@ -49,15 +49,23 @@ export function waitsInPlace(ms: number, maxWaitMs: number, now: number): boolea
 /** The longest Retry-After honoured: a longer one (a broken or hostile value) waits this long. */
 export const MAX_RETRY_AFTER_MS = 3_600_000;
 
-/** A call failed after every retry the policy allows. */
+/**
+ * A call failed after every retry the policy allows. `message` is fit to log and store: any text
+ * the CRM wrote in it went through `crmErrorText` (crm-error-text.ts). `body`, the CRM's answer as
+ * sent (it may quote the record), is for the adapter to read and not enumerable, so a logger that
+ * serializes the error does not write it.
+ */
 export class CrmCallFailed extends Error {
+  declare readonly body?: unknown;
+
   constructor(
     message: string,
     readonly status: number | null,
-    readonly body?: unknown,
+    body?: unknown,
   ) {
     super(message);
     this.name = 'CrmCallFailed';
+    Object.defineProperty(this, 'body', { value: body, enumerable: false });
   }
 }
 

@@ -7,6 +7,7 @@ import { outsideRequest } from '../shared/request-context';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted, type BudgetSnapshot } from './crm-budget';
+import { withoutCustomerData } from './crm-error-text';
 import { guardCrmCases, guardCrmRecords } from './crm-record-guard';
 import * as repo from './crm.repository';
 import type { CrmCaseRow, CrmClient, CrmPerson, CrmRecordInput, CrmSystem, PulledBatch, SyncMode } from './crm.port';
@@ -192,7 +193,17 @@ export class CrmSyncService {
       const b = this.guard(system, objectType, raw);
       const n = b.records.length + b.cases.length;
       const deleted = b.via === 'deleted' || b.via === 'archived' ? n : 0;
+      // Records stored as deleted that the CRM hands over live again: undeleted from the Salesforce
+      // recycle bin, restored in HubSpot (same id, same field values, a new modification time).
+      const back = deleted ? [] : await this.deletedBefore(system, objectType, b.records);
       if (b.records.length) await this.identity.ingestCrmRecords(system, objectType, b.records);
+      if (back.length) {
+        // The intake makes them live on their customer again, but the write-back triggers queue a
+        // customer only for a record new to it: such a record kept showing the values of the day it
+        // was deleted (a complaint made meanwhile never reached it) until the customer changed again.
+        const queued = await repo.enqueueWritebackOfLiveRecords(this.ds, system, objectType, back);
+        this.log.info({ system, objectType, count: back.length, records: back.slice(0, 20), customersQueued: queued }, 'CRM records deleted before are live again (undeleted or restored in the CRM)');
+      }
       if (b.cases.length) await this.upsertCases(system, b.cases);
       if (!r.via.includes(b.via)) r.via.push(b.via);
       r.records += n - deleted;
@@ -236,10 +247,11 @@ export class CrmSyncService {
       await repo.syncSucceeded(this.ds, system, objectType, res.deletedCheckedUntil, r.apiCalls);
     } catch (e) {
       // What was fetched before the failure is kept, and the cursor moves past it.
-      await flush().catch((f: Error) => this.log.error({ system, objectType, err: f.message }, 'could not store the records fetched before a failure'));
+      await flush().catch((f: Error) => this.log.error({ system, objectType, err: withoutCustomerData(f).message }, 'could not store the records fetched before a failure'));
       r.apiCalls = client.budget.snapshot().usedToday - used0;
       r.outcome = e instanceof CrmBudgetExhausted ? 'budget_exhausted' : 'error';
-      r.error = (e as Error).message;
+      // shown to analysts (crmSyncStatus.lastError) and logged: never a value the CRM quoted
+      r.error = withoutCustomerData(e as Error).message;
       if (r.outcome === 'error') this.log.error({ system, objectType, err: r.error }, 'CRM sync of an object failed; its cursor stays where the last batch left it');
       await repo.syncFailed(this.ds, system, objectType, r.outcome, r.error, r.apiCalls);
     }
@@ -264,6 +276,12 @@ export class CrmSyncService {
       this.log.warn({ system, objectType, via: b.via, count: r.cleaned.length, records: r.cleaned.slice(0, 20) }, 'CRM record values not storable as sent: cleaned or cut');
     }
     return { ...b, records: r.records, cases: c.cases };
+  }
+
+  /** The external ids of live records of a batch that the store holds as deleted. */
+  private async deletedBefore(system: CrmSystem, objectType: string, records: readonly CrmRecordInput[]): Promise<string[]> {
+    const live = records.filter((r) => !r.deleted && !r.mergedInto).map((r) => r.externalId);
+    return live.length ? repo.deletedExternalIds(this.ds, system, objectType, live) : [];
   }
 
   /** What the store holds for records the vendor reports deleted (it sends ids only). */

@@ -3,6 +3,7 @@ import { Client } from '@hubspot/api-client';
 import type { Logger } from '../../shared/logger';
 import type { CrmConfig, HubSpotConfig } from '../crm.config';
 import { budgetFor, CrmBudgetExhausted, CrmCallFailed, retryAfterMs, retryDelay, sleep, waitsInPlace, type CrmBudget, type RetryPolicy } from '../crm-budget';
+import { crmErrorText, withoutCustomerData } from '../crm-error-text';
 import { crmRecordUrl } from '../crm-links';
 import { NO_PROXY, proxiedNodeAgent, type ProxySettings } from '../crm-proxy';
 import { capNodeReply, DEFAULT_CRM_MAX_RESPONSE_BYTES, responseTooLarge } from '../crm-response-cap';
@@ -130,8 +131,9 @@ export class HubSpotCrmClient implements CrmClient {
         if (status === 429 && body.policyName === 'DAILY') throw this.budget.markExhausted();
         const transient = status === 429 || (status !== null && status >= 500) || (status === null && isNetworkError(e));
         if (!transient) {
-          if (status !== null) throw new CrmCallFailed(`HubSpot ${what} failed with ${status}: ${body.message ?? ''}`.trim(), status, err?.body);
-          throw e;
+          // HubSpot's message may quote the record ("Property values were not valid: [{…jane@…}]")
+          if (status !== null) throw new CrmCallFailed(`HubSpot ${what} failed with ${status}: ${crmErrorText(String(body.message ?? ''))}`.trim(), status, err?.body);
+          throw withoutCustomerData(e);
         }
         const retryAfter = err?.headers?.['retry-after'] ?? err?.headers?.['Retry-After'];
         const now = this.opts.now?.() ?? Date.now();
@@ -166,7 +168,11 @@ export class HubSpotCrmClient implements CrmClient {
   // ---- pull -----------------------------------------------------------------------------------
 
   async pull(objectType: string, opts: PullOptions): Promise<PullResult> {
-    const type = objectType as HsObjectType;
+    // errors of the client library (a body it could not read) or of the sink may quote records
+    return this.pullObject(objectType as HsObjectType, opts).catch((e: unknown) => Promise.reject(withoutCustomerData(e)));
+  }
+
+  private async pullObject(type: HsObjectType, opts: PullOptions): Promise<PullResult> {
     const startedAt = new Date(Date.now());
     await this.pullChanges(type, opts, startedAt.getTime() - (this.opts.searchLagMs ?? 0));
     const deletedCheckedUntil = opts.deletedSince ? await this.pullArchived(type, opts, startedAt) : startedAt;
@@ -186,6 +192,14 @@ export class HubSpotCrmClient implements CrmClient {
    * before the 10,000-result cap and the next one starts at the last timestamp seen (records on it
    * come again: the intake is idempotent). When a whole window is one timestamp, that timestamp is
    * walked by object id instead. The cursor means "everything modified before it is synced".
+   *
+   * HubSpot's `after` is an offset into a result set searched anew for every page, and records only
+   * ever leave a window during its walk (one modified, restored or merged into gets a time past its
+   * end; one archived or merged away is gone): each that left before the offset moved every later
+   * record up one place, and as many records at the start of the next page were never read, the
+   * cursor passing them for good. So when a page's `total` is smaller than the one before, that page
+   * is asked again from as many places back (records read twice are harmless), before its records
+   * reach the sink and move the cursor.
    */
   private async pullChanges(type: HsObjectType, opts: PullOptions, upper: number): Promise<void> {
     const prop = LAST_MODIFIED[type];
@@ -198,6 +212,8 @@ export class HubSpotCrmClient implements CrmClient {
       let pages = 0;
       let lastTs = from;
       let allOnFrom = true;
+      /** the result set's size when the page before was read */
+      let total: number | undefined;
       const seen = new Set<string>();
       for (;;) {
         const res = await this.search(type, {
@@ -207,8 +223,18 @@ export class HubSpotCrmClient implements CrmClient {
           limit: SEARCH_PAGE,
           ...(after ? { after } : {}),
         });
-        fetched += res.results.length;
         pages++;
+        if (after && total !== undefined && typeof res.total === 'number' && res.total < total && /^\d+$/.test(after)) {
+          // records left the window since the page before: ask again from as many places back
+          after = String(Math.max(0, Number(after) - (total - res.total)));
+          total = res.total;
+          // a token may come again after the step back; the cap on a window's pages bounds the walk
+          seen.clear();
+          if (pages * SEARCH_PAGE + SEARCH_PAGE > SEARCH_CAP) break;
+          continue;
+        }
+        if (typeof res.total === 'number') total = res.total;
+        fetched += res.results.length;
         if (res.results.length) {
           // The latest timestamp of the page that is a time within the window: a record without
           // one (or with one past the window, which a correct search never returns) must not
@@ -339,7 +365,7 @@ export class HubSpotCrmClient implements CrmClient {
           for (const e of res.errors ?? []) for (const id of e.context?.ids ?? []) failed.set(String(id), e);
           for (const u of chunk) {
             const f = failed.get(u.externalId);
-            byId.set(u.externalId, f ? { externalId: u.externalId, ok: false, error: `${f.category}: ${f.message}`, retriable: f.category !== 'OBJECT_NOT_FOUND', scope: 'record' } : { externalId: u.externalId, ok: true });
+            byId.set(u.externalId, f ? { externalId: u.externalId, ok: false, error: crmErrorText(`${f.category}: ${f.message}`), retriable: f.category !== 'OBJECT_NOT_FOUND', scope: 'record' } : { externalId: u.externalId, ok: true });
           }
           chunk = [];
         } catch (e) {
@@ -353,11 +379,12 @@ export class HubSpotCrmClient implements CrmClient {
           const named = new Set(body?.category === 'OBJECT_NOT_FOUND' && Array.isArray(body.context?.ids) ? body.context.ids.map(String) : []);
           const gone = chunk.filter((u) => named.has(u.externalId));
           if (gone.length) {
-            for (const u of gone) byId.set(u.externalId, { externalId: u.externalId, ok: false, error: `OBJECT_NOT_FOUND: ${body?.message ?? 'not found'}`, retriable: false, scope: 'record' });
+            for (const u of gone) byId.set(u.externalId, { externalId: u.externalId, ok: false, error: crmErrorText(`OBJECT_NOT_FOUND: ${body?.message ?? 'not found'}`), retriable: false, scope: 'record' });
             chunk = chunk.filter((u) => !named.has(u.externalId));
             continue;
           }
-          for (const u of chunk) byId.set(u.externalId, { externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true, scope: 'call' });
+          const error = withoutCustomerData(e as Error).message;
+          for (const u of chunk) byId.set(u.externalId, { externalId: u.externalId, ok: false, error, retriable: true, scope: 'call' });
           chunk = [];
         }
       }

@@ -6,6 +6,7 @@ import type { CrmRecordInput } from '../crm.port';
 import type { Logger } from '../../shared/logger';
 import type { CrmConfig, SalesforceConfig } from '../crm.config';
 import { budgetFor, CrmBudgetExhausted, CrmCallFailed, sleep, type CrmBudget } from '../crm-budget';
+import { crmErrorText, withoutCustomerData } from '../crm-error-text';
 import { crmRecordUrl } from '../crm-links';
 import { usableExternalId } from '../crm-record-guard';
 import { outcomesBeforeStop, type CaseInput, type CaseRef, type CrmCaseRow, type CrmClient, type PullOptions, type PullResult, type SetupReport, type SyncCursor, type WriteBackOutcome, type WriteBackUpdate } from '../crm.port';
@@ -106,7 +107,7 @@ export class SalesforceCrmClient implements CrmClient {
       // crmSyncStatus.lastError need to see that the login failed, with which flow and OAuth code.
       const err = e as Error;
       const code = err.name && err.name !== 'Error' ? `${err.name}: ` : '';
-      throw new CrmCallFailed(`Salesforce login (${sf.auth}) failed: ${code}${err.message}`, null);
+      throw new CrmCallFailed(crmErrorText(`Salesforce login (${sf.auth}) failed: ${code}${err.message}`), null);
     }
     this.log.info({ instanceUrl: conn.instanceUrl, auth: sf.auth }, 'salesforce session established');
     return conn;
@@ -134,6 +135,11 @@ export class SalesforceCrmClient implements CrmClient {
   // ---- pull -----------------------------------------------------------------------------------
 
   async pull(objectType: string, opts: PullOptions): Promise<PullResult> {
+    // jsforce's errors carry Salesforce's error text, which may quote records
+    return this.pullObject(objectType, opts).catch((e: unknown) => Promise.reject(withoutCustomerData(e)));
+  }
+
+  private async pullObject(objectType: string, opts: PullOptions): Promise<PullResult> {
     const conn = await this.connection();
     const fields = selectFields(objectType, this.sf.identityFields);
     const cursor = opts.mode === 'full' ? null : opts.cursor;
@@ -306,7 +312,8 @@ export class SalesforceCrmClient implements CrmClient {
         res.forEach((r, k) => {
           const err = r.errors?.[0];
           const code = err?.statusCode ?? err?.errorCode ?? '';
-          out.push(r.success ? { externalId: chunk[k]!.externalId, ok: true } : { externalId: chunk[k]!.externalId, ok: false, error: `${code}: ${err?.message ?? 'failed'}`, retriable: !PERMANENT.has(code), scope: 'record' });
+          // the message may quote the record (an Apex trigger's addError, "invalid email address: …")
+          out.push(r.success ? { externalId: chunk[k]!.externalId, ok: true } : { externalId: chunk[k]!.externalId, ok: false, error: crmErrorText(`${code}: ${err?.message ?? 'failed'}`), retriable: !PERMANENT.has(code), scope: 'record' });
         });
       } catch (e) {
         if (e instanceof CrmBudgetExhausted) {
@@ -314,7 +321,8 @@ export class SalesforceCrmClient implements CrmClient {
           outcomesBeforeStop.set(e, out);
           throw e;
         }
-        for (const u of chunk) out.push({ externalId: u.externalId, ok: false, error: (e as Error).message, retriable: true, scope: 'call' });
+        const error = withoutCustomerData(e as Error).message;
+        for (const u of chunk) out.push({ externalId: u.externalId, ok: false, error, retriable: true, scope: 'call' });
       }
     }
     return out;
@@ -322,6 +330,11 @@ export class SalesforceCrmClient implements CrmClient {
 
   /** An upsert on the Case external-id field through sObject Collections: a retry finds its Case. */
   async createCase(input: CaseInput): Promise<CaseRef> {
+    // jsforce's errors carry Salesforce's error text, which may quote the Case (the customer's words)
+    return this.upsertCase(input).catch((e: unknown) => Promise.reject(withoutCustomerData(e)));
+  }
+
+  private async upsertCase(input: CaseInput): Promise<CaseRef> {
     const conn = await this.connection();
     const res = await conn.request<{ id?: string; success: boolean; created?: boolean; errors: { statusCode?: string; message: string }[] }[]>({
       method: 'PATCH',
@@ -332,7 +345,7 @@ export class SalesforceCrmClient implements CrmClient {
     const r = res[0];
     if (!r?.success || !r.id) {
       const err = r?.errors?.[0];
-      throw new CrmCallFailed(`Salesforce Case upsert failed: ${err?.statusCode ?? ''} ${err?.message ?? 'no result'}`.trim(), 400, r);
+      throw new CrmCallFailed(crmErrorText(`Salesforce Case upsert failed: ${err?.statusCode ?? ''} ${err?.message ?? 'no result'}`.trim()), 400, r);
     }
     return { externalId: r.id, url: this.recordUrl('Case', r.id), created: r.created !== false };
   }

@@ -161,6 +161,15 @@ export class HubSpotServer {
     this.expireAfter = n;
   }
 
+  /**
+   * The next `times` requests that `match` answers are refused with `status` and HubSpot's error
+   * body, `{"status": "error", "message", "correlationId", "category"}` (plus `extra`): the message
+   * as HubSpot writes it ("Property values were not valid: [{…}]" quotes the values).
+   */
+  failCall(match: FaultSpec['match'], status: number, category: string, message: string, times = 1, extra: Record<string, unknown> = {}): void {
+    this.faults.enqueue({ match, status, times, body: hsErr(status, category, message, extra).body });
+  }
+
   /** Shorthand for a storm of 429s with the TEN_SECONDLY_ROLLING body HubSpot sends. */
   rateLimitStorm(times: number, opts: { retryAfter?: number; match?: FaultSpec['match']; policyName?: 'TEN_SECONDLY_ROLLING' | 'SECONDLY' | 'DAILY' } = {}): void {
     this.faults.enqueue({ match: opts.match, status: 429, times, retryAfter: opts.retryAfter, body: rateLimitBody(opts.policyName ?? 'TEN_SECONDLY_ROLLING') });

@@ -216,6 +216,18 @@ export class HubSpotStore {
   }
 
   /**
+   * A restore from the recycle bin (Actions > Restore records, within 90 days): the record is live
+   * again under its id with its properties, and HubSpot sets its last-modified time anew, so search
+   * finds it again; it is gone from the archived list.
+   */
+  restore(type: ObjectType, obj: HsObject, at?: number): HsObject {
+    obj.archived = false;
+    delete obj.archivedAt;
+    this.touch(type, obj, at ?? this.now());
+    return obj;
+  }
+
+  /**
    * A merge as an admin does it in the UI: the primary keeps its id and gets a new last-modified
    * time, its `hs_merged_object_ids` lists the merged ids; the secondary is gone from lists and
    * search (not archived) and its id is an alias: reading it answers the primary's record.

@@ -150,6 +150,15 @@ export class SalesforceServer {
     this.faults.enqueue({ match, status: 403, times, body: LIMIT_EXCEEDED().body });
   }
 
+  /**
+   * The next `times` requests that `match` answers are refused with `status` and Salesforce's REST
+   * error body, `[{"message", "errorCode", "fields"}]`: the message as the org wrote it (a
+   * validation rule, an Apex trigger's addError, "data value too large: …" quote field values).
+   */
+  failCall(match: FaultSpec['match'], status: number, errorCode: string, message: string, times = 1): void {
+    this.faults.enqueue({ match, status, times, body: sfErr(status, errorCode, message, []).body });
+  }
+
   /** The next `times` writes of record `id` through any DML call fail with this status code. */
   failRecord(id: string, statusCode = 'UNABLE_TO_LOCK_ROW', message = 'unable to obtain exclusive access to this record or 1 records', times = 1): void {
     this.recordFaults.set(id, { statusCode, message, remaining: times });

@@ -277,6 +277,21 @@ export class SalesforceStore {
   }
 
   /**
+   * Undelete from the recycle bin, as an admin does it in the UI or with `undelete()`: the record is
+   * live again under its Id with its field values, and its SystemModstamp and LastModifiedDate move
+   * (so an incremental query sees it); it is no longer deleted, so getDeleted stops listing it.
+   */
+  undelete(type: string, id: string, at?: number): SfRecord {
+    const rec = this.find(type, id)!;
+    const now = at ?? this.clock.now();
+    rec.IsDeleted = false;
+    rec.LastModifiedDate = now;
+    rec.SystemModstamp = now;
+    for (let i = this.tombstones.length - 1; i >= 0; i--) if (this.tombstones[i]!.id === rec.Id) this.tombstones.splice(i, 1);
+    return rec;
+  }
+
+  /**
    * A merge as an admin does it in the UI (Accounts, Contacts, Leads): the master keeps its Id and
    * the field values chosen (`fields`), its SystemModstamp changes; each loser is deleted with
    * MasterRecordId set to the master's Id (queryAll reads it; getDeleted gives only id and date).
