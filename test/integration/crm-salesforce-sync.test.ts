@@ -9,7 +9,10 @@ import { seedSalesforceContacts } from '../fixtures/crm/seed';
 // Each test has an org, a budget and a database of its own (beforeEach); a test about an
 // incremental run first loads a small org itself (`loaded`).
 
-const N = Number(process.env.CRM_BENCH_CONTACTS ?? 25_000);
+// Initial load: two Bulk API 2.0 result pages (10,000 records each, then 1,000), which is what the
+// test asserts, at less than half the time of 25,000 (each record goes through identity
+// resolution); CRM_BENCH_CONTACTS=25000 (or more) for the benchmark figure.
+const N = Number(process.env.CRM_BENCH_CONTACTS ?? 11_000);
 // Modstamps as an org has them: the past for the initial load, then ever later.
 const B = Date.now() - 30 * 86_400_000;
 const HOUR = 3_600_000;
@@ -51,7 +54,8 @@ beforeEach(async () => {
       EARSHOT_SF_PASSWORD: 'password',
       EARSHOT_SF_OBJECTS: 'Contact,Case',
       EARSHOT_SF_QUERY_BATCH_SIZE: '200',
-      EARSHOT_CRM_BULK_THRESHOLD: '2000',
+      // above 1,000 changes a Bulk API 2.0 job (the REST cases here stay under it)
+      EARSHOT_CRM_BULK_THRESHOLD: '1000',
       EARSHOT_CRM_RETRY_BASE_MS: '10',
       EARSHOT_CRM_MAX_RETRIES: '8',
     },
@@ -145,13 +149,13 @@ describe('Salesforce sync', () => {
     expect(sf.stats().byEndpoint['POST /oauth2/token']).toBe(1);
     expect(sf.stats().byStatus['401']).toBe(1);
 
-    const bulkIds = seedSalesforceContacts(sf, 2500, { start: iso(Date.now() + 2 * HOUR) });
+    const bulkIds = seedSalesforceContacts(sf, 1200, { start: iso(Date.now() + 2 * HOUR) });
     sf.resetStats();
     // count, job create, poll: the first result page then meets an expired session.
     sf.expireTokensAfterCalls(3);
     const bulk = await run();
-    expect(bulk.objects[0]).toMatchObject({ outcome: 'ok', records: 2500, via: ['bulk'] });
-    expect(await live(bulkIds)).toBe(2500);
+    expect(bulk.objects[0]).toMatchObject({ outcome: 'ok', records: 1200, via: ['bulk'] });
+    expect(await live(bulkIds)).toBe(1200);
     expect(sf.stats().byEndpoint['POST /oauth2/token']).toBe(1);
   });
 

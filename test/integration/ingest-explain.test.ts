@@ -3,6 +3,7 @@ import type { QueryRunner } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrichedEventRows, type RelayDb } from '../../src/outbox/outbox.repository';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+import { createTestDatabase, type TestDatabase } from '../support/postgres';
 
 // Every statement of the ingest batch's transaction, EXPLAINed with its own parameters on tables
 // large enough that a missing index would show as a sequential scan: per batch the work must not
@@ -68,6 +69,39 @@ async function addBulkRows(app: TestApp): Promise<void> {
       FROM interaction i WHERE i.external_id LIKE 'bulk-%' AND i.occurred_at < timestamptz '2026-01-01' + ${BULK / 4} * interval '1 minute'`);
 }
 
+// api and ingest only: the sync role's jobs (escalation, retention, CRM) would run beside the
+// probe batch, and their statements are not the batch's
+const ENV = { EARSHOT_ROLES: 'api,ingest' };
+
+async function post(app: TestApp, lines: unknown[]): Promise<void> {
+  const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson(lines) });
+  expect(res.status).toBe(200);
+}
+
+/** SEEDED interactions of known authors (open items, replies), through POST /ingest as they arrive. */
+async function seed(app: TestApp): Promise<void> {
+  for (let from = 0; from < SEEDED; from += 2_000) await post(app, Array.from({ length: 2_000 }, (_, i) => line(from + i)));
+}
+
+/**
+ * The bulk rows on an otherwise empty database, made once for the file (they take most of a
+ * probe's setup) and copied (CREATE DATABASE … TEMPLATE) by each probe on large tables: the probes
+ * write only to their copies, and each then takes in its own history through POST /ingest.
+ */
+let bulkOnly: TestDatabase | undefined;
+beforeAll(async () => {
+  const app = await startTestApp(ENV, 'ingestexplainbulk');
+  try {
+    await addBulkRows(app);
+  } finally {
+    await app.stop();
+  }
+  bulkOnly = app.database;
+}, 300_000);
+afterAll(async () => {
+  await bulkOnly?.drop();
+});
+
 /**
  * A service on its own database with a history (SEEDED recent interactions of known authors, open
  * items, replies) and the bulk rows, statistics taken as `statistics` says; then the statements of
@@ -75,30 +109,21 @@ async function addBulkRows(app: TestApp): Promise<void> {
  * a stored thread), recorded as the batch runs.
  */
 async function probeBatch(label: string, statistics: 'fresh' | 'stale' | 'small'): Promise<{ app: TestApp; statements: { sql: string; params: unknown[] }[] }> {
-  // api and ingest only: the sync role's jobs (escalation, retention, CRM) would run beside the
-  // probe batch, and their statements are not the batch's
-  const app = await startTestApp({ EARSHOT_ROLES: 'api,ingest' }, label);
-  const post = async (lines: unknown[]) => {
-    const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson(lines) });
-    expect(res.status).toBe(200);
-  };
-  const seed = async () => {
-    for (let from = 0; from < SEEDED; from += 2_000) await post(Array.from({ length: 2_000 }, (_, i) => line(from + i)));
-  };
+  // small: a database of its own; fresh and stale: a copy of the bulk rows
+  const app = await startTestApp(ENV, label, statistics === 'small' ? undefined : await createTestDatabase(label, bulkOnly!));
   if (statistics === 'small') {
     // no bulk rows: tables of a few thousand rows, where a hash join over a whole table looks cheap to the planner
-    await seed();
+    await seed(app);
     await app.db.ds.query('ANALYZE');
   } else if (statistics === 'fresh') {
-    await seed();
-    await addBulkRows(app);
+    // statistics of every row, the history's as well
+    await seed(app);
     await app.db.ds.query('ANALYZE');
   } else {
     // statistics of the old rows only: the recent ones arrive after, and nothing analyzes again
-    await addBulkRows(app);
     await app.db.ds.query('ANALYZE');
     for (const t of ['interaction', 'customer', 'customer_identity', 'listening_item']) await app.db.ds.query(`ALTER TABLE ${t} SET (autovacuum_enabled = off)`);
-    await seed();
+    await seed(app);
   }
   const probe = Array.from({ length: BATCH }, (_, i) => {
     const n = SEEDED + i;
@@ -121,7 +146,7 @@ async function probeBatch(label: string, statistics: 'fresh' | 'stale' | 'small'
     return qr;
   }) as typeof ds.createQueryRunner;
   try {
-    await post(probe);
+    await post(app, probe);
   } finally {
     ds.createQueryRunner = create;
   }
