@@ -176,4 +176,53 @@ describe('IncrementalIndex', () => {
     expect(index.match(jane).map((c) => c.id)).toEqual(['c']);
     expect(index.size).toBe(2);
   });
+
+  // A real CRM holds thousands of Smiths. Each record matched used to copy and sort every member
+  // of its oversized blocks (the surname's, the city's…), so the work per record grew with the
+  // number of namesakes already held: a CRM sync slowed down chunk after chunk.
+  it('reads a bounded number of records per match, however many namesakes it holds', () => {
+    const given = ['James', 'Mary', 'John', 'Linda', 'Michael', 'Jennifer', 'David', 'Maria'];
+    const smith = (k: number): PersonRecord => ({
+      id: `smith-${k}`,
+      givenName: given[k % given.length],
+      surname: 'Smith',
+      city: 'springfield',
+      postcode: String(10000 + ((k * 7919) % 5000)),
+      streetNumber: String(1 + (k % 97)),
+      address1: `${['oak', 'elm', 'main', 'pine'][k % 4]} street`,
+      emails: [`smith.${k}@example.com`],
+      crmIds: [`salesforce:Contact:003${k}`],
+    });
+    const index = new IncrementalIndex();
+    const perMatch = (from: number, to: number): { examined: number; compared: number } => {
+      const e0 = index.examined;
+      const c0 = index.comparisons;
+      for (let k = from; k < to; k++) {
+        index.match(smith(k));
+        index.add(smith(k));
+      }
+      return { examined: (index.examined - e0) / (to - from), compared: (index.comparisons - c0) / (to - from) };
+    };
+    perMatch(0, 500);
+    const early = perMatch(500, 700);
+    perMatch(700, 3000);
+    const late = perMatch(3000, 3200);
+    expect(index.size).toBe(3200);
+    // a few keys, each read up to the block cap or a window around the record's place in name order
+    // (small blocks still fill up to the cap of 40, so the counts may grow a little, never with the Smiths)
+    expect(late.examined).toBeLessThan(600);
+    expect(late.examined).toBeLessThan(early.examined * 3);
+    expect(late.compared).toBeLessThan(150);
+
+    // the window still finds a namesake at the same address among 3,200 Smiths
+    const twin: PersonRecord = { ...smith(1234), id: 'twin', emails: [], crmIds: [] };
+    expect(index.match(twin)[0]).toMatchObject({ id: 'smith-1234', decision: 'link' });
+    // and the candidates do not depend on the order the records came in
+    const reversed = new IncrementalIndex();
+    for (let k = 3199; k >= 0; k--) reversed.add(smith(k));
+    expect(reversed.match(twin).map((c) => [c.id, c.score])).toEqual(index.match(twin).map((c) => [c.id, c.score]));
+    // removing a record takes it out of its sorted blocks
+    expect(index.remove('smith-1234')).toBe(true);
+    expect(index.match(twin).map((c) => c.id)).not.toContain('smith-1234');
+  });
 });
