@@ -312,7 +312,14 @@ export function attachSubscriptionServer(deps: SubscriptionServerDeps): { close(
           live: {
             hub: deps.hub,
             limits: deps.limits,
-            connection: { bufferedAmount: () => socket.bufferedAmount, close: (code, reason) => socket.close(code, reason) },
+            connection: {
+              bufferedAmount: () => socket.bufferedAmount,
+              close: (code, reason) => {
+                // said as the unread-bytes bound says it: an operator sees which clients lose events
+                if (socket.readyState === socket.OPEN) log.warn({ code, buffered: socket.bufferedAmount }, 'closing a WebSocket connection whose subscriber does not read its events fast enough (EARSHOT_SUBSCRIPTION_QUEUE_LIMIT)');
+                socket.close(code, reason);
+              },
+            },
             renewLoaders: () => {
               context.loaders = deps.makeLoaders(principal);
             },

@@ -254,7 +254,9 @@ public class ProduceTopic {
     p.put("bootstrap.servers", args[0]);
     p.put("compression.type", args[2]);
     p.put("acks", "all");
-    p.put("linger.ms", "200");
+    // long: flush() below sends at once, and a starved JVM (a loaded CI machine) appending the
+    // records over more than 200 ms split one test's batch in two
+    p.put("linger.ms", "30000");
     p.put("batch.size", "1000000");
     p.put("key.serializer", ByteArraySerializer.class.getName());
     p.put("value.serializer", ByteArraySerializer.class.getName());
@@ -281,7 +283,7 @@ public class ProduceTopic {
 /**
  * Produces with the Apache Kafka Java client from the broker's jars, compressed with
  * `compression` (none, gzip, snappy, lz4, zstd); all messages in as few batches as the
- * producer makes within one linger.
+ * producer makes (one per partition up to 1 MB: flushed at the end, not after a linger).
  */
 export async function produceWithJavaClient(topic: string, compression: string, messages: { key: string | null; value: string | Buffer | null; partition?: number }[]): Promise<void> {
   const libs = path.join(process.env.KAFKA_DIR ?? path.join(REPO_ROOT, '.kafka'), 'libs');
