@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
@@ -19,6 +20,11 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Two test files at once even on two cores (Vitest's default there is one): most integration
+    // files wait on the broker, PostgreSQL or a timer far more than they compute. Each file has
+    // its own databases and topics, and looks only at its own database's locks and backends.
+    // VITEST_MAX_WORKERS=1 runs them one at a time.
+    maxWorkers: Math.max(2, os.availableParallelism() - 1),
     projects: [
       { extends: true, test: { name: 'unit', include: ['src/**/*.spec.ts'] } },
       { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts'] } },

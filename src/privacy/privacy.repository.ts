@@ -359,6 +359,12 @@ export async function countUnredactedBefore(db: Db, cutoff: Date): Promise<numbe
   return (await firstRow<{ n: number }>(db, `SELECT count(*)::int AS n FROM interaction WHERE redacted_at IS NULL AND occurred_at < $1`, [cutoff]))!.n;
 }
 
+/** The database server's clock now (`clock_timestamp()`): what retention checks this host's clock against. */
+export async function databaseClock(db: Db): Promise<Date> {
+  const row = await firstRow<{ now: Date }>(db, `SELECT clock_timestamp() AS now`, []);
+  return row!.now;
+}
+
 /** Redacts up to `limit` of the oldest such interactions (skipping locked ones), and their listening items' author; their ids. */
 export async function redactOldInteractions(db: Db, cutoff: Date, limit: number): Promise<string[]> {
   const found = await rows<{ id: string }>(

@@ -147,9 +147,9 @@ export class RetentionJob {
    */
   private async checkHostClock(): Promise<void> {
     const before = Date.now();
-    const [row] = (await this.ds.query(`SELECT clock_timestamp() AS now`)) as { now: Date }[];
+    const databaseNow = await repo.databaseClock(this.ds);
     const host = before + (Date.now() - before) / 2;
-    const database = row!.now.getTime();
+    const database = databaseNow.getTime();
     const aheadMs = host - database;
     if (aheadMs <= MAX_CLOCK_AHEAD_MS) {
       this.lastRefusal = null;
