@@ -2,7 +2,7 @@ import { Pool } from 'pg';
 import type { Span } from '@opentelemetry/api';
 import { PinnedClient } from '../db/session-settings';
 import { keepWhileIdle } from '../db/sql';
-import { failureSqlState, isStatementTimeout } from '../db/failures';
+import { isStatementTimeout } from '../db/failures';
 import { authorHandleFor, displayNameFor, PUBLIC_VIEWER } from '../auth/pii.policy';
 import { contextFromHeaders, SpanKind, SpanStatusCode, trace, traceHeaders, tracer } from '../shared/tracing';
 import type { Config } from '../config/config';
@@ -149,15 +149,11 @@ class StatementSize {
 }
 
 /**
- * True when PostgreSQL cancelled a statement of the relay (57014). The relay cancels none of its
- * own, so this is the database's `statement_timeout` (PostgreSQL 15 reports some of those as
- * "canceling statement due to user request": seen on the relay's statements under a 20 ms
- * timeout) or an operator's `pg_cancel_backend`: either way, the same statement in smaller
- * pieces goes through.
+ * A statement of the relay cancelled by PostgreSQL (57014): the relay cancels none of its own, so
+ * this is the database's `statement_timeout` or an operator's `pg_cancel_backend`; either way, the
+ * same statement in smaller pieces goes through (`isStatementTimeout` counts every 57014).
  */
-function cancelled(e: unknown): boolean {
-  return isStatementTimeout(e) || failureSqlState(e) === '57014';
-}
+const cancelled = isStatementTimeout;
 
 /** What one render statement reads: whole rows, or events `lo`..`hi` of one part of one row; `size` events. */
 type Piece = { rows: PendingOutboxRow[]; size: number } | { slice: { id: string; part: number; lo: number; hi: number }; size: number };
