@@ -17,8 +17,22 @@ import { CrmBudgetExhausted, CrmCallFailed } from './crm-budget';
  * of 7+ digits, a HubSpot record id): the price of a rule that leaks nothing.
  */
 export function crmErrorText(text: string): string {
-  const out = text.replace(EMAIL, '[email]').replace(PHONE, '[phone]');
+  const out = bounded(text).replace(EMAIL, '[email]').replace(PHONE, '[phone]');
   return looksLikePii(out) ? NOT_KEPT : out;
+}
+
+/**
+ * At most MAX_CHARS of the text, cut at a space so no address is cut in half (a half address would
+ * escape the patterns). The email pattern backtracks from every start in a run without "@": 100 KB
+ * of such text (a proxy's HTML error page) took 16.5 s on the event loop; 2,000 characters take a
+ * few milliseconds, and no log line or stored error needs more.
+ */
+const MAX_CHARS = 2_000;
+function bounded(text: string): string {
+  if (text.length <= MAX_CHARS) return text;
+  const cut = Math.max(0, text.lastIndexOf(' ', MAX_CHARS));
+  const note = `[…${text.length - cut} characters not kept]`;
+  return cut > 0 ? `${text.slice(0, cut)} ${note}` : note;
 }
 
 /** The local part, "@", domain: as the PII policy reads an email, cut at what delimits it in JSON and prose. */
