@@ -40,6 +40,34 @@ function retriable(e: unknown, depth = 0): boolean {
   return [...(Array.isArray(err.errors) ? err.errors : []), err.cause].every((inner) => inner === undefined || retriable(inner, depth + 1));
 }
 
+/**
+ * The partitions ("topic:partition") the broker acknowledged in a produce that failed as a whole:
+ * those of the destinations that answered without error (`produced`), and those a refusing
+ * answer reports written (error code 0 beside the refused ones).
+ */
+export function acknowledgedPartitions(e: unknown): Set<string> {
+  const written = new Set<string>();
+  const seen = new Set<unknown>();
+  const visit = (err: unknown, depth: number): void => {
+    if (err === null || typeof err !== 'object' || depth > 6 || seen.has(err)) return;
+    seen.add(err);
+    const x = err as {
+      produced?: { offsets?: { topic: string; partition: number }[] };
+      response?: { responses?: { name?: string; partitionResponses?: { index: number; errorCode: number }[] }[] };
+      errors?: unknown;
+      cause?: unknown;
+    };
+    for (const o of x.produced?.offsets ?? []) written.add(`${o.topic}:${o.partition}`);
+    for (const t of Array.isArray(x.response?.responses) ? x.response.responses : []) {
+      for (const p of t.partitionResponses ?? []) if (p.errorCode === 0 && t.name !== undefined) written.add(`${t.name}:${p.index}`);
+    }
+    for (const inner of Array.isArray(x.errors) ? x.errors : []) visit(inner, depth + 1);
+    visit(x.cause, depth + 1);
+  };
+  visit(e, 0);
+  return written;
+}
+
 /** Where keyless events go: round robin, as kafkajs spread them. */
 function roundRobin(): () => number {
   let next = Math.floor(Math.random() * 0x7fffffff);
@@ -56,11 +84,11 @@ function roundRobin(): () => number {
 export class PlatformaticRelayProducer implements RelayProducer {
   private readonly producer: Producer<string | null, string | null, string, string>;
   private readonly retries: number;
+  private readonly keyless = roundRobin();
 
   /** `retries`: how often a failed request is retried within one `send` (8; fewer where a failure should surface at once) */
   constructor(settings: Config['kafka'], clientSuffix: string, opts: { retries?: number } = {}) {
     if (!settings.brokers || settings.brokers.length === 0) throw new Error('KAFKA_BROKERS is not set');
-    const keyless = roundRobin();
     const options: ProducerOptions<string | null, string | null, string, string> = {
       clientId: `${settings.clientId}-${clientSuffix}`,
       bootstrapBrokers: [...settings.brokers],
@@ -81,7 +109,6 @@ export class PlatformaticRelayProducer implements RelayProducer {
       // at most one request per connection in flight: order per partition needs no resequencing
       maxInflights: 1,
       serializers: stringSerializers as ProducerOptions<string | null, string | null, string, string>['serializers'],
-      partitioner: (_message, key) => (key ? keyHash(key) : keyless()),
     };
     // TLS and SASL as every other Kafka client of Earshot (kafka-client.ts)
     if (settings.ssl) options.tls = {};
@@ -96,15 +123,40 @@ export class PlatformaticRelayProducer implements RelayProducer {
   }
 
   /**
-   * Each attempt places the events on the partitions of the topic as the broker last described
-   * it (metadata fetched again after a failure), so a topic recreated with fewer partitions is
-   * written once its new metadata is read. A retried request takes new sequence numbers: one the
-   * broker wrote but did not acknowledge is written twice (consumers dedupe on event-id, as for
-   * the relay's own resends).
+   * Each attempt places the events still unwritten on the partitions of the topic as the broker
+   * last described it (metadata fetched again after a failure), so a topic recreated with fewer
+   * partitions is written once its new metadata is read. The broker writes each partition of a
+   * produce request on its own: when some partitions of an attempt are refused (a leader not yet
+   * ready on a topic just created, too few in-sync replicas, a leader moving), those it
+   * acknowledged are not sent again, only the refused ones. A request that failed as a whole (a
+   * timeout, a lost connection) is sent again with new sequence numbers, and what the broker
+   * wrote of it without acknowledging is written twice (consumers dedupe on event-id).
    */
   async send(messages: readonly RelayMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    await this.attempts(() => this.producer.send({ messages: messages as RelayMessage[] }));
+    let pending: readonly RelayMessage[] = messages;
+    await this.attempts(async () => {
+      const placed = await this.place(pending);
+      try {
+        await this.producer.send({ messages: placed as RelayMessage[] });
+        pending = [];
+      } catch (e) {
+        const written = acknowledgedPartitions(e);
+        if (written.size > 0) pending = placed.filter((m) => !written.has(`${m.topic}:${m.partition}`));
+        throw e;
+      }
+    });
+  }
+
+  /** The messages with their partition fixed: murmur2 of the key (as `partitioner.ts`), keyless ones round robin. */
+  private async place(messages: readonly RelayMessage[]): Promise<(RelayMessage & { partition: number })[]> {
+    const topics = [...new Set(messages.map((m) => m.topic))];
+    const metadata = await this.producer.metadata({ topics });
+    return messages.map((m) => {
+      const count = metadata.topics.get(m.topic)!.partitionsCount;
+      // a literal, not a spread: a spread cost 1 µs an event
+      return { topic: m.topic, key: m.key, value: m.value, headers: m.headers, partition: (m.key ? keyHash(Buffer.from(m.key, 'utf8')) : this.keyless()) % count };
+    });
   }
 
   /** Brief broker hiccups: up to `retries` more attempts, 600 ms doubling to 10 s apart; the relay's loop retries beyond that. */
