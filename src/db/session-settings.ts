@@ -4,7 +4,8 @@ import { pinSessionSettings } from './sql';
 /**
  * A node-postgres client whose session has Earshot's settings pinned (PINNED_SESSION_SETTINGS in
  * ./sql.ts) before `connect()` resolves: a pool hands it out only then, and a client that could
- * not pin them fails to connect (and is closed) rather than run with the database's defaults.
+ * not pin them fails to connect (and is closed) rather than run with the database's defaults; a
+ * connection lost while it pins them fails `connect`, and does not end the process.
  * Every connection Earshot reads or writes its data on is one: the data sources' pools
  * (./data-source.ts: API, ingest, jobs, migrations), the outbox relay's pool and leader session,
  * the live-events session.
@@ -15,11 +16,20 @@ export class PinnedClient extends pg.Client {
   override connect(callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): Promise<pg.Client> | void {
     const pinned = (async () => {
       await super.connect();
+      // From here until `connect` resolves, a lost connection is emitted as 'error' on this client
+      // (node-postgres emits it beside failing the statement), and a pool listens only once
+      // `connect` resolved: with no listener the error ended the process (CI: an unhandled
+      // `read ECONNRESET` while the database's host was cut away). The pinning statement fails
+      // with the same error, and so does `connect`.
+      const pinning = (): void => undefined;
+      this.on('error', pinning);
       try {
         await pinSessionSettings(this);
       } catch (e) {
         await this.end().catch(() => undefined);
         throw e;
+      } finally {
+        this.removeListener('error', pinning);
       }
       return this;
     })();
