@@ -46,7 +46,7 @@ describe('AuthService with EARSHOT_JWKS_URL, past the key set cache', () => {
 
   /** a token of key `kid`, issued now on the wall clock, for an hour (the lifetime cap is a day) */
   const sign = (kid = 'k1') => new SignJWT({ role: 'agent' }).setProtectedHeader({ alg: 'ES256', kid }).setSubject('dana').setIssuedAt().setExpirationTime('1h').sign(pairs.get(kid)!);
-  const service = () => new AuthService({ apiKeys: [], jwtSecret: null, jwksUrl: url, jwtIssuer: null, jwtAudience: null, jwtMaxAgeSeconds: 86_400, open: false }, { monotonic: () => mono });
+  const service = () => new AuthService({ apiKeys: [], jwtSecret: null, jwksUrl: url, jwtIssuer: null, jwtAudience: null, jwtMaxAgeSeconds: 86_400, jwtClockSkewSeconds: 30, open: false }, { monotonic: () => mono });
   const outcome = (auth: AuthService, token: string) =>
     auth.authenticate({ authorization: `Bearer ${token}` }).then(
       (p) => p?.id,
@@ -136,7 +136,7 @@ describe('AuthService with EARSHOT_JWKS_URL, past the key set cache', () => {
 
 describe('AuthService: the subject of a JWT names the actor in audit rows', () => {
   const secret = 'unit-test-jwt-secret-0123456789abcdef';
-  const auth = new AuthService({ apiKeys: [], jwtSecret: secret, jwksUrl: null, jwtIssuer: null, jwtAudience: null, jwtMaxAgeSeconds: 86_400, open: false });
+  const auth = new AuthService({ apiKeys: [], jwtSecret: secret, jwksUrl: null, jwtIssuer: null, jwtAudience: null, jwtMaxAgeSeconds: 86_400, jwtClockSkewSeconds: 30, open: false });
   const outcome = async (sub: string) => {
     const token = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
     return auth.authenticate({ authorization: `Bearer ${token}` }).then(
@@ -150,5 +150,35 @@ describe('AuthService: the subject of a JWT names the actor in audit rows', () =
     expect(await outcome('dana\ud800ops')).toMatch(/^invalid token: its subject/);
     expect(await outcome('dana\udc00')).toMatch(/^invalid token: its subject/);
     for (const sub of ['dana', 'dana ops', 'zoë 😀', 'auth0|5f7c8ec7c33c6c004bbafe82']) expect(await outcome(sub)).toBe(sub);
+  });
+});
+
+describe("AuthService: a host clock a little behind or ahead of the token issuer's", () => {
+  const secret = 'unit-test-jwt-secret-0123456789abcdef';
+  const auth = (skew: number) =>
+    new AuthService({ apiKeys: [], jwtSecret: secret, jwksUrl: null, jwtIssuer: null, jwtAudience: null, jwtMaxAgeSeconds: 3_600, jwtClockSkewSeconds: skew, open: false });
+  /** a token as the issuer makes it when its clock reads `issuerNow` (s): nbf = iat = now, valid `life` s */
+  const token = (issuerNow: number, life = 3_600) =>
+    new SignJWT({ role: 'agent' }).setProtectedHeader({ alg: 'HS256' }).setSubject('dana').setIssuedAt(issuerNow).setNotBefore(issuerNow).setExpirationTime(issuerNow + life).sign(new TextEncoder().encode(secret));
+  const outcome = async (service: AuthService, t: string) =>
+    service.authenticate({ authorization: `Bearer ${t}` }).then(
+      (p) => p?.id,
+      (e: Error) => e.message,
+    );
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it('takes a fresh token whose issuer runs up to EARSHOT_JWT_CLOCK_SKEW_SECONDS ahead (30 by default)', async () => {
+    // before: "invalid token: "nbf" claim timestamp check failed", and a full-lifetime token
+    // issued 20 s ahead read as living 20 s over EARSHOT_JWT_MAX_AGE_SECONDS
+    expect(await outcome(auth(30), await token(now() + 20))).toBe('dana');
+    expect(await outcome(auth(30), await token(now() - 20, 10))).toBe('dana');
+  });
+
+  it('refuses beyond the skew: not yet valid, expired, and refuses everything off the clock with 0', async () => {
+    expect(await outcome(auth(30), await token(now() + 120))).toMatch(/^invalid token: "nbf" claim timestamp check failed/);
+    expect(await outcome(auth(30), await token(now() - 120, 60))).toMatch(/^invalid token: "exp" claim timestamp check failed/);
+    expect(await outcome(auth(0), await token(now() + 20))).toMatch(/^invalid token: "nbf" claim timestamp check failed/);
+    // a lifetime over the cap stays refused whatever the skew
+    expect(await outcome(auth(30), await token(now() + 20, 3_700))).toMatch(/must expire at most 3600 s after it was issued/);
   });
 });

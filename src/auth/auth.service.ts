@@ -156,7 +156,14 @@ export class AuthService {
     let payload: JWTPayload;
     try {
       // a token without exp would be valid forever: exp is required, and its lifetime capped
-      const opts = { issuer: this.config.jwtIssuer ?? undefined, audience: this.config.jwtAudience ?? undefined, requiredClaims: ['exp'] };
+      // exp, nbf and iat are the issuer's clock: a host a few seconds behind it refused every
+      // fresh token that carried nbf = now (as many identity providers issue them) until it caught up
+      const opts = {
+        issuer: this.config.jwtIssuer ?? undefined,
+        audience: this.config.jwtAudience ?? undefined,
+        requiredClaims: ['exp'],
+        clockTolerance: this.config.jwtClockSkewSeconds,
+      };
       payload = this.secret
         ? (await jwtVerify(token, this.secret, { ...opts, algorithms: ['HS256'] })).payload
         : (await jwtVerify(token, keys ?? this.remoteKeys, opts)).payload;
@@ -164,7 +171,8 @@ export class AuthService {
       throw new AppError('UNAUTHENTICATED', `invalid token: ${(e as Error).message}`);
     }
     const now = Math.floor(Date.now() / 1000);
-    const issued = typeof payload.iat === 'number' && payload.iat <= now ? payload.iat : now;
+    // an iat ahead of this host's clock by less than the skew is the issuer's now
+    const issued = typeof payload.iat === 'number' && payload.iat <= now + this.config.jwtClockSkewSeconds ? payload.iat : now;
     if (typeof payload.exp !== 'number' || payload.exp - issued > this.config.jwtMaxAgeSeconds) {
       throw new AppError('UNAUTHENTICATED', `invalid token: it must expire at most ${this.config.jwtMaxAgeSeconds} s after it was issued (EARSHOT_JWT_MAX_AGE_SECONDS)`);
     }

@@ -89,6 +89,8 @@ export interface Config {
     readonly jwtAudience: string | null;
     /** a JWT must carry exp, at most this many seconds after its iat (or after now, without iat) */
     readonly jwtMaxAgeSeconds: number;
+    /** seconds this host's clock may differ from the token issuer's when exp, nbf and iat are checked */
+    readonly jwtClockSkewSeconds: number;
     /** true when neither API keys nor JWT are configured (development only) */
     readonly open: boolean;
   };
@@ -429,6 +431,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
       jwtIssuer: str('EARSHOT_JWT_ISSUER'),
       jwtAudience: str('EARSHOT_JWT_AUDIENCE'),
       jwtMaxAgeSeconds: int('EARSHOT_JWT_MAX_AGE_SECONDS', 86_400, 60, 366 * 86_400),
+      jwtClockSkewSeconds: int('EARSHOT_JWT_CLOCK_SKEW_SECONDS', 30, 0, 300),
       open,
     },
     identity: {
