@@ -37,6 +37,8 @@ export function canSeePii(viewer: PiiViewer | null | undefined): boolean {
 const EMAIL_LIKE = /[^\s@]@[^\s@]+\.[^\s@]/;
 // a run of seven or more digits, allowing the separators people write phone numbers with
 const PHONE_LIKE = /(?:\+|\b)\d(?:[\s()./[\]-]*\d){6,}/;
+/** Every phone-like run of a text (PHONE_LIKE), for those who mask them (crm-error-text.ts). */
+export const PHONE_LIKE_ALL = new RegExp(PHONE_LIKE.source, 'g');
 
 /**
  * Addresses are not always written in ASCII: Japanese writers use full-width digits and signs

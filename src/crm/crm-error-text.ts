@@ -1,4 +1,4 @@
-import { looksLikePii } from '../auth/pii.policy';
+import { looksLikePii, PHONE_LIKE_ALL } from '../auth/pii.policy';
 import { CrmBudgetExhausted, CrmCallFailed } from './crm-budget';
 
 /**
@@ -17,7 +17,7 @@ import { CrmBudgetExhausted, CrmCallFailed } from './crm-budget';
  * of 7+ digits, a HubSpot record id): the price of a rule that leaks nothing.
  */
 export function crmErrorText(text: string): string {
-  const out = bounded(text).replace(EMAIL, '[email]').replace(PHONE, '[phone]');
+  const out = bounded(text).replace(EMAIL, '[email]').replace(PHONE_LIKE_ALL, '[phone]');
   return looksLikePii(out) ? NOT_KEPT : out;
 }
 
@@ -37,8 +37,6 @@ function bounded(text: string): string {
 
 /** The local part, "@", domain: as the PII policy reads an email, cut at what delimits it in JSON and prose. */
 const EMAIL = /[^\s@"'`<>()[\]{},;:]+@[^\s@"'`<>()[\]{},;:]+\.[^\s@"'`<>()[\]{},;:]+/g;
-/** The PII policy's phone number (PHONE_LIKE), every occurrence. */
-const PHONE = /(?:\+|\b)\d(?:[\s()./[\]-]*\d){6,}/g;
 const NOT_KEPT = '[CRM error text not kept: it quoted customer data]';
 
 /**
