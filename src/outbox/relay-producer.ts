@@ -3,6 +3,7 @@ import type { Kafka } from 'kafkajs';
 import type { Config } from '../config/config';
 import { keyHash } from './partitioner';
 import { IdempotentKafkajsProducer } from '../shared/kafkajs-producer';
+import { UNSENT } from '../shared/kafka-requests';
 
 /** One event as the relay publishes it: a null key goes to any partition, a null value is a tombstone. */
 export interface RelayMessage {
@@ -135,17 +136,23 @@ export class PlatformaticRelayProducer implements RelayProducer {
   async send(messages: readonly RelayMessage[]): Promise<void> {
     if (messages.length === 0) return;
     let pending: readonly RelayMessage[] = messages;
-    await this.attempts(async () => {
-      const placed = await this.place(pending);
-      try {
-        await this.producer.send({ messages: placed as RelayMessage[] });
-        pending = [];
-      } catch (e) {
-        const written = acknowledgedPartitions(e);
-        if (written.size > 0) pending = placed.filter((m) => !written.has(`${m.topic}:${m.partition}`));
-        throw e;
-      }
-    });
+    try {
+      await this.attempts(async () => {
+        const placed = await this.place(pending);
+        try {
+          await this.producer.send({ messages: placed as RelayMessage[] });
+          pending = [];
+        } catch (e) {
+          const written = acknowledgedPartitions(e);
+          if (written.size > 0) pending = pending.filter((_, i) => !written.has(`${placed[i]!.topic}:${placed[i]!.partition}`));
+          throw e;
+        }
+      });
+    } catch (e) {
+      // what is still unwritten, for a caller that sends again (`sendHalving`: only those)
+      if (pending.length < messages.length && e !== null && typeof e === 'object') Object.defineProperty(e, UNSENT, { value: pending, configurable: true });
+      throw e;
+    }
   }
 
   /** The messages with their partition fixed: murmur2 of the key (as `partitioner.ts`), keyless ones round robin. */

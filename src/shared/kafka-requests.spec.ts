@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { RelayMessage } from '../outbox/relay-producer';
-import { isTooLargeError, RECORD_OVERHEAD_BYTES, recordBytes, sendHalving, splitIntoRequests } from './kafka-requests';
+import { isTooLargeError, RECORD_OVERHEAD_BYTES, recordBytes, sendHalving, splitIntoRequests, UNSENT } from './kafka-requests';
 
 const msg = fc.record({
   topic: fc.constantFrom('a.interactions.enriched.v1', 'a.customer-sentiment.v1'),
@@ -92,6 +92,38 @@ describe('sendHalving', () => {
         expect(refused).toEqual(records.filter((r) => r.size > limit).map((r) => r.id));
         expect(written).toEqual(records.filter((r) => r.size <= limit).map((r) => r.id));
         expect(refusals > 0).toBe(sizes.reduce((a, b) => a + b, 0) > limit);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('with a send that says what it left unwritten (UNSENT), writes every record once, each partition in order', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.record({ size: fc.integer({ min: 1, max: 50 }), p: fc.integer({ min: 0, max: 3 }) }), { maxLength: 40 }), fc.integer({ min: 10, max: 120 }), async (specs, limit) => {
+        const records = specs.map((r, id) => ({ id, ...r }));
+        const written: { id: number; p: number }[] = [];
+        const refused: number[] = [];
+        // as a broker writes a produce request: each partition on its own, refused when its batch is over the limit
+        const send = async (rs: typeof records) => {
+          const unsent: typeof records = [];
+          for (const p of new Set(rs.map((r) => r.p))) {
+            const batch = rs.filter((r) => r.p === p);
+            if (batch.reduce((a, r) => a + r.size, 0) > limit) unsent.push(...batch);
+            else written.push(...batch);
+          }
+          if (unsent.length === 0) return;
+          const e = new AggregateError([tooLarge()], 'Producing messages failed.');
+          throw Object.defineProperty(e, UNSENT, { value: rs.filter((r) => unsent.includes(r)) });
+        };
+        await sendHalving(records, send, async (r) => void refused.push(r.id));
+        expect(refused.sort((a, b) => a - b)).toEqual(records.filter((r) => r.size > limit).map((r) => r.id));
+        const ids = written.map((w) => w.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect([...ids].sort((a, b) => a - b)).toEqual(records.filter((r) => r.size <= limit).map((r) => r.id));
+        for (const p of [0, 1, 2, 3]) {
+          const order = written.filter((w) => w.p === p).map((w) => w.id);
+          expect(order).toEqual([...order].sort((a, b) => a - b));
+        }
       }),
       { numRuns: 300 },
     );

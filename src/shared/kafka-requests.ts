@@ -83,12 +83,27 @@ export function isTooLargeError(e: unknown, depth = 0): boolean {
 }
 
 /**
+ * Set by a send that failed after the broker wrote part of it (a produce request is written
+ * partition by partition): the records it did not write, in their order. Absent: none written.
+ */
+export const UNSENT = Symbol('unsent records');
+
+/** The records of `records` a failed send left unwritten (all of them unless the error says which). */
+function unsentOf<T>(e: unknown, records: T[]): T[] {
+  const unsent = e !== null && typeof e === 'object' ? (e as { [UNSENT]?: unknown })[UNSENT] : undefined;
+  if (!Array.isArray(unsent)) return records;
+  const given = new Set<unknown>(records);
+  return unsent.every((r) => given.has(r)) ? (unsent as T[]) : records;
+}
+
+/**
  * Sends `records` with `send`, one request after the other; when the broker refuses a request as
  * too large anyway (a topic with a smaller `max.message.bytes`), sends its halves, down to single
  * records, so the order is kept. A single record refused on its own goes to `refused`, which may
  * send a smaller stand-in or give it up. Partitions of a refused request that the broker had
- * written are written again (at least once); a kafkajs `send` must start a new producer after a
- * refusal (`IdempotentKafkajsProducer` does). Returns the number of refusals.
+ * written are not sent again when the send says which it wrote (`UNSENT`: the relay's
+ * @platformatic/kafka producer); otherwise they are (at least once). A kafkajs `send` must start
+ * a new producer after a refusal (`IdempotentKafkajsProducer` does). Returns the number of refusals.
  */
 export async function sendHalving<T>(records: T[], send: (records: T[]) => Promise<void>, refused: (record: T) => Promise<void>): Promise<number> {
   try {
@@ -96,12 +111,14 @@ export async function sendHalving<T>(records: T[], send: (records: T[]) => Promi
     return 0;
   } catch (e) {
     if (!isTooLargeError(e)) throw e;
-    if (records.length === 1) {
-      await refused(records[0]!);
+    const rest = unsentOf(e, records);
+    if (rest.length === 0) return 1;
+    if (rest.length === 1) {
+      await refused(rest[0]!);
       return 1;
     }
-    const mid = records.length >> 1;
-    return 1 + (await sendHalving(records.slice(0, mid), send, refused)) + (await sendHalving(records.slice(mid), send, refused));
+    const mid = rest.length >> 1;
+    return 1 + (await sendHalving(rest.slice(0, mid), send, refused)) + (await sendHalving(rest.slice(mid), send, refused));
   }
 }
 
