@@ -197,13 +197,10 @@ export class CrmSyncService {
       // recycle bin, restored in HubSpot (same id, same field values, a new modification time).
       const back = deleted ? [] : await this.deletedBefore(system, objectType, b.records);
       if (b.records.length) await this.identity.ingestCrmRecords(system, objectType, b.records);
-      if (back.length) {
-        // The intake makes them live on their customer again, but the write-back triggers queue a
-        // customer only for a record new to it: such a record kept showing the values of the day it
-        // was deleted (a complaint made meanwhile never reached it) until the customer changed again.
-        const queued = await repo.enqueueWritebackOfLiveRecords(this.ds, system, objectType, back);
-        this.log.info({ system, objectType, count: back.length, records: back.slice(0, 20), customersQueued: queued }, 'CRM records deleted before are live again (undeleted or restored in the CRM)');
-      }
+      // The intake makes them live on their customer again, and queues that customer for write-back
+      // in the same transaction (trigger crm_writeback_record_revived): the record showed the values
+      // of the day it was deleted.
+      if (back.length) this.log.info({ system, objectType, count: back.length, records: back.slice(0, 20) }, 'CRM records deleted before are live again (undeleted or restored in the CRM)');
       if (b.cases.length) await this.upsertCases(system, b.cases);
       if (!r.via.includes(b.via)) r.via.push(b.via);
       r.records += n - deleted;

@@ -125,24 +125,6 @@ export async function deletedExternalIds(db: Db, system: CrmSystem, objectType: 
   return found.map((r) => r.external_id);
 }
 
-/**
- * Queues for write-back the root customers, with something to write, of these records where they
- * are live, as the database triggers queue a customer whose record is new or moved to it.
- * Returns how many customers it queued.
- */
-export async function enqueueWritebackOfLiveRecords(db: Db, system: CrmSystem, objectType: string, externalIds: readonly string[]): Promise<number> {
-  const queued = await rows<{ customer_id: string }>(
-    db,
-    `SELECT c.id AS customer_id, crm_writeback_enqueue(c.id) FROM (
-       SELECT DISTINCT c.id FROM crm_record r JOIN customer c ON c.id = r.customer_id
-        WHERE r.system = $1 AND r.object_type = $2 AND r.external_id = ANY($3::text[]) AND r.deleted_at IS NULL
-          AND c.merged_into_id IS NULL AND c.last_interaction_at IS NOT NULL
-        ORDER BY c.id) c`,
-    [system, objectType, externalIds],
-  );
-  return queued.length;
-}
-
 /** Inserts or updates cases; a deletion keeps the last known status and its first deletion time. */
 export async function upsertCases(db: Db, system: CrmSystem, cases: readonly CrmCaseRow[]): Promise<void> {
   await exec(

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CrmPerson } from '../../src/crm/crm.port';
 import { toGlobalId } from '../../src/graphql/relay';
 import { ManualClock } from '../../src/shared/clock';
 import { HubSpotServer } from '../crm-servers/hubspot/server';
@@ -146,5 +147,35 @@ describe('a CRM record deleted and then brought back', () => {
     expect(props.earshot_sentiment_label).toBe(c!.label);
     expect(props.earshot_open_complaints).toBe('1');
     expect(Date.parse(props.earshot_last_interaction!)).toBe(c!.at.getTime());
+  });
+
+  it('the intake that brings a record back queues its customer in its own transaction: a sync ended right after it leaves nothing stale', async () => {
+    const email = 'undelete.crash@example.com';
+    // modified now: past the Contact cursor whichever test ran before
+    const rec = sf.store.insert('Contact', { FirstName: 'Cara', LastName: 'Crash', Email: email });
+    const first = await speak(email, 'positive', 30);
+    await app.services.crmSync.run('salesforce');
+    const customer = await customerOf(first);
+    expect(await record('salesforce', rec.Id)).toMatchObject({ customer_id: customer, deleted_at: null });
+    await app.services.crmWriteback.runOnce();
+    sf.store.delete('Contact', rec.Id, justNow());
+    await app.services.crmSync.run('salesforce');
+    await speak(email, 'negative', 1);
+    await app.services.crmWriteback.runOnce();
+    expect(await q(`SELECT 1 FROM crm_writeback WHERE customer_id = $1`, [customer])).toEqual([]);
+
+    // the undelete as the sync hands it to the intake, and then the process ends: no step after it runs
+    sf.store.undelete('Contact', rec.Id);
+    // the record as the sync read it before (payload and person as stored), live again
+    const [stored] = await q<{ payload: Record<string, unknown>; person: CrmPerson }>(`SELECT payload, person FROM crm_record WHERE system = $1 AND external_id = $2`, ['salesforce', rec.Id]);
+    const result = await app.services.identity.ingestCrmRecords('salesforce', 'Contact', [
+      { externalId: rec.Id, modstamp: new Date(), payload: stored!.payload, person: stored!.person, identities: [{ kind: 'email', value: email }] },
+    ]);
+    expect(result.created).toBe(0);
+    expect(await record('salesforce', rec.Id)).toMatchObject({ customer_id: customer, deleted_at: null });
+    // before: queued only by the sync's next statement, so nothing was queued here
+    expect(await q(`SELECT 1 FROM crm_writeback WHERE customer_id = $1`, [customer])).toHaveLength(1);
+    await app.services.crmWriteback.runOnce();
+    expect(sf.store.find('Contact', rec.Id)!.Earshot_Open_Complaints__c).toBe(1);
   });
 });
