@@ -147,7 +147,7 @@ export async function mergeCustomersTx(qr: Q, survivorId: string, mergedId: stri
   // A merged customer with nothing scored (a CRM record just linked) leaves the rollups as they are.
   const summaries = moved.length > 0 ? await rebuildCustomerRollups(qr, [survivorId, mergedId]) : await refreshCustomerSummaries(qr, [survivorId]);
   await enqueueOutbox(qr, [
-    sentimentTombstone(mergedId),
+    sentimentTombstone(mergedId, survivorId),
     ...summaries.filter((s) => s.id === survivorId).map((s) => sentimentEvent(s, opts.publicUrl)),
   ]);
   return auditId;

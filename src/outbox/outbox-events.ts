@@ -58,7 +58,12 @@ export function sentimentEvent(s: CustomerSummaryRow, publicUrl: string): Outbox
   };
 }
 
-/** A tombstone for an erased customer: compaction then forgets the key. */
-export function sentimentTombstone(customerId: string): OutboxRow {
-  return { topic: OUTBOX_TOPICS.sentiment.name, key: customerId, payload: null, headers: headers(OUTBOX_TOPICS.sentiment.version, randomUUID()) };
+/**
+ * A tombstone for an erased or merged-away customer: compaction then forgets the key. A merged
+ * one carries the survivor's id in the header `merged-into` (a tombstone has no value to carry it),
+ * so a consumer can move what it holds under the merged id to the survivor.
+ */
+export function sentimentTombstone(customerId: string, mergedInto?: string): OutboxRow {
+  const h = headers(OUTBOX_TOPICS.sentiment.version, randomUUID());
+  return { topic: OUTBOX_TOPICS.sentiment.name, key: customerId, payload: null, headers: mergedInto ? { ...h, 'merged-into': mergedInto } : h };
 }

@@ -317,8 +317,10 @@ describe('a consumer replica built from the output topics agrees with the GraphQ
     const afterMerge = await differences();
     expect(afterMerge.customers).toEqual([]);
     expect(afterMerge.interactions).toEqual([]);
-    // bob's three earlier interactions still name bob's id, which is now a tombstone
+    // bob's three earlier interactions still name bob's id, which is now a tombstone naming alice
     expect(afterMerge.owners).toHaveLength(3);
+    const bobsTombstones = seen.filter((m) => m.topic === 'customer-sentiment.v1' && m.key === bob && m.value === null);
+    expect(bobsTombstones.map((m) => m.headers['merged-into'])).toEqual([alice]);
     await gql(`mutation U($id: ID!) { unmergeCustomer(mergeId: $id, reason: "not the same") { customers { id } } }`, { id: merged.mergeCustomers.audit.id });
     const afterUnmerge = await differences();
     expect(afterUnmerge.customers).toEqual([]);

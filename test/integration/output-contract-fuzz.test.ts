@@ -45,7 +45,7 @@ const validators: Record<string, ReturnType<typeof ajv.compile>> = {
   [OUTBOX_TOPICS.erasure.name]: ajv.compile(erasureSchema),
 };
 /** Headers the README documents: the contract's three, and the W3C trace context (README, "Tracing"). */
-const HEADERS = new Set(['schema-version', 'event-id', 'content-type', 'traceparent', 'tracestate']);
+const HEADERS = new Set(['schema-version', 'event-id', 'content-type', 'traceparent', 'tracestate', 'merged-into']);
 
 const SOURCES = messageSchema.properties.source.enum;
 const DAY = 86_400_000;
@@ -173,6 +173,9 @@ function problem(r: Seen): string | null {
   const extra = Object.keys(r.headers).filter((h) => !HEADERS.has(h));
   if (extra.length > 0) return `undocumented headers ${extra.join(', ')}`;
   if (r.headers['schema-version'] !== '1' || r.headers['content-type'] !== 'application/json' || !r.headers['event-id']) return `headers ${JSON.stringify(r.headers)}`;
+  if (r.headers['merged-into'] !== undefined && !(r.value === null && r.topic === OUTBOX_TOPICS.sentiment.name && /^[0-9a-f-]{36}$/.test(r.headers['merged-into']) && r.headers['merged-into'] !== r.key)) {
+    return `merged-into ${r.headers['merged-into']} on a record that is no merged customer's tombstone`;
+  }
   if (r.value === null) return r.topic === OUTBOX_TOPICS.sentiment.name ? null : `a tombstone on ${r.topic}`;
   const value = JSON.parse(r.value) as Record<string, unknown>;
   const valid = validators[r.topic]!;
