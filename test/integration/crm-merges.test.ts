@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toGlobalId } from '../../src/graphql/relay';
 import { ManualClock } from '../../src/shared/clock';
-import { HubSpotServer } from '../crm-servers/hubspot/server';
-import { SalesforceServer } from '../crm-servers/salesforce/server';
-import { crmEnv } from '../support/crm-env';
-import { startTestApp, type TestApp } from '../support/app';
+import type { HubSpotServer } from '../crm-servers/hubspot/server';
+import type { SalesforceServer } from '../crm-servers/salesforce/server';
+import type { TestApp } from '../support/app';
+import { startWithBothCrms, type WithBothCrms } from '../support/crm-app';
 
 // Duplicates merged in the CRM by a sales admin (Salesforce: the loser deleted with MasterRecordId
 // set; HubSpot: the secondary's id an alias of the primary, listed in its hs_merged_object_ids),
@@ -65,19 +65,14 @@ async function lastInteraction(customerId: string): Promise<Date> {
  */
 const mergedAt = () => Date.now() - 1_000;
 
+let crms: WithBothCrms | undefined;
 beforeEach(async () => {
   clock = new ManualClock();
-  sf = new SalesforceServer();
-  hs = new HubSpotServer();
-  await Promise.all([sf.start(), hs.start()]);
-  app = await startTestApp({ EARSHOT_ROLES: 'api', EARSHOT_PUBLIC_URL: 'http://localhost:4000', ...crmEnv(sf, hs) }, 'crmmerge', undefined, { clock });
-  await app.services.crmSync.client('hubspot')!.setup();
+  crms = await startWithBothCrms('crmmerge', { clock });
+  ({ sf, hs, app } = crms);
 }, 120_000);
 
-afterEach(async () => {
-  await app?.close();
-  await Promise.all([sf?.stop(), hs?.stop()]);
-});
+afterEach(() => crms?.close());
 
 describe('duplicates merged in the CRM', () => {
   it('Salesforce: the loser is marked merged, its customer joins the master’s, and only the master is written', async () => {

@@ -2,10 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CrmPerson } from '../../src/crm/crm.port';
 import { toGlobalId } from '../../src/graphql/relay';
 import { ManualClock } from '../../src/shared/clock';
-import { HubSpotServer } from '../crm-servers/hubspot/server';
-import { SalesforceServer } from '../crm-servers/salesforce/server';
-import { crmEnv } from '../support/crm-env';
-import { startTestApp, type TestApp } from '../support/app';
+import type { HubSpotServer } from '../crm-servers/hubspot/server';
+import type { SalesforceServer } from '../crm-servers/salesforce/server';
+import type { TestApp } from '../support/app';
+import { startWithBothCrms, type WithBothCrms } from '../support/crm-app';
 
 // A person record deleted in the CRM and then brought back: a Salesforce Contact or Lead undeleted
 // from the recycle bin, a HubSpot contact restored (both keep their id and field values, and the
@@ -61,18 +61,13 @@ async function customers(): Promise<number> {
 /** A second ago: getDeleted answers in whole seconds (the sync looks a minute back anyway). */
 const justNow = () => Date.now() - 1_000;
 
+let crms: WithBothCrms | undefined;
 beforeAll(async () => {
-  sf = new SalesforceServer();
-  hs = new HubSpotServer();
-  await Promise.all([sf.start(), hs.start()]);
-  app = await startTestApp({ EARSHOT_ROLES: 'api', EARSHOT_PUBLIC_URL: 'http://localhost:4000', ...crmEnv(sf, hs, { salesforce: 'Contact,Lead' }) }, 'crmundel', undefined, { clock: new ManualClock() });
-  await app.services.crmSync.client('hubspot')!.setup();
+  crms = await startWithBothCrms('crmundel', { clock: new ManualClock(), objects: { salesforce: 'Contact,Lead' } });
+  ({ sf, hs, app } = crms);
 }, 120_000);
 
-afterAll(async () => {
-  await app?.close();
-  await Promise.all([sf?.stop(), hs?.stop()]);
-});
+afterAll(() => crms?.close());
 
 describe('a CRM record deleted and then brought back', () => {
   it.each(['Contact', 'Lead'] as const)('Salesforce %s undeleted from the recycle bin: the same customer holds it again and it shows what changed meanwhile', async (objectType) => {
