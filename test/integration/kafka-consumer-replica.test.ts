@@ -5,7 +5,7 @@ import { displayNameFor, PUBLIC_VIEWER } from '../../src/auth/pii.policy';
 import { fromGlobalId, toGlobalId } from '../../src/graphql/relay';
 import { OUTBOX_TOPICS } from '../../src/outbox/outbox-events';
 import { ndjson, startTestApp, type TestApp } from '../support/app';
-import { kafkaEnv, kafkaNames, produce, stopAndDropTopics, testKafka, waitFor } from '../support/kafka-fixtures';
+import { kafkaEnv, kafkaNames, produce, stopAndDropTopics, testKafka, waitFor, type CustomerSentimentV1 } from '../support/kafka-fixtures';
 import { ModelServer, type ModelRequestItem } from '../support/model-server';
 
 /**
@@ -35,18 +35,8 @@ interface Seen {
   headers: Record<string, string>;
 }
 
-interface SummaryValue {
-  customerId: string;
-  displayName: string | null;
-  score: number | null;
-  label: string | null;
-  trend30d: number | null;
-  interactionCount: number;
-  lastInteractionAt: string | null;
-}
-
 interface Replica {
-  customers: Map<string, SummaryValue>;
+  customers: Map<string, CustomerSentimentV1>;
   /** interactionId → customerId as last published */
   interactions: Map<string, string | null>;
   /** listening-gap.v1: itemId → the interaction it names and its text */
@@ -65,7 +55,7 @@ function buildReplica(seen: readonly Seen[]): Replica {
     ids.add(id);
     if (m.topic === SENTIMENT) {
       if (m.value === null) r.customers.delete(m.key!);
-      else r.customers.set(m.key!, JSON.parse(m.value) as SummaryValue);
+      else r.customers.set(m.key!, JSON.parse(m.value) as CustomerSentimentV1);
     } else if (m.topic === ENRICHED) {
       const v = JSON.parse(m.value!) as { interactionId: string; customerId: string | null };
       if (!r.erasedInteractions.has(v.interactionId)) r.interactions.set(v.interactionId, v.customerId);

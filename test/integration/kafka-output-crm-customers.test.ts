@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sentimentSchema from '../../schema/customer-sentiment.v1.schema.json';
 import type { CrmRecordInput } from '../../src/crm/crm.port';
 import { startTestApp, type TestApp } from '../support/app';
-import { kafkaEnv, kafkaNames, stopAndDropTopics, testKafka, waitFor, type KafkaNames } from '../support/kafka-fixtures';
+import { kafkaEnv, kafkaNames, stopAndDropTopics, testKafka, waitFor, type CustomerSentimentV1, type KafkaNames } from '../support/kafka-fixtures';
 
 /**
  * A customer only a CRM knows (CRM intake made it; it never wrote to us) is on
@@ -21,18 +21,6 @@ interface Record_ {
   key: string | null;
   value: string | null;
   headers: Record<string, string>;
-}
-
-interface SentimentValue {
-  eventId: string;
-  customerId: string;
-  displayName: string | null;
-  score: number | null;
-  label: string | null;
-  trend30d: number | null;
-  interactionCount: number;
-  lastInteractionAt: string | null;
-  url: string;
 }
 
 const ajv = new Ajv2020({ allErrors: true, strict: true });
@@ -96,7 +84,7 @@ const recordsOf = (seen: readonly Record_[], key: string) => seen.filter((r) => 
 /** A value as the schema and a customer without interactions want it. */
 function expectCrmOnlyValue(r: Record_, id: string, displayName: string | null) {
   expect(r.value).not.toBeNull();
-  const v = JSON.parse(r.value!) as SentimentValue;
+  const v = JSON.parse(r.value!) as CustomerSentimentV1;
   expect(validSentiment(v), JSON.stringify(validSentiment.errors)).toBe(true);
   expect(r.headers['schema-version']).toBe('1');
   expect(r.headers['event-id']).toBe(v.eventId);

@@ -116,6 +116,21 @@ export async function groupLag(admin: Admin, group: string, topic: string): Prom
   return lag;
 }
 
+/** A customer-sentiment.v1 value, as schema/customer-sentiment.v1.schema.json has it. */
+export interface CustomerSentimentV1 {
+  schemaVersion: number;
+  eventId: string;
+  customerId: string;
+  displayName: string | null;
+  score: number | null;
+  label: string | null;
+  trend30d: number | null;
+  interactionCount: number;
+  lastInteractionAt: string | null;
+  url: string;
+  updatedAt: string;
+}
+
 export interface Received {
   partition: number;
   offset: string;
