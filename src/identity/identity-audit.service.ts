@@ -6,7 +6,8 @@ import { auditById, auditHistory } from './identity.repository';
  * The merge audit, read side: every merge, unmerge, link and unlink as recorded by ./merge.ts
  * and the link services.
  *
- * Must stay true: entries are never changed except for `undoneAt`; a customer's history shows
+ * Must stay true: entries are never changed except for `undoneAt`, and the erasure of the person
+ * a merge's snapshot names (its `displayName` becomes null); a customer's history shows
  * the entries where it is either side, newest first.
  */
 export class IdentityAuditService {

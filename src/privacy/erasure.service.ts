@@ -50,7 +50,9 @@ export interface PersonLookup {
  *   the department/topic daily rollups stay), CRM links (crm_record rows), merge suggestions and
  *   merge audit rows, the customer rows (their per-customer rollups go with them), the author
  *   handle of their listening items (open ones are closed), and outbox rows about them (unsent
- *   ones never leave);
+ *   ones never leave); their name also where it outlived an unlink or unmerge that took them out
+ *   of a family: the merged-away customer row, the merge snapshots and the other customers'
+ *   outbox events stored with it (`scrubNamesCarriedAway`);
  * - the same transaction writes what must reach the outside: a tombstone per customer id on
  *   customer-sentiment.v1 and customer-erasure.v1 events listing the interaction ids (outbox),
  *   and a crm_erasure row per CRM record with written-back fields and per escalation case, which
@@ -124,6 +126,10 @@ export class ErasureService {
     const items = await repo.eraseListeningItems(qr, ids, iids);
 
     const records = await repo.deleteCrmRecords(qr, ids);
+    // Their name where an unlink or an unmerge left it behind: the customer row they were merged
+    // away as, merge snapshots (theirs, and the ones of customers their name passed on to) and
+    // those customers' events stored in the outbox with it.
+    await repo.scrubNamesCarriedAway(qr, ids);
     const identities = await repo.deleteIdentityTraces(qr, ids);
     // Outbox events about them, sent or not: unsent ones never leave, sent ones keep no copy.
     // An `outbox_batch` row may carry other customers' events too: only theirs are taken out

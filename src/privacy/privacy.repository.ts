@@ -87,6 +87,78 @@ export function deleteCrmRecords(db: Db, customerIds: readonly string[]): Promis
   );
 }
 
+/**
+ * Takes the customers' names ($1, a family about to be erased) out of what outlives them once an
+ * unlink or an unmerge took them out of a family they were merged into. A merge keeps the merged
+ * customer's row (merged away, with its name) and the name in its audit row's snapshot; a survivor
+ * without a name took it (`filledName`) and passed it on to customers it was merged into later.
+ * The merges whose name is theirs: the merges of a customer of the family, and the merges (or old
+ * links) that brought identities of the family and nothing still held outside it (identities are
+ * deleted only by an erasure). Their snapshots lose the name; so do the snapshots of the merges of
+ * the customers the name went to (the merged one, and the survivors it filled, merge after merge),
+ * and those customers' rows while they are merged away and still bear it (a live customer lost it
+ * when the unlink or the unmerge took its owner away). Events stored as given in the outbox (sent
+ * or not) keyed by those customers and naming them so (the survivor's customer-sentiment.v1 of the
+ * merge) keep the event without the name: unsent, it was published after the erasure. Must run
+ * before their identities and audit rows are deleted. Returns how many audit rows, customer rows
+ * and outbox rows were changed.
+ *
+ * The merges by identity are found by `merge_audit_identities_idx` (the snapshot's identity ids).
+ */
+export async function scrubNamesCarriedAway(db: Db, customerIds: readonly string[]): Promise<{ audits: number; customers: number; outbox: number }> {
+  const row = await firstRow<{ audits: number; customers: number; outbox: number }>(
+    db,
+    `WITH RECURSIVE
+       origin AS (
+         SELECT a.id, a.survivor_id, a.merged_id, a.snapshot->>'displayName' AS name, coalesce((a.snapshot->>'filledName')::boolean, false) AS filled
+           FROM merge_audit a
+          WHERE a.merged_id = ANY($1::uuid[]) AND a.action = 'merge' AND a.snapshot->>'displayName' IS NOT NULL
+         UNION
+         SELECT a.id, a.survivor_id, a.merged_id, a.snapshot->>'displayName', coalesce((a.snapshot->>'filledName')::boolean, false)
+           FROM merge_audit a
+          WHERE a.action IN ('merge', 'link')
+            AND a.snapshot->'identities' ?| ARRAY(SELECT id::text FROM customer_identity WHERE customer_id = ANY($1::uuid[]))
+            AND a.snapshot->>'displayName' IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(a.snapshot->'identities') x(id)
+                              JOIN customer_identity ci ON ci.id = CASE WHEN x.id ~ '^[0-9a-fA-F-]{36}$' THEN x.id::uuid END
+                             WHERE ci.customer_id <> ALL($1::uuid[]))),
+       bearer(customer_id, name) AS (
+         SELECT x.customer_id, o.name FROM origin o CROSS JOIN LATERAL (VALUES (o.merged_id), (CASE WHEN o.filled THEN o.survivor_id END)) x(customer_id)
+          WHERE x.customer_id IS NOT NULL
+         UNION
+         SELECT a.survivor_id, b.name FROM bearer b
+          CROSS JOIN LATERAL (SELECT a.survivor_id FROM merge_audit a
+                               WHERE a.merged_id = b.customer_id AND a.action = 'merge' AND a.snapshot->>'displayName' = b.name
+                                 AND coalesce((a.snapshot->>'filledName')::boolean, false) OFFSET 0) a),
+       target AS (
+         SELECT id FROM origin
+         UNION
+         SELECT a.id FROM bearer b
+          CROSS JOIN LATERAL (SELECT a.id FROM merge_audit a WHERE a.merged_id = b.customer_id AND a.action = 'merge' AND a.snapshot->>'displayName' = b.name OFFSET 0) a),
+       audits AS (
+         UPDATE merge_audit a SET snapshot = jsonb_set(a.snapshot, '{displayName}', 'null'::jsonb)
+          WHERE a.id = ANY(ARRAY(SELECT id FROM target))
+         RETURNING a.id),
+       customers AS (
+         UPDATE customer c SET display_name = NULL, updated_at = now()
+           FROM (SELECT DISTINCT customer_id, name FROM bearer) b
+          WHERE c.id = b.customer_id AND c.display_name = b.name AND c.merged_into_id IS NOT NULL AND c.id <> ALL($1::uuid[])
+         RETURNING c.id),
+       outbox AS (
+         UPDATE outbox_batch ob
+            SET messages = (SELECT jsonb_agg(CASE WHEN EXISTS (SELECT 1 FROM bearer b WHERE b.customer_id::text = e.m->>'key' AND b.name = e.m->'payload'->>'displayName')
+                                                  THEN jsonb_set(e.m, '{payload,displayName}', 'null'::jsonb) ELSE e.m END ORDER BY e.n)
+                              FROM jsonb_array_elements(ob.messages) WITH ORDINALITY e(m, n))
+          WHERE EXISTS (SELECT 1 FROM bearer)
+            AND ob.messages <> '[]'::jsonb
+            AND EXISTS (SELECT 1 FROM jsonb_array_elements(ob.messages) m JOIN bearer b ON b.customer_id::text = m->>'key' AND b.name = m->'payload'->>'displayName')
+         RETURNING ob.id)
+     SELECT (SELECT count(*)::int FROM audits) AS audits, (SELECT count(DISTINCT id)::int FROM customers) AS customers, (SELECT count(*)::int FROM outbox) AS outbox`,
+    [customerIds],
+  );
+  return row!;
+}
+
 /** Deletes suggestions and audit entries naming the customers, then their identities; how many identities. */
 export async function deleteIdentityTraces(db: Db, customerIds: readonly string[]): Promise<number> {
   await exec(db, `DELETE FROM merge_suggestion WHERE customer_a_id = ANY($1::uuid[]) OR customer_b_id = ANY($1::uuid[])`, [customerIds]);

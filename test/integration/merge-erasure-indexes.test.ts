@@ -13,7 +13,7 @@ import { REPO_ROOT } from '../support/postgres';
 
 const CUSTOMERS = 30_000;
 /** The tables filled here, large enough that the planner scans one whole only without an index (the others are empty). */
-const LARGE = ['customer', 'customer_identity', 'merge_suggestion'];
+const LARGE = ['customer', 'customer_identity', 'merge_suggestion', 'merge_audit'];
 
 /**
  * Foreign keys with no index that starts with their columns, and why that is fine: a row of the
@@ -66,6 +66,15 @@ describe('merges and erasures by index', () => {
              INSERT INTO merge_suggestion (customer_a_id, customer_b_id, identity_a_id, identity_b_id, pair_key, score, reason)
              SELECT a.customer, b.customer, a.identity, b.identity, a.identity || ':' || b.identity, 0.8, 'name'
                FROM c a JOIN c b ON b.n = a.n + 1 WHERE a.n % 2 = 1`);
+    // the audit: a merge per merged customer (its identity in the snapshot), a link per identity
+    await q(`INSERT INTO merge_audit (action, survivor_id, merged_id, reason, actor, snapshot)
+             SELECT 'merge', m.merged_into_id, m.id, 'scale', 'test',
+                    jsonb_build_object('identities', jsonb_build_array(ci.id), 'crmRecords', '[]'::jsonb, 'interactions', '[]'::jsonb, 'repointed', '[]'::jsonb, 'displayName', m.display_name, 'filledName', false)
+               FROM customer m JOIN customer_identity ci ON ci.customer_id = m.id WHERE m.merged_into_id IS NOT NULL`);
+    await q(`INSERT INTO merge_audit (action, survivor_id, reason, actor, snapshot)
+             SELECT 'link', ci.customer_id, 'scale', 'test',
+                    jsonb_build_object('identities', jsonb_build_array(ci.id), 'crmRecords', '[]'::jsonb, 'interactions', '[]'::jsonb, 'repointed', '[]'::jsonb, 'displayName', null)
+               FROM customer_identity ci`);
     await q('ANALYZE');
   }, 120_000);
 
@@ -96,7 +105,7 @@ describe('merges and erasures by index', () => {
     expect(offenders).toEqual([]);
   });
 
-  it('a merge, an erasure and a data export read no customer, identity or suggestion table whole', async () => {
+  it('a merge, an erasure and a data export read no customer, identity, suggestion or merge audit table whole', async () => {
     const [{ merged, survivor }] = (await app.db.ds.query(
       `SELECT m.id AS merged, m.merged_into_id AS survivor FROM customer m WHERE m.merged_into_id IS NOT NULL ORDER BY m.display_name LIMIT 1`,
     )) as { merged: string; survivor: string }[];
@@ -111,6 +120,7 @@ describe('merges and erasures by index', () => {
     } as unknown as Db;
     await identityRepo.repointMergedInto(explaining, survivor, merged);
     await privacyRepo.customerFamily(explaining, merged, true);
+    await privacyRepo.scrubNamesCarriedAway(explaining, [survivor, merged]);
     await privacyRepo.deleteIdentityTraces(explaining, [survivor, merged]);
     await privacyRepo.customerData(explaining, [survivor, merged]);
     await privacyRepo.deleteCustomers(explaining, [survivor, merged]);
