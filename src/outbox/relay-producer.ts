@@ -85,15 +85,26 @@ function roundRobin(): () => number {
 export class PlatformaticRelayProducer implements RelayProducer {
   private readonly producer: Producer<string | null, string | null, string, string>;
   private readonly retries: number;
+  private readonly pause: (attempt: number) => Promise<void>;
   private readonly keyless = roundRobin();
 
-  /** `retries`: how often a failed request is retried within one `send` (8; fewer where a failure should surface at once) */
-  constructor(settings: Config['kafka'], clientSuffix: string, opts: { retries?: number } = {}) {
+  /**
+   * `retries`: how often a failed request is retried within one `send` (8; fewer where a failure
+   * should surface at once). `pause`: the wait before retry `attempt` (0-based; 600 ms doubling
+   * to 10 s). `metadataMaxAgeMs`: how long the topics' metadata is used before it is fetched
+   * again (the library's 5 s). The last two are for tests that must order a retry after an event.
+   */
+  constructor(
+    settings: Config['kafka'],
+    clientSuffix: string,
+    opts: { retries?: number; pause?: (attempt: number) => Promise<void>; metadataMaxAgeMs?: number } = {},
+  ) {
     if (!settings.brokers || settings.brokers.length === 0) throw new Error('KAFKA_BROKERS is not set');
     const options: ProducerOptions<string | null, string | null, string, string> = {
       clientId: `${settings.clientId}-${clientSuffix}`,
       bootstrapBrokers: [...settings.brokers],
       connectTimeout: 3_000,
+      ...(opts.metadataMaxAgeMs !== undefined ? { metadataMaxAge: opts.metadataMaxAgeMs } : {}),
       timeout: 30_000,
       requestTimeout: 30_000,
       // One attempt per send: `send` below retries, placing the events again each time. The
@@ -116,6 +127,7 @@ export class PlatformaticRelayProducer implements RelayProducer {
     if (settings.sasl) options.sasl = { mechanism: settings.sasl.mechanism.toUpperCase() as SASLMechanismValue, username: settings.sasl.username, password: settings.sasl.password };
     this.producer = new Producer(options);
     this.retries = opts.retries ?? 8;
+    this.pause = opts.pause ?? ((attempt) => new Promise((resolve) => setTimeout(resolve, Math.min(300 * 2 ** (attempt + 1), 10_000))));
   }
 
   async connect(): Promise<void> {
@@ -175,7 +187,7 @@ export class PlatformaticRelayProducer implements RelayProducer {
       } catch (e) {
         if (attempt >= this.retries || !retriable(e)) throw e;
         this.producer.clearMetadata();
-        await new Promise((resolve) => setTimeout(resolve, Math.min(300 * 2 ** (attempt + 1), 10_000)));
+        await this.pause(attempt);
       }
     }
   }
