@@ -171,11 +171,12 @@ describe("AuthService: a host clock a little behind or ahead of the token issuer
     // before: "invalid token: "nbf" claim timestamp check failed", and a full-lifetime token
     // issued 20 s ahead read as living 20 s over EARSHOT_JWT_MAX_AGE_SECONDS
     expect(await outcome(auth(30), await token(now() + 20))).toBe('dana');
-    expect(await outcome(auth(30), await token(now() - 20, 10))).toBe('dana');
   });
 
-  it('refuses beyond the skew: not yet valid, expired, and refuses everything off the clock with 0', async () => {
+  it('refuses beyond the skew: not yet valid; refuses an expired token at its exp whatever the skew, and everything off the clock with 0', async () => {
     expect(await outcome(auth(30), await token(now() + 120))).toMatch(/^invalid token: "nbf" claim timestamp check failed/);
+    // expired 10 s ago: within the skew, refused all the same (the skew never keeps a token alive)
+    expect(await outcome(auth(30), await token(now() - 20, 10))).toMatch(/^invalid token: "exp" claim timestamp check failed/);
     expect(await outcome(auth(30), await token(now() - 120, 60))).toMatch(/^invalid token: "exp" claim timestamp check failed/);
     expect(await outcome(auth(0), await token(now() + 20))).toMatch(/^invalid token: "nbf" claim timestamp check failed/);
     // a lifetime over the cap stays refused whatever the skew

@@ -156,8 +156,9 @@ export class AuthService {
     let payload: JWTPayload;
     try {
       // a token without exp would be valid forever: exp is required, and its lifetime capped
-      // exp, nbf and iat are the issuer's clock: a host a few seconds behind it refused every
-      // fresh token that carried nbf = now (as many identity providers issue them) until it caught up
+      // nbf and iat are the issuer's clock: a host a few seconds behind it refused every fresh
+      // token that carried nbf = now (as many identity providers issue them) until it caught up.
+      // The tolerance stretches jose's exp check too; exp is checked again below, without it.
       const opts = {
         issuer: this.config.jwtIssuer ?? undefined,
         audience: this.config.jwtAudience ?? undefined,
@@ -171,6 +172,9 @@ export class AuthService {
       throw new AppError('UNAUTHENTICATED', `invalid token: ${(e as Error).message}`);
     }
     const now = Math.floor(Date.now() / 1000);
+    // an expired token is refused at its exp, whatever the skew: the skew may let a fresh token in
+    // early, never keep an old one alive (jose's own wording)
+    if (typeof payload.exp === 'number' && payload.exp <= now) throw new AppError('UNAUTHENTICATED', 'invalid token: "exp" claim timestamp check failed');
     // an iat ahead of this host's clock by less than the skew is the issuer's now
     const issued = typeof payload.iat === 'number' && payload.iat <= now + this.config.jwtClockSkewSeconds ? payload.iat : now;
     if (typeof payload.exp !== 'number' || payload.exp - issued > this.config.jwtMaxAgeSeconds) {

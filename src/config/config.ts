@@ -89,7 +89,7 @@ export interface Config {
     readonly jwtAudience: string | null;
     /** a JWT must carry exp, at most this many seconds after its iat (or after now, without iat) */
     readonly jwtMaxAgeSeconds: number;
-    /** seconds this host's clock may differ from the token issuer's when exp, nbf and iat are checked */
+    /** seconds this host's clock may be behind the token issuer's when nbf and iat are checked (exp has none) */
     readonly jwtClockSkewSeconds: number;
     /** true when neither API keys nor JWT are configured (development only) */
     readonly open: boolean;
