@@ -134,7 +134,10 @@ export class HubSpotStore {
   }
 
   defineProperty(type: ObjectType, input: Partial<HsProperty> & { name: string; label: string; type: HsProperty['type']; fieldType: string; groupName: string }, readOnly = false): HsProperty {
-    const now = iso(this.now());
+    // the wall clock, not now(): the portal defines its 38 standard properties at construction,
+    // and each now() there moved the records' clock a millisecond ahead of real time (a record
+    // changed right after start carried a time up to 37 ms in the future)
+    const now = iso(this.fixedNow ?? Date.now());
     const prop: HsProperty = {
       description: '', options: [], displayOrder: -1, calculated: false, externalOptions: false, hasUniqueValue: false, hidden: false,
       formField: false, archived: false, createdAt: now, updatedAt: now,
