@@ -72,7 +72,9 @@ afterAll(() => crms?.close());
 describe('a CRM record deleted and then brought back', () => {
   it.each(['Contact', 'Lead'] as const)('Salesforce %s undeleted from the recycle bin: the same customer holds it again and it shows what changed meanwhile', async (objectType) => {
     const email = `undelete.${objectType.toLowerCase()}@example.com`;
-    const rec = sf.store.insert(objectType, { FirstName: 'Ines', LastName: `Undelete${objectType}`, Email: email, ...(objectType === 'Lead' ? { Company: 'Recycle Bin Ltd' } : {}) }, Date.now() - 86_400_000);
+    // created now, as Salesforce stamps it: past the cursor whichever test ran before (CI shuffles
+    // the tests; one back-dated a day fell behind the cursor an earlier test had moved to now)
+    const rec = sf.store.insert(objectType, { FirstName: 'Ines', LastName: `Undelete${objectType}`, Email: email, ...(objectType === 'Lead' ? { Company: 'Recycle Bin Ltd' } : {}) });
     const first = await speak(email, 'positive', 30);
     await app.services.crmSync.run('salesforce');
     const customer = await customerOf(first);
@@ -112,7 +114,8 @@ describe('a CRM record deleted and then brought back', () => {
 
   it('HubSpot contact restored from the recycle bin: the same customer holds it again and it shows what changed meanwhile', async () => {
     const email = 'restored.contact@example.com';
-    const obj = hs.store.create('contacts', { email, firstname: 'Rosa', lastname: 'Restored' }, Date.now() - 3_600_000);
+    // created now, as HubSpot stamps it: past the cursor whichever test ran before
+    const obj = hs.store.create('contacts', { email, firstname: 'Rosa', lastname: 'Restored' });
     const first = await speak(email, 'positive', 30);
     await app.services.crmSync.run('hubspot');
     const customer = await customerOf(first);
