@@ -107,7 +107,7 @@ afterAll(async () => {
 describe('CRM error text that quotes the record', () => {
   it('Salesforce write-back refused by a trigger quoting the contact: the error is kept and logged without the address and number', async () => {
     const p = { email: 'Ines.Quinteiro@example.com', phone: '+1 415 555 0142' };
-    const c = sf.store.insert('Contact', { FirstName: 'Ines', LastName: 'Quinteiro', Email: p.email, Phone: p.phone }, Date.now() - 86_400_000);
+    const c = sf.store.insert('Contact', { FirstName: 'Ines', LastName: 'Quinteiro', Email: p.email, Phone: p.phone });
     await speak(p);
     await app.services.crmSync.run('salesforce');
     // an Apex trigger's addError, as Salesforce returns it per record in the collection's answer
@@ -127,7 +127,7 @@ describe('CRM error text that quotes the record', () => {
 
   it('HubSpot batch update refused with a validation error quoting values: the error is kept and logged without them', async () => {
     const p = { email: 'Rosa.Marques@example.org', phone: '+1 212 555 0198' };
-    const obj = hs.store.create('contacts', { email: p.email, firstname: 'Rosa', lastname: 'Marques', phone: p.phone }, Date.now() - 3_600_000);
+    const obj = hs.store.create('contacts', { email: p.email, firstname: 'Rosa', lastname: 'Marques', phone: p.phone });
     await speak(p);
     await app.services.crmSync.run('hubspot');
     // HubSpot's documented error body for a batch it refuses whole
@@ -200,7 +200,7 @@ describe('CRM error text that quotes the record', () => {
 
   it('an erasure whose CRM clean-up is refused with an error quoting the person keeps none of their data', async () => {
     const p = { email: 'Lena.Vasquez@example.com', phone: '+1 503 555 0173' };
-    const c = sf.store.insert('Contact', { FirstName: 'Lena', LastName: 'Vasquez', Email: p.email, Phone: p.phone }, Date.now() - 86_400_000);
+    const c = sf.store.insert('Contact', { FirstName: 'Lena', LastName: 'Vasquez', Email: p.email, Phone: p.phone });
     const customerId = await speak(p);
     await app.services.crmSync.run('salesforce');
     await app.services.crmWriteback.runOnce();
