@@ -1,5 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
+import { isTransient, unavailableReason } from '../db/failures';
 import { inTransaction } from '../db/transaction';
 import { lockCustomers } from '../identity/merge';
 import type { ListeningGapTracker, RescoredMessage } from '../listening-gap/listening-gap.tracker';
@@ -54,11 +55,23 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
  * replica runs it (an advisory lock; should its session end mid-job and another replica take the
  * job over, each page still commits once: a page commits only if the job's cursor is still where
  * the page began); a job cut short (crash, deploy) resumes after its last
- * committed page at the next start; running it again with the same model changes nothing; an
- * answered or closed listening item is never reopened.
+ * committed page at the next start; a database failure that passes by itself (isTransient: a
+ * lost connection, an operator's idle_session_timeout ending a pooled session as a statement takes
+ * it up) pauses the job: it resumes after its last committed page `retryMs` later (failed after
+ * MAX_PAUSES_WITHOUT_PROGRESS pauses in a row without a page done: one that does not pass);
+ * running it again with the same model changes nothing; an answered or closed listening item is
+ * never reopened.
  */
+/** How many database failures that pass by themselves a job waits through without a page done. */
+export const MAX_PAUSES_WITHOUT_PROGRESS = 12;
+
+/** The job was marked failed: nothing to resume. */
+class RescoreFailed extends Error {}
+
 export class RescoreJobRunner {
   private running: Promise<void> | null = null;
+  /** transient failures since the last page this runner committed */
+  private pausesWithoutProgress = 0;
   private kickedWhileRunning = false;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
@@ -102,7 +115,19 @@ export class RescoreJobRunner {
       return;
     }
     this.running = outsideRequest(() => this.drain())
-      .catch((err: unknown) => this.log.error({ err }, 're-scoring stopped on an error'))
+      .catch((err: unknown) => {
+        if (err instanceof RescoreFailed || !isTransient(err)) {
+          this.log.error({ err }, 're-scoring stopped on an error');
+          return;
+        }
+        // A lost connection (an operator's idle_session_timeout ending a pooled session as a
+        // statement took it up, a restart), a read-only or busy database: the job is not failed
+        // but resumes after its last committed page. Before, it was marked failed ("terminating
+        // connection due to idle-session timeout") or, when it failed before its first page,
+        // left queued with no runner.
+        this.log.warn({ err, reason: unavailableReason(err), retryInMs: this.retryMs }, 're-scoring paused on a database failure; it resumes after its last committed page');
+        this.retryLater();
+      })
       .finally(() => {
         this.running = null;
         if (this.kickedWhileRunning) {
@@ -156,7 +181,9 @@ export class RescoreJobRunner {
           }
         }
       } finally {
-        await advisoryUnlock(qr, RUNNER_LOCK);
+        // A lock session that was lost took its lock with it (and its query runner is released):
+        // an unlock there would only hide why the job stopped.
+        if (!qr.isReleased) await advisoryUnlock(qr, RUNNER_LOCK);
       }
     } finally {
       await restoreIdleTimeout(qr).catch(() => undefined);
@@ -193,18 +220,29 @@ export class RescoreJobRunner {
         const from = cursor;
         await withRetry(() => inTransaction(this.ds, (qr) => this.applyPage(qr, job, from, rows, analyses, openSince, loaded.topics)));
         cursor = rows.at(-1)!.id;
+        this.pausesWithoutProgress = 0;
       }
       if (job.phase === 'rollups') {
         await rebuildDepartmentRollups(this.ds);
         await rebuildTopicRollups(this.ds);
       }
       await markRescoreSucceeded(this.ds, job.id);
+      this.pausesWithoutProgress = 0;
       const done = await rescoreJobTotals(this.ds, job.id);
       log.info({ ...done }, 're-score finished; rollups rebuilt');
     } catch (err) {
-      // the job is another runner's now: its status is not ours to write
-      if (!(err instanceof JobTakenOver)) await markRescoreFailed(this.ds, job.id, (err as Error).message);
-      throw err;
+      // the job is another runner's now: its status is not ours to write; a database failure that
+      // passes by itself pauses the job (drain's caller looks again later) instead of failing it
+      if (err instanceof JobTakenOver) throw err;
+      if (isTransient(err) && this.pausesWithoutProgress < MAX_PAUSES_WITHOUT_PROGRESS) {
+        this.pausesWithoutProgress++;
+        throw err;
+      }
+      // A failure that does not pass, or one that came back page after page (a page that always
+      // runs past statement_timeout, a database read-only for good): failed, not paused forever.
+      const message = isTransient(err) ? `${(err as Error).message} (${MAX_PAUSES_WITHOUT_PROGRESS + 1} times without a page done)` : (err as Error).message;
+      await markRescoreFailed(this.ds, job.id, message);
+      throw new RescoreFailed(message, { cause: err });
     }
   }
 
