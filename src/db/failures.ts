@@ -95,6 +95,40 @@ export function isTransient(e: unknown): boolean {
 }
 
 /**
+ * A background job's patience with database failures that pass by themselves (`isTransient`): it
+ * pauses on one and resumes later, unless `max` came in a row without a page done (a page that
+ * always waits past lock_timeout or statement_timeout, a database read-only for good): then it
+ * fails, so that it is not paused and resumed for ever.
+ */
+export class PauseBudget {
+  private inRow = 0;
+  constructor(readonly max = 12) {}
+
+  /** Pauses since the last page done. */
+  get inARow(): number {
+    return this.inRow;
+  }
+
+  /** A page of the job committed: the count starts again. */
+  progressed(): void {
+    this.inRow = 0;
+  }
+
+  /** Whether the job pauses on `err` rather than fails (counted when it does). */
+  pauses(err: unknown): boolean {
+    if (!isTransient(err) || this.inRow >= this.max) return false;
+    this.inRow++;
+    return true;
+  }
+
+  /** What the failed job says: the error's message, and the count when the pauses ran out. */
+  failure(err: unknown): string {
+    const message = err instanceof Error ? err.message : String(err);
+    return isTransient(err) ? `${message} (${this.max + 1} times without a page done)` : message;
+  }
+}
+
+/**
  * Why a transient database failure happened, in words a client or an operator can act on: a full
  * disk, a read-only server, no free connection were all "the database is unavailable", which sent
  * operators looking for a server that was up (PostgreSQL's own message is in the log).

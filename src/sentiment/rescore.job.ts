@@ -1,6 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { Config } from '../config/config';
-import { isTransient, unavailableReason } from '../db/failures';
+import { isTransient, PauseBudget, unavailableReason } from '../db/failures';
 import { inTransaction } from '../db/transaction';
 import { lockCustomers } from '../identity/merge';
 import type { ListeningGapTracker, RescoredMessage } from '../listening-gap/listening-gap.tracker';
@@ -58,20 +58,17 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
  * committed page at the next start; a database failure that passes by itself (isTransient: a
  * lost connection, an operator's idle_session_timeout ending a pooled session as a statement takes
  * it up) pauses the job: it resumes after its last committed page `retryMs` later (failed after
- * MAX_PAUSES_WITHOUT_PROGRESS pauses in a row without a page done: one that does not pass);
+ * 12 pauses in a row without a page done: one that does not pass, PauseBudget);
  * running it again with the same model changes nothing; an answered or closed listening item is
  * never reopened.
  */
-/** How many database failures that pass by themselves a job waits through without a page done. */
-export const MAX_PAUSES_WITHOUT_PROGRESS = 12;
-
 /** The job was marked failed: nothing to resume. */
 class RescoreFailed extends Error {}
 
 export class RescoreJobRunner {
   private running: Promise<void> | null = null;
-  /** transient failures since the last page this runner committed */
-  private pausesWithoutProgress = 0;
+  /** database failures that pass by themselves, since the last page this runner committed */
+  readonly pauses = new PauseBudget();
   private kickedWhileRunning = false;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
@@ -220,27 +217,24 @@ export class RescoreJobRunner {
         const from = cursor;
         await withRetry(() => inTransaction(this.ds, (qr) => this.applyPage(qr, job, from, rows, analyses, openSince, loaded.topics)));
         cursor = rows.at(-1)!.id;
-        this.pausesWithoutProgress = 0;
+        this.pauses.progressed();
       }
       if (job.phase === 'rollups') {
         await rebuildDepartmentRollups(this.ds);
         await rebuildTopicRollups(this.ds);
       }
       await markRescoreSucceeded(this.ds, job.id);
-      this.pausesWithoutProgress = 0;
+      this.pauses.progressed();
       const done = await rescoreJobTotals(this.ds, job.id);
       log.info({ ...done }, 're-score finished; rollups rebuilt');
     } catch (err) {
       // the job is another runner's now: its status is not ours to write; a database failure that
       // passes by itself pauses the job (drain's caller looks again later) instead of failing it
       if (err instanceof JobTakenOver) throw err;
-      if (isTransient(err) && this.pausesWithoutProgress < MAX_PAUSES_WITHOUT_PROGRESS) {
-        this.pausesWithoutProgress++;
-        throw err;
-      }
+      if (this.pauses.pauses(err)) throw err;
       // A failure that does not pass, or one that came back page after page (a page that always
       // runs past statement_timeout, a database read-only for good): failed, not paused forever.
-      const message = isTransient(err) ? `${(err as Error).message} (${MAX_PAUSES_WITHOUT_PROGRESS + 1} times without a page done)` : (err as Error).message;
+      const message = this.pauses.failure(err);
       await markRescoreFailed(this.ds, job.id, message);
       throw new RescoreFailed(message, { cause: err });
     }

@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
+import { isTransient, PauseBudget, unavailableReason } from '../db/failures';
 import { advisoryUnlock, keepWhileIdle, restoreIdleTimeout } from '../db/sql';
 import { JobTakenOver } from '../shared/job-taken-over';
 import {
@@ -46,8 +47,12 @@ const RUNNER_LOCK = 7_041_976;
  * One replica runs the jobs (an advisory lock; a replica that finds it taken looks again while a job
  * is unfinished). Should the lock session end mid-job and another replica begin a pass, the first
  * one's chunks no longer commit: each chunk first moves the progress of its own pass, by its token.
+ * A database failure that passes by itself (isTransient) pauses the job, which goes again
+ * `retryMs` later; 12 in a row without a chunk done fail it (PauseBudget).
  */
 export class RetagJobRunner {
+  /** database failures that pass by themselves, since the last chunk this runner committed */
+  readonly pauses = new PauseBudget();
   /** on demand only: kick() after an edit, once at start for a job cut short, and again while another replica holds the runner lock */
   readonly task: TaskRunner<void>;
   private retry: NodeJS.Timeout | undefined;
@@ -118,6 +123,15 @@ export class RetagJobRunner {
           try {
             await this.run(job);
           } catch (err) {
+            if (!(err instanceof JobTakenOver || err instanceof RetagFailed) && isTransient(err)) {
+              // A lost connection (an operator's idle_session_timeout ending a pooled session as a
+              // statement took it up, a restart), a read-only or busy database: the job stays
+              // running and goes again later. Before, it was marked failed, and the edit it carried
+              // never reached the stored interactions until the next edit.
+              this.log.warn({ job: job.id, err, reason: unavailableReason(err), retryInMs: this.retryMs }, 're-tagging paused on a database failure; it goes again later');
+              this.retryLater();
+              return;
+            }
             if (!(err instanceof JobTakenOver)) throw err;
             // Our lock session ended (a lost connection) and another runner has the job: leave it
             // to that one, and look again later in case it dies too.
@@ -127,7 +141,8 @@ export class RetagJobRunner {
           }
         }
       } finally {
-        await advisoryUnlock(qr, RUNNER_LOCK);
+        // a lock session that was lost took its lock with it (and an unlock would hide why)
+        if (!qr.isReleased) await advisoryUnlock(qr, RUNNER_LOCK);
       }
     } finally {
       await restoreIdleTimeout(qr).catch(() => undefined);
@@ -193,15 +208,23 @@ export class RetagJobRunner {
         });
         done += rows.length;
         last = rows.at(-1)!.id;
+        this.pauses.progressed();
         if (done % 20_000 < CHUNK) log.info({ done, total: n }, 're-tagging progress');
       }
       if (!(await markRetagSucceeded(this.ds, job.id, token))) throw new JobTakenOver('re-tag', job.id);
+      this.pauses.progressed();
       const covered = await markCoveredRetagJobs(this.ds, job.id, covers);
       log.info({ done, covered: covered.length }, 're-tagging finished');
     } catch (err) {
-      // the job is another runner's now: its status is not ours to write
-      if (!(err instanceof JobTakenOver)) await markRetagFailed(this.ds, job.id, (err as Error).message);
-      throw err;
+      // the job is another runner's now: its status is not ours to write; a database failure that
+      // passes by itself pauses the job (12 in a row without a chunk done fail it)
+      if (err instanceof JobTakenOver || this.pauses.pauses(err)) throw err;
+      const message = this.pauses.failure(err);
+      await markRetagFailed(this.ds, job.id, message);
+      throw new RetagFailed(message, { cause: err });
     }
   }
 }
+
+/** The job was marked failed: nothing to go again on. */
+class RetagFailed extends Error {}

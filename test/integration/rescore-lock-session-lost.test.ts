@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config';
 import { ListeningGapTracker } from '../../src/listening-gap/listening-gap.tracker';
-import { MAX_PAUSES_WITHOUT_PROGRESS, RescoreJobRunner } from '../../src/sentiment/rescore.job';
+import { RescoreJobRunner } from '../../src/sentiment/rescore.job';
 import { createLogger } from '../../src/shared/logger';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 import { waitFor } from '../support/kafka-fixtures';
@@ -305,7 +305,7 @@ describe('re-scoring when the runner loses its lock session', () => {
       await pg.query(`ROLLBACK`);
       await runner.stop();
       // before: still running, paused and resumed every 20 ms
-      expect(ended).toEqual({ status: 'failed', done: 0, error: `canceling statement due to lock timeout (${MAX_PAUSES_WITHOUT_PROGRESS + 1} times without a page done)` });
+      expect(ended).toEqual({ status: 'failed', done: 0, error: `canceling statement due to lock timeout (${runner.pauses.max + 1} times without a page done)` });
     } finally {
       await pg.end();
       await c?.close();
