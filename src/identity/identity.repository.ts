@@ -125,13 +125,29 @@ export async function moveIdentitiesBack(db: Db, to: string, identityIds: readon
   );
 }
 
-/** Interactions on `from` listed by id or attached by one of `identityIds` go to `to`. */
+/**
+ * The recursive part of a move of interactions (`moved`: id, source, external_id) on customer
+ * `$from`: the brand's replies to them still there, and the replies to those replies. A reply
+ * carries no identity and belongs to the customer of the message it answers (attachReplies), so it
+ * goes where that message goes. Before, an undone merge or an unlink left the replies that came
+ * after the merge (or the link) on the other customer: a conversation split in two, and an
+ * erasure of the person left the brand's words to them (which may name them) unredacted.
+ */
+const AND_THEIR_REPLIES = (from: string) => `
+  UNION
+  SELECT r.id, r.source, r.external_id FROM moved m
+    JOIN interaction r ON r.source = m.source AND r.in_reply_to = m.external_id AND r.in_reply_to IS NOT NULL
+   WHERE r.customer_id = ${from} AND r.direction = 'outbound' AND r.identity_id IS NULL`;
+
+/** Interactions on `from` listed by id or attached by one of `identityIds`, and the brand's replies to them, go to `to`. */
 export async function moveInteractionsBack(db: Db, to: string, identityIds: readonly string[], from: string, interactionIds: readonly string[]): Promise<void> {
   await exec(
     db,
-    `UPDATE interaction i SET customer_id = $1
-      WHERE i.customer_id = $3
-        AND (i.id = ANY($4::uuid[]) OR i.identity_id = ANY($2::uuid[]))`,
+    `WITH RECURSIVE moved(id, source, external_id) AS (
+       SELECT i.id, i.source, i.external_id FROM interaction i
+        WHERE i.customer_id = $3
+          AND (i.id = ANY($4::uuid[]) OR i.identity_id = ANY($2::uuid[]))${AND_THEIR_REPLIES('$3')})
+     UPDATE interaction i SET customer_id = $1 FROM (SELECT DISTINCT id FROM moved) m WHERE i.id = m.id AND i.customer_id = $3`,
     [to, identityIds, from, interactionIds],
   );
 }
@@ -237,14 +253,17 @@ export async function moveIdentityByHand(db: Db, identityId: string, to: string)
   await exec(db, `UPDATE customer_identity SET customer_id = $1, linked_by = 'manual', link_score = NULL, link_evidence = NULL WHERE id = $2`, [to, identityId]);
 }
 
-/** Interactions of `from` that `identityId` attached move to `to`; their ids. */
+/** Interactions of `from` that `identityId` attached, and the brand's replies to them, move to `to`; their ids. */
 export async function moveInteractionsOfIdentity(db: Db, to: string, from: string, identityId: string): Promise<string[]> {
   return ids(
     await rows(
       db,
-      `WITH u AS (UPDATE interaction i SET customer_id = $1
-                   WHERE i.customer_id = $2 AND i.identity_id = $3
-                  RETURNING id) SELECT id FROM u`,
+      `WITH RECURSIVE moved(id, source, external_id) AS (
+         SELECT i.id, i.source, i.external_id FROM interaction i WHERE i.customer_id = $2 AND i.identity_id = $3${AND_THEIR_REPLIES('$2')}),
+       u AS (UPDATE interaction i SET customer_id = $1 FROM (SELECT DISTINCT id FROM moved) m
+              WHERE i.id = m.id AND i.customer_id = $2
+             RETURNING i.id)
+       SELECT id FROM u`,
       [to, from, identityId],
     ),
   );

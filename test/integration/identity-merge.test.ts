@@ -293,6 +293,62 @@ describe('identity resolution on real PostgreSQL', () => {
     expect(none.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   });
 
+  it('an unlink takes the brand\'s replies to the identity\'s messages along, replies to replies too, and an erasure then redacts them', async () => {
+    const c = await crm('salesforce', 'Contact', [{ externalId: '003000000000021AAA', person: { givenName: 'Grace', surname: 'Hopper' }, identities: [{ kind: 'email', value: 'grace@navy.example' }] }]);
+    const id = cid(c.customerIds[0]!);
+    const link = await app.gql(`mutation L($id: ID!) { linkIdentity(customerId: $id, kind: HANDLE, network: "instagram", value: "@grace.h") { audit { action } } }`, { id });
+    expect(link.errors).toBeUndefined();
+    const reply = (n: number, to: number, text: string) => ({ ...message(n, { source: 'instagram', author: { handle: 'brand' }, text }), direction: 'outbound', inReplyTo: `ext-${to}` });
+    // the person's two messages and the brand's conversation with them (a reply, a reply to it)
+    await ingest([
+      message(410, { source: 'instagram', author: { handle: 'grace.h' }, text: 'The compiler crashed again' }),
+      reply(411, 410, 'Sorry Grace, we are on it'),
+      reply(412, 411, 'Grace, a fix is out'),
+      message(413, { source: 'instagram', author: { handle: 'grace.h' }, text: 'Thanks' }),
+    ]);
+    expect((await customer(id)).interactions.totalCount).toBe(4);
+    const un = await app.gql<{ unlinkIdentity: { customers: Cust[] } }>(
+      `mutation U($id: ID!) { unlinkIdentity(customerId: $id, kind: HANDLE, network: "instagram", value: "grace.h") { customers { id interactions(first: 0) { totalCount } } } }`,
+      { id },
+    );
+    expect(un.errors).toBeUndefined();
+    const [kept, split] = un.data.unlinkIdentity.customers;
+    // before: the two replies stayed on the contact's customer (kept 2, split 2)
+    expect(kept).toMatchObject({ id, interactions: { totalCount: 0 } });
+    expect(split!.interactions.totalCount).toBe(4);
+    const erased = await app.gql(`mutation($id: ID!) { eraseCustomer(id: $id, reason: "DSR-21") { erasedNow } }`, { id: split!.id });
+    expect(erased.errors).toBeUndefined();
+    // the person's words and the brand's replies naming them are gone (before: both replies kept)
+    const left = (await app.db.ds.query(`SELECT text FROM interaction WHERE text LIKE '%Grace%' OR text LIKE '%compiler%' OR external_id IN ('ext-410', 'ext-411', 'ext-412', 'ext-413')`)) as { text: string }[];
+    expect(left).toEqual([]);
+  });
+
+  it('an undone merge takes back the brand\'s replies that came after the merge to the merged customer\'s messages', async () => {
+    await ingest([
+      message(420, { author: { handle: 'gamma_person' }, text: 'Great, I love it!' }),
+      message(421, { author: { handle: 'delta_person' }, text: 'This is broken and terrible.' }),
+    ]);
+    const a = await customerOfIdentity('handle', 'x:gamma_person');
+    const b = await customerOfIdentity('handle', 'x:delta_person');
+    const m = await app.gql(`mutation M($s: ID!, $m: ID!) { mergeCustomers(survivorId: $s, mergedId: $m, reason: "same person") { audit { id } } }`, { s: cid(a), m: cid(b) });
+    expect(m.errors).toBeUndefined();
+    // after the merge the brand answers delta's message, and answers again: both go to the survivor
+    await ingest([
+      { ...message(422, { author: { handle: 'brand' }, text: 'Sorry to hear that, DM us.' }), direction: 'outbound', inReplyTo: 'ext-421' },
+      { ...message(423, { author: { handle: 'brand' }, text: 'Did the DM reach you?' }), direction: 'outbound', inReplyTo: 'ext-422' },
+    ]);
+    expect((await customer(cid(a))).interactions.totalCount).toBe(4);
+    const u = await app.gql<{ unmergeCustomer: { customers: Cust[] } }>(
+      `mutation U($c: ID!) { unmergeCustomer(customerId: $c) { customers { id interactions(first: 0) { totalCount } } } }`,
+      { c: cid(b) },
+    );
+    expect(u.errors).toBeUndefined();
+    const [afterA, afterB] = u.data.unmergeCustomer.customers;
+    // before: the replies stayed with gamma (2 and 1)
+    expect(afterA).toMatchObject({ id: cid(a), interactions: { totalCount: 1 } });
+    expect(afterB).toMatchObject({ id: cid(b), interactions: { totalCount: 3 } });
+  });
+
   it('undoing the link of an email or phone linked by hand leaves a customer not named after it', async () => {
     const c = await crm('salesforce', 'Contact', [{ externalId: '003000000000021AAA', person: { givenName: 'Grace', surname: 'Hopper' } }]);
     const id = cid(c.customerIds[0]!);
