@@ -5,6 +5,7 @@ import { ListeningGapTracker } from '../../src/listening-gap/listening-gap.track
 import { RescoreJobRunner } from '../../src/sentiment/rescore.job';
 import { createLogger } from '../../src/shared/logger';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
+import type { TestDatabase } from '../support/postgres';
 import { waitFor } from '../support/kafka-fixtures';
 import { LateSessionEndProxy } from '../support/late-session-end-proxy';
 import { ModelServer } from '../support/model-server';
@@ -51,6 +52,19 @@ async function pageAtModel(held: { arrived: Promise<void> }, query: Query, jobId
   }, 30_000, 50);
 }
 
+/** A database of its own holding `texts` as stored interactions (an app ingested them, then stopped). */
+async function seeded(label: string, texts: string[]): Promise<TestDatabase> {
+  const seed = await startTestApp(KEYS, label);
+  const res = await fetch(`${seed.url}/ingest`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson', ...as },
+    body: ndjson(texts.map((text, i) => message(i + 1, { text }))),
+  });
+  expect(((await res.json()) as { accepted: number }).accepted).toBe(texts.length);
+  await seed.stop();
+  return seed.database;
+}
+
 describe('re-scoring when the runner loses its lock session', () => {
   let server: ModelServer;
   let a: TestApp | null = null;
@@ -66,15 +80,7 @@ describe('re-scoring when the runner loses its lock session', () => {
   });
 
   it('counts every page once and leaves the job to the replica that holds the lock', async () => {
-    const seed = await startTestApp(KEYS, 'rescorelocklost');
-    const res = await fetch(`${seed.url}/ingest`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-ndjson', ...as },
-      body: ndjson(Array.from({ length: 6 }, (_, i) => message(i + 1, { text: i % 2 ? `I will cancel my next ${i + 2} flights` : `Flight ${i} was on time` }))),
-    });
-    expect(((await res.json()) as { accepted: number }).accepted).toBe(6);
-    const database = seed.database;
-    await seed.stop();
+    const database = await seeded('rescorelocklost', Array.from({ length: 6 }, (_, i) => i % 2 ? `I will cancel my next ${i + 2} flights` : `Flight ${i} was on time`));
 
     const env = { ...KEYS, EARSHOT_SENTIMENT_URL: server.url, EARSHOT_RESCORE_BATCH_SIZE: '2', EARSHOT_SENTIMENT_TIMEOUT_MS: '60000' };
     a = await startTestApp(env, 'rescorelocklost', database);
@@ -157,15 +163,7 @@ describe('re-scoring when the runner loses its lock session', () => {
   }, 120_000);
 
   it('keeps the runner lock through an operator idle_session_timeout while a page waits on the model', async () => {
-    const seed = await startTestApp(KEYS, 'rescoreidle');
-    const res = await fetch(`${seed.url}/ingest`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-ndjson', ...as },
-      body: ndjson(Array.from({ length: 4 }, (_, i) => message(i + 1, { text: `Flight ${i} was late again` }))),
-    });
-    expect(((await res.json()) as { accepted: number }).accepted).toBe(4);
-    const database = seed.database;
-    await seed.stop();
+    const database = await seeded('rescoreidle', Array.from({ length: 4 }, (_, i) => `Flight ${i} was late again`));
     const pg = new Client({ connectionString: database.url });
     await pg.connect();
     try {
@@ -206,15 +204,7 @@ describe('re-scoring when the runner loses its lock session', () => {
   }, 120_000);
 
   it('does a page again, and finishes the job, when the pooled session the page takes up was just ended by idle_session_timeout', async () => {
-    const seed = await startTestApp(KEYS, 'rescoreidleend');
-    const res = await fetch(`${seed.url}/ingest`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-ndjson', ...as },
-      body: ndjson(Array.from({ length: 4 }, (_, i) => message(i + 1, { text: `Flight ${i} was late again` }))),
-    });
-    expect(((await res.json()) as { accepted: number }).accepted).toBe(4);
-    const database = seed.database;
-    await seed.stop();
+    const database = await seeded('rescoreidleend', Array.from({ length: 4 }, (_, i) => `Flight ${i} was late again`));
     const pg = new Client({ connectionString: database.url });
     await pg.connect();
     const direct = new URL(database.url);
@@ -272,15 +262,7 @@ describe('re-scoring when the runner loses its lock session', () => {
   }, 120_000);
 
   it('fails the job, naming the cause, when a database failure that passes by itself comes back page after page', async () => {
-    const seed = await startTestApp(KEYS, 'rescorestuck');
-    const res = await fetch(`${seed.url}/ingest`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-ndjson', ...as },
-      body: ndjson(Array.from({ length: 4 }, (_, i) => message(i + 1, { text: `Flight ${i} was late again` }))),
-    });
-    expect(((await res.json()) as { accepted: number }).accepted).toBe(4);
-    const database = seed.database;
-    await seed.stop();
+    const database = await seeded('rescorestuck', Array.from({ length: 4 }, (_, i) => `Flight ${i} was late again`));
     const pg = new Client({ connectionString: database.url });
     await pg.connect();
     let c: TestApp | null = null;
