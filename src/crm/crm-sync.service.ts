@@ -190,7 +190,7 @@ export class CrmSyncService {
     await repo.syncStarted(this.ds, system, objectType, mode);
     const r: ObjectRunReport = { objectType, records: 0, deleted: 0, apiCalls: 0, ms: 0, via: [], outcome: 'ok' };
     const persist = async (raw: PulledBatch) => {
-      const b = this.guard(system, objectType, raw);
+      const b = mode === 'incremental' ? await this.withoutUnchanged(system, objectType, this.guard(system, objectType, raw)) : this.guard(system, objectType, raw);
       const n = b.records.length + b.cases.length;
       const deleted = b.via === 'deleted' || b.via === 'archived' ? n : 0;
       // Records stored as deleted that the CRM hands over live again: undeleted from the Salesforce
@@ -276,6 +276,19 @@ export class CrmSyncService {
   }
 
   /** The external ids of live records of a batch that the store holds as deleted. */
+  /**
+   * The batch less the live records the store holds live with the same modification time: read
+   * again with nothing changed (a Salesforce run reads what lies within its cursor lag again, a
+   * HubSpot page asked again repeats some). The intake would do nothing with them, at a cost, and
+   * the run's count would say they changed.
+   */
+  private async withoutUnchanged(system: CrmSystem, objectType: string, b: PulledBatch): Promise<PulledBatch> {
+    const live = b.records.filter((r) => !r.deleted && !r.mergedInto && r.modstamp && !Number.isNaN(new Date(r.modstamp).getTime()));
+    if (live.length === 0) return b;
+    const unchanged = new Set(await repo.unchangedExternalIds(this.ds, system, objectType, live.map((r) => r.externalId), live.map((r) => new Date(r.modstamp!).toISOString())));
+    return unchanged.size ? { ...b, records: b.records.filter((r) => r.deleted || r.mergedInto || !unchanged.has(r.externalId)) } : b;
+  }
+
   private async deletedBefore(system: CrmSystem, objectType: string, records: readonly CrmRecordInput[]): Promise<string[]> {
     const live = records.filter((r) => !r.deleted && !r.mergedInto).map((r) => r.externalId);
     return live.length ? repo.deletedExternalIds(this.ds, system, objectType, live) : [];

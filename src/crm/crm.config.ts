@@ -46,6 +46,13 @@ export interface SalesforceConfig {
   readonly apiVersion: string;
   /** records per query/queryMore page (Sforce-Query-Options batchSize, 200–2000) */
   readonly queryBatchSize: number;
+  /**
+   * How far behind a run's start the cursor stays. A record saved in a transaction that began
+   * before the run and committed after the run read past its SystemModstamp (batch Apex, a long
+   * data load) is read by the next run, not skipped for good; records within it are read again
+   * (unchanged ones are not handed to the intake again).
+   */
+  readonly cursorLagMs: number;
   readonly auth: 'jwt' | 'refresh_token' | 'password';
   /** synced objects: people (Contact, Lead, Account) and Case for the listening gap */
   readonly objects: readonly string[];
@@ -243,6 +250,7 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
       refreshToken: sfRefresh,
       apiVersion,
       queryBatchSize: int('EARSHOT_SF_QUERY_BATCH_SIZE', 2000, 200, 2000),
+      cursorLagMs: int('EARSHOT_SF_CURSOR_LAG_MS', 300_000, 0, 86_400_000),
       auth,
       objects,
       identityFields: parseIdentityFields('EARSHOT_SF_IDENTITY_FIELDS', str('EARSHOT_SF_IDENTITY_FIELDS') ?? SF_IDENTITY_DEFAULT, problems),

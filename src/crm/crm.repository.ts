@@ -125,6 +125,21 @@ export async function deletedExternalIds(db: Db, system: CrmSystem, objectType: 
   return found.map((r) => r.external_id);
 }
 
+/**
+ * Of these records (external id, modstamp), the ones stored live with that very modstamp: read
+ * again with nothing changed (a Salesforce run reads the records within its cursor lag again).
+ */
+export async function unchangedExternalIds(db: Db, system: CrmSystem, objectType: string, externalIds: readonly string[], modstamps: readonly string[]): Promise<string[]> {
+  const found = await rows<{ external_id: string }>(
+    db,
+    `SELECT r.external_id FROM unnest($3::text[], $4::timestamptz[]) AS x(external_id, modstamp)
+       JOIN crm_record r ON r.system = $1 AND r.object_type = $2 AND r.external_id = x.external_id
+      WHERE r.deleted_at IS NULL AND r.modstamp = x.modstamp`,
+    [system, objectType, externalIds, modstamps],
+  );
+  return found.map((r) => r.external_id);
+}
+
 /** Inserts or updates cases; a deletion keeps the last known status and its first deletion time. */
 export async function upsertCases(db: Db, system: CrmSystem, cases: readonly CrmCaseRow[]): Promise<void> {
   await exec(

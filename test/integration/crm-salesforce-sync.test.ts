@@ -138,6 +138,25 @@ describe('Salesforce sync', () => {
     expect(idle.objects[0]).toMatchObject({ records: 0, deleted: 0 });
   });
 
+  it('reads a contact saved by a transaction that committed after a run had read past its SystemModstamp (batch Apex, a long load)', async () => {
+    const ids = await loaded();
+    // an edit made now: read at once, but the cursor stays EARSHOT_SF_CURSOR_LAG_MS (5 min) behind the run
+    sf.store.update('Contact', ids[0]!, { Title: 'Head of Care' });
+    const first = await run();
+    expect(first.objects[0]).toMatchObject({ outcome: 'ok', records: 1 });
+    expect((await app.services.crmSync.state('salesforce', 'Contact'))!.cursorId).toBe(ids[BASE - 1]);
+    // Saved 30 s ago in a transaction that commits only now: its SystemModstamp lies before the
+    // edit the run read. Before, the cursor was at the edit, and this contact was never read.
+    const late = sf.store.insert('Contact', { FirstName: 'Lena', LastName: 'Latecommit', Email: 'lena.latecommit@example.com' }, Date.now() - 30_000);
+    const second = await run();
+    expect(second.objects[0]).toMatchObject({ outcome: 'ok', records: 1 });
+    expect(await live([late.Id])).toBe(1);
+    // both are read again while they are within the lag, and handed to no one: nothing changed
+    const third = await run();
+    expect(third.objects[0]).toMatchObject({ outcome: 'ok', records: 0 });
+    expect(await count(`SELECT count(*) AS n FROM crm_record WHERE system = 'salesforce' AND object_type = 'Contact'`)).toBe(BASE + 1);
+  });
+
   it('gets a new session when the token expires mid-sync, on the REST path and on a Bulk result page', async () => {
     await loaded();
     const restIds = seedSalesforceContacts(sf, 700, { start: iso(Date.now() + HOUR) });

@@ -18,8 +18,6 @@ const BULK_PAGE = 10_000;
 // Per-record errors a retry cannot fix: the record is gone or the field mapping is wrong.
 const PERMANENT = new Set(['ENTITY_IS_DELETED', 'INVALID_CROSS_REFERENCE_KEY', 'INVALID_FIELD', 'INVALID_FIELD_FOR_INSERT_UPDATE', 'MALFORMED_ID', 'INVALID_ID_FIELD', 'INVALID_TYPE']);
 const DAY = 86_400_000;
-/** how far past the run's start a SystemModstamp may lie and still become the cursor */
-const FUTURE_MODSTAMP_TOLERANCE_MS = DAY;
 
 interface QueryPage {
   records: SfRow[];
@@ -151,10 +149,15 @@ export class SalesforceCrmClient implements CrmClient {
     const soql = `SELECT ${fields.join(', ')} FROM ${objectType}${where} ORDER BY SystemModstamp ASC, Id ASC`;
     const count = (await conn.query(`SELECT COUNT() FROM ${objectType}${where}`)).totalSize;
     if (typeof count !== 'number') throw new CrmCallFailed(`Salesforce answered the COUNT() query on ${objectType} with something that is not a query result`, null);
-    // A SystemModstamp more than a day past this run's start (a broken or lying org: "2099") never
-    // becomes the cursor: it would skip every real change until that date. Such records come
-    // again each run. Within a day it still may (clock skew between Earshot and the org).
-    const upper = startedAt.getTime() + FUTURE_MODSTAMP_TOLERANCE_MS;
+    // The cursor stays EARSHOT_SF_CURSOR_LAG_MS behind this run's start. SystemModstamp is the time
+    // a record was saved, not the time its transaction committed: a record of a transaction still
+    // open while this query runs (batch Apex, a long data load) shows up later with a time before
+    // records read now, and a cursor past them skipped it for good (Salesforce's getUpdated says
+    // as much: latestDateCovered is "the start time of that long-running transaction"). Records
+    // newer than that are read now and again next run; the sync hands unchanged ones to no one.
+    // A SystemModstamp in the future (a broken or lying org: "2099") never becomes the cursor
+    // either: it would skip every real change until that date; such records come again each run.
+    const upper = startedAt.getTime() - this.sf.cursorLagMs;
     if (count > this.crm.bulkThreshold) await this.pullBulk(conn, objectType, soql, opts, 'query', upper);
     else if (count > 0) await this.pullRest(conn, objectType, soql, opts, upper);
     const deletedCheckedUntil = opts.deletedSince ? await this.pullDeleted(conn, objectType, opts, startedAt) : startedAt;
@@ -163,7 +166,8 @@ export class SalesforceCrmClient implements CrmClient {
 
   private async emit(objectType: string, rows: SfRow[], via: 'rest' | 'bulk', opts: PullOptions, upper: number): Promise<void> {
     if (rows.length === 0) return;
-    // The last row (in cursor order) with a usable id and a modstamp no later than the run's start.
+    // The last row (in cursor order) with a usable id and a modstamp no later than `upper` (the
+    // run's start less the cursor lag).
     let cursor: SyncCursor | null = null;
     for (let i = rows.length - 1; i >= 0 && !cursor; i--) {
       const modstamp = sfDateTime(rows[i]!.SystemModstamp);
@@ -186,7 +190,7 @@ export class SalesforceCrmClient implements CrmClient {
   }
 
   /** Bulk API 2.0 query job; result pages fetched here with Sforce-Locator paging. */
-  private async pullBulk(conn: Connection, objectType: string, soql: string, opts: PullOptions, operation: 'query' | 'queryAll' = 'query', upper = Date.now()): Promise<void> {
+  private async pullBulk(conn: Connection, objectType: string, soql: string, opts: PullOptions, operation: 'query' | 'queryAll', upper: number): Promise<void> {
     const base = `/services/data/v${this.sf.apiVersion}/jobs/query`;
     const job = await conn.request<{ id: string; state: string }>({
       method: 'POST',
