@@ -48,6 +48,13 @@ describe('guardCrmRecords', () => {
     expect(JSON.stringify(out.skipped) + JSON.stringify(out.cleaned)).not.toMatch(/Jane|Secret|example\.com/);
   });
 
+  it('drops a modification time PostgreSQL cannot hold (years 0 and 10000), keeps the first and last it can', () => {
+    const at = (modstamp: string) => ({ externalId: '0035g0000000009AAA', modstamp });
+    const out = guardCrmRecords([at('0000-06-01T00:00:00.000Z'), at('+010000-01-01T00:00:00.000Z'), at('0001-01-01T00:00:00.000Z'), at('9999-12-31T23:59:59.999Z')]);
+    expect(out.records.map((r) => r.modstamp)).toEqual([null, null, '0001-01-01T00:00:00.000Z', '9999-12-31T23:59:59.999Z']);
+    expect(out.cleaned.map((c) => c.fields)).toEqual([['modstamp'], ['modstamp']]);
+  });
+
   it('passes a clean record through unchanged and reports nothing', () => {
     const rec = { externalId: '123', ownerId: '9', modstamp: '2026-01-01T00:00:00.000Z', person: { givenName: 'Ann', surname: null }, identities: [{ kind: 'email' as const, value: 'ann@example.com' }], payload: { a: '1', b: null } };
     const out = guardCrmRecords([rec]);

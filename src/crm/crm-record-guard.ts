@@ -58,6 +58,19 @@ function storableValue(v: unknown, depth: number, changed: { yes: boolean }): un
  * record id (letters, digits, `_`, `-`; Salesforce ids and HubSpot ids are such), so that one
  * odd id no longer fails its whole batch there (BAD_USER_INPUT "invalid CRM record id").
  */
+const FIRST_STORABLE_MS = Date.parse('0001-01-01T00:00:00.000Z');
+const LAST_STORABLE_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * A CRM's modification time as a time PostgreSQL holds, or null: not a time, or outside years
+ * 1–9999 ("0000-06-01", "+010000-01-01"), which JavaScript reads and `timestamptz` refuses: one
+ * such record failed its whole batch, and so every run.
+ */
+export function storableTime(v: Date | string | null | undefined): number | null {
+  const ms = v instanceof Date ? v.getTime() : typeof v === 'string' ? Date.parse(v) : Number.NaN;
+  return ms >= FIRST_STORABLE_MS && ms <= LAST_STORABLE_MS ? ms : null;
+}
+
 export function usableExternalId(id: unknown): string | null {
   if (typeof id !== 'string' || id.length === 0 || id.length > EXTERNAL_ID_MAX) return null;
   return /^[A-Za-z0-9_-]+$/.test(id) ? id : null;
@@ -112,8 +125,7 @@ export function guardCrmRecords(input: CrmRecordInput[]): GuardedRecords {
     const changed = { yes: false };
     const payload = r.payload === undefined ? undefined : (storableValue(r.payload, 0, changed) as Record<string, unknown>);
     if (changed.yes) fields.push('payload');
-    const stamp = r.modstamp instanceof Date ? r.modstamp.getTime() : typeof r.modstamp === 'string' ? Date.parse(r.modstamp) : 0;
-    const modstamp = Number.isNaN(stamp) ? null : r.modstamp;
+    const modstamp = r.modstamp === null || r.modstamp === undefined || storableTime(r.modstamp) !== null ? r.modstamp : null;
     if (modstamp !== r.modstamp) fields.push('modstamp');
     out.records.push({ ...r, externalId, ownerId, person, identities, payload, modstamp });
     if (fields.length) out.cleaned.push({ externalId, fields });
@@ -133,7 +145,7 @@ export function guardCrmCases(input: CrmCaseRow[]): { cases: CrmCaseRow[]; skipp
     }
     const ref = (v: string | null) => (v === null ? null : usableExternalId(v));
     const status = c.status === null ? null : cutText(storableText(c.status), PERSON_FIELD_MAX);
-    const modstamp = c.modstamp !== null && Number.isNaN(Date.parse(c.modstamp)) ? null : c.modstamp;
+    const modstamp = c.modstamp !== null && storableTime(c.modstamp) === null ? null : c.modstamp;
     cases.push({ ...c, externalId, status, contactId: ref(c.contactId), accountId: ref(c.accountId), modstamp });
   }
   return { cases, skipped };

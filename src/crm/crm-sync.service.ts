@@ -8,7 +8,7 @@ import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import type { CrmConfig } from './crm.config';
 import { CrmBudgetExhausted, type BudgetSnapshot } from './crm-budget';
 import { withoutCustomerData } from './crm-error-text';
-import { guardCrmCases, guardCrmRecords } from './crm-record-guard';
+import { guardCrmCases, guardCrmRecords, storableTime } from './crm-record-guard';
 import * as repo from './crm.repository';
 import type { CrmCaseRow, CrmClient, CrmPerson, CrmRecordInput, CrmSystem, PulledBatch, SyncMode } from './crm.port';
 
@@ -283,7 +283,7 @@ export class CrmSyncService {
    * the run's count would say they changed.
    */
   private async withoutUnchanged(system: CrmSystem, objectType: string, b: PulledBatch): Promise<PulledBatch> {
-    const live = b.records.filter((r) => !r.deleted && !r.mergedInto && r.modstamp && !Number.isNaN(new Date(r.modstamp).getTime()));
+    const live = b.records.filter((r) => !r.deleted && !r.mergedInto && storableTime(r.modstamp) !== null);
     if (live.length === 0) return b;
     const unchanged = new Set(await repo.unchangedExternalIds(this.ds, system, objectType, live.map((r) => r.externalId), live.map((r) => new Date(r.modstamp!).toISOString())));
     return unchanged.size ? { ...b, records: b.records.filter((r) => r.deleted || r.mergedInto || !unchanged.has(r.externalId)) } : b;

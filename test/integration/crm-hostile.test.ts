@@ -133,6 +133,18 @@ describe('hostile timestamps and paging', () => {
     expect(await live('salesforce', [...first, future!, ...later])).toBe(11);
   });
 
+  it('Salesforce: SystemModstamps a database cannot hold (year 0, year 10000) do not fail every run; the records arrive without them', async () => {
+    const first = seedSalesforceContacts(sf, 3, { start: iso(B) });
+    const [ancient] = seedSalesforceContacts(sf, 1, { start: '0000-06-01T00:00:00.000Z' });
+    const [distant] = seedSalesforceContacts(sf, 1, { start: '+010000-01-01T00:00:00.000Z' });
+    const r = await app.services.crmSync.run('salesforce');
+    // before: "date/time field value out of range" on every run, nothing stored
+    expect(r.objects[0]).toMatchObject({ outcome: 'ok', records: 5 });
+    expect(await live('salesforce', [...first, ancient!, distant!])).toBe(5);
+    expect(await q(`SELECT external_id FROM crm_record WHERE system = 'salesforce' AND external_id = ANY($1) AND modstamp IS NULL ORDER BY 1`, [[ancient, distant]])).toEqual([ancient, distant].sort().map((external_id) => ({ external_id })));
+    expect((await app.services.crmSync.state('salesforce', 'Contact'))!.cursorId).toBe(first[2]);
+  });
+
   it('HubSpot: a contact whose last-modified time is not a time, last on its page, does not fail every run', async () => {
     const ids = seedHubSpotContacts(hs, 10, { start: iso(B) });
     hs.faults.enqueue({

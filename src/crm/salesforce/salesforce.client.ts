@@ -8,7 +8,7 @@ import type { CrmConfig, SalesforceConfig } from '../crm.config';
 import { budgetFor, CrmBudgetExhausted, CrmCallFailed, sleep, type CrmBudget } from '../crm-budget';
 import { crmErrorText, withoutCustomerData } from '../crm-error-text';
 import { crmRecordUrl } from '../crm-links';
-import { usableExternalId } from '../crm-record-guard';
+import { storableTime, usableExternalId } from '../crm-record-guard';
 import { outcomesBeforeStop, type CaseInput, type CaseRef, type CrmCaseRow, type CrmClient, type PullOptions, type PullResult, type SetupReport, type SyncCursor, type WriteBackOutcome, type WriteBackUpdate } from '../crm.port';
 import { BudgetedTransport } from './salesforce-transport';
 import { field, mapSalesforceCase, mapSalesforceRecord, salesforceCase, salesforceWriteBack, SF_CASE_KEY_FIELD, selectFields, sfDateTime, soqlDateTime, soqlString, type SfRow } from './salesforce.mapper';
@@ -172,7 +172,8 @@ export class SalesforceCrmClient implements CrmClient {
     for (let i = rows.length - 1; i >= 0 && !cursor; i--) {
       const modstamp = sfDateTime(rows[i]!.SystemModstamp);
       const id = usableExternalId(field(rows[i]!, 'Id'));
-      if (modstamp && id && Date.parse(modstamp) <= upper) cursor = { modstamp, id };
+      const at = storableTime(modstamp);
+      if (modstamp && id && at !== null && at <= upper) cursor = { modstamp, id };
     }
     if (objectType === 'Case') await opts.sink({ objectType, records: [], cases: rows.map((r) => mapSalesforceCase(r)), cursor, via });
     else await opts.sink({ objectType, records: rows.map((r) => mapSalesforceRecord(objectType, r, this.sf.identityFields)), cases: [], cursor, via });
