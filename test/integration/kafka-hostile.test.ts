@@ -157,19 +157,18 @@ describe('Kafka: batches compressed by the Java producer', () => {
     await admin?.disconnect();
   });
 
+  // Each test checks after its own batch that nothing was dead-lettered and the consumer never
+  // restarted: a separate test for that passed with nothing consumed when CI's shuffle ran it first.
   for (const codec of ['lz4', 'snappy', 'zstd', 'gzip']) {
-    it(`consumes ${codec} batches`, { timeout: 120_000 }, async () => {
+    it(`consumes ${codec} batches, dead-letters nothing and never restarts the consumer`, { timeout: 120_000 }, async () => {
       const messages = Array.from({ length: 500 }, (_, i) => ({ key: `k${i % 7}`, value: JSON.stringify(message(5_000_000 + i, { externalId: `${codec}-${i}` })) }));
       await produceWithJavaClient(names.topic, codec, messages);
       await waitFor(`the ${codec} messages stored`, async () => (await count(app, `${codec}-%`)) === 500, 90_000);
+      await waitFor('every offset committed', async () => (await groupLag(admin, names.group, names.topic)) === 0, 60_000);
+      expect(await readTopic(kafka, names.dlq)).toEqual([]);
+      expect(await metric(app, 'earshot_kafka_consumer_restarts_total', {})).toBeNull();
     });
   }
-
-  it('dead-letters nothing and never restarted the consumer', async () => {
-    await waitFor('every offset committed', async () => (await groupLag(admin, names.group, names.topic)) === 0, 60_000);
-    expect(await readTopic(kafka, names.dlq)).toEqual([]);
-    expect(await metric(app, 'earshot_kafka_consumer_restarts_total', {})).toBeNull();
-  });
 });
 
 describe('Kafka: a batch in a codec the consumer cannot decode', () => {
