@@ -53,11 +53,6 @@ function storableValue(v: unknown, depth: number, changed: { yes: boolean }): un
   return out;
 }
 
-/**
- * A usable external id, or null: at most 255 of the characters the identity intake takes in a
- * record id (letters, digits, `_`, `-`; Salesforce ids and HubSpot ids are such), so that one
- * odd id no longer fails its whole batch there (BAD_USER_INPUT "invalid CRM record id").
- */
 const FIRST_STORABLE_MS = Date.parse('0001-01-01T00:00:00.000Z');
 const LAST_STORABLE_MS = Date.parse('9999-12-31T23:59:59.999Z');
 
@@ -71,6 +66,11 @@ export function storableTime(v: Date | string | null | undefined): number | null
   return ms >= FIRST_STORABLE_MS && ms <= LAST_STORABLE_MS ? ms : null;
 }
 
+/**
+ * A usable external id, or null: at most 255 of the characters the identity intake takes in a
+ * record id (letters, digits, `_`, `-`; Salesforce ids and HubSpot ids are such), so that one
+ * odd id no longer fails its whole batch there (BAD_USER_INPUT "invalid CRM record id").
+ */
 export function usableExternalId(id: unknown): string | null {
   if (typeof id !== 'string' || id.length === 0 || id.length > EXTERNAL_ID_MAX) return null;
   return /^[A-Za-z0-9_-]+$/.test(id) ? id : null;

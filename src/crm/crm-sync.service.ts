@@ -275,7 +275,6 @@ export class CrmSyncService {
     return { ...b, records: r.records, cases: c.cases };
   }
 
-  /** The external ids of live records of a batch that the store holds as deleted. */
   /**
    * The batch less the live records the store holds live with the same modification time: read
    * again with nothing changed (a Salesforce run reads what lies within its cursor lag again, a
@@ -289,6 +288,7 @@ export class CrmSyncService {
     return unchanged.size ? { ...b, records: b.records.filter((r) => r.deleted || r.mergedInto || !unchanged.has(r.externalId)) } : b;
   }
 
+  /** The external ids of live records of a batch that the store holds as deleted. */
   private async deletedBefore(system: CrmSystem, objectType: string, records: readonly CrmRecordInput[]): Promise<string[]> {
     const live = records.filter((r) => !r.deleted && !r.mergedInto).map((r) => r.externalId);
     return live.length ? repo.deletedExternalIds(this.ds, system, objectType, live) : [];

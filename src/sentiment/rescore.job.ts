@@ -42,6 +42,9 @@ export type { RescoreJobRow } from './rescore.repository';
 const RUNNER_LOCK = 7_041_977;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** The job was marked failed: nothing to resume. */
+class RescoreFailed extends Error {}
+
 /**
  * Re-scores every stored interaction with the current model (built-in, or the model server of
  * EARSHOT_SENTIMENT_URL with the built-in as fallback), in keyset pages by id. Each page commits
@@ -62,9 +65,6 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
  * running it again with the same model changes nothing; an answered or closed listening item is
  * never reopened.
  */
-/** The job was marked failed: nothing to resume. */
-class RescoreFailed extends Error {}
-
 export class RescoreJobRunner {
   private running: Promise<void> | null = null;
   /** database failures that pass by themselves, since the last page this runner committed */

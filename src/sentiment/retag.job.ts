@@ -48,10 +48,11 @@ const RUNNER_LOCK = 7_041_976;
  * is unfinished). Should the lock session end mid-job and another replica begin a pass, the first
  * one's chunks no longer commit: each chunk first moves the progress of its own pass, by its token.
  * A database failure that passes by itself (isTransient) pauses the job, which goes again
- * `retryMs` later; 12 in a row without a chunk done fail it (PauseBudget).
+ * `retryMs` later; 12 before it finishes fail it (PauseBudget: a pass starts over, so chunks done
+ * again are no progress, and a chunk that always fails would otherwise pause it for ever).
  */
 export class RetagJobRunner {
-  /** database failures that pass by themselves, since the last chunk this runner committed */
+  /** database failures that pass by themselves, since the last job this runner finished */
   readonly pauses = new PauseBudget();
   /** on demand only: kick() after an edit, once at start for a job cut short, and again while another replica holds the runner lock */
   readonly task: TaskRunner<void>;
@@ -208,7 +209,6 @@ export class RetagJobRunner {
         });
         done += rows.length;
         last = rows.at(-1)!.id;
-        this.pauses.progressed();
         if (done % 20_000 < CHUNK) log.info({ done, total: n }, 're-tagging progress');
       }
       if (!(await markRetagSucceeded(this.ds, job.id, token))) throw new JobTakenOver('re-tag', job.id);
@@ -217,7 +217,7 @@ export class RetagJobRunner {
       log.info({ done, covered: covered.length }, 're-tagging finished');
     } catch (err) {
       // the job is another runner's now: its status is not ours to write; a database failure that
-      // passes by itself pauses the job (12 in a row without a chunk done fail it)
+      // passes by itself pauses the job (12 before it finishes fail it)
       if (err instanceof JobTakenOver || this.pauses.pauses(err)) throw err;
       const message = this.pauses.failure(err);
       await markRetagFailed(this.ds, job.id, message);
