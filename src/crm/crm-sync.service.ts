@@ -190,12 +190,10 @@ export class CrmSyncService {
     await repo.syncStarted(this.ds, system, objectType, mode);
     const r: ObjectRunReport = { objectType, records: 0, deleted: 0, apiCalls: 0, ms: 0, via: [], outcome: 'ok' };
     const persist = async (raw: PulledBatch) => {
-      const b = mode === 'incremental' ? await this.withoutUnchanged(system, objectType, this.guard(system, objectType, raw)) : this.guard(system, objectType, raw);
+      const guarded = this.guard(system, objectType, raw);
+      const { b, back } = guarded.via === 'deleted' || guarded.via === 'archived' ? { b: guarded, back: [] } : await this.againstStore(system, objectType, guarded, mode);
       const n = b.records.length + b.cases.length;
       const deleted = b.via === 'deleted' || b.via === 'archived' ? n : 0;
-      // Records stored as deleted that the CRM hands over live again: undeleted from the Salesforce
-      // recycle bin, restored in HubSpot (same id, same field values, a new modification time).
-      const back = deleted ? [] : await this.deletedBefore(system, objectType, b.records);
       if (b.records.length) await this.identity.ingestCrmRecords(system, objectType, b.records);
       // The intake makes them live on their customer again, and queues that customer for write-back
       // in the same transaction (trigger crm_writeback_record_revived): the record showed the values
@@ -276,22 +274,26 @@ export class CrmSyncService {
   }
 
   /**
-   * The batch less the live records the store holds live with the same modification time: read
-   * again with nothing changed (a Salesforce run reads what lies within its cursor lag again, a
-   * HubSpot page asked again repeats some). The intake would do nothing with them, at a cost, and
-   * the run's count would say they changed.
+   * A batch of live records against what the store holds, in one statement:
+   * - `b`, the batch less (incremental runs) the records stored live with the same modification
+   *   time: read again with nothing changed (a Salesforce run reads what lies within its cursor
+   *   lag again, a HubSpot window starts on the last run's last record). The intake would do
+   *   nothing with them, at a cost, and the run's count would say they changed;
+   * - `back`, the records stored as deleted that the CRM hands over live again: undeleted from the
+   *   Salesforce recycle bin, restored in HubSpot (same id, same values, a new modification time).
    */
-  private async withoutUnchanged(system: CrmSystem, objectType: string, b: PulledBatch): Promise<PulledBatch> {
-    const live = b.records.filter((r) => !r.deleted && !r.mergedInto && storableTime(r.modstamp) !== null);
-    if (live.length === 0) return b;
-    const unchanged = new Set(await repo.unchangedExternalIds(this.ds, system, objectType, live.map((r) => r.externalId), live.map((r) => new Date(r.modstamp!).toISOString())));
-    return unchanged.size ? { ...b, records: b.records.filter((r) => r.deleted || r.mergedInto || !unchanged.has(r.externalId)) } : b;
-  }
-
-  /** The external ids of live records of a batch that the store holds as deleted. */
-  private async deletedBefore(system: CrmSystem, objectType: string, records: readonly CrmRecordInput[]): Promise<string[]> {
-    const live = records.filter((r) => !r.deleted && !r.mergedInto).map((r) => r.externalId);
-    return live.length ? repo.deletedExternalIds(this.ds, system, objectType, live) : [];
+  private async againstStore(system: CrmSystem, objectType: string, b: PulledBatch, mode: SyncMode): Promise<{ b: PulledBatch; back: string[] }> {
+    const live = b.records.filter((r) => !r.deleted && !r.mergedInto);
+    if (live.length === 0) return { b, back: [] };
+    const stored = new Map((await repo.storedStates(this.ds, system, objectType, live.map((r) => r.externalId))).map((s) => [s.external_id, s]));
+    const unchanged = (r: CrmRecordInput): boolean => {
+      const s = stored.get(r.externalId);
+      const at = storableTime(r.modstamp);
+      return mode === 'incremental' && s !== undefined && !s.deleted && at !== null && s.modstamp?.getTime() === at;
+    };
+    const records = b.records.filter((r) => r.deleted || r.mergedInto || !unchanged(r));
+    const back = live.filter((r) => stored.get(r.externalId)?.deleted).map((r) => r.externalId);
+    return { b: records.length === b.records.length ? b : { ...b, records }, back };
   }
 
   /** What the store holds for records the vendor reports deleted (it sends ids only). */

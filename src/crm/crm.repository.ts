@@ -115,29 +115,13 @@ export function liveRecordsByExternalId(
   );
 }
 
-/** The external ids among these whose records are stored as deleted. */
-export async function deletedExternalIds(db: Db, system: CrmSystem, objectType: string, externalIds: readonly string[]): Promise<string[]> {
-  const found = await rows<{ external_id: string }>(
+/** Whether each of these records is stored, stored as deleted, and with which modification time. */
+export function storedStates(db: Db, system: CrmSystem, objectType: string, externalIds: readonly string[]): Promise<{ external_id: string; deleted: boolean; modstamp: Date | null }[]> {
+  return rows(
     db,
-    `SELECT external_id FROM crm_record WHERE system = $1 AND object_type = $2 AND external_id = ANY($3::text[]) AND deleted_at IS NOT NULL`,
+    `SELECT external_id, deleted_at IS NOT NULL AS deleted, modstamp FROM crm_record WHERE system = $1 AND object_type = $2 AND external_id = ANY($3::text[])`,
     [system, objectType, externalIds],
   );
-  return found.map((r) => r.external_id);
-}
-
-/**
- * Of these records (external id, modstamp), the ones stored live with that very modstamp: read
- * again with nothing changed (a Salesforce run reads the records within its cursor lag again).
- */
-export async function unchangedExternalIds(db: Db, system: CrmSystem, objectType: string, externalIds: readonly string[], modstamps: readonly string[]): Promise<string[]> {
-  const found = await rows<{ external_id: string }>(
-    db,
-    `SELECT r.external_id FROM unnest($3::text[], $4::timestamptz[]) AS x(external_id, modstamp)
-       JOIN crm_record r ON r.system = $1 AND r.object_type = $2 AND r.external_id = x.external_id
-      WHERE r.deleted_at IS NULL AND r.modstamp = x.modstamp`,
-    [system, objectType, externalIds, modstamps],
-  );
-  return found.map((r) => r.external_id);
 }
 
 /** Inserts or updates cases; a deletion keeps the last known status and its first deletion time. */
