@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { looksLikePii } from '../auth/pii.policy';
 import { SentimentAnalyzer } from './analyzer';
@@ -129,6 +130,48 @@ describe('hostile text of the ingest limit', () => {
         expect(a.lang, name).toMatch(/^[a-z]{2,3}$/);
       }
     }
+  });
+});
+
+/** Names a plain object answers for any key (its prototype's): what a word list kept in one would find. */
+const PROTOTYPE_NAMES = [...new Set([Object.prototype, Function.prototype, Array.prototype, String.prototype].flatMap((o) => Object.getOwnPropertyNames(o)))];
+
+describe('words that are JavaScript property names', () => {
+  // "constructor" is an English word. The boosters, hashtag and emoji valences were plain
+  // objects: "constructor" before a word of sentiment found Object as a booster, "#constructor"
+  // and "#__proto__" found it as a hashtag valence, and the score was NaN, which the database
+  // refused (the line was rejected) and a customer summary would have kept for good.
+  const check = (text: string, opts: { rating?: number; lang?: string } = {}) => {
+    const a = analyzer.analyze(text, opts);
+    for (const x of [a.score, a.confidence, a.complaintProbability, a.intentConfidence, a.logit]) expect(Number.isFinite(x), text).toBe(true);
+    for (const item of a.explanation) expect(Number.isFinite(item.weight), `${text}: ${item.token}`).toBe(true);
+    expect(Math.abs(a.score), text).toBeLessThanOrEqual(1);
+    return a;
+  };
+
+  it('scores each name as a word, a hashtag and a booster position with finite results', () => {
+    expect(PROTOTYPE_NAMES).toContain('constructor');
+    expect(PROTOTYPE_NAMES).toContain('__proto__');
+    for (const name of PROTOTYPE_NAMES) {
+      for (const w of [name, name.toLowerCase()]) {
+        for (const text of [w, `#${w}`, `the ${w} was terrible`, `${w} great`, `so ${w} terrible`, `not ${w} bad!!`, `#${w} #fail`, `${w} but awful`, `${w.toUpperCase()} TERRIBLE service`]) {
+          check(text);
+          check(text, { rating: 1, lang: 'en' });
+        }
+      }
+    }
+    expect(check('the constructor was terrible').label).toBe('negative');
+    expect(check('#__proto__ never again').label).toBe('negative');
+  });
+
+  it('keeps results finite for any mix of those names and the words of the lexicon (property)', () => {
+    const PIECES = [...PROTOTYPE_NAMES.map((n) => n.toLowerCase()), 'terrible', 'great', 'very', 'not', 'but', '#fail', '#love', '!', '?', ' ', ' ', '😡', '👍🏽', 'kinda', 'too'];
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...PIECES), { maxLength: 30 }), fc.constantFrom('', '#', '@'), (parts, prefix) => {
+        check(parts.map((p, i) => (i % 3 === 0 ? prefix + p : p)).join(' '));
+      }),
+      { numRuns: 2_000, seed: 20261205 },
+    );
   });
 });
 

@@ -160,9 +160,9 @@ export class SentimentEngine {
         return d;
       }
       case TOKEN_HASHTAG:
-        return HASHTAG_LEXICON[tok.lower] ?? this.lex.get(tok.lower) ?? this.squashed.get(tok.lower) ?? 0;
+        return HASHTAG_LEXICON.get(tok.lower) ?? this.lex.get(tok.lower) ?? this.squashed.get(tok.lower) ?? 0;
       case TOKEN_EMOJI:
-        return EMOJI_LEXICON[tok.lower] ?? EMOJI_LEXICON[baseEmoji(tok.lower)] ?? 0;
+        return EMOJI_LEXICON.get(tok.lower) ?? EMOJI_LEXICON.get(baseEmoji(tok.lower)) ?? 0;
       case TOKEN_EMOTICON:
         return this.lex.get(tok.lower) ?? 0;
       default:

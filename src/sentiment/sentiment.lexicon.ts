@@ -197,10 +197,18 @@ export const SLANG_LEXICON: Record<string, number> = {
 };
 
 /**
+ * A word list looked up by what a text says: a Map, never a plain object, whose look-up would also
+ * find Object.prototype's names ("constructor" found the Object function and made the score NaN).
+ */
+function table(entries: Record<string, number>): ReadonlyMap<string, number> {
+  return new Map(Object.entries(entries));
+}
+
+/**
  * Hashtags (without '#', lower case) whose meaning differs from their words. Other hashtags are
  * scored by looking their body up as a word or as a squashed phrase (#neveragain = "never again").
  */
-export const HASHTAG_LEXICON: Record<string, number> = {
+export const HASHTAG_LEXICON: ReadonlyMap<string, number> = table({
   fail: -2.5,
   epicfail: -3.0,
   customerservicefail: -2.8,
@@ -221,14 +229,14 @@ export const HASHTAG_LEXICON: Record<string, number> = {
   goodservice: 2.4,
   greatservice: 2.8,
   firstworldproblems: -0.8,
-};
+});
 
 /**
  * Emoji valences on the -4..+4 scale, after the Emoji Sentiment Ranking (Kralj Novak et al.,
  * 2015) rescaled, for the emoji customers actually use. Keys are the base code point (variation
  * selectors and skin tones are stripped before lookup).
  */
-export const EMOJI_LEXICON: Record<string, number> = {
+export const EMOJI_LEXICON: ReadonlyMap<string, number> = table({
   '😂': 0.9, '🤣': 1.2, '😊': 2.6, '☺': 2.4, '😀': 2.2, '😃': 2.3, '😄': 2.4, '😁': 2.2, '😆': 2.0,
   '😅': 0.8, '🙂': 1.6, '🙃': -0.4, '😉': 1.8, '😍': 2.8, '🥰': 3.0, '😘': 2.6, '😗': 1.6, '😙': 1.8,
   '😚': 1.8, '😋': 2.2, '😎': 2.2, '🤩': 3.0, '🥳': 2.8, '🤗': 2.4, '😇': 2.2, '👍': 2.0, '👏': 2.0,
@@ -244,7 +252,7 @@ export const EMOJI_LEXICON: Record<string, number> = {
   '🤕': -1.8, '😴': -0.8, '💤': -0.6, '🤦': -2.0, '🤷': -0.8, '😪': -1.4, '❌': -1.6, '⚠': -1.2,
   '🚫': -1.6, '⛔': -1.6, '🐌': -1.2, '⏳': -0.6, '⌛': -0.6, '🤡': -1.8, '🤯': -1.2, '😵': -1.4,
   '💀': -0.4, '☠': -1.6, '🥲': 0.4, '😹': 1.0, '😿': -2.0, '😾': -2.4,
-};
+});
 
 /**
  * ASCII emoticons that the tokenizer keeps whole. Their valences come from VADER's lexicon
@@ -272,7 +280,7 @@ export const B_INCR = 0.293;
 export const B_DECR = -0.293;
 
 /** Intensifiers (+) and dampeners (-) acting on the next sentiment word, VADER's list plus slang. */
-export const BOOSTERS: Record<string, number> = {
+export const BOOSTERS: ReadonlyMap<string, number> = table({
   absolutely: B_INCR, amazingly: B_INCR, awfully: B_INCR, completely: B_INCR, considerably: B_INCR,
   decidedly: B_INCR, deeply: B_INCR, effing: B_INCR, enormously: B_INCR, entirely: B_INCR,
   especially: B_INCR, exceptionally: B_INCR, extremely: B_INCR, fabulously: B_INCR, flipping: B_INCR,
@@ -289,10 +297,10 @@ export const BOOSTERS: Record<string, number> = {
   marginally: B_DECR, occasionally: B_DECR, partly: B_DECR, scarcely: B_DECR, slightly: B_DECR,
   somewhat: B_DECR, sorta: B_DECR, sortof: B_DECR, fairly: B_DECR, relatively: B_DECR, pretty: B_DECR * 0.3,
   bit: B_DECR, abit: B_DECR,
-};
+});
 
 /** Post-positive intensifiers: "slow af", "bad asf". */
-export const POST_BOOSTERS: Record<string, number> = { af: B_INCR * 2, asf: B_INCR * 2 };
+export const POST_BOOSTERS: ReadonlyMap<string, number> = table({ af: B_INCR * 2, asf: B_INCR * 2 });
 
 /**
  * Contrastive conjunctions: the clause after them carries the writer's conclusion, so it

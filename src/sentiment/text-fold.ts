@@ -411,7 +411,7 @@ function cutRuns(s: string, keep: number): string {
 }
 
 function emojiValence(t: Token): number {
-  return EMOJI_LEXICON[t.lower] ?? EMOJI_LEXICON[t.lower.replace(/[\uFE0F\u{1F3FB}-\u{1F3FF}]/gu, '')] ?? 0;
+  return EMOJI_LEXICON.get(t.lower) ?? EMOJI_LEXICON.get(t.lower.replace(/[\uFE0F\u{1F3FB}-\u{1F3FF}]/gu, '')) ?? 0;
 }
 
 /**

@@ -80,4 +80,48 @@ describe('hostile text', () => {
     expect(rows.map((r) => [r.v, r.pii])).toEqual(values.map((v) => [v, looksLikePii(v)]));
     for (const v of Object.values(NAMES)) expect(looksLikePii(v), v).toBe(true);
   });
+  it('scores words that name a JavaScript object property ("constructor", "#__proto__") like any other word', async () => {
+    // Before: the analyzer looked boosters, hashtags and emoji up in plain objects, so
+    // "constructor" found Object and the score became NaN; the customer's summary sums took it
+    // and stayed NaN, and every read of the customer failed on the non-numeric Float.
+    const run = `${Date.now()}`;
+    const author = { handle: `proto_${run.slice(-8)}`, displayName: 'Proto Author' }; // x handles: at most 15 characters
+    const texts = ['the constructor was terrible, nobody came back', '#constructor', '#__proto__ never again', 'valueOf and toString are fine i guess'];
+    const seed = texts.map((text, i) => message(i, { text, externalId: `proto-${run}-${i}`, eventId: `proto-${run}-${i}`, author }));
+    const res = await fetch(`${app.url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...admin }, body: ndjson(seed) });
+    expect(await res.json()).toMatchObject({ accepted: seed.length, rejected: [] });
+
+    const PAGE = `{ interactions(first: 100) { edges { node { externalId text sentiment { score label confidence explanation { token weight } } customer { id sentiment { score label interactionCount } } } } } }`;
+    type Node = {
+      externalId: string;
+      text: string;
+      sentiment: { score: number; label: string; confidence: number; explanation: { token: string; weight: number }[] };
+      customer: { id: string; sentiment: { score: number | null; label: string | null; interactionCount: number } } | null;
+    };
+    const r = await app.gql<{ interactions: { edges: { node: Node }[] } }>(PAGE, undefined, admin);
+    expect(r.errors).toBeUndefined();
+    const mine = r.data.interactions.edges.map((e) => e.node).filter((n) => n.externalId.startsWith(`proto-${run}-`));
+    expect(mine.map((n) => n.text).sort()).toEqual([...texts].sort());
+    for (const n of mine) {
+      expect(Number.isFinite(n.sentiment.score), n.text).toBe(true);
+      expect(Number.isFinite(n.sentiment.confidence), n.text).toBe(true);
+      for (const item of n.sentiment.explanation) expect(Number.isFinite(item.weight), `${n.text}: ${item.token}`).toBe(true);
+    }
+    expect(mine.find((n) => n.text.startsWith('the constructor'))!.sentiment.label).toBe('NEGATIVE');
+    // one customer, its summary a number
+    expect(new Set(mine.map((n) => n.customer?.id)).size).toBe(1);
+    const customer = mine[0]!.customer!;
+    expect(customer.sentiment.interactionCount).toBe(texts.length);
+    expect(Number.isFinite(customer.sentiment.score), JSON.stringify(customer)).toBe(true);
+    // and the stored rows hold no NaN for a later reader (export, re-score, the CRM write-back)
+    const stored = (await app.db.ds.query(
+      `SELECT count(*)::int AS n FROM interaction WHERE external_id LIKE $1 AND (sentiment_score = 'NaN' OR sentiment_confidence = 'NaN')`,
+      [`proto-${run}-%`],
+    )) as { n: number }[];
+    expect(stored[0]!.n).toBe(0);
+
+    const a = await app.gql<{ analyzeText: { score: number; label: string } }>('query($t: String!) { analyzeText(text: $t) { score label } }', { t: 'the constructor was terrible' }, analyst);
+    expect(a.errors).toBeUndefined();
+    expect(a.data.analyzeText.label).toBe('NEGATIVE');
+  });
 });

@@ -169,7 +169,7 @@ const IRONY_OPENERS = new Set(['oh', 'just', 'well', 'yeah', 'yay', 'wow', 'so',
 const POLITE = new Set(['thanks', 'thank', 'thx', 'ty', 'tks', 'please', 'pls', 'plz', 'appreciate', 'appreciated', 'regards', 'kindly', 'cheers']);
 /** Intensifiers that only scale ("more", "most", "too", "less" compare or judge: they keep their features). */
 function isPureIntensifier(lower: string): boolean {
-  const b = BOOSTERS[lower];
+  const b = BOOSTERS.get(lower);
   return b !== undefined && b > 0 && lower !== 'too' && lower !== 'more' && lower !== 'most';
 }
 
@@ -376,7 +376,7 @@ export class FeatureExtractor {
         continue;
       }
       const v = valence[i]!;
-      if (v === 0 || (t.kind === TOKEN_WORD && (NEGATORS.has(t.lower) || POLITE.has(t.lower) || BOOSTERS[t.lower] !== undefined))) continue;
+      if (v === 0 || (t.kind === TOKEN_WORD && (NEGATORS.has(t.lower) || POLITE.has(t.lower) || BOOSTERS.has(t.lower)))) continue;
       if ((v < 0 && negatedBy[i]! < 0) || (v > 0 && negatedBy[i]! >= 0)) candidate = i;
     }
     if (candidate >= 0) lastGrievance = candidate;
@@ -413,7 +413,7 @@ export class FeatureExtractor {
       const n = negatedBy[i]!;
       if (n < 0 || valence[i]! >= 0 || role[n] !== ROLE_PLAIN) continue;
       const t = tokens[i]!;
-      if (t.kind === TOKEN_WORD && (NEGATORS.has(t.lower) || BOOSTERS[t.lower] !== undefined)) continue;
+      if (t.kind === TOKEN_WORD && (NEGATORS.has(t.lower) || BOOSTERS.has(t.lower))) continue;
       role[n] = ROLE_NEGATES_NEGATIVE;
     }
   }
@@ -435,7 +435,7 @@ export class FeatureExtractor {
         continue;
       }
       const t = tokens[i]!;
-      if (valence[i]! !== 0 && !(t.kind === TOKEN_WORD && (NEGATORS.has(t.lower) || BOOSTERS[t.lower] !== undefined))) closed = n;
+      if (valence[i]! !== 0 && !(t.kind === TOKEN_WORD && (NEGATORS.has(t.lower) || BOOSTERS.has(t.lower)))) closed = n;
     }
   }
 
@@ -527,7 +527,7 @@ export class FeatureExtractor {
         if (r === ROLE_POLITE) continue;
         if (t.kind === TOKEN_WORD) {
           if (NEGATORS.has(t.lower)) continue;
-          if (BOOSTERS[t.lower] !== undefined && i + 1 < end && valence[i + 1] !== 0) continue;
+          if (BOOSTERS.has(t.lower) && i + 1 < end && valence[i + 1] !== 0) continue;
         }
         const sign = v0 > 0 ? 1 : -1;
         const pStart = this.np;
@@ -543,7 +543,7 @@ export class FeatureExtractor {
             if (k < s0) break;
             const p = tokens[k]!;
             if (p.kind === TOKEN_CLAUSE) break;
-            const b = p.kind === TOKEN_WORD ? BOOSTERS[p.lower] : undefined;
+            const b = p.kind === TOKEN_WORD ? BOOSTERS.get(p.lower) : undefined;
             if (b !== undefined) {
               const d = b * sign * (j === 1 ? 1 : j === 2 ? 0.95 : 0.9);
               pushPiece(d, k, 0);
