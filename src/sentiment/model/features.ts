@@ -200,8 +200,15 @@ export class FeatureExtractor {
   private pieceSign = new Int8Array(256);
   /** valenced uses of each word so far in the text (`lexicon`) */
   private readonly seen = new Map<string, number>();
-  /** entries per bucket while a group is scaled (`sublinear`); all zero between texts */
-  private counts: Int32Array | null = null;
+  /**
+   * A small open-addressing table of the buckets of the group being scaled (`sublinear`): bucket,
+   * entries in it, and whether its weight is in the norm yet; sized to the group, so it stays in
+   * the core's cache (a table over all 2^hashBits buckets, 2 MB, missed it on every entry).
+   */
+  private groupKeys = new Int32Array(256);
+  private groupCounts = new Int32Array(256);
+  /** the table slot of each entry of the group */
+  private entrySlot = new Int32Array(128);
 
   constructor(
     private readonly engine: SentimentEngine,
@@ -450,23 +457,48 @@ export class FeatureExtractor {
   private sublinear(out: FeatureVector, from: number): void {
     const n = out.n;
     if (n === from) return;
-    const counts = (this.counts ??= new Int32Array(1 << this.hashBits));
+    const m = n - from;
+    let size = 64;
+    while (size < 2 * m) size *= 2;
+    if (this.groupKeys.length < size) {
+      this.groupKeys = new Int32Array(size);
+      this.groupCounts = new Int32Array(size);
+    }
+    if (this.entrySlot.length < m) this.entrySlot = new Int32Array(2 * m);
+    const keys = this.groupKeys;
+    const counts = this.groupCounts;
+    const slotOf = this.entrySlot;
+    const mask = size - 1;
+    keys.fill(-1, 0, size);
     const { idx, val } = out;
-    for (let e = from; e < n; e++) counts[idx[e]!]!++;
+    for (let e = from; e < n; e++) {
+      const b = idx[e]!;
+      let s = Math.imul(b, 0x9e3779b1) >>> 0;
+      for (s &= mask; keys[s] !== b; s = (s + 1) & mask) {
+        if (keys[s] === -1) {
+          keys[s] = b;
+          counts[s] = 0;
+          break;
+        }
+      }
+      counts[s]!++;
+      slotOf[e - from] = s;
+    }
+    // the norm sums each bucket once, at its first entry, in entry order (as it always has)
     let norm2 = 0;
     for (let e = from; e < n; e++) {
-      const c = counts[idx[e]!]!;
+      const s = slotOf[e - from]!;
+      const c = counts[s]!;
       if (c <= 0) continue;
       const w = 1 + Math.log(c);
       norm2 += w * w;
-      counts[idx[e]!] = -c; // counted in the norm once
+      counts[s] = -c; // counted in the norm once
     }
     const scale = 1 / Math.sqrt(norm2);
     for (let e = from; e < n; e++) {
-      const c = -counts[idx[e]!]!;
+      const c = -counts[slotOf[e - from]!]!;
       val[e] = c === 1 ? scale : ((1 + Math.log(c)) / c) * scale;
     }
-    for (let e = from; e < n; e++) counts[idx[e]!] = 0;
   }
 
   private np = 0;
