@@ -157,7 +157,8 @@ function parseFieldNames(name: string, raw: string | null, defaults: WriteBackFi
   const out: Record<string, string> = { ...defaults };
   for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
     const [key, api] = entry.split('=').map((s) => s.trim());
-    if (!key || !api || !(key in defaults) || !/^[A-Za-z][A-Za-z0-9_]*$/.test(api)) {
+    // Object.hasOwn: `in` took `constructor=X`, `toString=X` and `__proto__=X` as keys, silently
+    if (!key || !api || !Object.hasOwn(defaults, key) || !/^[A-Za-z][A-Za-z0-9_]*$/.test(api)) {
       problems.push(`${name}: ${JSON.stringify(entry)} is not key=ApiName with key one of ${Object.keys(defaults).join(', ')}`);
       continue;
     }

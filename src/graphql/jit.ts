@@ -2,6 +2,7 @@ import type { GatewayExecutor, GatewayInterface } from '@apollo/server-gateway-i
 import { execute, getVariableValues, GraphQLError, type DocumentNode, type ExecutionResult, type GraphQLSchema, type SourceLocation } from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import { installGatewayRequestContext } from './gateway-request-context';
+import { documentNamesObjectMember } from './prototype-names';
 
 /** documents seen once are run by graphql-js; compiled from the second time on */
 const SEEN_ONCE = 'seen-once';
@@ -60,8 +61,10 @@ export function jitGateway(schema: GraphQLSchema): GatewayInterface {
     }
     let query = known;
     if (query === SEEN_ONCE) {
-      const result = compileQuery(schema, document, rc.operationName ?? undefined, { disablingCapturingStackErrors: true });
-      query = isCompiledQuery(result) ? result : null;
+      // graphql-jit keeps variables and answers in plain objects: a `$__proto__` variable was
+      // read as absent, a `__proto__:` alias left out of the answer. graphql-js runs such documents.
+      const result = documentNamesObjectMember(document) ? null : compileQuery(schema, document, rc.operationName ?? undefined, { disablingCapturingStackErrors: true });
+      query = result !== null && isCompiledQuery(result) ? result : null;
       byName.set(name, query);
     }
     if (query === null) return viaGraphqlJs();

@@ -1,5 +1,6 @@
 import type { FieldNode, GraphQLResolveInfo } from 'graphql';
 import { parseResolveInfo, type FieldsByTypeName, type ResolveTree } from 'graphql-parse-resolve-info';
+import { aliasesObjectMember } from './prototype-names';
 
 /**
  * Reading a field's selection ahead of its resolvers (graphql-parse-resolve-info: fragments,
@@ -58,7 +59,11 @@ export function lookahead<T>(read: (selection: ResolveTree | null) => T): (info:
     const node = info.fieldNodes[0]!;
     const reusable = info.fieldNodes.length === 1 && Object.keys(info.variableValues).length === 0;
     if (reusable && known.has(node)) return known.get(node)!;
-    const answer = read(parseResolveInfo(info) as ResolveTree | null);
+    // graphql-parse-resolve-info keys its tree by alias in plain objects: a field aliased
+    // `constructor` or `toString` was left out of it, and the page read too few columns for it (a
+    // non-null field then failed the whole answer, a nullable one answered null). Such a
+    // selection gets no look-ahead: its fields load what they need themselves.
+    const answer = aliasesObjectMember(info.fieldNodes.map((f) => f.selectionSet), info.fragments) ? read(null) : read(parseResolveInfo(info) as ResolveTree | null);
     if (reusable) known.set(node, answer);
     return answer;
   };

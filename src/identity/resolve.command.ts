@@ -46,6 +46,16 @@ function columnKey(header: string): string {
 }
 
 /**
+ * What a header names, undefined for a column Earshot does not read. Own keys only: `COLUMN[key]`
+ * found Object.prototype's `constructor` for a "Constructor" column, and a file with no other
+ * column passed the header check (every record alone, exit code 0).
+ */
+function columnOf(header: string): (typeof COLUMN)[string] | undefined {
+  const key = columnKey(header);
+  return Object.hasOwn(COLUMN, key) ? COLUMN[key] : undefined;
+}
+
+/**
  * Maps one CSV row (header → value) to a PersonRecord; unknown columns are ignored.
  *
  * Must stay true: `soc_sec_id` never reaches the matcher; a row without an id column gets
@@ -62,7 +72,7 @@ export function rowToPerson(row: Record<string, string | string[]>, rowNumber: n
   for (const [header, raw] of Object.entries(row).flatMap(([h, v]) => (Array.isArray(v) ? v.map((x) => [h, x] as const) : [[h, v] as const]))) {
     const value = (raw ?? '').trim();
     if (value.length === 0) continue;
-    const target = COLUMN[columnKey(header)];
+    const target = columnOf(header);
     switch (target) {
       case undefined:
       case 'ignore':
@@ -118,7 +128,7 @@ export async function readPersonCsv(file: string): Promise<PersonRecord[]> {
     for await (const row of parser as AsyncIterable<Record<string, string | string[]>>) {
       // A file without a header row, or one separated by ';' (Excel in many locales), was read
       // as columns nobody knows: every record alone in its cluster, exit code 0.
-      if (n === 0 && !Object.keys(row).some((h) => COLUMN[columnKey(h)] !== undefined && COLUMN[columnKey(h)] !== 'ignore')) {
+      if (n === 0 && !Object.keys(row).some((h) => columnOf(h) !== undefined && columnOf(h) !== 'ignore')) {
         throw AppError.badInput(`${file}: no column Earshot reads (Id, FirstName, LastName, Email, Phone, …) in the header row${Object.keys(row).some((h) => h.includes(';')) ? '; values must be separated by commas, not semicolons' : ''}`);
       }
       const person = rowToPerson(row, ++n);

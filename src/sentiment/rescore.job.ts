@@ -251,8 +251,12 @@ export class RescoreJobRunner {
     openSince: number | null,
     topics: { name: string; department: string }[],
   ): Promise<void> {
-    const models: Record<string, number> = {};
-    for (const a of analyses) models[a.model] = (models[a.model] ?? 0) + 1;
+    // counted in a Map: a model server may name its model anything, and in a plain object
+    // `constructor` counted on from Object's function (the job failed on the sum in SQL) and
+    // `__proto__` was not counted at all
+    const counts = new Map<string, number>();
+    for (const a of analyses) counts.set(a.model, (counts.get(a.model) ?? 0) + 1);
+    const models: Record<string, number> = Object.fromEntries(counts);
     const changed = rows.flatMap((r, i) => (differs(r, analyses[i]!) ? [{ row: r, a: analyses[i]! }] : []));
 
     let itemsOpened = 0;
