@@ -490,7 +490,8 @@ export class FeatureExtractor {
       const s = slotOf[e - from]!;
       const c = counts[s]!;
       if (c <= 0) continue;
-      const w = 1 + Math.log(c);
+      // most buckets hold one entry: its weight is 1 + ln 1 = 1 exactly, without the logarithm
+      const w = c === 1 ? 1 : 1 + Math.log(c);
       norm2 += w * w;
       counts[s] = -c; // counted in the norm once
     }
