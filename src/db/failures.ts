@@ -102,14 +102,18 @@ export function isTransient(e: unknown): boolean {
  */
 export class PauseBudget {
   private inRow = 0;
-  constructor(readonly max = 12) {}
+  /** `unit`: what the job counts as done, named in its failure (a page, a step) */
+  constructor(
+    readonly max = 12,
+    readonly unit = 'page',
+  ) {}
 
   /** Pauses since the last page done. */
   get inARow(): number {
     return this.inRow;
   }
 
-  /** A page of the job committed: the count starts again. */
+  /** A page (a step) of the job committed: the count starts again. */
   progressed(): void {
     this.inRow = 0;
   }
@@ -124,7 +128,7 @@ export class PauseBudget {
   /** What the failed job says: the error's message, and the count when the pauses ran out. */
   failure(err: unknown): string {
     const message = err instanceof Error ? err.message : String(err);
-    return isTransient(err) ? `${message} (${this.max + 1} times without a page done)` : message;
+    return isTransient(err) ? `${message} (${this.max + 1} times without a ${this.unit} done)` : message;
   }
 }
 

@@ -9,6 +9,7 @@ import type { EvidenceItem, ReresolutionJobRow } from './identity.model';
 import * as repo from './identity.repository';
 import { autoMergeTx, lockCustomers, recordSuggestion } from './merge';
 import { inTransaction } from '../db/transaction';
+import { PauseBudget, unavailableReason } from '../db/failures';
 import { advisoryUnlock, keepWhileIdle, restoreIdleTimeout, tryAdvisoryLock } from '../db/sql';
 import { JobTakenOver } from '../shared/job-taken-over';
 
@@ -36,12 +37,21 @@ export const RERESOLUTION_RUNNER_LOCK = 7_041_979;
  * same; the old runner's next link transaction finds its job no longer running, rolls back and
  * stops. Each merge or suggestion is counted in the transaction that makes it, so no count is lost
  * to a crash or made twice; a replacing job skips the merges already made.
+ *
+ * A database failure that passes by itself (isTransient: a lock timeout, a lost connection, a
+ * restart, a read-only database) in one step (a read before the links, one link's or suggestion's
+ * transaction, a progress update) pauses the job: it stays running, and the same step goes again
+ * `retryMs` later. Steps already committed are not done again, and a step's transaction is
+ * all-or-nothing, so a step done again counts once. 13 such failures in a row without a step done
+ * (PauseBudget) fail the job, naming the cause and the count; any other error fails it at once.
  */
 export class ReresolutionJobService {
   /** on demand only: start() queues a job and triggers it */
   readonly task: TaskRunner<void>;
   /** the job this process has inserted and runs next, with the session holding the runner lock */
   private queued: { id: string; auto: number; review: number; session: QueryRunner } | null = null;
+  /** database failures that pass by themselves, since the last step the running job committed */
+  readonly pauses = new PauseBudget(12, 'step');
 
   constructor(
     private readonly ds: DataSource,
@@ -49,6 +59,8 @@ export class ReresolutionJobService {
     private readonly config: Pick<Config, 'identity' | 'publicUrl'>,
     private readonly log: Logger,
     deps: TaskDeps = {},
+    /** how long a job paused on a database failure that passes by itself waits before it tries the same step again */
+    private readonly retryMs = 5_000,
   ) {
     this.task = new TaskRunner({
       name: 'reresolution',
@@ -123,12 +135,34 @@ export class ReresolutionJobService {
   private async run(jobId: string, autoLinkBits: number, reviewBits: number): Promise<void> {
     const log = this.log.child({ job: jobId });
     const t0 = Date.now();
+    this.pauses.progressed();
+    /**
+     * One step: again after a database failure that passes by itself, `retryMs` later, until the
+     * budget runs out (then, like any other error, it fails the job in the catch below).
+     */
+    const step = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+      for (;;) {
+        try {
+          const out = await fn();
+          this.pauses.progressed();
+          return out;
+        } catch (err) {
+          if (err instanceof JobTakenOver || !this.pauses.pauses(err)) throw err;
+          // Before, the job was marked failed on the first one, and an operator started it again
+          // by hand (the matcher over every profile, again).
+          log.warn({ err, step: what, reason: unavailableReason(err), pauses: this.pauses.inARow, retryInMs: this.retryMs }, 're-resolution paused on a database failure; the same step goes again');
+          await new Promise<void>((resolve) => setTimeout(resolve, this.retryMs));
+        }
+      }
+    };
     try {
-      const profiles = await repo.liveCrmProfiles(this.ds);
-      if (!(await repo.startReresolutionJob(this.ds, jobId, profiles.length))) throw new JobTakenOver('re-resolution', jobId);
+      const profiles = await step('read the profiles', () => repo.liveCrmProfiles(this.ds));
+      await step('start', async () => {
+        if (!(await repo.startReresolutionJob(this.ds, jobId, profiles.length))) throw new JobTakenOver('re-resolution', jobId);
+      });
       log.info({ profiles: profiles.length, autoLinkBits, reviewBits }, 're-resolution started');
       const records: PersonRecord[] = profiles.map((p) => ({ ...p.person, id: p.id }));
-      const rejected = await this.rejectedRecordPairs();
+      const rejected = await step('read the rejected pairs', () => this.rejectedRecordPairs());
       const result = resolveBatch(records, {
         autoLinkThreshold: autoLinkBits,
         reviewThreshold: reviewBits,
@@ -147,7 +181,7 @@ export class ReresolutionJobService {
       }
       // Most links join records already in one customer: skip those without a transaction, on a
       // snapshot of the clusters kept current with the merges this job makes (rechecked under lock).
-      const rootRows = await repo.crmRecordRoots(this.ds);
+      const rootRows = await step('read the customers of the records', () => repo.crmRecordRoots(this.ds));
       const rootOf = new Map(rootRows.map((r) => [r.id, r.root]));
       // CRM records per customer and object, to see without a query that two customers may not merge
       const objects = new Map<string, Map<string, Set<string>>>();
@@ -174,7 +208,7 @@ export class ReresolutionJobService {
         const rb = rootOf.get(b);
         return ra === undefined || rb === undefined || find(ra) !== find(rb);
       };
-      const decided = await repo.openOrRejectedPairs(this.ds);
+      const decided = await step('read the decided pairs', () => repo.openOrRejectedPairs(this.ds));
       const pairKey = (x: string, y: string) => (x < y ? `${x}|${y}` : `${y}|${x}`);
       const known = new Map(decided.map((d) => [pairKey(d.a, d.b), d.status]));
       const knownStatus = (a: string, b: string) => known.get(pairKey(find(rootOf.get(a)!), find(rootOf.get(b)!)));
@@ -190,11 +224,13 @@ export class ReresolutionJobService {
           // rejected: never merged; a CRM conflict already up for review: nothing new to record
           if (status === 'rejected' || (status === 'pending' && conflict(find(rootOf.get(link.a)!), find(rootOf.get(link.b)!)))) continue;
           applied++;
-          const outcome = await this.transaction(async (qr) => {
-            const o = await this.applyLink(qr, link, autoLinkBits);
-            await this.count(qr, jobId, { merges: o === 'merged' ? 1 : 0, suggestions: o === 'suggested' ? 1 : 0 });
-            return o;
-          });
+          const outcome = await step('apply a link', () =>
+            this.transaction(async (qr) => {
+              const o = await this.applyLink(qr, link, autoLinkBits);
+              await this.count(qr, jobId, { merges: o === 'merged' ? 1 : 0, suggestions: o === 'suggested' ? 1 : 0 });
+              return o;
+            }),
+          );
           if (outcome === 'merged') {
             merges++;
             const [ra, rb] = [find(rootOf.get(link.a)!), find(rootOf.get(link.b)!)];
@@ -210,21 +246,27 @@ export class ReresolutionJobService {
         done += result.clusters[c]!.length;
         if (done - reported >= PROGRESS_EVERY) {
           reported = done;
-          if (!(await repo.reresolutionProgress(this.ds, jobId, done))) throw new JobTakenOver('re-resolution', jobId);
+          await step('report progress', async () => {
+            if (!(await repo.reresolutionProgress(this.ds, jobId, done))) throw new JobTakenOver('re-resolution', jobId);
+          });
           log.info({ done, total: profiles.length, merges, suggestions }, 're-resolution progress');
         }
       }
       for (const s of result.suggestions) {
         if (!apart(s.a, s.b) || knownStatus(s.a, s.b) !== undefined) continue;
         applied++;
-        const made = await this.transaction(async (qr) => {
-          const m = await this.applySuggestion(qr, s, reviewBits, autoLinkBits);
-          await this.count(qr, jobId, { merges: 0, suggestions: m ? 1 : 0 });
-          return m;
-        });
+        const made = await step('record a suggestion', () =>
+          this.transaction(async (qr) => {
+            const m = await this.applySuggestion(qr, s, reviewBits, autoLinkBits);
+            await this.count(qr, jobId, { merges: 0, suggestions: m ? 1 : 0 });
+            return m;
+          }),
+        );
         if (made) suggestions++;
       }
-      if (!(await repo.reresolutionProgress(this.ds, jobId, done, true))) throw new JobTakenOver('re-resolution', jobId);
+      await step('finish', async () => {
+        if (!(await repo.reresolutionProgress(this.ds, jobId, done, true))) throw new JobTakenOver('re-resolution', jobId);
+      });
       if (result.parameters.source === 'estimated') this.identity.useParameters(result.parameters);
       log.info({ ms: Date.now() - t0, done, merges, suggestions, applied }, 're-resolution finished');
     } catch (e) {
@@ -233,8 +275,11 @@ export class ReresolutionJobService {
         log.warn('re-resolution replaced by another runner\'s job; this one stops');
         return;
       }
+      // a failure that does not pass, or one that came back step after step (a lock held for good,
+      // a database read-only for good): failed with the cause, and the count when it was that
+      const message = this.pauses.failure(e);
       log.error({ err: e }, 're-resolution failed');
-      await repo.failReresolutionJob(this.ds, jobId, (e as Error).message).catch(() => undefined);
+      await repo.failReresolutionJob(this.ds, jobId, message).catch(() => undefined);
     }
   }
 
