@@ -10,7 +10,7 @@ import { isSupportedCountry } from 'libphonenumber-js/max';
 import { canonicalNetwork, identityKey } from '../identity/normalize';
 
 /** The topics the outbox relay publishes to, after KAFKA_OUTPUT_TOPIC_PREFIX (src/outbox/outbox-events.ts OUTBOX_TOPICS). */
-export const OUTPUT_TOPIC_NAMES = ['interactions.enriched.v1', 'customer-sentiment.v1', 'listening-gap.v1', 'customer-erasure.v1'] as const;
+export const OUTPUT_TOPIC_NAMES = ['interactions.enriched.v1', 'customer-sentiment.v1', 'listening-gap.v1', 'customer-erasure.v1', 'interactions.reassigned.v1'] as const;
 
 export type Role = 'api' | 'ingest' | 'sync';
 export const ALL_ROLES: readonly Role[] = ['api', 'ingest', 'sync'];

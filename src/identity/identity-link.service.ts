@@ -4,7 +4,7 @@ import { ADDRESS_SOURCES, safeDisplayName } from '../auth/pii.policy';
 import type { Config } from '../config/config';
 import { inTransactionRetrying } from '../db/lock-conflict-retry';
 import { enqueueOutbox } from '../outbox/outbox';
-import { sentimentEvent } from '../outbox/outbox-events';
+import { reassignedEvents, sentimentEvent } from '../outbox/outbox-events';
 import { rebuildCustomerRollups } from '../sentiment/rollups';
 import { AppError } from '../shared/app-error';
 import type { IdentityAuditService } from './identity-audit.service';
@@ -104,7 +104,8 @@ export class IdentityLinkService {
   /**
    * Takes an identity off a customer: it moves to a new customer with the interactions it
    * attached (and, for a CRM id, the CRM record). The pair is remembered as rejected so no rule
-   * joins them again.
+   * joins them again. The interactions that moved (brand replies included) are announced on
+   * interactions.reassigned.v1.
    * Must stay true: a customer's last identity cannot be unlinked (BAD_USER_INPUT).
    */
   async unlinkIdentity(customerId: string, kind: IdentityKind, network: string | null, value: string, actor: string): Promise<IdentityOutcome> {
@@ -150,7 +151,10 @@ export class IdentityLinkService {
         });
       }
       const summaries = await rebuildCustomerRollups(qr, [owner, fresh]);
-      await enqueueOutbox(qr, summaries.map((s) => sentimentEvent(s, this.config.publicUrl)));
+      await enqueueOutbox(qr, [
+        ...summaries.map((s) => sentimentEvent(s, this.config.publicUrl)),
+        ...reassignedEvents({ reason: 'unlink', mergeId: null, fromCustomerId: owner, toCustomerId: fresh, interactionIds: moved }),
+      ]);
       return { auditId, owner, fresh };
     });
     return { audit: await this.audits.audit(r.auditId), customerIds: [r.owner, r.fresh] };

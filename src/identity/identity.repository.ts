@@ -139,16 +139,21 @@ const AND_THEIR_REPLIES = (from: string) => `
     JOIN interaction r ON r.source = m.source AND r.in_reply_to = m.external_id AND r.in_reply_to IS NOT NULL
    WHERE r.customer_id = ${from} AND r.direction = 'outbound' AND r.identity_id IS NULL`;
 
-/** Interactions on `from` listed by id or attached by one of `identityIds`, and the brand's replies to them, go to `to`. */
-export async function moveInteractionsBack(db: Db, to: string, identityIds: readonly string[], from: string, interactionIds: readonly string[]): Promise<void> {
-  await exec(
-    db,
-    `WITH RECURSIVE moved(id, source, external_id) AS (
-       SELECT i.id, i.source, i.external_id FROM interaction i
-        WHERE i.customer_id = $3
-          AND (i.id = ANY($4::uuid[]) OR i.identity_id = ANY($2::uuid[]))${AND_THEIR_REPLIES('$3')})
-     UPDATE interaction i SET customer_id = $1 FROM (SELECT DISTINCT id FROM moved) m WHERE i.id = m.id AND i.customer_id = $3`,
-    [to, identityIds, from, interactionIds],
+/** Interactions on `from` listed by id or attached by one of `identityIds`, and the brand's replies to them, go to `to`; the ids that moved. */
+export async function moveInteractionsBack(db: Db, to: string, identityIds: readonly string[], from: string, interactionIds: readonly string[]): Promise<string[]> {
+  return ids(
+    await rows(
+      db,
+      `WITH RECURSIVE moved(id, source, external_id) AS (
+         SELECT i.id, i.source, i.external_id FROM interaction i
+          WHERE i.customer_id = $3
+            AND (i.id = ANY($4::uuid[]) OR i.identity_id = ANY($2::uuid[]))${AND_THEIR_REPLIES('$3')}),
+       u AS (UPDATE interaction i SET customer_id = $1 FROM (SELECT DISTINCT id FROM moved) m
+              WHERE i.id = m.id AND i.customer_id = $3
+             RETURNING i.id)
+       SELECT id FROM u`,
+      [to, identityIds, from, interactionIds],
+    ),
   );
 }
 

@@ -3,7 +3,7 @@ import type { QueryRunner } from 'typeorm';
 import { ADDRESS_SOURCES, looksLikePii, safeDisplayName } from '../auth/pii.policy';
 import { enqueueOutbox } from '../outbox/outbox';
 import { rebuildCustomerRollups, refreshCustomerSummaries } from '../sentiment/rollups';
-import { sentimentEvent, sentimentTombstone } from '../outbox/outbox-events';
+import { reassignedEvents, sentimentEvent, sentimentTombstone } from '../outbox/outbox-events';
 import { AppError } from '../shared/app-error';
 import * as repo from './identity.repository';
 import type { EvidenceItem, MergeSnapshot, Side } from './identity.model';
@@ -166,7 +166,8 @@ export interface UnmergeTxResult {
  * gets back its identities, the interactions those identities attached (also ones that arrived
  * after the merge), the interactions it brought without an identity, its CRM records and the
  * customers once merged into it; rollups of both sides are recomputed from the interactions.
- * The pair is then remembered as rejected, so no rule merges it again.
+ * The pair is then remembered as rejected, so no rule merges it again. The interactions that
+ * went back (brand replies included) are announced on interactions.reassigned.v1.
  *
  * Must stay true: what was moved elsewhere since (unlinked, say) stays where it is now; an
  * already undone merge is a CONFLICT, never undone twice.
@@ -199,7 +200,7 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
     }
   }
   const back = await repo.moveIdentitiesBack(qr, restored, snap.identities, root);
-  await repo.moveInteractionsBack(qr, restored, back, root, snap.interactions);
+  const movedBack = await repo.moveInteractionsBack(qr, restored, back, root, snap.interactions);
   await repo.moveCrmRecordsBack(qr, restored, snap.crmRecords, root);
   await repo.repointBack(qr, restored, snap.repointed, root);
   // a link records no name or value (its audit row outlives an erasure of their owner): the
@@ -229,7 +230,10 @@ export async function unmergeTx(qr: Q, mergeAuditId: string, opts: { actor: stri
     });
   }
   const summaries = await rebuildCustomerRollups(qr, [root, restored]);
-  await enqueueOutbox(qr, summaries.map((s) => sentimentEvent(s, opts.publicUrl)));
+  await enqueueOutbox(qr, [
+    ...summaries.map((s) => sentimentEvent(s, opts.publicUrl)),
+    ...reassignedEvents({ reason: 'unmerge', mergeId: mergeAuditId, fromCustomerId: root, toCustomerId: restored, interactionIds: movedBack }),
+  ]);
   return { auditId: undoId, survivorId: root, restoredId: restored };
 }
 

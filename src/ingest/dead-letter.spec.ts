@@ -72,7 +72,7 @@ describe('topic specs', () => {
   it('create input and dead-letter topics, and a compacted sentiment topic with the output prefix', () => {
     const config = loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092', KAFKA_TOPICS: 'a,b', KAFKA_TOPIC_PARTITIONS: '6', KAFKA_OUTPUT_TOPIC_PREFIX: 'staging.' });
     const specs = topicSpecs(config.kafka);
-    expect(specs.map((s) => s.topic)).toEqual(['a', 'a.dlq', 'b', 'b.dlq', 'staging.interactions.enriched.v1', 'staging.listening-gap.v1', 'staging.customer-erasure.v1', 'staging.customer-sentiment.v1']);
+    expect(specs.map((s) => s.topic)).toEqual(['a', 'a.dlq', 'b', 'b.dlq', 'staging.interactions.enriched.v1', 'staging.listening-gap.v1', 'staging.customer-erasure.v1', 'staging.interactions.reassigned.v1', 'staging.customer-sentiment.v1']);
     expect(specs.every((s) => s.numPartitions === 6)).toBe(true);
     expect(specs.at(-1)!.configEntries).toEqual([{ name: 'cleanup.policy', value: 'compact' }]);
     expect(specs.at(-2)!.configEntries).toBeUndefined();

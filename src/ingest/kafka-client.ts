@@ -115,7 +115,8 @@ function logEntry(log: Logger, { namespace, level, log: entry }: LogEntry): void
 
 /**
  * The topics Earshot reads and writes, as the admin API wants them: the input topics and
- * their `.dlq`, the enriched stream, and the compacted customer-sentiment stream.
+ * their `.dlq`, the enriched, listening-gap, erasure and reassigned streams, and the compacted
+ * customer-sentiment stream.
  */
 export function topicSpecs(settings: KafkaSettings): ITopicConfig[] {
   const base = { numPartitions: settings.partitions, replicationFactor: settings.replicationFactor };
@@ -127,6 +128,7 @@ export function topicSpecs(settings: KafkaSettings): ITopicConfig[] {
     { topic: outputTopicName(settings, OUTBOX_TOPICS.enriched.name), ...base },
     { topic: outputTopicName(settings, OUTBOX_TOPICS.listeningGap.name), ...base },
     { topic: outputTopicName(settings, OUTBOX_TOPICS.erasure.name), ...base },
+    { topic: outputTopicName(settings, OUTBOX_TOPICS.reassigned.name), ...base },
     {
       topic: outputTopicName(settings, OUTBOX_TOPICS.sentiment.name),
       ...base,

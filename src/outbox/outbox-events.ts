@@ -7,7 +7,11 @@ export const OUTBOX_TOPICS = {
   sentiment: { name: 'customer-sentiment.v1', version: '1' },
   listeningGap: { name: 'listening-gap.v1', version: '1' },
   erasure: { name: 'customer-erasure.v1', version: '1' },
+  reassigned: { name: 'interactions.reassigned.v1', version: '1' },
 } as const;
+
+/** interaction ids per interactions.reassigned.v1 event (about 40 kB) */
+export const REASSIGNED_EVENT_IDS = 1_000;
 
 export interface OutboxRow {
   topic: string;
@@ -66,4 +70,37 @@ export function sentimentEvent(s: CustomerSummaryRow, publicUrl: string): Outbox
 export function sentimentTombstone(customerId: string, mergedInto?: string): OutboxRow {
   const h = headers(OUTBOX_TOPICS.sentiment.version, randomUUID());
   return { topic: OUTBOX_TOPICS.sentiment.name, key: customerId, payload: null, headers: mergedInto ? { ...h, 'merged-into': mergedInto } : h };
+}
+
+/**
+ * interactions.reassigned.v1 (key = toCustomerId): interactions an undo (`unmerge`, of a merge or a
+ * link) or an `unlinkIdentity` moved from one customer to another, brand replies included, in
+ * events of at most REASSIGNED_EVENT_IDS ids each; none when nothing moved. A merge announces its
+ * move with the `merged-into` tombstone instead. Ids only, no PII.
+ * Must stay true: enqueued in the transaction that moves them, with both customers locked.
+ */
+export function reassignedEvents(
+  move: { reason: 'unmerge' | 'unlink'; mergeId: string | null; fromCustomerId: string; toCustomerId: string; interactionIds: readonly string[] },
+): OutboxRow[] {
+  const out: OutboxRow[] = [];
+  const occurredAt = new Date().toISOString();
+  for (let i = 0; i < move.interactionIds.length; i += REASSIGNED_EVENT_IDS) {
+    const eventId = randomUUID();
+    out.push({
+      topic: OUTBOX_TOPICS.reassigned.name,
+      key: move.toCustomerId,
+      headers: headers(OUTBOX_TOPICS.reassigned.version, eventId),
+      payload: {
+        schemaVersion: 1,
+        eventId,
+        reason: move.reason,
+        mergeId: move.mergeId,
+        fromCustomerId: move.fromCustomerId,
+        toCustomerId: move.toCustomerId,
+        interactionIds: move.interactionIds.slice(i, i + REASSIGNED_EVENT_IDS),
+        occurredAt,
+      },
+    });
+  }
+  return out;
 }

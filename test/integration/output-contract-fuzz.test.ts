@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import erasureSchema from '../../schema/customer-erasure.v1.schema.json';
 import sentimentSchema from '../../schema/customer-sentiment.v1.schema.json';
 import enrichedSchema from '../../schema/interactions.enriched.v1.schema.json';
+import reassignedSchema from '../../schema/interactions.reassigned.v1.schema.json';
 import messageSchema from '../../schema/interactions.v1.schema.json';
 import gapSchema from '../../schema/listening-gap.v1.schema.json';
 import { ADDRESS_SOURCES, looksLikePii } from '../../src/auth/pii.policy';
@@ -23,12 +24,12 @@ import { kafkaEnv, kafkaNames, stopAndDropTopics, testKafka, waitFor } from '../
  * an operator may set) with offsets from -12:00 to +14:00, 0-9 fractional digits, `t`/space/`z`
  * and `+0530` spellings, ratings at their bounds, texts of emoji, invisible
  * characters, a URL, a mention, or at the size limit, unusual Unicode names and handles, language
- * tags, replies, metadata, authors shared across runs (customers link and merge) — then erases a
- * customer and escalates overdue listening items now and then. Every record the relay publishes
- * on the four output topics, read back from the real broker, must validate against its committed
- * schema (Ajv 2020 + ajv-formats), be keyed as the contract says, carry only the documented
- * headers and keep the PII promises. A third property does the same with a model server
- * (EARSHOT_SENTIMENT_URL) answering numbers at and beyond the double's range. Failed before:
+ * tags, replies, metadata, authors shared across runs (customers link and merge, every other merge
+ * undone) — then erases a customer and escalates overdue listening items now and then. Every
+ * record the relay publishes on the output topics, read back from the real broker, must validate
+ * against its committed schema (Ajv 2020 + ajv-formats), be keyed as the contract says, carry
+ * only the documented headers and keep the PII promises. A third property does the same with a
+ * model server (EARSHOT_SENTIMENT_URL) answering numbers at and beyond the double's range. Failed before:
  * `"weight": 1e999` from the server was published as `"weight": null`; with widened limits, a
  * customer's interaction 89 years from another was refused by the database (float underflow).
  */
@@ -43,6 +44,7 @@ const validators: Record<string, ReturnType<typeof ajv.compile>> = {
   [OUTBOX_TOPICS.sentiment.name]: ajv.compile(sentimentSchema),
   [OUTBOX_TOPICS.listeningGap.name]: ajv.compile(gapSchema),
   [OUTBOX_TOPICS.erasure.name]: ajv.compile(erasureSchema),
+  [OUTBOX_TOPICS.reassigned.name]: ajv.compile(reassignedSchema),
 };
 /** Headers the README documents: the contract's three, and the W3C trace context (README, "Tracing"). */
 const HEADERS = new Set(['schema-version', 'event-id', 'content-type', 'traceparent', 'tracestate', 'merged-into']);
@@ -184,6 +186,7 @@ function problem(r: Seen): string | null {
   const key =
     r.topic === OUTBOX_TOPICS.enriched.name ? (value.customerId ?? `${String(value.source)}:${String(value.externalId)}`)
     : r.topic === OUTBOX_TOPICS.listeningGap.name ? value.itemId
+    : r.topic === OUTBOX_TOPICS.reassigned.name ? value.toCustomerId
     : value.customerId;
   if (r.key !== key) return `key ${r.key} is not ${String(key)}`;
   if (r.topic === OUTBOX_TOPICS.enriched.name) {
@@ -318,6 +321,8 @@ describe.each(LIMITS)('output contract ($name): every event published for accept
           if (two.length === 2) {
             await h.app.services.identity.merge(two[1]!.id, two[0]!.id, { reason: 'test', actor: 'test' });
             merges++;
+            // every other merge undone: the merged customer's summary, interactions.reassigned.v1
+            if (merges % 2 === 0) await h.app.services.identity.unmerge({ customerId: two[0]!.id }, 'test');
           }
         }
         if (escalate) await h.app.services.escalation.runOnce();
