@@ -299,9 +299,6 @@ export const BOOSTERS: ReadonlyMap<string, number> = table({
   bit: B_DECR, abit: B_DECR,
 });
 
-/** Post-positive intensifiers: "slow af", "bad asf". */
-export const POST_BOOSTERS: ReadonlyMap<string, number> = table({ af: B_INCR * 2, asf: B_INCR * 2 });
-
 /**
  * Contrastive conjunctions: the clause after them carries the writer's conclusion, so it
  * weighs more and the clause before weighs less ("good food but rude staff" is negative).

@@ -202,8 +202,8 @@ export class FeatureExtractor {
   private readonly seen = new Map<string, number>();
   /**
    * A small open-addressing table of the buckets of the group being scaled (`sublinear`): bucket,
-   * entries in it, and whether its weight is in the norm yet; sized to the group, so it stays in
-   * the core's cache (a table over all 2^hashBits buckets, 2 MB, missed it on every entry).
+   * entries in it, and whether its weight is in the norm yet; sized to the group (a table over all
+   * 2^hashBits buckets is 2 MB, touched at random).
    */
   private groupKeys = new Int32Array(256);
   private groupCounts = new Int32Array(256);
