@@ -18,6 +18,7 @@ import {
   enqueueCrmWriteback,
   hasActiveRescoreJob,
   insertRescoreJob,
+  lockUnredacted,
   markRescoreFailed,
   markRescoreRollupsPhase,
   markRescoreRunning,
@@ -63,7 +64,8 @@ class RescoreFailed extends Error {}
  * it up) pauses the job: it resumes after its last committed page `retryMs` later (failed after
  * 12 pauses in a row without a page done: one that does not pass, PauseBudget);
  * running it again with the same model changes nothing; an answered or closed listening item is
- * never reopened.
+ * never reopened; an interaction erased or redacted by retention (before the job or while its
+ * page is scored) keeps the analysis it had, and no summary is rebuilt without its customer's lock.
  */
 export class RescoreJobRunner {
   private running: Promise<void> | null = null;
@@ -209,11 +211,19 @@ export class RescoreJobRunner {
           break;
         }
         // Scored before the transaction: a model server may take its time, a lock must not.
+        // A redacted row (erased, or past retention) has no text left: it keeps the analysis it
+        // had, which its rollups and counts still hold.
         const loaded = await this.taxonomy.current();
-        const analyses = await this.scorer.analyzeBatch(
-          rows.map((r) => ({ text: r.text, lang: r.lang === 'und' ? null : r.lang, rating: r.rating, ratingScale: r.rating_scale ?? undefined })),
-          loaded,
-        );
+        const scored = rows.filter((r) => !r.redacted);
+        const results =
+          scored.length === 0
+            ? []
+            : await this.scorer.analyzeBatch(
+                scored.map((r) => ({ text: r.text, lang: r.lang === 'und' ? null : r.lang, rating: r.rating, ratingScale: r.rating_scale ?? undefined })),
+                loaded,
+              );
+        const analysisOf = new Map(scored.map((r, i) => [r.id, results[i]!]));
+        const analyses = rows.map((r) => analysisOf.get(r.id) ?? null);
         const from = cursor;
         await withRetry(() => inTransaction(this.ds, (qr) => this.applyPage(qr, job, from, rows, analyses, openSince, loaded.topics)));
         cursor = rows.at(-1)!.id;
@@ -247,7 +257,8 @@ export class RescoreJobRunner {
     /** the job's cursor where this page begins (null: the first page) */
     from: string | null,
     rows: StoredRow[],
-    analyses: Analysis[],
+    /** each row's new analysis; null for a redacted row, which is left as it is */
+    analyses: (Analysis | null)[],
     openSince: number | null,
     topics: { name: string; department: string }[],
   ): Promise<void> {
@@ -255,9 +266,12 @@ export class RescoreJobRunner {
     // `constructor` counted on from Object's function (the job failed on the sum in SQL) and
     // `__proto__` was not counted at all
     const counts = new Map<string, number>();
-    for (const a of analyses) counts.set(a.model, (counts.get(a.model) ?? 0) + 1);
+    for (const a of analyses) if (a) counts.set(a.model, (counts.get(a.model) ?? 0) + 1);
     const models: Record<string, number> = Object.fromEntries(counts);
-    const changed = rows.flatMap((r, i) => (differs(r, analyses[i]!) ? [{ row: r, a: analyses[i]! }] : []));
+    let changed = rows.flatMap((r, i) => {
+      const a = analyses[i];
+      return a && differs(r, a) ? [{ row: r, a }] : [];
+    });
 
     let itemsOpened = 0;
     let customersUpdated = 0;
@@ -265,6 +279,14 @@ export class RescoreJobRunner {
       // Customers first, in the order every writer takes them (ingest, merges), then their rows.
       const owners = [...new Set(changed.map((c) => c.row.customer_id).filter((id): id is string => id !== null))];
       if (owners.length > 0) await lockCustomers(qr, owners);
+      // A row erased (or redacted by retention) since the page was read is left as the erasure
+      // left it: its analysis came from the text it no longer has. Before, the page wrote the
+      // person's words back as the explanation, and an item opened for their erased customer
+      // failed the whole job on its foreign key.
+      const live = await lockUnredacted(qr, changed.map((c) => c.row.id));
+      changed = changed.filter((c) => live.has(c.row.id));
+    }
+    if (changed.length > 0) {
       // department and topic rollups follow the scores in this transaction (rollups.ts): the old
       // contributions out before the update, the new ones in after it
       const changedIds = changed.map((c) => c.row.id);
@@ -275,6 +297,10 @@ export class RescoreJobRunner {
       const ownerOf = new Map(updated.map((u) => [u.id, u.customer_id]));
       const customers = [...new Set(updated.filter((u) => u.direction === 'inbound' && u.customer_id).map((u) => u.customer_id!))];
       if (customers.length > 0) {
+        // An undo or unlink may have moved a row to a customer not locked above. A rebuild that
+        // waited for a batch holding that customer's row read its interactions as of before the
+        // batch: its last_interaction_at went back to before the batch's newest message.
+        await lockCustomers(qr, customers);
         const before = summaryKeys(await customerSummaries(qr, customers));
         const summaries = await rebuildCustomerRollups(qr, customers);
         const moved = summaries.filter((s) => before.get(s.id) !== summaryKey(s));

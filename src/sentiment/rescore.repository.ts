@@ -36,6 +36,8 @@ export interface StoredRow extends Pick<InteractionRow,
   rating_scale: number | null;
   thread_key: string | null;
   direction: 'inbound' | 'outbound';
+  /** erased or past retention: no text left to score */
+  redacted: boolean;
 }
 
 // ---- the job rows ------------------------------------------------------------------------------
@@ -129,10 +131,21 @@ export function storedPage(db: Db, after: string, limit: number): Promise<Stored
     db,
     `SELECT id, text, lang, rating, CASE WHEN jsonb_typeof(metadata->'ratingScale') = 'number' THEN (metadata->>'ratingScale')::float8 END AS rating_scale,
                   source, external_id, thread_key, direction, occurred_at, author_handle, customer_id, sentiment_score, sentiment_label,
-                  sentiment_confidence, intent, intent_confidence, explanation, sentiment_model, complaint, complaint_probability, unhappy
+                  sentiment_confidence, intent, intent_confidence, explanation, sentiment_model, complaint, complaint_probability, unhappy,
+                  redacted_at IS NOT NULL AS redacted
              FROM interaction WHERE id > $1 ORDER BY id LIMIT $2`,
     [after, limit],
   );
+}
+
+/**
+ * Locks the interactions of `ids` that are not redacted (erased, or past retention) and returns
+ * their ids: a row erased after the page was read keeps what the erasure left, and none can be
+ * erased until the page commits.
+ */
+export async function lockUnredacted(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  const found = await rows<{ id: string }>(db, `SELECT id FROM interaction WHERE id = ANY($1::uuid[]) AND redacted_at IS NULL ORDER BY id FOR NO KEY UPDATE`, [ids]);
+  return new Set(found.map((r) => r.id));
 }
 
 /**

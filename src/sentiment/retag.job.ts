@@ -11,6 +11,7 @@ import {
   databaseNow,
   hasActiveRetagJob,
   insertRetagJob,
+  lockUnredactedForTags,
   markCoveredRetagJobs,
   markRetagFailed,
   markRetagRunning,
@@ -43,6 +44,8 @@ const RUNNER_LOCK = 7_041_976;
  * a restart is picked up again at the next start (re-tagging is idempotent). A pass also finishes
  * the jobs queued before it read the taxonomy (their edits are in it), so a burst of edits costs
  * at most two passes, not one each.
+ * An interaction erased or redacted by retention (before the pass or while its chunk is matched)
+ * keeps its tags: it has no text to match, and the words it matched must not come back.
  *
  * One replica runs the jobs (an advisory lock; a replica that finds it taken looks again while a job
  * is unfinished). Should the lock session end mid-job and another replica begin a pass, the first
@@ -186,6 +189,8 @@ export class RetagJobRunner {
             await new Promise<void>((resolve) => setImmediate(resolve));
             slice = performance.now();
           }
+          // a redacted row (erased, or past retention) keeps its topics: it has no text to match
+          if (r.redacted) continue;
           const matches = analyzer.topicsOf(r.text).filter((t) => topicIds.has(t.name));
           const next = matches.map((t) => topicIds.get(t.name)!).sort((a, b) => a - b);
           if (next.join() === r.topics.join()) continue;
@@ -201,10 +206,16 @@ export class RetagJobRunner {
           if (ids.length > 0) {
             // A topic deleted since the job loaded the taxonomy is left out, not a failed job.
             const live = topicRows.length > 0 ? await lockLiveTopics(em, [...new Set(topicRows.map((r) => r[1]))]) : new Set<number>();
-            // The rollups follow the tags in the same transaction: out with the old, in with the new.
-            await applyRollups(em, await storedContributions(em, ids), -1);
-            await replaceTags(em, ids, topicRows.filter((r) => live.has(r[1])));
-            await applyRollups(em, await storedContributions(em, ids), 1);
+            // An interaction erased (or redacted by retention) since the chunk was read keeps the
+            // tags the erasure left: before, the words it had matched were written back.
+            const kept = await lockUnredactedForTags(em, ids);
+            const retagged = ids.filter((id) => kept.has(id));
+            if (retagged.length > 0) {
+              // The rollups follow the tags in the same transaction: out with the old, in with the new.
+              await applyRollups(em, await storedContributions(em, retagged), -1);
+              await replaceTags(em, retagged, topicRows.filter((r) => live.has(r[1]) && kept.has(r[0])));
+              await applyRollups(em, await storedContributions(em, retagged), 1);
+            }
           }
         });
         done += rows.length;

@@ -114,18 +114,35 @@ export async function markRetagFailed(db: Db, id: string, error: string): Promis
  * keeps those texts within `budgetChars` in all (always at least one): 2,000 texts of 256 KiB
  * were half a gigabyte in one read.
  */
-export function taggedChunk(db: Db, after: string, limit: number, maxChars: number, budgetChars: number): Promise<{ id: string; text: string; topics: number[] }[]> {
+export function taggedChunk(
+  db: Db,
+  after: string,
+  limit: number,
+  maxChars: number,
+  budgetChars: number,
+): Promise<{ id: string; text: string; topics: number[]; redacted: boolean }[]> {
   return rows(
     db,
-    `SELECT i.id, i.text, coalesce(array_agg(it.topic_id ORDER BY it.topic_id) FILTER (WHERE it.topic_id IS NOT NULL), '{}') AS topics
-             FROM (SELECT id, text FROM (
-                     SELECT id, left(text, $3) AS text, sum(least(length(text), $3)) OVER (ORDER BY id) AS upto, least(length(text), $3) AS len
+    `SELECT i.id, i.text, i.redacted, coalesce(array_agg(it.topic_id ORDER BY it.topic_id) FILTER (WHERE it.topic_id IS NOT NULL), '{}') AS topics
+             FROM (SELECT id, text, redacted FROM (
+                     SELECT id, left(text, $3) AS text, redacted_at IS NOT NULL AS redacted,
+                            sum(least(length(text), $3)) OVER (ORDER BY id) AS upto, least(length(text), $3) AS len
                        FROM interaction WHERE id > $1 ORDER BY id LIMIT $2) c
                     WHERE c.upto - c.len < $4) i
              LEFT JOIN interaction_topic it ON it.interaction_id = i.id
-            GROUP BY i.id, i.text ORDER BY i.id`,
+            GROUP BY i.id, i.text, i.redacted ORDER BY i.id`,
     [after, limit, maxChars, budgetChars],
   );
+}
+
+/**
+ * Of the interactions `ids`, those not redacted (erased, or past retention), share-locked until
+ * the chunk commits: an erasure that came after the chunk was read waits, or was first and its
+ * rows are left out.
+ */
+export async function lockUnredactedForTags(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  const found = await rows<{ id: string }>(db, `SELECT id FROM interaction WHERE id = ANY($1::uuid[]) AND redacted_at IS NULL ORDER BY id FOR SHARE`, [ids]);
+  return new Set(found.map((r) => r.id));
 }
 
 /** Replaces the tags of the interactions `ids` by `tags` ([interaction id, topic id, matched words as JSON]). */
