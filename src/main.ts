@@ -85,8 +85,13 @@ async function main(argv: string[]): Promise<number> {
     strict: true,
   });
   // `earshot --input x.csv` (the command forgotten) started the whole service on port 4000.
+  const given = new Set<string>();
   for (const t of tokens) {
-    if (t.kind === 'option' && t.name !== 'help' && !OPTIONS_OF[command]!.includes(t.name)) throw new UsageError(`${t.rawName} is not an option of ${command}`);
+    if (t.kind !== 'option') continue;
+    if (t.name !== 'help' && !OPTIONS_OF[command]!.includes(t.name)) throw new UsageError(`${t.rawName} is not an option of ${command}`);
+    // parseArgs keeps the last value: `erase --email a@x --email b@x` erased b alone
+    if (t.value !== undefined && given.has(t.name)) throw new UsageError(`--${t.name} is given twice; give it once${command === 'erase' ? ' (erase takes one customer at a time)' : ''}`);
+    given.add(t.name);
   }
   // The commands that print their result: a reader that goes away (`| head -1`) ends the command
   // without a word; other write errors (a full disk) in one line. Not for serve/demo (their log).
@@ -329,9 +334,12 @@ main(process.argv.slice(2)).then(
     else if (isUserMistake(err)) process.stderr.write(`earshot: ${oneLine((err as Error).message)}\nRun \`earshot help\` for the commands and options.\n`);
     // e.g. erase: NOT_FOUND for nobody with that email, in one line
     else if (err instanceof AppError) process.stderr.write(`earshot: ${err.code}: ${oneLine(err.message)}\n`);
-    else if (isListenError(err)) process.stderr.write(`earshot: cannot listen on ${err.address}:${err.port} (${err.code === 'EADDRINUSE' ? 'the port is taken' : err.code}): stop what uses it, or choose another PORT or HOST (EARSHOT_METRICS_PORT for the metrics listener)\n`);
+    else if (isListenError(err)) process.stderr.write(`earshot: cannot listen on ${err.address}:${err.port} ${listenRemedy(err.code)}\n`);
     else process.stderr.write(`earshot: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = err instanceof ConfigError || isUserMistake(err) ? 2 : 1;
+    // A start that failed half-way (the metrics port taken) left timers of what it had started
+    // (the background jobs) behind, and the process stayed after its message: at most a second more
+    setTimeout(() => process.exit(), 1_000).unref();
   },
 );
 
@@ -339,6 +347,14 @@ main(process.argv.slice(2)).then(
 function isListenError(err: unknown): err is NodeJS.ErrnoException & { address: string; port: number } {
   const e = err as NodeJS.ErrnoException & { address?: unknown; port?: unknown };
   return e?.syscall === 'listen' && typeof e.address === 'string' && typeof e.port === 'number';
+}
+
+function listenRemedy(code: string | undefined): string {
+  if (code === 'EADDRINUSE') return '(the port is taken): stop what uses it, or choose another PORT or HOST (EARSHOT_METRICS_PORT for the metrics listener)';
+  // a HOST that is a name no resolver knows (a typo, a service name of another network)
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `(no such host name, ${code}): set HOST to an address of this machine (0.0.0.0 for every interface, 127.0.0.1 for this machine only) or a name that resolves to one`;
+  if (code === 'EADDRNOTAVAIL') return '(EADDRNOTAVAIL: not an address of this machine): set HOST to one of its addresses, or 0.0.0.0 for every interface';
+  return `(${code}): choose another PORT or HOST (EARSHOT_METRICS_PORT for the metrics listener)`;
 }
 
 function isUserMistake(err: unknown): boolean {

@@ -1,6 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, knownVariableNames, loadConfig, type Config } from './config';
 
 describe('loadConfig', () => {
@@ -191,7 +193,7 @@ describe('loadConfig with the values operators really set', () => {
     "HOST '0.0.0.0'": { env: { HOST: "'0.0.0.0'" }, error: /^HOST: the value is wrapped in quotes/ },
     'KAFKA_GROUP_ID "earshot" (was a group named with quotes)': { env: { KAFKA_GROUP_ID: '"earshot"' }, error: /^KAFKA_GROUP_ID: the value is wrapped in quotes/ },
     'KAFKA_GROUP_ID with a CR': { env: { KAFKA_GROUP_ID: 'earshot-ingest\r' }, get: (c) => c.kafka.groupId, value: 'earshot-ingest' },
-    'HOST a lone quote is a value': { env: { HOST: "'" }, get: (c) => c.host, value: "'" },
+    'KAFKA_CLIENT_ID a lone quote is a value': { env: { KAFKA_CLIENT_ID: "'" }, get: (c) => c.kafka.clientId, value: "'" },
     'EARSHOT_DATA_DIR ~/earshot (was ./~/earshot)': { env: { EARSHOT_DATA_DIR: '~/earshot' }, error: /^EARSHOT_DATA_DIR="~\/earshot": ~ is not expanded here/ },
     'EARSHOT_DEFAULT_PHONE_REGION gb': { env: { EARSHOT_DEFAULT_PHONE_REGION: 'gb' }, get: (c) => c.identity.defaultPhoneRegion, value: 'GB' },
     'EARSHOT_DEFAULT_PHONE_REGION USA (read no phone at all)': { env: { EARSHOT_DEFAULT_PHONE_REGION: 'USA' }, error: /^EARSHOT_DEFAULT_PHONE_REGION="USA": expected a two-letter region code/ },
@@ -237,6 +239,39 @@ describe('loadConfig with the values operators really set', () => {
     // a # or / in the password cuts the URL: say what to do, never the value
     'DATABASE_URL with a # in the password': { env: { DATABASE_URL: 'postgres://bob:S3cr3t#Pw@db:5432/earshot' }, error: /^DATABASE_URL: not a URL that can be read: percent-encode reserved characters in the user name and password \(# as %23/ },
     'DATABASE_URL with a / in the password': { env: { DATABASE_URL: 'postgres://bob:S3cr3t/Pw@db:5432/earshot' }, error: /^DATABASE_URL: not a URL that can be read: percent-encode/ },
+    // DATABASE_URL as node-postgres and TypeORM read it: "URI malformed" (exit 1) or SSL turned on in silence
+    'DATABASE_URL with a bare % in the password (was "URI malformed" at every start)': { env: { DATABASE_URL: 'postgres://bob:50%off@db:5432/earshot' }, error: /^DATABASE_URL: the user name or password holds a % that starts no percent-encoded character: write % as %25/ },
+    'DATABASE_URL with %25 in the password': { env: { DATABASE_URL: 'postgres://bob:50%25off@db:5432/earshot' }, get: (c) => c.databaseUrl, value: 'postgres://bob:50%25off@db:5432/earshot' },
+    'DATABASE_URL with an @ and a space in the password, not encoded': { env: { DATABASE_URL: 'postgres://bob:p@ss word@db:5432/earshot' }, get: (c) => c.databaseUrl, value: 'postgres://bob:p@ss word@db:5432/earshot' },
+    'DATABASE_URL sslmode=verify-full': { env: { DATABASE_URL: 'postgres://bob@db/earshot?sslmode=verify-full' }, get: (c) => c.databaseUrl, value: 'postgres://bob@db/earshot?sslmode=verify-full' },
+    'DATABASE_URL sslmode=requre (was SSL with full verification)': { env: { DATABASE_URL: 'postgres://bob@db/earshot?sslmode=requre' }, error: /^DATABASE_URL: sslmode="requre": expected one of disable, prefer, require, verify-ca, verify-full, no-verify$/ },
+    'DATABASE_URL sslmode=allow (node-postgres turned SSL on)': { env: { DATABASE_URL: 'postgres://bob@/earshot?host=/run/postgresql&sslmode=allow' }, error: /^DATABASE_URL: sslmode="allow": expected one of/ },
+    'DATABASE_URL ssl=false (was SSL on)': { env: { DATABASE_URL: 'postgres://bob@db/earshot?ssl=false' }, error: /^DATABASE_URL: ssl="false": expected ssl=true or ssl=1 \(SSL on\), ssl=0 \(off\), or an sslmode$/ },
+    'DATABASE_URL with two hosts (was told to percent-encode)': { env: { DATABASE_URL: 'postgres://bob@db1:5432,db2:5432/earshot' }, error: /^DATABASE_URL: several hosts \(host1,host2\) cannot be given: name one host/ },
+    'DATABASE_URL port 99999 (was told to percent-encode)': { env: { DATABASE_URL: 'postgres://bob@db:99999/earshot' }, error: /^DATABASE_URL: the port must be from 1 to 65535$/ },
+    // HOST is what listen takes: these were looked up as names, and the start ended in a stack trace
+    'HOST localhost:4000': { env: { HOST: 'localhost:4000' }, error: /^HOST="localhost:4000": a host name or address only; the port goes in PORT$/ },
+    'HOST [::1]': { env: { HOST: '[::1]' }, error: /^HOST="\[::1\]": write the IPv6 address without brackets \(::1\)$/ },
+    'HOST http://0.0.0.0': { env: { HOST: 'http://0.0.0.0' }, error: /^HOST="http:\/\/0.0.0.0": a host name or address only, without a scheme$/ },
+    'HOST "0.0.0.0,::"': { env: { HOST: '0.0.0.0,::' }, error: /^HOST="0.0.0.0,::": expected one host name or IP address/ },
+    'HOST 10.0.1 (the resolver read it as 10.0.0.1)': { env: { HOST: '10.0.1' }, error: /^HOST="10.0.1": not an IPv4 address/ },
+    'HOST 127.0.0.256': { env: { HOST: '127.0.0.256' }, error: /^HOST="127.0.0.256": not an IPv4 address/ },
+    'HOST ::': { env: { HOST: '::' }, get: (c) => c.host, value: '::' },
+    'HOST a container name': { env: { HOST: 'earshot_api-1.internal' }, get: (c) => c.host, value: 'earshot_api-1.internal' },
+    'EARSHOT_PUBLIC_URL with a query (links were …?tenant=1/customers/…)': { env: { EARSHOT_PUBLIC_URL: 'https://care.example.com/earshot?tenant=1' }, error: /^EARSHOT_PUBLIC_URL="https:\/\/care.example.com\/earshot\?tenant=1": a base URL .* without \?query or #fragment/ },
+    'EARSHOT_PUBLIC_URL with a path and a trailing slash': { env: { EARSHOT_PUBLIC_URL: 'https://care.example.com/earshot/' }, get: (c) => c.publicUrl, value: 'https://care.example.com/earshot' },
+    'EARSHOT_DATA_DIR $HOME/earshot (was ./$HOME/earshot)': { env: { EARSHOT_DATA_DIR: '$HOME/earshot' }, error: /^EARSHOT_DATA_DIR="\$HOME\/earshot": variables \(\$NAME\) are not expanded here/ },
+    'EARSHOT_DATA_DIR ${STATE_DIRECTORY}/earshot': { env: { EARSHOT_DATA_DIR: '${STATE_DIRECTORY}/earshot' }, error: /^EARSHOT_DATA_DIR=.*: variables \(\$NAME\) are not expanded here/ },
+    'EARSHOT_SENTIMENT_TOKEN "Bearer …" (went out as Bearer Bearer …)': { env: { EARSHOT_SENTIMENT_TOKEN: `Bearer ${SECRET}` }, error: /^EARSHOT_SENTIMENT_TOKEN: has white space inside; give the token alone, without "Bearer "/ },
+    'KAFKA_REPLICATION_FACTOR 0 (Kafka makes no such topic)': { env: { KAFKA_REPLICATION_FACTOR: '0' }, error: /^KAFKA_REPLICATION_FACTOR="0": expected -1 \(the broker's default\) or a number of copies from 1 to 32$/ },
+    'KAFKA_MAX_REQUEST_BYTES 32768 with Kafka (every text was refused)': { env: { KAFKA_BROKERS: 'kafka:9092', KAFKA_MAX_REQUEST_BYTES: '32768' }, error: /^KAFKA_MAX_REQUEST_BYTES=32768: at least 66560 with Kafka/ },
+    'KAFKA_MAX_REQUEST_BYTES 32768 without Kafka': { env: { KAFKA_MAX_REQUEST_BYTES: '32768' }, get: (c) => c.kafka.maxRequestBytes, value: 32768 },
+    // the listening gap's lists: nothing, or the last of two in silence
+    'EARSHOT_GAP_INTENTS "," (opened no item by intent)': { env: { EARSHOT_GAP_INTENTS: ',' }, error: /^EARSHOT_GAP_INTENTS=",": expected a comma-separated list, got no entry$/ },
+    'EARSHOT_GAP_SLA a channel twice (the last won)': { env: { EARSHOT_GAP_SLA: 'Finance/email=2h, Finance/email=8h' }, error: /^EARSHOT_GAP_SLA: Finance\/email is given twice, with two durations; give it once$/ },
+    'EARSHOT_GAP_SLA overriding a default': { env: { EARSHOT_GAP_SLA: '*/email=8h' }, get: (c) => c.listeningGap.slaSeconds.get('*/email'), value: 8 * 3600 },
+    'EARSHOT_GAP_ESCALATION_TARGETS a department twice (the last won)': { env: { EARSHOT_GAP_ESCALATION_TARGETS: 'Finance=hubspot:42,Finance=salesforce' }, error: /^EARSHOT_GAP_ESCALATION_TARGETS: Finance is given twice, with two targets; give it once$/ },
+    'EARSHOT_GAP_ESCALATION_TARGETS "," (escalated nothing)': { env: { EARSHOT_GAP_ESCALATION_TARGETS: ' ,' }, error: /^EARSHOT_GAP_ESCALATION_TARGETS=",": expected a comma-separated list, got no entry$/ },
     'KAFKA_BROKERS "a:9092, b:9092," with a repeat': { env: { KAFKA_BROKERS: 'a:9092, b:9092,a:9092,' }, get: (c) => c.kafka.brokers, value: ['a:9092', 'b:9092'] },
     'KAFKA_BROKERS host without port': { env: { KAFKA_BROKERS: 'kafka' }, error: /^KAFKA_BROKERS: "kafka" is not host:port$/ },
     'KAFKA_BROKERS host:99999 (was accepted)': { env: { KAFKA_BROKERS: 'kafka:99999' }, error: /^KAFKA_BROKERS: "kafka:99999": the port must be from 1 to 65535$/ },
@@ -274,6 +309,10 @@ describe('loadConfig with the values operators really set', () => {
       env: { EARSHOT_HUBSPOT_TOKEN: SECRET, EARSHOT_HUBSPOT_REFRESH_TOKEN: SECRET, EARSHOT_HUBSPOT_CLIENT_ID: 'c', EARSHOT_HUBSPOT_CLIENT_SECRET: SECRET },
       error: /^EARSHOT_HUBSPOT_TOKEN and EARSHOT_HUBSPOT_REFRESH_TOKEN are both set/,
     },
+    'EARSHOT_HUBSPOT_TOKEN "Bearer …" (every call was 401)': { env: { EARSHOT_HUBSPOT_TOKEN: `Bearer ${SECRET}` }, error: /^EARSHOT_HUBSPOT_TOKEN: has white space inside; give the token alone, without "Bearer "/ },
+    'EARSHOT_SF_WRITEBACK_FIELDS score twice (the last won)': { env: { EARSHOT_SF_USERNAME: 'u', EARSHOT_SF_PASSWORD: SECRET, EARSHOT_SF_WRITEBACK_FIELDS: 'score=A__c, score=B__c' }, error: /^EARSHOT_SF_WRITEBACK_FIELDS: score is given twice, with two names; give it once$/ },
+    'EARSHOT_CRM_RETRY_BASE_MS not under MAX_RETRY_WAIT_MS (no call was retried)': { env: { EARSHOT_CRM_RETRY_BASE_MS: '5000', EARSHOT_CRM_MAX_RETRY_WAIT_MS: '2000' }, error: /^EARSHOT_CRM_RETRY_BASE_MS=5000 must be under EARSHOT_CRM_MAX_RETRY_WAIT_MS \(2000\), or no call is retried/ },
+    'EARSHOT_CRM_RETRY_BASE_MS with no retries': { env: { EARSHOT_CRM_RETRY_BASE_MS: '5000', EARSHOT_CRM_MAX_RETRY_WAIT_MS: '2000', EARSHOT_CRM_MAX_RETRIES: '0' }, get: (c) => c.crm.maxRetries, value: 0 },
     'EARSHOT_HUBSPOT_OBJECTS "contacts," ': { env: { EARSHOT_HUBSPOT_TOKEN: SECRET, EARSHOT_HUBSPOT_OBJECTS: 'contacts,' }, get: (c) => c.crm.hubspot!.objects, value: ['contacts'] },
   };
 
@@ -334,6 +373,63 @@ describe('loadConfig with the values operators really set', () => {
       'DATABASE_UR is not a variable Earshot reads; did you mean DATABASE_URL?',
       'KAFKA_BROKER is not a variable Earshot reads; did you mean KAFKA_BROKERS?',
     ]);
+  });
+});
+
+describe('names an operator mistypes', () => {
+  it('warns about a mistyped or lower-case prefix and a near miss of any name Earshot reads', () => {
+    // each of these was ignored without a word: DATABSE_URL started the embedded PostgreSQL instead
+    expect(loadConfig({ ERASHOT_ROLES: 'api', earshot_roles: 'api', DATABSE_URL: 'postgres://db/earshot', database_url: 'postgres://db/earshot', LOGLEVEL: 'debug' }).warnings).toEqual([
+      'DATABSE_URL is not a variable Earshot reads; did you mean DATABASE_URL?',
+      'ERASHOT_ROLES is not a variable Earshot knows; did you mean EARSHOT_ROLES?',
+      'LOGLEVEL is not a variable Earshot reads; did you mean LOG_LEVEL?',
+      'database_url is not a variable Earshot reads; did you mean DATABASE_URL?',
+      'earshot_roles is not a variable Earshot knows; did you mean EARSHOT_ROLES?',
+    ]);
+  });
+
+  it("says nothing of Kubernetes' service links or of other tools' names", () => {
+    const env = {
+      // a Service named earshot, one named kafka
+      EARSHOT_SERVICE_HOST: '10.0.0.7', EARSHOT_SERVICE_PORT: '4000', EARSHOT_SERVICE_PORT_HTTP: '4000', EARSHOT_PORT: 'tcp://10.0.0.7:4000',
+      EARSHOT_PORT_4000_TCP: 'tcp://10.0.0.7:4000', EARSHOT_PORT_4000_TCP_PROTO: 'tcp', EARSHOT_PORT_4000_TCP_PORT: '4000', EARSHOT_PORT_4000_TCP_ADDR: '10.0.0.7',
+      KAFKA_SERVICE_HOST: '10.0.0.8', KAFKA_PORT: 'tcp://10.0.0.8:9092',
+      HOSTNAME: 'earshot-0', NODE_OPTIONS: '--max-old-space-size=512', NODE_PATH: '/x', KAFKA_HEAP_OPTS: '-Xmx1G', KAFKA_OPTS: '-Dx', LOG_FORMAT: 'json',
+    };
+    expect(loadConfig(env).warnings).toEqual([]);
+    // the proxy variables in both cases: the lower-case one is read, the other is no typo
+    expect(loadConfig({ EARSHOT_HUBSPOT_TOKEN: 'pat-na1-0123', https_proxy: 'http://proxy:3128', HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: 'localhost' }).warnings).toEqual([]);
+    // a typo still is one, service-like or not
+    expect(loadConfig({ EARSHOT_METRIC_PORT: '9464' }).warnings).toEqual(['EARSHOT_METRIC_PORT is not a variable Earshot knows; did you mean EARSHOT_METRICS_PORT?']);
+  });
+});
+
+describe('EARSHOT_PERSISTED_OPERATIONS', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'earshot-manifest-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const refusal = (file: string) => {
+    try {
+      loadConfig({ EARSHOT_TRUSTED_DOCUMENTS: 'only', EARSHOT_PERSISTED_OPERATIONS: file });
+    } catch (e) {
+      return (e as ConfigError).problems;
+    }
+    return [];
+  };
+
+  // each was a stack trace from the API's start, after the background jobs had started, and the process stayed
+  it('is read before anything starts: a missing, malformed or foreign file is refused in one line', () => {
+    expect(refusal(path.join(dir, 'missing.json'))).toEqual([`EARSHOT_PERSISTED_OPERATIONS: cannot read ${path.join(dir, 'missing.json')}: ENOENT: no such file or directory, open '${path.join(dir, 'missing.json')}'`]);
+    writeFileSync(path.join(dir, 'bad.json'), '{"format": ');
+    expect(refusal(path.join(dir, 'bad.json'))).toEqual([expect.stringMatching(/^EARSHOT_PERSISTED_OPERATIONS: cannot read .*bad\.json: .*JSON/)]);
+    writeFileSync(path.join(dir, 'null.json'), 'null');
+    expect(refusal(path.join(dir, 'null.json'))).toEqual([`EARSHOT_PERSISTED_OPERATIONS: ${path.join(dir, 'null.json')} is not an apollo-persisted-query-manifest version 1`]);
+    writeFileSync(path.join(dir, 'nobody.json'), JSON.stringify({ format: 'apollo-persisted-query-manifest', version: 1, operations: [{ id: 'x' }] }));
+    expect(refusal(path.join(dir, 'nobody.json'))).toEqual([`EARSHOT_PERSISTED_OPERATIONS: ${path.join(dir, 'nobody.json')}: operation x has an id that is not the sha256 of its body`]);
+    const body = 'query Me { __typename }';
+    writeFileSync(path.join(dir, 'good.json'), JSON.stringify({ format: 'apollo-persisted-query-manifest', version: 1, operations: [{ id: createHash('sha256').update(body).digest('hex'), body }] }));
+    expect(refusal(path.join(dir, 'good.json'))).toEqual([]);
+    // a process without the api role reads no manifest: an ingest replica may run without the file
+    expect(loadConfig({ EARSHOT_ROLES: 'ingest', EARSHOT_TRUSTED_DOCUMENTS: 'only', EARSHOT_PERSISTED_OPERATIONS: path.join(dir, 'missing.json') }).graphqlApi.trustedDocuments).toBe('only');
   });
 });
 

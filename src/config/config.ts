@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { getHeapStatistics } from 'node:v8';
 import { parseCrmConfig, type CrmConfig } from '../crm/crm.config';
@@ -332,7 +333,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
 
   const nodeEnv = oneOf('NODE_ENV', 'development', ['development', 'production', 'test'] as const);
   const port = int('PORT', 4000, 0, 65535);
-  const host = str('HOST') ?? '0.0.0.0';
+  const host = listenHost(str('HOST'), problems);
   const logLevel = oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
 
   let roles: Role[] = [...ALL_ROLES];
@@ -354,22 +355,26 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
       problems.push('DATABASE_URL: expected a postgres: or postgresql: URL');
       return null;
     }
+    let readable = true;
     try {
       new URL(raw);
-      return raw;
     } catch {
       // libpq's Unix-socket form, which node-postgres reads and WHATWG URL cannot: an empty host
       // and the socket's folder in `host` (postgres://earshot@/earshot?host=/run/postgresql).
       // It was refused as "expected a postgres: or postgresql: URL".
-      if (/^postgres(ql)?:\/\/([^@/?#]*@)?\/[^?#]*\?([^#]*&)?host=(\/|%2F)/i.test(raw)) return raw;
-      // never the value: it may hold a password
-      problems.push('DATABASE_URL: not a URL that can be read: percent-encode reserved characters in the user name and password (# as %23, / as %2F, ? as %3F, @ as %40)');
-      return null;
+      readable = /^postgres(ql)?:\/\/([^@/?#]*@)?\/[^?#]*\?([^#]*&)?host=(\/|%2F)/i.test(raw);
     }
+    // never the value: it may hold a password
+    const problem = readable ? databaseUrlProblem(raw) : unreadableDatabaseUrl(raw);
+    if (problem === null) return raw;
+    problems.push(`DATABASE_URL: ${problem}`);
+    return null;
   })();
   const dataDirRaw = str('EARSHOT_DATA_DIR');
   // Only a shell expands ~; path.resolve would make a directory named "~" under the working directory.
   if (dataDirRaw !== null && dataDirRaw.startsWith('~')) problems.push(`EARSHOT_DATA_DIR=${JSON.stringify(dataDirRaw)}: ~ is not expanded here; give the full path`);
+  // nor $HOME or ${HOME} (Docker's --env-file, systemd's Environment=): it made a folder named "$HOME"
+  else if (dataDirRaw !== null && /\$(\{?[A-Za-z_])/.test(dataDirRaw)) problems.push(`EARSHOT_DATA_DIR=${JSON.stringify(dataDirRaw)}: variables ($NAME) are not expanded here; give the full path`);
   const dataDir = path.resolve(dataDirRaw ?? '.earshot');
 
   const apiKeys = parseApiKeys(str('EARSHOT_API_KEYS'), problems);
@@ -404,7 +409,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     graphqlQueueMaxPerPrincipal: int('EARSHOT_GRAPHQL_QUEUE_MAX_PER_PRINCIPAL', 500, 0, 1_000_000),
     dataDir,
     embeddedPgPort: int('EARSHOT_EMBEDDED_PG_PORT', 54329, 1, 65535),
-    publicUrl: (url('EARSHOT_PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(/\/$/, ''),
+    publicUrl: publicUrl(url('EARSHOT_PUBLIC_URL', ['http:', 'https:']), port, problems),
     ingestMaxBytes: int('EARSHOT_INGEST_MAX_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     ingestMaxTextBytes,
     ingestLimits: {
@@ -448,7 +453,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     shutdownTimeoutMs: int('EARSHOT_SHUTDOWN_TIMEOUT_MS', 15_000, 0, 600_000),
     graphql: parseGraphql(str, int, nodeEnv === 'production', problems),
     metrics: parseMetrics(str, int, nodeEnv === 'production', port, problems),
-    graphqlApi: parseGraphqlConfig(str, int, nodeEnv, problems),
+    graphqlApi: parseGraphqlConfig(str, int, nodeEnv, problems, roles.includes('api')),
     retentionDays: str('EARSHOT_RETENTION_DAYS') === null ? null : int('EARSHOT_RETENTION_DAYS', 0, 1, 36_500),
     warnings: [],
     console: oneOf('EARSHOT_CONSOLE', nodeEnv === 'production' ? 'off' : 'on', ['on', 'off'] as const) === 'on',
@@ -520,6 +525,16 @@ function parseKafka(
   if (createRaw !== null && !['true', 'false'].includes(createRaw)) problems.push(`KAFKA_CREATE_TOPICS=${JSON.stringify(createRaw)}: expected true or false`);
   const threadRaw = str('EARSHOT_OUTBOX_RELAY_THREAD');
   if (threadRaw !== null && !['true', 'false'].includes(threadRaw)) problems.push(`EARSHOT_OUTBOX_RELAY_THREAD=${JSON.stringify(threadRaw)}: expected true or false`);
+  const replicationFactor = int('KAFKA_REPLICATION_FACTOR', -1, -1, 32);
+  const maxRequestBytes = int('KAFKA_MAX_REQUEST_BYTES', 1_000_000, 1024, 100 * 1024 * 1024);
+  // The edge keeps EVENT_ROOM_BESIDES_TEXT of each request for the rest of an enriched event: under
+  // that and the smallest text limit, every interaction was refused as too large for its event.
+  const smallestRequest = EVENT_ROOM_BESIDES_TEXT + 1024;
+  if (brokers !== null && maxRequestBytes < smallestRequest) {
+    problems.push(`KAFKA_MAX_REQUEST_BYTES=${maxRequestBytes}: at least ${smallestRequest} with Kafka (an enriched event keeps ${EVENT_ROOM_BESIDES_TEXT} bytes besides its text), or every interaction is refused as too large`);
+  }
+  // Kafka makes no topic of 0 copies; -1 is the broker's default
+  if (replicationFactor === 0) problems.push('KAFKA_REPLICATION_FACTOR="0": expected -1 (the broker\'s default) or a number of copies from 1 to 32');
   const producerRaw = str('EARSHOT_OUTBOX_PRODUCER');
   if (producerRaw !== null && !['platformatic', 'kafkajs'].includes(producerRaw)) problems.push(`EARSHOT_OUTBOX_PRODUCER=${JSON.stringify(producerRaw)}: expected platformatic or kafkajs`);
   return {
@@ -531,11 +546,11 @@ function parseKafka(
     sasl,
     createTopics: createRaw !== 'false',
     partitions: int('KAFKA_TOPIC_PARTITIONS', 3, 1, 10_000),
-    replicationFactor: int('KAFKA_REPLICATION_FACTOR', -1, -1, 32),
+    replicationFactor,
     maxMessageBytes: int('KAFKA_MAX_MESSAGE_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     outboxPollMs: int('EARSHOT_OUTBOX_POLL_MS', 200, 10, 60_000),
     outboxRetentionHours: int('EARSHOT_OUTBOX_RETENTION_HOURS', 24, 0, 24 * 365),
-    maxRequestBytes: int('KAFKA_MAX_REQUEST_BYTES', 1_000_000, 1024, 100 * 1024 * 1024),
+    maxRequestBytes,
     relayThread: threadRaw !== 'false',
     relayProducer: producerRaw === 'kafkajs' ? 'kafkajs' : 'platformatic',
     outputTopicPrefix: prefix,
@@ -670,6 +685,78 @@ function phoneRegion(raw: string | null, problems: string[]): string {
 }
 
 /**
+ * HOST: what node's listen takes, a host name or an IP address. `localhost:4000`, `[::1]`,
+ * `http://0.0.0.0` and `0.0.0.0,::` were looked up as host names and ended the start with a
+ * stack trace (getaddrinfo ENOTFOUND).
+ */
+function listenHost(raw: string | null, problems: string[]): string {
+  if (raw === null) return '0.0.0.0';
+  // digits and dots only are an IPv4 address or nothing: the resolver read `10.0.1` as 10.0.0.1
+  const numeric = /^[\d.]+$/.test(raw);
+  if (isIP(raw) !== 0 || (!numeric && /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/.test(raw))) return raw;
+  const bracketed = /^\[(.*)\]$/.exec(raw);
+  const hint =
+    numeric ? 'not an IPv4 address (four numbers from 0 to 255, such as 127.0.0.1)'
+    : bracketed && isIP(bracketed[1]!) === 6 ? `write the IPv6 address without brackets (${bracketed[1]})`
+    : /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? 'a host name or address only, without a scheme'
+    : /^[^:]+:\d+$/.test(raw) ? 'a host name or address only; the port goes in PORT'
+    : 'expected one host name or IP address (0.0.0.0 for every interface, :: for IPv6 too, 127.0.0.1 for this machine only)';
+  problems.push(`HOST=${JSON.stringify(raw)}: ${hint}`);
+  return '0.0.0.0';
+}
+
+/**
+ * EARSHOT_PUBLIC_URL, the base of links to customers: `…/customers/<id>` is appended to it, so a
+ * query or fragment (`https://x.com/app?tenant=1`) made every link point elsewhere.
+ */
+function publicUrl(raw: string | null, port: number, problems: string[]): string {
+  if (raw === null) return `http://localhost:${port}`;
+  const u = new URL(raw);
+  if (u.search !== '' || u.hash !== '' || raw.includes('?') || raw.includes('#')) problems.push(`EARSHOT_PUBLIC_URL=${JSON.stringify(raw)}: a base URL (scheme://host[:port][/path]), without ?query or #fragment: links are made by appending to it`);
+  return raw.replace(/\/$/, '');
+}
+
+/** The SSL settings node-postgres reads from DATABASE_URL; another value was read as SSL on, fully verified. */
+const PG_SSLMODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'];
+const PG_SSL = ['true', '1', '0', 'no-verify'];
+
+/**
+ * What is wrong with a DATABASE_URL that parses, or null; never quoting the URL, which may hold a
+ * password. TypeORM decodes the user name and password itself (decodeURIComponent): a % that
+ * starts no escape (`p%zz`) ended every start with "URI malformed". `sslmode=bogus` and
+ * `ssl=false` turned SSL on with full verification ("The server does not support SSL connections").
+ */
+function databaseUrlProblem(raw: string): string | null {
+  // the user info as TypeORM cuts it: before the last @ of the part up to the first /
+  const afterScheme = raw.slice(raw.indexOf('//') + 2);
+  const authority = afterScheme.slice(0, afterScheme.indexOf('/') < 0 ? undefined : afterScheme.indexOf('/'));
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) {
+    try {
+      for (const part of authority.slice(0, at).split(/:(.*)/s)) decodeURIComponent(part);
+    } catch {
+      return 'the user name or password holds a % that starts no percent-encoded character: write % as %25 (and # as %23, / as %2F, ? as %3F, @ as %40)';
+    }
+  }
+  const q = raw.indexOf('?');
+  const params = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1).split('#')[0]);
+  const sslmode = params.get('sslmode');
+  if (sslmode !== null && !PG_SSLMODES.includes(sslmode)) return `sslmode=${JSON.stringify(sslmode)}: expected one of ${PG_SSLMODES.join(', ')}`;
+  const ssl = params.get('ssl');
+  if (ssl !== null && !PG_SSL.includes(ssl)) return `ssl=${JSON.stringify(ssl)}: expected ssl=true or ssl=1 (SSL on), ssl=0 (off), or an sslmode`;
+  return null;
+}
+
+/** Why a DATABASE_URL does not parse, as closely as can be said without quoting it. */
+function unreadableDatabaseUrl(raw: string): string {
+  const host = /^postgres(?:ql)?:\/\/(?:[^@]*@)?([^/?#@]*)/i.exec(raw)?.[1] ?? '';
+  if (host.includes(',')) return 'several hosts (host1,host2) cannot be given: name one host (the primary, or a proxy in front of them)';
+  const port = /:(\d+)$/.exec(host)?.[1];
+  if (port !== undefined && Number(port) > 65535) return 'the port must be from 1 to 65535';
+  return 'not a URL that can be read: percent-encode reserved characters in the user name and password (# as %23, / as %2F, ? as %3F, @ as %40, % as %25) in postgres://user:password@host:port/database';
+}
+
+/**
  * EARSHOT_IDENTITY_IGNORED, comma-separated: `local@` and `@domain` stay patterns (lower case), a
  * full address is normalized as an email, a phone as E.164, `network:handle` as a handle key.
  */
@@ -717,6 +804,8 @@ export const KNOWN_ELSEWHERE: readonly string[] = [
     'LOGIN_URL', 'OBJECTS', 'QUERY_BATCH_SIZE', 'CURSOR_LAG_MS', 'WRITEBACK_FIELDS', 'WRITEBACK_OBJECTS', 'REFRESH_TOKEN', 'USERNAME', 'PASSWORD'].map((n) => `EARSHOT_SF_${n}`),
   ...['APP_URL', 'BASE_PATH', 'BUDGET_PER_10S', 'CLIENT_ID', 'CLIENT_SECRET', 'DAILY_BUDGET', 'IDENTITY_FIELDS', 'OBJECTS', 'PORTAL_ID', 'PROPERTY_GROUP', 'SEARCH_LAG_MS',
     'SEARCH_PER_SECOND', 'WRITEBACK_PROPERTIES', 'TOKEN', 'REFRESH_TOKEN'].map((n) => `EARSHOT_HUBSPOT_${n}`),
+  // the proxy variables, read only with a CRM and lower case first: HTTPS_PROXY beside https_proxy is no typo
+  'http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY',
   // compose, benchmarks and tests
   'EARSHOT_PORT', 'EARSHOT_SHARED_DATA', 'EARSHOT_TEST_KAFKA_BROKERS', 'EARSHOT_TEST_PG_ADMIN_URL', 'EARSHOT_TEST_PG_PORT',
 ];
@@ -728,30 +817,43 @@ export function knownVariableNames(): Set<string> {
   return read;
 }
 
-/** A warning per EARSHOT_* variable that nothing reads, naming the closest known one. */
+/**
+ * A warning per EARSHOT_* variable that nothing reads, naming the closest known one; the same for
+ * a prefix mistyped or in lower case (ERASHOT_ROLES, earshot_roles) and for a near miss of another
+ * name Earshot reads (DATABSE_URL started the embedded PostgreSQL instead, without a word).
+ */
 export function unknownVariables(env: Env, known: ReadonlySet<string>): string[] {
   const out: string[] = [];
   for (const name of Object.keys(env).sort()) {
-    if (known.has(name)) continue;
-    // KAFKA_* and DATABASE_* are shared with other tools (KAFKA_HEAP_OPTS): only a near miss of
-    // one Earshot reads is named (KAFKA_BROKER for KAFKA_BROKERS ran without Kafka)
-    const shared = /^(KAFKA|DATABASE)_/.exec(name);
-    if (shared) {
-      const near = [...known].filter((k) => k.startsWith(shared[0]) && editDistance(name, k) <= 2).sort((a, b) => editDistance(name, a) - editDistance(name, b))[0];
-      if (near) out.push(`${name} is not a variable Earshot reads; did you mean ${near}?`);
+    if (known.has(name) || kubernetesServiceLink(name, env[name])) continue;
+    const upper = name.toUpperCase();
+    const prefix = upper.split('_')[0]!;
+    if (upper.includes('_') && prefix.length >= 5 && editDistance(prefix, 'EARSHOT') <= 2) {
+      let best: string | null = null;
+      let bestD = Infinity;
+      for (const k of known) {
+        if (!k.startsWith('EARSHOT_')) continue;
+        const d = editDistance(upper, k);
+        if (d < bestD) [best, bestD] = [k, d];
+      }
+      out.push(`${name} is not a variable Earshot knows${best && bestD <= Math.max(3, Math.floor(name.length / 3)) ? `; did you mean ${best}?` : ''}`);
       continue;
     }
-    if (!name.startsWith('EARSHOT_')) continue;
-    let best: string | null = null;
-    let bestD = Infinity;
-    for (const k of known) {
-      if (!k.startsWith('EARSHOT_')) continue;
-      const d = editDistance(name, k);
-      if (d < bestD) [best, bestD] = [k, d];
-    }
-    out.push(`${name} is not a variable Earshot knows${best && bestD <= Math.max(3, Math.floor(name.length / 3)) ? `; did you mean ${best}?` : ''}`);
+    // Other names are shared with other tools (KAFKA_HEAP_OPTS, HOSTNAME): only a near miss of one
+    // Earshot reads is named (KAFKA_BROKER for KAFKA_BROKERS ran without Kafka), and no short name.
+    if (upper.length < 8) continue;
+    const near = [...known].filter((k) => !k.startsWith('EARSHOT_') && editDistance(upper, k) <= 2).sort((a, b) => editDistance(upper, a) - editDistance(upper, b))[0];
+    if (near) out.push(`${name} is not a variable Earshot reads; did you mean ${near}?`);
   }
   return out;
+}
+
+/**
+ * Kubernetes sets these for every Service of the namespace (one named earshot gives
+ * EARSHOT_SERVICE_HOST, EARSHOT_PORT=tcp://…, EARSHOT_PORT_4000_TCP_ADDR …): no typo of anyone's.
+ */
+function kubernetesServiceLink(name: string, value: string | undefined): boolean {
+  return /_SERVICE_(HOST|PORT(_[A-Z0-9_]+)?)$/.test(name) || /_PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?$/.test(name) || (/_PORT$/.test(name) && /^(tcp|udp|sctp):\/\//.test(value ?? ''));
 }
 
 function editDistance(a: string, b: string): number {

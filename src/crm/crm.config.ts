@@ -155,6 +155,7 @@ function parseIdentityFields(name: string, raw: string, problems: string[]): Ide
 function parseFieldNames(name: string, raw: string | null, defaults: WriteBackFieldNames, problems: string[]): WriteBackFieldNames {
   if (raw === null) return defaults;
   const out: Record<string, string> = { ...defaults };
+  const given = new Set<string>();
   for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
     const [key, api] = entry.split('=').map((s) => s.trim());
     // Object.hasOwn: `in` took `constructor=X`, `toString=X` and `__proto__=X` as keys, silently
@@ -162,6 +163,9 @@ function parseFieldNames(name: string, raw: string | null, defaults: WriteBackFi
       problems.push(`${name}: ${JSON.stringify(entry)} is not key=ApiName with key one of ${Object.keys(defaults).join(', ')}`);
       continue;
     }
+    // the last of two names won in silence, and the sentiment went to one field only
+    if (given.has(key) && out[key] !== api) problems.push(`${name}: ${key} is given twice, with two names; give it once`);
+    given.add(key);
     out[key] = api;
   }
   return out as unknown as WriteBackFieldNames;
@@ -268,6 +272,8 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
   const hsRefresh = str('EARSHOT_HUBSPOT_REFRESH_TOKEN');
   const hsSet = ['EARSHOT_HUBSPOT_CLIENT_ID', 'EARSHOT_HUBSPOT_CLIENT_SECRET', 'EARSHOT_HUBSPOT_PORTAL_ID'].filter((n) => str(n) !== null);
   if (hsToken === null && hsRefresh === null && hsSet.length > 0) problems.push(`${hsSet.join(', ')} set, but no HubSpot credential: set EARSHOT_HUBSPOT_TOKEN or EARSHOT_HUBSPOT_REFRESH_TOKEN, or unset them`);
+  // "Bearer pat-…" went out as "Bearer Bearer pat-…": every call 401
+  if (hsToken !== null && /\s/.test(hsToken)) problems.push(`EARSHOT_HUBSPOT_TOKEN: has white space inside; give the token alone${/^bearer\s/i.test(hsToken) ? ', without "Bearer " (Earshot sends it)' : ''}`);
   if (hsToken !== null && hsRefresh !== null) problems.push('EARSHOT_HUBSPOT_TOKEN and EARSHOT_HUBSPOT_REFRESH_TOKEN are both set: give one (a private app token, or OAuth)');
   if (hsToken !== null || hsRefresh !== null) {
     const auth: HubSpotConfig['auth'] = hsToken !== null ? 'private_app' : 'oauth';
@@ -302,6 +308,13 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
     };
   }
 
+  const maxRetries = int('EARSHOT_CRM_MAX_RETRIES', 8, 0, 100);
+  const retryBaseMs = int('EARSHOT_CRM_RETRY_BASE_MS', 500, 1, 600_000);
+  const maxRetryWaitMs = int('EARSHOT_CRM_MAX_RETRY_WAIT_MS', 120_000, 1, 3_600_000);
+  // a backoff as long as the longest wait in place fails the call: no call was ever retried
+  if (maxRetries > 0 && retryBaseMs >= maxRetryWaitMs) {
+    problems.push(`EARSHOT_CRM_RETRY_BASE_MS=${retryBaseMs} must be under EARSHOT_CRM_MAX_RETRY_WAIT_MS (${maxRetryWaitMs}), or no call is retried (EARSHOT_CRM_MAX_RETRIES=0 says so)`);
+  }
   return {
     salesforce,
     hubspot,
@@ -310,9 +323,9 @@ export function parseCrmConfig(str: Str, int: Int, problems: string[]): CrmConfi
     writeBack: bool('EARSHOT_CRM_WRITEBACK', true),
     writeBackPollMs: int('EARSHOT_CRM_WRITEBACK_POLL_MS', 2_000, 10, 3_600_000),
     writeBackLeaseMs: int('EARSHOT_CRM_WRITEBACK_LEASE_MS', 120_000, 100, 3_600_000),
-    maxRetries: int('EARSHOT_CRM_MAX_RETRIES', 8, 0, 100),
-    retryBaseMs: int('EARSHOT_CRM_RETRY_BASE_MS', 500, 1, 600_000),
-    maxRetryWaitMs: int('EARSHOT_CRM_MAX_RETRY_WAIT_MS', 120_000, 1, 3_600_000),
+    maxRetries,
+    retryBaseMs,
+    maxRetryWaitMs,
     requestTimeoutMs: int('EARSHOT_CRM_REQUEST_TIMEOUT_MS', 120_000, 100, 3_600_000),
     // at most 512 MiB, about the longest string V8 makes (a larger body could never be read anyway)
     maxResponseBytes: int('EARSHOT_CRM_MAX_RESPONSE_BYTES', DEFAULT_CRM_MAX_RESPONSE_BYTES, 64 * 1024, 512 * 1024 * 1024),

@@ -1,3 +1,5 @@
+import { TrustedDocuments } from './trusted-documents';
+
 export interface GraphqlApiConfig {
   /** GraphiQL at GET /graphql (browsers) and /explorer; off in production unless EARSHOT_EXPLORER=on */
   readonly explorer: boolean;
@@ -21,6 +23,8 @@ export function parseGraphqlConfig(
   int: (n: string, d: number, min: number, max: number) => number,
   nodeEnv: string,
   problems: string[],
+  /** the api role is on: only it reads the manifest */
+  apiRole: boolean,
 ): GraphqlApiConfig {
   const explorerRaw = str('EARSHOT_EXPLORER');
   if (explorerRaw !== null && !['on', 'off'].includes(explorerRaw)) problems.push(`EARSHOT_EXPLORER=${JSON.stringify(explorerRaw)}: expected on or off`);
@@ -50,6 +54,16 @@ export function parseGraphqlConfig(
   // documents" ran every document without a word
   if (trusted === 'off' && persistedOperationsFile !== null && str('EARSHOT_TRUSTED_DOCUMENTS') === null) {
     problems.push('EARSHOT_PERSISTED_OPERATIONS is set but EARSHOT_TRUSTED_DOCUMENTS is not: set it to only (run nothing else) or allow (run the rest too), or unset the manifest');
+  }
+
+  // read and checked here, before anything starts: a missing or malformed manifest was a stack
+  // trace from the API's start, after the background jobs had started, and the process stayed
+  if (apiRole && (trusted === 'allow' || trusted === 'only') && persistedOperationsFile !== null) {
+    try {
+      new TrustedDocuments(trusted, persistedOperationsFile);
+    } catch (e) {
+      problems.push(`EARSHOT_PERSISTED_OPERATIONS: ${(e as Error).message}`);
+    }
   }
 
   const federationRaw = str('EARSHOT_FEDERATION');

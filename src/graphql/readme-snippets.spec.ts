@@ -275,6 +275,8 @@ const NOT_EARSHOT_VARIABLES = new Map<string, string>([
   ['KAFKA_BROKER', 'the README\'s example of a typo Earshot names'],
   ['DATABASE_UR', 'the README\'s example of a typo Earshot names'],
   ['NODE_USE_ENV_PROXY', 'Node\'s own variable, named as the behaviour Earshot\'s proxy handling follows'],
+  ['EARSHOT_SERVICE_HOST', 'set by Kubernetes for a Service named earshot: the README says it is not warned about'],
+  ['EARSHOT_PORT_4000_TCP_ADDR', 'set by Kubernetes for a Service named earshot: the README says it is not warned about'],
 ]);
 /** Variables the code reads for its tests, benchmarks and compose file only: not an operator's. */
 const TEST_ONLY = /^EARSHOT_(TEST_|SHARED_DATA$|PORT$)/;

@@ -34,12 +34,17 @@ export class TrustedDocuments {
     manifestFile: string | null,
   ) {
     if (mode === 'off' || !manifestFile) return;
-    const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest;
-    if (manifest.format !== 'apollo-persisted-query-manifest' || manifest.version !== 1 || !Array.isArray(manifest.operations)) {
+    let manifest: Manifest | null;
+    try {
+      manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest | null;
+    } catch (e) {
+      throw new Error(`cannot read ${manifestFile}: ${(e as Error).message}`);
+    }
+    if (manifest?.format !== 'apollo-persisted-query-manifest' || manifest.version !== 1 || !Array.isArray(manifest.operations)) {
       throw new Error(`${manifestFile} is not an apollo-persisted-query-manifest version 1`);
     }
     for (const op of manifest.operations) {
-      if (sha256(op.body) !== op.id) throw new Error(`${manifestFile}: operation ${op.name ?? op.id} has an id that is not the sha256 of its body`);
+      if (typeof op?.body !== 'string' || sha256(op.body) !== op.id) throw new Error(`${manifestFile}: operation ${op?.name ?? op?.id} has an id that is not the sha256 of its body`);
       this.byId.set(op.id, op.body);
     }
   }

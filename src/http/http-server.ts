@@ -193,9 +193,12 @@ export async function listenWhileStarting(port: number, host: string, phase: () 
     },
   );
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    // A HOST that names no host fails in the name lookup, not in listen: told as the listener's
+    // failure (main.ts, one line) rather than a getaddrinfo stack trace
+    const onError = (e: NodeJS.ErrnoException) => reject(e.syscall === 'getaddrinfo' ? Object.assign(e, { syscall: 'listen', address: host, port }) : e);
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });

@@ -39,3 +39,14 @@ describe('EARSHOT_INGEST_EARLIEST_OCCURRED_AT bounds', () => {
     }
   });
 });
+
+describe('EARSHOT_INGEST_EARLIEST_OCCURRED_AT on a day that does not exist', () => {
+  // Date.parse rolls the day over: 2020-02-31 was read as 2020-03-02, without a word
+  it('refuses it instead of moving it to the next month', () => {
+    for (const impossible of ['2020-02-31', '2021-02-29', '2020-04-31T10:00Z', '2020-02-30T00:00:00+01:00', '2020-00-10', '2020-01-00']) {
+      expect(() => earliest(impossible), impossible).toThrow(/EARSHOT_INGEST_EARLIEST_OCCURRED_AT=.*: expected an ISO-8601 date/);
+    }
+    expect(earliest('2020-02-29')).toBe(Date.UTC(2020, 1, 29));
+    expect(earliest('2020-12-31T23:59:59Z')).toBe(Date.UTC(2020, 11, 31, 23, 59, 59));
+  });
+});

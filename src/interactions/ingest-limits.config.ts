@@ -22,6 +22,16 @@ const ISO_DATE_OR_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)
 /** The earliest `EARSHOT_INGEST_EARLIEST_OCCURRED_AT` taken. */
 const EARLIEST_ALLOWED = Date.UTC(1901, 0, 1);
 
+/**
+ * The day of `YYYY-MM-DD…` exists: Date.parse rolls an impossible one over, so 2020-02-31 was
+ * read as 2020-03-02 and 2021-02-29 as 2021-03-01.
+ */
+function isCalendarDate(raw: string): boolean {
+  const [y, m, d] = raw.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const day = new Date(Date.UTC(y, m - 1, d));
+  return day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
+}
+
 /** Everything but the text limit, which config.ts parses once for its older `ingestMaxTextBytes` too. */
 export function parseIngestLimits(
   str: (n: string) => string | null,
@@ -34,7 +44,7 @@ export function parseIngestLimits(
     // A date (a UTC midnight) or a date-time with its offset: Date.parse reads a date-time without
     // one ("2020-01-01T00:00:00", "2020-01-01 00:00", "Jan 1 2020") in the host's time zone, so
     // the same value refused different messages on hosts in different zones.
-    const t = ISO_DATE_OR_INSTANT.test(earliestRaw) ? Date.parse(earliestRaw) : NaN;
+    const t = ISO_DATE_OR_INSTANT.test(earliestRaw) && isCalendarDate(earliestRaw) ? Date.parse(earliestRaw) : NaN;
     // The earliest allowed is 1901-01-01 (the bound was written Date.UTC(1, 0, 1), which JavaScript
     // reads as 1901, while the message said "after year 0": 0001-01-01 was refused with a reason
     // it met). Kept at 1901: with wider windows a reply decades after its message overflows the

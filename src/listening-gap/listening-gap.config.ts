@@ -65,7 +65,10 @@ export function parseListeningGapConfig(
   int: (n: string, d: number, min: number, max: number) => number,
   problems: string[],
 ): ListeningGapConfig {
-  const intents = (str('EARSHOT_GAP_INTENTS') ?? 'complaint,question,churn_threat').split(',').map((s) => s.trim()).filter(Boolean);
+  const intentsRaw = str('EARSHOT_GAP_INTENTS');
+  const intents = [...new Set((intentsRaw ?? 'complaint,question,churn_threat').split(',').map((s) => s.trim()).filter(Boolean))];
+  // "," opened no item by intent at all, without a word
+  if (intentsRaw !== null && intents.length === 0) problems.push(`EARSHOT_GAP_INTENTS=${JSON.stringify(intentsRaw)}: expected a comma-separated list, got no entry`);
   const known = ['complaint', 'question', 'praise', 'purchase_intent', 'churn_threat', 'other'];
   for (const i of intents) if (!known.includes(i)) problems.push(`EARSHOT_GAP_INTENTS: ${JSON.stringify(i)} is not one of ${known.join(', ')}`);
 
@@ -82,6 +85,7 @@ export function parseListeningGapConfig(
   const slaRaw = str('EARSHOT_GAP_SLA');
   // Operators' entries are added on top of the defaults, so setting one department keeps the rest.
   for (const raw of [DEFAULT_SLA, ...(slaRaw === null ? [] : [slaRaw])]) {
+    const given = new Map<string, number>();
     for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
       const m = /^([^=/]+)\/([^=/]+)=(.+)$/.exec(entry);
       const secs = m ? duration(m[3]!) : null;
@@ -93,7 +97,11 @@ export function parseListeningGapConfig(
         problems.push(`EARSHOT_GAP_SLA: ${JSON.stringify(entry)} is longer than 365d`);
         continue;
       }
-      slaSeconds.set(`${m[1]!.trim()}/${m[2]!.trim()}`, secs);
+      const key = `${m[1]!.trim()}/${m[2]!.trim()}`;
+      // the same department/channel twice with two durations: the last one won in silence
+      if (given.has(key) && given.get(key) !== secs) problems.push(`EARSHOT_GAP_SLA: ${key} is given twice, with two durations; give it once`);
+      given.set(key, secs);
+      slaSeconds.set(key, secs);
     }
   }
 
@@ -121,13 +129,22 @@ export function parseListeningGapConfig(
   const escRaw = str('EARSHOT_GAP_ESCALATION');
   if (escRaw !== null && !['on', 'off', 'true', 'false'].includes(escRaw)) problems.push('EARSHOT_GAP_ESCALATION: expected on or off');
   const escalationTargets = new Map<string, EscalationTarget>();
-  for (const entry of (str('EARSHOT_GAP_ESCALATION_TARGETS') ?? '*=salesforce').split(',').map((s) => s.trim()).filter(Boolean)) {
+  const targetsRaw = str('EARSHOT_GAP_ESCALATION_TARGETS');
+  const targetEntries = (targetsRaw ?? '*=salesforce').split(',').map((s) => s.trim()).filter(Boolean);
+  // "," escalated nothing anywhere (every department fell to none), without a word
+  if (targetsRaw !== null && targetEntries.length === 0) problems.push(`EARSHOT_GAP_ESCALATION_TARGETS=${JSON.stringify(targetsRaw)}: expected a comma-separated list, got no entry`);
+  for (const entry of targetEntries) {
     const m = /^([^=]+)=(salesforce|hubspot|none)(?::([A-Za-z0-9_-]+))?$/.exec(entry);
     if (!m) {
       problems.push(`EARSHOT_GAP_ESCALATION_TARGETS: ${JSON.stringify(entry)} is not department=salesforce|hubspot|none[:ownerId]`);
       continue;
     }
-    escalationTargets.set(m[1]!.trim(), { system: m[2] as EscalationSystem, ownerId: m[3] ?? null });
+    const department = m[1]!.trim();
+    const target = { system: m[2] as EscalationSystem, ownerId: m[3] ?? null };
+    const before = escalationTargets.get(department);
+    // the last one won in silence
+    if (before && (before.system !== target.system || before.ownerId !== target.ownerId)) problems.push(`EARSHOT_GAP_ESCALATION_TARGETS: ${department} is given twice, with two targets; give it once`);
+    escalationTargets.set(department, target);
   }
 
   const escalationIntervalMs = int('EARSHOT_GAP_ESCALATION_INTERVAL_MS', 60_000, 100, 86_400_000);

@@ -40,9 +40,12 @@ export function parseSentimentConfig(
       problems.push('EARSHOT_SENTIMENT_URL: expected an http or https URL');
     }
   }
+  const token = str('EARSHOT_SENTIMENT_TOKEN');
+  // "Bearer abc" went out as "Bearer Bearer abc"; a bearer token has no white space (RFC 6750)
+  if (token !== null && /\s/.test(token)) problems.push(`EARSHOT_SENTIMENT_TOKEN: has white space inside; give the token alone${/^bearer\s/i.test(token) ? ', without "Bearer " (Earshot sends it)' : ''}`);
   return {
     url,
-    token: str('EARSHOT_SENTIMENT_TOKEN'),
+    token,
     timeoutMs: int('EARSHOT_SENTIMENT_TIMEOUT_MS', 2_000, 10, 120_000),
     batchSize: int('EARSHOT_SENTIMENT_BATCH_SIZE', 64, 1, 1_000),
     concurrency: int('EARSHOT_SENTIMENT_CONCURRENCY', 4, 1, 64),

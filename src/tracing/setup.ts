@@ -19,6 +19,14 @@ export function tracingEnabled(env: Env): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
 }
 
+/**
+ * The exporter OTEL_TRACES_EXPORTER names, read as tracingEnabled reads it: `Console` (or with a
+ * CR) turned tracing on and then sent the spans to an OTLP collector that was never named.
+ */
+export function tracesExporter(env: Env): 'console' | 'otlp' {
+  return env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'console' ? 'console' : 'otlp';
+}
+
 /** Earshot's own paths, recorded as they are; any other path is a client's text. */
 const KNOWN_PATHS: ReadonlySet<string> = new Set(['/graphql', '/ingest', '/healthz', '/readyz', '/metrics', '/explorer', '/console', '/']);
 const NOT_RECORDED = '[not recorded]';
@@ -56,7 +64,7 @@ export function startTracing(env: Env = process.env, opts: { exporter?: SpanExpo
   const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg') as typeof import('@opentelemetry/instrumentation-pg');
   let processor;
   if (opts.exporter) processor = new sdk.SimpleSpanProcessor({ exporter: opts.exporter });
-  else if (env.OTEL_TRACES_EXPORTER === 'console') processor = new sdk.SimpleSpanProcessor({ exporter: new sdk.ConsoleSpanExporter() });
+  else if (tracesExporter(env) === 'console') processor = new sdk.SimpleSpanProcessor({ exporter: new sdk.ConsoleSpanExporter() });
   else {
     const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
     processor = new sdk.BatchSpanProcessor({ exporter: new OTLPTraceExporter() });
