@@ -1,7 +1,7 @@
 // The analyzer every department reads: sentiment and complaint from the trained linear model
 // (src/sentiment/model) with its exact explanation, intent, topics routed to departments, and
 // language. Composition only; the parts live in their own modules.
-import { classifyIntent, COMPLAINT_CUE, COMPLAINT_CUE_PROBABILITY, type Intent, isPlainHowToQuestion } from './intent.classifier';
+import { classifyIntent, COMPLAINT_CUE, COMPLAINT_CUE_PROBABILITY, cueText, type Intent, isPlainHowToQuestion } from './intent.classifier';
 import { detectLanguage } from './language';
 import { defaultModel, HEAD_COMPLAINT, HEAD_NEGATIVE, HEAD_NEUTRAL, HEAD_POSITIVE, HEADS, type LinearModel } from './model/linear-model';
 import { F_LEX_NEG } from './model/features';
@@ -208,7 +208,7 @@ export class SentimentAnalyzer {
       if ((label === 'positive' && score <= m) || (label === 'negative' && score >= -m)) label = 'neutral';
     }
     const complaintProbability = 1 / (1 + Math.exp(-z[HEAD_COMPLAINT]!));
-    let complaint = complaintProbability >= th.complaint || (complaintProbability >= COMPLAINT_CUE_PROBABILITY && COMPLAINT_CUE.test(scored.length > 5_000 ? scored.slice(0, 5_000) : scored));
+    let complaint = complaintProbability >= th.complaint || (complaintProbability >= COMPLAINT_CUE_PROBABILITY && COMPLAINT_CUE.test(cueText(scored.length > 5_000 ? scored.slice(0, 5_000) : scored)));
     // "How do I reset my password?": topic words (account, password, email) lean negative in the
     // training sets, but a how-to question without a negative word or a sign of grievance is a
     // question. The score and its explanation stay what the model computed.

@@ -23,6 +23,20 @@ function intentWindow(text: string): string {
   return text.slice(0, INTENT_SCAN).replace(/\s+/g, ' ').trimStart().slice(0, INTENT_WINDOW);
 }
 
+/** What {@link cueText} changes: white space other than one space, an invisible or control character, ’. */
+const UNSPACED = /[^\S ]| {2}|[\u2019\p{Default_Ignorable_Code_Point}\x00-\x08\x0e-\x1f\x7f]/u;
+
+/**
+ * `text` as the cues below are written: each run of white space one space (a tab, a line break,
+ * U+00A0, U+3000, two spaces), invisible characters (a word joiner, an RTL mark before "how")
+ * and control characters gone, ’ as '. "cancel\u00a0my account" was no churn threat, and
+ * "\u200fhow do I …" no question.
+ */
+export function cueText(text: string): string {
+  if (!UNSPACED.test(text)) return text;
+  return text.replace(/[\p{Default_Ignorable_Code_Point}\x00-\x08\x0e-\x1f\x7f]+/gu, '').replace(/\s+/g, ' ').replace(/\u2019/g, "'");
+}
+
 const CHURN =
   /\b(?:cancel(?:l?ing)? my (?:account|subscription|membership|plan|contract|service)|clos(?:e|ing) my account|switch(?:ing|ed)? (?:over )?to|mov(?:e|ing) (?:over )?to (?!the\b|a\b)|never (?:again|(?:buy|buying|order|ordering|use|using|fly|flying|shop|shopping|coming|come)\b[^.!?]{0,40}\bagain)|(?:take|taking) my (?:business|money) elsewhere|done with (?:you|this|your)|last time i(?:'ll| will)? (?:use|order|buy|fly|shop)|(?:i'm|i am|we're|we are) (?:leaving|out)\b|unsubscrib(?:e|ing)|won't be (?:back|renewing|using)|not (?:renewing|coming back)|looking for (?:a |an )?(?:alternative|another provider|other options)|port(?:ing)? my number|#neveragain|#boycott)/;
 
@@ -101,7 +115,7 @@ const GRIEVANCE =
  */
 export function isPlainHowToQuestion(text: string): boolean {
   if (text.length > 600) return false;
-  const lower = text.toLowerCase().replace(/’/g, "'").trim();
+  const lower = cueText(text.toLowerCase()).trim();
   return isHowToRequest(lower) && !GRIEVANCE.test(lower) && !COMPLAINT_CUE.test(lower);
 }
 
@@ -126,7 +140,7 @@ export interface IntentSignals {
  * Never throws.
  */
 export function classifyIntent(text: string, s: IntentSignals): IntentResult {
-  const lower = intentWindow(text).toLowerCase().replace(/’/g, "'");
+  const lower = cueText(intentWindow(text).toLowerCase());
   const trimmed = lower.trim();
   if (!trimmed) return { intent: 'other', confidence: 0.5, cue: 'empty' };
 

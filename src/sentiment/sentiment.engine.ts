@@ -33,7 +33,7 @@ export const MAX_SCORED_CHARS = 100_000;
 // One pass over the text. Order matters: URLs and mentions before emoticons (":/" in URLs),
 // emoticons before words ("xD"), and a lookbehind so "8:30" is not read as a face.
 const TOKEN_RE =
-  /(https?:\/\/\S+|www\.\S+)|(@[\p{L}\p{N}_.]+)|#([\p{L}\p{N}_]+)|((?<![\p{L}\p{N}])(?:[:;=][-'^o]?[)(\]\[dDpPoO3*/\\|@$]+|<\/?3+|\^_*\^))|([\p{L}\p{N}]+(?:['’][\p{L}]+)*)|(\p{Extended_Pictographic})|([.!?]+|\n+)|([,;:()\u2013\u2014])/gu;
+  /(https?:\/\/\S+|www\.\S+)|(@[\p{L}\p{N}_.]+)|#([\p{L}\p{N}_]+)|((?<![\p{L}\p{N}])(?:[:;=][-'’^o]?[)(\]\[dDpPoO3*/\\|@$]+|<\/?3+|\^_*\^))|([\p{L}\p{N}]+(?:['’][\p{L}]+)*)|(\p{Extended_Pictographic})|([.!?]+|\n+)|([,;:()\u2013\u2014])/gu;
 
 /**
  * Splits text into words, hashtags, emoji, emoticons, links, @mentions, clause and sentence marks.
@@ -100,8 +100,11 @@ function matchFrom(text: string, from: number, out: Token[]): number {
   if (m[1] !== undefined) out.push({ text: m[0], lower: '<url>', kind: TOKEN_URL });
   else if (m[2] !== undefined) out.push({ text: m[0], lower: '<@mention>', kind: TOKEN_MENTION });
   else if (m[3] !== undefined) out.push({ text: m[0], lower: m[3].toLowerCase(), kind: TOKEN_HASHTAG });
-  else if (m[4] !== undefined) out.push({ text: m[4], lower: m[4].toLowerCase(), kind: TOKEN_EMOTICON });
-  else if (m[5] !== undefined) {
+  else if (m[4] !== undefined) {
+    // ":’(" is ":'(" with smart punctuation on
+    const e = m[4].indexOf('’') >= 0 ? m[4].replace('’', "'") : m[4];
+    out.push({ text: e, lower: e.toLowerCase(), kind: TOKEN_EMOTICON });
+  } else if (m[5] !== undefined) {
     const w = m[5].indexOf('’') >= 0 ? m[5].replace(/’/g, "'") : m[5];
     out.push({ text: w, lower: w.toLowerCase(), kind: TOKEN_WORD });
   } else if (m[6] !== undefined) out.push({ text: m[6], lower: m[6], kind: TOKEN_EMOJI });
