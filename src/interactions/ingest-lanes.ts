@@ -86,7 +86,7 @@ export function conversationKeys(m: InteractionMessage, identity: IdentityKeyOpt
   const keys = [`t${SEP}${m.source}${SEP}${m.externalId}`];
   if (m.inReplyTo) keys.push(`t${SEP}${m.source}${SEP}${m.inReplyTo}`);
   // the listening-gap tracker's key: the author of an inbound message, the addressee of a reply
-  const who = m.direction === 'outbound' ? recipientOf(m.metadata, m.text) : authorKeyOf(m);
+  const who = m.direction === 'outbound' ? recipientOf(m, identity) : authorKeyOf(m, identity);
   if (who) keys.push(`a${SEP}${m.source}${SEP}${who}`);
   // identity resolution's keys, normalized as it normalizes them (an outbound author is the brand)
   if (m.direction === 'inbound') for (const c of authorIdentities(m, identity)) keys.push(`i${SEP}${c.kind}${SEP}${c.value}`);

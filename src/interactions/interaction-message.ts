@@ -104,6 +104,9 @@ function limitsOf(arg: LimitsArg): MessageLimits {
   return typeof arg === 'number' ? { ...DEFAULT_MESSAGE_LIMITS, maxTextBytes: arg } : { ...DEFAULT_MESSAGE_LIMITS, ...arg };
 }
 
+/** the seconds field of an RFC 3339 date-time that is a leap second: what comes before it, and its offset */
+const LEAP_SECOND = /^(.{17})60(?:\.\d+)?([zZ]|[+-]\d\d:\d\d)$/;
+
 const fail = (kind: RejectionKind, error: string): ValidationResult => ({ ok: false, kind, error });
 
 /** Problems reported per message at most: a producer fixes the first few, then sees the rest. */
@@ -220,6 +223,11 @@ export function validateMessage(value: unknown, limitsArg: LimitsArg): Validatio
         return fail('too-large', `text: ${asJson} bytes as JSON (escapes included), more than its interactions.enriched.v1 event can carry (${eventText} bytes for the text: KAFKA_MAX_REQUEST_BYTES less ${EVENT_ROOM_BESIDES_TEXT})`);
       }
     }
+    // RFC 3339 allows a leap second (23:59:60Z), which the schema takes and JavaScript's dates do
+    // not: it is stored as the last millisecond of the second before, in order with its neighbours.
+    // Before, such a message was refused as "not a valid date-time" although it was valid.
+    const leap = LEAP_SECOND.exec(message.occurredAt);
+    if (leap) message.occurredAt = `${leap[1]}59.999${leap[2]}`;
     const at = Date.parse(message.occurredAt);
     if (Number.isNaN(at)) return fail('schema-violation', 'occurredAt: not a valid date-time');
     if (at < limits.earliestOccurredAt) {

@@ -195,7 +195,7 @@ export class RecordInteractionsService {
     if (fresh.length === 0) return [];
 
     capped.push(...(await resolveAuthors(qr, fresh, this.config)).hubCapped);
-    const gapPlan = this.gap ? await this.gap.plan(qr, fresh.map(tracked)) : null;
+    const gapPlan = this.gap ? await this.gap.plan(qr, fresh.map((p) => tracked(p, this.identityOptions))) : null;
 
     const rows = fresh.map((p): NewInteractionRow => {
       const m = p.message;
@@ -265,7 +265,7 @@ export class RecordInteractionsService {
   }
 }
 
-function tracked(p: Prepared): TrackedMessage {
+function tracked(p: Prepared, identity: IdentityKeyOptions): TrackedMessage {
   const m = p.message;
   return {
     id: p.id,
@@ -274,8 +274,8 @@ function tracked(p: Prepared): TrackedMessage {
     inReplyTo: m.inReplyTo ?? null,
     direction: m.direction,
     occurredAt: Date.parse(m.occurredAt),
-    authorKey: authorKeyOf(m),
-    recipientKey: m.direction === 'outbound' ? recipientOf(m.metadata, m.text) : null,
+    authorKey: authorKeyOf(m, identity),
+    recipientKey: m.direction === 'outbound' ? recipientOf(m, identity) : null,
     intent: p.analysis.intent,
     score: p.analysis.score,
     unhappy: p.analysis.unhappy,

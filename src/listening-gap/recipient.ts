@@ -1,12 +1,42 @@
-/** The handle a reply addresses: `metadata.recipientHandle`, else a leading `@handle` of its text. */
-export function recipientOf(metadata: Record<string, unknown> | null | undefined, text: string): string | null {
-  const r = metadata?.recipientHandle;
-  if (typeof r === 'string' && r.trim()) return r.trim().replace(/^@/, '').toLowerCase();
-  const m = /^\s*@([A-Za-z0-9_.-]{1,100})/.exec(text);
-  return m ? m[1]!.toLowerCase() : null;
+import { ADDRESS_SOURCES } from '../auth/pii.policy';
+import { PHONE_CHANNELS } from '../identity/author-identities';
+import { normalizeEmail, normalizePhone, DEFAULT_EMAIL_OPTIONS, type IdentityKeyOptions } from '../identity/normalize';
+
+/**
+ * The key a listening item is kept under for its author, and that a reply names its addressee by:
+ * on the address channels the address normalized as identity resolution normalizes it (`Jane
+ * <Jane@Example.org>` and `jane@example.org`, `(415) 555-0199` and `+14155550199` on sms, call and
+ * whatsapp), elsewhere the handle without its leading `@`, in lower case. Before, the author's key
+ * was the handle as written, so a reply addressed to the same person written another way (`@Jane`
+ * against `jane`, a bare address against a display-name form) answered nothing.
+ */
+export function participantKey(source: string, raw: string | null | undefined, opts: IdentityKeyOptions = {}): string | null {
+  const s = raw?.trim();
+  if (!s) return null;
+  if (ADDRESS_SOURCES.has(source)) {
+    const email = normalizeEmail(s, opts.email ?? DEFAULT_EMAIL_OPTIONS);
+    if (email) return email;
+    if (PHONE_CHANNELS.has(source)) {
+      const phone = normalizePhone(s, opts.defaultRegion ?? 'US');
+      if (phone) return phone;
+    }
+  }
+  return s.replace(/^@+/, '').toLowerCase() || null;
 }
 
-/** The author a listening item is kept for: the handle, else the e-mail, lower-cased. */
-export function authorKeyOf(m: { author: { handle?: string | null; email?: string | null } }): string | null {
-  return (m.author.handle ?? m.author.email ?? null)?.toLowerCase() ?? null;
+/** The one a reply addresses: `metadata.recipientHandle`, else a leading `@handle` of its text. */
+export function recipientOf(m: { source: string; metadata?: Record<string, unknown> | null; text: string }, opts: IdentityKeyOptions = {}): string | null {
+  const r = m.metadata?.recipientHandle;
+  if (typeof r === 'string' && r.trim()) return participantKey(m.source, r, opts);
+  const at = /^\s*@([A-Za-z0-9_.-]{1,100})/.exec(m.text);
+  return at ? participantKey(m.source, at[1]!, opts) : null;
+}
+
+/**
+ * The author a listening item is kept for: the handle, else the e-mail, else the phone. A sender
+ * known by phone alone had none, so each of their texts opened an item of its own and no reply
+ * addressed to the number answered them.
+ */
+export function authorKeyOf(m: { source: string; author: { handle?: string | null; email?: string | null; phone?: string | null } }, opts: IdentityKeyOptions = {}): string | null {
+  return participantKey(m.source, m.author.handle ?? m.author.email ?? m.author.phone, opts);
 }

@@ -183,7 +183,9 @@ export class SentimentAnalyzer {
         model: this.model.name,
       };
     }
-    if (tokens.length === 0 && rating === null) return this.empty(lang, topics);
+    // only white space (a line break, a tab: the transcript of a silent call) says nothing; its
+    // line-break tokens alone read as mildly negative, and opened a listening item
+    if ((tokens.length === 0 || scored.trim().length === 0) && rating === null) return this.empty(lang, topics);
 
     const fv = this.featurizer.featuresOfTokens(tokens);
     const z = this.z;
@@ -289,9 +291,15 @@ function round6(x: number): number {
   return Math.round(x * 1e6) / 1e6;
 }
 
-/** A star rating mapped linearly to [-1, 1] (3 of 5 is 0), or null when absent or out of range. */
+/**
+ * A rating mapped linearly to [-1, 1], or null when absent or out of range. Stars run from 1 (3 of
+ * 5 is 0); a scale of 10 or more runs from 0, as interactions.v1 has it for NPS-style surveys
+ * (`metadata.ratingScale` 10: 0 is -1, 5 is 0). Before, a 0 of 10, the least likely to recommend,
+ * was out of range and counted for nothing.
+ */
 export function ratingScore(rating: number | null | undefined, scale: number | undefined = 5): number | null {
   const max = typeof scale === 'number' && Number.isFinite(scale) && scale > 1 ? scale : 5;
-  if (typeof rating !== 'number' || !Number.isFinite(rating) || rating < 1 || rating > max) return null;
-  return (rating - (1 + max) / 2) / ((max - 1) / 2);
+  const min = max >= 10 ? 0 : 1;
+  if (typeof rating !== 'number' || !Number.isFinite(rating) || rating < min || rating > max) return null;
+  return (rating - (min + max) / 2) / ((max - min) / 2);
 }

@@ -4,6 +4,7 @@ import { isTransient, PauseBudget, unavailableReason } from '../db/failures';
 import { inTransaction } from '../db/transaction';
 import { lockCustomers } from '../identity/merge';
 import type { ListeningGapTracker, RescoredMessage } from '../listening-gap/listening-gap.tracker';
+import { participantKey } from '../listening-gap/recipient';
 import { enqueueOutbox } from '../outbox/outbox';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
@@ -318,7 +319,7 @@ export class RescoreJobRunner {
           threadKey: row.thread_key,
           direction: row.direction,
           occurredAt: new Date(row.occurred_at).getTime(),
-          authorKey: row.author_handle?.toLowerCase() ?? null,
+          authorKey: participantKey(row.source, row.author_handle),
           customerId: ownerOf.get(row.id) ?? row.customer_id,
           intent: a.intent,
           score: a.score,
