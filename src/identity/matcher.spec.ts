@@ -140,6 +140,31 @@ describe('resolveBatch', () => {
     expect(viaThird.suggestions.some((s) => [s.a, s.b].includes('sf-1') && [s.a, s.b].includes('sf-3'))).toBe(false);
   });
 
+  it('takes a name made only of placeholder words ("Guest", "Valued Customer", "N/A") for no name', () => {
+    const office = { company: 'Harbor Freight Lines', postcode: '98402' };
+    for (const [given, surname] of [['Guest', null], ['Valued', 'Customer'], ['N/A', 'N/A'], ['Unknown', 'Customer'], ['Test', 'Test'], ['.', null]]) {
+      const a = scorePair({ id: 'a', givenName: given, surname, ...office }, { id: 'b', givenName: given, surname, ...office });
+      expect(a.evidence.filter((e) => (e.field === 'given_name' || e.field === 'surname') && e.outcome !== 'missing'), `${given} ${surname}`).toEqual([]);
+    }
+    // a real name that holds such a word is still a name
+    const guest = scorePair({ id: 'a', givenName: 'Christopher', surname: 'Guest' }, { id: 'b', givenName: 'Christopher', surname: 'Guest' });
+    expect(guest.evidence.find((e) => e.field === 'surname')).toMatchObject({ outcome: 'agree' });
+  });
+
+  it('never auto-links records that agree on a place or an employer but on nothing of the person', () => {
+    const office = { company: 'Harbor Freight Lines', address1: '1 Dock St', streetNumber: '1', city: 'Tacoma', state: 'WA', postcode: '98402' };
+    const a: PersonRecord = { id: 'hs-9', givenName: 'Guest', ...office, crmIds: ['hubspot:contact:9'] };
+    const b: PersonRecord = { id: 'sf-9', givenName: 'Valued', surname: 'Customer', ...office, crmIds: ['salesforce:Contact:003000000000009AAA'] };
+    expect(scorePair(a, b).score).toBeGreaterThanOrEqual(DEFAULT_AUTO_LINK_THRESHOLD);
+    const r = resolveBatch([a, b]);
+    expect(r.clusters).toEqual([['hs-9'], ['sf-9']]);
+    expect(r.suggestions).toHaveLength(1);
+    // the same office with a name, a birth date or an email of the person's own still links
+    for (const own of [{ givenName: 'Maria', surname: 'Lopez' }, { dateOfBirth: '1980-02-03' }, { emails: ['m.lopez@harborfreight.example'] }]) {
+      expect(resolveBatch([{ ...a, ...own }, { ...b, ...own }]).clusters, JSON.stringify(own)).toEqual([['hs-9', 'sf-9']]);
+    }
+  });
+
   it('puts every record in exactly one cluster and suggests nothing already merged', () => {
     const r = resolveBatch([sfJane, hsJane, hsJanet, sfJohn, { ...hsJanet, id: 'hs-3', crmIds: [] }]);
     const all = r.clusters.flat().sort();

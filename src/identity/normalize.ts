@@ -318,17 +318,80 @@ export interface IdentityKeyOptions {
 const PLACEHOLDER_LOCAL = new Set([
   'noreply', 'no-reply', 'no_reply', 'donotreply', 'do-not-reply', 'do_not_reply', 'none', 'noemail', 'no-email', 'no_email',
   'nomail', 'na', 'n.a', 'n/a', 'null', 'nil', 'nobody', 'unknown', 'test', 'fake', 'asdf', 'email', 'x', 'xx', 'xxx',
+  // A refusal or a form's own hint typed back: "no@…", "notprovided@gmail.com", "youremail@…".
+  // Whoever owns such a mailbox at a provider is one of the thousands who type it; at a company
+  // domain it is a desk, not a person. `me@` stays: people use it on their own domain.
+  'no', 'no.email', 'no.mail', 'noone', 'no-one', 'no.one', 'noname', 'no-name', 'notprovided', 'not-provided', 'not_provided',
+  'not.provided', 'noemailprovided', 'notavailable', 'not.available', 'unavailable', 'declined', 'refused', 'dontknow',
+  'idontknow', 'donthave', 'nothing', 'blank', 'empty', 'missing', 'placeholder', 'youremail', 'your.email', 'your-email',
+  'yourname', 'youraddress', 'you', 'your', 'someone', 'somebody', 'name',
+  // What a form or an import fills in for an unknown person: "customer@example.com", "user@…".
+  'customer', 'guest', 'user', 'anonymous', 'anon', 'undefined', 'dummy', 'sample', 'example',
 ]);
-const PLACEHOLDER_DOMAINS = new Set(['test.com', 'none.com', 'na.com', 'noemail.com', 'nomail.com', 'no-email.com', 'fake.com', 'email.invalid']);
+// `domain.com` and its kin are the "name@domain.com" of form hints; nobody's mailbox is there.
+const PLACEHOLDER_DOMAINS = new Set([
+  'test.com', 'none.com', 'na.com', 'noemail.com', 'nomail.com', 'no-email.com', 'fake.com', 'email.invalid',
+  'domain.com', 'yourdomain.com', 'mydomain.com', 'unknown.com', 'noname.com', 'nowhere.com',
+]);
+/** the two labels of a domain such as `abc.com` (no subdomain), or null */
+const TWO_LABELS = /^([^.]+)\.[^.]+$/;
+
+/**
+ * Whether an address is keyboard filler rather than a mailbox: a short local part repeated as
+ * the domain's name (`a@a.com`, `abc@abc.com`, `na@na.na`, `123@123.com`), or one character at a
+ * one-character domain (`a@b.com`). A person's own vanity domain repeats a longer word
+ * (`jane@jane.dev`), which stays an identity.
+ */
+function fillerEmail(local: string, domain: string): boolean {
+  const label = TWO_LABELS.exec(domain)?.[1];
+  if (label === undefined) return false;
+  return (local === label && local.length <= 3) || (local.length === 1 && label.length === 1);
+}
+
+// Phone number types libphonenumber knows that reach a business's line, never one person's:
+// toll-free (+1 800…, +44 800…), premium rate, shared cost and universal access numbers. A B2B
+// export gives the company switchboard as every contact's phone, and a feed the brand's own
+// service line; each would make one customer of everyone who gave it.
+const BUSINESS_LINE_TYPES: ReadonlySet<string> = new Set(['TOLL_FREE', 'PREMIUM_RATE', 'SHARED_COST', 'UAN']);
+/** North American toll-free codes, told without a parse (most phones in a US deployment) */
+const NANP_TOLL_FREE = /^\+18(00|33|44|55|66|77|88)\d{7}$/;
+const businessLineMemo = new Map<string, boolean>();
+
+/** Whether an E.164 number is a business line (memoized: a parse costs about 20 µs). */
+function businessLine(e164: string): boolean {
+  if (NANP_TOLL_FREE.test(e164)) return true;
+  if (e164.startsWith('+1')) {
+    // other NANP numbers: only 900 (premium rate) is a business line type here
+    return e164.startsWith('+1900');
+  }
+  const known = businessLineMemo.get(e164);
+  if (known !== undefined) return known;
+  const type = parsePhoneNumberFromString(e164)?.getType();
+  const answer = type !== undefined && BUSINESS_LINE_TYPES.has(type);
+  if (businessLineMemo.size >= PHONE_MEMO_MAX) businessLineMemo.delete(businessLineMemo.keys().next().value!);
+  businessLineMemo.set(e164, answer);
+  return answer;
+}
+
+/**
+ * Handles a feed writes when it has no author: a missing value serialized (`null`, `undefined`,
+ * `None`) or the label networks and listening tools give removed or hidden authors. An account
+ * of that name may exist, but far more messages carry the word than the account writes.
+ * Real short handles (`user`, `admin`) are one account each and stay identities.
+ */
+const PLACEHOLDER_HANDLES: ReadonlySet<string> = new Set(['null', 'undefined', 'none', 'nan', 'anonymous', 'unknown', 'deleted']);
 
 /**
  * Whether a normalized identity (the `identityKey` value) is a placeholder that many unrelated
  * people share, and so must never link two authors or records to one customer.
  *
  * Built in: emails whose local part or domain means "no address" (`test@…`, `noreply@…`,
- * `none@none.com`, `…@test.com`, the reserved `.invalid` top-level domain); phones whose national
- * number is one digit repeated (`+447777777777`), a run of consecutive digits (`+12345678900`),
- * or North American directory assistance (`NXX-555-1212`). Invalid phone numbers never get here:
+ * `no@email.com`, `customer@…`, `…@domain.com`, the reserved `.invalid` top-level domain) or
+ * that are keyboard filler (`a@a.com`); phones whose national number is one digit repeated
+ * (`+447777777777`), a run of consecutive digits (`+12345678900`), North American directory
+ * assistance (`NXX-555-1212`) or `NXX-555-5555`, and business lines (toll-free, premium rate,
+ * shared cost, universal access); handles a feed writes for a missing author (`x:null`,
+ * `reddit:deleted`); CRM ids no CRM gives (`hubspot:contact:0`). Invalid phone numbers never get here:
  * `normalizePhone` already refuses them (libphonenumber's validity check: `0000000000`,
  * `555-555-5555`, `1234567890`). `ignored` adds entries from config, compared with the
  * normalized value: `info@` (that local part at any domain), `@acme.com` (a whole domain), a full
@@ -343,11 +406,13 @@ export function isPlaceholderIdentity(kind: IdentityKind, value: string, ignored
     const at = value.lastIndexOf('@');
     const local = value.slice(0, at);
     const domain = value.slice(at + 1);
-    if (PLACEHOLDER_LOCAL.has(local) || PLACEHOLDER_DOMAINS.has(domain) || domain.endsWith('.invalid')) return true;
+    if (PLACEHOLDER_LOCAL.has(local) || PLACEHOLDER_DOMAINS.has(domain) || domain.endsWith('.invalid') || fillerEmail(local, domain)) return true;
     return ignored.length > 0 && (ignored.includes(`${local}@`) || ignored.includes(`@${domain}`));
   }
   if (kind === 'phone') {
-    if (/^\+1[2-9]\d{2}5551212$/.test(value)) return true;
+    // NXX-555-1212 is directory assistance; NXX-555-5555 the fake every form has seen
+    if (/^\+1[2-9]\d{2}555(1212|5555)$/.test(value)) return true;
+    if (businessLine(value)) return true;
     // The national number follows a country code of 1 to 3 digits. Parsing (libphonenumber) to
     // find it cost about 20 µs a phone, on every message that carries one; a number that looks
     // fake after none of the possible code lengths needs no parse.
@@ -355,6 +420,13 @@ export function isPlaceholderIdentity(kind: IdentityKind, value: string, ignored
     if (![0, 1, 2, 3].some((k) => fakeNationalNumber(digits.slice(k)))) return false;
     const parsed = parsePhoneNumberFromString(value);
     return fakeNationalNumber(parsed ? String(parsed.nationalNumber) : digits);
+  }
+  if (kind === 'handle' || kind === 'profile_url') return PLACEHOLDER_HANDLES.has(value.slice(value.indexOf(':') + 1));
+  if (kind === 'crm') {
+    // No CRM gives a record the id 0 or a serialized null: an integration that lost the id wrote
+    // it, for every record it lost (`hubspot:contact:0`, `salesforce:Contact:000000000000000AAA`).
+    const id = value.slice(value.lastIndexOf(':') + 1);
+    return /^0+(AAA)?$/.test(id) || /^(null|undefined|none|nan)$/i.test(id);
   }
   return false;
 }

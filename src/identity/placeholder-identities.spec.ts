@@ -25,6 +25,34 @@ describe('isPlaceholderIdentity', () => {
     for (const p of ['+1 415 555 2671', '+1 212 555 0100', '+61 412 345 678', '+49 30 1234567']) expect(isPlaceholderIdentity('phone', key('phone', p)), p).toBe(false);
   });
 
+  it('knows the junk of real CRM exports and forms, and leaves real addresses alone', () => {
+    for (const e of ['no@email.com', 'customer@example.com', 'user@example.com', 'a@a.com', 'abc@abc.com', 'na@na.na', '123@123.com', 'a@b.com', 'notprovided@gmail.com', 'No.Email@gmail.com', 'declined@declined.com', 'name@domain.com', 'youremail@domain.com', 'guest@guest.com', 'dummy@dummy.com', 'sample@sample.com', 'undefined@undefined.com']) {
+      expect(isPlaceholderIdentity('email', key('email', e)), e).toBe(true);
+    }
+    // a vanity domain repeats a longer word; `me@` is a person's own; real providers stay
+    for (const e of ['jane@jane.dev', 'me@janedoe.example', 'ann@lee.example', 'jo@jo-smith.com', 'noah@gmail.com', 'nora@email.com', 'customer.care.fan@gmail.com', 'al@bo.com']) {
+      expect(isPlaceholderIdentity('email', key('email', e)), e).toBe(false);
+    }
+  });
+
+  it('knows business lines (toll-free, premium rate, shared cost) and NXX-555-5555', () => {
+    for (const p of ['+1 800 555 0199', '1-888-555-0142', '(877) 555-0100', '+1 900 555 0100', '+44 800 123 4567', '+44 345 600 0000', '(212) 555-5555']) {
+      const v = key('phone', p);
+      expect(v, p).not.toBeNull();
+      expect(isPlaceholderIdentity('phone', v), p).toBe(true);
+    }
+    for (const p of ['+1 415 555 2671', '+1 201 555 0123', '+44 20 7946 0000', '+44 7911 123456', '+33 6 12 34 56 78']) expect(isPlaceholderIdentity('phone', key('phone', p)), p).toBe(false);
+  });
+
+  it('knows handles a feed writes for a missing author, and CRM ids no CRM gives', () => {
+    for (const h of ['null', 'undefined', 'None', 'Anonymous', 'unknown', 'deleted']) expect(isPlaceholderIdentity('handle', identityKey('handle', 'x', h)!), h).toBe(true);
+    for (const h of ['user', 'admin', 'jane_doe', 'nullpointer']) expect(isPlaceholderIdentity('handle', identityKey('handle', 'x', h)!), h).toBe(false);
+    for (const [system, ref] of [['hubspot', 'contact:0'], ['hubspot', 'contact:000'], ['salesforce', 'Contact:0'], ['salesforce', 'Contact:000000000000000'], ['hubspot', 'contact:null'], ['salesforce', 'Lead:undefined']]) {
+      expect(isPlaceholderIdentity('crm', identityKey('crm', system, ref)!), ref).toBe(true);
+    }
+    for (const [system, ref] of [['hubspot', 'contact:51'], ['hubspot', 'contact:100'], ['salesforce', 'Contact:003000000000001']]) expect(isPlaceholderIdentity('crm', identityKey('crm', system, ref)!), ref).toBe(false);
+  });
+
   it('takes configured entries: a local part, a domain, an address, a phone, a handle', () => {
     const c = loadConfig({ EARSHOT_IDENTITY_IGNORED: 'Info@, @Switchboard.example, Desk@Acme.example, (415) 555-2671, twitter:@AcmeBrand' });
     expect(c.identity.ignored).toEqual(['info@', '@switchboard.example', 'desk@acme.example', '+14155552671', 'x:acmebrand']);
