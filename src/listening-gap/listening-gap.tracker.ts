@@ -63,6 +63,13 @@ export interface GapPlan {
 const k = (a: string, b: string) => `${a}\u0000${b}`;
 
 /**
+ * How long before the message it names a reply may be stamped and still answer it: the clocks of a
+ * brand's tools and of a network disagree by that much. A reply stamped earlier than that answers
+ * something else. Applied the same whether the reply or the message is stored first.
+ */
+export const REPLY_CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
  * Keeps `listening_item` in step with ingest, inside the pipeline's transaction: inbound
  * complaints and questions (and any message the analyzer calls unhappy, or strongly negative) open or reopen the item of their
  * thread, outbound replies answer it. Set-based: per batch one query for thread roots, one that
@@ -180,6 +187,9 @@ export class ListeningGapTracker {
 
     // second pass: events in the order they happened
     keyOf.clear();
+    // replies of this batch that came before any item of their thread: not stored yet, so the
+    // lookup of stored replies below cannot see one stamped within the skew before the complaint
+    const earlyReplies = new Map<string, number[]>();
     for (const m of ordered) {
       const root = rootOf(m);
       keyOf.set(m.id, root);
@@ -239,9 +249,14 @@ export class ListeningGapTracker {
         let item = byThread.get(k(m.source, root));
         const explicit = item !== undefined && m.inReplyTo !== null;
         if (!item && !m.inReplyTo) item = recentOf(m.source, m.recipientKey, t);
-        if (!item) continue;
+        if (!item) {
+          const early = m.inReplyTo ? earlyReplies.get(k(m.source, root)) : undefined;
+          if (early) early.push(t);
+          else if (m.inReplyTo) earlyReplies.set(k(m.source, root), [t]);
+          continue;
+        }
         keyOf.set(m.id, item.threadKey);
-        if (item.status !== 'open' || (!explicit && t < item.lastOpenedAt)) continue;
+        if (item.status !== 'open' || t < item.lastOpenedAt - (explicit ? REPLY_CLOCK_SKEW_MS : 0)) continue;
         item.dirty = true;
         item.status = 'answered';
         item.closedAt = Math.max(t, item.lastOpenedAt);
@@ -258,11 +273,15 @@ export class ListeningGapTracker {
     // open and was escalated although the customer had their answer. One query, only for new items.
     const unanswered = items.filter((i) => i.isNew && i.status === 'open' && i.firstResponseAt === null);
     if (unanswered.length > 0) {
-      const replies = await firstReplies(qr, unanswered.map((i) => i.source), unanswered.map((i) => i.threadKey), unanswered.map((i) => new Date(i.openedAt).toISOString()));
+      const replies = await firstReplies(qr, unanswered.map((i) => i.source), unanswered.map((i) => i.threadKey), unanswered.map((i) => new Date(i.openedAt - REPLY_CLOCK_SKEW_MS).toISOString()));
       const first = new Map(replies.filter((r) => r.first !== null).map((r) => [k(r.source, r.root), r.first!.getTime()]));
       for (const i of unanswered) {
-        const at = first.get(k(i.source, i.threadKey));
-        if (at === undefined) continue;
+        const key = k(i.source, i.threadKey);
+        const early = (earlyReplies.get(key) ?? []).filter((at) => at >= i.openedAt - REPLY_CLOCK_SKEW_MS);
+        const stamped = Math.min(first.get(key) ?? Infinity, ...early);
+        if (stamped === Infinity) continue;
+        // a reply stamped within the skew before the message answers it at once
+        const at = Math.max(stamped, i.openedAt);
         Object.assign(i, { firstResponseAt: at, firstResponseSeconds: Math.round((at - i.openedAt) / 1000), respondedBy: 'reply' });
         // a complaint of this batch after that reply still waits for its answer
         if (at >= i.lastInboundAt) Object.assign(i, { status: 'answered', closedAt: at, closeReason: 'reply' });

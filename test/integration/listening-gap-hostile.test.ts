@@ -81,6 +81,27 @@ describe('listening gap: threads in a hostile order', () => {
     expect(await itemOf('x', 'ooo-c3')).toMatchObject({ status: 'open', first_response_seconds: 600, responded_by: 'reply' });
   });
 
+  // minutes from complaint to reply -> the complaint's item; up to 5 minutes early is clock skew, not an older reply.
+  // Before, -2 stayed open when the reply came first or in the same batch, and -10 answered at 0 s when it came second.
+  it.each([
+    [-10, 'reply first', { status: 'open', first_response_seconds: null }],
+    [-10, 'complaint first', { status: 'open', first_response_seconds: null }],
+    [-2, 'reply first', { status: 'answered', first_response_seconds: 0, responded_by: 'reply' }],
+    [-2, 'complaint first', { status: 'answered', first_response_seconds: 0, responded_by: 'reply' }],
+    [10, 'reply first', { status: 'answered', first_response_seconds: 600, responded_by: 'reply' }],
+    [10, 'complaint first', { status: 'answered', first_response_seconds: 600, responded_by: 'reply' }],
+    [-10, 'one batch', { status: 'open', first_response_seconds: null }],
+    [-2, 'one batch', { status: 'answered', first_response_seconds: 0, responded_by: 'reply' }],
+  ] as const)('a reply stamped %i min from the complaint it names, %s', async (offset, order, expected) => {
+    const t = Date.now() - 2 * HOUR;
+    const id = `skew${offset}-${order.replace(' ', '-')}`;
+    const complaint = inbound('x', `${id}-c`, t, `${id}-ann`, COMPLAINT);
+    const reply = outbound('x', `${id}-r`, t + offset * MIN, 'Sorry, on it.', { inReplyTo: `${id}-c` });
+    if (order === 'one batch') await ingest([reply, complaint]);
+    else for (const m of order === 'reply first' ? [reply, complaint] : [complaint, reply]) await ingest([m]);
+    expect(await itemOf('x', `${id}-c`)).toMatchObject(expected);
+  });
+
   it('reply cycles and self-replies end: one item per thread, every message stored', async () => {
     const t = Date.now() - 2 * HOUR;
     // a replies to b, b replies to a, s replies to itself: in one batch, then replies into the cycle later
