@@ -30,6 +30,14 @@ export interface CrmIntakeResult {
 }
 
 const CHUNK = 100;
+/**
+ * Review-band suggestions one record's intake makes, the strongest first. The matcher compares a
+ * record with every member of a block of up to 40 (and a window beyond), and records that agree
+ * only on a place (contacts without a name at one office) are all in the review band: 50 such
+ * contacts made 958 suggestions, 500 made 7,952. With the cap the queue holds at most this many
+ * per record. Pairs that score as a link (two records of one CRM object) are not capped.
+ */
+export const MAX_REVIEW_SUGGESTIONS_PER_RECORD = 8;
 /** counted on the monotonic clock: a host clock stepped back an hour (NTP) kept the index stale for that hour */
 const INDEX_REFRESH_MS = 5_000;
 
@@ -72,8 +80,8 @@ export class CrmIntakeService {
    * keys prove to be one (audited). A record sharing a key with another record of the same CRM
    * object is never merged: a suggestion is recorded instead. A record no key places is matched
    * probabilistically: at or above the auto-link threshold it is merged into the best match
-   * (audited with score and evidence), in the review band it becomes a suggestion, below it
-   * stays a customer of its own.
+   * (audited with score and evidence), in the review band it becomes a suggestion (the strongest
+   * MAX_REVIEW_SUGGESTIONS_PER_RECORD of them), below it stays a customer of its own.
    *
    * Must stay true: idempotent for the same input; a concurrent ingest or intake of the same
    * email or phone never yields two customers; records are committed in chunks of 100, each
@@ -251,10 +259,13 @@ export class CrmIntakeService {
     const selfAnchor = crmOwner?.identityId ?? inserted.find((i) => i.kind === 'crm')?.id ?? (await this.identityIdOf(qr, 'crm', c.claims[0]!.value))!;
 
     const suggestedWith = new Set<string>([target!]);
+    let reviewSuggestions = 0;
     for (const m of candidates) {
       const other = info.get(m.id);
       const root = other ? candidateRoots.get(other.customerId) : undefined;
       if (!other || !root || suggestedWith.has(root)) continue;
+      // candidates come best first, so the cap keeps the strongest
+      if (m.decision === 'review' && reviewSuggestions++ >= MAX_REVIEW_SUGGESTIONS_PER_RECORD) continue;
       suggestedWith.add(root);
       const ok = await recordSuggestion(qr, { customerId: target!, identityId: selfAnchor }, { customerId: root, identityId: other.anchor }, {
         score: m.score,
