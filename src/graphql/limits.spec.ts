@@ -5,7 +5,7 @@ import { loadConfig } from '../config/config';
 import { createLogger } from '../shared/logger';
 import type { GraphQLContext } from './context';
 import { makeFormatError } from './format-error';
-import { costLimitPlugin, withoutSuggestions } from './limits';
+import { costLimitPlugin, readBounds, startTimeBudget, withoutSuggestions } from './limits';
 
 describe('the per-request time budget', () => {
   it('stops resolving fields once the operation has used up its budget, with TIME_BUDGET_EXCEEDED', async () => {
@@ -72,5 +72,16 @@ describe('field suggestions', () => {
   it('are cut out of messages, whatever they suggest', () => {
     expect(withoutSuggestions('Cannot query field "customerz" on type "Query". Did you mean "customers" or "customer"?')).toBe('Cannot query field "customerz" on type "Query".');
     expect(withoutSuggestions('Value "NEGATIV" does not exist in "SentimentLabel" enum. Did you mean the enum value "NEGATIVE"?')).toBe('Value "NEGATIV" does not exist in "SentimentLabel" enum.');
+  });
+});
+
+describe('the time budget named in messages', () => {
+  it('is the configured one, not a difference of clock readings', () => {
+    // (start + 300) - start on this reading is 299.9999999999709: CI showed "a time budget of
+    // 300.00000000000045 ms" on a process up for a long time
+    const start = 262094.53819676655;
+    const context = {};
+    startTimeBudget(context, loadConfig({ NODE_ENV: 'test', EARSHOT_GRAPHQL_TIME_BUDGET_MS: '300' }).graphql, () => start);
+    expect(readBounds(context, 1000)!.readDeadline.budgetMs).toBe(300);
   });
 });

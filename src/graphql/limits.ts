@@ -114,8 +114,12 @@ function longestListIn(args: Record<string, unknown>): number {
   return n;
 }
 
-/** per operation: when its time budget runs out, and the clock to read */
-const budgets = new WeakMap<object, { start: number; deadline: number; now: () => number }>();
+/**
+ * per operation: when its time budget runs out, the clock to read, and the budget as configured
+ * (`ms`: `deadline - start` on a clock far from its origin came out as 300.00000000000045 in
+ * the messages)
+ */
+const budgets = new WeakMap<object, { start: number; deadline: number; ms: number; now: () => number }>();
 const BUDGET_CHECKED = Symbol('earshot.timeBudgetChecked');
 
 /**
@@ -133,7 +137,7 @@ function checkBudgetInResolvers(schema: GraphQLSchema): void {
       const checked: GraphQLFieldResolver<unknown, unknown> & { [BUDGET_CHECKED]?: true } = (source, args, context, info) => {
         const budget = context !== null && typeof context === 'object' ? budgets.get(context) : undefined;
         if (budget !== undefined && budget.now() > budget.deadline) {
-          throw new AppError('TIME_BUDGET_EXCEEDED', `the operation used up its time budget of ${budget.deadline - budget.start} ms (EARSHOT_GRAPHQL_TIME_BUDGET_MS)`);
+          throw new AppError('TIME_BUDGET_EXCEEDED', `the operation used up its time budget of ${budget.ms} ms (EARSHOT_GRAPHQL_TIME_BUDGET_MS)`);
         }
         return resolve(source, args, context, info);
       };
@@ -206,7 +210,7 @@ const monotonicNow = (): number => performance.now();
 
 export function startTimeBudget(context: object, config: GraphqlConfig, now: () => number = monotonicNow): void {
   const start = now();
-  budgets.set(context, { start, deadline: start + config.timeBudgetMs, now });
+  budgets.set(context, { start, deadline: start + config.timeBudgetMs, ms: config.timeBudgetMs, now });
 }
 
 /**
@@ -223,7 +227,7 @@ export function readBounds(context: object, maxReadBytes: number): { readBytes: 
   return {
     readBytes: { used: 0, limit: maxReadBytes },
     // the budget's own clock may be a test's; the data layer's timer runs on the real monotonic one
-    readDeadline: { at: performance.now() + (budget.deadline - budget.now()), budgetMs: budget.deadline - budget.start },
+    readDeadline: { at: performance.now() + (budget.deadline - budget.now()), budgetMs: budget.ms },
   };
 }
 
