@@ -7,7 +7,7 @@ import { inTransaction } from '../db/transaction';
 import { enqueueOutbox } from '../outbox/outbox';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
-import { IncrementalIndex, Matcher, DEFAULT_PARAMETERS, type MatchParameters, type PersonRecord } from './matcher';
+import { IncrementalIndex, Matcher, DEFAULT_PARAMETERS, MAX_REVIEW_SUGGESTIONS_PER_RECORD, type MatchParameters, type PersonRecord } from './matcher';
 import type { EvidenceItem } from './identity.model';
 import * as repo from './identity.repository';
 import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys, recordSuggestion } from './merge';
@@ -31,13 +31,11 @@ export interface CrmIntakeResult {
 
 const CHUNK = 100;
 /**
- * Review-band suggestions one record's intake makes, the strongest first. The matcher compares a
- * record with every member of a block of up to 40 (and a window beyond), and records that agree
- * only on a place (contacts without a name at one office) are all in the review band: 50 such
- * contacts made 958 suggestions, 500 made 7,952. With the cap the queue holds at most this many
- * per record. Pairs that score as a link (two records of one CRM object) are not capped.
+ * Review-band suggestions one record's intake makes, the strongest first (the matcher compares a
+ * record with every member of a block of up to 40, and a window beyond). Pairs that score as a
+ * link (two records of one CRM object) are not capped.
  */
-export const MAX_REVIEW_SUGGESTIONS_PER_RECORD = 8;
+export { MAX_REVIEW_SUGGESTIONS_PER_RECORD };
 /** counted on the monotonic clock: a host clock stepped back an hour (NTP) kept the index stale for that hour */
 const INDEX_REFRESH_MS = 5_000;
 
