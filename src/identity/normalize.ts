@@ -312,6 +312,15 @@ export interface IdentityKeyOptions {
   ignored?: readonly string[];
 }
 
+/**
+ * The options of the configured identity section (EARSHOT_EMAIL_PLUS_ADDRESSING,
+ * EARSHOT_DEFAULT_PHONE_REGION, EARSHOT_IDENTITY_IGNORED): what ingest keys authors and listening
+ * items with, and so what a re-score must key them with too.
+ */
+export function configuredKeyOptions(identity: { plusAddressing: EmailOptions['plusAddressing']; defaultPhoneRegion: string; ignored: readonly string[] }): IdentityKeyOptions {
+  return { email: { plusAddressing: identity.plusAddressing }, defaultRegion: identity.defaultPhoneRegion, ignored: identity.ignored };
+}
+
 // Local parts and domains that stand for "no address": people type them into forms that demand
 // one, so thousands of unrelated people share them. Deliberately short; extend per deployment
 // with EARSHOT_IDENTITY_IGNORED rather than here.

@@ -272,12 +272,14 @@ export interface NewInteractionRow {
   complaint: boolean | null;
   complaint_probability: number | null;
   unhappy: boolean | null;
+  /** a company reply naming its addressee but no message: the addressee's key (the listening gap's, GapPlan.recipientKeys) */
+  recipient_key: string | null;
 }
 
 /** The columns a new interaction is written with, in the order {@link copyRow} writes them. */
 const NEW_INTERACTION_COLUMNS = `id, event_id, source, external_id, url, text, occurred_at, direction, in_reply_to, author_handle,
   author_display_name, lang, rating, metadata, sentiment_score, sentiment_label, sentiment_confidence, intent, intent_confidence,
-  explanation, customer_id, thread_key, identity_id, sentiment_model, complaint, complaint_probability, unhappy`;
+  explanation, customer_id, thread_key, identity_id, sentiment_model, complaint, complaint_probability, unhappy, recipient_key`;
 
 function copyRow(r: NewInteractionRow): string {
   return [
@@ -308,6 +310,7 @@ function copyRow(r: NewInteractionRow): string {
     copyBoolean(r.complaint),
     copyNumber(r.complaint_probability),
     copyBoolean(r.unhappy),
+    copyText(r.recipient_key),
   ].join('\t');
 }
 

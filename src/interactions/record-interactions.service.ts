@@ -3,7 +3,7 @@ import type { Config } from '../config/config';
 import { sqlState } from '../db/failures';
 import { inTransaction } from '../db/transaction';
 import { authorIdentities, type IdentityClaim } from '../identity/author-identities';
-import type { IdentityKeyOptions } from '../identity/normalize';
+import { configuredKeyOptions, type IdentityKeyOptions } from '../identity/normalize';
 import { resolveAuthors, type HubCapped } from '../identity/author-resolution';
 import { enqueueOutbox } from '../outbox/outbox';
 import { refreshCustomerSummaries, sumRollups, writeRollups } from '../sentiment/rollups';
@@ -67,7 +67,7 @@ export class RecordInteractionsService {
     /** built-in model, or the team's model server with the built-in as fallback */
     private readonly scorer: SentimentScorer = new SentimentScorer(taxonomy, null, log),
   ) {
-    this.identityOptions = { email: { plusAddressing: config.identity.plusAddressing }, defaultRegion: config.identity.defaultPhoneRegion, ignored: config.identity.ignored };
+    this.identityOptions = configuredKeyOptions(config.identity);
   }
 
   /** how author identities are normalized (EARSHOT_IDENTITY_*): what makes two authors one person */
@@ -228,6 +228,7 @@ export class RecordInteractionsService {
         complaint: a.complaint,
         complaint_probability: a.complaintProbability,
         unhappy: a.unhappy,
+        recipient_key: gapPlan?.recipientKeys.get(p.id) ?? null,
       };
     });
     // all of them or none (a unique violation: `store` runs the batch again)

@@ -772,27 +772,35 @@ export async function lowerItemScores(db: Db, ids: readonly string[], scores: re
   );
 }
 
-/** Per thread (source, root) the first company reply at or after `opened`, or null. */
+/**
+ * Per item the first company reply stored at or after `opened`, or null: one in its thread
+ * (source, root), or one with no `inReplyTo` addressed to its author (`authors`, null: none) up to
+ * `until`. Each lookup on its index, per item whatever the tables' size: replies deeper in the
+ * thread carry its key (`interaction_thread_idx`), direct ones name the root
+ * (`interaction_reply_idx`), addressed ones their recipient (`interaction_recipient_idx`).
+ */
 export function firstReplies(
   db: Db,
-  sources: readonly string[],
-  roots: readonly string[],
-  opened: readonly string[],
+  k: { sources: readonly string[]; roots: readonly string[]; opened: readonly string[]; authors: readonly (string | null)[]; until: readonly string[] },
 ): Promise<{ source: string; root: string; first: Date | null }[]> {
   return rows(
     db,
-    // two lookups, each on its index: replies deeper in the thread carry its key, direct ones name the root
     `SELECT x.source, x.root, least(
                 (SELECT min(i.occurred_at) FROM interaction i
                   WHERE i.source = x.source AND i.thread_key = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened),
                 (SELECT min(i.occurred_at) FROM interaction i
-                  WHERE i.source = x.source AND i.in_reply_to = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened)) AS first
-         FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS x(source, root, opened)`,
-    [sources, roots, opened],
+                  WHERE i.source = x.source AND i.in_reply_to = x.root AND i.direction = 'outbound' AND i.occurred_at >= x.opened),
+                (SELECT min(i.occurred_at) FROM interaction i
+                  WHERE i.source = x.source AND i.recipient_key = x.author AND i.occurred_at >= x.opened AND i.occurred_at <= x.until)) AS first
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[]) AS x(source, root, opened, author, until)`,
+    [k.sources, k.roots, k.opened, k.authors, k.until],
   );
 }
 
-/** An item a re-score opens (times in ms; `responseAt`: the company reply already in its thread, if any). */
+/**
+ * An item a re-score opens (times in ms; `responseAt`: when a company reply already stored answers
+ * it, if one does; the item is closed by it only when `status` is answered).
+ */
 export interface RescoredItem {
   id: string;
   source: string;
@@ -822,7 +830,7 @@ export async function insertRescoredItems(db: Db, items: readonly RescoredItem[]
           first_response_seconds, responded_by, closed_at, close_reason)
        SELECT x.id, x.source, x.thread_key, x.iid, x.last_iid, x.author, x.customer, d.id, x.intent, x.score, x.status, x.opened,
               x.opened, x.last_inbound, x.sla, x.due, x.fr_at, x.fr_s, CASE WHEN x.fr_at IS NULL THEN NULL ELSE 'reply' END,
-              x.fr_at, CASE WHEN x.fr_at IS NULL THEN NULL ELSE 'reply' END
+              CASE WHEN x.status = 'answered' THEN x.fr_at END, CASE WHEN x.status = 'answered' THEN 'reply' END
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], $8::text[], $9::text[],
                      $10::float8[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::int[], $15::timestamptz[],
                      $16::timestamptz[], $17::int[])

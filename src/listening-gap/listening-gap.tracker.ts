@@ -57,7 +57,22 @@ type ItemState = TrackedItem;
 export interface GapPlan {
   /** per interaction id: the thread it belongs to, or null when it starts its own */
   threadKeys: Map<string, string | null>;
+  /**
+   * per interaction id of a company reply that names no message but its addressee: the addressee's
+   * key, stored with the reply (`interaction.recipient_key`) so a complaint that arrives after it
+   * finds it
+   */
+  recipientKeys: Map<string, string>;
   items: ItemState[];
+}
+
+/** A new item as the lookup of the replies already stored for it sees it (times in ms). */
+interface AnswerCandidate {
+  source: string;
+  threadKey: string;
+  authorKey: string | null;
+  openedAt: number;
+  lastInboundAt: number;
 }
 
 const k = (a: string, b: string) => `${a}\u0000${b}`;
@@ -73,12 +88,13 @@ export const REPLY_CLOCK_SKEW_MS = 5 * 60_000;
  * Keeps `listening_item` in step with ingest, inside the pipeline's transaction: inbound
  * complaints and questions (and any message the analyzer calls unhappy, or strongly negative) open or reopen the item of their
  * thread, outbound replies answer it. Set-based: per batch one query for thread roots, one that
- * loads and locks the items involved, one for replies already stored in the threads of new items,
- * one insert and one update, whatever the batch size.
+ * loads and locks the items involved, one for replies already stored in the threads of new items
+ * or addressed to their authors, one insert and one update, whatever the batch size.
  *
  * Must stay true: a thread (source + root externalId) has at most one item; events are applied
  * in the order they happened, so a reply and a later complaint in one batch leave the item open;
- * the first response is recorded once and never moved.
+ * the first response is recorded once and never moved; whether a reply answers a new item does
+ * not depend on which of the two arrived first.
  */
 export class ListeningGapTracker {
   constructor(private readonly config: ListeningGapConfig) {}
@@ -95,7 +111,8 @@ export class ListeningGapTracker {
   /** Works out threads and item changes; call before the interactions are inserted (they carry the thread). */
   async plan(qr: Pick<QueryRunner, 'query'>, batch: TrackedMessage[]): Promise<GapPlan> {
     const threadKeys = new Map<string, string | null>();
-    if (batch.length === 0) return { threadKeys, items: [] };
+    const recipientKeys = new Map<string, string>();
+    if (batch.length === 0) return { threadKeys, recipientKeys, items: [] };
     const ordered = [...batch].sort((a, b) => a.occurredAt - b.occurredAt || (a.direction === b.direction ? 0 : a.direction === 'inbound' ? -1 : 1));
     const inBatch = new Map(batch.map((m) => [k(m.source, m.externalId), m]));
 
@@ -187,9 +204,16 @@ export class ListeningGapTracker {
 
     // second pass: events in the order they happened
     keyOf.clear();
-    // replies of this batch that came before any item of their thread: not stored yet, so the
-    // lookup of stored replies below cannot see one stamped within the skew before the complaint
+    // replies of this batch that came before any item of their thread, and those addressed to an
+    // author (every one: a complaint later in the batch may open a new item): not stored yet, so
+    // the lookup of stored replies below cannot see one stamped within the skew before the complaint
     const earlyReplies = new Map<string, number[]>();
+    const earlyAddressed = new Map<string, number[]>();
+    const remember = (map: Map<string, number[]>, key: string, t: number) => {
+      const list = map.get(key);
+      if (list) list.push(t);
+      else map.set(key, [t]);
+    };
     for (const m of ordered) {
       const root = rootOf(m);
       keyOf.set(m.id, root);
@@ -247,16 +271,18 @@ export class ListeningGapTracker {
         indexAuthor(created);
       } else {
         let item = byThread.get(k(m.source, root));
-        const explicit = item !== undefined && m.inReplyTo !== null;
+        if (!m.inReplyTo && m.recipientKey) {
+          recipientKeys.set(m.id, m.recipientKey);
+          remember(earlyAddressed, k(m.source, m.recipientKey), t);
+        }
         if (!item && !m.inReplyTo) item = recentOf(m.source, m.recipientKey, t);
         if (!item) {
-          const early = m.inReplyTo ? earlyReplies.get(k(m.source, root)) : undefined;
-          if (early) early.push(t);
-          else if (m.inReplyTo) earlyReplies.set(k(m.source, root), [t]);
+          if (m.inReplyTo) remember(earlyReplies, k(m.source, root), t);
           continue;
         }
         keyOf.set(m.id, item.threadKey);
-        if (item.status !== 'open' || t < item.lastOpenedAt - (explicit ? REPLY_CLOCK_SKEW_MS : 0)) continue;
+        // the same skew whether the reply names the message or its author (REPLY_CLOCK_SKEW_MS)
+        if (item.status !== 'open' || t < item.lastOpenedAt - REPLY_CLOCK_SKEW_MS) continue;
         item.dirty = true;
         item.status = 'answered';
         item.closedAt = Math.max(t, item.lastOpenedAt);
@@ -269,39 +295,65 @@ export class ListeningGapTracker {
       }
     }
     // A company reply stored before the message it answers (out-of-order ingest: the reply names a
-    // message not seen yet, and carries its thread) answers the new item; before, the item stayed
-    // open and was escalated although the customer had their answer. One query, only for new items.
+    // message not seen yet, and carries its thread, or names its author) answers the new item;
+    // before, the item stayed open and was escalated although the customer had their answer. One
+    // query, only for new items.
     const unanswered = items.filter((i) => i.isNew && i.status === 'open' && i.firstResponseAt === null);
-    if (unanswered.length > 0) {
-      const replies = await firstReplies(qr, unanswered.map((i) => i.source), unanswered.map((i) => i.threadKey), unanswered.map((i) => new Date(i.openedAt - REPLY_CLOCK_SKEW_MS).toISOString()));
-      const first = new Map(replies.filter((r) => r.first !== null).map((r) => [k(r.source, r.root), r.first!.getTime()]));
-      for (const i of unanswered) {
-        const key = k(i.source, i.threadKey);
-        const early = (earlyReplies.get(key) ?? []).filter((at) => at >= i.openedAt - REPLY_CLOCK_SKEW_MS);
-        const stamped = Math.min(first.get(key) ?? Infinity, ...early);
-        if (stamped === Infinity) continue;
-        // a reply stamped within the skew before the message answers it at once
-        const at = Math.max(stamped, i.openedAt);
-        Object.assign(i, { firstResponseAt: at, firstResponseSeconds: Math.round((at - i.openedAt) / 1000), respondedBy: 'reply' });
-        // a complaint of this batch after that reply still waits for its answer
-        if (at >= i.lastInboundAt) Object.assign(i, { status: 'answered', closedAt: at, closeReason: 'reply' });
-      }
-    }
+    const answers = await this.storedAnswers(qr, unanswered, (i) => [
+      ...(earlyReplies.get(k(i.source, i.threadKey)) ?? []),
+      ...(i.authorKey ? (earlyAddressed.get(k(i.source, i.authorKey.toLowerCase())) ?? []) : []),
+    ]);
+    unanswered.forEach((i, n) => {
+      const at = answers[n];
+      if (at === null || at === undefined) return;
+      Object.assign(i, { firstResponseAt: at, firstResponseSeconds: Math.round((at - i.openedAt) / 1000), respondedBy: 'reply' });
+      // a complaint of this batch after that reply still waits for its answer
+      if (at >= i.lastInboundAt) Object.assign(i, { status: 'answered', closedAt: at, closeReason: 'reply' });
+    });
     for (const m of batch) {
       const key = keyOf.get(m.id)!;
       threadKeys.set(m.id, key === m.externalId ? null : key);
     }
-    return { threadKeys, items: items.filter((i) => i.dirty) };
+    return { threadKeys, recipientKeys, items: items.filter((i) => i.dirty) };
+  }
+
+  /**
+   * When company replies already stored (and `early` ones of the batch, not stored yet) first
+   * answer new items, null where none does: the one rule of ingest and re-score. A reply answers
+   * an item when it is in the item's thread, or names no message but the item's author and is
+   * stamped within the reply window after the item's last inbound message; and is stamped no
+   * earlier than REPLY_CLOCK_SKEW_MS before the item opened. One stamped within the skew before it
+   * answers at the opening (0 s). One statement for all the items, each lookup on an index.
+   */
+  private async storedAnswers(qr: Pick<QueryRunner, 'query'>, items: readonly AnswerCandidate[], early: (i: AnswerCandidate) => number[] = () => []): Promise<(number | null)[]> {
+    if (items.length === 0) return [];
+    const window = this.config.replyWindowSeconds * 1000;
+    const from = (i: AnswerCandidate) => i.openedAt - REPLY_CLOCK_SKEW_MS;
+    const found = await firstReplies(qr, {
+      sources: items.map((i) => i.source),
+      roots: items.map((i) => i.threadKey),
+      opened: items.map((i) => new Date(from(i)).toISOString()),
+      authors: items.map((i) => i.authorKey?.toLowerCase() ?? null),
+      until: items.map((i) => new Date(i.lastInboundAt + window).toISOString()),
+    });
+    // one row per item, in order (unnest keeps it: no join, no grouping)
+    return items.map((i, n) => {
+      let stamped = found[n]?.first?.getTime() ?? Infinity;
+      for (const at of early(i)) if (at >= from(i) && at <= i.lastInboundAt + window && at < stamped) stamped = at;
+      return stamped === Infinity ? null : Math.max(stamped, i.openedAt);
+    });
   }
 
   /**
    * After a re-score: opens items for stored inbound messages that now open one (same rule as at
    * ingest) and whose thread has none, and lowers the score of open items to their new minimum.
    * An item that exists is never reopened or closed here: answered and closed threads stay so.
-   * A new item whose thread already holds a company reply after the message is recorded answered
-   * at that reply; otherwise it is open, due by the SLA from when the message happened.
-   * Threads are the reply chains stored with the messages (the author-window join of live ingest
-   * is not replayed for old messages). Returns the customers whose open items changed.
+   * A company reply already stored answers a new item as it would have at ingest (`storedAnswers`,
+   * the same code: the clock skew, replies addressed to its author); the item is answered unless a
+   * message of its thread came after that reply, otherwise open, due by the SLA from when the
+   * message happened. Threads are the reply chains stored with the messages (the author-window
+   * join of live ingest is not replayed for old messages). Returns the customers whose open items
+   * changed.
    */
   async applyRescored(qr: Pick<QueryRunner, 'query'>, batch: RescoredMessage[], openSince: number | null): Promise<{ opened: number; customers: string[] }> {
     const unhappy = batch.filter((m) => this.opens(m));
@@ -329,15 +381,21 @@ export class ListeningGapTracker {
       .filter((ms) => ms.length > 0);
     if (fresh.length === 0) return { opened: 0, customers: [] };
 
-    const replies = await firstReplies(qr, fresh.map((ms) => ms[0]!.source), fresh.map((ms) => rootOf(ms[0]!)), fresh.map((ms) => new Date(ms[0]!.occurredAt).toISOString()));
-    const answeredAt = new Map(replies.filter((r) => r.first !== null).map((r) => [k(r.source, r.root), r.first!.getTime()]));
-    const rows: RescoredItem[] = fresh.map((ms) => {
+    // the replies already stored answer it as they would have at ingest (storedAnswers: the skew,
+    // replies addressed to the author); before, only replies in its thread stamped after it did
+    const answers = await this.storedAnswers(
+      qr,
+      fresh.map((ms) => ({ source: ms[0]!.source, threadKey: rootOf(ms[0]!), authorKey: ms[0]!.authorKey, openedAt: ms[0]!.occurredAt, lastInboundAt: ms.at(-1)!.occurredAt })),
+    );
+    const rows: RescoredItem[] = fresh.map((ms, n) => {
       const first = ms[0]!;
       const last = ms.at(-1)!;
       const department = first.departments[0] ?? this.config.defaultDepartment;
       const { sla, due } = this.dueAt(first.occurredAt, department, first.source);
-      const reply = answeredAt.get(k(first.source, rootOf(first))) ?? null;
-      if (first.customerId && reply === null) customers.add(first.customerId);
+      const reply = answers[n] ?? null;
+      // as at ingest: a message of the thread after the answer still waits for one
+      const answered = reply !== null && reply >= last.occurredAt;
+      if (first.customerId && !answered) customers.add(first.customerId);
       return {
         id: uuidv7(),
         source: first.source,
@@ -349,7 +407,7 @@ export class ListeningGapTracker {
         department,
         intent: first.intent,
         score: Math.min(...ms.map((m) => m.score)),
-        status: reply === null ? 'open' : 'answered',
+        status: answered ? 'answered' : 'open',
         openedAt: first.occurredAt,
         lastInboundAt: last.occurredAt,
         sla,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { authorIdentities } from '../identity/author-identities';
 import { authorKeyOf, participantKey, recipientOf } from './recipient';
 
 describe('the key an author and the addressee of a reply meet on', () => {
@@ -21,5 +22,22 @@ describe('the key an author and the addressee of a reply meet on', () => {
     expect(authorKeyOf({ source: 'email', author: { handle: 'Jane <JANE@example.org>' } })).toBe(recipientOf({ source: 'email', text: 'Hi', metadata: { recipientHandle: 'jane@example.org' } }));
     expect(authorKeyOf({ source: 'sms', author: { phone: '415-555-0199' } })).toBe(recipientOf({ source: 'sms', text: 'Hi', metadata: { recipientHandle: '+1 415 555 0199' } }));
     expect(recipientOf({ source: 'x', text: 'no addressee' })).toBeNull();
+  });
+
+  it('keys a handle on an address channel as identity resolution keys the author (one rule: addressesOf)', () => {
+    const opts = { defaultRegion: 'GB', email: { plusAddressing: 'strip' as const } };
+    const cases = [
+      ['email', 'Jane <Jane+Orders@Example.org>'],
+      ['sms', '020 7946 0958'],
+      ['whatsapp', 'whatsapp:+14155550199'],
+      ['chat', 'jane@example.org'],
+      ['ticket', '4155550199'],
+      ['x', 'jane@example.org'],
+    ] as const;
+    for (const [source, handle] of cases) {
+      const claims = authorIdentities({ source, externalId: '1', direction: 'inbound', occurredAt: '2026-11-01T00:00:00Z', text: 'hi', author: { handle } } as never, opts);
+      const address = claims.find((c) => c.kind === 'email' || c.kind === 'phone');
+      expect(participantKey(source, handle, opts), `${source} ${handle}`).toBe(address?.value ?? handle.toLowerCase());
+    }
   });
 });

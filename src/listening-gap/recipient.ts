@@ -1,6 +1,5 @@
-import { ADDRESS_SOURCES } from '../auth/pii.policy';
-import { PHONE_CHANNELS } from '../identity/author-identities';
-import { normalizeEmail, normalizePhone, DEFAULT_EMAIL_OPTIONS, type IdentityKeyOptions } from '../identity/normalize';
+import { addressesOf } from '../identity/author-identities';
+import type { IdentityKeyOptions } from '../identity/normalize';
 
 /**
  * The key a listening item is kept under for its author, and that a reply names its addressee by:
@@ -13,14 +12,8 @@ import { normalizeEmail, normalizePhone, DEFAULT_EMAIL_OPTIONS, type IdentityKey
 export function participantKey(source: string, raw: string | null | undefined, opts: IdentityKeyOptions = {}): string | null {
   const s = raw?.trim();
   if (!s) return null;
-  if (ADDRESS_SOURCES.has(source)) {
-    const email = normalizeEmail(s, opts.email ?? DEFAULT_EMAIL_OPTIONS);
-    if (email) return email;
-    if (PHONE_CHANNELS.has(source)) {
-      const phone = normalizePhone(s, opts.defaultRegion ?? 'US');
-      if (phone) return phone;
-    }
-  }
+  const address = addressesOf(source, s, opts)[0];
+  if (address) return address.value;
   return s.replace(/^@+/, '').toLowerCase() || null;
 }
 

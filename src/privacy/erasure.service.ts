@@ -4,7 +4,9 @@ import type { CrmClient, CrmSystem, WriteBackValues } from '../crm/crm.port';
 import { CrmBudgetExhausted } from '../crm/crm-budget';
 import type { Db } from '../db/sql';
 import { inTransactionRetrying } from '../db/lock-conflict-retry';
+import { ADDRESS_SOURCES } from '../auth/pii.policy';
 import { identityKey, type IdentityKeyOptions } from '../identity/normalize';
+import { participantKey } from '../listening-gap/recipient';
 import { enqueueOutbox } from '../outbox/outbox';
 import { OUTBOX_TOPICS, sentimentTombstone, type OutboxRow } from '../outbox/outbox-events';
 import { AppError } from '../shared/app-error';
@@ -118,8 +120,10 @@ export class ErasureService {
     const ids = await this.lockFamily(qr, customerId);
     if (ids.length === 0) throw AppError.notFound(`customer ${customerId}`);
 
-    // Interactions: personal values replaced, scores and topics kept (the rollups are anonymous).
-    const iids = await repo.redactCustomerInteractions(qr, ids);
+    // Interactions: personal values replaced, scores and topics kept (the rollups are anonymous);
+    // so are company replies addressed to them by name or address alone (they carry no customer)
+    const addressed = this.addressedKeys(await repo.addressesOfCustomers(qr, ids));
+    const iids = [...(await repo.redactCustomerInteractions(qr, ids)), ...(await repo.redactRepliesAddressedTo(qr, addressed))];
     await repo.clearTopicMatches(qr, iids);
 
     // Listening items: no author left; open ones closed; escalation cases queued for redaction.
@@ -185,6 +189,21 @@ export class ErasureService {
     }
     await enqueueOutbox(qr, events);
     return { request: toRequest(row), erasedNow: true };
+  }
+
+  /**
+   * The keys a reply addresses these customers by (`participantKey`, as ingest keyed them): their
+   * handles per source, their listening items' keys, and their emails and phones on every address
+   * channel.
+   */
+  private addressedKeys(a: Awaited<ReturnType<typeof repo.addressesOfCustomers>>): { source: string; key: string }[] {
+    const keys = [...a.itemKeys];
+    for (const h of a.handles) {
+      const key = participantKey(h.source, h.handle, this.keyOptions);
+      if (key) keys.push({ source: h.source, key });
+    }
+    for (const source of ADDRESS_SOURCES) for (const key of a.addresses) keys.push({ source, key });
+    return keys;
   }
 
   /**

@@ -35,12 +35,60 @@ export async function redactCustomerInteractions(db: Db, customerIds: readonly s
   const found = await rows<{ id: string }>(
     db,
     `WITH r AS (
-       UPDATE interaction SET text = '', url = NULL, author_handle = NULL, author_display_name = NULL, metadata = NULL,
+       UPDATE interaction SET text = '', url = NULL, author_handle = NULL, author_display_name = NULL, metadata = NULL, recipient_key = NULL,
               explanation = '[]', event_id = NULL, in_reply_to = NULL, thread_key = NULL,
               external_id = ${erasedExternalIdSql('source', 'external_id')}, customer_id = NULL, identity_id = NULL, redacted_at = now()
         WHERE customer_id = ANY($1::uuid[]) RETURNING id)
      SELECT id FROM r`,
     [customerIds],
+  );
+  return found.map((r) => r.id);
+}
+
+/**
+ * Whom the customers were as an author, for the replies addressed to them: the handles of their
+ * inbound interactions (as stored), the keys their listening items hold, and their emails and
+ * phones. Read before `redactCustomerInteractions` clears the handles.
+ */
+export async function addressesOfCustomers(
+  db: Db,
+  customerIds: readonly string[],
+): Promise<{ handles: { source: string; handle: string }[]; itemKeys: { source: string; key: string }[]; addresses: string[] }> {
+  const [handles, itemKeys, addresses] = await Promise.all([
+    rows<{ source: string; handle: string }>(
+      db,
+      `SELECT DISTINCT source, author_handle AS handle FROM interaction
+        WHERE customer_id = ANY($1::uuid[]) AND direction = 'inbound' AND author_handle IS NOT NULL`,
+      [customerIds],
+    ),
+    rows<{ source: string; key: string }>(
+      db,
+      `SELECT DISTINCT source, author_handle AS key FROM listening_item WHERE customer_id = ANY($1::uuid[]) AND author_handle IS NOT NULL`,
+      [customerIds],
+    ),
+    rows<{ value: string }>(db, `SELECT DISTINCT value FROM customer_identity WHERE customer_id = ANY($1::uuid[]) AND kind IN ('email', 'phone')`, [customerIds]),
+  ]);
+  return { handles, itemKeys, addresses: addresses.map((a) => a.value) };
+}
+
+/**
+ * Company replies addressed to a key (`interaction.recipient_key`, on `interaction_recipient_idx`)
+ * lose every personal value as the customer's own interactions do: their text greets the person,
+ * their metadata names the address. Their ids.
+ */
+export async function redactRepliesAddressedTo(db: Db, keys: readonly { source: string; key: string }[]): Promise<string[]> {
+  if (keys.length === 0) return [];
+  const found = await rows<{ id: string }>(
+    db,
+    `WITH r AS (
+       UPDATE interaction i SET text = '', url = NULL, metadata = NULL, recipient_key = NULL,
+              explanation = '[]', event_id = NULL, in_reply_to = NULL, thread_key = NULL,
+              external_id = ${erasedExternalIdSql('i.source', 'i.external_id')}, identity_id = NULL, redacted_at = now()
+         FROM (SELECT DISTINCT source, key FROM unnest($1::text[], $2::text[]) AS k(source, key)) k
+        WHERE i.source = k.source AND i.recipient_key = k.key
+        RETURNING i.id)
+     SELECT id FROM r`,
+    [keys.map((k) => k.source), keys.map((k) => k.key)],
   );
   return found.map((r) => r.id);
 }
@@ -442,7 +490,7 @@ export async function redactOldInteractions(db: Db, cutoff: Date, limit: number)
   const found = await rows<{ id: string }>(
     db,
     `WITH c AS (SELECT id FROM interaction WHERE redacted_at IS NULL AND occurred_at < $1 ORDER BY occurred_at LIMIT $2 FOR UPDATE SKIP LOCKED),
-     u AS (UPDATE interaction i SET text = '', url = NULL, metadata = NULL, explanation = '[]', author_handle = NULL, author_display_name = NULL, identity_id = NULL, redacted_at = now()
+     u AS (UPDATE interaction i SET text = '', url = NULL, metadata = NULL, recipient_key = NULL, explanation = '[]', author_handle = NULL, author_display_name = NULL, identity_id = NULL, redacted_at = now()
              FROM c WHERE i.id = c.id RETURNING i.id)
      SELECT id FROM u`,
     [cutoff, limit],

@@ -292,6 +292,15 @@ function round6(x: number): number {
 }
 
 /**
+ * Only white space (a line break, a tab: the transcript of a silent call) and no rating that
+ * counts: nothing to score. The built-in analyzer reads such a text as neutral without its model,
+ * and the scorer sends it to no model server (./sentiment.scorer.ts).
+ */
+export function saysNothing(text: unknown, rating?: number | null, ratingScale?: number): boolean {
+  return ratingScore(rating, ratingScale) === null && (typeof text === 'string' ? text : text == null ? '' : String(text)).trim().length === 0;
+}
+
+/**
  * A rating mapped linearly to [-1, 1], or null when absent or out of range. Stars run from 1 (3 of
  * 5 is 0); a scale of 10 or more runs from 0, as interactions.v1 has it for NPS-style surveys
  * (`metadata.ratingScale` 10: 0 is -1, 5 is 0). Before, a 0 of 10, the least likely to recommend,

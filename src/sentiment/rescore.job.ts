@@ -3,6 +3,7 @@ import type { Config } from '../config/config';
 import { isTransient, PauseBudget, unavailableReason } from '../db/failures';
 import { inTransaction } from '../db/transaction';
 import { lockCustomers } from '../identity/merge';
+import { configuredKeyOptions } from '../identity/normalize';
 import type { ListeningGapTracker, RescoredMessage } from '../listening-gap/listening-gap.tracker';
 import { participantKey } from '../listening-gap/recipient';
 import { enqueueOutbox } from '../outbox/outbox';
@@ -81,7 +82,7 @@ export class RescoreJobRunner {
     private readonly taxonomy: TaxonomyService,
     private readonly scorer: SentimentScorer,
     private readonly gap: ListeningGapTracker,
-    private readonly config: Pick<Config, 'publicUrl'> & { sentiment: { rescoreBatchSize: number } },
+    private readonly config: Pick<Config, 'publicUrl' | 'identity'> & { sentiment: { rescoreBatchSize: number } },
     private readonly log: Logger,
     /** how soon a replica that found the runner lock taken looks again while a job is active */
     private readonly retryMs = 5_000,
@@ -310,6 +311,7 @@ export class RescoreJobRunner {
       }
 
       const departmentsOf = new Map(topics.map((t) => [t.name, t.department]));
+      const keyOptions = configuredKeyOptions(this.config.identity);
       const rescored: RescoredMessage[] = changed
         .filter((c) => c.row.direction === 'inbound')
         .map(({ row, a }) => ({
@@ -319,7 +321,9 @@ export class RescoreJobRunner {
           threadKey: row.thread_key,
           direction: row.direction,
           occurredAt: new Date(row.occurred_at).getTime(),
-          authorKey: participantKey(row.source, row.author_handle),
+          // keyed as ingest keys it (EARSHOT_EMAIL_PLUS_ADDRESSING, EARSHOT_DEFAULT_PHONE_REGION): with
+          // the defaults, an item a re-score opened met no reply keyed the configured way
+          authorKey: participantKey(row.source, row.author_handle, keyOptions),
           customerId: ownerOf.get(row.id) ?? row.customer_id,
           intent: a.intent,
           score: a.score,

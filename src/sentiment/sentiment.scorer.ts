@@ -1,5 +1,5 @@
 import type { Logger } from '../shared/logger';
-import { labelFor, shortToken, type Analysis, type TopicMatch } from './analyzer';
+import { labelFor, saysNothing, shortToken, type Analysis, type TopicMatch } from './analyzer';
 import { normalizeLanguageTag } from './language';
 import { RemoteModelError, type RemoteResult, type RemoteSentimentModel, type ScoreItem } from './remote-model.client';
 import type { LoadedTaxonomy, TaxonomyService } from './taxonomy.service';
@@ -36,21 +36,26 @@ export class SentimentScorer {
     if (!this.remote || items.length === 0) return local;
     const remote = this.remote;
     const byName = new Map(tax.topics.map((t) => [t.name, t]));
+    // only white space: neutral, as the built-in analysis read it; before, the server was asked
+    // (and its score of nothing opened listening items for silent calls)
+    const sent = items.flatMap((it, i) => (saysNothing(it.text, it.rating, it.ratingScale) ? [] : [i]));
     const chunks: number[] = [];
-    for (let start = 0; start < items.length; start += this.batchSize) chunks.push(start);
+    for (let start = 0; start < sent.length; start += this.batchSize) chunks.push(start);
     // Chunks go out together; the client caps what is in flight per process.
     await Promise.all(
       chunks.map(async (start) => {
+        const at = sent.slice(start, start + this.batchSize);
         // the language the built-in analysis settled on when the text's script overruled the
         // declared one ("en" stamped on Japanese, ./language.ts): the server is told "ja" too
-        const slice = items.slice(start, start + this.batchSize).map((it, i) => {
-          const lang = local[start + i]!.lang;
+        const slice = at.map((n) => {
+          const it = items[n]!;
+          const lang = local[n]!.lang;
           const declared = normalizeLanguageTag(it.lang);
           return declared !== null && declared !== lang ? { ...it, lang } : it;
         });
         try {
           const batch = await remote.score(slice);
-          batch.results.forEach((r, i) => (local[start + i] = withRemote(local[start + i]!, r, batch.model, byName)));
+          batch.results.forEach((r, i) => (local[at[i]!] = withRemote(local[at[i]!]!, r, batch.model, byName)));
         } catch (e) {
           const kind = e instanceof RemoteModelError ? e.kind : 'error';
           // breaker_open is the steady state of an outage: logged once by the breaker, not per batch

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config';
+import { redactOldInteractions } from '../../src/privacy/privacy.repository';
 import { SalesforceServer } from '../crm-servers/salesforce/server';
 import { startTestApp, type TestApp } from '../support/app';
 
@@ -100,6 +101,53 @@ describe('listening gap: threads in a hostile order', () => {
     if (order === 'one batch') await ingest([reply, complaint]);
     else for (const m of order === 'reply first' ? [reply, complaint] : [complaint, reply]) await ingest([m]);
     expect(await itemOf('x', `${id}-c`)).toMatchObject(expected);
+  });
+
+  // The same cases for a reply that names only whom it addresses (a leading @handle, or
+  // metadata.recipientHandle), no message. Before, one stored first was not looked up: every
+  // 'reply first' case stayed open, and -2 stayed open in every order.
+  it.each([
+    [-10, 'reply first', { status: 'open', first_response_seconds: null }],
+    [-10, 'complaint first', { status: 'open', first_response_seconds: null }],
+    [-10, 'one batch', { status: 'open', first_response_seconds: null }],
+    [-2, 'reply first', { status: 'answered', first_response_seconds: 0, responded_by: 'reply' }],
+    [-2, 'complaint first', { status: 'answered', first_response_seconds: 0, responded_by: 'reply' }],
+    [-2, 'one batch', { status: 'answered', first_response_seconds: 0, responded_by: 'reply' }],
+    [10, 'reply first', { status: 'answered', first_response_seconds: 600, responded_by: 'reply' }],
+    [10, 'complaint first', { status: 'answered', first_response_seconds: 600, responded_by: 'reply' }],
+    [10, 'one batch', { status: 'answered', first_response_seconds: 600, responded_by: 'reply' }],
+  ] as const)('a reply addressed to the author, stamped %i min from the complaint, %s', async (offset, order, expected) => {
+    const t = Date.now() - 2 * HOUR;
+    const id = `to${offset}-${order.replace(' ', '-')}`;
+    const complaint = inbound('x', `${id}-c`, t, `@${id}_Ann`, COMPLAINT);
+    const reply = outbound('x', `${id}-r`, t + offset * MIN, `@${id}_ann sorry, on it.`);
+    if (order === 'one batch') await ingest([reply, complaint]);
+    else for (const m of order === 'reply first' ? [reply, complaint] : [complaint, reply]) await ingest([m]);
+    expect(await itemOf('x', `${id}-c`)).toMatchObject(expected);
+  });
+
+  it('a reply addressed to an email sender, stored before the complaint, answers it however the address is written', async () => {
+    const t = Date.now() - 2 * HOUR;
+    const who = `rcpt${Date.now()}`;
+    await ingest([outbound('email', `${who}-r`, t + 30 * MIN, 'Sorry, a refund is on its way.', { metadata: { recipientHandle: `${who}@example.org` } })]);
+    await ingest([inbound('email', `${who}-c`, t, `Jane Roe <${who.toUpperCase()}@Example.org>`, COMPLAINT)]);
+    expect(await itemOf('email', `${who}-c`)).toMatchObject({ status: 'answered', first_response_seconds: 1800, responded_by: 'reply' });
+    // a reply after the reply window of the complaint (72 h) answers something else
+    const old = Date.now() - 100 * HOUR;
+    await ingest([outbound('email', `${who}-r2`, old + 80 * HOUR, 'Hello again', { metadata: { recipientHandle: `${who}2@example.org` } })]);
+    await ingest([inbound('email', `${who}-c2`, old, `${who}2@example.org`, COMPLAINT)]);
+    expect(await itemOf('email', `${who}-c2`)).toMatchObject({ status: 'open', first_response_seconds: null });
+    // the reply's addressee is kept keyed as the item's author
+    expect(await q(`SELECT recipient_key FROM interaction WHERE source = 'email' AND external_id = $1`, [`${who}-r`])).toEqual([{ recipient_key: `${who}@example.org` }]);
+  });
+
+  it("retention takes a reply's addressee key with its metadata", async () => {
+    // older than any other row of this database: the redaction below reaches only this reply
+    const t = Date.now() - 400 * 24 * HOUR;
+    const who = `ret${Date.now()}`;
+    await ingest([outbound('email', `${who}-r`, t, 'Sorry, on it.', { metadata: { recipientHandle: `${who}@example.org` } })]);
+    expect(await redactOldInteractions(app.db.ds, new Date(t + MIN), 10)).toHaveLength(1);
+    expect(await q(`SELECT metadata, recipient_key FROM interaction WHERE source = 'email' AND external_id = $1`, [`${who}-r`])).toEqual([{ metadata: null, recipient_key: null }]);
   });
 
   it('reply cycles and self-replies end: one item per thread, every message stored', async () => {

@@ -139,7 +139,7 @@ describe('erasure, audited: a whole-database dump, the log and the topics', () =
       const [{ n }] = await q<{ n: number }>(`SELECT count(*)::int AS n FROM interaction WHERE external_id LIKE 'qvx-ext-%'`);
       if (n < 2) return false;
       const dlq = await readTopic(kafka, names.dlq).catch(() => [] as Received[]);
-      return n >= 4 && dlq.length >= 1 && (await unsent()) === 0;
+      return n >= 7 && dlq.length >= 1 && (await unsent()) === 0;
     }, async (ingest) => {
       // POST /ingest (the ingest role's): an Instagram message, an email, and a refused line carrying the address
       const res = await fetch(`${ingest.url}/ingest`, {
@@ -149,6 +149,10 @@ describe('erasure, audited: a whole-database dump, the log and the topics', () =
           msg(3, { source: 'instagram', author: { handle: P.ig, displayName: `${P.first} M.` }, text: `qvxword: DM me, or email ${P.email}. Awful.`, url: `https://instagram.com/${P.ig}` }),
           msg(4, { source: 'email', author: { email: P.email, displayName: `${P.first} ${P.last}` }, text: `Call me on 02079460958 please, my qvxword order is broken. Terrible.`, metadata: { subject: `From ${P.first}` } }),
           { ...msg(5, {}), source: 'myspace', author: { email: P.email }, text: `refused qvxword ${P.phone}` },
+          // company replies that name the person only as their addressee: no message, so no customer
+          msg(8, { source: 'email', direction: 'outbound', author: { handle: 'care@brand.example' }, text: `Dear ${P.first}, your qvxword refund is on its way.`, metadata: { recipientHandle: P.email } }),
+          msg(9, { source: 'x', direction: 'outbound', author: { handle: 'brandcare' }, text: `@${P.x} so sorry about the qvxword parcel, we are on it.` }),
+          msg(10, { source: 'sms', direction: 'outbound', author: { handle: 'brand' }, text: `Hi ${P.first}, qvxword update: shipped.`, metadata: { recipientHandle: '020 7946 0958' } }),
         ]),
       });
       expect(res.status).toBeLessThan(300);

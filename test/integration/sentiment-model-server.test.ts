@@ -11,7 +11,7 @@ import { REPO_ROOT } from '../support/postgres';
 const ADMIN = 'admin-key-0123456789';
 const as = { 'x-api-key': ADMIN };
 const MODEL = 'acme-care-v2';
-const BUILT_IN = 'earshot-linear-2026.12.3';
+const BUILT_IN = 'earshot-linear-2026.12.4';
 
 /** The team's model: certain about billing trouble, mildly positive about everything else. */
 const acme = (it: ModelRequestItem) =>
@@ -105,6 +105,29 @@ describe('a team model server behind EARSHOT_SENTIMENT_URL', () => {
 
     const analyzed = await app.gql<{ analyzeText: { model: string; score: number } }>('{ analyzeText(text: "refund please") { model score } }', undefined, as);
     expect(analyzed.data.analyzeText).toEqual({ model: MODEL, score: -0.8 });
+  });
+
+  it('sends no text that is only white space: it is neutral, as the built-in analyzer reads it', async () => {
+    const app = await start({});
+    const before = server.requests.length;
+    const lines = [
+      message(300, { text: 'I was charged twice for my subscription' }),
+      // the transcript of a silent call, an empty form
+      message(301, { text: ' \n\t ' }),
+      message(302, { text: '\u00a0\u2003\r\n' }),
+      // white space with a rating says something: the server may read the rating
+      message(303, { text: '  ', rating: 1 }),
+      message(304, { text: 'Lovely staff, thank you!' }),
+    ];
+    expect((await ingest(app, lines)).accepted).toBe(5);
+    // before: all five texts went to the server
+    const sent = server.requests.slice(before).flatMap((r) => r.items.map((i) => i.text));
+    expect(sent.sort()).toEqual(['  ', 'I was charged twice for my subscription', 'Lovely staff, thank you!']);
+    const rows = await stored(app);
+    for (const id of ['ext-301', 'ext-302']) expect(rows.get(id)!.sentiment, id).toEqual({ score: 0, label: 'NEUTRAL', model: BUILT_IN, explanation: [] });
+    expect(rows.get('ext-300')!.sentiment).toMatchObject({ score: -0.8, model: MODEL });
+    expect(rows.get('ext-303')!.sentiment.model).toBe(MODEL);
+    expect(rows.get('ext-304')!.sentiment).toMatchObject({ score: 0.4, model: MODEL });
   });
 
   it('falls back to the built-in model on a 500, a body that is not JSON, the wrong number of results, or a broken contract', async () => {
