@@ -1,7 +1,7 @@
 import { type Admin, type Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApp } from '../../src/app';
-import { groupLag, kafkaNames, produce, readTopic, testKafka, waitFor, type KafkaNames } from '../support/kafka-fixtures';
+import { groupLag, kafkaNames, produce, readTopic, testKafka, waitFor, type KafkaNames, type Outgoing } from '../support/kafka-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { metric, onPartition, startInstance, stored, type Instance } from '../support/kafka-instance';
 
@@ -38,6 +38,31 @@ describe('Kafka operator mishaps', () => {
     await i.app.stop();
     running.splice(running.indexOf(i.app), 1);
   };
+  /**
+   * Adds partitions to the topic and writes to them at once, before Earshot can have noticed them.
+   * The broker can answer a metadata request with the old partition count for a few ms after
+   * createPartitions returned (2 of 100 tries on an idle machine, longer under load), and a kafkajs
+   * producer sends nothing to a partition its metadata does not list and resolves all the same:
+   * the test could then wait 60 s for messages that were never written. So the writes start once the
+   * broker lists the new partitions with a leader that answers for them (a leader just elected
+   * can still say it is not the leader), and each partition's end is checked to have moved by
+   * what was written to it.
+   */
+  const addPartitionsAndWrite = async (topic: string, count: number, messages: Outgoing[]): Promise<number> => {
+    await admin.createPartitions({ topicPartitions: [{ topic, count }] });
+    const added = Date.now();
+    const before = await waitFor('the broker to list the new partitions and answer for them', async () => {
+      const listed = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]!.partitions.filter((p) => p.leader >= 0).length;
+      const ends = listed === count ? await admin.fetchTopicOffsets(topic) : [];
+      return ends.length === count ? new Map(ends.map((o) => [o.partition, Number(o.high)])) : null;
+    }, 30_000);
+    await produce(kafka, topic, messages);
+    const after = await admin.fetchTopicOffsets(topic);
+    const written = new Map<number, number>();
+    for (const m of messages) written.set(m.partition!, (written.get(m.partition!) ?? 0) + 1);
+    expect(Object.fromEntries(after.filter((o) => written.has(o.partition)).map((o) => [o.partition, Number(o.high) - (before.get(o.partition) ?? 0)]))).toEqual(Object.fromEntries(written));
+    return added;
+  };
 
   beforeAll(async () => {
     kafka = testKafka();
@@ -59,10 +84,8 @@ describe('Kafka operator mishaps', () => {
     await i.app.kafka!.consumer.whenJoined();
     await produce(kafka, names.topic, [0, 1, 2].flatMap((p) => onPartition(p, p * 1_000, 10, 'before')));
     await waitFor('the first 30', async () => (await stored(i.app, 'before-%')) === 30, 60_000);
-    await admin.createPartitions({ topicPartitions: [{ topic: names.topic, count: 5 }] });
-    const added = Date.now();
     // written at once, before Earshot can have noticed the new partitions
-    await produce(kafka, names.topic, [3, 4].flatMap((p) => onPartition(p, p * 1_000, 10, 'added')));
+    const added = await addPartitionsAndWrite(names.topic, 5, [3, 4].flatMap((p) => onPartition(p, p * 1_000, 10, 'added')));
     await waitFor('the 20 on the new partitions', async () => (await stored(i.app, 'added-%')) === 20, 60_000);
     console.info(`kafka-operator-mishaps: messages on added partitions stored ${Date.now() - added} ms after the partitions were added`);
     await waitFor('every offset committed', async () => (await groupLag(admin, names.group, names.topic)) === 0, 30_000);
@@ -75,10 +98,8 @@ describe('Kafka operator mishaps', () => {
     await produce(kafka, names.topic, [0, 1, 2].flatMap((p) => onPartition(p, p * 1_000, 10, 'before')));
     await waitFor('the first 30', async () => (await stored(i.app, 'before-%')) === 30, 60_000);
     await waitFor('every offset committed', async () => (await groupLag(admin, names.group, names.topic)) === 0, 30_000);
-    await admin.createPartitions({ topicPartitions: [{ topic: names.topic, count: 5 }] });
-    const added = Date.now();
     // written at once, before Earshot can have noticed the new partitions: they are not new to the group
-    await produce(kafka, names.topic, [3, 4].flatMap((p) => onPartition(p, p * 1_000, 10, 'added')));
+    const added = await addPartitionsAndWrite(names.topic, 5, [3, 4].flatMap((p) => onPartition(p, p * 1_000, 10, 'added')));
     await waitFor('the 20 on the new partitions', async () => (await stored(i.app, 'added-%')) === 20, 45_000);
     console.info(`kafka-operator-mishaps: with latest, messages on added partitions stored ${Date.now() - added} ms after the partitions were added`);
     await waitFor('every offset committed', async () => (await groupLag(admin, names.group, names.topic)) === 0, 30_000);

@@ -70,7 +70,6 @@ export interface Outgoing {
 export const orderedProducer = (kafka: Kafka) =>
   kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
 
-/** Produces in order, in requests of `chunk`, acknowledged by all in-sync replicas. */
 /** A Kafka test file's afterAll: stops its service, deletes its topics, disconnects its admin. */
 export async function stopAndDropTopics(app: { close(): Promise<void> } | undefined, admin: Admin | undefined, names: KafkaNames): Promise<void> {
   await app?.close();
@@ -78,12 +77,23 @@ export async function stopAndDropTopics(app: { close(): Promise<void> } | undefi
   await admin?.disconnect();
 }
 
+/**
+ * Produces in order, in requests of `chunk`, acknowledged by all in-sync replicas; throws when a
+ * message's explicit partition was not written to.
+ */
 export async function produce(kafka: Kafka, topic: string, messages: Outgoing[], chunk = 2_000): Promise<void> {
   const producer = orderedProducer(kafka);
   await producer.connect();
   try {
     for (let i = 0; i < messages.length; i += chunk) {
-      await producer.send({ topic, acks: -1, messages: messages.slice(i, i + chunk) });
+      const part = messages.slice(i, i + chunk);
+      const sent = await producer.send({ topic, acks: -1, messages: part });
+      // kafkajs sends nothing to a partition its metadata does not list (one added a moment ago,
+      // the broker still answering with the old count) and resolves all the same: a test would then
+      // wait for messages never written
+      const answered = new Set(sent.map((r) => r.partition));
+      const missing = [...new Set(part.flatMap((m) => (m.partition === undefined ? [] : [m.partition])))].filter((p) => !answered.has(p));
+      if (missing.length > 0) throw new Error(`kafkajs wrote nothing to partition(s) ${missing.join(', ')} of ${topic}: its metadata does not list them`);
     }
   } finally {
     await producer.disconnect();
