@@ -54,20 +54,19 @@ export async function addressesOfCustomers(
   db: Db,
   customerIds: readonly string[],
 ): Promise<{ handles: { source: string; handle: string }[]; itemKeys: { source: string; key: string }[]; addresses: string[] }> {
-  const [handles, itemKeys, addresses] = await Promise.all([
-    rows<{ source: string; handle: string }>(
-      db,
-      `SELECT DISTINCT source, author_handle AS handle FROM interaction
-        WHERE customer_id = ANY($1::uuid[]) AND direction = 'inbound' AND author_handle IS NOT NULL`,
-      [customerIds],
-    ),
-    rows<{ source: string; key: string }>(
-      db,
-      `SELECT DISTINCT source, author_handle AS key FROM listening_item WHERE customer_id = ANY($1::uuid[]) AND author_handle IS NOT NULL`,
-      [customerIds],
-    ),
-    rows<{ value: string }>(db, `SELECT DISTINCT value FROM customer_identity WHERE customer_id = ANY($1::uuid[]) AND kind IN ('email', 'phone')`, [customerIds]),
-  ]);
+  // one after another: inside the erasure's transaction they share one connection
+  const handles = await rows<{ source: string; handle: string }>(
+    db,
+    `SELECT DISTINCT source, author_handle AS handle FROM interaction
+      WHERE customer_id = ANY($1::uuid[]) AND direction = 'inbound' AND author_handle IS NOT NULL`,
+    [customerIds],
+  );
+  const itemKeys = await rows<{ source: string; key: string }>(
+    db,
+    `SELECT DISTINCT source, author_handle AS key FROM listening_item WHERE customer_id = ANY($1::uuid[]) AND author_handle IS NOT NULL`,
+    [customerIds],
+  );
+  const addresses = await rows<{ value: string }>(db, `SELECT DISTINCT value FROM customer_identity WHERE customer_id = ANY($1::uuid[]) AND kind IN ('email', 'phone')`, [customerIds]);
   return { handles, itemKeys, addresses: addresses.map((a) => a.value) };
 }
 
