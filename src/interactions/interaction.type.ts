@@ -39,7 +39,7 @@ export class InteractionSentiment {
 
   @Field(() => String, {
     nullable: true,
-    description: 'the model that scored it (e.g. earshot-linear-2026.12.3, or the name a model server gave); null: scored before models were recorded',
+    description: 'the model that scored it (e.g. earshot-linear-2026.12.4, or the name a model server gave); null: scored before models were recorded',
   })
   model!: string | null;
 }

@@ -369,34 +369,35 @@ const SUITES: Suite[] = [
 
 /**
  * Upper bounds on each suite's failure rate: what the model reaches plus about two points, tightened
- * when a model improves and never loosened. Measured rate in the comment: earshot-linear-2026.12.3
- * (a negator of a negative word has a feature of its own), then 2026.12.2 and, in brackets,
- * 2026.12.1 (before irony, politeness and intensifier roles in ./model/features.ts).
+ * when a model improves and never loosened. Measured rate in the comment: earshot-linear-2026.12.4
+ * ("…", apostrophe-less contractions and URL-encoded text read as typed plainly), then 2026.12.3
+ * (a negator of a negative word has a feature of its own), 2026.12.2 and, in brackets, 2026.12.1
+ * (before irony, politeness and intensifier roles in ./model/features.ts).
  */
 const BOUNDS: Record<string, number> = {
-  'mft-negative': 0.1, // 0.081, 0.081 (0.075)
-  'mft-positive': 0.02, // 0, 0 (0)
-  'mft-neutral': 0.46, // 0.436, 0.436 (0.468): known limit
-  'mft-howto': 0.08, // 0.060, 0.060 (0.060)
-  'mft-negated-positive': 0.04, // 0.020, 0.020 (0.020)
-  'mft-negated-negative': 0.21, // 0.186, 0.395 (0.372): known limit
-  'mft-contrast-neg': 0.03, // 0.006, 0.006 (0.006)
-  'mft-contrast-pos': 0.6, // 0.587, 0.576 (0.554): known limit
-  'mft-intensified': 0.02, // 0, 0 (0.008)
-  'mft-downtoned': 0.02, // 0, 0 (0)
-  'mft-question-complaint': 0.05, // 0.030, 0.048 (0.054)
-  'mft-polite-complaint': 0.09, // 0.089, 0.068 (0.048): "Kind regards, I have been waiting …" at 0.70
-  'mft-sarcasm': 0.34, // 0.317, 0.324 (0.789): known limit for sarcasm without an interjection
-  'mft-emoji-only': 0.1, // 0.083, 0.083 (0.042): 2 of 24
-  'mft-comparison': 0.15, // 0.125, 0.125 (0.106)
-  'inv-brand': 0.08, // 0.058, 0.063 (0.071)
-  'inv-product': 0.09, // 0.063, 0.063 (0.063)
-  'inv-person-place': 0.32, // 0.295, 0.300 (0.310): known limit
-  'inv-order-number': 0.02, // 0, 0 (0)
-  'inv-typo': 0.09, // 0.067, 0.079 (0.085)
-  'inv-politeness': 0.26, // 0.237, 0.246 (0.299): known limit
-  'dir-intensifier': 0.02, // 0, 0.132 (0.566)
-  'dir-append-negative': 0.02, // 0, 0 (0)
+  'mft-negative': 0.1, // 0.081, 0.081, 0.081 (0.075)
+  'mft-positive': 0.02, // 0, 0, 0 (0)
+  'mft-neutral': 0.45, // 0.429, 0.436, 0.436 (0.468): known limit
+  'mft-howto': 0.08, // 0.060, 0.060, 0.060 (0.060)
+  'mft-negated-positive': 0.04, // 0.029, 0.020, 0.020 (0.020)
+  'mft-negated-negative': 0.2, // 0.174, 0.186, 0.395 (0.372): known limit
+  'mft-contrast-neg': 0.03, // 0.006, 0.006, 0.006 (0.006)
+  'mft-contrast-pos': 0.6, // 0.587, 0.587, 0.576 (0.554): known limit
+  'mft-intensified': 0.02, // 0, 0, 0 (0.008)
+  'mft-downtoned': 0.02, // 0, 0, 0 (0)
+  'mft-question-complaint': 0.05, // 0.030, 0.030, 0.048 (0.054)
+  'mft-polite-complaint': 0.09, // 0.089, 0.089, 0.068 (0.048): "Kind regards, I have been waiting …" at 0.70
+  'mft-sarcasm': 0.34, // 0.317, 0.317, 0.324 (0.789): known limit for sarcasm without an interjection
+  'mft-emoji-only': 0.1, // 0.083, 0.083, 0.083 (0.042): 2 of 24
+  'mft-comparison': 0.15, // 0.125, 0.125, 0.125 (0.106)
+  'inv-brand': 0.08, // 0.075, 0.058, 0.063 (0.071)
+  'inv-product': 0.09, // 0.063, 0.063, 0.063 (0.063)
+  'inv-person-place': 0.32, // 0.300, 0.295, 0.300 (0.310): known limit
+  'inv-order-number': 0.02, // 0, 0, 0 (0)
+  'inv-typo': 0.09, // 0.067, 0.067, 0.079 (0.085)
+  'inv-politeness': 0.26, // 0.232, 0.237, 0.246 (0.299): known limit
+  'dir-intensifier': 0.02, // 0, 0, 0.132 (0.566)
+  'dir-append-negative': 0.02, // 0, 0, 0 (0)
 };
 
 /**

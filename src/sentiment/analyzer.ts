@@ -7,7 +7,7 @@ import { defaultModel, HEAD_COMPLAINT, HEAD_NEGATIVE, HEAD_NEUTRAL, HEAD_POSITIV
 import { F_LEX_NEG } from './model/features';
 import { Featurizer } from './model/trainer';
 import { MAX_SCORED_CHARS, round3, tokenize } from './sentiment.engine';
-import { decodeEntities, type FoldedText, foldText, normalizeTokens, tokenizeFolded } from './text-fold';
+import { decodeEntities, decodePercent, type FoldedText, foldText, normalizeTokens, tokenizeFolded } from './text-fold';
 import { DEFAULT_TAXONOMY, type TaxonomyTopic, TopicMatcher, type TopicMatch } from './topic.matcher';
 
 export type { Intent } from './intent.classifier';
@@ -128,7 +128,7 @@ export class SentimentAnalyzer {
 
   /** Only the taxonomy topics of a text: what re-tagging after a taxonomy edit needs. */
   topicsOf(text: string): TopicMatch[] {
-    const sliced = text.length > MAX_SCORED_CHARS ? text.slice(0, MAX_SCORED_CHARS) : text;
+    const sliced = decodePercent(text.length > MAX_SCORED_CHARS ? text.slice(0, MAX_SCORED_CHARS) : text);
     if (!this.foldAll) return this.topics.match(tokenize(this.fold(sliced).text));
     // read as analyze() reads it, or a re-tag would move the topics ingest gave ("paaarcel laaate")
     return this.topics.match(normalizeTokens(tokenize(this.fold(decodeEntities(sliced)).text)));
@@ -143,7 +143,8 @@ export class SentimentAnalyzer {
   analyze(text: string, opts: AnalyzeOptions = {}): Analysis {
     const input = typeof text === 'string' ? text : text == null ? '' : String(text);
     const truncated = input.length > MAX_SCORED_CHARS;
-    const sliced = truncated ? input.slice(0, MAX_SCORED_CHARS) : input;
+    // a URL-encoded text is read decoded, as training reads it (./text-fold.ts, decodePercent)
+    const sliced = decodePercent(truncated ? input.slice(0, MAX_SCORED_CHARS) : input);
     let written = this.foldAll ? decodeEntities(sliced) : sliced;
     let folded = this.fold(written);
     // an entity the fold revealed ("＆ａｍｐ；", "&am\u200bp;"): decoded, and named as folded

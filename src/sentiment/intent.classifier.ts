@@ -37,11 +37,13 @@ export function cueText(text: string): string {
   return text.replace(/[\p{Default_Ignorable_Code_Point}\x00-\x08\x0e-\x1f\x7f]+/gu, '').replace(/\s+/g, ' ').replace(/\u2019/g, "'");
 }
 
+// The cues' contractions match typed without the apostrophe too ("Im leaving", "wont be back",
+// "doesnt work"), as the model reads them (../sentiment.engine.ts).
 const CHURN =
-  /\b(?:cancel(?:l?ing)? my (?:account|subscription|membership|plan|contract|service)|clos(?:e|ing) my account|switch(?:ing|ed)? (?:over )?to|mov(?:e|ing) (?:over )?to (?!the\b|a\b)|never (?:again|(?:buy|buying|order|ordering|use|using|fly|flying|shop|shopping|coming|come)\b[^.!?]{0,40}\bagain)|(?:take|taking) my (?:business|money) elsewhere|done with (?:you|this|your)|last time i(?:'ll| will)? (?:use|order|buy|fly|shop)|(?:i'm|i am|we're|we are) (?:leaving|out)\b|unsubscrib(?:e|ing)|won't be (?:back|renewing|using)|not (?:renewing|coming back)|looking for (?:a |an )?(?:alternative|another provider|other options)|port(?:ing)? my number|#neveragain|#boycott)/;
+  /\b(?:cancel(?:l?ing)? my (?:account|subscription|membership|plan|contract|service)|clos(?:e|ing) my account|switch(?:ing|ed)? (?:over )?to|mov(?:e|ing) (?:over )?to (?!the\b|a\b)|never (?:again|(?:buy|buying|order|ordering|use|using|fly|flying|shop|shopping|coming|come)\b[^.!?]{0,40}\bagain)|(?:take|taking) my (?:business|money) elsewhere|done with (?:you|this|your)|last time i(?:'ll| will)? (?:use|order|buy|fly|shop)|(?:i'?m|i am|we're|we are) (?:leaving|out)\b|unsubscrib(?:e|ing)|won'?t be (?:back|renewing|using)|not (?:renewing|coming back)|looking for (?:a |an )?(?:alternative|another provider|other options)|port(?:ing)? my number|#neveragain|#boycott)/;
 
 const PURCHASE =
-  /\b(?:(?:want|wanna|going|planning|plan|looking|hoping|ready|about|need|trying) (?:to )?(?:buy|purchase|order|get|upgrade|subscribe|pre-?order)\b|where (?:can|do) i (?:buy|get|order|find)|how much (?:is|are|does|do|for)|(?:do|does) (?:you|it) (?:ship|deliver|come in|sell)|is (?:it|this|the \w+) (?:in stock|available)|(?:back )?in stock\?|interested in (?:buying|getting|the|your|a)|take my money|shut up and take|can't wait to (?:buy|get|order|try)|pre-?order|(?:any|is there a) (?:discount|coupon|promo)|add(?:ed)? to (?:my )?cart|price (?:of|for)\b[^?]{0,40}\?|(?:thinking|thought) (?:about|of) (?:buying|getting|ordering|upgrading))/;
+  /\b(?:(?:want|wanna|going|planning|plan|looking|hoping|ready|about|need|trying) (?:to )?(?:buy|purchase|order|get|upgrade|subscribe|pre-?order)\b|where (?:can|do) i (?:buy|get|order|find)|how much (?:is|are|does|do|for)|(?:do|does) (?:you|it) (?:ship|deliver|come in|sell)|is (?:it|this|the \w+) (?:in stock|available)|(?:back )?in stock\?|interested in (?:buying|getting|the|your|a)|take my money|shut up and take|can'?t wait to (?:buy|get|order|try)|pre-?order|(?:any|is there a) (?:discount|coupon|promo)|add(?:ed)? to (?:my )?cart|price (?:of|for)\b[^?]{0,40}\?|(?:thinking|thought) (?:about|of) (?:buying|getting|ordering|upgrading))/;
 
 const QUESTION_START =
   /^(?:how|what|when|where|why|who|which|can|could|would|will|is|are|do|does|did|should|has|have|any(?:one|body)|is there)\b/;
@@ -52,7 +54,7 @@ const QUESTION_START =
  * the model reads as positive ("Charged twice AGAIN. Unbelievable.").
  */
 export const COMPLAINT_CUE =
-  /\b(?:charged (?:me )?twice|double[- ]charged|overcharged|still (?:waiting|no|not|hasn't|haven't)|never (?:arrived|received|showed up|got)|no (?:response|reply|refund)|on hold for|(?:doesn't|does not|didn't|stopped) work(?:ing)?|broken|defective|damaged|wrong (?:item|order|size)|(?:lost|lose) my|where is my|rip(?:ped)? ?off|scam(?:med)?|waste of|#fail)\b/i;
+  /\b(?:charged (?:me )?twice|double[- ]charged|overcharged|still (?:waiting|no|not|hasn'?t|haven'?t)|never (?:arrived|received|showed up|got)|no (?:response|reply|refund)|on hold for|(?:doesn'?t|does not|didn'?t|stopped) work(?:ing)?|broken|defective|damaged|wrong (?:item|order|size)|(?:lost|lose) my|where is my|rip(?:ped)? ?off|scam(?:med)?|waste of|#fail)\b/i;
 /** With a cue, the complaint probability needed to call a complaint. */
 export const COMPLAINT_CUE_PROBABILITY = 0.5;
 

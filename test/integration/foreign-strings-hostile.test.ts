@@ -18,7 +18,7 @@ import { ModelServer, type ModelAnswer, type ModelRequestItem } from '../support
 
 const ADMIN = 'admin-key-0123456789';
 const as = { 'x-api-key': ADMIN };
-const BUILT_IN = 'earshot-linear-2026.12.3';
+const BUILT_IN = 'earshot-linear-2026.12.4';
 const KEYS = { EARSHOT_API_KEYS: `${ADMIN}:admin` };
 
 type Node = { externalId: string; lang: string; sentiment: { model: string; explanation: { token: string; weight: number }[] } };

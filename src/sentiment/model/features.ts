@@ -54,7 +54,10 @@ function isCaps(t: string): boolean {
   return t.length > 1 && t !== t.toLowerCase() && t === t.toUpperCase();
 }
 
-/** Punctuation marks as features: "?", "??", "!", "!!", "?!", "..." ("." alone carries nothing). */
+/**
+ * Punctuation marks as features: "?", "??", "!", "!!", "?!", "..." ("." alone carries nothing);
+ * "…" (U+2026) is "...".
+ */
 function punctClass(t: string): number {
   let q = 0;
   let b = 0;
@@ -64,6 +67,7 @@ function punctClass(t: string): number {
     if (c === 63) q++;
     else if (c === 33) b++;
     else if (c === 46) d++;
+    else if (c === 0x2026) d += 3;
   }
   if (q > 0 && b > 0) return 5;
   if (q > 0) return q > 1 ? 2 : 1;

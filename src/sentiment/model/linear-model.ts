@@ -260,7 +260,7 @@ export function sha256(a: ArrayBufferView): string {
 }
 
 /** The committed model's name; the file is models/<name>.bin.gz. */
-export const DEFAULT_MODEL_NAME = 'earshot-linear-2026.12.3';
+export const DEFAULT_MODEL_NAME = 'earshot-linear-2026.12.4';
 
 /**
  * Finds models/<file> from this module's folder upwards (the source tree and dist/ both sit

@@ -3,6 +3,7 @@
 // by a seed. Pure TypeScript; deterministic (same data, same seed, same weights, bit for bit).
 import { seededRandom } from '../../shared/seeded-random';
 import { SentimentEngine, tokenize, type Token } from '../sentiment.engine';
+import { decodePercent } from '../text-fold';
 import { type Example, NEGATIVE, NEUTRAL, POSITIVE, VALIDATION_BUCKET } from './datasets';
 import { FeatureExtractor, FeatureVector } from './features';
 import { HEAD_COMPLAINT, HEADS, LinearModel, type Logits, type ModelHeader, type ModelThresholds, sha256 } from './linear-model';
@@ -78,11 +79,12 @@ export class Featurizer {
     return this.fv;
   }
 
-  // The text as written, not folded as the analyzer reads it (../text-fold.ts): three training
-  // texts (X-FINCORP, CESAMARD) have full-width or mathematical letters, so folding here would
-  // change the weights `npm run train` reproduces; it waits for the next retraining.
+  // The text as written, URL-encoded text decoded (decodePercent, as the analyzer does first);
+  // the tokenizer reads "…" as "..." and "dont" as "don't" here and in the analyzer alike. Not
+  // folded as the analyzer reads it (../text-fold.ts): three training texts (X-FINCORP, CESAMARD)
+  // have full-width or mathematical letters.
   features(text: string): FeatureVector {
-    return this.featuresOfTokens(tokenize(text.length > MAX_TRAIN_CHARS ? text.slice(0, MAX_TRAIN_CHARS) : text));
+    return this.featuresOfTokens(tokenize(decodePercent(text.length > MAX_TRAIN_CHARS ? text.slice(0, MAX_TRAIN_CHARS) : text)));
   }
 }
 
