@@ -12,6 +12,7 @@ import { CrmResolver } from './crm/crm.resolver';
 import { CrmSyncService } from './crm/crm-sync.service';
 import { CrmWritebackService } from './crm/crm-writeback.service';
 import { createDataSource, type QueryCounter } from './db/data-source';
+import { pgConnection } from './db/pg-connection';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded-postgres';
 import { runMigrationsLocked } from './db/migrate';
 import { assertSessionsKept } from './db/session-pooling';
@@ -233,7 +234,12 @@ export class DatabaseStartError extends Error {
       const socket = /^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?\/([^?#]*)\?(?:[^#]*&)?host=([^&#]*)/i.exec(url);
       if (socket) where = `at ${safeDecode(socket[2]!)}/${safeDecode(socket[1]!) || '(default database)'} (DATABASE_URL)`;
     }
-    const reason = String((cause as Error)?.message ?? cause).split('\n')[0];
+    let reason = String((cause as Error)?.message ?? cause).split('\n')[0];
+    // node-postgres' words for an attempt cut at its bound: say which bound, and where it is set
+    if (/^(timeout expired|Connection terminated due to connection timeout)/.test(reason!)) {
+      const given = pgConnection(url).connectTimeoutMs;
+      reason = `no answer within ${given === null ? '10 s (set connect_timeout in DATABASE_URL for another bound)' : `${given / 1000} s (connect_timeout in DATABASE_URL)`}`;
+    }
     super(`cannot open the database ${where}: ${reason}${attempts > 1 ? ` (${attempts} tries in ${Math.round(waitedMs / 1000)} s, DATABASE_START_WAIT_MS)` : ''}`, { cause });
     this.name = 'DatabaseStartError';
   }
@@ -331,217 +337,256 @@ export interface RunningApp {
  * can take a session timeout after a crash): /readyz says why it is not ready meanwhile.
  * `opts.server`, already listening (listenWhileStarting), is used instead of a new one;
  * `opts.clock` drives the background tasks (tests move it instead of sleeping).
+ *
+ * A start that fails at any step (the metrics port taken, the Kafka group not joined, the
+ * LISTEN session refused) closes what the steps before had started (HTTP servers, the Kafka
+ * consumer and relay, background jobs and their timers, worker threads, the database pools it
+ * opened) before it rejects: the process then ends by itself with its exit code. It stayed,
+ * held by those handles, and main.ts ended it a second later whatever was still running
+ * (test/integration/start-failure-cleanup.test.ts).
  */
 export async function startApp(config: Config, log: Logger, database?: Database, opts: { server?: StartingServer; clock?: Clock } = {}): Promise<RunningApp> {
   const startedAt = Date.now();
   const db = database ?? (await openDatabase(config, log));
-  // POST /ingest, ingestInteractions and the Kafka consumer store on connections the API cannot take
-  if (config.roles.includes('ingest')) await db.openIngestPool();
-  // re-score, re-tag and re-resolution run in every role; the sync role's jobs on a schedule
-  await db.openJobsPool();
-  const metrics = new Metrics();
-  const services = createServices(config, db, log, metrics, opts.clock);
-  await services.taxonomy.ensureSeeded();
-  await services.listeningGap.ensureDefaultDepartment();
-  // a re-tagging job cut short by the last shutdown goes on where the taxonomy left it
-  services.retag.kick();
-  // so does a re-score, after its last committed page
-  services.rescore.kick();
-
-  const apiOn = config.roles.includes('api');
-  const ingestOn = config.roles.includes('ingest');
-  if (config.roles.includes('sync')) {
-    // Both log once and idle when no CRM is configured.
-    services.crmSync.start();
-    services.crmWriteback.start();
-    services.escalation.start();
-    services.erasure.crmTask.start();
-    services.retention.start();
-  }
-  let apollo = null;
-  let schema = null;
-  if (apiOn) {
-    schema = await createSchema(
-      new Map<Function, unknown>([
-        [CustomerResolver, new CustomerResolver(services.customers)],
-        [InteractionResolver, new InteractionResolver(services.interactions, services.ingest)],
-        [AuthorResolver, new AuthorResolver()],
-        [NodeResolver, new NodeResolver()],
-        [IdentityResolver, new IdentityResolver(services.identity, services.reresolution)],
-        [IdentityChangeResolver, new IdentityChangeResolver()],
-        [CustomerMergeHistoryResolver, new CustomerMergeHistoryResolver(services.identity)],
-        [CrmResolver, new CrmResolver(services.crmSync, services.crmWriteback)],
-        [SentimentResolver, new SentimentResolver(services.taxonomy, services.retag, services.analyzePool, services.scorer, services.rescore)],
-        [ListeningGapResolver, new ListeningGapResolver(services.listeningGap)],
-        [TopicInsightResolver, new TopicInsightResolver()],
-        [SubscriptionResolver, new SubscriptionResolver()],
-        [PrivacyResolver, new PrivacyResolver(services.erasure, services.exports, services.retention)],
-        [ViewerResolver, new ViewerResolver()],
-      ]),
-    );
-    apollo = createApollo(config.graphqlApi.federation ? toSubgraphSchema(schema, { sdlNeedsCredential: !config.graphql.introspection }) : schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics, log.child({ component: 'access' }));
-    await apollo.start();
-  }
-
+  // What the start has started so far, each closed by `close` below: at stop(), or when a later step fails.
+  let services: Services | null = null;
+  let apollo: Awaited<ReturnType<typeof createApollo>> | null = null;
+  let server: http.Server | null = null;
   let kafka: KafkaPipeline | null = null;
-  let kafkaStarting = ingestOn && config.kafka.brokers ? 'kafka consumer: connecting and joining the consumer group' : null;
-  // one manifest for HTTP and WebSocket: `only` must hold on both
-  const trustedDocuments = apiOn ? new TrustedDocuments(config.graphqlApi.trustedDocuments, config.graphqlApi.persistedOperationsFile) : null;
-  // Each GraphQL operation in flight holds its rows, loaders and answer: one bound for HTTP and
-  // WebSocket operations alike (a socket ran up to 100 at once, outside the HTTP bound)
-  const graphqlSlots = new OperationSlots(config.graphqlConcurrency, config.graphqlQueueMax, config.graphqlQueueMaxPerPrincipal);
-  const deps: HttpDeps = {
-    log: log.child({ component: 'http' }),
-    metrics,
-    auth: services.auth,
-    apollo,
-    makeLoaders: (principal) => createLoaders(services, principal),
-    ingest: ingestOn ? services.ingest : null,
-    ingestMaxBytes: config.ingestMaxBytes,
-    explorer: config.graphqlApi.explorer,
-    corsOrigins: config.graphqlApi.corsOrigins,
-    trustedDocuments,
-    metricsAccess: { onMainPort: config.metrics.onMainPort, key: config.metrics.key },
-    accessLog: log.child({ component: 'access' }),
-    // the console only calls the public GraphQL API, so it needs the api role beside it
-    consoleDir: config.console && apollo ? CONSOLE_DIR : null,
-    readiness: async () => {
-      try {
-        // on the ingest pool when there is one: the API's reads waiting on a lock can hold the
-        // main pool for their time budget, and the database answering ingest is not unreachable
-        const probe = db.ingestDs ?? db.ds;
-        await exec(probe, 'SELECT 1');
-        if (await probe.showMigrations()) return 'database migrations are pending';
-        return kafkaStarting ?? kafka?.health() ?? null;
-      } catch (e) {
-        // the driver's message names hosts, ports and users: it goes to the log, not to callers
-        log.warn({ err: e }, 'readiness: the database does not answer');
-        return 'database unreachable';
-      }
-    },
-    liveness: () => db.embedded?.problem() ?? null,
-    graphqlSlots,
-    httpLimits: config.http,
-  };
-  let server: http.Server;
-  if (opts.server) {
-    opts.server.attach(deps);
-    server = opts.server.server;
-  } else {
-    server = createHttpServer(deps);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => resolve());
-    });
-  }
-  if (ingestOn) {
-    // before the consumer joins: the first non-English message must not wait for the table
-    const lang = warmLanguageDetector();
-    if (lang.available) log.info({ ms: lang.ms }, 'language detector ready');
-    else log.warn('language detector unavailable (the eld package is missing or its files changed): texts that are not plainly English are stored as und');
-  }
-  if (kafkaStarting) {
-    try {
-      kafka = await startKafkaPipeline(config, db.ds, services.recorder, metrics, log, { ingestLimits: services.ingestLimits });
-      kafkaStarting = null;
-    } catch (e) {
-      // The start fails as a whole (an orchestrator restarts the process): nothing may keep running.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
-      await services.retag.stop();
-      await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop()]);
-      if (apollo) await apollo.stop();
-      if (!database) await db.close();
-      throw e;
-    }
-  } else if (ingestOn) await startKafkaPipeline(config, db.ds, services.recorder, metrics, log); // logs that Kafka is off
-  const idleGc = new IdleGc(log.child({ component: 'memory' }));
-  idleGc.start();
+  let idleGc: IdleGc | null = null;
   let live: { events: LiveEvents; hub: LiveHub; ws: { close(): Promise<void> } } | null = null;
-  if (schema) {
-    const options = db.ds.options as { url?: string; schema?: string };
-    const events = new LiveEvents(options.url!, options.schema ?? 'public', log.child({ component: 'live-events' }));
-    await events.start();
-    const hub = new LiveHub(
-      events,
-      {
-        interaction: (ids) => services.interactions.byIds(ids),
-        listening_item: (ids) => services.listeningGap.byIds(ids),
-        customer_sentiment: (ids) => services.customers.byIds(ids),
-      },
-      log.child({ component: 'subscriptions' }),
-    );
-    const ws = attachSubscriptionServer({
-      server,
-      schema,
-      auth: services.auth,
-      hub,
-      limits: { queueLimit: config.graphqlApi.subscriptionQueueLimit, maxBufferedBytes: config.graphqlApi.subscriptionMaxBufferedBytes },
-      makeLoaders: (principal) => createLoaders(services, principal),
-      graphql: config.graphql,
-      trustedDocuments,
-      slots: graphqlSlots,
-      ws: config.ws,
-      log: log.child({ component: 'subscriptions' }),
-    });
-    live = { events, hub, ws };
-  }
-  const port = (server.address() as AddressInfo).port;
-  const url = `http://localhost:${port}`;
   let metricsServer: http.Server | null = null;
-  let metricsUrl: string | null = null;
-  if (config.metrics.port !== null) {
-    const ms = createMetricsServer(metrics, config.metrics.key, config.http);
-    metricsServer = ms;
-    await new Promise<void>((resolve, reject) => {
-      ms.once('error', reject);
-      ms.listen(config.metrics.port!, config.host, () => resolve());
-    });
-    metricsUrl = `http://localhost:${(ms.address() as AddressInfo).port}/metrics`;
-  } else if (!config.metrics.onMainPort) {
-    log.warn('/metrics is off: in production set EARSHOT_METRICS_KEY or EARSHOT_METRICS_PORT to scrape it');
-  }
-  if (config.auth.open) log.warn('authentication is not configured: every caller acts as admin (allowed only outside production)');
-  log.info({ url: `${url}/graphql`, roles: config.roles, startupMs: Date.now() - startedAt, embeddedDatabase: db.embedded !== null }, 'Earshot is listening');
-
-  let stopping: Promise<void> | null = null;
-  return {
-    url,
-    metricsUrl,
-    db,
-    services,
-    metrics,
-    server,
-    kafka,
-    stop() {
-      stopping ??= (async () => {
-        log.info('shutting down: no new connections, finishing in-flight requests');
-        idleGc.stop();
-        // WebSocket clients are told first (1001), or the HTTP server would wait for them
-        if (live) {
-          await live.ws.close();
-          live.hub.close();
-          await live.events.stop();
-        }
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        metricsServer?.close();
-        server.closeIdleConnections();
-        const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
-        // The consumer finishes and commits its chunk in flight while HTTP requests drain.
-        await Promise.all([closed, kafka?.stop()]);
-        clearTimeout(timer);
-        await services.retag.stop();
-        await services.rescore.stop();
-        services.remoteModel?.shutdown();
-        await Promise.all([services.crmSync.stop(), services.crmWriteback.stop(), services.escalation.stop(), services.erasure.crmTask.stop(), services.retention.stop()]);
-        if (apollo) await apollo.stop();
-        await services.analyzePool.close();
-        await services.reresolution.drain();
-        if (!database) await db.close();
-        log.info('stopped');
-      })();
-      return stopping;
-    },
+  /**
+   * Closes what was started, in the order a stop drains it. `drain`: in-flight HTTP requests get
+   * EARSHOT_SHUTDOWN_TIMEOUT_MS (a stop); without it (a failed start) connections are cut at once.
+   * Each step runs even when one before it failed; the first failure is thrown at the end.
+   */
+  const close = async (drain: boolean): Promise<void> => {
+    let failed: unknown = null;
+    const step = async (what: () => unknown): Promise<void> => {
+      try {
+        await what();
+      } catch (e) {
+        failed ??= e;
+      }
+    };
+    idleGc?.stop();
+    // WebSocket clients are told first (1001), or the HTTP server would wait for them
+    if (live) {
+      const { ws, hub, events } = live;
+      await step(() => ws.close());
+      hub.close();
+      await step(() => events.stop());
+    }
+    const httpServer = server;
+    const closed = httpServer ? new Promise<void>((resolve) => httpServer.close(() => resolve())) : Promise.resolve();
+    metricsServer?.close();
+    let timer: NodeJS.Timeout | undefined;
+    if (httpServer && drain) {
+      httpServer.closeIdleConnections();
+      timer = setTimeout(() => httpServer.closeAllConnections(), config.shutdownTimeoutMs);
+    } else httpServer?.closeAllConnections();
+    if (!drain) metricsServer?.closeAllConnections();
+    // The consumer finishes and commits its chunk in flight while HTTP requests drain.
+    await Promise.all([closed, step(() => kafka?.stop())]);
+    clearTimeout(timer);
+    if (services) {
+      const s = services;
+      await step(() => s.retag.stop());
+      await step(() => s.rescore.stop());
+      s.remoteModel?.shutdown();
+      await Promise.all([s.crmSync.stop(), s.crmWriteback.stop(), s.escalation.stop(), s.erasure.crmTask.stop(), s.retention.stop()].map((p) => step(() => p)));
+    }
+    if (apollo) await step(() => apollo!.stop());
+    if (services) {
+      const s = services;
+      await step(() => s.analyzePool.close());
+      await step(() => s.reresolution.drain());
+    }
+    if (!database) await step(() => db.close());
+    if (failed) throw failed;
   };
+  try {
+    return await (async (): Promise<RunningApp> => {
+      // POST /ingest, ingestInteractions and the Kafka consumer store on connections the API cannot take
+      if (config.roles.includes('ingest')) await db.openIngestPool();
+      // re-score, re-tag and re-resolution run in every role; the sync role's jobs on a schedule
+      await db.openJobsPool();
+      const metrics = new Metrics();
+      const svc = createServices(config, db, log, metrics, opts.clock);
+      services = svc;
+      await svc.taxonomy.ensureSeeded();
+      await svc.listeningGap.ensureDefaultDepartment();
+      // a re-tagging job cut short by the last shutdown goes on where the taxonomy left it
+      svc.retag.kick();
+      // so does a re-score, after its last committed page
+      svc.rescore.kick();
+
+      const apiOn = config.roles.includes('api');
+      const ingestOn = config.roles.includes('ingest');
+      if (config.roles.includes('sync')) {
+        // Both log once and idle when no CRM is configured.
+        svc.crmSync.start();
+        svc.crmWriteback.start();
+        svc.escalation.start();
+        svc.erasure.crmTask.start();
+        svc.retention.start();
+      }
+      let schema = null;
+      if (apiOn) {
+        schema = await createSchema(
+          new Map<Function, unknown>([
+            [CustomerResolver, new CustomerResolver(svc.customers)],
+            [InteractionResolver, new InteractionResolver(svc.interactions, svc.ingest)],
+            [AuthorResolver, new AuthorResolver()],
+            [NodeResolver, new NodeResolver()],
+            [IdentityResolver, new IdentityResolver(svc.identity, svc.reresolution)],
+            [IdentityChangeResolver, new IdentityChangeResolver()],
+            [CustomerMergeHistoryResolver, new CustomerMergeHistoryResolver(svc.identity)],
+            [CrmResolver, new CrmResolver(svc.crmSync, svc.crmWriteback)],
+            [SentimentResolver, new SentimentResolver(svc.taxonomy, svc.retag, svc.analyzePool, svc.scorer, svc.rescore)],
+            [ListeningGapResolver, new ListeningGapResolver(svc.listeningGap)],
+            [TopicInsightResolver, new TopicInsightResolver()],
+            [SubscriptionResolver, new SubscriptionResolver()],
+            [PrivacyResolver, new PrivacyResolver(svc.erasure, svc.exports, svc.retention)],
+            [ViewerResolver, new ViewerResolver()],
+          ]),
+        );
+        const created = createApollo(config.graphqlApi.federation ? toSubgraphSchema(schema, { sdlNeedsCredential: !config.graphql.introspection }) : schema, log.child({ component: 'graphql' }), metrics, config.nodeEnv === 'production', config.graphql, config.metrics, log.child({ component: 'access' }));
+        await created.start();
+        apollo = created;
+      }
+
+      let kafkaStarting = ingestOn && config.kafka.brokers ? 'kafka consumer: connecting and joining the consumer group' : null;
+      // one manifest for HTTP and WebSocket: `only` must hold on both
+      const trustedDocuments = apiOn ? new TrustedDocuments(config.graphqlApi.trustedDocuments, config.graphqlApi.persistedOperationsFile) : null;
+      // Each GraphQL operation in flight holds its rows, loaders and answer: one bound for HTTP and
+      // WebSocket operations alike (a socket ran up to 100 at once, outside the HTTP bound)
+      const graphqlSlots = new OperationSlots(config.graphqlConcurrency, config.graphqlQueueMax, config.graphqlQueueMaxPerPrincipal);
+      const deps: HttpDeps = {
+        log: log.child({ component: 'http' }),
+        metrics,
+        auth: svc.auth,
+        apollo,
+        makeLoaders: (principal) => createLoaders(svc, principal),
+        ingest: ingestOn ? svc.ingest : null,
+        ingestMaxBytes: config.ingestMaxBytes,
+        explorer: config.graphqlApi.explorer,
+        corsOrigins: config.graphqlApi.corsOrigins,
+        trustedDocuments,
+        metricsAccess: { onMainPort: config.metrics.onMainPort, key: config.metrics.key },
+        accessLog: log.child({ component: 'access' }),
+        // the console only calls the public GraphQL API, so it needs the api role beside it
+        consoleDir: config.console && apollo ? CONSOLE_DIR : null,
+        readiness: async () => {
+          try {
+            // on the ingest pool when there is one: the API's reads waiting on a lock can hold the
+            // main pool for their time budget, and the database answering ingest is not unreachable
+            const probe = db.ingestDs ?? db.ds;
+            await exec(probe, 'SELECT 1');
+            if (await probe.showMigrations()) return 'database migrations are pending';
+            return kafkaStarting ?? kafka?.health() ?? null;
+          } catch (e) {
+            // the driver's message names hosts, ports and users: it goes to the log, not to callers
+            log.warn({ err: e }, 'readiness: the database does not answer');
+            return 'database unreachable';
+          }
+        },
+        liveness: () => db.embedded?.problem() ?? null,
+        graphqlSlots,
+        httpLimits: config.http,
+      };
+      let httpServer: http.Server;
+      if (opts.server) {
+        opts.server.attach(deps);
+        httpServer = server = opts.server.server;
+      } else {
+        httpServer = server = createHttpServer(deps);
+        await new Promise<void>((resolve, reject) => {
+          httpServer.once('error', reject);
+          httpServer.listen(config.port, config.host, () => resolve());
+        });
+      }
+      if (ingestOn) {
+        // before the consumer joins: the first non-English message must not wait for the table
+        const lang = warmLanguageDetector();
+        if (lang.available) log.info({ ms: lang.ms }, 'language detector ready');
+        else log.warn('language detector unavailable (the eld package is missing or its files changed): texts that are not plainly English are stored as und');
+      }
+      if (kafkaStarting) {
+        kafka = await startKafkaPipeline(config, db.ds, svc.recorder, metrics, log, { ingestLimits: svc.ingestLimits });
+        kafkaStarting = null;
+      } else if (ingestOn) await startKafkaPipeline(config, db.ds, svc.recorder, metrics, log); // logs that Kafka is off
+      idleGc = new IdleGc(log.child({ component: 'memory' }));
+      idleGc.start();
+      if (schema) {
+        const options = db.ds.options as { url?: string; schema?: string };
+        const events = new LiveEvents(options.url!, options.schema ?? 'public', log.child({ component: 'live-events' }));
+        const hub = new LiveHub(
+          events,
+          {
+            interaction: (ids) => svc.interactions.byIds(ids),
+            listening_item: (ids) => svc.listeningGap.byIds(ids),
+            customer_sentiment: (ids) => svc.customers.byIds(ids),
+          },
+          log.child({ component: 'subscriptions' }),
+        );
+        // the session is closed by `close` from here on, whether or not it could LISTEN yet
+        live = { events, hub, ws: { close: async () => undefined } };
+        await events.start();
+        live.ws = attachSubscriptionServer({
+          server: httpServer,
+          schema,
+          auth: svc.auth,
+          hub,
+          limits: { queueLimit: config.graphqlApi.subscriptionQueueLimit, maxBufferedBytes: config.graphqlApi.subscriptionMaxBufferedBytes },
+          makeLoaders: (principal) => createLoaders(svc, principal),
+          graphql: config.graphql,
+          trustedDocuments,
+          slots: graphqlSlots,
+          ws: config.ws,
+          log: log.child({ component: 'subscriptions' }),
+        });
+      }
+      const port = (httpServer.address() as AddressInfo).port;
+      const url = `http://localhost:${port}`;
+      let metricsUrl: string | null = null;
+      if (config.metrics.port !== null) {
+        const ms = createMetricsServer(metrics, config.metrics.key, config.http);
+        metricsServer = ms;
+        await new Promise<void>((resolve, reject) => {
+          ms.once('error', reject);
+          ms.listen(config.metrics.port!, config.host, () => resolve());
+        });
+        metricsUrl = `http://localhost:${(ms.address() as AddressInfo).port}/metrics`;
+      } else if (!config.metrics.onMainPort) {
+        log.warn('/metrics is off: in production set EARSHOT_METRICS_KEY or EARSHOT_METRICS_PORT to scrape it');
+      }
+      if (config.auth.open) log.warn('authentication is not configured: every caller acts as admin (allowed only outside production)');
+      log.info({ url: `${url}/graphql`, roles: config.roles, startupMs: Date.now() - startedAt, embeddedDatabase: db.embedded !== null }, 'Earshot is listening');
+
+      let stopping: Promise<void> | null = null;
+      return {
+        url,
+        metricsUrl,
+        db,
+        services: svc,
+        metrics,
+        server: httpServer,
+        kafka,
+        stop() {
+          stopping ??= (async () => {
+            log.info('shutting down: no new connections, finishing in-flight requests');
+            await close(true);
+            log.info('stopped');
+          })();
+          return stopping;
+        },
+      };
+    })();
+  } catch (e) {
+    // The start fails as a whole (an orchestrator restarts the process): nothing may keep running.
+    await close(false).catch((err: unknown) => log.warn({ err }, 'closing what the failed start had started failed too'));
+    throw e;
+  }
 }

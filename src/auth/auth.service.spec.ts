@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../config/config';
 import { AuthService } from './auth.service';
 
 /**
@@ -181,5 +182,29 @@ describe("AuthService: a host clock a little behind or ahead of the token issuer
     expect(await outcome(auth(0), await token(now() + 20))).toMatch(/^invalid token: "nbf" claim timestamp check failed/);
     // a lifetime over the cap stays refused whatever the skew
     expect(await outcome(auth(30), await token(now() + 20, 3_700))).toMatch(/must expire at most 3600 s after it was issued/);
+  });
+});
+
+describe('AuthService: EARSHOT_JWT_AUDIENCE with several audiences', () => {
+  const secret = 'unit-test-jwt-secret-0123456789abcdef';
+  // through loadConfig, as the service reads the variable: "a,b" was one audience named "a,b"
+  const auth = new AuthService(loadConfig({ EARSHOT_JWT_SECRET: secret, EARSHOT_JWT_AUDIENCE: ' api://earshot , https://earshot.example.com' }).auth);
+  const outcome = async (aud: string | string[] | null) => {
+    const jwt = new SignJWT({ role: 'analyst' }).setProtectedHeader({ alg: 'HS256' }).setSubject('dana').setExpirationTime('5m');
+    if (aud !== null) jwt.setAudience(aud);
+    return auth.authenticate({ authorization: `Bearer ${await jwt.sign(new TextEncoder().encode(secret))}` }).then(
+      (p) => p?.id,
+      (e: Error) => e.message,
+    );
+  };
+
+  it('takes a token for any of them, and refuses one for neither or for none', async () => {
+    expect(await outcome('api://earshot')).toBe('dana');
+    expect(await outcome('https://earshot.example.com')).toBe('dana');
+    // a token for several audiences: one of them is enough
+    expect(await outcome(['https://other.example.com', 'https://earshot.example.com'])).toBe('dana');
+    expect(await outcome('https://other.example.com')).toBe('invalid token: unexpected "aud" claim value');
+    expect(await outcome('api://earshot,https://earshot.example.com')).toBe('invalid token: unexpected "aud" claim value');
+    expect(await outcome(null)).toBe('invalid token: missing required "aud" claim');
   });
 });

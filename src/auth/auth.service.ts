@@ -161,7 +161,8 @@ export class AuthService {
       // The tolerance stretches jose's exp check too; exp is checked again below, without it.
       const opts = {
         issuer: this.config.jwtIssuer ?? undefined,
-        audience: this.config.jwtAudience ?? undefined,
+        // any of EARSHOT_JWT_AUDIENCE's audiences (jose: the token's `aud` names at least one)
+        audience: this.config.jwtAudience ? [...this.config.jwtAudience] : undefined,
         requiredClaims: ['exp'],
         clockTolerance: this.config.jwtClockSkewSeconds,
       };

@@ -229,6 +229,18 @@ describe('loadConfig with the values operators really set', () => {
     'EARSHOT_API_KEYS "," (ran open)': { env: { EARSHOT_API_KEYS: ' , ' }, error: /^EARSHOT_API_KEYS: no entry/ },
     "EARSHOT_API_KEYS '…' quoted (key and name took a quote)": { env: { EARSHOT_API_KEYS: `'${K1}:admin:ops'` }, error: /^EARSHOT_API_KEYS: the value is wrapped in quotes/ },
     'EARSHOT_JWT_SECRET quoted': { env: { EARSHOT_JWT_SECRET: `"${SECRET}"` }, error: /^EARSHOT_JWT_SECRET: the value is wrapped in quotes/ },
+    // "a,b" was one audience named "a,b" that no token carried
+    'EARSHOT_JWT_AUDIENCE one': { env: { EARSHOT_JWT_AUDIENCE: 'api://earshot' }, get: (c) => c.auth.jwtAudience, value: ['api://earshot'] },
+    'EARSHOT_JWT_AUDIENCE " a , b ,a" (was one audience)': { env: { EARSHOT_JWT_AUDIENCE: ' api://earshot , https://earshot.example.com ,api://earshot' }, get: (c) => c.auth.jwtAudience, value: ['api://earshot', 'https://earshot.example.com'] },
+    'EARSHOT_JWT_AUDIENCE unset: not checked': { env: {}, get: (c) => c.auth.jwtAudience, value: null },
+    'EARSHOT_JWT_AUDIENCE "a,,b"': { env: { EARSHOT_JWT_AUDIENCE: 'a,,b' }, error: /^EARSHOT_JWT_AUDIENCE="a,,b": expected one audience or a comma-separated list of them, with no empty entry$/ },
+    'EARSHOT_JWT_AUDIENCE "a,"': { env: { EARSHOT_JWT_AUDIENCE: 'a,' }, error: /^EARSHOT_JWT_AUDIENCE="a,": expected one audience or a comma-separated list/ },
+    'EARSHOT_JWT_AUDIENCE ","': { env: { EARSHOT_JWT_AUDIENCE: ' , ' }, error: /^EARSHOT_JWT_AUDIENCE=",": expected one audience/ },
+    // any other exporter was read as OTLP
+    'OTEL_TRACES_EXPORTER zipkin (was OTLP)': { env: { OTEL_TRACES_EXPORTER: 'zipkin' }, error: /^OTEL_TRACES_EXPORTER="zipkin": expected one of none, otlp, console \(one exporter, in any case\): Earshot has no other$/ },
+    'OTEL_TRACES_EXPORTER otlp,console': { env: { OTEL_TRACES_EXPORTER: 'otlp,console' }, error: /^OTEL_TRACES_EXPORTER="otlp,console": expected one of none, otlp, console/ },
+    'OTEL_TRACES_EXPORTER Console': { env: { OTEL_TRACES_EXPORTER: 'Console' }, get: (c) => c.warnings, value: [] },
+    'OTEL_TRACES_EXPORTER zipkin with OTEL_SDK_DISABLED=true': { env: { OTEL_TRACES_EXPORTER: 'zipkin', OTEL_SDK_DISABLED: 'true' }, get: (c) => c.warnings, value: [] },
     'EARSHOT_JWT_SECRET with a CR': { env: { EARSHOT_JWT_SECRET: `${SECRET}\r` }, get: (c) => c.auth.jwtSecret, value: SECRET },
     // URLs and addresses
     'DATABASE_URL without scheme': { env: { DATABASE_URL: 'earshot:pw@db:5432/earshot' }, error: /^DATABASE_URL: expected a postgres: or postgresql: URL$/ },
@@ -247,6 +259,15 @@ describe('loadConfig with the values operators really set', () => {
     'DATABASE_URL sslmode=requre (was SSL with full verification)': { env: { DATABASE_URL: 'postgres://bob@db/earshot?sslmode=requre' }, error: /^DATABASE_URL: sslmode="requre": expected one of disable, prefer, require, verify-ca, verify-full, no-verify$/ },
     'DATABASE_URL sslmode=allow (node-postgres turned SSL on)': { env: { DATABASE_URL: 'postgres://bob@/earshot?host=/run/postgresql&sslmode=allow' }, error: /^DATABASE_URL: sslmode="allow": expected one of/ },
     'DATABASE_URL ssl=false (was SSL on)': { env: { DATABASE_URL: 'postgres://bob@db/earshot?ssl=false' }, error: /^DATABASE_URL: ssl="false": expected ssl=true or ssl=1 \(SSL on\), ssl=0 \(off\), or an sslmode$/ },
+    // what node-postgres took otherwise than libpq: a missing CA file was a stack trace (exit 1), connect_timeout was not read
+    'DATABASE_URL sslrootcert that does not exist (was a stack trace)': { env: { DATABASE_URL: 'postgres://bob@db/earshot?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem' }, error: /^DATABASE_URL: sslrootcert="\/nonexistent\/ca.pem": cannot read the file \(no such file\)$/ },
+    'DATABASE_URL sslrootcert a directory': { env: { DATABASE_URL: `postgres://bob@db/earshot?sslmode=require&sslrootcert=${encodeURIComponent(tmpdir())}` }, error: /^DATABASE_URL: sslrootcert=".*": cannot read the file \(a directory, not a file\)$/ },
+    'DATABASE_URL sslcert that does not exist': { env: { DATABASE_URL: 'postgres://bob@db/earshot?sslmode=require&sslcert=/nonexistent/c.pem' }, error: /^DATABASE_URL: sslcert="\/nonexistent\/c.pem": cannot read the file/ },
+    'DATABASE_URL sslmode=verify-ca without sslrootcert': { env: { DATABASE_URL: 'postgres://bob@db/earshot?sslmode=verify-ca' }, error: /^DATABASE_URL: sslmode=verify-ca needs sslrootcert=FILE/ },
+    'DATABASE_URL connect_timeout=5': { env: { DATABASE_URL: 'postgres://bob@db/earshot?connect_timeout=5' }, get: (c) => c.databaseUrl, value: 'postgres://bob@db/earshot?connect_timeout=5' },
+    'DATABASE_URL connect_timeout=0 (libpq: for ever)': { env: { DATABASE_URL: 'postgres://bob@db/earshot?connect_timeout=0' }, error: /^DATABASE_URL: connect_timeout="0": expected whole seconds from 1 to 3600/ },
+    'DATABASE_URL connect_timeout=1.5': { env: { DATABASE_URL: 'postgres://bob@db/earshot?connect_timeout=1.5' }, error: /^DATABASE_URL: connect_timeout="1.5": expected whole seconds/ },
+    'DATABASE_URL connect_timeout=10s': { env: { DATABASE_URL: 'postgres://bob@db/earshot?connect_timeout=10s' }, error: /^DATABASE_URL: connect_timeout="10s": expected whole seconds/ },
     'DATABASE_URL with two hosts (was told to percent-encode)': { env: { DATABASE_URL: 'postgres://bob@db1:5432,db2:5432/earshot' }, error: /^DATABASE_URL: several hosts \(host1,host2\) cannot be given: name one host/ },
     'DATABASE_URL port 99999 (was told to percent-encode)': { env: { DATABASE_URL: 'postgres://bob@db:99999/earshot' }, error: /^DATABASE_URL: the port must be from 1 to 65535$/ },
     // HOST is what listen takes: these were looked up as names, and the start ended in a stack trace

@@ -9,6 +9,8 @@ import { EVENT_ROOM_BESIDES_TEXT } from '../interactions/interaction-message';
 import { parseSentimentConfig, type SentimentConfig } from '../sentiment/sentiment.config';
 import { isSupportedCountry } from 'libphonenumber-js/max';
 import { canonicalNetwork, identityKey } from '../identity/normalize';
+import { pgConnectionProblem } from '../db/pg-connection';
+import { tracesExporterProblem } from '../tracing/setup';
 
 /** The topics the outbox relay publishes to, after KAFKA_OUTPUT_TOPIC_PREFIX (src/outbox/outbox-events.ts OUTBOX_TOPICS). */
 export const OUTPUT_TOPIC_NAMES = ['interactions.enriched.v1', 'customer-sentiment.v1', 'listening-gap.v1', 'customer-erasure.v1', 'interactions.reassigned.v1'] as const;
@@ -87,7 +89,11 @@ export interface Config {
     readonly jwtSecret: string | null;
     readonly jwksUrl: string | null;
     readonly jwtIssuer: string | null;
-    readonly jwtAudience: string | null;
+    /**
+     * EARSHOT_JWT_AUDIENCE, comma-separated: a token must name one of these in `aud` (a token's
+     * `aud` list: one of them); null: `aud` is not checked
+     */
+    readonly jwtAudience: readonly string[] | null;
     /** a JWT must carry exp, at most this many seconds after its iat (or after now, without iat) */
     readonly jwtMaxAgeSeconds: number;
     /** seconds this host's clock may be behind the token issuer's when nbf and iat are checked (exp has none) */
@@ -387,6 +393,11 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
     problems.push('NODE_ENV=production requires authentication: set EARSHOT_API_KEYS, EARSHOT_JWT_SECRET or EARSHOT_JWKS_URL');
   }
 
+  // read by src/tracing/register.ts before the configuration; an exporter it has not is refused here
+  read.add('OTEL_TRACES_EXPORTER');
+  const tracesProblem = tracesExporterProblem(env);
+  if (tracesProblem !== null) problems.push(tracesProblem);
+
   const ingestMaxTextBytes = int('EARSHOT_INGEST_MAX_TEXT_BYTES', 256 * 1024, 1024, 16 * 1024 * 1024);
   const kafka = parseKafka(str, int, oneOf, problems);
   const ingestLanes = int('EARSHOT_INGEST_LANES', 3, 1, 64);
@@ -434,7 +445,7 @@ export function loadConfig(env: Env = process.env, read: Set<string> = new Set()
       jwtSecret,
       jwksUrl,
       jwtIssuer: str('EARSHOT_JWT_ISSUER'),
-      jwtAudience: str('EARSHOT_JWT_AUDIENCE'),
+      jwtAudience: jwtAudiences(str('EARSHOT_JWT_AUDIENCE'), problems),
       jwtMaxAgeSeconds: int('EARSHOT_JWT_MAX_AGE_SECONDS', 86_400, 60, 366 * 86_400),
       jwtClockSkewSeconds: int('EARSHOT_JWT_CLOCK_SKEW_SECONDS', 30, 0, 300),
       open,
@@ -744,7 +755,8 @@ function databaseUrlProblem(raw: string): string | null {
   if (sslmode !== null && !PG_SSLMODES.includes(sslmode)) return `sslmode=${JSON.stringify(sslmode)}: expected one of ${PG_SSLMODES.join(', ')}`;
   const ssl = params.get('ssl');
   if (ssl !== null && !PG_SSL.includes(ssl)) return `ssl=${JSON.stringify(ssl)}: expected ssl=true or ssl=1 (SSL on), ssl=0 (off), or an sslmode`;
-  return null;
+  // connect_timeout, and the certificate files (a missing sslrootcert was a stack trace, exit 1)
+  return pgConnectionProblem(raw);
 }
 
 /** Why a DATABASE_URL does not parse, as closely as can be said without quoting it. */
@@ -754,6 +766,22 @@ function unreadableDatabaseUrl(raw: string): string {
   const port = /:(\d+)$/.exec(host)?.[1];
   if (port !== undefined && Number(port) > 65535) return 'the port must be from 1 to 65535';
   return 'not a URL that can be read: percent-encode reserved characters in the user name and password (# as %23, / as %2F, ? as %3F, @ as %40, % as %25) in postgres://user:password@host:port/database';
+}
+
+/**
+ * EARSHOT_JWT_AUDIENCE: one audience or several, comma-separated (blanks around each trimmed, a
+ * repeat once); a token is taken when its `aud` names any of them. `a,b` was one audience named
+ * "a,b" that no token carried. An empty entry (`a,,b`, a trailing comma) is refused: a value put
+ * together from variables where one was empty, and the audience it lost is not guessed.
+ */
+function jwtAudiences(raw: string | null, problems: string[]): string[] | null {
+  if (raw === null) return null;
+  const entries = raw.split(',').map((a) => a.trim());
+  if (entries.some((a) => a === '')) {
+    problems.push(`EARSHOT_JWT_AUDIENCE=${JSON.stringify(raw)}: expected one audience or a comma-separated list of them, with no empty entry`);
+    return null;
+  }
+  return [...new Set(entries)];
 }
 
 /**

@@ -6,6 +6,7 @@ import { loopTurns } from '../shared/loop-turns';
 import { requestContext } from '../shared/request-context';
 import { migrations } from '../../migrations';
 import { sqlState } from './failures';
+import { pgConnection } from './pg-connection';
 import { PinnedClient } from './session-settings';
 
 /**
@@ -71,7 +72,10 @@ export function createDataSource(opts: DataSourceOptions): { dataSource: DataSou
     poolSize: opts.poolSize ?? 10,
     applicationName: opts.applicationName ?? 'earshot',
     extra: {
-      connectionTimeoutMillis: 10_000,
+      // the wait for a connection of the pool (a free one, or a new one): 10 s, or the URL's
+      // connect_timeout when longer, so that each attempt has all of it (PinnedClient bounds the
+      // attempt itself by connect_timeout, ./pg-connection.ts)
+      connectionTimeoutMillis: Math.max(10_000, pgConnection(opts.url).connectTimeoutMs ?? 0),
       idleTimeoutMillis: opts.poolIdleMs ?? 60_000,
       options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
       Client: guardedClient(opts.onConnectionLost ?? (() => undefined)),

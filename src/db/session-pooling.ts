@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { pgClientConfig } from './pg-connection';
 import { backendPid } from './sql';
 
 /**
@@ -40,7 +41,7 @@ export class SessionPoolingError extends Error {
  */
 export async function assertSessionsKept(url: string): Promise<void> {
   const sessions = [0, 1].map(
-    () => new pg.Client({ connectionString: url, application_name: 'earshot-session-check', connectionTimeoutMillis: 10_000 }),
+    () => new pg.Client(pgClientConfig({ connectionString: url, application_name: 'earshot-session-check', connectionTimeoutMillis: 10_000 })),
   );
   // an error on an idle probe session must not end the process; the statement's own error is thrown
   for (const s of sessions) s.on('error', () => undefined);

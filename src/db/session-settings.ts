@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { pgClientConfig } from './pg-connection';
 import { pinSessionSettings } from './sql';
 
 /**
@@ -11,6 +12,14 @@ import { pinSessionSettings } from './sql';
  * the live-events session.
  */
 export class PinnedClient extends pg.Client {
+  /**
+   * A `connectionString` (DATABASE_URL) is read as libpq reads its SSL parameters and
+   * connect_timeout (./pg-connection.ts): every connection Earshot makes from the URL is one.
+   */
+  constructor(config?: string | pg.ClientConfig) {
+    super(pgClientConfig(typeof config === 'string' ? { connectionString: config } : (config ?? {})));
+  }
+
   override connect(): Promise<pg.Client>;
   override connect(callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void;
   override connect(callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): Promise<pg.Client> | void {

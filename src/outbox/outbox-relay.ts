@@ -1,5 +1,6 @@
 import { Pool } from 'pg';
 import type { Span } from '@opentelemetry/api';
+import { pgConnection } from '../db/pg-connection';
 import { PinnedClient } from '../db/session-settings';
 import { keepWhileIdle } from '../db/sql';
 import { isStatementTimeout } from '../db/failures';
@@ -274,7 +275,8 @@ export class OutboxRelay implements RelayHandle {
       // a chunk's parts are read at once (up to 3) while the chunk before is marked sent
       max: 4,
       application_name: 'earshot-outbox-relay',
-      connectionTimeoutMillis: 10_000,
+      // as the data sources' pools (src/db/data-source.ts): at least the URL's connect_timeout
+      connectionTimeoutMillis: Math.max(10_000, pgConnection(db.url).connectTimeoutMs ?? 0),
       options: db.schema ? `-c search_path=${db.schema}` : undefined,
       // the session settings rendering depends on (float digits of scores), whatever the database's defaults
       Client: PinnedClient,

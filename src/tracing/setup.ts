@@ -14,9 +14,27 @@ type Env = Record<string, string | undefined>;
  */
 export function tracingEnabled(env: Env): boolean {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return false;
+  // an exporter Earshot does not have is refused at start (tracesExporterProblem), never traced to OTLP
+  if (tracesExporterProblem(env) !== null) return false;
   const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase();
   if (exporter !== undefined) return exporter !== 'none' && exporter !== '';
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
+}
+
+/** The OTEL_TRACES_EXPORTER values Earshot has an exporter for (any case, trimmed; empty is unset). */
+export const TRACES_EXPORTERS = ['none', 'otlp', 'console'] as const;
+
+/**
+ * Why OTEL_TRACES_EXPORTER cannot be followed, or null: another exporter than those Earshot has
+ * (`zipkin`, `jaeger`, or a list such as `otlp,console`) was read as OTLP, and the spans went to an
+ * OTLP collector nobody had named. loadConfig refuses it (exit 2); unless OTEL_SDK_DISABLED=true,
+ * which turns tracing off whatever the exporter.
+ */
+export function tracesExporterProblem(env: Env): string | null {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return null;
+  const raw = env.OTEL_TRACES_EXPORTER?.trim();
+  if (!raw || (TRACES_EXPORTERS as readonly string[]).includes(raw.toLowerCase())) return null;
+  return `OTEL_TRACES_EXPORTER=${JSON.stringify(raw)}: expected one of ${TRACES_EXPORTERS.join(', ')} (one exporter, in any case): Earshot has no other`;
 }
 
 /**

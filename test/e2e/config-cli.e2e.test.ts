@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { selfSignedCertificate, startFakeTlsPostgres, TLS_ACCEPTED } from '../support/fake-pg-tls';
 import { createTestDatabase, REPO_ROOT } from '../support/postgres';
 
 // The compiled CLI, as an operator starts it. EARSHOT_TEST_MAIN points at another build (used to
@@ -50,14 +51,21 @@ describe('earshot serve with a bad variable', () => {
   });
 });
 
-/** The CLI run to its end, or stopped after `limitMs` (`stayed`): a start that fails must end the process. */
-function run(args: string[], env: Record<string, string>, limitMs = 30_000): Promise<{ code: number | null; stayed: boolean; stdout: string; stderr: string }> {
+/**
+ * The CLI run to its end, or stopped after `limitMs` (`stayed`): a start that fails must end the
+ * process. `afterStderrMs`: from its first output on stderr to its exit.
+ */
+function run(args: string[], env: Record<string, string>, limitMs = 30_000): Promise<{ code: number | null; stayed: boolean; stdout: string; stderr: string; afterStderrMs: number | null }> {
   const child = spawn(process.execPath, [MAIN, ...args], { cwd: path.resolve(MAIN, '../../..'), stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env } });
   let stdout = '';
   let stderr = '';
   let stayed = false;
+  let stderrAt: number | null = null;
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stderr.on('data', (c: Buffer) => {
+    stderrAt ??= performance.now();
+    stderr += c.toString();
+  });
   const limit = setTimeout(() => {
     stayed = true;
     child.kill('SIGKILL');
@@ -65,7 +73,7 @@ function run(args: string[], env: Record<string, string>, limitMs = 30_000): Pro
   return new Promise((resolve) =>
     child.on('close', (code) => {
       clearTimeout(limit);
-      resolve({ code, stayed, stdout, stderr });
+      resolve({ code, stayed, stdout, stderr, afterStderrMs: stderrAt === null ? null : performance.now() - stderrAt });
     }),
   );
 }
@@ -103,8 +111,10 @@ describe('earshot with what an unlucky operator sets', () => {
     expect(r.stderr.split('\n')[0]).toBe('earshot: --email is given twice; give it once (erase takes one customer at a time)');
   });
 
-  // The message came, then the background jobs it had started kept the process for ever
-  it('a metrics port that is taken: one line, exit 1, and the process ends', async () => {
+  // The message came, then the background jobs it had started kept the process for ever; then a
+  // forced exit a second after the message hid what the failed start had left running. startApp
+  // now closes it (test/integration/start-failure-cleanup.test.ts) and nothing forces the exit.
+  it('a metrics port that is taken: one line, exit 1, and the process ends by itself', async () => {
     const database = await createTestDatabase('cfgmetrics');
     const taken = net.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
@@ -113,10 +123,79 @@ describe('earshot with what an unlucky operator sets', () => {
       const r = await run(['serve'], { DATABASE_URL: database.url, HOST: '127.0.0.1', PORT: '0', EARSHOT_METRICS_PORT: String(port), LOG_LEVEL: 'silent' }, 45_000);
       expect(r.stayed, 'still running 45 s after its start failed').toBe(false);
       expect(r.code).toBe(1);
+      expect(r.afterStderrMs, 'ms from its message to its exit').toBeLessThan(5_000);
       expect(r.stderr).toBe(`earshot: cannot listen on 127.0.0.1:${port} (the port is taken): stop what uses it, or choose another PORT or HOST (EARSHOT_METRICS_PORT for the metrics listener)\n`);
     } finally {
       await new Promise((resolve) => taken.close(resolve));
       await database.drop();
     }
   }, 90_000);
+});
+
+describe('earshot with tracing, token and database settings it did not follow', () => {
+  const NO_DB = { DATABASE_URL: 'postgres://earshot@127.0.0.1:1/earshot', DATABASE_START_WAIT_MS: '0' };
+
+  // read as OTLP: the spans went to a collector nobody had named
+  it('OTEL_TRACES_EXPORTER=zipkin: exits 2 naming the exporters Earshot has', async () => {
+    const r = await run(['migrate'], { ...NO_DB, OTEL_TRACES_EXPORTER: 'zipkin' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('earshot: invalid configuration: OTEL_TRACES_EXPORTER="zipkin": expected one of none, otlp, console (one exporter, in any case): Earshot has no other\n');
+  });
+
+  // "a,b" was one audience named "a,b"; an empty entry is refused, not skipped
+  it('EARSHOT_JWT_AUDIENCE with an empty entry: exits 2 in one line', async () => {
+    const r = await run(['migrate'], { ...NO_DB, EARSHOT_JWT_SECRET: 'a-test-secret-of-at-least-32-characters', EARSHOT_JWT_AUDIENCE: 'api://earshot,,https://earshot.example.com' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('earshot: invalid configuration: EARSHOT_JWT_AUDIENCE="api://earshot,,https://earshot.example.com": expected one audience or a comma-separated list of them, with no empty entry\n');
+  });
+
+  // was `earshot: Error: ENOENT: no such file or directory, open '…'` and a stack, exit 1
+  it('an sslrootcert that cannot be read: exits 2 in one line naming the file', async () => {
+    const r = await run(['migrate'], { ...NO_DB, DATABASE_URL: 'postgres://earshot:hunter2@127.0.0.1:1/earshot?sslmode=verify-full&sslrootcert=/nonexistent/earshot-ca.pem' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('earshot: invalid configuration: DATABASE_URL: sslrootcert="/nonexistent/earshot-ca.pem": cannot read the file (no such file)\n');
+    expect(r.stderr).not.toContain('hunter2');
+  });
+
+  // node-postgres did not read connect_timeout: an attempt waited its own 10 s
+  it('connect_timeout=1 to a server that never answers: the attempt ends after 1 s, said in one line', async () => {
+    const attempts: { openedAt: number; closedAt: number | null }[] = [];
+    const silent = net.createServer((socket) => {
+      const a = { openedAt: performance.now(), closedAt: null as number | null };
+      attempts.push(a);
+      socket.on('error', () => undefined);
+      socket.on('close', () => (a.closedAt = performance.now()));
+      // read (and ignore) the startup message: the client's hang-up is seen only past it
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const r = await run(['migrate'], { DATABASE_URL: `postgres://earshot@127.0.0.1:${port}/earshot?connect_timeout=1`, DATABASE_START_WAIT_MS: '0' });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`earshot: cannot open the database at 127.0.0.1:${port}/earshot (DATABASE_URL): no answer within 1 s (connect_timeout in DATABASE_URL)\n`);
+      expect(attempts).toHaveLength(1);
+      const ms = attempts[0]!.closedAt! - attempts[0]!.openedAt;
+      expect(ms, 'the attempt lasted (ms)').toBeGreaterThanOrEqual(900);
+      expect(ms, 'the attempt lasted (ms)').toBeLessThan(3_000);
+    } finally {
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  // node-postgres printed a multi-line SECURITY WARNING about sslmode at every start, and then
+  // checked the certificate in full: "self-signed certificate"
+  it('sslmode=require: no warning, and the connection is encrypted without checking the certificate', async () => {
+    const cert = selfSignedCertificate('DNS:elsewhere.example');
+    const server = await startFakeTlsPostgres(cert);
+    try {
+      const r = await run(['migrate'], { DATABASE_URL: `postgres://earshot@127.0.0.1:${server.port}/earshot?sslmode=require`, DATABASE_START_WAIT_MS: '0' });
+      expect(r.stderr).not.toContain('SECURITY WARNING');
+      expect(r.stderr).toBe(`earshot: cannot open the database at 127.0.0.1:${server.port}/earshot (DATABASE_URL): ${TLS_ACCEPTED}\n`);
+      expect(r.code).toBe(1);
+    } finally {
+      await server.close();
+      cert.remove();
+    }
+  });
 });
