@@ -1,6 +1,9 @@
 import { addressesOf } from '../identity/author-identities';
 import type { IdentityKeyOptions } from '../identity/normalize';
 
+/** interactions.v1 caps `author.handle` at 200 characters, `author.email` at 320 and `author.phone` at 50. */
+const MAX_PARTICIPANT_CHARS = 320;
+
 /**
  * The key a listening item is kept under for its author, and that a reply names its addressee by:
  * on the address channels the address normalized as identity resolution normalizes it (`Jane
@@ -11,7 +14,10 @@ import type { IdentityKeyOptions } from '../identity/normalize';
  */
 export function participantKey(source: string, raw: string | null | undefined, opts: IdentityKeyOptions = {}): string | null {
   const s = raw?.trim();
-  if (!s) return null;
+  // longer than any author's handle (200) or email (320) can be: nobody an item is kept for. Such a
+  // recipient was a key of interaction_recipient_idx, and PostgreSQL refused the valid reply
+  // carrying it ("index row size … exceeds btree version 4 maximum 2704")
+  if (!s || s.length > MAX_PARTICIPANT_CHARS) return null;
   const address = addressesOf(source, s, opts)[0];
   if (address) return address.value;
   return s.replace(/^@+/, '').toLowerCase() || null;

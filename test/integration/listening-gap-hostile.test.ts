@@ -141,6 +141,18 @@ describe('listening gap: threads in a hostile order', () => {
     expect(await q(`SELECT recipient_key FROM interaction WHERE source = 'email' AND external_id = $1`, [`${who}-r`])).toEqual([{ recipient_key: `${who}@example.org` }]);
   });
 
+  it('a reply addressed to someone no author can be (a recipient longer than any handle or address) is stored, with no key', async () => {
+    // 7,000 characters of no pattern: as the key of a B-tree index entry it was refused
+    // ("index row size 7024 exceeds btree version 4 maximum 2704"), and the valid reply with it
+    let seed = 7;
+    const noise = Array.from({ length: 7_000 }, () => 'abcdefghijklmnopqrstuvwxyz0123456789'[(seed = (seed * 1103515245 + 12345) % 2147483648) % 36]).join('');
+    const t = Date.now() - 2 * HOUR;
+    const who = `longrcpt${Date.now()}`;
+    const res = await ingest([outbound('x', `${who}-r`, t, 'Sorry, on it.', { metadata: { recipientHandle: noise } }), outbound('email', `${who}-r2`, t, 'Sorry.', { metadata: { recipientHandle: `${noise}@example.org` } })]);
+    expect(res.accepted).toBe(2);
+    expect(await q(`SELECT recipient_key FROM interaction WHERE external_id LIKE $1`, [`${who}-%`])).toEqual([{ recipient_key: null }, { recipient_key: null }]);
+  });
+
   it("retention takes a reply's addressee key with its metadata", async () => {
     // older than any other row of this database: the redaction below reaches only this reply
     const t = Date.now() - 400 * 24 * HOUR;
