@@ -201,6 +201,12 @@ describe('intent', () => {
     expect(a.intentConfidence).toBeLessThanOrEqual(1);
   });
   it('is other with no text', () => expect(intent('')).toBe('other'));
+  it('does not take a sentence opening with "can\'t" for a question (it read "can")', () => {
+    for (const t of ["Can't wait for the new season, love this show!", 'Can’t wait for the new season, love this show!', 'Cant wait for the new season, love this show!']) {
+      expect(intent(t), t).toBe('praise');
+    }
+    expect(intent('Can you ship to Canada')).toBe('question');
+  });
 });
 
 describe('topics', () => {

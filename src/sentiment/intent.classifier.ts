@@ -45,8 +45,10 @@ const CHURN =
 const PURCHASE =
   /\b(?:(?:want|wanna|going|planning|plan|looking|hoping|ready|about|need|trying) (?:to )?(?:buy|purchase|order|get|upgrade|subscribe|pre-?order)\b|where (?:can|do) i (?:buy|get|order|find)|how much (?:is|are|does|do|for)|(?:do|does) (?:you|it) (?:ship|deliver|come in|sell)|is (?:it|this|the \w+) (?:in stock|available)|(?:back )?in stock\?|interested in (?:buying|getting|the|your|a)|take my money|shut up and take|can'?t wait to (?:buy|get|order|try)|pre-?order|(?:any|is there a) (?:discount|coupon|promo)|add(?:ed)? to (?:my )?cart|price (?:of|for)\b[^?]{0,40}\?|(?:thinking|thought) (?:about|of) (?:buying|getting|ordering|upgrading))/;
 
+// not "can't …" ("Can't wait for the new season"): the word is "can", then "'t"; the other
+// negated forms ("don't", "isn't") end no word of the list
 const QUESTION_START =
-  /^(?:how|what|when|where|why|who|which|can|could|would|will|is|are|do|does|did|should|has|have|any(?:one|body)|is there)\b/;
+  /^(?:how|what|when|where|why|who|which|can|could|would|will|is|are|do|does|did|should|has|have|any(?:one|body)|is there)\b(?!['’])/;
 
 /**
  * Unmistakable complaint phrases. They lower the complaint model's bar (see
