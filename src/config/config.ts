@@ -752,6 +752,9 @@ function databaseUrlProblem(raw: string): string | null {
   const q = raw.indexOf('?');
   const params = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1).split('#')[0]);
   const sslmode = params.get('sslmode');
+  // libpq's allow tries without SSL and, when the server refuses that in authentication (a hostssl
+  // pg_hba.conf line), again with SSL: a second connection node-postgres' clients cannot make
+  if (sslmode === 'allow') return 'sslmode=allow is not taken (libpq connects without SSL and tries SSL only when refused): use prefer (SSL when the server offers it, else without) or disable';
   if (sslmode !== null && !PG_SSLMODES.includes(sslmode)) return `sslmode=${JSON.stringify(sslmode)}: expected one of ${PG_SSLMODES.join(', ')}`;
   const ssl = params.get('ssl');
   if (ssl !== null && !PG_SSL.includes(ssl)) return `ssl=${JSON.stringify(ssl)}: expected ssl=true or ssl=1 (SSL on), ssl=0 (off), or an sslmode`;

@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from 'node:tls';
+import net from 'node:net';
+import tls, { type ConnectionOptions } from 'node:tls';
+import pg from 'pg';
+import type { Logger } from '../shared/logger';
 
 /**
  * The parameters of a DATABASE_URL that Earshot reads itself instead of node-postgres, which (pg
@@ -18,6 +21,8 @@ export interface PgConnection {
   connectTimeoutMs: number | null;
   /** sslnegotiation as given (node-postgres checks it): passed on explicitly, as it turns SSL on when left in the URL */
   sslnegotiation: string | null;
+  /** sslmode=prefer: SSL when the server offers it, else without (settlePreferSsl) */
+  prefer: boolean;
 }
 
 /** connect_timeout: whole seconds, as libpq reads it; 0 (libpq: wait for ever) is not taken. */
@@ -35,6 +40,9 @@ function params(url: string): URLSearchParams {
  */
 export function pgConnectionProblem(url: string): string | null {
   const p = params(url);
+  // libpq takes the last of a repeated parameter, this module (and node-postgres) the first:
+  // `sslmode=disable&sslmode=require` connected without SSL, silently, where psql insists on it
+  for (const name of OWN_PARAMS) if (p.getAll(name).length > 1) return `${name} is given twice: libpq takes the last, node-postgres the first; name it once`;
   const timeout = p.get('connect_timeout');
   if (timeout !== null && (!/^\d+$/.test(timeout.trim()) || Number(timeout) < 1 || Number(timeout) > MAX_CONNECT_TIMEOUT_S)) {
     return `connect_timeout=${JSON.stringify(timeout)}: expected whole seconds from 1 to ${MAX_CONNECT_TIMEOUT_S} (0, for libpq no limit, is not taken: a connection attempt that never ends holds the start and a pool slot)`;
@@ -67,8 +75,9 @@ const cache = new Map<string, PgConnection>();
  * sslmode, as libpq: `disable` no SSL; `prefer` and `require` encrypt without checking the server's
  * certificate (`require` with sslrootcert checks it against that authority, as `verify-ca`);
  * `verify-ca` checks the certificate against sslrootcert, not the host name; `verify-full` checks
- * both (against sslrootcert, or Node.js' usual authorities). `prefer` never falls back to a
- * connection without SSL (node-postgres cannot): a server without SSL is refused. node-postgres' own
+ * both (against sslrootcert, or Node.js' usual authorities). `prefer` falls back to a connection
+ * without SSL when the server offers none, decided once per URL ({@link settlePreferSsl}); until
+ * then (and when the server offers SSL) `ssl` is the encrypting setting. node-postgres' own
  * `no-verify`, and `ssl=true`/`1`/`0`, keep their meaning; sslrootcert, sslcert or sslkey without
  * sslmode turn SSL on with full verification, as node-postgres did.
  */
@@ -119,7 +128,7 @@ export function pgConnection(url: string): PgConnection {
     }
   }
   const timeout = p.get('connect_timeout');
-  const out: PgConnection = { connectionString: withoutParams(url, OWN_PARAMS), ssl, connectTimeoutMs: timeout === null ? null : Number(timeout) * 1000, sslnegotiation: p.get('sslnegotiation') };
+  const out: PgConnection = { connectionString: withoutParams(url, OWN_PARAMS), ssl, connectTimeoutMs: timeout === null ? null : Number(timeout) * 1000, sslnegotiation: p.get('sslnegotiation'), prefer: p.get('sslmode') === 'prefer' };
   cache.set(url, out);
   return out;
 }
@@ -134,10 +143,97 @@ export function pgClientConfig<T extends { connectionString?: string; connection
   return {
     ...config,
     connectionString: c.connectionString,
-    ...(c.ssl === undefined ? {} : { ssl: c.ssl }),
+    ...(c.ssl === undefined ? {} : { ssl: preferWithoutSsl(config.connectionString) ? false : c.ssl }),
     ...(c.connectTimeoutMs === null ? {} : { connectionTimeoutMillis: c.connectTimeoutMs }),
     ...(c.sslnegotiation === null ? {} : { sslnegotiation: c.sslnegotiation }),
   };
+}
+
+/** The sslmode=prefer URLs whose server answered that it offers no SSL. */
+const withoutSsl = new Set<string>();
+/** A probe of a prefer URL's server under way, or done with a definite answer. */
+const probes = new Map<string, Promise<void>>();
+let fallbackLog: Logger | undefined;
+
+/** Whether connections from `url` (sslmode=prefer) go without SSL: its server answered that it offers none. */
+export function preferWithoutSsl(url: string): boolean {
+  return withoutSsl.has(url);
+}
+
+/**
+ * libpq's `sslmode=prefer` (its default): SSL when the server offers it, else a connection
+ * without. node-postgres cannot fall back (the server's 'N' to its SSLRequest fails the connection:
+ * "The server does not support SSL connections", and a client cannot connect twice), so Earshot
+ * asks the server once per URL, before its first connection from it: a connection of its own sends
+ * the SSLRequest and reads the one-byte answer. 'N' (no SSL; PostgreSQL answers so over a Unix
+ * socket too) makes every connection from the URL go without SSL from then on ({@link pgClientConfig},
+ * PinnedClient) and is logged once, at info; 'S' keeps SSL (the probe completes the TLS handshake
+ * and closes, which the server does not log). The answer is kept until the process ends: a server
+ * that gains SSL later is used without it until Earshot restarts (libpq decides at each
+ * connection). A probe that gets no answer (the server cannot be reached) decides nothing: the
+ * connection then fails with node-postgres' own error, and the next one asks again. Never throws.
+ * `log`, when given, is where the fallback is logged (openDatabase passes the service's).
+ */
+export function settlePreferSsl(url: string, opts: { log?: Logger; timeoutMs?: number } = {}): Promise<void> {
+  if (opts.log) fallbackLog = opts.log;
+  const c = pgConnection(url);
+  if (!c.prefer) return Promise.resolve();
+  const known = probes.get(url);
+  if (known) return known;
+  // host and port as node-postgres reads them (the URL, else PGHOST/PGPORT, else its defaults); no connection is made
+  const { host, port } = new pg.Client({ connectionString: c.connectionString });
+  const probe = askForSsl(host, port, opts.timeoutMs ?? c.connectTimeoutMs ?? 10_000).then((answer) => {
+    if (answer === 'N') {
+      withoutSsl.add(url);
+      (opts.log ?? fallbackLog)?.info({ host, port }, 'the database server offers no SSL: sslmode=prefer connects without it (as libpq does), decided once until restart');
+    } else if (answer === null) {
+      probes.delete(url);
+    }
+  });
+  probes.set(url, probe);
+  return probe;
+}
+
+/** PostgreSQL's SSLRequest: length 8, code 80877103 (1234 << 16 | 5679). */
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+
+/** The server's answer to an SSLRequest at `host`:`port` ('S' or 'N'), or null (no answer within `timeoutMs`, an error, another byte). */
+function askForSsl(host: string, port: number, timeoutMs: number): Promise<'S' | 'N' | null> {
+  return new Promise((resolve) => {
+    const socket = host.startsWith('/') ? net.connect(`${host}/.s.PGSQL.${port}`) : net.connect(port, host);
+    let answered = false;
+    const done = (answer: 'S' | 'N' | null): void => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      resolve(answer);
+    };
+    const timer = setTimeout(() => {
+      socket.destroy();
+      done(null);
+    }, timeoutMs);
+    timer.unref();
+    socket.on('error', () => done(null));
+    socket.on('close', () => done(null));
+    socket.once('connect', () => socket.write(SSL_REQUEST));
+    socket.once('data', (b: Buffer) => {
+      const answer = b.length === 1 && (b[0] === 0x53 || b[0] === 0x4e) ? (String.fromCharCode(b[0]) as 'S' | 'N') : null;
+      done(answer);
+      if (answer !== 'S') {
+        socket.destroy();
+        return;
+      }
+      // the TLS handshake completed, then closed: PostgreSQL logs a handshake cut short ("could not
+      // accept SSL connection: EOF detected"), not a connection that sends nothing after it
+      // (PostgreSQL 15 with ssl=on: only log_connections' "connection received")
+      const secure = tls.connect({ socket, rejectUnauthorized: false, ...(net.isIP(host) === 0 ? { servername: host } : {}) });
+      const bound = setTimeout(() => secure.destroy(), timeoutMs);
+      bound.unref();
+      secure.on('error', () => undefined);
+      secure.once('secureConnect', () => secure.end());
+      secure.once('close', () => clearTimeout(bound));
+    });
+  });
 }
 
 /** `url` without the query parameters `names`; the rest of it byte for byte (a Unix socket's `host=/run/…` included). */

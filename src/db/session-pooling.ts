@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { pgClientConfig } from './pg-connection';
+import { pgClientConfig, settlePreferSsl } from './pg-connection';
 import { backendPid } from './sql';
 
 /**
@@ -40,6 +40,8 @@ export class SessionPoolingError extends Error {
  * A connection failure is thrown as it is (the caller's wait and messages handle it).
  */
 export async function assertSessionsKept(url: string): Promise<void> {
+  // sslmode=prefer against a server without SSL: these plain clients take ssl: false from pgClientConfig once it is known
+  await settlePreferSsl(url);
   const sessions = [0, 1].map(
     () => new pg.Client(pgClientConfig({ connectionString: url, application_name: 'earshot-session-check', connectionTimeoutMillis: 10_000 })),
   );

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { pgClientConfig } from './pg-connection';
+import { pgClientConfig, preferWithoutSsl, settlePreferSsl } from './pg-connection';
 import { pinSessionSettings } from './sql';
 
 /**
@@ -12,18 +12,39 @@ import { pinSessionSettings } from './sql';
  * the live-events session.
  */
 export class PinnedClient extends pg.Client {
+  private readonly url: string | undefined;
+  private readonly preferTimeoutMs: number | undefined;
+
   /**
    * A `connectionString` (DATABASE_URL) is read as libpq reads its SSL parameters and
    * connect_timeout (./pg-connection.ts): every connection Earshot makes from the URL is one.
    */
   constructor(config?: string | pg.ClientConfig) {
-    super(pgClientConfig(typeof config === 'string' ? { connectionString: config } : (config ?? {})));
+    const given = typeof config === 'string' ? { connectionString: config } : (config ?? {});
+    const own = pgClientConfig(given);
+    super(own);
+    this.url = given.connectionString;
+    this.preferTimeoutMs = own.connectionTimeoutMillis || undefined;
+  }
+
+  /**
+   * sslmode=prefer against a server without SSL: the server is asked once per URL
+   * (settlePreferSsl); a client made before the answer, set up for SSL, goes without it. pg reads
+   * `ssl` (the client's and its connection's) only when it connects.
+   */
+  private async settleSsl(): Promise<void> {
+    if (!this.url || !this.ssl) return;
+    await settlePreferSsl(this.url, { timeoutMs: this.preferTimeoutMs });
+    if (!preferWithoutSsl(this.url)) return;
+    this.ssl = false;
+    (this.connection as unknown as { ssl: unknown }).ssl = false;
   }
 
   override connect(): Promise<pg.Client>;
   override connect(callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void;
   override connect(callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): Promise<pg.Client> | void {
     const pinned = (async () => {
+      await this.settleSsl();
       await super.connect();
       // From here until `connect` resolves, a lost connection is emitted as 'error' on this client
       // (node-postgres emits it beside failing the statement), and a pool listens only once

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import { TcpProxy } from './tcp-proxy';
 
 /** A self-signed certificate (its own authority) for `altName` (`DNS:name` or `IP:address`), made with openssl, in a folder of its own. */
 export interface TestCertificate {
@@ -41,8 +42,7 @@ export async function startFakeTlsPostgres(cert: TestCertificate): Promise<{ por
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
     socket.once('data', (first: Buffer) => {
-      const sslRequest = first.length >= 8 && first.readInt32BE(0) === 8 && first.readInt32BE(4) === 80877103;
-      if (!sslRequest) {
+      if (!isSslRequest(first)) {
         socket.end(fatal(PLAIN_ACCEPTED));
         return;
       }
@@ -74,4 +74,32 @@ function fatal(message: string): Buffer {
 
 function field(code: string, value: string): Buffer {
   return Buffer.concat([Buffer.from(code), Buffer.from(value, 'utf8'), Buffer.from([0])]);
+}
+
+/**
+ * A PostgreSQL server without SSL, in front of a real one: answers an SSLRequest with 'N' (what
+ * PostgreSQL with `ssl = off` answers) and relays the rest of the connection as it is. Counts the
+ * connections and the SSLRequests it saw.
+ */
+export class NoSslFront extends TcpProxy {
+  connections = 0;
+  sslRequests = 0;
+
+  protected override relay(client: net.Socket, upstream: net.Socket): void {
+    this.connections++;
+    client.once('data', (first: Buffer) => {
+      let rest = first;
+      if (isSslRequest(first)) {
+        this.sslRequests++;
+        client.write('N');
+        rest = first.subarray(8);
+      }
+      if (rest.length > 0) upstream.write(rest);
+      client.pipe(upstream).pipe(client);
+    });
+  }
+}
+
+function isSslRequest(first: Buffer): boolean {
+  return first.length >= 8 && first.readInt32BE(0) === 8 && first.readInt32BE(4) === 80877103;
 }
