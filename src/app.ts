@@ -12,7 +12,7 @@ import { CrmResolver } from './crm/crm.resolver';
 import { CrmSyncService } from './crm/crm-sync.service';
 import { CrmWritebackService } from './crm/crm-writeback.service';
 import { createDataSource, type QueryCounter } from './db/data-source';
-import { pgConnection } from './db/pg-connection';
+import { pgConnection, settlePreferSsl } from './db/pg-connection';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded-postgres';
 import { runMigrationsLocked } from './db/migrate';
 import { assertSessionsKept } from './db/session-pooling';
@@ -108,6 +108,8 @@ export async function openDatabase(
     onConnectionLost: (err) => log.warn({ err }, 'a database connection was lost; a statement on it fails, and the pool opens a new one'),
   });
   try {
+    // sslmode=prefer: whether the server offers SSL, asked once before the first connection (src/db/pg-connection.ts)
+    if (!embedded) await settlePreferSsl(url, { log });
     await ds.initialize();
     // before any lock or LISTEN is taken: a transaction-mode pooler shares them (src/db/session-pooling.ts)
     if (!embedded) await assertSessionsKept(url);
@@ -311,7 +313,7 @@ export function createServices(config: Config, db: Database, log: Logger, metric
   const listeningGap = new ListeningGapService(db.ds, config.listeningGap, clock);
   const escalation = new EscalationJob(jobsDs, crmClients, config.listeningGap, config.publicUrl, log.child({ component: 'escalation' }), { ...tasks, onSkipped: (n) => metrics.gapEscalationsSkipped.labels('past_horizon').inc(n) });
   const erasure = new ErasureService(db.ds, crmClients, identity.keyOptions, log.child({ component: 'erasure' }), tasks);
-  const exports = new CustomerExportService(db.ds);
+  const exports = new CustomerExportService(db.ds, identity.keyOptions);
   const retention = new RetentionJob(jobsDs, config.retentionDays, log.child({ component: 'retention' }), { ...tasks, onRedacted: (n) => metrics.retentionRedacted.inc(n) });
   return { taxonomy, remoteModel, scorer, rescore, recorder, ingestLimits, ingest, customers, interactions, auth, retag, analyzePool, identity, reresolution, crmSync, crmWriteback, crmRecords, listeningGap, escalation, erasure, exports, retention };
 }

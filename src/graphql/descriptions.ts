@@ -262,6 +262,8 @@ export const DESCRIPTIONS: Record<string, string> = {
   'Query.customerDataExport(interactionsFirst)': 'interactions in this page, 1 to 5,000 (default 5,000; given either paging argument, a longer export comes in pages instead of being refused)',
   'Query.customerDataExport(listeningItemsAfter)': 'the listeningItemsNext of the page before (none: the first page of listening items)',
   'Query.customerDataExport(listeningItemsFirst)': 'listening items in this page, 1 to 5,000 (default 5,000; given either listening-item paging argument, more listening items come in pages instead of the request being refused)',
+  'Query.customerDataExport(addressedRepliesAfter)': 'the addressedRepliesNext of the page before (none: the first page of replies addressed to the person)',
+  'Query.customerDataExport(addressedRepliesFirst)': 'replies addressed to the person in this page, 1 to 5,000 (default 5,000; given either addressed-reply paging argument, more replies come in pages instead of the request being refused)',
   'Query.erasure(customerId)': 'the Customer id that was erased',
   'Query.rescoreJob(id)': 'the job id from the re-score mutation',
   'Query.retentionStatus': 'Whether retention runs, its window and its last run',

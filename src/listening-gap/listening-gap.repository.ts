@@ -716,8 +716,14 @@ const ITEMS_BY_THREAD = `SELECT l.id FROM unnest($1::text[], $2::text[]) AS t(so
             CROSS JOIN LATERAL (SELECT l.id FROM listening_item l WHERE l.source = t.source AND l.thread_key = t.thread_key OFFSET 0) l`;
 
 /**
- * Loads and locks (in id order) the items of the threads, and those of the authors whose last
- * inbound message is at or after `since`.
+ * Loads and locks (in id order) the items of the threads, and per author those whose last inbound
+ * message is the latest, at or after `since` (one, but for a tie): the only ones of theirs a
+ * message without a thread may join or a reply addressed to them may answer (the tracker's
+ * `recentOf` takes the latest; an item of theirs that a message of the batch moves later is one of
+ * its threads, loaded as such). Two index lookups per author on `listening_item_author_idx`.
+ * Before, every item of the author in the window was loaded and locked for each batch: 5,000
+ * replies addressed to an author with 20,000 open items took 16-20 s, against 1.1 s for another
+ * author, and the cost grew with the author's items.
  */
 export function lockTrackedItems(
   db: Db,
@@ -739,7 +745,10 @@ export function lockTrackedItems(
             CROSS JOIN LATERAL (
               SELECT l.id FROM listening_item l
                WHERE l.source = a.source AND lower(l.author_handle) = a.author AND l.author_handle IS NOT NULL
-                 AND l.last_inbound_at >= $5::timestamptz OFFSET 0) l))
+                 AND l.last_inbound_at = (
+                   SELECT max(m.last_inbound_at) FROM listening_item m
+                    WHERE m.source = a.source AND lower(m.author_handle) = a.author AND m.author_handle IS NOT NULL
+                      AND m.last_inbound_at >= $5::timestamptz) OFFSET 0) l))
         ORDER BY li.id
         FOR UPDATE OF li`,
     [k.threadSources, k.threadKeys, k.authorSources, k.authors, k.since],

@@ -4,14 +4,13 @@ import type { CrmClient, CrmSystem, WriteBackValues } from '../crm/crm.port';
 import { CrmBudgetExhausted } from '../crm/crm-budget';
 import type { Db } from '../db/sql';
 import { inTransactionRetrying } from '../db/lock-conflict-retry';
-import { ADDRESS_SOURCES } from '../auth/pii.policy';
 import { identityKey, type IdentityKeyOptions } from '../identity/normalize';
-import { participantKey } from '../listening-gap/recipient';
 import { enqueueOutbox } from '../outbox/outbox';
 import { OUTBOX_TOPICS, sentimentTombstone, type OutboxRow } from '../outbox/outbox-events';
 import { AppError } from '../shared/app-error';
 import type { Logger } from '../shared/logger';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
+import { addressedKeys } from './addressed-keys';
 import * as repo from './privacy.repository';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -122,7 +121,7 @@ export class ErasureService {
 
     // Interactions: personal values replaced, scores and topics kept (the rollups are anonymous);
     // so are company replies addressed to them by name or address alone (they carry no customer)
-    const addressed = this.addressedKeys(await repo.addressesOfCustomers(qr, ids));
+    const addressed = await addressedKeys(qr, ids, this.keyOptions);
     const iids = [...(await repo.redactCustomerInteractions(qr, ids)), ...(await repo.redactRepliesAddressedTo(qr, addressed))];
     await repo.clearTopicMatches(qr, iids);
 
@@ -189,21 +188,6 @@ export class ErasureService {
     }
     await enqueueOutbox(qr, events);
     return { request: toRequest(row), erasedNow: true };
-  }
-
-  /**
-   * The keys a reply addresses these customers by (`participantKey`, as ingest keyed them): their
-   * handles per source, their listening items' keys, and their emails and phones on every address
-   * channel.
-   */
-  private addressedKeys(a: Awaited<ReturnType<typeof repo.addressesOfCustomers>>): { source: string; key: string }[] {
-    const keys = [...a.itemKeys];
-    for (const h of a.handles) {
-      const key = participantKey(h.source, h.handle, this.keyOptions);
-      if (key) keys.push({ source: h.source, key });
-    }
-    for (const source of ADDRESS_SOURCES) for (const key of a.addresses) keys.push({ source, key });
-    return keys;
   }
 
   /**

@@ -70,12 +70,18 @@ export async function addressesOfCustomers(
   return { handles, itemKeys, addresses: addresses.map((a) => a.value) };
 }
 
+/** A key a company reply names its addressee by, on one source (`interaction.source`, `interaction.recipient_key`). */
+export interface AddressedKey {
+  source: string;
+  key: string;
+}
+
 /**
  * Company replies addressed to a key (`interaction.recipient_key`, on `interaction_recipient_idx`)
  * lose every personal value as the customer's own interactions do: their text greets the person,
  * their metadata names the address. Their ids.
  */
-export async function redactRepliesAddressedTo(db: Db, keys: readonly { source: string; key: string }[]): Promise<string[]> {
+export async function redactRepliesAddressedTo(db: Db, keys: readonly AddressedKey[]): Promise<string[]> {
   if (keys.length === 0) return [];
   const found = await rows<{ id: string }>(
     db,
@@ -405,6 +411,24 @@ export interface InteractionPage {
   limit: number;
 }
 export type ListeningItemPage = InteractionPage;
+/**
+ * Which company replies addressed to the customers an export carries (`addressedKeys`: the replies
+ * an erasure redacts by `redactRepliesAddressedTo`, less those of the customers' own interactions):
+ * at most `limit`, in (occurred_at, id) order, after the interaction `after`.
+ */
+export interface AddressedReplyPage extends InteractionPage {
+  keys: readonly AddressedKey[];
+}
+
+/** The interactions addressed to the keys ($2 sources, $3 keys) that are not one of the customers' ($1) own. */
+const ADDRESSED_REPLIES = `
+  FROM interaction i
+  JOIN (SELECT DISTINCT source, key FROM unnest($2::text[], $3::text[]) AS k(source, key)) k ON i.source = k.source AND i.recipient_key = k.key
+ WHERE (i.customer_id IS NULL OR i.customer_id <> ALL($1::uuid[]))`;
+/** An interaction's topics as the export shows them (`i`: the interaction). */
+const TOPICS_OF_I = `coalesce((SELECT json_agg(json_build_object('topic', t.name, 'department', d.name, 'matched', it.matched) ORDER BY t.name)
+                                 FROM interaction_topic it JOIN topic t ON t.id = it.topic_id JOIN department d ON d.id = t.department_id
+                                WHERE it.interaction_id = i.id), '[]') AS topics`;
 
 /**
  * The unsent outbox events about the customers ($1), as the `outbox` view renders them: those
@@ -442,21 +466,36 @@ export async function customerData(
   ids: readonly string[],
   page: InteractionPage = { after: null, limit: 5_000 },
   itemPage: ListeningItemPage = { after: null, limit: 5_000 },
-): Promise<CustomerData & { interactionCount: number; interactionCursorFound: boolean; listeningItemCount: number; listeningItemCursorFound: boolean }> {
+  replyPage: AddressedReplyPage = { keys: [], after: null, limit: 5_000 },
+): Promise<
+  CustomerData & {
+    interactionCount: number;
+    interactionCursorFound: boolean;
+    listeningItemCount: number;
+    listeningItemCursorFound: boolean;
+    addressedReplies: StoredRow[];
+    addressedReplyCount: number;
+    addressedReplyCursorFound: boolean;
+  }
+> {
   const q = (sql: string, more: unknown[] = []) => rows<StoredRow>(db, sql, [ids, ...more]);
-  const [[count], [itemCount], customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures] = await Promise.all([
+  const keys = [replyPage.keys.map((k) => k.source), replyPage.keys.map((k) => k.key)];
+  const [[count], [itemCount], [replyCount], customers, identities, interactions, addressedReplies, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures] = await Promise.all([
     q(`SELECT (SELECT count(*)::int FROM interaction WHERE customer_id = ANY($1::uuid[])) AS n,
               ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM interaction WHERE id = $2::uuid)) AS cursor_found`, [page.after]),
     q(`SELECT (SELECT count(*)::int FROM listening_item WHERE customer_id = ANY($1::uuid[])) AS n,
               ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM listening_item WHERE id = $2::uuid)) AS cursor_found`, [itemPage.after]),
+    q(`SELECT (SELECT count(*)::int ${ADDRESSED_REPLIES}) AS n,
+              ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM interaction WHERE id = $4::uuid)) AS cursor_found`, [...keys, replyPage.after]),
     q(`SELECT * FROM customer WHERE id = ANY($1::uuid[]) ORDER BY created_at`),
     q(`SELECT id, customer_id, kind, network, value, raw_value, source, linked_by, link_score, created_at FROM customer_identity WHERE customer_id = ANY($1::uuid[]) ORDER BY created_at`),
-    q(`SELECT i.*, coalesce((SELECT json_agg(json_build_object('topic', t.name, 'department', d.name, 'matched', it.matched) ORDER BY t.name)
-                                 FROM interaction_topic it JOIN topic t ON t.id = it.topic_id JOIN department d ON d.id = t.department_id
-                                WHERE it.interaction_id = i.id), '[]') AS topics
+    q(`SELECT i.*, ${TOPICS_OF_I}
            FROM interaction i WHERE i.customer_id = ANY($1::uuid[])
             AND ($2::uuid IS NULL OR (i.occurred_at, i.id) > (SELECT a.occurred_at, a.id FROM interaction a WHERE a.id = $2::uuid))
           ORDER BY i.occurred_at, i.id LIMIT $3`, [page.after, page.limit]),
+    q(`SELECT i.*, ${TOPICS_OF_I} ${ADDRESSED_REPLIES}
+            AND ($4::uuid IS NULL OR (i.occurred_at, i.id) > (SELECT a.occurred_at, a.id FROM interaction a WHERE a.id = $4::uuid))
+          ORDER BY i.occurred_at, i.id LIMIT $5`, [...keys, replyPage.after, replyPage.limit]),
     q(`SELECT id, customer_id, system, object_type, external_id, owner_id, payload, person, modstamp, deleted_at, written_values, written_at FROM crm_record WHERE customer_id = ANY($1::uuid[]) ORDER BY system, object_type, external_id`),
     q(`SELECT li.* FROM listening_item li WHERE li.customer_id = ANY($1::uuid[])
             AND ($2::uuid IS NULL OR (li.opened_at, li.id) > (SELECT a.opened_at, a.id FROM listening_item a WHERE a.id = $2::uuid))
@@ -468,7 +507,26 @@ export async function customerData(
     q(PENDING_OUTBOX_ABOUT),
     q(`SELECT * FROM erasure_request WHERE erased_customer_ids && $1::uuid[] ORDER BY created_at`),
   ]);
-  return { interactionCount: count!.n as number, interactionCursorFound: count!.cursor_found === true, listeningItemCount: itemCount!.n as number, listeningItemCursorFound: itemCount!.cursor_found === true, customers, identities, interactions, crmRecords, listeningItems, suggestions, history, daily, writeback, outbox, erasures };
+  return {
+    interactionCount: count!.n as number,
+    interactionCursorFound: count!.cursor_found === true,
+    listeningItemCount: itemCount!.n as number,
+    listeningItemCursorFound: itemCount!.cursor_found === true,
+    addressedReplyCount: replyCount!.n as number,
+    addressedReplyCursorFound: replyCount!.cursor_found === true,
+    customers,
+    identities,
+    interactions,
+    addressedReplies,
+    crmRecords,
+    listeningItems,
+    suggestions,
+    history,
+    daily,
+    writeback,
+    outbox,
+    erasures,
+  };
 }
 
 // ---- retention ---------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ export class PrivacyResolver {
   @Authorized('admin')
   @Query(() => GraphQLJSONObject, {
     description:
-      'Everything Earshot holds about one person (data subject access request), as JSON. Interactions come in pages of at most 5,000 (oldest first): `interactionsTotal` counts them all, `interactionsNext` (null on the last page) is the `interactionsAfter` of the next page. Without `interactionsFirst` or `interactionsAfter`, everything comes in one response when it holds at most 5,000 interactions, else the request is refused (BAD_USER_INPUT) with how to page. Listening items page the same way on their own (oldest opened first): `listeningItemsFirst`, `listeningItemsAfter`, `listeningItemsTotal`, `listeningItemsNext`. Every other list comes whole.',
+      'Everything Earshot holds about one person (data subject access request), as JSON. Interactions come in pages of at most 5,000 (oldest first): `interactionsTotal` counts them all, `interactionsNext` (null on the last page) is the `interactionsAfter` of the next page. Without `interactionsFirst` or `interactionsAfter`, everything comes in one response when it holds at most 5,000 interactions, else the request is refused (BAD_USER_INPUT) with how to page. Listening items page the same way on their own (oldest opened first): `listeningItemsFirst`, `listeningItemsAfter`, `listeningItemsTotal`, `listeningItemsNext`; so do the company replies addressed to the person by name or address alone, which an erasure redacts with them (oldest first): `addressedRepliesFirst`, `addressedRepliesAfter`, `addressedRepliesTotal`, `addressedRepliesNext`. Every other list comes whole.',
   })
   customerDataExport(
     @Arg('id', () => ID) id: string,
@@ -48,8 +48,17 @@ export class PrivacyResolver {
     @Arg('interactionsFirst', () => Int, { nullable: true }) interactionsFirst?: number | null,
     @Arg('listeningItemsAfter', () => String, { nullable: true }) listeningItemsAfter?: string | null,
     @Arg('listeningItemsFirst', () => Int, { nullable: true }) listeningItemsFirst?: number | null,
+    @Arg('addressedRepliesAfter', () => String, { nullable: true }) addressedRepliesAfter?: string | null,
+    @Arg('addressedRepliesFirst', () => Int, { nullable: true }) addressedRepliesFirst?: number | null,
   ): Promise<Record<string, unknown>> {
-    return this.exports.export(fromGlobalId(id, 'Customer').id, { interactionsAfter, interactionsFirst, listeningItemsAfter, listeningItemsFirst });
+    return this.exports.export(fromGlobalId(id, 'Customer').id, {
+      interactionsAfter,
+      interactionsFirst,
+      listeningItemsAfter,
+      listeningItemsFirst,
+      addressedRepliesAfter,
+      addressedRepliesFirst,
+    });
   }
 
   @Authorized('admin', 'analyst')

@@ -136,6 +136,10 @@ describe('the reading, in training and in the analyzer alike', () => {
       expect(() => analyzer.analyze(t)).not.toThrow();
     }
     expect(decode('bad%20%ZZ')).toBe('bad %ZZ');
+    // a run holding a control character stays as written (a NUL reached the explanation's tokens)
+    expect(decode('my%00order%20never%20came')).toBe('my%00order never came');
+    expect(analyzer.analyze('my%00order%20never%20came').explanation.some((e) => e.token.includes('\u0000'))).toBe(false);
+    expect(decode('line%0Aone%20two')).toBe('line\none two');
     // the run of escapes ends inside a character: no UTF-8, left as written
     expect(decode('%E0%A4%A4%E0%A4%A')).toBe('%E0%A4%A4%E0%A4%A');
     const t = 'plain text';

@@ -322,8 +322,10 @@ export class RescoreJobRunner {
           direction: row.direction,
           occurredAt: new Date(row.occurred_at).getTime(),
           // keyed as ingest keys it (EARSHOT_EMAIL_PLUS_ADDRESSING, EARSHOT_DEFAULT_PHONE_REGION): with
-          // the defaults, an item a re-score opened met no reply keyed the configured way
-          authorKey: participantKey(row.source, row.author_handle, keyOptions),
+          // the defaults, an item a re-score opened met no reply keyed the configured way. A sender
+          // without a handle by the e-mail or phone that attached them (ingest: authorKeyOf); before,
+          // their item had no author, and replies addressed to the address neither answered nor found it
+          authorKey: participantKey(row.source, row.author_handle ?? row.author_address, keyOptions),
           customerId: ownerOf.get(row.id) ?? row.customer_id,
           intent: a.intent,
           score: a.score,

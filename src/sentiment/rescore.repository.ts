@@ -36,6 +36,12 @@ export interface StoredRow extends Pick<InteractionRow,
   rating_scale: number | null;
   thread_key: string | null;
   direction: 'inbound' | 'outbound';
+  /**
+   * without an author handle: the e-mail or phone of the identity that attached the interaction
+   * (`identity_id`), the address ingest kept its listening item under (`authorKeyOf`: the handle,
+   * else the e-mail, else the phone); null otherwise
+   */
+  author_address: string | null;
   /** erased or past retention: no text left to score */
   redacted: boolean;
 }
@@ -132,7 +138,9 @@ export function storedPage(db: Db, after: string, limit: number): Promise<Stored
     `SELECT id, text, lang, rating, CASE WHEN jsonb_typeof(metadata->'ratingScale') = 'number' THEN (metadata->>'ratingScale')::float8 END AS rating_scale,
                   source, external_id, thread_key, direction, occurred_at, author_handle, customer_id, sentiment_score, sentiment_label,
                   sentiment_confidence, intent, intent_confidence, explanation, sentiment_model, complaint, complaint_probability, unhappy,
-                  redacted_at IS NOT NULL AS redacted
+                  redacted_at IS NOT NULL AS redacted,
+                  CASE WHEN author_handle IS NULL AND identity_id IS NOT NULL THEN
+                    (SELECT ci.value FROM customer_identity ci WHERE ci.id = interaction.identity_id AND ci.kind IN ('email', 'phone')) END AS author_address
              FROM interaction WHERE id > $1 ORDER BY id LIMIT $2`,
     [after, limit],
   );

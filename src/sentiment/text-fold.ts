@@ -426,7 +426,13 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** The characters a run of escapes encodes, or undefined when its bytes are no UTF-8. */
 function percentRun(run: string): string | undefined {
   const bytes = new Uint8Array(run.length / 3);
-  for (let k = 0; k < bytes.length; k++) bytes[k] = parseInt(run.slice(3 * k + 1, 3 * k + 3), 16);
+  for (let k = 0; k < bytes.length; k++) {
+    const b = parseInt(run.slice(3 * k + 1, 3 * k + 3), 16);
+    // a control character other than a tab or a line break (%00, %1B) stays as written: the edge
+    // refuses a NUL in text, and decoded here it reached the stored explanation's tokens
+    if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) return undefined;
+    bytes[k] = b;
+  }
   try {
     return UTF8.decode(bytes);
   } catch {
