@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelServer, type ModelRequestItem } from '../support/model-server';
-import { startTestApp, type TestApp } from '../support/app';
+import { rescoreToEnd, startTestApp, type TestApp } from '../support/app';
 import { lockTrackedItems } from '../../src/listening-gap/listening-gap.repository';
 
 // Replies addressed to a customer (no message named, `metadata.recipientHandle` or a leading
@@ -44,14 +44,7 @@ describe('listening gap: replies addressed to authors written otherwise', () => 
     )[0];
   const rescore = async () => {
     hears = true;
-    const job = await app.services.rescore.start('test');
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const now = await app.services.rescore.get(job.id);
-      if (now.status === 'succeeded') return now;
-      if (now.status === 'failed' || Date.now() > deadline) throw new Error(`re-score job ${now.status}: ${now.error ?? 'deadline passed'}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    return rescoreToEnd(app);
   };
 
   beforeAll(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelServer, type ModelRequestItem } from '../support/model-server';
-import { startTestApp, type TestApp } from '../support/app';
+import { rescoreToEnd, startTestApp, type TestApp } from '../support/app';
 
 // A re-score opens listening items for stored messages the new model hears as unhappy. Whether
 // such an item is answered, and whom it is kept for, must be what ingest would have decided had
@@ -43,14 +43,7 @@ describe('listening gap: items a re-score opens are answered and keyed as at ing
   /** Runs a re-score to its end (its status polled: the job runs in the background). */
   const rescore = async () => {
     hears = true;
-    const job = await app.services.rescore.start('test');
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const now = await app.services.rescore.get(job.id);
-      if (now.status === 'succeeded') return now;
-      if (now.status === 'failed' || Date.now() > deadline) throw new Error(`re-score job ${now.status}: ${now.error ?? 'deadline passed'}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    return rescoreToEnd(app);
   };
 
   beforeAll(async () => {

@@ -59,3 +59,15 @@ export function message(n: number, over: Record<string, unknown> = {}): Record<s
 export function ndjson(lines: unknown[]): string {
   return lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n');
 }
+
+/** Starts a re-score job and waits for it to succeed (its status polled: it runs in the background); throws when it fails or takes over `timeoutMs`. */
+export async function rescoreToEnd(app: TestApp, timeoutMs = 60_000) {
+  const job = await app.services.rescore.start('test');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = await app.services.rescore.get(job.id);
+    if (now.status === 'succeeded') return now;
+    if (now.status === 'failed' || Date.now() > deadline) throw new Error(`re-score job ${now.status}: ${now.error ?? 'deadline passed'}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
