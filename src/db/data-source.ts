@@ -172,7 +172,7 @@ function textIn(rows: unknown[]): number {
 function overReadBudget(limit: number): AppError {
   return new AppError(
     'COST_LIMIT_EXCEEDED',
-    `the query read more than ${limit} characters of text from the database (EARSHOT_GRAPHQL_MAX_READ_BYTES): ask for fewer items or aliases in one request, or page an export with interactionsFirst`,
+    `the query read more than ${limit} characters of text from the database (EARSHOT_GRAPHQL_MAX_READ_BYTES): ask for fewer items or aliases in one request, or page an export with interactionsFirst (listeningItemsFirst, addressedRepliesFirst for those lists)`,
   );
 }
 

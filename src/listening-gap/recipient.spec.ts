@@ -69,4 +69,10 @@ describe('the key an author and the addressee of a reply meet on', () => {
       expect(participantKey(source, handle, opts), `${source} ${handle}`).toBe(address?.value ?? handle.toLowerCase());
     }
   });
+
+  it('reads a phone number sent as a JSON number on the phone channels, and nowhere else', () => {
+    expect(recipientOf({ source: 'sms', text: 'Hi', metadata: { recipientHandle: 4155550199 } })).toBe(authorKeyOf({ source: 'sms', author: { phone: '(415) 555-0199' } }));
+    expect(recipientOf({ source: 'x', text: 'Hi', metadata: { recipientHandle: 4155550199 } })).toBeNull();
+    expect(recipientOf({ source: 'sms', text: 'Hi', metadata: { recipientHandle: 1e300 } })).toBeNull();
+  });
 });

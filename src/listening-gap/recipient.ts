@@ -1,4 +1,4 @@
-import { addressesOf } from '../identity/author-identities';
+import { addressesOf, PHONE_CHANNELS } from '../identity/author-identities';
 import { canonicalNetwork, isPlaceholderIdentity, type IdentityKeyOptions } from '../identity/normalize';
 
 /** interactions.v1 caps `author.handle` at 200 characters, `author.email` at 320 and `author.phone` at 50. */
@@ -40,6 +40,8 @@ export function participantKey(source: string, raw: string | null | undefined, o
 export function recipientOf(m: { source: string; metadata?: Record<string, unknown> | null; text: string }, opts: IdentityKeyOptions = {}): string | null {
   const r = m.metadata?.recipientHandle;
   if (typeof r === 'string' && r.trim()) return participantKey(m.source, r, opts);
+  // a phone number sent as a JSON number (4155550199): its digits, on the phone channels only
+  if (typeof r === 'number' && Number.isSafeInteger(r) && r > 0 && PHONE_CHANNELS.has(m.source)) return participantKey(m.source, String(r), opts);
   const at = /^\s*@([A-Za-z0-9_.-]{1,100})/.exec(m.text);
   // dots that end the mention end the sentence ("@max. Sorry…"): no network's handle ends with one
   const handle = at?.[1]!.replace(/\.+$/, '');
