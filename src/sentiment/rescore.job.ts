@@ -138,6 +138,14 @@ export class RescoreJobRunner {
       });
   }
 
+  /**
+   * Resolves once this process has no re-score work in hand: the job it runs has ended (or paused
+   * on a database failure, to resume on its timer). For tests, which wait for it instead of polling.
+   */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
   /** Lets the current page finish; an unfinished job resumes at the next start. */
   async stop(): Promise<void> {
     this.stopped = true;

@@ -60,14 +60,11 @@ export function ndjson(lines: unknown[]): string {
   return lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n');
 }
 
-/** Starts a re-score job and waits for it to succeed (its status polled: it runs in the background); throws when it fails or takes over `timeoutMs`. */
-export async function rescoreToEnd(app: TestApp, timeoutMs = 60_000) {
+/** Starts a re-score job and waits for this process to finish it (`idle`); throws unless it succeeded. */
+export async function rescoreToEnd(app: TestApp) {
   const job = await app.services.rescore.start('test');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const now = await app.services.rescore.get(job.id);
-    if (now.status === 'succeeded') return now;
-    if (now.status === 'failed' || Date.now() > deadline) throw new Error(`re-score job ${now.status}: ${now.error ?? 'deadline passed'}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await app.services.rescore.idle();
+  const done = await app.services.rescore.get(job.id);
+  if (done.status !== 'succeeded') throw new Error(`re-score job ${done.status}: ${done.error ?? 'not finished'}`);
+  return done;
 }
