@@ -11,7 +11,7 @@ import type { Logger } from '../shared/logger';
 import type { Analysis } from '../sentiment/analyzer';
 import type { TaxonomyService } from '../sentiment/taxonomy.service';
 import { SentimentScorer } from '../sentiment/sentiment.scorer';
-import { type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
+import { type GapFollowUp, type ListeningGapTracker, type TrackedMessage } from '../listening-gap/listening-gap.tracker';
 import { authorKeyOf, recipientOf } from '../listening-gap/recipient';
 import type { InteractionMessage } from './interaction-message';
 import { insertInteractions, insertTopicTags, isDeletedTopic, isStoredMeanwhile, limitLockWait, storedKeys, type NewInteractionRow } from './interaction.repository';
@@ -128,6 +128,7 @@ export class RecordInteractionsService {
       return { accepted: 0, duplicates: batch.size, statuses, interactionIds: [] };
     }
     let accepted: Prepared[];
+    let followUp: GapFollowUp | null = null;
     let { topicIds, departmentIds } = batch;
     const capped: HubCapped[] = [];
     for (let attempt = 1; ; attempt++) {
@@ -135,12 +136,12 @@ export class RecordInteractionsService {
       const unique = batch.unique.map((p) => ({ ...p, customerId: null, identityId: undefined }));
       capped.length = 0;
       try {
-        accepted = await inTransaction(this.ds, async (qr) => {
+        ({ accepted, followUp } = await inTransaction(this.ds, async (qr) => {
           const out = await this.persist(qr, unique, topicIds, departmentIds, capped);
           // also when every message was stored before (a batch read again): its transaction is open anyway
           if (alsoInTransaction) await alsoInTransaction(qr);
           return out;
-        });
+        }));
         break;
       } catch (e) {
         // a concurrent writer stored one of these meanwhile: the next try leaves it out as stored
@@ -167,6 +168,17 @@ export class RecordInteractionsService {
       }
     }
     for (const p of accepted) statuses[p.index] = 'accepted';
+    // After the commit: a reply and a complaint stored at the same moment by another transaction
+    // (another partition, another request) did not see each other (ListeningGapTracker.settle). Only
+    // for a batch with new items still unanswered or with replies; the batch is stored whatever it
+    // finds, and an item it leaves open is checked again before it is escalated.
+    if (this.gap && followUp) {
+      try {
+        await this.gap.settle(this.ds, followUp);
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'the listening-gap check after the commit failed; the escalation job checks the items again');
+      }
+    }
     if (capped.length > 0) {
       // ids only (no address in the log); each pair is a pending merge suggestion
       this.log.warn({ authors: capped.length, hubCap: this.config.identity.hubCap, first: capped[0] }, 'authors naming an email or phone of a customer at the hub cap kept apart for review');
@@ -186,13 +198,13 @@ export class RecordInteractionsService {
     topicIds: Map<string, number>,
     departmentIds: Map<string, number>,
     capped: HubCapped[],
-  ): Promise<Prepared[]> {
+  ): Promise<{ accepted: Prepared[]; followUp: GapFollowUp | null }> {
     // an operator's lock (VACUUM FULL, ALTER TABLE) fails the batch as retriable after this long
     if (this.config.ingestLockTimeoutMs) await limitLockWait(qr, this.config.ingestLockTimeoutMs);
     const existing = await storedKeys(qr, batch.map((p) => p.message.source), batch.map((p) => p.message.externalId));
     const stored = new Set(existing.map((r) => `${r.source}\u0000${r.external_id}`));
     const fresh = batch.filter((p) => !stored.has(`${p.message.source}\u0000${p.message.externalId}`));
-    if (fresh.length === 0) return [];
+    if (fresh.length === 0) return { accepted: [], followUp: null };
 
     capped.push(...(await resolveAuthors(qr, fresh, this.config)).hubCapped);
     const gapPlan = this.gap ? await this.gap.plan(qr, fresh.map((p) => tracked(p, this.identityOptions))) : null;
@@ -262,7 +274,7 @@ export class RecordInteractionsService {
     // last: the row's id (the relay's order) and created_at (the publish delay's start) are taken
     // as close to the commit as the transaction can
     await enqueueOutbox(qr, { interactionIds: accepted.map((p) => p.id), customerIds: [...lastSeen.keys()], publicUrl: this.config.publicUrl });
-    return accepted;
+    return { accepted, followUp: gapPlan?.followUp ?? null };
   }
 }
 

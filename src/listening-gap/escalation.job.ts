@@ -10,6 +10,7 @@ import { cutText } from '../shared/text';
 import { TaskRunner, type TaskDeps } from '../shared/task-runner';
 import { escalationTargetFor, type ListeningGapConfig } from './listening-gap.config';
 import * as repo from './listening-gap.repository';
+import { ListeningGapTracker } from './listening-gap.tracker';
 
 /** Advisory-lock key of the escalation leader (one runner at a time across replicas). */
 const ESCALATION_LOCK = 7_401_001;
@@ -54,6 +55,8 @@ export class EscalationJob {
   /** what "overdue", leases and escalatedAt are measured by: tests move it instead of back-dating rows */
   private readonly clock: Clock;
   private readonly onSkipped?: (n: number) => void;
+  /** looks for a stored reply that answers an item before it is escalated (the same code as ingest) */
+  private readonly gap: ListeningGapTracker;
   /** the horizon of the previous run and the newest item then: what was counted as skipped already */
   private counted: { horizon: Date; maxId: string | null } | null = null;
   /** one pass every escalationIntervalMs on the sync role */
@@ -70,6 +73,7 @@ export class EscalationJob {
     for (const c of clients) this.clients.set(c.system, c);
     this.clock = deps.clock ?? systemClock;
     this.onSkipped = deps.onSkipped;
+    this.gap = new ListeningGapTracker(config);
     this.task = new TaskRunner({
       name: 'escalation',
       intervalMs: config.escalationIntervalMs,
@@ -152,7 +156,32 @@ export class EscalationJob {
   private async claim(claim: string, exclude: readonly string[]): Promise<Claimed[]> {
     const ids = await repo.claimOverdueItems(this.ds, claim, this.clock.date(), this.horizon(), LEASE_SECONDS, BATCH, exclude);
     if (ids.length === 0) return [];
-    return repo.claimedItems(this.ds, ids);
+    const items = await repo.claimedItems(this.ds, ids);
+    await this.answeredMeanwhile(items);
+    return items;
+  }
+
+  /**
+   * Answers the claimed items that a stored reply answers (ListeningGapTracker.settle, the check
+   * ingest runs after each commit): one a process stopped before checking, between its commit and
+   * its check, when a reply and the complaint were stored at the same moment by two transactions.
+   * `escalate` then gives up their claim as for any item answered since the claim. Before, such an
+   * item got a case and an event although the customer had their answer.
+   */
+  private async answeredMeanwhile(items: readonly Claimed[]): Promise<void> {
+    try {
+      const n = await this.gap.settle(this.ds, {
+        // as for the items a batch's replies find: a reply addressed to the author answers their latest item only
+        items: [],
+        threads: items.map((i) => [i.source, i.thread_key]),
+        authors: items.filter((i) => i.author_handle !== null).map((i) => [i.source, i.author_handle!.toLowerCase()]),
+        since: Math.min(...items.map((i) => i.last_inbound_at.getTime())),
+      });
+      if (n > 0) this.log.info({ answered: n }, 'overdue listening items answered by a stored reply before their escalation');
+    } catch (e) {
+      // the escalation goes on as before
+      this.log.warn({ err: (e as Error).message }, 'looking up stored replies for overdue listening items failed');
+    }
   }
 
   /** true: escalated; false: failed (or taken over); null: answered or closed since the claim, claim given up. */

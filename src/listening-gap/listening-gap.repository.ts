@@ -543,6 +543,10 @@ export interface ClaimedItem {
   text: string;
   occurred_at: Date;
   display_name: string | null;
+  /** what the check for stored replies before an escalation looks them up by */
+  thread_key: string;
+  author_handle: string | null;
+  last_inbound_at: Date;
 }
 
 export function claimedItems(db: Db, ids: readonly string[]): Promise<ClaimedItem[]> {
@@ -550,7 +554,8 @@ export function claimedItems(db: Db, ids: readonly string[]): Promise<ClaimedIte
     db,
     `SELECT li.id, coalesce(c.merged_into_id, li.customer_id) AS customer_id, li.source, li.intent, li.sentiment_score, li.opened_at,
             li.due_at, li.sla_seconds, li.assigned_user, coalesce(ad.name, d.name) AS department,
-            i.id AS interaction_id, i.external_id, i.url, i.text, i.occurred_at, c.display_name
+            i.id AS interaction_id, i.external_id, i.url, i.text, i.occurred_at, c.display_name,
+            li.thread_key, li.author_handle, li.last_inbound_at
        FROM listening_item li
        JOIN department d ON d.id = li.department_id
        LEFT JOIN department ad ON ad.id = li.assigned_department_id
@@ -728,6 +733,8 @@ const ITEMS_BY_THREAD = `SELECT l.id FROM unnest($1::text[], $2::text[]) AS t(so
 export function lockTrackedItems(
   db: Db,
   k: { threadSources: readonly string[]; threadKeys: readonly string[]; authorSources: readonly string[]; authors: readonly string[]; since: string },
+  /** false: read only (the check after a batch's commit looks before it locks) */
+  lock = true,
 ): Promise<TrackedItemRow[]> {
   return rows(
     db,
@@ -749,8 +756,8 @@ export function lockTrackedItems(
                    SELECT max(m.last_inbound_at) FROM listening_item m
                     WHERE m.source = a.source AND lower(m.author_handle) = a.author AND m.author_handle IS NOT NULL
                       AND m.last_inbound_at >= $5::timestamptz) OFFSET 0) l))
-        ORDER BY li.id
-        FOR UPDATE OF li`,
+        ORDER BY li.id${lock ? `
+        FOR UPDATE OF li` : ''}`,
     [k.threadSources, k.threadKeys, k.authorSources, k.authors, k.since],
   );
 }

@@ -1,4 +1,6 @@
-import type { QueryRunner } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
+import type { Db } from '../db/sql';
+import { inTransaction } from '../db/transaction';
 import { addBusinessSeconds } from './business-hours';
 import { slaFor, type ListeningGapConfig } from './listening-gap.config';
 import {
@@ -12,6 +14,7 @@ import {
   updateItems,
   type RescoredItem,
   type TrackedItem,
+  type TrackedItemRow,
 } from './listening-gap.repository';
 import { uuidv7 } from '../shared/uuidv7';
 
@@ -64,10 +67,30 @@ export interface GapPlan {
    */
   recipientKeys: Map<string, string>;
   items: ItemState[];
+  /** what to look at again once the batch is committed (`settle`); null when nothing */
+  followUp: GapFollowUp | null;
+}
+
+/**
+ * What a committed batch leaves to check (`settle`): its new items still waiting for a first
+ * response, the threads of its replies that found no item, and whom its replies address. A
+ * transaction does not see the rows of another one not committed yet, so a reply and the complaint
+ * it answers stored at the same moment by two transactions (two partitions, two requests) missed
+ * each other, and the item stayed open.
+ */
+export interface GapFollowUp {
+  /** the batch's new items as it stored them: answered by a stored reply as at ingest (`storedAnswers`) */
+  items: AnswerCandidate[];
+  /** threads of the batch's replies that found no item */
+  threads: [source: string, threadKey: string][];
+  /** (source, addressee key in lower case) of the batch's replies that name no message */
+  authors: [source: string, author: string][];
+  /** an addressee's latest item counts when its last inbound message is at or after this (ms) */
+  since: number;
 }
 
 /** A new item as the lookup of the replies already stored for it sees it (times in ms). */
-interface AnswerCandidate {
+export interface AnswerCandidate {
   source: string;
   threadKey: string;
   authorKey: string | null;
@@ -76,6 +99,37 @@ interface AnswerCandidate {
 }
 
 const k = (a: string, b: string) => `${a}\u0000${b}`;
+
+/** An item as loaded (`lockTrackedItems`), as the tracker plans with it. */
+function trackedItemOf(r: TrackedItemRow): ItemState {
+  return {
+    id: r.id,
+    isNew: false,
+    dirty: false,
+    source: r.source,
+    threadKey: r.thread_key,
+    interactionId: r.interaction_id,
+    lastInteractionId: r.last_interaction_id,
+    storedLastInteractionId: r.last_interaction_id,
+    authorKey: r.author_handle,
+    customerId: r.customer_id,
+    department: r.department,
+    intent: r.intent,
+    score: r.sentiment_score,
+    status: r.status,
+    openedAt: r.opened_at.getTime(),
+    lastOpenedAt: r.last_opened_at.getTime(),
+    lastInboundAt: r.last_inbound_at.getTime(),
+    slaSeconds: r.sla_seconds,
+    dueAt: r.due_at.getTime(),
+    firstResponseAt: r.first_response_at?.getTime() ?? null,
+    firstResponseSeconds: r.first_response_seconds,
+    respondedBy: r.responded_by,
+    closedAt: r.closed_at?.getTime() ?? null,
+    closeReason: r.close_reason,
+    reopenedCount: r.reopened_count,
+  };
+}
 
 /**
  * How long before the message it names a reply may be stamped and still answer it: the clocks of a
@@ -94,7 +148,8 @@ export const REPLY_CLOCK_SKEW_MS = 5 * 60_000;
  * Must stay true: a thread (source + root externalId) has at most one item; events are applied
  * in the order they happened, so a reply and a later complaint in one batch leave the item open;
  * the first response is recorded once and never moved; whether a reply answers a new item does
- * not depend on which of the two arrived first.
+ * not depend on which of the two arrived first, nor on which committed first when two transactions
+ * stored them at the same moment (`settle`, after each commit).
  */
 export class ListeningGapTracker {
   constructor(private readonly config: ListeningGapConfig) {}
@@ -112,7 +167,7 @@ export class ListeningGapTracker {
   async plan(qr: Pick<QueryRunner, 'query'>, batch: TrackedMessage[]): Promise<GapPlan> {
     const threadKeys = new Map<string, string | null>();
     const recipientKeys = new Map<string, string>();
-    if (batch.length === 0) return { threadKeys, recipientKeys, items: [] };
+    if (batch.length === 0) return { threadKeys, recipientKeys, items: [], followUp: null };
     const ordered = [...batch].sort((a, b) => a.occurredAt - b.occurredAt || (a.direction === b.direction ? 0 : a.direction === 'inbound' ? -1 : 1));
     const inBatch = new Map(batch.map((m) => [k(m.source, m.externalId), m]));
 
@@ -155,33 +210,7 @@ export class ListeningGapTracker {
       since: new Date((Number.isFinite(earliest) ? earliest : Date.now()) - this.config.replyWindowSeconds * 1000).toISOString(),
     });
 
-    const items: ItemState[] = rows.map((r) => ({
-      id: r.id,
-      isNew: false,
-      dirty: false,
-      source: r.source,
-      threadKey: r.thread_key,
-      interactionId: r.interaction_id,
-      lastInteractionId: r.last_interaction_id,
-      storedLastInteractionId: r.last_interaction_id,
-      authorKey: r.author_handle,
-      customerId: r.customer_id,
-      department: r.department,
-      intent: r.intent,
-      score: r.sentiment_score,
-      status: r.status,
-      openedAt: r.opened_at.getTime(),
-      lastOpenedAt: r.last_opened_at.getTime(),
-      lastInboundAt: r.last_inbound_at.getTime(),
-      slaSeconds: r.sla_seconds,
-      dueAt: r.due_at.getTime(),
-      firstResponseAt: r.first_response_at?.getTime() ?? null,
-      firstResponseSeconds: r.first_response_seconds,
-      respondedBy: r.responded_by,
-      closedAt: r.closed_at?.getTime() ?? null,
-      closeReason: r.close_reason,
-      reopenedCount: r.reopened_count,
-    }));
+    const items: ItemState[] = rows.map(trackedItemOf);
     const byThread = new Map(items.map((i) => [k(i.source, i.threadKey), i]));
     const byAuthor = new Map<string, ItemState[]>();
     const indexAuthor = (i: ItemState) => {
@@ -214,6 +243,10 @@ export class ListeningGapTracker {
       if (list) list.push(t);
       else map.set(key, [t]);
     };
+    // for the check after the commit (settle): replies that found no item, and whom replies address
+    const settleThreads = new Map<string, [string, string]>();
+    const settleAuthors = new Map<string, [string, string]>();
+    let settleSince = Infinity;
     for (const m of ordered) {
       const root = rootOf(m);
       keyOf.set(m.id, root);
@@ -274,10 +307,16 @@ export class ListeningGapTracker {
         if (!m.inReplyTo && m.recipientKey) {
           recipientKeys.set(m.id, m.recipientKey);
           remember(earlyAddressed, k(m.source, m.recipientKey), t);
+          // every one: an item of the author newer than the one it finds may be committing now
+          settleAuthors.set(k(m.source, m.recipientKey), [m.source, m.recipientKey]);
+          settleSince = Math.min(settleSince, t - window);
         }
         if (!item && !m.inReplyTo) item = recentOf(m.source, m.recipientKey, t);
         if (!item) {
-          if (m.inReplyTo) remember(earlyReplies, k(m.source, root), t);
+          if (m.inReplyTo) {
+            remember(earlyReplies, k(m.source, root), t);
+            settleThreads.set(k(m.source, root), [m.source, root]);
+          }
           continue;
         }
         keyOf.set(m.id, item.threadKey);
@@ -314,7 +353,108 @@ export class ListeningGapTracker {
       const key = keyOf.get(m.id)!;
       threadKeys.set(m.id, key === m.externalId ? null : key);
     }
-    return { threadKeys, recipientKeys, items: items.filter((i) => i.dirty) };
+    // new items still waiting for a first response: a reply committing meanwhile answers them
+    const waiting = unanswered.filter((i) => i.firstResponseAt === null).map(({ source, threadKey, authorKey, openedAt, lastInboundAt }) => ({ source, threadKey, authorKey, openedAt, lastInboundAt }));
+    const followUp = waiting.length + settleThreads.size + settleAuthors.size > 0 ? { items: waiting, threads: [...settleThreads.values()], authors: [...settleAuthors.values()], since: settleSince } : null;
+    return { threadKeys, recipientKeys, items: items.filter((i) => i.dirty), followUp };
+  }
+
+  /**
+   * After the batch's commit: answers the items that a company reply stored at the same moment by
+   * another transaction answers. The batch's new items are looked up as at ingest (`storedAnswers`,
+   * the same code and rule: in its thread, or addressed to its author within the reply window,
+   * stamped no earlier than REPLY_CLOCK_SKEW_MS before it opened; the first response at the reply's
+   * time), as if the reply had been stored first. For the batch's replies, the items of the threads
+   * they found no item in, and the latest item of each author they address (the one such a reply
+   * answers), are looked up the same way, as if the complaint had been stored first. Only items
+   * open, never answered and never reopened (as a complaint opens one) change.
+   *
+   * Why it closes the gap: of two transactions, one storing a complaint that opens an item and the
+   * other a reply that answers it, each missing the other's rows, each runs this after its own
+   * commit, so the one that commits second runs it after the other's commit too and its statements
+   * see both the item and the reply. The reply committing second finds the item by the reply's
+   * thread or addressee; the complaint committing second finds the reply for its new item. When both
+   * find it, the second finds it answered and changes nothing. A process that stops between its
+   * commit and this check leaves the item open to the escalation job, which runs this check on the
+   * items it claims before it escalates them.
+   *
+   * Cost: one statement for a batch with new items and no replies (the lookup of stored replies for
+   * them, index probes per item), one more for the items of its replies; a transaction (lock, look
+   * again, write) only when a reply answers one. Returns how many items it answered.
+   */
+  async settle(ds: DataSource, f: GapFollowUp | null): Promise<number> {
+    if (!f || f.items.length + f.threads.length + f.authors.length === 0) return 0;
+    // first without a lock or a transaction: mostly nothing answers, and that is all it costs
+    const seen = f.threads.length + f.authors.length > 0 ? await this.itemsOfReplies(ds, f, false) : [];
+    const found = await this.storedAnswers(ds, [...f.items, ...seen]);
+    if (found.every((at) => at === null)) return 0;
+    return inTransaction(ds, async (qr) => {
+      // again, locked, as the items are now (the batch's own by their threads and authors)
+      const mine = new Set(f.items.map((i) => k(i.source, i.threadKey)));
+      const rows = await this.itemsOfReplies(
+        qr,
+        {
+          threads: [...f.threads, ...f.items.map((i): [string, string] => [i.source, i.threadKey])],
+          authors: [...f.authors, ...f.items.filter((i) => i.authorKey).map((i): [string, string] => [i.source, i.authorKey!.toLowerCase()])],
+          since: Math.min(f.since, ...f.items.map((i) => i.lastInboundAt)),
+        },
+        true,
+        // the batch's new items: addressed replies count whether or not the item is its author's latest, as at ingest
+        (i) => mine.has(k(i.source, i.threadKey)),
+      );
+      const answers = await this.storedAnswers(qr, rows);
+      const answered: ItemState[] = [];
+      rows.forEach((c, n) => {
+        const at = answers[n];
+        if (at === null || at === undefined) return;
+        const i = c.item;
+        // as for a new item at ingest: a message of the thread after that reply still waits for one
+        Object.assign(i, { firstResponseAt: at, firstResponseSeconds: Math.round((at - i.openedAt) / 1000), respondedBy: 'reply' });
+        if (at >= i.lastInboundAt) Object.assign(i, { status: 'answered', closedAt: at, closeReason: 'reply' });
+        answered.push(i);
+      });
+      if (answered.length > 0) await updateItems(qr, answered);
+      return answered.length;
+    });
+  }
+
+  /**
+   * The items open, never answered and never reopened of the threads and the latest of each author
+   * (`lockTrackedItems`, `lock`: locked), as candidates for `storedAnswers`: addressed replies count
+   * only for an author's latest item, unless `anyOfAuthor` says otherwise.
+   */
+  private async itemsOfReplies(
+    qr: Db,
+    f: Pick<GapFollowUp, 'threads' | 'authors' | 'since'>,
+    lock: boolean,
+    anyOfAuthor: (i: ItemState) => boolean = () => false,
+  ): Promise<(AnswerCandidate & { item: ItemState })[]> {
+    const rows = await lockTrackedItems(
+      qr,
+      {
+        threadSources: f.threads.map((p) => p[0]),
+        threadKeys: f.threads.map((p) => p[1]),
+        authorSources: f.authors.map((p) => p[0]),
+        authors: f.authors.map((p) => p[1]),
+        since: new Date(Number.isFinite(f.since) ? f.since : 0).toISOString(),
+      },
+      lock,
+    );
+    // per author asked for: the last inbound message of their latest item (as lockTrackedItems finds it)
+    const asked = new Set(f.authors.map(([source, author]) => k(source, author)));
+    const latest = new Map<string, number>();
+    for (const r of rows) {
+      const key = r.author_handle ? k(r.source, r.author_handle.toLowerCase()) : null;
+      if (key && asked.has(key)) latest.set(key, Math.max(latest.get(key) ?? -Infinity, r.last_inbound_at.getTime()));
+    }
+    return rows
+      .filter((r) => r.status === 'open' && r.first_response_at === null && r.reopened_count === 0)
+      .map(trackedItemOf)
+      .map((i) => {
+        const who = i.authorKey ? k(i.source, i.authorKey.toLowerCase()) : null;
+        const isLatest = who !== null && i.lastInboundAt >= f.since && latest.get(who) === i.lastInboundAt;
+        return { source: i.source, threadKey: i.threadKey, authorKey: isLatest || anyOfAuthor(i) ? i.authorKey : null, openedAt: i.openedAt, lastInboundAt: i.lastInboundAt, item: i };
+      });
   }
 
   /**
@@ -325,7 +465,7 @@ export class ListeningGapTracker {
    * earlier than REPLY_CLOCK_SKEW_MS before the item opened. One stamped within the skew before it
    * answers at the opening (0 s). One statement for all the items, each lookup on an index.
    */
-  private async storedAnswers(qr: Pick<QueryRunner, 'query'>, items: readonly AnswerCandidate[], early: (i: AnswerCandidate) => number[] = () => []): Promise<(number | null)[]> {
+  private async storedAnswers(qr: Db, items: readonly AnswerCandidate[], early: (i: AnswerCandidate) => number[] = () => []): Promise<(number | null)[]> {
     if (items.length === 0) return [];
     const window = this.config.replyWindowSeconds * 1000;
     const from = (i: AnswerCandidate) => i.openedAt - REPLY_CLOCK_SKEW_MS;
