@@ -10,7 +10,7 @@ import type { Logger } from '../shared/logger';
 import { IncrementalIndex, Matcher, DEFAULT_PARAMETERS, MAX_REVIEW_SUGGESTIONS_PER_RECORD, type MatchParameters, type PersonRecord } from './matcher';
 import type { EvidenceItem } from './identity.model';
 import * as repo from './identity.repository';
-import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys, recordSuggestion } from './merge';
+import { autoMergeTx, identityLockKey, lockCustomers, lockIdentityKeys, recordSuggestions } from './merge';
 import { identityKey, isPlaceholderIdentity, type IdentityKeyOptions, type IdentityKind } from './normalize';
 
 export interface CrmIntakeResult {
@@ -116,18 +116,14 @@ export class CrmIntakeService {
     const created: string[] = [];
     // All keys of the chunk at once and in order: locking record by record could deadlock with the ingest pipeline.
     await lockIdentityKeys(qr, chunk.flatMap((c) => c.claims.map((k) => identityLockKey(k.kind, k.value))));
+    // The chunk's new records in one statement (a first sync brings nothing else); the stored ones
+    // are upserted in their turn, as before.
+    const fresh = new Map((await repo.insertNewCrmRecords(qr, system, objectType, chunk.map(crmRow))).map((r) => [r.external_id, r.id]));
     for (const c of chunk) {
-      const rec = await repo.upsertCrmRecord(qr, {
-        system,
-        objectType,
-        externalId: c.input.externalId,
-        ownerId: c.input.ownerId ?? null,
-        // where it went, for whoever reads the record (the CRM itself no longer answers for it)
-        payload: c.input.mergedInto ? { ...c.input.payload, mergedInto: c.input.mergedInto } : (c.input.payload ?? {}),
-        modstamp: c.input.modstamp ? new Date(c.input.modstamp).toISOString() : null,
-        person: c.person,
-        deleted: c.input.deleted === true,
-      });
+      const freshId = fresh.get(c.input.externalId);
+      // a second record with the same id in the chunk is an update of the first, upserted in its turn
+      fresh.delete(c.input.externalId);
+      const rec = freshId ? { id: freshId, customer_id: null } : await repo.upsertCrmRecord(qr, { system, objectType, ...crmRow(c) });
       c.recordId = rec.id;
       const customerId = await this.placeRecord(qr, system, objectType, c, rec.customer_id, actor, out, created);
       out.customerIds.push(customerId);
@@ -198,8 +194,7 @@ export class CrmIntakeService {
     // Records no key placed are compared with every similar profile: the best auto link takes
     // the record in (audited as a 'link', undoable), the review band becomes suggestions.
     const candidates = target === null && !c.input.deleted ? this.index!.match({ ...c.person, id: recordId }) : [];
-    const info = candidates.length > 0 ? await this.recordsInfo(qr, candidates.map((m) => m.id)) : new Map<string, RecordInfo>();
-    const candidateRoots = info.size > 0 ? await lockCustomers(qr, [...info.values()].map((i) => i.customerId)) : new Map<string, string>();
+    const { info, roots: candidateRoots } = candidates.length > 0 ? await this.lockRecordsInfo(qr, candidates.map((m) => m.id)) : { info: new Map<string, RecordInfo>(), roots: new Map<string, string>() };
     let link: { root: string; score: number; evidence: EvidenceItem[]; label: string } | null = null;
     for (const m of candidates) {
       const other = info.get(m.id);
@@ -216,20 +211,19 @@ export class CrmIntakeService {
     const created = target === null;
     if (created) {
       target = randomUUID();
-      await repo.insertCustomer(qr, target, c.displayName);
       out.created++;
       createdIds.push(target);
     }
     const missing = c.claims.filter((k) => !ownerOf.has(identityLockKey(k.kind, k.value)));
-    let inserted: { id: string; kind: string }[] = [];
-    if (missing.length > 0) {
-      inserted = await repo.insertCrmIdentities(qr, target!, system, missing, {
-        linkedBy: link ? 'rule' : 'deterministic',
-        score: link?.score ?? null,
-        evidence: link ? link.evidence : null,
-      });
-    }
-    await repo.setCrmRecordCustomer(qr, recordId, target!);
+    // the new customer, the identities it lacks and the record's customer, in one statement
+    const inserted = await repo.placeCrmRecord(qr, {
+      recordId,
+      customerId: target!,
+      create: created ? { displayName: c.displayName } : null,
+      system,
+      claims: missing,
+      link: { linkedBy: link ? 'rule' : 'deterministic', score: link?.score ?? null, evidence: link ? link.evidence : null },
+    });
     if (link || attachedVia) {
       // a 'link' audit makes taking the record in undoable (unmergeCustomer) like a merge
       // no name in it: the audit row outlives an erasure of the record's person after an undo,
@@ -257,6 +251,8 @@ export class CrmIntakeService {
     const selfAnchor = crmOwner?.identityId ?? inserted.find((i) => i.kind === 'crm')?.id ?? (await this.identityIdOf(qr, 'crm', c.claims[0]!.value))!;
 
     const suggestedWith = new Set<string>([target!]);
+    // written together at the end, in one statement: each joins this record's customer to another
+    const suggestions: Parameters<typeof recordSuggestions>[2][number][] = [];
     let reviewSuggestions = 0;
     for (const m of candidates) {
       const other = info.get(m.id);
@@ -265,7 +261,8 @@ export class CrmIntakeService {
       // candidates come best first, so the cap keeps the strongest
       if (m.decision === 'review' && reviewSuggestions++ >= MAX_REVIEW_SUGGESTIONS_PER_RECORD) continue;
       suggestedWith.add(root);
-      const ok = await recordSuggestion(qr, { customerId: target!, identityId: selfAnchor }, { customerId: root, identityId: other.anchor }, {
+      suggestions.push({
+        side: { customerId: root, identityId: other.anchor },
         score: m.score,
         evidence: m.evidence as EvidenceItem[],
         reason:
@@ -273,20 +270,20 @@ export class CrmIntakeService {
             ? `${system} ${objectType} ${c.input.externalId} matches ${other.label} (${m.score.toFixed(1)} bits) but not automatically: both hold records of one CRM object`
             : `${system} ${objectType} ${c.input.externalId} resembles ${other.label} (${m.score.toFixed(1)} bits, review band ${this.thresholds.reviewBits}–${this.thresholds.autoLinkBits})`,
       });
-      if (ok) out.suggested++;
     }
     // Shared keys with another record of the same CRM object: for review, never merged.
     for (const a of apart) {
       const root = (await lockCustomers(qr, [a.side.customerId])).get(a.side.customerId);
       if (!root || suggestedWith.has(root)) continue;
       suggestedWith.add(root);
-      const ok = await recordSuggestion(qr, { customerId: target!, identityId: selfAnchor }, { customerId: root, identityId: a.side.identityId }, {
+      suggestions.push({
+        side: { customerId: root, identityId: a.side.identityId },
         score: null,
         evidence: [{ field: a.kind, outcome: 'agree', detail: `shared, but both are ${system} ${objectType} records, which the CRM keeps apart` }],
         reason: `${system} ${objectType} ${c.input.externalId} shares a ${a.kind} with another ${objectType}`,
       });
-      if (ok) out.suggested++;
     }
+    out.suggested += await recordSuggestions(qr, { customerId: target!, identityId: selfAnchor }, suggestions);
     return target!;
   }
 
@@ -325,10 +322,21 @@ export class CrmIntakeService {
     return (await repo.identityByKey(qr, kind, value))?.id ?? null;
   }
 
-  /** Customer, anchor identity and a label of CRM records, for the matcher's candidates. */
-  private async recordsInfo(qr: QueryRunner, recordIds: string[]): Promise<Map<string, RecordInfo>> {
-    const found = await repo.crmRecordAnchors(qr, recordIds);
-    return new Map(found.map((r) => [r.id, { customerId: r.customer_id, anchor: r.anchor, label: r.label }]));
+  /**
+   * Customer, anchor identity and a label of CRM records, for the matcher's candidates, with
+   * their customers locked and each one's root (as lockCustomers: read and first lock round in
+   * one statement, the survivors of customers merged meanwhile locked after).
+   */
+  private async lockRecordsInfo(qr: QueryRunner, recordIds: string[]): Promise<{ info: Map<string, RecordInfo>; roots: Map<string, string> }> {
+    const found = await repo.lockCrmRecordCustomers(qr, recordIds);
+    const info = new Map(found.map((r) => [r.id, { customerId: r.customer_id, anchor: r.anchor, label: r.label }]));
+    const roots = new Map(found.map((r) => [r.customer_id, r.merged_into_id ?? r.customer_id]));
+    const survivors = [...new Set(found.map((r) => r.merged_into_id).filter((id): id is string => id !== null))];
+    if (survivors.length > 0) {
+      const next = await lockCustomers(qr, survivors);
+      for (const [id, root] of roots) if (root !== id) roots.set(id, next.get(root) ?? root);
+    }
+    return { info, roots };
   }
 
   /** Person profiles the matcher holds in memory (tests and operators: it mirrors the live CRM records). */
@@ -422,6 +430,19 @@ export function prepareCrmRecord(
   const handle = claims.find((c) => (c.kind === 'handle' || c.kind === 'profile_url') && !ADDRESS_SOURCES.has(c.network ?? ''));
   const displayName = safeDisplayName([p.givenName, p.surname].filter((s) => s && s.trim()).join(' '), p.company, handle?.raw);
   return { claims, person, displayName };
+}
+
+/** A prepared record as crm_record stores it (upsertCrmRecord, insertNewCrmRecords). */
+function crmRow(c: PreparedCrm): Omit<repo.CrmRecordUpsert, 'system' | 'objectType'> {
+  return {
+    externalId: c.input.externalId,
+    ownerId: c.input.ownerId ?? null,
+    // where it went, for whoever reads the record (the CRM itself no longer answers for it)
+    payload: c.input.mergedInto ? { ...c.input.payload, mergedInto: c.input.mergedInto } : (c.input.payload ?? {}),
+    modstamp: c.input.modstamp ? new Date(c.input.modstamp).toISOString() : null,
+    person: c.person,
+    deleted: c.input.deleted === true,
+  };
 }
 
 interface RecordInfo {

@@ -226,33 +226,6 @@ export async function insertManualIdentity(db: Db, i: { customerId: string; kind
   return row!.id;
 }
 
-/** Identities a CRM record carries, for one customer, linked by a rule or deterministically. */
-export function insertCrmIdentities(
-  db: Db,
-  customerId: string,
-  system: string,
-  claims: readonly { kind: string; network: string | null; value: string; raw: string }[],
-  link: { linkedBy: 'rule' | 'deterministic'; score: number | null; evidence: EvidenceItem[] | null },
-): Promise<{ id: string; kind: string }[]> {
-  return rows(
-    db,
-    `INSERT INTO customer_identity (customer_id, kind, network, value, raw_value, source, linked_by, link_score, link_evidence)
-     SELECT $1, k, n, v, r, $2, $7, $8, $9 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS x(k, n, v, r)
-     RETURNING id, kind`,
-    [
-      customerId,
-      system,
-      claims.map((k) => k.kind),
-      claims.map((k) => k.network),
-      claims.map((k) => k.value),
-      claims.map((k) => k.raw),
-      link.linkedBy,
-      link.score,
-      link.evidence ? JSON.stringify(link.evidence) : null,
-    ],
-  );
-}
-
 /** Moves one identity to another customer as a person's decision (its rule link is forgotten). */
 export async function moveIdentityByHand(db: Db, identityId: string, to: string): Promise<void> {
   await exec(db, `UPDATE customer_identity SET customer_id = $1, linked_by = 'manual', link_score = NULL, link_evidence = NULL WHERE id = $2`, [to, identityId]);
@@ -302,8 +275,80 @@ export async function upsertCrmRecord(db: Db, r: CrmRecordUpsert): Promise<{ id:
   return row!;
 }
 
-export async function setCrmRecordCustomer(db: Db, recordId: string, customerId: string): Promise<void> {
-  await exec(db, `UPDATE crm_record SET customer_id = $1 WHERE id = $2 AND customer_id IS DISTINCT FROM $1`, [customerId, recordId]);
+/**
+ * The records of one CRM object a chunk of intake brings that are not stored yet, inserted in one
+ * statement before the chunk is placed (its identity keys locked first): with no customer yet,
+ * no placement of an earlier record of the chunk reads them (every such read goes by customer or
+ * by a record the match index holds). Records already stored, and a second occurrence of one
+ * external id, are left out (ON CONFLICT DO NOTHING): upsertCrmRecord takes them in their turn.
+ * Their ids, by external id.
+ */
+export function insertNewCrmRecords(
+  db: Db,
+  system: string,
+  objectType: string,
+  records: readonly Omit<CrmRecordUpsert, 'system' | 'objectType'>[],
+): Promise<{ id: string; external_id: string }[]> {
+  return rows(
+    db,
+    `INSERT INTO crm_record (system, object_type, external_id, owner_id, payload, modstamp, person, deleted_at)
+     SELECT $1, $2, x.e, x.o, x.p::jsonb, x.m::timestamptz, x.pe::jsonb, CASE WHEN x.d THEN now() END
+       FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[]) WITH ORDINALITY AS x(e, o, p, m, pe, d, n)
+      ORDER BY x.n
+     ON CONFLICT (system, object_type, external_id) DO NOTHING
+     RETURNING id, external_id`,
+    [
+      system,
+      objectType,
+      records.map((r) => r.externalId),
+      records.map((r) => r.ownerId),
+      records.map((r) => JSON.stringify(r.payload)),
+      records.map((r) => r.modstamp),
+      records.map((r) => JSON.stringify(r.person)),
+      records.map((r) => r.deleted),
+    ],
+  );
+}
+
+/**
+ * A CRM record's place, in one statement: the customer it belongs to (made here when `create`),
+ * the identities the record brings that no one holds (linked to it by a rule or deterministically)
+ * and the record's customer. The identities inserted.
+ */
+export function placeCrmRecord(
+  db: Db,
+  p: {
+    recordId: string;
+    customerId: string;
+    create: { displayName: string | null } | null;
+    system: string;
+    claims: readonly { kind: string; network: string | null; value: string; raw: string }[];
+    link: { linkedBy: 'rule' | 'deterministic'; score: number | null; evidence: EvidenceItem[] | null };
+  },
+): Promise<{ id: string; kind: string }[]> {
+  return rows(
+    db,
+    `WITH c AS (INSERT INTO customer (id, display_name) SELECT $1, $2 WHERE $3::boolean),
+          r AS (UPDATE crm_record SET customer_id = $1 WHERE id = $4 AND customer_id IS DISTINCT FROM $1),
+          i AS (INSERT INTO customer_identity (customer_id, kind, network, value, raw_value, source, linked_by, link_score, link_evidence)
+                SELECT $1, k, n, v, r, $5, $10, $11, $12 FROM unnest($6::text[], $7::text[], $8::text[], $9::text[]) AS x(k, n, v, r)
+                RETURNING id, kind)
+     SELECT id, kind FROM i`,
+    [
+      p.customerId,
+      p.create?.displayName ?? null,
+      p.create !== null,
+      p.recordId,
+      p.system,
+      p.claims.map((k) => k.kind),
+      p.claims.map((k) => k.network),
+      p.claims.map((k) => k.value),
+      p.claims.map((k) => k.raw),
+      p.link.linkedBy,
+      p.link.score,
+      p.link.evidence ? JSON.stringify(p.link.evidence) : null,
+    ],
+  );
 }
 
 /** Moves one CRM record to another customer. */
@@ -359,14 +404,22 @@ export async function bothHoldCrmRecords(db: Db, a: string, b: string): Promise<
   return found.length > 0;
 }
 
-/** Live CRM records with the customer and CRM identity (anchor) they belong to, and a label. */
-export function crmRecordAnchors(db: Db, recordIds: readonly string[]): Promise<{ id: string; customer_id: string; anchor: string; label: string }[]> {
+/**
+ * Live CRM records with the customer and CRM identity (anchor) they belong to, a label, and what
+ * that customer was merged into, its row locked: the first round of lockCustomers in the same
+ * statement (sorted by id, as lockCustomerRows). A customer deleted (erased)
+ * while the statement waited for its lock leaves its records out.
+ */
+export function lockCrmRecordCustomers(db: Db, recordIds: readonly string[]): Promise<{ id: string; customer_id: string; merged_into_id: string | null; anchor: string; label: string }[]> {
   return rows(
     db,
-    `SELECT r.id, ci.customer_id, ci.id AS anchor, r.system || ' ' || r.object_type || ' ' || r.external_id AS label
+    `SELECT r.id, c.id AS customer_id, c.merged_into_id, ci.id AS anchor, r.system || ' ' || r.object_type || ' ' || r.external_id AS label
        FROM crm_record r
        JOIN customer_identity ci ON ci.kind = 'crm' AND ci.value = r.person->'crmIds'->>0
-      WHERE r.id = ANY($1::uuid[]) AND r.deleted_at IS NULL`,
+       JOIN customer c ON c.id = ci.customer_id
+      WHERE r.id = ANY($1::uuid[]) AND r.deleted_at IS NULL
+      ORDER BY c.id
+        FOR NO KEY UPDATE OF c`,
     [recordIds],
   );
 }
@@ -522,6 +575,52 @@ export async function insertSuggestion(db: Db, s: SuggestionInsert): Promise<boo
     [s.x.customerId, s.y.customerId, s.x.identityId, s.y.identityId, s.score, JSON.stringify(s.evidence), s.reason, s.status, s.decidedBy],
   );
   return written.length > 0;
+}
+
+/**
+ * Pending suggestions between one customer (`self`) and others, in one statement: each is
+ * written unless a pending or rejected suggestion already joins its two customers (what
+ * rejectedBetween and insertSuggestion check, pair by pair) or its pair is known. The suggestions
+ * joining `self` are found from its own identities (customer_identity_customer_idx, then
+ * merge_suggestion_identity_a_idx and _b_idx: `OFFSET 0` keeps each look-up a probe by key), so
+ * the cost follows what `self` holds, never the size of merge_suggestion; rejectedBetween's
+ * form scanned every pending or rejected suggestion on a table with no statistics. The pairs
+ * must join `self` to others, each other customer once. How many were written.
+ */
+export async function insertPendingSuggestions(db: Db, self: string, s: readonly Omit<SuggestionInsert, 'status' | 'decidedBy'>[]): Promise<number> {
+  if (s.length === 0) return 0;
+  const written = await rows<{ id: string }>(
+    db,
+    `WITH joined AS MATERIALIZED (
+       SELECT j.customer_id
+         FROM customer_identity t
+         CROSS JOIN LATERAL (
+           SELECT o.customer_id FROM merge_suggestion s JOIN customer_identity o ON o.id = s.identity_b_id
+            WHERE s.identity_a_id = t.id AND s.status IN ('pending', 'rejected')
+           UNION ALL
+           SELECT o.customer_id FROM merge_suggestion s JOIN customer_identity o ON o.id = s.identity_a_id
+            WHERE s.identity_b_id = t.id AND s.status IN ('pending', 'rejected')
+           OFFSET 0) j
+        WHERE t.customer_id = $1::uuid)
+     INSERT INTO merge_suggestion (customer_a_id, customer_b_id, identity_a_id, identity_b_id, pair_key, score, evidence, reason, status)
+     SELECT x.ca, x.cb, x.ia, x.ib, x.ia::text || ':' || x.ib::text, x.score, x.evidence::jsonb, x.reason, 'pending'
+       FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::float8[], $7::text[], $8::text[]) WITH ORDINALITY AS x(ca, cb, ia, ib, score, evidence, reason, n)
+      WHERE NOT EXISTS (SELECT 1 FROM joined WHERE joined.customer_id = CASE WHEN x.ca = $1::uuid THEN x.cb ELSE x.ca END)
+      ORDER BY x.n
+     ON CONFLICT (pair_key) DO NOTHING
+     RETURNING id`,
+    [
+      self,
+      s.map((r) => r.x.customerId),
+      s.map((r) => r.y.customerId),
+      s.map((r) => r.x.identityId),
+      s.map((r) => r.y.identityId),
+      s.map((r) => r.score),
+      s.map((r) => JSON.stringify(r.evidence)),
+      s.map((r) => r.reason),
+    ],
+  );
+  return written.length;
 }
 
 /** A suggestion as stored, with the current customers of its two identities. */

@@ -274,6 +274,24 @@ export async function recordSuggestion(
 }
 
 /**
+ * Pending suggestions between one customer and several others, as recordSuggestion would record
+ * them one by one (each other customer once), in one statement. How many were written.
+ */
+export async function recordSuggestions(
+  qr: Q,
+  self: Side,
+  others: readonly { side: Side; score: number | null; evidence: EvidenceItem[]; reason: string }[],
+): Promise<number> {
+  const pairs = others
+    .filter((o) => o.side.identityId !== self.identityId && o.side.customerId !== self.customerId)
+    .map((o) => {
+      const [x, y] = self.identityId < o.side.identityId ? [self, o.side] : [o.side, self];
+      return { x, y, score: o.score, evidence: o.evidence, reason: o.reason };
+    });
+  return repo.insertPendingSuggestions(qr, self.customerId, pairs);
+}
+
+/**
  * A merge a rule wants: done unless a person rejected the pair (then nothing) or the two hold
  * different records of one CRM object (then a suggestion for review instead); with
  * `opts.unverified` (an author's claim in a message), also a suggestion when both hold CRM records.
