@@ -3,8 +3,10 @@
 // common surnames and given names, as a real CRM holds many Smiths and Nguyens) mixed with the
 // distinct names of the CRM seeds. Also the in-memory matcher alone, with its candidate counts.
 // Run: npm run build --silent && node dist/test/bench/crm-intake.bench.js [chunks] [chunkSize] [matcher|db] [analyze]
-// `analyze` runs ANALYZE after each chunk, as autovacuum would on a server that has it on: without
-// statistics the planner takes the growing suggestion table for empty and scans it per suggestion.
+// `analyze` runs ANALYZE after each chunk, as autovacuum would on a server that has it on. Intake's
+// suggestion look-up starts from the record's customer's identities whatever the statistics; before,
+// without statistics the planner took the growing suggestion table for empty and scanned it per
+// suggestion (4 records/s by the fifth chunk of 1,000).
 import { performance } from 'node:perf_hooks';
 import { IncrementalIndex, Matcher, type PersonRecord } from '../../src/identity/matcher';
 import type { CrmRecordInput } from '../../src/crm/crm.port';
