@@ -4,6 +4,7 @@ import { looksLikePii } from '../auth/pii.policy';
 import { SentimentAnalyzer } from './analyzer';
 import { COMPLAINT_CUE, isPlainHowToQuestion } from './intent.classifier';
 import { normalizeLanguageTag, warmLanguageDetector } from './language';
+import { cpuMs } from '../../test/support/fastest';
 
 // Hostile text against the analyzer and the PII test: work per call stays about linear in the
 // input, results stay in range. Each bound is a few hundred times what the call costs now and
@@ -11,11 +12,8 @@ import { normalizeLanguageTag, warmLanguageDetector } from './language';
 
 const analyzer = new SentimentAnalyzer();
 
-function timed<T>(f: () => T): { ms: number; value: T } {
-  const t0 = performance.now();
-  const value = f();
-  return { ms: performance.now() - t0, value };
-}
+// CPU time, not the wall clock: a loaded machine stretches the latter by its load
+const timed = cpuMs;
 
 /** Tiny deterministic generator of strings made of `parts`. */
 function* compositions(parts: readonly string[], count: number, maxParts: number, seed = 7): Generator<string> {
