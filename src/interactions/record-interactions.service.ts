@@ -174,7 +174,7 @@ export class RecordInteractionsService {
     // finds, and an item it leaves open is checked again before it is escalated.
     if (this.gap && followUp) {
       try {
-        await this.gap.settle(this.ds, followUp);
+        await this.gap.settle(this.ds, followUp, { lockTimeoutMs: this.config.ingestLockTimeoutMs });
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'the listening-gap check after the commit failed; the escalation job checks the items again');
       }

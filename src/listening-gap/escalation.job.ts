@@ -176,6 +176,9 @@ export class EscalationJob {
         threads: items.map((i) => [i.source, i.thread_key]),
         authors: items.filter((i) => i.author_handle !== null).map((i) => [i.source, i.author_handle!.toLowerCase()]),
         since: Math.min(...items.map((i) => i.last_inbound_at.getTime())),
+        // a reply to the message that opened the item, stored while that message was, names it as its
+        // thread when it is not the thread's first (a complaint under a brand post)
+        joined: items.filter((i) => i.external_id !== i.thread_key).map((i): [string, string, string] => [i.source, i.thread_key, i.external_id]),
       });
       if (n > 0) this.log.info({ answered: n }, 'overdue listening items answered by a stored reply before their escalation');
     } catch (e) {

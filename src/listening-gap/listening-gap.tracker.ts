@@ -1,6 +1,7 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { Db } from '../db/sql';
 import { inTransaction } from '../db/transaction';
+import { limitLockWait } from '../interactions/interaction.repository';
 import { addBusinessSeconds } from './business-hours';
 import { slaFor, type ListeningGapConfig } from './listening-gap.config';
 import {
@@ -87,6 +88,12 @@ export interface GapFollowUp {
   authors: [source: string, author: string][];
   /** an addressee's latest item counts when its last inbound message is at or after this (ms) */
   since: number;
+  /**
+   * the batch's inbound messages that are not the first of their item's thread (source, the item's
+   * thread, the message's id), of items still waiting: a reply to one of them committing meanwhile
+   * did not see it, so it keeps the message's id as its thread (absent: none)
+   */
+  joined?: [source: string, threadKey: string, externalId: string][];
 }
 
 /** A new item as the lookup of the replies already stored for it sees it (times in ms). */
@@ -99,6 +106,25 @@ export interface AnswerCandidate {
 }
 
 const k = (a: string, b: string) => `${a}\u0000${b}`;
+
+/**
+ * The candidates of loaded items, each also under the ids of messages of its thread that replies
+ * may name as their thread (`aliases`: source, the item's thread, the id): a reply stored while
+ * the message it names was not yet kept that id (settle). Only in the thread: no author.
+ */
+function withAliases<T extends AnswerCandidate & { item: ItemState }>(rows: readonly T[], aliases: readonly [string, string, string][]): (AnswerCandidate & { item: ItemState })[] {
+  if (aliases.length === 0) return [...rows];
+  const byThread = new Map<string, string[]>();
+  for (const [source, threadKey, id] of aliases) {
+    const list = byThread.get(k(source, threadKey));
+    if (list) list.push(id);
+    else byThread.set(k(source, threadKey), [id]);
+  }
+  return rows.flatMap((c) => [
+    c,
+    ...[...new Set(byThread.get(k(c.source, c.threadKey)) ?? [])].map((id) => ({ source: c.source, threadKey: id, authorKey: null, openedAt: c.openedAt, lastInboundAt: c.lastInboundAt, item: c.item })),
+  ]);
+}
 
 /** An item as loaded (`lockTrackedItems`), as the tracker plans with it. */
 function trackedItemOf(r: TrackedItemRow): ItemState {
@@ -247,6 +273,7 @@ export class ListeningGapTracker {
     const settleThreads = new Map<string, [string, string]>();
     const settleAuthors = new Map<string, [string, string]>();
     let settleSince = Infinity;
+    const joinedBy: [ItemState, TrackedMessage][] = [];
     for (const m of ordered) {
       const root = rootOf(m);
       keyOf.set(m.id, root);
@@ -257,6 +284,7 @@ export class ListeningGapTracker {
         if (!item && !m.inReplyTo) item = recentOf(m.source, m.authorKey, t);
         if (item) {
           keyOf.set(m.id, item.threadKey);
+          if (item.threadKey !== m.externalId) joinedBy.push([item, m]);
           item.dirty = true;
           item.score = Math.min(item.score, m.score);
           item.customerId ??= m.customerId;
@@ -300,6 +328,7 @@ export class ListeningGapTracker {
           reopenedCount: 0,
         };
         items.push(created);
+        if (root !== m.externalId) joinedBy.push([created, m]);
         byThread.set(k(created.source, created.threadKey), created);
         indexAuthor(created);
       } else {
@@ -355,7 +384,13 @@ export class ListeningGapTracker {
     }
     // new items still waiting for a first response: a reply committing meanwhile answers them
     const waiting = unanswered.filter((i) => i.firstResponseAt === null).map(({ source, threadKey, authorKey, openedAt, lastInboundAt }) => ({ source, threadKey, authorKey, openedAt, lastInboundAt }));
-    const followUp = waiting.length + settleThreads.size + settleAuthors.size > 0 ? { items: waiting, threads: [...settleThreads.values()], authors: [...settleAuthors.values()], since: settleSince } : null;
+    const joined = joinedBy
+      .filter(([i]) => i.status === 'open' && i.firstResponseAt === null && i.reopenedCount === 0)
+      .map(([i, m]): [string, string, string] => [i.source, i.threadKey, m.externalId]);
+    const followUp =
+      waiting.length + settleThreads.size + settleAuthors.size + joined.length > 0
+        ? { items: waiting, threads: [...settleThreads.values()], authors: [...settleAuthors.values()], since: settleSince, joined }
+        : null;
     return { threadKeys, recipientKeys, items: items.filter((i) => i.dirty), followUp };
   }
 
@@ -382,19 +417,27 @@ export class ListeningGapTracker {
    * them, index probes per item), one more for the items of its replies; a transaction (lock, look
    * again, write) only when a reply answers one. Returns how many items it answered.
    */
-  async settle(ds: DataSource, f: GapFollowUp | null): Promise<number> {
-    if (!f || f.items.length + f.threads.length + f.authors.length === 0) return 0;
+  async settle(ds: DataSource, f: GapFollowUp | null, opts: { lockTimeoutMs?: number } = {}): Promise<number> {
+    if (!f || f.items.length + f.threads.length + f.authors.length + (f.joined?.length ?? 0) === 0) return 0;
+    // A reply to a message not the first of its thread, stored while that message was (by another
+    // transaction), kept the message's id as its thread: each side names the item's thread by that id too
+    const aliases = [...(f.joined ?? []), ...(await this.threadsOfParents(ds, f.threads))];
+    const aliasThreads = aliases.map(([source, threadKey]): [string, string] => [source, threadKey]);
     // first without a lock or a transaction: mostly nothing answers, and that is all it costs
-    const seen = f.threads.length + f.authors.length > 0 ? await this.itemsOfReplies(ds, f, false) : [];
-    const found = await this.storedAnswers(ds, [...f.items, ...seen]);
+    const seen = f.threads.length + f.authors.length + aliases.length > 0 ? await this.itemsOfReplies(ds, { ...f, threads: [...f.threads, ...aliasThreads] }, false) : [];
+    const found = await this.storedAnswers(ds, [...f.items, ...withAliases(seen, aliases)]);
     if (found.every((at) => at === null)) return 0;
     return inTransaction(ds, async (qr) => {
+      // after a batch's commit, as long as its own transaction would wait for a lock (an item held by
+      // a slow transaction): then it fails and only logs, and the escalation job checks again. Before,
+      // it waited as long as the lock was held, and the batch was not acknowledged meanwhile
+      if (opts.lockTimeoutMs) await limitLockWait(qr, opts.lockTimeoutMs);
       // again, locked, as the items are now (the batch's own by their threads and authors)
       const mine = new Set(f.items.map((i) => k(i.source, i.threadKey)));
       const rows = await this.itemsOfReplies(
         qr,
         {
-          threads: [...f.threads, ...f.items.map((i): [string, string] => [i.source, i.threadKey])],
+          threads: [...f.threads, ...aliasThreads, ...f.items.map((i): [string, string] => [i.source, i.threadKey])],
           authors: [...f.authors, ...f.items.filter((i) => i.authorKey).map((i): [string, string] => [i.source, i.authorKey!.toLowerCase()])],
           since: Math.min(f.since, ...f.items.map((i) => i.lastInboundAt)),
         },
@@ -402,20 +445,36 @@ export class ListeningGapTracker {
         // the batch's new items: addressed replies count whether or not the item is its author's latest, as at ingest
         (i) => mine.has(k(i.source, i.threadKey)),
       );
-      const answers = await this.storedAnswers(qr, rows);
-      const answered: ItemState[] = [];
-      rows.forEach((c, n) => {
+      const candidates = withAliases(rows, aliases);
+      const answers = await this.storedAnswers(qr, candidates);
+      // per item the earliest reply any of its candidates found
+      const firstOf = new Map<ItemState, number>();
+      candidates.forEach((c, n) => {
         const at = answers[n];
         if (at === null || at === undefined) return;
-        const i = c.item;
+        firstOf.set(c.item, Math.min(firstOf.get(c.item) ?? Infinity, at));
+      });
+      const answered: ItemState[] = [];
+      for (const [i, at] of firstOf) {
         // as for a new item at ingest: a message of the thread after that reply still waits for one
         Object.assign(i, { firstResponseAt: at, firstResponseSeconds: Math.round((at - i.openedAt) / 1000), respondedBy: 'reply' });
         if (at >= i.lastInboundAt) Object.assign(i, { status: 'answered', closedAt: at, closeReason: 'reply' });
         answered.push(i);
-      });
+      }
       if (answered.length > 0) await updateItems(qr, answered);
       return answered.length;
     });
+  }
+
+  /**
+   * For the threads of replies that found no item (each the id of the message the reply names, not
+   * stored when the reply was): the thread that message belongs to now that it is stored, where it
+   * is another (source, that thread, the message's id). One statement, a probe per thread.
+   */
+  private async threadsOfParents(db: Db, threads: GapFollowUp['threads']): Promise<[string, string, string][]> {
+    if (threads.length === 0) return [];
+    const found = await threadRoots(db, threads.map((t) => t[0]), threads.map((t) => t[1]));
+    return found.filter((r) => r.root !== r.external_id).map((r): [string, string, string] => [r.source, r.root, r.external_id]);
   }
 
   /**
