@@ -155,13 +155,16 @@ export class CrmIntakeService {
     const recordId = c.recordId!;
     const owned = await repo.identitiesByKeys(qr, c.claims);
     const roots = await lockCustomers(qr, [...owned.map((o) => o.customer_id), ...(current ? [current] : [])]);
-    const ownerOf = new Map(owned.map((o) => [identityLockKey(o.kind, o.value), { identityId: o.id, customerId: roots.get(o.customer_id) ?? o.customer_id }]));
+    // A customer lockCustomers did not find was erased after identitiesByKeys read it (an erasure
+    // takes the customer's row lock, not the identity keys): its identities are gone, no one holds
+    // them. Before, the record was placed with the erased id and the chunk failed on the foreign key.
+    const ownerOf = new Map(owned.filter((o) => roots.has(o.customer_id)).map((o) => [identityLockKey(o.kind, o.value), { identityId: o.id, customerId: roots.get(o.customer_id)! }]));
     const crmOwner = ownerOf.get(identityLockKey('crm', c.claims[0]!.value));
     const publicUrl = this.config.publicUrl;
 
     // The record's own customer (a re-sync) decides; else the strongest shared identity whose
     // owner holds no other record of this CRM object.
-    let target: string | null = crmOwner?.customerId ?? (current ? (roots.get(current) ?? current) : null);
+    let target: string | null = crmOwner?.customerId ?? (current ? (roots.get(current) ?? null) : null);
     let targetAnchor: string | null = crmOwner?.identityId ?? null;
     const apart: { kind: string; side: { customerId: string; identityId: string } }[] = [];
     let attachedVia: string | null = null;
