@@ -16,8 +16,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const COMPLAINT = 'My parcel is late and nobody answers. Terrible.';
 const uid = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 
-const inbound = (externalId: string, at: number, handle: string): InteractionMessage => ({
-  source: 'x', externalId, occurredAt: iso(at), direction: 'inbound', author: { handle, displayName: handle }, text: COMPLAINT,
+const inbound = (externalId: string, at: number, handle: string, over: Partial<InteractionMessage> = {}): InteractionMessage => ({
+  source: 'x', externalId, occurredAt: iso(at), direction: 'inbound', author: { handle, displayName: handle }, text: COMPLAINT, ...over,
 });
 const outbound = (externalId: string, at: number, text: string, over: Partial<InteractionMessage> = {}): InteractionMessage => ({
   source: 'x', externalId, occurredAt: iso(at), direction: 'outbound', author: { handle: `brand_${uid}`, displayName: 'Brand Care' }, text, ...over,
@@ -97,28 +97,50 @@ describe('listening gap: a reply and its complaint committed by two transactions
     expect(await escalationEvents(item!.id)).toEqual([]);
   });
 
-  it('an item left open by a process that stopped between its commit and its check is answered by the escalation job, not escalated', async () => {
-    const t = Date.now() - 10 * HOUR;
-    const id = `${uid}-stopped`;
-    const handle = `${id.replaceAll('-', '_')}_bo`;
-    // the check after the commit does not run (as when the process stops right after the commit)
-    const gap = (app.services.recorder as unknown as { gap: { settle?: unknown } }).gap;
-    const settle = Object.getOwnPropertyDescriptor(gap, 'settle');
-    gap.settle = async () => 0;
-    try {
-      await race(outbound(`${id}-r`, t + 20 * MIN, 'Sorry, refund sent.', { inReplyTo: `${id}-c` }), inbound(`${id}-c`, t, handle));
-    } finally {
-      if (settle) Object.defineProperty(gap, 'settle', settle);
-      else delete gap.settle;
-    }
-    const open = await itemOf(`${id}-c`);
-    expect(open).toMatchObject({ status: 'open', first_response_at: null });
+  // A company reply to a follow-up message of a thread (not its first one), stored at the same
+  // moment as that follow-up: the reply's transaction cannot see the follow-up, so it does not know
+  // the thread the follow-up belongs to and keeps the follow-up's own id as its thread. The check
+  // after each commit looked for an item of that thread only, and the follow-up's check for replies
+  // in the item's thread only: the item stayed open whichever committed second, although ingesting
+  // the two one after the other answers it.
+  const itemOfThread = async (rootExternalId: string) =>
+    (
+      await q<{ id: string; status: string; first_response_at: Date | null; first_response_seconds: number | null; responded_by: string | null }>(
+        `SELECT li.id, li.status, li.first_response_at, li.first_response_seconds, li.responded_by FROM listening_item li WHERE li.source = 'x' AND li.thread_key = $1`,
+        [rootExternalId],
+      )
+    )[0];
 
-    await app.services.escalation.runOnce();
-    // before: escalated (an event with the customer's text, a case where a CRM is configured)
-    expect(await itemOf(`${id}-c`)).toMatchObject({ status: 'answered', first_response_at: new Date(t + 20 * MIN), first_response_seconds: 1200, responded_by: 'reply', escalation_state: null });
-    expect(await escalationEvents(open!.id)).toEqual([]);
-    // its history says a reply answered it
-    expect(await q(`SELECT kind, actor, at FROM listening_item_event WHERE item_id = $1`, [open!.id])).toEqual([{ kind: 'replied', actor: 'reply', at: new Date(t + 20 * MIN) }]);
+  it.each([
+    ['the thread has an open item already', 'the reply commits second'],
+    ['the thread has an open item already', 'the follow-up commits second'],
+    ['the follow-up opens the item', 'the reply commits second'],
+    ['the follow-up opens the item', 'the follow-up commits second'],
+  ] as const)('%s, %s: the item ends answered at the reply, as one after the other', async (kind, order) => {
+    const t = Date.now() - 10 * HOUR;
+    const id = `${uid}-${kind.includes('opens') ? 'new' : 'old'}-${order.includes('reply commits') ? 'r2' : 'f2'}`;
+    const handle = `${id.replaceAll('-', '_')}_ann`;
+    // the thread's first message: a complaint (an item, open) or a question that opens none
+    const first = kind.includes('opens') ? inbound(`${id}-1`, t, handle, { text: 'Hello there, nice weather today.' }) : inbound(`${id}-1`, t, handle);
+    await app.services.recorder.record([first]);
+    expect(await itemOfThread(`${id}-1`)).toEqual(kind.includes('opens') ? undefined : expect.objectContaining({ status: 'open' }));
+    const followUp = inbound(`${id}-2`, t + 5 * MIN, handle, { inReplyTo: `${id}-1` });
+    const reply = outbound(`${id}-r`, t + 15 * MIN, 'Sorry, your parcel ships today.', { inReplyTo: `${id}-2` });
+    if (order === 'the reply commits second') await race(reply, followUp);
+    else await race(followUp, reply);
+    // sequential ingest (follow-up, then reply): answered at the reply
+    const openedAt = kind.includes('opens') ? t + 5 * MIN : t;
+    // before: open, with no first response
+    expect(await itemOfThread(`${id}-1`)).toMatchObject({ status: 'answered', first_response_at: new Date(t + 15 * MIN), first_response_seconds: (t + 15 * MIN - openedAt) / 1000, responded_by: 'reply' });
+  });
+
+  it('ingested one after the other, the same messages give the same item (the reference)', async () => {
+    const t = Date.now() - 10 * HOUR;
+    const id = `${uid}-seq`;
+    const handle = `${id.replaceAll('-', '_')}_ann`;
+    await app.services.recorder.record([inbound(`${id}-1`, t, handle)]);
+    await app.services.recorder.record([inbound(`${id}-2`, t + 5 * MIN, handle, { inReplyTo: `${id}-1` })]);
+    await app.services.recorder.record([outbound(`${id}-r`, t + 15 * MIN, 'Sorry, your parcel ships today.', { inReplyTo: `${id}-2` })]);
+    expect(await itemOfThread(`${id}-1`)).toMatchObject({ status: 'answered', first_response_at: new Date(t + 15 * MIN), first_response_seconds: 900, responded_by: 'reply' });
   });
 });

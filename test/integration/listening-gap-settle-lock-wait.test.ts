@@ -68,13 +68,20 @@ describe('listening gap: the check after the commit waits for a lock no longer t
     }
     // the check gave up and only logged: the item waits for the escalation job's check, which answers
     // it (overdue: 10 h old, 4 h on x) instead of escalating it
+    // (as for a process that stopped between its commit and its check). The item's thread is the
+    // brand post, and the reply names the complaint: the job looks under the complaint's id too
     const itemOf = async () =>
-      (await q<{ status: string; first_response_seconds: number | null; escalation_state: string | null }>(
-        `SELECT li.status, li.first_response_seconds, li.escalation_state FROM listening_item li JOIN interaction i ON i.id = li.interaction_id WHERE i.external_id = $1`,
+      (await q<{ id: string; status: string; first_response_seconds: number | null; escalation_state: string | null }>(
+        `SELECT li.id, li.status, li.first_response_seconds, li.escalation_state FROM listening_item li JOIN interaction i ON i.id = li.interaction_id WHERE i.external_id = $1`,
         [`${uid}-c`],
       ))[0];
-    expect(await itemOf()).toMatchObject({ status: 'open', first_response_seconds: null });
+    const open = await itemOf();
+    expect(open).toMatchObject({ status: 'open', first_response_seconds: null });
     await app.services.escalation.runOnce();
+    // before: escalated (a listening-gap.v1 event with the customer's text, a case where a CRM is configured)
     expect(await itemOf()).toMatchObject({ status: 'answered', first_response_seconds: 600, escalation_state: null });
+    expect(await q(`SELECT 1 FROM outbox WHERE topic = 'listening-gap.v1' AND message_key = $1`, [open!.id])).toEqual([]);
+    // its history says a reply answered it
+    expect(await q(`SELECT kind, actor, at FROM listening_item_event WHERE item_id = $1`, [open!.id])).toEqual([{ kind: 'replied', actor: 'reply', at: new Date(t + 10 * MIN) }]);
   });
 });
