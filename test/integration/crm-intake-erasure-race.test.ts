@@ -9,7 +9,7 @@ import { waitForLockWait } from '../support/postgres';
 // "customer_a_id" of relation "merge_suggestion"`, and the sync run with it, until the next run.
 // Here the erasure's deletes commit while the intake waits for that row lock.
 
-describe('CRM intake racing an erasure of a similar customer', () => {
+describe('CRM intake racing an erasure of a similar customer, or of one owning a record identity', () => {
   let app: TestApp;
   let eraser: Client;
 
@@ -59,5 +59,43 @@ describe('CRM intake racing an erasure of a similar customer', () => {
     expect(taken.customerIds[0]).not.toBe(erased);
     expect(await q(`SELECT id FROM merge_suggestion WHERE $1 IN (customer_a_id, customer_b_id)`, [erased])).toEqual([]);
     expect(await q(`SELECT id FROM crm_record WHERE customer_id = $1`, [erased])).toEqual([]);
+  });
+
+  // The same for the customer owning a record's identity (its email, its phone): the record was
+  // placed with the erased customer's id, and the chunk failed whole on the foreign key
+  // ("violates foreign key constraint").
+  it('the record is taken in as a customer of its own, and nothing names the erased customer', async () => {
+    const run = `${Date.now()}${Math.floor(Math.random() * 1e6)}`;
+    const email = `erased.${run}@example.com`;
+    const first = await app.services.identity.ingestCrmRecords('salesforce', 'Contact', [
+      { externalId: `003${run}`, person: { givenName: 'Nora', surname: 'Quill' }, identities: [{ kind: 'email', value: email }] },
+    ]);
+    const erased = first.customerIds[0]!;
+    await eraser.query('BEGIN');
+    await eraser.query('SELECT id FROM customer WHERE id = $1 FOR UPDATE', [erased]);
+    // another object (a HubSpot contact) with the erased person's email: placed by that key
+    const pending = app.services.identity.ingestCrmRecords('hubspot', 'contact', [{ externalId: run, person: { givenName: 'Nora', surname: 'Quill' }, identities: [{ kind: 'email', value: email }] }]);
+    pending.catch(() => undefined); // its failure is seen by the await below
+    try {
+      await waitForLockWait(q, 'the intake waits for the customer owning the email', { exceptPid: eraser.processID });
+      // as the erasure deletes a customer with a CRM record
+      await eraser.query('DELETE FROM crm_record WHERE customer_id = $1', [erased]);
+      await eraser.query('DELETE FROM customer_identity WHERE customer_id = $1', [erased]);
+      await eraser.query('DELETE FROM customer WHERE id = $1', [erased]);
+      await eraser.query('COMMIT');
+    } catch (e) {
+      await eraser.query('ROLLBACK');
+      throw e;
+    }
+    // before: "insert or update on table ... violates foreign key constraint"
+    const taken = await pending;
+    expect(taken.customerIds).toHaveLength(1);
+    expect(taken.customerIds[0]).not.toBe(erased);
+    const [customer] = await q<{ id: string }>('SELECT id FROM customer WHERE id = $1', [taken.customerIds[0]]);
+    expect(customer?.id).toBe(taken.customerIds[0]);
+    // the record holds its email again, under its own customer
+    expect(await q(`SELECT kind, customer_id FROM customer_identity WHERE kind = 'email' AND value = $1`, [email])).toEqual([{ kind: 'email', customer_id: taken.customerIds[0] }]);
+    expect(await q(`SELECT customer_id FROM crm_record WHERE system = 'hubspot' AND external_id = $1`, [run])).toEqual([{ customer_id: taken.customerIds[0] }]);
+    expect(await q(`SELECT id FROM merge_audit WHERE survivor_id = $1`, [erased])).toEqual([]);
   });
 });
