@@ -26,6 +26,29 @@ describe('CRM intake racing an erasure of a similar customer, or of one owning a
 
   const q = async <R>(sql: string, params: unknown[] = []) => (await app.db.ds.query(sql, params)) as R[];
 
+  /**
+   * Starts `intake` while the eraser holds `erased`'s row, waits until the intake waits for it,
+   * then deletes the customer as an erasure does and commits; the intake's result.
+   */
+  async function eraseWhileIntakeWaits<T>(erased: string, intake: () => Promise<T>, waitingFor: string): Promise<T> {
+    await eraser.query('BEGIN');
+    await eraser.query('SELECT id FROM customer WHERE id = $1 FOR UPDATE', [erased]);
+    const pending = intake();
+    pending.catch(() => undefined); // its failure is seen by the await below
+    try {
+      await waitForLockWait(q, waitingFor, { exceptPid: eraser.processID });
+      // as the erasure deletes a customer with a CRM record
+      await eraser.query('DELETE FROM crm_record WHERE customer_id = $1', [erased]);
+      await eraser.query('DELETE FROM customer_identity WHERE customer_id = $1', [erased]);
+      await eraser.query('DELETE FROM customer WHERE id = $1', [erased]);
+      await eraser.query('COMMIT');
+    } catch (e) {
+      await eraser.query('ROLLBACK');
+      throw e;
+    }
+    return pending;
+  }
+
   it.each([
     // strong on names, too little else: a suggestion for a person
     ['a record in the review band', { givenName: 'Kathy', surname: 'Johnson', state: 'va' }],
@@ -37,22 +60,11 @@ describe('CRM intake racing an erasure of a similar customer, or of one owning a
       { externalId: `00Q${run.slice(-12).padStart(12, '0')}AAA`, person: { givenName: 'Katherine', surname: 'Johnson', streetNumber: '12', address1: 'main street', city: 'hampton', postcode: '23666', state: 'va' } },
     ]);
     const erased = first.customerIds[0]!;
-    await eraser.query('BEGIN');
-    await eraser.query('SELECT id FROM customer WHERE id = $1 FOR UPDATE', [erased]);
-    const pending = app.services.identity.ingestCrmRecords('hubspot', 'contact', [{ externalId: run.replace(/\D/g, ''), person }]);
-    pending.catch(() => undefined); // its failure is seen by the await below
-    try {
-      await waitForLockWait(q, 'the intake waits for the similar customer', { exceptPid: eraser.processID });
-      // as the erasure deletes a customer with a CRM record
-      await eraser.query('DELETE FROM crm_record WHERE customer_id = $1', [erased]);
-      await eraser.query('DELETE FROM customer_identity WHERE customer_id = $1', [erased]);
-      await eraser.query('DELETE FROM customer WHERE id = $1', [erased]);
-      await eraser.query('COMMIT');
-    } catch (e) {
-      await eraser.query('ROLLBACK');
-      throw e;
-    }
-    const taken = await pending;
+    const taken = await eraseWhileIntakeWaits(
+      erased,
+      () => app.services.identity.ingestCrmRecords('hubspot', 'contact', [{ externalId: run.replace(/\D/g, ''), person }]),
+      'the intake waits for the similar customer',
+    );
     expect(taken.customerIds).toHaveLength(1);
     const [customer] = await q<{ id: string }>('SELECT id FROM customer WHERE id = $1', [taken.customerIds[0]]);
     expect(customer?.id).toBe(taken.customerIds[0]);
@@ -71,24 +83,13 @@ describe('CRM intake racing an erasure of a similar customer, or of one owning a
       { externalId: `003${run}`, person: { givenName: 'Nora', surname: 'Quill' }, identities: [{ kind: 'email', value: email }] },
     ]);
     const erased = first.customerIds[0]!;
-    await eraser.query('BEGIN');
-    await eraser.query('SELECT id FROM customer WHERE id = $1 FOR UPDATE', [erased]);
     // another object (a HubSpot contact) with the erased person's email: placed by that key
-    const pending = app.services.identity.ingestCrmRecords('hubspot', 'contact', [{ externalId: run, person: { givenName: 'Nora', surname: 'Quill' }, identities: [{ kind: 'email', value: email }] }]);
-    pending.catch(() => undefined); // its failure is seen by the await below
-    try {
-      await waitForLockWait(q, 'the intake waits for the customer owning the email', { exceptPid: eraser.processID });
-      // as the erasure deletes a customer with a CRM record
-      await eraser.query('DELETE FROM crm_record WHERE customer_id = $1', [erased]);
-      await eraser.query('DELETE FROM customer_identity WHERE customer_id = $1', [erased]);
-      await eraser.query('DELETE FROM customer WHERE id = $1', [erased]);
-      await eraser.query('COMMIT');
-    } catch (e) {
-      await eraser.query('ROLLBACK');
-      throw e;
-    }
     // before: "insert or update on table ... violates foreign key constraint"
-    const taken = await pending;
+    const taken = await eraseWhileIntakeWaits(
+      erased,
+      () => app.services.identity.ingestCrmRecords('hubspot', 'contact', [{ externalId: run, person: { givenName: 'Nora', surname: 'Quill' }, identities: [{ kind: 'email', value: email }] }]),
+      'the intake waits for the customer owning the email',
+    );
     expect(taken.customerIds).toHaveLength(1);
     expect(taken.customerIds[0]).not.toBe(erased);
     const [customer] = await q<{ id: string }>('SELECT id FROM customer WHERE id = $1', [taken.customerIds[0]]);
