@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CrmRecordInput } from '../../src/crm/crm.port';
 import { startTestApp, type TestApp } from '../support/app';
+import { nodes, type PlanNode } from '../support/explain';
 
 // CRM intake through the database (README, "Identity resolution"): each record's merge
 // suggestions were written one statement at a time, each after a look-up of its own, so a record
@@ -14,20 +15,6 @@ const SURNAMES = ['Smith', 'Nguyen', 'Garcia', 'Johnson'];
 const CITIES = ['springfield', 'riverside', 'franklin'];
 /** pending suggestions between two customers of filler, beside the intake's own */
 const BULK_SIDE = 150;
-
-interface PlanNode {
-  'Relation Name'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  Plans?: PlanNode[];
-}
-
-function* nodes(n: PlanNode): Generator<PlanNode> {
-  yield n;
-  for (const c of n.Plans ?? []) yield* nodes(c);
-}
 
 describe('CRM intake statements', () => {
   let app: TestApp;

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrichedEventRows, type RelayDb } from '../../src/outbox/outbox.repository';
 import { message, ndjson, startTestApp, type TestApp } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { nodes, type PlanNode } from '../support/explain';
 
 // Every statement of the ingest batch's transaction, EXPLAINed with its own parameters on tables
 // large enough that a missing index would show as a sequential scan: per batch the work must not
@@ -19,23 +20,6 @@ const BATCH = 400;
 const BULK = 200_000;
 /** Taxonomy tables: a handful of rows, read whole by design. */
 const SMALL_TABLES = new Set(['topic', 'department']);
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Plan Rows': number;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  Plans?: PlanNode[];
-}
-
-function* nodes(n: PlanNode): Generator<PlanNode> {
-  yield n;
-  for (const c of n.Plans ?? []) yield* nodes(c);
-}
 
 function line(n: number, over: Record<string, unknown> = {}): Record<string, unknown> {
   const a = n % AUTHORS;
